@@ -1,0 +1,152 @@
+//! The configuration of a Tenantry process: every key, its default, and
+//! the checks that run before anything starts.
+//!
+//! Layers, later winning: built-in defaults → the TOML file given with
+//! `--config` → `TENANTRY_*` environment variables (`__` for nesting, e.g.
+//! `TENANTRY_LOG__LEVEL`; `DATABASE_URL` and `NATS_URL` work too) → flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::config::{DatabaseConfig, LogConfig, OutboxConfig};
+
+/// Every setting of a Tenantry process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded database and generated secrets live; created on
+    /// first run. Default: `.tenantry`.
+    pub data_dir: PathBuf,
+    /// The gRPC listen address of every service (one port). Port 0 picks a
+    /// free port; the chosen address is logged. Default: `127.0.0.1:50051`.
+    pub grpc_addr: SocketAddr,
+    /// The HTTP listen address (gateway, metrics, health). Default:
+    /// `127.0.0.1:8080`.
+    pub http_addr: SocketAddr,
+    /// `postgres://…` for production; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// `nats://…` for NATS JetStream; unset means the local bus, durable in
+    /// the database.
+    pub nats_url: Option<String>,
+    /// Separates installations sharing one NATS server (letters, digits and
+    /// `_`). Default: empty.
+    pub nats_namespace: String,
+    /// Apply pending migrations when serving. Production deployments run
+    /// `tenantry migrate` before a rollout and may turn this off. Default: true.
+    pub auto_migrate: bool,
+    /// Seconds to let in-flight calls finish at shutdown. Default: 20.
+    pub shutdown_grace_secs: u64,
+    /// 64 hex digits signing page tokens; replicas of one service must share
+    /// it. Unset: generated once and kept in `data_dir`.
+    pub page_token_key: Option<String>,
+    /// Log output.
+    pub log: LogConfig,
+    /// Database pool.
+    pub database: DatabaseConfig,
+    /// Outbox relay.
+    pub outbox: OutboxConfig,
+    /// Identity service options.
+    pub identity: tenantry_identity::Options,
+    /// Organization service options.
+    pub organization: tenantry_organization::Options,
+    /// Membership/RBAC service options.
+    pub rbac: tenantry_rbac::Options,
+    /// Billing service options.
+    pub billing: tenantry_billing::Options,
+    /// Audit service options.
+    pub audit: tenantry_audit::Options,
+    /// Gateway options.
+    pub gateway: tenantry_gateway::Options,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: tenantry_kit::config::default_data_dir(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: None,
+            nats_url: None,
+            nats_namespace: String::new(),
+            auto_migrate: true,
+            shutdown_grace_secs: 20,
+            page_token_key: None,
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+            outbox: OutboxConfig::default(),
+            identity: Default::default(),
+            organization: Default::default(),
+            rbac: Default::default(),
+            billing: Default::default(),
+            audit: Default::default(),
+            gateway: Default::default(),
+        }
+    }
+}
+
+/// Values given as command-line flags; unset ones leave lower layers alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nats_url: Option<String>,
+}
+
+impl Config {
+    /// Loads and validates the configuration.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let config: Config = tenantry_kit::config::load(file, overrides)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.database_url {
+            anyhow::ensure!(
+                url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:"),
+                "invalid configuration: `database_url` must start with postgres://, postgresql:// or sqlite:, got `{}`",
+                tenantry_kit::db::redact_url(url)
+            );
+        }
+        if let Some(url) = &self.nats_url {
+            anyhow::ensure!(
+                url.starts_with("nats://") || url.starts_with("tls://"),
+                "invalid configuration: `nats_url` must start with nats:// or tls://"
+            );
+        }
+        if let Some(key) = &self.page_token_key {
+            anyhow::ensure!(
+                key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+                "invalid configuration: `page_token_key` must be 64 hex digits"
+            );
+        }
+        anyhow::ensure!(
+            self.database.max_connections > 0,
+            "invalid configuration: `database.max_connections` must be at least 1"
+        );
+        anyhow::ensure!(
+            self.outbox.batch_size > 0 && self.outbox.poll_interval_ms > 0,
+            "invalid configuration: `outbox.batch_size` and `outbox.poll_interval_ms` must be positive"
+        );
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the
+    /// data directory.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| tenantry_kit::config::sqlite_url(&self.data_dir))
+    }
+}

@@ -1,0 +1,325 @@
+//! Starting and stopping a Tenantry process: storage, bus, the chosen
+//! services on one gRPC port, health and reflection, the HTTP side, and a
+//! graceful shutdown that drains calls before it flushes the outboxes.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tenantry_kit::bus;
+use tenantry_kit::db::Database;
+use tenantry_kit::outbox::Outbox;
+use tenantry_kit::page_token::PageTokens;
+use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+use crate::services::ServiceKind;
+
+/// A started process. Dropping it does not stop it: call
+/// [`shutdown`](Self::shutdown).
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The bound gRPC address (the real port when 0 was asked).
+    pub grpc_addr: SocketAddr,
+    /// The bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The full names of the gRPC services mounted.
+    pub grpc_services: Vec<&'static str>,
+    stop: CancellationToken,
+    done: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Begins a graceful shutdown and waits for it to finish.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// A token that begins the shutdown when cancelled (for signal handlers).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Waits until the process has shut down.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.done.await.context("the server task panicked")?
+    }
+}
+
+/// Applies every selected service's migrations (and the shared outbox and
+/// bus tables) to the configured database.
+pub async fn migrate(config: &Config, services: &[ServiceKind]) -> anyhow::Result<()> {
+    let db = connect_database(config).await?;
+    migrate_database(&db, config, services).await?;
+    db.close().await;
+    Ok(())
+}
+
+async fn connect_database(config: &Config) -> anyhow::Result<Database> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "cannot create the data directory `data_dir` = {}",
+                config.data_dir.display()
+            )
+        })?;
+    }
+    Database::connect(&config.effective_database_url(), &config.database).await
+}
+
+async fn migrate_database(
+    db: &Database,
+    config: &Config,
+    services: &[ServiceKind],
+) -> anyhow::Result<()> {
+    Outbox::migrate(db).await?;
+    if config.nats_url.is_none() {
+        bus::LocalBus::migrate(db).await?;
+    }
+    for kind in services {
+        let (name, migrations) = match kind {
+            ServiceKind::Identity => (tenantry_identity::NAME, tenantry_identity::MIGRATIONS),
+            ServiceKind::Organization => (
+                tenantry_organization::NAME,
+                tenantry_organization::MIGRATIONS,
+            ),
+            ServiceKind::Rbac => (tenantry_rbac::NAME, tenantry_rbac::MIGRATIONS),
+            ServiceKind::Billing => (tenantry_billing::NAME, tenantry_billing::MIGRATIONS),
+            ServiceKind::Audit => (tenantry_audit::NAME, tenantry_audit::MIGRATIONS),
+            ServiceKind::Gateway => continue,
+        };
+        db.migrate(name, migrations).await?;
+    }
+    Ok(())
+}
+
+/// Starts the selected services and returns once they accept calls.
+pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<RunningServer> {
+    let telemetry = telemetry::init(&config.log)?;
+    let db = connect_database(&config).await?;
+    if config.auto_migrate {
+        migrate_database(&db, &config, services).await?;
+    }
+    let bus = bus::connect(config.nats_url.as_deref(), &config.nats_namespace, &db).await?;
+    let page_tokens = PageTokens::new(page_token_key(&config)?);
+
+    // Bind both ports before building anything that runs in the background,
+    // so a port in use fails the start cleanly.
+    let grpc_listener = bind("grpc_addr", config.grpc_addr).await?;
+    let http_listener = bind("http_addr", config.http_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let stop = CancellationToken::new();
+    let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let ctx = ServiceContext {
+        db: db.clone(),
+        bus: bus.clone(),
+        outbox: config.outbox.clone(),
+        page_tokens,
+        shutdown: background.clone(),
+        tasks: tasks.clone(),
+    };
+
+    let mut routes = GrpcRoutes::default();
+    for kind in services {
+        match kind {
+            ServiceKind::Identity => tenantry_identity::build(&ctx, &config.identity)
+                .await?
+                .register(&mut routes),
+            ServiceKind::Organization => tenantry_organization::build(&ctx, &config.organization)
+                .await?
+                .register(&mut routes),
+            ServiceKind::Rbac => tenantry_rbac::build(&ctx, &config.rbac)
+                .await?
+                .register(&mut routes),
+            ServiceKind::Billing => tenantry_billing::build(&ctx, &config.billing)
+                .await?
+                .register(&mut routes),
+            ServiceKind::Audit => tenantry_audit::build(&ctx, &config.audit)
+                .await?
+                .register(&mut routes),
+            // The gateway has no gRPC side; its HTTP routes are mounted below.
+            ServiceKind::Gateway => {}
+        }
+    }
+    let (routes, grpc_services) = routes.into_routes();
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &grpc_services {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = reflection(&grpc_services).build_v1()?;
+    let reflection_v1alpha = reflection(&grpc_services).build_v1alpha()?;
+
+    let readiness = tenantry_gateway::Readiness::default();
+    let http_router =
+        tenantry_gateway::router(&config.gateway, telemetry.clone(), readiness.clone());
+
+    let grpc_server = tonic::transport::Server::builder()
+        .layer(GrpcTelemetryLayer)
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc_listener),
+            stop.clone().cancelled_owned(),
+        );
+    let http_server = axum::serve(http_listener, http_router)
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+
+    let enabled: Vec<&str> = services.iter().map(|s| s.name()).collect();
+    tracing::info!(
+        services = %enabled.join(","),
+        %grpc_addr,
+        %http_addr,
+        database = ?db.backend(),
+        bus = bus.kind(),
+        "tenantry is serving"
+    );
+    readiness.set(true);
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let reported = grpc_services.clone();
+    let stop_signal = stop.clone();
+    let done = tokio::spawn(async move {
+        let grpc = tokio::spawn(grpc_server);
+        let http = tokio::spawn(async move { http_server.await });
+        stop_signal.cancelled().await;
+        tracing::info!("shutting down: draining in-flight calls");
+        readiness.set(false);
+        health
+            .set_not_serving::<tonic_health::pb::health_server::HealthServer<()>>()
+            .await;
+        for name in &grpc_services {
+            health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
+        }
+        // The servers stopped accepting when `stop` fired; give in-flight
+        // calls the grace period to finish.
+        let drained = tokio::time::timeout(grace, async {
+            let grpc = grpc.await;
+            let http = http.await;
+            (grpc, http)
+        })
+        .await;
+        match drained {
+            Ok((grpc, http)) => {
+                grpc.context("grpc server task")?.context("grpc server")?;
+                http.context("http server task")?.context("http server")?;
+            }
+            Err(_) => tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "calls still running after the grace period"
+            ),
+        }
+        // Only now stop the background work, so the relays publish what the
+        // last calls wrote.
+        background.cancel();
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!(
+                "background tasks did not stop in time; unpublished events stay in the outbox"
+            );
+        }
+        db.close().await;
+        telemetry.shutdown();
+        tracing::info!("tenantry stopped");
+        Ok(())
+    });
+
+    Ok(RunningServer {
+        grpc_addr,
+        http_addr,
+        grpc_services: reported,
+        stop,
+        done,
+    })
+}
+
+fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tenantry_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+    for name in services {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot listen on `{key}` = {addr}: the address is already in use")
+        } else {
+            anyhow::anyhow!("cannot listen on `{key}` = {addr}: {error}")
+        }
+    })
+}
+
+/// The page-token key: configured, or generated once and kept in the data
+/// directory so tokens survive restarts.
+fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
+    if let Some(hex_key) = &config.page_token_key {
+        return decode_key(hex_key).context("invalid configuration: `page_token_key`");
+    }
+    if config.database_url.is_some() {
+        tracing::warn!(
+            "page_token_key is not set; replicas will not accept each other's page tokens"
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory `data_dir` = {}",
+            config.data_dir.display()
+        )
+    })?;
+    let path = config.data_dir.join("page_token.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return decode_key(text.trim()).with_context(|| format!("{} is corrupt", path.display()));
+    }
+    let key: [u8; 32] = rand::random();
+    write_secret(&path, &hex::encode(key))?;
+    Ok(key)
+}
+
+fn decode_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = hex::decode(hex_key).context("must be hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("must be 32 bytes (64 hex digits)"))
+}
+
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

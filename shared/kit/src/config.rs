@@ -1,0 +1,198 @@
+//! Layered configuration: defaults → TOML file → environment → CLI flags.
+//!
+//! The environment layer reads `TENANTRY_*` variables, with `__` separating
+//! nested keys (`TENANTRY_LOG__LEVEL=debug` sets `log.level`); the
+//! conventional `DATABASE_URL` and `NATS_URL` are accepted too, below their
+//! `TENANTRY_` spellings. Unknown keys are errors, and every error names the
+//! key and where its value came from.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with the `TENANTRY_` prefix that are not
+/// configuration: the test suite's own knobs.
+const NOT_CONFIG: &[&str] = &["test_"];
+
+/// Loads a configuration of type `T` from its defaults, an optional TOML
+/// file, the environment and finally `overrides` (CLI flags, already
+/// serialized; `None` fields are skipped by the caller's serde attributes).
+pub fn load<T, O>(file: Option<&Path>, overrides: &O) -> anyhow::Result<T>
+where
+    T: DeserializeOwned + Serialize + Default,
+    O: Serialize,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(file) = file {
+        if !file.exists() {
+            anyhow::bail!("config file {} does not exist", file.display());
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    let figment = figment
+        .merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database_url".into()),
+        )
+        .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats_url".into()))
+        .merge(
+            Env::prefixed("TENANTRY_")
+                .filter(|key| !NOT_CONFIG.iter().any(|p| key.as_str().starts_with(p)))
+                .split("__"),
+        )
+        .merge(Serialized::defaults(overrides));
+    figment.extract().map_err(|error| {
+        // figment's errors already name the key and the source (file or env
+        // variable); join them into one readable message.
+        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
+    })
+}
+
+/// Log output settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `json` (one object per line, the default) or `text` (for humans).
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `info,tenantry_rbac=debug`.
+    /// Default: `info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Connection pool settings for the database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Most connections per pool. Default: 10 (SQLite: 5).
+    pub max_connections: u32,
+    /// How long to wait for a connection, in seconds, before answering
+    /// UNAVAILABLE. Default: 5.
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The acquire timeout as a duration.
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_secs)
+    }
+}
+
+/// Outbox relay settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// How often the relay looks for unpublished events written by other
+    /// processes, in milliseconds. Writes in this process wake it at once.
+    /// Default: 500.
+    pub poll_interval_ms: u64,
+    /// Most events published per round. Default: 256.
+    pub batch_size: u32,
+    /// Published events are deleted after this many hours. Default: 168.
+    pub retain_published_hours: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            poll_interval_ms: 500,
+            batch_size: 256,
+            retain_published_hours: 168,
+        }
+    }
+}
+
+/// Validates a listen address given as text, naming the key.
+pub fn parse_addr(key: &str, value: &str) -> anyhow::Result<SocketAddr> {
+    value.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "invalid configuration: `{key}` must be an address like 127.0.0.1:8080, got `{value}`"
+        )
+    })
+}
+
+/// The SQLite URL for a data directory.
+pub fn sqlite_url(data_dir: &Path) -> String {
+    format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("tenantry.db").display()
+    )
+}
+
+/// The default data directory: `./.tenantry`.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from(".tenantry")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Sample {
+        grpc_addr: String,
+        log: LogConfig,
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "grpc_adr = \"x\"\n").unwrap();
+        let error = load::<Sample, _>(Some(&file), &()).unwrap_err().to_string();
+        assert!(error.contains("grpc_adr"), "{error}");
+    }
+
+    #[test]
+    fn bad_enum_values_say_what_is_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.toml");
+        std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
+        let error = load::<Sample, _>(Some(&file), &()).unwrap_err().to_string();
+        assert!(
+            error.contains("json") && error.contains("format"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_addresses_name_the_key() {
+        let error = parse_addr("grpc_addr", "nowhere").unwrap_err().to_string();
+        assert!(error.contains("grpc_addr"), "{error}");
+    }
+}

@@ -1,0 +1,248 @@
+//! Database pools for SQLite (embedded default) and Postgres (production),
+//! and per-service embedded migrations.
+//!
+//! Services write their queries once, against `sqlx::Any`, with `$1`-style
+//! placeholders (both backends accept them) and portable types: ids as TEXT,
+//! times as BIGINT microseconds since the epoch, blobs as BLOB/BYTEA. DDL
+//! differs between backends, so each migration carries both spellings.
+//!
+//! Migrations are tracked per service in `tenantry_migrations`, so services
+//! sharing one database (the all-in-one binary) never collide, and a
+//! database holding only some services' tables is fine.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+
+use crate::config::DatabaseConfig;
+use crate::error::{Result, db_error};
+
+/// Which database a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, in a file of the data directory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A pool of connections to the service's database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// One schema change, in both SQL dialects.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Strictly increasing per service, starting at 1.
+    pub version: i64,
+    /// A short description, recorded with the version.
+    pub description: &'static str,
+    /// The change for SQLite.
+    pub sqlite: &'static str,
+    /// The change for Postgres.
+    pub postgres: &'static str,
+}
+
+impl Database {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and checks the
+    /// connection once, so a wrong or unreachable URL fails at start with
+    /// the (password-redacted) URL in the message.
+    pub async fn connect(url: &str, config: &DatabaseConfig) -> anyhow::Result<Database> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!(
+                "invalid configuration: `database_url` must start with sqlite: or postgres:, got `{}`",
+                redact_url(url)
+            );
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid `database_url` {}: {e}", redact_url(url)))?;
+        let max_connections = match backend {
+            // SQLite has one writer; a few readers are plenty.
+            Backend::Sqlite => config.max_connections.min(5),
+            Backend::Postgres => config.max_connections,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(config.acquire_timeout())
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; the busy
+                        // timeout queues writers instead of failing them.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot connect to the database at {}: {e}", redact_url(url))
+            })?;
+        Ok(Database { pool, backend })
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a read-write transaction. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout
+    /// instead of deadlocking on a lock upgrade.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(db_error)
+    }
+
+    /// Applies `service`'s pending migrations, each in its own transaction.
+    /// On Postgres an advisory lock serializes replicas migrating at once.
+    pub async fn migrate(&self, service: &str, migrations: &[Migration]) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_lock(7201302)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let result = self.migrate_locked(&mut conn, service, migrations).await;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_unlock(7201302)")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        service: &str,
+        migrations: &[Migration],
+    ) -> anyhow::Result<()> {
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tenantry_migrations (
+                service TEXT NOT NULL,
+                version BIGINT NOT NULL,
+                description TEXT NOT NULL,
+                applied_at_us BIGINT NOT NULL,
+                PRIMARY KEY (service, version)
+            )",
+        )
+        .await?;
+        let applied: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) FROM tenantry_migrations WHERE service = $1",
+        )
+        .bind(service)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        let mut previous = 0;
+        for migration in migrations {
+            anyhow::ensure!(
+                migration.version > previous,
+                "{service} migrations must have increasing versions"
+            );
+            previous = migration.version;
+            if migration.version <= applied {
+                continue;
+            }
+            let sql = match self.backend {
+                Backend::Sqlite => migration.sqlite,
+                Backend::Postgres => migration.postgres,
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "{service} migration {} ({}) failed: {e}",
+                    migration.version,
+                    migration.description
+                )
+            })?;
+            sqlx::query(
+                "INSERT INTO tenantry_migrations (service, version, description, applied_at_us)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(service)
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            tracing::info!(service, version = migration.version, "applied migration");
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers a trivial query within `timeout`.
+    pub async fn is_healthy(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(&self.pool)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+/// Microseconds since the Unix epoch: how times are stored.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_appear_in_redacted_urls() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tenantry"),
+            "postgres://app:***@db:5432/tenantry"
+        );
+        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact_url("sqlite://.tenantry/t.db"),
+            "sqlite://.tenantry/t.db"
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared plumbing of every Tenantry service.
+//!
+//! - [`config`]: layered configuration (defaults, TOML, `TENANTRY_*` env, flags).
+//! - [`telemetry`]: JSON logs, OTLP traces, W3C trace context, Prometheus metrics.
+//! - [`db`]: SQLite and Postgres pools, per-service embedded migrations.
+//! - [`error`]: the one error type and its mapping to `tonic::Status`.
+//! - [`id`]: UUIDv7 ids and AIP-122 resource names.
+//! - [`page_token`]: opaque, tamper-checked page tokens.
+//! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
+
+pub mod bus;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod id;
+pub mod outbox;
+pub mod page_token;
+pub mod telemetry;
+
+pub use error::{Code, Error, Result};
+pub mod service;

@@ -1,0 +1,518 @@
+//! The transactional outbox, its relay to the bus, and idempotent consumers.
+//!
+//! A service writes its change and the change's domain event in one
+//! transaction ([`Outbox::append`]). The [`Relay`] publishes unpublished rows
+//! to the bus in order, and marks a row sent only after the bus acknowledged
+//! it, so a crash between the two re-publishes (at least once) and never
+//! loses. Events of one aggregate keep their order: each carries a
+//! per-aggregate `sequence`, assigned under the aggregate's row lock, and the
+//! relay stops at the first failure instead of skipping ahead.
+//!
+//! Consumers run through [`run_consumer`], which decodes events, hands them
+//! to a handler and acknowledges only after the handler succeeded. Handlers
+//! make their effect idempotent with [`claim_event`] in their own
+//! transaction: a redelivered event is recognized by its id and skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message;
+use sqlx::{Any, Row, Transaction};
+use tenantry_proto::tenantry::events::v1 as events;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{BusMessage, EventBus, SUBJECT_PREFIX};
+use crate::config::OutboxConfig;
+use crate::db::{Backend, Database, Migration, now_micros};
+use crate::error::{Result, db_error};
+use crate::id::new_id;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "outbox and consumer inbox",
+    sqlite: "
+        CREATE TABLE tenantry_outbox (
+            position INTEGER PRIMARY KEY AUTOINCREMENT,
+            service TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created_at_us BIGINT NOT NULL,
+            published_at_us BIGINT
+        );
+        CREATE INDEX tenantry_outbox_pending ON tenantry_outbox (service, position)
+            WHERE published_at_us IS NULL;
+        CREATE TABLE tenantry_outbox_aggregates (
+            aggregate_type TEXT NOT NULL,
+            aggregate_id TEXT NOT NULL,
+            last_sequence BIGINT NOT NULL,
+            PRIMARY KEY (aggregate_type, aggregate_id)
+        );
+        CREATE TABLE tenantry_consumed_events (
+            consumer TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            consumed_at_us BIGINT NOT NULL,
+            PRIMARY KEY (consumer, event_id)
+        );",
+    postgres: "
+        CREATE TABLE tenantry_outbox (
+            position BIGSERIAL PRIMARY KEY,
+            service TEXT NOT NULL,
+            event_id TEXT NOT NULL UNIQUE,
+            subject TEXT NOT NULL,
+            payload BYTEA NOT NULL,
+            created_at_us BIGINT NOT NULL,
+            published_at_us BIGINT
+        );
+        CREATE INDEX tenantry_outbox_pending ON tenantry_outbox (service, position)
+            WHERE published_at_us IS NULL;
+        CREATE TABLE tenantry_outbox_aggregates (
+            aggregate_type TEXT NOT NULL,
+            aggregate_id TEXT NOT NULL,
+            last_sequence BIGINT NOT NULL,
+            PRIMARY KEY (aggregate_type, aggregate_id)
+        );
+        CREATE TABLE tenantry_consumed_events (
+            consumer TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            consumed_at_us BIGINT NOT NULL,
+            PRIMARY KEY (consumer, event_id)
+        );",
+}];
+
+/// A domain event about to be written. The outbox fills in the id, the
+/// per-aggregate sequence and the time.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The stable dotted event type, such as `organization.created`.
+    pub event_type: &'static str,
+    /// The kind of entity that changed, such as `organization`.
+    pub aggregate_type: &'static str,
+    /// The id of the entity that changed.
+    pub aggregate_id: String,
+    /// The organization the change belongs to, if any.
+    pub organization_id: Option<String>,
+    /// The root of that organization's tree.
+    pub root_organization_id: Option<String>,
+    /// Who made the change.
+    pub actor: events::Actor,
+    /// The request that made it.
+    pub request: Option<events::RequestContext>,
+    /// The event's own message.
+    pub payload: prost_types::Any,
+    /// Changed fields, before and after; never secrets.
+    pub changes: Vec<events::FieldChange>,
+    /// The objects the change is about.
+    pub targets: Vec<events::Target>,
+}
+
+impl NewEvent {
+    /// A new event with the payload message `payload`.
+    pub fn new<M: prost::Name>(
+        event_type: &'static str,
+        aggregate_type: &'static str,
+        aggregate_id: impl Into<String>,
+        actor: events::Actor,
+        payload: &M,
+    ) -> Self {
+        NewEvent {
+            event_type,
+            aggregate_type,
+            aggregate_id: aggregate_id.into(),
+            organization_id: None,
+            root_organization_id: None,
+            actor,
+            request: None,
+            payload: prost_types::Any::from_msg(payload).expect("encoding into a Vec cannot fail"),
+            changes: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    /// Sets the organization (and its root) the change belongs to.
+    pub fn in_organization(
+        mut self,
+        organization: impl Into<String>,
+        root: impl Into<String>,
+    ) -> Self {
+        self.organization_id = Some(organization.into());
+        self.root_organization_id = Some(root.into());
+        self
+    }
+
+    /// Sets the request that caused the change.
+    pub fn with_request(mut self, request: events::RequestContext) -> Self {
+        self.request = Some(request);
+        self
+    }
+}
+
+/// The outbox of one service.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    service: &'static str,
+    written: Arc<Notify>,
+}
+
+impl Outbox {
+    /// The outbox of `service` (its name is the event source).
+    pub fn new(service: &'static str) -> Self {
+        Outbox {
+            service,
+            written: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Creates the outbox tables (shared by every service of a database).
+    pub async fn migrate(db: &Database) -> anyhow::Result<()> {
+        db.migrate("outbox", MIGRATIONS).await
+    }
+
+    /// The service this outbox belongs to.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// Writes `event` in the caller's transaction and returns the complete
+    /// envelope. The event exists exactly when the transaction commits. Call
+    /// [`notify`](Self::notify) after the commit to publish without waiting
+    /// for the relay's next poll.
+    pub async fn append(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: NewEvent,
+    ) -> Result<events::Event> {
+        // Take the aggregate's row lock and its next sequence in one
+        // statement: concurrent writers to one aggregate queue here, so
+        // sequence order is commit order.
+        let sequence: i64 = sqlx::query(
+            "INSERT INTO tenantry_outbox_aggregates (aggregate_type, aggregate_id, last_sequence)
+             VALUES ($1, $2, 1)
+             ON CONFLICT (aggregate_type, aggregate_id)
+             DO UPDATE SET last_sequence = tenantry_outbox_aggregates.last_sequence + 1
+             RETURNING last_sequence",
+        )
+        .bind(event.aggregate_type)
+        .bind(&event.aggregate_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .try_get(0)
+        .map_err(db_error)?;
+
+        let now = chrono::Utc::now();
+        let envelope = events::Event {
+            id: new_id().to_string(),
+            r#type: event.event_type.to_string(),
+            source: self.service.to_string(),
+            aggregate_type: event.aggregate_type.to_string(),
+            aggregate_id: event.aggregate_id,
+            sequence: sequence as u64,
+            organization_id: event.organization_id.unwrap_or_default(),
+            root_organization_id: event.root_organization_id.unwrap_or_default(),
+            occurred_at: Some(prost_types::Timestamp {
+                seconds: now.timestamp(),
+                nanos: now.timestamp_subsec_nanos() as i32,
+            }),
+            actor: Some(event.actor),
+            request: event.request,
+            payload: Some(event.payload),
+            changes: event.changes,
+            targets: event.targets,
+        };
+        sqlx::query(
+            "INSERT INTO tenantry_outbox (service, event_id, subject, payload, created_at_us)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(self.service)
+        .bind(&envelope.id)
+        .bind(subject_for(self.service, event.event_type))
+        .bind(envelope.encode_to_vec())
+        .bind(now.timestamp_micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(envelope)
+    }
+
+    /// Wakes this process's relay after a commit.
+    pub fn notify(&self) {
+        self.written.notify_one();
+    }
+
+    /// A relay publishing this outbox's events from `db` to `bus`.
+    pub fn relay(&self, db: Database, bus: Arc<dyn EventBus>, config: OutboxConfig) -> Relay {
+        Relay {
+            outbox: self.clone(),
+            db,
+            bus,
+            config,
+        }
+    }
+}
+
+/// The bus subject of an event type from a service.
+pub fn subject_for(service: &str, event_type: &str) -> String {
+    format!("{SUBJECT_PREFIX}.{service}.{event_type}")
+}
+
+/// Publishes one service's outbox to the bus.
+#[derive(Debug)]
+pub struct Relay {
+    outbox: Outbox,
+    db: Database,
+    bus: Arc<dyn EventBus>,
+    config: OutboxConfig,
+}
+
+impl Relay {
+    /// Runs until `shutdown` is cancelled, then makes one last attempt to
+    /// flush what is pending so a clean stop leaves nothing behind.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let service = self.outbox.service;
+        let poll = Duration::from_millis(self.config.poll_interval_ms);
+        let mut backoff = poll;
+        let mut leader = None;
+        loop {
+            if self.db.backend() == Backend::Postgres && leader.is_none() {
+                leader = self.try_lead().await;
+            }
+            let is_leader = self.db.backend() == Backend::Sqlite || leader.is_some();
+            let wait = if !is_leader {
+                poll
+            } else {
+                match self.publish_pending().await {
+                    Ok(published) if published == self.config.batch_size as usize => {
+                        backoff = poll;
+                        continue;
+                    }
+                    Ok(_) => {
+                        backoff = poll;
+                        poll
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            service,
+                            error = format!("{error:#}"),
+                            "outbox relay failed to publish"
+                        );
+                        if leader.is_some() && !self.db.is_healthy(Duration::from_secs(2)).await {
+                            // The lock's connection may be gone with the database.
+                            leader = None;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff
+                    }
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.outbox.written.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+        if let Err(error) = self.publish_pending().await {
+            tracing::warn!(
+                service,
+                error = format!("{error:#}"),
+                "outbox flush at shutdown failed; events stay queued"
+            );
+        }
+        self.delete_published().await;
+    }
+
+    /// On Postgres only one replica of a service relays at a time (so events
+    /// of one aggregate are never published by two relays at once). The
+    /// session-level advisory lock lives as long as the returned connection.
+    async fn try_lead(&self) -> Option<sqlx::pool::PoolConnection<Any>> {
+        let mut conn = self.db.pool().acquire().await.ok()?;
+        let key = lock_key(self.outbox.service);
+        let locked: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await
+            .ok()?
+            .try_get(0)
+            .ok()?;
+        // A connection that does not hold the lock goes back to the pool.
+        locked.then_some(conn)
+    }
+
+    /// Publishes up to one batch of pending events, in order, stopping at
+    /// the first failure. Returns how many were published.
+    pub async fn publish_pending(&self) -> anyhow::Result<usize> {
+        let rows = sqlx::query(
+            "SELECT position, event_id, subject, payload FROM tenantry_outbox
+             WHERE service = $1 AND published_at_us IS NULL
+             ORDER BY position LIMIT $2",
+        )
+        .bind(self.outbox.service)
+        .bind(i64::from(self.config.batch_size))
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            let message = BusMessage {
+                event_id: row.try_get(1)?,
+                subject: row.try_get(2)?,
+                payload: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
+            };
+            match self.bus.publish(&message).await {
+                Ok(()) => published.push(row.try_get::<i64, _>(0)?),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        self.mark_published(&published).await?;
+        metrics::counter!("tenantry_outbox_published_total", "service" => self.outbox.service)
+            .increment(published.len() as u64);
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(published.len()),
+        }
+    }
+
+    async fn mark_published(&self, positions: &[i64]) -> anyhow::Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (0..positions.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        let sql = format!(
+            "UPDATE tenantry_outbox SET published_at_us = $1 WHERE position IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_micros());
+        for position in positions {
+            query = query.bind(*position);
+        }
+        query.execute(self.db.pool()).await?;
+        Ok(())
+    }
+
+    async fn delete_published(&self) {
+        let cutoff = now_micros() - (self.config.retain_published_hours as i64) * 3_600_000_000;
+        let result =
+            sqlx::query("DELETE FROM tenantry_outbox WHERE service = $1 AND published_at_us < $2")
+                .bind(self.outbox.service)
+                .bind(cutoff)
+                .execute(self.db.pool())
+                .await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "deleting published outbox rows failed");
+        }
+    }
+}
+
+/// Counts events not yet published, per service: the outbox lag.
+pub async fn pending_count(db: &Database, service: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query(
+        "SELECT COUNT(*) FROM tenantry_outbox WHERE service = $1 AND published_at_us IS NULL",
+    )
+    .bind(service)
+    .fetch_one(db.pool())
+    .await?
+    .try_get(0)?)
+}
+
+fn lock_key(service: &str) -> i64 {
+    // A stable (FNV-1a) hash: the key must be equal in every replica.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in service.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Records that `consumer` processed `event_id`, in the consumer's own
+/// transaction. Returns `false` when it already had: the caller then skips
+/// the event's effect, which makes redeliveries harmless.
+pub async fn claim_event(
+    tx: &mut Transaction<'static, Any>,
+    consumer: &str,
+    event_id: &str,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO tenantry_consumed_events (consumer, event_id, consumed_at_us)
+         VALUES ($1, $2, $3) ON CONFLICT (consumer, event_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Delivers events from the durable consumer `name` to `handle` until
+/// `shutdown`, one at a time and in order. An event is acknowledged only
+/// after `handle` returned `Ok`; on an error the same event is retried with
+/// back-off, so a failing handler delays delivery and never drops it.
+pub async fn run_consumer<F, Fut>(
+    bus: Arc<dyn EventBus>,
+    name: &str,
+    filters: &[String],
+    shutdown: CancellationToken,
+    mut handle: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut(events::Event) -> Fut + Send,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let mut subscription = bus.subscribe(name, filters).await?;
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            delivery = subscription.next() => delivery,
+        };
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(error) => {
+                tracing::warn!(
+                    consumer = name,
+                    error = format!("{error:#}"),
+                    "receiving from the bus failed"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let event = match events::Event::decode(delivery.message.payload.clone()) {
+            Ok(event) => event,
+            Err(error) => {
+                // A message that is not an event can never be processed:
+                // acknowledge it so it does not block the ones behind it.
+                tracing::error!(consumer = name, event_id = %delivery.message.event_id, %error, "dropping an undecodable bus message");
+                delivery.ack().await?;
+                continue;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match handle(event.clone()).await {
+                Ok(()) => break,
+                Err(error) => {
+                    tracing::warn!(consumer = name, event_id = %event.id, error = format!("{error:#}"), "event handler failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        if let Err(error) = delivery.ack().await {
+            // The event will come again; the handler's claim makes that harmless.
+            tracing::warn!(consumer = name, event_id = %event.id, error = format!("{error:#}"), "acknowledging failed");
+        }
+    }
+}

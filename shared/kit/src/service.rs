@@ -1,0 +1,119 @@
+//! What a service crate receives from the process hosting it, and how it
+//! mounts its gRPC servers.
+//!
+//! A service crate follows one shape: `Options` (serde) → `build(&ServiceContext,
+//! &Options)` → a value holding its state → `register(&mut GrpcRoutes)`. The
+//! binary decides which services run; a service never knows whether it shares
+//! the process with others.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::body::Body;
+use tonic::server::NamedService;
+
+use crate::bus::EventBus;
+use crate::config::OutboxConfig;
+use crate::db::Database;
+use crate::outbox::Outbox;
+use crate::page_token::PageTokens;
+
+/// Largest gRPC message a service accepts or sends (4 MiB, tonic's default
+/// for decoding, set explicitly so every service agrees).
+pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// Shared resources handed to every service.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The database holding the service's tables.
+    pub db: Database,
+    /// The event bus.
+    pub bus: Arc<dyn EventBus>,
+    /// Outbox relay settings.
+    pub outbox: OutboxConfig,
+    /// Signs and checks page tokens.
+    pub page_tokens: PageTokens,
+    /// Cancelled when the process begins to shut down.
+    pub shutdown: CancellationToken,
+    /// Background tasks the process waits for at shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for ServiceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceContext")
+            .field("db", &self.db.backend())
+            .field("bus", &self.bus.kind())
+            .finish()
+    }
+}
+
+impl ServiceContext {
+    /// Starts the relay of `outbox` as a background task; it flushes what is
+    /// pending when the process shuts down.
+    pub fn spawn_relay(&self, outbox: &Outbox) {
+        let relay = outbox.relay(self.db.clone(), self.bus.clone(), self.outbox.clone());
+        self.tasks.spawn(relay.run(self.shutdown.clone()));
+    }
+}
+
+/// The gRPC services a process serves, collected before the server starts.
+#[derive(Default)]
+pub struct GrpcRoutes {
+    routes: tonic::service::RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for GrpcRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcRoutes")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+impl GrpcRoutes {
+    /// Mounts a generated tonic server. Its full name (such as
+    /// `tenantry.organization.v1.OrganizationService`) is reported by health
+    /// and reflection.
+    pub fn add<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The full names of the mounted services.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+
+    /// The routes, for the server.
+    pub fn into_routes(self) -> (tonic::service::Routes, Vec<&'static str>) {
+        (self.routes.routes(), self.names)
+    }
+}
+
+/// Applies the message-size limits and compression every Tenantry server
+/// uses. Service crates call it on each generated server before mounting it.
+#[macro_export]
+macro_rules! configure_server {
+    ($server:expr) => {
+        $server
+            .max_decoding_message_size($crate::service::MAX_MESSAGE_SIZE)
+            .max_encoding_message_size($crate::service::MAX_MESSAGE_SIZE)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    };
+}

@@ -1,0 +1,260 @@
+//! Logs, traces and metrics.
+//!
+//! - Logs: `tracing` with JSON (default) or text output.
+//! - Traces: OpenTelemetry OTLP export when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+//!   set; W3C trace context is read from incoming gRPC metadata by
+//!   [`GrpcTelemetryLayer`] and written into outgoing calls by
+//!   [`inject_trace_context`].
+//! - Metrics: the `metrics` facade with a Prometheus recorder; the binary
+//!   serves [`Telemetry::render_metrics`] at `/metrics`.
+
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogConfig, LogFormat};
+
+/// Handles to the installed telemetry pipelines.
+#[derive(Clone)]
+pub struct Telemetry {
+    prometheus: PrometheusHandle,
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("otlp", &self.tracer_provider.is_some())
+            .finish()
+    }
+}
+
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Installs logging, tracing and metrics for the process. Calling it again
+/// (several servers in one test process) returns the first installation.
+pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
+    if let Some(telemetry) = TELEMETRY.get() {
+        return Ok(telemetry.clone());
+    }
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+    let filter = EnvFilter::try_new(&log.level).map_err(|e| {
+        anyhow::anyhow!("invalid configuration: `log.level` is not a tracing filter: {e}")
+    })?;
+    let tracer_provider = otlp_tracer_provider()?;
+    let otel_layer = tracer_provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("tenantry")));
+    let (json, text) = match log.format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ),
+            None,
+        ),
+        LogFormat::Text => (None, Some(tracing_subscriber::fmt::layer())),
+    };
+    // A second subscriber in the same process (tests) is not an error.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(text)
+        .with(otel_layer)
+        .try_init();
+
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+            0.25, 0.5, 1.0, 2.5, 5.0,
+        ])
+        .expect("buckets are not empty")
+        .build_recorder();
+    let prometheus = recorder.handle();
+    let _ = metrics::set_global_recorder(recorder);
+
+    let telemetry = Telemetry {
+        prometheus,
+        tracer_provider,
+    };
+    Ok(TELEMETRY.get_or_init(|| telemetry).clone())
+}
+
+fn otlp_tracer_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
+    if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+        return Ok(None);
+    }
+    // The exporter reads the endpoint, headers and timeout from the standard
+    // OTEL_EXPORTER_OTLP_* variables itself.
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the OTLP exporter: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(
+            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tenantry".to_string()),
+        )
+        .build();
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build(),
+    ))
+}
+
+impl Telemetry {
+    /// The Prometheus text exposition of every metric recorded so far.
+    pub fn render_metrics(&self) -> String {
+        self.prometheus.render()
+    }
+
+    /// Flushes pending spans. Called once at shutdown.
+    pub fn shutdown(&self) {
+        if let Some(provider) = &self.tracer_provider {
+            if let Err(error) = provider.shutdown() {
+                tracing::warn!(%error, "flushing traces at shutdown failed");
+            }
+        }
+    }
+}
+
+/// Reads W3C trace context (`traceparent`, `tracestate`) from HTTP headers.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Writes W3C trace context into gRPC metadata.
+struct MetadataInjector<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for MetadataInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            tonic::metadata::MetadataValue::try_from(value),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+/// A tonic interceptor for outgoing calls: carries the current span's trace
+/// context to the next service.
+pub fn inject_trace_context(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+    });
+    Ok(request)
+}
+
+/// The trace id of the current span as 32 hex digits, or `None` outside a
+/// sampled trace. Audit events record it.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// A tower layer for gRPC servers: one span per call, parented on the
+/// caller's W3C trace context, and Prometheus metrics per method
+/// (`tenantry_grpc_requests_total`, `tenantry_grpc_request_duration_seconds`).
+#[derive(Debug, Clone, Default)]
+pub struct GrpcTelemetryLayer;
+
+impl<S> tower::Layer<S> for GrpcTelemetryLayer {
+    type Service = GrpcTelemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTelemetry { inner }
+    }
+}
+
+/// The service made by [`GrpcTelemetryLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcTelemetry<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcTelemetry<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_string();
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(request.headers()))
+        });
+        let span = tracing::info_span!("grpc", rpc.method = %method, otel.kind = "server");
+        let _ = span.set_parent(parent);
+        // Take the service that was driven to readiness; leave a fresh clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let result = inner.call(request).await;
+                // Unary failures travel as trailers-only responses, so the
+                // status is in the headers; a success carries it in trailers.
+                let code = match &result {
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("0")
+                        .to_string(),
+                    Err(_) => "transport".to_string(),
+                };
+                metrics::counter!(
+                    "tenantry_grpc_requests_total",
+                    "method" => method.clone(),
+                    "code" => code
+                )
+                .increment(1);
+                metrics::histogram!("tenantry_grpc_request_duration_seconds", "method" => method)
+                    .record(started.elapsed().as_secs_f64());
+                result
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,48 @@
+//! Compiles every `.proto` under `proto/tenantry` with protox (no system protoc)
+//! and generates prost messages and tonic clients/servers from the result.
+
+use std::path::{Path, PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files = Vec::new();
+    collect_protos(&root.join("tenantry"), &mut files)?;
+    files.sort();
+    println!("cargo:rerun-if-changed={}", root.display());
+
+    // Encode the descriptor set straight from protox: re-encoding a parsed
+    // `FileDescriptorSet` would drop extension options such as `google.api.http`,
+    // which the gateway needs.
+    let mut compiler = protox::Compiler::new([&root])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(&files)?;
+    let encoded = compiler.encode_file_descriptor_set();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out_dir.join("tenantry_descriptor.bin"), &encoded)?;
+
+    let descriptors = compiler.file_descriptor_set();
+    let mut config = tonic_prost_build::Config::new();
+    // Type names let events travel as `google.protobuf.Any`.
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_client(std::env::var_os("CARGO_FEATURE_CLIENT").is_some())
+        .build_server(std::env::var_os("CARGO_FEATURE_SERVER").is_some())
+        // Every service can be mounted before it has business logic; an RPC
+        // without an implementation answers UNIMPLEMENTED.
+        .generate_default_stubs(true)
+        .include_file("tenantry_protos.rs")
+        .compile_fds_with_config(descriptors, config)?;
+    Ok(())
+}
+
+fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_protos(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "proto") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
