@@ -328,6 +328,7 @@ pub struct NatsBus {
     stream: String,
     /// Prepended to every subject on the wire (`<namespace>.tenantry.events…`).
     wire_prefix: String,
+    ack_wait: Duration,
 }
 
 impl std::fmt::Debug for NatsBus {
@@ -394,7 +395,15 @@ impl NatsBus {
             url: url.to_string(),
             stream,
             wire_prefix,
+            ack_wait: Duration::from_secs(30),
         })
+    }
+
+    /// How long the server waits for a consumer's ack before redelivering
+    /// (default 30 s). Applies to consumers created afterwards.
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
     }
 
     /// Deletes this namespace's stream and everything in it. For tests.
@@ -446,7 +455,11 @@ impl EventBus for NatsBus {
                     ack_policy: consumer::AckPolicy::Explicit,
                     deliver_policy: consumer::DeliverPolicy::All,
                     // Redeliver what a crashed consumer took but never acked.
-                    ack_wait: Duration::from_secs(30),
+                    ack_wait: self.ack_wait,
+                    // One message in flight at a time: a redelivery (after a
+                    // consumer crash) must come before anything published
+                    // after it, or events of one aggregate arrive out of order.
+                    max_ack_pending: 1,
                     ..Default::default()
                 },
             )

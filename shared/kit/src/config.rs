@@ -15,9 +15,16 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// Environment variables with the `TENANTRY_` prefix that are not
-/// configuration: the test suite's own knobs.
-const NOT_CONFIG: &[&str] = &["test_"];
+/// `TENANTRY_*` environment variables that are not configuration keys: the
+/// command line's own (`TENANTRY_CONFIG`, `TENANTRY_SERVICES`).
+const NOT_CONFIG: &[&str] = &["config", "services"];
+
+/// Prefix of the test suite's own `TENANTRY_TEST_*` variables.
+const TEST_PREFIX: &str = "test_";
+
+fn is_config_key(key: &str) -> bool {
+    !NOT_CONFIG.contains(&key) && !key.starts_with(TEST_PREFIX)
+}
 
 /// Loads a configuration of type `T` from its defaults, an optional TOML
 /// file, the environment and finally `overrides` (CLI flags, already
@@ -43,7 +50,7 @@ where
         .merge(Env::raw().only(&["NATS_URL"]).map(|_| "nats_url".into()))
         .merge(
             Env::prefixed("TENANTRY_")
-                .filter(|key| !NOT_CONFIG.iter().any(|p| key.as_str().starts_with(p)))
+                .filter(|key| is_config_key(key.as_str()))
                 .split("__"),
         )
         .merge(Serialized::defaults(overrides));

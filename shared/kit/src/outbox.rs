@@ -459,8 +459,8 @@ pub async fn claim_event(
 /// back-off, so a failing handler delays delivery and never drops it.
 pub async fn run_consumer<F, Fut>(
     bus: Arc<dyn EventBus>,
-    name: &str,
-    filters: &[String],
+    name: String,
+    filters: Vec<String>,
     shutdown: CancellationToken,
     mut handle: F,
 ) -> anyhow::Result<()>
@@ -468,7 +468,8 @@ where
     F: FnMut(events::Event) -> Fut + Send,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    let mut subscription = bus.subscribe(name, filters).await?;
+    let name = name.as_str();
+    let mut subscription = bus.subscribe(name, &filters).await?;
     loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

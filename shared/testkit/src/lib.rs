@@ -1,1 +1,284 @@
-//! placeholder
+//! The test sandbox: what every integration test in `tests/` builds on.
+//!
+//! - [`TestDatabase`]: a private database per test. SQLite in a temporary
+//!   directory always; Postgres (a fresh schema in the database named by
+//!   `TENANTRY_TEST_DATABASE_URL`) when that variable is set. [`storages`]
+//!   lists the backends a test should run on, so one test body covers both.
+//! - [`nats_url`]: the NATS server named by `TENANTRY_TEST_NATS_URL`, and
+//!   [`NatsServer`] for tests that stop and restart a server of their own.
+//! - [`Sandbox`]: a Tenantry server started in-process on free ports with the
+//!   chosen services, storage and bus; shut down explicitly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tenantry::config::Config;
+use tenantry::server::RunningServer;
+use tenantry::services::ServiceKind;
+use tenantry_kit::config::{DatabaseConfig, LogConfig, LogFormat};
+use tenantry_kit::db::Database;
+use tempfile::TempDir;
+
+/// The environment variable naming a Postgres database for tests.
+pub const DATABASE_URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";
+/// The environment variable naming a NATS server for tests.
+pub const NATS_URL_VAR: &str = "TENANTRY_TEST_NATS_URL";
+
+/// A storage backend under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// SQLite in a temporary directory.
+    Sqlite,
+    /// A fresh schema in the Postgres database of `TENANTRY_TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// The storages a test runs on: SQLite always, Postgres when configured.
+pub fn storages() -> Vec<Storage> {
+    let mut storages = vec![Storage::Sqlite];
+    if postgres_url().is_some() {
+        storages.push(Storage::Postgres);
+    }
+    storages
+}
+
+fn postgres_url() -> Option<String> {
+    std::env::var(DATABASE_URL_VAR).ok().filter(|v| !v.is_empty())
+}
+
+/// The NATS server for tests, when `TENANTRY_TEST_NATS_URL` is set.
+pub fn nats_url() -> Option<String> {
+    std::env::var(NATS_URL_VAR).ok().filter(|v| !v.is_empty())
+}
+
+/// A name no other test uses: for NATS namespaces, consumers and schemas.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A database of its own for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// The backend.
+    pub storage: Storage,
+    /// The URL a server or pool connects with.
+    pub url: String,
+    dir: TempDir,
+}
+
+impl TestDatabase {
+    /// Creates an empty database on `storage`.
+    pub async fn new(storage: Storage) -> anyhow::Result<TestDatabase> {
+        let dir = tempfile::tempdir()?;
+        let url = match storage {
+            Storage::Sqlite => tenantry_kit::config::sqlite_url(dir.path()),
+            Storage::Postgres => {
+                let base = postgres_url()
+                    .ok_or_else(|| anyhow::anyhow!("{DATABASE_URL_VAR} is not set"))?;
+                let schema = unique_name("test");
+                let admin = Database::connect(&base, &small_pool()).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(admin.pool())
+                    .await?;
+                admin.close().await;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                // Every connection of the test's pools lands in its schema.
+                format!("{base}{separator}options=-c%20search_path%3D{schema}")
+            }
+        };
+        Ok(TestDatabase { storage, url, dir })
+    }
+
+    /// A pool on the test database.
+    pub async fn connect(&self) -> anyhow::Result<Database> {
+        Database::connect(&self.url, &DatabaseConfig::default()).await
+    }
+
+    /// A directory that lives as long as the database.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+fn small_pool() -> DatabaseConfig {
+    DatabaseConfig { max_connections: 2, ..DatabaseConfig::default() }
+}
+
+/// Which bus a sandbox uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    /// The local bus, durable in the sandbox's database.
+    Local,
+    /// NATS JetStream at this URL, in a namespace of the sandbox's own.
+    Nats(String),
+}
+
+/// Builds a [`Sandbox`].
+#[derive(Debug)]
+pub struct SandboxBuilder {
+    services: Vec<ServiceKind>,
+    storage: Storage,
+    bus: Bus,
+}
+
+impl SandboxBuilder {
+    /// Runs only these services.
+    pub fn services(mut self, services: &[ServiceKind]) -> Self {
+        self.services = services.to_vec();
+        self
+    }
+
+    /// Stores data on `storage`.
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Uses `bus`.
+    pub fn bus(mut self, bus: Bus) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// Starts the server and returns once it accepts calls.
+    pub async fn start(self) -> anyhow::Result<Sandbox> {
+        let database = TestDatabase::new(self.storage).await?;
+        let mut config = Config {
+            data_dir: database.dir(),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: Some(database.url.clone()),
+            log: LogConfig {
+                format: LogFormat::Text,
+                level: std::env::var("TENANTRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            },
+            ..Config::default()
+        };
+        config.outbox.poll_interval_ms = 50;
+        if let Bus::Nats(url) = &self.bus {
+            config.nats_url = Some(url.clone());
+            config.nats_namespace = unique_name("t");
+        }
+        config.validate()?;
+        let server = tenantry::server::start(config, &self.services).await?;
+        Ok(Sandbox { server, database })
+    }
+}
+
+/// A Tenantry server running in the test process.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The running server.
+    pub server: RunningServer,
+    /// Its database.
+    pub database: TestDatabase,
+}
+
+impl Sandbox {
+    /// A builder: every service, SQLite, local bus.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder { services: ServiceKind::ALL.to_vec(), storage: Storage::Sqlite, bus: Bus::Local }
+    }
+
+    /// A gRPC channel to the server.
+    pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        Ok(tonic::transport::Endpoint::from_shared(format!("http://{}", self.server.grpc_addr))?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await?)
+    }
+
+    /// The base URL of the HTTP side.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.server.http_addr)
+    }
+
+    /// Shuts the server down gracefully.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.server.shutdown().await
+    }
+}
+
+/// A `nats-server` process of the test's own, which the test may stop and
+/// restart on the same port and storage directory.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a JetStream-enabled server on a free port.
+    pub async fn start() -> anyhow::Result<NatsServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut server = NatsServer { port, dir: tempfile::tempdir()?, child: None };
+        server.resume().await?;
+        Ok(server)
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (kill -9: as abrupt as a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again with the same port and storage.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "already running");
+        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
+            .into_iter()
+            .find(|path| std::path::Path::new(path).exists())
+            .unwrap_or("nats-server");
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {binary}: {e}"))?;
+        self.child = Some(child);
+        // Ready when the port accepts connections.
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("nats-server did not start on port {}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A plain HTTP/1.1 GET, enough for the operational endpoints: returns the
+/// status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let response = String::from_utf8_lossy(&response).to_string();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response}"))?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
