@@ -55,11 +55,28 @@ where
         )
         .merge(Serialized::defaults(overrides));
     figment.extract().map_err(|error| {
-        // figment's errors already name the key and the source (file or env
-        // variable); join them into one readable message.
-        let messages: Vec<String> = error.into_iter().map(|e| e.to_string()).collect();
+        let messages: Vec<String> = error.into_iter().map(describe).collect();
         anyhow::anyhow!("invalid configuration: {}", messages.join("; "))
     })
+}
+
+/// One configuration error as `` `key` problem (from SOURCE) ``: the key in
+/// its config-file spelling, and where the bad value came from.
+fn describe(error: figment::Error) -> String {
+    let key = error.path.join(".").to_lowercase();
+    let origin = error.metadata.as_ref().map(|metadata| match &metadata.source {
+        Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+        Some(figment::Source::Code(_)) => " (from a command-line flag)".to_string(),
+        _ if metadata.name.contains("TENANTRY_") => {
+            format!(" (from TENANTRY_{})", error.path.join("__").to_uppercase())
+        }
+        _ => format!(" (from {})", metadata.name),
+    });
+    if key.is_empty() {
+        format!("{}{}", error.kind, origin.unwrap_or_default())
+    } else {
+        format!("`{key}`: {}{}", error.kind, origin.unwrap_or_default())
+    }
 }
 
 /// Log output settings.
@@ -176,12 +193,16 @@ mod tests {
         log: LogConfig,
     }
 
+    fn no_flags() -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
         std::fs::write(&file, "grpc_adr = \"x\"\n").unwrap();
-        let error = load::<Sample, _>(Some(&file), &()).unwrap_err().to_string();
+        let error = load::<Sample, _>(Some(&file), &no_flags()).unwrap_err().to_string();
         assert!(error.contains("grpc_adr"), "{error}");
     }
 
@@ -190,7 +211,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
         std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
-        let error = load::<Sample, _>(Some(&file), &()).unwrap_err().to_string();
+        let error = load::<Sample, _>(Some(&file), &no_flags()).unwrap_err().to_string();
         assert!(
             error.contains("json") && error.contains("format"),
             "{error}"
