@@ -64,7 +64,11 @@ impl Harness {
         .execute(db.pool())
         .await
         .unwrap();
-        Harness { db, outbox: Outbox::new("widgets"), _database: database }
+        Harness {
+            db,
+            outbox: Outbox::new("widgets"),
+            _database: database,
+        }
     }
 
     /// The bus, and the NATS handle to delete the test's stream with.
@@ -95,7 +99,10 @@ impl Harness {
             id: aggregate.into(),
             name: name.into(),
         };
-        let actor = events::Actor { kind: events::actor::Kind::System as i32, ..Default::default() };
+        let actor = events::Actor {
+            kind: events::actor::Kind::System as i32,
+            ..Default::default()
+        };
         let event = NewEvent::new("widget.renamed", "widget", aggregate, actor, &payload);
         self.outbox.append(&mut tx, event).await.unwrap();
         if commit {
@@ -108,7 +115,11 @@ impl Harness {
 
     fn relay(&self, bus: Arc<dyn EventBus>) -> (CancellationToken, tokio::task::JoinHandle<()>) {
         let stop = CancellationToken::new();
-        let config = OutboxConfig { poll_interval_ms: 50, batch_size: 4, ..OutboxConfig::default() };
+        let config = OutboxConfig {
+            poll_interval_ms: 50,
+            batch_size: 4,
+            ..OutboxConfig::default()
+        };
         let relay = self.outbox.relay(self.db.clone(), bus, config);
         (stop.clone(), tokio::spawn(relay.run(stop)))
     }
@@ -119,7 +130,10 @@ impl Harness {
         &self,
         bus: Arc<dyn EventBus>,
         crash_after: Option<usize>,
-    ) -> (CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    ) -> (
+        CancellationToken,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    ) {
         let stop = CancellationToken::new();
         let db = self.db.clone();
         let handled = Arc::new(AtomicUsize::new(0));
@@ -183,7 +197,10 @@ impl Harness {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("only {} of {count} events arrived", self.effects().await.len());
+        panic!(
+            "only {} of {count} events arrived",
+            self.effects().await.len()
+        );
     }
 
     /// Every outbox event arrived exactly once, and per aggregate in order.
@@ -197,7 +214,11 @@ impl Harness {
         let mut last: std::collections::HashMap<String, i64> = Default::default();
         for (_, aggregate, sequence) in &effects {
             let previous = last.insert(aggregate.clone(), *sequence).unwrap_or(0);
-            assert_eq!(*sequence, previous + 1, "aggregate {aggregate} out of order");
+            assert_eq!(
+                *sequence,
+                previous + 1,
+                "aggregate {aggregate} out of order"
+            );
         }
     }
 }
@@ -221,7 +242,9 @@ async fn committed_events_arrive_once_in_order_and_rolled_back_ones_never_exist(
                     let harness = harness.clone();
                     tokio::spawn(async move {
                         for step in 0..5 {
-                            harness.write(&format!("w{writer}"), &format!("name {step}"), true).await;
+                            harness
+                                .write(&format!("w{writer}"), &format!("name {step}"), true)
+                                .await;
                         }
                     })
                 })
@@ -230,13 +253,20 @@ async fn committed_events_arrive_once_in_order_and_rolled_back_ones_never_exist(
             for writer in writers {
                 writer.await.unwrap();
             }
-            assert_eq!(harness.outbox_ids().await.len(), 15, "the rolled-back event is not in the outbox");
+            assert_eq!(
+                harness.outbox_ids().await.len(),
+                15,
+                "the rolled-back event is not in the outbox"
+            );
 
             let (stop_relay, relay) = harness.relay(bus.clone());
             let (stop_consumer, consumer) = harness.consume(bus.clone(), None);
             harness.wait_for_effects(15).await;
             harness.assert_exactly_once_in_order().await;
-            assert_eq!(outbox::pending_count(&harness.db, "widgets").await.unwrap(), 0);
+            assert_eq!(
+                outbox::pending_count(&harness.db, "widgets").await.unwrap(),
+                0
+            );
 
             stop_consumer.cancel();
             consumer.await.unwrap().unwrap();
@@ -272,12 +302,18 @@ async fn events_written_while_nats_is_down_are_delivered_after_it_returns() {
         }
         // Let the relay try (and fail) a few times against the dead server.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(outbox::pending_count(&harness.db, "widgets").await.unwrap(), 10);
+        assert_eq!(
+            outbox::pending_count(&harness.db, "widgets").await.unwrap(),
+            10
+        );
 
         server.resume().await.unwrap();
         harness.wait_for_effects(13).await;
         harness.assert_exactly_once_in_order().await;
-        assert_eq!(outbox::pending_count(&harness.db, "widgets").await.unwrap(), 0);
+        assert_eq!(
+            outbox::pending_count(&harness.db, "widgets").await.unwrap(),
+            0
+        );
 
         stop_consumer.cancel();
         consumer.await.unwrap().unwrap();
@@ -293,7 +329,13 @@ async fn a_consumer_that_crashes_mid_batch_loses_nothing_and_doubles_nothing() {
             let harness = Harness::new(storage).await;
             let (bus, nats_bus) = harness.bus(&kind).await;
             for step in 0..10 {
-                harness.write(if step % 2 == 0 { "a" } else { "b" }, &format!("n{step}"), true).await;
+                harness
+                    .write(
+                        if step % 2 == 0 { "a" } else { "b" },
+                        &format!("n{step}"),
+                        true,
+                    )
+                    .await;
             }
             let (stop_relay, relay) = harness.relay(bus.clone());
 
@@ -342,7 +384,11 @@ impl EventBus for DyingBus {
         std::future::pending().await
     }
 
-    async fn subscribe(&self, name: &str, filters: &[String]) -> anyhow::Result<Box<dyn Subscription>> {
+    async fn subscribe(
+        &self,
+        name: &str,
+        filters: &[String],
+    ) -> anyhow::Result<Box<dyn Subscription>> {
         self.inner.subscribe(name, filters).await
     }
 
@@ -383,7 +429,10 @@ async fn a_relay_restarted_mid_flight_loses_nothing() {
             let (stop_consumer, consumer) = harness.consume(bus.clone(), None);
             harness.wait_for_effects(10).await;
             harness.assert_exactly_once_in_order().await;
-            assert_eq!(outbox::pending_count(&harness.db, "widgets").await.unwrap(), 0);
+            assert_eq!(
+                outbox::pending_count(&harness.db, "widgets").await.unwrap(),
+                0
+            );
 
             stop_consumer.cancel();
             consumer.await.unwrap().unwrap();
@@ -405,9 +454,19 @@ async fn a_clean_shutdown_flushes_the_outbox() {
         // A relay told to stop before it ever ran still flushes once.
         let stop = CancellationToken::new();
         stop.cancel();
-        let config = OutboxConfig { batch_size: 256, ..OutboxConfig::default() };
-        harness.outbox.relay(harness.db.clone(), bus.clone(), config).run(stop).await;
-        assert_eq!(outbox::pending_count(&harness.db, "widgets").await.unwrap(), 0);
+        let config = OutboxConfig {
+            batch_size: 256,
+            ..OutboxConfig::default()
+        };
+        harness
+            .outbox
+            .relay(harness.db.clone(), bus.clone(), config)
+            .run(stop)
+            .await;
+        assert_eq!(
+            outbox::pending_count(&harness.db, "widgets").await.unwrap(),
+            0
+        );
 
         let (stop_consumer, consumer) = harness.consume(bus, None);
         harness.wait_for_effects(3).await;

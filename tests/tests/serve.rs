@@ -8,9 +8,9 @@ use prost::Message;
 use tenantry::services::ServiceKind;
 use tenantry_testkit::{Sandbox, Storage, http_get, storages};
 use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// Every gRPC service declared in proto/tenantry, read from the descriptor
 /// set itself so a new service cannot be forgotten here.
@@ -20,7 +20,9 @@ fn contract_services() -> BTreeSet<String> {
         .iter()
         .filter(|file| file.package().starts_with("tenantry."))
         .flat_map(|file| {
-            file.service.iter().map(move |s| format!("{}.{}", file.package(), s.name()))
+            file.service
+                .iter()
+                .map(move |s| format!("{}.{}", file.package(), s.name()))
         })
         .collect()
 }
@@ -30,17 +32,19 @@ async fn health_status(
     service: &str,
 ) -> Result<ServingStatus, tonic::Code> {
     client
-        .check(HealthCheckRequest { service: service.to_string() })
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
         .await
         .map(|r| r.into_inner().status())
         .map_err(|status| status.code())
 }
 
 async fn reflection_v1_services(channel: tonic::transport::Channel) -> BTreeSet<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -61,10 +65,10 @@ async fn reflection_v1_services(channel: tonic::transport::Channel) -> BTreeSet<
 }
 
 async fn reflection_v1alpha_services(channel: tonic::transport::Channel) -> BTreeSet<String> {
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
     let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -90,10 +94,17 @@ async fn every_service_is_serving_and_listed_by_reflection() {
         let sandbox = Sandbox::builder().storage(storage).start().await.unwrap();
         let channel = sandbox.channel().await.unwrap();
         let expected = contract_services();
-        assert!(expected.len() >= 20, "contracts declare {} services", expected.len());
+        assert!(
+            expected.len() >= 20,
+            "contracts declare {} services",
+            expected.len()
+        );
 
         let mut health = HealthClient::new(channel.clone());
-        assert_eq!(health_status(&mut health, "").await, Ok(ServingStatus::Serving));
+        assert_eq!(
+            health_status(&mut health, "").await,
+            Ok(ServingStatus::Serving)
+        );
         for service in &expected {
             assert_eq!(
                 health_status(&mut health, service).await,
@@ -101,8 +112,12 @@ async fn every_service_is_serving_and_listed_by_reflection() {
                 "{service} on {storage:?}"
             );
         }
-        let mounted: BTreeSet<String> =
-            sandbox.server.grpc_services.iter().map(|s| s.to_string()).collect();
+        let mounted: BTreeSet<String> = sandbox
+            .server
+            .grpc_services
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(mounted, expected);
 
         for listed in [
@@ -149,7 +164,9 @@ async fn a_subset_serves_only_its_own_services() {
     use tenantry_proto::tenantry::organization::v1::GetOrganizationRequest;
     use tenantry_proto::tenantry::organization::v1::organization_service_client::OrganizationServiceClient;
     let status = OrganizationServiceClient::new(channel)
-        .get_organization(GetOrganizationRequest { name: "organizations/x".into() })
+        .get_organization(GetOrganizationRequest {
+            name: "organizations/x".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
@@ -158,7 +175,11 @@ async fn a_subset_serves_only_its_own_services() {
 
 #[tokio::test]
 async fn operational_endpoints_answer_and_count_calls() {
-    let sandbox = Sandbox::builder().storage(Storage::Sqlite).start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .storage(Storage::Sqlite)
+        .start()
+        .await
+        .unwrap();
     let channel = sandbox.channel().await.unwrap();
     let mut health = HealthClient::new(channel);
     health_status(&mut health, "").await.unwrap();

@@ -280,7 +280,11 @@ fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
     if let Some(hex_key) = &config.page_token_key {
         return decode_key(hex_key).context("invalid configuration: `page_token_key`");
     }
-    if config.database_url.as_deref().is_some_and(|url| url.starts_with("postgres")) {
+    if config
+        .database_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("postgres"))
+    {
         tracing::warn!(
             "page_token_key is not set; replicas will not accept each other's page tokens"
         );

@@ -39,7 +39,10 @@ fn check_fails(args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
     let message = stderr(&output);
     assert!(!output.status.success(), "{args:?} should fail");
     for needle in needles {
-        assert!(message.contains(needle), "{args:?}: `{needle}` not in: {message}");
+        assert!(
+            message.contains(needle),
+            "{args:?}: `{needle}` not in: {message}"
+        );
     }
 }
 
@@ -54,7 +57,13 @@ fn help_documents_every_command() {
     }
     let output = run(tenantry(dir.path()).args(["serve", "--help"]));
     let help = String::from_utf8_lossy(&output.stdout);
-    for word in ["--services", "--grpc-addr", "--http-addr", "--database-url", "--nats-url"] {
+    for word in [
+        "--services",
+        "--grpc-addr",
+        "--http-addr",
+        "--database-url",
+        "--nats-url",
+    ] {
         assert!(help.contains(word), "{word} missing from serve --help");
     }
 }
@@ -65,14 +74,37 @@ fn bad_flags_and_values_name_what_is_wrong() {
     check_fails(
         &["serve", "--services", "rbac,ledger"],
         &[],
-        &["ledger", "identity, organization, rbac, billing, audit, gateway"],
+        &[
+            "ledger",
+            "identity, organization, rbac, billing, audit, gateway",
+        ],
     );
     check_fails(&["serve", "--grpc-addr", "nowhere"], &[], &["grpc_addr"]);
-    check_fails(&["serve"], &[("TENANTRY_HTTP_ADDR", "localhost")], &["`http_addr`", "TENANTRY_HTTP_ADDR", "socket address"]);
-    check_fails(&["serve"], &[("TENANTRY_LOG__FORMAT", "xml")], &["`log.format`", "TENANTRY_LOG__FORMAT", "json", "text"]);
-    check_fails(&["serve"], &[("TENANTRY_NO_SUCH_KEY", "1")], &["no_such_key", "expected"]);
-    check_fails(&["serve"], &[("TENANTRY_PAGE_TOKEN_KEY", "abc")], &["page_token_key", "64 hex"]);
-    check_fails(&["serve", "--database-url", "mysql://x"], &[], &["database_url", "postgres://"]);
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_HTTP_ADDR", "localhost")],
+        &["`http_addr`", "TENANTRY_HTTP_ADDR", "socket address"],
+    );
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_LOG__FORMAT", "xml")],
+        &["`log.format`", "TENANTRY_LOG__FORMAT", "json", "text"],
+    );
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_NO_SUCH_KEY", "1")],
+        &["no_such_key", "expected"],
+    );
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_PAGE_TOKEN_KEY", "abc")],
+        &["page_token_key", "64 hex"],
+    );
+    check_fails(
+        &["serve", "--database-url", "mysql://x"],
+        &[],
+        &["database_url", "postgres://"],
+    );
 }
 
 #[test]
@@ -83,7 +115,10 @@ fn unknown_keys_in_the_config_file_are_named() {
     let output = run(tenantry(dir.path()).args(["serve", "--config"]).arg(&file));
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("batch") && message.contains("batch_size"), "{message}");
+    assert!(
+        message.contains("batch") && message.contains("batch_size"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -108,11 +143,25 @@ fn unreachable_dependencies_name_their_url_without_the_password() {
     ]));
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("postgres://app:***@127.0.0.1:1/tenantry"), "{message}");
-    assert!(!message.contains("hunter2"), "the password leaked: {message}");
+    assert!(
+        message.contains("postgres://app:***@127.0.0.1:1/tenantry"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "the password leaked: {message}"
+    );
 
     check_fails(
-        &["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--nats-url", "nats://127.0.0.1:1"],
+        &[
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+        ],
         &[],
         &["NATS", "nats://127.0.0.1:1"],
     );
@@ -133,7 +182,13 @@ fn migrate_creates_the_database_and_exits() {
 fn sigterm_stops_the_server_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = tenantry(dir.path())
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
         .env("TENANTRY_LOG__FORMAT", "json")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -151,13 +206,22 @@ fn sigterm_stops_the_server_cleanly() {
     };
     let log: serde_json::Value = serde_json::from_str(&serving).unwrap();
     let grpc_addr = log["fields"]["grpc_addr"].as_str().unwrap().to_string();
-    assert!(!grpc_addr.ends_with(":0"), "the chosen port is logged: {grpc_addr}");
+    assert!(
+        !grpc_addr.ends_with(":0"),
+        "the chosen port is logged: {grpc_addr}"
+    );
     std::net::TcpStream::connect(&grpc_addr).unwrap();
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    assert!(rest.iter().any(|l| l.contains("tenantry stopped")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("tenantry stopped")),
+        "{rest:?}"
+    );
 }

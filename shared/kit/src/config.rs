@@ -64,14 +64,17 @@ where
 /// its config-file spelling, and where the bad value came from.
 fn describe(error: figment::Error) -> String {
     let key = error.path.join(".").to_lowercase();
-    let origin = error.metadata.as_ref().map(|metadata| match &metadata.source {
-        Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
-        Some(figment::Source::Code(_)) => " (from a command-line flag)".to_string(),
-        _ if metadata.name.contains("TENANTRY_") => {
-            format!(" (from TENANTRY_{})", error.path.join("__").to_uppercase())
-        }
-        _ => format!(" (from {})", metadata.name),
-    });
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|metadata| match &metadata.source {
+            Some(figment::Source::File(path)) => format!(" (in {})", path.display()),
+            Some(figment::Source::Code(_)) => " (from a command-line flag)".to_string(),
+            _ if metadata.name.contains("TENANTRY_") => {
+                format!(" (from TENANTRY_{})", error.path.join("__").to_uppercase())
+            }
+            _ => format!(" (from {})", metadata.name),
+        });
     if key.is_empty() {
         format!("{}{}", error.kind, origin.unwrap_or_default())
     } else {
@@ -202,7 +205,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
         std::fs::write(&file, "grpc_adr = \"x\"\n").unwrap();
-        let error = load::<Sample, _>(Some(&file), &no_flags()).unwrap_err().to_string();
+        let error = load::<Sample, _>(Some(&file), &no_flags())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("grpc_adr"), "{error}");
     }
 
@@ -211,7 +216,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.toml");
         std::fs::write(&file, "[log]\nformat = \"xml\"\n").unwrap();
-        let error = load::<Sample, _>(Some(&file), &no_flags()).unwrap_err().to_string();
+        let error = load::<Sample, _>(Some(&file), &no_flags())
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("json") && error.contains("format"),
             "{error}"

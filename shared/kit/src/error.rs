@@ -102,8 +102,11 @@ impl Code {
 }
 
 /// An RPC failure: a code, a stable machine-readable reason, a human message
-/// and the details a client needs to act on it.
-pub struct Error {
+/// and the details a client needs to act on it. Boxed: errors are the cold
+/// path, and a small `Result` keeps the hot one cheap.
+pub struct Error(Box<Inner>);
+
+struct Inner {
     code: Code,
     reason: &'static str,
     message: String,
@@ -120,7 +123,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error. `reason` is UPPER_SNAKE and stable: clients branch on it.
     pub fn new(code: Code, reason: &'static str, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             code,
             reason,
             message: message.into(),
@@ -129,7 +132,7 @@ impl Error {
             violations: Vec::new(),
             retry_after: None,
             source: None,
-        }
+        }))
     }
 
     /// A request field is missing or malformed.
@@ -182,13 +185,13 @@ impl Error {
 
     /// Sets the ErrorInfo domain, usually the service's name.
     pub fn with_domain(mut self, domain: &'static str) -> Self {
-        self.domain = domain;
+        self.0.domain = domain;
         self
     }
 
     /// Adds an ErrorInfo metadata entry, such as the limit that was hit.
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl ToString) -> Self {
-        self.metadata.insert(key.into(), value.to_string());
+        self.0.metadata.insert(key.into(), value.to_string());
         self
     }
 
@@ -198,85 +201,88 @@ impl Error {
         field: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
-        self.violations.push((field.into(), description.into()));
+        self.0.violations.push((field.into(), description.into()));
         self
     }
 
     /// Tells the client when to retry (RetryInfo).
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
-        self.retry_after = Some(delay);
+        self.0.retry_after = Some(delay);
         self
     }
 
     /// Attaches the underlying cause, for the log only.
     pub fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     /// The error's code.
     pub fn code(&self) -> Code {
-        self.code
+        self.0.code
     }
 
     /// The error's stable reason.
     pub fn reason(&self) -> &'static str {
-        self.reason
+        self.0.reason
     }
 
     /// The message the client sees.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Converts into a `tonic::Status`, logging it first when its code says
     /// an operator should see it.
     pub fn into_status(self) -> tonic::Status {
-        if self.code.is_logged() {
-            match &self.source {
+        let inner = *self.0;
+        if inner.code.is_logged() {
+            match &inner.source {
                 Some(source) => tracing::error!(
-                    code = ?self.code,
-                    reason = self.reason,
+                    code = ?inner.code,
+                    reason = inner.reason,
                     error = format!("{source:#}"),
                     "request failed"
                 ),
-                None => tracing::error!(code = ?self.code, reason = self.reason, "request failed"),
+                None => {
+                    tracing::error!(code = ?inner.code, reason = inner.reason, "request failed")
+                }
             }
         }
         let mut details = ErrorDetails::new();
-        details.set_error_info(self.reason, self.domain, self.metadata);
-        if !self.violations.is_empty() {
-            let violations: Vec<_> = self
+        details.set_error_info(inner.reason, inner.domain, inner.metadata);
+        if !inner.violations.is_empty() {
+            let violations: Vec<_> = inner
                 .violations
                 .into_iter()
                 .map(|(field, description)| tonic_types::FieldViolation::new(field, description))
                 .collect();
             details.set_bad_request(violations);
         }
-        if self.retry_after.is_some() {
-            details.set_retry_info(self.retry_after);
+        if inner.retry_after.is_some() {
+            details.set_retry_info(inner.retry_after);
         }
-        tonic::Status::with_error_details(self.code.grpc(), self.message, details)
+        tonic::Status::with_error_details(inner.code.grpc(), inner.message, details)
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("code", &self.code)
-            .field("reason", &self.reason)
-            .field("message", &self.message)
-            .field("metadata", &self.metadata)
-            .field("violations", &self.violations)
-            .field("source", &self.source.as_ref().map(|s| format!("{s:#}")))
+            .field("code", &self.0.code)
+            .field("reason", &self.0.reason)
+            .field("message", &self.0.message)
+            .field("metadata", &self.0.metadata)
+            .field("violations", &self.0.violations)
+            .field("source", &self.0.source.as_ref().map(|s| format!("{s:#}")))
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.reason, self.message)?;
-        if let Some(source) = &self.source {
+        write!(f, "{}: {}", self.0.reason, self.0.message)?;
+        if let Some(source) = &self.0.source {
             write!(f, ": {source:#}")?;
         }
         Ok(())

@@ -126,10 +126,10 @@ impl Telemetry {
 
     /// Flushes pending spans. Called once at shutdown.
     pub fn shutdown(&self) {
-        if let Some(provider) = &self.tracer_provider {
-            if let Err(error) = provider.shutdown() {
-                tracing::warn!(%error, "flushing traces at shutdown failed");
-            }
+        if let Some(provider) = &self.tracer_provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "flushing traces at shutdown failed");
         }
     }
 }

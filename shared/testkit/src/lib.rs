@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tempfile::TempDir;
 use tenantry::config::Config;
 use tenantry::server::RunningServer;
 use tenantry::services::ServiceKind;
 use tenantry_kit::config::{DatabaseConfig, LogConfig, LogFormat};
 use tenantry_kit::db::Database;
-use tempfile::TempDir;
 
 /// The environment variable naming a Postgres database for tests.
 pub const DATABASE_URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";
@@ -45,7 +45,9 @@ pub fn storages() -> Vec<Storage> {
 }
 
 fn postgres_url() -> Option<String> {
-    std::env::var(DATABASE_URL_VAR).ok().filter(|v| !v.is_empty())
+    std::env::var(DATABASE_URL_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// The NATS server for tests, when `TENANTRY_TEST_NATS_URL` is set.
@@ -103,7 +105,10 @@ impl TestDatabase {
 }
 
 fn small_pool() -> DatabaseConfig {
-    DatabaseConfig { max_connections: 2, ..DatabaseConfig::default() }
+    DatabaseConfig {
+        max_connections: 2,
+        ..DatabaseConfig::default()
+    }
 }
 
 /// Which bus a sandbox uses.
@@ -179,15 +184,21 @@ pub struct Sandbox {
 impl Sandbox {
     /// A builder: every service, SQLite, local bus.
     pub fn builder() -> SandboxBuilder {
-        SandboxBuilder { services: ServiceKind::ALL.to_vec(), storage: Storage::Sqlite, bus: Bus::Local }
+        SandboxBuilder {
+            services: ServiceKind::ALL.to_vec(),
+            storage: Storage::Sqlite,
+            bus: Bus::Local,
+        }
     }
 
     /// A gRPC channel to the server.
     pub async fn channel(&self) -> anyhow::Result<tonic::transport::Channel> {
-        Ok(tonic::transport::Endpoint::from_shared(format!("http://{}", self.server.grpc_addr))?
-            .connect_timeout(Duration::from_secs(5))
-            .connect()
-            .await?)
+        Ok(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.server.grpc_addr))?
+                .connect_timeout(Duration::from_secs(5))
+                .connect()
+                .await?,
+        )
     }
 
     /// The base URL of the HTTP side.
@@ -213,8 +224,14 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a JetStream-enabled server on a free port.
     pub async fn start() -> anyhow::Result<NatsServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut server = NatsServer { port, dir: tempfile::tempdir()?, child: None };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut server = NatsServer {
+            port,
+            dir: tempfile::tempdir()?,
+            child: None,
+        };
         server.resume().await?;
         Ok(server)
     }
@@ -235,12 +252,23 @@ impl NatsServer {
     /// Starts the server again with the same port and storage.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "already running");
-        let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-            .into_iter()
-            .find(|path| std::path::Path::new(path).exists())
-            .unwrap_or("nats-server");
+        let binary = [
+            "/usr/sbin/nats-server",
+            "/usr/bin/nats-server",
+            "/usr/local/bin/nats-server",
+        ]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or("nats-server");
         let child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -249,7 +277,10 @@ impl NatsServer {
         self.child = Some(child);
         // Ready when the port accepts connections.
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -279,6 +310,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, Stri
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("not an HTTP response: {response}"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
