@@ -20,9 +20,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -30,13 +31,14 @@ use crate::config::{LogConfig, LogFormat};
 #[derive(Clone)]
 pub struct Telemetry {
     prometheus: PrometheusHandle,
-    tracer_provider: Option<SdkTracerProvider>,
+    tracer_provider: SdkTracerProvider,
+    exporting: bool,
 }
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
-            .field("otlp", &self.tracer_provider.is_some())
+            .field("otlp", &self.exporting)
             .finish()
     }
 }
@@ -54,28 +56,25 @@ pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_new(&log.level).map_err(|e| {
         anyhow::anyhow!("invalid configuration: `log.level` is not a tracing filter: {e}")
     })?;
-    let tracer_provider = otlp_tracer_provider()?;
-    let otel_layer = tracer_provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("tenantry")));
-    let (json, text) = match log.format {
-        LogFormat::Json => (
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false),
-            ),
-            None,
-        ),
-        LogFormat::Text => (None, Some(tracing_subscriber::fmt::layer())),
+    // Spans always carry OpenTelemetry context, exported or not: trace
+    // context must flow from caller to callee, and audit records trace ids,
+    // whether or not a collector is configured.
+    let (tracer_provider, exporting) = tracer_provider()?;
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("tenantry"));
+    let fmt_layer = match log.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
+    // The log level filters log output only; spans feed OpenTelemetry at
+    // INFO whatever the log level, so traces never go dark with quiet logs.
     // A second subscriber in the same process (tests) is not an error.
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .with(text)
-        .with(otel_layer)
+        .with(fmt_layer.with_filter(filter))
+        .with(otel_layer.with_filter(LevelFilter::INFO))
         .try_init();
 
     let recorder = PrometheusBuilder::new()
@@ -91,13 +90,22 @@ pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
     let telemetry = Telemetry {
         prometheus,
         tracer_provider,
+        exporting,
     };
     Ok(TELEMETRY.get_or_init(|| telemetry).clone())
 }
 
-fn otlp_tracer_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
+/// The tracer provider: exporting over OTLP when
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` is set, local-only otherwise.
+fn tracer_provider() -> anyhow::Result<(SdkTracerProvider, bool)> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(
+            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tenantry".to_string()),
+        )
+        .build();
+    let builder = SdkTracerProvider::builder().with_resource(resource);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
-        return Ok(None);
+        return Ok((builder.build(), false));
     }
     // The exporter reads the endpoint, headers and timeout from the standard
     // OTEL_EXPORTER_OTLP_* variables itself.
@@ -105,17 +113,7 @@ fn otlp_tracer_provider() -> anyhow::Result<Option<SdkTracerProvider>> {
         .with_tonic()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the OTLP exporter: {e}"))?;
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(
-            std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tenantry".to_string()),
-        )
-        .build();
-    Ok(Some(
-        SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(resource)
-            .build(),
-    ))
+    Ok((builder.with_batch_exporter(exporter).build(), true))
 }
 
 impl Telemetry {
@@ -126,8 +124,8 @@ impl Telemetry {
 
     /// Flushes pending spans. Called once at shutdown.
     pub fn shutdown(&self) {
-        if let Some(provider) = &self.tracer_provider
-            && let Err(error) = provider.shutdown()
+        if self.exporting
+            && let Err(error) = self.tracer_provider.shutdown()
         {
             tracing::warn!(%error, "flushing traces at shutdown failed");
         }
@@ -256,5 +254,48 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use tower::{Layer, Service, ServiceExt};
+
+    use super::*;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    /// A server behind the layer sees the caller's trace, and a call it makes
+    /// carries the same trace onwards.
+    #[tokio::test]
+    async fn trace_context_flows_in_and_out() {
+        init(&LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        })
+        .unwrap();
+        let handler = tower::service_fn(|_request: http::Request<()>| async {
+            let seen = current_trace_id();
+            let outgoing = inject_trace_context(tonic::Request::new(())).unwrap();
+            let forwarded = outgoing
+                .metadata()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok::<_, Infallible>(http::Response::new((seen, forwarded)))
+        });
+        let mut service = GrpcTelemetryLayer.layer(handler);
+        let request = http::Request::builder()
+            .uri("/tenantry.test.v1.TestService/Call")
+            .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+            .body(())
+            .unwrap();
+        let response = service.ready().await.unwrap().call(request).await.unwrap();
+        let (seen, forwarded) = response.into_body();
+        assert_eq!(seen.as_deref(), Some(TRACE_ID));
+        let forwarded = forwarded.expect("traceparent forwarded");
+        assert!(forwarded.contains(TRACE_ID), "{forwarded}");
     }
 }
