@@ -23,7 +23,9 @@ const NOT_CONFIG: &[&str] = &["config", "services"];
 const TEST_PREFIX: &str = "test_";
 
 fn is_config_key(key: &str) -> bool {
-    !NOT_CONFIG.contains(&key) && !key.starts_with(TEST_PREFIX)
+    // figment hands the key over with its original case.
+    let key = key.to_ascii_lowercase();
+    !NOT_CONFIG.contains(&key.as_str()) && !key.starts_with(TEST_PREFIX)
 }
 
 /// Loads a configuration of type `T` from its defaults, an optional TOML
@@ -223,6 +225,14 @@ mod tests {
             error.contains("json") && error.contains("format"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn test_and_command_line_variables_are_not_configuration() {
+        assert!(!is_config_key("TEST_DATABASE_URL"));
+        assert!(!is_config_key("SERVICES"));
+        assert!(!is_config_key("config"));
+        assert!(is_config_key("GRPC_ADDR"));
     }
 
     #[test]
