@@ -160,7 +160,8 @@ async fn a_subset_serves_only_its_own_services() {
     assert!(!listed.contains("tenantry.identity.v1.IdentityService"));
     assert!(!listed.contains("tenantry.organization.v1.OrganizationService"));
 
-    // A service that is not mounted answers UNIMPLEMENTED at the transport.
+    // Without credentials every non-public RPC is refused before routing,
+    // whether or not this process serves it.
     use tenantry_proto::tenantry::organization::v1::GetOrganizationRequest;
     use tenantry_proto::tenantry::organization::v1::organization_service_client::OrganizationServiceClient;
     let status = OrganizationServiceClient::new(channel)
@@ -169,7 +170,7 @@ async fn a_subset_serves_only_its_own_services() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
     sandbox.shutdown().await.unwrap();
 }
 

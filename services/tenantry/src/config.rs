@@ -40,6 +40,10 @@ pub struct Config {
     /// 64 hex digits signing page tokens; replicas of one service must share
     /// it. Unset: generated once and kept in `data_dir`.
     pub page_token_key: Option<String>,
+    /// How access tokens are issued and verified.
+    pub auth: tenantry_kit::auth::AuthConfig,
+    /// Where services not running in this process answer.
+    pub peers: PeersConfig,
     /// Log output.
     pub log: LogConfig,
     /// Database pool.
@@ -72,6 +76,8 @@ impl Default for Config {
             auto_migrate: true,
             shutdown_grace_secs: 20,
             page_token_key: None,
+            auth: Default::default(),
+            peers: PeersConfig::default(),
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             outbox: OutboxConfig::default(),
@@ -83,6 +89,24 @@ impl Default for Config {
             gateway: Default::default(),
         }
     }
+}
+
+/// Addresses (`http://host:port`) of services this process does not run
+/// (`[peers]`). A service running in this process is always reached at the
+/// process's own gRPC address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeersConfig {
+    /// The identity service (token keys, sign-in). Default: this process.
+    pub identity: Option<String>,
+    /// The organization service. Default: this process.
+    pub organization: Option<String>,
+    /// The rbac service. Default: this process.
+    pub rbac: Option<String>,
+    /// The billing service. Default: this process.
+    pub billing: Option<String>,
+    /// The audit service. Default: this process.
+    pub audit: Option<String>,
 }
 
 /// Values given as command-line flags; unset ones leave lower layers alone.
@@ -131,6 +155,22 @@ impl Config {
                 "invalid configuration: `page_token_key` must be 64 hex digits"
             );
         }
+        self.auth.validate()?;
+        for (key, url) in [
+            ("peers.identity", &self.peers.identity),
+            ("peers.organization", &self.peers.organization),
+            ("peers.rbac", &self.peers.rbac),
+            ("peers.billing", &self.peers.billing),
+            ("peers.audit", &self.peers.audit),
+        ] {
+            if let Some(url) = url {
+                anyhow::ensure!(
+                    url.starts_with("http://") || url.starts_with("https://"),
+                    "invalid configuration: `{key}` must be an http:// or https:// URL"
+                );
+            }
+        }
+        self.identity.validate()?;
         anyhow::ensure!(
             self.database.max_connections > 0,
             "invalid configuration: `database.max_connections` must be at least 1"

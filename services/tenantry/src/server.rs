@@ -7,11 +7,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use std::sync::Arc;
+
+use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, JwksCache, JwksSource};
 use tenantry_kit::bus;
 use tenantry_kit::db::Database;
 use tenantry_kit::outbox::Outbox;
 use tenantry_kit::page_token::PageTokens;
-use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -122,7 +125,11 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     let stop = CancellationToken::new();
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let peers = resolve_peers(&config, services, grpc_addr);
     let ctx = ServiceContext {
+        data_dir: config.data_dir.clone(),
+        auth: config.auth.clone(),
+        peers: peers.clone(),
         db: db.clone(),
         bus: bus.clone(),
         outbox: config.outbox.clone(),
@@ -132,11 +139,14 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     };
 
     let mut routes = GrpcRoutes::default();
+    let mut jwks_source: Option<Arc<dyn JwksSource>> = None;
     for kind in services {
         match kind {
-            ServiceKind::Identity => tenantry_identity::build(&ctx, &config.identity)
-                .await?
-                .register(&mut routes),
+            ServiceKind::Identity => {
+                let identity = tenantry_identity::build(&ctx, &config.identity).await?;
+                identity.register(&mut routes);
+                jwks_source = Some(identity.jwks_source());
+            }
             ServiceKind::Organization => tenantry_organization::build(&ctx, &config.organization)
                 .await?
                 .register(&mut routes),
@@ -155,6 +165,19 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     }
     let (routes, grpc_services) = routes.into_routes();
 
+    // Every call is authenticated here, whichever service it is for; the
+    // keys come straight from identity when it runs in this process.
+    let jwks_source = match jwks_source {
+        Some(source) => source,
+        None => Arc::new(GrpcJwksSource::connect_lazy(&peers.identity)?),
+    };
+    let jwks = Arc::new(JwksCache::new(jwks_source, config.auth.jwks_options()));
+    ctx.tasks
+        .spawn(jwks.clone().run_refresher(background.clone()));
+    let auth_layer = AuthLayer::new(jwks, config.auth.expectations())
+        .with_public_methods(tenantry_identity::PUBLIC_METHODS.iter().copied())
+        .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
+
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &grpc_services {
         health
@@ -170,6 +193,7 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
 
     let grpc_server = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer)
+        .layer(auth_layer)
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -249,6 +273,40 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         stop,
         done,
     })
+}
+
+/// Where each service answers: this process for the services it runs, the
+/// `[peers]` table for the others (this process when unset, with a warning).
+fn resolve_peers(config: &Config, services: &[ServiceKind], grpc_addr: SocketAddr) -> Peers {
+    let own_ip = if grpc_addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        grpc_addr.ip()
+    };
+    let own = format!("http://{}", SocketAddr::new(own_ip, grpc_addr.port()));
+    let pick = |kind: ServiceKind, configured: &Option<String>| -> String {
+        if services.contains(&kind) {
+            return own.clone();
+        }
+        match configured {
+            Some(url) => url.clone(),
+            None => {
+                tracing::warn!(
+                    service = kind.name(),
+                    "peers.{} is not set; assuming this process",
+                    kind.name()
+                );
+                own.clone()
+            }
+        }
+    };
+    Peers {
+        identity: pick(ServiceKind::Identity, &config.peers.identity),
+        organization: pick(ServiceKind::Organization, &config.peers.organization),
+        rbac: pick(ServiceKind::Rbac, &config.peers.rbac),
+        billing: pick(ServiceKind::Billing, &config.peers.billing),
+        audit: pick(ServiceKind::Audit, &config.peers.audit),
+    }
 }
 
 fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {

@@ -8,6 +8,7 @@
 //! - [`page_token`]: opaque, tamper-checked page tokens.
 //! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
 
+pub mod auth;
 pub mod bus;
 pub mod config;
 pub mod db;

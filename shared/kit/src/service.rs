@@ -24,9 +24,31 @@ use crate::page_token::PageTokens;
 /// for decoding, set explicitly so every service agrees).
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
+/// Where the other services answer, as `http://host:port`. In the
+/// all-in-one process every entry is the process's own gRPC address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peers {
+    /// The identity service.
+    pub identity: String,
+    /// The organization service.
+    pub organization: String,
+    /// The rbac (membership and authorization) service.
+    pub rbac: String,
+    /// The billing service.
+    pub billing: String,
+    /// The audit service.
+    pub audit: String,
+}
+
 /// Shared resources handed to every service.
 #[derive(Clone)]
 pub struct ServiceContext {
+    /// The data directory (embedded database, generated secrets, dev mail).
+    pub data_dir: std::path::PathBuf,
+    /// How access tokens are issued and verified.
+    pub auth: crate::auth::AuthConfig,
+    /// Where the other services answer.
+    pub peers: Peers,
     /// The database holding the service's tables.
     pub db: Database,
     /// The event bus.

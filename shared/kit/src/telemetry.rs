@@ -48,6 +48,12 @@ static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
 /// Installs logging, tracing and metrics for the process. Calling it again
 /// (several servers in one test process) returns the first installation.
 pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
+    // Several servers may start at once in one test process: the first
+    // installs everything, the others wait and share it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(telemetry) = TELEMETRY.get() {
         return Ok(telemetry.clone());
     }
@@ -164,11 +170,16 @@ impl Injector for MetadataInjector<'_> {
 pub fn inject_trace_context(
     mut request: tonic::Request<()>,
 ) -> Result<tonic::Request<()>, tonic::Status> {
+    inject_metadata(request.metadata_mut());
+    Ok(request)
+}
+
+/// Writes the current span's trace context into outgoing gRPC metadata.
+pub fn inject_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();
     opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
+        propagator.inject_context(&context, &mut MetadataInjector(metadata));
     });
-    Ok(request)
 }
 
 /// The trace id of the current span as 32 hex digits, or `None` outside a

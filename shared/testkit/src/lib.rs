@@ -111,6 +111,16 @@ fn small_pool() -> DatabaseConfig {
     }
 }
 
+/// A request carrying `token` as its bearer credential.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("a valid header"),
+    );
+    request
+}
+
 /// Which bus a sandbox uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bus {
@@ -121,11 +131,24 @@ pub enum Bus {
 }
 
 /// Builds a [`Sandbox`].
-#[derive(Debug)]
 pub struct SandboxBuilder {
     services: Vec<ServiceKind>,
     storage: Storage,
     bus: Bus,
+    configure: Vec<ConfigChange>,
+}
+
+/// A change a test makes to the sandbox's configuration.
+type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
+impl std::fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxBuilder")
+            .field("services", &self.services)
+            .field("storage", &self.storage)
+            .field("bus", &self.bus)
+            .finish()
+    }
 }
 
 impl SandboxBuilder {
@@ -147,6 +170,12 @@ impl SandboxBuilder {
         self
     }
 
+    /// Adjusts the configuration before the server starts.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.configure.push(Box::new(change));
+        self
+    }
+
     /// Starts the server and returns once it accepts calls.
     pub async fn start(self) -> anyhow::Result<Sandbox> {
         let database = TestDatabase::new(self.storage).await?;
@@ -162,6 +191,13 @@ impl SandboxBuilder {
             ..Config::default()
         };
         config.outbox.poll_interval_ms = 50;
+        // Cheap password hashing, for tests only: the defaults cost tens of
+        // milliseconds per hash by design.
+        config.identity.password.memory_kib = 1024;
+        config.identity.password.iterations = 1;
+        for change in self.configure {
+            change(&mut config);
+        }
         if let Bus::Nats(url) = &self.bus {
             config.nats_url = Some(url.clone());
             config.nats_namespace = unique_name("t");
@@ -188,6 +224,7 @@ impl Sandbox {
             services: ServiceKind::ALL.to_vec(),
             storage: Storage::Sqlite,
             bus: Bus::Local,
+            configure: Vec::new(),
         }
     }
 
@@ -204,6 +241,29 @@ impl Sandbox {
     /// The base URL of the HTTP side.
     pub fn http_url(&self) -> String {
         format!("http://{}", self.server.http_addr)
+    }
+
+    /// The single-use token in the newest mail of `kind` (such as
+    /// `verify_email` or `reset_password`) sent to `to`, read from the
+    /// development mail directory.
+    pub fn mail_token(&self, to: &str, kind: &str) -> Option<String> {
+        let dir = self.database.dir().join("mail");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().contains(kind))
+            .collect();
+        files.sort();
+        files.iter().rev().find_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            if !text.lines().any(|line| line == format!("To: {to}")) {
+                return None;
+            }
+            text.lines()
+                .find_map(|line| line.strip_prefix("token: "))
+                .map(str::to_string)
+        })
     }
 
     /// Shuts the server down gracefully.

@@ -1,0 +1,1690 @@
+//! Accounts, sign-in and sessions: the identity service's domain logic.
+//!
+//! Handlers in `api.rs` convert requests and call these methods; every
+//! state change here writes its rows and its domain event in one
+//! transaction, and mail goes out only after the commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Name;
+use tenantry_kit::auth::{AuthConfig, Claims, Principal, PrincipalKind};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::new_id;
+use tenantry_kit::outbox::{NewEvent, Outbox};
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::directory::Directory;
+use crate::email::normalize_email;
+use crate::keys::KeyRing;
+use crate::mailer::{Mail, Mailer};
+use crate::password::{PasswordHasher, check_policy};
+use crate::secrets::{hash_token, new_token};
+use crate::store::{NewOneTime, SessionRow, Store, Tx, UserRow};
+use crate::{Options, totp};
+
+/// Single-use token purposes.
+const VERIFY_EMAIL: &str = "verify_email";
+const RESET_PASSWORD: &str = "reset_password";
+const MFA_LOGIN: &str = "mfa_login";
+
+/// How many wrong codes an MFA challenge survives.
+const MFA_ATTEMPTS: i64 = 5;
+
+/// One error for every failed sign-in, whatever failed: no user enumeration.
+fn invalid_credentials() -> Error {
+    Error::new(
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+        "invalid email or password",
+    )
+    .with_domain("identity")
+}
+
+fn invalid_token(field: &str) -> Error {
+    Error::new(
+        Code::InvalidArgument,
+        "TOKEN_INVALID",
+        "the token is invalid, used or expired",
+    )
+    .with_domain("identity")
+    .with_violation(field, "is invalid, used or expired")
+}
+
+fn invalid_session() -> Error {
+    Error::new(
+        Code::Unauthenticated,
+        "SESSION_INVALID",
+        "the session is invalid or has ended",
+    )
+    .with_domain("identity")
+}
+
+/// Where a call came from, for sessions, throttling and audit.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub address: String,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+impl ClientInfo {
+    fn request_context(&self) -> events::RequestContext {
+        events::RequestContext {
+            request_id: self.request_id.clone(),
+            trace_id: tenantry_kit::telemetry::current_trace_id().unwrap_or_default(),
+            client_address: self.address.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+/// Tokens handed to a client after sign-in, refresh or an organization switch.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: String,
+    pub access_expires_at_us: i64,
+    pub refresh_token: Option<String>,
+    pub refresh_expires_at_us: i64,
+    pub user_id: String,
+    pub session_id: String,
+    pub organization_id: Option<String>,
+    pub mfa: bool,
+    pub mfa_pending: bool,
+}
+
+/// The result of a password check: tokens, or an MFA step first.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    Tokens(Tokens),
+    MfaRequired {
+        mfa_token: String,
+        expires_at_us: i64,
+    },
+}
+
+/// A second factor.
+#[derive(Debug, Clone)]
+pub enum Factor {
+    Totp(String),
+    RecoveryCode(String),
+}
+
+/// What `Me` answers.
+#[derive(Debug, Clone)]
+pub struct MeView {
+    pub user: UserRow,
+    pub memberships: Vec<crate::directory::Membership>,
+    pub active_organization: Option<String>,
+    pub organization_created: bool,
+}
+
+/// TOTP enrollment in progress.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub otpauth_uri: String,
+    pub secret: String,
+    pub expires_at_us: i64,
+}
+
+/// The identity domain.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+/// What [`Accounts`] works with.
+#[derive(Debug)]
+pub struct Dependencies {
+    pub store: Store,
+    pub outbox: Outbox,
+    pub hasher: PasswordHasher,
+    pub keys: KeyRing,
+    pub mailer: Arc<dyn Mailer>,
+    pub directory: Directory,
+    pub options: Options,
+    pub auth: AuthConfig,
+}
+
+type Inner = Dependencies;
+
+fn micros(duration: Duration) -> i64 {
+    duration.as_micros() as i64
+}
+
+fn user_actor(user: &UserRow) -> events::Actor {
+    events::Actor {
+        kind: events::actor::Kind::User as i32,
+        id: user.id.clone(),
+        display_name: user.display_name.clone(),
+    }
+}
+
+impl Accounts {
+    pub fn new(dependencies: Dependencies) -> Self {
+        Accounts {
+            inner: Arc::new(dependencies),
+        }
+    }
+
+    fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Writes a user event in `tx`.
+    async fn emit<M: Name>(
+        &self,
+        tx: &mut Tx,
+        event_type: &'static str,
+        (aggregate_type, aggregate_id): (&'static str, &str),
+        actor: events::Actor,
+        client: &ClientInfo,
+        payload: &M,
+    ) -> Result<()> {
+        let event = NewEvent::new(event_type, aggregate_type, aggregate_id, actor, payload)
+            .with_request(client.request_context());
+        self.inner.outbox.append(tx, event).await?;
+        Ok(())
+    }
+
+    async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        self.inner.outbox.notify();
+        Ok(())
+    }
+
+    /// A user by id, if it exists.
+    pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
+        self.store().user_by_id(id).await
+    }
+
+    // Sign-up and email verification.
+
+    /// Creates an account and signs it in. The email must be verified before
+    /// some actions; a verification link is mailed now.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        client: &ClientInfo,
+    ) -> Result<(UserRow, Tokens)> {
+        let email = normalize_email("email", email)?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(
+                Error::invalid_field("display_name", "must be 1 to 200 characters")
+                    .with_domain("identity"),
+            );
+        }
+        let local_part = email.split('@').next().unwrap_or_default();
+        let password = check_policy(
+            password,
+            &self.options().password,
+            &[&email, local_part, display_name],
+        )?;
+        // Hash before the transaction: it takes tens of milliseconds.
+        let hash = self.inner.hasher.hash(&password).await?;
+
+        let now = now_micros();
+        let user = UserRow {
+            id: new_id().to_string(),
+            email: email.clone(),
+            display_name: display_name.to_string(),
+            password_hash: hash,
+            email_verified_at_us: None,
+            pending_email: None,
+            state: "active".into(),
+            deleted_at_us: None,
+            platform_admin: self.options().platform_admins.iter().any(|admin| {
+                normalize_email("platform_admins", admin).is_ok_and(|admin| admin == email)
+            }),
+            totp_secret: None,
+            totp_enabled_at_us: None,
+            totp_last_step: None,
+            pending_totp_secret: None,
+            pending_totp_expires_at_us: None,
+            last_login_at_us: None,
+            last_organization_id: None,
+            password_changed_at_us: now,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+            recovery_codes_remaining: 0,
+        };
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .insert_user(&mut tx, &user)
+            .await
+            .map_err(|error| {
+                if error.code() == Code::AlreadyExists {
+                    Error::new(
+                        Code::AlreadyExists,
+                        "EMAIL_TAKEN",
+                        "an account with this email exists",
+                    )
+                    .with_domain("identity")
+                } else {
+                    error
+                }
+            })?;
+        let actor = user_actor(&user);
+        self.emit(
+            &mut tx,
+            "identity.user.signed_up",
+            ("user", &user.id),
+            actor.clone(),
+            client,
+            &events::UserSignedUp {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                display_name: user.display_name.clone(),
+                invitation_id: String::new(),
+                email_verified: false,
+            },
+        )
+        .await?;
+        let verification = self
+            .start_verification(&mut tx, &user, &email, client)
+            .await?;
+        let session = self
+            .open_session(&mut tx, &user, None, (None, false), false, client)
+            .await?;
+        let tokens = self.issue(&mut tx, &user, &session, true).await?;
+        self.emit_login(&mut tx, &user, &session, client).await?;
+        self.commit(tx).await?;
+        self.send(verification).await;
+        Ok((user, tokens))
+    }
+
+    /// Writes a verification token for `email` and returns the mail to send
+    /// after the commit.
+    async fn start_verification(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<Mail> {
+        let now = now_micros();
+        let token = new_token();
+        let expires = now + micros(self.options().verification_ttl());
+        self.store()
+            .expire_one_time(tx, &user.id, VERIFY_EMAIL, now)
+            .await?;
+        self.store()
+            .insert_one_time(
+                tx,
+                &NewOneTime {
+                    token_hash: &hash_token(&token),
+                    user_id: &user.id,
+                    purpose: VERIFY_EMAIL,
+                    payload: email,
+                    now_us: now,
+                    expires_at_us: expires,
+                },
+            )
+            .await?;
+        self.emit(
+            tx,
+            "identity.user.email_verification_requested",
+            ("user", &user.id),
+            user_actor(user),
+            client,
+            &events::UserEmailVerificationRequested {
+                user_id: user.id.clone(),
+                email: email.to_string(),
+                expire_time: Some(timestamp(expires)),
+            },
+        )
+        .await?;
+        let link = format!(
+            "{}/verify-email?token={token}",
+            self.options().mailer.link_base_url
+        );
+        Ok(Mail {
+            to: email.to_string(),
+            kind: VERIFY_EMAIL,
+            subject: "Verify your email address".into(),
+            body: format!(
+                "Hello {},\n\nconfirm your email address with this link:\n{link}\n\ntoken: {token}\n\nThe link expires in {} hours and works once.",
+                user.display_name,
+                self.options().verification_ttl_hours
+            ),
+        })
+    }
+
+    async fn send(&self, mail: Mail) {
+        if let Err(error) = self.inner.mailer.send(mail).await {
+            // The user can ask for the mail again; the account change stands.
+            tracing::warn!(error = format!("{error:#}"), "sending mail failed");
+        }
+    }
+
+    /// Confirms an email address (the account's, or a pending new one).
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<UserRow> {
+        let now = now_micros();
+        let hash = hash_token(token);
+        let mut tx = self.store().begin().await?;
+        let row = self
+            .store()
+            .one_time(&mut tx, &hash)
+            .await?
+            .filter(|row| {
+                row.purpose == VERIFY_EMAIL && row.used_at_us.is_none() && row.expires_at_us > now
+            })
+            .ok_or_else(|| invalid_token("token"))?;
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &row.user_id)
+            .await?
+            .filter(UserRow::is_active)
+            .ok_or_else(|| invalid_token("token"))?;
+        if !self.store().use_one_time(&mut tx, &hash, now).await? {
+            return Err(invalid_token("token"));
+        }
+        let email = row.payload;
+        if user.pending_email.as_deref() == Some(email.as_str()) {
+            let old = user.email.clone();
+            self.store()
+                .update_user(
+                    &mut tx,
+                    &user.id,
+                    "email = $2, pending_email = NULL, email_verified_at_us = $3",
+                    |q| q.bind(email.clone()).bind(now),
+                )
+                .await
+                .map_err(|error| {
+                    if error.code() == Code::AlreadyExists {
+                        Error::new(
+                            Code::AlreadyExists,
+                            "EMAIL_TAKEN",
+                            "an account with this email exists",
+                        )
+                        .with_domain("identity")
+                    } else {
+                        error
+                    }
+                })?;
+            self.emit(
+                &mut tx,
+                "identity.user.email_changed",
+                ("user", &user.id),
+                user_actor(&user),
+                client,
+                &events::UserEmailChanged {
+                    user_id: user.id.clone(),
+                    old_email: old,
+                    new_email: email.clone(),
+                },
+            )
+            .await?;
+        } else if user.email == email {
+            self.store()
+                .update_user(&mut tx, &user.id, "email_verified_at_us = $2", |q| {
+                    q.bind(now)
+                })
+                .await?;
+        } else {
+            // The address changed again since this link was sent.
+            return Err(invalid_token("token"));
+        }
+        self.emit(
+            &mut tx,
+            "identity.user.email_verified",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::UserEmailVerified {
+                user_id: user.id.clone(),
+                email,
+            },
+        )
+        .await?;
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(|| invalid_token("token"))?;
+        self.commit(tx).await?;
+        Ok(user)
+    }
+
+    /// Mails a new verification link. Answers the same whether or not the
+    /// address has an account, so it reveals nothing.
+    pub async fn resend_verification(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        let email = normalize_email("email", email)?;
+        let Some(user) = self.store().user_by_email(&email).await? else {
+            return Ok(());
+        };
+        if !user.is_active() || user.email_verified_at_us.is_some() {
+            return Ok(());
+        }
+        let mut tx = self.store().begin().await?;
+        let mail = self
+            .start_verification(&mut tx, &user, &email, client)
+            .await?;
+        self.commit(tx).await?;
+        self.send(mail).await;
+        Ok(())
+    }
+
+    // Sign-in.
+
+    /// Checks a password and signs the user in, or asks for the second
+    /// factor. Unknown emails and wrong passwords take the same time and
+    /// answer the same error; repeated failures are throttled per account and
+    /// per client address.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        organization: Option<String>,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome> {
+        let email = normalize_email("email", email)?;
+        let account_key = format!("account:{email}");
+        let address_key = format!("address:{}", client.address);
+        self.check_throttle(&[&account_key, &address_key]).await?;
+
+        let user = self.store().user_by_email(&email).await?;
+        let verified = match &user {
+            Some(user) => {
+                self.inner
+                    .hasher
+                    .verify(password, &user.password_hash)
+                    .await?
+            }
+            None => {
+                self.inner.hasher.verify_dummy(password).await;
+                crate::password::Verification {
+                    matches: false,
+                    needs_rehash: false,
+                }
+            }
+        };
+        let user = match user {
+            Some(user) if verified.matches && user.is_active() => user,
+            user => {
+                let failures = self
+                    .record_failure(
+                        &account_key,
+                        self.options().throttle.free_attempts_per_account,
+                    )
+                    .await?;
+                self.record_failure(
+                    &address_key,
+                    self.options().throttle.free_attempts_per_address,
+                )
+                .await?;
+                if let Some(user) = user {
+                    let reason = if verified.matches {
+                        events::login_failed::Reason::UserDisabled
+                    } else {
+                        events::login_failed::Reason::InvalidCredentials
+                    };
+                    let mut tx = self.store().begin().await?;
+                    self.emit(
+                        &mut tx,
+                        "identity.login.failed",
+                        ("user", &user.id),
+                        user_actor(&user),
+                        client,
+                        &events::LoginFailed {
+                            user_id: user.id.clone(),
+                            email: email.clone(),
+                            reason: reason as i32,
+                            consecutive_failures: failures as i32,
+                        },
+                    )
+                    .await?;
+                    self.commit(tx).await?;
+                }
+                return Err(invalid_credentials());
+            }
+        };
+        self.store().clear_throttle(&account_key).await?;
+
+        if verified.needs_rehash {
+            // Parameters changed since this hash was made: upgrade it now,
+            // while we hold the plain password.
+            let hash = self.inner.hasher.hash(password).await?;
+            let mut tx = self.store().begin().await?;
+            self.store()
+                .update_user(&mut tx, &user.id, "password_hash = $2", |q| q.bind(hash))
+                .await?;
+            self.commit(tx).await?;
+        }
+
+        if user.mfa_enabled() {
+            let now = now_micros();
+            let token = new_token();
+            let expires = now + micros(Duration::from_secs(300));
+            let payload = serde_json::json!({ "organization": organization }).to_string();
+            let mut tx = self.store().begin().await?;
+            self.store()
+                .insert_one_time(
+                    &mut tx,
+                    &NewOneTime {
+                        token_hash: &hash_token(&token),
+                        user_id: &user.id,
+                        purpose: MFA_LOGIN,
+                        payload: &payload,
+                        now_us: now,
+                        expires_at_us: expires,
+                    },
+                )
+                .await?;
+            self.commit(tx).await?;
+            return Ok(LoginOutcome::MfaRequired {
+                mfa_token: token,
+                expires_at_us: expires,
+            });
+        }
+        let tokens = self.sign_in(&user, organization, false, client).await?;
+        Ok(LoginOutcome::Tokens(tokens))
+    }
+
+    /// Finishes a sign-in that needed a second factor.
+    pub async fn complete_mfa_login(
+        &self,
+        mfa_token: &str,
+        factor: Factor,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
+        let now = now_micros();
+        let hash = hash_token(mfa_token);
+        let mut tx = self.store().begin().await?;
+        let challenge = self
+            .store()
+            .one_time(&mut tx, &hash)
+            .await?
+            .filter(|row| {
+                row.purpose == MFA_LOGIN
+                    && row.used_at_us.is_none()
+                    && row.expires_at_us > now
+                    && row.attempts < MFA_ATTEMPTS
+            })
+            .ok_or_else(|| invalid_token("mfa_token"))?;
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &challenge.user_id)
+            .await?
+            .filter(|user| user.is_active() && user.mfa_enabled())
+            .ok_or_else(|| invalid_token("mfa_token"))?;
+        let accepted = self.check_factor(&mut tx, &user, &factor, now).await?;
+        if !accepted {
+            drop(tx);
+            self.store().fail_one_time(&hash).await?;
+            let mut tx = self.store().begin().await?;
+            self.emit(
+                &mut tx,
+                "identity.login.failed",
+                ("user", &user.id),
+                user_actor(&user),
+                client,
+                &events::LoginFailed {
+                    user_id: user.id.clone(),
+                    email: user.email.clone(),
+                    reason: events::login_failed::Reason::InvalidMfaCode as i32,
+                    consecutive_failures: (challenge.attempts + 1) as i32,
+                },
+            )
+            .await?;
+            self.commit(tx).await?;
+            return Err(Error::new(
+                Code::Unauthenticated,
+                "INVALID_MFA_CODE",
+                "the code is not valid",
+            )
+            .with_domain("identity"));
+        }
+        if !self.store().use_one_time(&mut tx, &hash, now).await? {
+            return Err(invalid_token("mfa_token"));
+        }
+        self.commit(tx).await?;
+        let organization: Option<String> =
+            serde_json::from_str::<serde_json::Value>(&challenge.payload)
+                .ok()
+                .and_then(|v| v["organization"].as_str().map(str::to_string));
+        self.sign_in(&user, organization, true, client).await
+    }
+
+    /// Checks a TOTP code (recording its step against replay) or uses a
+    /// recovery code, in `tx`.
+    async fn check_factor(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        factor: &Factor,
+        now_us: i64,
+    ) -> Result<bool> {
+        match factor {
+            Factor::Totp(code) => {
+                let Some(secret) = user
+                    .totp_secret
+                    .as_deref()
+                    .and_then(totp::TotpSecret::from_base32)
+                else {
+                    return Ok(false);
+                };
+                match totp::verify(&secret, code, now_us / 1_000_000, user.totp_last_step) {
+                    Some(step) => {
+                        self.store()
+                            .update_user(tx, &user.id, "totp_last_step = $2", |q| q.bind(step))
+                            .await?;
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
+            Factor::RecoveryCode(code) => {
+                let Some(normalized) = crate::secrets::normalize_recovery_code(code) else {
+                    return Ok(false);
+                };
+                let used = self
+                    .store()
+                    .use_recovery_code(tx, &user.id, &hash_token(&normalized))
+                    .await?;
+                if used {
+                    self.emit(
+                        tx,
+                        "identity.mfa.recovery_code_used",
+                        ("user", &user.id),
+                        user_actor(user),
+                        &ClientInfo::default(),
+                        &events::MfaRecoveryCodeUsed {
+                            user_id: user.id.clone(),
+                            remaining_count: (user.recovery_codes_remaining - 1).max(0) as i32,
+                        },
+                    )
+                    .await?;
+                }
+                Ok(used)
+            }
+        }
+    }
+
+    /// Opens a session for a user whose credentials were checked.
+    async fn sign_in(
+        &self,
+        user: &UserRow,
+        organization: Option<String>,
+        mfa: bool,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
+        let requested = organization.or_else(|| user.last_organization_id.clone());
+        let access = self.resolve_access(requested.as_deref(), mfa).await?;
+        let mut tx = self.store().begin().await?;
+        let session = self
+            .open_session(&mut tx, user, requested, access, mfa, client)
+            .await?;
+        let tokens = self.issue(&mut tx, user, &session, true).await?;
+        self.store()
+            .update_user(&mut tx, &user.id, "last_login_at_us = $2", |q| {
+                q.bind(now_micros())
+            })
+            .await?;
+        self.emit_login(&mut tx, user, &session, client).await?;
+        self.commit(tx).await?;
+        Ok(tokens)
+    }
+
+    async fn emit_login(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        session: &SessionRow,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            "identity.login.succeeded",
+            ("user", &user.id),
+            user_actor(user),
+            client,
+            &events::LoginSucceeded {
+                user_id: user.id.clone(),
+                session_id: session.id.clone(),
+                organization_id: session.active_organization_id.clone().unwrap_or_default(),
+                mfa_enrollment_only: session.mfa_pending,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Which organization a new session may act for, and whether it may only
+    /// enroll MFA.
+    async fn resolve_access(
+        &self,
+        requested: Option<&str>,
+        mfa: bool,
+    ) -> Result<(Option<String>, bool)> {
+        let Some(organization) = requested else {
+            return Ok((None, false));
+        };
+        Ok(
+            match self.inner.directory.sign_in_policy(organization).await? {
+                Some(policy) if policy.active && policy.require_mfa && !mfa => (None, true),
+                Some(policy) if policy.active => (Some(organization.to_string()), false),
+                _ => (None, false),
+            },
+        )
+    }
+
+    /// Creates a session. The requested organization becomes active only if
+    /// it allows this sign-in: an organization that requires MFA gets a
+    /// session that may only enroll MFA until the user has it.
+    ///
+    /// `access` comes from [`resolve_access`](Self::resolve_access), asked
+    /// before the transaction so no network call holds a write lock.
+    async fn open_session(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        requested: Option<String>,
+        access: (Option<String>, bool),
+        mfa: bool,
+        client: &ClientInfo,
+    ) -> Result<SessionRow> {
+        let (active, mfa_pending) = access;
+        let now = now_micros();
+        let session = SessionRow {
+            id: new_id().to_string(),
+            user_id: user.id.clone(),
+            active_organization_id: active,
+            requested_organization_id: requested,
+            mfa,
+            mfa_pending,
+            user_agent: client.user_agent.chars().take(512).collect(),
+            client_address: client.address.clone(),
+            created_at_us: now,
+            last_seen_at_us: now,
+            expires_at_us: now + micros(self.options().session_lifetime()),
+            revoked_at_us: None,
+        };
+        self.store().insert_session(tx, &session).await?;
+        Ok(session)
+    }
+
+    /// Signs an access token for a session and, when asked, a new refresh
+    /// token.
+    async fn issue(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        session: &SessionRow,
+        with_refresh: bool,
+    ) -> Result<Tokens> {
+        let now = now_micros();
+        let ttl = self.options().access_token_ttl();
+        let mut amr = vec!["pwd".to_string()];
+        if session.mfa {
+            amr.push("mfa".to_string());
+        }
+        let claims = Claims {
+            iss: self.inner.auth.issuer.clone(),
+            aud: self.inner.auth.audience.clone(),
+            sub: user.id.clone(),
+            sid: Some(session.id.clone()),
+            org: session.active_organization_id.clone(),
+            iat: now / 1_000_000,
+            exp: (now + micros(ttl)) / 1_000_000,
+            nbf: None,
+            jti: new_id().to_string(),
+            amr,
+            kind: PrincipalKind::User,
+            perms: None,
+            team: None,
+            mfa_pending: session.mfa_pending,
+        };
+        let access_token = self.inner.keys.signing_key().sign(&claims);
+        let refresh_expires =
+            (now + micros(self.options().refresh_token_ttl())).min(session.expires_at_us);
+        let refresh_token = if with_refresh {
+            let token = new_token();
+            self.store()
+                .insert_refresh(tx, &hash_token(&token), &session.id, now, refresh_expires)
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
+        Ok(Tokens {
+            access_token,
+            access_expires_at_us: claims.exp * 1_000_000,
+            refresh_token,
+            refresh_expires_at_us: refresh_expires,
+            user_id: user.id.clone(),
+            session_id: session.id.clone(),
+            organization_id: session.active_organization_id.clone(),
+            mfa: session.mfa,
+            mfa_pending: session.mfa_pending,
+        })
+    }
+
+    /// Exchanges a refresh token for new tokens, rotating it. A token used
+    /// twice means it leaked: the whole session ends.
+    pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<Tokens> {
+        let now = now_micros();
+        let hash = hash_token(refresh_token);
+        let mut tx = self.store().begin().await?;
+        let row = self
+            .store()
+            .refresh(&mut tx, &hash)
+            .await?
+            .ok_or_else(invalid_session)?;
+        let session = self
+            .store()
+            .session(&mut tx, &row.session_id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        let reused = row.rotated_at_us.is_some()
+            || !self.store().rotate_refresh(&mut tx, &hash, now).await?;
+        if reused {
+            if self
+                .store()
+                .revoke_session(&mut tx, &session.id, "refresh_token_reused")
+                .await?
+            {
+                let user = self
+                    .store()
+                    .user_by_id_for_update(&mut tx, &session.user_id)
+                    .await?;
+                self.emit_session_revoked(
+                    &mut tx,
+                    user.as_ref(),
+                    &session,
+                    events::session_revoked::Reason::RefreshTokenReused,
+                    client,
+                )
+                .await?;
+                tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
+            }
+            self.commit(tx).await?;
+            return Err(invalid_session());
+        }
+        if row.expires_at_us <= now
+            || session.revoked_at_us.is_some()
+            || session.expires_at_us <= now
+        {
+            return Err(invalid_session());
+        }
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &session.user_id)
+            .await?
+            .filter(UserRow::is_active)
+            .ok_or_else(invalid_session)?;
+        self.store()
+            .touch_session(
+                &mut tx,
+                &session.id,
+                now,
+                &client.address,
+                &client.user_agent,
+            )
+            .await?;
+        let tokens = self.issue(&mut tx, &user, &session, true).await?;
+        self.commit(tx).await?;
+        Ok(tokens)
+    }
+
+    async fn emit_session_revoked(
+        &self,
+        tx: &mut Tx,
+        user: Option<&UserRow>,
+        session: &SessionRow,
+        reason: events::session_revoked::Reason,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let actor = user.map(user_actor).unwrap_or_else(|| events::Actor {
+            kind: events::actor::Kind::System as i32,
+            ..Default::default()
+        });
+        self.emit(
+            tx,
+            "identity.session.revoked",
+            ("user", &session.user_id),
+            actor,
+            client,
+            &events::SessionRevoked {
+                user_id: session.user_id.clone(),
+                session_id: session.id.clone(),
+                reason: reason as i32,
+            },
+        )
+        .await
+    }
+
+    /// Ends a session: the one a refresh token belongs to, or the caller's.
+    pub async fn logout(
+        &self,
+        principal: Option<&Principal>,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let mut tx = self.store().begin().await?;
+        let session_id = if !refresh_token.is_empty() {
+            self.store()
+                .refresh(&mut tx, &hash_token(refresh_token))
+                .await?
+                .map(|row| row.session_id)
+        } else {
+            principal.and_then(|p| p.session_id.clone())
+        };
+        let Some(session_id) = session_id else {
+            return Err(if principal.is_some() || !refresh_token.is_empty() {
+                invalid_session()
+            } else {
+                Error::unauthenticated("missing credentials").with_domain("identity")
+            });
+        };
+        let session = self
+            .store()
+            .session(&mut tx, &session_id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        if self
+            .store()
+            .revoke_session(&mut tx, &session.id, "logout")
+            .await?
+        {
+            let user = self
+                .store()
+                .user_by_id_for_update(&mut tx, &session.user_id)
+                .await?;
+            self.emit_session_revoked(
+                &mut tx,
+                user.as_ref(),
+                &session,
+                events::session_revoked::Reason::Logout,
+                client,
+            )
+            .await?;
+        }
+        self.commit(tx).await
+    }
+
+    /// Ends every session of the caller, optionally keeping the current one.
+    pub async fn logout_everywhere(
+        &self,
+        principal: &Principal,
+        keep_current: bool,
+        client: &ClientInfo,
+    ) -> Result<usize> {
+        let user = self.user_principal(principal).await?;
+        let keep = if keep_current {
+            principal.session_id.clone()
+        } else {
+            None
+        };
+        let mut tx = self.store().begin().await?;
+        let revoked = self
+            .revoke_all(
+                &mut tx,
+                &user,
+                keep.as_deref(),
+                events::session_revoked::Reason::LogoutEverywhere,
+                client,
+            )
+            .await?;
+        self.commit(tx).await?;
+        Ok(revoked)
+    }
+
+    async fn revoke_all(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        keep: Option<&str>,
+        reason: events::session_revoked::Reason,
+        client: &ClientInfo,
+    ) -> Result<usize> {
+        let revoked = self
+            .store()
+            .revoke_user_sessions(tx, &user.id, keep, reason.as_str_name())
+            .await?;
+        for session_id in &revoked {
+            let session = SessionRow {
+                id: session_id.clone(),
+                user_id: user.id.clone(),
+                active_organization_id: None,
+                requested_organization_id: None,
+                mfa: false,
+                mfa_pending: false,
+                user_agent: String::new(),
+                client_address: String::new(),
+                created_at_us: 0,
+                last_seen_at_us: 0,
+                expires_at_us: 0,
+                revoked_at_us: None,
+            };
+            self.emit_session_revoked(tx, Some(user), &session, reason, client)
+                .await?;
+        }
+        Ok(revoked.len())
+    }
+
+    /// The signed-in user behind a principal. Access tokens outlive a
+    /// revoked session by at most their TTL; calls that manage the account
+    /// check the session is still live.
+    pub async fn user_principal(&self, principal: &Principal) -> Result<UserRow> {
+        if principal.kind != PrincipalKind::User {
+            return Err(Error::new(
+                Code::PermissionDenied,
+                "USER_REQUIRED",
+                "only a signed-in user may call this",
+            )
+            .with_domain("identity"));
+        }
+        let user = self
+            .store()
+            .user_by_id(&principal.id)
+            .await?
+            .filter(UserRow::is_active)
+            .ok_or_else(invalid_session)?;
+        if let Some(session_id) = &principal.session_id {
+            let mut tx = self.store().begin().await?;
+            let live = self
+                .store()
+                .session(&mut tx, session_id)
+                .await?
+                .is_some_and(|s| s.revoked_at_us.is_none() && s.expires_at_us > now_micros());
+            drop(tx);
+            if !live {
+                return Err(invalid_session());
+            }
+        }
+        Ok(user)
+    }
+
+    /// The caller and their memberships; a user with no organization at all
+    /// gets a first one, as at a first sign-in.
+    pub async fn me(&self, principal: &Principal) -> Result<MeView> {
+        let user = self.user_principal(principal).await?;
+        let mut memberships = self.inner.directory.memberships(&user.id).await?;
+        let mut organization_created = false;
+        if memberships.is_empty() && !principal.mfa_pending {
+            let name = format!("{}'s organization", user.display_name);
+            if self
+                .inner
+                .directory
+                .create_first_organization(&user.id, &name)
+                .await?
+                .is_some()
+            {
+                organization_created = true;
+                memberships = self.inner.directory.memberships(&user.id).await?;
+            }
+        }
+        Ok(MeView {
+            user,
+            memberships,
+            active_organization: principal.organization.clone(),
+            organization_created,
+        })
+    }
+
+    /// The caller's live sessions.
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionRow>> {
+        let user = self.user_principal(principal).await?;
+        self.store().live_sessions(&user.id, now_micros()).await
+    }
+
+    /// Ends one of the caller's sessions. Another user's session is NOT_FOUND.
+    pub async fn revoke_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let user = self.user_principal(principal).await?;
+        let mut tx = self.store().begin().await?;
+        let session = self
+            .store()
+            .session(&mut tx, session_id)
+            .await?
+            .filter(|s| s.user_id == user.id && s.revoked_at_us.is_none())
+            .ok_or_else(|| Error::not_found("session").with_domain("identity"))?;
+        self.store()
+            .revoke_session(&mut tx, &session.id, "revoked_by_user")
+            .await?;
+        self.emit_session_revoked(
+            &mut tx,
+            Some(&user),
+            &session,
+            events::session_revoked::Reason::RevokedByUser,
+            client,
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    // Passwords.
+
+    /// Re-authenticates the caller with their current password (throttled
+    /// like sign-in).
+    async fn reauthenticate(&self, user: &UserRow, password: &str) -> Result<()> {
+        let key = format!("account:{}", user.email);
+        self.check_throttle(&[&key]).await?;
+        if self
+            .inner
+            .hasher
+            .verify(password, &user.password_hash)
+            .await?
+            .matches
+        {
+            Ok(())
+        } else {
+            self.record_failure(&key, self.options().throttle.free_attempts_per_account)
+                .await?;
+            Err(Error::new(
+                Code::Unauthenticated,
+                "INVALID_CREDENTIALS",
+                "the current password is wrong",
+            )
+            .with_domain("identity")
+            .with_violation("current_password", "is wrong"))
+        }
+    }
+
+    /// Changes the caller's password and ends every other session.
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let user = self.user_principal(principal).await?;
+        self.reauthenticate(&user, current).await?;
+        let local_part = user.email.split('@').next().unwrap_or_default();
+        let new = check_policy(
+            new,
+            &self.options().password,
+            &[&user.email, local_part, &user.display_name],
+        )
+        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))?;
+        let hash = self.inner.hasher.hash(&new).await?;
+        let mut tx = self.store().begin().await?;
+        self.set_password(
+            &mut tx,
+            &user,
+            hash,
+            principal.session_id.as_deref(),
+            client,
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    /// Stores a new password hash and ends the user's sessions (but
+    /// `keep_session`); returns how many ended.
+    async fn set_password(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        hash: String,
+        keep_session: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<usize> {
+        let now = now_micros();
+        self.store()
+            .update_user(
+                tx,
+                &user.id,
+                "password_hash = $2, password_changed_at_us = $3",
+                |q| q.bind(hash).bind(now),
+            )
+            .await?;
+        let revoked = self
+            .revoke_all(
+                tx,
+                user,
+                keep_session,
+                events::session_revoked::Reason::PasswordChanged,
+                client,
+            )
+            .await?;
+        self.emit(
+            tx,
+            "identity.user.password_changed",
+            ("user", &user.id),
+            user_actor(user),
+            client,
+            &events::UserPasswordChanged {
+                user_id: user.id.clone(),
+                revoked_session_count: revoked as i32,
+            },
+        )
+        .await?;
+        Ok(revoked)
+    }
+
+    /// Mails a reset link if the address has an account; answers the same
+    /// either way.
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        let email = normalize_email("email", email)?;
+        let Some(user) = self
+            .store()
+            .user_by_email(&email)
+            .await?
+            .filter(UserRow::is_active)
+        else {
+            return Ok(());
+        };
+        let now = now_micros();
+        let token = new_token();
+        let expires = now + micros(self.options().reset_ttl());
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .expire_one_time(&mut tx, &user.id, RESET_PASSWORD, now)
+            .await?;
+        self.store()
+            .insert_one_time(
+                &mut tx,
+                &NewOneTime {
+                    token_hash: &hash_token(&token),
+                    user_id: &user.id,
+                    purpose: RESET_PASSWORD,
+                    payload: "",
+                    now_us: now,
+                    expires_at_us: expires,
+                },
+            )
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.user.password_reset_requested",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::UserPasswordResetRequested {
+                user_id: user.id.clone(),
+                expire_time: Some(timestamp(expires)),
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        let link = format!(
+            "{}/reset-password?token={token}",
+            self.options().mailer.link_base_url
+        );
+        self.send(Mail {
+            to: user.email.clone(),
+            kind: RESET_PASSWORD,
+            subject: "Reset your password".into(),
+            body: format!(
+                "Hello {},\n\nset a new password with this link:\n{link}\n\ntoken: {token}\n\nIt expires in {} minutes and works once. If you did not ask for it, ignore this message.",
+                user.display_name,
+                self.options().reset_ttl_minutes
+            ),
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Sets a new password from a reset link and ends every session.
+    pub async fn reset_password(&self, token: &str, new: &str, client: &ClientInfo) -> Result<()> {
+        let now = now_micros();
+        let hash = hash_token(token);
+        // Check the token before the (slow) hash, then again in the write.
+        let mut tx = self.store().begin().await?;
+        let row = self
+            .store()
+            .one_time(&mut tx, &hash)
+            .await?
+            .filter(|row| {
+                row.purpose == RESET_PASSWORD && row.used_at_us.is_none() && row.expires_at_us > now
+            })
+            .ok_or_else(|| invalid_token("token"))?;
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &row.user_id)
+            .await?
+            .filter(UserRow::is_active)
+            .ok_or_else(|| invalid_token("token"))?;
+        drop(tx);
+        let local_part = user.email.split('@').next().unwrap_or_default();
+        let new = check_policy(
+            new,
+            &self.options().password,
+            &[&user.email, local_part, &user.display_name],
+        )
+        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))?;
+        let password_hash = self.inner.hasher.hash(&new).await?;
+        let mut tx = self.store().begin().await?;
+        if !self.store().use_one_time(&mut tx, &hash, now).await? {
+            return Err(invalid_token("token"));
+        }
+        // The link proves the mailbox, like a verification link would.
+        if user.email_verified_at_us.is_none() {
+            self.store()
+                .update_user(&mut tx, &user.id, "email_verified_at_us = $2", |q| {
+                    q.bind(now)
+                })
+                .await?;
+        }
+        let revoked = self
+            .set_password(&mut tx, &user, password_hash, None, client)
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.user.password_reset",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::UserPasswordReset {
+                user_id: user.id.clone(),
+                revoked_session_count: revoked as i32,
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    // MFA.
+
+    /// Starts TOTP enrollment: a new secret, valid for 15 minutes until
+    /// confirmed with a code.
+    pub async fn enroll_totp(
+        &self,
+        principal: &Principal,
+        client: &ClientInfo,
+    ) -> Result<Enrollment> {
+        let user = self.user_principal(principal).await?;
+        if user.mfa_enabled() {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "MFA_ALREADY_ENABLED",
+                "TOTP is already enabled",
+            )
+            .with_domain("identity"));
+        }
+        let secret = totp::TotpSecret::generate();
+        let encoded = secret.to_base32();
+        let expires = now_micros() + micros(Duration::from_secs(900));
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .update_user(
+                &mut tx,
+                &user.id,
+                "pending_totp_secret = $2, pending_totp_expires_at_us = $3",
+                |q| q.bind(encoded.clone()).bind(expires),
+            )
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.mfa.enrollment_started",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::MfaEnrollmentStarted {
+                user_id: user.id.clone(),
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(Enrollment {
+            otpauth_uri: totp::otpauth_uri(&secret, &self.options().totp_issuer, &user.email),
+            secret: encoded,
+            expires_at_us: expires,
+        })
+    }
+
+    /// Confirms TOTP with a first code: MFA is on, ten recovery codes are
+    /// returned once, and a session that was waiting for MFA gets full tokens
+    /// for the organization it asked for.
+    pub async fn confirm_totp(
+        &self,
+        principal: &Principal,
+        code: &str,
+        client: &ClientInfo,
+    ) -> Result<(UserRow, Vec<String>, Option<Tokens>)> {
+        let user = self.user_principal(principal).await?;
+        let now = now_micros();
+        let secret = user
+            .pending_totp_secret
+            .as_deref()
+            .filter(|_| user.pending_totp_expires_at_us.is_some_and(|e| e > now))
+            .and_then(totp::TotpSecret::from_base32)
+            .ok_or_else(|| {
+                Error::new(
+                    Code::FailedPrecondition,
+                    "NO_PENDING_ENROLLMENT",
+                    "start TOTP enrollment first",
+                )
+                .with_domain("identity")
+            })?;
+        let step = totp::verify(&secret, code, now / 1_000_000, None).ok_or_else(|| {
+            Error::new(
+                Code::InvalidArgument,
+                "INVALID_MFA_CODE",
+                "the code is not valid",
+            )
+            .with_domain("identity")
+            .with_violation("code", "is not the current code")
+        })?;
+        let codes = crate::secrets::new_recovery_codes();
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| crate::secrets::normalize_recovery_code(c))
+            .map(|c| hash_token(&c))
+            .collect();
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .update_user(
+                &mut tx,
+                &user.id,
+                "totp_secret = pending_totp_secret, totp_enabled_at_us = $2, totp_last_step = $3, \
+                 pending_totp_secret = NULL, pending_totp_expires_at_us = NULL",
+                |q| q.bind(now).bind(step),
+            )
+            .await?;
+        self.store()
+            .replace_recovery_codes(&mut tx, &user.id, &hashes)
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.mfa.enrolled",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::MfaEnrolled {
+                user_id: user.id.clone(),
+                recovery_code_count: codes.len() as i32,
+            },
+        )
+        .await?;
+        // The session just proved a second factor.
+        let mut tokens = None;
+        if let Some(session_id) = &principal.session_id
+            && let Some(session) = self.store().session(&mut tx, session_id).await?
+        {
+            let organization = session
+                .requested_organization_id
+                .clone()
+                .filter(|_| session.mfa_pending);
+            let active = match organization {
+                Some(org) => Some(org),
+                None => session.active_organization_id.clone(),
+            };
+            self.store()
+                .set_session_organization(&mut tx, &session.id, active.as_deref(), true, false)
+                .await?;
+            let session = self
+                .store()
+                .session(&mut tx, session_id)
+                .await?
+                .ok_or_else(invalid_session)?;
+            tokens = Some(self.issue(&mut tx, &user, &session, true).await?);
+        }
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        self.commit(tx).await?;
+        Ok((user, codes, tokens))
+    }
+
+    /// Turns TOTP off (re-authentication required).
+    pub async fn disable_totp(
+        &self,
+        principal: &Principal,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<UserRow> {
+        let user = self.user_principal(principal).await?;
+        self.reauthenticate(&user, password).await?;
+        if !user.mfa_enabled() {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "MFA_NOT_ENABLED",
+                "TOTP is not enabled",
+            )
+            .with_domain("identity"));
+        }
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .update_user(
+                &mut tx,
+                &user.id,
+                "totp_secret = NULL, totp_enabled_at_us = NULL, totp_last_step = NULL",
+                |q| q,
+            )
+            .await?;
+        self.store()
+            .replace_recovery_codes(&mut tx, &user.id, &[])
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.mfa.disabled",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::MfaDisabled {
+                user_id: user.id.clone(),
+                by_admin: false,
+            },
+        )
+        .await?;
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        self.commit(tx).await?;
+        Ok(user)
+    }
+
+    /// Replaces the recovery codes (re-authentication required).
+    pub async fn regenerate_recovery_codes(
+        &self,
+        principal: &Principal,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<String>> {
+        let user = self.user_principal(principal).await?;
+        self.reauthenticate(&user, password).await?;
+        if !user.mfa_enabled() {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "MFA_NOT_ENABLED",
+                "TOTP is not enabled",
+            )
+            .with_domain("identity"));
+        }
+        let codes = crate::secrets::new_recovery_codes();
+        let hashes: Vec<String> = codes
+            .iter()
+            .filter_map(|c| crate::secrets::normalize_recovery_code(c))
+            .map(|c| hash_token(&c))
+            .collect();
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .replace_recovery_codes(&mut tx, &user.id, &hashes)
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.mfa.recovery_codes_regenerated",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::MfaRecoveryCodesRegenerated {
+                user_id: user.id.clone(),
+                recovery_code_count: codes.len() as i32,
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(codes)
+    }
+
+    // Throttling.
+
+    /// Refuses the attempt while any key is blocked, telling when to retry.
+    async fn check_throttle(&self, keys: &[&str]) -> Result<()> {
+        let now = now_micros();
+        let mut wait_us = 0;
+        for key in keys {
+            if let Some((_, blocked_until)) = self.store().throttle(key).await? {
+                wait_us = wait_us.max(blocked_until - now);
+            }
+        }
+        if wait_us > 0 {
+            let seconds = (wait_us as u64).div_ceil(1_000_000);
+            return Err(Error::new(
+                Code::ResourceExhausted,
+                "LOGIN_THROTTLED",
+                "too many failed attempts; retry later",
+            )
+            .with_domain("identity")
+            .with_retry_after(Duration::from_secs(seconds)));
+        }
+        Ok(())
+    }
+
+    /// Counts a failure; past the free attempts, each further failure
+    /// doubles the wait (base, 2×base, 4×base, … up to the maximum).
+    async fn record_failure(&self, key: &str, free_attempts: u32) -> Result<i64> {
+        let throttle = &self.options().throttle;
+        let failures = self
+            .store()
+            .throttle(key)
+            .await?
+            .map(|(f, _)| f)
+            .unwrap_or(0)
+            + 1;
+        // The free attempts are spent by the failure that reaches their
+        // number; from then on every attempt waits.
+        let over = failures - i64::from(free_attempts) + 1;
+        let blocked_until = if over > 0 {
+            let exponent = (over - 1).min(20) as u32;
+            let delay_ms = (throttle.backoff_base_ms.saturating_mul(1u64 << exponent))
+                .min(throttle.backoff_max_secs * 1000);
+            now_micros() + (delay_ms as i64) * 1000
+        } else {
+            0
+        };
+        self.store()
+            .set_throttle(key, failures, blocked_until)
+            .await?;
+        Ok(failures)
+    }
+}
+
+/// A protobuf timestamp from microseconds.
+pub fn timestamp(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}

@@ -1,0 +1,585 @@
+//! The `IdentityService` gRPC handler: converts requests, calls
+//! [`Accounts`], converts answers. No domain logic lives here.
+
+use tenantry_kit::auth::Principal;
+use tenantry_kit::error::{Code, Error};
+use tenantry_kit::page_token::{PageTokens, page_size};
+use tenantry_proto::tenantry::identity::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::accounts::{Accounts, ClientInfo, Factor, LoginOutcome, Tokens, timestamp};
+use crate::keys::KeyRing;
+use crate::store::{SessionRow, UserRow};
+
+/// The public RPCs of the identity service: callable without a token.
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/tenantry.identity.v1.IdentityService/SignUp",
+    "/tenantry.identity.v1.IdentityService/VerifyEmail",
+    "/tenantry.identity.v1.IdentityService/ResendVerification",
+    "/tenantry.identity.v1.IdentityService/RequestPasswordReset",
+    "/tenantry.identity.v1.IdentityService/ResetPassword",
+    "/tenantry.identity.v1.IdentityService/Login",
+    "/tenantry.identity.v1.IdentityService/CompleteMfaLogin",
+    "/tenantry.identity.v1.IdentityService/Refresh",
+    "/tenantry.identity.v1.IdentityService/Logout",
+    "/tenantry.identity.v1.IdentityService/GetJwks",
+    "/tenantry.identity.v1.IdentityService/GetOpenIdConfiguration",
+    "/tenantry.identity.v1.ApiKeyService/AuthenticateApiKey",
+    "/tenantry.identity.v1.ServiceAccountService/IssueServiceAccountToken",
+];
+
+/// The RPCs a token that may only enroll MFA can call.
+pub const MFA_ENROLLMENT_METHODS: &[&str] = &[
+    "/tenantry.identity.v1.IdentityService/Me",
+    "/tenantry.identity.v1.IdentityService/EnrollTotp",
+    "/tenantry.identity.v1.IdentityService/ConfirmTotp",
+    "/tenantry.identity.v1.IdentityService/Logout",
+];
+
+/// The handler.
+#[derive(Debug, Clone)]
+pub struct IdentityApi {
+    pub accounts: Accounts,
+    pub keys: KeyRing,
+    pub page_tokens: PageTokens,
+    pub issuer: String,
+    pub public_base_url: String,
+}
+
+fn client_info<T>(request: &Request<T>) -> ClientInfo {
+    let header = |name: &str| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(512)
+            .collect::<String>()
+    };
+    ClientInfo {
+        address: request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: header("user-agent"),
+        request_id: header("x-request-id"),
+    }
+}
+
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    Principal::from_request(request)
+        .cloned()
+        .map_err(Status::from)
+}
+
+/// Parses `users/{id}`, accepting `users/me` for the caller.
+fn user_id_from_name(field: &str, name: &str, caller: &Principal) -> Result<String, Error> {
+    match name {
+        "users/me" => Ok(caller.id.clone()),
+        _ => Ok(tenantry_kit::id::parse_name(field, "users/{}", name)?[0].to_string()),
+    }
+}
+
+/// The user resource as clients see it.
+pub fn user_to_proto(user: &UserRow) -> pb::User {
+    let state = if user.deleted_at_us.is_some() {
+        pb::UserState::Deleted
+    } else if user.state == "disabled" {
+        pb::UserState::Disabled
+    } else {
+        pb::UserState::Active
+    };
+    pb::User {
+        name: format!("users/{}", user.id),
+        email: user.email.clone(),
+        email_verified: user.email_verified_at_us.is_some(),
+        pending_email: user.pending_email.clone().unwrap_or_default(),
+        display_name: user.display_name.clone(),
+        state: state as i32,
+        mfa_enabled: user.mfa_enabled(),
+        platform_admin: user.platform_admin,
+        create_time: Some(timestamp(user.created_at_us)),
+        update_time: Some(timestamp(user.updated_at_us)),
+        last_login_time: user.last_login_at_us.map(timestamp),
+        password_change_time: Some(timestamp(user.password_changed_at_us)),
+        delete_time: user.deleted_at_us.map(timestamp),
+        purge_time: None,
+        etag: format!("\"{}\"", user.version),
+        recovery_codes_remaining: user.recovery_codes_remaining as i32,
+    }
+}
+
+fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
+    let now = tenantry_kit::db::now_micros();
+    let expires_in = (tokens.access_expires_at_us - now).max(0);
+    pb::AuthTokens {
+        access_token: tokens.access_token,
+        token_type: "Bearer".into(),
+        expires_in: Some(prost_types::Duration {
+            seconds: expires_in / 1_000_000,
+            nanos: ((expires_in % 1_000_000) * 1000) as i32,
+        }),
+        expire_time: Some(timestamp(tokens.access_expires_at_us)),
+        refresh_token_expire_time: tokens
+            .refresh_token
+            .as_ref()
+            .map(|_| timestamp(tokens.refresh_expires_at_us)),
+        refresh_token: tokens.refresh_token.unwrap_or_default(),
+        user: format!("users/{}", tokens.user_id),
+        session: format!("users/{}/sessions/{}", tokens.user_id, tokens.session_id),
+        organization: tokens
+            .organization_id
+            .map(|o| format!("organizations/{o}"))
+            .unwrap_or_default(),
+        mfa_authenticated: tokens.mfa,
+        mfa_enrollment_required: tokens.mfa_pending,
+    }
+}
+
+fn session_to_proto(session: &SessionRow, current: Option<&str>) -> pb::Session {
+    pb::Session {
+        name: format!("users/{}/sessions/{}", session.user_id, session.id),
+        active_organization: session
+            .active_organization_id
+            .as_ref()
+            .map(|o| format!("organizations/{o}"))
+            .unwrap_or_default(),
+        device: session
+            .user_agent
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        user_agent: session.user_agent.clone(),
+        client_address: session.client_address.clone(),
+        mfa_authenticated: session.mfa,
+        current: current == Some(session.id.as_str()),
+        create_time: Some(timestamp(session.created_at_us)),
+        last_seen_time: Some(timestamp(session.last_seen_at_us)),
+        expire_time: Some(timestamp(session.expires_at_us)),
+    }
+}
+
+/// The organization id from an optional `organizations/{id}` field.
+fn optional_organization(field: &str, name: &str) -> Result<Option<String>, Error> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        tenantry_kit::id::parse_name(field, "organizations/{}", name)?[0].to_string(),
+    ))
+}
+
+fn required(field: &str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        return Err(Error::invalid_field(field, "is required").with_domain("identity"));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl pb::identity_service_server::IdentityService for IdentityApi {
+    async fn sign_up(
+        &self,
+        request: Request<pb::SignUpRequest>,
+    ) -> Result<Response<pb::SignUpResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        if !request.invitation_token.is_empty() {
+            return Err(Error::new(
+                Code::Unimplemented,
+                "INVITATIONS_NOT_AVAILABLE",
+                "sign-up through an invitation arrives with the rbac service",
+            )
+            .into());
+        }
+        let (user, tokens) = self
+            .accounts
+            .sign_up(
+                &request.email,
+                &request.password,
+                &request.display_name,
+                &client,
+            )
+            .await?;
+        Ok(Response::new(pb::SignUpResponse {
+            user: Some(user_to_proto(&user)),
+            tokens: Some(tokens_to_proto(tokens)),
+            organization: String::new(),
+        }))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        required("token", &request.token)?;
+        let user = self.accounts.verify_email(&request.token, &client).await?;
+        Ok(Response::new(pb::VerifyEmailResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<pb::ResendVerificationRequest>,
+    ) -> Result<Response<pb::ResendVerificationResponse>, Status> {
+        let client = client_info(&request);
+        self.accounts
+            .resend_verification(&request.into_inner().email, &client)
+            .await?;
+        Ok(Response::new(pb::ResendVerificationResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let client = client_info(&request);
+        self.accounts
+            .request_password_reset(&request.into_inner().email, &client)
+            .await?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        required("token", &request.token)?;
+        self.accounts
+            .reset_password(&request.token, &request.new_password, &client)
+            .await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        let organization = optional_organization("organization", &request.organization)?;
+        let result = match self
+            .accounts
+            .login(&request.email, &request.password, organization, &client)
+            .await?
+        {
+            LoginOutcome::Tokens(tokens) => {
+                pb::login_response::Result::Tokens(tokens_to_proto(tokens))
+            }
+            LoginOutcome::MfaRequired {
+                mfa_token,
+                expires_at_us,
+            } => pb::login_response::Result::MfaChallenge(pb::MfaChallenge {
+                mfa_token,
+                methods: vec![
+                    pb::MfaMethod::Totp as i32,
+                    pb::MfaMethod::RecoveryCode as i32,
+                ],
+                expire_time: Some(timestamp(expires_at_us)),
+            }),
+        };
+        Ok(Response::new(pb::LoginResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn complete_mfa_login(
+        &self,
+        request: Request<pb::CompleteMfaLoginRequest>,
+    ) -> Result<Response<pb::CompleteMfaLoginResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        required("mfa_token", &request.mfa_token)?;
+        let factor = match request.factor {
+            Some(pb::complete_mfa_login_request::Factor::TotpCode(code)) => Factor::Totp(code),
+            Some(pb::complete_mfa_login_request::Factor::RecoveryCode(code)) => {
+                Factor::RecoveryCode(code)
+            }
+            None => {
+                return Err(
+                    Error::invalid_field("factor", "give totp_code or recovery_code").into(),
+                );
+            }
+        };
+        let tokens = self
+            .accounts
+            .complete_mfa_login(&request.mfa_token, factor, &client)
+            .await?;
+        Ok(Response::new(pb::CompleteMfaLoginResponse {
+            tokens: Some(tokens_to_proto(tokens)),
+        }))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
+        let client = client_info(&request);
+        let request = request.into_inner();
+        required("refresh_token", &request.refresh_token)?;
+        let tokens = self
+            .accounts
+            .refresh(&request.refresh_token, &client)
+            .await?;
+        Ok(Response::new(pb::RefreshResponse {
+            tokens: Some(tokens_to_proto(tokens)),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let client = client_info(&request);
+        let caller = request.extensions().get::<Principal>().cloned();
+        let request = request.into_inner();
+        self.accounts
+            .logout(caller.as_ref(), &request.refresh_token, &client)
+            .await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn logout_everywhere(
+        &self,
+        request: Request<pb::LogoutEverywhereRequest>,
+    ) -> Result<Response<pb::LogoutEverywhereResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let revoked = self
+            .accounts
+            .logout_everywhere(&caller, request.into_inner().keep_current_session, &client)
+            .await?;
+        Ok(Response::new(pb::LogoutEverywhereResponse {
+            revoked_session_count: revoked as i32,
+        }))
+    }
+
+    async fn me(
+        &self,
+        request: Request<pb::MeRequest>,
+    ) -> Result<Response<pb::MeResponse>, Status> {
+        let caller = principal(&request)?;
+        let me = self.accounts.me(&caller).await?;
+        Ok(Response::new(pb::MeResponse {
+            user: Some(user_to_proto(&me.user)),
+            memberships: me
+                .memberships
+                .into_iter()
+                .map(|m| pb::MembershipSummary {
+                    organization: format!("organizations/{}", m.organization_id),
+                    organization_display_name: m.display_name,
+                    organization_slug: m.slug,
+                    root_organization: if m.root_organization_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!("organizations/{}", m.root_organization_id)
+                    },
+                    owner: m.roles.iter().any(|r| r == "roles/owner"),
+                    roles: m.roles,
+                    require_mfa: m.require_mfa,
+                })
+                .collect(),
+            active_organization: me
+                .active_organization
+                .map(|o| format!("organizations/{o}"))
+                .unwrap_or_default(),
+            organization_created: me.organization_created,
+        }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        self.accounts
+            .change_password(
+                &caller,
+                &request.current_password,
+                &request.new_password,
+                &client,
+            )
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse::default()))
+    }
+
+    async fn enroll_totp(
+        &self,
+        request: Request<pb::EnrollTotpRequest>,
+    ) -> Result<Response<pb::EnrollTotpResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let enrollment = self.accounts.enroll_totp(&caller, &client).await?;
+        Ok(Response::new(pb::EnrollTotpResponse {
+            otpauth_uri: enrollment.otpauth_uri,
+            secret: enrollment.secret,
+            period: Some(prost_types::Duration {
+                seconds: 30,
+                nanos: 0,
+            }),
+            expire_time: Some(timestamp(enrollment.expires_at_us)),
+            ..Default::default()
+        }))
+    }
+
+    async fn confirm_totp(
+        &self,
+        request: Request<pb::ConfirmTotpRequest>,
+    ) -> Result<Response<pb::ConfirmTotpResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let (user, recovery_codes, tokens) = self
+            .accounts
+            .confirm_totp(&caller, &request.into_inner().code, &client)
+            .await?;
+        Ok(Response::new(pb::ConfirmTotpResponse {
+            recovery_codes,
+            tokens: tokens.map(tokens_to_proto),
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<pb::DisableTotpRequest>,
+    ) -> Result<Response<pb::DisableTotpResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let user = self
+            .accounts
+            .disable_totp(&caller, &request.into_inner().current_password, &client)
+            .await?;
+        Ok(Response::new(pb::DisableTotpResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        request: Request<pb::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<pb::RegenerateRecoveryCodesResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let recovery_codes = self
+            .accounts
+            .regenerate_recovery_codes(&caller, &request.into_inner().current_password, &client)
+            .await?;
+        Ok(Response::new(pb::RegenerateRecoveryCodesResponse {
+            recovery_codes,
+        }))
+    }
+
+    async fn get_user(
+        &self,
+        request: Request<pb::GetUserRequest>,
+    ) -> Result<Response<pb::GetUserResponse>, Status> {
+        let caller = principal(&request)?;
+        let id = user_id_from_name("name", &request.get_ref().name, &caller)?;
+        // A user sees themselves; platform admins see anyone. Anyone else's
+        // id is NOT_FOUND, whether or not it exists.
+        let viewer = self.accounts.user_principal(&caller).await?;
+        if id != viewer.id && !viewer.platform_admin {
+            return Err(Error::not_found("user").into());
+        }
+        let user = self
+            .accounts
+            .user(&id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        Ok(Response::new(pb::GetUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = user_id_from_name("parent", &request.parent, &caller)?;
+        if id != caller.id {
+            return Err(Error::not_found("user").into());
+        }
+        let size = page_size(request.page_size, 50, 100)? as usize;
+        let query = format!("sessions:{id}");
+        let offset: usize = self
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?
+            .unwrap_or(0);
+        let sessions = self.accounts.sessions(&caller).await?;
+        let page: Vec<_> = sessions.iter().skip(offset).take(size).collect();
+        let next = offset + page.len();
+        Ok(Response::new(pb::ListSessionsResponse {
+            sessions: page
+                .iter()
+                .map(|s| session_to_proto(s, caller.session_id.as_deref()))
+                .collect(),
+            next_page_token: if next < sessions.len() {
+                self.page_tokens.encode(query.as_bytes(), &next)
+            } else {
+                String::new()
+            },
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<pb::RevokeSessionRequest>,
+    ) -> Result<Response<pb::RevokeSessionResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let name = request.into_inner().name;
+        let name = name.replacen("users/me/", &format!("users/{}/", caller.id), 1);
+        let ids = tenantry_kit::id::parse_name("name", "users/{}/sessions/{}", &name)?;
+        if ids[0].to_string() != caller.id {
+            return Err(Error::not_found("session").into());
+        }
+        self.accounts
+            .revoke_session(&caller, &ids[1].to_string(), &client)
+            .await?;
+        Ok(Response::new(pb::RevokeSessionResponse::default()))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            keys: self
+                .keys
+                .published()
+                .into_iter()
+                .map(pb::Jwk::from)
+                .collect(),
+        }))
+    }
+
+    async fn get_open_id_configuration(
+        &self,
+        _request: Request<pb::GetOpenIdConfigurationRequest>,
+    ) -> Result<Response<pb::GetOpenIdConfigurationResponse>, Status> {
+        let base = self.public_base_url.trim_end_matches('/');
+        Ok(Response::new(pb::GetOpenIdConfigurationResponse {
+            issuer: self.issuer.clone(),
+            jwks_uri: format!("{base}/.well-known/jwks.json"),
+            token_endpoint: format!("{base}/v1/auth/login"),
+            userinfo_endpoint: format!("{base}/v1/me"),
+            id_token_signing_alg_values_supported: vec!["EdDSA".into()],
+            subject_types_supported: vec!["public".into()],
+            claims_supported: ["iss", "sub", "aud", "exp", "iat", "sid", "org", "amr"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }))
+    }
+}

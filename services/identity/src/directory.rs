@@ -1,0 +1,173 @@
+//! What identity needs to know from the organization and rbac services,
+//! asked over their gRPC contracts: a user's memberships, an organization's
+//! sign-in settings, and creating a first organization for a new user.
+//!
+//! Identity calls as itself: a short-lived service token it signs with its
+//! own key. Until the organization and rbac services implement these RPCs
+//! (issues #4 and #5) they answer UNIMPLEMENTED, which this client reads as
+//! "no organizations yet" so sign-up and sign-in keep working.
+
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::organization::v1 as org_pb;
+use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+use tonic::transport::Channel;
+
+/// A user's membership, as identity reports it in `Me`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Membership {
+    pub organization_id: String,
+    pub display_name: String,
+    pub slug: String,
+    pub root_organization_id: String,
+    pub roles: Vec<String>,
+    pub require_mfa: bool,
+}
+
+/// An organization's settings that matter at sign-in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignInPolicy {
+    /// Whether the organization can be signed in to at all.
+    pub active: bool,
+    /// Whether members need MFA to get a token for it.
+    pub require_mfa: bool,
+}
+
+/// Produces the bearer token identity presents to other services.
+pub type TokenSource = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Clients of the organization and rbac services.
+#[derive(Clone)]
+pub struct Directory {
+    organization: Channel,
+    rbac: Channel,
+    token: TokenSource,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Directory")
+    }
+}
+
+/// Whether a failure means the other service does not serve the RPC yet.
+fn not_served(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unimplemented
+}
+
+fn unavailable(what: &'static str, status: tonic::Status) -> Error {
+    Error::new(
+        Code::Unavailable,
+        "DEPENDENCY_UNAVAILABLE",
+        format!("{what} is unavailable"),
+    )
+    .with_domain("identity")
+    .with_source(anyhow::anyhow!("{}: {}", status.code(), status.message()))
+}
+
+impl Directory {
+    /// Clients over lazily connected channels to the two services.
+    pub fn new(organization_url: &str, rbac_url: &str, token: TokenSource) -> anyhow::Result<Self> {
+        let connect = |url: &str| -> anyhow::Result<Channel> {
+            Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .timeout(std::time::Duration::from_secs(10))
+                .connect_lazy())
+        };
+        Ok(Directory {
+            organization: connect(organization_url)?,
+            rbac: connect(rbac_url)?,
+            token,
+        })
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = format!("Bearer {}", (self.token)()).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        // Carry the caller's trace to the next service.
+        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        request
+    }
+
+    /// The user's memberships; empty while rbac does not serve them.
+    pub async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>> {
+        let mut client =
+            rbac_pb::membership_service_client::MembershipServiceClient::new(self.rbac.clone());
+        let request = self.request(rbac_pb::ListUserMembershipsRequest {
+            parent: format!("users/{user_id}"),
+            page_size: 1000,
+            ..Default::default()
+        });
+        match client.list_user_memberships(request).await {
+            Ok(response) => Ok(response
+                .into_inner()
+                .memberships
+                .into_iter()
+                .map(|m| Membership {
+                    organization_id: m.name.split('/').nth(1).unwrap_or_default().to_string(),
+                    display_name: String::new(),
+                    slug: String::new(),
+                    root_organization_id: String::new(),
+                    roles: m.roles,
+                    require_mfa: false,
+                })
+                .collect()),
+            Err(status) if not_served(&status) => Ok(Vec::new()),
+            Err(status) => Err(unavailable("the membership service", status)),
+        }
+    }
+
+    /// The organization's sign-in policy; `None` when it does not exist (or
+    /// the organization service does not serve it yet).
+    pub async fn sign_in_policy(&self, organization_id: &str) -> Result<Option<SignInPolicy>> {
+        let mut client = org_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
+        );
+        let request = self.request(org_pb::GetOrganizationRequest {
+            name: format!("organizations/{organization_id}"),
+        });
+        match client.get_organization(request).await {
+            Ok(response) => {
+                let organization = response.into_inner().organization.unwrap_or_default();
+                Ok(Some(SignInPolicy {
+                    active: organization.state() != org_pb::OrganizationState::Deactivated,
+                    require_mfa: organization.settings.is_some_and(|s| s.require_mfa),
+                }))
+            }
+            Err(status) if not_served(&status) || status.code() == tonic::Code::NotFound => {
+                Ok(None)
+            }
+            Err(status) => Err(unavailable("the organization service", status)),
+        }
+    }
+
+    /// Creates a first organization owned by the user; `None` while the
+    /// organization service does not serve it.
+    pub async fn create_first_organization(
+        &self,
+        user_id: &str,
+        display_name: &str,
+    ) -> Result<Option<String>> {
+        let mut client = org_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
+        );
+        let request = self.request(org_pb::CreateOrganizationRequest {
+            organization: Some(org_pb::Organization {
+                display_name: display_name.to_string(),
+                owner: format!("users/{user_id}"),
+                ..Default::default()
+            }),
+            // One first organization per user, however often this is retried.
+            request_id: format!("first-organization-{user_id}"),
+        });
+        match client.create_organization(request).await {
+            Ok(response) => Ok(response
+                .into_inner()
+                .organization
+                .map(|o| o.name.trim_start_matches("organizations/").to_string())),
+            Err(status) if not_served(&status) => Ok(None),
+            Err(status) => Err(unavailable("the organization service", status)),
+        }
+    }
+}
