@@ -52,7 +52,7 @@ fn invalid_token(field: &str) -> Error {
     .with_violation(field, "is invalid, used or expired")
 }
 
-fn invalid_session() -> Error {
+pub(crate) fn invalid_session() -> Error {
     Error::new(
         Code::Unauthenticated,
         "SESSION_INVALID",
@@ -131,7 +131,7 @@ pub struct Enrollment {
 /// The identity domain.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// What [`Accounts`] works with.
@@ -153,7 +153,7 @@ fn micros(duration: Duration) -> i64 {
     duration.as_micros() as i64
 }
 
-fn user_actor(user: &UserRow) -> events::Actor {
+pub(crate) fn user_actor(user: &UserRow) -> events::Actor {
     events::Actor {
         kind: events::actor::Kind::User as i32,
         id: user.id.clone(),
@@ -168,16 +168,16 @@ impl Accounts {
         }
     }
 
-    fn options(&self) -> &Options {
+    pub(crate) fn options(&self) -> &Options {
         &self.inner.options
     }
 
-    fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }
 
     /// Writes a user event in `tx`.
-    async fn emit<M: Name>(
+    pub(crate) async fn emit<M: Name>(
         &self,
         tx: &mut Tx,
         event_type: &'static str,
@@ -192,7 +192,7 @@ impl Accounts {
         Ok(())
     }
 
-    async fn commit(&self, tx: Tx) -> Result<()> {
+    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
         tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         self.inner.outbox.notify();
         Ok(())
@@ -1039,7 +1039,7 @@ impl Accounts {
         Ok(revoked)
     }
 
-    async fn revoke_all(
+    pub(crate) async fn revoke_all(
         &self,
         tx: &mut Tx,
         user: &UserRow,
@@ -1388,6 +1388,131 @@ impl Accounts {
         )
         .await?;
         self.commit(tx).await
+    }
+
+    /// Starts an email change (re-authentication required): the new address
+    /// becomes the account's once its verification link is used.
+    pub async fn change_email(
+        &self,
+        principal: &Principal,
+        password: &str,
+        new_email: &str,
+        client: &ClientInfo,
+    ) -> Result<UserRow> {
+        let user = self.user_principal(principal).await?;
+        let new_email = normalize_email("new_email", new_email)?;
+        self.reauthenticate(&user, password).await?;
+        if new_email == user.email {
+            return Err(
+                Error::invalid_field("new_email", "is already the account's address")
+                    .with_domain("identity"),
+            );
+        }
+        if self.store().user_by_email(&new_email).await?.is_some() {
+            return Err(Error::new(
+                Code::AlreadyExists,
+                "EMAIL_TAKEN",
+                "an account with this email exists",
+            )
+            .with_domain("identity"));
+        }
+        let mut tx = self.store().begin().await?;
+        let pending = new_email.clone();
+        self.store()
+            .update_user(&mut tx, &user.id, "pending_email = $2", |q| q.bind(pending))
+            .await?;
+        let mail = self
+            .start_verification(&mut tx, &user, &new_email, client)
+            .await?;
+        let updated = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        self.commit(tx).await?;
+        self.send(mail).await;
+        Ok(updated)
+    }
+
+    /// Issues an access token for another organization the user belongs to
+    /// (the session keeps its refresh token, which now refreshes into the
+    /// new organization).
+    pub async fn switch_organization(
+        &self,
+        principal: &Principal,
+        organization: &str,
+        client: &ClientInfo,
+    ) -> Result<Tokens> {
+        let user = self.user_principal(principal).await?;
+        let session_id = principal.session_id.clone().ok_or_else(invalid_session)?;
+        let member = self
+            .inner
+            .directory
+            .memberships(&user.id)
+            .await?
+            .iter()
+            .any(|m| m.organization_id == organization);
+        if !member {
+            return Err(Error::not_found("organization").with_domain("identity"));
+        }
+        let mut tx = self.store().begin().await?;
+        let session = self
+            .store()
+            .session(&mut tx, &session_id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        drop(tx);
+        match self.inner.directory.sign_in_policy(organization).await? {
+            Some(policy) if !policy.active => {
+                return Err(Error::new(
+                    Code::FailedPrecondition,
+                    "ORGANIZATION_DEACTIVATED",
+                    "the organization is deactivated",
+                )
+                .with_domain("identity"));
+            }
+            Some(policy) if policy.require_mfa && !session.mfa => {
+                return Err(Error::new(
+                    Code::FailedPrecondition,
+                    "MFA_REQUIRED",
+                    "the organization requires MFA; sign in with MFA first",
+                )
+                .with_domain("identity"));
+            }
+            _ => {}
+        }
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .set_session_organization(&mut tx, &session.id, Some(organization), session.mfa, false)
+            .await?;
+        let org = organization.to_string();
+        self.store()
+            .update_user(&mut tx, &user.id, "last_organization_id = $2", |q| {
+                q.bind(org)
+            })
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.session.organization_switched",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::SessionOrganizationSwitched {
+                user_id: user.id.clone(),
+                session_id: session.id.clone(),
+                old_organization_id: session.active_organization_id.clone().unwrap_or_default(),
+                new_organization_id: organization.to_string(),
+            },
+        )
+        .await?;
+        let session = self
+            .store()
+            .session(&mut tx, &session.id)
+            .await?
+            .ok_or_else(invalid_session)?;
+        let tokens = self.issue(&mut tx, &user, &session, false).await?;
+        self.commit(tx).await?;
+        Ok(tokens)
     }
 
     // MFA.

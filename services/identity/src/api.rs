@@ -46,7 +46,7 @@ pub struct IdentityApi {
     pub public_base_url: String,
 }
 
-fn client_info<T>(request: &Request<T>) -> ClientInfo {
+pub(crate) fn client_info<T>(request: &Request<T>) -> ClientInfo {
     let header = |name: &str| {
         request
             .metadata()
@@ -67,7 +67,7 @@ fn client_info<T>(request: &Request<T>) -> ClientInfo {
     }
 }
 
-fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+pub(crate) fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
     Principal::from_request(request)
         .cloned()
         .map_err(Status::from)
@@ -497,6 +497,191 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             .ok_or_else(|| Error::not_found("user"))?;
         Ok(Response::new(pb::GetUserResponse {
             user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size, 50, 1000)?;
+        // The token is bound to the filters, so it cannot be replayed
+        // against another query.
+        let query = format!(
+            "users:{}:{}:{}",
+            request.email, request.state, request.show_deleted
+        );
+        let after: String = self
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?
+            .unwrap_or_default();
+        let email_prefix = request.email.trim().to_lowercase();
+        let mut users = self
+            .accounts
+            .list_users(
+                &caller,
+                &after,
+                i64::from(size) + 1,
+                &email_prefix,
+                request.show_deleted,
+            )
+            .await?;
+        let more = users.len() > size as usize;
+        users.truncate(size as usize);
+        let state = pb::UserState::try_from(request.state).unwrap_or(pb::UserState::Unspecified);
+        let next_page_token = match (more, users.last()) {
+            (true, Some(last)) => self.page_tokens.encode(query.as_bytes(), &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListUsersResponse {
+            users: users
+                .iter()
+                .map(user_to_proto)
+                .filter(|u| state == pb::UserState::Unspecified || u.state == state as i32)
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Result<Response<pb::UpdateUserResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let user = request
+            .user
+            .ok_or_else(|| Error::invalid_field("user", "is required"))?;
+        let id = user_id_from_name("user.name", &user.name, &caller)?;
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid_field("update_mask", "name the fields to update").into());
+        }
+        if let Some(path) = paths.iter().find(|p| p.as_str() != "display_name") {
+            return Err(Error::invalid_field(
+                "update_mask",
+                format!("`{path}` cannot be updated; only display_name"),
+            )
+            .into());
+        }
+        let updated = self
+            .accounts
+            .update_display_name(&caller, &id, &user.display_name, &user.etag, &client)
+            .await?;
+        Ok(Response::new(pb::UpdateUserResponse {
+            user: Some(user_to_proto(&updated)),
+        }))
+    }
+
+    async fn disable_user(
+        &self,
+        request: Request<pb::DisableUserRequest>,
+    ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = user_id_from_name("name", &request.name, &caller)?;
+        let user = self
+            .accounts
+            .set_user_enabled(&caller, &id, false, &request.etag, &client)
+            .await?;
+        Ok(Response::new(pb::DisableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn enable_user(
+        &self,
+        request: Request<pb::EnableUserRequest>,
+    ) -> Result<Response<pb::EnableUserResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = user_id_from_name("name", &request.name, &caller)?;
+        let user = self
+            .accounts
+            .set_user_enabled(&caller, &id, true, &request.etag, &client)
+            .await?;
+        Ok(Response::new(pb::EnableUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = user_id_from_name("name", &request.name, &caller)?;
+        let user = self
+            .accounts
+            .set_user_deleted(&caller, &id, true, &request.etag, &client)
+            .await?;
+        Ok(Response::new(pb::DeleteUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn undelete_user(
+        &self,
+        request: Request<pb::UndeleteUserRequest>,
+    ) -> Result<Response<pb::UndeleteUserResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = user_id_from_name("name", &request.name, &caller)?;
+        let user = self
+            .accounts
+            .set_user_deleted(&caller, &id, false, &request.etag, &client)
+            .await?;
+        Ok(Response::new(pb::UndeleteUserResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn change_email(
+        &self,
+        request: Request<pb::ChangeEmailRequest>,
+    ) -> Result<Response<pb::ChangeEmailResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let user = self
+            .accounts
+            .change_email(
+                &caller,
+                &request.current_password,
+                &request.new_email,
+                &client,
+            )
+            .await?;
+        Ok(Response::new(pb::ChangeEmailResponse {
+            user: Some(user_to_proto(&user)),
+        }))
+    }
+
+    async fn switch_organization(
+        &self,
+        request: Request<pb::SwitchOrganizationRequest>,
+    ) -> Result<Response<pb::SwitchOrganizationResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let organization = tenantry_kit::id::parse_name(
+            "organization",
+            "organizations/{}",
+            &request.get_ref().organization,
+        )?;
+        let tokens = self
+            .accounts
+            .switch_organization(&caller, &organization[0].to_string(), &client)
+            .await?;
+        Ok(Response::new(pb::SwitchOrganizationResponse {
+            tokens: Some(tokens_to_proto(tokens)),
         }))
     }
 

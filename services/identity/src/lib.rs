@@ -10,6 +10,7 @@
 //! are mounted and answer UNIMPLEMENTED until they land.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod directory;
 pub mod email;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod mailer;
 pub mod password;
 pub mod secrets;
+pub mod service_accounts;
 pub mod store;
 pub mod totp;
 
@@ -194,6 +196,7 @@ impl Options {
 pub struct Service {
     outbox: Outbox,
     api: api::IdentityApi,
+    service_accounts: service_accounts::ServiceAccountApi,
     keys: KeyRing,
 }
 
@@ -228,6 +231,10 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         auth: ctx.auth.clone(),
     });
     ctx.spawn_relay(&outbox);
+    let service_accounts = service_accounts::ServiceAccountApi {
+        accounts: accounts.clone(),
+        page_tokens: ctx.page_tokens.clone(),
+    };
     let api = api::IdentityApi {
         accounts,
         keys: keys.clone(),
@@ -235,7 +242,12 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         issuer: ctx.auth.issuer.clone(),
         public_base_url: options.public_base_url.clone(),
     };
-    Ok(Service { outbox, api, keys })
+    Ok(Service {
+        outbox,
+        api,
+        service_accounts,
+        keys,
+    })
 }
 
 /// Identity calls other services as itself, with a five-minute token it
@@ -292,7 +304,7 @@ impl Service {
         ));
         routes.add(configure_server!(
             identity_pb::service_account_service_server::ServiceAccountServiceServer::new(
-                ServiceAccountApi
+                self.service_accounts.clone()
             )
         ));
     }
@@ -327,10 +339,3 @@ struct ApiKeyApi;
 
 #[tonic::async_trait]
 impl identity_pb::api_key_service_server::ApiKeyService for ApiKeyApi {}
-
-/// The `ServiceAccountService` handler.
-#[derive(Debug, Clone)]
-struct ServiceAccountApi;
-
-#[tonic::async_trait]
-impl identity_pb::service_account_service_server::ServiceAccountService for ServiceAccountApi {}

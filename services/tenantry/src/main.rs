@@ -48,6 +48,22 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Instance administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make an existing user a platform administrator (the first one, before
+    /// any administrator can do it over the API). Runs against the database.
+    Bootstrap {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +143,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 stop.cancel();
             });
             server.wait().await
+        }
+        Command::Admin(AdminCommand::Bootstrap { common, email }) => {
+            let config = Config::load(cli.config.as_deref(), &common.overrides())?;
+            tenantry_kit::telemetry::init(&config.log)?;
+            let user = tenantry::server::bootstrap_admin(&config, &email).await?;
+            println!(
+                "users/{} ({}) is a platform administrator",
+                user.id, user.email
+            );
+            Ok(())
         }
         Command::Migrate { common } => {
             let config = Config::load(cli.config.as_deref(), &common.overrides())?;

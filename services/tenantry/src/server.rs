@@ -67,6 +67,18 @@ pub async fn migrate(config: &Config, services: &[ServiceKind]) -> anyhow::Resul
     Ok(())
 }
 
+/// Grants the platform administrator role to an existing user.
+pub async fn bootstrap_admin(
+    config: &Config,
+    email: &str,
+) -> anyhow::Result<tenantry_identity::store::UserRow> {
+    let db = connect_database(config).await?;
+    migrate_database(&db, config, &[ServiceKind::Identity]).await?;
+    let result = tenantry_identity::admin::grant_platform_admin(&db, email).await;
+    db.close().await;
+    result.map_err(|error| anyhow::anyhow!("{}", error.message()))
+}
+
 async fn connect_database(config: &Config) -> anyhow::Result<Database> {
     if config.database_url.is_none() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {

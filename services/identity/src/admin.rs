@@ -1,0 +1,569 @@
+//! Instance administration: platform administrators manage any user and the
+//! service accounts (machine identities) of internal services.
+
+use std::time::Duration;
+
+use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::new_id;
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::accounts::{Accounts, ClientInfo, user_actor};
+use crate::secrets::{
+    hash_api_key_secret, invalid_client_secret, new_client_secret, parse_client_secret,
+    tokens_equal,
+};
+use crate::store::{CredentialRow, ServiceAccountRow, UserRow};
+
+/// Lifetime of service-account access tokens.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(900);
+
+/// A freshly minted service-account token.
+#[derive(Debug, Clone)]
+pub struct ServiceToken {
+    pub access_token: String,
+    pub expires_at_us: i64,
+    pub service_account_id: String,
+    pub organization_id: Option<String>,
+}
+
+fn not_admin() -> Error {
+    Error::permission_denied("platform.admin").with_domain("identity")
+}
+
+impl Accounts {
+    /// The caller, who must be a platform administrator.
+    pub async fn require_platform_admin(&self, principal: &Principal) -> Result<UserRow> {
+        let user = self.user_principal(principal).await?;
+        if user.platform_admin {
+            Ok(user)
+        } else {
+            Err(not_admin())
+        }
+    }
+
+    /// Users in id order, after a cursor.
+    pub async fn list_users(
+        &self,
+        principal: &Principal,
+        after_id: &str,
+        limit: i64,
+        email_prefix: &str,
+        show_deleted: bool,
+    ) -> Result<Vec<UserRow>> {
+        self.require_platform_admin(principal).await?;
+        self.store()
+            .users(after_id, limit, email_prefix, show_deleted)
+            .await
+    }
+
+    /// Loads a user for an administrative change, checking the etag.
+    async fn user_for_admin(&self, id: &str, etag: &str) -> Result<UserRow> {
+        let user = self
+            .store()
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| Error::not_found("user").with_domain("identity"))?;
+        if !etag.is_empty() && etag != format!("\"{}\"", user.version) {
+            return Err(Error::new(
+                Code::Aborted,
+                "ETAG_MISMATCH",
+                "the user changed since it was read",
+            )
+            .with_domain("identity"));
+        }
+        Ok(user)
+    }
+
+    /// Changes a user's display name (the user themself or an admin).
+    pub async fn update_display_name(
+        &self,
+        principal: &Principal,
+        id: &str,
+        display_name: &str,
+        etag: &str,
+        client: &ClientInfo,
+    ) -> Result<UserRow> {
+        let caller = self.user_principal(principal).await?;
+        if caller.id != id && !caller.platform_admin {
+            return Err(Error::not_found("user").with_domain("identity"));
+        }
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(
+                Error::invalid_field("user.display_name", "must be 1 to 200 characters")
+                    .with_domain("identity"),
+            );
+        }
+        let user = self.user_for_admin(id, etag).await?;
+        let mut tx = self.store().begin().await?;
+        let name = display_name.to_string();
+        self.store()
+            .update_user(&mut tx, &user.id, "display_name = $2", |q| q.bind(name))
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.user.updated",
+            ("user", &user.id),
+            user_actor(&caller),
+            client,
+            &events::UserUpdated {
+                user_id: user.id.clone(),
+                display_name: display_name.to_string(),
+                changed_fields: vec!["display_name".into()],
+            },
+        )
+        .await?;
+        let updated = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+
+    /// Disables (`enabled = false`) or re-enables a user. Disabling ends
+    /// every session at once.
+    pub async fn set_user_enabled(
+        &self,
+        principal: &Principal,
+        id: &str,
+        enabled: bool,
+        etag: &str,
+        client: &ClientInfo,
+    ) -> Result<UserRow> {
+        let admin = self.require_platform_admin(principal).await?;
+        if admin.id == id && !enabled {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "CANNOT_DISABLE_SELF",
+                "administrators cannot disable themselves",
+            )
+            .with_domain("identity"));
+        }
+        let user = self.user_for_admin(id, etag).await?;
+        let mut tx = self.store().begin().await?;
+        let state = if enabled { "active" } else { "disabled" };
+        self.store()
+            .update_user(&mut tx, &user.id, "state = $2", |q| q.bind(state))
+            .await?;
+        if enabled {
+            self.emit(
+                &mut tx,
+                "identity.user.enabled",
+                ("user", &user.id),
+                user_actor(&admin),
+                client,
+                &events::UserEnabled {
+                    user_id: user.id.clone(),
+                },
+            )
+            .await?;
+        } else {
+            self.revoke_all(
+                &mut tx,
+                &user,
+                None,
+                events::session_revoked::Reason::Unspecified,
+                client,
+            )
+            .await?;
+            self.emit(
+                &mut tx,
+                "identity.user.disabled",
+                ("user", &user.id),
+                user_actor(&admin),
+                client,
+                &events::UserDisabled {
+                    user_id: user.id.clone(),
+                    reason: String::new(),
+                },
+            )
+            .await?;
+        }
+        let updated = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+
+    /// Soft-deletes (`deleted = true`) or restores a user.
+    pub async fn set_user_deleted(
+        &self,
+        principal: &Principal,
+        id: &str,
+        deleted: bool,
+        etag: &str,
+        client: &ClientInfo,
+    ) -> Result<UserRow> {
+        let admin = self.require_platform_admin(principal).await?;
+        if admin.id == id && deleted {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "CANNOT_DELETE_SELF",
+                "administrators cannot delete themselves",
+            )
+            .with_domain("identity"));
+        }
+        let user = self.user_for_admin(id, etag).await?;
+        let mut tx = self.store().begin().await?;
+        if deleted {
+            let now = now_micros();
+            self.store()
+                .update_user(&mut tx, &user.id, "deleted_at_us = $2", |q| q.bind(now))
+                .await?;
+            self.revoke_all(
+                &mut tx,
+                &user,
+                None,
+                events::session_revoked::Reason::Unspecified,
+                client,
+            )
+            .await?;
+            self.emit(
+                &mut tx,
+                "identity.user.deleted",
+                ("user", &user.id),
+                user_actor(&admin),
+                client,
+                &events::UserDeleted {
+                    user_id: user.id.clone(),
+                    purge_time: None,
+                },
+            )
+            .await?;
+        } else {
+            self.store()
+                .update_user(&mut tx, &user.id, "deleted_at_us = NULL", |q| q)
+                .await?;
+            self.emit(
+                &mut tx,
+                "identity.user.undeleted",
+                ("user", &user.id),
+                user_actor(&admin),
+                client,
+                &events::UserUndeleted {
+                    user_id: user.id.clone(),
+                },
+            )
+            .await?;
+        }
+        let updated = self
+            .store()
+            .user_by_id_for_update(&mut tx, &user.id)
+            .await?
+            .ok_or_else(|| Error::not_found("user"))?;
+        self.commit(tx).await?;
+        Ok(updated)
+    }
+
+    // Service accounts.
+
+    /// Creates a service account.
+    pub async fn create_service_account(
+        &self,
+        principal: &Principal,
+        display_name: &str,
+        description: &str,
+        client: &ClientInfo,
+    ) -> Result<ServiceAccountRow> {
+        let admin = self.require_platform_admin(principal).await?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(Error::invalid_field(
+                "service_account.display_name",
+                "must be 1 to 200 characters",
+            )
+            .with_domain("identity"));
+        }
+        if description.chars().count() > 1000 {
+            return Err(Error::invalid_field(
+                "service_account.description",
+                "must be at most 1000 characters",
+            )
+            .with_domain("identity"));
+        }
+        let now = now_micros();
+        let account = ServiceAccountRow {
+            id: new_id().to_string(),
+            display_name: display_name.to_string(),
+            description: description.to_string(),
+            created_by: admin.id.clone(),
+            created_at_us: now,
+            updated_at_us: now,
+        };
+        let mut tx = self.store().begin().await?;
+        self.store()
+            .insert_service_account(&mut tx, &account)
+            .await?;
+        self.emit(
+            &mut tx,
+            "identity.service_account.created",
+            ("service_account", &account.id),
+            user_actor(&admin),
+            client,
+            &events::ServiceAccountCreated {
+                service_account_id: account.id.clone(),
+                display_name: account.display_name.clone(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(account)
+    }
+
+    /// A service account, for administrators.
+    pub async fn service_account(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<ServiceAccountRow> {
+        self.require_platform_admin(principal).await?;
+        self.store()
+            .service_account(id)
+            .await?
+            .ok_or_else(|| Error::not_found("service account").with_domain("identity"))
+    }
+
+    /// Service accounts in id order, after a cursor.
+    pub async fn service_accounts(
+        &self,
+        principal: &Principal,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ServiceAccountRow>> {
+        self.require_platform_admin(principal).await?;
+        self.store().service_accounts(after_id, limit).await
+    }
+
+    /// Deletes a service account and its credentials; tokens it holds expire
+    /// within their short lifetime.
+    pub async fn delete_service_account(
+        &self,
+        principal: &Principal,
+        id: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let admin = self.require_platform_admin(principal).await?;
+        let mut tx = self.store().begin().await?;
+        if !self.store().delete_service_account(&mut tx, id).await? {
+            return Err(Error::not_found("service account").with_domain("identity"));
+        }
+        self.emit(
+            &mut tx,
+            "identity.service_account.deleted",
+            ("service_account", id),
+            user_actor(&admin),
+            client,
+            &events::ServiceAccountDeleted {
+                service_account_id: id.to_string(),
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    /// Creates client credentials; the secret is returned once, stored hashed.
+    pub async fn create_credential(
+        &self,
+        principal: &Principal,
+        service_account_id: &str,
+        expires_at_us: Option<i64>,
+        client: &ClientInfo,
+    ) -> Result<(CredentialRow, String)> {
+        let admin = self.require_platform_admin(principal).await?;
+        if self
+            .store()
+            .service_account(service_account_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::not_found("service account").with_domain("identity"));
+        }
+        if expires_at_us.is_some_and(|e| e <= now_micros()) {
+            return Err(
+                Error::invalid_field("credential.expire_time", "must be in the future")
+                    .with_domain("identity"),
+            );
+        }
+        let (parts, secret) = new_client_secret();
+        let credential = CredentialRow {
+            id: new_id().to_string(),
+            service_account_id: service_account_id.to_string(),
+            client_id: parts.id.clone(),
+            secret_hash: hash_api_key_secret(&parts.secret),
+            created_at_us: now_micros(),
+            expires_at_us,
+            last_used_at_us: None,
+        };
+        let mut tx = self.store().begin().await?;
+        self.store().insert_credential(&mut tx, &credential).await?;
+        self.emit(
+            &mut tx,
+            "identity.service_account.credential_created",
+            ("service_account", service_account_id),
+            user_actor(&admin),
+            client,
+            &events::ServiceAccountCredentialCreated {
+                service_account_id: service_account_id.to_string(),
+                credential_id: credential.id.clone(),
+                expire_time: expires_at_us.map(crate::accounts::timestamp),
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok((credential, secret))
+    }
+
+    /// A service account's credentials (never their secrets).
+    pub async fn credentials(
+        &self,
+        principal: &Principal,
+        service_account_id: &str,
+    ) -> Result<Vec<CredentialRow>> {
+        self.require_platform_admin(principal).await?;
+        if self
+            .store()
+            .service_account(service_account_id)
+            .await?
+            .is_none()
+        {
+            return Err(Error::not_found("service account").with_domain("identity"));
+        }
+        self.store().credentials(service_account_id).await
+    }
+
+    /// Revokes one credential.
+    pub async fn delete_credential(
+        &self,
+        principal: &Principal,
+        service_account_id: &str,
+        id: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let admin = self.require_platform_admin(principal).await?;
+        let mut tx = self.store().begin().await?;
+        if !self
+            .store()
+            .delete_credential(&mut tx, service_account_id, id)
+            .await?
+        {
+            return Err(Error::not_found("credential").with_domain("identity"));
+        }
+        self.emit(
+            &mut tx,
+            "identity.service_account.credential_revoked",
+            ("service_account", service_account_id),
+            user_actor(&admin),
+            client,
+            &events::ServiceAccountCredentialRevoked {
+                service_account_id: service_account_id.to_string(),
+                credential_id: id.to_string(),
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    /// Exchanges client credentials for a short-lived access token. Every
+    /// failure looks the same; the secret is checked in constant time.
+    pub async fn issue_service_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        organization: Option<String>,
+    ) -> Result<ServiceToken> {
+        let parts = parse_client_secret(client_secret)?;
+        if !tokens_equal(&parts.id, client_id) {
+            return Err(invalid_client_secret());
+        }
+        let now = now_micros();
+        let credential = self
+            .store()
+            .credential_by_client_id(client_id)
+            .await?
+            .filter(|c| c.expires_at_us.is_none_or(|e| e > now))
+            .ok_or_else(invalid_client_secret)?;
+        if !tokens_equal(&hash_api_key_secret(&parts.secret), &credential.secret_hash) {
+            return Err(invalid_client_secret());
+        }
+        let account = self
+            .store()
+            .service_account(&credential.service_account_id)
+            .await?
+            .ok_or_else(invalid_client_secret)?;
+        self.store().touch_credential(&credential.id, now).await?;
+        let auth = &self.inner.auth;
+        let exp = (now + SERVICE_TOKEN_TTL.as_micros() as i64) / 1_000_000;
+        let claims = Claims {
+            iss: auth.issuer.clone(),
+            aud: auth.audience.clone(),
+            sub: account.id.clone(),
+            sid: None,
+            org: organization.clone(),
+            iat: now / 1_000_000,
+            exp,
+            nbf: None,
+            jti: new_id().to_string(),
+            amr: vec!["client_credentials".into()],
+            kind: PrincipalKind::ServiceAccount,
+            perms: None,
+            team: None,
+            mfa_pending: false,
+        };
+        Ok(ServiceToken {
+            access_token: self.inner.keys.signing_key().sign(&claims),
+            expires_at_us: exp * 1_000_000,
+            service_account_id: account.id,
+            organization_id: organization,
+        })
+    }
+}
+
+/// Grants the platform administrator role to the user with `email`: what
+/// `tenantry admin bootstrap` runs, straight against the database, before
+/// any administrator exists to do it over the API.
+pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) -> Result<UserRow> {
+    let store = crate::store::Store::new(db.clone());
+    let email = crate::email::normalize_email("email", email)?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| Error::not_found("user").with_domain("identity"))?;
+    if user.platform_admin {
+        return Ok(user);
+    }
+    let mut tx = store.begin().await?;
+    store
+        .update_user(&mut tx, &user.id, "platform_admin = 1", |q| q)
+        .await?;
+    let system = events::Actor {
+        kind: events::actor::Kind::System as i32,
+        ..Default::default()
+    };
+    let event = tenantry_kit::outbox::NewEvent::new(
+        "identity.user.platform_admin_granted",
+        "user",
+        user.id.clone(),
+        system,
+        &events::PlatformAdminGranted {
+            user_id: user.id.clone(),
+            bootstrap: true,
+        },
+    );
+    tenantry_kit::outbox::Outbox::new(crate::NAME)
+        .append(&mut tx, event)
+        .await?;
+    let updated = store
+        .user_by_id_for_update(&mut tx, &user.id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+    Ok(updated)
+}

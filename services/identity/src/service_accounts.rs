@@ -1,0 +1,217 @@
+//! The `ServiceAccountService` gRPC handler: machine identities for internal
+//! services, managed by platform administrators, signing in with client
+//! credentials.
+
+use tenantry_kit::error::Error;
+use tenantry_kit::id::parse_name;
+use tenantry_kit::page_token::{PageTokens, page_size};
+use tenantry_proto::tenantry::identity::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::accounts::{Accounts, timestamp};
+use crate::api::{client_info, principal};
+use crate::store::{CredentialRow, ServiceAccountRow};
+
+/// The handler.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountApi {
+    pub accounts: Accounts,
+    pub page_tokens: PageTokens,
+}
+
+fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
+    pb::ServiceAccount {
+        name: format!("serviceAccounts/{}", account.id),
+        display_name: account.display_name.clone(),
+        description: account.description.clone(),
+        created_by: format!("users/{}", account.created_by),
+        create_time: Some(timestamp(account.created_at_us)),
+        last_used_time: None,
+        etag: format!("\"{}\"", account.updated_at_us),
+    }
+}
+
+fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredential {
+    pb::ServiceAccountCredential {
+        name: format!(
+            "serviceAccounts/{}/credentials/{}",
+            credential.service_account_id, credential.id
+        ),
+        client_id: credential.client_id.clone(),
+        display_name: String::new(),
+        expire_time: credential.expires_at_us.map(timestamp),
+        created_by: String::new(),
+        create_time: Some(timestamp(credential.created_at_us)),
+        last_used_time: credential.last_used_at_us.map(timestamp),
+    }
+}
+
+fn account_id(field: &str, name: &str) -> Result<String, Error> {
+    Ok(parse_name(field, "serviceAccounts/{}", name)?[0].to_string())
+}
+
+#[tonic::async_trait]
+impl pb::service_account_service_server::ServiceAccountService for ServiceAccountApi {
+    async fn create_service_account(
+        &self,
+        request: Request<pb::CreateServiceAccountRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let account = request
+            .into_inner()
+            .service_account
+            .ok_or_else(|| Error::invalid_field("service_account", "is required"))?;
+        let created = self
+            .accounts
+            .create_service_account(
+                &caller,
+                &account.display_name,
+                &account.description,
+                &client,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateServiceAccountResponse {
+            service_account: Some(account_to_proto(&created)),
+        }))
+    }
+
+    async fn get_service_account(
+        &self,
+        request: Request<pb::GetServiceAccountRequest>,
+    ) -> Result<Response<pb::GetServiceAccountResponse>, Status> {
+        let caller = principal(&request)?;
+        let id = account_id("name", &request.get_ref().name)?;
+        let account = self.accounts.service_account(&caller, &id).await?;
+        Ok(Response::new(pb::GetServiceAccountResponse {
+            service_account: Some(account_to_proto(&account)),
+        }))
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<pb::ListServiceAccountsRequest>,
+    ) -> Result<Response<pb::ListServiceAccountsResponse>, Status> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let size = page_size(request.page_size, 50, 1000)?;
+        let after: String = self
+            .page_tokens
+            .decode(b"service_accounts", &request.page_token)?
+            .unwrap_or_default();
+        let mut accounts = self
+            .accounts
+            .service_accounts(&caller, &after, i64::from(size) + 1)
+            .await?;
+        let more = accounts.len() > size as usize;
+        accounts.truncate(size as usize);
+        let next_page_token = match (more, accounts.last()) {
+            (true, Some(last)) => self.page_tokens.encode(b"service_accounts", &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListServiceAccountsResponse {
+            service_accounts: accounts.iter().map(account_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn delete_service_account(
+        &self,
+        request: Request<pb::DeleteServiceAccountRequest>,
+    ) -> Result<Response<pb::DeleteServiceAccountResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let id = account_id("name", &request.get_ref().name)?;
+        self.accounts
+            .delete_service_account(&caller, &id, &client)
+            .await?;
+        Ok(Response::new(pb::DeleteServiceAccountResponse {}))
+    }
+
+    async fn create_service_account_credential(
+        &self,
+        request: Request<pb::CreateServiceAccountCredentialRequest>,
+    ) -> Result<Response<pb::CreateServiceAccountCredentialResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let id = account_id("parent", &request.parent)?;
+        let expires = request
+            .credential
+            .and_then(|c| c.expire_time)
+            .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos) / 1000);
+        let (credential, client_secret) = self
+            .accounts
+            .create_credential(&caller, &id, expires, &client)
+            .await?;
+        Ok(Response::new(pb::CreateServiceAccountCredentialResponse {
+            credential: Some(credential_to_proto(&credential)),
+            client_secret,
+        }))
+    }
+
+    async fn list_service_account_credentials(
+        &self,
+        request: Request<pb::ListServiceAccountCredentialsRequest>,
+    ) -> Result<Response<pb::ListServiceAccountCredentialsResponse>, Status> {
+        let caller = principal(&request)?;
+        let id = account_id("parent", &request.get_ref().parent)?;
+        let credentials = self.accounts.credentials(&caller, &id).await?;
+        Ok(Response::new(pb::ListServiceAccountCredentialsResponse {
+            credentials: credentials.iter().map(credential_to_proto).collect(),
+            next_page_token: String::new(),
+        }))
+    }
+
+    async fn delete_service_account_credential(
+        &self,
+        request: Request<pb::DeleteServiceAccountCredentialRequest>,
+    ) -> Result<Response<pb::DeleteServiceAccountCredentialResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let ids = parse_name(
+            "name",
+            "serviceAccounts/{}/credentials/{}",
+            &request.get_ref().name,
+        )?;
+        self.accounts
+            .delete_credential(&caller, &ids[0].to_string(), &ids[1].to_string(), &client)
+            .await?;
+        Ok(Response::new(pb::DeleteServiceAccountCredentialResponse {}))
+    }
+
+    async fn issue_service_account_token(
+        &self,
+        request: Request<pb::IssueServiceAccountTokenRequest>,
+    ) -> Result<Response<pb::IssueServiceAccountTokenResponse>, Status> {
+        let request = request.into_inner();
+        let organization = if request.organization.is_empty() {
+            None
+        } else {
+            Some(
+                parse_name("organization", "organizations/{}", &request.organization)?[0]
+                    .to_string(),
+            )
+        };
+        let token = self
+            .accounts
+            .issue_service_token(&request.client_id, &request.client_secret, organization)
+            .await?;
+        let now = tenantry_kit::db::now_micros();
+        let remaining = (token.expires_at_us - now).max(0);
+        Ok(Response::new(pb::IssueServiceAccountTokenResponse {
+            access_token: token.access_token,
+            token_type: "Bearer".into(),
+            expires_in: Some(prost_types::Duration {
+                seconds: remaining / 1_000_000,
+                nanos: 0,
+            }),
+            expire_time: Some(timestamp(token.expires_at_us)),
+            service_account: format!("serviceAccounts/{}", token.service_account_id),
+            organization: token
+                .organization_id
+                .map(|o| format!("organizations/{o}"))
+                .unwrap_or_default(),
+        }))
+    }
+}
