@@ -8,6 +8,7 @@
 //! "no organizations yet" so sign-up and sign-in keep working.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tonic::transport::Channel;
@@ -168,6 +169,63 @@ impl Directory {
                 .map(|o| o.name.trim_start_matches("organizations/").to_string())),
             Err(status) if not_served(&status) => Ok(None),
             Err(status) => Err(unavailable("the organization service", status)),
+        }
+    }
+
+    /// Whether `user_id` holds `permission` on an object, asked of the
+    /// authorization service. Fails closed: when it cannot answer (not
+    /// reachable, or not serving the RPC yet) the answer is an error, never
+    /// a yes.
+    pub async fn check_permission(
+        &self,
+        user_id: &str,
+        object_type: &str,
+        object_id: &str,
+        permission: &str,
+    ) -> Result<bool> {
+        let mut client = authz_pb::authorization_service_client::AuthorizationServiceClient::new(
+            self.rbac.clone(),
+        );
+        let request = self.request(authz_pb::CheckPermissionRequest {
+            consistency: None,
+            resource: Some(authz_pb::ObjectReference {
+                object_type: object_type.to_string(),
+                object_id: object_id.to_string(),
+            }),
+            permission: permission.to_string(),
+            subject: Some(authz_pb::SubjectReference {
+                object: Some(authz_pb::ObjectReference {
+                    object_type: "user".into(),
+                    object_id: user_id.to_string(),
+                }),
+                optional_relation: String::new(),
+            }),
+            with_tracing: false,
+        });
+        match client.check_permission(request).await {
+            Ok(response) => {
+                Ok(response.into_inner().permissionship() == authz_pb::Permissionship::Allowed)
+            }
+            Err(status) => Err(unavailable("the authorization service", status)),
+        }
+    }
+
+    /// Whether the user is a member of the team (lead or member).
+    pub async fn is_team_member(
+        &self,
+        organization_id: &str,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let mut client =
+            rbac_pb::team_member_service_client::TeamMemberServiceClient::new(self.rbac.clone());
+        let request = self.request(rbac_pb::GetTeamMemberRequest {
+            name: format!("organizations/{organization_id}/teams/{team_id}/members/{user_id}"),
+        });
+        match client.get_team_member(request).await {
+            Ok(_) => Ok(true),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(false),
+            Err(status) => Err(unavailable("the membership service", status)),
         }
     }
 }

@@ -6,12 +6,12 @@
 //!
 //! Shape: [`Options`] → [`build`] → [`Service::register`]. Domain logic lives
 //! in [`accounts`]; storage in [`store`]; the gRPC handler in [`api`].
-//! API keys and service accounts (`ApiKeyService`, `ServiceAccountService`)
-//! are mounted and answer UNIMPLEMENTED until they land.
+//! [`api_keys`] and [`service_accounts`] serve the other two services.
 
 pub mod accounts;
 pub mod admin;
 pub mod api;
+pub mod api_keys;
 pub mod directory;
 pub mod email;
 pub mod keys;
@@ -197,6 +197,7 @@ pub struct Service {
     outbox: Outbox,
     api: api::IdentityApi,
     service_accounts: service_accounts::ServiceAccountApi,
+    api_keys: api_keys::ApiKeyApi,
     keys: KeyRing,
 }
 
@@ -235,6 +236,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         accounts: accounts.clone(),
         page_tokens: ctx.page_tokens.clone(),
     };
+    let api_keys = api_keys::ApiKeyApi::new(accounts.clone(), ctx.page_tokens.clone());
     let api = api::IdentityApi {
         accounts,
         keys: keys.clone(),
@@ -246,6 +248,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         outbox,
         api,
         service_accounts,
+        api_keys,
         keys,
     })
 }
@@ -300,7 +303,7 @@ impl Service {
             identity_pb::identity_service_server::IdentityServiceServer::new(self.api.clone())
         ));
         routes.add(configure_server!(
-            identity_pb::api_key_service_server::ApiKeyServiceServer::new(ApiKeyApi)
+            identity_pb::api_key_service_server::ApiKeyServiceServer::new(self.api_keys.clone())
         ));
         routes.add(configure_server!(
             identity_pb::service_account_service_server::ServiceAccountServiceServer::new(
@@ -332,10 +335,3 @@ impl JwksSource for KeyRingSource {
         Ok(self.0.published())
     }
 }
-
-/// The `ApiKeyService` handler.
-#[derive(Debug, Clone)]
-struct ApiKeyApi;
-
-#[tonic::async_trait]
-impl identity_pb::api_key_service_server::ApiKeyService for ApiKeyApi {}

@@ -1,0 +1,563 @@
+//! API keys: long-lived credentials of an organization (optionally one
+//! team) carrying a subset of their creator's permissions.
+//!
+//! The secret is shown once at creation, formatted `tnt_<id>_<secret><crc>`
+//! so secret scanners recognize leaked keys and a typo fails offline, and is
+//! stored only as a hash. `AuthenticateApiKey` exchanges a key for a
+//! short-lived access token; a verified key is cached for a minute, so a hot
+//! key costs no database read. A key stops working when it is revoked or
+//! expires, and when its creator leaves its organization (or team).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::outbox::NewEvent;
+use tenantry_kit::page_token::{PageTokens, page_size};
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::identity::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::accounts::{Accounts, ClientInfo, timestamp, user_actor};
+use crate::api::{client_info, principal};
+use crate::secrets::{
+    hash_api_key_secret, hash_token, invalid_api_key, new_api_key, parse_api_key, tokens_equal,
+};
+use crate::store::ApiKeyRow;
+
+/// The permission that lets a member create and manage API keys.
+const MANAGE_PERMISSION: &str = "organization.api_keys.create";
+/// How long a verified key is trusted without a database read.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Lifetime of the access tokens keys are exchanged for.
+const TOKEN_TTL: Duration = Duration::from_secs(900);
+/// Most permissions one key may carry.
+const MAX_PERMISSIONS: usize = 64;
+
+/// An exchanged key, as cached.
+#[derive(Debug, Clone)]
+struct Exchanged {
+    token: String,
+    token_expires_at_us: i64,
+    key: ApiKeyRow,
+    cached_at: Instant,
+}
+
+/// The `ApiKeyService` handler and its cache.
+#[derive(Debug, Clone)]
+pub struct ApiKeyApi {
+    pub accounts: Accounts,
+    pub page_tokens: PageTokens,
+    cache: Arc<RwLock<HashMap<String, Exchanged>>>,
+}
+
+fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
+    let state = if key.revoked_at_us.is_some() {
+        pb::ApiKeyState::Revoked
+    } else if key.expires_at_us.is_some_and(|e| e <= now_us) {
+        pb::ApiKeyState::Expired
+    } else {
+        pb::ApiKeyState::Active
+    };
+    pb::ApiKey {
+        name: format!("organizations/{}/apiKeys/{}", key.organization_id, key.id),
+        display_name: key.display_name.clone(),
+        team: key
+            .team_id
+            .as_ref()
+            .map(|t| format!("organizations/{}/teams/{t}", key.organization_id))
+            .unwrap_or_default(),
+        permissions: key.permissions.clone(),
+        expire_time: key.expires_at_us.map(timestamp),
+        key_prefix: format!("tnt_{}", key.key_id),
+        state: state as i32,
+        created_by: format!("users/{}", key.created_by),
+        create_time: Some(timestamp(key.created_at_us)),
+        last_used_time: key.last_used_at_us.map(timestamp),
+        revoke_time: key.revoked_at_us.map(timestamp),
+        revoked_by: String::new(),
+    }
+}
+
+fn validate_permission(field: &str, permission: &str) -> Result<()> {
+    let valid = !permission.is_empty()
+        && permission.len() <= 128
+        && permission.contains('.')
+        && permission
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(
+            Error::invalid_field(field, "must be a permission name like `project.read`")
+                .with_domain("identity"),
+        )
+    }
+}
+
+impl ApiKeyApi {
+    pub fn new(accounts: Accounts, page_tokens: PageTokens) -> Self {
+        ApiKeyApi {
+            accounts,
+            page_tokens,
+            cache: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    /// The caller must be a signed-in user allowed to manage the
+    /// organization's keys; anyone else sees NOT_FOUND for the organization.
+    async fn manager(
+        &self,
+        caller: &Principal,
+        organization_id: &str,
+    ) -> Result<crate::store::UserRow> {
+        let user = self.accounts.user_principal(caller).await?;
+        let allowed = self
+            .accounts
+            .inner
+            .directory
+            .check_permission(&user.id, "organization", organization_id, MANAGE_PERMISSION)
+            .await?;
+        if allowed {
+            Ok(user)
+        } else {
+            Err(Error::not_found("organization").with_domain("identity"))
+        }
+    }
+
+    fn forget(&self, key_id: &str) {
+        self.cache
+            .write()
+            .expect("cache lock")
+            .retain(|_, entry| entry.key.id != key_id);
+    }
+
+    /// Verifies a key from scratch: format, hash, state, and that its
+    /// creator still belongs to its organization (and team).
+    async fn verify(&self, secret: &str) -> Result<ApiKeyRow> {
+        let parts = parse_api_key(secret)?;
+        let key = self
+            .accounts
+            .store()
+            .api_key_by_key_id(&parts.id)
+            .await?
+            .ok_or_else(invalid_api_key)?;
+        if !tokens_equal(&hash_api_key_secret(&parts.secret), &key.secret_hash) {
+            return Err(invalid_api_key());
+        }
+        let now = now_micros();
+        if key.revoked_at_us.is_some() || key.expires_at_us.is_some_and(|e| e <= now) {
+            return Err(invalid_api_key());
+        }
+        let directory = &self.accounts.inner.directory;
+        let member = directory
+            .memberships(&key.created_by)
+            .await?
+            .iter()
+            .any(|m| m.organization_id == key.organization_id);
+        let in_team = match &key.team_id {
+            Some(team) if member => {
+                directory
+                    .is_team_member(&key.organization_id, team, &key.created_by)
+                    .await?
+            }
+            _ => member,
+        };
+        if !in_team {
+            tracing::info!(api_key = %key.id, "api key refused: its creator lost access");
+            return Err(invalid_api_key());
+        }
+        self.accounts.store().touch_api_key(&key.id, now).await?;
+        Ok(key)
+    }
+
+    fn sign(&self, key: &ApiKeyRow) -> (String, i64) {
+        let auth = &self.accounts.inner.auth;
+        let now = now_micros();
+        let exp = (now + TOKEN_TTL.as_micros() as i64) / 1_000_000;
+        let claims = Claims {
+            iss: auth.issuer.clone(),
+            aud: auth.audience.clone(),
+            sub: key.id.clone(),
+            sid: None,
+            org: Some(key.organization_id.clone()),
+            iat: now / 1_000_000,
+            exp,
+            nbf: None,
+            jti: new_id().to_string(),
+            amr: vec!["api_key".into()],
+            kind: PrincipalKind::ApiKey,
+            perms: Some(key.permissions.clone()),
+            team: key.team_id.clone(),
+            mfa_pending: false,
+        };
+        (
+            self.accounts.inner.keys.signing_key().sign(&claims),
+            exp * 1_000_000,
+        )
+    }
+
+    /// Exchanges a key for an access token, from the cache when fresh.
+    pub async fn authenticate(&self, secret: &str) -> Result<(String, i64, ApiKeyRow)> {
+        // The cache is keyed by the hash of the whole key, never the key.
+        let cache_key = hash_token(secret);
+        if let Some(hit) = self.cache.read().expect("cache lock").get(&cache_key)
+            && hit.cached_at.elapsed() < CACHE_TTL
+            && hit.token_expires_at_us - now_micros() > (TOKEN_TTL.as_micros() as i64) / 2
+        {
+            metrics::counter!("tenantry_api_key_cache_total", "result" => "hit").increment(1);
+            return Ok((hit.token.clone(), hit.token_expires_at_us, hit.key.clone()));
+        }
+        metrics::counter!("tenantry_api_key_cache_total", "result" => "miss").increment(1);
+        let key = self.verify(secret).await?;
+        let (token, expires) = self.sign(&key);
+        let mut cache = self.cache.write().expect("cache lock");
+        if cache.len() > 100_000 {
+            cache.retain(|_, entry| entry.cached_at.elapsed() < CACHE_TTL);
+        }
+        cache.insert(
+            cache_key,
+            Exchanged {
+                token: token.clone(),
+                token_expires_at_us: expires,
+                key: key.clone(),
+                cached_at: Instant::now(),
+            },
+        );
+        Ok((token, expires, key))
+    }
+
+    async fn emit_key_event<M: prost::Name>(
+        &self,
+        tx: &mut crate::store::Tx,
+        event_type: &'static str,
+        key: &ApiKeyRow,
+        actor: events::Actor,
+        client: &ClientInfo,
+        payload: &M,
+    ) -> Result<()> {
+        let event = NewEvent::new(event_type, "api_key", key.id.clone(), actor, payload)
+            .in_organization(key.organization_id.clone(), String::new())
+            .with_request(events::RequestContext {
+                request_id: client.request_id.clone(),
+                trace_id: tenantry_kit::telemetry::current_trace_id().unwrap_or_default(),
+                client_address: client.address.clone(),
+                user_agent: client.user_agent.clone(),
+            });
+        self.accounts.inner.outbox.append(tx, event).await?;
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let organization =
+            parse_name("parent", "organizations/{}", &request.parent)?[0].to_string();
+        let spec = request
+            .api_key
+            .ok_or_else(|| Error::invalid_field("api_key", "is required"))?;
+        let display_name = spec.display_name.trim().to_string();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(Error::invalid_field(
+                "api_key.display_name",
+                "must be 1 to 200 characters",
+            )
+            .into());
+        }
+        if spec.permissions.is_empty() || spec.permissions.len() > MAX_PERMISSIONS {
+            return Err(Error::invalid_field(
+                "api_key.permissions",
+                format!("give 1 to {MAX_PERMISSIONS} permissions"),
+            )
+            .into());
+        }
+        for (index, permission) in spec.permissions.iter().enumerate() {
+            validate_permission(&format!("api_key.permissions[{index}]"), permission)?;
+        }
+        let team = if spec.team.is_empty() {
+            None
+        } else {
+            let ids = parse_name("api_key.team", "organizations/{}/teams/{}", &spec.team)?;
+            if ids[0].to_string() != organization {
+                return Err(Error::invalid_field(
+                    "api_key.team",
+                    "must belong to the parent organization",
+                )
+                .into());
+            }
+            Some(ids[1].to_string())
+        };
+        let now = now_micros();
+        let expires = spec
+            .expire_time
+            .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos) / 1000);
+        if expires.is_some_and(|e| e <= now) {
+            return Err(
+                Error::invalid_field("api_key.expire_time", "must be in the future").into(),
+            );
+        }
+        if request.request_id.len() > 128 {
+            return Err(
+                Error::invalid_field("request_id", "must be at most 128 characters").into(),
+            );
+        }
+
+        let creator = self.manager(&caller, &organization).await?;
+        let directory = &self.accounts.inner.directory;
+        // A key carries at most what its creator holds.
+        for (index, permission) in spec.permissions.iter().enumerate() {
+            if !directory
+                .check_permission(&creator.id, "organization", &organization, permission)
+                .await?
+            {
+                return Err(Error::new(
+                    Code::PermissionDenied,
+                    "PERMISSION_NOT_HELD",
+                    "a key cannot carry a permission its creator lacks",
+                )
+                .with_domain("identity")
+                .with_violation(
+                    format!("api_key.permissions[{index}]"),
+                    "is not held by the caller",
+                )
+                .into());
+            }
+        }
+        if let Some(team) = &team
+            && !directory
+                .is_team_member(&organization, team, &creator.id)
+                .await?
+        {
+            return Err(Error::not_found("team").with_domain("identity").into());
+        }
+        // A replay of the same request returns the key, without its secret
+        // (which is never stored).
+        if !request.request_id.is_empty()
+            && let Some(existing) = self
+                .accounts
+                .store()
+                .api_key_by_request_id(&organization, &request.request_id)
+                .await?
+        {
+            return Ok(Response::new(pb::CreateApiKeyResponse {
+                api_key: Some(key_to_proto(&existing, now)),
+                secret: String::new(),
+            }));
+        }
+
+        let (parts, secret) = new_api_key();
+        let key = ApiKeyRow {
+            id: new_id().to_string(),
+            key_id: parts.id.clone(),
+            organization_id: organization,
+            team_id: team,
+            display_name,
+            permissions: spec.permissions,
+            secret_hash: hash_api_key_secret(&parts.secret),
+            created_by: creator.id.clone(),
+            expires_at_us: expires,
+            last_used_at_us: None,
+            revoked_at_us: None,
+            created_at_us: now,
+            request_id: (!request.request_id.is_empty()).then_some(request.request_id),
+        };
+        let mut tx = self.accounts.store().begin().await?;
+        self.accounts.store().insert_api_key(&mut tx, &key).await?;
+        self.emit_key_event(
+            &mut tx,
+            "identity.api_key.created",
+            &key,
+            user_actor(&creator),
+            &client,
+            &events::ApiKeyCreated {
+                api_key_id: key.id.clone(),
+                organization_id: key.organization_id.clone(),
+                team_id: key.team_id.clone().unwrap_or_default(),
+                display_name: key.display_name.clone(),
+                permissions: key.permissions.clone(),
+                expire_time: key.expires_at_us.map(timestamp),
+                created_by: key.created_by.clone(),
+            },
+        )
+        .await?;
+        self.accounts.commit(tx).await?;
+        Ok(Response::new(pb::CreateApiKeyResponse {
+            api_key: Some(key_to_proto(&key, now)),
+            secret,
+        }))
+    }
+
+    async fn get_api_key(
+        &self,
+        request: Request<pb::GetApiKeyRequest>,
+    ) -> Result<Response<pb::GetApiKeyResponse>, Status> {
+        let caller = principal(&request)?;
+        let ids = parse_name(
+            "name",
+            "organizations/{}/apiKeys/{}",
+            &request.get_ref().name,
+        )?;
+        let organization = ids[0].to_string();
+        self.manager(&caller, &organization).await?;
+        let key = self
+            .accounts
+            .store()
+            .api_key(&organization, &ids[1].to_string())
+            .await?
+            .ok_or_else(|| Error::not_found("api key"))?;
+        Ok(Response::new(pb::GetApiKeyResponse {
+            api_key: Some(key_to_proto(&key, now_micros())),
+        }))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let caller = principal(&request)?;
+        let request = request.into_inner();
+        let organization =
+            parse_name("parent", "organizations/{}", &request.parent)?[0].to_string();
+        self.manager(&caller, &organization).await?;
+        let size = page_size(request.page_size, 50, 1000)? as usize;
+        let query = format!(
+            "api_keys:{organization}:{}:{}",
+            request.team, request.show_inactive
+        );
+        let after: String = self
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?
+            .unwrap_or_default();
+        let now = now_micros();
+        let team = if request.team.is_empty() {
+            None
+        } else {
+            Some(parse_name("team", "organizations/{}/teams/{}", &request.team)?[1].to_string())
+        };
+        // Filters apply after the read; read ahead until a page is full.
+        let mut keys = Vec::new();
+        let mut cursor = after;
+        loop {
+            let batch = self
+                .accounts
+                .store()
+                .api_keys(&organization, &cursor, 500)
+                .await?;
+            let exhausted = batch.len() < 500;
+            for key in batch {
+                cursor = key.id.clone();
+                let active =
+                    key.revoked_at_us.is_none() && key.expires_at_us.is_none_or(|e| e > now);
+                if (request.show_inactive || active) && (team.is_none() || key.team_id == team) {
+                    keys.push(key);
+                }
+            }
+            if exhausted || keys.len() > size {
+                break;
+            }
+        }
+        let more = keys.len() > size;
+        keys.truncate(size);
+        let next_page_token = match (more, keys.last()) {
+            (true, Some(last)) => self.page_tokens.encode(query.as_bytes(), &last.id),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListApiKeysResponse {
+            api_keys: keys.iter().map(|k| key_to_proto(k, now)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        let client = client_info(&request);
+        let caller = principal(&request)?;
+        let ids = parse_name(
+            "name",
+            "organizations/{}/apiKeys/{}",
+            &request.get_ref().name,
+        )?;
+        let organization = ids[0].to_string();
+        let manager = self.manager(&caller, &organization).await?;
+        let key = self
+            .accounts
+            .store()
+            .api_key(&organization, &ids[1].to_string())
+            .await?
+            .ok_or_else(|| Error::not_found("api key"))?;
+        let now = now_micros();
+        let mut tx = self.accounts.store().begin().await?;
+        if self
+            .accounts
+            .store()
+            .revoke_api_key(&mut tx, &key.id, now)
+            .await?
+        {
+            self.emit_key_event(
+                &mut tx,
+                "identity.api_key.revoked",
+                &key,
+                user_actor(&manager),
+                &client,
+                &events::ApiKeyRevoked {
+                    api_key_id: key.id.clone(),
+                    organization_id: key.organization_id.clone(),
+                    team_id: key.team_id.clone().unwrap_or_default(),
+                    reason: events::api_key_revoked::Reason::Revoked as i32,
+                },
+            )
+            .await?;
+        }
+        self.accounts.commit(tx).await?;
+        // This replica forgets it at once; others within the cache TTL.
+        self.forget(&key.id);
+        let key = self
+            .accounts
+            .store()
+            .api_key(&organization, &key.id)
+            .await?
+            .ok_or_else(|| Error::not_found("api key"))?;
+        Ok(Response::new(pb::RevokeApiKeyResponse {
+            api_key: Some(key_to_proto(&key, now)),
+        }))
+    }
+
+    async fn authenticate_api_key(
+        &self,
+        request: Request<pb::AuthenticateApiKeyRequest>,
+    ) -> Result<Response<pb::AuthenticateApiKeyResponse>, Status> {
+        let (access_token, expires, key) = self.authenticate(&request.into_inner().secret).await?;
+        let remaining = (expires - now_micros()).max(0);
+        Ok(Response::new(pb::AuthenticateApiKeyResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: Some(prost_types::Duration {
+                seconds: remaining / 1_000_000,
+                nanos: 0,
+            }),
+            expire_time: Some(timestamp(expires)),
+            api_key: format!("organizations/{}/apiKeys/{}", key.organization_id, key.id),
+            organization: format!("organizations/{}", key.organization_id),
+            team: key
+                .team_id
+                .as_ref()
+                .map(|t| format!("organizations/{}/teams/{t}", key.organization_id))
+                .unwrap_or_default(),
+            permissions: key.permissions,
+        }))
+    }
+}

@@ -1,0 +1,484 @@
+//! Identity benchmarks: one program, one run, one table per measurement.
+//!
+//! 1. Login over gRPC with the production argon2id parameters, closed loop at
+//!    concurrency 1 and 2.
+//! 2. Access-token verification (`KeySet::verify`) on one thread.
+//! 3. The cost of the authentication layer: `Me` with a bearer token against
+//!    the public `grpc.health.v1.Health/Check`, on the same server, at
+//!    concurrency 1 and 4.
+//!
+//! The server is a [`Sandbox`]: every service, SQLite, the local bus, started
+//! in this process on free ports, so client and server share the machine
+//! (and the tokio runtime). Numbers are for comparing runs on one machine,
+//! not absolute claims; nothing here asserts a time.
+//!
+//! ```text
+//! cargo run --release -p tenantry-tests --bin bench-identity
+//! cargo run -p tenantry-tests --bin bench-identity -- --smoke   # CI: just keep it working
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use tenantry_identity::password::PasswordOptions;
+use tenantry_kit::auth::{Expectations, JwkKey, KeySet};
+use tenantry_proto::tenantry::identity::v1 as pb;
+use tenantry_testkit::{Sandbox, authed};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+type IdentityClient = pb::identity_service_client::IdentityServiceClient<Channel>;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The issuer and audience of the sandbox's access tokens.
+const ISSUER: &str = "tenantry";
+const AUDIENCE: &str = "tenantry";
+
+/// Benchmarks of the identity service: login, token verification, and the
+/// authentication layer's overhead.
+#[derive(Debug, Parser)]
+#[command(name = "bench-identity")]
+struct Args {
+    /// Run each measurement for a fraction of a second with few requests,
+    /// to check that the benchmark still works (CI runs this).
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds each measurement runs, after its warm-up. Default: 8, or 0.25
+    /// with `--smoke`.
+    #[arg(long)]
+    duration_secs: Option<f64>,
+}
+
+/// How long things run.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// Warm-up before each measurement; its results are discarded.
+    warmup: Duration,
+    /// Each measurement.
+    measure: Duration,
+    /// Users signed up for the login measurement.
+    users: usize,
+    /// Verifications per timed batch.
+    batch: u64,
+}
+
+impl Plan {
+    fn new(args: &Args) -> anyhow::Result<Plan> {
+        let default = if args.smoke { 0.25 } else { 8.0 };
+        let secs = args.duration_secs.unwrap_or(default);
+        if !(secs.is_finite() && secs > 0.0) {
+            bail!("--duration-secs must be a positive number of seconds, got {secs}");
+        }
+        let measure = Duration::from_secs_f64(secs);
+        Ok(Plan {
+            warmup: if args.smoke {
+                Duration::from_millis(50)
+            } else {
+                (measure / 4).min(Duration::from_secs(2))
+            },
+            measure,
+            users: if args.smoke { 4 } else { 8 },
+            batch: if args.smoke { 100 } else { 1000 },
+        })
+    }
+}
+
+/// The result of one closed-loop measurement.
+struct Run {
+    requests: u64,
+    elapsed: Duration,
+    /// Latency of each request, in microseconds.
+    latency_us: Histogram<u64>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile_us(&self, q: f64) -> u64 {
+        self.latency_us.value_at_quantile(q)
+    }
+}
+
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs (or ns) to 100 s, three significant digits.
+    Ok(Histogram::new_with_bounds(1, 100_000_000_000, 3)?)
+}
+
+/// Runs a closed loop: `clients.len()` tasks, each issuing a call, awaiting
+/// it, recording its latency and repeating until `duration` has passed
+/// (every task makes at least one call). `call` gets a clone of its task's
+/// client, the task number and the call number within the task.
+async fn closed_loop<C, F, Fut>(clients: Vec<C>, duration: Duration, call: F) -> anyhow::Result<Run>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (task, client) in clients.into_iter().enumerate() {
+        let call = call.clone();
+        tasks.spawn(async move {
+            let mut latency = histogram()?;
+            for n in 0.. {
+                let sent = Instant::now();
+                call(client.clone(), task, n).await?;
+                let done = Instant::now();
+                latency.saturating_record((done - sent).as_micros() as u64);
+                if done >= deadline {
+                    break;
+                }
+            }
+            anyhow::Ok(latency)
+        });
+    }
+    let mut latency_us = histogram()?;
+    while let Some(joined) = tasks.join_next().await {
+        latency_us.add(joined??)?;
+    }
+    Ok(Run {
+        requests: latency_us.len(),
+        elapsed: start.elapsed(),
+        latency_us,
+    })
+}
+
+/// A warm-up (discarded), then the measurement.
+async fn warm_then_measure<C, F, Fut>(plan: Plan, clients: Vec<C>, call: F) -> anyhow::Result<Run>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    closed_loop(clients.clone(), plan.warmup, call.clone()).await?;
+    closed_loop(clients, plan.measure, call).await
+}
+
+/// One channel (one HTTP/2 connection) per simulated client.
+async fn channels(sandbox: &Sandbox, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::with_capacity(n);
+    for _ in 0..n {
+        channels.push(sandbox.channel().await?);
+    }
+    Ok(channels)
+}
+
+fn email(user: usize) -> String {
+    format!("bench-{user}@example.com")
+}
+
+async fn login(client: &mut IdentityClient, email: String) -> anyhow::Result<pb::AuthTokens> {
+    let response = client
+        .login(pb::LoginRequest {
+            email,
+            password: PASSWORD.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    match response.result {
+        Some(pb::login_response::Result::Tokens(tokens)) => Ok(tokens),
+        other => bail!("expected tokens from login, got {other:?}"),
+    }
+}
+
+/// The result of the verification measurement.
+struct VerifyRun {
+    verifications: u64,
+    elapsed: Duration,
+    /// Mean nanoseconds per verification of each timed batch.
+    batch_mean_ns: Histogram<u64>,
+}
+
+/// Verifies `token` over and over on the calling thread: a warm-up, then
+/// timed batches until `plan.measure` has passed.
+///
+/// Why batches: one verification takes tens of microseconds, and timing each
+/// call alone would add two clock reads per call (tens of nanoseconds each,
+/// plus the clock's own granularity and the histogram update) to what is
+/// measured. Timing a batch of `plan.batch` calls and dividing spreads that
+/// cost over the batch, so the percentiles are of per-batch means: they show
+/// how steady the rate is (frequency scaling, interference from the idle
+/// server), not the spread of single calls.
+fn verify_loop(keys: &KeySet, token: &str, plan: Plan) -> anyhow::Result<VerifyRun> {
+    let expect = Expectations::new(ISSUER, AUDIENCE);
+    let now = chrono::Utc::now().timestamp();
+    keys.verify(token, &expect, now)
+        .context("the benchmark token does not verify")?;
+    let run = |until: Instant, record: &mut Option<&mut Histogram<u64>>| -> anyhow::Result<u64> {
+        let mut verifications = 0;
+        loop {
+            let start = Instant::now();
+            for _ in 0..plan.batch {
+                let claims = keys.verify(std::hint::black_box(token), &expect, now);
+                if std::hint::black_box(claims).is_err() {
+                    bail!("verification failed during the benchmark");
+                }
+            }
+            let done = Instant::now();
+            verifications += plan.batch;
+            if let Some(histogram) = record.as_deref_mut() {
+                let ns = (done - start).as_nanos() as u64 / plan.batch;
+                histogram.saturating_record(ns.max(1));
+            }
+            if done >= until {
+                return Ok(verifications);
+            }
+        }
+    };
+    run(Instant::now() + plan.warmup, &mut None)?;
+    let mut batch_mean_ns = histogram()?;
+    let start = Instant::now();
+    let verifications = run(start + plan.measure, &mut Some(&mut batch_mean_ns))?;
+    Ok(VerifyRun {
+        verifications,
+        elapsed: start.elapsed(),
+        batch_mean_ns,
+    })
+}
+
+/// Prints an aligned table: the first column left-aligned, the rest right.
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
+            if i == 0 {
+                out.push_str(&format!("  {cell:<width$}"));
+            } else {
+                out.push_str(&format!("  {cell:>width$}"));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(&mut headers.iter().copied());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut rule.iter().map(String::as_str));
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn rate(per_second: f64) -> String {
+    if per_second >= 100.0 {
+        format!("{per_second:.0}")
+    } else {
+        format!("{per_second:.1}")
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let plan = Plan::new(&args)?;
+    let started = Instant::now();
+
+    // Production password hashing: the sandbox makes it cheap for tests.
+    let production = PasswordOptions::default();
+    let password = production.clone();
+    let sandbox = Sandbox::builder()
+        .configure(move |config| {
+            config.identity.password = password;
+            // Every call comes from 127.0.0.1; only successful logins are
+            // measured, but no throttle may ever slow one down.
+            config.identity.throttle.free_attempts_per_address = 1_000_000;
+            config.identity.throttle.free_attempts_per_account = 1_000_000;
+        })
+        .start()
+        .await?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    println!(
+        "bench-identity: {} build{}, {cpus} CPUs, SQLite, local bus, client and server in one \
+         process; warm-up {:.2} s and measurement {:.2} s each",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        if args.smoke { ", smoke run" } else { "" },
+        plan.warmup.as_secs_f64(),
+        plan.measure.as_secs_f64(),
+    );
+
+    // Users, signed up with the production parameters, so each stored hash
+    // costs the real amount to verify.
+    let mut identity = IdentityClient::new(sandbox.channel().await?);
+    for user in 0..plan.users {
+        identity
+            .sign_up(pb::SignUpRequest {
+                email: email(user),
+                password: PASSWORD.into(),
+                display_name: format!("Bench User {user}"),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("signing up {}", email(user)))?;
+    }
+
+    // 1. Login latency.
+    println!();
+    println!(
+        "1. Login over gRPC, closed loop: argon2id m={} KiB, t={}, p={}, \
+         max_concurrent_hashes={}; {} users, each task logs in as its own",
+        production.memory_kib,
+        production.iterations,
+        production.parallelism,
+        production.max_concurrent_hashes,
+        plan.users,
+    );
+    let mut rows = Vec::new();
+    for concurrency in [1, 2] {
+        let clients: Vec<IdentityClient> = channels(&sandbox, concurrency)
+            .await?
+            .into_iter()
+            .map(IdentityClient::new)
+            .collect();
+        let users = plan.users;
+        let run = warm_then_measure(plan, clients, move |mut client, task, n| async move {
+            // Task t uses users t, t + C, t + 2C, ...: never one another's.
+            let user = (task + n as usize * concurrency) % users;
+            login(&mut client, email(user)).await.map(|_| ())
+        })
+        .await?;
+        rows.push(vec![
+            concurrency.to_string(),
+            run.requests.to_string(),
+            rate(run.per_second()),
+            ms(run.quantile_us(0.5)),
+            ms(run.quantile_us(0.9)),
+            ms(run.quantile_us(0.99)),
+            ms(run.latency_us.max()),
+        ]);
+    }
+    print_table(
+        &[
+            "concurrency",
+            "requests",
+            "logins/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+        ],
+        &rows,
+    );
+
+    // A real access token and the published keys.
+    let tokens = login(&mut identity, email(0)).await?;
+    let jwks = identity.get_jwks(pb::GetJwksRequest {}).await?.into_inner();
+    let jwks: Vec<JwkKey> = jwks.keys.into_iter().map(JwkKey::from).collect();
+    let keys = KeySet::from_jwks(&jwks)?;
+
+    // 2. Token verification on one thread (a plain OS thread, off the
+    // runtime; the server is idle meanwhile).
+    println!();
+    println!(
+        "2. Access-token verification (KeySet::verify, EdDSA, {}-byte token), one thread; \
+         ns/verification from batches of {}",
+        tokens.access_token.len(),
+        plan.batch,
+    );
+    let token = tokens.access_token.clone();
+    let verify = tokio::task::spawn_blocking(move || verify_loop(&keys, &token, plan)).await??;
+    print_table(
+        &[
+            "threads",
+            "verifications",
+            "verifications/s",
+            "p50 ns",
+            "p99 ns",
+            "max ns",
+        ],
+        &[vec![
+            "1".into(),
+            verify.verifications.to_string(),
+            rate(verify.verifications as f64 / verify.elapsed.as_secs_f64()),
+            verify.batch_mean_ns.value_at_quantile(0.5).to_string(),
+            verify.batch_mean_ns.value_at_quantile(0.99).to_string(),
+            verify.batch_mean_ns.max().to_string(),
+        ]],
+    );
+
+    // 3. Authenticated RPC against a public one, on the same server.
+    println!();
+    println!(
+        "3. Authentication overhead, closed loop: Me (bearer token: JWT check, then the \
+         handler's reads) vs grpc.health.v1.Health/Check (public, header never read)"
+    );
+    let token: Arc<str> = tokens.access_token.into();
+    let mut rows = Vec::new();
+    for concurrency in [1, 4] {
+        let channels = channels(&sandbox, concurrency).await?;
+        let health: Vec<HealthClient<Channel>> =
+            channels.iter().cloned().map(HealthClient::new).collect();
+        let health = warm_then_measure(plan, health, |mut client, _, _| async move {
+            client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            Ok(())
+        })
+        .await?;
+        let me: Vec<IdentityClient> = channels.into_iter().map(IdentityClient::new).collect();
+        let token = token.clone();
+        let me = warm_then_measure(plan, me, move |mut client, _, _| {
+            let token = token.clone();
+            async move {
+                client.me(authed(pb::MeRequest {}, &token)).await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let p50_delta = me.quantile_us(0.5) as i64 - health.quantile_us(0.5) as i64;
+        rows.push(vec![
+            concurrency.to_string(),
+            rate(health.per_second()),
+            health.quantile_us(0.5).to_string(),
+            health.quantile_us(0.99).to_string(),
+            rate(me.per_second()),
+            me.quantile_us(0.5).to_string(),
+            me.quantile_us(0.99).to_string(),
+            format!("{p50_delta:+}"),
+            format!("{:.2}", health.per_second() / me.per_second()),
+        ]);
+    }
+    print_table(
+        &[
+            "concurrency",
+            "Health req/s",
+            "Health p50 µs",
+            "Health p99 µs",
+            "Me req/s",
+            "Me p50 µs",
+            "Me p99 µs",
+            "Me-Health p50 µs",
+            "Health/Me req/s",
+        ],
+        &rows,
+    );
+
+    sandbox.shutdown().await?;
+    println!();
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
