@@ -212,9 +212,17 @@ impl Accounts {
         email: &str,
         password: &str,
         display_name: &str,
+        organization_name: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<(UserRow, Tokens)> {
+    ) -> Result<(UserRow, Tokens, Option<String>)> {
         let email = normalize_email("email", email)?;
+        if organization_name.is_some_and(|n| n.chars().count() > 200) {
+            return Err(Error::invalid_field(
+                "organization_display_name",
+                "must be at most 200 characters",
+            )
+            .with_domain("identity"));
+        }
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
             return Err(
@@ -292,14 +300,34 @@ impl Accounts {
         let verification = self
             .start_verification(&mut tx, &user, &email, client)
             .await?;
-        let session = self
-            .open_session(&mut tx, &user, None, (None, false), false, client)
-            .await?;
-        let tokens = self.issue(&mut tx, &user, &session, true).await?;
-        self.emit_login(&mut tx, &user, &session, client).await?;
         self.commit(tx).await?;
         self.send(verification).await;
-        Ok((user, tokens))
+
+        // The first organization comes from the organization service. The
+        // account stands even if that fails: `Me` creates the organization
+        // on the next call when the user has none.
+        let name = organization_name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}'s organization", user.display_name));
+        let organization = match self
+            .inner
+            .directory
+            .create_first_organization(&user.id, &name)
+            .await
+        {
+            Ok(organization) => organization,
+            Err(error) => {
+                tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed");
+                None
+            }
+        };
+        let tokens = self
+            .sign_in(&user, organization.clone(), false, client)
+            .await?;
+        let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
+        Ok((user, tokens, organization))
     }
 
     /// Writes a verification token for `email` and returns the mail to send
@@ -726,9 +754,7 @@ impl Accounts {
             .await?;
         let tokens = self.issue(&mut tx, user, &session, true).await?;
         self.store()
-            .update_user(&mut tx, &user.id, "last_login_at_us = $2", |q| {
-                q.bind(now_micros())
-            })
+            .record_login(&mut tx, &user.id, now_micros())
             .await?;
         self.emit_login(&mut tx, user, &session, client).await?;
         self.commit(tx).await?;

@@ -194,19 +194,24 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             )
             .into());
         }
-        let (user, tokens) = self
+        let organization_name = (!request.organization_display_name.is_empty())
+            .then_some(request.organization_display_name.as_str());
+        let (user, tokens, organization) = self
             .accounts
             .sign_up(
                 &request.email,
                 &request.password,
                 &request.display_name,
+                organization_name,
                 &client,
             )
             .await?;
         Ok(Response::new(pb::SignUpResponse {
             user: Some(user_to_proto(&user)),
             tokens: Some(tokens_to_proto(tokens)),
-            organization: String::new(),
+            organization: organization
+                .map(|o| format!("organizations/{o}"))
+                .unwrap_or_default(),
         }))
     }
 

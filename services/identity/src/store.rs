@@ -249,6 +249,18 @@ impl Store {
         Ok(())
     }
 
+    /// Records a sign-in time. Not an edit of the user: the version (etag)
+    /// stays.
+    pub async fn record_login(&self, tx: &mut Tx, id: &str, now_us: i64) -> Result<()> {
+        sqlx::query("UPDATE identity_users SET last_login_at_us = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now_us)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     // Sessions.
 
     pub async fn insert_session(&self, tx: &mut Tx, session: &SessionRow) -> Result<()> {

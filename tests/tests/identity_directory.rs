@@ -1,7 +1,8 @@
-//! API keys through the identity contract. The rbac service's answers come
-//! from a stand-in serving the real rbac and authz contracts (the rbac
-//! service itself arrives with issue #5), so identity is exercised exactly
-//! as it will talk to rbac: over gRPC.
+//! Identity against the organization and rbac contracts: API keys, sign-in
+//! to an organization that requires MFA, first organizations and switching.
+//! The other services' answers come from a stand-in serving their real
+//! contracts (the services themselves arrive with issues #4 and #5), so
+//! identity is exercised exactly as it talks to them: over gRPC.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use tenantry::services::ServiceKind;
 use tenantry_kit::auth::{Expectations, JwkKey, KeySet, PrincipalKind};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::identity::v1 as pb;
+use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tenantry_testkit::{Sandbox, authed};
 use tonic::{Code, Request, Response, Status};
@@ -23,6 +25,10 @@ type Keys = pb::api_key_service_client::ApiKeyServiceClient<tonic::transport::Ch
 struct Directory {
     members: HashSet<(String, String)>,
     grants: HashSet<(String, String, String)>,
+    /// Organizations that require MFA.
+    require_mfa: HashSet<String>,
+    /// Organizations created through CreateOrganization: (id, owner).
+    created: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -90,6 +96,51 @@ impl rbac_pb::membership_service_server::MembershipService for FakeRbac {
     }
 }
 
+#[tonic::async_trait]
+impl org_pb::organization_service_server::OrganizationService for FakeRbac {
+    async fn get_organization(
+        &self,
+        request: Request<org_pb::GetOrganizationRequest>,
+    ) -> Result<Response<org_pb::GetOrganizationResponse>, Status> {
+        let id = request
+            .into_inner()
+            .name
+            .trim_start_matches("organizations/")
+            .to_string();
+        let require_mfa = self.0.lock().unwrap().require_mfa.contains(&id);
+        Ok(Response::new(org_pb::GetOrganizationResponse {
+            organization: Some(org_pb::Organization {
+                name: format!("organizations/{id}"),
+                state: org_pb::OrganizationState::Active as i32,
+                settings: Some(org_pb::OrganizationSettings {
+                    require_mfa,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<org_pb::CreateOrganizationRequest>,
+    ) -> Result<Response<org_pb::CreateOrganizationResponse>, Status> {
+        let organization = request.into_inner().organization.unwrap_or_default();
+        let owner = organization.owner.trim_start_matches("users/").to_string();
+        let id = tenantry_kit::id::new_id().to_string();
+        let mut directory = self.0.lock().unwrap();
+        directory.members.insert((owner.clone(), id.clone()));
+        directory.created.push((id.clone(), owner));
+        Ok(Response::new(org_pb::CreateOrganizationResponse {
+            organization: Some(org_pb::Organization {
+                name: format!("organizations/{id}"),
+                ..organization
+            }),
+            ..Default::default()
+        }))
+    }
+}
+
 async fn start_fake(rbac: FakeRbac) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -100,7 +151,10 @@ async fn start_fake(rbac: FakeRbac) -> String {
                     rbac.clone(),
                 ),
             )
-            .add_service(rbac_pb::membership_service_server::MembershipServiceServer::new(rbac))
+            .add_service(
+                rbac_pb::membership_service_server::MembershipServiceServer::new(rbac.clone()),
+            )
+            .add_service(org_pb::organization_service_server::OrganizationServiceServer::new(rbac))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     format!("http://{addr}")
@@ -138,11 +192,10 @@ fn create(org: &str, permissions: &[&str]) -> pb::CreateApiKeyRequest {
     }
 }
 
-#[tokio::test]
-async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
-    let rbac = FakeRbac::default();
+/// Identity alone, with the stand-in answering for organization and rbac.
+async fn identity_with_directory(rbac: &FakeRbac) -> Sandbox {
     let url = start_fake(rbac.clone()).await;
-    let sandbox = Sandbox::builder()
+    Sandbox::builder()
         .services(&[ServiceKind::Identity, ServiceKind::Gateway])
         .configure(move |config| {
             config.peers.rbac = Some(url.clone());
@@ -150,7 +203,13 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
         })
         .start()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
+    let rbac = FakeRbac::default();
+    let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
     let mut keys = Keys::new(channel);
@@ -347,5 +406,181 @@ async fn without_an_authorization_answer_no_key_is_created() {
     );
     assert_eq!(count, 0);
     db.close().await;
+    sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
+    let rbac = FakeRbac::default();
+    let sandbox = identity_with_directory(&rbac).await;
+    let channel = sandbox.channel().await.unwrap();
+    let mut identity = Identity::new(channel.clone());
+    let (user, _) = sign_up(&mut identity, "strict@example.com").await;
+    let org = tenantry_kit::id::new_id().to_string();
+    {
+        let mut directory = rbac.0.lock().unwrap();
+        directory.members.insert((user.clone(), org.clone()));
+        directory.require_mfa.insert(org.clone());
+    }
+
+    let signed_in = identity
+        .login(pb::LoginRequest {
+            email: "strict@example.com".into(),
+            password: "correct horse battery staple".into(),
+            organization: format!("organizations/{org}"),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let tokens = match signed_in.result {
+        Some(pb::login_response::Result::Tokens(tokens)) => tokens,
+        other => panic!("expected tokens, got {other:?}"),
+    };
+    assert!(tokens.mfa_enrollment_required);
+    assert_eq!(tokens.organization, "", "no token for the organization yet");
+
+    // That token may enroll MFA and nothing else.
+    let limited = tokens.access_token.clone();
+    let refused = identity
+        .list_sessions(authed(
+            pb::ListSessionsRequest {
+                parent: "users/me".into(),
+                ..Default::default()
+            },
+            &limited,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let switch = identity
+        .switch_organization(authed(
+            pb::SwitchOrganizationRequest {
+                organization: format!("organizations/{org}"),
+            },
+            &limited,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(switch.code(), Code::PermissionDenied);
+
+    let enrollment = identity
+        .enroll_totp(authed(pb::EnrollTotpRequest {}, &limited))
+        .await
+        .unwrap()
+        .into_inner();
+    let secret = tenantry_identity::totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
+    let code = tenantry_identity::totp::code_at(&secret, chrono::Utc::now().timestamp());
+    let confirmed = identity
+        .confirm_totp(authed(pb::ConfirmTotpRequest { code }, &limited))
+        .await
+        .unwrap()
+        .into_inner();
+    let full = confirmed.tokens.expect("full tokens after enrollment");
+    assert_eq!(full.organization, format!("organizations/{org}"));
+    assert!(full.mfa_authenticated && !full.mfa_enrollment_required);
+    let jwks = identity
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let jwks: Vec<JwkKey> = jwks.keys.into_iter().map(JwkKey::from).collect();
+    let claims = KeySet::from_jwks(&jwks)
+        .unwrap()
+        .verify(
+            &full.access_token,
+            &Expectations::new("tenantry", "tenantry"),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    assert!(claims.amr.iter().any(|m| m == "mfa"));
+    assert_eq!(claims.org.as_deref(), Some(org.as_str()));
+    sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
+    let rbac = FakeRbac::default();
+    let sandbox = identity_with_directory(&rbac).await;
+    let mut identity = Identity::new(sandbox.channel().await.unwrap());
+    // Sign-up creates the first organization and signs into it.
+    let signed_up = identity
+        .sign_up(pb::SignUpRequest {
+            email: "first@example.com".into(),
+            password: "correct horse battery staple".into(),
+            display_name: "First".into(),
+            organization_display_name: "Acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let user = signed_up
+        .user
+        .unwrap()
+        .name
+        .trim_start_matches("users/")
+        .to_string();
+    let tokens = signed_up.tokens.unwrap();
+    let first = signed_up.organization.clone();
+    assert!(first.starts_with("organizations/"));
+    assert_eq!(tokens.organization, first);
+    let token = tokens.access_token;
+    let me = identity
+        .me(authed(pb::MeRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!me.organization_created);
+    assert_eq!(me.memberships.len(), 1);
+    assert_eq!(me.active_organization, first);
+
+    // A user with no organization at all gets one from Me.
+    rbac.0.lock().unwrap().members.clear();
+    let me = identity
+        .me(authed(pb::MeRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(me.organization_created);
+    assert_eq!(me.memberships.len(), 1);
+    assert_eq!(rbac.0.lock().unwrap().created.len(), 2);
+    let first = me.memberships[0].organization.clone();
+
+    let second = tenantry_kit::id::new_id().to_string();
+    rbac.0
+        .lock()
+        .unwrap()
+        .members
+        .insert((user, second.clone()));
+    let switched = identity
+        .switch_organization(authed(
+            pb::SwitchOrganizationRequest {
+                organization: format!("organizations/{second}"),
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(switched.organization, format!("organizations/{second}"));
+    assert!(
+        switched.refresh_token.is_empty(),
+        "the session keeps its refresh token"
+    );
+    let back = identity
+        .switch_organization(authed(
+            pb::SwitchOrganizationRequest {
+                organization: first.clone(),
+            },
+            &switched.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(back.organization, first);
     sandbox.shutdown().await.unwrap();
 }
