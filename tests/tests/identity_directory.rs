@@ -136,7 +136,6 @@ impl org_pb::organization_service_server::OrganizationService for FakeRbac {
                 name: format!("organizations/{id}"),
                 ..organization
             }),
-            ..Default::default()
         }))
     }
 }
