@@ -1238,3 +1238,54 @@ async fn email_changes_take_effect_when_the_new_address_is_verified() {
     assert_eq!(stranger.code(), Code::NotFound);
     sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn verification_mail_goes_through_an_smtp_relay_when_configured() {
+    let sink = tenantry_testkit::smtp::SmtpSink::start().await.unwrap();
+    let port = sink.port;
+    let sandbox = Sandbox::builder()
+        .configure(move |config| {
+            config.identity.mailer.kind = tenantry_identity::mailer::MailerKind::Smtp;
+            config.identity.mailer.smtp.host = "127.0.0.1".into();
+            config.identity.mailer.smtp.port = port;
+            config.identity.mailer.smtp.tls = tenantry_identity::mailer::SmtpTls::None;
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut client = Client::new(sandbox.channel().await.unwrap());
+    sign_up(&mut client, "smtp@example.com").await;
+    let message = sink
+        .last_to("smtp@example.com")
+        .expect("a message reached the relay");
+    assert!(
+        message.contains("Subject: Verify your email address"),
+        "{message}"
+    );
+    let token = message
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("token: "))
+        .expect("the token is in the message")
+        .to_string();
+    let user = client
+        .verify_email(pb::VerifyEmailRequest { token })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert!(user.email_verified);
+    sandbox.shutdown().await.unwrap();
+}
+
+#[test]
+fn plaintext_smtp_is_refused_for_remote_relays() {
+    let mut options = tenantry_identity::mailer::MailerOptions::default();
+    options.kind = tenantry_identity::mailer::MailerKind::Smtp;
+    options.smtp.host = "mail.example.com".into();
+    options.smtp.tls = tenantry_identity::mailer::SmtpTls::None;
+    let error = options.validate().unwrap_err().to_string();
+    assert!(error.contains("identity.mailer.smtp.tls"), "{error}");
+    options.smtp.tls = tenantry_identity::mailer::SmtpTls::Starttls;
+    options.validate().unwrap();
+}

@@ -36,7 +36,7 @@ use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use crate::accounts::Accounts;
 use crate::directory::Directory;
 use crate::keys::KeyRing;
-use crate::mailer::{LogMailer, MailerOptions};
+use crate::mailer::MailerOptions;
 use crate::password::{PasswordHasher, PasswordOptions};
 use crate::store::Store;
 
@@ -167,6 +167,7 @@ impl Options {
             self.access_token_ttl_secs <= 3600,
             "invalid configuration: `identity.access_token_ttl_secs` must be at most 3600: access tokens cannot be revoked"
         );
+        self.mailer.validate()?;
         self.password.validate()
     }
 
@@ -212,10 +213,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     spawn_key_refresher(ctx, keys.clone());
 
     let hasher = PasswordHasher::new(&options.password)?;
-    let mailer = Arc::new(LogMailer::new(
-        ctx.data_dir.join("mail"),
-        options.mailer.from.clone(),
-    ));
+    let mailer = mailer::build(&options.mailer, ctx.data_dir.clone())?;
     let directory = Directory::new(
         &ctx.peers.organization,
         &ctx.peers.rbac,

@@ -21,6 +21,8 @@ use tenantry::services::ServiceKind;
 use tenantry_kit::config::{DatabaseConfig, LogConfig, LogFormat};
 use tenantry_kit::db::Database;
 
+pub mod smtp;
+
 /// The environment variable naming a Postgres database for tests.
 pub const DATABASE_URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";
 /// The environment variable naming a NATS server for tests.
