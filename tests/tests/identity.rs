@@ -1280,10 +1280,16 @@ async fn verification_mail_goes_through_an_smtp_relay_when_configured() {
 
 #[test]
 fn plaintext_smtp_is_refused_for_remote_relays() {
-    let mut options = tenantry_identity::mailer::MailerOptions::default();
-    options.kind = tenantry_identity::mailer::MailerKind::Smtp;
-    options.smtp.host = "mail.example.com".into();
-    options.smtp.tls = tenantry_identity::mailer::SmtpTls::None;
+    use tenantry_identity::mailer::{MailerKind, MailerOptions, SmtpOptions, SmtpTls};
+    let mut options = MailerOptions {
+        kind: MailerKind::Smtp,
+        smtp: SmtpOptions {
+            host: "mail.example.com".into(),
+            tls: SmtpTls::None,
+            ..SmtpOptions::default()
+        },
+        ..MailerOptions::default()
+    };
     let error = options.validate().unwrap_err().to_string();
     assert!(error.contains("identity.mailer.smtp.tls"), "{error}");
     options.smtp.tls = tenantry_identity::mailer::SmtpTls::Starttls;
