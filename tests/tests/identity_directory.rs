@@ -4,160 +4,15 @@
 //! contracts (the services themselves arrive with issues #4 and #5), so
 //! identity is exercised exactly as it talks to them: over gRPC.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-
 use tenantry::services::ServiceKind;
 use tenantry_kit::auth::{Expectations, JwkKey, KeySet, PrincipalKind};
-use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::identity::v1 as pb;
-use tenantry_proto::tenantry::organization::v1 as org_pb;
-use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+use tenantry_testkit::standin::DirectoryStandIn;
 use tenantry_testkit::{Sandbox, authed};
-use tonic::{Code, Request, Response, Status};
+use tonic::Code;
 
 type Identity = pb::identity_service_client::IdentityServiceClient<tonic::transport::Channel>;
 type Keys = pb::api_key_service_client::ApiKeyServiceClient<tonic::transport::Channel>;
-
-/// What the stand-in rbac knows: (user, organization) memberships and
-/// (user, organization, permission) grants.
-#[derive(Debug, Default)]
-struct Directory {
-    members: HashSet<(String, String)>,
-    grants: HashSet<(String, String, String)>,
-    /// Organizations that require MFA.
-    require_mfa: HashSet<String>,
-    /// Organizations created through CreateOrganization: (id, owner).
-    created: Vec<(String, String)>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct FakeRbac(Arc<Mutex<Directory>>);
-
-#[tonic::async_trait]
-impl authz_pb::authorization_service_server::AuthorizationService for FakeRbac {
-    async fn check_permission(
-        &self,
-        request: Request<authz_pb::CheckPermissionRequest>,
-    ) -> Result<Response<authz_pb::CheckPermissionResponse>, Status> {
-        let request = request.into_inner();
-        let user = request
-            .subject
-            .and_then(|s| s.object)
-            .map(|o| o.object_id)
-            .unwrap_or_default();
-        let org = request.resource.map(|r| r.object_id).unwrap_or_default();
-        let allowed = self
-            .0
-            .lock()
-            .unwrap()
-            .grants
-            .contains(&(user, org, request.permission));
-        let permissionship = if allowed {
-            authz_pb::Permissionship::Allowed
-        } else {
-            authz_pb::Permissionship::Denied
-        };
-        Ok(Response::new(authz_pb::CheckPermissionResponse {
-            permissionship: permissionship as i32,
-            ..Default::default()
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl rbac_pb::membership_service_server::MembershipService for FakeRbac {
-    async fn list_user_memberships(
-        &self,
-        request: Request<rbac_pb::ListUserMembershipsRequest>,
-    ) -> Result<Response<rbac_pb::ListUserMembershipsResponse>, Status> {
-        let user = request
-            .into_inner()
-            .parent
-            .trim_start_matches("users/")
-            .to_string();
-        let memberships = self
-            .0
-            .lock()
-            .unwrap()
-            .members
-            .iter()
-            .filter(|(u, _)| *u == user)
-            .map(|(u, org)| rbac_pb::Membership {
-                name: format!("organizations/{org}/memberships/{u}"),
-                roles: vec!["roles/admin".into()],
-                ..Default::default()
-            })
-            .collect();
-        Ok(Response::new(rbac_pb::ListUserMembershipsResponse {
-            memberships,
-            ..Default::default()
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl org_pb::organization_service_server::OrganizationService for FakeRbac {
-    async fn get_organization(
-        &self,
-        request: Request<org_pb::GetOrganizationRequest>,
-    ) -> Result<Response<org_pb::GetOrganizationResponse>, Status> {
-        let id = request
-            .into_inner()
-            .name
-            .trim_start_matches("organizations/")
-            .to_string();
-        let require_mfa = self.0.lock().unwrap().require_mfa.contains(&id);
-        Ok(Response::new(org_pb::GetOrganizationResponse {
-            organization: Some(org_pb::Organization {
-                name: format!("organizations/{id}"),
-                state: org_pb::OrganizationState::Active as i32,
-                settings: Some(org_pb::OrganizationSettings {
-                    require_mfa,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-        }))
-    }
-
-    async fn create_organization(
-        &self,
-        request: Request<org_pb::CreateOrganizationRequest>,
-    ) -> Result<Response<org_pb::CreateOrganizationResponse>, Status> {
-        let organization = request.into_inner().organization.unwrap_or_default();
-        let owner = organization.owner.trim_start_matches("users/").to_string();
-        let id = tenantry_kit::id::new_id().to_string();
-        let mut directory = self.0.lock().unwrap();
-        directory.members.insert((owner.clone(), id.clone()));
-        directory.created.push((id.clone(), owner));
-        Ok(Response::new(org_pb::CreateOrganizationResponse {
-            organization: Some(org_pb::Organization {
-                name: format!("organizations/{id}"),
-                ..organization
-            }),
-        }))
-    }
-}
-
-async fn start_fake(rbac: FakeRbac) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(
-                authz_pb::authorization_service_server::AuthorizationServiceServer::new(
-                    rbac.clone(),
-                ),
-            )
-            .add_service(
-                rbac_pb::membership_service_server::MembershipServiceServer::new(rbac.clone()),
-            )
-            .add_service(org_pb::organization_service_server::OrganizationServiceServer::new(rbac))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    format!("http://{addr}")
-}
 
 async fn sign_up(identity: &mut Identity, email: &str) -> (String, String) {
     let response = identity
@@ -192,8 +47,8 @@ fn create(org: &str, permissions: &[&str]) -> pb::CreateApiKeyRequest {
 }
 
 /// Identity alone, with the stand-in answering for organization and rbac.
-async fn identity_with_directory(rbac: &FakeRbac) -> Sandbox {
-    let url = start_fake(rbac.clone()).await;
+async fn identity_with_directory(rbac: &DirectoryStandIn) -> Sandbox {
+    let url = rbac.start().await.unwrap();
     Sandbox::builder()
         .services(&[ServiceKind::Identity, ServiceKind::Gateway])
         .configure(move |config| {
@@ -207,7 +62,7 @@ async fn identity_with_directory(rbac: &FakeRbac) -> Sandbox {
 
 #[tokio::test]
 async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
-    let rbac = FakeRbac::default();
+    let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
@@ -217,7 +72,7 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
     let (creator, creator_token) = sign_up(&mut identity, "creator@example.com").await;
     let (_, outsider_token) = sign_up(&mut identity, "outsider@example.com").await;
     {
-        let mut directory = rbac.0.lock().unwrap();
+        let mut directory = rbac.state();
         directory.members.insert((creator.clone(), org.clone()));
         for permission in ["organization.api_keys.create", "project.read"] {
             directory
@@ -340,7 +195,7 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
         .await
         .unwrap()
         .into_inner();
-    rbac.0.lock().unwrap().members.clear();
+    rbac.state().members.clear();
     let orphaned = keys
         .authenticate_api_key(pb::AuthenticateApiKeyRequest {
             secret: second.secret,
@@ -410,14 +265,14 @@ async fn without_an_authorization_answer_no_key_is_created() {
 
 #[tokio::test]
 async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
-    let rbac = FakeRbac::default();
+    let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
     let (user, _) = sign_up(&mut identity, "strict@example.com").await;
     let org = tenantry_kit::id::new_id().to_string();
     {
-        let mut directory = rbac.0.lock().unwrap();
+        let mut directory = rbac.state();
         directory.members.insert((user.clone(), org.clone()));
         directory.require_mfa.insert(org.clone());
     }
@@ -498,7 +353,7 @@ async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
 
 #[tokio::test]
 async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
-    let rbac = FakeRbac::default();
+    let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let mut identity = Identity::new(sandbox.channel().await.unwrap());
     // Sign-up creates the first organization and signs into it.
@@ -534,7 +389,7 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
     assert_eq!(me.active_organization, first);
 
     // A user with no organization at all gets one from Me.
-    rbac.0.lock().unwrap().members.clear();
+    rbac.state().members.clear();
     let me = identity
         .me(authed(pb::MeRequest {}, &token))
         .await
@@ -542,15 +397,11 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
         .into_inner();
     assert!(me.organization_created);
     assert_eq!(me.memberships.len(), 1);
-    assert_eq!(rbac.0.lock().unwrap().created.len(), 2);
+    assert_eq!(rbac.state().created.len(), 2);
     let first = me.memberships[0].organization.clone();
 
     let second = tenantry_kit::id::new_id().to_string();
-    rbac.0
-        .lock()
-        .unwrap()
-        .members
-        .insert((user, second.clone()));
+    rbac.state().members.insert((user, second.clone()));
     let switched = identity
         .switch_organization(authed(
             pb::SwitchOrganizationRequest {

@@ -18,6 +18,7 @@ use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -211,7 +212,13 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(grpc_listener),
+            // RPCs are small request/response pairs: send each write at once
+            // instead of letting Nagle wait for the peer's delayed ACK.
+            TcpListenerStream::new(grpc_listener).map(|stream| {
+                stream.inspect(|stream| {
+                    let _ = stream.set_nodelay(true);
+                })
+            }),
             stop.clone().cancelled_owned(),
         );
     let http_server = axum::serve(http_listener, http_router)

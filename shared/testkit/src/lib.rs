@@ -22,6 +22,7 @@ use tenantry_kit::config::{DatabaseConfig, LogConfig, LogFormat};
 use tenantry_kit::db::Database;
 
 pub mod smtp;
+pub mod standin;
 
 /// The environment variable naming a Postgres database for tests.
 pub const DATABASE_URL_VAR: &str = "TENANTRY_TEST_DATABASE_URL";

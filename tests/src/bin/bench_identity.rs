@@ -25,17 +25,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use hdrhistogram::Histogram;
+use tenantry::services::ServiceKind;
 use tenantry_identity::password::PasswordOptions;
 use tenantry_kit::auth::{Expectations, JwkKey, KeySet};
 use tenantry_proto::tenantry::identity::v1 as pb;
+use tenantry_testkit::standin::DirectoryStandIn;
 use tenantry_testkit::{Sandbox, authed};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 type IdentityClient = pb::identity_service_client::IdentityServiceClient<Channel>;
+type ApiKeyClient = pb::api_key_service_client::ApiKeyServiceClient<Channel>;
 
 const PASSWORD: &str = "correct horse battery staple";
+
+/// The organization the benchmark's API key belongs to (known to the stand-in).
+const ORGANIZATION: &str = "0190c2a4-0000-7000-8000-0000000000be";
 
 /// The issuer and audience of the sandbox's access tokens.
 const ISSUER: &str = "tenantry";
@@ -295,8 +301,15 @@ async fn main() -> anyhow::Result<()> {
     // Production password hashing: the sandbox makes it cheap for tests.
     let production = PasswordOptions::default();
     let password = production.clone();
+    // Identity alone, with the organization and rbac contracts answered by
+    // an in-memory stand-in (API keys need an authorization answer).
+    let directory = DirectoryStandIn::default();
+    let directory_url = directory.start().await?;
     let sandbox = Sandbox::builder()
+        .services(&[ServiceKind::Identity, ServiceKind::Gateway])
         .configure(move |config| {
+            config.peers.rbac = Some(directory_url.clone());
+            config.peers.organization = Some(directory_url);
             config.identity.password = password;
             // Every call comes from 127.0.0.1; only successful logins are
             // measured, but no throttle may ever slow one down.
@@ -323,8 +336,9 @@ async fn main() -> anyhow::Result<()> {
     // Users, signed up with the production parameters, so each stored hash
     // costs the real amount to verify.
     let mut identity = IdentityClient::new(sandbox.channel().await?);
+    let mut first_user = String::new();
     for user in 0..plan.users {
-        identity
+        let signed_up = identity
             .sign_up(pb::SignUpRequest {
                 email: email(user),
                 password: PASSWORD.into(),
@@ -332,7 +346,12 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             })
             .await
-            .with_context(|| format!("signing up {}", email(user)))?;
+            .with_context(|| format!("signing up {}", email(user)))?
+            .into_inner();
+        if user == 0 {
+            let name = signed_up.user.map(|u| u.name).unwrap_or_default();
+            first_user = name.trim_start_matches("users/").to_string();
+        }
     }
 
     // 1. Login latency.
@@ -435,7 +454,7 @@ async fn main() -> anyhow::Result<()> {
          before any read"
     );
     println!(
-        "   Me: auth layer, then user read, session check, memberships call to the rbac contract"
+        "   Me: auth layer, then user read, session check, memberships call to the rbac contract (a stand-in)"
     );
     let token: Arc<str> = tokens.access_token.into();
     let mut rows = Vec::new();
@@ -501,6 +520,136 @@ async fn main() -> anyhow::Result<()> {
             "p50 µs",
             "p99 µs",
             "delta p50 µs",
+        ],
+        &rows,
+    );
+
+    // 4. Failed sign-ins: an unknown email and a wrong password must cost
+    // the same (no user enumeration by timing), measured side by side.
+    println!();
+    println!(
+        "4. Failed logins, closed loop, concurrency 1: unknown email vs wrong password (both \
+         answer INVALID_CREDENTIALS after one argon2id verification)"
+    );
+    let mut rows = Vec::new();
+    for (case, known) in [("unknown email", false), ("wrong password", true)] {
+        let clients: Vec<IdentityClient> = channels(&sandbox, 1)
+            .await?
+            .into_iter()
+            .map(IdentityClient::new)
+            .collect();
+        let run = warm_then_measure(plan, clients, move |mut client, _, n| async move {
+            let email = if known {
+                email(0)
+            } else {
+                format!("nobody-{n}@example.com")
+            };
+            let attempt = client
+                .login(pb::LoginRequest {
+                    email,
+                    password: "not the password at all".into(),
+                    ..Default::default()
+                })
+                .await;
+            match attempt {
+                Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(()),
+                Err(status) => Err(status.into()),
+                Ok(_) => bail!("a wrong password signed in"),
+            }
+        })
+        .await?;
+        rows.push(vec![
+            case.to_string(),
+            run.requests.to_string(),
+            ms(run.quantile_us(0.5)),
+            ms(run.quantile_us(0.9)),
+            ms(run.quantile_us(0.99)),
+        ]);
+    }
+    print_table(&["case", "requests", "p50 ms", "p90 ms", "p99 ms"], &rows);
+
+    // 5. API-key exchange with a warm cache: after the first exchange a hot
+    // key costs no database read and no authorization call.
+    {
+        let mut state = directory.state();
+        state
+            .members
+            .insert((first_user.clone(), ORGANIZATION.to_string()));
+        for permission in ["organization.api_keys.create", "project.read"] {
+            state.grants.insert((
+                first_user.clone(),
+                ORGANIZATION.to_string(),
+                permission.to_string(),
+            ));
+        }
+    }
+    let mut api_keys = ApiKeyClient::new(sandbox.channel().await?);
+    let secret = api_keys
+        .create_api_key(authed(
+            pb::CreateApiKeyRequest {
+                parent: format!("organizations/{ORGANIZATION}"),
+                api_key: Some(pb::ApiKey {
+                    display_name: "bench".into(),
+                    permissions: vec!["project.read".into()],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .secret;
+    let secret: Arc<str> = secret.into();
+    println!();
+    println!("5. AuthenticateApiKey with a warm cache vs Health/Check, closed loop");
+    let mut rows = Vec::new();
+    for concurrency in [1, 4] {
+        let channels = channels(&sandbox, concurrency).await?;
+        let health: Vec<HealthClient<Channel>> =
+            channels.iter().cloned().map(HealthClient::new).collect();
+        let health = warm_then_measure(plan, health, |mut client, _, _| async move {
+            client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            Ok(())
+        })
+        .await?;
+        let clients: Vec<ApiKeyClient> = channels.into_iter().map(ApiKeyClient::new).collect();
+        let key = secret.clone();
+        let exchange = warm_then_measure(plan, clients, move |mut client, _, _| {
+            let key = key.clone();
+            async move {
+                client
+                    .authenticate_api_key(pb::AuthenticateApiKeyRequest {
+                        secret: key.to_string(),
+                    })
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+        for (rpc, run) in [("Health/Check", &health), ("AuthenticateApiKey", &exchange)] {
+            rows.push(vec![
+                rpc.to_string(),
+                concurrency.to_string(),
+                run.requests.to_string(),
+                rate(run.per_second()),
+                run.quantile_us(0.5).to_string(),
+                run.quantile_us(0.99).to_string(),
+            ]);
+        }
+    }
+    print_table(
+        &[
+            "rpc",
+            "concurrency",
+            "requests",
+            "req/s",
+            "p50 µs",
+            "p99 µs",
         ],
         &rows,
     );

@@ -1,0 +1,166 @@
+//! A stand-in for the organization and rbac services, serving their real
+//! gRPC contracts from an in-memory table, for testing a service against
+//! those contracts before (or without) the services themselves. It checks
+//! no credentials: it plays the other side of the contract, not its security.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::organization::v1 as org_pb;
+use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+use tonic::{Request, Response, Status};
+
+/// What the stand-in rbac knows: (user, organization) memberships and
+/// (user, organization, permission) grants.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub members: HashSet<(String, String)>,
+    pub grants: HashSet<(String, String, String)>,
+    /// Organizations that require MFA.
+    pub require_mfa: HashSet<String>,
+    /// Organizations created through CreateOrganization: (id, owner).
+    pub created: Vec<(String, String)>,
+}
+
+/// Serves the organization, membership and authorization contracts from an
+/// in-memory [`Directory`] the test edits.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryStandIn(Arc<Mutex<Directory>>);
+
+impl DirectoryStandIn {
+    /// The state, to read or change.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, Directory> {
+        self.0.lock().expect("stand-in lock")
+    }
+
+    /// Serves the stand-in on a free loopback port; returns its URL.
+    pub async fn start(&self) -> anyhow::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(
+                    authz_pb::authorization_service_server::AuthorizationServiceServer::new(
+                        self.clone(),
+                    ),
+                )
+                .add_service(
+                    rbac_pb::membership_service_server::MembershipServiceServer::new(self.clone()),
+                )
+                .add_service(
+                    org_pb::organization_service_server::OrganizationServiceServer::new(
+                        self.clone(),
+                    ),
+                )
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        Ok(format!("http://{addr}"))
+    }
+}
+
+#[tonic::async_trait]
+impl authz_pb::authorization_service_server::AuthorizationService for DirectoryStandIn {
+    async fn check_permission(
+        &self,
+        request: Request<authz_pb::CheckPermissionRequest>,
+    ) -> Result<Response<authz_pb::CheckPermissionResponse>, Status> {
+        let request = request.into_inner();
+        let user = request
+            .subject
+            .and_then(|s| s.object)
+            .map(|o| o.object_id)
+            .unwrap_or_default();
+        let org = request.resource.map(|r| r.object_id).unwrap_or_default();
+        let allowed = self
+            .0
+            .lock()
+            .unwrap()
+            .grants
+            .contains(&(user, org, request.permission));
+        let permissionship = if allowed {
+            authz_pb::Permissionship::Allowed
+        } else {
+            authz_pb::Permissionship::Denied
+        };
+        Ok(Response::new(authz_pb::CheckPermissionResponse {
+            permissionship: permissionship as i32,
+            ..Default::default()
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl rbac_pb::membership_service_server::MembershipService for DirectoryStandIn {
+    async fn list_user_memberships(
+        &self,
+        request: Request<rbac_pb::ListUserMembershipsRequest>,
+    ) -> Result<Response<rbac_pb::ListUserMembershipsResponse>, Status> {
+        let user = request
+            .into_inner()
+            .parent
+            .trim_start_matches("users/")
+            .to_string();
+        let memberships = self
+            .0
+            .lock()
+            .unwrap()
+            .members
+            .iter()
+            .filter(|(u, _)| *u == user)
+            .map(|(u, org)| rbac_pb::Membership {
+                name: format!("organizations/{org}/memberships/{u}"),
+                roles: vec!["roles/admin".into()],
+                ..Default::default()
+            })
+            .collect();
+        Ok(Response::new(rbac_pb::ListUserMembershipsResponse {
+            memberships,
+            ..Default::default()
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl org_pb::organization_service_server::OrganizationService for DirectoryStandIn {
+    async fn get_organization(
+        &self,
+        request: Request<org_pb::GetOrganizationRequest>,
+    ) -> Result<Response<org_pb::GetOrganizationResponse>, Status> {
+        let id = request
+            .into_inner()
+            .name
+            .trim_start_matches("organizations/")
+            .to_string();
+        let require_mfa = self.0.lock().unwrap().require_mfa.contains(&id);
+        Ok(Response::new(org_pb::GetOrganizationResponse {
+            organization: Some(org_pb::Organization {
+                name: format!("organizations/{id}"),
+                state: org_pb::OrganizationState::Active as i32,
+                settings: Some(org_pb::OrganizationSettings {
+                    require_mfa,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<org_pb::CreateOrganizationRequest>,
+    ) -> Result<Response<org_pb::CreateOrganizationResponse>, Status> {
+        let organization = request.into_inner().organization.unwrap_or_default();
+        let owner = organization.owner.trim_start_matches("users/").to_string();
+        let id = tenantry_kit::id::new_id().to_string();
+        let mut directory = self.0.lock().unwrap();
+        directory.members.insert((owner.clone(), id.clone()));
+        directory.created.push((id.clone(), owner));
+        Ok(Response::new(org_pb::CreateOrganizationResponse {
+            organization: Some(org_pb::Organization {
+                name: format!("organizations/{id}"),
+                ..organization
+            }),
+        }))
+    }
+}
