@@ -1295,3 +1295,107 @@ fn plaintext_smtp_is_refused_for_remote_relays() {
     options.smtp.tls = tenantry_identity::mailer::SmtpTls::Starttls;
     options.validate().unwrap();
 }
+
+#[tokio::test]
+async fn logout_everywhere_ends_every_session_or_all_but_the_current_one() {
+    let (sandbox, mut client) = sandbox(Storage::Sqlite).await;
+    let first = sign_up(&mut client, "many@example.com")
+        .await
+        .tokens
+        .unwrap();
+    let second = into_tokens(
+        login(&mut client, "many@example.com", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let third = into_tokens(
+        login(&mut client, "many@example.com", PASSWORD)
+            .await
+            .unwrap(),
+    );
+    let ended = client
+        .logout_everywhere(authed(
+            pb::LogoutEverywhereRequest {
+                keep_current_session: true,
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ended.revoked_session_count, 2);
+    client
+        .me(authed(pb::MeRequest {}, &first.access_token))
+        .await
+        .unwrap();
+    for other in [&second, &third] {
+        let status = client
+            .me(authed(pb::MeRequest {}, &other.access_token))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    client
+        .logout_everywhere(authed(
+            pb::LogoutEverywhereRequest {
+                keep_current_session: false,
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap();
+    let status = client
+        .me(authed(pb::MeRequest {}, &first.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_and_old_tokens_keep_verifying() {
+    use std::time::Duration;
+    use tenantry_identity::keys::KeyRing;
+    use tenantry_identity::store::Store;
+    for storage in storages() {
+        let database = tenantry_testkit::TestDatabase::new(storage).await.unwrap();
+        let db = database.connect().await.unwrap();
+        db.migrate(tenantry_identity::NAME, tenantry_identity::MIGRATIONS)
+            .await
+            .unwrap();
+        let store = Store::new(db.clone());
+        let rotation = Duration::from_secs(30 * 24 * 3600);
+        let ttl = Duration::from_secs(900);
+        let ring = KeyRing::load(store.clone(), rotation, ttl).await.unwrap();
+        let old = ring.signing_key();
+        let token = old.sign(&claims_for("user", 600));
+
+        // The key ages past the rotation period (as if 31 days went by).
+        let aged = tenantry_kit::db::now_micros() - 31 * 24 * 3_600_000_000;
+        sqlx::query("UPDATE identity_signing_keys SET created_at_us = $1")
+            .bind(aged)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        ring.refresh().await.unwrap();
+        let new = ring.signing_key();
+        assert_ne!(new.kid(), old.kid(), "a new key signs");
+        let published: Vec<String> = ring.published().iter().map(|k| k.kid.clone()).collect();
+        assert!(published.contains(&new.kid().to_string()));
+        assert!(
+            published.contains(&old.kid().to_string()),
+            "the old key is still published"
+        );
+        let keys = KeySet::from_jwks(&ring.published()).unwrap();
+        keys.verify(
+            &token,
+            &Expectations::new("tenantry", "tenantry"),
+            chrono::Utc::now().timestamp(),
+        )
+        .expect("tokens of the old key still verify");
+        // Another replica loading the same table agrees on the signing key.
+        let replica = KeyRing::load(store, rotation, ttl).await.unwrap();
+        assert_eq!(replica.signing_key().kid(), new.kid());
+        db.close().await;
+    }
+}

@@ -28,7 +28,7 @@ pub struct KeyRing {
     store: Store,
     keys: Arc<RwLock<Arc<Keys>>>,
     rotation: Duration,
-    publish_for: Duration,
+    token_ttl: Duration,
 }
 
 impl KeyRing {
@@ -39,7 +39,7 @@ impl KeyRing {
             store,
             keys: Arc::new(RwLock::new(Arc::new(keys))),
             rotation,
-            publish_for: rotation + token_ttl * 2,
+            token_ttl,
         })
     }
 
@@ -57,22 +57,28 @@ impl KeyRing {
             tracing::info!(kid = key.kid(), "created a new token signing key");
             rows = store.signing_keys().await?;
         }
-        // Keep publishing a key while tokens it signed may still be valid.
-        let publish_for = (rotation + token_ttl * 2).as_micros() as i64;
+        // Keep publishing a key while tokens it signed may still be valid:
+        // until a token lifetime (twice, for clock skew) after the next
+        // key replaced it.
+        let grace = (token_ttl * 2).as_micros() as i64;
         let mut published = Vec::new();
         let mut signing = None;
-        for (index, (kid, seed_hex, created, _retired)) in rows.iter().enumerate() {
+        let mut superseded_at = None;
+        for (kid, seed_hex, created, _retired) in &rows {
             let seed: [u8; 32] = hex::decode(seed_hex)
                 .ok()
                 .and_then(|bytes| bytes.try_into().ok())
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("signing key {kid} is corrupt")))?;
             let key = SigningKey::from_seed(kid.clone(), seed);
-            if index == 0 || now - created < publish_for {
-                published.push(key.public_jwk());
+            match superseded_at {
+                None => {
+                    published.push(key.public_jwk());
+                    signing = Some(key);
+                }
+                Some(replaced) if now - replaced < grace => published.push(key.public_jwk()),
+                Some(_) => {}
             }
-            if index == 0 {
-                signing = Some(key);
-            }
+            superseded_at = Some(*created);
         }
         let signing = signing.ok_or_else(|| Error::internal(anyhow::anyhow!("no signing key")))?;
         Ok(Keys { signing, published })
@@ -91,12 +97,7 @@ impl KeyRing {
     /// Re-reads the keys (other replicas may have rotated) and rotates when
     /// the newest key is too old.
     pub async fn refresh(&self) -> Result<()> {
-        let keys = Self::read(
-            &self.store,
-            self.rotation,
-            self.publish_for.saturating_sub(self.rotation) / 2,
-        )
-        .await?;
+        let keys = Self::read(&self.store, self.rotation, self.token_ttl).await?;
         *self.keys.write().expect("key lock") = Arc::new(keys);
         Ok(())
     }
