@@ -1119,8 +1119,8 @@ async fn service_accounts_sign_in_with_client_credentials() {
 
     // Wrong secret, a typo (checksum) and a foreign client id all look alike.
     let mut typo = created.client_secret.clone();
-    typo.pop();
-    typo.push('a');
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
     let (other_parts, other_secret) = tenantry_identity::secrets::new_client_secret();
     for (client_id, secret) in [
         (credential.client_id.clone(), typo),

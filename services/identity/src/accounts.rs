@@ -394,25 +394,52 @@ impl Accounts {
         }
     }
 
+    /// The unused, unexpired single-use token of `purpose` with this hash,
+    /// and its (active) user. Anything else is the same INVALID_ARGUMENT.
+    async fn pending_token(
+        &self,
+        tx: &mut Tx,
+        hash: &str,
+        purpose: &str,
+        now_us: i64,
+    ) -> Result<(crate::store::OneTimeRow, UserRow)> {
+        let row = self
+            .store()
+            .one_time(tx, hash)
+            .await?
+            .filter(|row| {
+                row.purpose == purpose && row.used_at_us.is_none() && row.expires_at_us > now_us
+            })
+            .ok_or_else(|| invalid_token("token"))?;
+        let user = self
+            .store()
+            .user_by_id_for_update(tx, &row.user_id)
+            .await?
+            .filter(UserRow::is_active)
+            .ok_or_else(|| invalid_token("token"))?;
+        Ok((row, user))
+    }
+
+    /// The password policy for an existing user's new password: the email,
+    /// its local part and the display name are off limits.
+    fn new_password_policy(&self, user: &UserRow, password: &str) -> Result<String> {
+        let local_part = user.email.split('@').next().unwrap_or_default();
+        check_policy(
+            password,
+            &self.options().password,
+            &[&user.email, local_part, &user.display_name],
+        )
+        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))
+    }
+
     /// Confirms an email address (the account's, or a pending new one).
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<UserRow> {
         let now = now_micros();
         let hash = hash_token(token);
         let mut tx = self.store().begin().await?;
-        let row = self
-            .store()
-            .one_time(&mut tx, &hash)
-            .await?
-            .filter(|row| {
-                row.purpose == VERIFY_EMAIL && row.used_at_us.is_none() && row.expires_at_us > now
-            })
-            .ok_or_else(|| invalid_token("token"))?;
-        let user = self
-            .store()
-            .user_by_id_for_update(&mut tx, &row.user_id)
-            .await?
-            .filter(UserRow::is_active)
-            .ok_or_else(|| invalid_token("token"))?;
+        let (row, user) = self
+            .pending_token(&mut tx, &hash, VERIFY_EMAIL, now)
+            .await?;
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
             return Err(invalid_token("token"));
         }
@@ -1231,13 +1258,7 @@ impl Accounts {
     ) -> Result<()> {
         let user = self.user_principal(principal).await?;
         self.reauthenticate(&user, current).await?;
-        let local_part = user.email.split('@').next().unwrap_or_default();
-        let new = check_policy(
-            new,
-            &self.options().password,
-            &[&user.email, local_part, &user.display_name],
-        )
-        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))?;
+        let new = self.new_password_policy(&user, new)?;
         let hash = self.inner.hasher.hash(&new).await?;
         let mut tx = self.store().begin().await?;
         self.set_password(
@@ -1363,28 +1384,11 @@ impl Accounts {
         let hash = hash_token(token);
         // Check the token before the (slow) hash, then again in the write.
         let mut tx = self.store().begin().await?;
-        let row = self
-            .store()
-            .one_time(&mut tx, &hash)
-            .await?
-            .filter(|row| {
-                row.purpose == RESET_PASSWORD && row.used_at_us.is_none() && row.expires_at_us > now
-            })
-            .ok_or_else(|| invalid_token("token"))?;
-        let user = self
-            .store()
-            .user_by_id_for_update(&mut tx, &row.user_id)
-            .await?
-            .filter(UserRow::is_active)
-            .ok_or_else(|| invalid_token("token"))?;
+        let (_, user) = self
+            .pending_token(&mut tx, &hash, RESET_PASSWORD, now)
+            .await?;
         drop(tx);
-        let local_part = user.email.split('@').next().unwrap_or_default();
-        let new = check_policy(
-            new,
-            &self.options().password,
-            &[&user.email, local_part, &user.display_name],
-        )
-        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))?;
+        let new = self.new_password_policy(&user, new)?;
         let password_hash = self.inner.hasher.hash(&new).await?;
         let mut tx = self.store().begin().await?;
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
