@@ -15,7 +15,9 @@ use tenantry_proto::tenantry::identity::v1::GetJwksRequest;
 use tenantry_proto::tenantry::identity::v1::identity_service_client::IdentityServiceClient;
 use tokio_util::sync::CancellationToken;
 
-use super::jwt::{Claims, Expectations, JwkKey, KeySet, TokenError};
+use super::jwt::{Claims, Expectations, JwkKey, KeySet, TokenError, check_claims};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Where a [`JwksCache`] gets its keys.
 #[async_trait::async_trait]
@@ -138,7 +140,16 @@ pub struct JwksCache {
     /// Serializes fetches, so concurrent callers share one; holds when the
     /// last fetch finished.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Tokens whose signature already checked out, by the SHA-256 of the
+    /// whole token: a caller presenting the same token on every request (an
+    /// internal service, a browser session) pays for the Ed25519 check once.
+    /// Times, issuer and audience are still checked on every use; the map is
+    /// emptied whenever the key set is replaced.
+    verified: RwLock<HashMap<[u8; 32], Claims>>,
 }
+
+/// Most verified tokens remembered; past it the map starts over.
+const VERIFIED_CAPACITY: usize = 100_000;
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +174,7 @@ impl JwksCache {
             options,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: tokio::sync::Mutex::new(None),
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -185,13 +197,33 @@ impl JwksCache {
         expect: &Expectations,
         now_unix: i64,
     ) -> Result<Claims, TokenError> {
-        match self.current().verify(token, expect, now_unix) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let remembered = self
+            .verified
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&digest)
+            .cloned();
+        if let Some(claims) = remembered {
+            check_claims(&claims, expect, now_unix)?;
+            return Ok(claims);
+        }
+        let claims = match self.current().verify(token, expect, now_unix) {
             Err(TokenError::UnknownKey(kid)) => {
                 self.refresh_for(&kid).await;
                 self.current().verify(token, expect, now_unix)
             }
             result => result,
+        }?;
+        let mut verified = self
+            .verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.clear();
         }
+        verified.insert(digest, claims.clone());
+        Ok(claims)
     }
 
     /// Fetches the keys now, whatever the rate limit. On failure the old
@@ -237,6 +269,11 @@ impl JwksCache {
         // no longer vouches for.
         tracing::debug!(keys = keys.len(), "jwks refreshed");
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        // A key no longer published must stop vouching for tokens at once.
+        self.verified
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         Ok(())
     }
 
@@ -305,6 +342,28 @@ pub(crate) mod tests {
             }
             Ok(keys)
         }
+    }
+
+    #[tokio::test]
+    async fn remembered_tokens_still_expire_and_die_with_their_key() {
+        let key = SigningKey::from_seed("k1", [1; 32]);
+        let source = Arc::new(StaticJwksSource::new(vec![key.public_jwk()]));
+        let cache = JwksCache::new(source.clone(), JwksCacheOptions::default());
+        let token = key.sign(&claims(NOW));
+        cache.verify_at(&token, &expectations(), NOW).await.unwrap();
+        // Remembered, yet the time checks still run on every use.
+        let later = claims(NOW).exp + 3600;
+        assert_eq!(
+            cache
+                .verify_at(&token, &expectations(), later)
+                .await
+                .unwrap_err(),
+            TokenError::Expired
+        );
+        // Identity stops publishing the key: the remembered token fails too.
+        source.set(vec![SigningKey::from_seed("k2", [2; 32]).public_jwk()]);
+        cache.refresh().await.unwrap();
+        assert!(cache.verify_at(&token, &expectations(), NOW).await.is_err());
     }
 
     #[tokio::test]

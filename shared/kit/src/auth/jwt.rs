@@ -455,7 +455,11 @@ fn decode(part: &str) -> Result<Vec<u8>, TokenError> {
         .map_err(|_| TokenError::Malformed("base64url"))
 }
 
-fn check_claims(claims: &Claims, expect: &Expectations, now: i64) -> Result<(), TokenError> {
+pub(crate) fn check_claims(
+    claims: &Claims,
+    expect: &Expectations,
+    now: i64,
+) -> Result<(), TokenError> {
     let leeway = expect.leeway_secs.max(0);
     // Saturating: a hostile `exp` of i64::MAX must not wrap around.
     if now >= claims.exp.saturating_add(leeway) {
