@@ -1219,6 +1219,24 @@ async fn email_changes_take_effect_when_the_new_address_is_verified() {
         .unwrap();
     assert_eq!(user.email, "new@example.com");
     assert!(user.email_verified);
+    // The event records the change, before and after, for audit.
+    let db = sandbox.database.connect().await.unwrap();
+    let payload: Vec<u8> = sqlx::query(
+        "SELECT payload FROM tenantry_outbox WHERE subject = 'tenantry.events.identity.identity.user.email_changed'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+    .get(0);
+    db.close().await;
+    let event =
+        <tenantry_proto::tenantry::events::v1::Event as prost::Message>::decode(payload.as_slice())
+            .unwrap();
+    assert_eq!(event.changes.len(), 1);
+    assert_eq!(event.changes[0].field, "email");
+    assert_eq!(event.changes[0].before, "old@example.com");
+    assert_eq!(event.changes[0].after, "new@example.com");
+    assert!(event.sequence > 1, "the user's earlier events come first");
     into_tokens(
         login(&mut client, "new@example.com", PASSWORD)
             .await

@@ -186,9 +186,22 @@ impl Accounts {
         client: &ClientInfo,
         payload: &M,
     ) -> Result<()> {
-        let event = NewEvent::new(event_type, aggregate_type, aggregate_id, actor, payload)
-            .with_request(client.request_context());
-        self.inner.outbox.append(tx, event).await?;
+        let event = NewEvent::new(event_type, aggregate_type, aggregate_id, actor, payload);
+        self.append(tx, event, client).await
+    }
+
+    /// Writes a prepared event (with field changes, say) in `tx`, stamped
+    /// with the request it came from.
+    pub(crate) async fn append(
+        &self,
+        tx: &mut Tx,
+        event: NewEvent,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.inner
+            .outbox
+            .append(tx, event.with_request(client.request_context()))
+            .await?;
         Ok(())
     }
 
@@ -466,19 +479,19 @@ impl Accounts {
                         error
                     }
                 })?;
-            self.emit(
-                &mut tx,
+            let event = NewEvent::new(
                 "identity.user.email_changed",
-                ("user", &user.id),
+                "user",
+                user.id.clone(),
                 user_actor(&user),
-                client,
                 &events::UserEmailChanged {
                     user_id: user.id.clone(),
-                    old_email: old,
+                    old_email: old.clone(),
                     new_email: email.clone(),
                 },
             )
-            .await?;
+            .with_changes(vec![field_change("email", &old, &email)]);
+            self.append(&mut tx, event, client).await?;
         } else if user.email == email {
             self.store()
                 .update_user(&mut tx, &user.id, "email_verified_at_us = $2", |q| {
@@ -1833,6 +1846,15 @@ impl Accounts {
             .set_throttle(key, failures, blocked_until)
             .await?;
         Ok(failures)
+    }
+}
+
+/// One changed field, before and after, for audit. Never for secrets.
+pub(crate) fn field_change(field: &str, before: &str, after: &str) -> events::FieldChange {
+    events::FieldChange {
+        field: field.to_string(),
+        before: before.to_string(),
+        after: after.to_string(),
     }
 }
 

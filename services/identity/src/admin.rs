@@ -9,7 +9,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_proto::tenantry::events::v1 as events;
 
-use crate::accounts::{Accounts, ClientInfo, user_actor};
+use crate::accounts::{Accounts, ClientInfo, field_change, user_actor};
 use crate::secrets::{
     hash_api_key_secret, invalid_client_secret, new_client_secret, parse_client_secret,
     tokens_equal,
@@ -102,19 +102,23 @@ impl Accounts {
         self.store()
             .update_user(&mut tx, &user.id, "display_name = $2", |q| q.bind(name))
             .await?;
-        self.emit(
-            &mut tx,
+        let event = tenantry_kit::outbox::NewEvent::new(
             "identity.user.updated",
-            ("user", &user.id),
+            "user",
+            user.id.clone(),
             user_actor(&caller),
-            client,
             &events::UserUpdated {
                 user_id: user.id.clone(),
                 display_name: display_name.to_string(),
                 changed_fields: vec!["display_name".into()],
             },
         )
-        .await?;
+        .with_changes(vec![field_change(
+            "display_name",
+            &user.display_name,
+            display_name,
+        )]);
+        self.append(&mut tx, event, client).await?;
         let updated = self
             .store()
             .user_by_id_for_update(&mut tx, &user.id)

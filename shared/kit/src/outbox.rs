@@ -142,6 +142,12 @@ impl NewEvent {
         self
     }
 
+    /// Records the fields the change touched, before and after.
+    pub fn with_changes(mut self, changes: Vec<events::FieldChange>) -> Self {
+        self.changes = changes;
+        self
+    }
+
     /// Sets the request that caused the change.
     pub fn with_request(mut self, request: events::RequestContext) -> Self {
         self.request = Some(request);
