@@ -34,7 +34,7 @@ use futures::future::BoxFuture;
 
 use super::jwks::JwksCache;
 use super::jwt::{Expectations, TokenError};
-use super::principal::Principal;
+use super::principal::{BearerToken, Principal};
 use crate::{Code, Error};
 
 /// Method path prefixes that never need (or look at) credentials.
@@ -133,6 +133,7 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         // Only this layer vouches for a caller.
         request.extensions_mut().remove::<Principal>();
+        request.extensions_mut().remove::<BearerToken>();
         // Take the service that was driven to readiness; leave a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -235,7 +236,9 @@ impl Policy {
             }
             return Err(mfa_enrollment_required());
         }
+        let bearer = BearerToken(token.into());
         request.extensions_mut().insert(Principal::from(claims));
+        request.extensions_mut().insert(bearer);
         Ok(())
     }
 }
@@ -290,8 +293,16 @@ mod tests {
         let handler = tower::service_fn(|request: http::Request<()>| async move {
             let request = tonic::Request::from_http(request);
             let body = match Principal::from_request(&request) {
-                Ok(principal) => format!("principal:{}", principal.id),
-                Err(_) => "anonymous".to_string(),
+                Ok(principal) => {
+                    // The token travels with the principal, for calls made
+                    // on the caller's behalf.
+                    assert!(BearerToken::from_request(&request).is_some());
+                    format!("principal:{}", principal.id)
+                }
+                Err(_) => {
+                    assert!(BearerToken::from_request(&request).is_none());
+                    "anonymous".to_string()
+                }
             };
             Ok::<_, Infallible>(http::Response::new(body))
         });

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use jwks::{GrpcJwksSource, JwksCache, JwksCacheOptions, JwksSource, StaticJwksSource};
 pub use jwt::{Claims, Expectations, JwkError, JwkKey, KeySet, SigningKey, TokenError};
 pub use layer::{ALWAYS_PUBLIC_PREFIXES, Auth, AuthLayer};
-pub use principal::{Principal, PrincipalKind};
+pub use principal::{BearerToken, Principal, PrincipalKind};
 
 /// How services verify access tokens (the `[auth]` table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

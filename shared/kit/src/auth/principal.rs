@@ -162,3 +162,23 @@ mod tests {
         assert!(serde_json::from_str::<PrincipalKind>(r#""admin""#).is_err());
     }
 }
+
+/// The verified bearer token the caller presented, kept beside its
+/// [`Principal`] for calls made on the caller's behalf: a service forwards it
+/// to ask the authorization service about the caller's own permissions,
+/// which needs no credentials of the service's own.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(pub std::sync::Arc<str>);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+impl BearerToken {
+    /// The caller's token, from a request the auth layer let through.
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Option<&BearerToken> {
+        request.extensions().get::<BearerToken>()
+    }
+}
