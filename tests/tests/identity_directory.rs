@@ -434,3 +434,71 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
     assert_eq!(back.organization, first);
     sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn signing_up_through_an_invitation_joins_the_inviting_organization() {
+    let rbac = DirectoryStandIn::default();
+    let sandbox = identity_with_directory(&rbac).await;
+    let mut identity = Identity::new(sandbox.channel().await.unwrap());
+    let org = tenantry_kit::id::new_id().to_string();
+    rbac.state().invitations.insert(
+        "invite-token".into(),
+        (org.clone(), "guest@example.com".into()),
+    );
+    let request = |email: &str, token: &str| pb::SignUpRequest {
+        email: email.into(),
+        password: "correct horse battery staple".into(),
+        display_name: "Guest".into(),
+        invitation_token: token.into(),
+        ..Default::default()
+    };
+
+    // Another address, or an unknown token, is refused and writes nothing.
+    let wrong_email = identity
+        .sign_up(request("other@example.com", "invite-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong_email.code(), Code::InvalidArgument);
+    let unknown = identity
+        .sign_up(request("guest@example.com", "no-such-token"))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument);
+    let db = sandbox.database.connect().await.unwrap();
+    let users: i64 = sqlx::Row::get(
+        &sqlx::query("SELECT COUNT(*) FROM identity_users")
+            .fetch_one(db.pool())
+            .await
+            .unwrap(),
+        0,
+    );
+    assert_eq!(users, 0);
+    db.close().await;
+
+    let signed_up = identity
+        .sign_up(request("Guest@Example.com", "invite-token"))
+        .await
+        .unwrap()
+        .into_inner();
+    let user = signed_up.user.unwrap();
+    assert!(
+        user.email_verified,
+        "the invitation link proved the address"
+    );
+    assert_eq!(signed_up.organization, format!("organizations/{org}"));
+    assert_eq!(
+        signed_up.tokens.unwrap().organization,
+        format!("organizations/{org}")
+    );
+    let id = user.name.trim_start_matches("users/").to_string();
+    {
+        let state = rbac.state();
+        assert!(
+            state.members.contains(&(id, org)),
+            "accepted as the new user"
+        );
+        assert!(state.created.is_empty(), "no first organization of its own");
+        assert!(state.invitations.is_empty(), "the invitation is used");
+    }
+    sandbox.shutdown().await.unwrap();
+}

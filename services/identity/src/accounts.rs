@@ -253,47 +253,9 @@ impl Accounts {
         let hash = self.inner.hasher.hash(&password).await?;
 
         let now = now_micros();
-        let user = UserRow {
-            id: new_id().to_string(),
-            email: email.clone(),
-            display_name: display_name.to_string(),
-            password_hash: hash,
-            email_verified_at_us: None,
-            pending_email: None,
-            state: "active".into(),
-            deleted_at_us: None,
-            platform_admin: self.options().platform_admins.iter().any(|admin| {
-                normalize_email("platform_admins", admin).is_ok_and(|admin| admin == email)
-            }),
-            totp_secret: None,
-            totp_enabled_at_us: None,
-            totp_last_step: None,
-            pending_totp_secret: None,
-            pending_totp_expires_at_us: None,
-            last_login_at_us: None,
-            last_organization_id: None,
-            password_changed_at_us: now,
-            created_at_us: now,
-            updated_at_us: now,
-            version: 1,
-            recovery_codes_remaining: 0,
-        };
+        let user = self.new_user(email.clone(), display_name, hash, now);
         let mut tx = self.store().begin().await?;
-        self.store()
-            .insert_user(&mut tx, &user)
-            .await
-            .map_err(|error| {
-                if error.code() == Code::AlreadyExists {
-                    Error::new(
-                        Code::AlreadyExists,
-                        "EMAIL_TAKEN",
-                        "an account with this email exists",
-                    )
-                    .with_domain("identity")
-                } else {
-                    error
-                }
-            })?;
+        self.insert_new_user(&mut tx, &user).await?;
         let actor = user_actor(&user);
         self.emit(
             &mut tx,
@@ -341,6 +303,165 @@ impl Accounts {
             .await?;
         let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
         Ok((user, tokens, organization))
+    }
+
+    /// Creates an account through an invitation: the address must be the
+    /// invited one (the link proved the mailbox, so it starts verified), no
+    /// first organization is created, and the new user joins the inviting
+    /// organization by accepting the invitation as themself.
+    pub async fn sign_up_with_invitation(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        invitation_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(UserRow, Tokens, Option<String>)> {
+        let email = normalize_email("email", email)?;
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(
+                Error::invalid_field("display_name", "must be 1 to 200 characters")
+                    .with_domain("identity"),
+            );
+        }
+        let local_part = email.split('@').next().unwrap_or_default();
+        let password = check_policy(
+            password,
+            &self.options().password,
+            &[&email, local_part, display_name],
+        )?;
+        let invitation = self
+            .inner
+            .directory
+            .lookup_invitation(invitation_token)
+            .await?
+            .ok_or_else(|| invalid_token("invitation_token"))?;
+        if normalize_email("email", &invitation.email).ok().as_deref() != Some(email.as_str()) {
+            return Err(Error::invalid_field(
+                "email",
+                "must be the address the invitation was sent to",
+            )
+            .with_domain("identity"));
+        }
+        let hash = self.inner.hasher.hash(&password).await?;
+        let now = now_micros();
+        let user = UserRow {
+            email_verified_at_us: Some(now),
+            ..self.new_user(email, display_name, hash, now)
+        };
+        let mut tx = self.store().begin().await?;
+        self.insert_new_user(&mut tx, &user).await?;
+        self.emit(
+            &mut tx,
+            "identity.user.signed_up",
+            ("user", &user.id),
+            user_actor(&user),
+            client,
+            &events::UserSignedUp {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                display_name: user.display_name.clone(),
+                invitation_id: String::new(),
+                email_verified: true,
+            },
+        )
+        .await?;
+        self.commit(tx).await?;
+
+        // Accept as the new user, with a one-minute token of theirs.
+        let acceptance = self.short_user_token(&user);
+        let organization = match self
+            .inner
+            .directory
+            .accept_invitation(invitation_token, &acceptance)
+            .await
+        {
+            Ok(()) => Some(invitation.organization_id),
+            Err(error) => {
+                // The account stands; the user can accept again once signed in.
+                tracing::warn!(user_id = %user.id, error = %error, "accepting the invitation at sign-up failed");
+                None
+            }
+        };
+        let tokens = self
+            .sign_in(&user, organization.clone(), false, client)
+            .await?;
+        let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
+        Ok((user, tokens, organization))
+    }
+
+    /// A sessionless one-minute access token of `user`, for a call identity
+    /// makes on the user's behalf.
+    fn short_user_token(&self, user: &UserRow) -> String {
+        let now = now_micros() / 1_000_000;
+        self.inner.keys.signing_key().sign(&Claims {
+            iss: self.inner.auth.issuer.clone(),
+            aud: self.inner.auth.audience.clone(),
+            sub: user.id.clone(),
+            sid: None,
+            org: None,
+            iat: now,
+            exp: now + 60,
+            nbf: None,
+            jti: new_id().to_string(),
+            amr: vec!["pwd".into()],
+            kind: PrincipalKind::User,
+            perms: None,
+            team: None,
+            mfa_pending: false,
+        })
+    }
+
+    /// A new active user row.
+    fn new_user(
+        &self,
+        email: String,
+        display_name: &str,
+        password_hash: String,
+        now: i64,
+    ) -> UserRow {
+        UserRow {
+            id: new_id().to_string(),
+            platform_admin: self.options().platform_admins.iter().any(|admin| {
+                normalize_email("platform_admins", admin).is_ok_and(|admin| admin == email)
+            }),
+            email,
+            display_name: display_name.to_string(),
+            password_hash,
+            email_verified_at_us: None,
+            pending_email: None,
+            state: "active".into(),
+            deleted_at_us: None,
+            totp_secret: None,
+            totp_enabled_at_us: None,
+            totp_last_step: None,
+            pending_totp_secret: None,
+            pending_totp_expires_at_us: None,
+            last_login_at_us: None,
+            last_organization_id: None,
+            password_changed_at_us: now,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+            recovery_codes_remaining: 0,
+        }
+    }
+
+    /// Inserts a new user, answering EMAIL_TAKEN for a taken address.
+    async fn insert_new_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
+        self.store().insert_user(tx, user).await.map_err(|error| {
+            if error.code() == Code::AlreadyExists {
+                Error::new(
+                    Code::AlreadyExists,
+                    "EMAIL_TAKEN",
+                    "an account with this email exists",
+                )
+                .with_domain("identity")
+            } else {
+                error
+            }
+        })
     }
 
     /// Writes a verification token for `email` and returns the mail to send

@@ -2,7 +2,7 @@
 //! [`Accounts`], converts answers. No domain logic lives here.
 
 use tenantry_kit::auth::Principal;
-use tenantry_kit::error::{Code, Error};
+use tenantry_kit::error::Error;
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -187,12 +187,23 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let client = client_info(&request);
         let request = request.into_inner();
         if !request.invitation_token.is_empty() {
-            return Err(Error::new(
-                Code::Unimplemented,
-                "INVITATIONS_NOT_AVAILABLE",
-                "sign-up through an invitation arrives with the rbac service",
-            )
-            .into());
+            let (user, tokens, organization) = self
+                .accounts
+                .sign_up_with_invitation(
+                    &request.email,
+                    &request.password,
+                    &request.display_name,
+                    &request.invitation_token,
+                    &client,
+                )
+                .await?;
+            return Ok(Response::new(pb::SignUpResponse {
+                user: Some(user_to_proto(&user)),
+                tokens: Some(tokens_to_proto(tokens)),
+                organization: organization
+                    .map(|o| format!("organizations/{o}"))
+                    .unwrap_or_default(),
+            }));
         }
         let organization_name = (!request.organization_display_name.is_empty())
             .then_some(request.organization_display_name.as_str());

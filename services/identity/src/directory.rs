@@ -228,4 +228,54 @@ impl Directory {
             Err(status) => Err(unavailable("the membership service", status)),
         }
     }
+
+    /// The organization and invited email behind an invitation token; `None`
+    /// when rbac knows no such pending invitation.
+    pub async fn lookup_invitation(&self, token: &str) -> Result<Option<InvitationPreview>> {
+        let mut client =
+            rbac_pb::invitation_service_client::InvitationServiceClient::new(self.rbac.clone());
+        let request = self.request(rbac_pb::LookupInvitationRequest {
+            token: token.to_string(),
+        });
+        match client.lookup_invitation(request).await {
+            Ok(response) => Ok(response
+                .into_inner()
+                .preview
+                .map(|preview| InvitationPreview {
+                    organization_id: preview
+                        .organization
+                        .trim_start_matches("organizations/")
+                        .to_string(),
+                    email: preview.email,
+                })),
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(unavailable("the invitation service", status)),
+        }
+    }
+
+    /// Accepts an invitation as the invited user, whose access token
+    /// `user_token` is presented (rbac checks the email matches).
+    pub async fn accept_invitation(&self, token: &str, user_token: &str) -> Result<()> {
+        let mut client =
+            rbac_pb::invitation_service_client::InvitationServiceClient::new(self.rbac.clone());
+        let mut request = tonic::Request::new(rbac_pb::AcceptInvitationRequest {
+            token: token.to_string(),
+        });
+        if let Ok(value) = format!("Bearer {user_token}").parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        client
+            .accept_invitation(request)
+            .await
+            .map(|_| ())
+            .map_err(|status| unavailable("the invitation service", status))
+    }
+}
+
+/// What an invitation token stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationPreview {
+    pub organization_id: String,
+    pub email: String,
 }

@@ -174,8 +174,9 @@ impl Store {
     pub async fn insert_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO identity_users (id, email, display_name, password_hash, state,
-                platform_admin, password_changed_at_us, created_at_us, updated_at_us, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)",
+                platform_admin, password_changed_at_us, created_at_us, updated_at_us, version,
+                email_verified_at_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
         )
         .bind(&user.id)
         .bind(&user.email)
@@ -186,6 +187,7 @@ impl Store {
         .bind(user.password_changed_at_us)
         .bind(user.created_at_us)
         .bind(user.updated_at_us)
+        .bind(user.email_verified_at_us)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

@@ -21,6 +21,8 @@ pub struct Directory {
     pub require_mfa: HashSet<String>,
     /// Organizations created through CreateOrganization: (id, owner).
     pub created: Vec<(String, String)>,
+    /// Pending invitations: token → (organization, email).
+    pub invitations: std::collections::HashMap<String, (String, String)>,
 }
 
 /// Serves the organization, membership and authorization contracts from an
@@ -52,6 +54,9 @@ impl DirectoryStandIn {
                     org_pb::organization_service_server::OrganizationServiceServer::new(
                         self.clone(),
                     ),
+                )
+                .add_service(
+                    rbac_pb::invitation_service_server::InvitationServiceServer::new(self.clone()),
                 )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
@@ -163,4 +168,57 @@ impl org_pb::organization_service_server::OrganizationService for DirectoryStand
             }),
         }))
     }
+}
+
+#[tonic::async_trait]
+impl rbac_pb::invitation_service_server::InvitationService for DirectoryStandIn {
+    async fn lookup_invitation(
+        &self,
+        request: Request<rbac_pb::LookupInvitationRequest>,
+    ) -> Result<Response<rbac_pb::LookupInvitationResponse>, Status> {
+        let token = request.into_inner().token;
+        let (organization, email) = self
+            .state()
+            .invitations
+            .get(&token)
+            .cloned()
+            .ok_or_else(|| Status::not_found("invitation not found"))?;
+        Ok(Response::new(rbac_pb::LookupInvitationResponse {
+            preview: Some(rbac_pb::InvitationPreview {
+                organization: format!("organizations/{organization}"),
+                email,
+                ..Default::default()
+            }),
+        }))
+    }
+
+    /// Accepts as the user named by the bearer token's `sub` (read, not
+    /// verified: the stand-in plays the contract, not its security).
+    async fn accept_invitation(
+        &self,
+        request: Request<rbac_pb::AcceptInvitationRequest>,
+    ) -> Result<Response<rbac_pb::AcceptInvitationResponse>, Status> {
+        let user = bearer_subject(&request).ok_or_else(|| Status::unauthenticated("no token"))?;
+        let token = request.into_inner().token;
+        let mut state = self.state();
+        let (organization, _) = state
+            .invitations
+            .remove(&token)
+            .ok_or_else(|| Status::not_found("invitation not found"))?;
+        state.members.insert((user, organization));
+        Ok(Response::new(rbac_pb::AcceptInvitationResponse::default()))
+    }
+}
+
+/// The `sub` claim of the request's bearer token, unverified.
+fn bearer_subject<T>(request: &Request<T>) -> Option<String> {
+    use base64::Engine;
+    let header = request.metadata().get("authorization")?.to_str().ok()?;
+    let token = header.strip_prefix("Bearer ")?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sub"].as_str().map(str::to_string)
 }
