@@ -502,3 +502,78 @@ async fn signing_up_through_an_invitation_joins_the_inviting_organization() {
     }
     sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn team_keys_need_the_team_and_stop_when_the_creator_leaves_it() {
+    let rbac = DirectoryStandIn::default();
+    let sandbox = identity_with_directory(&rbac).await;
+    let channel = sandbox.channel().await.unwrap();
+    let mut identity = Identity::new(channel.clone());
+    let mut keys = Keys::new(channel);
+    let org = tenantry_kit::id::new_id().to_string();
+    let team = tenantry_kit::id::new_id().to_string();
+    let (creator, token) = sign_up(&mut identity, "lead@example.com").await;
+    {
+        let mut state = rbac.state();
+        state.members.insert((creator.clone(), org.clone()));
+        for permission in ["organization.api_keys.create", "project.read"] {
+            state
+                .grants
+                .insert((creator.clone(), org.clone(), permission.to_string()));
+        }
+    }
+    let team_key = |team: &str| {
+        let mut request = create(&org, &["project.read"]);
+        request.api_key.as_mut().unwrap().team = format!("organizations/{org}/teams/{team}");
+        request
+    };
+
+    // Not in the team: the team is not found, nothing is created.
+    let outside = keys
+        .create_api_key(authed(team_key(&team), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(outside.code(), Code::NotFound);
+    // A team of another organization is refused outright.
+    let mut foreign = team_key(&team);
+    foreign.api_key.as_mut().unwrap().team =
+        format!("organizations/{}/teams/{team}", tenantry_kit::id::new_id());
+    let foreign = keys
+        .create_api_key(authed(foreign, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+
+    rbac.state()
+        .team_members
+        .insert((org.clone(), team.clone(), creator.clone()));
+    let created = keys
+        .create_api_key(authed(team_key(&team), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let exchanged = keys
+        .authenticate_api_key(pb::AuthenticateApiKeyRequest {
+            secret: created.secret.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exchanged.team, format!("organizations/{org}/teams/{team}"));
+
+    // A second key, not yet cached, stops once the creator leaves the team.
+    let second = keys
+        .create_api_key(authed(team_key(&team), &token))
+        .await
+        .unwrap()
+        .into_inner();
+    rbac.state().team_members.clear();
+    let refused = keys
+        .authenticate_api_key(pb::AuthenticateApiKeyRequest {
+            secret: second.secret,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    sandbox.shutdown().await.unwrap();
+}

@@ -21,6 +21,8 @@ pub struct Directory {
     pub require_mfa: HashSet<String>,
     /// Organizations created through CreateOrganization: (id, owner).
     pub created: Vec<(String, String)>,
+    /// Team memberships: (organization, team, user).
+    pub team_members: HashSet<(String, String, String)>,
     /// Pending invitations: token → (organization, email).
     pub invitations: std::collections::HashMap<String, (String, String)>,
 }
@@ -57,6 +59,9 @@ impl DirectoryStandIn {
                 )
                 .add_service(
                     rbac_pb::invitation_service_server::InvitationServiceServer::new(self.clone()),
+                )
+                .add_service(
+                    rbac_pb::team_member_service_server::TeamMemberServiceServer::new(self.clone()),
                 )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
@@ -221,4 +226,24 @@ fn bearer_subject<T>(request: &Request<T>) -> Option<String> {
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     claims["sub"].as_str().map(str::to_string)
+}
+
+#[tonic::async_trait]
+impl rbac_pb::team_member_service_server::TeamMemberService for DirectoryStandIn {
+    async fn get_team_member(
+        &self,
+        request: Request<rbac_pb::GetTeamMemberRequest>,
+    ) -> Result<Response<rbac_pb::GetTeamMemberResponse>, Status> {
+        let name = request.into_inner().name;
+        let parts: Vec<&str> = name.split('/').collect();
+        let [_, organization, _, team, _, user] = parts.as_slice() else {
+            return Err(Status::invalid_argument("bad name"));
+        };
+        let key = (organization.to_string(), team.to_string(), user.to_string());
+        if self.state().team_members.contains(&key) {
+            Ok(Response::new(rbac_pb::GetTeamMemberResponse::default()))
+        } else {
+            Err(Status::not_found("team member not found"))
+        }
+    }
 }
