@@ -1075,23 +1075,18 @@ impl Accounts {
         let reused = row.rotated_at_us.is_some()
             || !self.store().rotate_refresh(&mut tx, &hash, now).await?;
         if reused {
+            let actor = self.actor_for(&mut tx, &session.user_id).await?;
+            let reason = events::session_revoked::Reason::RefreshTokenReused;
             if self
-                .store()
-                .revoke_session(&mut tx, &session.id, "refresh_token_reused")
-                .await?
-            {
-                let user = self
-                    .store()
-                    .user_by_id_for_update(&mut tx, &session.user_id)
-                    .await?;
-                self.emit_session_revoked(
+                .end_session(
                     &mut tx,
-                    user.as_ref(),
-                    &session,
-                    events::session_revoked::Reason::RefreshTokenReused,
+                    (&session.user_id, &session.id),
+                    actor,
+                    reason,
                     client,
                 )
-                .await?;
+                .await?
+            {
                 tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
             }
             self.commit(tx).await?;
@@ -1123,31 +1118,50 @@ impl Accounts {
         Ok(tokens)
     }
 
-    async fn emit_session_revoked(
+    /// Ends one session and records why, in `tx`. Returns false when it had
+    /// already ended (nothing is written then).
+    async fn end_session(
         &self,
         tx: &mut Tx,
-        user: Option<&UserRow>,
-        session: &SessionRow,
+        (user_id, session_id): (&str, &str),
+        actor: events::Actor,
         reason: events::session_revoked::Reason,
         client: &ClientInfo,
-    ) -> Result<()> {
-        let actor = user.map(user_actor).unwrap_or_else(|| events::Actor {
-            kind: events::actor::Kind::System as i32,
-            ..Default::default()
-        });
+    ) -> Result<bool> {
+        if !self
+            .store()
+            .revoke_session(tx, session_id, reason.as_str_name())
+            .await?
+        {
+            return Ok(false);
+        }
         self.emit(
             tx,
             "identity.session.revoked",
-            ("user", &session.user_id),
+            ("user", user_id),
             actor,
             client,
             &events::SessionRevoked {
-                user_id: session.user_id.clone(),
-                session_id: session.id.clone(),
+                user_id: user_id.to_string(),
+                session_id: session_id.to_string(),
                 reason: reason as i32,
             },
         )
-        .await
+        .await?;
+        Ok(true)
+    }
+
+    /// The actor for a change made by (or on behalf of) `user_id`.
+    async fn actor_for(&self, tx: &mut Tx, user_id: &str) -> Result<events::Actor> {
+        Ok(
+            match self.store().user_by_id_for_update(tx, user_id).await? {
+                Some(user) => user_actor(&user),
+                None => events::Actor {
+                    kind: events::actor::Kind::System as i32,
+                    ..Default::default()
+                },
+            },
+        )
     }
 
     /// Ends a session: the one a refresh token belongs to, or the caller's.
@@ -1178,24 +1192,16 @@ impl Accounts {
             .session(&mut tx, &session_id)
             .await?
             .ok_or_else(invalid_session)?;
-        if self
-            .store()
-            .revoke_session(&mut tx, &session.id, "logout")
-            .await?
-        {
-            let user = self
-                .store()
-                .user_by_id_for_update(&mut tx, &session.user_id)
-                .await?;
-            self.emit_session_revoked(
-                &mut tx,
-                user.as_ref(),
-                &session,
-                events::session_revoked::Reason::Logout,
-                client,
-            )
-            .await?;
-        }
+        let actor = self.actor_for(&mut tx, &session.user_id).await?;
+        let reason = events::session_revoked::Reason::Logout;
+        self.end_session(
+            &mut tx,
+            (&session.user_id, &session.id),
+            actor,
+            reason,
+            client,
+        )
+        .await?;
         self.commit(tx).await
     }
 
@@ -1234,29 +1240,23 @@ impl Accounts {
         reason: events::session_revoked::Reason,
         client: &ClientInfo,
     ) -> Result<usize> {
-        let revoked = self
-            .store()
-            .revoke_user_sessions(tx, &user.id, keep, reason.as_str_name())
-            .await?;
-        for session_id in &revoked {
-            let session = SessionRow {
-                id: session_id.clone(),
-                user_id: user.id.clone(),
-                active_organization_id: None,
-                requested_organization_id: None,
-                mfa: false,
-                mfa_pending: false,
-                user_agent: String::new(),
-                client_address: String::new(),
-                created_at_us: 0,
-                last_seen_at_us: 0,
-                expires_at_us: 0,
-                revoked_at_us: None,
-            };
-            self.emit_session_revoked(tx, Some(user), &session, reason, client)
-                .await?;
+        let mut revoked = 0;
+        for session_id in self.store().live_session_ids(tx, &user.id).await? {
+            if Some(session_id.as_str()) != keep
+                && self
+                    .end_session(
+                        tx,
+                        (&user.id, &session_id),
+                        user_actor(user),
+                        reason,
+                        client,
+                    )
+                    .await?
+            {
+                revoked += 1;
+            }
         }
-        Ok(revoked.len())
+        Ok(revoked)
     }
 
     /// The signed-in user behind a principal. Access tokens outlive a
@@ -1277,17 +1277,13 @@ impl Accounts {
             .await?
             .filter(UserRow::is_active)
             .ok_or_else(invalid_session)?;
-        if let Some(session_id) = &principal.session_id {
-            let mut tx = self.store().begin().await?;
-            let live = self
+        if let Some(session_id) = &principal.session_id
+            && !self
                 .store()
-                .session(&mut tx, session_id)
+                .session_is_live(session_id, now_micros())
                 .await?
-                .is_some_and(|s| s.revoked_at_us.is_none() && s.expires_at_us > now_micros());
-            drop(tx);
-            if !live {
-                return Err(invalid_session());
-            }
+        {
+            return Err(invalid_session());
         }
         Ok(user)
     }
@@ -1340,14 +1336,12 @@ impl Accounts {
             .await?
             .filter(|s| s.user_id == user.id && s.revoked_at_us.is_none())
             .ok_or_else(|| Error::not_found("session").with_domain("identity"))?;
-        self.store()
-            .revoke_session(&mut tx, &session.id, "revoked_by_user")
-            .await?;
-        self.emit_session_revoked(
+        let reason = events::session_revoked::Reason::RevokedByUser;
+        self.end_session(
             &mut tx,
-            Some(&user),
-            &session,
-            events::session_revoked::Reason::RevokedByUser,
+            (&user.id, &session.id),
+            user_actor(&user),
+            reason,
             client,
         )
         .await?;

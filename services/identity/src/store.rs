@@ -380,32 +380,31 @@ impl Store {
         Ok(revoked == 1)
     }
 
-    /// Revokes every live session of a user except `keep`; returns their ids.
-    pub async fn revoke_user_sessions(
-        &self,
-        tx: &mut Tx,
-        user_id: &str,
-        keep: Option<&str>,
-        reason: &str,
-    ) -> Result<Vec<String>> {
-        let ids: Vec<String> = sqlx::query(
-            "SELECT id FROM identity_sessions WHERE user_id = $1 AND revoked_at_us IS NULL",
+    /// The ids of a user's sessions that have not been revoked.
+    pub async fn live_session_ids(&self, tx: &mut Tx, user_id: &str) -> Result<Vec<String>> {
+        sqlx::query("SELECT id FROM identity_sessions WHERE user_id = $1 AND revoked_at_us IS NULL")
+            .bind(user_id)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_error)
+    }
+
+    /// Whether a session is neither revoked nor expired: a plain read, for
+    /// the per-call check, which must not take the write lock.
+    pub async fn session_is_live(&self, id: &str, now_us: i64) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM identity_sessions WHERE id = $1 AND revoked_at_us IS NULL AND expires_at_us > $2",
         )
-        .bind(user_id)
-        .fetch_all(&mut **tx)
+        .bind(id)
+        .bind(now_us)
+        .fetch_optional(self.db.pool())
         .await
         .map_err(db_error)?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(db_error)?;
-        let mut revoked = Vec::new();
-        for id in ids {
-            if Some(id.as_str()) != keep && self.revoke_session(tx, &id, reason).await? {
-                revoked.push(id);
-            }
-        }
-        Ok(revoked)
+        .is_some())
     }
 
     // Refresh tokens.
