@@ -256,16 +256,28 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
 fn service_token(ctx: &ServiceContext, keys: &KeyRing) -> directory::TokenSource {
     let keys = keys.clone();
     let auth = ctx.auth.clone();
+    // Reused until a minute before it expires: signing on every outgoing
+    // call would put an Ed25519 signature on the hot path of `Me`.
+    let current: std::sync::Mutex<Option<(String, i64)>> = std::sync::Mutex::new(None);
     Arc::new(move || {
         let now = chrono::Utc::now().timestamp();
-        keys.signing_key().sign(&Claims {
+        let mut current = current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((token, exp)) = current.as_ref()
+            && *exp - now > 60
+        {
+            return token.clone();
+        }
+        let exp = now + 300;
+        let token = keys.signing_key().sign(&Claims {
             iss: auth.issuer.clone(),
             aud: auth.audience.clone(),
             sub: NAME.to_string(),
             sid: None,
             org: None,
             iat: now,
-            exp: now + 300,
+            exp,
             nbf: None,
             jti: tenantry_kit::id::new_id().to_string(),
             amr: vec!["svc".into()],
@@ -273,7 +285,9 @@ fn service_token(ctx: &ServiceContext, keys: &KeyRing) -> directory::TokenSource
             perms: None,
             team: None,
             mfa_pending: false,
-        })
+        });
+        *current = Some((token.clone(), exp));
+        token
     })
 }
 
