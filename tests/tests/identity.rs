@@ -1308,10 +1308,10 @@ fn plaintext_smtp_is_refused_for_remote_relays() {
         },
         ..MailerOptions::default()
     };
-    let error = options.validate().unwrap_err().to_string();
+    let error = options.validate("identity.mailer").unwrap_err().to_string();
     assert!(error.contains("identity.mailer.smtp.tls"), "{error}");
     options.smtp.tls = tenantry_identity::mailer::SmtpTls::Starttls;
-    options.validate().unwrap();
+    options.validate("identity.mailer").unwrap();
 }
 
 #[tokio::test]

@@ -167,7 +167,7 @@ impl Options {
             self.access_token_ttl_secs <= 3600,
             "invalid configuration: `identity.access_token_ttl_secs` must be at most 3600: access tokens cannot be revoked"
         );
-        self.mailer.validate()?;
+        self.mailer.validate("identity.mailer")?;
         self.password.validate()
     }
 
@@ -213,7 +213,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     spawn_key_refresher(ctx, keys.clone());
 
     let hasher = PasswordHasher::new(&options.password)?;
-    let mailer = mailer::build(&options.mailer, ctx.data_dir.clone())?;
+    let mailer = mailer::build(&options.mailer, "identity.mailer", ctx.data_dir.clone())?;
     let directory = Directory::new(
         &ctx.peers.organization,
         &ctx.peers.rbac,

@@ -15,45 +15,11 @@
 //!
 //! Nothing here touches the database; the callers store the hashes.
 
-use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD, HEXLOWER};
+use data_encoding::BASE32_NOPAD;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tenantry_kit::Error;
 
-/// Random bytes in an opaque token: 256 bits, far beyond guessing.
-const TOKEN_BYTES: usize = 32;
-
-/// A new opaque token: 32 random bytes, base64url without padding (43
-/// characters, safe in URLs, headers and cookies).
-///
-/// Used for refresh, email-verification, password-reset, MFA-challenge and
-/// invitation tokens. Show it once, store only [`hash_token`].
-pub fn new_token() -> String {
-    BASE64URL_NOPAD.encode(&random_bytes::<TOKEN_BYTES>())
-}
-
-/// The storage form of a high-entropy secret: SHA-256, lowercase hex.
-///
-/// A fast hash is right here, unlike for passwords: argon2 exists to make
-/// guessing a low-entropy password expensive, but a token carries 128 to 256
-/// random bits, so even a leaked table of hashes cannot be reversed by
-/// guessing, and a slow hash would only make every refresh and API call
-/// expensive. The hash still matters: a database dump alone gives no usable
-/// token. Look tokens up by this value (an indexed equality), never by the
-/// token itself.
-pub fn hash_token(token: &str) -> String {
-    HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
-}
-
-/// Compares two secrets (or their hashes) in constant time, so the time a
-/// comparison takes does not reveal how long a prefix matched.
-///
-/// The lengths are not secret (every hash has the same length), so unequal
-/// lengths answer `false` at once.
-pub fn tokens_equal(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
-}
+pub use tenantry_kit::secret::{hash_token, new_token, tokens_equal};
 
 /// The lowercase RFC 4648 base32 alphabet every key and code here uses. It has
 /// no `0`, `1`, `8` or `9`, so `0`/`o` and `1`/`l` cannot be confused, and no
@@ -265,12 +231,6 @@ pub fn normalize_recovery_code(input: &str) -> Option<String> {
 /// of its normalized form, or `None` when it cannot be a recovery code.
 pub fn hash_recovery_code(input: &str) -> Option<String> {
     normalize_recovery_code(input).map(|code| hash_token(&code))
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes
 }
 
 /// `len` random lowercase base32 characters (5 bits each). Encodes enough

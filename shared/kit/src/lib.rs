@@ -7,6 +7,8 @@
 //! - [`id`]: UUIDv7 ids and AIP-122 resource names.
 //! - [`page_token`]: opaque, tamper-checked page tokens.
 //! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
+//! - [`secret`]: opaque single-use tokens, stored hashed.
+//! - [`request`]: the actor and request context of domain events.
 
 pub mod auth;
 pub mod bus;
@@ -16,6 +18,8 @@ pub mod error;
 pub mod id;
 pub mod outbox;
 pub mod page_token;
+pub mod request;
+pub mod secret;
 pub mod telemetry;
 
 pub use error::{Code, Error, Result};

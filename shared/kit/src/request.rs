@@ -1,0 +1,52 @@
+//! What a handler needs to know about the request behind a change: who made
+//! it (the [`Actor`](events::Actor) of its events) and where it came from (the
+//! [`RequestContext`](events::RequestContext) audit records).
+
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::auth::{Principal, PrincipalKind};
+
+/// The longest header value copied into an event; longer ones are cut.
+const MAX_HEADER_CHARS: usize = 512;
+
+/// Where a request came from: client address, user agent, request id and the
+/// current trace.
+pub fn request_context<T>(request: &tonic::Request<T>) -> events::RequestContext {
+    let header = |name: &str| {
+        request
+            .metadata()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_HEADER_CHARS)
+            .collect::<String>()
+    };
+    events::RequestContext {
+        request_id: header("x-request-id"),
+        trace_id: crate::telemetry::current_trace_id().unwrap_or_default(),
+        client_address: request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: header("user-agent"),
+    }
+}
+
+/// The actor of events caused by `principal`. The display name is left to
+/// the audit service, which knows the principals' names.
+pub fn actor(principal: &Principal) -> events::Actor {
+    let kind = match principal.kind {
+        PrincipalKind::User => events::actor::Kind::User,
+        PrincipalKind::ApiKey => events::actor::Kind::ApiKey,
+        PrincipalKind::ServiceAccount if principal.internal_service().is_some() => {
+            events::actor::Kind::System
+        }
+        PrincipalKind::ServiceAccount => events::actor::Kind::ServiceAccount,
+    };
+    events::Actor {
+        kind: kind as i32,
+        id: principal.id.clone(),
+        display_name: String::new(),
+    }
+}
