@@ -1,91 +1,285 @@
-//! The organization service: organization trees (organizations and departments), workspaces, teams, projects and their environments, ownership.
+//! The organization service: workspaces, organization trees (organizations
+//! and departments), teams, projects and their environments, ownership.
 //!
-//! The contract is served in full; its RPCs answer UNIMPLEMENTED until the
-//! service's own issue (#4) lands. The crate already has the shape every
-//! service keeps: [`Options`] → [`build`] → [`Service::register`], an outbox
-//! whose relay runs from the start, and its own migrations.
+//! - [`organizations`]: the tree: create, read, list, update, move, soft
+//!   delete and undelete, deactivate; workspaces.
+//! - [`ownership`]: handing an organization to another member, confirmed by
+//!   a mailed single-use token.
+//! - [`teams`] and [`projects`]: what organizations contain, sharing the
+//!   life cycle in [`children`].
+//! - [`access`]: every permission question, asked of the rbac service;
+//!   [`quota`]: every quota question, asked of the billing service.
+//! - [`store`]: the rows and their SQL; [`schema`]: the migrations;
+//!   [`validate`]: input rules that need no storage.
+//!
+//! Every change writes its domain event to the outbox in the same
+//! transaction (`organization.created`, `team.created`, …).
+
+pub mod access;
+pub mod children;
+pub mod organizations;
+pub mod ownership;
+pub mod projects;
+pub mod quota;
+pub mod schema;
+pub mod store;
+pub mod teams;
+pub mod validate;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
-use tenantry_kit::outbox::Outbox;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::outbox::{NewEvent, Outbox};
+use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_mail::{Mailer, MailerOptions};
+use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as organization_pb;
+
+use crate::access::{Access, Caller, Object};
+use crate::quota::Quotas;
+use crate::store::{Store, Tx};
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
 pub const NAME: &str = "organization";
 
 /// The service's tables, in both SQL dialects.
-pub const MIGRATIONS: &[Migration] = &[];
+pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 
-/// Options of the organization service (the `[organization]` table of the config file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Options of the organization service (the `[organization]` table of the
+/// config file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Options {}
+pub struct Options {
+    /// How many days a soft-deleted organization, team or project can be
+    /// restored (its `purge_time`), from 1 to 365. Default: 30.
+    pub purge_after_days: u32,
+    /// Whether creating an organization, team or project asks the billing
+    /// service for quota first. Default: true.
+    pub check_quotas: bool,
+    /// Outgoing mail (ownership transfer tokens).
+    pub mailer: MailerOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            purge_after_days: 30,
+            check_quotas: true,
+            mailer: MailerOptions::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the values, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=365).contains(&self.purge_after_days),
+            "invalid configuration: `organization.purge_after_days` must be from 1 to 365"
+        );
+        self.mailer.validate("organization.mailer")
+    }
+}
+
+/// What every handler of the service shares.
+#[derive(Debug, Clone)]
+pub struct Core {
+    store: Store,
+    access: Access,
+    quotas: Quotas,
+    outbox: Outbox,
+    page_tokens: PageTokens,
+    mailer: Arc<dyn Mailer>,
+    options: Arc<Options>,
+}
 
 /// The running organization service.
 #[derive(Debug, Clone)]
 pub struct Service {
-    outbox: Outbox,
+    core: Core,
 }
 
 /// Builds the service and starts its background work (the outbox relay).
-pub async fn build(ctx: &ServiceContext, _options: &Options) -> anyhow::Result<Service> {
+pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
+    options.validate()?;
     let outbox = Outbox::new(NAME);
     ctx.spawn_relay(&outbox);
-    Ok(Service { outbox })
+    let core = Core {
+        store: Store::new(ctx.db.clone()),
+        access: Access::new(&ctx.peers.rbac)?,
+        quotas: Quotas::new(&ctx.peers.billing, options.check_quotas)?,
+        outbox,
+        page_tokens: ctx.page_tokens.clone(),
+        mailer: tenantry_mail::build(&options.mailer, "organization.mailer", ctx.data_dir.clone())?,
+        options: Arc::new(options.clone()),
+    };
+    Ok(Service { core })
 }
 
 impl Service {
     /// Mounts the service's gRPC servers.
     pub fn register(&self, routes: &mut GrpcRoutes) {
+        let core = self.core.clone();
         routes.add(configure_server!(
-            organization_pb::workspace_service_server::WorkspaceServiceServer::new(WorkspaceApi)
-        ));
-        routes.add(configure_server!(
-            organization_pb::organization_service_server::OrganizationServiceServer::new(
-                OrganizationApi
+            organization_pb::workspace_service_server::WorkspaceServiceServer::new(
+                organizations::WorkspaceApi(core.clone())
             )
         ));
         routes.add(configure_server!(
-            organization_pb::team_service_server::TeamServiceServer::new(TeamApi)
+            organization_pb::organization_service_server::OrganizationServiceServer::new(
+                organizations::OrganizationApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
-            organization_pb::project_service_server::ProjectServiceServer::new(ProjectApi)
+            organization_pb::team_service_server::TeamServiceServer::new(teams::TeamApi(
+                core.clone()
+            ))
+        ));
+        routes.add(configure_server!(
+            organization_pb::project_service_server::ProjectServiceServer::new(
+                projects::ProjectApi(core)
+            )
         ));
     }
 
     /// The service's outbox.
     pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+        &self.core.outbox
     }
 }
 
-/// The `WorkspaceService` handler.
-#[derive(Debug, Clone)]
-struct WorkspaceApi;
+/// The permissions the organization service asks rbac about. The rbac
+/// service's role matrix grants them (see services/organization/README.md).
+pub mod permissions {
+    pub const ORGANIZATION_READ: &str = "organization.read";
+    pub const SETTINGS_MANAGE: &str = "organization.settings.manage";
+    pub const SUBORGANIZATIONS_CREATE: &str = "organization.suborganizations.create";
+    pub const DEPARTMENTS_CREATE: &str = "organization.departments.create";
+    pub const ORGANIZATION_DELETE: &str = "organization.delete";
+    pub const ORGANIZATION_DEACTIVATE: &str = "organization.deactivate";
+    pub const TEAMS_CREATE: &str = "organization.teams.create";
+    pub const BILLING_MANAGE: &str = "billing.manage";
+    pub const TEAM_MANAGE: &str = "team.manage";
+    pub const PROJECT_CREATE: &str = "project.create";
+    pub const PROJECT_READ: &str = "project.read";
+    pub const PROJECT_MANAGE: &str = "project.manage";
+    pub const PROJECT_DELETE: &str = "project.delete";
+}
 
-#[tonic::async_trait]
-impl organization_pb::workspace_service_server::WorkspaceService for WorkspaceApi {}
+impl Core {
+    /// Fails unless the caller holds `permission` on `object`: NOT_FOUND
+    /// when the caller may not even `read` it (so nothing about it leaks),
+    /// PERMISSION_DENIED when they may read it but not do this.
+    pub(crate) async fn authorize(
+        &self,
+        caller: &Caller,
+        object: Object<'_>,
+        permission: &str,
+        read: &str,
+        kind: &str,
+    ) -> Result<()> {
+        if caller.is_internal() && permission == read {
+            return Ok(());
+        }
+        let answers = self
+            .access
+            .check_all(caller, &[(object, permission), (object, read)])
+            .await?;
+        match (answers[0], answers[1]) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Error::permission_denied(permission).with_domain(NAME)),
+            (false, false) => Err(not_found(kind)),
+        }
+    }
 
-/// The `OrganizationService` handler.
-#[derive(Debug, Clone)]
-struct OrganizationApi;
+    /// Commits a transaction that wrote events, and wakes the relay.
+    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        self.outbox.notify();
+        Ok(())
+    }
 
-#[tonic::async_trait]
-impl organization_pb::organization_service_server::OrganizationService for OrganizationApi {}
+    /// Appends an event about `organization` (and its tree's root), caused
+    /// by `caller`, with the objects it is about.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn emit<M: prost::Name>(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        event_type: &'static str,
+        aggregate: (&'static str, &str),
+        organization: (&str, &str),
+        payload: &M,
+        changes: Vec<events::FieldChange>,
+        targets: Vec<events::Target>,
+    ) -> Result<()> {
+        let mut event = NewEvent::new(
+            event_type,
+            aggregate.0,
+            aggregate.1,
+            caller.actor(),
+            payload,
+        )
+        .in_organization(organization.0, organization.1)
+        .with_request(caller.request.clone())
+        .with_changes(changes);
+        event.targets = targets;
+        self.outbox.append(tx, event).await?;
+        Ok(())
+    }
 
-/// The `TeamService` handler.
-#[derive(Debug, Clone)]
-struct TeamApi;
+    /// When a soft-deleted object is purged, counted from `now_us`.
+    pub(crate) fn purge_at(&self, now_us: i64) -> i64 {
+        now_us + i64::from(self.options.purge_after_days) * 86_400 * 1_000_000
+    }
+}
 
-#[tonic::async_trait]
-impl organization_pb::team_service_server::TeamService for TeamApi {}
+/// The NOT_FOUND of a missing (or hidden) object of `kind`.
+pub(crate) fn not_found(kind: &str) -> Error {
+    Error::not_found(kind).with_domain(NAME)
+}
 
-/// The `ProjectService` handler.
-#[derive(Debug, Clone)]
-struct ProjectApi;
+/// The FAILED_PRECONDITION of a rule of the model.
+pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
+    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
+}
 
-#[tonic::async_trait]
-impl organization_pb::project_service_server::ProjectService for ProjectApi {}
+/// One field's change, for events.
+pub(crate) fn change(
+    field: &str,
+    before: impl ToString,
+    after: impl ToString,
+) -> events::FieldChange {
+    events::FieldChange {
+        field: field.to_string(),
+        before: before.to_string(),
+        after: after.to_string(),
+    }
+}
+
+/// A target of an event.
+pub(crate) fn target(kind: &str, id: &str, name: &str) -> events::Target {
+    events::Target {
+        r#type: kind.to_string(),
+        id: id.to_string(),
+        name: name.to_string(),
+    }
+}
+
+/// A timestamp from microseconds.
+pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+/// A random suffix for a derived slug that collided.
+pub(crate) fn slug_suffix() -> String {
+    tenantry_kit::id::new_id().simple().to_string()[26..].to_string()
+}

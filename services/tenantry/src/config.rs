@@ -171,6 +171,7 @@ impl Config {
             }
         }
         self.identity.validate()?;
+        self.organization.validate()?;
         anyhow::ensure!(
             self.database.max_connections > 0,
             "invalid configuration: `database.max_connections` must be at least 1"

@@ -206,8 +206,16 @@ impl SandboxBuilder {
             config.nats_namespace = unique_name("t");
         }
         config.validate()?;
+        let nats = config
+            .nats_url
+            .clone()
+            .map(|url| (url, config.nats_namespace.clone()));
         let server = tenantry::server::start(config, &self.services).await?;
-        Ok(Sandbox { server, database })
+        Ok(Sandbox {
+            server,
+            database,
+            nats,
+        })
     }
 }
 
@@ -218,6 +226,67 @@ pub struct Sandbox {
     pub server: RunningServer,
     /// Its database.
     pub database: TestDatabase,
+    /// The NATS server and namespace, when the sandbox uses NATS.
+    nats: Option<(String, String)>,
+}
+
+/// A durable consumer of every event a sandbox publishes, for tests that
+/// check what each change put on the bus.
+pub struct EventTap {
+    subscription: Box<dyn tenantry_kit::bus::Subscription>,
+    /// Every event received so far, in order.
+    pub seen: Vec<tenantry_proto::tenantry::events::v1::Event>,
+}
+
+impl std::fmt::Debug for EventTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventTap")
+            .field("seen", &self.seen.len())
+            .finish()
+    }
+}
+
+impl EventTap {
+    /// Reads events until one of `event_type` arrives (returning it), or
+    /// fails after `timeout`.
+    pub async fn expect(
+        &mut self,
+        event_type: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<tenantry_proto::tenantry::events::v1::Event> {
+        self.expect_about(event_type, "", timeout).await
+    }
+
+    /// Like [`expect`](Self::expect), for an event about one aggregate (any
+    /// aggregate when `aggregate_id` is empty).
+    pub async fn expect_about(
+        &mut self,
+        event_type: &str,
+        aggregate_id: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<tenantry_proto::tenantry::events::v1::Event> {
+        use prost::Message as _;
+        let wanted = |e: &tenantry_proto::tenantry::events::v1::Event| {
+            e.r#type == event_type && (aggregate_id.is_empty() || e.aggregate_id == aggregate_id)
+        };
+        if let Some(seen) = self.seen.iter().find(|e| wanted(e)) {
+            return Ok(seen.clone());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let delivery = tokio::time::timeout_at(deadline, self.subscription.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no `{event_type}` event within {timeout:?}"))??;
+            let event = tenantry_proto::tenantry::events::v1::Event::decode(
+                delivery.message.payload.clone(),
+            )?;
+            delivery.ack().await?;
+            self.seen.push(event.clone());
+            if wanted(&event) {
+                return Ok(event);
+            }
+        }
+    }
 }
 
 impl Sandbox {
@@ -266,6 +335,26 @@ impl Sandbox {
             text.lines()
                 .find_map(|line| line.strip_prefix("token: "))
                 .map(str::to_string)
+        })
+    }
+
+    /// Taps the sandbox's bus: a new durable consumer of every event from
+    /// now on (and of what is still retained).
+    pub async fn event_tap(&self) -> anyhow::Result<EventTap> {
+        let db = self.database.connect().await?;
+        let bus = match &self.nats {
+            Some((url, namespace)) => tenantry_kit::bus::connect(Some(url), namespace, &db).await?,
+            None => tenantry_kit::bus::connect(None, "", &db).await?,
+        };
+        let subscription = bus
+            .subscribe(
+                &unique_name("tap"),
+                &[format!("{}.>", tenantry_kit::bus::SUBJECT_PREFIX)],
+            )
+            .await?;
+        Ok(EventTap {
+            subscription,
+            seen: Vec::new(),
         })
     }
 

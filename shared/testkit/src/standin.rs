@@ -1,22 +1,37 @@
-//! A stand-in for the organization and rbac services, serving their real
-//! gRPC contracts from an in-memory table, for testing a service against
-//! those contracts before (or without) the services themselves. It checks
-//! no credentials: it plays the other side of the contract, not its security.
+//! A stand-in for the organization, rbac and billing services, serving their
+//! real gRPC contracts from an in-memory table, for testing a service
+//! against those contracts before (or without) the services themselves. It
+//! checks no credentials: it plays the other side of the contract, not its
+//! security.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tonic::{Request, Response, Status};
 
 /// What the stand-in rbac knows: (user, organization) memberships and
-/// (user, organization, permission) grants.
+/// (subject, object id, permission) grants.
 #[derive(Debug, Default)]
 pub struct Directory {
     pub members: HashSet<(String, String)>,
+    /// (subject id, object id, permission): the object may be an
+    /// organization, a team or a project.
     pub grants: HashSet<(String, String, String)>,
+    /// Users' email addresses, reported in memberships.
+    pub emails: std::collections::HashMap<String, String>,
+    /// Projects that have access grants.
+    pub granted_projects: HashSet<String>,
+    /// Projects that other services registered resources in.
+    pub used_projects: HashSet<String>,
+    /// Quotas: (organization, metric) → (limit, used).
+    pub quotas: std::collections::HashMap<(String, i32), (i64, i64)>,
+    /// Every permission check asked: (subject type, subject id, object id,
+    /// permission).
+    pub checks: Vec<(String, String, String, String)>,
     /// Organizations that require MFA.
     pub require_mfa: HashSet<String>,
     /// Organizations created through CreateOrganization: (id, owner).
@@ -63,9 +78,47 @@ impl DirectoryStandIn {
                 .add_service(
                     rbac_pb::team_member_service_server::TeamMemberServiceServer::new(self.clone()),
                 )
+                .add_service(
+                    rbac_pb::project_grant_service_server::ProjectGrantServiceServer::new(
+                        self.clone(),
+                    ),
+                )
+                .add_service(
+                    billing_pb::entitlement_service_server::EntitlementServiceServer::new(
+                        self.clone(),
+                    ),
+                )
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         Ok(format!("http://{addr}"))
+    }
+}
+
+impl DirectoryStandIn {
+    /// Answers one check from the grants, and records it.
+    fn decide(
+        &self,
+        resource: Option<authz_pb::ObjectReference>,
+        permission: &str,
+        subject: Option<authz_pb::SubjectReference>,
+    ) -> authz_pb::Permissionship {
+        let subject = subject.and_then(|s| s.object).unwrap_or_default();
+        let object = resource.map(|r| r.object_id).unwrap_or_default();
+        let mut state = self.state();
+        state.checks.push((
+            subject.object_type.clone(),
+            subject.object_id.clone(),
+            object.clone(),
+            permission.to_string(),
+        ));
+        if state
+            .grants
+            .contains(&(subject.object_id, object, permission.to_string()))
+        {
+            authz_pb::Permissionship::Allowed
+        } else {
+            authz_pb::Permissionship::Denied
+        }
     }
 }
 
@@ -76,32 +129,170 @@ impl authz_pb::authorization_service_server::AuthorizationService for DirectoryS
         request: Request<authz_pb::CheckPermissionRequest>,
     ) -> Result<Response<authz_pb::CheckPermissionResponse>, Status> {
         let request = request.into_inner();
-        let user = request
-            .subject
-            .and_then(|s| s.object)
-            .map(|o| o.object_id)
-            .unwrap_or_default();
-        let org = request.resource.map(|r| r.object_id).unwrap_or_default();
-        let allowed = self
-            .0
-            .lock()
-            .unwrap()
-            .grants
-            .contains(&(user, org, request.permission));
-        let permissionship = if allowed {
-            authz_pb::Permissionship::Allowed
-        } else {
-            authz_pb::Permissionship::Denied
-        };
+        let permissionship = self.decide(request.resource, &request.permission, request.subject);
         Ok(Response::new(authz_pb::CheckPermissionResponse {
             permissionship: permissionship as i32,
+            ..Default::default()
+        }))
+    }
+
+    async fn check_bulk_permissions(
+        &self,
+        request: Request<authz_pb::CheckBulkPermissionsRequest>,
+    ) -> Result<Response<authz_pb::CheckBulkPermissionsResponse>, Status> {
+        let pairs = request
+            .into_inner()
+            .items
+            .into_iter()
+            .map(|item| {
+                let permissionship = self.decide(
+                    item.resource.clone(),
+                    &item.permission,
+                    item.subject.clone(),
+                );
+                authz_pb::CheckBulkPermissionsPair {
+                    request: Some(item),
+                    response: Some(authz_pb::check_bulk_permissions_pair::Response::Item(
+                        authz_pb::CheckBulkPermissionsResponseItem {
+                            permissionship: permissionship as i32,
+                        },
+                    )),
+                }
+            })
+            .collect();
+        Ok(Response::new(authz_pb::CheckBulkPermissionsResponse {
+            checked_at: None,
+            pairs,
+        }))
+    }
+
+    async fn read_relationships(
+        &self,
+        request: Request<authz_pb::ReadRelationshipsRequest>,
+    ) -> Result<Response<authz_pb::ReadRelationshipsResponse>, Status> {
+        let project = request
+            .into_inner()
+            .relationship_filter
+            .and_then(|f| f.optional_subject_filter)
+            .map(|f| f.optional_subject_id)
+            .unwrap_or_default();
+        let relationships = if self.state().used_projects.contains(&project) {
+            vec![authz_pb::Relationship {
+                resource: Some(authz_pb::ObjectReference {
+                    object_type: "deployment".into(),
+                    object_id: "d1".into(),
+                }),
+                relation: "parent".into(),
+                subject: Some(authz_pb::SubjectReference {
+                    object: Some(authz_pb::ObjectReference {
+                        object_type: "project".into(),
+                        object_id: project,
+                    }),
+                    optional_relation: String::new(),
+                }),
+            }]
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(authz_pb::ReadRelationshipsResponse {
+            relationships,
             ..Default::default()
         }))
     }
 }
 
 #[tonic::async_trait]
+impl rbac_pb::project_grant_service_server::ProjectGrantService for DirectoryStandIn {
+    async fn list_project_grants(
+        &self,
+        request: Request<rbac_pb::ListProjectGrantsRequest>,
+    ) -> Result<Response<rbac_pb::ListProjectGrantsResponse>, Status> {
+        let project = request
+            .into_inner()
+            .parent
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let project_grants = if self.state().granted_projects.contains(&project) {
+            vec![rbac_pb::ProjectGrant::default()]
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(rbac_pb::ListProjectGrantsResponse {
+            project_grants,
+            next_page_token: String::new(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl billing_pb::entitlement_service_server::EntitlementService for DirectoryStandIn {
+    async fn check_quota(
+        &self,
+        request: Request<billing_pb::CheckQuotaRequest>,
+    ) -> Result<Response<billing_pb::CheckQuotaResponse>, Status> {
+        let request = request.into_inner();
+        let organization = request
+            .organization
+            .trim_start_matches("organizations/")
+            .to_string();
+        let quota = self
+            .state()
+            .quotas
+            .get(&(organization, request.metric))
+            .copied();
+        Ok(Response::new(match quota {
+            Some((limit, used)) => billing_pb::CheckQuotaResponse {
+                allowed: used + request.delta <= limit,
+                limit: Some(limit),
+                used,
+                remaining: Some((limit - used).max(0)),
+                reason: if used + request.delta <= limit {
+                    billing_pb::check_quota_response::Reason::WithinLimit as i32
+                } else {
+                    billing_pb::check_quota_response::Reason::LimitExceeded as i32
+                },
+                ..Default::default()
+            },
+            None => billing_pb::CheckQuotaResponse {
+                allowed: true,
+                reason: billing_pb::check_quota_response::Reason::Unlimited as i32,
+                ..Default::default()
+            },
+        }))
+    }
+}
+
+#[tonic::async_trait]
 impl rbac_pb::membership_service_server::MembershipService for DirectoryStandIn {
+    async fn get_membership(
+        &self,
+        request: Request<rbac_pb::GetMembershipRequest>,
+    ) -> Result<Response<rbac_pb::GetMembershipResponse>, Status> {
+        let name = request.into_inner().name;
+        let parts: Vec<&str> = name.split('/').collect();
+        let [_, organization, _, user] = parts.as_slice() else {
+            return Err(Status::invalid_argument("bad name"));
+        };
+        let state = self.state();
+        if !state
+            .members
+            .contains(&(user.to_string(), organization.to_string()))
+        {
+            return Err(Status::not_found("membership not found"));
+        }
+        Ok(Response::new(rbac_pb::GetMembershipResponse {
+            membership: Some(rbac_pb::Membership {
+                name: name.clone(),
+                user: format!("users/{user}"),
+                roles: vec!["roles/member".into()],
+                user_email: state.emails.get(*user).cloned().unwrap_or_default(),
+                ..Default::default()
+            }),
+        }))
+    }
+
     async fn list_user_memberships(
         &self,
         request: Request<rbac_pb::ListUserMembershipsRequest>,

@@ -105,7 +105,14 @@ impl Principal {
     /// name. Only identity signs tokens, and the service accounts it issues
     /// tokens for have UUID ids, so no client can hold such a token.
     pub fn internal_service(&self) -> Option<&str> {
-        const SERVICES: &[&str] = &["identity", "organization", "rbac", "billing", "audit", "gateway"];
+        const SERVICES: &[&str] = &[
+            "identity",
+            "organization",
+            "rbac",
+            "billing",
+            "audit",
+            "gateway",
+        ];
         (self.kind == PrincipalKind::ServiceAccount
             && self.amr.iter().any(|m| m == "svc")
             && SERVICES.contains(&self.id.as_str()))

@@ -1,0 +1,608 @@
+//! What teams and projects share: they belong to one organization, have a
+//! slug unique among the organization's live ones, a name and a
+//! description, and are soft-deleted and restored the same way. Their
+//! events differ, so each operation hands back the row and lets the caller
+//! write its own event before committing.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::page_token::page_size;
+
+use crate::access::{Caller, Object};
+use crate::permissions::*;
+use crate::quota::Metric;
+use crate::store::{ChildRow, Children, OrganizationRow, Tx};
+use crate::validate::{self, check_etag};
+use crate::{Core, NAME, not_found, precondition, slug_suffix};
+
+impl Children {
+    /// The singular noun, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Children::Teams => "team",
+            Children::Projects => "project",
+        }
+    }
+
+    /// The name pattern, such as `organizations/{}/teams/{}`.
+    pub fn pattern(self) -> &'static str {
+        match self {
+            Children::Teams => "organizations/{}/teams/{}",
+            Children::Projects => "organizations/{}/projects/{}",
+        }
+    }
+
+    fn object(self, id: &str) -> Object<'_> {
+        match self {
+            Children::Teams => Object::Team(id),
+            Children::Projects => Object::Project(id),
+        }
+    }
+
+    fn create_permission(self) -> &'static str {
+        match self {
+            Children::Teams => TEAMS_CREATE,
+            Children::Projects => PROJECT_CREATE,
+        }
+    }
+
+    /// What reading one takes: teams are visible to whoever can read their
+    /// organization, projects to whoever was given them (external users
+    /// included).
+    fn read_permission(self) -> &'static str {
+        match self {
+            Children::Teams => ORGANIZATION_READ,
+            Children::Projects => PROJECT_READ,
+        }
+    }
+
+    fn manage_permission(self) -> &'static str {
+        match self {
+            Children::Teams => TEAM_MANAGE,
+            Children::Projects => PROJECT_MANAGE,
+        }
+    }
+
+    /// What deleting (and restoring) one takes.
+    pub fn delete_permission(self) -> &'static str {
+        match self {
+            Children::Teams => TEAM_MANAGE,
+            Children::Projects => PROJECT_DELETE,
+        }
+    }
+
+    fn metric(self) -> Metric {
+        match self {
+            Children::Teams => Metric::Teams,
+            Children::Projects => Metric::Projects,
+        }
+    }
+}
+
+/// The client's fields of a new team or project.
+#[derive(Debug, Clone, Default)]
+pub struct NewChild {
+    pub slug: String,
+    pub display_name: String,
+    pub description: String,
+    pub team_id: Option<String>,
+}
+
+/// A cursor of team and project listings.
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+/// The ids in a team or project name.
+pub fn child_ids(kind: Children, field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, kind.pattern(), name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+fn slug_taken(slug: &str) -> Error {
+    Error::new(
+        Code::AlreadyExists,
+        "SLUG_TAKEN",
+        "the slug is in use in the organization",
+    )
+    .with_domain(NAME)
+    .with_metadata("slug", slug)
+    .with_violation("slug", "is in use")
+}
+
+impl Core {
+    /// Checks `permission` on a team or project. Once soft-deleted it is gone
+    /// from the authorization index, so what counts then is the right to
+    /// create one in its organization.
+    async fn authorize_child(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        row: &ChildRow,
+        permission: &str,
+    ) -> Result<()> {
+        if row.deleted_at_us.is_some() {
+            return self
+                .authorize(
+                    caller,
+                    Object::Organization(&row.organization_id),
+                    kind.create_permission(),
+                    ORGANIZATION_READ,
+                    kind.noun(),
+                )
+                .await;
+        }
+        let object = match kind {
+            // Team reads are organization reads.
+            Children::Teams if permission == ORGANIZATION_READ => {
+                Object::Organization(&row.organization_id)
+            }
+            _ => kind.object(&row.id),
+        };
+        let read = match object {
+            Object::Organization(_) => ORGANIZATION_READ,
+            _ => kind.read_permission(),
+        };
+        if permission == read {
+            return self
+                .authorize(caller, object, permission, read, kind.noun())
+                .await;
+        }
+        // Writes: denied but readable is PERMISSION_DENIED, unreadable is
+        // NOT_FOUND.
+        let answers = self
+            .access
+            .check_all(
+                caller,
+                &[
+                    (object, permission),
+                    (kind.object(&row.id), kind.read_permission()),
+                    (
+                        Object::Organization(&row.organization_id),
+                        ORGANIZATION_READ,
+                    ),
+                ],
+            )
+            .await?;
+        match (answers[0], answers[1] || answers[2]) {
+            (true, _) => Ok(()),
+            (false, true) => Err(Error::permission_denied(permission).with_domain(NAME)),
+            (false, false) => Err(not_found(kind.noun())),
+        }
+    }
+
+    /// A team or project the caller holds `permission` on; another
+    /// organization's id, or one the caller cannot read, is NOT_FOUND.
+    pub(crate) async fn child(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        name: &str,
+        field: &str,
+        permission: Option<&str>,
+    ) -> Result<ChildRow> {
+        let (organization_id, id) = child_ids(kind, field, name)?;
+        let row = self
+            .store
+            .child(kind, &organization_id, &id)
+            .await?
+            .ok_or_else(|| not_found(kind.noun()))?;
+        let permission = permission.unwrap_or(kind.read_permission());
+        self.authorize_child(caller, kind, &row, permission).await?;
+        Ok(row)
+    }
+
+    /// Validates and inserts a team or project in an open transaction, after
+    /// the permission and quota checks. `None` means `request_id` was a
+    /// replay, and the earlier row is returned instead.
+    pub(crate) async fn create_child(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        parent: &str,
+        input: NewChild,
+        request_id: &str,
+    ) -> Result<(Option<Tx>, ChildRow, OrganizationRow)> {
+        validate::request_id(request_id)?;
+        let organization_id = crate::organizations::organization_id("parent", parent)?;
+        let noun = kind.noun();
+        validate::display_name(&format!("{noun}.display_name"), &input.display_name)?;
+        validate::description(&format!("{noun}.description"), &input.description)?;
+        let explicit_slug = !input.slug.is_empty();
+        if explicit_slug {
+            validate::short_slug(&format!("{noun}.slug"), &input.slug)?;
+        }
+        let method = match kind {
+            Children::Teams => "CreateTeam",
+            Children::Projects => "CreateProject",
+        };
+        let caller_name = caller.resource_name();
+        let org = self
+            .live_organization(caller, &organization_id, kind.create_permission())
+            .await?;
+        if let Some(id) = self.replay(&caller_name, method, request_id).await? {
+            let row = self
+                .store
+                .child(kind, &organization_id, &id)
+                .await?
+                .ok_or_else(|| not_found(noun))?;
+            return Ok((None, row, org));
+        }
+        if let Some(team) = &input.team_id {
+            self.live_team(&organization_id, team).await?;
+        }
+        self.quotas
+            .ensure(caller, &organization_id, kind.metric())
+            .await?;
+        let now = now_micros();
+        let mut row = ChildRow {
+            id: new_id().to_string(),
+            organization_id: organization_id.clone(),
+            team_id: input.team_id.clone(),
+            slug: if explicit_slug {
+                input.slug.clone()
+            } else {
+                validate::slug_from(&input.display_name, noun, 1)
+            },
+            display_name: input.display_name,
+            description: input.description,
+            created_by: caller_name.clone(),
+            created_at_us: now,
+            updated_at_us: now,
+            deleted_at_us: None,
+            purge_at_us: None,
+            deleted_with: None,
+            version: 1,
+        };
+        let mut tx = self.store.begin().await?;
+        if let Some(id) = self
+            .store
+            .replayed(&mut tx, &caller_name, method, request_id)
+            .await?
+        {
+            drop(tx);
+            let row = self
+                .store
+                .child(kind, &organization_id, &id)
+                .await?
+                .ok_or_else(|| not_found(noun))?;
+            return Ok((None, row, org));
+        }
+        if self
+            .store
+            .child_slug_taken(&mut tx, kind, &organization_id, &row.slug, "")
+            .await?
+        {
+            if explicit_slug {
+                return Err(slug_taken(&row.slug));
+            }
+            row.slug = format!("{}-{}", row.slug, slug_suffix());
+        }
+        self.store
+            .insert_child(&mut tx, kind, &row)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    slug_taken(&row.slug)
+                } else {
+                    e
+                }
+            })?;
+        self.store
+            .remember_request(&mut tx, &caller_name, method, request_id, &row.id)
+            .await?;
+        Ok((Some(tx), row, org))
+    }
+
+    /// A live team of the organization, or FAILED_PRECONDITION.
+    pub(crate) async fn live_team(&self, organization_id: &str, team_id: &str) -> Result<ChildRow> {
+        match self
+            .store
+            .child(Children::Teams, organization_id, team_id)
+            .await?
+        {
+            Some(team) if team.deleted_at_us.is_none() => Ok(team),
+            _ => Err(Error::invalid_field(
+                "project.team",
+                "must be a live team of the same organization",
+            )),
+        }
+    }
+
+    /// Lists teams or projects of an organization the caller may read.
+    pub(crate) async fn list_children(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        parent: &str,
+        query: ListQuery<'_>,
+    ) -> Result<(Vec<ChildRow>, String)> {
+        let organization_id = crate::organizations::organization_id("parent", parent)?;
+        let size = page_size(query.page_size, 50, 1000)? as usize;
+        let fingerprint = format!(
+            "{}|{}|{}|{}|{}",
+            kind.noun(),
+            organization_id,
+            query.name_prefix,
+            query.team.unwrap_or_default(),
+            query.show_deleted
+        );
+        let mut cursor = self
+            .page_tokens
+            .decode::<After>(fingerprint.as_bytes(), query.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        // Whoever can read the organization sees its teams and, through
+        // their roles, usually its projects; an external user sees only the
+        // projects granted to them, so the organization itself may be
+        // unreadable to them.
+        let org_readable = self
+            .access
+            .check(
+                caller,
+                Object::Organization(&organization_id),
+                ORGANIZATION_READ,
+            )
+            .await?
+            || caller.is_internal();
+        if kind == Children::Teams && !org_readable {
+            return Err(not_found("organization"));
+        }
+        let mut found = Vec::new();
+        for _ in 0..10 {
+            let want = (size + 1).max(100);
+            let batch = self
+                .store
+                .children(
+                    kind,
+                    &organization_id,
+                    query.name_prefix,
+                    query.team,
+                    query.show_deleted,
+                    &cursor,
+                    want as i64,
+                )
+                .await?;
+            let exhausted = batch.len() < want;
+            let readable = match kind {
+                Children::Teams => vec![true; batch.len()],
+                Children::Projects if caller.is_internal() => vec![true; batch.len()],
+                Children::Projects => {
+                    let checks: Vec<(Object<'_>, &str)> = batch
+                        .iter()
+                        .map(|p| {
+                            if p.deleted_at_us.is_some() {
+                                (Object::Organization(&p.organization_id), PROJECT_CREATE)
+                            } else {
+                                (Object::Project(&p.id), PROJECT_READ)
+                            }
+                        })
+                        .collect();
+                    self.access.check_all(caller, &checks).await?
+                }
+            };
+            for (row, ok) in batch.into_iter().zip(readable) {
+                if found.len() == size {
+                    let next = self
+                        .page_tokens
+                        .encode(fingerprint.as_bytes(), &After(cursor));
+                    return Ok((found, next));
+                }
+                cursor = row.id.clone();
+                if ok {
+                    found.push(row);
+                }
+            }
+            if exhausted {
+                if found.is_empty() && !org_readable && query.page_token.is_empty() {
+                    // Nothing readable and no right to the organization: as
+                    // if it did not exist.
+                    return Err(not_found("organization"));
+                }
+                return Ok((found, String::new()));
+            }
+        }
+        let next = self
+            .page_tokens
+            .encode(fingerprint.as_bytes(), &After(cursor));
+        Ok((found, next))
+    }
+
+    /// Applies an update mask to a team or project in an open transaction.
+    pub(crate) async fn update_child(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        input: NewChildUpdate<'_>,
+    ) -> Result<(Tx, ChildRow, ChildRow, Vec<String>)> {
+        let noun = kind.noun();
+        let allowed: &[&str] = match kind {
+            Children::Teams => &["slug", "display_name", "description"],
+            Children::Projects => &["slug", "display_name", "description", "team"],
+        };
+        let paths = validate::update_mask(input.mask, allowed)?;
+        let current = self
+            .child(
+                caller,
+                kind,
+                input.name,
+                &format!("{noun}.name"),
+                Some(kind.manage_permission()),
+            )
+            .await?;
+        if current.deleted_at_us.is_some() {
+            return Err(precondition(
+                "DELETED",
+                format!("the {noun} is deleted; undelete it first"),
+            ));
+        }
+        check_etag(input.etag, current.version)?;
+        let mut next = current.clone();
+        for path in &paths {
+            match *path {
+                "slug" => {
+                    validate::short_slug(&format!("{noun}.slug"), input.fields.slug.as_str())?;
+                    next.slug = input.fields.slug.clone();
+                }
+                "display_name" => {
+                    validate::display_name(
+                        &format!("{noun}.display_name"),
+                        &input.fields.display_name,
+                    )?;
+                    next.display_name = input.fields.display_name.clone();
+                }
+                "description" => {
+                    validate::description(
+                        &format!("{noun}.description"),
+                        &input.fields.description,
+                    )?;
+                    next.description = input.fields.description.clone();
+                }
+                _ => {
+                    if let Some(team) = &input.fields.team_id {
+                        self.live_team(&current.organization_id, team).await?;
+                    }
+                    next.team_id = input.fields.team_id.clone();
+                }
+            }
+        }
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.store.begin().await?;
+        if next.slug != current.slug
+            && self
+                .store
+                .child_slug_taken(
+                    &mut tx,
+                    kind,
+                    &current.organization_id,
+                    &next.slug,
+                    &current.id,
+                )
+                .await?
+        {
+            return Err(slug_taken(&next.slug));
+        }
+        if !self
+            .store
+            .update_child(&mut tx, kind, &next, current.version)
+            .await?
+        {
+            return Err(Error::new(
+                Code::Aborted,
+                "CONCURRENT_UPDATE",
+                "the object changed during the request; read it again and retry",
+            )
+            .with_domain(NAME));
+        }
+        let changed = paths.iter().map(|p| p.to_string()).collect();
+        Ok((tx, current, next, changed))
+    }
+
+    /// Soft-deletes (`delete = true`) or restores a team or project in an
+    /// open transaction.
+    pub(crate) async fn set_child_deleted(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        name: &str,
+        etag: &str,
+        delete: bool,
+    ) -> Result<(Tx, ChildRow)> {
+        let noun = kind.noun();
+        let current = self
+            .child(caller, kind, name, "name", Some(kind.delete_permission()))
+            .await?;
+        check_etag(etag, current.version)?;
+        if current.deleted_at_us.is_some() == delete {
+            return Err(precondition(
+                if delete {
+                    "ALREADY_DELETED"
+                } else {
+                    "NOT_DELETED"
+                },
+                if delete {
+                    format!("the {noun} is already deleted")
+                } else {
+                    format!("the {noun} is not deleted")
+                },
+            ));
+        }
+        if !delete && current.deleted_with.is_some() {
+            return Err(precondition(
+                "DELETED_WITH_ORGANIZATION",
+                format!("the {noun} was deleted along with its organization; undelete that one"),
+            ));
+        }
+        let org = self.organization(&current.organization_id).await?;
+        if !delete && org.is_deleted() {
+            return Err(precondition(
+                "ORGANIZATION_DELETED",
+                "the organization is deleted; undelete it first",
+            ));
+        }
+        let now = now_micros();
+        let mut next = current.clone();
+        next.deleted_at_us = delete.then_some(now);
+        next.purge_at_us = delete.then(|| self.purge_at(now));
+        next.updated_at_us = now;
+        next.version += 1;
+        let mut tx = self.store.begin().await?;
+        if delete
+            && kind == Children::Teams
+            && self.store.projects_of_team(&mut tx, &current.id).await? > 0
+        {
+            return Err(precondition(
+                "TEAM_OWNS_PROJECTS",
+                "the team owns live projects; move or delete them first",
+            ));
+        }
+        if !delete
+            && self
+                .store
+                .child_slug_taken(
+                    &mut tx,
+                    kind,
+                    &current.organization_id,
+                    &current.slug,
+                    &current.id,
+                )
+                .await?
+        {
+            return Err(slug_taken(&current.slug));
+        }
+        if !self
+            .store
+            .update_child(&mut tx, kind, &next, current.version)
+            .await?
+        {
+            return Err(Error::new(
+                Code::Aborted,
+                "CONCURRENT_UPDATE",
+                "the object changed during the request; read it again and retry",
+            )
+            .with_domain(NAME));
+        }
+        Ok((tx, next))
+    }
+}
+
+/// The filters of a team or project listing.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery<'a> {
+    pub page_size: i32,
+    pub page_token: &'a str,
+    pub name_prefix: &'a str,
+    pub team: Option<&'a str>,
+    pub show_deleted: bool,
+}
+
+/// An update of a team or project: its name, etag, mask and new values.
+#[derive(Debug, Clone, Copy)]
+pub struct NewChildUpdate<'a> {
+    pub name: &'a str,
+    pub etag: &'a str,
+    pub mask: Option<&'a prost_types::FieldMask>,
+    pub fields: &'a NewChild,
+}

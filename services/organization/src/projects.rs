@@ -1,0 +1,749 @@
+//! The `ProjectService`: projects of an organization and their
+//! environments. Access grants on projects are the rbac service's; a
+//! project that still has grants, or resources other services registered
+//! in it, cannot be purged.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::organization::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::access::Caller;
+use crate::children::{ListQuery, NewChild, NewChildUpdate, child_ids};
+use crate::permissions::PROJECT_MANAGE;
+use crate::store::{ChildRow, Children, EnvironmentRow, Tx};
+use crate::validate::{self, check_etag, etag};
+use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+
+/// The environments a project starts with.
+const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
+
+/// The `ProjectService` handler.
+#[derive(Debug, Clone)]
+pub struct ProjectApi(pub Core);
+
+fn project_to_proto(row: &ChildRow) -> pb::Project {
+    pb::Project {
+        name: format!("organizations/{}/projects/{}", row.organization_id, row.id),
+        slug: row.slug.clone(),
+        display_name: row.display_name.clone(),
+        description: row.description.clone(),
+        team: row
+            .team_id
+            .as_ref()
+            .map(|t| format!("organizations/{}/teams/{t}", row.organization_id))
+            .unwrap_or_default(),
+        created_by: row.created_by.clone(),
+        create_time: Some(timestamp(row.created_at_us)),
+        update_time: Some(timestamp(row.updated_at_us)),
+        delete_time: row.deleted_at_us.map(timestamp),
+        purge_time: row.purge_at_us.map(timestamp),
+        etag: etag(row.version),
+    }
+}
+
+fn environment_to_proto(organization_id: &str, row: &EnvironmentRow) -> pb::Environment {
+    pb::Environment {
+        name: format!(
+            "organizations/{organization_id}/projects/{}/environments/{}",
+            row.project_id, row.id
+        ),
+        slug: row.slug.clone(),
+        display_name: row.display_name.clone(),
+        create_time: Some(timestamp(row.created_at_us)),
+        update_time: Some(timestamp(row.updated_at_us)),
+        etag: etag(row.version),
+    }
+}
+
+fn event_environment(row: &EnvironmentRow) -> events::Environment {
+    events::Environment {
+        environment_id: row.id.clone(),
+        name: row.slug.clone(),
+    }
+}
+
+/// The team id in a project's `team` field, if set.
+fn team_field(project: &pb::Project, organization_id: Option<&str>) -> Result<Option<String>> {
+    if project.team.is_empty() {
+        return Ok(None);
+    }
+    let ids = parse_name("project.team", "organizations/{}/teams/{}", &project.team)?;
+    if organization_id.is_some_and(|o| o != ids[0].to_string()) {
+        return Err(Error::invalid_field(
+            "project.team",
+            "must be a team of the project's organization",
+        ));
+    }
+    Ok(Some(ids[1].to_string()))
+}
+
+fn environment_ids(field: &str, name: &str) -> Result<(String, String, String)> {
+    let ids = parse_name(field, "organizations/{}/projects/{}/environments/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+}
+
+/// A cursor of the environment listing.
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+impl Core {
+    async fn project_event<M: prost::Name>(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        event_type: &'static str,
+        project: &ChildRow,
+        payload: &M,
+        changes: Vec<events::FieldChange>,
+    ) -> Result<()> {
+        let org = self.organization(&project.organization_id).await?;
+        self.emit(
+            tx,
+            caller,
+            event_type,
+            ("project", &project.id),
+            (&project.organization_id, &org.root_id),
+            payload,
+            changes,
+            vec![target("project", &project.id, &project.display_name)],
+        )
+        .await
+    }
+
+    /// A live project whose environments the caller may change (or read).
+    async fn project_for_environments(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        project_id: &str,
+        manage: bool,
+    ) -> Result<ChildRow> {
+        let name = format!("organizations/{organization_id}/projects/{project_id}");
+        let project = self
+            .child(
+                caller,
+                Children::Projects,
+                &name,
+                "parent",
+                manage.then_some(PROJECT_MANAGE),
+            )
+            .await?;
+        if manage && project.deleted_at_us.is_some() {
+            return Err(precondition(
+                "DELETED",
+                "the project is deleted; undelete it first",
+            ));
+        }
+        Ok(project)
+    }
+
+    async fn environment(
+        &self,
+        caller: &Caller,
+        name: &str,
+        manage: bool,
+    ) -> Result<(ChildRow, EnvironmentRow)> {
+        let (organization_id, project_id, id) = environment_ids("name", name)?;
+        let project = self
+            .project_for_environments(caller, &organization_id, &project_id, manage)
+            .await?;
+        let env = self
+            .store
+            .environment(&project.id, &id)
+            .await?
+            .ok_or_else(|| not_found("environment"))?;
+        Ok((project, env))
+    }
+}
+
+fn env_slug_taken(slug: &str) -> Error {
+    Error::new(
+        Code::AlreadyExists,
+        "SLUG_TAKEN",
+        "the project already has this environment",
+    )
+    .with_domain(NAME)
+    .with_metadata("slug", slug)
+    .with_violation("environment.slug", "is in use")
+}
+
+#[tonic::async_trait]
+impl pb::project_service_server::ProjectService for ProjectApi {
+    async fn create_project(
+        &self,
+        request: Request<pb::CreateProjectRequest>,
+    ) -> Result<Response<pb::CreateProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let project = r
+            .project
+            .ok_or_else(|| Error::invalid_field("project", "is required"))?;
+        let parent_id = crate::organizations::organization_id("parent", &r.parent)?;
+        let input = NewChild {
+            slug: project.slug.clone(),
+            display_name: project.display_name.clone(),
+            description: project.description.clone(),
+            team_id: team_field(&project, Some(&parent_id))?,
+        };
+        let (tx, row, org) = self
+            .0
+            .create_child(&caller, Children::Projects, &r.parent, input, &r.request_id)
+            .await?;
+        let Some(mut tx) = tx else {
+            // A replay: the project and whatever environments it has now.
+            let environments = self.0.store.environments(&row.id, "", 1000).await?;
+            return Ok(Response::new(pb::CreateProjectResponse {
+                project: Some(project_to_proto(&row)),
+                environments: environments
+                    .iter()
+                    .map(|e| environment_to_proto(&row.organization_id, e))
+                    .collect(),
+            }));
+        };
+        let mut environments = Vec::new();
+        if !r.skip_default_environments {
+            for slug in DEFAULT_ENVIRONMENTS {
+                let env = EnvironmentRow {
+                    id: new_id().to_string(),
+                    project_id: row.id.clone(),
+                    slug: slug.to_string(),
+                    display_name: slug.to_string(),
+                    created_at_us: row.created_at_us,
+                    updated_at_us: row.created_at_us,
+                    version: 1,
+                };
+                self.0.store.insert_environment(&mut tx, &env).await?;
+                environments.push(env);
+            }
+        }
+        self.0
+            .emit(
+                &mut tx,
+                &caller,
+                "project.created",
+                ("project", &row.id),
+                (&org.id, &org.root_id),
+                &events::ProjectCreated {
+                    project_id: row.id.clone(),
+                    organization_id: org.id.clone(),
+                    owner_team_id: row.team_id.clone().unwrap_or_default(),
+                    slug: row.slug.clone(),
+                    display_name: row.display_name.clone(),
+                    environments: environments.iter().map(event_environment).collect(),
+                },
+                Vec::new(),
+                vec![target("project", &row.id, &row.display_name)],
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::CreateProjectResponse {
+            project: Some(project_to_proto(&row)),
+            environments: environments
+                .iter()
+                .map(|e| environment_to_proto(&org.id, e))
+                .collect(),
+        }))
+    }
+
+    async fn get_project(
+        &self,
+        request: Request<pb::GetProjectRequest>,
+    ) -> Result<Response<pb::GetProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let row = self
+            .0
+            .child(
+                &caller,
+                Children::Projects,
+                &request.get_ref().name,
+                "name",
+                None,
+            )
+            .await?;
+        Ok(Response::new(pb::GetProjectResponse {
+            project: Some(project_to_proto(&row)),
+        }))
+    }
+
+    async fn list_projects(
+        &self,
+        request: Request<pb::ListProjectsRequest>,
+    ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let team = if r.team.is_empty() {
+            None
+        } else {
+            let ids = parse_name("team", "organizations/{}/teams/{}", &r.team)?;
+            Some(ids[1].to_string())
+        };
+        let (rows, next_page_token) = self
+            .0
+            .list_children(
+                &caller,
+                Children::Projects,
+                &r.parent,
+                ListQuery {
+                    page_size: r.page_size,
+                    page_token: &r.page_token,
+                    name_prefix: &r.name_prefix,
+                    team: team.as_deref(),
+                    show_deleted: r.show_deleted,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListProjectsResponse {
+            projects: rows.iter().map(project_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_project(
+        &self,
+        request: Request<pb::UpdateProjectRequest>,
+    ) -> Result<Response<pb::UpdateProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let project = r
+            .project
+            .ok_or_else(|| Error::invalid_field("project", "is required"))?;
+        let (organization_id, _) = child_ids(Children::Projects, "project.name", &project.name)?;
+        let values = NewChild {
+            slug: project.slug.clone(),
+            display_name: project.display_name.clone(),
+            description: project.description.clone(),
+            team_id: team_field(&project, Some(&organization_id))?,
+        };
+        let (mut tx, before, after, changed_fields) = self
+            .0
+            .update_child(
+                &caller,
+                Children::Projects,
+                NewChildUpdate {
+                    name: &project.name,
+                    etag: &project.etag,
+                    mask: r.update_mask.as_ref(),
+                    fields: &values,
+                },
+            )
+            .await?;
+        let changes = vec![
+            change("slug", &before.slug, &after.slug),
+            change("display_name", &before.display_name, &after.display_name),
+            change("description", &before.description, &after.description),
+            change(
+                "team",
+                before.team_id.as_deref().unwrap_or_default(),
+                after.team_id.as_deref().unwrap_or_default(),
+            ),
+        ]
+        .into_iter()
+        .filter(|c| c.before != c.after)
+        .collect();
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "project.updated",
+                &after,
+                &events::ProjectUpdated {
+                    project_id: after.id.clone(),
+                    organization_id: after.organization_id.clone(),
+                    owner_team_id: after.team_id.clone().unwrap_or_default(),
+                    slug: after.slug.clone(),
+                    display_name: after.display_name.clone(),
+                    changed_fields,
+                },
+                changes,
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::UpdateProjectResponse {
+            project: Some(project_to_proto(&after)),
+        }))
+    }
+
+    async fn delete_project(
+        &self,
+        request: Request<pb::DeleteProjectRequest>,
+    ) -> Result<Response<pb::DeleteProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (mut tx, row) = self
+            .0
+            .set_child_deleted(&caller, Children::Projects, &r.name, &r.etag, true)
+            .await?;
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "project.deleted",
+                &row,
+                &events::ProjectDeleted {
+                    project_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                    display_name: row.display_name.clone(),
+                    purge_time: row.purge_at_us.map(timestamp),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::DeleteProjectResponse {
+            project: Some(project_to_proto(&row)),
+        }))
+    }
+
+    async fn undelete_project(
+        &self,
+        request: Request<pb::UndeleteProjectRequest>,
+    ) -> Result<Response<pb::UndeleteProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (mut tx, row) = self
+            .0
+            .set_child_deleted(&caller, Children::Projects, &r.name, &r.etag, false)
+            .await?;
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "project.undeleted",
+                &row,
+                &events::ProjectUndeleted {
+                    project_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::UndeleteProjectResponse {
+            project: Some(project_to_proto(&row)),
+        }))
+    }
+
+    async fn purge_project(
+        &self,
+        request: Request<pb::PurgeProjectRequest>,
+    ) -> Result<Response<pb::PurgeProjectResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let row = self
+            .0
+            .child(
+                &caller,
+                Children::Projects,
+                &r.name,
+                "name",
+                Some(Children::Projects.delete_permission()),
+            )
+            .await?;
+        check_etag(&r.etag, row.version)?;
+        if row.deleted_at_us.is_none() {
+            return Err(precondition(
+                "NOT_DELETED",
+                "only a soft-deleted project can be purged; delete it first",
+            )
+            .into());
+        }
+        if self
+            .0
+            .access
+            .project_in_use(&caller, &row.organization_id, &row.id)
+            .await?
+        {
+            return Err(precondition(
+                "PROJECT_IN_USE",
+                "the project still has access grants or resources; remove them first",
+            )
+            .into());
+        }
+        let mut tx = self.0.store.begin().await?;
+        match self
+            .0
+            .store
+            .child(Children::Projects, &row.organization_id, &row.id)
+            .await?
+        {
+            Some(now) if now.version == row.version => {}
+            _ => {
+                return Err(precondition("CONCURRENT_UPDATE", "the project changed; retry").into());
+            }
+        }
+        self.0.store.purge_project(&mut tx, &row.id).await?;
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "project.purged",
+                &row,
+                &events::ProjectPurged {
+                    project_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::PurgeProjectResponse {}))
+    }
+
+    async fn create_environment(
+        &self,
+        request: Request<pb::CreateEnvironmentRequest>,
+    ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let input = r
+            .environment
+            .ok_or_else(|| Error::invalid_field("environment", "is required"))?;
+        validate::request_id(&r.request_id)?;
+        let (organization_id, project_id) = child_ids(Children::Projects, "parent", &r.parent)?;
+        validate::short_slug("environment.slug", &input.slug)?;
+        let display_name = if input.display_name.is_empty() {
+            input.slug.clone()
+        } else {
+            input.display_name.clone()
+        };
+        validate::display_name("environment.display_name", &display_name)?;
+        let project = self
+            .0
+            .project_for_environments(&caller, &organization_id, &project_id, true)
+            .await?;
+        let caller_name = caller.resource_name();
+        if let Some(id) = self
+            .0
+            .replay(&caller_name, "CreateEnvironment", &r.request_id)
+            .await?
+        {
+            let env = self
+                .0
+                .store
+                .environment(&project.id, &id)
+                .await?
+                .ok_or_else(|| not_found("environment"))?;
+            return Ok(Response::new(pb::CreateEnvironmentResponse {
+                environment: Some(environment_to_proto(&organization_id, &env)),
+            }));
+        }
+        let now = now_micros();
+        let env = EnvironmentRow {
+            id: new_id().to_string(),
+            project_id: project.id.clone(),
+            slug: input.slug.clone(),
+            display_name,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        let mut tx = self.0.store.begin().await?;
+        self.0
+            .store
+            .insert_environment(&mut tx, &env)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    env_slug_taken(&env.slug)
+                } else {
+                    e
+                }
+            })?;
+        self.0
+            .store
+            .remember_request(
+                &mut tx,
+                &caller_name,
+                "CreateEnvironment",
+                &r.request_id,
+                &env.id,
+            )
+            .await?;
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "environment.added",
+                &project,
+                &events::EnvironmentAdded {
+                    project_id: project.id.clone(),
+                    organization_id: organization_id.clone(),
+                    environment: Some(event_environment(&env)),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::CreateEnvironmentResponse {
+            environment: Some(environment_to_proto(&organization_id, &env)),
+        }))
+    }
+
+    async fn get_environment(
+        &self,
+        request: Request<pb::GetEnvironmentRequest>,
+    ) -> Result<Response<pb::GetEnvironmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (project, env) = self
+            .0
+            .environment(&caller, &request.get_ref().name, false)
+            .await?;
+        Ok(Response::new(pb::GetEnvironmentResponse {
+            environment: Some(environment_to_proto(&project.organization_id, &env)),
+        }))
+    }
+
+    async fn list_environments(
+        &self,
+        request: Request<pb::ListEnvironmentsRequest>,
+    ) -> Result<Response<pb::ListEnvironmentsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (organization_id, project_id) = child_ids(Children::Projects, "parent", &r.parent)?;
+        let project = self
+            .0
+            .project_for_environments(&caller, &organization_id, &project_id, false)
+            .await?;
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!("environments|{}", project.id);
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let mut rows = self
+            .0
+            .store
+            .environments(&project.id, &after, size as i64 + 1)
+            .await?;
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.id.clone())),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListEnvironmentsResponse {
+            environments: rows
+                .iter()
+                .map(|e| environment_to_proto(&organization_id, e))
+                .collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_environment(
+        &self,
+        request: Request<pb::UpdateEnvironmentRequest>,
+    ) -> Result<Response<pb::UpdateEnvironmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let input = r
+            .environment
+            .ok_or_else(|| Error::invalid_field("environment", "is required"))?;
+        let paths = validate::update_mask(r.update_mask.as_ref(), &["slug", "display_name"])?;
+        let (project, current) = self.0.environment(&caller, &input.name, true).await?;
+        check_etag(&input.etag, current.version)?;
+        let mut next = current.clone();
+        for path in paths {
+            if path == "slug" {
+                validate::short_slug("environment.slug", &input.slug)?;
+                next.slug = input.slug.clone();
+            } else {
+                validate::display_name("environment.display_name", &input.display_name)?;
+                next.display_name = input.display_name.clone();
+            }
+        }
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        let updated = self
+            .0
+            .store
+            .update_environment(&mut tx, &next, current.version)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    env_slug_taken(&next.slug)
+                } else {
+                    e
+                }
+            })?;
+        if !updated {
+            return Err(precondition("CONCURRENT_UPDATE", "the environment changed; retry").into());
+        }
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "environment.renamed",
+                &project,
+                &events::EnvironmentRenamed {
+                    project_id: project.id.clone(),
+                    organization_id: project.organization_id.clone(),
+                    environment_id: next.id.clone(),
+                    old_name: current.slug.clone(),
+                    new_name: next.slug.clone(),
+                },
+                vec![
+                    change("slug", &current.slug, &next.slug),
+                    change("display_name", &current.display_name, &next.display_name),
+                ]
+                .into_iter()
+                .filter(|c| c.before != c.after)
+                .collect(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::UpdateEnvironmentResponse {
+            environment: Some(environment_to_proto(&project.organization_id, &next)),
+        }))
+    }
+
+    async fn delete_environment(
+        &self,
+        request: Request<pb::DeleteEnvironmentRequest>,
+    ) -> Result<Response<pb::DeleteEnvironmentResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (project, env) = self.0.environment(&caller, &r.name, true).await?;
+        check_etag(&r.etag, env.version)?;
+        let mut tx = self.0.store.begin().await?;
+        if !self
+            .0
+            .store
+            .delete_environment(
+                &mut tx,
+                &env.id,
+                (!r.etag.is_empty()).then_some(env.version),
+            )
+            .await?
+        {
+            return Err(not_found("environment").into());
+        }
+        self.0
+            .project_event(
+                &mut tx,
+                &caller,
+                "environment.removed",
+                &project,
+                &events::EnvironmentRemoved {
+                    project_id: project.id.clone(),
+                    organization_id: project.organization_id.clone(),
+                    environment: Some(event_environment(&env)),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::DeleteEnvironmentResponse {}))
+    }
+}

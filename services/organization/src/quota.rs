@@ -1,0 +1,108 @@
+//! Quotas, asked of the billing service before anything is created: the
+//! one place the organization service talks to billing.
+//!
+//! The call carries the caller's own token. Over the quota is
+//! RESOURCE_EXHAUSTED with the limit, the usage and the metric in
+//! ErrorInfo. When billing cannot answer, creation fails (UNAVAILABLE),
+//! except in a deployment that runs no billing service at all (it answers
+//! UNIMPLEMENTED, or `organization.check_quotas` is off): there are no plans,
+//! so no limits.
+
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
+use tonic::transport::Channel;
+
+pub use billing_pb::Metric;
+
+use crate::access::Caller;
+
+/// The client of billing's `CheckQuota`.
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    billing: Channel,
+    enabled: bool,
+}
+
+impl Quotas {
+    /// A client over a lazily connected channel to billing at `url`; when
+    /// `enabled` is false every check passes without a call.
+    pub fn new(url: &str, enabled: bool) -> anyhow::Result<Quotas> {
+        Ok(Quotas {
+            billing: tonic::transport::Endpoint::from_shared(url.to_string())?
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .timeout(std::time::Duration::from_secs(10))
+                .tcp_nodelay(true)
+                .connect_lazy(),
+            enabled,
+        })
+    }
+
+    /// Succeeds when `organization_id` may add one more of `metric`.
+    pub async fn ensure(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        metric: Metric,
+    ) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
+            self.billing.clone(),
+        );
+        let mut request = tonic::Request::new(billing_pb::CheckQuotaRequest {
+            organization: format!("organizations/{organization_id}"),
+            metric: metric as i32,
+            delta: 1,
+        });
+        if let Some(token) = caller.bearer_header() {
+            request.metadata_mut().insert("authorization", token);
+        }
+        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        let answer = match client.check_quota(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                tracing::debug!("billing serves no quotas; creation is not limited");
+                return Ok(());
+            }
+            Err(status) => {
+                return Err(Error::new(
+                    Code::Unavailable,
+                    "DEPENDENCY_UNAVAILABLE",
+                    "the billing service is unavailable",
+                )
+                .with_domain("organization")
+                .with_source(anyhow::anyhow!(
+                    "{}: {}",
+                    status.code(),
+                    status.message()
+                )));
+            }
+        };
+        if answer.allowed {
+            return Ok(());
+        }
+        let metric_name = metric.as_str_name();
+        let past_due =
+            answer.reason() == billing_pb::check_quota_response::Reason::SubscriptionPastDue;
+        let (reason, message) = if past_due {
+            (
+                "SUBSCRIPTION_PAST_DUE",
+                "the subscription is past due; creation is paused".to_string(),
+            )
+        } else {
+            (
+                "QUOTA_EXCEEDED",
+                format!("the plan's limit of {} is reached", metric_name),
+            )
+        };
+        let mut error = Error::new(Code::ResourceExhausted, reason, message)
+            .with_domain("organization")
+            .with_metadata("metric", metric_name)
+            .with_metadata("used", answer.used);
+        if let Some(limit) = answer.limit {
+            error = error.with_metadata("limit", limit);
+        }
+        Err(error)
+    }
+}

@@ -1,0 +1,127 @@
+//! The organization service's tables, in both SQL dialects.
+//!
+//! Conventions (as in every service): ids are TEXT UUIDs, times BIGINT
+//! microseconds, flags BIGINT 0/1, lists and maps JSON text. Uniqueness of
+//! slugs holds among live rows only (partial indexes), so a soft-deleted
+//! object gives its slug back and undeleting it can find the slug taken.
+//!
+//! The tree is stored twice over on purpose: `parent_id` is the link, and
+//! `path` (`/root/…/self/`) is the materialized path that makes "the
+//! subtree of X" one indexed prefix scan and a move one UPDATE.
+
+use tenantry_kit::db::Migration;
+
+const V1_SQLITE: &str = "
+CREATE TABLE org_workspaces (
+    id TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL,
+    billing_mode TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE TABLE org_organizations (
+    id TEXT PRIMARY KEY,
+    slug TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    parent_id TEXT REFERENCES org_organizations (id),
+    root_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL REFERENCES org_workspaces (id),
+    path TEXT NOT NULL,
+    depth BIGINT NOT NULL,
+    inherit_access BIGINT NOT NULL,
+    departments_enabled BIGINT NOT NULL,
+    require_mfa BIGINT NOT NULL,
+    allowed_email_domains TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    state TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    deleted_at_us BIGINT,
+    purge_at_us BIGINT,
+    deleted_with TEXT,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX org_organizations_slug ON org_organizations (slug) WHERE deleted_at_us IS NULL;
+CREATE INDEX org_organizations_parent ON org_organizations (parent_id, id);
+CREATE INDEX org_organizations_root ON org_organizations (root_id, id);
+CREATE INDEX org_organizations_path ON org_organizations (path);
+CREATE INDEX org_organizations_workspace ON org_organizations (workspace_id, id);
+CREATE TABLE org_teams (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES org_organizations (id),
+    slug TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    deleted_at_us BIGINT,
+    purge_at_us BIGINT,
+    deleted_with TEXT,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX org_teams_slug ON org_teams (organization_id, slug) WHERE deleted_at_us IS NULL;
+CREATE INDEX org_teams_organization ON org_teams (organization_id, id);
+CREATE TABLE org_projects (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES org_organizations (id),
+    team_id TEXT REFERENCES org_teams (id),
+    slug TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    deleted_at_us BIGINT,
+    purge_at_us BIGINT,
+    deleted_with TEXT,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX org_projects_slug ON org_projects (organization_id, slug) WHERE deleted_at_us IS NULL;
+CREATE INDEX org_projects_organization ON org_projects (organization_id, id);
+CREATE TABLE org_environments (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES org_projects (id) ON DELETE CASCADE,
+    slug TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX org_environments_slug ON org_environments (project_id, slug);
+CREATE TABLE org_ownership_transfers (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES org_organizations (id),
+    from_user_id TEXT NOT NULL,
+    to_user_id TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    expires_at_us BIGINT NOT NULL,
+    ended_at_us BIGINT
+);
+CREATE INDEX org_ownership_transfers_organization ON org_ownership_transfers (organization_id, state);
+CREATE TABLE org_requests (
+    caller TEXT NOT NULL,
+    method TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    PRIMARY KEY (caller, method, request_id)
+);
+";
+
+/// The migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "workspaces, organization trees, teams, projects, environments, ownership transfers, idempotent requests",
+    sqlite: V1_SQLITE,
+    // The same statements are valid Postgres: nothing above is
+    // SQLite-specific (partial unique indexes exist in both).
+    postgres: V1_SQLITE,
+}];

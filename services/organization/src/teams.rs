@@ -1,0 +1,274 @@
+//! The `TeamService`: teams of an organization. Who is in a team (leads
+//! and members) is the rbac service's business; this service keeps the
+//! team itself.
+
+use tenantry_kit::error::{Error, Result};
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::organization::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::access::Caller;
+use crate::children::{ListQuery, NewChild, NewChildUpdate};
+use crate::store::{ChildRow, Children};
+use crate::validate::etag;
+use crate::{Core, change, target, timestamp};
+
+/// The `TeamService` handler.
+#[derive(Debug, Clone)]
+pub struct TeamApi(pub Core);
+
+fn team_to_proto(row: &ChildRow) -> pb::Team {
+    pb::Team {
+        name: format!("organizations/{}/teams/{}", row.organization_id, row.id),
+        slug: row.slug.clone(),
+        display_name: row.display_name.clone(),
+        description: row.description.clone(),
+        created_by: row.created_by.clone(),
+        create_time: Some(timestamp(row.created_at_us)),
+        update_time: Some(timestamp(row.updated_at_us)),
+        delete_time: row.deleted_at_us.map(timestamp),
+        purge_time: row.purge_at_us.map(timestamp),
+        etag: etag(row.version),
+    }
+}
+
+fn fields(team: &pb::Team) -> NewChild {
+    NewChild {
+        slug: team.slug.clone(),
+        display_name: team.display_name.clone(),
+        description: team.description.clone(),
+        team_id: None,
+    }
+}
+
+impl Core {
+    async fn team_event<M: prost::Name>(
+        &self,
+        tx: &mut crate::store::Tx,
+        caller: &Caller,
+        event_type: &'static str,
+        team: &ChildRow,
+        payload: &M,
+        changes: Vec<events::FieldChange>,
+    ) -> Result<()> {
+        let org = self.organization(&team.organization_id).await?;
+        self.emit(
+            tx,
+            caller,
+            event_type,
+            ("team", &team.id),
+            (&team.organization_id, &org.root_id),
+            payload,
+            changes,
+            vec![target("team", &team.id, &team.display_name)],
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::team_service_server::TeamService for TeamApi {
+    async fn create_team(
+        &self,
+        request: Request<pb::CreateTeamRequest>,
+    ) -> Result<Response<pb::CreateTeamResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let team = r
+            .team
+            .ok_or_else(|| Error::invalid_field("team", "is required"))?;
+        let (tx, row, org) = self
+            .0
+            .create_child(
+                &caller,
+                Children::Teams,
+                &r.parent,
+                fields(&team),
+                &r.request_id,
+            )
+            .await?;
+        if let Some(mut tx) = tx {
+            self.0
+                .emit(
+                    &mut tx,
+                    &caller,
+                    "team.created",
+                    ("team", &row.id),
+                    (&org.id, &org.root_id),
+                    &events::TeamCreated {
+                        team_id: row.id.clone(),
+                        organization_id: org.id.clone(),
+                        slug: row.slug.clone(),
+                        display_name: row.display_name.clone(),
+                    },
+                    Vec::new(),
+                    vec![target("team", &row.id, &row.display_name)],
+                )
+                .await?;
+            self.0.commit(tx).await?;
+        }
+        Ok(Response::new(pb::CreateTeamResponse {
+            team: Some(team_to_proto(&row)),
+        }))
+    }
+
+    async fn get_team(
+        &self,
+        request: Request<pb::GetTeamRequest>,
+    ) -> Result<Response<pb::GetTeamResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let row = self
+            .0
+            .child(
+                &caller,
+                Children::Teams,
+                &request.get_ref().name,
+                "name",
+                None,
+            )
+            .await?;
+        Ok(Response::new(pb::GetTeamResponse {
+            team: Some(team_to_proto(&row)),
+        }))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<pb::ListTeamsRequest>,
+    ) -> Result<Response<pb::ListTeamsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (rows, next_page_token) = self
+            .0
+            .list_children(
+                &caller,
+                Children::Teams,
+                &r.parent,
+                ListQuery {
+                    page_size: r.page_size,
+                    page_token: &r.page_token,
+                    name_prefix: &r.name_prefix,
+                    team: None,
+                    show_deleted: r.show_deleted,
+                },
+            )
+            .await?;
+        Ok(Response::new(pb::ListTeamsResponse {
+            teams: rows.iter().map(team_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_team(
+        &self,
+        request: Request<pb::UpdateTeamRequest>,
+    ) -> Result<Response<pb::UpdateTeamResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let team = r
+            .team
+            .ok_or_else(|| Error::invalid_field("team", "is required"))?;
+        let values = fields(&team);
+        let (mut tx, before, after, changed_fields) = self
+            .0
+            .update_child(
+                &caller,
+                Children::Teams,
+                NewChildUpdate {
+                    name: &team.name,
+                    etag: &team.etag,
+                    mask: r.update_mask.as_ref(),
+                    fields: &values,
+                },
+            )
+            .await?;
+        let changes = vec![
+            change("slug", &before.slug, &after.slug),
+            change("display_name", &before.display_name, &after.display_name),
+            change("description", &before.description, &after.description),
+        ]
+        .into_iter()
+        .filter(|c| c.before != c.after)
+        .collect();
+        self.0
+            .team_event(
+                &mut tx,
+                &caller,
+                "team.updated",
+                &after,
+                &events::TeamUpdated {
+                    team_id: after.id.clone(),
+                    organization_id: after.organization_id.clone(),
+                    slug: after.slug.clone(),
+                    display_name: after.display_name.clone(),
+                    changed_fields,
+                },
+                changes,
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::UpdateTeamResponse {
+            team: Some(team_to_proto(&after)),
+        }))
+    }
+
+    async fn delete_team(
+        &self,
+        request: Request<pb::DeleteTeamRequest>,
+    ) -> Result<Response<pb::DeleteTeamResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (mut tx, row) = self
+            .0
+            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, true)
+            .await?;
+        self.0
+            .team_event(
+                &mut tx,
+                &caller,
+                "team.deleted",
+                &row,
+                &events::TeamDeleted {
+                    team_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                    display_name: row.display_name.clone(),
+                    purge_time: row.purge_at_us.map(timestamp),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::DeleteTeamResponse {
+            team: Some(team_to_proto(&row)),
+        }))
+    }
+
+    async fn undelete_team(
+        &self,
+        request: Request<pb::UndeleteTeamRequest>,
+    ) -> Result<Response<pb::UndeleteTeamResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (mut tx, row) = self
+            .0
+            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, false)
+            .await?;
+        self.0
+            .team_event(
+                &mut tx,
+                &caller,
+                "team.undeleted",
+                &row,
+                &events::TeamUndeleted {
+                    team_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                },
+                Vec::new(),
+            )
+            .await?;
+        self.0.commit(tx).await?;
+        Ok(Response::new(pb::UndeleteTeamResponse {
+            team: Some(team_to_proto(&row)),
+        }))
+    }
+}
