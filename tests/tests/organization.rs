@@ -2211,3 +2211,71 @@ async fn identity_creates_a_first_organization_through_the_real_service() {
     assert_eq!(owners, vec![ada]);
     w.sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn identity_follows_the_real_organizations_state_and_mfa_setting() {
+    let mut w = World::start(Storage::Sqlite).await;
+    let (ada, token) = w.user("ada@example.com").await;
+    let org = w.root(&ada, &token, "Strict").await;
+    let mut identity =
+        identity_pb::identity_service_client::IdentityServiceClient::new(w.channel.clone());
+    let switch = |token: &str| {
+        authed(
+            identity_pb::SwitchOrganizationRequest {
+                organization: org.name.clone(),
+            },
+            token,
+        )
+    };
+    identity.switch_organization(switch(&token)).await.unwrap();
+
+    w.orgs
+        .deactivate_organization(authed(
+            pb::DeactivateOrganizationRequest {
+                name: org.name.clone(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let refused = identity
+        .switch_organization(switch(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "ORGANIZATION_DEACTIVATED");
+
+    w.orgs
+        .reactivate_organization(authed(
+            pb::ReactivateOrganizationRequest {
+                name: org.name.clone(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    w.orgs
+        .update_organization(authed(
+            pb::UpdateOrganizationRequest {
+                organization: Some(pb::Organization {
+                    name: org.name.clone(),
+                    settings: Some(pb::OrganizationSettings {
+                        require_mfa: true,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                update_mask: mask(&["settings.require_mfa"]),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let refused = identity
+        .switch_organization(switch(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "MFA_REQUIRED");
+    w.sandbox.shutdown().await.unwrap();
+}
