@@ -5,6 +5,8 @@
 //! service keeps: [`Options`] → [`build`] → [`Service::register`], an outbox
 //! whose relay runs from the start, and its own migrations.
 
+pub mod engine;
+
 use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;

@@ -1,0 +1,851 @@
+//! The authorization index: everything a check needs, in memory, keyed by
+//! compact ids, answering without touching the database.
+//!
+//! A check walks **up** from the object to its root (at most ten
+//! organization levels plus a team or project), and at each node looks up
+//! the subject's permission bits there in a hash map keyed by two `u32`s:
+//! the roles of a membership (folded into one bitset), a team role, a
+//! project grant to the user, and, at a project, the grants to the user's
+//! teams and to the user's roles in the project's organization. An
+//! organization with `inherit = false` stops the walk above it; a deleted
+//! node denies everything at and below it. No allocation on that path.
+//!
+//! A lookup goes **down**: from each node where the subject holds anything,
+//! through the subtree (children lists), skipping subtrees that do not
+//! inherit, collecting objects of the wanted type where the bit is set.
+//!
+//! The index is changed only through [`Change`]s, in revision order: the
+//! same changes rebuild it from the store at start and keep it current
+//! afterwards.
+
+pub mod schema;
+
+#[cfg(test)]
+mod reference;
+
+use std::collections::hash_map::Entry;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
+
+pub use schema::{AccessLevel, ORGANIZATION, PROJECT, Perms, Schema, TEAM, TypeId};
+
+/// A node's compact id.
+pub type NodeId = u32;
+/// A user's (or other subject's) compact id.
+pub type SubjectId = u32;
+/// A role's compact id.
+pub type RoleId = u32;
+
+const NONE: NodeId = u32::MAX;
+
+/// A change to what the index knows. Ids are the resources' own ids
+/// (UUIDs as text); roles are named as the API names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// An object exists (or moved): an organization with its parent, a
+    /// team or project in its organization.
+    Node {
+        object_type: String,
+        id: String,
+        parent: Option<String>,
+        inherit: bool,
+    },
+    /// An object was soft-deleted (`live = false`) or restored.
+    Live {
+        object_type: String,
+        id: String,
+        live: bool,
+    },
+    /// An object is gone for good.
+    RemoveNode { object_type: String, id: String },
+    /// A role's permissions (custom roles; built-in ones are fixed).
+    Role {
+        name: String,
+        permissions: Vec<String>,
+    },
+    /// A custom role is gone.
+    RemoveRole { name: String },
+    /// A user's roles in an organization; empty removes the membership.
+    Membership {
+        organization: String,
+        user: String,
+        roles: Vec<String>,
+    },
+    /// A user's role in a team; `None` removes them from it.
+    TeamMember {
+        team: String,
+        user: String,
+        lead: Option<bool>,
+    },
+    /// A project grant; `None` removes it.
+    ProjectGrant {
+        project: String,
+        subject: GrantSubject,
+        level: Option<AccessLevel>,
+    },
+}
+
+/// Who a project grant is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum GrantSubject {
+    User(String),
+    Team(String),
+    /// Everyone holding this role in the project's organization.
+    Role(String),
+}
+
+impl Serialize for AccessLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            AccessLevel::Viewer => "viewer",
+            AccessLevel::Contributor => "contributor",
+            AccessLevel::Admin => "admin",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "viewer" => Ok(AccessLevel::Viewer),
+            "contributor" => Ok(AccessLevel::Contributor),
+            "admin" => Ok(AccessLevel::Admin),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown access level {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    kind: TypeId,
+    parent: NodeId,
+    inherit: bool,
+    live: bool,
+}
+
+/// Why a check answered as it did, when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// The nodes visited, object first: (type, id, what the subject held
+    /// there, as permission names).
+    pub steps: Vec<(String, String, Vec<String>)>,
+    /// Where the walk stopped early and why, if it did.
+    pub stopped: Option<String>,
+}
+
+/// The in-memory index. Readers share it behind a lock; one writer applies
+/// changes.
+#[derive(Debug, Default)]
+pub struct Index {
+    schema: Schema,
+    nodes: Vec<Node>,
+    ids: Vec<FxHashMap<Box<str>, NodeId>>,
+    keys: Vec<(TypeId, Box<str>)>,
+    children: Vec<Vec<NodeId>>,
+    free: Vec<NodeId>,
+    subjects: FxHashMap<Box<str>, SubjectId>,
+    subject_names: Vec<Box<str>>,
+    role_ids: FxHashMap<Box<str>, RoleId>,
+    role_perms: Vec<Perms>,
+    /// (user, organization) → roles held there.
+    members: FxHashMap<(SubjectId, NodeId), Vec<RoleId>>,
+    /// (user, node) → permission bits held directly there.
+    direct: FxHashMap<(SubjectId, NodeId), Perms>,
+    /// user → nodes with a `direct` entry.
+    user_nodes: FxHashMap<SubjectId, Vec<NodeId>>,
+    /// (user, team) → lead?
+    team_roles: FxHashMap<(SubjectId, NodeId), bool>,
+    /// user → teams.
+    user_teams: FxHashMap<SubjectId, Vec<NodeId>>,
+    /// (user, project) → level.
+    user_grants: FxHashMap<(SubjectId, NodeId), AccessLevel>,
+    /// (team, project) → bits.
+    team_grants: FxHashMap<(NodeId, NodeId), Perms>,
+    team_projects: FxHashMap<NodeId, Vec<NodeId>>,
+    /// (role, project) → bits.
+    role_grants: FxHashMap<(RoleId, NodeId), Perms>,
+    role_projects: FxHashMap<RoleId, Vec<NodeId>>,
+    relationships: usize,
+}
+
+/// An index error: the change or question names something unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("unknown resource type `{0}`")]
+    UnknownType(String),
+    #[error("unknown permission `{0}`")]
+    UnknownPermission(String),
+    #[error("`{permission}` is not a permission of `{object_type}`")]
+    WrongType {
+        permission: String,
+        object_type: String,
+    },
+    #[error("unknown role `{0}`")]
+    UnknownRole(String),
+}
+
+fn push_unique(list: &mut Vec<NodeId>, value: NodeId) {
+    if !list.contains(&value) {
+        list.push(value);
+    }
+}
+
+fn remove_value(list: &mut Vec<NodeId>, value: NodeId) {
+    list.retain(|v| *v != value);
+}
+
+impl Index {
+    /// An empty index with the built-in schema.
+    pub fn new() -> Index {
+        let schema = Schema::built_in();
+        let mut index = Index {
+            ids: vec![FxHashMap::default(); 3],
+            schema,
+            ..Index::default()
+        };
+        for role in schema::BUILT_IN_ROLES {
+            let perms = index.schema.built_in_role(role).expect("built in");
+            index
+                .role_ids
+                .insert((*role).into(), index.role_perms.len() as RoleId);
+            index.role_perms.push(perms);
+        }
+        index
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// How many relationships (memberships, team members, grants, parent
+    /// links) the index holds.
+    pub fn relationships(&self) -> usize {
+        self.relationships
+    }
+
+    /// How many objects the index holds.
+    pub fn objects(&self) -> usize {
+        self.nodes.len() - self.free.len()
+    }
+
+    fn type_of(&self, name: &str) -> Result<TypeId, IndexError> {
+        self.schema
+            .type_id(name)
+            .ok_or_else(|| IndexError::UnknownType(name.to_string()))
+    }
+
+    /// A node's compact id, if it exists.
+    pub fn node(&self, object_type: TypeId, id: &str) -> Option<NodeId> {
+        self.ids.get(object_type as usize)?.get(id).copied()
+    }
+
+    /// A subject's compact id, if it holds anything.
+    pub fn subject(&self, id: &str) -> Option<SubjectId> {
+        self.subjects.get(id).copied()
+    }
+
+    fn subject_or_insert(&mut self, id: &str) -> SubjectId {
+        if let Some(&s) = self.subjects.get(id) {
+            return s;
+        }
+        let s = self.subject_names.len() as SubjectId;
+        self.subjects.insert(id.into(), s);
+        self.subject_names.push(id.into());
+        s
+    }
+
+    fn node_or_insert(&mut self, kind: TypeId, id: &str) -> NodeId {
+        if let Some(n) = self.node(kind, id) {
+            return n;
+        }
+        let node = Node {
+            kind,
+            parent: NONE,
+            inherit: true,
+            live: true,
+        };
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.nodes[n as usize] = node;
+                self.keys[n as usize] = (kind, id.into());
+                self.children[n as usize].clear();
+                n
+            }
+            None => {
+                self.nodes.push(node);
+                self.keys.push((kind, id.into()));
+                self.children.push(Vec::new());
+                (self.nodes.len() - 1) as NodeId
+            }
+        };
+        self.ids[kind as usize].insert(id.into(), n);
+        n
+    }
+
+    fn role_id(&self, name: &str) -> Result<RoleId, IndexError> {
+        self.role_ids
+            .get(name)
+            .copied()
+            .ok_or_else(|| IndexError::UnknownRole(name.to_string()))
+    }
+
+    /// Applies one change. Unknown roles in a membership are an error (the
+    /// service checks them before writing); everything else is upserted.
+    pub fn apply(&mut self, change: &Change) -> Result<(), IndexError> {
+        match change {
+            Change::Node {
+                object_type,
+                id,
+                parent,
+                inherit,
+            } => {
+                let kind = self.type_of(object_type)?;
+                let n = self.node_or_insert(kind, id);
+                let parent_kind = self.schema.resource_type(kind).parent;
+                let new_parent = match (parent, parent_kind) {
+                    (Some(p), Some(pk)) => self.node_or_insert(pk, p),
+                    (Some(p), None) if kind == ORGANIZATION => self.node_or_insert(ORGANIZATION, p),
+                    _ => NONE,
+                };
+                let old_parent = self.nodes[n as usize].parent;
+                if old_parent != new_parent {
+                    if old_parent != NONE {
+                        remove_value(&mut self.children[old_parent as usize], n);
+                    } else {
+                        self.relationships += 1;
+                    }
+                    if new_parent != NONE {
+                        push_unique(&mut self.children[new_parent as usize], n);
+                    } else {
+                        self.relationships -= 1;
+                    }
+                }
+                let node = &mut self.nodes[n as usize];
+                node.parent = new_parent;
+                node.inherit = *inherit;
+            }
+            Change::Live {
+                object_type,
+                id,
+                live,
+            } => {
+                let kind = self.type_of(object_type)?;
+                let n = self.node_or_insert(kind, id);
+                self.nodes[n as usize].live = *live;
+            }
+            Change::RemoveNode { object_type, id } => {
+                let kind = self.type_of(object_type)?;
+                if let Some(n) = self.node(kind, id) {
+                    self.remove_node(n);
+                }
+            }
+            Change::Role { name, permissions } => {
+                let perms = self
+                    .schema
+                    .permissions(permissions.iter().map(String::as_str))
+                    .map_err(|p| IndexError::UnknownPermission(p.to_string()))?;
+                let role = match self.role_ids.get(name.as_str()) {
+                    Some(&r) => {
+                        self.role_perms[r as usize] = perms;
+                        r
+                    }
+                    None => {
+                        let r = self.role_perms.len() as RoleId;
+                        self.role_ids.insert(name.as_str().into(), r);
+                        self.role_perms.push(perms);
+                        r
+                    }
+                };
+                self.refresh_role(role);
+            }
+            Change::RemoveRole { name } => {
+                if let Some(&role) = self.role_ids.get(name.as_str()) {
+                    // The id stays reserved (no reuse while grants may name
+                    // it); it grants nothing from now on.
+                    self.role_perms[role as usize] = 0;
+                    self.refresh_role(role);
+                }
+            }
+            Change::Membership {
+                organization,
+                user,
+                roles,
+            } => {
+                let roles: Vec<RoleId> = roles
+                    .iter()
+                    .map(|r| self.role_id(r))
+                    .collect::<Result<_, _>>()?;
+                let org = self.node_or_insert(ORGANIZATION, organization);
+                let u = self.subject_or_insert(user);
+                if roles.is_empty() {
+                    if self.members.remove(&(u, org)).is_some() {
+                        self.relationships -= 1;
+                    }
+                } else if self.members.insert((u, org), roles).is_none() {
+                    self.relationships += 1;
+                }
+                self.refresh_direct(u, org);
+            }
+            Change::TeamMember { team, user, lead } => {
+                let t = self.node_or_insert(TEAM, team);
+                let u = self.subject_or_insert(user);
+                match lead {
+                    Some(lead) => {
+                        if self.team_roles.insert((u, t), *lead).is_none() {
+                            self.relationships += 1;
+                        }
+                        push_unique(self.user_teams.entry(u).or_default(), t);
+                    }
+                    None => {
+                        if self.team_roles.remove(&(u, t)).is_some() {
+                            self.relationships -= 1;
+                        }
+                        if let Some(teams) = self.user_teams.get_mut(&u) {
+                            remove_value(teams, t);
+                        }
+                    }
+                }
+                self.refresh_direct(u, t);
+            }
+            Change::ProjectGrant {
+                project,
+                subject,
+                level,
+            } => {
+                let p = self.node_or_insert(PROJECT, project);
+                let bits = level.map(|l| self.schema.access_level(l)).unwrap_or(0);
+                match subject {
+                    GrantSubject::User(user) => {
+                        let u = self.subject_or_insert(user);
+                        let existed = match level {
+                            Some(level) => self.user_grants.insert((u, p), *level).is_some(),
+                            None => self.user_grants.remove(&(u, p)).is_some(),
+                        };
+                        self.count(existed, level.is_some());
+                        self.refresh_direct(u, p);
+                    }
+                    GrantSubject::Team(team) => {
+                        let t = self.node_or_insert(TEAM, team);
+                        let existed = if bits == 0 {
+                            self.team_grants.remove(&(t, p)).is_some()
+                        } else {
+                            self.team_grants.insert((t, p), bits).is_some()
+                        };
+                        self.count(existed, bits != 0);
+                        let list = self.team_projects.entry(t).or_default();
+                        if bits == 0 {
+                            remove_value(list, p);
+                        } else {
+                            push_unique(list, p);
+                        }
+                    }
+                    GrantSubject::Role(role) => {
+                        let r = self.role_id(role)?;
+                        let existed = if bits == 0 {
+                            self.role_grants.remove(&(r, p)).is_some()
+                        } else {
+                            self.role_grants.insert((r, p), bits).is_some()
+                        };
+                        self.count(existed, bits != 0);
+                        let list = self.role_projects.entry(r).or_default();
+                        if bits == 0 {
+                            remove_value(list, p);
+                        } else {
+                            push_unique(list, p);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, existed: bool, exists: bool) {
+        match (existed, exists) {
+            (false, true) => self.relationships += 1,
+            (true, false) => self.relationships -= 1,
+            _ => {}
+        }
+    }
+
+    /// Recomputes what a user holds directly at a node from its sources.
+    fn refresh_direct(&mut self, u: SubjectId, n: NodeId) {
+        let perms = match self.nodes[n as usize].kind {
+            ORGANIZATION => self
+                .members
+                .get(&(u, n))
+                .map(|roles| {
+                    roles
+                        .iter()
+                        .fold(0, |a, r| a | self.role_perms[*r as usize])
+                })
+                .unwrap_or(0),
+            TEAM => self
+                .team_roles
+                .get(&(u, n))
+                .map(|lead| self.schema.team_role(*lead))
+                .unwrap_or(0),
+            PROJECT => self
+                .user_grants
+                .get(&(u, n))
+                .map(|level| self.schema.access_level(*level))
+                .unwrap_or(0),
+            _ => 0,
+        };
+        match self.direct.entry((u, n)) {
+            Entry::Occupied(mut e) if perms != 0 => {
+                e.insert(perms);
+            }
+            Entry::Occupied(e) => {
+                e.remove();
+                if let Some(nodes) = self.user_nodes.get_mut(&u) {
+                    remove_value(nodes, n);
+                }
+            }
+            Entry::Vacant(e) if perms != 0 => {
+                e.insert(perms);
+                self.user_nodes.entry(u).or_default().push(n);
+            }
+            Entry::Vacant(_) => {}
+        }
+    }
+
+    /// Recomputes every membership holding `role`, and the bits of the
+    /// project grants to it.
+    fn refresh_role(&mut self, role: RoleId) {
+        let holders: Vec<(SubjectId, NodeId)> = self
+            .members
+            .iter()
+            .filter(|(_, roles)| roles.contains(&role))
+            .map(|(k, _)| *k)
+            .collect();
+        for (u, n) in holders {
+            self.refresh_direct(u, n);
+        }
+    }
+
+    fn remove_node(&mut self, n: NodeId) {
+        let node = self.nodes[n as usize];
+        if node.parent != NONE {
+            remove_value(&mut self.children[node.parent as usize], n);
+            self.relationships -= 1;
+        }
+        // Orphan the children: they are removed by their own changes.
+        for child in std::mem::take(&mut self.children[n as usize]) {
+            self.nodes[child as usize].parent = NONE;
+        }
+        let subjects: Vec<(SubjectId, NodeId)> = self
+            .direct
+            .keys()
+            .filter(|(_, node)| *node == n)
+            .copied()
+            .collect();
+        self.members.retain(|(_, node), _| *node != n);
+        self.team_roles.retain(|(_, node), _| *node != n);
+        self.user_grants.retain(|(_, node), _| *node != n);
+        for (u, node) in subjects {
+            self.refresh_direct(u, node);
+        }
+        for teams in self.user_teams.values_mut() {
+            remove_value(teams, n);
+        }
+        self.team_grants.retain(|(t, p), _| *t != n && *p != n);
+        self.team_projects.remove(&n);
+        for list in self.team_projects.values_mut() {
+            remove_value(list, n);
+        }
+        self.role_grants.retain(|(_, p), _| *p != n);
+        for list in self.role_projects.values_mut() {
+            remove_value(list, n);
+        }
+        let (kind, id) = self.keys[n as usize].clone();
+        self.ids[kind as usize].remove(&id);
+        self.nodes[n as usize].live = false;
+        self.free.push(n);
+    }
+
+    /// Resolves a (type, permission) pair to its bit, refusing unknown
+    /// types, unknown permissions and permissions of another type.
+    pub fn permission_bit(
+        &self,
+        object_type: &str,
+        permission: &str,
+    ) -> Result<(TypeId, Perms), IndexError> {
+        let kind = self.type_of(object_type)?;
+        let bit = self
+            .schema
+            .permission(permission)
+            .ok_or_else(|| IndexError::UnknownPermission(permission.to_string()))?;
+        if self.schema.resource_type(kind).permissions & bit == 0 {
+            return Err(IndexError::WrongType {
+                permission: permission.to_string(),
+                object_type: object_type.to_string(),
+            });
+        }
+        Ok((kind, bit))
+    }
+
+    /// Whether `user` holds `bit` on `node`: the hot path.
+    #[inline]
+    pub fn check(&self, user: SubjectId, node: NodeId, bit: Perms) -> bool {
+        let mut n = node;
+        loop {
+            let here = &self.nodes[n as usize];
+            if !here.live {
+                return false;
+            }
+            let held = self.direct.get(&(user, n)).is_some_and(|p| p & bit != 0)
+                || (here.kind == PROJECT && self.project_grants(user, n, here.parent) & bit != 0);
+            if held {
+                // A grant counts only while everything above is live: a
+                // deleted ancestor ends access through it.
+                return here.parent == NONE || self.path_live(here.parent);
+            }
+            if !here.inherit || here.parent == NONE {
+                return false;
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The bits a user holds on a project through their teams and through
+    /// their roles in the project's organization.
+    #[inline]
+    fn project_grants(&self, user: SubjectId, project: NodeId, organization: NodeId) -> Perms {
+        let mut perms = 0;
+        if let Some(teams) = self.user_teams.get(&user) {
+            for team in teams {
+                if let Some(p) = self.team_grants.get(&(*team, project))
+                    && self.nodes[*team as usize].live
+                {
+                    perms |= p;
+                }
+            }
+        }
+        if organization != NONE
+            && let Some(roles) = self.members.get(&(user, organization))
+        {
+            for role in roles {
+                if let Some(p) = self.role_grants.get(&(*role, project)) {
+                    perms |= p;
+                }
+            }
+        }
+        perms
+    }
+
+    /// A check by ids, as the API asks it: unknown objects and subjects are
+    /// simply denied.
+    pub fn check_by_id(
+        &self,
+        user: &str,
+        object_type: &str,
+        id: &str,
+        permission: &str,
+    ) -> Result<bool, IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        Ok(match (self.subject(user), self.node(kind, id)) {
+            (Some(u), Some(n)) => self.check(u, n, bit),
+            _ => false,
+        })
+    }
+
+    /// The walk behind a check, for a debug trace.
+    pub fn explain(
+        &self,
+        user: &str,
+        object_type: &str,
+        id: &str,
+        permission: &str,
+    ) -> Result<(bool, Trace), IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        let mut trace = Trace {
+            steps: Vec::new(),
+            stopped: None,
+        };
+        let (Some(u), Some(mut n)) = (self.subject(user), self.node(kind, id)) else {
+            trace.stopped = Some("the subject or the object is unknown".into());
+            return Ok((false, trace));
+        };
+        loop {
+            let here = &self.nodes[n as usize];
+            let (kind, key) = &self.keys[n as usize];
+            let mut held = self.direct.get(&(u, n)).copied().unwrap_or(0);
+            if here.kind == PROJECT {
+                held |= self.project_grants(u, n, here.parent);
+            }
+            trace.steps.push((
+                self.schema.resource_type(*kind).name.clone(),
+                key.to_string(),
+                self.schema
+                    .names(held)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            ));
+            if !here.live {
+                trace.stopped = Some("deleted".into());
+                return Ok((false, trace));
+            }
+            if held & bit != 0 {
+                let live_above = here.parent == NONE || self.path_live(here.parent);
+                if !live_above {
+                    trace.stopped = Some("an ancestor is deleted".into());
+                }
+                return Ok((live_above, trace));
+            }
+            if !here.inherit {
+                trace.stopped = Some("does not inherit access from above".into());
+                return Ok((false, trace));
+            }
+            if here.parent == NONE {
+                return Ok((false, trace));
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The ids of objects of `object_type` on which `user` holds
+    /// `permission`, sorted. Starts from the user's own grants and walks
+    /// down, so its cost follows what the user can reach, not the index.
+    pub fn lookup(
+        &self,
+        user: &str,
+        object_type: &str,
+        permission: &str,
+    ) -> Result<Vec<&str>, IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        let Some(u) = self.subject(user) else {
+            return Ok(Vec::new());
+        };
+        let mut found: FxHashSet<NodeId> = FxHashSet::default();
+        let mut starts: Vec<NodeId> = Vec::new();
+        if let Some(nodes) = self.user_nodes.get(&u) {
+            for &n in nodes {
+                if self.direct.get(&(u, n)).is_some_and(|p| p & bit != 0) {
+                    starts.push(n);
+                }
+            }
+        }
+        if kind == PROJECT {
+            // Projects reached through teams and roles.
+            if let Some(teams) = self.user_teams.get(&u) {
+                for team in teams.iter().filter(|t| self.nodes[**t as usize].live) {
+                    for &p in self.team_projects.get(team).into_iter().flatten() {
+                        if self
+                            .team_grants
+                            .get(&(*team, p))
+                            .is_some_and(|g| g & bit != 0)
+                        {
+                            starts.push(p);
+                        }
+                    }
+                }
+            }
+            for &n in self.user_nodes.get(&u).into_iter().flatten() {
+                if self.nodes[n as usize].kind != ORGANIZATION {
+                    continue;
+                }
+                for role in self.members.get(&(u, n)).into_iter().flatten() {
+                    for &p in self.role_projects.get(role).into_iter().flatten() {
+                        if self.nodes[p as usize].parent == n
+                            && self
+                                .role_grants
+                                .get(&(*role, p))
+                                .is_some_and(|g| g & bit != 0)
+                        {
+                            starts.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        let mut stack: Vec<NodeId> = Vec::new();
+        for start in starts {
+            if !self.path_live(start) {
+                continue;
+            }
+            stack.push(start);
+            while let Some(n) = stack.pop() {
+                let here = &self.nodes[n as usize];
+                if !here.live {
+                    continue;
+                }
+                if here.kind == kind {
+                    found.insert(n);
+                }
+                for &child in &self.children[n as usize] {
+                    if self.nodes[child as usize].inherit {
+                        stack.push(child);
+                    }
+                }
+            }
+        }
+        let mut ids: Vec<&str> = found
+            .into_iter()
+            .map(|n| self.keys[n as usize].1.as_ref())
+            .collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Whether a node and all its ancestors are live.
+    fn path_live(&self, mut n: NodeId) -> bool {
+        loop {
+            let here = &self.nodes[n as usize];
+            if !here.live {
+                return false;
+            }
+            if here.parent == NONE {
+                return true;
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The users holding `permission` on an object, sorted.
+    pub fn subjects_with(
+        &self,
+        object_type: &str,
+        id: &str,
+        permission: &str,
+    ) -> Result<Vec<&str>, IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        let Some(n) = self.node(kind, id) else {
+            return Ok(Vec::new());
+        };
+        let mut users: Vec<&str> = (0..self.subject_names.len() as SubjectId)
+            .filter(|&u| self.check(u, n, bit))
+            .map(|u| self.subject_names[u as usize].as_ref())
+            .collect();
+        users.sort_unstable();
+        Ok(users)
+    }
+
+    /// The roles a user holds in an organization, as the API names them.
+    pub fn roles_of(&self, user: &str, organization: &str) -> Vec<String> {
+        let (Some(u), Some(n)) = (self.subject(user), self.node(ORGANIZATION, organization)) else {
+            return Vec::new();
+        };
+        let names: FxHashMap<RoleId, &str> = self
+            .role_ids
+            .iter()
+            .map(|(name, id)| (*id, name.as_ref()))
+            .collect();
+        self.members
+            .get(&(u, n))
+            .into_iter()
+            .flatten()
+            .filter_map(|r| names.get(r).map(|n| n.to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

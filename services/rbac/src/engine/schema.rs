@@ -1,0 +1,382 @@
+//! The authorization schema: resource types, the permissions of each, and
+//! what the built-in roles, project access levels and team roles grant.
+//!
+//! Every permission is a bit position in one [`Perms`] word shared by all
+//! types, so a role (a set of permissions) is one `u128` and a check is one
+//! AND. A permission named on a type it does not belong to is refused
+//! before it reaches the index.
+
+use std::collections::HashMap;
+
+/// A set of permissions: bit `i` is the permission with index `i`.
+pub type Perms = u128;
+
+/// The most distinct permissions a deployment can have (bits in [`Perms`]).
+pub const MAX_PERMISSIONS: usize = 128;
+
+/// A resource type's index.
+pub type TypeId = u16;
+
+/// The built-in resource types, in index order.
+pub const ORGANIZATION: TypeId = 0;
+pub const TEAM: TypeId = 1;
+pub const PROJECT: TypeId = 2;
+
+/// Permissions of organizations. Roles on an organization carry bits of
+/// every type: what a role grants on projects and teams flows down from
+/// the organization it is held on.
+const ORGANIZATION_PERMISSIONS: &[(&str, &str)] = &[
+    (
+        "organization.read",
+        "see the organization, its settings and its teams",
+    ),
+    (
+        "organization.settings.manage",
+        "change names, settings, metadata and moves",
+    ),
+    (
+        "organization.members.read",
+        "list the members and their roles",
+    ),
+    ("organization.members.invite", "invite people"),
+    (
+        "organization.members.manage",
+        "change and remove members, manage custom roles",
+    ),
+    ("organization.teams.create", "create teams"),
+    ("organization.departments.create", "create departments"),
+    (
+        "organization.suborganizations.create",
+        "create child organizations",
+    ),
+    ("organization.api_keys.create", "create API keys"),
+    ("organization.delete", "delete and restore the organization"),
+    (
+        "organization.deactivate",
+        "deactivate and reactivate the organization",
+    ),
+    (
+        "organization.ownership.transfer",
+        "hand the organization to another member",
+    ),
+    ("billing.read", "see plans, usage and invoices"),
+    ("billing.manage", "change the plan and billing details"),
+    ("project.create", "create projects"),
+    ("audit.read", "read the audit log"),
+];
+
+const TEAM_PERMISSIONS: &[(&str, &str)] = &[
+    ("team.read", "see the team and its members"),
+    (
+        "team.manage",
+        "rename, describe, delete and restore the team",
+    ),
+    (
+        "team.members.manage",
+        "add, change and remove the team's members",
+    ),
+];
+
+const PROJECT_PERMISSIONS: &[(&str, &str)] = &[
+    (
+        "project.read",
+        "see the project, its environments and resources",
+    ),
+    (
+        "resources.use",
+        "use and change the resources in the project",
+    ),
+    ("project.manage", "change the project and its environments"),
+    (
+        "project.grants.manage",
+        "grant and revoke access to the project",
+    ),
+    ("project.delete", "delete, restore and purge the project"),
+];
+
+/// The built-in roles, from most to least powerful, and what each adds.
+/// owner ⊇ admin ⊇ member; finance stands apart (billing only).
+pub const BUILT_IN_ROLES: &[&str] = &[
+    "roles/owner",
+    "roles/admin",
+    "roles/member",
+    "roles/finance",
+];
+
+const MEMBER: &[&str] = &[
+    "organization.read",
+    "team.read",
+    "project.read",
+    "resources.use",
+];
+const ADMIN_ADDS: &[&str] = &[
+    "organization.settings.manage",
+    "organization.members.read",
+    "organization.members.invite",
+    "organization.members.manage",
+    "organization.teams.create",
+    "organization.departments.create",
+    "organization.suborganizations.create",
+    "organization.api_keys.create",
+    "project.create",
+    "audit.read",
+    "team.manage",
+    "team.members.manage",
+    "project.manage",
+    "project.grants.manage",
+    "project.delete",
+];
+const OWNER_ADDS: &[&str] = &[
+    "billing.read",
+    "billing.manage",
+    "organization.ownership.transfer",
+    "organization.delete",
+    "organization.deactivate",
+];
+const FINANCE: &[&str] = &["organization.read", "billing.read", "billing.manage"];
+
+/// Project access levels: viewer ⊆ contributor ⊆ admin.
+const VIEWER: &[&str] = &["project.read"];
+const CONTRIBUTOR_ADDS: &[&str] = &["resources.use"];
+const PROJECT_ADMIN_ADDS: &[&str] = &["project.manage", "project.grants.manage"];
+
+/// Team roles: a lead manages the team's members (and only them).
+const TEAM_MEMBER: &[&str] = &["team.read"];
+const TEAM_LEAD_ADDS: &[&str] = &["team.members.manage"];
+
+/// A resource type.
+#[derive(Debug, Clone)]
+pub struct ResourceType {
+    pub name: String,
+    /// The type of its parent, if it has one.
+    pub parent: Option<TypeId>,
+    /// The permissions that can be checked on it.
+    pub permissions: Perms,
+}
+
+/// The permission and type registry.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    names: Vec<String>,
+    descriptions: Vec<String>,
+    by_name: HashMap<String, u8>,
+    types: Vec<ResourceType>,
+    type_ids: HashMap<String, TypeId>,
+    built_in_roles: [Perms; 4],
+    access_levels: [Perms; 3],
+    team_roles: [Perms; 2],
+}
+
+/// A project access level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccessLevel {
+    Viewer,
+    Contributor,
+    Admin,
+}
+
+impl Default for Schema {
+    fn default() -> Self {
+        Schema::built_in()
+    }
+}
+
+impl Schema {
+    /// The built-in types, permissions and roles.
+    pub fn built_in() -> Schema {
+        let mut schema = Schema {
+            names: Vec::new(),
+            descriptions: Vec::new(),
+            by_name: HashMap::new(),
+            types: Vec::new(),
+            type_ids: HashMap::new(),
+            built_in_roles: [0; 4],
+            access_levels: [0; 3],
+            team_roles: [0; 2],
+        };
+        for (name, parent, permissions) in [
+            ("organization", None, ORGANIZATION_PERMISSIONS),
+            ("team", Some(ORGANIZATION), TEAM_PERMISSIONS),
+            ("project", Some(ORGANIZATION), PROJECT_PERMISSIONS),
+        ] {
+            let mut mask = 0;
+            for (permission, description) in permissions {
+                mask |= schema.define(permission, description);
+            }
+            schema
+                .type_ids
+                .insert(name.to_string(), schema.types.len() as TypeId);
+            schema.types.push(ResourceType {
+                name: name.to_string(),
+                parent,
+                permissions: mask,
+            });
+        }
+        let member = schema.perms_of(MEMBER);
+        let admin = member | schema.perms_of(ADMIN_ADDS);
+        let owner = admin | schema.perms_of(OWNER_ADDS);
+        schema.built_in_roles = [owner, admin, member, schema.perms_of(FINANCE)];
+        let viewer = schema.perms_of(VIEWER);
+        let contributor = viewer | schema.perms_of(CONTRIBUTOR_ADDS);
+        schema.access_levels = [
+            viewer,
+            contributor,
+            contributor | schema.perms_of(PROJECT_ADMIN_ADDS),
+        ];
+        let team_member = schema.perms_of(TEAM_MEMBER);
+        schema.team_roles = [team_member, team_member | schema.perms_of(TEAM_LEAD_ADDS)];
+        schema
+    }
+
+    fn define(&mut self, name: &str, description: &str) -> Perms {
+        if let Some(&bit) = self.by_name.get(name) {
+            return 1 << bit;
+        }
+        assert!(
+            self.names.len() < MAX_PERMISSIONS,
+            "at most {MAX_PERMISSIONS} permissions"
+        );
+        let bit = self.names.len() as u8;
+        self.names.push(name.to_string());
+        self.descriptions.push(description.to_string());
+        self.by_name.insert(name.to_string(), bit);
+        1 << bit
+    }
+
+    fn perms_of(&self, names: &[&str]) -> Perms {
+        names
+            .iter()
+            .map(|n| {
+                self.permission(n)
+                    .expect("built-in permissions are defined")
+            })
+            .fold(0, |a, b| a | b)
+    }
+
+    /// The bit of a permission, if it exists.
+    pub fn permission(&self, name: &str) -> Option<Perms> {
+        self.by_name.get(name).map(|&bit| 1u128 << bit)
+    }
+
+    /// The bits of a list of permission names; `Err(name)` names the first
+    /// unknown one.
+    pub fn permissions<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Perms, &'a str> {
+        names.into_iter().try_fold(0, |acc, name| {
+            self.permission(name).map(|p| acc | p).ok_or(name)
+        })
+    }
+
+    /// The names of the permissions in `perms`, in index order.
+    pub fn names(&self, perms: Perms) -> Vec<&str> {
+        (0..self.names.len())
+            .filter(|i| perms & (1u128 << i) != 0)
+            .map(|i| self.names[i].as_str())
+            .collect()
+    }
+
+    /// Every permission: (name, description, type name).
+    pub fn all_permissions(&self) -> Vec<(&str, &str, &str)> {
+        (0..self.names.len())
+            .map(|i| {
+                let bit = 1u128 << i;
+                let owner = self
+                    .types
+                    .iter()
+                    .find(|t| t.permissions & bit != 0)
+                    .map(|t| t.name.as_str())
+                    .unwrap_or_default();
+                (self.names[i].as_str(), self.descriptions[i].as_str(), owner)
+            })
+            .collect()
+    }
+
+    /// A type's index by name.
+    pub fn type_id(&self, name: &str) -> Option<TypeId> {
+        self.type_ids.get(name).copied()
+    }
+
+    /// A type by index.
+    pub fn resource_type(&self, id: TypeId) -> &ResourceType {
+        &self.types[id as usize]
+    }
+
+    /// What a built-in role grants, by its name (`roles/admin`).
+    pub fn built_in_role(&self, name: &str) -> Option<Perms> {
+        BUILT_IN_ROLES
+            .iter()
+            .position(|r| *r == name)
+            .map(|i| self.built_in_roles[i])
+    }
+
+    /// What a project access level grants on the project.
+    pub fn access_level(&self, level: AccessLevel) -> Perms {
+        self.access_levels[level as usize]
+    }
+
+    /// What a team role grants on the team.
+    pub fn team_role(&self, lead: bool) -> Perms {
+        self.team_roles[usize::from(lead)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_roles_follow_the_matrix() {
+        let schema = Schema::built_in();
+        let role = |name| schema.built_in_role(name).unwrap();
+        let has = |role: Perms, permission| role & schema.permission(permission).unwrap() != 0;
+        let (owner, admin, member, finance) = (
+            role("roles/owner"),
+            role("roles/admin"),
+            role("roles/member"),
+            role("roles/finance"),
+        );
+        assert_eq!(owner & admin, admin, "owner includes admin");
+        assert_eq!(admin & member, member, "admin includes member");
+        let matrix: &[(&str, [bool; 4])] = &[
+            ("organization.settings.manage", [true, true, false, false]),
+            ("organization.members.invite", [true, true, false, false]),
+            ("organization.members.manage", [true, true, false, false]),
+            ("organization.teams.create", [true, true, false, false]),
+            (
+                "organization.departments.create",
+                [true, true, false, false],
+            ),
+            ("organization.api_keys.create", [true, true, false, false]),
+            ("billing.read", [true, false, true, false]),
+            ("billing.manage", [true, false, true, false]),
+            ("project.create", [true, true, false, false]),
+            ("project.read", [true, true, false, true]),
+            ("resources.use", [true, true, false, true]),
+            (
+                "organization.ownership.transfer",
+                [true, false, false, false],
+            ),
+            ("audit.read", [true, true, false, false]),
+        ];
+        for (permission, [o, a, f, m]) in matrix {
+            assert_eq!(has(owner, permission), *o, "owner {permission}");
+            assert_eq!(has(admin, permission), *a, "admin {permission}");
+            assert_eq!(has(finance, permission), *f, "finance {permission}");
+            assert_eq!(has(member, permission), *m, "member {permission}");
+        }
+    }
+
+    #[test]
+    fn permissions_belong_to_one_type() {
+        let schema = Schema::built_in();
+        let org = schema.resource_type(ORGANIZATION).permissions;
+        let team = schema.resource_type(TEAM).permissions;
+        let project = schema.resource_type(PROJECT).permissions;
+        assert_eq!(org & team, 0);
+        assert_eq!(org & project, 0);
+        assert_eq!(team & project, 0);
+        assert_eq!(schema.permissions(["project.read", "nope"]), Err("nope"));
+    }
+}

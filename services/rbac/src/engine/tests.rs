@@ -1,0 +1,453 @@
+//! The index against the reference evaluator on random worlds, and the
+//! scenarios of the permission matrix.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::reference::Facts;
+use super::*;
+
+const LEVELS: [AccessLevel; 3] = [
+    AccessLevel::Viewer,
+    AccessLevel::Contributor,
+    AccessLevel::Admin,
+];
+
+/// A random world: trees up to ten deep, departments that do not inherit,
+/// deleted nodes, teams, projects, members with built-in and custom roles,
+/// team members, and grants of every kind.
+fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let schema = Schema::built_in();
+    let mut changes = Vec::new();
+    let mut facts = Facts::default();
+    let users: Vec<String> = (0..6).map(|i| format!("u{i}")).collect();
+    let mut orgs: Vec<String> = Vec::new();
+    let mut depth: Vec<usize> = Vec::new();
+    for i in 0..rng.random_range(1..14) {
+        let id = format!("o{i}");
+        let parent = if orgs.is_empty() || rng.random_bool(0.2) {
+            None
+        } else {
+            let p = rng.random_range(0..orgs.len());
+            (depth[p] < 10).then(|| orgs[p].clone())
+        };
+        let d = parent
+            .as_ref()
+            .map(|p| depth[orgs.iter().position(|o| o == p).unwrap()] + 1)
+            .unwrap_or(1);
+        let inherit = parent.is_none() || rng.random_bool(0.8);
+        let live = rng.random_bool(0.9);
+        changes.push(Change::Node {
+            object_type: "organization".into(),
+            id: id.clone(),
+            parent: parent.clone(),
+            inherit,
+        });
+        changes.push(Change::Live {
+            object_type: "organization".into(),
+            id: id.clone(),
+            live,
+        });
+        facts
+            .objects
+            .insert(("organization".into(), id.clone()), (parent, inherit, live));
+        orgs.push(id);
+        depth.push(d);
+    }
+    let mut children = Vec::new();
+    for (kind, prefix) in [("team", "t"), ("project", "p")] {
+        for i in 0..rng.random_range(0..8) {
+            let id = format!("{prefix}{i}");
+            let org = orgs[rng.random_range(0..orgs.len())].clone();
+            let live = rng.random_bool(0.9);
+            changes.push(Change::Node {
+                object_type: kind.into(),
+                id: id.clone(),
+                parent: Some(org.clone()),
+                inherit: true,
+            });
+            changes.push(Change::Live {
+                object_type: kind.into(),
+                id: id.clone(),
+                live,
+            });
+            facts
+                .objects
+                .insert((kind.to_string(), id.clone()), (Some(org), true, live));
+            children.push((kind, id));
+        }
+    }
+    let all_permissions: Vec<&str> = schema.all_permissions().iter().map(|p| p.0).collect();
+    let mut roles: Vec<String> = schema::BUILT_IN_ROLES
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    for i in 0..rng.random_range(0..3) {
+        let name = format!("organizations/o0/roles/r{i}");
+        let permissions: Vec<String> = all_permissions
+            .iter()
+            .filter(|_| rng.random_bool(0.3))
+            .map(|p| p.to_string())
+            .collect();
+        changes.push(Change::Role {
+            name: name.clone(),
+            permissions: permissions.clone(),
+        });
+        facts.roles.insert(name.clone(), permissions);
+        roles.push(name);
+    }
+    for _ in 0..rng.random_range(0..16) {
+        let user = users[rng.random_range(0..users.len())].clone();
+        let org = orgs[rng.random_range(0..orgs.len())].clone();
+        let held: Vec<String> = (0..rng.random_range(1..3))
+            .map(|_| roles[rng.random_range(0..roles.len())].clone())
+            .collect();
+        changes.push(Change::Membership {
+            organization: org.clone(),
+            user: user.clone(),
+            roles: held.clone(),
+        });
+        facts.memberships.insert((org, user), held);
+    }
+    let teams: Vec<&String> = children
+        .iter()
+        .filter(|c| c.0 == "team")
+        .map(|c| &c.1)
+        .collect();
+    let projects: Vec<&String> = children
+        .iter()
+        .filter(|c| c.0 == "project")
+        .map(|c| &c.1)
+        .collect();
+    for _ in 0..rng.random_range(0..8) {
+        if teams.is_empty() {
+            break;
+        }
+        let user = users[rng.random_range(0..users.len())].clone();
+        let team = teams[rng.random_range(0..teams.len())].clone();
+        let lead = rng.random_bool(0.3);
+        changes.push(Change::TeamMember {
+            team: team.clone(),
+            user: user.clone(),
+            lead: Some(lead),
+        });
+        facts.team_members.insert((team, user), lead);
+    }
+    for _ in 0..rng.random_range(0..10) {
+        if projects.is_empty() {
+            break;
+        }
+        let project = projects[rng.random_range(0..projects.len())].clone();
+        let level = LEVELS[rng.random_range(0..3)];
+        let subject = match rng.random_range(0..3) {
+            0 => GrantSubject::User(users[rng.random_range(0..users.len())].clone()),
+            1 if !teams.is_empty() => {
+                GrantSubject::Team(teams[rng.random_range(0..teams.len())].clone())
+            }
+            _ => GrantSubject::Role(roles[rng.random_range(0..roles.len())].clone()),
+        };
+        match &subject {
+            GrantSubject::User(u) => facts
+                .user_grants
+                .insert((project.clone(), u.clone()), level),
+            GrantSubject::Team(t) => facts
+                .team_grants
+                .insert((project.clone(), t.clone()), level),
+            GrantSubject::Role(r) => facts
+                .role_grants
+                .insert((project.clone(), r.clone()), level),
+        };
+        changes.push(Change::ProjectGrant {
+            project,
+            subject,
+            level: Some(level),
+        });
+    }
+    // Some removals, so the index's bookkeeping of deletions is exercised.
+    if rng.random_bool(0.5)
+        && let Some(((org, user), _)) = facts
+            .memberships
+            .iter()
+            .next()
+            .map(|(k, v)| (k.clone(), v.clone()))
+    {
+        changes.push(Change::Membership {
+            organization: org.clone(),
+            user: user.clone(),
+            roles: Vec::new(),
+        });
+        facts.memberships.remove(&(org, user));
+    }
+    (changes, facts, users)
+}
+
+fn build(changes: &[Change]) -> Index {
+    let mut index = Index::new();
+    for change in changes {
+        index.apply(change).unwrap();
+    }
+    index
+}
+
+#[test]
+fn the_index_agrees_with_the_reference_on_random_worlds() {
+    let schema = Schema::built_in();
+    for seed in 0..300 {
+        let (changes, facts, users) = random_world(seed);
+        let index = build(&changes);
+        for user in &users {
+            let holdings = facts.holdings(&schema, user);
+            for (object_type, id) in facts.objects.keys() {
+                let kind = schema.type_id(object_type).unwrap();
+                let allowed_here = holdings
+                    .get(&(object_type.clone(), id.clone()))
+                    .copied()
+                    .unwrap_or(0);
+                for permission in schema.names(schema.resource_type(kind).permissions) {
+                    let expected = allowed_here & schema.permission(permission).unwrap() != 0;
+                    let got = index
+                        .check_by_id(user, object_type, id, permission)
+                        .unwrap();
+                    assert_eq!(
+                        got, expected,
+                        "seed {seed}: {user} {permission} on {object_type}:{id}\n{changes:#?}"
+                    );
+                }
+            }
+            for object_type in ["organization", "team", "project"] {
+                let kind = schema.type_id(object_type).unwrap();
+                for permission in schema.names(schema.resource_type(kind).permissions) {
+                    let bit = schema.permission(permission).unwrap();
+                    let expected: Vec<&str> = holdings
+                        .iter()
+                        .filter(|((t, _), perms)| t == object_type && *perms & bit != 0)
+                        .map(|((_, id), _)| id.as_str())
+                        .collect();
+                    let got = index.lookup(user, object_type, permission).unwrap();
+                    assert_eq!(
+                        got, expected,
+                        "seed {seed}: lookup {user} {permission} {object_type}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn node(object_type: &str, id: &str, parent: Option<&str>) -> Change {
+    Change::Node {
+        object_type: object_type.into(),
+        id: id.into(),
+        parent: parent.map(str::to_string),
+        inherit: true,
+    }
+}
+
+fn member(org: &str, user: &str, roles: &[&str]) -> Change {
+    Change::Membership {
+        organization: org.into(),
+        user: user.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+#[test]
+fn roles_flow_down_unless_a_child_stops_them() {
+    let mut index = build(&[
+        node("organization", "acme", None),
+        node("organization", "eng", Some("acme")),
+        node("organization", "secret", Some("eng")),
+        node("project", "rocket", Some("secret")),
+        member("acme", "ada", &["roles/admin"]),
+    ]);
+    assert!(
+        index
+            .check_by_id("ada", "project", "rocket", "project.read")
+            .unwrap()
+    );
+    assert!(
+        index
+            .check_by_id("ada", "organization", "eng", "project.create")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("ada", "organization", "eng", "billing.manage")
+            .unwrap()
+    );
+    index
+        .apply(&Change::Node {
+            object_type: "organization".into(),
+            id: "secret".into(),
+            parent: Some("eng".into()),
+            inherit: false,
+        })
+        .unwrap();
+    assert!(
+        !index
+            .check_by_id("ada", "project", "rocket", "project.read")
+            .unwrap()
+    );
+    assert!(
+        index
+            .check_by_id("ada", "organization", "eng", "project.read")
+            .is_err(),
+        "wrong type"
+    );
+    let (allowed, trace) = index
+        .explain("ada", "project", "rocket", "project.read")
+        .unwrap();
+    assert!(!allowed);
+    assert_eq!(
+        trace.stopped.as_deref(),
+        Some("does not inherit access from above")
+    );
+    // Removing the membership removes everything at once.
+    index.apply(&member("acme", "ada", &[])).unwrap();
+    assert!(
+        !index
+            .check_by_id("ada", "organization", "acme", "organization.read")
+            .unwrap()
+    );
+}
+
+#[test]
+fn teams_grants_and_custom_roles() {
+    let mut index = build(&[
+        node("organization", "acme", None),
+        node("team", "core", Some("acme")),
+        node("project", "rocket", Some("acme")),
+        node("project", "other", Some("acme")),
+        member("acme", "ada", &["roles/member"]),
+        member("acme", "fin", &["roles/finance"]),
+        Change::TeamMember {
+            team: "core".into(),
+            user: "lee".into(),
+            lead: Some(true),
+        },
+        Change::ProjectGrant {
+            project: "rocket".into(),
+            subject: GrantSubject::Team("core".into()),
+            level: Some(AccessLevel::Contributor),
+        },
+        Change::ProjectGrant {
+            project: "other".into(),
+            subject: GrantSubject::User("guest".into()),
+            level: Some(AccessLevel::Viewer),
+        },
+    ]);
+    // A team lead manages the team's members, not the team.
+    assert!(
+        index
+            .check_by_id("lee", "team", "core", "team.members.manage")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("lee", "team", "core", "team.manage")
+            .unwrap()
+    );
+    assert!(
+        index
+            .check_by_id("lee", "project", "rocket", "resources.use")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("lee", "project", "other", "project.read")
+            .unwrap()
+    );
+    // An external user sees the one project granted.
+    assert_eq!(
+        index.lookup("guest", "project", "project.read").unwrap(),
+        vec!["other"]
+    );
+    assert!(
+        !index
+            .check_by_id("guest", "organization", "acme", "organization.read")
+            .unwrap()
+    );
+    // Finance: billing, no development resources.
+    assert!(
+        index
+            .check_by_id("fin", "organization", "acme", "billing.manage")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("fin", "project", "rocket", "project.read")
+            .unwrap()
+    );
+    // A custom role, then changed: every holder follows at once.
+    index
+        .apply(&Change::Role {
+            name: "organizations/acme/roles/auditor".into(),
+            permissions: vec!["audit.read".into()],
+        })
+        .unwrap();
+    index
+        .apply(&member(
+            "acme",
+            "ada",
+            &["roles/member", "organizations/acme/roles/auditor"],
+        ))
+        .unwrap();
+    assert!(
+        index
+            .check_by_id("ada", "organization", "acme", "audit.read")
+            .unwrap()
+    );
+    index
+        .apply(&Change::Role {
+            name: "organizations/acme/roles/auditor".into(),
+            permissions: vec![],
+        })
+        .unwrap();
+    assert!(
+        !index
+            .check_by_id("ada", "organization", "acme", "audit.read")
+            .unwrap()
+    );
+    assert!(
+        index
+            .check_by_id("ada", "project", "rocket", "project.read")
+            .unwrap()
+    );
+    // Deleting the project ends access to it.
+    index
+        .apply(&Change::Live {
+            object_type: "project".into(),
+            id: "rocket".into(),
+            live: false,
+        })
+        .unwrap();
+    assert!(
+        !index
+            .check_by_id("ada", "project", "rocket", "project.read")
+            .unwrap()
+    );
+    assert_eq!(
+        index.lookup("ada", "project", "project.read").unwrap(),
+        vec!["other"]
+    );
+}
+
+#[test]
+fn unknown_names_are_refused() {
+    let index = Index::new();
+    assert_eq!(
+        index.check_by_id("u", "widget", "w", "project.read"),
+        Err(IndexError::UnknownType("widget".into()))
+    );
+    assert_eq!(
+        index.check_by_id("u", "project", "p", "project.fly"),
+        Err(IndexError::UnknownPermission("project.fly".into()))
+    );
+    let mut index = Index::new();
+    assert!(
+        index
+            .apply(&member("acme", "ada", &["roles/emperor"]))
+            .is_err()
+    );
+}
