@@ -406,7 +406,11 @@ async fn bad_sign_ups_are_refused_and_write_nothing() {
         let (sandbox, mut client) = sandbox(storage).await;
         sign_up(&mut client, "taken@example.com").await;
         let users_before = count(&sandbox, "SELECT COUNT(*) FROM identity_users").await;
-        let events_before = count(&sandbox, "SELECT COUNT(*) FROM tenantry_outbox").await;
+        let events_before = count(
+            &sandbox,
+            "SELECT COUNT(*) FROM tenantry_outbox WHERE service = 'identity'",
+        )
+        .await;
 
         let long_local = format!("{}@example.com", "a".repeat(65));
         let long_name = "x".repeat(201);
@@ -507,7 +511,11 @@ async fn bad_sign_ups_are_refused_and_write_nothing() {
             users_before
         );
         assert_eq!(
-            count(&sandbox, "SELECT COUNT(*) FROM tenantry_outbox").await,
+            count(
+                &sandbox,
+                "SELECT COUNT(*) FROM tenantry_outbox WHERE service = 'identity'"
+            )
+            .await,
             events_before
         );
         sandbox.shutdown().await.unwrap();

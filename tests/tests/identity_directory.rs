@@ -237,9 +237,14 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
 
 #[tokio::test]
 async fn without_an_authorization_answer_no_key_is_created() {
-    // The all-in-one server's rbac does not answer CheckPermission yet:
+    // No rbac answers (nothing listens where identity looks for it):
     // identity must fail closed.
-    let sandbox = Sandbox::builder().start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .services(&[ServiceKind::Identity, ServiceKind::Organization])
+        .configure(|config| config.peers.rbac = Some("http://127.0.0.1:9".into()))
+        .start()
+        .await
+        .unwrap();
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
     let mut keys = Keys::new(channel);

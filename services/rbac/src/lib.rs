@@ -1,66 +1,121 @@
-//! The rbac service: memberships, roles, team members, project grants and invitations, and the authorization engine behind `CheckPermission`.
+//! The rbac service: memberships, roles, team members and project grants,
+//! and the authorization engine behind `CheckPermission`.
 //!
-//! The contract is served in full; its RPCs answer UNIMPLEMENTED until the
-//! service's own issue (#5) lands. The crate already has the shape every
-//! service keeps: [`Options`] → [`build`] → [`Service::register`], an outbox
-//! whose relay runs from the start, and its own migrations.
+//! - [`engine`]: the in-memory index (pure, no IO) and its schema.
+//! - [`live`]: a replica's index, loaded from the store and following its
+//!   change log; consistency tokens.
+//! - [`store`] and [`schema`]: the tables and the change log.
+//! - [`directory`]: what rbac learns from the organization and identity
+//!   services' events (the tree, owners, users' emails).
+//! - [`memberships`], [`roles`], [`teams`], [`grants`]: the management
+//!   APIs; [`authz`]: `AuthorizationService`.
+//!
+//! Every write goes through [`Core::write`]: state rows, the change log
+//! entry and the domain event in one transaction, then this replica's index
+//! catches up before the answer carries the new revision as its token.
 
+pub mod authz;
+pub mod directory;
 pub mod engine;
+pub mod grants;
+pub mod live;
+pub mod memberships;
+pub mod roles;
+pub mod schema;
+pub mod store;
+pub mod teams;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tenantry_kit::auth::{Principal, PrincipalKind};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
-use tenantry_kit::outbox::Outbox;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::outbox::{NewEvent, Outbox};
+use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+
+use crate::engine::{Change, ORGANIZATION};
+use crate::live::LiveIndex;
+use crate::store::{Store, Tx};
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
 pub const NAME: &str = "rbac";
 
 /// The service's tables, in both SQL dialects.
-pub const MIGRATIONS: &[Migration] = &[];
+pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 
 /// Options of the rbac service (the `[rbac]` table of the config file).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {}
 
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct Core {
+    store: Store,
+    index: Arc<LiveIndex>,
+    outbox: Outbox,
+    page_tokens: PageTokens,
+}
+
 /// The running rbac service.
 #[derive(Debug, Clone)]
 pub struct Service {
-    outbox: Outbox,
+    core: Core,
 }
 
-/// Builds the service and starts its background work (the outbox relay).
+/// Builds the service: loads the index, follows the change log, consumes
+/// the organization and identity events, relays the outbox.
 pub async fn build(ctx: &ServiceContext, _options: &Options) -> anyhow::Result<Service> {
     let outbox = Outbox::new(NAME);
     ctx.spawn_relay(&outbox);
-    Ok(Service { outbox })
+    let store = Store::new(ctx.db.clone());
+    let index = LiveIndex::load(store.clone()).await?;
+    index.spawn_follower(ctx.shutdown.clone(), &ctx.tasks);
+    let core = Core {
+        store,
+        index,
+        outbox,
+        page_tokens: ctx.page_tokens.clone(),
+    };
+    directory::spawn(ctx, core.clone());
+    Ok(Service { core })
 }
 
 impl Service {
     /// Mounts the service's gRPC servers.
     pub fn register(&self, routes: &mut GrpcRoutes) {
+        let core = self.core.clone();
         routes.add(configure_server!(
-            rbac_pb::membership_service_server::MembershipServiceServer::new(MembershipApi)
+            rbac_pb::membership_service_server::MembershipServiceServer::new(
+                memberships::MembershipApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
-            rbac_pb::role_service_server::RoleServiceServer::new(RoleApi)
+            rbac_pb::role_service_server::RoleServiceServer::new(roles::RoleApi(core.clone()))
         ));
         routes.add(configure_server!(
-            rbac_pb::team_member_service_server::TeamMemberServiceServer::new(TeamMemberApi)
+            rbac_pb::team_member_service_server::TeamMemberServiceServer::new(
+                teams::TeamMemberApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
-            rbac_pb::project_grant_service_server::ProjectGrantServiceServer::new(ProjectGrantApi)
+            rbac_pb::project_grant_service_server::ProjectGrantServiceServer::new(
+                grants::ProjectGrantApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
             rbac_pb::invitation_service_server::InvitationServiceServer::new(InvitationApi)
         ));
         routes.add(configure_server!(
             authz_pb::authorization_service_server::AuthorizationServiceServer::new(
-                AuthorizationApi
+                authz::AuthorizationApi(core.clone())
             )
         ));
         routes.add(configure_server!(
@@ -70,53 +125,184 @@ impl Service {
 
     /// The service's outbox.
     pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+        &self.core.outbox
+    }
+
+    /// This replica's index (for tests and benchmarks).
+    pub fn index(&self) -> &Arc<LiveIndex> {
+        &self.core.index
     }
 }
 
-/// The `MembershipService` handler.
+/// The caller of a request.
 #[derive(Debug, Clone)]
-struct MembershipApi;
+pub struct Caller {
+    pub principal: Principal,
+    pub request: events::RequestContext,
+}
 
-#[tonic::async_trait]
-impl rbac_pb::membership_service_server::MembershipService for MembershipApi {}
+impl Caller {
+    pub fn from_request<T>(request: &tonic::Request<T>) -> Result<Caller> {
+        Ok(Caller {
+            principal: Principal::from_request(request)?.clone(),
+            request: tenantry_kit::request::request_context(request),
+        })
+    }
 
-/// The `RoleService` handler.
-#[derive(Debug, Clone)]
-struct RoleApi;
+    /// Whether another Tenantry service is calling.
+    pub fn is_internal(&self) -> bool {
+        self.principal.internal_service().is_some()
+    }
 
-#[tonic::async_trait]
-impl rbac_pb::role_service_server::RoleService for RoleApi {}
+    /// The calling user's id, when a user is calling.
+    pub fn user(&self) -> Option<&str> {
+        (self.principal.kind == PrincipalKind::User).then_some(self.principal.id.as_str())
+    }
 
-/// The `TeamMemberService` handler.
-#[derive(Debug, Clone)]
-struct TeamMemberApi;
+    pub fn actor(&self) -> events::Actor {
+        tenantry_kit::request::actor(&self.principal)
+    }
+}
 
-#[tonic::async_trait]
-impl rbac_pb::team_member_service_server::TeamMemberService for TeamMemberApi {}
+impl Core {
+    /// Whether the caller holds `permission` on an object, by this
+    /// replica's index (which has applied every write this replica made).
+    /// Internal services may do anything here; API keys only what they
+    /// carry.
+    pub(crate) fn allows(
+        &self,
+        caller: &Caller,
+        object_type: &str,
+        id: &str,
+        permission: &str,
+    ) -> Result<bool> {
+        if caller.is_internal() {
+            return Ok(true);
+        }
+        if caller
+            .principal
+            .permissions
+            .as_ref()
+            .is_some_and(|allowed| !allowed.iter().any(|p| p == permission))
+        {
+            return Ok(false);
+        }
+        self.index
+            .read()
+            .check_by_id(&caller.principal.id, object_type, id, permission)
+            .map_err(|e| Error::internal(anyhow::anyhow!(e)))
+    }
 
-/// The `ProjectGrantService` handler.
-#[derive(Debug, Clone)]
-struct ProjectGrantApi;
+    /// Fails unless the caller holds `permission`: NOT_FOUND when they may
+    /// not even `read` the object, PERMISSION_DENIED otherwise.
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        object: (&str, &str),
+        permission: &str,
+        read: &str,
+        kind: &str,
+    ) -> Result<()> {
+        if self.allows(caller, object.0, object.1, permission)? {
+            Ok(())
+        } else if permission != read && self.allows(caller, object.0, object.1, read)? {
+            Err(Error::permission_denied(permission).with_domain(NAME))
+        } else {
+            Err(Error::not_found(kind).with_domain(NAME))
+        }
+    }
 
-#[tonic::async_trait]
-impl rbac_pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {}
+    /// The root of an organization's tree, for events (the organization
+    /// itself when unknown).
+    pub(crate) async fn root_of(&self, organization_id: &str) -> String {
+        let mut current = organization_id.to_string();
+        for _ in 0..12 {
+            let Ok(mut tx) = self.store.begin().await else {
+                break;
+            };
+            let node = self
+                .store
+                .node(&mut tx, "organization", &current)
+                .await
+                .ok()
+                .flatten();
+            drop(tx);
+            match node.and_then(|n| n.parent_id) {
+                Some(parent) => current = parent,
+                None => break,
+            }
+        }
+        current
+    }
 
-/// The `InvitationService` handler.
+    /// Logs `changes` as the next revision and appends `events`, in `tx`;
+    /// commits; brings this replica's index up to the new revision; returns
+    /// it.
+    pub(crate) async fn write(
+        &self,
+        mut tx: Tx,
+        changes: &[Change],
+        events: Vec<NewEvent>,
+    ) -> Result<i64> {
+        let revision = self.store.log(&mut tx, changes).await?;
+        for event in events {
+            self.outbox.append(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        self.outbox.notify();
+        self.index.catch_up().await?;
+        Ok(revision)
+    }
+
+    /// A new event from the caller about an organization.
+    pub(crate) async fn event<M: prost::Name>(
+        &self,
+        caller: &Caller,
+        event_type: &'static str,
+        aggregate: (&'static str, &str),
+        organization_id: &str,
+        payload: &M,
+    ) -> NewEvent {
+        NewEvent::new(
+            event_type,
+            aggregate.0,
+            aggregate.1,
+            caller.actor(),
+            payload,
+        )
+        .in_organization(organization_id, self.root_of(organization_id).await)
+        .with_request(caller.request.clone())
+    }
+
+    /// Whether an organization exists (as the tree mirror knows it).
+    pub(crate) fn organization_known(&self, id: &str) -> bool {
+        self.index.read().node(ORGANIZATION, id).is_some()
+    }
+}
+
+/// The FAILED_PRECONDITION of a rule.
+pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
+    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
+}
+
+/// A timestamp from microseconds.
+pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+/// The `InvitationService` handler: not implemented yet (answers
+/// UNIMPLEMENTED), see the service README.
 #[derive(Debug, Clone)]
 struct InvitationApi;
 
 #[tonic::async_trait]
 impl rbac_pb::invitation_service_server::InvitationService for InvitationApi {}
 
-/// The `AuthorizationService` handler.
-#[derive(Debug, Clone)]
-struct AuthorizationApi;
-
-#[tonic::async_trait]
-impl authz_pb::authorization_service_server::AuthorizationService for AuthorizationApi {}
-
-/// The `SchemaService` handler.
+/// The `SchemaService` handler: not implemented yet (answers
+/// UNIMPLEMENTED), see the service README.
 #[derive(Debug, Clone)]
 struct SchemaApi;
 

@@ -656,6 +656,32 @@ impl Index {
         })
     }
 
+    /// Whether an object is a live organization's own or lies below it.
+    pub fn within(&self, object_type: &str, id: &str, organization: &str) -> bool {
+        let (Some(kind), Some(org)) = (
+            self.schema.type_id(object_type),
+            self.node(ORGANIZATION, organization),
+        ) else {
+            return false;
+        };
+        let Some(mut n) = self.node(kind, id) else {
+            return false;
+        };
+        loop {
+            let here = &self.nodes[n as usize];
+            if !here.live {
+                return false;
+            }
+            if n == org {
+                return self.path_live(n);
+            }
+            if here.parent == NONE {
+                return false;
+            }
+            n = here.parent;
+        }
+    }
+
     /// The walk behind a check, for a debug trace.
     pub fn explain(
         &self,

@@ -1,0 +1,491 @@
+//! `AuthorizationService`: checks, bulk checks and lookups answered from
+//! this replica's index, at the freshness the caller asks for.
+//!
+//! Who may ask: a user about themselves; an API key about itself (within
+//! its organization and its permissions); another Tenantry service about
+//! anyone. Anything else is PERMISSION_DENIED. Denied and unknown objects
+//! answer the same: DENIED.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::auth::PrincipalKind;
+use tenantry_kit::error::{Error, Result};
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::authz::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Index, IndexError};
+use crate::live::token;
+use crate::{Caller, Core, NAME};
+
+/// The most checks one bulk call may carry.
+pub const MAX_BULK: usize = 1000;
+
+/// The `AuthorizationService` handler.
+#[derive(Debug, Clone)]
+pub struct AuthorizationApi(pub Core);
+
+fn index_error(error: IndexError) -> Error {
+    let field = match error {
+        IndexError::UnknownType(_) => "resource.object_type",
+        _ => "permission",
+    };
+    Error::invalid_field(field, error.to_string())
+}
+
+fn permissionship(allowed: bool) -> pb::Permissionship {
+    if allowed {
+        pb::Permissionship::Allowed
+    } else {
+        pb::Permissionship::Denied
+    }
+}
+
+/// The subject a caller may ask about, as (type, id).
+fn subject(reference: Option<&pb::SubjectReference>) -> Result<(&str, &str)> {
+    let object = reference
+        .and_then(|s| s.object.as_ref())
+        .ok_or_else(|| Error::invalid_field("subject", "is required"))?;
+    if object.object_id.is_empty() {
+        return Err(Error::invalid_field(
+            "subject.object.object_id",
+            "is required",
+        ));
+    }
+    match object.object_type.as_str() {
+        "user" | "api_key" | "service_account" => Ok((&object.object_type, &object.object_id)),
+        _ => Err(Error::invalid_field(
+            "subject.object.object_type",
+            "must be `user`, `api_key` or `service_account`",
+        )),
+    }
+}
+
+/// Refuses questions about someone else.
+fn may_ask(caller: &Caller, subject_type: &str, subject_id: &str) -> Result<()> {
+    if caller.is_internal() {
+        return Ok(());
+    }
+    let own = caller.principal.kind.as_str() == subject_type && caller.principal.id == subject_id;
+    if own {
+        Ok(())
+    } else {
+        Err(Error::permission_denied("authz.check")
+            .with_domain(NAME)
+            .with_metadata("reason", "a caller may only ask about itself"))
+    }
+}
+
+fn object(reference: Option<&pb::ObjectReference>, field: &str) -> Result<(String, String)> {
+    let object = reference.ok_or_else(|| Error::invalid_field(field, "is required"))?;
+    if object.object_type.is_empty() || object.object_id.is_empty() {
+        return Err(Error::invalid_field(field, "needs a type and an id"));
+    }
+    Ok((object.object_type.clone(), object.object_id.clone()))
+}
+
+impl Core {
+    /// One check, under an index already locked for reading.
+    fn decide(
+        &self,
+        index: &Index,
+        caller: &Caller,
+        subject: (&str, &str),
+        object: (&str, &str),
+        permission: &str,
+    ) -> Result<bool> {
+        match subject.0 {
+            "user" => index
+                .check_by_id(subject.1, object.0, object.1, permission)
+                .map_err(index_error),
+            // An API key acts for its organization, limited to the
+            // permissions it carries, and only about itself.
+            "api_key" => {
+                let (_, _) = index
+                    .permission_bit(object.0, permission)
+                    .map_err(index_error)?;
+                let principal = &caller.principal;
+                if principal.kind != PrincipalKind::ApiKey {
+                    return Ok(false);
+                }
+                let carries = principal
+                    .permissions
+                    .as_ref()
+                    .is_some_and(|p| p.iter().any(|p| p == permission));
+                let inside = principal
+                    .organization
+                    .as_deref()
+                    .is_some_and(|org| index.within(object.0, object.1, org));
+                let team_ok = principal
+                    .team
+                    .as_deref()
+                    .is_none_or(|team| object.0 == "team" && object.1 == team);
+                Ok(carries && inside && team_ok)
+            }
+            // Service accounts hold no grants in the index yet.
+            _ => {
+                index
+                    .permission_bit(object.0, permission)
+                    .map_err(index_error)?;
+                Ok(false)
+            }
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+#[tonic::async_trait]
+impl pb::authorization_service_server::AuthorizationService for AuthorizationApi {
+    async fn check_permission(
+        &self,
+        request: Request<pb::CheckPermissionRequest>,
+    ) -> Result<Response<pb::CheckPermissionResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let subject = subject(r.subject.as_ref())?;
+        may_ask(&caller, subject.0, subject.1)?;
+        let resource = r
+            .resource
+            .as_ref()
+            .ok_or_else(|| Error::invalid_field("resource", "is required"))?;
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        let started = Instant::now();
+        let index = self.0.index.read();
+        let allowed = self.0.decide(
+            &index,
+            &caller,
+            subject,
+            (&resource.object_type, &resource.object_id),
+            &r.permission,
+        )?;
+        let debug_trace = if r.with_tracing && subject.0 == "user" {
+            let (_, trace) = index
+                .explain(
+                    subject.1,
+                    &resource.object_type,
+                    &resource.object_id,
+                    &r.permission,
+                )
+                .map_err(index_error)?;
+            let explanation = trace
+                .steps
+                .iter()
+                .map(|(t, id, held)| format!("{t}:{id} holds [{}]", held.join(", ")))
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            Some(pb::PermissionTrace {
+                resource: Some(resource.clone()),
+                permission: r.permission.clone(),
+                subject: r.subject.clone(),
+                source: pb::permission_trace::Source::Parent as i32,
+                permissionship: permissionship(allowed) as i32,
+                explanation: match trace.stopped {
+                    Some(stop) => format!("{explanation}; stopped: {stop}"),
+                    None => explanation,
+                },
+                sub_traces: Vec::new(),
+                duration: Some(prost_types::Duration {
+                    seconds: 0,
+                    nanos: started.elapsed().as_nanos().min(999_999_999) as i32,
+                }),
+            })
+        } else {
+            None
+        };
+        drop(index);
+        Ok(Response::new(pb::CheckPermissionResponse {
+            checked_at: Some(token(revision)),
+            permissionship: permissionship(allowed) as i32,
+            debug_trace,
+        }))
+    }
+
+    async fn check_bulk_permissions(
+        &self,
+        request: Request<pb::CheckBulkPermissionsRequest>,
+    ) -> Result<Response<pb::CheckBulkPermissionsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        if r.items.is_empty() || r.items.len() > MAX_BULK {
+            return Err(
+                Error::invalid_field("items", format!("must hold 1 to {MAX_BULK} checks"))
+                    .with_metadata("max_items", MAX_BULK)
+                    .into(),
+            );
+        }
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        let index = self.0.index.read();
+        let pairs = r
+            .items
+            .into_iter()
+            .map(|item| {
+                let answer = subject(item.subject.as_ref())
+                    .and_then(|s| may_ask(&caller, s.0, s.1).map(|_| s))
+                    .and_then(|s| {
+                        let resource = object(item.resource.as_ref(), "resource")?;
+                        self.0.decide(
+                            &index,
+                            &caller,
+                            s,
+                            (&resource.0, &resource.1),
+                            &item.permission,
+                        )
+                    });
+                let response = match answer {
+                    Ok(allowed) => pb::check_bulk_permissions_pair::Response::Item(
+                        pb::CheckBulkPermissionsResponseItem {
+                            permissionship: permissionship(allowed) as i32,
+                        },
+                    ),
+                    Err(error) => {
+                        let status = error.into_status();
+                        pb::check_bulk_permissions_pair::Response::Error(
+                            tenantry_proto::google::rpc::Status {
+                                code: status.code() as i32,
+                                message: status.message().to_string(),
+                                details: Vec::new(),
+                            },
+                        )
+                    }
+                };
+                pb::CheckBulkPermissionsPair {
+                    request: Some(item),
+                    response: Some(response),
+                }
+            })
+            .collect();
+        drop(index);
+        Ok(Response::new(pb::CheckBulkPermissionsResponse {
+            checked_at: Some(token(revision)),
+            pairs,
+        }))
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<pb::LookupResourcesRequest>,
+    ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (subject_type, subject_id) = subject(r.subject.as_ref())?;
+        may_ask(&caller, subject_type, subject_id)?;
+        if subject_type != "user" {
+            return Err(Error::invalid_field(
+                "subject.object.object_type",
+                "lookups are for users",
+            )
+            .into());
+        }
+        let size = page_size(r.page_size, 1000, 10_000)? as usize;
+        let query = format!(
+            "lookup|{}|{}|{subject_id}|{}",
+            r.resource_type, r.permission, r.organization
+        );
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let organization = if r.organization.is_empty() {
+            None
+        } else {
+            Some(
+                tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?
+                    [0]
+                .to_string(),
+            )
+        };
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        let index = self.0.index.read();
+        let ids = index
+            .lookup(subject_id, &r.resource_type, &r.permission)
+            .map_err(index_error)?;
+        let start = ids.partition_point(|id| *id <= after.as_str());
+        let mut page = Vec::with_capacity(size.min(ids.len()));
+        let mut last = None;
+        for id in &ids[start..] {
+            if page.len() == size {
+                break;
+            }
+            last = Some(*id);
+            if organization
+                .as_deref()
+                .is_none_or(|org| index.within(&r.resource_type, id, org))
+            {
+                page.push(id.to_string());
+            }
+        }
+        let more = last.is_some_and(|l| ids.last().is_some_and(|end| *end != l));
+        let next_page_token = match (more, last) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.to_string())),
+            _ => String::new(),
+        };
+        drop(index);
+        Ok(Response::new(pb::LookupResourcesResponse {
+            looked_up_at: Some(token(revision)),
+            resource_ids: page,
+            next_page_token,
+        }))
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<pb::LookupSubjectsRequest>,
+    ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (object_type, id) = object(r.resource.as_ref(), "resource")?;
+        if r.subject_type != "user" {
+            return Err(Error::invalid_field("subject_type", "must be `user`").into());
+        }
+        // Who may do what on an object is for those who manage its members.
+        self.0
+            .index
+            .read()
+            .permission_bit(&object_type, &r.permission)
+            .map_err(index_error)?;
+        let organization = {
+            let mut tx = self.0.store.begin().await?;
+            let node = self.0.store.node(&mut tx, &object_type, &id).await?;
+            drop(tx);
+            node.map(|n| n.organization_id)
+        };
+        let allowed = caller.is_internal()
+            || organization.as_deref().is_some_and(|org| {
+                self.0
+                    .allows(&caller, "organization", org, "organization.members.read")
+                    .unwrap_or(false)
+            });
+        if !allowed {
+            return Err(Error::permission_denied("organization.members.read")
+                .with_domain(NAME)
+                .into());
+        }
+        let size = page_size(r.page_size, 1000, 10_000)? as usize;
+        let query = format!("subjects|{object_type}|{id}|{}", r.permission);
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        let index = self.0.index.read();
+        let users = index
+            .subjects_with(&object_type, &id, &r.permission)
+            .map_err(index_error)?;
+        let start = users.partition_point(|u| *u <= after.as_str());
+        let page: Vec<&str> = users[start..].iter().take(size).copied().collect();
+        let next_page_token = if start + page.len() < users.len() {
+            self.0.page_tokens.encode(
+                query.as_bytes(),
+                &After(page.last().map(|s| s.to_string()).unwrap_or_default()),
+            )
+        } else {
+            String::new()
+        };
+        let subjects = page
+            .iter()
+            .map(|user| pb::ResolvedSubject {
+                subject_id: user.to_string(),
+                external: organization
+                    .as_deref()
+                    .is_some_and(|org| index.roles_of(user, org).is_empty()),
+            })
+            .collect();
+        drop(index);
+        Ok(Response::new(pb::LookupSubjectsResponse {
+            looked_up_at: Some(token(revision)),
+            subjects,
+            next_page_token,
+        }))
+    }
+
+    async fn read_relationships(
+        &self,
+        request: Request<pb::ReadRelationshipsRequest>,
+    ) -> Result<Response<pb::ReadRelationshipsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let filter = r
+            .relationship_filter
+            .as_ref()
+            .ok_or_else(|| Error::invalid_field("relationship_filter", "is required"))?;
+        let subject = filter
+            .optional_subject_filter
+            .as_ref()
+            .filter(|s| !s.optional_subject_id.is_empty());
+        if filter.resource_type.is_empty() && subject.is_none() {
+            return Err(Error::invalid_field(
+                "relationship_filter",
+                "needs a resource type or a subject",
+            )
+            .into());
+        }
+        if !filter.optional_relation.is_empty() && filter.optional_relation != "parent" {
+            // Only parent links exist until registered types can hold others.
+            return Ok(Response::new(pb::ReadRelationshipsResponse {
+                read_at: Some(token(self.0.index.applied())),
+                ..Default::default()
+            }));
+        }
+        let organization =
+            tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?[0]
+                .to_string();
+        // Nobody reads another tenant's relationships.
+        self.0.authorize(
+            &caller,
+            ("organization", &organization),
+            "organization.read",
+            "organization.read",
+            "organization",
+        )?;
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        let mut tx = self.0.store.begin().await?;
+        let mut relationships = Vec::new();
+        if let Some(subject) = subject {
+            for (object_type, id) in self
+                .0
+                .store
+                .children_of(&mut tx, &subject.subject_type, &subject.optional_subject_id)
+                .await?
+            {
+                if !filter.resource_type.is_empty() && filter.resource_type != object_type {
+                    continue;
+                }
+                if !self.0.index.read().within(&object_type, &id, &organization) {
+                    continue;
+                }
+                relationships.push(pb::Relationship {
+                    resource: Some(pb::ObjectReference {
+                        object_type,
+                        object_id: id,
+                    }),
+                    relation: "parent".into(),
+                    subject: Some(pb::SubjectReference {
+                        object: Some(pb::ObjectReference {
+                            object_type: subject.subject_type.clone(),
+                            object_id: subject.optional_subject_id.clone(),
+                        }),
+                        optional_relation: String::new(),
+                    }),
+                });
+            }
+        }
+        drop(tx);
+        let size = page_size(r.page_size, 1000, 10_000)? as usize;
+        relationships.truncate(size);
+        Ok(Response::new(pb::ReadRelationshipsResponse {
+            read_at: Some(token(revision)),
+            relationships,
+            next_page_token: String::new(),
+        }))
+    }
+}

@@ -1,0 +1,485 @@
+//! What rbac learns from other services' events: the organization tree
+//! (organizations, departments, teams, projects, their parents, inherit
+//! flags, deletions), owners (the owner membership of a new organization,
+//! ownership transfers), and users' names and emails from identity.
+//!
+//! One durable consumer, idempotent by event id: each event is applied in
+//! its own transaction together with its claim, its change-log entry and
+//! any event rbac emits in turn.
+
+use prost::Name;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::outbox::{NewEvent, claim_event, run_consumer};
+use tenantry_kit::service::ServiceContext;
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::Core;
+use crate::engine::Change;
+use crate::store::{MembershipRow, NodeRow, UserRow};
+
+const CONSUMER: &str = "rbac-directory";
+
+/// Starts the consumer.
+pub fn spawn(ctx: &ServiceContext, core: Core) {
+    let bus = ctx.bus.clone();
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        let filters = vec![
+            tenantry_kit::outbox::subject_for("organization", ">"),
+            tenantry_kit::outbox::subject_for("identity", "identity.user.>"),
+        ];
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+            let core = core.clone();
+            async move {
+                core.apply_event(event)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "the rbac directory consumer stopped"
+            );
+        }
+    });
+}
+
+fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
+    event.payload.as_ref()?.to_msg().ok()
+}
+
+fn system_actor() -> events::Actor {
+    events::Actor {
+        kind: events::actor::Kind::System as i32,
+        id: crate::NAME.into(),
+        display_name: String::new(),
+    }
+}
+
+fn role(role_id: &str) -> events::Role {
+    events::Role {
+        role_id: role_id.trim_start_matches("roles/").to_string(),
+        name: role_id.to_string(),
+    }
+}
+
+impl Core {
+    /// Applies one event; events rbac does not care about are claimed and
+    /// ignored.
+    pub async fn apply_event(&self, event: events::Event) -> tenantry_kit::error::Result<()> {
+        let mut tx = self.store.begin().await?;
+        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        let mut emitted = Vec::new();
+        let node = |object_type: &str,
+                    id: &str,
+                    parent: Option<String>,
+                    organization: &str,
+                    inherit: bool| NodeRow {
+            object_type: object_type.into(),
+            id: id.into(),
+            parent_id: parent,
+            organization_id: organization.into(),
+            inherit,
+            live: true,
+        };
+        match event.r#type.as_str() {
+            "organization.created" => {
+                let Some(e) = decode::<events::OrganizationCreated>(&event) else {
+                    return self.skip(tx).await;
+                };
+                let parent = (!e.parent_id.is_empty()).then(|| e.parent_id.clone());
+                self.store
+                    .upsert_node(
+                        &mut tx,
+                        &node(
+                            "organization",
+                            &e.organization_id,
+                            parent.clone(),
+                            &e.organization_id,
+                            e.inherit_access,
+                        ),
+                    )
+                    .await?;
+                changes.push(Change::Node {
+                    object_type: "organization".into(),
+                    id: e.organization_id.clone(),
+                    parent,
+                    inherit: e.inherit_access,
+                });
+                // The owner is a member with the owner role from the start.
+                let now = now_micros();
+                let membership = MembershipRow {
+                    organization_id: e.organization_id.clone(),
+                    user_id: e.owner_user_id.clone(),
+                    roles: vec!["roles/owner".into()],
+                    invitation_id: None,
+                    created_at_us: now,
+                    updated_at_us: now,
+                    version: 1,
+                };
+                self.store.upsert_membership(&mut tx, &membership).await?;
+                changes.push(Change::Membership {
+                    organization: e.organization_id.clone(),
+                    user: e.owner_user_id.clone(),
+                    roles: membership.roles.clone(),
+                });
+                emitted.push(
+                    NewEvent::new(
+                        "organization.member.added",
+                        "membership",
+                        format!("{}/{}", e.organization_id, e.owner_user_id),
+                        system_actor(),
+                        &events::MembershipCreated {
+                            membership_id: format!("{}/{}", e.organization_id, e.owner_user_id),
+                            organization_id: e.organization_id.clone(),
+                            user_id: e.owner_user_id.clone(),
+                            user_display_name: String::new(),
+                            roles: vec![role("roles/owner")],
+                            invitation_id: String::new(),
+                        },
+                    )
+                    .in_organization(&e.organization_id, &e.root_id),
+                );
+            }
+            "organization.updated" => {
+                let Some(e) = decode::<events::OrganizationUpdated>(&event) else {
+                    return self.skip(tx).await;
+                };
+                if let Some(mut current) = self
+                    .store
+                    .node(&mut tx, "organization", &e.organization_id)
+                    .await?
+                    && current.inherit != e.inherit_access
+                {
+                    current.inherit = e.inherit_access;
+                    self.store.upsert_node(&mut tx, &current).await?;
+                    changes.push(Change::Node {
+                        object_type: "organization".into(),
+                        id: current.id.clone(),
+                        parent: current.parent_id.clone(),
+                        inherit: current.inherit,
+                    });
+                }
+            }
+            "organization.moved" => {
+                let Some(e) = decode::<events::OrganizationMoved>(&event) else {
+                    return self.skip(tx).await;
+                };
+                if let Some(mut current) = self
+                    .store
+                    .node(&mut tx, "organization", &e.organization_id)
+                    .await?
+                {
+                    current.parent_id = Some(e.new_parent_id.clone());
+                    self.store.upsert_node(&mut tx, &current).await?;
+                    changes.push(Change::Node {
+                        object_type: "organization".into(),
+                        id: current.id.clone(),
+                        parent: current.parent_id.clone(),
+                        inherit: current.inherit,
+                    });
+                }
+            }
+            "organization.deleted" | "organization.undeleted" => {
+                let live = event.r#type == "organization.undeleted";
+                let (id, cascaded) = if live {
+                    let Some(e) = decode::<events::OrganizationUndeleted>(&event) else {
+                        return self.skip(tx).await;
+                    };
+                    (e.organization_id, e.cascaded_organization_ids)
+                } else {
+                    let Some(e) = decode::<events::OrganizationDeleted>(&event) else {
+                        return self.skip(tx).await;
+                    };
+                    (e.organization_id, e.cascaded_organization_ids)
+                };
+                for id in std::iter::once(id).chain(cascaded) {
+                    self.set_live(&mut tx, &mut changes, "organization", &id, live)
+                        .await?;
+                }
+            }
+            "team.created" => {
+                let Some(e) = decode::<events::TeamCreated>(&event) else {
+                    return self.skip(tx).await;
+                };
+                self.store
+                    .upsert_node(
+                        &mut tx,
+                        &node(
+                            "team",
+                            &e.team_id,
+                            Some(e.organization_id.clone()),
+                            &e.organization_id,
+                            true,
+                        ),
+                    )
+                    .await?;
+                changes.push(Change::Node {
+                    object_type: "team".into(),
+                    id: e.team_id,
+                    parent: Some(e.organization_id),
+                    inherit: true,
+                });
+            }
+            "project.created" => {
+                let Some(e) = decode::<events::ProjectCreated>(&event) else {
+                    return self.skip(tx).await;
+                };
+                self.store
+                    .upsert_node(
+                        &mut tx,
+                        &node(
+                            "project",
+                            &e.project_id,
+                            Some(e.organization_id.clone()),
+                            &e.organization_id,
+                            true,
+                        ),
+                    )
+                    .await?;
+                changes.push(Change::Node {
+                    object_type: "project".into(),
+                    id: e.project_id,
+                    parent: Some(e.organization_id),
+                    inherit: true,
+                });
+            }
+            "team.deleted" | "team.undeleted" => {
+                let id = if event.r#type == "team.deleted" {
+                    decode::<events::TeamDeleted>(&event).map(|e| e.team_id)
+                } else {
+                    decode::<events::TeamUndeleted>(&event).map(|e| e.team_id)
+                };
+                let Some(id) = id else {
+                    return self.skip(tx).await;
+                };
+                self.set_live(
+                    &mut tx,
+                    &mut changes,
+                    "team",
+                    &id,
+                    event.r#type == "team.undeleted",
+                )
+                .await?;
+            }
+            "project.deleted" | "project.undeleted" => {
+                let id = if event.r#type == "project.deleted" {
+                    decode::<events::ProjectDeleted>(&event).map(|e| e.project_id)
+                } else {
+                    decode::<events::ProjectUndeleted>(&event).map(|e| e.project_id)
+                };
+                let Some(id) = id else {
+                    return self.skip(tx).await;
+                };
+                self.set_live(
+                    &mut tx,
+                    &mut changes,
+                    "project",
+                    &id,
+                    event.r#type == "project.undeleted",
+                )
+                .await?;
+            }
+            "project.purged" => {
+                let Some(e) = decode::<events::ProjectPurged>(&event) else {
+                    return self.skip(tx).await;
+                };
+                for grant in self.store.project_grants_in(&mut tx, &e.project_id).await? {
+                    self.store.delete_grant(&mut tx, &grant.id).await?;
+                }
+                self.store
+                    .delete_node(&mut tx, "project", &e.project_id)
+                    .await?;
+                changes.push(Change::RemoveNode {
+                    object_type: "project".into(),
+                    id: e.project_id,
+                });
+            }
+            "team.purged" => {
+                let Some(e) = decode::<events::TeamPurged>(&event) else {
+                    return self.skip(tx).await;
+                };
+                for member in self.store.team_members_in(&mut tx, &e.team_id).await? {
+                    self.store
+                        .delete_team_member(&mut tx, &e.team_id, &member.user_id)
+                        .await?;
+                }
+                for grant in self
+                    .store
+                    .grants_to(
+                        &mut tx,
+                        &crate::engine::GrantSubject::Team(e.team_id.clone()),
+                    )
+                    .await?
+                {
+                    self.store.delete_grant(&mut tx, &grant.id).await?;
+                }
+                self.store.delete_node(&mut tx, "team", &e.team_id).await?;
+                changes.push(Change::RemoveNode {
+                    object_type: "team".into(),
+                    id: e.team_id,
+                });
+            }
+            "ownership.transferred" => {
+                let Some(e) = decode::<events::OwnershipTransferred>(&event) else {
+                    return self.skip(tx).await;
+                };
+                let now = now_micros();
+                for (user, from, to) in [
+                    (&e.old_owner_user_id, "roles/owner", "roles/admin"),
+                    (&e.new_owner_user_id, "", "roles/owner"),
+                ] {
+                    let mut membership = self
+                        .store
+                        .membership_in(&mut tx, &e.organization_id, user)
+                        .await?
+                        .unwrap_or(MembershipRow {
+                            organization_id: e.organization_id.clone(),
+                            user_id: user.clone(),
+                            roles: Vec::new(),
+                            invitation_id: None,
+                            created_at_us: now,
+                            updated_at_us: now,
+                            version: 0,
+                        });
+                    let old_roles = membership.roles.clone();
+                    membership.roles.retain(|r| r != from && r != to);
+                    // The owner role says it all; an owner keeps no other.
+                    if to == "roles/owner" {
+                        membership.roles.clear();
+                    }
+                    membership.roles.insert(0, to.to_string());
+                    membership.updated_at_us = now;
+                    membership.version += 1;
+                    self.store.upsert_membership(&mut tx, &membership).await?;
+                    changes.push(Change::Membership {
+                        organization: e.organization_id.clone(),
+                        user: user.clone(),
+                        roles: membership.roles.clone(),
+                    });
+                    emitted.push(
+                        NewEvent::new(
+                            "organization.member.updated",
+                            "membership",
+                            format!("{}/{}", e.organization_id, user),
+                            system_actor(),
+                            &events::MembershipUpdated {
+                                membership_id: format!("{}/{}", e.organization_id, user),
+                                organization_id: e.organization_id.clone(),
+                                user_id: user.clone(),
+                                old_roles: old_roles.iter().map(|r| role(r)).collect(),
+                                new_roles: membership.roles.iter().map(|r| role(r)).collect(),
+                            },
+                        )
+                        .in_organization(&e.organization_id, &event.root_organization_id),
+                    );
+                }
+            }
+            "identity.user.signed_up" => {
+                let Some(e) = decode::<events::UserSignedUp>(&event) else {
+                    return self.skip(tx).await;
+                };
+                self.store
+                    .upsert_user(
+                        &mut tx,
+                        &UserRow {
+                            id: e.user_id,
+                            email: e.email,
+                            display_name: e.display_name,
+                            email_verified: e.email_verified,
+                            deleted: false,
+                        },
+                    )
+                    .await?;
+            }
+            "identity.user.email_verified"
+            | "identity.user.email_changed"
+            | "identity.user.updated"
+            | "identity.user.deleted"
+            | "identity.user.undeleted" => {
+                let user_id = match event.r#type.as_str() {
+                    "identity.user.email_verified" => {
+                        decode::<events::UserEmailVerified>(&event).map(|e| e.user_id)
+                    }
+                    "identity.user.email_changed" => {
+                        decode::<events::UserEmailChanged>(&event).map(|e| e.user_id)
+                    }
+                    "identity.user.updated" => {
+                        decode::<events::UserUpdated>(&event).map(|e| e.user_id)
+                    }
+                    "identity.user.deleted" => {
+                        decode::<events::UserDeleted>(&event).map(|e| e.user_id)
+                    }
+                    _ => decode::<events::UserUndeleted>(&event).map(|e| e.user_id),
+                };
+                let Some(user_id) = user_id else {
+                    return self.skip(tx).await;
+                };
+                let mut user = self.store.user(&user_id).await?.unwrap_or(UserRow {
+                    id: user_id.clone(),
+                    ..UserRow::default()
+                });
+                match event.r#type.as_str() {
+                    "identity.user.email_verified" => {
+                        if let Some(e) = decode::<events::UserEmailVerified>(&event) {
+                            user.email = e.email;
+                            user.email_verified = true;
+                        }
+                    }
+                    "identity.user.email_changed" => {
+                        if let Some(e) = decode::<events::UserEmailChanged>(&event) {
+                            user.email = e.new_email;
+                        }
+                    }
+                    "identity.user.updated" => {
+                        if let Some(e) = decode::<events::UserUpdated>(&event)
+                            && !e.display_name.is_empty()
+                        {
+                            user.display_name = e.display_name;
+                        }
+                    }
+                    "identity.user.deleted" => user.deleted = true,
+                    _ => user.deleted = false,
+                }
+                self.store.upsert_user(&mut tx, &user).await?;
+            }
+            _ => return self.skip(tx).await,
+        }
+        if changes.is_empty() && emitted.is_empty() {
+            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            return Ok(());
+        }
+        self.write(tx, &changes, emitted).await?;
+        Ok(())
+    }
+
+    /// Commits the claim of an event rbac has nothing to do with.
+    async fn skip(&self, tx: crate::store::Tx) -> tenantry_kit::error::Result<()> {
+        tx.commit().await.map_err(tenantry_kit::error::db_error)
+    }
+
+    async fn set_live(
+        &self,
+        tx: &mut crate::store::Tx,
+        changes: &mut Vec<Change>,
+        object_type: &str,
+        id: &str,
+        live: bool,
+    ) -> tenantry_kit::error::Result<()> {
+        if let Some(mut current) = self.store.node(tx, object_type, id).await? {
+            current.live = live;
+            self.store.upsert_node(tx, &current).await?;
+        }
+        changes.push(Change::Live {
+            object_type: object_type.into(),
+            id: id.into(),
+            live,
+        });
+        Ok(())
+    }
+}

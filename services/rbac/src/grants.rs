@@ -1,0 +1,474 @@
+//! `ProjectGrantService`: access to one project for a user (a member, or an
+//! external user who is not), a team of the project's organization, or
+//! everyone holding a role there; at viewer, contributor or admin level.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{AccessLevel, Change, GrantSubject, PROJECT};
+use crate::live::token;
+use crate::memberships::{check_etag, etag};
+use crate::store::GrantRow;
+use crate::{Caller, Core, NAME, timestamp};
+
+/// The `ProjectGrantService` handler.
+#[derive(Debug, Clone)]
+pub struct ProjectGrantApi(pub Core);
+
+fn level_from(level: authz_pb::ProjectAccessLevel) -> Result<AccessLevel> {
+    match level {
+        authz_pb::ProjectAccessLevel::Viewer => Ok(AccessLevel::Viewer),
+        authz_pb::ProjectAccessLevel::Contributor => Ok(AccessLevel::Contributor),
+        authz_pb::ProjectAccessLevel::Admin => Ok(AccessLevel::Admin),
+        authz_pb::ProjectAccessLevel::Unspecified => Err(Error::invalid_field(
+            "project_grant.access_level",
+            "must be VIEWER, CONTRIBUTOR or ADMIN",
+        )),
+    }
+}
+
+fn level_to(level: AccessLevel) -> authz_pb::ProjectAccessLevel {
+    match level {
+        AccessLevel::Viewer => authz_pb::ProjectAccessLevel::Viewer,
+        AccessLevel::Contributor => authz_pb::ProjectAccessLevel::Contributor,
+        AccessLevel::Admin => authz_pb::ProjectAccessLevel::Admin,
+    }
+}
+
+fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
+    use events::grant_subject::Subject;
+    events::GrantSubject {
+        subject: Some(match subject {
+            GrantSubject::User(u) => Subject::UserId(u.clone()),
+            GrantSubject::Team(t) => Subject::TeamId(t.clone()),
+            GrantSubject::Role(r) => Subject::RoleId(r.clone()),
+        }),
+    }
+}
+
+fn project_ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, "organizations/{}/projects/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+fn grant_ids(field: &str, name: &str) -> Result<(String, String, String)> {
+    let ids = parse_name(field, "organizations/{}/projects/{}/grants/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+}
+
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+impl Core {
+    async fn grant_to_proto(&self, g: &GrantRow) -> Result<pb::ProjectGrant> {
+        use pb::project_grant::Subject;
+        let (subject, external, display, email) = match &g.subject {
+            GrantSubject::User(u) => {
+                let user = self.store.user(u).await?.unwrap_or_default();
+                let external = self
+                    .store
+                    .membership(&g.organization_id, u)
+                    .await?
+                    .is_none();
+                (
+                    Subject::User(format!("users/{u}")),
+                    external,
+                    user.display_name,
+                    user.email,
+                )
+            }
+            GrantSubject::Team(t) => (
+                Subject::Team(format!("organizations/{}/teams/{t}", g.organization_id)),
+                false,
+                String::new(),
+                String::new(),
+            ),
+            GrantSubject::Role(r) => (Subject::Role(r.clone()), false, r.clone(), String::new()),
+        };
+        Ok(pb::ProjectGrant {
+            name: format!(
+                "organizations/{}/projects/{}/grants/{}",
+                g.organization_id, g.project_id, g.id
+            ),
+            subject: Some(subject),
+            access_level: level_to(g.level) as i32,
+            external,
+            subject_display_name: display,
+            user_email: email,
+            create_time: Some(timestamp(g.created_at_us)),
+            update_time: Some(timestamp(g.updated_at_us)),
+            etag: etag(g.version),
+        })
+    }
+
+    /// The project, if it is a live project of the organization the caller
+    /// may act on with `permission`.
+    fn project_access(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        project_id: &str,
+        permission: &str,
+    ) -> Result<()> {
+        let known = {
+            let index = self.index.read();
+            index.node(PROJECT, project_id).is_some()
+                && index.within("project", project_id, organization_id)
+        };
+        if !known {
+            return Err(Error::not_found("project").with_domain(NAME));
+        }
+        self.authorize(
+            caller,
+            ("project", project_id),
+            permission,
+            "project.read",
+            "project",
+        )
+    }
+
+    async fn grant_subject(
+        &self,
+        organization_id: &str,
+        input: &pb::ProjectGrant,
+    ) -> Result<GrantSubject> {
+        use pb::project_grant::Subject;
+        match &input.subject {
+            Some(Subject::User(name)) => Ok(GrantSubject::User(
+                parse_name("project_grant.user", "users/{}", name)?[0].to_string(),
+            )),
+            Some(Subject::Team(name)) => {
+                let ids = parse_name("project_grant.team", "organizations/{}/teams/{}", name)?;
+                let team = ids[1].to_string();
+                if ids[0].to_string() != organization_id
+                    || !self.index.read().within("team", &team, organization_id)
+                {
+                    return Err(Error::invalid_field(
+                        "project_grant.team",
+                        "must be a team of the project's organization",
+                    ));
+                }
+                Ok(GrantSubject::Team(team))
+            }
+            Some(Subject::Role(name)) => {
+                self.valid_roles(
+                    organization_id,
+                    std::slice::from_ref(name),
+                    "project_grant.role",
+                )
+                .await?;
+                Ok(GrantSubject::Role(name.clone()))
+            }
+            None => Err(Error::invalid_field(
+                "project_grant",
+                "needs a user, a team or a role",
+            )),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
+    async fn create_project_grant(
+        &self,
+        request: Request<pb::CreateProjectGrantRequest>,
+    ) -> Result<Response<pb::CreateProjectGrantResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let (organization_id, project_id) = project_ids("parent", &r.parent)?;
+        let input = r
+            .project_grant
+            .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
+        self.0.project_access(
+            &caller,
+            &organization_id,
+            &project_id,
+            "project.grants.manage",
+        )?;
+        if let Some(id) = self
+            .0
+            .store
+            .replayed(&caller.principal.id, "CreateProjectGrant", &r.request_id)
+            .await?
+            && let Some(grant) = self.0.store.grant(&project_id, &id).await?
+        {
+            return Ok(Response::new(pb::CreateProjectGrantResponse {
+                project_grant: Some(self.0.grant_to_proto(&grant).await?),
+                written_at: Some(token(self.0.index.applied())),
+            }));
+        }
+        let level = level_from(input.access_level())?;
+        let subject = self.0.grant_subject(&organization_id, &input).await?;
+        let now = now_micros();
+        let grant = GrantRow {
+            id: new_id().to_string(),
+            organization_id: organization_id.clone(),
+            project_id: project_id.clone(),
+            subject: subject.clone(),
+            level,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        let external = matches!(&subject, GrantSubject::User(u) if self.0.store.membership(&organization_id, u).await?.is_none());
+        let mut tx = self.0.store.begin().await?;
+        self.0
+            .store
+            .insert_grant(&mut tx, &grant)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    Error::new(
+                        Code::AlreadyExists,
+                        "ALREADY_GRANTED",
+                        "the subject already has a grant on this project",
+                    )
+                    .with_domain(NAME)
+                } else {
+                    e
+                }
+            })?;
+        self.0
+            .store
+            .remember(
+                &mut tx,
+                &caller.principal.id,
+                "CreateProjectGrant",
+                &r.request_id,
+                &grant.id,
+            )
+            .await?;
+        let event = self
+            .0
+            .event(
+                &caller,
+                "project.access.granted",
+                ("project", &project_id),
+                &organization_id,
+                &events::ProjectAccessGranted {
+                    grant_id: grant.id.clone(),
+                    project_id: project_id.clone(),
+                    organization_id: organization_id.clone(),
+                    subject: Some(event_subject(&subject)),
+                    access_level: level_to(level) as i32,
+                    external,
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::ProjectGrant {
+                    project: project_id,
+                    subject,
+                    level: Some(level),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::CreateProjectGrantResponse {
+            project_grant: Some(self.0.grant_to_proto(&grant).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn get_project_grant(
+        &self,
+        request: Request<pb::GetProjectGrantRequest>,
+    ) -> Result<Response<pb::GetProjectGrantResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (organization_id, project_id, id) = grant_ids("name", &request.get_ref().name)?;
+        self.0
+            .project_access(&caller, &organization_id, &project_id, "project.read")?;
+        let grant = self
+            .0
+            .store
+            .grant(&project_id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
+        Ok(Response::new(pb::GetProjectGrantResponse {
+            project_grant: Some(self.0.grant_to_proto(&grant).await?),
+        }))
+    }
+
+    async fn list_project_grants(
+        &self,
+        request: Request<pb::ListProjectGrantsRequest>,
+    ) -> Result<Response<pb::ListProjectGrantsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (organization_id, project_id) = project_ids("parent", &r.parent)?;
+        self.0
+            .project_access(&caller, &organization_id, &project_id, "project.read")?;
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!("grants|{project_id}|{}|{}", r.access_level, r.external_only);
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let rows = self.0.store.grants(&project_id, &after, 10_000).await?;
+        let mut project_grants = Vec::new();
+        let mut last = None;
+        for g in &rows {
+            if project_grants.len() == size {
+                break;
+            }
+            last = Some(g.id.clone());
+            let grant = self.0.grant_to_proto(g).await?;
+            let level_ok = r.access_level == 0 || grant.access_level == r.access_level;
+            if level_ok && (!r.external_only || grant.external) {
+                project_grants.push(grant);
+            }
+        }
+        let more = last
+            .as_ref()
+            .is_some_and(|l| rows.last().is_some_and(|end| end.id != *l));
+        let next_page_token = match (more, last) {
+            (true, Some(last)) => self.0.page_tokens.encode(query.as_bytes(), &After(last)),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListProjectGrantsResponse {
+            project_grants,
+            next_page_token,
+        }))
+    }
+
+    async fn update_project_grant(
+        &self,
+        request: Request<pb::UpdateProjectGrantRequest>,
+    ) -> Result<Response<pb::UpdateProjectGrantResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let input = r
+            .project_grant
+            .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
+        let (organization_id, project_id, id) = grant_ids("project_grant.name", &input.name)?;
+        let paths: Vec<&str> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if paths != ["access_level"] {
+            return Err(
+                Error::invalid_field("update_mask", "must be exactly `access_level`").into(),
+            );
+        }
+        self.0.project_access(
+            &caller,
+            &organization_id,
+            &project_id,
+            "project.grants.manage",
+        )?;
+        let current = self
+            .0
+            .store
+            .grant(&project_id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
+        check_etag(&input.etag, current.version)?;
+        let level = level_from(input.access_level())?;
+        let mut next = current.clone();
+        next.level = level;
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        self.0.store.update_grant_level(&mut tx, &next).await?;
+        let event = self
+            .0
+            .event(
+                &caller,
+                "project.access.updated",
+                ("project", &project_id),
+                &organization_id,
+                &events::ProjectAccessUpdated {
+                    grant_id: id,
+                    project_id: project_id.clone(),
+                    organization_id: organization_id.clone(),
+                    subject: Some(event_subject(&next.subject)),
+                    old_access_level: level_to(current.level) as i32,
+                    new_access_level: level_to(level) as i32,
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::ProjectGrant {
+                    project: project_id,
+                    subject: next.subject.clone(),
+                    level: Some(level),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateProjectGrantResponse {
+            project_grant: Some(self.0.grant_to_proto(&next).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn delete_project_grant(
+        &self,
+        request: Request<pb::DeleteProjectGrantRequest>,
+    ) -> Result<Response<pb::DeleteProjectGrantResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (organization_id, project_id, id) = grant_ids("name", &r.name)?;
+        self.0.project_access(
+            &caller,
+            &organization_id,
+            &project_id,
+            "project.grants.manage",
+        )?;
+        let current = self
+            .0
+            .store
+            .grant(&project_id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
+        check_etag(&r.etag, current.version)?;
+        let mut tx = self.0.store.begin().await?;
+        self.0.store.delete_grant(&mut tx, &id).await?;
+        let event = self
+            .0
+            .event(
+                &caller,
+                "project.access.revoked",
+                ("project", &project_id),
+                &organization_id,
+                &events::ProjectAccessRevoked {
+                    grant_id: id,
+                    project_id: project_id.clone(),
+                    organization_id: organization_id.clone(),
+                    subject: Some(event_subject(&current.subject)),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::ProjectGrant {
+                    project: project_id,
+                    subject: current.subject,
+                    level: None,
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::DeleteProjectGrantResponse {
+            written_at: Some(token(revision)),
+        }))
+    }
+}

@@ -1,0 +1,208 @@
+//! The index as a replica holds it: loaded from a snapshot of the store at
+//! start, then kept current by following the change log in revision order.
+//! Several replicas follow the same store; each answers from its own copy.
+//!
+//! Consistency: every write returns its revision as a token. A check with
+//! `at_least_as_fresh(token)` waits (bounded) until this replica applied
+//! that revision; `fully_consistent` first reads the store's newest
+//! revision; `minimize_latency` answers from what is applied now.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Index;
+use crate::store::Store;
+
+/// How long a check may wait for its replica to catch up.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+/// How often a replica looks for changes written by others.
+const POLL: Duration = Duration::from_millis(20);
+
+/// A replica's index.
+#[derive(Debug)]
+pub struct LiveIndex {
+    index: RwLock<Index>,
+    applied: watch::Sender<i64>,
+    store: Store,
+    poke: Notify,
+    catching_up: tokio::sync::Mutex<()>,
+}
+
+impl LiveIndex {
+    /// Loads the index from the store.
+    pub async fn load(store: Store) -> anyhow::Result<Arc<LiveIndex>> {
+        let started = std::time::Instant::now();
+        let (revision, changes) = store.snapshot().await?;
+        let mut index = Index::new();
+        for change in &changes {
+            if let Err(error) = index.apply(change) {
+                tracing::warn!(%error, "a stored change does not apply; skipped");
+            }
+        }
+        tracing::info!(
+            revision,
+            objects = index.objects(),
+            relationships = index.relationships(),
+            millis = started.elapsed().as_millis() as u64,
+            "authorization index loaded"
+        );
+        let (applied, _) = watch::channel(revision);
+        Ok(Arc::new(LiveIndex {
+            index: RwLock::new(index),
+            applied,
+            store,
+            poke: Notify::new(),
+            catching_up: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The index, to read. Held briefly: writers wait for readers.
+    pub fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.index
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The newest revision applied here.
+    pub fn applied(&self) -> i64 {
+        *self.applied.borrow()
+    }
+
+    /// Applies every change the store has beyond what is applied.
+    pub async fn catch_up(&self) -> Result<()> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        loop {
+            let from = self.applied();
+            let batch = self.store.changes_after(from, 10_000).await?;
+            let Some(&(last, _)) = batch.last() else {
+                return Ok(());
+            };
+            {
+                let mut index = self
+                    .index
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for (_, change) in &batch {
+                    if let Err(error) = index.apply(change) {
+                        tracing::warn!(%error, "a logged change does not apply; skipped");
+                    }
+                }
+            }
+            // A batch cut in the middle of a revision is finished by the
+            // next round before anyone is told about it.
+            let complete = batch.len() < 10_000;
+            let applied = if complete { last } else { last - 1 };
+            if applied > from {
+                self.applied.send_replace(applied);
+            }
+            if complete {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Follows the change log until shutdown.
+    pub fn spawn_follower(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
+        let live = self.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(POLL) => {}
+                    _ = live.poke.notified() => {}
+                }
+                if let Err(error) = live.catch_up().await {
+                    tracing::warn!(error = %error.message(), "following the change log failed");
+                }
+            }
+        });
+    }
+
+    /// Waits until `revision` is applied here, or fails after the bound.
+    pub async fn wait_for(&self, revision: i64) -> Result<()> {
+        if self.applied() >= revision {
+            return Ok(());
+        }
+        self.poke.notify_one();
+        let mut applied = self.applied.subscribe();
+        match tokio::time::timeout(MAX_WAIT, applied.wait_for(|a| *a >= revision)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::new(
+                Code::Unavailable,
+                "INDEX_BEHIND",
+                "this replica has not caught up with the requested revision yet; retry",
+            )
+            .with_domain(crate::NAME)
+            .with_retry_after(Duration::from_millis(200))),
+        }
+    }
+
+    /// Resolves a request's consistency and waits for it; returns the
+    /// revision the answer reflects.
+    pub async fn at(&self, consistency: Option<&authz_pb::Consistency>) -> Result<i64> {
+        use authz_pb::consistency::Requirement;
+        match consistency.and_then(|c| c.requirement.as_ref()) {
+            None | Some(Requirement::MinimizeLatency(_)) => {}
+            Some(Requirement::AtLeastAsFresh(token)) => {
+                let revision = parse_token(&token.token)?;
+                if revision > self.applied() && revision > self.store.head().await? {
+                    return Err(Error::invalid_field(
+                        "consistency.at_least_as_fresh",
+                        "is from the future: no such revision was written",
+                    ));
+                }
+                self.wait_for(revision).await?;
+            }
+            Some(Requirement::FullyConsistent(_)) => {
+                let head = self.store.head().await?;
+                self.wait_for(head).await?;
+            }
+        }
+        Ok(self.applied())
+    }
+}
+
+/// The token of a revision.
+pub fn token(revision: i64) -> authz_pb::ZedToken {
+    authz_pb::ZedToken {
+        token: format!("r{revision}"),
+    }
+}
+
+/// The revision in a token; anything else is INVALID_ARGUMENT.
+pub fn parse_token(token: &str) -> Result<i64> {
+    token
+        .strip_prefix('r')
+        .filter(|digits| {
+            !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| {
+            Error::invalid_field(
+                "consistency.at_least_as_fresh",
+                "is not a consistency token",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_refused() {
+        assert_eq!(parse_token(&token(42).token).unwrap(), 42);
+        for bad in ["", "r", "42", "r-1", "rx", "r1e3", "r99999999999999999999"] {
+            assert!(parse_token(bad).is_err(), "{bad}");
+        }
+    }
+}

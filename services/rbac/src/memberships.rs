@@ -1,0 +1,638 @@
+//! `MembershipService`: who is in an organization, with which roles.
+//!
+//! The owner role is never assigned or taken here: an organization gets its
+//! owner at creation and changes it only by an ownership transfer (both
+//! arrive as events from the organization service). Removing a member takes
+//! all their access at once: their roles, their teams in the organization
+//! and the project grants made to them there.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::parse_name;
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Change, GrantSubject};
+use crate::live::token;
+use crate::store::MembershipRow;
+use crate::{Caller, Core, NAME, precondition, timestamp};
+
+const OWNER: &str = "roles/owner";
+
+/// The `MembershipService` handler.
+#[derive(Debug, Clone)]
+pub struct MembershipApi(pub Core);
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// ABORTED unless `given` is empty or the current etag.
+pub fn check_etag(given: &str, version: i64) -> Result<()> {
+    if given.is_empty() || given == etag(version) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Code::Aborted,
+            "ETAG_MISMATCH",
+            "the object changed since it was read",
+        )
+        .with_domain(NAME))
+    }
+}
+
+fn role_event(name: &str) -> events::Role {
+    events::Role {
+        role_id: name.rsplit('/').next().unwrap_or(name).to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn membership_ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, "organizations/{}/memberships/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+impl Core {
+    async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
+        let user = self.store.user(&m.user_id).await?.unwrap_or_default();
+        Ok(pb::Membership {
+            name: format!(
+                "organizations/{}/memberships/{}",
+                m.organization_id, m.user_id
+            ),
+            user: format!("users/{}", m.user_id),
+            roles: m.roles.clone(),
+            external: false,
+            user_display_name: user.display_name,
+            user_email: user.email,
+            invitation: m
+                .invitation_id
+                .as_ref()
+                .map(|i| format!("organizations/{}/invitations/{i}", m.organization_id))
+                .unwrap_or_default(),
+            create_time: Some(timestamp(m.created_at_us)),
+            update_time: Some(timestamp(m.updated_at_us)),
+            etag: etag(m.version),
+        })
+    }
+
+    /// Checks a list of roles for an organization: at least one, no
+    /// duplicates, built-in or a custom role of that organization, never
+    /// the owner role.
+    pub(crate) async fn valid_roles(
+        &self,
+        organization_id: &str,
+        roles: &[String],
+        field: &str,
+    ) -> Result<()> {
+        if roles.is_empty() {
+            return Err(Error::invalid_field(field, "must name at least one role"));
+        }
+        let custom = self.store.roles(organization_id).await?;
+        for (i, role) in roles.iter().enumerate() {
+            if roles[..i].contains(role) {
+                return Err(Error::invalid_field(
+                    format!("{field}[{i}]"),
+                    "is named twice",
+                ));
+            }
+            if role == OWNER {
+                return Err(Error::new(
+                    Code::InvalidArgument,
+                    "OWNER_ROLE_RESERVED",
+                    "the owner role changes only through an ownership transfer",
+                )
+                .with_domain(NAME)
+                .with_violation(format!("{field}[{i}]"), "cannot be assigned"));
+            }
+            let built_in = crate::engine::schema::BUILT_IN_ROLES.contains(&role.as_str());
+            if !built_in && !custom.iter().any(|c| c.name() == *role) {
+                return Err(Error::invalid_field(
+                    format!("{field}[{i}]"),
+                    format!("`{role}` is not a role of this organization"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_membership(
+        &self,
+        caller: &Caller,
+        r: pb::CreateMembershipRequest,
+    ) -> Result<(MembershipRow, i64)> {
+        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let input = r
+            .membership
+            .ok_or_else(|| Error::invalid_field("membership", "is required"))?;
+        let user_id = parse_name("membership.user", "users/{}", &input.user)?[0].to_string();
+        self.authorize(
+            caller,
+            ("organization", &organization_id),
+            "organization.members.manage",
+            "organization.read",
+            "organization",
+        )?;
+        if let Some(id) = self
+            .store
+            .replayed(&caller.principal.id, "CreateMembership", &r.request_id)
+            .await?
+            && let Some(existing) = self.store.membership(&organization_id, &id).await?
+        {
+            return Ok((existing, self.index.applied()));
+        }
+        if !self.organization_known(&organization_id) {
+            return Err(Error::not_found("organization").with_domain(NAME));
+        }
+        self.valid_roles(&organization_id, &input.roles, "membership.roles")
+            .await?;
+        let now = now_micros();
+        let row = MembershipRow {
+            organization_id: organization_id.clone(),
+            user_id: user_id.clone(),
+            roles: input.roles.clone(),
+            invitation_id: None,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        let mut tx = self.store.begin().await?;
+        if self
+            .store
+            .membership_in(&mut tx, &organization_id, &user_id)
+            .await?
+            .is_some()
+        {
+            return Err(Error::new(
+                Code::AlreadyExists,
+                "ALREADY_MEMBER",
+                "the user is already a member",
+            )
+            .with_domain(NAME));
+        }
+        self.store.upsert_membership(&mut tx, &row).await?;
+        self.store
+            .remember(
+                &mut tx,
+                &caller.principal.id,
+                "CreateMembership",
+                &r.request_id,
+                &user_id,
+            )
+            .await?;
+        let membership_id = format!("{organization_id}/{user_id}");
+        let event = self
+            .event(
+                caller,
+                "organization.member.added",
+                ("membership", &membership_id),
+                &organization_id,
+                &events::MembershipCreated {
+                    membership_id: membership_id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id: user_id.clone(),
+                    user_display_name: String::new(),
+                    roles: row.roles.iter().map(|r| role_event(r)).collect(),
+                    invitation_id: String::new(),
+                },
+            )
+            .await;
+        let revision = self
+            .write(
+                tx,
+                &[Change::Membership {
+                    organization: organization_id,
+                    user: user_id,
+                    roles: row.roles.clone(),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok((row, revision))
+    }
+
+    /// A membership the caller may see: their own, or any for those who may
+    /// read the organization's members.
+    async fn visible_membership(&self, caller: &Caller, name: &str) -> Result<MembershipRow> {
+        let (organization_id, user_id) = membership_ids("name", name)?;
+        let own = caller.user() == Some(user_id.as_str());
+        if !own {
+            self.authorize(
+                caller,
+                ("organization", &organization_id),
+                "organization.members.read",
+                "organization.members.read",
+                "membership",
+            )?;
+        }
+        self.store
+            .membership(&organization_id, &user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))
+    }
+
+    async fn update_membership(
+        &self,
+        caller: &Caller,
+        r: pb::UpdateMembershipRequest,
+    ) -> Result<(MembershipRow, i64)> {
+        let input = r
+            .membership
+            .ok_or_else(|| Error::invalid_field("membership", "is required"))?;
+        let (organization_id, user_id) = membership_ids("membership.name", &input.name)?;
+        let paths: Vec<&str> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if paths != ["roles"] {
+            return Err(Error::invalid_field(
+                "update_mask",
+                "must be exactly `roles`",
+            ));
+        }
+        self.authorize(
+            caller,
+            ("organization", &organization_id),
+            "organization.members.manage",
+            "organization.members.read",
+            "membership",
+        )?;
+        let current = self
+            .store
+            .membership(&organization_id, &user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
+        check_etag(&input.etag, current.version)?;
+        if current.roles.iter().any(|r| r == OWNER) {
+            return Err(precondition(
+                "OWNER_MEMBERSHIP",
+                "the owner's roles change only through an ownership transfer",
+            ));
+        }
+        self.valid_roles(&organization_id, &input.roles, "membership.roles")
+            .await?;
+        let mut next = current.clone();
+        next.roles = input.roles.clone();
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.store.begin().await?;
+        match self
+            .store
+            .membership_in(&mut tx, &organization_id, &user_id)
+            .await?
+        {
+            Some(now) if now.version == current.version => {}
+            _ => {
+                return Err(Error::new(
+                    Code::Aborted,
+                    "CONCURRENT_UPDATE",
+                    "the membership changed; retry",
+                )
+                .with_domain(NAME));
+            }
+        }
+        self.store.upsert_membership(&mut tx, &next).await?;
+        let membership_id = format!("{organization_id}/{user_id}");
+        let event = self
+            .event(
+                caller,
+                "organization.member.updated",
+                ("membership", &membership_id),
+                &organization_id,
+                &events::MembershipUpdated {
+                    membership_id: membership_id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id: user_id.clone(),
+                    old_roles: current.roles.iter().map(|r| role_event(r)).collect(),
+                    new_roles: next.roles.iter().map(|r| role_event(r)).collect(),
+                },
+            )
+            .await
+            .with_changes(vec![events::FieldChange {
+                field: "roles".into(),
+                before: current.roles.join(","),
+                after: next.roles.join(","),
+            }]);
+        let revision = self
+            .write(
+                tx,
+                &[Change::Membership {
+                    organization: organization_id,
+                    user: user_id,
+                    roles: next.roles.clone(),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok((next, revision))
+    }
+
+    /// Removes a member (or lets a member leave) with all their access in
+    /// the organization.
+    async fn delete_membership(
+        &self,
+        caller: &Caller,
+        name: &str,
+        given_etag: &str,
+    ) -> Result<i64> {
+        let (organization_id, user_id) = membership_ids("name", name)?;
+        let leaving = caller.user() == Some(user_id.as_str());
+        if !leaving {
+            self.authorize(
+                caller,
+                ("organization", &organization_id),
+                "organization.members.manage",
+                "organization.members.read",
+                "membership",
+            )?;
+        }
+        let current = self
+            .store
+            .membership(&organization_id, &user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
+        check_etag(given_etag, current.version)?;
+        if current.roles.iter().any(|r| r == OWNER) {
+            return Err(precondition(
+                "OWNER_CANNOT_LEAVE",
+                "the owner cannot be removed; transfer the ownership first",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        if !self
+            .store
+            .delete_membership(&mut tx, &organization_id, &user_id)
+            .await?
+        {
+            return Err(Error::not_found("membership").with_domain(NAME));
+        }
+        let mut changes = vec![Change::Membership {
+            organization: organization_id.clone(),
+            user: user_id.clone(),
+            roles: Vec::new(),
+        }];
+        for team in self
+            .store
+            .user_teams(&mut tx, &organization_id, &user_id)
+            .await?
+        {
+            self.store
+                .delete_team_member(&mut tx, &team, &user_id)
+                .await?;
+            changes.push(Change::TeamMember {
+                team,
+                user: user_id.clone(),
+                lead: None,
+            });
+        }
+        for grant in self
+            .store
+            .grants_to(&mut tx, &GrantSubject::User(user_id.clone()))
+            .await?
+        {
+            if grant.organization_id == organization_id {
+                self.store.delete_grant(&mut tx, &grant.id).await?;
+                changes.push(Change::ProjectGrant {
+                    project: grant.project_id,
+                    subject: grant.subject,
+                    level: None,
+                });
+            }
+        }
+        let membership_id = format!("{organization_id}/{user_id}");
+        let reason = if leaving {
+            events::membership_deleted::Reason::Left
+        } else {
+            events::membership_deleted::Reason::Removed
+        };
+        let event = self
+            .event(
+                caller,
+                "organization.member.removed",
+                ("membership", &membership_id),
+                &organization_id,
+                &events::MembershipDeleted {
+                    membership_id: membership_id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id,
+                    roles: current.roles.iter().map(|r| role_event(r)).collect(),
+                    reason: reason as i32,
+                },
+            )
+            .await;
+        self.write(tx, &changes, vec![event]).await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::membership_service_server::MembershipService for MembershipApi {
+    async fn create_membership(
+        &self,
+        request: Request<pb::CreateMembershipRequest>,
+    ) -> Result<Response<pb::CreateMembershipResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (row, revision) = self
+            .0
+            .create_membership(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(pb::CreateMembershipResponse {
+            membership: Some(self.0.membership_to_proto(&row).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn get_membership(
+        &self,
+        request: Request<pb::GetMembershipRequest>,
+    ) -> Result<Response<pb::GetMembershipResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let row = self
+            .0
+            .visible_membership(&caller, &request.get_ref().name)
+            .await?;
+        Ok(Response::new(pb::GetMembershipResponse {
+            membership: Some(self.0.membership_to_proto(&row).await?),
+        }))
+    }
+
+    async fn list_memberships(
+        &self,
+        request: Request<pb::ListMembershipsRequest>,
+    ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        self.0.authorize(
+            &caller,
+            ("organization", &organization_id),
+            "organization.members.read",
+            "organization.members.read",
+            "organization",
+        )?;
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!(
+            "members|{organization_id}|{}|{}",
+            r.role, r.include_external
+        );
+        let mut after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let mut found = Vec::new();
+        loop {
+            let batch = self
+                .0
+                .store
+                .memberships(&organization_id, &after, 500)
+                .await?;
+            let exhausted = batch.len() < 500;
+            for m in batch {
+                after = m.user_id.clone();
+                if r.role.is_empty() || m.roles.contains(&r.role) {
+                    found.push(m);
+                }
+                if found.len() > size {
+                    break;
+                }
+            }
+            if exhausted || found.len() > size {
+                break;
+            }
+        }
+        let more = found.len() > size;
+        found.truncate(size);
+        let next_page_token = match (more, found.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.user_id.clone())),
+            _ => String::new(),
+        };
+        let mut memberships = Vec::with_capacity(found.len());
+        for m in &found {
+            memberships.push(self.0.membership_to_proto(m).await?);
+        }
+        if r.include_external && next_page_token.is_empty() {
+            // External users: project grants in the organization to users who
+            // are not members, listed after the members.
+            let mut tx = self.0.store.begin().await?;
+            let mut seen = std::collections::BTreeSet::new();
+            let grants = self
+                .0
+                .store
+                .grants_in_organization(&mut tx, &organization_id)
+                .await?;
+            drop(tx);
+            for grant in grants {
+                if let GrantSubject::User(user) = grant.subject
+                    && self
+                        .0
+                        .store
+                        .membership(&organization_id, &user)
+                        .await?
+                        .is_none()
+                    && seen.insert(user.clone())
+                {
+                    let profile = self.0.store.user(&user).await?.unwrap_or_default();
+                    memberships.push(pb::Membership {
+                        name: format!("organizations/{organization_id}/memberships/{user}"),
+                        user: format!("users/{user}"),
+                        external: true,
+                        user_display_name: profile.display_name,
+                        user_email: profile.email,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        Ok(Response::new(pb::ListMembershipsResponse {
+            memberships,
+            next_page_token,
+        }))
+    }
+
+    async fn update_membership(
+        &self,
+        request: Request<pb::UpdateMembershipRequest>,
+    ) -> Result<Response<pb::UpdateMembershipResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (row, revision) = self
+            .0
+            .update_membership(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(pb::UpdateMembershipResponse {
+            membership: Some(self.0.membership_to_proto(&row).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn delete_membership(
+        &self,
+        request: Request<pb::DeleteMembershipRequest>,
+    ) -> Result<Response<pb::DeleteMembershipResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let revision = self.0.delete_membership(&caller, &r.name, &r.etag).await?;
+        Ok(Response::new(pb::DeleteMembershipResponse {
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn list_user_memberships(
+        &self,
+        request: Request<pb::ListUserMembershipsRequest>,
+    ) -> Result<Response<pb::ListUserMembershipsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let user_id = match r.parent.as_str() {
+            "users/me" => caller.principal.id.clone(),
+            parent => parse_name("parent", "users/{}", parent)?[0].to_string(),
+        };
+        if !caller.is_internal() && caller.user() != Some(user_id.as_str()) {
+            return Err(Error::permission_denied("organization.members.read")
+                .with_domain(NAME)
+                .with_metadata("reason", "a user lists only their own memberships")
+                .into());
+        }
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!("user-members|{user_id}");
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let mut rows = self
+            .0
+            .store
+            .user_memberships(&user_id, &after, size as i64 + 1)
+            .await?;
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.organization_id.clone())),
+            _ => String::new(),
+        };
+        let mut memberships = Vec::with_capacity(rows.len());
+        for m in &rows {
+            memberships.push(self.0.membership_to_proto(m).await?);
+        }
+        Ok(Response::new(pb::ListUserMembershipsResponse {
+            memberships,
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,505 @@
+//! `RoleService`: the built-in roles and an organization's custom roles
+//! (a name and a set of permissions). A custom role someone holds cannot be
+//! deleted unless its holders are reassigned to another role in the same
+//! call.
+
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::schema::BUILT_IN_ROLES;
+use crate::engine::{Change, GrantSubject};
+use crate::live::token;
+use crate::memberships::{check_etag, etag};
+use crate::store::RoleRow;
+use crate::{Caller, Core, NAME, precondition, timestamp};
+
+/// The `RoleService` handler.
+#[derive(Debug, Clone)]
+pub struct RoleApi(pub Core);
+
+fn custom_to_proto(role: &RoleRow, holders: i32) -> pb::Role {
+    pb::Role {
+        name: role.name(),
+        display_name: role.display_name.clone(),
+        description: role.description.clone(),
+        permissions: role.permissions.clone(),
+        built_in: false,
+        member_count: holders,
+        create_time: Some(timestamp(role.created_at_us)),
+        update_time: Some(timestamp(role.updated_at_us)),
+        etag: etag(role.version),
+    }
+}
+
+fn role_ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, "organizations/{}/roles/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+impl Core {
+    fn built_in_to_proto(&self, name: &str) -> Option<pb::Role> {
+        let index = self.index.read();
+        let perms = index.schema().built_in_role(name)?;
+        let title = name.trim_start_matches("roles/");
+        Some(pb::Role {
+            name: name.to_string(),
+            display_name: format!("{}{}", title[..1].to_uppercase(), &title[1..]),
+            description: String::new(),
+            permissions: index
+                .schema()
+                .names(perms)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+            built_in: true,
+            ..Default::default()
+        })
+    }
+
+    fn valid_permissions(&self, permissions: &[String]) -> Result<()> {
+        let index = self.index.read();
+        for (i, permission) in permissions.iter().enumerate() {
+            if index.schema().permission(permission).is_none() {
+                return Err(Error::invalid_field(
+                    format!("role.permissions[{i}]"),
+                    format!("`{permission}` is not a permission"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_role(&self, role: &pb::Role) -> Result<()> {
+        let name = role.display_name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::invalid_field(
+                "role.display_name",
+                "must be 1 to 100 characters",
+            ));
+        }
+        if role.description.chars().count() > 1000 {
+            return Err(Error::invalid_field(
+                "role.description",
+                "must be at most 1000 characters",
+            ));
+        }
+        self.valid_permissions(&role.permissions)
+    }
+
+    async fn custom_role(&self, caller: &Caller, name: &str, permission: &str) -> Result<RoleRow> {
+        let (organization_id, id) = role_ids("name", name)?;
+        self.authorize(
+            caller,
+            ("organization", &organization_id),
+            permission,
+            "organization.read",
+            "role",
+        )?;
+        self.store
+            .role(&organization_id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("role").with_domain(NAME))
+    }
+
+    async fn holders(&self, role: &RoleRow) -> Result<i32> {
+        let mut tx = self.store.begin().await?;
+        let holders = self
+            .store
+            .role_holders(&mut tx, &role.organization_id, &role.name())
+            .await?;
+        Ok(holders.len() as i32)
+    }
+
+    async fn role_event<M: prost::Name>(
+        &self,
+        caller: &Caller,
+        event_type: &'static str,
+        role: &RoleRow,
+        payload: &M,
+    ) -> tenantry_kit::outbox::NewEvent {
+        self.event(
+            caller,
+            event_type,
+            ("role", &role.id),
+            &role.organization_id,
+            payload,
+        )
+        .await
+    }
+}
+
+fn duplicate_name() -> Error {
+    Error::new(
+        Code::AlreadyExists,
+        "ROLE_NAME_TAKEN",
+        "the organization has a role with this name",
+    )
+    .with_domain(NAME)
+    .with_violation("role.display_name", "is in use")
+}
+
+#[tonic::async_trait]
+impl pb::role_service_server::RoleService for RoleApi {
+    async fn create_role(
+        &self,
+        request: Request<pb::CreateRoleRequest>,
+    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let input = r
+            .role
+            .ok_or_else(|| Error::invalid_field("role", "is required"))?;
+        self.0.authorize(
+            &caller,
+            ("organization", &organization_id),
+            "organization.members.manage",
+            "organization.read",
+            "organization",
+        )?;
+        if let Some(id) = self
+            .0
+            .store
+            .replayed(&caller.principal.id, "CreateRole", &r.request_id)
+            .await?
+            && let Some(role) = self.0.store.role(&organization_id, &id).await?
+        {
+            return Ok(Response::new(pb::CreateRoleResponse {
+                role: Some(custom_to_proto(&role, self.0.holders(&role).await?)),
+                written_at: Some(token(self.0.index.applied())),
+            }));
+        }
+        self.0.validate_role(&input)?;
+        let now = now_micros();
+        let role = RoleRow {
+            id: new_id().to_string(),
+            organization_id: organization_id.clone(),
+            display_name: input.display_name.trim().to_string(),
+            description: input.description.clone(),
+            permissions: input.permissions.clone(),
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        let mut tx = self.0.store.begin().await?;
+        self.0
+            .store
+            .upsert_role(&mut tx, &role)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    duplicate_name()
+                } else {
+                    e
+                }
+            })?;
+        self.0
+            .store
+            .remember(
+                &mut tx,
+                &caller.principal.id,
+                "CreateRole",
+                &r.request_id,
+                &role.id,
+            )
+            .await?;
+        let event = self
+            .0
+            .role_event(
+                &caller,
+                "role.created",
+                &role,
+                &events::RoleCreated {
+                    role_id: role.id.clone(),
+                    organization_id: organization_id.clone(),
+                    name: role.display_name.clone(),
+                    permissions: role.permissions.clone(),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::Role {
+                    name: role.name(),
+                    permissions: role.permissions.clone(),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::CreateRoleResponse {
+            role: Some(custom_to_proto(&role, 0)),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn get_role(
+        &self,
+        request: Request<pb::GetRoleRequest>,
+    ) -> Result<Response<pb::GetRoleResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let name = &request.get_ref().name;
+        if let Some(role) = self.0.built_in_to_proto(name) {
+            return Ok(Response::new(pb::GetRoleResponse { role: Some(role) }));
+        }
+        let role = self
+            .0
+            .custom_role(&caller, name, "organization.read")
+            .await?;
+        Ok(Response::new(pb::GetRoleResponse {
+            role: Some(custom_to_proto(&role, self.0.holders(&role).await?)),
+        }))
+    }
+
+    async fn list_roles(
+        &self,
+        request: Request<pb::ListRolesRequest>,
+    ) -> Result<Response<pb::ListRolesResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        self.0.authorize(
+            &caller,
+            ("organization", &organization_id),
+            "organization.read",
+            "organization.read",
+            "organization",
+        )?;
+        let mut roles = Vec::new();
+        if r.kind() != pb::list_roles_request::RoleKind::Custom {
+            roles.extend(
+                BUILT_IN_ROLES
+                    .iter()
+                    .filter_map(|n| self.0.built_in_to_proto(n)),
+            );
+        }
+        if r.kind() != pb::list_roles_request::RoleKind::BuiltIn {
+            for role in self.0.store.roles(&organization_id).await? {
+                let holders = self.0.holders(&role).await?;
+                roles.push(custom_to_proto(&role, holders));
+            }
+        }
+        Ok(Response::new(pb::ListRolesResponse {
+            roles,
+            next_page_token: String::new(),
+        }))
+    }
+
+    async fn update_role(
+        &self,
+        request: Request<pb::UpdateRoleRequest>,
+    ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let input = r
+            .role
+            .ok_or_else(|| Error::invalid_field("role", "is required"))?;
+        if BUILT_IN_ROLES.contains(&input.name.as_str()) {
+            return Err(precondition("BUILT_IN_ROLE", "built-in roles cannot change").into());
+        }
+        let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(Error::invalid_field("update_mask", "must name at least one field").into());
+        }
+        let current = self
+            .0
+            .custom_role(&caller, &input.name, "organization.members.manage")
+            .await?;
+        check_etag(&input.etag, current.version)?;
+        let mut next = current.clone();
+        for (i, path) in paths.iter().enumerate() {
+            match path.as_str() {
+                "display_name" => next.display_name = input.display_name.trim().to_string(),
+                "description" => next.description = input.description.clone(),
+                "permissions" => next.permissions = input.permissions.clone(),
+                other => {
+                    return Err(Error::invalid_field(
+                        format!("update_mask.paths[{i}]"),
+                        format!("`{other}` cannot be updated"),
+                    )
+                    .into());
+                }
+            }
+        }
+        self.0.validate_role(&pb::Role {
+            display_name: next.display_name.clone(),
+            description: next.description.clone(),
+            permissions: next.permissions.clone(),
+            ..Default::default()
+        })?;
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        self.0
+            .store
+            .upsert_role(&mut tx, &next)
+            .await
+            .map_err(|e| {
+                if e.code() == Code::AlreadyExists {
+                    duplicate_name()
+                } else {
+                    e
+                }
+            })?;
+        let event = self
+            .0
+            .role_event(
+                &caller,
+                "role.updated",
+                &next,
+                &events::RoleUpdated {
+                    role_id: next.id.clone(),
+                    organization_id: next.organization_id.clone(),
+                    name: next.display_name.clone(),
+                    old_permissions: current.permissions.clone(),
+                    new_permissions: next.permissions.clone(),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::Role {
+                    name: next.name(),
+                    permissions: next.permissions.clone(),
+                }],
+                vec![event],
+            )
+            .await?;
+        let holders = self.0.holders(&next).await?;
+        Ok(Response::new(pb::UpdateRoleResponse {
+            role: Some(custom_to_proto(&next, holders)),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<pb::DeleteRoleRequest>,
+    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        if BUILT_IN_ROLES.contains(&r.name.as_str()) {
+            return Err(precondition("BUILT_IN_ROLE", "built-in roles cannot be deleted").into());
+        }
+        let role = self
+            .0
+            .custom_role(&caller, &r.name, "organization.members.manage")
+            .await?;
+        check_etag(&r.etag, role.version)?;
+        let name = role.name();
+        if !r.reassign_to.is_empty() {
+            if r.reassign_to == name {
+                return Err(Error::invalid_field("reassign_to", "must be another role").into());
+            }
+            self.0
+                .valid_roles(
+                    &role.organization_id,
+                    std::slice::from_ref(&r.reassign_to),
+                    "reassign_to",
+                )
+                .await?;
+        }
+        let mut tx = self.0.store.begin().await?;
+        let holders = self
+            .0
+            .store
+            .role_holders(&mut tx, &role.organization_id, &name)
+            .await?;
+        if !holders.is_empty() && r.reassign_to.is_empty() {
+            return Err(precondition(
+                "ROLE_IN_USE",
+                "members hold this role; name a role to reassign them to",
+            )
+            .with_metadata("holders", holders.len())
+            .into());
+        }
+        let mut changes = Vec::new();
+        let now = now_micros();
+        for mut m in holders {
+            m.roles.retain(|r| *r != name);
+            if !m.roles.contains(&r.reassign_to) {
+                m.roles.push(r.reassign_to.clone());
+            }
+            m.updated_at_us = now;
+            m.version += 1;
+            self.0.store.upsert_membership(&mut tx, &m).await?;
+            changes.push(Change::Membership {
+                organization: m.organization_id.clone(),
+                user: m.user_id.clone(),
+                roles: m.roles.clone(),
+            });
+        }
+        for grant in self
+            .0
+            .store
+            .grants_to(&mut tx, &GrantSubject::Role(name.clone()))
+            .await?
+        {
+            self.0.store.delete_grant(&mut tx, &grant.id).await?;
+            changes.push(Change::ProjectGrant {
+                project: grant.project_id,
+                subject: grant.subject,
+                level: None,
+            });
+        }
+        self.0.store.delete_role(&mut tx, &role.id).await?;
+        changes.push(Change::RemoveRole { name });
+        let event = self
+            .0
+            .role_event(
+                &caller,
+                "role.deleted",
+                &role,
+                &events::RoleDeleted {
+                    role_id: role.id.clone(),
+                    organization_id: role.organization_id.clone(),
+                    name: role.display_name.clone(),
+                },
+            )
+            .await;
+        let revision = self.0.write(tx, &changes, vec![event]).await?;
+        Ok(Response::new(pb::DeleteRoleResponse {
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn list_permissions(
+        &self,
+        request: Request<pb::ListPermissionsRequest>,
+    ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
+        let _caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let index = self.0.index.read();
+        let schema = index.schema();
+        let permissions = schema
+            .all_permissions()
+            .into_iter()
+            .filter(|(_, _, t)| r.resource_type.is_empty() || *t == r.resource_type)
+            .map(|(name, description, resource_type)| {
+                let bit = schema.permission(name).unwrap_or(0);
+                pb::Permission {
+                    permission: name.to_string(),
+                    description: description.to_string(),
+                    resource_type: resource_type.to_string(),
+                    built_in_roles: BUILT_IN_ROLES
+                        .iter()
+                        .filter(|role| schema.built_in_role(role).is_some_and(|p| p & bit != 0))
+                        .map(|r| r.to_string())
+                        .collect(),
+                    registered: false,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ListPermissionsResponse {
+            permissions,
+            next_page_token: String::new(),
+        }))
+    }
+}

@@ -1,0 +1,99 @@
+//! The rbac service's tables, in both SQL dialects.
+//!
+//! Two kinds of tables: the **state** (memberships, roles, team members,
+//! project grants, and the mirror of the organization tree the index
+//! needs), and the **change log** (`rbac_changes`), the ordered stream of
+//! [`Change`](crate::engine::Change)s every replica's index follows. Each
+//! write transaction takes the next revision from `rbac_revision` under its
+//! row lock, so revisions commit in order and a follower never skips one.
+
+use tenantry_kit::db::Migration;
+
+const V1: &str = "
+CREATE TABLE rbac_revision (
+    id BIGINT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+INSERT INTO rbac_revision (id, value) VALUES (1, 0);
+CREATE TABLE rbac_changes (
+    revision BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (revision, position)
+);
+CREATE TABLE rbac_nodes (
+    object_type TEXT NOT NULL,
+    id TEXT NOT NULL,
+    parent_id TEXT,
+    organization_id TEXT NOT NULL,
+    inherit BIGINT NOT NULL,
+    live BIGINT NOT NULL,
+    PRIMARY KEY (object_type, id)
+);
+CREATE TABLE rbac_memberships (
+    organization_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    invitation_id TEXT,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (organization_id, user_id)
+);
+CREATE INDEX rbac_memberships_user ON rbac_memberships (user_id, organization_id);
+CREATE TABLE rbac_roles (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX rbac_roles_name ON rbac_roles (organization_id, display_name);
+CREATE TABLE rbac_team_members (
+    team_id TEXT NOT NULL,
+    organization_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    lead BIGINT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (team_id, user_id)
+);
+CREATE TABLE rbac_project_grants (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    project_id TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    level TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX rbac_project_grants_subject ON rbac_project_grants (project_id, subject_type, subject_id);
+CREATE TABLE rbac_users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    email_verified BIGINT NOT NULL,
+    deleted BIGINT NOT NULL
+);
+CREATE TABLE rbac_requests (
+    caller TEXT NOT NULL,
+    method TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    PRIMARY KEY (caller, method, request_id)
+);
+";
+
+/// The migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "revision counter and change log, tree mirror, users, memberships, roles, team members, project grants",
+    sqlite: V1,
+    postgres: V1,
+}];

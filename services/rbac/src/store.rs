@@ -1,0 +1,918 @@
+//! The rbac tables: state rows, and the change log the index follows.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use tenantry_kit::db::Database;
+use tenantry_kit::error::{Result, db_error};
+
+use crate::engine::{AccessLevel, Change, GrantSubject};
+
+pub type Tx = Transaction<'static, Any>;
+
+/// A membership row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipRow {
+    pub organization_id: String,
+    pub user_id: String,
+    pub roles: Vec<String>,
+    pub invitation_id: Option<String>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub version: i64,
+}
+
+const MEMBERSHIP_COLUMNS: &str =
+    "organization_id, user_id, roles, invitation_id, created_at_us, updated_at_us, version";
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+fn membership_from_row(row: &AnyRow) -> std::result::Result<MembershipRow, sqlx::Error> {
+    Ok(MembershipRow {
+        organization_id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        roles: decode(&row.try_get::<String, _>(2)?)?,
+        invitation_id: row.try_get(3)?,
+        created_at_us: row.try_get(4)?,
+        updated_at_us: row.try_get(5)?,
+        version: row.try_get(6)?,
+    })
+}
+
+/// A custom role row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleRow {
+    pub id: String,
+    pub organization_id: String,
+    pub display_name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub version: i64,
+}
+
+impl RoleRow {
+    /// The role's resource name, as memberships name it.
+    pub fn name(&self) -> String {
+        format!("organizations/{}/roles/{}", self.organization_id, self.id)
+    }
+}
+
+const ROLE_COLUMNS: &str = "id, organization_id, display_name, description, permissions, \
+    created_at_us, updated_at_us, version";
+
+fn role_from_row(row: &AnyRow) -> std::result::Result<RoleRow, sqlx::Error> {
+    Ok(RoleRow {
+        id: row.try_get(0)?,
+        organization_id: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        description: row.try_get(3)?,
+        permissions: decode(&row.try_get::<String, _>(4)?)?,
+        created_at_us: row.try_get(5)?,
+        updated_at_us: row.try_get(6)?,
+        version: row.try_get(7)?,
+    })
+}
+
+/// A team member row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamMemberRow {
+    pub team_id: String,
+    pub organization_id: String,
+    pub user_id: String,
+    pub lead: bool,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub version: i64,
+}
+
+const TEAM_MEMBER_COLUMNS: &str =
+    "team_id, organization_id, user_id, lead, created_at_us, updated_at_us, version";
+
+fn team_member_from_row(row: &AnyRow) -> std::result::Result<TeamMemberRow, sqlx::Error> {
+    Ok(TeamMemberRow {
+        team_id: row.try_get(0)?,
+        organization_id: row.try_get(1)?,
+        user_id: row.try_get(2)?,
+        lead: row.try_get::<i64, _>(3)? != 0,
+        created_at_us: row.try_get(4)?,
+        updated_at_us: row.try_get(5)?,
+        version: row.try_get(6)?,
+    })
+}
+
+/// A project grant row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GrantRow {
+    pub id: String,
+    pub organization_id: String,
+    pub project_id: String,
+    pub subject: GrantSubject,
+    pub level: AccessLevel,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub version: i64,
+}
+
+const GRANT_COLUMNS: &str = "id, organization_id, project_id, subject_type, subject_id, level, \
+    created_at_us, updated_at_us, version";
+
+pub fn level_name(level: AccessLevel) -> &'static str {
+    match level {
+        AccessLevel::Viewer => "viewer",
+        AccessLevel::Contributor => "contributor",
+        AccessLevel::Admin => "admin",
+    }
+}
+
+fn grant_from_row(row: &AnyRow) -> std::result::Result<GrantRow, sqlx::Error> {
+    let subject_type: String = row.try_get(3)?;
+    let subject_id: String = row.try_get(4)?;
+    let subject = match subject_type.as_str() {
+        "user" => GrantSubject::User(subject_id),
+        "team" => GrantSubject::Team(subject_id),
+        _ => GrantSubject::Role(subject_id),
+    };
+    let level = match row.try_get::<String, _>(5)?.as_str() {
+        "viewer" => AccessLevel::Viewer,
+        "contributor" => AccessLevel::Contributor,
+        _ => AccessLevel::Admin,
+    };
+    Ok(GrantRow {
+        id: row.try_get(0)?,
+        organization_id: row.try_get(1)?,
+        project_id: row.try_get(2)?,
+        subject,
+        level,
+        created_at_us: row.try_get(6)?,
+        updated_at_us: row.try_get(7)?,
+        version: row.try_get(8)?,
+    })
+}
+
+fn subject_parts(subject: &GrantSubject) -> (&'static str, &str) {
+    match subject {
+        GrantSubject::User(id) => ("user", id),
+        GrantSubject::Team(id) => ("team", id),
+        GrantSubject::Role(name) => ("role", name),
+    }
+}
+
+/// A mirrored node of the organization tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    pub object_type: String,
+    pub id: String,
+    pub parent_id: Option<String>,
+    /// The organization the node is (organizations) or belongs to.
+    pub organization_id: String,
+    pub inherit: bool,
+    pub live: bool,
+}
+
+/// The rbac tables.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        self.db.begin().await
+    }
+
+    // The change log.
+
+    /// Appends `changes` as the next revision, inside the caller's
+    /// transaction, and returns it. The UPDATE holds the counter's row lock
+    /// until commit: revisions commit in order.
+    pub async fn log(&self, tx: &mut Tx, changes: &[Change]) -> Result<i64> {
+        let revision: i64 =
+            sqlx::query("UPDATE rbac_revision SET value = value + 1 WHERE id = 1 RETURNING value")
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db_error)?
+                .try_get(0)
+                .map_err(db_error)?;
+        for (position, change) in changes.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO rbac_changes (revision, position, change) VALUES ($1, $2, $3)",
+            )
+            .bind(revision)
+            .bind(position as i64)
+            .bind(serde_json::to_string(change).expect("changes serialize"))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(revision)
+    }
+
+    /// The newest committed revision.
+    pub async fn head(&self) -> Result<i64> {
+        sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)
+    }
+
+    /// Changes after `revision`, in order, at most `limit` rows.
+    pub async fn changes_after(&self, revision: i64, limit: i64) -> Result<Vec<(i64, Change)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT revision, change FROM rbac_changes WHERE revision > $1
+             ORDER BY revision, position LIMIT {limit}"
+        )))
+        .bind(revision)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        rows.iter()
+            .map(|row| {
+                let revision: i64 = row.try_get(0)?;
+                let change: String = row.try_get(1)?;
+                Ok((revision, decode(&change)?))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(db_error)
+    }
+
+    /// Everything the index needs, and the revision it reflects, read in one
+    /// transaction (a consistent snapshot).
+    pub async fn snapshot(&self) -> Result<(i64, Vec<Change>)> {
+        let mut tx = self.db.pool().begin().await.map_err(db_error)?;
+        let head: i64 = sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)?;
+        let mut changes = Vec::new();
+        for row in sqlx::query(
+            "SELECT object_type, id, parent_id, inherit, live FROM rbac_nodes
+             ORDER BY object_type, id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        {
+            let object_type: String = row.try_get(0).map_err(db_error)?;
+            let id: String = row.try_get(1).map_err(db_error)?;
+            let live = row.try_get::<i64, _>(4).map_err(db_error)? != 0;
+            changes.push(Change::Node {
+                object_type: object_type.clone(),
+                id: id.clone(),
+                parent: row.try_get(2).map_err(db_error)?,
+                inherit: row.try_get::<i64, _>(3).map_err(db_error)? != 0,
+            });
+            if !live {
+                changes.push(Change::Live {
+                    object_type,
+                    id,
+                    live,
+                });
+            }
+        }
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles");
+        for role in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .try_map(|row: AnyRow| role_from_row(&row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            changes.push(Change::Role {
+                name: role.name(),
+                permissions: role.permissions,
+            });
+        }
+        let sql = format!("SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships");
+        for m in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            changes.push(Change::Membership {
+                organization: m.organization_id,
+                user: m.user_id,
+                roles: m.roles,
+            });
+        }
+        let sql = format!("SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members");
+        for m in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .try_map(|row: AnyRow| team_member_from_row(&row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            changes.push(Change::TeamMember {
+                team: m.team_id,
+                user: m.user_id,
+                lead: Some(m.lead),
+            });
+        }
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM rbac_project_grants");
+        for g in sqlx::query(sqlx::AssertSqlSafe(sql))
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            changes.push(Change::ProjectGrant {
+                project: g.project_id,
+                subject: g.subject,
+                level: Some(g.level),
+            });
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok((head, changes))
+    }
+
+    // Idempotent requests.
+
+    /// The resource a request id created, if it was seen before.
+    pub async fn replayed(
+        &self,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query("SELECT resource_id FROM rbac_requests WHERE caller = $1 AND method = $2 AND request_id = $3")
+            .bind(caller)
+            .bind(method)
+            .bind(request_id)
+            .try_map(|row: AnyRow| row.try_get(0))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Records what a request id created.
+    pub async fn remember(
+        &self,
+        tx: &mut Tx,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+        resource_id: &str,
+    ) -> Result<()> {
+        if request_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO rbac_requests (caller, method, request_id, resource_id) VALUES ($1, $2, $3, $4)")
+            .bind(caller)
+            .bind(method)
+            .bind(request_id)
+            .bind(resource_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    // The tree mirror.
+
+    pub async fn upsert_node(&self, tx: &mut Tx, node: &NodeRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_nodes (object_type, id, parent_id, organization_id, inherit, live)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (object_type, id) DO UPDATE SET parent_id = $3, organization_id = $4,
+                inherit = $5, live = $6",
+        )
+        .bind(&node.object_type)
+        .bind(&node.id)
+        .bind(&node.parent_id)
+        .bind(&node.organization_id)
+        .bind(i64::from(node.inherit))
+        .bind(i64::from(node.live))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn node(&self, tx: &mut Tx, object_type: &str, id: &str) -> Result<Option<NodeRow>> {
+        sqlx::query(
+            "SELECT object_type, id, parent_id, organization_id, inherit, live FROM rbac_nodes
+             WHERE object_type = $1 AND id = $2",
+        )
+        .bind(object_type)
+        .bind(id)
+        .try_map(|row: AnyRow| {
+            Ok(NodeRow {
+                object_type: row.try_get(0)?,
+                id: row.try_get(1)?,
+                parent_id: row.try_get(2)?,
+                organization_id: row.try_get(3)?,
+                inherit: row.try_get::<i64, _>(4)? != 0,
+                live: row.try_get::<i64, _>(5)? != 0,
+            })
+        })
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)
+    }
+
+    /// The objects whose parent is (type, id), as (type, id).
+    pub async fn children_of(
+        &self,
+        tx: &mut Tx,
+        parent_type: &str,
+        parent_id: &str,
+    ) -> Result<Vec<(String, String)>> {
+        // Built-in types only have organizations as parents.
+        if parent_type != "organization" {
+            return Ok(Vec::new());
+        }
+        sqlx::query("SELECT object_type, id FROM rbac_nodes WHERE parent_id = $1 ORDER BY object_type, id LIMIT 10000")
+            .bind(parent_id)
+            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn delete_node(&self, tx: &mut Tx, object_type: &str, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM rbac_nodes WHERE object_type = $1 AND id = $2")
+            .bind(object_type)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    // Memberships.
+
+    pub async fn membership(
+        &self,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MembershipRow>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+             WHERE organization_id = $1 AND user_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .bind(user_id)
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn membership_in(
+        &self,
+        tx: &mut Tx,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MembershipRow>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+             WHERE organization_id = $1 AND user_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .bind(user_id)
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Members of an organization after `after_user`, by user id.
+    pub async fn memberships(
+        &self,
+        organization_id: &str,
+        after_user: &str,
+        limit: i64,
+    ) -> Result<Vec<MembershipRow>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+             WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT {limit}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .bind(after_user)
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// A user's memberships after `after_org`, by organization id.
+    pub async fn user_memberships(
+        &self,
+        user_id: &str,
+        after_org: &str,
+        limit: i64,
+    ) -> Result<Vec<MembershipRow>> {
+        let sql = format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+             WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT {limit}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .bind(after_org)
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn upsert_membership(&self, tx: &mut Tx, m: &MembershipRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_memberships (organization_id, user_id, roles, invitation_id,
+                created_at_us, updated_at_us, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (organization_id, user_id) DO UPDATE SET roles = $3,
+                updated_at_us = $6, version = $7",
+        )
+        .bind(&m.organization_id)
+        .bind(&m.user_id)
+        .bind(serde_json::to_string(&m.roles).expect("strings serialize"))
+        .bind(&m.invitation_id)
+        .bind(m.created_at_us)
+        .bind(m.updated_at_us)
+        .bind(m.version)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_membership(
+        &self,
+        tx: &mut Tx,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM rbac_memberships WHERE organization_id = $1 AND user_id = $2")
+                .bind(organization_id)
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many members of an organization hold a role.
+    pub async fn role_holders(
+        &self,
+        tx: &mut Tx,
+        organization_id: &str,
+        role: &str,
+    ) -> Result<Vec<MembershipRow>> {
+        let sql =
+            format!("SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships WHERE organization_id = $1");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .try_map(|row: AnyRow| membership_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .filter(|m| m.roles.iter().any(|r| r == role))
+            .collect())
+    }
+
+    // Roles.
+
+    pub async fn role(&self, organization_id: &str, id: &str) -> Result<Option<RoleRow>> {
+        let sql =
+            format!("SELECT {ROLE_COLUMNS} FROM rbac_roles WHERE organization_id = $1 AND id = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .bind(id)
+            .try_map(|row: AnyRow| role_from_row(&row))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn roles(&self, organization_id: &str) -> Result<Vec<RoleRow>> {
+        let sql =
+            format!("SELECT {ROLE_COLUMNS} FROM rbac_roles WHERE organization_id = $1 ORDER BY id");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .try_map(|row: AnyRow| role_from_row(&row))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn upsert_role(&self, tx: &mut Tx, role: &RoleRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_roles (id, organization_id, display_name, description, permissions,
+                created_at_us, updated_at_us, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (id) DO UPDATE SET display_name = $3, description = $4, permissions = $5,
+                updated_at_us = $7, version = $8",
+        )
+        .bind(&role.id)
+        .bind(&role.organization_id)
+        .bind(&role.display_name)
+        .bind(&role.description)
+        .bind(serde_json::to_string(&role.permissions).expect("strings serialize"))
+        .bind(role.created_at_us)
+        .bind(role.updated_at_us)
+        .bind(role.version)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_role(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM rbac_roles WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    // Team members.
+
+    pub async fn team_member(&self, team_id: &str, user_id: &str) -> Result<Option<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1 AND user_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(team_id)
+            .bind(user_id)
+            .try_map(|row: AnyRow| team_member_from_row(&row))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn team_members(
+        &self,
+        team_id: &str,
+        after_user: &str,
+        limit: i64,
+    ) -> Result<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
+             ORDER BY user_id LIMIT {limit}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(team_id)
+            .bind(after_user)
+            .try_map(|row: AnyRow| team_member_from_row(&row))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// The teams of an organization a user is in.
+    pub async fn user_teams(
+        &self,
+        tx: &mut Tx,
+        organization_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>> {
+        sqlx::query(
+            "SELECT team_id FROM rbac_team_members WHERE organization_id = $1 AND user_id = $2",
+        )
+        .bind(organization_id)
+        .bind(user_id)
+        .try_map(|row: AnyRow| row.try_get(0))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error)
+    }
+
+    pub async fn upsert_team_member(&self, tx: &mut Tx, m: &TeamMemberRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_team_members (team_id, organization_id, user_id, lead, created_at_us,
+                updated_at_us, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (team_id, user_id) DO UPDATE SET lead = $4, updated_at_us = $6, version = $7",
+        )
+        .bind(&m.team_id)
+        .bind(&m.organization_id)
+        .bind(&m.user_id)
+        .bind(i64::from(m.lead))
+        .bind(m.created_at_us)
+        .bind(m.updated_at_us)
+        .bind(m.version)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_team_member(
+        &self,
+        tx: &mut Tx,
+        team_id: &str,
+        user_id: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM rbac_team_members WHERE team_id = $1 AND user_id = $2")
+            .bind(team_id)
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    // Project grants.
+
+    pub async fn grant(&self, project_id: &str, id: &str) -> Result<Option<GrantRow>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1 AND id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(id)
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn grants(
+        &self,
+        project_id: &str,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<GrantRow>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1 AND id > $2
+             ORDER BY id LIMIT {limit}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(after_id)
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Grants naming a subject (a user, team or role), in any project.
+    pub async fn grants_to(&self, tx: &mut Tx, subject: &GrantSubject) -> Result<Vec<GrantRow>> {
+        let (kind, id) = subject_parts(subject);
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE subject_type = $1 AND subject_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind)
+            .bind(id)
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    pub async fn insert_grant(&self, tx: &mut Tx, g: &GrantRow) -> Result<()> {
+        let (kind, id) = subject_parts(&g.subject);
+        sqlx::query(
+            "INSERT INTO rbac_project_grants (id, organization_id, project_id, subject_type,
+                subject_id, level, created_at_us, updated_at_us, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&g.id)
+        .bind(&g.organization_id)
+        .bind(&g.project_id)
+        .bind(kind)
+        .bind(id)
+        .bind(level_name(g.level))
+        .bind(g.created_at_us)
+        .bind(g.updated_at_us)
+        .bind(g.version)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn update_grant_level(&self, tx: &mut Tx, g: &GrantRow) -> Result<()> {
+        sqlx::query("UPDATE rbac_project_grants SET level = $2, updated_at_us = $3, version = $4 WHERE id = $1")
+            .bind(&g.id)
+            .bind(level_name(g.level))
+            .bind(g.updated_at_us)
+            .bind(g.version)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn delete_grant(&self, tx: &mut Tx, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM rbac_project_grants WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Every grant in an organization.
+    pub async fn grants_in_organization(
+        &self,
+        tx: &mut Tx,
+        organization_id: &str,
+    ) -> Result<Vec<GrantRow>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE organization_id = $1 ORDER BY id"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Grants of one project, to remove them with it.
+    pub async fn project_grants_in(&self, tx: &mut Tx, project_id: &str) -> Result<Vec<GrantRow>> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .try_map(|row: AnyRow| grant_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Members of one team, to remove them with it.
+    pub async fn team_members_in(&self, tx: &mut Tx, team_id: &str) -> Result<Vec<TeamMemberRow>> {
+        let sql = format!("SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(team_id)
+            .try_map(|row: AnyRow| team_member_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    // Users, as identity's events describe them.
+
+    pub async fn upsert_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_users (id, email, display_name, email_verified, deleted)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (id) DO UPDATE SET email = $2, display_name = $3, email_verified = $4,
+                deleted = $5",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.display_name)
+        .bind(i64::from(user.email_verified))
+        .bind(i64::from(user.deleted))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
+        sqlx::query(
+            "SELECT id, email, display_name, email_verified, deleted FROM rbac_users WHERE id = $1",
+        )
+        .bind(id)
+        .try_map(|row: AnyRow| {
+            Ok(UserRow {
+                id: row.try_get(0)?,
+                email: row.try_get(1)?,
+                display_name: row.try_get(2)?,
+                email_verified: row.try_get::<i64, _>(3)? != 0,
+                deleted: row.try_get::<i64, _>(4)? != 0,
+            })
+        })
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)
+    }
+}
+
+/// A user as rbac knows them (from identity's events).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub deleted: bool,
+}

@@ -1,0 +1,408 @@
+//! `TeamMemberService`: leads and members of a team. A lead manages the
+//! team's members (and only them); organization admins manage every team.
+//! Only members of the team's organization can join it.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::parse_name;
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{Change, TEAM};
+use crate::live::token;
+use crate::memberships::{check_etag, etag};
+use crate::store::TeamMemberRow;
+use crate::{Caller, Core, NAME, precondition, timestamp};
+
+/// The `TeamMemberService` handler.
+#[derive(Debug, Clone)]
+pub struct TeamMemberApi(pub Core);
+
+fn role_of(lead: bool) -> authz_pb::TeamRole {
+    if lead {
+        authz_pb::TeamRole::Lead
+    } else {
+        authz_pb::TeamRole::Member
+    }
+}
+
+fn event_role(lead: bool) -> i32 {
+    if lead {
+        events::TeamRole::Lead as i32
+    } else {
+        events::TeamRole::Member as i32
+    }
+}
+
+fn team_ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, "organizations/{}/teams/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+fn member_ids(field: &str, name: &str) -> Result<(String, String, String)> {
+    let ids = parse_name(field, "organizations/{}/teams/{}/members/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+}
+
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+impl Core {
+    async fn member_to_proto(&self, m: &TeamMemberRow) -> Result<pb::TeamMember> {
+        let user = self.store.user(&m.user_id).await?.unwrap_or_default();
+        Ok(pb::TeamMember {
+            name: format!(
+                "organizations/{}/teams/{}/members/{}",
+                m.organization_id, m.team_id, m.user_id
+            ),
+            user: format!("users/{}", m.user_id),
+            role: role_of(m.lead) as i32,
+            user_display_name: user.display_name,
+            user_email: user.email,
+            create_time: Some(timestamp(m.created_at_us)),
+            update_time: Some(timestamp(m.updated_at_us)),
+            etag: etag(m.version),
+        })
+    }
+
+    /// The team, if it is a live team of the organization the caller may
+    /// act on with `permission`.
+    fn team_access(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        team_id: &str,
+        permission: &str,
+    ) -> Result<()> {
+        let known = {
+            let index = self.index.read();
+            index.node(TEAM, team_id).is_some() && index.within("team", team_id, organization_id)
+        };
+        if !known {
+            return Err(Error::not_found("team").with_domain(NAME));
+        }
+        self.authorize(caller, ("team", team_id), permission, "team.read", "team")
+    }
+
+    async fn team_event<M: prost::Name>(
+        &self,
+        caller: &Caller,
+        event_type: &'static str,
+        m: &TeamMemberRow,
+        payload: &M,
+    ) -> tenantry_kit::outbox::NewEvent {
+        self.event(
+            caller,
+            event_type,
+            ("team", &m.team_id),
+            &m.organization_id,
+            payload,
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
+    async fn add_team_member(
+        &self,
+        request: Request<pb::AddTeamMemberRequest>,
+    ) -> Result<Response<pb::AddTeamMemberResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let (organization_id, team_id) = team_ids("parent", &r.parent)?;
+        let input = r
+            .team_member
+            .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
+        let user_id = parse_name("team_member.user", "users/{}", &input.user)?[0].to_string();
+        self.0
+            .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+        let lead = match input.role() {
+            authz_pb::TeamRole::Lead => true,
+            authz_pb::TeamRole::Member | authz_pb::TeamRole::Unspecified => false,
+        };
+        if self
+            .0
+            .store
+            .membership(&organization_id, &user_id)
+            .await?
+            .is_none()
+        {
+            return Err(precondition(
+                "NOT_A_MEMBER",
+                "only members of the organization can join its teams",
+            )
+            .into());
+        }
+        if let Some(existing) = self.0.store.team_member(&team_id, &user_id).await? {
+            if self
+                .0
+                .store
+                .replayed(&caller.principal.id, "AddTeamMember", &r.request_id)
+                .await?
+                .as_deref()
+                == Some(user_id.as_str())
+            {
+                return Ok(Response::new(pb::AddTeamMemberResponse {
+                    team_member: Some(self.0.member_to_proto(&existing).await?),
+                    written_at: Some(token(self.0.index.applied())),
+                }));
+            }
+            return Err(Error::new(
+                Code::AlreadyExists,
+                "ALREADY_IN_TEAM",
+                "the user is already in the team",
+            )
+            .with_domain(NAME)
+            .into());
+        }
+        let now = now_micros();
+        let row = TeamMemberRow {
+            team_id: team_id.clone(),
+            organization_id: organization_id.clone(),
+            user_id: user_id.clone(),
+            lead,
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        let mut tx = self.0.store.begin().await?;
+        self.0.store.upsert_team_member(&mut tx, &row).await?;
+        self.0
+            .store
+            .remember(
+                &mut tx,
+                &caller.principal.id,
+                "AddTeamMember",
+                &r.request_id,
+                &user_id,
+            )
+            .await?;
+        let event = self
+            .0
+            .team_event(
+                &caller,
+                "team.member.added",
+                &row,
+                &events::TeamMemberAdded {
+                    team_id: team_id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id: user_id.clone(),
+                    role: event_role(lead),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::TeamMember {
+                    team: team_id,
+                    user: user_id,
+                    lead: Some(lead),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::AddTeamMemberResponse {
+            team_member: Some(self.0.member_to_proto(&row).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn get_team_member(
+        &self,
+        request: Request<pb::GetTeamMemberRequest>,
+    ) -> Result<Response<pb::GetTeamMemberResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let (organization_id, team_id, user_id) = member_ids("name", &request.get_ref().name)?;
+        if caller.user() != Some(user_id.as_str()) {
+            self.0
+                .team_access(&caller, &organization_id, &team_id, "team.read")?;
+        }
+        let row = self
+            .0
+            .store
+            .team_member(&team_id, &user_id)
+            .await?
+            .filter(|m| m.organization_id == organization_id)
+            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
+        Ok(Response::new(pb::GetTeamMemberResponse {
+            team_member: Some(self.0.member_to_proto(&row).await?),
+        }))
+    }
+
+    async fn list_team_members(
+        &self,
+        request: Request<pb::ListTeamMembersRequest>,
+    ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (organization_id, team_id) = team_ids("parent", &r.parent)?;
+        self.0
+            .team_access(&caller, &organization_id, &team_id, "team.read")?;
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!("team-members|{team_id}|{}", r.role);
+        let after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let mut rows = self.0.store.team_members(&team_id, &after, 10_000).await?;
+        rows.retain(|m| match r.role() {
+            authz_pb::TeamRole::Lead => m.lead,
+            authz_pb::TeamRole::Member => !m.lead,
+            authz_pb::TeamRole::Unspecified => true,
+        });
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.user_id.clone())),
+            _ => String::new(),
+        };
+        let mut team_members = Vec::with_capacity(rows.len());
+        for m in &rows {
+            team_members.push(self.0.member_to_proto(m).await?);
+        }
+        Ok(Response::new(pb::ListTeamMembersResponse {
+            team_members,
+            next_page_token,
+        }))
+    }
+
+    async fn update_team_member(
+        &self,
+        request: Request<pb::UpdateTeamMemberRequest>,
+    ) -> Result<Response<pb::UpdateTeamMemberResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let input = r
+            .team_member
+            .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
+        let (organization_id, team_id, user_id) = member_ids("team_member.name", &input.name)?;
+        let paths: Vec<&str> = r
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        if paths != ["role"] {
+            return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
+        }
+        self.0
+            .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+        let current = self
+            .0
+            .store
+            .team_member(&team_id, &user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
+        check_etag(&input.etag, current.version)?;
+        let lead = match input.role() {
+            authz_pb::TeamRole::Lead => true,
+            authz_pb::TeamRole::Member => false,
+            authz_pb::TeamRole::Unspecified => {
+                return Err(
+                    Error::invalid_field("team_member.role", "must be LEAD or MEMBER").into(),
+                );
+            }
+        };
+        let mut next = current.clone();
+        next.lead = lead;
+        next.updated_at_us = now_micros();
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        self.0.store.upsert_team_member(&mut tx, &next).await?;
+        let event = self
+            .0
+            .team_event(
+                &caller,
+                "team.member.updated",
+                &next,
+                &events::TeamMemberUpdated {
+                    team_id: team_id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id: user_id.clone(),
+                    old_role: event_role(current.lead),
+                    new_role: event_role(lead),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::TeamMember {
+                    team: team_id,
+                    user: user_id,
+                    lead: Some(lead),
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::UpdateTeamMemberResponse {
+            team_member: Some(self.0.member_to_proto(&next).await?),
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn remove_team_member(
+        &self,
+        request: Request<pb::RemoveTeamMemberRequest>,
+    ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.get_ref();
+        let (organization_id, team_id, user_id) = member_ids("name", &r.name)?;
+        if caller.user() != Some(user_id.as_str()) {
+            self.0
+                .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+        }
+        let current = self
+            .0
+            .store
+            .team_member(&team_id, &user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
+        check_etag(&r.etag, current.version)?;
+        let mut tx = self.0.store.begin().await?;
+        self.0
+            .store
+            .delete_team_member(&mut tx, &team_id, &user_id)
+            .await?;
+        let event = self
+            .0
+            .team_event(
+                &caller,
+                "team.member.removed",
+                &current,
+                &events::TeamMemberRemoved {
+                    team_id: team_id.clone(),
+                    organization_id,
+                    user_id: user_id.clone(),
+                },
+            )
+            .await;
+        let revision = self
+            .0
+            .write(
+                tx,
+                &[Change::TeamMember {
+                    team: team_id,
+                    user: user_id,
+                    lead: None,
+                }],
+                vec![event],
+            )
+            .await?;
+        Ok(Response::new(pb::RemoveTeamMemberResponse {
+            written_at: Some(token(revision)),
+        }))
+    }
+}
