@@ -157,7 +157,13 @@ impl Core {
                 caller,
                 &[
                     (object, permission),
-                    (kind.object(&row.id), kind.read_permission()),
+                    (
+                        kind.object(&row.id),
+                        match kind {
+                            Children::Teams => "team.read",
+                            Children::Projects => PROJECT_READ,
+                        },
+                    ),
                     (
                         Object::Organization(&row.organization_id),
                         ORGANIZATION_READ,

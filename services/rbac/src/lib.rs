@@ -213,26 +213,14 @@ impl Core {
     }
 
     /// The root of an organization's tree, for events (the organization
-    /// itself when unknown).
-    pub(crate) async fn root_of(&self, organization_id: &str) -> String {
-        let mut current = organization_id.to_string();
-        for _ in 0..12 {
-            let Ok(mut tx) = self.store.begin().await else {
-                break;
-            };
-            let node = self
-                .store
-                .node(&mut tx, "organization", &current)
-                .await
-                .ok()
-                .flatten();
-            drop(tx);
-            match node.and_then(|n| n.parent_id) {
-                Some(parent) => current = parent,
-                None => break,
-            }
-        }
-        current
+    /// itself when the index does not know it). Read from the index: a
+    /// database read here could wait on the caller's own open transaction.
+    pub(crate) fn root_of(&self, organization_id: &str) -> String {
+        self.index
+            .read()
+            .root_of(organization_id)
+            .unwrap_or(organization_id)
+            .to_string()
     }
 
     /// Logs `changes` as the next revision and appends `events`, in `tx`;
@@ -270,7 +258,7 @@ impl Core {
             caller.actor(),
             payload,
         )
-        .in_organization(organization_id, self.root_of(organization_id).await)
+        .in_organization(organization_id, self.root_of(organization_id))
         .with_request(caller.request.clone())
     }
 

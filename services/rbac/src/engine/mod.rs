@@ -656,6 +656,16 @@ impl Index {
         })
     }
 
+    /// The id of the root of an organization's tree, if the organization
+    /// is known.
+    pub fn root_of(&self, organization: &str) -> Option<&str> {
+        let mut n = self.node(ORGANIZATION, organization)?;
+        while self.nodes[n as usize].parent != NONE {
+            n = self.nodes[n as usize].parent;
+        }
+        Some(self.keys[n as usize].1.as_ref())
+    }
+
     /// Whether an object is a live organization's own or lies below it.
     pub fn within(&self, object_type: &str, id: &str, organization: &str) -> bool {
         let (Some(kind), Some(org)) = (

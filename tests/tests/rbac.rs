@@ -1,0 +1,1089 @@
+//! The rbac service and its authorization engine end to end, with the real
+//! identity and organization services: the organization's events build the
+//! tree in the index, owners get their membership from
+//! `organization.created`, and every check is a gRPC call. On SQLite and
+//! Postgres; two rbac processes on one Postgres follow the same store.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tenantry::services::ServiceKind;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::identity::v1 as identity_pb;
+use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tenantry_testkit::{Sandbox, Storage, authed, storages};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
+type Members = pb::membership_service_client::MembershipServiceClient<Channel>;
+type Roles = pb::role_service_client::RoleServiceClient<Channel>;
+type TeamMembers = pb::team_member_service_client::TeamMemberServiceClient<Channel>;
+type Grants = pb::project_grant_service_client::ProjectGrantServiceClient<Channel>;
+type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
+
+/// Polls `probe` until it yields `Some`: for what arrives through the
+/// event bus (a new organization reaching the index), never for timing.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..400 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not happen within 10 s");
+}
+
+struct User {
+    id: String,
+    token: String,
+}
+
+struct World {
+    sandbox: Sandbox,
+    channel: Channel,
+}
+
+fn subject(user: &str) -> Option<authz::SubjectReference> {
+    Some(authz::SubjectReference {
+        object: Some(authz::ObjectReference {
+            object_type: "user".into(),
+            object_id: user.into(),
+        }),
+        optional_relation: String::new(),
+    })
+}
+
+fn object(object_type: &str, id: &str) -> Option<authz::ObjectReference> {
+    Some(authz::ObjectReference {
+        object_type: object_type.into(),
+        object_id: id.into(),
+    })
+}
+
+fn fresh(token: &Option<authz::ZedToken>) -> Option<authz::Consistency> {
+    Some(authz::Consistency {
+        requirement: Some(authz::consistency::Requirement::AtLeastAsFresh(
+            token.clone().unwrap(),
+        )),
+    })
+}
+
+fn id(name: &str) -> String {
+    name.rsplit('/').next().unwrap().to_string()
+}
+
+impl World {
+    async fn start(storage: Storage) -> World {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(storage)
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        World { sandbox, channel }
+    }
+
+    async fn user(&self, email: &str) -> User {
+        let mut identity =
+            identity_pb::identity_service_client::IdentityServiceClient::new(self.channel.clone());
+        let response = identity
+            .sign_up(identity_pb::SignUpRequest {
+                email: email.into(),
+                password: "correct horse battery staple".into(),
+                display_name: email.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        User {
+            id: id(&response.user.unwrap().name),
+            token: response.tokens.unwrap().access_token,
+        }
+    }
+
+    fn authz(&self) -> Authz {
+        Authz::new(self.channel.clone())
+    }
+
+    async fn check(
+        &self,
+        user: &User,
+        object_type: &str,
+        object_id: &str,
+        permission: &str,
+        consistency: Option<authz::Consistency>,
+    ) -> Result<bool, tonic::Status> {
+        let response = self
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    consistency,
+                    resource: object(object_type, object_id),
+                    permission: permission.into(),
+                    subject: subject(&user.id),
+                    with_tracing: false,
+                },
+                &user.token,
+            ))
+            .await?
+            .into_inner();
+        Ok(response.permissionship() == authz::Permissionship::Allowed)
+    }
+
+    /// Waits until `user` holds `permission` on the object (its creation
+    /// travels as an event).
+    async fn until_allowed(
+        &self,
+        user: &User,
+        object_type: &str,
+        object_id: &str,
+        permission: &str,
+    ) {
+        eventually(
+            &format!("{permission} on {object_type}:{object_id}"),
+            || async {
+                self.check(user, object_type, object_id, permission, None)
+                    .await
+                    .ok()
+                    .filter(|allowed| *allowed)
+            },
+        )
+        .await;
+    }
+
+    async fn organization(
+        &self,
+        owner: &User,
+        name: &str,
+        parent: Option<&str>,
+    ) -> org::Organization {
+        let created = Orgs::new(self.channel.clone())
+            .create_organization(authed(
+                org::CreateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        display_name: name.into(),
+                        parent: parent
+                            .map(|p| format!("organizations/{p}"))
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap();
+        self.until_allowed(
+            owner,
+            "organization",
+            &id(&created.name),
+            "organization.read",
+        )
+        .await;
+        created
+    }
+
+    async fn project(&self, owner: &User, org_id: &str, name: &str) -> String {
+        let project = org::project_service_client::ProjectServiceClient::new(self.channel.clone())
+            .create_project(authed(
+                org::CreateProjectRequest {
+                    parent: format!("organizations/{org_id}"),
+                    project: Some(org::Project {
+                        display_name: name.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .project
+            .unwrap();
+        let project_id = id(&project.name);
+        self.until_allowed(owner, "project", &project_id, "project.read")
+            .await;
+        project_id
+    }
+
+    async fn add_member(
+        &self,
+        by: &User,
+        org_id: &str,
+        user: &User,
+        roles: &[&str],
+    ) -> Option<authz::ZedToken> {
+        Members::new(self.channel.clone())
+            .create_membership(authed(
+                pb::CreateMembershipRequest {
+                    parent: format!("organizations/{org_id}"),
+                    membership: Some(pb::Membership {
+                        user: format!("users/{}", user.id),
+                        roles: roles.iter().map(|r| r.to_string()).collect(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &by.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .written_at
+    }
+}
+
+#[tokio::test]
+async fn roles_follow_the_matrix_and_removal_ends_access_at_once() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        let rocket = w.project(&ada, &acme_id, "Rocket").await;
+
+        // The owner holds every permission of the matrix's owner column.
+        for permission in [
+            "organization.settings.manage",
+            "organization.ownership.transfer",
+            "billing.manage",
+            "audit.read",
+            "project.create",
+        ] {
+            assert!(
+                w.check(&ada, "organization", &acme_id, permission, None)
+                    .await
+                    .unwrap(),
+                "{permission}"
+            );
+        }
+
+        let token = w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+        let at = || fresh(&token);
+        assert!(
+            w.check(&bob, "project", &rocket, "project.read", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            w.check(&bob, "project", &rocket, "resources.use", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&bob, "organization", &acme_id, "project.create", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(
+                &bob,
+                "organization",
+                &acme_id,
+                "organization.settings.manage",
+                at()
+            )
+            .await
+            .unwrap()
+        );
+
+        // Finance: billing, and no development resources.
+        let updated = Members::new(w.channel.clone())
+            .update_membership(authed(
+                pb::UpdateMembershipRequest {
+                    membership: Some(pb::Membership {
+                        name: format!("organizations/{acme_id}/memberships/{}", bob.id),
+                        roles: vec!["roles/finance".into()],
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["roles".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let at = || fresh(&updated.written_at);
+        assert!(
+            w.check(&bob, "organization", &acme_id, "billing.manage", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&bob, "project", &rocket, "project.read", at())
+                .await
+                .unwrap()
+        );
+
+        // Admin; then removed: nothing is left, at once.
+        let mut members = Members::new(w.channel.clone());
+        let name = format!("organizations/{acme_id}/memberships/{}", bob.id);
+        members
+            .update_membership(authed(
+                pb::UpdateMembershipRequest {
+                    membership: Some(pb::Membership {
+                        name: name.clone(),
+                        roles: vec!["roles/admin".into()],
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["roles".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let removed = members
+            .delete_membership(authed(
+                pb::DeleteMembershipRequest {
+                    name: name.clone(),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let at = || fresh(&removed.written_at);
+        for (object_type, object_id, permission) in [
+            ("organization", acme_id.as_str(), "organization.read"),
+            ("project", rocket.as_str(), "project.read"),
+        ] {
+            assert!(
+                !w.check(&bob, object_type, object_id, permission, at())
+                    .await
+                    .unwrap()
+            );
+        }
+        // The owner cannot be removed or given another role here.
+        let owner = members
+            .delete_membership(authed(
+                pb::DeleteMembershipRequest {
+                    name: format!("organizations/{acme_id}/memberships/{}", ada.id),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(owner.code(), Code::FailedPrecondition);
+        let reserved = members
+            .create_membership(authed(
+                pb::CreateMembershipRequest {
+                    parent: acme.name.clone(),
+                    membership: Some(pb::Membership {
+                        user: format!("users/{}", bob.id),
+                        roles: vec!["roles/owner".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reserved.code(), Code::InvalidArgument);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn roles_flow_down_the_tree_unless_a_child_does_not_inherit() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let root = w.organization(&ada, "Root", None).await;
+        let root_id = id(&root.name);
+        let child = w.organization(&ada, "Child", Some(&root_id)).await;
+        let child_id = id(&child.name);
+        let deep = w.project(&ada, &child_id, "Deep").await;
+        let token = w.add_member(&ada, &root_id, &bob, &["roles/member"]).await;
+        assert!(
+            w.check(&bob, "project", &deep, "project.read", fresh(&token))
+                .await
+                .unwrap()
+        );
+
+        Orgs::new(w.channel.clone())
+            .update_organization(authed(
+                org::UpdateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        name: child.name.clone(),
+                        inherit_access: Some(false),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["inherit_access".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        eventually("the inherit flag reaching the index", || async {
+            (!w.check(&bob, "project", &deep, "project.read", None)
+                .await
+                .unwrap())
+            .then_some(())
+        })
+        .await;
+        // The trace says why.
+        let traced = w
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    resource: object("project", &deep),
+                    permission: "project.read".into(),
+                    subject: subject(&bob.id),
+                    with_tracing: true,
+                    consistency: None,
+                },
+                &bob.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let trace = traced.debug_trace.unwrap();
+        assert!(
+            trace.explanation.contains("does not inherit"),
+            "{}",
+            trace.explanation
+        );
+        // The owner of the root keeps nothing below a stop either, unless a
+        // role is given there; ada created the child, so she owns it.
+        assert!(
+            w.check(&ada, "project", &deep, "project.read", None)
+                .await
+                .unwrap()
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn custom_roles_teams_and_project_grants() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let lee = w.user("lee@example.com").await;
+        let cat = w.user("cat@example.com").await;
+        let guest = w.user("guest@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        let rocket = w.project(&ada, &acme_id, "Rocket").await;
+        let mut roles = Roles::new(w.channel.clone());
+
+        // A custom role, held, then deleted only with a reassignment.
+        let bad = roles
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    parent: acme.name.clone(),
+                    role: Some(pb::Role {
+                        display_name: "Broken".into(),
+                        permissions: vec!["audit.fly".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        let auditor = roles
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    parent: acme.name.clone(),
+                    role: Some(pb::Role {
+                        display_name: "Auditor".into(),
+                        permissions: vec!["organization.read".into(), "audit.read".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .role
+            .unwrap();
+        let token = w
+            .add_member(&ada, &acme_id, &lee, &["roles/member", &auditor.name])
+            .await;
+        assert!(
+            w.check(&lee, "organization", &acme_id, "audit.read", fresh(&token))
+                .await
+                .unwrap()
+        );
+        let in_use = roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    name: auditor.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(in_use.code(), Code::FailedPrecondition);
+        assert_eq!(
+            in_use.get_details_error_info().unwrap().reason,
+            "ROLE_IN_USE"
+        );
+        let deleted = roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    name: auditor.name.clone(),
+                    reassign_to: "roles/member".into(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !w.check(
+                &lee,
+                "organization",
+                &acme_id,
+                "audit.read",
+                fresh(&deleted.written_at)
+            )
+            .await
+            .unwrap()
+        );
+        assert!(
+            w.check(&lee, "organization", &acme_id, "organization.read", None)
+                .await
+                .unwrap()
+        );
+
+        // Teams: a lead manages the team's members, and only them.
+        let team = org::team_service_client::TeamServiceClient::new(w.channel.clone())
+            .create_team(authed(
+                org::CreateTeamRequest {
+                    parent: acme.name.clone(),
+                    team: Some(org::Team {
+                        display_name: "Core".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap();
+        let team_id = id(&team.name);
+        w.until_allowed(&ada, "team", &team_id, "team.manage").await;
+        let mut team_members = TeamMembers::new(w.channel.clone());
+        team_members
+            .add_team_member(authed(
+                pb::AddTeamMemberRequest {
+                    parent: team.name.clone(),
+                    team_member: Some(pb::TeamMember {
+                        user: format!("users/{}", lee.id),
+                        role: authz::TeamRole::Lead as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        // Cat is not a member of Acme yet: she cannot join its teams.
+        let outsider = team_members
+            .add_team_member(authed(
+                pb::AddTeamMemberRequest {
+                    parent: team.name.clone(),
+                    team_member: Some(pb::TeamMember {
+                        user: format!("users/{}", cat.id),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &lee.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(outsider.code(), Code::FailedPrecondition);
+        w.add_member(&ada, &acme_id, &cat, &["roles/finance"]).await;
+        let added = team_members
+            .add_team_member(authed(
+                pb::AddTeamMemberRequest {
+                    parent: team.name.clone(),
+                    team_member: Some(pb::TeamMember {
+                        user: format!("users/{}", cat.id),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &lee.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !w.check(
+                &lee,
+                "team",
+                &team_id,
+                "team.manage",
+                fresh(&added.written_at)
+            )
+            .await
+            .unwrap()
+        );
+
+        // A grant to the team reaches its members; finance-only Cat gets
+        // the project through it.
+        let mut grants = Grants::new(w.channel.clone());
+        let project_name = format!("organizations/{acme_id}/projects/{rocket}");
+        let granted = grants
+            .create_project_grant(authed(
+                pb::CreateProjectGrantRequest {
+                    parent: project_name.clone(),
+                    project_grant: Some(pb::ProjectGrant {
+                        subject: Some(pb::project_grant::Subject::Team(team.name.clone())),
+                        access_level: authz::ProjectAccessLevel::Contributor as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            w.check(
+                &cat,
+                "project",
+                &rocket,
+                "resources.use",
+                fresh(&granted.written_at)
+            )
+            .await
+            .unwrap()
+        );
+
+        // An external user: a grant to someone outside the organization.
+        let external = grants
+            .create_project_grant(authed(
+                pb::CreateProjectGrantRequest {
+                    parent: project_name.clone(),
+                    project_grant: Some(pb::ProjectGrant {
+                        subject: Some(pb::project_grant::Subject::User(format!(
+                            "users/{}",
+                            guest.id
+                        ))),
+                        access_level: authz::ProjectAccessLevel::Viewer as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(external.project_grant.as_ref().unwrap().external);
+        let at = fresh(&external.written_at);
+        assert!(
+            w.check(&guest, "project", &rocket, "project.read", at.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&guest, "project", &rocket, "resources.use", at.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&guest, "organization", &acme_id, "organization.read", at)
+                .await
+                .unwrap()
+        );
+        let found = w
+            .authz()
+            .lookup_resources(authed(
+                authz::LookupResourcesRequest {
+                    resource_type: "project".into(),
+                    permission: "project.read".into(),
+                    subject: subject(&guest.id),
+                    ..Default::default()
+                },
+                &guest.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.resource_ids, vec![rocket.clone()]);
+        let listed = Members::new(w.channel.clone())
+            .list_memberships(authed(
+                pb::ListMembershipsRequest {
+                    parent: acme.name.clone(),
+                    include_external: true,
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .memberships;
+        let guest_entry = listed
+            .iter()
+            .find(|m| m.user == format!("users/{}", guest.id))
+            .unwrap();
+        assert!(guest_entry.external);
+        assert_eq!(guest_entry.user_email, "guest@example.com");
+        assert!(listed.iter().filter(|m| !m.external).count() >= 3);
+
+        // Who may read the project?
+        let subjects = w
+            .authz()
+            .lookup_subjects(authed(
+                authz::LookupSubjectsRequest {
+                    resource: object("project", &rocket),
+                    permission: "project.read".into(),
+                    subject_type: "user".into(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .subjects;
+        let ids: Vec<&str> = subjects.iter().map(|s| s.subject_id.as_str()).collect();
+        for user in [&ada, &lee, &cat, &guest] {
+            assert!(ids.contains(&user.id.as_str()));
+        }
+        assert!(
+            subjects
+                .iter()
+                .any(|s| s.subject_id == guest.id && s.external)
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_questions_are_refused_and_tenants_stay_apart() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let eve = w.user("eve@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        let mut client = w.authz();
+        let ask = |object_type: &str, permission: &str, who: &str| authz::CheckPermissionRequest {
+            resource: object(object_type, &acme_id),
+            permission: permission.into(),
+            subject: subject(who),
+            ..Default::default()
+        };
+        for (object_type, permission) in [
+            ("widget", "organization.read"),
+            ("organization", "organization.fly"),
+            ("organization", "project.read"),
+        ] {
+            let error = client
+                .check_permission(authed(ask(object_type, permission, &ada.id), &ada.token))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                error.code(),
+                Code::InvalidArgument,
+                "{object_type} {permission}"
+            );
+        }
+        // Nobody asks about someone else.
+        let error = client
+            .check_permission(authed(
+                ask("organization", "organization.read", &ada.id),
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied);
+        // Eve about herself on Acme: denied, exactly like an unknown object.
+        for object_id in [acme_id.clone(), tenantry_kit::id::new_id().to_string()] {
+            let answer = client
+                .check_permission(authed(
+                    authz::CheckPermissionRequest {
+                        resource: object("organization", &object_id),
+                        permission: "organization.read".into(),
+                        subject: subject(&eve.id),
+                        ..Default::default()
+                    },
+                    &eve.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(answer.permissionship(), authz::Permissionship::Denied);
+        }
+        // Tokens: garbage and the future are refused.
+        for token in ["garbage", "r99999999"] {
+            let error = client
+                .check_permission(authed(
+                    authz::CheckPermissionRequest {
+                        consistency: Some(authz::Consistency {
+                            requirement: Some(authz::consistency::Requirement::AtLeastAsFresh(
+                                authz::ZedToken {
+                                    token: token.into(),
+                                },
+                            )),
+                        }),
+                        ..ask("organization", "organization.read", &ada.id)
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{token}");
+        }
+        let consistent = client
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    consistency: Some(authz::Consistency {
+                        requirement: Some(authz::consistency::Requirement::FullyConsistent(true)),
+                    }),
+                    ..ask("organization", "organization.read", &ada.id)
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(consistent.permissionship(), authz::Permissionship::Allowed);
+        // Bulk: too many items is a clear error; one bad item does not spoil
+        // the others.
+        let item = |permission: &str| authz::CheckBulkPermissionsRequestItem {
+            resource: object("organization", &acme_id),
+            permission: permission.into(),
+            subject: subject(&ada.id),
+        };
+        let error = client
+            .check_bulk_permissions(authed(
+                authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items: (0..1001).map(|_| item("organization.read")).collect(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument);
+        let pairs = client
+            .check_bulk_permissions(authed(
+                authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items: vec![
+                        item("organization.read"),
+                        item("organization.fly"),
+                        item("billing.manage"),
+                    ],
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .pairs;
+        use authz::check_bulk_permissions_pair::Response as Answer;
+        assert!(
+            matches!(&pairs[0].response, Some(Answer::Item(i)) if i.permissionship() == authz::Permissionship::Allowed)
+        );
+        assert!(
+            matches!(&pairs[1].response, Some(Answer::Error(e)) if e.code == Code::InvalidArgument as i32)
+        );
+        assert!(
+            matches!(&pairs[2].response, Some(Answer::Item(i)) if i.permissionship() == authz::Permissionship::Allowed)
+        );
+
+        // Another tenant's memberships, roles and relationships: NOT_FOUND,
+        // and nothing written.
+        let mut members = Members::new(w.channel.clone());
+        let error = members
+            .create_membership(authed(
+                pb::CreateMembershipRequest {
+                    parent: acme.name.clone(),
+                    membership: Some(pb::Membership {
+                        user: format!("users/{}", eve.id),
+                        roles: vec!["roles/admin".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::NotFound);
+        let error = members
+            .list_memberships(authed(
+                pb::ListMembershipsRequest {
+                    parent: acme.name.clone(),
+                    ..Default::default()
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::NotFound);
+        let error = members
+            .list_user_memberships(authed(
+                pb::ListUserMembershipsRequest {
+                    parent: format!("users/{}", ada.id),
+                    ..Default::default()
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::PermissionDenied);
+        let error = client
+            .read_relationships(authed(
+                authz::ReadRelationshipsRequest {
+                    relationship_filter: Some(authz::RelationshipFilter {
+                        resource_type: "project".into(),
+                        optional_subject_filter: Some(authz::SubjectFilter {
+                            subject_type: "organization".into(),
+                            optional_subject_id: acme_id.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    organization: acme.name.clone(),
+                    ..Default::default()
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::NotFound);
+        assert!(
+            !w.check(&eve, "organization", &acme_id, "organization.read", None)
+                .await
+                .unwrap()
+        );
+        // Her own memberships: the organization made at sign-up.
+        let mine = eventually("eve's first organization", || async {
+            let listed = Members::new(w.channel.clone())
+                .list_user_memberships(authed(
+                    pb::ListUserMembershipsRequest {
+                        parent: "users/me".into(),
+                        ..Default::default()
+                    },
+                    &eve.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .memberships;
+            (!listed.is_empty()).then_some(listed)
+        })
+        .await;
+        assert_eq!(mine[0].roles, vec!["roles/owner"]);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn two_rbac_processes_on_one_postgres_agree_after_at_least_as_fresh() {
+    if !storages().contains(&Storage::Postgres) {
+        return;
+    }
+    let w = World::start(Storage::Postgres).await;
+    let url = w.sandbox.database.url.clone();
+    let identity = format!("http://{}", w.sandbox.server.grpc_addr);
+    let replica = Sandbox::builder()
+        .services(&[ServiceKind::Rbac])
+        .storage(Storage::Postgres)
+        .configure(move |config| {
+            config.database_url = Some(url);
+            config.peers.identity = Some(identity.clone());
+            config.peers.organization = Some(identity);
+        })
+        .start()
+        .await
+        .unwrap();
+    let other = Authz::new(replica.channel().await.unwrap());
+    let ada = w.user("ada@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    let acme = w.organization(&ada, "Acme", None).await;
+    let acme_id = id(&acme.name);
+    let ask = |token: &Option<authz::ZedToken>| {
+        authed(
+            authz::CheckPermissionRequest {
+                consistency: fresh(token),
+                resource: object("organization", &acme_id),
+                permission: "organization.read".into(),
+                subject: subject(&bob.id),
+                with_tracing: false,
+            },
+            &bob.token,
+        )
+    };
+    // Written through the first process, read through the second.
+    let token = w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+    let answer = other
+        .clone()
+        .check_permission(ask(&token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.permissionship(), authz::Permissionship::Allowed);
+    // Revoked through the first: the second, asked at that revision, must
+    // not answer from its older state.
+    let removed = Members::new(w.channel.clone())
+        .delete_membership(authed(
+            pb::DeleteMembershipRequest {
+                name: format!("organizations/{acme_id}/memberships/{}", bob.id),
+                etag: String::new(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = other
+        .clone()
+        .check_permission(ask(&removed.written_at))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.permissionship(), authz::Permissionship::Denied);
+    replica.shutdown().await.unwrap();
+    w.sandbox.shutdown().await.unwrap();
+}
