@@ -1,1 +1,3 @@
 //! End-to-end tests live in tests/tests/.
+
+pub mod bench;

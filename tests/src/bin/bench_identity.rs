@@ -18,7 +18,6 @@
 //! cargo run -p tenantry-tests --bin bench-identity -- --smoke   # CI: just keep it working
 //! ```
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,7 @@ use tenantry_kit::auth::{Expectations, JwkKey, KeySet};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tenantry_testkit::standin::DirectoryStandIn;
 use tenantry_testkit::{Sandbox, authed};
+use tenantry_tests::bench::{channels, histogram, ms, print_table, rate, warm_then_measure};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -97,88 +97,6 @@ impl Plan {
 }
 
 /// The result of one closed-loop measurement.
-struct Run {
-    requests: u64,
-    elapsed: Duration,
-    /// Latency of each request, in microseconds.
-    latency_us: Histogram<u64>,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn quantile_us(&self, q: f64) -> u64 {
-        self.latency_us.value_at_quantile(q)
-    }
-}
-
-fn histogram() -> anyhow::Result<Histogram<u64>> {
-    // 1 µs (or ns) to 100 s, three significant digits.
-    Ok(Histogram::new_with_bounds(1, 100_000_000_000, 3)?)
-}
-
-/// Runs a closed loop: `clients.len()` tasks, each issuing a call, awaiting
-/// it, recording its latency and repeating until `duration` has passed
-/// (every task makes at least one call). `call` gets a clone of its task's
-/// client, the task number and the call number within the task.
-async fn closed_loop<C, F, Fut>(clients: Vec<C>, duration: Duration, call: F) -> anyhow::Result<Run>
-where
-    C: Clone + Send + 'static,
-    F: Fn(C, usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let start = Instant::now();
-    let deadline = start + duration;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (task, client) in clients.into_iter().enumerate() {
-        let call = call.clone();
-        tasks.spawn(async move {
-            let mut latency = histogram()?;
-            for n in 0.. {
-                let sent = Instant::now();
-                call(client.clone(), task, n).await?;
-                let done = Instant::now();
-                latency.saturating_record((done - sent).as_micros() as u64);
-                if done >= deadline {
-                    break;
-                }
-            }
-            anyhow::Ok(latency)
-        });
-    }
-    let mut latency_us = histogram()?;
-    while let Some(joined) = tasks.join_next().await {
-        latency_us.add(joined??)?;
-    }
-    Ok(Run {
-        requests: latency_us.len(),
-        elapsed: start.elapsed(),
-        latency_us,
-    })
-}
-
-/// A warm-up (discarded), then the measurement.
-async fn warm_then_measure<C, F, Fut>(plan: Plan, clients: Vec<C>, call: F) -> anyhow::Result<Run>
-where
-    C: Clone + Send + 'static,
-    F: Fn(C, usize, u64) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    closed_loop(clients.clone(), plan.warmup, call.clone()).await?;
-    closed_loop(clients, plan.measure, call).await
-}
-
-/// One channel (one HTTP/2 connection) per simulated client.
-async fn channels(sandbox: &Sandbox, n: usize) -> anyhow::Result<Vec<Channel>> {
-    let mut channels = Vec::with_capacity(n);
-    for _ in 0..n {
-        channels.push(sandbox.channel().await?);
-    }
-    Ok(channels)
-}
-
 fn email(user: usize) -> String {
     format!("bench-{user}@example.com")
 }
@@ -251,45 +169,6 @@ fn verify_loop(keys: &KeySet, token: &str, plan: Plan) -> anyhow::Result<VerifyR
         elapsed: start.elapsed(),
         batch_mean_ns,
     })
-}
-
-/// Prints an aligned table: the first column left-aligned, the rest right.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.zip(&widths).enumerate() {
-            if i == 0 {
-                out.push_str(&format!("  {cell:<width$}"));
-            } else {
-                out.push_str(&format!("  {cell:>width$}"));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(&mut headers.iter().copied());
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(&mut rule.iter().map(String::as_str));
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
-}
-
-fn rate(per_second: f64) -> String {
-    if per_second >= 100.0 {
-        format!("{per_second:.0}")
-    } else {
-        format!("{per_second:.1}")
-    }
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -373,11 +252,16 @@ async fn main() -> anyhow::Result<()> {
             .map(IdentityClient::new)
             .collect();
         let users = plan.users;
-        let run = warm_then_measure(plan, clients, move |mut client, task, n| async move {
-            // Task t uses users t, t + C, t + 2C, ...: never one another's.
-            let user = (task + n as usize * concurrency) % users;
-            login(&mut client, email(user)).await.map(|_| ())
-        })
+        let run = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            clients,
+            move |mut client, task, n| async move {
+                // Task t uses users t, t + C, t + 2C, ...: never one another's.
+                let user = (task + n as usize * concurrency) % users;
+                login(&mut client, email(user)).await.map(|_| ())
+            },
+        )
         .await?;
         rows.push(vec![
             concurrency.to_string(),
@@ -462,37 +346,52 @@ async fn main() -> anyhow::Result<()> {
         let channels = channels(&sandbox, concurrency).await?;
         let health: Vec<HealthClient<Channel>> =
             channels.iter().cloned().map(HealthClient::new).collect();
-        let health = warm_then_measure(plan, health, |mut client, _, _| async move {
-            client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            Ok(())
-        })
+        let health = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            health,
+            |mut client, _, _| async move {
+                client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await?;
+                Ok(())
+            },
+        )
         .await?;
         let identity: Vec<IdentityClient> = channels.into_iter().map(IdentityClient::new).collect();
         let layer_token = token.clone();
-        let layer_only = warm_then_measure(plan, identity.clone(), move |mut client, _, _| {
-            let token = layer_token.clone();
-            async move {
-                let request = authed(pb::UpdateUserRequest::default(), &token);
-                match client.update_user(request).await {
-                    Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(()),
-                    Err(status) => Err(status.into()),
-                    Ok(_) => bail!("an empty UpdateUser succeeded"),
+        let layer_only = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            identity.clone(),
+            move |mut client, _, _| {
+                let token = layer_token.clone();
+                async move {
+                    let request = authed(pb::UpdateUserRequest::default(), &token);
+                    match client.update_user(request).await {
+                        Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(()),
+                        Err(status) => Err(status.into()),
+                        Ok(_) => bail!("an empty UpdateUser succeeded"),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         let me_token = token.clone();
-        let me = warm_then_measure(plan, identity, move |mut client, _, _| {
-            let token = me_token.clone();
-            async move {
-                client.me(authed(pb::MeRequest {}, &token)).await?;
-                Ok(())
-            }
-        })
+        let me = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            identity,
+            move |mut client, _, _| {
+                let token = me_token.clone();
+                async move {
+                    client.me(authed(pb::MeRequest {}, &token)).await?;
+                    Ok(())
+                }
+            },
+        )
         .await?;
         let health_p50 = health.quantile_us(0.5) as i64;
         for (rpc, run) in [
@@ -538,25 +437,30 @@ async fn main() -> anyhow::Result<()> {
             .into_iter()
             .map(IdentityClient::new)
             .collect();
-        let run = warm_then_measure(plan, clients, move |mut client, _, n| async move {
-            let email = if known {
-                email(0)
-            } else {
-                format!("nobody-{n}@example.com")
-            };
-            let attempt = client
-                .login(pb::LoginRequest {
-                    email,
-                    password: "not the password at all".into(),
-                    ..Default::default()
-                })
-                .await;
-            match attempt {
-                Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(()),
-                Err(status) => Err(status.into()),
-                Ok(_) => bail!("a wrong password signed in"),
-            }
-        })
+        let run = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            clients,
+            move |mut client, _, n| async move {
+                let email = if known {
+                    email(0)
+                } else {
+                    format!("nobody-{n}@example.com")
+                };
+                let attempt = client
+                    .login(pb::LoginRequest {
+                        email,
+                        password: "not the password at all".into(),
+                        ..Default::default()
+                    })
+                    .await;
+                match attempt {
+                    Err(status) if status.code() == tonic::Code::Unauthenticated => Ok(()),
+                    Err(status) => Err(status.into()),
+                    Ok(_) => bail!("a wrong password signed in"),
+                }
+            },
+        )
         .await?;
         rows.push(vec![
             case.to_string(),
@@ -608,28 +512,38 @@ async fn main() -> anyhow::Result<()> {
         let channels = channels(&sandbox, concurrency).await?;
         let health: Vec<HealthClient<Channel>> =
             channels.iter().cloned().map(HealthClient::new).collect();
-        let health = warm_then_measure(plan, health, |mut client, _, _| async move {
-            client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            Ok(())
-        })
-        .await?;
-        let clients: Vec<ApiKeyClient> = channels.into_iter().map(ApiKeyClient::new).collect();
-        let key = secret.clone();
-        let exchange = warm_then_measure(plan, clients, move |mut client, _, _| {
-            let key = key.clone();
-            async move {
+        let health = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            health,
+            |mut client, _, _| async move {
                 client
-                    .authenticate_api_key(pb::AuthenticateApiKeyRequest {
-                        secret: key.to_string(),
+                    .check(HealthCheckRequest {
+                        service: String::new(),
                     })
                     .await?;
                 Ok(())
-            }
-        })
+            },
+        )
+        .await?;
+        let clients: Vec<ApiKeyClient> = channels.into_iter().map(ApiKeyClient::new).collect();
+        let key = secret.clone();
+        let exchange = warm_then_measure(
+            plan.warmup,
+            plan.measure,
+            clients,
+            move |mut client, _, _| {
+                let key = key.clone();
+                async move {
+                    client
+                        .authenticate_api_key(pb::AuthenticateApiKeyRequest {
+                            secret: key.to_string(),
+                        })
+                        .await?;
+                    Ok(())
+                }
+            },
+        )
         .await?;
         for (rpc, run) in [("Health/Check", &health), ("AuthenticateApiKey", &exchange)] {
             rows.push(vec![
