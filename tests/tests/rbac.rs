@@ -1087,3 +1087,372 @@ async fn two_rbac_processes_on_one_postgres_agree_after_at_least_as_fresh() {
     replica.shutdown().await.unwrap();
     w.sandbox.shutdown().await.unwrap();
 }
+
+type Invitations = pb::invitation_service_client::InvitationServiceClient<Channel>;
+
+fn invite(
+    org_name: &str,
+    email: &str,
+    teams: Vec<pb::InvitationTeam>,
+) -> pb::CreateInvitationRequest {
+    pb::CreateInvitationRequest {
+        parent: org_name.into(),
+        invitation: Some(pb::Invitation {
+            email: email.into(),
+            roles: vec!["roles/member".into()],
+            teams,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verified_email() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        let team = org::team_service_client::TeamServiceClient::new(w.channel.clone())
+            .create_team(authed(
+                org::CreateTeamRequest {
+                    parent: acme.name.clone(),
+                    team: Some(org::Team {
+                        display_name: "Core".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap();
+        w.until_allowed(&ada, "team", &id(&team.name), "team.manage")
+            .await;
+        let mut invitations = Invitations::new(w.channel.clone());
+
+        let invitation = invitations
+            .create_invitation(authed(
+                invite(
+                    &acme.name,
+                    "New.Hire@Example.com",
+                    vec![pb::InvitationTeam {
+                        team: team.name.clone(),
+                        role: authz::TeamRole::Member as i32,
+                    }],
+                ),
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        assert_eq!(invitation.email, "new.hire@example.com");
+        assert_eq!(invitation.state, pb::invitation::State::Pending as i32);
+        let token = w
+            .sandbox
+            .mail_token("new.hire@example.com", "invitation")
+            .expect("the invitation was mailed");
+        // Stored hashed: the token is nowhere in the database.
+        {
+            use sqlx::Row;
+            let db = w.sandbox.database.connect().await.unwrap();
+            let stored: String = sqlx::query("SELECT token_hash FROM rbac_invitations")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+            assert_ne!(stored, token);
+            assert_eq!(stored, tenantry_kit::secret::hash_token(&token));
+            db.close().await;
+        }
+        // One pending invitation per address; a second is refused.
+        let twice = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "new.hire@example.com", vec![]),
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(twice.code(), Code::AlreadyExists);
+        // Resending at once is rate-limited, with a retry delay.
+        let resend = invitations
+            .resend_invitation(authed(
+                pb::ResendInvitationRequest {
+                    name: invitation.name.clone(),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(resend.code(), Code::ResourceExhausted);
+        assert!(resend.get_details_retry_info().is_some());
+        let too_long = invitations
+            .create_invitation(authed(
+                pb::CreateInvitationRequest {
+                    expire_after: Some(prost_types::Duration {
+                        seconds: 31 * 86_400,
+                        nanos: 0,
+                    }),
+                    ..invite(&acme.name, "later@example.com", vec![])
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(too_long.code(), Code::InvalidArgument);
+        let owner_role = invitations
+            .create_invitation(authed(
+                pb::CreateInvitationRequest {
+                    invitation: Some(pb::Invitation {
+                        email: "boss@example.com".into(),
+                        roles: vec!["roles/owner".into()],
+                        ..Default::default()
+                    }),
+                    ..invite(&acme.name, "", vec![])
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(owner_role.code(), Code::InvalidArgument);
+
+        // A signed-in user with another email cannot take it.
+        let eve = w.user("eve@example.com").await;
+        let wrong = invitations
+            .accept_invitation(authed(
+                pb::AcceptInvitationRequest {
+                    token: token.clone(),
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::PermissionDenied);
+
+        // Sign-up through the invitation: a verified user, a member with
+        // the invited role, in the invited team.
+        let mut identity =
+            identity_pb::identity_service_client::IdentityServiceClient::new(w.channel.clone());
+        let signed_up = identity
+            .sign_up(identity_pb::SignUpRequest {
+                email: "new.hire@example.com".into(),
+                password: "correct horse battery staple".into(),
+                display_name: "New Hire".into(),
+                invitation_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let hire = User {
+            id: id(&signed_up.user.unwrap().name),
+            token: signed_up.tokens.unwrap().access_token,
+        };
+        let membership = eventually("the invited membership", || async {
+            Members::new(w.channel.clone())
+                .get_membership(authed(
+                    pb::GetMembershipRequest {
+                        name: format!("organizations/{acme_id}/memberships/{}", hire.id),
+                    },
+                    &hire.token,
+                ))
+                .await
+                .ok()
+        })
+        .await
+        .into_inner()
+        .membership
+        .unwrap();
+        assert_eq!(membership.roles, vec!["roles/member"]);
+        assert!(membership.invitation.ends_with(&id(&invitation.name)));
+        assert!(
+            w.check(&hire, "team", &id(&team.name), "team.read", None)
+                .await
+                .unwrap()
+        );
+        // Single use: the token is spent.
+        let again = invitations
+            .lookup_invitation(authed(
+                pb::LookupInvitationRequest {
+                    token: token.clone(),
+                },
+                &hire.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), Code::NotFound);
+        let listed = invitations
+            .list_invitations(authed(
+                pb::ListInvitationsRequest {
+                    parent: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations;
+        assert_eq!(listed[0].state, pb::invitation::State::Accepted as i32);
+
+        // Revoked invitations stop working; allowed domains are enforced.
+        let second = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "temp@example.com", vec![]),
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        let temp_token = w
+            .sandbox
+            .mail_token("temp@example.com", "invitation")
+            .unwrap();
+        invitations
+            .revoke_invitation(authed(
+                pb::RevokeInvitationRequest {
+                    name: second.name.clone(),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let revoked = invitations
+            .lookup_invitation(authed(
+                pb::LookupInvitationRequest { token: temp_token },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(revoked.code(), Code::NotFound);
+        Orgs::new(w.channel.clone())
+            .update_organization(authed(
+                org::UpdateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        name: acme.name.clone(),
+                        settings: Some(org::OrganizationSettings {
+                            allowed_email_domains: vec!["example.com".into()],
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["settings.allowed_email_domains".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let foreign = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "spy@other.test", vec![]),
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(foreign.code(), Code::FailedPrecondition);
+        assert_eq!(
+            foreign.get_details_error_info().unwrap().reason,
+            "EMAIL_DOMAIN_NOT_ALLOWED"
+        );
+        // A member may not invite; a stranger does not even see the
+        // organization.
+        let by_member = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "friend@example.com", vec![]),
+                &hire.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(by_member.code(), Code::PermissionDenied);
+        let by_stranger = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "friend@example.com", vec![]),
+                &eve.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(by_stranger.code(), Code::NotFound);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn ownership_transfer_moves_the_owner_role() {
+    let w = World::start(Storage::Sqlite).await;
+    let ada = w.user("ada@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    let acme = w.organization(&ada, "Acme", None).await;
+    let acme_id = id(&acme.name);
+    w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+    let mut orgs = Orgs::new(w.channel.clone());
+    let transfer = orgs
+        .transfer_ownership(authed(
+            org::TransferOwnershipRequest {
+                name: acme.name.clone(),
+                new_owner: format!("users/{}", bob.id),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ownership_transfer
+        .unwrap();
+    let token = w
+        .sandbox
+        .mail_token("bob@example.com", "ownership_transfer")
+        .unwrap();
+    orgs.accept_ownership_transfer(authed(
+        org::AcceptOwnershipTransferRequest {
+            name: transfer.name,
+            token,
+        },
+        &bob.token,
+    ))
+    .await
+    .unwrap();
+    w.until_allowed(
+        &bob,
+        "organization",
+        &acme_id,
+        "organization.ownership.transfer",
+    )
+    .await;
+    assert!(
+        !w.check(
+            &ada,
+            "organization",
+            &acme_id,
+            "organization.ownership.transfer",
+            None
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        w.check(
+            &ada,
+            "organization",
+            &acme_id,
+            "organization.settings.manage",
+            None
+        )
+        .await
+        .unwrap()
+    );
+    w.sandbox.shutdown().await.unwrap();
+}

@@ -18,8 +18,10 @@ pub mod authz;
 pub mod directory;
 pub mod engine;
 pub mod grants;
+pub mod invitations;
 pub mod live;
 pub mod memberships;
+pub mod peers;
 pub mod roles;
 pub mod schema;
 pub mod store;
@@ -51,9 +53,39 @@ pub const NAME: &str = "rbac";
 pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 
 /// Options of the rbac service (the `[rbac]` table of the config file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Options {}
+pub struct Options {
+    /// The least time between two sends of one invitation, in seconds.
+    /// Default: 60.
+    pub resend_interval_secs: u32,
+    /// How many times one invitation may be sent, the first included.
+    /// Default: 5.
+    pub max_sends: u32,
+    /// Outgoing mail (invitation tokens).
+    pub mailer: tenantry_mail::MailerOptions,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            resend_interval_secs: 60,
+            max_sends: 5,
+            mailer: tenantry_mail::MailerOptions::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the values, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (1..=100).contains(&self.max_sends),
+            "invalid configuration: `rbac.max_sends` must be from 1 to 100"
+        );
+        self.mailer.validate("rbac.mailer")
+    }
+}
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -62,6 +94,9 @@ pub struct Core {
     index: Arc<LiveIndex>,
     outbox: Outbox,
     page_tokens: PageTokens,
+    peers: peers::Peers,
+    mailer: Arc<dyn tenantry_mail::Mailer>,
+    options: Arc<Options>,
 }
 
 /// The running rbac service.
@@ -72,7 +107,8 @@ pub struct Service {
 
 /// Builds the service: loads the index, follows the change log, consumes
 /// the organization and identity events, relays the outbox.
-pub async fn build(ctx: &ServiceContext, _options: &Options) -> anyhow::Result<Service> {
+pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
+    options.validate()?;
     let outbox = Outbox::new(NAME);
     ctx.spawn_relay(&outbox);
     let store = Store::new(ctx.db.clone());
@@ -83,6 +119,9 @@ pub async fn build(ctx: &ServiceContext, _options: &Options) -> anyhow::Result<S
         index,
         outbox,
         page_tokens: ctx.page_tokens.clone(),
+        peers: peers::Peers::new(&ctx.peers)?,
+        mailer: tenantry_mail::build(&options.mailer, "rbac.mailer", ctx.data_dir.clone())?,
+        options: Arc::new(options.clone()),
     };
     directory::spawn(ctx, core.clone());
     Ok(Service { core })
@@ -111,7 +150,9 @@ impl Service {
             )
         ));
         routes.add(configure_server!(
-            rbac_pb::invitation_service_server::InvitationServiceServer::new(InvitationApi)
+            rbac_pb::invitation_service_server::InvitationServiceServer::new(
+                invitations::InvitationApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
             authz_pb::authorization_service_server::AuthorizationServiceServer::new(
@@ -138,6 +179,8 @@ impl Service {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
+    /// The caller's own verified token, for calls made on their behalf.
+    pub bearer: Option<tenantry_kit::auth::BearerToken>,
     pub request: events::RequestContext,
 }
 
@@ -145,6 +188,7 @@ impl Caller {
     pub fn from_request<T>(request: &tonic::Request<T>) -> Result<Caller> {
         Ok(Caller {
             principal: Principal::from_request(request)?.clone(),
+            bearer: tenantry_kit::auth::BearerToken::from_request(request).cloned(),
             request: tenantry_kit::request::request_context(request),
         })
     }
@@ -280,14 +324,6 @@ pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
         nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
     }
 }
-
-/// The `InvitationService` handler: not implemented yet (answers
-/// UNIMPLEMENTED), see the service README.
-#[derive(Debug, Clone)]
-struct InvitationApi;
-
-#[tonic::async_trait]
-impl rbac_pb::invitation_service_server::InvitationService for InvitationApi {}
 
 /// The `SchemaService` handler: not implemented yet (answers
 /// UNIMPLEMENTED), see the service README.

@@ -60,7 +60,7 @@ fn membership_ids(field: &str, name: &str) -> Result<(String, String)> {
 struct After(String);
 
 impl Core {
-    async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
+    pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::Membership {
             name: format!(

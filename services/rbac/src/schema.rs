@@ -81,6 +81,29 @@ CREATE TABLE rbac_users (
     email_verified BIGINT NOT NULL,
     deleted BIGINT NOT NULL
 );
+CREATE TABLE rbac_invitations (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    organization_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    teams TEXT NOT NULL,
+    state TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    inviter_id TEXT NOT NULL,
+    expires_at_us BIGINT NOT NULL,
+    lifetime_us BIGINT NOT NULL,
+    send_count BIGINT NOT NULL,
+    last_sent_at_us BIGINT NOT NULL,
+    accepted_by TEXT,
+    closed_at_us BIGINT,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX rbac_invitations_pending ON rbac_invitations (organization_id, email) WHERE state = 'pending';
+CREATE UNIQUE INDEX rbac_invitations_token ON rbac_invitations (token_hash);
+CREATE INDEX rbac_invitations_organization ON rbac_invitations (organization_id, id);
 CREATE TABLE rbac_requests (
     caller TEXT NOT NULL,
     method TEXT NOT NULL,
@@ -93,7 +116,7 @@ CREATE TABLE rbac_requests (
 /// The migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    description: "revision counter and change log, tree mirror, users, memberships, roles, team members, project grants",
+    description: "revision counter and change log, tree mirror, users, memberships, roles, team members, project grants, invitations",
     sqlite: V1,
     postgres: V1,
 }];

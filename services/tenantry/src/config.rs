@@ -172,6 +172,7 @@ impl Config {
         }
         self.identity.validate()?;
         self.organization.validate()?;
+        self.rbac.validate()?;
         anyhow::ensure!(
             self.database.max_connections > 0,
             "invalid configuration: `database.max_connections` must be at least 1"

@@ -1,0 +1,155 @@
+//! What rbac asks other services, always with the caller's own token: an
+//! organization's name and invitation settings (organization), a user's
+//! verified email (identity), and whether a seat is left (billing).
+//! Failures close: no answer means no invitation, never a skipped check.
+
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
+use tenantry_proto::tenantry::identity::v1 as identity_pb;
+use tenantry_proto::tenantry::organization::v1 as org_pb;
+use tonic::transport::Channel;
+
+use crate::{Caller, NAME};
+
+/// The clients.
+#[derive(Debug, Clone)]
+pub struct Peers {
+    identity: Channel,
+    organization: Channel,
+    billing: Channel,
+}
+
+/// What invitations need to know about an organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationInfo {
+    pub display_name: String,
+    pub allowed_email_domains: Vec<String>,
+}
+
+fn unavailable(what: &'static str, status: tonic::Status) -> Error {
+    Error::new(
+        Code::Unavailable,
+        "DEPENDENCY_UNAVAILABLE",
+        format!("{what} is unavailable"),
+    )
+    .with_domain(NAME)
+    .with_source(anyhow::anyhow!("{}: {}", status.code(), status.message()))
+}
+
+fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+fn request<T>(caller: &Caller, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = &caller.bearer
+        && let Ok(value) = format!("Bearer {}", token.0).parse()
+    {
+        request.metadata_mut().insert("authorization", value);
+    }
+    tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+    request
+}
+
+impl Peers {
+    pub fn new(peers: &tenantry_kit::service::Peers) -> anyhow::Result<Peers> {
+        Ok(Peers {
+            identity: channel(&peers.identity)?,
+            organization: channel(&peers.organization)?,
+            billing: channel(&peers.billing)?,
+        })
+    }
+
+    /// An organization as the caller may read it; `None` when they may not.
+    pub async fn organization(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+    ) -> Result<Option<OrganizationInfo>> {
+        let mut client = org_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
+        );
+        match client
+            .get_organization(request(
+                caller,
+                org_pb::GetOrganizationRequest {
+                    name: format!("organizations/{organization_id}"),
+                },
+            ))
+            .await
+        {
+            Ok(response) => {
+                let org = response.into_inner().organization.unwrap_or_default();
+                Ok(Some(OrganizationInfo {
+                    display_name: org.display_name,
+                    allowed_email_domains: org
+                        .settings
+                        .map(|s| s.allowed_email_domains)
+                        .unwrap_or_default(),
+                }))
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+            Err(status) => Err(unavailable("the organization service", status)),
+        }
+    }
+
+    /// The calling user's email, if it is verified.
+    pub async fn verified_email(&self, caller: &Caller) -> Result<Option<String>> {
+        let mut client =
+            identity_pb::identity_service_client::IdentityServiceClient::new(self.identity.clone());
+        let user = client
+            .get_user(request(
+                caller,
+                identity_pb::GetUserRequest {
+                    name: "users/me".into(),
+                },
+            ))
+            .await
+            .map_err(|status| unavailable("the identity service", status))?
+            .into_inner()
+            .user
+            .unwrap_or_default();
+        Ok(user.email_verified.then_some(user.email.to_lowercase()))
+    }
+
+    /// Succeeds when the organization has a seat left for one more person.
+    pub async fn ensure_seat(&self, caller: &Caller, organization_id: &str) -> Result<()> {
+        let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
+            self.billing.clone(),
+        );
+        let answer = match client
+            .check_quota(request(
+                caller,
+                billing_pb::CheckQuotaRequest {
+                    organization: format!("organizations/{organization_id}"),
+                    metric: billing_pb::Metric::Members as i32,
+                    delta: 1,
+                },
+            ))
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            // A deployment without billing has no seat limits.
+            Err(status) if status.code() == tonic::Code::Unimplemented => return Ok(()),
+            Err(status) => return Err(unavailable("the billing service", status)),
+        };
+        if answer.allowed {
+            return Ok(());
+        }
+        let mut error = Error::new(
+            Code::ResourceExhausted,
+            "SEAT_LIMIT_REACHED",
+            "the plan has no seat left",
+        )
+        .with_domain(NAME)
+        .with_metadata("used", answer.used);
+        if let Some(limit) = answer.limit {
+            error = error.with_metadata("limit", limit);
+        }
+        Err(error)
+    }
+}
