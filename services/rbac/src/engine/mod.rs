@@ -28,7 +28,10 @@ use std::collections::hash_map::Entry;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
-pub use schema::{AccessLevel, ORGANIZATION, PROJECT, Perms, Schema, TEAM, TypeId};
+pub use schema::{
+    AccessLevel, Grantor, ORGANIZATION, PROJECT, PermissionDefinition, Perms, Schema, SchemaError,
+    TEAM, TypeDefinition, TypeId,
+};
 
 /// A node's compact id.
 pub type NodeId = u32;
@@ -79,6 +82,8 @@ pub enum Change {
         user: String,
         lead: Option<bool>,
     },
+    /// A resource type registered by an internal service.
+    RegisterType { definition: TypeDefinition },
     /// A project grant; `None` removes it.
     ProjectGrant {
         project: String,
@@ -164,11 +169,11 @@ pub struct Index {
     user_teams: FxHashMap<SubjectId, Vec<NodeId>>,
     /// (user, project) → level.
     user_grants: FxHashMap<(SubjectId, NodeId), AccessLevel>,
-    /// (team, project) → bits.
-    team_grants: FxHashMap<(NodeId, NodeId), Perms>,
+    /// (team, project) → level.
+    team_grants: FxHashMap<(NodeId, NodeId), AccessLevel>,
     team_projects: FxHashMap<NodeId, Vec<NodeId>>,
-    /// (role, project) → bits.
-    role_grants: FxHashMap<(RoleId, NodeId), Perms>,
+    /// (role, project) → level.
+    role_grants: FxHashMap<(RoleId, NodeId), AccessLevel>,
     role_projects: FxHashMap<RoleId, Vec<NodeId>>,
     relationships: usize,
 }
@@ -187,6 +192,8 @@ pub enum IndexError {
     },
     #[error("unknown role `{0}`")]
     UnknownRole(String),
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
 }
 
 fn push_unique(list: &mut Vec<NodeId>, value: NodeId) {
@@ -345,11 +352,30 @@ impl Index {
                     self.remove_node(n);
                 }
             }
+            Change::RegisterType { definition } => {
+                let kind = self.schema.register(definition)?;
+                while self.ids.len() <= kind as usize {
+                    self.ids.push(FxHashMap::default());
+                }
+                // Built-in roles, levels and team roles may carry new bits;
+                // custom roles may imply some.
+                for (i, role) in schema::BUILT_IN_ROLES.iter().enumerate() {
+                    self.role_perms[i] = self.schema.built_in_role(role).expect("built in");
+                }
+                for i in schema::BUILT_IN_ROLES.len()..self.role_perms.len() {
+                    self.role_perms[i] = self.schema.close(self.role_perms[i]);
+                }
+                let keys: Vec<(SubjectId, NodeId)> = self.direct.keys().copied().collect();
+                for (u, n) in keys {
+                    self.refresh_direct(u, n);
+                }
+            }
             Change::Role { name, permissions } => {
                 let perms = self
                     .schema
                     .permissions(permissions.iter().map(String::as_str))
                     .map_err(|p| IndexError::UnknownPermission(p.to_string()))?;
+                let perms = self.schema.close(perms);
                 let role = match self.role_ids.get(name.as_str()) {
                     Some(&r) => {
                         self.role_perms[r as usize] = perms;
@@ -419,7 +445,6 @@ impl Index {
                 level,
             } => {
                 let p = self.node_or_insert(PROJECT, project);
-                let bits = level.map(|l| self.schema.access_level(l)).unwrap_or(0);
                 match subject {
                     GrantSubject::User(user) => {
                         let u = self.subject_or_insert(user);
@@ -432,32 +457,30 @@ impl Index {
                     }
                     GrantSubject::Team(team) => {
                         let t = self.node_or_insert(TEAM, team);
-                        let existed = if bits == 0 {
-                            self.team_grants.remove(&(t, p)).is_some()
-                        } else {
-                            self.team_grants.insert((t, p), bits).is_some()
+                        let existed = match level {
+                            Some(level) => self.team_grants.insert((t, p), *level).is_some(),
+                            None => self.team_grants.remove(&(t, p)).is_some(),
                         };
-                        self.count(existed, bits != 0);
+                        self.count(existed, level.is_some());
                         let list = self.team_projects.entry(t).or_default();
-                        if bits == 0 {
-                            remove_value(list, p);
-                        } else {
+                        if level.is_some() {
                             push_unique(list, p);
+                        } else {
+                            remove_value(list, p);
                         }
                     }
                     GrantSubject::Role(role) => {
                         let r = self.role_id(role)?;
-                        let existed = if bits == 0 {
-                            self.role_grants.remove(&(r, p)).is_some()
-                        } else {
-                            self.role_grants.insert((r, p), bits).is_some()
+                        let existed = match level {
+                            Some(level) => self.role_grants.insert((r, p), *level).is_some(),
+                            None => self.role_grants.remove(&(r, p)).is_some(),
                         };
-                        self.count(existed, bits != 0);
+                        self.count(existed, level.is_some());
                         let list = self.role_projects.entry(r).or_default();
-                        if bits == 0 {
-                            remove_value(list, p);
-                        } else {
+                        if level.is_some() {
                             push_unique(list, p);
+                        } else {
+                            remove_value(list, p);
                         }
                     }
                 }
@@ -621,10 +644,10 @@ impl Index {
         let mut perms = 0;
         if let Some(teams) = self.user_teams.get(&user) {
             for team in teams {
-                if let Some(p) = self.team_grants.get(&(*team, project))
+                if let Some(level) = self.team_grants.get(&(*team, project))
                     && self.nodes[*team as usize].live
                 {
-                    perms |= p;
+                    perms |= self.schema.access_level(*level);
                 }
             }
         }
@@ -632,8 +655,8 @@ impl Index {
             && let Some(roles) = self.members.get(&(user, organization))
         {
             for role in roles {
-                if let Some(p) = self.role_grants.get(&(*role, project)) {
-                    perms |= p;
+                if let Some(level) = self.role_grants.get(&(*role, project)) {
+                    perms |= self.schema.access_level(*level);
                 }
             }
         }
@@ -769,15 +792,16 @@ impl Index {
                 }
             }
         }
-        if kind == PROJECT {
-            // Projects reached through teams and roles.
+        if kind != ORGANIZATION && kind != TEAM {
+            // Projects (and what lies below them) reached through teams and
+            // roles.
             if let Some(teams) = self.user_teams.get(&u) {
                 for team in teams.iter().filter(|t| self.nodes[**t as usize].live) {
                     for &p in self.team_projects.get(team).into_iter().flatten() {
                         if self
                             .team_grants
                             .get(&(*team, p))
-                            .is_some_and(|g| g & bit != 0)
+                            .is_some_and(|l| self.schema.access_level(*l) & bit != 0)
                         {
                             starts.push(p);
                         }
@@ -794,7 +818,7 @@ impl Index {
                             && self
                                 .role_grants
                                 .get(&(*role, p))
-                                .is_some_and(|g| g & bit != 0)
+                                .is_some_and(|l| self.schema.access_level(*l) & bit != 0)
                         {
                             starts.push(p);
                         }

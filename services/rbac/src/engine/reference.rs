@@ -28,9 +28,13 @@ pub struct Facts {
 }
 
 fn parent_type(object_type: &str) -> &'static str {
-    // Every parent is an organization.
-    let _ = object_type;
-    "organization"
+    // Deployments (the registered type of the tests) live in projects;
+    // everything else in organizations.
+    if object_type == "deployment" {
+        "project"
+    } else {
+        "organization"
+    }
 }
 
 impl Facts {
@@ -65,11 +69,8 @@ impl Facts {
     fn reach(&self, object_type: &str, id: &str) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         out.insert((object_type.to_string(), id.to_string()));
-        if object_type != "organization" {
-            return out;
-        }
         for ((child_type, child_id), (parent, inherit, _)) in &self.objects {
-            if parent.as_deref() == Some(id) && *inherit {
+            if parent.as_deref() == Some(id) && parent_type(child_type) == object_type && *inherit {
                 out.extend(self.reach(child_type, child_id));
             }
         }
@@ -142,6 +143,32 @@ impl Facts {
             for reached in self.reach(&object_type, &id) {
                 if self.live(&reached.0, &reached.1) {
                     *out.entry(reached).or_default() |= perms;
+                }
+            }
+        }
+        // A registered permission granted by a parent permission: held on
+        // an object wherever the parent permission is held on its parent.
+        for ((object_type, id), (parent, _, _)) in &self.objects {
+            let Some(definition) = schema
+                .type_id(object_type)
+                .and_then(|t| schema.resource_type(t).definition.clone())
+            else {
+                continue;
+            };
+            let Some(parent) = parent else { continue };
+            let held_on_parent = out
+                .get(&(definition.parent_type.clone(), parent.clone()))
+                .copied()
+                .unwrap_or(0);
+            for permission in &definition.permissions {
+                for grantor in &permission.granted_by {
+                    if let super::schema::Grantor::ParentPermission(q) = grantor
+                        && held_on_parent & schema.permission(q).unwrap() != 0
+                        && self.live(object_type, id)
+                    {
+                        *out.entry((object_type.clone(), id.clone())).or_default() |=
+                            schema.permission(&permission.name).unwrap();
+                    }
                 }
             }
         }

@@ -63,6 +63,10 @@ const ORGANIZATION_PERMISSIONS: &[(&str, &str)] = &[
     ("billing.manage", "change the plan and billing details"),
     ("project.create", "create projects"),
     ("audit.read", "read the audit log"),
+    (
+        "authz.write",
+        "attach objects of registered types inside the organization",
+    ),
 ];
 
 const TEAM_PERMISSIONS: &[(&str, &str)] = &[
@@ -120,6 +124,7 @@ const ADMIN_ADDS: &[&str] = &[
     "organization.api_keys.create",
     "project.create",
     "audit.read",
+    "authz.write",
     "team.manage",
     "team.members.manage",
     "project.manage",
@@ -144,6 +149,59 @@ const PROJECT_ADMIN_ADDS: &[&str] = &["project.manage", "project.grants.manage"]
 const TEAM_MEMBER: &[&str] = &["team.read"];
 const TEAM_LEAD_ADDS: &[&str] = &["team.members.manage"];
 
+/// What grants a registered permission.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Grantor {
+    /// A built-in role (and every role above it).
+    Role(String),
+    /// A project access level (and every level above it).
+    AccessLevel(AccessLevel),
+    /// A team role: `false` for members (leads included), `true` for leads.
+    TeamRole(bool),
+    /// Whoever holds this permission on the parent holds it here.
+    ParentPermission(String),
+}
+
+/// A permission of a registered type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PermissionDefinition {
+    pub name: String,
+    pub description: String,
+    pub granted_by: Vec<Grantor>,
+}
+
+/// A type registered by an internal service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TypeDefinition {
+    pub name: String,
+    pub parent_type: String,
+    pub permissions: Vec<PermissionDefinition>,
+}
+
+/// Why a type cannot be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "`{0}` is not a valid type name (lowercase letters, digits and `_`, starting with a letter)"
+    )]
+    BadName(String),
+    #[error("`{0}` is built in")]
+    BuiltIn(String),
+    #[error("unknown parent type `{0}`")]
+    UnknownParent(String),
+    #[error("a registered type keeps its parent type (`{0}`)")]
+    ParentChanged(String),
+    #[error("`{0}` must be named `<type>.<action>` after its type")]
+    BadPermission(String),
+    #[error("`{0}` is not a built-in role")]
+    UnknownRole(String),
+    #[error("`{0}` is not a permission of the parent type")]
+    UnknownParentPermission(String),
+    #[error("the deployment has no room for more permissions (at most 128)")]
+    Full,
+}
+
 /// A resource type.
 #[derive(Debug, Clone)]
 pub struct ResourceType {
@@ -152,6 +210,8 @@ pub struct ResourceType {
     pub parent: Option<TypeId>,
     /// The permissions that can be checked on it.
     pub permissions: Perms,
+    /// The definition it was registered with; `None` for built-in types.
+    pub definition: Option<TypeDefinition>,
 }
 
 /// The permission and type registry.
@@ -165,14 +225,17 @@ pub struct Schema {
     built_in_roles: [Perms; 4],
     access_levels: [Perms; 3],
     team_roles: [Perms; 2],
+    /// (permission, what it implies): registered permissions granted by a
+    /// parent permission.
+    implications: Vec<(Perms, Perms)>,
 }
 
 /// A project access level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AccessLevel {
-    Viewer,
-    Contributor,
-    Admin,
+    Viewer = 0,
+    Contributor = 1,
+    Admin = 2,
 }
 
 impl Default for Schema {
@@ -193,6 +256,7 @@ impl Schema {
             built_in_roles: [0; 4],
             access_levels: [0; 3],
             team_roles: [0; 2],
+            implications: Vec::new(),
         };
         for (name, parent, permissions) in [
             ("organization", None, ORGANIZATION_PERMISSIONS),
@@ -210,6 +274,7 @@ impl Schema {
                 name: name.to_string(),
                 parent,
                 permissions: mask,
+                definition: None,
             });
         }
         let member = schema.perms_of(MEMBER);
@@ -226,6 +291,155 @@ impl Schema {
         let team_member = schema.perms_of(TEAM_MEMBER);
         schema.team_roles = [team_member, team_member | schema.perms_of(TEAM_LEAD_ADDS)];
         schema
+    }
+
+    /// Registers (or updates) a type: its permissions get bits, and the
+    /// roles, levels and team roles named as their grantors carry them from
+    /// now on. Re-registering adds permissions and grantors; it never moves
+    /// the type or takes a permission away.
+    pub fn register(&mut self, definition: &TypeDefinition) -> Result<TypeId, SchemaError> {
+        let name = definition.name.as_str();
+        let valid = (1..=63).contains(&name.len())
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(SchemaError::BadName(name.to_string()));
+        }
+        let existing = self.type_id(name);
+        if let Some(id) = existing
+            && self.types[id as usize].definition.is_none()
+        {
+            return Err(SchemaError::BuiltIn(name.to_string()));
+        }
+        let parent = self
+            .type_id(&definition.parent_type)
+            .filter(|p| Some(*p) != existing)
+            .ok_or_else(|| SchemaError::UnknownParent(definition.parent_type.clone()))?;
+        if let Some(id) = existing
+            && self.types[id as usize].parent != Some(parent)
+        {
+            return Err(SchemaError::ParentChanged(definition.parent_type.clone()));
+        }
+        let new_bits = definition
+            .permissions
+            .iter()
+            .filter(|p| self.permission(&p.name).is_none())
+            .count();
+        if self.names.len() + new_bits > MAX_PERMISSIONS {
+            return Err(SchemaError::Full);
+        }
+        let parent_permissions = self.types[parent as usize].permissions;
+        for permission in &definition.permissions {
+            if permission
+                .name
+                .split_once('.')
+                .is_none_or(|(t, a)| t != name || a.is_empty())
+            {
+                return Err(SchemaError::BadPermission(permission.name.clone()));
+            }
+            for grantor in &permission.granted_by {
+                match grantor {
+                    Grantor::Role(role) if !BUILT_IN_ROLES.contains(&role.as_str()) => {
+                        return Err(SchemaError::UnknownRole(role.clone()));
+                    }
+                    Grantor::ParentPermission(q)
+                        if self
+                            .permission(q)
+                            .is_none_or(|bit| bit & parent_permissions == 0) =>
+                    {
+                        return Err(SchemaError::UnknownParentPermission(q.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut mask = existing
+            .map(|id| self.types[id as usize].permissions)
+            .unwrap_or(0);
+        for permission in &definition.permissions {
+            let bit = self.define(&permission.name, &permission.description);
+            mask |= bit;
+            for grantor in &permission.granted_by {
+                match grantor {
+                    Grantor::Role(role) => {
+                        // A role carries what the roles below it carry.
+                        let rank = BUILT_IN_ROLES
+                            .iter()
+                            .position(|r| r == role)
+                            .expect("checked above");
+                        let holders: &[usize] = match rank {
+                            0 => &[0],
+                            1 => &[0, 1],
+                            2 => &[0, 1, 2],
+                            _ => &[3],
+                        };
+                        for &h in holders {
+                            self.built_in_roles[h] |= bit;
+                        }
+                    }
+                    Grantor::AccessLevel(level) => {
+                        for l in (*level as usize)..3 {
+                            self.access_levels[l] |= bit;
+                        }
+                    }
+                    Grantor::TeamRole(lead) => {
+                        self.team_roles[1] |= bit;
+                        if !lead {
+                            self.team_roles[0] |= bit;
+                        }
+                    }
+                    Grantor::ParentPermission(q) => {
+                        let q = self.permission(q).expect("checked above");
+                        self.implications.push((q, bit));
+                    }
+                }
+            }
+        }
+        // Every grant that carries an implying permission carries the
+        // implied one.
+        self.built_in_roles = self.built_in_roles.map(|p| self.close(p));
+        self.access_levels = self.access_levels.map(|p| self.close(p));
+        self.team_roles = self.team_roles.map(|p| self.close(p));
+        let resource_type = ResourceType {
+            name: name.to_string(),
+            parent: Some(parent),
+            permissions: mask,
+            definition: Some(definition.clone()),
+        };
+        Ok(match existing {
+            Some(id) => {
+                self.types[id as usize] = resource_type;
+                id
+            }
+            None => {
+                let id = self.types.len() as TypeId;
+                self.type_ids.insert(name.to_string(), id);
+                self.types.push(resource_type);
+                id
+            }
+        })
+    }
+
+    /// `perms` with everything they imply.
+    pub fn close(&self, mut perms: Perms) -> Perms {
+        loop {
+            let before = perms;
+            for (q, p) in &self.implications {
+                if perms & q != 0 {
+                    perms |= p;
+                }
+            }
+            if perms == before {
+                return perms;
+            }
+        }
+    }
+
+    /// Every type, built-in first.
+    pub fn types(&self) -> &[ResourceType] {
+        &self.types
     }
 
     fn define(&mut self, name: &str, description: &str) -> Perms {

@@ -16,10 +16,41 @@ const LEVELS: [AccessLevel; 3] = [
 /// A random world: trees up to ten deep, departments that do not inherit,
 /// deleted nodes, teams, projects, members with built-in and custom roles,
 /// team members, and grants of every kind.
+/// A type an internal service registers: deployments in projects.
+fn deployment_type() -> TypeDefinition {
+    TypeDefinition {
+        name: "deployment".into(),
+        parent_type: "project".into(),
+        permissions: vec![
+            PermissionDefinition {
+                name: "deployment.read".into(),
+                description: "see it".into(),
+                granted_by: vec![Grantor::ParentPermission("project.read".into())],
+            },
+            PermissionDefinition {
+                name: "deployment.deploy".into(),
+                description: "roll it out".into(),
+                granted_by: vec![
+                    Grantor::AccessLevel(AccessLevel::Contributor),
+                    Grantor::Role("roles/admin".into()),
+                ],
+            },
+        ],
+    }
+}
+
+fn schema_with_deployments() -> Schema {
+    let mut schema = Schema::built_in();
+    schema.register(&deployment_type()).unwrap();
+    schema
+}
+
 fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let schema = Schema::built_in();
-    let mut changes = Vec::new();
+    let schema = schema_with_deployments();
+    let mut changes = vec![Change::RegisterType {
+        definition: deployment_type(),
+    }];
     let mut facts = Facts::default();
     let users: Vec<String> = (0..6).map(|i| format!("u{i}")).collect();
     let mut orgs: Vec<String> = Vec::new();
@@ -77,6 +108,33 @@ fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
                 .insert((kind.to_string(), id.clone()), (Some(org), true, live));
             children.push((kind, id));
         }
+    }
+    let project_ids: Vec<String> = children
+        .iter()
+        .filter(|c| c.0 == "project")
+        .map(|c| c.1.clone())
+        .collect();
+    for i in 0..rng.random_range(0..6) {
+        if project_ids.is_empty() {
+            break;
+        }
+        let id = format!("d{i}");
+        let project = project_ids[rng.random_range(0..project_ids.len())].clone();
+        let live = rng.random_bool(0.9);
+        changes.push(Change::Node {
+            object_type: "deployment".into(),
+            id: id.clone(),
+            parent: Some(project.clone()),
+            inherit: true,
+        });
+        changes.push(Change::Live {
+            object_type: "deployment".into(),
+            id: id.clone(),
+            live,
+        });
+        facts
+            .objects
+            .insert(("deployment".to_string(), id), (Some(project), true, live));
     }
     let all_permissions: Vec<&str> = schema.all_permissions().iter().map(|p| p.0).collect();
     let mut roles: Vec<String> = schema::BUILT_IN_ROLES
@@ -192,7 +250,7 @@ fn build(changes: &[Change]) -> Index {
 
 #[test]
 fn the_index_agrees_with_the_reference_on_random_worlds() {
-    let schema = Schema::built_in();
+    let schema = schema_with_deployments();
     for seed in 0..300 {
         let (changes, facts, users) = random_world(seed);
         let index = build(&changes);
@@ -215,7 +273,7 @@ fn the_index_agrees_with_the_reference_on_random_worlds() {
                     );
                 }
             }
-            for object_type in ["organization", "team", "project"] {
+            for object_type in ["organization", "team", "project", "deployment"] {
                 let kind = schema.type_id(object_type).unwrap();
                 for permission in schema.names(schema.resource_type(kind).permissions) {
                     let bit = schema.permission(permission).unwrap();
@@ -430,6 +488,108 @@ fn teams_grants_and_custom_roles() {
     assert_eq!(
         index.lookup("ada", "project", "project.read").unwrap(),
         vec!["other"]
+    );
+}
+
+#[test]
+fn registered_types_inherit_from_their_parents() {
+    let mut index = build(&[
+        node("organization", "acme", None),
+        node("project", "rocket", Some("acme")),
+        member("acme", "ada", &["roles/member"]),
+        member("acme", "root", &["roles/admin"]),
+        Change::ProjectGrant {
+            project: "rocket".into(),
+            subject: GrantSubject::User("guest".into()),
+            level: Some(AccessLevel::Viewer),
+        },
+    ]);
+    index
+        .apply(&Change::RegisterType {
+            definition: deployment_type(),
+        })
+        .unwrap();
+    index
+        .apply(&node("deployment", "d1", Some("rocket")))
+        .unwrap();
+    // Read through the parent's project.read, for members and grantees.
+    for user in ["ada", "root", "guest"] {
+        assert!(
+            index
+                .check_by_id(user, "deployment", "d1", "deployment.read")
+                .unwrap(),
+            "{user}"
+        );
+    }
+    // Deploy: admins (by role) and contributors (by level), not viewers.
+    assert!(
+        index
+            .check_by_id("root", "deployment", "d1", "deployment.deploy")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("ada", "deployment", "d1", "deployment.deploy")
+            .unwrap()
+    );
+    assert!(
+        !index
+            .check_by_id("guest", "deployment", "d1", "deployment.deploy")
+            .unwrap()
+    );
+    assert_eq!(
+        index
+            .lookup("guest", "deployment", "deployment.read")
+            .unwrap(),
+        vec!["d1"]
+    );
+    // A custom role with project.read reads deployments too.
+    index
+        .apply(&Change::Role {
+            name: "organizations/acme/roles/reader".into(),
+            permissions: vec!["project.read".into()],
+        })
+        .unwrap();
+    index
+        .apply(&member(
+            "acme",
+            "rita",
+            &["organizations/acme/roles/reader"],
+        ))
+        .unwrap();
+    assert!(
+        index
+            .check_by_id("rita", "deployment", "d1", "deployment.read")
+            .unwrap()
+    );
+    // Bad definitions are refused.
+    let mut bad = deployment_type();
+    bad.name = "project".into();
+    assert!(
+        index
+            .apply(&Change::RegisterType { definition: bad })
+            .is_err()
+    );
+    let mut bad = deployment_type();
+    bad.parent_type = "galaxy".into();
+    assert!(
+        index
+            .apply(&Change::RegisterType { definition: bad })
+            .is_err()
+    );
+    let mut bad = deployment_type();
+    bad.permissions[0].name = "project.steal".into();
+    assert!(
+        index
+            .apply(&Change::RegisterType { definition: bad })
+            .is_err()
+    );
+    let mut bad = deployment_type();
+    bad.permissions[0].granted_by = vec![Grantor::ParentPermission("billing.manage".into())];
+    assert!(
+        index
+            .apply(&Change::RegisterType { definition: bad })
+            .is_err()
     );
 }
 
