@@ -88,6 +88,7 @@ impl World {
                 ServiceKind::Rbac,
             ])
             .storage(storage)
+            .configure(|config| config.identity.platform_admins = vec!["root@example.com".into()])
             .start()
             .await
             .unwrap();
@@ -1455,4 +1456,510 @@ async fn ownership_transfer_moves_the_owner_role() {
         .unwrap()
     );
     w.sandbox.shutdown().await.unwrap();
+}
+
+type Schema = authz::schema_service_client::SchemaServiceClient<Channel>;
+
+/// A service account of the platform, with a token for one organization.
+async fn service_token(w: &World, root: &User, organization: &str) -> String {
+    let mut accounts =
+        identity_pb::service_account_service_client::ServiceAccountServiceClient::new(
+            w.channel.clone(),
+        );
+    let account = accounts
+        .create_service_account(authed(
+            identity_pb::CreateServiceAccountRequest {
+                service_account: Some(identity_pb::ServiceAccount {
+                    display_name: "deployer".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &root.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    let credential = accounts
+        .create_service_account_credential(authed(
+            identity_pb::CreateServiceAccountCredentialRequest {
+                parent: account.name,
+                ..Default::default()
+            },
+            &root.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    accounts
+        .issue_service_account_token(identity_pb::IssueServiceAccountTokenRequest {
+            client_id: credential.credential.unwrap().client_id,
+            client_secret: credential.client_secret,
+            organization: format!("organizations/{organization}"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+fn deployment_type() -> authz::ResourceType {
+    use authz::permission_grant::Grantor;
+    authz::ResourceType {
+        name: "resourceTypes/deployment".into(),
+        parent_type: "project".into(),
+        permissions: vec![
+            authz::PermissionDefinition {
+                name: "deployment.read".into(),
+                description: "see a deployment".into(),
+                granted_by: vec![authz::PermissionGrant {
+                    grantor: Some(Grantor::ParentPermission("project.read".into())),
+                }],
+            },
+            authz::PermissionDefinition {
+                name: "deployment.deploy".into(),
+                description: "roll a deployment out".into(),
+                granted_by: vec![
+                    authz::PermissionGrant {
+                        grantor: Some(Grantor::ProjectAccessLevel(
+                            authz::ProjectAccessLevel::Contributor as i32,
+                        )),
+                    },
+                    authz::PermissionGrant {
+                        grantor: Some(Grantor::Role("roles/admin".into())),
+                    },
+                ],
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+fn parent_link(
+    operation: authz::relationship_update::Operation,
+    object_type: &str,
+    id: &str,
+    parent_type: &str,
+    parent: &str,
+) -> authz::RelationshipUpdate {
+    authz::RelationshipUpdate {
+        operation: operation as i32,
+        relationship: Some(authz::Relationship {
+            resource: object(object_type, id),
+            relation: "parent".into(),
+            subject: Some(authz::SubjectReference {
+                object: object(parent_type, parent),
+                optional_relation: String::new(),
+            }),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn services_register_types_and_attach_their_objects_in_their_organization() {
+    use authz::relationship_update::Operation;
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let root = w.user("root@example.com").await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let eve = w.user("eve@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        let rocket = w.project(&ada, &acme_id, "Rocket").await;
+        let evil = w.organization(&eve, "Evil", None).await;
+        let evil_project = w.project(&eve, &id(&evil.name), "Evil Plan").await;
+        w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+        let service = service_token(&w, &root, &acme_id).await;
+        let mut schema = Schema::new(w.channel.clone());
+
+        // Users do not register types; bad definitions write nothing.
+        let by_user = schema
+            .register_resource_type(authed(
+                authz::RegisterResourceTypeRequest {
+                    resource_type: Some(deployment_type()),
+                    validate_only: false,
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(by_user.code(), Code::PermissionDenied);
+        for broken in [
+            authz::ResourceType {
+                parent_type: "galaxy".into(),
+                ..deployment_type()
+            },
+            authz::ResourceType {
+                name: "resourceTypes/project".into(),
+                ..deployment_type()
+            },
+            authz::ResourceType {
+                permissions: Vec::new(),
+                ..deployment_type()
+            },
+        ] {
+            let error = schema
+                .register_resource_type(authed(
+                    authz::RegisterResourceTypeRequest {
+                        resource_type: Some(broken),
+                        validate_only: false,
+                    },
+                    &service,
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument);
+        }
+        let registered = schema
+            .register_resource_type(authed(
+                authz::RegisterResourceTypeRequest {
+                    resource_type: Some(deployment_type()),
+                    validate_only: false,
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(registered.resource_type.unwrap().parent_type, "project");
+        let listed = schema
+            .list_resource_types(authed(
+                authz::ListResourceTypesRequest::default(),
+                &bob.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .resource_types;
+        assert!(
+            listed
+                .iter()
+                .any(|t| t.name == "resourceTypes/deployment" && !t.built_in)
+        );
+        assert!(
+            listed
+                .iter()
+                .any(|t| t.name == "resourceTypes/project" && t.built_in)
+        );
+
+        // Attach a deployment to Rocket; watch it happen.
+        let before = w
+            .check(&ada, "project", &rocket, "project.read", None)
+            .await
+            .unwrap();
+        assert!(before);
+        let start = w
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    resource: object("project", &rocket),
+                    permission: "project.read".into(),
+                    subject: subject(&ada.id),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .checked_at;
+        let mut watch = w
+            .authz()
+            .watch(authed(
+                authz::WatchRequest {
+                    optional_object_types: vec!["deployment".into()],
+                    optional_start_cursor: start.clone(),
+                    organization: acme.name.clone(),
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let written = w
+            .authz()
+            .write_relationships(authed(
+                authz::WriteRelationshipsRequest {
+                    updates: vec![parent_link(
+                        Operation::Create,
+                        "deployment",
+                        "d1",
+                        "project",
+                        &rocket,
+                    )],
+                    optional_preconditions: Vec::new(),
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .written_at;
+        let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let update = &seen.updates[0];
+        assert_eq!(
+            update.relationship.as_ref().unwrap().resource,
+            object("deployment", "d1")
+        );
+
+        // Permissions flow from the project: members read, contributors and
+        // admins deploy.
+        let at = || fresh(&written);
+        assert!(
+            w.check(&bob, "deployment", "d1", "deployment.read", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&bob, "deployment", "d1", "deployment.deploy", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            w.check(&ada, "deployment", "d1", "deployment.deploy", at())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&eve, "deployment", "d1", "deployment.read", at())
+                .await
+                .unwrap()
+        );
+        // The service account asks about anyone, in its organization only.
+        let about_bob = w
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    consistency: at(),
+                    resource: object("deployment", "d1"),
+                    permission: "deployment.read".into(),
+                    subject: subject(&bob.id),
+                    with_tracing: false,
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(about_bob.permissionship(), authz::Permissionship::Allowed);
+        let elsewhere = w
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    resource: object("project", &evil_project),
+                    permission: "project.read".into(),
+                    subject: subject(&eve.id),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(elsewhere.code(), Code::PermissionDenied);
+
+        // Bad writes: another tenant's parent, unknown types and relations,
+        // the wrong parent type, a duplicate create, a failed precondition.
+        let write = |updates: Vec<authz::RelationshipUpdate>,
+                     preconditions: Vec<authz::Precondition>| {
+            let mut client = w.authz();
+            let token = service.clone();
+            async move {
+                client
+                    .write_relationships(authed(
+                        authz::WriteRelationshipsRequest {
+                            updates,
+                            optional_preconditions: preconditions,
+                        },
+                        &token,
+                    ))
+                    .await
+            }
+        };
+        let cases: Vec<(authz::RelationshipUpdate, Code)> = vec![
+            (
+                parent_link(
+                    Operation::Touch,
+                    "deployment",
+                    "d2",
+                    "project",
+                    &evil_project,
+                ),
+                Code::NotFound,
+            ),
+            (
+                parent_link(Operation::Touch, "widget", "w1", "project", &rocket),
+                Code::InvalidArgument,
+            ),
+            (
+                parent_link(
+                    Operation::Touch,
+                    "deployment",
+                    "d2",
+                    "organization",
+                    &acme_id,
+                ),
+                Code::InvalidArgument,
+            ),
+            (
+                parent_link(Operation::Touch, "deployment", "d2", "deployment", "d1"),
+                Code::InvalidArgument,
+            ),
+            (
+                parent_link(
+                    Operation::Touch,
+                    "project",
+                    &rocket,
+                    "organization",
+                    &acme_id,
+                ),
+                Code::InvalidArgument,
+            ),
+            (
+                parent_link(Operation::Create, "deployment", "d1", "project", &rocket),
+                Code::AlreadyExists,
+            ),
+        ];
+        for (update, code) in cases {
+            assert_eq!(
+                write(vec![update], Vec::new()).await.unwrap_err().code(),
+                code
+            );
+        }
+        let mut other_relation =
+            parent_link(Operation::Touch, "deployment", "d2", "project", &rocket);
+        other_relation.relationship.as_mut().unwrap().relation = "owner".into();
+        assert_eq!(
+            write(vec![other_relation], Vec::new())
+                .await
+                .unwrap_err()
+                .code(),
+            Code::InvalidArgument
+        );
+        let must_not_exist = authz::Precondition {
+            operation: authz::precondition::Operation::MustNotMatch as i32,
+            filter: Some(authz::RelationshipFilter {
+                resource_type: "deployment".into(),
+                optional_resource_id: "d1".into(),
+                ..Default::default()
+            }),
+        };
+        let failed = write(
+            vec![parent_link(
+                Operation::Touch,
+                "deployment",
+                "d2",
+                "project",
+                &rocket,
+            )],
+            vec![must_not_exist],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(failed.code(), Code::FailedPrecondition);
+        let huge = (0..1001)
+            .map(|i| {
+                parent_link(
+                    Operation::Touch,
+                    "deployment",
+                    &format!("x{i}"),
+                    "project",
+                    &rocket,
+                )
+            })
+            .collect();
+        assert_eq!(
+            write(huge, Vec::new()).await.unwrap_err().code(),
+            Code::InvalidArgument
+        );
+
+        // What lives in the project keeps it from being purged.
+        let read = w
+            .authz()
+            .read_relationships(authed(
+                authz::ReadRelationshipsRequest {
+                    relationship_filter: Some(authz::RelationshipFilter {
+                        resource_type: "deployment".into(),
+                        ..Default::default()
+                    }),
+                    organization: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .relationships;
+        assert_eq!(read.len(), 1);
+        let mut projects =
+            org::project_service_client::ProjectServiceClient::new(w.channel.clone());
+        let project_name = format!("organizations/{acme_id}/projects/{rocket}");
+        projects
+            .delete_project(authed(
+                org::DeleteProjectRequest {
+                    name: project_name.clone(),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let purge = |token: String| {
+            let mut projects = projects.clone();
+            let name = project_name.clone();
+            async move {
+                projects
+                    .purge_project(authed(
+                        org::PurgeProjectRequest {
+                            name,
+                            etag: String::new(),
+                        },
+                        &token,
+                    ))
+                    .await
+            }
+        };
+        let in_use = purge(ada.token.clone()).await.unwrap_err();
+        assert_eq!(
+            in_use.get_details_error_info().unwrap().reason,
+            "PROJECT_IN_USE"
+        );
+        let deleted = w
+            .authz()
+            .delete_relationships(authed(
+                authz::DeleteRelationshipsRequest {
+                    relationship_filter: Some(authz::RelationshipFilter {
+                        resource_type: "deployment".into(),
+                        optional_resource_id: "d1".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(deleted.relationships_deleted_count, 1);
+        assert!(
+            !w.check(
+                &bob,
+                "deployment",
+                "d1",
+                "deployment.read",
+                fresh(&deleted.deleted_at)
+            )
+            .await
+            .unwrap()
+        );
+        purge(ada.token.clone()).await.unwrap();
+        w.sandbox.shutdown().await.unwrap();
+    }
 }

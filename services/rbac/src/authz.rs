@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::{Index, IndexError};
 use crate::live::token;
-use crate::{Caller, Core, NAME};
+use crate::{Caller, Core, NAME, precondition};
 
 /// The most checks one bulk call may carry.
 pub const MAX_BULK: usize = 1000;
@@ -62,18 +62,33 @@ fn subject(reference: Option<&pb::SubjectReference>) -> Result<(&str, &str)> {
     }
 }
 
-/// Refuses questions about someone else.
-fn may_ask(principal: &Principal, subject_type: &str, subject_id: &str) -> Result<()> {
+/// Refuses questions the caller may not ask: a user or API key asks about
+/// itself; a service account about anyone, on objects of the organization
+/// its token is for; Tenantry's own services about anything.
+fn may_ask(
+    principal: &Principal,
+    index: &Index,
+    subject_type: &str,
+    subject_id: &str,
+    object: Option<(&str, &str)>,
+) -> Result<()> {
     if principal.internal_service().is_some() {
         return Ok(());
     }
     let own = principal.kind.as_str() == subject_type && principal.id == subject_id;
-    if own {
+    let served = principal.kind == PrincipalKind::ServiceAccount
+        && principal.organization.as_deref().is_some_and(|org| {
+            object.is_some_and(|(object_type, id)| index.within(object_type, id, org))
+        });
+    if own || served {
         Ok(())
     } else {
         Err(Error::permission_denied("authz.check")
             .with_domain(NAME)
-            .with_metadata("reason", "a caller may only ask about itself"))
+            .with_metadata(
+                "reason",
+                "a caller may only ask about itself, or a service account about its organization",
+            ))
     }
 }
 
@@ -150,7 +165,6 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let principal = Principal::from_request(&request)?;
         let r = request.get_ref();
         let subject = subject(r.subject.as_ref())?;
-        may_ask(principal, subject.0, subject.1)?;
         let resource = r
             .resource
             .as_ref()
@@ -158,6 +172,13 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let revision = self.0.index.at(r.consistency.as_ref()).await?;
         let started = Instant::now();
         let index = self.0.index.read();
+        may_ask(
+            principal,
+            &index,
+            subject.0,
+            subject.1,
+            Some((&resource.object_type, &resource.object_id)),
+        )?;
         let allowed = self.0.decide(
             &index,
             principal,
@@ -226,13 +247,12 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .items
             .into_iter()
             .map(|item| {
-                let answer = subject(item.subject.as_ref())
-                    .and_then(|s| may_ask(&principal, s.0, s.1).map(|_| s))
-                    .and_then(|s| {
-                        let resource = object(item.resource.as_ref(), "resource")?;
-                        self.0
-                            .decide(&index, &principal, s, resource, &item.permission)
-                    });
+                let answer = subject(item.subject.as_ref()).and_then(|s| {
+                    let resource = object(item.resource.as_ref(), "resource")?;
+                    may_ask(&principal, &index, s.0, s.1, Some(resource))?;
+                    self.0
+                        .decide(&index, &principal, s, resource, &item.permission)
+                });
                 let response = match answer {
                     Ok(allowed) => pb::check_bulk_permissions_pair::Response::Item(
                         pb::CheckBulkPermissionsResponseItem {
@@ -270,7 +290,20 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let caller = Caller::from_request(&request)?;
         let r = request.get_ref();
         let (subject_type, subject_id) = subject(r.subject.as_ref())?;
-        may_ask(&caller.principal, subject_type, subject_id)?;
+        // A lookup names no object: a service account's is its own
+        // organization (the `organization` filter, which must be set).
+        let scope = (!r.organization.is_empty()).then(|| {
+            r.organization
+                .trim_start_matches("organizations/")
+                .to_string()
+        });
+        may_ask(
+            &caller.principal,
+            &self.0.index.read(),
+            subject_type,
+            subject_id,
+            scope.as_deref().map(|org| ("organization", org)),
+        )?;
         if subject_type != "user" {
             return Err(Error::invalid_field(
                 "subject.object.object_type",
@@ -418,74 +451,229 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .relationship_filter
             .as_ref()
             .ok_or_else(|| Error::invalid_field("relationship_filter", "is required"))?;
-        let subject = filter
+        let parent_id = filter
             .optional_subject_filter
             .as_ref()
-            .filter(|s| !s.optional_subject_id.is_empty());
-        if filter.resource_type.is_empty() && subject.is_none() {
+            .map(|s| s.optional_subject_id.as_str())
+            .unwrap_or_default();
+        if filter.resource_type.is_empty() && parent_id.is_empty() {
             return Err(Error::invalid_field(
                 "relationship_filter",
                 "needs a resource type or a subject",
             )
             .into());
         }
-        if !filter.optional_relation.is_empty() && filter.optional_relation != "parent" {
-            // Only parent links exist until registered types can hold others.
-            return Ok(Response::new(pb::ReadRelationshipsResponse {
-                read_at: Some(token(self.0.index.applied())),
-                ..Default::default()
-            }));
-        }
         let organization =
             tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?[0]
                 .to_string();
         // Nobody reads another tenant's relationships.
-        self.0.authorize(
-            &caller,
-            ("organization", &organization),
-            "organization.read",
-            "organization.read",
-            "organization",
-        )?;
-        let revision = self.0.index.at(r.consistency.as_ref()).await?;
-        let mut tx = self.0.store.begin().await?;
-        let mut relationships = Vec::new();
-        if let Some(subject) = subject {
-            for (object_type, id) in self
-                .0
-                .store
-                .children_of(&mut tx, &subject.subject_type, &subject.optional_subject_id)
-                .await?
-            {
-                if !filter.resource_type.is_empty() && filter.resource_type != object_type {
-                    continue;
-                }
-                if !self.0.index.read().within(&object_type, &id, &organization) {
-                    continue;
-                }
-                relationships.push(pb::Relationship {
-                    resource: Some(pb::ObjectReference {
-                        object_type,
-                        object_id: id,
-                    }),
-                    relation: "parent".into(),
-                    subject: Some(pb::SubjectReference {
-                        object: Some(pb::ObjectReference {
-                            object_type: subject.subject_type.clone(),
-                            object_id: subject.optional_subject_id.clone(),
-                        }),
-                        optional_relation: String::new(),
-                    }),
-                });
-            }
+        if !self.0.serves(&caller, &organization) {
+            self.0.authorize(
+                &caller,
+                ("organization", &organization),
+                "organization.read",
+                "organization.read",
+                "organization",
+            )?;
         }
-        drop(tx);
+        let revision = self.0.index.at(r.consistency.as_ref()).await?;
+        if !filter.optional_relation.is_empty() && filter.optional_relation != "parent" {
+            // Parent links are the only relations objects have.
+            return Ok(Response::new(pb::ReadRelationshipsResponse {
+                read_at: Some(token(revision)),
+                ..Default::default()
+            }));
+        }
         let size = page_size(r.page_size, 1000, 10_000)? as usize;
-        relationships.truncate(size);
+        let links = self
+            .0
+            .store
+            .parent_links(
+                &filter.resource_type,
+                &filter.optional_resource_id,
+                parent_id,
+                10_000,
+            )
+            .await?;
+        let index = self.0.index.read();
+        let relationships: Vec<pb::Relationship> = links
+            .into_iter()
+            .filter_map(|(object_type, id, parent)| {
+                let (parent_type, _) = index.parent_of(&object_type, &id)?;
+                let subject_matches = filter.optional_subject_filter.as_ref().is_none_or(|s| {
+                    (s.subject_type.is_empty() || s.subject_type == parent_type)
+                        && (s.optional_subject_id.is_empty() || s.optional_subject_id == parent)
+                });
+                (subject_matches && index.under(&object_type, &id, &organization)).then(|| {
+                    pb::Relationship {
+                        resource: Some(pb::ObjectReference {
+                            object_type: object_type.clone(),
+                            object_id: id.clone(),
+                        }),
+                        relation: "parent".into(),
+                        subject: Some(pb::SubjectReference {
+                            object: Some(pb::ObjectReference {
+                                object_type: parent_type.to_string(),
+                                object_id: parent.clone(),
+                            }),
+                            optional_relation: String::new(),
+                        }),
+                    }
+                })
+            })
+            .take(size)
+            .collect();
+        drop(index);
         Ok(Response::new(pb::ReadRelationshipsResponse {
             read_at: Some(token(revision)),
             relationships,
             next_page_token: String::new(),
         }))
+    }
+
+    async fn write_relationships(
+        &self,
+        request: Request<pb::WriteRelationshipsRequest>,
+    ) -> Result<Response<pb::WriteRelationshipsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let revision = self
+            .0
+            .write_relationships(&caller, &r.updates, &r.optional_preconditions)
+            .await?;
+        Ok(Response::new(pb::WriteRelationshipsResponse {
+            written_at: Some(token(revision)),
+        }))
+    }
+
+    async fn delete_relationships(
+        &self,
+        request: Request<pb::DeleteRelationshipsRequest>,
+    ) -> Result<Response<pb::DeleteRelationshipsResponse>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let filter = r
+            .relationship_filter
+            .ok_or_else(|| Error::invalid_field("relationship_filter", "is required"))?;
+        if filter.resource_type.is_empty() {
+            return Err(
+                Error::invalid_field("relationship_filter.resource_type", "is required").into(),
+            );
+        }
+        let limit = if r.optional_limit == 0 {
+            1000
+        } else {
+            r.optional_limit.min(10_000)
+        } as i64;
+        let parent_id = filter
+            .optional_subject_filter
+            .as_ref()
+            .map(|s| s.optional_subject_id.clone())
+            .unwrap_or_default();
+        let links = self
+            .0
+            .store
+            .parent_links(
+                &filter.resource_type,
+                &filter.optional_resource_id,
+                &parent_id,
+                limit + 1,
+            )
+            .await?;
+        let partial = links.len() as i64 > limit;
+        if partial && !r.optional_allow_partial_deletions {
+            return Err(precondition(
+                "TOO_MANY_RELATIONSHIPS",
+                "more relationships match than the limit; raise it or allow partial deletions",
+            )
+            .with_metadata("limit", limit)
+            .into());
+        }
+        let updates: Vec<pb::RelationshipUpdate> = links
+            .into_iter()
+            .take(limit as usize)
+            .map(|(object_type, id, parent)| {
+                let parent_type = self
+                    .0
+                    .index
+                    .read()
+                    .parent_of(&object_type, &id)
+                    .map(|(t, _)| t.to_string())
+                    .unwrap_or_default();
+                pb::RelationshipUpdate {
+                    operation: pb::relationship_update::Operation::Delete as i32,
+                    relationship: Some(pb::Relationship {
+                        resource: Some(pb::ObjectReference {
+                            object_type,
+                            object_id: id,
+                        }),
+                        relation: "parent".into(),
+                        subject: Some(pb::SubjectReference {
+                            object: Some(pb::ObjectReference {
+                                object_type: parent_type,
+                                object_id: parent,
+                            }),
+                            optional_relation: String::new(),
+                        }),
+                    }),
+                }
+            })
+            .collect();
+        let count = updates.len() as u64;
+        let revision = self
+            .0
+            .write_relationships(&caller, &updates, &r.optional_preconditions)
+            .await?;
+        Ok(Response::new(pb::DeleteRelationshipsResponse {
+            deleted_at: Some(token(revision)),
+            deletion_progress: if partial {
+                pb::delete_relationships_response::DeletionProgress::Partial
+            } else {
+                pb::delete_relationships_response::DeletionProgress::Complete
+            } as i32,
+            relationships_deleted_count: count,
+        }))
+    }
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
+        let caller = Caller::from_request(&request)?;
+        let r = request.into_inner();
+        let organization = if r.organization.is_empty() {
+            if !caller.is_internal() {
+                return Err(Error::invalid_field("organization", "is required").into());
+            }
+            None
+        } else {
+            let id =
+                tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?
+                    [0]
+                .to_string();
+            if !self.0.serves(&caller, &id) {
+                self.0.authorize(
+                    &caller,
+                    ("organization", &id),
+                    "organization.read",
+                    "organization.read",
+                    "organization",
+                )?;
+            }
+            Some(id)
+        };
+        let start = match &r.optional_start_cursor {
+            Some(cursor) => crate::live::parse_token(&cursor.token)?,
+            None => self.0.index.applied(),
+        };
+        if start > self.0.store.head().await? {
+            return Err(Error::invalid_field("optional_start_cursor", "is from the future").into());
+        }
+        Ok(Response::new(Box::pin(crate::watch::stream(
+            self.0.clone(),
+            start,
+            r.optional_object_types,
+            organization,
+        ))))
     }
 }

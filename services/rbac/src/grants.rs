@@ -117,21 +117,36 @@ impl Core {
         project_id: &str,
         permission: &str,
     ) -> Result<()> {
-        let known = {
+        let (known, live) = {
             let index = self.index.read();
-            index.node(PROJECT, project_id).is_some()
-                && index.within("project", project_id, organization_id)
+            (
+                index.node(PROJECT, project_id).is_some()
+                    && index.under("project", project_id, organization_id),
+                index.within("project", project_id, organization_id),
+            )
         };
         if !known {
             return Err(Error::not_found("project").with_domain(NAME));
         }
-        self.authorize(
-            caller,
-            ("project", project_id),
-            permission,
-            "project.read",
-            "project",
-        )
+        if live {
+            self.authorize(
+                caller,
+                ("project", project_id),
+                permission,
+                "project.read",
+                "project",
+            )
+        } else {
+            // A soft-deleted project is out of the index's reach; its grants
+            // answer to those who may create projects in its organization.
+            self.authorize(
+                caller,
+                ("organization", organization_id),
+                "project.create",
+                "organization.read",
+                "project",
+            )
+        }
     }
 
     async fn grant_subject(

@@ -26,6 +26,8 @@ pub mod roles;
 pub mod schema;
 pub mod store;
 pub mod teams;
+pub mod types;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -97,6 +99,8 @@ pub struct Core {
     peers: peers::Peers,
     mailer: Arc<dyn tenantry_mail::Mailer>,
     options: Arc<Options>,
+    /// Cancelled when the process shuts down: long-lived streams end.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The running rbac service.
@@ -122,6 +126,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         peers: peers::Peers::new(&ctx.peers)?,
         mailer: tenantry_mail::build(&options.mailer, "rbac.mailer", ctx.data_dir.clone())?,
         options: Arc::new(options.clone()),
+        shutdown: ctx.stopping.clone(),
     };
     directory::spawn(ctx, core.clone());
     Ok(Service { core })
@@ -160,7 +165,9 @@ impl Service {
             )
         ));
         routes.add(configure_server!(
-            authz_pb::schema_service_server::SchemaServiceServer::new(SchemaApi)
+            authz_pb::schema_service_server::SchemaServiceServer::new(types::SchemaApi(
+                core.clone()
+            ))
         ));
     }
 
@@ -235,6 +242,21 @@ impl Core {
             .read()
             .check_by_id(&caller.principal.id, object_type, id, permission)
             .map_err(|e| Error::internal(anyhow::anyhow!(e)))
+    }
+
+    /// Whether the caller is a service account whose token is for
+    /// `organization` (or an organization above it).
+    pub(crate) fn serves(&self, caller: &Caller, organization: &str) -> bool {
+        caller.principal.kind == PrincipalKind::ServiceAccount
+            && caller
+                .principal
+                .organization
+                .as_deref()
+                .is_some_and(|scope| {
+                    self.index
+                        .read()
+                        .within("organization", organization, scope)
+                })
     }
 
     /// Fails unless the caller holds `permission`: NOT_FOUND when they may
@@ -324,11 +346,3 @@ pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
         nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
     }
 }
-
-/// The `SchemaService` handler: not implemented yet (answers
-/// UNIMPLEMENTED), see the service README.
-#[derive(Debug, Clone)]
-struct SchemaApi;
-
-#[tonic::async_trait]
-impl authz_pb::schema_service_server::SchemaService for SchemaApi {}

@@ -104,6 +104,15 @@ CREATE TABLE rbac_invitations (
 CREATE UNIQUE INDEX rbac_invitations_pending ON rbac_invitations (organization_id, email) WHERE state = 'pending';
 CREATE UNIQUE INDEX rbac_invitations_token ON rbac_invitations (token_hash);
 CREATE INDEX rbac_invitations_organization ON rbac_invitations (organization_id, id);
+CREATE TABLE rbac_resource_types (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    registered_by TEXT NOT NULL,
+    created_at_us BIGINT NOT NULL,
+    updated_at_us BIGINT NOT NULL,
+    version BIGINT NOT NULL
+);
+CREATE INDEX rbac_nodes_parent ON rbac_nodes (parent_id);
 CREATE TABLE rbac_requests (
     caller TEXT NOT NULL,
     method TEXT NOT NULL,

@@ -259,6 +259,18 @@ impl Store {
             .try_get(0)
             .map_err(db_error)?;
         let mut changes = Vec::new();
+        // Types first: nodes of registered types need them.
+        for row in
+            sqlx::query("SELECT definition FROM rbac_resource_types ORDER BY created_at_us, name")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?
+        {
+            let definition: String = row.try_get(0).map_err(db_error)?;
+            changes.push(Change::RegisterType {
+                definition: decode(&definition).map_err(db_error)?,
+            });
+        }
         for row in sqlx::query(
             "SELECT object_type, id, parent_id, inherit, live FROM rbac_nodes
              ORDER BY object_type, id",
@@ -427,23 +439,97 @@ impl Store {
         .map_err(db_error)
     }
 
-    /// The objects whose parent is (type, id), as (type, id).
-    pub async fn children_of(
+    /// Parent links matching a filter, as (type, id, parent id): by the
+    /// object's type and optional id, and/or by the parent's id.
+    pub async fn parent_links(
+        &self,
+        object_type: &str,
+        object_id: &str,
+        parent_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String, String)>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT object_type, id, parent_id FROM rbac_nodes
+             WHERE parent_id IS NOT NULL AND ($1 = '' OR object_type = $1) AND ($2 = '' OR id = $2)
+               AND ($3 = '' OR parent_id = $3)
+             ORDER BY object_type, id LIMIT {limit}"
+        )))
+        .bind(object_type)
+        .bind(object_id)
+        .bind(parent_id)
+        .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)
+    }
+
+    /// How many objects of a type exist.
+    pub async fn count_nodes(&self, object_type: &str) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) FROM rbac_nodes WHERE object_type = $1")
+            .bind(object_type)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)
+    }
+
+    pub async fn upsert_type(
         &self,
         tx: &mut Tx,
-        parent_type: &str,
-        parent_id: &str,
-    ) -> Result<Vec<(String, String)>> {
-        // Built-in types only have organizations as parents.
-        if parent_type != "organization" {
-            return Ok(Vec::new());
-        }
-        sqlx::query("SELECT object_type, id FROM rbac_nodes WHERE parent_id = $1 ORDER BY object_type, id LIMIT 10000")
-            .bind(parent_id)
-            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .fetch_all(&mut **tx)
+        name: &str,
+        definition: &str,
+        registered_by: &str,
+        now_us: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rbac_resource_types (name, definition, registered_by, created_at_us, updated_at_us, version)
+             VALUES ($1, $2, $3, $4, $4, 1)
+             ON CONFLICT (name) DO UPDATE SET definition = $2, updated_at_us = $4,
+                version = rbac_resource_types.version + 1",
+        )
+        .bind(name)
+        .bind(definition)
+        .bind(registered_by)
+        .bind(now_us)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// A registered type: (definition JSON, registered by, created, updated,
+    /// version).
+    pub async fn resource_type(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, String, i64, i64, i64)>> {
+        sqlx::query(
+            "SELECT definition, registered_by, created_at_us, updated_at_us, version
+             FROM rbac_resource_types WHERE name = $1",
+        )
+        .bind(name)
+        .try_map(|row: AnyRow| {
+            Ok((
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+            ))
+        })
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)
+    }
+
+    pub async fn delete_type(&self, tx: &mut Tx, name: &str) -> Result<()> {
+        sqlx::query("DELETE FROM rbac_resource_types WHERE name = $1")
+            .bind(name)
+            .execute(&mut **tx)
             .await
-            .map_err(db_error)
+            .map_err(db_error)?;
+        Ok(())
     }
 
     pub async fn delete_node(&self, tx: &mut Tx, object_type: &str, id: &str) -> Result<()> {

@@ -148,6 +148,7 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         outbox: config.outbox.clone(),
         page_tokens,
         shutdown: background.clone(),
+        stopping: stop.clone(),
         tasks: tasks.clone(),
     };
 

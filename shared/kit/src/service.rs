@@ -57,8 +57,12 @@ pub struct ServiceContext {
     pub outbox: OutboxConfig,
     /// Signs and checks page tokens.
     pub page_tokens: PageTokens,
-    /// Cancelled when the process begins to shut down.
+    /// Cancelled once in-flight calls have drained, to stop background
+    /// work (relays flush, consumers stop).
     pub shutdown: CancellationToken,
+    /// Cancelled the moment a shutdown begins: long-lived streams end then,
+    /// so they do not hold the drain up.
+    pub stopping: CancellationToken,
     /// Background tasks the process waits for at shutdown.
     pub tasks: TaskTracker,
 }

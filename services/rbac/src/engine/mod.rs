@@ -84,6 +84,8 @@ pub enum Change {
     },
     /// A resource type registered by an internal service.
     RegisterType { definition: TypeDefinition },
+    /// A registered type that no object uses any more is gone.
+    UnregisterType { name: String },
     /// A project grant; `None` removes it.
     ProjectGrant {
         project: String,
@@ -369,6 +371,9 @@ impl Index {
                 for (u, n) in keys {
                     self.refresh_direct(u, n);
                 }
+            }
+            Change::UnregisterType { name } => {
+                self.schema.unregister(name);
             }
             Change::Role { name, permissions } => {
                 let perms = self
@@ -687,6 +692,57 @@ impl Index {
             n = self.nodes[n as usize].parent;
         }
         Some(self.keys[n as usize].1.as_ref())
+    }
+
+    /// The nearest organization at or above an object, and the object's
+    /// parent (type, id), if the object is known.
+    pub fn organization_of(&self, object_type: &str, id: &str) -> Option<&str> {
+        let mut n = self.node(self.schema.type_id(object_type)?, id)?;
+        loop {
+            let here = &self.nodes[n as usize];
+            if here.kind == ORGANIZATION {
+                return Some(self.keys[n as usize].1.as_ref());
+            }
+            if here.parent == NONE {
+                return None;
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The parent of an object, as (type name, id).
+    pub fn parent_of(&self, object_type: &str, id: &str) -> Option<(&str, &str)> {
+        let n = self.node(self.schema.type_id(object_type)?, id)?;
+        let parent = self.nodes[n as usize].parent;
+        if parent == NONE {
+            return None;
+        }
+        let (kind, key) = &self.keys[parent as usize];
+        Some((self.schema.resource_type(*kind).name.as_str(), key.as_ref()))
+    }
+
+    /// Whether an object is an organization's own or lies below it, live or
+    /// not (for reading relationships, which deleted objects still have).
+    pub fn under(&self, object_type: &str, id: &str, organization: &str) -> bool {
+        let (Some(kind), Some(org)) = (
+            self.schema.type_id(object_type),
+            self.node(ORGANIZATION, organization),
+        ) else {
+            return false;
+        };
+        let Some(mut n) = self.node(kind, id) else {
+            return false;
+        };
+        loop {
+            if n == org {
+                return true;
+            }
+            let parent = self.nodes[n as usize].parent;
+            if parent == NONE {
+                return false;
+            }
+            n = parent;
+        }
     }
 
     /// Whether an object is a live organization's own or lies below it.

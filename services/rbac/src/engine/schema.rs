@@ -422,6 +422,17 @@ impl Schema {
         })
     }
 
+    /// Forgets a registered type's name (its permission bits stay taken).
+    pub fn unregister(&mut self, name: &str) -> bool {
+        match self.type_id(name) {
+            Some(id) if self.types[id as usize].definition.is_some() => {
+                self.type_ids.remove(name);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// `perms` with everything they imply.
     pub fn close(&self, mut perms: Perms) -> Perms {
         loop {

@@ -1,0 +1,404 @@
+//! `Watch` and `WriteRelationships`: objects of registered types attached
+//! to their parents by the services that own them, and the stream of
+//! parent-link changes a watcher follows from a revision.
+
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_proto::tenantry::authz::v1 as pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tonic::Status;
+
+use crate::engine::Change;
+use crate::live::token;
+use crate::store::NodeRow;
+use crate::{Caller, Core, NAME, precondition};
+
+/// The most updates one write may carry.
+pub const MAX_UPDATES: usize = 1000;
+
+fn event_ref(object_type: &str, id: &str) -> Option<events::ObjectRef> {
+    Some(events::ObjectRef {
+        r#type: object_type.into(),
+        id: id.into(),
+    })
+}
+
+impl Core {
+    /// Whether the caller may attach objects inside the organization that
+    /// holds (type, id): NOT_FOUND when they may not even read it.
+    fn may_write_under(
+        &self,
+        caller: &Caller,
+        object_type: &str,
+        id: &str,
+        field: &str,
+    ) -> Result<String> {
+        let organization = self
+            .index
+            .read()
+            .organization_of(object_type, id)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::new(
+                    Code::NotFound,
+                    "OBJECT_NOT_FOUND",
+                    format!("{field} does not exist"),
+                )
+                .with_domain(NAME)
+            })?;
+        // A service account writes inside the organization its token is for.
+        if !self.serves(caller, &organization) {
+            self.authorize(
+                caller,
+                ("organization", &organization),
+                "authz.write",
+                "organization.read",
+                "organization",
+            )?;
+        }
+        Ok(organization)
+    }
+
+    /// Checks preconditions against the stored parent links.
+    async fn preconditions_hold(&self, preconditions: &[pb::Precondition]) -> Result<()> {
+        for (i, p) in preconditions.iter().enumerate() {
+            let filter = p.filter.as_ref().ok_or_else(|| {
+                Error::invalid_field(format!("optional_preconditions[{i}].filter"), "is required")
+            })?;
+            let parent = filter
+                .optional_subject_filter
+                .as_ref()
+                .map(|s| s.optional_subject_id.as_str())
+                .unwrap_or_default();
+            let found = !self
+                .store
+                .parent_links(
+                    &filter.resource_type,
+                    &filter.optional_resource_id,
+                    parent,
+                    1,
+                )
+                .await?
+                .is_empty();
+            let holds = match pb::precondition::Operation::try_from(p.operation) {
+                Ok(pb::precondition::Operation::MustMatch) => found,
+                Ok(pb::precondition::Operation::MustNotMatch) => !found,
+                _ => {
+                    return Err(Error::invalid_field(
+                        format!("optional_preconditions[{i}].operation"),
+                        "is required",
+                    ));
+                }
+            };
+            if !holds {
+                return Err(precondition(
+                    "PRECONDITION_FAILED",
+                    format!("precondition {i} does not hold"),
+                )
+                .with_metadata("index", i));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies parent-link updates of registered types, all or nothing.
+    pub(crate) async fn write_relationships(
+        &self,
+        caller: &Caller,
+        updates: &[pb::RelationshipUpdate],
+        preconditions: &[pb::Precondition],
+    ) -> Result<i64> {
+        if updates.is_empty() || updates.len() > MAX_UPDATES {
+            return Err(Error::invalid_field(
+                "updates",
+                format!("must hold 1 to {MAX_UPDATES} updates"),
+            ));
+        }
+        let mut changes = Vec::with_capacity(updates.len());
+        let mut rows = Vec::new();
+        let mut deletions = Vec::new();
+        let mut written = Vec::new();
+        for (i, update) in updates.iter().enumerate() {
+            let field = format!("updates[{i}]");
+            let relationship = update
+                .relationship
+                .as_ref()
+                .ok_or_else(|| Error::invalid_field(&field, "needs a relationship"))?;
+            let resource = relationship
+                .resource
+                .as_ref()
+                .filter(|o| !o.object_type.is_empty() && !o.object_id.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_field(
+                        format!("{field}.relationship.resource"),
+                        "needs a type and an id",
+                    )
+                })?;
+            let subject = relationship
+                .subject
+                .as_ref()
+                .and_then(|s| s.object.as_ref())
+                .filter(|o| !o.object_type.is_empty() && !o.object_id.is_empty())
+                .ok_or_else(|| {
+                    Error::invalid_field(
+                        format!("{field}.relationship.subject"),
+                        "needs a type and an id",
+                    )
+                })?;
+            if relationship.relation != "parent" {
+                return Err(Error::invalid_field(
+                    format!("{field}.relationship.relation"),
+                    "must be `parent`, the only relation objects have",
+                ));
+            }
+            let parent_type = {
+                let index = self.index.read();
+                let schema = index.schema();
+                let kind = schema.type_id(&resource.object_type).ok_or_else(|| {
+                    Error::invalid_field(
+                        format!("{field}.relationship.resource.object_type"),
+                        "is not a known type",
+                    )
+                })?;
+                let t = schema.resource_type(kind);
+                if t.definition.is_none() {
+                    return Err(Error::invalid_field(
+                        format!("{field}.relationship.resource.object_type"),
+                        "built-in objects are written by the organization service",
+                    ));
+                }
+                schema
+                    .resource_type(t.parent.expect("registered types have parents"))
+                    .name
+                    .clone()
+            };
+            if subject.object_type != parent_type {
+                return Err(Error::invalid_field(
+                    format!("{field}.relationship.subject.object_type"),
+                    format!(
+                        "must be `{parent_type}`, the parent type of `{}`",
+                        resource.object_type
+                    ),
+                ));
+            }
+            let operation = pb::relationship_update::Operation::try_from(update.operation)
+                .ok()
+                .filter(|o| *o != pb::relationship_update::Operation::Unspecified)
+                .ok_or_else(|| Error::invalid_field(format!("{field}.operation"), "is required"))?;
+            // Both where it goes and where it is now must be the caller's.
+            let organization = self.may_write_under(
+                caller,
+                &subject.object_type,
+                &subject.object_id,
+                "the parent",
+            )?;
+            let existing = self
+                .index
+                .read()
+                .parent_of(&resource.object_type, &resource.object_id)
+                .map(|(t, id)| (t.to_string(), id.to_string()));
+            if let Some((old_type, old_parent)) = &existing {
+                let old_organization =
+                    self.may_write_under(caller, old_type, old_parent, "the current parent")?;
+                let index = self.index.read();
+                if index.root_of(&old_organization) != index.root_of(&organization) {
+                    return Err(precondition(
+                        "CROSS_TENANT_MOVE",
+                        "an object stays in its organization tree",
+                    ));
+                }
+            }
+            match operation {
+                pb::relationship_update::Operation::Create if existing.is_some() => {
+                    return Err(Error::new(
+                        Code::AlreadyExists,
+                        "RELATIONSHIP_EXISTS",
+                        format!("{field} already exists"),
+                    )
+                    .with_domain(NAME));
+                }
+                pb::relationship_update::Operation::Delete => {
+                    if existing.is_some() {
+                        deletions.push((resource.object_type.clone(), resource.object_id.clone()));
+                        changes.push(Change::RemoveNode {
+                            object_type: resource.object_type.clone(),
+                            id: resource.object_id.clone(),
+                        });
+                    }
+                }
+                _ => {
+                    rows.push(NodeRow {
+                        object_type: resource.object_type.clone(),
+                        id: resource.object_id.clone(),
+                        parent_id: Some(subject.object_id.clone()),
+                        organization_id: organization.clone(),
+                        inherit: true,
+                        live: true,
+                    });
+                    changes.push(Change::Node {
+                        object_type: resource.object_type.clone(),
+                        id: resource.object_id.clone(),
+                        parent: Some(subject.object_id.clone()),
+                        inherit: true,
+                    });
+                }
+            }
+            written.push(events::RelationshipUpdate {
+                operation: if operation == pb::relationship_update::Operation::Delete {
+                    events::relationship_update::Operation::Delete
+                } else {
+                    events::relationship_update::Operation::Touch
+                } as i32,
+                relationship: Some(events::RelationshipTuple {
+                    resource: event_ref(&resource.object_type, &resource.object_id),
+                    relation: "parent".into(),
+                    subject: event_ref(&subject.object_type, &subject.object_id),
+                    subject_relation: String::new(),
+                }),
+            });
+        }
+        self.preconditions_hold(preconditions).await?;
+        let mut tx = self.store.begin().await?;
+        for row in &rows {
+            self.store.upsert_node(&mut tx, row).await?;
+        }
+        for (object_type, id) in &deletions {
+            self.store.delete_node(&mut tx, object_type, id).await?;
+        }
+        let organization = rows
+            .first()
+            .map(|r| r.organization_id.clone())
+            .unwrap_or_default();
+        let mut event = tenantry_kit::outbox::NewEvent::new(
+            "authz.relationships.written",
+            "relationships",
+            organization.clone(),
+            caller.actor(),
+            &events::RelationshipsWritten {
+                revision: String::new(),
+                updates: written,
+            },
+        )
+        .with_request(caller.request.clone());
+        if !organization.is_empty() {
+            event = event.in_organization(&organization, self.root_of(&organization));
+        }
+        self.write(tx, &changes, vec![event]).await
+    }
+}
+
+/// The parent-link changes after `start`, as they are logged, filtered by
+/// type and organization; polls the change log.
+pub fn stream(
+    core: Core,
+    start: i64,
+    types: Vec<String>,
+    organization: Option<String>,
+) -> impl futures::Stream<Item = std::result::Result<pb::WatchResponse, Status>> + Send {
+    async_stream(core, start, types, organization)
+}
+
+fn async_stream(
+    core: Core,
+    start: i64,
+    types: Vec<String>,
+    organization: Option<String>,
+) -> impl futures::Stream<Item = std::result::Result<pb::WatchResponse, Status>> + Send {
+    let (sender, receiver) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut cursor = start;
+        loop {
+            let batch = match core.store.changes_after(cursor, 1000).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    let _ = sender.send(Err(error.into_status())).await;
+                    return;
+                }
+            };
+            let Some(&(last, _)) = batch.last() else {
+                tokio::select! {
+                    _ = sender.closed() => return,
+                    // A shutdown ends the stream; the client resumes from
+                    // its last `changes_through` elsewhere.
+                    _ = core.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => continue,
+                }
+            };
+            let updates: Vec<pb::RelationshipUpdate> = {
+                let index = core.index.read();
+                batch
+                    .iter()
+                    .filter_map(|(_, change)| {
+                        let (object_type, id, parent, delete) = match change {
+                            Change::Node {
+                                object_type,
+                                id,
+                                parent: Some(parent),
+                                ..
+                            } => (object_type, id, parent.clone(), false),
+                            Change::RemoveNode { object_type, id } => {
+                                (object_type, id, String::new(), true)
+                            }
+                            _ => return None,
+                        };
+                        if !types.is_empty() && !types.contains(object_type) {
+                            return None;
+                        }
+                        if let Some(org) = &organization
+                            && !delete
+                            && !index.within(object_type, id, org)
+                        {
+                            return None;
+                        }
+                        if delete && organization.is_some() {
+                            // A removed object's tenant is no longer known:
+                            // only unscoped watchers (services) see it.
+                            return None;
+                        }
+                        let parent_type = index
+                            .schema()
+                            .type_id(object_type)
+                            .and_then(|t| index.schema().resource_type(t).parent)
+                            .map(|p| index.schema().resource_type(p).name.clone())
+                            .unwrap_or_default();
+                        Some(pb::RelationshipUpdate {
+                            operation: if delete {
+                                pb::relationship_update::Operation::Delete
+                            } else {
+                                pb::relationship_update::Operation::Touch
+                            } as i32,
+                            relationship: Some(pb::Relationship {
+                                resource: Some(pb::ObjectReference {
+                                    object_type: object_type.clone(),
+                                    object_id: id.clone(),
+                                }),
+                                relation: "parent".into(),
+                                subject: Some(pb::SubjectReference {
+                                    object: Some(pb::ObjectReference {
+                                        object_type: parent_type,
+                                        object_id: parent,
+                                    }),
+                                    optional_relation: String::new(),
+                                }),
+                            }),
+                        })
+                    })
+                    .collect()
+            };
+            // Only whole revisions are reported.
+            let complete = batch.len() < 1000;
+            cursor = if complete { last } else { last - 1 };
+            if !updates.is_empty()
+                && sender
+                    .send(Ok(pb::WatchResponse {
+                        updates,
+                        changes_through: Some(token(cursor)),
+                    }))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
