@@ -3,9 +3,9 @@
 //! sign-in settings, and creating a first organization for a new user.
 //!
 //! Identity calls as itself: a short-lived service token it signs with its
-//! own key. Until the organization and rbac services implement these RPCs
-//! (issues #4 and #5) they answer UNIMPLEMENTED, which this client reads as
-//! "no organizations yet" so sign-up and sign-in keep working.
+//! own key. A deployment that runs identity without those services (they
+//! answer UNIMPLEMENTED) reads as "no organizations yet", so sign-up and
+//! sign-in keep working.
 
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;

@@ -59,6 +59,9 @@ struct Args {
     /// (0.25 with --smoke).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Run only part 1 (`index`) or part 2 (`grpc`). Default: both.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// The resident memory of this process, in bytes.
@@ -628,8 +631,17 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
-    in_process(&args)?;
-    over_grpc(&args).await?;
+    let only = args.only.as_deref();
+    anyhow::ensure!(
+        matches!(only, None | Some("index") | Some("grpc")),
+        "--only takes `index` or `grpc`"
+    );
+    if only != Some("grpc") {
+        in_process(&args)?;
+    }
+    if only != Some("index") {
+        over_grpc(&args).await?;
+    }
     println!("\ntotal {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
