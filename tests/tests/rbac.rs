@@ -1963,3 +1963,34 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_tree_reaches_the_index_over_nats() {
+    let Some(url) = tenantry_testkit::nats_url() else {
+        return;
+    };
+    for storage in storages() {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(storage)
+            .bus(tenantry_testkit::Bus::Nats(url.clone()))
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let w = World { sandbox, channel };
+        let ada = w.user("ada@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let rocket = w.project(&ada, &id(&acme.name), "Rocket").await;
+        assert!(
+            w.check(&ada, "project", &rocket, "project.read", None)
+                .await
+                .unwrap()
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

@@ -508,6 +508,28 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
             Ok(())
         })
         .await?;
+        // The same empty RPC carrying the same bearer header as the checks
+        // (health is public, so the header is only carried, not verified):
+        // what the token costs the transport alone.
+        let health: Vec<HealthClient<Channel>> = channels(&sandbox, concurrency)
+            .await?
+            .into_iter()
+            .map(HealthClient::new)
+            .collect();
+        let bearer = token.clone();
+        let with_header = warm_then_measure(warmup, measure, health, move |mut client, _, _| {
+            let request = authed(
+                HealthCheckRequest {
+                    service: String::new(),
+                },
+                &bearer,
+            );
+            async move {
+                client.check(request).await?;
+                Ok(())
+            }
+        })
+        .await?;
         let checkers: Vec<_> = channels(&sandbox, concurrency)
             .await?
             .into_iter()
@@ -528,6 +550,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         .await?;
         for (name, run) in [
             ("Health/Check (floor)", &floor),
+            ("Health/Check + bearer header", &with_header),
             ("CheckPermission", &checks),
         ] {
             rows.push(vec![
