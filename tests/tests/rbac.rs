@@ -1994,3 +1994,70 @@ async fn the_tree_reaches_the_index_over_nats() {
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn watch_streams_membership_and_grant_changes_of_an_organization() {
+    let w = World::start(Storage::Sqlite).await;
+    let ada = w.user("ada@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    let acme = w.organization(&ada, "Acme", None).await;
+    let acme_id = id(&acme.name);
+    let start = w
+        .authz()
+        .check_permission(authed(
+            authz::CheckPermissionRequest {
+                resource: object("organization", &acme_id),
+                permission: "organization.read".into(),
+                subject: subject(&ada.id),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .checked_at;
+    let mut watch = w
+        .authz()
+        .watch(authed(
+            authz::WatchRequest {
+                optional_object_types: Vec::new(),
+                optional_start_cursor: start,
+                organization: acme.name.clone(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let relationship = seen.updates[0].relationship.clone().unwrap();
+    assert_eq!(relationship.resource, object("organization", &acme_id));
+    assert_eq!(relationship.relation, "member");
+    assert_eq!(
+        relationship.subject.unwrap().object,
+        object("user", &bob.id)
+    );
+    assert!(seen.changes_through.is_some());
+    // Someone else's organization is not theirs to watch.
+    let eve = w.user("eve@example.com").await;
+    let refused = w
+        .authz()
+        .watch(authed(
+            authz::WatchRequest {
+                organization: acme.name.clone(),
+                ..Default::default()
+            },
+            &eve.token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    drop(watch);
+    w.sandbox.shutdown().await.unwrap();
+}

@@ -328,38 +328,21 @@ fn async_stream(
                 batch
                     .iter()
                     .filter_map(|(_, change)| {
-                        let (object_type, id, parent, delete) = match change {
-                            Change::Node {
-                                object_type,
-                                id,
-                                parent: Some(parent),
-                                ..
-                            } => (object_type, id, parent.clone(), false),
-                            Change::RemoveNode { object_type, id } => {
-                                (object_type, id, String::new(), true)
-                            }
-                            _ => return None,
-                        };
-                        if !types.is_empty() && !types.contains(object_type) {
+                        let (object_type, id, relation, subject_type, subject_id, delete) =
+                            as_relationship(&index, change)?;
+                        if !types.is_empty() && !types.contains(&object_type) {
                             return None;
                         }
-                        if let Some(org) = &organization
-                            && !delete
-                            && !index.within(object_type, id, org)
-                        {
-                            return None;
-                        }
-                        if delete && organization.is_some() {
+                        if let Some(org) = &organization {
                             // A removed object's tenant is no longer known:
                             // only unscoped watchers (services) see it.
-                            return None;
+                            if relation == "parent" && delete {
+                                return None;
+                            }
+                            if !index.under(&object_type, &id, org) {
+                                return None;
+                            }
                         }
-                        let parent_type = index
-                            .schema()
-                            .type_id(object_type)
-                            .and_then(|t| index.schema().resource_type(t).parent)
-                            .map(|p| index.schema().resource_type(p).name.clone())
-                            .unwrap_or_default();
                         Some(pb::RelationshipUpdate {
                             operation: if delete {
                                 pb::relationship_update::Operation::Delete
@@ -368,14 +351,14 @@ fn async_stream(
                             } as i32,
                             relationship: Some(pb::Relationship {
                                 resource: Some(pb::ObjectReference {
-                                    object_type: object_type.clone(),
-                                    object_id: id.clone(),
+                                    object_type,
+                                    object_id: id,
                                 }),
-                                relation: "parent".into(),
+                                relation,
                                 subject: Some(pb::SubjectReference {
                                     object: Some(pb::ObjectReference {
-                                        object_type: parent_type,
-                                        object_id: parent,
+                                        object_type: subject_type,
+                                        object_id: subject_id,
                                     }),
                                     optional_relation: String::new(),
                                 }),
@@ -401,4 +384,104 @@ fn async_stream(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
+
+/// A logged change as a relationship: (resource type, resource id,
+/// relation, subject type, subject id, deleted?). Parent links, memberships
+/// (`organization#member@user`), team roles (`team#member` or
+/// `team#lead`) and project grants (`project#viewer|contributor|admin` of
+/// a user, a team or a role); roles and liveness are not relationships.
+fn as_relationship(
+    index: &crate::engine::Index,
+    change: &Change,
+) -> Option<(String, String, String, String, String, bool)> {
+    use crate::engine::{AccessLevel, GrantSubject};
+    let level_name = |level: &Option<AccessLevel>| match level {
+        Some(AccessLevel::Viewer) | None => "viewer",
+        Some(AccessLevel::Contributor) => "contributor",
+        Some(AccessLevel::Admin) => "admin",
+    };
+    Some(match change {
+        Change::Node {
+            object_type,
+            id,
+            parent: Some(parent),
+            ..
+        } => {
+            let parent_type = index
+                .schema()
+                .type_id(object_type)
+                .and_then(|t| index.schema().resource_type(t).parent)
+                .map(|p| index.schema().resource_type(p).name.clone())
+                .unwrap_or_default();
+            (
+                object_type.clone(),
+                id.clone(),
+                "parent".into(),
+                parent_type,
+                parent.clone(),
+                false,
+            )
+        }
+        Change::RemoveNode { object_type, id } => (
+            object_type.clone(),
+            id.clone(),
+            "parent".into(),
+            String::new(),
+            String::new(),
+            true,
+        ),
+        Change::Membership {
+            organization,
+            user,
+            roles,
+        } => (
+            "organization".into(),
+            organization.clone(),
+            "member".into(),
+            "user".into(),
+            user.clone(),
+            roles.is_empty(),
+        ),
+        Change::TeamMember { team, user, lead } => (
+            "team".into(),
+            team.clone(),
+            if *lead == Some(true) {
+                "lead"
+            } else {
+                "member"
+            }
+            .into(),
+            "user".into(),
+            user.clone(),
+            lead.is_none(),
+        ),
+        Change::ProjectGrant {
+            project,
+            subject,
+            level,
+        } => {
+            let (subject_type, subject_id) = match subject {
+                GrantSubject::User(u) => ("user", u.clone()),
+                GrantSubject::Team(t) => ("team", t.clone()),
+                GrantSubject::Role(r) => ("role", r.clone()),
+            };
+            (
+                "project".into(),
+                project.clone(),
+                // A removal names no level: it ends whatever access the
+                // subject had.
+                if level.is_some() {
+                    level_name(level)
+                } else {
+                    "access"
+                }
+                .into(),
+                subject_type.into(),
+                subject_id,
+                level.is_none(),
+            )
+        }
+        _ => return None,
+    })
 }
