@@ -177,6 +177,12 @@ pub struct Index {
     /// (role, project) → level.
     role_grants: FxHashMap<(RoleId, NodeId), AccessLevel>,
     role_projects: FxHashMap<RoleId, Vec<NodeId>>,
+    /// Reverse indexes for `subjects_with`: node → users with a direct
+    /// entry there; organization → members (whatever their roles grant);
+    /// project → teams granted on it.
+    node_subjects: FxHashMap<NodeId, Vec<SubjectId>>,
+    org_members: FxHashMap<NodeId, Vec<SubjectId>>,
+    project_teams: FxHashMap<NodeId, Vec<NodeId>>,
     relationships: usize,
 }
 
@@ -418,8 +424,17 @@ impl Index {
                     if self.members.remove(&(u, org)).is_some() {
                         self.relationships -= 1;
                     }
-                } else if self.members.insert((u, org), roles).is_none() {
-                    self.relationships += 1;
+                    if let Some(list) = self.org_members.get_mut(&org) {
+                        list.retain(|m| *m != u);
+                    }
+                } else {
+                    if self.members.insert((u, org), roles).is_none() {
+                        self.relationships += 1;
+                    }
+                    let list = self.org_members.entry(org).or_default();
+                    if !list.contains(&u) {
+                        list.push(u);
+                    }
                 }
                 self.refresh_direct(u, org);
             }
@@ -472,6 +487,12 @@ impl Index {
                             push_unique(list, p);
                         } else {
                             remove_value(list, p);
+                        }
+                        let teams = self.project_teams.entry(p).or_default();
+                        if level.is_some() {
+                            push_unique(teams, t);
+                        } else {
+                            remove_value(teams, t);
                         }
                     }
                     GrantSubject::Role(role) => {
@@ -535,10 +556,14 @@ impl Index {
                 if let Some(nodes) = self.user_nodes.get_mut(&u) {
                     remove_value(nodes, n);
                 }
+                if let Some(users) = self.node_subjects.get_mut(&n) {
+                    users.retain(|x| *x != u);
+                }
             }
             Entry::Vacant(e) if perms != 0 => {
                 e.insert(perms);
                 self.user_nodes.entry(u).or_default().push(n);
+                self.node_subjects.entry(n).or_default().push(u);
             }
             Entry::Vacant(_) => {}
         }
@@ -589,6 +614,11 @@ impl Index {
             remove_value(list, n);
         }
         self.role_grants.retain(|(_, p), _| *p != n);
+        self.org_members.remove(&n);
+        self.project_teams.remove(&n);
+        for teams in self.project_teams.values_mut() {
+            remove_value(teams, n);
+        }
         for list in self.role_projects.values_mut() {
             remove_value(list, n);
         }
@@ -936,7 +966,26 @@ impl Index {
         let Some(n) = self.node(kind, id) else {
             return Ok(Vec::new());
         };
-        let mut users: Vec<&str> = (0..self.subject_names.len() as SubjectId)
+        // Candidates: whoever holds anything on the object or an ancestor,
+        // the members of the organizations on the way (role grants), and
+        // the members of teams granted on it. Each is then checked.
+        let mut candidates: FxHashSet<SubjectId> = FxHashSet::default();
+        let mut at = n;
+        loop {
+            for list in [self.node_subjects.get(&at), self.org_members.get(&at)] {
+                candidates.extend(list.into_iter().flatten());
+            }
+            for team in self.project_teams.get(&at).into_iter().flatten() {
+                candidates.extend(self.node_subjects.get(team).into_iter().flatten());
+            }
+            let parent = self.nodes[at as usize].parent;
+            if parent == NONE {
+                break;
+            }
+            at = parent;
+        }
+        let mut users: Vec<&str> = candidates
+            .into_iter()
             .filter(|&u| self.check(u, n, bit))
             .map(|u| self.subject_names[u as usize].as_ref())
             .collect();

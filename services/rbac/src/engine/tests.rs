@@ -249,6 +249,38 @@ fn build(changes: &[Change]) -> Index {
 }
 
 #[test]
+fn subjects_are_found_from_the_object_without_testing_everyone() {
+    let schema = schema_with_deployments();
+    for seed in 0..150 {
+        let (changes, facts, users) = random_world(seed);
+        let index = build(&changes);
+        let holdings: Vec<_> = users
+            .iter()
+            .map(|u| (u, facts.holdings(&schema, u)))
+            .collect();
+        for (object_type, id) in facts.objects.keys() {
+            let kind = schema.type_id(object_type).unwrap();
+            for permission in schema.names(schema.resource_type(kind).permissions) {
+                let bit = schema.permission(permission).unwrap();
+                let expected: Vec<&str> = holdings
+                    .iter()
+                    .filter(|(_, h)| {
+                        h.get(&(object_type.clone(), id.clone()))
+                            .is_some_and(|p| p & bit != 0)
+                    })
+                    .map(|(u, _)| u.as_str())
+                    .collect();
+                let got = index.subjects_with(object_type, id, permission).unwrap();
+                assert_eq!(
+                    got, expected,
+                    "seed {seed}: who has {permission} on {object_type}:{id}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn the_index_agrees_with_the_reference_on_random_worlds() {
     let schema = schema_with_deployments();
     for seed in 0..300 {
