@@ -2061,3 +2061,54 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
     drop(watch);
     w.sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_replica_behind_the_compacted_log_reloads_and_old_watch_cursors_are_refused() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme", None).await;
+        let acme_id = id(&acme.name);
+        // A second replica's index, loaded now, then left behind.
+        let db = w.sandbox.database.connect().await.unwrap();
+        let store = tenantry_rbac::store::Store::new(db);
+        let lagging = tenantry_rbac::live::LiveIndex::load(store.clone())
+            .await
+            .unwrap();
+        let old = lagging.applied();
+        let token = w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+        let head = tenantry_rbac::live::parse_token(&token.as_ref().unwrap().token).unwrap();
+        assert!(head > old);
+        // The log before `head` is compacted away.
+        store.compact(head).await.unwrap();
+        assert_eq!(store.floor().await.unwrap(), head);
+        assert!(store.changes_after(old, 100).await.unwrap().is_empty());
+        // The lagging replica notices and reloads: it sees bob.
+        lagging.catch_up().await.unwrap();
+        assert!(lagging.applied() >= head);
+        assert!(
+            lagging
+                .read()
+                .check_by_id(&bob.id, "organization", &acme_id, "organization.read")
+                .unwrap()
+        );
+        // A watch from before the floor cannot be served without a gap.
+        let stale = w
+            .authz()
+            .watch(authed(
+                authz::WatchRequest {
+                    optional_start_cursor: Some(authz::ZedToken {
+                        token: format!("r{old}"),
+                    }),
+                    organization: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Code::FailedPrecondition);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

@@ -666,6 +666,13 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             Some(cursor) => crate::live::parse_token(&cursor.token)?,
             None => self.0.index.applied(),
         };
+        if start < self.0.store.floor().await? {
+            return Err(precondition(
+                "HISTORY_COMPACTED",
+                "the start token is older than the retained change history; read the current state with ReadRelationships and watch from its token",
+            )
+            .into());
+        }
         if start > self.0.store.head().await? {
             return Err(Error::invalid_field("optional_start_cursor", "is from the future").into());
         }

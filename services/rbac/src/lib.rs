@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
+    /// How many revisions of the change log are kept for replicas that fall
+    /// behind and for `Watch` cursors (older ones are compacted away; a
+    /// replica further behind reloads its index). Default: 100000.
+    pub retain_revisions: u32,
     /// The least time between two sends of one invitation, in seconds.
     /// Default: 60.
     pub resend_interval_secs: u32,
@@ -71,6 +75,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            retain_revisions: 100_000,
             resend_interval_secs: 60,
             max_sends: 5,
             mailer: tenantry_mail::MailerOptions::default(),
@@ -81,6 +86,10 @@ impl Default for Options {
 impl Options {
     /// Checks the values, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.retain_revisions >= 100,
+            "invalid configuration: `rbac.retain_revisions` must be at least 100"
+        );
         anyhow::ensure!(
             (1..=100).contains(&self.max_sends),
             "invalid configuration: `rbac.max_sends` must be from 1 to 100"
@@ -118,6 +127,12 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     let store = Store::new(ctx.db.clone());
     let index = LiveIndex::load(store.clone()).await?;
     index.spawn_follower(ctx.shutdown.clone(), &ctx.tasks);
+    live::spawn_compactor(
+        store.clone(),
+        options.retain_revisions,
+        ctx.shutdown.clone(),
+        &ctx.tasks,
+    );
     let core = Core {
         store,
         index,
@@ -298,14 +313,20 @@ impl Core {
         changes: &[Change],
         events: Vec<NewEvent>,
     ) -> Result<i64> {
-        let revision = self.store.log(&mut tx, changes).await?;
+        // A write that changes nothing the index knows (an invitation, say)
+        // takes no revision: it must not queue behind the revision lock.
+        let revision = if changes.is_empty() {
+            None
+        } else {
+            Some(self.store.log(&mut tx, changes).await?)
+        };
         for event in events {
             self.outbox.append(&mut tx, event).await?;
         }
         tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         self.outbox.notify();
         self.index.catch_up().await?;
-        Ok(revision)
+        Ok(revision.unwrap_or_else(|| self.index.applied()))
     }
 
     /// A new event from the caller about an organization.

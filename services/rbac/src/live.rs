@@ -22,6 +22,10 @@ use crate::store::Store;
 const MAX_WAIT: Duration = Duration::from_secs(5);
 /// How often a replica looks for changes written by others.
 const POLL: Duration = Duration::from_millis(20);
+/// The most change rows read at once.
+const BATCH: i64 = 10_000;
+/// How often the change log is compacted.
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
 
 /// A replica's index.
 #[derive(Debug)]
@@ -73,37 +77,74 @@ impl LiveIndex {
         *self.applied.borrow()
     }
 
-    /// Applies every change the store has beyond what is applied.
+    /// Applies every change the store has beyond what is applied. A replica
+    /// that fell behind the compaction floor reloads its index from a fresh
+    /// snapshot instead.
     pub async fn catch_up(&self) -> Result<()> {
         let _one_at_a_time = self.catching_up.lock().await;
+        if self.applied() < self.store.floor().await? {
+            return self.reload().await;
+        }
         loop {
             let from = self.applied();
-            let batch = self.store.changes_after(from, 10_000).await?;
-            let Some(&(last, _)) = batch.last() else {
+            let mut batch = self.store.changes_after(from, BATCH).await?;
+            let (Some(&(first, _)), Some(&(last, _))) = (batch.first(), batch.last()) else {
                 return Ok(());
+            };
+            let complete = batch.len() < BATCH as usize;
+            // A batch cut inside a revision applies only the revisions it
+            // holds whole; one revision larger than a batch is read alone.
+            let upto = if complete {
+                last
+            } else if first == last {
+                batch = self
+                    .store
+                    .changes_of(first)
+                    .await?
+                    .into_iter()
+                    .map(|c| (first, c))
+                    .collect();
+                first
+            } else {
+                last - 1
             };
             {
                 let mut index = self
                     .index
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for (_, change) in &batch {
+                for (_, change) in batch.iter().filter(|(r, _)| *r <= upto) {
                     if let Err(error) = index.apply(change) {
                         tracing::warn!(%error, "a logged change does not apply; skipped");
                     }
                 }
             }
-            // A batch cut in the middle of a revision is finished by the
-            // next round before anyone is told about it.
-            let complete = batch.len() < 10_000;
-            let applied = if complete { last } else { last - 1 };
-            if applied > from {
-                self.applied.send_replace(applied);
-            }
+            self.applied.send_replace(upto);
             if complete {
                 return Ok(());
             }
         }
+    }
+
+    /// Replaces the index with one built from a fresh snapshot.
+    async fn reload(&self) -> Result<()> {
+        let (revision, changes) = self.store.snapshot().await?;
+        let mut index = Index::new();
+        for change in &changes {
+            if let Err(error) = index.apply(change) {
+                tracing::warn!(%error, "a stored change does not apply; skipped");
+            }
+        }
+        *self
+            .index
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = index;
+        tracing::warn!(
+            revision,
+            "this replica fell behind the compacted change log and reloaded its index"
+        );
+        self.applied.send_replace(revision);
+        Ok(())
     }
 
     /// Follows the change log until shutdown.
@@ -169,6 +210,36 @@ impl LiveIndex {
         }
         Ok(self.applied())
     }
+}
+
+/// Keeps the change log to the newest `retain` revisions. Any replica may
+/// run it: compacting is idempotent and only ever raises the floor.
+pub fn spawn_compactor(
+    store: Store,
+    retain: u32,
+    shutdown: CancellationToken,
+    tasks: &tokio_util::task::TaskTracker,
+) {
+    tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(COMPACT_EVERY) => {}
+            }
+            let result = async {
+                let floor = store.head().await? - i64::from(retain);
+                if floor > store.floor().await? {
+                    let deleted = store.compact(floor).await?;
+                    tracing::debug!(floor, deleted, "compacted the change log");
+                }
+                Ok::<_, tenantry_kit::Error>(())
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::warn!(error = %error.message(), "compacting the change log failed");
+            }
+        }
+    });
 }
 
 /// The token of a revision.

@@ -6,6 +6,8 @@
 //! [`Change`](crate::engine::Change)s every replica's index follows. Each
 //! write transaction takes the next revision from `rbac_revision` under its
 //! row lock, so revisions commit in order and a follower never skips one.
+//! Row 2 of `rbac_revision` is the compaction floor: every revision up to it
+//! has left the log.
 
 use tenantry_kit::db::Migration;
 
@@ -15,6 +17,7 @@ CREATE TABLE rbac_revision (
     value BIGINT NOT NULL
 );
 INSERT INTO rbac_revision (id, value) VALUES (1, 0);
+INSERT INTO rbac_revision (id, value) VALUES (2, 0);
 CREATE TABLE rbac_changes (
     revision BIGINT NOT NULL,
     position BIGINT NOT NULL,

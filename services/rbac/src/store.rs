@@ -228,6 +228,52 @@ impl Store {
             .map_err(db_error)
     }
 
+    /// The compaction floor: revisions up to it are no longer in the log.
+    pub async fn floor(&self) -> Result<i64> {
+        sqlx::query("SELECT value FROM rbac_revision WHERE id = 2")
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)
+    }
+
+    /// Drops revisions up to `floor` from the log (and raises the floor).
+    pub async fn compact(&self, floor: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let raised = sqlx::query("UPDATE rbac_revision SET value = $1 WHERE id = 2 AND value < $1")
+            .bind(floor)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        if raised == 0 {
+            return Ok(0);
+        }
+        let deleted = sqlx::query("DELETE FROM rbac_changes WHERE revision <= $1")
+            .bind(floor)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        tx.commit().await.map_err(db_error)?;
+        Ok(deleted)
+    }
+
+    /// Every change of one revision.
+    pub async fn changes_of(&self, revision: i64) -> Result<Vec<Change>> {
+        let rows =
+            sqlx::query("SELECT change FROM rbac_changes WHERE revision = $1 ORDER BY position")
+                .bind(revision)
+                .fetch_all(self.db.pool())
+                .await
+                .map_err(db_error)?;
+        rows.iter()
+            .map(|row| decode(&row.try_get::<String, _>(0)?))
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(db_error)
+    }
+
     /// Changes after `revision`, in order, at most `limit` rows.
     pub async fn changes_after(&self, revision: i64, limit: i64) -> Result<Vec<(i64, Change)>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

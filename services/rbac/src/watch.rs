@@ -307,6 +307,23 @@ fn async_stream(
     tokio::spawn(async move {
         let mut cursor = start;
         loop {
+            // A watcher that fell behind the compacted history cannot be
+            // served without a gap: it must resynchronise.
+            match core.store.floor().await {
+                Ok(floor) if floor > cursor => {
+                    let error = precondition(
+                        "HISTORY_COMPACTED",
+                        "the watch fell behind the retained change history; resynchronise",
+                    );
+                    let _ = sender.send(Err(error.into_status())).await;
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = sender.send(Err(error.into_status())).await;
+                    return;
+                }
+            }
             let batch = match core.store.changes_after(cursor, 1000).await {
                 Ok(batch) => batch,
                 Err(error) => {
