@@ -490,7 +490,8 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         .await?;
     let (user, token, project) = grpc_world(&sandbox).await?;
     println!(
-        "\n2. Over gRPC on loopback (client and server in this process; {seconds} s per row)\n"
+        "\n2. Over gRPC on loopback (client and server in this process; {seconds} s per row; a {}-byte bearer token)\n",
+        token.len()
     );
     let mut rows = Vec::new();
     for concurrency in [1usize, 4, 16] {
