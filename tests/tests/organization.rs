@@ -2279,3 +2279,96 @@ async fn identity_follows_the_real_organizations_state_and_mfa_setting() {
     assert_eq!(reason(&refused), "MFA_REQUIRED");
     w.sandbox.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn objects_past_their_purge_time_are_purged_for_good() {
+    for storage in storages() {
+        let rbac = DirectoryStandIn::default();
+        let url = rbac.start().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .services(&[ServiceKind::Identity, ServiceKind::Organization])
+            .storage(storage)
+            .configure(move |config| {
+                config.peers.rbac = Some(url.clone());
+                config.peers.billing = Some(url);
+                config.organization.purge_interval_secs = 1;
+            })
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let mut w = World {
+            orgs: Orgs::new(channel.clone()),
+            teams: Teams::new(channel.clone()),
+            projects: Projects::new(channel.clone()),
+            workspaces: Workspaces::new(channel.clone()),
+            channel,
+            rbac,
+            sandbox,
+        };
+        let mut tap = w.sandbox.event_tap().await.unwrap();
+        let (ada, token) = w.user("ada@example.com").await;
+        let root = w.root(&ada, &token, "Root").await;
+        let doomed = w
+            .child(
+                &ada,
+                &token,
+                &root,
+                "Doomed",
+                pb::OrganizationKind::Organization,
+            )
+            .await
+            .unwrap();
+        let team = w
+            .teams
+            .create_team(authed(
+                pb::CreateTeamRequest {
+                    parent: doomed.name.clone(),
+                    team: Some(pb::Team {
+                        display_name: "Crew".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap();
+        w.orgs
+            .delete_organization(authed(
+                pb::DeleteOrganizationRequest {
+                    name: doomed.name.clone(),
+                    etag: String::new(),
+                    force: true,
+                },
+                &token,
+            ))
+            .await
+            .unwrap();
+        // Thirty days pass: the purge times move into the past.
+        {
+            let db = w.sandbox.database.connect().await.unwrap();
+            for table in ["org_organizations", "org_teams"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE {table} SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL"
+                )))
+                .execute(db.pool())
+                .await
+                .unwrap();
+            }
+            db.close().await;
+        }
+        let purged_team = tap.expect("team.purged", EVENT_WAIT).await.unwrap();
+        assert_eq!(purged_team.aggregate_id, id(&team.name));
+        let purged = tap.expect("organization.purged", EVENT_WAIT).await.unwrap();
+        assert_eq!(purged.aggregate_id, id(&doomed.name));
+        let gone = w.get(&token, &doomed.name).await.unwrap_err();
+        assert_eq!(gone.code(), Code::NotFound);
+        // The root, never deleted, stays.
+        assert!(w.get(&token, &root.name).await.is_ok());
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

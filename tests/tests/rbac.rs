@@ -2112,3 +2112,60 @@ async fn a_replica_behind_the_compacted_log_reloads_and_old_watch_cursors_are_re
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_purged_organization_takes_its_memberships_with_it() {
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+        ])
+        .configure(|config| config.organization.purge_interval_secs = 1)
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let w = World { sandbox, channel };
+    let ada = w.user("ada@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    let acme = w.organization(&ada, "Acme", None).await;
+    let acme_id = id(&acme.name);
+    w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+    Orgs::new(w.channel.clone())
+        .delete_organization(authed(
+            org::DeleteOrganizationRequest {
+                name: acme.name.clone(),
+                etag: String::new(),
+                force: true,
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    {
+        let db = w.sandbox.database.connect().await.unwrap();
+        sqlx::query("UPDATE org_organizations SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL")
+            .execute(db.pool())
+            .await
+            .unwrap();
+        db.close().await;
+    }
+    eventually("bob's membership leaving with the organization", || async {
+        let memberships = Members::new(w.channel.clone())
+            .list_user_memberships(authed(
+                pb::ListUserMembershipsRequest {
+                    parent: "users/me".into(),
+                    ..Default::default()
+                },
+                &bob.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .memberships;
+        (!memberships.iter().any(|m| m.name.contains(&acme_id))).then_some(())
+    })
+    .await;
+    w.sandbox.shutdown().await.unwrap();
+}

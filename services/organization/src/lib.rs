@@ -20,6 +20,7 @@ pub mod children;
 pub mod organizations;
 pub mod ownership;
 pub mod projects;
+pub mod purger;
 pub mod quota;
 pub mod schema;
 pub mod store;
@@ -58,6 +59,9 @@ pub struct Options {
     /// How many days a soft-deleted organization, team or project can be
     /// restored (its `purge_time`), from 1 to 365. Default: 30.
     pub purge_after_days: u32,
+    /// How often soft-deleted objects past their purge time are deleted
+    /// for good, in seconds (at least 1). Default: 3600.
+    pub purge_interval_secs: u64,
     /// Whether creating an organization, team or project asks the billing
     /// service for quota first. Default: true.
     pub check_quotas: bool,
@@ -69,6 +73,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             purge_after_days: 30,
+            purge_interval_secs: 3600,
             check_quotas: true,
             mailer: MailerOptions::default(),
         }
@@ -81,6 +86,10 @@ impl Options {
         anyhow::ensure!(
             (1..=365).contains(&self.purge_after_days),
             "invalid configuration: `organization.purge_after_days` must be from 1 to 365"
+        );
+        anyhow::ensure!(
+            self.purge_interval_secs >= 1,
+            "invalid configuration: `organization.purge_interval_secs` must be at least 1"
         );
         self.mailer.validate("organization.mailer")
     }
@@ -118,6 +127,11 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         mailer: tenantry_mail::build(&options.mailer, "organization.mailer", ctx.data_dir.clone())?,
         options: Arc::new(options.clone()),
     };
+    purger::spawn(
+        ctx,
+        core.clone(),
+        std::time::Duration::from_secs(options.purge_interval_secs),
+    );
     Ok(Service { core })
 }
 

@@ -912,6 +912,94 @@ impl Store {
         .map_err(db_error)
     }
 
+    /// Soft-deleted teams or projects whose purge time has passed, as
+    /// (organization, id).
+    pub async fn expired_children(
+        &self,
+        kind: Children,
+        now_us: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let sql = format!(
+            "SELECT organization_id, id FROM {} WHERE deleted_at_us IS NOT NULL AND purge_at_us <= $1
+             ORDER BY purge_at_us LIMIT {limit}",
+            kind.table()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now_us)
+            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Soft-deleted organizations whose purge time has passed, deepest
+    /// first, as (id, root).
+    pub async fn expired_organizations(
+        &self,
+        now_us: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>> {
+        let sql = format!(
+            "SELECT id, root_id FROM org_organizations
+             WHERE deleted_at_us IS NOT NULL AND purge_at_us <= $1
+             ORDER BY depth DESC, purge_at_us LIMIT {limit}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now_us)
+            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Deletes a team for good; soft-deleted projects it owned keep no owner.
+    pub async fn purge_team(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        sqlx::query("UPDATE org_projects SET team_id = NULL WHERE team_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("DELETE FROM org_teams WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Deletes an organization for good, unless anything is still under it
+    /// (then `false`).
+    pub async fn purge_organization(&self, tx: &mut Tx, id: &str) -> Result<bool> {
+        let remaining: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM org_organizations WHERE parent_id = $1)
+                  + (SELECT COUNT(*) FROM org_teams WHERE organization_id = $1)
+                  + (SELECT COUNT(*) FROM org_projects WHERE organization_id = $1)",
+        )
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .try_get(0)
+        .map_err(db_error)?;
+        if remaining > 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM org_ownership_transfers WHERE organization_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        let deleted = sqlx::query(
+            "DELETE FROM org_organizations WHERE id = $1 AND deleted_at_us IS NOT NULL",
+        )
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
     /// Deletes a project and its environments for good.
     pub async fn purge_project(&self, tx: &mut Tx, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM org_environments WHERE project_id = $1")

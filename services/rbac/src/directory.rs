@@ -300,6 +300,31 @@ impl Core {
                     id: e.project_id,
                 });
             }
+            "organization.purged" => {
+                let Some(e) = decode::<events::OrganizationPurged>(&event) else {
+                    return self.skip(tx).await;
+                };
+                let org = e.organization_id;
+                for member in self.store.memberships_in(&mut tx, &org).await? {
+                    self.store.delete_membership(&mut tx, &org, &member).await?;
+                    changes.push(Change::Membership {
+                        organization: org.clone(),
+                        user: member,
+                        roles: Vec::new(),
+                    });
+                }
+                for role in self.store.roles_in(&mut tx, &org).await? {
+                    self.store.delete_role(&mut tx, &role.id).await?;
+                    changes.push(Change::RemoveRole { name: role.name() });
+                }
+                self.store
+                    .delete_node(&mut tx, "organization", &org)
+                    .await?;
+                changes.push(Change::RemoveNode {
+                    object_type: "organization".into(),
+                    id: org,
+                });
+            }
             "team.purged" => {
                 let Some(e) = decode::<events::TeamPurged>(&event) else {
                     return self.skip(tx).await;

@@ -704,6 +704,27 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The user ids of an organization's members, inside a transaction.
+    pub async fn memberships_in(&self, tx: &mut Tx, organization_id: &str) -> Result<Vec<String>> {
+        sqlx::query("SELECT user_id FROM rbac_memberships WHERE organization_id = $1")
+            .bind(organization_id)
+            .try_map(|row: AnyRow| row.try_get(0))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    /// An organization's custom roles, inside a transaction.
+    pub async fn roles_in(&self, tx: &mut Tx, organization_id: &str) -> Result<Vec<RoleRow>> {
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles WHERE organization_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(organization_id)
+            .try_map(|row: AnyRow| role_from_row(&row))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
     /// How many members of an organization hold a role.
     pub async fn role_holders(
         &self,
