@@ -1026,20 +1026,27 @@ async fn two_rbac_processes_on_one_postgres_agree_after_at_least_as_fresh() {
         return;
     }
     let w = World::start(Storage::Postgres).await;
-    let url = w.sandbox.database.url.clone();
-    let identity = format!("http://{}", w.sandbox.server.grpc_addr);
-    let replica = Sandbox::builder()
-        .services(&[ServiceKind::Rbac])
-        .storage(Storage::Postgres)
-        .configure(move |config| {
-            config.database_url = Some(url);
-            config.peers.identity = Some(identity.clone());
-            config.peers.organization = Some(identity);
-        })
-        .start()
-        .await
-        .unwrap();
-    let other = Authz::new(replica.channel().await.unwrap());
+    let first = format!("http://{}", w.sandbox.server.grpc_addr);
+    // A second rbac: the real program in a process of its own, configured
+    // as a Deployment would be, on the same Postgres.
+    let replica = tenantry_testkit::ServerProcess::start(
+        env!("CARGO_BIN_EXE_tenantry-process"),
+        "rbac",
+        &[
+            ("DATABASE_URL", w.sandbox.database.url.clone()),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__ORGANIZATION", first),
+        ],
+    )
+    .await
+    .unwrap();
+    let other = Authz::new(
+        tonic::transport::Endpoint::from_shared(replica.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
     let ada = w.user("ada@example.com").await;
     let bob = w.user("bob@example.com").await;
     let acme = w.organization(&ada, "Acme", None).await;
@@ -1085,7 +1092,7 @@ async fn two_rbac_processes_on_one_postgres_agree_after_at_least_as_fresh() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.permissionship(), authz::Permissionship::Denied);
-    replica.shutdown().await.unwrap();
+    drop(replica);
     w.sandbox.shutdown().await.unwrap();
 }
 

@@ -225,3 +225,20 @@ fn sigterm_stops_the_server_cleanly() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn a_subset_of_services_is_chosen_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tenantry(dir.path()).args([
+        "migrate",
+        "--services",
+        "identity,rbac",
+        "--data-dir",
+        "data",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(tenantry(dir.path())
+        .args(["migrate", "--data-dir", "data"])
+        .env("TENANTRY_SERVICES", "organization"));
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -364,6 +364,80 @@ impl Sandbox {
     }
 }
 
+/// The `tenantry` program running as a separate process, started by a test
+/// with the same command line and environment a deployment would give it.
+/// Killed when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// Where it serves gRPC.
+    pub grpc_addr: SocketAddr,
+    /// Where it serves HTTP (`/readyz`, `/metrics`).
+    pub http_addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Runs `binary serve --services <services>` on free ports with a data
+    /// directory of its own and `envs` added to the environment, and waits
+    /// until `/readyz` answers 200.
+    pub async fn start(
+        binary: &str,
+        services: &str,
+        envs: &[(&str, String)],
+    ) -> anyhow::Result<ServerProcess> {
+        let free = || -> anyhow::Result<SocketAddr> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+        };
+        let (grpc_addr, http_addr) = (free()?, free()?);
+        let dir = tempfile::tempdir()?;
+        let child = Command::new(binary)
+            .args(["serve", "--services", services])
+            .arg("--grpc-addr")
+            .arg(grpc_addr.to_string())
+            .arg("--http-addr")
+            .arg(http_addr.to_string())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env(
+                "TENANTRY_LOG__LEVEL",
+                std::env::var("TENANTRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {binary}: {e}"))?;
+        let mut process = ServerProcess {
+            child,
+            grpc_addr,
+            http_addr,
+            _dir: dir,
+        };
+        for _ in 0..400 {
+            if let Some(status) = process.child.try_wait()? {
+                anyhow::bail!("{binary} exited at start: {status}");
+            }
+            if matches!(http_get(http_addr, "/readyz").await, Ok((200, _))) {
+                return Ok(process);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("{binary} did not become ready on {http_addr}")
+    }
+
+    /// The gRPC URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `nats-server` process of the test's own, which the test may stop and
 /// restart on the same port and storage directory.
 #[derive(Debug)]

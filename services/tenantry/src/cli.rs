@@ -1,0 +1,194 @@
+//! The `tenantry` command line: run any subset of Tenantry's services, or
+//! apply migrations. It lives in the library so that a test can start the very
+//! same program as a separate process (`tenantry-tests`' `tenantry-process`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::{Config, Overrides};
+use crate::services::{self, ServiceKind};
+use clap::{Args, Parser, Subcommand};
+
+/// Tenantry: organizations, memberships, authorization, billing and audit for
+/// multi-tenant software, as gRPC services.
+///
+/// Configuration comes from built-in defaults, then the TOML file given with
+/// --config, then TENANTRY_* environment variables (`__` separates nested
+/// keys: TENANTRY_LOG__LEVEL=debug; DATABASE_URL and NATS_URL are read too),
+/// then these flags. With no configuration at all, `tenantry serve` keeps its
+/// data in ./.tenantry (SQLite), uses the in-process bus, serves gRPC on
+/// 127.0.0.1:50051 and HTTP on 127.0.0.1:8080.
+#[derive(Debug, Parser)]
+#[command(name = "tenantry", version, propagate_version = true)]
+struct Cli {
+    /// A TOML configuration file.
+    #[arg(long, global = true, env = "TENANTRY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the selected services (all by default) until SIGTERM or SIGINT.
+    ///
+    /// On a signal the process stops accepting calls, reports NOT_SERVING,
+    /// lets in-flight calls finish, then flushes the outbox relays.
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// gRPC listen address for every service (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        grpc_addr: Option<String>,
+        /// HTTP listen address: gateway, /metrics, /healthz, /readyz.
+        #[arg(long, value_name = "ADDR")]
+        http_addr: Option<String>,
+    },
+    /// Apply the selected services' database migrations, then exit.
+    Migrate {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Instance administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make an existing user a platform administrator (the first one, before
+    /// any administrator can do it over the API). Runs against the database.
+    Bootstrap {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Comma-separated services: identity, organization, rbac, billing, audit,
+    /// gateway. Default: all.
+    #[arg(long, env = "TENANTRY_SERVICES", value_name = "LIST", value_parser = parse_services)]
+    services: Option<ServiceList>,
+    /// Data directory for the embedded database and generated secrets.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: postgres://… (production) or sqlite:… (default: SQLite in
+    /// the data directory).
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// NATS URL (nats://…) for the JetStream event bus (default: in-process bus).
+    #[arg(long, value_name = "URL")]
+    nats_url: Option<String>,
+}
+
+/// A parsed `--services` list. A newtype, because clap reads a bare
+/// `Option<Vec<_>>` as a repeated flag of single items.
+#[derive(Debug, Clone)]
+struct ServiceList(Vec<ServiceKind>);
+
+fn parse_services(list: &str) -> Result<ServiceList, String> {
+    services::parse_list(list).map(ServiceList)
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            nats_url: self.nats_url.clone(),
+            ..Overrides::default()
+        }
+    }
+
+    fn services(&self) -> Vec<ServiceKind> {
+        self.services
+            .clone()
+            .map(|list| list.0)
+            .unwrap_or_else(|| ServiceKind::ALL.to_vec())
+    }
+}
+
+/// Parses the command line and runs it; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // Logging may not be set up yet (bad configuration), so the
+            // reason goes to stderr as well.
+            tracing::error!(error = format!("{error:#}"), "tenantry failed");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            common,
+            grpc_addr,
+            http_addr,
+        } => {
+            let mut overrides = common.overrides();
+            overrides.grpc_addr = grpc_addr;
+            overrides.http_addr = http_addr;
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            let server = crate::server::start(config, &common.services()).await?;
+            let stop = server.stop_token();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                stop.cancel();
+            });
+            server.wait().await
+        }
+        Command::Admin(AdminCommand::Bootstrap { common, email }) => {
+            let config = Config::load(cli.config.as_deref(), &common.overrides())?;
+            tenantry_kit::telemetry::init(&config.log)?;
+            let user = crate::server::bootstrap_admin(&config, &email).await?;
+            println!(
+                "users/{} ({}) is a platform administrator",
+                user.id, user.email
+            );
+            Ok(())
+        }
+        Command::Migrate { common } => {
+            let config = Config::load(cli.config.as_deref(), &common.overrides())?;
+            tenantry_kit::telemetry::init(&config.log)?;
+            crate::server::migrate(&config, &common.services()).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

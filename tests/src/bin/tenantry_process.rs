@@ -1,0 +1,7 @@
+//! The `tenantry` program, built inside the test package so that tests can
+//! start it as a separate process (`CARGO_BIN_EXE_tenantry-process`) and
+//! always run the current code: it is `tenantry::cli::main`, nothing else.
+
+fn main() -> std::process::ExitCode {
+    tenantry::cli::main()
+}
