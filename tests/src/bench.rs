@@ -98,9 +98,19 @@ where
 
 /// One channel (one HTTP/2 connection) per simulated client.
 pub async fn channels(sandbox: &Sandbox, n: usize) -> anyhow::Result<Vec<Channel>> {
+    connect(&format!("http://{}", sandbox.server.grpc_addr), n).await
+}
+
+/// One channel (one HTTP/2 connection) per simulated client, to `url`.
+pub async fn connect(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
     let mut channels = Vec::with_capacity(n);
     for _ in 0..n {
-        channels.push(sandbox.channel().await?);
+        channels.push(
+            tonic::transport::Endpoint::from_shared(url.to_string())?
+                .tcp_nodelay(true)
+                .connect()
+                .await?,
+        );
     }
     Ok(channels)
 }

@@ -35,7 +35,7 @@ use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_rbac::engine::{AccessLevel, Change, GrantSubject, Index, PROJECT};
 use tenantry_testkit::{Sandbox, authed};
-use tenantry_tests::bench::{channels, histogram, ms, print_table, rate, warm_then_measure};
+use tenantry_tests::bench::{connect, histogram, ms, print_table, rate, warm_then_measure};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -62,6 +62,11 @@ struct Args {
     /// Run only part 1 (`index`) or part 2 (`grpc`). Default: both.
     #[arg(long)]
     only: Option<String>,
+    /// Measure part 2 against a server already running at this URL (such as
+    /// `tenantry serve --services identity,organization,rbac` started
+    /// separately), instead of one started in this process.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
 }
 
 /// The resident memory of this process, in bytes.
@@ -351,12 +356,13 @@ fn in_process(args: &Args) -> anyhow::Result<()> {
 /// Signs a user up and builds, through the real APIs, a chain of ten
 /// organizations with a project at the bottom; returns (user id, token,
 /// project id).
-async fn grpc_world(sandbox: &Sandbox) -> anyhow::Result<(String, String, String)> {
-    let channel = sandbox.channel().await?;
+async fn grpc_world(channel: &Channel) -> anyhow::Result<(String, String, String)> {
+    let channel = channel.clone();
     let signed_up =
         identity_pb::identity_service_client::IdentityServiceClient::new(channel.clone())
             .sign_up(identity_pb::SignUpRequest {
-                email: "bench@example.com".into(),
+                // Unique: a long-running server keeps its users.
+                email: format!("bench-{}@example.com", uuid_simple()),
                 password: "correct horse battery staple".into(),
                 display_name: "Bench".into(),
                 ..Default::default()
@@ -480,22 +486,37 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
     let seconds = args.seconds.unwrap_or(if args.smoke { 0.25 } else { 5.0 });
     let measure = Duration::from_secs_f64(seconds);
     let warmup = Duration::from_secs_f64((seconds / 4.0).min(1.0));
-    let sandbox = Sandbox::builder()
-        .services(&[
-            ServiceKind::Identity,
-            ServiceKind::Organization,
-            ServiceKind::Rbac,
-        ])
-        .start()
-        .await?;
-    let (user, token, project) = grpc_world(&sandbox).await?;
+    let sandbox = match &args.server {
+        Some(_) => None,
+        None => Some(
+            Sandbox::builder()
+                .services(&[
+                    ServiceKind::Identity,
+                    ServiceKind::Organization,
+                    ServiceKind::Rbac,
+                ])
+                .start()
+                .await?,
+        ),
+    };
+    let url = match (&args.server, &sandbox) {
+        (Some(url), _) => url.clone(),
+        (None, Some(sandbox)) => format!("http://{}", sandbox.server.grpc_addr),
+        (None, None) => unreachable!("a sandbox is started when no server is given"),
+    };
+    let (user, token, project) = grpc_world(&connect(&url, 1).await?[0]).await?;
+    let place = if args.server.is_some() {
+        "the server in its own process"
+    } else {
+        "client and server in this process"
+    };
     println!(
-        "\n2. Over gRPC on loopback (client and server in this process; {seconds} s per row; a {}-byte bearer token)\n",
+        "\n2. Over gRPC on loopback ({place}; {seconds} s per row; a {}-byte bearer token)\n",
         token.len()
     );
     let mut rows = Vec::new();
     for concurrency in [1usize, 4, 16] {
-        let health: Vec<HealthClient<Channel>> = channels(&sandbox, concurrency)
+        let health: Vec<HealthClient<Channel>> = connect(&url, concurrency)
             .await?
             .into_iter()
             .map(HealthClient::new)
@@ -512,7 +533,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         // The same empty RPC carrying the same bearer header as the checks
         // (health is public, so the header is only carried, not verified):
         // what the token costs the transport alone.
-        let health: Vec<HealthClient<Channel>> = channels(&sandbox, concurrency)
+        let health: Vec<HealthClient<Channel>> = connect(&url, concurrency)
             .await?
             .into_iter()
             .map(HealthClient::new)
@@ -531,7 +552,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
             }
         })
         .await?;
-        let checkers: Vec<_> = channels(&sandbox, concurrency)
+        let checkers: Vec<_> = connect(&url, concurrency)
             .await?
             .into_iter()
             .map(authz::authorization_service_client::AuthorizationServiceClient::new)
@@ -576,7 +597,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
     }
     print_table(&["unary RPC", "calls/s", "p50 µs", "p99 µs"], &rows);
 
-    let single: Vec<_> = channels(&sandbox, 1)
+    let single: Vec<_> = connect(&url, 1)
         .await?
         .into_iter()
         .map(authz::authorization_service_client::AuthorizationServiceClient::new)
@@ -647,8 +668,14 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
             ],
         ],
     );
-    sandbox.shutdown().await?;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await?;
+    }
     Ok(())
+}
+
+fn uuid_simple() -> String {
+    tenantry_kit::id::new_id().simple().to_string()
 }
 
 #[tokio::main(flavor = "multi_thread")]
