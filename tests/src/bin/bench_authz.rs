@@ -514,8 +514,31 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         "\n2. Over gRPC on loopback ({place}; {seconds} s per row; a {}-byte bearer token)\n",
         token.len()
     );
+    let bare = bare_health_server().await?;
     let mut rows = Vec::new();
     for concurrency in [1usize, 4, 16] {
+        // The same empty RPC on a bare tonic server (no auth, telemetry or
+        // other layers) in this process: what the stack itself adds.
+        let clients: Vec<HealthClient<Channel>> = connect(&bare, concurrency)
+            .await?
+            .into_iter()
+            .map(HealthClient::new)
+            .collect();
+        let bare_run = warm_then_measure(warmup, measure, clients, |mut client, _, _| async move {
+            client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?;
+            Ok(())
+        })
+        .await?;
+        rows.push(vec![
+            format!("bare tonic Health/Check, c={concurrency}"),
+            rate(bare_run.per_second()),
+            bare_run.quantile_us(0.5).to_string(),
+            bare_run.quantile_us(0.99).to_string(),
+        ]);
         let health: Vec<HealthClient<Channel>> = connect(&url, concurrency)
             .await?
             .into_iter()
@@ -672,6 +695,20 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         sandbox.shutdown().await?;
     }
     Ok(())
+}
+
+/// A tonic server with nothing but the health service, on a free port.
+async fn bare_health_server() -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (_reporter, service) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    Ok(format!("http://{addr}"))
 }
 
 fn uuid_simple() -> String {
