@@ -25,6 +25,10 @@
 
 use std::time::{Duration, Instant};
 
+// The allocator the `tenantry` binary uses, so in-process numbers compare.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;

@@ -6,7 +6,7 @@
 //! AND. A permission named on a type it does not belong to is refused
 //! before it reaches the index.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A set of permissions: bit `i` is the permission with index `i`.
 pub type Perms = u128;
@@ -250,9 +250,9 @@ impl Schema {
         let mut schema = Schema {
             names: Vec::new(),
             descriptions: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             types: Vec::new(),
-            type_ids: HashMap::new(),
+            type_ids: HashMap::default(),
             built_in_roles: [0; 4],
             access_levels: [0; 3],
             team_roles: [0; 2],
