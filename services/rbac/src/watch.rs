@@ -340,6 +340,12 @@ fn async_stream(
                     _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => continue,
                 }
             };
+            // The organization filter reads the index: it must have applied
+            // these revisions first, or a change seen in the log but not yet
+            // in the index would be filtered out and skipped for good.
+            if core.index.wait_for(last).await.is_err() {
+                continue;
+            }
             let updates: Vec<pb::RelationshipUpdate> = {
                 let index = core.index.read();
                 batch
