@@ -624,7 +624,7 @@ async fn departments_settings_updates_and_etags() {
 async fn slugs_are_unique_and_request_ids_replay() {
     for storage in storages() {
         let mut w = World::start(storage).await;
-        let (ada, token) = w.user("ada@example.com").await;
+        let (_, token) = w.user("ada@example.com").await;
         let create = |slug: &str, request_id: &str| pb::CreateOrganizationRequest {
             organization: Some(pb::Organization {
                 display_name: "Slugged".into(),
@@ -725,7 +725,6 @@ async fn slugs_are_unique_and_request_ids_replay() {
             .await
             .unwrap_err();
         assert_eq!(for_bob.code(), Code::InvalidArgument);
-        let _ = ada;
         w.sandbox.shutdown().await.unwrap();
     }
 }

@@ -400,7 +400,7 @@ impl Core {
             drop(tx);
             // The other party sees it exists but may not do this; anyone
             // else learns nothing.
-            let (_, _) = self.visible_transfer(caller, name).await?;
+            self.visible_transfer(caller, name).await?;
             return Err(Error::permission_denied(match ending {
                 Ending::Cancel => "organization.ownership.transfer",
                 Ending::Decline => "organization.ownership.accept",
