@@ -1973,10 +1973,4 @@ pub(crate) fn field_change(field: &str, before: &str, after: &str) -> events::Fi
     }
 }
 
-/// A protobuf timestamp from microseconds.
-pub fn timestamp(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
+pub use tenantry_kit::db::timestamp;

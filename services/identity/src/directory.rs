@@ -68,12 +68,7 @@ fn unavailable(what: &'static str, status: tonic::Status) -> Error {
 impl Directory {
     /// Clients over lazily connected channels to the two services.
     pub fn new(organization_url: &str, rbac_url: &str, token: TokenSource) -> anyhow::Result<Self> {
-        let connect = |url: &str| -> anyhow::Result<Channel> {
-            Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
-                .connect_timeout(std::time::Duration::from_secs(3))
-                .timeout(std::time::Duration::from_secs(10))
-                .connect_lazy())
-        };
+        let connect = tenantry_kit::service::peer_channel;
         Ok(Directory {
             organization: connect(organization_url)?,
             rbac: connect(rbac_url)?,

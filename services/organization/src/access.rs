@@ -22,7 +22,7 @@ const BULK_LIMIT: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
-    bearer: Option<BearerToken>,
+    pub(crate) bearer: Option<BearerToken>,
     pub request: events::RequestContext,
 }
 
@@ -34,13 +34,6 @@ impl Caller {
             bearer: BearerToken::from_request(request).cloned(),
             request: tenantry_kit::request::request_context(request),
         })
-    }
-
-    /// The caller's own token as an `authorization` header value, for calls
-    /// made on the caller's behalf.
-    pub fn bearer_header(&self) -> Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> {
-        let token = self.bearer.as_ref()?;
-        format!("Bearer {}", token.0).parse().ok()
     }
 
     /// The caller's id.
@@ -142,24 +135,13 @@ fn unavailable(status: tonic::Status) -> Error {
 }
 
 impl Access {
-    /// A client over a lazily connected channel to rbac at `url`.
-    pub fn new(url: &str) -> anyhow::Result<Access> {
-        Ok(Access {
-            rbac: tonic::transport::Endpoint::from_shared(url.to_string())?
-                .connect_timeout(std::time::Duration::from_secs(3))
-                .timeout(std::time::Duration::from_secs(10))
-                .tcp_nodelay(true)
-                .connect_lazy(),
-        })
+    /// A client of rbac over `rbac` (see `kit::service::peer_channel`).
+    pub fn new(rbac: Channel) -> Access {
+        Access { rbac }
     }
 
     fn request<T>(&self, caller: &Caller, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Some(value) = caller.bearer_header() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
-        request
+        tenantry_kit::request::on_behalf(caller.bearer.as_ref(), message)
     }
 
     /// Whether the caller holds `permission` on `object`.

@@ -120,8 +120,11 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     ctx.spawn_relay(&outbox);
     let core = Core {
         store: Store::new(ctx.db.clone()),
-        access: Access::new(&ctx.peers.rbac)?,
-        quotas: Quotas::new(&ctx.peers.billing, options.check_quotas)?,
+        access: Access::new(tenantry_kit::service::peer_channel(&ctx.peers.rbac)?),
+        quotas: Quotas::new(
+            tenantry_kit::service::peer_channel(&ctx.peers.billing)?,
+            options.check_quotas,
+        ),
         outbox,
         page_tokens: ctx.page_tokens.clone(),
         mailer: tenantry_mail::build(&options.mailer, "organization.mailer", ctx.data_dir.clone())?,
@@ -285,13 +288,7 @@ pub(crate) fn target(kind: &str, id: &str, name: &str) -> events::Target {
     }
 }
 
-/// A timestamp from microseconds.
-pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
+pub(crate) use tenantry_kit::db::timestamp;
 
 /// A random suffix for a derived slug that collided.
 pub(crate) fn slug_suffix() -> String {

@@ -24,17 +24,10 @@ pub struct Quotas {
 }
 
 impl Quotas {
-    /// A client over a lazily connected channel to billing at `url`; when
-    /// `enabled` is false every check passes without a call.
-    pub fn new(url: &str, enabled: bool) -> anyhow::Result<Quotas> {
-        Ok(Quotas {
-            billing: tonic::transport::Endpoint::from_shared(url.to_string())?
-                .connect_timeout(std::time::Duration::from_secs(3))
-                .timeout(std::time::Duration::from_secs(10))
-                .tcp_nodelay(true)
-                .connect_lazy(),
-            enabled,
-        })
+    /// A client of billing over `billing`; when `enabled` is false every
+    /// check passes without a call.
+    pub fn new(billing: Channel, enabled: bool) -> Quotas {
+        Quotas { billing, enabled }
     }
 
     /// Succeeds when `organization_id` may add one more of `metric`.
@@ -50,15 +43,14 @@ impl Quotas {
         let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
             self.billing.clone(),
         );
-        let mut request = tonic::Request::new(billing_pb::CheckQuotaRequest {
-            organization: format!("organizations/{organization_id}"),
-            metric: metric as i32,
-            delta: 1,
-        });
-        if let Some(token) = caller.bearer_header() {
-            request.metadata_mut().insert("authorization", token);
-        }
-        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        let request = tenantry_kit::request::on_behalf(
+            caller.bearer.as_ref(),
+            billing_pb::CheckQuotaRequest {
+                organization: format!("organizations/{organization_id}"),
+                metric: metric as i32,
+                delta: 1,
+            },
+        );
         let answer = match client.check_quota(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == tonic::Code::Unimplemented => {

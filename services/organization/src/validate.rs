@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 
 /// The deepest an organization tree may be.
 pub const MAX_DEPTH: i64 = 10;
@@ -174,25 +174,7 @@ pub fn request_id(request_id: &str) -> Result<()> {
     }
 }
 
-/// The etag of a row at `version`.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// Checks a client's etag: empty skips the check, anything but the current
-/// etag is ABORTED.
-pub fn check_etag(given: &str, version: i64) -> Result<()> {
-    if given.is_empty() || given == etag(version) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Code::Aborted,
-            "ETAG_MISMATCH",
-            "the object changed since it was read; read it again and retry",
-        )
-        .with_metadata("current_etag", etag(version)))
-    }
-}
+pub use tenantry_kit::request::{check_etag, etag};
 
 /// The paths of an update mask, each one of `allowed`; empty, unknown or
 /// duplicate paths are INVALID_ARGUMENT.
@@ -232,6 +214,7 @@ pub fn update_mask<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tenantry_kit::error::Code;
 
     #[test]
     fn slugs_follow_the_rule() {

@@ -360,10 +360,4 @@ pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> 
     Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
 }
 
-/// A timestamp from microseconds.
-pub(crate) fn timestamp(us: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: us.div_euclid(1_000_000),
-        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
-    }
-}
+pub(crate) use tenantry_kit::db::timestamp;

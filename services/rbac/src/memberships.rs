@@ -26,23 +26,7 @@ const OWNER: &str = "roles/owner";
 #[derive(Debug, Clone)]
 pub struct MembershipApi(pub Core);
 
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
-/// ABORTED unless `given` is empty or the current etag.
-pub fn check_etag(given: &str, version: i64) -> Result<()> {
-    if given.is_empty() || given == etag(version) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            Code::Aborted,
-            "ETAG_MISMATCH",
-            "the object changed since it was read",
-        )
-        .with_domain(NAME))
-    }
-}
+pub use tenantry_kit::request::{check_etag, etag};
 
 fn role_event(name: &str) -> events::Role {
     events::Role {

@@ -4,6 +4,7 @@
 //! Failures close: no answer means no invitation, never a skipped check.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::service::peer_channel;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
@@ -36,31 +37,16 @@ fn unavailable(what: &'static str, status: tonic::Status) -> Error {
     .with_source(anyhow::anyhow!("{}: {}", status.code(), status.message()))
 }
 
-fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
-
 fn request<T>(caller: &Caller, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Some(token) = &caller.bearer
-        && let Ok(value) = format!("Bearer {}", token.0).parse()
-    {
-        request.metadata_mut().insert("authorization", value);
-    }
-    tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
-    request
+    tenantry_kit::request::on_behalf(caller.bearer.as_ref(), message)
 }
 
 impl Peers {
     pub fn new(peers: &tenantry_kit::service::Peers) -> anyhow::Result<Peers> {
         Ok(Peers {
-            identity: channel(&peers.identity)?,
-            organization: channel(&peers.organization)?,
-            billing: channel(&peers.billing)?,
+            identity: peer_channel(&peers.identity)?,
+            organization: peer_channel(&peers.organization)?,
+            billing: peer_channel(&peers.billing)?,
         })
     }
 

@@ -210,6 +210,15 @@ impl Database {
     }
 }
 
+/// A protobuf timestamp from microseconds since the Unix epoch (how every
+/// table stores time).
+pub fn timestamp(us: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: us.div_euclid(1_000_000),
+        nanos: (us.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
 /// Microseconds since the Unix epoch: how times are stored.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()

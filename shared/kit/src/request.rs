@@ -4,7 +4,8 @@
 
 use tenantry_proto::tenantry::events::v1 as events;
 
-use crate::auth::{Principal, PrincipalKind};
+use crate::auth::{BearerToken, Principal, PrincipalKind};
+use crate::error::{Code, Error, Result};
 
 /// The longest header value copied into an event; longer ones are cut.
 const MAX_HEADER_CHARS: usize = 512;
@@ -48,5 +49,38 @@ pub fn actor(principal: &Principal) -> events::Actor {
         kind: kind as i32,
         id: principal.id.clone(),
         display_name: String::new(),
+    }
+}
+
+/// A request to another service made on the caller's behalf: it carries the
+/// caller's own bearer token (when there is one) and the current trace.
+pub fn on_behalf<T>(bearer: Option<&BearerToken>, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = bearer
+        && let Ok(value) = format!("Bearer {}", token.0).parse()
+    {
+        request.metadata_mut().insert("authorization", value);
+    }
+    crate::telemetry::inject_metadata(request.metadata_mut());
+    request
+}
+
+/// The etag of a row at `version`.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// Checks a client's etag: empty skips the check, anything but the current
+/// etag is ABORTED (with the current one in ErrorInfo).
+pub fn check_etag(given: &str, version: i64) -> Result<()> {
+    if given.is_empty() || given == etag(version) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            Code::Aborted,
+            "ETAG_MISMATCH",
+            "the object changed since it was read; read it again and retry",
+        )
+        .with_metadata("current_etag", etag(version)))
     }
 }

@@ -85,6 +85,16 @@ impl ServiceContext {
     }
 }
 
+/// A lazily connected channel to another service at `url` (`http://…`), with
+/// the timeouts every service uses for its peers.
+pub fn peer_channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .timeout(std::time::Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
 /// The gRPC services a process serves, collected before the server starts.
 #[derive(Default)]
 pub struct GrpcRoutes {
