@@ -325,7 +325,12 @@ impl Core {
         }
         tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         self.outbox.notify();
-        self.index.catch_up().await?;
+        // The write is done: if this replica cannot catch up right now, its
+        // follower will, and a check with this token waits for that. Failing
+        // here would invite a retry of a write that already happened.
+        if let Err(error) = self.index.catch_up().await {
+            tracing::warn!(error = %error.message(), "catching the index up after a write failed");
+        }
         Ok(revision.unwrap_or_else(|| self.index.applied()))
     }
 
