@@ -1,125 +1,352 @@
-//! The billing service: plans, subscriptions, billing accounts, limits down the organization tree, usage metering and quotas, payment-provider webhooks.
+//! The billing service: the plan catalog, subscriptions, billing accounts
+//! and modes, limits down the organization tree, usage metering with
+//! roll-up, quota checks, payment-provider webhooks and invoice previews.
 //!
-//! The contract is served in full; its RPCs answer UNIMPLEMENTED until the
-//! service's own issue (#6) lands. The crate already has the shape every
-//! service keeps: [`Options`] → [`build`] → [`Service::register`], an outbox
-//! whose relay runs from the start, and its own migrations.
+//! - [`catalog`]: built-in plans (and the catalog file), the plan shape;
+//!   [`plans`]: the PlanService (custom plans).
+//! - [`accounts`]: billing accounts and pool contributions;
+//!   [`subscriptions`]: a root organization's plan, trial and state.
+//! - [`ledger`]: the usage counters and how a change rolls up the tree;
+//!   [`directory`]: what the counters learn from other services' events.
+//! - [`entitlements`]: effective limits and `CheckQuota`; [`usage`]:
+//!   metering (`RecordUsage`) and reports.
+//! - [`provider`] and [`webhooks`]: signed provider events;
+//!   [`invoices`]: what an account would be charged.
+//! - [`access`]: who may do what (asked of rbac) and organizations billing
+//!   has not heard of yet (asked of the organization service).
+//!
+//! Every change writes its domain event (`billing.*`) to the outbox in the
+//! same transaction.
+
+pub mod access;
+pub mod accounts;
+pub mod catalog;
+pub mod directory;
+pub mod entitlements;
+pub mod invoices;
+pub mod ledger;
+pub mod metric;
+pub mod plans;
+pub mod provider;
+pub mod schema;
+pub mod store;
+pub mod subscriptions;
+pub mod sweeper;
+pub mod usage;
+pub mod webhooks;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use tenantry_kit::access::{Caller, Checker};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
-use tenantry_kit::outbox::Outbox;
-use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::outbox::{NewEvent, Outbox};
+use tenantry_kit::page_token::PageTokens;
+use tenantry_kit::service::{GrpcRoutes, ServiceContext, peer_channel};
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::catalog::Plan;
+use crate::provider::PaymentProvider;
+use crate::store::{Store, Tx};
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
 pub const NAME: &str = "billing";
 
 /// The service's tables, in both SQL dialects.
-pub const MIGRATIONS: &[Migration] = &[];
+pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
+
+/// The methods that take no access token: provider webhooks, which are
+/// authenticated by their signature.
+pub const PUBLIC_METHODS: &[&str] =
+    &["/tenantry.billing.v1.ProviderWebhookService/HandleProviderEvent"];
 
 /// Options of the billing service (the `[billing]` table of the config file).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
-pub struct Options {}
+pub struct Options {
+    /// A TOML file whose `[plans.<id>]` tables replace the built-in plans
+    /// (`free`, `starter`, `professional`, `enterprise`). Default: none,
+    /// the defaults in services/billing/README.md.
+    pub catalog_file: Option<PathBuf>,
+    /// Payment providers whose webhooks are accepted, by id (the `provider`
+    /// of `HandleProviderEvent`). Default: none.
+    pub providers: BTreeMap<String, ProviderOptions>,
+    /// How often trials that ended and cancellations that came due are
+    /// written back (with their events), in seconds. Reads apply them at
+    /// once either way. Default: 60.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            catalog_file: None,
+            providers: BTreeMap::new(),
+            sweep_interval_secs: 60,
+        }
+    }
+}
+
+/// One payment provider's settings.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderOptions {
+    /// The webhook format: `stripe` (Stripe and compatible providers).
+    pub kind: String,
+    /// The endpoint's signing secret (`whsec_…`).
+    pub webhook_secret: String,
+    /// How old (or how far in the future) a signed timestamp may be, in
+    /// seconds. Default: 300.
+    #[serde(default = "default_tolerance")]
+    pub tolerance_secs: u64,
+}
+
+fn default_tolerance() -> u64 {
+    300
+}
+
+impl std::fmt::Debug for ProviderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderOptions")
+            .field("kind", &self.kind)
+            .field("webhook_secret", &"<redacted>")
+            .field("tolerance_secs", &self.tolerance_secs)
+            .finish()
+    }
+}
+
+impl Options {
+    /// Checks the values, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.sweep_interval_secs >= 1,
+            "invalid configuration: `billing.sweep_interval_secs` must be at least 1"
+        );
+        for (id, provider) in &self.providers {
+            anyhow::ensure!(
+                provider.kind == "stripe",
+                "invalid configuration: `billing.providers.{id}.kind` must be `stripe`"
+            );
+            anyhow::ensure!(
+                provider.webhook_secret.len() >= 16,
+                "invalid configuration: `billing.providers.{id}.webhook_secret` must be at least 16 characters"
+            );
+            anyhow::ensure!(
+                (1..=3600).contains(&provider.tolerance_secs),
+                "invalid configuration: `billing.providers.{id}.tolerance_secs` must be from 1 to 3600"
+            );
+        }
+        catalog::built_in(self.catalog_file.as_deref())?;
+        Ok(())
+    }
+}
+
+/// What every handler of the service shares.
+#[derive(Clone)]
+pub struct Core {
+    store: Store,
+    checker: Checker,
+    organization: tonic::transport::Channel,
+    outbox: Outbox,
+    page_tokens: PageTokens,
+    catalog: Arc<Vec<Plan>>,
+    providers: Arc<BTreeMap<String, Arc<dyn PaymentProvider>>>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("providers", &self.providers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
 
 /// The running billing service.
 #[derive(Debug, Clone)]
 pub struct Service {
-    outbox: Outbox,
+    core: Core,
 }
 
-/// Builds the service and starts its background work (the outbox relay).
-pub async fn build(ctx: &ServiceContext, _options: &Options) -> anyhow::Result<Service> {
+/// Builds the service and starts its background work: the outbox relay,
+/// the event consumer and the sweeper.
+pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
+    options.validate()?;
     let outbox = Outbox::new(NAME);
     ctx.spawn_relay(&outbox);
-    Ok(Service { outbox })
+    let providers = options
+        .providers
+        .iter()
+        .map(|(id, p)| {
+            let provider: Arc<dyn PaymentProvider> = Arc::new(provider::Stripe::new(
+                id,
+                &p.webhook_secret,
+                std::time::Duration::from_secs(p.tolerance_secs),
+            ));
+            (id.clone(), provider)
+        })
+        .collect();
+    let core = Core {
+        store: Store::new(ctx.db.clone()),
+        checker: Checker::new(peer_channel(&ctx.peers.rbac)?, NAME),
+        organization: peer_channel(&ctx.peers.organization)?,
+        outbox,
+        page_tokens: ctx.page_tokens.clone(),
+        catalog: Arc::new(catalog::built_in(options.catalog_file.as_deref())?),
+        providers: Arc::new(providers),
+    };
+    directory::spawn(ctx, core.clone());
+    sweeper::spawn(
+        ctx,
+        core.clone(),
+        std::time::Duration::from_secs(options.sweep_interval_secs),
+    );
+    Ok(Service { core })
 }
 
 impl Service {
     /// Mounts the service's gRPC servers.
     pub fn register(&self, routes: &mut GrpcRoutes) {
+        let core = self.core.clone();
         routes.add(configure_server!(
-            billing_pb::plan_service_server::PlanServiceServer::new(PlanApi)
+            billing_pb::plan_service_server::PlanServiceServer::new(plans::PlanApi(core.clone()))
         ));
         routes.add(configure_server!(
             billing_pb::billing_account_service_server::BillingAccountServiceServer::new(
-                BillingAccountApi
+                accounts::BillingAccountApi(core.clone())
             )
         ));
         routes.add(configure_server!(
             billing_pb::subscription_service_server::SubscriptionServiceServer::new(
-                SubscriptionApi
+                subscriptions::SubscriptionApi(core.clone())
             )
         ));
         routes.add(configure_server!(
-            billing_pb::entitlement_service_server::EntitlementServiceServer::new(EntitlementApi)
+            billing_pb::entitlement_service_server::EntitlementServiceServer::new(
+                entitlements::EntitlementApi(core.clone())
+            )
         ));
         routes.add(configure_server!(
-            billing_pb::usage_service_server::UsageServiceServer::new(UsageApi)
+            billing_pb::usage_service_server::UsageServiceServer::new(usage::UsageApi(
+                core.clone()
+            ))
         ));
         routes.add(configure_server!(
-            billing_pb::invoice_service_server::InvoiceServiceServer::new(InvoiceApi)
+            billing_pb::invoice_service_server::InvoiceServiceServer::new(invoices::InvoiceApi(
+                core.clone()
+            ))
         ));
         routes.add(configure_server!(
             billing_pb::provider_webhook_service_server::ProviderWebhookServiceServer::new(
-                ProviderWebhookApi
+                webhooks::ProviderWebhookApi(core)
             )
         ));
     }
 
     /// The service's outbox.
     pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+        &self.core.outbox
     }
 }
 
-/// The `PlanService` handler.
-#[derive(Debug, Clone)]
-struct PlanApi;
+/// The permissions the billing service asks rbac about: owners and the
+/// finance role hold both, admins and members neither.
+pub mod permissions {
+    pub const BILLING_READ: &str = "billing.read";
+    pub const BILLING_MANAGE: &str = "billing.manage";
+    pub const ORGANIZATION_READ: &str = "organization.read";
+}
 
-#[tonic::async_trait]
-impl billing_pb::plan_service_server::PlanService for PlanApi {}
+impl Core {
+    /// A plan by id: built-in from the catalog, custom from the database.
+    pub(crate) async fn plan(&self, id: &str) -> Result<Option<Plan>> {
+        if let Some(plan) = self.catalog.iter().find(|p| p.id == id) {
+            return Ok(Some(plan.clone()));
+        }
+        if uuid::Uuid::try_parse(id).is_err() {
+            return Ok(None);
+        }
+        store::custom_plan(self.store.pool(), id).await
+    }
 
-/// The `BillingAccountService` handler.
-#[derive(Debug, Clone)]
-struct BillingAccountApi;
+    /// The FREE plan, which organizations fall back to.
+    pub(crate) fn free_plan(&self) -> &Plan {
+        &self.catalog[0]
+    }
 
-#[tonic::async_trait]
-impl billing_pb::billing_account_service_server::BillingAccountService for BillingAccountApi {}
+    /// Commits a transaction that wrote events, and wakes the relay.
+    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        self.outbox.notify();
+        Ok(())
+    }
 
-/// The `SubscriptionService` handler.
-#[derive(Debug, Clone)]
-struct SubscriptionApi;
+    /// Appends an event, in the organization `organization` (id, root)
+    /// when it is about one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn emit<M: prost::Name>(
+        &self,
+        tx: &mut Tx,
+        actor: events::Actor,
+        request: Option<&events::RequestContext>,
+        event_type: &'static str,
+        aggregate: (&'static str, &str),
+        organization: Option<(&str, &str)>,
+        payload: &M,
+    ) -> Result<()> {
+        let mut event = NewEvent::new(event_type, aggregate.0, aggregate.1, actor, payload);
+        if let Some((id, root)) = organization {
+            event = event.in_organization(id, root);
+        }
+        if let Some(request) = request {
+            event = event.with_request(request.clone());
+        }
+        self.outbox.append(tx, event).await?;
+        Ok(())
+    }
+}
 
-#[tonic::async_trait]
-impl billing_pb::subscription_service_server::SubscriptionService for SubscriptionApi {}
+/// The actor of changes billing makes on its own (webhooks, sweeps,
+/// events).
+pub(crate) fn system_actor() -> events::Actor {
+    events::Actor {
+        kind: events::actor::Kind::System as i32,
+        id: NAME.into(),
+        display_name: String::new(),
+    }
+}
 
-/// The `EntitlementService` handler.
-#[derive(Debug, Clone)]
-struct EntitlementApi;
+/// The first id of a resource name matching `pattern` (such as
+/// `organizations/{}`), or INVALID_ARGUMENT naming `field`.
+pub(crate) fn id_in(field: &str, pattern: &str, name: &str) -> Result<String> {
+    Ok(tenantry_kit::id::parse_name(field, pattern, name)?[0].to_string())
+}
 
-#[tonic::async_trait]
-impl billing_pb::entitlement_service_server::EntitlementService for EntitlementApi {}
+/// The NOT_FOUND of a missing (or hidden) object of `kind`.
+pub(crate) fn not_found(kind: &str) -> Error {
+    Error::not_found(kind).with_domain(NAME)
+}
 
-/// The `UsageService` handler.
-#[derive(Debug, Clone)]
-struct UsageApi;
+/// The FAILED_PRECONDITION of a rule of the model.
+pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
+    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
+}
 
-#[tonic::async_trait]
-impl billing_pb::usage_service_server::UsageService for UsageApi {}
+pub(crate) use tenantry_kit::db::timestamp;
 
-/// The `InvoiceService` handler.
-#[derive(Debug, Clone)]
-struct InvoiceApi;
+/// Microseconds of a request's timestamp.
+pub(crate) fn micros(time: &prost_types::Timestamp) -> i64 {
+    time.seconds
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(time.nanos / 1_000))
+}
 
-#[tonic::async_trait]
-impl billing_pb::invoice_service_server::InvoiceService for InvoiceApi {}
-
-/// The `ProviderWebhookService` handler.
-#[derive(Debug, Clone)]
-struct ProviderWebhookApi;
-
-#[tonic::async_trait]
-impl billing_pb::provider_webhook_service_server::ProviderWebhookService for ProviderWebhookApi {}
+/// The caller of a request.
+pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller> {
+    Caller::from_request(request)
+}

@@ -255,7 +255,7 @@ impl Accounts {
         let now = now_micros();
         let user = self.new_user(email.clone(), display_name, hash, now);
         let mut tx = self.store().begin().await?;
-        self.insert_new_user(&mut tx, &user).await?;
+        self.insert_new_user(&mut tx, &user, client).await?;
         let actor = user_actor(&user);
         self.emit(
             &mut tx,
@@ -351,7 +351,7 @@ impl Accounts {
             ..self.new_user(email, display_name, hash, now)
         };
         let mut tx = self.store().begin().await?;
-        self.insert_new_user(&mut tx, &user).await?;
+        self.insert_new_user(&mut tx, &user, client).await?;
         self.emit(
             &mut tx,
             "identity.user.signed_up",
@@ -448,8 +448,35 @@ impl Accounts {
         }
     }
 
-    /// Inserts a new user, answering EMAIL_TAKEN for a taken address.
-    async fn insert_new_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
+    /// Inserts a new user, answering EMAIL_TAKEN for a taken address. A user
+    /// made a platform administrator by configuration gets the same event
+    /// as one granted it later, so that other services (billing's plan
+    /// administration) learn of it.
+    async fn insert_new_user(
+        &self,
+        tx: &mut Tx,
+        user: &UserRow,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.insert_user_row(tx, user).await?;
+        if user.platform_admin {
+            self.emit(
+                tx,
+                "identity.user.platform_admin_granted",
+                ("user", &user.id),
+                user_actor(user),
+                client,
+                &events::PlatformAdminGranted {
+                    user_id: user.id.clone(),
+                    bootstrap: true,
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_user_row(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
         self.store().insert_user(tx, user).await.map_err(|error| {
             if error.code() == Code::AlreadyExists {
                 Error::new(

@@ -2,8 +2,9 @@
 //! one place the organization service talks to billing.
 //!
 //! The call carries the caller's own token. Over the quota is
-//! RESOURCE_EXHAUSTED with the limit, the usage and the metric in
-//! ErrorInfo. When billing cannot answer, creation fails (UNAVAILABLE),
+//! RESOURCE_EXHAUSTED, a past-due subscription FAILED_PRECONDITION, with the
+//! limit, usage and metric in ErrorInfo (`kit::quota`). When billing cannot
+//! answer, creation fails (UNAVAILABLE),
 //! except in a deployment that runs no billing service at all (it answers
 //! UNIMPLEMENTED, or `organization.check_quotas` is off): there are no plans,
 //! so no limits.
@@ -74,27 +75,6 @@ impl Quotas {
         if answer.allowed {
             return Ok(());
         }
-        let metric_name = metric.as_str_name();
-        let past_due =
-            answer.reason() == billing_pb::check_quota_response::Reason::SubscriptionPastDue;
-        let (reason, message) = if past_due {
-            (
-                "SUBSCRIPTION_PAST_DUE",
-                "the subscription is past due; creation is paused".to_string(),
-            )
-        } else {
-            (
-                "QUOTA_EXCEEDED",
-                format!("the plan's limit of {} is reached", metric_name),
-            )
-        };
-        let mut error = Error::new(Code::ResourceExhausted, reason, message)
-            .with_domain("organization")
-            .with_metadata("metric", metric_name)
-            .with_metadata("used", answer.used);
-        if let Some(limit) = answer.limit {
-            error = error.with_metadata("limit", limit);
-        }
-        Err(error)
+        Err(tenantry_kit::quota::denied("organization", metric, &answer))
     }
 }

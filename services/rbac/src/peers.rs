@@ -126,16 +126,10 @@ impl Peers {
         if answer.allowed {
             return Ok(());
         }
-        let mut error = Error::new(
-            Code::ResourceExhausted,
-            "SEAT_LIMIT_REACHED",
-            "the plan has no seat left",
-        )
-        .with_domain(NAME)
-        .with_metadata("used", answer.used);
-        if let Some(limit) = answer.limit {
-            error = error.with_metadata("limit", limit);
-        }
-        Err(error)
+        Err(tenantry_kit::quota::denied(
+            NAME,
+            billing_pb::Metric::Members,
+            &answer,
+        ))
     }
 }

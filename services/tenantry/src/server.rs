@@ -190,6 +190,7 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         .spawn(jwks.clone().run_refresher(background.clone()));
     let auth_layer = AuthLayer::new(jwks, config.auth.expectations())
         .with_public_methods(tenantry_identity::PUBLIC_METHODS.iter().copied())
+        .with_public_methods(tenantry_billing::PUBLIC_METHODS.iter().copied())
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
 
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -36,6 +36,9 @@ pub enum Code {
     Unauthenticated,
     /// A quota or rate limit is exhausted.
     ResourceExhausted,
+    /// A value is valid on its own but a result would not fit (a total
+    /// that would overflow).
+    OutOfRange,
     /// A dependency (database, bus, another service) is unreachable for now.
     Unavailable,
     /// The operation ran out of time.
@@ -61,6 +64,7 @@ impl Code {
             | Code::PermissionDenied
             | Code::Unauthenticated
             | Code::Unimplemented
+            | Code::OutOfRange
             | Code::Internal => false,
         }
     }
@@ -78,6 +82,7 @@ impl Code {
             | Code::PermissionDenied
             | Code::Unauthenticated
             | Code::ResourceExhausted
+            | Code::OutOfRange
             | Code::Unimplemented => false,
         }
     }
@@ -93,6 +98,7 @@ impl Code {
             Code::PermissionDenied => tonic::Code::PermissionDenied,
             Code::Unauthenticated => tonic::Code::Unauthenticated,
             Code::ResourceExhausted => tonic::Code::ResourceExhausted,
+            Code::OutOfRange => tonic::Code::OutOfRange,
             Code::Unavailable => tonic::Code::Unavailable,
             Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
             Code::Unimplemented => tonic::Code::Unimplemented,

@@ -10,6 +10,7 @@
 //! - [`secret`]: opaque single-use tokens, stored hashed.
 //! - [`request`]: the actor and request context of domain events.
 
+pub mod access;
 pub mod auth;
 pub mod bus;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod id;
 pub mod outbox;
 pub mod page_token;
+pub mod quota;
 pub mod request;
 pub mod secret;
 pub mod telemetry;

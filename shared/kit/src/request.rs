@@ -84,3 +84,55 @@ pub fn check_etag(given: &str, version: i64) -> Result<()> {
         .with_metadata("current_etag", etag(version)))
     }
 }
+
+/// A request id: empty (not idempotent) or 1 to 128 characters of ASCII
+/// letters, digits and `-_.:`. A UUID is what clients usually send.
+pub fn request_id(request_id: &str) -> Result<()> {
+    let ok = request_id.len() <= 128
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid_field(
+            "request_id",
+            "must be at most 128 characters of letters, digits and `-_.:`",
+        ))
+    }
+}
+
+/// The paths of an update mask, each one of `allowed`; empty, unknown or
+/// duplicate paths are INVALID_ARGUMENT.
+pub fn update_mask<'a>(
+    mask: Option<&'a prost_types::FieldMask>,
+    allowed: &[&str],
+) -> Result<Vec<&'a str>> {
+    let paths: Vec<&str> = mask
+        .map(|m| m.paths.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        return Err(Error::invalid_field(
+            "update_mask",
+            "must name at least one field",
+        ));
+    }
+    for (i, path) in paths.iter().enumerate() {
+        if !allowed.contains(path) {
+            return Err(Error::invalid_field(
+                format!("update_mask.paths[{i}]"),
+                format!(
+                    "`{path}` cannot be updated; allowed: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if paths[..i].contains(path) {
+            return Err(Error::invalid_field(
+                format!("update_mask.paths[{i}]"),
+                format!("`{path}` is named twice"),
+            ));
+        }
+    }
+    Ok(paths)
+}

@@ -1,0 +1,563 @@
+//! Billing accounts: who pays, per workspace, under the workspace's billing
+//! mode (fixed when the organization service created the workspace):
+//! SINGLE holds one account, ASSIGNED one per root organization, POOLED
+//! any number, each contributing its subscriptions to the shared pool.
+//!
+//! Accounts belong to a workspace, and rbac knows organizations: a caller
+//! may see an account when they hold `billing.read` on its organization
+//! (ASSIGNED) or on any root organization of the workspace.
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::access::Caller;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Error, Result};
+use tenantry_kit::request::{check_etag, etag, update_mask};
+use tenantry_proto::tenantry::billing::v1 as pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tonic::{Request, Response, Status};
+
+use crate::access::Need;
+use crate::catalog::Limits;
+use crate::store::{self, AccountRow};
+use crate::subscriptions::{State, state_at};
+use crate::{Core, caller, id_in, not_found, precondition, timestamp};
+
+const ACCOUNT_PATTERN: &str = "workspaces/{}/billingAccounts/{}";
+
+/// The (workspace, account) ids of an account's resource name.
+pub(crate) fn account_ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = tenantry_kit::id::parse_name(field, ACCOUNT_PATTERN, name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+/// The account id of an optional account name (empty means none).
+pub(crate) fn optional_account_id(field: &str, name: &str) -> Result<Option<String>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(account_ids(field, name)?.1))
+}
+
+fn mode_to_pb(mode: &str) -> pb::BillingMode {
+    match mode {
+        "assigned" => pb::BillingMode::Assigned,
+        "pooled" => pb::BillingMode::Pooled,
+        _ => pb::BillingMode::Single,
+    }
+}
+
+fn state_to_pb(state: &str) -> pb::billing_account::State {
+    match state {
+        "past_due" => pb::billing_account::State::PastDue,
+        "closed" => pb::billing_account::State::Closed,
+        _ => pb::billing_account::State::Active,
+    }
+}
+
+fn view(account: &AccountRow, mode: &str) -> pb::BillingAccount {
+    pb::BillingAccount {
+        name: format!(
+            "workspaces/{}/billingAccounts/{}",
+            account.workspace_id, account.id
+        ),
+        display_name: account.display_name.clone(),
+        billing_mode: mode_to_pb(mode) as i32,
+        currency_code: account.currency_code.clone(),
+        organization: account
+            .organization_id
+            .as_ref()
+            .map(|o| format!("organizations/{o}"))
+            .unwrap_or_default(),
+        billing_email: account.billing_email.clone(),
+        billing_address: account.billing_address.clone(),
+        tax_id: account.tax_id.clone(),
+        provider: account.provider.clone(),
+        provider_customer_id: account.provider_customer_id.clone(),
+        state: state_to_pb(&account.state) as i32,
+        etag: etag(account.version),
+        create_time: Some(timestamp(account.created_at_us)),
+        update_time: Some(timestamp(account.updated_at_us)),
+    }
+}
+
+/// Checks the fields people type.
+fn validate(account: &pb::BillingAccount, paths: Option<&[&str]>) -> Result<()> {
+    let wants = |field: &str| paths.is_none_or(|p| p.contains(&field));
+    let name_len = account.display_name.chars().count();
+    if wants("display_name") && (account.display_name.trim().is_empty() || name_len > 100) {
+        return Err(Error::invalid_field(
+            "billing_account.display_name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    let email = account.billing_email.trim();
+    let plausible = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+    if wants("billing_email") && !plausible {
+        return Err(Error::invalid_field(
+            "billing_account.billing_email",
+            "must be an email address",
+        ));
+    }
+    if wants("billing_address") && account.billing_address.chars().count() > 1000 {
+        return Err(Error::invalid_field(
+            "billing_account.billing_address",
+            "must be at most 1000 characters",
+        ));
+    }
+    if wants("tax_id") && account.tax_id.chars().count() > 64 {
+        return Err(Error::invalid_field(
+            "billing_account.tax_id",
+            "must be at most 64 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A page cursor of accounts: (created, id).
+#[derive(Debug, Serialize, Deserialize)]
+struct After(i64, String);
+
+impl Core {
+    /// The workspace's billing mode, or NOT_FOUND when billing has not
+    /// heard of the workspace.
+    async fn mode(&self, workspace_id: &str) -> Result<String> {
+        store::workspace_mode(self.store.pool(), workspace_id)
+            .await?
+            .ok_or_else(|| not_found("workspace"))
+    }
+
+    /// Authorizes `need` on a workspace's billing: on `organization` when
+    /// given (an ASSIGNED account's), on any of its roots otherwise.
+    pub(crate) async fn authorize_workspace(
+        &self,
+        caller: &Caller,
+        workspace_id: &str,
+        organization: Option<&str>,
+        need: Need,
+        kind: &str,
+    ) -> Result<()> {
+        let roots = match organization {
+            Some(organization) => vec![organization.to_string()],
+            None => store::workspace_roots(self.store.pool(), workspace_id).await?,
+        };
+        if roots.is_empty() && !caller.is_internal() {
+            return Err(not_found(kind));
+        }
+        let roots: Vec<&str> = roots.iter().map(String::as_str).collect();
+        self.authorize(caller, &roots, need, kind).await
+    }
+
+    /// An account the caller may `need`.
+    pub(crate) async fn account_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        field: &str,
+        need: Need,
+    ) -> Result<AccountRow> {
+        let (workspace_id, id) = account_ids(field, name)?;
+        let account = store::account(self.store.pool(), &workspace_id, &id).await?;
+        // Authorize before answering, so "no such account" and "not yours"
+        // look the same.
+        let organization = account.as_ref().and_then(|a| a.organization_id.clone());
+        self.authorize_workspace(
+            caller,
+            &workspace_id,
+            organization.as_deref(),
+            need,
+            "billing account",
+        )
+        .await?;
+        account.ok_or_else(|| not_found("billing account"))
+    }
+}
+
+/// The `BillingAccountService` handler.
+#[derive(Debug, Clone)]
+pub struct BillingAccountApi(pub Core);
+
+impl BillingAccountApi {
+    async fn create(
+        &self,
+        caller: Caller,
+        request: pb::CreateBillingAccountRequest,
+    ) -> Result<pb::BillingAccount> {
+        let core = &self.0;
+        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let given = request
+            .billing_account
+            .ok_or_else(|| Error::invalid_field("billing_account", "is required"))?;
+        validate(&given, None)?;
+        if !(given.currency_code.len() == 3
+            && given.currency_code.chars().all(|c| c.is_ascii_uppercase()))
+        {
+            return Err(Error::invalid_field(
+                "billing_account.currency_code",
+                "must be an ISO 4217 code such as `USD`",
+            ));
+        }
+        tenantry_kit::request::request_id(&request.request_id)?;
+        let organization = match given.organization.as_str() {
+            "" => None,
+            name => Some(id_in(
+                "billing_account.organization",
+                "organizations/{}",
+                name,
+            )?),
+        };
+        core.authorize_workspace(
+            &caller,
+            &workspace_id,
+            organization.as_deref(),
+            Need::Manage,
+            "workspace",
+        )
+        .await?;
+        let mode = core.mode(&workspace_id).await?;
+        let now = now_micros();
+        let mut tx = core.store.begin().await?;
+        if let Some(id) = store::replayed(
+            &mut tx,
+            &caller.resource_name(),
+            "CreateBillingAccount",
+            &request.request_id,
+        )
+        .await?
+        {
+            drop(tx);
+            let account = store::account(core.store.pool(), &workspace_id, &id)
+                .await?
+                .ok_or_else(|| not_found("billing account"))?;
+            return Ok(view(&account, &mode));
+        }
+        let existing =
+            store::accounts(&mut *tx, &workspace_id, (i64::MIN, ""), false, 1000).await?;
+        match (mode.as_str(), &organization) {
+            ("assigned", None) => {
+                return Err(Error::invalid_field(
+                    "billing_account.organization",
+                    "is required in an ASSIGNED workspace: the top-level organization the account pays for",
+                ));
+            }
+            ("assigned", Some(organization)) => {
+                let node = store::node(&mut *tx, organization).await?;
+                if node.as_ref().is_none_or(|n| {
+                    n.workspace_id != workspace_id || n.parent_id.is_some() || n.deleted
+                }) {
+                    return Err(precondition(
+                        "NOT_A_ROOT_OF_WORKSPACE",
+                        "the organization is not a top-level organization of this workspace",
+                    ));
+                }
+                if existing
+                    .iter()
+                    .any(|a| a.organization_id.as_deref() == Some(organization))
+                {
+                    return Err(precondition(
+                        "ORGANIZATION_HAS_ACCOUNT",
+                        "the organization has a billing account already (ASSIGNED: one per top-level organization)",
+                    ));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(Error::invalid_field(
+                    "billing_account.organization",
+                    "is only set in ASSIGNED workspaces",
+                ));
+            }
+            ("single", None) if !existing.is_empty() => {
+                return Err(precondition(
+                    "SINGLE_ACCOUNT_EXISTS",
+                    "a SINGLE workspace holds exactly one billing account",
+                ));
+            }
+            _ => {}
+        }
+        let account = AccountRow {
+            id: tenantry_kit::id::new_id().to_string(),
+            workspace_id: workspace_id.clone(),
+            display_name: given.display_name.trim().to_string(),
+            currency_code: given.currency_code.clone(),
+            organization_id: organization.clone(),
+            billing_email: given.billing_email.trim().to_lowercase(),
+            billing_address: given.billing_address.clone(),
+            tax_id: given.tax_id.clone(),
+            provider: String::new(),
+            provider_customer_id: String::new(),
+            state: "active".into(),
+            created_at_us: now,
+            updated_at_us: now,
+            version: 1,
+        };
+        store::save_account(&mut tx, &account).await?;
+        store::remember_request(
+            &mut tx,
+            &caller.resource_name(),
+            "CreateBillingAccount",
+            &request.request_id,
+            &account.id,
+        )
+        .await?;
+        core.emit(
+            &mut tx,
+            caller.actor(),
+            Some(&caller.request),
+            "billing.account.created",
+            ("billing_account", &account.id),
+            None,
+            &events::BillingAccountCreated {
+                billing_account_id: account.id.clone(),
+                workspace_id: workspace_id.clone(),
+                display_name: account.display_name.clone(),
+                currency_code: account.currency_code.clone(),
+                organization_id: organization.unwrap_or_default(),
+            },
+        )
+        .await?;
+        core.commit(tx).await?;
+        Ok(view(&account, &mode))
+    }
+
+    async fn get(
+        &self,
+        caller: Caller,
+        request: pb::GetBillingAccountRequest,
+    ) -> Result<pb::BillingAccount> {
+        let core = &self.0;
+        let account = core
+            .account_for(&caller, &request.name, "name", Need::Read)
+            .await?;
+        Ok(view(&account, &core.mode(&account.workspace_id).await?))
+    }
+
+    async fn list(
+        &self,
+        caller: Caller,
+        request: pb::ListBillingAccountsRequest,
+    ) -> Result<pb::ListBillingAccountsResponse> {
+        let core = &self.0;
+        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let size = tenantry_kit::page_token::page_size(request.page_size, 50, 100)?;
+        let query = format!("ListBillingAccounts|{workspace_id}|{}", request.show_closed);
+        let after: Option<After> = core
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?;
+        core.authorize_workspace(&caller, &workspace_id, None, Need::Read, "workspace")
+            .await?;
+        let mode = core.mode(&workspace_id).await?;
+        let after = after.unwrap_or(After(i64::MIN, String::new()));
+        let mut rows = store::accounts(
+            core.store.pool(),
+            &workspace_id,
+            (after.0, &after.1),
+            request.show_closed,
+            i64::from(size) + 1,
+        )
+        .await?;
+        let next_page_token = if rows.len() > size as usize {
+            rows.truncate(size as usize);
+            let last = rows.last().expect("a full page");
+            core.page_tokens.encode(
+                query.as_bytes(),
+                &After(last.created_at_us, last.id.clone()),
+            )
+        } else {
+            String::new()
+        };
+        Ok(pb::ListBillingAccountsResponse {
+            billing_accounts: rows.iter().map(|a| view(a, &mode)).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn update(
+        &self,
+        caller: Caller,
+        request: pb::UpdateBillingAccountRequest,
+    ) -> Result<pb::BillingAccount> {
+        let core = &self.0;
+        let given = request
+            .billing_account
+            .ok_or_else(|| Error::invalid_field("billing_account", "is required"))?;
+        let paths = update_mask(
+            request.update_mask.as_ref(),
+            &["display_name", "billing_email", "billing_address", "tax_id"],
+        )?;
+        validate(&given, Some(&paths))?;
+        let before = core
+            .account_for(&caller, &given.name, "billing_account.name", Need::Manage)
+            .await?;
+        let mut tx = core.store.begin().await?;
+        let current = store::account(&mut *tx, &before.workspace_id, &before.id)
+            .await?
+            .ok_or_else(|| not_found("billing account"))?;
+        if !given.etag.is_empty() {
+            check_etag(&given.etag, current.version)?;
+        }
+        let mut after = current.clone();
+        for path in &paths {
+            match *path {
+                "display_name" => after.display_name = given.display_name.trim().to_string(),
+                "billing_email" => after.billing_email = given.billing_email.trim().to_lowercase(),
+                "billing_address" => after.billing_address = given.billing_address.clone(),
+                _ => after.tax_id = given.tax_id.clone(),
+            }
+        }
+        after.version += 1;
+        after.updated_at_us = now_micros();
+        store::save_account(&mut tx, &after).await?;
+        core.emit(
+            &mut tx,
+            caller.actor(),
+            Some(&caller.request),
+            "billing.account.updated",
+            ("billing_account", &after.id),
+            None,
+            &events::BillingAccountUpdated {
+                billing_account_id: after.id.clone(),
+                workspace_id: after.workspace_id.clone(),
+                changed_fields: paths.iter().map(|p| p.to_string()).collect(),
+            },
+        )
+        .await?;
+        core.commit(tx).await?;
+        Ok(view(&after, &core.mode(&after.workspace_id).await?))
+    }
+
+    async fn pool(
+        &self,
+        caller: Caller,
+        request: pb::ListPoolContributionsRequest,
+    ) -> Result<pb::ListPoolContributionsResponse> {
+        let core = &self.0;
+        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let size = tenantry_kit::page_token::page_size(request.page_size, 50, 100)? as usize;
+        let query = format!("ListPoolContributions|{workspace_id}");
+        let offset: usize = core
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?
+            .unwrap_or(0);
+        core.authorize_workspace(&caller, &workspace_id, None, Need::Read, "workspace")
+            .await?;
+        let pool = core.store.pool();
+        let now = now_micros();
+        let accounts = store::accounts(pool, &workspace_id, (i64::MIN, ""), true, 10_000).await?;
+        let subscriptions =
+            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &workspace_id).await?;
+        let mut contributions = Vec::with_capacity(accounts.len());
+        let mut pool_limits: Option<Limits> = None;
+        for account in &accounts {
+            let mut names = Vec::new();
+            let mut limits: Option<Limits> = None;
+            let mut seats = 0i64;
+            for s in subscriptions.iter().filter(|s| {
+                s.billing_account_id.as_deref() == Some(account.id.as_str())
+                    && state_at(s, now) != State::Canceled
+            }) {
+                let (plan, sub_limits) = core.subscription_limits(Some(s), now).await?;
+                names.push(format!("organizations/{}/subscription", s.organization_id));
+                seats = seats
+                    .saturating_add(plan.body.included_seats)
+                    .saturating_add(s.extra_seats);
+                limits = Some(limits.map_or(sub_limits.clone(), |l| l.plus(&sub_limits)));
+            }
+            if let Some(limits) = &limits {
+                pool_limits = Some(pool_limits.map_or(limits.clone(), |p| p.plus(limits)));
+            }
+            contributions.push((account, names, limits, seats));
+        }
+        let total_seats: i64 = contributions.iter().map(|c| c.3).sum();
+        let page: Vec<pb::PoolContribution> = contributions
+            .iter()
+            .skip(offset)
+            .take(size)
+            .map(|(account, names, limits, seats)| pb::PoolContribution {
+                billing_account: format!(
+                    "workspaces/{}/billingAccounts/{}",
+                    account.workspace_id, account.id
+                ),
+                subscriptions: names.clone(),
+                contributed_limits: Some(limits.clone().unwrap_or_default().to_pb()),
+                contributed_seats: *seats,
+                seat_share_basis_points: if total_seats > 0 {
+                    (i128::from(*seats) * 10_000 / i128::from(total_seats)) as i32
+                } else {
+                    0
+                },
+            })
+            .collect();
+        let next_page_token = if offset + size < contributions.len() {
+            core.page_tokens.encode(query.as_bytes(), &(offset + size))
+        } else {
+            String::new()
+        };
+        Ok(pb::ListPoolContributionsResponse {
+            pool_contributions: page,
+            pool_limits: Some(
+                pool_limits
+                    .unwrap_or_else(|| core.free_plan().body.limits.clone())
+                    .to_pb(),
+            ),
+            next_page_token,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::billing_account_service_server::BillingAccountService for BillingAccountApi {
+    async fn create_billing_account(
+        &self,
+        request: Request<pb::CreateBillingAccountRequest>,
+    ) -> std::result::Result<Response<pb::CreateBillingAccountResponse>, Status> {
+        let caller = caller(&request)?;
+        let billing_account = Some(self.create(caller, request.into_inner()).await?);
+        Ok(Response::new(pb::CreateBillingAccountResponse {
+            billing_account,
+        }))
+    }
+
+    async fn get_billing_account(
+        &self,
+        request: Request<pb::GetBillingAccountRequest>,
+    ) -> std::result::Result<Response<pb::GetBillingAccountResponse>, Status> {
+        let caller = caller(&request)?;
+        let billing_account = Some(self.get(caller, request.into_inner()).await?);
+        Ok(Response::new(pb::GetBillingAccountResponse {
+            billing_account,
+        }))
+    }
+
+    async fn list_billing_accounts(
+        &self,
+        request: Request<pb::ListBillingAccountsRequest>,
+    ) -> std::result::Result<Response<pb::ListBillingAccountsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.list(caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_billing_account(
+        &self,
+        request: Request<pb::UpdateBillingAccountRequest>,
+    ) -> std::result::Result<Response<pb::UpdateBillingAccountResponse>, Status> {
+        let caller = caller(&request)?;
+        let billing_account = Some(self.update(caller, request.into_inner()).await?);
+        Ok(Response::new(pb::UpdateBillingAccountResponse {
+            billing_account,
+        }))
+    }
+
+    async fn list_pool_contributions(
+        &self,
+        request: Request<pb::ListPoolContributionsRequest>,
+    ) -> std::result::Result<Response<pb::ListPoolContributionsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.pool(caller, request.into_inner()).await?,
+        ))
+    }
+}

@@ -1,0 +1,371 @@
+//! What billing learns from other services' events: the organization tree
+//! and workspaces' billing modes (organization), and the allocation
+//! counts: projects, teams and sub-organizations (organization), seats as
+//! members plus pending invitations (rbac), API keys (identity). Also who
+//! the platform administrators are (identity), for plan administration.
+//!
+//! One durable consumer, idempotent by event id: each event is applied in
+//! its own transaction together with its claim and any event billing emits
+//! in turn (a root organization's FREE subscription).
+
+use prost::Name;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Error, Result};
+use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
+use tenantry_kit::service::ServiceContext;
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::ledger::{self, Counts};
+use crate::metric::Metric;
+use crate::store::{self, NodeRow, Tx};
+use crate::subscriptions::{State, free_subscription, state_at};
+use crate::{Core, system_actor};
+
+const CONSUMER: &str = "billing-directory";
+
+/// Starts the consumer.
+pub fn spawn(ctx: &ServiceContext, core: Core) {
+    let bus = ctx.bus.clone();
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        let filters = vec![
+            subject_for("organization", ">"),
+            subject_for("rbac", "organization.member.>"),
+            subject_for("identity", "identity.api_key.>"),
+            subject_for("identity", "identity.user.platform_admin_granted"),
+            subject_for("identity", "identity.user.platform_admin_revoked"),
+        ];
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+            let core = core.clone();
+            async move {
+                core.apply_event(event)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "the billing directory consumer stopped"
+            );
+        }
+    });
+}
+
+fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
+    event.payload.as_ref()?.to_msg().ok()
+}
+
+fn mode(mode: events::WorkspaceBillingMode) -> &'static str {
+    match mode {
+        events::WorkspaceBillingMode::Assigned => "assigned",
+        events::WorkspaceBillingMode::Pooled => "pooled",
+        _ => "single",
+    }
+}
+
+impl Core {
+    /// Applies one event; events billing does not count are claimed and
+    /// ignored.
+    pub async fn apply_event(&self, event: events::Event) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+            return Ok(());
+        }
+        let item = |metric: Metric, prefix: &str, id: &str| (metric, format!("{prefix}{id}"));
+        let mut change: Option<((Metric, String), String, bool)> = None;
+        match event.r#type.as_str() {
+            "workspace.created" => {
+                if let Some(p) = decode::<events::WorkspaceCreated>(&event) {
+                    store::insert_workspace(&mut tx, &p.workspace_id, mode(p.billing_mode()))
+                        .await?;
+                }
+            }
+            "organization.created" => {
+                if let Some(p) = decode::<events::OrganizationCreated>(&event) {
+                    self.organization_created(&mut tx, &p).await?;
+                }
+            }
+            "organization.moved" => {
+                if let Some(p) = decode::<events::OrganizationMoved>(&event) {
+                    moved(&mut tx, &p.organization_id, &p.new_parent_id).await?;
+                }
+            }
+            "organization.deleted" => {
+                if let Some(p) = decode::<events::OrganizationDeleted>(&event) {
+                    set_deleted(&mut tx, &p.organization_id, true).await?;
+                }
+            }
+            "organization.undeleted" => {
+                if let Some(p) = decode::<events::OrganizationUndeleted>(&event) {
+                    set_deleted(&mut tx, &p.organization_id, false).await?;
+                }
+            }
+            "organization.purged" => {
+                if let Some(p) = decode::<events::OrganizationPurged>(&event) {
+                    self.organization_purged(&mut tx, &p.organization_id)
+                        .await?;
+                }
+            }
+            "team.created" | "team.undeleted" | "team.deleted" | "team.purged" => {
+                let ids = match event.r#type.as_str() {
+                    "team.created" => decode::<events::TeamCreated>(&event)
+                        .map(|p| (p.team_id, p.organization_id)),
+                    "team.undeleted" => decode::<events::TeamUndeleted>(&event)
+                        .map(|p| (p.team_id, p.organization_id)),
+                    "team.deleted" => decode::<events::TeamDeleted>(&event)
+                        .map(|p| (p.team_id, p.organization_id)),
+                    _ => {
+                        decode::<events::TeamPurged>(&event).map(|p| (p.team_id, p.organization_id))
+                    }
+                };
+                if let Some((team, organization)) = ids {
+                    let live = matches!(event.r#type.as_str(), "team.created" | "team.undeleted");
+                    change = Some((item(Metric::Teams, "", &team), organization, live));
+                }
+            }
+            "project.created" | "project.undeleted" | "project.deleted" | "project.purged" => {
+                let ids = match event.r#type.as_str() {
+                    "project.created" => decode::<events::ProjectCreated>(&event)
+                        .map(|p| (p.project_id, p.organization_id)),
+                    "project.undeleted" => decode::<events::ProjectUndeleted>(&event)
+                        .map(|p| (p.project_id, p.organization_id)),
+                    "project.deleted" => decode::<events::ProjectDeleted>(&event)
+                        .map(|p| (p.project_id, p.organization_id)),
+                    _ => decode::<events::ProjectPurged>(&event)
+                        .map(|p| (p.project_id, p.organization_id)),
+                };
+                if let Some((project, organization)) = ids {
+                    let live = matches!(
+                        event.r#type.as_str(),
+                        "project.created" | "project.undeleted"
+                    );
+                    change = Some((item(Metric::Projects, "", &project), organization, live));
+                }
+            }
+            "organization.member.added" => {
+                if let Some(p) = decode::<events::MembershipCreated>(&event) {
+                    if !p.invitation_id.is_empty() {
+                        // The pending seat becomes a member's seat.
+                        let (metric, id) = item(Metric::Members, "invitation:", &p.invitation_id);
+                        ledger::set_item(&mut tx, metric, &id, &p.organization_id, false).await?;
+                    }
+                    change = Some((
+                        item(Metric::Members, "membership:", &p.membership_id),
+                        p.organization_id,
+                        true,
+                    ));
+                }
+            }
+            "organization.member.removed" => {
+                if let Some(p) = decode::<events::MembershipDeleted>(&event) {
+                    change = Some((
+                        item(Metric::Members, "membership:", &p.membership_id),
+                        p.organization_id,
+                        false,
+                    ));
+                }
+            }
+            "organization.member.invited" => {
+                if let Some(p) = decode::<events::InvitationCreated>(&event) {
+                    change = Some((
+                        item(Metric::Members, "invitation:", &p.invitation_id),
+                        p.organization_id,
+                        true,
+                    ));
+                }
+            }
+            "organization.member.invitation_revoked" => {
+                if let Some(p) = decode::<events::InvitationRevoked>(&event) {
+                    change = Some((
+                        item(Metric::Members, "invitation:", &p.invitation_id),
+                        p.organization_id,
+                        false,
+                    ));
+                }
+            }
+            "organization.member.invitation_expired" => {
+                if let Some(p) = decode::<events::InvitationExpired>(&event) {
+                    change = Some((
+                        item(Metric::Members, "invitation:", &p.invitation_id),
+                        p.organization_id,
+                        false,
+                    ));
+                }
+            }
+            "organization.member.invitation_accepted" => {
+                if let Some(p) = decode::<events::InvitationAccepted>(&event) {
+                    change = Some((
+                        item(Metric::Members, "invitation:", &p.invitation_id),
+                        p.organization_id,
+                        false,
+                    ));
+                }
+            }
+            "identity.api_key.created" => {
+                if let Some(p) = decode::<events::ApiKeyCreated>(&event) {
+                    change = Some((
+                        item(Metric::ApiKeys, "", &p.api_key_id),
+                        p.organization_id,
+                        true,
+                    ));
+                }
+            }
+            "identity.api_key.revoked" => {
+                if let Some(p) = decode::<events::ApiKeyRevoked>(&event) {
+                    change = Some((
+                        item(Metric::ApiKeys, "", &p.api_key_id),
+                        p.organization_id,
+                        false,
+                    ));
+                }
+            }
+            "identity.user.platform_admin_granted" => {
+                if let Some(p) = decode::<events::PlatformAdminGranted>(&event) {
+                    store::set_platform_admin(&mut tx, &p.user_id, true).await?;
+                }
+            }
+            "identity.user.platform_admin_revoked" => {
+                if let Some(p) = decode::<events::PlatformAdminRevoked>(&event) {
+                    store::set_platform_admin(&mut tx, &p.user_id, false).await?;
+                }
+            }
+            _ => {}
+        }
+        if let Some(((metric, id), organization, live)) = change {
+            if event.r#type.ends_with(".purged") {
+                ledger::drop_item(&mut tx, metric, &id).await?;
+            } else {
+                ledger::set_item(&mut tx, metric, &id, &organization, live).await?;
+            }
+        }
+        self.commit(tx).await
+    }
+
+    async fn organization_created(
+        &self,
+        tx: &mut Tx,
+        p: &events::OrganizationCreated,
+    ) -> Result<()> {
+        let parent = if p.parent_id.is_empty() {
+            None
+        } else {
+            // The organization service announces a parent before its
+            // children, so a missing parent is a delivery still to come:
+            // failing makes the consumer retry this event later.
+            Some(store::node(&mut **tx, &p.parent_id).await?.ok_or_else(|| {
+                Error::unavailable("the parent organization", anyhow::anyhow!("not seen yet"))
+            })?)
+        };
+        let node = NodeRow {
+            id: p.organization_id.clone(),
+            parent_id: parent.as_ref().map(|n| n.id.clone()),
+            root_id: p.root_id.clone(),
+            workspace_id: p.workspace_id.clone(),
+            path: format!(
+                "{}{}/",
+                parent.as_ref().map_or("/", |n| n.path.as_str()),
+                p.organization_id
+            ),
+            deleted: false,
+        };
+        ledger::add_node(tx, &node).await?;
+        if let Some(parent) = &parent {
+            ledger::set_item(tx, Metric::SubOrganizations, &node.id, &parent.id, true).await?;
+            return Ok(());
+        }
+        // Every root organization starts on the FREE plan.
+        if store::subscription(&mut **tx, &node.id).await?.is_none() {
+            let now = now_micros();
+            let s = free_subscription(&node, now);
+            store::save_subscription(tx, &s).await?;
+            self.emit(
+                tx,
+                system_actor(),
+                None,
+                "billing.subscription.created",
+                ("subscription", &node.id),
+                Some((&node.id, &node.id)),
+                &events::SubscriptionCreated {
+                    organization_id: node.id.clone(),
+                    plan_id: s.plan_id.clone(),
+                    billing_account_id: String::new(),
+                    state: State::Active.to_event() as i32,
+                    trial_end_time: None,
+                    limits: self.free_plan().body.limits.to_events(),
+                },
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn organization_purged(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        let Some(node) = store::node(&mut **tx, id).await? else {
+            return Ok(());
+        };
+        if !node.deleted {
+            ledger::shift(tx, &node, -1, Counts::Allocation).await?;
+        }
+        ledger::drop_item(tx, Metric::SubOrganizations, id).await?;
+        store::purge_node(tx, id).await?;
+        if let Some(mut s) = store::subscription(&mut **tx, id).await?
+            && state_at(&s, now_micros()) != State::Canceled
+        {
+            self.set_state(tx, &mut s, State::Canceled, "").await?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes a subtree's allocation counts out of (or back into) everything
+/// above it, and its top's sub-organization seat at its parent.
+async fn set_deleted(tx: &mut Tx, id: &str, deleted: bool) -> Result<()> {
+    let Some(node) = store::node(&mut **tx, id).await? else {
+        return Ok(());
+    };
+    if node.deleted == deleted {
+        return Ok(());
+    }
+    if deleted {
+        ledger::shift(tx, &node, -1, Counts::Allocation).await?;
+        store::set_node_deleted(tx, id, true).await?;
+    } else {
+        store::set_node_deleted(tx, id, false).await?;
+        ledger::shift(tx, &node, 1, Counts::Allocation).await?;
+    }
+    if let Some(parent) = &node.parent_id {
+        ledger::set_item(tx, Metric::SubOrganizations, id, parent, !deleted).await?;
+    }
+    Ok(())
+}
+
+/// Moves a subtree's counts from its old ancestors to its new ones.
+async fn moved(tx: &mut Tx, id: &str, new_parent_id: &str) -> Result<()> {
+    let (Some(node), Some(parent)) = (
+        store::node(&mut **tx, id).await?,
+        store::node(&mut **tx, new_parent_id).await?,
+    ) else {
+        return Ok(());
+    };
+    if node.parent_id.as_deref() == Some(new_parent_id) {
+        return Ok(());
+    }
+    let attached = !node.deleted;
+    if attached {
+        ledger::shift(tx, &node, -1, Counts::All).await?;
+    }
+    if let Some(old_parent) = &node.parent_id {
+        ledger::set_item(tx, Metric::SubOrganizations, id, old_parent, false).await?;
+        ledger::drop_item(tx, Metric::SubOrganizations, id).await?;
+    }
+    let new_path = format!("{}{id}/", parent.path);
+    store::move_subtree(tx, id, new_parent_id, &node.path, &new_path).await?;
+    let node = store::node(&mut **tx, id).await?.expect("the moved node");
+    if attached {
+        ledger::shift(tx, &node, 1, Counts::All).await?;
+        ledger::set_item(tx, Metric::SubOrganizations, id, new_parent_id, true).await?;
+    }
+    Ok(())
+}

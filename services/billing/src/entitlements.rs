@@ -1,0 +1,531 @@
+//! Effective limits and quota checks.
+//!
+//! The limit of a metric at an organization is chosen among candidates:
+//! the limit set on the organization itself, those set on each ancestor,
+//! and the plan's (at the root's subscription in ASSIGNED workspaces, or
+//! the workspace pool's in SINGLE and POOLED ones). Each candidate bounds
+//! the usage of its own subtree (or pool), so the one with the least
+//! headroom decides. A check reads the node, its ancestors' limits and
+//! counters, and the subscriptions behind the pool: a handful of indexed
+//! reads, no scans.
+
+use tenantry_kit::access::Caller;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Error, Result};
+use tenantry_proto::tenantry::billing::v1 as pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tonic::{Request, Response, Status};
+
+use crate::access::Need;
+use crate::catalog::{Limits, Plan};
+use crate::ledger::pool_scope;
+use crate::metric::{self, Metric};
+use crate::store::{self, LimitRow, NodeRow, SubscriptionRow};
+use crate::subscriptions::{State, state_at};
+use crate::{Core, caller, id_in, timestamp};
+
+/// One limit considered for an effective limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub source: pb::LimitSource,
+    pub organization: String,
+    pub plan: String,
+    pub value: Option<i64>,
+    pub used: i64,
+}
+
+impl Candidate {
+    fn headroom(&self) -> Option<i64> {
+        self.value.map(|v| v.saturating_sub(self.used))
+    }
+
+    fn to_pb(&self) -> pb::LimitCandidate {
+        pb::LimitCandidate {
+            source: self.source as i32,
+            organization: format!("organizations/{}", self.organization),
+            plan: if self.plan.is_empty() {
+                String::new()
+            } else {
+                format!("plans/{}", self.plan)
+            },
+            value: self.value,
+            used: self.used,
+        }
+    }
+}
+
+/// What limits a metric at one organization, and how much it uses.
+#[derive(Debug, Clone)]
+pub struct Entitlement {
+    pub metric: Metric,
+    /// The organization's own usage and its subtree's.
+    pub own: i64,
+    pub used: i64,
+    /// From the organization up to the plan.
+    pub candidates: Vec<Candidate>,
+    /// Whether the subscription behind the organization is past due.
+    pub past_due: bool,
+}
+
+impl Entitlement {
+    /// The candidate with the least headroom, if any limits.
+    fn deciding(&self) -> Option<&Candidate> {
+        self.candidates
+            .iter()
+            .filter(|c| c.value.is_some())
+            .min_by_key(|c| c.headroom())
+    }
+
+    /// Whether `delta` more fits, and why.
+    pub fn check(&self, delta: i64) -> pb::CheckQuotaResponse {
+        use pb::check_quota_response::Reason;
+        let deciding = self.deciding();
+        let fits = self
+            .candidates
+            .iter()
+            .all(|c| c.value.is_none_or(|v| c.used.saturating_add(delta) <= v));
+        let reason = if self.past_due {
+            Reason::SubscriptionPastDue
+        } else if !fits {
+            Reason::LimitExceeded
+        } else if deciding.is_some() {
+            Reason::WithinLimit
+        } else {
+            Reason::Unlimited
+        };
+        pb::CheckQuotaResponse {
+            allowed: !self.past_due && fits,
+            limit: deciding.and_then(|c| c.value),
+            used: deciding.map_or(self.used, |c| c.used),
+            remaining: deciding.and_then(|c| c.headroom()).map(|h| h.max(0)),
+            reason: reason as i32,
+            source: deciding.map_or(pb::LimitSource::None, |c| c.source) as i32,
+            source_organization: deciding
+                .map(|c| format!("organizations/{}", c.organization))
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn to_pb(&self) -> pb::EffectiveLimit {
+        let deciding = self.deciding();
+        pb::EffectiveLimit {
+            metric: self.metric as i32,
+            value: deciding.and_then(|c| c.value),
+            source: deciding.map_or(pb::LimitSource::None, |c| c.source) as i32,
+            source_organization: deciding
+                .map(|c| format!("organizations/{}", c.organization))
+                .unwrap_or_default(),
+            used: self.used,
+            remaining: deciding.and_then(|c| c.headroom()).map(|h| h.max(0)),
+            candidates: self.candidates.iter().map(Candidate::to_pb).collect(),
+        }
+    }
+
+    /// The effective value: the deciding candidate's.
+    pub fn limit(&self) -> Option<i64> {
+        self.deciding().and_then(|c| c.value)
+    }
+}
+
+/// The plan limits that bound an organization's tree: its root's
+/// subscription in an ASSIGNED workspace, the workspace pool otherwise.
+#[derive(Debug, Clone)]
+pub struct PlanBound {
+    pub limits: Limits,
+    /// Which metrics a subscription override (rather than the plan) sets.
+    pub overridden: Limits,
+    pub plan_id: String,
+    /// The scope whose usage the plan bounds.
+    pub scope: String,
+    pub past_due: bool,
+}
+
+impl Core {
+    /// The limits a subscription gives (the FREE plan's when there is
+    /// none, or it ended): the plan's, with overrides and extra seats.
+    pub(crate) async fn subscription_limits(
+        &self,
+        subscription: Option<&SubscriptionRow>,
+        now_us: i64,
+    ) -> Result<(Plan, Limits)> {
+        let live = subscription.filter(|s| state_at(s, now_us) != State::Canceled);
+        let Some(subscription) = live else {
+            let free = self.free_plan().clone();
+            let limits = free.body.limits.clone();
+            return Ok((free, limits));
+        };
+        let plan = match self.plan(&subscription.plan_id).await? {
+            Some(plan) => plan,
+            None => self.free_plan().clone(),
+        };
+        let mut limits = plan
+            .body
+            .limits
+            .overridden_by(&subscription.limit_overrides);
+        if let Some(members) = limits.members {
+            limits.members = Some(members.saturating_add(subscription.extra_seats));
+        }
+        Ok((plan, limits))
+    }
+
+    /// The plan bound of `node`'s tree.
+    pub(crate) async fn plan_bound(&self, node: &NodeRow, now_us: i64) -> Result<PlanBound> {
+        let pool = self.store.pool();
+        let mode = store::workspace_mode(pool, &node.workspace_id)
+            .await?
+            .unwrap_or_else(|| "single".into());
+        let root = store::subscription(pool, &node.root_id).await?;
+        let past_due = root
+            .as_ref()
+            .is_some_and(|s| state_at(s, now_us) == State::PastDue);
+        let (root_plan, root_limits) = self.subscription_limits(root.as_ref(), now_us).await?;
+        if mode == "assigned" {
+            return Ok(PlanBound {
+                limits: root_limits,
+                overridden: root.map(|s| s.limit_overrides).unwrap_or_default(),
+                plan_id: root_plan.id,
+                scope: node.root_id.clone(),
+                past_due,
+            });
+        }
+        // SINGLE and POOLED: the pool is what the paying accounts' live
+        // subscriptions add up to; with none, the FREE plan's limits.
+        let mut pooled: Option<Limits> = None;
+        for subscription in
+            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
+                .await?
+        {
+            if subscription.billing_account_id.is_none()
+                || state_at(&subscription, now_us) == State::Canceled
+            {
+                continue;
+            }
+            let (_, limits) = self
+                .subscription_limits(Some(&subscription), now_us)
+                .await?;
+            pooled = Some(match pooled {
+                Some(sum) => sum.plus(&limits),
+                None => limits,
+            });
+        }
+        Ok(PlanBound {
+            limits: pooled.unwrap_or_else(|| self.free_plan().body.limits.clone()),
+            overridden: Limits::default(),
+            plan_id: root_plan.id,
+            scope: pool_scope(&node.workspace_id),
+            past_due,
+        })
+    }
+
+    /// The entitlement of `metric` at `node`, counted in the period that
+    /// contains `at_us`.
+    pub(crate) async fn entitlement(
+        &self,
+        node: &NodeRow,
+        bound: &PlanBound,
+        metric: Metric,
+        at_us: i64,
+    ) -> Result<Entitlement> {
+        let pool = self.store.pool();
+        let upward = node.upward();
+        let mut scopes = upward.clone();
+        scopes.push(&bound.scope);
+        let period = metric::period_of(metric, at_us);
+        let name = metric.as_str_name();
+        let counters = store::counters(pool, &scopes, name, period).await?;
+        let set = store::limits(pool, &upward, name).await?;
+        let subtree = |scope: &str| counters.get(scope).map_or(0, |c| c.1);
+        let mut candidates: Vec<Candidate> = upward
+            .iter()
+            .filter_map(|id| {
+                set.get(*id).map(|value| Candidate {
+                    source: if *id == node.id {
+                        pb::LimitSource::Organization
+                    } else {
+                        pb::LimitSource::Ancestor
+                    },
+                    organization: id.to_string(),
+                    plan: String::new(),
+                    value: Some(*value),
+                    used: subtree(id),
+                })
+            })
+            .collect();
+        candidates.push(Candidate {
+            source: if bound.overridden.get(metric).is_some() {
+                pb::LimitSource::SubscriptionOverride
+            } else {
+                pb::LimitSource::Plan
+            },
+            organization: node.root_id.clone(),
+            plan: bound.plan_id.clone(),
+            value: bound.limits.get(metric),
+            used: subtree(&bound.scope),
+        });
+        Ok(Entitlement {
+            metric,
+            own: counters.get(node.id.as_str()).map_or(0, |c| c.0),
+            used: subtree(&node.id),
+            candidates,
+            past_due: bound.past_due,
+        })
+    }
+
+    /// The entitlements of `metrics` at an organization now.
+    pub(crate) async fn entitlements(
+        &self,
+        node: &NodeRow,
+        metrics: &[Metric],
+        at_us: i64,
+    ) -> Result<Vec<Entitlement>> {
+        let now = now_micros();
+        let bound = self.plan_bound(node, now).await?;
+        let mut out = Vec::with_capacity(metrics.len());
+        for metric in metrics {
+            out.push(self.entitlement(node, &bound, *metric, at_us).await?);
+        }
+        Ok(out)
+    }
+
+    /// Emits `billing.limit.exceeded` for each metric whose usage at
+    /// `node` is now above its effective limit.
+    pub(crate) async fn report_exceeded(
+        &self,
+        tx: &mut store::Tx,
+        caller: &Caller,
+        node: &NodeRow,
+        entitlements: &[Entitlement],
+    ) -> Result<()> {
+        for entitlement in entitlements {
+            if let Some(limit) = entitlement.limit()
+                && entitlement.deciding().is_some_and(|c| c.used > limit)
+            {
+                let used = entitlement.deciding().map_or(0, |c| c.used);
+                self.emit(
+                    tx,
+                    caller.actor(),
+                    Some(&caller.request),
+                    "billing.limit.exceeded",
+                    ("organization", &node.id),
+                    Some((&node.id, &node.root_id)),
+                    &events::LimitExceeded {
+                        organization_id: node.id.clone(),
+                        metric: entitlement.metric.as_str_name().to_string(),
+                        limit,
+                        used,
+                    },
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `EntitlementService` handler.
+#[derive(Debug, Clone)]
+pub struct EntitlementApi(pub Core);
+
+fn organization_id(field: &str, name: &str) -> Result<String> {
+    id_in(field, "organizations/{}", name)
+}
+
+impl EntitlementApi {
+    async fn set_limit(
+        &self,
+        caller: Caller,
+        request: pb::SetLimitRequest,
+    ) -> Result<pb::SetLimitResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        let metric = metric::parse("metric", request.metric)?;
+        if request.value < 0 {
+            return Err(Error::invalid_field("value", "must not be negative"));
+        }
+        core.authorize(&caller, &[&id], Need::Manage, "organization")
+            .await?;
+        let node = core.node(&caller, &id).await?;
+        let now = now_micros();
+        let mut tx = core.store.begin().await?;
+        let old = store::limit(&mut tx, &id, metric.as_str_name()).await?;
+        let row = LimitRow {
+            organization_id: id.clone(),
+            metric: metric.as_str_name().to_string(),
+            value: request.value,
+            set_by: caller.resource_name(),
+            updated_at_us: now,
+        };
+        store::set_limit(&mut tx, &row).await?;
+        core.emit(
+            &mut tx,
+            caller.actor(),
+            Some(&caller.request),
+            "billing.limit.set",
+            ("organization", &id),
+            Some((&id, &node.root_id)),
+            &events::LimitSet {
+                organization_id: id.clone(),
+                metric: row.metric.clone(),
+                old_value: old.map(|l| l.value),
+                new_value: row.value,
+            },
+        )
+        .await?;
+        core.commit(tx).await?;
+        let effective = core.entitlements(&node, &[metric], now).await?;
+        if effective[0]
+            .limit()
+            .is_some_and(|limit| effective[0].used > limit)
+        {
+            let mut tx = core.store.begin().await?;
+            core.report_exceeded(&mut tx, &caller, &node, &effective)
+                .await?;
+            core.commit(tx).await?;
+        }
+        Ok(pb::SetLimitResponse {
+            limit: Some(pb::OrganizationLimit {
+                organization: format!("organizations/{id}"),
+                metric: metric as i32,
+                value: row.value,
+                set_by: row.set_by,
+                update_time: Some(timestamp(now)),
+            }),
+            effective_limit: Some(effective[0].to_pb()),
+        })
+    }
+
+    async fn clear_limit(
+        &self,
+        caller: Caller,
+        request: pb::ClearLimitRequest,
+    ) -> Result<pb::ClearLimitResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        let metric = metric::parse("metric", request.metric)?;
+        core.authorize(&caller, &[&id], Need::Manage, "organization")
+            .await?;
+        let node = core.node(&caller, &id).await?;
+        let mut tx = core.store.begin().await?;
+        if let Some(old) = store::limit(&mut tx, &id, metric.as_str_name()).await? {
+            store::clear_limit(&mut tx, &id, metric.as_str_name()).await?;
+            core.emit(
+                &mut tx,
+                caller.actor(),
+                Some(&caller.request),
+                "billing.limit.cleared",
+                ("organization", &id),
+                Some((&id, &node.root_id)),
+                &events::LimitCleared {
+                    organization_id: id.clone(),
+                    metric: old.metric,
+                    old_value: old.value,
+                },
+            )
+            .await?;
+            core.commit(tx).await?;
+        }
+        let effective = core.entitlements(&node, &[metric], now_micros()).await?;
+        Ok(pb::ClearLimitResponse {
+            effective_limit: Some(effective[0].to_pb()),
+        })
+    }
+
+    async fn get_effective_limits(
+        &self,
+        caller: Caller,
+        request: pb::GetEffectiveLimitsRequest,
+    ) -> Result<pb::GetEffectiveLimitsResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        let mut metrics = Vec::new();
+        for (i, value) in request.metrics.iter().enumerate() {
+            metrics.push(metric::parse(&format!("metrics[{i}]"), *value)?);
+        }
+        if metrics.is_empty() {
+            metrics = metric::ALL.to_vec();
+        }
+        metrics.sort_by_key(|m| *m as i32);
+        metrics.dedup();
+        core.authorize(&caller, &[&id], Need::Read, "organization")
+            .await?;
+        let node = core.node(&caller, &id).await?;
+        let effective = core.entitlements(&node, &metrics, now_micros()).await?;
+        Ok(pb::GetEffectiveLimitsResponse {
+            effective_limits: effective.iter().map(Entitlement::to_pb).collect(),
+        })
+    }
+
+    async fn check_quota(
+        &self,
+        caller: Caller,
+        request: pb::CheckQuotaRequest,
+    ) -> Result<pb::CheckQuotaResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        let metric = metric::parse("metric", request.metric)?;
+        if request.delta < 0 {
+            return Err(Error::invalid_field("delta", "must not be negative"));
+        }
+        core.authorize_reader(&caller, &id).await?;
+        let node = core.node(&caller, &id).await?;
+        let now = now_micros();
+        let bound = core.plan_bound(&node, now).await?;
+        let entitlement = core.entitlement(&node, &bound, metric, now).await?;
+        let answer = entitlement.check(request.delta);
+        metrics_count(metric, answer.allowed);
+        Ok(answer)
+    }
+}
+
+fn metrics_count(metric: Metric, allowed: bool) {
+    metrics::counter!(
+        "tenantry_billing_quota_checks_total",
+        "metric" => metric.as_str_name(),
+        "allowed" => if allowed { "true" } else { "false" }
+    )
+    .increment(1);
+}
+
+#[tonic::async_trait]
+impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
+    async fn set_limit(
+        &self,
+        request: Request<pb::SetLimitRequest>,
+    ) -> std::result::Result<Response<pb::SetLimitResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.set_limit(caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn clear_limit(
+        &self,
+        request: Request<pb::ClearLimitRequest>,
+    ) -> std::result::Result<Response<pb::ClearLimitResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.clear_limit(caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn get_effective_limits(
+        &self,
+        request: Request<pb::GetEffectiveLimitsRequest>,
+    ) -> std::result::Result<Response<pb::GetEffectiveLimitsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.get_effective_limits(caller, request.into_inner())
+                .await?,
+        ))
+    }
+
+    async fn check_quota(
+        &self,
+        request: Request<pb::CheckQuotaRequest>,
+    ) -> std::result::Result<Response<pb::CheckQuotaResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.check_quota(caller, request.into_inner()).await?,
+        ))
+    }
+}

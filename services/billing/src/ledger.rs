@@ -1,0 +1,135 @@
+//! The usage counters and how a change reaches them.
+//!
+//! A count made at an organization counts at that organization (`own`) and
+//! in the `subtree` count of the organization and every ancestor, and in
+//! the workspace's pool. A soft-deleted organization takes its subtree out
+//! of everything above it (its allocation counts: live projects, members…;
+//! metered usage already happened and stays counted), and a move takes the
+//! subtree's counts from the old ancestors to the new ones. So "the usage of
+//! X's subtree" is always one row, and a quota check reads at most eleven.
+
+use tenantry_kit::error::Result;
+
+use crate::metric::Metric;
+use crate::store::{self, NodeRow, Tx};
+
+/// The pool scope of a workspace (SINGLE and POOLED workspaces share one).
+pub fn pool_scope(workspace_id: &str) -> String {
+    format!("workspace:{workspace_id}")
+}
+
+/// The scopes a count at `node` reaches: the node itself when
+/// `include_self`, then its ancestors up to and including the first
+/// soft-deleted one, or up to the root and then the workspace pool.
+async fn reach(tx: &mut Tx, node: &NodeRow, include_self: bool) -> Result<Vec<String>> {
+    let ids = node.upward();
+    if include_self && node.deleted {
+        return Ok(vec![node.id.clone()]);
+    }
+    let known = store::nodes(&mut **tx, &ids[1..]).await?;
+    let mut scopes = Vec::with_capacity(ids.len() + 1);
+    if include_self {
+        scopes.push(node.id.clone());
+    }
+    for id in &ids[1..] {
+        scopes.push(id.to_string());
+        if known.get(*id).is_some_and(|n| n.deleted) {
+            return Ok(scopes);
+        }
+    }
+    scopes.push(pool_scope(&node.workspace_id));
+    Ok(scopes)
+}
+
+/// Adds `delta` of `metric` in `period_us` at `node`.
+pub async fn count(
+    tx: &mut Tx,
+    node: &NodeRow,
+    metric: Metric,
+    period_us: i64,
+    delta: i64,
+) -> Result<()> {
+    for (i, scope) in reach(tx, node, true).await?.iter().enumerate() {
+        let own = if i == 0 { delta } else { 0 };
+        store::add_counter(tx, scope, metric.as_str_name(), period_us, own, delta).await?;
+    }
+    Ok(())
+}
+
+/// Which of a subtree's counts move when it is detached or attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Allocation counts only: a delete or undelete.
+    Allocation,
+    /// Every count: a move.
+    All,
+}
+
+/// Adds (`sign` 1) or removes (`sign` -1) the subtree counts of `node` to
+/// or from everything above it.
+pub async fn shift(tx: &mut Tx, node: &NodeRow, sign: i64, counts: Counts) -> Result<()> {
+    let above = reach(tx, node, false).await?;
+    for (metric, period, subtree) in store::scope_counters(tx, &node.id).await? {
+        if subtree == 0 || (counts == Counts::Allocation && period != 0) {
+            continue;
+        }
+        for scope in &above {
+            store::add_counter(tx, scope, &metric, period, 0, sign * subtree).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks an allocation item (a project, a membership, a pending
+/// invitation…) as counting or not, and counts the difference once.
+/// `organization_id` is used when the item is new; an item stays counted
+/// where it was first seen.
+pub async fn set_item(
+    tx: &mut Tx,
+    metric: Metric,
+    item_id: &str,
+    organization_id: &str,
+    live: bool,
+) -> Result<()> {
+    let name = metric.as_str_name();
+    let current = store::item(tx, name, item_id).await?;
+    let was_live = current.as_ref().is_some_and(|(_, live)| *live);
+    let organization = current
+        .map(|(organization, _)| organization)
+        .unwrap_or_else(|| organization_id.to_string());
+    store::put_item(tx, name, item_id, &organization, live).await?;
+    if was_live != live
+        && let Some(node) = store::node(&mut **tx, &organization).await?
+    {
+        count(tx, &node, metric, 0, if live { 1 } else { -1 }).await?;
+    }
+    Ok(())
+}
+
+/// Forgets an item for good, uncounting it if it counted.
+pub async fn drop_item(tx: &mut Tx, metric: Metric, item_id: &str) -> Result<()> {
+    set_item(tx, metric, item_id, "", false).await?;
+    store::delete_item(tx, metric.as_str_name(), item_id).await
+}
+
+/// Adds a node billing has not seen before, counting the items that
+/// arrived ahead of it (events from different services are not ordered
+/// with each other). Returns false when the node was known.
+pub async fn add_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
+    if !store::insert_node(tx, node).await? {
+        return Ok(false);
+    }
+    let pending: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT metric, COUNT(*) FROM billing_items WHERE organization_id = $1 AND live = 1 GROUP BY metric",
+    )
+    .bind(&node.id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(tenantry_kit::error::db_error)?;
+    for (metric, n) in pending {
+        if let Some(metric) = crate::metric::from_name(&metric) {
+            count(tx, node, metric, 0, n).await?;
+        }
+    }
+    Ok(true)
+}
