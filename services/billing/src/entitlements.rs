@@ -191,6 +191,7 @@ impl Core {
         // SINGLE and POOLED: the pool is what the paying accounts' live
         // subscriptions add up to; with none, the FREE plan's limits.
         let mut pooled: Option<Limits> = None;
+        let mut overridden = Limits::default();
         for subscription in
             store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
                 .await?
@@ -200,6 +201,7 @@ impl Core {
             {
                 continue;
             }
+            overridden = overridden.overridden_by(&subscription.limit_overrides);
             let (_, limits) = self
                 .subscription_limits(Some(&subscription), now_us)
                 .await?;
@@ -210,7 +212,7 @@ impl Core {
         }
         Ok(PlanBound {
             limits: pooled.unwrap_or_else(|| self.free_plan().body.limits.clone()),
-            overridden: Limits::default(),
+            overridden,
             plan_id: root_plan.id,
             scope: pool_scope(&node.workspace_id),
             past_due,

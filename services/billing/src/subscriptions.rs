@@ -196,6 +196,11 @@ impl Core {
     ) -> Result<NodeRow> {
         self.authorize(caller, &[organization_id], need, "subscription")
             .await?;
+        self.root(caller, organization_id).await
+    }
+
+    /// A root organization, or NOT_FOUND / FAILED_PRECONDITION (not a root).
+    async fn root(&self, caller: &Caller, organization_id: &str) -> Result<NodeRow> {
         let node = self.node(caller, organization_id).await?;
         if node.parent_id.is_some() {
             return Err(precondition(
@@ -564,10 +569,19 @@ impl SubscriptionApi {
         let touches_overrides = paths
             .iter()
             .any(|p| p.starts_with("limit_overrides") || *p == "feature_overrides");
-        let node = core.root_for(&caller, &id, Need::Manage).await?;
-        if touches_overrides {
-            core.require_platform_admin(&caller).await?;
-        }
+        // Overrides are negotiated: platform administrators set them, on
+        // any organization; the organization's own billing managers change
+        // only its account and seats.
+        let node = if touches_overrides {
+            if !core.is_platform_admin(&caller).await? {
+                core.authorize(&caller, &[&id], Need::Read, "subscription")
+                    .await?;
+                return Err(Error::permission_denied("platform.admin").with_domain(crate::NAME));
+            }
+            core.root(&caller, &id).await?
+        } else {
+            core.root_for(&caller, &id, Need::Manage).await?
+        };
         let now = now_micros();
         let mut tx = core.store.begin().await?;
         let before = store::subscription(&mut *tx, &id)
@@ -698,6 +712,43 @@ impl SubscriptionApi {
 fn set_override(limits: &mut Limits, metric: Metric, value: Option<i64>) {
     if let Some(slot) = limits.slot(metric) {
         *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(state: State) -> SubscriptionRow {
+        let node = NodeRow {
+            id: "o".into(),
+            parent_id: None,
+            root_id: "o".into(),
+            workspace_id: "w".into(),
+            path: "/o/".into(),
+            deleted: false,
+        };
+        SubscriptionRow {
+            state: state.as_str().into(),
+            ..free_subscription(&node, 0)
+        }
+    }
+
+    #[test]
+    fn trials_end_and_cancellations_come_due_on_their_own() {
+        let trial = SubscriptionRow {
+            trial_end_us: Some(100),
+            ..subscription(State::Trialing)
+        };
+        assert_eq!(state_at(&trial, 99), State::Trialing);
+        assert_eq!(state_at(&trial, 100), State::Active);
+        let leaving = SubscriptionRow {
+            cancel_at_us: Some(500),
+            ..subscription(State::PastDue)
+        };
+        assert_eq!(state_at(&leaving, 499), State::PastDue);
+        assert_eq!(state_at(&leaving, 500), State::Canceled);
+        assert_eq!(state_at(&subscription(State::Canceled), 0), State::Canceled);
     }
 }
 

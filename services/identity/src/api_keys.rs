@@ -18,6 +18,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -335,6 +336,10 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
                 .into());
             }
         }
+        // The plan's API key limit, asked of billing.
+        directory
+            .ensure_quota(&organization, billing_pb::Metric::ApiKeys)
+            .await?;
         if let Some(team) = &team
             && !directory
                 .is_team_member(&organization, team, &creator.id)

@@ -9,6 +9,7 @@
 
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tonic::transport::Channel;
@@ -36,11 +37,12 @@ pub struct SignInPolicy {
 /// Produces the bearer token identity presents to other services.
 pub type TokenSource = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Clients of the organization and rbac services.
+/// Clients of the organization, rbac and billing services.
 #[derive(Clone)]
 pub struct Directory {
     organization: Channel,
     rbac: Channel,
+    billing: Channel,
     token: TokenSource,
 }
 
@@ -66,14 +68,45 @@ fn unavailable(what: &'static str, status: tonic::Status) -> Error {
 }
 
 impl Directory {
-    /// Clients over lazily connected channels to the two services.
-    pub fn new(organization_url: &str, rbac_url: &str, token: TokenSource) -> anyhow::Result<Self> {
+    /// Clients over lazily connected channels to the three services.
+    pub fn new(peers: &tenantry_kit::service::Peers, token: TokenSource) -> anyhow::Result<Self> {
         let connect = tenantry_kit::service::peer_channel;
         Ok(Directory {
-            organization: connect(organization_url)?,
-            rbac: connect(rbac_url)?,
+            organization: connect(&peers.organization)?,
+            rbac: connect(&peers.rbac)?,
+            billing: connect(&peers.billing)?,
             token,
         })
+    }
+
+    /// Succeeds when the organization may have one more of `metric`, asked
+    /// of billing. A deployment without billing (UNIMPLEMENTED) has no
+    /// limits; a billing that cannot answer fails the creation.
+    pub async fn ensure_quota(
+        &self,
+        organization_id: &str,
+        metric: billing_pb::Metric,
+    ) -> Result<()> {
+        let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
+            self.billing.clone(),
+        );
+        let request = self.request(billing_pb::CheckQuotaRequest {
+            organization: format!("organizations/{organization_id}"),
+            metric: metric as i32,
+            delta: 1,
+        });
+        match client.check_quota(request).await {
+            Ok(response) => {
+                let answer = response.into_inner();
+                if answer.allowed {
+                    Ok(())
+                } else {
+                    Err(tenantry_kit::quota::denied("identity", metric, &answer))
+                }
+            }
+            Err(status) if not_served(&status) => Ok(()),
+            Err(status) => Err(unavailable("the billing service", status)),
+        }
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {

@@ -214,11 +214,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
 
     let hasher = PasswordHasher::new(&options.password)?;
     let mailer = mailer::build(&options.mailer, "identity.mailer", ctx.data_dir.clone())?;
-    let directory = Directory::new(
-        &ctx.peers.organization,
-        &ctx.peers.rbac,
-        service_token(ctx, &keys),
-    )?;
+    let directory = Directory::new(&ctx.peers, service_token(ctx, &keys))?;
     let accounts = Accounts::new(accounts::Dependencies {
         store,
         outbox: outbox.clone(),
