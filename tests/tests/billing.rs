@@ -1267,6 +1267,31 @@ async fn metering_counts_once_per_key_and_seats_follow_memberships() {
             .await
             .unwrap();
         w.until_usage(&ada, &root, pb::Metric::Members, 3).await;
+        // FREE has five seats: two more members fill them, the next is refused.
+        for email in ["dave@example.com", "erin@example.com"] {
+            let user = w.user(email).await;
+            w.add_member(&ada, &root, &user, &["roles/member"]).await;
+        }
+        w.until_usage(&ada, &root, pb::Metric::Members, 5).await;
+        let frank = w.user("frank@example.com").await;
+        let refused =
+            rbac::membership_service_client::MembershipServiceClient::new(w.channel.clone())
+                .create_membership(authed(
+                    rbac::CreateMembershipRequest {
+                        parent: format!("organizations/{root}"),
+                        membership: Some(rbac::Membership {
+                            user: format!("users/{}", frank.id),
+                            roles: vec!["roles/member".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &ada.token,
+                ))
+                .await;
+        let refused = assert_status(refused, Code::ResourceExhausted, "QUOTA_EXCEEDED");
+        assert_eq!(metadata(&refused, "metric"), "METRIC_MEMBERS");
+        assert_eq!(w.usage(&ada, &root, pb::Metric::Members).await.1, 5);
         w.sandbox.shutdown().await.unwrap();
     }
 }

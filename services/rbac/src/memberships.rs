@@ -137,6 +137,8 @@ impl Core {
         }
         self.valid_roles(&organization_id, &input.roles, "membership.roles")
             .await?;
+        // A new member takes a seat of the plan.
+        self.peers.ensure_seat(caller, &organization_id).await?;
         let now = now_micros();
         let row = MembershipRow {
             organization_id: organization_id.clone(),
