@@ -163,11 +163,14 @@ impl Core {
     ) -> Result<NodeRow> {
         let id = organization.name.trim_start_matches("organizations/");
         let workspace_id = organization.workspace.trim_start_matches("workspaces/");
+        // The workspace's mode, when its event is in flight too. A caller
+        // who may not read the workspace leaves it to the event (until
+        // then the tree counts as SINGLE, the default mode).
         if store::workspace_mode(self.store.pool(), workspace_id)
             .await?
             .is_none()
+            && let Ok(mode) = self.fetch_workspace_mode(caller, workspace_id).await
         {
-            let mode = self.fetch_workspace_mode(caller, workspace_id).await?;
             let mut tx = self.store.begin().await?;
             store::insert_workspace(&mut tx, workspace_id, mode).await?;
             tx.commit().await.map_err(tenantry_kit::error::db_error)?;

@@ -168,23 +168,47 @@ impl Core {
         Ok((plan, limits))
     }
 
-    /// The plan bound of `node`'s tree.
-    pub(crate) async fn plan_bound(&self, node: &NodeRow, now_us: i64) -> Result<PlanBound> {
+    /// The scope whose usage a node's plan bounds: its root in an ASSIGNED
+    /// workspace, the workspace's pool otherwise.
+    pub(crate) fn plan_scope(node: &NodeRow, mode: &str) -> String {
+        if mode == "assigned" {
+            node.root_id.clone()
+        } else {
+            pool_scope(&node.workspace_id)
+        }
+    }
+
+    /// The plan bound of `node`'s tree (in a workspace of `mode`).
+    pub(crate) async fn plan_bound(
+        &self,
+        node: &NodeRow,
+        mode: &str,
+        now_us: i64,
+    ) -> Result<PlanBound> {
         let pool = self.store.pool();
-        let mode = store::workspace_mode(pool, &node.workspace_id)
-            .await?
-            .unwrap_or_else(|| "single".into());
-        let root = store::subscription(pool, &node.root_id).await?;
-        let past_due = root
-            .as_ref()
-            .is_some_and(|s| state_at(s, now_us) == State::PastDue);
-        let (root_plan, root_limits) = self.subscription_limits(root.as_ref(), now_us).await?;
+        // One read: the root's subscription, or every subscription of the
+        // pool (the root's among them).
+        let subscriptions = if mode == "assigned" {
+            store::subscription(pool, &node.root_id)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
+                .await?
+        };
+        let root = subscriptions
+            .iter()
+            .find(|s| s.organization_id == node.root_id);
+        let past_due = root.is_some_and(|s| state_at(s, now_us) == State::PastDue);
+        let (root_plan, root_limits) = self.subscription_limits(root, now_us).await?;
+        let scope = Self::plan_scope(node, mode);
         if mode == "assigned" {
             return Ok(PlanBound {
                 limits: root_limits,
-                overridden: root.map(|s| s.limit_overrides).unwrap_or_default(),
+                overridden: root.map(|s| s.limit_overrides.clone()).unwrap_or_default(),
                 plan_id: root_plan.id,
-                scope: node.root_id.clone(),
+                scope,
                 past_due,
             });
         }
@@ -192,19 +216,14 @@ impl Core {
         // subscriptions add up to; with none, the FREE plan's limits.
         let mut pooled: Option<Limits> = None;
         let mut overridden = Limits::default();
-        for subscription in
-            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
-                .await?
-        {
+        for subscription in &subscriptions {
             if subscription.billing_account_id.is_none()
-                || state_at(&subscription, now_us) == State::Canceled
+                || state_at(subscription, now_us) == State::Canceled
             {
                 continue;
             }
             overridden = overridden.overridden_by(&subscription.limit_overrides);
-            let (_, limits) = self
-                .subscription_limits(Some(&subscription), now_us)
-                .await?;
+            let (_, limits) = self.subscription_limits(Some(subscription), now_us).await?;
             pooled = Some(match pooled {
                 Some(sum) => sum.plus(&limits),
                 None => limits,
@@ -214,33 +233,48 @@ impl Core {
             limits: pooled.unwrap_or_else(|| self.free_plan().body.limits.clone()),
             overridden,
             plan_id: root_plan.id,
-            scope: pool_scope(&node.workspace_id),
+            scope,
             past_due,
         })
     }
 
-    /// The entitlement of `metric` at `node`, counted in the period that
-    /// contains `at_us`.
-    pub(crate) async fn entitlement(
+    /// The counters and set limits of `metric` at `node`, its ancestors
+    /// and its plan scope, counted in the period that contains `at_us`:
+    /// one read.
+    async fn readings(
         &self,
+        node: &NodeRow,
+        scope: &str,
+        metric: Metric,
+        at_us: i64,
+    ) -> Result<store::Readings> {
+        let upward = node.upward();
+        let mut scopes = upward.clone();
+        scopes.push(scope);
+        let period = metric::period_of(metric, at_us);
+        store::readings(
+            self.store.pool(),
+            &scopes,
+            &upward,
+            metric.as_str_name(),
+            period,
+        )
+        .await
+    }
+
+    /// The entitlement of `metric` at `node` from its readings.
+    fn entitlement(
         node: &NodeRow,
         bound: &PlanBound,
         metric: Metric,
-        at_us: i64,
-    ) -> Result<Entitlement> {
-        let pool = self.store.pool();
-        let upward = node.upward();
-        let mut scopes = upward.clone();
-        scopes.push(&bound.scope);
-        let period = metric::period_of(metric, at_us);
-        let name = metric.as_str_name();
-        let counters = store::counters(pool, &scopes, name, period).await?;
-        let set = store::limits(pool, &upward, name).await?;
-        let subtree = |scope: &str| counters.get(scope).map_or(0, |c| c.1);
-        let mut candidates: Vec<Candidate> = upward
+        readings: &store::Readings,
+    ) -> Entitlement {
+        let subtree = |scope: &str| readings.counters.get(scope).map_or(0, |c| c.1);
+        let mut candidates: Vec<Candidate> = node
+            .upward()
             .iter()
             .filter_map(|id| {
-                set.get(*id).map(|value| Candidate {
+                readings.limits.get(*id).map(|value| Candidate {
                     source: if *id == node.id {
                         pb::LimitSource::Organization
                     } else {
@@ -264,16 +298,18 @@ impl Core {
             value: bound.limits.get(metric),
             used: subtree(&bound.scope),
         });
-        Ok(Entitlement {
+        Entitlement {
             metric,
-            own: counters.get(node.id.as_str()).map_or(0, |c| c.0),
+            own: readings.counters.get(node.id.as_str()).map_or(0, |c| c.0),
             used: subtree(&node.id),
             candidates,
             past_due: bound.past_due,
-        })
+        }
     }
 
-    /// The entitlements of `metrics` at an organization now.
+    /// The entitlements of `metrics` at an organization, counted in the
+    /// period that contains `at_us`. The plan bound and the first
+    /// metric's readings are read concurrently.
     pub(crate) async fn entitlements(
         &self,
         node: &NodeRow,
@@ -281,10 +317,20 @@ impl Core {
         at_us: i64,
     ) -> Result<Vec<Entitlement>> {
         let now = now_micros();
-        let bound = self.plan_bound(node, now).await?;
+        let mode = self.workspace_mode(&node.workspace_id).await?;
+        let scope = Self::plan_scope(node, &mode);
         let mut out = Vec::with_capacity(metrics.len());
-        for metric in metrics {
-            out.push(self.entitlement(node, &bound, *metric, at_us).await?);
+        let Some((first, rest)) = metrics.split_first() else {
+            return Ok(out);
+        };
+        let (bound, readings) = tokio::try_join!(
+            self.plan_bound(node, &mode, now),
+            self.readings(node, &scope, *first, at_us)
+        )?;
+        out.push(Self::entitlement(node, &bound, *first, &readings));
+        for metric in rest {
+            let readings = self.readings(node, &scope, *metric, at_us).await?;
+            out.push(Self::entitlement(node, &bound, *metric, &readings));
         }
         Ok(out)
     }
@@ -470,10 +516,8 @@ impl EntitlementApi {
         }
         core.authorize_reader(&caller, &id).await?;
         let node = core.node(&caller, &id).await?;
-        let now = now_micros();
-        let bound = core.plan_bound(&node, now).await?;
-        let entitlement = core.entitlement(&node, &bound, metric, now).await?;
-        let answer = entitlement.check(request.delta);
+        let entitlement = core.entitlements(&node, &[metric], now_micros()).await?;
+        let answer = entitlement[0].check(request.delta);
         metrics_count(metric, answer.allowed);
         Ok(answer)
     }

@@ -157,6 +157,8 @@ pub struct Core {
     page_tokens: PageTokens,
     catalog: Arc<Vec<Plan>>,
     providers: Arc<BTreeMap<String, Arc<dyn PaymentProvider>>>,
+    /// Workspaces' billing modes, which never change once known.
+    modes: Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -199,6 +201,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         page_tokens: ctx.page_tokens.clone(),
         catalog: Arc::new(catalog::built_in(options.catalog_file.as_deref())?),
         providers: Arc::new(providers),
+        modes: Arc::default(),
     };
     directory::spawn(ctx, core.clone());
     sweeper::spawn(
@@ -272,6 +275,25 @@ impl Core {
             return Ok(None);
         }
         store::custom_plan(self.store.pool(), id).await
+    }
+
+    /// A workspace's billing mode (`single` while billing has not heard of
+    /// the workspace yet). Modes never change, so a known one is kept in
+    /// memory.
+    pub(crate) async fn workspace_mode(&self, workspace_id: &str) -> Result<String> {
+        if let Some(mode) = self.modes.read().expect("modes lock").get(workspace_id) {
+            return Ok(mode.clone());
+        }
+        match store::workspace_mode(self.store.pool(), workspace_id).await? {
+            Some(mode) => {
+                self.modes
+                    .write()
+                    .expect("modes lock")
+                    .insert(workspace_id.to_string(), mode.clone());
+                Ok(mode)
+            }
+            None => Ok("single".into()),
+        }
     }
 
     /// The FREE plan, which organizations fall back to.

@@ -298,6 +298,55 @@ pub async fn counters<'e, E: Executor<'e, Database = Any>>(
         .map_err(db_error)
 }
 
+/// What a quota check reads of a metric: the counters of some scopes and
+/// the limits set on some organizations.
+#[derive(Debug, Clone, Default)]
+pub struct Readings {
+    /// (own, subtree) by scope; scopes without a row count zero.
+    pub counters: HashMap<String, (i64, i64)>,
+    /// The limit set on each organization that has one.
+    pub limits: HashMap<String, i64>,
+}
+
+/// The counters of `scopes` and the limits set on `organizations`, for a
+/// metric and period, in one statement.
+pub async fn readings<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scopes: &[&str],
+    organizations: &[&str],
+    metric: &str,
+    period_us: i64,
+) -> Result<Readings> {
+    let first_org = 3 + scopes.len();
+    let sql = format!(
+        "SELECT 0, scope_id, own, subtree FROM billing_usage WHERE metric = $1 AND period_us = $2 AND scope_id IN ({})
+         UNION ALL
+         SELECT 1, organization_id, value, 0 FROM billing_limits WHERE metric = $1 AND organization_id IN ({})",
+        placeholders(3, scopes.len()),
+        placeholders(first_org, organizations.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(metric)
+        .bind(period_us);
+    for scope in scopes.iter().chain(organizations) {
+        query = query.bind(*scope);
+    }
+    let mut readings = Readings::default();
+    for row in query.fetch_all(e).await.map_err(db_error)? {
+        let kind: i32 = row.try_get(0).map_err(db_error)?;
+        let id: String = row.try_get(1).map_err(db_error)?;
+        let a: i64 = row.try_get(2).map_err(db_error)?;
+        if kind == 0 {
+            readings
+                .counters
+                .insert(id, (a, row.try_get(3).map_err(db_error)?));
+        } else {
+            readings.limits.insert(id, a);
+        }
+    }
+    Ok(readings)
+}
+
 /// Every counter of a scope: (metric, period, subtree).
 pub async fn scope_counters(tx: &mut Tx, scope: &str) -> Result<Vec<(String, i64, i64)>> {
     sqlx::query("SELECT metric, period_us, subtree FROM billing_usage WHERE scope_id = $1")
@@ -379,30 +428,6 @@ fn limit_from_row(row: &AnyRow) -> std::result::Result<LimitRow, sqlx::Error> {
         set_by: row.try_get(3)?,
         updated_at_us: row.try_get(4)?,
     })
-}
-
-/// The limits of `metric` set on any of `organizations`, by organization.
-pub async fn limits<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    organizations: &[&str],
-    metric: &str,
-) -> Result<HashMap<String, i64>> {
-    if organizations.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!(
-        "SELECT organization_id, value FROM billing_limits WHERE metric = $1 AND organization_id IN ({})",
-        placeholders(2, organizations.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(metric);
-    for id in organizations {
-        query = query.bind(*id);
-    }
-    let rows = query.fetch_all(e).await.map_err(db_error)?;
-    rows.iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
 }
 
 pub async fn limit(tx: &mut Tx, organization_id: &str, metric: &str) -> Result<Option<LimitRow>> {
