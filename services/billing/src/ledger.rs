@@ -49,11 +49,13 @@ pub async fn count(
     period_us: i64,
     delta: i64,
 ) -> Result<()> {
-    for (i, scope) in reach(tx, node, true).await?.iter().enumerate() {
-        let own = if i == 0 { delta } else { 0 };
-        store::add_counter(tx, scope, metric.as_str_name(), period_us, own, delta).await?;
-    }
-    Ok(())
+    let scopes = reach(tx, node, true).await?;
+    let deltas: Vec<(&str, i64, i64)> = scopes
+        .iter()
+        .enumerate()
+        .map(|(i, scope)| (scope.as_str(), if i == 0 { delta } else { 0 }, delta))
+        .collect();
+    store::add_counters(tx, metric.as_str_name(), period_us, &deltas).await
 }
 
 /// Which of a subtree's counts move when it is detached or attached.
@@ -73,9 +75,11 @@ pub async fn shift(tx: &mut Tx, node: &NodeRow, sign: i64, counts: Counts) -> Re
         if subtree == 0 || (counts == Counts::Allocation && period != 0) {
             continue;
         }
-        for scope in &above {
-            store::add_counter(tx, scope, &metric, period, 0, sign * subtree).await?;
-        }
+        let deltas: Vec<(&str, i64, i64)> = above
+            .iter()
+            .map(|scope| (scope.as_str(), 0, sign * subtree))
+            .collect();
+        store::add_counters(tx, &metric, period, &deltas).await?;
     }
     Ok(())
 }

@@ -245,28 +245,33 @@ pub async fn insert_workspace(tx: &mut Tx, workspace_id: &str, mode: &str) -> Re
 
 // Counters.
 
-/// Adds to one scope's counter of a metric in a period.
-pub async fn add_counter(
+/// Adds to several scopes' counters of a metric in a period, in one
+/// statement: (scope, own, subtree) each.
+pub async fn add_counters(
     tx: &mut Tx,
-    scope: &str,
     metric: &str,
     period_us: i64,
-    own: i64,
-    subtree: i64,
+    deltas: &[(&str, i64, i64)],
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO billing_usage (scope_id, metric, period_us, own, subtree) VALUES ($1, $2, $3, $4, $5)
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<String> = (0..deltas.len())
+        .map(|i| format!("(${}, $1, $2, ${}, ${})", 3 * i + 3, 3 * i + 4, 3 * i + 5))
+        .collect();
+    let sql = format!(
+        "INSERT INTO billing_usage (scope_id, metric, period_us, own, subtree) VALUES {}
          ON CONFLICT (scope_id, metric, period_us)
          DO UPDATE SET own = billing_usage.own + excluded.own, subtree = billing_usage.subtree + excluded.subtree",
-    )
-    .bind(scope)
-    .bind(metric)
-    .bind(period_us)
-    .bind(own)
-    .bind(subtree)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+        values.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(metric)
+        .bind(period_us);
+    for (scope, own, subtree) in deltas {
+        query = query.bind(*scope).bind(*own).bind(*subtree);
+    }
+    query.execute(&mut **tx).await.map_err(db_error)?;
     Ok(())
 }
 
@@ -278,24 +283,7 @@ pub async fn counters<'e, E: Executor<'e, Database = Any>>(
     metric: &str,
     period_us: i64,
 ) -> Result<HashMap<String, (i64, i64)>> {
-    if scopes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!(
-        "SELECT scope_id, own, subtree FROM billing_usage WHERE metric = $1 AND period_us = $2 AND scope_id IN ({})",
-        placeholders(3, scopes.len())
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(metric)
-        .bind(period_us);
-    for scope in scopes {
-        query = query.bind(*scope);
-    }
-    let rows = query.fetch_all(e).await.map_err(db_error)?;
-    rows.iter()
-        .map(|row| Ok((row.try_get(0)?, (row.try_get(1)?, row.try_get(2)?))))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
+    Ok(readings(e, scopes, &[], metric, period_us).await?.counters)
 }
 
 /// What a quota check reads of a metric: the counters of some scopes and
@@ -317,13 +305,22 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
     metric: &str,
     period_us: i64,
 ) -> Result<Readings> {
+    if scopes.is_empty() {
+        return Ok(Readings::default());
+    }
     let first_org = 3 + scopes.len();
     let sql = format!(
         "SELECT 0, scope_id, own, subtree FROM billing_usage WHERE metric = $1 AND period_us = $2 AND scope_id IN ({})
-         UNION ALL
-         SELECT 1, organization_id, value, 0 FROM billing_limits WHERE metric = $1 AND organization_id IN ({})",
+{}",
         placeholders(3, scopes.len()),
-        placeholders(first_org, organizations.len())
+        if organizations.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " UNION ALL SELECT 1, organization_id, value, 0 FROM billing_limits WHERE metric = $1 AND organization_id IN ({})",
+                placeholders(first_org, organizations.len())
+            )
+        }
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(metric)
