@@ -659,6 +659,13 @@ async fn plans_come_from_the_catalog_and_platform_admins_add_custom_ones() {
             .unwrap()
             .into_inner();
         assert_eq!(bobs.plans.len(), 4);
+        let all = w
+            .plans()
+            .list_plans(authed(pb::ListPlansRequest::default(), &root.token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(all.plans.len(), 5, "the refused creates wrote nothing");
 
         // Updates: custom plans by admins; built-in ones never.
         let builtin = w
@@ -779,6 +786,19 @@ async fn downgrades_keep_everything_but_block_creation_and_trials_end() {
         let account = w.account(&ada, &workspace, None).await;
         let second = w.create_account(&ada, &workspace, None).await;
         assert_status(second, Code::FailedPrecondition, "SINGLE_ACCOUNT_EXISTS");
+        let accounts = w
+            .accounts()
+            .list_billing_accounts(authed(
+                pb::ListBillingAccountsRequest {
+                    parent: workspace.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(accounts.billing_accounts.len(), 1);
         w.pay_with(&ada, &acme, &account).await;
         let starter = w.change_plan(&ada, &acme, "starter", None).await.unwrap();
         assert_eq!(starter.limits.unwrap().projects, Some(10));

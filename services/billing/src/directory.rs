@@ -321,7 +321,7 @@ impl Core {
 
 /// Takes a subtree's allocation counts out of (or back into) everything
 /// above it, and its top's sub-organization seat at its parent.
-async fn set_deleted(tx: &mut Tx, id: &str, deleted: bool) -> Result<()> {
+pub(crate) async fn set_deleted(tx: &mut Tx, id: &str, deleted: bool) -> Result<()> {
     let Some(node) = store::node(&mut **tx, id).await? else {
         return Ok(());
     };
@@ -342,7 +342,7 @@ async fn set_deleted(tx: &mut Tx, id: &str, deleted: bool) -> Result<()> {
 }
 
 /// Moves a subtree's counts from its old ancestors to its new ones.
-async fn moved(tx: &mut Tx, id: &str, new_parent_id: &str) -> Result<()> {
+pub(crate) async fn moved(tx: &mut Tx, id: &str, new_parent_id: &str) -> Result<()> {
     let (Some(node), Some(parent)) = (
         store::node(&mut **tx, id).await?,
         store::node(&mut **tx, new_parent_id).await?,

@@ -137,3 +137,6 @@ pub async fn add_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;
