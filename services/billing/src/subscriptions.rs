@@ -715,43 +715,6 @@ fn set_override(limits: &mut Limits, metric: Metric, value: Option<i64>) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn subscription(state: State) -> SubscriptionRow {
-        let node = NodeRow {
-            id: "o".into(),
-            parent_id: None,
-            root_id: "o".into(),
-            workspace_id: "w".into(),
-            path: "/o/".into(),
-            deleted: false,
-        };
-        SubscriptionRow {
-            state: state.as_str().into(),
-            ..free_subscription(&node, 0)
-        }
-    }
-
-    #[test]
-    fn trials_end_and_cancellations_come_due_on_their_own() {
-        let trial = SubscriptionRow {
-            trial_end_us: Some(100),
-            ..subscription(State::Trialing)
-        };
-        assert_eq!(state_at(&trial, 99), State::Trialing);
-        assert_eq!(state_at(&trial, 100), State::Active);
-        let leaving = SubscriptionRow {
-            cancel_at_us: Some(500),
-            ..subscription(State::PastDue)
-        };
-        assert_eq!(state_at(&leaving, 499), State::PastDue);
-        assert_eq!(state_at(&leaving, 500), State::Canceled);
-        assert_eq!(state_at(&subscription(State::Canceled), 0), State::Canceled);
-    }
-}
-
 #[tonic::async_trait]
 impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
     async fn get_subscription(
@@ -801,5 +764,42 @@ impl pb::subscription_service_server::SubscriptionService for SubscriptionApi {
         Ok(Response::new(pb::CancelSubscriptionResponse {
             subscription,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subscription(state: State) -> SubscriptionRow {
+        let node = NodeRow {
+            id: "o".into(),
+            parent_id: None,
+            root_id: "o".into(),
+            workspace_id: "w".into(),
+            path: "/o/".into(),
+            deleted: false,
+        };
+        SubscriptionRow {
+            state: state.as_str().into(),
+            ..free_subscription(&node, 0)
+        }
+    }
+
+    #[test]
+    fn trials_end_and_cancellations_come_due_on_their_own() {
+        let trial = SubscriptionRow {
+            trial_end_us: Some(100),
+            ..subscription(State::Trialing)
+        };
+        assert_eq!(state_at(&trial, 99), State::Trialing);
+        assert_eq!(state_at(&trial, 100), State::Active);
+        let leaving = SubscriptionRow {
+            cancel_at_us: Some(500),
+            ..subscription(State::PastDue)
+        };
+        assert_eq!(state_at(&leaving, 499), State::PastDue);
+        assert_eq!(state_at(&leaving, 500), State::Canceled);
+        assert_eq!(state_at(&subscription(State::Canceled), 0), State::Canceled);
     }
 }

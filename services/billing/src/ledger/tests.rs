@@ -10,8 +10,6 @@
 //! is not deleted itself. Metered usage counts in every ancestor's subtree
 //! (it happened; deletes do not undo it).
 
-use std::collections::HashMap;
-
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tenantry_kit::config::DatabaseConfig;
