@@ -149,10 +149,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.grpc_addr = grpc_addr;
             overrides.http_addr = http_addr;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
+            // Listen before serving: a signal that arrives as soon as the
+            // server says it is serving must stop it cleanly, not kill it.
+            let signals = Signals::listen()?;
             let server = crate::server::start(config, &common.services()).await?;
             let stop = server.stop_token();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                signals.wait().await;
                 stop.cancel();
             });
             server.wait().await
@@ -177,18 +180,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this is made.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => tracing::info!("received SIGTERM"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("received SIGTERM"),
+            _ = self.interrupt.recv() => tracing::info!("received SIGINT"),
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
