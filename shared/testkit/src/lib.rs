@@ -139,6 +139,15 @@ pub struct SandboxBuilder {
     storage: Storage,
     bus: Bus,
     configure: Vec<ConfigChange>,
+    resume: Option<Stopped>,
+}
+
+/// What a stopped sandbox leaves behind: its database (and data directory)
+/// and its NATS namespace, for a new server to start from.
+#[derive(Debug)]
+pub struct Stopped {
+    database: TestDatabase,
+    nats: Option<(String, String)>,
 }
 
 /// A change a test makes to the sandbox's configuration.
@@ -173,6 +182,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// Starts from what a stopped sandbox left (its database, data
+    /// directory and bus), as a restarted deployment would.
+    pub fn resume(mut self, stopped: Stopped) -> Self {
+        self.resume = Some(stopped);
+        self
+    }
+
     /// Adjusts the configuration before the server starts.
     pub fn configure(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.configure.push(Box::new(change));
@@ -181,7 +197,10 @@ impl SandboxBuilder {
 
     /// Starts the server and returns once it accepts calls.
     pub async fn start(self) -> anyhow::Result<Sandbox> {
-        let database = TestDatabase::new(self.storage).await?;
+        let (database, resumed_nats) = match self.resume {
+            Some(stopped) => (stopped.database, stopped.nats),
+            None => (TestDatabase::new(self.storage).await?, None),
+        };
         let mut config = Config {
             data_dir: database.dir(),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -201,7 +220,10 @@ impl SandboxBuilder {
         for change in self.configure {
             change(&mut config);
         }
-        if let Bus::Nats(url) = &self.bus {
+        if let Some((url, namespace)) = resumed_nats {
+            config.nats_url = Some(url);
+            config.nats_namespace = namespace;
+        } else if let Bus::Nats(url) = &self.bus {
             config.nats_url = Some(url.clone());
             config.nats_namespace = unique_name("t");
         }
@@ -297,6 +319,7 @@ impl Sandbox {
             storage: Storage::Sqlite,
             bus: Bus::Local,
             configure: Vec::new(),
+            resume: None,
         }
     }
 
@@ -361,6 +384,16 @@ impl Sandbox {
     /// Shuts the server down gracefully.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.server.shutdown().await
+    }
+
+    /// Shuts the server down gracefully and keeps its database and bus for
+    /// [`SandboxBuilder::resume`].
+    pub async fn stop(self) -> anyhow::Result<Stopped> {
+        self.server.shutdown().await?;
+        Ok(Stopped {
+            database: self.database,
+            nats: self.nats,
+        })
     }
 }
 

@@ -1,0 +1,117 @@
+//! Ingest: every domain event of every service, from the bus, into its
+//! organization's hash chain (or the instance chain). One durable
+//! consumer, idempotent by event id: the claim, the row and the new chain
+//! head commit together, so a redelivery after a crash finds the claim and
+//! appends nothing twice, and a stopped consumer or bus only delays.
+//!
+//! The same stream keeps what reading needs: platform administrators
+//! (identity) and each tree's retention from its plan (billing).
+
+use prost::Name;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::Result;
+use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
+use tenantry_kit::service::ServiceContext;
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::Core;
+use crate::record::AuditRecord;
+use crate::store;
+
+const CONSUMER: &str = "audit-ingest";
+
+/// The services whose events are audited: all of them.
+const SOURCES: [&str; 5] = ["identity", "organization", "rbac", "billing", "audit"];
+
+/// Starts the consumer.
+pub fn spawn(ctx: &ServiceContext, core: Core) {
+    let bus = ctx.bus.clone();
+    let shutdown = ctx.shutdown.clone();
+    ctx.tasks.spawn(async move {
+        let filters = SOURCES.iter().map(|s| subject_for(s, ">")).collect();
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+            let core = core.clone();
+            async move {
+                core.ingest(event)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+        })
+        .await;
+        if let Err(error) = result {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "the audit ingest consumer stopped"
+            );
+        }
+    });
+}
+
+fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
+    event.payload.as_ref()?.to_msg().ok()
+}
+
+impl Core {
+    /// Appends one event to its chain (once, however often it arrives).
+    pub async fn ingest(&self, event: events::Event) -> Result<()> {
+        // Checkpoints are the log's own statements about itself; logging
+        // them would move the head they just signed.
+        if event.r#type == "audit.checkpoint.created" {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+            return Ok(());
+        }
+        self.learn(&mut tx, &event).await?;
+        let mut record = AuditRecord::from_event(
+            &self.descriptors,
+            &event,
+            self.options.max_metadata_bytes,
+            now_micros(),
+        );
+        let (sequence, previous) = store::lock_head(&mut tx, &record.scope).await?;
+        record.seal(sequence, &previous);
+        store::append(&mut tx, &record).await?;
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        metrics::counter!("tenantry_audit_events_ingested_total", "source" => event.source.clone())
+            .increment(1);
+        Ok(())
+    }
+
+    /// What reading needs from the stream besides the log itself.
+    async fn learn(&self, tx: &mut store::Tx, event: &events::Event) -> Result<()> {
+        match event.r#type.as_str() {
+            "identity.user.platform_admin_granted" => {
+                if let Some(p) = decode::<events::PlatformAdminGranted>(event) {
+                    store::set_platform_admin(tx, &p.user_id, true).await?;
+                }
+            }
+            "identity.user.platform_admin_revoked" => {
+                if let Some(p) = decode::<events::PlatformAdminRevoked>(event) {
+                    store::set_platform_admin(tx, &p.user_id, false).await?;
+                }
+            }
+            "billing.subscription.created" => {
+                if let Some(p) = decode::<events::SubscriptionCreated>(event) {
+                    store::set_retention(tx, &p.organization_id, retention(&p.limits)).await?;
+                }
+            }
+            "billing.subscription.changed" => {
+                if let Some(p) = decode::<events::SubscriptionChanged>(event) {
+                    store::set_retention(tx, &p.organization_id, retention(&p.limits)).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A plan's audit retention in days, from the limits billing announces.
+fn retention(limits: &[events::LimitValue]) -> Option<i64> {
+    limits
+        .iter()
+        .find(|l| l.metric == "audit_retention_days")
+        .and_then(|l| l.value)
+}

@@ -1,0 +1,578 @@
+//! The audit service's rows and the SQL that reads and writes them.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row, Transaction};
+use tenantry_kit::error::{Result, db_error};
+
+use crate::record::{AuditRecord, GENESIS};
+
+pub type Tx = Transaction<'static, Any>;
+
+const COLUMNS: &str = "id, scope, root_id, sequence, occurred_at_us, ingested_at_us, actor_kind, actor_id, actor_name, action, source, targets, outcome, client_address, user_agent, request_id, trace_id, changes, metadata, metadata_truncated, previous_hash, hash";
+
+fn record_from_row(row: &AnyRow) -> std::result::Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        id: row.try_get(0)?,
+        scope: row.try_get(1)?,
+        root: row.try_get(2)?,
+        sequence: row.try_get(3)?,
+        occurred_at_us: row.try_get(4)?,
+        ingested_at_us: row.try_get(5)?,
+        actor_kind: row.try_get::<i64, _>(6)? as i32,
+        actor_id: row.try_get(7)?,
+        actor_name: row.try_get(8)?,
+        action: row.try_get(9)?,
+        source: row.try_get(10)?,
+        targets: row.try_get(11)?,
+        outcome: row.try_get::<i64, _>(12)? as i32,
+        client_address: row.try_get(13)?,
+        user_agent: row.try_get(14)?,
+        request_id: row.try_get(15)?,
+        trace_id: row.try_get(16)?,
+        changes: row.try_get(17)?,
+        metadata: row.try_get(18)?,
+        metadata_truncated: row.try_get::<i64, _>(19)? != 0,
+        previous_hash: row.try_get(20)?,
+        hash: row.try_get(21)?,
+    })
+}
+
+/// The head (sequence, hash) of a chain, locked for this transaction: the
+/// row's update makes concurrent appenders of the same chain wait.
+pub async fn lock_head(tx: &mut Tx, scope: &str) -> Result<(i64, Vec<u8>)> {
+    sqlx::query("INSERT INTO audit_heads (scope, sequence, hash) VALUES ($1, 0, $2) ON CONFLICT (scope) DO NOTHING")
+        .bind(scope)
+        .bind(hex::encode(GENESIS))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let row = sqlx::query(
+        "UPDATE audit_heads SET sequence = sequence WHERE scope = $1 RETURNING sequence, hash",
+    )
+    .bind(scope)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    let sequence: i64 = row.try_get(0).map_err(db_error)?;
+    let hash: String = row.try_get(1).map_err(db_error)?;
+    Ok((
+        sequence,
+        hex::decode(hash).unwrap_or_else(|_| GENESIS.to_vec()),
+    ))
+}
+
+/// Appends a sealed record: the row, its targets, the new head.
+pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+    )))
+    .bind(&r.id)
+    .bind(&r.scope)
+    .bind(&r.root)
+    .bind(r.sequence)
+    .bind(r.occurred_at_us)
+    .bind(r.ingested_at_us)
+    .bind(i64::from(r.actor_kind))
+    .bind(&r.actor_id)
+    .bind(&r.actor_name)
+    .bind(&r.action)
+    .bind(&r.source)
+    .bind(&r.targets)
+    .bind(i64::from(r.outcome))
+    .bind(&r.client_address)
+    .bind(&r.user_agent)
+    .bind(&r.request_id)
+    .bind(&r.trace_id)
+    .bind(&r.changes)
+    .bind(&r.metadata)
+    .bind(r.metadata_truncated as i64)
+    .bind(&r.previous_hash)
+    .bind(&r.hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for target in r.target_list() {
+        sqlx::query(
+            "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (event_id, target_type, target_id) DO NOTHING",
+        )
+        .bind(&r.id)
+        .bind(&r.scope)
+        .bind(r.sequence)
+        .bind(&target.kind)
+        .bind(&target.id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    sqlx::query("UPDATE audit_heads SET sequence = $2, hash = $3 WHERE scope = $1")
+        .bind(&r.scope)
+        .bind(r.sequence)
+        .bind(&r.hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// What a listing selects. Every set field must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub actor_id: Option<String>,
+    pub actor_kind: Option<i32>,
+    pub action: Option<String>,
+    pub action_prefix: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    pub outcome: Option<i32>,
+    pub request_id: Option<String>,
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cursor {
+    /// Newest first in one chain: sequences below this one.
+    Before(i64),
+    /// Newest first across chains: (occurred, id) below this pair.
+    BeforeTime(i64, String),
+    /// Oldest first in one chain (exports): sequences above this one.
+    After(i64),
+    /// Oldest first across chains: (occurred, id) above this pair.
+    AfterTime(i64, String),
+}
+
+enum Value {
+    Text(String),
+    Int(i64),
+}
+
+/// A page of events of `scope` (every scope when `None`) matching
+/// `filter`, from `cursor`.
+pub async fn page<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: Option<&str>,
+    filter: &Filter,
+    cursor: &Cursor,
+    limit: i64,
+) -> Result<Vec<AuditRecord>> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let bind = |values: &mut Vec<Value>, value: Value| {
+        values.push(value);
+        format!("${}", values.len())
+    };
+    if let Some(scope) = scope {
+        let p = bind(&mut values, Value::Text(scope.to_string()));
+        clauses.push(format!("e.scope = {p}"));
+    }
+    if let Some(v) = &filter.actor_id {
+        let p = bind(&mut values, Value::Text(v.clone()));
+        clauses.push(format!("e.actor_id = {p}"));
+    }
+    if let Some(v) = filter.actor_kind {
+        let p = bind(&mut values, Value::Int(i64::from(v)));
+        clauses.push(format!("e.actor_kind = {p}"));
+    }
+    if let Some(v) = &filter.action {
+        let p = bind(&mut values, Value::Text(v.clone()));
+        clauses.push(format!("e.action = {p}"));
+    } else if let Some(v) = &filter.action_prefix {
+        let escaped = v
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = bind(&mut values, Value::Text(format!("{escaped}%")));
+        clauses.push(format!("e.action LIKE {p} ESCAPE '\\'"));
+    }
+    if filter.target_type.is_some() || filter.target_id.is_some() {
+        let mut inner = vec!["t.event_id = e.id".to_string()];
+        if let Some(v) = &filter.target_type {
+            let p = bind(&mut values, Value::Text(v.clone()));
+            inner.push(format!("t.target_type = {p}"));
+        }
+        if let Some(v) = &filter.target_id {
+            let p = bind(&mut values, Value::Text(v.clone()));
+            inner.push(format!("t.target_id = {p}"));
+        }
+        clauses.push(format!(
+            "EXISTS (SELECT 1 FROM audit_targets t WHERE {})",
+            inner.join(" AND ")
+        ));
+    }
+    if let Some(v) = filter.start_us {
+        let p = bind(&mut values, Value::Int(v));
+        clauses.push(format!("e.occurred_at_us >= {p}"));
+    }
+    if let Some(v) = filter.end_us {
+        let p = bind(&mut values, Value::Int(v));
+        clauses.push(format!("e.occurred_at_us < {p}"));
+    }
+    if let Some(v) = filter.outcome {
+        let p = bind(&mut values, Value::Int(i64::from(v)));
+        clauses.push(format!("e.outcome = {p}"));
+    }
+    if let Some(v) = &filter.request_id {
+        let p = bind(&mut values, Value::Text(v.clone()));
+        clauses.push(format!("e.request_id = {p}"));
+    }
+    let order = match cursor {
+        Cursor::Before(sequence) => {
+            let p = bind(&mut values, Value::Int(*sequence));
+            clauses.push(format!("e.sequence < {p}"));
+            "e.sequence DESC"
+        }
+        Cursor::After(sequence) => {
+            let p = bind(&mut values, Value::Int(*sequence));
+            clauses.push(format!("e.sequence > {p}"));
+            "e.sequence ASC"
+        }
+        Cursor::BeforeTime(time, id) => {
+            let t = bind(&mut values, Value::Int(*time));
+            let i = bind(&mut values, Value::Text(id.clone()));
+            clauses.push(format!(
+                "(e.occurred_at_us < {t} OR (e.occurred_at_us = {t} AND e.id < {i}))"
+            ));
+            "e.occurred_at_us DESC, e.id DESC"
+        }
+        Cursor::AfterTime(time, id) => {
+            let t = bind(&mut values, Value::Int(*time));
+            let i = bind(&mut values, Value::Text(id.clone()));
+            clauses.push(format!(
+                "(e.occurred_at_us > {t} OR (e.occurred_at_us = {t} AND e.id > {i}))"
+            ));
+            "e.occurred_at_us ASC, e.id ASC"
+        }
+    };
+    let p = bind(&mut values, Value::Int(limit));
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {columns} FROM audit_events e WHERE {} ORDER BY {order} LIMIT {p}",
+        clauses.join(" AND ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for value in values {
+        query = match value {
+            Value::Text(text) => query.bind(text),
+            Value::Int(int) => query.bind(int),
+        };
+    }
+    query
+        .fetch_all(e)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(record_from_row)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db_error)
+}
+
+/// One event by id, in `scope` (any scope when `None`).
+pub async fn event<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: Option<&str>,
+    id: &str,
+) -> Result<Option<AuditRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE id = $1 AND ($2 = '' OR scope = $2)"
+    )))
+    .bind(id)
+    .bind(scope.unwrap_or_default())
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)?
+    .map(|row| record_from_row(&row))
+    .transpose()
+    .map_err(db_error)
+}
+
+/// The events of a chain from `first` to `last` sequence, at most `limit`.
+pub async fn chain<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+    first: i64,
+    last: i64,
+    limit: i64,
+) -> Result<Vec<AuditRecord>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_events WHERE scope = $1 AND sequence >= $2 AND sequence <= $3 ORDER BY sequence LIMIT $4"
+    )))
+    .bind(scope)
+    .bind(first)
+    .bind(last)
+    .bind(limit)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(record_from_row)
+    .collect::<std::result::Result<_, _>>()
+    .map_err(db_error)
+}
+
+/// A chain's head sequence and hash (0 and the genesis hash when empty).
+pub async fn head<'e, E: Executor<'e, Database = Any>>(e: E, scope: &str) -> Result<(i64, String)> {
+    let row = sqlx::query("SELECT sequence, hash FROM audit_heads WHERE scope = $1")
+        .bind(scope)
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)?;
+    match row {
+        Some(row) => Ok((
+            row.try_get(0).map_err(db_error)?,
+            row.try_get(1).map_err(db_error)?,
+        )),
+        None => Ok((0, hex::encode(GENESIS))),
+    }
+}
+
+/// The oldest sequence still kept in a chain, if any.
+pub async fn first_kept<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT MIN(sequence) FROM audit_events WHERE scope = $1")
+        .bind(scope)
+        .fetch_one(e)
+        .await
+        .map_err(db_error)?;
+    row.try_get::<Option<i64>, _>(0).map_err(db_error)
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointRow {
+    pub id: String,
+    pub scope: String,
+    pub sequence: i64,
+    pub head_hash: String,
+    pub created_at_us: i64,
+    pub signed_payload: String,
+    pub signature: String,
+    pub key_id: String,
+    pub public_key: String,
+    pub retention_cut: bool,
+}
+
+const CHECKPOINT_COLUMNS: &str = "id, scope, sequence, head_hash, created_at_us, signed_payload, signature, key_id, public_key, retention_cut";
+
+fn checkpoint_from_row(row: &AnyRow) -> std::result::Result<CheckpointRow, sqlx::Error> {
+    Ok(CheckpointRow {
+        id: row.try_get(0)?,
+        scope: row.try_get(1)?,
+        sequence: row.try_get(2)?,
+        head_hash: row.try_get(3)?,
+        created_at_us: row.try_get(4)?,
+        signed_payload: row.try_get(5)?,
+        signature: row.try_get(6)?,
+        key_id: row.try_get(7)?,
+        public_key: row.try_get(8)?,
+        retention_cut: row.try_get::<i64, _>(9)? != 0,
+    })
+}
+
+pub async fn insert_checkpoint(tx: &mut Tx, c: &CheckpointRow) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    )))
+    .bind(&c.id)
+    .bind(&c.scope)
+    .bind(c.sequence)
+    .bind(&c.head_hash)
+    .bind(c.created_at_us)
+    .bind(&c.signed_payload)
+    .bind(&c.signature)
+    .bind(&c.key_id)
+    .bind(&c.public_key)
+    .bind(c.retention_cut as i64)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// A chain's checkpoints, newest first, below `before` sequence... by
+/// (sequence, id) descending.
+pub async fn checkpoints<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+    before: (i64, &str),
+    limit: i64,
+) -> Result<Vec<CheckpointRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1
+           AND (sequence < $2 OR (sequence = $2 AND id < $3))
+         ORDER BY sequence DESC, id DESC LIMIT $4"
+    )))
+    .bind(scope)
+    .bind(before.0)
+    .bind(before.1)
+    .bind(limit)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(checkpoint_from_row)
+    .collect::<std::result::Result<_, _>>()
+    .map_err(db_error)
+}
+
+pub async fn checkpoint<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+    id: &str,
+) -> Result<Option<CheckpointRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1 AND id = $2"
+    )))
+    .bind(scope)
+    .bind(id)
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)?
+    .map(|row| checkpoint_from_row(&row))
+    .transpose()
+    .map_err(db_error)
+}
+
+/// The chains whose head is past their newest checkpoint: (scope, head
+/// sequence, head hash).
+pub async fn unchecked_heads<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    limit: i64,
+) -> Result<Vec<(String, i64, String)>> {
+    sqlx::query(
+        "SELECT h.scope, h.sequence, h.hash FROM audit_heads h
+         WHERE h.sequence > COALESCE((SELECT MAX(c.sequence) FROM audit_checkpoints c WHERE c.scope = h.scope), 0)
+         ORDER BY h.scope LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(e)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+    .collect::<std::result::Result<_, sqlx::Error>>()
+    .map_err(db_error)
+}
+
+/// The newest retention-cut checkpoint of a chain, if events were purged.
+pub async fn last_cut<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+) -> Result<Option<CheckpointRow>> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1 AND retention_cut = 1
+         ORDER BY sequence DESC LIMIT 1"
+    )))
+    .bind(scope)
+    .fetch_optional(e)
+    .await
+    .map_err(db_error)?
+    .map(|row| checkpoint_from_row(&row))
+    .transpose()
+    .map_err(db_error)
+}
+
+pub async fn set_platform_admin(tx: &mut Tx, user_id: &str, admin: bool) -> Result<()> {
+    let sql = if admin {
+        "INSERT INTO audit_platform_admins (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING"
+    } else {
+        "DELETE FROM audit_platform_admins WHERE user_id = $1"
+    };
+    sqlx::query(sql)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+pub async fn is_platform_admin<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    user_id: &str,
+) -> Result<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM audit_platform_admins WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(e)
+            .await
+            .map_err(db_error)?
+            .is_some(),
+    )
+}
+
+/// Sets a tree's retention (None: keep forever).
+pub async fn set_retention(tx: &mut Tx, root_id: &str, days: Option<i64>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_retention (root_id, days) VALUES ($1, $2)
+         ON CONFLICT (root_id) DO UPDATE SET days = excluded.days",
+    )
+    .bind(root_id)
+    .bind(days)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+/// Every chain with a retention: (scope, days), by the scope's root.
+pub async fn retained_scopes<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+) -> Result<Vec<(String, i64)>> {
+    sqlx::query(
+        "SELECT h.scope, r.days FROM audit_heads h
+         JOIN audit_events e ON e.scope = h.scope AND e.sequence = h.sequence
+         JOIN audit_retention r ON r.root_id = e.root_id
+         WHERE r.days IS NOT NULL",
+    )
+    .fetch_all(e)
+    .await
+    .map_err(db_error)?
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    .collect::<std::result::Result<_, sqlx::Error>>()
+    .map_err(db_error)
+}
+
+/// The last sequence of a chain's prefix ingested before `cutoff_us`: the
+/// events a purge at that time removes.
+pub async fn purgeable_through<'e, E: Executor<'e, Database = Any>>(
+    e: E,
+    scope: &str,
+    cutoff_us: i64,
+) -> Result<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT MAX(sequence) FROM audit_events WHERE scope = $1 AND ingested_at_us < $2
+           AND sequence < COALESCE((SELECT MIN(sequence) FROM audit_events WHERE scope = $1 AND ingested_at_us >= $2), 9223372036854775807)",
+    )
+    .bind(scope)
+    .bind(cutoff_us)
+    .fetch_one(e)
+    .await
+    .map_err(db_error)?;
+    row.try_get::<Option<i64>, _>(0).map_err(db_error)
+}
+
+/// Deletes a chain's events through `sequence`; returns how many.
+pub async fn purge(tx: &mut Tx, scope: &str, sequence: i64) -> Result<i64> {
+    sqlx::query("DELETE FROM audit_targets WHERE scope = $1 AND sequence <= $2")
+        .bind(scope)
+        .bind(sequence)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    let deleted = sqlx::query("DELETE FROM audit_events WHERE scope = $1 AND sequence <= $2")
+        .bind(scope)
+        .bind(sequence)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?
+        .rows_affected();
+    Ok(deleted as i64)
+}
