@@ -247,9 +247,21 @@ async fn every_change_is_logged_once_per_organization_and_read_only_by_its_audit
             ))
             .await
             .unwrap();
-        let events = w
-            .until_logged(&ada, &acme, "organization.member.added")
-            .await;
+        // The owner's membership, the project and bob's membership.
+        let events = eventually("the changes in the log", || async {
+            let events = w
+                .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
+                .await
+                .ok()?
+                .audit_events;
+            let members = events
+                .iter()
+                .filter(|e| e.action == "organization.member.added")
+                .count();
+            let project = events.iter().any(|e| e.action == "project.created");
+            (members == 2 && project).then_some(events)
+        })
+        .await;
 
         // Newest first, one chain without gaps, each event as it happened.
         let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();

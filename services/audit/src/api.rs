@@ -116,13 +116,20 @@ enum Position {
 }
 
 impl Core {
-    /// Succeeds when the caller may read `parent`'s events.
-    async fn authorize_read(&self, caller: &Caller, parent: &Parent) -> Result<()> {
+    /// Succeeds when the caller may read `parent`'s events, answering
+    /// whether only a platform administrator's privilege allowed it (such
+    /// reads are themselves audited).
+    async fn authorize_read(&self, caller: &Caller, parent: &Parent) -> Result<bool> {
+        if caller.is_internal() {
+            return Ok(false);
+        }
+        let admin = || async {
+            Ok::<bool, Error>(
+                caller.is_user() && store::is_platform_admin(self.db.pool(), caller.id()).await?,
+            )
+        };
         match parent {
             Parent::Organization(id) => {
-                if caller.is_internal() {
-                    return Ok(());
-                }
                 let answers = self
                     .checker
                     .check_all(
@@ -134,17 +141,15 @@ impl Core {
                     )
                     .await?;
                 match (answers[0], answers[1]) {
-                    (true, _) => Ok(()),
+                    (true, _) => Ok(false),
+                    _ if admin().await? => Ok(true),
                     (false, true) => Err(Error::permission_denied("audit.read").with_domain(NAME)),
                     (false, false) => Err(Error::not_found("organization").with_domain(NAME)),
                 }
             }
             Parent::Everywhere | Parent::Instance => {
-                if caller.is_internal()
-                    || (caller.is_user()
-                        && store::is_platform_admin(self.db.pool(), caller.id()).await?)
-                {
-                    Ok(())
+                if admin().await? {
+                    Ok(true)
                 } else {
                     Err(Error::permission_denied("platform.admin").with_domain(NAME))
                 }
@@ -161,9 +166,6 @@ impl Core {
         filter: &Filter,
         count: usize,
     ) -> Result<()> {
-        if matches!(parent, Parent::Organization(_)) {
-            return Ok(());
-        }
         let mut tx = self.db.begin().await?;
         let event = tenantry_kit::outbox::NewEvent::new(
             "audit.events.read_across_organizations",
@@ -264,7 +266,7 @@ impl AuditApi {
         let position: Option<Position> = core
             .page_tokens
             .decode(query.as_bytes(), &request.page_token)?;
-        core.authorize_read(&caller, &parent).await?;
+        let privileged = core.authorize_read(&caller, &parent).await?;
         let cursor = match (parent.scope(), position) {
             (Some(_), Some(Position::Sequence(s))) => Cursor::Before(s),
             (None, Some(Position::Time(t, id))) => Cursor::BeforeTime(t, id),
@@ -296,8 +298,10 @@ impl AuditApi {
         } else {
             String::new()
         };
-        core.audit_read(&caller, &parent, "ListAuditEvents", &filter, rows.len())
-            .await?;
+        if privileged {
+            core.audit_read(&caller, &parent, "ListAuditEvents", &filter, rows.len())
+                .await?;
+        }
         Ok(pb::ListAuditEventsResponse {
             audit_events: rows.iter().map(AuditRecord::to_pb).collect(),
             next_page_token,
@@ -318,12 +322,14 @@ impl AuditApi {
         })?;
         let parent = Parent::parse("name", parent_name)?;
         tenantry_kit::id::parse_id("name", id)?;
-        core.authorize_read(&caller, &parent).await?;
+        let privileged = core.authorize_read(&caller, &parent).await?;
         let record = store::event(core.db.pool(), parent.scope(), id)
             .await?
             .ok_or_else(|| Error::not_found("audit event").with_domain(NAME))?;
-        core.audit_read(&caller, &parent, "GetAuditEvent", &Filter::default(), 1)
-            .await?;
+        if privileged {
+            core.audit_read(&caller, &parent, "GetAuditEvent", &Filter::default(), 1)
+                .await?;
+        }
         Ok(record.to_pb())
     }
 
