@@ -462,6 +462,11 @@ async fn every_change_is_logged_once_per_organization_and_read_only_by_its_audit
                 .iter()
                 .any(|e| e.organization == format!("organizations/{acme}"))
         );
+        let direct = w.list(&root, &parent, None, 10, "").await.unwrap();
+        assert!(
+            !direct.audit_events.is_empty(),
+            "administrators read any organization, audited"
+        );
         eventually(
             "the cross-organization read in the instance log",
             || async {
