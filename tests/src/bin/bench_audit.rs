@@ -11,7 +11,8 @@
 //!    the audit table with SQL (a realistic spread: 1,000 organizations, 50
 //!    actors, 40 action names, targets), then `ListAuditEvents` pages of 50
 //!    with filters (none, action, action prefix, actor, target, time range)
-//!    run as closed loops and print calls/s and p50/p99. The log's hash
+//!    run as closed loops, as the owner of the largest organization (a
+//!    tenth of the rows), and print calls/s and p50/p99. The log's hash
 //!    chains are not valid for generated rows; listing does not read them.
 //!
 //! ```text
@@ -106,7 +107,7 @@ fn event(n: u64) -> events::Event {
 
 /// The SQL that generates `count` rows: 1,000 organizations, sequences
 /// without gaps per organization, 50 actors, 40 actions, a target each.
-fn generate_sql(postgres: bool, count: u64) -> Vec<String> {
+fn generate_sql(postgres: bool, count: u64, measured: &str) -> Vec<String> {
     let series = if postgres {
         format!("SELECT g AS n FROM generate_series(1, {count}) AS g")
     } else {
@@ -126,11 +127,17 @@ fn generate_sql(postgres: bool, count: u64) -> Vec<String> {
     } else {
         "substr('000000000000' || (n % 1000), -12, 12)".to_string()
     };
-    let org = format!("'10000000-0000-7000-8000-' || {pad}");
+    // A tenth of the rows belong to one real organization, whose owner
+    // lists it (a large tenant); the rest to 999 others. Sequences start
+    // at 100,000 so they never meet the measured organization's real chain.
+    let org = format!(
+        "CASE WHEN n % 10 = 7 THEN '{measured}' ELSE '10000000-0000-7000-8000-' || {pad} END"
+    );
+    let sequence = "(CASE WHEN n % 10 = 7 THEN n / 10 ELSE n / 1000 END + 100000)";
     vec![
         format!(
             "INSERT INTO audit_events (id, scope, root_id, sequence, occurred_at_us, ingested_at_us, actor_kind, actor_id, actor_name, action, source, targets, outcome, client_address, user_agent, request_id, trace_id, changes, metadata, metadata_truncated, previous_hash, hash)
-             SELECT 'gen-' || {n}, {org}, {org}, n / 1000 + 1, 1700000000000000 + n * 1000, 1700000000000000 + n * 1000, 1,
+             SELECT 'gen-' || {n}, {org}, {org}, {sequence}, 1700000000000000 + n * 1000, 1700000000000000 + n * 1000, 1,
                     'actor-' || {actor}, 'Actor', 'resource' || {action} || '.changed', 'organization',
                     '[{{\"type\":\"project\",\"id\":\"t' || {target} || '\",\"name\":\"x\"}}]', 1, '', '', 'req-' || {n}, '', '[]', '{{}}', 0, '', ''
              FROM ({series}) AS s",
@@ -138,12 +145,14 @@ fn generate_sql(postgres: bool, count: u64) -> Vec<String> {
             actor = text("n % 50"),
             action = text("n % 40"),
             target = text("n % 100000"),
+            sequence = sequence,
         ),
         format!(
             "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id)
-             SELECT 'gen-' || {n}, {org}, n / 1000 + 1, 'project', 't' || {target} FROM ({series}) AS s",
+             SELECT 'gen-' || {n}, {org}, {sequence}, 'project', 't' || {target} FROM ({series}) AS s",
             n = text("n"),
             target = text("n % 100000"),
+            sequence = sequence,
         ),
     ]
 }
@@ -176,9 +185,13 @@ async fn main() -> anyhow::Result<()> {
         Storage::Sqlite
     };
     let sandbox = Sandbox::builder()
-        .services(&[ServiceKind::Identity, ServiceKind::Rbac, ServiceKind::Audit])
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+            ServiceKind::Audit,
+        ])
         .storage(storage)
-        .configure(|config| config.identity.platform_admins = vec!["bench@example.com".into()])
         .start()
         .await?;
     println!(
@@ -231,7 +244,39 @@ async fn main() -> anyhow::Result<()> {
 
     // 2. Listing over a large generated log.
     let started = Instant::now();
-    for sql in generate_sql(args.postgres, generated) {
+    let channel = sandbox.channel().await?;
+    let token = tenantry_proto::tenantry::identity::v1::identity_service_client::IdentityServiceClient::new(channel.clone())
+        .sign_up(tenantry_proto::tenantry::identity::v1::SignUpRequest {
+            email: "bench@example.com".into(),
+            password: "correct horse battery staple".into(),
+            display_name: "Bench".into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .tokens
+        .context("tokens")?
+        .access_token;
+    let organization = tenantry_proto::tenantry::organization::v1::organization_service_client::OrganizationServiceClient::new(channel)
+        .create_organization(authed(
+            tenantry_proto::tenantry::organization::v1::CreateOrganizationRequest {
+                organization: Some(tenantry_proto::tenantry::organization::v1::Organization {
+                    display_name: "Measured".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &token,
+        ))
+        .await?
+        .into_inner()
+        .organization
+        .context("organization")?;
+    let measured = organization
+        .name
+        .trim_start_matches("organizations/")
+        .to_string();
+    for sql in generate_sql(args.postgres, generated, &measured) {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .execute(db.pool())
             .await
@@ -249,29 +294,16 @@ async fn main() -> anyhow::Result<()> {
         "generated {generated} rows over 1,000 organizations in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let channel = sandbox.channel().await?;
-    let token = tenantry_proto::tenantry::identity::v1::identity_service_client::IdentityServiceClient::new(channel)
-        .sign_up(tenantry_proto::tenantry::identity::v1::SignUpRequest {
-            email: "bench@example.com".into(),
-            password: "correct horse battery staple".into(),
-            display_name: "Bench".into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tokens
-        .context("tokens")?
-        .access_token;
-    // Platform administrators read any organization; wait until audit
-    // learned this one is.
-    let parent = "organizations/10000000-0000-7000-8000-000000000007".to_string();
+    // The owner reads with `audit.read`, as an organization's auditor
+    // would (a platform administrator's reads are each audited: a write).
+    let parent = format!("organizations/{measured}");
     let mut client = pb::audit_service_client::AuditServiceClient::new(sandbox.channel().await?);
     let mut ready = false;
     for _ in 0..400 {
         if client
             .list_audit_events(authed(
                 pb::ListAuditEventsRequest {
-                    parent: "organizations/instance".into(),
+                    parent: parent.clone(),
                     page_size: 1,
                     ..Default::default()
                 },
@@ -286,7 +318,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     if !ready {
-        bail!("audit never learned of the platform administrator");
+        bail!("the owner never got access to the organization");
     }
     let half = 1_700_000_000_000_000i64 + (generated as i64 / 2) * 1000;
     let filters: Vec<(&str, Option<pb::AuditEventFilter>)> = vec![
