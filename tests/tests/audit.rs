@@ -35,6 +35,13 @@ where
     panic!("{what} did not happen within 15 s");
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
 fn id(name: &str) -> String {
     name.rsplit('/').next().unwrap().to_string()
 }
@@ -363,6 +370,30 @@ async fn every_change_is_logged_once_per_organization_and_read_only_by_its_audit
         .unwrap()
         .audit_events;
         assert!(failures.is_empty());
+        let hour = |offset: i64| {
+            Some(prost_types::Timestamp {
+                seconds: now_secs() + offset * 3600,
+                nanos: 0,
+            })
+        };
+        let recent = filtered(pb::AuditEventFilter {
+            start_time: hour(-1),
+            end_time: hour(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(recent.len() >= events.len());
+        let ancient = filtered(pb::AuditEventFilter {
+            start_time: hour(-48),
+            end_time: hour(-24),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(ancient.is_empty());
         let bad_range = filtered(pb::AuditEventFilter {
             start_time: Some(prost_types::Timestamp {
                 seconds: 2_000_000_000,

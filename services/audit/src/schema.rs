@@ -46,7 +46,7 @@ CREATE UNIQUE INDEX audit_events_chain ON audit_events (scope, sequence);
 CREATE INDEX audit_events_action ON audit_events (scope, action, sequence);
 CREATE INDEX audit_events_actor ON audit_events (scope, actor_id, sequence);
 CREATE INDEX audit_events_request ON audit_events (scope, request_id, sequence);
-CREATE INDEX audit_events_time ON audit_events (scope, occurred_at_us);
+CREATE INDEX audit_events_time ON audit_events (scope, occurred_at_us, sequence);
 CREATE INDEX audit_events_everywhere ON audit_events (occurred_at_us, id);
 CREATE TABLE audit_targets (
     event_id TEXT NOT NULL,

@@ -186,7 +186,30 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         let p = bind(&mut values, Value::Text(format!("{escaped}%")));
         clauses.push(format!("e.action LIKE {p} ESCAPE '\\'"));
     }
-    if filter.target_type.is_some() || filter.target_id.is_some() {
+    // With one chain and a target id, the page is driven from the targets'
+    // index (scope, target_id, sequence): a rare target is found without
+    // walking the chain.
+    let by_target = scope.is_some() && filter.target_id.is_some();
+    let sequence = if by_target {
+        "t.sequence"
+    } else {
+        "e.sequence"
+    };
+    if by_target {
+        let s = bind(
+            &mut values,
+            Value::Text(scope.unwrap_or_default().to_string()),
+        );
+        let p = bind(
+            &mut values,
+            Value::Text(filter.target_id.clone().unwrap_or_default()),
+        );
+        clauses.push(format!("t.scope = {s} AND t.target_id = {p}"));
+        if let Some(v) = &filter.target_type {
+            let p = bind(&mut values, Value::Text(v.clone()));
+            clauses.push(format!("t.target_type = {p}"));
+        }
+    } else if filter.target_type.is_some() || filter.target_id.is_some() {
         let mut inner = vec!["t.event_id = e.id".to_string()];
         if let Some(v) = &filter.target_type {
             let p = bind(&mut values, Value::Text(v.clone()));
@@ -209,6 +232,21 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         let p = bind(&mut values, Value::Int(v));
         clauses.push(format!("e.occurred_at_us < {p}"));
     }
+    // A time range in one chain becomes a sequence range too, read from
+    // the (scope, occurred_at_us, sequence) index, so a page of old events
+    // does not walk every newer one.
+    if let (Some(scope), Some(end)) = (scope, filter.end_us) {
+        let s = bind(&mut values, Value::Text(scope.to_string()));
+        let start = bind(&mut values, Value::Int(filter.start_us.unwrap_or(i64::MIN)));
+        let end = bind(&mut values, Value::Int(end));
+        let range = format!(
+            "FROM audit_events r WHERE r.scope = {s} AND r.occurred_at_us >= {start} AND r.occurred_at_us < {end}"
+        );
+        clauses.push(format!("{sequence} <= (SELECT MAX(r.sequence) {range})"));
+        if filter.start_us.is_some() {
+            clauses.push(format!("{sequence} >= (SELECT MIN(r.sequence) {range})"));
+        }
+    }
     if let Some(v) = filter.outcome {
         let p = bind(&mut values, Value::Int(i64::from(v)));
         clauses.push(format!("e.outcome = {p}"));
@@ -218,15 +256,23 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         clauses.push(format!("e.request_id = {p}"));
     }
     let order = match cursor {
-        Cursor::Before(sequence) => {
-            let p = bind(&mut values, Value::Int(*sequence));
-            clauses.push(format!("e.sequence < {p}"));
-            "e.sequence DESC"
+        Cursor::Before(position) => {
+            let p = bind(&mut values, Value::Int(*position));
+            clauses.push(format!("{sequence} < {p}"));
+            if by_target {
+                "t.sequence DESC"
+            } else {
+                "e.sequence DESC"
+            }
         }
-        Cursor::After(sequence) => {
-            let p = bind(&mut values, Value::Int(*sequence));
-            clauses.push(format!("e.sequence > {p}"));
-            "e.sequence ASC"
+        Cursor::After(position) => {
+            let p = bind(&mut values, Value::Int(*position));
+            clauses.push(format!("{sequence} > {p}"));
+            if by_target {
+                "t.sequence ASC"
+            } else {
+                "e.sequence ASC"
+            }
         }
         Cursor::BeforeTime(time, id) => {
             let t = bind(&mut values, Value::Int(*time));
@@ -251,8 +297,13 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         .map(|c| format!("e.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let from = if by_target {
+        "audit_targets t JOIN audit_events e ON e.id = t.event_id"
+    } else {
+        "audit_events e"
+    };
     let sql = format!(
-        "SELECT {columns} FROM audit_events e WHERE {} ORDER BY {order} LIMIT {p}",
+        "SELECT {columns} FROM {from} WHERE {} ORDER BY {order} LIMIT {p}",
         clauses.join(" AND ")
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
