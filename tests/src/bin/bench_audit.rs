@@ -352,9 +352,9 @@ async fn main() -> anyhow::Result<()> {
             }),
         ),
         (
-            "time range",
+            "time range (a minute, mid-log)",
             Some(pb::AuditEventFilter {
-                start_time: Some(tenantry_kit::db::timestamp(half - 3_600_000_000)),
+                start_time: Some(tenantry_kit::db::timestamp(half - 60_000_000)),
                 end_time: Some(tenantry_kit::db::timestamp(half)),
                 ..Default::default()
             }),
