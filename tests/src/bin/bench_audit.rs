@@ -109,7 +109,7 @@ fn event(n: u64) -> events::Event {
 /// without gaps per organization, 50 actors, 40 actions, a target each.
 fn generate_sql(postgres: bool, count: u64, measured: &str) -> Vec<String> {
     let series = if postgres {
-        format!("SELECT g AS n FROM generate_series(1, {count}) AS g")
+        format!("SELECT g AS n FROM generate_series(1::bigint, {count}) AS g")
     } else {
         format!(
             "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) SELECT n FROM s"
