@@ -242,9 +242,16 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         let range = format!(
             "FROM audit_events r WHERE r.scope = {s} AND r.occurred_at_us >= {start} AND r.occurred_at_us < {end}"
         );
-        clauses.push(format!("{sequence} <= (SELECT MAX(r.sequence) {range})"));
+        // `+ 0` keeps the planner from answering MIN/MAX by walking the
+        // (scope, sequence) index from one end: the range is read from the
+        // time index instead.
+        clauses.push(format!(
+            "{sequence} <= (SELECT MAX(r.sequence + 0) {range})"
+        ));
         if filter.start_us.is_some() {
-            clauses.push(format!("{sequence} >= (SELECT MIN(r.sequence) {range})"));
+            clauses.push(format!(
+                "{sequence} >= (SELECT MIN(r.sequence + 0) {range})"
+            ));
         }
     }
     if let Some(v) = filter.outcome {
