@@ -101,10 +101,9 @@ impl Options {
 }
 
 fn decode_seed(text: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(text.trim()).map_err(|_| anyhow::anyhow!("must be hex"))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("must be 32 bytes (64 hex digits)"))
+    let wrong = || anyhow::anyhow!("must be 64 hex digits (32 bytes)");
+    let bytes = hex::decode(text.trim()).map_err(|_| wrong())?;
+    bytes.try_into().map_err(|_| wrong())
 }
 
 /// The checkpoint seed: configured, or generated once into the data

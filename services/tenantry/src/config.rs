@@ -173,6 +173,8 @@ impl Config {
         self.identity.validate()?;
         self.organization.validate()?;
         self.rbac.validate()?;
+        self.billing.validate()?;
+        self.audit.validate()?;
         anyhow::ensure!(
             self.database.max_connections > 0,
             "invalid configuration: `database.max_connections` must be at least 1"

@@ -105,6 +105,27 @@ fn bad_flags_and_values_name_what_is_wrong() {
         &[],
         &["database_url", "postgres://"],
     );
+    check_fails(
+        &["serve"],
+        &[
+            ("TENANTRY_BILLING__PROVIDERS__STRIPE__KIND", "stripe"),
+            (
+                "TENANTRY_BILLING__PROVIDERS__STRIPE__WEBHOOK_SECRET",
+                "short",
+            ),
+        ],
+        &["billing.providers.stripe.webhook_secret", "16"],
+    );
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_BILLING__CATALOG_FILE", "/no/such/plans.toml")],
+        &["billing.catalog_file", "/no/such/plans.toml"],
+    );
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_AUDIT__CHECKPOINT_KEY", "abc")],
+        &["audit.checkpoint_key", "64 hex"],
+    );
 }
 
 #[test]
