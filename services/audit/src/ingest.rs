@@ -81,17 +81,8 @@ impl Core {
 
     /// What reading needs from the stream besides the log itself.
     async fn learn(&self, tx: &mut store::Tx, event: &events::Event) -> Result<()> {
+        store::PLATFORM_ADMINS.apply(tx, event).await?;
         match event.r#type.as_str() {
-            "identity.user.platform_admin_granted" => {
-                if let Some(p) = decode::<events::PlatformAdminGranted>(event) {
-                    store::set_platform_admin(tx, &p.user_id, true).await?;
-                }
-            }
-            "identity.user.platform_admin_revoked" => {
-                if let Some(p) = decode::<events::PlatformAdminRevoked>(event) {
-                    store::set_platform_admin(tx, &p.user_id, false).await?;
-                }
-            }
             "billing.subscription.created" => {
                 if let Some(p) = decode::<events::SubscriptionCreated>(event) {
                     store::set_retention(tx, &p.organization_id, retention(&p.limits)).await?;

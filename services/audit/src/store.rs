@@ -537,33 +537,9 @@ pub async fn last_cut<'e, E: Executor<'e, Database = Any>>(
     .map_err(db_error)
 }
 
-pub async fn set_platform_admin(tx: &mut Tx, user_id: &str, admin: bool) -> Result<()> {
-    let sql = if admin {
-        "INSERT INTO audit_platform_admins (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING"
-    } else {
-        "DELETE FROM audit_platform_admins WHERE user_id = $1"
-    };
-    sqlx::query(sql)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
-pub async fn is_platform_admin<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    user_id: &str,
-) -> Result<bool> {
-    Ok(
-        sqlx::query("SELECT 1 FROM audit_platform_admins WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(e)
-            .await
-            .map_err(db_error)?
-            .is_some(),
-    )
-}
+/// Audit's copy of the platform administrators.
+pub const PLATFORM_ADMINS: tenantry_kit::admins::PlatformAdmins =
+    tenantry_kit::admins::PlatformAdmins::new("audit_platform_admins");
 
 /// Sets a tree's retention (None: keep forever).
 pub async fn set_retention(tx: &mut Tx, root_id: &str, days: Option<i64>) -> Result<()> {

@@ -93,7 +93,9 @@ impl Core {
     pub(crate) async fn require_platform_admin(&self, caller: &Caller) -> Result<()> {
         if caller.is_internal()
             || (caller.is_user()
-                && store::is_platform_admin(self.store.pool(), caller.id()).await?)
+                && store::PLATFORM_ADMINS
+                    .contains(self.store.pool(), caller.id())
+                    .await?)
         {
             Ok(())
         } else {

@@ -219,13 +219,14 @@ impl BillingAccountApi {
         let mode = core.mode(&workspace_id).await?;
         let now = now_micros();
         let mut tx = core.store.begin().await?;
-        if let Some(id) = store::replayed(
-            &mut tx,
-            &caller.resource_name(),
-            "CreateBillingAccount",
-            &request.request_id,
-        )
-        .await?
+        if let Some(id) = store::REQUESTS
+            .replayed(
+                &mut tx,
+                &caller.resource_name(),
+                "CreateBillingAccount",
+                &request.request_id,
+            )
+            .await?
         {
             drop(tx);
             let account = store::account(core.store.pool(), &workspace_id, &id)
@@ -293,14 +294,15 @@ impl BillingAccountApi {
             version: 1,
         };
         store::save_account(&mut tx, &account).await?;
-        store::remember_request(
-            &mut tx,
-            &caller.resource_name(),
-            "CreateBillingAccount",
-            &request.request_id,
-            &account.id,
-        )
-        .await?;
+        store::REQUESTS
+            .remember(
+                &mut tx,
+                &caller.resource_name(),
+                "CreateBillingAccount",
+                &request.request_id,
+                &account.id,
+            )
+            .await?;
         core.emit(
             &mut tx,
             caller.actor(),

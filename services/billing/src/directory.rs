@@ -28,13 +28,14 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
     let bus = ctx.bus.clone();
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
-        let filters = vec![
+        let filters: Vec<String> = [
             subject_for("organization", ">"),
             subject_for("rbac", "organization.member.>"),
             subject_for("identity", "identity.api_key.>"),
-            subject_for("identity", "identity.user.platform_admin_granted"),
-            subject_for("identity", "identity.user.platform_admin_revoked"),
-        ];
+        ]
+        .into_iter()
+        .chain(tenantry_kit::admins::EVENT_TYPES.map(|t| subject_for("identity", t)))
+        .collect();
         let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
             let core = core.clone();
             async move {
@@ -74,6 +75,7 @@ impl Core {
             return Ok(());
         }
         let item = |metric: Metric, prefix: &str, id: &str| (metric, format!("{prefix}{id}"));
+        store::PLATFORM_ADMINS.apply(&mut tx, &event).await?;
         let mut change: Option<((Metric, String), String, bool)> = None;
         match event.r#type.as_str() {
             "workspace.created" => {
@@ -219,16 +221,6 @@ impl Core {
                         p.organization_id,
                         false,
                     ));
-                }
-            }
-            "identity.user.platform_admin_granted" => {
-                if let Some(p) = decode::<events::PlatformAdminGranted>(&event) {
-                    store::set_platform_admin(&mut tx, &p.user_id, true).await?;
-                }
-            }
-            "identity.user.platform_admin_revoked" => {
-                if let Some(p) = decode::<events::PlatformAdminRevoked>(&event) {
-                    store::set_platform_admin(&mut tx, &p.user_id, false).await?;
                 }
             }
             _ => {}

@@ -136,13 +136,14 @@ impl PlanApi {
         core.require_platform_admin(&caller).await?;
         let now = now_micros();
         let mut tx = core.store.begin().await?;
-        if let Some(id) = crate::store::replayed(
-            &mut tx,
-            &caller.resource_name(),
-            "CreatePlan",
-            &request.request_id,
-        )
-        .await?
+        if let Some(id) = crate::store::REQUESTS
+            .replayed(
+                &mut tx,
+                &caller.resource_name(),
+                "CreatePlan",
+                &request.request_id,
+            )
+            .await?
         {
             drop(tx);
             return Ok(core
@@ -162,14 +163,15 @@ impl PlanApi {
             version: 1,
         };
         crate::store::save_plan(&mut tx, &plan).await?;
-        crate::store::remember_request(
-            &mut tx,
-            &caller.resource_name(),
-            "CreatePlan",
-            &request.request_id,
-            &plan.id,
-        )
-        .await?;
+        crate::store::REQUESTS
+            .remember(
+                &mut tx,
+                &caller.resource_name(),
+                "CreatePlan",
+                &request.request_id,
+                &plan.id,
+            )
+            .await?;
         core.emit(
             &mut tx,
             caller.actor(),

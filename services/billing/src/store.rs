@@ -984,80 +984,10 @@ pub async fn claim_provider_event(
     Ok(inserted == 1)
 }
 
-pub async fn set_platform_admin(tx: &mut Tx, user_id: &str, admin: bool) -> Result<()> {
-    let sql = if admin {
-        "INSERT INTO billing_platform_admins (user_id) VALUES ($1) ON CONFLICT (user_id) DO NOTHING"
-    } else {
-        "DELETE FROM billing_platform_admins WHERE user_id = $1"
-    };
-    sqlx::query(sql)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
+/// Billing's copy of the platform administrators.
+pub const PLATFORM_ADMINS: tenantry_kit::admins::PlatformAdmins =
+    tenantry_kit::admins::PlatformAdmins::new("billing_platform_admins");
 
-pub async fn is_platform_admin<'e, E: Executor<'e, Database = Any>>(
-    e: E,
-    user_id: &str,
-) -> Result<bool> {
-    Ok(
-        sqlx::query("SELECT 1 FROM billing_platform_admins WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(e)
-            .await
-            .map_err(db_error)?
-            .is_some(),
-    )
-}
-
-/// The resource a request id already created, if any.
-pub async fn replayed(
-    tx: &mut Tx,
-    caller: &str,
-    method: &str,
-    request_id: &str,
-) -> Result<Option<String>> {
-    if request_id.is_empty() {
-        return Ok(None);
-    }
-    sqlx::query(
-        "SELECT resource_id FROM billing_requests WHERE caller = $1 AND method = $2 AND request_id = $3",
-    )
-    .bind(caller)
-    .bind(method)
-    .bind(request_id)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
-    .map(|row| row.try_get(0))
-    .transpose()
-    .map_err(db_error)
-}
-
-/// Records that a request id created `resource_id`.
-pub async fn remember_request(
-    tx: &mut Tx,
-    caller: &str,
-    method: &str,
-    request_id: &str,
-    resource_id: &str,
-) -> Result<()> {
-    if request_id.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO billing_requests (caller, method, request_id, resource_id, created_at_us)
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(caller)
-    .bind(method)
-    .bind(request_id)
-    .bind(resource_id)
-    .bind(tenantry_kit::db::now_micros())
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
+/// Billing's idempotent creates.
+pub const REQUESTS: tenantry_kit::request::Requests =
+    tenantry_kit::request::Requests::new("billing_requests");

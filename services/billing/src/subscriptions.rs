@@ -372,14 +372,15 @@ impl SubscriptionApi {
             .await?;
         let now = now_micros();
         let mut tx = core.store.begin().await?;
-        if store::replayed(
-            &mut tx,
-            &caller.resource_name(),
-            "Subscribe",
-            &request.request_id,
-        )
-        .await?
-        .is_some()
+        if store::REQUESTS
+            .replayed(
+                &mut tx,
+                &caller.resource_name(),
+                "Subscribe",
+                &request.request_id,
+            )
+            .await?
+            .is_some()
         {
             drop(tx);
             let s = store::subscription(core.store.pool(), &id)
@@ -416,14 +417,15 @@ impl SubscriptionApi {
             ..free_subscription(&node, now)
         };
         store::save_subscription(&mut tx, &s).await?;
-        store::remember_request(
-            &mut tx,
-            &caller.resource_name(),
-            "Subscribe",
-            &request.request_id,
-            &id,
-        )
-        .await?;
+        store::REQUESTS
+            .remember(
+                &mut tx,
+                &caller.resource_name(),
+                "Subscribe",
+                &request.request_id,
+                &id,
+            )
+            .await?;
         let (_, limits) = core.subscription_limits(Some(&s), now).await?;
         core.emit(
             &mut tx,
@@ -465,14 +467,15 @@ impl SubscriptionApi {
         let before = store::subscription(&mut *tx, &id)
             .await?
             .ok_or_else(|| not_found("subscription"))?;
-        if store::replayed(
-            &mut tx,
-            &caller.resource_name(),
-            "ChangePlan",
-            &request.request_id,
-        )
-        .await?
-        .is_some()
+        if store::REQUESTS
+            .replayed(
+                &mut tx,
+                &caller.resource_name(),
+                "ChangePlan",
+                &request.request_id,
+            )
+            .await?
+            .is_some()
         {
             drop(tx);
             return core.subscription_view(&before).await;
@@ -519,14 +522,15 @@ impl SubscriptionApi {
         after.updated_at_us = now;
         core.save_changed(&mut tx, &caller, &before, &after, changed)
             .await?;
-        store::remember_request(
-            &mut tx,
-            &caller.resource_name(),
-            "ChangePlan",
-            &request.request_id,
-            &id,
-        )
-        .await?;
+        store::REQUESTS
+            .remember(
+                &mut tx,
+                &caller.resource_name(),
+                "ChangePlan",
+                &request.request_id,
+                &id,
+            )
+            .await?;
         core.commit(tx).await?;
         core.after_change(&caller, &node, &after).await
     }

@@ -11,6 +11,10 @@ use tenantry_kit::error::{Result, db_error};
 
 pub type Tx = Transaction<'static, Any>;
 
+/// The organization service's idempotent creates.
+const REQUESTS: tenantry_kit::request::Requests =
+    tenantry_kit::request::Requests::new("org_requests");
+
 /// A workspace row.
 #[derive(Debug, Clone)]
 pub struct WorkspaceRow {
@@ -296,21 +300,7 @@ impl Store {
         method: &str,
         request_id: &str,
     ) -> Result<Option<String>> {
-        if request_id.is_empty() {
-            return Ok(None);
-        }
-        sqlx::query(
-            "SELECT resource_id FROM org_requests WHERE caller = $1 AND method = $2 AND request_id = $3",
-        )
-        .bind(caller)
-        .bind(method)
-        .bind(request_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .map(|row| row.try_get(0))
-        .transpose()
-        .map_err(db_error)
+        REQUESTS.replayed(tx, caller, method, request_id).await
     }
 
     /// Records that a request id created `resource_id`.
@@ -322,22 +312,9 @@ impl Store {
         request_id: &str,
         resource_id: &str,
     ) -> Result<()> {
-        if request_id.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO org_requests (caller, method, request_id, resource_id, created_at_us)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(caller)
-        .bind(method)
-        .bind(request_id)
-        .bind(resource_id)
-        .bind(tenantry_kit::db::now_micros())
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-        Ok(())
+        REQUESTS
+            .remember(tx, caller, method, request_id, resource_id)
+            .await
     }
 
     // Workspaces.

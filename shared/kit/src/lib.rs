@@ -11,6 +11,7 @@
 //! - [`request`]: the actor and request context of domain events.
 
 pub mod access;
+pub mod admins;
 pub mod auth;
 pub mod bus;
 pub mod config;

@@ -136,3 +136,72 @@ pub fn update_mask<'a>(
     }
     Ok(paths)
 }
+
+/// A service's record of idempotent creates: which resource a caller's
+/// `request_id` for a method created, in `table` (`caller, method,
+/// request_id, resource_id, created_at_us`, keyed by the first three), so
+/// a replay answers the first result.
+#[derive(Debug, Clone, Copy)]
+pub struct Requests {
+    table: &'static str,
+}
+
+impl Requests {
+    pub const fn new(table: &'static str) -> Requests {
+        Requests { table }
+    }
+
+    /// The resource a request id already created, if any.
+    pub async fn replayed(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        use sqlx::Row as _;
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT resource_id FROM {} WHERE caller = $1 AND method = $2 AND request_id = $3",
+            self.table
+        )))
+        .bind(caller)
+        .bind(method)
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(crate::error::db_error)?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(crate::error::db_error)
+    }
+
+    /// Records that a request id created `resource_id`.
+    pub async fn remember(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+        resource_id: &str,
+    ) -> Result<()> {
+        if request_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (caller, method, request_id, resource_id, created_at_us) VALUES ($1, $2, $3, $4, $5)",
+            self.table
+        )))
+        .bind(caller)
+        .bind(method)
+        .bind(request_id)
+        .bind(resource_id)
+        .bind(crate::db::now_micros())
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::error::db_error)?;
+        Ok(())
+    }
+}
