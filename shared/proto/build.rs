@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut files = Vec::new();
     collect_protos(&root.join("tenantry"), &mut files)?;
     files.sort();
+    // The error details travel in every error's `grpc-status-details-bin`;
+    // the gateway renders them as JSON, so their types must be in the set.
+    files.push(root.join("google/rpc/error_details.proto"));
     println!("cargo:rerun-if-changed={}", root.display());
 
     // Encode the descriptor set straight from protox: re-encoding a parsed

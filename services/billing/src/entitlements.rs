@@ -523,6 +523,25 @@ impl EntitlementApi {
     }
 }
 
+impl EntitlementApi {
+    async fn get_rate_limits(
+        &self,
+        caller: Caller,
+        request: pb::GetRateLimitsRequest,
+    ) -> Result<pb::GetRateLimitsResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        core.authorize_reader(&caller, &id).await?;
+        let node = core.node(&caller, &id).await?;
+        let mode = core.workspace_mode(&node.workspace_id).await?;
+        let bound = core.plan_bound(&node, &mode, now_micros()).await?;
+        Ok(pb::GetRateLimitsResponse {
+            rate_limits_per_minute: bound.limits.rate_limits_per_minute.into_iter().collect(),
+            plan: format!("plans/{}", bound.plan_id),
+        })
+    }
+}
+
 fn metrics_count(metric: Metric, allowed: bool) {
     metrics::counter!(
         "tenantry_billing_quota_checks_total",
@@ -562,6 +581,16 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         Ok(Response::new(
             self.get_effective_limits(caller, request.into_inner())
                 .await?,
+        ))
+    }
+
+    async fn get_rate_limits(
+        &self,
+        request: Request<pb::GetRateLimitsRequest>,
+    ) -> std::result::Result<Response<pb::GetRateLimitsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.get_rate_limits(caller, request.into_inner()).await?,
         ))
     }
 

@@ -58,9 +58,8 @@ pub(crate) fn client_info<T>(request: &Request<T>) -> ClientInfo {
             .collect::<String>()
     };
     ClientInfo {
-        address: request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
+        address: tenantry_kit::net::of_request(request)
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
         user_agent: header("user-agent"),
         request_id: header("x-request-id"),

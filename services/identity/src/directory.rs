@@ -234,6 +234,9 @@ impl Directory {
             Ok(response) => {
                 Ok(response.into_inner().permissionship() == authz_pb::Permissionship::Allowed)
             }
+            // A permission that does not apply to the object's type (a
+            // `project.read` asked of an organization) is not held there.
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(false),
             Err(status) => Err(unavailable("the authorization service", status)),
         }
     }

@@ -40,6 +40,10 @@ pub struct Config {
     /// 64 hex digits signing page tokens; replicas of one service must share
     /// it. Unset: generated once and kept in `data_dir`.
     pub page_token_key: Option<String>,
+    /// Peers (CIDRs) whose `X-Forwarded-For` the gRPC services believe for
+    /// a call's client address: where the gateway runs. Default: loopback
+    /// (the gateway in the same process or pod).
+    pub trusted_proxies: Vec<String>,
     /// How access tokens are issued and verified.
     pub auth: tenantry_kit::auth::AuthConfig,
     /// Where services not running in this process answer.
@@ -76,6 +80,7 @@ impl Default for Config {
             auto_migrate: true,
             shutdown_grace_secs: 20,
             page_token_key: None,
+            trusted_proxies: vec!["127.0.0.0/8".into(), "::1".into()],
             auth: Default::default(),
             peers: PeersConfig::default(),
             log: LogConfig::default(),
@@ -155,6 +160,10 @@ impl Config {
                 "invalid configuration: `page_token_key` must be 64 hex digits"
             );
         }
+        for proxy in &self.trusted_proxies {
+            tenantry_kit::net::Cidr::parse(proxy)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: `trusted_proxies`: {e}"))?;
+        }
         self.auth.validate()?;
         for (key, url) in [
             ("peers.identity", &self.peers.identity),
@@ -175,6 +184,7 @@ impl Config {
         self.rbac.validate()?;
         self.billing.validate()?;
         self.audit.validate()?;
+        self.gateway.validate()?;
         anyhow::ensure!(
             self.database.max_connections > 0,
             "invalid configuration: `database.max_connections` must be at least 1"

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, JwksCache, JwksSource};
 use tenantry_kit::bus;
 use tenantry_kit::db::Database;
+use tenantry_kit::net::{Cidr, ClientAddressLayer};
 use tenantry_kit::outbox::Outbox;
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
@@ -188,9 +189,8 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     let jwks = Arc::new(JwksCache::new(jwks_source, config.auth.jwks_options()));
     ctx.tasks
         .spawn(jwks.clone().run_refresher(background.clone()));
-    let auth_layer = AuthLayer::new(jwks, config.auth.expectations())
-        .with_public_methods(tenantry_identity::PUBLIC_METHODS.iter().copied())
-        .with_public_methods(tenantry_billing::PUBLIC_METHODS.iter().copied())
+    let auth_layer = AuthLayer::new(jwks.clone(), config.auth.expectations())
+        .with_public_methods(public_methods())
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -203,11 +203,27 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     let reflection_v1alpha = reflection(&grpc_services).build_v1alpha()?;
 
     let readiness = tenantry_gateway::Readiness::default();
-    let http_router =
-        tenantry_gateway::router(&config.gateway, telemetry.clone(), readiness.clone());
+    let gateway = if services.contains(&ServiceKind::Gateway) {
+        Some(
+            tenantry_gateway::Gateway::build(
+                &config.gateway,
+                tenantry_gateway::Deps {
+                    peers: peers.clone(),
+                    jwks: jwks.clone(),
+                    expectations: config.auth.expectations(),
+                    public_methods: public_methods(),
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let http_router = tenantry_gateway::router(telemetry.clone(), readiness.clone(), gateway);
 
     let grpc_server = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer)
+        .layer(ClientAddressLayer::new(trusted_proxies(&config)?))
         .layer(auth_layer)
         .add_routes(routes)
         .add_service(health_service)
@@ -223,8 +239,11 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
             }),
             stop.clone().cancelled_owned(),
         );
-    let http_server = axum::serve(http_listener, http_router)
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let http_server = axum::serve(
+        http_listener,
+        http_router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
 
     let enabled: Vec<&str> = services.iter().map(|s| s.name()).collect();
     tracing::info!(
@@ -294,6 +313,24 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         stop,
         done,
     })
+}
+
+fn trusted_proxies(config: &Config) -> anyhow::Result<Vec<Cidr>> {
+    config
+        .trusted_proxies
+        .iter()
+        .map(|p| Cidr::parse(p).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// Every gRPC method callable without credentials (sign-in, sign-up,
+/// recovery, key exchange, provider webhooks), by full path.
+fn public_methods() -> Vec<String> {
+    tenantry_identity::PUBLIC_METHODS
+        .iter()
+        .chain(tenantry_billing::PUBLIC_METHODS)
+        .map(|m| m.to_string())
+        .collect()
 }
 
 /// Where each service answers: this process for the services it runs, the

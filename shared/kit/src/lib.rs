@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod id;
+pub mod net;
 pub mod outbox;
 pub mod page_token;
 pub mod quota;

@@ -26,9 +26,8 @@ pub fn request_context<T>(request: &tonic::Request<T>) -> events::RequestContext
     events::RequestContext {
         request_id: header("x-request-id"),
         trace_id: crate::telemetry::current_trace_id().unwrap_or_default(),
-        client_address: request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
+        client_address: crate::net::of_request(request)
+            .map(|ip| ip.to_string())
             .unwrap_or_default(),
         user_agent: header("user-agent"),
     }

@@ -1,0 +1,183 @@
+//! Errors at the edge: a gRPC status (from a backend, or made here) as an
+//! HTTP response with Google's JSON error body, details included:
+//!
+//! ```json
+//! {"error": {"code": 404, "status": "NOT_FOUND", "message": "…",
+//!            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", …}]}}
+//! ```
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+use prost::Message as _;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use tenantry_kit::{Code, Error};
+
+/// The domain of errors the gateway itself raises.
+pub const DOMAIN: &str = "gateway.tenantry";
+
+/// An error on its way to an HTTP client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status; normally the gRPC code's, but 413 and 405 have no
+    /// gRPC code of their own.
+    pub http: StatusCode,
+    /// The status, with its details.
+    pub status: tonic::Status,
+    /// Extra response headers (`Retry-After`, `Allow`, rate-limit headers).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    /// An error answered with the HTTP status of its gRPC code.
+    pub fn from_status(status: tonic::Status) -> ApiError {
+        ApiError {
+            http: http_status(status.code()),
+            status,
+            headers: Vec::new(),
+        }
+    }
+
+    /// An error made at the edge.
+    pub fn edge(error: Error) -> ApiError {
+        ApiError::from_status(error.with_domain(DOMAIN).into_status())
+    }
+
+    /// A bad request naming the offending field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> ApiError {
+        ApiError::edge(Error::invalid_field(field, description))
+    }
+
+    /// Replaces the HTTP status.
+    pub fn with_http(mut self, http: StatusCode) -> ApiError {
+        self.http = http;
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The JSON body: code, status name, message and rendered details.
+    pub fn body(&self, pool: &DescriptorPool) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "code": self.http.as_u16(),
+            "status": code_name(self.status.code()),
+            "message": self.status.message(),
+        });
+        let details = details(pool, self.status.details());
+        if !details.is_empty() {
+            error["details"] = serde_json::Value::Array(details);
+        }
+        serde_json::json!({ "error": error })
+    }
+
+    /// The response.
+    pub fn into_response(self, pool: &DescriptorPool) -> Response {
+        let body = self.body(pool);
+        let mut response = (self.http, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
+        response
+    }
+}
+
+/// The `google.rpc.Status` details as JSON objects with `@type`. A detail
+/// of a type the gateway does not know keeps only its `@type`.
+fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
+    if encoded.is_empty() {
+        return Vec::new();
+    }
+    let Ok(status) = tonic_types_status(encoded) else {
+        return Vec::new();
+    };
+    status
+        .details
+        .into_iter()
+        .map(|any| {
+            let name = any.type_url.rsplit('/').next().unwrap_or_default();
+            pool.get_message_by_name(name)
+                .and_then(|descriptor| {
+                    DynamicMessage::decode(descriptor, any.value.as_slice()).ok()
+                })
+                .and_then(|message| serde_json::to_value(&message).ok())
+                .map(|mut value| {
+                    if let serde_json::Value::Object(fields) = &mut value {
+                        fields.insert("@type".into(), any.type_url.clone().into());
+                    }
+                    value
+                })
+                .unwrap_or_else(|| serde_json::json!({ "@type": any.type_url }))
+        })
+        .collect()
+}
+
+/// `google.rpc.Status` as prost decodes it.
+fn tonic_types_status(
+    encoded: &[u8],
+) -> Result<tenantry_proto::google::rpc::Status, prost::DecodeError> {
+    tenantry_proto::google::rpc::Status::decode(encoded)
+}
+
+/// The HTTP status of a gRPC code (google.rpc.Code's mapping).
+pub fn http_status(code: tonic::Code) -> StatusCode {
+    use tonic::Code as C;
+    match code {
+        C::Ok => StatusCode::OK,
+        C::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        C::InvalidArgument | C::FailedPrecondition | C::OutOfRange => StatusCode::BAD_REQUEST,
+        C::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::AlreadyExists | C::Aborted => StatusCode::CONFLICT,
+        C::PermissionDenied => StatusCode::FORBIDDEN,
+        C::Unauthenticated => StatusCode::UNAUTHORIZED,
+        C::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        C::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        C::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::Unknown | C::Internal | C::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The canonical name of a gRPC code (`NOT_FOUND`).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code as C;
+    match code {
+        C::Ok => "OK",
+        C::Cancelled => "CANCELLED",
+        C::Unknown => "UNKNOWN",
+        C::InvalidArgument => "INVALID_ARGUMENT",
+        C::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        C::NotFound => "NOT_FOUND",
+        C::AlreadyExists => "ALREADY_EXISTS",
+        C::PermissionDenied => "PERMISSION_DENIED",
+        C::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        C::FailedPrecondition => "FAILED_PRECONDITION",
+        C::Aborted => "ABORTED",
+        C::OutOfRange => "OUT_OF_RANGE",
+        C::Unimplemented => "UNIMPLEMENTED",
+        C::Internal => "INTERNAL",
+        C::Unavailable => "UNAVAILABLE",
+        C::DataLoss => "DATA_LOSS",
+        C::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Errors the edge raises, by the same rules as the services'.
+pub fn unauthenticated(message: &str) -> ApiError {
+    ApiError::edge(Error::unauthenticated(message.to_string()))
+}
+
+/// 413 for a body over the limit.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::edge(
+        Error::new(
+            Code::InvalidArgument,
+            "BODY_TOO_LARGE",
+            format!("the request body is larger than {limit} bytes"),
+        )
+        .with_metadata("limit_bytes", limit),
+    )
+    .with_http(StatusCode::PAYLOAD_TOO_LARGE)
+}

@@ -1,0 +1,253 @@
+//! A REST request from start to end: find the route, admit the caller,
+//! read the body (within the limit), build the request message, call the
+//! backend with a deadline, answer JSON (or NDJSON for streams).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse as _, Response};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{HeaderValue, StatusCode};
+use prost_reflect::DynamicMessage;
+
+use crate::Gateway;
+use crate::admit::{Admitted, admit, forward_headers, rate_headers};
+use crate::edge::{AccessInfo, ClientAddress};
+use crate::errors::{ApiError, too_large};
+use crate::routes::{BodyRule, Lookup, Route};
+use crate::upstream::DynamicCodec;
+
+/// Serves one REST request.
+pub async fn handle(gateway: Gateway, request: Request) -> Response {
+    let mut info = AccessInfo::default();
+    let deadline = Duration::from_secs(gateway.inner.options.timeout_secs);
+    let outcome = tokio::time::timeout(deadline, serve(&gateway, request, &mut info)).await;
+    let mut response = match outcome {
+        Ok(Ok(response)) => response,
+        Ok(Err(error)) => error.into_response(&gateway.inner.pool),
+        Err(_) => ApiError::from_status(tonic::Status::deadline_exceeded(format!(
+            "no answer within {} s",
+            deadline.as_secs()
+        )))
+        .into_response(&gateway.inner.pool),
+    };
+    response.extensions_mut().insert(info);
+    response
+}
+
+async fn serve(
+    gateway: &Gateway,
+    request: Request,
+    info: &mut AccessInfo,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let (route, bindings) = match gateway.inner.routes.lookup(&parts.method, path) {
+        Lookup::Found(route, bindings) => (route, bindings),
+        Lookup::BadPath(error) => {
+            return Err(ApiError::invalid(
+                error.field,
+                format!("path parameter {}", error.description),
+            ));
+        }
+        Lookup::MethodNotAllowed(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut error = ApiError::edge(tenantry_kit::Error::new(
+                tenantry_kit::Code::Unimplemented,
+                "METHOD_NOT_ALLOWED",
+                format!("{} is not allowed here; use {allow}", parts.method),
+            ))
+            .with_http(StatusCode::METHOD_NOT_ALLOWED);
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                error = error.with_header(http::header::ALLOW, value);
+            }
+            return Err(error);
+        }
+        Lookup::NotFound => {
+            return Err(ApiError::edge(tenantry_kit::Error::new(
+                tenantry_kit::Code::NotFound,
+                "NO_ROUTE",
+                format!("no route for {} {path}", parts.method),
+            )));
+        }
+    };
+    info.route = format!("{} {}", route.http_method, route.template);
+    let client = parts
+        .extensions
+        .get::<ClientAddress>()
+        .map(|c| c.0)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let Admitted { caller, decision } = admit(
+        gateway,
+        &parts.headers,
+        route.class,
+        route.public,
+        client,
+        info,
+    )
+    .await?;
+
+    let body = read_body(gateway, route, &parts.headers, body).await?;
+    let message = crate::transcode::request(route, bindings, parts.uri.query(), &body)?;
+    let forwarded = forward_headers(&parts.headers, &caller, client);
+    let mut response = if route.method.is_server_streaming() {
+        stream(gateway, route, message, forwarded).await?
+    } else {
+        unary(gateway, route, message, forwarded).await?
+    };
+    if let Some(decision) = decision {
+        for (name, value) in rate_headers(&decision, route.class) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The body, refused early when `Content-Length` says it is too big, and
+/// cut off with 413 when it turns out to be.
+async fn read_body(
+    gateway: &Gateway,
+    route: &Route,
+    headers: &http::HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let limit = gateway.inner.options.max_body_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large(limit));
+    }
+    if !matches!(route.body, BodyRule::None)
+        && let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
+    {
+        let json = content_type
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err(ApiError::edge(tenantry_kit::Error::new(
+                tenantry_kit::Code::InvalidArgument,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "send the body as application/json",
+            ))
+            .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_big = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_big {
+            too_large(limit)
+        } else {
+            ApiError::invalid("body", "could not be read")
+        }
+    })
+}
+
+fn grpc_request(
+    message: DynamicMessage,
+    headers: http::HeaderMap,
+    deadline: Duration,
+) -> tonic::Request<DynamicMessage> {
+    let mut request = tonic::Request::new(message);
+    *request.metadata_mut() = tonic::metadata::MetadataMap::from_headers(headers);
+    request.set_timeout(deadline);
+    request
+}
+
+async fn client(
+    gateway: &Gateway,
+    route: &Route,
+) -> Result<tonic::client::Grpc<tonic::transport::Channel>, ApiError> {
+    let channel = gateway
+        .inner
+        .upstreams
+        .for_path(&route.grpc_path)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::from_status(tonic::Status::unimplemented(
+                "no backend serves this method",
+            ))
+        })?;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.map_err(|e| {
+        ApiError::from_status(tonic::Status::unavailable(format!(
+            "backend unavailable: {e}"
+        )))
+    })?;
+    Ok(grpc)
+}
+
+fn grpc_path(route: &Route) -> Result<http::uri::PathAndQuery, ApiError> {
+    http::uri::PathAndQuery::try_from(route.grpc_path.as_str())
+        .map_err(|e| ApiError::from_status(tonic::Status::internal(e.to_string())))
+}
+
+async fn unary(
+    gateway: &Gateway,
+    route: &Route,
+    message: DynamicMessage,
+    headers: http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let deadline = Duration::from_secs(gateway.inner.options.timeout_secs);
+    let mut grpc = client(gateway, route).await?;
+    let response = grpc
+        .unary(
+            grpc_request(message, headers, deadline),
+            grpc_path(route)?,
+            DynamicCodec::new(route.method.output()),
+        )
+        .await
+        .map_err(ApiError::from_status)?;
+    let json = crate::transcode::response(route, response.get_ref())?;
+    Ok(([(http::header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// A server stream as newline-delimited JSON; an error after the first
+/// message becomes a last line `{"error": …}` (the status is already sent).
+async fn stream(
+    gateway: &Gateway,
+    route: &Route,
+    message: DynamicMessage,
+    headers: http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let deadline = Duration::from_secs(gateway.inner.options.stream_timeout_secs);
+    let mut grpc = client(gateway, route).await?;
+    let response = grpc
+        .server_streaming(
+            grpc_request(message, headers, deadline),
+            grpc_path(route)?,
+            DynamicCodec::new(route.method.output()),
+        )
+        .await
+        .map_err(ApiError::from_status)?;
+    let route = route.clone();
+    let pool = gateway.inner.pool.clone();
+    let lines = response.into_inner().map(move |item| {
+        let mut line = match item {
+            Ok(message) => match crate::transcode::response(&route, &message) {
+                Ok(json) => json,
+                Err(error) => serde_json::to_vec(&error.body(&pool)).unwrap_or_default(),
+            },
+            Err(status) => {
+                serde_json::to_vec(&ApiError::from_status(status).body(&pool)).unwrap_or_default()
+            }
+        };
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}

@@ -1,0 +1,1091 @@
+//! The edge gateway through its public contract: REST/JSON and gRPC-Web
+//! against a server started by the test. The main journey runs over REST
+//! (SQLite and Postgres) and over gRPC-Web; bad input answers the right
+//! status and writes nothing; rate limits answer 429 and recover; API keys
+//! are exchanged at the edge; OpenAPI describes every route.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tenantry::services::ServiceKind;
+use tenantry_testkit::{Sandbox, authed, storages};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A JSON-over-HTTP client for the gateway.
+struct Rest {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Value,
+    text: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The field named by the first BadRequest violation.
+    fn violation(&self) -> Option<String> {
+        self.body["error"]["details"]
+            .as_array()?
+            .iter()
+            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
+            .and_then(|d| d["fieldViolations"][0]["field"].as_str())
+            .map(str::to_string)
+    }
+
+    fn reason(&self) -> Option<String> {
+        self.body["error"]["details"]
+            .as_array()?
+            .iter()
+            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+            .and_then(|d| d["reason"].as_str())
+            .map(str::to_string)
+    }
+}
+
+impl Rest {
+    fn new(sandbox: &Sandbox) -> Rest {
+        Rest {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: sandbox.http_url(),
+        }
+    }
+
+    async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
+        let response = self
+            .client
+            .request(request)
+            .await
+            .expect("the gateway answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> http::request::Builder {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        builder
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let builder = self.request(method, path, token);
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body.to_string()))),
+            None => builder.body(Full::new(Bytes::new())),
+        };
+        self.send(request.unwrap()).await
+    }
+
+    async fn ok(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let reply = self.call(method, path, token, body).await;
+        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text);
+        reply.body
+    }
+
+    /// Calls until the answer is 200 (changes travel as events), pacing
+    /// itself by the rate limit's Retry-After.
+    async fn until_ok(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
+        let mut last = None;
+        for _ in 0..200 {
+            let reply = self.call(method, path, token, body.clone()).await;
+            if reply.status == 200 {
+                return reply.body;
+            }
+            if reply.status == 429 {
+                let wait: u64 = reply
+                    .header("retry-after")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
+            last = Some(reply.text);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{method} {path} never answered 200: {last:?}");
+    }
+}
+
+fn id(name: &str) -> String {
+    name.rsplit('/').next().unwrap().to_string()
+}
+
+struct SignedUp {
+    id: String,
+    token: String,
+    organization: String,
+}
+
+async fn sign_up(rest: &Rest, email: &str, extra: Value) -> SignedUp {
+    let mut body = json!({"email": email, "password": PASSWORD, "displayName": email});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let reply = rest.ok("POST", "/v1/auth/signup", None, Some(body)).await;
+    SignedUp {
+        id: id(reply["user"]["name"].as_str().unwrap()),
+        token: reply["tokens"]["accessToken"].as_str().unwrap().to_string(),
+        organization: reply["organization"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn start(
+    storage: tenantry_testkit::Storage,
+    change: impl FnOnce(&mut tenantry::config::Config) + Send + 'static,
+) -> Sandbox {
+    Sandbox::builder()
+        .services(&ServiceKind::ALL)
+        .storage(storage)
+        .configure(|config| {
+            config.identity.platform_admins = vec!["root@example.com".into()];
+            // Tests sign many users up from one address.
+            config.gateway.auth_per_address_per_minute = 10_000;
+            change(config);
+        })
+        .start()
+        .await
+        .unwrap()
+}
+
+fn check_body(user: &str, org: &str, permission: &str, fresh: &Value) -> Value {
+    json!({
+        "resource": {"objectType": "organization", "objectId": org},
+        "permission": permission,
+        "subject": {"object": {"objectType": "user", "objectId": user}},
+        "consistency": {"atLeastAsFresh": fresh},
+    })
+}
+
+#[tokio::test]
+async fn the_journey_runs_over_rest() {
+    for storage in storages() {
+        let sandbox = start(storage, |_| {}).await;
+        let rest = Rest::new(&sandbox);
+        let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+
+        // An organization and a project.
+        let org = rest
+            .ok(
+                "POST",
+                "/v1/organizations",
+                Some(&ada.token),
+                Some(json!({"displayName": "Acme"})),
+            )
+            .await["organization"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let org_id = id(&org);
+        // The request id the client picks reaches the audit log.
+        let request = rest
+            .request("POST", &format!("/v1/{org}/projects"), Some(&ada.token))
+            .header("content-type", "application/json")
+            .header("x-request-id", "journey-project-1")
+            .body(Full::new(Bytes::from(
+                json!({"displayName": "Rocket"}).to_string(),
+            )))
+            .unwrap();
+        let mut created = rest.send(request).await;
+        for _ in 0..400 {
+            if created.status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let request = rest
+                .request("POST", &format!("/v1/{org}/projects"), Some(&ada.token))
+                .header("content-type", "application/json")
+                .header("x-request-id", "journey-project-1")
+                .body(Full::new(Bytes::from(
+                    json!({"displayName": "Rocket"}).to_string(),
+                )))
+                .unwrap();
+            created = rest.send(request).await;
+        }
+        assert_eq!(created.status, 200, "{}", created.text);
+        assert_eq!(created.header("x-request-id"), Some("journey-project-1"));
+        let project = created.body["project"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(project.starts_with(&format!("{org}/projects/")));
+
+        // Invite Bob, who signs up with the invitation.
+        let invitation = rest
+            .ok(
+                "POST",
+                &format!("/v1/{org}/invitations"),
+                Some(&ada.token),
+                Some(json!({"email": "bob@example.com", "roles": ["roles/member"]})),
+            )
+            .await;
+        assert_eq!(invitation["invitation"]["state"], "STATE_PENDING");
+        let token = sandbox
+            .mail_token("bob@example.com", "invitation")
+            .expect("the invitation was mailed");
+        let bob = sign_up(&rest, "bob@example.com", json!({"invitationToken": token})).await;
+        assert_eq!(bob.organization, org);
+        let membership = format!("{org}/memberships/{}", bob.id);
+
+        // A role makes Bob able to create projects; removing it stops him.
+        let written = rest
+            .ok(
+                "PATCH",
+                &format!("/v1/{membership}?updateMask=roles"),
+                Some(&ada.token),
+                Some(json!({"roles": ["roles/member", "roles/admin"]})),
+            )
+            .await["writtenAt"]
+            .clone();
+        let answer = rest
+            .ok(
+                "POST",
+                "/v1/authz:check",
+                Some(&bob.token),
+                Some(check_body(&bob.id, &org_id, "project.create", &written)),
+            )
+            .await;
+        assert_eq!(
+            answer["permissionship"], "PERMISSIONSHIP_ALLOWED",
+            "{answer}"
+        );
+        let written = rest
+            .ok(
+                "PATCH",
+                &format!("/v1/{membership}?updateMask=roles"),
+                Some(&ada.token),
+                Some(json!({"roles": ["roles/member"]})),
+            )
+            .await["writtenAt"]
+            .clone();
+        let answer = rest
+            .ok(
+                "POST",
+                "/v1/authz:check",
+                Some(&bob.token),
+                Some(check_body(&bob.id, &org_id, "project.create", &written)),
+            )
+            .await;
+        assert_eq!(
+            answer["permissionship"], "PERMISSIONSHIP_DENIED",
+            "{answer}"
+        );
+
+        // The audit log tells the story, with the client's request id.
+        let mut events = Vec::new();
+        for _ in 0..400 {
+            let page = rest
+                .ok(
+                    "GET",
+                    &format!("/v1/{org}/auditEvents?pageSize=100"),
+                    Some(&ada.token),
+                    None,
+                )
+                .await;
+            events = page["auditEvents"].as_array().cloned().unwrap_or_default();
+            let updates = events
+                .iter()
+                .filter(|e| e["action"] == "organization.member.updated")
+                .count();
+            if updates >= 2 && events.iter().any(|e| e["action"] == "project.created") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let project_created = events
+            .iter()
+            .find(|e| e["action"] == "project.created")
+            .expect("project.created is audited");
+        assert_eq!(
+            project_created["requestId"], "journey-project-1",
+            "{project_created}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| e["action"] == "organization.member.invitation_accepted")
+        );
+        // 64-bit integers travel as strings in proto3 JSON.
+        assert!(project_created["sequence"].is_string(), "{project_created}");
+
+        // A server stream arrives as newline-delimited JSON.
+        let export = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/auditEvents:export"),
+                Some(&ada.token),
+                Some(json!({"format": "EXPORT_FORMAT_JSONL"})),
+            )
+            .await;
+        assert_eq!(export.status, 200, "{}", export.text);
+        assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
+        let lines: Vec<Value> = export
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(
+            !lines.is_empty() && lines.iter().all(|l| l.get("error").is_none()),
+            "{}",
+            export.text
+        );
+
+        // Identity's keys, at the well-known places.
+        let jwks = rest.ok("GET", "/.well-known/jwks.json", None, None).await;
+        assert_eq!(jwks["keys"][0]["kty"], "OKP");
+        let discovery = rest
+            .ok("GET", "/.well-known/openid-configuration", None, None)
+            .await;
+        assert!(
+            discovery["jwks_uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("/.well-known/jwks.json")
+                || discovery["jwks_uri"].is_string()
+        );
+
+        sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// The gRPC clients generated from the contracts, over gRPC-Web (HTTP/1.1)
+/// through the gateway, and over plain gRPC through its port.
+#[tokio::test]
+async fn the_journey_runs_over_grpc_web() {
+    use tenantry_proto::tenantry::authz::v1 as authz;
+    use tenantry_proto::tenantry::identity::v1 as identity;
+    use tenantry_proto::tenantry::organization::v1 as org_pb;
+    use tenantry_proto::tenantry::rbac::v1 as rbac;
+
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+    let http = Client::builder(TokioExecutor::new()).build_http();
+    let web = tower::ServiceBuilder::new()
+        .layer(tonic_web::GrpcWebClientLayer::new())
+        .service(http);
+    let origin: http::Uri = sandbox.http_url().parse().unwrap();
+
+    let mut accounts = identity::identity_service_client::IdentityServiceClient::with_origin(
+        web.clone(),
+        origin.clone(),
+    );
+    let signed = accounts
+        .sign_up(identity::SignUpRequest {
+            email: "ada@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: "Ada".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("sign-up over gRPC-Web")
+        .into_inner();
+    let ada = signed.tokens.unwrap().access_token;
+    let ada_id = id(&signed.user.unwrap().name);
+    let org = signed.organization;
+
+    let mut projects = org_pb::project_service_client::ProjectServiceClient::with_origin(
+        web.clone(),
+        origin.clone(),
+    );
+    let mut project = None;
+    for _ in 0..400 {
+        match projects
+            .create_project(authed(
+                org_pb::CreateProjectRequest {
+                    parent: org.clone(),
+                    project: Some(org_pb::Project {
+                        display_name: "Rocket".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &ada,
+            ))
+            .await
+        {
+            Ok(created) => {
+                project = created.into_inner().project;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+    assert!(project.is_some(), "CreateProject over gRPC-Web");
+
+    let mut invitations = rbac::invitation_service_client::InvitationServiceClient::with_origin(
+        web.clone(),
+        origin.clone(),
+    );
+    invitations
+        .create_invitation(authed(
+            rbac::CreateInvitationRequest {
+                parent: org.clone(),
+                invitation: Some(rbac::Invitation {
+                    email: "bob@example.com".into(),
+                    roles: vec!["roles/member".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &ada,
+        ))
+        .await
+        .unwrap();
+    let token = sandbox.mail_token("bob@example.com", "invitation").unwrap();
+    let bob = accounts
+        .sign_up(identity::SignUpRequest {
+            email: "bob@example.com".into(),
+            password: PASSWORD.into(),
+            display_name: "Bob".into(),
+            invitation_token: token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bob_token = bob.tokens.unwrap().access_token;
+    let bob_id = id(&bob.user.unwrap().name);
+
+    // Plain gRPC through the gateway's port (HTTP/2 without TLS).
+    let channel = tonic::transport::Endpoint::from_shared(sandbox.http_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut members = rbac::membership_service_client::MembershipServiceClient::new(channel);
+    let set_roles = |roles: Vec<&str>| rbac::UpdateMembershipRequest {
+        membership: Some(rbac::Membership {
+            name: format!("{org}/memberships/{bob_id}"),
+            roles: roles.into_iter().map(str::to_string).collect(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["roles".into()],
+        }),
+        ..Default::default()
+    };
+    let mut checks = authz::authorization_service_client::AuthorizationServiceClient::with_origin(
+        web.clone(),
+        origin.clone(),
+    );
+    for (roles, expected) in [
+        (
+            vec!["roles/member", "roles/admin"],
+            authz::Permissionship::Allowed,
+        ),
+        (vec!["roles/member"], authz::Permissionship::Denied),
+    ] {
+        let written = members
+            .update_membership(authed(set_roles(roles), &ada))
+            .await
+            .unwrap()
+            .into_inner()
+            .written_at;
+        let answer = checks
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    consistency: Some(authz::Consistency {
+                        requirement: written.map(authz::consistency::Requirement::AtLeastAsFresh),
+                    }),
+                    resource: Some(authz::ObjectReference {
+                        object_type: "organization".into(),
+                        object_id: id(&org),
+                    }),
+                    permission: "project.create".into(),
+                    subject: Some(authz::SubjectReference {
+                        object: Some(authz::ObjectReference {
+                            object_type: "user".into(),
+                            object_id: bob_id.clone(),
+                        }),
+                        ..Default::default()
+                    }),
+                    with_tracing: false,
+                },
+                &bob_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.permissionship(), expected);
+    }
+    // Unauthenticated calls stop at the edge, with a gRPC status.
+    let refused = checks
+        .check_permission(authz::CheckPermissionRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let _ = ada_id;
+    sandbox.shutdown().await.unwrap();
+}
+
+async fn count_projects(rest: &Rest, org: &str, token: &str) -> usize {
+    rest.until_ok("GET", &format!("/v1/{org}/projects"), Some(token), None)
+        .await["projects"]
+        .as_array()
+        .map_or(0, |p| p.len())
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, |config| {
+        config.gateway.max_body_bytes = 64 * 1024;
+    })
+    .await;
+    let rest = Rest::new(&sandbox);
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+    let eve = sign_up(&rest, "eve@example.com", json!({})).await;
+    let org = ada.organization.clone();
+    let before = count_projects(&rest, &org, &ada.token).await;
+    let create = format!("/v1/{org}/projects");
+
+    // Malformed JSON, wrong types, unknown fields: 400 naming the field.
+    let bad = rest
+        .send(
+            rest.request("POST", &create, Some(&ada.token))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(b"{\"displayName\": ")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.violation().as_deref()),
+        (400, Some("body")),
+        "{}",
+        bad.text
+    );
+    let bad = rest
+        .call(
+            "POST",
+            &create,
+            Some(&ada.token),
+            Some(json!({"displayName": 5})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.violation().as_deref()),
+        (400, Some("project.displayName")),
+        "{}",
+        bad.text
+    );
+    let bad = rest
+        .call(
+            "POST",
+            &create,
+            Some(&ada.token),
+            Some(json!({"displayName": "x", "colour": "red"})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.violation().as_deref()),
+        (400, Some("project.colour")),
+        "{}",
+        bad.text
+    );
+    assert!(bad.text.contains("colour"));
+    let bad = rest
+        .call(
+            "GET",
+            &format!("{create}?pageSize=ten"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.violation().as_deref()),
+        (400, Some("pageSize")),
+        "{}",
+        bad.text
+    );
+    let bad = rest
+        .call(
+            "GET",
+            &format!("{create}?shoeSize=10"),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.violation().as_deref()),
+        (400, Some("shoeSize")),
+        "{}",
+        bad.text
+    );
+    let bad = rest
+        .send(
+            rest.request("POST", &create, Some(&ada.token))
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from_static(b"{}")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(bad.status, 415);
+
+    // Huge bodies: 413, whether the length is declared or not.
+    let huge = format!("{{\"displayName\": \"{}\"}}", "x".repeat(100 * 1024));
+    let bad = rest
+        .send(
+            rest.request("POST", &create, Some(&ada.token))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(huge.clone())))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.reason().as_deref()),
+        (413, Some("BODY_TOO_LARGE"))
+    );
+    let chunks = futures::stream::iter(
+        huge.into_bytes()
+            .chunks(4096)
+            .map(|c| {
+                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(Bytes::copy_from_slice(
+                    c,
+                )))
+            })
+            .collect::<Vec<_>>(),
+    );
+    let streaming = Client::builder(TokioExecutor::new())
+        .build_http::<http_body_util::StreamBody<_>>()
+        .request(
+            http::Request::post(format!("{}{create}", rest.base))
+                .header("authorization", format!("Bearer {}", ada.token))
+                .header("content-type", "application/json")
+                .body(http_body_util::StreamBody::new(chunks))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(streaming.status(), 413);
+
+    // Traversal and encoding tricks in path parameters.
+    for path in [
+        format!("/v1/{org}/projects/..").replace("/projects/..", "/projects/.."),
+        format!("/v1/{org}/projects/%2e%2e"),
+        format!("/v1/{org}/projects/a%2Fb"),
+        format!("/v1/{org}/projects/a%00b"),
+        "/v1/organizations/%ZZ/projects".to_string(),
+    ] {
+        let bad = rest.call("GET", &path, Some(&ada.token), None).await;
+        assert_eq!(bad.status, 400, "{path}: {}", bad.text);
+    }
+    let bad = rest
+        .call("GET", "/v1/nothing/here", Some(&ada.token), None)
+        .await;
+    assert_eq!(
+        (bad.status, bad.reason().as_deref()),
+        (404, Some("NO_ROUTE"))
+    );
+    let bad = rest
+        .call("PUT", "/v1/organizations", Some(&ada.token), None)
+        .await;
+    assert_eq!(bad.status, 405);
+    assert!(bad.header("allow").unwrap().contains("POST"));
+
+    // Missing, malformed and forged tokens: 401 at the edge.
+    let bad = rest
+        .call("POST", &create, None, Some(json!({"displayName": "x"})))
+        .await;
+    assert_eq!(bad.status, 401);
+    let bad = rest
+        .call(
+            "POST",
+            &create,
+            Some("not-a-jwt"),
+            Some(json!({"displayName": "x"})),
+        )
+        .await;
+    assert_eq!(bad.status, 401);
+    let forged = {
+        use tenantry_kit::auth::{Claims, PrincipalKind, SigningKey};
+        let now = chrono::Utc::now().timestamp();
+        SigningKey::generate().sign(&Claims {
+            iss: "tenantry".into(),
+            aud: "tenantry".into(),
+            sub: ada.id.clone(),
+            sid: None,
+            org: Some(id(&org)),
+            iat: now,
+            exp: now + 600,
+            nbf: None,
+            jti: "forged".into(),
+            amr: vec!["pwd".into()],
+            kind: PrincipalKind::User,
+            perms: None,
+            team: None,
+            mfa_pending: false,
+        })
+    };
+    let bad = rest
+        .call(
+            "POST",
+            &create,
+            Some(&forged),
+            Some(json!({"displayName": "x"})),
+        )
+        .await;
+    assert_eq!(bad.status, 401, "{}", bad.text);
+    let two = rest
+        .send(
+            rest.request("GET", &create, Some(&ada.token))
+                .header("x-api-key", "tnt_x")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(two.status, 401, "two credentials are refused");
+
+    // API keys: exchanged at the edge, cached, bound to their organization.
+    let key = rest
+        .until_ok(
+            "POST",
+            &format!("/v1/{org}/apiKeys"),
+            Some(&ada.token),
+            Some(json!({"displayName": "ci", "permissions": ["organization.read"]})),
+        )
+        .await["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..3 {
+        let listed = rest
+            .send(
+                rest.request("GET", &create, None)
+                    .header("x-api-key", &key)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(listed.status, 200, "{}", listed.text);
+    }
+    let listed = rest.call("GET", &create, Some(&key), None).await;
+    assert_eq!(listed.status, 200, "an API key as a bearer credential");
+    let other = rest
+        .call(
+            "GET",
+            &format!("/v1/{}/projects", eve.organization),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        other.status, 404,
+        "an API key for another organization: {}",
+        other.text
+    );
+    let wrote = rest
+        .call(
+            "POST",
+            &format!("/v1/{}/projects", eve.organization),
+            Some(&key),
+            Some(json!({"displayName": "x"})),
+        )
+        .await;
+    assert_eq!(wrote.status, 404, "{}", wrote.text);
+    let bad = rest
+        .call("GET", &create, Some("tnt_forged_key"), None)
+        .await;
+    assert_eq!(bad.status, 401);
+    let metrics = rest.call("GET", "/metrics", None, None).await.text;
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("tenantry_gateway_api_key_exchanges_total") && l.contains("cached")
+        ),
+        "the key was exchanged once and then served from the cache"
+    );
+
+    // Nothing was written by any of it.
+    assert_eq!(count_projects(&rest, &org, &ada.token).await, before);
+    let eves = rest
+        .until_ok(
+            "GET",
+            &format!("/v1/{}/projects", eve.organization),
+            Some(&eve.token),
+            None,
+        )
+        .await;
+    assert_eq!(eves["projects"].as_array().map_or(0, |p| p.len()), 0);
+    sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn rate_limits_follow_the_plan_answer_429_and_recover() {
+    // A FREE plan with a read limit of 30 a minute.
+    let catalog = tempfile::tempdir().unwrap();
+    let path = catalog.path().join("plans.toml");
+    std::fs::write(
+        &path,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+         [plans.free.limits.rate_limits_per_minute]\nread = 30\nwrite = 600\nauth = 600\nexpensive = 60\n",
+    )
+    .unwrap();
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
+        config.gateway.auth_per_address_per_minute = 6;
+        config.billing.catalog_file = Some(path);
+    })
+    .await;
+    let rest = Rest::new(&sandbox);
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+    let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+    // The plan reaches billing with the organization's event.
+    let limits = format!("/v1/{}/rateLimits", ada.organization);
+    let mut read = Value::Null;
+    for _ in 0..200 {
+        let reply = rest.call("GET", &limits, Some(&bob.token), None).await;
+        assert_eq!(
+            reply.status, 404,
+            "a stranger does not see another organization's limits"
+        );
+        let reply = rest.call("GET", &limits, Some(&ada.token), None).await;
+        if reply.status == 200 {
+            read = reply.body["rateLimitsPerMinute"]["read"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(read, "30");
+    // Let the reads spent above (at most 2 a 100 ms) come back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let mut denied = None;
+    for sent in 1..=40 {
+        let reply = rest.call("GET", "/v1/me", Some(&ada.token), None).await;
+        if reply.status == 429 {
+            denied = Some((sent, reply));
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.header("ratelimit-limit"), Some("30"));
+        let remaining: u64 = reply
+            .header("ratelimit-remaining")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(remaining < 30, "{remaining}");
+    }
+    let (sent, reply) = denied.expect("a read over the limit is refused");
+    assert!(sent <= 31, "refused after {sent} reads");
+    assert_eq!(reply.body["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(reply.reason().as_deref(), Some("RATE_LIMITED"));
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=2).contains(&retry),
+        "one read every two seconds: {retry}"
+    );
+    assert_eq!(reply.header("ratelimit-remaining"), Some("0"));
+    assert!(
+        reply.body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
+    );
+
+    // Bob's organization has its own budget.
+    assert_eq!(
+        rest.call("GET", "/v1/me", Some(&bob.token), None)
+            .await
+            .status,
+        200
+    );
+
+    // After Retry-After, Ada reads again.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(
+        rest.call("GET", "/v1/me", Some(&ada.token), None)
+            .await
+            .status,
+        200
+    );
+
+    // Sign-in is limited per client address too (two sign-ups so far).
+    let mut refused = false;
+    for _ in 0..10 {
+        let login = rest
+            .call(
+                "POST",
+                "/v1/auth/login",
+                None,
+                Some(json!({"email": "ada@example.com", "password": "wrong password"})),
+            )
+            .await;
+        if login.status == 429 {
+            assert!(login.header("retry-after").is_some());
+            refused = true;
+            break;
+        }
+        assert_eq!(login.status, 401, "{}", login.text);
+    }
+    assert!(refused, "a burst of sign-ins from one address is cut off");
+    sandbox.shutdown().await.unwrap();
+}
+
+/// Two gateways sharing Redis share one budget. Runs when
+/// TENANTRY_TEST_REDIS_URL is set (CI sets it).
+#[tokio::test]
+async fn replicas_share_limits_through_redis() {
+    let Ok(redis_url) = std::env::var("TENANTRY_TEST_REDIS_URL") else {
+        eprintln!("TENANTRY_TEST_REDIS_URL is not set; skipping the Redis test");
+        return;
+    };
+    let prefix = format!("test-{}:", uuid::Uuid::now_v7());
+    let configure = {
+        let redis_url = redis_url.clone();
+        let prefix = prefix.clone();
+        move |config: &mut tenantry::config::Config| {
+            config.gateway.redis_url = Some(redis_url);
+            config.gateway.redis_key_prefix = prefix;
+            config.gateway.auth_per_address_per_minute = 4;
+        }
+    };
+    let first = start(tenantry_testkit::Storage::Sqlite, configure.clone()).await;
+    let grpc = format!("http://{}", first.server.grpc_addr);
+    let second = Sandbox::builder()
+        .services(&[ServiceKind::Gateway])
+        .configure(move |config| {
+            configure(config);
+            config.peers.identity = Some(grpc.clone());
+            config.peers.organization = Some(grpc.clone());
+            config.peers.rbac = Some(grpc.clone());
+            config.peers.billing = Some(grpc.clone());
+            config.peers.audit = Some(grpc);
+        })
+        .start()
+        .await
+        .unwrap();
+    let (a, b) = (Rest::new(&first), Rest::new(&second));
+    let login = json!({"email": "nobody@example.com", "password": "wrong password"});
+    let mut statuses = Vec::new();
+    for rest in [&a, &b, &a, &b, &a] {
+        statuses.push(
+            rest.call("POST", "/v1/auth/login", None, Some(login.clone()))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 401, 429],
+        "one budget of four across both replicas"
+    );
+    second.shutdown().await.unwrap();
+    first.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, |config| {
+        config.gateway.cors_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let rest = Rest::new(&sandbox);
+    let spec = rest.ok("GET", "/openapi.json", None, None).await;
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(
+        paths["/v1/organizations/{organizationId}/projects"]["post"]["requestBody"].is_object()
+    );
+    assert_eq!(
+        paths["/v1/authz:check"]["post"]["x-grpc-method"],
+        "/tenantry.authz.v1.AuthorizationService/CheckPermission"
+    );
+    assert_eq!(
+        paths["/v1/authz:check"]["post"]["x-rate-limit-class"],
+        "read"
+    );
+    assert_eq!(
+        paths["/v1/organizations/{organizationId}/auditEvents:export"]["post"]["responses"]["200"]
+            ["content"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap(),
+        "application/x-ndjson"
+    );
+    // Every reference resolves.
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let text = spec.to_string();
+    for piece in text.split("\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(schemas.contains_key(name), "unresolved $ref {name}");
+    }
+    // As many operations as the gateway has routes.
+    let gateway_routes = tenantry_gateway::routes::Routes::from_pool(
+        &tenantry_gateway::routes::pool().unwrap(),
+        &Default::default(),
+        &Default::default(),
+    )
+    .unwrap()
+    .all()
+    .len();
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, gateway_routes);
+    let page = rest.call("GET", "/docs", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("/openapi.json"));
+
+    // CORS: an allowed origin's preflight is answered; another is not.
+    let preflight = |origin: &str| {
+        rest.request("OPTIONS", "/v1/me", None)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let allowed = rest.send(preflight("https://app.example.com")).await;
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let other = rest.send(preflight("https://evil.example.com")).await;
+    assert_eq!(other.header("access-control-allow-origin"), None);
+    // Request ids: generated when absent, echoed when sane.
+    let reply = rest.call("GET", "/v1/auth/jwks", None, None).await;
+    assert!(reply.header("x-request-id").is_some_and(|v| v.len() >= 32));
+    sandbox.shutdown().await.unwrap();
+}
