@@ -85,4 +85,9 @@ sys.exit("run.sh: the server was not ready within 120 s")
 EOF
 echo "run.sh: server ready"
 
+echo "run.sh: the journey against the gRPC port"
 "$py" tests/python/journey.py --addr "$grpc_addr" --data-dir "$data" --gen "$work/gen"
+# The same client through the gateway's HTTP port: plain gRPC (HTTP/2)
+# passes the edge (token checks, rate limits) to the same services.
+echo "run.sh: the journey through the gateway's port"
+"$py" tests/python/journey.py --addr "$http_addr" --data-dir "$data" --gen "$work/gen"

@@ -40,10 +40,17 @@ pub struct Decision {
     pub scope: &'static str,
 }
 
+/// The emission interval and burst tolerance of a limit per minute, in
+/// microseconds. Limits above a million a second are held at that rate.
+fn shape(limit: u64) -> (u64, i64, i64) {
+    let limit = limit.clamp(1, 60_000_000);
+    let period = 60_000_000 / limit as i64;
+    (limit, period, period * (limit as i64 - 1))
+}
+
 /// One bucket's state change: GCRA in microseconds.
 fn gcra(tat_us: Option<i64>, now_us: i64, limit: u64) -> (Option<i64>, i64) {
-    let period = 60_000_000 / limit.max(1) as i64;
-    let tolerance = period * (limit.max(1) as i64 - 1);
+    let (_, period, tolerance) = shape(limit);
     let tat = tat_us.unwrap_or(now_us).max(now_us);
     if tat - now_us > tolerance {
         // Denied: wait until the arrival time is within the tolerance.
@@ -54,11 +61,10 @@ fn gcra(tat_us: Option<i64>, now_us: i64, limit: u64) -> (Option<i64>, i64) {
 }
 
 fn decide(allowed_after: Option<i64>, delta_us: i64, limit: u64, scope: &'static str) -> Decision {
-    let period = (60_000_000 / limit.max(1)) as i64;
+    let (limit, period, tolerance) = shape(limit);
     match allowed_after {
         Some(_) => {
             // delta = new_tat - now: how far ahead the bucket now runs.
-            let tolerance = period * (limit as i64 - 1);
             let remaining = ((tolerance + period - delta_us) / period).max(0) as u64;
             Decision {
                 allowed: true,
@@ -73,7 +79,7 @@ fn decide(allowed_after: Option<i64>, delta_us: i64, limit: u64, scope: &'static
             allowed: false,
             limit,
             remaining: 0,
-            reset_secs: ceil_secs(delta_us + period * (limit as i64 - 1)),
+            reset_secs: ceil_secs(delta_us + tolerance),
             retry_after_secs: ceil_secs(delta_us).max(1),
             scope,
         },
@@ -144,8 +150,7 @@ impl RedisStore {
         limit: u64,
         scope: &'static str,
     ) -> redis::RedisResult<Decision> {
-        let period = 60_000_000 / limit.max(1) as i64;
-        let tolerance = period * (limit.max(1) as i64 - 1);
+        let (_, period, tolerance) = shape(limit);
         let mut connection = self.connection.clone();
         let (allowed, delta): (i64, i64) = self
             .script
@@ -404,5 +409,8 @@ mod tests {
         assert!(denied.retry_after_secs >= 1 && denied.retry_after_secs <= 12);
         // Other keys are other buckets.
         assert!(store.take("other", 5, "t").allowed);
+        // Absurd limits neither panic nor wrap.
+        assert!(store.take("huge", u64::MAX, "t").allowed);
+        assert!(store.take("zero", 0, "t").allowed);
     }
 }
