@@ -506,7 +506,6 @@ async fn the_journey_runs_over_grpc_web() {
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["roles".into()],
         }),
-        ..Default::default()
     };
     let mut checks = authz::authorization_service_client::AuthorizationServiceClient::with_origin(
         web.clone(),

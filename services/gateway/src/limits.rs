@@ -176,12 +176,15 @@ pub struct LimitSettings {
     pub key_prefix: String,
 }
 
+/// An organization's limits per class, shared between requests.
+type PlanLimits = Arc<BTreeMap<String, u64>>;
+
 /// The rate limiter.
 #[derive(Clone)]
 pub struct Limiter {
     memory: Arc<MemoryStore>,
     redis: Option<Arc<RedisStore>>,
-    plans: Arc<Mutex<HashMap<String, (Instant, Arc<BTreeMap<String, u64>>)>>>,
+    plans: Arc<Mutex<HashMap<String, (Instant, PlanLimits)>>>,
     billing: tonic::transport::Channel,
     settings: LimitSettings,
 }

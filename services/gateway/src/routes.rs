@@ -134,7 +134,7 @@ impl Routes {
                 let is_public = public.contains(&grpc_path);
                 let first_get = rules
                     .first()
-                    .and_then(|rule| pattern(rule))
+                    .and_then(pattern)
                     .map(|(m, _)| m == Method::GET);
                 let class = classify(&method, &grpc_path, is_public, first_get, expensive);
                 methods.insert(
@@ -189,7 +189,7 @@ impl Routes {
             }
         }
         // Most specific first, so `/v1/users/me` beats `/v1/{name=users/*}`.
-        routes.sort_by(|a, b| b.template.specificity().cmp(&a.template.specificity()));
+        routes.sort_by_key(|route| std::cmp::Reverse(route.template.specificity()));
         Ok(Routes { routes, methods })
     }
 

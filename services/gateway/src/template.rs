@@ -418,7 +418,7 @@ mod tests {
             assert_eq!(error.field, "name", "{path}");
         }
         // An empty id is a different shape.
-        assert!(matches!(bind(t, "/v1/organizations/"), Err(_)));
+        assert!(bind(t, "/v1/organizations/").is_err());
         // `%2F` in a literal's place is simply not that literal.
         assert_eq!(bind(t, "/v1/organizations%2Fx"), Ok(None));
     }
