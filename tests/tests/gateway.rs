@@ -7,150 +7,15 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tenantry::services::ServiceKind;
 use tenantry_testkit::{Sandbox, authed, storages};
+use tenantry_tests::rest::Rest;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A JSON-over-HTTP client for the gateway.
-struct Rest {
-    client: Client<HttpConnector, Full<Bytes>>,
-    base: String,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The field named by the first BadRequest violation.
-    fn violation(&self) -> Option<String> {
-        self.body["error"]["details"]
-            .as_array()?
-            .iter()
-            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.BadRequest")
-            .and_then(|d| d["fieldViolations"][0]["field"].as_str())
-            .map(str::to_string)
-    }
-
-    fn reason(&self) -> Option<String> {
-        self.body["error"]["details"]
-            .as_array()?
-            .iter()
-            .find(|d| d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
-            .and_then(|d| d["reason"].as_str())
-            .map(str::to_string)
-    }
-}
-
-impl Rest {
-    fn new(sandbox: &Sandbox) -> Rest {
-        Rest {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: sandbox.http_url(),
-        }
-    }
-
-    async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
-        let response = self
-            .client
-            .request(request)
-            .await
-            .expect("the gateway answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    fn request(&self, method: &str, path: &str, token: Option<&str>) -> http::request::Builder {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            builder = builder.header("authorization", format!("Bearer {token}"));
-        }
-        builder
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let builder = self.request(method, path, token);
-        let request = match body {
-            Some(body) => builder
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_string()))),
-            None => builder.body(Full::new(Bytes::new())),
-        };
-        self.send(request.unwrap()).await
-    }
-
-    async fn ok(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Value {
-        let reply = self.call(method, path, token, body).await;
-        assert_eq!(reply.status, 200, "{method} {path}: {}", reply.text);
-        reply.body
-    }
-
-    /// Calls until the answer is 200 (changes travel as events), pacing
-    /// itself by the rate limit's Retry-After.
-    async fn until_ok(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Value {
-        let mut last = None;
-        for _ in 0..200 {
-            let reply = self.call(method, path, token, body.clone()).await;
-            if reply.status == 200 {
-                return reply.body;
-            }
-            if reply.status == 429 {
-                let wait: u64 = reply
-                    .header("retry-after")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1);
-                tokio::time::sleep(Duration::from_secs(wait)).await;
-                continue;
-            }
-            last = Some(reply.text);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{method} {path} never answered 200: {last:?}");
-    }
-}
 
 fn id(name: &str) -> String {
     name.rsplit('/').next().unwrap().to_string()
@@ -206,7 +71,7 @@ fn check_body(user: &str, org: &str, permission: &str, fresh: &Value) -> Value {
 async fn the_journey_runs_over_rest() {
     for storage in storages() {
         let sandbox = start(storage, |_| {}).await;
-        let rest = Rest::new(&sandbox);
+        let rest = Rest::new(sandbox.http_url());
         let ada = sign_up(&rest, "ada@example.com", json!({})).await;
 
         // An organization and a project.
@@ -222,30 +87,25 @@ async fn the_journey_runs_over_rest() {
             .unwrap()
             .to_string();
         let org_id = id(&org);
-        // The request id the client picks reaches the audit log.
-        let request = rest
-            .request("POST", &format!("/v1/{org}/projects"), Some(&ada.token))
-            .header("content-type", "application/json")
-            .header("x-request-id", "journey-project-1")
-            .body(Full::new(Bytes::from(
-                json!({"displayName": "Rocket"}).to_string(),
-            )))
-            .unwrap();
-        let mut created = rest.send(request).await;
+        // The request id the client picks reaches the audit log; an
+        // X-Forwarded-For from a peer that is no trusted proxy does not.
+        let create_project = || {
+            rest.request("POST", &format!("/v1/{org}/projects"), Some(&ada.token))
+                .header("content-type", "application/json")
+                .header("x-request-id", "journey-project-1")
+                .header("x-forwarded-for", "203.0.113.66")
+                .body(Full::new(Bytes::from(
+                    json!({"displayName": "Rocket"}).to_string(),
+                )))
+                .unwrap()
+        };
+        let mut created = rest.send(create_project()).await;
         for _ in 0..400 {
             if created.status == 200 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
-            let request = rest
-                .request("POST", &format!("/v1/{org}/projects"), Some(&ada.token))
-                .header("content-type", "application/json")
-                .header("x-request-id", "journey-project-1")
-                .body(Full::new(Bytes::from(
-                    json!({"displayName": "Rocket"}).to_string(),
-                )))
-                .unwrap();
-            created = rest.send(request).await;
+            created = rest.send(create_project()).await;
         }
         assert_eq!(created.status, 200, "{}", created.text);
         assert_eq!(created.header("x-request-id"), Some("journey-project-1"));
@@ -343,6 +203,10 @@ async fn the_journey_runs_over_rest() {
             .expect("project.created is audited");
         assert_eq!(
             project_created["requestId"], "journey-project-1",
+            "{project_created}"
+        );
+        assert_eq!(
+            project_created["clientAddress"], "127.0.0.1",
             "{project_created}"
         );
         assert!(
@@ -574,7 +438,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
         config.gateway.max_body_bytes = 64 * 1024;
     })
     .await;
-    let rest = Rest::new(&sandbox);
+    let rest = Rest::new(sandbox.http_url());
     let ada = sign_up(&rest, "ada@example.com", json!({})).await;
     let eve = sign_up(&rest, "eve@example.com", json!({})).await;
     let org = ada.organization.clone();
@@ -866,7 +730,7 @@ async fn rate_limits_follow_the_plan_answer_429_and_recover() {
         config.billing.catalog_file = Some(path);
     })
     .await;
-    let rest = Rest::new(&sandbox);
+    let rest = Rest::new(sandbox.http_url());
     let ada = sign_up(&rest, "ada@example.com", json!({})).await;
     let bob = sign_up(&rest, "bob@example.com", json!({})).await;
     // The plan reaches billing with the organization's event.
@@ -995,7 +859,7 @@ async fn replicas_share_limits_through_redis() {
         .start()
         .await
         .unwrap();
-    let (a, b) = (Rest::new(&first), Rest::new(&second));
+    let (a, b) = (Rest::new(first.http_url()), Rest::new(second.http_url()));
     let login = json!({"email": "nobody@example.com", "password": "wrong password"});
     let mut statuses = Vec::new();
     for rest in [&a, &b, &a, &b, &a] {
@@ -1020,7 +884,7 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
         config.gateway.cors_origins = vec!["https://app.example.com".into()];
     })
     .await;
-    let rest = Rest::new(&sandbox);
+    let rest = Rest::new(sandbox.http_url());
     let spec = rest.ok("GET", "/openapi.json", None, None).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec["paths"].as_object().unwrap();

@@ -148,7 +148,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut overrides = common.overrides();
             overrides.grpc_addr = grpc_addr;
             overrides.http_addr = http_addr;
+            let password_on_command_line = overrides
+                .database_url
+                .as_deref()
+                .is_some_and(tenantry_kit::db::has_password);
             let config = Config::load(cli.config.as_deref(), &overrides)?;
+            config.check_production(&common.services(), password_on_command_line)?;
             // Listen before serving: a signal that arrives as soon as the
             // server says it is serving must stop it cleanly, not kill it.
             let signals = Signals::listen()?;

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::services::ServiceKind;
 use tenantry_kit::config::{DatabaseConfig, LogConfig, OutboxConfig};
 
 /// Every setting of a Tenantry process.
@@ -40,6 +42,10 @@ pub struct Config {
     /// 64 hex digits signing page tokens; replicas of one service must share
     /// it. Unset: generated once and kept in `data_dir`.
     pub page_token_key: Option<String>,
+    /// `development` (the default: generated secrets and SQLite are fine) or
+    /// `production`, where `serve` refuses settings that only work for one
+    /// process on one machine (see [`Config::check_production`]).
+    pub mode: Mode,
     /// Peers (CIDRs) whose `X-Forwarded-For` the gRPC services believe for
     /// a call's client address: where the gateway runs. Default: loopback
     /// (the gateway in the same process or pod).
@@ -80,6 +86,7 @@ impl Default for Config {
             auto_migrate: true,
             shutdown_grace_secs: 20,
             page_token_key: None,
+            mode: Mode::Development,
             trusted_proxies: vec!["127.0.0.0/8".into(), "::1".into()],
             auth: Default::default(),
             peers: PeersConfig::default(),
@@ -94,6 +101,17 @@ impl Default for Config {
             gateway: Default::default(),
         }
     }
+}
+
+/// How strict `serve` is about settings.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Anything that works on one machine.
+    #[default]
+    Development,
+    /// Refuse what breaks with several replicas or leaks secrets.
+    Production,
 }
 
 /// Addresses (`http://host:port`) of services this process does not run
@@ -130,6 +148,65 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// In production mode, the settings that would break a deployment of
+    /// several replicas or leak a secret, each refused with what to do
+    /// instead. `password_on_command_line` says whether `--database-url`
+    /// carried a password (which `ps` shows to every user of the machine).
+    pub fn check_production(
+        &self,
+        services: &[ServiceKind],
+        password_on_command_line: bool,
+    ) -> anyhow::Result<()> {
+        if self.mode != Mode::Production {
+            return Ok(());
+        }
+        let mut problems = Vec::new();
+        match &self.database_url {
+            None => problems.push(
+                "`database_url` is unset: SQLite in `data_dir` cannot be shared by several replicas; set DATABASE_URL=postgres://…".to_string(),
+            ),
+            Some(url) if url.starts_with("sqlite:") => problems.push(
+                "`database_url` is SQLite, which several replicas cannot share; use postgres://…".to_string(),
+            ),
+            Some(_) => {}
+        }
+        if password_on_command_line {
+            problems.push(
+                "`--database-url` carries a password, which the process list shows; pass DATABASE_URL in the environment (from a Secret)".to_string(),
+            );
+        }
+        if self.page_token_key.is_none() {
+            problems.push(
+                "`page_token_key` is unset: each replica would generate its own and refuse the others' page tokens; set TENANTRY_PAGE_TOKEN_KEY (64 hex digits, from a Secret)".to_string(),
+            );
+        }
+        if services.contains(&ServiceKind::Audit) && self.audit.checkpoint_key.is_none() {
+            problems.push(
+                "`audit.checkpoint_key` is unset: a generated key signs checkpoints nobody can verify later; set TENANTRY_AUDIT__CHECKPOINT_KEY (from a Secret)".to_string(),
+            );
+        }
+        if (services.contains(&ServiceKind::Identity) || services.contains(&ServiceKind::Gateway))
+            && self.identity.public_base_url
+                == tenantry_identity::Options::default().public_base_url
+        {
+            problems.push(
+                "`identity.public_base_url` is the development default; set it to the gateway's public URL (it goes into discovery documents and mails)".to_string(),
+            );
+        }
+        if self.nats_url.is_none() && services.len() < ServiceKind::ALL.len() {
+            problems.push(
+                "`nats_url` is unset while the services run in separate processes; set NATS_URL=nats://…".to_string(),
+            );
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "unsafe configuration for `mode = \"production\"`:\n  - {}",
+            problems.join("\n  - ")
+        )
+    }
+
     /// Loads and validates the configuration.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
         let config: Config = tenantry_kit::config::load(file, overrides)?;

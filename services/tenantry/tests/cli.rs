@@ -263,3 +263,43 @@ fn a_subset_of_services_is_chosen_on_the_command_line() {
         .env("TENANTRY_SERVICES", "organization"));
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn production_mode_refuses_single_machine_settings() {
+    // Everything a development start takes for granted, listed at once.
+    check_fails(
+        &["serve", "--services", "audit"],
+        &[("TENANTRY_MODE", "production")],
+        &[
+            "mode = \"production\"",
+            "SQLite in `data_dir` cannot be shared",
+            "TENANTRY_PAGE_TOKEN_KEY",
+            "TENANTRY_AUDIT__CHECKPOINT_KEY",
+            "NATS_URL",
+        ],
+    );
+    // A password on the command line is refused, and never echoed.
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(tenantry(dir.path())
+        .args([
+            "serve",
+            "--services",
+            "identity",
+            "--database-url",
+            "postgres://app:hunter2secret@127.0.0.1:1/tenantry",
+        ])
+        .env("TENANTRY_MODE", "production"));
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("pass DATABASE_URL in the environment"),
+        "{message}"
+    );
+    assert!(message.contains("identity.public_base_url"), "{message}");
+    assert!(!message.contains("hunter2secret"), "{message}");
+    check_fails(
+        &["serve"],
+        &[("TENANTRY_MODE", "staging")],
+        &["mode", "development", "production"],
+    );
+}

@@ -224,6 +224,11 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// Whether a URL carries a password.
+pub fn has_password(url: &str) -> bool {
+    redact_url(url) != url
+}
+
 /// A URL with its password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -419,10 +419,18 @@ impl ServerProcess {
         services: &str,
         envs: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
-        let free = || -> anyhow::Result<SocketAddr> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-        };
-        let (grpc_addr, http_addr) = (free()?, free()?);
+        Self::start_on(binary, services, free_addr()?, free_addr()?, envs).await
+    }
+
+    /// As [`start`](Self::start), on the given addresses: for a set of
+    /// processes that must know each other's addresses before they start.
+    pub async fn start_on(
+        binary: &str,
+        services: &str,
+        grpc_addr: SocketAddr,
+        http_addr: SocketAddr,
+        envs: &[(&str, String)],
+    ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
         let child = Command::new(binary)
             .args(["serve", "--services", services])
@@ -469,6 +477,12 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A free loopback address, asked of the kernel (port 0). Another process
+/// could take it before it is used; tests accept that small race.
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
 /// A `nats-server` process of the test's own, which the test may stop and
