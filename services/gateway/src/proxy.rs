@@ -53,8 +53,14 @@ async fn forward(
     request: http::Request<tonic::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     let path = request.uri().path().to_string();
+    // Only known methods name their route: a metric label must not take
+    // whatever path a client makes up.
     let mut info = AccessInfo {
-        route: path.clone(),
+        route: if gateway.inner.routes.method(&path).is_some() {
+            path.clone()
+        } else {
+            "unknown gRPC method".to_string()
+        },
         ..Default::default()
     };
     let mut response = match call(&gateway, request, &mut info).await {
