@@ -350,7 +350,7 @@ impl Relay {
     /// the first failure. Returns how many were published.
     pub async fn publish_pending(&self) -> anyhow::Result<usize> {
         let rows = sqlx::query(
-            "SELECT position, event_id, subject, payload FROM tenantry_outbox
+            "SELECT position, event_id, subject, payload, created_at_us FROM tenantry_outbox
              WHERE service = $1 AND published_at_us IS NULL
              ORDER BY position LIMIT $2",
         )
@@ -358,6 +358,14 @@ impl Relay {
         .bind(i64::from(self.config.batch_size))
         .fetch_all(self.db.pool())
         .await?;
+        // The outbox lag: how long the oldest unpublished event has waited
+        // (0 when none waits). A stopped bus shows as a growing age.
+        let oldest_us = match rows.first() {
+            Some(row) => (crate::db::now_micros() - row.try_get::<i64, _>(4)?).max(0),
+            None => 0,
+        };
+        metrics::gauge!("tenantry_outbox_oldest_pending_seconds", "service" => self.outbox.service)
+            .set(oldest_us as f64 / 1e6);
         let mut published = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in &rows {
