@@ -74,11 +74,24 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         String::from_utf8_lossy(&migrated.stderr)
     );
 
-    // One process per Deployment: `serve --services <name>`.
+    // One process per Deployment: `serve --services <name>`. The gateway's
+    // gets no database, bus or key secrets: the edge holds none.
+    let secrets = [
+        "DATABASE_URL",
+        "NATS_URL",
+        "TENANTRY_PAGE_TOKEN_KEY",
+        "TENANTRY_AUDIT__CHECKPOINT_KEY",
+    ];
+    let edge_env: Vec<(&str, String)> = env
+        .iter()
+        .filter(|(key, _)| !secrets.contains(key))
+        .cloned()
+        .collect();
     let mut processes = Vec::new();
     for (name, (grpc_addr, http_addr)) in SERVICES.iter().zip(&addrs) {
+        let env = if *name == "gateway" { &edge_env } else { &env };
         processes.push(
-            ServerProcess::start_on(BINARY, name, *grpc_addr, *http_addr, &env)
+            ServerProcess::start_on(BINARY, name, *grpc_addr, *http_addr, env)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e:#}")),
         );

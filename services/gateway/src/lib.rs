@@ -195,6 +195,7 @@ impl std::fmt::Debug for Gateway {
 }
 
 struct Inner {
+    jwks: Arc<JwksCache>,
     pool: prost_reflect::DescriptorPool,
     routes: Routes,
     upstreams: Upstreams,
@@ -214,7 +215,7 @@ impl Gateway {
         let expensive: HashSet<String> = options.expensive_methods.iter().cloned().collect();
         let routes = Routes::from_pool(&pool, &public, &expensive)?;
         let upstreams = Upstreams::new(&deps.peers)?;
-        let auth = EdgeAuth::new(deps.jwks, deps.expectations, upstreams.identity());
+        let auth = EdgeAuth::new(deps.jwks.clone(), deps.expectations, upstreams.identity());
         let limiter = Limiter::new(
             LimitSettings {
                 defaults: options.default_rate_limits_per_minute.clone(),
@@ -239,6 +240,7 @@ impl Gateway {
         );
         Ok(Gateway {
             inner: Arc::new(Inner {
+                jwks: deps.jwks,
                 pool,
                 routes,
                 upstreams,
@@ -261,6 +263,9 @@ impl Gateway {
 struct OpsState {
     telemetry: Telemetry,
     readiness: Readiness,
+    /// The gateway's copy of identity's keys: an edge without them would
+    /// refuse every token, so it is not ready until it has them.
+    keys: Option<Arc<JwksCache>>,
 }
 
 /// The HTTP routes of a process: the operational endpoints, plus the API
@@ -273,6 +278,7 @@ pub fn router(telemetry: Telemetry, readiness: Readiness, gateway: Option<Gatewa
         .with_state(OpsState {
             telemetry,
             readiness,
+            keys: gateway.as_ref().map(|g| g.inner.jwks.clone()),
         });
     let Some(gateway) = gateway else {
         return ops;
@@ -382,9 +388,14 @@ async fn metrics(State(state): State<OpsState>) -> String {
 }
 
 async fn ready(State(state): State<OpsState>) -> (StatusCode, &'static str) {
-    if state.readiness.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
+    if !state.readiness.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    } else if state.keys.is_some_and(|keys| keys.current().is_empty()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for identity's signing keys",
+        )
+    } else {
+        (StatusCode::OK, "ready")
     }
 }

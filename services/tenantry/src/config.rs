@@ -161,7 +161,10 @@ impl Config {
             return Ok(());
         }
         let mut problems = Vec::new();
+        // A gateway alone opens no database and no bus.
+        let edge_only = services == [ServiceKind::Gateway];
         match &self.database_url {
+            _ if edge_only => {}
             None => problems.push(
                 "`database_url` is unset: SQLite in `data_dir` cannot be shared by several replicas; set DATABASE_URL=postgres://…".to_string(),
             ),
@@ -175,7 +178,7 @@ impl Config {
                 "`--database-url` carries a password, which the process list shows; pass DATABASE_URL in the environment (from a Secret)".to_string(),
             );
         }
-        if self.page_token_key.is_none() {
+        if self.page_token_key.is_none() && !edge_only {
             problems.push(
                 "`page_token_key` is unset: each replica would generate its own and refuse the others' page tokens; set TENANTRY_PAGE_TOKEN_KEY (64 hex digits, from a Secret)".to_string(),
             );
@@ -193,7 +196,7 @@ impl Config {
                 "`identity.public_base_url` is the development default; set it to the gateway's public URL (it goes into discovery documents and mails)".to_string(),
             );
         }
-        if self.nats_url.is_none() && services.len() < ServiceKind::ALL.len() {
+        if self.nats_url.is_none() && services.len() < ServiceKind::ALL.len() && !edge_only {
             problems.push(
                 "`nats_url` is unset while the services run in separate processes; set NATS_URL=nats://…".to_string(),
             );

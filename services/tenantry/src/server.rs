@@ -122,12 +122,18 @@ async fn migrate_database(
 /// Starts the selected services and returns once they accept calls.
 pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<RunningServer> {
     let telemetry = telemetry::init(&config.log)?;
-    let db = connect_database(&config).await?;
-    if config.auto_migrate {
-        migrate_database(&db, &config, services).await?;
-    }
-    let bus = bus::connect(config.nats_url.as_deref(), &config.nats_namespace, &db).await?;
-    let page_tokens = PageTokens::new(page_token_key(&config)?);
+    // The gateway keeps nothing: a process running only the gateway opens
+    // no database and no bus, so the edge holds none of their credentials.
+    let storage = if services.iter().any(|s| *s != ServiceKind::Gateway) {
+        let db = connect_database(&config).await?;
+        if config.auto_migrate {
+            migrate_database(&db, &config, services).await?;
+        }
+        let bus = bus::connect(config.nats_url.as_deref(), &config.nats_namespace, &db).await?;
+        Some((db, bus))
+    } else {
+        None
+    };
 
     // Bind both ports before building anything that runs in the background,
     // so a port in use fails the start cleanly.
@@ -140,17 +146,24 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     let peers = resolve_peers(&config, services, grpc_addr);
-    let ctx = ServiceContext {
-        data_dir: config.data_dir.clone(),
-        auth: config.auth.clone(),
-        peers: peers.clone(),
-        db: db.clone(),
-        bus: bus.clone(),
-        outbox: config.outbox.clone(),
-        page_tokens,
-        shutdown: background.clone(),
-        stopping: stop.clone(),
-        tasks: tasks.clone(),
+    let ctx = match &storage {
+        Some((db, bus)) => Some(ServiceContext {
+            data_dir: config.data_dir.clone(),
+            auth: config.auth.clone(),
+            peers: peers.clone(),
+            db: db.clone(),
+            bus: bus.clone(),
+            outbox: config.outbox.clone(),
+            page_tokens: PageTokens::new(page_token_key(&config)?),
+            shutdown: background.clone(),
+            stopping: stop.clone(),
+            tasks: tasks.clone(),
+        }),
+        None => None,
+    };
+    let service_ctx = || {
+        ctx.as_ref()
+            .context("storage is open for every service but the gateway")
     };
 
     let mut routes = GrpcRoutes::default();
@@ -158,20 +171,22 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     for kind in services {
         match kind {
             ServiceKind::Identity => {
-                let identity = tenantry_identity::build(&ctx, &config.identity).await?;
+                let identity = tenantry_identity::build(service_ctx()?, &config.identity).await?;
                 identity.register(&mut routes);
                 jwks_source = Some(identity.jwks_source());
             }
-            ServiceKind::Organization => tenantry_organization::build(&ctx, &config.organization)
+            ServiceKind::Organization => {
+                tenantry_organization::build(service_ctx()?, &config.organization)
+                    .await?
+                    .register(&mut routes)
+            }
+            ServiceKind::Rbac => tenantry_rbac::build(service_ctx()?, &config.rbac)
                 .await?
                 .register(&mut routes),
-            ServiceKind::Rbac => tenantry_rbac::build(&ctx, &config.rbac)
+            ServiceKind::Billing => tenantry_billing::build(service_ctx()?, &config.billing)
                 .await?
                 .register(&mut routes),
-            ServiceKind::Billing => tenantry_billing::build(&ctx, &config.billing)
-                .await?
-                .register(&mut routes),
-            ServiceKind::Audit => tenantry_audit::build(&ctx, &config.audit)
+            ServiceKind::Audit => tenantry_audit::build(service_ctx()?, &config.audit)
                 .await?
                 .register(&mut routes),
             // The gateway has no gRPC side; its HTTP routes are mounted below.
@@ -187,8 +202,11 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         None => Arc::new(GrpcJwksSource::connect_lazy(&peers.identity)?),
     };
     let jwks = Arc::new(JwksCache::new(jwks_source, config.auth.jwks_options()));
-    ctx.tasks
-        .spawn(jwks.clone().run_refresher(background.clone()));
+    if services.contains(&ServiceKind::Identity) {
+        // In-process keys cost nothing to read: have them before serving.
+        jwks.refresh().await?;
+    }
+    tasks.spawn(jwks.clone().run_refresher(background.clone()));
     let auth_layer = AuthLayer::new(jwks.clone(), config.auth.expectations())
         .with_public_methods(public_methods())
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
@@ -250,8 +268,8 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         services = %enabled.join(","),
         %grpc_addr,
         %http_addr,
-        database = ?db.backend(),
-        bus = bus.kind(),
+        database = ?storage.as_ref().map(|(db, _)| db.backend()),
+        bus = storage.as_ref().map_or("none", |(_, bus)| bus.kind()),
         "tenantry is serving"
     );
     readiness.set(true);
@@ -300,7 +318,9 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
                 "background tasks did not stop in time; unpublished events stay in the outbox"
             );
         }
-        db.close().await;
+        if let Some((db, _)) = storage {
+            db.close().await;
+        }
         telemetry.shutdown();
         tracing::info!("tenantry stopped");
         Ok(())
