@@ -165,7 +165,13 @@ def summary(objects: dict) -> str:
         if kind == "Deployment":
             container = obj["spec"]["template"]["spec"]["containers"][0]
             env = ",".join(e["name"] for e in container.get("env", []))
-            lines.append(f"  {kind}/{name}: args={container.get('args')} env=[{env}]")
+            env_from = ",".join(
+                f"{ref_kind}:{ref['name']}"
+                for source in container.get("envFrom", [])
+                for ref_kind, ref in source.items()
+                if ref_kind in ("configMapRef", "secretRef")
+            )
+            lines.append(f"  {kind}/{name}: args={container.get('args')} envFrom=[{env_from}] env=[{env}]")
         else:
             lines.append(f"  {kind}/{name}")
     return "\n".join(lines)

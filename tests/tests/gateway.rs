@@ -214,6 +214,30 @@ async fn the_journey_runs_over_rest() {
                 .iter()
                 .any(|e| e["action"] == "organization.member.invitation_accepted")
         );
+        // Membership changes are found by the member (a nested filter in
+        // the query string).
+        let about_bob = rest
+            .ok(
+                "GET",
+                &format!(
+                    "/v1/{org}/auditEvents?filter.targetType=user&filter.targetId={}",
+                    bob.id
+                ),
+                Some(&ada.token),
+                None,
+            )
+            .await;
+        let actions: Vec<&str> = about_bob["auditEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert!(
+            actions.contains(&"organization.member.added")
+                && actions.contains(&"organization.member.updated"),
+            "{actions:?}"
+        );
         // 64-bit integers travel as strings in proto3 JSON.
         assert!(project_created["sequence"].is_string(), "{project_created}");
 

@@ -343,7 +343,7 @@ impl Core {
         organization_id: &str,
         payload: &M,
     ) -> NewEvent {
-        NewEvent::new(
+        let mut event = NewEvent::new(
             event_type,
             aggregate.0,
             aggregate.1,
@@ -351,12 +351,29 @@ impl Core {
             payload,
         )
         .in_organization(organization_id, self.root_of(organization_id))
-        .with_request(caller.request.clone())
+        .with_request(caller.request.clone());
+        // What audit searches by: the changed object, and for a membership
+        // (`<organization>/<user>`) the member too.
+        event.targets = vec![target(aggregate.0, aggregate.1)];
+        if aggregate.0 == "membership"
+            && let Some((_, user)) = aggregate.1.split_once('/')
+        {
+            event.targets.push(target("user", user));
+        }
+        event
     }
 
     /// Whether an organization exists (as the tree mirror knows it).
     pub(crate) fn organization_known(&self, id: &str) -> bool {
         self.index.read().node(ORGANIZATION, id).is_some()
+    }
+}
+
+fn target(kind: &str, id: &str) -> events::Target {
+    events::Target {
+        r#type: kind.to_string(),
+        id: id.to_string(),
+        name: String::new(),
     }
 }
 
