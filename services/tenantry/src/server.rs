@@ -257,6 +257,11 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
             }),
             stop.clone().cancelled_owned(),
         );
+    // As on the gRPC port: the gateway's answers (gRPC passthrough above
+    // all) are several small writes.
+    let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http_server = axum::serve(
         http_listener,
         http_router.into_make_service_with_connect_info::<SocketAddr>(),
