@@ -125,6 +125,10 @@ async fn the_journey_runs_over_rest() {
             )
             .await;
         assert_eq!(invitation["invitation"]["state"], "STATE_PENDING");
+        assert_eq!(
+            invitation["invitation"]["inviterDisplayName"],
+            "ada@example.com"
+        );
         let token = sandbox
             .mail_token("bob@example.com", "invitation")
             .expect("the invitation was mailed");

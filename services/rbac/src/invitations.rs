@@ -50,6 +50,8 @@ pub struct InvitationRow {
     pub state: String,
     pub token_hash: String,
     pub inviter_id: String,
+    /// The inviter's display name when the invitation was made.
+    pub inviter_name: String,
     pub expires_at_us: i64,
     pub lifetime_us: i64,
     pub send_count: i64,
@@ -63,7 +65,7 @@ pub struct InvitationRow {
 
 const COLUMNS: &str = "id, organization_id, organization_name, email, roles, teams, state, token_hash, \
     inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, closed_at_us, \
-    created_at_us, updated_at_us, version";
+    created_at_us, updated_at_us, version, inviter_name";
 
 fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
     let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
@@ -87,6 +89,7 @@ fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
         created_at_us: row.try_get(15)?,
         updated_at_us: row.try_get(16)?,
         version: row.try_get(17)?,
+        inviter_name: row.try_get(18)?,
     })
 }
 
@@ -123,7 +126,7 @@ impl InvitationRow {
                 .collect(),
             state: self.effective_state(now_us) as i32,
             inviter: format!("users/{}", self.inviter_id),
-            inviter_display_name: String::new(),
+            inviter_display_name: self.inviter_name.clone(),
             expire_time: Some(timestamp(self.expires_at_us)),
             send_count: self.send_count as i32,
             last_send_time: Some(timestamp(self.last_sent_at_us)),
@@ -144,8 +147,8 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO rbac_invitations (id, organization_id, organization_name, email, roles, teams, state,
             token_hash, inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us,
-            created_at_us, updated_at_us, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            created_at_us, updated_at_us, version, inviter_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&i.id)
     .bind(&i.organization_id)
@@ -163,6 +166,7 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     .bind(i.created_at_us)
     .bind(i.updated_at_us)
     .bind(i.version)
+    .bind(&i.inviter_name)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -352,6 +356,7 @@ impl Core {
             .with_metadata("domain", domain));
         }
         self.peers.ensure_seat(caller, &organization_id).await?;
+        let inviter_name = self.peers.display_name(caller).await?;
         let now = now_micros();
         let token = new_token();
         let row = InvitationRow {
@@ -364,6 +369,7 @@ impl Core {
             state: "pending".into(),
             token_hash: hash_token(&token),
             inviter_id: inviter.clone(),
+            inviter_name,
             expires_at_us: now + lifetime_secs * 1_000_000,
             lifetime_us: lifetime_secs * 1_000_000,
             send_count: 1,
@@ -855,7 +861,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
                 organization: format!("organizations/{}", invitation.organization_id),
                 organization_display_name: invitation.organization_name.clone(),
                 email: invitation.email.clone(),
-                inviter_display_name: String::new(),
+                inviter_display_name: invitation.inviter_name.clone(),
                 expire_time: Some(timestamp(invitation.expires_at_us)),
             }),
         }))

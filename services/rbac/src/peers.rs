@@ -85,9 +85,23 @@ impl Peers {
 
     /// The calling user's email, if it is verified.
     pub async fn verified_email(&self, caller: &Caller) -> Result<Option<String>> {
+        let user = self.me(caller).await?;
+        Ok(user.email_verified.then_some(user.email.to_lowercase()))
+    }
+
+    /// The caller's display name: a user's own, empty for API keys and
+    /// service accounts (which have none in identity's user directory).
+    pub async fn display_name(&self, caller: &Caller) -> Result<String> {
+        if caller.principal.kind != tenantry_kit::auth::PrincipalKind::User {
+            return Ok(String::new());
+        }
+        Ok(self.me(caller).await?.display_name)
+    }
+
+    async fn me(&self, caller: &Caller) -> Result<identity_pb::User> {
         let mut client =
             identity_pb::identity_service_client::IdentityServiceClient::new(self.identity.clone());
-        let user = client
+        Ok(client
             .get_user(request(
                 caller,
                 identity_pb::GetUserRequest {
@@ -98,8 +112,7 @@ impl Peers {
             .map_err(|status| unavailable("the identity service", status))?
             .into_inner()
             .user
-            .unwrap_or_default();
-        Ok(user.email_verified.then_some(user.email.to_lowercase()))
+            .unwrap_or_default())
     }
 
     /// Succeeds when the organization has a seat left for one more person.

@@ -126,9 +126,21 @@ CREATE TABLE rbac_requests (
 ";
 
 /// The migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "revision counter and change log, tree mirror, users, memberships, roles, team members, project grants, invitations",
-    sqlite: V1,
-    postgres: V1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "revision counter and change log, tree mirror, users, memberships, roles, team members, project grants, invitations",
+        sqlite: V1,
+        postgres: V1,
+    },
+    Migration {
+        version: 2,
+        description: "the inviter's display name on invitations",
+        sqlite: V2,
+        postgres: V2,
+    },
+];
+
+/// The inviter's name, copied from identity when the invitation is made
+/// (as the organization's name is), for the invitee's preview.
+const V2: &str = "ALTER TABLE rbac_invitations ADD COLUMN inviter_name TEXT NOT NULL DEFAULT '';";
