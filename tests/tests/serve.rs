@@ -195,6 +195,11 @@ async fn operational_endpoints_answer_and_count_calls() {
             && metrics.contains("/grpc.health.v1.Health/Check"),
         "{metrics}"
     );
+    // The database pool's state, sampled at start and every 10 s.
+    assert!(
+        metrics.contains("tenantry_db_pool_connections{state=\"max\"}"),
+        "{metrics}"
+    );
     sandbox.shutdown().await.unwrap();
 }
 

@@ -161,6 +161,12 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         }),
         None => None,
     };
+    if let Some((db, _)) = &storage {
+        tasks.spawn(
+            db.clone()
+                .report_pool(Duration::from_secs(10), background.clone()),
+        );
+    }
     let service_ctx = || {
         ctx.as_ref()
             .context("storage is open for every service but the gateway")

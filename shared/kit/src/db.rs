@@ -101,6 +101,30 @@ impl Database {
         &self.pool
     }
 
+    /// Publishes the pool's state every `every` until `stop`:
+    /// `tenantry_db_pool_connections{state="idle"|"in_use"|"max"}`. A pool
+    /// with no idle connection and `in_use` at `max` makes calls wait
+    /// (`database.acquire_timeout_secs`, then UNAVAILABLE).
+    pub async fn report_pool(
+        self,
+        every: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let max = self.pool.options().get_max_connections();
+        loop {
+            let size = self.pool.size();
+            let idle = self.pool.num_idle() as u32;
+            metrics::gauge!("tenantry_db_pool_connections", "state" => "idle").set(f64::from(idle));
+            metrics::gauge!("tenantry_db_pool_connections", "state" => "in_use")
+                .set(f64::from(size.saturating_sub(idle)));
+            metrics::gauge!("tenantry_db_pool_connections", "state" => "max").set(f64::from(max));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
