@@ -525,6 +525,13 @@ where
                 }
             }
         }
+        // The bus lag as this consumer sees it: from the change to its effect.
+        if let Some(at) = &event.occurred_at {
+            let occurred_us = at.seconds * 1_000_000 + i64::from(at.nanos) / 1_000;
+            let lag_us = (crate::db::now_micros() - occurred_us).max(0);
+            metrics::gauge!("tenantry_consumer_lag_seconds", "consumer" => name.to_string())
+                .set(lag_us as f64 / 1e6);
+        }
         if let Err(error) = delivery.ack().await {
             // The event will come again; the handler's claim makes that harmless.
             tracing::warn!(consumer = name, event_id = %event.id, error = format!("{error:#}"), "acknowledging failed");
