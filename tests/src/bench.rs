@@ -155,3 +155,20 @@ pub fn rate(per_second: f64) -> String {
         format!("{per_second:.1}")
     }
 }
+
+/// The measurement and warm-up of a benchmark: `--duration-secs` or 5 s
+/// (0.25 s with `--smoke`), after a warm-up of a quarter of it (at most
+/// 2 s; 50 ms with `--smoke`).
+pub fn timing(smoke: bool, duration_secs: Option<f64>) -> anyhow::Result<(Duration, Duration)> {
+    let secs = duration_secs.unwrap_or(if smoke { 0.25 } else { 5.0 });
+    if !(secs.is_finite() && secs > 0.0) {
+        anyhow::bail!("--duration-secs must be a positive number of seconds, got {secs}");
+    }
+    let measure = Duration::from_secs_f64(secs);
+    let warmup = if smoke {
+        Duration::from_millis(50)
+    } else {
+        (measure / 4).min(Duration::from_secs(2))
+    };
+    Ok((measure, warmup))
+}

@@ -453,6 +453,16 @@ async fn the_journey_runs_over_grpc_web() {
     sandbox.shutdown().await.unwrap();
 }
 
+/// A 400 whose BadRequest names `field`.
+fn assert_refused(reply: &tenantry_tests::rest::Reply, field: &str) {
+    assert_eq!(
+        (reply.status, reply.violation().as_deref()),
+        (400, Some(field)),
+        "{}",
+        reply.text
+    );
+}
+
 async fn count_projects(rest: &Rest, org: &str, token: &str) -> usize {
     rest.until_ok("GET", &format!("/v1/{org}/projects"), Some(token), None)
         .await["projects"]
@@ -482,12 +492,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
                 .unwrap(),
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.violation().as_deref()),
-        (400, Some("body")),
-        "{}",
-        bad.text
-    );
+    assert_refused(&bad, "body");
     let bad = rest
         .call(
             "POST",
@@ -496,12 +501,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
             Some(json!({"displayName": 5})),
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.violation().as_deref()),
-        (400, Some("project.displayName")),
-        "{}",
-        bad.text
-    );
+    assert_refused(&bad, "project.displayName");
     let bad = rest
         .call(
             "POST",
@@ -510,12 +510,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
             Some(json!({"displayName": "x", "colour": "red"})),
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.violation().as_deref()),
-        (400, Some("project.colour")),
-        "{}",
-        bad.text
-    );
+    assert_refused(&bad, "project.colour");
     assert!(bad.text.contains("colour"));
     let bad = rest
         .call(
@@ -525,12 +520,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
             None,
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.violation().as_deref()),
-        (400, Some("pageSize")),
-        "{}",
-        bad.text
-    );
+    assert_refused(&bad, "pageSize");
     let bad = rest
         .call(
             "GET",
@@ -539,12 +529,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
             None,
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.violation().as_deref()),
-        (400, Some("shoeSize")),
-        "{}",
-        bad.text
-    );
+    assert_refused(&bad, "shoeSize");
     let bad = rest
         .send(
             rest.request("POST", &create, Some(&ada.token))

@@ -126,6 +126,6 @@ pub fn forward_headers(incoming: &HeaderMap, caller: &EdgeCaller, client: IpAddr
     if let Ok(value) = HeaderValue::from_str(&client.to_string()) {
         headers.insert("x-forwarded-for", value);
     }
-    crate::edge::inject_trace_context(&mut headers);
+    tenantry_kit::telemetry::inject_headers(&mut headers);
     headers
 }

@@ -149,8 +149,10 @@ impl EdgeAuth {
             .await
             .map_err(|_| unauthenticated("invalid API key"))?;
         let authorization = bearer(&token).ok_or_else(|| unauthenticated("invalid API key"))?;
-        let lifetime =
-            Duration::from_secs(u64::try_from(claims.exp - chrono_now()).unwrap_or_default());
+        let lifetime = Duration::from_secs(
+            u64::try_from(claims.exp - tenantry_kit::db::now_micros() / 1_000_000)
+                .unwrap_or_default(),
+        );
         let entry = Exchanged {
             authorization: authorization.clone(),
             claims: claims.clone(),
@@ -178,13 +180,6 @@ impl EdgeAuth {
             api_key: true,
         })
     }
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 fn bearer(token: &str) -> Option<HeaderValue> {

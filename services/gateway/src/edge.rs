@@ -4,7 +4,7 @@
 //! on the caller's W3C trace context, metrics, and one access-log line
 //! without credentials or query strings.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -15,15 +15,11 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::Gateway;
-use tenantry_kit::net::client_address;
+use tenantry_kit::net::{ClientAddress, client_address};
 
 /// The request id of a request, as the edge settled it.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
-
-/// The client's address, as the edge settled it.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddress(pub IpAddr);
 
 /// What the handler learned, for the access log (set on the response).
 #[derive(Debug, Clone, Default)]
@@ -71,9 +67,7 @@ pub async fn middleware(
     let method = request.method().clone();
     // The path only: query strings may carry tokens (verification links).
     let path = request.uri().path().to_string();
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
-    });
+    let parent = tenantry_kit::telemetry::parent_context(request.headers());
     let span = tracing::info_span!(
         "http",
         http.method = %method,
@@ -129,37 +123,6 @@ pub async fn middleware(
         "request"
     );
     response
-}
-
-struct HeaderExtractor<'a>(&'a http::HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-/// Writes the current span's trace context into outgoing headers.
-pub fn inject_trace_context(headers: &mut http::HeaderMap) {
-    struct Injector<'a>(&'a mut http::HeaderMap);
-    impl opentelemetry::propagation::Injector for Injector<'_> {
-        fn set(&mut self, key: &str, value: String) {
-            if let (Ok(name), Ok(value)) = (
-                http::HeaderName::from_bytes(key.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                self.0.insert(name, value);
-            }
-        }
-    }
-    let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut Injector(headers));
-    });
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
     if encoded.is_empty() {
         return Vec::new();
     }
-    let Ok(status) = tonic_types_status(encoded) else {
+    let Ok(status) = tenantry_proto::google::rpc::Status::decode(encoded) else {
         return Vec::new();
     };
     status
@@ -112,13 +112,6 @@ fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|| serde_json::json!({ "@type": any.type_url }))
         })
         .collect()
-}
-
-/// `google.rpc.Status` as prost decodes it.
-fn tonic_types_status(
-    encoded: &[u8],
-) -> Result<tenantry_proto::google::rpc::Status, prost::DecodeError> {
-    tenantry_proto::google::rpc::Status::decode(encoded)
 }
 
 /// The HTTP status of a gRPC code (google.rpc.Code's mapping).

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tenantry_kit::auth::Claims;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
@@ -90,13 +90,6 @@ fn ceil_secs(us: i64) -> u64 {
     (us.max(0) as u64).div_ceil(1_000_000)
 }
 
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
 /// The buckets in this process.
 #[derive(Debug, Default)]
 struct MemoryStore {
@@ -105,7 +98,7 @@ struct MemoryStore {
 
 impl MemoryStore {
     fn take(&self, key: &str, limit: u64, scope: &'static str) -> Decision {
-        let now = now_us();
+        let now = tenantry_kit::db::now_micros();
         let mut buckets = self
             .buckets
             .lock()
@@ -184,6 +177,7 @@ type PlanLimits = Arc<BTreeMap<String, u64>>;
 pub struct Limiter {
     memory: Arc<MemoryStore>,
     redis: Option<Arc<RedisStore>>,
+    /// Each organization's limits and when to ask billing again.
     plans: Arc<Mutex<HashMap<String, (Instant, PlanLimits)>>>,
     billing: tonic::transport::Channel,
     settings: LimitSettings,
@@ -306,12 +300,12 @@ impl Limiter {
         org: &str,
         authorization: Option<&http::HeaderValue>,
     ) -> Arc<BTreeMap<String, u64>> {
-        if let Some((at, limits)) = self
+        if let Some((until, limits)) = self
             .plans
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(org)
-            && at.elapsed() < self.settings.plan_ttl
+            && Instant::now() < *until
         {
             return limits.clone();
         }
@@ -347,7 +341,7 @@ impl Limiter {
             }
         };
         let limits = Arc::new(limits);
-        let stamp = Instant::now() - self.settings.plan_ttl.saturating_sub(ttl);
+        let until = Instant::now().checked_add(ttl).unwrap_or_else(Instant::now);
         let mut plans = self
             .plans
             .lock()
@@ -355,7 +349,7 @@ impl Limiter {
         if plans.len() > 100_000 {
             plans.clear();
         }
-        plans.insert(org.to_string(), (stamp, limits.clone()));
+        plans.insert(org.to_string(), (until, limits.clone()));
         limits
     }
 }

@@ -6,7 +6,6 @@
 //! credential in place of the client's.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
@@ -16,7 +15,8 @@ use tower::{Layer as _, Service, ServiceExt as _};
 
 use crate::Gateway;
 use crate::admit::{admit, forward_headers, rate_headers};
-use crate::edge::{AccessInfo, ClientAddress};
+use crate::edge::AccessInfo;
+use tenantry_kit::net::ClientAddress;
 
 /// Serves one gRPC or gRPC-Web call.
 pub async fn handle(gateway: Gateway, request: Request) -> Response {
@@ -85,11 +85,7 @@ async fn call(
             "unknown method {path}"
         )));
     };
-    let client = request
-        .extensions()
-        .get::<ClientAddress>()
-        .map(|c| c.0)
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let client = ClientAddress::of(request.extensions());
     let admitted = admit(
         gateway,
         request.headers(),

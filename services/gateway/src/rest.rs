@@ -14,10 +14,11 @@ use prost_reflect::DynamicMessage;
 
 use crate::Gateway;
 use crate::admit::{Admitted, admit, forward_headers, rate_headers};
-use crate::edge::{AccessInfo, ClientAddress};
+use crate::edge::AccessInfo;
 use crate::errors::{ApiError, too_large};
 use crate::routes::{BodyRule, Lookup, Route};
 use crate::upstream::DynamicCodec;
+use tenantry_kit::net::ClientAddress;
 
 /// Serves one REST request.
 pub async fn handle(gateway: Gateway, request: Request) -> Response {
@@ -78,11 +79,7 @@ async fn serve(
         }
     };
     info.route = format!("{} {}", route.http_method, route.template);
-    let client = parts
-        .extensions
-        .get::<ClientAddress>()
-        .map(|c| c.0)
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    let client = ClientAddress::of(&parts.extensions);
     let Admitted { caller, decision } = admit(
         gateway,
         &parts.headers,

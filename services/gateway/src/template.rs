@@ -305,8 +305,8 @@ fn split_top_level(body: &str) -> Vec<&str> {
     parts
 }
 
-/// Percent-decodes one segment to UTF-8; `None` when it is not valid.
-fn decode(raw: &str) -> Option<String> {
+/// Percent-decodes text to UTF-8; `None` when it is not valid.
+pub(crate) fn decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -255,27 +255,20 @@ fn query_value(field: &FieldDescriptor, value: &str) -> Option<Value> {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` text (`+` is a space).
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, so
+/// it goes before the percent escapes, where `%2B` is a literal `+`).
 pub fn decode_form(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
+    crate::template::decode(&raw.replace('+', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_form;
+
+    #[test]
+    fn form_text_decodes_plus_before_escapes() {
+        assert_eq!(decode_form("a+b%2B%20c").as_deref(), Some("a b+ c"));
+        assert_eq!(decode_form("%zz"), None);
+        assert_eq!(decode_form("%ff"), None);
     }
-    String::from_utf8(out).ok()
 }

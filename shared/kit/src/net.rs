@@ -89,6 +89,16 @@ pub fn client_address(peer: IpAddr, headers: &http::HeaderMap, trusted: &[Cidr])
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
+impl ClientAddress {
+    /// The address settled for a request, from its extensions; the
+    /// unspecified address when none was (a request that bypassed the edge).
+    pub fn of(extensions: &http::Extensions) -> IpAddr {
+        extensions
+            .get::<ClientAddress>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0)
+    }
+}
+
 /// The client address of a gRPC call: what [`ClientAddressLayer`] settled,
 /// else the connection's peer.
 pub fn of_request<T>(request: &tonic::Request<T>) -> Option<IpAddr> {

@@ -174,6 +174,32 @@ pub fn inject_trace_context(
     Ok(request)
 }
 
+/// The W3C trace context a request's headers carry, to parent its span on.
+pub fn parent_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
+}
+
+/// Writes the current span's trace context into outgoing HTTP headers.
+pub fn inject_headers(headers: &mut http::HeaderMap) {
+    struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+    impl Injector for HeaderInjector<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(key.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                self.0.insert(name, value);
+            }
+        }
+    }
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    });
+}
+
 /// Writes the current span's trace context into outgoing gRPC metadata.
 pub fn inject_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     let context = tracing::Span::current().context();
@@ -230,9 +256,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_string();
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&HeaderExtractor(request.headers()))
-        });
+        let parent = parent_context(request.headers());
         let span = tracing::info_span!("grpc", rpc.method = %method, otel.kind = "server");
         let _ = span.set_parent(parent);
         // Take the service that was driven to readiness; leave a fresh clone.

@@ -32,7 +32,7 @@ use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_testkit::{Sandbox, Storage, authed};
-use tenantry_tests::bench::{Run, channels, print_table, rate, warm_then_measure};
+use tenantry_tests::bench::{Run, channels, print_table, rate, timing, warm_then_measure};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -82,18 +82,7 @@ fn row(name: &str, run: &Run, floor: Option<&Run>) -> Vec<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let secs = args
-        .duration_secs
-        .unwrap_or(if args.smoke { 0.25 } else { 5.0 });
-    if !(secs.is_finite() && secs > 0.0) {
-        bail!("--duration-secs must be a positive number of seconds, got {secs}");
-    }
-    let measure = Duration::from_secs_f64(secs);
-    let warmup = if args.smoke {
-        Duration::from_millis(50)
-    } else {
-        (measure / 4).min(Duration::from_secs(2))
-    };
+    let (measure, warmup) = timing(args.smoke, args.duration_secs)?;
     if args.postgres && std::env::var("TENANTRY_TEST_DATABASE_URL").is_err() {
         bail!("--postgres needs TENANTRY_TEST_DATABASE_URL");
     }

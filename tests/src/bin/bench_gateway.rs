@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::{BodyExt as _, Full};
@@ -29,7 +29,7 @@ use tenantry::services::ServiceKind;
 use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_testkit::{Sandbox, Storage, authed};
-use tenantry_tests::bench::{Run, channels, connect, print_table, rate, warm_then_measure};
+use tenantry_tests::bench::{Run, channels, connect, print_table, rate, timing, warm_then_measure};
 
 /// Benchmarks of the gateway's added latency.
 #[derive(Debug, Parser)]
@@ -63,18 +63,7 @@ fn row(name: &str, run: &Run, floor: &Run) -> Vec<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let secs = args
-        .duration_secs
-        .unwrap_or(if args.smoke { 0.25 } else { 5.0 });
-    if !(secs.is_finite() && secs > 0.0) {
-        bail!("--duration-secs must be a positive number of seconds, got {secs}");
-    }
-    let measure = Duration::from_secs_f64(secs);
-    let warmup = if args.smoke {
-        Duration::from_millis(50)
-    } else {
-        (measure / 4).min(Duration::from_secs(2))
-    };
+    let (measure, warmup) = timing(args.smoke, args.duration_secs)?;
     let catalog = tempfile::tempdir()?;
     let catalog_path = catalog.path().join("plans.toml");
     std::fs::write(
