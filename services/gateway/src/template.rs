@@ -194,22 +194,25 @@ impl Template {
             },
             None => rest,
         };
-        let raw: Vec<&str> = rest.split('/').collect();
+        // Every request is tried against many templates: the shape and the
+        // literals are checked without allocating.
+        let count = rest.bytes().filter(|b| *b == b'/').count() + 1;
         let has_rest = self.segments.last() == Some(&Segment::Rest);
-        if raw.len() < self.segments.len() - usize::from(has_rest)
-            || (!has_rest && raw.len() != self.segments.len())
+        if count < self.segments.len() - usize::from(has_rest)
+            || (!has_rest && count != self.segments.len())
         {
             return Ok(None);
         }
         // Literals first: a path of another shape is simply not a match,
         // whatever its captured parts hold.
-        for (segment, part) in self.segments.iter().zip(&raw) {
+        for (segment, part) in self.segments.iter().zip(rest.split('/')) {
             if let Segment::Literal(literal) = segment
-                && decode(part).as_deref() != Some(literal.as_str())
+                && !literal_matches(part, literal)
             {
                 return Ok(None);
             }
         }
+        let raw: Vec<&str> = rest.split('/').collect();
         let mut bindings = Vec::with_capacity(self.variables.len());
         for var in &self.variables {
             let field = var.field_path.join(".");
@@ -239,6 +242,15 @@ impl Template {
             }
         }
         Ok(Some(bindings))
+    }
+}
+
+/// Whether a raw segment is the literal, decoding only when it is encoded.
+fn literal_matches(raw: &str, literal: &str) -> bool {
+    if raw.contains('%') {
+        decode(raw).as_deref() == Some(literal)
+    } else {
+        raw == literal
     }
 }
 
