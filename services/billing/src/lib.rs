@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::access::{Caller, Checker};
+use tenantry_kit::cache::Cache;
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
 use tenantry_kit::error::{Code, Error, Result};
@@ -147,6 +148,11 @@ impl Options {
     }
 }
 
+/// Most workspace modes kept in memory, and for how long: a mode never
+/// changes, the bound is for memory.
+const MODE_CAPACITY: u64 = 100_000;
+const MODE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What every handler of the service shares.
 #[derive(Clone)]
 pub struct Core {
@@ -158,7 +164,7 @@ pub struct Core {
     catalog: Arc<Vec<Plan>>,
     providers: Arc<BTreeMap<String, Arc<dyn PaymentProvider>>>,
     /// Workspaces' billing modes, which never change once known.
-    modes: Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>,
+    modes: Arc<Cache<String, String>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -201,7 +207,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         page_tokens: ctx.page_tokens.clone(),
         catalog: Arc::new(catalog::built_in(options.catalog_file.as_deref())?),
         providers: Arc::new(providers),
-        modes: Arc::default(),
+        modes: Arc::new(Cache::new("billing_workspace_modes", MODE_CAPACITY)),
     };
     directory::spawn(ctx, core.clone());
     sweeper::spawn(
@@ -281,15 +287,13 @@ impl Core {
     /// the workspace yet). Modes never change, so a known one is kept in
     /// memory.
     pub(crate) async fn workspace_mode(&self, workspace_id: &str) -> Result<String> {
-        if let Some(mode) = self.modes.read().expect("modes lock").get(workspace_id) {
-            return Ok(mode.clone());
+        if let Some(mode) = self.modes.get(workspace_id) {
+            return Ok(mode);
         }
         match store::workspace_mode(self.store.pool(), workspace_id).await? {
             Some(mode) => {
                 self.modes
-                    .write()
-                    .expect("modes lock")
-                    .insert(workspace_id.to_string(), mode.clone());
+                    .insert(workspace_id.to_string(), mode.clone(), MODE_TTL);
                 Ok(mode)
             }
             None => Ok("single".into()),

@@ -7,13 +7,13 @@
 //! backends verify the token they receive again: the gateway is not a
 //! trust boundary.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 use sha2::{Digest as _, Sha256};
 use tenantry_kit::auth::{Claims, Expectations, JwksCache, TokenError};
+use tenantry_kit::cache::Cache;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 
 use crate::errors::{ApiError, unauthenticated};
@@ -23,7 +23,7 @@ const API_KEY_PREFIX: &str = "tnt_";
 /// Exchanged tokens are used until this long before they expire.
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 /// At most this many exchanged keys are cached.
-const CACHE_CAPACITY: usize = 10_000;
+const CACHE_CAPACITY: u64 = 10_000;
 
 /// Who is calling, as far as the edge can tell.
 #[derive(Debug, Clone, Default)]
@@ -42,7 +42,7 @@ pub struct EdgeAuth {
     jwks: Arc<JwksCache>,
     expect: Expectations,
     identity: tonic::transport::Channel,
-    cache: Arc<Mutex<HashMap<[u8; 32], Exchanged>>>,
+    cache: Arc<Cache<[u8; 32], Exchanged>>,
 }
 
 impl std::fmt::Debug for EdgeAuth {
@@ -55,7 +55,6 @@ impl std::fmt::Debug for EdgeAuth {
 struct Exchanged {
     authorization: HeaderValue,
     claims: Claims,
-    refresh_at: Instant,
 }
 
 impl EdgeAuth {
@@ -69,7 +68,7 @@ impl EdgeAuth {
             jwks,
             expect,
             identity,
-            cache: Arc::default(),
+            cache: Arc::new(Cache::new("gateway_api_keys", CACHE_CAPACITY)),
         }
     }
 
@@ -107,14 +106,7 @@ impl EdgeAuth {
 
     async fn exchange(&self, key: &str) -> Result<EdgeCaller, ApiError> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let cached = self
-            .cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&digest)
-            .filter(|entry| entry.refresh_at > Instant::now())
-            .cloned();
-        if let Some(entry) = cached {
+        if let Some(entry) = self.cache.get(&digest) {
             metrics::counter!("tenantry_gateway_api_key_exchanges_total", "result" => "cached")
                 .increment(1);
             return Ok(EdgeCaller {
@@ -156,22 +148,9 @@ impl EdgeAuth {
         let entry = Exchanged {
             authorization: authorization.clone(),
             claims: claims.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
         };
-        {
-            let mut cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if cache.len() >= CACHE_CAPACITY {
-                let now = Instant::now();
-                cache.retain(|_, entry| entry.refresh_at > now);
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-            }
-            cache.insert(digest, entry);
-        }
+        self.cache
+            .insert(digest, entry, lifetime.saturating_sub(REFRESH_MARGIN));
         metrics::counter!("tenantry_gateway_api_key_exchanges_total", "result" => "exchanged")
             .increment(1);
         Ok(EdgeCaller {

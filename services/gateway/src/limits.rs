@@ -13,12 +13,13 @@
 //! If Redis fails, the replica falls back to its own memory and says so in
 //! a metric: limits loosen to per-replica, they never vanish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tenantry_kit::auth::Claims;
+use tenantry_kit::cache::Cache;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 
 use crate::routes::Class;
@@ -90,27 +91,37 @@ fn ceil_secs(us: i64) -> u64 {
     (us.max(0) as u64).div_ceil(1_000_000)
 }
 
-/// The buckets in this process.
-#[derive(Debug, Default)]
+/// Most buckets one replica keeps in memory.
+const MEMORY_BUCKETS: u64 = 100_000;
+
+/// The buckets in this process. A bucket is kept until its arrival time:
+/// by then it is full again, which is what no bucket at all means, so
+/// forgetting it loses nothing. Beyond the capacity the least used buckets
+/// go first (a flood of one-off addresses does not push out the busy ones).
+#[derive(Debug)]
 struct MemoryStore {
-    buckets: Mutex<HashMap<String, i64>>,
+    buckets: Cache<String, i64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            buckets: Cache::new("gateway_rate_limit_buckets", MEMORY_BUCKETS),
+        }
+    }
 }
 
 impl MemoryStore {
     fn take(&self, key: &str, limit: u64, scope: &'static str) -> Decision {
         let now = tenantry_kit::db::now_micros();
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if buckets.len() > 100_000 {
-            // Full buckets carry no information: drop them.
-            buckets.retain(|_, tat| *tat > now);
-        }
-        let (allowed, delta) = gcra(buckets.get(key).copied(), now, limit);
-        if let Some(tat) = allowed {
-            buckets.insert(key.to_string(), tat);
-        }
+        let (allowed, delta) = self.buckets.update(key.to_string(), |tat| {
+            let (allowed, delta) = gcra(tat.copied(), now, limit);
+            let keep = allowed.map(|tat| {
+                let full_in = Duration::from_micros(u64::try_from(tat - now).unwrap_or(0));
+                (tat, Instant::now() + full_in)
+            });
+            (keep, (allowed, delta))
+        });
         decide(allowed, delta, limit, scope)
     }
 }
@@ -172,13 +183,16 @@ pub struct LimitSettings {
 /// An organization's limits per class, shared between requests.
 type PlanLimits = Arc<BTreeMap<String, u64>>;
 
+/// Most organizations whose plan limits one replica keeps.
+const PLAN_CAPACITY: u64 = 100_000;
+
 /// The rate limiter.
 #[derive(Clone)]
 pub struct Limiter {
     memory: Arc<MemoryStore>,
     redis: Option<Arc<RedisStore>>,
-    /// Each organization's limits and when to ask billing again.
-    plans: Arc<Mutex<HashMap<String, (Instant, PlanLimits)>>>,
+    /// Each organization's limits, until it is time to ask billing again.
+    plans: Arc<Cache<String, PlanLimits>>,
     billing: tonic::transport::Channel,
     settings: LimitSettings,
 }
@@ -222,7 +236,7 @@ impl Limiter {
         Ok(Limiter {
             memory: Arc::default(),
             redis,
-            plans: Arc::default(),
+            plans: Arc::new(Cache::new("gateway_plan_limits", PLAN_CAPACITY)),
             billing,
             settings,
         })
@@ -300,14 +314,8 @@ impl Limiter {
         org: &str,
         authorization: Option<&http::HeaderValue>,
     ) -> Arc<BTreeMap<String, u64>> {
-        if let Some((until, limits)) = self
-            .plans
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(org)
-            && Instant::now() < *until
-        {
-            return limits.clone();
+        if let Some(limits) = self.plans.get(org) {
+            return limits;
         }
         let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
             self.billing.clone(),
@@ -341,15 +349,7 @@ impl Limiter {
             }
         };
         let limits = Arc::new(limits);
-        let until = Instant::now().checked_add(ttl).unwrap_or_else(Instant::now);
-        let mut plans = self
-            .plans
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if plans.len() > 100_000 {
-            plans.clear();
-        }
-        plans.insert(org.to_string(), (until, limits.clone()));
+        self.plans.insert(org.to_string(), limits.clone(), ttl);
         limits
     }
 }

@@ -8,11 +8,11 @@
 //! key costs no database read. A key stops working when it is revoked or
 //! expires, and when its creator leaves its organization (or team).
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
+use tenantry_kit::cache::Cache;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
@@ -34,6 +34,8 @@ use crate::store::ApiKeyRow;
 const MANAGE_PERMISSION: &str = "organization.api_keys.create";
 /// How long a verified key is trusted without a database read.
 const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most exchanged keys remembered.
+const CACHE_CAPACITY: u64 = 100_000;
 /// Lifetime of the access tokens keys are exchanged for.
 const TOKEN_TTL: Duration = Duration::from_secs(900);
 /// Most permissions one key may carry.
@@ -45,7 +47,6 @@ struct Exchanged {
     token: String,
     token_expires_at_us: i64,
     key: ApiKeyRow,
-    cached_at: Instant,
 }
 
 /// The `ApiKeyService` handler and its cache.
@@ -53,7 +54,7 @@ struct Exchanged {
 pub struct ApiKeyApi {
     pub accounts: Accounts,
     pub page_tokens: PageTokens,
-    cache: Arc<RwLock<HashMap<String, Exchanged>>>,
+    cache: Arc<Cache<String, Exchanged>>,
 }
 
 fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
@@ -106,7 +107,7 @@ impl ApiKeyApi {
         ApiKeyApi {
             accounts,
             page_tokens,
-            cache: Arc::new(RwLock::new(HashMap::new())),
+            cache: Arc::new(Cache::new("api_key_exchanges", CACHE_CAPACITY)),
         }
     }
 
@@ -132,10 +133,8 @@ impl ApiKeyApi {
     }
 
     fn forget(&self, key_id: &str) {
-        self.cache
-            .write()
-            .expect("cache lock")
-            .retain(|_, entry| entry.key.id != key_id);
+        let key_id = key_id.to_string();
+        self.cache.remove_if(move |_, entry| entry.key.id == key_id);
     }
 
     /// Verifies a key from scratch: format, hash, state, and that its
@@ -207,8 +206,7 @@ impl ApiKeyApi {
     pub async fn authenticate(&self, secret: &str) -> Result<(String, i64, ApiKeyRow)> {
         // The cache is keyed by the hash of the whole key, never the key.
         let cache_key = hash_token(secret);
-        if let Some(hit) = self.cache.read().expect("cache lock").get(&cache_key)
-            && hit.cached_at.elapsed() < CACHE_TTL
+        if let Some(hit) = self.cache.get(&cache_key)
             && hit.token_expires_at_us - now_micros() > (TOKEN_TTL.as_micros() as i64) / 2
         {
             metrics::counter!("tenantry_api_key_cache_total", "result" => "hit").increment(1);
@@ -217,18 +215,14 @@ impl ApiKeyApi {
         metrics::counter!("tenantry_api_key_cache_total", "result" => "miss").increment(1);
         let key = self.verify(secret).await?;
         let (token, expires) = self.sign(&key);
-        let mut cache = self.cache.write().expect("cache lock");
-        if cache.len() > 100_000 {
-            cache.retain(|_, entry| entry.cached_at.elapsed() < CACHE_TTL);
-        }
-        cache.insert(
+        self.cache.insert(
             cache_key,
             Exchanged {
                 token: token.clone(),
                 token_expires_at_us: expires,
                 key: key.clone(),
-                cached_at: Instant::now(),
             },
+            CACHE_TTL,
         );
         Ok((token, expires, key))
     }

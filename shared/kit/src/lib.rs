@@ -1,5 +1,6 @@
 //! Shared plumbing of every Tenantry service.
 //!
+//! - [`cache`]: the bounded, expiring cache every request path uses.
 //! - [`config`]: layered configuration (defaults, TOML, `TENANTRY_*` env, flags).
 //! - [`telemetry`]: JSON logs, OTLP traces, W3C trace context, Prometheus metrics.
 //! - [`db`]: SQLite and Postgres pools, per-service embedded migrations.
@@ -14,6 +15,7 @@ pub mod access;
 pub mod admins;
 pub mod auth;
 pub mod bus;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;

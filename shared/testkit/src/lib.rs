@@ -432,6 +432,11 @@ impl ServerProcess {
         envs: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
+        // Logs go to stdout: shown when TENANTRY_TEST_LOG asks for them.
+        let logs = match std::env::var_os("TENANTRY_TEST_LOG") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        };
         let child = Command::new(binary)
             .args(["serve", "--services", services])
             .arg("--grpc-addr")
@@ -445,7 +450,7 @@ impl ServerProcess {
                 std::env::var("TENANTRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
+            .stdout(logs)
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {binary}: {e}"))?;
         let mut process = ServerProcess {
@@ -469,6 +474,21 @@ impl ServerProcess {
     /// The gRPC URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.grpc_addr)
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the process as Kubernetes does (SIGTERM) and waits for it to
+    /// exit; a graceful shutdown exits 0.
+    pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM failed: {sent}");
+        Ok(self.child.wait()?)
     }
 }
 

@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::jwt::{Claims, Expectations, JwkKey, KeySet, TokenError, check_claims};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+
+use crate::cache::Cache;
 
 /// Where a [`JwksCache`] gets its keys.
 #[async_trait::async_trait]
@@ -143,13 +144,18 @@ pub struct JwksCache {
     /// Tokens whose signature already checked out, by the SHA-256 of the
     /// whole token: a caller presenting the same token on every request (an
     /// internal service, a browser session) pays for the Ed25519 check once.
-    /// Times, issuer and audience are still checked on every use; the map is
-    /// emptied whenever the key set is replaced.
-    verified: RwLock<HashMap<[u8; 32], Claims>>,
+    /// Times, issuer and audience are still checked on every use; an entry
+    /// is dropped when its token expires or has not been presented for a
+    /// minute, and all of them whenever the key set is replaced.
+    verified: Cache<[u8; 32], Arc<Claims>>,
 }
 
-/// Most verified tokens remembered; past it the map starts over.
-const VERIFIED_CAPACITY: usize = 100_000;
+/// Most verified tokens remembered (about 1 KiB each). Beyond it the least
+/// used are forgotten and verified again when they come back.
+const VERIFIED_CAPACITY: u64 = 100_000;
+/// A verified token nobody presented for this long is forgotten before it
+/// expires: clients that renew their tokens leave the old ones behind.
+const VERIFIED_IDLE: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -174,7 +180,7 @@ impl JwksCache {
             options,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: tokio::sync::Mutex::new(None),
-            verified: RwLock::new(HashMap::new()),
+            verified: Cache::with_idle("verified_tokens", VERIFIED_CAPACITY, VERIFIED_IDLE),
         }
     }
 
@@ -198,15 +204,9 @@ impl JwksCache {
         now_unix: i64,
     ) -> Result<Claims, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let remembered = self
-            .verified
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&digest)
-            .cloned();
-        if let Some(claims) = remembered {
+        if let Some(claims) = self.verified.get(&digest) {
             check_claims(&claims, expect, now_unix)?;
-            return Ok(claims);
+            return Ok(Claims::clone(&claims));
         }
         let claims = match self.current().verify(token, expect, now_unix) {
             Err(TokenError::UnknownKey(kid)) => {
@@ -215,14 +215,11 @@ impl JwksCache {
             }
             result => result,
         }?;
-        let mut verified = self
-            .verified
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if verified.len() >= VERIFIED_CAPACITY {
-            verified.clear();
-        }
-        verified.insert(digest, claims.clone());
+        // Remembered until the token expires; `check_claims` still runs on
+        // every use, so the deadline only bounds memory.
+        let lifetime = Duration::from_secs(u64::try_from(claims.exp - now_unix).unwrap_or(0));
+        self.verified
+            .insert(digest, Arc::new(claims.clone()), lifetime);
         Ok(claims)
     }
 
@@ -270,10 +267,7 @@ impl JwksCache {
         tracing::debug!(keys = keys.len(), "jwks refreshed");
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         // A key no longer published must stop vouching for tokens at once.
-        self.verified
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.verified.clear();
         Ok(())
     }
 
