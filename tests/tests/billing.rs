@@ -340,6 +340,7 @@ impl World {
                     organization: format!("organizations/{org_id}"),
                     metric: metric as i32,
                     delta,
+                    reservation_id: String::new(),
                 },
                 &user.token,
             ))

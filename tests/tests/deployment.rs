@@ -46,6 +46,7 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         ("TENANTRY_NATS_NAMESPACE", unique_name("deploy")),
         ("TENANTRY_AUTO_MIGRATE", "false".into()),
         ("TENANTRY_PAGE_TOKEN_KEY", "11".repeat(32)),
+        ("TENANTRY_INTERNAL_KEY", "33".repeat(32)),
         ("TENANTRY_AUDIT__CHECKPOINT_KEY", "22".repeat(32)),
         (
             "TENANTRY_IDENTITY__PUBLIC_BASE_URL",
@@ -80,6 +81,7 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         "DATABASE_URL",
         "NATS_URL",
         "TENANTRY_PAGE_TOKEN_KEY",
+        "TENANTRY_INTERNAL_KEY",
         "TENANTRY_AUDIT__CHECKPOINT_KEY",
     ];
     let edge_env: Vec<(&str, String)> = env

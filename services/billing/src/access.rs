@@ -190,6 +190,8 @@ impl Core {
         };
         let mut tx = self.store.begin().await?;
         crate::ledger::add_node(&mut tx, &node).await?;
+        crate::ledger::owner_seat(&mut tx, id, organization.owner.trim_start_matches("users/"))
+            .await?;
         tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         Ok(store::node(self.store.pool(), id).await?.unwrap_or(node))
     }

@@ -263,6 +263,7 @@ impl Core {
             deleted: false,
         };
         ledger::add_node(tx, &node).await?;
+        ledger::owner_seat(tx, &node.id, &p.owner_user_id).await?;
         if let Some(parent) = &parent {
             ledger::set_item(tx, Metric::SubOrganizations, &node.id, &parent.id, true).await?;
             return Ok(());

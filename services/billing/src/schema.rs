@@ -137,9 +137,43 @@ CREATE TABLE billing_requests (
 );
 ";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "plans, accounts, subscriptions, limits, the organization tree, usage counters and records, provider events",
-    sqlite: V1,
-    postgres: V1,
-}];
+/// Quota reservations: what a create holds between its quota check and the
+/// moment its event is counted. One row per reservation and one per scope
+/// whose usage it adds to (the organization, its ancestors, the plan's
+/// root or pool), so a reading sums them in the same statement as the
+/// counters.
+const V2: &str = "
+CREATE TABLE billing_reservations (
+    id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    organization_id TEXT NOT NULL,
+    delta BIGINT NOT NULL,
+    expires_at_us BIGINT NOT NULL,
+    PRIMARY KEY (metric, id)
+);
+CREATE INDEX billing_reservations_expiry ON billing_reservations (expires_at_us);
+CREATE TABLE billing_reservation_scopes (
+    id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    scope_id TEXT NOT NULL,
+    delta BIGINT NOT NULL,
+    expires_at_us BIGINT NOT NULL,
+    PRIMARY KEY (metric, id, scope_id)
+);
+CREATE INDEX billing_reservation_scopes_scope ON billing_reservation_scopes (scope_id, metric);
+";
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "plans, accounts, subscriptions, limits, the organization tree, usage counters and records, provider events",
+        sqlite: V1,
+        postgres: V1,
+    },
+    Migration {
+        version: 2,
+        description: "quota reservations",
+        sqlite: V2,
+        postgres: V2,
+    },
+];

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row, Transaction};
-use tenantry_kit::db::Database;
+use tenantry_kit::db::{Database, now_micros};
 use tenantry_kit::error::{Result, db_error};
 
 use crate::catalog::{Limits, Plan, PlanBody};
@@ -294,6 +294,147 @@ pub struct Readings {
     pub counters: HashMap<String, (i64, i64)>,
     /// The limit set on each organization that has one.
     pub limits: HashMap<String, i64>,
+    /// Live reservations per scope (allocation metrics only).
+    pub reserved: HashMap<String, i64>,
+}
+
+// Reservations.
+
+/// Serializes reservations of one metric under one plan scope (a tree, or
+/// a pool): the check and the insert of a reservation must not interleave
+/// with another's. SQLite's writers are serialized already.
+pub async fn lock_quota(tx: &mut Tx, scope: &str, metric: &str) -> Result<()> {
+    if !is_postgres(tx) {
+        return Ok(());
+    }
+    // A stable (FNV-1a) hash: every replica must take the same lock.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in scope.bytes().chain([0]).chain(metric.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(hash as i64)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+fn is_postgres(tx: &mut Tx) -> bool {
+    tx.backend_name() == "PostgreSQL"
+}
+
+/// Whether a live reservation `id` of `metric` exists.
+pub async fn reservation_exists(tx: &mut Tx, metric: &str, id: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM billing_reservations WHERE metric = $1 AND id = $2 AND expires_at_us > $3",
+    )
+    .bind(metric)
+    .bind(id)
+    .bind(now_micros())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .is_some())
+}
+
+/// Holds `delta` of `metric` under `id` in every one of `scopes` until
+/// `expires_at_us` (replacing a lapsed reservation of the same id).
+pub async fn reserve(
+    tx: &mut Tx,
+    id: &str,
+    metric: &str,
+    organization_id: &str,
+    delta: i64,
+    scopes: &[&str],
+    expires_at_us: i64,
+) -> Result<()> {
+    settle(tx, metric, id).await?;
+    sqlx::query(
+        "INSERT INTO billing_reservations (id, metric, organization_id, delta, expires_at_us)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(metric)
+    .bind(organization_id)
+    .bind(delta)
+    .bind(expires_at_us)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    for scope in scopes {
+        sqlx::query(
+            "INSERT INTO billing_reservation_scopes (id, metric, scope_id, delta, expires_at_us)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (metric, id, scope_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(metric)
+        .bind(*scope)
+        .bind(delta)
+        .bind(expires_at_us)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Ends the reservation `id` of `metric`: its item is counted now, or the
+/// create it was for failed. Returns whether one existed.
+pub async fn settle(tx: &mut Tx, metric: &str, id: &str) -> Result<bool> {
+    sqlx::query("DELETE FROM billing_reservation_scopes WHERE metric = $1 AND id = $2")
+        .bind(metric)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(
+        sqlx::query("DELETE FROM billing_reservations WHERE metric = $1 AND id = $2")
+            .bind(metric)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected()
+            > 0,
+    )
+}
+
+/// Releases the reservation `id` of `metric` made in `organization_id`
+/// (a failed create). Returns whether there was one.
+pub async fn release(tx: &mut Tx, metric: &str, id: &str, organization_id: &str) -> Result<bool> {
+    let owned = sqlx::query(
+        "SELECT 1 FROM billing_reservations WHERE metric = $1 AND id = $2 AND organization_id = $3",
+    )
+    .bind(metric)
+    .bind(id)
+    .bind(organization_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?
+    .is_some();
+    if !owned {
+        return Ok(false);
+    }
+    settle(tx, metric, id).await
+}
+
+/// Drops reservations that lapsed before `now_us`.
+pub async fn drop_lapsed_reservations(tx: &mut Tx, now_us: i64) -> Result<u64> {
+    sqlx::query("DELETE FROM billing_reservation_scopes WHERE expires_at_us <= $1")
+        .bind(now_us)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(
+        sqlx::query("DELETE FROM billing_reservations WHERE expires_at_us <= $1")
+            .bind(now_us)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected(),
+    )
 }
 
 /// The counters of `scopes` and the limits set on `organizations`, for a
@@ -308,11 +449,17 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
     if scopes.is_empty() {
         return Ok(Readings::default());
     }
-    let first_org = 3 + scopes.len();
+    // Counters, live reservations and limits in one statement: a consumer
+    // that counts an item and settles its reservation in one transaction
+    // is seen either before or after, never half-way.
+    let first_reserved = 4 + scopes.len();
+    let first_org = first_reserved + scopes.len();
     let sql = format!(
         "SELECT 0, scope_id, own, subtree FROM billing_usage WHERE metric = $1 AND period_us = $2 AND scope_id IN ({})
+ UNION ALL SELECT 2, scope_id, CAST(SUM(delta) AS BIGINT), 0 FROM billing_reservation_scopes WHERE metric = $1 AND $2 = 0 AND expires_at_us > $3 AND scope_id IN ({}) GROUP BY scope_id
 {}",
-        placeholders(3, scopes.len()),
+        placeholders(4, scopes.len()),
+        placeholders(first_reserved, scopes.len()),
         if organizations.is_empty() {
             String::new()
         } else {
@@ -324,8 +471,9 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(metric)
-        .bind(period_us);
-    for scope in scopes.iter().chain(organizations) {
+        .bind(period_us)
+        .bind(now_micros());
+    for scope in scopes.iter().chain(scopes).chain(organizations) {
         query = query.bind(*scope);
     }
     let mut readings = Readings::default();
@@ -333,12 +481,18 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
         let kind: i32 = row.try_get(0).map_err(db_error)?;
         let id: String = row.try_get(1).map_err(db_error)?;
         let a: i64 = row.try_get(2).map_err(db_error)?;
-        if kind == 0 {
-            readings
-                .counters
-                .insert(id, (a, row.try_get(3).map_err(db_error)?));
-        } else {
-            readings.limits.insert(id, a);
+        match kind {
+            0 => {
+                readings
+                    .counters
+                    .insert(id, (a, row.try_get(3).map_err(db_error)?));
+            }
+            2 => {
+                readings.reserved.insert(id, a);
+            }
+            _ => {
+                readings.limits.insert(id, a);
+            }
         }
     }
     Ok(readings)

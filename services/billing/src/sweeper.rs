@@ -1,5 +1,6 @@
 //! Time-driven changes written back: a trial that ended becomes active, a
-//! cancellation at period end becomes canceled. Reads already see both at
+//! cancellation at period end becomes canceled, a lapsed quota reservation
+//! goes. Reads already see both at
 //! once (`subscriptions::state_at`); the sweeper stores them and emits
 //! their `billing.subscription.state_changed` events, on every replica
 //! (the row's version check in one transaction makes a double sweep
@@ -36,6 +37,11 @@ impl Core {
     /// Writes back every subscription whose state time has changed.
     pub async fn sweep(&self) -> tenantry_kit::error::Result<usize> {
         let now = now_micros();
+        // Reservations whose create neither completed nor was released
+        // (readings already ignore them): their rows go.
+        let mut tx = self.store.begin().await?;
+        store::drop_lapsed_reservations(&mut tx, now).await?;
+        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         let due = store::due_subscriptions(self.store.pool(), now).await?;
         let mut changed = 0;
         for candidate in due {

@@ -110,15 +110,21 @@ pub fn rate_headers(decision: &Decision, class: Class) -> Vec<(HeaderName, Heade
 }
 
 /// The headers a forwarded call carries: the (exchanged) credential, the
-/// request id, the client's address and agent, and the trace context.
-/// Nothing else of the client's crosses: no header set by the client can
-/// pose as something the edge vouches for.
+/// request id, the client's consistency token, the client's address and
+/// agent, and the trace context. Nothing else of the client's crosses: no
+/// header set by the client can pose as something the edge vouches for
+/// (an internal credential above all).
 pub fn forward_headers(incoming: &HeaderMap, caller: &EdgeCaller, client: IpAddr) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Some(authorization) = &caller.authorization {
         headers.insert(http::header::AUTHORIZATION, authorization.clone());
     }
-    for name in ["x-request-id", "user-agent", "accept-language"] {
+    for name in [
+        "x-request-id",
+        "user-agent",
+        "accept-language",
+        tenantry_kit::consistency::HEADER,
+    ] {
         if let Some(value) = incoming.get(name) {
             headers.insert(name, value.clone());
         }

@@ -367,9 +367,11 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header("grpc-timeout"),
                 header("traceparent"),
                 header("tracestate"),
+                header(tenantry_kit::consistency::HEADER),
             ])
             .expose_headers([
                 header("x-request-id"),
+                header(tenantry_kit::consistency::HEADER),
                 header("grpc-status"),
                 header("grpc-message"),
                 header("grpc-status-details-bin"),

@@ -113,6 +113,7 @@ async fn call(
     for name in [
         "authorization",
         "x-api-key",
+        tenantry_kit::auth::internal::HEADER,
         "x-forwarded-for",
         "traceparent",
         "tracestate",

@@ -206,7 +206,18 @@ async fn unary(
         .await
         .map_err(ApiError::from_status)?;
     let json = crate::transcode::response(route, response.get_ref())?;
-    Ok(([(http::header::CONTENT_TYPE, "application/json")], json).into_response())
+    let mut reply = ([(http::header::CONTENT_TYPE, "application/json")], json).into_response();
+    // A write's consistency token, for clients that send it back.
+    if let Some(token) = response
+        .metadata()
+        .get(tenantry_kit::consistency::HEADER)
+        .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+    {
+        reply
+            .headers_mut()
+            .insert(tenantry_kit::consistency::HEADER, token);
+    }
+    Ok(reply)
 }
 
 /// A server stream as newline-delimited JSON; an error after the first

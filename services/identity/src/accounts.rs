@@ -13,6 +13,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::outbox::{NewEvent, Outbox};
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::directory::Directory;
@@ -21,7 +22,7 @@ use crate::keys::KeyRing;
 use crate::mailer::{Mail, Mailer};
 use crate::password::{PasswordHasher, check_policy};
 use crate::secrets::{hash_token, new_token};
-use crate::store::{NewOneTime, SessionRow, Store, Tx, UserRow};
+use crate::store::{NewOneTime, SessionRow, Store, UserRow};
 use crate::{Options, totp};
 
 /// Single-use token purposes.
@@ -139,6 +140,8 @@ pub struct Accounts {
 pub struct Dependencies {
     pub store: Store,
     pub outbox: Outbox,
+    /// Where writes hand the authorization index their user events.
+    pub index: Arc<tenantry_kit::index::IndexSink>,
     pub hasher: PasswordHasher,
     pub keys: KeyRing,
     pub mailer: Arc<dyn Mailer>,
@@ -176,10 +179,20 @@ impl Accounts {
         &self.inner.store
     }
 
+    /// Begins a write: its events go to the outbox and, for those the
+    /// authorization index follows, to the index.
+    pub(crate) async fn begin(&self) -> Result<Write> {
+        Ok(Write::new(
+            self.store().begin().await?,
+            &self.inner.outbox,
+            Some(&self.inner.index),
+        ))
+    }
+
     /// Writes a user event in `tx`.
     pub(crate) async fn emit<M: Name>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         event_type: &'static str,
         (aggregate_type, aggregate_id): (&'static str, &str),
         actor: events::Actor,
@@ -194,20 +207,19 @@ impl Accounts {
     /// with the request it came from.
     pub(crate) async fn append(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         event: NewEvent,
         client: &ClientInfo,
     ) -> Result<()> {
-        self.inner
-            .outbox
-            .append(tx, event.with_request(client.request_context()))
+        tx.emit(event.with_request(client.request_context()))
             .await?;
         Ok(())
     }
 
-    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
-        self.inner.outbox.notify();
+    /// Commits a write: the relay wakes, the index has its user events, the
+    /// answer carries its token.
+    pub(crate) async fn commit(&self, tx: Write) -> Result<()> {
+        tx.commit().await?;
         Ok(())
     }
 
@@ -254,7 +266,7 @@ impl Accounts {
 
         let now = now_micros();
         let user = self.new_user(email.clone(), display_name, hash, now);
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.insert_new_user(&mut tx, &user, client).await?;
         let actor = user_actor(&user);
         self.emit(
@@ -350,7 +362,7 @@ impl Accounts {
             email_verified_at_us: Some(now),
             ..self.new_user(email, display_name, hash, now)
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.insert_new_user(&mut tx, &user, client).await?;
         self.emit(
             &mut tx,
@@ -454,7 +466,7 @@ impl Accounts {
     /// administration) learn of it.
     async fn insert_new_user(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -476,7 +488,7 @@ impl Accounts {
         Ok(())
     }
 
-    async fn insert_user_row(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
+    async fn insert_user_row(&self, tx: &mut Write, user: &UserRow) -> Result<()> {
         self.store().insert_user(tx, user).await.map_err(|error| {
             if error.code() == Code::AlreadyExists {
                 Error::new(
@@ -495,7 +507,7 @@ impl Accounts {
     /// after the commit.
     async fn start_verification(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         email: &str,
         client: &ClientInfo,
@@ -559,7 +571,7 @@ impl Accounts {
     /// and its (active) user. Anything else is the same INVALID_ARGUMENT.
     async fn pending_token(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         hash: &str,
         purpose: &str,
         now_us: i64,
@@ -597,7 +609,7 @@ impl Accounts {
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<UserRow> {
         let now = now_micros();
         let hash = hash_token(token);
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let (row, user) = self
             .pending_token(&mut tx, &hash, VERIFY_EMAIL, now)
             .await?;
@@ -681,7 +693,7 @@ impl Accounts {
         if !user.is_active() || user.email_verified_at_us.is_some() {
             return Ok(());
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let mail = self
             .start_verification(&mut tx, &user, &email, client)
             .await?;
@@ -744,7 +756,7 @@ impl Accounts {
                     } else {
                         events::login_failed::Reason::InvalidCredentials
                     };
-                    let mut tx = self.store().begin().await?;
+                    let mut tx = self.begin().await?;
                     self.emit(
                         &mut tx,
                         "identity.login.failed",
@@ -770,7 +782,7 @@ impl Accounts {
             // Parameters changed since this hash was made: upgrade it now,
             // while we hold the plain password.
             let hash = self.inner.hasher.hash(password).await?;
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.begin().await?;
             self.store()
                 .update_user(&mut tx, &user.id, "password_hash = $2", |q| q.bind(hash))
                 .await?;
@@ -782,7 +794,7 @@ impl Accounts {
             let token = new_token();
             let expires = now + micros(Duration::from_secs(300));
             let payload = serde_json::json!({ "organization": organization }).to_string();
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.begin().await?;
             self.store()
                 .insert_one_time(
                     &mut tx,
@@ -815,7 +827,7 @@ impl Accounts {
     ) -> Result<Tokens> {
         let now = now_micros();
         let hash = hash_token(mfa_token);
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let challenge = self
             .store()
             .one_time(&mut tx, &hash)
@@ -837,7 +849,7 @@ impl Accounts {
         if !accepted {
             drop(tx);
             self.store().fail_one_time(&hash).await?;
-            let mut tx = self.store().begin().await?;
+            let mut tx = self.begin().await?;
             self.emit(
                 &mut tx,
                 "identity.login.failed",
@@ -875,7 +887,7 @@ impl Accounts {
     /// recovery code, in `tx`.
     async fn check_factor(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         factor: &Factor,
         now_us: i64,
@@ -936,7 +948,7 @@ impl Accounts {
     ) -> Result<Tokens> {
         let requested = organization.or_else(|| user.last_organization_id.clone());
         let access = self.resolve_access(requested.as_deref(), mfa).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let session = self
             .open_session(&mut tx, user, requested, access, mfa, client)
             .await?;
@@ -951,7 +963,7 @@ impl Accounts {
 
     async fn emit_login(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         session: &SessionRow,
         client: &ClientInfo,
@@ -1000,7 +1012,7 @@ impl Accounts {
     /// before the transaction so no network call holds a write lock.
     async fn open_session(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         requested: Option<String>,
         access: (Option<String>, bool),
@@ -1031,7 +1043,7 @@ impl Accounts {
     /// token.
     async fn issue(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         session: &SessionRow,
         with_refresh: bool,
@@ -1088,7 +1100,7 @@ impl Accounts {
     pub async fn refresh(&self, refresh_token: &str, client: &ClientInfo) -> Result<Tokens> {
         let now = now_micros();
         let hash = hash_token(refresh_token);
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let row = self
             .store()
             .refresh(&mut tx, &hash)
@@ -1149,7 +1161,7 @@ impl Accounts {
     /// already ended (nothing is written then).
     async fn end_session(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         (user_id, session_id): (&str, &str),
         actor: events::Actor,
         reason: events::session_revoked::Reason,
@@ -1179,7 +1191,7 @@ impl Accounts {
     }
 
     /// The actor for a change made by (or on behalf of) `user_id`.
-    async fn actor_for(&self, tx: &mut Tx, user_id: &str) -> Result<events::Actor> {
+    async fn actor_for(&self, tx: &mut Write, user_id: &str) -> Result<events::Actor> {
         Ok(
             match self.store().user_by_id_for_update(tx, user_id).await? {
                 Some(user) => user_actor(&user),
@@ -1198,7 +1210,7 @@ impl Accounts {
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<()> {
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let session_id = if !refresh_token.is_empty() {
             self.store()
                 .refresh(&mut tx, &hash_token(refresh_token))
@@ -1245,7 +1257,7 @@ impl Accounts {
         } else {
             None
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let revoked = self
             .revoke_all(
                 &mut tx,
@@ -1261,7 +1273,7 @@ impl Accounts {
 
     pub(crate) async fn revoke_all(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         keep: Option<&str>,
         reason: events::session_revoked::Reason,
@@ -1356,7 +1368,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let user = self.user_principal(principal).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let session = self
             .store()
             .session(&mut tx, session_id)
@@ -1415,7 +1427,7 @@ impl Accounts {
         self.reauthenticate(&user, current).await?;
         let new = self.new_password_policy(&user, new)?;
         let hash = self.inner.hasher.hash(&new).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.set_password(
             &mut tx,
             &user,
@@ -1431,7 +1443,7 @@ impl Accounts {
     /// `keep_session`); returns how many ended.
     async fn set_password(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         user: &UserRow,
         hash: String,
         keep_session: Option<&str>,
@@ -1485,7 +1497,7 @@ impl Accounts {
         let now = now_micros();
         let token = new_token();
         let expires = now + micros(self.options().reset_ttl());
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .expire_one_time(&mut tx, &user.id, RESET_PASSWORD, now)
             .await?;
@@ -1538,14 +1550,14 @@ impl Accounts {
         let now = now_micros();
         let hash = hash_token(token);
         // Check the token before the (slow) hash, then again in the write.
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let (_, user) = self
             .pending_token(&mut tx, &hash, RESET_PASSWORD, now)
             .await?;
         drop(tx);
         let new = self.new_password_policy(&user, new)?;
         let password_hash = self.inner.hasher.hash(&new).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
             return Err(invalid_token("token"));
         }
@@ -1601,7 +1613,7 @@ impl Accounts {
             )
             .with_domain("identity"));
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let pending = new_email.clone();
         self.store()
             .update_user(&mut tx, &user.id, "pending_email = $2", |q| q.bind(pending))
@@ -1640,7 +1652,7 @@ impl Accounts {
         if !member {
             return Err(Error::not_found("organization").with_domain("identity"));
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let session = self
             .store()
             .session(&mut tx, &session_id)
@@ -1666,7 +1678,7 @@ impl Accounts {
             }
             _ => {}
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .set_session_organization(&mut tx, &session.id, Some(organization), session.mfa, false)
             .await?;
@@ -1721,7 +1733,7 @@ impl Accounts {
         let secret = totp::TotpSecret::generate();
         let encoded = secret.to_base32();
         let expires = now_micros() + micros(Duration::from_secs(900));
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .update_user(
                 &mut tx,
@@ -1788,7 +1800,7 @@ impl Accounts {
             .filter_map(|c| crate::secrets::normalize_recovery_code(c))
             .map(|c| hash_token(&c))
             .collect();
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .update_user(
                 &mut tx,
@@ -1862,7 +1874,7 @@ impl Accounts {
             )
             .with_domain("identity"));
         }
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .update_user(
                 &mut tx,
@@ -1918,7 +1930,7 @@ impl Accounts {
             .filter_map(|c| crate::secrets::normalize_recovery_code(c))
             .map(|c| hash_token(&c))
             .collect();
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .replace_recovery_codes(&mut tx, &user.id, &hashes)
             .await?;

@@ -97,7 +97,7 @@ impl Accounts {
             );
         }
         let user = self.user_for_admin(id, etag).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let name = display_name.to_string();
         self.store()
             .update_user(&mut tx, &user.id, "display_name = $2", |q| q.bind(name))
@@ -148,7 +148,7 @@ impl Accounts {
             .with_domain("identity"));
         }
         let user = self.user_for_admin(id, etag).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let state = if enabled { "active" } else { "disabled" };
         self.store()
             .update_user(&mut tx, &user.id, "state = $2", |q| q.bind(state))
@@ -215,7 +215,7 @@ impl Accounts {
             .with_domain("identity"));
         }
         let user = self.user_for_admin(id, etag).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         if deleted {
             let now = now_micros();
             self.store()
@@ -301,7 +301,7 @@ impl Accounts {
             created_at_us: now,
             updated_at_us: now,
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store()
             .insert_service_account(&mut tx, &account)
             .await?;
@@ -355,7 +355,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let admin = self.require_platform_admin(principal).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         if !self.store().delete_service_account(&mut tx, id).await? {
             return Err(Error::not_found("service account").with_domain("identity"));
         }
@@ -406,7 +406,7 @@ impl Accounts {
             expires_at_us,
             last_used_at_us: None,
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         self.store().insert_credential(&mut tx, &credential).await?;
         self.emit(
             &mut tx,
@@ -452,7 +452,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let admin = self.require_platform_admin(principal).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         if !self
             .store()
             .delete_credential(&mut tx, service_account_id, id)

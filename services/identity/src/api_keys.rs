@@ -331,8 +331,9 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             }
         }
         // The plan's API key limit, asked of billing.
+        let key_row_id = new_id().to_string();
         directory
-            .ensure_quota(&organization, billing_pb::Metric::ApiKeys)
+            .ensure_quota(&organization, billing_pb::Metric::ApiKeys, &key_row_id)
             .await?;
         if let Some(team) = &team
             && !directory
@@ -358,7 +359,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
 
         let (parts, secret) = new_api_key();
         let key = ApiKeyRow {
-            id: new_id().to_string(),
+            id: key_row_id,
             key_id: parts.id.clone(),
             organization_id: organization,
             team_id: team,
@@ -372,7 +373,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             created_at_us: now,
             request_id: (!request.request_id.is_empty()).then_some(request.request_id),
         };
-        let mut tx = self.accounts.store().begin().await?;
+        let mut tx = self.accounts.begin().await?;
         self.accounts.store().insert_api_key(&mut tx, &key).await?;
         self.emit_key_event(
             &mut tx,
@@ -499,7 +500,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             .await?
             .ok_or_else(|| Error::not_found("api key"))?;
         let now = now_micros();
-        let mut tx = self.accounts.store().begin().await?;
+        let mut tx = self.accounts.begin().await?;
         if self
             .accounts
             .store()

@@ -80,12 +80,14 @@ impl Directory {
     }
 
     /// Succeeds when the organization may have one more of `metric`, asked
-    /// of billing. A deployment without billing (UNIMPLEMENTED) has no
-    /// limits; a billing that cannot answer fails the creation.
+    /// of billing, and holds it for the object `reservation` (its id) until
+    /// the object is counted. A deployment without billing (UNIMPLEMENTED)
+    /// has no limits; a billing that cannot answer fails the creation.
     pub async fn ensure_quota(
         &self,
         organization_id: &str,
         metric: billing_pb::Metric,
+        reservation: &str,
     ) -> Result<()> {
         let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
             self.billing.clone(),
@@ -94,6 +96,7 @@ impl Directory {
             organization: format!("organizations/{organization_id}"),
             metric: metric as i32,
             delta: 1,
+            reservation_id: reservation.to_string(),
         });
         match client.check_quota(request).await {
             Ok(response) => {
@@ -114,8 +117,10 @@ impl Directory {
         if let Ok(value) = format!("Bearer {}", (self.token)()).parse() {
             request.metadata_mut().insert("authorization", value);
         }
-        // Carry the caller's trace to the next service.
+        // Carry the caller's trace, and what the caller must see, to the
+        // next service.
         tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        tenantry_kit::consistency::inject(request.metadata_mut());
         request
     }
 
@@ -191,10 +196,14 @@ impl Directory {
             request_id: format!("first-organization-{user_id}"),
         });
         match client.create_organization(request).await {
-            Ok(response) => Ok(response
-                .into_inner()
-                .organization
-                .map(|o| o.name.trim_start_matches("organizations/").to_string())),
+            Ok(response) => {
+                // The caller's answer covers the organization's write too.
+                tenantry_kit::consistency::absorb(response.metadata());
+                Ok(response
+                    .into_inner()
+                    .organization
+                    .map(|o| o.name.trim_start_matches("organizations/").to_string()))
+            }
             Err(status) if not_served(&status) => Ok(None),
             Err(status) => Err(unavailable("the organization service", status)),
         }
@@ -296,10 +305,11 @@ impl Directory {
             request.metadata_mut().insert("authorization", value);
         }
         tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
+        tenantry_kit::consistency::inject(request.metadata_mut());
         client
             .accept_invitation(request)
             .await
-            .map(|_| ())
+            .map(|response| tenantry_kit::consistency::absorb(response.metadata()))
             .map_err(|status| unavailable("the invitation service", status))
     }
 }

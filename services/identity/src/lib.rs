@@ -218,6 +218,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     let accounts = Accounts::new(accounts::Dependencies {
         store,
         outbox: outbox.clone(),
+        index: ctx.index_sink(NAME)?,
         hasher,
         keys: keys.clone(),
         mailer,

@@ -13,9 +13,11 @@ use tenantry_kit::page_token::page_size;
 use crate::access::{Caller, Object};
 use crate::permissions::*;
 use crate::quota::Metric;
-use crate::store::{ChildRow, Children, OrganizationRow, Tx};
+use crate::store::{ChildRow, Children, OrganizationRow};
 use crate::validate::{self, check_etag};
 use crate::{Core, NAME, not_found, precondition, slug_suffix};
+use tenantry_kit::db::Savepoint;
+use tenantry_kit::write::Write;
 
 impl Children {
     /// The singular noun, for messages.
@@ -209,7 +211,7 @@ impl Core {
         parent: &str,
         input: NewChild,
         request_id: &str,
-    ) -> Result<(Option<Tx>, ChildRow, OrganizationRow)> {
+    ) -> Result<(Option<Write>, ChildRow, OrganizationRow)> {
         validate::request_id(request_id)?;
         let organization_id = crate::organizations::organization_id("parent", parent)?;
         let noun = kind.noun();
@@ -238,12 +240,53 @@ impl Core {
         if let Some(team) = &input.team_id {
             self.live_team(&organization_id, team).await?;
         }
+        let id = new_id().to_string();
         self.quotas
-            .ensure(caller, &organization_id, kind.metric())
+            .ensure(caller, &organization_id, kind.metric(), &id)
             .await?;
+        let inserted = self
+            .insert_child(
+                caller,
+                kind,
+                &organization_id,
+                id.clone(),
+                input,
+                request_id,
+            )
+            .await;
+        match inserted {
+            Ok((tx, row)) => Ok((tx, row, org)),
+            Err(error) => {
+                self.quotas
+                    .release(caller, &organization_id, kind.metric(), &id)
+                    .await;
+                Err(error)
+            }
+        }
+    }
+
+    /// The insert behind [`create_child`](Self::create_child), once the
+    /// quota holds a unit for `id`.
+    async fn insert_child(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        organization_id: &str,
+        id: String,
+        input: NewChild,
+        request_id: &str,
+    ) -> Result<(Option<Write>, ChildRow)> {
+        let noun = kind.noun();
+        let explicit_slug = !input.slug.is_empty();
+        let method = match kind {
+            Children::Teams => "CreateTeam",
+            Children::Projects => "CreateProject",
+        };
+        let caller_name = caller.resource_name();
+        let organization_id = organization_id.to_string();
         let now = now_micros();
         let mut row = ChildRow {
-            id: new_id().to_string(),
+            id,
             organization_id: organization_id.clone(),
             team_id: input.team_id.clone(),
             slug: if explicit_slug {
@@ -261,7 +304,7 @@ impl Core {
             deleted_with: None,
             version: 1,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(id) = self
             .store
             .replayed(&mut tx, &caller_name, method, request_id)
@@ -273,7 +316,7 @@ impl Core {
                 .child(kind, &organization_id, &id)
                 .await?
                 .ok_or_else(|| not_found(noun))?;
-            return Ok((None, row, org));
+            return Ok((None, row));
         }
         if self
             .store
@@ -285,20 +328,28 @@ impl Core {
             }
             row.slug = format!("{}-{}", row.slug, slug_suffix());
         }
-        self.store
-            .insert_child(&mut tx, kind, &row)
-            .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    slug_taken(&row.slug)
-                } else {
-                    e
+        // Two creates with one name at once both find the slug free: the
+        // loser of the unique index takes a suffix instead of failing.
+        let base = row.slug.clone();
+        for attempt in 0.. {
+            let savepoint = Savepoint::set(&mut tx).await?;
+            match self.store.insert_child(&mut tx, kind, &row).await {
+                Ok(()) => {
+                    savepoint.release(&mut tx).await?;
+                    break;
                 }
-            })?;
+                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
+                    savepoint.undo(&mut tx).await?;
+                    row.slug = format!("{base}-{}", slug_suffix());
+                }
+                Err(e) if e.code() == Code::AlreadyExists => return Err(slug_taken(&row.slug)),
+                Err(e) => return Err(e),
+            }
+        }
         self.store
             .remember_request(&mut tx, &caller_name, method, request_id, &row.id)
             .await?;
-        Ok((Some(tx), row, org))
+        Ok((Some(tx), row))
     }
 
     /// A live team of the organization, or FAILED_PRECONDITION.
@@ -421,7 +472,7 @@ impl Core {
         caller: &Caller,
         kind: Children,
         input: NewChildUpdate<'_>,
-    ) -> Result<(Tx, ChildRow, ChildRow, Vec<String>)> {
+    ) -> Result<(Write, ChildRow, ChildRow, Vec<String>)> {
         let noun = kind.noun();
         let allowed: &[&str] = match kind {
             Children::Teams => &["slug", "display_name", "description"],
@@ -475,7 +526,7 @@ impl Core {
         }
         next.updated_at_us = now_micros();
         next.version += 1;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if next.slug != current.slug
             && self
                 .store
@@ -515,7 +566,7 @@ impl Core {
         name: &str,
         etag: &str,
         delete: bool,
-    ) -> Result<(Tx, ChildRow)> {
+    ) -> Result<(Write, ChildRow)> {
         let noun = kind.noun();
         let current = self
             .child(caller, kind, name, "name", Some(kind.delete_permission()))
@@ -554,7 +605,7 @@ impl Core {
         next.purge_at_us = delete.then(|| self.purge_at(now));
         next.updated_at_us = now;
         next.version += 1;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if delete
             && kind == Children::Teams
             && self.store.projects_of_team(&mut tx, &current.id).await? > 0

@@ -33,16 +33,18 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::index::IndexSink;
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::write::Write;
 use tenantry_mail::{Mailer, MailerOptions};
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as organization_pb;
 
 use crate::access::{Access, Caller, Object};
 use crate::quota::Quotas;
-use crate::store::{Store, Tx};
+use crate::store::Store;
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
@@ -102,6 +104,8 @@ pub struct Core {
     access: Access,
     quotas: Quotas,
     outbox: Outbox,
+    /// Where writes hand the authorization index their events.
+    index: Arc<IndexSink>,
     page_tokens: PageTokens,
     mailer: Arc<dyn Mailer>,
     options: Arc<Options>,
@@ -126,6 +130,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
             options.check_quotas,
         ),
         outbox,
+        index: ctx.index_sink(NAME)?,
         page_tokens: ctx.page_tokens.clone(),
         mailer: tenantry_mail::build(&options.mailer, "organization.mailer", ctx.data_dir.clone())?,
         options: Arc::new(options.clone()),
@@ -214,10 +219,19 @@ impl Core {
         }
     }
 
-    /// Commits a transaction that wrote events, and wakes the relay.
-    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
-        self.outbox.notify();
+    /// Begins a write: its events go to the outbox and to the index.
+    pub(crate) async fn begin(&self) -> Result<Write> {
+        Ok(Write::new(
+            self.store.begin().await?,
+            &self.outbox,
+            Some(&self.index),
+        ))
+    }
+
+    /// Commits a write: the relay wakes, the index has its events (so the
+    /// caller's next check sees them), the answer carries its token.
+    pub(crate) async fn commit(&self, tx: Write) -> Result<()> {
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,7 +240,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn emit<M: prost::Name>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         caller: &Caller,
         event_type: &'static str,
         aggregate: (&'static str, &str),
@@ -246,7 +260,7 @@ impl Core {
         .with_request(caller.request.clone())
         .with_changes(changes);
         event.targets = targets;
-        self.outbox.append(tx, event).await?;
+        tx.emit(event).await?;
         Ok(())
     }
 

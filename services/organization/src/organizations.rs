@@ -21,9 +21,11 @@ use tonic::{Request, Response, Status};
 use crate::access::{Caller, Object};
 use crate::permissions::*;
 use crate::quota::Metric;
-use crate::store::{OrganizationFilter, OrganizationRow, Tx, WorkspaceRow};
+use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
 use crate::validate::{self, MAX_DEPTH, check_etag, etag};
 use crate::{Core, NAME, change, not_found, precondition, slug_suffix, target, timestamp};
+use tenantry_kit::db::Savepoint;
+use tenantry_kit::write::Write;
 
 const KIND: &str = "organization";
 
@@ -290,9 +292,13 @@ impl Core {
             .any(|a| a))
     }
 
+    /// Creates an organization with the given new `id`. A child's quota
+    /// unit is reserved under `id` before anything is written; the caller
+    /// releases it when this fails ([`create_organization_or_release`]).
     async fn create_organization(
         &self,
         caller: &Caller,
+        id: String,
         input: pb::Organization,
         request_id: &str,
     ) -> Result<OrganizationRow> {
@@ -341,7 +347,6 @@ impl Core {
         let metadata: BTreeMap<String, String> = input.metadata.clone().into_iter().collect();
         validate::metadata("organization.metadata", &metadata)?;
 
-        let id = new_id().to_string();
         let now = now_micros();
         let mut new_workspace = None;
         let (parent, workspace_id, root_id, path, depth) = if input.parent.is_empty() {
@@ -408,7 +413,7 @@ impl Core {
                 ));
             }
             self.quotas
-                .ensure(caller, &parent.id, Metric::SubOrganizations)
+                .ensure(caller, &parent.id, Metric::SubOrganizations, &id)
                 .await?;
             let path = format!("{}{id}/", parent.path);
             (
@@ -450,7 +455,7 @@ impl Core {
             version: 1,
         };
 
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         // A concurrent replay may have won the race since the first look.
         if let Some(existing) = self
             .store
@@ -488,16 +493,24 @@ impl Core {
             )
             .await?;
         }
-        self.store
-            .insert_organization(&mut tx, &row)
-            .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    slug_taken(&row.slug)
-                } else {
-                    e
+        // Two creates with one name at once both find the slug free: the
+        // loser of the unique index takes a suffix instead of failing.
+        let base = row.slug.clone();
+        for attempt in 0.. {
+            let savepoint = Savepoint::set(&mut tx).await?;
+            match self.store.insert_organization(&mut tx, &row).await {
+                Ok(()) => {
+                    savepoint.release(&mut tx).await?;
+                    break;
                 }
-            })?;
+                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
+                    savepoint.undo(&mut tx).await?;
+                    row.slug = format!("{base}-{}", slug_suffix());
+                }
+                Err(e) if e.code() == Code::AlreadyExists => return Err(slug_taken(&row.slug)),
+                Err(e) => return Err(e),
+            }
+        }
         self.store
             .remember_request(
                 &mut tx,
@@ -533,6 +546,31 @@ impl Core {
         Ok(row)
     }
 
+    /// [`create_organization`](Self::create_organization), giving back the
+    /// sub-organization unit it reserved when it fails after reserving.
+    async fn create_organization_or_release(
+        &self,
+        caller: &Caller,
+        input: pb::Organization,
+        request_id: &str,
+    ) -> Result<OrganizationRow> {
+        let id = new_id().to_string();
+        let parent = (!input.parent.is_empty())
+            .then(|| organization_id("organization.parent", &input.parent).ok())
+            .flatten();
+        let created = self
+            .create_organization(caller, id.clone(), input, request_id)
+            .await;
+        if created.is_err()
+            && let Some(parent) = parent
+        {
+            self.quotas
+                .release(caller, &parent, Metric::SubOrganizations, &id)
+                .await;
+        }
+        created
+    }
+
     /// The resource a replayed request id created, looked up outside any
     /// transaction (the write path checks again inside its own).
     pub(crate) async fn replay(
@@ -544,7 +582,7 @@ impl Core {
         if request_id.is_empty() {
             return Ok(None);
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let found = self
             .store
             .replayed(&mut tx, caller, method, request_id)
@@ -740,7 +778,7 @@ impl Core {
         next.updated_at_us = now_micros();
         next.version = current.version + 1;
 
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         self.ensure_unchanged(&mut tx, &current).await?;
         if next.slug != current.slug
             && self
@@ -778,7 +816,7 @@ impl Core {
     /// ABORTED unless the row still has the version it was read at.
     pub(crate) async fn ensure_unchanged(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         read: &OrganizationRow,
     ) -> Result<OrganizationRow> {
         let now = self
@@ -806,7 +844,7 @@ impl Core {
         check_etag(given_etag, current.version)?;
         let now = now_micros();
         let purge_at = self.purge_at(now);
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         self.ensure_unchanged(&mut tx, &current).await?;
         let mut cascaded = Vec::new();
         if self.store.live_children(&mut tx, &id).await? > 0 {
@@ -895,7 +933,7 @@ impl Core {
             ));
         }
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         self.ensure_unchanged(&mut tx, &current).await?;
         if self
             .store
@@ -999,7 +1037,7 @@ impl Core {
             ));
         }
         let now = now_micros();
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let org = self.ensure_unchanged(&mut tx, &org).await?;
         let new_parent = self.ensure_unchanged(&mut tx, &new_parent).await?;
         let subtree = self.store.descendants(&mut tx, &org).await?;
@@ -1074,7 +1112,7 @@ impl Core {
         next.state = state.into();
         next.updated_at_us = now_micros();
         next.version += 1;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         self.ensure_unchanged(&mut tx, &current).await?;
         self.store.update_organization(&mut tx, &next).await?;
         let changes = vec![change("state", &current.state, state)];
@@ -1239,7 +1277,7 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
             .ok_or_else(|| Error::invalid_field("organization", "is required"))?;
         let row = self
             .0
-            .create_organization(&caller, organization, &request.request_id)
+            .create_organization_or_release(&caller, organization, &request.request_id)
             .await?;
         Ok(Response::new(pb::CreateOrganizationResponse {
             organization: Some(organization_to_proto(&row)),
@@ -1499,7 +1537,7 @@ impl Core {
             updated_at_us: now,
             version: 1,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(id) = self
             .store
             .replayed(&mut tx, &caller_name, "CreateWorkspace", request_id)
@@ -1531,7 +1569,7 @@ impl Core {
         )
         .with_request(caller.request.clone());
         event.targets = vec![target("workspace", &row.id, &row.display_name)];
-        self.outbox.append(&mut tx, event).await?;
+        tx.emit(event).await?;
         self.commit(tx).await?;
         Ok(row)
     }
@@ -1684,7 +1722,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         next.display_name = input.display_name.clone();
         next.updated_at_us = now_micros();
         next.version += 1;
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         match core.store.workspace(&current.id).await? {
             Some(now) if now.version == current.version => {}
             _ => return Err(concurrent_update().into()),
@@ -1708,7 +1746,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
             &next.display_name,
         )]);
         event.targets = vec![target("workspace", &next.id, &next.display_name)];
-        core.outbox.append(&mut tx, event).await?;
+        tx.emit(event).await?;
         core.commit(tx).await?;
         Ok(Response::new(pb::UpdateWorkspaceResponse {
             workspace: Some(workspace_to_proto(&next)),

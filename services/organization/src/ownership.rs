@@ -143,7 +143,7 @@ impl Core {
             expires_at_us: now + ttl_secs * 1_000_000,
             ended_at_us: None,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(id) = self
             .store
             .replayed(
@@ -230,7 +230,7 @@ impl Core {
         organization_id: &str,
         id: &str,
     ) -> Result<pb::OwnershipTransfer> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let row = self.store.transfer(&mut tx, organization_id, id).await?;
         drop(tx);
         row.map(|r| transfer_to_proto(&r, now_micros()))
@@ -246,7 +246,7 @@ impl Core {
     ) -> Result<(OrganizationRow, TransferRow)> {
         let (organization_id, id) = transfer_ids(name)?;
         let org = self.readable_organization(caller, &organization_id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let row = self
             .store
             .transfer(&mut tx, &organization_id, &id)
@@ -293,7 +293,7 @@ impl Core {
         // rbac yet in every setup, but is always a member: the transfer
         // itself is what authorizes them, after the membership check.
         let org = self.organization(&organization_id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let row = self
             .store
             .transfer(&mut tx, &organization_id, &id)
@@ -327,7 +327,7 @@ impl Core {
                 "you are no longer a member of the organization",
             ));
         }
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if !self
             .store
             .end_transfer(&mut tx, &id, "accepted", now)
@@ -386,7 +386,7 @@ impl Core {
     ) -> Result<pb::OwnershipTransfer> {
         let (organization_id, id) = transfer_ids(name)?;
         let org = self.organization(&organization_id).await?;
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         let row = self
             .store
             .transfer(&mut tx, &organization_id, &id)
@@ -429,7 +429,7 @@ impl Core {
 
     async fn emit_canceled(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut tenantry_kit::write::Write,
         caller: &Caller,
         org: &OrganizationRow,
         row: &TransferRow,

@@ -15,9 +15,10 @@ use tonic::{Request, Response, Status};
 use crate::access::Caller;
 use crate::children::{ListQuery, NewChild, NewChildUpdate, child_ids};
 use crate::permissions::PROJECT_MANAGE;
-use crate::store::{ChildRow, Children, EnvironmentRow, Tx};
+use crate::store::{ChildRow, Children, EnvironmentRow};
 use crate::validate::{self, check_etag, etag};
 use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+use tenantry_kit::write::Write;
 
 /// The environments a project starts with.
 const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
@@ -94,7 +95,7 @@ struct After(String);
 impl Core {
     async fn project_event<M: prost::Name>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         caller: &Caller,
         event_type: &'static str,
         project: &ChildRow,
@@ -464,7 +465,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             )
             .into());
         }
-        let mut tx = self.0.store.begin().await?;
+        let mut tx = self.0.begin().await?;
         match self
             .0
             .store
@@ -542,7 +543,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             updated_at_us: now,
             version: 1,
         };
-        let mut tx = self.0.store.begin().await?;
+        let mut tx = self.0.begin().await?;
         self.0
             .store
             .insert_environment(&mut tx, &env)
@@ -664,7 +665,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         }
         next.updated_at_us = now_micros();
         next.version += 1;
-        let mut tx = self.0.store.begin().await?;
+        let mut tx = self.0.begin().await?;
         let updated = self
             .0
             .store
@@ -716,7 +717,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         let r = request.get_ref();
         let (project, env) = self.0.environment(&caller, &r.name, true).await?;
         check_etag(&r.etag, env.version)?;
-        let mut tx = self.0.store.begin().await?;
+        let mut tx = self.0.begin().await?;
         if !self
             .0
             .store

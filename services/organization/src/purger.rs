@@ -62,7 +62,7 @@ impl Core {
             .await?
         {
             let root = self.organization(&organization_id).await?.root_id;
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             self.store.purge_project(&mut tx, &id).await?;
             let mut event = NewEvent::new(
                 "project.purged",
@@ -76,7 +76,7 @@ impl Core {
             )
             .in_organization(&organization_id, &root);
             event.targets = vec![target("project", &id, "")];
-            self.outbox.append(&mut tx, event).await?;
+            tx.emit(event).await?;
             self.commit(tx).await?;
             purged += 1;
         }
@@ -86,7 +86,7 @@ impl Core {
             .await?
         {
             let root = self.organization(&organization_id).await?.root_id;
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             self.store.purge_team(&mut tx, &id).await?;
             let mut event = NewEvent::new(
                 "team.purged",
@@ -100,12 +100,12 @@ impl Core {
             )
             .in_organization(&organization_id, &root);
             event.targets = vec![target("team", &id, "")];
-            self.outbox.append(&mut tx, event).await?;
+            tx.emit(event).await?;
             self.commit(tx).await?;
             purged += 1;
         }
         for (id, root) in self.store.expired_organizations(now_us, BATCH).await? {
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             if !self.store.purge_organization(&mut tx, &id).await? {
                 // Something under it is still there; a later round.
                 continue;
@@ -121,7 +121,7 @@ impl Core {
             )
             .in_organization(&id, &root);
             event.targets = vec![target("organization", &id, "")];
-            self.outbox.append(&mut tx, event).await?;
+            tx.emit(event).await?;
             self.commit(tx).await?;
             purged += 1;
         }

@@ -31,12 +31,15 @@ impl Quotas {
         Quotas { billing, enabled }
     }
 
-    /// Succeeds when `organization_id` may add one more of `metric`.
+    /// Succeeds when `organization_id` may add one more of `metric`, and
+    /// then holds that one for the object `reservation` (its id) until the
+    /// object's event is counted, so that the next create already sees it.
     pub async fn ensure(
         &self,
         caller: &Caller,
         organization_id: &str,
         metric: Metric,
+        reservation: &str,
     ) -> Result<()> {
         if !self.enabled {
             return Ok(());
@@ -50,6 +53,7 @@ impl Quotas {
                 organization: format!("organizations/{organization_id}"),
                 metric: metric as i32,
                 delta: 1,
+                reservation_id: reservation.to_string(),
             },
         );
         let answer = match client.check_quota(request).await {
@@ -76,5 +80,35 @@ impl Quotas {
             return Ok(());
         }
         Err(tenantry_kit::quota::denied("organization", metric, &answer))
+    }
+
+    /// Gives back what [`ensure`](Self::ensure) held for a create that
+    /// failed. Best effort: a reservation that is not released lapses.
+    pub async fn release(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        metric: Metric,
+        reservation: &str,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
+            self.billing.clone(),
+        );
+        let request = tenantry_kit::request::on_behalf(
+            caller.bearer.as_ref(),
+            billing_pb::ReleaseQuotaRequest {
+                organization: format!("organizations/{organization_id}"),
+                metric: metric as i32,
+                reservation_id: reservation.to_string(),
+            },
+        );
+        if let Err(status) = client.release_quota(request).await
+            && status.code() != tonic::Code::Unimplemented
+        {
+            tracing::warn!(code = ?status.code(), "releasing a quota reservation failed; it lapses");
+        }
     }
 }

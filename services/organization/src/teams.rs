@@ -44,7 +44,7 @@ fn fields(team: &pb::Team) -> NewChild {
 impl Core {
     async fn team_event<M: prost::Name>(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut tenantry_kit::write::Write,
         caller: &Caller,
         event_type: &'static str,
         team: &ChildRow,

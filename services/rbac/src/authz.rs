@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::{Index, IndexError};
 use crate::live::token;
-use crate::{Caller, Core, NAME, precondition};
+use crate::{Core, NAME, precondition};
 
 /// The most checks one bulk call may carry.
 pub const MAX_BULK: usize = 1000;
@@ -287,7 +287,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::LookupResourcesRequest>,
     ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (subject_type, subject_id) = subject(r.subject.as_ref())?;
         // A lookup names no object: a service account's is its own
@@ -371,7 +371,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::LookupSubjectsRequest>,
     ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (object_type, id) = object(r.resource.as_ref(), "resource")?;
         let (object_type, id) = (object_type.to_string(), id.to_string());
@@ -445,7 +445,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::ReadRelationshipsRequest>,
     ) -> Result<Response<pb::ReadRelationshipsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let filter = r
             .relationship_filter
@@ -535,7 +535,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::WriteRelationshipsRequest>,
     ) -> Result<Response<pb::WriteRelationshipsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let revision = self
             .0
@@ -550,7 +550,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::DeleteRelationshipsRequest>,
     ) -> Result<Response<pb::DeleteRelationshipsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let filter = r
             .relationship_filter
@@ -639,7 +639,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let organization = if r.organization.is_empty() {
             if !caller.is_internal() {

@@ -17,17 +17,21 @@ use crate::Core;
 use crate::engine::Change;
 use crate::store::{MembershipRow, NodeRow, UserRow};
 
-const CONSUMER: &str = "rbac-directory";
+/// The consumer's name; its claims also record what `ApplyEvents` applied.
+pub(crate) const CONSUMER: &str = "rbac-directory";
 
 /// Starts the consumer.
 pub fn spawn(ctx: &ServiceContext, core: Core) {
     let bus = ctx.bus.clone();
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
-        let filters = vec![
-            tenantry_kit::outbox::subject_for("organization", ">"),
-            tenantry_kit::outbox::subject_for("identity", "identity.user.>"),
-        ];
+        // Exactly what other services hand the index themselves.
+        let filters = tenantry_kit::index::FOLLOWED
+            .iter()
+            .map(|(source, prefix)| {
+                tenantry_kit::outbox::subject_for(source, &format!("{prefix}>"))
+            })
+            .collect();
         let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
             let core = core.clone();
             async move {

@@ -195,7 +195,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         &self,
         request: Request<pb::CreateProjectGrantRequest>,
     ) -> Result<Response<pb::CreateProjectGrantResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let (organization_id, project_id) = project_ids("parent", &r.parent)?;
         let input = r
@@ -299,7 +299,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         &self,
         request: Request<pb::GetProjectGrantRequest>,
     ) -> Result<Response<pb::GetProjectGrantResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let (organization_id, project_id, id) = grant_ids("name", &request.get_ref().name)?;
         self.0
             .project_access(&caller, &organization_id, &project_id, "project.read")?;
@@ -318,7 +318,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         &self,
         request: Request<pb::ListProjectGrantsRequest>,
     ) -> Result<Response<pb::ListProjectGrantsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (organization_id, project_id) = project_ids("parent", &r.parent)?;
         self.0
@@ -362,7 +362,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         &self,
         request: Request<pb::UpdateProjectGrantRequest>,
     ) -> Result<Response<pb::UpdateProjectGrantResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let input = r
             .project_grant
@@ -437,7 +437,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         &self,
         request: Request<pb::DeleteProjectGrantRequest>,
     ) -> Result<Response<pb::DeleteProjectGrantResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (organization_id, project_id, id) = grant_ids("name", &r.name)?;
         self.0.project_access(

@@ -355,12 +355,15 @@ impl Core {
             )
             .with_metadata("domain", domain));
         }
-        self.peers.ensure_seat(caller, &organization_id).await?;
+        let id = new_id().to_string();
+        self.peers
+            .ensure_seat(caller, &organization_id, &format!("invitation:{id}"))
+            .await?;
         let inviter_name = self.peers.display_name(caller).await?;
         let now = now_micros();
         let token = new_token();
         let row = InvitationRow {
-            id: new_id().to_string(),
+            id,
             organization_id: organization_id.clone(),
             organization_name: organization.display_name,
             email: email.clone(),
@@ -611,7 +614,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::CreateInvitationRequest>,
     ) -> Result<Response<pb::CreateInvitationResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let row = self
             .0
             .create_invitation(&caller, request.into_inner())
@@ -625,7 +628,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::GetInvitationRequest>,
     ) -> Result<Response<pb::GetInvitationResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let row = self
             .0
             .managed_invitation(
@@ -643,7 +646,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::ListInvitationsRequest>,
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
         self.0.authorize(
@@ -703,7 +706,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::ResendInvitationRequest>,
     ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let current = self
             .0
@@ -777,7 +780,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::RevokeInvitationRequest>,
     ) -> Result<Response<pb::RevokeInvitationResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let current = self
             .0
@@ -831,7 +834,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let (membership, revision) = self
             .0
             .accept_invitation(&caller, &request.get_ref().token)
@@ -848,7 +851,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
     ) -> Result<Response<pb::LookupInvitationResponse>, Status> {
         // Whoever holds the token may see what it is for: the token is the
         // secret.
-        let _caller = Caller::from_request(&request)?;
+        let _caller = self.0.caller(&request).await?;
         let now = now_micros();
         let invitation = self
             .0

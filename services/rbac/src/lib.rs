@@ -8,7 +8,8 @@
 //! - [`directory`]: what rbac learns from the organization and identity
 //!   services' events (the tree, owners, users' emails).
 //! - [`memberships`], [`roles`], [`teams`], [`grants`]: the management
-//!   APIs; [`authz`]: `AuthorizationService`.
+//!   APIs; [`authz`]: `AuthorizationService`; [`index_api`]: the internal
+//!   `IndexService` through which other services hand over their writes.
 //!
 //! Every write goes through [`Core::write`]: state rows, the change log
 //! entry and the domain event in one transaction, then this replica's index
@@ -18,6 +19,7 @@ pub mod authz;
 pub mod directory;
 pub mod engine;
 pub mod grants;
+pub mod index_api;
 pub mod invitations;
 pub mod live;
 pub mod memberships;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
 use tenantry_kit::configure_server;
+use tenantry_kit::consistency::Token;
 use tenantry_kit::db::Migration;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::outbox::{NewEvent, Outbox};
@@ -184,6 +187,11 @@ impl Service {
                 core.clone()
             ))
         ));
+        routes.add(configure_server!(
+            authz_pb::index_service_server::IndexServiceServer::new(index_api::IndexApi(
+                core.clone()
+            ))
+        ));
     }
 
     /// The service's outbox.
@@ -231,6 +239,15 @@ impl Caller {
 }
 
 impl Core {
+    /// The caller of a request, once this replica's index reflects what the
+    /// caller must see (their own writes, a token they sent): every handler
+    /// starts here, so no answer is older than the caller's last write.
+    pub(crate) async fn caller<T>(&self, request: &tonic::Request<T>) -> Result<Caller> {
+        let caller = Caller::from_request(request)?;
+        self.index.at(None).await?;
+        Ok(caller)
+    }
+
     /// Whether the caller holds `permission` on an object, by this
     /// replica's index (which has applied every write this replica made).
     /// Internal services may do anything here; API keys only what they
@@ -331,7 +348,9 @@ impl Core {
         if let Err(error) = self.index.catch_up().await {
             tracing::warn!(error = %error.message(), "catching the index up after a write failed");
         }
-        Ok(revision.unwrap_or_else(|| self.index.applied()))
+        let revision = revision.unwrap_or_else(|| self.index.applied());
+        tenantry_kit::consistency::record_write(&Token::at(revision));
+        Ok(revision)
     }
 
     /// A new event from the caller about an organization.

@@ -10,6 +10,7 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
+use tenantry_kit::consistency::Token;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tokio::sync::{Notify, watch};
@@ -177,39 +178,76 @@ impl LiveIndex {
         let mut applied = self.applied.subscribe();
         match tokio::time::timeout(MAX_WAIT, applied.wait_for(|a| *a >= revision)).await {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(Error::new(
-                Code::Unavailable,
-                "INDEX_BEHIND",
-                "this replica has not caught up with the requested revision yet; retry",
-            )
-            .with_domain(crate::NAME)
-            .with_retry_after(Duration::from_millis(200))),
+            _ => Err(behind()),
         }
     }
 
     /// Resolves a request's consistency and waits for it; returns the
-    /// revision the answer reflects.
+    /// revision the answer reflects. Whatever the request asks, the answer
+    /// also reflects the caller's session: their own writes and the token
+    /// they sent in metadata (`tenantry_kit::consistency`), so
+    /// `minimize_latency` never means older than the caller's last write.
     pub async fn at(&self, consistency: Option<&authz_pb::Consistency>) -> Result<i64> {
         use authz_pb::consistency::Requirement;
+        let session = tenantry_kit::consistency::required();
+        let mut needed = session.revision;
         match consistency.and_then(|c| c.requirement.as_ref()) {
             None | Some(Requirement::MinimizeLatency(_)) => {}
             Some(Requirement::AtLeastAsFresh(token)) => {
-                let revision = parse_token(&token.token)?;
-                if revision > self.applied() && revision > self.store.head().await? {
-                    return Err(Error::invalid_field(
-                        "consistency.at_least_as_fresh",
-                        "is from the future: no such revision was written",
-                    ));
-                }
-                self.wait_for(revision).await?;
+                needed = needed.max(parse_token(&token.token)?);
             }
             Some(Requirement::FullyConsistent(_)) => {
-                let head = self.store.head().await?;
-                self.wait_for(head).await?;
+                needed = needed.max(self.store.head().await?);
             }
         }
+        if needed > self.applied() && needed > self.store.head().await? {
+            return Err(Error::invalid_field(
+                "consistency.at_least_as_fresh",
+                "is from the future: no such revision was written",
+            ));
+        }
+        if let Some(event) = &session.pending_event {
+            self.wait_for_event(event).await?;
+        }
+        self.wait_for(needed).await?;
         Ok(self.applied())
     }
+
+    /// Waits until the event `id` (a write's event that its service could
+    /// not hand over at once) is applied here; it arrives by the bus or the
+    /// service's retry. Fails closed after the bound.
+    async fn wait_for_event(&self, id: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + MAX_WAIT;
+        let mut applied = self.applied.subscribe();
+        loop {
+            if self
+                .store
+                .event_applied(crate::directory::CONSUMER, id)
+                .await?
+            {
+                // Claimed with its changes in one transaction: the store's
+                // newest revision covers it.
+                let head = self.store.head().await?;
+                return self.wait_for(head).await;
+            }
+            self.poke.notify_one();
+            let changed = tokio::time::timeout_at(deadline, applied.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return Err(behind());
+            }
+        }
+    }
+}
+
+/// The answer of a replica that could not reach the requested state in time.
+fn behind() -> Error {
+    Error::new(
+        Code::Unavailable,
+        "INDEX_BEHIND",
+        "this replica has not caught up with the requested revision yet; retry",
+    )
+    .with_domain(crate::NAME)
+    .with_retry_after(Duration::from_millis(200))
 }
 
 /// Keeps the change log to the newest `retain` revisions. Any replica may
@@ -242,27 +280,20 @@ pub fn spawn_compactor(
     });
 }
 
-/// The token of a revision.
+/// The token of a revision: the suite's consistency token.
 pub fn token(revision: i64) -> authz_pb::ZedToken {
     authz_pb::ZedToken {
-        token: format!("r{revision}"),
+        token: Token::at(revision).to_string(),
     }
 }
 
-/// The revision in a token; anything else is INVALID_ARGUMENT.
+/// The revision in a token; anything else is INVALID_ARGUMENT. A token
+/// that also names a pending event counts by its revision here (such tokens
+/// travel in metadata, where the event is waited for too).
 pub fn parse_token(token: &str) -> Result<i64> {
-    token
-        .strip_prefix('r')
-        .filter(|digits| {
-            !digits.is_empty() && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit())
-        })
-        .and_then(|digits| digits.parse().ok())
-        .ok_or_else(|| {
-            Error::invalid_field(
-                "consistency.at_least_as_fresh",
-                "is not a consistency token",
-            )
-        })
+    Token::parse(token)
+        .map(|token| token.revision)
+        .map_err(|e| Error::invalid_field("consistency.at_least_as_fresh", e.to_string()))
 }
 
 #[cfg(test)]

@@ -138,7 +138,13 @@ impl Core {
         self.valid_roles(&organization_id, &input.roles, "membership.roles")
             .await?;
         // A new member takes a seat of the plan.
-        self.peers.ensure_seat(caller, &organization_id).await?;
+        self.peers
+            .ensure_seat(
+                caller,
+                &organization_id,
+                &format!("membership:{organization_id}/{user_id}"),
+            )
+            .await?;
         let now = now_micros();
         let row = MembershipRow {
             organization_id: organization_id.clone(),
@@ -424,7 +430,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::CreateMembershipRequest>,
     ) -> Result<Response<pb::CreateMembershipResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let (row, revision) = self
             .0
             .create_membership(&caller, request.into_inner())
@@ -439,7 +445,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::GetMembershipRequest>,
     ) -> Result<Response<pb::GetMembershipResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let row = self
             .0
             .visible_membership(&caller, &request.get_ref().name)
@@ -453,7 +459,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ListMembershipsRequest>,
     ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
         self.0.authorize(
@@ -551,7 +557,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::UpdateMembershipRequest>,
     ) -> Result<Response<pb::UpdateMembershipResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let (row, revision) = self
             .0
             .update_membership(&caller, request.into_inner())
@@ -566,7 +572,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::DeleteMembershipRequest>,
     ) -> Result<Response<pb::DeleteMembershipResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let revision = self.0.delete_membership(&caller, &r.name, &r.etag).await?;
         Ok(Response::new(pb::DeleteMembershipResponse {
@@ -578,7 +584,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         &self,
         request: Request<pb::ListUserMembershipsRequest>,
     ) -> Result<Response<pb::ListUserMembershipsResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let user_id = match r.parent.as_str() {
             "users/me" => caller.principal.id.clone(),

@@ -115,8 +115,15 @@ impl Peers {
             .unwrap_or_default())
     }
 
-    /// Succeeds when the organization has a seat left for one more person.
-    pub async fn ensure_seat(&self, caller: &Caller, organization_id: &str) -> Result<()> {
+    /// Succeeds when the organization has a seat left for one more person,
+    /// and holds it for `reservation` (`membership:<organization>/<user>` or
+    /// `invitation:<id>`) until the new seat is counted.
+    pub async fn ensure_seat(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        reservation: &str,
+    ) -> Result<()> {
         let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
             self.billing.clone(),
         );
@@ -127,6 +134,7 @@ impl Peers {
                     organization: format!("organizations/{organization_id}"),
                     metric: billing_pb::Metric::Members as i32,
                     delta: 1,
+                    reservation_id: reservation.to_string(),
                 },
             ))
             .await

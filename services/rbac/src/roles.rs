@@ -148,7 +148,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
         let input = r
@@ -242,7 +242,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::GetRoleRequest>,
     ) -> Result<Response<pb::GetRoleResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let name = &request.get_ref().name;
         if let Some(role) = self.0.built_in_to_proto(name) {
             return Ok(Response::new(pb::GetRoleResponse { role: Some(role) }));
@@ -260,7 +260,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
         self.0.authorize(
@@ -294,7 +294,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let input = r
             .role
@@ -383,7 +383,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         if BUILT_IN_ROLES.contains(&r.name.as_str()) {
             return Err(precondition("BUILT_IN_ROLE", "built-in roles cannot be deleted").into());
@@ -474,7 +474,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         &self,
         request: Request<pb::ListPermissionsRequest>,
     ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
-        let _caller = Caller::from_request(&request)?;
+        let _caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let index = self.0.index.read();
         let schema = index.schema();

@@ -228,6 +228,19 @@ impl Store {
             .map_err(db_error)
     }
 
+    /// Whether `consumer` has claimed (and so applied) the event `id`.
+    pub async fn event_applied(&self, consumer: &str, id: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM tenantry_consumed_events WHERE consumer = $1 AND event_id = $2",
+        )
+        .bind(consumer)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .is_some())
+    }
+
     /// The compaction floor: revisions up to it are no longer in the log.
     pub async fn floor(&self) -> Result<i64> {
         sqlx::query("SELECT value FROM rbac_revision WHERE id = 2")

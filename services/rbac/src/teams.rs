@@ -112,7 +112,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         &self,
         request: Request<pb::AddTeamMemberRequest>,
     ) -> Result<Response<pb::AddTeamMemberResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let (organization_id, team_id) = team_ids("parent", &r.parent)?;
         let input = r
@@ -218,7 +218,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         &self,
         request: Request<pb::GetTeamMemberRequest>,
     ) -> Result<Response<pb::GetTeamMemberResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let (organization_id, team_id, user_id) = member_ids("name", &request.get_ref().name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
@@ -240,7 +240,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         &self,
         request: Request<pb::ListTeamMembersRequest>,
     ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (organization_id, team_id) = team_ids("parent", &r.parent)?;
         self.0
@@ -282,7 +282,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         &self,
         request: Request<pb::UpdateTeamMemberRequest>,
     ) -> Result<Response<pb::UpdateTeamMemberResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         let input = r
             .team_member
@@ -357,7 +357,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         &self,
         request: Request<pb::RemoveTeamMemberRequest>,
     ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (organization_id, team_id, user_id) = member_ids("name", &r.name)?;
         if caller.user() != Some(user_id.as_str()) {

@@ -201,7 +201,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::RegisterResourceTypeRequest>,
     ) -> Result<Response<pb::RegisterResourceTypeResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         only_services(&caller)?;
         let r = request.into_inner();
         let input = r
@@ -273,7 +273,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::GetResourceTypeRequest>,
     ) -> Result<Response<pb::GetResourceTypeResponse>, Status> {
-        let _caller = Caller::from_request(&request)?;
+        let _caller = self.0.caller(&request).await?;
         let name = request
             .get_ref()
             .name
@@ -294,7 +294,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::ListResourceTypesRequest>,
     ) -> Result<Response<pb::ListResourceTypesResponse>, Status> {
-        let _caller = Caller::from_request(&request)?;
+        let _caller = self.0.caller(&request).await?;
         let names: Vec<String> = {
             let index = self.0.index.read();
             index
@@ -320,7 +320,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         &self,
         request: Request<pb::DeleteResourceTypeRequest>,
     ) -> Result<Response<pb::DeleteResourceTypeResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
+        let caller = self.0.caller(&request).await?;
         only_services(&caller)?;
         let r = request.get_ref();
         let name = r

@@ -42,6 +42,12 @@ pub struct Config {
     /// 64 hex digits signing page tokens; replicas of one service must share
     /// it. Unset: generated once and kept in `data_dir`.
     pub page_token_key: Option<String>,
+    /// 64 hex digits with which the services of one deployment prove to
+    /// each other that they are Tenantry services (internal calls such as
+    /// handing the authorization index a write's events); every process but
+    /// a gateway-only one must share it. Unset: generated once and kept in
+    /// `data_dir`.
+    pub internal_key: Option<String>,
     /// `development` (the default: generated secrets and SQLite are fine) or
     /// `production`, where `serve` refuses settings that only work for one
     /// process on one machine (see [`Config::check_production`]).
@@ -86,6 +92,7 @@ impl Default for Config {
             auto_migrate: true,
             shutdown_grace_secs: 20,
             page_token_key: None,
+            internal_key: None,
             mode: Mode::Development,
             trusted_proxies: vec!["127.0.0.0/8".into(), "::1".into()],
             auth: Default::default(),
@@ -183,6 +190,11 @@ impl Config {
                 "`page_token_key` is unset: each replica would generate its own and refuse the others' page tokens; set TENANTRY_PAGE_TOKEN_KEY (64 hex digits, from a Secret)".to_string(),
             );
         }
+        if self.internal_key.is_none() && !edge_only {
+            problems.push(
+                "`internal_key` is unset: each process would generate its own and refuse the others' internal calls; set TENANTRY_INTERNAL_KEY (64 hex digits, from a Secret)".to_string(),
+            );
+        }
         if services.contains(&ServiceKind::Audit) && self.audit.checkpoint_key.is_none() {
             problems.push(
                 "`audit.checkpoint_key` is unset: a generated key signs checkpoints nobody can verify later; set TENANTRY_AUDIT__CHECKPOINT_KEY (from a Secret)".to_string(),
@@ -234,11 +246,16 @@ impl Config {
                 "invalid configuration: `nats_url` must start with nats:// or tls://"
             );
         }
-        if let Some(key) = &self.page_token_key {
-            anyhow::ensure!(
-                key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
-                "invalid configuration: `page_token_key` must be 64 hex digits"
-            );
+        for (name, key) in [
+            ("page_token_key", &self.page_token_key),
+            ("internal_key", &self.internal_key),
+        ] {
+            if let Some(key) = key {
+                anyhow::ensure!(
+                    key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
+                    "invalid configuration: `{name}` must be 64 hex digits"
+                );
+            }
         }
         for proxy in &self.trusted_proxies {
             tenantry_kit::net::Cidr::parse(proxy)

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use std::sync::Arc;
 
-use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, JwksCache, JwksSource};
+use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, InternalKey, JwksCache, JwksSource};
 use tenantry_kit::bus;
+use tenantry_kit::consistency::ConsistencyLayer;
 use tenantry_kit::db::Database;
 use tenantry_kit::net::{Cidr, ClientAddressLayer};
 use tenantry_kit::outbox::Outbox;
@@ -155,6 +156,7 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
             bus: bus.clone(),
             outbox: config.outbox.clone(),
             page_tokens: PageTokens::new(page_token_key(&config)?),
+            internal_key: internal_key(&config)?,
             shutdown: background.clone(),
             stopping: stop.clone(),
             tasks: tasks.clone(),
@@ -213,9 +215,12 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         jwks.refresh().await?;
     }
     tasks.spawn(jwks.clone().run_refresher(background.clone()));
-    let auth_layer = AuthLayer::new(jwks.clone(), config.auth.expectations())
+    let mut auth_layer = AuthLayer::new(jwks.clone(), config.auth.expectations())
         .with_public_methods(public_methods())
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
+    if let Some(ctx) = &ctx {
+        auth_layer = auth_layer.with_internal_key(ctx.internal_key.clone());
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in &grpc_services {
@@ -249,6 +254,7 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         .layer(GrpcTelemetryLayer)
         .layer(ClientAddressLayer::new(trusted_proxies(&config)?))
         .layer(auth_layer)
+        .layer(ConsistencyLayer::default())
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -424,8 +430,20 @@ async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// The page-token key: configured, or generated once and kept in the data
 /// directory so tokens survive restarts.
 fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
-    if let Some(hex_key) = &config.page_token_key {
-        return decode_key(hex_key).context("invalid configuration: `page_token_key`");
+    shared_key(config, "page_token_key", config.page_token_key.as_deref())
+}
+
+/// The internal key: configured, or generated once into the data directory
+/// (processes sharing the data directory share it).
+fn internal_key(config: &Config) -> anyhow::Result<InternalKey> {
+    shared_key(config, "internal_key", config.internal_key.as_deref()).map(InternalKey::new)
+}
+
+/// A key every replica must share: configured as hex under `name`, or
+/// generated once and kept in the data directory as `<name>` with `.key`.
+fn shared_key(config: &Config, name: &str, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
+    if let Some(hex_key) = configured {
+        return decode_key(hex_key).with_context(|| format!("invalid configuration: `{name}`"));
     }
     if config
         .database_url
@@ -433,7 +451,8 @@ fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
         .is_some_and(|url| url.starts_with("postgres"))
     {
         tracing::warn!(
-            "page_token_key is not set; replicas will not accept each other's page tokens"
+            key = name,
+            "a shared key is not set; other replicas will not share it"
         );
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
@@ -442,7 +461,12 @@ fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
             config.data_dir.display()
         )
     })?;
-    let path = config.data_dir.join("page_token.key");
+    let file = match name {
+        // The name this file had before the other keys existed.
+        "page_token_key" => "page_token.key".to_string(),
+        other => format!("{other}.key"),
+    };
+    let path = config.data_dir.join(file);
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;

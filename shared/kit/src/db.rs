@@ -236,6 +236,42 @@ impl Database {
 
 /// A protobuf timestamp from microseconds since the Unix epoch (how every
 /// table stores time).
+/// A savepoint in a transaction, for one statement that may fail (an
+/// insert a unique index may refuse): undoing it keeps the transaction
+/// usable, where Postgres would otherwise abort the whole transaction, so
+/// the caller can try again with another value.
+#[derive(Debug)]
+pub struct Savepoint;
+
+impl Savepoint {
+    /// Marks the point.
+    pub async fn set(tx: &mut Transaction<'static, Any>) -> Result<Savepoint> {
+        sqlx::query("SAVEPOINT tenantry_attempt")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(Savepoint)
+    }
+
+    /// Keeps what was done since the point.
+    pub async fn release(self, tx: &mut Transaction<'static, Any>) -> Result<()> {
+        sqlx::query("RELEASE SAVEPOINT tenantry_attempt")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Undoes what was done since the point.
+    pub async fn undo(self, tx: &mut Transaction<'static, Any>) -> Result<()> {
+        sqlx::query("ROLLBACK TO SAVEPOINT tenantry_attempt")
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
 pub fn timestamp(us: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: us.div_euclid(1_000_000),

@@ -1,6 +1,7 @@
 //! Shared plumbing of every Tenantry service.
 //!
 //! - [`cache`]: the bounded, expiring cache every request path uses.
+//! - [`consistency`]: consistency tokens and the layer that carries them.
 //! - [`config`]: layered configuration (defaults, TOML, `TENANTRY_*` env, flags).
 //! - [`telemetry`]: JSON logs, OTLP traces, W3C trace context, Prometheus metrics.
 //! - [`db`]: SQLite and Postgres pools, per-service embedded migrations.
@@ -10,6 +11,8 @@
 //! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
 //! - [`secret`]: opaque single-use tokens, stored hashed.
 //! - [`request`]: the actor and request context of domain events.
+//! - [`write`] and [`index`]: one owner per write (transaction, outbox,
+//!   commit) and the hand-over of its events to the authorization index.
 
 pub mod access;
 pub mod admins;
@@ -17,9 +20,11 @@ pub mod auth;
 pub mod bus;
 pub mod cache;
 pub mod config;
+pub mod consistency;
 pub mod db;
 pub mod error;
 pub mod id;
+pub mod index;
 pub mod net;
 pub mod outbox;
 pub mod page_token;
@@ -27,6 +32,7 @@ pub mod quota;
 pub mod request;
 pub mod secret;
 pub mod telemetry;
+pub mod write;
 
 pub use error::{Code, Error, Result};
 pub mod service;

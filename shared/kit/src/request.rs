@@ -52,7 +52,8 @@ pub fn actor(principal: &Principal) -> events::Actor {
 }
 
 /// A request to another service made on the caller's behalf: it carries the
-/// caller's own bearer token (when there is one) and the current trace.
+/// caller's own bearer token (when there is one), the current trace and the
+/// caller's consistency token.
 pub fn on_behalf<T>(bearer: Option<&BearerToken>, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Some(token) = bearer
@@ -61,6 +62,8 @@ pub fn on_behalf<T>(bearer: Option<&BearerToken>, message: T) -> tonic::Request<
         request.metadata_mut().insert("authorization", value);
     }
     crate::telemetry::inject_metadata(request.metadata_mut());
+    // What the caller wrote (or read) so far must hold at the next service.
+    crate::consistency::inject(request.metadata_mut());
     request
 }
 

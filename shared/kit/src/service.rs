@@ -17,6 +17,7 @@ use tonic::server::NamedService;
 use crate::bus::EventBus;
 use crate::config::OutboxConfig;
 use crate::db::Database;
+use crate::index::IndexSink;
 use crate::outbox::Outbox;
 use crate::page_token::PageTokens;
 
@@ -57,6 +58,8 @@ pub struct ServiceContext {
     pub outbox: OutboxConfig,
     /// Signs and checks page tokens.
     pub page_tokens: PageTokens,
+    /// Proves this process to the other services for calls made as itself.
+    pub internal_key: crate::auth::InternalKey,
     /// Cancelled once in-flight calls have drained, to stop background
     /// work (relays flush, consumers stop).
     pub shutdown: CancellationToken,
@@ -82,6 +85,20 @@ impl ServiceContext {
     pub fn spawn_relay(&self, outbox: &Outbox) {
         let relay = outbox.relay(self.db.clone(), self.bus.clone(), self.outbox.clone());
         self.tasks.spawn(relay.run(self.shutdown.clone()));
+    }
+
+    /// The delivery of `service`'s writes to the authorization index (for
+    /// services whose events the index follows), retrying in the background
+    /// until shutdown.
+    pub fn index_sink(&self, service: &'static str) -> anyhow::Result<Arc<IndexSink>> {
+        let sink = Arc::new(IndexSink::new(
+            peer_channel(&self.peers.rbac)?,
+            self.internal_key.clone(),
+            service,
+        ));
+        self.tasks
+            .spawn(sink.clone().run_retries(self.shutdown.clone()));
+        Ok(sink)
     }
 }
 

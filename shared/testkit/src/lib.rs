@@ -381,6 +381,14 @@ impl Sandbox {
         })
     }
 
+    /// The NATS URL and namespace the sandbox uses, for another process
+    /// that must share its bus.
+    pub fn nats(&self) -> Option<(&str, &str)> {
+        self.nats
+            .as_ref()
+            .map(|(url, namespace)| (url.as_str(), namespace.as_str()))
+    }
+
     /// Shuts the server down gracefully.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.server.shutdown().await

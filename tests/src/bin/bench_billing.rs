@@ -230,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
                     organization: leaf_name.clone(),
                     metric: pb::Metric::Projects as i32,
                     delta: 1,
+                    reservation_id: String::new(),
                 },
                 &quota_token,
             );

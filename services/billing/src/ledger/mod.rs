@@ -96,6 +96,9 @@ pub async fn set_item(
     live: bool,
 ) -> Result<()> {
     let name = metric.as_str_name();
+    // The item is counted from now on: what its create reserved ends here,
+    // in the same transaction, so usage never counts it twice or not at all.
+    store::settle(tx, name, item_id).await?;
     let current = store::item(tx, name, item_id).await?;
     let was_live = current.as_ref().is_some_and(|(_, live)| *live);
     let organization = current
@@ -106,6 +109,25 @@ pub async fn set_item(
         && let Some(node) = store::node(&mut **tx, &organization).await?
     {
         count(tx, &node, metric, 0, if live { 1 } else { -1 }).await?;
+    }
+    Ok(())
+}
+
+/// Counts the seat of an organization's first owner as soon as billing
+/// knows the organization: the owner's membership is a consequence of the
+/// creation, and its own event (from rbac) may come later than the creates
+/// that must already see the seat taken. Only when the seat is not known
+/// yet: a late creation event never revives a seat that was given up.
+pub async fn owner_seat(tx: &mut Tx, organization_id: &str, owner_id: &str) -> Result<()> {
+    if owner_id.is_empty() {
+        return Ok(());
+    }
+    let item_id = format!("membership:{organization_id}/{owner_id}");
+    if store::item(tx, Metric::Members.as_str_name(), &item_id)
+        .await?
+        .is_none()
+    {
+        set_item(tx, Metric::Members, &item_id, organization_id, true).await?;
     }
     Ok(())
 }

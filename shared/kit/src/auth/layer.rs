@@ -32,6 +32,7 @@ use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 
+use super::internal::{self, InternalKey};
 use super::jwks::JwksCache;
 use super::jwt::{Expectations, TokenError};
 use super::principal::{BearerToken, Principal};
@@ -54,6 +55,9 @@ struct Policy {
     public: HashSet<String>,
     /// Full method paths an `mfa_pending` token may call.
     mfa_pending_allowed: HashSet<String>,
+    /// Verifies the credentials services present when they call as
+    /// themselves; without it, such credentials are refused.
+    internal: Option<InternalKey>,
 }
 
 impl AuthLayer {
@@ -66,6 +70,7 @@ impl AuthLayer {
                 expect,
                 public: HashSet::new(),
                 mfa_pending_allowed: HashSet::new(),
+                internal: None,
             }),
         }
     }
@@ -79,6 +84,13 @@ impl AuthLayer {
     {
         let policy = Arc::make_mut(&mut self.policy);
         policy.public.extend(methods.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts internal credentials made with `key` (see
+    /// [`internal`](super::internal)).
+    pub fn with_internal_key(mut self, key: InternalKey) -> Self {
+        Arc::make_mut(&mut self.policy).internal = Some(key);
         self
     }
 
@@ -210,6 +222,26 @@ impl Policy {
         {
             return Ok(());
         }
+        if let Some(credential) = request.headers().get(internal::HEADER) {
+            // One credential per call: which one counts is not left to chance.
+            if request.headers().contains_key(http::header::AUTHORIZATION) {
+                return Err(invalid_token());
+            }
+            let now = chrono::Utc::now().timestamp();
+            let service = credential
+                .to_str()
+                .ok()
+                .zip(self.internal.as_ref())
+                .and_then(|(credential, key)| key.verify(credential, now));
+            let Some(service) = service else {
+                tracing::debug!(method = path, "internal credential rejected");
+                return Err(invalid_token());
+            };
+            request
+                .extensions_mut()
+                .insert(InternalKey::principal(service, now));
+            return Ok(());
+        }
         let public = self.public.contains(path);
         let token = match credentials(request.headers()) {
             Credentials::Missing if public => return Ok(()),
@@ -295,8 +327,12 @@ mod tests {
             let body = match Principal::from_request(&request) {
                 Ok(principal) => {
                     // The token travels with the principal, for calls made
-                    // on the caller's behalf.
-                    assert!(BearerToken::from_request(&request).is_some());
+                    // on the caller's behalf; a service calling as itself
+                    // has none to pass on.
+                    assert_eq!(
+                        BearerToken::from_request(&request).is_some(),
+                        principal.internal_service().is_none()
+                    );
                     format!("principal:{}", principal.id)
                 }
                 Err(_) => {
@@ -544,6 +580,40 @@ mod tests {
             response.into_body(),
             format!("principal:{}", fresh_claims().sub)
         );
+    }
+
+    #[tokio::test]
+    async fn internal_credentials_make_an_internal_principal_and_forgeries_fail() {
+        let h = harness();
+        let key = InternalKey::new([9; 32]);
+        let layer = h.layer.clone().with_internal_key(key.clone());
+        let now = now();
+        let internal = |value: &str| {
+            let mut request = request(PROTECTED, None);
+            request
+                .headers_mut()
+                .insert(internal::HEADER, value.parse().unwrap());
+            request
+        };
+        let response = call(&layer, internal(&key.credential("organization", now))).await;
+        assert_eq!(response.into_body(), "principal:organization");
+
+        let forged = InternalKey::new([1; 32]).credential("organization", now);
+        let expired = key.credential("organization", now - 3600);
+        for bad in [forged.as_str(), expired.as_str(), "organization.1.00"] {
+            let response = call(&layer, internal(bad)).await;
+            assert_eq!(grpc_status(&response), Some("16"), "{bad}");
+        }
+        // A layer without the key refuses every internal credential.
+        let response = call(&h.layer, internal(&key.credential("organization", now))).await;
+        assert_eq!(grpc_status(&response), Some("16"));
+        // An internal credential and a bearer token together are refused.
+        let mut both = internal(&key.credential("organization", now));
+        let token = h.key.sign(&fresh_claims());
+        both.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let response = call(&layer, both).await;
+        assert_eq!(grpc_status(&response), Some("16"));
     }
 
     #[tokio::test]

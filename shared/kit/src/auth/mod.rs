@@ -15,8 +15,11 @@
 //! - [`layer`]: [`AuthLayer`], the tower layer in front of every gRPC server.
 //! - [`principal`]: [`Principal`], which handlers read with
 //!   [`Principal::from_request`].
+//! - [`internal`]: [`InternalKey`], the credential one Tenantry service
+//!   presents to another when it calls as itself.
 //! - [`AuthConfig`]: the `[auth]` configuration table.
 
+pub mod internal;
 pub mod jwks;
 pub mod jwt;
 pub mod layer;
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use internal::InternalKey;
 pub use jwks::{GrpcJwksSource, JwksCache, JwksCacheOptions, JwksSource, StaticJwksSource};
 pub use jwt::{Claims, Expectations, JwkError, JwkKey, KeySet, SigningKey, TokenError};
 pub use layer::{ALWAYS_PUBLIC_PREFIXES, Auth, AuthLayer};

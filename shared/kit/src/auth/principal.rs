@@ -102,20 +102,14 @@ impl Principal {
     /// The Tenantry service this principal is, when it is one calling
     /// another (`identity` asking the organization service, say): a
     /// service-account token with `amr = ["svc"]` whose subject is a service
-    /// name. Only identity signs tokens, and the service accounts it issues
-    /// tokens for have UUID ids, so no client can hold such a token.
+    /// name, or the principal of an internal credential
+    /// ([`InternalKey`](super::InternalKey)). Only identity signs tokens,
+    /// and the service accounts it issues tokens for have UUID ids, so no
+    /// client can hold such a token.
     pub fn internal_service(&self) -> Option<&str> {
-        const SERVICES: &[&str] = &[
-            "identity",
-            "organization",
-            "rbac",
-            "billing",
-            "audit",
-            "gateway",
-        ];
         (self.kind == PrincipalKind::ServiceAccount
             && self.amr.iter().any(|m| m == "svc")
-            && SERVICES.contains(&self.id.as_str()))
+            && super::internal::SERVICES.contains(&self.id.as_str()))
         .then_some(self.id.as_str())
     }
 

@@ -1,0 +1,95 @@
+//! [`Write`]: the one owner of a write, from `begin` to `commit`.
+//!
+//! A write is a transaction plus the domain events it emits into the outbox
+//! (in the same transaction). Committing it wakes the outbox relay, hands
+//! the events the authorization index follows to the index (see
+//! [`index`](crate::index)), and records the consistency token that covers
+//! the write for the answer and the caller's next calls (see
+//! [`consistency`](crate::consistency)). Nobody else commits its
+//! transaction.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use sqlx::{Any, Transaction};
+use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::consistency::{self, Token};
+use crate::error::{Result, db_error};
+use crate::index::IndexSink;
+use crate::outbox::{NewEvent, Outbox};
+
+/// A write in progress. Dropping it without [`commit`](Self::commit) rolls
+/// everything back, events included.
+pub struct Write {
+    tx: Transaction<'static, Any>,
+    outbox: Outbox,
+    index: Option<Arc<IndexSink>>,
+    written: Vec<events::Event>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("service", &self.outbox.service())
+            .field("events", &self.written.len())
+            .finish()
+    }
+}
+
+impl Write {
+    /// A write in `tx` whose events go to `outbox` and, when the index
+    /// follows them, to `index`.
+    pub fn new(
+        tx: Transaction<'static, Any>,
+        outbox: &Outbox,
+        index: Option<&Arc<IndexSink>>,
+    ) -> Write {
+        Write {
+            tx,
+            outbox: outbox.clone(),
+            index: index.cloned(),
+            written: Vec::new(),
+        }
+    }
+
+    /// Appends `event` to the outbox in this write's transaction.
+    pub async fn emit(&mut self, event: NewEvent) -> Result<&events::Event> {
+        let envelope = self.outbox.append(&mut self.tx, event).await?;
+        self.written.push(envelope);
+        Ok(self.written.last().expect("just pushed"))
+    }
+
+    /// The events emitted so far.
+    pub fn events(&self) -> &[events::Event] {
+        &self.written
+    }
+
+    /// Commits; wakes the relay; hands the index what it follows; records
+    /// and returns the write's consistency token (empty when the write
+    /// changed nothing a decision depends on).
+    pub async fn commit(self) -> Result<Token> {
+        self.tx.commit().await.map_err(db_error)?;
+        self.outbox.notify();
+        let token = match (&self.index, self.written.is_empty()) {
+            (Some(index), false) => index.deliver(self.written).await,
+            _ => Token::default(),
+        };
+        consistency::record_write(&token);
+        Ok(token)
+    }
+}
+
+impl Deref for Write {
+    type Target = Transaction<'static, Any>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl DerefMut for Write {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}

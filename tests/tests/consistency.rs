@@ -1,0 +1,560 @@
+//! Decisions follow the truth: a caller's next call sees what their last
+//! write did, on every service, with no token handling, no sleep and no
+//! retry; and a write that removes access is reflected by the very next
+//! check. On SQLite and Postgres, on the in-process bus and (with the bus
+//! stopped) on NATS.
+
+use tenantry::services::ServiceKind;
+use tenantry_kit::consistency::HEADER;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::billing::v1 as billing;
+use tenantry_proto::tenantry::identity::v1 as identity_pb;
+use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
+use tenantry_testkit::{Bus, NatsServer, Sandbox, Storage, authed, storages};
+use tonic::transport::Channel;
+
+/// Iterations of every read-your-writes loop.
+const ITERATIONS: usize = 1000;
+
+type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
+type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
+type Projects = org::project_service_client::ProjectServiceClient<Channel>;
+type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
+type Members = rbac::membership_service_client::MembershipServiceClient<Channel>;
+type Identity = identity_pb::identity_service_client::IdentityServiceClient<Channel>;
+
+struct User {
+    id: String,
+    token: String,
+}
+
+struct World {
+    sandbox: Sandbox,
+    channel: Channel,
+}
+
+fn id(name: &str) -> String {
+    name.rsplit('/').next().unwrap().to_string()
+}
+
+impl World {
+    async fn start(storage: Storage, bus: Bus) -> World {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(storage)
+            .bus(bus)
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        World { sandbox, channel }
+    }
+
+    /// Signs a user up; returns them with the organization they got.
+    async fn sign_up(&self, email: &str) -> (User, String) {
+        let response = Identity::new(self.channel.clone())
+            .sign_up(identity_pb::SignUpRequest {
+                email: email.into(),
+                password: "correct horse battery staple".into(),
+                display_name: "Tester".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let user = User {
+            id: id(&response.user.unwrap().name),
+            token: response.tokens.unwrap().access_token,
+        };
+        (user, id(&response.organization))
+    }
+
+    /// Whether `user` may do `permission` on the object, asked as the user
+    /// with no consistency requirement at all.
+    async fn allowed(&self, user: &User, object: (&str, &str), permission: &str) -> bool {
+        Authz::new(self.channel.clone())
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    consistency: None,
+                    resource: Some(authz::ObjectReference {
+                        object_type: object.0.into(),
+                        object_id: object.1.into(),
+                    }),
+                    permission: permission.into(),
+                    subject: Some(authz::SubjectReference {
+                        object: Some(authz::ObjectReference {
+                            object_type: "user".into(),
+                            object_id: user.id.clone(),
+                        }),
+                        optional_relation: String::new(),
+                    }),
+                    with_tracing: false,
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .permissionship()
+            == authz::Permissionship::Allowed
+    }
+
+    async fn organization(&self, user: &User, parent: Option<&str>) -> String {
+        let response = Orgs::new(self.channel.clone())
+            .create_organization(authed(
+                org::CreateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        display_name: "Acme".into(),
+                        parent: parent
+                            .map(|p| format!("organizations/{p}"))
+                            .unwrap_or_default(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            response.metadata().get(HEADER).is_some(),
+            "a write answers with its consistency token"
+        );
+        id(&response.into_inner().organization.unwrap().name)
+    }
+
+    async fn project(&self, user: &User, organization: &str) -> String {
+        let project = Projects::new(self.channel.clone())
+            .create_project(authed(
+                org::CreateProjectRequest {
+                    parent: format!("organizations/{organization}"),
+                    project: Some(org::Project {
+                        display_name: "Rocket".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .project
+            .unwrap();
+        id(&project.name)
+    }
+}
+
+#[tokio::test]
+async fn every_caller_reads_their_own_writes() {
+    for storage in storages() {
+        let w = World::start(storage, Bus::Local).await;
+
+        // SignUp → Me and a check on the organization it created.
+        for i in 0..ITERATIONS / 10 {
+            let (user, organization) = w.sign_up(&format!("u{i}@example.com")).await;
+            assert!(
+                w.allowed(&user, ("organization", &organization), "project.create")
+                    .await,
+                "{storage:?}: sign-up {i}: the owner is denied on their organization"
+            );
+            let me = Identity::new(w.channel.clone())
+                .me(authed(identity_pb::MeRequest::default(), &user.token))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(
+                me.memberships
+                    .iter()
+                    .any(|m| m.organization == format!("organizations/{organization}")),
+                "{storage:?}: sign-up {i}: Me misses the new membership"
+            );
+        }
+
+        let (ada, _) = w.sign_up("ada@example.com").await;
+        let (bob, _) = w.sign_up("bob@example.com").await;
+        for i in 0..ITERATIONS {
+            // CreateOrganization → a check and a create under it.
+            let acme = w.organization(&ada, None).await;
+            assert!(
+                w.allowed(&ada, ("organization", &acme), "project.create")
+                    .await,
+                "{storage:?}: {i}: the creator is denied on a new organization"
+            );
+            // CreateOrganization(parent) → CreateOrganization(child).
+            let child = w.organization(&ada, Some(&acme)).await;
+            // CreateProject → ListProjectGrants and a check.
+            let project = w.project(&ada, &child).await;
+            Grants::new(w.channel.clone())
+                .list_project_grants(authed(
+                    rbac::ListProjectGrantsRequest {
+                        parent: format!("organizations/{child}/projects/{project}"),
+                        ..Default::default()
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("{storage:?}: {i}: ListProjectGrants: {e:?}"));
+            assert!(
+                w.allowed(&ada, ("project", &project), "project.read").await,
+                "{storage:?}: {i}: the creator is denied on a new project"
+            );
+            // CreateMembership → the new member's own check.
+            if i % 10 == 0 {
+                Members::new(w.channel.clone())
+                    .create_membership(authed(
+                        rbac::CreateMembershipRequest {
+                            parent: format!("organizations/{acme}"),
+                            membership: Some(rbac::Membership {
+                                user: format!("users/{}", bob.id),
+                                roles: vec!["roles/member".into()],
+                                ..Default::default()
+                            }),
+                            request_id: String::new(),
+                        },
+                        &ada.token,
+                    ))
+                    .await
+                    .unwrap();
+                assert!(
+                    w.allowed(&bob, ("project", &project), "project.read").await,
+                    "{storage:?}: {i}: a new member is denied"
+                );
+            }
+        }
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// Removing access is reflected by the next check, for the writer and for
+/// anyone else, with no token; also while the bus is down.
+#[tokio::test]
+async fn removed_access_is_gone_at_once_even_with_the_bus_stopped() {
+    let mut nats = NatsServer::start().await.unwrap();
+    let w = World::start(Storage::Sqlite, Bus::Nats(nats.url())).await;
+    let (ada, _) = w.sign_up("ada@example.com").await;
+    let (bob, _) = w.sign_up("bob@example.com").await;
+    let acme = w.organization(&ada, None).await;
+    let team_org = w.organization(&ada, Some(&acme)).await;
+    let project = w.project(&ada, &team_org).await;
+    Members::new(w.channel.clone())
+        .create_membership(authed(
+            rbac::CreateMembershipRequest {
+                parent: format!("organizations/{acme}"),
+                membership: Some(rbac::Membership {
+                    user: format!("users/{}", bob.id),
+                    roles: vec!["roles/member".into()],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    assert!(w.allowed(&bob, ("project", &project), "project.read").await);
+
+    nats.stop();
+    // A deleted project: nobody reads it any more.
+    Projects::new(w.channel.clone())
+        .delete_project(authed(
+            org::DeleteProjectRequest {
+                name: format!("organizations/{team_org}/projects/{project}"),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    assert!(!w.allowed(&bob, ("project", &project), "project.read").await);
+    assert!(!w.allowed(&ada, ("project", &project), "project.read").await);
+    // A deleted organization: its subtree goes with it.
+    Orgs::new(w.channel.clone())
+        .delete_organization(authed(
+            org::DeleteOrganizationRequest {
+                name: format!("organizations/{team_org}"),
+                force: true,
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !w.allowed(&bob, ("organization", &team_org), "organization.read")
+            .await
+    );
+    assert!(
+        w.allowed(&bob, ("organization", &acme), "organization.read")
+            .await
+    );
+    nats.resume().await.unwrap();
+    w.sandbox.shutdown().await.unwrap();
+}
+
+type Entitlements = billing::entitlement_service_client::EntitlementServiceClient<Channel>;
+
+/// A sandbox with billing whose FREE plan limits nothing, so that the
+/// limits under test are the ones the test sets.
+async fn billing_world(
+    storage: Storage,
+    bus: Bus,
+    internal_key: &str,
+) -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("plans.toml");
+    std::fs::write(
+        &catalog,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n",
+    )
+    .unwrap();
+    let key = internal_key.to_string();
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+            ServiceKind::Billing,
+        ])
+        .storage(storage)
+        .bus(bus)
+        .configure(move |config| {
+            config.billing.catalog_file = Some(catalog);
+            config.internal_key = Some(key);
+        })
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    (World { sandbox, channel }, dir)
+}
+
+impl World {
+    async fn set_limit(
+        &self,
+        owner: &User,
+        organization: &str,
+        metric: billing::Metric,
+        value: i64,
+    ) {
+        Entitlements::new(self.channel.clone())
+            .set_limit(authed(
+                billing::SetLimitRequest {
+                    organization: format!("organizations/{organization}"),
+                    metric: metric as i32,
+                    value,
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Creates one of `metric` under `organization` through `channel`;
+    /// `Ok(false)` when the limit refused it.
+    async fn create_one(
+        channel: &Channel,
+        owner: &User,
+        organization: &str,
+        metric: billing::Metric,
+        member: Option<&User>,
+    ) -> bool {
+        let refused = |status: tonic::Status| {
+            assert_eq!(
+                status.code(),
+                tonic::Code::ResourceExhausted,
+                "only the limit may refuse: {status:?}"
+            );
+            false
+        };
+        let parent = format!("organizations/{organization}");
+        match metric {
+            billing::Metric::Projects => Projects::new(channel.clone())
+                .create_project(authed(
+                    org::CreateProjectRequest {
+                        parent,
+                        project: Some(org::Project {
+                            display_name: "P".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            billing::Metric::SubOrganizations => Orgs::new(channel.clone())
+                .create_organization(authed(
+                    org::CreateOrganizationRequest {
+                        organization: Some(org::Organization {
+                            display_name: "Child".into(),
+                            parent,
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            billing::Metric::Members => Members::new(channel.clone())
+                .create_membership(authed(
+                    rbac::CreateMembershipRequest {
+                        parent,
+                        membership: Some(rbac::Membership {
+                            user: format!("users/{}", member.unwrap().id),
+                            roles: vec!["roles/member".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            _ => unreachable!("not a metric under test"),
+        }
+    }
+}
+
+/// How many of `attempts` creates succeed against `limit`, made by
+/// `workers` concurrent clients spread over `channels`.
+async fn creates_allowed(
+    channels: &[Channel],
+    owner: &User,
+    organization: &str,
+    metric: billing::Metric,
+    members: &[User],
+    attempts: usize,
+    workers: usize,
+) -> usize {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = (0..workers).map(|w| {
+        let channel = &channels[w % channels.len()];
+        let next = &next;
+        async move {
+            let mut allowed = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= attempts {
+                    return allowed;
+                }
+                let member = members.get(i);
+                if World::create_one(channel, owner, organization, metric, member).await {
+                    allowed += 1;
+                }
+            }
+        }
+    });
+    futures::future::join_all(work).await.into_iter().sum()
+}
+
+/// A limit of N lets exactly N in: one client creating one after another,
+/// and eight clients at once.
+#[tokio::test]
+async fn limits_hold_exactly_for_sequential_and_concurrent_creates() {
+    for storage in storages() {
+        let (w, _dir) = billing_world(storage, Bus::Local, &"44".repeat(32)).await;
+        let (ada, root) = w.sign_up("ada@example.com").await;
+        let mut people = Vec::new();
+        for i in 0..40 {
+            people.push(w.sign_up(&format!("p{i}@example.com")).await.0);
+        }
+        let channels = [w.channel.clone()];
+        for metric in [
+            billing::Metric::Projects,
+            billing::Metric::SubOrganizations,
+            billing::Metric::Members,
+        ] {
+            for (limit, attempts, workers) in [(3, 200, 1), (10, 40, 8)] {
+                let organization = w.organization(&ada, Some(&root)).await;
+                w.set_limit(&ada, &organization, metric, limit).await;
+                // The owner holds a seat already.
+                let room = if metric == billing::Metric::Members {
+                    limit - 1
+                } else {
+                    limit
+                };
+                let attempts = if metric == billing::Metric::Members {
+                    attempts.min(people.len())
+                } else {
+                    attempts
+                };
+                let allowed = creates_allowed(
+                    &channels,
+                    &ada,
+                    &organization,
+                    metric,
+                    &people,
+                    attempts,
+                    workers,
+                )
+                .await;
+                assert_eq!(
+                    allowed as i64, room,
+                    "{storage:?}: {metric:?} limit {limit} with {workers} client(s)"
+                );
+            }
+        }
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// Creates through two organization and billing processes on one Postgres
+/// and one NATS stream still stop at the limit.
+#[tokio::test]
+async fn limits_hold_across_replicas() {
+    let (Some(_), Some(nats)) = (
+        storages().contains(&Storage::Postgres).then_some(()),
+        tenantry_testkit::nats_url(),
+    ) else {
+        return;
+    };
+    let key = "55".repeat(32);
+    let (w, dir) = billing_world(Storage::Postgres, Bus::Nats(nats), &key).await;
+    let first = format!("http://{}", w.sandbox.server.grpc_addr);
+    let (url, namespace) = w.sandbox.nats().unwrap();
+    let replica = tenantry_testkit::ServerProcess::start(
+        env!("CARGO_BIN_EXE_tenantry-process"),
+        "organization,billing",
+        &[
+            ("DATABASE_URL", w.sandbox.database.url.clone()),
+            ("NATS_URL", url.to_string()),
+            ("TENANTRY_NATS_NAMESPACE", namespace.to_string()),
+            ("TENANTRY_INTERNAL_KEY", key.clone()),
+            (
+                "TENANTRY_BILLING__CATALOG_FILE",
+                dir.path().join("plans.toml").display().to_string(),
+            ),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__RBAC", first),
+        ],
+    )
+    .await
+    .unwrap();
+    let other = tonic::transport::Endpoint::from_shared(replica.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (ada, root) = w.sign_up("ada@example.com").await;
+    let channels = [w.channel.clone(), other];
+    for metric in [billing::Metric::Projects, billing::Metric::SubOrganizations] {
+        for limit in [3, 10] {
+            let organization = w.organization(&ada, Some(&root)).await;
+            w.set_limit(&ada, &organization, metric, limit).await;
+            let allowed = creates_allowed(&channels, &ada, &organization, metric, &[], 40, 8).await;
+            assert_eq!(
+                allowed as i64, limit,
+                "{metric:?} limit {limit} across two replicas"
+            );
+        }
+    }
+    drop(replica);
+    w.sandbox.shutdown().await.unwrap();
+}
