@@ -77,31 +77,7 @@ impl World {
     /// Whether `user` may do `permission` on the object, asked as the user
     /// with no consistency requirement at all.
     async fn allowed(&self, user: &User, object: (&str, &str), permission: &str) -> bool {
-        Authz::new(self.channel.clone())
-            .check_permission(authed(
-                authz::CheckPermissionRequest {
-                    consistency: None,
-                    resource: Some(authz::ObjectReference {
-                        object_type: object.0.into(),
-                        object_id: object.1.into(),
-                    }),
-                    permission: permission.into(),
-                    subject: Some(authz::SubjectReference {
-                        object: Some(authz::ObjectReference {
-                            object_type: "user".into(),
-                            object_id: user.id.clone(),
-                        }),
-                        optional_relation: String::new(),
-                    }),
-                    with_tracing: false,
-                },
-                &user.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .permissionship()
-            == authz::Permissionship::Allowed
+        allowed(&self.channel, user, object, permission, None).await
     }
 
     async fn organization(&self, user: &User, parent: Option<&str>) -> String {
@@ -148,6 +124,47 @@ impl World {
             .unwrap();
         id(&project.name)
     }
+}
+
+/// Whether `user` may do `permission` on the object, asked as the user of
+/// the server behind `channel`, with no consistency requirement in the
+/// request; with `token` in the consistency metadata when given.
+async fn allowed(
+    channel: &Channel,
+    user: &User,
+    object: (&str, &str),
+    permission: &str,
+    token: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+) -> bool {
+    let mut request = authed(
+        authz::CheckPermissionRequest {
+            consistency: None,
+            resource: Some(authz::ObjectReference {
+                object_type: object.0.into(),
+                object_id: object.1.into(),
+            }),
+            permission: permission.into(),
+            subject: Some(authz::SubjectReference {
+                object: Some(authz::ObjectReference {
+                    object_type: "user".into(),
+                    object_id: user.id.clone(),
+                }),
+                optional_relation: String::new(),
+            }),
+            with_tracing: false,
+        },
+        &user.token,
+    );
+    if let Some(token) = token {
+        request.metadata_mut().insert(HEADER, token.clone());
+    }
+    Authz::new(channel.clone())
+        .check_permission(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .permissionship()
+        == authz::Permissionship::Allowed
 }
 
 #[tokio::test]
@@ -555,6 +572,175 @@ async fn limits_hold_across_replicas() {
             );
         }
     }
+    drop(replica);
+    w.sandbox.shutdown().await.unwrap();
+}
+
+/// Two rbac replicas on one Postgres: a caller's write through one shows on
+/// the other at once, with no token; a removal of access too, also to a
+/// caller that presents the write's token.
+#[tokio::test]
+async fn every_replica_answers_from_the_callers_last_write() {
+    if !storages().contains(&Storage::Postgres) {
+        return;
+    }
+    let key = "66".repeat(32);
+    let configured = key.clone();
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+        ])
+        .storage(Storage::Postgres)
+        .configure(move |config| config.internal_key = Some(configured))
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let first = format!("http://{}", sandbox.server.grpc_addr);
+    let replica = tenantry_testkit::ServerProcess::start(
+        env!("CARGO_BIN_EXE_tenantry-process"),
+        "rbac",
+        &[
+            ("DATABASE_URL", sandbox.database.url.clone()),
+            ("TENANTRY_INTERNAL_KEY", key),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__ORGANIZATION", first),
+        ],
+    )
+    .await
+    .unwrap();
+    let w = World { sandbox, channel };
+    let other = tonic::transport::Endpoint::from_shared(replica.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (ada, _) = w.sign_up("ada@example.com").await;
+    let (bob, _) = w.sign_up("bob@example.com").await;
+    for i in 0..ITERATIONS / 10 {
+        let acme = w.organization(&ada, None).await;
+        assert!(
+            allowed(
+                &other,
+                &ada,
+                ("organization", &acme),
+                "project.create",
+                None
+            )
+            .await,
+            "{i}: the other replica denies the creator"
+        );
+        let project = w.project(&ada, &acme).await;
+        assert!(
+            allowed(&other, &ada, ("project", &project), "project.read", None).await,
+            "{i}: the other replica denies the project's creator"
+        );
+    }
+
+    // Removals: bob loses access through the first replica; the second
+    // denies at once, asked by bob without a token and with the token.
+    let acme = w.organization(&ada, None).await;
+    let project = w.project(&ada, &acme).await;
+    let add = || async {
+        Members::new(w.channel.clone())
+            .create_membership(authed(
+                rbac::CreateMembershipRequest {
+                    parent: format!("organizations/{acme}"),
+                    membership: Some(rbac::Membership {
+                        user: format!("users/{}", bob.id),
+                        roles: vec!["roles/member".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        assert!(allowed(&other, &bob, ("project", &project), "project.read", None).await);
+    };
+    add().await;
+    let removed = Members::new(w.channel.clone())
+        .delete_membership(authed(
+            rbac::DeleteMembershipRequest {
+                name: format!("organizations/{acme}/memberships/{}", bob.id),
+                etag: String::new(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    let token = removed.metadata().get(HEADER).unwrap().clone();
+    assert!(!allowed(&other, &bob, ("project", &project), "project.read", None).await);
+    assert!(
+        !allowed(
+            &other,
+            &bob,
+            ("project", &project),
+            "project.read",
+            Some(&token)
+        )
+        .await
+    );
+
+    add().await;
+    let deleted = Projects::new(w.channel.clone())
+        .delete_project(authed(
+            org::DeleteProjectRequest {
+                name: format!("organizations/{acme}/projects/{project}"),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    let token = deleted.metadata().get(HEADER).unwrap().clone();
+    assert!(!allowed(&other, &bob, ("project", &project), "project.read", None).await);
+    assert!(
+        !allowed(
+            &other,
+            &bob,
+            ("project", &project),
+            "project.read",
+            Some(&token)
+        )
+        .await
+    );
+
+    let deleted = Orgs::new(w.channel.clone())
+        .delete_organization(authed(
+            org::DeleteOrganizationRequest {
+                name: format!("organizations/{acme}"),
+                force: true,
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    let token = deleted.metadata().get(HEADER).unwrap().clone();
+    assert!(
+        !allowed(
+            &other,
+            &bob,
+            ("organization", &acme),
+            "organization.read",
+            None
+        )
+        .await
+    );
+    assert!(
+        !allowed(
+            &other,
+            &bob,
+            ("organization", &acme),
+            "organization.read",
+            Some(&token)
+        )
+        .await
+    );
     drop(replica);
     w.sandbox.shutdown().await.unwrap();
 }

@@ -48,8 +48,10 @@ impl pb::index_service_server::IndexService for IndexApi {
         // An event the bus consumer claimed first is in the store, maybe not
         // yet in this replica's index: catch up to everything stored.
         self.0.index.catch_up().await?;
+        let revision = self.0.index.applied();
+        self.0.index.await_replicas(revision).await?;
         Ok(Response::new(pb::ApplyEventsResponse {
-            applied_at: Some(token(self.0.index.applied())),
+            applied_at: Some(token(revision)),
         }))
     }
 }

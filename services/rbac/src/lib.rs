@@ -130,6 +130,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     let store = Store::new(ctx.db.clone());
     let index = LiveIndex::load(store.clone()).await?;
     index.spawn_follower(ctx.shutdown.clone(), &ctx.tasks);
+    index.spawn_replica_tasks(ctx.shutdown.clone(), &ctx.tasks);
     live::spawn_compactor(
         store.clone(),
         options.retain_revisions,
@@ -349,6 +350,11 @@ impl Core {
             tracing::warn!(error = %error.message(), "catching the index up after a write failed");
         }
         let revision = revision.unwrap_or_else(|| self.index.applied());
+        // Every replica shows the write before it returns, so the caller's
+        // next call answers from it wherever it lands.
+        if let Err(error) = self.index.await_replicas(revision).await {
+            tracing::warn!(error = %error.message(), "waiting for the other replicas failed");
+        }
         tenantry_kit::consistency::record_write(&Token::at(revision));
         Ok(revision)
     }

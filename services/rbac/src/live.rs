@@ -8,7 +8,7 @@
 //! revision; `minimize_latency` answers from what is applied now.
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tenantry_kit::consistency::Token;
 use tenantry_kit::error::{Code, Error, Result};
@@ -21,8 +21,24 @@ use crate::store::Store;
 
 /// How long a check may wait for its replica to catch up.
 const MAX_WAIT: Duration = Duration::from_secs(5);
-/// How often a replica looks for changes written by others.
-const POLL: Duration = Duration::from_millis(20);
+/// How often a replica looks for changes written by others when no
+/// notification came (writes on Postgres notify every replica at commit).
+const POLL: Duration = Duration::from_millis(250);
+/// How often a replica tells the others it is alive and what it applied.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+/// How long a heartbeat vouches for a replica. Past it, writers stop
+/// waiting for the replica, and the replica itself stops answering (its own
+/// clock runs from before the heartbeat was sent, so it stops first).
+const LEASE: Duration = Duration::from_secs(2);
+/// Margin for the replica's own clock against the database's.
+const LEASE_MARGIN: Duration = Duration::from_millis(250);
+/// How long a write waits for every live replica to apply it before it
+/// fences the ones behind (they answer again only once they caught up).
+const REPLICA_WAIT: Duration = Duration::from_secs(1);
+/// Registrations not refreshed for this long are deleted.
+const FORGET_REPLICAS: Duration = Duration::from_secs(3600);
+/// The applied revision a replica registers with while it loads.
+const LOADING: i64 = -1;
 /// The most change rows read at once.
 const BATCH: i64 = 10_000;
 /// How often the change log is compacted.
@@ -36,12 +52,26 @@ pub struct LiveIndex {
     store: Store,
     poke: Notify,
     catching_up: tokio::sync::Mutex<()>,
+    /// This replica's registration (see `rbac_replicas`).
+    replica: String,
+    /// Until when this replica may answer, by its last heartbeat (shared
+    /// stores only).
+    lease_until: std::sync::Mutex<Instant>,
+    /// A revision another replica's write requires before this one answers.
+    fence: std::sync::atomic::AtomicI64,
 }
 
 impl LiveIndex {
-    /// Loads the index from the store.
+    /// Loads the index from the store. With a shared store the replica
+    /// registers first (as still loading, so writes fence it instead of
+    /// waiting), so that every write committed after its snapshot either
+    /// waits for it or fences it.
     pub async fn load(store: Store) -> anyhow::Result<Arc<LiveIndex>> {
         let started = std::time::Instant::now();
+        let replica = tenantry_kit::id::new_id().to_string();
+        if store.shared() {
+            store.heartbeat(&replica, LOADING).await?;
+        }
         let (revision, changes) = store.snapshot().await?;
         let mut index = Index::new();
         for change in &changes {
@@ -57,13 +87,167 @@ impl LiveIndex {
             "authorization index loaded"
         );
         let (applied, _) = watch::channel(revision);
-        Ok(Arc::new(LiveIndex {
+        let live = Arc::new(LiveIndex {
             index: RwLock::new(index),
             applied,
             store,
             poke: Notify::new(),
             catching_up: tokio::sync::Mutex::new(()),
-        }))
+            replica,
+            lease_until: std::sync::Mutex::new(Instant::now()),
+            fence: std::sync::atomic::AtomicI64::new(0),
+        });
+        if live.store.shared() {
+            // Answer only at (or past) whatever writes fenced while loading.
+            live.heartbeat().await?;
+            let fence = live.fence.load(std::sync::atomic::Ordering::Acquire);
+            live.catch_up().await?;
+            if live.applied() < fence {
+                anyhow::bail!("the change log ends before revision {fence}");
+            }
+        }
+        Ok(live)
+    }
+
+    /// Refreshes this replica's registration and lease; takes in a fence.
+    async fn heartbeat(&self) -> Result<()> {
+        let sent = Instant::now();
+        let fence = self.store.heartbeat(&self.replica, self.applied()).await?;
+        self.fence
+            .fetch_max(fence, std::sync::atomic::Ordering::AcqRel);
+        *self
+            .lease_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sent + LEASE - LEASE_MARGIN;
+        Ok(())
+    }
+
+    /// Whether this replica may answer now: always on a store of its own;
+    /// on a shared store, while its lease holds (writers count on it).
+    fn may_answer(&self) -> Result<()> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let lease = *self
+            .lease_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Instant::now() < lease {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::Unavailable,
+            "REPLICA_ISOLATED",
+            "this replica cannot vouch for its freshness right now; retry",
+        )
+        .with_domain(crate::NAME)
+        .with_retry_after(Duration::from_millis(200)))
+    }
+
+    /// Waits until every other live replica has applied `revision`, so the
+    /// write's effects show on every replica before it returns, even to a
+    /// caller without its token. A replica that does not get there within
+    /// [`REPLICA_WAIT`] (or is still loading) is fenced: it answers again
+    /// only once it has applied the revision, and this waits until it has
+    /// heartbeated since the fence (so it knows) or its lease has run out.
+    pub async fn await_replicas(&self, revision: i64) -> Result<()> {
+        if !self.store.shared() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + REPLICA_WAIT;
+        loop {
+            let lagging = self
+                .store
+                .lagging_replicas(&self.replica, revision, LEASE)
+                .await?;
+            if lagging.is_empty() {
+                return Ok(());
+            }
+            let loading = lagging.iter().any(|(_, applied, _)| *applied == LOADING);
+            if loading || Instant::now() >= deadline {
+                return self.fence_replicas(revision, lagging).await;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Fences `lagging` at `revision` and waits until each has seen it or
+    /// lost its lease.
+    async fn fence_replicas(&self, revision: i64, lagging: Vec<(String, i64, i64)>) -> Result<()> {
+        metrics::counter!("tenantry_rbac_replicas_fenced_total").increment(lagging.len() as u64);
+        let deadline = Instant::now() + HEARTBEAT + LEASE;
+        for (id, _, _) in lagging {
+            let fenced_at = self.store.fence(&id, revision).await?;
+            while Instant::now() < deadline {
+                match self.store.replica_seen(&id).await? {
+                    Some(seen) if seen <= fenced_at => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Heartbeats and listens for new revisions until shutdown (shared
+    /// stores only).
+    pub fn spawn_replica_tasks(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) {
+        if !self.store.shared() {
+            return;
+        }
+        let live = self.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(HEARTBEAT) => {}
+                }
+                if let Err(error) = live.heartbeat().await {
+                    tracing::warn!(error = %error.message(), "the replica heartbeat failed");
+                }
+            }
+        });
+        let live = self.clone();
+        tasks.spawn(async move { live.listen(shutdown).await });
+    }
+
+    /// Wakes the follower on every committed revision (Postgres `NOTIFY`),
+    /// reconnecting after failures.
+    async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let listened = async {
+                let mut listener =
+                    sqlx::postgres::PgListener::connect(self.store.database().url()).await?;
+                let schema: String = sqlx::query_scalar("SELECT current_schema()")
+                    .fetch_one(&mut listener)
+                    .await?;
+                listener.listen(&format!("{schema}_rbac_changes")).await?;
+                loop {
+                    listener.recv().await?;
+                    self.poke.notify_one();
+                }
+                #[allow(unreachable_code)]
+                Ok::<(), sqlx::Error>(())
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                result = listened => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "listening for index changes failed; polling until it is back");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 
     /// The index, to read. Held briefly: writers wait for readers.
@@ -121,6 +305,11 @@ impl LiveIndex {
                 }
             }
             self.applied.send_replace(upto);
+            if self.store.shared()
+                && let Err(error) = self.store.report_applied(&self.replica, upto).await
+            {
+                tracing::debug!(error = %error.message(), "reporting the applied revision failed");
+            }
             if complete {
                 return Ok(());
             }
@@ -189,8 +378,11 @@ impl LiveIndex {
     /// `minimize_latency` never means older than the caller's last write.
     pub async fn at(&self, consistency: Option<&authz_pb::Consistency>) -> Result<i64> {
         use authz_pb::consistency::Requirement;
+        self.may_answer()?;
         let session = tenantry_kit::consistency::required();
-        let mut needed = session.revision;
+        let mut needed = session
+            .revision
+            .max(self.fence.load(std::sync::atomic::Ordering::Acquire));
         match consistency.and_then(|c| c.requirement.as_ref()) {
             None | Some(Requirement::MinimizeLatency(_)) => {}
             Some(Requirement::AtLeastAsFresh(token)) => {
@@ -269,6 +461,9 @@ pub fn spawn_compactor(
                 if floor > store.floor().await? {
                     let deleted = store.compact(floor).await?;
                     tracing::debug!(floor, deleted, "compacted the change log");
+                }
+                if store.shared() {
+                    store.forget_replicas(FORGET_REPLICAS).await?;
                 }
                 Ok::<_, tenantry_kit::Error>(())
             }

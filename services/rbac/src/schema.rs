@@ -139,7 +139,25 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V2,
         postgres: V2,
     },
+    Migration {
+        version: 3,
+        description: "the replicas following the change log, for writes to wait for",
+        sqlite: V3,
+        postgres: V3,
+    },
 ];
+
+/// Every replica of the index registers here and reports the revision it
+/// has applied; a write waits until every live replica has applied it
+/// (`live::LiveIndex::await_replicas`). `seen_at_us` is the database's
+/// clock at the replica's last heartbeat; `fence` a revision a replica
+/// that fell behind must reach before it answers again.
+const V3: &str = "CREATE TABLE rbac_replicas (
+    id TEXT PRIMARY KEY,
+    applied BIGINT NOT NULL,
+    seen_at_us BIGINT NOT NULL,
+    fence BIGINT NOT NULL DEFAULT 0
+);";
 
 /// The inviter's name, copied from identity when the invitation is made
 /// (as the organization's name is), for the invitee's preview.

@@ -215,7 +215,134 @@ impl Store {
             .await
             .map_err(db_error)?;
         }
+        if self.shared() {
+            // Delivered at commit to every replica listening: they apply the
+            // revision now instead of at their next poll.
+            sqlx::query("SELECT pg_notify(current_schema() || '_rbac_changes', '')")
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
         Ok(revision)
+    }
+
+    /// Whether several replicas can share this store (Postgres): only
+    /// then do replicas register, heartbeat and wait for each other.
+    pub fn shared(&self) -> bool {
+        self.db.backend() == tenantry_kit::db::Backend::Postgres
+    }
+
+    /// The database, for a dedicated listening connection.
+    pub fn database(&self) -> &tenantry_kit::db::Database {
+        &self.db
+    }
+
+    /// Registers (or refreshes) replica `id` at `applied`; returns the fence
+    /// other replicas set on it, if any.
+    pub async fn heartbeat(&self, id: &str, applied: i64) -> Result<i64> {
+        let fence: Option<i64> = sqlx::query(
+            "UPDATE rbac_replicas SET applied = GREATEST(applied, $2), seen_at_us = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT
+             WHERE id = $1 RETURNING fence",
+        )
+        .bind(id)
+        .bind(applied)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(db_error)?;
+        if let Some(fence) = fence {
+            return Ok(fence);
+        }
+        sqlx::query(
+            "INSERT INTO rbac_replicas (id, applied, seen_at_us, fence)
+             VALUES ($1, $2, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT, 0)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(applied)
+        .execute(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(0)
+    }
+
+    /// Records that replica `id` has applied `revision`.
+    pub async fn report_applied(&self, id: &str, revision: i64) -> Result<()> {
+        sqlx::query("UPDATE rbac_replicas SET applied = $2 WHERE id = $1 AND applied < $2")
+            .bind(id)
+            .bind(revision)
+            .execute(self.db.pool())
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// The other replicas alive within `lease` (by the database's clock)
+    /// that have not applied `revision`: (id, applied, last seen); a
+    /// replica still loading has applied -1.
+    pub async fn lagging_replicas(
+        &self,
+        me: &str,
+        revision: i64,
+        lease: std::time::Duration,
+    ) -> Result<Vec<(String, i64, i64)>> {
+        sqlx::query(
+            "SELECT id, applied, seen_at_us FROM rbac_replicas
+             WHERE id <> $1 AND applied < $2
+               AND seen_at_us > (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT - $3",
+        )
+        .bind(me)
+        .bind(revision)
+        .bind(lease.as_micros() as i64)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(db_error)
+    }
+
+    /// Requires replica `id` to reach `revision` before it answers again;
+    /// returns the database's clock when the fence was set.
+    pub async fn fence(&self, id: &str, revision: i64) -> Result<i64> {
+        sqlx::query(
+            "UPDATE rbac_replicas SET fence = GREATEST(fence, $2) WHERE id = $1
+             RETURNING (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
+        )
+        .bind(id)
+        .bind(revision)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .map_or(Ok(0), |row| row.try_get(0))
+        .map_err(db_error)
+    }
+
+    /// When replica `id` last heartbeated (database clock), if registered.
+    pub async fn replica_seen(&self, id: &str) -> Result<Option<i64>> {
+        sqlx::query("SELECT seen_at_us FROM rbac_replicas WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(db_error)
+    }
+
+    /// Forgets replicas not seen for `age`.
+    pub async fn forget_replicas(&self, age: std::time::Duration) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM rbac_replicas WHERE seen_at_us < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT - $1",
+        )
+        .bind(age.as_micros() as i64)
+        .execute(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .rows_affected())
     }
 
     /// The newest committed revision.

@@ -28,10 +28,12 @@ pub enum Backend {
 }
 
 /// A pool of connections to the service's database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// The URL it was opened with (a secret: it may carry a password).
+    url: std::sync::Arc<str>,
 }
 
 /// One schema change, in both SQL dialects.
@@ -45,6 +47,15 @@ pub struct Migration {
     pub sqlite: &'static str,
     /// The change for Postgres.
     pub postgres: &'static str,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {
@@ -93,7 +104,17 @@ impl Database {
             .map_err(|e| {
                 anyhow::anyhow!("cannot connect to the database at {}: {e}", redact_url(url))
             })?;
-        Ok(Database { pool, backend })
+        Ok(Database {
+            pool,
+            backend,
+            url: url.into(),
+        })
+    }
+
+    /// The URL the pool connects to, for a dedicated connection such as a
+    /// Postgres `LISTEN`. It may carry a password: never log it.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The connection pool.
