@@ -744,3 +744,143 @@ async fn every_replica_answers_from_the_callers_last_write() {
     drop(replica);
     w.sandbox.shutdown().await.unwrap();
 }
+
+/// Two audit processes share one durable consumer; one is killed (-9)
+/// while events flow. The other takes over within `nats_ack_wait_ms`
+/// (2 s), not the old half-minute: every event reaches the audit log.
+#[tokio::test]
+async fn a_killed_consumer_holds_the_others_up_for_the_ack_wait_only() {
+    let (Some(_), Some(nats)) = (
+        storages().contains(&Storage::Postgres).then_some(()),
+        tenantry_testkit::nats_url(),
+    ) else {
+        return;
+    };
+    let key = "77".repeat(32);
+    let configured = key.clone();
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+        ])
+        .storage(Storage::Postgres)
+        .bus(Bus::Nats(nats))
+        .configure(move |config| config.internal_key = Some(configured))
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let first = format!("http://{}", sandbox.server.grpc_addr);
+    let (url, namespace) = sandbox.nats().unwrap();
+    let env = [
+        ("DATABASE_URL", sandbox.database.url.clone()),
+        ("NATS_URL", url.to_string()),
+        ("TENANTRY_NATS_NAMESPACE", namespace.to_string()),
+        ("TENANTRY_INTERNAL_KEY", key),
+        ("TENANTRY_PEERS__IDENTITY", first.clone()),
+        ("TENANTRY_PEERS__RBAC", first.clone()),
+        ("TENANTRY_PEERS__ORGANIZATION", first),
+    ];
+    let binary = env!("CARGO_BIN_EXE_tenantry-process");
+    let doomed = tenantry_testkit::ServerProcess::start(binary, "audit", &env)
+        .await
+        .unwrap();
+    let survivor = tenantry_testkit::ServerProcess::start(binary, "audit", &env)
+        .await
+        .unwrap();
+    let w = World { sandbox, channel };
+    let (ada, _) = w.sign_up("ada@example.com").await;
+    let acme = w.organization(&ada, None).await;
+    // Events flowing while one consumer dies mid-stream.
+    for _ in 0..20 {
+        w.project(&ada, &acme).await;
+    }
+    doomed.kill();
+    for _ in 0..20 {
+        w.project(&ada, &acme).await;
+    }
+    let audit = tonic::transport::Endpoint::from_shared(survivor.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut seen = 0;
+    // The audit log is fed by the bus: it may lag, by design. What must
+    // not happen is a stall of the consumer's ack wait (30 s before).
+    while started.elapsed() < std::time::Duration::from_secs(15) {
+        seen = audit_projects(&audit, &ada, &acme).await;
+        if seen == 40 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 40, "the surviving consumer did not take over");
+    drop(survivor);
+    w.sandbox.shutdown().await.unwrap();
+}
+
+/// How many `project.created` events of `organization` the audit log holds.
+async fn audit_projects(channel: &Channel, owner: &User, organization: &str) -> usize {
+    use tenantry_proto::tenantry::audit::v1 as audit;
+    audit::audit_service_client::AuditServiceClient::new(channel.clone())
+        .list_audit_events(authed(
+            audit::ListAuditEventsRequest {
+                parent: format!("organizations/{organization}"),
+                page_size: 100,
+                filter: Some(audit::AuditEventFilter {
+                    action: "project.created".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &owner.token,
+        ))
+        .await
+        .map(|r| r.into_inner().audit_events.len())
+        .unwrap_or(0)
+}
+
+/// SignUp keeps its promise of an organization: when the organization
+/// service cannot be reached, the sign-up fails as UNAVAILABLE and leaves
+/// no account behind (the same address can sign up again later).
+#[tokio::test]
+async fn a_sign_up_without_its_organization_leaves_nothing_behind() {
+    let nowhere = format!("http://{}", tenantry_testkit::free_addr().unwrap());
+    let sandbox = Sandbox::builder()
+        .services(&[ServiceKind::Identity, ServiceKind::Rbac])
+        .configure(move |config| config.peers.organization = Some(nowhere))
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let failed = Identity::new(channel.clone())
+        .sign_up(identity_pb::SignUpRequest {
+            email: "ada@example.com".into(),
+            password: "correct horse battery staple".into(),
+            display_name: "Ada".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::Unavailable, "{failed:?}");
+    let login = Identity::new(channel)
+        .login(identity_pb::LoginRequest {
+            email: "ada@example.com".into(),
+            password: "correct horse battery staple".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        login.code(),
+        tonic::Code::Unauthenticated,
+        "no account: {login:?}"
+    );
+    assert!(
+        sandbox.mail_token("ada@example.com", "verify_email").is_none(),
+        "no verification mail for an account that does not exist"
+    );
+    sandbox.shutdown().await.unwrap();
+}

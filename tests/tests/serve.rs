@@ -142,14 +142,49 @@ async fn a_subset_serves_only_its_own_services() {
         .unwrap();
     let channel = sandbox.channel().await.unwrap();
     let mut health = HealthClient::new(channel.clone());
+    // No identity answers anywhere, so this process has no keys to verify
+    // a token with: it is honest about it. Not SERVING, and a call with a
+    // well-formed token is UNAVAILABLE (retry), never UNAUTHENTICATED.
     assert_eq!(
         health_status(&mut health, "tenantry.authz.v1.AuthorizationService").await,
-        Ok(ServingStatus::Serving)
+        Ok(ServingStatus::NotServing)
     );
     assert_eq!(
         health_status(&mut health, "tenantry.audit.v1.AuditService").await,
-        Ok(ServingStatus::Serving)
+        Ok(ServingStatus::NotServing)
     );
+    let now = chrono::Utc::now().timestamp();
+    let token = tenantry_kit::auth::SigningKey::from_seed("k1", [5; 32]).sign(
+        &tenantry_kit::auth::Claims {
+            iss: "tenantry".into(),
+            aud: "tenantry".into(),
+            sub: "someone".into(),
+            sid: None,
+            org: None,
+            iat: now,
+            exp: now + 60,
+            nbf: None,
+            jti: "j".into(),
+            amr: vec!["pwd".into()],
+            kind: tenantry_kit::auth::PrincipalKind::User,
+            perms: None,
+            team: None,
+            mfa_pending: false,
+        },
+    );
+    let refused = tenantry_proto::tenantry::rbac::v1::membership_service_client::MembershipServiceClient::new(
+        channel.clone(),
+    )
+    .list_user_memberships(tenantry_testkit::authed(
+        tenantry_proto::tenantry::rbac::v1::ListUserMembershipsRequest {
+            parent: "users/someone".into(),
+            ..Default::default()
+        },
+        &token,
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     // Health answers NOT_FOUND for a service this process does not run.
     assert_eq!(
         health_status(&mut health, "tenantry.identity.v1.IdentityService").await,

@@ -195,7 +195,6 @@ impl std::fmt::Debug for Gateway {
 }
 
 struct Inner {
-    jwks: Arc<JwksCache>,
     pool: prost_reflect::DescriptorPool,
     routes: Routes,
     upstreams: Upstreams,
@@ -240,7 +239,6 @@ impl Gateway {
         );
         Ok(Gateway {
             inner: Arc::new(Inner {
-                jwks: deps.jwks,
                 pool,
                 routes,
                 upstreams,
@@ -263,14 +261,20 @@ impl Gateway {
 struct OpsState {
     telemetry: Telemetry,
     readiness: Readiness,
-    /// The gateway's copy of identity's keys: an edge without them would
+    /// The process's copy of identity's keys: a process without them would
     /// refuse every token, so it is not ready until it has them.
-    keys: Option<Arc<JwksCache>>,
+    keys: Arc<JwksCache>,
 }
 
 /// The HTTP routes of a process: the operational endpoints, plus the API
-/// when this process runs the gateway.
-pub fn router(telemetry: Telemetry, readiness: Readiness, gateway: Option<Gateway>) -> Router {
+/// when this process runs the gateway. `keys` are the process's copy of
+/// identity's keys, which readiness waits for.
+pub fn router(
+    telemetry: Telemetry,
+    readiness: Readiness,
+    keys: Arc<JwksCache>,
+    gateway: Option<Gateway>,
+) -> Router {
     let ops = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
@@ -278,7 +282,7 @@ pub fn router(telemetry: Telemetry, readiness: Readiness, gateway: Option<Gatewa
         .with_state(OpsState {
             telemetry,
             readiness,
-            keys: gateway.as_ref().map(|g| g.inner.jwks.clone()),
+            keys,
         });
     let Some(gateway) = gateway else {
         return ops;
@@ -392,7 +396,7 @@ async fn metrics(State(state): State<OpsState>) -> String {
 async fn ready(State(state): State<OpsState>) -> (StatusCode, &'static str) {
     if !state.readiness.is_ready() {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    } else if state.keys.is_some_and(|keys| keys.current().is_empty()) {
+    } else if state.keys.current().is_empty() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "waiting for identity's signing keys",

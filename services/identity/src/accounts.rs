@@ -288,28 +288,40 @@ impl Accounts {
             .start_verification(&mut tx, &user, &email, client)
             .await?;
         self.commit(tx).await?;
-        self.send(verification).await;
 
-        // The first organization comes from the organization service. The
-        // account stands even if that fails: `Me` creates the organization
-        // on the next call when the user has none.
+        // The first organization comes from the organization service. Sign-up
+        // promises it: when it cannot be created (after retries of the same
+        // idempotent request), the account is taken back and the caller
+        // gets UNAVAILABLE, free to sign up again. A deployment without the
+        // organization service (UNIMPLEMENTED) promises none.
         let name = organization_name
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .map(str::to_string)
             .unwrap_or_else(|| format!("{}'s organization", user.display_name));
-        let organization = match self
-            .inner
-            .directory
-            .create_first_organization(&user.id, &name)
-            .await
-        {
-            Ok(organization) => organization,
-            Err(error) => {
-                tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed");
-                None
+        let mut attempt = 0;
+        let organization = loop {
+            match self
+                .inner
+                .directory
+                .create_first_organization(&user.id, &name)
+                .await
+            {
+                Ok(organization) => break organization,
+                Err(error) if attempt < 2 => {
+                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * 3u64.pow(attempt)))
+                        .await;
+                }
+                Err(error) => {
+                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; taking the sign-up back");
+                    self.take_back_sign_up(&user, client).await?;
+                    return Err(error);
+                }
             }
         };
+        self.send(verification).await;
         let tokens = self
             .sign_in(&user, organization.clone(), false, client)
             .await?;
@@ -464,6 +476,27 @@ impl Accounts {
     /// made a platform administrator by configuration gets the same event
     /// as one granted it later, so that other services (billing's plan
     /// administration) learn of it.
+    /// Removes an account whose sign-up could not be completed: the user,
+    /// their single-use tokens, and (as an event) every copy other services
+    /// made of it. Nothing else exists yet: no session was opened.
+    async fn take_back_sign_up(&self, user: &UserRow, client: &ClientInfo) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.store().delete_new_user(&mut tx, &user.id).await?;
+        self.emit(
+            &mut tx,
+            "identity.user.deleted",
+            ("user", &user.id),
+            user_actor(user),
+            client,
+            &events::UserDeleted {
+                user_id: user.id.clone(),
+                purge_time: None,
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
     async fn insert_new_user(
         &self,
         tx: &mut Write,

@@ -165,6 +165,22 @@ impl Store {
         &self.db
     }
 
+    /// Deletes a user that never completed sign-up, with their single-use
+    /// tokens (the only rows that can reference them yet).
+    pub async fn delete_new_user(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM identity_one_time_tokens WHERE user_id = $1",
+            "DELETE FROM identity_users WHERE id = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
     pub async fn begin(&self) -> Result<Tx> {
         self.db.begin().await
     }

@@ -34,6 +34,12 @@ pub struct Config {
     /// Separates installations sharing one NATS server (letters, digits and
     /// `_`). Default: empty.
     pub nats_namespace: String,
+    /// How long NATS waits for a consumer to acknowledge an event before it
+    /// hands the event to another replica of that consumer, in
+    /// milliseconds (200 to 60000). Consumers take one event at a time, so
+    /// this bounds how long a crashed consumer holds the others up.
+    /// Default: 2000.
+    pub nats_ack_wait_ms: u64,
     /// Apply pending migrations when serving. Production deployments run
     /// `tenantry migrate` before a rollout and may turn this off. Default: true.
     pub auto_migrate: bool,
@@ -89,6 +95,7 @@ impl Default for Config {
             database_url: None,
             nats_url: None,
             nats_namespace: String::new(),
+            nats_ack_wait_ms: 2000,
             auto_migrate: true,
             shutdown_grace_secs: 20,
             page_token_key: None,
@@ -246,6 +253,10 @@ impl Config {
                 "invalid configuration: `nats_url` must start with nats:// or tls://"
             );
         }
+        anyhow::ensure!(
+            (200..=60_000).contains(&self.nats_ack_wait_ms),
+            "invalid configuration: `nats_ack_wait_ms` must be from 200 to 60000"
+        );
         for (name, key) in [
             ("page_token_key", &self.page_token_key),
             ("internal_key", &self.internal_key),

@@ -130,7 +130,13 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         if config.auto_migrate {
             migrate_database(&db, &config, services).await?;
         }
-        let bus = bus::connect(config.nats_url.as_deref(), &config.nats_namespace, &db).await?;
+        let bus = bus::connect(
+            config.nats_url.as_deref(),
+            &config.nats_namespace,
+            std::time::Duration::from_millis(config.nats_ack_wait_ms),
+            &db,
+        )
+        .await?;
         Some((db, bus))
     } else {
         None
@@ -222,11 +228,35 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         auth_layer = auth_layer.with_internal_key(ctx.internal_key.clone());
     }
 
+    // SERVING is a promise that valid tokens pass: it waits for identity's
+    // keys (at once when identity runs here; otherwise the refresher
+    // fetches them, backing off while identity is not up yet).
     let (health, health_service) = tonic_health::server::health_reporter();
+    let status = if jwks.current().is_empty() {
+        ServingStatus::NotServing
+    } else {
+        ServingStatus::Serving
+    };
     for name in &grpc_services {
-        health
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
+        health.set_service_status(*name, status).await;
+    }
+    if status == ServingStatus::NotServing {
+        let (health, jwks, names, stop) = (
+            health.clone(),
+            jwks.clone(),
+            grpc_services.clone(),
+            stop.clone(),
+        );
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = jwks.wait_for_keys() => {
+                    for name in &names {
+                        health.set_service_status(*name, ServingStatus::Serving).await;
+                    }
+                }
+            }
+        });
     }
     let reflection_v1 = reflection(&grpc_services).build_v1()?;
     let reflection_v1alpha = reflection(&grpc_services).build_v1alpha()?;
@@ -248,7 +278,8 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     } else {
         None
     };
-    let http_router = tenantry_gateway::router(telemetry.clone(), readiness.clone(), gateway);
+    let http_router =
+        tenantry_gateway::router(telemetry.clone(), readiness.clone(), jwks.clone(), gateway);
 
     let grpc_server = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer)

@@ -126,10 +126,15 @@ pub trait EventBus: Send + Sync + std::fmt::Debug {
 pub async fn connect(
     nats_url: Option<&str>,
     namespace: &str,
+    ack_wait: Duration,
     db: &Database,
 ) -> anyhow::Result<Arc<dyn EventBus>> {
     match nats_url {
-        Some(url) => Ok(Arc::new(NatsBus::connect(url, namespace).await?)),
+        Some(url) => Ok(Arc::new(
+            NatsBus::connect(url, namespace)
+                .await?
+                .with_ack_wait(ack_wait),
+        )),
         None => {
             LocalBus::migrate(db).await?;
             Ok(Arc::new(LocalBus::new(db.clone())))
@@ -395,12 +400,13 @@ impl NatsBus {
             url: url.to_string(),
             stream,
             wire_prefix,
-            ack_wait: Duration::from_secs(30),
+            ack_wait: Duration::from_secs(2),
         })
     }
 
     /// How long the server waits for a consumer's ack before redelivering
-    /// (default 30 s). Applies to consumers created afterwards.
+    /// (default 2 s). Applies to consumers opened afterwards, existing
+    /// durable consumers included.
     pub fn with_ack_wait(mut self, ack_wait: Duration) -> Self {
         self.ack_wait = ack_wait;
         self
@@ -443,32 +449,40 @@ impl EventBus for NatsBus {
             .get_stream(&self.stream)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the event stream: {e}"))?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                name,
-                consumer::pull::Config {
-                    durable_name: Some(name.to_string()),
-                    filter_subjects: filters
-                        .iter()
-                        .map(|f| format!("{}{f}", self.wire_prefix))
-                        .collect(),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    // Redeliver what a crashed consumer took but never acked.
-                    ack_wait: self.ack_wait,
-                    // One message in flight at a time: a redelivery (after a
-                    // consumer crash) must come before anything published
-                    // after it, or events of one aggregate arrive out of order.
-                    max_ack_pending: 1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the consumer {name}: {e}"))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(name.to_string()),
+            filter_subjects: filters
+                .iter()
+                .map(|f| format!("{}{f}", self.wire_prefix))
+                .collect(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            // Redeliver what a crashed consumer took but never acked.
+            ack_wait: self.ack_wait,
+            // One message in flight at a time: a redelivery (after a
+            // consumer crash) must come before anything published
+            // after it, or events of one aggregate arrive out of order.
+            max_ack_pending: 1,
+            ..Default::default()
+        };
+        // Create, or update an existing durable consumer to this config (a
+        // changed `nats_ack_wait_ms` applies at the next start).
+        let consumer: consumer::PullConsumer = match stream.create_consumer(config.clone()).await {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::warn!(consumer = name, %error, "cannot update the consumer's settings; using it as it is");
+                stream
+                    .get_or_create_consumer(name, config)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot create the consumer {name}: {e}"))?
+            }
+        };
+        let monitor = tokio::spawn(report_backlog(consumer.clone(), name.to_string()));
         Ok(Box::new(NatsSubscription {
             consumer,
             messages: None,
             wire_prefix: self.wire_prefix.clone(),
+            monitor,
         }))
     }
 
@@ -481,6 +495,45 @@ struct NatsSubscription {
     consumer: async_nats::jetstream::consumer::PullConsumer,
     messages: Option<async_nats::jetstream::consumer::pull::Stream>,
     wire_prefix: String,
+    /// The backlog reporter, stopped with the subscription.
+    monitor: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NatsSubscription {
+    fn drop(&mut self) {
+        self.monitor.abort();
+    }
+}
+
+/// How often a consumer's backlog is read from the server.
+const BACKLOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Reports a durable consumer's backlog as the server sees it, every
+/// [`BACKLOG_EVERY`]: `tenantry_consumer_pending{consumer}` (events not yet
+/// acknowledged, by any replica of the consumer) and
+/// `tenantry_consumer_stalled_seconds{consumer}` (time since the last
+/// acknowledgement while events are pending; 0 when none are). A consumer
+/// that stopped — crashed mid-event, or failing — shows as a growing stall
+/// on every replica, whichever holds the event.
+async fn report_backlog(consumer: async_nats::jetstream::consumer::PullConsumer, name: String) {
+    loop {
+        tokio::time::sleep(BACKLOG_EVERY).await;
+        let Ok(info) = consumer.get_info().await else {
+            continue;
+        };
+        let pending = info.num_pending + info.num_ack_pending as u64;
+        let stalled = match info.ack_floor.last_active {
+            Some(at) if pending > 0 => {
+                let now = chrono::Utc::now().timestamp();
+                (now - at.unix_timestamp()).max(0) as f64
+            }
+            _ => 0.0,
+        };
+        metrics::gauge!("tenantry_consumer_pending", "consumer" => name.clone())
+            .set(pending as f64);
+        metrics::gauge!("tenantry_consumer_stalled_seconds", "consumer" => name.clone())
+            .set(stalled);
+    }
 }
 
 #[async_trait]

@@ -366,8 +366,11 @@ impl Sandbox {
     pub async fn event_tap(&self) -> anyhow::Result<EventTap> {
         let db = self.database.connect().await?;
         let bus = match &self.nats {
-            Some((url, namespace)) => tenantry_kit::bus::connect(Some(url), namespace, &db).await?,
-            None => tenantry_kit::bus::connect(None, "", &db).await?,
+            Some((url, namespace)) => {
+                tenantry_kit::bus::connect(Some(url), namespace, Duration::from_secs(2), &db)
+                    .await?
+            }
+            None => tenantry_kit::bus::connect(None, "", Duration::from_secs(2), &db).await?,
         };
         let subscription = bus
             .subscribe(
@@ -487,6 +490,12 @@ impl ServerProcess {
     /// The process id.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the process as Kubernetes does (SIGTERM) and waits for it to

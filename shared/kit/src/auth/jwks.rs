@@ -148,6 +148,8 @@ pub struct JwksCache {
     /// is dropped when its token expires or has not been presented for a
     /// minute, and all of them whenever the key set is replaced.
     verified: Cache<[u8; 32], Arc<Claims>>,
+    /// Whether keys are held (for readiness).
+    loaded: tokio::sync::watch::Sender<bool>,
 }
 
 /// Most verified tokens remembered (about 1 KiB each). Beyond it the least
@@ -175,12 +177,14 @@ impl JwksCache {
 
     /// A cache that starts with `keys` and has not fetched yet.
     pub fn with_keys(source: Arc<dyn JwksSource>, keys: KeySet, options: JwksCacheOptions) -> Self {
+        let keys_empty = keys.is_empty();
         JwksCache {
             source,
             options,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: tokio::sync::Mutex::new(None),
             verified: Cache::with_idle("verified_tokens", VERIFIED_CAPACITY, VERIFIED_IDLE),
+            loaded: tokio::sync::watch::channel(!keys_empty).0,
         }
     }
 
@@ -193,6 +197,12 @@ impl JwksCache {
     pub async fn verify(&self, token: &str, expect: &Expectations) -> Result<Claims, TokenError> {
         self.verify_at(token, expect, chrono::Utc::now().timestamp())
             .await
+    }
+
+    /// Returns once the cache holds keys (a process is not ready without).
+    pub async fn wait_for_keys(&self) {
+        let mut loaded = self.loaded.subscribe();
+        let _ = loaded.wait_for(|loaded| *loaded).await;
     }
 
     /// Verifies `token` as of `now_unix`. A token signed by a key we do not
@@ -211,7 +221,12 @@ impl JwksCache {
         let claims = match self.current().verify(token, expect, now_unix) {
             Err(TokenError::UnknownKey(kid)) => {
                 self.refresh_for(&kid).await;
-                self.current().verify(token, expect, now_unix)
+                let keys = self.current();
+                if keys.is_empty() {
+                    // Not the token's fault: identity could not be asked yet.
+                    return Err(TokenError::KeysUnavailable);
+                }
+                keys.verify(token, expect, now_unix)
             }
             result => result,
         }?;
@@ -265,7 +280,9 @@ impl JwksCache {
         // Replace, never merge: a key identity stopped publishing is one it
         // no longer vouches for.
         tracing::debug!(keys = keys.len(), "jwks refreshed");
+        let loaded = !keys.is_empty();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        self.loaded.send_replace(loaded);
         // A key no longer published must stop vouching for tokens at once.
         self.verified.clear();
         Ok(())

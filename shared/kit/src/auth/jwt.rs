@@ -100,6 +100,10 @@ pub enum TokenError {
     /// `aud` is not the expected audience.
     #[error("wrong audience")]
     WrongAudience,
+    /// The verifier holds no keys yet (identity has not answered since the
+    /// process started): the token may be fine, the verifier is not ready.
+    #[error("no signing keys loaded yet")]
+    KeysUnavailable,
 }
 
 /// What a verifier requires of a token besides a good signature.

@@ -204,6 +204,16 @@ fn invalid_token() -> tonic::Status {
     Error::unauthenticated("invalid or expired token").into_status()
 }
 
+fn keys_unavailable() -> tonic::Status {
+    Error::new(
+        Code::Unavailable,
+        "KEYS_UNAVAILABLE",
+        "this process cannot verify tokens yet; retry",
+    )
+    .with_retry_after(std::time::Duration::from_secs(1))
+    .into_status()
+}
+
 fn mfa_enrollment_required() -> tonic::Status {
     Error::new(
         Code::PermissionDenied,
@@ -257,6 +267,9 @@ impl Policy {
             // The signature was checked before expiry, so this token is ours,
             // only stale; see the module docs.
             Err(TokenError::Expired) if public => return Ok(()),
+            // A valid token is never refused because this process is not
+            // ready: the caller retries, elsewhere or a moment later.
+            Err(TokenError::KeysUnavailable) => return Err(keys_unavailable()),
             Err(error) => {
                 tracing::debug!(method = path, %error, "access token rejected");
                 return Err(invalid_token());
