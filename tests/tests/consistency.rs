@@ -879,8 +879,67 @@ async fn a_sign_up_without_its_organization_leaves_nothing_behind() {
         "no account: {login:?}"
     );
     assert!(
-        sandbox.mail_token("ada@example.com", "verify_email").is_none(),
+        sandbox
+            .mail_token("ada@example.com", "verify_email")
+            .is_none(),
         "no verification mail for an account that does not exist"
     );
     sandbox.shutdown().await.unwrap();
+}
+
+/// A disabled user holds nothing from the moment DisableUser returns, even
+/// with the access token they still carry; enabling gives it all back.
+#[tokio::test]
+async fn a_disabled_user_is_denied_at_once() {
+    for storage in storages() {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(storage)
+            .configure(|config| config.identity.platform_admins = vec!["root@example.com".into()])
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let w = World { sandbox, channel };
+        let (root, _) = w.sign_up("root@example.com").await;
+        let (bob, bobs) = w.sign_up("bob@example.com").await;
+        assert!(
+            w.allowed(&bob, ("organization", &bobs), "project.create")
+                .await
+        );
+        Identity::new(w.channel.clone())
+            .disable_user(authed(
+                identity_pb::DisableUserRequest {
+                    name: format!("users/{}", bob.id),
+                    ..Default::default()
+                },
+                &root.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            !w.allowed(&bob, ("organization", &bobs), "organization.read")
+                .await,
+            "{storage:?}: a disabled user still holds access"
+        );
+        Identity::new(w.channel.clone())
+            .enable_user(authed(
+                identity_pb::EnableUserRequest {
+                    name: format!("users/{}", bob.id),
+                    ..Default::default()
+                },
+                &root.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            w.allowed(&bob, ("organization", &bobs), "project.create")
+                .await
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
 }

@@ -15,7 +15,7 @@ use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::Core;
 use crate::engine::Change;
-use crate::store::{MembershipRow, NodeRow, UserRow};
+use crate::store::{InactiveReason, MembershipRow, NodeRow, UserRow};
 
 /// The consumer's name; its claims also record what `ApplyEvents` applied.
 pub(crate) const CONSUMER: &str = "rbac-directory";
@@ -426,6 +426,30 @@ impl Core {
                     )
                     .await?;
             }
+            "identity.user.disabled" | "identity.user.enabled" => {
+                let user_id = if event.r#type == "identity.user.disabled" {
+                    decode::<events::UserDisabled>(&event).map(|e| e.user_id)
+                } else {
+                    decode::<events::UserEnabled>(&event).map(|e| e.user_id)
+                };
+                let Some(user_id) = user_id else {
+                    return self.skip(tx).await;
+                };
+                // A disabled user holds nothing at once, on every replica.
+                let active = self
+                    .store
+                    .set_inactive(
+                        &mut tx,
+                        &user_id,
+                        InactiveReason::Disabled,
+                        event.r#type == "identity.user.disabled",
+                    )
+                    .await?;
+                changes.push(Change::UserActive {
+                    user: user_id,
+                    active,
+                });
+            }
             "identity.user.email_verified"
             | "identity.user.email_changed"
             | "identity.user.updated"
@@ -476,6 +500,19 @@ impl Core {
                     _ => user.deleted = false,
                 }
                 self.store.upsert_user(&mut tx, &user).await?;
+                if matches!(
+                    event.r#type.as_str(),
+                    "identity.user.deleted" | "identity.user.undeleted"
+                ) {
+                    let active = self
+                        .store
+                        .set_inactive(&mut tx, &user.id, InactiveReason::Deleted, user.deleted)
+                        .await?;
+                    changes.push(Change::UserActive {
+                        user: user.id.clone(),
+                        active,
+                    });
+                }
             }
             _ => return self.skip(tx).await,
         }

@@ -145,7 +145,21 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V3,
         postgres: V3,
     },
+    Migration {
+        version: 4,
+        description: "users who hold nothing: disabled or deleted",
+        sqlite: V4,
+        postgres: V4,
+    },
 ];
+
+/// A user disabled or deleted in identity holds nothing here; a row lives
+/// while either flag is set, and the index loads the set from it.
+const V4: &str = "CREATE TABLE rbac_inactive_users (
+    user_id TEXT PRIMARY KEY,
+    disabled BIGINT NOT NULL,
+    deleted BIGINT NOT NULL
+);";
 
 /// Every replica of the index registers here and reports the revision it
 /// has applied; a write waits until every live replica has applied it

@@ -482,6 +482,16 @@ impl Store {
                 });
             }
         }
+        for row in sqlx::query("SELECT user_id FROM rbac_inactive_users ORDER BY user_id")
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+        {
+            changes.push(Change::UserActive {
+                user: row.try_get(0).map_err(db_error)?,
+                active: false,
+            });
+        }
         let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles");
         for role in sqlx::query(sqlx::AssertSqlSafe(sql))
             .try_map(|row: AnyRow| role_from_row(&row))
@@ -1180,6 +1190,55 @@ impl Store {
         Ok(())
     }
 
+    /// Sets one reason for a user to hold nothing (`disabled` or
+    /// `deleted`); returns whether the user is active afterwards.
+    pub async fn set_inactive(
+        &self,
+        tx: &mut Tx,
+        user_id: &str,
+        reason: InactiveReason,
+        on: bool,
+    ) -> Result<bool> {
+        let current =
+            sqlx::query("SELECT disabled, deleted FROM rbac_inactive_users WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db_error)?
+                .map(|row| -> std::result::Result<(bool, bool), sqlx::Error> {
+                    Ok((
+                        row.try_get::<i64, _>(0)? != 0,
+                        row.try_get::<i64, _>(1)? != 0,
+                    ))
+                })
+                .transpose()
+                .map_err(db_error)?
+                .unwrap_or((false, false));
+        let (disabled, deleted) = match reason {
+            InactiveReason::Disabled => (on, current.1),
+            InactiveReason::Deleted => (current.0, on),
+        };
+        if disabled || deleted {
+            sqlx::query(
+                "INSERT INTO rbac_inactive_users (user_id, disabled, deleted) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_id) DO UPDATE SET disabled = $2, deleted = $3",
+            )
+            .bind(user_id)
+            .bind(i64::from(disabled))
+            .bind(i64::from(deleted))
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        } else {
+            sqlx::query("DELETE FROM rbac_inactive_users WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(!(disabled || deleted))
+    }
+
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
         sqlx::query(
             "SELECT id, email, display_name, email_verified, deleted FROM rbac_users WHERE id = $1",
@@ -1198,6 +1257,13 @@ impl Store {
         .await
         .map_err(db_error)
     }
+}
+
+/// Why a user holds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InactiveReason {
+    Disabled,
+    Deleted,
 }
 
 /// A user as rbac knows them (from identity's events).

@@ -25,6 +25,8 @@ pub struct Facts {
     pub team_grants: BTreeMap<(String, String), AccessLevel>,
     /// (project, role) → level.
     pub role_grants: BTreeMap<(String, String), AccessLevel>,
+    /// Users who are disabled or deleted: they hold nothing.
+    pub inactive: BTreeSet<String>,
 }
 
 fn parent_type(object_type: &str) -> &'static str {
@@ -79,6 +81,9 @@ impl Facts {
 
     /// Everything `user` holds, as (type, id) → permission bits.
     pub fn holdings(&self, schema: &Schema, user: &str) -> BTreeMap<(String, String), Perms> {
+        if self.inactive.contains(user) {
+            return BTreeMap::new();
+        }
         let mut grants: Vec<((String, String), Perms)> = Vec::new();
         for ((org, member), roles) in &self.memberships {
             if member == user {

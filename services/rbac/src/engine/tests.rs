@@ -222,6 +222,23 @@ fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
             level: Some(level),
         });
     }
+    // A disabled user holds nothing, whatever their grants; some come back.
+    for user in &users {
+        if rng.random_bool(0.15) {
+            changes.push(Change::UserActive {
+                user: user.clone(),
+                active: false,
+            });
+            facts.inactive.insert(user.clone());
+            if rng.random_bool(0.3) {
+                changes.push(Change::UserActive {
+                    user: user.clone(),
+                    active: true,
+                });
+                facts.inactive.remove(user);
+            }
+        }
+    }
     // Some removals, so the index's bookkeeping of deletions is exercised.
     if rng.random_bool(0.5)
         && let Some(((org, user), _)) = facts
