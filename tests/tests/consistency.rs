@@ -943,3 +943,44 @@ async fn a_disabled_user_is_denied_at_once() {
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+/// An organization enters a token only for its members: `Login` naming
+/// another tenant's organization is NOT_FOUND, and a member who leaves an
+/// organization gets tokens for none at the next refresh.
+#[tokio::test]
+async fn tokens_name_only_organizations_the_user_belongs_to() {
+    let w = World::start(Storage::Sqlite, Bus::Local).await;
+    let (_, victims) = w.sign_up("victim@example.com").await;
+    let (_, own) = w.sign_up("mallory@example.com").await;
+    let login = |organization: &str| {
+        let channel = w.channel.clone();
+        let organization = organization.to_string();
+        async move {
+            Identity::new(channel)
+                .login(identity_pb::LoginRequest {
+                    email: "mallory@example.com".into(),
+                    password: "correct horse battery staple".into(),
+                    organization: format!("organizations/{organization}"),
+                })
+                .await
+        }
+    };
+    let refused = login(&victims).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    let tokens = login(&own).await.unwrap().into_inner();
+    let Some(identity_pb::login_response::Result::Tokens(tokens)) = tokens.result else {
+        panic!("no tokens");
+    };
+    let claims: serde_json::Value = {
+        use base64::Engine as _;
+        let payload = tokens.access_token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["org"], own.as_str());
+    w.sandbox.shutdown().await.unwrap();
+}

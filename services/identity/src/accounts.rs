@@ -152,6 +152,15 @@ pub struct Dependencies {
 
 type Inner = Dependencies;
 
+/// The organization a sign-in asks a session for.
+enum Organization {
+    /// One the user just became a member of (sign-up): theirs.
+    Joined(Option<String>),
+    /// One named in the request, or (`None`) the one they used last: only
+    /// if they are a member.
+    Asked(Option<String>),
+}
+
 fn micros(duration: Duration) -> i64 {
     duration.as_micros() as i64
 }
@@ -323,7 +332,12 @@ impl Accounts {
         };
         self.send(verification).await;
         let tokens = self
-            .sign_in(&user, organization.clone(), false, client)
+            .sign_in(
+                &user,
+                Organization::Joined(organization.clone()),
+                false,
+                client,
+            )
             .await?;
         let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
         Ok((user, tokens, organization))
@@ -409,7 +423,12 @@ impl Accounts {
             }
         };
         let tokens = self
-            .sign_in(&user, organization.clone(), false, client)
+            .sign_in(
+                &user,
+                Organization::Joined(organization.clone()),
+                false,
+                client,
+            )
             .await?;
         let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
         Ok((user, tokens, organization))
@@ -847,7 +866,9 @@ impl Accounts {
                 expires_at_us: expires,
             });
         }
-        let tokens = self.sign_in(&user, organization, false, client).await?;
+        let tokens = self
+            .sign_in(&user, Organization::Asked(organization), false, client)
+            .await?;
         Ok(LoginOutcome::Tokens(tokens))
     }
 
@@ -913,7 +934,8 @@ impl Accounts {
             serde_json::from_str::<serde_json::Value>(&challenge.payload)
                 .ok()
                 .and_then(|v| v["organization"].as_str().map(str::to_string));
-        self.sign_in(&user, organization, true, client).await
+        self.sign_in(&user, Organization::Asked(organization), true, client)
+            .await
     }
 
     /// Checks a TOTP code (recording its step against replay) or uses a
@@ -975,11 +997,27 @@ impl Accounts {
     async fn sign_in(
         &self,
         user: &UserRow,
-        organization: Option<String>,
+        organization: Organization,
         mfa: bool,
         client: &ClientInfo,
     ) -> Result<Tokens> {
-        let requested = organization.or_else(|| user.last_organization_id.clone());
+        // An organization enters a token only for its members: one named in
+        // the request must be the user's (NOT_FOUND, as SwitchOrganization
+        // answers, otherwise); a remembered one is dropped when the user has
+        // left it since. The one sign-up just made them a member of is theirs.
+        let requested = match organization {
+            Organization::Joined(organization) => organization,
+            Organization::Asked(Some(organization)) => {
+                if !self.member_of(&user.id, &organization).await? {
+                    return Err(Error::not_found("organization").with_domain("identity"));
+                }
+                Some(organization)
+            }
+            Organization::Asked(None) => match user.last_organization_id.clone() {
+                Some(last) if self.member_of(&user.id, &last).await? => Some(last),
+                _ => None,
+            },
+        };
         let access = self.resolve_access(requested.as_deref(), mfa).await?;
         let mut tx = self.begin().await?;
         let session = self
@@ -1016,6 +1054,18 @@ impl Accounts {
             },
         )
         .await
+    }
+
+    /// Whether the user is a member of the organization, by rbac. A
+    /// deployment without rbac (no memberships known) admits none.
+    async fn member_of(&self, user_id: &str, organization: &str) -> Result<bool> {
+        Ok(self
+            .inner
+            .directory
+            .memberships(user_id)
+            .await?
+            .iter()
+            .any(|m| m.organization_id == organization))
     }
 
     /// Which organization a new session may act for, and whether it may only
@@ -1185,6 +1235,14 @@ impl Accounts {
                 &client.user_agent,
             )
             .await?;
+        // A member who left (or was removed from) the session's organization
+        // gets tokens for none: the organization stays out of every token.
+        let mut session = session;
+        if let Some(organization) = session.active_organization_id.clone()
+            && !self.member_of(&user.id, &organization).await?
+        {
+            session.active_organization_id = None;
+        }
         let tokens = self.issue(&mut tx, &user, &session, true).await?;
         self.commit(tx).await?;
         Ok(tokens)
