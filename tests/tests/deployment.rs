@@ -6,11 +6,22 @@
 //! process. Runs when TENANTRY_TEST_DATABASE_URL and TENANTRY_TEST_NATS_URL
 //! are set (CI sets both).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::json;
-use tenantry_testkit::{ServerProcess, Storage, TestDatabase, free_addr, nats_url, unique_name};
+use tenantry_proto::tenantry::audit::v1 as audit;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::billing::v1 as billing;
+use tenantry_proto::tenantry::identity::v1 as identity;
+use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_testkit::{
+    NatsServer, PostgresServer, ServerProcess, Storage, TestDatabase, authed, free_addr, nats_url,
+    unique_name,
+};
 use tenantry_tests::rest::Rest;
+use tonic::Code;
+use tonic::transport::Channel;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tenantry-process");
 const SERVICES: [&str; 6] = [
@@ -33,70 +44,26 @@ async fn each_service_in_its_own_process_serves_the_journey() {
     for _ in SERVICES {
         addrs.push((free_addr().unwrap(), free_addr().unwrap()));
     }
-    let grpc = |name: &str| {
-        let i = SERVICES.iter().position(|s| *s == name).unwrap();
-        format!("http://{}", addrs[i].0)
-    };
     let gateway_http = addrs[5].1;
-    // What the ConfigMap and Secret give every Deployment.
-    let env: Vec<(&str, String)> = vec![
-        ("TENANTRY_MODE", "production".into()),
-        ("DATABASE_URL", database.url.clone()),
-        ("NATS_URL", nats),
-        ("TENANTRY_NATS_NAMESPACE", unique_name("deploy")),
-        ("TENANTRY_AUTO_MIGRATE", "false".into()),
-        ("TENANTRY_PAGE_TOKEN_KEY", "11".repeat(32)),
-        ("TENANTRY_INTERNAL_KEY", "33".repeat(32)),
-        ("TENANTRY_AUDIT__CHECKPOINT_KEY", "22".repeat(32)),
-        (
-            "TENANTRY_IDENTITY__PUBLIC_BASE_URL",
-            format!("http://{gateway_http}"),
-        ),
-        ("TENANTRY_PEERS__IDENTITY", grpc("identity")),
-        ("TENANTRY_PEERS__ORGANIZATION", grpc("organization")),
-        ("TENANTRY_PEERS__RBAC", grpc("rbac")),
-        ("TENANTRY_PEERS__BILLING", grpc("billing")),
-        ("TENANTRY_PEERS__AUDIT", grpc("audit")),
-    ];
+    let env = deployment_env(&database.url, &nats, &addrs);
 
-    // The migration Job: `tenantry migrate`, before any Deployment.
-    let migrated = std::process::Command::new(BINARY)
-        .arg("migrate")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env(
-            "TENANTRY_DATA_DIR",
-            std::env::temp_dir().join(unique_name("migrate")),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        migrated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
+    migrate(&env);
 
-    // One process per Deployment: `serve --services <name>`. The gateway's
-    // gets no database, bus or key secrets: the edge holds none.
-    let secrets = [
-        "DATABASE_URL",
-        "NATS_URL",
-        "TENANTRY_PAGE_TOKEN_KEY",
-        "TENANTRY_INTERNAL_KEY",
-        "TENANTRY_AUDIT__CHECKPOINT_KEY",
-    ];
-    let edge_env: Vec<(&str, String)> = env
-        .iter()
-        .filter(|(key, _)| !secrets.contains(key))
-        .cloned()
-        .collect();
+    // One process per Deployment: `serve --services <name>`.
+    let edge_env = edge_env(&env);
     let mut processes = Vec::new();
     for (name, (grpc_addr, http_addr)) in SERVICES.iter().zip(&addrs) {
         let env = if *name == "gateway" { &edge_env } else { &env };
         processes.push(
-            ServerProcess::start_on(BINARY, name, *grpc_addr, *http_addr, env)
-                .await
+            ServerProcess::spawn_on(BINARY, name, *grpc_addr, *http_addr, env)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}")),
         );
+    }
+    for (name, process) in SERVICES.iter().zip(&mut processes) {
+        process
+            .wait_ready()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
     }
 
     // The journey, through the gateway process.
@@ -170,4 +137,304 @@ async fn each_service_in_its_own_process_serves_the_journey() {
     }
     assert!(audited, "project.created reached the audit process");
     drop(processes);
+}
+
+/// What the ConfigMap and Secret give every Deployment, for processes on
+/// `addrs` (gRPC, HTTP per service, in the order of [`SERVICES`]).
+fn deployment_env(
+    database_url: &str,
+    nats: &str,
+    addrs: &[(SocketAddr, SocketAddr)],
+) -> Vec<(&'static str, String)> {
+    let grpc = |name: &str| {
+        let i = SERVICES.iter().position(|s| *s == name).unwrap();
+        format!("http://{}", addrs[i].0)
+    };
+    vec![
+        ("TENANTRY_MODE", "production".into()),
+        ("DATABASE_URL", database_url.into()),
+        ("NATS_URL", nats.into()),
+        ("TENANTRY_NATS_NAMESPACE", unique_name("deploy")),
+        ("TENANTRY_AUTO_MIGRATE", "false".into()),
+        ("TENANTRY_PAGE_TOKEN_KEY", "11".repeat(32)),
+        ("TENANTRY_INTERNAL_KEY", "33".repeat(32)),
+        ("TENANTRY_AUDIT__CHECKPOINT_KEY", "22".repeat(32)),
+        (
+            "TENANTRY_IDENTITY__PUBLIC_BASE_URL",
+            format!("http://{}", addrs[5].1),
+        ),
+        ("TENANTRY_PEERS__IDENTITY", grpc("identity")),
+        ("TENANTRY_PEERS__ORGANIZATION", grpc("organization")),
+        ("TENANTRY_PEERS__RBAC", grpc("rbac")),
+        ("TENANTRY_PEERS__BILLING", grpc("billing")),
+        ("TENANTRY_PEERS__AUDIT", grpc("audit")),
+    ]
+}
+
+/// The migration Job: `tenantry migrate`, before any Deployment.
+fn migrate(env: &[(&str, String)]) {
+    let migrated = std::process::Command::new(BINARY)
+        .arg("migrate")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env(
+            "TENANTRY_DATA_DIR",
+            std::env::temp_dir().join(unique_name("migrate")),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+}
+
+/// The gateway's Deployment gets no database, bus or key secrets: the edge
+/// holds none.
+fn edge_env(env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let secrets = [
+        "DATABASE_URL",
+        "NATS_URL",
+        "TENANTRY_PAGE_TOKEN_KEY",
+        "TENANTRY_INTERNAL_KEY",
+        "TENANTRY_AUDIT__CHECKPOINT_KEY",
+    ];
+    env.iter()
+        .filter(|(key, _)| !secrets.contains(key))
+        .cloned()
+        .collect()
+}
+
+/// What a process needs before it may report SERVING: identity (whose keys
+/// verify every token) and every service it calls.
+fn needs(service: &str) -> &'static [&'static str] {
+    match service {
+        "identity" => &["organization", "rbac", "billing"],
+        "organization" => &["identity", "rbac", "billing"],
+        "rbac" => &["identity", "organization", "billing"],
+        "billing" => &["identity", "organization", "rbac"],
+        "audit" => &["identity", "rbac"],
+        _ => &["identity", "organization", "rbac", "billing", "audit"],
+    }
+}
+
+fn position(service: &str) -> usize {
+    SERVICES.iter().position(|s| *s == service).unwrap()
+}
+
+async fn channel(process: &ServerProcess) -> Channel {
+    Channel::from_shared(process.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn sign_up(
+    process: &ServerProcess,
+    email: &str,
+) -> Result<identity::SignUpResponse, tonic::Status> {
+    identity::identity_service_client::IdentityServiceClient::new(channel(process).await)
+        .sign_up(identity::SignUpRequest {
+            email: email.into(),
+            password: "correct horse battery staple".into(),
+            display_name: "Cold".into(),
+            ..Default::default()
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The code of one authenticated call to `service` (any method will do: the
+/// token is checked before the request is read).
+async fn authenticated_call(process: &ServerProcess, service: &str, token: &str) -> Code {
+    if service == "gateway" {
+        let reply = Rest::new(format!("http://{}", process.http_addr))
+            .call("GET", "/v1/me", Some(token), None)
+            .await;
+        return match reply.status {
+            401 => Code::Unauthenticated,
+            200 => Code::Ok,
+            _ => Code::Unknown,
+        };
+    }
+    let channel = channel(process).await;
+    let result = match service {
+        "identity" => identity::identity_service_client::IdentityServiceClient::new(channel)
+            .me(authed(identity::MeRequest::default(), token))
+            .await
+            .map(drop),
+        "organization" => org::organization_service_client::OrganizationServiceClient::new(channel)
+            .get_organization(authed(org::GetOrganizationRequest::default(), token))
+            .await
+            .map(drop),
+        "rbac" => authz::authorization_service_client::AuthorizationServiceClient::new(channel)
+            .check_permission(authed(authz::CheckPermissionRequest::default(), token))
+            .await
+            .map(drop),
+        "billing" => billing::subscription_service_client::SubscriptionServiceClient::new(channel)
+            .get_subscription(authed(billing::GetSubscriptionRequest::default(), token))
+            .await
+            .map(drop),
+        _ => audit::audit_service_client::AuditServiceClient::new(channel)
+            .list_audit_events(authed(audit::ListAuditEventsRequest::default(), token))
+            .await
+            .map(drop),
+    };
+    result.map_or_else(|status| status.code(), |()| Code::Ok)
+}
+
+/// Cold starts of the split services in six orders (each service first
+/// once and last once), one process at a time: a process is ready exactly
+/// when identity and the services it calls answer; a sign-up returns its
+/// organization or UNAVAILABLE and leaves nothing behind; a valid token is
+/// never refused as UNAUTHENTICATED by a process that is still starting.
+#[tokio::test]
+async fn cold_starts_in_any_order_keep_their_promises() {
+    let (Ok(_), Some(nats)) = (std::env::var("TENANTRY_TEST_DATABASE_URL"), nats_url()) else {
+        eprintln!("TENANTRY_TEST_DATABASE_URL or TENANTRY_TEST_NATS_URL is not set; skipping");
+        return;
+    };
+    let database = TestDatabase::new(Storage::Postgres).await.unwrap();
+    for rotation in 0..SERVICES.len() {
+        let order: Vec<&str> = (0..SERVICES.len())
+            .map(|step| SERVICES[(rotation + step) % SERVICES.len()])
+            .collect();
+        let addrs: Vec<_> = SERVICES
+            .iter()
+            .map(|_| (free_addr().unwrap(), free_addr().unwrap()))
+            .collect();
+        let env = deployment_env(&database.url, &nats, &addrs);
+        if rotation == 0 {
+            migrate(&env);
+        }
+        let edge = edge_env(&env);
+        let mut running: Vec<Option<ServerProcess>> = SERVICES.iter().map(|_| None).collect();
+        let mut tokens = Vec::new();
+        let mut refused = Vec::new();
+        for (step, name) in order.iter().enumerate() {
+            let index = position(name);
+            let process_env = if *name == "gateway" { &edge } else { &env };
+            let (grpc_addr, http_addr) = addrs[index];
+            let mut process =
+                ServerProcess::spawn_on(BINARY, name, grpc_addr, http_addr, process_env).unwrap();
+            process.wait_up().await.unwrap();
+            running[index] = Some(process);
+
+            let up: Vec<bool> = running.iter().map(Option::is_some).collect();
+            for (service, process) in SERVICES.iter().zip(&mut running) {
+                let Some(process) = process else { continue };
+                if needs(service).iter().all(|peer| up[position(peer)]) {
+                    process
+                        .wait_ready()
+                        .await
+                        .unwrap_or_else(|e| panic!("{service} in {order:?}: {e:#}"));
+                } else {
+                    assert!(
+                        !process.is_ready().await,
+                        "{service} ready before what it needs, in {order:?}"
+                    );
+                }
+            }
+
+            if let Some(identity) = &running[position("identity")] {
+                let email = format!("{}@example.com", unique_name(&format!("cold{step}")));
+                match sign_up(identity, &email).await {
+                    Ok(signed) => {
+                        assert!(
+                            signed.organization.starts_with("organizations/"),
+                            "a sign-up without its organization, in {order:?}"
+                        );
+                        tokens.push(signed.tokens.unwrap().access_token);
+                    }
+                    Err(status) => {
+                        assert_eq!(status.code(), Code::Unavailable, "{status:?} in {order:?}");
+                        refused.push(email);
+                    }
+                }
+            }
+            for token in &tokens {
+                for (service, process) in SERVICES.iter().zip(&running) {
+                    let Some(process) = process else { continue };
+                    assert_ne!(
+                        authenticated_call(process, service, token).await,
+                        Code::Unauthenticated,
+                        "{service} refused a valid token, in {order:?} after {name}"
+                    );
+                }
+            }
+        }
+        // Everything runs: a refused sign-up left nothing behind.
+        let identity = running[position("identity")].as_ref().unwrap();
+        for email in &refused {
+            let signed = sign_up(identity, email).await.unwrap_or_else(|status| {
+                panic!("{email} was left behind by a refused sign-up: {status:?}")
+            });
+            assert!(signed.organization.starts_with("organizations/"));
+        }
+        assert!(!tokens.is_empty() || !refused.is_empty());
+    }
+}
+
+/// A process started while its database and the bus are down stays up,
+/// NOT_SERVING, answers UNAVAILABLE, and serves once both are back, with no
+/// restart.
+#[tokio::test]
+async fn a_process_started_during_an_outage_serves_once_its_storage_is_back() {
+    if nats_url().is_none() || !PostgresServer::available() {
+        eprintln!("no NATS or PostgreSQL installation; skipping");
+        return;
+    }
+    let postgres = PostgresServer::start().await.unwrap();
+    postgres.stop().unwrap();
+    let mut nats = NatsServer::start().await.unwrap();
+    nats.stop();
+    let env = [
+        ("DATABASE_URL", postgres.url()),
+        ("NATS_URL", nats.url()),
+        ("TENANTRY_NATS_NAMESPACE", unique_name("outage")),
+        ("TENANTRY_DATABASE__ACQUIRE_TIMEOUT_SECS", "1".to_string()),
+    ];
+    let mut process = ServerProcess::spawn_on(
+        BINARY,
+        "identity,organization,rbac,billing,audit",
+        free_addr().unwrap(),
+        free_addr().unwrap(),
+        &env,
+    )
+    .unwrap();
+    process.wait_up().await.unwrap();
+
+    let health = |channel: Channel| async move {
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status()
+    };
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing;
+    assert_eq!(health(channel(&process).await).await, not_serving);
+    assert!(!process.is_ready().await);
+    let refused = sign_up(&process, "early@example.com").await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    // The database is back, the bus is not: still waiting, still running.
+    postgres.resume().await.unwrap();
+    assert!(!process.is_ready().await);
+    assert!(
+        process.is_running(),
+        "the process gave up instead of retrying"
+    );
+
+    nats.resume().await.unwrap();
+    process.wait_ready().await.unwrap();
+    assert_eq!(
+        health(channel(&process).await).await,
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    let signed = sign_up(&process, "early@example.com").await.unwrap();
+    assert!(signed.organization.starts_with("organizations/"));
 }

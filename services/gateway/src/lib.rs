@@ -266,16 +266,11 @@ struct OpsState {
     keys: Arc<JwksCache>,
 }
 
-/// The HTTP routes of a process: the operational endpoints, plus the API
-/// when this process runs the gateway. `keys` are the process's copy of
-/// identity's keys, which readiness waits for.
-pub fn router(
-    telemetry: Telemetry,
-    readiness: Readiness,
-    keys: Arc<JwksCache>,
-    gateway: Option<Gateway>,
-) -> Router {
-    let ops = Router::new()
+/// The operational HTTP routes every process serves from the moment it
+/// binds its port (`/metrics`, `/healthz`, `/readyz`). `keys` are the
+/// process's copy of identity's keys, which readiness waits for.
+pub fn ops_router(telemetry: Telemetry, readiness: Readiness, keys: Arc<JwksCache>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -283,10 +278,12 @@ pub fn router(
             telemetry,
             readiness,
             keys,
-        });
-    let Some(gateway) = gateway else {
-        return ops;
-    };
+        })
+}
+
+/// The API routes of the gateway: REST/JSON, gRPC and gRPC-Web, the
+/// OpenAPI document and its page.
+pub fn api_router(gateway: Gateway) -> Router {
     let cors = cors_layer(&gateway.inner.options.cors_origins);
     let api = Router::new()
         .route("/openapi.json", get(openapi_json))
@@ -297,11 +294,10 @@ pub fn router(
             edge::middleware,
         ))
         .with_state(gateway);
-    let api = match cors {
+    match cors {
         Some(cors) => api.layer(cors),
         None => api,
-    };
-    ops.merge(api)
+    }
 }
 
 /// gRPC and gRPC-Web by content type; everything else is REST.

@@ -156,14 +156,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             config.check_production(&common.services(), password_on_command_line)?;
             // Listen before serving: a signal that arrives as soon as the
             // server says it is serving must stop it cleanly, not kill it.
+            // A signal while the database or the bus is still awaited ends
+            // the wait as well.
             let signals = Signals::listen()?;
-            let server = crate::server::start(config, &common.services()).await?;
-            let stop = server.stop_token();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let on_signal = stop.clone();
             tokio::spawn(async move {
                 signals.wait().await;
-                stop.cancel();
+                on_signal.cancel();
             });
-            server.wait().await
+            match crate::server::start_until(config, &common.services(), stop.clone()).await {
+                Ok(server) => server.wait().await,
+                Err(error) if stop.is_cancelled() => {
+                    tracing::info!("stopped before serving: {error:#}");
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            }
         }
         Command::Admin(AdminCommand::Bootstrap { common, email }) => {
             let config = Config::load(cli.config.as_deref(), &common.overrides())?;

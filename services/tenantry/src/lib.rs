@@ -5,5 +5,6 @@
 
 pub mod cli;
 pub mod config;
+mod late;
 pub mod server;
 pub mod services;

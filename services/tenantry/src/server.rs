@@ -17,6 +17,7 @@ use tenantry_kit::net::{Cidr, ClientAddressLayer};
 use tenantry_kit::outbox::Outbox;
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
+use tenantry_kit::startup::retry_unreachable;
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -27,6 +28,7 @@ use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
+use crate::late::{self, Late};
 use crate::services::ServiceKind;
 
 /// A started process. Dropping it does not stop it: call
@@ -122,174 +124,74 @@ async fn migrate_database(
 
 /// Starts the selected services and returns once they accept calls.
 pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<RunningServer> {
-    let telemetry = telemetry::init(&config.log)?;
-    // The gateway keeps nothing: a process running only the gateway opens
-    // no database and no bus, so the edge holds none of their credentials.
-    let storage = if services.iter().any(|s| *s != ServiceKind::Gateway) {
-        let db = connect_database(&config).await?;
-        if config.auto_migrate {
-            migrate_database(&db, &config, services).await?;
-        }
-        let bus = bus::connect(
-            config.nats_url.as_deref(),
-            &config.nats_namespace,
-            std::time::Duration::from_millis(config.nats_ack_wait_ms),
-            &db,
-        )
-        .await?;
-        Some((db, bus))
-    } else {
-        None
-    };
+    start_until(config, services, CancellationToken::new()).await
+}
 
-    // Bind both ports before building anything that runs in the background,
-    // so a port in use fails the start cleanly.
+/// As [`start`], stopping when `stop` is cancelled, also while it still
+/// waits for the database or the bus.
+///
+/// The ports are bound and health answers from the first moment: NOT_SERVING
+/// (`/readyz` 503), every other call UNAVAILABLE, while the database and the
+/// bus are retried with back-off. SERVING follows once the services are
+/// mounted, identity's keys are loaded and every peer the services call
+/// answers.
+pub async fn start_until(
+    config: Config,
+    services: &[ServiceKind],
+    stop: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let telemetry = telemetry::init(&config.log)?;
+    // Bind both ports before anything else, so a port in use fails the
+    // start cleanly.
     let grpc_listener = bind("grpc_addr", config.grpc_addr).await?;
     let http_listener = bind("http_addr", config.http_addr).await?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
 
-    let stop = CancellationToken::new();
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     let peers = resolve_peers(&config, services, grpc_addr);
-    let ctx = match &storage {
-        Some((db, bus)) => Some(ServiceContext {
-            data_dir: config.data_dir.clone(),
-            auth: config.auth.clone(),
-            peers: peers.clone(),
-            db: db.clone(),
-            bus: bus.clone(),
-            outbox: config.outbox.clone(),
-            page_tokens: PageTokens::new(page_token_key(&config)?),
-            internal_key: internal_key(&config)?,
-            shutdown: background.clone(),
-            stopping: stop.clone(),
-            tasks: tasks.clone(),
-        }),
-        None => None,
+    // The gateway keeps nothing: a process running only the gateway opens
+    // no database and no bus, so the edge holds none of their credentials.
+    let keeps_state = services.iter().any(|s| *s != ServiceKind::Gateway);
+    let internal_key = match keeps_state {
+        true => Some(internal_key(&config)?),
+        false => None,
     };
-    if let Some((db, _)) = &storage {
-        tasks.spawn(
-            db.clone()
-                .report_pool(Duration::from_secs(10), background.clone()),
-        );
-    }
-    let service_ctx = || {
-        ctx.as_ref()
-            .context("storage is open for every service but the gateway")
-    };
-
-    let mut routes = GrpcRoutes::default();
-    let mut jwks_source: Option<Arc<dyn JwksSource>> = None;
-    for kind in services {
-        match kind {
-            ServiceKind::Identity => {
-                let identity = tenantry_identity::build(service_ctx()?, &config.identity).await?;
-                identity.register(&mut routes);
-                jwks_source = Some(identity.jwks_source());
-            }
-            ServiceKind::Organization => {
-                tenantry_organization::build(service_ctx()?, &config.organization)
-                    .await?
-                    .register(&mut routes)
-            }
-            ServiceKind::Rbac => tenantry_rbac::build(service_ctx()?, &config.rbac)
-                .await?
-                .register(&mut routes),
-            ServiceKind::Billing => tenantry_billing::build(service_ctx()?, &config.billing)
-                .await?
-                .register(&mut routes),
-            ServiceKind::Audit => tenantry_audit::build(service_ctx()?, &config.audit)
-                .await?
-                .register(&mut routes),
-            // The gateway has no gRPC side; its HTTP routes are mounted below.
-            ServiceKind::Gateway => {}
-        }
-    }
-    let (routes, grpc_services) = routes.into_routes();
 
     // Every call is authenticated here, whichever service it is for; the
-    // keys come straight from identity when it runs in this process.
-    let jwks_source = match jwks_source {
-        Some(source) => source,
-        None => Arc::new(GrpcJwksSource::connect_lazy(&peers.identity)?),
+    // keys come straight from identity once it is built when it runs in
+    // this process, and are fetched from it otherwise.
+    let own_keys = Arc::new(OwnKeys::default());
+    let jwks_source: Arc<dyn JwksSource> = if services.contains(&ServiceKind::Identity) {
+        own_keys.clone()
+    } else {
+        Arc::new(GrpcJwksSource::connect_lazy(&peers.identity)?)
     };
     let jwks = Arc::new(JwksCache::new(jwks_source, config.auth.jwks_options()));
-    if services.contains(&ServiceKind::Identity) {
-        // In-process keys cost nothing to read: have them before serving.
-        jwks.refresh().await?;
-    }
-    tasks.spawn(jwks.clone().run_refresher(background.clone()));
     let mut auth_layer = AuthLayer::new(jwks.clone(), config.auth.expectations())
         .with_public_methods(public_methods())
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
-    if let Some(ctx) = &ctx {
-        auth_layer = auth_layer.with_internal_key(ctx.internal_key.clone());
+    if let Some(key) = &internal_key {
+        auth_layer = auth_layer.with_internal_key(key.clone());
     }
 
-    // SERVING is a promise that valid tokens pass: it waits for identity's
-    // keys (at once when identity runs here; otherwise the refresher
-    // fetches them, backing off while identity is not up yet).
+    // Serve from now on; the services' routes are mounted below.
     let (health, health_service) = tonic_health::server::health_reporter();
-    let status = if jwks.current().is_empty() {
-        ServingStatus::NotServing
-    } else {
-        ServingStatus::Serving
-    };
-    for name in &grpc_services {
-        health.set_service_status(*name, status).await;
-    }
-    if status == ServingStatus::NotServing {
-        let (health, jwks, names, stop) = (
-            health.clone(),
-            jwks.clone(),
-            grpc_services.clone(),
-            stop.clone(),
-        );
-        tasks.spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = jwks.wait_for_keys() => {
-                    for name in &names {
-                        health.set_service_status(*name, ServingStatus::Serving).await;
-                    }
-                }
-            }
-        });
-    }
-    let reflection_v1 = reflection(&grpc_services).build_v1()?;
-    let reflection_v1alpha = reflection(&grpc_services).build_v1alpha()?;
-
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     let readiness = tenantry_gateway::Readiness::default();
-    let gateway = if services.contains(&ServiceKind::Gateway) {
-        Some(
-            tenantry_gateway::Gateway::build(
-                &config.gateway,
-                tenantry_gateway::Deps {
-                    peers: peers.clone(),
-                    jwks: jwks.clone(),
-                    expectations: config.auth.expectations(),
-                    public_methods: public_methods(),
-                },
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let http_router =
-        tenantry_gateway::router(telemetry.clone(), readiness.clone(), jwks.clone(), gateway);
-
+    let grpc_routes = Late::new(late::grpc_starting);
+    let http_routes = Late::new(late::http_starting);
+    let mut grpc_router = tonic::service::Routes::new(health_service).into_axum_router();
+    grpc_router = grpc_router.fallback_service(grpc_routes.clone());
     let grpc_server = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer)
         .layer(ClientAddressLayer::new(trusted_proxies(&config)?))
         .layer(auth_layer)
         .layer(ConsistencyLayer::default())
-        .add_routes(routes)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_routes(tonic::service::Routes::from(grpc_router))
         .serve_with_incoming_shutdown(
             // RPCs are small request/response pairs: send each write at once
             // instead of letting Nagle wait for the peer's delayed ACK.
@@ -300,6 +202,9 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
             }),
             stop.clone().cancelled_owned(),
         );
+    let http_router =
+        tenantry_gateway::ops_router(telemetry.clone(), readiness.clone(), jwks.clone())
+            .fallback_service(http_routes.clone());
     // As on the gRPC port: the gateway's answers (gRPC passthrough above
     // all) are several small writes.
     let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
@@ -310,6 +215,138 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         http_router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let grpc = tokio::spawn(grpc_server);
+    let http = tokio::spawn(async move { http_server.await });
+
+    let mounted = async {
+        let storage = match keeps_state {
+            true => Some(connect_storage(&config, services, &stop).await?),
+            false => None,
+        };
+        let ctx = match &storage {
+            Some((db, bus)) => Some(ServiceContext {
+                data_dir: config.data_dir.clone(),
+                auth: config.auth.clone(),
+                peers: peers.clone(),
+                db: db.clone(),
+                bus: bus.clone(),
+                outbox: config.outbox.clone(),
+                page_tokens: PageTokens::new(page_token_key(&config)?),
+                internal_key: internal_key
+                    .clone()
+                    .context("a process with storage has the internal key")?,
+                shutdown: background.clone(),
+                stopping: stop.clone(),
+                tasks: tasks.clone(),
+            }),
+            None => None,
+        };
+        if let Some((db, _)) = &storage {
+            tasks.spawn(
+                db.clone()
+                    .report_pool(Duration::from_secs(10), background.clone()),
+            );
+        }
+        let service_ctx = || {
+            ctx.as_ref()
+                .context("storage is open for every service but the gateway")
+        };
+
+        let mut routes = GrpcRoutes::default();
+        for kind in services {
+            match kind {
+                ServiceKind::Identity => {
+                    let identity =
+                        tenantry_identity::build(service_ctx()?, &config.identity).await?;
+                    identity.register(&mut routes);
+                    own_keys.set(identity.jwks_source());
+                }
+                ServiceKind::Organization => {
+                    tenantry_organization::build(service_ctx()?, &config.organization)
+                        .await?
+                        .register(&mut routes)
+                }
+                ServiceKind::Rbac => tenantry_rbac::build(service_ctx()?, &config.rbac)
+                    .await?
+                    .register(&mut routes),
+                ServiceKind::Billing => tenantry_billing::build(service_ctx()?, &config.billing)
+                    .await?
+                    .register(&mut routes),
+                ServiceKind::Audit => tenantry_audit::build(service_ctx()?, &config.audit)
+                    .await?
+                    .register(&mut routes),
+                // The gateway has no gRPC side; its HTTP routes are mounted below.
+                ServiceKind::Gateway => {}
+            }
+        }
+        let (routes, grpc_services) = routes.into_routes();
+        if services.contains(&ServiceKind::Identity) {
+            // In-process keys cost nothing to read: have them before serving.
+            jwks.refresh().await?;
+        }
+        tasks.spawn(jwks.clone().run_refresher(background.clone()));
+
+        for name in &grpc_services {
+            health
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
+        }
+        let routes = routes
+            .add_service(reflection(&grpc_services).build_v1()?)
+            .add_service(reflection(&grpc_services).build_v1alpha()?);
+        grpc_routes.mount(routes.prepare().into_axum_router());
+        http_routes.mount(if services.contains(&ServiceKind::Gateway) {
+            let gateway = tenantry_gateway::Gateway::build(
+                &config.gateway,
+                tenantry_gateway::Deps {
+                    peers: peers.clone(),
+                    jwks: jwks.clone(),
+                    expectations: config.auth.expectations(),
+                    public_methods: public_methods(),
+                },
+            )
+            .await?;
+            tenantry_gateway::api_router(gateway)
+        } else {
+            axum::Router::new()
+        });
+        anyhow::Ok((storage, grpc_services))
+    }
+    .await;
+    let (storage, grpc_services) = match mounted {
+        Ok(mounted) => mounted,
+        Err(error) => {
+            stop.cancel();
+            background.cancel();
+            let _ = tokio::join!(grpc, http);
+            return Err(error);
+        }
+    };
+
+    // SERVING is a promise that valid tokens pass and that the peers the
+    // services call answer: it waits for identity's keys (at once when
+    // identity runs here; otherwise the refresher fetches them, backing off
+    // while identity is not up yet) and for every peer in another process.
+    let serving = Serving {
+        health: health.clone(),
+        readiness: readiness.clone(),
+        names: grpc_services.clone(),
+    };
+    let remote = remote_peers(&peers, services, grpc_addr);
+    if remote.is_empty() && !jwks.current().is_empty() {
+        serving.announce().await;
+    } else {
+        let (jwks, stop) = (jwks.clone(), stop.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = async {
+                    jwks.wait_for_keys().await;
+                    wait_for_peers(&remote).await;
+                } => serving.announce().await,
+            }
+        });
+    }
 
     let enabled: Vec<&str> = services.iter().map(|s| s.name()).collect();
     tracing::info!(
@@ -320,21 +357,15 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
         bus = storage.as_ref().map_or("none", |(_, bus)| bus.kind()),
         "tenantry is serving"
     );
-    readiness.set(true);
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let reported = grpc_services.clone();
     let stop_signal = stop.clone();
     let done = tokio::spawn(async move {
-        let grpc = tokio::spawn(grpc_server);
-        let http = tokio::spawn(async move { http_server.await });
         stop_signal.cancelled().await;
         tracing::info!("shutting down: draining in-flight calls");
         readiness.set(false);
-        health
-            .set_not_serving::<tonic_health::pb::health_server::HealthServer<()>>()
-            .await;
-        for name in &grpc_services {
+        for name in grpc_services.iter().chain([&""]) {
             health
                 .set_service_status(*name, ServingStatus::NotServing)
                 .await;
@@ -383,6 +414,138 @@ pub async fn start(config: Config, services: &[ServiceKind]) -> anyhow::Result<R
     })
 }
 
+/// Opens the database (and applies migrations when `auto_migrate`) and the
+/// bus, retrying with back-off while either is unreachable.
+async fn connect_storage(
+    config: &Config,
+    services: &[ServiceKind],
+    stop: &CancellationToken,
+) -> anyhow::Result<(Database, Arc<dyn bus::EventBus>)> {
+    let db = retry_unreachable("database", stop, || connect_database(config)).await?;
+    if config.auto_migrate {
+        migrate_database(&db, config, services).await?;
+    }
+    let bus = retry_unreachable("bus", stop, || {
+        bus::connect(
+            config.nats_url.as_deref(),
+            &config.nats_namespace,
+            Duration::from_millis(config.nats_ack_wait_ms),
+            &db,
+        )
+    })
+    .await?;
+    Ok((db, bus))
+}
+
+/// Identity's keys when identity runs in this process, handed over once it
+/// is built (an error before: the refresher retries).
+#[derive(Default)]
+struct OwnKeys(std::sync::OnceLock<Arc<dyn JwksSource>>);
+
+#[async_trait::async_trait]
+impl JwksSource for OwnKeys {
+    async fn fetch(&self) -> anyhow::Result<Vec<tenantry_kit::auth::JwkKey>> {
+        match self.0.get() {
+            Some(source) => source.fetch().await,
+            None => anyhow::bail!("identity is starting"),
+        }
+    }
+}
+
+impl OwnKeys {
+    fn set(&self, source: Arc<dyn JwksSource>) {
+        let _ = self.0.set(source);
+    }
+}
+
+/// Turns health and `/readyz` to SERVING for every mounted service.
+struct Serving {
+    health: tonic_health::server::HealthReporter,
+    readiness: tenantry_gateway::Readiness,
+    names: Vec<&'static str>,
+}
+
+impl Serving {
+    async fn announce(self) {
+        for name in self.names.iter().chain([&""]) {
+            self.health
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        self.readiness.set(true);
+        tracing::info!("serving: keys loaded and every peer answers");
+    }
+}
+
+/// The peers in other processes that the services of this one call.
+fn remote_peers(
+    peers: &Peers,
+    services: &[ServiceKind],
+    grpc_addr: SocketAddr,
+) -> Vec<(ServiceKind, String)> {
+    let mut needed: Vec<ServiceKind> = services
+        .iter()
+        .flat_map(|kind| kind.peers())
+        .copied()
+        .filter(|peer| !services.contains(peer))
+        .collect();
+    needed.sort();
+    needed.dedup();
+    needed
+        .into_iter()
+        .map(|kind| (kind, peer_url(peers, kind).to_string()))
+        .filter(|(_, url)| *url != own_url(grpc_addr))
+        .collect()
+}
+
+fn peer_url(peers: &Peers, kind: ServiceKind) -> &str {
+    match kind {
+        ServiceKind::Identity => &peers.identity,
+        ServiceKind::Organization => &peers.organization,
+        ServiceKind::Rbac => &peers.rbac,
+        ServiceKind::Billing => &peers.billing,
+        ServiceKind::Audit => &peers.audit,
+        ServiceKind::Gateway => "",
+    }
+}
+
+/// Waits until every peer answers a health check (whatever its status: a
+/// peer that is itself starting is reachable, and waiting for its SERVING
+/// would deadlock two services that call each other).
+async fn wait_for_peers(peers: &[(ServiceKind, String)]) {
+    for (kind, url) in peers {
+        let mut wait = tenantry_kit::startup::FIRST_BACKOFF;
+        while !answers(url).await {
+            tracing::warn!(peer = kind.name(), "peer does not answer yet; not serving");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(tenantry_kit::startup::MAX_BACKOFF);
+        }
+    }
+}
+
+async fn answers(url: &str) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.to_string()) else {
+        return false;
+    };
+    let Ok(channel) = endpoint
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(2))
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    match answer {
+        Ok(_) => true,
+        Err(status) => status.code() != tonic::Code::Unavailable,
+    }
+}
+
 fn trusted_proxies(config: &Config) -> anyhow::Result<Vec<Cidr>> {
     config
         .trusted_proxies
@@ -404,12 +567,7 @@ fn public_methods() -> Vec<String> {
 /// Where each service answers: this process for the services it runs, the
 /// `[peers]` table for the others (this process when unset, with a warning).
 fn resolve_peers(config: &Config, services: &[ServiceKind], grpc_addr: SocketAddr) -> Peers {
-    let own_ip = if grpc_addr.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        grpc_addr.ip()
-    };
-    let own = format!("http://{}", SocketAddr::new(own_ip, grpc_addr.port()));
+    let own = own_url(grpc_addr);
     let pick = |kind: ServiceKind, configured: &Option<String>| -> String {
         if services.contains(&kind) {
             return own.clone();
@@ -433,6 +591,16 @@ fn resolve_peers(config: &Config, services: &[ServiceKind], grpc_addr: SocketAdd
         billing: pick(ServiceKind::Billing, &config.peers.billing),
         audit: pick(ServiceKind::Audit, &config.peers.audit),
     }
+}
+
+/// This process's gRPC URL, for the services it runs itself.
+fn own_url(grpc_addr: SocketAddr) -> String {
+    let ip = if grpc_addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        grpc_addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, grpc_addr.port()))
 }
 
 fn reflection(services: &[&'static str]) -> tonic_reflection::server::Builder<'static> {

@@ -32,6 +32,20 @@ impl ServiceKind {
         ServiceKind::Gateway,
     ];
 
+    /// The services this one calls (a process is ready once those in other
+    /// processes answer).
+    pub fn peers(self) -> &'static [ServiceKind] {
+        use ServiceKind::*;
+        match self {
+            Identity => &[Organization, Rbac, Billing],
+            Organization => &[Rbac, Billing],
+            Rbac => &[Identity, Organization, Billing],
+            Billing => &[Organization, Rbac],
+            Audit => &[Rbac],
+            Gateway => &[Identity, Organization, Rbac, Billing, Audit],
+        }
+    }
+
     /// The service's name on the command line and in logs.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,6 +1,7 @@
 //! The `tenantry` binary from the outside: bad flags and configuration fail
 //! at start and say which key and what is allowed; unreachable dependencies
-//! name their URL (without its password); a signal stops it cleanly.
+//! are retried and named by their URL (without its password); a signal stops
+//! it cleanly, also while it waits for them.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
@@ -154,38 +155,66 @@ fn a_port_in_use_says_which() {
 }
 
 #[test]
-fn unreachable_dependencies_name_their_url_without_the_password() {
+fn unreachable_dependencies_are_retried_and_named_without_the_password() {
     // Port 1 on loopback refuses connections at once.
+    let database = "postgres://app:hunter2@127.0.0.1:1/tenantry";
+    let redacted = "postgres://app:***@127.0.0.1:1/tenantry";
+
+    // The migration Job fails (and is retried by its controller).
     let dir = tempfile::tempdir().unwrap();
-    let output = run(tenantry(dir.path()).args([
-        "serve",
-        "--database-url",
-        "postgres://app:hunter2@127.0.0.1:1/tenantry",
-    ]));
+    let output = run(tenantry(dir.path()).args(["migrate", "--database-url", database]));
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(
-        message.contains("postgres://app:***@127.0.0.1:1/tenantry"),
-        "{message}"
-    );
+    assert!(message.contains(redacted), "{message}");
     assert!(
         !message.contains("hunter2"),
         "the password leaked: {message}"
     );
 
-    check_fails(
-        &[
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--nats-url",
-            "nats://127.0.0.1:1",
-        ],
-        &[],
-        &["NATS", "nats://127.0.0.1:1"],
-    );
+    // A server keeps its ports and retries, logging each attempt, until the
+    // dependency answers or a signal stops it.
+    for (flag, url, named) in [
+        ("--database-url", database, redacted),
+        ("--nats-url", "nats://127.0.0.1:1", "nats://127.0.0.1:1"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = tenantry(dir.path())
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .args([flag, url])
+            .env("TENANTRY_LOG__FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut attempts = Vec::new();
+        while attempts.len() < 2 {
+            let line = lines
+                .next()
+                .expect("the server exited instead of retrying")
+                .unwrap();
+            assert!(!line.contains("hunter2"), "the password leaked: {line}");
+            if line.contains("not serving until it answers") {
+                assert!(line.contains(named), "{line}");
+                attempts.push(line);
+            }
+        }
+        let second: serde_json::Value = serde_json::from_str(&attempts[1]).unwrap();
+        assert_eq!(second["fields"]["attempt"], 2, "{attempts:?}");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{flag}: exit status {status}");
+    }
 }
 
 #[test]

@@ -25,6 +25,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::db::{Backend, Database, now_micros};
+use crate::startup::Unreachable;
 
 /// The subject prefix of every Tenantry event.
 pub const SUBJECT_PREFIX: &str = "tenantry.events";
@@ -378,7 +379,7 @@ impl NatsBus {
             })
             .connect(url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to NATS at {redacted}: {e}"))?;
+            .map_err(|e| Unreachable(format!("cannot connect to NATS at {redacted}: {e}")))?;
         let mut jetstream = async_nats::jetstream::new(client);
         jetstream.set_timeout(Duration::from_secs(5));
         jetstream
@@ -393,7 +394,9 @@ impl NatsBus {
             })
             .await
             .map_err(|e| {
-                anyhow::anyhow!("cannot set up the JetStream stream at {redacted}: {e}")
+                Unreachable(format!(
+                    "cannot set up the JetStream stream at {redacted}: {e}"
+                ))
             })?;
         Ok(NatsBus {
             jetstream,

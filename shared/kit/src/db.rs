@@ -102,7 +102,10 @@ impl Database {
             .connect_with(options)
             .await
             .map_err(|e| {
-                anyhow::anyhow!("cannot connect to the database at {}: {e}", redact_url(url))
+                crate::startup::Unreachable(format!(
+                    "cannot connect to the database at {}: {e}",
+                    redact_url(url)
+                ))
             })?;
         Ok(Database {
             pool,

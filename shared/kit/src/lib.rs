@@ -31,6 +31,7 @@ pub mod page_token;
 pub mod quota;
 pub mod request;
 pub mod secret;
+pub mod startup;
 pub mod telemetry;
 pub mod write;
 

@@ -442,6 +442,21 @@ impl ServerProcess {
         http_addr: SocketAddr,
         envs: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
+        let mut process = Self::spawn_on(binary, services, grpc_addr, http_addr, envs)?;
+        process.wait_ready().await?;
+        Ok(process)
+    }
+
+    /// Starts the process without waiting for it: a process is ready only
+    /// once the peers it calls answer, so processes that call each other
+    /// are all spawned before any is awaited (as Kubernetes starts pods).
+    pub fn spawn_on(
+        binary: &str,
+        services: &str,
+        grpc_addr: SocketAddr,
+        http_addr: SocketAddr,
+        envs: &[(&str, String)],
+    ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
         // Logs go to stdout: shown when TENANTRY_TEST_LOG asks for them.
         let logs = match std::env::var_os("TENANTRY_TEST_LOG") {
@@ -464,22 +479,51 @@ impl ServerProcess {
             .stdout(logs)
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot start {binary}: {e}"))?;
-        let mut process = ServerProcess {
+        Ok(ServerProcess {
             child,
             grpc_addr,
             http_addr,
             _dir: dir,
-        };
+        })
+    }
+
+    /// Waits until `/readyz` answers 200 (at most 10 s).
+    pub async fn wait_ready(&mut self) -> anyhow::Result<()> {
         for _ in 0..400 {
-            if let Some(status) = process.child.try_wait()? {
-                anyhow::bail!("{binary} exited at start: {status}");
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the process exited at start: {status}");
             }
-            if matches!(http_get(http_addr, "/readyz").await, Ok((200, _))) {
-                return Ok(process);
+            if self.is_ready().await {
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        anyhow::bail!("{binary} did not become ready on {http_addr}")
+        anyhow::bail!("the process did not become ready on {}", self.http_addr)
+    }
+
+    /// Waits until the process answers on its HTTP port (`/healthz`): it
+    /// is up, ready or not.
+    pub async fn wait_up(&mut self) -> anyhow::Result<()> {
+        for _ in 0..400 {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("the process exited at start: {status}");
+            }
+            if matches!(http_get(self.http_addr, "/healthz").await, Ok((200, _))) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("the process did not answer on {}", self.http_addr)
+    }
+
+    /// Whether `/readyz` answers 200 now.
+    pub async fn is_ready(&self) -> bool {
+        matches!(http_get(self.http_addr, "/readyz").await, Ok((200, _)))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The gRPC URL.

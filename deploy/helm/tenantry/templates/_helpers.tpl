@@ -77,8 +77,6 @@ callers:
   rbac: [gateway, identity, organization, billing, audit]
   billing: [gateway, identity, organization, rbac]
   audit: [gateway]
-startupFailureThreshold:
-  rbac: 60
 mailers: [identity, organization, rbac]
 {{- end -}}
 

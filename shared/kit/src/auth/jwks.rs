@@ -304,16 +304,16 @@ impl JwksCache {
         // A zero interval would spin; configuration validation should have
         // caught it, but a busy loop is too costly a way to find out.
         let interval = self.options.refresh_interval.max(Duration::from_secs(1));
-        let mut retry = self
-            .options
-            .min_refresh_interval
-            .clamp(Duration::from_millis(100), interval);
+        // Failures back off from a fifth of a second: a process that starts
+        // before identity is serving within moments of identity's start.
+        let first_retry = Duration::from_millis(200).min(interval);
+        let mut retry = first_retry;
         loop {
             let delay = tokio::select! {
                 () = shutdown.cancelled() => return,
                 result = self.refresh() => match result {
                     Ok(()) => {
-                        retry = self.options.min_refresh_interval.clamp(Duration::from_millis(100), interval);
+                        retry = first_retry;
                         interval
                     }
                     Err(error) => {
