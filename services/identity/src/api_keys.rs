@@ -18,6 +18,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::identity::v1 as pb;
@@ -25,6 +26,7 @@ use tonic::{Request, Response, Status};
 
 use crate::accounts::{Accounts, ClientInfo, timestamp, user_actor};
 use crate::api::{client_info, principal};
+use crate::directory::Holds;
 use crate::secrets::{
     hash_api_key_secret, hash_token, invalid_api_key, new_api_key, parse_api_key, tokens_equal,
 };
@@ -73,6 +75,11 @@ fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
             .as_ref()
             .map(|t| format!("organizations/{}/teams/{t}", key.organization_id))
             .unwrap_or_default(),
+        project: key
+            .project_id
+            .as_ref()
+            .map(|p| format!("organizations/{}/projects/{p}", key.organization_id))
+            .unwrap_or_default(),
         permissions: key.permissions.clone(),
         expire_time: key.expires_at_us.map(timestamp),
         key_prefix: format!("tnt_{}", key.key_id),
@@ -82,6 +89,58 @@ fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
         last_used_time: key.last_used_at_us.map(timestamp),
         revoke_time: key.revoked_at_us.map(timestamp),
         revoked_by: String::new(),
+    }
+}
+
+/// Where a key may act: its organization, one team of it, or one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    Organization,
+    Team(String),
+    Project(String),
+}
+
+impl Scope {
+    /// The scope a request asks for; the team or project must be named
+    /// under the parent organization.
+    fn parse(organization: &str, spec: &pb::ApiKey) -> Result<Scope> {
+        let under = |field: &str, ids: &[uuid::Uuid]| -> Result<String> {
+            if ids[0].to_string() != organization {
+                return Err(Error::invalid_field(
+                    field,
+                    "must belong to the parent organization",
+                ));
+            }
+            Ok(ids[1].to_string())
+        };
+        match (spec.team.is_empty(), spec.project.is_empty()) {
+            (true, true) => Ok(Scope::Organization),
+            (false, true) => {
+                let ids = parse_name("api_key.team", "organizations/{}/teams/{}", &spec.team)?;
+                Ok(Scope::Team(under("api_key.team", &ids)?))
+            }
+            (true, false) => {
+                let ids = parse_name(
+                    "api_key.project",
+                    "organizations/{}/projects/{}",
+                    &spec.project,
+                )?;
+                Ok(Scope::Project(under("api_key.project", &ids)?))
+            }
+            (false, false) => Err(Error::invalid_field(
+                "api_key.project",
+                "give a team or a project, not both",
+            )),
+        }
+    }
+
+    /// The object the scope is, as (type, id).
+    fn object<'a>(&'a self, organization: &'a str) -> (&'static str, &'a str) {
+        match self {
+            Scope::Organization => ("organization", organization),
+            Scope::Team(team) => ("team", team),
+            Scope::Project(project) => ("project", project),
+        }
     }
 }
 
@@ -132,13 +191,43 @@ impl ApiKeyApi {
         }
     }
 
+    /// Whether a permission of a type other than the scope's can lie
+    /// inside the scope: it must not be a permission of the levels above or
+    /// beside it (the organization for a team; the organization and teams
+    /// for a project). An organization holds every other type.
+    async fn below(
+        &self,
+        scope: &Scope,
+        organization: &str,
+        user: &str,
+        permission: &str,
+    ) -> Result<bool> {
+        // Any id tells the type apart: the permission is checked against
+        // the type before the object is looked up.
+        let nil = uuid::Uuid::nil().to_string();
+        let outside: &[(&str, &str)] = match scope {
+            Scope::Organization => &[],
+            Scope::Team(_) => &[("organization", organization)],
+            Scope::Project(_) => &[("organization", organization), ("team", &nil)],
+        };
+        let directory = &self.accounts.inner.directory;
+        for (object_type, id) in outside {
+            if matches!(
+                directory.holds(user, object_type, id, permission).await?,
+                Holds::Yes | Holds::No
+            ) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn forget(&self, key_id: &str) {
         let key_id = key_id.to_string();
         self.cache.remove_if(move |_, entry| entry.key.id == key_id);
     }
 
-    /// Verifies a key from scratch: format, hash, state, and that its
-    /// creator still belongs to its organization (and team).
+    /// Verifies a key from scratch: format, hash, then [`live`](Self::live).
     async fn verify(&self, secret: &str) -> Result<ApiKeyRow> {
         let parts = parse_api_key(secret)?;
         let key = self
@@ -150,6 +239,28 @@ impl ApiKeyApi {
         if !tokens_equal(&hash_api_key_secret(&parts.secret), &key.secret_hash) {
             return Err(invalid_api_key());
         }
+        let key = self.live(key).await?;
+        // Last use is recorded when the key is verified afresh: about once
+        // a minute for a hot key (the cache's lifetime).
+        self.accounts
+            .store()
+            .touch_api_key(&key.id, now_micros())
+            .await?;
+        Ok(key)
+    }
+
+    /// A key's state as it is now, read afresh on every exchange (a key
+    /// revoked through another replica is refused here at once): not
+    /// revoked, not expired, and its creator still in its organization
+    /// (and team).
+    async fn live(&self, key: ApiKeyRow) -> Result<ApiKeyRow> {
+        let key = self
+            .accounts
+            .store()
+            .api_key_by_key_id(&key.key_id)
+            .await?
+            .filter(|fresh| fresh.id == key.id)
+            .ok_or_else(invalid_api_key)?;
         let now = now_micros();
         if key.revoked_at_us.is_some() || key.expires_at_us.is_some_and(|e| e <= now) {
             return Err(invalid_api_key());
@@ -172,14 +283,15 @@ impl ApiKeyApi {
             tracing::info!(api_key = %key.id, "api key refused: its creator lost access");
             return Err(invalid_api_key());
         }
-        self.accounts.store().touch_api_key(&key.id, now).await?;
         Ok(key)
     }
 
     fn sign(&self, key: &ApiKeyRow) -> (String, i64) {
         let auth = &self.accounts.inner.auth;
         let now = now_micros();
-        let exp = (now + TOKEN_TTL.as_micros() as i64) / 1_000_000;
+        // A token never outlives its key.
+        let until = (now + TOKEN_TTL.as_micros() as i64).min(key.expires_at_us.unwrap_or(i64::MAX));
+        let exp = until / 1_000_000;
         let claims = Claims {
             iss: auth.issuer.clone(),
             aud: auth.audience.clone(),
@@ -202,7 +314,10 @@ impl ApiKeyApi {
         )
     }
 
-    /// Exchanges a key for an access token, from the cache when fresh.
+    /// Exchanges a key for an access token. A recent exchange's token is
+    /// handed out again (no new signature, no hash), but only once the key
+    /// is found [`live`](Self::live) again: the cache saves work, never a
+    /// revocation.
     pub async fn authenticate(&self, secret: &str) -> Result<(String, i64, ApiKeyRow)> {
         // The cache is keyed by the hash of the whole key, never the key.
         let cache_key = hash_token(secret);
@@ -210,7 +325,14 @@ impl ApiKeyApi {
             && hit.token_expires_at_us - now_micros() > (TOKEN_TTL.as_micros() as i64) / 2
         {
             metrics::counter!("tenantry_api_key_cache_total", "result" => "hit").increment(1);
-            return Ok((hit.token.clone(), hit.token_expires_at_us, hit.key.clone()));
+            let key = match self.live(hit.key.clone()).await {
+                Ok(key) => key,
+                Err(error) => {
+                    self.cache.remove(&cache_key);
+                    return Err(error);
+                }
+            };
+            return Ok((hit.token.clone(), hit.token_expires_at_us, key));
         }
         metrics::counter!("tenantry_api_key_cache_total", "result" => "miss").increment(1);
         let key = self.verify(secret).await?;
@@ -227,9 +349,11 @@ impl ApiKeyApi {
         Ok((token, expires, key))
     }
 
+    /// Emits a key's event through the write, so the authorization index
+    /// has it before the call returns (the key works, or stops, at once).
     async fn emit_key_event<M: prost::Name>(
         &self,
-        tx: &mut crate::store::Tx,
+        tx: &mut Write,
         event_type: &'static str,
         key: &ApiKeyRow,
         actor: events::Actor,
@@ -237,15 +361,8 @@ impl ApiKeyApi {
         payload: &M,
     ) -> Result<()> {
         let event = NewEvent::new(event_type, "api_key", key.id.clone(), actor, payload)
-            .in_organization(key.organization_id.clone(), String::new())
-            .with_request(events::RequestContext {
-                request_id: client.request_id.clone(),
-                trace_id: tenantry_kit::telemetry::current_trace_id().unwrap_or_default(),
-                client_address: client.address.clone(),
-                user_agent: client.user_agent.clone(),
-            });
-        self.accounts.inner.outbox.append(tx, event).await?;
-        Ok(())
+            .in_organization(key.organization_id.clone(), String::new());
+        self.accounts.append(tx, event, client).await
     }
 }
 
@@ -278,22 +395,11 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             )
             .into());
         }
+        let scope = Scope::parse(&organization, &spec)?;
         for (index, permission) in spec.permissions.iter().enumerate() {
-            validate_permission(&format!("api_key.permissions[{index}]"), permission)?;
+            let field = format!("api_key.permissions[{index}]");
+            validate_permission(&field, permission)?;
         }
-        let team = if spec.team.is_empty() {
-            None
-        } else {
-            let ids = parse_name("api_key.team", "organizations/{}/teams/{}", &spec.team)?;
-            if ids[0].to_string() != organization {
-                return Err(Error::invalid_field(
-                    "api_key.team",
-                    "must belong to the parent organization",
-                )
-                .into());
-            }
-            Some(ids[1].to_string())
-        };
         let now = now_micros();
         let expires = spec
             .expire_time
@@ -311,23 +417,67 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
 
         let creator = self.manager(&caller, &organization).await?;
         let directory = &self.accounts.inner.directory;
-        // A key carries at most what its creator holds.
+        // The creator must reach the scope: a team they belong to, a
+        // project they can read (anything else is not found, as for any
+        // other caller).
+        match &scope {
+            Scope::Organization => {}
+            Scope::Team(team) => {
+                if !directory
+                    .is_team_member(&organization, team, &creator.id)
+                    .await?
+                {
+                    return Err(Error::not_found("team").with_domain("identity").into());
+                }
+            }
+            Scope::Project(project) => {
+                if !directory
+                    .check_permission(&creator.id, "project", project, "project.read")
+                    .await?
+                {
+                    return Err(Error::not_found("project").with_domain("identity").into());
+                }
+            }
+        }
+        // A key carries at most what its creator holds on the scope itself;
+        // permissions of the types below it are intersected, at each check,
+        // with what the creator holds there at that moment.
+        let (scope_type, scope_id) = scope.object(&organization);
         for (index, permission) in spec.permissions.iter().enumerate() {
-            if !directory
-                .check_permission(&creator.id, "organization", &organization, permission)
+            let field = format!("api_key.permissions[{index}]");
+            match directory
+                .holds(&creator.id, scope_type, scope_id, permission)
                 .await?
             {
-                return Err(Error::new(
-                    Code::PermissionDenied,
-                    "PERMISSION_NOT_HELD",
-                    "a key cannot carry a permission its creator lacks",
-                )
-                .with_domain("identity")
-                .with_violation(
-                    format!("api_key.permissions[{index}]"),
-                    "is not held by the caller",
-                )
-                .into());
+                Holds::Yes => {}
+                Holds::No => {
+                    return Err(Error::new(
+                        Code::PermissionDenied,
+                        "PERMISSION_NOT_HELD",
+                        "a key cannot carry a permission its creator lacks",
+                    )
+                    .with_domain("identity")
+                    .with_violation(field, "is not held by the caller")
+                    .into());
+                }
+                Holds::Unknown => {
+                    return Err(Error::invalid_field(field, "is not a known permission")
+                        .with_domain("identity")
+                        .into());
+                }
+                Holds::OtherType => {
+                    if !self
+                        .below(&scope, &organization, &creator.id, permission)
+                        .await?
+                    {
+                        return Err(Error::invalid_field(
+                            field,
+                            "is not a permission of a type inside the key's scope",
+                        )
+                        .with_domain("identity")
+                        .into());
+                    }
+                }
             }
         }
         // The plan's API key limit, asked of billing.
@@ -335,13 +485,6 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         directory
             .ensure_quota(&organization, billing_pb::Metric::ApiKeys, &key_row_id)
             .await?;
-        if let Some(team) = &team
-            && !directory
-                .is_team_member(&organization, team, &creator.id)
-                .await?
-        {
-            return Err(Error::not_found("team").with_domain("identity").into());
-        }
         // A replay of the same request returns the key, without its secret
         // (which is never stored).
         if !request.request_id.is_empty()
@@ -362,7 +505,14 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             id: key_row_id,
             key_id: parts.id.clone(),
             organization_id: organization,
-            team_id: team,
+            team_id: match &scope {
+                Scope::Team(team) => Some(team.clone()),
+                _ => None,
+            },
+            project_id: match &scope {
+                Scope::Project(project) => Some(project.clone()),
+                _ => None,
+            },
             display_name,
             permissions: spec.permissions,
             secret_hash: hash_api_key_secret(&parts.secret),
@@ -389,6 +539,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
                 permissions: key.permissions.clone(),
                 expire_time: key.expires_at_us.map(timestamp),
                 created_by: key.created_by.clone(),
+                project_id: key.project_id.clone().unwrap_or_default(),
             },
         )
         .await?;

@@ -220,6 +220,22 @@ impl Directory {
         object_id: &str,
         permission: &str,
     ) -> Result<bool> {
+        Ok(self
+            .holds(user_id, object_type, object_id, permission)
+            .await?
+            == Holds::Yes)
+    }
+
+    /// Whether the user holds `permission` on an object, telling a
+    /// permission of another type (a `project.read` asked of an
+    /// organization) and an unknown one apart from one not held.
+    pub async fn holds(
+        &self,
+        user_id: &str,
+        object_type: &str,
+        object_id: &str,
+        permission: &str,
+    ) -> Result<Holds> {
         let mut client = authz_pb::authorization_service_client::AuthorizationServiceClient::new(
             self.rbac.clone(),
         );
@@ -240,12 +256,19 @@ impl Directory {
             with_tracing: false,
         });
         match client.check_permission(request).await {
-            Ok(response) => {
-                Ok(response.into_inner().permissionship() == authz_pb::Permissionship::Allowed)
+            Ok(response) => Ok(
+                if response.into_inner().permissionship() == authz_pb::Permissionship::Allowed {
+                    Holds::Yes
+                } else {
+                    Holds::No
+                },
+            ),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                Ok(match tenantry_kit::error::reason_of(&status).as_deref() {
+                    Some("PERMISSION_OF_ANOTHER_TYPE") => Holds::OtherType,
+                    _ => Holds::Unknown,
+                })
             }
-            // A permission that does not apply to the object's type (a
-            // `project.read` asked of an organization) is not held there.
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Ok(false),
             Err(status) => Err(unavailable("the authorization service", status)),
         }
     }
@@ -319,4 +342,17 @@ impl Directory {
 pub struct InvitationPreview {
     pub organization_id: String,
     pub email: String,
+}
+
+/// What rbac answers about a permission on an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Held.
+    Yes,
+    /// A permission of the object's type, not held.
+    No,
+    /// A permission of another type.
+    OtherType,
+    /// No such permission (or object type).
+    Unknown,
 }

@@ -47,12 +47,20 @@ pub use api::{MFA_ENROLLMENT_METHODS, PUBLIC_METHODS};
 pub const NAME: &str = "identity";
 
 /// The service's tables. The SQL is the same for both dialects.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users, sessions, tokens, keys, api keys, service accounts",
-    sqlite: include_str!("../migrations/0001_identity.sql"),
-    postgres: include_str!("../migrations/0001_identity.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users, sessions, tokens, keys, api keys, service accounts",
+        sqlite: include_str!("../migrations/0001_identity.sql"),
+        postgres: include_str!("../migrations/0001_identity.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "api keys scoped to a project",
+        sqlite: include_str!("../migrations/0002_api_key_projects.sql"),
+        postgres: include_str!("../migrations/0002_api_key_projects.sql"),
+    },
+];
 
 /// Options of the identity service (the `[identity]` table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

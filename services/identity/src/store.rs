@@ -949,6 +949,7 @@ pub struct ApiKeyRow {
     pub key_id: String,
     pub organization_id: String,
     pub team_id: Option<String>,
+    pub project_id: Option<String>,
     pub display_name: String,
     pub permissions: Vec<String>,
     pub secret_hash: String,
@@ -961,7 +962,8 @@ pub struct ApiKeyRow {
 }
 
 const API_KEY_COLUMNS: &str = "id, key_id, organization_id, team_id, display_name, permissions, \
-    secret_hash, created_by, expires_at_us, last_used_at_us, revoked_at_us, created_at_us, request_id";
+    secret_hash, created_by, expires_at_us, last_used_at_us, revoked_at_us, created_at_us, request_id, \
+    project_id";
 
 fn api_key_from_row(row: &AnyRow) -> std::result::Result<ApiKeyRow, sqlx::Error> {
     let permissions: String = row.try_get(5)?;
@@ -980,6 +982,7 @@ fn api_key_from_row(row: &AnyRow) -> std::result::Result<ApiKeyRow, sqlx::Error>
         revoked_at_us: row.try_get(10)?,
         created_at_us: row.try_get(11)?,
         request_id: row.try_get(12)?,
+        project_id: row.try_get(13)?,
     })
 }
 
@@ -989,8 +992,9 @@ impl Store {
     pub async fn insert_api_key(&self, tx: &mut Tx, key: &ApiKeyRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO identity_api_keys (id, key_id, organization_id, team_id, display_name,
-                permissions, secret_hash, created_by, expires_at_us, created_at_us, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                permissions, secret_hash, created_by, expires_at_us, created_at_us, request_id,
+                project_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&key.id)
         .bind(&key.key_id)
@@ -1003,6 +1007,7 @@ impl Store {
         .bind(key.expires_at_us)
         .bind(key.created_at_us)
         .bind(&key.request_id)
+        .bind(&key.project_id)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

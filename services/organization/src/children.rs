@@ -136,9 +136,26 @@ impl Core {
                 .await;
         }
         let object = match kind {
-            // Team reads are organization reads.
+            // Team reads are organization reads, or `team.read` on the team
+            // itself (what a team-scoped API key carries).
             Children::Teams if permission == ORGANIZATION_READ => {
-                Object::Organization(&row.organization_id)
+                let answers = self
+                    .access
+                    .check_all(
+                        caller,
+                        &[
+                            (
+                                Object::Organization(&row.organization_id),
+                                ORGANIZATION_READ,
+                            ),
+                            (Object::Team(&row.id), TEAM_READ),
+                        ],
+                    )
+                    .await?;
+                return match answers.contains(&true) {
+                    true => Ok(()),
+                    false => Err(not_found(kind.noun())),
+                };
             }
             _ => kind.object(&row.id),
         };

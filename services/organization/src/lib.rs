@@ -187,6 +187,7 @@ pub mod permissions {
     pub const TEAMS_CREATE: &str = "organization.teams.create";
     pub const BILLING_MANAGE: &str = "billing.manage";
     pub const TEAM_MANAGE: &str = "team.manage";
+    pub const TEAM_READ: &str = "team.read";
     pub const PROJECT_CREATE: &str = "project.create";
     pub const PROJECT_READ: &str = "project.read";
     pub const PROJECT_MANAGE: &str = "project.manage";

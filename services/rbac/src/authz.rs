@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
-use tenantry_kit::error::{Error, Result};
+use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::page_token::page_size;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -26,12 +26,22 @@ pub const MAX_BULK: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct AuthorizationApi(pub Core);
 
+/// An unknown type or permission, or a permission of another type, named
+/// by its own reason so callers (identity, checking an API key's
+/// permissions) can tell them apart.
 fn index_error(error: IndexError) -> Error {
-    let field = match error {
-        IndexError::UnknownType(_) => "resource.object_type",
-        _ => "permission",
+    let (field, reason) = match error {
+        IndexError::UnknownType(_) => ("resource.object_type", "UNKNOWN_TYPE"),
+        IndexError::UnknownPermission(_) => ("permission", "UNKNOWN_PERMISSION"),
+        IndexError::WrongType { .. } => ("permission", "PERMISSION_OF_ANOTHER_TYPE"),
+        _ => ("permission", "INVALID_ARGUMENT"),
     };
-    Error::invalid_field(field, error.to_string())
+    Error::new(
+        Code::InvalidArgument,
+        reason,
+        "the request has invalid fields",
+    )
+    .with_violation(field, error.to_string())
 }
 
 fn permissionship(allowed: bool) -> pb::Permissionship {
@@ -117,28 +127,13 @@ impl Core {
             "user" => index
                 .check_by_id(subject.1, object.0, object.1, permission)
                 .map_err(index_error),
-            // An API key acts for its organization, limited to the
-            // permissions it carries, and only about itself.
+            // An API key: what it carries, inside its scope, while its
+            // owner holds it there (the index knows live keys only).
             "api_key" => {
-                let (_, _) = index
-                    .permission_bit(object.0, permission)
+                let key = index
+                    .check_key(subject.1, object.0, object.1, permission)
                     .map_err(index_error)?;
-                if principal.kind != PrincipalKind::ApiKey {
-                    return Ok(false);
-                }
-                let carries = principal
-                    .permissions
-                    .as_ref()
-                    .is_some_and(|p| p.iter().any(|p| p == permission));
-                let inside = principal
-                    .organization
-                    .as_deref()
-                    .is_some_and(|org| index.within(object.0, object.1, org));
-                let team_ok = principal
-                    .team
-                    .as_deref()
-                    .is_none_or(|team| object.0 == "team" && object.1 == team);
-                Ok(carries && inside && team_ok)
+                Ok(key && principal.kind == PrincipalKind::ApiKey)
             }
             // Service accounts hold no grants in the index yet.
             _ => {
@@ -304,10 +299,10 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             subject_id,
             scope.as_deref().map(|org| ("organization", org)),
         )?;
-        if subject_type != "user" {
+        if subject_type != "user" && subject_type != "api_key" {
             return Err(Error::invalid_field(
                 "subject.object.object_type",
-                "lookups are for users",
+                "lookups are for users and API keys",
             )
             .into());
         }
@@ -333,9 +328,11 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         };
         let revision = self.0.index.at(r.consistency.as_ref()).await?;
         let index = self.0.index.read();
-        let ids = index
-            .lookup(subject_id, &r.resource_type, &r.permission)
-            .map_err(index_error)?;
+        let ids = match subject_type {
+            "api_key" => index.lookup_key(subject_id, &r.resource_type, &r.permission),
+            _ => index.lookup(subject_id, &r.resource_type, &r.permission),
+        }
+        .map_err(index_error)?;
         let start = ids.partition_point(|id| *id <= after.as_str());
         let mut page = Vec::with_capacity(size.min(ids.len()));
         let mut last = None;

@@ -14,7 +14,7 @@ use tenantry_kit::service::ServiceContext;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::Core;
-use crate::engine::Change;
+use crate::engine::{Change, KeyScope};
 use crate::store::{InactiveReason, MembershipRow, NodeRow, UserRow};
 
 /// The consumer's name; its claims also record what `ApplyEvents` applied.
@@ -408,6 +408,37 @@ impl Core {
                         .in_organization(&e.organization_id, &event.root_organization_id),
                     );
                 }
+            }
+            // An API key acts only while it is live and its owner holds
+            // what it uses: the index learns of it when it is made and
+            // forgets it when it is revoked, before identity answers.
+            "identity.api_key.created" => {
+                let Some(e) = decode::<events::ApiKeyCreated>(&event) else {
+                    return self.skip(tx).await;
+                };
+                let scope = if !e.project_id.is_empty() {
+                    KeyScope::Project(e.project_id)
+                } else if !e.team_id.is_empty() {
+                    KeyScope::Team(e.team_id)
+                } else {
+                    KeyScope::Organization(e.organization_id.clone())
+                };
+                let key = Change::ApiKey {
+                    id: e.api_key_id,
+                    organization: e.organization_id,
+                    owner: e.created_by,
+                    scope,
+                    permissions: e.permissions,
+                };
+                self.store.upsert_api_key(&mut tx, &key).await?;
+                changes.push(key);
+            }
+            "identity.api_key.revoked" => {
+                let Some(e) = decode::<events::ApiKeyRevoked>(&event) else {
+                    return self.skip(tx).await;
+                };
+                self.store.delete_api_key(&mut tx, &e.api_key_id).await?;
+                changes.push(Change::RemoveApiKey { id: e.api_key_id });
             }
             "identity.user.signed_up" => {
                 let Some(e) = decode::<events::UserSignedUp>(&event) else {

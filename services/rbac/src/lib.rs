@@ -263,18 +263,14 @@ impl Core {
         if caller.is_internal() {
             return Ok(true);
         }
-        if caller
-            .principal
-            .permissions
-            .as_ref()
-            .is_some_and(|allowed| !allowed.iter().any(|p| p == permission))
-        {
-            return Ok(false);
+        let index = self.index.read();
+        match caller.principal.kind {
+            PrincipalKind::ApiKey => {
+                index.check_key(&caller.principal.id, object_type, id, permission)
+            }
+            _ => index.check_by_id(&caller.principal.id, object_type, id, permission),
         }
-        self.index
-            .read()
-            .check_by_id(&caller.principal.id, object_type, id, permission)
-            .map_err(|e| Error::internal(anyhow::anyhow!(e)))
+        .map_err(|e| Error::internal(anyhow::anyhow!(e)))
     }
 
     /// Whether the caller is a service account whose token is for

@@ -151,7 +151,25 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V4,
         postgres: V4,
     },
+    Migration {
+        version: 5,
+        description: "api keys, checked against their owner's current access",
+        sqlite: V5,
+        postgres: V5,
+    },
 ];
+
+/// The live API keys identity announced: whose, where (`scope_type` is
+/// organization, team or project), which permissions (a JSON array). A
+/// revoked key's row is deleted.
+const V5: &str = "CREATE TABLE rbac_api_keys (
+    id TEXT PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    scope_type TEXT NOT NULL,
+    scope_id TEXT NOT NULL,
+    permissions TEXT NOT NULL
+);";
 
 /// A user disabled or deleted in identity holds nothing here; a row lives
 /// while either flag is set, and the index loads the set from it.

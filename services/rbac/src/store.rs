@@ -5,7 +5,7 @@ use sqlx::{Any, Row, Transaction};
 use tenantry_kit::db::Database;
 use tenantry_kit::error::{Result, db_error};
 
-use crate::engine::{AccessLevel, Change, GrantSubject};
+use crate::engine::{AccessLevel, Change, GrantSubject, KeyScope};
 
 pub type Tx = Transaction<'static, Any>;
 
@@ -490,6 +490,25 @@ impl Store {
             changes.push(Change::UserActive {
                 user: row.try_get(0).map_err(db_error)?,
                 active: false,
+            });
+        }
+        for row in sqlx::query(
+            "SELECT id, organization_id, owner_id, scope_type, scope_id, permissions
+             FROM rbac_api_keys ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        {
+            let scope_type: String = row.try_get(3).map_err(db_error)?;
+            let scope_id: String = row.try_get(4).map_err(db_error)?;
+            let permissions: String = row.try_get(5).map_err(db_error)?;
+            changes.push(Change::ApiKey {
+                id: row.try_get(0).map_err(db_error)?,
+                organization: row.try_get(1).map_err(db_error)?,
+                owner: row.try_get(2).map_err(db_error)?,
+                scope: key_scope(&scope_type, scope_id).map_err(db_error)?,
+                permissions: decode(&permissions).map_err(db_error)?,
             });
         }
         let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles");
@@ -1190,6 +1209,52 @@ impl Store {
         Ok(())
     }
 
+    /// Records an API key identity announced (again: the same key twice is
+    /// one row).
+    pub async fn upsert_api_key(&self, tx: &mut Tx, key: &Change) -> Result<()> {
+        let Change::ApiKey {
+            id,
+            organization,
+            owner,
+            scope,
+            permissions,
+        } = key
+        else {
+            return Ok(());
+        };
+        let (scope_type, scope_id) = match scope {
+            KeyScope::Organization(id) => ("organization", id),
+            KeyScope::Team(id) => ("team", id),
+            KeyScope::Project(id) => ("project", id),
+        };
+        sqlx::query(
+            "INSERT INTO rbac_api_keys (id, organization_id, owner_id, scope_type, scope_id, permissions)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id) DO UPDATE SET organization_id = $2, owner_id = $3, scope_type = $4,
+                 scope_id = $5, permissions = $6",
+        )
+        .bind(id)
+        .bind(organization)
+        .bind(owner)
+        .bind(scope_type)
+        .bind(scope_id)
+        .bind(serde_json::to_string(permissions).expect("strings serialize"))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Forgets a revoked API key.
+    pub async fn delete_api_key(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM rbac_api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Sets one reason for a user to hold nothing (`disabled` or
     /// `deleted`); returns whether the user is active afterwards.
     pub async fn set_inactive(
@@ -1274,4 +1339,16 @@ pub struct UserRow {
     pub display_name: String,
     pub email_verified: bool,
     pub deleted: bool,
+}
+
+/// A key's scope from its stored type and id.
+fn key_scope(scope_type: &str, id: String) -> std::result::Result<KeyScope, sqlx::Error> {
+    match scope_type {
+        "organization" => Ok(KeyScope::Organization(id)),
+        "team" => Ok(KeyScope::Team(id)),
+        "project" => Ok(KeyScope::Project(id)),
+        other => Err(sqlx::Error::Decode(
+            format!("unknown api key scope `{other}`").into(),
+        )),
+    }
 }

@@ -342,6 +342,14 @@ pub fn db_error(error: sqlx::Error) -> Error {
     }
 }
 
+/// The ErrorInfo reason of a status another service answered, if any.
+pub fn reason_of(status: &tonic::Status) -> Option<String> {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+}
+
 /// Postgres serialization failure and deadlock; SQLite busy and locked.
 fn is_transient(code: Option<&str>) -> bool {
     matches!(code, Some("40001" | "40P01" | "5" | "6" | "517" | "262"))
@@ -350,6 +358,18 @@ fn is_transient(code: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_survives_the_wire() {
+        let status: tonic::Status = Error::new(
+            Code::InvalidArgument,
+            "UNKNOWN_PERMISSION",
+            "no such permission",
+        )
+        .into();
+        assert_eq!(reason_of(&status).as_deref(), Some("UNKNOWN_PERMISSION"));
+        assert_eq!(reason_of(&tonic::Status::internal("plain")), None);
+    }
 
     #[test]
     fn status_carries_error_info_and_field_violations() {

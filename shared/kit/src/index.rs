@@ -31,7 +31,11 @@ use crate::consistency::Token;
 
 /// The events the index follows: (emitting service, event-type prefix).
 /// rbac's bus consumer subscribes to exactly these.
-pub const FOLLOWED: &[(&str, &str)] = &[("organization", ""), ("identity", "identity.user.")];
+pub const FOLLOWED: &[(&str, &str)] = &[
+    ("organization", ""),
+    ("identity", "identity.user."),
+    ("identity", "identity.api_key."),
+];
 
 /// Whether the index follows `event`.
 pub fn followed(event: &events::Event) -> bool {

@@ -95,6 +95,40 @@ pub enum Change {
     /// A user was disabled or deleted (`active = false`), or restored:
     /// an inactive user holds nothing, whatever their grants say.
     UserActive { user: String, active: bool },
+    /// An API key: it may use the `permissions` it carries inside its
+    /// `scope`, and only while its `owner` holds them there.
+    ApiKey {
+        id: String,
+        organization: String,
+        owner: String,
+        scope: KeyScope,
+        permissions: Vec<String>,
+    },
+    /// An API key was revoked: it holds nothing from now on.
+    RemoveApiKey { id: String },
+}
+
+/// Where an API key may act: an organization and everything below it, a
+/// team and the projects granted to it, or one project.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum KeyScope {
+    Organization(String),
+    Team(String),
+    Project(String),
+}
+
+/// An API key as the index holds it.
+#[derive(Debug, Clone)]
+struct ApiKeyEntry {
+    owner: SubjectId,
+    /// The key's organization: its scope must lie in it.
+    organization: NodeId,
+    scope: NodeId,
+    /// The permissions the key carries, by name (kept to recompute `perms`
+    /// when a registered type brings new permissions).
+    names: Vec<Box<str>>,
+    perms: Perms,
 }
 
 /// Who a project grant is for.
@@ -188,6 +222,8 @@ pub struct Index {
     node_subjects: FxHashMap<NodeId, Vec<SubjectId>>,
     org_members: FxHashMap<NodeId, Vec<SubjectId>>,
     project_teams: FxHashMap<NodeId, Vec<NodeId>>,
+    /// API keys by id.
+    api_keys: FxHashMap<Box<str>, ApiKeyEntry>,
     relationships: usize,
 }
 
@@ -334,6 +370,36 @@ impl Index {
                     self.inactive.insert(u);
                 }
             }
+            Change::ApiKey {
+                id,
+                organization,
+                owner,
+                scope,
+                permissions,
+            } => {
+                let organization = self.node_or_insert(ORGANIZATION, organization);
+                let scope = match scope {
+                    KeyScope::Organization(id) => self.node_or_insert(ORGANIZATION, id),
+                    KeyScope::Team(id) => self.node_or_insert(TEAM, id),
+                    KeyScope::Project(id) => self.node_or_insert(PROJECT, id),
+                };
+                let owner = self.subject_or_insert(owner);
+                let names: Vec<Box<str>> = permissions.iter().map(|p| p.as_str().into()).collect();
+                let perms = self.key_perms(&names);
+                self.api_keys.insert(
+                    id.as_str().into(),
+                    ApiKeyEntry {
+                        owner,
+                        organization,
+                        scope,
+                        names,
+                        perms,
+                    },
+                );
+            }
+            Change::RemoveApiKey { id } => {
+                self.api_keys.remove(id.as_str());
+            }
             Change::Node {
                 object_type,
                 id,
@@ -396,6 +462,13 @@ impl Index {
                 let keys: Vec<(SubjectId, NodeId)> = self.direct.keys().copied().collect();
                 for (u, n) in keys {
                     self.refresh_direct(u, n);
+                }
+                let api_keys: Vec<Box<str>> = self.api_keys.keys().cloned().collect();
+                for id in api_keys {
+                    let perms = self.key_perms(&self.api_keys[&id].names);
+                    if let Some(key) = self.api_keys.get_mut(&id) {
+                        key.perms = perms;
+                    }
                 }
             }
             Change::UnregisterType { name } => {
@@ -642,6 +715,9 @@ impl Index {
         for list in self.role_projects.values_mut() {
             remove_value(list, n);
         }
+        // The node's id may be reused: a key scoped to it dies with it.
+        self.api_keys
+            .retain(|_, key| key.scope != n && key.organization != n);
         let (kind, id) = self.keys[n as usize].clone();
         self.ids[kind as usize].remove(&id);
         self.nodes[n as usize].live = false;
@@ -732,6 +808,84 @@ impl Index {
             (Some(u), Some(n)) => self.active(u) && self.check(u, n, bit),
             _ => false,
         })
+    }
+
+    /// The bits of the permissions a key carries; names the schema does not
+    /// know (yet) grant nothing.
+    fn key_perms(&self, names: &[Box<str>]) -> Perms {
+        names
+            .iter()
+            .filter_map(|name| self.schema.permission(name))
+            .fold(0, |perms, bit| perms | bit)
+    }
+
+    /// Whether an API key holds `permission` on an object: the key carries
+    /// it, the object lies inside the key's scope, and the key's owner holds
+    /// it there now (so a key never outlives its owner's access). Unknown
+    /// or revoked keys are denied.
+    pub fn check_key(
+        &self,
+        key: &str,
+        object_type: &str,
+        id: &str,
+        permission: &str,
+    ) -> Result<bool, IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        let (Some(key), Some(n)) = (self.api_keys.get(key), self.node(kind, id)) else {
+            return Ok(false);
+        };
+        Ok(key.perms & bit != 0
+            && self.in_scope(key, n)
+            && self.active(key.owner)
+            && self.check(key.owner, n, bit))
+    }
+
+    /// Whether `node` lies inside a key's scope: the scope itself or below
+    /// it, or, for a team, a project granted to the team (or below one);
+    /// and the scope lies in the key's organization.
+    fn in_scope(&self, key: &ApiKeyEntry, node: NodeId) -> bool {
+        self.reaches(key.scope, node) && self.reaches(key.organization, key.scope)
+    }
+
+    /// Whether walking up from `node` meets `scope` (for a team scope: a
+    /// project granted to the team).
+    fn reaches(&self, scope: NodeId, node: NodeId) -> bool {
+        let team = self.nodes[scope as usize].kind == TEAM;
+        let mut n = node;
+        loop {
+            if n == scope
+                || (team
+                    && self.nodes[n as usize].kind == PROJECT
+                    && self.team_grants.contains_key(&(scope, n)))
+            {
+                return true;
+            }
+            let parent = self.nodes[n as usize].parent;
+            if parent == NONE {
+                return false;
+            }
+            n = parent;
+        }
+    }
+
+    /// The ids of objects of `object_type` on which an API key holds
+    /// `permission` (see [`check_key`](Self::check_key)), sorted.
+    pub fn lookup_key(
+        &self,
+        key: &str,
+        object_type: &str,
+        permission: &str,
+    ) -> Result<Vec<&str>, IndexError> {
+        let (kind, bit) = self.permission_bit(object_type, permission)?;
+        let Some(key) = self.api_keys.get(key).filter(|k| k.perms & bit != 0) else {
+            return Ok(Vec::new());
+        };
+        let owner = &self.subject_names[key.owner as usize];
+        Ok(self
+            .lookup(owner, object_type, permission)?
+            .into_iter()
+            .filter(|id| self.node(kind, id).is_some_and(|n| self.in_scope(key, n)))
+            .collect())
     }
 
     /// The id of the root of an organization's tree, if the organization

@@ -66,6 +66,18 @@ impl Facts {
             }
     }
 
+    /// An object and its ancestors, object first.
+    pub fn chain(&self, object_type: &str, id: &str) -> Vec<(String, String)> {
+        let mut out = vec![(object_type.to_string(), id.to_string())];
+        let (mut kind, mut at) = (object_type.to_string(), id.to_string());
+        while let Some((Some(parent), _, _)) = self.objects.get(&(kind.clone(), at.clone())) {
+            kind = parent_type(&kind).to_string();
+            at = parent.clone();
+            out.push((kind.clone(), at.clone()));
+        }
+        out
+    }
+
     /// Every (type, id) that receives grants flowing down from (type, id):
     /// itself and every descendant reached through inheriting children.
     fn reach(&self, object_type: &str, id: &str) -> BTreeSet<(String, String)> {

@@ -1,0 +1,630 @@
+//! The tenant boundary against a hostile or demoted insider: credentials
+//! follow access at once. An API key holds what it carries, inside its
+//! scope, only while its owner holds it there; a revoked key stops on the
+//! very next call, also through the gateway with its exchanged token
+//! cached. On SQLite and (when configured) Postgres, with no sleeps and no
+//! retries.
+
+use tenantry::services::ServiceKind;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::identity::v1 as identity_pb;
+use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
+use tenantry_testkit::{Sandbox, Storage, authed, storages};
+use tenantry_tests::rest::Rest;
+use tonic::Code;
+use tonic::transport::Channel;
+
+type Identity = identity_pb::identity_service_client::IdentityServiceClient<Channel>;
+type Keys = identity_pb::api_key_service_client::ApiKeyServiceClient<Channel>;
+type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
+type Projects = org::project_service_client::ProjectServiceClient<Channel>;
+type Teams = org::team_service_client::TeamServiceClient<Channel>;
+type Members = rbac::membership_service_client::MembershipServiceClient<Channel>;
+type TeamMembers = rbac::team_member_service_client::TeamMemberServiceClient<Channel>;
+type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
+type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
+
+fn id(name: &str) -> String {
+    name.rsplit('/').next().unwrap().to_string()
+}
+
+struct World {
+    sandbox: Sandbox,
+    channel: Channel,
+}
+
+struct User {
+    id: String,
+    token: String,
+}
+
+/// A key: its id, its secret, and an access token it was exchanged for.
+struct Key {
+    id: String,
+    secret: String,
+    token: String,
+}
+
+impl World {
+    async fn start(storage: Storage) -> World {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+                ServiceKind::Gateway,
+            ])
+            .storage(storage)
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        World { sandbox, channel }
+    }
+
+    async fn sign_up(&self, email: &str) -> (User, String) {
+        let response = Identity::new(self.channel.clone())
+            .sign_up(identity_pb::SignUpRequest {
+                email: email.into(),
+                password: "correct horse battery staple".into(),
+                display_name: "Tester".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let user = User {
+            id: id(&response.user.unwrap().name),
+            token: response.tokens.unwrap().access_token,
+        };
+        (user, id(&response.organization))
+    }
+
+    async fn project(&self, token: &str, organization: &str) -> Result<String, tonic::Status> {
+        Projects::new(self.channel.clone())
+            .create_project(authed(
+                org::CreateProjectRequest {
+                    parent: format!("organizations/{organization}"),
+                    project: Some(org::Project {
+                        display_name: "Rocket".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .map(|r| id(&r.into_inner().project.unwrap().name))
+    }
+
+    /// The ids of the projects a token sees in an organization (NOT_FOUND
+    /// when it sees none and cannot read the organization).
+    async fn projects(&self, token: &str, organization: &str) -> Result<Vec<String>, Code> {
+        let mut ids: Vec<String> = Projects::new(self.channel.clone())
+            .list_projects(authed(
+                org::ListProjectsRequest {
+                    parent: format!("organizations/{organization}"),
+                    ..Default::default()
+                },
+                token,
+            ))
+            .await
+            .map_err(|status| status.code())?
+            .into_inner()
+            .projects
+            .iter()
+            .map(|p| id(&p.name))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn set_roles(&self, owner: &User, organization: &str, user: &User, role: &str) {
+        Members::new(self.channel.clone())
+            .update_membership(authed(
+                rbac::UpdateMembershipRequest {
+                    membership: Some(rbac::Membership {
+                        name: format!("organizations/{organization}/memberships/{}", user.id),
+                        roles: vec![format!("roles/{role}")],
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["roles".into()],
+                    }),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    async fn add_member(&self, owner: &User, organization: &str, user: &User, role: &str) {
+        Members::new(self.channel.clone())
+            .create_membership(authed(
+                rbac::CreateMembershipRequest {
+                    parent: format!("organizations/{organization}"),
+                    membership: Some(rbac::Membership {
+                        user: format!("users/{}", user.id),
+                        roles: vec![format!("roles/{role}")],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Creates a key as `creator` with a scope (`team` or `project` name,
+    /// or neither) and exchanges it for a token.
+    async fn key(
+        &self,
+        creator: &User,
+        organization: &str,
+        scope: (&str, &str),
+        permissions: &[&str],
+    ) -> Result<Key, tonic::Status> {
+        let mut keys = Keys::new(self.channel.clone());
+        let created = keys
+            .create_api_key(authed(
+                identity_pb::CreateApiKeyRequest {
+                    parent: format!("organizations/{organization}"),
+                    api_key: Some(identity_pb::ApiKey {
+                        display_name: "ci".into(),
+                        team: scope.0.into(),
+                        project: scope.1.into(),
+                        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &creator.token,
+            ))
+            .await?
+            .into_inner();
+        let token = keys
+            .authenticate_api_key(identity_pb::AuthenticateApiKeyRequest {
+                secret: created.secret.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token;
+        Ok(Key {
+            id: id(&created.api_key.unwrap().name),
+            secret: created.secret,
+            token,
+        })
+    }
+
+    /// A check about the key itself, asked with its own token.
+    async fn key_allowed(&self, key: &Key, object: (&str, &str), permission: &str) -> bool {
+        key_allowed(&self.channel, key, object, permission).await
+    }
+}
+
+/// A check about a key, asked with its own token of the server behind
+/// `channel`, with no consistency requirement.
+async fn key_allowed(channel: &Channel, key: &Key, object: (&str, &str), permission: &str) -> bool {
+    Authz::new(channel.clone())
+        .check_permission(authed(
+            authz::CheckPermissionRequest {
+                resource: Some(authz::ObjectReference {
+                    object_type: object.0.into(),
+                    object_id: object.1.into(),
+                }),
+                permission: permission.into(),
+                subject: Some(authz::SubjectReference {
+                    object: Some(authz::ObjectReference {
+                        object_type: "api_key".into(),
+                        object_id: key.id.clone(),
+                    }),
+                    optional_relation: String::new(),
+                }),
+                ..Default::default()
+            },
+            &key.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .permissionship()
+        == authz::Permissionship::Allowed
+}
+
+#[tokio::test]
+async fn a_key_holds_only_what_its_owner_holds_now() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let (ada, acme) = w.sign_up("ada@example.com").await;
+        let (bob, _) = w.sign_up("bob@example.com").await;
+        w.add_member(&ada, &acme, &bob, "admin").await;
+        let key = w
+            .key(&bob, &acme, ("", ""), &["project.create", "project.read"])
+            .await
+            .unwrap();
+        let made = w.project(&key.token, &acme).await.unwrap();
+        assert!(
+            w.key_allowed(&key, ("organization", &acme), "project.create")
+                .await
+        );
+
+        // Demoted: neither bob nor his key may create projects any more,
+        // from the moment the write returns; reading stays (members read).
+        w.set_roles(&ada, &acme, &bob, "member").await;
+        let own = w.project(&bob.token, &acme).await.unwrap_err();
+        assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
+        // (The key does not carry organization.read: for it the
+        // organization is not even there.)
+        let through_key = w.project(&key.token, &acme).await.unwrap_err();
+        assert_eq!(through_key.code(), Code::NotFound, "{through_key:?}");
+        assert!(
+            !w.key_allowed(&key, ("organization", &acme), "project.create")
+                .await
+        );
+        assert_eq!(w.projects(&key.token, &acme).await, Ok(vec![made.clone()]));
+
+        // Promoted again: the key follows (it is the owner's access that
+        // counts, never a copy).
+        w.set_roles(&ada, &acme, &bob, "admin").await;
+        assert!(
+            w.key_allowed(&key, ("organization", &acme), "project.create")
+                .await
+        );
+
+        // Removed: the key holds nothing, at once.
+        Members::new(w.channel.clone())
+            .delete_membership(authed(
+                rbac::DeleteMembershipRequest {
+                    name: format!("organizations/{acme}/memberships/{}", bob.id),
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            !w.key_allowed(&key, ("project", &made), "project.read")
+                .await
+        );
+        assert_eq!(w.projects(&key.token, &acme).await, Err(Code::NotFound));
+        let gone = w.project(&key.token, &acme).await.unwrap_err();
+        assert!(
+            matches!(gone.code(), Code::PermissionDenied | Code::NotFound),
+            "{gone:?}"
+        );
+        // And the key cannot be exchanged again.
+        let refused = Keys::new(w.channel.clone())
+            .authenticate_api_key(identity_pb::AuthenticateApiKeyRequest {
+                secret: key.secret.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_on_the_next_call_also_through_the_gateway() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let (ada, acme) = w.sign_up("ada@example.com").await;
+        let key = w
+            .key(&ada, &acme, ("", ""), &["project.read", "project.create"])
+            .await
+            .unwrap();
+        let rest = Rest::new(w.sandbox.http_url());
+        // The gateway exchanges the key once and keeps the token.
+        assert_eq!(
+            create_through_gateway(&rest, &acme, &key.secret)
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            create_through_gateway(&rest, &acme, &key.secret)
+                .await
+                .status,
+            200
+        );
+
+        Keys::new(w.channel.clone())
+            .revoke_api_key(authed(
+                identity_pb::RevokeApiKeyRequest {
+                    name: format!("organizations/{acme}/apiKeys/{}", key.id),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let refused = create_through_gateway(&rest, &acme, &key.secret).await;
+        assert!(
+            matches!(refused.status, 401 | 403 | 404),
+            "a revoked key still creates: {refused:?}"
+        );
+        // The token it was exchanged for holds nothing either.
+        assert!(
+            !w.key_allowed(&key, ("organization", &acme), "project.create")
+                .await
+        );
+        assert_eq!(w.projects(&key.token, &acme).await, Err(Code::NotFound));
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn scoped_keys_see_exactly_their_scope() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let (ada, acme) = w.sign_up("ada@example.com").await;
+        let team = Teams::new(w.channel.clone())
+            .create_team(authed(
+                org::CreateTeamRequest {
+                    parent: format!("organizations/{acme}"),
+                    team: Some(org::Team {
+                        display_name: "Platform".into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap()
+            .name;
+        TeamMembers::new(w.channel.clone())
+            .add_team_member(authed(
+                rbac::AddTeamMemberRequest {
+                    parent: team.clone(),
+                    team_member: Some(rbac::TeamMember {
+                        user: format!("users/{}", ada.id),
+                        role: authz::TeamRole::Lead as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let teams_project = w.project(&ada.token, &acme).await.unwrap();
+        let other_project = w.project(&ada.token, &acme).await.unwrap();
+        Grants::new(w.channel.clone())
+            .create_project_grant(authed(
+                rbac::CreateProjectGrantRequest {
+                    parent: format!("organizations/{acme}/projects/{teams_project}"),
+                    project_grant: Some(rbac::ProjectGrant {
+                        subject: Some(rbac::project_grant::Subject::Team(team.clone())),
+                        access_level: authz::ProjectAccessLevel::Viewer as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let mut all = vec![teams_project.clone(), other_project.clone()];
+        all.sort();
+
+        // A team key reaches the team and the projects granted to it.
+        let team_key = w
+            .key(&ada, &acme, (&team, ""), &["project.read", "team.read"])
+            .await
+            .unwrap();
+        assert_eq!(
+            w.projects(&team_key.token, &acme).await,
+            Ok(vec![teams_project.clone()])
+        );
+        Teams::new(w.channel.clone())
+            .get_team(authed(
+                org::GetTeamRequest { name: team.clone() },
+                &team_key.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            !w.key_allowed(&team_key, ("project", &other_project), "project.read")
+                .await
+        );
+        // A permission of a level above the scope is refused; nothing is made.
+        let above = w
+            .key(&ada, &acme, (&team, ""), &["organization.read"])
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(above.code(), Code::InvalidArgument, "{above:?}");
+
+        // An organization key reaches every project its owner reads.
+        let org_key = w
+            .key(&ada, &acme, ("", ""), &["project.read"])
+            .await
+            .unwrap();
+        assert_eq!(w.projects(&org_key.token, &acme).await, Ok(all));
+        let unreadable = Orgs::new(w.channel.clone())
+            .get_organization(authed(
+                org::GetOrganizationRequest {
+                    name: format!("organizations/{acme}"),
+                },
+                &org_key.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            unreadable.code(),
+            Code::NotFound,
+            "it does not carry organization.read"
+        );
+
+        // A project key reaches its project only.
+        let project_key = w
+            .key(
+                &ada,
+                &acme,
+                (
+                    "",
+                    &format!("organizations/{acme}/projects/{other_project}"),
+                ),
+                &["project.read"],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            w.projects(&project_key.token, &acme).await,
+            Ok(vec![other_project.clone()])
+        );
+        let beside = w
+            .key(
+                &ada,
+                &acme,
+                (
+                    "",
+                    &format!("organizations/{acme}/projects/{other_project}"),
+                ),
+                &["team.read"],
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(beside.code(), Code::InvalidArgument, "{beside:?}");
+        // Another tenant's project cannot be a scope.
+        let (eve, evil) = w.sign_up("eve@example.com").await;
+        let foreign = w
+            .key(
+                &eve,
+                &evil,
+                (
+                    "",
+                    &format!("organizations/{acme}/projects/{other_project}"),
+                ),
+                &["project.read"],
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(foreign.code(), Code::InvalidArgument, "{foreign:?}");
+        let hidden = w
+            .key(
+                &eve,
+                &evil,
+                (
+                    "",
+                    &format!("organizations/{evil}/projects/{other_project}"),
+                ),
+                &["project.read"],
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// `POST /v1/organizations/{organization}/projects` with an `X-Api-Key`.
+async fn create_through_gateway(
+    rest: &Rest,
+    organization: &str,
+    secret: &str,
+) -> tenantry_tests::rest::Reply {
+    let request = rest
+        .request(
+            "POST",
+            &format!("/v1/organizations/{organization}/projects"),
+            None,
+        )
+        .header("x-api-key", secret)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            r#"{"displayName":"Edge"}"#,
+        )))
+        .unwrap();
+    rest.send(request).await
+}
+
+/// Demoting a key's owner, promoting them back and revoking the key are
+/// each seen by the next check on another rbac replica, with no token.
+#[tokio::test]
+async fn key_changes_reach_every_replica_before_the_write_returns() {
+    if !storages().contains(&Storage::Postgres) {
+        return;
+    }
+    let internal = "77".repeat(32);
+    let configured = internal.clone();
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+        ])
+        .storage(Storage::Postgres)
+        .configure(move |config| config.internal_key = Some(configured))
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let first = format!("http://{}", sandbox.server.grpc_addr);
+    let replica = tenantry_testkit::ServerProcess::start(
+        env!("CARGO_BIN_EXE_tenantry-process"),
+        "rbac",
+        &[
+            ("DATABASE_URL", sandbox.database.url.clone()),
+            ("TENANTRY_INTERNAL_KEY", internal),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__ORGANIZATION", first),
+        ],
+    )
+    .await
+    .unwrap();
+    let other = Channel::from_shared(replica.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let w = World { sandbox, channel };
+    let (ada, acme) = w.sign_up("ada@example.com").await;
+    let (bob, _) = w.sign_up("bob@example.com").await;
+    w.add_member(&ada, &acme, &bob, "admin").await;
+    for round in 0..20 {
+        let key = w
+            .key(&bob, &acme, ("", ""), &["project.create"])
+            .await
+            .unwrap();
+        let create = ("organization", acme.as_str());
+        assert!(
+            key_allowed(&other, &key, create, "project.create").await,
+            "{round}"
+        );
+        w.set_roles(&ada, &acme, &bob, "member").await;
+        assert!(
+            !key_allowed(&other, &key, create, "project.create").await,
+            "{round}"
+        );
+        w.set_roles(&ada, &acme, &bob, "admin").await;
+        assert!(
+            key_allowed(&other, &key, create, "project.create").await,
+            "{round}"
+        );
+        Keys::new(w.channel.clone())
+            .revoke_api_key(authed(
+                identity_pb::RevokeApiKeyRequest {
+                    name: format!("organizations/{acme}/apiKeys/{}", key.id),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        assert!(
+            !key_allowed(&other, &key, create, "project.create").await,
+            "{round}"
+        );
+    }
+    drop(replica);
+    w.sandbox.shutdown().await.unwrap();
+}
