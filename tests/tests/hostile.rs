@@ -625,6 +625,136 @@ async fn key_changes_reach_every_replica_before_the_write_returns() {
             "{round}"
         );
     }
+    // A logout, seen by the other replica's next check.
+    let token = login(&w, "bob@example.com", "correct horse battery staple").await;
+    let asked = |token: String| {
+        let other = other.clone();
+        let (bob, acme) = (bob.id.clone(), acme.clone());
+        async move {
+            Authz::new(other)
+                .check_permission(authed(
+                    authz::CheckPermissionRequest {
+                        resource: Some(authz::ObjectReference {
+                            object_type: "organization".into(),
+                            object_id: acme,
+                        }),
+                        permission: "project.create".into(),
+                        subject: Some(authz::SubjectReference {
+                            object: Some(authz::ObjectReference {
+                                object_type: "user".into(),
+                                object_id: bob,
+                            }),
+                            optional_relation: String::new(),
+                        }),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .permissionship()
+                == authz::Permissionship::Allowed
+        }
+    };
+    assert!(asked(token.clone()).await);
+    Identity::new(w.channel.clone())
+        .logout(authed(identity_pb::LogoutRequest::default(), &token))
+        .await
+        .unwrap();
+    assert!(!asked(token).await, "the other replica honours the logout");
     drop(replica);
     w.sandbox.shutdown().await.unwrap();
+}
+
+async fn login(w: &World, email: &str, password: &str) -> String {
+    let tokens = Identity::new(w.channel.clone())
+        .login(identity_pb::LoginRequest {
+            email: email.into(),
+            password: password.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(identity_pb::login_response::Result::Tokens(tokens)) = tokens.result else {
+        panic!("no tokens");
+    };
+    tokens.access_token
+}
+
+/// Whether the holder of `token` (the user `user`) may create projects in
+/// `organization`, asked of rbac with that token.
+async fn may_create(w: &World, user: &str, token: &str, organization: &str) -> bool {
+    Authz::new(w.channel.clone())
+        .check_permission(authed(
+            authz::CheckPermissionRequest {
+                resource: Some(authz::ObjectReference {
+                    object_type: "organization".into(),
+                    object_id: organization.into(),
+                }),
+                permission: "project.create".into(),
+                subject: Some(authz::SubjectReference {
+                    object: Some(authz::ObjectReference {
+                        object_type: "user".into(),
+                        object_id: user.into(),
+                    }),
+                    optional_relation: String::new(),
+                }),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .permissionship()
+        == authz::Permissionship::Allowed
+}
+
+#[tokio::test]
+async fn an_ended_session_holds_nothing_on_the_next_call() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let (ada, acme) = w.sign_up("ada@example.com").await;
+        let password = "correct horse battery staple";
+        let second = login(&w, "ada@example.com", password).await;
+        let third = login(&w, "ada@example.com", password).await;
+        assert!(may_create(&w, &ada.id, &ada.token, &acme).await);
+
+        // Logout: that session's access token holds nothing at once, at
+        // every service; the others are untouched.
+        Identity::new(w.channel.clone())
+            .logout(authed(identity_pb::LogoutRequest::default(), &ada.token))
+            .await
+            .unwrap();
+        assert!(!may_create(&w, &ada.id, &ada.token, &acme).await);
+        assert_eq!(w.projects(&ada.token, &acme).await, Err(Code::NotFound));
+        let me = Identity::new(w.channel.clone())
+            .me(authed(identity_pb::MeRequest::default(), &ada.token))
+            .await
+            .unwrap_err();
+        assert_eq!(me.code(), Code::Unauthenticated);
+        assert!(may_create(&w, &ada.id, &second, &acme).await);
+
+        // A password change ends every other session.
+        Identity::new(w.channel.clone())
+            .change_password(authed(
+                identity_pb::ChangePasswordRequest {
+                    current_password: password.into(),
+                    new_password: "another long passphrase entirely".into(),
+                },
+                &second,
+            ))
+            .await
+            .unwrap();
+        assert!(!may_create(&w, &ada.id, &third, &acme).await);
+        let made = w.project(&third, &acme).await.unwrap_err();
+        assert!(
+            matches!(made.code(), Code::NotFound | Code::PermissionDenied),
+            "{made:?}"
+        );
+        assert!(may_create(&w, &ada.id, &second, &acme).await);
+        w.sandbox.shutdown().await.unwrap();
+    }
 }

@@ -102,6 +102,16 @@ fn may_ask(
     }
 }
 
+/// Whether the asker's sign-in session still stands: the access tokens of
+/// an ended session (logout, revocation, password change) hold nothing,
+/// from the moment identity's write returns.
+pub(crate) fn session_live(index: &Index, principal: &Principal) -> bool {
+    principal
+        .session_id
+        .as_deref()
+        .is_none_or(|session| index.session_live(session))
+}
+
 fn object<'a>(
     reference: Option<&'a pb::ObjectReference>,
     field: &str,
@@ -116,6 +126,18 @@ fn object<'a>(
 impl Core {
     /// One check, under an index already locked for reading.
     fn decide(
+        &self,
+        index: &Index,
+        principal: &Principal,
+        subject: (&str, &str),
+        object: (&str, &str),
+        permission: &str,
+    ) -> Result<bool> {
+        let allowed = self.decide_for(index, principal, subject, object, permission)?;
+        Ok(allowed && session_live(index, principal))
+    }
+
+    fn decide_for(
         &self,
         index: &Index,
         principal: &Principal,
@@ -328,11 +350,14 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         };
         let revision = self.0.index.at(r.consistency.as_ref()).await?;
         let index = self.0.index.read();
-        let ids = match subject_type {
+        let mut ids = match subject_type {
             "api_key" => index.lookup_key(subject_id, &r.resource_type, &r.permission),
             _ => index.lookup(subject_id, &r.resource_type, &r.permission),
         }
         .map_err(index_error)?;
+        if !session_live(&index, &caller.principal) {
+            ids.clear();
+        }
         let start = ids.partition_point(|id| *id <= after.as_str());
         let mut page = Vec::with_capacity(size.min(ids.len()));
         let mut last = None;

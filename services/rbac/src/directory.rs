@@ -17,6 +17,10 @@ use crate::Core;
 use crate::engine::{Change, KeyScope};
 use crate::store::{InactiveReason, MembershipRow, NodeRow, UserRow};
 
+/// How long after its session ends an access token may still be presented:
+/// identity caps access tokens at an hour; five minutes cover clock skew.
+const SESSION_TOKENS_OUTLIVE: std::time::Duration = std::time::Duration::from_secs(3900);
+
 /// The consumer's name; its claims also record what `ApplyEvents` applied.
 pub(crate) const CONSUMER: &str = "rbac-directory";
 
@@ -439,6 +443,25 @@ impl Core {
                 };
                 self.store.delete_api_key(&mut tx, &e.api_key_id).await?;
                 changes.push(Change::RemoveApiKey { id: e.api_key_id });
+            }
+            // The access tokens of an ended session hold nothing from
+            // now on; identity refuses them itself.
+            "identity.session.revoked" => {
+                let Some(e) = decode::<events::SessionRevoked>(&event) else {
+                    return self.skip(tx).await;
+                };
+                let at_us = event.occurred_at.as_ref().map_or_else(now_micros, |t| {
+                    t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
+                });
+                let until_us = at_us + SESSION_TOKENS_OUTLIVE.as_micros() as i64;
+                self.store
+                    .end_session(&mut tx, &e.session_id, at_us, until_us)
+                    .await?;
+                changes.push(Change::SessionEnded {
+                    id: e.session_id,
+                    at_us,
+                    until_us,
+                });
             }
             "identity.user.signed_up" => {
                 let Some(e) = decode::<events::UserSignedUp>(&event) else {

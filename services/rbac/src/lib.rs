@@ -264,6 +264,9 @@ impl Core {
             return Ok(true);
         }
         let index = self.index.read();
+        if !authz::session_live(&index, &caller.principal) {
+            return Ok(false);
+        }
         match caller.principal.kind {
             PrincipalKind::ApiKey => {
                 index.check_key(&caller.principal.id, object_type, id, permission)

@@ -157,7 +157,22 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V5,
         postgres: V5,
     },
+    Migration {
+        version: 6,
+        description: "ended sessions whose access tokens may still be presented",
+        sqlite: V6,
+        postgres: V6,
+    },
 ];
+
+/// Sessions that ended while access tokens issued for them may still be
+/// presented (`until_us`: when the last expires); rows past it are
+/// deleted as new ones arrive.
+const V6: &str = "CREATE TABLE rbac_ended_sessions (
+    session_id TEXT PRIMARY KEY,
+    ended_at_us BIGINT NOT NULL,
+    until_us BIGINT NOT NULL
+);";
 
 /// The live API keys identity announced: whose, where (`scope_type` is
 /// organization, team or project), which permissions (a JSON array). A

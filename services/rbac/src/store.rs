@@ -492,6 +492,22 @@ impl Store {
                 active: false,
             });
         }
+        let now = tenantry_kit::db::now_micros();
+        for row in sqlx::query(
+            "SELECT session_id, until_us FROM rbac_ended_sessions WHERE until_us > $1
+             ORDER BY session_id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        {
+            changes.push(Change::SessionEnded {
+                id: row.try_get(0).map_err(db_error)?,
+                at_us: now,
+                until_us: row.try_get(1).map_err(db_error)?,
+            });
+        }
         for row in sqlx::query(
             "SELECT id, organization_id, owner_id, scope_type, scope_id, permissions
              FROM rbac_api_keys ORDER BY id",
@@ -1239,6 +1255,33 @@ impl Store {
         .bind(scope_type)
         .bind(scope_id)
         .bind(serde_json::to_string(permissions).expect("strings serialize"))
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Records an ended session (and forgets those whose tokens have all
+    /// expired).
+    pub async fn end_session(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        at_us: i64,
+        until_us: i64,
+    ) -> Result<()> {
+        sqlx::query("DELETE FROM rbac_ended_sessions WHERE until_us <= $1")
+            .bind(at_us)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO rbac_ended_sessions (session_id, ended_at_us, until_us) VALUES ($1, $2, $3)
+             ON CONFLICT (session_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(at_us)
+        .bind(until_us)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

@@ -35,6 +35,7 @@ pub const FOLLOWED: &[(&str, &str)] = &[
     ("organization", ""),
     ("identity", "identity.user."),
     ("identity", "identity.api_key."),
+    ("identity", "identity.session.revoked"),
 ];
 
 /// Whether the index follows `event`.

@@ -106,6 +106,15 @@ pub enum Change {
     },
     /// An API key was revoked: it holds nothing from now on.
     RemoveApiKey { id: String },
+    /// A sign-in session ended (logout, revocation, password change): the
+    /// access tokens issued for it hold nothing from now on. `until_us` is
+    /// when the last of them expires; `at_us` when the session ended (the
+    /// index's clock for forgetting sessions whose tokens are all gone).
+    SessionEnded {
+        id: String,
+        at_us: i64,
+        until_us: i64,
+    },
 }
 
 /// Where an API key may act: an organization and everything below it, a
@@ -224,6 +233,11 @@ pub struct Index {
     project_teams: FxHashMap<NodeId, Vec<NodeId>>,
     /// API keys by id.
     api_keys: FxHashMap<Box<str>, ApiKeyEntry>,
+    /// Ended sessions whose access tokens may still be presented, with when
+    /// the last of them expires.
+    ended_sessions: FxHashMap<Box<str>, i64>,
+    /// The size of `ended_sessions` after its last sweep.
+    ended_swept: usize,
     relationships: usize,
 }
 
@@ -304,6 +318,13 @@ impl Index {
     /// A subject's compact id, if it holds anything.
     pub fn subject(&self, id: &str) -> Option<SubjectId> {
         self.subjects.get(id).copied()
+    }
+
+    /// Whether a session may still act: its access tokens hold nothing once
+    /// it ended. The set is usually small: one lookup.
+    #[inline]
+    pub fn session_live(&self, session: &str) -> bool {
+        self.ended_sessions.is_empty() || !self.ended_sessions.contains_key(session)
     }
 
     /// Whether a user may hold anything (not disabled or deleted). The set
@@ -399,6 +420,21 @@ impl Index {
             }
             Change::RemoveApiKey { id } => {
                 self.api_keys.remove(id.as_str());
+            }
+            Change::SessionEnded {
+                id,
+                at_us,
+                until_us,
+            } => {
+                // Forget sessions whose tokens have all expired, once the
+                // set has doubled since the last sweep (amortized O(1)).
+                if self.ended_sessions.len() >= 2 * self.ended_swept.max(512) {
+                    self.ended_sessions.retain(|_, until| *until > *at_us);
+                    self.ended_swept = self.ended_sessions.len();
+                }
+                if *until_us > *at_us {
+                    self.ended_sessions.insert(id.as_str().into(), *until_us);
+                }
             }
             Change::Node {
                 object_type,

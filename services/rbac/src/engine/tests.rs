@@ -797,3 +797,32 @@ fn api_keys_hold_what_they_carry_inside_their_scope_while_their_owner_does() {
         }
     }
 }
+
+#[test]
+fn ended_sessions_are_remembered_until_their_tokens_expire() {
+    let mut index = Index::new();
+    let end = |id: &str, at_us: i64| Change::SessionEnded {
+        id: id.into(),
+        at_us,
+        until_us: at_us + 100,
+    };
+    assert!(index.session_live("s0"));
+    index.apply(&end("s0", 0)).unwrap();
+    assert!(!index.session_live("s0"));
+    assert!(index.session_live("s1"));
+    // Many later endings: the first is forgotten once its tokens are gone,
+    // and the set stays bounded by what may still be presented.
+    for i in 1..5000 {
+        index.apply(&end(&format!("s{i}"), 1000 + i)).unwrap();
+    }
+    assert!(
+        index.session_live("s0"),
+        "forgotten after its tokens expired"
+    );
+    assert!(!index.session_live("s4999"));
+    assert!(
+        index.ended_sessions.len() < 2 * 1024 + 200,
+        "{}",
+        index.ended_sessions.len()
+    );
+}
