@@ -461,6 +461,20 @@ async fn bad_sign_ups_are_refused_and_write_nothing() {
             ),
             (
                 "ok@example.com",
+                "P@ssw0rd1234",
+                "A",
+                Code::InvalidArgument,
+                "password",
+            ),
+            (
+                "ok@example.com",
+                "letmein12345",
+                "A",
+                Code::InvalidArgument,
+                "password",
+            ),
+            (
+                "ok@example.com",
                 PASSWORD,
                 "",
                 Code::InvalidArgument,

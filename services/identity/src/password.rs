@@ -78,6 +78,11 @@ pub struct PasswordOptions {
     /// Most Unicode code points a new password may have, after NFKC
     /// normalization. Default 256; between 64 and 4096.
     pub max_length: usize,
+    /// The lowest strength a new password may have, as zxcvbn scores it
+    /// (0: guessed within 10^3 tries … 3: needs more than 10^8 … 4: more
+    /// than 10^10), with the user's email and name counted as known.
+    /// Default 3; between 0 (off) and 4.
+    pub min_strength: u8,
     /// Argon2id memory cost in KiB. Default 19456 (19 MiB, OWASP's
     /// recommendation with 2 iterations); at most 1048576 (1 GiB).
     pub memory_kib: u32,
@@ -98,6 +103,7 @@ impl Default for PasswordOptions {
         PasswordOptions {
             min_length: 12,
             max_length: 256,
+            min_strength: 3,
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
@@ -129,6 +135,12 @@ impl PasswordOptions {
                 "invalid configuration: `{KEY}.min_length` must not exceed `{KEY}.max_length` ({}), got {}",
                 self.max_length,
                 self.min_length
+            );
+        }
+        if self.min_strength > 4 {
+            bail!(
+                "invalid configuration: `{KEY}.min_strength` must be between 0 and 4, got {}",
+                self.min_strength
             );
         }
         if !(1..=MAX_PARALLELISM).contains(&self.parallelism) {
@@ -233,8 +245,34 @@ pub fn check_policy(
             "must not be your email address or name",
         ));
     }
+    if options.min_strength > 0 {
+        // Strength is estimated on a prefix: the estimator's matching grows
+        // faster than linearly, and a long prefix is strong or not already.
+        let prefix: String = normalized.chars().take(STRENGTH_PREFIX).collect();
+        let estimate = zxcvbn::zxcvbn(&prefix, context);
+        let score = estimate.score() as u8;
+        if score < options.min_strength {
+            let hint = estimate
+                .feedback()
+                .and_then(|feedback| feedback.warning())
+                .map(|warning| format!(" ({warning})"))
+                .unwrap_or_default();
+            return Err(policy_error(
+                "PASSWORD_TOO_WEAK",
+                "the password is too easy to guess",
+                format!(
+                    "is too easy to guess{hint}; a few uncommon words together make a strong password"
+                ),
+            )
+            .with_metadata("strength", score)
+            .with_metadata("min_strength", options.min_strength));
+        }
+    }
     Ok(normalized)
 }
+
+/// How many characters of a password its strength is estimated on.
+const STRENGTH_PREFIX: usize = 100;
 
 /// The form in which a password is checked, hashed and verified: NFKC, so
 /// the same password typed on another keyboard or input method (full-width
@@ -652,6 +690,49 @@ mod tests {
                 .iter()
                 .all(|p| p.chars().count() >= LOWEST_MIN_LENGTH)
         );
+    }
+
+    #[test]
+    fn easily_guessed_passwords_are_rejected() {
+        let options = PasswordOptions::default();
+        for password in [
+            "aaaaaaaaaaaa",
+            "123456789012",
+            "iloveyou1234",
+            "letmein12345",
+            "P@ssw0rd1234",
+            "qwertyqwerty",
+        ] {
+            let reason = violation(check_policy(password, &options, &[]));
+            assert!(
+                reason == "PASSWORD_TOO_WEAK" || reason == "PASSWORD_TOO_COMMON",
+                "{password}: {reason}"
+            );
+        }
+        // Built from the user's own details: weak, even if not equal.
+        assert_eq!(
+            violation(check_policy(
+                "hamilton2024!",
+                &options,
+                &["margaret.hamilton@example.com", "Margaret Hamilton"]
+            )),
+            "PASSWORD_TOO_WEAK"
+        );
+        for strong in [
+            "correct horse battery staple",
+            "brand new passphrase",
+            "yet another passphrase!",
+            "another long passphrase entirely",
+            "v8#Lq2!zR0w@Tm",
+        ] {
+            check_policy(strong, &options, &[]).unwrap_or_else(|e| panic!("{strong}: {e:?}"));
+        }
+        // Off when configured so.
+        let off = PasswordOptions {
+            min_strength: 0,
+            ..PasswordOptions::default()
+        };
+        assert!(check_policy("aaaaaaaaaaaa", &off, &[]).is_ok());
     }
 
     #[test]

@@ -60,8 +60,10 @@ pub struct Config {
     pub mode: Mode,
     /// Peers (CIDRs) whose `X-Forwarded-For` the gRPC services believe for
     /// a call's client address: where the gateway runs. Default: loopback
-    /// (the gateway in the same process or pod).
-    pub trusted_proxies: Vec<String>,
+    /// in development mode; in production mode only when this process runs
+    /// the gateway itself (its calls arrive over loopback), none otherwise,
+    /// so no other local process can claim an address.
+    pub trusted_proxies: Option<Vec<String>>,
     /// How access tokens are issued and verified.
     pub auth: tenantry_kit::auth::AuthConfig,
     /// Where services not running in this process answer.
@@ -101,7 +103,7 @@ impl Default for Config {
             page_token_key: None,
             internal_key: None,
             mode: Mode::Development,
-            trusted_proxies: vec!["127.0.0.0/8".into(), "::1".into()],
+            trusted_proxies: None,
             auth: Default::default(),
             peers: PeersConfig::default(),
             log: LogConfig::default(),
@@ -162,6 +164,19 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The proxies whose `X-Forwarded-For` the services believe (see
+    /// [`trusted_proxies`](Self::trusted_proxies)).
+    pub fn effective_trusted_proxies(&self, services: &[ServiceKind]) -> Vec<String> {
+        if let Some(configured) = &self.trusted_proxies {
+            return configured.clone();
+        }
+        let loopback = || vec!["127.0.0.0/8".to_string(), "::1".to_string()];
+        match self.mode {
+            Mode::Production if !services.contains(&ServiceKind::Gateway) => Vec::new(),
+            _ => loopback(),
+        }
+    }
+
     /// In production mode, the settings that would break a deployment of
     /// several replicas or leak a secret, each refused with what to do
     /// instead. `password_on_command_line` says whether `--database-url`
@@ -268,7 +283,7 @@ impl Config {
                 );
             }
         }
-        for proxy in &self.trusted_proxies {
+        for proxy in self.trusted_proxies.iter().flatten() {
             tenantry_kit::net::Cidr::parse(proxy)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: `trusted_proxies`: {e}"))?;
         }
@@ -310,5 +325,28 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| tenantry_kit::config::sqlite_url(&self.data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_trusts_no_forwarded_address_it_was_not_told_to() {
+        let mut config = Config::default();
+        let loopback = vec!["127.0.0.0/8".to_string(), "::1".to_string()];
+        let split = [ServiceKind::Identity];
+        let with_gateway = [ServiceKind::Identity, ServiceKind::Gateway];
+        assert_eq!(config.effective_trusted_proxies(&split), loopback);
+        config.mode = Mode::Production;
+        assert!(config.effective_trusted_proxies(&split).is_empty());
+        // Its own gateway calls it over loopback.
+        assert_eq!(config.effective_trusted_proxies(&with_gateway), loopback);
+        config.trusted_proxies = Some(vec!["10.0.0.0/8".into()]);
+        assert_eq!(
+            config.effective_trusted_proxies(&split),
+            vec!["10.0.0.0/8".to_string()]
+        );
     }
 }

@@ -188,7 +188,7 @@ pub async fn start_until(
     grpc_router = grpc_router.fallback_service(grpc_routes.clone());
     let grpc_server = tonic::transport::Server::builder()
         .layer(GrpcTelemetryLayer)
-        .layer(ClientAddressLayer::new(trusted_proxies(&config)?))
+        .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
         .layer(auth_layer)
         .layer(ConsistencyLayer::default())
         .add_routes(tonic::service::Routes::from(grpc_router))
@@ -546,9 +546,9 @@ async fn answers(url: &str) -> bool {
     }
 }
 
-fn trusted_proxies(config: &Config) -> anyhow::Result<Vec<Cidr>> {
+fn trusted_proxies(config: &Config, services: &[ServiceKind]) -> anyhow::Result<Vec<Cidr>> {
     config
-        .trusted_proxies
+        .effective_trusted_proxies(services)
         .iter()
         .map(|p| Cidr::parse(p).map_err(anyhow::Error::msg))
         .collect()
