@@ -158,6 +158,7 @@ fn deployment_env(
         ("TENANTRY_AUTO_MIGRATE", "false".into()),
         ("TENANTRY_PAGE_TOKEN_KEY", "11".repeat(32)),
         ("TENANTRY_INTERNAL_KEY", "33".repeat(32)),
+        ("TENANTRY_SEALING_KEYS__PRIMARY", "44".repeat(32)),
         ("TENANTRY_AUDIT__CHECKPOINT_KEY", "22".repeat(32)),
         (
             "TENANTRY_IDENTITY__PUBLIC_BASE_URL",
@@ -197,6 +198,7 @@ fn edge_env(env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
         "NATS_URL",
         "TENANTRY_PAGE_TOKEN_KEY",
         "TENANTRY_INTERNAL_KEY",
+        "TENANTRY_SEALING_KEYS__PRIMARY",
         "TENANTRY_AUDIT__CHECKPOINT_KEY",
     ];
     env.iter()

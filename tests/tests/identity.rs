@@ -1439,3 +1439,154 @@ async fn signing_keys_rotate_and_old_tokens_keep_verifying() {
         db.close().await;
     }
 }
+
+/// The stored TOTP secrets of every user, as stored.
+async fn stored_totp(sandbox: &Sandbox) -> Vec<String> {
+    let db = sandbox.database.connect().await.unwrap();
+    let rows = sqlx::query(
+        "SELECT COALESCE(totp_secret, pending_totp_secret) FROM identity_users
+         WHERE totp_secret IS NOT NULL OR pending_totp_secret IS NOT NULL ORDER BY email",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    db.close().await;
+    rows.iter().map(|row| row.get::<String, _>(0)).collect()
+}
+
+fn sealing(
+    keys: &[(&str, u8)],
+    current: &str,
+) -> impl FnOnce(&mut tenantry::config::Config) + Send + 'static {
+    let keys: std::collections::BTreeMap<String, String> = keys
+        .iter()
+        .map(|(id, byte)| (id.to_string(), format!("{byte:02x}").repeat(32)))
+        .collect();
+    let current = current.to_string();
+    move |config| {
+        config.sealing_keys = keys;
+        config.sealing_key_id = Some(current);
+    }
+}
+
+#[tokio::test]
+async fn totp_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    for storage in storages() {
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .configure(sealing(&[("k1", 1)], "k1"))
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        // Ada enrolls and confirms; Bob only starts enrolling.
+        let ada = sign_up(&mut client, "ada@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let bob = sign_up(&mut client, "bob@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let ada_secret = client
+            .enroll_totp(authed(pb::EnrollTotpRequest {}, &ada))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let now = chrono::Utc::now().timestamp();
+        let ada_totp = totp::TotpSecret::from_base32(&ada_secret).unwrap();
+        client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: totp::code_at(&ada_totp, now),
+                },
+                &ada,
+            ))
+            .await
+            .unwrap();
+        let bob_secret = client
+            .enroll_totp(authed(pb::EnrollTotpRequest {}, &bob))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let stored = stored_totp(&sandbox).await;
+        assert_eq!(stored.len(), 2);
+        for (value, secret) in stored.iter().zip([&ada_secret, &bob_secret]) {
+            assert!(value.starts_with("sealed:v1:k1:"), "{value}");
+            assert!(
+                !value.contains(secret.as_str()),
+                "a secret is stored in clear"
+            );
+        }
+        if storage == Storage::Sqlite {
+            // The database file, its write-ahead log and anything beside.
+            for entry in std::fs::read_dir(sandbox.database.dir()).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains(&ada_secret) && !text.contains(&bob_secret));
+            }
+        }
+
+        // Rotation: a new current key; every secret is sealed again at start.
+        let stopped = sandbox.stop().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .resume(stopped)
+            .configure(sealing(&[("k1", 1), ("k2", 2)], "k2"))
+            .start()
+            .await
+            .unwrap();
+        for value in stored_totp(&sandbox).await {
+            assert!(value.starts_with("sealed:v1:k2:"), "{value}");
+        }
+        // The old key retired: both secrets still open.
+        let stopped = sandbox.stop().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .resume(stopped)
+            .configure(sealing(&[("k2", 2)], "k2"))
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        let challenge = match login(&mut client, "ada@example.com", PASSWORD)
+            .await
+            .unwrap()
+            .result
+        {
+            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+            other => panic!("expected an MFA challenge, got {other:?}"),
+        };
+        // The next step's code: the one used to confirm is spent.
+        client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: challenge.mfa_token,
+                factor: Some(pb::complete_mfa_login_request::Factor::TotpCode(
+                    totp::code_at(&ada_totp, now + 30),
+                )),
+            })
+            .await
+            .unwrap();
+        let bob = into_tokens(
+            login(&mut client, "bob@example.com", PASSWORD)
+                .await
+                .unwrap(),
+        )
+        .access_token;
+        let bob_totp = totp::TotpSecret::from_base32(&bob_secret).unwrap();
+        client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: totp::code_at(&bob_totp, chrono::Utc::now().timestamp()),
+                },
+                &bob,
+            ))
+            .await
+            .unwrap();
+        sandbox.shutdown().await.unwrap();
+    }
+}

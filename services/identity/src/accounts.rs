@@ -148,9 +148,17 @@ pub struct Dependencies {
     pub directory: Directory,
     pub options: Options,
     pub auth: AuthConfig,
+    /// Seals TOTP secrets at rest.
+    pub sealer: Arc<tenantry_kit::seal::Sealer>,
 }
 
 type Inner = Dependencies;
+
+/// What a TOTP secret is sealed for: its user (a sealed secret copied to
+/// another user's row does not open).
+fn totp_context(user_id: &str) -> String {
+    format!("identity.totp:{user_id}")
+}
 
 /// The organization a sign-in asks a session for.
 enum Organization {
@@ -952,7 +960,7 @@ impl Accounts {
                 let Some(secret) = user
                     .totp_secret
                     .as_deref()
-                    .and_then(totp::TotpSecret::from_base32)
+                    .and_then(|stored| self.open_totp(&user.id, stored))
                 else {
                     return Ok(false);
                 };
@@ -1387,6 +1395,67 @@ impl Accounts {
             }
         }
         Ok(revoked)
+    }
+
+    /// A TOTP secret (base32) as stored: sealed for its user.
+    fn seal_totp(&self, user_id: &str, base32: &str) -> String {
+        self.inner
+            .sealer
+            .seal(base32.as_bytes(), &totp_context(user_id))
+    }
+
+    /// A stored TOTP secret, opened; `None` when it does not open (an
+    /// unknown key, tampering), which fails the factor closed.
+    fn open_totp(&self, user_id: &str, stored: &str) -> Option<totp::TotpSecret> {
+        match self.inner.sealer.open(stored, &totp_context(user_id)) {
+            Ok(plain) => totp::TotpSecret::from_base32(std::str::from_utf8(&plain).ok()?),
+            Err(error) => {
+                tracing::error!(user_id, %error, "a stored TOTP secret does not open");
+                None
+            }
+        }
+    }
+
+    /// Seals every TOTP secret not yet sealed with the current key: those
+    /// stored in clear before sealing existed, and those sealed with an
+    /// older key (rotation). Runs at start; a secret that does not open is
+    /// left as it is (and logged).
+    pub async fn reseal_totp_secrets(&self) -> Result<usize> {
+        let sealer = &self.inner.sealer;
+        let mut resealed = 0;
+        for (user_id, secret, pending) in self.store().totp_secrets().await? {
+            let context = totp_context(&user_id);
+            let again = |value: &Option<String>| -> Option<Option<String>> {
+                match value {
+                    None => Some(None),
+                    Some(v) if sealer.is_current(v) => Some(Some(v.clone())),
+                    Some(v) if tenantry_kit::seal::Sealer::is_sealed(v) => {
+                        let plain = sealer.open(v, &context).ok()?;
+                        Some(Some(sealer.seal(&plain, &context)))
+                    }
+                    Some(clear) => Some(Some(sealer.seal(clear.as_bytes(), &context))),
+                }
+            };
+            let (Some(new_secret), Some(new_pending)) = (again(&secret), again(&pending)) else {
+                tracing::error!(
+                    user_id,
+                    "a stored TOTP secret does not open with any configured key"
+                );
+                continue;
+            };
+            if new_secret == secret && new_pending == pending {
+                continue;
+            }
+            self.store()
+                .reseal_totp_secrets(
+                    &user_id,
+                    (secret.as_deref(), pending.as_deref()),
+                    (new_secret.as_deref(), new_pending.as_deref()),
+                )
+                .await?;
+            resealed += 1;
+        }
+        Ok(resealed)
     }
 
     /// The signed-in user behind a principal. Access tokens outlive a
@@ -1830,7 +1899,7 @@ impl Accounts {
                 &mut tx,
                 &user.id,
                 "pending_totp_secret = $2, pending_totp_expires_at_us = $3",
-                |q| q.bind(encoded.clone()).bind(expires),
+                |q| q.bind(self.seal_totp(&user.id, &encoded)).bind(expires),
             )
             .await?;
         self.emit(
@@ -1867,7 +1936,7 @@ impl Accounts {
             .pending_totp_secret
             .as_deref()
             .filter(|_| user.pending_totp_expires_at_us.is_some_and(|e| e > now))
-            .and_then(totp::TotpSecret::from_base32)
+            .and_then(|stored| self.open_totp(&user.id, stored))
             .ok_or_else(|| {
                 Error::new(
                     Code::FailedPrecondition,

@@ -233,7 +233,15 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         directory,
         options: options.clone(),
         auth: ctx.auth.clone(),
+        sealer: ctx.sealer.clone(),
     });
+    let resealed = accounts
+        .reseal_totp_secrets()
+        .await
+        .map_err(|e| anyhow::anyhow!("sealing stored TOTP secrets: {}", e.message()))?;
+    if resealed > 0 {
+        tracing::info!(resealed, "sealed stored TOTP secrets with the current key");
+    }
     ctx.spawn_relay(&outbox);
     let service_accounts = service_accounts::ServiceAccountApi {
         accounts: accounts.clone(),

@@ -267,6 +267,47 @@ impl Store {
         Ok(())
     }
 
+    /// Every stored TOTP secret, enrolled or pending: (user id, secret,
+    /// pending secret), as stored (sealed, or in clear from before sealing).
+    pub async fn totp_secrets(&self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
+        sqlx::query(
+            "SELECT id, totp_secret, pending_totp_secret FROM identity_users
+             WHERE totp_secret IS NOT NULL OR pending_totp_secret IS NOT NULL",
+        )
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(db_error)
+    }
+
+    /// Replaces a user's stored TOTP secrets if they are still `before`
+    /// (a concurrent enrollment wins). Not an edit of the user: the version
+    /// stays.
+    pub async fn reseal_totp_secrets(
+        &self,
+        id: &str,
+        before: (Option<&str>, Option<&str>),
+        after: (Option<&str>, Option<&str>),
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE identity_users SET totp_secret = $4, pending_totp_secret = $5
+             WHERE id = $1 AND totp_secret IS NOT DISTINCT FROM $2
+               AND pending_totp_secret IS NOT DISTINCT FROM $3",
+        )
+        .bind(id)
+        .bind(before.0)
+        .bind(before.1)
+        .bind(after.0)
+        .bind(after.1)
+        .execute(self.db.pool())
+        .await
+        .map_err(db_error)?;
+        Ok(())
+    }
+
     /// Records a sign-in time. Not an edit of the user: the version (etag)
     /// stays.
     pub async fn record_login(&self, tx: &mut Tx, id: &str, now_us: i64) -> Result<()> {

@@ -54,6 +54,16 @@ pub struct Config {
     /// a gateway-only one must share it. Unset: generated once and kept in
     /// `data_dir`.
     pub internal_key: Option<String>,
+    /// Keys that seal reversible secrets at rest (TOTP secrets): key id →
+    /// 64 hex digits. To rotate, add a key, make it current
+    /// (`sealing_key_id`) and restart: identity seals every secret again
+    /// with it at start; then the old key can go. Unset: one key generated
+    /// once and kept in `data_dir` (id `local`); production mode requires
+    /// them for identity.
+    pub sealing_keys: std::collections::BTreeMap<String, String>,
+    /// The id of the key new secrets are sealed with. Unset: the only key
+    /// of `sealing_keys`.
+    pub sealing_key_id: Option<String>,
     /// `development` (the default: generated secrets and SQLite are fine) or
     /// `production`, where `serve` refuses settings that only work for one
     /// process on one machine (see [`Config::check_production`]).
@@ -102,6 +112,8 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             page_token_key: None,
             internal_key: None,
+            sealing_keys: Default::default(),
+            sealing_key_id: None,
             mode: Mode::Development,
             trusted_proxies: None,
             auth: Default::default(),
@@ -217,6 +229,11 @@ impl Config {
                 "`internal_key` is unset: each process would generate its own and refuse the others' internal calls; set TENANTRY_INTERNAL_KEY (64 hex digits, from a Secret)".to_string(),
             );
         }
+        if services.contains(&ServiceKind::Identity) && self.sealing_keys.is_empty() {
+            problems.push(
+                "`sealing_keys` is unset: TOTP secrets would be sealed with a key generated into one replica's data directory; set TENANTRY_SEALING_KEYS__<ID> (64 hex digits, from a Secret)".to_string(),
+            );
+        }
         if services.contains(&ServiceKind::Audit) && self.audit.checkpoint_key.is_none() {
             problems.push(
                 "`audit.checkpoint_key` is unset: a generated key signs checkpoints nobody can verify later; set TENANTRY_AUDIT__CHECKPOINT_KEY (from a Secret)".to_string(),
@@ -272,16 +289,33 @@ impl Config {
             (200..=60_000).contains(&self.nats_ack_wait_ms),
             "invalid configuration: `nats_ack_wait_ms` must be from 200 to 60000"
         );
+        let sealing = self
+            .sealing_keys
+            .iter()
+            .map(|(id, key)| (format!("sealing_keys.{id}"), Some(key)));
         for (name, key) in [
-            ("page_token_key", &self.page_token_key),
-            ("internal_key", &self.internal_key),
-        ] {
+            ("page_token_key".to_string(), self.page_token_key.as_ref()),
+            ("internal_key".to_string(), self.internal_key.as_ref()),
+        ]
+        .into_iter()
+        .chain(sealing)
+        {
             if let Some(key) = key {
                 anyhow::ensure!(
                     key.len() == 64 && key.chars().all(|c| c.is_ascii_hexdigit()),
                     "invalid configuration: `{name}` must be 64 hex digits"
                 );
             }
+        }
+        match (&self.sealing_key_id, self.sealing_keys.len()) {
+            (Some(id), _) => anyhow::ensure!(
+                self.sealing_keys.contains_key(id),
+                "invalid configuration: `sealing_key_id` = `{id}` is not a key of `sealing_keys`"
+            ),
+            (None, 0 | 1) => {}
+            (None, _) => anyhow::bail!(
+                "invalid configuration: `sealing_key_id` must name the current key when `sealing_keys` has several"
+            ),
         }
         for proxy in self.trusted_proxies.iter().flatten() {
             tenantry_kit::net::Cidr::parse(proxy)

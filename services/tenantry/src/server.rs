@@ -235,6 +235,7 @@ pub async fn start_until(
                 internal_key: internal_key
                     .clone()
                     .context("a process with storage has the internal key")?,
+                sealer: Arc::new(sealer(&config)?),
                 shutdown: background.clone(),
                 stopping: stop.clone(),
                 tasks: tasks.clone(),
@@ -674,6 +675,29 @@ fn shared_key(config: &Config, name: &str, configured: Option<&str>) -> anyhow::
     let key: [u8; 32] = rand::random();
     write_secret(&path, &hex::encode(key))?;
     Ok(key)
+}
+
+/// The keys that seal secrets at rest: the configured ones, or one
+/// generated into `data_dir`.
+fn sealer(config: &Config) -> anyhow::Result<tenantry_kit::seal::Sealer> {
+    if config.sealing_keys.is_empty() {
+        let key = shared_key(config, "sealing_key", None)?;
+        return tenantry_kit::seal::Sealer::new("local", &[("local".to_string(), key)].into());
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    for (id, hex_key) in &config.sealing_keys {
+        keys.insert(
+            id.clone(),
+            decode_key(hex_key)
+                .with_context(|| format!("invalid configuration: `sealing_keys.{id}`"))?,
+        );
+    }
+    let current = match &config.sealing_key_id {
+        Some(id) => id.clone(),
+        None => keys.keys().next().cloned().unwrap_or_default(),
+    };
+    tenantry_kit::seal::Sealer::new(&current, &keys)
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
 fn decode_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {

@@ -325,6 +325,7 @@ fn production_mode_refuses_single_machine_settings() {
         "{message}"
     );
     assert!(message.contains("identity.public_base_url"), "{message}");
+    assert!(message.contains("TENANTRY_SEALING_KEYS__"), "{message}");
     assert!(!message.contains("hunter2secret"), "{message}");
     check_fails(
         &["serve"],

@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod page_token;
 pub mod quota;
 pub mod request;
+pub mod seal;
 pub mod secret;
 pub mod startup;
 pub mod telemetry;
