@@ -936,6 +936,29 @@ async fn a_disabled_user_is_denied_at_once() {
             ))
             .await
             .unwrap();
+        // Disabling ended bob's sessions: his old token stays dead; once
+        // enabled, he signs in again and holds his access.
+        assert!(
+            !w.allowed(&bob, ("organization", &bobs), "project.create")
+                .await,
+            "{storage:?}: a session ended by disabling came back"
+        );
+        let login = Identity::new(w.channel.clone())
+            .login(identity_pb::LoginRequest {
+                email: "bob@example.com".into(),
+                password: "correct horse battery staple".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(identity_pb::login_response::Result::Tokens(tokens)) = login.result else {
+            panic!("no tokens");
+        };
+        let bob = User {
+            id: bob.id,
+            token: tokens.access_token,
+        };
         assert!(
             w.allowed(&bob, ("organization", &bobs), "project.create")
                 .await
