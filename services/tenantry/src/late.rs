@@ -1,9 +1,11 @@
-//! Routes that exist only once the process has built its services.
+//! Routes that exist only once the process has built its services (the
+//! HTTP side; the gRPC port hands its connections over instead, see
+//! `handover`).
 //!
 //! A process binds its ports and answers health checks before its storage
 //! and bus are reachable, so a pod restarted during an outage reports
 //! NOT_SERVING instead of crash-looping. Until the services are mounted,
-//! every other call gets the `meanwhile` answer (UNAVAILABLE: retry).
+//! every other call gets the `meanwhile` answer (503 or UNAVAILABLE: retry).
 
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+mod handover;
 mod late;
 pub mod server;
 pub mod services;

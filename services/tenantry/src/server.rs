@@ -21,13 +21,12 @@ use tenantry_kit::startup::retry_unreachable;
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 
 use crate::config::Config;
+use crate::handover;
 use crate::late::{self, Late};
 use crate::services::ServiceKind;
 
@@ -182,26 +181,25 @@ pub async fn start_until(
         .set_service_status("", ServingStatus::NotServing)
         .await;
     let readiness = tenantry_gateway::Readiness::default();
-    let grpc_routes = Late::new(late::grpc_starting);
     let http_routes = Late::new(late::http_starting);
-    let mut grpc_router = tonic::service::Routes::new(health_service).into_axum_router();
-    grpc_router = grpc_router.fallback_service(grpc_routes.clone());
-    let grpc_server = tonic::transport::Server::builder()
-        .layer(GrpcTelemetryLayer)
-        .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
-        .layer(auth_layer)
-        .layer(ConsistencyLayer::default())
-        .add_routes(tonic::service::Routes::from(grpc_router))
-        .serve_with_incoming_shutdown(
-            // RPCs are small request/response pairs: send each write at once
-            // instead of letting Nagle wait for the peer's delayed ACK.
-            TcpListenerStream::new(grpc_listener).map(|stream| {
-                stream.inspect(|stream| {
-                    let _ = stream.set_nodelay(true);
-                })
-            }),
-            stop.clone().cancelled_owned(),
-        );
+    // Until the services are built, a server of health alone answers on
+    // the gRPC port (any other method: UNAVAILABLE, retry); then the port's
+    // connections go to the services' server.
+    let (handover, starting_incoming, serving_incoming) =
+        handover::accept(grpc_listener, stop.clone());
+    let starting_stop = stop.child_token();
+    let starting_routes = tonic::service::Routes::new(health_service.clone())
+        .into_axum_router()
+        .fallback(|| async { late::grpc_starting() });
+    let starting = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(GrpcTelemetryLayer)
+            .add_routes(tonic::service::Routes::from(starting_routes))
+            .serve_with_incoming_shutdown(
+                starting_incoming,
+                starting_stop.clone().cancelled_owned(),
+            ),
+    );
     let http_router =
         tenantry_gateway::ops_router(telemetry.clone(), readiness.clone(), jwks.clone())
             .fallback_service(http_routes.clone());
@@ -215,7 +213,6 @@ pub async fn start_until(
         http_router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let grpc = tokio::spawn(grpc_server);
     let http = tokio::spawn(async move { http_server.await });
 
     let mounted = async {
@@ -293,9 +290,20 @@ pub async fn start_until(
                 .await;
         }
         let routes = routes
+            .add_service(health_service)
             .add_service(reflection(&grpc_services).build_v1()?)
             .add_service(reflection(&grpc_services).build_v1alpha()?);
-        grpc_routes.mount(routes.prepare().into_axum_router());
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .layer(GrpcTelemetryLayer)
+                .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
+                .layer(auth_layer)
+                .layer(ConsistencyLayer::default())
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(serving_incoming, stop.clone().cancelled_owned()),
+        );
+        handover.hand_over();
+        starting_stop.cancel();
         http_routes.mount(if services.contains(&ServiceKind::Gateway) {
             let gateway = tenantry_gateway::Gateway::build(
                 &config.gateway,
@@ -311,15 +319,15 @@ pub async fn start_until(
         } else {
             axum::Router::new()
         });
-        anyhow::Ok((storage, grpc_services))
+        anyhow::Ok((storage, grpc_services, grpc))
     }
     .await;
-    let (storage, grpc_services) = match mounted {
+    let (storage, grpc_services, grpc) = match mounted {
         Ok(mounted) => mounted,
         Err(error) => {
             stop.cancel();
             background.cancel();
-            let _ = tokio::join!(grpc, http);
+            let _ = tokio::join!(starting, http);
             return Err(error);
         }
     };
