@@ -189,9 +189,12 @@ impl Core {
             deleted: false,
         };
         let mut tx = self.store.begin().await?;
-        crate::ledger::add_node(&mut tx, &node).await?;
-        crate::ledger::owner_seat(&mut tx, id, organization.owner.trim_start_matches("users/"))
-            .await?;
+        // Only the transaction that adds the node counts its owner's seat:
+        // the event consumer may be learning the same node at this moment.
+        if crate::ledger::add_node(&mut tx, &node).await? {
+            crate::ledger::owner_seat(&mut tx, id, organization.owner.trim_start_matches("users/"))
+                .await?;
+        }
         tx.commit().await.map_err(tenantry_kit::error::db_error)?;
         Ok(store::node(self.store.pool(), id).await?.unwrap_or(node))
     }

@@ -262,8 +262,11 @@ impl Core {
             ),
             deleted: false,
         };
-        ledger::add_node(tx, &node).await?;
-        ledger::owner_seat(tx, &node.id, &p.owner_user_id).await?;
+        // Only the transaction that adds the node counts its owner's seat:
+        // a quota check may be learning the same node at this moment.
+        if ledger::add_node(tx, &node).await? {
+            ledger::owner_seat(tx, &node.id, &p.owner_user_id).await?;
+        }
         if let Some(parent) = &parent {
             ledger::set_item(tx, Metric::SubOrganizations, &node.id, &parent.id, true).await?;
             return Ok(());
