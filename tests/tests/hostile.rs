@@ -205,9 +205,16 @@ impl World {
     }
 }
 
-/// A check about a key, asked with its own token of the server behind
-/// `channel`, with no consistency requirement.
-async fn key_allowed(channel: &Channel, key: &Key, object: (&str, &str), permission: &str) -> bool {
+/// Whether `subject` (type, id) may do `permission` on `object`, asked of
+/// the server behind `channel` with `token`, with no consistency
+/// requirement.
+async fn allowed(
+    channel: &Channel,
+    token: &str,
+    subject: (&str, &str),
+    object: (&str, &str),
+    permission: &str,
+) -> bool {
     Authz::new(channel.clone())
         .check_permission(authed(
             authz::CheckPermissionRequest {
@@ -218,20 +225,32 @@ async fn key_allowed(channel: &Channel, key: &Key, object: (&str, &str), permiss
                 permission: permission.into(),
                 subject: Some(authz::SubjectReference {
                     object: Some(authz::ObjectReference {
-                        object_type: "api_key".into(),
-                        object_id: key.id.clone(),
+                        object_type: subject.0.into(),
+                        object_id: subject.1.into(),
                     }),
                     optional_relation: String::new(),
                 }),
                 ..Default::default()
             },
-            &key.token,
+            token,
         ))
         .await
         .unwrap()
         .into_inner()
         .permissionship()
         == authz::Permissionship::Allowed
+}
+
+/// A check about a key, asked with its own token.
+async fn key_allowed(channel: &Channel, key: &Key, object: (&str, &str), permission: &str) -> bool {
+    allowed(
+        channel,
+        &key.token,
+        ("api_key", &key.id),
+        object,
+        permission,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -628,33 +647,16 @@ async fn key_changes_reach_every_replica_before_the_write_returns() {
     // A logout, seen by the other replica's next check.
     let token = login(&w, "bob@example.com", "correct horse battery staple").await;
     let asked = |token: String| {
-        let other = other.clone();
-        let (bob, acme) = (bob.id.clone(), acme.clone());
+        let (other, bob, acme) = (other.clone(), bob.id.clone(), acme.clone());
         async move {
-            Authz::new(other)
-                .check_permission(authed(
-                    authz::CheckPermissionRequest {
-                        resource: Some(authz::ObjectReference {
-                            object_type: "organization".into(),
-                            object_id: acme,
-                        }),
-                        permission: "project.create".into(),
-                        subject: Some(authz::SubjectReference {
-                            object: Some(authz::ObjectReference {
-                                object_type: "user".into(),
-                                object_id: bob,
-                            }),
-                            optional_relation: String::new(),
-                        }),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .permissionship()
-                == authz::Permissionship::Allowed
+            allowed(
+                &other,
+                &token,
+                ("user", &bob),
+                ("organization", &acme),
+                "project.create",
+            )
+            .await
         }
     };
     assert!(asked(token.clone()).await);
@@ -686,30 +688,14 @@ async fn login(w: &World, email: &str, password: &str) -> String {
 /// Whether the holder of `token` (the user `user`) may create projects in
 /// `organization`, asked of rbac with that token.
 async fn may_create(w: &World, user: &str, token: &str, organization: &str) -> bool {
-    Authz::new(w.channel.clone())
-        .check_permission(authed(
-            authz::CheckPermissionRequest {
-                resource: Some(authz::ObjectReference {
-                    object_type: "organization".into(),
-                    object_id: organization.into(),
-                }),
-                permission: "project.create".into(),
-                subject: Some(authz::SubjectReference {
-                    object: Some(authz::ObjectReference {
-                        object_type: "user".into(),
-                        object_id: user.into(),
-                    }),
-                    optional_relation: String::new(),
-                }),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .permissionship()
-        == authz::Permissionship::Allowed
+    allowed(
+        &w.channel,
+        token,
+        ("user", user),
+        ("organization", organization),
+        "project.create",
+    )
+    .await
 }
 
 #[tokio::test]

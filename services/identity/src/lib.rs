@@ -233,7 +233,10 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         directory,
         options: options.clone(),
         auth: ctx.auth.clone(),
-        sealer: ctx.sealer.clone(),
+        sealer: ctx
+            .sealer
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("a process running identity has the sealing keys"))?,
     });
     let resealed = accounts
         .reseal_totp_secrets()

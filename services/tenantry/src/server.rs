@@ -232,7 +232,12 @@ pub async fn start_until(
                 internal_key: internal_key
                     .clone()
                     .context("a process with storage has the internal key")?,
-                sealer: Arc::new(sealer(&config)?),
+                // Only identity keeps reversible secrets: no other process
+                // needs (or generates) the sealing keys.
+                sealer: match services.contains(&ServiceKind::Identity) {
+                    true => Some(Arc::new(sealer(&config)?)),
+                    false => None,
+                },
                 shutdown: background.clone(),
                 stopping: stop.clone(),
                 tasks: tasks.clone(),

@@ -60,8 +60,9 @@ pub struct ServiceContext {
     pub page_tokens: PageTokens,
     /// Proves this process to the other services for calls made as itself.
     pub internal_key: crate::auth::InternalKey,
-    /// Seals reversible secrets at rest (TOTP secrets).
-    pub sealer: std::sync::Arc<crate::seal::Sealer>,
+    /// Seals reversible secrets at rest (TOTP secrets): set when this
+    /// process runs identity, the only service that keeps any.
+    pub sealer: Option<std::sync::Arc<crate::seal::Sealer>>,
     /// Cancelled once in-flight calls have drained, to stop background
     /// work (relays flush, consumers stop).
     pub shutdown: CancellationToken,
