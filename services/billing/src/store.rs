@@ -296,6 +296,8 @@ pub struct Readings {
     pub limits: HashMap<String, i64>,
     /// Live reservations per scope (allocation metrics only).
     pub reserved: HashMap<String, i64>,
+    /// Live reservations made at the first scope itself.
+    pub reserved_own: i64,
 }
 
 // Reservations.
@@ -304,12 +306,26 @@ pub struct Readings {
 /// a pool): the check and the insert of a reservation must not interleave
 /// with another's. SQLite's writers are serialized already.
 pub async fn lock_quota(tx: &mut Tx, scope: &str, metric: &str) -> Result<()> {
+    advisory_lock(tx, &[scope, metric]).await
+}
+
+/// Serializes what is counted at one organization: an item arriving for an
+/// organization billing is learning at the same moment must be counted by
+/// exactly one of the two transactions, and under READ COMMITTED each
+/// would miss the other's uncommitted row.
+pub async fn lock_organization(tx: &mut Tx, organization_id: &str) -> Result<()> {
+    advisory_lock(tx, &["organization", organization_id]).await
+}
+
+/// A transaction-scoped lock on the name made of `parts` (Postgres; a
+/// no-op on SQLite, whose writers are serialized already).
+async fn advisory_lock(tx: &mut Tx, parts: &[&str]) -> Result<()> {
     if !is_postgres(tx) {
         return Ok(());
     }
     // A stable (FNV-1a) hash: every replica must take the same lock.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in scope.bytes().chain([0]).chain(metric.bytes()) {
+    for byte in parts.join("\0").bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
@@ -457,6 +473,7 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
     let sql = format!(
         "SELECT 0, scope_id, own, subtree FROM billing_usage WHERE metric = $1 AND period_us = $2 AND scope_id IN ({})
  UNION ALL SELECT 2, scope_id, CAST(SUM(delta) AS BIGINT), 0 FROM billing_reservation_scopes WHERE metric = $1 AND $2 = 0 AND expires_at_us > $3 AND scope_id IN ({}) GROUP BY scope_id
+ UNION ALL SELECT 3, organization_id, CAST(SUM(delta) AS BIGINT), 0 FROM billing_reservations WHERE metric = $1 AND $2 = 0 AND expires_at_us > $3 AND organization_id = $4 GROUP BY organization_id
 {}",
         placeholders(4, scopes.len()),
         placeholders(first_reserved, scopes.len()),
@@ -490,6 +507,7 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
             2 => {
                 readings.reserved.insert(id, a);
             }
+            3 => readings.reserved_own = a,
             _ => {
                 readings.limits.insert(id, a);
             }

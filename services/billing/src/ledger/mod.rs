@@ -96,6 +96,12 @@ pub async fn set_item(
     live: bool,
 ) -> Result<()> {
     let name = metric.as_str_name();
+    // An item stays where it was first seen; whoever is adding that
+    // organization right now must see this item, or this must see it added.
+    let home = store::item(tx, name, item_id)
+        .await?
+        .map(|(organization, _)| organization);
+    store::lock_organization(tx, home.as_deref().unwrap_or(organization_id)).await?;
     // The item is counted from now on: what its create reserved ends here,
     // in the same transaction, so usage never counts it twice or not at all.
     store::settle(tx, name, item_id).await?;
@@ -142,6 +148,7 @@ pub async fn drop_item(tx: &mut Tx, metric: Metric, item_id: &str) -> Result<()>
 /// arrived ahead of it (events from different services are not ordered
 /// with each other). Returns false when the node was known.
 pub async fn add_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
+    store::lock_organization(tx, &node.id).await?;
     if !store::insert_node(tx, node).await? {
         return Ok(false);
     }

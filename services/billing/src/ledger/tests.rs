@@ -295,3 +295,71 @@ async fn counters_match_a_recount_on_random_histories() {
         db.close().await;
     }
 }
+
+/// An item and its organization arriving at once, in two transactions (the
+/// rbac event and a quota check learning the organization): counted exactly
+/// once whichever commits first. Only Postgres runs them truly at once
+/// (`TENANTRY_TEST_DATABASE_URL`); SQLite serializes its writers.
+#[tokio::test]
+async fn an_item_and_its_organization_arriving_at_once_count_once() {
+    let Some(base) = std::env::var("TENANTRY_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return;
+    };
+    let schema = format!("ledger_{}", uuid::Uuid::now_v7().simple());
+    let admin = Database::connect(&base, &DatabaseConfig::default())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let db = Database::connect(
+        &format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+        &DatabaseConfig::default(),
+    )
+    .await
+    .unwrap();
+    db.migrate(crate::NAME, crate::MIGRATIONS).await.unwrap();
+    for round in 0..60 {
+        let node = NodeRow {
+            id: format!("o{round}"),
+            parent_id: None,
+            root_id: format!("o{round}"),
+            workspace_id: WORKSPACE.into(),
+            path: format!("/o{round}/"),
+            deleted: false,
+        };
+        let item = format!("membership:o{round}/u");
+        let learn = async {
+            let mut tx = db.begin().await.unwrap();
+            add_node(&mut tx, &node).await.unwrap();
+            tx.commit().await.unwrap();
+        };
+        let arrive = async {
+            let mut tx = db.begin().await.unwrap();
+            set_item(&mut tx, Metric::Members, &item, &node.id, true)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        };
+        tokio::join!(learn, arrive);
+        let counters = store::counters(
+            db.pool(),
+            &[node.id.as_str()],
+            Metric::Members.as_str_name(),
+            0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(counters.get(&node.id), Some(&(1, 1)), "round {round}");
+    }
+    db.close().await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+}
