@@ -305,7 +305,8 @@ impl Core {
         });
         Entitlement {
             metric,
-            own: readings.counters.get(node.id.as_str()).map_or(0, |c| c.0),
+            // Like `used`, what creates in flight reserved here counts.
+            own: readings.counters.get(node.id.as_str()).map_or(0, |c| c.0) + readings.reserved_own,
             used: subtree(&node.id),
             candidates,
             past_due: bound.past_due,
