@@ -440,3 +440,98 @@ async fn a_process_started_during_an_outage_serves_once_its_storage_is_back() {
     let signed = sign_up(&process, "early@example.com").await.unwrap();
     assert!(signed.organization.starts_with("organizations/"));
 }
+
+/// A write that removes access while the authorization service cannot be
+/// reached fails with UNAVAILABLE and changes nothing: a logout is refused
+/// rather than acknowledged while checks could still honour the session.
+/// Once rbac is back, the session still works, and the logout takes effect
+/// on the very next check.
+#[tokio::test]
+async fn a_removal_the_index_cannot_learn_fails_and_changes_nothing() {
+    let (Ok(_), Some(nats)) = (std::env::var("TENANTRY_TEST_DATABASE_URL"), nats_url()) else {
+        eprintln!("TENANTRY_TEST_DATABASE_URL or TENANTRY_TEST_NATS_URL is not set; skipping");
+        return;
+    };
+    let database = TestDatabase::new(Storage::Postgres).await.unwrap();
+    let mut addrs = Vec::new();
+    for _ in SERVICES {
+        addrs.push((free_addr().unwrap(), free_addr().unwrap()));
+    }
+    let env = deployment_env(&database.url, &nats, &addrs);
+    migrate(&env);
+    let start = |name: &str| {
+        let (grpc_addr, http_addr) = addrs[position(name)];
+        ServerProcess::spawn_on(BINARY, name, grpc_addr, http_addr, &env)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    };
+    let mut identity = start("identity");
+    let mut others: Vec<ServerProcess> = ["organization", "billing"].map(start).into();
+    let mut rbac = start("rbac");
+    identity.wait_ready().await.unwrap();
+    rbac.wait_ready().await.unwrap();
+    for process in &mut others {
+        process.wait_ready().await.unwrap();
+    }
+
+    let signed = sign_up(&identity, "ada@example.com").await.unwrap();
+    let token = signed.tokens.unwrap();
+    let user = signed.user.unwrap().name.replace("users/", "");
+    let organization = signed.organization.replace("organizations/", "");
+    let reads = |rbac: Channel| {
+        let (token, user, organization) = (&token.access_token, &user, &organization);
+        async move {
+            let answer = authz::authorization_service_client::AuthorizationServiceClient::new(rbac)
+                .check_permission(authed(
+                    authz::CheckPermissionRequest {
+                        resource: Some(authz::ObjectReference {
+                            object_type: "organization".into(),
+                            object_id: organization.clone(),
+                        }),
+                        permission: "organization.read".into(),
+                        subject: Some(authz::SubjectReference {
+                            object: Some(authz::ObjectReference {
+                                object_type: "user".into(),
+                                object_id: user.clone(),
+                            }),
+                            optional_relation: String::new(),
+                        }),
+                        ..Default::default()
+                    },
+                    token,
+                ))
+                .await;
+            matches!(answer, Ok(r) if r.get_ref().permissionship() == authz::Permissionship::Allowed)
+        }
+    };
+    assert!(reads(channel(&rbac).await).await);
+
+    rbac.kill();
+    let logout = |refresh_token: String| {
+        let identity = &identity;
+        async move {
+            identity::identity_service_client::IdentityServiceClient::new(channel(identity).await)
+                .logout(identity::LogoutRequest { refresh_token })
+                .await
+        }
+    };
+    let refused = logout(token.refresh_token.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+
+    let mut rbac = start("rbac");
+    rbac.wait_ready().await.unwrap();
+    // Nothing changed: the session lives on.
+    assert!(
+        reads(channel(&rbac).await).await,
+        "the refused logout ended the session"
+    );
+    identity::identity_service_client::IdentityServiceClient::new(channel(&identity).await)
+        .me(authed(identity::MeRequest::default(), &token.access_token))
+        .await
+        .unwrap();
+
+    logout(token.refresh_token.clone()).await.unwrap();
+    assert!(
+        !reads(channel(&rbac).await).await,
+        "the session outlived its logout"
+    );
+}

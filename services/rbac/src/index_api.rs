@@ -42,6 +42,15 @@ impl pb::index_service_server::IndexService for IndexApi {
             )
             .into());
         }
+        // An empty call is a writer asking, inside its transaction, whether
+        // the index will take its events: answer from memory, without the
+        // store (on SQLite the writer's transaction may hold it).
+        if events.is_empty() {
+            self.0.index.may_answer()?;
+            return Ok(Response::new(pb::ApplyEventsResponse {
+                applied_at: Some(token(self.0.index.applied())),
+            }));
+        }
         for event in events {
             self.0.apply_event(event).await?;
         }

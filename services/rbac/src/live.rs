@@ -124,7 +124,7 @@ impl LiveIndex {
 
     /// Whether this replica may answer now: always on a store of its own;
     /// on a shared store, while its lease holds (writers count on it).
-    fn may_answer(&self) -> Result<()> {
+    pub(crate) fn may_answer(&self) -> Result<()> {
         if !self.store.shared() {
             return Ok(());
         }

@@ -124,47 +124,77 @@ impl IndexSink {
         }
     }
 
+    /// Whether the index answers now (an empty delivery). A write the index
+    /// must learn commits only after this answers yes, so that an
+    /// unreachable index makes the write fail and change nothing rather
+    /// than succeed while checks elsewhere still allow what it removed.
+    /// Queued events wait for [`deliver`](Self::deliver), after the commit:
+    /// delivering them here, inside the caller's transaction, could wait on
+    /// that transaction's own locks (one SQLite file holds every service).
+    pub async fn reachable(&self) -> crate::error::Result<()> {
+        match self.send(Vec::new()).await {
+            Ok(_) | Err(Failure::NoIndex) => Ok(()),
+            Err(Failure::Other(error)) => {
+                metrics::counter!("tenantry_index_deliveries_failed_total", "service" => self.service)
+                    .increment(1);
+                tracing::warn!(
+                    service = self.service,
+                    error = %error,
+                    "the authorization index is unreachable; refusing a write it must learn"
+                );
+                Err(crate::error::Error::new(
+                    crate::error::Code::Unavailable,
+                    "INDEX_UNAVAILABLE",
+                    "the authorization service is unavailable; nothing was changed",
+                ))
+            }
+        }
+    }
+
     /// Sends every queued event, in order; leaves what was not applied.
     async fn flush(&self, queue: &mut VecDeque<events::Event>) -> Result<i64, Failure> {
         let mut revision = 0;
         while !queue.is_empty() {
             let batch: Vec<events::Event> = queue.iter().take(BATCH).cloned().collect();
-            let mut request = tonic::Request::new(authz_pb::ApplyEventsRequest { events: batch });
-            request.set_timeout(TIMEOUT);
-            let credential = self
-                .key
-                .credential(self.service, chrono::Utc::now().timestamp());
-            let credential = credential
-                .parse()
-                .map_err(|_| Failure::Other(anyhow::anyhow!("unusable internal credential")))?;
-            request
-                .metadata_mut()
-                .insert(crate::auth::internal::HEADER, credential);
-            crate::telemetry::inject_metadata(request.metadata_mut());
-            let mut client =
-                authz_pb::index_service_client::IndexServiceClient::new(self.channel.clone());
-            let applied = match client.apply_events(request).await {
-                Ok(response) => response.into_inner().applied_at.unwrap_or_default(),
-                Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    return Err(Failure::NoIndex);
-                }
-                Err(status) => {
-                    return Err(Failure::Other(anyhow::anyhow!(
-                        "{:?}: {}",
-                        status.code(),
-                        status.message()
-                    )));
-                }
-            };
-            revision = Token::parse(&applied.token)
-                .map_err(|_| {
-                    Failure::Other(anyhow::anyhow!("the index answered a malformed token"))
-                })?
-                .revision;
+            revision = self.send(batch).await?;
             let sent = BATCH.min(queue.len());
             queue.drain(..sent);
         }
         Ok(revision)
+    }
+
+    /// One `ApplyEvents` call; the revision that covers `batch`.
+    async fn send(&self, batch: Vec<events::Event>) -> Result<i64, Failure> {
+        let mut request = tonic::Request::new(authz_pb::ApplyEventsRequest { events: batch });
+        request.set_timeout(TIMEOUT);
+        let credential = self
+            .key
+            .credential(self.service, chrono::Utc::now().timestamp());
+        let credential = credential
+            .parse()
+            .map_err(|_| Failure::Other(anyhow::anyhow!("unusable internal credential")))?;
+        request
+            .metadata_mut()
+            .insert(crate::auth::internal::HEADER, credential);
+        crate::telemetry::inject_metadata(request.metadata_mut());
+        let mut client =
+            authz_pb::index_service_client::IndexServiceClient::new(self.channel.clone());
+        let applied = match client.apply_events(request).await {
+            Ok(response) => response.into_inner().applied_at.unwrap_or_default(),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return Err(Failure::NoIndex);
+            }
+            Err(status) => {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "{:?}: {}",
+                    status.code(),
+                    status.message()
+                )));
+            }
+        };
+        Token::parse(&applied.token)
+            .map(|token| token.revision)
+            .map_err(|_| Failure::Other(anyhow::anyhow!("the index answered a malformed token")))
     }
 
     /// Retries queued deliveries every second until `shutdown`.

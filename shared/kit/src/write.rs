@@ -68,7 +68,22 @@ impl Write {
     /// Commits; wakes the relay; hands the index what it follows; records
     /// and returns the write's consistency token (empty when the write
     /// changed nothing a decision depends on).
+    ///
+    /// A write the index must learn (it emitted an event the index follows)
+    /// commits only once the index answers: while it cannot be reached the
+    /// write fails with UNAVAILABLE and changes nothing, so no removal of
+    /// access is ever acknowledged while checks could still allow it. The
+    /// delivery after the commit can still fail (the index going down in
+    /// between); its token then names the event and checks carrying it
+    /// fail closed until the retry or the bus delivers it.
     pub async fn commit(self) -> Result<Token> {
+        let index = self
+            .index
+            .as_ref()
+            .filter(|_| self.written.iter().any(crate::index::followed));
+        if let Some(index) = index {
+            index.reachable().await?;
+        }
         self.tx.commit().await.map_err(db_error)?;
         self.outbox.notify();
         let token = match (&self.index, self.written.is_empty()) {
