@@ -527,10 +527,14 @@ impl Core {
                 let Some(user_id) = user_id else {
                     return self.skip(tx).await;
                 };
-                let mut user = self.store.user(&user_id).await?.unwrap_or(UserRow {
-                    id: user_id.clone(),
-                    ..UserRow::default()
-                });
+                let mut user = self
+                    .store
+                    .user_in(&mut tx, &user_id)
+                    .await?
+                    .unwrap_or(UserRow {
+                        id: user_id.clone(),
+                        ..UserRow::default()
+                    });
                 match event.r#type.as_str() {
                     "identity.user.email_verified" => {
                         if let Some(e) = decode::<events::UserEmailVerified>(&event) {
