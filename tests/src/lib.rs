@@ -1,4 +1,5 @@
 //! End-to-end tests live in tests/tests/.
 
 pub mod bench;
+pub mod people;
 pub mod rest;

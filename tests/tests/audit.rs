@@ -14,7 +14,6 @@ use tenantry::services::ServiceKind;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
-use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::{Bus, NatsServer, Sandbox, SandboxBuilder, Storage, authed, storages};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -239,21 +238,15 @@ async fn every_change_is_logged_once_per_organization_and_read_only_by_its_audit
         let carol = w.user("carol@example.com").await;
         let acme = w.organization(&ada, "Acme").await;
         let project = w.project(&ada, &acme, "api").await;
-        rbac::membership_service_client::MembershipServiceClient::new(w.channel.clone())
-            .create_membership(authed(
-                rbac::CreateMembershipRequest {
-                    parent: format!("organizations/{acme}"),
-                    membership: Some(rbac::Membership {
-                        user: format!("users/{}", bob.id),
-                        roles: vec!["roles/member".into()],
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
+        tenantry_tests::people::join(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
         // The owner's membership, the project and bob's membership.
         let events = eventually("the changes in the log", || async {
             let events = w

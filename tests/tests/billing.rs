@@ -78,7 +78,6 @@ fn assert_status<T: std::fmt::Debug>(
 }
 
 struct User {
-    id: String,
     token: String,
 }
 
@@ -129,7 +128,6 @@ impl World {
                 .unwrap()
                 .into_inner();
         User {
-            id: id(&response.user.unwrap().name),
             token: response.tokens.unwrap().access_token,
         }
     }
@@ -259,21 +257,15 @@ impl World {
     }
 
     async fn add_member(&self, by: &User, org_id: &str, user: &User, roles: &[&str]) {
-        rbac::membership_service_client::MembershipServiceClient::new(self.channel.clone())
-            .create_membership(authed(
-                rbac::CreateMembershipRequest {
-                    parent: format!("organizations/{org_id}"),
-                    membership: Some(rbac::Membership {
-                        user: format!("users/{}", user.id),
-                        roles: roles.iter().map(|r| r.to_string()).collect(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &by.token,
-            ))
-            .await
-            .unwrap();
+        tenantry_tests::people::join(
+            &self.sandbox,
+            &self.channel,
+            &by.token,
+            org_id,
+            &user.token,
+            roles,
+        )
+        .await;
     }
 
     async fn effective(
@@ -1296,18 +1288,16 @@ async fn metering_counts_once_per_key_and_seats_follow_memberships() {
             w.add_member(&ada, &root, &user, &["roles/member"]).await;
         }
         w.until_usage(&ada, &root, pb::Metric::Members, 5).await;
-        let frank = w.user("frank@example.com").await;
         let refused =
-            rbac::membership_service_client::MembershipServiceClient::new(w.channel.clone())
-                .create_membership(authed(
-                    rbac::CreateMembershipRequest {
+            rbac::invitation_service_client::InvitationServiceClient::new(w.channel.clone())
+                .create_invitation(authed(
+                    rbac::CreateInvitationRequest {
                         parent: format!("organizations/{root}"),
-                        membership: Some(rbac::Membership {
-                            user: format!("users/{}", frank.id),
-                            roles: vec!["roles/member".into()],
+                        invitation: Some(rbac::Invitation {
+                            email: "frank@example.com".into(),
                             ..Default::default()
                         }),
-                        request_id: String::new(),
+                        ..Default::default()
                     },
                     &ada.token,
                 ))

@@ -22,10 +22,12 @@ type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>
 type Projects = org::project_service_client::ProjectServiceClient<Channel>;
 type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
 type Members = rbac::membership_service_client::MembershipServiceClient<Channel>;
+type Invitations = rbac::invitation_service_client::InvitationServiceClient<Channel>;
 type Identity = identity_pb::identity_service_client::IdentityServiceClient<Channel>;
 
 struct User {
     id: String,
+    email: String,
     token: String,
 }
 
@@ -69,6 +71,7 @@ impl World {
             .into_inner();
         let user = User {
             id: id(&response.user.unwrap().name),
+            email: email.into(),
             token: response.tokens.unwrap().access_token,
         };
         (user, id(&response.organization))
@@ -221,23 +224,17 @@ async fn every_caller_reads_their_own_writes() {
                 w.allowed(&ada, ("project", &project), "project.read").await,
                 "{storage:?}: {i}: the creator is denied on a new project"
             );
-            // CreateMembership → the new member's own check.
+            // Joining (an invitation accepted) → the new member's own check.
             if i % 10 == 0 {
-                Members::new(w.channel.clone())
-                    .create_membership(authed(
-                        rbac::CreateMembershipRequest {
-                            parent: format!("organizations/{acme}"),
-                            membership: Some(rbac::Membership {
-                                user: format!("users/{}", bob.id),
-                                roles: vec!["roles/member".into()],
-                                ..Default::default()
-                            }),
-                            request_id: String::new(),
-                        },
-                        &ada.token,
-                    ))
-                    .await
-                    .unwrap();
+                tenantry_tests::people::join(
+                    &w.sandbox,
+                    &w.channel,
+                    &ada.token,
+                    &acme,
+                    &bob.token,
+                    &["roles/member"],
+                )
+                .await;
                 assert!(
                     w.allowed(&bob, ("project", &project), "project.read").await,
                     "{storage:?}: {i}: a new member is denied"
@@ -259,21 +256,15 @@ async fn removed_access_is_gone_at_once_even_with_the_bus_stopped() {
     let acme = w.organization(&ada, None).await;
     let team_org = w.organization(&ada, Some(&acme)).await;
     let project = w.project(&ada, &team_org).await;
-    Members::new(w.channel.clone())
-        .create_membership(authed(
-            rbac::CreateMembershipRequest {
-                parent: format!("organizations/{acme}"),
-                membership: Some(rbac::Membership {
-                    user: format!("users/{}", bob.id),
-                    roles: vec!["roles/member".into()],
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-            &ada.token,
-        ))
-        .await
-        .unwrap();
+    tenantry_tests::people::join(
+        &w.sandbox,
+        &w.channel,
+        &ada.token,
+        &acme,
+        &bob.token,
+        &["roles/member"],
+    )
+    .await;
     assert!(w.allowed(&bob, ("project", &project), "project.read").await);
 
     nats.stop();
@@ -419,16 +410,16 @@ impl World {
                 ))
                 .await
                 .map_or_else(refused, |_| true),
-            billing::Metric::Members => Members::new(channel.clone())
-                .create_membership(authed(
-                    rbac::CreateMembershipRequest {
+            // A pending invitation takes its seat.
+            billing::Metric::Members => Invitations::new(channel.clone())
+                .create_invitation(authed(
+                    rbac::CreateInvitationRequest {
                         parent,
-                        membership: Some(rbac::Membership {
-                            user: format!("users/{}", member.unwrap().id),
-                            roles: vec!["roles/member".into()],
+                        invitation: Some(rbac::Invitation {
+                            email: member.unwrap().email.clone(),
                             ..Default::default()
                         }),
-                        request_id: String::new(),
+                        ..Default::default()
                     },
                     &owner.token,
                 ))
@@ -644,21 +635,15 @@ async fn every_replica_answers_from_the_callers_last_write() {
     let acme = w.organization(&ada, None).await;
     let project = w.project(&ada, &acme).await;
     let add = || async {
-        Members::new(w.channel.clone())
-            .create_membership(authed(
-                rbac::CreateMembershipRequest {
-                    parent: format!("organizations/{acme}"),
-                    membership: Some(rbac::Membership {
-                        user: format!("users/{}", bob.id),
-                        roles: vec!["roles/member".into()],
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
+        tenantry_tests::people::join(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
         assert!(allowed(&other, &bob, ("project", &project), "project.read", None).await);
     };
     add().await;
@@ -957,6 +942,7 @@ async fn a_disabled_user_is_denied_at_once() {
         };
         let bob = User {
             id: bob.id,
+            email: bob.email,
             token: tokens.access_token,
         };
         assert!(

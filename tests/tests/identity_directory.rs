@@ -236,36 +236,58 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
 }
 
 #[tokio::test]
-async fn without_an_authorization_answer_no_key_is_created() {
-    // No rbac answers (nothing listens where identity looks for it):
-    // identity must fail closed.
+async fn without_an_authorization_answer_nothing_is_written() {
+    // No rbac at all (nothing listens where identity looks for it): a
+    // sign-up, which the authorization index must learn, fails closed.
     let sandbox = Sandbox::builder()
         .services(&[ServiceKind::Identity, ServiceKind::Organization])
         .configure(|config| config.peers.rbac = Some("http://127.0.0.1:9".into()))
         .start()
         .await
         .unwrap();
+    let refused = Identity::new(sandbox.channel().await.unwrap())
+        .sign_up(pb::SignUpRequest {
+            email: "early@example.com".into(),
+            password: "correct horse battery staple".into(),
+            display_name: "Early".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(rows(&sandbox, "identity_users").await, 0);
+    sandbox.shutdown().await.unwrap();
+
+    // rbac takes events but cannot answer a check: no key.
+    let rbac = DirectoryStandIn::default();
+    let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
     let mut keys = Keys::new(channel);
     let (_, token) = sign_up(&mut identity, "early@example.com").await;
+    rbac.state().checks_unavailable = true;
     let org = tenantry_kit::id::new_id().to_string();
     let status = keys
         .create_api_key(authed(create(&org, &["project.read"]), &token))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(rows(&sandbox, "identity_api_keys").await, 0);
+    sandbox.shutdown().await.unwrap();
+}
+
+/// How many rows `table` of the sandbox's database holds.
+async fn rows(sandbox: &Sandbox, table: &str) -> i64 {
     let db = sandbox.database.connect().await.unwrap();
     let count: i64 = sqlx::Row::get(
-        &sqlx::query("SELECT COUNT(*) FROM identity_api_keys")
+        &sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(db.pool())
             .await
             .unwrap(),
         0,
     );
-    assert_eq!(count, 0);
     db.close().await;
-    sandbox.shutdown().await.unwrap();
+    count
 }
 
 #[tokio::test]

@@ -231,23 +231,16 @@ impl World {
         user: &User,
         roles: &[&str],
     ) -> Option<authz::ZedToken> {
-        Members::new(self.channel.clone())
-            .create_membership(authed(
-                pb::CreateMembershipRequest {
-                    parent: format!("organizations/{org_id}"),
-                    membership: Some(pb::Membership {
-                        user: format!("users/{}", user.id),
-                        roles: roles.iter().map(|r| r.to_string()).collect(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &by.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .written_at
+        tenantry_tests::people::join(
+            &self.sandbox,
+            &self.channel,
+            &by.token,
+            org_id,
+            &user.token,
+            roles,
+        )
+        .await
+        .written_at
     }
 }
 
@@ -695,8 +688,10 @@ async fn custom_roles_teams_and_project_grants() {
             .unwrap()
         );
 
-        // An external user: a grant to someone outside the organization.
-        let external = grants
+        // An external user: someone outside the organization, granted a
+        // project by accepting an invitation to it (a direct grant to them
+        // is refused as if they did not exist).
+        let direct = grants
             .create_project_grant(authed(
                 pb::CreateProjectGrantRequest {
                     parent: project_name.clone(),
@@ -713,9 +708,48 @@ async fn custom_roles_teams_and_project_grants() {
                 &ada.token,
             ))
             .await
+            .unwrap_err();
+        assert_eq!(direct.code(), Code::NotFound);
+        let external = tenantry_tests::people::accept(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme_id,
+            &guest.token,
+            pb::Invitation {
+                external: true,
+                projects: vec![pb::InvitationProject {
+                    project: project_name.clone(),
+                    access_level: authz::ProjectAccessLevel::Viewer as i32,
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(external.membership.is_none());
+        assert_eq!(external.granted_projects, vec![project_name.clone()]);
+        let grant = grants
+            .list_project_grants(authed(
+                pb::ListProjectGrantsRequest {
+                    parent: project_name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
             .unwrap()
-            .into_inner();
-        assert!(external.project_grant.as_ref().unwrap().external);
+            .into_inner()
+            .project_grants
+            .into_iter()
+            .find(|g| {
+                g.subject
+                    == Some(pb::project_grant::Subject::User(format!(
+                        "users/{}",
+                        guest.id
+                    )))
+            })
+            .expect("the guest's grant is listed");
+        assert!(grant.external);
         let at = fresh(&external.written_at);
         assert!(
             w.check(&guest, "project", &rocket, "project.read", at.clone())

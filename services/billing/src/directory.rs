@@ -170,7 +170,10 @@ impl Core {
                 }
             }
             "organization.member.invited" => {
-                if let Some(p) = decode::<events::InvitationCreated>(&event) {
+                // An external user takes no seat.
+                if let Some(p) = decode::<events::InvitationCreated>(&event)
+                    && !p.external
+                {
                     change = Some((
                         item(Metric::Members, "invitation:", &p.invitation_id),
                         p.organization_id,
@@ -197,12 +200,24 @@ impl Core {
                 }
             }
             "organization.member.invitation_accepted" => {
+                // A new member's seat replaces the pending one in the
+                // transaction that counts the member (`member.added`, which
+                // may come before or after this): freeing it here first
+                // would leave a seat free for a moment, for another create
+                // to take. It is freed here only when no such event comes:
+                // the invitee was a member already, or joined as external.
                 if let Some(p) = decode::<events::InvitationAccepted>(&event) {
-                    change = Some((
-                        item(Metric::Members, "invitation:", &p.invitation_id),
-                        p.organization_id,
-                        false,
-                    ));
+                    let (metric, member) = item(Metric::Members, "membership:", &p.membership_id);
+                    let counted = store::item(&mut tx, metric.as_str_name(), &member)
+                        .await?
+                        .is_some_and(|(_, live)| live);
+                    if p.membership_id.is_empty() || counted {
+                        change = Some((
+                            item(Metric::Members, "invitation:", &p.invitation_id),
+                            p.organization_id,
+                            false,
+                        ));
+                    }
                 }
             }
             "identity.api_key.created" => {

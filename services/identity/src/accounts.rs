@@ -423,7 +423,9 @@ impl Accounts {
             .accept_invitation(invitation_token, &acceptance)
             .await
         {
-            Ok(()) => Some(invitation.organization_id),
+            Ok(true) => Some(invitation.organization_id),
+            // An external user: no organization of theirs to sign in to.
+            Ok(false) => None,
             Err(error) => {
                 // The account stands; the user can accept again once signed in.
                 tracing::warn!(user_id = %user.id, error = %error, "accepting the invitation at sign-up failed");

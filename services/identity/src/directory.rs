@@ -317,8 +317,9 @@ impl Directory {
     }
 
     /// Accepts an invitation as the invited user, whose access token
-    /// `user_token` is presented (rbac checks the email matches).
-    pub async fn accept_invitation(&self, token: &str, user_token: &str) -> Result<()> {
+    /// `user_token` is presented (rbac checks the email matches); whether
+    /// it made them a member (an external invitation grants projects only).
+    pub async fn accept_invitation(&self, token: &str, user_token: &str) -> Result<bool> {
         let mut client =
             rbac_pb::invitation_service_client::InvitationServiceClient::new(self.rbac.clone());
         let mut request = tonic::Request::new(rbac_pb::AcceptInvitationRequest {
@@ -332,7 +333,10 @@ impl Directory {
         client
             .accept_invitation(request)
             .await
-            .map(|response| tenantry_kit::consistency::absorb(response.metadata()))
+            .map(|response| {
+                tenantry_kit::consistency::absorb(response.metadata());
+                response.into_inner().membership.is_some()
+            })
             .map_err(|status| unavailable("the invitation service", status))
     }
 }

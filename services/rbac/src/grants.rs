@@ -22,7 +22,7 @@ use crate::{Caller, Core, NAME, timestamp};
 #[derive(Debug, Clone)]
 pub struct ProjectGrantApi(pub Core);
 
-fn level_from(level: authz_pb::ProjectAccessLevel) -> Result<AccessLevel> {
+pub(crate) fn level_from(level: authz_pb::ProjectAccessLevel) -> Result<AccessLevel> {
     match level {
         authz_pb::ProjectAccessLevel::Viewer => Ok(AccessLevel::Viewer),
         authz_pb::ProjectAccessLevel::Contributor => Ok(AccessLevel::Contributor),
@@ -34,7 +34,7 @@ fn level_from(level: authz_pb::ProjectAccessLevel) -> Result<AccessLevel> {
     }
 }
 
-fn level_to(level: AccessLevel) -> authz_pb::ProjectAccessLevel {
+pub(crate) fn level_to(level: AccessLevel) -> authz_pb::ProjectAccessLevel {
     match level {
         AccessLevel::Viewer => authz_pb::ProjectAccessLevel::Viewer,
         AccessLevel::Contributor => authz_pb::ProjectAccessLevel::Contributor,
@@ -42,7 +42,7 @@ fn level_to(level: AccessLevel) -> authz_pb::ProjectAccessLevel {
     }
 }
 
-fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
+pub(crate) fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
     use events::grant_subject::Subject;
     events::GrantSubject {
         subject: Some(match subject {
@@ -156,9 +156,13 @@ impl Core {
     ) -> Result<GrantSubject> {
         use pb::project_grant::Subject;
         match &input.subject {
-            Some(Subject::User(name)) => Ok(GrantSubject::User(
-                parse_name("project_grant.user", "users/{}", name)?[0].to_string(),
-            )),
+            Some(Subject::User(name)) => {
+                let user = parse_name("project_grant.user", "users/{}", name)?[0].to_string();
+                // Someone outside the tree becomes an external user only by
+                // accepting an invitation to the project.
+                self.require_joined(organization_id, &user).await?;
+                Ok(GrantSubject::User(user))
+            }
             Some(Subject::Team(name)) => {
                 let ids = parse_name("project_grant.team", "organizations/{}/teams/{}", name)?;
                 let team = ids[1].to_string();

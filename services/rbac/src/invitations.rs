@@ -23,14 +23,24 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::engine::Change;
+use crate::engine::{AccessLevel, Change, GrantSubject};
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
-use crate::store::{MembershipRow, TeamMemberRow, Tx};
+use crate::store::{GrantRow, MembershipRow, TeamMemberRow, Tx};
 use crate::{Caller, Core, NAME, precondition, timestamp};
 
 const DEFAULT_LIFETIME_SECS: i64 = 7 * 86_400;
 const MAX_LIFETIME_SECS: i64 = 30 * 86_400;
+
+/// What accepting an invitation did.
+#[derive(Debug)]
+struct Accepted {
+    /// The membership, unless the invitation was external.
+    membership: Option<MembershipRow>,
+    /// The projects granted, by name.
+    granted: Vec<String>,
+    revision: i64,
+}
 
 /// The `InvitationService` handler.
 #[derive(Debug, Clone)]
@@ -46,6 +56,10 @@ pub struct InvitationRow {
     pub roles: Vec<String>,
     /// (team id, lead?)
     pub teams: Vec<(String, bool)>,
+    /// (project id, access level) granted on acceptance.
+    pub projects: Vec<(String, AccessLevel)>,
+    /// Whether the invitee joins as an external user (grants only).
+    pub external: bool,
     /// `pending`, `accepted` or `revoked` (`expired` once noticed).
     pub state: String,
     pub token_hash: String,
@@ -65,7 +79,7 @@ pub struct InvitationRow {
 
 const COLUMNS: &str = "id, organization_id, organization_name, email, roles, teams, state, token_hash, \
     inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, closed_at_us, \
-    created_at_us, updated_at_us, version, inviter_name";
+    created_at_us, updated_at_us, version, inviter_name, projects, external";
 
 fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
     let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
@@ -90,6 +104,8 @@ fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
         updated_at_us: row.try_get(16)?,
         version: row.try_get(17)?,
         inviter_name: row.try_get(18)?,
+        projects: serde_json::from_str(&json(19)?).map_err(decode)?,
+        external: row.try_get::<i64, _>(20)? != 0,
     })
 }
 
@@ -124,6 +140,15 @@ impl InvitationRow {
                     } as i32,
                 })
                 .collect(),
+            projects: self
+                .projects
+                .iter()
+                .map(|(project, level)| pb::InvitationProject {
+                    project: format!("organizations/{}/projects/{project}", self.organization_id),
+                    access_level: crate::grants::level_to(*level) as i32,
+                })
+                .collect(),
+            external: self.external,
             state: self.effective_state(now_us) as i32,
             inviter: format!("users/{}", self.inviter_id),
             inviter_display_name: self.inviter_name.clone(),
@@ -147,8 +172,8 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     sqlx::query(
         "INSERT INTO rbac_invitations (id, organization_id, organization_name, email, roles, teams, state,
             token_hash, inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us,
-            created_at_us, updated_at_us, version, inviter_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            created_at_us, updated_at_us, version, inviter_name, projects, external)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&i.id)
     .bind(&i.organization_id)
@@ -167,6 +192,8 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     .bind(i.updated_at_us)
     .bind(i.version)
     .bind(&i.inviter_name)
+    .bind(serde_json::to_string(&i.projects).expect("serializes"))
+    .bind(i.external as i64)
     .execute(&mut **tx)
     .await
     .map_err(db_error)?;
@@ -302,13 +329,57 @@ impl Core {
             return Ok(existing);
         }
         let email = normalize_email(&input.email)?;
-        let roles = if input.roles.is_empty() {
+        let roles = if input.external {
+            // An external user holds grants, never roles or teams.
+            if !input.roles.is_empty() || !input.teams.is_empty() {
+                return Err(Error::invalid_field(
+                    "invitation.external",
+                    "an external invitation gives projects only, no roles or teams",
+                ));
+            }
+            if input.projects.is_empty() {
+                return Err(Error::invalid_field(
+                    "invitation.projects",
+                    "an external invitation needs at least one project",
+                ));
+            }
+            Vec::new()
+        } else if input.roles.is_empty() {
             vec!["roles/member".to_string()]
         } else {
             input.roles.clone()
         };
-        self.valid_roles(&organization_id, &roles, "invitation.roles")
-            .await?;
+        if !input.external {
+            self.valid_roles(&organization_id, &roles, "invitation.roles")
+                .await?;
+        }
+        let mut projects = Vec::new();
+        for (i, project) in input.projects.iter().enumerate() {
+            let field = format!("invitation.projects[{i}].project");
+            let project_ids = parse_name(&field, "organizations/{}/projects/{}", &project.project)?;
+            let project_id = project_ids[1].to_string();
+            if project_ids[0].to_string() != organization_id
+                || !self
+                    .index
+                    .read()
+                    .within("project", &project_id, &organization_id)
+            {
+                return Err(Error::invalid_field(
+                    field,
+                    "must be a project of the organization",
+                ));
+            }
+            let level = crate::grants::level_from(project.access_level()).map_err(|_| {
+                Error::invalid_field(
+                    format!("invitation.projects[{i}].access_level"),
+                    "must be VIEWER, CONTRIBUTOR or ADMIN",
+                )
+            })?;
+            if projects.iter().any(|(p, _)| *p == project_id) {
+                return Err(Error::invalid_field(field, "is given twice"));
+            }
+            projects.push((project_id, level));
+        }
         let mut teams = Vec::new();
         for (i, team) in input.teams.iter().enumerate() {
             let team_ids = parse_name(
@@ -356,9 +427,12 @@ impl Core {
             .with_metadata("domain", domain));
         }
         let id = new_id().to_string();
-        self.peers
-            .ensure_seat(caller, &organization_id, &format!("invitation:{id}"))
-            .await?;
+        // A pending member takes a seat; an external user never does.
+        if !input.external {
+            self.peers
+                .ensure_seat(caller, &organization_id, &format!("invitation:{id}"))
+                .await?;
+        }
         let inviter_name = self.peers.display_name(caller).await?;
         let now = now_micros();
         let token = new_token();
@@ -369,6 +443,8 @@ impl Core {
             email: email.clone(),
             roles,
             teams,
+            projects,
+            external: input.external,
             state: "pending".into(),
             token_hash: hash_token(&token),
             inviter_id: inviter.clone(),
@@ -437,6 +513,8 @@ impl Core {
                     team_ids: row.teams.iter().map(|(t, _)| t.clone()).collect(),
                     invited_by: inviter,
                     expire_time: Some(timestamp(row.expires_at_us)),
+                    external: row.external,
+                    project_ids: row.projects.iter().map(|(p, _)| p.clone()).collect(),
                 },
             )
             .await;
@@ -445,11 +523,7 @@ impl Core {
         Ok(row)
     }
 
-    async fn accept_invitation(
-        &self,
-        caller: &Caller,
-        token_text: &str,
-    ) -> Result<(MembershipRow, i64)> {
+    async fn accept_invitation(&self, caller: &Caller, token_text: &str) -> Result<Accepted> {
         let Some(user_id) = caller.user().map(str::to_string) else {
             return Err(Error::permission_denied("invitation.accept").with_domain(NAME));
         };
@@ -482,9 +556,74 @@ impl Core {
         if !update(&mut tx, &accepted, invitation.version).await? {
             return Err(invalid_token());
         }
+        let membership_id = format!("{organization_id}/{user_id}");
+        let mut changes = Vec::new();
+        let mut events_out = vec![
+            self.event(
+                caller,
+                "organization.member.invitation_accepted",
+                ("invitation", &invitation.id),
+                &organization_id,
+                &events::InvitationAccepted {
+                    invitation_id: invitation.id.clone(),
+                    organization_id: organization_id.clone(),
+                    user_id: user_id.clone(),
+                    membership_id: if invitation.external {
+                        String::new()
+                    } else {
+                        membership_id.clone()
+                    },
+                    via_sign_up: false,
+                },
+            )
+            .await,
+        ];
+        let membership = if invitation.external {
+            None
+        } else {
+            Some(
+                self.join(
+                    &mut tx,
+                    caller,
+                    &invitation,
+                    &user_id,
+                    (&mut changes, &mut events_out),
+                )
+                .await?,
+            )
+        };
+        let granted = self
+            .grant_invited(
+                &mut tx,
+                caller,
+                &invitation,
+                &user_id,
+                (&mut changes, &mut events_out),
+            )
+            .await?;
+        let revision = self.write(tx, &changes, events_out).await?;
+        Ok(Accepted {
+            membership,
+            granted,
+            revision,
+        })
+    }
+
+    /// Makes the invitee a member with the invited roles and teams (adding
+    /// the roles when they are one already).
+    async fn join(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        invitation: &InvitationRow,
+        user_id: &str,
+        (changes, events_out): (&mut Vec<Change>, &mut Vec<tenantry_kit::outbox::NewEvent>),
+    ) -> Result<MembershipRow> {
+        let organization_id = invitation.organization_id.clone();
+        let now = now_micros();
         let membership = match self
             .store
-            .membership_in(&mut tx, &organization_id, &user_id)
+            .membership_in(tx, &organization_id, user_id)
             .await?
         {
             // Already a member: the invited roles are added.
@@ -500,7 +639,7 @@ impl Core {
             }
             None => MembershipRow {
                 organization_id: organization_id.clone(),
-                user_id: user_id.clone(),
+                user_id: user_id.to_string(),
                 roles: invitation.roles.clone(),
                 invitation_id: Some(invitation.id.clone()),
                 created_at_us: now,
@@ -508,12 +647,12 @@ impl Core {
                 version: 1,
             },
         };
-        self.store.upsert_membership(&mut tx, &membership).await?;
-        let mut changes = vec![Change::Membership {
+        self.store.upsert_membership(tx, &membership).await?;
+        changes.push(Change::Membership {
             organization: organization_id.clone(),
-            user: user_id.clone(),
+            user: user_id.to_string(),
             roles: membership.roles.clone(),
-        }];
+        });
         for (team, lead) in &invitation.teams {
             // A team deleted since the invitation is skipped.
             if !self.index.read().within("team", team, &organization_id) {
@@ -521,11 +660,11 @@ impl Core {
             }
             self.store
                 .upsert_team_member(
-                    &mut tx,
+                    tx,
                     &TeamMemberRow {
                         team_id: team.clone(),
                         organization_id: organization_id.clone(),
-                        user_id: user_id.clone(),
+                        user_id: user_id.to_string(),
                         lead: *lead,
                         created_at_us: now,
                         updated_at_us: now,
@@ -535,27 +674,11 @@ impl Core {
                 .await?;
             changes.push(Change::TeamMember {
                 team: team.clone(),
-                user: user_id.clone(),
+                user: user_id.to_string(),
                 lead: Some(*lead),
             });
         }
         let membership_id = format!("{organization_id}/{user_id}");
-        let mut events_out = vec![
-            self.event(
-                caller,
-                "organization.member.invitation_accepted",
-                ("invitation", &invitation.id),
-                &organization_id,
-                &events::InvitationAccepted {
-                    invitation_id: invitation.id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id: user_id.clone(),
-                    membership_id: membership_id.clone(),
-                    via_sign_up: false,
-                },
-            )
-            .await,
-        ];
         if membership.version == 1 {
             events_out.push(
                 self.event(
@@ -566,7 +689,7 @@ impl Core {
                     &events::MembershipCreated {
                         membership_id: membership_id.clone(),
                         organization_id: organization_id.clone(),
-                        user_id: user_id.clone(),
+                        user_id: user_id.to_string(),
                         user_display_name: String::new(),
                         roles: membership
                             .roles
@@ -582,8 +705,85 @@ impl Core {
                 .await,
             );
         }
-        let revision = self.write(tx, &changes, events_out).await?;
-        Ok((membership, revision))
+        Ok(membership)
+    }
+
+    /// Grants the invitee the invited projects still there, as an external
+    /// user when they are not a member. A grant they hold already stays as
+    /// it is. Returns the projects granted.
+    async fn grant_invited(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        invitation: &InvitationRow,
+        user_id: &str,
+        (changes, events_out): (&mut Vec<Change>, &mut Vec<tenantry_kit::outbox::NewEvent>),
+    ) -> Result<Vec<String>> {
+        let organization_id = &invitation.organization_id;
+        let subject = GrantSubject::User(user_id.to_string());
+        let held: Vec<String> = self
+            .store
+            .grants_to(tx, &subject)
+            .await?
+            .into_iter()
+            .map(|g| g.project_id)
+            .collect();
+        // External unless a member (already, or by this very acceptance).
+        let external = self
+            .store
+            .membership_in(tx, organization_id, user_id)
+            .await?
+            .is_none();
+        let now = now_micros();
+        let mut granted = Vec::new();
+        for (project, level) in &invitation.projects {
+            // A project deleted since the invitation is skipped.
+            if held.contains(project)
+                || !self
+                    .index
+                    .read()
+                    .within("project", project, organization_id)
+            {
+                continue;
+            }
+            let grant = GrantRow {
+                id: new_id().to_string(),
+                organization_id: organization_id.clone(),
+                project_id: project.clone(),
+                subject: subject.clone(),
+                level: *level,
+                created_at_us: now,
+                updated_at_us: now,
+                version: 1,
+            };
+            self.store.insert_grant(tx, &grant).await?;
+            changes.push(Change::ProjectGrant {
+                project: project.clone(),
+                subject: subject.clone(),
+                level: Some(*level),
+            });
+            events_out.push(
+                self.event(
+                    caller,
+                    "project.access.granted",
+                    ("project", project),
+                    organization_id,
+                    &events::ProjectAccessGranted {
+                        grant_id: grant.id.clone(),
+                        project_id: project.clone(),
+                        organization_id: organization_id.clone(),
+                        subject: Some(crate::grants::event_subject(&subject)),
+                        access_level: crate::grants::level_to(*level) as i32,
+                        external,
+                    },
+                )
+                .await,
+            );
+            granted.push(format!(
+                "organizations/{organization_id}/projects/{project}"
+            ));
+        }
+        Ok(granted)
     }
 
     /// An invitation of an organization the caller may act on with
@@ -835,13 +1035,18 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         request: Request<pb::AcceptInvitationRequest>,
     ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (membership, revision) = self
+        let accepted = self
             .0
             .accept_invitation(&caller, &request.get_ref().token)
             .await?;
+        let membership = match &accepted.membership {
+            Some(row) => Some(self.0.membership_to_proto(row).await?),
+            None => None,
+        };
         Ok(Response::new(pb::AcceptInvitationResponse {
-            membership: Some(self.0.membership_to_proto(&membership).await?),
-            written_at: Some(token(revision)),
+            membership,
+            granted_projects: accepted.granted,
+            written_at: Some(token(accepted.revision)),
         }))
     }
 

@@ -44,6 +44,27 @@ fn membership_ids(field: &str, name: &str) -> Result<(String, String)> {
 struct After(String);
 
 impl Core {
+    /// Refuses to add `user_id` directly to `organization_id` unless they
+    /// joined its tree already (a member of one of its organizations, or an
+    /// external user of one of its projects): nobody is made a member, or
+    /// shown to an organization, without accepting an invitation first.
+    /// The answer is the one for a user who does not exist, so that it
+    /// tells an organization nothing about people outside it.
+    pub(crate) async fn require_joined(&self, organization_id: &str, user_id: &str) -> Result<()> {
+        let present = self.store.user_presence(user_id).await?;
+        let index = self.index.read();
+        let root = index.root_of(organization_id);
+        if root.is_some() && present.iter().any(|o| index.root_of(o) == root) {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::NotFound,
+            "USER_NOT_FOUND",
+            "no such user in this organization's tree; invite people from outside it",
+        )
+        .with_domain(NAME))
+    }
+
     pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::Membership {
@@ -137,6 +158,7 @@ impl Core {
         }
         self.valid_roles(&organization_id, &input.roles, "membership.roles")
             .await?;
+        self.require_joined(&organization_id, &user_id).await?;
         // A new member takes a seat of the plan.
         self.peers
             .ensure_seat(

@@ -163,7 +163,18 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V6,
         postgres: V6,
     },
+    Migration {
+        version: 7,
+        description: "invitations to projects, and external invitations",
+        sqlite: V7,
+        postgres: V7,
+    },
 ];
+
+/// The project grants an invitation gives (JSON `[[project, level], …]`),
+/// and whether it makes the invitee an external user instead of a member.
+const V7: &str = "ALTER TABLE rbac_invitations ADD COLUMN projects TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE rbac_invitations ADD COLUMN external BIGINT NOT NULL DEFAULT 0;";
 
 /// Sessions that ended while access tokens issued for them may still be
 /// presented (`until_us`: when the last expires); rows past it are

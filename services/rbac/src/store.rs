@@ -832,6 +832,19 @@ impl Store {
             .map_err(db_error)
     }
 
+    /// The organizations where a user is a member or holds a project grant.
+    pub async fn user_presence(&self, user_id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT organization_id FROM rbac_memberships WHERE user_id = $1
+             UNION SELECT organization_id FROM rbac_project_grants
+             WHERE subject_type = 'user' AND subject_id = $1",
+        )
+        .bind(user_id)
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(db_error)
+    }
+
     /// A user's memberships after `after_org`, by organization id.
     pub async fn user_memberships(
         &self,

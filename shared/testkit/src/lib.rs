@@ -342,23 +342,7 @@ impl Sandbox {
     /// `verify_email` or `reset_password`) sent to `to`, read from the
     /// development mail directory.
     pub fn mail_token(&self, to: &str, kind: &str) -> Option<String> {
-        let dir = self.database.dir().join("mail");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.to_string_lossy().contains(kind))
-            .collect();
-        files.sort();
-        files.iter().rev().find_map(|path| {
-            let text = std::fs::read_to_string(path).ok()?;
-            if !text.lines().any(|line| line == format!("To: {to}")) {
-                return None;
-            }
-            text.lines()
-                .find_map(|line| line.strip_prefix("token: "))
-                .map(str::to_string)
-        })
+        mail_token_in(&self.database.dir().join("mail"), to, kind)
     }
 
     /// Taps the sandbox's bus: a new durable consumer of every event from
@@ -408,6 +392,38 @@ impl Sandbox {
     }
 }
 
+/// The single-use token in the newest mail of `kind` to `to` in a
+/// development mail directory.
+fn mail_token_in(dir: &std::path::Path, to: &str, kind: &str) -> Option<String> {
+    mails_in(dir, kind)
+        .into_iter()
+        .rev()
+        .find_map(|(recipient, token)| (recipient == to).then_some(token))
+}
+
+/// Every mail of `kind` in a development mail directory, oldest first:
+/// (recipient, token).
+fn mails_in(dir: &std::path::Path, kind: &str) -> Vec<(String, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().contains(kind))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let to = text.lines().find_map(|line| line.strip_prefix("To: "))?;
+            let token = text.lines().find_map(|line| line.strip_prefix("token: "))?;
+            Some((to.to_string(), token.to_string()))
+        })
+        .collect()
+}
+
 /// The `tenantry` program running as a separate process, started by a test
 /// with the same command line and environment a deployment would give it.
 /// Killed when dropped.
@@ -418,7 +434,7 @@ pub struct ServerProcess {
     pub grpc_addr: SocketAddr,
     /// Where it serves HTTP (`/readyz`, `/metrics`).
     pub http_addr: SocketAddr,
-    _dir: TempDir,
+    data_dir: TempDir,
 }
 
 impl ServerProcess {
@@ -483,8 +499,20 @@ impl ServerProcess {
             child,
             grpc_addr,
             http_addr,
-            _dir: dir,
+            data_dir: dir,
         })
+    }
+
+    /// The token in the newest mail of `kind` this process sent to `to`
+    /// (development mail directory), as [`Sandbox::mail_token`].
+    pub fn mail_token(&self, to: &str, kind: &str) -> Option<String> {
+        mail_token_in(&self.data_dir.path().join("mail"), to, kind)
+    }
+
+    /// Every mail of `kind` this process sent, oldest first: (recipient,
+    /// token). One read of the directory, for loaders that send thousands.
+    pub fn mails(&self, kind: &str) -> Vec<(String, String)> {
+        mails_in(&self.data_dir.path().join("mail"), kind)
     }
 
     /// Waits until `/readyz` answers 200 (at most 10 s).

@@ -40,6 +40,8 @@ pub struct Directory {
     pub team_members: HashSet<(String, String, String)>,
     /// Pending invitations: token → (organization, email).
     pub invitations: std::collections::HashMap<String, (String, String)>,
+    /// When set, permission checks answer UNAVAILABLE (rbac down).
+    pub checks_unavailable: bool,
 }
 
 /// Serves the organization, membership and authorization contracts from an
@@ -128,6 +130,9 @@ impl authz_pb::authorization_service_server::AuthorizationService for DirectoryS
         &self,
         request: Request<authz_pb::CheckPermissionRequest>,
     ) -> Result<Response<authz_pb::CheckPermissionResponse>, Status> {
+        if self.state().checks_unavailable {
+            return Err(Status::unavailable("the stand-in's checks are down"));
+        }
         let request = request.into_inner();
         if let Some(resource) = &request.resource
             && of_another_type(&resource.object_type, &request.permission)
@@ -414,8 +419,15 @@ impl rbac_pb::invitation_service_server::InvitationService for DirectoryStandIn 
             .invitations
             .remove(&token)
             .ok_or_else(|| Status::not_found("invitation not found"))?;
-        state.members.insert((user, organization));
-        Ok(Response::new(rbac_pb::AcceptInvitationResponse::default()))
+        state.members.insert((user.clone(), organization.clone()));
+        Ok(Response::new(rbac_pb::AcceptInvitationResponse {
+            membership: Some(rbac_pb::Membership {
+                name: format!("organizations/{organization}/memberships/{user}"),
+                user: format!("users/{user}"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
     }
 }
 

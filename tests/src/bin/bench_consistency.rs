@@ -120,13 +120,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let channel = connect(&first, 1).await?.remove(0);
     let ada = sign_up(&channel, "ada").await?;
-    let members: Vec<User> = {
-        let mut members = Vec::new();
-        for i in 0..writes {
-            members.push(sign_up(&channel, &format!("m{i}")).await?);
-        }
-        members
-    };
 
     let mut organizations = histogram()?;
     let mut projects = histogram()?;
@@ -140,6 +133,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tree.get_or_insert(created);
     }
     let tree = tree.unwrap_or_default();
+    // People join the tree by invitation (not timed); CreateMembership then
+    // places each in a department, as an administrator provisions.
+    let department = create_organization_under(&channel, &ada, Some(&tree)).await?;
+    let members: Vec<User> = {
+        let mut members = Vec::new();
+        for i in 0..writes {
+            members.push(invited(&server, &channel, &ada, &tree, &format!("m{i}")).await?);
+        }
+        members
+    };
     for _ in 0..writes {
         let started = Instant::now();
         project_ids.push(create_project(&channel, &ada, &tree).await?);
@@ -147,7 +150,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     for member in &members {
         let started = Instant::now();
-        add_member(&channel, &ada, &tree, member).await?;
+        add_member(&channel, &ada, &department, member).await?;
         memberships.saturating_record(started.elapsed().as_micros() as u64);
     }
     let row = |name: &str, h: &Histogram<u64>| {
@@ -162,7 +165,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &[
             row("CreateOrganization", &organizations),
             row("CreateProject", &projects),
-            row("CreateMembership", &memberships),
+            row("CreateMembership (department)", &memberships),
         ],
     );
 
@@ -298,16 +301,68 @@ async fn sign_up(channel: &Channel, name: &str) -> anyhow::Result<User> {
     })
 }
 
+/// A new user who signed up through `owner`'s invitation to `organization`.
+async fn invited(
+    server: &ServerProcess,
+    channel: &Channel,
+    owner: &User,
+    organization: &str,
+    name: &str,
+) -> anyhow::Result<User> {
+    let email = format!("{name}-{}@example.com", tenantry_kit::id::new_id().simple());
+    rbac::invitation_service_client::InvitationServiceClient::new(channel.clone())
+        .create_invitation(authed(
+            rbac::CreateInvitationRequest {
+                parent: format!("organizations/{organization}"),
+                invitation: Some(rbac::Invitation {
+                    email: email.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &owner.token,
+        ))
+        .await?;
+    let invitation_token = server
+        .mail_token(&email, "invitation")
+        .ok_or_else(|| anyhow::anyhow!("no invitation mail for {email}"))?;
+    let response = identity::identity_service_client::IdentityServiceClient::new(channel.clone())
+        .sign_up(identity::SignUpRequest {
+            email,
+            password: "correct horse battery staple".into(),
+            display_name: name.into(),
+            invitation_token,
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    Ok(User {
+        id: id(&response.user.unwrap_or_default().name),
+        token: response.tokens.unwrap_or_default().access_token,
+    })
+}
+
 fn id(name: &str) -> String {
     name.rsplit('/').next().unwrap_or_default().to_string()
 }
 
 async fn create_organization(channel: &Channel, owner: &User) -> anyhow::Result<String> {
+    create_organization_under(channel, owner, None).await
+}
+
+async fn create_organization_under(
+    channel: &Channel,
+    owner: &User,
+    parent: Option<&str>,
+) -> anyhow::Result<String> {
     let created = org::organization_service_client::OrganizationServiceClient::new(channel.clone())
         .create_organization(authed(
             org::CreateOrganizationRequest {
                 organization: Some(org::Organization {
                     display_name: "Bench".into(),
+                    parent: parent
+                        .map(|p| format!("organizations/{p}"))
+                        .unwrap_or_default(),
                     ..Default::default()
                 }),
                 request_id: String::new(),

@@ -298,9 +298,9 @@ async fn soak(args: Args) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let channel = connect(&url, 1).await?.remove(0);
-    let world = load(&channel, users, members).await?;
+    let world = load(&server, &channel, users, members).await?;
     println!(
-        "loaded {} users and organizations, {} memberships through the API in {:.1} s ({} calls retried after UNAVAILABLE); server RSS {:.0} MiB",
+        "loaded {} users and organizations, {} memberships by invitation through the API in {:.1} s ({} calls retried after UNAVAILABLE or ABORTED); server RSS {:.0} MiB",
         world.users.len(),
         world.roles.len(),
         started.elapsed().as_secs_f64(),
@@ -443,9 +443,14 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// Signs the users up, waits until each organization is in the index, adds
-/// the members, and creates the service account.
-async fn load(channel: &Channel, users: usize, members: usize) -> anyhow::Result<World> {
+/// Signs the users up, waits until each organization is in the index,
+/// brings the members in by invitation, and creates the service account.
+async fn load(
+    server: &ServerProcess,
+    channel: &Channel,
+    users: usize,
+    members: usize,
+) -> anyhow::Result<World> {
     let identity_client =
         identity::identity_service_client::IdentityServiceClient::new(channel.clone());
     let signed_up: Vec<(String, String, String)> = futures::stream::iter(0..users)
@@ -506,27 +511,82 @@ async fn load(channel: &Channel, users: usize, members: usize) -> anyhow::Result
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let memberships =
-        rbac::membership_service_client::MembershipServiceClient::new(channel.clone());
+    // People join by invitation: each address verified, every invitation
+    // made, then each accepted by its invitee (the mails read in one pass).
+    let verifications = server.mails("verify_email");
+    futures::stream::iter(verifications)
+        .map(|(_, token)| {
+            let client = identity_client.clone();
+            async move {
+                retry_unavailable(|| {
+                    let mut client = client.clone();
+                    let token = token.clone();
+                    async move {
+                        client
+                            .verify_email(identity::VerifyEmailRequest { token })
+                            .await
+                    }
+                })
+                .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let invitations =
+        rbac::invitation_service_client::InvitationServiceClient::new(channel.clone());
     futures::stream::iter(plan)
         .map(|(o, u, role)| {
-            let client = memberships.clone();
+            let client = invitations.clone();
             let (_, organization, token) = &signed_up[o];
-            let message = rbac::CreateMembershipRequest {
+            let message = rbac::CreateInvitationRequest {
                 parent: format!("organizations/{organization}"),
-                membership: Some(rbac::Membership {
-                    user: format!("users/{}", signed_up[u].0),
+                invitation: Some(rbac::Invitation {
+                    email: format!("soak-{u}@example.com"),
                     roles: vec![role.name().into()],
                     ..Default::default()
                 }),
-                // A retry replays instead of creating twice.
+                // A retry replays instead of inviting twice.
                 request_id: tenantry_kit::id::new_id().to_string(),
+                ..Default::default()
             };
             async move {
                 retry_unavailable(|| {
                     let mut client = client.clone();
                     let request = authed(message.clone(), token);
-                    async move { client.create_membership(request).await }
+                    async move { client.create_invitation(request).await }
+                })
+                .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let invitees: HashMap<String, &str> = signed_up
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, token))| (format!("soak-{i}@example.com"), token.as_str()))
+        .collect();
+    futures::stream::iter(server.mails("invitation"))
+        .map(|(to, token)| {
+            let client = invitations.clone();
+            let bearer = invitees.get(&to).copied().unwrap_or_default();
+            async move {
+                retry_unavailable(|| {
+                    let mut client = client.clone();
+                    let request = authed(
+                        rbac::AcceptInvitationRequest {
+                            token: token.clone(),
+                        },
+                        bearer,
+                    );
+                    async move { client.accept_invitation(request).await }
                 })
                 .await?;
                 anyhow::Ok(())
@@ -588,12 +648,14 @@ async fn load(channel: &Channel, users: usize, members: usize) -> anyhow::Result
     })
 }
 
-/// Calls that answered UNAVAILABLE and were tried again while loading.
+/// Calls that answered UNAVAILABLE or ABORTED and were tried again while
+/// loading.
 static RETRIED: AtomicU64 = AtomicU64::new(0);
 
-/// Calls `call` until it answers something other than UNAVAILABLE (at most
-/// five times, backing off), as a gRPC client is expected to: UNAVAILABLE
-/// says the call changed nothing and may be retried.
+/// Calls `call` until it answers something other than UNAVAILABLE or
+/// ABORTED (at most five times, backing off), as a gRPC client is expected
+/// to: both say the call changed nothing and may be retried (ABORTED: it
+/// met a concurrent write, as accepts of one invitee's invitations do).
 async fn retry_unavailable<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
@@ -602,7 +664,12 @@ where
     let mut delay = Duration::from_millis(50);
     for _ in 0..4 {
         match call().await {
-            Err(status) if status.code() == tonic::Code::Unavailable => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Aborted
+                ) =>
+            {
                 RETRIED.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
                 delay *= 2;
