@@ -1723,7 +1723,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         next.updated_at_us = now_micros();
         next.version += 1;
         let mut tx = core.begin().await?;
-        match core.store.workspace(&current.id).await? {
+        match core.store.workspace_in(&mut tx, &current.id).await? {
             Some(now) if now.version == current.version => {}
             _ => return Err(concurrent_update().into()),
         }

@@ -339,13 +339,14 @@ impl Store {
     }
 
     pub async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>> {
-        let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM org_workspaces WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .try_map(|row: AnyRow| workspace_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        workspace_row(self.db.pool(), id).await
+    }
+
+    /// As [`workspace`](Self::workspace), inside `tx`: on SQLite the
+    /// transaction holds the write lock, and waiting for another pool
+    /// connection meanwhile can wait on writers that wait for it.
+    pub async fn workspace_in(&self, tx: &mut Tx, id: &str) -> Result<Option<WorkspaceRow>> {
+        workspace_row(&mut **tx, id).await
     }
 
     /// Workspaces after `after_id`, oldest first: those created by
@@ -1174,6 +1175,19 @@ impl Store {
 fn in_list(column: &str, count: usize, first: usize) -> String {
     let placeholders: Vec<String> = (first..first + count).map(|i| format!("${i}")).collect();
     format!(" AND {column} IN ({})", placeholders.join(", "))
+}
+
+async fn workspace_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+    id: &str,
+) -> Result<Option<WorkspaceRow>> {
+    let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM org_workspaces WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .try_map(|row: AnyRow| workspace_from_row(&row))
+        .fetch_optional(e)
+        .await
+        .map_err(db_error)
 }
 
 #[cfg(test)]
