@@ -1055,8 +1055,73 @@ async fn strangers_join_only_by_accepting_an_invitation() {
             .unwrap();
         assert_eq!(placed.user_email, "bob@example.com");
 
-        // An external invitation: carol reads rocket only, holds no
-        // membership, and may then be granted another project directly.
+        // An external invitation: carol sees what she agrees to before
+        // accepting, then reads rocket only, holds no membership, and may
+        // then be granted another project directly.
+        let mut invitations =
+            rbac::invitation_service_client::InvitationServiceClient::new(w.channel.clone());
+        invitations
+            .create_invitation(authed(
+                rbac::CreateInvitationRequest {
+                    parent: format!("organizations/{acme}"),
+                    invitation: Some(rbac::Invitation {
+                        email: "carol@example.com".into(),
+                        external: true,
+                        projects: vec![rbac::InvitationProject {
+                            project: format!("organizations/{acme}/projects/{rocket}"),
+                            access_level: authz::ProjectAccessLevel::Viewer as i32,
+                        }],
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let token = w
+            .sandbox
+            .mail_token("carol@example.com", "invitation")
+            .unwrap();
+        let preview = invitations
+            .lookup_invitation(authed(
+                rbac::LookupInvitationRequest { token },
+                &carol.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .preview
+            .unwrap();
+        assert!(preview.external && preview.roles.is_empty());
+        assert_eq!(
+            preview.projects,
+            vec![format!("organizations/{acme}/projects/{rocket}")]
+        );
+        let pending = invitations
+            .list_invitations(authed(
+                rbac::ListInvitationsRequest {
+                    parent: format!("organizations/{acme}"),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations;
+        for invitation in pending.iter().filter(|i| i.email == "carol@example.com") {
+            invitations
+                .revoke_invitation(authed(
+                    rbac::RevokeInvitationRequest {
+                        name: invitation.name.clone(),
+                        ..Default::default()
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap();
+        }
         let accepted = tenantry_tests::people::accept(
             &w.sandbox,
             &w.channel,

@@ -1071,6 +1071,18 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
                 email: invitation.email.clone(),
                 inviter_display_name: invitation.inviter_name.clone(),
                 expire_time: Some(timestamp(invitation.expires_at_us)),
+                roles: invitation.roles.clone(),
+                external: invitation.external,
+                projects: invitation
+                    .projects
+                    .iter()
+                    .map(|(project, _)| {
+                        format!(
+                            "organizations/{}/projects/{project}",
+                            invitation.organization_id
+                        )
+                    })
+                    .collect(),
             }),
         }))
     }
