@@ -83,6 +83,20 @@ impl World {
         allowed(&self.channel, user, object, permission, None).await
     }
 
+    /// Brings `user` into `organization` as a member, by `admin`'s
+    /// invitation.
+    async fn join(&self, admin: &User, organization: &str, user: &User) {
+        tenantry_tests::people::join(
+            &self.sandbox,
+            &self.channel,
+            &admin.token,
+            organization,
+            &user.token,
+            &["roles/member"],
+        )
+        .await;
+    }
+
     async fn organization(&self, user: &User, parent: Option<&str>) -> String {
         let response = Orgs::new(self.channel.clone())
             .create_organization(authed(
@@ -226,15 +240,7 @@ async fn every_caller_reads_their_own_writes() {
             );
             // Joining (an invitation accepted) → the new member's own check.
             if i % 10 == 0 {
-                tenantry_tests::people::join(
-                    &w.sandbox,
-                    &w.channel,
-                    &ada.token,
-                    &acme,
-                    &bob.token,
-                    &["roles/member"],
-                )
-                .await;
+                w.join(&ada, &acme, &bob).await;
                 assert!(
                     w.allowed(&bob, ("project", &project), "project.read").await,
                     "{storage:?}: {i}: a new member is denied"
@@ -256,15 +262,7 @@ async fn removed_access_is_gone_at_once_even_with_the_bus_stopped() {
     let acme = w.organization(&ada, None).await;
     let team_org = w.organization(&ada, Some(&acme)).await;
     let project = w.project(&ada, &team_org).await;
-    tenantry_tests::people::join(
-        &w.sandbox,
-        &w.channel,
-        &ada.token,
-        &acme,
-        &bob.token,
-        &["roles/member"],
-    )
-    .await;
+    w.join(&ada, &acme, &bob).await;
     assert!(w.allowed(&bob, ("project", &project), "project.read").await);
 
     nats.stop();
@@ -635,15 +633,7 @@ async fn every_replica_answers_from_the_callers_last_write() {
     let acme = w.organization(&ada, None).await;
     let project = w.project(&ada, &acme).await;
     let add = || async {
-        tenantry_tests::people::join(
-            &w.sandbox,
-            &w.channel,
-            &ada.token,
-            &acme,
-            &bob.token,
-            &["roles/member"],
-        )
-        .await;
+        w.join(&ada, &acme, &bob).await;
         assert!(allowed(&other, &bob, ("project", &project), "project.read", None).await);
     };
     add().await;

@@ -39,15 +39,8 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         eprintln!("TENANTRY_TEST_DATABASE_URL or TENANTRY_TEST_NATS_URL is not set; skipping");
         return;
     };
-    let database = TestDatabase::new(Storage::Postgres).await.unwrap();
-    let mut addrs = Vec::new();
-    for _ in SERVICES {
-        addrs.push((free_addr().unwrap(), free_addr().unwrap()));
-    }
+    let (_database, addrs, env) = split_deployment(&nats).await;
     let gateway_http = addrs[5].1;
-    let env = deployment_env(&database.url, &nats, &addrs);
-
-    migrate(&env);
 
     // One process per Deployment: `serve --services <name>`.
     let edge_env = edge_env(&env);
@@ -137,6 +130,26 @@ async fn each_service_in_its_own_process_serves_the_journey() {
     }
     assert!(audited, "project.created reached the audit process");
     drop(processes);
+}
+
+/// A fresh Postgres database, addresses for every service (gRPC, HTTP, in
+/// the order of [`SERVICES`]) and the environment the manifests give them,
+/// with the migration Job already run.
+async fn split_deployment(
+    nats: &str,
+) -> (
+    TestDatabase,
+    Vec<(SocketAddr, SocketAddr)>,
+    Vec<(&'static str, String)>,
+) {
+    let database = TestDatabase::new(Storage::Postgres).await.unwrap();
+    let addrs: Vec<_> = SERVICES
+        .iter()
+        .map(|_| (free_addr().unwrap(), free_addr().unwrap()))
+        .collect();
+    let env = deployment_env(&database.url, nats, &addrs);
+    migrate(&env);
+    (database, addrs, env)
 }
 
 /// What the ConfigMap and Secret give every Deployment, for processes on
@@ -452,13 +465,7 @@ async fn a_removal_the_index_cannot_learn_fails_and_changes_nothing() {
         eprintln!("TENANTRY_TEST_DATABASE_URL or TENANTRY_TEST_NATS_URL is not set; skipping");
         return;
     };
-    let database = TestDatabase::new(Storage::Postgres).await.unwrap();
-    let mut addrs = Vec::new();
-    for _ in SERVICES {
-        addrs.push((free_addr().unwrap(), free_addr().unwrap()));
-    }
-    let env = deployment_env(&database.url, &nats, &addrs);
-    migrate(&env);
+    let (_database, addrs, env) = split_deployment(&nats).await;
     let start = |name: &str| {
         let (grpc_addr, http_addr) = addrs[position(name)];
         ServerProcess::spawn_on(BINARY, name, grpc_addr, http_addr, &env)

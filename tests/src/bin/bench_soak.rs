@@ -300,7 +300,7 @@ async fn soak(args: Args) -> anyhow::Result<()> {
     let channel = connect(&url, 1).await?.remove(0);
     let world = load(&server, &channel, users, members).await?;
     println!(
-        "loaded {} users and organizations, {} memberships by invitation through the API in {:.1} s ({} calls retried after UNAVAILABLE or ABORTED); server RSS {:.0} MiB",
+        "loaded {} users and organizations, {} memberships by invitation through the API in {:.1} s ({} calls retried after UNAVAILABLE); server RSS {:.0} MiB",
         world.users.len(),
         world.roles.len(),
         started.elapsed().as_secs_f64(),
@@ -648,14 +648,12 @@ async fn load(
     })
 }
 
-/// Calls that answered UNAVAILABLE or ABORTED and were tried again while
-/// loading.
+/// Calls that answered UNAVAILABLE and were tried again while loading.
 static RETRIED: AtomicU64 = AtomicU64::new(0);
 
-/// Calls `call` until it answers something other than UNAVAILABLE or
-/// ABORTED (at most five times, backing off), as a gRPC client is expected
-/// to: both say the call changed nothing and may be retried (ABORTED: it
-/// met a concurrent write, as accepts of one invitee's invitations do).
+/// Calls `call` until it answers something other than UNAVAILABLE (at most
+/// five times, backing off), as a gRPC client is expected to: UNAVAILABLE
+/// says the call changed nothing and may be retried.
 async fn retry_unavailable<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
@@ -664,12 +662,7 @@ where
     let mut delay = Duration::from_millis(50);
     for _ in 0..4 {
         match call().await {
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::Unavailable | tonic::Code::Aborted
-                ) =>
-            {
+            Err(status) if status.code() == tonic::Code::Unavailable => {
                 RETRIED.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(delay).await;
                 delay *= 2;
