@@ -476,6 +476,32 @@ async fn a_clean_shutdown_flushes_the_outbox() {
     }
 }
 
+#[tokio::test]
+async fn installations_sharing_one_database_relay_side_by_side() {
+    // On Postgres each harness is a schema of its own in one database, as
+    // two installations (or two test runs) sharing a server would be: the
+    // leadership one relay holds must not keep the other's from relaying.
+    for storage in storages() {
+        let first = Harness::new(storage).await;
+        let second = Harness::new(storage).await;
+        let mut running = Vec::new();
+        for harness in [&first, &second] {
+            let (bus, _) = harness.bus(&BusKind::Local).await;
+            let relay = harness.relay(bus.clone());
+            let consumer = harness.consume(bus, None);
+            harness.write("a", "n0", true).await;
+            harness.wait_for_effects(1).await;
+            running.push((relay, consumer));
+        }
+        for ((stop_relay, relay), (stop_consumer, consumer)) in running {
+            stop_relay.cancel();
+            relay.await.unwrap();
+            stop_consumer.cancel();
+            consumer.await.unwrap().unwrap();
+        }
+    }
+}
+
 /// Deletes a test's NATS stream; the local bus lives in the test's own
 /// database and needs nothing.
 async fn cleanup(nats: Option<NatsBus>) {

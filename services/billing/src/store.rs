@@ -323,14 +323,8 @@ async fn advisory_lock(tx: &mut Tx, parts: &[&str]) -> Result<()> {
     if !is_postgres(tx) {
         return Ok(());
     }
-    // A stable (FNV-1a) hash: every replica must take the same lock.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in parts.join("\0").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(hash as i64)
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)")
+        .bind(tenantry_kit::db::advisory_key(parts))
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;

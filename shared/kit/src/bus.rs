@@ -218,7 +218,8 @@ impl EventBus for LocalBus {
         if self.db.backend() == Backend::Postgres {
             // Publishers take turns so positions become visible in order:
             // a consumer's cursor must never pass a position that commits later.
-            sqlx::query("SELECT pg_advisory_xact_lock(7201303)")
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)")
+                .bind(crate::db::advisory_key(&["bus", "publish"]))
                 .execute(&mut *tx)
                 .await?;
         }

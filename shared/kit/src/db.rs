@@ -170,13 +170,15 @@ impl Database {
     pub async fn migrate(&self, service: &str, migrations: &[Migration]) -> anyhow::Result<()> {
         let mut conn = self.pool.acquire().await?;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_lock(7201302)")
+            sqlx::query("SELECT pg_advisory_lock(hashtext(current_schema()), $1)")
+                .bind(advisory_key(&["migrations"]))
                 .execute(&mut *conn)
                 .await?;
         }
         let result = self.migrate_locked(&mut conn, service, migrations).await;
         if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_unlock(7201302)")
+            sqlx::query("SELECT pg_advisory_unlock(hashtext(current_schema()), $1)")
+                .bind(advisory_key(&["migrations"]))
                 .execute(&mut *conn)
                 .await?;
         }
@@ -294,6 +296,25 @@ impl Savepoint {
             .map_err(db_error)?;
         Ok(())
     }
+}
+
+/// The key of the Postgres advisory lock named by `parts`, a stable
+/// (FNV-1a) hash so that every replica takes the same lock.
+///
+/// Advisory locks belong to the whole database, while installations (and
+/// test runs) may share one database in schemas of their own. So every lock
+/// is taken with two keys, `(hashtext(current_schema()), advisory_key(…))`:
+/// installations never wait on each other, and a session lock one of them
+/// holds for as long as it runs (the outbox relay's leadership) cannot keep
+/// another's from ever being taken.
+pub fn advisory_key(parts: &[&str]) -> i32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.join("\0").bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Fold to the 32 bits of the lock's second key.
+    ((hash >> 32) ^ hash) as u32 as i32
 }
 
 pub fn timestamp(us: i64) -> prost_types::Timestamp {

@@ -334,14 +334,15 @@ impl Relay {
     /// session-level advisory lock lives as long as the returned connection.
     async fn try_lead(&self) -> Option<sqlx::pool::PoolConnection<Any>> {
         let mut conn = self.db.pool().acquire().await.ok()?;
-        let key = lock_key(self.outbox.service);
-        let locked: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut *conn)
-            .await
-            .ok()?
-            .try_get(0)
-            .ok()?;
+        let key = crate::db::advisory_key(&["outbox", self.outbox.service]);
+        let locked: bool =
+            sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .ok()?
+                .try_get(0)
+                .ok()?;
         // A connection that does not hold the lock goes back to the pool.
         locked.then_some(conn)
     }
@@ -433,16 +434,6 @@ pub async fn pending_count(db: &Database, service: &str) -> anyhow::Result<i64> 
     .fetch_one(db.pool())
     .await?
     .try_get(0)?)
-}
-
-fn lock_key(service: &str) -> i64 {
-    // A stable (FNV-1a) hash: the key must be equal in every replica.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in service.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
 }
 
 /// Records that `consumer` processed `event_id`, in the consumer's own
