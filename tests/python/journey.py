@@ -2,7 +2,7 @@
 """The main Tenantry journey from a Python client generated from proto/ (issue #8's
 polyglot proof), over plain gRPC against a running server:
 
-  user A signs up → creates an organization and a project in it → invites user B →
+  user A signs up (the mailed link creates the account) → creates an organization and a project in it → invites user B →
   B signs up, verifies the email and accepts → A gives B a role (CheckPermission: ALLOWED)
   → A takes it back (DENIED) → A's audit log shows the invitation and membership events.
 
@@ -124,16 +124,26 @@ class Journey:
         self.org_display = f"Acme {run}"
 
     def sign_up(self, email, display_name):
+        """Signs up as the default deployment asks: SignUp only mails the address (and
+        answers the same for a taken one); the mailed link creates the account."""
         response = self.identity.SignUp(
             identity_service_pb2.SignUpRequest(
                 email=email, password=PASSWORD, display_name=display_name
             )
         )
-        expect(response.user.name.startswith("users/"), f"user name {response.user.name!r}")
-        expect(response.tokens.access_token, "sign-up returned no access token")
-        expect(response.tokens.token_type == "Bearer", f"token type {response.tokens.token_type!r}")
-        expect(response.organization.startswith("organizations/"), "no first organization")
-        return response
+        expect(response.verification_required, "sign-up did not ask to verify the address")
+        expect(not response.HasField("tokens"), "sign-up returned tokens before verification")
+        token = eventually(
+            f"the verification mail to {email} in {ARGS.data_dir}/mail",
+            lambda: mail_token(email, "verify_email"),
+        )
+        verified = self.identity.VerifyEmail(identity_service_pb2.VerifyEmailRequest(token=token))
+        expect(verified.user.name.startswith("users/"), f"user name {verified.user.name!r}")
+        expect(verified.user.email_verified, "the address is not verified")
+        expect(verified.tokens.access_token, "verification returned no access token")
+        expect(verified.tokens.token_type == "Bearer", f"token type {verified.tokens.token_type!r}")
+        expect(verified.organization.startswith("organizations/"), "no first organization")
+        return verified
 
     def check(self, user_id, token, object_type, object_id, permission, fresh=None):
         consistency = (
@@ -245,12 +255,7 @@ class Journey:
             r = self.sign_up(self.email_b, "Bob")
             s["b_id"] = last_segment(r.user.name)
             s["b_token"] = r.tokens.access_token
-            verify = eventually(
-                f"the verification mail to {self.email_b}",
-                lambda: mail_token(self.email_b, "verify_email"),
-            )
-            self.identity.VerifyEmail(identity_service_pb2.VerifyEmailRequest(token=verify))
-            return f"{r.user.name} signed up and verified the email"
+            return f"{r.user.name} signed up through the link mailed to the address"
 
         def accept():
             preview = self.invitations.LookupInvitation(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tenantry::services::ServiceKind;
 use tenantry_billing::provider::Stripe;
+use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
@@ -1283,9 +1284,11 @@ async fn metering_counts_once_per_key_and_seats_follow_memberships() {
             .unwrap();
         w.until_usage(&ada, &root, pb::Metric::Members, 3).await;
         // FREE has five seats: two more members fill them, the next is refused.
+        let mut erin = None;
         for email in ["dave@example.com", "erin@example.com"] {
             let user = w.user(email).await;
             w.add_member(&ada, &root, &user, &["roles/member"]).await;
+            erin = Some(user);
         }
         w.until_usage(&ada, &root, pb::Metric::Members, 5).await;
         let refused =
@@ -1305,6 +1308,52 @@ async fn metering_counts_once_per_key_and_seats_follow_memberships() {
         let refused = assert_status(refused, Code::ResourceExhausted, "QUOTA_EXCEEDED");
         assert_eq!(metadata(&refused, "metric"), "METRIC_MEMBERS");
         assert_eq!(w.usage(&ada, &root, pb::Metric::Members).await.1, 5);
+
+        // An external user takes no seat: invited to one project while every
+        // seat is taken, they accept, and the count stays where it was.
+        let site = w.create_project(&ada, &root, "Site").await.unwrap();
+        let guest = w.user("guest@example.com").await;
+        let accepted = tenantry_tests::people::accept(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &root,
+            &guest.token,
+            rbac::Invitation {
+                external: true,
+                projects: vec![rbac::InvitationProject {
+                    project: format!("organizations/{root}/projects/{site}"),
+                    access_level: authz::ProjectAccessLevel::Viewer as i32,
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(accepted.membership.is_none());
+        assert_eq!(w.usage(&ada, &root, pb::Metric::Members).await, (4, 5));
+        // Billing counts from rbac's events in order: once a later removal
+        // is counted, the acceptance before it has been counted too.
+        let erin_id =
+            identity_pb::identity_service_client::IdentityServiceClient::new(w.channel.clone())
+                .me(authed(identity_pb::MeRequest {}, &erin.unwrap().token))
+                .await
+                .unwrap()
+                .into_inner()
+                .user
+                .unwrap()
+                .name;
+        rbac::membership_service_client::MembershipServiceClient::new(w.channel.clone())
+            .delete_membership(authed(
+                rbac::DeleteMembershipRequest {
+                    name: format!("organizations/{root}/memberships/{}", id(&erin_id)),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        w.until_usage(&ada, &root, pb::Metric::Members, 4).await;
+        assert_eq!(w.usage(&ada, &root, pb::Metric::Members).await, (3, 4));
         w.sandbox.shutdown().await.unwrap();
     }
 }

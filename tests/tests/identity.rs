@@ -230,6 +230,147 @@ async fn sign_up_verify_login_me_refresh_reuse_logout() {
     }
 }
 
+/// The mails of `kind` to `to` in the sandbox's mail directory.
+fn mails_to(sandbox: &Sandbox, to: &str, kind: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(sandbox.database.dir().join("mail")) else {
+        return Vec::new();
+    };
+    let mut mails: Vec<(std::path::PathBuf, String)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.to_string_lossy().contains(kind))
+        .filter_map(|path| Some((path.clone(), std::fs::read_to_string(path).ok()?)))
+        .filter(|(_, text)| text.lines().any(|line| line == format!("To: {to}")))
+        .collect();
+    mails.sort();
+    mails.into_iter().map(|(_, text)| text).collect()
+}
+
+#[tokio::test]
+async fn a_sign_up_proves_the_address_first_and_tells_no_one_who_has_an_account() {
+    for storage in storages() {
+        // The default: nothing exists until the mailed link is used.
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .configure(|config| config.identity.verify_before_sign_in = true)
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        let request = |password: &str| pb::SignUpRequest {
+            email: "Ada@Example.com".into(),
+            password: password.into(),
+            display_name: "Ada Lovelace".into(),
+            organization_display_name: "Analytical Engines".into(),
+            ..Default::default()
+        };
+        let users = "SELECT COUNT(*) FROM identity_users";
+        let events_at_start = event_types(&sandbox).await;
+        let fresh = client
+            .sign_up(request(PASSWORD))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            fresh,
+            pb::SignUpResponse {
+                verification_required: true,
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            count(&sandbox, users).await,
+            0,
+            "no account before the link"
+        );
+        assert_eq!(event_types(&sandbox).await, events_at_start);
+        let status = login(&mut client, "ada@example.com", PASSWORD)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+
+        // A second sign-up for the same address (someone else, or Ada
+        // again): whichever link is used first makes the account, and the
+        // other link stops working.
+        let first_link = sandbox
+            .mail_token("ada@example.com", "verify_email")
+            .unwrap();
+        let second_password = "a second horse battery staple";
+        client.sign_up(request(second_password)).await.unwrap();
+        let second_link = sandbox
+            .mail_token("ada@example.com", "verify_email")
+            .unwrap();
+        assert_ne!(first_link, second_link);
+        let verified = client
+            .verify_email(pb::VerifyEmailRequest {
+                token: second_link.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let user = verified.user.unwrap();
+        assert_eq!(user.email, "ada@example.com");
+        assert!(user.email_verified);
+        let tokens = verified.tokens.unwrap();
+        assert!(verified.organization.starts_with("organizations/"));
+        let me = client
+            .me(authed(pb::MeRequest {}, &tokens.access_token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(me.user.unwrap().name, user.name);
+        assert_eq!(me.active_organization, verified.organization);
+        for used in [first_link, second_link] {
+            let status = client
+                .verify_email(pb::VerifyEmailRequest { token: used })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument);
+        }
+        let status = login(&mut client, "ada@example.com", PASSWORD)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::Unauthenticated,
+            "the other link's password"
+        );
+        login(&mut client, "ada@example.com", second_password)
+            .await
+            .unwrap();
+
+        // A sign-up for the taken address answers exactly as for a new one;
+        // the owner gets a mail saying so, with no link, and nothing changes.
+        let users_before = count(&sandbox, users).await;
+        let events_before = event_types(&sandbox).await;
+        let taken = client
+            .sign_up(request("an attacker's horse battery staple"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(taken, fresh);
+        let notes = mails_to(&sandbox, "ada@example.com", "account_exists");
+        assert_eq!(notes.len(), 1);
+        assert!(!notes[0].contains("token:"), "{}", notes[0]);
+        assert_eq!(count(&sandbox, users).await, users_before);
+        assert_eq!(event_types(&sandbox).await, events_before);
+        assert_eq!(
+            mails_to(&sandbox, "ada@example.com", "verify_email").len(),
+            2,
+            "no link for a taken address"
+        );
+        login(&mut client, "ada@example.com", second_password)
+            .await
+            .unwrap();
+
+        // Bad input is still refused in words, before anything is stored.
+        let status = client.sign_up(request("short")).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(count(&sandbox, users).await, users_before);
+        sandbox.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn every_service_rejects_unauthenticated_calls() {
     let (sandbox, mut identity) = sandbox(Storage::Sqlite).await;

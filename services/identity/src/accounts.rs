@@ -22,13 +22,16 @@ use crate::keys::KeyRing;
 use crate::mailer::{Mail, Mailer};
 use crate::password::{PasswordHasher, check_policy};
 use crate::secrets::{hash_token, new_token};
-use crate::store::{NewOneTime, SessionRow, Store, UserRow};
+use crate::store::{NewOneTime, PendingSignUp, SessionRow, Store, UserRow};
 use crate::{Options, totp};
 
 /// Single-use token purposes.
 const VERIFY_EMAIL: &str = "verify_email";
 const RESET_PASSWORD: &str = "reset_password";
 const MFA_LOGIN: &str = "mfa_login";
+
+/// The mail a sign-up for a taken address sends the address's owner.
+const ACCOUNT_EXISTS: &str = "account_exists";
 
 /// How many wrong codes an MFA challenge survives.
 const MFA_ATTEMPTS: i64 = 5;
@@ -103,6 +106,28 @@ pub enum LoginOutcome {
         mfa_token: String,
         expires_at_us: i64,
     },
+}
+
+/// What a sign-up gives the caller at once.
+#[derive(Debug, Clone)]
+pub enum SignedUp {
+    /// The account, signed in, in its first organization (when the
+    /// deployment does not verify addresses first).
+    SignedIn {
+        user: Box<UserRow>,
+        tokens: Tokens,
+        organization: Option<String>,
+    },
+    /// A mail went to the address; nothing is said about the address.
+    MailSent,
+}
+
+/// A verified address: its user, and the first session when the link
+/// completed a sign-up (tokens and the first organization).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub user: UserRow,
+    pub session: Option<(Tokens, Option<String>)>,
 }
 
 /// A second factor.
@@ -247,8 +272,11 @@ impl Accounts {
 
     // Sign-up and email verification.
 
-    /// Creates an account and signs it in. The email must be verified before
-    /// some actions; a verification link is mailed now.
+    /// Signs a new user up. With `verify_before_sign_in` (the default) it
+    /// only mails the address and answers the same whether or not the
+    /// address has an account; the account comes from the mailed link
+    /// ([`verify_email`](Self::verify_email)). Otherwise it creates the
+    /// account and its first organization and signs it in at once.
     pub async fn sign_up(
         &self,
         email: &str,
@@ -256,7 +284,7 @@ impl Accounts {
         display_name: &str,
         organization_name: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<(UserRow, Tokens, Option<String>)> {
+    ) -> Result<SignedUp> {
         let email = normalize_email("email", email)?;
         if organization_name.is_some_and(|n| n.chars().count() > 200) {
             return Err(Error::invalid_field(
@@ -280,64 +308,29 @@ impl Accounts {
         )?;
         // Hash before the transaction: it takes tens of milliseconds.
         let hash = self.inner.hasher.hash(&password).await?;
+        let organization_name = organization_name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .unwrap_or_default()
+            .to_string();
+        if self.options().verify_before_sign_in {
+            self.sign_up_by_mail(email, display_name, hash, organization_name)
+                .await?;
+            return Ok(SignedUp::MailSent);
+        }
 
         let now = now_micros();
         let user = self.new_user(email.clone(), display_name, hash, now);
         let mut tx = self.begin().await?;
         self.insert_new_user(&mut tx, &user, client).await?;
-        let actor = user_actor(&user);
-        self.emit(
-            &mut tx,
-            "identity.user.signed_up",
-            ("user", &user.id),
-            actor.clone(),
-            client,
-            &events::UserSignedUp {
-                user_id: user.id.clone(),
-                email: user.email.clone(),
-                display_name: user.display_name.clone(),
-                invitation_id: String::new(),
-                email_verified: false,
-            },
-        )
-        .await?;
+        self.emit_signed_up(&mut tx, &user, client).await?;
         let verification = self
             .start_verification(&mut tx, &user, &email, client)
             .await?;
         self.commit(tx).await?;
-
-        // The first organization comes from the organization service. Sign-up
-        // promises it: when it cannot be created (after retries of the same
-        // idempotent request), the account is taken back and the caller
-        // gets UNAVAILABLE, free to sign up again. A deployment without the
-        // organization service (UNIMPLEMENTED) promises none.
-        let name = organization_name
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}'s organization", user.display_name));
-        let mut attempt = 0;
-        let organization = loop {
-            match self
-                .inner
-                .directory
-                .create_first_organization(&user.id, &name)
-                .await
-            {
-                Ok(organization) => break organization,
-                Err(error) if attempt < 2 => {
-                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; retrying");
-                    attempt += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * 3u64.pow(attempt)))
-                        .await;
-                }
-                Err(error) => {
-                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; taking the sign-up back");
-                    self.take_back_sign_up(&user, client).await?;
-                    return Err(error);
-                }
-            }
-        };
+        let organization = self
+            .first_organization(&user, &organization_name, None, client)
+            .await?;
         self.send(verification).await;
         let tokens = self
             .sign_in(
@@ -348,7 +341,180 @@ impl Accounts {
             )
             .await?;
         let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
-        Ok((user, tokens, organization))
+        Ok(SignedUp::SignedIn {
+            user: Box::new(user),
+            tokens,
+            organization,
+        })
+    }
+
+    /// Keeps a sign-up until its address is proved, and mails the address:
+    /// the link that completes it, or, when the address has an account
+    /// already, a note saying so. The caller learns nothing either way, and
+    /// both take the same work (the row is written for a taken address too;
+    /// its link is never sent).
+    async fn sign_up_by_mail(
+        &self,
+        email: String,
+        display_name: &str,
+        password_hash: String,
+        organization_name: String,
+    ) -> Result<()> {
+        let taken = self.store().user_by_email(&email).await?.is_some();
+        let now = now_micros();
+        let token = new_token();
+        let pending = PendingSignUp {
+            email: email.clone(),
+            display_name: display_name.to_string(),
+            password_hash,
+            organization_name,
+            created_at_us: now,
+            expires_at_us: now + micros(self.options().verification_ttl()),
+        };
+        let mut tx = self.begin().await?;
+        self.store()
+            .insert_pending_sign_up(&mut tx, &hash_token(&token), &pending)
+            .await?;
+        self.commit(tx).await?;
+        let base = &self.options().mailer.link_base_url;
+        let mail = if taken {
+            Mail {
+                to: email,
+                kind: ACCOUNT_EXISTS,
+                subject: "You already have an account".into(),
+                body: format!(
+                    "Hello,\n\nsomeone, perhaps you, tried to sign up with this address, which already has an account.\nSign in at {base}/sign-in, or choose a new password at {base}/forgot-password.\n\nIf it was not you, ignore this message: nothing changed."
+                ),
+            }
+        } else {
+            Mail {
+                to: email,
+                kind: VERIFY_EMAIL,
+                subject: "Confirm your email address to finish signing up".into(),
+                body: format!(
+                    "Hello {display_name},\n\nfinish signing up with this link:\n{base}/verify-email?token={token}\n\ntoken: {token}\n\nThe link expires in {} hours and works once. If you did not sign up, ignore this message: no account exists until the link is used.",
+                    self.options().verification_ttl_hours
+                ),
+            }
+        };
+        self.send(mail).await;
+        Ok(())
+    }
+
+    /// Creates the account of a pending sign-up whose link was just used
+    /// (`token_hash`, taken in `tx`), its first organization and its first
+    /// session.
+    async fn complete_sign_up(
+        &self,
+        mut tx: Write,
+        token_hash: &str,
+        pending: PendingSignUp,
+        client: &ClientInfo,
+    ) -> Result<Verified> {
+        let now = now_micros();
+        let user = UserRow {
+            email_verified_at_us: Some(now),
+            ..self.new_user(
+                pending.email.clone(),
+                &pending.display_name,
+                pending.password_hash,
+                now,
+            )
+        };
+        // An address that got its account since (another of its links, or an
+        // invitation) makes this link one that no longer works.
+        self.insert_new_user(&mut tx, &user, client)
+            .await
+            .map_err(|error| match error.code() {
+                Code::AlreadyExists => invalid_token("token"),
+                _ => error,
+            })?;
+        self.store()
+            .close_pending_sign_ups(&mut tx, &user.email)
+            .await?;
+        self.emit_signed_up(&mut tx, &user, client).await?;
+        self.commit(tx).await?;
+        let organization = self
+            .first_organization(&user, &pending.organization_name, Some(token_hash), client)
+            .await?;
+        let tokens = self
+            .sign_in(
+                &user,
+                Organization::Joined(organization.clone()),
+                false,
+                client,
+            )
+            .await?;
+        let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
+        Ok(Verified {
+            user,
+            session: Some((tokens, organization)),
+        })
+    }
+
+    async fn emit_signed_up(
+        &self,
+        tx: &mut Write,
+        user: &UserRow,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            "identity.user.signed_up",
+            ("user", &user.id),
+            user_actor(user),
+            client,
+            &events::UserSignedUp {
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                display_name: user.display_name.clone(),
+                invitation_id: String::new(),
+                email_verified: user.email_verified_at_us.is_some(),
+            },
+        )
+        .await
+    }
+
+    /// Creates a new user's first organization through the organization
+    /// service (`name` empty for the default). Sign-up promises it: when it
+    /// cannot be created (after retries of the same idempotent request), the
+    /// account is taken back — and the link of a pending sign-up
+    /// (`pending_hash`) works again — and the caller gets the error, free to
+    /// try again. A deployment without the organization service
+    /// (UNIMPLEMENTED) promises none.
+    async fn first_organization(
+        &self,
+        user: &UserRow,
+        name: &str,
+        pending_hash: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<Option<String>> {
+        let name = match name {
+            "" => format!("{}'s organization", user.display_name),
+            name => name.to_string(),
+        };
+        let mut attempt = 0;
+        loop {
+            match self
+                .inner
+                .directory
+                .create_first_organization(&user.id, &name)
+                .await
+            {
+                Ok(organization) => return Ok(organization),
+                Err(error) if attempt < 2 => {
+                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; retrying");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * 3u64.pow(attempt)))
+                        .await;
+                }
+                Err(error) => {
+                    tracing::warn!(user_id = %user.id, error = %error, "creating the first organization failed; taking the sign-up back");
+                    self.take_back_sign_up(user, pending_hash, client).await?;
+                    return Err(error);
+                }
+            }
+        }
     }
 
     /// Creates an account through an invitation: the address must be the
@@ -398,21 +564,10 @@ impl Accounts {
         };
         let mut tx = self.begin().await?;
         self.insert_new_user(&mut tx, &user, client).await?;
-        self.emit(
-            &mut tx,
-            "identity.user.signed_up",
-            ("user", &user.id),
-            user_actor(&user),
-            client,
-            &events::UserSignedUp {
-                user_id: user.id.clone(),
-                email: user.email.clone(),
-                display_name: user.display_name.clone(),
-                invitation_id: String::new(),
-                email_verified: true,
-            },
-        )
-        .await?;
+        self.store()
+            .close_pending_sign_ups(&mut tx, &user.email)
+            .await?;
+        self.emit_signed_up(&mut tx, &user, client).await?;
         self.commit(tx).await?;
 
         // Accept as the new user, with a one-minute token of theirs.
@@ -508,9 +663,17 @@ impl Accounts {
     /// Removes an account whose sign-up could not be completed: the user,
     /// their single-use tokens, and (as an event) every copy other services
     /// made of it. Nothing else exists yet: no session was opened.
-    async fn take_back_sign_up(&self, user: &UserRow, client: &ClientInfo) -> Result<()> {
+    async fn take_back_sign_up(
+        &self,
+        user: &UserRow,
+        pending_hash: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         self.store().delete_new_user(&mut tx, &user.id).await?;
+        if let Some(hash) = pending_hash {
+            self.store().release_pending_sign_up(&mut tx, hash).await?;
+        }
         self.emit(
             &mut tx,
             "identity.user.deleted",
@@ -667,11 +830,19 @@ impl Accounts {
         .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))
     }
 
-    /// Confirms an email address (the account's, or a pending new one).
-    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<UserRow> {
+    /// Confirms an email address: a pending sign-up's (creating its account
+    /// and signing it in), the account's, or a pending new one.
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<Verified> {
         let now = now_micros();
         let hash = hash_token(token);
         let mut tx = self.begin().await?;
+        if let Some(pending) = self
+            .store()
+            .take_pending_sign_up(&mut tx, &hash, now)
+            .await?
+        {
+            return self.complete_sign_up(tx, &hash, pending, client).await;
+        }
         let (row, user) = self
             .pending_token(&mut tx, &hash, VERIFY_EMAIL, now)
             .await?;
@@ -742,7 +913,10 @@ impl Accounts {
             .await?
             .ok_or_else(|| invalid_token("token"))?;
         self.commit(tx).await?;
-        Ok(user)
+        Ok(Verified {
+            user,
+            session: None,
+        })
     }
 
     /// Mails a new verification link. Answers the same whether or not the

@@ -7,7 +7,7 @@ use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::accounts::{Accounts, ClientInfo, Factor, LoginOutcome, Tokens, timestamp};
+use crate::accounts::{Accounts, ClientInfo, Factor, LoginOutcome, SignedUp, Tokens, timestamp};
 use crate::keys::KeyRing;
 use crate::store::{SessionRow, UserRow};
 
@@ -177,6 +177,12 @@ fn required(field: &str, value: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// `organizations/{id}` for an organization id, empty for none.
+fn organization_name_of(id: Option<String>) -> String {
+    id.map(|id| format!("organizations/{id}"))
+        .unwrap_or_default()
+}
+
 #[tonic::async_trait]
 impl pb::identity_service_server::IdentityService for IdentityApi {
     async fn sign_up(
@@ -199,14 +205,13 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             return Ok(Response::new(pb::SignUpResponse {
                 user: Some(user_to_proto(&user)),
                 tokens: Some(tokens_to_proto(tokens)),
-                organization: organization
-                    .map(|o| format!("organizations/{o}"))
-                    .unwrap_or_default(),
+                organization: organization_name_of(organization),
+                verification_required: false,
             }));
         }
         let organization_name = (!request.organization_display_name.is_empty())
             .then_some(request.organization_display_name.as_str());
-        let (user, tokens, organization) = self
+        let signed_up = self
             .accounts
             .sign_up(
                 &request.email,
@@ -216,12 +221,21 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
                 &client,
             )
             .await?;
-        Ok(Response::new(pb::SignUpResponse {
-            user: Some(user_to_proto(&user)),
-            tokens: Some(tokens_to_proto(tokens)),
-            organization: organization
-                .map(|o| format!("organizations/{o}"))
-                .unwrap_or_default(),
+        Ok(Response::new(match signed_up {
+            SignedUp::SignedIn {
+                user,
+                tokens,
+                organization,
+            } => pb::SignUpResponse {
+                user: Some(user_to_proto(&user)),
+                tokens: Some(tokens_to_proto(tokens)),
+                organization: organization_name_of(organization),
+                verification_required: false,
+            },
+            SignedUp::MailSent => pb::SignUpResponse {
+                verification_required: true,
+                ..Default::default()
+            },
         }))
     }
 
@@ -232,9 +246,18 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let client = client_info(&request);
         let request = request.into_inner();
         required("token", &request.token)?;
-        let user = self.accounts.verify_email(&request.token, &client).await?;
+        let verified = self.accounts.verify_email(&request.token, &client).await?;
+        let (tokens, organization) = match verified.session {
+            Some((tokens, organization)) => (
+                Some(tokens_to_proto(tokens)),
+                organization_name_of(organization),
+            ),
+            None => (None, String::new()),
+        };
         Ok(Response::new(pb::VerifyEmailResponse {
-            user: Some(user_to_proto(&user)),
+            user: Some(user_to_proto(&verified.user)),
+            tokens,
+            organization,
         }))
     }
 

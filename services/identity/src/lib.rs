@@ -60,6 +60,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_api_key_projects.sql"),
         postgres: include_str!("../migrations/0002_api_key_projects.sql"),
     },
+    Migration {
+        version: 3,
+        description: "sign-ups waiting for their address to be proved",
+        sqlite: include_str!("../migrations/0003_pending_sign_ups.sql"),
+        postgres: include_str!("../migrations/0003_pending_sign_ups.sql"),
+    },
 ];
 
 /// Options of the identity service (the `[identity]` table).
@@ -76,6 +82,14 @@ pub struct Options {
     pub verification_ttl_hours: u64,
     /// Lifetime of password reset links, in minutes. Default: 60.
     pub reset_ttl_minutes: u64,
+    /// Whether `SignUp` waits for the address to be proved before it creates
+    /// anything. Default: true: `SignUp` answers the same whether or not the
+    /// address has an account (the owner of a taken address gets a mail
+    /// instead), and the account, its first organization and its first
+    /// session come from the link in the verification mail. False signs the
+    /// new user in at once and answers `EMAIL_TAKEN` for a taken address,
+    /// which tells anyone who has an account: for development only.
+    pub verify_before_sign_in: bool,
     /// A new signing key is created when the newest is this old, in days.
     /// Default: 30.
     pub key_rotation_days: u64,
@@ -103,6 +117,7 @@ impl Default for Options {
             session_lifetime_hours: 30 * 24,
             verification_ttl_hours: 24,
             reset_ttl_minutes: 60,
+            verify_before_sign_in: true,
             key_rotation_days: 30,
             totp_issuer: "Tenantry".into(),
             platform_admins: Vec::new(),

@@ -217,6 +217,10 @@ impl SandboxBuilder {
         // milliseconds per hash by design.
         config.identity.password.memory_kib = 1024;
         config.identity.password.iterations = 1;
+        // Tests sign people up in one step (the development setting); the
+        // default, where the mailed link creates the account, has tests of
+        // its own that turn it back on.
+        config.identity.verify_before_sign_in = false;
         for change in self.configure {
             change(&mut config);
         }
@@ -491,6 +495,8 @@ impl ServerProcess {
                 "TENANTRY_LOG__LEVEL",
                 std::env::var("TENANTRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            // One-step sign-up, as in the sandbox; `envs` may turn it back.
+            .env("TENANTRY_IDENTITY__VERIFY_BEFORE_SIGN_IN", "false")
             .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(logs)
             .spawn()
