@@ -131,6 +131,7 @@ impl World {
                             ..Default::default()
                         }),
                         request_id: String::new(),
+                        ..Default::default()
                     },
                     &owner.token,
                 ))

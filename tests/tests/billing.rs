@@ -192,6 +192,7 @@ impl World {
                             ..Default::default()
                         }),
                         request_id: String::new(),
+                        ..Default::default()
                     },
                     &owner.token,
                 ))

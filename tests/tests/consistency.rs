@@ -109,6 +109,7 @@ impl World {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &user.token,
             ))
@@ -403,6 +404,7 @@ impl World {
                             ..Default::default()
                         }),
                         request_id: String::new(),
+                        ..Default::default()
                     },
                     &owner.token,
                 ))

@@ -272,6 +272,9 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
     for storage in storages() {
         let w = World::start(storage).await;
         let (ada, acme) = w.sign_up("ada@example.com").await;
+        // A first organization starts with its default project.
+        let default_project = w.projects(&ada.token, &acme).await.unwrap();
+        assert_eq!(default_project.len(), 1);
         let (bob, _) = w.sign_up("bob@example.com").await;
         w.add_member(&ada, &acme, &bob, "admin").await;
         let key = w
@@ -279,6 +282,8 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
             .await
             .unwrap();
         let made = w.project(&key.token, &acme).await.unwrap();
+        let mut both = [default_project, vec![made.clone()]].concat();
+        both.sort();
         assert!(
             w.key_allowed(&key, ("organization", &acme), "project.create")
                 .await
@@ -297,7 +302,7 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
             !w.key_allowed(&key, ("organization", &acme), "project.create")
                 .await
         );
-        assert_eq!(w.projects(&key.token, &acme).await, Ok(vec![made.clone()]));
+        assert_eq!(w.projects(&key.token, &acme).await, Ok(both.clone()));
 
         // Promoted again: the key follows (it is the owner's access that
         // counts, never a copy).
@@ -393,6 +398,9 @@ async fn scoped_keys_see_exactly_their_scope() {
     for storage in storages() {
         let w = World::start(storage).await;
         let (ada, acme) = w.sign_up("ada@example.com").await;
+        // A first organization starts with its default project.
+        let default_project = w.projects(&ada.token, &acme).await.unwrap();
+        assert_eq!(default_project.len(), 1);
         let team = Teams::new(w.channel.clone())
             .create_team(authed(
                 org::CreateTeamRequest {
@@ -443,7 +451,11 @@ async fn scoped_keys_see_exactly_their_scope() {
             ))
             .await
             .unwrap();
-        let mut all = vec![teams_project.clone(), other_project.clone()];
+        let mut all = [
+            default_project,
+            vec![teams_project.clone(), other_project.clone()],
+        ]
+        .concat();
         all.sort();
 
         // A team key reaches the team and the projects granted to it.
@@ -946,6 +958,7 @@ async fn strangers_join_only_by_accepting_an_invitation() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &ada.token,
             ))

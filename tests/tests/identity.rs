@@ -371,6 +371,151 @@ async fn a_sign_up_proves_the_address_first_and_tells_no_one_who_has_an_account(
     }
 }
 
+/// The projects of an organization, as its member lists them.
+async fn projects(
+    channel: &tonic::transport::Channel,
+    token: &str,
+    org: &str,
+) -> Vec<org_pb::Project> {
+    org_pb::project_service_client::ProjectServiceClient::new(channel.clone())
+        .list_projects(authed(
+            org_pb::ListProjectsRequest {
+                parent: org.to_string(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .projects
+}
+
+#[tokio::test]
+async fn a_first_organization_starts_with_its_default_project() {
+    for storage in storages() {
+        let (sandbox, mut client) = sandbox(storage).await;
+        let channel = sandbox.channel().await.unwrap();
+        let signed_up = sign_up(&mut client, "ada@example.com").await;
+        let token = signed_up.tokens.unwrap().access_token;
+        let ada = signed_up.user.unwrap().name;
+        let org = signed_up.organization;
+
+        // Made with the organization: named by the installation, with the
+        // default environments, readable by its owner at once, and counted
+        // by the plan like any project.
+        let listed = projects(&channel, &token, &org).await;
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        let main = &listed[0];
+        assert_eq!(
+            (main.display_name.as_str(), main.slug.as_str()),
+            ("main", "main")
+        );
+        let environments =
+            org_pb::project_service_client::ProjectServiceClient::new(channel.clone())
+                .list_environments(authed(
+                    org_pb::ListEnvironmentsRequest {
+                        parent: main.name.clone(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .environments;
+        let mut slugs: Vec<&str> = environments.iter().map(|e| e.slug.as_str()).collect();
+        slugs.sort();
+        assert_eq!(slugs, ["dev", "production", "staging"]);
+        let answer = authz_pb::authorization_service_client::AuthorizationServiceClient::new(
+            channel.clone(),
+        )
+        .check_permission(authed(
+            authz_pb::CheckPermissionRequest {
+                resource: Some(authz_pb::ObjectReference {
+                    object_type: "project".into(),
+                    object_id: main.name.rsplit('/').next().unwrap().into(),
+                }),
+                permission: "project.manage".into(),
+                subject: Some(authz_pb::SubjectReference {
+                    object: Some(authz_pb::ObjectReference {
+                        object_type: "user".into(),
+                        object_id: ada.trim_start_matches("users/").into(),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+        assert_eq!(answer.permissionship(), authz_pb::Permissionship::Allowed);
+        let usage = billing_pb::usage_service_client::UsageServiceClient::new(channel.clone())
+            .get_usage(authed(
+                billing_pb::GetUsageRequest {
+                    organization: org.clone(),
+                    metric: billing_pb::Metric::Projects as i32,
+                    period_time: None,
+                },
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .usages
+            .remove(0);
+        assert_eq!(usage.own_quantity, 1);
+
+        // Any organization may ask for it; a replay answers the same
+        // organization and the same project, not a second one.
+        let mut organizations =
+            org_pb::organization_service_client::OrganizationServiceClient::new(channel.clone());
+        let request = || org_pb::CreateOrganizationRequest {
+            organization: Some(org_pb::Organization {
+                display_name: "Second".into(),
+                ..Default::default()
+            }),
+            request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a51".into(),
+            with_default_project: true,
+        };
+        let first = organizations
+            .create_organization(authed(request(), &token))
+            .await
+            .unwrap()
+            .into_inner();
+        let again = organizations
+            .create_organization(authed(request(), &token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(first, again);
+        let second = first.organization.unwrap().name;
+        let made = first.default_project.unwrap();
+        assert!(made.name.starts_with(&format!("{second}/projects/")));
+        assert_eq!(projects(&channel, &token, &second).await, vec![made]);
+        sandbox.shutdown().await.unwrap();
+
+        // An installation without one: nothing is made.
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .configure(|config| config.organization.default_project = String::new())
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let mut client = Client::new(channel.clone());
+        let signed_up = sign_up(&mut client, "bob@example.com").await;
+        let token = signed_up.tokens.unwrap().access_token;
+        assert_eq!(
+            projects(&channel, &token, &signed_up.organization).await,
+            vec![]
+        );
+        sandbox.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn every_service_rejects_unauthenticated_calls() {
     let (sandbox, mut identity) = sandbox(Storage::Sqlite).await;

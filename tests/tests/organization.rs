@@ -131,6 +131,7 @@ impl World {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -163,6 +164,7 @@ impl World {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 token,
             ))
@@ -632,6 +634,7 @@ async fn slugs_are_unique_and_request_ids_replay() {
                 ..Default::default()
             }),
             request_id: request_id.into(),
+            ..Default::default()
         };
         let first = w
             .orgs
@@ -688,6 +691,7 @@ async fn slugs_are_unique_and_request_ids_replay() {
                 pb::CreateOrganizationRequest {
                     organization: Some(pb::Organization::default()),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &token,
             ))
@@ -719,6 +723,7 @@ async fn slugs_are_unique_and_request_ids_replay() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &token,
             ))
@@ -855,6 +860,7 @@ async fn another_tenants_objects_are_not_found_and_leak_nothing() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &eve_token,
             ))
@@ -1390,11 +1396,14 @@ async fn teams_projects_and_environments_live_and_die_with_quotas_and_grants() {
             .collect();
         assert_eq!(slugs, vec!["dev", "staging", "production"]);
         assert_eq!(project.team, team.name);
-        let body: events::ProjectCreated =
-            payload(&tap.expect("project.created", EVENT_WAIT).await.unwrap());
+        let project_id = id(&project.name).to_string();
+        let body: events::ProjectCreated = payload(
+            &tap.expect_about("project.created", &project_id, EVENT_WAIT)
+                .await
+                .unwrap(),
+        );
         assert_eq!(body.environments.len(), 3);
         assert_eq!(body.owner_team_id, id(&team.name));
-        let project_id = id(&project.name).to_string();
         w.grant(
             &ada,
             &project_id,
@@ -2083,6 +2092,7 @@ async fn workspaces_fix_their_billing_mode_and_hold_roots() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &token,
             ))
@@ -2156,6 +2166,7 @@ async fn workspaces_fix_their_billing_mode_and_hold_roots() {
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &eve_token,
             ))

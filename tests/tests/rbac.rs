@@ -181,7 +181,7 @@ impl World {
                             .unwrap_or_default(),
                         ..Default::default()
                     }),
-                    request_id: String::new(),
+                    ..Default::default()
                 },
                 &owner.token,
             ))
@@ -773,6 +773,8 @@ async fn custom_roles_teams_and_project_grants() {
                     resource_type: "project".into(),
                     permission: "project.read".into(),
                     subject: subject(&guest.id),
+                    // (Their own first organization has its default project.)
+                    organization: acme.name.clone(),
                     ..Default::default()
                 },
                 &guest.token,

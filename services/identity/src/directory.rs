@@ -194,6 +194,7 @@ impl Directory {
             }),
             // One first organization per user, however often this is retried.
             request_id: format!("first-organization-{user_id}"),
+            with_default_project: true,
         });
         match client.create_organization(request).await {
             Ok(response) => {

@@ -238,14 +238,30 @@ impl Core {
         if explicit_slug {
             validate::short_slug(&format!("{noun}.slug"), &input.slug)?;
         }
+        let org = self
+            .live_organization(caller, &organization_id, kind.create_permission())
+            .await?;
+        self.create_child_in(caller, kind, org, input, request_id)
+            .await
+    }
+
+    /// [`create_child`](Self::create_child) in an organization the caller
+    /// is known to be allowed to create it in, with valid input.
+    pub(crate) async fn create_child_in(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        org: OrganizationRow,
+        input: NewChild,
+        request_id: &str,
+    ) -> Result<(Option<Write>, ChildRow, OrganizationRow)> {
+        let organization_id = org.id.clone();
+        let noun = kind.noun();
         let method = match kind {
             Children::Teams => "CreateTeam",
             Children::Projects => "CreateProject",
         };
         let caller_name = caller.resource_name();
-        let org = self
-            .live_organization(caller, &organization_id, kind.create_permission())
-            .await?;
         if let Some(id) = self.replay(&caller_name, method, request_id).await? {
             let row = self
                 .store

@@ -67,6 +67,11 @@ pub struct Options {
     /// Whether creating an organization, team or project asks the billing
     /// service for quota first. Default: true.
     pub check_quotas: bool,
+    /// The display name of the project a new organization starts with when
+    /// its creation asks for one (`with_default_project`; a user's first
+    /// organization, made at sign-up or by `Me`, always does). Empty: none.
+    /// Default: `main`.
+    pub default_project: String,
     /// Outgoing mail (ownership transfer tokens).
     pub mailer: MailerOptions,
 }
@@ -77,6 +82,7 @@ impl Default for Options {
             purge_after_days: 30,
             purge_interval_secs: 3600,
             check_quotas: true,
+            default_project: "main".into(),
             mailer: MailerOptions::default(),
         }
     }
@@ -92,6 +98,10 @@ impl Options {
         anyhow::ensure!(
             self.purge_interval_secs >= 1,
             "invalid configuration: `organization.purge_interval_secs` must be at least 1"
+        );
+        anyhow::ensure!(
+            self.default_project.trim().chars().count() <= 200,
+            "invalid configuration: `organization.default_project` must be at most 200 characters"
         );
         self.mailer.validate("organization.mailer")
     }

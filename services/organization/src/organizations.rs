@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::access::{Caller, Object};
 use crate::permissions::*;
+use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
 use crate::validate::{self, MAX_DEPTH, check_etag, etag};
@@ -1279,8 +1280,13 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
             .0
             .create_organization_or_release(&caller, organization, &request.request_id)
             .await?;
+        let default_project = match request.with_default_project {
+            true => self.0.create_default_project(&caller, &row).await?,
+            false => None,
+        };
         Ok(Response::new(pb::CreateOrganizationResponse {
             organization: Some(organization_to_proto(&row)),
+            default_project: default_project.map(|(project, _)| project_to_proto(&project)),
         }))
     }
 

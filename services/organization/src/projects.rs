@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::access::Caller;
 use crate::children::{ListQuery, NewChild, NewChildUpdate, child_ids};
 use crate::permissions::PROJECT_MANAGE;
-use crate::store::{ChildRow, Children, EnvironmentRow};
+use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag, etag};
 use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
 use tenantry_kit::write::Write;
@@ -23,11 +23,94 @@ use tenantry_kit::write::Write;
 /// The environments a project starts with.
 const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
 
+impl Core {
+    /// Finishes a project [`create_child`](Core::create_child) inserted: its
+    /// default environments (when asked for), its event and the commit. A
+    /// replay (`tx` is `None`) answers the environments the project has now.
+    pub(crate) async fn finish_project(
+        &self,
+        caller: &Caller,
+        tx: Option<Write>,
+        row: &ChildRow,
+        org: &OrganizationRow,
+        default_environments: bool,
+    ) -> Result<Vec<EnvironmentRow>> {
+        let Some(mut tx) = tx else {
+            return self.store.environments(&row.id, "", 1000).await;
+        };
+        let mut environments = Vec::new();
+        if default_environments {
+            for slug in DEFAULT_ENVIRONMENTS {
+                let env = EnvironmentRow {
+                    id: new_id().to_string(),
+                    project_id: row.id.clone(),
+                    slug: slug.to_string(),
+                    display_name: slug.to_string(),
+                    created_at_us: row.created_at_us,
+                    updated_at_us: row.created_at_us,
+                    version: 1,
+                };
+                self.store.insert_environment(&mut tx, &env).await?;
+                environments.push(env);
+            }
+        }
+        self.emit(
+            &mut tx,
+            caller,
+            "project.created",
+            ("project", &row.id),
+            (&org.id, &org.root_id),
+            &events::ProjectCreated {
+                project_id: row.id.clone(),
+                organization_id: org.id.clone(),
+                owner_team_id: row.team_id.clone().unwrap_or_default(),
+                slug: row.slug.clone(),
+                display_name: row.display_name.clone(),
+                environments: environments.iter().map(event_environment).collect(),
+            },
+            Vec::new(),
+            vec![target("project", &row.id, &row.display_name)],
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(environments)
+    }
+
+    /// Creates the installation's default project
+    /// (`organization.default_project`; none when it is empty) in an
+    /// organization this very request created, with the default
+    /// environments, as `CreateProject` would: same quota, same event. The
+    /// organization's owner holds `project.create` there by their role, so
+    /// no check is asked; a retry of the request finds the project it made.
+    pub(crate) async fn create_default_project(
+        &self,
+        caller: &Caller,
+        org: &OrganizationRow,
+    ) -> Result<Option<(ChildRow, Vec<EnvironmentRow>)>> {
+        let name = self.options.default_project.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let input = NewChild {
+            slug: String::new(),
+            display_name: name.to_string(),
+            description: String::new(),
+            team_id: None,
+        };
+        let request_id = format!("default-project-{}", org.id);
+        let (tx, row, org) = self
+            .create_child_in(caller, Children::Projects, org.clone(), input, &request_id)
+            .await?;
+        let environments = self.finish_project(caller, tx, &row, &org, true).await?;
+        Ok(Some((row, environments)))
+    }
+}
+
 /// The `ProjectService` handler.
 #[derive(Debug, Clone)]
 pub struct ProjectApi(pub Core);
 
-fn project_to_proto(row: &ChildRow) -> pb::Project {
+pub(crate) fn project_to_proto(row: &ChildRow) -> pb::Project {
     pb::Project {
         name: format!("organizations/{}/projects/{}", row.organization_id, row.id),
         slug: row.slug.clone(),
@@ -195,53 +278,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .0
             .create_child(&caller, Children::Projects, &r.parent, input, &r.request_id)
             .await?;
-        let Some(mut tx) = tx else {
-            // A replay: the project and whatever environments it has now.
-            let environments = self.0.store.environments(&row.id, "", 1000).await?;
-            return Ok(Response::new(pb::CreateProjectResponse {
-                project: Some(project_to_proto(&row)),
-                environments: environments
-                    .iter()
-                    .map(|e| environment_to_proto(&row.organization_id, e))
-                    .collect(),
-            }));
-        };
-        let mut environments = Vec::new();
-        if !r.skip_default_environments {
-            for slug in DEFAULT_ENVIRONMENTS {
-                let env = EnvironmentRow {
-                    id: new_id().to_string(),
-                    project_id: row.id.clone(),
-                    slug: slug.to_string(),
-                    display_name: slug.to_string(),
-                    created_at_us: row.created_at_us,
-                    updated_at_us: row.created_at_us,
-                    version: 1,
-                };
-                self.0.store.insert_environment(&mut tx, &env).await?;
-                environments.push(env);
-            }
-        }
-        self.0
-            .emit(
-                &mut tx,
-                &caller,
-                "project.created",
-                ("project", &row.id),
-                (&org.id, &org.root_id),
-                &events::ProjectCreated {
-                    project_id: row.id.clone(),
-                    organization_id: org.id.clone(),
-                    owner_team_id: row.team_id.clone().unwrap_or_default(),
-                    slug: row.slug.clone(),
-                    display_name: row.display_name.clone(),
-                    environments: environments.iter().map(event_environment).collect(),
-                },
-                Vec::new(),
-                vec![target("project", &row.id, &row.display_name)],
-            )
+        let environments = self
+            .0
+            .finish_project(&caller, tx, &row, &org, !r.skip_default_environments)
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::CreateProjectResponse {
             project: Some(project_to_proto(&row)),
             environments: environments

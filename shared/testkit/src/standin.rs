@@ -380,6 +380,7 @@ impl org_pb::organization_service_server::OrganizationService for DirectoryStand
                 name: format!("organizations/{id}"),
                 ..organization
             }),
+            default_project: None,
         }))
     }
 }

@@ -265,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             },
             &token,
         ))

@@ -393,6 +393,7 @@ async fn grpc_world(channel: &Channel) -> anyhow::Result<(String, String, String
                         ..Default::default()
                     }),
                     request_id: String::new(),
+                    ..Default::default()
                 },
                 &token,
             ))

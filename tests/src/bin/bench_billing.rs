@@ -162,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
                             ..Default::default()
                         }),
                         request_id: request_id.clone(),
+                        ..Default::default()
                     },
                     &token,
                 ))

@@ -366,6 +366,7 @@ async fn create_organization_under(
                     ..Default::default()
                 }),
                 request_id: String::new(),
+                ..Default::default()
             },
             &owner.token,
         ))
