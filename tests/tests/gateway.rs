@@ -835,6 +835,76 @@ async fn rate_limits_follow_the_plan_answer_429_and_recover() {
     sandbox.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn an_invitation_is_previewed_without_signing_in_and_guesses_are_limited() {
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, |config| {
+        config.gateway.auth_per_address_per_minute = 4;
+        config.rbac.mailer.link_base_url = "https://console.example.com".into();
+    })
+    .await;
+    let rest = Rest::new(sandbox.http_url());
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await; // 1 of 4
+    rest.ok(
+        "POST",
+        &format!("/v1/{}/invitations", ada.organization),
+        Some(&ada.token),
+        Some(json!({"email": "bob@example.com"})),
+    )
+    .await;
+
+    // The mail carries a link to the console's page, and says who invites
+    // to what.
+    let mail = std::fs::read_dir(sandbox.database.dir().join("mail"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().contains("invitation"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap())
+        .find(|text| text.contains("To: bob@example.com"))
+        .expect("the invitation mail");
+    let token = sandbox.mail_token("bob@example.com", "invitation").unwrap();
+    assert!(
+        mail.contains(&format!(
+            "https://console.example.com/invitations/accept?token={token}"
+        )),
+        "{mail}"
+    );
+    assert!(mail.contains("ada@example.com invited you"), "{mail}");
+
+    // Anyone holding the token sees what it is for, without signing in.
+    let preview = rest
+        .ok(
+            "POST",
+            "/v1/invitations:lookup",
+            None,
+            Some(json!({"token": token})),
+        )
+        .await; // 2 of 4
+    assert_eq!(
+        preview["preview"]["organization"],
+        ada.organization.as_str()
+    );
+    assert_eq!(preview["preview"]["email"], "bob@example.com");
+    assert_eq!(preview["preview"]["inviterDisplayName"], "ada@example.com");
+
+    // Guesses are NOT_FOUND, and limited per client address.
+    let statuses: Vec<u16> = futures::future::join_all((0..3).map(|_| {
+        rest.call(
+            "POST",
+            "/v1/invitations:lookup",
+            None,
+            Some(json!({"token": "guess"})),
+        )
+    }))
+    .await
+    .iter()
+    .map(|reply| reply.status)
+    .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![404, 404, 429], "{statuses:?}");
+    sandbox.shutdown().await.unwrap();
+}
+
 /// Two gateways sharing Redis share one budget. Runs when
 /// TENANTRY_TEST_REDIS_URL is set (CI sets it).
 #[tokio::test]

@@ -405,7 +405,7 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
     let first = signed_up.organization.clone();
     assert!(first.starts_with("organizations/"));
     assert_eq!(tokens.organization, first);
-    let token = tokens.access_token;
+    let token = tokens.access_token.clone();
     let me = identity
         .me(authed(pb::MeRequest {}, &token))
         .await
@@ -426,6 +426,20 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
     assert_eq!(me.memberships.len(), 1);
     assert_eq!(rbac.state().created.len(), 2);
     let first = me.memberships[0].organization.clone();
+    // The same answer names it as the active organization: the session
+    // works in it from now on, so a refresh gives tokens in it.
+    assert_eq!(me.active_organization, first);
+    let refreshed = identity
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_eq!(refreshed.organization, first);
+    let token = refreshed.access_token;
 
     let second = tenantry_kit::id::new_id().to_string();
     rbac.state().members.insert((user, second.clone()));

@@ -1252,6 +1252,26 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
             .await
             .unwrap_err();
         assert_eq!(too_long.code(), Code::InvalidArgument);
+        let too_short = invitations
+            .create_invitation(authed(
+                pb::CreateInvitationRequest {
+                    expire_after: Some(prost_types::Duration {
+                        seconds: 3_599,
+                        nanos: 0,
+                    }),
+                    ..invite(&acme.name, "soon@example.com", vec![])
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(too_short.code(), Code::InvalidArgument);
+        assert!(
+            w.sandbox
+                .mail_token("soon@example.com", "invitation")
+                .is_none(),
+            "nothing was sent"
+        );
         let owner_role = invitations
             .create_invitation(authed(
                 pb::CreateInvitationRequest {

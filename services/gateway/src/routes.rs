@@ -294,7 +294,11 @@ fn classify(
     {
         return Class::Expensive;
     }
-    if public && grpc_path.starts_with("/tenantry.identity.") && http_get != Some(true) {
+    // Anonymous calls that present a secret (a password, a mailed token,
+    // an invitation token) are limited per client address: guessing costs.
+    let presents_secret = (grpc_path.starts_with("/tenantry.identity.") && http_get != Some(true))
+        || grpc_path == "/tenantry.rbac.v1.InvitationService/LookupInvitation";
+    if public && presents_secret {
         return Class::Auth;
     }
     let read_named = [

@@ -1665,29 +1665,81 @@ impl Accounts {
 
     /// The caller and their memberships; a user with no organization at all
     /// gets a first one, as at a first sign-in.
-    pub async fn me(&self, principal: &Principal) -> Result<MeView> {
+    pub async fn me(&self, principal: &Principal, client: &ClientInfo) -> Result<MeView> {
         let user = self.user_principal(principal).await?;
         let mut memberships = self.inner.directory.memberships(&user.id).await?;
+        let mut active_organization = principal.organization.clone();
         let mut organization_created = false;
         if memberships.is_empty() && !principal.mfa_pending {
             let name = format!("{}'s organization", user.display_name);
-            if self
+            if let Some(organization) = self
                 .inner
                 .directory
                 .create_first_organization(&user.id, &name)
                 .await?
-                .is_some()
             {
                 organization_created = true;
                 memberships = self.inner.directory.memberships(&user.id).await?;
+                self.enter_first_organization(&user, principal, &organization, client)
+                    .await?;
+                active_organization = Some(organization);
             }
         }
         Ok(MeView {
             user,
             memberships,
-            active_organization: principal.organization.clone(),
+            active_organization,
             organization_created,
         })
+    }
+
+    /// Makes the organization `Me` just created for a user who had none the
+    /// one their session works in (the next refresh gives tokens in it) and
+    /// the one their next sign-in starts in.
+    async fn enter_first_organization(
+        &self,
+        user: &UserRow,
+        principal: &Principal,
+        organization: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let org = organization.to_string();
+        self.store()
+            .update_user(&mut tx, &user.id, "last_organization_id = $2", |q| {
+                q.bind(org)
+            })
+            .await?;
+        let session = match &principal.session_id {
+            Some(id) => self.store().session(&mut tx, id).await?,
+            None => None,
+        };
+        if let Some(session) = session.filter(|s| s.revoked_at_us.is_none()) {
+            self.store()
+                .set_session_organization(
+                    &mut tx,
+                    &session.id,
+                    Some(organization),
+                    session.mfa,
+                    false,
+                )
+                .await?;
+            self.emit(
+                &mut tx,
+                "identity.session.organization_switched",
+                ("user", &user.id),
+                user_actor(user),
+                client,
+                &events::SessionOrganizationSwitched {
+                    user_id: user.id.clone(),
+                    session_id: session.id.clone(),
+                    old_organization_id: session.active_organization_id.unwrap_or_default(),
+                    new_organization_id: organization.to_string(),
+                },
+            )
+            .await?;
+        }
+        self.commit(tx).await
     }
 
     /// The caller's live sessions.

@@ -403,8 +403,9 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         &self,
         request: Request<pb::MeRequest>,
     ) -> Result<Response<pb::MeResponse>, Status> {
+        let client = client_info(&request);
         let caller = principal(&request)?;
-        let me = self.accounts.me(&caller).await?;
+        let me = self.accounts.me(&caller, &client).await?;
         Ok(Response::new(pb::MeResponse {
             user: Some(user_to_proto(&me.user)),
             memberships: me

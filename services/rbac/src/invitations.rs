@@ -31,6 +31,8 @@ use crate::{Caller, Core, NAME, precondition, timestamp};
 
 const DEFAULT_LIFETIME_SECS: i64 = 7 * 86_400;
 const MAX_LIFETIME_SECS: i64 = 30 * 86_400;
+/// The shortest an invitation may live: long enough to read its mail.
+const MIN_LIFETIME_SECS: i64 = 3_600;
 
 /// What accepting an invitation did.
 #[derive(Debug)]
@@ -286,12 +288,23 @@ impl Core {
     }
 
     async fn send_invitation(&self, invitation: &InvitationRow, token: &str) {
+        // The link opens the console's page that shows what the invitation
+        // gives (LookupInvitation) and accepts it, signed in or by signing
+        // up; the token stays out of the path.
+        let link = format!(
+            "{}/invitations/accept?token={token}",
+            self.options.mailer.link_base_url.trim_end_matches('/')
+        );
+        let inviter = match invitation.inviter_name.as_str() {
+            "" => "Someone".to_string(),
+            name => name.to_string(),
+        };
         let mail = Mail {
             to: invitation.email.clone(),
             kind: "invitation",
-            subject: format!("You are invited to {}", invitation.organization_name),
+            subject: format!("{inviter} invited you to {}", invitation.organization_name),
             body: format!(
-                "You have been invited to join {}.\n\ntoken: {token}\n\nAccept it before {}.\n",
+                "{inviter} invited you to join {} on Tenantry.\n\nAccept the invitation:\n{link}\n\ntoken: {token}\n\nIt expires on {}. If you did not expect it, ignore this message.\n",
                 invitation.organization_name,
                 chrono::DateTime::from_timestamp_micros(invitation.expires_at_us)
                     .map(|t| t.to_rfc3339())
@@ -400,11 +413,13 @@ impl Core {
         }
         let lifetime_secs = match &r.expire_after {
             None => DEFAULT_LIFETIME_SECS,
-            Some(d) if d.seconds >= 60 && d.seconds <= MAX_LIFETIME_SECS => d.seconds,
+            Some(d) if d.seconds >= MIN_LIFETIME_SECS && d.seconds <= MAX_LIFETIME_SECS => {
+                d.seconds
+            }
             Some(_) => {
                 return Err(Error::invalid_field(
                     "expire_after",
-                    "must be from one minute to 30 days",
+                    "must be from one hour to 30 days",
                 ));
             }
         };
@@ -1054,9 +1069,9 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::LookupInvitationRequest>,
     ) -> Result<Response<pb::LookupInvitationResponse>, Status> {
-        // Whoever holds the token may see what it is for: the token is the
-        // secret.
-        let _caller = self.0.caller(&request).await?;
+        // Public: whoever holds the token may see what it is for (the token
+        // is the secret, 256 random bits; the edge limits guesses per client
+        // address), so that a sign-up page can greet the invitee.
         let now = now_micros();
         let invitation = self
             .0

@@ -101,6 +101,10 @@ impl Options {
     }
 }
 
+/// The methods that take no access token: what an invitation token is for
+/// (the token is the credential).
+pub const PUBLIC_METHODS: &[&str] = &["/tenantry.rbac.v1.InvitationService/LookupInvitation"];
+
 /// What every handler shares.
 #[derive(Debug, Clone)]
 pub struct Core {

@@ -569,10 +569,12 @@ fn trusted_proxies(config: &Config, services: &[ServiceKind]) -> anyhow::Result<
 }
 
 /// Every gRPC method callable without credentials (sign-in, sign-up,
-/// recovery, key exchange, provider webhooks), by full path.
+/// recovery, key exchange, invitation previews, provider webhooks), by full
+/// path.
 fn public_methods() -> Vec<String> {
     tenantry_identity::PUBLIC_METHODS
         .iter()
+        .chain(tenantry_rbac::PUBLIC_METHODS)
         .chain(tenantry_billing::PUBLIC_METHODS)
         .map(|m| m.to_string())
         .collect()
