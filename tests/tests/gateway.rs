@@ -905,6 +905,57 @@ async fn an_invitation_is_previewed_without_signing_in_and_guesses_are_limited()
     sandbox.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_plan_limit_answers_402_in_words_not_429() {
+    let catalog = tempfile::tempdir().unwrap();
+    let path = catalog.path().join("plans.toml");
+    std::fs::write(
+        &path,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+         [plans.free.limits]\nprojects = 2\n",
+    )
+    .unwrap();
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
+        config.billing.catalog_file = Some(path);
+    })
+    .await;
+    let rest = Rest::new(sandbox.http_url());
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+    let create = format!("/v1/{}/projects", ada.organization);
+    // The first organization's default project is one of the two.
+    rest.ok(
+        "POST",
+        &create,
+        Some(&ada.token),
+        Some(json!({"displayName": "Two"})),
+    )
+    .await;
+    let refused = rest
+        .call(
+            "POST",
+            &create,
+            Some(&ada.token),
+            Some(json!({"displayName": "Three"})),
+        )
+        .await;
+    assert_eq!(refused.status, 402, "{}", refused.text);
+    assert_eq!(refused.reason().as_deref(), Some("QUOTA_EXCEEDED"));
+    assert_eq!(refused.body["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        refused.body["error"]["message"],
+        "the plan allows 2 projects; 2 are in use: upgrade the plan or free one first"
+    );
+    assert!(
+        refused.header("retry-after").is_none(),
+        "waiting does not help"
+    );
+    assert_eq!(
+        count_projects(&rest, &ada.organization, &ada.token).await,
+        2
+    );
+    sandbox.shutdown().await.unwrap();
+}
+
 /// Two gateways sharing Redis share one budget. Runs when
 /// TENANTRY_TEST_REDIS_URL is set (CI sets it).
 #[tokio::test]

@@ -31,7 +31,7 @@ impl ApiError {
     /// An error answered with the HTTP status of its gRPC code.
     pub fn from_status(status: tonic::Status) -> ApiError {
         ApiError {
-            http: http_status(status.code()),
+            http: status_of(&status),
             status,
             headers: Vec::new(),
         }
@@ -112,6 +112,22 @@ fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|| serde_json::json!({ "@type": any.type_url }))
         })
         .collect()
+}
+
+/// The HTTP status of an answer: its code's, except that a plan limit
+/// (`QUOTA_EXCEEDED`) is 402 Payment Required, so that a client tells it
+/// from a rate limit (429, with `Retry-After`) without reading the body:
+/// waiting does not lift a plan limit; upgrading, or freeing one, does.
+pub fn status_of(status: &tonic::Status) -> StatusCode {
+    use tonic_types::StatusExt as _;
+    let quota = status.code() == tonic::Code::ResourceExhausted
+        && status
+            .get_details_error_info()
+            .is_some_and(|info| info.reason == "QUOTA_EXCEEDED");
+    match quota {
+        true => StatusCode::PAYMENT_REQUIRED,
+        false => http_status(status.code()),
+    }
 }
 
 /// The HTTP status of a gRPC code (google.rpc.Code's mapping).

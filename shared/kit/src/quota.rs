@@ -6,6 +6,35 @@ use tenantry_proto::tenantry::billing::v1 as billing_pb;
 
 use crate::error::{Code, Error};
 
+/// A refused quota in words: "the plan allows 3 projects; 3 are in use".
+fn in_words(metric: billing_pb::Metric, answer: &billing_pb::CheckQuotaResponse) -> String {
+    use billing_pb::Metric as M;
+    let (one, many) = match metric {
+        M::Projects => ("project", "projects"),
+        M::Members => ("seat", "seats (members and pending invitations)"),
+        M::Teams => ("team", "teams"),
+        M::SubOrganizations => ("sub-organization", "sub-organizations and departments"),
+        M::ApiKeys => ("active API key", "active API keys"),
+        M::Deployments => ("deployment a month", "deployments a month"),
+        M::Unspecified => ("unit", "units"),
+    };
+    let whose = match answer.source() {
+        billing_pb::LimitSource::SubscriptionOverride => "the subscription's negotiated limit",
+        billing_pb::LimitSource::Organization => "the organization's own limit",
+        billing_pb::LimitSource::Ancestor => "a limit set higher in the organization tree",
+        _ => "the plan",
+    };
+    match answer.limit {
+        Some(limit) => format!(
+            "{whose} allows {limit} {}; {} {} in use: upgrade the plan or free one first",
+            if limit == 1 { one } else { many },
+            answer.used,
+            if answer.used == 1 { "is" } else { "are" }
+        ),
+        None => format!("{whose} allows no more {many}"),
+    }
+}
+
 /// The error for a denied quota check of `metric`: FAILED_PRECONDITION
 /// (`SUBSCRIPTION_PAST_DUE`) when the subscription is past due, otherwise
 /// RESOURCE_EXHAUSTED (`QUOTA_EXCEEDED`) with the metric, limit, usage and
@@ -27,7 +56,7 @@ pub fn denied(
         Error::new(
             Code::ResourceExhausted,
             "QUOTA_EXCEEDED",
-            format!("the limit of {metric_name} is reached"),
+            in_words(metric, answer),
         )
     }
     .with_domain(domain)
