@@ -787,6 +787,8 @@ async fn bad_sign_ups_are_refused_and_write_nothing() {
                 .unwrap_err();
             assert_eq!(status.code(), code, "{email} / {name}");
             if !field.is_empty() {
+                // The message alone names the field, for grpcurl and curl.
+                assert!(status.message().contains(field), "{}", status.message());
                 let violations = status.get_details_bad_request().unwrap().field_violations;
                 assert!(
                     violations.iter().any(|v| v.field == field),

@@ -71,9 +71,14 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
     let org = tenantry_kit::id::new_id().to_string();
     let (creator, creator_token) = sign_up(&mut identity, "creator@example.com").await;
     let (_, outsider_token) = sign_up(&mut identity, "outsider@example.com").await;
+    let (reader, reader_token) = sign_up(&mut identity, "reader@example.com").await;
     {
         let mut directory = rbac.state();
         directory.members.insert((creator.clone(), org.clone()));
+        directory.members.insert((reader.clone(), org.clone()));
+        directory
+            .grants
+            .insert((reader.clone(), org.clone(), "organization.read".to_string()));
         for permission in ["organization.api_keys.create", "project.read"] {
             directory
                 .grants
@@ -96,6 +101,12 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
         .await
         .unwrap_err();
     assert_eq!(outsider.code(), Code::NotFound);
+    // A member who reads the organization is told they may not.
+    let reader = keys
+        .create_api_key(authed(create(&org, &["project.read"]), &reader_token))
+        .await
+        .unwrap_err();
+    assert_eq!(reader.code(), Code::PermissionDenied, "{reader:?}");
     let bad = keys
         .create_api_key(authed(create(&org, &["Project Read"]), &creator_token))
         .await

@@ -34,6 +34,8 @@ use crate::store::ApiKeyRow;
 
 /// The permission that lets a member create and manage API keys.
 const MANAGE_PERMISSION: &str = "organization.api_keys.create";
+/// What a member of the organization may do: read it.
+const READ_PERMISSION: &str = "organization.read";
 /// How long a verified key is trusted without a database read.
 const CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most exchanged keys remembered.
@@ -171,21 +173,23 @@ impl ApiKeyApi {
     }
 
     /// The caller must be a signed-in user allowed to manage the
-    /// organization's keys; anyone else sees NOT_FOUND for the organization.
+    /// organization's keys. As everywhere: someone who may not even read the
+    /// organization sees NOT_FOUND; a reader who may not do this,
+    /// PERMISSION_DENIED.
     async fn manager(
         &self,
         caller: &Principal,
         organization_id: &str,
     ) -> Result<crate::store::UserRow> {
         let user = self.accounts.user_principal(caller).await?;
-        let allowed = self
-            .accounts
-            .inner
-            .directory
-            .check_permission(&user.id, "organization", organization_id, MANAGE_PERMISSION)
-            .await?;
-        if allowed {
+        let directory = &self.accounts.inner.directory;
+        let check = |permission| {
+            directory.check_permission(&user.id, "organization", organization_id, permission)
+        };
+        if check(MANAGE_PERMISSION).await? {
             Ok(user)
+        } else if check(READ_PERMISSION).await? {
+            Err(Error::permission_denied(MANAGE_PERMISSION).with_domain("identity"))
         } else {
             Err(Error::not_found("organization").with_domain("identity"))
         }

@@ -36,12 +36,13 @@ fn index_error(error: IndexError) -> Error {
         IndexError::WrongType { .. } => ("permission", "PERMISSION_OF_ANOTHER_TYPE"),
         _ => ("permission", "INVALID_ARGUMENT"),
     };
+    let description = error.to_string();
     Error::new(
         Code::InvalidArgument,
         reason,
-        "the request has invalid fields",
+        format!("invalid `{field}`: {description}"),
     )
-    .with_violation(field, error.to_string())
+    .with_violation(field, description)
 }
 
 fn permissionship(allowed: bool) -> pb::Permissionship {

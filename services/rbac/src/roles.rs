@@ -66,7 +66,7 @@ impl Core {
             if index.schema().permission(permission).is_none() {
                 return Err(Error::invalid_field(
                     format!("role.permissions[{i}]"),
-                    format!("`{permission}` is not a permission"),
+                    format!("no registered type defines the permission `{permission}`"),
                 ));
             }
         }

@@ -142,11 +142,14 @@ impl Error {
     }
 
     /// A request field is missing or malformed.
+    /// The message names the field and the rule, for whoever reads only
+    /// the message (grpcurl, curl); the details carry the same violation.
     pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Self {
+        let (field, description) = (field.into(), description.into());
         Error::new(
             Code::InvalidArgument,
             "INVALID_ARGUMENT",
-            "the request has invalid fields",
+            format!("invalid `{field}`: {description}"),
         )
         .with_violation(field, description)
     }

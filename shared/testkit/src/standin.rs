@@ -142,7 +142,7 @@ impl authz_pb::authorization_service_server::AuthorizationService for DirectoryS
             return Err(tenantry_kit::error::Error::new(
                 tenantry_kit::error::Code::InvalidArgument,
                 "PERMISSION_OF_ANOTHER_TYPE",
-                "the request has invalid fields",
+                "invalid `permission`: it is not a permission of the resource's type",
             )
             .with_violation("permission", "is not a permission of the resource's type")
             .into());

@@ -246,7 +246,7 @@ pub struct Index {
 pub enum IndexError {
     #[error("unknown resource type `{0}`")]
     UnknownType(String),
-    #[error("unknown permission `{0}`")]
+    #[error("no registered type defines the permission `{0}`")]
     UnknownPermission(String),
     #[error("`{permission}` is not a permission of `{object_type}`")]
     WrongType {
