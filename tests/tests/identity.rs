@@ -411,6 +411,9 @@ async fn a_first_organization_starts_with_its_default_project() {
             (main.display_name.as_str(), main.slug.as_str()),
             ("main", "main")
         );
+        // Made by the user themself (identity acts with a token of theirs),
+        // so the audit log shows them, not a service.
+        assert_eq!(main.created_by, ada);
         let environments =
             org_pb::project_service_client::ProjectServiceClient::new(channel.clone())
                 .list_environments(authed(

@@ -498,7 +498,7 @@ impl Accounts {
             match self
                 .inner
                 .directory
-                .create_first_organization(&user.id, &name)
+                .create_first_organization(&user.id, &self.short_user_token(user), &name)
                 .await
             {
                 Ok(organization) => return Ok(organization),
@@ -1675,7 +1675,7 @@ impl Accounts {
             if let Some(organization) = self
                 .inner
                 .directory
-                .create_first_organization(&user.id, &name)
+                .create_first_organization(&user.id, &self.short_user_token(&user), &name)
                 .await?
             {
                 organization_created = true;

@@ -113,8 +113,14 @@ impl Directory {
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
+        self.request_as(message, &(self.token)())
+    }
+
+    /// A request made with `bearer`: identity's own token, or a short one of
+    /// the user identity acts for (so that what it does is theirs).
+    fn request_as<T>(&self, message: T, bearer: &str) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        if let Ok(value) = format!("Bearer {}", (self.token)()).parse() {
+        if let Ok(value) = format!("Bearer {bearer}").parse() {
             request.metadata_mut().insert("authorization", value);
         }
         // Carry the caller's trace, and what the caller must see, to the
@@ -181,21 +187,27 @@ impl Directory {
     pub async fn create_first_organization(
         &self,
         user_id: &str,
+        user_token: &str,
         display_name: &str,
     ) -> Result<Option<String>> {
         let mut client = org_pb::organization_service_client::OrganizationServiceClient::new(
             self.organization.clone(),
         );
-        let request = self.request(org_pb::CreateOrganizationRequest {
-            organization: Some(org_pb::Organization {
-                display_name: display_name.to_string(),
-                owner: format!("users/{user_id}"),
-                ..Default::default()
-            }),
-            // One first organization per user, however often this is retried.
-            request_id: format!("first-organization-{user_id}"),
-            with_default_project: true,
-        });
+        // Made as the user (a short token of theirs): the organization, its
+        // default project and their events are the user's own doing.
+        let request = self.request_as(
+            org_pb::CreateOrganizationRequest {
+                organization: Some(org_pb::Organization {
+                    display_name: display_name.to_string(),
+                    owner: format!("users/{user_id}"),
+                    ..Default::default()
+                }),
+                // One first organization per user, however often this is retried.
+                request_id: format!("first-organization-{user_id}"),
+                with_default_project: true,
+            },
+            user_token,
+        );
         match client.create_organization(request).await {
             Ok(response) => {
                 // The caller's answer covers the organization's write too.
@@ -323,14 +335,12 @@ impl Directory {
     pub async fn accept_invitation(&self, token: &str, user_token: &str) -> Result<bool> {
         let mut client =
             rbac_pb::invitation_service_client::InvitationServiceClient::new(self.rbac.clone());
-        let mut request = tonic::Request::new(rbac_pb::AcceptInvitationRequest {
-            token: token.to_string(),
-        });
-        if let Ok(value) = format!("Bearer {user_token}").parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        tenantry_kit::telemetry::inject_metadata(request.metadata_mut());
-        tenantry_kit::consistency::inject(request.metadata_mut());
+        let request = self.request_as(
+            rbac_pb::AcceptInvitationRequest {
+                token: token.to_string(),
+            },
+            user_token,
+        );
         client
             .accept_invitation(request)
             .await
