@@ -1636,6 +1636,63 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
         let evil_project = w.project(&eve, &id(&evil.name), "Evil Plan").await;
         w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
         let service = service_token(&w, &root, &acme_id).await;
+        // A service account's lookup is inside its organization, with or
+        // without the (optional) filter; another organization is refused.
+        for filter in [String::new(), acme.name.clone()] {
+            let found = w
+                .authz()
+                .lookup_resources(authed(
+                    authz::LookupResourcesRequest {
+                        resource_type: "project".into(),
+                        permission: "project.read".into(),
+                        subject: subject(&bob.id),
+                        organization: filter,
+                        ..Default::default()
+                    },
+                    &service,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(found.resource_ids, vec![rocket.clone()]);
+        }
+        let elsewhere = w
+            .authz()
+            .lookup_resources(authed(
+                authz::LookupResourcesRequest {
+                    resource_type: "project".into(),
+                    permission: "project.read".into(),
+                    subject: subject(&eve.id),
+                    organization: evil.name.clone(),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(elsewhere.code(), Code::PermissionDenied);
+        // A cursor that is not one is refused in the field it came in.
+        let garbage = w
+            .authz()
+            .watch(authed(
+                authz::WatchRequest {
+                    optional_start_cursor: Some(authz::ZedToken {
+                        token: "garbage".into(),
+                    }),
+                    organization: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(garbage.code(), Code::InvalidArgument);
+        assert!(
+            garbage.message().contains("optional_start_cursor"),
+            "{}",
+            garbage.message()
+        );
         let mut schema = Schema::new(w.channel.clone());
 
         // Users do not register types; bad definitions write nothing.

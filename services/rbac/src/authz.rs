@@ -309,12 +309,18 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let r = request.get_ref();
         let (subject_type, subject_id) = subject(r.subject.as_ref())?;
         // A lookup names no object: a service account's is its own
-        // organization (the `organization` filter, which must be set).
-        let scope = (!r.organization.is_empty()).then(|| {
-            r.organization
-                .trim_start_matches("organizations/")
-                .to_string()
-        });
+        // organization, the `organization` filter or, when that is unset,
+        // the organization of its token.
+        let scope = match r.organization.as_str() {
+            "" if caller.principal.kind == PrincipalKind::ServiceAccount => {
+                caller.principal.organization.clone()
+            }
+            "" => None,
+            name => Some(
+                tenantry_kit::id::parse_name("organization", "organizations/{}", name)?[0]
+                    .to_string(),
+            ),
+        };
         may_ask(
             &caller.principal,
             &self.0.index.read(),
@@ -340,15 +346,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .decode::<After>(query.as_bytes(), &r.page_token)?
             .map(|a| a.0)
             .unwrap_or_default();
-        let organization = if r.organization.is_empty() {
-            None
-        } else {
-            Some(
-                tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?
-                    [0]
-                .to_string(),
-            )
-        };
+        let organization = scope;
         let revision = self.0.index.at(r.consistency.as_ref()).await?;
         let index = self.0.index.read();
         let mut ids = match subject_type {
@@ -686,7 +684,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             Some(id)
         };
         let start = match &r.optional_start_cursor {
-            Some(cursor) => crate::live::parse_token(&cursor.token)?,
+            Some(cursor) => crate::live::parse_token_in("optional_start_cursor", &cursor.token)?,
             None => self.0.index.applied(),
         };
         if start < self.0.store.floor().await? {

@@ -486,9 +486,14 @@ pub fn token(revision: i64) -> authz_pb::ZedToken {
 /// that also names a pending event counts by its revision here (such tokens
 /// travel in metadata, where the event is waited for too).
 pub fn parse_token(token: &str) -> Result<i64> {
+    parse_token_in("consistency.at_least_as_fresh", token)
+}
+
+/// [`parse_token`] for a token given in `field`, which the error names.
+pub fn parse_token_in(field: &str, token: &str) -> Result<i64> {
     Token::parse(token)
         .map(|token| token.revision)
-        .map_err(|e| Error::invalid_field("consistency.at_least_as_fresh", e.to_string()))
+        .map_err(|e| Error::invalid_field(field, e.to_string()))
 }
 
 #[cfg(test)]
