@@ -750,6 +750,44 @@ async fn custom_roles_teams_and_project_grants() {
             })
             .expect("the guest's grant is listed");
         assert!(grant.external);
+        // Every grant says whom it is for in words: a team by its name, a
+        // role by its display name.
+        let role_grant = grants
+            .create_project_grant(authed(
+                pb::CreateProjectGrantRequest {
+                    parent: project_name.clone(),
+                    project_grant: Some(pb::ProjectGrant {
+                        subject: Some(pb::project_grant::Subject::Role("roles/member".into())),
+                        access_level: authz::ProjectAccessLevel::Viewer as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .project_grant
+            .unwrap();
+        assert_eq!(role_grant.subject_display_name, "Member");
+        let listed = grants
+            .list_project_grants(authed(
+                pb::ListProjectGrantsRequest {
+                    parent: project_name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .project_grants;
+        let team_grant = listed
+            .iter()
+            .find(|g| g.subject == Some(pb::project_grant::Subject::Team(team.name.clone())))
+            .expect("the team's grant is listed");
+        assert_eq!(team_grant.subject_display_name, "Core");
         let at = fresh(&external.written_at);
         assert!(
             w.check(&guest, "project", &rocket, "project.read", at.clone())

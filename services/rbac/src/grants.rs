@@ -67,7 +67,7 @@ fn grant_ids(field: &str, name: &str) -> Result<(String, String, String)> {
 struct After(String);
 
 impl Core {
-    async fn grant_to_proto(&self, g: &GrantRow) -> Result<pb::ProjectGrant> {
+    async fn grant_to_proto(&self, caller: &Caller, g: &GrantRow) -> Result<pb::ProjectGrant> {
         use pb::project_grant::Subject;
         let (subject, external, display, email) = match &g.subject {
             GrantSubject::User(u) => {
@@ -87,10 +87,17 @@ impl Core {
             GrantSubject::Team(t) => (
                 Subject::Team(format!("organizations/{}/teams/{t}", g.organization_id)),
                 false,
-                String::new(),
+                self.peers
+                    .team_display_name(caller, &g.organization_id, t)
+                    .await,
                 String::new(),
             ),
-            GrantSubject::Role(r) => (Subject::Role(r.clone()), false, r.clone(), String::new()),
+            GrantSubject::Role(r) => (
+                Subject::Role(r.clone()),
+                false,
+                self.role_display_name(&g.organization_id, r).await?,
+                String::new(),
+            ),
         };
         Ok(pb::ProjectGrant {
             name: format!(
@@ -219,7 +226,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             && let Some(grant) = self.0.store.grant(&project_id, &id).await?
         {
             return Ok(Response::new(pb::CreateProjectGrantResponse {
-                project_grant: Some(self.0.grant_to_proto(&grant).await?),
+                project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
                 written_at: Some(token(self.0.index.applied())),
             }));
         }
@@ -294,7 +301,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             )
             .await?;
         Ok(Response::new(pb::CreateProjectGrantResponse {
-            project_grant: Some(self.0.grant_to_proto(&grant).await?),
+            project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
             written_at: Some(token(revision)),
         }))
     }
@@ -314,7 +321,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .await?
             .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
         Ok(Response::new(pb::GetProjectGrantResponse {
-            project_grant: Some(self.0.grant_to_proto(&grant).await?),
+            project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
         }))
     }
 
@@ -343,7 +350,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 break;
             }
             last = Some(g.id.clone());
-            let grant = self.0.grant_to_proto(g).await?;
+            let grant = self.0.grant_to_proto(&caller, g).await?;
             let level_ok = r.access_level == 0 || grant.access_level == r.access_level;
             if level_ok && (!r.external_only || grant.external) {
                 project_grants.push(grant);
@@ -432,7 +439,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             )
             .await?;
         Ok(Response::new(pb::UpdateProjectGrantResponse {
-            project_grant: Some(self.0.grant_to_proto(&next).await?),
+            project_grant: Some(self.0.grant_to_proto(&caller, &next).await?),
             written_at: Some(token(revision)),
         }))
     }

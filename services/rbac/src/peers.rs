@@ -83,6 +83,37 @@ impl Peers {
         }
     }
 
+    /// A team's display name as the caller may read it; empty when it cannot
+    /// be had (a name on a listing never fails the listing).
+    pub async fn team_display_name(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        team_id: &str,
+    ) -> String {
+        let mut client =
+            org_pb::team_service_client::TeamServiceClient::new(self.organization.clone());
+        let answer = client
+            .get_team(request(
+                caller,
+                org_pb::GetTeamRequest {
+                    name: format!("organizations/{organization_id}/teams/{team_id}"),
+                },
+            ))
+            .await;
+        match answer {
+            Ok(response) => response
+                .into_inner()
+                .team
+                .map(|team| team.display_name)
+                .unwrap_or_default(),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "a team's name could not be read");
+                String::new()
+            }
+        }
+    }
+
     /// The calling user's email, if it is verified.
     pub async fn verified_email(&self, caller: &Caller) -> Result<Option<String>> {
         let user = self.me(caller).await?;

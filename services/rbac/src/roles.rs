@@ -41,6 +41,23 @@ fn role_ids(field: &str, name: &str) -> Result<(String, String)> {
 }
 
 impl Core {
+    /// A role's name as people read it: `Member` for `roles/member`, a
+    /// custom role's display name; the resource name if it is gone.
+    pub(crate) async fn role_display_name(
+        &self,
+        organization_id: &str,
+        name: &str,
+    ) -> Result<String> {
+        if let Some(role) = self.built_in_to_proto(name) {
+            return Ok(role.display_name);
+        }
+        let custom = match role_ids("role", name) {
+            Ok((_, id)) => self.store.role(organization_id, &id).await?,
+            Err(_) => None,
+        };
+        Ok(custom.map_or_else(|| name.to_string(), |role| role.display_name))
+    }
+
     fn built_in_to_proto(&self, name: &str) -> Option<pb::Role> {
         let index = self.index.read();
         let perms = index.schema().built_in_role(name)?;
