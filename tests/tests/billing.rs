@@ -946,6 +946,85 @@ impl World {
 }
 
 #[tokio::test]
+async fn a_free_organization_upgrades_in_one_call() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let acme = w.organization(&ada, "Acme", None, None).await;
+        w.until_subscribed(&ada, &acme).await;
+        let workspace = w.organization_workspace(&ada, &acme).await;
+        let request = |account: Option<pb::BillingAccount>, existing: &str| pb::ChangePlanRequest {
+            name: format!("organizations/{acme}/subscription"),
+            plan: "plans/starter".into(),
+            request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a52".into(),
+            billing_account: existing.to_string(),
+            new_billing_account: account,
+            ..Default::default()
+        };
+        let new_account = pb::BillingAccount {
+            display_name: "Acme billing".into(),
+            currency_code: "USD".into(),
+            billing_email: "billing@acme.example".into(),
+            ..Default::default()
+        };
+        let accounts = || async {
+            w.accounts()
+                .list_billing_accounts(authed(
+                    pb::ListBillingAccountsRequest {
+                        parent: workspace.clone(),
+                        ..Default::default()
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .billing_accounts
+        };
+
+        // Both ways of naming the payer at once: refused, nothing made.
+        let both = w
+            .subscriptions()
+            .change_plan(authed(
+                request(
+                    Some(new_account.clone()),
+                    &format!("{workspace}/billingAccounts/x"),
+                ),
+                &ada.token,
+            ))
+            .await;
+        assert_status(both, Code::InvalidArgument, "INVALID_ARGUMENT");
+        assert!(accounts().await.is_empty());
+
+        // One call: the account is made in the workspace and pays.
+        let upgraded = w
+            .subscriptions()
+            .change_plan(authed(request(Some(new_account.clone()), ""), &ada.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(upgraded.plan, "plans/starter");
+        let made = accounts().await;
+        assert_eq!(made.len(), 1);
+        assert_eq!(upgraded.billing_account, made[0].name);
+        // A retry of the same call makes no second account and no change.
+        let again = w
+            .subscriptions()
+            .change_plan(authed(request(Some(new_account), ""), &ada.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(again.etag, upgraded.etag);
+        assert_eq!(accounts().await.len(), 1);
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn limits_bind_down_the_tree_and_usage_rolls_up() {
     for storage in storages() {
         let w = World::start(storage).await;

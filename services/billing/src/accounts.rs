@@ -180,7 +180,7 @@ impl Core {
 pub struct BillingAccountApi(pub Core);
 
 impl BillingAccountApi {
-    async fn create(
+    pub(crate) async fn create(
         &self,
         caller: Caller,
         request: pb::CreateBillingAccountRequest,

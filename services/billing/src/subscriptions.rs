@@ -460,8 +460,34 @@ impl SubscriptionApi {
         if request.extra_seats.is_some_and(|n| n < 0) {
             return Err(Error::invalid_field("extra_seats", "must not be negative"));
         }
+        if !request.billing_account.is_empty() && request.new_billing_account.is_some() {
+            return Err(Error::invalid_field(
+                "new_billing_account",
+                "must not be set together with billing_account",
+            ));
+        }
+        let given_account =
+            crate::accounts::optional_account_id("billing_account", &request.billing_account)?;
         let node = core.root_for(&caller, &id, Need::Manage).await?;
         let plan = core.subscribable(plan_id, &id).await?;
+        // The new account first: a refused plan change leaves it, and a retry
+        // with the same request id finds it instead of making a second.
+        let new_account = match request.new_billing_account {
+            Some(account) => {
+                let created = crate::accounts::BillingAccountApi(core.clone())
+                    .create(
+                        caller.clone(),
+                        pb::CreateBillingAccountRequest {
+                            parent: format!("workspaces/{}", node.workspace_id),
+                            billing_account: Some(account),
+                            request_id: request.request_id.clone(),
+                        },
+                    )
+                    .await?;
+                crate::accounts::optional_account_id("new_billing_account", &created.name)?
+            }
+            None => None,
+        };
         let now = now_micros();
         let mut tx = core.store.begin().await?;
         let before = store::subscription(&mut *tx, &id)
@@ -489,10 +515,16 @@ impl SubscriptionApi {
                 "the subscription was canceled; Subscribe again",
             ));
         }
-        core.check_payer(&node, before.billing_account_id.as_deref(), &plan)
-            .await?;
         let mut after = before.clone();
         let mut changed = Vec::new();
+        if let Some(account) = given_account.or(new_account)
+            && after.billing_account_id.as_deref() != Some(account.as_str())
+        {
+            after.billing_account_id = Some(account);
+            changed.push("billing_account".to_string());
+        }
+        core.check_payer(&node, after.billing_account_id.as_deref(), &plan)
+            .await?;
         if after.plan_id != plan.id {
             after.plan_id = plan.id.clone();
             changed.push("plan".to_string());
