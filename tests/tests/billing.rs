@@ -953,6 +953,7 @@ async fn a_free_organization_upgrades_in_one_call() {
         let acme = w.organization(&ada, "Acme", None, None).await;
         w.until_subscribed(&ada, &acme).await;
         let workspace = w.organization_workspace(&ada, &acme).await;
+        let mut tap = w.tap().await;
         let request = |account: Option<pb::BillingAccount>, existing: &str| pb::ChangePlanRequest {
             name: format!("organizations/{acme}/subscription"),
             plan: "plans/starter".into(),
@@ -1020,6 +1021,24 @@ async fn a_free_organization_upgrades_in_one_call() {
             .unwrap();
         assert_eq!(again.etag, upgraded.etag);
         assert_eq!(accounts().await.len(), 1);
+
+        // Both are in the organization's log, each naming what it is about.
+        let wait = Duration::from_secs(15);
+        let created = tap.expect("billing.account.created", wait).await.unwrap();
+        assert_eq!(created.organization_id, acme);
+        assert_eq!(created.targets[0].r#type, "billing_account");
+        let changed = tap
+            .expect("billing.subscription.changed", wait)
+            .await
+            .unwrap();
+        assert_eq!(changed.organization_id, acme);
+        assert_eq!(
+            (
+                changed.targets[0].r#type.as_str(),
+                changed.targets[0].id.as_str()
+            ),
+            ("subscription", acme.as_str())
+        );
         w.sandbox.shutdown().await.unwrap();
     }
 }

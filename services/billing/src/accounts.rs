@@ -303,13 +303,26 @@ impl BillingAccountApi {
                 &account.id,
             )
             .await?;
+        // The log it belongs in: the organization it pays for, or the one
+        // root of its workspace; an account of a workspace of several roots
+        // belongs to none of them alone.
+        let logged_in = match &organization {
+            Some(organization) => Some(organization.clone()),
+            None => match store::workspace_roots(&mut *tx, &workspace_id)
+                .await?
+                .as_slice()
+            {
+                [root] => Some(root.clone()),
+                _ => None,
+            },
+        };
         core.emit(
             &mut tx,
             caller.actor(),
             Some(&caller.request),
             "billing.account.created",
             ("billing_account", &account.id),
-            None,
+            logged_in.as_deref().map(|org| (org, org)),
             &events::BillingAccountCreated {
                 billing_account_id: account.id.clone(),
                 workspace_id: workspace_id.clone(),

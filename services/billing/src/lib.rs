@@ -326,6 +326,13 @@ impl Core {
         payload: &M,
     ) -> Result<()> {
         let mut event = NewEvent::new(event_type, aggregate.0, aggregate.1, actor, payload);
+        // What the change is about: its aggregate (a subscription, an
+        // account, a plan), so that the audit log can show and filter it.
+        event.targets = vec![events::Target {
+            r#type: aggregate.0.to_string(),
+            id: aggregate.1.to_string(),
+            name: String::new(),
+        }];
         if let Some((id, root)) = organization {
             event = event.in_organization(id, root);
         }
