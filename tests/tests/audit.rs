@@ -278,6 +278,11 @@ async fn every_change_is_logged_once_per_organization_and_read_only_by_its_audit
             created.actor.as_ref().unwrap().kind,
             pb::actor::Kind::User as i32
         );
+        // Who did it, in words: the name the user had when they did it.
+        assert_eq!(
+            created.actor.as_ref().unwrap().display_name,
+            "ada@example.com"
+        );
         assert_eq!(created.source, "organization");
         assert_eq!(created.outcome, pb::Outcome::Success as i32);
         assert!(created.targets.iter().any(|t| t.id == project));

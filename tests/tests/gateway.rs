@@ -634,6 +634,7 @@ async fn bad_input_is_refused_with_the_right_status_and_writes_nothing() {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: None,
         })
     };
     let bad = rest

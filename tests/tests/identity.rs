@@ -576,6 +576,7 @@ fn claims_for(sub: &str, exp_offset: i64) -> Claims {
         perms: None,
         team: None,
         mfa_pending: false,
+        name: None,
     }
 }
 

@@ -170,6 +170,7 @@ async fn a_subset_serves_only_its_own_services() {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: None,
         },
     );
     let refused = tenantry_proto::tenantry::rbac::v1::membership_service_client::MembershipServiceClient::new(

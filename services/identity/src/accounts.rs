@@ -618,6 +618,7 @@ impl Accounts {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: Some(user.display_name.clone()),
         })
     }
 
@@ -1336,6 +1337,7 @@ impl Accounts {
             perms: None,
             team: None,
             mfa_pending: session.mfa_pending,
+            name: Some(user.display_name.clone()),
         };
         let access_token = self.inner.keys.signing_key().sign(&claims);
         let refresh_expires =

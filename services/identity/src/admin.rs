@@ -520,6 +520,7 @@ impl Accounts {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: Some(account.display_name.clone()),
         };
         Ok(ServiceToken {
             access_token: self.inner.keys.signing_key().sign(&claims),

@@ -311,6 +311,7 @@ impl ApiKeyApi {
             perms: Some(key.permissions.clone()),
             team: key.team_id.clone(),
             mfa_pending: false,
+            name: Some(key.display_name.clone()),
         };
         (
             self.accounts.inner.keys.signing_key().sign(&claims),

@@ -316,6 +316,7 @@ fn service_token(ctx: &ServiceContext, keys: &KeyRing) -> directory::TokenSource
             perms: None,
             team: None,
             mfa_pending: false,
+            name: None,
         });
         *current = Some((token.clone(), exp));
         token

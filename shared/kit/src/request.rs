@@ -47,7 +47,7 @@ pub fn actor(principal: &Principal) -> events::Actor {
     events::Actor {
         kind: kind as i32,
         id: principal.id.clone(),
-        display_name: String::new(),
+        display_name: principal.claims.name.clone().unwrap_or_default(),
     }
 }
 

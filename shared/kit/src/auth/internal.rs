@@ -104,6 +104,7 @@ impl InternalKey {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: None,
         })
     }
 }

@@ -68,6 +68,10 @@ pub struct Claims {
     /// MFA and the user has none yet).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub mfa_pending: bool,
+    /// The subject's display name when the token was issued: who did it,
+    /// in words, for the audit log. Never used for a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Why a token was rejected. Callers log it at debug and answer a generic
@@ -506,6 +510,7 @@ pub(crate) mod tests {
             perms: None,
             team: None,
             mfa_pending: false,
+            name: None,
         }
     }
 
