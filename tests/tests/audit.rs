@@ -878,6 +878,95 @@ async fn nothing_is_lost_or_doubled_while_the_audit_consumer_or_the_bus_is_down(
 }
 
 #[tokio::test]
+async fn refusals_are_in_the_log_with_who_and_why() {
+    for storage in storages() {
+        let w = World::start(builder(storage)).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme").await;
+        tenantry_tests::people::join(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
+        let create = |user: &User, name: &str| {
+            let request = org::CreateProjectRequest {
+                parent: format!("organizations/{acme}"),
+                project: Some(org::Project {
+                    display_name: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let token = user.token.clone();
+            let channel = w.channel.clone();
+            async move {
+                org::project_service_client::ProjectServiceClient::new(channel)
+                    .create_project(authed(request, &token))
+                    .await
+            }
+        };
+        // A member may not create projects; the owner fills the plan (three).
+        let denied = create(&bob, "mine").await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        for name in ["one", "two", "three"] {
+            create(&ada, name).await.unwrap();
+        }
+        let over = create(&ada, "four").await.unwrap_err();
+        assert_eq!(over.code(), Code::ResourceExhausted);
+
+        let events = w
+            .until_logged(&ada, &acme, "organization.request.denied")
+            .await;
+        let refusals = eventually("both refusals in the log", || async {
+            let found: Vec<pb::AuditEvent> = w
+                .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
+                .await
+                .ok()?
+                .audit_events
+                .into_iter()
+                .filter(|e| e.action == "organization.request.denied")
+                .collect();
+            (found.len() == 2).then_some(found)
+        })
+        .await;
+        assert!(!events.is_empty());
+        let field = |e: &pb::AuditEvent, key: &str| -> String {
+            match e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.fields.get(key))
+                .and_then(|v| v.kind.clone())
+            {
+                Some(prost_types::value::Kind::StringValue(s)) => s,
+                _ => String::new(),
+            }
+        };
+        let by_bob = refusals
+            .iter()
+            .find(|e| e.actor.as_ref().unwrap().id == bob.id)
+            .expect("bob's refusal");
+        assert_eq!(by_bob.outcome, pb::Outcome::Denied as i32);
+        assert_eq!(field(by_bob, "action"), "project.create");
+        assert_eq!(field(by_bob, "reason"), "PERMISSION_DENIED");
+        assert!(by_bob.targets.iter().any(|t| t.id == acme));
+        let by_ada = refusals
+            .iter()
+            .find(|e| e.actor.as_ref().unwrap().id == ada.id)
+            .expect("ada's refusal");
+        assert_eq!(by_ada.outcome, pb::Outcome::Denied as i32);
+        assert_eq!(field(by_ada, "reason"), "QUOTA_EXCEEDED");
+        assert_eq!(field(by_ada, "metric"), "METRIC_PROJECTS");
+        assert_eq!(field(by_ada, "limit"), "3");
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_huge_export_streams_in_chunks_and_oversized_metadata_is_cut_not_dropped() {
     use prost::Message as _;
     use tenantry_kit::bus::{BusMessage, EventBus, LocalBus};

@@ -274,9 +274,15 @@ impl Core {
             self.live_team(&organization_id, team).await?;
         }
         let id = new_id().to_string();
-        self.quotas
+        if let Err(error) = self
+            .quotas
             .ensure(caller, &organization_id, kind.metric(), &id)
-            .await?;
+            .await
+        {
+            self.record_denied(caller, &org, kind.create_permission(), &error)
+                .await;
+            return Err(error);
+        }
         let inserted = self
             .insert_child(
                 caller,

@@ -275,6 +275,57 @@ impl Core {
         Ok(())
     }
 
+    /// Records in `org`'s audit log that the caller was refused `action`
+    /// there, for lack of a permission or over a plan limit: refusals are
+    /// activity too. Best effort: the refusal stands whether or not it is
+    /// recorded. Only refusals to someone who may read the organization
+    /// come here (NOT_FOUND is not recorded: a stranger cannot fill another
+    /// tenant's log).
+    pub(crate) async fn record_denied(
+        &self,
+        caller: &Caller,
+        org: &store::OrganizationRow,
+        action: &str,
+        error: &Error,
+    ) {
+        if !matches!(
+            error.code(),
+            Code::PermissionDenied | Code::ResourceExhausted
+        ) {
+            return;
+        }
+        let field = |key| error.metadata(key).unwrap_or_default().to_string();
+        let payload = events::RequestDenied {
+            action: action.to_string(),
+            reason: error.reason().to_string(),
+            message: error.message().to_string(),
+            permission: field("permission"),
+            metric: field("metric"),
+            limit: field("limit"),
+            used: field("used"),
+        };
+        let recorded = async {
+            // The authorization index has nothing to learn from a refusal.
+            let mut tx = Write::new(self.store.begin().await?, &self.outbox, None);
+            self.emit(
+                &mut tx,
+                caller,
+                "organization.request.denied",
+                ("request", &tenantry_kit::id::new_id().to_string()),
+                (&org.id, &org.root_id),
+                &payload,
+                Vec::new(),
+                vec![target("organization", &org.id, &org.display_name)],
+            )
+            .await?;
+            self.commit(tx).await
+        }
+        .await;
+        if let Err(error) = recorded {
+            tracing::warn!(error = %error, "a refusal could not be recorded in the audit log");
+        }
+    }
+
     /// When a soft-deleted object is purged, counted from `now_us`.
     pub(crate) fn purge_at(&self, now_us: i64) -> i64 {
         now_us + i64::from(self.options.purge_after_days) * 86_400 * 1_000_000

@@ -189,7 +189,7 @@ impl Core {
         permission: &str,
     ) -> Result<()> {
         if !org.is_deleted() {
-            return self
+            let answer = self
                 .authorize(
                     caller,
                     Object::Organization(&org.id),
@@ -198,6 +198,10 @@ impl Core {
                     KIND,
                 )
                 .await;
+            if let Err(error) = &answer {
+                self.record_denied(caller, org, permission, error).await;
+            }
+            return answer;
         }
         match &org.parent_id {
             Some(parent) => {
@@ -413,9 +417,15 @@ impl Core {
                     "the organization has departments switched off",
                 ));
             }
-            self.quotas
+            if let Err(error) = self
+                .quotas
                 .ensure(caller, &parent.id, Metric::SubOrganizations, &id)
-                .await?;
+                .await
+            {
+                self.record_denied(caller, &parent, permission, &error)
+                    .await;
+                return Err(error);
+            }
             let path = format!("{}{id}/", parent.path);
             (
                 Some(parent.clone()),

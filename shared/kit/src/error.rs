@@ -241,6 +241,11 @@ impl Error {
         &self.0.message
     }
 
+    /// One of the error's metadata values (ErrorInfo), if set.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.0.metadata.get(key).map(String::as_str)
+    }
+
     /// Converts into a `tonic::Status`, logging it first when its code says
     /// an operator should see it.
     pub fn into_status(self) -> tonic::Status {
