@@ -14,6 +14,7 @@ use tenantry::services::ServiceKind;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tenantry_testkit::{Bus, NatsServer, Sandbox, SandboxBuilder, Storage, authed, storages};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -918,10 +919,31 @@ async fn refusals_are_in_the_log_with_who_and_why() {
         }
         let over = create(&ada, "four").await.unwrap_err();
         assert_eq!(over.code(), Code::ResourceExhausted);
+        // Seats too: ada and bob, three pending invitations fill FREE's five.
+        let mut invitations =
+            rbac_pb::invitation_service_client::InvitationServiceClient::new(w.channel.clone());
+        let invite = |email: &str| {
+            authed(
+                rbac_pb::CreateInvitationRequest {
+                    parent: format!("organizations/{acme}"),
+                    invitation: Some(rbac_pb::Invitation {
+                        email: email.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &ada.token,
+            )
+        };
+        for email in ["c@example.com", "d@example.com", "e@example.com"] {
+            invitations.create_invitation(invite(email)).await.unwrap();
+        }
+        let no_seat = invitations
+            .create_invitation(invite("f@example.com"))
+            .await
+            .unwrap_err();
+        assert_eq!(no_seat.code(), Code::ResourceExhausted);
 
-        let events = w
-            .until_logged(&ada, &acme, "organization.request.denied")
-            .await;
         let refusals = eventually("both refusals in the log", || async {
             let found: Vec<pb::AuditEvent> = w
                 .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
@@ -931,10 +953,9 @@ async fn refusals_are_in_the_log_with_who_and_why() {
                 .into_iter()
                 .filter(|e| e.action == "organization.request.denied")
                 .collect();
-            (found.len() == 2).then_some(found)
+            (found.len() == 3).then_some(found)
         })
         .await;
-        assert!(!events.is_empty());
         let field = |e: &pb::AuditEvent, key: &str| -> String {
             match e
                 .metadata
@@ -954,10 +975,18 @@ async fn refusals_are_in_the_log_with_who_and_why() {
         assert_eq!(field(by_bob, "action"), "project.create");
         assert_eq!(field(by_bob, "reason"), "PERMISSION_DENIED");
         assert!(by_bob.targets.iter().any(|t| t.id == acme));
+        let seat = refusals
+            .iter()
+            .find(|e| field(e, "metric") == "METRIC_MEMBERS")
+            .expect("the seat refusal");
+        assert_eq!(seat.actor.as_ref().unwrap().id, ada.id);
+        assert_eq!(seat.source, "rbac");
+        assert_eq!(field(seat, "limit"), "5");
         let by_ada = refusals
             .iter()
-            .find(|e| e.actor.as_ref().unwrap().id == ada.id)
+            .find(|e| field(e, "metric") == "METRIC_PROJECTS")
             .expect("ada's refusal");
+        assert_eq!(by_ada.actor.as_ref().unwrap().id, ada.id);
         assert_eq!(by_ada.outcome, pb::Outcome::Denied as i32);
         assert_eq!(field(by_ada, "reason"), "QUOTA_EXCEEDED");
         assert_eq!(field(by_ada, "metric"), "METRIC_PROJECTS");

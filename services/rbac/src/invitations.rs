@@ -443,10 +443,20 @@ impl Core {
         }
         let id = new_id().to_string();
         // A pending member takes a seat; an external user never does.
-        if !input.external {
-            self.peers
+        if !input.external
+            && let Err(error) = self
+                .peers
                 .ensure_seat(caller, &organization_id, &format!("invitation:{id}"))
-                .await?;
+                .await
+        {
+            self.record_denied(
+                caller,
+                &organization_id,
+                "organization.members.invite",
+                &error,
+            )
+            .await;
+            return Err(error);
         }
         let inviter_name = self.peers.display_name(caller).await?;
         let now = now_micros();

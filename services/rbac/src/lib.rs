@@ -391,6 +391,57 @@ impl Core {
         event
     }
 
+    /// Records in the organization's audit log that the caller was refused
+    /// `action` there (for lack of a permission, or over a plan limit), as
+    /// the organization service does. Best effort: the refusal stands
+    /// whether or not it is recorded.
+    pub(crate) async fn record_denied(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        action: &str,
+        error: &Error,
+    ) {
+        if !matches!(
+            error.code(),
+            Code::PermissionDenied | Code::ResourceExhausted
+        ) {
+            return;
+        }
+        let field = |key| error.metadata(key).unwrap_or_default().to_string();
+        let payload = events::RequestDenied {
+            action: action.to_string(),
+            reason: error.reason().to_string(),
+            message: error.message().to_string(),
+            permission: field("permission"),
+            metric: field("metric"),
+            limit: field("limit"),
+            used: field("used"),
+        };
+        let request = tenantry_kit::id::new_id().to_string();
+        let mut event = self
+            .event(
+                caller,
+                "organization.request.denied",
+                ("request", &request),
+                organization_id,
+                &payload,
+            )
+            .await;
+        event.targets = vec![target("organization", organization_id)];
+        let recorded = async {
+            let mut tx = self.store.begin().await?;
+            self.outbox.append(&mut tx, event).await?;
+            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            self.outbox.notify();
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(error) = recorded {
+            tracing::warn!(error = %error.message(), "a refusal could not be recorded in the audit log");
+        }
+    }
+
     /// Whether an organization exists (as the tree mirror knows it).
     pub(crate) fn organization_known(&self, id: &str) -> bool {
         self.index.read().node(ORGANIZATION, id).is_some()

@@ -160,13 +160,24 @@ impl Core {
             .await?;
         self.require_joined(&organization_id, &user_id).await?;
         // A new member takes a seat of the plan.
-        self.peers
+        if let Err(error) = self
+            .peers
             .ensure_seat(
                 caller,
                 &organization_id,
                 &format!("membership:{organization_id}/{user_id}"),
             )
-            .await?;
+            .await
+        {
+            self.record_denied(
+                caller,
+                &organization_id,
+                "organization.members.manage",
+                &error,
+            )
+            .await;
+            return Err(error);
+        }
         let now = now_micros();
         let row = MembershipRow {
             organization_id: organization_id.clone(),
