@@ -332,15 +332,7 @@ impl Accounts {
             .first_organization(&user, &organization_name, None, client)
             .await?;
         self.send(verification).await;
-        let tokens = self
-            .sign_in(
-                &user,
-                Organization::Joined(organization.clone()),
-                false,
-                client,
-            )
-            .await?;
-        let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
+        let (user, tokens) = self.first_session(user, &organization, client).await?;
         Ok(SignedUp::SignedIn {
             user: Box::new(user),
             tokens,
@@ -437,15 +429,7 @@ impl Accounts {
         let organization = self
             .first_organization(&user, &pending.organization_name, Some(token_hash), client)
             .await?;
-        let tokens = self
-            .sign_in(
-                &user,
-                Organization::Joined(organization.clone()),
-                false,
-                client,
-            )
-            .await?;
-        let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
+        let (user, tokens) = self.first_session(user, &organization, client).await?;
         Ok(Verified {
             user,
             session: Some((tokens, organization)),
@@ -587,6 +571,18 @@ impl Accounts {
                 None
             }
         };
+        let (user, tokens) = self.first_session(user, &organization, client).await?;
+        Ok((user, tokens, organization))
+    }
+
+    /// A new user's first session, in the organization they were given (if
+    /// any), and the user as it is now.
+    async fn first_session(
+        &self,
+        user: UserRow,
+        organization: &Option<String>,
+        client: &ClientInfo,
+    ) -> Result<(UserRow, Tokens)> {
         let tokens = self
             .sign_in(
                 &user,
@@ -596,7 +592,7 @@ impl Accounts {
             )
             .await?;
         let user = self.store().user_by_id(&user.id).await?.unwrap_or(user);
-        Ok((user, tokens, organization))
+        Ok((user, tokens))
     }
 
     /// A sessionless one-minute access token of `user`, for a call identity

@@ -402,21 +402,8 @@ impl Core {
         action: &str,
         error: &Error,
     ) {
-        if !matches!(
-            error.code(),
-            Code::PermissionDenied | Code::ResourceExhausted
-        ) {
+        let Some(payload) = tenantry_kit::outbox::refusal(action, error) else {
             return;
-        }
-        let field = |key| error.metadata(key).unwrap_or_default().to_string();
-        let payload = events::RequestDenied {
-            action: action.to_string(),
-            reason: error.reason().to_string(),
-            message: error.message().to_string(),
-            permission: field("permission"),
-            metric: field("metric"),
-            limit: field("limit"),
-            used: field("used"),
         };
         let request = tenantry_kit::id::new_id().to_string();
         let mut event = self

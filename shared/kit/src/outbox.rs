@@ -155,6 +155,29 @@ impl NewEvent {
     }
 }
 
+/// The payload of `organization.request.denied` for a refusal of `action`
+/// worth recording in the organization's audit log — lack of a permission,
+/// or a plan limit — with why; `None` for any other error.
+pub fn refusal(action: &str, error: &crate::error::Error) -> Option<events::RequestDenied> {
+    use crate::error::Code;
+    if !matches!(
+        error.code(),
+        Code::PermissionDenied | Code::ResourceExhausted
+    ) {
+        return None;
+    }
+    let field = |key| error.metadata(key).unwrap_or_default().to_string();
+    Some(events::RequestDenied {
+        action: action.to_string(),
+        reason: error.reason().to_string(),
+        message: error.message().to_string(),
+        permission: field("permission"),
+        metric: field("metric"),
+        limit: field("limit"),
+        used: field("used"),
+    })
+}
+
 /// The outbox of one service.
 #[derive(Debug, Clone)]
 pub struct Outbox {
