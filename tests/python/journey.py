@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The main Tenantry journey from a Python client generated from proto/ (issue #8's
+"""The main Tenantry journey from a Python client generated from proto/ (the
 polyglot proof), over plain gRPC against a running server:
 
   user A signs up (the mailed link creates the account) → creates an organization and a project in it → invites user B →

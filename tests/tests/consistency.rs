@@ -106,6 +106,12 @@ impl World {
                         parent: parent
                             .map(|p| format!("organizations/{p}"))
                             .unwrap_or_default(),
+                        // Members read every project here: a member's
+                        // read is the probe of these tests.
+                        settings: Some(org::OrganizationSettings {
+                            project_visibility: org::ProjectVisibility::AllMembers as i32,
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     request_id: String::new(),

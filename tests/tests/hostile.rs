@@ -290,7 +290,8 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
         );
 
         // Demoted: neither bob nor his key may create projects any more,
-        // from the moment the write returns; reading stays (members read).
+        // from the moment the write returns; nor read them, since members
+        // of a new organization see only the projects granted to them.
         w.set_roles(&ada, &acme, &bob, "member").await;
         let own = w.project(&bob.token, &acme).await.unwrap_err();
         assert_eq!(own.code(), Code::PermissionDenied, "{own:?}");
@@ -302,7 +303,8 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
             !w.key_allowed(&key, ("organization", &acme), "project.create")
                 .await
         );
-        assert_eq!(w.projects(&key.token, &acme).await, Ok(both.clone()));
+        assert_eq!(w.projects(&key.token, &acme).await, Err(Code::NotFound));
+        assert_eq!(w.projects(&bob.token, &acme).await, Ok(Vec::new()));
 
         // Promoted again: the key follows (it is the owner's access that
         // counts, never a copy).
@@ -311,6 +313,7 @@ async fn a_key_holds_only_what_its_owner_holds_now() {
             w.key_allowed(&key, ("organization", &acme), "project.create")
                 .await
         );
+        assert_eq!(w.projects(&key.token, &acme).await, Ok(both.clone()));
 
         // Removed: the key holds nothing, at once.
         Members::new(w.channel.clone())

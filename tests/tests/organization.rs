@@ -447,6 +447,7 @@ async fn departments_settings_updates_and_etags() {
                             departments_enabled: Some(false),
                             require_mfa: true,
                             allowed_email_domains: vec!["Flat.example".into()],
+                            ..Default::default()
                         }),
                         etag: root.etag.clone(),
                         ..Default::default()

@@ -165,11 +165,25 @@ impl World {
         .await;
     }
 
+    /// An organization whose members read every project, as the role
+    /// matrix's member column says (the default, members seeing only
+    /// their granted projects, has tests of its own).
     async fn organization(
         &self,
         owner: &User,
         name: &str,
         parent: Option<&str>,
+    ) -> org::Organization {
+        self.organization_with(owner, name, parent, org::ProjectVisibility::AllMembers)
+            .await
+    }
+
+    async fn organization_with(
+        &self,
+        owner: &User,
+        name: &str,
+        parent: Option<&str>,
+        visibility: org::ProjectVisibility,
     ) -> org::Organization {
         let created = Orgs::new(self.channel.clone())
             .create_organization(authed(
@@ -179,6 +193,10 @@ impl World {
                         parent: parent
                             .map(|p| format!("organizations/{p}"))
                             .unwrap_or_default(),
+                        settings: Some(org::OrganizationSettings {
+                            project_visibility: visibility as i32,
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -2326,4 +2344,390 @@ async fn a_purged_organization_takes_its_memberships_with_it() {
     })
     .await;
     w.sandbox.shutdown().await.unwrap();
+}
+
+type Projects = org::project_service_client::ProjectServiceClient<Channel>;
+type Teams = org::team_service_client::TeamServiceClient<Channel>;
+
+impl World {
+    /// The projects `user` lists in an organization, by display name.
+    async fn project_names(&self, user: &User, organization: &str) -> Vec<String> {
+        let mut names: Vec<String> = Projects::new(self.channel.clone())
+            .list_projects(authed(
+                org::ListProjectsRequest {
+                    parent: format!("organizations/{organization}"),
+                    ..Default::default()
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .projects
+            .into_iter()
+            .map(|p| p.display_name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn team_with(
+        &self,
+        owner: &User,
+        organization: &str,
+        name: &str,
+        member: &User,
+    ) -> String {
+        let team = Teams::new(self.channel.clone())
+            .create_team(authed(
+                org::CreateTeamRequest {
+                    parent: format!("organizations/{organization}"),
+                    team: Some(org::Team {
+                        display_name: name.into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap()
+            .name;
+        TeamMembers::new(self.channel.clone())
+            .add_team_member(authed(
+                pb::AddTeamMemberRequest {
+                    parent: team.clone(),
+                    team_member: Some(pb::TeamMember {
+                        user: format!("users/{}", member.id),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+        team
+    }
+
+    async fn grant(
+        &self,
+        owner: &User,
+        project: &str,
+        subject: pb::project_grant::Subject,
+        level: authz::ProjectAccessLevel,
+    ) {
+        Grants::new(self.channel.clone())
+            .create_project_grant(authed(
+                pb::CreateProjectGrantRequest {
+                    parent: project.to_string(),
+                    project_grant: Some(pb::ProjectGrant {
+                        subject: Some(subject),
+                        access_level: level as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    async fn set_visibility(
+        &self,
+        by: &User,
+        organization: &org::Organization,
+        visibility: i32,
+    ) -> Result<org::Organization, tonic::Status> {
+        Orgs::new(self.channel.clone())
+            .update_organization(authed(
+                org::UpdateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        name: organization.name.clone(),
+                        settings: Some(org::OrganizationSettings {
+                            project_visibility: visibility,
+                            ..Default::default()
+                        }),
+                        etag: organization.etag.clone(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["settings.project_visibility".into()],
+                    }),
+                },
+                &by.token,
+            ))
+            .await
+            .map(|r| r.into_inner().organization.unwrap())
+    }
+
+    async fn get_organization(&self, by: &User, organization: &str) -> org::Organization {
+        Orgs::new(self.channel.clone())
+            .get_organization(authed(
+                org::GetOrganizationRequest {
+                    name: format!("organizations/{organization}"),
+                },
+                &by.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap()
+    }
+}
+
+/// Foothold runs one tenant (project) per app team on the free plan: a new
+/// organization shows its members only the projects granted to them — by
+/// user, by team or by role (Rollbar's per-project access) — while admins
+/// and owners see every project and organization-level permissions stay
+/// with the roles. The organization can show every project to members
+/// instead; switching back takes the access away at once.
+#[tokio::test]
+async fn foothold_gives_each_app_team_its_own_tenants_on_the_free_plan() {
+    use authz::ProjectAccessLevel::{Contributor, Viewer};
+    use pb::project_grant::Subject;
+    for storage in storages() {
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+                ServiceKind::Billing,
+            ])
+            .storage(storage)
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let w = World { sandbox, channel };
+        // Signing up makes the organization and its default tenant "main".
+        let ada = w.user("ada@foothold.example").await;
+        let acme_id = id(&Orgs::new(w.channel.clone())
+            .list_my_organizations(authed(
+                org::ListMyOrganizationsRequest::default(),
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .organizations[0]
+            .organization
+            .clone()
+            .unwrap()
+            .name);
+        let acme = w.get_organization(&ada, &acme_id).await;
+        let settings = acme.settings.clone().unwrap();
+        assert_eq!(
+            settings.project_visibility(),
+            org::ProjectVisibility::Granted,
+            "a new organization shows members only their granted projects"
+        );
+        let alpha = w.project(&ada, &acme_id, "alpha").await;
+        let beta = w.project(&ada, &acme_id, "beta").await;
+        let project = |p: &str| format!("organizations/{acme_id}/projects/{p}");
+        let main = Projects::new(w.channel.clone())
+            .list_projects(authed(
+                org::ListProjectsRequest {
+                    parent: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .projects
+            .into_iter()
+            .find(|p| p.display_name == "main")
+            .map(|p| id(&p.name))
+            .expect("the default tenant");
+
+        let cassidy = w.user("cassidy@foothold.example").await;
+        let dan = w.user("dan@foothold.example").await;
+        for person in [&cassidy, &dan] {
+            w.add_member(&ada, &acme_id, person, &["roles/member"])
+                .await;
+        }
+        let payments = w.team_with(&ada, &acme_id, "Payments", &cassidy).await;
+        let search = w.team_with(&ada, &acme_id, "Search", &dan).await;
+        w.grant(&ada, &project(&alpha), Subject::Team(payments), Contributor)
+            .await;
+        w.grant(&ada, &project(&beta), Subject::Team(search), Contributor)
+            .await;
+        w.grant(
+            &ada,
+            &project(&main),
+            Subject::User(format!("users/{}", cassidy.id)),
+            Viewer,
+        )
+        .await;
+
+        // Cassidy sees her team's tenant and the one granted to her, not
+        // Dan's; the owner sees all three.
+        assert_eq!(w.project_names(&cassidy, &acme_id).await, ["alpha", "main"]);
+        assert_eq!(w.project_names(&dan, &acme_id).await, ["beta"]);
+        assert_eq!(
+            w.project_names(&ada, &acme_id).await,
+            ["alpha", "beta", "main"]
+        );
+        let hidden = Projects::new(w.channel.clone())
+            .get_project(authed(
+                org::GetProjectRequest {
+                    name: project(&beta),
+                },
+                &cassidy.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
+        assert!(
+            w.check(&cassidy, "project", &alpha, "resources.use", None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !w.check(&cassidy, "project", &main, "resources.use", None)
+                .await
+                .unwrap()
+        );
+        // Organization-level permissions stay with the role.
+        assert!(
+            w.check(
+                &cassidy,
+                "organization",
+                &acme_id,
+                "organization.read",
+                None
+            )
+            .await
+            .unwrap()
+        );
+        let mut lookup = authz::LookupResourcesRequest {
+            resource_type: "project".into(),
+            permission: "project.read".into(),
+            subject: subject(&cassidy.id),
+            organization: acme.name.clone(),
+            ..Default::default()
+        };
+        let found = w
+            .authz()
+            .lookup_resources(authed(lookup.clone(), &cassidy.token))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut expected = vec![alpha.clone(), main.clone()];
+        expected.sort();
+        assert_eq!(found.resource_ids, expected);
+        // The trace says why a member does not read an ungranted tenant.
+        let explained = w
+            .authz()
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    resource: object("project", &beta),
+                    permission: "project.read".into(),
+                    subject: subject(&cassidy.id),
+                    with_tracing: true,
+                    ..Default::default()
+                },
+                &cassidy.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(explained.permissionship(), authz::Permissionship::Denied);
+        let trace = format!("{:?}", explained.debug_trace);
+        assert!(
+            trace.contains("shows members only the projects granted to them"),
+            "{trace}"
+        );
+
+        // Bad changes are refused and write nothing: a member may not
+        // change the setting, and only the two values exist.
+        let by_member = w
+            .set_visibility(&cassidy, &acme, org::ProjectVisibility::AllMembers as i32)
+            .await
+            .unwrap_err();
+        assert_eq!(by_member.code(), Code::PermissionDenied, "{by_member:?}");
+        for bad in [42, org::ProjectVisibility::Unspecified as i32] {
+            let refused = w.set_visibility(&ada, &acme, bad).await.unwrap_err();
+            assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+            assert!(
+                refused.message().contains("settings.project_visibility"),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(w.get_organization(&ada, &acme_id).await.etag, acme.etag);
+
+        // Every project for every member, then back: the access granted
+        // only by the setting is gone with the write.
+        let open = w
+            .set_visibility(&ada, &acme, org::ProjectVisibility::AllMembers as i32)
+            .await
+            .unwrap();
+        assert_eq!(
+            w.project_names(&cassidy, &acme_id).await,
+            ["alpha", "beta", "main"]
+        );
+        w.set_visibility(&ada, &open, org::ProjectVisibility::Granted as i32)
+            .await
+            .unwrap();
+        assert!(
+            !w.check(&cassidy, "project", &beta, "project.read", None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(w.project_names(&cassidy, &acme_id).await, ["alpha", "main"]);
+
+        // A grant to a role reaches everyone who holds it.
+        w.grant(
+            &ada,
+            &project(&beta),
+            Subject::Role("roles/member".into()),
+            Viewer,
+        )
+        .await;
+        assert!(
+            w.check(&cassidy, "project", &beta, "project.read", None)
+                .await
+                .unwrap()
+        );
+        lookup.subject = subject(&dan.id);
+        let dans = w
+            .authz()
+            .lookup_resources(authed(lookup, &dan.token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(dans.resource_ids, vec![beta.clone()]);
+
+        // A department takes its parent's setting.
+        let department = Orgs::new(w.channel.clone())
+            .create_organization(authed(
+                org::CreateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        display_name: "Platform".into(),
+                        parent: acme.name.clone(),
+                        kind: org::OrganizationKind::Department as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .organization
+            .unwrap();
+        assert_eq!(
+            department.settings.unwrap().project_visibility(),
+            org::ProjectVisibility::Granted
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
 }

@@ -72,6 +72,11 @@ pub struct Options {
     /// organization, made at sign-up or by `Me`, always does). Empty: none.
     /// Default: `main`.
     pub default_project: String,
+    /// Which projects the members of a new root organization see, unless
+    /// its creation says otherwise (children take their parent's setting):
+    /// `granted` (only the projects granted to them, by user, team or
+    /// role) or `all_members` (every project). Default: `granted`.
+    pub project_visibility: ProjectVisibility,
     /// Outgoing mail (ownership transfer tokens).
     pub mailer: MailerOptions,
 }
@@ -83,6 +88,7 @@ impl Default for Options {
             purge_interval_secs: 3600,
             check_quotas: true,
             default_project: "main".into(),
+            project_visibility: ProjectVisibility::Granted,
             mailer: MailerOptions::default(),
         }
     }
@@ -105,6 +111,18 @@ impl Options {
         );
         self.mailer.validate("organization.mailer")
     }
+}
+
+/// Which projects an organization's members see (the built-in member
+/// role's project permissions).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectVisibility {
+    /// Every project of the organization.
+    AllMembers,
+    /// Only the projects granted to them: as users, through a team or
+    /// through a role.
+    Granted,
 }
 
 /// What every handler of the service shares.

@@ -24,7 +24,9 @@ use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
 use crate::validate::{self, MAX_DEPTH, check_etag, etag};
-use crate::{Core, NAME, change, not_found, precondition, slug_suffix, target, timestamp};
+use crate::{
+    Core, NAME, ProjectVisibility, change, not_found, precondition, slug_suffix, target, timestamp,
+};
 use tenantry_kit::db::Savepoint;
 use tenantry_kit::write::Write;
 
@@ -68,6 +70,11 @@ pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
             departments_enabled: Some(row.departments_enabled),
             require_mfa: row.require_mfa,
             allowed_email_domains: row.allowed_email_domains.clone(),
+            project_visibility: if row.projects_granted_only {
+                pb::ProjectVisibility::Granted
+            } else {
+                pb::ProjectVisibility::AllMembers
+            } as i32,
         }),
         metadata: row.metadata.clone().into_iter().collect(),
         state: state as i32,
@@ -351,6 +358,7 @@ impl Core {
         )?;
         let metadata: BTreeMap<String, String> = input.metadata.clone().into_iter().collect();
         validate::metadata("organization.metadata", &metadata)?;
+        let granted_only = projects_granted_only(&settings)?;
 
         let now = now_micros();
         let mut new_workspace = None;
@@ -453,6 +461,12 @@ impl Core {
             inherit_access: parent.is_none() || input.inherit_access.unwrap_or(true),
             departments_enabled: settings.departments_enabled.unwrap_or(true),
             require_mfa: settings.require_mfa,
+            // Unset: a child sees as its parent does, a root as the
+            // installation says.
+            projects_granted_only: granted_only.unwrap_or_else(|| match &parent {
+                Some(parent) => parent.projects_granted_only,
+                None => self.options.project_visibility == ProjectVisibility::Granted,
+            }),
             allowed_email_domains: domains,
             metadata,
             state: "active".into(),
@@ -548,6 +562,7 @@ impl Core {
                 display_name: row.display_name.clone(),
                 inherit_access: row.inherit_access,
                 owner_user_id: row.owner_id.clone(),
+                projects_granted_only: row.projects_granted_only,
             },
             Vec::new(),
             vec![target(KIND, &row.id, &row.display_name)],
@@ -725,6 +740,7 @@ impl Core {
                 "settings.departments_enabled",
                 "settings.require_mfa",
                 "settings.allowed_email_domains",
+                "settings.project_visibility",
             ],
         )?;
         let current = self.live_organization(caller, &id, SETTINGS_MANAGE).await?;
@@ -739,6 +755,7 @@ impl Core {
                     "settings.departments_enabled",
                     "settings.require_mfa",
                     "settings.allowed_email_domains",
+                    "settings.project_visibility",
                 ]
             } else {
                 std::slice::from_ref(&path)
@@ -773,6 +790,20 @@ impl Core {
                         next.departments_enabled = settings.departments_enabled.unwrap_or(true);
                     }
                     "settings.require_mfa" => next.require_mfa = settings.require_mfa,
+                    "settings.project_visibility" => {
+                        match projects_granted_only(&settings)? {
+                            Some(granted_only) => next.projects_granted_only = granted_only,
+                            // Named on its own, it must say which; as part
+                            // of `settings`, unset keeps what is there.
+                            None if path == field => {
+                                return Err(Error::invalid_field(
+                                    "organization.settings.project_visibility",
+                                    "must be ALL_MEMBERS or GRANTED",
+                                ));
+                            }
+                            None => {}
+                        }
+                    }
                     _ => {
                         next.allowed_email_domains = validate::email_domains(
                             "organization.settings.allowed_email_domains",
@@ -815,6 +846,7 @@ impl Core {
                 departments_enabled: next.departments_enabled,
                 allowed_email_domains: next.allowed_email_domains.clone(),
                 changed_fields,
+                projects_granted_only: next.projects_granted_only,
             },
             changes,
             vec![target(KIND, &id, &next.display_name)],
@@ -1254,6 +1286,28 @@ impl Core {
     }
 }
 
+/// The project visibility a request sets: `None` when unset; a value the
+/// contract does not define is refused.
+fn projects_granted_only(settings: &pb::OrganizationSettings) -> Result<Option<bool>> {
+    match pb::ProjectVisibility::try_from(settings.project_visibility) {
+        Ok(pb::ProjectVisibility::Unspecified) => Ok(None),
+        Ok(pb::ProjectVisibility::AllMembers) => Ok(Some(false)),
+        Ok(pb::ProjectVisibility::Granted) => Ok(Some(true)),
+        Err(_) => Err(Error::invalid_field(
+            "organization.settings.project_visibility",
+            "must be ALL_MEMBERS or GRANTED",
+        )),
+    }
+}
+
+fn visibility_name(granted_only: bool) -> &'static str {
+    if granted_only {
+        pb::ProjectVisibility::Granted.as_str_name()
+    } else {
+        pb::ProjectVisibility::AllMembers.as_str_name()
+    }
+}
+
 /// The before/after of one field of an organization, when it changed.
 fn field_change(
     field: &str,
@@ -1268,6 +1322,7 @@ fn field_change(
             "metadata" => serde_json::to_string(&o.metadata).unwrap_or_default(),
             "settings.departments_enabled" => o.departments_enabled.to_string(),
             "settings.require_mfa" => o.require_mfa.to_string(),
+            "settings.project_visibility" => visibility_name(o.projects_granted_only).to_string(),
             _ => o.allowed_email_domains.join(","),
         }
     };

@@ -117,11 +117,24 @@ CREATE TABLE org_requests (
 ";
 
 /// The migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "workspaces, organization trees, teams, projects, environments, ownership transfers, idempotent requests",
-    sqlite: V1_SQLITE,
-    // The same statements are valid Postgres: nothing above is
-    // SQLite-specific (partial unique indexes exist in both).
-    postgres: V1_SQLITE,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "workspaces, organization trees, teams, projects, environments, ownership transfers, idempotent requests",
+        sqlite: V1_SQLITE,
+        // The same statements are valid Postgres: nothing above is
+        // SQLite-specific (partial unique indexes exist in both).
+        postgres: V1_SQLITE,
+    },
+    Migration {
+        version: 2,
+        description: "project visibility: whether members see only the projects granted to them",
+        sqlite: V2,
+        postgres: V2,
+    },
+];
+
+/// Organizations that existed before the setting keep what their members
+/// saw: every project. New ones take the configured default.
+const V2: &str =
+    "ALTER TABLE org_organizations ADD COLUMN projects_granted_only BIGINT NOT NULL DEFAULT 0;";

@@ -59,6 +59,8 @@ pub struct OrganizationRow {
     pub inherit_access: bool,
     pub departments_enabled: bool,
     pub require_mfa: bool,
+    /// Whether members see only the projects granted to them.
+    pub projects_granted_only: bool,
     pub allowed_email_domains: Vec<String>,
     pub metadata: BTreeMap<String, String>,
     /// `active` or `deactivated`.
@@ -89,7 +91,7 @@ impl OrganizationRow {
 const ORGANIZATION_COLUMNS: &str = "id, slug, display_name, kind, parent_id, root_id, \
     workspace_id, path, depth, inherit_access, departments_enabled, require_mfa, \
     allowed_email_domains, metadata, state, owner_id, created_by, created_at_us, updated_at_us, \
-    deleted_at_us, purge_at_us, deleted_with, version";
+    deleted_at_us, purge_at_us, deleted_with, version, projects_granted_only";
 
 fn organization_from_row(row: &AnyRow) -> std::result::Result<OrganizationRow, sqlx::Error> {
     let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
@@ -118,6 +120,7 @@ fn organization_from_row(row: &AnyRow) -> std::result::Result<OrganizationRow, s
         purge_at_us: row.try_get(20)?,
         deleted_with: row.try_get(21)?,
         version: row.try_get(22)?,
+        projects_granted_only: row.try_get::<i64, _>(23)? != 0,
     })
 }
 
@@ -428,9 +431,9 @@ impl Store {
             "INSERT INTO org_organizations (id, slug, display_name, kind, parent_id, root_id,
                 workspace_id, path, depth, inherit_access, departments_enabled, require_mfa,
                 allowed_email_domains, metadata, state, owner_id, created_by, created_at_us,
-                updated_at_us, version)
+                updated_at_us, version, projects_granted_only)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                $18, $19, $20)",
+                $18, $19, $20, $21)",
         )
         .bind(&org.id)
         .bind(&org.slug)
@@ -452,6 +455,7 @@ impl Store {
         .bind(org.created_at_us)
         .bind(org.updated_at_us)
         .bind(org.version)
+        .bind(i64::from(org.projects_granted_only))
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -569,7 +573,8 @@ impl Store {
             "UPDATE org_organizations SET slug = $2, display_name = $3, inherit_access = $4,
                 departments_enabled = $5, require_mfa = $6, allowed_email_domains = $7,
                 metadata = $8, state = $9, owner_id = $10, updated_at_us = $11,
-                deleted_at_us = $12, purge_at_us = $13, deleted_with = $14, version = $15
+                deleted_at_us = $12, purge_at_us = $13, deleted_with = $14, version = $15,
+                projects_granted_only = $16
              WHERE id = $1",
         )
         .bind(&org.id)
@@ -587,6 +592,7 @@ impl Store {
         .bind(org.purge_at_us)
         .bind(&org.deleted_with)
         .bind(org.version)
+        .bind(i64::from(org.projects_granted_only))
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -1228,6 +1234,7 @@ mod tests {
             inherit_access: true,
             departments_enabled: true,
             require_mfa: false,
+            projects_granted_only: false,
             allowed_email_domains: Vec::new(),
             metadata: BTreeMap::new(),
             state: String::new(),

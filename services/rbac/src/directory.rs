@@ -119,6 +119,15 @@ impl Core {
                     parent,
                     inherit: e.inherit_access,
                 });
+                if e.projects_granted_only {
+                    self.store
+                        .set_projects_granted_only(&mut tx, &e.organization_id, true)
+                        .await?;
+                    changes.push(Change::ProjectVisibility {
+                        organization: e.organization_id.clone(),
+                        granted_only: true,
+                    });
+                }
                 // The owner is a member with the owner role from the start.
                 let now = now_micros();
                 let membership = MembershipRow {
@@ -171,6 +180,16 @@ impl Core {
                         id: current.id.clone(),
                         parent: current.parent_id.clone(),
                         inherit: current.inherit,
+                    });
+                }
+                if self
+                    .store
+                    .set_projects_granted_only(&mut tx, &e.organization_id, e.projects_granted_only)
+                    .await?
+                {
+                    changes.push(Change::ProjectVisibility {
+                        organization: e.organization_id.clone(),
+                        granted_only: e.projects_granted_only,
                     });
                 }
             }

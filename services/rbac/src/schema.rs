@@ -169,7 +169,19 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V7,
         postgres: V7,
     },
+    Migration {
+        version: 8,
+        description: "organizations whose members see only the projects granted to them",
+        sqlite: V8,
+        postgres: V8,
+    },
 ];
+
+/// Organizations mirrored before project visibility existed keep every
+/// project visible to their members, as the organization service's own
+/// migration does.
+const V8: &str =
+    "ALTER TABLE rbac_nodes ADD COLUMN projects_granted_only BIGINT NOT NULL DEFAULT 0;";
 
 /// The project grants an invitation gives (JSON `[[project, level], …]`),
 /// and whether it makes the invitee an external user instead of a member.

@@ -458,7 +458,7 @@ impl Store {
             });
         }
         for row in sqlx::query(
-            "SELECT object_type, id, parent_id, inherit, live FROM rbac_nodes
+            "SELECT object_type, id, parent_id, inherit, live, projects_granted_only FROM rbac_nodes
              ORDER BY object_type, id",
         )
         .fetch_all(&mut *tx)
@@ -474,6 +474,12 @@ impl Store {
                 parent: row.try_get(2).map_err(db_error)?,
                 inherit: row.try_get::<i64, _>(3).map_err(db_error)? != 0,
             });
+            if row.try_get::<i64, _>(5).map_err(db_error)? != 0 {
+                changes.push(Change::ProjectVisibility {
+                    organization: id.clone(),
+                    granted_only: true,
+                });
+            }
             if !live {
                 changes.push(Change::Live {
                     object_type,
@@ -646,6 +652,27 @@ impl Store {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Sets whether an organization's members see only the projects
+    /// granted to them; whether that changed anything.
+    pub async fn set_projects_granted_only(
+        &self,
+        tx: &mut Tx,
+        organization: &str,
+        granted_only: bool,
+    ) -> Result<bool> {
+        let flag = i64::from(granted_only);
+        let done = sqlx::query(
+            "UPDATE rbac_nodes SET projects_granted_only = $2
+             WHERE object_type = 'organization' AND id = $1 AND projects_granted_only <> $2",
+        )
+        .bind(organization)
+        .bind(flag)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn node(&self, tx: &mut Tx, object_type: &str, id: &str) -> Result<Option<NodeRow>> {

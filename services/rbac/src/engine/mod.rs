@@ -92,6 +92,13 @@ pub enum Change {
         subject: GrantSubject,
         level: Option<AccessLevel>,
     },
+    /// Whether an organization's members see only the projects granted to
+    /// them: the built-in member role then carries no project permissions
+    /// there (other roles keep theirs; grants are unchanged).
+    ProjectVisibility {
+        organization: String,
+        granted_only: bool,
+    },
     /// A user was disabled or deleted (`active = false`), or restored:
     /// an inactive user holds nothing, whatever their grants say.
     UserActive { user: String, active: bool },
@@ -179,6 +186,8 @@ struct Node {
     parent: NodeId,
     inherit: bool,
     live: bool,
+    /// On organizations: members see only the projects granted to them.
+    granted_only: bool,
 }
 
 /// Why a check answered as it did, when asked.
@@ -353,6 +362,7 @@ impl Index {
             parent: NONE,
             inherit: true,
             live: true,
+            granted_only: false,
         };
         let n = match self.free.pop() {
             Some(n) => {
@@ -466,6 +476,17 @@ impl Index {
                 let node = &mut self.nodes[n as usize];
                 node.parent = new_parent;
                 node.inherit = *inherit;
+            }
+            Change::ProjectVisibility {
+                organization,
+                granted_only,
+            } => {
+                let n = self.node_or_insert(ORGANIZATION, organization);
+                self.nodes[n as usize].granted_only = *granted_only;
+                let members = self.org_members.get(&n).cloned().unwrap_or_default();
+                for u in members {
+                    self.refresh_direct(u, n);
+                }
             }
             Change::Live {
                 object_type,
@@ -655,15 +676,28 @@ impl Index {
     /// Recomputes what a user holds directly at a node from its sources.
     fn refresh_direct(&mut self, u: SubjectId, n: NodeId) {
         let perms = match self.nodes[n as usize].kind {
-            ORGANIZATION => self
-                .members
-                .get(&(u, n))
-                .map(|roles| {
-                    roles
-                        .iter()
-                        .fold(0, |a, r| a | self.role_perms[*r as usize])
-                })
-                .unwrap_or(0),
+            ORGANIZATION => {
+                // Where members see only their granted projects, the member
+                // role's project permissions come from grants alone.
+                let hidden = match self.nodes[n as usize].granted_only {
+                    true => self.schema.project_scoped(),
+                    false => 0,
+                };
+                let member = self.role_ids.get("roles/member").copied();
+                self.members
+                    .get(&(u, n))
+                    .map(|roles| {
+                        roles.iter().fold(0, |a, r| {
+                            let perms = self.role_perms[*r as usize];
+                            a | if Some(*r) == member {
+                                perms & !hidden
+                            } else {
+                                perms
+                            }
+                        })
+                    })
+                    .unwrap_or(0)
+            }
             TEAM => self
                 .team_roles
                 .get(&(u, n))
@@ -1028,6 +1062,10 @@ impl Index {
             trace.stopped = Some("the subject or the object is unknown".into());
             return Ok((false, trace));
         };
+        // Why a member role held on the way did not grant it, should
+        // nothing else: the organization shows members only their
+        // granted projects.
+        let mut hidden_from_members = None;
         loop {
             let here = &self.nodes[n as usize];
             let (kind, key) = &self.keys[n as usize];
@@ -1055,11 +1093,21 @@ impl Index {
                 }
                 return Ok((live_above, trace));
             }
+            if here.granted_only
+                && bit & self.schema.project_scoped() != 0
+                && hidden_from_members.is_none()
+                && self.roles_of(user, key).iter().any(|r| r == "roles/member")
+            {
+                hidden_from_members = Some(format!(
+                    "organization {key} shows members only the projects granted to them"
+                ));
+            }
             if !here.inherit {
                 trace.stopped = Some("does not inherit access from above".into());
                 return Ok((false, trace));
             }
             if here.parent == NONE {
+                trace.stopped = hidden_from_members;
                 return Ok((false, trace));
             }
             n = here.parent;

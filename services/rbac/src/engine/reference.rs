@@ -27,6 +27,8 @@ pub struct Facts {
     pub role_grants: BTreeMap<(String, String), AccessLevel>,
     /// Users who are disabled or deleted: they hold nothing.
     pub inactive: BTreeSet<String>,
+    /// Organizations whose members see only the projects granted to them.
+    pub granted_only: BTreeSet<String>,
 }
 
 fn parent_type(object_type: &str) -> &'static str {
@@ -97,9 +99,22 @@ impl Facts {
             return BTreeMap::new();
         }
         let mut grants: Vec<((String, String), Perms)> = Vec::new();
+        // What the member role does not carry where members see only their
+        // granted projects: the permissions of projects and deployments.
+        let project_perms = ["project", "deployment"]
+            .iter()
+            .filter_map(|t| schema.type_id(t))
+            .fold(0, |a, t| a | schema.resource_type(t).permissions);
         for ((org, member), roles) in &self.memberships {
             if member == user {
-                let perms = roles.iter().fold(0, |a, r| a | self.role_perms(schema, r));
+                let perms = roles.iter().fold(0, |a, r| {
+                    let perms = self.role_perms(schema, r);
+                    if r == "roles/member" && self.granted_only.contains(org) {
+                        a | (perms & !project_perms)
+                    } else {
+                        a | perms
+                    }
+                });
                 grants.push((("organization".into(), org.clone()), perms));
             }
         }

@@ -448,6 +448,24 @@ impl Schema {
         }
     }
 
+    /// The permissions of projects and of every type below them: what an
+    /// organization that shows members only their granted projects takes
+    /// out of the member role.
+    pub fn project_scoped(&self) -> Perms {
+        let below_project = |mut t: TypeId| loop {
+            if t == PROJECT {
+                return true;
+            }
+            match self.types[t as usize].parent {
+                Some(parent) => t = parent,
+                None => return false,
+            }
+        };
+        (0..self.types.len() as TypeId)
+            .filter(|t| below_project(*t))
+            .fold(0, |perms, t| perms | self.types[t as usize].permissions)
+    }
+
     /// Every type, built-in first.
     pub fn types(&self) -> &[ResourceType] {
         &self.types

@@ -83,6 +83,13 @@ fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
         facts
             .objects
             .insert(("organization".into(), id.clone()), (parent, inherit, live));
+        if rng.random_bool(0.2) {
+            changes.push(Change::ProjectVisibility {
+                organization: id.clone(),
+                granted_only: true,
+            });
+            facts.granted_only.insert(id.clone());
+        }
         orgs.push(id);
         depth.push(d);
     }
@@ -167,6 +174,21 @@ fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
             roles: held.clone(),
         });
         facts.memberships.insert((org, user), held);
+    }
+    // Visibility switched after the members joined, both ways.
+    for org in &orgs {
+        if rng.random_bool(0.3) {
+            let granted_only = !facts.granted_only.contains(org);
+            changes.push(Change::ProjectVisibility {
+                organization: org.clone(),
+                granted_only,
+            });
+            if granted_only {
+                facts.granted_only.insert(org.clone());
+            } else {
+                facts.granted_only.remove(org);
+            }
+        }
     }
     let teams: Vec<&String> = children
         .iter()
