@@ -42,6 +42,10 @@ pub type RoleId = u32;
 
 const NONE: NodeId = u32::MAX;
 
+/// The built-in member role's id: built-in roles take the first ids, in
+/// [`schema::BUILT_IN_ROLES`] order.
+const MEMBER_ROLE: RoleId = 2;
+
 /// A change to what the index knows. Ids are the resources' own ids
 /// (UUIDs as text); roles are named as the API names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,6 +291,7 @@ impl Index {
             schema,
             ..Index::default()
         };
+        debug_assert_eq!(schema::BUILT_IN_ROLES[MEMBER_ROLE as usize], "roles/member");
         for role in schema::BUILT_IN_ROLES {
             let perms = index.schema.built_in_role(role).expect("built in");
             index
@@ -683,13 +688,12 @@ impl Index {
                     true => self.schema.project_scoped(),
                     false => 0,
                 };
-                let member = self.role_ids.get("roles/member").copied();
                 self.members
                     .get(&(u, n))
                     .map(|roles| {
                         roles.iter().fold(0, |a, r| {
                             let perms = self.role_perms[*r as usize];
-                            a | if Some(*r) == member {
+                            a | if *r == MEMBER_ROLE {
                                 perms & !hidden
                             } else {
                                 perms
