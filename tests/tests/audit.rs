@@ -935,6 +935,15 @@ async fn refusals_are_in_the_log_with_who_and_why() {
                 &ada.token,
             )
         };
+        // A member may not invite (rbac refuses and records it); a
+        // stranger is told nothing exists, and nothing is recorded.
+        let carol = w.user("carol@example.com").await;
+        for (who, code) in [(&carol, Code::NotFound), (&bob, Code::PermissionDenied)] {
+            let mut request = invite("g@example.com");
+            *request.metadata_mut() = authed((), &who.token).metadata().clone();
+            let refused = invitations.create_invitation(request).await.unwrap_err();
+            assert_eq!(refused.code(), code, "{refused:?}");
+        }
         for email in ["c@example.com", "d@example.com", "e@example.com"] {
             invitations.create_invitation(invite(email)).await.unwrap();
         }
@@ -944,7 +953,7 @@ async fn refusals_are_in_the_log_with_who_and_why() {
             .unwrap_err();
         assert_eq!(no_seat.code(), Code::ResourceExhausted);
 
-        let refusals = eventually("both refusals in the log", || async {
+        let refusals = eventually("the refusals in the log", || async {
             let found: Vec<pb::AuditEvent> = w
                 .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
                 .await
@@ -953,7 +962,7 @@ async fn refusals_are_in_the_log_with_who_and_why() {
                 .into_iter()
                 .filter(|e| e.action == "organization.request.denied")
                 .collect();
-            (found.len() == 3).then_some(found)
+            (found.len() == 4).then_some(found)
         })
         .await;
         let field = |e: &pb::AuditEvent, key: &str| -> String {
@@ -967,9 +976,32 @@ async fn refusals_are_in_the_log_with_who_and_why() {
                 _ => String::new(),
             }
         };
+        assert!(
+            refusals
+                .iter()
+                .all(|e| e.actor.as_ref().unwrap().id != carol.id),
+            "a stranger's NOT_FOUND is not recorded"
+        );
+        let invite_refused = refusals
+            .iter()
+            .find(|e| {
+                field(e, "action") == "organization.members.invite"
+                    && field(e, "reason") == "PERMISSION_DENIED"
+            })
+            .expect("bob's refused invitation");
+        assert_eq!(invite_refused.actor.as_ref().unwrap().id, bob.id);
+        assert_eq!(invite_refused.source, "rbac");
+        assert_eq!(field(invite_refused, "reason"), "PERMISSION_DENIED");
+        assert_eq!(
+            field(invite_refused, "permission"),
+            "organization.members.invite"
+        );
+        assert!(invite_refused.targets.iter().any(|t| t.id == acme));
         let by_bob = refusals
             .iter()
-            .find(|e| e.actor.as_ref().unwrap().id == bob.id)
+            .find(|e| {
+                field(e, "action") == "project.create" && e.actor.as_ref().unwrap().id == bob.id
+            })
             .expect("bob's refusal");
         assert_eq!(by_bob.outcome, pb::Outcome::Denied as i32);
         assert_eq!(field(by_bob, "action"), "project.create");

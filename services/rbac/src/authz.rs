@@ -489,13 +489,15 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 .to_string();
         // Nobody reads another tenant's relationships.
         if !self.0.serves(&caller, &organization) {
-            self.0.authorize(
-                &caller,
-                ("organization", &organization),
-                "organization.read",
-                "organization.read",
-                "organization",
-            )?;
+            self.0
+                .authorize(
+                    &caller,
+                    ("organization", &organization),
+                    "organization.read",
+                    "organization.read",
+                    "organization",
+                )
+                .await?;
         }
         let revision = self.0.index.at(r.consistency.as_ref()).await?;
         if !filter.optional_relation.is_empty() && filter.optional_relation != "parent" {
@@ -673,13 +675,15 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                     [0]
                 .to_string();
             if !self.0.serves(&caller, &id) {
-                self.0.authorize(
-                    &caller,
-                    ("organization", &id),
-                    "organization.read",
-                    "organization.read",
-                    "organization",
-                )?;
+                self.0
+                    .authorize(
+                        &caller,
+                        ("organization", &id),
+                        "organization.read",
+                        "organization.read",
+                        "organization",
+                    )
+                    .await?;
             }
             Some(id)
         };

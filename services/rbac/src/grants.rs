@@ -117,7 +117,7 @@ impl Core {
 
     /// The project, if it is a live project of the organization the caller
     /// may act on with `permission`.
-    fn project_access(
+    async fn project_access(
         &self,
         caller: &Caller,
         organization_id: &str,
@@ -143,6 +143,7 @@ impl Core {
                 "project.read",
                 "project",
             )
+            .await
         } else {
             // A soft-deleted project is out of the index's reach; its grants
             // answer to those who may create projects in its organization.
@@ -153,6 +154,7 @@ impl Core {
                 "organization.read",
                 "project",
             )
+            .await
         }
     }
 
@@ -212,12 +214,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let input = r
             .project_grant
             .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
-        self.0.project_access(
-            &caller,
-            &organization_id,
-            &project_id,
-            "project.grants.manage",
-        )?;
+        self.0
+            .project_access(
+                &caller,
+                &organization_id,
+                &project_id,
+                "project.grants.manage",
+            )
+            .await?;
         if let Some(id) = self
             .0
             .store
@@ -313,7 +317,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let (organization_id, project_id, id) = grant_ids("name", &request.get_ref().name)?;
         self.0
-            .project_access(&caller, &organization_id, &project_id, "project.read")?;
+            .project_access(&caller, &organization_id, &project_id, "project.read")
+            .await?;
         let grant = self
             .0
             .store
@@ -333,7 +338,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let r = request.get_ref();
         let (organization_id, project_id) = project_ids("parent", &r.parent)?;
         self.0
-            .project_access(&caller, &organization_id, &project_id, "project.read")?;
+            .project_access(&caller, &organization_id, &project_id, "project.read")
+            .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("grants|{project_id}|{}|{}", r.access_level, r.external_only);
         let after = self
@@ -389,12 +395,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 Error::invalid_field("update_mask", "must be exactly `access_level`").into(),
             );
         }
-        self.0.project_access(
-            &caller,
-            &organization_id,
-            &project_id,
-            "project.grants.manage",
-        )?;
+        self.0
+            .project_access(
+                &caller,
+                &organization_id,
+                &project_id,
+                "project.grants.manage",
+            )
+            .await?;
         let current = self
             .0
             .store
@@ -451,12 +459,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (organization_id, project_id, id) = grant_ids("name", &r.name)?;
-        self.0.project_access(
-            &caller,
-            &organization_id,
-            &project_id,
-            "project.grants.manage",
-        )?;
+        self.0
+            .project_access(
+                &caller,
+                &organization_id,
+                &project_id,
+                "project.grants.manage",
+            )
+            .await?;
         let current = self
             .0
             .store

@@ -331,7 +331,8 @@ impl Core {
             "organization.members.invite",
             "organization.read",
             "organization",
-        )?;
+        )
+        .await?;
         let inviter = caller.principal.id.clone();
         if let Some(id) = self
             .store
@@ -826,7 +827,8 @@ impl Core {
             permission,
             "organization.members.read",
             "invitation",
-        )?;
+        )
+        .await?;
         self.invitation(&organization_id, &id)
             .await?
             .ok_or_else(|| Error::not_found("invitation").with_domain(NAME))
@@ -874,13 +876,15 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
-        self.0.authorize(
-            &caller,
-            ("organization", &organization_id),
-            "organization.members.read",
-            "organization.members.read",
-            "organization",
-        )?;
+        self.0
+            .authorize(
+                &caller,
+                ("organization", &organization_id),
+                "organization.members.read",
+                "organization.members.read",
+                "organization",
+            )
+            .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("invitations|{organization_id}|{}", r.state);
         let mut after = self

@@ -297,7 +297,10 @@ impl Core {
 
     /// Fails unless the caller holds `permission`: NOT_FOUND when they may
     /// not even `read` the object, PERMISSION_DENIED otherwise.
-    pub(crate) fn authorize(
+    /// A refusal to someone who may read the object is recorded in its
+    /// organization's audit log; a NOT_FOUND is not (strangers must not be
+    /// able to fill another tenant's log).
+    pub(crate) async fn authorize(
         &self,
         caller: &Caller,
         object: (&str, &str),
@@ -308,7 +311,17 @@ impl Core {
         if self.allows(caller, object.0, object.1, permission)? {
             Ok(())
         } else if permission != read && self.allows(caller, object.0, object.1, read)? {
-            Err(Error::permission_denied(permission).with_domain(NAME))
+            let error = Error::permission_denied(permission).with_domain(NAME);
+            let organization = self
+                .index
+                .read()
+                .organization_of(object.0, object.1)
+                .map(str::to_string);
+            if let Some(organization) = organization {
+                self.record_denied(caller, &organization, permission, &error)
+                    .await;
+            }
+            Err(error)
         } else {
             Err(Error::not_found(kind).with_domain(NAME))
         }

@@ -144,7 +144,8 @@ impl Core {
             "organization.members.manage",
             "organization.read",
             "organization",
-        )?;
+        )
+        .await?;
         if let Some(id) = self
             .store
             .replayed(&caller.principal.id, "CreateMembership", &r.request_id)
@@ -255,7 +256,8 @@ impl Core {
                 "organization.members.read",
                 "organization.members.read",
                 "membership",
-            )?;
+            )
+            .await?;
         }
         self.store
             .membership(&organization_id, &user_id)
@@ -289,7 +291,8 @@ impl Core {
             "organization.members.manage",
             "organization.members.read",
             "membership",
-        )?;
+        )
+        .await?;
         let current = self
             .store
             .membership(&organization_id, &user_id)
@@ -377,7 +380,8 @@ impl Core {
                 "organization.members.manage",
                 "organization.members.read",
                 "membership",
-            )?;
+            )
+            .await?;
         }
         let current = self
             .store
@@ -495,13 +499,15 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
-        self.0.authorize(
-            &caller,
-            ("organization", &organization_id),
-            "organization.members.read",
-            "organization.members.read",
-            "organization",
-        )?;
+        self.0
+            .authorize(
+                &caller,
+                ("organization", &organization_id),
+                "organization.members.read",
+                "organization.members.read",
+                "organization",
+            )
+            .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!(
             "members|{organization_id}|{}|{}",

@@ -115,7 +115,8 @@ impl Core {
             permission,
             "organization.read",
             "role",
-        )?;
+        )
+        .await?;
         self.store
             .role(&organization_id, &id)
             .await?
@@ -171,13 +172,15 @@ impl pb::role_service_server::RoleService for RoleApi {
         let input = r
             .role
             .ok_or_else(|| Error::invalid_field("role", "is required"))?;
-        self.0.authorize(
-            &caller,
-            ("organization", &organization_id),
-            "organization.members.manage",
-            "organization.read",
-            "organization",
-        )?;
+        self.0
+            .authorize(
+                &caller,
+                ("organization", &organization_id),
+                "organization.members.manage",
+                "organization.read",
+                "organization",
+            )
+            .await?;
         if let Some(id) = self
             .0
             .store
@@ -280,13 +283,15 @@ impl pb::role_service_server::RoleService for RoleApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
-        self.0.authorize(
-            &caller,
-            ("organization", &organization_id),
-            "organization.read",
-            "organization.read",
-            "organization",
-        )?;
+        self.0
+            .authorize(
+                &caller,
+                ("organization", &organization_id),
+                "organization.read",
+                "organization.read",
+                "organization",
+            )
+            .await?;
         let mut roles = Vec::new();
         if r.kind() != pb::list_roles_request::RoleKind::Custom {
             roles.extend(

@@ -71,7 +71,7 @@ impl Core {
 
     /// The team, if it is a live team of the organization the caller may
     /// act on with `permission`.
-    fn team_access(
+    async fn team_access(
         &self,
         caller: &Caller,
         organization_id: &str,
@@ -86,6 +86,7 @@ impl Core {
             return Err(Error::not_found("team").with_domain(NAME));
         }
         self.authorize(caller, ("team", team_id), permission, "team.read", "team")
+            .await
     }
 
     async fn team_event<M: prost::Name>(
@@ -120,7 +121,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
         let user_id = parse_name("team_member.user", "users/{}", &input.user)?[0].to_string();
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+            .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+            .await?;
         let lead = match input.role() {
             authz_pb::TeamRole::Lead => true,
             authz_pb::TeamRole::Member | authz_pb::TeamRole::Unspecified => false,
@@ -222,7 +224,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let (organization_id, team_id, user_id) = member_ids("name", &request.get_ref().name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(&caller, &organization_id, &team_id, "team.read")?;
+                .team_access(&caller, &organization_id, &team_id, "team.read")
+                .await?;
         }
         let row = self
             .0
@@ -244,7 +247,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let r = request.get_ref();
         let (organization_id, team_id) = team_ids("parent", &r.parent)?;
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.read")?;
+            .team_access(&caller, &organization_id, &team_id, "team.read")
+            .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("team-members|{team_id}|{}", r.role);
         let after = self
@@ -297,7 +301,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
         }
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+            .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+            .await?;
         let current = self
             .0
             .store
@@ -362,7 +367,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let (organization_id, team_id, user_id) = member_ids("name", &r.name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(&caller, &organization_id, &team_id, "team.members.manage")?;
+                .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+                .await?;
         }
         let current = self
             .0

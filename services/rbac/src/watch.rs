@@ -25,7 +25,7 @@ fn event_ref(object_type: &str, id: &str) -> Option<events::ObjectRef> {
 impl Core {
     /// Whether the caller may attach objects inside the organization that
     /// holds (type, id): NOT_FOUND when they may not even read it.
-    fn may_write_under(
+    async fn may_write_under(
         &self,
         caller: &Caller,
         object_type: &str,
@@ -53,7 +53,8 @@ impl Core {
                 "authz.write",
                 "organization.read",
                 "organization",
-            )?;
+            )
+            .await?;
         }
         Ok(organization)
     }
@@ -185,20 +186,23 @@ impl Core {
                 .filter(|o| *o != pb::relationship_update::Operation::Unspecified)
                 .ok_or_else(|| Error::invalid_field(format!("{field}.operation"), "is required"))?;
             // Both where it goes and where it is now must be the caller's.
-            let organization = self.may_write_under(
-                caller,
-                &subject.object_type,
-                &subject.object_id,
-                "the parent",
-            )?;
+            let organization = self
+                .may_write_under(
+                    caller,
+                    &subject.object_type,
+                    &subject.object_id,
+                    "the parent",
+                )
+                .await?;
             let existing = self
                 .index
                 .read()
                 .parent_of(&resource.object_type, &resource.object_id)
                 .map(|(t, id)| (t.to_string(), id.to_string()));
             if let Some((old_type, old_parent)) = &existing {
-                let old_organization =
-                    self.may_write_under(caller, old_type, old_parent, "the current parent")?;
+                let old_organization = self
+                    .may_write_under(caller, old_type, old_parent, "the current parent")
+                    .await?;
                 let index = self.index.read();
                 if index.root_of(&old_organization) != index.root_of(&organization) {
                     return Err(precondition(
