@@ -983,6 +983,77 @@ async fn a_free_organization_upgrades_in_one_call() {
                 .billing_accounts
         };
 
+        // Custom roles are a paid feature: on FREE, CreateRole says so in
+        // words and makes nothing; CheckFeature tells anyone who may read
+        // the organization, a stranger nothing.
+        let create_role = || async {
+            rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
+                .create_role(authed(
+                    rbac::CreateRoleRequest {
+                        parent: format!("organizations/{acme}"),
+                        role: Some(rbac::Role {
+                            display_name: "Auditor".into(),
+                            permissions: vec!["organization.read".into(), "audit.read".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &ada.token,
+                ))
+                .await
+        };
+        let feature = |token: &str, name: &str| {
+            authed(
+                pb::CheckFeatureRequest {
+                    organization: format!("organizations/{acme}"),
+                    feature: name.into(),
+                },
+                token,
+            )
+        };
+        let free = assert_status(
+            create_role().await,
+            Code::FailedPrecondition,
+            "FEATURE_NOT_INCLUDED",
+        );
+        assert!(
+            free.message()
+                .contains("Free plan does not include custom roles"),
+            "{free:?}"
+        );
+        let roles = rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
+            .list_roles(authed(
+                rbac::ListRolesRequest {
+                    parent: format!("organizations/{acme}"),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .roles;
+        assert!(roles.iter().all(|r| r.display_name != "Auditor"));
+        let on_free = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "custom_roles"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!on_free.included);
+        assert_eq!(on_free.plan, "plans/free");
+        let bad = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "Custom Roles"))
+            .await;
+        assert_status(bad, Code::InvalidArgument, "INVALID_ARGUMENT");
+        let stranger = w.user("mallory@example.com").await;
+        let hidden = w
+            .entitlements()
+            .check_feature(feature(&stranger.token, "custom_roles"))
+            .await;
+        assert_status(hidden, Code::NotFound, "NOT_FOUND");
+
         // Both ways of naming the payer at once: refused, nothing made.
         let both = w
             .subscriptions()
@@ -1021,6 +1092,16 @@ async fn a_free_organization_upgrades_in_one_call() {
             .unwrap();
         assert_eq!(again.etag, upgraded.etag);
         assert_eq!(accounts().await.len(), 1);
+        // On STARTER, custom roles are there at once.
+        let on_starter = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "custom_roles"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(on_starter.included);
+        assert_eq!(on_starter.plan, "plans/starter");
+        create_role().await.unwrap();
 
         // Both are in the organization's log, each naming what it is about.
         let wait = Duration::from_secs(15);

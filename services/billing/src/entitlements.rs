@@ -168,6 +168,50 @@ impl Core {
         Ok((plan, limits))
     }
 
+    /// Whether the plan that applies at `node` includes `feature`, with the
+    /// plan that decided: one that includes it, or else the one that
+    /// applies. The subscriptions are those that bound its limits (see
+    /// [`plan_bound`](Self::plan_bound)); their overrides count while they
+    /// are not canceled.
+    pub(crate) async fn feature(
+        &self,
+        node: &NodeRow,
+        feature: &str,
+        now_us: i64,
+    ) -> Result<(bool, Plan)> {
+        let pool = self.store.pool();
+        let mode = self.workspace_mode(&node.workspace_id).await?;
+        let subscriptions: Vec<SubscriptionRow> = if mode == "assigned" {
+            store::subscription(pool, &node.root_id)
+                .await?
+                .into_iter()
+                .collect()
+        } else {
+            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
+                .await?
+                .into_iter()
+                .filter(|s| s.billing_account_id.is_some())
+                .collect()
+        };
+        let mut applies = None;
+        for subscription in &subscriptions {
+            let (plan, _) = self.subscription_limits(Some(subscription), now_us).await?;
+            let mut included = plan.body.features.get(feature).copied().unwrap_or(false);
+            if state_at(subscription, now_us) != State::Canceled
+                && let Some(over) = subscription.feature_overrides.get(feature)
+            {
+                included = *over;
+            }
+            if included {
+                return Ok((true, plan));
+            }
+            if subscription.organization_id == node.root_id || applies.is_none() {
+                applies = Some(plan);
+            }
+        }
+        Ok((false, applies.unwrap_or_else(|| self.free_plan().clone())))
+    }
+
     /// The scope whose usage a node's plan bounds: its root in an ASSIGNED
     /// workspace, the workspace's pool otherwise.
     pub(crate) fn plan_scope(node: &NodeRow, mode: &str) -> String {
@@ -642,6 +686,34 @@ fn validate_reservation(metric: Metric, id: &str) -> Result<()> {
 }
 
 impl EntitlementApi {
+    async fn check_feature(
+        &self,
+        caller: Caller,
+        request: pb::CheckFeatureRequest,
+    ) -> Result<pb::CheckFeatureResponse> {
+        let core = &self.0;
+        let id = organization_id("organization", &request.organization)?;
+        let feature = request.feature.as_str();
+        let valid = (1..=64).contains(&feature.len())
+            && feature
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(Error::invalid_field(
+                "feature",
+                "must be 1 to 64 lowercase letters, digits and `_`",
+            ));
+        }
+        core.authorize_reader(&caller, &id).await?;
+        let node = core.node(&caller, &id).await?;
+        let (included, plan) = core.feature(&node, feature, now_micros()).await?;
+        Ok(pb::CheckFeatureResponse {
+            included,
+            plan: format!("plans/{}", plan.id),
+            plan_display_name: plan.body.display_name,
+        })
+    }
+
     async fn get_rate_limits(
         &self,
         caller: Caller,
@@ -699,6 +771,16 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         Ok(Response::new(
             self.get_effective_limits(caller, request.into_inner())
                 .await?,
+        ))
+    }
+
+    async fn check_feature(
+        &self,
+        request: Request<pb::CheckFeatureRequest>,
+    ) -> std::result::Result<Response<pb::CheckFeatureResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.check_feature(caller, request.into_inner()).await?,
         ))
     }
 

@@ -1,6 +1,7 @@
 //! What rbac asks other services, always with the caller's own token: an
 //! organization's name and invitation settings (organization), a user's
-//! verified email (identity), and whether a seat is left (billing).
+//! verified email (identity), whether a seat is left and whether the plan
+//! includes a feature (billing).
 //! Failures close: no answer means no invitation, never a skipped check.
 
 use tenantry_kit::error::{Code, Error, Result};
@@ -144,6 +145,50 @@ impl Peers {
             .into_inner()
             .user
             .unwrap_or_default())
+    }
+
+    /// Succeeds when the plan that applies to the organization includes
+    /// `feature` (`what` names it for people); FAILED_PRECONDITION
+    /// `FEATURE_NOT_INCLUDED` otherwise.
+    pub async fn ensure_feature(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        feature: &str,
+        what: &str,
+    ) -> Result<()> {
+        let mut client = billing_pb::entitlement_service_client::EntitlementServiceClient::new(
+            self.billing.clone(),
+        );
+        let answer = match client
+            .check_feature(request(
+                caller,
+                billing_pb::CheckFeatureRequest {
+                    organization: format!("organizations/{organization_id}"),
+                    feature: feature.to_string(),
+                },
+            ))
+            .await
+        {
+            Ok(response) => response.into_inner(),
+            // A deployment without billing has no plans to gate features.
+            Err(status) if status.code() == tonic::Code::Unimplemented => return Ok(()),
+            Err(status) => return Err(unavailable("the billing service", status)),
+        };
+        if answer.included {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::FailedPrecondition,
+            "FEATURE_NOT_INCLUDED",
+            format!(
+                "the {} plan does not include {what}; change the plan to use them",
+                answer.plan_display_name
+            ),
+        )
+        .with_domain(NAME)
+        .with_metadata("feature", feature)
+        .with_metadata("plan", answer.plan))
     }
 
     /// Succeeds when the organization has a seat left for one more person,

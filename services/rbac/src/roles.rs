@@ -194,6 +194,12 @@ impl pb::role_service_server::RoleService for RoleApi {
             }));
         }
         self.0.validate_role(&input)?;
+        // Custom roles are a paid feature: a downgraded organization keeps
+        // (and may change or delete) the ones it has, and makes no more.
+        self.0
+            .peers
+            .ensure_feature(&caller, &organization_id, "custom_roles", "custom roles")
+            .await?;
         let now = now_micros();
         let role = RoleRow {
             id: new_id().to_string(),
