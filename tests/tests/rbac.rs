@@ -594,6 +594,89 @@ async fn custom_roles_teams_and_project_grants() {
                 .unwrap()
         );
 
+        // A role projects are granted to goes only with a reassignment, and
+        // its grants move to the other role: nobody loses access by it.
+        let release = roles
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    parent: acme.name.clone(),
+                    role: Some(pb::Role {
+                        display_name: "Release".into(),
+                        permissions: vec!["organization.read".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .role
+            .unwrap();
+        let rocket_name = format!("organizations/{acme_id}/projects/{rocket}");
+        Grants::new(w.channel.clone())
+            .create_project_grant(authed(
+                pb::CreateProjectGrantRequest {
+                    parent: rocket_name.clone(),
+                    project_grant: Some(pb::ProjectGrant {
+                        subject: Some(pb::project_grant::Subject::Role(release.name.clone())),
+                        access_level: authz::ProjectAccessLevel::Contributor as i32,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let granted_role = roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    name: release.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        let info = granted_role.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "ROLE_IN_USE");
+        assert_eq!(info.metadata["grants"], "1");
+        roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    name: release.name.clone(),
+                    reassign_to: "roles/finance".into(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let moved: Vec<(Option<pb::project_grant::Subject>, i32)> = Grants::new(w.channel.clone())
+            .list_project_grants(authed(
+                pb::ListProjectGrantsRequest {
+                    parent: rocket_name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .project_grants
+            .into_iter()
+            .map(|g| (g.subject, g.access_level))
+            .collect();
+        assert_eq!(
+            moved,
+            [(
+                Some(pb::project_grant::Subject::Role("roles/finance".into())),
+                authz::ProjectAccessLevel::Contributor as i32
+            )]
+        );
+
         // Teams: a lead manages the team's members, and only them.
         let team = org::team_service_client::TeamServiceClient::new(w.channel.clone())
             .create_team(authed(

@@ -14,7 +14,7 @@ use crate::engine::schema::BUILT_IN_ROLES;
 use crate::engine::{Change, GrantSubject};
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
-use crate::store::RoleRow;
+use crate::store::{GrantRow, RoleRow};
 use crate::{Caller, Core, NAME, precondition, timestamp};
 
 /// The `RoleService` handler.
@@ -440,12 +440,18 @@ impl pb::role_service_server::RoleService for RoleApi {
             .store
             .role_holders(&mut tx, &role.organization_id, &name)
             .await?;
-        if !holders.is_empty() && r.reassign_to.is_empty() {
+        let grants = self
+            .0
+            .store
+            .grants_to(&mut tx, &GrantSubject::Role(name.clone()))
+            .await?;
+        if (!holders.is_empty() || !grants.is_empty()) && r.reassign_to.is_empty() {
             return Err(precondition(
                 "ROLE_IN_USE",
-                "members hold this role; name a role to reassign them to",
+                "members hold this role or projects are granted to it; name a role to reassign them to",
             )
             .with_metadata("holders", holders.len())
+            .with_metadata("grants", grants.len())
             .into());
         }
         let mut changes = Vec::new();
@@ -464,17 +470,50 @@ impl pb::role_service_server::RoleService for RoleApi {
                 roles: m.roles.clone(),
             });
         }
-        for grant in self
-            .0
-            .store
-            .grants_to(&mut tx, &GrantSubject::Role(name.clone()))
-            .await?
-        {
+        // Projects granted to the role are granted to its replacement, at
+        // the higher level where the replacement already had a grant: no
+        // one loses access by the deletion.
+        let replacement = GrantSubject::Role(r.reassign_to.clone());
+        for grant in grants {
             self.0.store.delete_grant(&mut tx, &grant.id).await?;
             changes.push(Change::ProjectGrant {
-                project: grant.project_id,
-                subject: grant.subject,
+                project: grant.project_id.clone(),
+                subject: grant.subject.clone(),
                 level: None,
+            });
+            let existing = self
+                .0
+                .store
+                .project_grants_in(&mut tx, &grant.project_id)
+                .await?
+                .into_iter()
+                .find(|g| g.subject == replacement);
+            let moved = match existing {
+                Some(mut kept) if kept.level < grant.level => {
+                    kept.level = grant.level;
+                    kept.updated_at_us = now;
+                    kept.version += 1;
+                    self.0.store.update_grant_level(&mut tx, &kept).await?;
+                    kept
+                }
+                Some(kept) => kept,
+                None => {
+                    let row = GrantRow {
+                        id: new_id().to_string(),
+                        subject: replacement.clone(),
+                        created_at_us: now,
+                        updated_at_us: now,
+                        version: 1,
+                        ..grant
+                    };
+                    self.0.store.insert_grant(&mut tx, &row).await?;
+                    row
+                }
+            };
+            changes.push(Change::ProjectGrant {
+                project: moved.project_id,
+                subject: moved.subject,
+                level: Some(moved.level),
             });
         }
         self.0.store.delete_role(&mut tx, &role.id).await?;
