@@ -1884,6 +1884,65 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
             .unwrap()
             .into_inner();
         assert_eq!(registered.resource_type.unwrap().parent_type, "project");
+        // Another service may neither redefine nor delete a type it does
+        // not own (it would decide who may do what to the owner's objects).
+        let rival = service_token(&w, &root, &acme_id).await;
+        let mut hijacked = deployment_type();
+        hijacked.permissions[1].granted_by = vec![authz::PermissionGrant {
+            grantor: Some(authz::permission_grant::Grantor::Role(
+                "roles/member".into(),
+            )),
+        }];
+        let taken = schema
+            .register_resource_type(authed(
+                authz::RegisterResourceTypeRequest {
+                    resource_type: Some(hijacked),
+                    validate_only: false,
+                },
+                &rival,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+        assert_eq!(
+            taken.get_details_error_info().unwrap().reason,
+            "TYPE_OWNED_BY_ANOTHER"
+        );
+        let removed = schema
+            .delete_resource_type(authed(
+                authz::DeleteResourceTypeRequest {
+                    name: "resourceTypes/deployment".into(),
+                    ..Default::default()
+                },
+                &rival,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(removed.code(), Code::PermissionDenied, "{removed:?}");
+        let kept = schema
+            .get_resource_type(authed(
+                authz::GetResourceTypeRequest {
+                    name: "resourceTypes/deployment".into(),
+                },
+                &bob.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .resource_type
+            .unwrap();
+        let deploy = kept
+            .permissions
+            .iter()
+            .find(|p| p.name == "deployment.deploy")
+            .unwrap();
+        assert!(
+            !deploy.granted_by.iter().any(|g| g.grantor
+                == Some(authz::permission_grant::Grantor::Role(
+                    "roles/member".into()
+                ))),
+            "the owner's definition stands"
+        );
         let listed = schema
             .list_resource_types(authed(
                 authz::ListResourceTypesRequest::default(),

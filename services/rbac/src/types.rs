@@ -4,7 +4,7 @@
 //! services register types; every caller may read them.
 
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Error, Result};
+use tenantry_kit::error::{Code, Error, Result};
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -195,6 +195,14 @@ fn only_services(caller: &Caller) -> Result<()> {
     }
 }
 
+/// Whether the caller may change a stored type registered by
+/// `registered_by`: the service account that registered it, or Tenantry's
+/// own services. Another service must not redefine (or delete) a type it
+/// does not own: it would change who may do what to the owner's objects.
+fn owns(caller: &Caller, registered_by: &str) -> bool {
+    caller.is_internal() || caller.principal.id == registered_by
+}
+
 #[tonic::async_trait]
 impl pb::schema_service_server::SchemaService for SchemaApi {
     async fn register_resource_type(
@@ -215,7 +223,19 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
             .register(&definition)
             .map_err(|e| Error::invalid_field("resource_type", e.to_string()))?;
         let stored = self.0.stored_type(&definition.name).await?;
-        if let Some((_, _, _, version)) = &stored {
+        if let Some((registered_by, _, _, version)) = &stored {
+            if !owns(&caller, registered_by) {
+                return Err(Error::new(
+                    Code::AlreadyExists,
+                    "TYPE_OWNED_BY_ANOTHER",
+                    format!(
+                        "the resource type `{}` is registered by another service",
+                        definition.name
+                    ),
+                )
+                .with_domain(NAME)
+                .into());
+            }
             check_etag(&input.etag, *version)?;
         }
         if r.validate_only {
@@ -328,9 +348,15 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
             .strip_prefix("resourceTypes/")
             .unwrap_or_default()
             .to_string();
-        let Some((_, _, _, version)) = self.0.stored_type(&name).await? else {
+        let Some((registered_by, _, _, version)) = self.0.stored_type(&name).await? else {
             return Err(Error::not_found("resource type").with_domain(NAME).into());
         };
+        if !owns(&caller, &registered_by) {
+            return Err(Error::permission_denied("authz.schema.write")
+                .with_domain(NAME)
+                .with_metadata("reason", "the type is registered by another service")
+                .into());
+        }
         check_etag(&r.etag, version)?;
         let used = self.0.store.count_nodes(&name).await?;
         let children = {
