@@ -2873,3 +2873,74 @@ async fn foothold_gives_each_app_team_its_own_tenants_on_the_free_plan() {
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+/// An organization's allowed email domains bind adding an existing member
+/// of the tree as they bind invitations; the refusal writes nothing.
+#[tokio::test]
+async fn allowed_domains_bind_memberships_too() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@elsewhere.example").await;
+        let root = w.organization(&ada, "Root", None).await;
+        let root_id = id(&root.name);
+        let child = w.organization(&ada, "Child", Some(&root_id)).await;
+        let child = w.get_organization(&ada, &id(&child.name)).await;
+        Orgs::new(w.channel.clone())
+            .update_organization(authed(
+                org::UpdateOrganizationRequest {
+                    organization: Some(org::Organization {
+                        name: child.name.clone(),
+                        settings: Some(org::OrganizationSettings {
+                            allowed_email_domains: vec!["example.com".into()],
+                            ..Default::default()
+                        }),
+                        etag: child.etag.clone(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["settings.allowed_email_domains".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        w.add_member(&ada, &root_id, &bob, &["roles/member"]).await;
+        let mut members = Members::new(w.channel.clone());
+        let refused = members
+            .create_membership(authed(
+                pb::CreateMembershipRequest {
+                    parent: child.name.clone(),
+                    membership: Some(pb::Membership {
+                        user: format!("users/{}", bob.id),
+                        roles: vec!["roles/member".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert_eq!(
+            refused.get_details_error_info().unwrap().reason,
+            "EMAIL_DOMAIN_NOT_ALLOWED"
+        );
+        let listed = members
+            .list_memberships(authed(
+                pb::ListMembershipsRequest {
+                    parent: child.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .memberships;
+        assert!(listed.iter().all(|m| m.user != format!("users/{}", bob.id)));
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

@@ -429,19 +429,7 @@ impl Core {
             .organization(caller, &organization_id)
             .await?
             .ok_or_else(|| Error::not_found("organization").with_domain(NAME))?;
-        let domain = email.rsplit('@').next().unwrap_or_default();
-        if !organization.allowed_email_domains.is_empty()
-            && !organization
-                .allowed_email_domains
-                .iter()
-                .any(|d| d == domain)
-        {
-            return Err(precondition(
-                "EMAIL_DOMAIN_NOT_ALLOWED",
-                "the organization does not allow invitations to this email domain",
-            )
-            .with_metadata("domain", domain));
-        }
+        email_domain_allowed(&organization.allowed_email_domains, &email)?;
         let id = new_id().to_string();
         // A pending member takes a seat; an external user never does.
         if !input.external
@@ -1115,4 +1103,18 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             }),
         }))
     }
+}
+
+/// FAILED_PRECONDITION `EMAIL_DOMAIN_NOT_ALLOWED` unless `email` is in one
+/// of the organization's allowed domains (none listed: every domain).
+pub(crate) fn email_domain_allowed(allowed: &[String], email: &str) -> Result<()> {
+    let domain = email.rsplit('@').next().unwrap_or_default();
+    if allowed.is_empty() || allowed.iter().any(|d| d == domain) {
+        return Ok(());
+    }
+    Err(precondition(
+        "EMAIL_DOMAIN_NOT_ALLOWED",
+        "the organization does not allow members from this email domain",
+    )
+    .with_metadata("domain", domain))
 }

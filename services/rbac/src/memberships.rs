@@ -160,6 +160,22 @@ impl Core {
         self.valid_roles(&organization_id, &input.roles, "membership.roles")
             .await?;
         self.require_joined(&organization_id, &user_id).await?;
+        // The organization's allowed domains bind every way in, not only
+        // invitations.
+        let organization = self
+            .peers
+            .organization(caller, &organization_id)
+            .await?
+            .ok_or_else(|| Error::not_found("organization").with_domain(NAME))?;
+        if !organization.allowed_email_domains.is_empty() {
+            let email = self
+                .store
+                .user(&user_id)
+                .await?
+                .map(|u| u.email)
+                .unwrap_or_default();
+            crate::invitations::email_domain_allowed(&organization.allowed_email_domains, &email)?;
+        }
         // A new member takes a seat of the plan.
         if let Err(error) = self
             .peers
