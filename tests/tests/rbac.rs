@@ -1505,6 +1505,33 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
             .into_inner()
             .invitations;
         assert_eq!(listed[0].state, pb::invitation::State::Accepted as i32);
+        // A member is not invited again: their roles change on their
+        // membership. Nothing is written.
+        let member_again = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "New.Hire@example.com", vec![]),
+                &ada.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(member_again.code(), Code::AlreadyExists, "{member_again:?}");
+        assert_eq!(
+            member_again.get_details_error_info().unwrap().reason,
+            "ALREADY_A_MEMBER"
+        );
+        let after = invitations
+            .list_invitations(authed(
+                pb::ListInvitationsRequest {
+                    parent: acme.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations;
+        assert_eq!(after.len(), listed.len());
 
         // Revoked invitations stop working; allowed domains are enforced.
         let second = invitations

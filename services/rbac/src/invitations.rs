@@ -430,6 +430,19 @@ impl Core {
             .await?
             .ok_or_else(|| Error::not_found("organization").with_domain(NAME))?;
         email_domain_allowed(&organization.allowed_email_domains, &email)?;
+        // Members change roles through their membership, not an invitation.
+        if self
+            .store
+            .member_with_email(&organization_id, &email)
+            .await?
+        {
+            return Err(Error::new(
+                Code::AlreadyExists,
+                "ALREADY_A_MEMBER",
+                "this email belongs to a member of the organization",
+            )
+            .with_domain(NAME));
+        }
         let id = new_id().to_string();
         // A pending member takes a seat; an external user never does.
         if !input.external

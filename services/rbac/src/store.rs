@@ -1400,6 +1400,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Whether a member of `organization` has the account with `email`.
+    pub async fn member_with_email(&self, organization: &str, email: &str) -> Result<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM rbac_memberships m JOIN rbac_users u ON u.id = m.user_id
+             WHERE m.organization_id = $1 AND lower(u.email) = $2",
+        )
+        .bind(organization)
+        .bind(email)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(db_error)?
+        .is_some())
+    }
+}
+
 async fn user_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     e: E,
     id: &str,
