@@ -278,7 +278,14 @@ async fn the_journey_runs_over_rest() {
                 .as_str()
                 .unwrap()
                 .ends_with("/.well-known/jwks.json")
-                || discovery["jwks_uri"].is_string()
+        );
+        // The token endpoint is where tokens are refreshed.
+        assert!(
+            discovery["token_endpoint"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v1/auth/refresh"),
+            "{discovery}"
         );
 
         sandbox.shutdown().await.unwrap();

@@ -912,6 +912,7 @@ async fn totp_enrollment_mfa_login_and_recovery_codes() {
             .unwrap()
             .into_inner();
         assert!(enrollment.otpauth_uri.starts_with("otpauth://totp/"));
+        assert_eq!(enrollment.digits, 6);
         let secret = totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
         let now = chrono::Utc::now().timestamp();
         let wrong = client
@@ -1113,7 +1114,7 @@ async fn password_changes_need_the_current_password_and_end_other_sessions() {
         .await
         .unwrap_err();
     assert_eq!(wrong.code(), Code::Unauthenticated);
-    client
+    let changed = client
         .change_password(authed(
             pb::ChangePasswordRequest {
                 current_password: PASSWORD.into(),
@@ -1122,7 +1123,10 @@ async fn password_changes_need_the_current_password_and_end_other_sessions() {
             &first.access_token,
         ))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    // The other session ended; the caller's own stays.
+    assert_eq!(changed.revoked_session_count, 1);
     client
         .me(authed(pb::MeRequest {}, &first.access_token))
         .await

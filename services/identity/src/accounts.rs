@@ -1801,28 +1801,31 @@ impl Accounts {
         }
     }
 
-    /// Changes the caller's password and ends every other session.
+    /// Changes the caller's password and ends every other session; returns
+    /// how many ended.
     pub async fn change_password(
         &self,
         principal: &Principal,
         current: &str,
         new: &str,
         client: &ClientInfo,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let user = self.user_principal(principal).await?;
         self.reauthenticate(&user, current).await?;
         let new = self.new_password_policy(&user, new)?;
         let hash = self.inner.hasher.hash(&new).await?;
         let mut tx = self.begin().await?;
-        self.set_password(
-            &mut tx,
-            &user,
-            hash,
-            principal.session_id.as_deref(),
-            client,
-        )
-        .await?;
-        self.commit(tx).await
+        let ended = self
+            .set_password(
+                &mut tx,
+                &user,
+                hash,
+                principal.session_id.as_deref(),
+                client,
+            )
+            .await?;
+        self.commit(tx).await?;
+        Ok(ended)
     }
 
     /// Stores a new password hash and ends the user's sessions (but

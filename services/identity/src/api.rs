@@ -440,7 +440,8 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let client = client_info(&request);
         let caller = principal(&request)?;
         let request = request.into_inner();
-        self.accounts
+        let ended = self
+            .accounts
             .change_password(
                 &caller,
                 &request.current_password,
@@ -448,7 +449,9 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
                 &client,
             )
             .await?;
-        Ok(Response::new(pb::ChangePasswordResponse::default()))
+        Ok(Response::new(pb::ChangePasswordResponse {
+            revoked_session_count: i32::try_from(ended).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn enroll_totp(
@@ -461,8 +464,9 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         Ok(Response::new(pb::EnrollTotpResponse {
             otpauth_uri: enrollment.otpauth_uri,
             secret: enrollment.secret,
+            digits: crate::totp::DIGITS as i32,
             period: Some(prost_types::Duration {
-                seconds: 30,
+                seconds: crate::totp::PERIOD_SECS,
                 nanos: 0,
             }),
             expire_time: Some(timestamp(enrollment.expires_at_us)),
@@ -796,7 +800,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         Ok(Response::new(pb::GetOpenIdConfigurationResponse {
             issuer: self.issuer.clone(),
             jwks_uri: format!("{base}/.well-known/jwks.json"),
-            token_endpoint: format!("{base}/v1/auth/login"),
+            token_endpoint: format!("{base}/v1/auth/refresh"),
             userinfo_endpoint: format!("{base}/v1/me"),
             id_token_signing_alg_values_supported: vec!["EdDSA".into()],
             subject_types_supported: vec!["public".into()],
