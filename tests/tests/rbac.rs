@@ -2224,6 +2224,86 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
             Code::InvalidArgument
         );
 
+        // Another tenant's relationships are out of every filter: they
+        // neither satisfy a precondition nor match a deletion.
+        let evil_service = service_token(&w, &root, &id(&evil.name)).await;
+        w.authz()
+            .write_relationships(authed(
+                authz::WriteRelationshipsRequest {
+                    updates: vec![parent_link(
+                        Operation::Touch,
+                        "deployment",
+                        "e1",
+                        "project",
+                        &evil_project,
+                    )],
+                    optional_preconditions: Vec::new(),
+                },
+                &evil_service,
+            ))
+            .await
+            .unwrap();
+        let probe = authz::Precondition {
+            operation: authz::precondition::Operation::MustMatch as i32,
+            filter: Some(authz::RelationshipFilter {
+                resource_type: "deployment".into(),
+                optional_resource_id: "e1".into(),
+                ..Default::default()
+            }),
+        };
+        let probed = write(
+            vec![parent_link(
+                Operation::Touch,
+                "deployment",
+                "d2",
+                "project",
+                &rocket,
+            )],
+            vec![probe],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(probed.code(), Code::FailedPrecondition, "{probed:?}");
+        let untouched = w
+            .authz()
+            .delete_relationships(authed(
+                authz::DeleteRelationshipsRequest {
+                    relationship_filter: Some(authz::RelationshipFilter {
+                        resource_type: "deployment".into(),
+                        optional_resource_id: "e1".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(untouched.relationships_deleted_count, 0);
+        assert_eq!(
+            untouched.deletion_progress,
+            authz::delete_relationships_response::DeletionProgress::Complete as i32
+        );
+        let evils = w
+            .authz()
+            .read_relationships(authed(
+                authz::ReadRelationshipsRequest {
+                    relationship_filter: Some(authz::RelationshipFilter {
+                        resource_type: "deployment".into(),
+                        ..Default::default()
+                    }),
+                    organization: evil.name.clone(),
+                    ..Default::default()
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .relationships;
+        assert_eq!(evils.len(), 1, "{evils:?}");
+
         // What lives in the project keeps it from being purged.
         let read = w
             .authz()

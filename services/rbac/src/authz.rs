@@ -508,6 +508,15 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             }));
         }
         let size = page_size(r.page_size, 1000, 10_000)? as usize;
+        let under: Vec<String> = self
+            .0
+            .index
+            .read()
+            .organizations_under(&organization)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let under: Vec<&str> = under.iter().map(String::as_str).collect();
         let links = self
             .0
             .store
@@ -515,6 +524,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 &filter.resource_type,
                 &filter.optional_resource_id,
                 parent_id,
+                Some(&under),
                 10_000,
             )
             .await?;
@@ -562,7 +572,12 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let r = request.into_inner();
         let revision = self
             .0
-            .write_relationships(&caller, &r.updates, &r.optional_preconditions)
+            .write_relationships(
+                &caller,
+                &r.updates,
+                &r.optional_preconditions,
+                crate::watch::MAX_UPDATES,
+            )
             .await?;
         Ok(Response::new(pb::WriteRelationshipsResponse {
             written_at: Some(token(revision)),
@@ -583,16 +598,21 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 Error::invalid_field("relationship_filter.resource_type", "is required").into(),
             );
         }
+        let most = crate::watch::MAX_DELETIONS as u32;
         let limit = if r.optional_limit == 0 {
-            1000
+            most
         } else {
-            r.optional_limit.min(10_000)
+            r.optional_limit.min(most)
         } as i64;
         let parent_id = filter
             .optional_subject_filter
             .as_ref()
             .map(|s| s.optional_subject_id.clone())
             .unwrap_or_default();
+        let scope = self.0.relationship_scope(&caller);
+        let scope: Option<Vec<&str>> = scope
+            .as_ref()
+            .map(|ids| ids.iter().map(String::as_str).collect());
         let links = self
             .0
             .store
@@ -600,6 +620,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 &filter.resource_type,
                 &filter.optional_resource_id,
                 &parent_id,
+                scope.as_deref(),
                 limit + 1,
             )
             .await?;
@@ -643,9 +664,23 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             })
             .collect();
         let count = updates.len() as u64;
+        if updates.is_empty() {
+            // Nothing matches: nothing to delete, and nothing written.
+            return Ok(Response::new(pb::DeleteRelationshipsResponse {
+                deleted_at: Some(token(self.0.index.applied())),
+                deletion_progress: pb::delete_relationships_response::DeletionProgress::Complete
+                    as i32,
+                relationships_deleted_count: 0,
+            }));
+        }
         let revision = self
             .0
-            .write_relationships(&caller, &updates, &r.optional_preconditions)
+            .write_relationships(
+                &caller,
+                &updates,
+                &r.optional_preconditions,
+                crate::watch::MAX_DELETIONS,
+            )
             .await?;
         Ok(Response::new(pb::DeleteRelationshipsResponse {
             deleted_at: Some(token(revision)),

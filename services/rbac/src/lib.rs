@@ -442,6 +442,31 @@ impl Core {
         }
     }
 
+    /// The organizations whose relationships the caller reads and writes by
+    /// filter: the one its token is for and those below it; `None` (all)
+    /// for Tenantry's own services. Another tenant's relationships never
+    /// match a filter, so no filter can count or probe them.
+    pub(crate) fn relationship_scope(&self, caller: &Caller) -> Option<Vec<String>> {
+        if caller.is_internal() {
+            return None;
+        }
+        let index = self.index.read();
+        Some(
+            caller
+                .principal
+                .organization
+                .as_deref()
+                .map(|org| {
+                    index
+                        .organizations_under(org)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
     /// Whether an organization exists (as the tree mirror knows it).
     pub(crate) fn organization_known(&self, id: &str) -> bool {
         self.index.read().node(ORGANIZATION, id).is_some()

@@ -699,26 +699,45 @@ impl Store {
 
     /// Parent links matching a filter, as (type, id, parent id): by the
     /// object's type and optional id, and/or by the parent's id.
+    /// `organizations`, when given, keeps only links of objects that
+    /// belong to one of them (an empty list matches nothing).
     pub async fn parent_links(
         &self,
         object_type: &str,
         object_id: &str,
         parent_id: &str,
+        organizations: Option<&[&str]>,
         limit: i64,
     ) -> Result<Vec<(String, String, String)>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        let scope = match organizations {
+            None => String::new(),
+            Some([]) => return Ok(Vec::new()),
+            Some(ids) => format!(
+                " AND organization_id IN ({})",
+                (0..ids.len())
+                    .map(|i| format!("${}", i + 4))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let sql = format!(
             "SELECT object_type, id, parent_id FROM rbac_nodes
              WHERE parent_id IS NOT NULL AND ($1 = '' OR object_type = $1) AND ($2 = '' OR id = $2)
-               AND ($3 = '' OR parent_id = $3)
+               AND ($3 = '' OR parent_id = $3){scope}
              ORDER BY object_type, id LIMIT {limit}"
-        )))
-        .bind(object_type)
-        .bind(object_id)
-        .bind(parent_id)
-        .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(object_type)
+            .bind(object_id)
+            .bind(parent_id);
+        for id in organizations.unwrap_or_default() {
+            query = query.bind(*id);
+        }
+        query
+            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(db_error)
     }
 
     /// How many objects of a type exist.

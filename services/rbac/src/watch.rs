@@ -15,6 +15,13 @@ use crate::{Caller, Core, NAME, precondition};
 /// The most updates one write may carry.
 pub const MAX_UPDATES: usize = 1000;
 
+/// The most preconditions one write may carry.
+pub const MAX_PRECONDITIONS: usize = 100;
+
+/// The most relationships one `DeleteRelationships` deletes (its
+/// contract's server limit), in one transaction.
+pub const MAX_DELETIONS: usize = 10_000;
+
 fn event_ref(object_type: &str, id: &str) -> Option<events::ObjectRef> {
     Some(events::ObjectRef {
         r#type: object_type.into(),
@@ -59,8 +66,20 @@ impl Core {
         Ok(organization)
     }
 
-    /// Checks preconditions against the stored parent links.
-    async fn preconditions_hold(&self, preconditions: &[pb::Precondition]) -> Result<()> {
+    /// Checks preconditions against the stored parent links the caller may
+    /// see (its organizations'): another tenant's links neither satisfy
+    /// nor break them.
+    async fn preconditions_hold(
+        &self,
+        caller: &Caller,
+        preconditions: &[pb::Precondition],
+    ) -> Result<()> {
+        if preconditions.len() > MAX_PRECONDITIONS {
+            return Err(Error::invalid_field(
+                "optional_preconditions",
+                format!("at most {MAX_PRECONDITIONS}"),
+            ));
+        }
         for (i, p) in preconditions.iter().enumerate() {
             let filter = p.filter.as_ref().ok_or_else(|| {
                 Error::invalid_field(format!("optional_preconditions[{i}].filter"), "is required")
@@ -70,12 +89,17 @@ impl Core {
                 .as_ref()
                 .map(|s| s.optional_subject_id.as_str())
                 .unwrap_or_default();
+            let scope = self.relationship_scope(caller);
+            let scope: Option<Vec<&str>> = scope
+                .as_ref()
+                .map(|ids| ids.iter().map(String::as_str).collect());
             let found = !self
                 .store
                 .parent_links(
                     &filter.resource_type,
                     &filter.optional_resource_id,
                     parent,
+                    scope.as_deref(),
                     1,
                 )
                 .await?
@@ -102,16 +126,19 @@ impl Core {
     }
 
     /// Applies parent-link updates of registered types, all or nothing.
+    /// Applies `updates` (at most `max`) in one transaction once every
+    /// precondition holds.
     pub(crate) async fn write_relationships(
         &self,
         caller: &Caller,
         updates: &[pb::RelationshipUpdate],
         preconditions: &[pb::Precondition],
+        max: usize,
     ) -> Result<i64> {
-        if updates.is_empty() || updates.len() > MAX_UPDATES {
+        if updates.is_empty() || updates.len() > max {
             return Err(Error::invalid_field(
                 "updates",
-                format!("must hold 1 to {MAX_UPDATES} updates"),
+                format!("must hold 1 to {max} updates"),
             ));
         }
         let mut changes = Vec::with_capacity(updates.len());
@@ -260,7 +287,7 @@ impl Core {
                 }),
             });
         }
-        self.preconditions_hold(preconditions).await?;
+        self.preconditions_hold(caller, preconditions).await?;
         let mut tx = self.store.begin().await?;
         for row in &rows {
             self.store.upsert_node(&mut tx, row).await?;

@@ -1049,6 +1049,24 @@ impl Index {
         }
     }
 
+    /// The ids of an organization and of every organization below it.
+    pub fn organizations_under(&self, organization: &str) -> Vec<&str> {
+        let Some(top) = self.node(ORGANIZATION, organization) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![top];
+        while let Some(n) = stack.pop() {
+            out.push(self.keys[n as usize].1.as_ref());
+            stack.extend(
+                self.children[n as usize]
+                    .iter()
+                    .filter(|c| self.nodes[**c as usize].kind == ORGANIZATION),
+            );
+        }
+        out
+    }
+
     /// The walk behind a check, for a debug trace.
     pub fn explain(
         &self,
