@@ -470,7 +470,6 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
                 nanos: 0,
             }),
             expire_time: Some(timestamp(enrollment.expires_at_us)),
-            ..Default::default()
         }))
     }
 
