@@ -2902,14 +2902,12 @@ async fn foothold_gives_each_app_team_its_own_tenants_on_the_free_plan() {
             .await
             .unwrap_err();
         assert_eq!(by_member.code(), Code::PermissionDenied, "{by_member:?}");
-        for bad in [42, org::ProjectVisibility::Unspecified as i32] {
-            let refused = w.set_visibility(&ada, &acme, bad).await.unwrap_err();
-            assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-            assert!(
-                refused.message().contains("settings.project_visibility"),
-                "{refused:?}"
-            );
-        }
+        let refused = w.set_visibility(&ada, &acme, 42).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains("settings.project_visibility"),
+            "{refused:?}"
+        );
         assert_eq!(w.get_organization(&ada, &acme_id).await.etag, acme.etag);
 
         // Every project for every member, then back: the access granted
@@ -2922,9 +2920,16 @@ async fn foothold_gives_each_app_team_its_own_tenants_on_the_free_plan() {
             w.project_names(&cassidy, &acme_id).await,
             ["alpha", "beta", "main"]
         );
-        w.set_visibility(&ada, &open, org::ProjectVisibility::Granted as i32)
+        // Named but unset, the setting is reset to its default (GRANTED
+        // for a root, as the installation says).
+        let reset = w
+            .set_visibility(&ada, &open, org::ProjectVisibility::Unspecified as i32)
             .await
             .unwrap();
+        assert_eq!(
+            reset.settings.unwrap().project_visibility(),
+            org::ProjectVisibility::Granted
+        );
         assert!(
             !w.check(&cassidy, "project", &beta, "project.read", None)
                 .await

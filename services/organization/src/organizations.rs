@@ -463,10 +463,11 @@ impl Core {
             require_mfa: settings.require_mfa,
             // Unset: a child sees as its parent does, a root as the
             // installation says.
-            projects_granted_only: granted_only.unwrap_or_else(|| match &parent {
-                Some(parent) => parent.projects_granted_only,
-                None => self.options.project_visibility == ProjectVisibility::Granted,
-            }),
+            projects_granted_only: match (granted_only, &parent) {
+                (Some(granted_only), _) => granted_only,
+                (None, Some(parent)) => parent.projects_granted_only,
+                (None, None) => self.options.project_visibility == ProjectVisibility::Granted,
+            },
             allowed_email_domains: domains,
             metadata,
             state: "active".into(),
@@ -791,18 +792,15 @@ impl Core {
                     }
                     "settings.require_mfa" => next.require_mfa = settings.require_mfa,
                     "settings.project_visibility" => {
-                        match projects_granted_only(&settings)? {
-                            Some(granted_only) => next.projects_granted_only = granted_only,
-                            // Named on its own, it must say which; as part
-                            // of `settings`, unset keeps what is there.
-                            None if path == field => {
-                                return Err(Error::invalid_field(
-                                    "organization.settings.project_visibility",
-                                    "must be ALL_MEMBERS or GRANTED",
-                                ));
+                        next.projects_granted_only = match projects_granted_only(&settings)? {
+                            Some(granted_only) => granted_only,
+                            // Unset is reset to the default: the parent's
+                            // setting, or the installation's for a root.
+                            None => {
+                                self.default_granted_only(current.parent_id.as_deref())
+                                    .await?
                             }
-                            None => {}
-                        }
+                        };
                     }
                     _ => {
                         next.allowed_email_domains = validate::email_domains(
@@ -854,6 +852,16 @@ impl Core {
         .await?;
         self.commit(tx).await?;
         Ok(next)
+    }
+
+    /// Whether members see only their granted projects when nothing says
+    /// otherwise: as the parent does, or as the installation says for a
+    /// root.
+    async fn default_granted_only(&self, parent: Option<&str>) -> Result<bool> {
+        match parent {
+            Some(parent) => Ok(self.organization(parent).await?.projects_granted_only),
+            None => Ok(self.options.project_visibility == ProjectVisibility::Granted),
+        }
     }
 
     /// ABORTED unless the row still has the version it was read at.
