@@ -2385,6 +2385,59 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
             .unwrap()
         );
         purge(ada.token.clone()).await.unwrap();
+
+        // Reading pages through every relationship, in a stable order; a
+        // service reads its own organization's when it names none.
+        let shelf = w.project(&ada, &acme_id, "Shelf").await;
+        let ids: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+        w.authz()
+            .write_relationships(authed(
+                authz::WriteRelationshipsRequest {
+                    updates: ids
+                        .iter()
+                        .map(|d| parent_link(Operation::Touch, "deployment", d, "project", &shelf))
+                        .collect(),
+                    optional_preconditions: Vec::new(),
+                },
+                &service,
+            ))
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut page_token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = w
+                .authz()
+                .read_relationships(authed(
+                    authz::ReadRelationshipsRequest {
+                        relationship_filter: Some(authz::RelationshipFilter {
+                            resource_type: "deployment".into(),
+                            ..Default::default()
+                        }),
+                        page_size: 2,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    &service,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            pages += 1;
+            assert!(page.relationships.len() <= 2);
+            seen.extend(
+                page.relationships
+                    .into_iter()
+                    .map(|r| r.resource.unwrap().object_id),
+            );
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        assert_eq!(seen, ids, "every relationship once, in order");
+        assert_eq!(pages, 3);
         w.sandbox.shutdown().await.unwrap();
     }
 }

@@ -484,9 +484,18 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             )
             .into());
         }
-        let organization =
+        // Unset: the organization the caller's token is for.
+        let organization = if r.organization.is_empty() {
+            caller.principal.organization.clone().ok_or_else(|| {
+                Error::invalid_field(
+                    "organization",
+                    "is required when the token acts in no organization",
+                )
+            })?
+        } else {
             tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?[0]
-                .to_string();
+                .to_string()
+        };
         // Nobody reads another tenant's relationships.
         if !self.0.serves(&caller, &organization) {
             self.0
@@ -508,6 +517,24 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             }));
         }
         let size = page_size(r.page_size, 1000, 10_000)? as usize;
+        // The page token holds the last (type, id) returned, bound to the
+        // request it came from.
+        let query = format!(
+            "relationships|{organization}|{}|{}|{}|{}|{}",
+            filter.resource_type,
+            filter.optional_resource_id,
+            filter.optional_relation,
+            filter
+                .optional_subject_filter
+                .as_ref()
+                .map(|s| s.subject_type.as_str())
+                .unwrap_or_default(),
+            parent_id
+        );
+        let mut cursor: Option<(String, String)> = self
+            .0
+            .page_tokens
+            .decode::<(String, String)>(query.as_bytes(), &r.page_token)?;
         let under: Vec<String> = self
             .0
             .index
@@ -517,50 +544,70 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .map(str::to_string)
             .collect();
         let under: Vec<&str> = under.iter().map(String::as_str).collect();
-        let links = self
-            .0
-            .store
-            .parent_links(
-                &filter.resource_type,
-                &filter.optional_resource_id,
-                parent_id,
-                Some(&under),
-                10_000,
-            )
-            .await?;
-        let index = self.0.index.read();
-        let relationships: Vec<pb::Relationship> = links
-            .into_iter()
-            .filter_map(|(object_type, id, parent)| {
-                let (parent_type, _) = index.parent_of(&object_type, &id)?;
+        let mut relationships: Vec<pb::Relationship> = Vec::new();
+        let mut next_page_token = String::new();
+        'pages: loop {
+            let batch = (size + 1 - relationships.len()) as i64;
+            let links = self
+                .0
+                .store
+                .parent_links(
+                    &filter.resource_type,
+                    &filter.optional_resource_id,
+                    parent_id,
+                    Some(&under),
+                    cursor.as_ref().map(|(t, i)| (t.as_str(), i.as_str())),
+                    batch,
+                )
+                .await?;
+            let exhausted = (links.len() as i64) < batch;
+            let index = self.0.index.read();
+            for (object_type, id, parent) in links {
+                let last = (object_type.clone(), id.clone());
+                let Some((parent_type, _)) = index.parent_of(&object_type, &id) else {
+                    cursor = Some(last);
+                    continue;
+                };
                 let subject_matches = filter.optional_subject_filter.as_ref().is_none_or(|s| {
                     (s.subject_type.is_empty() || s.subject_type == parent_type)
                         && (s.optional_subject_id.is_empty() || s.optional_subject_id == parent)
                 });
-                (subject_matches && index.under(&object_type, &id, &organization)).then(|| {
-                    pb::Relationship {
-                        resource: Some(pb::ObjectReference {
-                            object_type: object_type.clone(),
-                            object_id: id.clone(),
-                        }),
-                        relation: "parent".into(),
-                        subject: Some(pb::SubjectReference {
-                            object: Some(pb::ObjectReference {
-                                object_type: parent_type.to_string(),
-                                object_id: parent.clone(),
-                            }),
-                            optional_relation: String::new(),
-                        }),
+                if !(subject_matches && index.under(&object_type, &id, &organization)) {
+                    cursor = Some(last);
+                    continue;
+                }
+                if relationships.len() == size {
+                    // One more than the page holds: there is a next page,
+                    // starting after the last one returned.
+                    if let Some(after) = &cursor {
+                        next_page_token = self.0.page_tokens.encode(query.as_bytes(), after);
                     }
-                })
-            })
-            .take(size)
-            .collect();
-        drop(index);
+                    break 'pages;
+                }
+                relationships.push(pb::Relationship {
+                    resource: Some(pb::ObjectReference {
+                        object_type: object_type.clone(),
+                        object_id: id.clone(),
+                    }),
+                    relation: "parent".into(),
+                    subject: Some(pb::SubjectReference {
+                        object: Some(pb::ObjectReference {
+                            object_type: parent_type.to_string(),
+                            object_id: parent.clone(),
+                        }),
+                        optional_relation: String::new(),
+                    }),
+                });
+                cursor = Some(last);
+            }
+            if exhausted {
+                break;
+            }
+        }
         Ok(Response::new(pb::ReadRelationshipsResponse {
             read_at: Some(token(revision)),
             relationships,
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 
@@ -621,6 +668,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 &filter.optional_resource_id,
                 &parent_id,
                 scope.as_deref(),
+                None,
                 limit + 1,
             )
             .await?;

@@ -700,13 +700,15 @@ impl Store {
     /// Parent links matching a filter, as (type, id, parent id): by the
     /// object's type and optional id, and/or by the parent's id.
     /// `organizations`, when given, keeps only links of objects that
-    /// belong to one of them (an empty list matches nothing).
+    /// belong to one of them (an empty list matches nothing); `after`, a
+    /// (type, id) from a previous page, starts after it.
     pub async fn parent_links(
         &self,
         object_type: &str,
         object_id: &str,
         parent_id: &str,
         organizations: Option<&[&str]>,
+        after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<(String, String, String)>> {
         let scope = match organizations {
@@ -715,21 +717,25 @@ impl Store {
             Some(ids) => format!(
                 " AND organization_id IN ({})",
                 (0..ids.len())
-                    .map(|i| format!("${}", i + 4))
+                    .map(|i| format!("${}", i + 6))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         };
+        let (after_type, after_id) = after.unwrap_or_default();
         let sql = format!(
             "SELECT object_type, id, parent_id FROM rbac_nodes
              WHERE parent_id IS NOT NULL AND ($1 = '' OR object_type = $1) AND ($2 = '' OR id = $2)
-               AND ($3 = '' OR parent_id = $3){scope}
+               AND ($3 = '' OR parent_id = $3)
+               AND (object_type > $4 OR (object_type = $4 AND id > $5)){scope}
              ORDER BY object_type, id LIMIT {limit}"
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(object_type)
             .bind(object_id)
-            .bind(parent_id);
+            .bind(parent_id)
+            .bind(after_type)
+            .bind(after_id);
         for id in organizations.unwrap_or_default() {
             query = query.bind(*id);
         }

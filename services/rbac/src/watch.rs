@@ -100,6 +100,7 @@ impl Core {
                     &filter.optional_resource_id,
                     parent,
                     scope.as_deref(),
+                    None,
                     1,
                 )
                 .await?
