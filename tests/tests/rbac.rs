@@ -2536,7 +2536,38 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::NotFound);
+    // Naming none, a caller watches the organization its token is for.
+    let eves = id(&Orgs::new(w.channel.clone())
+        .list_my_organizations(authed(
+            org::ListMyOrganizationsRequest::default(),
+            &eve.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations[0]
+        .organization
+        .clone()
+        .unwrap()
+        .name);
+    let mut own = w
+        .authz()
+        .watch(authed(authz::WatchRequest::default(), &eve.token))
+        .await
+        .unwrap()
+        .into_inner();
+    w.add_member(&eve, &eves, &bob, &["roles/member"]).await;
+    let mine = tokio::time::timeout(Duration::from_secs(10), own.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        mine.updates[0].relationship.clone().unwrap().resource,
+        object("organization", &eves)
+    );
     drop(watch);
+    drop(own);
     w.sandbox.shutdown().await.unwrap();
 }
 

@@ -747,16 +747,22 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
     ) -> Result<Response<tonic::codegen::BoxStream<pb::WatchResponse>>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
-        let organization = if r.organization.is_empty() {
-            if !caller.is_internal() {
-                return Err(Error::invalid_field("organization", "is required").into());
-            }
+        let organization = if r.organization.is_empty() && caller.is_internal() {
             None
         } else {
-            let id =
+            // Unset: the organization the caller's token is for.
+            let id = if r.organization.is_empty() {
+                caller.principal.organization.clone().ok_or_else(|| {
+                    Error::invalid_field(
+                        "organization",
+                        "is required when the token acts in no organization",
+                    )
+                })?
+            } else {
                 tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?
                     [0]
-                .to_string();
+                .to_string()
+            };
             if !self.0.serves(&caller, &id) {
                 self.0
                     .authorize(
