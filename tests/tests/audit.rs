@@ -144,38 +144,27 @@ impl World {
         id(&created.name)
     }
 
+    /// A project, created at once: the owner's next call after creating
+    /// the organization sees it.
     async fn project(&self, owner: &User, org_id: &str, name: &str) -> String {
-        let project = eventually("the owner's access", || async {
-            let answer =
-                org::project_service_client::ProjectServiceClient::new(self.channel.clone())
-                    .create_project(authed(
-                        org::CreateProjectRequest {
-                            parent: format!("organizations/{org_id}"),
-                            project: Some(org::Project {
-                                display_name: name.into(),
-                                ..Default::default()
-                            }),
-                            request_id: format!("{org_id}-{name}"),
-                            ..Default::default()
-                        },
-                        &owner.token,
-                    ))
-                    .await;
-            match answer {
-                Ok(answer) => Some(answer),
-                // Until rbac has the owner, the organization is not found;
-                // anything else is worth seeing when this times out.
-                Err(status) if status.code() == Code::NotFound => None,
-                Err(status) => {
-                    eprintln!("creating project {name}: {status:?}");
-                    None
-                }
-            }
-        })
-        .await
-        .into_inner()
-        .project
-        .unwrap();
+        let project = org::project_service_client::ProjectServiceClient::new(self.channel.clone())
+            .create_project(authed(
+                org::CreateProjectRequest {
+                    parent: format!("organizations/{org_id}"),
+                    project: Some(org::Project {
+                        display_name: name.into(),
+                        ..Default::default()
+                    }),
+                    request_id: format!("{org_id}-{name}"),
+                    ..Default::default()
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap_or_else(|status| panic!("creating project {name}: {status:?}"))
+            .into_inner()
+            .project
+            .unwrap();
         id(&project.name)
     }
 

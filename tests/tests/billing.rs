@@ -202,13 +202,10 @@ impl World {
                 .organization
                 .unwrap();
         let org_id = id(&created.name);
-        // Its owner's membership reaches rbac as an event.
-        eventually("the owner's access", || async {
-            self.effective(owner, &org_id, pb::Metric::Projects)
-                .await
-                .ok()
-        })
-        .await;
+        // Billing knows it for its creator's next call: no waiting.
+        self.effective(owner, &org_id, pb::Metric::Projects)
+            .await
+            .unwrap_or_else(|status| panic!("billing does not know {name} yet: {status:?}"));
         org_id
     }
 

@@ -99,14 +99,8 @@ async fn the_journey_runs_over_rest() {
                 )))
                 .unwrap()
         };
-        let mut created = rest.send(create_project()).await;
-        for _ in 0..400 {
-            if created.status == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-            created = rest.send(create_project()).await;
-        }
+        // The creator's next call sees the organization: no retry.
+        let created = rest.send(create_project()).await;
         assert_eq!(created.status, 200, "{}", created.text);
         assert_eq!(created.header("x-request-id"), Some("journey-project-1"));
         let project = created.body["project"]["name"]
@@ -1089,4 +1083,156 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
     let reply = rest.call("GET", "/v1/auth/jwks", None, None).await;
     assert!(reply.header("x-request-id").is_some_and(|v| v.len() >= 32));
     sandbox.shutdown().await.unwrap();
+}
+
+/// StrictOps, over REST as its customers' tools call it: the admin signs
+/// up (the organization comes with it), sees the tiers and starts on FREE;
+/// a customer joins by invitation and may not create projects; custom
+/// roles wait for a paid tier, which one call reaches; every answer carries
+/// its rate limit; and the audit log holds each step, refusals included.
+#[tokio::test]
+async fn strictops_signs_up_picks_a_tier_and_audits_everything() {
+    for storage in storages() {
+        let sandbox = start(storage, |_| {}).await;
+        let rest = Rest::new(sandbox.http_url());
+        let admin = sign_up(&rest, "admin@strictops.example", json!({})).await;
+        let org = admin.organization.clone();
+
+        // The tiers, and the one the organization starts on.
+        let plans = rest.ok("GET", "/v1/plans", Some(&admin.token), None).await;
+        let tiers: Vec<&str> = plans["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["tier"].as_str())
+            .collect();
+        for tier in [
+            "PLAN_TIER_FREE",
+            "PLAN_TIER_STARTER",
+            "PLAN_TIER_PROFESSIONAL",
+            "PLAN_TIER_ENTERPRISE",
+        ] {
+            assert!(tiers.contains(&tier), "{tier} in {tiers:?}");
+        }
+        let subscription = rest
+            .ok(
+                "GET",
+                &format!("/v1/{org}/subscription"),
+                Some(&admin.token),
+                None,
+            )
+            .await;
+        assert_eq!(subscription["subscription"]["plan"], "plans/free");
+
+        // A customer joins by invitation; customers do not create projects.
+        rest.ok(
+            "POST",
+            &format!("/v1/{org}/invitations"),
+            Some(&admin.token),
+            Some(json!({"email": "customer@client.example", "roles": ["roles/member"]})),
+        )
+        .await;
+        let token = sandbox
+            .mail_token("customer@client.example", "invitation")
+            .expect("the invitation was mailed");
+        let customer = sign_up(
+            &rest,
+            "customer@client.example",
+            json!({"invitationToken": token}),
+        )
+        .await;
+        assert_eq!(customer.organization, org);
+        let refused = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/projects"),
+                Some(&customer.token),
+                Some(json!({"displayName": "Mine"})),
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.text);
+        assert_eq!(count_projects(&rest, &org, &admin.token).await, 1);
+
+        // Custom roles wait for a paid tier; one call upgrades.
+        let role =
+            json!({"displayName": "Auditor", "permissions": ["organization.read", "audit.read"]});
+        let on_free = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/roles"),
+                Some(&admin.token),
+                Some(role.clone()),
+            )
+            .await;
+        assert_eq!(on_free.status, 400, "{}", on_free.text);
+        assert_eq!(on_free.reason().as_deref(), Some("FEATURE_NOT_INCLUDED"));
+        let upgraded = rest
+            .ok(
+                "POST",
+                &format!("/v1/{org}/subscription:changePlan"),
+                Some(&admin.token),
+                Some(json!({
+                    "plan": "plans/starter",
+                    "newBillingAccount": {
+                        "displayName": "StrictOps billing",
+                        "currencyCode": "USD",
+                        "billingEmail": "billing@strictops.example",
+                    },
+                })),
+            )
+            .await;
+        assert_eq!(upgraded["subscription"]["plan"], "plans/starter");
+        let created = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/roles"),
+                Some(&admin.token),
+                Some(role),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        // Every answer says where the caller stands against its limit.
+        assert!(created.header("ratelimit-limit").is_some());
+        assert!(created.header("ratelimit-remaining").is_some());
+
+        // The audit log holds every step, the customer's refusal included.
+        let wanted = [
+            "organization.created",
+            "organization.member.invited",
+            "organization.member.invitation_accepted",
+            "organization.request.denied",
+            "billing.subscription.changed",
+            "role.created",
+        ];
+        let mut actions: Vec<String> = Vec::new();
+        for _ in 0..400 {
+            let page = rest
+                .ok(
+                    "GET",
+                    &format!("/v1/{org}/auditEvents?pageSize=200"),
+                    Some(&admin.token),
+                    None,
+                )
+                .await;
+            actions = page["auditEvents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e["action"].as_str().map(str::to_string))
+                .collect();
+            if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
+                break;
+            }
+            // The log is fed by the event bus: it is allowed to be late.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for action in wanted {
+            assert!(
+                actions.iter().any(|a| a == action),
+                "{action} in {actions:?}"
+            );
+        }
+        sandbox.shutdown().await.unwrap();
+    }
 }

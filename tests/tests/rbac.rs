@@ -144,25 +144,20 @@ impl World {
         Ok(response.permissionship() == authz::Permissionship::Allowed)
     }
 
-    /// Waits until `user` holds `permission` on the object (its creation
-    /// travels as an event).
-    async fn until_allowed(
+    /// Asserts that `user` holds `permission` on an object they just made:
+    /// their next call sees it, with no token and no waiting.
+    async fn assert_allowed(
         &self,
         user: &User,
         object_type: &str,
         object_id: &str,
         permission: &str,
     ) {
-        eventually(
-            &format!("{permission} on {object_type}:{object_id}"),
-            || async {
-                self.check(user, object_type, object_id, permission, None)
-                    .await
-                    .ok()
-                    .filter(|allowed| *allowed)
-            },
-        )
-        .await;
+        let allowed = self
+            .check(user, object_type, object_id, permission, None)
+            .await
+            .unwrap();
+        assert!(allowed, "{permission} on {object_type}:{object_id}");
     }
 
     /// An organization whose members read every project, as the role
@@ -208,7 +203,7 @@ impl World {
             .into_inner()
             .organization
             .unwrap();
-        self.until_allowed(
+        self.assert_allowed(
             owner,
             "organization",
             &id(&created.name),
@@ -237,7 +232,7 @@ impl World {
             .project
             .unwrap();
         let project_id = id(&project.name);
-        self.until_allowed(owner, "project", &project_id, "project.read")
+        self.assert_allowed(owner, "project", &project_id, "project.read")
             .await;
         project_id
     }
@@ -696,7 +691,8 @@ async fn custom_roles_teams_and_project_grants() {
             .team
             .unwrap();
         let team_id = id(&team.name);
-        w.until_allowed(&ada, "team", &team_id, "team.manage").await;
+        w.assert_allowed(&ada, "team", &team_id, "team.manage")
+            .await;
         let mut team_members = TeamMembers::new(w.channel.clone());
         team_members
             .add_team_member(authed(
@@ -1314,7 +1310,7 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
             .into_inner()
             .team
             .unwrap();
-        w.until_allowed(&ada, "team", &id(&team.name), "team.manage")
+        w.assert_allowed(&ada, "team", &id(&team.name), "team.manage")
             .await;
         let mut invitations = Invitations::new(w.channel.clone());
 
@@ -1655,7 +1651,7 @@ async fn ownership_transfer_moves_the_owner_role() {
     ))
     .await
     .unwrap();
-    w.until_allowed(
+    w.assert_allowed(
         &bob,
         "organization",
         &acme_id,
