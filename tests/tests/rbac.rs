@@ -1895,18 +1895,61 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
                 .unwrap_err();
             assert_eq!(error.code(), Code::InvalidArgument);
         }
+        // Validating shows the type as it would be, and registers nothing.
+        let described = authz::ResourceType {
+            display_name: "Deployment".into(),
+            description: "a release of a project".into(),
+            ..deployment_type()
+        };
+        let preview = schema
+            .register_resource_type(authed(
+                authz::RegisterResourceTypeRequest {
+                    resource_type: Some(described.clone()),
+                    validate_only: true,
+                },
+                &service,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .resource_type
+            .unwrap();
+        let names: Vec<&str> = preview
+            .permissions
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["deployment.read", "deployment.deploy"]);
+        assert_eq!(
+            (preview.display_name.as_str(), preview.parent_type.as_str()),
+            ("Deployment", "project")
+        );
+        let absent = schema
+            .get_resource_type(authed(
+                authz::GetResourceTypeRequest {
+                    name: "resourceTypes/deployment".into(),
+                },
+                &bob.token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(absent.code(), Code::NotFound);
         let registered = schema
             .register_resource_type(authed(
                 authz::RegisterResourceTypeRequest {
-                    resource_type: Some(deployment_type()),
+                    resource_type: Some(described),
                     validate_only: false,
                 },
                 &service,
             ))
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(registered.resource_type.unwrap().parent_type, "project");
+            .into_inner()
+            .resource_type
+            .unwrap();
+        assert_eq!(registered.parent_type, "project");
+        assert_eq!(registered.display_name, "Deployment");
+        assert_eq!(registered.description, "a release of a project");
         // Another service may neither redefine nor delete a type it does
         // not own (it would decide who may do what to the owner's objects).
         let rival = service_token(&w, &root, &acme_id).await;

@@ -97,10 +97,24 @@ fn definition_from(input: &pb::ResourceType) -> Result<TypeDefinition> {
             "must be `parent`",
         ));
     }
+    if input.display_name.chars().count() > 200 {
+        return Err(Error::invalid_field(
+            "resource_type.display_name",
+            "must be at most 200 characters",
+        ));
+    }
+    if input.description.chars().count() > 1000 {
+        return Err(Error::invalid_field(
+            "resource_type.description",
+            "must be at most 1000 characters",
+        ));
+    }
     Ok(TypeDefinition {
         name,
         parent_type: input.parent_type.clone(),
         permissions,
+        display_name: input.display_name.trim().to_string(),
+        description: input.description.clone(),
     })
 }
 
@@ -110,67 +124,8 @@ impl Core {
         name: &str,
         stored: Option<(String, i64, i64, i64)>,
     ) -> Option<pb::ResourceType> {
-        let index = self.index.read();
-        let schema = index.schema();
-        let t = schema.resource_type(schema.type_id(name)?);
-        let parent = t
-            .parent
-            .map(|p| schema.resource_type(p).name.clone())
-            .unwrap_or_default();
-        let permissions = match &t.definition {
-            Some(definition) => definition
-                .permissions
-                .iter()
-                .map(|p| pb::PermissionDefinition {
-                    name: p.name.clone(),
-                    description: p.description.clone(),
-                    granted_by: p.granted_by.iter().map(grantor_to).collect(),
-                })
-                .collect(),
-            None => schema
-                .all_permissions()
-                .into_iter()
-                .filter(|(_, _, owner)| *owner == name)
-                .map(|(permission, description, _)| pb::PermissionDefinition {
-                    name: permission.into(),
-                    description: description.into(),
-                    granted_by: Vec::new(),
-                })
-                .collect(),
-        };
-        let (registered_by, created, updated, version) = stored.unwrap_or_default();
-        Some(pb::ResourceType {
-            name: format!("resourceTypes/{name}"),
-            display_name: name.to_string(),
-            description: String::new(),
-            parent_type: parent.clone(),
-            parent_relation: if parent.is_empty() {
-                String::new()
-            } else {
-                "parent".into()
-            },
-            permissions,
-            relations: if parent.is_empty() {
-                Vec::new()
-            } else {
-                vec![pb::RelationDefinition {
-                    name: "parent".into(),
-                    allowed_subject_types: vec![parent],
-                    single_valued: true,
-                }]
-            },
-            built_in: t.definition.is_none(),
-            registered_by,
-            create_time: (created > 0).then(|| timestamp(created)),
-            update_time: (updated > 0).then(|| timestamp(updated)),
-            etag: if version > 0 {
-                etag(version)
-            } else {
-                String::new()
-            },
-        })
+        type_view(self.index.read().schema(), name, stored)
     }
-
     async fn stored_type(&self, name: &str) -> Result<Option<(String, i64, i64, i64)>> {
         Ok(self
             .store
@@ -178,6 +133,81 @@ impl Core {
             .await?
             .map(|(_, by, created, updated, version)| (by, created, updated, version)))
     }
+}
+
+/// The API view of a type as `schema` has it (the live index's, or a
+/// candidate schema when a registration is only validated).
+fn type_view(
+    schema: &crate::engine::Schema,
+    name: &str,
+    stored: Option<(String, i64, i64, i64)>,
+) -> Option<pb::ResourceType> {
+    let t = schema.resource_type(schema.type_id(name)?);
+    let parent = t
+        .parent
+        .map(|p| schema.resource_type(p).name.clone())
+        .unwrap_or_default();
+    let permissions = match &t.definition {
+        Some(definition) => definition
+            .permissions
+            .iter()
+            .map(|p| pb::PermissionDefinition {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                granted_by: p.granted_by.iter().map(grantor_to).collect(),
+            })
+            .collect(),
+        None => schema
+            .all_permissions()
+            .into_iter()
+            .filter(|(_, _, owner)| *owner == name)
+            .map(|(permission, description, _)| pb::PermissionDefinition {
+                name: permission.into(),
+                description: description.into(),
+                granted_by: Vec::new(),
+            })
+            .collect(),
+    };
+    let (registered_by, created, updated, version) = stored.unwrap_or_default();
+    Some(pb::ResourceType {
+        name: format!("resourceTypes/{name}"),
+        display_name: t
+            .definition
+            .as_ref()
+            .map(|d| d.display_name.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| name.to_string()),
+        description: t
+            .definition
+            .as_ref()
+            .map(|d| d.description.clone())
+            .unwrap_or_default(),
+        parent_type: parent.clone(),
+        parent_relation: if parent.is_empty() {
+            String::new()
+        } else {
+            "parent".into()
+        },
+        permissions,
+        relations: if parent.is_empty() {
+            Vec::new()
+        } else {
+            vec![pb::RelationDefinition {
+                name: "parent".into(),
+                allowed_subject_types: vec![parent],
+                single_valued: true,
+            }]
+        },
+        built_in: t.definition.is_none(),
+        registered_by,
+        create_time: (created > 0).then(|| timestamp(created)),
+        update_time: (updated > 0).then(|| timestamp(updated)),
+        etag: if version > 0 {
+            etag(version)
+        } else {
+            String::new()
+        },
+    })
 }
 
 /// Types are deployment-wide: only machine identities register them —
@@ -239,11 +269,8 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
             check_etag(&input.etag, *version)?;
         }
         if r.validate_only {
-            let mut view = self
-                .0
-                .type_to_proto(&definition.parent_type, None)
-                .unwrap_or_default();
-            view.name = format!("resourceTypes/{}", definition.name);
+            // The type as it would be: from the candidate schema.
+            let view = type_view(&probe, &definition.name, stored).unwrap_or_default();
             return Ok(Response::new(pb::RegisterResourceTypeResponse {
                 resource_type: Some(view),
                 written_at: Some(token(self.0.index.applied())),

@@ -177,6 +177,11 @@ pub struct TypeDefinition {
     pub name: String,
     pub parent_type: String,
     pub permissions: Vec<PermissionDefinition>,
+    /// What people call it; the name when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 /// Why a type cannot be registered.

@@ -36,6 +36,8 @@ fn deployment_type() -> TypeDefinition {
                 ],
             },
         ],
+        display_name: String::new(),
+        description: String::new(),
     }
 }
 
