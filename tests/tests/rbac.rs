@@ -1950,6 +1950,50 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
         assert_eq!(registered.parent_type, "project");
         assert_eq!(registered.display_name, "Deployment");
         assert_eq!(registered.description, "a release of a project");
+        // The permission catalog, by name, tells registered from built-in.
+        let catalog = Roles::new(w.channel.clone())
+            .list_permissions(authed(pb::ListPermissionsRequest::default(), &bob.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .permissions;
+        let names: Vec<&str> = catalog.iter().map(|p| p.permission.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        let entry = |name: &str| catalog.iter().find(|p| p.permission == name).unwrap();
+        assert!(entry("deployment.deploy").registered);
+        assert_eq!(entry("deployment.deploy").resource_type, "deployment");
+        assert!(!entry("organization.read").registered);
+        assert!(
+            entry("organization.read")
+                .built_in_roles
+                .contains(&"roles/member".to_string())
+        );
+        // In pages, the same catalog.
+        let mut paged = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = Roles::new(w.channel.clone())
+                .list_permissions(authed(
+                    pb::ListPermissionsRequest {
+                        page_size: 10,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    &bob.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.permissions.len() <= 10);
+            paged.extend(page.permissions.into_iter().map(|p| p.permission));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        assert_eq!(paged, names);
         // Another service may neither redefine nor delete a type it does
         // not own (it would decide who may do what to the owner's objects).
         let rival = service_token(&w, &root, &acme_id).await;

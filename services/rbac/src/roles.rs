@@ -543,14 +543,24 @@ impl pb::role_service_server::RoleService for RoleApi {
     ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
         let _caller = self.0.caller(&request).await?;
         let r = request.get_ref();
+        let size = tenantry_kit::page_token::page_size(r.page_size, 100, 1000)? as usize;
+        let query = format!("permissions|{}", r.resource_type);
+        let after: String = self
+            .0
+            .page_tokens
+            .decode(query.as_bytes(), &r.page_token)?
+            .unwrap_or_default();
         let index = self.0.index.read();
         let schema = index.schema();
-        let permissions = schema
+        let mut permissions: Vec<pb::Permission> = schema
             .all_permissions()
             .into_iter()
             .filter(|(_, _, t)| r.resource_type.is_empty() || *t == r.resource_type)
             .map(|(name, description, resource_type)| {
                 let bit = schema.permission(name).unwrap_or(0);
+                let registered = schema
+                    .type_id(resource_type)
+                    .is_some_and(|t| schema.resource_type(t).definition.is_some());
                 pb::Permission {
                     permission: name.to_string(),
                     description: description.to_string(),
@@ -560,13 +570,24 @@ impl pb::role_service_server::RoleService for RoleApi {
                         .filter(|role| schema.built_in_role(role).is_some_and(|p| p & bit != 0))
                         .map(|r| r.to_string())
                         .collect(),
-                    registered: false,
+                    registered,
                 }
             })
             .collect();
+        permissions.sort_by(|a, b| a.permission.cmp(&b.permission));
+        permissions.retain(|p| p.permission > after);
+        let more = permissions.len() > size;
+        permissions.truncate(size);
+        let next_page_token = match (more, permissions.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &last.permission),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListPermissionsResponse {
             permissions,
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 }
