@@ -1121,8 +1121,11 @@ async fn a_free_organization_upgrades_in_one_call() {
     }
 }
 
+/// Altostrat's tree (organizations, teams and workspaces): a limit set on
+/// an organization binds its whole subtree, the most restrictive wins, and
+/// usage rolls up to the root.
 #[tokio::test]
-async fn limits_bind_down_the_tree_and_usage_rolls_up() {
+async fn altostrat_limits_bind_down_its_tree_and_usage_rolls_up() {
     for storage in storages() {
         let w = World::start(storage).await;
         let mut tap = w.tap().await;
@@ -1535,8 +1538,10 @@ async fn metering_counts_once_per_key_and_seats_follow_memberships() {
     }
 }
 
+/// Altostrat's billing modes: SINGLE, ASSIGNED and POOLED workspaces decide
+/// who pays for which organization, and pooled plans add up.
 #[tokio::test]
-async fn billing_modes_decide_accounts_and_pools_add_up() {
+async fn altostrat_billing_modes_decide_accounts_and_pools_add_up() {
     for storage in storages() {
         let w = World::start(storage).await;
         let ada = w.user("ada@example.com").await;

@@ -3223,3 +3223,186 @@ async fn allowed_domains_bind_memberships_too() {
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+/// The Org & RBAC page's permission matrix, as any client sees it through
+/// CheckBulkPermissions: Owner, Admin, Finance and Member, on the
+/// organization, a team and a project, in both project visibilities (the
+/// member column is the one visibility changes, and only on projects).
+#[tokio::test]
+async fn the_org_and_rbac_permission_matrix_holds_for_every_role() {
+    // (permission, type, owner, admin, finance, member with ALL_MEMBERS)
+    const MATRIX: &[(&str, &str, [bool; 4])] = &[
+        (
+            "organization.read",
+            "organization",
+            [true, true, true, true],
+        ),
+        (
+            "organization.settings.manage",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.members.read",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.members.invite",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.members.manage",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.teams.create",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.departments.create",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.suborganizations.create",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.api_keys.create",
+            "organization",
+            [true, true, false, false],
+        ),
+        (
+            "organization.delete",
+            "organization",
+            [true, false, false, false],
+        ),
+        (
+            "organization.deactivate",
+            "organization",
+            [true, false, false, false],
+        ),
+        (
+            "organization.ownership.transfer",
+            "organization",
+            [true, false, false, false],
+        ),
+        ("billing.read", "organization", [true, false, true, false]),
+        ("billing.manage", "organization", [true, false, true, false]),
+        ("project.create", "organization", [true, true, false, false]),
+        ("audit.read", "organization", [true, true, false, false]),
+        ("authz.write", "organization", [true, true, false, false]),
+        ("team.read", "team", [true, true, false, true]),
+        ("team.manage", "team", [true, true, false, false]),
+        ("team.members.manage", "team", [true, true, false, false]),
+        ("project.read", "project", [true, true, false, true]),
+        ("resources.use", "project", [true, true, false, true]),
+        ("project.manage", "project", [true, true, false, false]),
+        (
+            "project.grants.manage",
+            "project",
+            [true, true, false, false],
+        ),
+        ("project.delete", "project", [true, true, false, false]),
+    ];
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let owner = w.user("owner@example.com").await;
+        let people = [
+            w.user("admin@example.com").await,
+            w.user("finance@example.com").await,
+            w.user("member@example.com").await,
+        ];
+        for visibility in [
+            org::ProjectVisibility::AllMembers,
+            org::ProjectVisibility::Granted,
+        ] {
+            let acme = w.organization_with(&owner, "Acme", None, visibility).await;
+            let acme_id = id(&acme.name);
+            let project = w.project(&owner, &acme_id, "Rocket").await;
+            let team = id(&Teams::new(w.channel.clone())
+                .create_team(authed(
+                    org::CreateTeamRequest {
+                        parent: acme.name.clone(),
+                        team: Some(org::Team {
+                            display_name: "Core".into(),
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &owner.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .team
+                .unwrap()
+                .name);
+            for (person, role) in
+                people
+                    .iter()
+                    .zip(["roles/admin", "roles/finance", "roles/member"])
+            {
+                w.add_member(&owner, &acme_id, person, &[role]).await;
+            }
+            let users = [&owner, &people[0], &people[1], &people[2]];
+            for (column, user) in users.iter().enumerate() {
+                let items = MATRIX
+                    .iter()
+                    .map(
+                        |(permission, object_type, _)| authz::CheckBulkPermissionsRequestItem {
+                            resource: object(
+                                object_type,
+                                match *object_type {
+                                    "organization" => &acme_id,
+                                    "team" => &team,
+                                    _ => &project,
+                                },
+                            ),
+                            permission: permission.to_string(),
+                            subject: subject(&user.id),
+                        },
+                    )
+                    .collect();
+                let pairs = w
+                    .authz()
+                    .check_bulk_permissions(authed(
+                        authz::CheckBulkPermissionsRequest {
+                            consistency: None,
+                            items,
+                        },
+                        &user.token,
+                    ))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .pairs;
+                for ((permission, object_type, expected), pair) in MATRIX.iter().zip(pairs) {
+                    let Some(authz::check_bulk_permissions_pair::Response::Item(item)) =
+                        pair.response
+                    else {
+                        panic!("{permission}: {:?}", pair.response);
+                    };
+                    // Where members see only their granted projects, the
+                    // member column loses its project permissions, and
+                    // nothing else changes.
+                    let hidden = column == 3
+                        && *object_type == "project"
+                        && visibility == org::ProjectVisibility::Granted;
+                    let want = expected[column] && !hidden;
+                    assert_eq!(
+                        item.permissionship() == authz::Permissionship::Allowed,
+                        want,
+                        "{visibility:?}: column {column} {permission} on {object_type}"
+                    );
+                }
+            }
+        }
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
