@@ -411,9 +411,21 @@ impl AuditApi {
                     total += 1;
                 }
             }
-            let recorded = core
+            let mut recorded = core
                 .record_export(&caller, &parent, csv, &filter, total)
                 .await;
+            // An export across organizations is a read across them too.
+            if recorded.is_ok() && parent == Parent::Everywhere {
+                recorded = core
+                    .audit_read(
+                        &caller,
+                        &parent,
+                        "ExportAuditEvents",
+                        &filter,
+                        total as usize,
+                    )
+                    .await;
+            }
             match recorded {
                 Ok(()) => {
                     let _ = sender.send(Ok(send(chunk, in_chunk, true))).await;
