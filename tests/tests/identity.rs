@@ -102,6 +102,31 @@ async fn sign_up_verify_login_me_refresh_reuse_logout() {
         assert_eq!(user.email, "ada@example.com", "emails are normalized");
         assert!(!user.email_verified);
 
+        // A signed-in caller asks for the mail again without naming the
+        // address; without a token the address is needed.
+        let access = signed_up.tokens.clone().unwrap().access_token;
+        let before = mails_to(&sandbox, "ada@example.com", "verify_email").len();
+        client
+            .resend_verification(authed(
+                pb::ResendVerificationRequest {
+                    email: String::new(),
+                },
+                &access,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            mails_to(&sandbox, "ada@example.com", "verify_email").len(),
+            before + 1
+        );
+        let anonymous = client
+            .resend_verification(pb::ResendVerificationRequest {
+                email: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(anonymous.code(), Code::InvalidArgument);
+
         // Verify the address with the mailed single-use token.
         let token = sandbox
             .mail_token("ada@example.com", "verify_email")

@@ -935,6 +935,29 @@ impl Accounts {
         Ok(())
     }
 
+    /// Sends the signed-in caller's verification again: to the new address
+    /// they asked to change to, or else to their address while it is not
+    /// verified; nothing when there is nothing to verify.
+    pub async fn resend_verification_to_caller(
+        &self,
+        principal: &Principal,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let user = self.user_principal(principal).await?;
+        let target = match &user.pending_email {
+            Some(pending) => pending.clone(),
+            None if user.email_verified_at_us.is_none() => user.email.clone(),
+            None => return Ok(()),
+        };
+        let mut tx = self.begin().await?;
+        let mail = self
+            .start_verification(&mut tx, &user, &target, client)
+            .await?;
+        self.commit(tx).await?;
+        self.send(mail).await;
+        Ok(())
+    }
+
     // Sign-in.
 
     /// Checks a password and signs the user in, or asks for the second

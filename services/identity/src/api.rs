@@ -266,9 +266,19 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         request: Request<pb::ResendVerificationRequest>,
     ) -> Result<Response<pb::ResendVerificationResponse>, Status> {
         let client = client_info(&request);
-        self.accounts
-            .resend_verification(&request.into_inner().email, &client)
-            .await?;
+        if request.get_ref().email.trim().is_empty() {
+            // No address: the signed-in caller's own.
+            let caller = Principal::from_request(&request).map_err(|_| {
+                Error::invalid_field("email", "is required unless the caller is signed in")
+            })?;
+            self.accounts
+                .resend_verification_to_caller(caller, &client)
+                .await?;
+        } else {
+            self.accounts
+                .resend_verification(&request.into_inner().email, &client)
+                .await?;
+        }
         Ok(Response::new(pb::ResendVerificationResponse {}))
     }
 
