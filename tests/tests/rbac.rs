@@ -1611,6 +1611,88 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
             .await
             .unwrap_err();
         assert_eq!(by_stranger.code(), Code::NotFound);
+
+        // A recruiter (a custom role that may invite, not read the
+        // members) sees the invitations they send.
+        let reader = invitations.clone();
+        let list = |token: String| {
+            let mut invitations = reader.clone();
+            let parent = acme.name.clone();
+            async move {
+                invitations
+                    .list_invitations(authed(
+                        pb::ListInvitationsRequest {
+                            parent,
+                            ..Default::default()
+                        },
+                        &token,
+                    ))
+                    .await
+            }
+        };
+        assert!(list(hire.token.clone()).await.is_err());
+        let recruiter = Roles::new(w.channel.clone())
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    parent: acme.name.clone(),
+                    role: Some(pb::Role {
+                        display_name: "Recruiter".into(),
+                        permissions: vec![
+                            "organization.read".into(),
+                            "organization.members.invite".into(),
+                        ],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .role
+            .unwrap();
+        Members::new(w.channel.clone())
+            .update_membership(authed(
+                pb::UpdateMembershipRequest {
+                    membership: Some(pb::Membership {
+                        name: format!("organizations/{acme_id}/memberships/{}", hire.id),
+                        roles: vec!["roles/member".into(), recruiter.name.clone()],
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["roles".into()],
+                    }),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let sent = invitations
+            .create_invitation(authed(
+                invite(&acme.name, "friend@example.com", vec![]),
+                &hire.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .invitation
+            .unwrap();
+        let seen = list(hire.token.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .invitations;
+        assert!(seen.iter().any(|i| i.name == sent.name));
+        invitations
+            .get_invitation(authed(
+                pb::GetInvitationRequest {
+                    name: sent.name.clone(),
+                },
+                &hire.token,
+            ))
+            .await
+            .unwrap();
         w.sandbox.shutdown().await.unwrap();
     }
 }
@@ -1875,10 +1957,6 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
                 ..deployment_type()
             },
             authz::ResourceType {
-                name: "resourceTypes/project".into(),
-                ..deployment_type()
-            },
-            authz::ResourceType {
                 permissions: Vec::new(),
                 ..deployment_type()
             },
@@ -1895,6 +1973,37 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
                 .unwrap_err();
             assert_eq!(error.code(), Code::InvalidArgument);
         }
+        // A built-in name is taken; a built-in type is not deleted.
+        let taken = schema
+            .register_resource_type(authed(
+                authz::RegisterResourceTypeRequest {
+                    resource_type: Some(authz::ResourceType {
+                        name: "resourceTypes/project".into(),
+                        ..deployment_type()
+                    }),
+                    validate_only: false,
+                },
+                &service,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(taken.code(), Code::AlreadyExists, "{taken:?}");
+        assert_eq!(
+            taken.get_details_error_info().unwrap().reason,
+            "TYPE_BUILT_IN"
+        );
+        let kept = schema
+            .delete_resource_type(authed(
+                authz::DeleteResourceTypeRequest {
+                    name: "resourceTypes/project".into(),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(kept.code(), Code::FailedPrecondition, "{kept:?}");
+
         // Validating shows the type as it would be, and registers nothing.
         let described = authz::ResourceType {
             display_name: "Deployment".into(),
@@ -2029,6 +2138,92 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
             .await
             .unwrap_err();
         assert_eq!(removed.code(), Code::PermissionDenied, "{removed:?}");
+        // A custom role that names its permissions keeps a type in use.
+        Roles::new(w.channel.clone())
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    parent: acme.name.clone(),
+                    role: Some(pb::Role {
+                        display_name: "Release watcher".into(),
+                        permissions: vec!["organization.read".into(), "deployment.read".into()],
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        let in_use = schema
+            .delete_resource_type(authed(
+                authz::DeleteResourceTypeRequest {
+                    name: "resourceTypes/deployment".into(),
+                    ..Default::default()
+                },
+                &service,
+            ))
+            .await
+            .unwrap_err();
+        let info = in_use.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "TYPE_IN_USE");
+        assert_eq!(info.metadata["roles"], "1");
+        // Roles and types come in pages: built-in first.
+        let mut roles = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = Roles::new(w.channel.clone())
+                .list_roles(authed(
+                    pb::ListRolesRequest {
+                        parent: acme.name.clone(),
+                        page_size: 3,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.roles.len() <= 3);
+            roles.extend(page.roles.into_iter().map(|r| r.display_name));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        assert_eq!(
+            roles,
+            ["Owner", "Admin", "Member", "Finance", "Release watcher"]
+        );
+        let mut types = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = schema
+                .list_resource_types(authed(
+                    authz::ListResourceTypesRequest {
+                        page_size: 2,
+                        page_token: page_token.clone(),
+                    },
+                    &bob.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            types.extend(page.resource_types.into_iter().map(|t| t.name));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        assert_eq!(
+            types,
+            [
+                "resourceTypes/organization",
+                "resourceTypes/team",
+                "resourceTypes/project",
+                "resourceTypes/deployment"
+            ]
+        );
         let kept = schema
             .get_resource_type(authed(
                 authz::GetResourceTypeRequest {

@@ -263,6 +263,9 @@ fn invalid_token() -> Error {
 #[derive(Serialize, Deserialize)]
 struct After(String);
 
+const MEMBERS_READ: &str = "organization.members.read";
+const MEMBERS_INVITE: &str = "organization.members.invite";
+
 impl Core {
     async fn invitation(&self, organization_id: &str, id: &str) -> Result<Option<InvitationRow>> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -813,6 +816,27 @@ impl Core {
         Ok(granted)
     }
 
+    /// Invitations are read by whoever may read the members, or invite
+    /// them (an inviter sees what they sent).
+    async fn authorize_invitation_read(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        kind: &str,
+    ) -> Result<()> {
+        if self.allows(caller, "organization", organization_id, MEMBERS_INVITE)? {
+            return Ok(());
+        }
+        self.authorize(
+            caller,
+            ("organization", organization_id),
+            MEMBERS_READ,
+            MEMBERS_READ,
+            kind,
+        )
+        .await
+    }
+
     /// An invitation of an organization the caller may act on with
     /// `permission`.
     async fn managed_invitation(
@@ -822,14 +846,19 @@ impl Core {
         permission: &str,
     ) -> Result<InvitationRow> {
         let (organization_id, id) = ids("name", name)?;
-        self.authorize(
-            caller,
-            ("organization", &organization_id),
-            permission,
-            "organization.members.read",
-            "invitation",
-        )
-        .await?;
+        if permission == MEMBERS_READ {
+            self.authorize_invitation_read(caller, &organization_id, "invitation")
+                .await?;
+        } else {
+            self.authorize(
+                caller,
+                ("organization", &organization_id),
+                permission,
+                MEMBERS_READ,
+                "invitation",
+            )
+            .await?;
+        }
         self.invitation(&organization_id, &id)
             .await?
             .ok_or_else(|| Error::not_found("invitation").with_domain(NAME))
@@ -878,13 +907,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         let r = request.get_ref();
         let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
         self.0
-            .authorize(
-                &caller,
-                ("organization", &organization_id),
-                "organization.members.read",
-                "organization.members.read",
-                "organization",
-            )
+            .authorize_invitation_read(&caller, &organization_id, "organization")
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("invitations|{organization_id}|{}", r.state);

@@ -467,6 +467,34 @@ impl Core {
         )
     }
 
+    /// One page of a short list computed whole (roles, resource types): the
+    /// page token holds the offset, bound to `query` so it serves no other
+    /// list.
+    pub(crate) fn page_of<T>(
+        &self,
+        mut items: Vec<T>,
+        query: &str,
+        page_size: i32,
+        page_token: &str,
+        default: u32,
+    ) -> Result<(Vec<T>, String)> {
+        let size = tenantry_kit::page_token::page_size(page_size, default, 1000)? as usize;
+        let offset: usize = self
+            .page_tokens
+            .decode(query.as_bytes(), page_token)?
+            .unwrap_or(0);
+        let rest = items.split_off(offset.min(items.len()));
+        let more = rest.len() > size;
+        let page: Vec<T> = rest.into_iter().take(size).collect();
+        let next = if more {
+            self.page_tokens
+                .encode(query.as_bytes(), &(offset + page.len()))
+        } else {
+            String::new()
+        };
+        Ok((page, next))
+    }
+
     /// Whether an organization exists (as the tree mirror knows it).
     pub(crate) fn organization_known(&self, id: &str) -> bool {
         self.index.read().node(ORGANIZATION, id).is_some()

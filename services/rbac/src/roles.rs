@@ -298,23 +298,44 @@ impl pb::role_service_server::RoleService for RoleApi {
                 "organization",
             )
             .await?;
-        let mut roles = Vec::new();
+        // Built-in roles first, then the custom ones; their holders are
+        // counted for the page only.
+        let mut all: Vec<Result<pb::Role, RoleRow>> = Vec::new();
         if r.kind() != pb::list_roles_request::RoleKind::Custom {
-            roles.extend(
+            all.extend(
                 BUILT_IN_ROLES
                     .iter()
-                    .filter_map(|n| self.0.built_in_to_proto(n)),
+                    .filter_map(|n| self.0.built_in_to_proto(n))
+                    .map(Ok),
             );
         }
         if r.kind() != pb::list_roles_request::RoleKind::BuiltIn {
-            for role in self.0.store.roles(&organization_id).await? {
-                let holders = self.0.holders(&role).await?;
-                roles.push(custom_to_proto(&role, holders));
-            }
+            all.extend(
+                self.0
+                    .store
+                    .roles(&organization_id)
+                    .await?
+                    .into_iter()
+                    .map(Err),
+            );
+        }
+        let query = format!("roles|{organization_id}|{}", r.kind);
+        let (page, next_page_token) =
+            self.0
+                .page_of(all, &query, r.page_size, &r.page_token, 50)?;
+        let mut roles = Vec::with_capacity(page.len());
+        for role in page {
+            roles.push(match role {
+                Ok(built_in) => built_in,
+                Err(custom) => {
+                    let holders = self.0.holders(&custom).await?;
+                    custom_to_proto(&custom, holders)
+                }
+            });
         }
         Ok(Response::new(pb::ListRolesResponse {
             roles,
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 

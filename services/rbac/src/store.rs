@@ -746,6 +746,19 @@ impl Store {
             .map_err(db_error)
     }
 
+    /// How many custom roles, in any organization, list a permission of
+    /// `object_type` (permissions are `<type>.<action>`, stored as a JSON
+    /// array of strings).
+    pub async fn roles_naming_type(&self, object_type: &str) -> Result<i64> {
+        sqlx::query("SELECT COUNT(*) FROM rbac_roles WHERE permissions LIKE $1")
+            .bind(format!("%\"{object_type}.%"))
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .try_get(0)
+            .map_err(db_error)
+    }
+
     /// How many objects of a type exist.
     pub async fn count_nodes(&self, object_type: &str) -> Result<i64> {
         sqlx::query("SELECT COUNT(*) FROM rbac_nodes WHERE object_type = $1")

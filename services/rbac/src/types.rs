@@ -9,7 +9,9 @@ use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
-use crate::engine::{AccessLevel, Change, Grantor, PermissionDefinition, TypeDefinition};
+use crate::engine::{
+    AccessLevel, Change, Grantor, PermissionDefinition, SchemaError, TypeDefinition,
+};
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::{Caller, Core, NAME, precondition, timestamp};
@@ -249,9 +251,14 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         // Try it on a copy of the schema first: a bad definition writes
         // nothing.
         let mut probe = self.0.index.read().schema().clone();
-        probe
-            .register(&definition)
-            .map_err(|e| Error::invalid_field("resource_type", e.to_string()))?;
+        probe.register(&definition).map_err(|e| match e {
+            SchemaError::BuiltIn(_) => {
+                Error::new(Code::AlreadyExists, "TYPE_BUILT_IN", e.to_string()).with_domain(NAME)
+            }
+            SchemaError::ParentChanged(_) => precondition("PARENT_CHANGED", e.to_string()),
+            SchemaError::Full => precondition("SCHEMA_FULL", e.to_string()),
+            _ => Error::invalid_field("resource_type", e.to_string()),
+        })?;
         let stored = self.0.stored_type(&definition.name).await?;
         if let Some((registered_by, _, _, version)) = &stored {
             if !owns(&caller, registered_by) {
@@ -342,24 +349,40 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         request: Request<pb::ListResourceTypesRequest>,
     ) -> Result<Response<pb::ListResourceTypesResponse>, Status> {
         let _caller = self.0.caller(&request).await?;
+        let r = request.get_ref();
+        // Built-in types first (in their order), then the registered ones
+        // by name.
         let names: Vec<String> = {
             let index = self.0.index.read();
-            index
-                .schema()
+            let schema = index.schema();
+            let live: Vec<&crate::engine::schema::ResourceType> = schema
                 .types()
                 .iter()
+                .filter(|t| schema.type_id(&t.name).is_some())
+                .collect();
+            let mut registered: Vec<String> = live
+                .iter()
+                .filter(|t| t.definition.is_some())
                 .map(|t| t.name.clone())
-                .filter(|n| index.schema().type_id(n).is_some())
+                .collect();
+            registered.sort();
+            live.iter()
+                .filter(|t| t.definition.is_none())
+                .map(|t| t.name.clone())
+                .chain(registered)
                 .collect()
         };
+        let (page, next_page_token) =
+            self.0
+                .page_of(names, "resource_types", r.page_size, &r.page_token, 100)?;
         let mut resource_types = Vec::new();
-        for name in names {
+        for name in page {
             let stored = self.0.stored_type(&name).await?;
             resource_types.extend(self.0.type_to_proto(&name, stored));
         }
         Ok(Response::new(pb::ListResourceTypesResponse {
             resource_types,
-            next_page_token: String::new(),
+            next_page_token,
         }))
     }
 
@@ -375,6 +398,16 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
             .strip_prefix("resourceTypes/")
             .unwrap_or_default()
             .to_string();
+        let built_in = {
+            let index = self.0.index.read();
+            let schema = index.schema();
+            schema
+                .type_id(&name)
+                .is_some_and(|t| schema.resource_type(t).definition.is_none())
+        };
+        if built_in {
+            return Err(precondition("TYPE_BUILT_IN", "built-in types cannot be deleted").into());
+        }
         let Some((registered_by, _, _, version)) = self.0.stored_type(&name).await? else {
             return Err(Error::not_found("resource type").with_domain(NAME).into());
         };
@@ -395,12 +428,15 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
                 .iter()
                 .any(|t| t.parent == id && index.schema().type_id(&t.name).is_some())
         };
-        if used > 0 || children {
-            return Err(
-                precondition("TYPE_IN_USE", "objects or other types still use this type")
-                    .with_metadata("objects", used)
-                    .into(),
-            );
+        let roles = self.0.store.roles_naming_type(&name).await?;
+        if used > 0 || children || roles > 0 {
+            return Err(precondition(
+                "TYPE_IN_USE",
+                "objects, other types or custom roles still use this type",
+            )
+            .with_metadata("roles", roles)
+            .with_metadata("objects", used)
+            .into());
         }
         let mut tx = self.0.store.begin().await?;
         self.0.store.delete_type(&mut tx, &name).await?;
