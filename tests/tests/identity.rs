@@ -1394,25 +1394,67 @@ async fn service_accounts_sign_in_with_client_credentials() {
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    let account = accounts
-        .create_service_account(authed(
-            pb::CreateServiceAccountRequest {
-                service_account: Some(pb::ServiceAccount {
-                    display_name: "deployer".into(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-            &admin,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .service_account
-        .unwrap();
-    let created = accounts
-        .create_service_account_credential(authed(
-            pb::CreateServiceAccountCredentialRequest {
+    // Creates are idempotent by request id: a replay answers the first
+    // account, and the first credential without its secret.
+    let create_account = || {
+        let mut accounts = accounts.clone();
+        let admin = admin.clone();
+        async move {
+            accounts
+                .create_service_account(authed(
+                    pb::CreateServiceAccountRequest {
+                        service_account: Some(pb::ServiceAccount {
+                            display_name: "deployer".into(),
+                            ..Default::default()
+                        }),
+                        request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a52".into(),
+                    },
+                    &admin,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .service_account
+                .unwrap()
+        }
+    };
+    let account = create_account().await;
+    assert_eq!(create_account().await.name, account.name);
+    let create_credential = || {
+        let mut accounts = accounts.clone();
+        let (admin, parent) = (admin.clone(), account.name.clone());
+        async move {
+            accounts
+                .create_service_account_credential(authed(
+                    pb::CreateServiceAccountCredentialRequest {
+                        parent,
+                        credential: Some(pb::ServiceAccountCredential {
+                            display_name: "ci".into(),
+                            ..Default::default()
+                        }),
+                        request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a53".into(),
+                    },
+                    &admin,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let created = create_credential().await;
+    assert!(created.client_secret.starts_with("tsa_"));
+    let replayed = create_credential().await;
+    assert!(
+        replayed.client_secret.is_empty(),
+        "the secret is shown once"
+    );
+    assert_eq!(replayed.credential, created.credential);
+    let credential = created.credential.clone().unwrap();
+    assert_eq!(credential.display_name, "ci");
+    assert!(credential.created_by.starts_with("users/"));
+    let listed = accounts
+        .list_service_account_credentials(authed(
+            pb::ListServiceAccountCredentialsRequest {
                 parent: account.name.clone(),
                 ..Default::default()
             },
@@ -1420,9 +1462,9 @@ async fn service_accounts_sign_in_with_client_credentials() {
         ))
         .await
         .unwrap()
-        .into_inner();
-    assert!(created.client_secret.starts_with("tsa_"));
-    let credential = created.credential.unwrap();
+        .into_inner()
+        .credentials;
+    assert_eq!(listed.len(), 1, "one credential for the two calls");
 
     let issued = accounts
         .issue_service_account_token(pb::IssueServiceAccountTokenRequest {
@@ -1453,6 +1495,20 @@ async fn service_accounts_sign_in_with_client_credentials() {
         )
         .unwrap();
     assert_eq!(claims.kind, PrincipalKind::ServiceAccount);
+    // The account says when it was last used.
+    let used = accounts
+        .get_service_account(authed(
+            pb::GetServiceAccountRequest {
+                name: account.name.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    assert!(used.last_used_time.is_some());
     // A machine token is authenticated but is not a user.
     let not_user = client
         .me(authed(pb::MeRequest {}, &issued.access_token))
@@ -1501,6 +1557,30 @@ async fn service_accounts_sign_in_with_client_credentials() {
         .await
         .unwrap_err();
     assert_eq!(revoked.code(), Code::Unauthenticated);
+
+    // Deleting with a stale etag changes nothing; with the current one it
+    // goes.
+    let stale = accounts
+        .delete_service_account(authed(
+            pb::DeleteServiceAccountRequest {
+                name: account.name.clone(),
+                etag: "\"1\"".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    accounts
+        .delete_service_account(authed(
+            pb::DeleteServiceAccountRequest {
+                name: account.name.clone(),
+                etag: used.etag.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
     sandbox.shutdown().await.unwrap();
 }
 

@@ -274,9 +274,19 @@ impl Accounts {
         principal: &Principal,
         display_name: &str,
         description: &str,
+        request_id: &str,
         client: &ClientInfo,
     ) -> Result<ServiceAccountRow> {
         let admin = self.require_platform_admin(principal).await?;
+        let request_id = valid_request_id(request_id)?;
+        if let Some(request_id) = &request_id
+            && let Some(existing) = self
+                .store()
+                .service_account_by_request(&admin.id, request_id)
+                .await?
+        {
+            return Ok(existing);
+        }
         let display_name = display_name.trim();
         if display_name.is_empty() || display_name.chars().count() > 200 {
             return Err(Error::invalid_field(
@@ -300,6 +310,8 @@ impl Accounts {
             created_by: admin.id.clone(),
             created_at_us: now,
             updated_at_us: now,
+            request_id,
+            last_used_at_us: None,
         };
         let mut tx = self.begin().await?;
         self.store()
@@ -352,9 +364,16 @@ impl Accounts {
         &self,
         principal: &Principal,
         id: &str,
+        etag: &str,
         client: &ClientInfo,
     ) -> Result<()> {
         let admin = self.require_platform_admin(principal).await?;
+        let account = self
+            .store()
+            .service_account(id)
+            .await?
+            .ok_or_else(|| Error::not_found("service account").with_domain("identity"))?;
+        tenantry_kit::request::check_etag(etag, account.updated_at_us)?;
         let mut tx = self.begin().await?;
         if !self.store().delete_service_account(&mut tx, id).await? {
             return Err(Error::not_found("service account").with_domain("identity"));
@@ -374,14 +393,29 @@ impl Accounts {
     }
 
     /// Creates client credentials; the secret is returned once, stored hashed.
+    /// A replay of the same `request_id` answers the first credential with
+    /// an empty secret (the secret is shown once).
     pub async fn create_credential(
         &self,
         principal: &Principal,
         service_account_id: &str,
-        expires_at_us: Option<i64>,
+        spec: NewCredential<'_>,
         client: &ClientInfo,
     ) -> Result<(CredentialRow, String)> {
         let admin = self.require_platform_admin(principal).await?;
+        let NewCredential {
+            display_name,
+            expires_at_us,
+            request_id,
+        } = spec;
+        let request_id = valid_request_id(request_id)?;
+        if display_name.chars().count() > 200 {
+            return Err(Error::invalid_field(
+                "credential.display_name",
+                "must be at most 200 characters",
+            )
+            .with_domain("identity"));
+        }
         if self
             .store()
             .service_account(service_account_id)
@@ -389,6 +423,14 @@ impl Accounts {
             .is_none()
         {
             return Err(Error::not_found("service account").with_domain("identity"));
+        }
+        if let Some(request_id) = &request_id
+            && let Some(existing) = self
+                .store()
+                .credential_by_request(service_account_id, request_id)
+                .await?
+        {
+            return Ok((existing, String::new()));
         }
         if expires_at_us.is_some_and(|e| e <= now_micros()) {
             return Err(
@@ -405,6 +447,9 @@ impl Accounts {
             created_at_us: now_micros(),
             expires_at_us,
             last_used_at_us: None,
+            display_name: display_name.trim().to_string(),
+            created_by: admin.id.clone(),
+            request_id,
         };
         let mut tx = self.begin().await?;
         self.store().insert_credential(&mut tx, &credential).await?;
@@ -571,4 +616,24 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
         .ok_or_else(|| Error::not_found("user"))?;
     tx.commit().await.map_err(tenantry_kit::error::db_error)?;
     Ok(updated)
+}
+
+/// What a new service account credential is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCredential<'a> {
+    pub display_name: &'a str,
+    pub expires_at_us: Option<i64>,
+    /// The client's id for the create; empty for none.
+    pub request_id: &'a str,
+}
+
+/// A client's request id: empty is none; at most 128 characters.
+fn valid_request_id(request_id: &str) -> Result<Option<String>> {
+    if request_id.len() > 128 {
+        return Err(
+            Error::invalid_field("request_id", "must be at most 128 characters")
+                .with_domain("identity"),
+        );
+    }
+    Ok((!request_id.is_empty()).then(|| request_id.to_string()))
 }

@@ -66,6 +66,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0003_pending_sign_ups.sql"),
         postgres: include_str!("../migrations/0003_pending_sign_ups.sql"),
     },
+    Migration {
+        version: 4,
+        description: "idempotent service account and credential creates; credential names",
+        sqlite: include_str!("../migrations/0004_service_account_requests.sql"),
+        postgres: include_str!("../migrations/0004_service_account_requests.sql"),
+    },
 ];
 
 /// Options of the identity service (the `[identity]` table).

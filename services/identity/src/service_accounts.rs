@@ -26,7 +26,7 @@ fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
         description: account.description.clone(),
         created_by: format!("users/{}", account.created_by),
         create_time: Some(timestamp(account.created_at_us)),
-        last_used_time: None,
+        last_used_time: account.last_used_at_us.map(timestamp),
         etag: format!("\"{}\"", account.updated_at_us),
     }
 }
@@ -38,9 +38,13 @@ fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredenti
             credential.service_account_id, credential.id
         ),
         client_id: credential.client_id.clone(),
-        display_name: String::new(),
+        display_name: credential.display_name.clone(),
         expire_time: credential.expires_at_us.map(timestamp),
-        created_by: String::new(),
+        created_by: if credential.created_by.is_empty() {
+            String::new()
+        } else {
+            format!("users/{}", credential.created_by)
+        },
         create_time: Some(timestamp(credential.created_at_us)),
         last_used_time: credential.last_used_at_us.map(timestamp),
     }
@@ -58,8 +62,8 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
     ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
+        let request = request.into_inner();
         let account = request
-            .into_inner()
             .service_account
             .ok_or_else(|| Error::invalid_field("service_account", "is required"))?;
         let created = self
@@ -68,6 +72,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
                 &caller,
                 &account.display_name,
                 &account.description,
+                &request.request_id,
                 &client,
             )
             .await?;
@@ -123,7 +128,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         let caller = principal(&request)?;
         let id = account_id("name", &request.get_ref().name)?;
         self.accounts
-            .delete_service_account(&caller, &id, &client)
+            .delete_service_account(&caller, &id, &request.get_ref().etag, &client)
             .await?;
         Ok(Response::new(pb::DeleteServiceAccountResponse {}))
     }
@@ -136,13 +141,22 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         let caller = principal(&request)?;
         let request = request.into_inner();
         let id = account_id("parent", &request.parent)?;
-        let expires = request
-            .credential
-            .and_then(|c| c.expire_time)
+        let credential = request.credential.unwrap_or_default();
+        let expires = credential
+            .expire_time
             .map(|t| t.seconds.saturating_mul(1_000_000) + i64::from(t.nanos) / 1000);
         let (credential, client_secret) = self
             .accounts
-            .create_credential(&caller, &id, expires, &client)
+            .create_credential(
+                &caller,
+                &id,
+                crate::admin::NewCredential {
+                    display_name: &credential.display_name,
+                    expires_at_us: expires,
+                    request_id: &request.request_id,
+                },
+                &client,
+            )
             .await?;
         Ok(Response::new(pb::CreateServiceAccountCredentialResponse {
             credential: Some(credential_to_proto(&credential)),
@@ -155,11 +169,24 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         request: Request<pb::ListServiceAccountCredentialsRequest>,
     ) -> Result<Response<pb::ListServiceAccountCredentialsResponse>, Status> {
         let caller = principal(&request)?;
-        let id = account_id("parent", &request.get_ref().parent)?;
+        let request = request.into_inner();
+        let id = account_id("parent", &request.parent)?;
+        let size = page_size(request.page_size, 50, 1000)? as usize;
+        let query = format!("credentials|{id}");
+        let offset: usize = self
+            .page_tokens
+            .decode(query.as_bytes(), &request.page_token)?
+            .unwrap_or(0);
         let credentials = self.accounts.credentials(&caller, &id).await?;
+        let page: Vec<_> = credentials.iter().skip(offset).take(size).collect();
+        let next = offset + page.len();
         Ok(Response::new(pb::ListServiceAccountCredentialsResponse {
-            credentials: credentials.iter().map(credential_to_proto).collect(),
-            next_page_token: String::new(),
+            credentials: page.into_iter().map(credential_to_proto).collect(),
+            next_page_token: if next < credentials.len() {
+                self.page_tokens.encode(query.as_bytes(), &next)
+            } else {
+                String::new()
+            },
         }))
     }
 

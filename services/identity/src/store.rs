@@ -864,6 +864,10 @@ pub struct ServiceAccountRow {
     pub created_by: String,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    /// The client's id for the create, for replays.
+    pub request_id: Option<String>,
+    /// When one of its credentials was last used.
+    pub last_used_at_us: Option<i64>,
 }
 
 /// A service account credential row (the secret only as a hash).
@@ -876,12 +880,19 @@ pub struct CredentialRow {
     pub created_at_us: i64,
     pub expires_at_us: Option<i64>,
     pub last_used_at_us: Option<i64>,
+    pub display_name: String,
+    /// The platform administrator who made it (a user id).
+    pub created_by: String,
+    /// The client's id for the create, for replays.
+    pub request_id: Option<String>,
 }
 
-const SERVICE_ACCOUNT_COLUMNS: &str =
-    "id, display_name, description, created_by, created_at_us, updated_at_us";
-const CREDENTIAL_COLUMNS: &str =
-    "id, service_account_id, client_id, secret_hash, created_at_us, expires_at_us, last_used_at_us";
+const SERVICE_ACCOUNT_COLUMNS: &str = "id, display_name, description, created_by, created_at_us, \
+    updated_at_us, request_id, (SELECT MAX(c.last_used_at_us) FROM \
+    identity_service_account_credentials c WHERE c.service_account_id = \
+    identity_service_accounts.id)";
+const CREDENTIAL_COLUMNS: &str = "id, service_account_id, client_id, secret_hash, created_at_us, \
+    expires_at_us, last_used_at_us, display_name, created_by, request_id";
 
 fn service_account_from_row(row: &AnyRow) -> std::result::Result<ServiceAccountRow, sqlx::Error> {
     Ok(ServiceAccountRow {
@@ -891,6 +902,8 @@ fn service_account_from_row(row: &AnyRow) -> std::result::Result<ServiceAccountR
         created_by: row.try_get(3)?,
         created_at_us: row.try_get(4)?,
         updated_at_us: row.try_get(5)?,
+        request_id: row.try_get(6)?,
+        last_used_at_us: row.try_get(7)?,
     })
 }
 
@@ -903,6 +916,9 @@ fn credential_from_row(row: &AnyRow) -> std::result::Result<CredentialRow, sqlx:
         created_at_us: row.try_get(4)?,
         expires_at_us: row.try_get(5)?,
         last_used_at_us: row.try_get(6)?,
+        display_name: row.try_get(7)?,
+        created_by: row.try_get(8)?,
+        request_id: row.try_get(9)?,
     })
 }
 
@@ -917,8 +933,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO identity_service_accounts
                 (id, display_name, description, permissions, organizations, created_by,
-                 created_at_us, updated_at_us)
-             VALUES ($1, $2, $3, '[]', '[]', $4, $5, $6)",
+                 created_at_us, updated_at_us, request_id)
+             VALUES ($1, $2, $3, '[]', '[]', $4, $5, $6, $7)",
         )
         .bind(&account.id)
         .bind(&account.display_name)
@@ -926,6 +942,7 @@ impl Store {
         .bind(&account.created_by)
         .bind(account.created_at_us)
         .bind(account.updated_at_us)
+        .bind(&account.request_id)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
@@ -942,6 +959,48 @@ impl Store {
             .await
             .map_err(db_error)?
             .map(|row| service_account_from_row(&row))
+            .transpose()
+            .map_err(db_error)
+    }
+
+    /// The account `created_by` made with `request_id`, if any.
+    pub async fn service_account_by_request(
+        &self,
+        created_by: &str,
+        request_id: &str,
+    ) -> Result<Option<ServiceAccountRow>> {
+        let sql = format!(
+            "SELECT {SERVICE_ACCOUNT_COLUMNS} FROM identity_service_accounts
+             WHERE created_by = $1 AND request_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(created_by)
+            .bind(request_id)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .map(|row| service_account_from_row(&row))
+            .transpose()
+            .map_err(db_error)
+    }
+
+    /// The credential of an account made with `request_id`, if any.
+    pub async fn credential_by_request(
+        &self,
+        service_account_id: &str,
+        request_id: &str,
+    ) -> Result<Option<CredentialRow>> {
+        let sql = format!(
+            "SELECT {CREDENTIAL_COLUMNS} FROM identity_service_account_credentials
+             WHERE service_account_id = $1 AND request_id = $2"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(service_account_id)
+            .bind(request_id)
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)?
+            .map(|row| credential_from_row(&row))
             .transpose()
             .map_err(db_error)
     }
@@ -989,8 +1048,9 @@ impl Store {
     pub async fn insert_credential(&self, tx: &mut Tx, credential: &CredentialRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO identity_service_account_credentials
-                (id, service_account_id, client_id, secret_hash, created_at_us, expires_at_us)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+                (id, service_account_id, client_id, secret_hash, created_at_us, expires_at_us,
+                 display_name, created_by, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&credential.id)
         .bind(&credential.service_account_id)
@@ -998,6 +1058,9 @@ impl Store {
         .bind(&credential.secret_hash)
         .bind(credential.created_at_us)
         .bind(credential.expires_at_us)
+        .bind(&credential.display_name)
+        .bind(&credential.created_by)
+        .bind(&credential.request_id)
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
