@@ -543,7 +543,6 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .into_iter()
             .map(str::to_string)
             .collect();
-        let under: Vec<&str> = under.iter().map(String::as_str).collect();
         let mut relationships: Vec<pb::Relationship> = Vec::new();
         let mut next_page_token = String::new();
         'pages: loop {
@@ -657,9 +656,6 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .map(|s| s.optional_subject_id.clone())
             .unwrap_or_default();
         let scope = self.0.relationship_scope(&caller);
-        let scope: Option<Vec<&str>> = scope
-            .as_ref()
-            .map(|ids| ids.iter().map(String::as_str).collect());
         let links = self
             .0
             .store

@@ -300,24 +300,22 @@ impl pb::role_service_server::RoleService for RoleApi {
             .await?;
         // Built-in roles first, then the custom ones; their holders are
         // counted for the page only.
-        let mut all: Vec<Result<pb::Role, RoleRow>> = Vec::new();
+        enum Listed {
+            BuiltIn(pb::Role),
+            Custom(RoleRow),
+        }
+        let mut all: Vec<Listed> = Vec::new();
         if r.kind() != pb::list_roles_request::RoleKind::Custom {
             all.extend(
                 BUILT_IN_ROLES
                     .iter()
                     .filter_map(|n| self.0.built_in_to_proto(n))
-                    .map(Ok),
+                    .map(Listed::BuiltIn),
             );
         }
         if r.kind() != pb::list_roles_request::RoleKind::BuiltIn {
-            all.extend(
-                self.0
-                    .store
-                    .roles(&organization_id)
-                    .await?
-                    .into_iter()
-                    .map(Err),
-            );
+            let custom = self.0.store.roles(&organization_id).await?;
+            all.extend(custom.into_iter().map(Listed::Custom));
         }
         let query = format!("roles|{organization_id}|{}", r.kind);
         let (page, next_page_token) =
@@ -326,8 +324,8 @@ impl pb::role_service_server::RoleService for RoleApi {
         let mut roles = Vec::with_capacity(page.len());
         for role in page {
             roles.push(match role {
-                Ok(built_in) => built_in,
-                Err(custom) => {
+                Listed::BuiltIn(built_in) => built_in,
+                Listed::Custom(custom) => {
                     let holders = self.0.holders(&custom).await?;
                     custom_to_proto(&custom, holders)
                 }

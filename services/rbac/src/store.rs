@@ -707,7 +707,7 @@ impl Store {
         object_type: &str,
         object_id: &str,
         parent_id: &str,
-        organizations: Option<&[&str]>,
+        organizations: Option<&[String]>,
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<(String, String, String)>> {
@@ -737,7 +737,7 @@ impl Store {
             .bind(after_type)
             .bind(after_id);
         for id in organizations.unwrap_or_default() {
-            query = query.bind(*id);
+            query = query.bind(id.as_str());
         }
         query
             .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))

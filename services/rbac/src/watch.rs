@@ -80,6 +80,7 @@ impl Core {
                 format!("at most {MAX_PRECONDITIONS}"),
             ));
         }
+        let scope = self.relationship_scope(caller);
         for (i, p) in preconditions.iter().enumerate() {
             let filter = p.filter.as_ref().ok_or_else(|| {
                 Error::invalid_field(format!("optional_preconditions[{i}].filter"), "is required")
@@ -89,10 +90,6 @@ impl Core {
                 .as_ref()
                 .map(|s| s.optional_subject_id.as_str())
                 .unwrap_or_default();
-            let scope = self.relationship_scope(caller);
-            let scope: Option<Vec<&str>> = scope
-                .as_ref()
-                .map(|ids| ids.iter().map(String::as_str).collect());
             let found = !self
                 .store
                 .parent_links(
