@@ -198,6 +198,7 @@ if [ "$SMOKE" = 1 ]; then
         --secret "redis-url=${DEPLOY_SMOKE_REDIS_URL:-redis://127.0.0.1:6379}" \
         --secret "page-token-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
         --secret "internal-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
+        --secret "edge-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
         --secret "sealing-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
         --secret "audit-checkpoint-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \
         --secret "stripe-webhook-secret=whsec_smoke_0123456789"

@@ -171,6 +171,7 @@ fn deployment_env(
         ("TENANTRY_AUTO_MIGRATE", "false".into()),
         ("TENANTRY_PAGE_TOKEN_KEY", "11".repeat(32)),
         ("TENANTRY_INTERNAL_KEY", "33".repeat(32)),
+        ("TENANTRY_EDGE_KEY", "55".repeat(32)),
         ("TENANTRY_SEALING_KEYS__PRIMARY", "44".repeat(32)),
         ("TENANTRY_AUDIT__CHECKPOINT_KEY", "22".repeat(32)),
         (
@@ -204,7 +205,7 @@ fn migrate(env: &[(&str, String)]) {
 }
 
 /// The gateway's Deployment gets no database, bus or key secrets: the edge
-/// holds none.
+/// holds none but its own edge key (which only the audit service accepts).
 fn edge_env(env: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let secrets = [
         "DATABASE_URL",

@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tenantry::services::ServiceKind;
+use tenantry_proto::tenantry::audit::v1 as audit_pb;
 use tenantry_testkit::{Sandbox, authed, storages};
 use tenantry_tests::rest::Rest;
 
@@ -1235,4 +1236,178 @@ async fn strictops_signs_up_picks_a_tier_and_audits_everything() {
         }
         sandbox.shutdown().await.unwrap();
     }
+}
+
+/// A field of an audit event's metadata, as text (64-bit numbers are JSON
+/// strings).
+fn metadata_field(event: &audit_pb::AuditEvent, field: &str) -> String {
+    use prost_types::value::Kind;
+    match event
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(field))
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(Kind::StringValue(text)) => text.clone(),
+        Some(Kind::NumberValue(n)) => n.to_string(),
+        other => panic!("metadata `{field}`: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by_row() {
+    let catalog = tempfile::tempdir().unwrap();
+    let path = catalog.path().join("plans.toml");
+    std::fs::write(
+        &path,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+         [plans.free.limits.rate_limits_per_minute]\nread = 5\nwrite = 600\nauth = 600\nexpensive = 60\n",
+    )
+    .unwrap();
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
+        config.billing.catalog_file = Some(path);
+        config.gateway.rate_limit_audit_window_secs = 1;
+    })
+    .await;
+    let rest = Rest::new(sandbox.http_url());
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+    let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+
+    // A burst of reads: five pass, the rest are refused.
+    let mut refused = 0u64;
+    for _ in 0..12 {
+        let reply = rest.call("GET", "/v1/me", Some(&ada.token), None).await;
+        match reply.status {
+            200 => {}
+            429 => refused += 1,
+            other => panic!("{other}: {}", reply.text),
+        }
+    }
+    assert!(refused >= 7, "{refused} refused");
+
+    // The log says so in a row or two (a window may close mid-burst), not
+    // a row per request; read over gRPC so reading spends no budget.
+    let audit =
+        audit_pb::audit_service_client::AuditServiceClient::new(sandbox.channel().await.unwrap());
+    let filter = audit_pb::AuditEventFilter {
+        action: "gateway.requests.rate_limited".into(),
+        ..Default::default()
+    };
+    let list = |token: String, parent: String| {
+        let mut audit = audit.clone();
+        let filter = filter.clone();
+        async move {
+            audit
+                .list_audit_events(authed(
+                    audit_pb::ListAuditEventsRequest {
+                        parent,
+                        page_size: 100,
+                        filter: Some(filter),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .audit_events
+        }
+    };
+    let mut rows = Vec::new();
+    for _ in 0..600 {
+        rows = list(ada.token.clone(), ada.organization.clone()).await;
+        let counted: u64 = rows
+            .iter()
+            .map(|e| metadata_field(e, "count").parse::<u64>().unwrap())
+            .sum();
+        assert!(counted <= refused, "{counted} counted, {refused} refused");
+        if counted == refused {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let counted: u64 = rows
+        .iter()
+        .map(|e| metadata_field(e, "count").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, refused, "every refusal counted once: {rows:?}");
+    assert!((1..=2).contains(&rows.len()), "{} rows", rows.len());
+    for row in &rows {
+        let actor = row.actor.as_ref().unwrap();
+        assert_eq!(actor.id, ada.id);
+        assert_eq!(actor.display_name, "ada@example.com");
+        assert_eq!(row.outcome, audit_pb::Outcome::Denied as i32);
+        assert_eq!(metadata_field(row, "class"), "read");
+        assert_eq!(metadata_field(row, "limitPerMinute"), "5");
+        assert!(
+            row.targets
+                .iter()
+                .any(|t| format!("organizations/{}", t.id) == ada.organization),
+            "{:?}",
+            row.targets
+        );
+    }
+    assert!(
+        list(bob.token.clone(), bob.organization.clone())
+            .await
+            .is_empty(),
+        "another organization's log holds none of it"
+    );
+
+    // Only the gateway reports: a member's call is refused and writes
+    // nothing, a made-up edge credential is no credential.
+    let mut edge = audit_pb::edge_report_service_client::EdgeReportServiceClient::new(
+        sandbox.channel().await.unwrap(),
+    );
+    let now = prost_types::Timestamp {
+        seconds: 1_800_000_000,
+        nanos: 0,
+    };
+    let forged_burst = audit_pb::RateLimitedBurst {
+        id: "forged".into(),
+        organization_id: id(&bob.organization),
+        actor: rows[0]
+            .actor
+            .clone()
+            .map(|a| tenantry_proto::tenantry::events::v1::Actor {
+                kind: a.kind,
+                id: a.id,
+                display_name: a.display_name,
+            }),
+        class: "read".into(),
+        count: 1000,
+        limit_per_minute: 5,
+        window_start_time: Some(now),
+        window_end_time: Some(now),
+        ..Default::default()
+    };
+    let report = audit_pb::ReportRateLimitedRequest {
+        bursts: vec![forged_burst],
+    };
+    let denied = edge
+        .report_rate_limited(authed(report.clone(), &ada.token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30;
+    let mut made_up = tonic::Request::new(report);
+    made_up.metadata_mut().insert(
+        tenantry_kit::auth::internal::HEADER,
+        format!("gateway.{expiry}.{}", "00".repeat(32))
+            .parse()
+            .unwrap(),
+    );
+    let unauthenticated = edge.report_rate_limited(made_up).await.unwrap_err();
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    assert!(
+        list(bob.token.clone(), bob.organization.clone())
+            .await
+            .is_empty(),
+        "nothing was written"
+    );
+    sandbox.shutdown().await.unwrap();
 }

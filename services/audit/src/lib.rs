@@ -3,6 +3,8 @@
 //!
 //! - [`ingest`]: every domain event from the bus, once, into its
 //!   organization's hash chain ([`record`] makes and hashes the rows).
+//! - [`edge`]: what the gateway refused over a rate limit, reported by it
+//!   and recorded like every other event.
 //! - [`api`]: search (`ListAuditEvents`, `GetAuditEvent`), streaming export,
 //!   `VerifyChain` and checkpoints, with access by `audit.read`.
 //! - [`chain`]: verification, signed Ed25519 checkpoints of chain heads, and
@@ -11,6 +13,7 @@
 
 pub mod api;
 pub mod chain;
+pub mod edge;
 pub mod ingest;
 pub mod record;
 pub mod schema;
@@ -188,6 +191,11 @@ impl Service {
             audit_pb::audit_service_server::AuditServiceServer::new(api::AuditApi(
                 self.core.clone()
             ))
+        ));
+        routes.add(configure_server!(
+            audit_pb::edge_report_service_server::EdgeReportServiceServer::new(
+                edge::EdgeReportApi(self.core.clone())
+            )
         ));
     }
 

@@ -76,7 +76,7 @@ pub struct AuditRecord {
 pub fn outcome(action: &str) -> pb::Outcome {
     if action.ends_with(".failed") || action.ends_with("_failed") {
         pb::Outcome::Failure
-    } else if action.ends_with(".denied") {
+    } else if action.ends_with(".denied") || action.ends_with(".rate_limited") {
         pb::Outcome::Denied
     } else {
         pb::Outcome::Success

@@ -61,6 +61,19 @@ pub async fn lock_head(tx: &mut Tx, scope: &str) -> Result<(i64, Vec<u8>)> {
     ))
 }
 
+/// The root of an organization's tree, as its latest event in the log
+/// says; `None` when the log holds none of its events.
+pub async fn root_of(tx: &mut Tx, organization: &str) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT root_id FROM audit_events WHERE scope = $1 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(organization)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    row.map(|row| row.try_get(0).map_err(db_error)).transpose()
+}
+
 /// Appends a sealed record: the row, its targets, the new head.
 pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -13,6 +13,7 @@ use crate::credentials::EdgeCaller;
 use crate::edge::AccessInfo;
 use crate::errors::ApiError;
 use crate::limits::Decision;
+use crate::refusals::Refused;
 use crate::routes::Class;
 
 /// An admitted request: who calls, and its rate-limit standing.
@@ -56,6 +57,28 @@ pub async fn admit(
             "scope" => decision.scope
         )
         .increment(1);
+        if let Some(claims) = caller
+            .claims
+            .as_ref()
+            .filter(|_| decision.scope == "organization")
+        {
+            let header = |name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+            };
+            gateway.inner.refusals.record(
+                Refused {
+                    claims,
+                    class: class.as_str(),
+                    limit: decision.limit,
+                    client_address: &client.to_string(),
+                    user_agent: header("user-agent"),
+                },
+                tenantry_kit::db::now_micros(),
+            );
+        }
         let error = Error::new(
             Code::ResourceExhausted,
             "RATE_LIMITED",

@@ -8,6 +8,9 @@
 //!   verified, API keys exchanged through identity and cached.
 //! - **Rate limits** per organization and endpoint class from the plan
 //!   ([`limits`]), in memory or in Redis.
+//! - **Refusals reported** ([`refusals`]): requests refused over an
+//!   organization's rate limit, counted per caller and window for the
+//!   organization's audit log.
 //! - **OpenAPI** at `/openapi.json` and a page at `/docs` ([`openapi`]).
 //! - **Hygiene** ([`edge`]): request ids, client address, trace context,
 //!   access logs, CORS, body limits, timeouts.
@@ -22,6 +25,7 @@ pub mod errors;
 pub mod limits;
 pub mod openapi;
 pub mod proxy;
+pub mod refusals;
 pub mod rest;
 pub mod routes;
 pub mod template;
@@ -39,15 +43,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use tenantry_kit::auth::{Expectations, JwksCache};
+use tenantry_kit::auth::{Expectations, InternalKey, JwksCache};
 use tenantry_kit::service::Peers;
 use tenantry_kit::telemetry::Telemetry;
 
 use crate::credentials::EdgeAuth;
 use crate::limits::{LimitSettings, Limiter};
+use crate::refusals::Refusals;
 use crate::routes::Routes;
 use crate::upstream::Upstreams;
 use tenantry_kit::net::Cidr;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Options of the gateway (the `[gateway]` table of the config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -83,6 +90,10 @@ pub struct Options {
     /// gRPC methods (`/package.Service/Method`) in the `expensive` class
     /// besides streams.
     pub expensive_methods: Vec<String>,
+    /// The window, in seconds, over which requests refused over an
+    /// organization's rate limit are counted per caller and class before
+    /// the count goes to the organization's audit log as one event.
+    pub rate_limit_audit_window_secs: u64,
 }
 
 impl Default for Options {
@@ -107,6 +118,7 @@ impl Default for Options {
             plan_cache_secs: 60,
             trusted_proxies: Vec::new(),
             expensive_methods: vec!["/tenantry.audit.v1.AuditService/VerifyChain".into()],
+            rate_limit_audit_window_secs: 60,
         }
     }
 }
@@ -120,6 +132,11 @@ impl Options {
                     "invalid configuration: `gateway.default_rate_limits_per_minute`: unknown class `{class}` (expected read, write, auth or expensive)"
                 );
             }
+        }
+        if !(1..=3600).contains(&self.rate_limit_audit_window_secs) {
+            anyhow::bail!(
+                "invalid configuration: `gateway.rate_limit_audit_window_secs` must be from 1 to 3600"
+            );
         }
         if self.max_body_bytes == 0 {
             anyhow::bail!("invalid configuration: `gateway.max_body_bytes` must be positive");
@@ -178,6 +195,13 @@ pub struct Deps {
     pub expectations: Expectations,
     /// gRPC paths callable without credentials.
     pub public_methods: Vec<String>,
+    /// The edge key, with which the gateway reports refused requests to
+    /// the audit service; `None`: they are counted in metrics only.
+    pub edge_key: Option<InternalKey>,
+    /// Stops the gateway's background work (the last reports go then).
+    pub stop: CancellationToken,
+    /// Where the gateway's background work runs, so shutdown waits for it.
+    pub tasks: TaskTracker,
 }
 
 /// A built gateway (cheap to clone).
@@ -203,6 +227,7 @@ struct Inner {
     options: Options,
     openapi: bytes::Bytes,
     trusted_proxies: Vec<Cidr>,
+    refusals: Arc<Refusals>,
 }
 
 impl Gateway {
@@ -226,6 +251,22 @@ impl Gateway {
             upstreams.billing(),
         )
         .await?;
+        let refusals = Arc::new(Refusals::new(Duration::from_secs(
+            options.rate_limit_audit_window_secs,
+        )));
+        match deps.edge_key {
+            Some(key) => {
+                deps.tasks.spawn(refusals::report(
+                    refusals.clone(),
+                    upstreams.audit(),
+                    key,
+                    deps.stop,
+                ));
+            }
+            None => tracing::warn!(
+                "no `edge_key`: requests refused over a rate limit are counted in metrics, not in the audit log"
+            ),
+        }
         let openapi = serde_json::to_vec(&openapi::document(&pool, &routes))?.into();
         let trusted_proxies = options
             .trusted_proxies
@@ -247,6 +288,7 @@ impl Gateway {
                 options: options.clone(),
                 openapi,
                 trusted_proxies,
+                refusals,
             }),
         })
     }

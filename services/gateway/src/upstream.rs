@@ -57,6 +57,11 @@ impl Upstreams {
     pub fn billing(&self) -> Channel {
         self.billing.clone()
     }
+
+    /// The audit service.
+    pub fn audit(&self) -> Channel {
+        self.audit.clone()
+    }
 }
 
 /// No overall timeout on the channel: each call carries its own deadline,

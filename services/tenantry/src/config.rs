@@ -54,6 +54,12 @@ pub struct Config {
     /// a gateway-only one must share it. Unset: generated once and kept in
     /// `data_dir`.
     pub internal_key: Option<String>,
+    /// 64 hex digits with which the gateway reports what it refused at the
+    /// edge (requests over an organization's rate limit) to the audit
+    /// service. Only gateway and audit processes hold it, and it lets its
+    /// holder do nothing else: the gateway holds no `internal_key`. Unset:
+    /// generated once and kept in `data_dir`.
+    pub edge_key: Option<String>,
     /// Keys that seal reversible secrets at rest (TOTP secrets): key id →
     /// 64 hex digits. To rotate, add a key, make it current
     /// (`sealing_key_id`) and restart: identity seals every secret again
@@ -112,6 +118,7 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             page_token_key: None,
             internal_key: None,
+            edge_key: None,
             sealing_keys: Default::default(),
             sealing_key_id: None,
             mode: Mode::Development,
@@ -229,6 +236,13 @@ impl Config {
                 "`internal_key` is unset: each process would generate its own and refuse the others' internal calls; set TENANTRY_INTERNAL_KEY (64 hex digits, from a Secret)".to_string(),
             );
         }
+        if self.edge_key.is_none()
+            && (services.contains(&ServiceKind::Gateway) || services.contains(&ServiceKind::Audit))
+        {
+            problems.push(
+                "`edge_key` is unset: the gateway and the audit service would each generate their own and the audit log would refuse the gateway's reports; set TENANTRY_EDGE_KEY (64 hex digits, from a Secret) on both".to_string(),
+            );
+        }
         if services.contains(&ServiceKind::Identity) && self.sealing_keys.is_empty() {
             problems.push(
                 "`sealing_keys` is unset: TOTP secrets would be sealed with a key generated into one replica's data directory; set TENANTRY_SEALING_KEYS__<ID> (64 hex digits, from a Secret)".to_string(),
@@ -296,6 +310,7 @@ impl Config {
         for (name, key) in [
             ("page_token_key".to_string(), self.page_token_key.as_ref()),
             ("internal_key".to_string(), self.internal_key.as_ref()),
+            ("edge_key".to_string(), self.edge_key.as_ref()),
         ]
         .into_iter()
         .chain(sealing)

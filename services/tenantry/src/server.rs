@@ -157,6 +157,13 @@ pub async fn start_until(
         true => Some(internal_key(&config)?),
         false => None,
     };
+    // Only the gateway (which reports what it refused) and the audit
+    // service (which records it) hold the edge key.
+    let edge_key =
+        match services.contains(&ServiceKind::Gateway) || services.contains(&ServiceKind::Audit) {
+            true => Some(edge_key(&config)?),
+            false => None,
+        };
 
     // Every call is authenticated here, whichever service it is for; the
     // keys come straight from identity once it is built when it runs in
@@ -173,6 +180,12 @@ pub async fn start_until(
         .with_mfa_pending_methods(tenantry_identity::MFA_ENROLLMENT_METHODS.iter().copied());
     if let Some(key) = &internal_key {
         auth_layer = auth_layer.with_internal_key(key.clone());
+    }
+    if let Some(key) = edge_key
+        .as_ref()
+        .filter(|_| services.contains(&ServiceKind::Audit))
+    {
+        auth_layer = auth_layer.with_edge_key(key.clone());
     }
 
     // Serve from now on; the services' routes are mounted below.
@@ -317,6 +330,9 @@ pub async fn start_until(
                     jwks: jwks.clone(),
                     expectations: config.auth.expectations(),
                     public_methods: public_methods(),
+                    edge_key: edge_key.clone(),
+                    stop: background.clone(),
+                    tasks: tasks.clone(),
                 },
             )
             .await?;
@@ -652,6 +668,11 @@ fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
 /// (processes sharing the data directory share it).
 fn internal_key(config: &Config) -> anyhow::Result<InternalKey> {
     shared_key(config, "internal_key", config.internal_key.as_deref()).map(InternalKey::new)
+}
+
+/// The edge key: configured, or generated once into the data directory.
+fn edge_key(config: &Config) -> anyhow::Result<InternalKey> {
+    shared_key(config, "edge_key", config.edge_key.as_deref()).map(InternalKey::new)
 }
 
 /// A key every replica must share: configured as hex under `name`, or

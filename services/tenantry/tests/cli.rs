@@ -304,6 +304,7 @@ fn production_mode_refuses_single_machine_settings() {
             "SQLite in `data_dir` cannot be shared",
             "TENANTRY_PAGE_TOKEN_KEY",
             "TENANTRY_AUDIT__CHECKPOINT_KEY",
+            "TENANTRY_EDGE_KEY",
             "NATS_URL",
         ],
     );

@@ -17,6 +17,15 @@
 //! a known service name only, until it expires (at most [`LIFETIME`] ahead),
 //! compared in constant time. Such a principal is what
 //! [`Principal::internal_service`] recognizes.
+//!
+//! The gateway holds no such key: it keeps no state, and a compromised edge
+//! must not speak for the services. What it does report — requests it
+//! refused before any service saw them, for the audit log — it reports with
+//! an *edge credential*: the same form for the service name [`EDGE`], made
+//! with a key of its own (`edge_key`) that only the gateway and the audit
+//! service hold. Such a principal is what [`Principal::is_edge`] recognizes;
+//! it is nobody's internal service, so it passes no check but the audit
+//! service's own.
 
 use std::time::Duration;
 
@@ -33,14 +42,10 @@ pub const HEADER: &str = "x-tenantry-internal";
 pub const LIFETIME: Duration = Duration::from_secs(60);
 
 /// The services that may present an internal credential.
-pub const SERVICES: &[&str] = &[
-    "identity",
-    "organization",
-    "rbac",
-    "billing",
-    "audit",
-    "gateway",
-];
+pub const SERVICES: &[&str] = &["identity", "organization", "rbac", "billing", "audit"];
+
+/// The name in an edge credential (see the module docs).
+pub const EDGE: &str = "gateway";
 
 /// The deployment's internal key.
 #[derive(Clone)]
@@ -75,9 +80,24 @@ impl InternalKey {
     /// The service a credential was minted for, if it is genuine and
     /// current at `now_unix`.
     pub fn verify(&self, credential: &str, now_unix: i64) -> Option<&'static str> {
+        self.verify_among(credential, now_unix, SERVICES)
+    }
+
+    /// Whether `credential` is a genuine, current edge credential made with
+    /// this key (the edge key).
+    pub fn verify_edge(&self, credential: &str, now_unix: i64) -> bool {
+        self.verify_among(credential, now_unix, &[EDGE]).is_some()
+    }
+
+    fn verify_among(
+        &self,
+        credential: &str,
+        now_unix: i64,
+        services: &[&'static str],
+    ) -> Option<&'static str> {
         let mut parts = credential.splitn(3, '.');
         let (service, expiry, tag) = (parts.next()?, parts.next()?, parts.next()?);
-        let service = SERVICES.iter().copied().find(|s| *s == service)?;
+        let service = services.iter().copied().find(|s| *s == service)?;
         let expiry: i64 = expiry.parse().ok()?;
         if expiry < now_unix || expiry > now_unix + LIFETIME.as_secs() as i64 {
             return None;
@@ -89,6 +109,15 @@ impl InternalKey {
 
     /// The principal of a verified credential.
     pub fn principal(service: &'static str, now_unix: i64) -> Principal {
+        Self::principal_with(service, "svc", now_unix)
+    }
+
+    /// The principal of a verified edge credential.
+    pub fn edge_principal(now_unix: i64) -> Principal {
+        Self::principal_with(EDGE, "edge", now_unix)
+    }
+
+    fn principal_with(service: &'static str, method: &str, now_unix: i64) -> Principal {
         Principal::from(Claims {
             iss: "tenantry-internal".into(),
             aud: "tenantry-internal".into(),
@@ -99,7 +128,7 @@ impl InternalKey {
             exp: now_unix + LIFETIME.as_secs() as i64,
             nbf: None,
             jti: String::new(),
-            amr: vec!["svc".into()],
+            amr: vec![method.into()],
             kind: PrincipalKind::ServiceAccount,
             perms: None,
             team: None,
@@ -146,5 +175,24 @@ mod tests {
         for case in cases {
             assert_eq!(key.verify(&case, NOW), None, "{case}");
         }
+    }
+
+    #[test]
+    fn an_edge_credential_is_no_internal_one_and_the_other_way_round() {
+        let internal = InternalKey::new([7; 32]);
+        let edge = InternalKey::new([9; 32]);
+        let from_edge = edge.credential(EDGE, NOW);
+        assert!(edge.verify_edge(&from_edge, NOW));
+        assert_eq!(edge.verify(&from_edge, NOW), None, "the edge is no service");
+        assert_eq!(internal.verify(&from_edge, NOW), None);
+        // The edge key cannot pose as a service, nor the internal key as
+        // the edge (each key verifies its own names only).
+        assert!(!edge.verify_edge(&edge.credential("rbac", NOW), NOW));
+        assert!(!edge.verify_edge(&internal.credential(EDGE, NOW), NOW));
+        assert!(!edge.verify_edge(&edge.credential(EDGE, NOW - 3600), NOW));
+        let principal = InternalKey::edge_principal(NOW);
+        assert!(principal.is_edge());
+        assert_eq!(principal.internal_service(), None);
+        assert!(!InternalKey::principal("rbac", NOW).is_edge());
     }
 }

@@ -58,6 +58,9 @@ struct Policy {
     /// Verifies the credentials services present when they call as
     /// themselves; without it, such credentials are refused.
     internal: Option<InternalKey>,
+    /// Verifies the gateway's edge credentials; without it, they are
+    /// refused.
+    edge: Option<InternalKey>,
 }
 
 impl AuthLayer {
@@ -71,6 +74,7 @@ impl AuthLayer {
                 public: HashSet::new(),
                 mfa_pending_allowed: HashSet::new(),
                 internal: None,
+                edge: None,
             }),
         }
     }
@@ -91,6 +95,13 @@ impl AuthLayer {
     /// [`internal`](super::internal)).
     pub fn with_internal_key(mut self, key: InternalKey) -> Self {
         Arc::make_mut(&mut self.policy).internal = Some(key);
+        self
+    }
+
+    /// Accepts the gateway's edge credentials made with `key` (see
+    /// [`internal`](super::internal)).
+    pub fn with_edge_key(mut self, key: InternalKey) -> Self {
+        Arc::make_mut(&mut self.policy).edge = Some(key);
         self
     }
 
@@ -238,18 +249,26 @@ impl Policy {
                 return Err(invalid_token());
             }
             let now = chrono::Utc::now().timestamp();
-            let service = credential
-                .to_str()
-                .ok()
-                .zip(self.internal.as_ref())
-                .and_then(|(credential, key)| key.verify(credential, now));
-            let Some(service) = service else {
-                tracing::debug!(method = path, "internal credential rejected");
-                return Err(invalid_token());
+            let credential = credential.to_str().unwrap_or_default();
+            let service = self
+                .internal
+                .as_ref()
+                .and_then(|key| key.verify(credential, now));
+            let principal = match service {
+                Some(service) => InternalKey::principal(service, now),
+                None if self
+                    .edge
+                    .as_ref()
+                    .is_some_and(|key| key.verify_edge(credential, now)) =>
+                {
+                    InternalKey::edge_principal(now)
+                }
+                None => {
+                    tracing::debug!(method = path, "internal credential rejected");
+                    return Err(invalid_token());
+                }
             };
-            request
-                .extensions_mut()
-                .insert(InternalKey::principal(service, now));
+            request.extensions_mut().insert(principal);
             return Ok(());
         }
         let public = self.public.contains(path);
@@ -344,7 +363,7 @@ mod tests {
                     // has none to pass on.
                     assert_eq!(
                         BearerToken::from_request(&request).is_some(),
-                        principal.internal_service().is_none()
+                        principal.internal_service().is_none() && !principal.is_edge()
                     );
                     format!("principal:{}", principal.id)
                 }
@@ -627,6 +646,20 @@ mod tests {
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
         let response = call(&layer, both).await;
         assert_eq!(grpc_status(&response), Some("16"));
+
+        // The edge key makes edge credentials only, accepted by a layer
+        // that holds it; the internal key makes none.
+        let edge = InternalKey::new([3; 32]);
+        let layer = layer.with_edge_key(edge.clone());
+        let response = call(&layer, internal(&edge.credential(internal::EDGE, now))).await;
+        assert_eq!(response.into_body(), "principal:gateway");
+        for bad in [
+            key.credential(internal::EDGE, now),
+            edge.credential("organization", now),
+        ] {
+            let response = call(&layer, internal(&bad)).await;
+            assert_eq!(grpc_status(&response), Some("16"), "{bad}");
+        }
     }
 
     #[tokio::test]

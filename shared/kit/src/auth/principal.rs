@@ -107,10 +107,21 @@ impl Principal {
     /// and the service accounts it issues tokens for have UUID ids, so no
     /// client can hold such a token.
     pub fn internal_service(&self) -> Option<&str> {
+        // `SERVICES` does not name the edge: an edge principal is no service.
         (self.kind == PrincipalKind::ServiceAccount
             && self.amr.iter().any(|m| m == "svc")
             && super::internal::SERVICES.contains(&self.id.as_str()))
         .then_some(self.id.as_str())
+    }
+
+    /// Whether this is the gateway reporting what it refused at the edge
+    /// (the principal of an edge credential; see
+    /// [`internal`](super::internal)). No token identity signs has this
+    /// subject and method.
+    pub fn is_edge(&self) -> bool {
+        self.kind == PrincipalKind::ServiceAccount
+            && self.amr.iter().any(|m| m == "edge")
+            && self.id == super::internal::EDGE
     }
 
     /// The organization the token acts in, or FAILED_PRECONDITION when the
