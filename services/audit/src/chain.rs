@@ -283,12 +283,12 @@ pub fn spawn(
                 _ = shutdown.cancelled() => return,
                 _ = checkpoints.tick() => {
                     if let Err(error) = checkpointer.checkpoint_all().await {
-                        tracing::warn!(error = %error.message(), "audit checkpoints failed; they run again");
+                        tracing::warn!(error = %error, "audit checkpoints failed; they run again");
                     }
                 }
                 _ = retention.tick() => {
                     if let Err(error) = core.apply_retention().await {
-                        tracing::warn!(error = %error.message(), "audit retention failed; it runs again");
+                        tracing::warn!(error = %error, "audit retention failed; it runs again");
                     }
                 }
             }

@@ -31,11 +31,7 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
         let filters = SOURCES.iter().map(|s| subject_for(s, ">")).collect();
         let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
             let core = core.clone();
-            async move {
-                core.ingest(event)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
-            }
+            async move { core.ingest(event).await.map_err(|e| anyhow::anyhow!("{e}")) }
         })
         .await;
         if let Err(error) = result {

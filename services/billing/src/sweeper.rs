@@ -25,7 +25,7 @@ pub fn spawn(ctx: &ServiceContext, core: Core, every: Duration) {
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => {
                     if let Err(error) = core.sweep().await {
-                        tracing::warn!(error = %error.message(), "the billing sweep failed; it runs again");
+                        tracing::warn!(error = %error, "the billing sweep failed; it runs again");
                     }
                 }
             }

@@ -262,7 +262,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     let resealed = accounts
         .reseal_totp_secrets()
         .await
-        .map_err(|e| anyhow::anyhow!("sealing stored TOTP secrets: {}", e.message()))?;
+        .map_err(|e| anyhow::anyhow!("sealing stored TOTP secrets: {e}"))?;
     if resealed > 0 {
         tracing::info!(resealed, "sealed stored TOTP secrets with the current key");
     }

@@ -45,7 +45,7 @@ pub fn spawn(ctx: &ServiceContext, core: Core, interval: Duration) {
                     tracing::info!(purged, "purged soft-deleted objects past their purge time")
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error.message(), "purging soft-deleted objects failed")
+                    tracing::warn!(error = %error, "purging soft-deleted objects failed")
                 }
             }
         }

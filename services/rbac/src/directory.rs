@@ -41,7 +41,7 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
             async move {
                 core.apply_event(event)
                     .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+                    .map_err(|e| anyhow::anyhow!("{e}"))
             }
         })
         .await;

@@ -363,13 +363,13 @@ impl Core {
         // follower will, and a check with this token waits for that. Failing
         // here would invite a retry of a write that already happened.
         if let Err(error) = self.index.catch_up().await {
-            tracing::warn!(error = %error.message(), "catching the index up after a write failed");
+            tracing::warn!(error = %error, "catching the index up after a write failed");
         }
         let revision = revision.unwrap_or_else(|| self.index.applied());
         // Every replica shows the write before it returns, so the caller's
         // next call answers from it wherever it lands.
         if let Err(error) = self.index.await_replicas(revision).await {
-            tracing::warn!(error = %error.message(), "waiting for the other replicas failed");
+            tracing::warn!(error = %error, "waiting for the other replicas failed");
         }
         tenantry_kit::consistency::record_write(&Token::at(revision));
         Ok(revision)
@@ -438,7 +438,7 @@ impl Core {
         }
         .await;
         if let Err(error) = recorded {
-            tracing::warn!(error = %error.message(), "a refusal could not be recorded in the audit log");
+            tracing::warn!(error = %error, "a refusal could not be recorded in the audit log");
         }
     }
 

@@ -209,7 +209,7 @@ impl LiveIndex {
                     _ = tokio::time::sleep(HEARTBEAT) => {}
                 }
                 if let Err(error) = live.heartbeat().await {
-                    tracing::warn!(error = %error.message(), "the replica heartbeat failed");
+                    tracing::warn!(error = %error, "the replica heartbeat failed");
                 }
             }
         });
@@ -308,7 +308,7 @@ impl LiveIndex {
             if self.store.shared()
                 && let Err(error) = self.store.report_applied(&self.replica, upto).await
             {
-                tracing::debug!(error = %error.message(), "reporting the applied revision failed");
+                tracing::debug!(error = %error, "reporting the applied revision failed");
             }
             if complete {
                 return Ok(());
@@ -352,7 +352,7 @@ impl LiveIndex {
                     _ = live.poke.notified() => {}
                 }
                 if let Err(error) = live.catch_up().await {
-                    tracing::warn!(error = %error.message(), "following the change log failed");
+                    tracing::warn!(error = %error, "following the change log failed");
                 }
             }
         });
@@ -469,7 +469,7 @@ pub fn spawn_compactor(
             }
             .await;
             if let Err(error) = result {
-                tracing::warn!(error = %error.message(), "compacting the change log failed");
+                tracing::warn!(error = %error, "compacting the change log failed");
             }
         }
     });

@@ -80,7 +80,14 @@ pub async fn bootstrap_admin(
     migrate_database(&db, config, &[ServiceKind::Identity]).await?;
     let result = tenantry_identity::admin::grant_platform_admin(&db, email).await;
     db.close().await;
-    result.map_err(|error| anyhow::anyhow!("{}", error.message()))
+    // The message for what the operator got wrong (no such user); the
+    // cause too for what failed underneath.
+    result.map_err(|error| match error.code() {
+        tenantry_kit::error::Code::Internal | tenantry_kit::error::Code::Unavailable => {
+            anyhow::anyhow!("{error}")
+        }
+        _ => anyhow::anyhow!("{}", error.message()),
+    })
 }
 
 async fn connect_database(config: &Config) -> anyhow::Result<Database> {

@@ -404,6 +404,18 @@ mod tests {
     }
 
     #[test]
+    fn the_log_form_keeps_the_cause_the_client_form_hides() {
+        // Background work logs `%error`, never `error.message()`: a failing
+        // statement retried forever must say why in the log.
+        let error = Error::internal(anyhow::anyhow!("relation \"rbac_nodes\" does not exist"));
+        assert_eq!(error.message(), "internal error");
+        assert_eq!(
+            error.to_string(),
+            "INTERNAL: internal error: relation \"rbac_nodes\" does not exist"
+        );
+    }
+
+    #[test]
     fn retry_info_travels_with_rate_limits() {
         let status: tonic::Status =
             Error::new(Code::ResourceExhausted, "RATE_LIMITED", "too many attempts")
