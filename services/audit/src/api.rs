@@ -9,6 +9,7 @@ use prost::Message as _;
 use serde::{Deserialize, Serialize};
 use tenantry_kit::access::Caller;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tokio_stream::Stream;
@@ -138,15 +139,17 @@ impl Core {
                     .check_all(
                         caller,
                         &[
-                            (("organization", id), "audit.read"),
-                            (("organization", id), "organization.read"),
+                            (("organization", id), Permission::AUDIT_READ),
+                            (("organization", id), Permission::ORGANIZATION_READ),
                         ],
                     )
                     .await?;
                 match (answers[0], answers[1]) {
                     (true, _) => Ok(false),
                     _ if admin().await? => Ok(true),
-                    (false, true) => Err(Error::permission_denied("audit.read").with_domain(NAME)),
+                    (false, true) => {
+                        Err(Error::permission_denied(Permission::AUDIT_READ).with_domain(NAME))
+                    }
                     (false, false) => Err(Error::not_found("organization").with_domain(NAME)),
                 }
             }

@@ -14,9 +14,9 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 
-use crate::permissions::{BILLING_MANAGE, BILLING_READ, ORGANIZATION_READ};
 use crate::store::{self, NodeRow};
 use crate::{Core, NAME, not_found};
+use tenantry_kit::permission::Permission;
 
 /// What a caller wants to do with billing data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +26,10 @@ pub enum Need {
 }
 
 impl Need {
-    fn permission(self) -> &'static str {
+    fn permission(self) -> Permission {
         match self {
-            Need::Read => BILLING_READ,
-            Need::Manage => BILLING_MANAGE,
+            Need::Read => Permission::BILLING_READ,
+            Need::Manage => Permission::BILLING_MANAGE,
         }
     }
 }
@@ -55,7 +55,7 @@ impl Core {
             .flat_map(|id| {
                 [
                     (("organization", *id), permission),
-                    (("organization", *id), ORGANIZATION_READ),
+                    (("organization", *id), Permission::ORGANIZATION_READ),
                 ]
             })
             .collect();
@@ -79,7 +79,10 @@ impl Core {
             .checker
             .check_all(
                 caller,
-                &[(("organization", organization), ORGANIZATION_READ)],
+                &[(
+                    ("organization", organization),
+                    Permission::ORGANIZATION_READ,
+                )],
             )
             .await?;
         if allowed[0] {

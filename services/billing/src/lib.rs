@@ -263,14 +263,6 @@ impl Service {
     }
 }
 
-/// The permissions the billing service asks rbac about: owners and the
-/// finance role hold both, admins and members neither.
-pub mod permissions {
-    pub const BILLING_READ: &str = "billing.read";
-    pub const BILLING_MANAGE: &str = "billing.manage";
-    pub const ORGANIZATION_READ: &str = "organization.read";
-}
-
 impl Core {
     /// A plan by id: built-in from the catalog, custom from the database.
     pub(crate) async fn plan(&self, id: &str) -> Result<Option<Plan>> {

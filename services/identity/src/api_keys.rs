@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tenantry_kit::permission::Permission;
 
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::cache::Cache;
@@ -33,9 +34,9 @@ use crate::secrets::{
 use crate::store::ApiKeyRow;
 
 /// The permission that lets a member create and manage API keys.
-const MANAGE_PERMISSION: &str = "organization.api_keys.create";
+const MANAGE_PERMISSION: Permission = Permission::ORGANIZATION_API_KEYS_CREATE;
 /// What a member of the organization may do: read it.
-const READ_PERMISSION: &str = "organization.read";
+const READ_PERMISSION: Permission = Permission::ORGANIZATION_READ;
 /// How long a verified key is trusted without a database read.
 const CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most exchanged keys remembered.
@@ -437,7 +438,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             }
             Scope::Project(project) => {
                 if !directory
-                    .check_permission(&creator.id, "project", project, "project.read")
+                    .check_permission(&creator.id, "project", project, Permission::PROJECT_READ)
                     .await?
                 {
                     return Err(Error::not_found("project").with_domain("identity").into());

@@ -8,6 +8,7 @@
 //! sign-in keep working.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
@@ -231,10 +232,10 @@ impl Directory {
         user_id: &str,
         object_type: &str,
         object_id: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<bool> {
         Ok(self
-            .holds(user_id, object_type, object_id, permission)
+            .holds(user_id, object_type, object_id, permission.as_str())
             .await?
             == Holds::Yes)
     }

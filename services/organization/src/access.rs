@@ -10,6 +10,7 @@
 
 use tenantry_kit::access::Checker;
 use tenantry_kit::error::Result;
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tonic::transport::Channel;
@@ -68,7 +69,7 @@ impl Access {
         &self,
         caller: &Caller,
         object: Object<'_>,
-        permission: &str,
+        permission: Permission,
     ) -> Result<bool> {
         Ok(self.check_all(caller, &[(object, permission)]).await?[0])
     }
@@ -77,7 +78,7 @@ impl Access {
     pub async fn check_all(
         &self,
         caller: &Caller,
-        checks: &[(Object<'_>, &str)],
+        checks: &[(Object<'_>, Permission)],
     ) -> Result<Vec<bool>> {
         let checks: Vec<_> = checks
             .iter()

@@ -11,12 +11,12 @@ use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::page_token::page_size;
 
 use crate::access::{Caller, Object};
-use crate::permissions::*;
 use crate::quota::Metric;
 use crate::store::{ChildRow, Children, OrganizationRow};
 use crate::validate::{self, check_etag};
 use crate::{Core, NAME, not_found, precondition, slug_suffix};
 use tenantry_kit::db::Savepoint;
+use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 
 impl Children {
@@ -43,35 +43,35 @@ impl Children {
         }
     }
 
-    fn create_permission(self) -> &'static str {
+    fn create_permission(self) -> Permission {
         match self {
-            Children::Teams => TEAMS_CREATE,
-            Children::Projects => PROJECT_CREATE,
+            Children::Teams => Permission::ORGANIZATION_TEAMS_CREATE,
+            Children::Projects => Permission::PROJECT_CREATE,
         }
     }
 
     /// What reading one takes: teams are visible to whoever can read their
     /// organization, projects to whoever was given them (external users
     /// included).
-    fn read_permission(self) -> &'static str {
+    fn read_permission(self) -> Permission {
         match self {
-            Children::Teams => ORGANIZATION_READ,
-            Children::Projects => PROJECT_READ,
+            Children::Teams => Permission::ORGANIZATION_READ,
+            Children::Projects => Permission::PROJECT_READ,
         }
     }
 
-    fn manage_permission(self) -> &'static str {
+    fn manage_permission(self) -> Permission {
         match self {
-            Children::Teams => TEAM_MANAGE,
-            Children::Projects => PROJECT_MANAGE,
+            Children::Teams => Permission::TEAM_MANAGE,
+            Children::Projects => Permission::PROJECT_MANAGE,
         }
     }
 
     /// What deleting (and restoring) one takes.
-    pub fn delete_permission(self) -> &'static str {
+    pub fn delete_permission(self) -> Permission {
         match self {
-            Children::Teams => TEAM_MANAGE,
-            Children::Projects => PROJECT_DELETE,
+            Children::Teams => Permission::TEAM_MANAGE,
+            Children::Projects => Permission::PROJECT_DELETE,
         }
     }
 
@@ -122,7 +122,7 @@ impl Core {
         caller: &Caller,
         kind: Children,
         row: &ChildRow,
-        permission: &str,
+        permission: Permission,
     ) -> Result<()> {
         if row.deleted_at_us.is_some() {
             return self
@@ -130,7 +130,7 @@ impl Core {
                     caller,
                     Object::Organization(&row.organization_id),
                     kind.create_permission(),
-                    ORGANIZATION_READ,
+                    Permission::ORGANIZATION_READ,
                     kind.noun(),
                 )
                 .await;
@@ -138,7 +138,7 @@ impl Core {
         let object = match kind {
             // Team reads are organization reads, or `team.read` on the team
             // itself (what a team-scoped API key carries).
-            Children::Teams if permission == ORGANIZATION_READ => {
+            Children::Teams if permission == Permission::ORGANIZATION_READ => {
                 let answers = self
                     .access
                     .check_all(
@@ -146,9 +146,9 @@ impl Core {
                         &[
                             (
                                 Object::Organization(&row.organization_id),
-                                ORGANIZATION_READ,
+                                Permission::ORGANIZATION_READ,
                             ),
-                            (Object::Team(&row.id), TEAM_READ),
+                            (Object::Team(&row.id), Permission::TEAM_READ),
                         ],
                     )
                     .await?;
@@ -160,7 +160,7 @@ impl Core {
             _ => kind.object(&row.id),
         };
         let read = match object {
-            Object::Organization(_) => ORGANIZATION_READ,
+            Object::Organization(_) => Permission::ORGANIZATION_READ,
             _ => kind.read_permission(),
         };
         if permission == read {
@@ -179,13 +179,13 @@ impl Core {
                     (
                         kind.object(&row.id),
                         match kind {
-                            Children::Teams => "team.read",
-                            Children::Projects => PROJECT_READ,
+                            Children::Teams => Permission::TEAM_READ,
+                            Children::Projects => Permission::PROJECT_READ,
                         },
                     ),
                     (
                         Object::Organization(&row.organization_id),
-                        ORGANIZATION_READ,
+                        Permission::ORGANIZATION_READ,
                     ),
                 ],
             )
@@ -205,7 +205,7 @@ impl Core {
         kind: Children,
         name: &str,
         field: &str,
-        permission: Option<&str>,
+        permission: Option<Permission>,
     ) -> Result<ChildRow> {
         let (organization_id, id) = child_ids(kind, field, name)?;
         let row = self
@@ -438,7 +438,7 @@ impl Core {
             .check(
                 caller,
                 Object::Organization(&organization_id),
-                ORGANIZATION_READ,
+                Permission::ORGANIZATION_READ,
             )
             .await?
             || caller.is_internal();
@@ -465,13 +465,16 @@ impl Core {
                 Children::Teams => vec![true; batch.len()],
                 Children::Projects if caller.is_internal() => vec![true; batch.len()],
                 Children::Projects => {
-                    let checks: Vec<(Object<'_>, &str)> = batch
+                    let checks: Vec<(Object<'_>, Permission)> = batch
                         .iter()
                         .map(|p| {
                             if p.deleted_at_us.is_some() {
-                                (Object::Organization(&p.organization_id), PROJECT_CREATE)
+                                (
+                                    Object::Organization(&p.organization_id),
+                                    Permission::PROJECT_CREATE,
+                                )
                             } else {
-                                (Object::Project(&p.id), PROJECT_READ)
+                                (Object::Project(&p.id), Permission::PROJECT_READ)
                             }
                         })
                         .collect();

@@ -28,6 +28,7 @@ pub mod teams;
 pub mod validate;
 
 use std::sync::Arc;
+use tenantry_kit::permission::Permission;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
@@ -203,25 +204,6 @@ impl Service {
     }
 }
 
-/// The permissions the organization service asks rbac about. The rbac
-/// service's role matrix grants them (see services/organization/README.md).
-pub mod permissions {
-    pub const ORGANIZATION_READ: &str = "organization.read";
-    pub const SETTINGS_MANAGE: &str = "organization.settings.manage";
-    pub const SUBORGANIZATIONS_CREATE: &str = "organization.suborganizations.create";
-    pub const DEPARTMENTS_CREATE: &str = "organization.departments.create";
-    pub const ORGANIZATION_DELETE: &str = "organization.delete";
-    pub const ORGANIZATION_DEACTIVATE: &str = "organization.deactivate";
-    pub const TEAMS_CREATE: &str = "organization.teams.create";
-    pub const BILLING_MANAGE: &str = "billing.manage";
-    pub const TEAM_MANAGE: &str = "team.manage";
-    pub const TEAM_READ: &str = "team.read";
-    pub const PROJECT_CREATE: &str = "project.create";
-    pub const PROJECT_READ: &str = "project.read";
-    pub const PROJECT_MANAGE: &str = "project.manage";
-    pub const PROJECT_DELETE: &str = "project.delete";
-}
-
 impl Core {
     /// Fails unless the caller holds `permission` on `object`: NOT_FOUND
     /// when the caller may not even `read` it (so nothing about it leaks),
@@ -230,8 +212,8 @@ impl Core {
         &self,
         caller: &Caller,
         object: Object<'_>,
-        permission: &str,
-        read: &str,
+        permission: Permission,
+        read: Permission,
         kind: &str,
     ) -> Result<()> {
         if caller.is_internal() && permission == read {
@@ -303,10 +285,10 @@ impl Core {
         &self,
         caller: &Caller,
         org: &store::OrganizationRow,
-        action: &str,
+        action: Permission,
         error: &Error,
     ) {
-        let Some(payload) = tenantry_kit::outbox::refusal(action, error) else {
+        let Some(payload) = tenantry_kit::outbox::refusal(action.as_str(), error) else {
             return;
         };
         let recorded = async {

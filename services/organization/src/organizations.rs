@@ -19,7 +19,6 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::{Caller, Object};
-use crate::permissions::*;
 use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
@@ -28,6 +27,7 @@ use crate::{
     Core, NAME, ProjectVisibility, change, not_found, precondition, slug_suffix, target, timestamp,
 };
 use tenantry_kit::db::Savepoint;
+use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 
 const KIND: &str = "organization";
@@ -193,7 +193,7 @@ impl Core {
         &self,
         caller: &Caller,
         org: &OrganizationRow,
-        permission: &str,
+        permission: Permission,
     ) -> Result<()> {
         if !org.is_deleted() {
             let answer = self
@@ -201,7 +201,7 @@ impl Core {
                     caller,
                     Object::Organization(&org.id),
                     permission,
-                    ORGANIZATION_READ,
+                    Permission::ORGANIZATION_READ,
                     KIND,
                 )
                 .await;
@@ -216,7 +216,7 @@ impl Core {
                     caller,
                     Object::Organization(parent),
                     permission,
-                    ORGANIZATION_READ,
+                    Permission::ORGANIZATION_READ,
                     KIND,
                 )
                 .await
@@ -233,7 +233,7 @@ impl Core {
         id: &str,
     ) -> Result<OrganizationRow> {
         let org = self.organization(id).await?;
-        self.authorize_organization(caller, &org, ORGANIZATION_READ)
+        self.authorize_organization(caller, &org, Permission::ORGANIZATION_READ)
             .await?;
         Ok(org)
     }
@@ -243,7 +243,7 @@ impl Core {
         &self,
         caller: &Caller,
         id: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<OrganizationRow> {
         let org = self.organization(id).await?;
         self.authorize_organization(caller, &org, permission)
@@ -286,13 +286,13 @@ impl Core {
         &self,
         caller: &Caller,
         ws: &WorkspaceRow,
-        permission: &str,
+        permission: Permission,
     ) -> Result<bool> {
         if caller.is_internal() || ws.created_by == caller.resource_name() {
             return Ok(true);
         }
         let roots = self.store.workspace_roots(&ws.id).await?;
-        let checks: Vec<(Object<'_>, &str)> = roots
+        let checks: Vec<(Object<'_>, Permission)> = roots
             .iter()
             .map(|r| (Object::Organization(r), permission))
             .collect();
@@ -394,7 +394,10 @@ impl Core {
                     .workspace(&ws_id)
                     .await?
                     .ok_or_else(|| not_found("workspace"))?;
-                if !self.workspace_allows(caller, &ws, BILLING_MANAGE).await? {
+                if !self
+                    .workspace_allows(caller, &ws, Permission::BILLING_MANAGE)
+                    .await?
+                {
                     return Err(not_found("workspace"));
                 }
                 ws_id
@@ -409,9 +412,9 @@ impl Core {
             }
             let parent_id = organization_id("organization.parent", &input.parent)?;
             let permission = if kind == "department" {
-                DEPARTMENTS_CREATE
+                Permission::ORGANIZATION_DEPARTMENTS_CREATE
             } else {
-                SUBORGANIZATIONS_CREATE
+                Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE
             };
             let parent = self
                 .live_organization(caller, &parent_id, permission)
@@ -680,9 +683,9 @@ impl Core {
             let readable = if caller.is_internal() {
                 vec![true; batch.len()]
             } else {
-                let checks: Vec<(Object<'_>, &str)> = batch
+                let checks: Vec<(Object<'_>, Permission)> = batch
                     .iter()
-                    .map(|o| (Object::Organization(&o.id), ORGANIZATION_READ))
+                    .map(|o| (Object::Organization(&o.id), Permission::ORGANIZATION_READ))
                     .collect();
                 self.access.check_all(caller, &checks).await?
             };
@@ -744,7 +747,9 @@ impl Core {
                 "settings.project_visibility",
             ],
         )?;
-        let current = self.live_organization(caller, &id, SETTINGS_MANAGE).await?;
+        let current = self
+            .live_organization(caller, &id, Permission::ORGANIZATION_SETTINGS_MANAGE)
+            .await?;
         check_etag(&input.etag, current.version)?;
         let mut next = current.clone();
         let settings = input.settings.clone().unwrap_or_default();
@@ -890,7 +895,7 @@ impl Core {
     ) -> Result<OrganizationRow> {
         let id = organization_id("name", name)?;
         let current = self
-            .live_organization(caller, &id, ORGANIZATION_DELETE)
+            .live_organization(caller, &id, Permission::ORGANIZATION_DELETE)
             .await?;
         check_etag(given_etag, current.version)?;
         let now = now_micros();
@@ -960,7 +965,7 @@ impl Core {
     ) -> Result<OrganizationRow> {
         let id = organization_id("name", name)?;
         let current = self.organization(&id).await?;
-        self.authorize_organization(caller, &current, ORGANIZATION_DELETE)
+        self.authorize_organization(caller, &current, Permission::ORGANIZATION_DELETE)
             .await?;
         check_etag(given_etag, current.version)?;
         if !current.is_deleted() {
@@ -1050,12 +1055,14 @@ impl Core {
     ) -> Result<OrganizationRow> {
         let id = organization_id("name", &request.name)?;
         let new_parent_id = organization_id("new_parent", &request.new_parent)?;
-        let org = self.live_organization(caller, &id, SETTINGS_MANAGE).await?;
+        let org = self
+            .live_organization(caller, &id, Permission::ORGANIZATION_SETTINGS_MANAGE)
+            .await?;
         check_etag(&request.etag, org.version)?;
         let permission = if org.kind == "department" {
-            DEPARTMENTS_CREATE
+            Permission::ORGANIZATION_DEPARTMENTS_CREATE
         } else {
-            SUBORGANIZATIONS_CREATE
+            Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE
         };
         let new_parent = self
             .live_organization(caller, &new_parent_id, permission)
@@ -1148,7 +1155,7 @@ impl Core {
             ));
         }
         let current = self
-            .live_organization(caller, &id, ORGANIZATION_DEACTIVATE)
+            .live_organization(caller, &id, Permission::ORGANIZATION_DEACTIVATE)
             .await?;
         check_etag(given_etag, current.version)?;
         let state = if deactivate.is_some() {
@@ -1217,9 +1224,9 @@ impl Core {
             return Ok(ordered);
         }
         // Breadcrumbs show only what the caller could open.
-        let checks: Vec<(Object<'_>, &str)> = ordered
+        let checks: Vec<(Object<'_>, Permission)> = ordered
             .iter()
-            .map(|o| (Object::Organization(&o.id), ORGANIZATION_READ))
+            .map(|o| (Object::Organization(&o.id), Permission::ORGANIZATION_READ))
             .collect();
         let readable = self.access.check_all(caller, &checks).await?;
         Ok(ordered
@@ -1657,7 +1664,7 @@ impl Core {
         &self,
         caller: &Caller,
         name: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<WorkspaceRow> {
         let id = parse_name("name", "workspaces/{}", name)?[0].to_string();
         let ws = self
@@ -1667,9 +1674,9 @@ impl Core {
             .ok_or_else(|| not_found("workspace"))?;
         if self.workspace_allows(caller, &ws, permission).await? {
             Ok(ws)
-        } else if permission != ORGANIZATION_READ
+        } else if permission != Permission::ORGANIZATION_READ
             && self
-                .workspace_allows(caller, &ws, ORGANIZATION_READ)
+                .workspace_allows(caller, &ws, Permission::ORGANIZATION_READ)
                 .await?
         {
             Err(Error::permission_denied(permission).with_domain(NAME))
@@ -1710,7 +1717,11 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         let caller = Caller::from_request(&request)?;
         let row = self
             .0
-            .readable_workspace(&caller, &request.get_ref().name, ORGANIZATION_READ)
+            .readable_workspace(
+                &caller,
+                &request.get_ref().name,
+                Permission::ORGANIZATION_READ,
+            )
             .await?;
         Ok(Response::new(pb::GetWorkspaceResponse {
             workspace: Some(workspace_to_proto(&row)),
@@ -1794,7 +1805,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         validate::update_mask(request.update_mask.as_ref(), &["display_name"])?;
         validate::display_name("workspace.display_name", &input.display_name)?;
         let current = core
-            .readable_workspace(&caller, &input.name, BILLING_MANAGE)
+            .readable_workspace(&caller, &input.name, Permission::BILLING_MANAGE)
             .await?;
         check_etag(&input.etag, current.version)?;
         let mut next = current.clone();

@@ -16,9 +16,9 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 
 use crate::access::{Caller, Object};
-use crate::permissions::SETTINGS_MANAGE;
 use crate::store::{OrganizationRow, TransferRow};
 use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+use tenantry_kit::permission::Permission;
 
 const KIND: &str = "ownership transfer";
 /// How long a target has to accept when the owner does not say.
@@ -100,7 +100,7 @@ impl Core {
                 "only the organization's owner can transfer its ownership",
             )
             .with_domain(NAME)
-            .with_metadata("permission", "organization.ownership.transfer"));
+            .with_metadata("permission", Permission::ORGANIZATION_OWNERSHIP_TRANSFER));
         }
         if org.is_deleted() {
             return Err(precondition(
@@ -261,7 +261,7 @@ impl Core {
                 .check(
                     caller,
                     Object::Organization(&organization_id),
-                    SETTINGS_MANAGE,
+                    Permission::ORGANIZATION_SETTINGS_MANAGE,
                 )
                 .await?
         {
@@ -402,7 +402,8 @@ impl Core {
             // else learns nothing.
             self.visible_transfer(caller, name).await?;
             return Err(Error::permission_denied(match ending {
-                Ending::Cancel => "organization.ownership.transfer",
+                Ending::Cancel => Permission::ORGANIZATION_OWNERSHIP_TRANSFER.as_str(),
+                // Only the named recipient may decline; no role grants it.
                 Ending::Decline => "organization.ownership.accept",
             })
             .with_domain(NAME));

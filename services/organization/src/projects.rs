@@ -14,10 +14,10 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
 use crate::children::{ListQuery, NewChild, NewChildUpdate, child_ids};
-use crate::permissions::PROJECT_MANAGE;
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag, etag};
 use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 
 /// The environments a project starts with.
@@ -214,7 +214,7 @@ impl Core {
                 Children::Projects,
                 &name,
                 "parent",
-                manage.then_some(PROJECT_MANAGE),
+                manage.then_some(Permission::PROJECT_MANAGE),
             )
             .await?;
         if manage && project.deleted_at_us.is_some() {

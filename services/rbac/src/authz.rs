@@ -7,6 +7,7 @@
 //! answer the same: DENIED.
 
 use std::time::Instant;
+use tenantry_kit::permission::Permission;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
@@ -414,13 +415,20 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
         let allowed = caller.is_internal()
             || organization.as_deref().is_some_and(|org| {
                 self.0
-                    .allows(&caller, "organization", org, "organization.members.read")
+                    .allows(
+                        &caller,
+                        "organization",
+                        org,
+                        Permission::ORGANIZATION_MEMBERS_READ,
+                    )
                     .unwrap_or(false)
             });
         if !allowed {
-            return Err(Error::permission_denied("organization.members.read")
-                .with_domain(NAME)
-                .into());
+            return Err(
+                Error::permission_denied(Permission::ORGANIZATION_MEMBERS_READ)
+                    .with_domain(NAME)
+                    .into(),
+            );
         }
         let size = page_size(r.page_size, 1000, 10_000)? as usize;
         let query = format!("subjects|{object_type}|{id}|{}", r.permission);
@@ -502,8 +510,8 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 .authorize(
                     &caller,
                     ("organization", &organization),
-                    "organization.read",
-                    "organization.read",
+                    Permission::ORGANIZATION_READ,
+                    Permission::ORGANIZATION_READ,
                     "organization",
                 )
                 .await?;
@@ -764,8 +772,8 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                     .authorize(
                         &caller,
                         ("organization", &id),
-                        "organization.read",
-                        "organization.read",
+                        Permission::ORGANIZATION_READ,
+                        Permission::ORGANIZATION_READ,
                         "organization",
                     )
                     .await?;

@@ -7,6 +7,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::page_token::page_size;
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
@@ -122,7 +123,7 @@ impl Core {
         caller: &Caller,
         organization_id: &str,
         project_id: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<()> {
         let (known, live) = {
             let index = self.index.read();
@@ -140,7 +141,7 @@ impl Core {
                 caller,
                 ("project", project_id),
                 permission,
-                "project.read",
+                Permission::PROJECT_READ,
                 "project",
             )
             .await
@@ -150,8 +151,8 @@ impl Core {
             self.authorize(
                 caller,
                 ("organization", organization_id),
-                "project.create",
-                "organization.read",
+                Permission::PROJECT_CREATE,
+                Permission::ORGANIZATION_READ,
                 "project",
             )
             .await
@@ -219,7 +220,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 &caller,
                 &organization_id,
                 &project_id,
-                "project.grants.manage",
+                Permission::PROJECT_GRANTS_MANAGE,
             )
             .await?;
         if let Some(id) = self
@@ -317,7 +318,12 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let (organization_id, project_id, id) = grant_ids("name", &request.get_ref().name)?;
         self.0
-            .project_access(&caller, &organization_id, &project_id, "project.read")
+            .project_access(
+                &caller,
+                &organization_id,
+                &project_id,
+                Permission::PROJECT_READ,
+            )
             .await?;
         let grant = self
             .0
@@ -338,7 +344,12 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let r = request.get_ref();
         let (organization_id, project_id) = project_ids("parent", &r.parent)?;
         self.0
-            .project_access(&caller, &organization_id, &project_id, "project.read")
+            .project_access(
+                &caller,
+                &organization_id,
+                &project_id,
+                Permission::PROJECT_READ,
+            )
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("grants|{project_id}|{}|{}", r.access_level, r.external_only);
@@ -400,7 +411,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 &caller,
                 &organization_id,
                 &project_id,
-                "project.grants.manage",
+                Permission::PROJECT_GRANTS_MANAGE,
             )
             .await?;
         let current = self
@@ -464,7 +475,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 &caller,
                 &organization_id,
                 &project_id,
-                "project.grants.manage",
+                Permission::PROJECT_GRANTS_MANAGE,
             )
             .await?;
         let current = self

@@ -16,6 +16,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result, db_error};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::page_token::page_size;
+use tenantry_kit::permission::Permission;
 use tenantry_kit::secret::{hash_token, new_token};
 use tenantry_mail::Mail;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -263,8 +264,8 @@ fn invalid_token() -> Error {
 #[derive(Serialize, Deserialize)]
 struct After(String);
 
-const MEMBERS_READ: &str = "organization.members.read";
-const MEMBERS_INVITE: &str = "organization.members.invite";
+const MEMBERS_READ: Permission = Permission::ORGANIZATION_MEMBERS_READ;
+const MEMBERS_INVITE: Permission = Permission::ORGANIZATION_MEMBERS_INVITE;
 
 impl Core {
     async fn invitation(&self, organization_id: &str, id: &str) -> Result<Option<InvitationRow>> {
@@ -331,8 +332,8 @@ impl Core {
         self.authorize(
             caller,
             ("organization", &organization_id),
-            "organization.members.invite",
-            "organization.read",
+            Permission::ORGANIZATION_MEMBERS_INVITE,
+            Permission::ORGANIZATION_READ,
             "organization",
         )
         .await?;
@@ -457,7 +458,7 @@ impl Core {
             self.record_denied(
                 caller,
                 &organization_id,
-                "organization.members.invite",
+                Permission::ORGANIZATION_MEMBERS_INVITE,
                 &error,
             )
             .await;
@@ -843,7 +844,7 @@ impl Core {
         &self,
         caller: &Caller,
         name: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<InvitationRow> {
         let (organization_id, id) = ids("name", name)?;
         if permission == MEMBERS_READ {
@@ -891,7 +892,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .managed_invitation(
                 &caller,
                 &request.get_ref().name,
-                "organization.members.read",
+                Permission::ORGANIZATION_MEMBERS_READ,
             )
             .await?;
         Ok(Response::new(pb::GetInvitationResponse {
@@ -963,7 +964,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         let r = request.get_ref();
         let current = self
             .0
-            .managed_invitation(&caller, &r.name, "organization.members.invite")
+            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
             .await?;
         check_etag(&r.etag, current.version)?;
         let now = now_micros();
@@ -1037,7 +1038,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         let r = request.get_ref();
         let current = self
             .0
-            .managed_invitation(&caller, &r.name, "organization.members.invite")
+            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
             .await?;
         check_etag(&r.etag, current.version)?;
         let now = now_micros();

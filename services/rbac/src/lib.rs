@@ -32,6 +32,7 @@ pub mod types;
 pub mod watch;
 
 use std::sync::Arc;
+use tenantry_kit::permission::Permission;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
@@ -262,11 +263,12 @@ impl Core {
         caller: &Caller,
         object_type: &str,
         id: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<bool> {
         if caller.is_internal() {
             return Ok(true);
         }
+        let permission = permission.as_str();
         let index = self.index.read();
         if !authz::session_live(&index, &caller.principal) {
             return Ok(false);
@@ -304,8 +306,8 @@ impl Core {
         &self,
         caller: &Caller,
         object: (&str, &str),
-        permission: &str,
-        read: &str,
+        permission: Permission,
+        read: Permission,
         kind: &str,
     ) -> Result<()> {
         if self.allows(caller, object.0, object.1, permission)? {
@@ -412,10 +414,10 @@ impl Core {
         &self,
         caller: &Caller,
         organization_id: &str,
-        action: &str,
+        action: Permission,
         error: &Error,
     ) {
-        let Some(payload) = tenantry_kit::outbox::refusal(action, error) else {
+        let Some(payload) = tenantry_kit::outbox::refusal(action.as_str(), error) else {
             return;
         };
         let request = tenantry_kit::id::new_id().to_string();

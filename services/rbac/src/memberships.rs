@@ -11,6 +11,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::parse_name;
 use tenantry_kit::page_token::page_size;
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -141,8 +142,8 @@ impl Core {
         self.authorize(
             caller,
             ("organization", &organization_id),
-            "organization.members.manage",
-            "organization.read",
+            Permission::ORGANIZATION_MEMBERS_MANAGE,
+            Permission::ORGANIZATION_READ,
             "organization",
         )
         .await?;
@@ -189,7 +190,7 @@ impl Core {
             self.record_denied(
                 caller,
                 &organization_id,
-                "organization.members.manage",
+                Permission::ORGANIZATION_MEMBERS_MANAGE,
                 &error,
             )
             .await;
@@ -269,8 +270,8 @@ impl Core {
             self.authorize(
                 caller,
                 ("organization", &organization_id),
-                "organization.members.read",
-                "organization.members.read",
+                Permission::ORGANIZATION_MEMBERS_READ,
+                Permission::ORGANIZATION_MEMBERS_READ,
                 "membership",
             )
             .await?;
@@ -304,8 +305,8 @@ impl Core {
         self.authorize(
             caller,
             ("organization", &organization_id),
-            "organization.members.manage",
-            "organization.members.read",
+            Permission::ORGANIZATION_MEMBERS_MANAGE,
+            Permission::ORGANIZATION_MEMBERS_READ,
             "membership",
         )
         .await?;
@@ -393,8 +394,8 @@ impl Core {
             self.authorize(
                 caller,
                 ("organization", &organization_id),
-                "organization.members.manage",
-                "organization.members.read",
+                Permission::ORGANIZATION_MEMBERS_MANAGE,
+                Permission::ORGANIZATION_MEMBERS_READ,
                 "membership",
             )
             .await?;
@@ -519,8 +520,8 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .authorize(
                 &caller,
                 ("organization", &organization_id),
-                "organization.members.read",
-                "organization.members.read",
+                Permission::ORGANIZATION_MEMBERS_READ,
+                Permission::ORGANIZATION_MEMBERS_READ,
                 "organization",
             )
             .await?;
@@ -646,10 +647,12 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             parent => parse_name("parent", "users/{}", parent)?[0].to_string(),
         };
         if !caller.is_internal() && caller.user() != Some(user_id.as_str()) {
-            return Err(Error::permission_denied("organization.members.read")
-                .with_domain(NAME)
-                .with_metadata("reason", "a user lists only their own memberships")
-                .into());
+            return Err(
+                Error::permission_denied(Permission::ORGANIZATION_MEMBERS_READ)
+                    .with_domain(NAME)
+                    .with_metadata("reason", "a user lists only their own memberships")
+                    .into(),
+            );
         }
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("user-members|{user_id}");

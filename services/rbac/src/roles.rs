@@ -6,6 +6,7 @@
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -107,13 +108,18 @@ impl Core {
         self.valid_permissions(&role.permissions)
     }
 
-    async fn custom_role(&self, caller: &Caller, name: &str, permission: &str) -> Result<RoleRow> {
+    async fn custom_role(
+        &self,
+        caller: &Caller,
+        name: &str,
+        permission: Permission,
+    ) -> Result<RoleRow> {
         let (organization_id, id) = role_ids("name", name)?;
         self.authorize(
             caller,
             ("organization", &organization_id),
             permission,
-            "organization.read",
+            Permission::ORGANIZATION_READ,
             "role",
         )
         .await?;
@@ -176,8 +182,8 @@ impl pb::role_service_server::RoleService for RoleApi {
             .authorize(
                 &caller,
                 ("organization", &organization_id),
-                "organization.members.manage",
-                "organization.read",
+                Permission::ORGANIZATION_MEMBERS_MANAGE,
+                Permission::ORGANIZATION_READ,
                 "organization",
             )
             .await?;
@@ -275,7 +281,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         }
         let role = self
             .0
-            .custom_role(&caller, name, "organization.read")
+            .custom_role(&caller, name, Permission::ORGANIZATION_READ)
             .await?;
         Ok(Response::new(pb::GetRoleResponse {
             role: Some(custom_to_proto(&role, self.0.holders(&role).await?)),
@@ -293,8 +299,8 @@ impl pb::role_service_server::RoleService for RoleApi {
             .authorize(
                 &caller,
                 ("organization", &organization_id),
-                "organization.read",
-                "organization.read",
+                Permission::ORGANIZATION_READ,
+                Permission::ORGANIZATION_READ,
                 "organization",
             )
             .await?;
@@ -355,7 +361,11 @@ impl pb::role_service_server::RoleService for RoleApi {
         }
         let current = self
             .0
-            .custom_role(&caller, &input.name, "organization.members.manage")
+            .custom_role(
+                &caller,
+                &input.name,
+                Permission::ORGANIZATION_MEMBERS_MANAGE,
+            )
             .await?;
         check_etag(&input.etag, current.version)?;
         let mut next = current.clone();
@@ -437,7 +447,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         }
         let role = self
             .0
-            .custom_role(&caller, &r.name, "organization.members.manage")
+            .custom_role(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_MANAGE)
             .await?;
         check_etag(&r.etag, role.version)?;
         let name = role.name();

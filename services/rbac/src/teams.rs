@@ -7,6 +7,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::parse_name;
 use tenantry_kit::page_token::page_size;
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
@@ -76,7 +77,7 @@ impl Core {
         caller: &Caller,
         organization_id: &str,
         team_id: &str,
-        permission: &str,
+        permission: Permission,
     ) -> Result<()> {
         let known = {
             let index = self.index.read();
@@ -85,8 +86,14 @@ impl Core {
         if !known {
             return Err(Error::not_found("team").with_domain(NAME));
         }
-        self.authorize(caller, ("team", team_id), permission, "team.read", "team")
-            .await
+        self.authorize(
+            caller,
+            ("team", team_id),
+            permission,
+            Permission::TEAM_READ,
+            "team",
+        )
+        .await
     }
 
     async fn team_event<M: prost::Name>(
@@ -121,7 +128,12 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
         let user_id = parse_name("team_member.user", "users/{}", &input.user)?[0].to_string();
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+            .team_access(
+                &caller,
+                &organization_id,
+                &team_id,
+                Permission::TEAM_MEMBERS_MANAGE,
+            )
             .await?;
         let lead = match input.role() {
             authz_pb::TeamRole::Lead => true,
@@ -224,7 +236,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let (organization_id, team_id, user_id) = member_ids("name", &request.get_ref().name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(&caller, &organization_id, &team_id, "team.read")
+                .team_access(&caller, &organization_id, &team_id, Permission::TEAM_READ)
                 .await?;
         }
         let row = self
@@ -247,7 +259,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let r = request.get_ref();
         let (organization_id, team_id) = team_ids("parent", &r.parent)?;
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.read")
+            .team_access(&caller, &organization_id, &team_id, Permission::TEAM_READ)
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("team-members|{team_id}|{}", r.role);
@@ -301,7 +313,12 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
         }
         self.0
-            .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+            .team_access(
+                &caller,
+                &organization_id,
+                &team_id,
+                Permission::TEAM_MEMBERS_MANAGE,
+            )
             .await?;
         let current = self
             .0
@@ -367,7 +384,12 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let (organization_id, team_id, user_id) = member_ids("name", &r.name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(&caller, &organization_id, &team_id, "team.members.manage")
+                .team_access(
+                    &caller,
+                    &organization_id,
+                    &team_id,
+                    Permission::TEAM_MEMBERS_MANAGE,
+                )
                 .await?;
         }
         let current = self

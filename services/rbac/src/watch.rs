@@ -3,6 +3,7 @@
 //! parent-link changes a watcher follows from a revision.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::Status;
@@ -57,8 +58,8 @@ impl Core {
             self.authorize(
                 caller,
                 ("organization", &organization),
-                "authz.write",
-                "organization.read",
+                Permission::AUTHZ_WRITE,
+                Permission::ORGANIZATION_READ,
                 "organization",
             )
             .await?;

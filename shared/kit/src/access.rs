@@ -7,6 +7,7 @@
 //! exactly what the caller may know. Failures close: when rbac cannot
 //! answer, the request fails with UNAVAILABLE, never a yes.
 
+use crate::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::transport::Channel;
@@ -84,11 +85,11 @@ impl Caller {
 
     /// Whether the token's own limits allow `permission` at all: an API key
     /// carries the permissions it is limited to.
-    fn token_allows(&self, permission: &str) -> bool {
+    fn token_allows(&self, permission: Permission) -> bool {
         self.principal
             .permissions
             .as_ref()
-            .is_none_or(|allowed| allowed.iter().any(|p| p == permission))
+            .is_none_or(|allowed| allowed.iter().any(|p| p == permission.as_str()))
     }
 }
 
@@ -126,12 +127,12 @@ impl Checker {
         &self.rbac
     }
 
-    /// Whether the caller holds each (object, permission), in order, in as
-    /// few bulk calls as rbac allows.
+    /// Whether the caller holds each (object, built-in permission), in
+    /// order, in as few bulk calls as rbac allows.
     pub async fn check_all(
         &self,
         caller: &Caller,
-        checks: &[(ObjectRef<'_>, &str)],
+        checks: &[(ObjectRef<'_>, Permission)],
     ) -> Result<Vec<bool>> {
         let mut answers = vec![false; checks.len()];
         // Only what the token's own limits allow is worth asking about.
@@ -151,7 +152,7 @@ impl Checker {
                             object_type: object_type.to_string(),
                             object_id: object_id.to_string(),
                         }),
-                        permission: permission.to_string(),
+                        permission: permission.as_str().to_string(),
                         subject: Some(caller.subject()),
                     }
                 })

@@ -167,13 +167,13 @@ impl Error {
     }
 
     /// The caller lacks `permission`.
-    pub fn permission_denied(permission: &str) -> Self {
+    pub fn permission_denied(permission: impl AsRef<str>) -> Self {
         Error::new(
             Code::PermissionDenied,
             "PERMISSION_DENIED",
             "permission denied",
         )
-        .with_metadata("permission", permission)
+        .with_metadata("permission", permission.as_ref())
     }
 
     /// A dependency is unavailable; the cause is logged, not answered.

@@ -8,6 +8,7 @@
 //! - [`error`]: the one error type and its mapping to `tonic::Status`.
 //! - [`id`]: UUIDv7 ids and AIP-122 resource names.
 //! - [`page_token`]: opaque, tamper-checked page tokens.
+//! - [`permission`]: the built-in permissions, named once for every service.
 //! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
 //! - [`secret`]: opaque single-use tokens, stored hashed.
 //! - [`request`]: the actor and request context of domain events.
@@ -28,6 +29,7 @@ pub mod index;
 pub mod net;
 pub mod outbox;
 pub mod page_token;
+pub mod permission;
 pub mod quota;
 pub mod request;
 pub mod seal;

@@ -7,6 +7,7 @@
 //! before it reaches the index.
 
 use rustc_hash::FxHashMap as HashMap;
+use tenantry_kit::permission::Permission;
 
 /// A set of permissions: bit `i` is the permission with index `i`.
 pub type Perms = u128;
@@ -25,77 +26,38 @@ pub const PROJECT: TypeId = 2;
 /// Permissions of organizations. Roles on an organization carry bits of
 /// every type: what a role grants on projects and teams flows down from
 /// the organization it is held on.
-const ORGANIZATION_PERMISSIONS: &[(&str, &str)] = &[
-    (
-        "organization.read",
-        "see the organization, its settings and its teams",
-    ),
-    (
-        "organization.settings.manage",
-        "change names, settings, metadata and moves",
-    ),
-    (
-        "organization.members.read",
-        "list the members and their roles",
-    ),
-    ("organization.members.invite", "invite people"),
-    (
-        "organization.members.manage",
-        "change and remove members, manage custom roles",
-    ),
-    ("organization.teams.create", "create teams"),
-    ("organization.departments.create", "create departments"),
-    (
-        "organization.suborganizations.create",
-        "create child organizations",
-    ),
-    ("organization.api_keys.create", "create API keys"),
-    ("organization.delete", "delete and restore the organization"),
-    (
-        "organization.deactivate",
-        "deactivate and reactivate the organization",
-    ),
-    (
-        "organization.ownership.transfer",
-        "hand the organization to another member",
-    ),
-    ("billing.read", "see plans, usage and invoices"),
-    ("billing.manage", "change the plan and billing details"),
-    ("project.create", "create projects"),
-    ("audit.read", "read the audit log"),
-    (
-        "authz.write",
-        "attach objects of registered types inside the organization",
-    ),
+const ORGANIZATION_PERMISSIONS: &[Permission] = &[
+    Permission::ORGANIZATION_READ,
+    Permission::ORGANIZATION_SETTINGS_MANAGE,
+    Permission::ORGANIZATION_MEMBERS_READ,
+    Permission::ORGANIZATION_MEMBERS_INVITE,
+    Permission::ORGANIZATION_MEMBERS_MANAGE,
+    Permission::ORGANIZATION_TEAMS_CREATE,
+    Permission::ORGANIZATION_DEPARTMENTS_CREATE,
+    Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE,
+    Permission::ORGANIZATION_API_KEYS_CREATE,
+    Permission::ORGANIZATION_DELETE,
+    Permission::ORGANIZATION_DEACTIVATE,
+    Permission::ORGANIZATION_OWNERSHIP_TRANSFER,
+    Permission::BILLING_READ,
+    Permission::BILLING_MANAGE,
+    Permission::PROJECT_CREATE,
+    Permission::AUDIT_READ,
+    Permission::AUTHZ_WRITE,
 ];
 
-const TEAM_PERMISSIONS: &[(&str, &str)] = &[
-    ("team.read", "see the team and its members"),
-    (
-        "team.manage",
-        "rename, describe, delete and restore the team",
-    ),
-    (
-        "team.members.manage",
-        "add, change and remove the team's members",
-    ),
+const TEAM_PERMISSIONS: &[Permission] = &[
+    Permission::TEAM_READ,
+    Permission::TEAM_MANAGE,
+    Permission::TEAM_MEMBERS_MANAGE,
 ];
 
-const PROJECT_PERMISSIONS: &[(&str, &str)] = &[
-    (
-        "project.read",
-        "see the project, its environments and resources",
-    ),
-    (
-        "resources.use",
-        "use and change the resources in the project",
-    ),
-    ("project.manage", "change the project and its environments"),
-    (
-        "project.grants.manage",
-        "grant and revoke access to the project",
-    ),
-    ("project.delete", "delete, restore and purge the project"),
+const PROJECT_PERMISSIONS: &[Permission] = &[
+    Permission::PROJECT_READ,
+    Permission::RESOURCES_USE,
+    Permission::PROJECT_MANAGE,
+    Permission::PROJECT_GRANTS_MANAGE,
+    Permission::PROJECT_DELETE,
 ];
 
 /// The built-in roles, from most to least powerful, and what each adds.
@@ -107,47 +69,54 @@ pub const BUILT_IN_ROLES: &[&str] = &[
     "roles/finance",
 ];
 
-const MEMBER: &[&str] = &[
-    "organization.read",
-    "team.read",
-    "project.read",
-    "resources.use",
+const MEMBER: &[Permission] = &[
+    Permission::ORGANIZATION_READ,
+    Permission::TEAM_READ,
+    Permission::PROJECT_READ,
+    Permission::RESOURCES_USE,
 ];
-const ADMIN_ADDS: &[&str] = &[
-    "organization.settings.manage",
-    "organization.members.read",
-    "organization.members.invite",
-    "organization.members.manage",
-    "organization.teams.create",
-    "organization.departments.create",
-    "organization.suborganizations.create",
-    "organization.api_keys.create",
-    "project.create",
-    "audit.read",
-    "authz.write",
-    "team.manage",
-    "team.members.manage",
-    "project.manage",
-    "project.grants.manage",
-    "project.delete",
+const ADMIN_ADDS: &[Permission] = &[
+    Permission::ORGANIZATION_SETTINGS_MANAGE,
+    Permission::ORGANIZATION_MEMBERS_READ,
+    Permission::ORGANIZATION_MEMBERS_INVITE,
+    Permission::ORGANIZATION_MEMBERS_MANAGE,
+    Permission::ORGANIZATION_TEAMS_CREATE,
+    Permission::ORGANIZATION_DEPARTMENTS_CREATE,
+    Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE,
+    Permission::ORGANIZATION_API_KEYS_CREATE,
+    Permission::PROJECT_CREATE,
+    Permission::AUDIT_READ,
+    Permission::AUTHZ_WRITE,
+    Permission::TEAM_MANAGE,
+    Permission::TEAM_MEMBERS_MANAGE,
+    Permission::PROJECT_MANAGE,
+    Permission::PROJECT_GRANTS_MANAGE,
+    Permission::PROJECT_DELETE,
 ];
-const OWNER_ADDS: &[&str] = &[
-    "billing.read",
-    "billing.manage",
-    "organization.ownership.transfer",
-    "organization.delete",
-    "organization.deactivate",
+const OWNER_ADDS: &[Permission] = &[
+    Permission::BILLING_READ,
+    Permission::BILLING_MANAGE,
+    Permission::ORGANIZATION_OWNERSHIP_TRANSFER,
+    Permission::ORGANIZATION_DELETE,
+    Permission::ORGANIZATION_DEACTIVATE,
 ];
-const FINANCE: &[&str] = &["organization.read", "billing.read", "billing.manage"];
+const FINANCE: &[Permission] = &[
+    Permission::ORGANIZATION_READ,
+    Permission::BILLING_READ,
+    Permission::BILLING_MANAGE,
+];
 
 /// Project access levels: viewer ⊆ contributor ⊆ admin.
-const VIEWER: &[&str] = &["project.read"];
-const CONTRIBUTOR_ADDS: &[&str] = &["resources.use"];
-const PROJECT_ADMIN_ADDS: &[&str] = &["project.manage", "project.grants.manage"];
+const VIEWER: &[Permission] = &[Permission::PROJECT_READ];
+const CONTRIBUTOR_ADDS: &[Permission] = &[Permission::RESOURCES_USE];
+const PROJECT_ADMIN_ADDS: &[Permission] = &[
+    Permission::PROJECT_MANAGE,
+    Permission::PROJECT_GRANTS_MANAGE,
+];
 
 /// Team roles: a lead manages the team's members (and only them).
-const TEAM_MEMBER: &[&str] = &["team.read"];
-const TEAM_LEAD_ADDS: &[&str] = &["team.members.manage"];
+const TEAM_MEMBER: &[Permission] = &[Permission::TEAM_READ];
+const TEAM_LEAD_ADDS: &[Permission] = &[Permission::TEAM_MEMBERS_MANAGE];
 
 /// What grants a registered permission.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -269,8 +238,8 @@ impl Schema {
             ("project", Some(ORGANIZATION), PROJECT_PERMISSIONS),
         ] {
             let mut mask = 0;
-            for (permission, description) in permissions {
-                mask |= schema.define(permission, description);
+            for permission in permissions {
+                mask |= schema.define(permission.as_str(), permission.description());
             }
             schema
                 .type_ids
@@ -491,11 +460,11 @@ impl Schema {
         1 << bit
     }
 
-    fn perms_of(&self, names: &[&str]) -> Perms {
-        names
+    fn perms_of(&self, permissions: &[Permission]) -> Perms {
+        permissions
             .iter()
-            .map(|n| {
-                self.permission(n)
+            .map(|p| {
+                self.permission(p.as_str())
                     .expect("built-in permissions are defined")
             })
             .fold(0, |a, b| a | b)
@@ -587,32 +556,71 @@ mod tests {
         );
         assert_eq!(owner & admin, admin, "owner includes admin");
         assert_eq!(admin & member, member, "admin includes member");
-        let matrix: &[(&str, [bool; 4])] = &[
-            ("organization.settings.manage", [true, true, false, false]),
-            ("organization.members.invite", [true, true, false, false]),
-            ("organization.members.manage", [true, true, false, false]),
-            ("organization.teams.create", [true, true, false, false]),
-            (
-                "organization.departments.create",
-                [true, true, false, false],
-            ),
-            ("organization.api_keys.create", [true, true, false, false]),
-            ("billing.read", [true, false, true, false]),
-            ("billing.manage", [true, false, true, false]),
-            ("project.create", [true, true, false, false]),
-            ("project.read", [true, true, false, true]),
-            ("resources.use", [true, true, false, true]),
-            (
-                "organization.ownership.transfer",
-                [true, false, false, false],
-            ),
-            ("audit.read", [true, true, false, false]),
+        // Every built-in permission, once: owner, admin, finance, member
+        // (the README's matrix).
+        const O_A: [bool; 4] = [true, true, false, false];
+        const O_F: [bool; 4] = [true, false, true, false];
+        const O: [bool; 4] = [true, false, false, false];
+        const ALL_BUT_F: [bool; 4] = [true, true, false, true];
+        let matrix: &[(Permission, [bool; 4])] = &[
+            (Permission::ORGANIZATION_READ, [true; 4]),
+            (Permission::ORGANIZATION_SETTINGS_MANAGE, O_A),
+            (Permission::ORGANIZATION_MEMBERS_READ, O_A),
+            (Permission::ORGANIZATION_MEMBERS_INVITE, O_A),
+            (Permission::ORGANIZATION_MEMBERS_MANAGE, O_A),
+            (Permission::ORGANIZATION_TEAMS_CREATE, O_A),
+            (Permission::ORGANIZATION_DEPARTMENTS_CREATE, O_A),
+            (Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE, O_A),
+            (Permission::ORGANIZATION_API_KEYS_CREATE, O_A),
+            (Permission::ORGANIZATION_DELETE, O),
+            (Permission::ORGANIZATION_DEACTIVATE, O),
+            (Permission::ORGANIZATION_OWNERSHIP_TRANSFER, O),
+            (Permission::BILLING_READ, O_F),
+            (Permission::BILLING_MANAGE, O_F),
+            (Permission::PROJECT_CREATE, O_A),
+            (Permission::AUDIT_READ, O_A),
+            (Permission::AUTHZ_WRITE, O_A),
+            (Permission::TEAM_READ, ALL_BUT_F),
+            (Permission::TEAM_MANAGE, O_A),
+            (Permission::TEAM_MEMBERS_MANAGE, O_A),
+            (Permission::PROJECT_READ, ALL_BUT_F),
+            (Permission::RESOURCES_USE, ALL_BUT_F),
+            (Permission::PROJECT_MANAGE, O_A),
+            (Permission::PROJECT_GRANTS_MANAGE, O_A),
+            (Permission::PROJECT_DELETE, O_A),
         ];
+        let mut rows: Vec<Permission> = matrix.iter().map(|(p, _)| *p).collect();
+        rows.sort_unstable();
+        let mut all = Permission::ALL.to_vec();
+        all.sort_unstable();
+        assert_eq!(rows, all, "every permission has one row in the matrix");
         for (permission, [o, a, f, m]) in matrix {
+            let permission = permission.as_str();
             assert_eq!(has(owner, permission), *o, "owner {permission}");
             assert_eq!(has(admin, permission), *a, "admin {permission}");
             assert_eq!(has(finance, permission), *f, "finance {permission}");
             assert_eq!(has(member, permission), *m, "member {permission}");
+        }
+    }
+
+    #[test]
+    fn the_schema_defines_exactly_the_shared_permissions_with_their_words() {
+        let schema = Schema::built_in();
+        let types = [ORGANIZATION, TEAM, PROJECT].map(|t| schema.resource_type(t).permissions);
+        for permission in Permission::ALL {
+            let bit = schema
+                .permission(permission.as_str())
+                .unwrap_or_else(|| panic!("{permission} is not in the schema"));
+            assert_eq!(
+                types.iter().filter(|mask| *mask & bit != 0).count(),
+                1,
+                "{permission} belongs to one type"
+            );
+        }
+        assert_eq!(schema.names.len(), Permission::ALL.len());
+        for (name, description) in schema.names.iter().zip(&schema.descriptions) {
+            let permission = Permission::from_name(name).unwrap();
+            assert_eq!(description, permission.description());
         }
     }
 
