@@ -1,0 +1,376 @@
+//! Organization trees and workspaces: the `OrganizationService` (less its
+//! ownership-transfer RPCs, in [`crate::ownership`]) and the
+//! `WorkspaceService`.
+//!
+//! The rules of the tree: a root belongs to a workspace; every other
+//! organization has one live parent in the same tree; a tree is at most ten
+//! levels deep; a subtree moves only within its tree, never under itself;
+//! departments exist only where the nearest organization above allows them.
+//!
+//! One file per flow: `tree` (create, move, ancestry), `lifecycle` (update,
+//! delete, undelete, deactivate), `listing`, `workspaces`, and `handlers`
+//! (the RPCs); this one holds the conversions, errors and access helpers
+//! they share.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::page_token::page_size;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::organization::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::access::{Caller, Object};
+use crate::projects::project_to_proto;
+use crate::quota::Metric;
+use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
+use crate::validate::{self, MAX_DEPTH, check_etag, etag};
+use crate::{
+    Core, NAME, ProjectVisibility, change, not_found, precondition, slug_suffix, target, timestamp,
+};
+use tenantry_kit::db::Savepoint;
+use tenantry_kit::permission::Permission;
+use tenantry_kit::write::Write;
+
+const KIND: &str = "organization";
+
+/// The `OrganizationService` handler.
+#[derive(Debug, Clone)]
+pub struct OrganizationApi(pub Core);
+
+/// The `WorkspaceService` handler.
+#[derive(Debug, Clone)]
+pub struct WorkspaceApi(pub Core);
+
+/// The organization as clients see it.
+pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
+    let kind = if row.kind == "department" {
+        pb::OrganizationKind::Department
+    } else {
+        pb::OrganizationKind::Organization
+    };
+    let state = if row.state == "deactivated" {
+        pb::OrganizationState::Deactivated
+    } else {
+        pb::OrganizationState::Active
+    };
+    pb::Organization {
+        name: format!("organizations/{}", row.id),
+        slug: row.slug.clone(),
+        display_name: row.display_name.clone(),
+        kind: kind as i32,
+        parent: row
+            .parent_id
+            .as_ref()
+            .map(|p| format!("organizations/{p}"))
+            .unwrap_or_default(),
+        root: format!("organizations/{}", row.root_id),
+        workspace: format!("workspaces/{}", row.workspace_id),
+        depth: row.depth as i32,
+        inherit_access: Some(row.inherit_access),
+        settings: Some(pb::OrganizationSettings {
+            departments_enabled: Some(row.departments_enabled),
+            require_mfa: row.require_mfa,
+            allowed_email_domains: row.allowed_email_domains.clone(),
+            project_visibility: if row.projects_granted_only {
+                pb::ProjectVisibility::Granted
+            } else {
+                pb::ProjectVisibility::AllMembers
+            } as i32,
+        }),
+        metadata: row.metadata.clone().into_iter().collect(),
+        state: state as i32,
+        owner: format!("users/{}", row.owner_id),
+        created_by: row.created_by.clone(),
+        create_time: Some(timestamp(row.created_at_us)),
+        update_time: Some(timestamp(row.updated_at_us)),
+        delete_time: row.deleted_at_us.map(timestamp),
+        purge_time: row.purge_at_us.map(timestamp),
+        etag: etag(row.version),
+    }
+}
+
+fn workspace_to_proto(row: &WorkspaceRow) -> pb::Workspace {
+    pb::Workspace {
+        name: format!("workspaces/{}", row.id),
+        display_name: row.display_name.clone(),
+        billing_mode: billing_mode_from_str(&row.billing_mode) as i32,
+        created_by: row.created_by.clone(),
+        create_time: Some(timestamp(row.created_at_us)),
+        update_time: Some(timestamp(row.updated_at_us)),
+        etag: etag(row.version),
+    }
+}
+
+fn billing_mode_from_str(mode: &str) -> pb::BillingMode {
+    match mode {
+        "single" => pb::BillingMode::Single,
+        "assigned" => pb::BillingMode::Assigned,
+        "pooled" => pb::BillingMode::Pooled,
+        _ => pb::BillingMode::Unspecified,
+    }
+}
+
+fn billing_mode_to_str(mode: pb::BillingMode) -> Option<&'static str> {
+    match mode {
+        pb::BillingMode::Single => Some("single"),
+        pb::BillingMode::Assigned => Some("assigned"),
+        pb::BillingMode::Pooled => Some("pooled"),
+        pb::BillingMode::Unspecified => None,
+    }
+}
+
+fn event_billing_mode(mode: &str) -> i32 {
+    match mode {
+        "single" => events::WorkspaceBillingMode::Single as i32,
+        "assigned" => events::WorkspaceBillingMode::Assigned as i32,
+        "pooled" => events::WorkspaceBillingMode::Pooled as i32,
+        _ => events::WorkspaceBillingMode::Unspecified as i32,
+    }
+}
+
+fn event_kind(kind: &str) -> i32 {
+    if kind == "department" {
+        events::OrganizationKind::Department as i32
+    } else {
+        events::OrganizationKind::Organization as i32
+    }
+}
+
+/// The id in `organizations/{id}`.
+pub(crate) fn organization_id(field: &str, name: &str) -> Result<String> {
+    Ok(parse_name(field, "organizations/{}", name)?[0].to_string())
+}
+
+fn user_id(field: &str, name: &str) -> Result<String> {
+    Ok(parse_name(field, "users/{}", name)?[0].to_string())
+}
+
+fn too_deep() -> Error {
+    precondition(
+        "TREE_TOO_DEEP",
+        format!("an organization tree is at most {MAX_DEPTH} levels deep"),
+    )
+    .with_metadata("max_depth", MAX_DEPTH)
+}
+
+fn concurrent_update() -> Error {
+    Error::new(
+        Code::Aborted,
+        "CONCURRENT_UPDATE",
+        "the object changed during the request; read it again and retry",
+    )
+    .with_domain(NAME)
+}
+
+fn slug_taken(slug: &str) -> Error {
+    Error::new(Code::AlreadyExists, "SLUG_TAKEN", "the slug is in use")
+        .with_domain(NAME)
+        .with_metadata("slug", slug)
+        .with_violation("slug", "is in use")
+}
+
+/// A cursor of the organization listing: the last id returned (or scanned).
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+/// A cursor of `ListMyOrganizations`: the last (sort key, id) returned.
+#[derive(Serialize, Deserialize)]
+struct AfterName(String, String);
+
+mod handlers;
+mod lifecycle;
+mod listing;
+mod tree;
+mod workspaces;
+
+impl Core {
+    /// A live or deleted organization, or NOT_FOUND.
+    pub(crate) async fn organization(&self, id: &str) -> Result<OrganizationRow> {
+        self.store
+            .organization(id)
+            .await?
+            .ok_or_else(|| not_found(KIND))
+    }
+
+    /// The object permissions on an organization are checked against: the
+    /// organization itself, or, once it is soft-deleted (and so gone from
+    /// the authorization index), its parent. A deleted root answers to its
+    /// owner alone.
+    async fn authorize_organization(
+        &self,
+        caller: &Caller,
+        org: &OrganizationRow,
+        permission: Permission,
+    ) -> Result<()> {
+        if !org.is_deleted() {
+            let answer = self
+                .authorize(
+                    caller,
+                    Object::Organization(&org.id),
+                    permission,
+                    Permission::ORGANIZATION_READ,
+                    KIND,
+                )
+                .await;
+            if let Err(error) = &answer {
+                self.record_denied(caller, org, permission, error).await;
+            }
+            return answer;
+        }
+        match &org.parent_id {
+            Some(parent) => {
+                self.authorize(
+                    caller,
+                    Object::Organization(parent),
+                    permission,
+                    Permission::ORGANIZATION_READ,
+                    KIND,
+                )
+                .await
+            }
+            None if caller.is_user() && caller.id() == org.owner_id => Ok(()),
+            None => Err(not_found(KIND)),
+        }
+    }
+
+    /// An organization the caller may read, or NOT_FOUND.
+    pub(crate) async fn readable_organization(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<OrganizationRow> {
+        let org = self.organization(id).await?;
+        self.authorize_organization(caller, &org, Permission::ORGANIZATION_READ)
+            .await?;
+        Ok(org)
+    }
+
+    /// A live organization the caller holds `permission` on.
+    pub(crate) async fn live_organization(
+        &self,
+        caller: &Caller,
+        id: &str,
+        permission: Permission,
+    ) -> Result<OrganizationRow> {
+        let org = self.organization(id).await?;
+        self.authorize_organization(caller, &org, permission)
+            .await?;
+        if org.is_deleted() {
+            return Err(precondition(
+                "ORGANIZATION_DELETED",
+                "the organization is deleted; undelete it first",
+            ));
+        }
+        Ok(org)
+    }
+
+    /// Whether the caller may act on a workspace with `permission`: its
+    /// creator may, and so may whoever holds `permission` on one of its
+    /// roots.
+    async fn workspace_allows(
+        &self,
+        caller: &Caller,
+        ws: &WorkspaceRow,
+        permission: Permission,
+    ) -> Result<bool> {
+        if caller.is_internal() || ws.created_by == caller.resource_name() {
+            return Ok(true);
+        }
+        let roots = self.store.workspace_roots(&ws.id).await?;
+        let checks: Vec<(Object<'_>, Permission)> = roots
+            .iter()
+            .map(|r| (Object::Organization(r), permission))
+            .collect();
+        Ok(self
+            .access
+            .check_all(caller, &checks)
+            .await?
+            .into_iter()
+            .any(|a| a))
+    }
+
+    /// The resource a replayed request id created, looked up outside any
+    /// transaction (the write path checks again inside its own).
+    pub(crate) async fn replay(
+        &self,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        let mut tx = self.begin().await?;
+        let found = self
+            .store
+            .replayed(&mut tx, caller, method, request_id)
+            .await?;
+        drop(tx);
+        Ok(found)
+    }
+
+    /// ABORTED unless the row still has the version it was read at.
+    pub(crate) async fn ensure_unchanged(
+        &self,
+        tx: &mut Write,
+        read: &OrganizationRow,
+    ) -> Result<OrganizationRow> {
+        let now = self
+            .store
+            .organization_in(tx, &read.id)
+            .await?
+            .ok_or_else(|| not_found(KIND))?;
+        if now.version != read.version {
+            return Err(concurrent_update());
+        }
+        Ok(now)
+    }
+}
+
+/// The project visibility a request sets: `None` when unset; a value the
+/// contract does not define is refused.
+fn projects_granted_only(settings: &pb::OrganizationSettings) -> Result<Option<bool>> {
+    match pb::ProjectVisibility::try_from(settings.project_visibility) {
+        Ok(pb::ProjectVisibility::Unspecified) => Ok(None),
+        Ok(pb::ProjectVisibility::AllMembers) => Ok(Some(false)),
+        Ok(pb::ProjectVisibility::Granted) => Ok(Some(true)),
+        Err(_) => Err(Error::invalid_field(
+            "organization.settings.project_visibility",
+            "must be ALL_MEMBERS or GRANTED",
+        )),
+    }
+}
+
+fn visibility_name(granted_only: bool) -> &'static str {
+    if granted_only {
+        pb::ProjectVisibility::Granted.as_str_name()
+    } else {
+        pb::ProjectVisibility::AllMembers.as_str_name()
+    }
+}
+
+/// The before/after of one field of an organization, when it changed.
+fn field_change(
+    field: &str,
+    before: &OrganizationRow,
+    after: &OrganizationRow,
+) -> Option<events::FieldChange> {
+    let value = |o: &OrganizationRow| -> String {
+        match field {
+            "display_name" => o.display_name.clone(),
+            "slug" => o.slug.clone(),
+            "inherit_access" => o.inherit_access.to_string(),
+            "metadata" => serde_json::to_string(&o.metadata).unwrap_or_default(),
+            "settings.departments_enabled" => o.departments_enabled.to_string(),
+            "settings.require_mfa" => o.require_mfa.to_string(),
+            "settings.project_visibility" => visibility_name(o.projects_granted_only).to_string(),
+            _ => o.allowed_email_domains.join(","),
+        }
+    };
+    let (b, a) = (value(before), value(after));
+    (b != a).then(|| change(field, b, a))
+}

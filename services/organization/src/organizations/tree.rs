@@ -1,0 +1,454 @@
+//! The shape of the tree: creating organizations and departments under a
+//! parent (depth, department rules, plan limits), moving a subtree within
+//! its tree, and reading an organization's ancestry.
+
+use super::*;
+
+impl Core {
+    /// Whether departments may be created under `parent`: the nearest
+    /// organization of kind `organization` at or above it decides.
+    pub(super) async fn departments_allowed(&self, parent: &OrganizationRow) -> Result<bool> {
+        if parent.kind == "organization" {
+            return Ok(parent.departments_enabled);
+        }
+        let ancestors = self
+            .store
+            .organizations_by_id(&parent.ancestor_ids())
+            .await?;
+        let by_id: HashMap<&str, &OrganizationRow> =
+            ancestors.iter().map(|a| (a.id.as_str(), a)).collect();
+        for id in parent.ancestor_ids().iter().rev() {
+            if let Some(ancestor) = by_id.get(id)
+                && ancestor.kind == "organization"
+            {
+                return Ok(ancestor.departments_enabled);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Creates an organization with the given new `id`. A child's quota
+    /// unit is reserved under `id` before anything is written; the caller
+    /// releases it when this fails ([`create_organization_or_release`]).
+    pub(super) async fn create_organization(
+        &self,
+        caller: &Caller,
+        id: String,
+        input: pb::Organization,
+        request_id: &str,
+    ) -> Result<OrganizationRow> {
+        validate::request_id(request_id)?;
+        let caller_name = caller.resource_name();
+        if let Some(id) = self
+            .replay(&caller_name, "CreateOrganization", request_id)
+            .await?
+        {
+            return self.organization(&id).await;
+        }
+
+        // Who owns it: the calling user, or the user a service names.
+        let owner_id = if input.owner.is_empty() {
+            if !caller.is_user() {
+                return Err(Error::invalid_field(
+                    "organization.owner",
+                    "is required when the caller is not a user",
+                ));
+            }
+            caller.id().to_string()
+        } else {
+            let owner = user_id("organization.owner", &input.owner)?;
+            if caller.is_user() && owner != caller.id() {
+                return Err(Error::invalid_field(
+                    "organization.owner",
+                    "must be the calling user; ownership changes through TransferOwnership",
+                ));
+            }
+            owner
+        };
+        validate::display_name("organization.display_name", &input.display_name)?;
+        let explicit_slug = !input.slug.is_empty();
+        if explicit_slug {
+            validate::organization_slug("organization.slug", &input.slug)?;
+        }
+        let kind = match input.kind() {
+            pb::OrganizationKind::Department => "department",
+            _ => "organization",
+        };
+        let settings = input.settings.clone().unwrap_or_default();
+        let domains = validate::email_domains(
+            "organization.settings.allowed_email_domains",
+            &settings.allowed_email_domains,
+        )?;
+        let metadata: BTreeMap<String, String> = input.metadata.clone().into_iter().collect();
+        validate::metadata("organization.metadata", &metadata)?;
+        let granted_only = projects_granted_only(&settings)?;
+
+        let now = now_micros();
+        let mut new_workspace = None;
+        let (parent, workspace_id, root_id, path, depth) = if input.parent.is_empty() {
+            if kind == "department" {
+                return Err(Error::invalid_field(
+                    "organization.kind",
+                    "a root is always an organization",
+                ));
+            }
+            if !(caller.is_user() || caller.is_internal()) {
+                return Err(Error::permission_denied("organization.create").with_domain(NAME));
+            }
+            let workspace_id = if input.workspace.is_empty() {
+                let ws = WorkspaceRow {
+                    id: new_id().to_string(),
+                    display_name: input.display_name.clone(),
+                    billing_mode: "single".into(),
+                    created_by: format!("users/{owner_id}"),
+                    created_at_us: now,
+                    updated_at_us: now,
+                    version: 1,
+                };
+                let ws_id = ws.id.clone();
+                new_workspace = Some(ws);
+                ws_id
+            } else {
+                let ws_id =
+                    parse_name("organization.workspace", "workspaces/{}", &input.workspace)?[0]
+                        .to_string();
+                let ws = self
+                    .store
+                    .workspace(&ws_id)
+                    .await?
+                    .ok_or_else(|| not_found("workspace"))?;
+                if !self
+                    .workspace_allows(caller, &ws, Permission::BILLING_MANAGE)
+                    .await?
+                {
+                    return Err(not_found("workspace"));
+                }
+                ws_id
+            };
+            (None, workspace_id, id.clone(), format!("/{id}/"), 1)
+        } else {
+            if !input.workspace.is_empty() {
+                return Err(Error::invalid_field(
+                    "organization.workspace",
+                    "only a root picks its workspace; children share their root's",
+                ));
+            }
+            let parent_id = organization_id("organization.parent", &input.parent)?;
+            let permission = if kind == "department" {
+                Permission::ORGANIZATION_DEPARTMENTS_CREATE
+            } else {
+                Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE
+            };
+            let parent = self
+                .live_organization(caller, &parent_id, permission)
+                .await?;
+            if parent.depth + 1 > MAX_DEPTH {
+                return Err(too_deep());
+            }
+            if kind == "department" && !self.departments_allowed(&parent).await? {
+                return Err(precondition(
+                    "DEPARTMENTS_DISABLED",
+                    "the organization has departments switched off",
+                ));
+            }
+            if let Err(error) = self
+                .quotas
+                .ensure(caller, &parent.id, Metric::SubOrganizations, &id)
+                .await
+            {
+                self.record_denied(caller, &parent, permission, &error)
+                    .await;
+                return Err(error);
+            }
+            let path = format!("{}{id}/", parent.path);
+            (
+                Some(parent.clone()),
+                parent.workspace_id.clone(),
+                parent.root_id.clone(),
+                path,
+                parent.depth + 1,
+            )
+        };
+
+        let mut row = OrganizationRow {
+            id: id.clone(),
+            slug: if explicit_slug {
+                input.slug.clone()
+            } else {
+                validate::slug_from(&input.display_name, "org", 3)
+            },
+            display_name: input.display_name.clone(),
+            kind: kind.into(),
+            parent_id: parent.as_ref().map(|p| p.id.clone()),
+            root_id,
+            workspace_id,
+            path,
+            depth,
+            inherit_access: parent.is_none() || input.inherit_access.unwrap_or(true),
+            departments_enabled: settings.departments_enabled.unwrap_or(true),
+            require_mfa: settings.require_mfa,
+            // Unset: a child sees as its parent does, a root as the
+            // installation says.
+            projects_granted_only: match (granted_only, &parent) {
+                (Some(granted_only), _) => granted_only,
+                (None, Some(parent)) => parent.projects_granted_only,
+                (None, None) => self.options.project_visibility == ProjectVisibility::Granted,
+            },
+            allowed_email_domains: domains,
+            metadata,
+            state: "active".into(),
+            owner_id: owner_id.clone(),
+            created_by: caller_name.clone(),
+            created_at_us: now,
+            updated_at_us: now,
+            deleted_at_us: None,
+            purge_at_us: None,
+            deleted_with: None,
+            version: 1,
+        };
+
+        let mut tx = self.begin().await?;
+        // A concurrent replay may have won the race since the first look.
+        if let Some(existing) = self
+            .store
+            .replayed(&mut tx, &caller_name, "CreateOrganization", request_id)
+            .await?
+        {
+            drop(tx);
+            return self.organization(&existing).await;
+        }
+        if self
+            .store
+            .organization_slug_taken(&mut tx, &row.slug, "")
+            .await?
+        {
+            if explicit_slug {
+                return Err(slug_taken(&row.slug));
+            }
+            row.slug = format!("{}-{}", row.slug, slug_suffix());
+        }
+        if let Some(ws) = &new_workspace {
+            self.store.insert_workspace(&mut tx, ws).await?;
+            self.emit(
+                &mut tx,
+                caller,
+                "workspace.created",
+                ("workspace", &ws.id),
+                (&row.id, &row.root_id),
+                &events::WorkspaceCreated {
+                    workspace_id: ws.id.clone(),
+                    display_name: ws.display_name.clone(),
+                    billing_mode: event_billing_mode(&ws.billing_mode),
+                },
+                Vec::new(),
+                vec![target("workspace", &ws.id, &ws.display_name)],
+            )
+            .await?;
+        }
+        // Two creates with one name at once both find the slug free: the
+        // loser of the unique index takes a suffix instead of failing.
+        let base = row.slug.clone();
+        for attempt in 0.. {
+            let savepoint = Savepoint::set(&mut tx).await?;
+            match self.store.insert_organization(&mut tx, &row).await {
+                Ok(()) => {
+                    savepoint.release(&mut tx).await?;
+                    break;
+                }
+                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
+                    savepoint.undo(&mut tx).await?;
+                    row.slug = format!("{base}-{}", slug_suffix());
+                }
+                Err(e) if e.code() == Code::AlreadyExists => return Err(slug_taken(&row.slug)),
+                Err(e) => return Err(e),
+            }
+        }
+        self.store
+            .remember_request(
+                &mut tx,
+                &caller_name,
+                "CreateOrganization",
+                request_id,
+                &row.id,
+            )
+            .await?;
+        self.emit(
+            &mut tx,
+            caller,
+            "organization.created",
+            (KIND, &row.id),
+            (&row.id, &row.root_id),
+            &events::OrganizationCreated {
+                organization_id: row.id.clone(),
+                parent_id: row.parent_id.clone().unwrap_or_default(),
+                root_id: row.root_id.clone(),
+                workspace_id: row.workspace_id.clone(),
+                kind: event_kind(&row.kind),
+                depth: row.depth as i32,
+                slug: row.slug.clone(),
+                display_name: row.display_name.clone(),
+                inherit_access: row.inherit_access,
+                owner_user_id: row.owner_id.clone(),
+                projects_granted_only: row.projects_granted_only,
+            },
+            Vec::new(),
+            vec![target(KIND, &row.id, &row.display_name)],
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(row)
+    }
+
+    /// [`create_organization`](Self::create_organization), giving back the
+    /// sub-organization unit it reserved when it fails after reserving.
+    pub(super) async fn create_organization_or_release(
+        &self,
+        caller: &Caller,
+        input: pb::Organization,
+        request_id: &str,
+    ) -> Result<OrganizationRow> {
+        let id = new_id().to_string();
+        let parent = (!input.parent.is_empty())
+            .then(|| organization_id("organization.parent", &input.parent).ok())
+            .flatten();
+        let created = self
+            .create_organization(caller, id.clone(), input, request_id)
+            .await;
+        if created.is_err()
+            && let Some(parent) = parent
+        {
+            self.quotas
+                .release(caller, &parent, Metric::SubOrganizations, &id)
+                .await;
+        }
+        created
+    }
+
+    /// Whether members see only their granted projects when nothing says
+    /// otherwise: as the parent does, or as the installation says for a
+    /// root.
+    pub(super) async fn default_granted_only(&self, parent: Option<&str>) -> Result<bool> {
+        match parent {
+            Some(parent) => Ok(self.organization(parent).await?.projects_granted_only),
+            None => Ok(self.options.project_visibility == ProjectVisibility::Granted),
+        }
+    }
+
+    pub(super) async fn move_organization(
+        &self,
+        caller: &Caller,
+        request: &pb::MoveOrganizationRequest,
+    ) -> Result<OrganizationRow> {
+        let id = organization_id("name", &request.name)?;
+        let new_parent_id = organization_id("new_parent", &request.new_parent)?;
+        let org = self
+            .live_organization(caller, &id, Permission::ORGANIZATION_SETTINGS_MANAGE)
+            .await?;
+        check_etag(&request.etag, org.version)?;
+        let permission = if org.kind == "department" {
+            Permission::ORGANIZATION_DEPARTMENTS_CREATE
+        } else {
+            Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE
+        };
+        let new_parent = self
+            .live_organization(caller, &new_parent_id, permission)
+            .await?;
+        if org.parent_id.is_none() {
+            return Err(precondition(
+                "ROOT_CANNOT_MOVE",
+                "a root organization cannot be moved",
+            ));
+        }
+        if new_parent.root_id != org.root_id {
+            return Err(precondition(
+                "CROSS_TREE_MOVE",
+                "an organization moves only within its own tree",
+            ));
+        }
+        if new_parent.path.starts_with(&org.path) {
+            return Err(precondition(
+                "MOVE_CYCLE",
+                "an organization cannot move under itself or one of its descendants",
+            ));
+        }
+        if org.parent_id.as_deref() == Some(new_parent_id.as_str()) {
+            return Ok(org);
+        }
+        if org.kind == "department" && !self.departments_allowed(&new_parent).await? {
+            return Err(precondition(
+                "DEPARTMENTS_DISABLED",
+                "the new parent has departments switched off",
+            ));
+        }
+        let now = now_micros();
+        let mut tx = self.begin().await?;
+        let org = self.ensure_unchanged(&mut tx, &org).await?;
+        let new_parent = self.ensure_unchanged(&mut tx, &new_parent).await?;
+        let subtree = self.store.descendants(&mut tx, &org).await?;
+        let height = subtree.iter().map(|d| d.depth).max().unwrap_or(org.depth) - org.depth;
+        let new_depth = new_parent.depth + 1;
+        if new_depth + height > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        let new_path = format!("{}{}/", new_parent.path, org.id);
+        self.store
+            .move_subtree(&mut tx, &org, &new_parent.id, &new_path, now)
+            .await?;
+        self.emit(
+            &mut tx,
+            caller,
+            "organization.moved",
+            (KIND, &id),
+            (&id, &org.root_id),
+            &events::OrganizationMoved {
+                organization_id: id.clone(),
+                old_parent_id: org.parent_id.clone().unwrap_or_default(),
+                new_parent_id: new_parent.id.clone(),
+                root_id: org.root_id.clone(),
+                old_depth: org.depth as i32,
+                new_depth: new_depth as i32,
+                subtree_size: subtree.len() as i32 + 1,
+            },
+            vec![change(
+                "parent",
+                org.parent_id.as_deref().unwrap_or_default(),
+                &new_parent.id,
+            )],
+            vec![
+                target(KIND, &id, &org.display_name),
+                target(KIND, &new_parent.id, &new_parent.display_name),
+            ],
+        )
+        .await?;
+        self.commit(tx).await?;
+        self.organization(&id).await
+    }
+
+    pub(super) async fn ancestry(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<Vec<OrganizationRow>> {
+        let id = organization_id("name", name)?;
+        let org = self.readable_organization(caller, &id).await?;
+        let ids = org.ancestor_ids();
+        let rows = self.store.organizations_by_id(&ids).await?;
+        let mut by_id: HashMap<String, OrganizationRow> =
+            rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let ordered: Vec<OrganizationRow> = ids.iter().filter_map(|id| by_id.remove(*id)).collect();
+        if caller.is_internal() {
+            return Ok(ordered);
+        }
+        // Breadcrumbs show only what the caller could open.
+        let checks: Vec<(Object<'_>, Permission)> = ordered
+            .iter()
+            .map(|o| (Object::Organization(&o.id), Permission::ORGANIZATION_READ))
+            .collect();
+        let readable = self.access.check_all(caller, &checks).await?;
+        Ok(ordered
+            .into_iter()
+            .zip(readable)
+            .filter_map(|(o, ok)| ok.then_some(o))
+            .collect())
+    }
+}
