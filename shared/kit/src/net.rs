@@ -5,35 +5,34 @@
 //! throttles (sign-in) and the audit log's client address depend on it.
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// A network in CIDR form, for trusted proxies.
+/// A network in CIDR form, for trusted proxies. `ipnet` does the
+/// arithmetic; this adds bare addresses (one host) and IPv4-mapped IPv6
+/// peers (a dual-stack socket reports `::ffff:10.0.0.1` for `10.0.0.1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// Parses `10.0.0.0/8`, `::1/128` or a bare address.
     pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
-        let network: IpAddr = address
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP network"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}` has a bad prefix length"))?
-        };
-        Ok(Cidr { network, prefix })
+        let trimmed = text.trim();
+        if let Ok(network) = trimmed.parse::<IpNet>() {
+            return Ok(Cidr(network));
+        }
+        match trimmed.split_once('/') {
+            None => trimmed
+                .parse::<IpAddr>()
+                .map(|address| Cidr(IpNet::from(address)))
+                .map_err(|_| format!("`{text}` is not an IP network")),
+            Some((address, _)) if address.trim().parse::<IpAddr>().is_ok() => {
+                Err(format!("`{text}` has a bad prefix length"))
+            }
+            Some(_) => Err(format!("`{text}` is not an IP network")),
+        }
     }
 
     /// Whether `ip` is inside.
@@ -42,21 +41,7 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
@@ -199,8 +184,20 @@ mod tests {
             client_address(proxy, &http::HeaderMap::new(), &trusted),
             proxy
         );
-        assert!(Cidr::parse("10.0.0.0/33").is_err());
-        assert!(Cidr::parse("nope").is_err());
+        assert_eq!(
+            Cidr::parse("10.0.0.0/33"),
+            Err("`10.0.0.0/33` has a bad prefix length".to_string())
+        );
+        assert_eq!(
+            Cidr::parse("nope"),
+            Err("`nope` is not an IP network".to_string())
+        );
+        let host = Cidr::parse(" ::1 ").unwrap();
+        assert!(host.contains("::1".parse().unwrap()));
+        assert!(!host.contains("::2".parse().unwrap()));
+        let everywhere = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(everywhere.contains("203.0.113.9".parse().unwrap()));
+        assert!(!everywhere.contains("2001:db8::1".parse().unwrap()));
         assert!(
             Cidr::parse("127.0.0.0/8")
                 .unwrap()
