@@ -221,7 +221,7 @@ impl BillingAccountApi {
         let mut tx = core.store.begin().await?;
         if let Some(id) = store::REQUESTS
             .replayed(
-                &mut tx,
+                &mut *tx,
                 &caller.resource_name(),
                 "CreateBillingAccount",
                 &request.request_id,

@@ -138,7 +138,7 @@ impl PlanApi {
         let mut tx = core.store.begin().await?;
         if let Some(id) = crate::store::REQUESTS
             .replayed(
-                &mut tx,
+                &mut *tx,
                 &caller.resource_name(),
                 "CreatePlan",
                 &request.request_id,

@@ -374,7 +374,7 @@ impl SubscriptionApi {
         let mut tx = core.store.begin().await?;
         if store::REQUESTS
             .replayed(
-                &mut tx,
+                &mut *tx,
                 &caller.resource_name(),
                 "Subscribe",
                 &request.request_id,
@@ -495,7 +495,7 @@ impl SubscriptionApi {
             .ok_or_else(|| not_found("subscription"))?;
         if store::REQUESTS
             .replayed(
-                &mut tx,
+                &mut *tx,
                 &caller.resource_name(),
                 "ChangePlan",
                 &request.request_id,

@@ -19,7 +19,35 @@ use tenantry_kit::db::Savepoint;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 
+/// What a create of a team or project came to.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// A new row, its write still open: the caller adds its event and
+    /// commits.
+    New { write: Write, row: ChildRow },
+    /// The row an earlier call with the same request id made; nothing was
+    /// written.
+    Replayed { row: ChildRow },
+}
+
+impl Created {
+    /// The row, new or replayed.
+    pub(crate) fn row(&self) -> &ChildRow {
+        match self {
+            Created::New { row, .. } | Created::Replayed { row } => row,
+        }
+    }
+}
+
 impl Children {
+    /// The create RPC, the key of its idempotent requests.
+    fn method(self) -> &'static str {
+        match self {
+            Children::Teams => "CreateTeam",
+            Children::Projects => "CreateProject",
+        }
+    }
+
     /// The singular noun, for messages.
     pub fn noun(self) -> &'static str {
         match self {
@@ -228,7 +256,7 @@ impl Core {
         parent: &str,
         input: NewChild,
         request_id: &str,
-    ) -> Result<(Option<Write>, ChildRow, OrganizationRow)> {
+    ) -> Result<(Created, OrganizationRow)> {
         validate::request_id(request_id)?;
         let organization_id = crate::organizations::organization_id("parent", parent)?;
         let noun = kind.noun();
@@ -254,21 +282,17 @@ impl Core {
         org: OrganizationRow,
         input: NewChild,
         request_id: &str,
-    ) -> Result<(Option<Write>, ChildRow, OrganizationRow)> {
+    ) -> Result<(Created, OrganizationRow)> {
         let organization_id = org.id.clone();
-        let noun = kind.noun();
-        let method = match kind {
-            Children::Teams => "CreateTeam",
-            Children::Projects => "CreateProject",
-        };
-        let caller_name = caller.resource_name();
-        if let Some(id) = self.replay(&caller_name, method, request_id).await? {
-            let row = self
-                .store
-                .child(kind, &organization_id, &id)
-                .await?
-                .ok_or_else(|| not_found(noun))?;
-            return Ok((None, row, org));
+        // A retry of a create that happened answers what it made, before
+        // anything is reserved: at the plan's limit, the quota would refuse
+        // the very object the retry asks about. The write checks again
+        // (two retries may race); this look takes no lock.
+        if let Some(id) = self
+            .replay(&caller.resource_name(), kind.method(), request_id)
+            .await?
+        {
+            return Ok((self.replayed_child(kind, &organization_id, &id).await?, org));
         }
         if let Some(team) = &input.team_id {
             self.live_team(&organization_id, team).await?;
@@ -294,7 +318,7 @@ impl Core {
             )
             .await;
         match inserted {
-            Ok((tx, row)) => Ok((tx, row, org)),
+            Ok(created) => Ok((created, org)),
             Err(error) => {
                 self.quotas
                     .release(caller, &organization_id, kind.metric(), &id)
@@ -314,13 +338,10 @@ impl Core {
         id: String,
         input: NewChild,
         request_id: &str,
-    ) -> Result<(Option<Write>, ChildRow)> {
+    ) -> Result<Created> {
         let noun = kind.noun();
         let explicit_slug = !input.slug.is_empty();
-        let method = match kind {
-            Children::Teams => "CreateTeam",
-            Children::Projects => "CreateProject",
-        };
+        let method = kind.method();
         let caller_name = caller.resource_name();
         let organization_id = organization_id.to_string();
         let now = now_micros();
@@ -350,12 +371,7 @@ impl Core {
             .await?
         {
             drop(tx);
-            let row = self
-                .store
-                .child(kind, &organization_id, &id)
-                .await?
-                .ok_or_else(|| not_found(noun))?;
-            return Ok((None, row));
+            return self.replayed_child(kind, &organization_id, &id).await;
         }
         if self
             .store
@@ -388,7 +404,22 @@ impl Core {
         self.store
             .remember_request(&mut tx, &caller_name, method, request_id, &row.id)
             .await?;
-        Ok((Some(tx), row))
+        Ok(Created::New { write: tx, row })
+    }
+
+    /// What an earlier create with the same request id made.
+    async fn replayed_child(
+        &self,
+        kind: Children,
+        organization_id: &str,
+        id: &str,
+    ) -> Result<Created> {
+        let row = self
+            .store
+            .child(kind, organization_id, id)
+            .await?
+            .ok_or_else(|| not_found(kind.noun()))?;
+        Ok(Created::Replayed { row })
     }
 
     /// A live team of the organization, or FAILED_PRECONDITION.

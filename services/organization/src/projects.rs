@@ -13,7 +13,7 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{ListQuery, NewChild, NewChildUpdate, child_ids};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_ids};
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag, etag};
 use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
@@ -26,17 +26,20 @@ const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
 impl Core {
     /// Finishes a project [`create_child`](Core::create_child) inserted: its
     /// default environments (when asked for), its event and the commit. A
-    /// replay (`tx` is `None`) answers the environments the project has now.
+    /// replay answers the project and the environments it has now.
     pub(crate) async fn finish_project(
         &self,
         caller: &Caller,
-        tx: Option<Write>,
-        row: &ChildRow,
+        created: Created,
         org: &OrganizationRow,
         default_environments: bool,
-    ) -> Result<Vec<EnvironmentRow>> {
-        let Some(mut tx) = tx else {
-            return self.store.environments(&row.id, "", 1000).await;
+    ) -> Result<(ChildRow, Vec<EnvironmentRow>)> {
+        let (mut tx, row) = match created {
+            Created::New { write, row } => (write, row),
+            Created::Replayed { row } => {
+                let environments = self.store.environments(&row.id, "", 1000).await?;
+                return Ok((row, environments));
+            }
         };
         let mut environments = Vec::new();
         if default_environments {
@@ -73,7 +76,7 @@ impl Core {
         )
         .await?;
         self.commit(tx).await?;
-        Ok(environments)
+        Ok((row, environments))
     }
 
     /// Creates the installation's default project
@@ -98,11 +101,12 @@ impl Core {
             team_id: None,
         };
         let request_id = format!("default-project-{}", org.id);
-        let (tx, row, org) = self
+        let (created, org) = self
             .create_child_in(caller, Children::Projects, org.clone(), input, &request_id)
             .await?;
-        let environments = self.finish_project(caller, tx, &row, &org, true).await?;
-        Ok(Some((row, environments)))
+        Ok(Some(
+            self.finish_project(caller, created, &org, true).await?,
+        ))
     }
 }
 
@@ -274,13 +278,13 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             description: project.description.clone(),
             team_id: team_field(&project, Some(&parent_id))?,
         };
-        let (tx, row, org) = self
+        let (created, org) = self
             .0
             .create_child(&caller, Children::Projects, &r.parent, input, &r.request_id)
             .await?;
-        let environments = self
+        let (row, environments) = self
             .0
-            .finish_project(&caller, tx, &row, &org, !r.skip_default_environments)
+            .finish_project(&caller, created, &org, !r.skip_default_environments)
             .await?;
         Ok(Response::new(pb::CreateProjectResponse {
             project: Some(project_to_proto(&row)),

@@ -303,7 +303,22 @@ impl Store {
         method: &str,
         request_id: &str,
     ) -> Result<Option<String>> {
-        REQUESTS.replayed(tx, caller, method, request_id).await
+        REQUESTS
+            .replayed(&mut **tx, caller, method, request_id)
+            .await
+    }
+
+    /// [`replayed`](Self::replayed) outside a write: a plain read, which
+    /// takes no write lock.
+    pub async fn replayed_now(
+        &self,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        REQUESTS
+            .replayed(self.db.pool(), caller, method, request_id)
+            .await
     }
 
     /// Records that a request id created `resource_id`.

@@ -8,7 +8,7 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{ListQuery, NewChild, NewChildUpdate};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate};
 use crate::store::{ChildRow, Children};
 use crate::validate::etag;
 use crate::{Core, change, target, timestamp};
@@ -77,7 +77,7 @@ impl pb::team_service_server::TeamService for TeamApi {
         let team = r
             .team
             .ok_or_else(|| Error::invalid_field("team", "is required"))?;
-        let (tx, row, org) = self
+        let (created, org) = self
             .0
             .create_child(
                 &caller,
@@ -87,7 +87,8 @@ impl pb::team_service_server::TeamService for TeamApi {
                 &r.request_id,
             )
             .await?;
-        if let Some(mut tx) = tx {
+        let row = created.row().clone();
+        if let Created::New { write: mut tx, .. } = created {
             self.0
                 .emit(
                     &mut tx,

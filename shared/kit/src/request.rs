@@ -153,14 +153,18 @@ impl Requests {
         Requests { table }
     }
 
-    /// The resource a request id already created, if any.
-    pub async fn replayed(
+    /// The resource a request id already created, if any: in a write's
+    /// transaction, or straight from the pool for a look before one.
+    pub async fn replayed<'e, E>(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        executor: E,
         caller: &str,
         method: &str,
         request_id: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<String>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         use sqlx::Row as _;
         if request_id.is_empty() {
             return Ok(None);
@@ -172,7 +176,7 @@ impl Requests {
         .bind(caller)
         .bind(method)
         .bind(request_id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(executor)
         .await
         .map_err(crate::error::db_error)?
         .map(|row| row.try_get(0))

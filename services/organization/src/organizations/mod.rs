@@ -301,16 +301,7 @@ impl Core {
         method: &str,
         request_id: &str,
     ) -> Result<Option<String>> {
-        if request_id.is_empty() {
-            return Ok(None);
-        }
-        let mut tx = self.begin().await?;
-        let found = self
-            .store
-            .replayed(&mut tx, caller, method, request_id)
-            .await?;
-        drop(tx);
-        Ok(found)
+        self.store.replayed_now(caller, method, request_id).await
     }
 
     /// ABORTED unless the row still has the version it was read at.
