@@ -114,6 +114,37 @@ fn small_pool() -> DatabaseConfig {
     }
 }
 
+/// Polls `probe` every 25 ms until it yields `Some`, for what the contracts
+/// say arrives later (the audit log, billing's counters, a mail): never to
+/// wait out a read that should see a write at once. Panics after 15 s,
+/// naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..600 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{what} did not happen within 15 s");
+}
+
+/// The last segment of a resource name (`organizations/{id}` → the id).
+pub fn last_id(name: &str) -> String {
+    name.rsplit('/').next().unwrap_or(name).to_string()
+}
+
+/// Now, in seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
 /// A request carrying `token` as its bearer credential.
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);

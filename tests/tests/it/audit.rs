@@ -6,7 +6,6 @@
 //! the audit consumer (and, on NATS, the bus) is down while others write.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::time::Duration;
 
 use ed25519_dalek::Verifier as _;
@@ -15,36 +14,14 @@ use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
-use tenantry_testkit::{Bus, NatsServer, Sandbox, SandboxBuilder, Storage, authed, storages};
+use tenantry_testkit::{
+    Bus, NatsServer, Sandbox, SandboxBuilder, Storage, authed, eventually, last_id as id, now_secs,
+    storages,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Audit = pb::audit_service_client::AuditServiceClient<Channel>;
-
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..600 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} did not happen within 15 s");
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
-}
 
 struct User {
     id: String,

@@ -4,7 +4,6 @@
 //! front of real creates, provider webhooks and invoice previews. Every
 //! call is gRPC; every test runs on SQLite and Postgres.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tenantry::services::ServiceKind;
@@ -14,7 +13,9 @@ use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
-use tenantry_testkit::{EventTap, Sandbox, Storage, authed, storages};
+use tenantry_testkit::{
+    EventTap, Sandbox, Storage, authed, eventually, last_id as id, now_secs, storages,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -29,26 +30,6 @@ type Entitlements = pb::entitlement_service_client::EntitlementServiceClient<Cha
 type Usage = pb::usage_service_client::UsageServiceClient<Channel>;
 type Invoices = pb::invoice_service_client::InvoiceServiceClient<Channel>;
 type Webhooks = pb::provider_webhook_service_client::ProviderWebhookServiceClient<Channel>;
-
-/// Polls `probe` until it yields `Some`: for what travels as events (a
-/// project reaching billing's counters), never for timing.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..400 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
-}
 
 fn reason(status: &tonic::Status) -> String {
     status
@@ -504,13 +485,6 @@ impl World {
     async fn tap(&self) -> EventTap {
         self.sandbox.event_tap().await.unwrap()
     }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[tokio::test]

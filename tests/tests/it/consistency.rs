@@ -11,7 +11,7 @@ use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
-use tenantry_testkit::{Bus, NatsServer, Sandbox, Storage, authed, storages};
+use tenantry_testkit::{Bus, NatsServer, Sandbox, Storage, authed, last_id as id, storages};
 use tonic::transport::Channel;
 
 /// Iterations of every read-your-writes loop.
@@ -34,10 +34,6 @@ struct User {
 struct World {
     sandbox: Sandbox,
     channel: Channel,
-}
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
 }
 
 impl World {

@@ -13,14 +13,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tenantry::services::ServiceKind;
 use tenantry_proto::tenantry::audit::v1 as audit_pb;
-use tenantry_testkit::{Sandbox, authed, storages};
+use tenantry_testkit::{Sandbox, authed, last_id as id, storages};
 use tenantry_tests::rest::Rest;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
-}
 
 struct SignedUp {
     id: String,

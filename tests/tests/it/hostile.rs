@@ -10,7 +10,7 @@ use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
-use tenantry_testkit::{Sandbox, Storage, authed, storages};
+use tenantry_testkit::{Sandbox, Storage, authed, last_id as id, storages};
 use tenantry_tests::rest::Rest;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -24,10 +24,6 @@ type Members = rbac::membership_service_client::MembershipServiceClient<Channel>
 type TeamMembers = rbac::team_member_service_client::TeamMemberServiceClient<Channel>;
 type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
 type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
-}
 
 struct World {
     sandbox: Sandbox,

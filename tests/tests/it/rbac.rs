@@ -4,7 +4,6 @@
 //! `organization.created`, and every check is a gRPC call. On SQLite and
 //! Postgres; two rbac processes on one Postgres follow the same store.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tenantry::services::ServiceKind;
@@ -12,7 +11,7 @@ use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as pb;
-use tenantry_testkit::{Sandbox, Storage, authed, storages};
+use tenantry_testkit::{Sandbox, Storage, authed, eventually, last_id as id, storages};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -23,22 +22,6 @@ type Roles = pb::role_service_client::RoleServiceClient<Channel>;
 type TeamMembers = pb::team_member_service_client::TeamMemberServiceClient<Channel>;
 type Grants = pb::project_grant_service_client::ProjectGrantServiceClient<Channel>;
 type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
-
-/// Polls `probe` until it yields `Some`: for what arrives through the
-/// event bus (a new organization reaching the index), never for timing.
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    for _ in 0..400 {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what} did not happen within 10 s");
-}
 
 struct User {
     id: String,
@@ -73,10 +56,6 @@ fn fresh(token: &Option<authz::ZedToken>) -> Option<authz::Consistency> {
             token.clone().unwrap(),
         )),
     })
-}
-
-fn id(name: &str) -> String {
-    name.rsplit('/').next().unwrap().to_string()
 }
 
 impl World {
@@ -449,13 +428,12 @@ async fn roles_flow_down_the_tree_unless_a_child_does_not_inherit() {
             ))
             .await
             .unwrap();
-        eventually("the inherit flag reaching the index", || async {
-            (!w.check(&bob, "project", &deep, "project.read", None)
+        // Access removed by the update is gone when it returns.
+        assert!(
+            !w.check(&bob, "project", &deep, "project.read", None)
                 .await
-                .unwrap())
-            .then_some(())
-        })
-        .await;
+                .unwrap()
+        );
         // The trace says why.
         let traced = w
             .authz()
@@ -1170,22 +1148,19 @@ async fn bad_questions_are_refused_and_tenants_stay_apart() {
                 .unwrap()
         );
         // Her own memberships: the organization made at sign-up.
-        let mine = eventually("eve's first organization", || async {
-            let listed = Members::new(w.channel.clone())
-                .list_user_memberships(authed(
-                    pb::ListUserMembershipsRequest {
-                        parent: "users/me".into(),
-                        ..Default::default()
-                    },
-                    &eve.token,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .memberships;
-            (!listed.is_empty()).then_some(listed)
-        })
-        .await;
+        let mine = Members::new(w.channel.clone())
+            .list_user_memberships(authed(
+                pb::ListUserMembershipsRequest {
+                    parent: "users/me".into(),
+                    ..Default::default()
+                },
+                &eve.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .memberships;
+        assert_eq!(mine.len(), 1, "{mine:?}");
         assert_eq!(mine[0].roles, vec!["roles/owner"]);
         w.sandbox.shutdown().await.unwrap();
     }
@@ -1455,21 +1430,19 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
             id: id(&signed_up.user.unwrap().name),
             token: signed_up.tokens.unwrap().access_token,
         };
-        let membership = eventually("the invited membership", || async {
-            Members::new(w.channel.clone())
-                .get_membership(authed(
-                    pb::GetMembershipRequest {
-                        name: format!("organizations/{acme_id}/memberships/{}", hire.id),
-                    },
-                    &hire.token,
-                ))
-                .await
-                .ok()
-        })
-        .await
-        .into_inner()
-        .membership
-        .unwrap();
+        // The sign-up made the membership before it returned.
+        let membership = Members::new(w.channel.clone())
+            .get_membership(authed(
+                pb::GetMembershipRequest {
+                    name: format!("organizations/{acme_id}/memberships/{}", hire.id),
+                },
+                &hire.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .membership
+            .unwrap();
         assert_eq!(membership.roles, vec!["roles/member"]);
         assert!(membership.invitation.ends_with(&id(&invitation.name)));
         assert!(
