@@ -17,6 +17,7 @@ pub mod email;
 pub mod keys;
 pub mod mailer;
 pub mod password;
+pub mod schema;
 pub mod secrets;
 pub mod service_accounts;
 pub mod store;
@@ -46,33 +47,8 @@ pub use api::{MFA_ENROLLMENT_METHODS, PUBLIC_METHODS};
 /// migrations.
 pub const NAME: &str = "identity";
 
-/// The service's tables. The SQL is the same for both dialects.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "users, sessions, tokens, keys, api keys, service accounts",
-        sqlite: include_str!("../migrations/0001_identity.sql"),
-        postgres: include_str!("../migrations/0001_identity.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "api keys scoped to a project",
-        sqlite: include_str!("../migrations/0002_api_key_projects.sql"),
-        postgres: include_str!("../migrations/0002_api_key_projects.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "sign-ups waiting for their address to be proved",
-        sqlite: include_str!("../migrations/0003_pending_sign_ups.sql"),
-        postgres: include_str!("../migrations/0003_pending_sign_ups.sql"),
-    },
-    Migration {
-        version: 4,
-        description: "idempotent service account and credential creates; credential names",
-        sqlite: include_str!("../migrations/0004_service_account_requests.sql"),
-        postgres: include_str!("../migrations/0004_service_account_requests.sql"),
-    },
-];
+/// The service's tables.
+pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 
 /// Options of the identity service (the `[identity]` table).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
