@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("tenantry_descriptor.bin"), &encoded)?;
 
+    std::fs::write(out_dir.join("event_types.rs"), event_types(&encoded)?)?;
+
     let descriptors = compiler.file_descriptor_set();
     let mut config = tonic_prost_build::Config::new();
     // Type names let events travel as `google.protobuf.Any`.
@@ -36,6 +38,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .include_file("tenantry_protos.rs")
         .compile_fds_with_config(descriptors, config)?;
     Ok(())
+}
+
+/// Each event payload's type, from its `tenantry.events.v1.event_type`
+/// option: an inherent `EVENT_TYPE` constant (usable in `match` patterns)
+/// and the [`EventType`] impl that `NewEvent` takes the type from.
+fn event_types(encoded: &[u8]) -> Result<String, Box<dyn std::error::Error>> {
+    let pool = prost_reflect::DescriptorPool::decode(encoded)?;
+    let option = pool
+        .get_extension_by_name("tenantry.events.v1.event_type")
+        .ok_or("proto/tenantry/events/v1/options.proto defines no event_type option")?;
+    let mut out = String::new();
+    let mut seen = std::collections::BTreeMap::new();
+    for message in pool.all_messages() {
+        if message.package_name() != "tenantry.events.v1" {
+            continue;
+        }
+        let options = message.options();
+        if !options.has_extension(&option) {
+            continue;
+        }
+        let value = options.get_extension(&option);
+        let event_type = value.as_str().ok_or("event_type is a string")?.to_string();
+        if let Some(other) = seen.insert(event_type.clone(), message.name().to_string()) {
+            return Err(format!(
+                "`{event_type}` is the event type of both {other} and {}",
+                message.name()
+            )
+            .into());
+        }
+        let path = format!("crate::tenantry::events::v1::{}", message.name());
+        out.push_str(&format!(
+            "impl {path} {{\n    /// The event type this message is the payload of.\n    pub const EVENT_TYPE: &'static str = {event_type:?};\n}}\n\n\
+             impl crate::EventType for {path} {{\n    const EVENT_TYPE: &'static str = {event_type:?};\n}}\n\n"
+        ));
+    }
+    Ok(out)
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -174,7 +174,6 @@ impl Core {
     ) -> Result<()> {
         let mut tx = self.db.begin().await?;
         let event = tenantry_kit::outbox::NewEvent::new(
-            "audit.events.read_across_organizations",
             "audit_chain",
             parent.scope().unwrap_or("-").to_string(),
             caller.actor(),
@@ -559,7 +558,6 @@ impl Core {
             Parent::Everywhere => "-".to_string(),
         };
         let mut event = tenantry_kit::outbox::NewEvent::new(
-            "audit.events.exported",
             "audit_chain",
             organization.clone(),
             caller.actor(),

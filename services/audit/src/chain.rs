@@ -204,7 +204,6 @@ impl Core {
     async fn save_checkpoint(&self, tx: &mut Tx, checkpoint: &CheckpointRow) -> Result<()> {
         store::insert_checkpoint(tx, checkpoint).await?;
         let event = tenantry_kit::outbox::NewEvent::new(
-            "audit.checkpoint.created",
             "audit_chain",
             checkpoint.scope.clone(),
             system_actor(),
@@ -241,7 +240,6 @@ impl Core {
             self.save_checkpoint(&mut tx, &checkpoint).await?;
             let count = store::purge(&mut tx, &scope, through).await?;
             let mut event = tenantry_kit::outbox::NewEvent::new(
-                "audit.events.purged",
                 "audit_chain",
                 scope.clone(),
                 system_actor(),

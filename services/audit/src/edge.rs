@@ -120,7 +120,6 @@ impl Core {
         };
         let organization = burst.organization_id;
         let mut event = NewEvent::new(
-            "gateway.requests.rate_limited",
             "rate_limit",
             organization.clone(),
             burst.actor.unwrap_or_default(),

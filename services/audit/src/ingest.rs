@@ -52,7 +52,7 @@ impl Core {
     pub async fn ingest(&self, event: events::Event) -> Result<()> {
         // Checkpoints are the log's own statements about itself; logging
         // them would move the head they just signed.
-        if event.r#type == "audit.checkpoint.created" {
+        if event.r#type == events::AuditCheckpointCreated::EVENT_TYPE {
             return Ok(());
         }
         let mut tx = self.db.begin().await?;
@@ -79,12 +79,12 @@ impl Core {
     async fn learn(&self, tx: &mut store::Tx, event: &events::Event) -> Result<()> {
         store::PLATFORM_ADMINS.apply(tx, event).await?;
         match event.r#type.as_str() {
-            "billing.subscription.created" => {
+            events::SubscriptionCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::SubscriptionCreated>(event) {
                     store::set_retention(tx, &p.organization_id, retention(&p.limits)).await?;
                 }
             }
-            "billing.subscription.changed" => {
+            events::SubscriptionChanged::EVENT_TYPE => {
                 if let Some(p) = decode::<events::SubscriptionChanged>(event) {
                     store::set_retention(tx, &p.organization_id, retention(&p.limits)).await?;
                 }

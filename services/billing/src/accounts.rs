@@ -320,7 +320,6 @@ impl BillingAccountApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.account.created",
             ("billing_account", &account.id),
             logged_in.as_deref().map(|org| (org, org)),
             &events::BillingAccountCreated {
@@ -428,7 +427,6 @@ impl BillingAccountApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.account.updated",
             ("billing_account", &after.id),
             None,
             &events::BillingAccountUpdated {

@@ -78,62 +78,73 @@ impl Core {
         store::PLATFORM_ADMINS.apply(&mut tx, &event).await?;
         let mut change: Option<((Metric, String), String, bool)> = None;
         match event.r#type.as_str() {
-            "workspace.created" => {
+            events::WorkspaceCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::WorkspaceCreated>(&event) {
                     store::insert_workspace(&mut tx, &p.workspace_id, mode(p.billing_mode()))
                         .await?;
                 }
             }
-            "organization.created" => {
+            events::OrganizationCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationCreated>(&event) {
                     self.organization_created(&mut tx, &p).await?;
                 }
             }
-            "organization.moved" => {
+            events::OrganizationMoved::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationMoved>(&event) {
                     moved(&mut tx, &p.organization_id, &p.new_parent_id).await?;
                 }
             }
-            "organization.deleted" => {
+            events::OrganizationDeleted::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationDeleted>(&event) {
                     set_deleted(&mut tx, &p.organization_id, true).await?;
                 }
             }
-            "organization.undeleted" => {
+            events::OrganizationUndeleted::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationUndeleted>(&event) {
                     set_deleted(&mut tx, &p.organization_id, false).await?;
                 }
             }
-            "organization.purged" => {
+            events::OrganizationPurged::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationPurged>(&event) {
                     self.organization_purged(&mut tx, &p.organization_id)
                         .await?;
                 }
             }
-            "team.created" | "team.undeleted" | "team.deleted" | "team.purged" => {
+            events::TeamCreated::EVENT_TYPE
+            | events::TeamUndeleted::EVENT_TYPE
+            | events::TeamDeleted::EVENT_TYPE
+            | events::TeamPurged::EVENT_TYPE => {
                 let ids = match event.r#type.as_str() {
-                    "team.created" => decode::<events::TeamCreated>(&event)
+                    events::TeamCreated::EVENT_TYPE => decode::<events::TeamCreated>(&event)
                         .map(|p| (p.team_id, p.organization_id)),
-                    "team.undeleted" => decode::<events::TeamUndeleted>(&event)
+                    events::TeamUndeleted::EVENT_TYPE => decode::<events::TeamUndeleted>(&event)
                         .map(|p| (p.team_id, p.organization_id)),
-                    "team.deleted" => decode::<events::TeamDeleted>(&event)
+                    events::TeamDeleted::EVENT_TYPE => decode::<events::TeamDeleted>(&event)
                         .map(|p| (p.team_id, p.organization_id)),
                     _ => {
                         decode::<events::TeamPurged>(&event).map(|p| (p.team_id, p.organization_id))
                     }
                 };
                 if let Some((team, organization)) = ids {
-                    let live = matches!(event.r#type.as_str(), "team.created" | "team.undeleted");
+                    let live = matches!(
+                        event.r#type.as_str(),
+                        events::TeamCreated::EVENT_TYPE | events::TeamUndeleted::EVENT_TYPE
+                    );
                     change = Some((item(Metric::Teams, "", &team), organization, live));
                 }
             }
-            "project.created" | "project.undeleted" | "project.deleted" | "project.purged" => {
+            events::ProjectCreated::EVENT_TYPE
+            | events::ProjectUndeleted::EVENT_TYPE
+            | events::ProjectDeleted::EVENT_TYPE
+            | events::ProjectPurged::EVENT_TYPE => {
                 let ids = match event.r#type.as_str() {
-                    "project.created" => decode::<events::ProjectCreated>(&event)
+                    events::ProjectCreated::EVENT_TYPE => decode::<events::ProjectCreated>(&event)
                         .map(|p| (p.project_id, p.organization_id)),
-                    "project.undeleted" => decode::<events::ProjectUndeleted>(&event)
-                        .map(|p| (p.project_id, p.organization_id)),
-                    "project.deleted" => decode::<events::ProjectDeleted>(&event)
+                    events::ProjectUndeleted::EVENT_TYPE => {
+                        decode::<events::ProjectUndeleted>(&event)
+                            .map(|p| (p.project_id, p.organization_id))
+                    }
+                    events::ProjectDeleted::EVENT_TYPE => decode::<events::ProjectDeleted>(&event)
                         .map(|p| (p.project_id, p.organization_id)),
                     _ => decode::<events::ProjectPurged>(&event)
                         .map(|p| (p.project_id, p.organization_id)),
@@ -141,12 +152,12 @@ impl Core {
                 if let Some((project, organization)) = ids {
                     let live = matches!(
                         event.r#type.as_str(),
-                        "project.created" | "project.undeleted"
+                        events::ProjectCreated::EVENT_TYPE | events::ProjectUndeleted::EVENT_TYPE
                     );
                     change = Some((item(Metric::Projects, "", &project), organization, live));
                 }
             }
-            "organization.member.added" => {
+            events::MembershipCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::MembershipCreated>(&event) {
                     if !p.invitation_id.is_empty() {
                         // The pending seat becomes a member's seat.
@@ -160,7 +171,7 @@ impl Core {
                     ));
                 }
             }
-            "organization.member.removed" => {
+            events::MembershipDeleted::EVENT_TYPE => {
                 if let Some(p) = decode::<events::MembershipDeleted>(&event) {
                     change = Some((
                         item(Metric::Members, "membership:", &p.membership_id),
@@ -169,7 +180,7 @@ impl Core {
                     ));
                 }
             }
-            "organization.member.invited" => {
+            events::InvitationCreated::EVENT_TYPE => {
                 // An external user takes no seat.
                 if let Some(p) = decode::<events::InvitationCreated>(&event)
                     && !p.external
@@ -181,7 +192,7 @@ impl Core {
                     ));
                 }
             }
-            "organization.member.invitation_revoked" => {
+            events::InvitationRevoked::EVENT_TYPE => {
                 if let Some(p) = decode::<events::InvitationRevoked>(&event) {
                     change = Some((
                         item(Metric::Members, "invitation:", &p.invitation_id),
@@ -190,7 +201,7 @@ impl Core {
                     ));
                 }
             }
-            "organization.member.invitation_expired" => {
+            events::InvitationExpired::EVENT_TYPE => {
                 if let Some(p) = decode::<events::InvitationExpired>(&event) {
                     change = Some((
                         item(Metric::Members, "invitation:", &p.invitation_id),
@@ -199,7 +210,7 @@ impl Core {
                     ));
                 }
             }
-            "organization.member.invitation_accepted" => {
+            events::InvitationAccepted::EVENT_TYPE => {
                 // A new member's seat replaces the pending one in the
                 // transaction that counts the member (`member.added`, which
                 // may come before or after this): freeing it here first
@@ -220,7 +231,7 @@ impl Core {
                     }
                 }
             }
-            "identity.api_key.created" => {
+            events::ApiKeyCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::ApiKeyCreated>(&event) {
                     change = Some((
                         item(Metric::ApiKeys, "", &p.api_key_id),
@@ -229,7 +240,7 @@ impl Core {
                     ));
                 }
             }
-            "identity.api_key.revoked" => {
+            events::ApiKeyRevoked::EVENT_TYPE => {
                 if let Some(p) = decode::<events::ApiKeyRevoked>(&event) {
                     change = Some((
                         item(Metric::ApiKeys, "", &p.api_key_id),
@@ -295,7 +306,6 @@ impl Core {
                 tx,
                 system_actor(),
                 None,
-                "billing.subscription.created",
                 ("subscription", &node.id),
                 Some((&node.id, &node.id)),
                 &events::SubscriptionCreated {

@@ -455,7 +455,6 @@ impl Core {
                     tx,
                     caller.actor(),
                     Some(&caller.request),
-                    "billing.limit.exceeded",
                     ("organization", &node.id),
                     Some((&node.id, &node.root_id)),
                     &events::LimitExceeded {
@@ -510,7 +509,6 @@ impl EntitlementApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.limit.set",
             ("organization", &id),
             Some((&id, &node.root_id)),
             &events::LimitSet {
@@ -562,7 +560,6 @@ impl EntitlementApi {
                 &mut tx,
                 caller.actor(),
                 Some(&caller.request),
-                "billing.limit.cleared",
                 ("organization", &id),
                 Some((&id, &node.root_id)),
                 &events::LimitCleared {

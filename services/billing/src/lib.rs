@@ -307,17 +307,16 @@ impl Core {
     /// Appends an event, in the organization `organization` (id, root)
     /// when it is about one.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn emit<M: prost::Name>(
+    pub(crate) async fn emit<M: tenantry_proto::EventType>(
         &self,
         tx: &mut Tx,
         actor: events::Actor,
         request: Option<&events::RequestContext>,
-        event_type: &'static str,
         aggregate: (&'static str, &str),
         organization: Option<(&str, &str)>,
         payload: &M,
     ) -> Result<()> {
-        let mut event = NewEvent::new(event_type, aggregate.0, aggregate.1, actor, payload);
+        let mut event = NewEvent::new(aggregate.0, aggregate.1, actor, payload);
         // What the change is about: its aggregate (a subscription, an
         // account, a plan), so that the audit log can show and filter it.
         event.targets = vec![events::Target {

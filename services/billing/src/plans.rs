@@ -176,7 +176,6 @@ impl PlanApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.plan.created",
             ("plan", &plan.id),
             None,
             &events::PlanCreated {
@@ -257,7 +256,6 @@ impl PlanApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.plan.updated",
             ("plan", &after.id),
             None,
             &events::PlanUpdated {

@@ -293,7 +293,6 @@ impl Core {
             tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.subscription.changed",
             ("subscription", &after.organization_id),
             Some((&after.organization_id, &after.organization_id)),
             &events::SubscriptionChanged {
@@ -431,7 +430,6 @@ impl SubscriptionApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.subscription.created",
             ("subscription", &id),
             Some((&id, &id)),
             &events::SubscriptionCreated {
@@ -729,7 +727,6 @@ impl SubscriptionApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.subscription.canceled",
             ("subscription", &id),
             Some((&id, &id)),
             &events::SubscriptionCanceled {

@@ -163,7 +163,6 @@ impl UsageApi {
             &mut tx,
             caller.actor(),
             Some(&caller.request),
-            "billing.usage.recorded",
             ("organization", &id),
             Some((&id, &node.root_id)),
             &events::UsageRecorded {

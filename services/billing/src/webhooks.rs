@@ -57,7 +57,6 @@ impl Core {
             tx,
             system_actor(),
             None,
-            "billing.subscription.state_changed",
             ("subscription", &s.organization_id),
             Some((&s.organization_id, &s.organization_id)),
             &events::SubscriptionStateChanged {
@@ -85,7 +84,6 @@ impl Core {
             tx,
             system_actor(),
             None,
-            "billing.account.updated",
             ("billing_account", &account.id),
             None,
             &events::BillingAccountUpdated {
@@ -168,7 +166,6 @@ impl Core {
                     tx,
                     system_actor(),
                     None,
-                    "billing.subscription.changed",
                     ("subscription", &s.organization_id),
                     Some((&s.organization_id, &s.organization_id)),
                     &events::SubscriptionChanged {
@@ -193,7 +190,6 @@ impl Core {
                 tx,
                 system_actor(),
                 None,
-                "billing.subscription.canceled",
                 ("subscription", &s.organization_id),
                 Some((&s.organization_id, &s.organization_id)),
                 &events::SubscriptionCanceled {
@@ -250,7 +246,6 @@ impl Core {
                 tx,
                 system_actor(),
                 None,
-                "billing.invoice.paid",
                 ("billing_account", &account.id),
                 None,
                 &payload_paid,
@@ -267,7 +262,6 @@ impl Core {
                 tx,
                 system_actor(),
                 None,
-                "billing.invoice.payment_failed",
                 ("billing_account", &account.id),
                 None,
                 &failed,
@@ -347,7 +341,6 @@ impl ProviderWebhookApi {
             &mut tx,
             system_actor(),
             None,
-            "billing.provider_event.processed",
             ("provider_event", &event.id),
             None,
             &events::ProviderEventProcessed {

@@ -103,7 +103,6 @@ impl Accounts {
             .update_user(&mut tx, &user.id, "display_name = $2", |q| q.bind(name))
             .await?;
         let event = tenantry_kit::outbox::NewEvent::new(
-            "identity.user.updated",
             "user",
             user.id.clone(),
             user_actor(&caller),
@@ -156,7 +155,6 @@ impl Accounts {
         if enabled {
             self.emit(
                 &mut tx,
-                "identity.user.enabled",
                 ("user", &user.id),
                 user_actor(&admin),
                 client,
@@ -176,7 +174,6 @@ impl Accounts {
             .await?;
             self.emit(
                 &mut tx,
-                "identity.user.disabled",
                 ("user", &user.id),
                 user_actor(&admin),
                 client,
@@ -231,7 +228,6 @@ impl Accounts {
             .await?;
             self.emit(
                 &mut tx,
-                "identity.user.deleted",
                 ("user", &user.id),
                 user_actor(&admin),
                 client,
@@ -247,7 +243,6 @@ impl Accounts {
                 .await?;
             self.emit(
                 &mut tx,
-                "identity.user.undeleted",
                 ("user", &user.id),
                 user_actor(&admin),
                 client,
@@ -319,7 +314,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.service_account.created",
             ("service_account", &account.id),
             user_actor(&admin),
             client,
@@ -380,7 +374,6 @@ impl Accounts {
         }
         self.emit(
             &mut tx,
-            "identity.service_account.deleted",
             ("service_account", id),
             user_actor(&admin),
             client,
@@ -455,7 +448,6 @@ impl Accounts {
         self.store().insert_credential(&mut tx, &credential).await?;
         self.emit(
             &mut tx,
-            "identity.service_account.credential_created",
             ("service_account", service_account_id),
             user_actor(&admin),
             client,
@@ -507,7 +499,6 @@ impl Accounts {
         }
         self.emit(
             &mut tx,
-            "identity.service_account.credential_revoked",
             ("service_account", service_account_id),
             user_actor(&admin),
             client,
@@ -598,7 +589,6 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
         ..Default::default()
     };
     let event = tenantry_kit::outbox::NewEvent::new(
-        "identity.user.platform_admin_granted",
         "user",
         user.id.clone(),
         system,

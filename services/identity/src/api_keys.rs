@@ -357,16 +357,15 @@ impl ApiKeyApi {
 
     /// Emits a key's event through the write, so the authorization index
     /// has it before the call returns (the key works, or stops, at once).
-    async fn emit_key_event<M: prost::Name>(
+    async fn emit_key_event<M: tenantry_proto::EventType>(
         &self,
         tx: &mut Write,
-        event_type: &'static str,
         key: &ApiKeyRow,
         actor: events::Actor,
         client: &ClientInfo,
         payload: &M,
     ) -> Result<()> {
-        let event = NewEvent::new(event_type, "api_key", key.id.clone(), actor, payload)
+        let event = NewEvent::new("api_key", key.id.clone(), actor, payload)
             .in_organization(key.organization_id.clone(), String::new());
         self.accounts.append(tx, event, client).await
     }
@@ -533,7 +532,6 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         self.accounts.store().insert_api_key(&mut tx, &key).await?;
         self.emit_key_event(
             &mut tx,
-            "identity.api_key.created",
             &key,
             user_actor(&creator),
             &client,
@@ -666,7 +664,6 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         {
             self.emit_key_event(
                 &mut tx,
-                "identity.api_key.revoked",
                 &key,
                 user_actor(&manager),
                 &client,

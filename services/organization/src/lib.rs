@@ -249,27 +249,20 @@ impl Core {
     /// Appends an event about `organization` (and its tree's root), caused
     /// by `caller`, with the objects it is about.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn emit<M: prost::Name>(
+    pub(crate) async fn emit<M: tenantry_proto::EventType>(
         &self,
         tx: &mut Write,
         caller: &Caller,
-        event_type: &'static str,
         aggregate: (&'static str, &str),
         organization: (&str, &str),
         payload: &M,
         changes: Vec<events::FieldChange>,
         targets: Vec<events::Target>,
     ) -> Result<()> {
-        let mut event = NewEvent::new(
-            event_type,
-            aggregate.0,
-            aggregate.1,
-            caller.actor(),
-            payload,
-        )
-        .in_organization(organization.0, organization.1)
-        .with_request(caller.request.clone())
-        .with_changes(changes);
+        let mut event = NewEvent::new(aggregate.0, aggregate.1, caller.actor(), payload)
+            .in_organization(organization.0, organization.1)
+            .with_request(caller.request.clone())
+            .with_changes(changes);
         event.targets = targets;
         tx.emit(event).await?;
         Ok(())
@@ -297,7 +290,6 @@ impl Core {
             self.emit(
                 &mut tx,
                 caller,
-                "organization.request.denied",
                 ("request", &tenantry_kit::id::new_id().to_string()),
                 (&org.id, &org.root_id),
                 &payload,

@@ -183,7 +183,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "ownership.transfer_requested",
             ("organization", &organization_id),
             (&organization_id, &org.root_id),
             &events::OwnershipTransferRequested {
@@ -355,7 +354,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "ownership.transferred",
             ("organization", &organization_id),
             (&organization_id, &next.root_id),
             &events::OwnershipTransferred {
@@ -439,7 +437,6 @@ impl Core {
         self.emit(
             tx,
             caller,
-            "ownership.transfer_canceled",
             ("organization", &org.id),
             (&org.id, &org.root_id),
             &events::OwnershipTransferCanceled {

@@ -60,7 +60,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "project.created",
             ("project", &row.id),
             (&org.id, &org.root_id),
             &events::ProjectCreated {
@@ -180,11 +179,10 @@ fn environment_ids(field: &str, name: &str) -> Result<(String, String, String)> 
 struct After(String);
 
 impl Core {
-    async fn project_event<M: prost::Name>(
+    async fn project_event<M: tenantry_proto::EventType>(
         &self,
         tx: &mut Write,
         caller: &Caller,
-        event_type: &'static str,
         project: &ChildRow,
         payload: &M,
         changes: Vec<events::FieldChange>,
@@ -193,7 +191,6 @@ impl Core {
         self.emit(
             tx,
             caller,
-            event_type,
             ("project", &project.id),
             (&project.organization_id, &org.root_id),
             payload,
@@ -394,7 +391,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "project.updated",
                 &after,
                 &events::ProjectUpdated {
                     project_id: after.id.clone(),
@@ -427,7 +423,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "project.deleted",
                 &row,
                 &events::ProjectDeleted {
                     project_id: row.id.clone(),
@@ -458,7 +453,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "project.undeleted",
                 &row,
                 &events::ProjectUndeleted {
                     project_id: row.id.clone(),
@@ -526,7 +520,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "project.purged",
                 &row,
                 &events::ProjectPurged {
                     project_id: row.id.clone(),
@@ -613,7 +606,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "environment.added",
                 &project,
                 &events::EnvironmentAdded {
                     project_id: project.id.clone(),
@@ -729,7 +721,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "environment.renamed",
                 &project,
                 &events::EnvironmentRenamed {
                     project_id: project.id.clone(),
@@ -778,7 +769,6 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_event(
                 &mut tx,
                 &caller,
-                "environment.removed",
                 &project,
                 &events::EnvironmentRemoved {
                     project_id: project.id.clone(),

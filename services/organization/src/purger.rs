@@ -65,7 +65,6 @@ impl Core {
             let mut tx = self.begin().await?;
             self.store.purge_project(&mut tx, &id).await?;
             let mut event = NewEvent::new(
-                "project.purged",
                 "project",
                 id.clone(),
                 system(),
@@ -89,7 +88,6 @@ impl Core {
             let mut tx = self.begin().await?;
             self.store.purge_team(&mut tx, &id).await?;
             let mut event = NewEvent::new(
-                "team.purged",
                 "team",
                 id.clone(),
                 system(),
@@ -111,7 +109,6 @@ impl Core {
                 continue;
             }
             let mut event = NewEvent::new(
-                "organization.purged",
                 "organization",
                 id.clone(),
                 system(),

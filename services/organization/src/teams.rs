@@ -42,11 +42,10 @@ fn fields(team: &pb::Team) -> NewChild {
 }
 
 impl Core {
-    async fn team_event<M: prost::Name>(
+    async fn team_event<M: tenantry_proto::EventType>(
         &self,
         tx: &mut tenantry_kit::write::Write,
         caller: &Caller,
-        event_type: &'static str,
         team: &ChildRow,
         payload: &M,
         changes: Vec<events::FieldChange>,
@@ -55,7 +54,6 @@ impl Core {
         self.emit(
             tx,
             caller,
-            event_type,
             ("team", &team.id),
             (&team.organization_id, &org.root_id),
             payload,
@@ -93,7 +91,6 @@ impl pb::team_service_server::TeamService for TeamApi {
                 .emit(
                     &mut tx,
                     &caller,
-                    "team.created",
                     ("team", &row.id),
                     (&org.id, &org.root_id),
                     &events::TeamCreated {
@@ -195,7 +192,6 @@ impl pb::team_service_server::TeamService for TeamApi {
             .team_event(
                 &mut tx,
                 &caller,
-                "team.updated",
                 &after,
                 &events::TeamUpdated {
                     team_id: after.id.clone(),
@@ -227,7 +223,6 @@ impl pb::team_service_server::TeamService for TeamApi {
             .team_event(
                 &mut tx,
                 &caller,
-                "team.deleted",
                 &row,
                 &events::TeamDeleted {
                     team_id: row.id.clone(),
@@ -258,7 +253,6 @@ impl pb::team_service_server::TeamService for TeamApi {
             .team_event(
                 &mut tx,
                 &caller,
-                "team.undeleted",
                 &row,
                 &events::TeamUndeleted {
                     team_id: row.id.clone(),

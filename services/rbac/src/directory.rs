@@ -96,7 +96,7 @@ impl Core {
             live: true,
         };
         match event.r#type.as_str() {
-            "organization.created" => {
+            events::OrganizationCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationCreated>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -147,7 +147,6 @@ impl Core {
                 });
                 emitted.push(
                     NewEvent::new(
-                        "organization.member.added",
                         "membership",
                         format!("{}/{}", e.organization_id, e.owner_user_id),
                         system_actor(),
@@ -163,7 +162,7 @@ impl Core {
                     .in_organization(&e.organization_id, &e.root_id),
                 );
             }
-            "organization.updated" => {
+            events::OrganizationUpdated::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationUpdated>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -193,7 +192,7 @@ impl Core {
                     });
                 }
             }
-            "organization.moved" => {
+            events::OrganizationMoved::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationMoved>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -212,8 +211,8 @@ impl Core {
                     });
                 }
             }
-            "organization.deleted" | "organization.undeleted" => {
-                let live = event.r#type == "organization.undeleted";
+            events::OrganizationDeleted::EVENT_TYPE | events::OrganizationUndeleted::EVENT_TYPE => {
+                let live = event.r#type == events::OrganizationUndeleted::EVENT_TYPE;
                 let (id, cascaded) = if live {
                     let Some(e) = decode::<events::OrganizationUndeleted>(&event) else {
                         return self.skip(tx).await;
@@ -230,7 +229,7 @@ impl Core {
                         .await?;
                 }
             }
-            "team.created" => {
+            events::TeamCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::TeamCreated>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -253,7 +252,7 @@ impl Core {
                     inherit: true,
                 });
             }
-            "project.created" => {
+            events::ProjectCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::ProjectCreated>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -276,8 +275,8 @@ impl Core {
                     inherit: true,
                 });
             }
-            "team.deleted" | "team.undeleted" => {
-                let id = if event.r#type == "team.deleted" {
+            events::TeamDeleted::EVENT_TYPE | events::TeamUndeleted::EVENT_TYPE => {
+                let id = if event.r#type == events::TeamDeleted::EVENT_TYPE {
                     decode::<events::TeamDeleted>(&event).map(|e| e.team_id)
                 } else {
                     decode::<events::TeamUndeleted>(&event).map(|e| e.team_id)
@@ -290,12 +289,12 @@ impl Core {
                     &mut changes,
                     "team",
                     &id,
-                    event.r#type == "team.undeleted",
+                    event.r#type == events::TeamUndeleted::EVENT_TYPE,
                 )
                 .await?;
             }
-            "project.deleted" | "project.undeleted" => {
-                let id = if event.r#type == "project.deleted" {
+            events::ProjectDeleted::EVENT_TYPE | events::ProjectUndeleted::EVENT_TYPE => {
+                let id = if event.r#type == events::ProjectDeleted::EVENT_TYPE {
                     decode::<events::ProjectDeleted>(&event).map(|e| e.project_id)
                 } else {
                     decode::<events::ProjectUndeleted>(&event).map(|e| e.project_id)
@@ -308,11 +307,11 @@ impl Core {
                     &mut changes,
                     "project",
                     &id,
-                    event.r#type == "project.undeleted",
+                    event.r#type == events::ProjectUndeleted::EVENT_TYPE,
                 )
                 .await?;
             }
-            "project.purged" => {
+            events::ProjectPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::ProjectPurged>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -327,7 +326,7 @@ impl Core {
                     id: e.project_id,
                 });
             }
-            "organization.purged" => {
+            events::OrganizationPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationPurged>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -352,7 +351,7 @@ impl Core {
                     id: org,
                 });
             }
-            "team.purged" => {
+            events::TeamPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::TeamPurged>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -377,7 +376,7 @@ impl Core {
                     id: e.team_id,
                 });
             }
-            "ownership.transferred" => {
+            events::OwnershipTransferred::EVENT_TYPE => {
                 let Some(e) = decode::<events::OwnershipTransferred>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -416,7 +415,6 @@ impl Core {
                     });
                     emitted.push(
                         NewEvent::new(
-                            "organization.member.updated",
                             "membership",
                             format!("{}/{}", e.organization_id, user),
                             system_actor(),
@@ -435,7 +433,7 @@ impl Core {
             // An API key acts only while it is live and its owner holds
             // what it uses: the index learns of it when it is made and
             // forgets it when it is revoked, before identity answers.
-            "identity.api_key.created" => {
+            events::ApiKeyCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::ApiKeyCreated>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -456,7 +454,7 @@ impl Core {
                 self.store.upsert_api_key(&mut tx, &key).await?;
                 changes.push(key);
             }
-            "identity.api_key.revoked" => {
+            events::ApiKeyRevoked::EVENT_TYPE => {
                 let Some(e) = decode::<events::ApiKeyRevoked>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -465,7 +463,7 @@ impl Core {
             }
             // The access tokens of an ended session hold nothing from
             // now on; identity refuses them itself.
-            "identity.session.revoked" => {
+            events::SessionRevoked::EVENT_TYPE => {
                 let Some(e) = decode::<events::SessionRevoked>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -482,7 +480,7 @@ impl Core {
                     until_us,
                 });
             }
-            "identity.user.signed_up" => {
+            events::UserSignedUp::EVENT_TYPE => {
                 let Some(e) = decode::<events::UserSignedUp>(&event) else {
                     return self.skip(tx).await;
                 };
@@ -499,8 +497,8 @@ impl Core {
                     )
                     .await?;
             }
-            "identity.user.disabled" | "identity.user.enabled" => {
-                let user_id = if event.r#type == "identity.user.disabled" {
+            events::UserDisabled::EVENT_TYPE | events::UserEnabled::EVENT_TYPE => {
+                let user_id = if event.r#type == events::UserDisabled::EVENT_TYPE {
                     decode::<events::UserDisabled>(&event).map(|e| e.user_id)
                 } else {
                     decode::<events::UserEnabled>(&event).map(|e| e.user_id)
@@ -515,7 +513,7 @@ impl Core {
                         &mut tx,
                         &user_id,
                         InactiveReason::Disabled,
-                        event.r#type == "identity.user.disabled",
+                        event.r#type == events::UserDisabled::EVENT_TYPE,
                     )
                     .await?;
                 changes.push(Change::UserActive {
@@ -523,22 +521,22 @@ impl Core {
                     active,
                 });
             }
-            "identity.user.email_verified"
-            | "identity.user.email_changed"
-            | "identity.user.updated"
-            | "identity.user.deleted"
-            | "identity.user.undeleted" => {
+            events::UserEmailVerified::EVENT_TYPE
+            | events::UserEmailChanged::EVENT_TYPE
+            | events::UserUpdated::EVENT_TYPE
+            | events::UserDeleted::EVENT_TYPE
+            | events::UserUndeleted::EVENT_TYPE => {
                 let user_id = match event.r#type.as_str() {
-                    "identity.user.email_verified" => {
+                    events::UserEmailVerified::EVENT_TYPE => {
                         decode::<events::UserEmailVerified>(&event).map(|e| e.user_id)
                     }
-                    "identity.user.email_changed" => {
+                    events::UserEmailChanged::EVENT_TYPE => {
                         decode::<events::UserEmailChanged>(&event).map(|e| e.user_id)
                     }
-                    "identity.user.updated" => {
+                    events::UserUpdated::EVENT_TYPE => {
                         decode::<events::UserUpdated>(&event).map(|e| e.user_id)
                     }
-                    "identity.user.deleted" => {
+                    events::UserDeleted::EVENT_TYPE => {
                         decode::<events::UserDeleted>(&event).map(|e| e.user_id)
                     }
                     _ => decode::<events::UserUndeleted>(&event).map(|e| e.user_id),
@@ -555,31 +553,31 @@ impl Core {
                         ..UserRow::default()
                     });
                 match event.r#type.as_str() {
-                    "identity.user.email_verified" => {
+                    events::UserEmailVerified::EVENT_TYPE => {
                         if let Some(e) = decode::<events::UserEmailVerified>(&event) {
                             user.email = e.email;
                             user.email_verified = true;
                         }
                     }
-                    "identity.user.email_changed" => {
+                    events::UserEmailChanged::EVENT_TYPE => {
                         if let Some(e) = decode::<events::UserEmailChanged>(&event) {
                             user.email = e.new_email;
                         }
                     }
-                    "identity.user.updated" => {
+                    events::UserUpdated::EVENT_TYPE => {
                         if let Some(e) = decode::<events::UserUpdated>(&event)
                             && !e.display_name.is_empty()
                         {
                             user.display_name = e.display_name;
                         }
                     }
-                    "identity.user.deleted" => user.deleted = true,
+                    events::UserDeleted::EVENT_TYPE => user.deleted = true,
                     _ => user.deleted = false,
                 }
                 self.store.upsert_user(&mut tx, &user).await?;
                 if matches!(
                     event.r#type.as_str(),
-                    "identity.user.deleted" | "identity.user.undeleted"
+                    events::UserDeleted::EVENT_TYPE | events::UserUndeleted::EVENT_TYPE
                 ) {
                     let active = self
                         .store

@@ -280,7 +280,6 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .0
             .event(
                 &caller,
-                "project.access.granted",
                 ("project", &project_id),
                 &organization_id,
                 &events::ProjectAccessGranted {
@@ -432,7 +431,6 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .0
             .event(
                 &caller,
-                "project.access.updated",
                 ("project", &project_id),
                 &organization_id,
                 &events::ProjectAccessUpdated {
@@ -491,7 +489,6 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .0
             .event(
                 &caller,
-                "project.access.revoked",
                 ("project", &project_id),
                 &organization_id,
                 &events::ProjectAccessRevoked {

@@ -526,7 +526,6 @@ impl Core {
         let event = self
             .event(
                 caller,
-                "organization.member.invited",
                 ("invitation", &row.id),
                 &organization_id,
                 &events::InvitationCreated {
@@ -592,7 +591,6 @@ impl Core {
         let mut events_out = vec![
             self.event(
                 caller,
-                "organization.member.invitation_accepted",
                 ("invitation", &invitation.id),
                 &organization_id,
                 &events::InvitationAccepted {
@@ -714,7 +712,6 @@ impl Core {
             events_out.push(
                 self.event(
                     caller,
-                    "organization.member.added",
                     ("membership", &membership_id),
                     &organization_id,
                     &events::MembershipCreated {
@@ -796,7 +793,6 @@ impl Core {
             events_out.push(
                 self.event(
                     caller,
-                    "project.access.granted",
                     ("project", project),
                     organization_id,
                     &events::ProjectAccessGranted {
@@ -1012,7 +1008,6 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .0
             .event(
                 &caller,
-                "organization.member.invitation_resent",
                 ("invitation", &next.id),
                 &next.organization_id,
                 &events::InvitationResent {
@@ -1068,7 +1063,6 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .0
             .event(
                 &caller,
-                "organization.member.invitation_revoked",
                 ("invitation", &next.id),
                 &next.organization_id,
                 &events::InvitationRevoked {

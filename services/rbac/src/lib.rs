@@ -378,23 +378,16 @@ impl Core {
     }
 
     /// A new event from the caller about an organization.
-    pub(crate) async fn event<M: prost::Name>(
+    pub(crate) async fn event<M: tenantry_proto::EventType>(
         &self,
         caller: &Caller,
-        event_type: &'static str,
         aggregate: (&'static str, &str),
         organization_id: &str,
         payload: &M,
     ) -> NewEvent {
-        let mut event = NewEvent::new(
-            event_type,
-            aggregate.0,
-            aggregate.1,
-            caller.actor(),
-            payload,
-        )
-        .in_organization(organization_id, self.root_of(organization_id))
-        .with_request(caller.request.clone());
+        let mut event = NewEvent::new(aggregate.0, aggregate.1, caller.actor(), payload)
+            .in_organization(organization_id, self.root_of(organization_id))
+            .with_request(caller.request.clone());
         // What audit searches by: the changed object, and for a membership
         // (`<organization>/<user>`) the member too.
         event.targets = vec![target(aggregate.0, aggregate.1)];
@@ -422,13 +415,7 @@ impl Core {
         };
         let request = tenantry_kit::id::new_id().to_string();
         let mut event = self
-            .event(
-                caller,
-                "organization.request.denied",
-                ("request", &request),
-                organization_id,
-                &payload,
-            )
+            .event(caller, ("request", &request), organization_id, &payload)
             .await;
         event.targets = vec![target("organization", organization_id)];
         let recorded = async {

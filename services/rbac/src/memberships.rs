@@ -234,7 +234,6 @@ impl Core {
         let event = self
             .event(
                 caller,
-                "organization.member.added",
                 ("membership", &membership_id),
                 &organization_id,
                 &events::MembershipCreated {
@@ -349,7 +348,6 @@ impl Core {
         let event = self
             .event(
                 caller,
-                "organization.member.updated",
                 ("membership", &membership_id),
                 &organization_id,
                 &events::MembershipUpdated {
@@ -462,7 +460,6 @@ impl Core {
         let event = self
             .event(
                 caller,
-                "organization.member.removed",
                 ("membership", &membership_id),
                 &organization_id,
                 &events::MembershipDeleted {

@@ -138,21 +138,14 @@ impl Core {
         Ok(holders.len() as i32)
     }
 
-    async fn role_event<M: prost::Name>(
+    async fn role_event<M: tenantry_proto::EventType>(
         &self,
         caller: &Caller,
-        event_type: &'static str,
         role: &RoleRow,
         payload: &M,
     ) -> tenantry_kit::outbox::NewEvent {
-        self.event(
-            caller,
-            event_type,
-            ("role", &role.id),
-            &role.organization_id,
-            payload,
-        )
-        .await
+        self.event(caller, ("role", &role.id), &role.organization_id, payload)
+            .await
     }
 }
 
@@ -243,7 +236,6 @@ impl pb::role_service_server::RoleService for RoleApi {
             .0
             .role_event(
                 &caller,
-                "role.created",
                 &role,
                 &events::RoleCreated {
                     role_id: role.id.clone(),
@@ -407,7 +399,6 @@ impl pb::role_service_server::RoleService for RoleApi {
             .0
             .role_event(
                 &caller,
-                "role.updated",
                 &next,
                 &events::RoleUpdated {
                     role_id: next.id.clone(),
@@ -551,7 +542,6 @@ impl pb::role_service_server::RoleService for RoleApi {
             .0
             .role_event(
                 &caller,
-                "role.deleted",
                 &role,
                 &events::RoleDeleted {
                     role_id: role.id.clone(),

@@ -96,21 +96,14 @@ impl Core {
         .await
     }
 
-    async fn team_event<M: prost::Name>(
+    async fn team_event<M: tenantry_proto::EventType>(
         &self,
         caller: &Caller,
-        event_type: &'static str,
         m: &TeamMemberRow,
         payload: &M,
     ) -> tenantry_kit::outbox::NewEvent {
-        self.event(
-            caller,
-            event_type,
-            ("team", &m.team_id),
-            &m.organization_id,
-            payload,
-        )
-        .await
+        self.event(caller, ("team", &m.team_id), &m.organization_id, payload)
+            .await
     }
 }
 
@@ -200,7 +193,6 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .0
             .team_event(
                 &caller,
-                "team.member.added",
                 &row,
                 &events::TeamMemberAdded {
                     team_id: team_id.clone(),
@@ -346,7 +338,6 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .0
             .team_event(
                 &caller,
-                "team.member.updated",
                 &next,
                 &events::TeamMemberUpdated {
                     team_id: team_id.clone(),
@@ -408,7 +399,6 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .0
             .team_event(
                 &caller,
-                "team.member.removed",
                 &current,
                 &events::TeamMemberRemoved {
                     team_id: team_id.clone(),

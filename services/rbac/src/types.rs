@@ -295,7 +295,6 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
             )
             .await?;
         let event = tenantry_kit::outbox::NewEvent::new(
-            "authz.schema.changed",
             "resource_type",
             definition.name.clone(),
             caller.actor(),
@@ -441,7 +440,6 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         let mut tx = self.0.store.begin().await?;
         self.0.store.delete_type(&mut tx, &name).await?;
         let event = tenantry_kit::outbox::NewEvent::new(
-            "authz.schema.changed",
             "resource_type",
             name.clone(),
             caller.actor(),

@@ -299,7 +299,6 @@ impl Core {
             .map(|r| r.organization_id.clone())
             .unwrap_or_default();
         let mut event = tenantry_kit::outbox::NewEvent::new(
-            "authz.relationships.written",
             "relationships",
             organization.clone(),
             caller.actor(),

@@ -11,8 +11,8 @@ use crate::error::{Result, db_error};
 
 /// The event types a copy follows, for a consumer's subject filters.
 pub const EVENT_TYPES: [&str; 2] = [
-    "identity.user.platform_admin_granted",
-    "identity.user.platform_admin_revoked",
+    events::PlatformAdminGranted::EVENT_TYPE,
+    events::PlatformAdminRevoked::EVENT_TYPE,
 ];
 
 /// The platform administrators, in `table` (`user_id TEXT PRIMARY KEY`).
@@ -34,8 +34,8 @@ impl PlatformAdmins {
         event: &events::Event,
     ) -> Result<bool> {
         let granted = match event.r#type.as_str() {
-            "identity.user.platform_admin_granted" => true,
-            "identity.user.platform_admin_revoked" => false,
+            events::PlatformAdminGranted::EVENT_TYPE => true,
+            events::PlatformAdminRevoked::EVENT_TYPE => false,
             _ => return Ok(false),
         };
         let user_id = if granted {

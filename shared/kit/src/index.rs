@@ -35,7 +35,7 @@ pub const FOLLOWED: &[(&str, &str)] = &[
     ("organization", ""),
     ("identity", "identity.user."),
     ("identity", "identity.api_key."),
-    ("identity", "identity.session.revoked"),
+    ("identity", events::SessionRevoked::EVENT_TYPE),
 ];
 
 /// Whether the index follows `event`.

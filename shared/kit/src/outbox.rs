@@ -109,16 +109,16 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A new event with the payload message `payload`.
-    pub fn new<M: prost::Name>(
-        event_type: &'static str,
+    /// A new event with the payload message `payload`, of the type the
+    /// contract gives that message.
+    pub fn new<M: tenantry_proto::EventType>(
         aggregate_type: &'static str,
         aggregate_id: impl Into<String>,
         actor: events::Actor,
         payload: &M,
     ) -> Self {
         NewEvent {
-            event_type,
+            event_type: M::EVENT_TYPE,
             aggregate_type,
             aggregate_id: aggregate_id.into(),
             organization_id: None,

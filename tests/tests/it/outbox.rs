@@ -94,16 +94,17 @@ impl Harness {
         .execute(&mut *tx)
         .await
         .unwrap();
-        let payload = events::Target {
-            r#type: "widget".into(),
-            id: aggregate.into(),
-            name: name.into(),
+        // Any payload of the contract will do; the relay does not read it.
+        let payload = events::TeamUpdated {
+            team_id: aggregate.into(),
+            display_name: name.into(),
+            ..Default::default()
         };
         let actor = events::Actor {
             kind: events::actor::Kind::System as i32,
             ..Default::default()
         };
-        let event = NewEvent::new("widget.renamed", "widget", aggregate, actor, &payload);
+        let event = NewEvent::new("widget", aggregate, actor, &payload);
         self.outbox.append(&mut tx, event).await.unwrap();
         if commit {
             tx.commit().await.unwrap();

@@ -34,7 +34,6 @@ impl Accounts {
             .await?;
         self.emit(
             tx,
-            "identity.user.email_verification_requested",
             ("user", &user.id),
             user_actor(user),
             client,
@@ -137,7 +136,6 @@ impl Accounts {
                     }
                 })?;
             let event = NewEvent::new(
-                "identity.user.email_changed",
                 "user",
                 user.id.clone(),
                 user_actor(&user),
@@ -161,7 +159,6 @@ impl Accounts {
         }
         self.emit(
             &mut tx,
-            "identity.user.email_verified",
             ("user", &user.id),
             user_actor(&user),
             client,

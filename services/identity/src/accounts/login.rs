@@ -60,7 +60,6 @@ impl Accounts {
                     let mut tx = self.begin().await?;
                     self.emit(
                         &mut tx,
-                        "identity.login.failed",
                         ("user", &user.id),
                         user_actor(&user),
                         client,
@@ -169,7 +168,6 @@ impl Accounts {
     ) -> Result<()> {
         self.emit(
             tx,
-            "identity.login.succeeded",
             ("user", &user.id),
             user_actor(user),
             client,

@@ -38,7 +38,6 @@ impl Accounts {
             let mut tx = self.begin().await?;
             self.emit(
                 &mut tx,
-                "identity.login.failed",
                 ("user", &user.id),
                 user_actor(&user),
                 client,
@@ -109,7 +108,6 @@ impl Accounts {
                 if used {
                     self.emit(
                         tx,
-                        "identity.mfa.recovery_code_used",
                         ("user", &user.id),
                         user_actor(user),
                         &ClientInfo::default(),
@@ -216,7 +214,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.mfa.enrollment_started",
             ("user", &user.id),
             user_actor(&user),
             client,
@@ -287,7 +284,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.mfa.enrolled",
             ("user", &user.id),
             user_actor(&user),
             client,
@@ -360,7 +356,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.mfa.disabled",
             ("user", &user.id),
             user_actor(&user),
             client,
@@ -408,7 +403,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.mfa.recovery_codes_regenerated",
             ("user", &user.id),
             user_actor(&user),
             client,

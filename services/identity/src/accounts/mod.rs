@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Name;
 use tenantry_kit::auth::{AuthConfig, Claims, Principal, PrincipalKind};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
@@ -241,16 +240,15 @@ impl Accounts {
     }
 
     /// Writes a user event in `tx`.
-    pub(crate) async fn emit<M: Name>(
+    pub(crate) async fn emit<M: tenantry_proto::EventType>(
         &self,
         tx: &mut Write,
-        event_type: &'static str,
         (aggregate_type, aggregate_id): (&'static str, &str),
         actor: events::Actor,
         client: &ClientInfo,
         payload: &M,
     ) -> Result<()> {
-        let event = NewEvent::new(event_type, aggregate_type, aggregate_id, actor, payload);
+        let event = NewEvent::new(aggregate_type, aggregate_id, actor, payload);
         self.append(tx, event, client).await
     }
 

@@ -98,7 +98,6 @@ impl Accounts {
             .await?;
         self.emit(
             tx,
-            "identity.user.password_changed",
             ("user", &user.id),
             user_actor(user),
             client,
@@ -145,7 +144,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.user.password_reset_requested",
             ("user", &user.id),
             user_actor(&user),
             client,
@@ -203,7 +201,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.user.password_reset",
             ("user", &user.id),
             user_actor(&user),
             client,

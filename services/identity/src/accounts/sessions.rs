@@ -185,7 +185,6 @@ impl Accounts {
         }
         self.emit(
             tx,
-            "identity.session.revoked",
             ("user", user_id),
             actor,
             client,
@@ -399,7 +398,6 @@ impl Accounts {
                 .await?;
             self.emit(
                 &mut tx,
-                "identity.session.organization_switched",
                 ("user", &user.id),
                 user_actor(user),
                 client,
@@ -507,7 +505,6 @@ impl Accounts {
             .await?;
         self.emit(
             &mut tx,
-            "identity.session.organization_switched",
             ("user", &user.id),
             user_actor(&user),
             client,

@@ -177,7 +177,6 @@ impl Accounts {
     ) -> Result<()> {
         self.emit(
             tx,
-            "identity.user.signed_up",
             ("user", &user.id),
             user_actor(user),
             client,
@@ -406,7 +405,6 @@ impl Accounts {
         }
         self.emit(
             &mut tx,
-            "identity.user.deleted",
             ("user", &user.id),
             user_actor(user),
             client,
@@ -429,7 +427,6 @@ impl Accounts {
         if user.platform_admin {
             self.emit(
                 tx,
-                "identity.user.platform_admin_granted",
                 ("user", &user.id),
                 user_actor(user),
                 client,

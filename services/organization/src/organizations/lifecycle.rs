@@ -116,7 +116,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "organization.updated",
             (KIND, &id),
             (&id, &next.root_id),
             &events::OrganizationUpdated {
@@ -190,7 +189,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "organization.deleted",
             (KIND, &id),
             (&id, &next.root_id),
             &events::OrganizationDeleted {
@@ -284,7 +282,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "organization.undeleted",
             (KIND, &id),
             (&id, &next.root_id),
             &events::OrganizationUndeleted {
@@ -342,7 +339,6 @@ impl Core {
                 self.emit(
                     &mut tx,
                     caller,
-                    "organization.deactivated",
                     (KIND, &id),
                     (&id, &next.root_id),
                     &events::OrganizationDeactivated {
@@ -358,7 +354,6 @@ impl Core {
                 self.emit(
                     &mut tx,
                     caller,
-                    "organization.reactivated",
                     (KIND, &id),
                     (&id, &next.root_id),
                     &events::OrganizationReactivated {

@@ -232,7 +232,6 @@ impl Core {
             self.emit(
                 &mut tx,
                 caller,
-                "workspace.created",
                 ("workspace", &ws.id),
                 (&row.id, &row.root_id),
                 &events::WorkspaceCreated {
@@ -275,7 +274,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "organization.created",
             (KIND, &row.id),
             (&row.id, &row.root_id),
             &events::OrganizationCreated {
@@ -397,7 +395,6 @@ impl Core {
         self.emit(
             &mut tx,
             caller,
-            "organization.moved",
             (KIND, &id),
             (&id, &org.root_id),
             &events::OrganizationMoved {

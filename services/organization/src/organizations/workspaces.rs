@@ -65,7 +65,6 @@ impl Core {
             )
             .await?;
         let mut event = tenantry_kit::outbox::NewEvent::new(
-            "workspace.created",
             "workspace",
             row.id.clone(),
             caller.actor(),
@@ -241,7 +240,6 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         }
         core.store.update_workspace(&mut tx, &next).await?;
         let mut event = tenantry_kit::outbox::NewEvent::new(
-            "workspace.updated",
             "workspace",
             next.id.clone(),
             caller.actor(),
