@@ -9,6 +9,7 @@ mod audit;
 mod billing;
 mod consistency;
 mod deployment;
+mod errors_doc;
 mod gateway;
 mod hostile;
 mod identity;
