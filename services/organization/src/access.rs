@@ -10,6 +10,7 @@
 
 use tenantry_kit::access::Checker;
 use tenantry_kit::error::Result;
+use tenantry_kit::names::{OrganizationName, ProjectName, UserName};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
@@ -121,7 +122,7 @@ impl Access {
         let mut page_token = String::new();
         loop {
             let request = caller.on_behalf(rbac_pb::ListUserMembershipsRequest {
-                parent: format!("users/{}", caller.id()),
+                parent: UserName::new(caller.id()).to_string(),
                 page_size: 1000,
                 page_token: page_token.clone(),
             });
@@ -155,7 +156,7 @@ impl Access {
             rbac_pb::project_grant_service_client::ProjectGrantServiceClient::new(self.rbac());
         let granted = grants
             .list_project_grants(caller.on_behalf(rbac_pb::ListProjectGrantsRequest {
-                parent: format!("organizations/{organization_id}/projects/{project_id}"),
+                parent: ProjectName::new(organization_id, project_id).to_string(),
                 page_size: 1,
                 ..Default::default()
             }))
@@ -182,7 +183,7 @@ impl Access {
                         ..Default::default()
                     }),
                 }),
-                organization: format!("organizations/{organization_id}"),
+                organization: OrganizationName::new(organization_id).to_string(),
                 page_size: 1,
                 page_token: String::new(),
             }))

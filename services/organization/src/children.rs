@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{OrganizationName, ProjectName, TeamName};
 use tenantry_kit::page_token::page_size;
 
 use crate::access::{Caller, Object};
@@ -126,8 +127,16 @@ struct After(String);
 
 /// The ids in a team or project name.
 pub fn child_ids(kind: Children, field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, kind.pattern(), name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
+    Ok(match kind {
+        Children::Teams => {
+            let name = TeamName::parse(field, name)?;
+            (name.organization, name.id)
+        }
+        Children::Projects => {
+            let name = ProjectName::parse(field, name)?;
+            (name.organization, name.id)
+        }
+    })
 }
 
 fn slug_taken(slug: &str) -> Error {
@@ -247,18 +256,18 @@ impl Core {
     }
 
     /// Validates and inserts a team or project in an open transaction, after
-    /// the permission and quota checks. `None` means `request_id` was a
-    /// replay, and the earlier row is returned instead.
+    /// the permission and quota checks; or, when `request_id` was a replay,
+    /// answers the earlier row.
     pub(crate) async fn create_child(
         &self,
         caller: &Caller,
         kind: Children,
-        parent: &str,
+        parent: &OrganizationName,
         input: NewChild,
         request_id: &str,
     ) -> Result<(Created, OrganizationRow)> {
         validate::request_id(request_id)?;
-        let organization_id = crate::organizations::organization_id("parent", parent)?;
+        let organization_id = &parent.id;
         let noun = kind.noun();
         validate::display_name(&format!("{noun}.display_name"), &input.display_name)?;
         validate::description(&format!("{noun}.description"), &input.description)?;
@@ -267,7 +276,7 @@ impl Core {
             validate::short_slug(&format!("{noun}.slug"), &input.slug)?;
         }
         let org = self
-            .live_organization(caller, &organization_id, kind.create_permission())
+            .live_organization(caller, organization_id, kind.create_permission())
             .await?;
         self.create_child_in(caller, kind, org, input, request_id)
             .await
@@ -445,7 +454,7 @@ impl Core {
         parent: &str,
         query: ListQuery<'_>,
     ) -> Result<(Vec<ChildRow>, String)> {
-        let organization_id = crate::organizations::organization_id("parent", parent)?;
+        let organization_id = OrganizationName::parse("parent", parent)?.id;
         let size = page_size(query.page_size, 50, 1000)? as usize;
         let fingerprint = format!(
             "{}|{}|{}|{}|{}",

@@ -9,7 +9,8 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{OrganizationName, OwnershipTransferName, UserName};
 use tenantry_kit::secret::{hash_token, new_token, tokens_equal};
 use tenantry_mail::Mail;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -49,8 +50,8 @@ fn transfer_to_proto(row: &TransferRow, now_us: i64) -> pb::OwnershipTransfer {
             "organizations/{}/ownershipTransfers/{}",
             row.organization_id, row.id
         ),
-        from_owner: format!("users/{}", row.from_user_id),
-        to_owner: format!("users/{}", row.to_user_id),
+        from_owner: UserName::new(&row.from_user_id).to_string(),
+        to_owner: UserName::new(&row.to_user_id).to_string(),
         state: state as i32,
         create_time: Some(timestamp(row.created_at_us)),
         expire_time: Some(timestamp(row.expires_at_us)),
@@ -59,8 +60,8 @@ fn transfer_to_proto(row: &TransferRow, now_us: i64) -> pb::OwnershipTransfer {
 }
 
 fn transfer_ids(name: &str) -> Result<(String, String)> {
-    let ids = parse_name("name", "organizations/{}/ownershipTransfers/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
+    let name = OwnershipTransferName::parse("name", name)?;
+    Ok((name.organization, name.id))
 }
 
 fn invalid_token() -> Error {
@@ -80,8 +81,8 @@ impl Core {
         request: &pb::TransferOwnershipRequest,
     ) -> Result<pb::OwnershipTransfer> {
         crate::validate::request_id(&request.request_id)?;
-        let organization_id = crate::organizations::organization_id("name", &request.name)?;
-        let target_id = parse_name("new_owner", "users/{}", &request.new_owner)?[0].to_string();
+        let organization_id = OrganizationName::parse("name", &request.name)?.id;
+        let target_id = UserName::parse("new_owner", &request.new_owner)?.id;
         let ttl_secs = match &request.ttl {
             None => DEFAULT_TTL_SECS,
             Some(ttl) if ttl.seconds >= 60 && ttl.seconds <= MAX_TTL_SECS => ttl.seconds,
@@ -363,8 +364,8 @@ impl Core {
             },
             vec![change(
                 "owner",
-                format!("users/{}", row.from_user_id),
-                format!("users/{}", row.to_user_id),
+                UserName::new(&row.from_user_id).to_string(),
+                UserName::new(&row.to_user_id).to_string(),
             )],
             vec![target("organization", &organization_id, &next.display_name)],
         )

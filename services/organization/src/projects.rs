@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{EnvironmentName, OrganizationName, ProjectName, TeamName};
 use tenantry_kit::page_token::page_size;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
@@ -115,14 +116,14 @@ pub struct ProjectApi(pub Core);
 
 pub(crate) fn project_to_proto(row: &ChildRow) -> pb::Project {
     pb::Project {
-        name: format!("organizations/{}/projects/{}", row.organization_id, row.id),
+        name: ProjectName::new(&row.organization_id, &row.id).to_string(),
         slug: row.slug.clone(),
         display_name: row.display_name.clone(),
         description: row.description.clone(),
         team: row
             .team_id
             .as_ref()
-            .map(|t| format!("organizations/{}/teams/{t}", row.organization_id))
+            .map(|t| TeamName::new(&row.organization_id, t).to_string())
             .unwrap_or_default(),
         created_by: row.created_by.clone(),
         create_time: Some(timestamp(row.created_at_us)),
@@ -159,19 +160,19 @@ fn team_field(project: &pb::Project, organization_id: Option<&str>) -> Result<Op
     if project.team.is_empty() {
         return Ok(None);
     }
-    let ids = parse_name("project.team", "organizations/{}/teams/{}", &project.team)?;
-    if organization_id.is_some_and(|o| o != ids[0].to_string()) {
+    let team = TeamName::parse("project.team", &project.team)?;
+    if organization_id.is_some_and(|o| o != team.organization) {
         return Err(Error::invalid_field(
             "project.team",
             "must be a team of the project's organization",
         ));
     }
-    Ok(Some(ids[1].to_string()))
+    Ok(Some(team.id))
 }
 
 fn environment_ids(field: &str, name: &str) -> Result<(String, String, String)> {
-    let ids = parse_name(field, "organizations/{}/projects/{}/environments/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+    let name = EnvironmentName::parse(field, name)?;
+    Ok((name.organization, name.project, name.id))
 }
 
 /// A cursor of the environment listing.
@@ -208,7 +209,7 @@ impl Core {
         project_id: &str,
         manage: bool,
     ) -> Result<ChildRow> {
-        let name = format!("organizations/{organization_id}/projects/{project_id}");
+        let name = ProjectName::new(organization_id, project_id).to_string();
         let project = self
             .child(
                 caller,
@@ -268,16 +269,16 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         let project = r
             .project
             .ok_or_else(|| Error::invalid_field("project", "is required"))?;
-        let parent_id = crate::organizations::organization_id("parent", &r.parent)?;
+        let parent = OrganizationName::parse("parent", &r.parent)?;
         let input = NewChild {
             slug: project.slug.clone(),
             display_name: project.display_name.clone(),
             description: project.description.clone(),
-            team_id: team_field(&project, Some(&parent_id))?,
+            team_id: team_field(&project, Some(&parent.id))?,
         };
         let (created, org) = self
             .0
-            .create_child(&caller, Children::Projects, &r.parent, input, &r.request_id)
+            .create_child(&caller, Children::Projects, &parent, input, &r.request_id)
             .await?;
         let (row, environments) = self
             .0
@@ -321,8 +322,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         let team = if r.team.is_empty() {
             None
         } else {
-            let ids = parse_name("team", "organizations/{}/teams/{}", &r.team)?;
-            Some(ids[1].to_string())
+            Some(TeamName::parse("team", &r.team)?.id)
         };
         let (rows, next_page_token) = self
             .0

@@ -10,6 +10,7 @@
 //! so no limits.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tonic::transport::Channel;
 
@@ -50,7 +51,7 @@ impl Quotas {
         let request = tenantry_kit::request::on_behalf(
             caller.bearer.as_ref(),
             billing_pb::CheckQuotaRequest {
-                organization: format!("organizations/{organization_id}"),
+                organization: OrganizationName::new(organization_id).to_string(),
                 metric: metric as i32,
                 delta: 1,
                 reservation_id: reservation.to_string(),
@@ -100,7 +101,7 @@ impl Quotas {
         let request = tenantry_kit::request::on_behalf(
             caller.bearer.as_ref(),
             billing_pb::ReleaseQuotaRequest {
-                organization: format!("organizations/{organization_id}"),
+                organization: OrganizationName::new(organization_id).to_string(),
                 metric: metric as i32,
                 reservation_id: reservation.to_string(),
             },

@@ -3,6 +3,7 @@
 //! team itself.
 
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::{OrganizationName, TeamName};
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -19,7 +20,7 @@ pub struct TeamApi(pub Core);
 
 fn team_to_proto(row: &ChildRow) -> pb::Team {
     pb::Team {
-        name: format!("organizations/{}/teams/{}", row.organization_id, row.id),
+        name: TeamName::new(&row.organization_id, &row.id).to_string(),
         slug: row.slug.clone(),
         display_name: row.display_name.clone(),
         description: row.description.clone(),
@@ -80,7 +81,7 @@ impl pb::team_service_server::TeamService for TeamApi {
             .create_child(
                 &caller,
                 Children::Teams,
-                &r.parent,
+                &OrganizationName::parse("parent", &r.parent)?,
                 fields(&team),
                 &r.request_id,
             )

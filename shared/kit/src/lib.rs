@@ -6,7 +6,7 @@
 //! - [`telemetry`]: JSON logs, OTLP traces, W3C trace context, Prometheus metrics.
 //! - [`db`]: SQLite and Postgres pools, per-service embedded migrations.
 //! - [`error`]: the one error type and its mapping to `tonic::Status`.
-//! - [`id`]: UUIDv7 ids and AIP-122 resource names.
+//! - [`id`]: UUIDv7 ids and AIP-122 resource names; [`names`]: the typed names.
 //! - [`page_token`]: opaque, tamper-checked page tokens.
 //! - [`permission`]: the built-in permissions, named once for every service.
 //! - [`outbox`] and [`bus`]: transactional outbox, relay, durable event bus.
@@ -26,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod names;
 pub mod net;
 pub mod outbox;
 pub mod page_token;

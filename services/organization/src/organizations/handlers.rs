@@ -2,6 +2,7 @@
 //! the flow in `tree`, `lifecycle`, `listing` or `crate::ownership`.
 
 use super::*;
+use tenantry_kit::names::OrganizationName;
 
 #[tonic::async_trait]
 impl pb::organization_service_server::OrganizationService for OrganizationApi {
@@ -33,7 +34,7 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
         let caller = Caller::from_request(&request)?;
-        let id = organization_id("name", &request.get_ref().name)?;
+        let id = OrganizationName::parse("name", &request.get_ref().name)?.id;
         let row = self.0.readable_organization(&caller, &id).await?;
         Ok(Response::new(pb::GetOrganizationResponse {
             organization: Some(organization_to_proto(&row)),

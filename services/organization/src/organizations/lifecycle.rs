@@ -3,6 +3,7 @@
 //! reactivation.
 
 use super::*;
+use tenantry_kit::names::OrganizationName;
 
 impl Core {
     pub(super) async fn update_organization(
@@ -11,7 +12,7 @@ impl Core {
         input: pb::Organization,
         mask: Option<prost_types::FieldMask>,
     ) -> Result<OrganizationRow> {
-        let id = organization_id("organization.name", &input.name)?;
+        let id = OrganizationName::parse("organization.name", &input.name)?.id;
         let paths = validate::update_mask(
             mask.as_ref(),
             &[
@@ -144,7 +145,7 @@ impl Core {
         given_etag: &str,
         force: bool,
     ) -> Result<OrganizationRow> {
-        let id = organization_id("name", name)?;
+        let id = OrganizationName::parse("name", name)?.id;
         let current = self
             .live_organization(caller, &id, Permission::ORGANIZATION_DELETE)
             .await?;
@@ -213,7 +214,7 @@ impl Core {
         name: &str,
         given_etag: &str,
     ) -> Result<OrganizationRow> {
-        let id = organization_id("name", name)?;
+        let id = OrganizationName::parse("name", name)?.id;
         let current = self.organization(&id).await?;
         self.authorize_organization(caller, &current, Permission::ORGANIZATION_DELETE)
             .await?;
@@ -304,7 +305,7 @@ impl Core {
         given_etag: &str,
         deactivate: Option<&str>,
     ) -> Result<OrganizationRow> {
-        let id = organization_id("name", name)?;
+        let id = OrganizationName::parse("name", name)?.id;
         if let Some(reason) = deactivate
             && reason.chars().count() > 1000
         {

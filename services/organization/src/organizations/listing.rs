@@ -2,6 +2,7 @@
 //! caller's own organizations across trees (`ListMyOrganizations`).
 
 use super::*;
+use tenantry_kit::names::{OrganizationName, WorkspaceName};
 
 impl Core {
     pub(super) async fn list_organizations(
@@ -40,11 +41,10 @@ impl Core {
             ..OrganizationFilter::default()
         };
         if !request.workspace.is_empty() {
-            filter.workspace_id =
-                Some(parse_name("workspace", "workspaces/{}", &request.workspace)?[0].to_string());
+            filter.workspace_id = Some(WorkspaceName::parse("workspace", &request.workspace)?.id);
         }
         if !request.parent.is_empty() {
-            let parent = organization_id("parent", &request.parent)?;
+            let parent = OrganizationName::parse("parent", &request.parent)?.id;
             self.readable_organization(caller, &parent).await?;
             filter.parent_id = Some(parent);
         } else if !caller.is_internal() {

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{OrganizationName, UserName, WorkspaceName};
 use tenantry_kit::page_token::page_size;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
@@ -58,17 +59,17 @@ pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
         pb::OrganizationState::Active
     };
     pb::Organization {
-        name: format!("organizations/{}", row.id),
+        name: OrganizationName::new(&row.id).to_string(),
         slug: row.slug.clone(),
         display_name: row.display_name.clone(),
         kind: kind as i32,
         parent: row
             .parent_id
             .as_ref()
-            .map(|p| format!("organizations/{p}"))
+            .map(|p| OrganizationName::new(p).to_string())
             .unwrap_or_default(),
-        root: format!("organizations/{}", row.root_id),
-        workspace: format!("workspaces/{}", row.workspace_id),
+        root: OrganizationName::new(&row.root_id).to_string(),
+        workspace: WorkspaceName::new(&row.workspace_id).to_string(),
         depth: row.depth as i32,
         inherit_access: Some(row.inherit_access),
         settings: Some(pb::OrganizationSettings {
@@ -83,7 +84,7 @@ pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
         }),
         metadata: row.metadata.clone().into_iter().collect(),
         state: state as i32,
-        owner: format!("users/{}", row.owner_id),
+        owner: UserName::new(&row.owner_id).to_string(),
         created_by: row.created_by.clone(),
         create_time: Some(timestamp(row.created_at_us)),
         update_time: Some(timestamp(row.updated_at_us)),
@@ -95,7 +96,7 @@ pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
 
 fn workspace_to_proto(row: &WorkspaceRow) -> pb::Workspace {
     pb::Workspace {
-        name: format!("workspaces/{}", row.id),
+        name: WorkspaceName::new(&row.id).to_string(),
         display_name: row.display_name.clone(),
         billing_mode: billing_mode_from_str(&row.billing_mode) as i32,
         created_by: row.created_by.clone(),
@@ -138,15 +139,6 @@ fn event_kind(kind: &str) -> i32 {
     } else {
         events::OrganizationKind::Organization as i32
     }
-}
-
-/// The id in `organizations/{id}`.
-pub(crate) fn organization_id(field: &str, name: &str) -> Result<String> {
-    Ok(parse_name(field, "organizations/{}", name)?[0].to_string())
-}
-
-fn user_id(field: &str, name: &str) -> Result<String> {
-    Ok(parse_name(field, "users/{}", name)?[0].to_string())
 }
 
 fn too_deep() -> Error {

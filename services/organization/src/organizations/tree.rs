@@ -3,6 +3,7 @@
 //! its tree, and reading an organization's ancestry.
 
 use super::*;
+use tenantry_kit::names::{OrganizationName, UserName, WorkspaceName};
 
 impl Core {
     /// Whether departments may be created under `parent`: the nearest
@@ -56,7 +57,7 @@ impl Core {
             }
             caller.id().to_string()
         } else {
-            let owner = user_id("organization.owner", &input.owner)?;
+            let owner = UserName::parse("organization.owner", &input.owner)?.id;
             if caller.is_user() && owner != caller.id() {
                 return Err(Error::invalid_field(
                     "organization.owner",
@@ -100,7 +101,7 @@ impl Core {
                     id: new_id().to_string(),
                     display_name: input.display_name.clone(),
                     billing_mode: "single".into(),
-                    created_by: format!("users/{owner_id}"),
+                    created_by: UserName::new(&owner_id).to_string(),
                     created_at_us: now,
                     updated_at_us: now,
                     version: 1,
@@ -109,9 +110,7 @@ impl Core {
                 new_workspace = Some(ws);
                 ws_id
             } else {
-                let ws_id =
-                    parse_name("organization.workspace", "workspaces/{}", &input.workspace)?[0]
-                        .to_string();
+                let ws_id = WorkspaceName::parse("organization.workspace", &input.workspace)?.id;
                 let ws = self
                     .store
                     .workspace(&ws_id)
@@ -133,7 +132,7 @@ impl Core {
                     "only a root picks its workspace; children share their root's",
                 ));
             }
-            let parent_id = organization_id("organization.parent", &input.parent)?;
+            let parent_id = OrganizationName::parse("organization.parent", &input.parent)?.id;
             let permission = if kind == "department" {
                 Permission::ORGANIZATION_DEPARTMENTS_CREATE
             } else {
@@ -307,8 +306,9 @@ impl Core {
     ) -> Result<OrganizationRow> {
         let id = new_id().to_string();
         let parent = (!input.parent.is_empty())
-            .then(|| organization_id("organization.parent", &input.parent).ok())
-            .flatten();
+            .then(|| OrganizationName::parse("organization.parent", &input.parent).ok())
+            .flatten()
+            .map(|name| name.id);
         let created = self
             .create_organization(caller, id.clone(), input, request_id)
             .await;
@@ -337,8 +337,8 @@ impl Core {
         caller: &Caller,
         request: &pb::MoveOrganizationRequest,
     ) -> Result<OrganizationRow> {
-        let id = organization_id("name", &request.name)?;
-        let new_parent_id = organization_id("new_parent", &request.new_parent)?;
+        let id = OrganizationName::parse("name", &request.name)?.id;
+        let new_parent_id = OrganizationName::parse("new_parent", &request.new_parent)?.id;
         let org = self
             .live_organization(caller, &id, Permission::ORGANIZATION_SETTINGS_MANAGE)
             .await?;
@@ -426,7 +426,7 @@ impl Core {
         caller: &Caller,
         name: &str,
     ) -> Result<Vec<OrganizationRow>> {
-        let id = organization_id("name", name)?;
+        let id = OrganizationName::parse("name", name)?.id;
         let org = self.readable_organization(caller, &id).await?;
         let ids = org.ancestor_ids();
         let rows = self.store.organizations_by_id(&ids).await?;

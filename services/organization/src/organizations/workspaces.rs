@@ -3,6 +3,7 @@
 //! its roots, manages it.
 
 use super::*;
+use tenantry_kit::names::WorkspaceName;
 
 impl Core {
     pub(super) async fn create_workspace(
@@ -87,7 +88,7 @@ impl Core {
         name: &str,
         permission: Permission,
     ) -> Result<WorkspaceRow> {
-        let id = parse_name("name", "workspaces/{}", name)?[0].to_string();
+        let id = WorkspaceName::parse("name", name)?.id;
         let ws = self
             .store
             .workspace(&id)
