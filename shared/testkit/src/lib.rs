@@ -625,10 +625,27 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A free loopback address, asked of the kernel (port 0). Another process
-/// could take it before it is used; tests accept that small race.
+/// A free loopback address for a server a test starts as a process of its
+/// own. Not asked of the kernel (port 0): that hands out ports from the
+/// ephemeral range, where every other test's listeners and outgoing
+/// connections also take theirs, so one could take the port before the
+/// process binds it. These come from below that range (20000–31999), each
+/// port once per test run, and are checked free when handed out.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    // Where this run starts: concurrent test processes start apart.
+    static NEXT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let next = NEXT.get_or_init(|| AtomicU32::new(uuid::Uuid::new_v4().as_u128() as u32 % COUNT));
+    for _ in 0..COUNT {
+        let port = FIRST + next.fetch_add(1, Ordering::Relaxed) % COUNT;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("no free port from {FIRST} to {}", FIRST + COUNT - 1)
 }
 
 /// A `nats-server` process of the test's own, which the test may stop and
@@ -643,9 +660,7 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a JetStream-enabled server on a free port.
     pub async fn start() -> anyhow::Result<NatsServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_addr()?.port();
         let mut server = NatsServer {
             port,
             dir: tempfile::tempdir()?,
