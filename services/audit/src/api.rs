@@ -185,7 +185,7 @@ impl Core {
         )
         .with_request(caller.request.clone());
         self.outbox.append(&mut tx, event).await?;
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         self.outbox.notify();
         Ok(())
     }
@@ -585,7 +585,7 @@ impl Core {
         }
         let mut tx = self.db.begin().await?;
         self.outbox.append(&mut tx, event).await?;
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         self.outbox.notify();
         Ok(())
     }

@@ -195,7 +195,7 @@ impl Core {
             let mut tx = self.db.begin().await?;
             let checkpoint = self.signer.checkpoint(scope, *sequence, hash, false);
             self.save_checkpoint(&mut tx, &checkpoint).await?;
-            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            tx.commit().await?;
             self.outbox.notify();
         }
         Ok(heads.len())
@@ -256,7 +256,7 @@ impl Core {
                 event = event.in_organization(&scope, &last.root);
             }
             self.outbox.append(&mut tx, event).await?;
-            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            tx.commit().await?;
             self.outbox.notify();
             purged += count;
         }

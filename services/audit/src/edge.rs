@@ -6,7 +6,7 @@
 //! event, so the log stays one hash chain fed by one path.
 
 use tenantry_kit::access::Caller;
-use tenantry_kit::error::{Error, Result, db_error};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::outbox::{NewEvent, claim_event};
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -143,7 +143,7 @@ impl Core {
             name: String::new(),
         }];
         self.outbox.append(&mut tx, event).await?;
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         self.outbox.notify();
         Ok(true)
     }

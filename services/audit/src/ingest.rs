@@ -69,7 +69,7 @@ impl Core {
         let (sequence, previous) = store::lock_head(&mut tx, &record.scope).await?;
         record.seal(sequence, &previous);
         store::append(&mut tx, &record).await?;
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         metrics::counter!("tenantry_audit_events_ingested_total", "source" => event.source.clone())
             .increment(1);
         Ok(())

@@ -44,17 +44,15 @@ pub async fn lock_head(tx: &mut Tx, scope: &str) -> Result<(i64, Vec<u8>)> {
         .bind(scope)
         .bind(hex::encode(GENESIS))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     let row = sqlx::query(
         "UPDATE audit_heads SET sequence = sequence WHERE scope = $1 RETURNING sequence, hash",
     )
     .bind(scope)
     .fetch_one(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    let sequence: i64 = row.try_get(0).map_err(db_error)?;
-    let hash: String = row.try_get(1).map_err(db_error)?;
+    .await?;
+    let sequence: i64 = row.try_get(0)?;
+    let hash: String = row.try_get(1)?;
     Ok((
         sequence,
         hex::decode(hash).unwrap_or_else(|_| GENESIS.to_vec()),
@@ -69,8 +67,7 @@ pub async fn root_of(tx: &mut Tx, organization: &str) -> Result<Option<String>> 
     )
     .bind(organization)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     row.map(|row| row.try_get(0).map_err(db_error)).transpose()
 }
 
@@ -102,8 +99,7 @@ pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
     .bind(&r.previous_hash)
     .bind(&r.hash)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     for target in r.target_list() {
         sqlx::query(
             "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id) VALUES ($1, $2, $3, $4, $5)
@@ -115,16 +111,14 @@ pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
         .bind(&target.kind)
         .bind(&target.id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     sqlx::query("UPDATE audit_heads SET sequence = $2, hash = $3 WHERE scope = $1")
         .bind(&r.scope)
         .bind(r.sequence)
         .bind(&r.hash)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -335,8 +329,7 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
     }
     query
         .fetch_all(e)
-        .await
-        .map_err(db_error)?
+        .await?
         .iter()
         .map(record_from_row)
         .collect::<std::result::Result<_, _>>()
@@ -355,8 +348,7 @@ pub async fn event<'e, E: Executor<'e, Database = Any>>(
     .bind(id)
     .bind(scope.unwrap_or_default())
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| record_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -378,8 +370,7 @@ pub async fn chain<'e, E: Executor<'e, Database = Any>>(
     .bind(last)
     .bind(limit)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(record_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -391,13 +382,9 @@ pub async fn head<'e, E: Executor<'e, Database = Any>>(e: E, scope: &str) -> Res
     let row = sqlx::query("SELECT sequence, hash FROM audit_heads WHERE scope = $1")
         .bind(scope)
         .fetch_optional(e)
-        .await
-        .map_err(db_error)?;
+        .await?;
     match row {
-        Some(row) => Ok((
-            row.try_get(0).map_err(db_error)?,
-            row.try_get(1).map_err(db_error)?,
-        )),
+        Some(row) => Ok((row.try_get(0)?, row.try_get(1)?)),
         None => Ok((0, hex::encode(GENESIS))),
     }
 }
@@ -410,8 +397,7 @@ pub async fn first_kept<'e, E: Executor<'e, Database = Any>>(
     let row = sqlx::query("SELECT MIN(sequence) FROM audit_events WHERE scope = $1")
         .bind(scope)
         .fetch_one(e)
-        .await
-        .map_err(db_error)?;
+        .await?;
     row.try_get::<Option<i64>, _>(0).map_err(db_error)
 }
 
@@ -462,8 +448,7 @@ pub async fn insert_checkpoint(tx: &mut Tx, c: &CheckpointRow) -> Result<()> {
     .bind(&c.public_key)
     .bind(c.retention_cut as i64)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -485,8 +470,7 @@ pub async fn checkpoints<'e, E: Executor<'e, Database = Any>>(
     .bind(before.1)
     .bind(limit)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(checkpoint_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -504,8 +488,7 @@ pub async fn checkpoint<'e, E: Executor<'e, Database = Any>>(
     .bind(scope)
     .bind(id)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| checkpoint_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -524,8 +507,7 @@ pub async fn unchecked_heads<'e, E: Executor<'e, Database = Any>>(
     )
     .bind(limit)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
     .collect::<std::result::Result<_, sqlx::Error>>()
@@ -543,8 +525,7 @@ pub async fn last_cut<'e, E: Executor<'e, Database = Any>>(
     )))
     .bind(scope)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| checkpoint_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -563,8 +544,7 @@ pub async fn set_retention(tx: &mut Tx, root_id: &str, days: Option<i64>) -> Res
     .bind(root_id)
     .bind(days)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -579,8 +559,7 @@ pub async fn retained_scopes<'e, E: Executor<'e, Database = Any>>(
          WHERE r.days IS NOT NULL",
     )
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
     .collect::<std::result::Result<_, sqlx::Error>>()
@@ -601,8 +580,7 @@ pub async fn purgeable_through<'e, E: Executor<'e, Database = Any>>(
     .bind(scope)
     .bind(cutoff_us)
     .fetch_one(e)
-    .await
-    .map_err(db_error)?;
+    .await?;
     row.try_get::<Option<i64>, _>(0).map_err(db_error)
 }
 
@@ -612,14 +590,12 @@ pub async fn purge(tx: &mut Tx, scope: &str, sequence: i64) -> Result<i64> {
         .bind(scope)
         .bind(sequence)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     let deleted = sqlx::query("DELETE FROM audit_events WHERE scope = $1 AND sequence <= $2")
         .bind(scope)
         .bind(sequence)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
     Ok(deleted as i64)
 }

@@ -178,7 +178,7 @@ impl Core {
         {
             let mut tx = self.store.begin().await?;
             store::insert_workspace(&mut tx, workspace_id, mode).await?;
-            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            tx.commit().await?;
         }
         let node = NodeRow {
             id: id.to_string(),
@@ -198,7 +198,7 @@ impl Core {
             crate::ledger::owner_seat(&mut tx, id, organization.owner.trim_start_matches("users/"))
                 .await?;
         }
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         Ok(store::node(self.store.pool(), id).await?.unwrap_or(node))
     }
 

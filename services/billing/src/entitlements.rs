@@ -405,7 +405,7 @@ impl Core {
             )
             .await?;
         }
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         Ok(answer)
     }
 
@@ -647,7 +647,7 @@ impl EntitlementApi {
         // are not for this caller to touch.
         let released =
             store::release(&mut tx, metric.as_str_name(), &request.reservation_id, &id).await?;
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         Ok(pb::ReleaseQuotaResponse { released })
     }
 }

@@ -299,7 +299,7 @@ impl Core {
 
     /// Commits a transaction that wrote events, and wakes the relay.
     pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         self.outbox.notify();
         Ok(())
     }

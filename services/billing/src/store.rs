@@ -95,8 +95,7 @@ pub async fn node<'e, E: Executor<'e, Database = Any>>(e: E, id: &str) -> Result
     )))
     .bind(id)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| node_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -118,7 +117,7 @@ pub async fn nodes<'e, E: Executor<'e, Database = Any>>(
     for id in ids {
         query = query.bind(*id);
     }
-    let rows = query.fetch_all(e).await.map_err(db_error)?;
+    let rows = query.fetch_all(e).await?;
     rows.iter()
         .map(|row| node_from_row(row).map(|n| (n.id.clone(), n)))
         .collect::<std::result::Result<_, _>>()
@@ -138,8 +137,7 @@ pub async fn insert_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
     .bind(&node.path)
     .bind(node.deleted as i64)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .rows_affected();
     Ok(inserted == 1)
 }
@@ -149,8 +147,7 @@ pub async fn set_node_deleted(tx: &mut Tx, id: &str, deleted: bool) -> Result<()
         .bind(id)
         .bind(deleted as i64)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -170,14 +167,12 @@ pub async fn move_subtree(
     .bind(new_path)
     .bind(old_path.len() as i64 + 1)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     sqlx::query("UPDATE billing_nodes SET parent_id = $2 WHERE id = $1")
         .bind(id)
         .bind(new_parent)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -189,11 +184,7 @@ pub async fn purge_node(tx: &mut Tx, id: &str) -> Result<()> {
         "DELETE FROM billing_items WHERE organization_id = $1",
         "DELETE FROM billing_limits WHERE organization_id = $1",
     ] {
-        sqlx::query(sql)
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(sql).bind(id).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -208,8 +199,7 @@ pub async fn workspace_roots<'e, E: Executor<'e, Database = Any>>(
     )
     .bind(workspace_id)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(|row| row.try_get(0))
     .collect::<std::result::Result<_, _>>()
@@ -224,8 +214,7 @@ pub async fn workspace_mode<'e, E: Executor<'e, Database = Any>>(
     sqlx::query("SELECT billing_mode FROM billing_workspaces WHERE id = $1")
         .bind(workspace_id)
         .fetch_optional(e)
-        .await
-        .map_err(db_error)?
+        .await?
         .map(|row| row.try_get(0))
         .transpose()
         .map_err(db_error)
@@ -238,8 +227,7 @@ pub async fn insert_workspace(tx: &mut Tx, workspace_id: &str, mode: &str) -> Re
     .bind(workspace_id)
     .bind(mode)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -271,7 +259,7 @@ pub async fn add_counters(
     for (scope, own, subtree) in deltas {
         query = query.bind(*scope).bind(*own).bind(*subtree);
     }
-    query.execute(&mut **tx).await.map_err(db_error)?;
+    query.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -326,8 +314,7 @@ async fn advisory_lock(tx: &mut Tx, parts: &[&str]) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)")
         .bind(tenantry_kit::db::advisory_key(parts))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -344,8 +331,7 @@ pub async fn reservation_exists(tx: &mut Tx, metric: &str, id: &str) -> Result<b
     .bind(id)
     .bind(now_micros())
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .is_some())
 }
 
@@ -371,8 +357,7 @@ pub async fn reserve(
     .bind(delta)
     .bind(expires_at_us)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     for scope in scopes {
         sqlx::query(
             "INSERT INTO billing_reservation_scopes (id, metric, scope_id, delta, expires_at_us)
@@ -384,8 +369,7 @@ pub async fn reserve(
         .bind(delta)
         .bind(expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     }
     Ok(())
 }
@@ -397,15 +381,13 @@ pub async fn settle(tx: &mut Tx, metric: &str, id: &str) -> Result<bool> {
         .bind(metric)
         .bind(id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(
         sqlx::query("DELETE FROM billing_reservations WHERE metric = $1 AND id = $2")
             .bind(metric)
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected()
             > 0,
     )
@@ -421,8 +403,7 @@ pub async fn release(tx: &mut Tx, metric: &str, id: &str, organization_id: &str)
     .bind(id)
     .bind(organization_id)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .is_some();
     if !owned {
         return Ok(false);
@@ -435,14 +416,12 @@ pub async fn drop_lapsed_reservations(tx: &mut Tx, now_us: i64) -> Result<u64> {
     sqlx::query("DELETE FROM billing_reservation_scopes WHERE expires_at_us <= $1")
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(
         sqlx::query("DELETE FROM billing_reservations WHERE expires_at_us <= $1")
             .bind(now_us)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected(),
     )
 }
@@ -488,15 +467,13 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
         query = query.bind(*scope);
     }
     let mut readings = Readings::default();
-    for row in query.fetch_all(e).await.map_err(db_error)? {
-        let kind: i32 = row.try_get(0).map_err(db_error)?;
-        let id: String = row.try_get(1).map_err(db_error)?;
-        let a: i64 = row.try_get(2).map_err(db_error)?;
+    for row in query.fetch_all(e).await? {
+        let kind: i32 = row.try_get(0)?;
+        let id: String = row.try_get(1)?;
+        let a: i64 = row.try_get(2)?;
         match kind {
             0 => {
-                readings
-                    .counters
-                    .insert(id, (a, row.try_get(3).map_err(db_error)?));
+                readings.counters.insert(id, (a, row.try_get(3)?));
             }
             2 => {
                 readings.reserved.insert(id, a);
@@ -515,8 +492,7 @@ pub async fn scope_counters(tx: &mut Tx, scope: &str) -> Result<Vec<(String, i64
     sqlx::query("SELECT metric, period_us, subtree FROM billing_usage WHERE scope_id = $1")
         .bind(scope)
         .fetch_all(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
@@ -533,8 +509,7 @@ pub async fn item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<Option<(St
     .bind(metric)
     .bind(item_id)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? != 0)))
     .transpose()
     .map_err(db_error)
@@ -556,8 +531,7 @@ pub async fn put_item(
     .bind(organization_id)
     .bind(live as i64)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -566,8 +540,7 @@ pub async fn delete_item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<()>
         .bind(metric)
         .bind(item_id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -601,8 +574,7 @@ pub async fn limit(tx: &mut Tx, organization_id: &str, metric: &str) -> Result<O
     .bind(organization_id)
     .bind(metric)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| limit_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -620,8 +592,7 @@ pub async fn set_limit(tx: &mut Tx, limit: &LimitRow) -> Result<()> {
     .bind(&limit.set_by)
     .bind(limit.updated_at_us)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -630,8 +601,7 @@ pub async fn clear_limit(tx: &mut Tx, organization_id: &str, metric: &str) -> Re
         .bind(organization_id)
         .bind(metric)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
     Ok(())
 }
 
@@ -662,8 +632,7 @@ pub async fn custom_plan<'e, E: Executor<'e, Database = Any>>(
     )))
     .bind(id)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| plan_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -675,13 +644,11 @@ pub async fn custom_plans<'e, E: Executor<'e, Database = Any>>(e: E) -> Result<V
         "SELECT {PLAN_COLUMNS} FROM billing_plans"
     )))
     .fetch_all(e)
-    .await
-    .map_err(db_error)?;
+    .await?;
     let mut plans = rows
         .iter()
         .map(plan_from_row)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(db_error)?;
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     plans.sort_by(|a, b| {
         (a.body.display_name.as_str(), a.id.as_str())
             .cmp(&(b.body.display_name.as_str(), b.id.as_str()))
@@ -704,8 +671,7 @@ pub async fn save_plan(tx: &mut Tx, plan: &Plan) -> Result<()> {
     .bind(plan.updated_at_us)
     .bind(plan.version)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -764,8 +730,7 @@ pub async fn account<'e, E: Executor<'e, Database = Any>>(
     .bind(id)
     .bind(workspace_id)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| account_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -783,8 +748,7 @@ pub async fn account_by_customer(
     .bind(provider)
     .bind(customer_id)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| account_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -797,8 +761,7 @@ pub async fn account_by_id(tx: &mut Tx, id: &str) -> Result<Option<AccountRow>> 
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| account_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -824,8 +787,7 @@ pub async fn accounts<'e, E: Executor<'e, Database = Any>>(
     .bind(show_closed as i64)
     .bind(limit)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(account_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -855,8 +817,7 @@ pub async fn save_account(tx: &mut Tx, account: &AccountRow) -> Result<()> {
     .bind(account.updated_at_us)
     .bind(account.version)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -918,8 +879,7 @@ pub async fn subscription<'e, E: Executor<'e, Database = Any>>(
     )))
     .bind(organization_id)
     .fetch_optional(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| subscription_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -942,8 +902,7 @@ pub async fn subscriptions_by<'e, E: Executor<'e, Database = Any>>(
     )))
     .bind(value)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(subscription_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -986,8 +945,7 @@ pub async fn save_subscription(tx: &mut Tx, s: &SubscriptionRow) -> Result<()> {
     .bind(s.updated_at_us)
     .bind(s.version)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -1005,8 +963,7 @@ pub async fn due_subscriptions<'e, E: Executor<'e, Database = Any>>(
     )))
     .bind(now_us)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(subscription_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -1056,8 +1013,7 @@ pub async fn record_by_key(
     .bind(organization_id)
     .bind(key)
     .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .map(|row| record_from_row(&row))
     .transpose()
     .map_err(db_error)
@@ -1079,8 +1035,7 @@ pub async fn insert_record(tx: &mut Tx, r: &UsageRecordRow) -> Result<bool> {
     .bind(&r.recorded_by)
     .bind(r.created_at_us)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .rows_affected();
     Ok(inserted == 1)
 }
@@ -1116,8 +1071,7 @@ pub async fn records<'e, E: Executor<'e, Database = Any>>(
     .bind(before.1)
     .bind(limit)
     .fetch_all(e)
-    .await
-    .map_err(db_error)?
+    .await?
     .iter()
     .map(record_from_row)
     .collect::<std::result::Result<_, _>>()
@@ -1144,8 +1098,7 @@ pub async fn claim_provider_event(
     .bind(applied as i64)
     .bind(tenantry_kit::db::now_micros())
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .rows_affected();
     Ok(inserted == 1)
 }

@@ -41,7 +41,7 @@ impl Core {
         // (readings already ignore them): their rows go.
         let mut tx = self.store.begin().await?;
         store::drop_lapsed_reservations(&mut tx, now).await?;
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         let due = store::due_subscriptions(self.store.pool(), now).await?;
         let mut changed = 0;
         for candidate in due {

@@ -335,8 +335,7 @@ impl ProviderWebhookApi {
         .bind(&event.id)
         .bind(applied as i64)
         .execute(&mut *tx)
-        .await
-        .map_err(tenantry_kit::error::db_error)?;
+        .await?;
         core.emit(
             &mut tx,
             system_actor(),

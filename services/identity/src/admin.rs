@@ -604,7 +604,7 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
         .user_by_id_for_update(&mut tx, &user.id)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+    tx.commit().await?;
     Ok(updated)
 }
 

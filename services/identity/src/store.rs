@@ -184,11 +184,7 @@ impl Store {
             "DELETE FROM identity_one_time_tokens WHERE user_id = $1",
             "DELETE FROM identity_users WHERE id = $1",
         ] {
-            sqlx::query(sql)
-                .bind(id)
-                .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+            sqlx::query(sql).bind(id).execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -213,8 +209,7 @@ impl Store {
         .bind(&sign_up.email)
         .bind(sign_up.created_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         sqlx::query(
             "INSERT INTO identity_pending_sign_ups (token_hash, email, display_name,
                 password_hash, organization_name, created_at_us, expires_at_us)
@@ -228,8 +223,7 @@ impl Store {
         .bind(sign_up.created_at_us)
         .bind(sign_up.expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -248,8 +242,7 @@ impl Store {
         .bind(token_hash)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         if taken != 1 {
             return Ok(None);
@@ -261,8 +254,7 @@ impl Store {
         )
         .bind(token_hash)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let read = || -> std::result::Result<PendingSignUp, sqlx::Error> {
             Ok(PendingSignUp {
                 email: row.try_get(0)?,
@@ -282,8 +274,7 @@ impl Store {
         sqlx::query("UPDATE identity_pending_sign_ups SET used_at_us = NULL WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -295,8 +286,7 @@ impl Store {
         )
         .bind(email)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -320,8 +310,7 @@ impl Store {
         .bind(user.updated_at_us)
         .bind(user.email_verified_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -330,8 +319,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| user_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -342,8 +330,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| user_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -354,8 +341,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(email)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| user_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -378,7 +364,7 @@ impl Store {
             now = tenantry_kit::db::now_micros()
         );
         let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
-        bind(query).execute(&mut **tx).await.map_err(db_error)?;
+        bind(query).execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -390,8 +376,7 @@ impl Store {
              WHERE totp_secret IS NOT NULL OR pending_totp_secret IS NOT NULL",
         )
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
@@ -418,8 +403,7 @@ impl Store {
         .bind(after.0)
         .bind(after.1)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -430,8 +414,7 @@ impl Store {
             .bind(id)
             .bind(now_us)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -456,8 +439,7 @@ impl Store {
         .bind(session.last_seen_at_us)
         .bind(session.expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -466,8 +448,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| session_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -484,8 +465,7 @@ impl Store {
             .bind(user_id)
             .bind(now_us)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(session_from_row)
             .collect::<std::result::Result<_, _>>()
@@ -509,8 +489,7 @@ impl Store {
         .bind(client_address)
         .bind(user_agent)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -531,8 +510,7 @@ impl Store {
         .bind(i64::from(mfa))
         .bind(i64::from(mfa_pending))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -546,8 +524,7 @@ impl Store {
         .bind(tenantry_kit::db::now_micros())
         .bind(reason)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(revoked == 1)
     }
@@ -557,8 +534,7 @@ impl Store {
         sqlx::query("SELECT id FROM identity_sessions WHERE user_id = $1 AND revoked_at_us IS NULL")
             .bind(user_id)
             .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(|row| row.try_get(0))
             .collect::<std::result::Result<_, _>>()
@@ -574,8 +550,7 @@ impl Store {
         .bind(id)
         .bind(now_us)
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .is_some())
     }
 
@@ -598,8 +573,7 @@ impl Store {
         .bind(now_us)
         .bind(expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -610,8 +584,7 @@ impl Store {
         )
         .bind(token_hash)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .map(|row| {
             Ok(RefreshRow {
                 session_id: row.try_get(0)?,
@@ -633,8 +606,7 @@ impl Store {
         .bind(token_hash)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -654,8 +626,7 @@ impl Store {
         .bind(token.now_us)
         .bind(token.expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -666,8 +637,7 @@ impl Store {
         )
         .bind(token_hash)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .map(|row| {
             Ok(OneTimeRow {
                 user_id: row.try_get(0)?,
@@ -691,8 +661,7 @@ impl Store {
         .bind(token_hash)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -704,8 +673,7 @@ impl Store {
         )
         .bind(token_hash)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -726,8 +694,7 @@ impl Store {
         .bind(purpose)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -742,15 +709,13 @@ impl Store {
         sqlx::query("DELETE FROM identity_recovery_codes WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         for hash in hashes {
             sqlx::query("INSERT INTO identity_recovery_codes (user_id, code_hash) VALUES ($1, $2)")
                 .bind(user_id)
                 .bind(hash)
                 .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         }
         Ok(())
     }
@@ -765,8 +730,7 @@ impl Store {
         .bind(hash)
         .bind(tenantry_kit::db::now_micros())
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -778,8 +742,7 @@ impl Store {
         sqlx::query("SELECT failures, blocked_until_us FROM identity_login_throttle WHERE throttle_key = $1")
             .bind(key)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
             .transpose()
             .map_err(db_error)
@@ -803,8 +766,7 @@ impl Store {
         .bind(blocked_until_us)
         .bind(tenantry_kit::db::now_micros())
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -812,8 +774,7 @@ impl Store {
         sqlx::query("DELETE FROM identity_login_throttle WHERE throttle_key = $1")
             .bind(key)
             .execute(self.db.pool())
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -826,8 +787,7 @@ impl Store {
              ORDER BY created_at_us DESC, kid DESC",
         )
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .iter()
         .map(|row| {
             Ok((
@@ -849,8 +809,7 @@ impl Store {
         .bind(seed_hex)
         .bind(now_us)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 }
@@ -944,8 +903,7 @@ impl Store {
         .bind(account.updated_at_us)
         .bind(&account.request_id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -956,8 +914,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| service_account_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -977,8 +934,7 @@ impl Store {
             .bind(created_by)
             .bind(request_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| service_account_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -998,8 +954,7 @@ impl Store {
             .bind(service_account_id)
             .bind(request_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| credential_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -1019,8 +974,7 @@ impl Store {
             .bind(after_id)
             .bind(limit)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(service_account_from_row)
             .collect::<std::result::Result<_, _>>()
@@ -1034,13 +988,11 @@ impl Store {
         )
         .bind(id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let rows = sqlx::query("DELETE FROM identity_service_accounts WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected();
         Ok(rows == 1)
     }
@@ -1062,8 +1014,7 @@ impl Store {
         .bind(&credential.created_by)
         .bind(&credential.request_id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1074,8 +1025,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(client_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| credential_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -1089,8 +1039,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(service_account_id)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(credential_from_row)
             .collect::<std::result::Result<_, _>>()
@@ -1109,8 +1058,7 @@ impl Store {
         .bind(id)
         .bind(service_account_id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -1122,8 +1070,7 @@ impl Store {
         .bind(id)
         .bind(now_us)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1152,8 +1099,7 @@ impl Store {
             .bind(i64::from(show_deleted))
             .bind(limit)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(user_from_row)
             .collect::<std::result::Result<_, _>>()
@@ -1228,8 +1174,7 @@ impl Store {
         .bind(&key.request_id)
         .bind(&key.project_id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1243,8 +1188,7 @@ impl Store {
             .bind(id)
             .bind(organization_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| api_key_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -1255,8 +1199,7 @@ impl Store {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| api_key_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -1274,8 +1217,7 @@ impl Store {
             .bind(organization_id)
             .bind(request_id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| api_key_from_row(&row))
             .transpose()
             .map_err(db_error)
@@ -1297,8 +1239,7 @@ impl Store {
             .bind(after_id)
             .bind(limit)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .iter()
             .map(api_key_from_row)
             .collect::<std::result::Result<_, _>>()
@@ -1312,8 +1253,7 @@ impl Store {
         .bind(id)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected();
         Ok(rows == 1)
     }
@@ -1323,8 +1263,7 @@ impl Store {
             .bind(id)
             .bind(now_us)
             .execute(self.db.pool())
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 }

@@ -351,8 +351,7 @@ impl Store {
         .bind(workspace.updated_at_us)
         .bind(workspace.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -421,8 +420,7 @@ impl Store {
         .bind(workspace.updated_at_us)
         .bind(workspace.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -472,8 +470,7 @@ impl Store {
         .bind(org.version)
         .bind(i64::from(org.projects_granted_only))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -514,8 +511,7 @@ impl Store {
                 query
                     .try_map(|row: AnyRow| organization_from_row(&row))
                     .fetch_all(self.db.pool())
-                    .await
-                    .map_err(db_error)?,
+                    .await?,
             );
         }
         Ok(rows)
@@ -577,8 +573,7 @@ impl Store {
         .bind(slug)
         .bind(except)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .is_some())
     }
 
@@ -609,8 +604,7 @@ impl Store {
         .bind(org.version)
         .bind(i64::from(org.projects_granted_only))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -654,8 +648,7 @@ impl Store {
         .bind(org.path.len() as i64 + 1)
         .bind(delta)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         sqlx::query(
             "UPDATE org_organizations SET parent_id = $2, updated_at_us = $3, version = version + 1
              WHERE id = $1",
@@ -664,8 +657,7 @@ impl Store {
         .bind(new_parent_id)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -679,8 +671,7 @@ impl Store {
         )
         .bind(organization_id)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .try_get(0)
         .map_err(db_error)
     }
@@ -708,8 +699,7 @@ impl Store {
                     .bind(purge_at_us)
                     .bind(cause)
                     .execute(&mut **tx)
-                    .await
-                    .map_err(db_error)?;
+                    .await?;
             }
         }
         Ok(())
@@ -733,8 +723,7 @@ impl Store {
                     .bind(id)
                     .bind(cause)
                     .execute(&mut **tx)
-                    .await
-                    .map_err(db_error)?;
+                    .await?;
             }
         }
         Ok(())
@@ -770,7 +759,7 @@ impl Store {
         if kind == Children::Projects {
             query = query.bind(&row.team_id);
         }
-        query.execute(&mut **tx).await.map_err(db_error)?;
+        query.execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -856,8 +845,7 @@ impl Store {
             .bind(slug)
             .bind(except)
             .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .is_some())
     }
 
@@ -894,7 +882,7 @@ impl Store {
         if kind == Children::Projects {
             query = query.bind(&row.team_id);
         }
-        let done = query.execute(&mut **tx).await.map_err(db_error)?;
+        let done = query.execute(&mut **tx).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -905,8 +893,7 @@ impl Store {
         )
         .bind(team_id)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?
+        .await?
         .try_get(0)
         .map_err(db_error)
     }
@@ -957,13 +944,11 @@ impl Store {
         sqlx::query("UPDATE org_projects SET team_id = NULL WHERE team_id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         sqlx::query("DELETE FROM org_teams WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -977,25 +962,21 @@ impl Store {
         )
         .bind(id)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .try_get(0)
-        .map_err(db_error)?;
+        .await?
+        .try_get(0)?;
         if remaining > 0 {
             return Ok(false);
         }
         sqlx::query("DELETE FROM org_ownership_transfers WHERE organization_id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let deleted = sqlx::query(
             "DELETE FROM org_organizations WHERE id = $1 AND deleted_at_us IS NOT NULL",
         )
         .bind(id)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(deleted.rows_affected() == 1)
     }
 
@@ -1004,13 +985,11 @@ impl Store {
         sqlx::query("DELETE FROM org_environments WHERE project_id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         sqlx::query("DELETE FROM org_projects WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -1030,8 +1009,7 @@ impl Store {
         .bind(env.updated_at_us)
         .bind(env.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1088,8 +1066,7 @@ impl Store {
         .bind(env.updated_at_us)
         .bind(env.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1106,8 +1083,7 @@ impl Store {
                 .bind(id)
                 .bind(expected_version.unwrap_or(-1))
                 .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1128,8 +1104,7 @@ impl Store {
         .bind(transfer.created_at_us)
         .bind(transfer.expires_at_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1186,8 +1161,7 @@ impl Store {
         .bind(state)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

@@ -592,7 +592,7 @@ impl Core {
             _ => return self.skip(tx).await,
         }
         if changes.is_empty() && emitted.is_empty() {
-            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            tx.commit().await?;
             return Ok(());
         }
         self.write(tx, &changes, emitted).await?;

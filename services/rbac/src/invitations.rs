@@ -198,8 +198,7 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     .bind(serde_json::to_string(&i.projects).expect("serializes"))
     .bind(i.external as i64)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -222,8 +221,7 @@ async fn update(tx: &mut Tx, i: &InvitationRow, expected: i64) -> Result<bool> {
     .bind(i.updated_at_us)
     .bind(i.version)
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -500,8 +498,7 @@ impl Core {
         .bind(&email)
         .bind(now)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         insert(&mut tx, &row).await.map_err(|e| {
             if e.code() == Code::AlreadyExists {
                 Error::new(

@@ -359,7 +359,7 @@ impl Core {
         for event in events {
             self.outbox.append(&mut tx, event).await?;
         }
-        tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+        tx.commit().await?;
         self.outbox.notify();
         // The write is done: if this replica cannot catch up right now, its
         // follower will, and a check with this token waits for that. Failing
@@ -421,7 +421,7 @@ impl Core {
         let recorded = async {
             let mut tx = self.store.begin().await?;
             self.outbox.append(&mut tx, event).await?;
-            tx.commit().await.map_err(tenantry_kit::error::db_error)?;
+            tx.commit().await?;
             self.outbox.notify();
             Ok::<_, Error>(())
         }

@@ -200,10 +200,8 @@ impl Store {
         let revision: i64 =
             sqlx::query("UPDATE rbac_revision SET value = value + 1 WHERE id = 1 RETURNING value")
                 .fetch_one(&mut **tx)
-                .await
-                .map_err(db_error)?
-                .try_get(0)
-                .map_err(db_error)?;
+                .await?
+                .try_get(0)?;
         for (position, change) in changes.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO rbac_changes (revision, position, change) VALUES ($1, $2, $3)",
@@ -212,16 +210,14 @@ impl Store {
             .bind(position as i64)
             .bind(serde_json::to_string(change).expect("changes serialize"))
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         }
         if self.shared() {
             // Delivered at commit to every replica listening: they apply the
             // revision now instead of at their next poll.
             sqlx::query("SELECT pg_notify(current_schema() || '_rbac_changes', '')")
                 .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         }
         Ok(revision)
     }
@@ -247,11 +243,9 @@ impl Store {
         .bind(id)
         .bind(applied)
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .map(|row| row.try_get(0))
-        .transpose()
-        .map_err(db_error)?;
+        .transpose()?;
         if let Some(fence) = fence {
             return Ok(fence);
         }
@@ -263,8 +257,7 @@ impl Store {
         .bind(id)
         .bind(applied)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(0)
     }
 
@@ -274,8 +267,7 @@ impl Store {
             .bind(id)
             .bind(revision)
             .execute(self.db.pool())
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -297,8 +289,7 @@ impl Store {
         .bind(revision)
         .bind(lease.as_micros() as i64)
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
         .collect::<std::result::Result<_, sqlx::Error>>()
@@ -315,8 +306,7 @@ impl Store {
         .bind(id)
         .bind(revision)
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .map_or(Ok(0), |row| row.try_get(0))
         .map_err(db_error)
     }
@@ -326,8 +316,7 @@ impl Store {
         sqlx::query("SELECT seen_at_us FROM rbac_replicas WHERE id = $1")
             .bind(id)
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .map(|row| row.try_get(0))
             .transpose()
             .map_err(db_error)
@@ -340,8 +329,7 @@ impl Store {
         )
         .bind(age.as_micros() as i64)
         .execute(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .rows_affected())
     }
 
@@ -349,8 +337,7 @@ impl Store {
     pub async fn head(&self) -> Result<i64> {
         sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
             .fetch_one(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .try_get(0)
             .map_err(db_error)
     }
@@ -363,8 +350,7 @@ impl Store {
         .bind(consumer)
         .bind(id)
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .is_some())
     }
 
@@ -372,8 +358,7 @@ impl Store {
     pub async fn floor(&self) -> Result<i64> {
         sqlx::query("SELECT value FROM rbac_revision WHERE id = 2")
             .fetch_one(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .try_get(0)
             .map_err(db_error)
     }
@@ -384,8 +369,7 @@ impl Store {
         let raised = sqlx::query("UPDATE rbac_revision SET value = $1 WHERE id = 2 AND value < $1")
             .bind(floor)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected();
         if raised == 0 {
             return Ok(0);
@@ -393,10 +377,9 @@ impl Store {
         let deleted = sqlx::query("DELETE FROM rbac_changes WHERE revision <= $1")
             .bind(floor)
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
             .rows_affected();
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok(deleted)
     }
 
@@ -406,8 +389,7 @@ impl Store {
             sqlx::query("SELECT change FROM rbac_changes WHERE revision = $1 ORDER BY position")
                 .bind(revision)
                 .fetch_all(self.db.pool())
-                .await
-                .map_err(db_error)?;
+                .await?;
         rows.iter()
             .map(|row| decode(&row.try_get::<String, _>(0)?))
             .collect::<std::result::Result<_, sqlx::Error>>()
@@ -422,8 +404,7 @@ impl Store {
         )))
         .bind(revision)
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)?;
+        .await?;
         rows.iter()
             .map(|row| {
                 let revision: i64 = row.try_get(0)?;
@@ -437,24 +418,21 @@ impl Store {
     /// Everything the index needs, and the revision it reflects, read in one
     /// transaction (a consistent snapshot).
     pub async fn snapshot(&self) -> Result<(i64, Vec<Change>)> {
-        let mut tx = self.db.pool().begin().await.map_err(db_error)?;
+        let mut tx = self.db.pool().begin().await?;
         let head: i64 = sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
             .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .try_get(0)
-            .map_err(db_error)?;
+            .await?
+            .try_get(0)?;
         let mut changes = Vec::new();
         // Types first: nodes of registered types need them.
         for row in
             sqlx::query("SELECT definition FROM rbac_resource_types ORDER BY created_at_us, name")
                 .fetch_all(&mut *tx)
-                .await
-                .map_err(db_error)?
+                .await?
         {
-            let definition: String = row.try_get(0).map_err(db_error)?;
+            let definition: String = row.try_get(0)?;
             changes.push(Change::RegisterType {
-                definition: decode(&definition).map_err(db_error)?,
+                definition: decode(&definition)?,
             });
         }
         for row in sqlx::query(
@@ -462,19 +440,18 @@ impl Store {
              ORDER BY object_type, id",
         )
         .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
+        .await?
         {
-            let object_type: String = row.try_get(0).map_err(db_error)?;
-            let id: String = row.try_get(1).map_err(db_error)?;
-            let live = row.try_get::<i64, _>(4).map_err(db_error)? != 0;
+            let object_type: String = row.try_get(0)?;
+            let id: String = row.try_get(1)?;
+            let live = row.try_get::<i64, _>(4)? != 0;
             changes.push(Change::Node {
                 object_type: object_type.clone(),
                 id: id.clone(),
-                parent: row.try_get(2).map_err(db_error)?,
-                inherit: row.try_get::<i64, _>(3).map_err(db_error)? != 0,
+                parent: row.try_get(2)?,
+                inherit: row.try_get::<i64, _>(3)? != 0,
             });
-            if row.try_get::<i64, _>(5).map_err(db_error)? != 0 {
+            if row.try_get::<i64, _>(5)? != 0 {
                 changes.push(Change::ProjectVisibility {
                     organization: id.clone(),
                     granted_only: true,
@@ -490,11 +467,10 @@ impl Store {
         }
         for row in sqlx::query("SELECT user_id FROM rbac_inactive_users ORDER BY user_id")
             .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             changes.push(Change::UserActive {
-                user: row.try_get(0).map_err(db_error)?,
+                user: row.try_get(0)?,
                 active: false,
             });
         }
@@ -505,13 +481,12 @@ impl Store {
         )
         .bind(now)
         .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
+        .await?
         {
             changes.push(Change::SessionEnded {
-                id: row.try_get(0).map_err(db_error)?,
+                id: row.try_get(0)?,
                 at_us: now,
-                until_us: row.try_get(1).map_err(db_error)?,
+                until_us: row.try_get(1)?,
             });
         }
         for row in sqlx::query(
@@ -519,26 +494,24 @@ impl Store {
              FROM rbac_api_keys ORDER BY id",
         )
         .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?
+        .await?
         {
-            let scope_type: String = row.try_get(3).map_err(db_error)?;
-            let scope_id: String = row.try_get(4).map_err(db_error)?;
-            let permissions: String = row.try_get(5).map_err(db_error)?;
+            let scope_type: String = row.try_get(3)?;
+            let scope_id: String = row.try_get(4)?;
+            let permissions: String = row.try_get(5)?;
             changes.push(Change::ApiKey {
-                id: row.try_get(0).map_err(db_error)?,
-                organization: row.try_get(1).map_err(db_error)?,
-                owner: row.try_get(2).map_err(db_error)?,
-                scope: key_scope(&scope_type, scope_id).map_err(db_error)?,
-                permissions: decode(&permissions).map_err(db_error)?,
+                id: row.try_get(0)?,
+                organization: row.try_get(1)?,
+                owner: row.try_get(2)?,
+                scope: key_scope(&scope_type, scope_id)?,
+                permissions: decode(&permissions)?,
             });
         }
         let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles");
         for role in sqlx::query(sqlx::AssertSqlSafe(sql))
             .try_map(|row: AnyRow| role_from_row(&row))
             .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             changes.push(Change::Role {
                 name: role.name(),
@@ -549,8 +522,7 @@ impl Store {
         for m in sqlx::query(sqlx::AssertSqlSafe(sql))
             .try_map(|row: AnyRow| membership_from_row(&row))
             .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             changes.push(Change::Membership {
                 organization: m.organization_id,
@@ -562,8 +534,7 @@ impl Store {
         for m in sqlx::query(sqlx::AssertSqlSafe(sql))
             .try_map(|row: AnyRow| team_member_from_row(&row))
             .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             changes.push(Change::TeamMember {
                 team: m.team_id,
@@ -575,8 +546,7 @@ impl Store {
         for g in sqlx::query(sqlx::AssertSqlSafe(sql))
             .try_map(|row: AnyRow| grant_from_row(&row))
             .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
+            .await?
         {
             changes.push(Change::ProjectGrant {
                 project: g.project_id,
@@ -584,7 +554,7 @@ impl Store {
                 level: Some(g.level),
             });
         }
-        tx.commit().await.map_err(db_error)?;
+        tx.commit().await?;
         Ok((head, changes))
     }
 
@@ -628,8 +598,7 @@ impl Store {
             .bind(request_id)
             .bind(resource_id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -649,8 +618,7 @@ impl Store {
         .bind(i64::from(node.inherit))
         .bind(i64::from(node.live))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -670,8 +638,7 @@ impl Store {
         .bind(organization)
         .bind(flag)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -753,8 +720,7 @@ impl Store {
         sqlx::query("SELECT COUNT(*) FROM rbac_roles WHERE permissions LIKE $1")
             .bind(format!("%\"{object_type}.%"))
             .fetch_one(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .try_get(0)
             .map_err(db_error)
     }
@@ -764,8 +730,7 @@ impl Store {
         sqlx::query("SELECT COUNT(*) FROM rbac_nodes WHERE object_type = $1")
             .bind(object_type)
             .fetch_one(self.db.pool())
-            .await
-            .map_err(db_error)?
+            .await?
             .try_get(0)
             .map_err(db_error)
     }
@@ -789,8 +754,7 @@ impl Store {
         .bind(registered_by)
         .bind(now_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -823,8 +787,7 @@ impl Store {
         sqlx::query("DELETE FROM rbac_resource_types WHERE name = $1")
             .bind(name)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -833,8 +796,7 @@ impl Store {
             .bind(object_type)
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -946,8 +908,7 @@ impl Store {
         .bind(m.updated_at_us)
         .bind(m.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -962,8 +923,7 @@ impl Store {
                 .bind(organization_id)
                 .bind(user_id)
                 .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1001,8 +961,7 @@ impl Store {
             .bind(organization_id)
             .try_map(|row: AnyRow| membership_from_row(&row))
             .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(rows
             .into_iter()
             .filter(|m| m.roles.iter().any(|r| r == role))
@@ -1051,8 +1010,7 @@ impl Store {
         .bind(role.updated_at_us)
         .bind(role.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1060,8 +1018,7 @@ impl Store {
         sqlx::query("DELETE FROM rbac_roles WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -1132,8 +1089,7 @@ impl Store {
         .bind(m.updated_at_us)
         .bind(m.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1147,8 +1103,7 @@ impl Store {
             .bind(team_id)
             .bind(user_id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1218,8 +1173,7 @@ impl Store {
         .bind(g.updated_at_us)
         .bind(g.version)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1230,8 +1184,7 @@ impl Store {
             .bind(g.updated_at_us)
             .bind(g.version)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -1239,8 +1192,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM rbac_project_grants WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1298,8 +1250,7 @@ impl Store {
         .bind(i64::from(user.email_verified))
         .bind(i64::from(user.deleted))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1334,8 +1285,7 @@ impl Store {
         .bind(scope_id)
         .bind(serde_json::to_string(permissions).expect("strings serialize"))
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1351,8 +1301,7 @@ impl Store {
         sqlx::query("DELETE FROM rbac_ended_sessions WHERE until_us <= $1")
             .bind(at_us)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         sqlx::query(
             "INSERT INTO rbac_ended_sessions (session_id, ended_at_us, until_us) VALUES ($1, $2, $3)
              ON CONFLICT (session_id) DO NOTHING",
@@ -1361,8 +1310,7 @@ impl Store {
         .bind(at_us)
         .bind(until_us)
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(())
     }
 
@@ -1371,8 +1319,7 @@ impl Store {
         sqlx::query("DELETE FROM rbac_api_keys WHERE id = $1")
             .bind(id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -1389,16 +1336,14 @@ impl Store {
             sqlx::query("SELECT disabled, deleted FROM rbac_inactive_users WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_optional(&mut **tx)
-                .await
-                .map_err(db_error)?
+                .await?
                 .map(|row| -> std::result::Result<(bool, bool), sqlx::Error> {
                     Ok((
                         row.try_get::<i64, _>(0)? != 0,
                         row.try_get::<i64, _>(1)? != 0,
                     ))
                 })
-                .transpose()
-                .map_err(db_error)?
+                .transpose()?
                 .unwrap_or((false, false));
         let (disabled, deleted) = match reason {
             InactiveReason::Disabled => (on, current.1),
@@ -1413,14 +1358,12 @@ impl Store {
             .bind(i64::from(disabled))
             .bind(i64::from(deleted))
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         } else {
             sqlx::query("DELETE FROM rbac_inactive_users WHERE user_id = $1")
                 .bind(user_id)
                 .execute(&mut **tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
         }
         Ok(!(disabled || deleted))
     }
@@ -1448,8 +1391,7 @@ impl Store {
         .bind(organization)
         .bind(email)
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)?
+        .await?
         .is_some())
     }
 }

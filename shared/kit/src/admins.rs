@@ -7,7 +7,7 @@
 use sqlx::{Any, Executor, Transaction};
 use tenantry_proto::tenantry::events::v1 as events;
 
-use crate::error::{Result, db_error};
+use crate::error::Result;
 
 /// The event types a copy follows, for a consumer's subject filters.
 pub const EVENT_TYPES: [&str; 2] = [
@@ -57,8 +57,7 @@ impl PlatformAdmins {
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(user_id)
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(true)
     }
 
@@ -74,8 +73,7 @@ impl PlatformAdmins {
         )))
         .bind(user_id)
         .fetch_optional(e)
-        .await
-        .map_err(db_error)?
+        .await?
         .is_some())
     }
 }

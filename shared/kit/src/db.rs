@@ -274,8 +274,7 @@ impl Savepoint {
     pub async fn set(tx: &mut Transaction<'static, Any>) -> Result<Savepoint> {
         sqlx::query("SAVEPOINT tenantry_attempt")
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(Savepoint)
     }
 
@@ -283,8 +282,7 @@ impl Savepoint {
     pub async fn release(self, tx: &mut Transaction<'static, Any>) -> Result<()> {
         sqlx::query("RELEASE SAVEPOINT tenantry_attempt")
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 
@@ -292,8 +290,7 @@ impl Savepoint {
     pub async fn undo(self, tx: &mut Transaction<'static, Any>) -> Result<()> {
         sqlx::query("ROLLBACK TO SAVEPOINT tenantry_attempt")
             .execute(&mut **tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         Ok(())
     }
 }

@@ -350,6 +350,14 @@ pub fn db_error(error: sqlx::Error) -> Error {
     }
 }
 
+/// `?` on a database call maps its error through [`db_error`], the one
+/// mapping of storage failures to what a client is told.
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        db_error(error)
+    }
+}
+
 /// The ErrorInfo reason of a status another service answered, if any.
 pub fn reason_of(status: &tonic::Status) -> Option<String> {
     status

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{BusMessage, EventBus, SUBJECT_PREFIX};
 use crate::config::OutboxConfig;
 use crate::db::{Backend, Database, Migration, now_micros};
-use crate::error::{Result, db_error};
+use crate::error::Result;
 use crate::id::new_id;
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -226,10 +226,8 @@ impl Outbox {
         .bind(event.aggregate_type)
         .bind(&event.aggregate_id)
         .fetch_one(&mut **tx)
-        .await
-        .map_err(db_error)?
-        .try_get(0)
-        .map_err(db_error)?;
+        .await?
+        .try_get(0)?;
 
         let now = chrono::Utc::now();
         let envelope = events::Event {
@@ -261,8 +259,7 @@ impl Outbox {
         .bind(envelope.encode_to_vec())
         .bind(now.timestamp_micros())
         .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         Ok(envelope)
     }
 
@@ -475,8 +472,7 @@ pub async fn claim_event(
     .bind(event_id)
     .bind(now_micros())
     .execute(&mut **tx)
-    .await
-    .map_err(db_error)?
+    .await?
     .rows_affected();
     Ok(inserted == 1)
 }

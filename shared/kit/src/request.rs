@@ -177,8 +177,7 @@ impl Requests {
         .bind(method)
         .bind(request_id)
         .fetch_optional(executor)
-        .await
-        .map_err(crate::error::db_error)?
+        .await?
         .map(|row| row.try_get(0))
         .transpose()
         .map_err(crate::error::db_error)
@@ -206,8 +205,7 @@ impl Requests {
         .bind(resource_id)
         .bind(crate::db::now_micros())
         .execute(&mut **tx)
-        .await
-        .map_err(crate::error::db_error)?;
+        .await?;
         Ok(())
     }
 }

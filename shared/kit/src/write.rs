@@ -15,7 +15,7 @@ use sqlx::{Any, Transaction};
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::consistency::{self, Token};
-use crate::error::{Result, db_error};
+use crate::error::Result;
 use crate::index::IndexSink;
 use crate::outbox::{NewEvent, Outbox};
 
@@ -84,7 +84,7 @@ impl Write {
         if let Some(index) = index {
             index.reachable().await?;
         }
-        self.tx.commit().await.map_err(db_error)?;
+        self.tx.commit().await?;
         self.outbox.notify();
         let token = match (&self.index, self.written.is_empty()) {
             (Some(index), false) => index.deliver(self.written).await,

@@ -157,8 +157,7 @@ pub async fn add_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
     )
     .bind(&node.id)
     .fetch_all(&mut **tx)
-    .await
-    .map_err(tenantry_kit::error::db_error)?;
+    .await?;
     for (metric, n) in pending {
         if let Some(metric) = crate::metric::from_name(&metric) {
             count(tx, node, metric, 0, n).await?;
