@@ -47,6 +47,10 @@ pub const SERVICES: &[&str] = &["identity", "organization", "rbac", "billing", "
 /// The name in an edge credential (see the module docs).
 pub const EDGE: &str = "gateway";
 
+/// The only methods an edge credential opens (by path prefix): the audit
+/// service's reports from the edge.
+pub const EDGE_METHODS: &str = "/tenantry.audit.v1.EdgeReportService/";
+
 /// The deployment's internal key.
 #[derive(Clone)]
 pub struct InternalKey([u8; 32]);

@@ -256,10 +256,13 @@ impl Policy {
                 .and_then(|key| key.verify(credential, now));
             let principal = match service {
                 Some(service) => InternalKey::principal(service, now),
-                None if self
-                    .edge
-                    .as_ref()
-                    .is_some_and(|key| key.verify_edge(credential, now)) =>
+                // An edge credential opens the edge's own RPCs and nothing
+                // else, whichever services share this server.
+                None if path.starts_with(internal::EDGE_METHODS)
+                    && self
+                        .edge
+                        .as_ref()
+                        .is_some_and(|key| key.verify_edge(credential, now)) =>
                 {
                     InternalKey::edge_principal(now)
                 }
@@ -648,16 +651,30 @@ mod tests {
         assert_eq!(grpc_status(&response), Some("16"));
 
         // The edge key makes edge credentials only, accepted by a layer
-        // that holds it; the internal key makes none.
+        // that holds it, for the edge's own RPCs only; the internal key
+        // makes none.
         let edge = InternalKey::new([3; 32]);
         let layer = layer.with_edge_key(edge.clone());
-        let response = call(&layer, internal(&edge.credential(internal::EDGE, now))).await;
+        let report = |value: &str| {
+            let mut request = request(
+                "/tenantry.audit.v1.EdgeReportService/ReportRateLimited",
+                None,
+            );
+            request
+                .headers_mut()
+                .insert(internal::HEADER, value.parse().unwrap());
+            request
+        };
+        let from_edge = edge.credential(internal::EDGE, now);
+        let response = call(&layer, report(&from_edge)).await;
         assert_eq!(response.into_body(), "principal:gateway");
+        let elsewhere = call(&layer, internal(&from_edge)).await;
+        assert_eq!(grpc_status(&elsewhere), Some("16"), "only the edge's RPCs");
         for bad in [
             key.credential(internal::EDGE, now),
             edge.credential("organization", now),
         ] {
-            let response = call(&layer, internal(&bad)).await;
+            let response = call(&layer, report(&bad)).await;
             assert_eq!(grpc_status(&response), Some("16"), "{bad}");
         }
     }
