@@ -57,18 +57,20 @@ pub async fn admit(
             "scope" => decision.scope
         )
         .increment(1);
-        if let Some(claims) = caller
-            .claims
-            .as_ref()
-            .filter(|_| decision.scope == "organization")
-        {
+        if let (Some(refusals), Some(claims)) = (
+            gateway.inner.refusals.as_ref(),
+            caller
+                .claims
+                .as_ref()
+                .filter(|_| decision.scope == "organization"),
+        ) {
             let header = |name| {
                 headers
                     .get(name)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
             };
-            gateway.inner.refusals.record(
+            refusals.record(
                 Refused {
                     claims,
                     class: class.as_str(),

@@ -227,7 +227,9 @@ struct Inner {
     options: Options,
     openapi: bytes::Bytes,
     trusted_proxies: Vec<Cidr>,
-    refusals: Arc<Refusals>,
+    /// Refusals counted for the audit log; `None` without an edge key (no
+    /// one would drain the counts).
+    refusals: Option<Arc<Refusals>>,
 }
 
 impl Gateway {
@@ -251,22 +253,26 @@ impl Gateway {
             upstreams.billing(),
         )
         .await?;
-        let refusals = Arc::new(Refusals::new(Duration::from_secs(
-            options.rate_limit_audit_window_secs,
-        )));
-        match deps.edge_key {
+        let refusals = match deps.edge_key {
             Some(key) => {
+                let refusals = Arc::new(Refusals::new(Duration::from_secs(
+                    options.rate_limit_audit_window_secs,
+                )));
                 deps.tasks.spawn(refusals::report(
                     refusals.clone(),
                     upstreams.audit(),
                     key,
                     deps.stop,
                 ));
+                Some(refusals)
             }
-            None => tracing::warn!(
-                "no `edge_key`: requests refused over a rate limit are counted in metrics, not in the audit log"
-            ),
-        }
+            None => {
+                tracing::warn!(
+                    "no `edge_key`: requests refused over a rate limit are counted in metrics, not in the audit log"
+                );
+                None
+            }
+        };
         let openapi = serde_json::to_vec(&openapi::document(&pool, &routes))?.into();
         let trusted_proxies = options
             .trusted_proxies
