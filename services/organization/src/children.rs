@@ -245,6 +245,7 @@ impl Core {
         permission: Option<Permission>,
     ) -> Result<ChildRow> {
         let (organization_id, id) = child_ids(kind, field, name)?;
+        self.enter_tenants_of(&[&organization_id]).await?;
         let row = self
             .store
             .child(kind, &organization_id, &id)
@@ -455,6 +456,7 @@ impl Core {
         query: ListQuery<'_>,
     ) -> Result<(Vec<ChildRow>, String)> {
         let organization_id = OrganizationName::parse("parent", parent)?.id;
+        self.enter_tenants_of(&[&organization_id]).await?;
         let size = page_size(query.page_size, 50, 1000)? as usize;
         let fingerprint = format!(
             "{}|{}|{}|{}|{}",

@@ -38,6 +38,7 @@ use tenantry_kit::index::IndexSink;
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::tenancy;
 use tenantry_kit::write::Write;
 use tenantry_mail::{Mailer, MailerOptions};
 use tenantry_proto::tenantry::events::v1 as events;
@@ -228,6 +229,21 @@ impl Core {
             (false, true) => Err(Error::permission_denied(permission).with_domain(NAME)),
             (false, false) => Err(not_found(kind)),
         }
+    }
+
+    /// Puts the trees of these organizations in the request's tenant scope
+    /// (`tenantry_kit::tenancy`), before anything of theirs is read: on
+    /// Postgres, each query of the request sees those trees' rows and no
+    /// other's, whatever its own filter says. Names of no organization add
+    /// nothing, so what they name stays unseen.
+    pub(crate) async fn enter_tenants_of(&self, organization_ids: &[&str]) -> Result<()> {
+        if !self.store.has_row_security() {
+            return Ok(());
+        }
+        for root in tenancy::system(self.store.roots_of(organization_ids)).await? {
+            tenancy::enter(&root);
+        }
+        Ok(())
     }
 
     /// Begins a write: its events go to the outbox and to the index.

@@ -14,6 +14,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::Result;
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::service::ServiceContext;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::store::Children;
@@ -55,6 +56,11 @@ pub fn spawn(ctx: &ServiceContext, core: Core, interval: Duration) {
 impl Core {
     /// Purges what expired by `now_us`; returns how many objects went.
     pub async fn purge_expired(&self, now_us: i64) -> Result<usize> {
+        // The purger serves every tenant.
+        tenancy::system(self.purge_expired_everywhere(now_us)).await
+    }
+
+    async fn purge_expired_everywhere(&self, now_us: i64) -> Result<usize> {
         let mut purged = 0;
         for (organization_id, id) in self
             .store

@@ -132,9 +132,53 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V2,
         postgres: V2,
     },
+    Migration {
+        version: 3,
+        description: "row-level security: each tenant table shows the trees in the request's scope",
+        // SQLite has no row-level security; the queries' filters stand alone.
+        sqlite: "SELECT 1;",
+        postgres: V3_POSTGRES,
+    },
 ];
 
 /// Organizations that existed before the setting keep what their members
 /// saw: every project. New ones take the configured default.
 const V2: &str =
     "ALTER TABLE org_organizations ADD COLUMN projects_granted_only BIGINT NOT NULL DEFAULT 0;";
+
+/// The tenant policies (see `tenantry_kit::tenancy`). An organization shows
+/// when its tree's root is in scope; a team, project or ownership transfer
+/// when its organization shows, an environment when its project does. The
+/// system scope (`*`) is tested first, so work for every tenant never runs
+/// the subquery. `FORCE` holds the tables' owner to the policies too.
+const V3_POSTGRES: &str = "
+ALTER TABLE org_organizations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE org_organizations FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_organizations_tenant ON org_organizations
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+
+ALTER TABLE org_teams ENABLE ROW LEVEL SECURITY;
+ALTER TABLE org_teams FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_teams_tenant ON org_teams
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR organization_id IN (SELECT id FROM org_organizations));
+
+ALTER TABLE org_projects ENABLE ROW LEVEL SECURITY;
+ALTER TABLE org_projects FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_projects_tenant ON org_projects
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR organization_id IN (SELECT id FROM org_organizations));
+
+ALTER TABLE org_ownership_transfers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE org_ownership_transfers FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_ownership_transfers_tenant ON org_ownership_transfers
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR organization_id IN (SELECT id FROM org_organizations));
+
+ALTER TABLE org_environments ENABLE ROW LEVEL SECURITY;
+ALTER TABLE org_environments FORCE ROW LEVEL SECURITY;
+CREATE POLICY org_environments_tenant ON org_environments
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR project_id IN (SELECT id FROM org_projects));
+";

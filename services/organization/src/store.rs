@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use tenantry_kit::db::Database;
+use tenantry_kit::db::{Backend, Database};
 use tenantry_kit::error::{Result, db_error};
 
 pub type Tx = Transaction<'static, Any>;
@@ -291,6 +291,35 @@ impl Store {
 
     pub async fn begin(&self) -> Result<Tx> {
         self.db.begin().await
+    }
+
+    /// Whether the database holds each query to the request's tenants
+    /// (Postgres row-level security; see `tenantry_kit::tenancy`).
+    pub fn has_row_security(&self) -> bool {
+        self.db.backend() == Backend::Postgres
+    }
+
+    /// The roots of the trees holding these organizations (unknown ids have
+    /// none). Tenant lookups: run in the system scope.
+    pub async fn roots_of(&self, ids: &[&str]) -> Result<Vec<String>> {
+        let mut roots = Vec::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT DISTINCT root_id FROM org_organizations WHERE 1 = 1{}",
+                in_list("id", chunk.len(), 1)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            roots.extend(
+                query
+                    .try_map(|row: AnyRow| row.try_get::<String, _>(0))
+                    .fetch_all(self.db.pool())
+                    .await?,
+            );
+        }
+        Ok(roots)
     }
 
     // Idempotent requests.

@@ -19,6 +19,7 @@ use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
 use tenantry_kit::startup::retry_unreachable;
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
+use tenantry_kit::tenancy::TenancyLayer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -99,7 +100,20 @@ async fn connect_database(config: &Config) -> anyhow::Result<Database> {
             )
         })?;
     }
-    Database::connect(&config.effective_database_url(), &config.database).await
+    let db = Database::connect(&config.effective_database_url(), &config.database).await?;
+    if db.role_bypasses_row_security().await? {
+        // Row-level security is the second wall between tenants; a role
+        // that passes through it leaves the queries' filters alone.
+        let message = "the database role is a superuser or has BYPASSRLS, so \
+                       row-level security does not hold between tenants; \
+                       connect as a role without them (see deploy/README.md)";
+        if config.mode == crate::config::Mode::Production {
+            db.close().await;
+            anyhow::bail!("invalid configuration: {message}");
+        }
+        tracing::warn!("{message}");
+    }
+    Ok(db)
 }
 
 async fn migrate_database(
@@ -324,6 +338,7 @@ pub async fn start_until(
                 .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
                 .layer(auth_layer)
                 .layer(ConsistencyLayer::default())
+                .layer(TenancyLayer)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(serving_incoming, stop.clone().cancelled_owned()),
         );

@@ -85,18 +85,37 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(config.acquire_timeout())
+            // On Postgres, setting the tenant scope on each acquire tests
+            // the connection as the default ping would: a broken one fails
+            // the hook and is replaced.
+            .test_before_acquire(backend == Backend::Sqlite)
             .after_connect(move |conn, _meta| {
+                // Read here, in the acquiring task (sqlx runs the hooks in
+                // the caller's future, not a task of its own).
+                let scope = crate::tenancy::setting();
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
+                    match backend {
                         // WAL lets readers run beside the writer; the busy
                         // timeout queues writers instead of failing them.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
+                        Backend::Sqlite => {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                            )
+                            .await?;
+                        }
+                        Backend::Postgres => set_scope(conn, scope).await?,
                     }
                     Ok(())
+                })
+            })
+            .before_acquire(move |conn, _meta| {
+                let scope = crate::tenancy::setting();
+                Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        set_scope(conn, scope).await?;
+                    }
+                    Ok(true)
                 })
             })
             .connect_with(options)
@@ -147,6 +166,22 @@ impl Database {
                 () = tokio::time::sleep(every) => {}
             }
         }
+    }
+
+    /// Whether the connected role passes through Postgres row-level
+    /// security (a superuser, or `BYPASSRLS`), so the tenant policies would
+    /// not hold. SQLite has no row-level security to pass: false.
+    pub async fn role_bypasses_row_security(&self) -> Result<bool> {
+        if self.backend == Backend::Sqlite {
+            return Ok(false);
+        }
+        let bypasses: bool = sqlx::query(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(bypasses)
     }
 
     /// Which backend this is.
@@ -260,8 +295,18 @@ impl Database {
     }
 }
 
-/// A protobuf timestamp from microseconds since the Unix epoch (how every
-/// table stores time).
+/// Gives a Postgres connection the tenant scope of the task acquiring it
+/// (see [`crate::tenancy`]): session-wide, so it holds for the statements
+/// and transactions run on it until it is next acquired.
+async fn set_scope(conn: &mut sqlx::AnyConnection, scope: String) -> sqlx::Result<()> {
+    sqlx::query("SELECT set_config($1, $2, false)")
+        .bind(crate::tenancy::SETTING)
+        .bind(scope)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// A savepoint in a transaction, for one statement that may fail (an
 /// insert a unique index may refuse): undoing it keeps the transaction
 /// usable, where Postgres would otherwise abort the whole transaction, so
@@ -314,6 +359,8 @@ pub fn advisory_key(parts: &[&str]) -> i32 {
     ((hash >> 32) ^ hash) as u32 as i32
 }
 
+/// A protobuf timestamp from microseconds since the Unix epoch (how every
+/// table stores time).
 pub fn timestamp(us: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: us.div_euclid(1_000_000),

@@ -3,6 +3,7 @@
 //! - [`cache`]: the bounded, expiring cache every request path uses.
 //! - [`consistency`]: consistency tokens and the layer that carries them.
 //! - [`config`]: layered configuration (defaults, TOML, `TENANTRY_*` env, flags).
+//! - [`tenancy`]: the tenant scope Postgres row-level security enforces.
 //! - [`telemetry`]: JSON logs, OTLP traces, W3C trace context, Prometheus metrics.
 //! - [`db`]: SQLite and Postgres pools, per-service embedded migrations.
 //! - [`error`]: the one error type and its mapping to `tonic::Status`.
@@ -37,6 +38,7 @@ pub mod seal;
 pub mod secret;
 pub mod startup;
 pub mod telemetry;
+pub mod tenancy;
 pub mod write;
 
 pub use error::{Code, Error, Result};

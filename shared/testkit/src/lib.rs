@@ -70,6 +70,9 @@ pub struct TestDatabase {
     pub storage: Storage,
     /// The URL a server or pool connects with.
     pub url: String,
+    /// The URL the database's operator connects with (on Postgres, a
+    /// superuser, whom row-level security lets through).
+    operator_url: String,
     dir: TempDir,
 }
 
@@ -77,23 +80,45 @@ impl TestDatabase {
     /// Creates an empty database on `storage`.
     pub async fn new(storage: Storage) -> anyhow::Result<TestDatabase> {
         let dir = tempfile::tempdir()?;
-        let url = match storage {
-            Storage::Sqlite => tenantry_kit::config::sqlite_url(dir.path()),
+        let (url, operator_url) = match storage {
+            Storage::Sqlite => {
+                let url = tenantry_kit::config::sqlite_url(dir.path());
+                (url.clone(), url)
+            }
             Storage::Postgres => {
                 let base = postgres_url()
                     .ok_or_else(|| anyhow::anyhow!("{DATABASE_URL_VAR} is not set"))?;
                 let schema = unique_name("test");
                 let admin = Database::connect(&base, &small_pool()).await?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .execute(admin.pool())
-                    .await?;
+                create_app_role(&admin).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE SCHEMA {schema} AUTHORIZATION {APP_ROLE}"
+                )))
+                .execute(admin.pool())
+                .await?;
                 admin.close().await;
                 let separator = if base.contains('?') { '&' } else { '?' };
-                // Every connection of the test's pools lands in its schema.
-                format!("{base}{separator}options=-c%20search_path%3D{schema}")
+                // Every connection of the test's pools lands in its schema,
+                // as the role that owns it.
+                let in_schema = format!("{separator}options=-c%20search_path%3D{schema}");
+                (
+                    format!("{}{in_schema}", with_user(&base, APP_ROLE)),
+                    format!("{base}{in_schema}"),
+                )
             }
         };
-        Ok(TestDatabase { storage, url, dir })
+        Ok(TestDatabase {
+            storage,
+            url,
+            operator_url,
+            dir,
+        })
+    }
+
+    /// A pool that sees every tenant's rows, for a test that inspects or
+    /// changes what the database holds behind the services' backs.
+    pub async fn connect_as_operator(&self) -> anyhow::Result<Database> {
+        Database::connect(&self.operator_url, &DatabaseConfig::default()).await
     }
 
     /// A pool on the test database.
@@ -105,6 +130,37 @@ impl TestDatabase {
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
+}
+
+/// The role tests' servers connect as on Postgres: as a deployment should,
+/// neither a superuser nor `BYPASSRLS`, so row-level security holds in every
+/// test as it does in production.
+pub const APP_ROLE: &str = "tenantry_app";
+
+/// Creates [`APP_ROLE`] unless it exists (tests create it at once: the
+/// loser of the race finds it made).
+async fn create_app_role(admin: &Database) -> anyhow::Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+                 CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
+             END IF;
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+         END $$"
+    )))
+    .execute(admin.pool())
+    .await?;
+    Ok(())
+}
+
+/// `url` with its user replaced by `user` (and no password: the test
+/// server trusts local connections).
+fn with_user(url: &str, user: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let host = rest.split_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}@{host}")
 }
 
 fn small_pool() -> DatabaseConfig {

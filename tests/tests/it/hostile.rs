@@ -1188,3 +1188,120 @@ async fn strangers_join_only_by_accepting_an_invitation() {
         w.sandbox.shutdown().await.unwrap();
     }
 }
+
+/// The ids of the projects a query without any tenant filter finds, on a
+/// pool of the services' own role: the second wall decides alone.
+async fn unfiltered_projects(db: &tenantry_kit::db::Database) -> Vec<String> {
+    use sqlx::Row;
+    let mut ids: Vec<String> = sqlx::query("SELECT id FROM org_projects")
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get(0).unwrap())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_another_tenant() {
+    use tenantry_kit::tenancy;
+    if !storages().contains(&Storage::Postgres) {
+        return;
+    }
+    let w = World::start(Storage::Postgres).await;
+    let (ada, ada_org) = w.sign_up("ada@example.com").await;
+    let (bob, bob_org) = w.sign_up("bob@example.com").await;
+    w.project(&ada.token, &ada_org).await.unwrap();
+    w.project(&bob.token, &bob_org).await.unwrap();
+    let adas = w.projects(&ada.token, &ada_org).await.unwrap();
+    let bobs = w.projects(&bob.token, &bob_org).await.unwrap();
+    assert_eq!(
+        (adas.len(), bobs.len()),
+        (2, 2),
+        "the default project and Rocket each"
+    );
+
+    // The services' role: neither superuser nor BYPASSRLS, like a deployment's.
+    let db = w.sandbox.database.connect().await.unwrap();
+    assert!(!db.role_bypasses_row_security().await.unwrap());
+    // Outside any scope nothing shows; in a request that named Ada's
+    // organization (signed-up organizations are roots), only her tree.
+    assert!(unfiltered_projects(&db).await.is_empty());
+    let in_adas = tenancy::request(async {
+        tenancy::enter(&ada_org);
+        unfiltered_projects(&db).await
+    })
+    .await;
+    assert_eq!(in_adas, adas);
+    // Environments follow their projects, teams and organizations their tree.
+    let counted = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            use sqlx::Row;
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .try_get::<i64, _>(0)
+                .unwrap()
+        }
+    };
+    let (ada_orgs, ada_envs, every_org, every_env) = tenancy::request(async {
+        tenancy::enter(&ada_org);
+        let ada_orgs = counted("org_organizations").await;
+        let ada_envs = counted("org_environments").await;
+        let (every_org, every_env) = tenancy::system(async {
+            (
+                counted("org_organizations").await,
+                counted("org_environments").await,
+            )
+        })
+        .await;
+        (ada_orgs, ada_envs, every_org, every_env)
+    })
+    .await;
+    assert_eq!(ada_orgs, 1);
+    assert_eq!((every_org, every_env), (2, ada_envs * 2));
+
+    // A write into Bob's tree from a request scoped to Ada's is refused by
+    // the policy, and nothing is written.
+    let refused = tenancy::request(async {
+        tenancy::enter(&ada_org);
+        sqlx::query("UPDATE org_projects SET display_name = 'mine' WHERE organization_id = $1")
+            .bind(&bob_org)
+            .execute(db.pool())
+            .await
+            .unwrap()
+            .rows_affected()
+    })
+    .await;
+    assert_eq!(refused, 0, "Bob's projects are invisible to Ada's scope");
+    let inserted = tenancy::request(async {
+        tenancy::enter(&ada_org);
+        sqlx::query(
+            "INSERT INTO org_teams (id, organization_id, slug, display_name, description, \
+             created_by, created_at_us, updated_at_us, version) \
+             VALUES ('t', $1, 'x', 'X', '', 'users/x', 0, 0, 1)",
+        )
+        .bind(&bob_org)
+        .execute(db.pool())
+        .await
+    })
+    .await;
+    let error = inserted.unwrap_err().to_string();
+    assert!(error.contains("row-level security"), "{error}");
+    let operator = w.sandbox.database.connect_as_operator().await.unwrap();
+    assert!(operator.role_bypasses_row_security().await.unwrap());
+    let bob_untouched = tenancy::request(async {
+        tenancy::enter(&bob_org);
+        unfiltered_projects(&db).await
+    })
+    .await;
+    assert_eq!(bob_untouched, bobs);
+    assert_eq!(w.projects(&bob.token, &bob_org).await.unwrap(), bobs);
+    operator.close().await;
+    db.close().await;
+    w.sandbox.shutdown().await.unwrap();
+}

@@ -193,7 +193,7 @@ impl World {
     /// written" checks.
     async fn organization_rows(&self) -> i64 {
         use sqlx::Row;
-        let db = self.sandbox.database.connect().await.unwrap();
+        let db = self.sandbox.database.connect_as_operator().await.unwrap();
         let count = sqlx::query("SELECT COUNT(*) FROM org_organizations")
             .fetch_one(db.pool())
             .await
@@ -2209,7 +2209,7 @@ async fn identity_creates_a_first_organization_through_the_real_service() {
     // Sign-up asked the organization service as identity itself, naming
     // the user as owner, and `Me` asked again with the same request id: one
     // organization, owned by the user.
-    let db = w.sandbox.database.connect().await.unwrap();
+    let db = w.sandbox.database.connect_as_operator().await.unwrap();
     use sqlx::Row;
     let owners: Vec<String> = sqlx::query("SELECT owner_id FROM org_organizations")
         .fetch_all(db.pool())
@@ -2361,7 +2361,7 @@ async fn objects_past_their_purge_time_are_purged_for_good() {
             .unwrap();
         // Thirty days pass: the purge times move into the past.
         {
-            let db = w.sandbox.database.connect().await.unwrap();
+            let db = w.sandbox.database.connect_as_operator().await.unwrap();
             for table in ["org_organizations", "org_teams"] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE {table} SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL"

@@ -2904,7 +2904,7 @@ async fn a_purged_organization_takes_its_memberships_with_it() {
         .await
         .unwrap();
     {
-        let db = w.sandbox.database.connect().await.unwrap();
+        let db = w.sandbox.database.connect_as_operator().await.unwrap();
         sqlx::query("UPDATE org_organizations SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL")
             .execute(db.pool())
             .await

@@ -60,8 +60,13 @@ impl Core {
         for _ in 0..10 {
             let batch = self
                 .store
-                .organizations(&filter, &cursor, (size + 1).max(100) as i64)
-                .await?;
+                .organizations(&filter, &cursor, (size + 1).max(100) as i64);
+            // A service reads every tree (its own callers decided which);
+            // anyone else, the trees entered above.
+            let batch = match caller.is_internal() && filter.parent_id.is_none() {
+                true => tenancy::system(batch).await?,
+                false => batch.await?,
+            };
             let exhausted = batch.len() < (size + 1).max(100);
             let readable = if caller.is_internal() {
                 vec![true; batch.len()]
@@ -104,6 +109,7 @@ impl Core {
             caller.principal.organization.iter().cloned().collect()
         };
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.enter_tenants_of(&refs).await?;
         let rows = self.store.organizations_by_id(&refs).await?;
         let roots: BTreeSet<String> = rows.into_iter().map(|r| r.root_id).collect();
         Ok(roots.into_iter().collect())
@@ -127,6 +133,7 @@ impl Core {
             .decode::<AfterName>(query.as_bytes(), &request.page_token)?;
         let memberships = self.access.my_memberships(caller).await?;
         let ids: Vec<&str> = memberships.iter().map(|(id, _)| id.as_str()).collect();
+        self.enter_tenants_of(&ids).await?;
         let roles: HashMap<&str, &Vec<String>> =
             memberships.iter().map(|(id, r)| (id.as_str(), r)).collect();
         let prefix = request.name_prefix.to_lowercase();

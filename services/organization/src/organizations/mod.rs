@@ -20,6 +20,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::names::{OrganizationName, UserName, WorkspaceName};
 use tenantry_kit::page_token::page_size;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -182,6 +183,7 @@ mod workspaces;
 impl Core {
     /// A live or deleted organization, or NOT_FOUND.
     pub(crate) async fn organization(&self, id: &str) -> Result<OrganizationRow> {
+        self.enter_tenants_of(&[id]).await?;
         self.store
             .organization(id)
             .await?
@@ -272,7 +274,8 @@ impl Core {
         if caller.is_internal() || ws.created_by == caller.resource_name() {
             return Ok(true);
         }
-        let roots = self.store.workspace_roots(&ws.id).await?;
+        // Which tenants a workspace holds is what is being decided here.
+        let roots = tenancy::system(self.store.workspace_roots(&ws.id)).await?;
         let checks: Vec<(Object<'_>, Permission)> = roots
             .iter()
             .map(|r| (Object::Organization(r), permission))

@@ -206,6 +206,9 @@ impl Core {
             version: 1,
         };
 
+        // A new root starts a tree: the request's scope takes it in, so the
+        // write can see (and the policy admit) its first row.
+        tenancy::enter(&row.root_id);
         let mut tx = self.begin().await?;
         // A concurrent replay may have won the race since the first look.
         if let Some(existing) = self
