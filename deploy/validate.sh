@@ -190,10 +190,18 @@ if [ "$SMOKE" = 1 ]; then
     cp "$BIN" "$OUT/tenantry"
     admin=${DEPLOY_SMOKE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
     db="tenantry_deploy_smoke_$$"
-    if psql "$admin" -qc "CREATE DATABASE $db" >/dev/null; then
+    # As deploy/README.md asks: a role that owns the database and is neither
+    # a superuser nor BYPASSRLS (production refuses one that is).
+    role=tenantry_deploy_smoke
+    server=${admin#*://}; server=${server#*@}; server=${server%%/*}
+    psql "$admin" -qc "DO \$\$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') THEN
+          CREATE ROLE $role LOGIN NOSUPERUSER NOBYPASSRLS;
+        END IF; END \$\$" >/dev/null 2>&1
+    if psql "$admin" -qc "CREATE DATABASE $db OWNER $role" >/dev/null; then
       check "smoke: migrate, probes, sign-up through the gateway, SIGTERM" \
         "$PY" deploy/smoke.py "$OUT/kustomize-production.yaml" --bin "$OUT/tenantry" \
-        --secret "database-url=${admin%/*}/$db" \
+        --secret "database-url=${admin%%://*}://$role@$server/$db" \
         --secret "nats-url=${DEPLOY_SMOKE_NATS_URL:-nats://127.0.0.1:4222}" \
         --secret "redis-url=${DEPLOY_SMOKE_REDIS_URL:-redis://127.0.0.1:6379}" \
         --secret "page-token-key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" \

@@ -115,6 +115,11 @@ impl TestDatabase {
         })
     }
 
+    /// The URL of [`connect_as_operator`](Self::connect_as_operator).
+    pub fn operator_url(&self) -> &str {
+        &self.operator_url
+    }
+
     /// A pool that sees every tenant's rows, for a test that inspects or
     /// changes what the database holds behind the services' backs.
     pub async fn connect_as_operator(&self) -> anyhow::Result<Database> {

@@ -1303,5 +1303,21 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     assert_eq!(w.projects(&bob.token, &bob_org).await.unwrap(), bobs);
     operator.close().await;
     db.close().await;
+
+    // Production will not run as a role that passes through the wall.
+    let superuser = w.sandbox.database.operator_url().to_string();
+    let refused = Sandbox::builder()
+        .services(&[ServiceKind::Organization])
+        .storage(Storage::Postgres)
+        .configure(move |config| {
+            config.mode = tenantry::config::Mode::Production;
+            config.database_url = Some(superuser);
+        })
+        .start()
+        .await
+        .err()
+        .expect("a production start as a superuser is refused")
+        .to_string();
+    assert!(refused.contains("BYPASSRLS"), "{refused}");
     w.sandbox.shutdown().await.unwrap();
 }
