@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::access::Caller;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::permission::Permission;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tokio_stream::Stream;
@@ -116,11 +117,31 @@ enum Position {
     Time(i64, String),
 }
 
+/// Reads `parent`'s events in the tenant scope they need: one chain's was
+/// entered when the read was authorized ([`Core::authorize_read`]); a
+/// platform administrator's read across organizations sees every tenant.
+async fn in_scope<F: std::future::Future>(parent: &Parent, read: F) -> F::Output {
+    match parent {
+        Parent::Everywhere => tenancy::system(read).await,
+        Parent::Organization(_) | Parent::Instance => read.await,
+    }
+}
+
 impl Core {
     /// Succeeds when the caller may read `parent`'s events, answering
     /// whether only a platform administrator's privilege allowed it (such
-    /// reads are themselves audited).
+    /// reads are themselves audited). One chain's read enters its tenant
+    /// scope (see `tenantry_kit::tenancy`): on Postgres its queries then
+    /// see that chain and no other.
     async fn authorize_read(&self, caller: &Caller, parent: &Parent) -> Result<bool> {
+        let privileged = self.authorize_chain_read(caller, parent).await?;
+        if let Some(chain) = parent.scope() {
+            tenancy::enter(chain);
+        }
+        Ok(privileged)
+    }
+
+    async fn authorize_chain_read(&self, caller: &Caller, parent: &Parent) -> Result<bool> {
         if caller.is_internal() {
             return Ok(false);
         }
@@ -284,12 +305,15 @@ impl AuditApi {
                 ));
             }
         };
-        let mut rows = store::page(
-            core.db.pool(),
-            parent.scope(),
-            &filter,
-            &cursor,
-            i64::from(size) + 1,
+        let mut rows = in_scope(
+            &parent,
+            store::page(
+                core.db.pool(),
+                parent.scope(),
+                &filter,
+                &cursor,
+                i64::from(size) + 1,
+            ),
         )
         .await?;
         let next_page_token = if rows.len() > size as usize {
@@ -328,7 +352,7 @@ impl AuditApi {
         let parent = Parent::parse("name", parent_name)?;
         tenantry_kit::id::parse_id("name", id)?;
         let privileged = core.authorize_read(&caller, &parent).await?;
-        let record = store::event(core.db.pool(), parent.scope(), id)
+        let record = in_scope(&parent, store::event(core.db.pool(), parent.scope(), id))
             .await?
             .ok_or_else(|| Error::not_found("audit event").with_domain(NAME))?;
         if privileged {
@@ -354,7 +378,7 @@ impl AuditApi {
         // A small channel: the reader waits for the client, so memory stays
         // bounded by a few chunks whatever the range.
         let (sender, receiver) = tokio::sync::mpsc::channel(2);
-        tokio::spawn(async move {
+        tokio::spawn(tenancy::carried(async move {
             let send = |data: Vec<u8>, count: i64, last: bool| pb::ExportAuditEventsResponse {
                 data,
                 content_type: content_type.to_string(),
@@ -372,12 +396,15 @@ impl AuditApi {
             };
             let (mut in_chunk, mut total) = (0i64, 0i64);
             loop {
-                let batch = match store::page(
-                    core.db.pool(),
-                    parent.scope(),
-                    &filter,
-                    &cursor,
-                    EXPORT_BATCH,
+                let batch = match in_scope(
+                    &parent,
+                    store::page(
+                        core.db.pool(),
+                        parent.scope(),
+                        &filter,
+                        &cursor,
+                        EXPORT_BATCH,
+                    ),
                 )
                 .await
                 {
@@ -436,7 +463,7 @@ impl AuditApi {
                     let _ = sender.send(Err(error.into_status())).await;
                 }
             }
-        });
+        }));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
             receiver,
         )))

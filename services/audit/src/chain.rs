@@ -7,6 +7,7 @@ use ed25519_dalek::Signer as _;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::Result;
 use tenantry_kit::service::ServiceContext;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
@@ -190,6 +191,11 @@ impl Core {
 
     /// Signs a checkpoint of every chain that moved since its last one.
     pub async fn checkpoint_all(&self) -> Result<usize> {
+        // Every tenant's chain.
+        tenancy::system(self.checkpoint_every_chain()).await
+    }
+
+    async fn checkpoint_every_chain(&self) -> Result<usize> {
         let heads = store::unchecked_heads(self.db.pool(), 1000).await?;
         for (scope, sequence, hash) in &heads {
             let mut tx = self.db.begin().await?;
@@ -221,6 +227,11 @@ impl Core {
     /// Purges events older than each tree's retention, keeping a signed
     /// checkpoint at each cut.
     pub async fn apply_retention(&self) -> Result<i64> {
+        // Every tenant's tree.
+        tenancy::system(self.apply_every_retention()).await
+    }
+
+    async fn apply_every_retention(&self) -> Result<i64> {
         let mut purged = 0;
         let now = now_micros();
         for (scope, days) in store::retained_scopes(self.db.pool()).await? {

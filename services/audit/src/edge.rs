@@ -8,6 +8,7 @@
 use tenantry_kit::access::Caller;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::outbox::{NewEvent, claim_event};
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -103,6 +104,8 @@ impl Core {
     /// Records one burst in its organization's log; false when it was
     /// recorded before or the organization is unknown to the log.
     async fn record_burst(&self, burst: pb::RateLimitedBurst) -> Result<bool> {
+        // The edge names the organization; its chain is all this reads.
+        tenancy::enter(&burst.organization_id);
         let mut tx = self.db.begin().await?;
         if !claim_event(&mut tx, INBOX, &burst.id).await? {
             return Ok(false);

@@ -12,6 +12,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::Result;
 use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
 use tenantry_kit::service::ServiceContext;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::Core;
@@ -50,6 +51,11 @@ fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
 impl Core {
     /// Appends one event to its chain (once, however often it arrives).
     pub async fn ingest(&self, event: events::Event) -> Result<()> {
+        // The log takes in every tenant's events.
+        tenancy::system(self.append_event(event)).await
+    }
+
+    async fn append_event(&self, event: events::Event) -> Result<()> {
         // Checkpoints are the log's own statements about itself; logging
         // them would move the head they just signed.
         if event.r#type == events::AuditCheckpointCreated::EVENT_TYPE {

@@ -84,9 +84,55 @@ CREATE TABLE audit_platform_admins (
 );
 ";
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "the audit log, its chains' heads, checkpoints, retention and platform administrators",
-    sqlite: V1,
-    postgres: V1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "the audit log, its chains' heads, checkpoints, retention and platform administrators",
+        sqlite: V1,
+        postgres: V1,
+    },
+    Migration {
+        version: 2,
+        description: "row-level security: a request reads the chains in its scope",
+        // SQLite has no row-level security; the queries' filters stand alone.
+        sqlite: "SELECT 1;",
+        postgres: V2_POSTGRES,
+    },
+];
+
+/// The tenant policies (see `tenantry_kit::tenancy`): a chain's events,
+/// targets, head and checkpoints show when its organization (or the
+/// instance) is in scope; a tree's retention when its root is. Reads are
+/// entered per chain once authorized, the ingest and the background jobs
+/// work in the system scope (`*`, tested first).
+const V2_POSTGRES: &str = "
+ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_events_tenant ON audit_events
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+
+ALTER TABLE audit_targets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_targets FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_targets_tenant ON audit_targets
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+
+ALTER TABLE audit_heads ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_heads FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_heads_tenant ON audit_heads
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+
+ALTER TABLE audit_checkpoints ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_checkpoints FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_checkpoints_tenant ON audit_checkpoints
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+
+ALTER TABLE audit_retention ENABLE ROW LEVEL SECURITY;
+ALTER TABLE audit_retention FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_retention_tenant ON audit_retention
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+";

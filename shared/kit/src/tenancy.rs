@@ -73,17 +73,32 @@ pub async fn system<F: Future>(future: F) -> F::Output {
     SCOPE.scope(Arc::new(Mutex::new(scope)), future).await
 }
 
-/// Adds the tree rooted at `root` to the current request's scope, for the
-/// connections it acquires from now on. Nothing changes in the system
-/// scope, and outside any scope nothing can be entered (queries there see
-/// no tenant's rows).
-pub fn enter(root: &str) {
+/// Adds a tenant to the current request's scope, for the connections it
+/// acquires from now on: an organization id, which each table's policy
+/// compares with the column that says whose a row is (a tree's root for
+/// the organization service's tables, the organization itself for the
+/// audit log's chains). Nothing changes in the system scope, and outside
+/// any scope nothing can be entered (queries there see no tenant's rows).
+pub fn enter(organization: &str) {
     let _ = SCOPE.try_with(|scope| {
         let mut scope = lock(scope);
         if !scope.system {
-            scope.roots.insert(root.to_string());
+            scope.roots.insert(organization.to_string());
         }
     });
+}
+
+/// `future` in the current task's scope, for work a request hands to a
+/// task of its own (a streamed answer): a spawned task starts outside any
+/// scope otherwise, and so would see nothing.
+pub fn carried<F: Future>(future: F) -> impl Future<Output = F::Output> {
+    let scope = SCOPE.try_with(Arc::clone).ok();
+    async move {
+        match scope {
+            Some(scope) => SCOPE.scope(scope, future).await,
+            None => future.await,
+        }
+    }
 }
 
 /// The value of [`SETTING`] for a connection the current task acquires:
@@ -161,6 +176,9 @@ mod tests {
             assert_eq!(setting(), "a,b");
             system(async { assert_eq!(setting(), "*") }).await;
             assert_eq!(setting(), "a,b");
+            let handed_over = tokio::spawn(carried(async { setting() }));
+            assert_eq!(handed_over.await.unwrap(), "a,b");
+            assert_eq!(tokio::spawn(async { setting() }).await.unwrap(), "");
         })
         .await;
         system(async {

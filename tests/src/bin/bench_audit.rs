@@ -205,7 +205,7 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         if args.postgres { "Postgres" } else { "SQLite" },
     );
-    let db = sandbox.database.connect().await?;
+    let db = sandbox.database.connect_as_operator().await?;
 
     // 1. Ingest through the bus.
     let publisher = LocalBus::new(db.clone());

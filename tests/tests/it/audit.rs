@@ -589,7 +589,7 @@ async fn an_edited_row_breaks_the_chain_checkpoints_are_signed_and_retention_kee
         assert_eq!(fetched, checkpoint);
 
         // Edit one row behind the service's back: VerifyChain names it.
-        let db = w.sandbox.database.connect().await.unwrap();
+        let db = w.sandbox.database.connect_as_operator().await.unwrap();
         sqlx::query(
             "UPDATE audit_events SET actor_name = 'Mallory' WHERE scope = $1 AND sequence = 3",
         )
@@ -770,7 +770,7 @@ async fn written_ids(sandbox: &Sandbox) -> HashSet<String> {
 }
 
 async fn audited_ids(sandbox: &Sandbox) -> Vec<(String, String, i64)> {
-    let db = sandbox.database.connect().await.unwrap();
+    let db = sandbox.database.connect_as_operator().await.unwrap();
     sqlx::query_as("SELECT id, scope, sequence FROM audit_events ORDER BY scope, sequence")
         .fetch_all(db.pool())
         .await

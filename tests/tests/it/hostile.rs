@@ -1210,7 +1210,16 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     if !storages().contains(&Storage::Postgres) {
         return;
     }
-    let w = World::start(Storage::Postgres).await;
+    let w = World::with(
+        Storage::Postgres,
+        &[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+            ServiceKind::Audit,
+        ],
+    )
+    .await;
     let (ada, ada_org) = w.sign_up("ada@example.com").await;
     let (bob, bob_org) = w.sign_up("bob@example.com").await;
     w.project(&ada.token, &ada_org).await.unwrap();
@@ -1303,6 +1312,41 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     assert_eq!(w.projects(&bob.token, &bob_org).await.unwrap(), bobs);
     operator.close().await;
     db.close().await;
+
+    // The audit log: a request that read Ada's chain sees no line of Bob's.
+    let chains = |scope: Option<String>| {
+        let db = w.sandbox.database.url.clone();
+        async move {
+            let db = tenantry_kit::db::Database::connect(&db, &Default::default())
+                .await
+                .unwrap();
+            let read = sqlx::query_as::<_, (String,)>("SELECT DISTINCT scope FROM audit_events")
+                .fetch_all(db.pool());
+            let mut chains: Vec<String> = match scope {
+                Some(organization) => {
+                    tenancy::request(async {
+                        tenancy::enter(&organization);
+                        read.await
+                    })
+                    .await
+                }
+                None => tenancy::system(read).await,
+            }
+            .unwrap()
+            .into_iter()
+            .map(|(chain,)| chain)
+            .collect();
+            db.close().await;
+            chains.sort();
+            chains
+        }
+    };
+    tenantry_testkit::eventually("both organizations' creation in the log", || async {
+        let every = chains(None).await;
+        (every.contains(&ada_org) && every.contains(&bob_org)).then_some(())
+    })
+    .await;
+    assert_eq!(chains(Some(ada_org.clone())).await, vec![ada_org.clone()]);
 
     // Production will not run as a role that passes through the wall.
     let superuser = w.sandbox.database.operator_url().to_string();
