@@ -406,12 +406,12 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .read()
             .permission_bit(&object_type, &r.permission)
             .map_err(index_error)?;
-        let organization = {
-            let mut tx = self.0.store.begin().await?;
-            let node = self.0.store.node(&mut tx, &object_type, &id).await?;
-            drop(tx);
-            node.map(|n| n.organization_id)
-        };
+        let organization = self
+            .0
+            .index
+            .read()
+            .organization_of(&object_type, &id)
+            .map(str::to_string);
         let allowed = caller.is_internal()
             || organization.as_deref().is_some_and(|org| {
                 self.0

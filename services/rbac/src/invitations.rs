@@ -18,6 +18,7 @@ use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::secret::{hash_token, new_token};
+use tenantry_kit::tenancy;
 use tenantry_mail::Mail;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -278,15 +279,24 @@ impl Core {
         .map_err(db_error)
     }
 
+    /// The invitation a token opens. The token (256 random bits) is what
+    /// names the tenant here, so it is looked for in every tenant and the
+    /// invitation's tree then joins the request's scope.
     async fn invitation_by_token(&self, token: &str) -> Result<Option<InvitationRow>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM rbac_invitations WHERE token_hash = $1"
-        )))
-        .bind(hash_token(token))
-        .try_map(|row: AnyRow| from_row(&row))
-        .fetch_optional(self.store.db().pool())
+        let found = tenancy::system(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM rbac_invitations WHERE token_hash = $1"
+            )))
+            .bind(hash_token(token))
+            .try_map(|row: AnyRow| from_row(&row))
+            .fetch_optional(self.store.db().pool()),
+        )
         .await
-        .map_err(db_error)
+        .map_err(db_error)?;
+        if let Some(invitation) = &found {
+            self.enter_tenant_of(&invitation.organization_id);
+        }
+        Ok(found)
     }
 
     async fn send_invitation(&self, invitation: &InvitationRow, token: &str) {

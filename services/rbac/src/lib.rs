@@ -33,6 +33,7 @@ pub mod watch;
 
 use std::sync::Arc;
 use tenantry_kit::permission::Permission;
+use tenantry_kit::tenancy;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
@@ -265,11 +266,16 @@ impl Core {
         id: &str,
         permission: Permission,
     ) -> Result<bool> {
+        let index = self.index.read();
+        // The object's tree joins the request's tenant scope: what the
+        // request reads next is held to it.
+        if let Some(organization) = index.organization_of(object_type, id) {
+            enter_tree(&index, organization);
+        }
         if caller.is_internal() {
             return Ok(true);
         }
         let permission = permission.as_str();
-        let index = self.index.read();
         if !authz::session_live(&index, &caller.principal) {
             return Ok(false);
         }
@@ -282,9 +288,19 @@ impl Core {
         .map_err(|e| Error::internal(anyhow::anyhow!(e)))
     }
 
+    /// Puts the tree of `organization` into the request's tenant scope (see
+    /// `tenantry_kit::tenancy`), from the index: on Postgres each query the
+    /// request makes from now on sees that tree's rows and no other's.
+    pub(crate) fn enter_tenant_of(&self, organization: &str) {
+        enter_tree(&self.index.read(), organization);
+    }
+
     /// Whether the caller is a service account whose token is for
     /// `organization` (or an organization above it).
+    /// The organization's tree joins the request's tenant scope, as in
+    /// [`Core::allows`].
     pub(crate) fn serves(&self, caller: &Caller, organization: &str) -> bool {
+        self.enter_tenant_of(organization);
         caller.principal.kind == PrincipalKind::ServiceAccount
             && caller
                 .principal
@@ -440,11 +456,13 @@ impl Core {
             return None;
         }
         let index = self.index.read();
+        let organization = caller.principal.organization.as_deref();
+        // Those organizations' tree joins the request's tenant scope.
+        if let Some(organization) = organization {
+            enter_tree(&index, organization);
+        }
         Some(
-            caller
-                .principal
-                .organization
-                .as_deref()
+            organization
                 .map(|org| {
                     index
                         .organizations_under(org)
@@ -499,6 +517,12 @@ fn target(kind: &str, id: &str) -> events::Target {
 }
 
 /// The FAILED_PRECONDITION of a rule.
+fn enter_tree(index: &engine::Index, organization: &str) {
+    if let Some(root) = index.root_of(organization) {
+        tenancy::enter(root);
+    }
+}
+
 pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
     Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
 }

@@ -67,6 +67,11 @@ impl LiveIndex {
     /// waiting), so that every write committed after its snapshot either
     /// waits for it or fences it.
     pub async fn load(store: Store) -> anyhow::Result<Arc<LiveIndex>> {
+        // The index holds every tenant.
+        tenantry_kit::tenancy::system(LiveIndex::load_every_tenant(store)).await
+    }
+
+    async fn load_every_tenant(store: Store) -> anyhow::Result<Arc<LiveIndex>> {
         let started = std::time::Instant::now();
         let replica = tenantry_kit::id::new_id().to_string();
         if store.shared() {
@@ -318,7 +323,8 @@ impl LiveIndex {
 
     /// Replaces the index with one built from a fresh snapshot.
     async fn reload(&self) -> Result<()> {
-        let (revision, changes) = self.store.snapshot().await?;
+        // The index holds every tenant.
+        let (revision, changes) = tenantry_kit::tenancy::system(self.store.snapshot()).await?;
         let mut index = Index::new();
         for change in &changes {
             if let Err(error) = index.apply(change) {
@@ -450,7 +456,7 @@ pub fn spawn_compactor(
     shutdown: CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
 ) {
-    tasks.spawn(async move {
+    tasks.spawn(tenantry_kit::tenancy::system(async move {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -472,7 +478,7 @@ pub fn spawn_compactor(
                 tracing::warn!(error = %error, "compacting the change log failed");
             }
         }
-    });
+    }));
 }
 
 /// The token of a revision: the suite's consistency token.

@@ -12,6 +12,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::parse_name;
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -264,6 +265,7 @@ impl Core {
     /// read the organization's members.
     async fn visible_membership(&self, caller: &Caller, name: &str) -> Result<MembershipRow> {
         let (organization_id, user_id) = membership_ids("name", name)?;
+        self.enter_tenant_of(&organization_id);
         let own = caller.user() == Some(user_id.as_str());
         if !own {
             self.authorize(
@@ -290,6 +292,7 @@ impl Core {
             .membership
             .ok_or_else(|| Error::invalid_field("membership", "is required"))?;
         let (organization_id, user_id) = membership_ids("membership.name", &input.name)?;
+        self.enter_tenant_of(&organization_id);
         let paths: Vec<&str> = r
             .update_mask
             .as_ref()
@@ -387,6 +390,7 @@ impl Core {
         given_etag: &str,
     ) -> Result<i64> {
         let (organization_id, user_id) = membership_ids("name", name)?;
+        self.enter_tenant_of(&organization_id);
         let leaving = caller.user() == Some(user_id.as_str());
         if !leaving {
             self.authorize(
@@ -659,11 +663,14 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             .decode::<After>(query.as_bytes(), &r.page_token)?
             .map(|a| a.0)
             .unwrap_or_default();
-        let mut rows = self
-            .0
-            .store
-            .user_memberships(&user_id, &after, size as i64 + 1)
-            .await?;
+        // One user's memberships across every tree: the filter on the user
+        // is the wall here, and the check above decided who may ask.
+        let mut rows = tenancy::system(self.0.store.user_memberships(
+            &user_id,
+            &after,
+            size as i64 + 1,
+        ))
+        .await?;
         let more = rows.len() > size;
         rows.truncate(size);
         let next_page_token = match (more, rows.last()) {

@@ -175,7 +175,65 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V8,
         postgres: V8,
     },
+    Migration {
+        version: 9,
+        description: "each mirrored node's tree root, for row-level security",
+        sqlite: V9,
+        postgres: V9,
+    },
+    Migration {
+        version: 10,
+        description: "row-level security: each tenant table shows the trees in the request's scope",
+        // SQLite has no row-level security; the queries' filters stand alone.
+        sqlite: "SELECT 1;",
+        postgres: V10_POSTGRES,
+    },
 ];
+
+/// The root of each node's tree: an organization's from its parent chain,
+/// anything else's from its organization. New nodes take theirs when they
+/// are mirrored (`Store::upsert_node`); trees never change roots (a move
+/// stays inside its tree).
+const V9: &str = "ALTER TABLE rbac_nodes ADD COLUMN root_id TEXT NOT NULL DEFAULT '';
+WITH RECURSIVE up (id, root) AS (
+    SELECT id, id FROM rbac_nodes WHERE object_type = 'organization' AND parent_id IS NULL
+    UNION ALL
+    SELECT n.id, up.root FROM rbac_nodes n JOIN up ON n.parent_id = up.id
+    WHERE n.object_type = 'organization'
+)
+UPDATE rbac_nodes SET root_id = COALESCE((SELECT root FROM up WHERE up.id = rbac_nodes.id), id)
+WHERE object_type = 'organization';
+UPDATE rbac_nodes SET root_id = COALESCE((SELECT o.root_id FROM rbac_nodes o
+    WHERE o.object_type = 'organization' AND o.id = rbac_nodes.organization_id), '')
+WHERE object_type <> 'organization';
+CREATE INDEX rbac_nodes_root ON rbac_nodes (root_id, object_type, id);";
+
+/// The tenant policies (see `tenantry_kit::tenancy`): a node shows when its
+/// tree's root is in scope; memberships, roles, team members, project
+/// grants, invitations and API keys when their organization's node shows.
+/// Users, sessions, registered types and the change log belong to no
+/// tenant. The system scope (`*`) is tested first.
+const V10_POSTGRES: &str = "
+ALTER TABLE rbac_nodes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rbac_nodes FORCE ROW LEVEL SECURITY;
+CREATE POLICY rbac_nodes_tenant ON rbac_nodes
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+DO $$
+DECLARE t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['rbac_memberships', 'rbac_roles', 'rbac_team_members',
+                             'rbac_project_grants', 'rbac_invitations', 'rbac_api_keys'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY %I ON %I
+            USING (current_setting('tenantry.scope', true) = '*'
+                   OR organization_id IN (SELECT id FROM rbac_nodes
+                                          WHERE object_type = 'organization'))$p$,
+            t || '_tenant', t);
+    END LOOP;
+END $$;
+";
 
 /// Organizations mirrored before project visibility existed keep every
 /// project visible to their members, as the organization service's own

@@ -604,10 +604,17 @@ impl Store {
 
     // The tree mirror.
 
+    /// Mirrors a node, with its tree's root: an organization's parent's, or
+    /// anything else's organization's (a root organization is its own).
     pub async fn upsert_node(&self, tx: &mut Tx, node: &NodeRow) -> Result<()> {
+        let above = match node.object_type.as_str() {
+            "organization" => node.parent_id.as_deref(),
+            _ => Some(node.organization_id.as_str()),
+        };
         sqlx::query(
-            "INSERT INTO rbac_nodes (object_type, id, parent_id, organization_id, inherit, live)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO rbac_nodes (object_type, id, parent_id, organization_id, inherit, live, root_id)
+             VALUES ($1, $2, $3, $4, $5, $6, COALESCE((SELECT o.root_id FROM rbac_nodes o
+                 WHERE o.object_type = 'organization' AND o.id = $7), $2))
              ON CONFLICT (object_type, id) DO UPDATE SET parent_id = $3, organization_id = $4,
                 inherit = $5, live = $6",
         )
@@ -617,6 +624,7 @@ impl Store {
         .bind(&node.organization_id)
         .bind(i64::from(node.inherit))
         .bind(i64::from(node.live))
+        .bind(above)
         .execute(&mut **tx)
         .await?;
         Ok(())

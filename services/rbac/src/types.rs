@@ -5,6 +5,7 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -417,7 +418,9 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
                 .into());
         }
         check_etag(&r.etag, version)?;
-        let used = self.0.store.count_nodes(&name).await?;
+        // A type's objects, and custom roles naming its permissions, may sit
+        // in any tenant: the type is the deployment's, not one tenant's.
+        let used = tenancy::system(self.0.store.count_nodes(&name)).await?;
         let children = {
             let index = self.0.index.read();
             let id = index.schema().type_id(&name);
@@ -427,7 +430,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
                 .iter()
                 .any(|t| t.parent == id && index.schema().type_id(&t.name).is_some())
         };
-        let roles = self.0.store.roles_naming_type(&name).await?;
+        let roles = tenancy::system(self.0.store.roles_naming_type(&name)).await?;
         if used > 0 || children || roles > 0 {
             return Err(precondition(
                 "TYPE_IN_USE",

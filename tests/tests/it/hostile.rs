@@ -1273,6 +1273,19 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     .await;
     assert_eq!(ada_orgs, 1);
     assert_eq!((every_org, every_env), (2, ada_envs * 2));
+    // rbac's tables hold to the tree the same way: Ada's scope shows her
+    // organization's memberships and roles' owners, never Bob's.
+    let members_in_adas = tenancy::request(async {
+        tenancy::enter(&ada_org);
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT organization_id, user_id FROM rbac_memberships",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap()
+    })
+    .await;
+    assert_eq!(members_in_adas, vec![(ada_org.clone(), ada.id.clone())]);
 
     // A write into Bob's tree from a request scoped to Ada's is refused by
     // the policy, and nothing is written.

@@ -1315,7 +1315,7 @@ async fn invitations_are_single_use_hashed_rate_limited_and_bound_to_the_verifie
         // Stored hashed: the token is nowhere in the database.
         {
             use sqlx::Row;
-            let db = w.sandbox.database.connect().await.unwrap();
+            let db = w.sandbox.database.connect_as_operator().await.unwrap();
             let stored: String = sqlx::query("SELECT token_hash FROM rbac_invitations")
                 .fetch_one(db.pool())
                 .await
