@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use tenantry_kit::permission::Permission;
+use tenantry_kit::tenancy;
 
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::cache::Cache;
@@ -188,6 +189,9 @@ impl ApiKeyApi {
             directory.check_permission(&user.id, "organization", organization_id, permission)
         };
         if check(MANAGE_PERMISSION).await? {
+            // The organization's keys join the request's tenant scope (see
+            // `tenantry_kit::tenancy`): on Postgres they are all it sees.
+            tenancy::enter(organization_id);
             Ok(user)
         } else if check(READ_PERMISSION).await? {
             Err(Error::permission_denied(MANAGE_PERMISSION).with_domain("identity"))
@@ -232,13 +236,23 @@ impl ApiKeyApi {
         self.cache.remove_if(move |_, entry| entry.key.id == key_id);
     }
 
+    /// The key with this public id. A presented key names its tenant, so it
+    /// is looked for in every tenant, and its organization then joins the
+    /// request's scope.
+    async fn key_by_key_id(&self, key_id: &str) -> Result<Option<ApiKeyRow>> {
+        let store = self.accounts.store();
+        let key = tenancy::system(store.api_key_by_key_id(key_id)).await?;
+        if let Some(key) = &key {
+            tenancy::enter(&key.organization_id);
+        }
+        Ok(key)
+    }
+
     /// Verifies a key from scratch: format, hash, then [`live`](Self::live).
     async fn verify(&self, secret: &str) -> Result<ApiKeyRow> {
         let parts = parse_api_key(secret)?;
         let key = self
-            .accounts
-            .store()
-            .api_key_by_key_id(&parts.id)
+            .key_by_key_id(&parts.id)
             .await?
             .ok_or_else(invalid_api_key)?;
         if !tokens_equal(&hash_api_key_secret(&parts.secret), &key.secret_hash) {
@@ -260,9 +274,7 @@ impl ApiKeyApi {
     /// (and team).
     async fn live(&self, key: ApiKeyRow) -> Result<ApiKeyRow> {
         let key = self
-            .accounts
-            .store()
-            .api_key_by_key_id(&key.key_id)
+            .key_by_key_id(&key.key_id)
             .await?
             .filter(|fresh| fresh.id == key.id)
             .ok_or_else(invalid_api_key)?;

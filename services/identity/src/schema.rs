@@ -31,4 +31,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0004_service_account_requests.sql"),
         postgres: include_str!("../migrations/0004_service_account_requests.sql"),
     },
+    Migration {
+        version: 5,
+        description: "row-level security: an API key shows in its organization's requests",
+        // SQLite has no row-level security; the queries' filters stand alone.
+        sqlite: "SELECT 1;",
+        postgres: include_str!("../migrations/0005_api_key_row_security.postgres.sql"),
+    },
 ];

@@ -1286,6 +1286,28 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     })
     .await;
     assert_eq!(members_in_adas, vec![(ada_org.clone(), ada.id.clone())]);
+    // Identity's API keys: Ada's key shows in her organization's scope only.
+    w.key(&ada, &ada_org, ("", ""), &["project.read"])
+        .await
+        .unwrap();
+    let keys_in = |organization: String| {
+        let db = db.clone();
+        tenancy::request(async move {
+            tenancy::enter(&organization);
+            sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM identity_api_keys")
+                .fetch_one(db.pool())
+                .await
+                .unwrap()
+                .0
+        })
+    };
+    assert_eq!(
+        (
+            keys_in(ada_org.clone()).await,
+            keys_in(bob_org.clone()).await
+        ),
+        (1, 0)
+    );
 
     // A write into Bob's tree from a request scoped to Ada's is refused by
     // the policy, and nothing is written.

@@ -289,7 +289,7 @@ async fn without_an_authorization_answer_nothing_is_written() {
 
 /// How many rows `table` of the sandbox's database holds.
 async fn rows(sandbox: &Sandbox, table: &str) -> i64 {
-    let db = sandbox.database.connect().await.unwrap();
+    let db = sandbox.database.connect_as_operator().await.unwrap();
     let count: i64 = sqlx::Row::get(
         &sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
             .fetch_one(db.pool())
