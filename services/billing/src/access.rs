@@ -17,6 +17,7 @@ use tenantry_proto::tenantry::organization::v1 as org_pb;
 use crate::store::{self, NodeRow};
 use crate::{Core, NAME, not_found};
 use tenantry_kit::permission::Permission;
+use tenantry_kit::tenancy;
 
 /// What a caller wants to do with billing data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,7 @@ impl Core {
         need: Need,
         kind: &str,
     ) -> Result<()> {
+        self.enter_workspaces_of(organizations).await?;
         if caller.is_internal() {
             return Ok(());
         }
@@ -72,6 +74,7 @@ impl Core {
     /// Succeeds when the caller may read `organization` at all (quota
     /// answers go to whoever creates things there, on their behalf).
     pub(crate) async fn authorize_reader(&self, caller: &Caller, organization: &str) -> Result<()> {
+        self.enter_workspaces_of(&[organization]).await?;
         if caller.is_internal() {
             return Ok(());
         }
@@ -90,6 +93,22 @@ impl Core {
         } else {
             Err(not_found("organization"))
         }
+    }
+
+    /// Puts the workspaces holding these organizations (billing's tenants)
+    /// into the request's scope (see `tenantry_kit::tenancy`): looked up in
+    /// every tenant, since which workspace holds an organization is what is
+    /// asked. Organizations billing has not heard of add nothing.
+    async fn enter_workspaces_of(&self, organizations: &[&str]) -> Result<()> {
+        if !self.store.has_row_security() {
+            return Ok(());
+        }
+        for id in organizations {
+            if let Some(node) = tenancy::system(store::node(self.store.pool(), id)).await? {
+                tenancy::enter(&node.workspace_id);
+            }
+        }
+        Ok(())
     }
 
     /// Succeeds for platform administrators (and Tenantry's services).
@@ -120,7 +139,11 @@ impl Core {
         // Walk up until a known node (or the root), then add the missing
         // ones top-down so each has its parent's path.
         let mut known = loop {
-            if let Some(node) = store::node(self.store.pool(), &id).await? {
+            // Which workspace holds the organization is what this finds
+            // out: looked up in every tenant, the workspace then joins the
+            // request's scope.
+            if let Some(node) = tenancy::system(store::node(self.store.pool(), &id)).await? {
+                tenancy::enter(&node.workspace_id);
                 break Some(node);
             }
             let organization = self.fetch_organization(caller, &id).await?;
@@ -168,6 +191,8 @@ impl Core {
     ) -> Result<NodeRow> {
         let id = organization.name.trim_start_matches("organizations/");
         let workspace_id = organization.workspace.trim_start_matches("workspaces/");
+        // The organization service says which workspace the node is in.
+        tenancy::enter(workspace_id);
         // The workspace's mode, when its event is in flight too. A caller
         // who may not read the workspace leaves it to the event (until
         // then the tree counts as SINGLE, the default mode).

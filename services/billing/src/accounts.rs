@@ -12,6 +12,7 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::request::{check_etag, etag, update_mask};
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -139,6 +140,9 @@ impl Core {
         need: Need,
         kind: &str,
     ) -> Result<()> {
+        // The workspace named is the billing tenant (see
+        // `tenantry_kit::tenancy`); its roots decide who may act on it.
+        tenancy::enter(workspace_id);
         let roots = match organization {
             Some(organization) => vec![organization.to_string()],
             None => store::workspace_roots(self.store.pool(), workspace_id).await?,
@@ -159,6 +163,7 @@ impl Core {
         need: Need,
     ) -> Result<AccountRow> {
         let (workspace_id, id) = account_ids(field, name)?;
+        tenancy::enter(&workspace_id);
         let account = store::account(self.store.pool(), &workspace_id, &id).await?;
         // Authorize before answering, so "no such account" and "not yours"
         // look the same.

@@ -176,4 +176,47 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: V2,
         postgres: V2,
     },
+    Migration {
+        version: 3,
+        description: "row-level security: each tenant table shows the workspaces in the request's scope",
+        // SQLite has no row-level security; the queries' filters stand alone.
+        sqlite: "SELECT 1;",
+        postgres: V3_POSTGRES,
+    },
 ];
+
+/// The tenant policies (see `tenantry_kit::tenancy`). Billing's tenant is a
+/// workspace (its roots share accounts and, pooled, limits): workspaces,
+/// mirrored nodes, subscriptions and accounts show when their workspace is
+/// in scope; items, limits, usage records and reservations when their
+/// organization's node shows. Usage counters and reservation scopes are
+/// keyed by organization or pool and hold numbers only; they have no
+/// policy. The system scope (`*`) is tested first.
+const V3_POSTGRES: &str = "
+DO $$
+DECLARE t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['billing_nodes', 'billing_subscriptions', 'billing_accounts'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY %I ON %I
+            USING (current_setting('tenantry.scope', true) = '*'
+                   OR workspace_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')))$p$,
+            t || '_tenant', t);
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['billing_items', 'billing_limits', 'billing_usage_records',
+                             'billing_reservations'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY %I ON %I
+            USING (current_setting('tenantry.scope', true) = '*'
+                   OR organization_id IN (SELECT id FROM billing_nodes))$p$,
+            t || '_tenant', t);
+    END LOOP;
+END $$;
+ALTER TABLE billing_workspaces ENABLE ROW LEVEL SECURITY;
+ALTER TABLE billing_workspaces FORCE ROW LEVEL SECURITY;
+CREATE POLICY billing_workspaces_tenant ON billing_workspaces
+    USING (current_setting('tenantry.scope', true) = '*'
+           OR id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+";

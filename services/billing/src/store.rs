@@ -44,6 +44,12 @@ impl Store {
         self.db.pool()
     }
 
+    /// Whether the database holds each query to the request's tenants
+    /// (Postgres row-level security; see `tenantry_kit::tenancy`).
+    pub fn has_row_security(&self) -> bool {
+        self.db.has_row_security()
+    }
+
     pub async fn begin(&self) -> Result<Tx> {
         self.db.begin().await
     }

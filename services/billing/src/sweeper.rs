@@ -36,6 +36,11 @@ pub fn spawn(ctx: &ServiceContext, core: Core, every: Duration) {
 impl Core {
     /// Writes back every subscription whose state time has changed.
     pub async fn sweep(&self) -> tenantry_kit::error::Result<usize> {
+        // Every tenant's subscriptions and reservations.
+        tenantry_kit::tenancy::system(self.sweep_every_tenant()).await
+    }
+
+    async fn sweep_every_tenant(&self) -> tenantry_kit::error::Result<usize> {
         let now = now_micros();
         // Reservations whose create neither completed nor was released
         // (readings already ignore them): their rows go.

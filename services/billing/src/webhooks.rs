@@ -4,13 +4,18 @@
 //! A failed payment makes the account and the subscriptions it pays for
 //! PAST_DUE, which refuses creation until an invoice is paid.
 
+use std::sync::Arc;
+
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
-use crate::provider::{Action, ProviderInvoice, ProviderSubscription};
+use crate::provider::{
+    Action, PaymentProvider, ProviderEvent, ProviderInvoice, ProviderSubscription,
+};
 use crate::store::{self, AccountRow, SubscriptionRow, Tx};
 use crate::subscriptions::{State, state_at};
 use crate::{Core, not_found, system_actor};
@@ -292,6 +297,17 @@ impl ProviderWebhookApi {
         }
         let now_secs = now_micros() / 1_000_000;
         let event = provider.verify(&request.payload, &request.signature, now_secs)?;
+        // A signed provider event names its subscription or customer, in
+        // whichever tenant it is: the signature is the credential here.
+        tenancy::system(self.apply_verified(core, provider, event)).await
+    }
+
+    async fn apply_verified(
+        &self,
+        core: &Core,
+        provider: Arc<dyn PaymentProvider>,
+        event: ProviderEvent,
+    ) -> Result<pb::HandleProviderEventResponse> {
         let mut tx = core.store.begin().await?;
         let first = store::claim_provider_event(
             &mut tx,

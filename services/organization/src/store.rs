@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use tenantry_kit::db::{Backend, Database};
+use tenantry_kit::db::Database;
 use tenantry_kit::error::{Result, db_error};
 
 pub type Tx = Transaction<'static, Any>;
@@ -296,7 +296,7 @@ impl Store {
     /// Whether the database holds each query to the request's tenants
     /// (Postgres row-level security; see `tenantry_kit::tenancy`).
     pub fn has_row_security(&self) -> bool {
-        self.db.backend() == Backend::Postgres
+        self.db.has_row_security()
     }
 
     /// The roots of the trees holding these organizations (unknown ids have

@@ -184,6 +184,13 @@ impl Database {
         Ok(bypasses)
     }
 
+    /// Whether row-level security holds each query to the tenants in its
+    /// task's scope (Postgres; see [`crate::tenancy`]). Where it does not,
+    /// entering tenants is wasted work.
+    pub fn has_row_security(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend

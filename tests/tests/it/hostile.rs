@@ -1189,6 +1189,11 @@ async fn strangers_join_only_by_accepting_an_invitation() {
     }
 }
 
+/// A pool of the services' own role on the test's database.
+async fn db_for(w: &World) -> tenantry_kit::db::Database {
+    w.sandbox.database.connect().await.unwrap()
+}
+
 /// The ids of the projects a query without any tenant filter finds, on a
 /// pool of the services' own role: the second wall decides alone.
 async fn unfiltered_projects(db: &tenantry_kit::db::Database) -> Vec<String> {
@@ -1217,6 +1222,7 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
             ServiceKind::Organization,
             ServiceKind::Rbac,
             ServiceKind::Audit,
+            ServiceKind::Billing,
         ],
     )
     .await;
@@ -1382,6 +1388,30 @@ async fn on_postgres_a_query_that_forgets_its_tenant_filter_finds_nothing_of_ano
     })
     .await;
     assert_eq!(chains(Some(ada_org.clone())).await, vec![ada_org.clone()]);
+
+    // Billing's tenant is a workspace: Ada's shows her tree's nodes only.
+    let billing_db = db_for(&w).await;
+    let workspaces = tenantry_testkit::eventually("both trees in billing", || async {
+        let rows = tenancy::system(
+            sqlx::query_as::<_, (String, String)>("SELECT id, workspace_id FROM billing_nodes")
+                .fetch_all(billing_db.pool()),
+        )
+        .await
+        .unwrap();
+        (rows.len() == 2).then_some(rows)
+    })
+    .await;
+    let ada_workspace = &workspaces.iter().find(|(id, _)| *id == ada_org).unwrap().1;
+    let nodes_in_adas = tenancy::request(async {
+        tenancy::enter(ada_workspace);
+        sqlx::query_as::<_, (String,)>("SELECT id FROM billing_nodes")
+            .fetch_all(billing_db.pool())
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(nodes_in_adas, vec![(ada_org.clone(),)]);
+    billing_db.close().await;
 
     // Production will not run as a role that passes through the wall.
     let superuser = w.sandbox.database.operator_url().to_string();
