@@ -189,7 +189,8 @@ pub const MIGRATIONS: &[Migration] = &[
 /// workspace (its roots share accounts and, pooled, limits): workspaces,
 /// mirrored nodes, subscriptions and accounts show when their workspace is
 /// in scope; items, limits, usage records and reservations when their
-/// organization's node shows. Usage counters and reservation scopes are
+/// organization's node is in a workspace in scope (the subquery names the
+/// workspaces, so it reads them through `billing_nodes_workspace`). Usage counters and reservation scopes are
 /// keyed by organization or pool and hold numbers only; they have no
 /// policy. The system scope (`*`) is tested first.
 const V3_POSTGRES: &str = "
@@ -210,7 +211,8 @@ BEGIN
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format($p$CREATE POLICY %I ON %I
             USING (current_setting('tenantry.scope', true) = '*'
-                   OR organization_id IN (SELECT id FROM billing_nodes))$p$,
+                   OR organization_id IN (SELECT id FROM billing_nodes
+                       WHERE workspace_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))))$p$,
             t || '_tenant', t);
     END LOOP;
 END $$;

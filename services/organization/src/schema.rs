@@ -148,9 +148,13 @@ const V2: &str =
 
 /// The tenant policies (see `tenantry_kit::tenancy`). An organization shows
 /// when its tree's root is in scope; a team, project or ownership transfer
-/// when its organization shows, an environment when its project does. The
-/// system scope (`*`) is tested first, so work for every tenant never runs
-/// the subquery. `FORCE` holds the tables' owner to the policies too.
+/// when its organization is in a tree in scope, an environment when its
+/// project is. The system scope (`*`) is tested first, so work for every
+/// tenant never runs a subquery. Each subquery names the roots itself, so
+/// it reads the scope's trees through `org_organizations_root` instead of
+/// scanning every organization (the referenced table's own policy, an OR
+/// with the system scope, could use no index). `FORCE` holds the tables'
+/// owner to the policies too.
 const V3_POSTGRES: &str = "
 ALTER TABLE org_organizations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_organizations FORCE ROW LEVEL SECURITY;
@@ -162,23 +166,28 @@ ALTER TABLE org_teams ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_teams FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_teams_tenant ON org_teams
     USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations));
+           OR organization_id IN (SELECT id FROM org_organizations
+               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
 
 ALTER TABLE org_projects ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_projects FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_projects_tenant ON org_projects
     USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations));
+           OR organization_id IN (SELECT id FROM org_organizations
+               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
 
 ALTER TABLE org_ownership_transfers ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_ownership_transfers FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_ownership_transfers_tenant ON org_ownership_transfers
     USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations));
+           OR organization_id IN (SELECT id FROM org_organizations
+               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
 
 ALTER TABLE org_environments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_environments FORCE ROW LEVEL SECURITY;
 CREATE POLICY org_environments_tenant ON org_environments
     USING (current_setting('tenantry.scope', true) = '*'
-           OR project_id IN (SELECT id FROM org_projects));
+           OR project_id IN (SELECT p.id FROM org_projects p
+               JOIN org_organizations o ON o.id = p.organization_id
+               WHERE o.root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
 ";

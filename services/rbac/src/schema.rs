@@ -210,7 +210,9 @@ CREATE INDEX rbac_nodes_root ON rbac_nodes (root_id, object_type, id);";
 
 /// The tenant policies (see `tenantry_kit::tenancy`): a node shows when its
 /// tree's root is in scope; memberships, roles, team members, project
-/// grants, invitations and API keys when their organization's node shows.
+/// grants, invitations and API keys when their organization's node is in a
+/// tree in scope (the subquery names the roots, so it reads them through
+/// `rbac_nodes_root` rather than scanning every node).
 /// Users, sessions, registered types and the change log belong to no
 /// tenant. The system scope (`*`) is tested first.
 const V10_POSTGRES: &str = "
@@ -229,7 +231,8 @@ BEGIN
         EXECUTE format($p$CREATE POLICY %I ON %I
             USING (current_setting('tenantry.scope', true) = '*'
                    OR organization_id IN (SELECT id FROM rbac_nodes
-                                          WHERE object_type = 'organization'))$p$,
+                       WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))
+                         AND object_type = 'organization'))$p$,
             t || '_tenant', t);
     END LOOP;
 END $$;
