@@ -1,37 +1,41 @@
 //! The tenant scope of a request: what Postgres row-level security lets its
 //! queries see, the second wall behind each query's own tenant filter.
 //!
-//! A tenant is one tree of organizations, named by its root. A request
-//! starts with an empty scope ([`TenancyLayer`]); a service [`enter`]s the
-//! root of each organization the request names before it reads that
-//! organization's data, and work that serves every tenant (relays,
-//! consumers, sweepers, the lookup that finds an organization's root) runs
-//! in [`system`]. Every pooled Postgres connection takes the scope of the
-//! task that acquires it (the `tenantry.scope` setting, see
-//! [`crate::db`]), and each tenant table's policy shows only rows of the
-//! trees in scope ([`row_filter`]). So a query that forgets its tenant
-//! filter sees the named tenant's rows at most, and outside any scope it
-//! sees nothing: the wall fails closed.
+//! A request starts with an empty scope ([`TenancyLayer`]). Before a service
+//! reads anything of an organization the request names, it [`enter`]s that
+//! organization's tenant, in the unit its tables are kept by: the tree's
+//! root (organization, rbac), the organization's own audit chain, the
+//! workspace that holds it (billing), or the organization (identity's API
+//! keys). Work that serves every tenant (relays, consumers, sweepers, the
+//! lookups that find which tenant a name or credential belongs to) runs in
+//! [`system`]. Every pooled Postgres connection takes the scope of the task
+//! that acquires it (the `tenantry.scope` setting, see [`crate::db`]), and
+//! each tenant table's policy shows only rows of the tenants in scope. So a
+//! query that forgets its tenant filter sees the named tenant's rows at
+//! most, and outside any scope it sees nothing: the wall fails closed.
 //!
-//! The scope comes from the request's names, before authorization, so it
-//! narrows what a query can reach; it grants nothing (every handler still
-//! authorizes the caller on what it reads). The setting is an ordinary
-//! session variable: it stops a missing filter, not SQL written by an
-//! attacker (no query takes SQL from a request). SQLite has no row-level
-//! security: there the queries' own filters are the only wall.
+//! The scope comes from the request's names, so it narrows what a query can
+//! reach; it grants nothing (every handler still authorizes the caller on
+//! what it reads). The setting is an ordinary session variable: it stops a
+//! missing filter, not SQL written by an attacker (no query takes SQL from a
+//! request). SQLite has no row-level security: there the queries' own
+//! filters are the only wall.
 //!
-//! A policy on a table whose rows carry their tree's root reads
+//! A policy on a table whose rows name their tenant reads
 //!
 //! ```sql
 //! USING (current_setting('tenantry.scope', true) = '*'
 //!        OR root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')))
 //! ```
 //!
-//! and a table whose rows belong to an organization by reference filters on
-//! the reference (`organization_id IN (SELECT id FROM org_organizations)`),
-//! so the referenced table's policy decides for it. Tables are `FORCE`d, so
-//! their owner is held by the policies too; only a superuser or a role with
-//! `BYPASSRLS` passes, and production refuses to run as one.
+//! and a table whose rows belong to an organization by reference names the
+//! tenants in its subquery too (`organization_id IN (SELECT id FROM
+//! org_organizations WHERE root_id = ANY (…))`), so the subquery reads the
+//! scope's rows through an index rather than scanning every organization
+//! (the referenced table's own policy, an OR with the system scope, could
+//! use none). Tables are `FORCE`d, so their owner is held by the policies
+//! too; only a superuser or a role with `BYPASSRLS` passes, and production
+//! refuses to run as one.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -50,12 +54,12 @@ tokio::task_local! {
     static SCOPE: Arc<Mutex<Scope>>;
 }
 
-/// What a task's queries may see: every tenant, or the trees of the roots
-/// entered (none at first).
+/// What a task's queries may see: every tenant, or the tenants entered
+/// (none at first).
 #[derive(Debug, Default)]
 struct Scope {
     system: bool,
-    roots: BTreeSet<String>,
+    tenants: BTreeSet<String>,
 }
 
 /// Runs `future` as one request: its scope starts empty.
@@ -68,22 +72,22 @@ pub async fn request<F: Future>(future: F) -> F::Output {
 pub async fn system<F: Future>(future: F) -> F::Output {
     let scope = Scope {
         system: true,
-        roots: BTreeSet::new(),
+        tenants: BTreeSet::new(),
     };
     SCOPE.scope(Arc::new(Mutex::new(scope)), future).await
 }
 
 /// Adds a tenant to the current request's scope, for the connections it
-/// acquires from now on: an organization id, which each table's policy
-/// compares with the column that says whose a row is (a tree's root for
-/// the organization service's tables, the organization itself for the
-/// audit log's chains). Nothing changes in the system scope, and outside
-/// any scope nothing can be entered (queries there see no tenant's rows).
-pub fn enter(organization: &str) {
+/// acquires from now on: an id that each table's policy compares with the
+/// column saying whose a row is (a tree's root, an audit chain, a billing
+/// workspace, an organization). Nothing changes in the system scope, and
+/// outside any scope nothing can be entered (queries there see no
+/// tenant's rows).
+pub fn enter(tenant: &str) {
     let _ = SCOPE.try_with(|scope| {
         let mut scope = lock(scope);
         if !scope.system {
-            scope.roots.insert(organization.to_string());
+            scope.tenants.insert(tenant.to_string());
         }
     });
 }
@@ -102,7 +106,7 @@ pub fn carried<F: Future>(future: F) -> impl Future<Output = F::Output> {
 }
 
 /// The value of [`SETTING`] for a connection the current task acquires:
-/// `*` in the system scope, the roots in scope separated by commas, or
+/// `*` in the system scope, the tenants in scope separated by commas, or
 /// empty (no tenant).
 pub fn setting() -> String {
     SCOPE
@@ -110,7 +114,7 @@ pub fn setting() -> String {
             let scope = lock(scope);
             match scope.system {
                 true => EVERY_TENANT.to_string(),
-                false => scope.roots.iter().cloned().collect::<Vec<_>>().join(","),
+                false => scope.tenants.iter().cloned().collect::<Vec<_>>().join(","),
             }
         })
         .unwrap_or_default()
