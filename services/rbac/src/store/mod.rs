@@ -1,0 +1,108 @@
+//! The rbac tables: state rows, and the change log the index follows.
+//!
+//! One file per kind of row (its type, its mapping and its queries); this
+//! one holds the store itself and what the others share.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use tenantry_kit::db::Database;
+use tenantry_kit::error::{Result, db_error};
+
+use crate::engine::{AccessLevel, Change, GrantSubject, KeyScope};
+
+pub type Tx = Transaction<'static, Any>;
+
+mod changes;
+mod grants;
+mod memberships;
+mod roles;
+mod team_members;
+mod tree;
+mod users;
+
+pub use grants::{GrantRow, level_name};
+pub use memberships::MembershipRow;
+pub use roles::RoleRow;
+pub use team_members::TeamMemberRow;
+pub use tree::NodeRow;
+pub use users::{InactiveReason, UserRow};
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, sqlx::Error> {
+    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// The rbac tables.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn begin(&self) -> Result<Tx> {
+        self.db.begin().await
+    }
+
+    // Idempotent requests.
+
+    /// The resource a request id created, if it was seen before.
+    pub async fn replayed(
+        &self,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+    ) -> Result<Option<String>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        sqlx::query("SELECT resource_id FROM rbac_requests WHERE caller = $1 AND method = $2 AND request_id = $3")
+            .bind(caller)
+            .bind(method)
+            .bind(request_id)
+            .try_map(|row: AnyRow| row.try_get(0))
+            .fetch_optional(self.db.pool())
+            .await
+            .map_err(db_error)
+    }
+
+    /// Records what a request id created.
+    pub async fn remember(
+        &self,
+        tx: &mut Tx,
+        caller: &str,
+        method: &str,
+        request_id: &str,
+        resource_id: &str,
+    ) -> Result<()> {
+        if request_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("INSERT INTO rbac_requests (caller, method, request_id, resource_id) VALUES ($1, $2, $3, $4)")
+            .bind(caller)
+            .bind(method)
+            .bind(request_id)
+            .bind(resource_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A key's scope from its stored type and id.
+fn key_scope(scope_type: &str, id: String) -> std::result::Result<KeyScope, sqlx::Error> {
+    match scope_type {
+        "organization" => Ok(KeyScope::Organization(id)),
+        "team" => Ok(KeyScope::Team(id)),
+        "project" => Ok(KeyScope::Project(id)),
+        other => Err(sqlx::Error::Decode(
+            format!("unknown api key scope `{other}`").into(),
+        )),
+    }
+}
