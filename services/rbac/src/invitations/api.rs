@@ -1,0 +1,277 @@
+//! The `InvitationService` handlers.
+
+use super::*;
+
+#[tonic::async_trait]
+impl pb::invitation_service_server::InvitationService for InvitationApi {
+    async fn create_invitation(
+        &self,
+        request: Request<pb::CreateInvitationRequest>,
+    ) -> Result<Response<pb::CreateInvitationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let row = self
+            .0
+            .create_invitation(&caller, request.into_inner())
+            .await?;
+        Ok(Response::new(pb::CreateInvitationResponse {
+            invitation: Some(row.to_proto(now_micros())),
+        }))
+    }
+
+    async fn get_invitation(
+        &self,
+        request: Request<pb::GetInvitationRequest>,
+    ) -> Result<Response<pb::GetInvitationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let row = self
+            .0
+            .managed_invitation(
+                &caller,
+                &request.get_ref().name,
+                Permission::ORGANIZATION_MEMBERS_READ,
+            )
+            .await?;
+        Ok(Response::new(pb::GetInvitationResponse {
+            invitation: Some(row.to_proto(now_micros())),
+        }))
+    }
+
+    async fn list_invitations(
+        &self,
+        request: Request<pb::ListInvitationsRequest>,
+    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let r = request.get_ref();
+        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        self.0
+            .authorize_invitation_read(&caller, &organization_id, "organization")
+            .await?;
+        let size = page_size(r.page_size, 50, 1000)? as usize;
+        let query = format!("invitations|{organization_id}|{}", r.state);
+        let mut after = self
+            .0
+            .page_tokens
+            .decode::<After>(query.as_bytes(), &r.page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default();
+        let now = now_micros();
+        let mut found = Vec::new();
+        loop {
+            let batch: Vec<InvitationRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM rbac_invitations WHERE organization_id = $1 AND id > $2 ORDER BY id LIMIT 500"
+            )))
+            .bind(&organization_id)
+            .bind(&after)
+            .try_map(|row: AnyRow| from_row(&row))
+            .fetch_all(self.0.store.db().pool())
+            .await
+            .map_err(db_error)?;
+            let exhausted = batch.len() < 500;
+            for row in batch {
+                after = row.id.clone();
+                if r.state == 0 || row.effective_state(now) as i32 == r.state {
+                    found.push(row);
+                }
+            }
+            if exhausted || found.len() > size {
+                break;
+            }
+        }
+        let more = found.len() > size;
+        found.truncate(size);
+        let next_page_token = match (more, found.last()) {
+            (true, Some(last)) => self
+                .0
+                .page_tokens
+                .encode(query.as_bytes(), &After(last.id.clone())),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListInvitationsResponse {
+            invitations: found.iter().map(|i| i.to_proto(now)).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn resend_invitation(
+        &self,
+        request: Request<pb::ResendInvitationRequest>,
+    ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let r = request.get_ref();
+        let current = self
+            .0
+            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
+            .await?;
+        check_etag(&r.etag, current.version)?;
+        let now = now_micros();
+        if current.effective_state(now) != pb::invitation::State::Pending {
+            return Err(precondition(
+                "INVITATION_NOT_PENDING",
+                "only a pending invitation can be resent",
+            )
+            .into());
+        }
+        let interval = self.0.options.resend_interval_secs as i64 * 1_000_000;
+        let wait = current.last_sent_at_us + interval - now;
+        if wait > 0 || current.send_count >= i64::from(self.0.options.max_sends) {
+            let mut error = Error::new(
+                Code::ResourceExhausted,
+                "RESEND_RATE_LIMITED",
+                "the invitation was sent too recently or too often",
+            )
+            .with_domain(NAME)
+            .with_metadata("max_sends", self.0.options.max_sends);
+            if wait > 0 {
+                error = error.with_retry_after(std::time::Duration::from_micros(wait as u64));
+            }
+            return Err(error.into());
+        }
+        let token = new_token();
+        let mut next = current.clone();
+        next.token_hash = hash_token(&token);
+        next.expires_at_us = now + current.lifetime_us;
+        next.send_count += 1;
+        next.last_sent_at_us = now;
+        next.updated_at_us = now;
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        if !update(&mut tx, &next, current.version).await? {
+            return Err(Error::new(
+                Code::Aborted,
+                "CONCURRENT_UPDATE",
+                "the invitation changed; retry",
+            )
+            .with_domain(NAME)
+            .into());
+        }
+        let event = self
+            .0
+            .event(
+                &caller,
+                ("invitation", &next.id),
+                &next.organization_id,
+                &events::InvitationResent {
+                    invitation_id: next.id.clone(),
+                    organization_id: next.organization_id.clone(),
+                    email: next.email.clone(),
+                    expire_time: Some(timestamp(next.expires_at_us)),
+                },
+            )
+            .await;
+        self.0.write(tx, &[], vec![event]).await?;
+        self.0.send_invitation(&next, &token).await;
+        Ok(Response::new(pb::ResendInvitationResponse {
+            invitation: Some(next.to_proto(now)),
+        }))
+    }
+
+    async fn revoke_invitation(
+        &self,
+        request: Request<pb::RevokeInvitationRequest>,
+    ) -> Result<Response<pb::RevokeInvitationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let r = request.get_ref();
+        let current = self
+            .0
+            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
+            .await?;
+        check_etag(&r.etag, current.version)?;
+        let now = now_micros();
+        if current.effective_state(now) != pb::invitation::State::Pending {
+            return Err(precondition(
+                "INVITATION_NOT_PENDING",
+                "only a pending invitation can be revoked",
+            )
+            .into());
+        }
+        let mut next = current.clone();
+        next.state = "revoked".into();
+        next.closed_at_us = Some(now);
+        next.updated_at_us = now;
+        next.version += 1;
+        let mut tx = self.0.store.begin().await?;
+        if !update(&mut tx, &next, current.version).await? {
+            return Err(Error::new(
+                Code::Aborted,
+                "CONCURRENT_UPDATE",
+                "the invitation changed; retry",
+            )
+            .with_domain(NAME)
+            .into());
+        }
+        let event = self
+            .0
+            .event(
+                &caller,
+                ("invitation", &next.id),
+                &next.organization_id,
+                &events::InvitationRevoked {
+                    invitation_id: next.id.clone(),
+                    organization_id: next.organization_id.clone(),
+                    email: next.email.clone(),
+                },
+            )
+            .await;
+        self.0.write(tx, &[], vec![event]).await?;
+        Ok(Response::new(pb::RevokeInvitationResponse {
+            invitation: Some(next.to_proto(now)),
+        }))
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<pb::AcceptInvitationRequest>,
+    ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let accepted = self
+            .0
+            .accept_invitation(&caller, &request.get_ref().token)
+            .await?;
+        let membership = match &accepted.membership {
+            Some(row) => Some(self.0.membership_to_proto(row).await?),
+            None => None,
+        };
+        Ok(Response::new(pb::AcceptInvitationResponse {
+            membership,
+            granted_projects: accepted.granted,
+            written_at: Some(token(accepted.revision)),
+        }))
+    }
+
+    async fn lookup_invitation(
+        &self,
+        request: Request<pb::LookupInvitationRequest>,
+    ) -> Result<Response<pb::LookupInvitationResponse>, Status> {
+        // Public: whoever holds the token may see what it is for (the token
+        // is the secret, 256 random bits; the edge limits guesses per client
+        // address), so that a sign-up page can greet the invitee.
+        let now = now_micros();
+        let invitation = self
+            .0
+            .invitation_by_token(&request.get_ref().token)
+            .await?
+            .filter(|i| i.effective_state(now) == pb::invitation::State::Pending)
+            .ok_or_else(invalid_token)?;
+        Ok(Response::new(pb::LookupInvitationResponse {
+            preview: Some(pb::InvitationPreview {
+                organization: format!("organizations/{}", invitation.organization_id),
+                organization_display_name: invitation.organization_name.clone(),
+                email: invitation.email.clone(),
+                inviter_display_name: invitation.inviter_name.clone(),
+                expire_time: Some(timestamp(invitation.expires_at_us)),
+                roles: invitation.roles.clone(),
+                external: invitation.external,
+                projects: invitation
+                    .projects
+                    .iter()
+                    .map(|(project, _)| {
+                        format!(
+                            "organizations/{}/projects/{project}",
+                            invitation.organization_id
+                        )
+                    })
+                    .collect(),
+            }),
+        }))
+    }
+}

@@ -1,0 +1,399 @@
+//! `InvitationService`: inviting people by email, with roles and teams
+//! given on acceptance.
+//!
+//! The token is 32 random bytes, mailed and never stored (only its SHA-256);
+//! one pending invitation per (organization, email); it expires (7 days by
+//! default, at most 30); resending is rate-limited and replaces the token;
+//! pending invitations take a seat; the organization's allowed email
+//! domains are enforced. Acceptance needs a signed-in user whose verified
+//! email is the invited one (identity's sign-up through an invitation
+//! creates such a user first).
+//!
+//! This file holds the rows, their SQL and the lookups; `create` and
+//! `accept` the two flows; `api` the handlers.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tenantry_kit::db::now_micros;
+use tenantry_kit::error::{Code, Error, Result, db_error};
+use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::page_token::page_size;
+use tenantry_kit::permission::Permission;
+use tenantry_kit::secret::{hash_token, new_token};
+use tenantry_kit::tenancy;
+use tenantry_mail::Mail;
+use tenantry_proto::tenantry::authz::v1 as authz_pb;
+use tenantry_proto::tenantry::events::v1 as events;
+use tenantry_proto::tenantry::rbac::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::engine::{AccessLevel, Change, GrantSubject};
+use crate::live::token;
+use crate::memberships::{check_etag, etag};
+use crate::store::{GrantRow, MembershipRow, TeamMemberRow, Tx};
+use crate::{Caller, Core, NAME, precondition, timestamp};
+
+const DEFAULT_LIFETIME_SECS: i64 = 7 * 86_400;
+const MAX_LIFETIME_SECS: i64 = 30 * 86_400;
+/// The shortest an invitation may live: long enough to read its mail.
+const MIN_LIFETIME_SECS: i64 = 3_600;
+
+/// What accepting an invitation did.
+#[derive(Debug)]
+struct Accepted {
+    /// The membership, unless the invitation was external.
+    membership: Option<MembershipRow>,
+    /// The projects granted, by name.
+    granted: Vec<String>,
+    revision: i64,
+}
+
+/// The `InvitationService` handler.
+#[derive(Debug, Clone)]
+pub struct InvitationApi(pub Core);
+
+/// An invitation row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationRow {
+    pub id: String,
+    pub organization_id: String,
+    pub organization_name: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    /// (team id, lead?)
+    pub teams: Vec<(String, bool)>,
+    /// (project id, access level) granted on acceptance.
+    pub projects: Vec<(String, AccessLevel)>,
+    /// Whether the invitee joins as an external user (grants only).
+    pub external: bool,
+    /// `pending`, `accepted` or `revoked` (`expired` once noticed).
+    pub state: String,
+    pub token_hash: String,
+    pub inviter_id: String,
+    /// The inviter's display name when the invitation was made.
+    pub inviter_name: String,
+    pub expires_at_us: i64,
+    pub lifetime_us: i64,
+    pub send_count: i64,
+    pub last_sent_at_us: i64,
+    pub accepted_by: Option<String>,
+    pub closed_at_us: Option<i64>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+    pub version: i64,
+}
+
+const COLUMNS: &str = "id, organization_id, organization_name, email, roles, teams, state, token_hash, \
+    inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, closed_at_us, \
+    created_at_us, updated_at_us, version, inviter_name, projects, external";
+
+fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
+    let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
+    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+    Ok(InvitationRow {
+        id: row.try_get(0)?,
+        organization_id: row.try_get(1)?,
+        organization_name: row.try_get(2)?,
+        email: row.try_get(3)?,
+        roles: serde_json::from_str(&json(4)?).map_err(decode)?,
+        teams: serde_json::from_str(&json(5)?).map_err(decode)?,
+        state: row.try_get(6)?,
+        token_hash: row.try_get(7)?,
+        inviter_id: row.try_get(8)?,
+        expires_at_us: row.try_get(9)?,
+        lifetime_us: row.try_get(10)?,
+        send_count: row.try_get(11)?,
+        last_sent_at_us: row.try_get(12)?,
+        accepted_by: row.try_get(13)?,
+        closed_at_us: row.try_get(14)?,
+        created_at_us: row.try_get(15)?,
+        updated_at_us: row.try_get(16)?,
+        version: row.try_get(17)?,
+        inviter_name: row.try_get(18)?,
+        projects: serde_json::from_str(&json(19)?).map_err(decode)?,
+        external: row.try_get::<i64, _>(20)? != 0,
+    })
+}
+
+impl InvitationRow {
+    fn effective_state(&self, now_us: i64) -> pb::invitation::State {
+        match self.state.as_str() {
+            "pending" if self.expires_at_us <= now_us => pb::invitation::State::Expired,
+            "pending" => pb::invitation::State::Pending,
+            "accepted" => pb::invitation::State::Accepted,
+            "revoked" => pb::invitation::State::Revoked,
+            _ => pb::invitation::State::Expired,
+        }
+    }
+
+    fn to_proto(&self, now_us: i64) -> pb::Invitation {
+        pb::Invitation {
+            name: format!(
+                "organizations/{}/invitations/{}",
+                self.organization_id, self.id
+            ),
+            email: self.email.clone(),
+            roles: self.roles.clone(),
+            teams: self
+                .teams
+                .iter()
+                .map(|(team, lead)| pb::InvitationTeam {
+                    team: format!("organizations/{}/teams/{team}", self.organization_id),
+                    role: if *lead {
+                        authz_pb::TeamRole::Lead
+                    } else {
+                        authz_pb::TeamRole::Member
+                    } as i32,
+                })
+                .collect(),
+            projects: self
+                .projects
+                .iter()
+                .map(|(project, level)| pb::InvitationProject {
+                    project: format!("organizations/{}/projects/{project}", self.organization_id),
+                    access_level: crate::grants::level_to(*level) as i32,
+                })
+                .collect(),
+            external: self.external,
+            state: self.effective_state(now_us) as i32,
+            inviter: format!("users/{}", self.inviter_id),
+            inviter_display_name: self.inviter_name.clone(),
+            expire_time: Some(timestamp(self.expires_at_us)),
+            send_count: self.send_count as i32,
+            last_send_time: Some(timestamp(self.last_sent_at_us)),
+            accepted_by: self
+                .accepted_by
+                .as_ref()
+                .map(|u| format!("users/{u}"))
+                .unwrap_or_default(),
+            close_time: self.closed_at_us.map(timestamp),
+            create_time: Some(timestamp(self.created_at_us)),
+            update_time: Some(timestamp(self.updated_at_us)),
+            etag: etag(self.version),
+        }
+    }
+}
+
+async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO rbac_invitations (id, organization_id, organization_name, email, roles, teams, state,
+            token_hash, inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us,
+            created_at_us, updated_at_us, version, inviter_name, projects, external)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(&i.id)
+    .bind(&i.organization_id)
+    .bind(&i.organization_name)
+    .bind(&i.email)
+    .bind(serde_json::to_string(&i.roles).expect("serializes"))
+    .bind(serde_json::to_string(&i.teams).expect("serializes"))
+    .bind(&i.state)
+    .bind(&i.token_hash)
+    .bind(&i.inviter_id)
+    .bind(i.expires_at_us)
+    .bind(i.lifetime_us)
+    .bind(i.send_count)
+    .bind(i.last_sent_at_us)
+    .bind(i.created_at_us)
+    .bind(i.updated_at_us)
+    .bind(i.version)
+    .bind(&i.inviter_name)
+    .bind(serde_json::to_string(&i.projects).expect("serializes"))
+    .bind(i.external as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes the mutable fields; `false` when the row changed since `expected`.
+async fn update(tx: &mut Tx, i: &InvitationRow, expected: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE rbac_invitations SET state = $3, token_hash = $4, expires_at_us = $5, send_count = $6,
+            last_sent_at_us = $7, accepted_by = $8, closed_at_us = $9, updated_at_us = $10, version = $11
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(&i.id)
+    .bind(expected)
+    .bind(&i.state)
+    .bind(&i.token_hash)
+    .bind(i.expires_at_us)
+    .bind(i.send_count)
+    .bind(i.last_sent_at_us)
+    .bind(&i.accepted_by)
+    .bind(i.closed_at_us)
+    .bind(i.updated_at_us)
+    .bind(i.version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn ids(field: &str, name: &str) -> Result<(String, String)> {
+    let ids = parse_name(field, "organizations/{}/invitations/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(email)
+    } else {
+        Err(Error::invalid_field(
+            "invitation.email",
+            "must be an email address",
+        ))
+    }
+}
+
+fn invalid_token() -> Error {
+    Error::new(
+        Code::NotFound,
+        "INVITATION_NOT_FOUND",
+        "no pending invitation has this token",
+    )
+    .with_domain(NAME)
+}
+
+#[derive(Serialize, Deserialize)]
+struct After(String);
+
+const MEMBERS_READ: Permission = Permission::ORGANIZATION_MEMBERS_READ;
+const MEMBERS_INVITE: Permission = Permission::ORGANIZATION_MEMBERS_INVITE;
+
+mod accept;
+mod api;
+mod create;
+
+impl Core {
+    async fn invitation(&self, organization_id: &str, id: &str) -> Result<Option<InvitationRow>> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM rbac_invitations WHERE organization_id = $1 AND id = $2"
+        )))
+        .bind(organization_id)
+        .bind(id)
+        .try_map(|row: AnyRow| from_row(&row))
+        .fetch_optional(self.store.db().pool())
+        .await
+        .map_err(db_error)
+    }
+
+    /// The invitation a token opens. The token (256 random bits) is what
+    /// names the tenant here, so it is looked for in every tenant and the
+    /// invitation's tree then joins the request's scope.
+    async fn invitation_by_token(&self, token: &str) -> Result<Option<InvitationRow>> {
+        let found = tenancy::system(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM rbac_invitations WHERE token_hash = $1"
+            )))
+            .bind(hash_token(token))
+            .try_map(|row: AnyRow| from_row(&row))
+            .fetch_optional(self.store.db().pool()),
+        )
+        .await
+        .map_err(db_error)?;
+        if let Some(invitation) = &found {
+            self.enter_tenant_of(&invitation.organization_id);
+        }
+        Ok(found)
+    }
+
+    async fn send_invitation(&self, invitation: &InvitationRow, token: &str) {
+        // The link opens the console's page that shows what the invitation
+        // gives (LookupInvitation) and accepts it, signed in or by signing
+        // up; the token stays out of the path.
+        let link = format!(
+            "{}/invitations/accept?token={token}",
+            self.options.mailer.link_base_url.trim_end_matches('/')
+        );
+        let inviter = match invitation.inviter_name.as_str() {
+            "" => "Someone".to_string(),
+            name => name.to_string(),
+        };
+        let mail = Mail {
+            to: invitation.email.clone(),
+            kind: "invitation",
+            subject: format!("{inviter} invited you to {}", invitation.organization_name),
+            body: format!(
+                "{inviter} invited you to join {} on Tenantry.\n\nAccept the invitation:\n{link}\n\ntoken: {token}\n\nIt expires on {}. If you did not expect it, ignore this message.\n",
+                invitation.organization_name,
+                chrono::DateTime::from_timestamp_micros(invitation.expires_at_us)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            ),
+        };
+        if let Err(error) = self.mailer.send(mail).await {
+            tracing::warn!(error = %error, invitation_id = %invitation.id, "invitation email was not sent");
+        }
+    }
+
+    /// Invitations are read by whoever may read the members, or invite
+    /// them (an inviter sees what they sent).
+    async fn authorize_invitation_read(
+        &self,
+        caller: &Caller,
+        organization_id: &str,
+        kind: &str,
+    ) -> Result<()> {
+        if self.allows(caller, "organization", organization_id, MEMBERS_INVITE)? {
+            return Ok(());
+        }
+        self.authorize(
+            caller,
+            ("organization", organization_id),
+            MEMBERS_READ,
+            MEMBERS_READ,
+            kind,
+        )
+        .await
+    }
+
+    /// An invitation of an organization the caller may act on with
+    /// `permission`.
+    async fn managed_invitation(
+        &self,
+        caller: &Caller,
+        name: &str,
+        permission: Permission,
+    ) -> Result<InvitationRow> {
+        let (organization_id, id) = ids("name", name)?;
+        if permission == MEMBERS_READ {
+            self.authorize_invitation_read(caller, &organization_id, "invitation")
+                .await?;
+        } else {
+            self.authorize(
+                caller,
+                ("organization", &organization_id),
+                permission,
+                MEMBERS_READ,
+                "invitation",
+            )
+            .await?;
+        }
+        self.invitation(&organization_id, &id)
+            .await?
+            .ok_or_else(|| Error::not_found("invitation").with_domain(NAME))
+    }
+}
+
+/// FAILED_PRECONDITION `EMAIL_DOMAIN_NOT_ALLOWED` unless `email` is in one
+/// of the organization's allowed domains (none listed: every domain).
+pub(crate) fn email_domain_allowed(allowed: &[String], email: &str) -> Result<()> {
+    let domain = email.rsplit('@').next().unwrap_or_default();
+    if allowed.is_empty() || allowed.iter().any(|d| d == domain) {
+        return Ok(());
+    }
+    Err(precondition(
+        "EMAIL_DOMAIN_NOT_ALLOWED",
+        "the organization does not allow members from this email domain",
+    )
+    .with_metadata("domain", domain))
+}
