@@ -106,29 +106,18 @@ pub const MIGRATIONS: &[Migration] = &[
 /// entered per chain once authorized, the ingest and the background jobs
 /// work in the system scope (`*`, tested first).
 const V2_POSTGRES: &str = "
-ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_events_tenant ON audit_events
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
-
-ALTER TABLE audit_targets ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_targets FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_targets_tenant ON audit_targets
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
-
-ALTER TABLE audit_heads ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_heads FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_heads_tenant ON audit_heads
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
-
-ALTER TABLE audit_checkpoints ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_checkpoints FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_checkpoints_tenant ON audit_checkpoints
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
+DO $$
+DECLARE t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['audit_events', 'audit_targets', 'audit_heads', 'audit_checkpoints'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY %I ON %I
+            USING (current_setting('tenantry.scope', true) = '*'
+                   OR scope = ANY (string_to_array(current_setting('tenantry.scope', true), ',')))$p$,
+            t || '_tenant', t);
+    END LOOP;
+END $$;
 
 ALTER TABLE audit_retention ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_retention FORCE ROW LEVEL SECURITY;

@@ -162,26 +162,19 @@ CREATE POLICY org_organizations_tenant ON org_organizations
     USING (current_setting('tenantry.scope', true) = '*'
            OR root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ',')));
 
-ALTER TABLE org_teams ENABLE ROW LEVEL SECURITY;
-ALTER TABLE org_teams FORCE ROW LEVEL SECURITY;
-CREATE POLICY org_teams_tenant ON org_teams
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations
-               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
-
-ALTER TABLE org_projects ENABLE ROW LEVEL SECURITY;
-ALTER TABLE org_projects FORCE ROW LEVEL SECURITY;
-CREATE POLICY org_projects_tenant ON org_projects
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations
-               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
-
-ALTER TABLE org_ownership_transfers ENABLE ROW LEVEL SECURITY;
-ALTER TABLE org_ownership_transfers FORCE ROW LEVEL SECURITY;
-CREATE POLICY org_ownership_transfers_tenant ON org_ownership_transfers
-    USING (current_setting('tenantry.scope', true) = '*'
-           OR organization_id IN (SELECT id FROM org_organizations
-               WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))));
+DO $$
+DECLARE t TEXT;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['org_teams', 'org_projects', 'org_ownership_transfers'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format($p$CREATE POLICY %I ON %I
+            USING (current_setting('tenantry.scope', true) = '*'
+                   OR organization_id IN (SELECT id FROM org_organizations
+                       WHERE root_id = ANY (string_to_array(current_setting('tenantry.scope', true), ','))))$p$,
+            t || '_tenant', t);
+    END LOOP;
+END $$;
 
 ALTER TABLE org_environments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE org_environments FORCE ROW LEVEL SECURITY;

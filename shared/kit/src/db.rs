@@ -110,9 +110,10 @@ impl Database {
                 })
             })
             .before_acquire(move |conn, _meta| {
-                let scope = crate::tenancy::setting();
+                // SQLite has no row-level security: nothing to read or set.
+                let scope = (backend == Backend::Postgres).then(crate::tenancy::setting);
                 Box::pin(async move {
-                    if backend == Backend::Postgres {
+                    if let Some(scope) = scope {
                         set_scope(conn, scope).await?;
                     }
                     Ok(true)

@@ -181,13 +181,15 @@ mod tree;
 mod workspaces;
 
 impl Core {
-    /// A live or deleted organization, or NOT_FOUND.
+    /// A live or deleted organization, or NOT_FOUND. Its row says which
+    /// tree the request is in, so it is read in every tenant (one query,
+    /// not a root lookup and a read) and its tree then joins the scope.
     pub(crate) async fn organization(&self, id: &str) -> Result<OrganizationRow> {
-        self.enter_tenants_of(&[id]).await?;
-        self.store
-            .organization(id)
+        let org = tenancy::system(self.store.organization(id))
             .await?
-            .ok_or_else(|| not_found(KIND))
+            .ok_or_else(|| not_found(KIND))?;
+        tenancy::enter(&org.root_id);
+        Ok(org)
     }
 
     /// The object permissions on an organization are checked against: the
