@@ -34,6 +34,7 @@ pub mod page_token;
 pub mod permission;
 pub mod quota;
 pub mod request;
+pub mod row;
 pub mod seal;
 pub mod secret;
 pub mod startup;

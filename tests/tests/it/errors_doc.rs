@@ -1,6 +1,7 @@
 //! `docs/errors.md` lists every reason a client can see: the services'
 //! sources are scanned for the reasons they answer with (`Error::new(code,
-//! "REASON", …)` and the services' `precondition`, `policy_error` and
+//! "REASON", …)`, the `(Code::…, "REASON")` pairs of the services' error
+//! enums, and the services' `precondition`, `policy_error` and
 //! `unauthenticated` helpers), and the document's tables must hold exactly
 //! those.
 
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// `Error::new`) is a reason.
 const CALLS: &[(&str, bool)] = &[
     ("Error::new(", true),
+    ("(Code::", true),
     ("precondition(", false),
     ("policy_error(", false),
     ("unauthenticated(", false),

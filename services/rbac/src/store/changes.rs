@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use tenantry_kit::error::{Result, db_error};
 
 use super::grants::{GRANT_COLUMNS, grant_from_row};
-use super::memberships::{MEMBERSHIP_COLUMNS, membership_from_row};
+use super::memberships::membership_columns;
 use super::roles::{ROLE_COLUMNS, role_from_row};
 use super::team_members::{TEAM_MEMBER_COLUMNS, team_member_from_row};
 use super::*;
@@ -336,11 +336,13 @@ impl Store {
                 permissions: role.permissions,
             });
         }
-        let sql = format!("SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships");
-        for m in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_all(&mut *tx)
-            .await?
+        for m in sqlx::query_as::<_, MembershipRow>(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
         {
             changes.push(Change::Membership {
                 organization: m.organization_id,

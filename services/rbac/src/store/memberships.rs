@@ -1,16 +1,16 @@
 //! Memberships.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::JsonText;
 
 use super::*;
 
 /// A membership row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MembershipRow {
     pub organization_id: String,
     pub user_id: String,
+    #[sqlx(try_from = "JsonText")]
     pub roles: Vec<String>,
     pub invitation_id: Option<String>,
     pub created_at_us: i64,
@@ -18,20 +18,13 @@ pub struct MembershipRow {
     pub version: i64,
 }
 
-pub(super) const MEMBERSHIP_COLUMNS: &str =
-    "organization_id, user_id, roles, invitation_id, created_at_us, updated_at_us, version";
-
-pub(super) fn membership_from_row(row: &AnyRow) -> std::result::Result<MembershipRow, sqlx::Error> {
-    Ok(MembershipRow {
-        organization_id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        roles: decode(&row.try_get::<String, _>(2)?)?,
-        invitation_id: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        updated_at_us: row.try_get(5)?,
-        version: row.try_get(6)?,
-    })
+/// The columns of a membership row.
+macro_rules! membership_columns {
+    () => {
+        "organization_id, user_id, roles, invitation_id, created_at_us, updated_at_us, version"
+    };
 }
+pub(super) use membership_columns;
 
 impl Store {
     pub async fn membership(
@@ -39,17 +32,16 @@ impl Store {
         organization_id: &str,
         user_id: &str,
     ) -> Result<Option<MembershipRow>> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships
              WHERE organization_id = $1 AND user_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .bind(user_id)
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        ))
+        .bind(organization_id)
+        .bind(user_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn membership_in(
@@ -58,17 +50,16 @@ impl Store {
         organization_id: &str,
         user_id: &str,
     ) -> Result<Option<MembershipRow>> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships
              WHERE organization_id = $1 AND user_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .bind(user_id)
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)
+        ))
+        .bind(organization_id)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     /// Members of an organization after `after_user`, by user id.
@@ -78,30 +69,29 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
-             WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .bind(after_user)
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships
+             WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
+        ))
+        .bind(organization_id)
+        .bind(after_user)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// The organizations where a user is a member or holds a project grant.
     pub async fn user_presence(&self, user_id: &str) -> Result<Vec<String>> {
-        sqlx::query_scalar(
+        Ok(sqlx::query_scalar(
             "SELECT organization_id FROM rbac_memberships WHERE user_id = $1
              UNION SELECT organization_id FROM rbac_project_grants
              WHERE subject_type = 'user' AND subject_id = $1",
         )
         .bind(user_id)
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)
+        .await?)
     }
 
     /// A user's memberships after `after_org`, by organization id.
@@ -111,17 +101,17 @@ impl Store {
         after_org: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        let sql = format!(
-            "SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships
-             WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user_id)
-            .bind(after_org)
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships
+             WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT $3"
+        ))
+        .bind(user_id)
+        .bind(after_org)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     pub async fn upsert_membership(&self, tx: &mut Tx, m: &MembershipRow) -> Result<()> {
@@ -161,12 +151,12 @@ impl Store {
 
     /// The user ids of an organization's members, inside a transaction.
     pub async fn memberships_in(&self, tx: &mut Tx, organization_id: &str) -> Result<Vec<String>> {
-        sqlx::query("SELECT user_id FROM rbac_memberships WHERE organization_id = $1")
-            .bind(organization_id)
-            .try_map(|row: AnyRow| row.try_get(0))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM rbac_memberships WHERE organization_id = $1")
+                .bind(organization_id)
+                .fetch_all(&mut **tx)
+                .await?,
+        )
     }
 
     /// How many members of an organization hold a role.
@@ -176,13 +166,14 @@ impl Store {
         organization_id: &str,
         role: &str,
     ) -> Result<Vec<MembershipRow>> {
-        let sql =
-            format!("SELECT {MEMBERSHIP_COLUMNS} FROM rbac_memberships WHERE organization_id = $1");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .try_map(|row: AnyRow| membership_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await?;
+        let rows: Vec<MembershipRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships WHERE organization_id = $1"
+        ))
+        .bind(organization_id)
+        .fetch_all(&mut **tx)
+        .await?;
         Ok(rows
             .into_iter()
             .filter(|m| m.roles.iter().any(|r| r == role))
