@@ -608,7 +608,7 @@ impl Core {
 
     /// Commits the claim of an event rbac has nothing to do with.
     async fn skip(&self, tx: crate::store::Tx) -> tenantry_kit::error::Result<()> {
-        tx.commit().await.map_err(tenantry_kit::error::db_error)
+        Ok(tx.commit().await?)
     }
 
     async fn set_live(

@@ -137,7 +137,7 @@ impl Core {
             user: user_id.to_string(),
             roles: membership.roles.clone(),
         });
-        for (team, lead) in &invitation.teams {
+        for (team, lead) in invitation.teams.iter() {
             // A team deleted since the invitation is skipped.
             if !self.index.read().within("team", team, &organization_id) {
                 continue;
@@ -219,7 +219,7 @@ impl Core {
             .is_none();
         let now = now_micros();
         let mut granted = Vec::new();
-        for (project, level) in &invitation.projects {
+        for (project, level) in invitation.projects.iter() {
             // A project deleted since the invitation is skipped.
             if held.contains(project)
                 || !self

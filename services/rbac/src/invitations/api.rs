@@ -57,15 +57,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         let now = now_micros();
         let mut found = Vec::new();
         loop {
-            let batch: Vec<InvitationRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM rbac_invitations WHERE organization_id = $1 AND id > $2 ORDER BY id LIMIT 500"
-            )))
-            .bind(&organization_id)
-            .bind(&after)
-            .try_map(|row: AnyRow| from_row(&row))
-            .fetch_all(self.0.store.db().pool())
-            .await
-            .map_err(db_error)?;
+            let batch = self.0.invitations(&organization_id, &after, 500).await?;
             let exhausted = batch.len() < 500;
             for row in batch {
                 after = row.id.clone();

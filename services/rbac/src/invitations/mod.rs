@@ -13,13 +13,12 @@
 //! `accept` the two flows; `api` the handlers.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result, db_error};
+use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
+use tenantry_kit::row::{Bit, JsonText, json};
 use tenantry_kit::secret::{hash_token, new_token};
 use tenantry_kit::tenancy;
 use tenantry_mail::Mail;
@@ -54,18 +53,20 @@ struct Accepted {
 pub struct InvitationApi(pub Core);
 
 /// An invitation row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct InvitationRow {
     pub id: String,
     pub organization_id: String,
     pub organization_name: String,
     pub email: String,
+    #[sqlx(try_from = "JsonText")]
     pub roles: Vec<String>,
-    /// (team id, lead?)
-    pub teams: Vec<(String, bool)>,
-    /// (project id, access level) granted on acceptance.
-    pub projects: Vec<(String, AccessLevel)>,
+    #[sqlx(try_from = "JsonText")]
+    pub teams: InvitedTeams,
+    #[sqlx(try_from = "JsonText")]
+    pub projects: InvitedProjects,
     /// Whether the invitee joins as an external user (grants only).
+    #[sqlx(try_from = "Bit")]
     pub external: bool,
     /// `pending`, `accepted` or `revoked` (`expired` once noticed).
     pub state: String,
@@ -84,38 +85,48 @@ pub struct InvitationRow {
     pub version: i64,
 }
 
-const COLUMNS: &str = "id, organization_id, organization_name, email, roles, teams, state, token_hash, \
-    inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, closed_at_us, \
-    created_at_us, updated_at_us, version, inviter_name, projects, external";
+/// The teams an invitation adds its invitee to: (team id, lead?).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvitedTeams(pub Vec<(String, bool)>);
 
-fn from_row(row: &AnyRow) -> std::result::Result<InvitationRow, sqlx::Error> {
-    let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
-    let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
-    Ok(InvitationRow {
-        id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        organization_name: row.try_get(2)?,
-        email: row.try_get(3)?,
-        roles: serde_json::from_str(&json(4)?).map_err(decode)?,
-        teams: serde_json::from_str(&json(5)?).map_err(decode)?,
-        state: row.try_get(6)?,
-        token_hash: row.try_get(7)?,
-        inviter_id: row.try_get(8)?,
-        expires_at_us: row.try_get(9)?,
-        lifetime_us: row.try_get(10)?,
-        send_count: row.try_get(11)?,
-        last_sent_at_us: row.try_get(12)?,
-        accepted_by: row.try_get(13)?,
-        closed_at_us: row.try_get(14)?,
-        created_at_us: row.try_get(15)?,
-        updated_at_us: row.try_get(16)?,
-        version: row.try_get(17)?,
-        inviter_name: row.try_get(18)?,
-        projects: serde_json::from_str(&json(19)?).map_err(decode)?,
-        external: row.try_get::<i64, _>(20)? != 0,
-    })
+/// The projects an invitation grants on acceptance: (project id, access
+/// level).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InvitedProjects(pub Vec<(String, AccessLevel)>);
+
+/// Both lists read as the plain list they wrap.
+macro_rules! invited_list {
+    ($($list:ident => $item:ty),*) => {$(
+        impl std::ops::Deref for $list {
+            type Target = Vec<$item>;
+
+            fn deref(&self) -> &Vec<$item> {
+                &self.0
+            }
+        }
+
+        impl TryFrom<JsonText> for $list {
+            type Error = sqlx::Error;
+
+            fn try_from(text: JsonText) -> std::result::Result<$list, sqlx::Error> {
+                text.parse()
+            }
+        }
+    )*};
 }
 
+invited_list!(InvitedTeams => (String, bool), InvitedProjects => (String, AccessLevel));
+
+/// The columns of an invitation row.
+macro_rules! invitation_columns {
+    () => {
+        "id, organization_id, organization_name, email, roles, teams, state, token_hash, \
+         inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, \
+         closed_at_us, created_at_us, updated_at_us, version, inviter_name, projects, external"
+    };
+}
 impl InvitationRow {
     fn effective_state(&self, now_us: i64) -> pb::invitation::State {
         match self.state.as_str() {
@@ -186,8 +197,8 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     .bind(&i.organization_id)
     .bind(&i.organization_name)
     .bind(&i.email)
-    .bind(serde_json::to_string(&i.roles).expect("serializes"))
-    .bind(serde_json::to_string(&i.teams).expect("serializes"))
+    .bind(json(&i.roles))
+    .bind(json(&i.teams))
     .bind(&i.state)
     .bind(&i.token_hash)
     .bind(&i.inviter_id)
@@ -199,8 +210,8 @@ async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
     .bind(i.updated_at_us)
     .bind(i.version)
     .bind(&i.inviter_name)
-    .bind(serde_json::to_string(&i.projects).expect("serializes"))
-    .bind(i.external as i64)
+    .bind(json(&i.projects))
+    .bind(i64::from(i.external))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -275,31 +286,50 @@ mod create;
 
 impl Core {
     async fn invitation(&self, organization_id: &str, id: &str) -> Result<Option<InvitationRow>> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM rbac_invitations WHERE organization_id = $1 AND id = $2"
-        )))
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            invitation_columns!(),
+            " FROM rbac_invitations WHERE organization_id = $1 AND id = $2"
+        ))
         .bind(organization_id)
         .bind(id)
-        .try_map(|row: AnyRow| from_row(&row))
         .fetch_optional(self.store.db().pool())
-        .await
-        .map_err(db_error)
+        .await?)
+    }
+
+    /// A page of an organization's invitations after `after`, by id.
+    async fn invitations(
+        &self,
+        organization_id: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<InvitationRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            invitation_columns!(),
+            " FROM rbac_invitations WHERE organization_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(organization_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.store.db().pool())
+        .await?)
     }
 
     /// The invitation a token opens. The token (256 random bits) is what
     /// names the tenant here, so it is looked for in every tenant and the
     /// invitation's tree then joins the request's scope.
     async fn invitation_by_token(&self, token: &str) -> Result<Option<InvitationRow>> {
-        let found = tenancy::system(
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM rbac_invitations WHERE token_hash = $1"
-            )))
+        let found: Option<InvitationRow> = tenancy::system(
+            sqlx::query_as(concat!(
+                "SELECT ",
+                invitation_columns!(),
+                " FROM rbac_invitations WHERE token_hash = $1"
+            ))
             .bind(hash_token(token))
-            .try_map(|row: AnyRow| from_row(&row))
             .fetch_optional(self.store.db().pool()),
         )
-        .await
-        .map_err(db_error)?;
+        .await?;
         if let Some(invitation) = &found {
             self.enter_tenant_of(&invitation.organization_id);
         }

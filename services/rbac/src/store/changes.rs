@@ -1,32 +1,97 @@
 //! The change log the index follows, and the snapshot a replica loads.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::{Bit, JsonText, decode_error, json};
 
-use super::grants::{GRANT_COLUMNS, grant_from_row};
+use super::grants::grant_columns;
 use super::memberships::membership_columns;
-use super::roles::{ROLE_COLUMNS, role_from_row};
-use super::team_members::{TEAM_MEMBER_COLUMNS, team_member_from_row};
+use super::roles::role_columns;
+use super::team_members::team_member_columns;
 use super::*;
+
+/// A logged change, with its revision.
+#[derive(sqlx::FromRow)]
+struct LoggedChange {
+    revision: i64,
+    #[sqlx(try_from = "JsonText")]
+    change: Change,
+}
+
+impl TryFrom<JsonText> for Change {
+    type Error = sqlx::Error;
+
+    fn try_from(text: JsonText) -> std::result::Result<Change, sqlx::Error> {
+        text.parse()
+    }
+}
+
+/// A node as the snapshot reads it.
+#[derive(sqlx::FromRow)]
+struct SnapshotNode {
+    object_type: String,
+    id: String,
+    parent_id: Option<String>,
+    #[sqlx(try_from = "Bit")]
+    inherit: bool,
+    #[sqlx(try_from = "Bit")]
+    live: bool,
+    #[sqlx(try_from = "Bit")]
+    projects_granted_only: bool,
+}
+
+/// An API key as the snapshot reads it.
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    organization_id: String,
+    owner_id: String,
+    #[sqlx(flatten, try_from = "ScopeColumns")]
+    scope: KeyScope,
+    #[sqlx(try_from = "JsonText")]
+    permissions: Vec<String>,
+}
+
+/// The two columns naming an API key's scope.
+#[derive(sqlx::FromRow)]
+struct ScopeColumns {
+    scope_type: String,
+    scope_id: String,
+}
+
+impl TryFrom<ScopeColumns> for KeyScope {
+    type Error = sqlx::Error;
+
+    fn try_from(columns: ScopeColumns) -> std::result::Result<KeyScope, sqlx::Error> {
+        let ScopeColumns {
+            scope_type,
+            scope_id: id,
+        } = columns;
+        match scope_type.as_str() {
+            "organization" => Ok(KeyScope::Organization(id)),
+            "team" => Ok(KeyScope::Team(id)),
+            "project" => Ok(KeyScope::Project(id)),
+            other => Err(decode_error(format!("unknown api key scope `{other}`"))),
+        }
+    }
+}
 
 impl Store {
     /// Appends `changes` as the next revision, inside the caller's
     /// transaction, and returns it. The UPDATE holds the counter's row lock
     /// until commit: revisions commit in order.
     pub async fn log(&self, tx: &mut Tx, changes: &[Change]) -> Result<i64> {
-        let revision: i64 =
-            sqlx::query("UPDATE rbac_revision SET value = value + 1 WHERE id = 1 RETURNING value")
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get(0)?;
+        let revision: i64 = sqlx::query_scalar(
+            "UPDATE rbac_revision SET value = value + 1 WHERE id = 1 RETURNING value",
+        )
+        .fetch_one(&mut **tx)
+        .await?;
         for (position, change) in changes.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO rbac_changes (revision, position, change) VALUES ($1, $2, $3)",
             )
             .bind(revision)
             .bind(position as i64)
-            .bind(serde_json::to_string(change).expect("changes serialize"))
+            .bind(json(change))
             .execute(&mut **tx)
             .await?;
         }
@@ -54,16 +119,14 @@ impl Store {
     /// Registers (or refreshes) replica `id` at `applied`; returns the fence
     /// other replicas set on it, if any.
     pub async fn heartbeat(&self, id: &str, applied: i64) -> Result<i64> {
-        let fence: Option<i64> = sqlx::query(
+        let fence: Option<i64> = sqlx::query_scalar(
             "UPDATE rbac_replicas SET applied = GREATEST(applied, $2), seen_at_us = (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT
              WHERE id = $1 RETURNING fence",
         )
         .bind(id)
         .bind(applied)
         .fetch_optional(self.db.pool())
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()?;
+        .await?;
         if let Some(fence) = fence {
             return Ok(fence);
         }
@@ -98,7 +161,7 @@ impl Store {
         revision: i64,
         lease: std::time::Duration,
     ) -> Result<Vec<(String, i64, i64)>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, applied, seen_at_us FROM rbac_replicas
              WHERE id <> $1 AND applied < $2
                AND seen_at_us > (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT - $3",
@@ -107,37 +170,31 @@ impl Store {
         .bind(revision)
         .bind(lease.as_micros() as i64)
         .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
+        .await?)
     }
 
     /// Requires replica `id` to reach `revision` before it answers again;
     /// returns the database's clock when the fence was set.
     pub async fn fence(&self, id: &str, revision: i64) -> Result<i64> {
-        sqlx::query(
+        let set_at: Option<i64> = sqlx::query_scalar(
             "UPDATE rbac_replicas SET fence = GREATEST(fence, $2) WHERE id = $1
              RETURNING (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT",
         )
         .bind(id)
         .bind(revision)
         .fetch_optional(self.db.pool())
-        .await?
-        .map_or(Ok(0), |row| row.try_get(0))
-        .map_err(db_error)
+        .await?;
+        Ok(set_at.unwrap_or(0))
     }
 
     /// When replica `id` last heartbeated (database clock), if registered.
     pub async fn replica_seen(&self, id: &str) -> Result<Option<i64>> {
-        sqlx::query("SELECT seen_at_us FROM rbac_replicas WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| row.try_get(0))
-            .transpose()
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT seen_at_us FROM rbac_replicas WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.db.pool())
+                .await?,
+        )
     }
 
     /// Forgets replicas not seen for `age`.
@@ -153,11 +210,11 @@ impl Store {
 
     /// The newest committed revision.
     pub async fn head(&self) -> Result<i64> {
-        sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
-            .fetch_one(self.db.pool())
-            .await?
-            .try_get(0)
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM rbac_revision WHERE id = 1")
+                .fetch_one(self.db.pool())
+                .await?,
+        )
     }
 
     /// Whether `consumer` has claimed (and so applied) the event `id`.
@@ -174,11 +231,11 @@ impl Store {
 
     /// The compaction floor: revisions up to it are no longer in the log.
     pub async fn floor(&self) -> Result<i64> {
-        sqlx::query("SELECT value FROM rbac_revision WHERE id = 2")
-            .fetch_one(self.db.pool())
-            .await?
-            .try_get(0)
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM rbac_revision WHERE id = 2")
+                .fetch_one(self.db.pool())
+                .await?,
+        )
     }
 
     /// Drops revisions up to `floor` from the log (and raises the floor).
@@ -203,97 +260,93 @@ impl Store {
 
     /// Every change of one revision.
     pub async fn changes_of(&self, revision: i64) -> Result<Vec<Change>> {
-        let rows =
-            sqlx::query("SELECT change FROM rbac_changes WHERE revision = $1 ORDER BY position")
-                .bind(revision)
-                .fetch_all(self.db.pool())
-                .await?;
-        rows.iter()
-            .map(|row| decode(&row.try_get::<String, _>(0)?))
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(db_error)
+        let texts: Vec<JsonText> = sqlx::query_scalar(
+            "SELECT change FROM rbac_changes WHERE revision = $1 ORDER BY position",
+        )
+        .bind(revision)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(texts
+            .into_iter()
+            .map(Change::try_from)
+            .collect::<std::result::Result<_, sqlx::Error>>()?)
     }
 
     /// Changes after `revision`, in order, at most `limit` rows.
     pub async fn changes_after(&self, revision: i64, limit: i64) -> Result<Vec<(i64, Change)>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<LoggedChange> = sqlx::query_as(
             "SELECT revision, change FROM rbac_changes WHERE revision > $1
-             ORDER BY revision, position LIMIT {limit}"
-        )))
+             ORDER BY revision, position LIMIT $2",
+        )
         .bind(revision)
+        .bind(limit)
         .fetch_all(self.db.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let revision: i64 = row.try_get(0)?;
-                let change: String = row.try_get(1)?;
-                Ok((revision, decode(&change)?))
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(db_error)
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.revision, row.change))
+            .collect())
     }
 
     /// Everything the index needs, and the revision it reflects, read in one
     /// transaction (a consistent snapshot).
     pub async fn snapshot(&self) -> Result<(i64, Vec<Change>)> {
         let mut tx = self.db.pool().begin().await?;
-        let head: i64 = sqlx::query("SELECT value FROM rbac_revision WHERE id = 1")
+        let head: i64 = sqlx::query_scalar("SELECT value FROM rbac_revision WHERE id = 1")
             .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            .await?;
         let mut changes = Vec::new();
         // Types first: nodes of registered types need them.
-        for row in
-            sqlx::query("SELECT definition FROM rbac_resource_types ORDER BY created_at_us, name")
-                .fetch_all(&mut *tx)
-                .await?
+        for definition in sqlx::query_scalar::<_, JsonText>(
+            "SELECT definition FROM rbac_resource_types ORDER BY created_at_us, name",
+        )
+        .fetch_all(&mut *tx)
+        .await?
         {
-            let definition: String = row.try_get(0)?;
             changes.push(Change::RegisterType {
-                definition: decode(&definition)?,
+                definition: definition.parse()?,
             });
         }
-        for row in sqlx::query(
+        for node in sqlx::query_as::<_, SnapshotNode>(
             "SELECT object_type, id, parent_id, inherit, live, projects_granted_only FROM rbac_nodes
              ORDER BY object_type, id",
         )
         .fetch_all(&mut *tx)
         .await?
         {
-            let object_type: String = row.try_get(0)?;
-            let id: String = row.try_get(1)?;
-            let live = row.try_get::<i64, _>(4)? != 0;
             changes.push(Change::Node {
-                object_type: object_type.clone(),
-                id: id.clone(),
-                parent: row.try_get(2)?,
-                inherit: row.try_get::<i64, _>(3)? != 0,
+                object_type: node.object_type.clone(),
+                id: node.id.clone(),
+                parent: node.parent_id,
+                inherit: node.inherit,
             });
-            if row.try_get::<i64, _>(5)? != 0 {
+            if node.projects_granted_only {
                 changes.push(Change::ProjectVisibility {
-                    organization: id.clone(),
+                    organization: node.id.clone(),
                     granted_only: true,
                 });
             }
-            if !live {
+            if !node.live {
                 changes.push(Change::Live {
-                    object_type,
-                    id,
-                    live,
+                    object_type: node.object_type,
+                    id: node.id,
+                    live: node.live,
                 });
             }
         }
-        for row in sqlx::query("SELECT user_id FROM rbac_inactive_users ORDER BY user_id")
-            .fetch_all(&mut *tx)
-            .await?
+        for user in sqlx::query_scalar::<_, String>(
+            "SELECT user_id FROM rbac_inactive_users ORDER BY user_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
         {
             changes.push(Change::UserActive {
-                user: row.try_get(0)?,
+                user,
                 active: false,
             });
         }
         let now = tenantry_kit::db::now_micros();
-        for row in sqlx::query(
+        for (id, until_us) in sqlx::query_as::<_, (String, i64)>(
             "SELECT session_id, until_us FROM rbac_ended_sessions WHERE until_us > $1
              ORDER BY session_id",
         )
@@ -302,34 +355,30 @@ impl Store {
         .await?
         {
             changes.push(Change::SessionEnded {
-                id: row.try_get(0)?,
+                id,
                 at_us: now,
-                until_us: row.try_get(1)?,
+                until_us,
             });
         }
-        for row in sqlx::query(
+        for key in sqlx::query_as::<_, ApiKeyRow>(
             "SELECT id, organization_id, owner_id, scope_type, scope_id, permissions
              FROM rbac_api_keys ORDER BY id",
         )
         .fetch_all(&mut *tx)
         .await?
         {
-            let scope_type: String = row.try_get(3)?;
-            let scope_id: String = row.try_get(4)?;
-            let permissions: String = row.try_get(5)?;
             changes.push(Change::ApiKey {
-                id: row.try_get(0)?,
-                organization: row.try_get(1)?,
-                owner: row.try_get(2)?,
-                scope: key_scope(&scope_type, scope_id)?,
-                permissions: decode(&permissions)?,
+                id: key.id,
+                organization: key.organization_id,
+                owner: key.owner_id,
+                scope: key.scope,
+                permissions: key.permissions,
             });
         }
-        let sql = format!("SELECT {ROLE_COLUMNS} FROM rbac_roles");
-        for role in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .try_map(|row: AnyRow| role_from_row(&row))
-            .fetch_all(&mut *tx)
-            .await?
+        for role in
+            sqlx::query_as::<_, RoleRow>(concat!("SELECT ", role_columns!(), " FROM rbac_roles"))
+                .fetch_all(&mut *tx)
+                .await?
         {
             changes.push(Change::Role {
                 name: role.name(),
@@ -350,11 +399,13 @@ impl Store {
                 roles: m.roles,
             });
         }
-        let sql = format!("SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members");
-        for m in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .try_map(|row: AnyRow| team_member_from_row(&row))
-            .fetch_all(&mut *tx)
-            .await?
+        for m in sqlx::query_as::<_, TeamMemberRow>(concat!(
+            "SELECT ",
+            team_member_columns!(),
+            " FROM rbac_team_members"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
         {
             changes.push(Change::TeamMember {
                 team: m.team_id,
@@ -362,11 +413,13 @@ impl Store {
                 lead: Some(m.lead),
             });
         }
-        let sql = format!("SELECT {GRANT_COLUMNS} FROM rbac_project_grants");
-        for g in sqlx::query(sqlx::AssertSqlSafe(sql))
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_all(&mut *tx)
-            .await?
+        for g in sqlx::query_as::<_, GrantRow>(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants"
+        ))
+        .fetch_all(&mut *tx)
+        .await?
         {
             changes.push(Change::ProjectGrant {
                 project: g.project_id,

@@ -1,27 +1,35 @@
 //! Project grants.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::decode_error;
 
 use super::*;
 
 /// A project grant row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct GrantRow {
     pub id: String,
     pub organization_id: String,
     pub project_id: String,
+    #[sqlx(flatten, try_from = "SubjectColumns")]
     pub subject: GrantSubject,
+    #[sqlx(try_from = "String")]
     pub level: AccessLevel,
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub version: i64,
 }
 
-pub(super) const GRANT_COLUMNS: &str = "id, organization_id, project_id, subject_type, subject_id, level, \
-    created_at_us, updated_at_us, version";
+/// The columns of a grant row.
+macro_rules! grant_columns {
+    () => {
+        "id, organization_id, project_id, subject_type, subject_id, level, created_at_us, \
+         updated_at_us, version"
+    };
+}
+pub(super) use grant_columns;
 
+/// How an access level is stored.
 pub fn level_name(level: AccessLevel) -> &'static str {
     match level {
         AccessLevel::Viewer => "viewer",
@@ -30,29 +38,43 @@ pub fn level_name(level: AccessLevel) -> &'static str {
     }
 }
 
-pub(super) fn grant_from_row(row: &AnyRow) -> std::result::Result<GrantRow, sqlx::Error> {
-    let subject_type: String = row.try_get(3)?;
-    let subject_id: String = row.try_get(4)?;
-    let subject = match subject_type.as_str() {
-        "user" => GrantSubject::User(subject_id),
-        "team" => GrantSubject::Team(subject_id),
-        _ => GrantSubject::Role(subject_id),
-    };
-    let level = match row.try_get::<String, _>(5)?.as_str() {
-        "viewer" => AccessLevel::Viewer,
-        "contributor" => AccessLevel::Contributor,
-        _ => AccessLevel::Admin,
-    };
-    Ok(GrantRow {
-        id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        project_id: row.try_get(2)?,
-        subject,
-        level,
-        created_at_us: row.try_get(6)?,
-        updated_at_us: row.try_get(7)?,
-        version: row.try_get(8)?,
-    })
+impl TryFrom<String> for AccessLevel {
+    type Error = sqlx::Error;
+
+    fn try_from(level: String) -> std::result::Result<AccessLevel, sqlx::Error> {
+        match level.as_str() {
+            "viewer" => Ok(AccessLevel::Viewer),
+            "contributor" => Ok(AccessLevel::Contributor),
+            "admin" => Ok(AccessLevel::Admin),
+            other => Err(decode_error(format!("unknown access level `{other}`"))),
+        }
+    }
+}
+
+/// The two columns naming a grant's subject.
+#[derive(sqlx::FromRow)]
+pub(super) struct SubjectColumns {
+    subject_type: String,
+    subject_id: String,
+}
+
+impl TryFrom<SubjectColumns> for GrantSubject {
+    type Error = sqlx::Error;
+
+    fn try_from(columns: SubjectColumns) -> std::result::Result<GrantSubject, sqlx::Error> {
+        let SubjectColumns {
+            subject_type,
+            subject_id,
+        } = columns;
+        match subject_type.as_str() {
+            "user" => Ok(GrantSubject::User(subject_id)),
+            "team" => Ok(GrantSubject::Team(subject_id)),
+            "role" => Ok(GrantSubject::Role(subject_id)),
+            other => Err(decode_error(format!(
+                "unknown grant subject type `{other}`"
+            ))),
+        }
+    }
 }
 
 pub(super) fn subject_parts(subject: &GrantSubject) -> (&'static str, &str) {
@@ -65,16 +87,15 @@ pub(super) fn subject_parts(subject: &GrantSubject) -> (&'static str, &str) {
 
 impl Store {
     pub async fn grant(&self, project_id: &str, id: &str) -> Result<Option<GrantRow>> {
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1 AND id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(id)
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn grants(
@@ -83,32 +104,31 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<GrantRow>> {
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1 AND id > $2
-             ORDER BY id LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(after_id)
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE project_id = $1 AND id > $2
+             ORDER BY id LIMIT $3"
+        ))
+        .bind(project_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// Grants naming a subject (a user, team or role), in any project.
     pub async fn grants_to(&self, tx: &mut Tx, subject: &GrantSubject) -> Result<Vec<GrantRow>> {
         let (kind, id) = subject_parts(subject);
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE subject_type = $1 AND subject_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(kind)
-            .bind(id)
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE subject_type = $1 AND subject_id = $2"
+        ))
+        .bind(kind)
+        .bind(id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     pub async fn insert_grant(&self, tx: &mut Tx, g: &GrantRow) -> Result<()> {
@@ -157,25 +177,25 @@ impl Store {
         tx: &mut Tx,
         organization_id: &str,
     ) -> Result<Vec<GrantRow>> {
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE organization_id = $1 ORDER BY id"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE organization_id = $1 ORDER BY id"
+        ))
+        .bind(organization_id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     /// Grants of one project, to remove them with it.
     pub async fn project_grants_in(&self, tx: &mut Tx, project_id: &str) -> Result<Vec<GrantRow>> {
-        let sql = format!("SELECT {GRANT_COLUMNS} FROM rbac_project_grants WHERE project_id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .try_map(|row: AnyRow| grant_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE project_id = $1"
+        ))
+        .bind(project_id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 }

@@ -1,7 +1,7 @@
 //! Memberships.
 
 use tenantry_kit::error::Result;
-use tenantry_kit::row::JsonText;
+use tenantry_kit::row::{JsonText, json};
 
 use super::*;
 
@@ -124,7 +124,7 @@ impl Store {
         )
         .bind(&m.organization_id)
         .bind(&m.user_id)
-        .bind(serde_json::to_string(&m.roles).expect("strings serialize"))
+        .bind(json(&m.roles))
         .bind(&m.invitation_id)
         .bind(m.created_at_us)
         .bind(m.updated_at_us)

@@ -3,10 +3,9 @@
 //! One file per kind of row (its type, its mapping and its queries); this
 //! one holds the store itself and what the others share.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 use tenantry_kit::db::Database;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use crate::engine::{AccessLevel, Change, GrantSubject, KeyScope};
 
@@ -26,10 +25,6 @@ pub use roles::RoleRow;
 pub use team_members::TeamMemberRow;
 pub use tree::NodeRow;
 pub use users::{InactiveReason, UserRow};
-
-fn decode<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, sqlx::Error> {
-    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
 
 /// The rbac tables.
 #[derive(Debug, Clone)]
@@ -62,14 +57,12 @@ impl Store {
         if request_id.is_empty() {
             return Ok(None);
         }
-        sqlx::query("SELECT resource_id FROM rbac_requests WHERE caller = $1 AND method = $2 AND request_id = $3")
+        Ok(sqlx::query_scalar("SELECT resource_id FROM rbac_requests WHERE caller = $1 AND method = $2 AND request_id = $3")
             .bind(caller)
             .bind(method)
             .bind(request_id)
-            .try_map(|row: AnyRow| row.try_get(0))
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+            .await?)
     }
 
     /// Records what a request id created.
@@ -92,17 +85,5 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(())
-    }
-}
-
-/// A key's scope from its stored type and id.
-fn key_scope(scope_type: &str, id: String) -> std::result::Result<KeyScope, sqlx::Error> {
-    match scope_type {
-        "organization" => Ok(KeyScope::Organization(id)),
-        "team" => Ok(KeyScope::Team(id)),
-        "project" => Ok(KeyScope::Project(id)),
-        other => Err(sqlx::Error::Decode(
-            format!("unknown api key scope `{other}`").into(),
-        )),
     }
 }

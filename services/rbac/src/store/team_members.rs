@@ -1,52 +1,42 @@
 //! Team members.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
 /// A team member row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TeamMemberRow {
     pub team_id: String,
     pub organization_id: String,
     pub user_id: String,
+    #[sqlx(try_from = "Bit")]
     pub lead: bool,
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub version: i64,
 }
 
-pub(super) const TEAM_MEMBER_COLUMNS: &str =
-    "team_id, organization_id, user_id, lead, created_at_us, updated_at_us, version";
-
-pub(super) fn team_member_from_row(
-    row: &AnyRow,
-) -> std::result::Result<TeamMemberRow, sqlx::Error> {
-    Ok(TeamMemberRow {
-        team_id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        user_id: row.try_get(2)?,
-        lead: row.try_get::<i64, _>(3)? != 0,
-        created_at_us: row.try_get(4)?,
-        updated_at_us: row.try_get(5)?,
-        version: row.try_get(6)?,
-    })
+/// The columns of a team member row.
+macro_rules! team_member_columns {
+    () => {
+        "team_id, organization_id, user_id, lead, created_at_us, updated_at_us, version"
+    };
 }
+pub(super) use team_member_columns;
 
 impl Store {
     pub async fn team_member(&self, team_id: &str, user_id: &str) -> Result<Option<TeamMemberRow>> {
-        let sql = format!(
-            "SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1 AND user_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(team_id)
-            .bind(user_id)
-            .try_map(|row: AnyRow| team_member_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            team_member_columns!(),
+            " FROM rbac_team_members WHERE team_id = $1 AND user_id = $2"
+        ))
+        .bind(team_id)
+        .bind(user_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn team_members(
@@ -55,17 +45,17 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<TeamMemberRow>> {
-        let sql = format!(
-            "SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
-             ORDER BY user_id LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(team_id)
-            .bind(after_user)
-            .try_map(|row: AnyRow| team_member_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            team_member_columns!(),
+            " FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
+             ORDER BY user_id LIMIT $3"
+        ))
+        .bind(team_id)
+        .bind(after_user)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// The teams of an organization a user is in.
@@ -75,15 +65,13 @@ impl Store {
         organization_id: &str,
         user_id: &str,
     ) -> Result<Vec<String>> {
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT team_id FROM rbac_team_members WHERE organization_id = $1 AND user_id = $2",
         )
         .bind(organization_id)
         .bind(user_id)
-        .try_map(|row: AnyRow| row.try_get(0))
         .fetch_all(&mut **tx)
-        .await
-        .map_err(db_error)
+        .await?)
     }
 
     pub async fn upsert_team_member(&self, tx: &mut Tx, m: &TeamMemberRow) -> Result<()> {
@@ -121,12 +109,13 @@ impl Store {
 
     /// Members of one team, to remove them with it.
     pub async fn team_members_in(&self, tx: &mut Tx, team_id: &str) -> Result<Vec<TeamMemberRow>> {
-        let sql = format!("SELECT {TEAM_MEMBER_COLUMNS} FROM rbac_team_members WHERE team_id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(team_id)
-            .try_map(|row: AnyRow| team_member_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            team_member_columns!(),
+            " FROM rbac_team_members WHERE team_id = $1"
+        ))
+        .bind(team_id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 }

@@ -1,21 +1,32 @@
 //! The mirror of the organization tree (and registered types' objects).
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
 /// A mirrored node of the organization tree.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct NodeRow {
     pub object_type: String,
     pub id: String,
     pub parent_id: Option<String>,
     /// The organization the node is (organizations) or belongs to.
     pub organization_id: String,
+    #[sqlx(try_from = "Bit")]
     pub inherit: bool,
+    #[sqlx(try_from = "Bit")]
     pub live: bool,
+}
+
+/// The parent links [`Store::parent_links`] reads, before the page's end.
+macro_rules! parent_links_where {
+    () => {
+        "SELECT object_type, id, parent_id FROM rbac_nodes
+         WHERE parent_id IS NOT NULL AND ($1 = '' OR object_type = $1) AND ($2 = '' OR id = $2)
+           AND ($3 = '' OR parent_id = $3)
+           AND (object_type > $4 OR (object_type = $4 AND id > $5))"
+    };
 }
 
 impl Store {
@@ -66,25 +77,14 @@ impl Store {
     }
 
     pub async fn node(&self, tx: &mut Tx, object_type: &str, id: &str) -> Result<Option<NodeRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT object_type, id, parent_id, organization_id, inherit, live FROM rbac_nodes
              WHERE object_type = $1 AND id = $2",
         )
         .bind(object_type)
         .bind(id)
-        .try_map(|row: AnyRow| {
-            Ok(NodeRow {
-                object_type: row.try_get(0)?,
-                id: row.try_get(1)?,
-                parent_id: row.try_get(2)?,
-                organization_id: row.try_get(3)?,
-                inherit: row.try_get::<i64, _>(4)? != 0,
-                live: row.try_get::<i64, _>(5)? != 0,
-            })
-        })
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_error)
+        .await?)
     }
 
     /// Parent links matching a filter, as (type, id, parent id): by the
@@ -101,61 +101,58 @@ impl Store {
         after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<(String, String, String)>> {
-        let scope = match organizations {
-            None => String::new(),
+        let (after_type, after_id) = after.unwrap_or_default();
+        let query = match organizations {
+            None => sqlx::query_as(concat!(
+                parent_links_where!(),
+                " ORDER BY object_type, id LIMIT $6"
+            )),
             Some([]) => return Ok(Vec::new()),
-            Some(ids) => format!(
-                " AND organization_id IN ({})",
+            // Dynamic only by the count of placeholders: the ids are bound.
+            Some(ids) => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                concat!(
+                    parent_links_where!(),
+                    " AND organization_id IN ({}) ORDER BY object_type, id LIMIT $6"
+                ),
                 (0..ids.len())
-                    .map(|i| format!("${}", i + 6))
+                    .map(|i| format!("${}", i + 7))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ),
+            ))),
         };
-        let (after_type, after_id) = after.unwrap_or_default();
-        let sql = format!(
-            "SELECT object_type, id, parent_id FROM rbac_nodes
-             WHERE parent_id IS NOT NULL AND ($1 = '' OR object_type = $1) AND ($2 = '' OR id = $2)
-               AND ($3 = '' OR parent_id = $3)
-               AND (object_type > $4 OR (object_type = $4 AND id > $5)){scope}
-             ORDER BY object_type, id LIMIT {limit}"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = query
             .bind(object_type)
             .bind(object_id)
             .bind(parent_id)
             .bind(after_type)
-            .bind(after_id);
+            .bind(after_id)
+            .bind(limit);
         for id in organizations.unwrap_or_default() {
             query = query.bind(id.as_str());
         }
-        query
-            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(query.fetch_all(self.db.pool()).await?)
     }
 
     /// How many custom roles, in any organization, list a permission of
     /// `object_type` (permissions are `<type>.<action>`, stored as a JSON
     /// array of strings).
     pub async fn roles_naming_type(&self, object_type: &str) -> Result<i64> {
-        sqlx::query("SELECT COUNT(*) FROM rbac_roles WHERE permissions LIKE $1")
-            .bind(format!("%\"{object_type}.%"))
-            .fetch_one(self.db.pool())
-            .await?
-            .try_get(0)
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM rbac_roles WHERE permissions LIKE $1")
+                .bind(format!("%\"{object_type}.%"))
+                .fetch_one(self.db.pool())
+                .await?,
+        )
     }
 
     /// How many objects of a type exist.
     pub async fn count_nodes(&self, object_type: &str) -> Result<i64> {
-        sqlx::query("SELECT COUNT(*) FROM rbac_nodes WHERE object_type = $1")
-            .bind(object_type)
-            .fetch_one(self.db.pool())
-            .await?
-            .try_get(0)
-            .map_err(db_error)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM rbac_nodes WHERE object_type = $1")
+                .bind(object_type)
+                .fetch_one(self.db.pool())
+                .await?,
+        )
     }
 
     pub async fn upsert_type(
@@ -187,23 +184,13 @@ impl Store {
         &self,
         name: &str,
     ) -> Result<Option<(String, String, i64, i64, i64)>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT definition, registered_by, created_at_us, updated_at_us, version
              FROM rbac_resource_types WHERE name = $1",
         )
         .bind(name)
-        .try_map(|row: AnyRow| {
-            Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-            ))
-        })
         .fetch_optional(self.db.pool())
-        .await
-        .map_err(db_error)
+        .await?)
     }
 
     pub async fn delete_type(&self, tx: &mut Tx, name: &str) -> Result<()> {

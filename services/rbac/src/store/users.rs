@@ -1,8 +1,7 @@
 //! Users, as identity's events describe them: who is inactive, ended sessions and live API keys.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::{Bit, json};
 
 use super::*;
 
@@ -53,7 +52,7 @@ impl Store {
         .bind(owner)
         .bind(scope_type)
         .bind(scope_id)
-        .bind(serde_json::to_string(permissions).expect("strings serialize"))
+        .bind(json(permissions))
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -102,22 +101,15 @@ impl Store {
         reason: InactiveReason,
         on: bool,
     ) -> Result<bool> {
-        let current =
-            sqlx::query("SELECT disabled, deleted FROM rbac_inactive_users WHERE user_id = $1")
+        let current: InactiveFlags =
+            sqlx::query_as("SELECT disabled, deleted FROM rbac_inactive_users WHERE user_id = $1")
                 .bind(user_id)
                 .fetch_optional(&mut **tx)
                 .await?
-                .map(|row| -> std::result::Result<(bool, bool), sqlx::Error> {
-                    Ok((
-                        row.try_get::<i64, _>(0)? != 0,
-                        row.try_get::<i64, _>(1)? != 0,
-                    ))
-                })
-                .transpose()?
-                .unwrap_or((false, false));
+                .unwrap_or_default();
         let (disabled, deleted) = match reason {
-            InactiveReason::Disabled => (on, current.1),
-            InactiveReason::Deleted => (current.0, on),
+            InactiveReason::Disabled => (on, current.deleted),
+            InactiveReason::Deleted => (current.disabled, on),
         };
         if disabled || deleted {
             sqlx::query(
@@ -155,22 +147,21 @@ pub(super) async fn user_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     e: E,
     id: &str,
 ) -> Result<Option<UserRow>> {
-    sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, email, display_name, email_verified, deleted FROM rbac_users WHERE id = $1",
     )
     .bind(id)
-    .try_map(|row: AnyRow| {
-        Ok(UserRow {
-            id: row.try_get(0)?,
-            email: row.try_get(1)?,
-            display_name: row.try_get(2)?,
-            email_verified: row.try_get::<i64, _>(3)? != 0,
-            deleted: row.try_get::<i64, _>(4)? != 0,
-        })
-    })
     .fetch_optional(e)
-    .await
-    .map_err(db_error)
+    .await?)
+}
+
+/// Why a user holds nothing, as stored (no row: neither).
+#[derive(Debug, Default, sqlx::FromRow)]
+struct InactiveFlags {
+    #[sqlx(try_from = "Bit")]
+    disabled: bool,
+    #[sqlx(try_from = "Bit")]
+    deleted: bool,
 }
 
 /// Why a user holds nothing.
@@ -181,11 +172,13 @@ pub enum InactiveReason {
 }
 
 /// A user as rbac knows them (from identity's events).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub email: String,
     pub display_name: String,
+    #[sqlx(try_from = "Bit")]
     pub email_verified: bool,
+    #[sqlx(try_from = "Bit")]
     pub deleted: bool,
 }
