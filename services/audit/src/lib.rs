@@ -28,7 +28,8 @@ use tenantry_kit::configure_server;
 use tenantry_kit::db::{Database, Migration};
 use tenantry_kit::outbox::Outbox;
 use tenantry_kit::page_token::PageTokens;
-use tenantry_kit::service::{GrpcRoutes, ServiceContext, peer_channel};
+use tenantry_kit::peer::Peer;
+use tenantry_kit::service::{GrpcRoutes, ServiceContext};
 use tenantry_proto::tenantry::audit::v1 as audit_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
@@ -167,7 +168,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     ctx.spawn_relay(&outbox);
     let core = Core {
         db: ctx.db.clone(),
-        checker: Checker::new(peer_channel(&ctx.peers.rbac)?, NAME),
+        checker: Checker::new(ctx.channel(Peer::Rbac)?, NAME),
         outbox,
         page_tokens: ctx.page_tokens.clone(),
         descriptors: prost_reflect::DescriptorPool::decode(tenantry_proto::FILE_DESCRIPTOR_SET)?,

@@ -47,7 +47,8 @@ use tenantry_kit::db::Migration;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
-use tenantry_kit::service::{GrpcRoutes, ServiceContext, peer_channel};
+use tenantry_kit::peer::{Peer, PeerChannel};
+use tenantry_kit::service::{GrpcRoutes, ServiceContext};
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
@@ -158,7 +159,7 @@ const MODE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 pub struct Core {
     store: Store,
     checker: Checker,
-    organization: tonic::transport::Channel,
+    organization: PeerChannel,
     outbox: Outbox,
     page_tokens: PageTokens,
     catalog: Arc<Vec<Plan>>,
@@ -201,8 +202,8 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         .collect();
     let core = Core {
         store: Store::new(ctx.db.clone()),
-        checker: Checker::new(peer_channel(&ctx.peers.rbac)?, NAME),
-        organization: peer_channel(&ctx.peers.organization)?,
+        checker: Checker::new(ctx.channel(Peer::Rbac)?, NAME),
+        organization: ctx.channel(Peer::Organization)?,
         outbox,
         page_tokens: ctx.page_tokens.clone(),
         catalog: Arc::new(catalog::built_in(options.catalog_file.as_deref())?),

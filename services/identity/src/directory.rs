@@ -8,12 +8,12 @@
 //! sign-in keep working.
 
 use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
-use tonic::transport::Channel;
 
 /// A user's membership, as identity reports it in `Me`.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +41,9 @@ pub type TokenSource = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 /// Clients of the organization, rbac and billing services.
 #[derive(Clone)]
 pub struct Directory {
-    organization: Channel,
-    rbac: Channel,
-    billing: Channel,
+    organization: PeerChannel,
+    rbac: PeerChannel,
+    billing: PeerChannel,
     token: TokenSource,
 }
 
@@ -69,13 +69,15 @@ fn unavailable(what: &'static str, status: tonic::Status) -> Error {
 }
 
 impl Directory {
-    /// Clients over lazily connected channels to the three services.
-    pub fn new(peers: &tenantry_kit::service::Peers, token: TokenSource) -> anyhow::Result<Self> {
-        let connect = tenantry_kit::service::peer_channel;
+    /// Clients of the three services (in this process or over the network).
+    pub fn new(
+        peers: &tenantry_kit::peer::PeerDirectory,
+        token: TokenSource,
+    ) -> anyhow::Result<Self> {
         Ok(Directory {
-            organization: connect(&peers.organization)?,
-            rbac: connect(&peers.rbac)?,
-            billing: connect(&peers.billing)?,
+            organization: peers.channel(Peer::Organization)?,
+            rbac: peers.channel(Peer::Rbac)?,
+            billing: peers.channel(Peer::Billing)?,
             token,
         })
     }

@@ -14,7 +14,7 @@ use tenantry_kit::names::{OrganizationName, ProjectName, UserName};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
-use tonic::transport::Channel;
+use tenantry_kit::peer::PeerChannel;
 
 pub use tenantry_kit::access::Caller;
 
@@ -50,14 +50,14 @@ pub struct Access {
 }
 
 impl Access {
-    /// A client of rbac over `rbac` (see `kit::service::peer_channel`).
-    pub fn new(rbac: Channel) -> Access {
+    /// A client of rbac over `rbac`.
+    pub fn new(rbac: PeerChannel) -> Access {
         Access {
             checker: Checker::new(rbac, "organization"),
         }
     }
 
-    fn rbac(&self) -> Channel {
+    fn rbac(&self) -> PeerChannel {
         self.checker.channel().clone()
     }
 

@@ -37,6 +37,7 @@ use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::index::IndexSink;
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
+use tenantry_kit::peer::Peer;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
 use tenantry_kit::tenancy;
 use tenantry_kit::write::Write;
@@ -154,11 +155,8 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     ctx.spawn_relay(&outbox);
     let core = Core {
         store: Store::new(ctx.db.clone()),
-        access: Access::new(tenantry_kit::service::peer_channel(&ctx.peers.rbac)?),
-        quotas: Quotas::new(
-            tenantry_kit::service::peer_channel(&ctx.peers.billing)?,
-            options.check_quotas,
-        ),
+        access: Access::new(ctx.channel(Peer::Rbac)?),
+        quotas: Quotas::new(ctx.channel(Peer::Billing)?, options.check_quotas),
         outbox,
         index: ctx.index_sink(NAME)?,
         page_tokens: ctx.page_tokens.clone(),

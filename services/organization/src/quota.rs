@@ -12,7 +12,7 @@
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
-use tonic::transport::Channel;
+use tenantry_kit::peer::PeerChannel;
 
 pub use billing_pb::Metric;
 
@@ -21,14 +21,14 @@ use crate::access::Caller;
 /// The client of billing's `CheckQuota`.
 #[derive(Debug, Clone)]
 pub struct Quotas {
-    billing: Channel,
+    billing: PeerChannel,
     enabled: bool,
 }
 
 impl Quotas {
     /// A client of billing over `billing`; when `enabled` is false every
     /// check passes without a call.
-    pub fn new(billing: Channel, enabled: bool) -> Quotas {
+    pub fn new(billing: PeerChannel, enabled: bool) -> Quotas {
         Quotas { billing, enabled }
     }
 

@@ -5,20 +5,19 @@
 //! Failures close: no answer means no invitation, never a skipped check.
 
 use tenantry_kit::error::{Code, Error, Result};
-use tenantry_kit::service::peer_channel;
+use tenantry_kit::peer::{Peer, PeerChannel, PeerDirectory};
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
-use tonic::transport::Channel;
 
 use crate::{Caller, NAME};
 
 /// The clients.
 #[derive(Debug, Clone)]
 pub struct Peers {
-    identity: Channel,
-    organization: Channel,
-    billing: Channel,
+    identity: PeerChannel,
+    organization: PeerChannel,
+    billing: PeerChannel,
 }
 
 /// What invitations need to know about an organization.
@@ -43,11 +42,11 @@ fn request<T>(caller: &Caller, message: T) -> tonic::Request<T> {
 }
 
 impl Peers {
-    pub fn new(peers: &tenantry_kit::service::Peers) -> anyhow::Result<Peers> {
+    pub fn new(peers: &PeerDirectory) -> anyhow::Result<Peers> {
         Ok(Peers {
-            identity: peer_channel(&peers.identity)?,
-            organization: peer_channel(&peers.organization)?,
-            billing: peer_channel(&peers.billing)?,
+            identity: peers.channel(Peer::Identity)?,
+            organization: peers.channel(Peer::Organization)?,
+            billing: peers.channel(Peer::Billing)?,
         })
     }
 

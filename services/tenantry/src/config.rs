@@ -150,11 +150,16 @@ pub enum Mode {
 }
 
 /// Addresses (`http://host:port`) of services this process does not run
-/// (`[peers]`). A service running in this process is always reached at the
-/// process's own gRPC address.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// (`[peers]`), and how the services of this process call each other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeersConfig {
+    /// Services of this process call each other in-process (through the
+    /// same layers and handlers as a network call, without a socket).
+    /// `false` sends those calls over the process's own gRPC port instead,
+    /// as calls to other processes go: for comparing the two and for
+    /// debugging with a packet capture. Default: true.
+    pub in_process: bool,
     /// The identity service (token keys, sign-in). Default: this process.
     pub identity: Option<String>,
     /// The organization service. Default: this process.
@@ -165,6 +170,19 @@ pub struct PeersConfig {
     pub billing: Option<String>,
     /// The audit service. Default: this process.
     pub audit: Option<String>,
+}
+
+impl Default for PeersConfig {
+    fn default() -> Self {
+        PeersConfig {
+            in_process: true,
+            identity: None,
+            organization: None,
+            rbac: None,
+            billing: None,
+            audit: None,
+        }
+    }
 }
 
 /// Values given as command-line flags; unset ones leave lower layers alone.

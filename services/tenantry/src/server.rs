@@ -16,6 +16,7 @@ use tenantry_kit::db::Database;
 use tenantry_kit::net::{Cidr, ClientAddressLayer};
 use tenantry_kit::outbox::Outbox;
 use tenantry_kit::page_token::PageTokens;
+use tenantry_kit::peer::{LocalServer, PeerDirectory};
 use tenantry_kit::service::{GrpcRoutes, Peers, ServiceContext};
 use tenantry_kit::startup::retry_unreachable;
 use tenantry_kit::telemetry::{self, GrpcTelemetryLayer};
@@ -171,6 +172,17 @@ pub async fn start_until(
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
     let peers = resolve_peers(&config, services, grpc_addr);
+    // The services of this process call each other through this process's
+    // own server, mounted once it is built.
+    let local_server = LocalServer::default();
+    let peer_directory = PeerDirectory {
+        urls: peers.clone(),
+        local: match config.peers.in_process {
+            true => services.iter().filter_map(|s| s.as_peer()).collect(),
+            false => Vec::new(),
+        },
+        server: local_server.clone(),
+    };
     // The gateway keeps nothing: a process running only the gateway opens
     // no database and no bus, so the edge holds none of their credentials.
     let keeps_state = services.iter().any(|s| *s != ServiceKind::Gateway);
@@ -258,7 +270,7 @@ pub async fn start_until(
             Some((db, bus)) => Some(ServiceContext {
                 data_dir: config.data_dir.clone(),
                 auth: config.auth.clone(),
-                peers: peers.clone(),
+                peers: peer_directory.clone(),
                 db: db.clone(),
                 bus: bus.clone(),
                 outbox: config.outbox.clone(),
@@ -332,13 +344,18 @@ pub async fn start_until(
             .add_service(health_service)
             .add_service(reflection(&grpc_services).build_v1()?)
             .add_service(reflection(&grpc_services).build_v1alpha()?);
+        // Calls from the network and in-process calls between this
+        // process's services pass the same layers, in the same order.
+        let layers = tower::ServiceBuilder::new()
+            .layer(GrpcTelemetryLayer)
+            .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
+            .layer(auth_layer)
+            .layer(ConsistencyLayer::default())
+            .layer(TenancyLayer);
+        local_server.mount(layers.service(routes.clone()));
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
-                .layer(GrpcTelemetryLayer)
-                .layer(ClientAddressLayer::new(trusted_proxies(&config, services)?))
-                .layer(auth_layer)
-                .layer(ConsistencyLayer::default())
-                .layer(TenancyLayer)
+                .layer(layers)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(serving_incoming, stop.clone().cancelled_owned()),
         );

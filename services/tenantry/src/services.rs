@@ -1,5 +1,7 @@
 //! Which services a process runs.
 
+use tenantry_kit::peer::Peer;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -43,6 +45,18 @@ impl ServiceKind {
             Billing => &[Organization, Rbac],
             Audit => &[Rbac],
             Gateway => &[Identity, Organization, Rbac, Billing, Audit],
+        }
+    }
+
+    /// The service as another's peer (the gateway is nobody's).
+    pub fn as_peer(self) -> Option<Peer> {
+        match self {
+            ServiceKind::Identity => Some(Peer::Identity),
+            ServiceKind::Organization => Some(Peer::Organization),
+            ServiceKind::Rbac => Some(Peer::Rbac),
+            ServiceKind::Billing => Some(Peer::Billing),
+            ServiceKind::Audit => Some(Peer::Audit),
+            ServiceKind::Gateway => None,
         }
     }
 

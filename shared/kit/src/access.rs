@@ -10,10 +10,10 @@
 use crate::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
-use tonic::transport::Channel;
 
 use crate::auth::{BearerToken, Principal, PrincipalKind};
 use crate::error::{Code, Error, Result};
+use crate::peer::PeerChannel;
 
 /// The most checks rbac answers in one bulk call.
 const BULK_LIMIT: usize = 1000;
@@ -100,14 +100,14 @@ pub type ObjectRef<'a> = (&'a str, &'a str);
 /// The client of rbac's `CheckBulkPermissions`.
 #[derive(Debug, Clone)]
 pub struct Checker {
-    rbac: Channel,
+    rbac: PeerChannel,
     domain: &'static str,
 }
 
 impl Checker {
     /// A client of rbac over `rbac`, whose failures name `domain` (the
     /// asking service) in their ErrorInfo.
-    pub fn new(rbac: Channel, domain: &'static str) -> Checker {
+    pub fn new(rbac: PeerChannel, domain: &'static str) -> Checker {
         Checker { rbac, domain }
     }
 
@@ -123,7 +123,7 @@ impl Checker {
     }
 
     /// The channel to rbac, for the asking service's other calls.
-    pub fn channel(&self) -> &Channel {
+    pub fn channel(&self) -> &PeerChannel {
         &self.rbac
     }
 

@@ -65,7 +65,7 @@ enum Failure {
 /// A service's deliveries to the index.
 #[derive(Debug)]
 pub struct IndexSink {
-    channel: tonic::transport::Channel,
+    channel: crate::peer::PeerChannel,
     key: InternalKey,
     service: &'static str,
     queue: tokio::sync::Mutex<VecDeque<events::Event>>,
@@ -75,7 +75,7 @@ impl IndexSink {
     /// A sink of `service`'s events, delivered over `channel` (to rbac) with
     /// an internal credential made with `key`.
     pub fn new(
-        channel: tonic::transport::Channel,
+        channel: crate::peer::PeerChannel,
         key: InternalKey,
         service: &'static str,
     ) -> IndexSink {

@@ -31,6 +31,7 @@ pub mod names;
 pub mod net;
 pub mod outbox;
 pub mod page_token;
+pub mod peer;
 pub mod permission;
 pub mod quota;
 pub mod request;

@@ -20,6 +20,7 @@ use crate::db::Database;
 use crate::index::IndexSink;
 use crate::outbox::Outbox;
 use crate::page_token::PageTokens;
+use crate::peer::{Peer, PeerChannel, PeerDirectory};
 
 /// Largest gRPC message a service accepts or sends (4 MiB, tonic's default
 /// for decoding, set explicitly so every service agrees).
@@ -48,8 +49,8 @@ pub struct ServiceContext {
     pub data_dir: std::path::PathBuf,
     /// How access tokens are issued and verified.
     pub auth: crate::auth::AuthConfig,
-    /// Where the other services answer.
-    pub peers: Peers,
+    /// Where the other services answer, and which run in this process.
+    pub peers: PeerDirectory,
     /// The database holding the service's tables.
     pub db: Database,
     /// The event bus.
@@ -83,6 +84,12 @@ impl std::fmt::Debug for ServiceContext {
 }
 
 impl ServiceContext {
+    /// A channel to `peer`: in-process when it runs in this process, over
+    /// the network otherwise.
+    pub fn channel(&self, peer: Peer) -> anyhow::Result<PeerChannel> {
+        self.peers.channel(peer)
+    }
+
     /// Starts the relay of `outbox` as a background task; it flushes what is
     /// pending when the process shuts down.
     pub fn spawn_relay(&self, outbox: &Outbox) {
@@ -95,7 +102,7 @@ impl ServiceContext {
     /// until shutdown.
     pub fn index_sink(&self, service: &'static str) -> anyhow::Result<Arc<IndexSink>> {
         let sink = Arc::new(IndexSink::new(
-            peer_channel(&self.peers.rbac)?,
+            self.peers.channel(Peer::Rbac)?,
             self.internal_key.clone(),
             service,
         ));
@@ -103,16 +110,6 @@ impl ServiceContext {
             .spawn(sink.clone().run_retries(self.shutdown.clone()));
         Ok(sink)
     }
-}
-
-/// A lazily connected channel to another service at `url` (`http://…`), with
-/// the timeouts every service uses for its peers.
-pub fn peer_channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
-    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
-        .connect_timeout(std::time::Duration::from_secs(3))
-        .timeout(std::time::Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .connect_lazy())
 }
 
 /// The gRPC services a process serves, collected before the server starts.
