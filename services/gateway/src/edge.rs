@@ -1,25 +1,29 @@
 //! Edge hygiene around every request: the request id (accepted when sane,
-//! generated otherwise, returned and passed on), the client address
+//! generated otherwise, returned and passed on: tower-http's request-id
+//! layers, see [`request_id_layers`]), the client address
 //! (`X-Forwarded-For` believed only from trusted proxies), a span parented
 //! on the caller's W3C trace context, metrics, and one access-log line
-//! without credentials or query strings.
+//! without credentials or query strings. The access log is our own rather
+//! than tower-http's `TraceLayer`: its line carries what the handler
+//! learned (route template, principal, organization, endpoint class),
+//! which only the response's extensions know.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderValue;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::Gateway;
 use tenantry_kit::net::{ClientAddress, client_address};
-
-/// The request id of a request, as the edge settled it.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
 
 /// What the handler learned, for the access log (set on the response).
 #[derive(Debug, Clone, Default)]
@@ -34,14 +38,43 @@ pub struct AccessInfo {
     pub class: Option<&'static str>,
 }
 
-/// A request id the client sent, when it is safe to log and pass on:
-/// 1–128 visible ASCII characters.
-fn accepted_request_id(headers: &http::HeaderMap) -> Option<HeaderValue> {
-    let value = headers.get("x-request-id")?;
-    let bytes = value.as_bytes();
-    (!bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()))
-        .then(|| value.clone())
+/// `router` with request ids: a client's id that is not safe to log and
+/// pass on is dropped, a request without one gets a new UUIDv7, and the
+/// response carries the request's id.
+pub fn with_request_ids<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    // The last layer added runs first.
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(NewRequestId))
+        .layer(axum::middleware::map_request(drop_unsafe_request_id))
 }
+
+/// Makes the id of a request that came without one.
+#[derive(Debug, Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// Drops a client's request id unless it is 1–128 visible ASCII characters.
+async fn drop_unsafe_request_id(mut request: Request) -> Request {
+    let unsafe_id = request.headers().get(REQUEST_ID).is_some_and(|value| {
+        let bytes = value.as_bytes();
+        bytes.is_empty() || bytes.len() > 128 || !bytes.iter().all(|b| b.is_ascii_graphic())
+    });
+    if unsafe_id {
+        request.headers_mut().remove(REQUEST_ID);
+    }
+    request
+}
+
+/// The header carrying the request id.
+const REQUEST_ID: &str = "x-request-id";
 
 /// The middleware: request id, client address, span, metrics, access log.
 pub async fn middleware(
@@ -51,17 +84,12 @@ pub async fn middleware(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let request_id = accepted_request_id(request.headers()).unwrap_or_else(|| {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string())
-            .unwrap_or(HeaderValue::from_static("-"))
-    });
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("-"));
     let client = client_address(peer.ip(), request.headers(), &gateway.inner.trusted_proxies);
-    request
-        .headers_mut()
-        .insert("x-request-id", request_id.clone());
-    request
-        .extensions_mut()
-        .insert(RequestId(request_id.clone()));
     request.extensions_mut().insert(ClientAddress(client));
 
     let method = request.method().clone();
@@ -76,10 +104,7 @@ pub async fn middleware(
         otel.kind = "server",
     );
     let _ = span.set_parent(parent);
-    let mut response = next.run(request).instrument(span).await;
-    response
-        .headers_mut()
-        .insert("x-request-id", request_id.clone());
+    let response = next.run(request).instrument(span).await;
 
     let elapsed = started.elapsed();
     let info = response
@@ -129,17 +154,41 @@ pub async fn middleware(
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_ids_are_accepted_only_when_sane() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-request-id", HeaderValue::from_static("abc-123"));
-        assert!(accepted_request_id(&headers).is_some());
-        headers.insert("x-request-id", HeaderValue::from_static("has space"));
-        assert!(accepted_request_id(&headers).is_none());
-        headers.insert(
-            "x-request-id",
-            HeaderValue::from_str(&"x".repeat(129)).unwrap(),
-        );
-        assert!(accepted_request_id(&headers).is_none());
+    /// The id the handler saw and the id the response carries, for a
+    /// request sent with `id`.
+    async fn ids(id: HeaderValue) -> (String, String) {
+        use tower::ServiceExt as _;
+        let router = with_request_ids(Router::new().route(
+            "/",
+            axum::routing::get(|request: Request| async move {
+                request.headers()[REQUEST_ID].to_str().unwrap().to_string()
+            }),
+        ));
+        let request = http::Request::builder()
+            .uri("/")
+            .header(REQUEST_ID, id)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let answered = response.headers()[REQUEST_ID].to_str().unwrap().to_string();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        (String::from_utf8(body.to_vec()).unwrap(), answered)
+    }
+
+    #[tokio::test]
+    async fn a_sane_request_id_is_kept_and_answered() {
+        let (seen, answered) = ids(HeaderValue::from_static("abc-123")).await;
+        assert_eq!((seen.as_str(), answered.as_str()), ("abc-123", "abc-123"));
+    }
+
+    #[tokio::test]
+    async fn an_unsafe_request_id_is_replaced_by_a_new_one() {
+        for id in ["has space", &"x".repeat(129), ""] {
+            let (seen, answered) = ids(HeaderValue::from_str(id).unwrap()).await;
+            assert_eq!(seen, answered);
+            assert!(uuid::Uuid::parse_str(&seen).is_ok(), "{id:?} became {seen}");
+        }
     }
 }

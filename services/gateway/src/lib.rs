@@ -342,6 +342,7 @@ pub fn api_router(gateway: Gateway) -> Router {
             edge::middleware,
         ))
         .with_state(gateway);
+    let api = edge::with_request_ids(api);
     match cors {
         Some(cors) => api.layer(cors),
         None => api,
