@@ -14,7 +14,7 @@ use crate::secrets::{
     hash_api_key_secret, invalid_client_secret, new_client_secret, parse_client_secret,
     tokens_equal,
 };
-use crate::store::{CredentialRow, ServiceAccountRow, UserRow};
+use crate::store::{CredentialRow, ServiceAccountRow, UserRow, user_update};
 
 /// Lifetime of service-account access tokens.
 const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(900);
@@ -100,7 +100,9 @@ impl Accounts {
         let mut tx = self.begin().await?;
         let name = display_name.to_string();
         self.store()
-            .update_user(&mut tx, &user.id, "display_name = $2", |q| q.bind(name))
+            .update_user(&mut tx, &user.id, user_update!("display_name = $3"), |q| {
+                q.bind(name)
+            })
             .await?;
         let event = tenantry_kit::outbox::NewEvent::new(
             "user",
@@ -150,7 +152,9 @@ impl Accounts {
         let mut tx = self.begin().await?;
         let state = if enabled { "active" } else { "disabled" };
         self.store()
-            .update_user(&mut tx, &user.id, "state = $2", |q| q.bind(state))
+            .update_user(&mut tx, &user.id, user_update!("state = $3"), |q| {
+                q.bind(state)
+            })
             .await?;
         if enabled {
             self.emit(
@@ -216,7 +220,9 @@ impl Accounts {
         if deleted {
             let now = now_micros();
             self.store()
-                .update_user(&mut tx, &user.id, "deleted_at_us = $2", |q| q.bind(now))
+                .update_user(&mut tx, &user.id, user_update!("deleted_at_us = $3"), |q| {
+                    q.bind(now)
+                })
                 .await?;
             self.revoke_all(
                 &mut tx,
@@ -239,7 +245,12 @@ impl Accounts {
             .await?;
         } else {
             self.store()
-                .update_user(&mut tx, &user.id, "deleted_at_us = NULL", |q| q)
+                .update_user(
+                    &mut tx,
+                    &user.id,
+                    user_update!("deleted_at_us = NULL"),
+                    |q| q,
+                )
                 .await?;
             self.emit(
                 &mut tx,
@@ -582,7 +593,7 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
     }
     let mut tx = store.begin().await?;
     store
-        .update_user(&mut tx, &user.id, "platform_admin = 1", |q| q)
+        .update_user(&mut tx, &user.id, user_update!("platform_admin = 1"), |q| q)
         .await?;
     let system = events::Actor {
         kind: events::actor::Kind::System as i32,

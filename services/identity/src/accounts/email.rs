@@ -119,7 +119,7 @@ impl Accounts {
                 .update_user(
                     &mut tx,
                     &user.id,
-                    "email = $2, pending_email = NULL, email_verified_at_us = $3",
+                    user_update!("email = $3, pending_email = NULL, email_verified_at_us = $4"),
                     |q| q.bind(email.clone()).bind(now),
                 )
                 .await
@@ -149,9 +149,12 @@ impl Accounts {
             self.append(&mut tx, event, client).await?;
         } else if user.email == email {
             self.store()
-                .update_user(&mut tx, &user.id, "email_verified_at_us = $2", |q| {
-                    q.bind(now)
-                })
+                .update_user(
+                    &mut tx,
+                    &user.id,
+                    user_update!("email_verified_at_us = $3"),
+                    |q| q.bind(now),
+                )
                 .await?;
         } else {
             // The address changed again since this link was sent.
@@ -251,7 +254,9 @@ impl Accounts {
         let mut tx = self.begin().await?;
         let pending = new_email.clone();
         self.store()
-            .update_user(&mut tx, &user.id, "pending_email = $2", |q| q.bind(pending))
+            .update_user(&mut tx, &user.id, user_update!("pending_email = $3"), |q| {
+                q.bind(pending)
+            })
             .await?;
         let mail = self
             .start_verification(&mut tx, &user, &new_email, client)

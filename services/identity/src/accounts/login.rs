@@ -84,7 +84,9 @@ impl Accounts {
             let hash = self.inner.hasher.hash(password).await?;
             let mut tx = self.begin().await?;
             self.store()
-                .update_user(&mut tx, &user.id, "password_hash = $2", |q| q.bind(hash))
+                .update_user(&mut tx, &user.id, user_update!("password_hash = $3"), |q| {
+                    q.bind(hash)
+                })
                 .await?;
             self.commit(tx).await?;
         }

@@ -90,7 +90,9 @@ impl Accounts {
                 match totp::verify(&secret, code, now_us / 1_000_000, user.totp_last_step) {
                     Some(step) => {
                         self.store()
-                            .update_user(tx, &user.id, "totp_last_step = $2", |q| q.bind(step))
+                            .update_user(tx, &user.id, user_update!("totp_last_step = $3"), |q| {
+                                q.bind(step)
+                            })
                             .await?;
                         Ok(true)
                     }
@@ -208,7 +210,7 @@ impl Accounts {
             .update_user(
                 &mut tx,
                 &user.id,
-                "pending_totp_secret = $2, pending_totp_expires_at_us = $3",
+                user_update!("pending_totp_secret = $3, pending_totp_expires_at_us = $4"),
                 |q| q.bind(self.seal_totp(&user.id, &encoded)).bind(expires),
             )
             .await?;
@@ -274,8 +276,8 @@ impl Accounts {
             .update_user(
                 &mut tx,
                 &user.id,
-                "totp_secret = pending_totp_secret, totp_enabled_at_us = $2, totp_last_step = $3, \
-                 pending_totp_secret = NULL, pending_totp_expires_at_us = NULL",
+                user_update!("totp_secret = pending_totp_secret, totp_enabled_at_us = $3, totp_last_step = $4, \
+                 pending_totp_secret = NULL, pending_totp_expires_at_us = NULL"),
                 |q| q.bind(now).bind(step),
             )
             .await?;
@@ -347,7 +349,9 @@ impl Accounts {
             .update_user(
                 &mut tx,
                 &user.id,
-                "totp_secret = NULL, totp_enabled_at_us = NULL, totp_last_step = NULL",
+                user_update!(
+                    "totp_secret = NULL, totp_enabled_at_us = NULL, totp_last_step = NULL"
+                ),
                 |q| q,
             )
             .await?;

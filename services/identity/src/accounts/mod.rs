@@ -23,7 +23,7 @@ use crate::keys::KeyRing;
 use crate::mailer::{Mail, Mailer};
 use crate::password::{PasswordHasher, check_policy};
 use crate::secrets::{hash_token, new_token};
-use crate::store::{NewOneTime, PendingSignUp, SessionRow, Store, UserRow};
+use crate::store::{NewOneTime, PendingSignUp, SessionRow, Store, UserRow, user_update};
 use crate::{Options, totp};
 
 /// Single-use token purposes.

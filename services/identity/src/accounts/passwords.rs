@@ -83,7 +83,7 @@ impl Accounts {
             .update_user(
                 tx,
                 &user.id,
-                "password_hash = $2, password_changed_at_us = $3",
+                user_update!("password_hash = $3, password_changed_at_us = $4"),
                 |q| q.bind(hash).bind(now),
             )
             .await?;
@@ -191,9 +191,12 @@ impl Accounts {
         // The link proves the mailbox, like a verification link would.
         if user.email_verified_at_us.is_none() {
             self.store()
-                .update_user(&mut tx, &user.id, "email_verified_at_us = $2", |q| {
-                    q.bind(now)
-                })
+                .update_user(
+                    &mut tx,
+                    &user.id,
+                    user_update!("email_verified_at_us = $3"),
+                    |q| q.bind(now),
+                )
                 .await?;
         }
         let revoked = self

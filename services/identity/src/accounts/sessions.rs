@@ -378,9 +378,12 @@ impl Accounts {
         let mut tx = self.begin().await?;
         let org = organization.to_string();
         self.store()
-            .update_user(&mut tx, &user.id, "last_organization_id = $2", |q| {
-                q.bind(org)
-            })
+            .update_user(
+                &mut tx,
+                &user.id,
+                user_update!("last_organization_id = $3"),
+                |q| q.bind(org),
+            )
             .await?;
         let session = match &principal.session_id {
             Some(id) => self.store().session(&mut tx, id).await?,
@@ -499,9 +502,12 @@ impl Accounts {
             .await?;
         let org = organization.to_string();
         self.store()
-            .update_user(&mut tx, &user.id, "last_organization_id = $2", |q| {
-                q.bind(org)
-            })
+            .update_user(
+                &mut tx,
+                &user.id,
+                user_update!("last_organization_id = $3"),
+                |q| q.bind(org),
+            )
             .await?;
         self.emit(
             &mut tx,

@@ -5,9 +5,9 @@
 //! One file per kind of row (its type, its mapping and its queries); this
 //! one holds the store itself and what the others share.
 
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 use tenantry_kit::db::Database;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 /// A transaction on the service's database.
 pub type Tx = Transaction<'static, Any>;
@@ -25,6 +25,7 @@ pub use sessions::{RefreshRow, SessionRow};
 pub use sign_ups::PendingSignUp;
 pub use tokens::{NewOneTime, OneTimeRow};
 pub use users::UserRow;
+pub(crate) use users::user_update;
 
 /// The identity tables.
 #[derive(Debug, Clone)]
@@ -61,13 +62,12 @@ impl Store {
 
     /// The time until which `key` is blocked, if any.
     pub async fn throttle(&self, key: &str) -> Result<Option<(i64, i64)>> {
-        sqlx::query("SELECT failures, blocked_until_us FROM identity_login_throttle WHERE throttle_key = $1")
-            .bind(key)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(
+            "SELECT failures, blocked_until_us FROM identity_login_throttle WHERE throttle_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn set_throttle(
@@ -104,23 +104,12 @@ impl Store {
 
     /// Every key, newest first: (kid, seed hex, created, retired).
     pub async fn signing_keys(&self) -> Result<Vec<(String, String, i64, Option<i64>)>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT kid, seed_hex, created_at_us, retired_at_us FROM identity_signing_keys
              ORDER BY created_at_us DESC, kid DESC",
         )
         .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-            ))
-        })
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
+        .await?)
     }
 
     pub async fn insert_signing_key(&self, kid: &str, seed_hex: &str, now_us: i64) -> Result<()> {

@@ -1,13 +1,11 @@
 //! Service accounts and their credentials.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A service account row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ServiceAccountRow {
     pub id: String,
     pub display_name: String,
@@ -22,7 +20,7 @@ pub struct ServiceAccountRow {
 }
 
 /// A service account credential row (the secret only as a hash).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CredentialRow {
     pub id: String,
     pub service_account_id: String,
@@ -38,39 +36,22 @@ pub struct CredentialRow {
     pub request_id: Option<String>,
 }
 
-const SERVICE_ACCOUNT_COLUMNS: &str = "id, display_name, description, created_by, created_at_us, \
-    updated_at_us, request_id, (SELECT MAX(c.last_used_at_us) FROM \
-    identity_service_account_credentials c WHERE c.service_account_id = \
-    identity_service_accounts.id)";
-const CREDENTIAL_COLUMNS: &str = "id, service_account_id, client_id, secret_hash, created_at_us, \
-    expires_at_us, last_used_at_us, display_name, created_by, request_id";
-
-fn service_account_from_row(row: &AnyRow) -> std::result::Result<ServiceAccountRow, sqlx::Error> {
-    Ok(ServiceAccountRow {
-        id: row.try_get(0)?,
-        display_name: row.try_get(1)?,
-        description: row.try_get(2)?,
-        created_by: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        updated_at_us: row.try_get(5)?,
-        request_id: row.try_get(6)?,
-        last_used_at_us: row.try_get(7)?,
-    })
+/// The columns of a service account row; its last use is its credentials'
+/// latest.
+macro_rules! service_account_columns {
+    () => {
+        "id, display_name, description, created_by, created_at_us, updated_at_us, request_id, \
+         (SELECT MAX(c.last_used_at_us) FROM identity_service_account_credentials c \
+          WHERE c.service_account_id = identity_service_accounts.id) AS last_used_at_us"
+    };
 }
 
-fn credential_from_row(row: &AnyRow) -> std::result::Result<CredentialRow, sqlx::Error> {
-    Ok(CredentialRow {
-        id: row.try_get(0)?,
-        service_account_id: row.try_get(1)?,
-        client_id: row.try_get(2)?,
-        secret_hash: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        expires_at_us: row.try_get(5)?,
-        last_used_at_us: row.try_get(6)?,
-        display_name: row.try_get(7)?,
-        created_by: row.try_get(8)?,
-        request_id: row.try_get(9)?,
-    })
+/// The columns of a credential row.
+macro_rules! credential_columns {
+    () => {
+        "id, service_account_id, client_id, secret_hash, created_at_us, expires_at_us, \
+         last_used_at_us, display_name, created_by, request_id"
+    };
 }
 
 impl Store {
@@ -98,16 +79,14 @@ impl Store {
     }
 
     pub async fn service_account(&self, id: &str) -> Result<Option<ServiceAccountRow>> {
-        let sql = format!(
-            "SELECT {SERVICE_ACCOUNT_COLUMNS} FROM identity_service_accounts WHERE id = $1"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| service_account_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            service_account_columns!(),
+            " FROM identity_service_accounts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// The account `created_by` made with `request_id`, if any.
@@ -116,18 +95,16 @@ impl Store {
         created_by: &str,
         request_id: &str,
     ) -> Result<Option<ServiceAccountRow>> {
-        let sql = format!(
-            "SELECT {SERVICE_ACCOUNT_COLUMNS} FROM identity_service_accounts
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            service_account_columns!(),
+            " FROM identity_service_accounts
              WHERE created_by = $1 AND request_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(created_by)
-            .bind(request_id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| service_account_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        ))
+        .bind(created_by)
+        .bind(request_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// The credential of an account made with `request_id`, if any.
@@ -136,18 +113,16 @@ impl Store {
         service_account_id: &str,
         request_id: &str,
     ) -> Result<Option<CredentialRow>> {
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM identity_service_account_credentials
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM identity_service_account_credentials
              WHERE service_account_id = $1 AND request_id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(service_account_id)
-            .bind(request_id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| credential_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        ))
+        .bind(service_account_id)
+        .bind(request_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// Service accounts after `after_id` in id order (ids are time-ordered).
@@ -156,19 +131,16 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ServiceAccountRow>> {
-        let sql = format!(
-            "SELECT {SERVICE_ACCOUNT_COLUMNS} FROM identity_service_accounts
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            service_account_columns!(),
+            " FROM identity_service_accounts
              WHERE id > $1 ORDER BY id LIMIT $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(service_account_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_error)
+        ))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// Deletes an account and its credentials. Returns whether it existed.
@@ -209,31 +181,26 @@ impl Store {
     }
 
     pub async fn credential_by_client_id(&self, client_id: &str) -> Result<Option<CredentialRow>> {
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM identity_service_account_credentials WHERE client_id = $1"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(client_id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| credential_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM identity_service_account_credentials WHERE client_id = $1"
+        ))
+        .bind(client_id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn credentials(&self, service_account_id: &str) -> Result<Vec<CredentialRow>> {
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM identity_service_account_credentials
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            credential_columns!(),
+            " FROM identity_service_account_credentials
              WHERE service_account_id = $1 ORDER BY id"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(service_account_id)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(credential_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_error)
+        ))
+        .bind(service_account_id)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     pub async fn delete_credential(

@@ -1,19 +1,20 @@
 //! Sign-in sessions and their refresh tokens.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
 /// A session row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
     pub user_id: String,
     pub active_organization_id: Option<String>,
     pub requested_organization_id: Option<String>,
+    #[sqlx(try_from = "Bit")]
     pub mfa: bool,
+    #[sqlx(try_from = "Bit")]
     pub mfa_pending: bool,
     pub user_agent: String,
     pub client_address: String,
@@ -23,29 +24,16 @@ pub struct SessionRow {
     pub revoked_at_us: Option<i64>,
 }
 
-const SESSION_COLUMNS: &str = "id, user_id, active_organization_id, requested_organization_id, \
-    mfa, mfa_pending, user_agent, client_address, created_at_us, last_seen_at_us, \
-    expires_at_us, revoked_at_us";
-
-fn session_from_row(row: &AnyRow) -> std::result::Result<SessionRow, sqlx::Error> {
-    Ok(SessionRow {
-        id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        active_organization_id: row.try_get(2)?,
-        requested_organization_id: row.try_get(3)?,
-        mfa: row.try_get::<i64, _>(4)? != 0,
-        mfa_pending: row.try_get::<i64, _>(5)? != 0,
-        user_agent: row.try_get(6)?,
-        client_address: row.try_get(7)?,
-        created_at_us: row.try_get(8)?,
-        last_seen_at_us: row.try_get(9)?,
-        expires_at_us: row.try_get(10)?,
-        revoked_at_us: row.try_get(11)?,
-    })
+/// The columns of a session row.
+macro_rules! session_columns {
+    () => {
+        "id, user_id, active_organization_id, requested_organization_id, mfa, mfa_pending, \
+         user_agent, client_address, created_at_us, last_seen_at_us, expires_at_us, revoked_at_us"
+    };
 }
 
 /// A refresh token row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
     pub session_id: String,
     pub expires_at_us: i64,
@@ -77,32 +65,29 @@ impl Store {
     }
 
     pub async fn session(&self, tx: &mut Tx, id: &str) -> Result<Option<SessionRow>> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM identity_sessions WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| session_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM identity_sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     /// The user's sessions that are neither revoked nor expired, newest first.
     pub async fn live_sessions(&self, user_id: &str, now_us: i64) -> Result<Vec<SessionRow>> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM identity_sessions
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM identity_sessions
              WHERE user_id = $1 AND revoked_at_us IS NULL AND expires_at_us > $2
              ORDER BY created_at_us DESC, id DESC"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(user_id)
-            .bind(now_us)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(session_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_error)
+        ))
+        .bind(user_id)
+        .bind(now_us)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     pub async fn touch_session(
@@ -164,14 +149,12 @@ impl Store {
 
     /// The ids of a user's sessions that have not been revoked.
     pub async fn live_session_ids(&self, tx: &mut Tx, user_id: &str) -> Result<Vec<String>> {
-        sqlx::query("SELECT id FROM identity_sessions WHERE user_id = $1 AND revoked_at_us IS NULL")
-            .bind(user_id)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_error)
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM identity_sessions WHERE user_id = $1 AND revoked_at_us IS NULL",
+        )
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     /// Whether a session is neither revoked nor expired: a plain read, for
@@ -211,22 +194,13 @@ impl Store {
     }
 
     pub async fn refresh(&self, tx: &mut Tx, token_hash: &str) -> Result<Option<RefreshRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT session_id, expires_at_us, rotated_at_us FROM identity_refresh_tokens
              WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut **tx)
-        .await?
-        .map(|row| {
-            Ok(RefreshRow {
-                session_id: row.try_get(0)?,
-                expires_at_us: row.try_get(1)?,
-                rotated_at_us: row.try_get(2)?,
-            })
-        })
-        .transpose()
-        .map_err(db_error)
+        .await?)
     }
 
     /// Marks a refresh token used. Returns false when another request used

@@ -1,12 +1,11 @@
 //! Sign-ups waiting for their address to be proved.
 
-use sqlx::Row;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A sign-up waiting for its address to be proved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingSignUp {
     pub email: String,
     pub display_name: String,
@@ -70,25 +69,16 @@ impl Store {
         if taken != 1 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT email, display_name, password_hash, organization_name, created_at_us,
-                    expires_at_us
-             FROM identity_pending_sign_ups WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_one(&mut **tx)
-        .await?;
-        let read = || -> std::result::Result<PendingSignUp, sqlx::Error> {
-            Ok(PendingSignUp {
-                email: row.try_get(0)?,
-                display_name: row.try_get(1)?,
-                password_hash: row.try_get(2)?,
-                organization_name: row.try_get(3)?,
-                created_at_us: row.try_get(4)?,
-                expires_at_us: row.try_get(5)?,
-            })
-        };
-        read().map(Some).map_err(db_error)
+        Ok(Some(
+            sqlx::query_as(
+                "SELECT email, display_name, password_hash, organization_name, created_at_us,
+                        expires_at_us
+                 FROM identity_pending_sign_ups WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_one(&mut **tx)
+            .await?,
+        ))
     }
 
     /// Makes a taken pending sign-up usable again: its account could not be

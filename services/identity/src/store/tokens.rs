@@ -1,12 +1,11 @@
 //! Single-use tokens (verification, reset, invitation links) and recovery codes.
 
-use sqlx::Row;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A single-use token row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OneTimeRow {
     pub user_id: String,
     pub purpose: String,
@@ -46,25 +45,13 @@ impl Store {
     }
 
     pub async fn one_time(&self, tx: &mut Tx, token_hash: &str) -> Result<Option<OneTimeRow>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT user_id, purpose, payload, attempts, expires_at_us, used_at_us
              FROM identity_one_time_tokens WHERE token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&mut **tx)
-        .await?
-        .map(|row| {
-            Ok(OneTimeRow {
-                user_id: row.try_get(0)?,
-                purpose: row.try_get(1)?,
-                payload: row.try_get(2)?,
-                attempts: row.try_get(3)?,
-                expires_at_us: row.try_get(4)?,
-                used_at_us: row.try_get(5)?,
-            })
-        })
-        .transpose()
-        .map_err(db_error)
+        .await?)
     }
 
     /// Consumes a single-use token. Returns false if it was already used.

@@ -1,13 +1,12 @@
 //! Users: accounts, their credentials' state, and the administrators' listing.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
 /// A user row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub email: String,
@@ -17,6 +16,7 @@ pub struct UserRow {
     pub pending_email: Option<String>,
     pub state: String,
     pub deleted_at_us: Option<i64>,
+    #[sqlx(try_from = "Bit")]
     pub platform_admin: bool,
     pub totp_secret: Option<String>,
     pub totp_enabled_at_us: Option<i64>,
@@ -45,38 +45,33 @@ impl UserRow {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, display_name, password_hash, email_verified_at_us, \
-    pending_email, state, deleted_at_us, platform_admin, totp_secret, totp_enabled_at_us, \
-    totp_last_step, pending_totp_secret, pending_totp_expires_at_us, last_login_at_us, \
-    last_organization_id, password_changed_at_us, created_at_us, updated_at_us, version, \
-    (SELECT COUNT(*) FROM identity_recovery_codes r \
-     WHERE r.user_id = identity_users.id AND r.used_at_us IS NULL)";
-
-fn user_from_row(row: &AnyRow) -> std::result::Result<UserRow, sqlx::Error> {
-    Ok(UserRow {
-        id: row.try_get(0)?,
-        email: row.try_get(1)?,
-        display_name: row.try_get(2)?,
-        password_hash: row.try_get(3)?,
-        email_verified_at_us: row.try_get(4)?,
-        pending_email: row.try_get(5)?,
-        state: row.try_get(6)?,
-        deleted_at_us: row.try_get(7)?,
-        platform_admin: row.try_get::<i64, _>(8)? != 0,
-        totp_secret: row.try_get(9)?,
-        totp_enabled_at_us: row.try_get(10)?,
-        totp_last_step: row.try_get(11)?,
-        pending_totp_secret: row.try_get(12)?,
-        pending_totp_expires_at_us: row.try_get(13)?,
-        last_login_at_us: row.try_get(14)?,
-        last_organization_id: row.try_get(15)?,
-        password_changed_at_us: row.try_get(16)?,
-        created_at_us: row.try_get(17)?,
-        updated_at_us: row.try_get(18)?,
-        version: row.try_get(19)?,
-        recovery_codes_remaining: row.try_get(20)?,
-    })
+/// The columns of a user row; the unused recovery codes are counted.
+macro_rules! user_columns {
+    () => {
+        "id, email, display_name, password_hash, email_verified_at_us, pending_email, state, \
+         deleted_at_us, platform_admin, totp_secret, totp_enabled_at_us, totp_last_step, \
+         pending_totp_secret, pending_totp_expires_at_us, last_login_at_us, \
+         last_organization_id, password_changed_at_us, created_at_us, updated_at_us, version, \
+         (SELECT COUNT(*) FROM identity_recovery_codes r \
+          WHERE r.user_id = identity_users.id AND r.used_at_us IS NULL) \
+         AS recovery_codes_remaining"
+    };
 }
+
+/// The statement of an edit of a user, for [`Store::update_user`]: the
+/// assignments `$set`, with the version bumped and the edit's time stamped.
+/// The user's id is `$1` and the time `$2`, so the assignments' own values
+/// start at `$3`.
+macro_rules! user_update {
+    ($set:literal) => {
+        concat!(
+            "UPDATE identity_users SET ",
+            $set,
+            ", version = version + 1, updated_at_us = $2 WHERE id = $1"
+        )
+    };
+}
+pub(crate) use user_update;
 
 impl Store {
     pub async fn insert_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
@@ -102,55 +97,53 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM identity_users WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| user_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM identity_users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     pub async fn user_by_id_for_update(&self, tx: &mut Tx, id: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM identity_users WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|row| user_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM identity_users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM identity_users WHERE email = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(email)
-            .fetch_optional(self.db.pool())
-            .await?
-            .map(|row| user_from_row(&row))
-            .transpose()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM identity_users WHERE email = $1"
+        ))
+        .bind(email)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
-    /// Applies `set` (a SQL assignment list over `$2…`) to a user and bumps
-    /// its version. `bind` adds the values for `$2…` in order.
+    /// Runs an edit of a user made with [`user_update!`], which bumps its
+    /// version and stamps the time. `bind` adds the values of the edit's own
+    /// assignments (`$3…`) in order.
     pub async fn update_user<'q>(
         &self,
         tx: &mut Tx,
         id: &'q str,
-        set: &'static str,
+        statement: &'static str,
         bind: impl FnOnce(
             sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
         ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     ) -> Result<()> {
-        let sql = format!(
-            "UPDATE identity_users SET {set}, version = version + 1, updated_at_us = {now}
-             WHERE id = $1",
-            now = tenantry_kit::db::now_micros()
-        );
-        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+        let query = sqlx::query(statement)
+            .bind(id)
+            .bind(tenantry_kit::db::now_micros());
         bind(query).execute(&mut **tx).await?;
         Ok(())
     }
@@ -158,16 +151,12 @@ impl Store {
     /// Every stored TOTP secret, enrolled or pending: (user id, secret,
     /// pending secret), as stored (sealed, or in clear from before sealing).
     pub async fn totp_secrets(&self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
-        sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, totp_secret, pending_totp_secret FROM identity_users
              WHERE totp_secret IS NOT NULL OR pending_totp_secret IS NOT NULL",
         )
         .fetch_all(self.db.pool())
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
+        .await?)
     }
 
     /// Replaces a user's stored TOTP secrets if they are still `before`
@@ -215,25 +204,22 @@ impl Store {
         email_prefix: &str,
         show_deleted: bool,
     ) -> Result<Vec<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM identity_users
-             WHERE id > $1 AND email LIKE $2 AND ($3 = 1 OR deleted_at_us IS NULL)
-             ORDER BY id LIMIT $4"
-        );
         let pattern = format!(
             "{}%",
             email_prefix.replace('\\', "").replace(['%', '_'], "")
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after_id)
-            .bind(pattern)
-            .bind(i64::from(show_deleted))
-            .bind(limit)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(user_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM identity_users
+             WHERE id > $1 AND email LIKE $2 AND ($3 = 1 OR deleted_at_us IS NULL)
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(after_id)
+        .bind(pattern)
+        .bind(i64::from(show_deleted))
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 }
