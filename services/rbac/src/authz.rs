@@ -11,14 +11,15 @@ use tenantry_kit::permission::Permission;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::page_token::page_size;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Index, IndexError};
+use crate::error::Error as Refusal;
 use crate::live::token;
-use crate::{Core, NAME, precondition};
+use crate::{Core, NAME};
 
 /// The most checks one bulk call may carry.
 pub const MAX_BULK: usize = 1000;
@@ -31,19 +32,7 @@ pub struct AuthorizationApi(pub Core);
 /// by its own reason so callers (identity, checking an API key's
 /// permissions) can tell them apart.
 fn index_error(error: IndexError) -> Error {
-    let (field, reason) = match error {
-        IndexError::UnknownType(_) => ("resource.object_type", "UNKNOWN_TYPE"),
-        IndexError::UnknownPermission(_) => ("permission", "UNKNOWN_PERMISSION"),
-        IndexError::WrongType { .. } => ("permission", "PERMISSION_OF_ANOTHER_TYPE"),
-        _ => ("permission", "INVALID_ARGUMENT"),
-    };
-    let description = error.to_string();
-    Error::new(
-        Code::InvalidArgument,
-        reason,
-        format!("invalid `{field}`: {description}"),
-    )
-    .with_violation(field, description)
+    Refusal::Index(error).into()
 }
 
 fn permissionship(allowed: bool) -> pb::Permissionship {
@@ -678,12 +667,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             .await?;
         let partial = links.len() as i64 > limit;
         if partial && !r.optional_allow_partial_deletions {
-            return Err(precondition(
-                "TOO_MANY_RELATIONSHIPS",
-                "more relationships match than the limit; raise it or allow partial deletions",
-            )
-            .with_metadata("limit", limit)
-            .into());
+            return Err(Refusal::TooManyRelationships { limit }.into());
         }
         let updates: Vec<pb::RelationshipUpdate> = links
             .into_iter()
@@ -785,11 +769,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
             None => self.0.index.applied(),
         };
         if start < self.0.store.floor().await? {
-            return Err(precondition(
-                "HISTORY_COMPACTED",
-                "the start token is older than the retained change history; read the current state with ReadRelationships and watch from its token",
-            )
-            .into());
+            return Err(Refusal::StartCompacted.into());
         }
         if start > self.0.store.head().await? {
             return Err(Error::invalid_field("optional_start_cursor", "is from the future").into());

@@ -14,6 +14,7 @@ use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{AccessLevel, Change, GrantSubject, PROJECT};
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::store::GrantRow;
@@ -256,12 +257,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .await
             .map_err(|e| {
                 if e.code() == Code::AlreadyExists {
-                    Error::new(
-                        Code::AlreadyExists,
-                        "ALREADY_GRANTED",
-                        "the subject already has a grant on this project",
-                    )
-                    .with_domain(NAME)
+                    Refusal::AlreadyGranted.into()
                 } else {
                     e
                 }

@@ -18,6 +18,7 @@
 pub mod authz;
 pub mod directory;
 pub mod engine;
+mod error;
 pub mod grants;
 pub mod index_api;
 pub mod invitations;
@@ -40,7 +41,7 @@ use tenantry_kit::auth::{Principal, PrincipalKind};
 use tenantry_kit::configure_server;
 use tenantry_kit::consistency::Token;
 use tenantry_kit::db::Migration;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
@@ -516,15 +517,12 @@ fn target(kind: &str, id: &str) -> events::Target {
     }
 }
 
-/// The FAILED_PRECONDITION of a rule.
+/// Puts the tree of `organization` into the request's tenant scope,
+/// when the index knows its root.
 fn enter_tree(index: &engine::Index, organization: &str) {
     if let Some(root) = index.root_of(organization) {
         tenancy::enter(root);
     }
-}
-
-pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
 }
 
 pub(crate) use tenantry_kit::db::timestamp;

@@ -11,12 +11,13 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use tenantry_kit::consistency::Token;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Index;
+use crate::error::Error as Refusal;
 use crate::store::Store;
 
 /// How long a check may wait for its replica to catch up.
@@ -140,13 +141,7 @@ impl LiveIndex {
         if Instant::now() < lease {
             return Ok(());
         }
-        Err(Error::new(
-            Code::Unavailable,
-            "REPLICA_ISOLATED",
-            "this replica cannot vouch for its freshness right now; retry",
-        )
-        .with_domain(crate::NAME)
-        .with_retry_after(Duration::from_millis(200)))
+        Err(Refusal::ReplicaIsolated.into())
     }
 
     /// Waits until every other live replica has applied `revision`, so the
@@ -373,7 +368,7 @@ impl LiveIndex {
         let mut applied = self.applied.subscribe();
         match tokio::time::timeout(MAX_WAIT, applied.wait_for(|a| *a >= revision)).await {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(behind()),
+            _ => Err(Refusal::IndexBehind.into()),
         }
     }
 
@@ -431,21 +426,10 @@ impl LiveIndex {
             self.poke.notify_one();
             let changed = tokio::time::timeout_at(deadline, applied.changed()).await;
             if !matches!(changed, Ok(Ok(()))) {
-                return Err(behind());
+                return Err(Refusal::IndexBehind.into());
             }
         }
     }
-}
-
-/// The answer of a replica that could not reach the requested state in time.
-fn behind() -> Error {
-    Error::new(
-        Code::Unavailable,
-        "INDEX_BEHIND",
-        "this replica has not caught up with the requested revision yet; retry",
-    )
-    .with_domain(crate::NAME)
-    .with_retry_after(Duration::from_millis(200))
 }
 
 /// Keeps the change log to the newest `retain` revisions. Any replica may

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
@@ -18,9 +18,10 @@ use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Change, GrantSubject};
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::store::MembershipRow;
-use crate::{Caller, Core, NAME, precondition, timestamp};
+use crate::{Caller, Core, NAME, timestamp};
 
 const OWNER: &str = "roles/owner";
 
@@ -59,12 +60,7 @@ impl Core {
         if root.is_some() && present.iter().any(|o| index.root_of(o) == root) {
             return Ok(());
         }
-        Err(Error::new(
-            Code::NotFound,
-            "USER_NOT_FOUND",
-            "no such user in this organization's tree; invite people from outside it",
-        )
-        .with_domain(NAME))
+        Err(Refusal::UserNotFound.into())
     }
 
     pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
@@ -111,13 +107,10 @@ impl Core {
                 ));
             }
             if role == OWNER {
-                return Err(Error::new(
-                    Code::InvalidArgument,
-                    "OWNER_ROLE_RESERVED",
-                    "the owner role changes only through an ownership transfer",
-                )
-                .with_domain(NAME)
-                .with_violation(format!("{field}[{i}]"), "cannot be assigned"));
+                return Err(Refusal::OwnerRoleReserved {
+                    field: format!("{field}[{i}]"),
+                }
+                .into());
             }
             let built_in = crate::engine::schema::BUILT_IN_ROLES.contains(&role.as_str());
             if !built_in && !custom.iter().any(|c| c.name() == *role) {
@@ -214,12 +207,7 @@ impl Core {
             .await?
             .is_some()
         {
-            return Err(Error::new(
-                Code::AlreadyExists,
-                "ALREADY_MEMBER",
-                "the user is already a member",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::AlreadyMember.into());
         }
         self.store.upsert_membership(&mut tx, &row).await?;
         self.store
@@ -319,10 +307,7 @@ impl Core {
             .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
         check_etag(&input.etag, current.version)?;
         if current.roles.iter().any(|r| r == OWNER) {
-            return Err(precondition(
-                "OWNER_MEMBERSHIP",
-                "the owner's roles change only through an ownership transfer",
-            ));
+            return Err(Refusal::OwnerMembership.into());
         }
         self.valid_roles(&organization_id, &input.roles, "membership.roles")
             .await?;
@@ -338,12 +323,7 @@ impl Core {
         {
             Some(now) if now.version == current.version => {}
             _ => {
-                return Err(Error::new(
-                    Code::Aborted,
-                    "CONCURRENT_UPDATE",
-                    "the membership changed; retry",
-                )
-                .with_domain(NAME));
+                return Err(Refusal::ConcurrentUpdate { kind: "membership" }.into());
             }
         }
         self.store.upsert_membership(&mut tx, &next).await?;
@@ -409,10 +389,7 @@ impl Core {
             .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
         check_etag(given_etag, current.version)?;
         if current.roles.iter().any(|r| r == OWNER) {
-            return Err(precondition(
-                "OWNER_CANNOT_LEAVE",
-                "the owner cannot be removed; transfer the ownership first",
-            ));
+            return Err(Refusal::OwnerCannotLeave.into());
         }
         let mut tx = self.store.begin().await?;
         if !self

@@ -13,10 +13,11 @@ use tonic::{Request, Response, Status};
 
 use crate::engine::schema::BUILT_IN_ROLES;
 use crate::engine::{Change, GrantSubject};
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::store::{GrantRow, RoleRow};
-use crate::{Caller, Core, NAME, precondition, timestamp};
+use crate::{Caller, Core, NAME, timestamp};
 
 /// The `RoleService` handler.
 #[derive(Debug, Clone)]
@@ -149,16 +150,6 @@ impl Core {
     }
 }
 
-fn duplicate_name() -> Error {
-    Error::new(
-        Code::AlreadyExists,
-        "ROLE_NAME_TAKEN",
-        "the organization has a role with this name",
-    )
-    .with_domain(NAME)
-    .with_violation("role.display_name", "is in use")
-}
-
 #[tonic::async_trait]
 impl pb::role_service_server::RoleService for RoleApi {
     async fn create_role(
@@ -217,7 +208,7 @@ impl pb::role_service_server::RoleService for RoleApi {
             .await
             .map_err(|e| {
                 if e.code() == Code::AlreadyExists {
-                    duplicate_name()
+                    Refusal::RoleNameTaken.into()
                 } else {
                     e
                 }
@@ -345,7 +336,7 @@ impl pb::role_service_server::RoleService for RoleApi {
             .role
             .ok_or_else(|| Error::invalid_field("role", "is required"))?;
         if BUILT_IN_ROLES.contains(&input.name.as_str()) {
-            return Err(precondition("BUILT_IN_ROLE", "built-in roles cannot change").into());
+            return Err(Refusal::BuiltInRoleChanged.into());
         }
         let paths: Vec<String> = r.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
@@ -390,7 +381,7 @@ impl pb::role_service_server::RoleService for RoleApi {
             .await
             .map_err(|e| {
                 if e.code() == Code::AlreadyExists {
-                    duplicate_name()
+                    Refusal::RoleNameTaken.into()
                 } else {
                     e
                 }
@@ -434,7 +425,7 @@ impl pb::role_service_server::RoleService for RoleApi {
         let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
         if BUILT_IN_ROLES.contains(&r.name.as_str()) {
-            return Err(precondition("BUILT_IN_ROLE", "built-in roles cannot be deleted").into());
+            return Err(Refusal::BuiltInRoleDeleted.into());
         }
         let role = self
             .0
@@ -466,12 +457,10 @@ impl pb::role_service_server::RoleService for RoleApi {
             .grants_to(&mut tx, &GrantSubject::Role(name.clone()))
             .await?;
         if (!holders.is_empty() || !grants.is_empty()) && r.reassign_to.is_empty() {
-            return Err(precondition(
-                "ROLE_IN_USE",
-                "members hold this role or projects are granted to it; name a role to reassign them to",
-            )
-            .with_metadata("holders", holders.len())
-            .with_metadata("grants", grants.len())
+            return Err(Refusal::RoleInUse {
+                holders: holders.len(),
+                grants: grants.len(),
+            }
             .into());
         }
         let mut changes = Vec::new();

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
@@ -14,10 +14,11 @@ use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{Change, TEAM};
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::store::TeamMemberRow;
-use crate::{Caller, Core, NAME, precondition, timestamp};
+use crate::{Caller, Core, NAME, timestamp};
 
 /// The `TeamMemberService` handler.
 #[derive(Debug, Clone)]
@@ -139,11 +140,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .await?
             .is_none()
         {
-            return Err(precondition(
-                "NOT_A_MEMBER",
-                "only members of the organization can join its teams",
-            )
-            .into());
+            return Err(Refusal::NotAMember.into());
         }
         if let Some(existing) = self.0.store.team_member(&team_id, &user_id).await? {
             if self
@@ -159,13 +156,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
                     written_at: Some(token(self.0.index.applied())),
                 }));
             }
-            return Err(Error::new(
-                Code::AlreadyExists,
-                "ALREADY_IN_TEAM",
-                "the user is already in the team",
-            )
-            .with_domain(NAME)
-            .into());
+            return Err(Refusal::AlreadyInTeam.into());
         }
         let now = now_micros();
         let row = TeamMemberRow {

@@ -4,7 +4,7 @@
 //! services register types; every caller may read them.
 
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -13,9 +13,10 @@ use tonic::{Request, Response, Status};
 use crate::engine::{
     AccessLevel, Change, Grantor, PermissionDefinition, SchemaError, TypeDefinition,
 };
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
-use crate::{Caller, Core, NAME, precondition, timestamp};
+use crate::{Caller, Core, NAME, timestamp};
 
 /// The `SchemaService` handler.
 #[derive(Debug, Clone)]
@@ -253,25 +254,17 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         // nothing.
         let mut probe = self.0.index.read().schema().clone();
         probe.register(&definition).map_err(|e| match e {
-            SchemaError::BuiltIn(_) => {
-                Error::new(Code::AlreadyExists, "TYPE_BUILT_IN", e.to_string()).with_domain(NAME)
-            }
-            SchemaError::ParentChanged(_) => precondition("PARENT_CHANGED", e.to_string()),
-            SchemaError::Full => precondition("SCHEMA_FULL", e.to_string()),
+            SchemaError::BuiltIn(_) => Refusal::TypeBuiltIn(e).into(),
+            SchemaError::ParentChanged(_) => Refusal::ParentChanged(e).into(),
+            SchemaError::Full => Refusal::SchemaFull(e).into(),
             _ => Error::invalid_field("resource_type", e.to_string()),
         })?;
         let stored = self.0.stored_type(&definition.name).await?;
         if let Some((registered_by, _, _, version)) = &stored {
             if !owns(&caller, registered_by) {
-                return Err(Error::new(
-                    Code::AlreadyExists,
-                    "TYPE_OWNED_BY_ANOTHER",
-                    format!(
-                        "the resource type `{}` is registered by another service",
-                        definition.name
-                    ),
-                )
-                .with_domain(NAME)
+                return Err(Refusal::TypeOwnedByAnother {
+                    name: definition.name.clone(),
+                }
                 .into());
             }
             check_etag(&input.etag, *version)?;
@@ -406,7 +399,7 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
                 .is_some_and(|t| schema.resource_type(t).definition.is_none())
         };
         if built_in {
-            return Err(precondition("TYPE_BUILT_IN", "built-in types cannot be deleted").into());
+            return Err(Refusal::BuiltInTypeDeleted.into());
         }
         let Some((registered_by, _, _, version)) = self.0.stored_type(&name).await? else {
             return Err(Error::not_found("resource type").with_domain(NAME).into());
@@ -432,12 +425,10 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         };
         let roles = tenancy::system(self.0.store.roles_naming_type(&name)).await?;
         if used > 0 || children || roles > 0 {
-            return Err(precondition(
-                "TYPE_IN_USE",
-                "objects, other types or custom roles still use this type",
-            )
-            .with_metadata("roles", roles)
-            .with_metadata("objects", used)
+            return Err(Refusal::TypeInUse {
+                roles,
+                objects: used,
+            }
             .into());
         }
         let mut tx = self.0.store.begin().await?;

@@ -2,16 +2,17 @@
 //! to their parents by the services that own them, and the stream of
 //! parent-link changes a watcher follows from a revision.
 
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::Status;
 
 use crate::engine::Change;
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::store::NodeRow;
-use crate::{Caller, Core, NAME, precondition};
+use crate::{Caller, Core};
 
 /// The most updates one write may carry.
 pub const MAX_UPDATES: usize = 1000;
@@ -45,13 +46,8 @@ impl Core {
             .read()
             .organization_of(object_type, id)
             .map(str::to_string)
-            .ok_or_else(|| {
-                Error::new(
-                    Code::NotFound,
-                    "OBJECT_NOT_FOUND",
-                    format!("{field} does not exist"),
-                )
-                .with_domain(NAME)
+            .ok_or_else(|| Refusal::ObjectNotFound {
+                field: field.to_string(),
             })?;
         // A service account writes inside the organization its token is for.
         if !self.serves(caller, &organization) {
@@ -114,11 +110,7 @@ impl Core {
                 }
             };
             if !holds {
-                return Err(precondition(
-                    "PRECONDITION_FAILED",
-                    format!("precondition {i} does not hold"),
-                )
-                .with_metadata("index", i));
+                return Err(Refusal::PreconditionFailed { index: i }.into());
             }
         }
         Ok(())
@@ -231,20 +223,15 @@ impl Core {
                     .await?;
                 let index = self.index.read();
                 if index.root_of(&old_organization) != index.root_of(&organization) {
-                    return Err(precondition(
-                        "CROSS_TENANT_MOVE",
-                        "an object stays in its organization tree",
-                    ));
+                    return Err(Refusal::CrossTenantMove.into());
                 }
             }
             match operation {
                 pb::relationship_update::Operation::Create if existing.is_some() => {
-                    return Err(Error::new(
-                        Code::AlreadyExists,
-                        "RELATIONSHIP_EXISTS",
-                        format!("{field} already exists"),
-                    )
-                    .with_domain(NAME));
+                    return Err(Refusal::RelationshipExists {
+                        field: field.to_string(),
+                    }
+                    .into());
                 }
                 pb::relationship_update::Operation::Delete => {
                     if existing.is_some() {
@@ -340,11 +327,7 @@ fn async_stream(
             // served without a gap: it must resynchronise.
             match core.store.floor().await {
                 Ok(floor) if floor > cursor => {
-                    let error = precondition(
-                        "HISTORY_COMPACTED",
-                        "the watch fell behind the retained change history; resynchronise",
-                    );
-                    let _ = sender.send(Err(error.into_status())).await;
+                    let _ = sender.send(Err(Refusal::WatchCompacted.into())).await;
                     return;
                 }
                 Ok(_) => {}

@@ -20,15 +20,10 @@ impl Core {
             .invitation_by_token(token_text)
             .await?
             .filter(|i| i.effective_state(now) == pb::invitation::State::Pending)
-            .ok_or_else(invalid_token)?;
+            .ok_or(Refusal::InvitationNotFound)?;
         let email = self.peers.verified_email(caller).await?;
         if email.as_deref() != Some(invitation.email.as_str()) {
-            return Err(Error::new(
-                Code::PermissionDenied,
-                "EMAIL_MISMATCH",
-                "the invitation is for another email address, or yours is not verified yet",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::EmailMismatch.into());
         }
         let organization_id = invitation.organization_id.clone();
         let mut tx = self.store.begin().await?;
@@ -39,7 +34,7 @@ impl Core {
         accepted.updated_at_us = now;
         accepted.version += 1;
         if !update(&mut tx, &accepted, invitation.version).await? {
-            return Err(invalid_token());
+            return Err(Refusal::InvitationNotFound.into());
         }
         let membership_id = format!("{organization_id}/{user_id}");
         let mut changes = Vec::new();

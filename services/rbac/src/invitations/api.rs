@@ -97,26 +97,16 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         check_etag(&r.etag, current.version)?;
         let now = now_micros();
         if current.effective_state(now) != pb::invitation::State::Pending {
-            return Err(precondition(
-                "INVITATION_NOT_PENDING",
-                "only a pending invitation can be resent",
-            )
-            .into());
+            return Err(Refusal::InvitationNotPending { action: "resent" }.into());
         }
         let interval = self.0.options.resend_interval_secs as i64 * 1_000_000;
         let wait = current.last_sent_at_us + interval - now;
         if wait > 0 || current.send_count >= i64::from(self.0.options.max_sends) {
-            let mut error = Error::new(
-                Code::ResourceExhausted,
-                "RESEND_RATE_LIMITED",
-                "the invitation was sent too recently or too often",
-            )
-            .with_domain(NAME)
-            .with_metadata("max_sends", self.0.options.max_sends);
-            if wait > 0 {
-                error = error.with_retry_after(std::time::Duration::from_micros(wait as u64));
+            return Err(Refusal::ResendRateLimited {
+                max_sends: self.0.options.max_sends,
+                retry_after: (wait > 0).then(|| std::time::Duration::from_micros(wait as u64)),
             }
-            return Err(error.into());
+            .into());
         }
         let token = new_token();
         let mut next = current.clone();
@@ -128,13 +118,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         next.version += 1;
         let mut tx = self.0.store.begin().await?;
         if !update(&mut tx, &next, current.version).await? {
-            return Err(Error::new(
-                Code::Aborted,
-                "CONCURRENT_UPDATE",
-                "the invitation changed; retry",
-            )
-            .with_domain(NAME)
-            .into());
+            return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
         }
         let event = self
             .0
@@ -170,11 +154,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         check_etag(&r.etag, current.version)?;
         let now = now_micros();
         if current.effective_state(now) != pb::invitation::State::Pending {
-            return Err(precondition(
-                "INVITATION_NOT_PENDING",
-                "only a pending invitation can be revoked",
-            )
-            .into());
+            return Err(Refusal::InvitationNotPending { action: "revoked" }.into());
         }
         let mut next = current.clone();
         next.state = "revoked".into();
@@ -183,13 +163,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         next.version += 1;
         let mut tx = self.0.store.begin().await?;
         if !update(&mut tx, &next, current.version).await? {
-            return Err(Error::new(
-                Code::Aborted,
-                "CONCURRENT_UPDATE",
-                "the invitation changed; retry",
-            )
-            .with_domain(NAME)
-            .into());
+            return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
         }
         let event = self
             .0
@@ -243,7 +217,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .invitation_by_token(&request.get_ref().token)
             .await?
             .filter(|i| i.effective_state(now) == pb::invitation::State::Pending)
-            .ok_or_else(invalid_token)?;
+            .ok_or(Refusal::InvitationNotFound)?;
         Ok(Response::new(pb::LookupInvitationResponse {
             preview: Some(pb::InvitationPreview {
                 organization: format!("organizations/{}", invitation.organization_id),

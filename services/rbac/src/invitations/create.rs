@@ -124,12 +124,7 @@ impl Core {
             .member_with_email(&organization_id, &email)
             .await?
         {
-            return Err(Error::new(
-                Code::AlreadyExists,
-                "ALREADY_A_MEMBER",
-                "this email belongs to a member of the organization",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::AlreadyAMember.into());
         }
         let id = new_id().to_string();
         // A pending member takes a seat; an external user never does.
@@ -187,12 +182,7 @@ impl Core {
         .await?;
         insert(&mut tx, &row).await.map_err(|e| {
             if e.code() == Code::AlreadyExists {
-                Error::new(
-                    Code::AlreadyExists,
-                    "INVITATION_PENDING",
-                    "this email already has a pending invitation to the organization",
-                )
-                .with_domain(NAME)
+                Refusal::InvitationPending.into()
             } else {
                 e
             }

@@ -28,10 +28,11 @@ use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::engine::{AccessLevel, Change, GrantSubject};
+use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::store::{GrantRow, MembershipRow, TeamMemberRow, Tx};
-use crate::{Caller, Core, NAME, precondition, timestamp};
+use crate::{Caller, Core, NAME, timestamp};
 
 const DEFAULT_LIFETIME_SECS: i64 = 7 * 86_400;
 const MAX_LIFETIME_SECS: i64 = 30 * 86_400;
@@ -265,15 +266,6 @@ fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
-fn invalid_token() -> Error {
-    Error::new(
-        Code::NotFound,
-        "INVITATION_NOT_FOUND",
-        "no pending invitation has this token",
-    )
-    .with_domain(NAME)
-}
-
 #[derive(Serialize, Deserialize)]
 struct After(String);
 
@@ -421,9 +413,8 @@ pub(crate) fn email_domain_allowed(allowed: &[String], email: &str) -> Result<()
     if allowed.is_empty() || allowed.iter().any(|d| d == domain) {
         return Ok(());
     }
-    Err(precondition(
-        "EMAIL_DOMAIN_NOT_ALLOWED",
-        "the organization does not allow members from this email domain",
-    )
-    .with_metadata("domain", domain))
+    Err(Refusal::EmailDomainNotAllowed {
+        domain: domain.to_string(),
+    }
+    .into())
 }
