@@ -227,7 +227,7 @@ impl Core {
                     let (metric, member) = item(Metric::Members, "membership:", &p.membership_id);
                     let counted = store::item(&mut tx, metric.as_str_name(), &member)
                         .await?
-                        .is_some_and(|(_, live)| live);
+                        .is_some_and(|item| item.live);
                     if p.membership_id.is_empty() || counted {
                         change = Some((
                             item(Metric::Members, "invitation:", &p.invitation_id),

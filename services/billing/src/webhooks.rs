@@ -344,14 +344,7 @@ impl ProviderWebhookApi {
             }
             Action::Ignored => false,
         };
-        sqlx::query(
-            "UPDATE billing_provider_events SET applied = $3 WHERE provider = $1 AND event_id = $2",
-        )
-        .bind(provider.id())
-        .bind(&event.id)
-        .bind(applied as i64)
-        .execute(&mut *tx)
-        .await?;
+        store::set_provider_event_applied(&mut tx, provider.id(), &event.id, applied).await?;
         core.emit(
             &mut tx,
             system_actor(),

@@ -100,15 +100,15 @@ pub async fn set_item(
     // organization right now must see this item, or this must see it added.
     let home = store::item(tx, name, item_id)
         .await?
-        .map(|(organization, _)| organization);
+        .map(|item| item.organization_id);
     store::lock_organization(tx, home.as_deref().unwrap_or(organization_id)).await?;
     // The item is counted from now on: what its create reserved ends here,
     // in the same transaction, so usage never counts it twice or not at all.
     store::settle(tx, name, item_id).await?;
     let current = store::item(tx, name, item_id).await?;
-    let was_live = current.as_ref().is_some_and(|(_, live)| *live);
+    let was_live = current.as_ref().is_some_and(|item| item.live);
     let organization = current
-        .map(|(organization, _)| organization)
+        .map(|item| item.organization_id)
         .unwrap_or_else(|| organization_id.to_string());
     store::put_item(tx, name, item_id, &organization, live).await?;
     if was_live != live
@@ -152,13 +152,7 @@ pub async fn add_node(tx: &mut Tx, node: &NodeRow) -> Result<bool> {
     if !store::insert_node(tx, node).await? {
         return Ok(false);
     }
-    let pending: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT metric, COUNT(*) FROM billing_items WHERE organization_id = $1 AND live = 1 GROUP BY metric",
-    )
-    .bind(&node.id)
-    .fetch_all(&mut **tx)
-    .await?;
-    for (metric, n) in pending {
+    for (metric, n) in store::live_items(tx, &node.id).await? {
         if let Some(metric) = crate::metric::from_name(&metric) {
             count(tx, node, metric, 0, n).await?;
         }

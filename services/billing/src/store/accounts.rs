@@ -1,13 +1,11 @@
 //! Billing accounts.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A billing account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AccountRow {
     pub id: String,
     pub workspace_id: String,
@@ -26,25 +24,13 @@ pub struct AccountRow {
     pub version: i64,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, workspace_id, display_name, currency_code, organization_id, billing_email, billing_address, tax_id, provider, provider_customer_id, state, created_at_us, updated_at_us, version";
-
-fn account_from_row(row: &AnyRow) -> std::result::Result<AccountRow, sqlx::Error> {
-    Ok(AccountRow {
-        id: row.try_get(0)?,
-        workspace_id: row.try_get(1)?,
-        display_name: row.try_get(2)?,
-        currency_code: row.try_get(3)?,
-        organization_id: row.try_get(4)?,
-        billing_email: row.try_get(5)?,
-        billing_address: row.try_get(6)?,
-        tax_id: row.try_get(7)?,
-        provider: row.try_get(8)?,
-        provider_customer_id: row.try_get(9)?,
-        state: row.try_get(10)?,
-        created_at_us: row.try_get(11)?,
-        updated_at_us: row.try_get(12)?,
-        version: row.try_get(13)?,
-    })
+/// The columns of an account row.
+macro_rules! account_columns {
+    () => {
+        "id, workspace_id, display_name, currency_code, organization_id, billing_email, \
+         billing_address, tax_id, provider, provider_customer_id, state, created_at_us, \
+         updated_at_us, version"
+    };
 }
 
 /// An account by id, only within `workspace_id`.
@@ -53,16 +39,15 @@ pub async fn account<'e, E: Executor<'e, Database = Any>>(
     workspace_id: &str,
     id: &str,
 ) -> Result<Option<AccountRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM billing_accounts WHERE id = $1 AND workspace_id = $2"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM billing_accounts WHERE id = $1 AND workspace_id = $2"
+    ))
     .bind(id)
     .bind(workspace_id)
     .fetch_optional(e)
-    .await?
-    .map(|row| account_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The account a provider knows by `customer_id`.
@@ -71,29 +56,27 @@ pub async fn account_by_customer(
     provider: &str,
     customer_id: &str,
 ) -> Result<Option<AccountRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM billing_accounts WHERE provider = $1 AND provider_customer_id = $2"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM billing_accounts WHERE provider = $1 AND provider_customer_id = $2"
+    ))
     .bind(provider)
     .bind(customer_id)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| account_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// An account by id alone, for provider events that name it in metadata.
 pub async fn account_by_id(tx: &mut Tx, id: &str) -> Result<Option<AccountRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM billing_accounts WHERE id = $1"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM billing_accounts WHERE id = $1"
+    ))
     .bind(id)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| account_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// A workspace's accounts, oldest first, after a (created, id) cursor.
@@ -104,33 +87,33 @@ pub async fn accounts<'e, E: Executor<'e, Database = Any>>(
     show_closed: bool,
     limit: i64,
 ) -> Result<Vec<AccountRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM billing_accounts WHERE workspace_id = $1
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_columns!(),
+        " FROM billing_accounts WHERE workspace_id = $1
            AND (created_at_us > $2 OR (created_at_us = $2 AND id > $3))
            AND ($4 = 1 OR state <> 'closed')
          ORDER BY created_at_us, id LIMIT $5"
-    )))
+    ))
     .bind(workspace_id)
     .bind(after.0)
     .bind(after.1)
     .bind(show_closed as i64)
     .bind(limit)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(account_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }
 
 pub async fn save_account(tx: &mut Tx, account: &AccountRow) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO billing_accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    sqlx::query(concat!(
+        "INSERT INTO billing_accounts (",
+        account_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, billing_email = excluded.billing_email,
              billing_address = excluded.billing_address, tax_id = excluded.tax_id, provider = excluded.provider,
              provider_customer_id = excluded.provider_customer_id, state = excluded.state,
              updated_at_us = excluded.updated_at_us, version = excluded.version"
-    )))
+    ))
     .bind(&account.id)
     .bind(&account.workspace_id)
     .bind(&account.display_name)

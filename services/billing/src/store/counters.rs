@@ -24,6 +24,8 @@ pub async fn add_counters(
          DO UPDATE SET own = billing_usage.own + excluded.own, subtree = billing_usage.subtree + excluded.subtree",
         values.join(", ")
     );
+    // Safe: the only text added is a list of placeholder tuples built from
+    // a count.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(metric)
         .bind(period_us);

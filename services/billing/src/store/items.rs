@@ -1,22 +1,40 @@
 //! Items: what allocation counters count.
 
-use sqlx::Row;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
+/// Where an item counts, and whether it does.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ItemRow {
+    /// The organization the item was first seen in, where it stays.
+    pub organization_id: String,
+    /// Whether the item counts.
+    #[sqlx(try_from = "Bit")]
+    pub live: bool,
+}
+
 /// An item's organization and whether it counts.
-pub async fn item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<Option<(String, bool)>> {
-    sqlx::query(
+pub async fn item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<Option<ItemRow>> {
+    Ok(sqlx::query_as(
         "SELECT organization_id, live FROM billing_items WHERE metric = $1 AND item_id = $2",
     )
     .bind(metric)
     .bind(item_id)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| Ok((row.try_get(0)?, row.try_get::<i64, _>(1)? != 0)))
-    .transpose()
-    .map_err(db_error)
+    .await?)
+}
+
+/// How many live items of each metric an organization holds: (metric,
+/// count).
+pub async fn live_items(tx: &mut Tx, organization_id: &str) -> Result<Vec<(String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT metric, COUNT(*) FROM billing_items WHERE organization_id = $1 AND live = 1 GROUP BY metric",
+    )
+    .bind(organization_id)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 pub async fn put_item(

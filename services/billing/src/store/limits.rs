@@ -1,13 +1,11 @@
 //! Limits set on organizations.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A limit set on an organization.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct LimitRow {
     pub organization_id: String,
     pub metric: String,
@@ -16,36 +14,33 @@ pub struct LimitRow {
     pub updated_at_us: i64,
 }
 
-fn limit_from_row(row: &AnyRow) -> std::result::Result<LimitRow, sqlx::Error> {
-    Ok(LimitRow {
-        organization_id: row.try_get(0)?,
-        metric: row.try_get(1)?,
-        value: row.try_get(2)?,
-        set_by: row.try_get(3)?,
-        updated_at_us: row.try_get(4)?,
-    })
+/// The columns of a limit row.
+macro_rules! limit_columns {
+    () => {
+        "organization_id, metric, value, set_by, updated_at_us"
+    };
 }
 
 pub async fn limit(tx: &mut Tx, organization_id: &str, metric: &str) -> Result<Option<LimitRow>> {
-    sqlx::query(
-        "SELECT organization_id, metric, value, set_by, updated_at_us FROM billing_limits
-         WHERE organization_id = $1 AND metric = $2",
-    )
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        limit_columns!(),
+        " FROM billing_limits WHERE organization_id = $1 AND metric = $2"
+    ))
     .bind(organization_id)
     .bind(metric)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| limit_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 pub async fn set_limit(tx: &mut Tx, limit: &LimitRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO billing_limits (organization_id, metric, value, set_by, updated_at_us) VALUES ($1, $2, $3, $4, $5)
+    sqlx::query(concat!(
+        "INSERT INTO billing_limits (",
+        limit_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (organization_id, metric)
-         DO UPDATE SET value = excluded.value, set_by = excluded.set_by, updated_at_us = excluded.updated_at_us",
-    )
+         DO UPDATE SET value = excluded.value, set_by = excluded.set_by, updated_at_us = excluded.updated_at_us"
+    ))
     .bind(&limit.organization_id)
     .bind(&limit.metric)
     .bind(limit.value)

@@ -2,14 +2,18 @@
 //! take any executor (the pool, or a transaction when the read decides a
 //! write); writes take the transaction they belong to.
 //!
-//! One file per kind of row (its type, its mapping and its queries); this
-//! one holds the store itself and the helpers the others share.
+//! One file per kind of row (its type, mapped by column name with
+//! `#[derive(sqlx::FromRow)]`, its columns and its queries); this one holds
+//! the store itself and the helpers the others share. Every query is a
+//! `&'static str` but those with a placeholder list, which is built from a
+//! count, never from values.
 
 use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Any, Executor, Transaction};
 use tenantry_kit::db::{Database, now_micros};
 use tenantry_kit::error::Result;
+use tenantry_kit::row::json;
 
 use crate::catalog::{Limits, Plan, PlanBody};
 
@@ -21,14 +25,6 @@ fn placeholders(first: usize, count: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("billing rows serialize")
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, sqlx::Error> {
-    serde_json::from_str(text).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// The service's database.
@@ -100,6 +96,24 @@ pub async fn claim_provider_event(
     .await?
     .rows_affected();
     Ok(inserted == 1)
+}
+
+/// Records whether a claimed provider event changed anything.
+pub async fn set_provider_event_applied(
+    tx: &mut Tx,
+    provider: &str,
+    event_id: &str,
+    applied: bool,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE billing_provider_events SET applied = $3 WHERE provider = $1 AND event_id = $2",
+    )
+    .bind(provider)
+    .bind(event_id)
+    .bind(applied as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Billing's copy of the platform administrators.

@@ -1,7 +1,6 @@
 //! Quota reservations: what a create holds between its check and its count.
 
-use sqlx::Row;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
@@ -174,7 +173,8 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
             )
         }
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+    // Safe: the only text added is placeholder lists built from counts.
+    let mut query = sqlx::query_as::<_, (i32, String, i64, i64)>(sqlx::AssertSqlSafe(sql))
         .bind(metric)
         .bind(period_us)
         .bind(now_micros());
@@ -182,13 +182,10 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
         query = query.bind(*scope);
     }
     let mut readings = Readings::default();
-    for row in query.fetch_all(e).await? {
-        let kind: i32 = row.try_get(0)?;
-        let id: String = row.try_get(1)?;
-        let a: i64 = row.try_get(2)?;
+    for (kind, id, a, b) in query.fetch_all(e).await? {
         match kind {
             0 => {
-                readings.counters.insert(id, (a, row.try_get(3)?));
+                readings.counters.insert(id, (a, b));
             }
             2 => {
                 readings.reserved.insert(id, a);
@@ -204,12 +201,10 @@ pub async fn readings<'e, E: Executor<'e, Database = Any>>(
 
 /// Every counter of a scope: (metric, period, subtree).
 pub async fn scope_counters(tx: &mut Tx, scope: &str) -> Result<Vec<(String, i64, i64)>> {
-    sqlx::query("SELECT metric, period_us, subtree FROM billing_usage WHERE scope_id = $1")
-        .bind(scope)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-        .collect::<std::result::Result<_, sqlx::Error>>()
-        .map_err(db_error)
+    Ok(
+        sqlx::query_as("SELECT metric, period_us, subtree FROM billing_usage WHERE scope_id = $1")
+            .bind(scope)
+            .fetch_all(&mut **tx)
+            .await?,
+    )
 }

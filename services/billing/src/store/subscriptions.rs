@@ -1,13 +1,15 @@
 //! Subscriptions.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use sqlx::any::{AnyTypeInfo, AnyValueRef};
+use sqlx::error::BoxDynError;
+use sqlx::{Decode, Type};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::JsonText;
 
 use super::*;
 
 /// A root organization's subscription.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SubscriptionRow {
     pub organization_id: String,
     pub workspace_id: String,
@@ -17,7 +19,9 @@ pub struct SubscriptionRow {
     /// `subscriptions::state_at` for the state at a given time.
     pub state: String,
     pub extra_seats: i64,
+    #[sqlx(try_from = "JsonText")]
     pub limit_overrides: Limits,
+    #[sqlx(try_from = "FlagsJson")]
     pub feature_overrides: BTreeMap<String, bool>,
     pub trial_end_us: Option<i64>,
     /// When a cancellation at the end of the period takes effect.
@@ -29,80 +33,108 @@ pub struct SubscriptionRow {
     pub version: i64,
 }
 
-const SUBSCRIPTION_COLUMNS: &str = "organization_id, workspace_id, plan_id, billing_account_id, state, extra_seats, limit_overrides, feature_overrides, trial_end_us, cancel_at_us, canceled_at_us, provider_subscription_id, created_at_us, updated_at_us, version";
+impl TryFrom<JsonText> for Limits {
+    type Error = sqlx::Error;
 
-fn subscription_from_row(row: &AnyRow) -> std::result::Result<SubscriptionRow, sqlx::Error> {
-    let overrides: String = row.try_get(6)?;
-    let features: String = row.try_get(7)?;
-    Ok(SubscriptionRow {
-        organization_id: row.try_get(0)?,
-        workspace_id: row.try_get(1)?,
-        plan_id: row.try_get(2)?,
-        billing_account_id: row.try_get(3)?,
-        state: row.try_get(4)?,
-        extra_seats: row.try_get(5)?,
-        limit_overrides: from_json(&overrides)?,
-        feature_overrides: from_json(&features)?,
-        trial_end_us: row.try_get(8)?,
-        cancel_at_us: row.try_get(9)?,
-        canceled_at_us: row.try_get(10)?,
-        provider_subscription_id: row.try_get(11)?,
-        created_at_us: row.try_get(12)?,
-        updated_at_us: row.try_get(13)?,
-        version: row.try_get(14)?,
-    })
+    fn try_from(text: JsonText) -> std::result::Result<Limits, sqlx::Error> {
+        text.parse()
+    }
+}
+
+/// Feature switches stored as JSON text. Kit converts JSON text into maps
+/// of strings only, and a map of flags is a foreign type billing cannot
+/// give that conversion, so it reads through this wrapper.
+struct FlagsJson(JsonText);
+
+impl Type<Any> for FlagsJson {
+    fn type_info() -> AnyTypeInfo {
+        <JsonText as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <JsonText as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for FlagsJson {
+    fn decode(value: AnyValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+        <JsonText as Decode<Any>>::decode(value).map(FlagsJson)
+    }
+}
+
+impl TryFrom<FlagsJson> for BTreeMap<String, bool> {
+    type Error = sqlx::Error;
+
+    fn try_from(flags: FlagsJson) -> std::result::Result<Self, sqlx::Error> {
+        flags.0.parse()
+    }
+}
+
+/// The columns of a subscription row.
+macro_rules! subscription_columns {
+    () => {
+        "organization_id, workspace_id, plan_id, billing_account_id, state, extra_seats, \
+         limit_overrides, feature_overrides, trial_end_us, cancel_at_us, canceled_at_us, \
+         provider_subscription_id, created_at_us, updated_at_us, version"
+    };
 }
 
 pub async fn subscription<'e, E: Executor<'e, Database = Any>>(
     e: E,
     organization_id: &str,
 ) -> Result<Option<SubscriptionRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUBSCRIPTION_COLUMNS} FROM billing_subscriptions WHERE organization_id = $1"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        subscription_columns!(),
+        " FROM billing_subscriptions WHERE organization_id = $1"
+    ))
     .bind(organization_id)
     .fetch_optional(e)
-    .await?
-    .map(|row| subscription_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
-/// The subscriptions matching `column = value` (`workspace_id`,
-/// `billing_account_id` or `provider_subscription_id`).
+/// The subscriptions whose `key` is `value`, by organization id.
 pub async fn subscriptions_by<'e, E: Executor<'e, Database = Any>>(
     e: E,
-    column: SubscriptionKey,
+    key: SubscriptionKey,
     value: &str,
 ) -> Result<Vec<SubscriptionRow>> {
-    let column = match column {
-        SubscriptionKey::Workspace => "workspace_id",
-        SubscriptionKey::Account => "billing_account_id",
-        SubscriptionKey::ProviderId => "provider_subscription_id",
+    let sql = match key {
+        SubscriptionKey::Workspace => concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM billing_subscriptions WHERE workspace_id = $1 ORDER BY organization_id"
+        ),
+        SubscriptionKey::Account => concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM billing_subscriptions WHERE billing_account_id = $1 ORDER BY organization_id"
+        ),
+        SubscriptionKey::ProviderId => concat!(
+            "SELECT ",
+            subscription_columns!(),
+            " FROM billing_subscriptions WHERE provider_subscription_id = $1 ORDER BY organization_id"
+        ),
     };
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUBSCRIPTION_COLUMNS} FROM billing_subscriptions WHERE {column} = $1 ORDER BY organization_id"
-    )))
-    .bind(value)
-    .fetch_all(e)
-    .await?
-    .iter()
-    .map(subscription_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    Ok(sqlx::query_as(sql).bind(value).fetch_all(e).await?)
 }
 
 /// What subscriptions can be looked up by.
 #[derive(Debug, Clone, Copy)]
 pub enum SubscriptionKey {
+    /// `workspace_id`.
     Workspace,
+    /// `billing_account_id`.
     Account,
+    /// `provider_subscription_id`.
     ProviderId,
 }
 
 pub async fn save_subscription(tx: &mut Tx, s: &SubscriptionRow) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO billing_subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    sqlx::query(concat!(
+        "INSERT INTO billing_subscriptions (",
+        subscription_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
          ON CONFLICT (organization_id) DO UPDATE SET plan_id = excluded.plan_id,
              billing_account_id = excluded.billing_account_id, state = excluded.state,
              extra_seats = excluded.extra_seats, limit_overrides = excluded.limit_overrides,
@@ -111,7 +143,7 @@ pub async fn save_subscription(tx: &mut Tx, s: &SubscriptionRow) -> Result<()> {
              provider_subscription_id = excluded.provider_subscription_id,
              created_at_us = excluded.created_at_us, updated_at_us = excluded.updated_at_us,
              version = excluded.version"
-    )))
+    ))
     .bind(&s.organization_id)
     .bind(&s.workspace_id)
     .bind(&s.plan_id)
@@ -138,17 +170,15 @@ pub async fn due_subscriptions<'e, E: Executor<'e, Database = Any>>(
     e: E,
     now_us: i64,
 ) -> Result<Vec<SubscriptionRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SUBSCRIPTION_COLUMNS} FROM billing_subscriptions
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        subscription_columns!(),
+        " FROM billing_subscriptions
          WHERE (state = 'trialing' AND trial_end_us <= $1)
             OR (state <> 'canceled' AND cancel_at_us <= $1)
          LIMIT 500"
-    )))
+    ))
     .bind(now_us)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(subscription_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }

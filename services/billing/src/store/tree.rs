@@ -1,13 +1,12 @@
 //! The organization tree, as billing mirrors it.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use super::*;
 
 /// A node of the organization tree, as billing mirrors it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct NodeRow {
     pub id: String,
     pub parent_id: Option<String>,
@@ -17,6 +16,7 @@ pub struct NodeRow {
     pub path: String,
     /// Whether this node itself was soft-deleted (its subtree no longer
     /// counts above it).
+    #[sqlx(try_from = "Bit")]
     pub deleted: bool,
 }
 
@@ -31,29 +31,22 @@ impl NodeRow {
     }
 }
 
-const NODE_COLUMNS: &str = "id, parent_id, root_id, workspace_id, path, deleted";
-
-fn node_from_row(row: &AnyRow) -> std::result::Result<NodeRow, sqlx::Error> {
-    Ok(NodeRow {
-        id: row.try_get(0)?,
-        parent_id: row.try_get(1)?,
-        root_id: row.try_get(2)?,
-        workspace_id: row.try_get(3)?,
-        path: row.try_get(4)?,
-        deleted: row.try_get::<i64, _>(5)? != 0,
-    })
+/// The columns of a node row.
+macro_rules! node_columns {
+    () => {
+        "id, parent_id, root_id, workspace_id, path, deleted"
+    };
 }
 
 pub async fn node<'e, E: Executor<'e, Database = Any>>(e: E, id: &str) -> Result<Option<NodeRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {NODE_COLUMNS} FROM billing_nodes WHERE id = $1"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        node_columns!(),
+        " FROM billing_nodes WHERE id = $1"
+    ))
     .bind(id)
     .fetch_optional(e)
-    .await?
-    .map(|row| node_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The nodes among `ids` that exist.
@@ -65,18 +58,20 @@ pub async fn nodes<'e, E: Executor<'e, Database = Any>>(
         return Ok(HashMap::new());
     }
     let sql = format!(
-        "SELECT {NODE_COLUMNS} FROM billing_nodes WHERE id IN ({})",
+        concat!(
+            "SELECT ",
+            node_columns!(),
+            " FROM billing_nodes WHERE id IN ({})"
+        ),
         placeholders(1, ids.len())
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // Safe: the only text added is a placeholder list built from a count.
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for id in ids {
         query = query.bind(*id);
     }
-    let rows = query.fetch_all(e).await?;
-    rows.iter()
-        .map(|row| node_from_row(row).map(|n| (n.id.clone(), n)))
-        .collect::<std::result::Result<_, _>>()
-        .map_err(db_error)
+    let rows: Vec<NodeRow> = query.fetch_all(e).await?;
+    Ok(rows.into_iter().map(|n| (n.id.clone(), n)).collect())
 }
 
 /// Inserts a node unless it is known already.
@@ -149,16 +144,12 @@ pub async fn workspace_roots<'e, E: Executor<'e, Database = Any>>(
     e: E,
     workspace_id: &str,
 ) -> Result<Vec<String>> {
-    sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT id FROM billing_nodes WHERE workspace_id = $1 AND parent_id IS NULL AND deleted = 0 ORDER BY id LIMIT 1000",
     )
     .bind(workspace_id)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(|row| row.try_get(0))
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }
 
 /// A workspace's billing mode (`single`, `assigned`, `pooled`).
@@ -166,13 +157,12 @@ pub async fn workspace_mode<'e, E: Executor<'e, Database = Any>>(
     e: E,
     workspace_id: &str,
 ) -> Result<Option<String>> {
-    sqlx::query("SELECT billing_mode FROM billing_workspaces WHERE id = $1")
-        .bind(workspace_id)
-        .fetch_optional(e)
-        .await?
-        .map(|row| row.try_get(0))
-        .transpose()
-        .map_err(db_error)
+    Ok(
+        sqlx::query_scalar("SELECT billing_mode FROM billing_workspaces WHERE id = $1")
+            .bind(workspace_id)
+            .fetch_optional(e)
+            .await?,
+    )
 }
 
 pub async fn insert_workspace(tx: &mut Tx, workspace_id: &str, mode: &str) -> Result<()> {

@@ -1,13 +1,11 @@
 //! Usage records.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// One recorded amount of metered usage.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct UsageRecordRow {
     pub id: String,
     pub organization_id: String,
@@ -20,20 +18,12 @@ pub struct UsageRecordRow {
     pub created_at_us: i64,
 }
 
-const RECORD_COLUMNS: &str = "id, organization_id, metric, quantity, idempotency_key, usage_at_us, period_us, recorded_by, created_at_us";
-
-fn record_from_row(row: &AnyRow) -> std::result::Result<UsageRecordRow, sqlx::Error> {
-    Ok(UsageRecordRow {
-        id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        metric: row.try_get(2)?,
-        quantity: row.try_get(3)?,
-        idempotency_key: row.try_get(4)?,
-        usage_at_us: row.try_get(5)?,
-        period_us: row.try_get(6)?,
-        recorded_by: row.try_get(7)?,
-        created_at_us: row.try_get(8)?,
-    })
+/// The columns of a usage record row.
+macro_rules! record_columns {
+    () => {
+        "id, organization_id, metric, quantity, idempotency_key, usage_at_us, period_us, \
+         recorded_by, created_at_us"
+    };
 }
 
 pub async fn record_by_key(
@@ -41,24 +31,25 @@ pub async fn record_by_key(
     organization_id: &str,
     key: &str,
 ) -> Result<Option<UsageRecordRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM billing_usage_records WHERE organization_id = $1 AND idempotency_key = $2"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM billing_usage_records WHERE organization_id = $1 AND idempotency_key = $2"
+    ))
     .bind(organization_id)
     .bind(key)
     .fetch_optional(&mut **tx)
-    .await?
-    .map(|row| record_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// Inserts a record; false when its idempotency key was taken meanwhile.
 pub async fn insert_record(tx: &mut Tx, r: &UsageRecordRow) -> Result<bool> {
-    let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO billing_usage_records ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO billing_usage_records (",
+        record_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (organization_id, idempotency_key) DO NOTHING"
-    )))
+    ))
     .bind(&r.id)
     .bind(&r.organization_id)
     .bind(&r.metric)
@@ -91,12 +82,14 @@ pub async fn records<'e, E: Executor<'e, Database = Any>>(
     before: (i64, &str),
     limit: i64,
 ) -> Result<Vec<UsageRecordRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RECORD_COLUMNS} FROM billing_usage_records WHERE organization_id = $1
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM billing_usage_records WHERE organization_id = $1
            AND ($2 = '' OR metric = $2) AND usage_at_us >= $3 AND usage_at_us < $4
            AND (usage_at_us < $5 OR (usage_at_us = $5 AND id < $6))
          ORDER BY usage_at_us DESC, id DESC LIMIT $7"
-    )))
+    ))
     .bind(organization_id)
     .bind(filter.metric.clone().unwrap_or_default())
     .bind(filter.start_us.unwrap_or(i64::MIN))
@@ -105,9 +98,5 @@ pub async fn records<'e, E: Executor<'e, Database = Any>>(
     .bind(before.1)
     .bind(limit)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(record_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }
