@@ -1,13 +1,11 @@
 //! Teams and projects: the children of an organization.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A team or project row (they share their shape; projects add a team).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ChildRow {
     pub id: String,
     pub organization_id: String,
@@ -32,46 +30,44 @@ pub enum Children {
     Projects,
 }
 
-impl Children {
-    fn table(self) -> &'static str {
-        match self {
-            Children::Teams => "org_teams",
-            Children::Projects => "org_projects",
-        }
-    }
-
-    fn columns(self) -> &'static str {
-        match self {
-            Children::Teams => {
-                "id, organization_id, NULL, slug, display_name, description, \
-                created_by, created_at_us, updated_at_us, deleted_at_us, purge_at_us, \
-                deleted_with, version"
-            }
-            Children::Projects => {
-                "id, organization_id, team_id, slug, display_name, \
-                description, created_by, created_at_us, updated_at_us, deleted_at_us, \
-                purge_at_us, deleted_with, version"
-            }
-        }
-    }
+/// The columns of a team row, read as a [`ChildRow`] (no owning team).
+macro_rules! team_columns {
+    () => {
+        "id, organization_id, NULL AS team_id, slug, display_name, description, created_by, \
+         created_at_us, updated_at_us, deleted_at_us, purge_at_us, deleted_with, version"
+    };
 }
 
-fn child_from_row(row: &AnyRow) -> std::result::Result<ChildRow, sqlx::Error> {
-    Ok(ChildRow {
-        id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        team_id: row.try_get(2)?,
-        slug: row.try_get(3)?,
-        display_name: row.try_get(4)?,
-        description: row.try_get(5)?,
-        created_by: row.try_get(6)?,
-        created_at_us: row.try_get(7)?,
-        updated_at_us: row.try_get(8)?,
-        deleted_at_us: row.try_get(9)?,
-        purge_at_us: row.try_get(10)?,
-        deleted_with: row.try_get(11)?,
-        version: row.try_get(12)?,
-    })
+/// The columns of a project row.
+macro_rules! project_columns {
+    () => {
+        "id, organization_id, team_id, slug, display_name, description, created_by, \
+         created_at_us, updated_at_us, deleted_at_us, purge_at_us, deleted_with, version"
+    };
+}
+
+/// The conditions of a team or project listing, `$1` to `$4`, after the
+/// table's name.
+macro_rules! children_filter {
+    () => {
+        " WHERE organization_id = $1 AND id > $2
+           AND ($3 = '%' OR LOWER(display_name) LIKE $3 ESCAPE '\\' OR slug LIKE $3 ESCAPE '\\')
+           AND ($4 = 1 OR deleted_at_us IS NULL)"
+    };
+}
+
+/// Whether a slug is taken by another live row, after the table's name.
+macro_rules! slug_taken {
+    () => {
+        " WHERE organization_id = $1 AND slug = $2 AND id <> $3 AND deleted_at_us IS NULL"
+    };
+}
+
+/// The rows past their purge time, after the table's name.
+macro_rules! expired {
+    () => {
+        " WHERE deleted_at_us IS NOT NULL AND purge_at_us <= $1 ORDER BY purge_at_us LIMIT $2"
+    };
 }
 
 impl Store {
@@ -115,18 +111,23 @@ impl Store {
         organization_id: &str,
         id: &str,
     ) -> Result<Option<ChildRow>> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE organization_id = $1 AND id = $2",
-            kind.columns(),
-            kind.table()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let sql = match kind {
+            Children::Teams => concat!(
+                "SELECT ",
+                team_columns!(),
+                " FROM org_teams WHERE organization_id = $1 AND id = $2"
+            ),
+            Children::Projects => concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM org_projects WHERE organization_id = $1 AND id = $2"
+            ),
+        };
+        Ok(sqlx::query_as(sql)
             .bind(organization_id)
             .bind(id)
-            .try_map(|row: AnyRow| child_from_row(&row))
             .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+            .await?)
     }
 
     /// Teams or projects of an organization after `after_id`, oldest first;
@@ -142,31 +143,32 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<ChildRow>> {
-        let team = match kind {
-            Children::Teams => "",
-            Children::Projects => "AND ($5 = '' OR team_id = $5)",
+        let query = match kind {
+            Children::Teams => sqlx::query_as(concat!(
+                "SELECT ",
+                team_columns!(),
+                " FROM org_teams",
+                children_filter!(),
+                " ORDER BY id LIMIT $5"
+            )),
+            Children::Projects => sqlx::query_as(concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM org_projects",
+                children_filter!(),
+                " AND ($6 = '' OR team_id = $6) ORDER BY id LIMIT $5"
+            )),
         };
-        let sql = format!(
-            "SELECT {} FROM {} WHERE organization_id = $1 AND id > $2
-               AND ($3 = '%' OR LOWER(display_name) LIKE $3 ESCAPE '\\' OR slug LIKE $3 ESCAPE '\\')
-               AND ($4 = 1 OR deleted_at_us IS NULL) {team}
-             ORDER BY id LIMIT {limit}",
-            kind.columns(),
-            kind.table()
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = query
             .bind(organization_id)
             .bind(after_id)
             .bind(like_prefix(name_prefix))
-            .bind(i64::from(show_deleted));
+            .bind(i64::from(show_deleted))
+            .bind(limit);
         if kind == Children::Projects {
             query = query.bind(team_id.unwrap_or_default());
         }
-        query
-            .try_map(|row: AnyRow| child_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(query.fetch_all(self.db.pool()).await?)
     }
 
     /// Whether `slug` belongs to another live team or project of the
@@ -179,12 +181,11 @@ impl Store {
         slug: &str,
         except: &str,
     ) -> Result<bool> {
-        let sql = format!(
-            "SELECT 1 FROM {} WHERE organization_id = $1 AND slug = $2 AND id <> $3
-               AND deleted_at_us IS NULL",
-            kind.table()
-        );
-        Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        let sql = match kind {
+            Children::Teams => concat!("SELECT 1 FROM org_teams", slug_taken!()),
+            Children::Projects => concat!("SELECT 1 FROM org_projects", slug_taken!()),
+        };
+        Ok(sqlx::query(sql)
             .bind(organization_id)
             .bind(slug)
             .bind(except)
@@ -202,18 +203,21 @@ impl Store {
         row: &ChildRow,
         expected_version: i64,
     ) -> Result<bool> {
-        let team = match kind {
-            Children::Teams => "",
-            Children::Projects => "team_id = $10,",
+        let sql = match kind {
+            Children::Teams => {
+                "UPDATE org_teams SET slug = $3, display_name = $4, description = $5,
+                    updated_at_us = $6, deleted_at_us = $7, purge_at_us = $8, version = $9,
+                    deleted_with = NULL
+                 WHERE id = $1 AND version = $2"
+            }
+            Children::Projects => {
+                "UPDATE org_projects SET slug = $3, display_name = $4, description = $5,
+                    team_id = $10, updated_at_us = $6, deleted_at_us = $7, purge_at_us = $8,
+                    version = $9, deleted_with = NULL
+                 WHERE id = $1 AND version = $2"
+            }
         };
-        let sql = format!(
-            "UPDATE {} SET slug = $3, display_name = $4, description = $5, {team}
-                updated_at_us = $6, deleted_at_us = $7, purge_at_us = $8, version = $9,
-                deleted_with = NULL
-             WHERE id = $1 AND version = $2",
-            kind.table()
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query(sql)
             .bind(&row.id)
             .bind(expected_version)
             .bind(&row.slug)
@@ -232,14 +236,12 @@ impl Store {
 
     /// Live projects owned by a team.
     pub async fn projects_of_team(&self, tx: &mut Tx, team_id: &str) -> Result<i64> {
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM org_projects WHERE team_id = $1 AND deleted_at_us IS NULL",
         )
         .bind(team_id)
         .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)
-        .map_err(db_error)
+        .await?)
     }
 
     /// Soft-deleted teams or projects whose purge time has passed, as
@@ -250,17 +252,17 @@ impl Store {
         now_us: i64,
         limit: i64,
     ) -> Result<Vec<(String, String)>> {
-        let sql = format!(
-            "SELECT organization_id, id FROM {} WHERE deleted_at_us IS NOT NULL AND purge_at_us <= $1
-             ORDER BY purge_at_us LIMIT {limit}",
-            kind.table()
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let sql = match kind {
+            Children::Teams => concat!("SELECT organization_id, id FROM org_teams", expired!()),
+            Children::Projects => {
+                concat!("SELECT organization_id, id FROM org_projects", expired!())
+            }
+        };
+        Ok(sqlx::query_as(sql)
             .bind(now_us)
-            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .bind(limit)
             .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+            .await?)
     }
 
     /// Soft-deleted organizations whose purge time has passed, deepest
@@ -270,17 +272,15 @@ impl Store {
         now_us: i64,
         limit: i64,
     ) -> Result<Vec<(String, String)>> {
-        let sql = format!(
+        Ok(sqlx::query_as(
             "SELECT id, root_id FROM org_organizations
              WHERE deleted_at_us IS NOT NULL AND purge_at_us <= $1
-             ORDER BY depth DESC, purge_at_us LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(now_us)
-            .try_map(|row: AnyRow| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+             ORDER BY depth DESC, purge_at_us LIMIT $2",
+        )
+        .bind(now_us)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// Deletes a team for good; soft-deleted projects it owned keep no owner.
@@ -299,15 +299,14 @@ impl Store {
     /// Deletes an organization for good, unless anything is still under it
     /// (then `false`).
     pub async fn purge_organization(&self, tx: &mut Tx, id: &str) -> Result<bool> {
-        let remaining: i64 = sqlx::query(
+        let remaining: i64 = sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM org_organizations WHERE parent_id = $1)
                   + (SELECT COUNT(*) FROM org_teams WHERE organization_id = $1)
                   + (SELECT COUNT(*) FROM org_projects WHERE organization_id = $1)",
         )
         .bind(id)
         .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)?;
+        .await?;
         if remaining > 0 {
             return Ok(false);
         }

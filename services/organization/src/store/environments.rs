@@ -1,13 +1,11 @@
 //! Environments of a project.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// An environment row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct EnvironmentRow {
     pub id: String,
     pub project_id: String,
@@ -18,19 +16,11 @@ pub struct EnvironmentRow {
     pub version: i64,
 }
 
-const ENVIRONMENT_COLUMNS: &str =
-    "id, project_id, slug, display_name, created_at_us, updated_at_us, version";
-
-fn environment_from_row(row: &AnyRow) -> std::result::Result<EnvironmentRow, sqlx::Error> {
-    Ok(EnvironmentRow {
-        id: row.try_get(0)?,
-        project_id: row.try_get(1)?,
-        slug: row.try_get(2)?,
-        display_name: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        updated_at_us: row.try_get(5)?,
-        version: row.try_get(6)?,
-    })
+/// The columns of an environment row.
+macro_rules! environment_columns {
+    () => {
+        "id, project_id, slug, display_name, created_at_us, updated_at_us, version"
+    };
 }
 
 impl Store {
@@ -53,16 +43,15 @@ impl Store {
     }
 
     pub async fn environment(&self, project_id: &str, id: &str) -> Result<Option<EnvironmentRow>> {
-        let sql = format!(
-            "SELECT {ENVIRONMENT_COLUMNS} FROM org_environments WHERE project_id = $1 AND id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(id)
-            .try_map(|row: AnyRow| environment_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            environment_columns!(),
+            " FROM org_environments WHERE project_id = $1 AND id = $2"
+        ))
+        .bind(project_id)
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// Environments of a project after `after_id`, oldest first.
@@ -72,17 +61,16 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<EnvironmentRow>> {
-        let sql = format!(
-            "SELECT {ENVIRONMENT_COLUMNS} FROM org_environments WHERE project_id = $1 AND id > $2
-             ORDER BY id LIMIT {limit}"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(after_id)
-            .try_map(|row: AnyRow| environment_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            environment_columns!(),
+            " FROM org_environments WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(project_id)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
     }
 
     /// Writes an environment's names; `false` when it changed since

@@ -6,8 +6,7 @@
 //! one holds the store itself, idempotent requests and the helpers the
 //! others share.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 use tenantry_kit::db::Database;
 use tenantry_kit::error::Result;
 
@@ -68,20 +67,17 @@ impl Store {
     pub async fn roots_of(&self, ids: &[&str]) -> Result<Vec<String>> {
         let mut roots = Vec::new();
         for chunk in ids.chunks(500) {
+            // Dynamic only in its placeholder list, built from a count.
             let sql = format!(
                 "SELECT DISTINCT root_id FROM org_organizations WHERE 1 = 1{}",
                 in_list("id", chunk.len(), 1)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 query = query.bind(*id);
             }
-            roots.extend(
-                query
-                    .try_map(|row: AnyRow| row.try_get::<String, _>(0))
-                    .fetch_all(self.db.pool())
-                    .await?,
-            );
+            let chunk_roots: Vec<String> = query.fetch_all(self.db.pool()).await?;
+            roots.extend(chunk_roots);
         }
         Ok(roots)
     }
@@ -129,10 +125,16 @@ impl Store {
     }
 }
 
-/// ` AND column IN ($first, …)` for `count` values.
+/// ` AND column IN ($first, …)` for `count` values: the one piece of SQL
+/// built at run time, from a count and a fixed column name, never from values.
 fn in_list(column: &str, count: usize, first: usize) -> String {
+    format!(" AND {column} IN ({})", placeholders(first, count))
+}
+
+/// `$first, …` for `count` values.
+fn placeholders(first: usize, count: usize) -> String {
     let placeholders: Vec<String> = (first..first + count).map(|i| format!("${i}")).collect();
-    format!(" AND {column} IN ({})", placeholders.join(", "))
+    placeholders.join(", ")
 }
 
 #[cfg(test)]

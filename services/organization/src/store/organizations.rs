@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::{Bit, JsonText, json};
+
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
 
 use super::*;
 
 /// An organization row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OrganizationRow {
     pub id: String,
     pub slug: String,
@@ -22,12 +24,18 @@ pub struct OrganizationRow {
     /// `/root/…/id/`: the ids from the root down to this organization.
     pub path: String,
     pub depth: i64,
+    #[sqlx(try_from = "Bit")]
     pub inherit_access: bool,
+    #[sqlx(try_from = "Bit")]
     pub departments_enabled: bool,
+    #[sqlx(try_from = "Bit")]
     pub require_mfa: bool,
     /// Whether members see only the projects granted to them.
+    #[sqlx(try_from = "Bit")]
     pub projects_granted_only: bool,
+    #[sqlx(try_from = "JsonText")]
     pub allowed_email_domains: Vec<String>,
+    #[sqlx(try_from = "JsonText")]
     pub metadata: BTreeMap<String, String>,
     /// `active` or `deactivated`.
     pub state: String,
@@ -54,40 +62,27 @@ impl OrganizationRow {
     }
 }
 
-const ORGANIZATION_COLUMNS: &str = "id, slug, display_name, kind, parent_id, root_id, \
-    workspace_id, path, depth, inherit_access, departments_enabled, require_mfa, \
-    allowed_email_domains, metadata, state, owner_id, created_by, created_at_us, updated_at_us, \
-    deleted_at_us, purge_at_us, deleted_with, version, projects_granted_only";
+/// The columns of an organization row.
+macro_rules! organization_columns {
+    () => {
+        "id, slug, display_name, kind, parent_id, root_id, workspace_id, path, depth, \
+         inherit_access, departments_enabled, require_mfa, allowed_email_domains, metadata, \
+         state, owner_id, created_by, created_at_us, updated_at_us, deleted_at_us, purge_at_us, \
+         deleted_with, version, projects_granted_only"
+    };
+}
 
-fn organization_from_row(row: &AnyRow) -> std::result::Result<OrganizationRow, sqlx::Error> {
-    let json = |i: usize| -> std::result::Result<String, sqlx::Error> { row.try_get(i) };
-    Ok(OrganizationRow {
-        id: row.try_get(0)?,
-        slug: row.try_get(1)?,
-        display_name: row.try_get(2)?,
-        kind: row.try_get(3)?,
-        parent_id: row.try_get(4)?,
-        root_id: row.try_get(5)?,
-        workspace_id: row.try_get(6)?,
-        path: row.try_get(7)?,
-        depth: row.try_get(8)?,
-        inherit_access: row.try_get::<i64, _>(9)? != 0,
-        departments_enabled: row.try_get::<i64, _>(10)? != 0,
-        require_mfa: row.try_get::<i64, _>(11)? != 0,
-        allowed_email_domains: serde_json::from_str(&json(12)?)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        metadata: serde_json::from_str(&json(13)?).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        state: row.try_get(14)?,
-        owner_id: row.try_get(15)?,
-        created_by: row.try_get(16)?,
-        created_at_us: row.try_get(17)?,
-        updated_at_us: row.try_get(18)?,
-        deleted_at_us: row.try_get(19)?,
-        purge_at_us: row.try_get(20)?,
-        deleted_with: row.try_get(21)?,
-        version: row.try_get(22)?,
-        projects_granted_only: row.try_get::<i64, _>(23)? != 0,
-    })
+/// The conditions of an organization listing, `$1` to `$7`.
+macro_rules! organization_filter {
+    () => {
+        " FROM org_organizations WHERE id > $1
+           AND ($2 = '' OR parent_id = $2)
+           AND ($3 = '' OR workspace_id = $3)
+           AND ($4 = '' OR kind = $4)
+           AND ($5 = '' OR state = $5)
+           AND ($6 = '%' OR LOWER(display_name) LIKE $6 ESCAPE '\\' OR slug LIKE $6 ESCAPE '\\')
+           AND ($7 = 1 OR deleted_at_us IS NULL)"
+    };
 }
 
 /// Filters of an organization listing.
@@ -125,8 +120,8 @@ impl Store {
         .bind(i64::from(org.inherit_access))
         .bind(i64::from(org.departments_enabled))
         .bind(i64::from(org.require_mfa))
-        .bind(serde_json::to_string(&org.allowed_email_domains).expect("strings serialize"))
-        .bind(serde_json::to_string(&org.metadata).expect("strings serialize"))
+        .bind(json(&org.allowed_email_domains))
+        .bind(json(&org.metadata))
         .bind(&org.state)
         .bind(&org.owner_id)
         .bind(&org.created_by)
@@ -140,44 +135,47 @@ impl Store {
     }
 
     pub async fn organization(&self, id: &str) -> Result<Option<OrganizationRow>> {
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM org_organizations WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .try_map(|row: AnyRow| organization_from_row(&row))
-            .fetch_optional(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM org_organizations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await?)
     }
 
     /// The organization, read inside a write transaction.
     pub async fn organization_in(&self, tx: &mut Tx, id: &str) -> Result<Option<OrganizationRow>> {
-        let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM org_organizations WHERE id = $1");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .try_map(|row: AnyRow| organization_from_row(&row))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM org_organizations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     /// Organizations by id, in no particular order.
     pub async fn organizations_by_id(&self, ids: &[&str]) -> Result<Vec<OrganizationRow>> {
         let mut rows = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
+            // Dynamic only in its placeholder list, built from a count.
             let sql = format!(
-                "SELECT {ORGANIZATION_COLUMNS} FROM org_organizations WHERE 1 = 1{}",
+                concat!(
+                    "SELECT ",
+                    organization_columns!(),
+                    " FROM org_organizations WHERE 1 = 1{}"
+                ),
                 in_list("id", chunk.len(), 1)
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 query = query.bind(*id);
             }
-            rows.extend(
-                query
-                    .try_map(|row: AnyRow| organization_from_row(&row))
-                    .fetch_all(self.db.pool())
-                    .await?,
-            );
+            let chunk_rows: Vec<OrganizationRow> = query.fetch_all(self.db.pool()).await?;
+            rows.extend(chunk_rows);
         }
         Ok(rows)
     }
@@ -189,40 +187,44 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<OrganizationRow>> {
-        let mut sql = format!(
-            "SELECT {ORGANIZATION_COLUMNS} FROM org_organizations WHERE id > $1
-               AND ($2 = '' OR parent_id = $2)
-               AND ($3 = '' OR workspace_id = $3)
-               AND ($4 = '' OR kind = $4)
-               AND ($5 = '' OR state = $5)
-               AND ($6 = '%' OR LOWER(display_name) LIKE $6 ESCAPE '\\' OR slug LIKE $6 ESCAPE '\\')
-               AND ($7 = 1 OR deleted_at_us IS NULL)"
-        );
-        let roots = filter.roots.as_deref().unwrap_or_default();
-        if filter.roots.is_some() {
-            if roots.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(&in_list("root_id", roots.len(), 8));
+        let Some(roots) = filter.roots.as_deref() else {
+            return Ok(bind_filter(
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    organization_columns!(),
+                    organization_filter!(),
+                    " ORDER BY id LIMIT $8"
+                )),
+                filter,
+                after_id,
+                limit,
+            )
+            .fetch_all(self.db.pool())
+            .await?);
+        };
+        if roots.is_empty() {
+            return Ok(Vec::new());
         }
-        sql.push_str(" ORDER BY id LIMIT ");
-        sql.push_str(&limit.to_string());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after_id)
-            .bind(filter.parent_id.clone().unwrap_or_default())
-            .bind(filter.workspace_id.clone().unwrap_or_default())
-            .bind(filter.kind.unwrap_or_default())
-            .bind(filter.state.unwrap_or_default())
-            .bind(like_prefix(&filter.name_prefix))
-            .bind(i64::from(filter.show_deleted));
+        // Dynamic only in its placeholder list, built from a count.
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                organization_columns!(),
+                organization_filter!(),
+                "{} ORDER BY id LIMIT $8"
+            ),
+            in_list("root_id", roots.len(), 9)
+        );
+        let mut query = bind_filter(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)),
+            filter,
+            after_id,
+            limit,
+        );
         for root in roots {
             query = query.bind(root);
         }
-        query
-            .try_map(|row: AnyRow| organization_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(query.fetch_all(self.db.pool()).await?)
     }
 
     /// Whether `slug` belongs to a live organization other than `except`.
@@ -258,8 +260,8 @@ impl Store {
         .bind(i64::from(org.inherit_access))
         .bind(i64::from(org.departments_enabled))
         .bind(i64::from(org.require_mfa))
-        .bind(serde_json::to_string(&org.allowed_email_domains).expect("strings serialize"))
-        .bind(serde_json::to_string(&org.metadata).expect("strings serialize"))
+        .bind(json(&org.allowed_email_domains))
+        .bind(json(&org.metadata))
         .bind(&org.state)
         .bind(&org.owner_id)
         .bind(org.updated_at_us)
@@ -279,17 +281,15 @@ impl Store {
         tx: &mut Tx,
         org: &OrganizationRow,
     ) -> Result<Vec<OrganizationRow>> {
-        let sql = format!(
-            "SELECT {ORGANIZATION_COLUMNS} FROM org_organizations
-             WHERE path LIKE $1 AND id <> $2 ORDER BY depth, id"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(format!("{}%", org.path))
-            .bind(&org.id)
-            .try_map(|row: AnyRow| organization_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM org_organizations WHERE path LIKE $1 AND id <> $2 ORDER BY depth, id"
+        ))
+        .bind(format!("{}%", org.path))
+        .bind(&org.id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     /// Moves the subtree at `old_path` to `new_path`, shifting depths by
@@ -329,16 +329,14 @@ impl Store {
     /// How many live organizations, teams and projects sit directly under
     /// an organization.
     pub async fn live_children(&self, tx: &mut Tx, organization_id: &str) -> Result<i64> {
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT (SELECT COUNT(*) FROM org_organizations WHERE parent_id = $1 AND deleted_at_us IS NULL)
                   + (SELECT COUNT(*) FROM org_teams WHERE organization_id = $1 AND deleted_at_us IS NULL)
                   + (SELECT COUNT(*) FROM org_projects WHERE organization_id = $1 AND deleted_at_us IS NULL)",
         )
         .bind(organization_id)
         .fetch_one(&mut **tx)
-        .await?
-        .try_get(0)
-        .map_err(db_error)
+        .await?)
     }
 
     /// Soft-deletes the live teams and projects of `organization_ids` as
@@ -351,14 +349,24 @@ impl Store {
         deleted_at_us: i64,
         purge_at_us: i64,
     ) -> Result<()> {
-        for table in ["org_teams", "org_projects"] {
-            for id in organization_ids {
-                let sql = format!(
-                    "UPDATE {table} SET deleted_at_us = $2, purge_at_us = $3, deleted_with = $4,
+        /// The forced delete of one kind of child.
+        macro_rules! cascade_delete {
+            ($table:literal) => {
+                concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET deleted_at_us = $2, purge_at_us = $3, deleted_with = $4,
                         version = version + 1
                      WHERE organization_id = $1 AND deleted_at_us IS NULL"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                )
+            };
+        }
+        for sql in [
+            cascade_delete!("org_teams"),
+            cascade_delete!("org_projects"),
+        ] {
+            for id in organization_ids {
+                sqlx::query(sql)
                     .bind(id)
                     .bind(deleted_at_us)
                     .bind(purge_at_us)
@@ -377,14 +385,24 @@ impl Store {
         organization_ids: &[String],
         cause: &str,
     ) -> Result<()> {
-        for table in ["org_teams", "org_projects"] {
-            for id in organization_ids {
-                let sql = format!(
-                    "UPDATE {table} SET deleted_at_us = NULL, purge_at_us = NULL,
+        /// The restore of one kind of child.
+        macro_rules! cascade_restore {
+            ($table:literal) => {
+                concat!(
+                    "UPDATE ",
+                    $table,
+                    " SET deleted_at_us = NULL, purge_at_us = NULL,
                         deleted_with = NULL, version = version + 1
                      WHERE organization_id = $1 AND deleted_with = $2"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                )
+            };
+        }
+        for sql in [
+            cascade_restore!("org_teams"),
+            cascade_restore!("org_projects"),
+        ] {
+            for id in organization_ids {
+                sqlx::query(sql)
                     .bind(id)
                     .bind(cause)
                     .execute(&mut **tx)
@@ -393,6 +411,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Binds `$1` to `$8` of an organization listing.
+fn bind_filter<'q>(
+    query: QueryAs<'q, Any, OrganizationRow, AnyArguments>,
+    filter: &OrganizationFilter,
+    after_id: &'q str,
+    limit: i64,
+) -> QueryAs<'q, Any, OrganizationRow, AnyArguments> {
+    query
+        .bind(after_id)
+        .bind(filter.parent_id.clone().unwrap_or_default())
+        .bind(filter.workspace_id.clone().unwrap_or_default())
+        .bind(filter.kind.unwrap_or_default())
+        .bind(filter.state.unwrap_or_default())
+        .bind(like_prefix(&filter.name_prefix))
+        .bind(i64::from(filter.show_deleted))
+        .bind(limit)
 }
 
 #[cfg(test)]

@@ -1,13 +1,11 @@
 //! Ownership transfers of an organization.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// An ownership transfer row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TransferRow {
     pub id: String,
     pub organization_id: String,
@@ -22,21 +20,12 @@ pub struct TransferRow {
     pub ended_at_us: Option<i64>,
 }
 
-const TRANSFER_COLUMNS: &str = "id, organization_id, from_user_id, to_user_id, token_hash, state, \
-    created_at_us, expires_at_us, ended_at_us";
-
-fn transfer_from_row(row: &AnyRow) -> std::result::Result<TransferRow, sqlx::Error> {
-    Ok(TransferRow {
-        id: row.try_get(0)?,
-        organization_id: row.try_get(1)?,
-        from_user_id: row.try_get(2)?,
-        to_user_id: row.try_get(3)?,
-        token_hash: row.try_get(4)?,
-        state: row.try_get(5)?,
-        created_at_us: row.try_get(6)?,
-        expires_at_us: row.try_get(7)?,
-        ended_at_us: row.try_get(8)?,
-    })
+/// The columns of an ownership transfer row.
+macro_rules! transfer_columns {
+    () => {
+        "id, organization_id, from_user_id, to_user_id, token_hash, state, created_at_us, \
+         expires_at_us, ended_at_us"
+    };
 }
 
 impl Store {
@@ -65,17 +54,15 @@ impl Store {
         organization_id: &str,
         id: &str,
     ) -> Result<Option<TransferRow>> {
-        let sql = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM org_ownership_transfers
-             WHERE organization_id = $1 AND id = $2"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .bind(id)
-            .try_map(|row: AnyRow| transfer_from_row(&row))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM org_ownership_transfers WHERE organization_id = $1 AND id = $2"
+        ))
+        .bind(organization_id)
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?)
     }
 
     /// The pending transfers of an organization.
@@ -84,16 +71,14 @@ impl Store {
         tx: &mut Tx,
         organization_id: &str,
     ) -> Result<Vec<TransferRow>> {
-        let sql = format!(
-            "SELECT {TRANSFER_COLUMNS} FROM org_ownership_transfers
-             WHERE organization_id = $1 AND state = 'pending'"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(organization_id)
-            .try_map(|row: AnyRow| transfer_from_row(&row))
-            .fetch_all(&mut **tx)
-            .await
-            .map_err(db_error)
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            transfer_columns!(),
+            " FROM org_ownership_transfers WHERE organization_id = $1 AND state = 'pending'"
+        ))
+        .bind(organization_id)
+        .fetch_all(&mut **tx)
+        .await?)
     }
 
     /// Ends a pending transfer; `false` when it was no longer pending.

@@ -1,13 +1,11 @@
 //! Workspaces: the billing groups of trees.
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-use tenantry_kit::error::{Result, db_error};
+use tenantry_kit::error::Result;
 
 use super::*;
 
 /// A workspace row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WorkspaceRow {
     pub id: String,
     pub display_name: String,
@@ -18,19 +16,23 @@ pub struct WorkspaceRow {
     pub version: i64,
 }
 
-const WORKSPACE_COLUMNS: &str =
-    "id, display_name, billing_mode, created_by, created_at_us, updated_at_us, version";
+/// The columns of a workspace row.
+macro_rules! workspace_columns {
+    () => {
+        "id, display_name, billing_mode, created_by, created_at_us, updated_at_us, version"
+    };
+}
 
-fn workspace_from_row(row: &AnyRow) -> std::result::Result<WorkspaceRow, sqlx::Error> {
-    Ok(WorkspaceRow {
-        id: row.try_get(0)?,
-        display_name: row.try_get(1)?,
-        billing_mode: row.try_get(2)?,
-        created_by: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        updated_at_us: row.try_get(5)?,
-        version: row.try_get(6)?,
-    })
+/// The start of a workspace listing, `$1` to `$2`; `$3` is the creator and
+/// `$4` the limit.
+macro_rules! workspace_listing {
+    () => {
+        concat!(
+            "SELECT ",
+            workspace_columns!(),
+            " FROM org_workspaces WHERE id > $1 AND ($2 = '' OR billing_mode = $2)"
+        )
+    };
 }
 
 impl Store {
@@ -74,37 +76,36 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<WorkspaceRow>> {
-        let mut sql = format!(
-            "SELECT {WORKSPACE_COLUMNS} FROM org_workspaces
-             WHERE id > $1 AND ($2 = '' OR billing_mode = $2)"
-        );
-        if let Some(ids) = ids {
-            let placeholders: Vec<String> = (4..4 + ids.len()).map(|i| format!("${i}")).collect();
-            if ids.is_empty() {
-                sql.push_str(" AND created_by = $3");
-            } else {
-                sql.push_str(&format!(
-                    " AND (created_by = $3 OR id IN ({}))",
-                    placeholders.join(", ")
-                ));
+        let query = match ids {
+            None => sqlx::query_as(concat!(
+                workspace_listing!(),
+                " AND $3 = $3 ORDER BY id LIMIT $4"
+            )),
+            Some([]) => sqlx::query_as(concat!(
+                workspace_listing!(),
+                " AND created_by = $3 ORDER BY id LIMIT $4"
+            )),
+            Some(ids) => {
+                // Dynamic only in its placeholder list, built from a count.
+                let sql = format!(
+                    concat!(
+                        workspace_listing!(),
+                        " AND (created_by = $3 OR id IN ({})) ORDER BY id LIMIT $4"
+                    ),
+                    placeholders(5, ids.len())
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
             }
-        } else {
-            sql.push_str(" AND $3 = $3");
-        }
-        sql.push_str(" ORDER BY id LIMIT ");
-        sql.push_str(&limit.to_string());
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        };
+        let mut query = query
             .bind(after_id)
             .bind(billing_mode)
-            .bind(created_by);
+            .bind(created_by)
+            .bind(limit);
         for id in ids.unwrap_or_default() {
             query = query.bind(id);
         }
-        query
-            .try_map(|row: AnyRow| workspace_from_row(&row))
-            .fetch_all(self.db.pool())
-            .await
-            .map_err(db_error)
+        Ok(query.fetch_all(self.db.pool()).await?)
     }
 
     pub async fn update_workspace(&self, tx: &mut Tx, workspace: &WorkspaceRow) -> Result<()> {
@@ -123,15 +124,13 @@ impl Store {
 
     /// The roots of a workspace.
     pub async fn workspace_roots(&self, workspace_id: &str) -> Result<Vec<String>> {
-        sqlx::query(
+        Ok(sqlx::query_scalar(
             "SELECT id FROM org_organizations WHERE workspace_id = $1 AND parent_id IS NULL
              ORDER BY id LIMIT 1000",
         )
         .bind(workspace_id)
-        .try_map(|row: AnyRow| row.try_get(0))
         .fetch_all(self.db.pool())
-        .await
-        .map_err(db_error)
+        .await?)
     }
 }
 
@@ -139,11 +138,12 @@ async fn workspace_row<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     e: E,
     id: &str,
 ) -> Result<Option<WorkspaceRow>> {
-    let sql = format!("SELECT {WORKSPACE_COLUMNS} FROM org_workspaces WHERE id = $1");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .try_map(|row: AnyRow| workspace_from_row(&row))
-        .fetch_optional(e)
-        .await
-        .map_err(db_error)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        workspace_columns!(),
+        " FROM org_workspaces WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(e)
+    .await?)
 }
