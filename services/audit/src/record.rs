@@ -13,6 +13,7 @@
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tenantry_kit::row::Bit;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
@@ -40,15 +41,18 @@ pub struct StoredChange {
 }
 
 /// An audit event as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct AuditRecord {
     pub id: String,
     /// The organization id, or [`INSTANCE`].
     pub scope: String,
+    #[sqlx(rename = "root_id")]
     pub root: String,
     pub sequence: i64,
     pub occurred_at_us: i64,
     pub ingested_at_us: i64,
+    /// Stored as BIGINT.
+    #[sqlx(try_from = "i64")]
     pub actor_kind: i32,
     pub actor_id: String,
     pub actor_name: String,
@@ -56,6 +60,8 @@ pub struct AuditRecord {
     pub source: String,
     /// JSON array of [`StoredTarget`].
     pub targets: String,
+    /// Stored as BIGINT.
+    #[sqlx(try_from = "i64")]
     pub outcome: i32,
     pub client_address: String,
     pub user_agent: String,
@@ -65,6 +71,7 @@ pub struct AuditRecord {
     pub changes: String,
     /// JSON object: the payload in its JSON form, possibly cut.
     pub metadata: String,
+    #[sqlx(try_from = "Bit")]
     pub metadata_truncated: bool,
     /// Lowercase hex.
     pub previous_hash: String,

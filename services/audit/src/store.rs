@@ -1,40 +1,30 @@
 //! The audit service's rows and the SQL that reads and writes them.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Executor, Row, Transaction};
-use tenantry_kit::error::{Result, db_error};
+use sqlx::{Any, Executor, Transaction};
+use tenantry_kit::error::Result;
+use tenantry_kit::row::Bit;
 
 use crate::record::{AuditRecord, GENESIS};
 
 pub type Tx = Transaction<'static, Any>;
 
-const COLUMNS: &str = "id, scope, root_id, sequence, occurred_at_us, ingested_at_us, actor_kind, actor_id, actor_name, action, source, targets, outcome, client_address, user_agent, request_id, trace_id, changes, metadata, metadata_truncated, previous_hash, hash";
+/// The columns of an event row, as [`AuditRecord`] reads them.
+macro_rules! record_columns {
+    () => {
+        "id, scope, root_id, sequence, occurred_at_us, ingested_at_us, actor_kind, actor_id, \
+         actor_name, action, source, targets, outcome, client_address, user_agent, request_id, \
+         trace_id, changes, metadata, metadata_truncated, previous_hash, hash"
+    };
+}
 
-fn record_from_row(row: &AnyRow) -> std::result::Result<AuditRecord, sqlx::Error> {
-    Ok(AuditRecord {
-        id: row.try_get(0)?,
-        scope: row.try_get(1)?,
-        root: row.try_get(2)?,
-        sequence: row.try_get(3)?,
-        occurred_at_us: row.try_get(4)?,
-        ingested_at_us: row.try_get(5)?,
-        actor_kind: row.try_get::<i64, _>(6)? as i32,
-        actor_id: row.try_get(7)?,
-        actor_name: row.try_get(8)?,
-        action: row.try_get(9)?,
-        source: row.try_get(10)?,
-        targets: row.try_get(11)?,
-        outcome: row.try_get::<i64, _>(12)? as i32,
-        client_address: row.try_get(13)?,
-        user_agent: row.try_get(14)?,
-        request_id: row.try_get(15)?,
-        trace_id: row.try_get(16)?,
-        changes: row.try_get(17)?,
-        metadata: row.try_get(18)?,
-        metadata_truncated: row.try_get::<i64, _>(19)? != 0,
-        previous_hash: row.try_get(20)?,
-        hash: row.try_get(21)?,
-    })
+/// [`record_columns`] of the events table aliased `e`, for a join.
+macro_rules! e_record_columns {
+    () => {
+        "e.id, e.scope, e.root_id, e.sequence, e.occurred_at_us, e.ingested_at_us, e.actor_kind, \
+         e.actor_id, e.actor_name, e.action, e.source, e.targets, e.outcome, e.client_address, \
+         e.user_agent, e.request_id, e.trace_id, e.changes, e.metadata, e.metadata_truncated, \
+         e.previous_hash, e.hash"
+    };
 }
 
 /// The head (sequence, hash) of a chain, locked for this transaction: the
@@ -45,14 +35,12 @@ pub async fn lock_head(tx: &mut Tx, scope: &str) -> Result<(i64, Vec<u8>)> {
         .bind(hex::encode(GENESIS))
         .execute(&mut **tx)
         .await?;
-    let row = sqlx::query(
+    let (sequence, hash): (i64, String) = sqlx::query_as(
         "UPDATE audit_heads SET sequence = sequence WHERE scope = $1 RETURNING sequence, hash",
     )
     .bind(scope)
     .fetch_one(&mut **tx)
     .await?;
-    let sequence: i64 = row.try_get(0)?;
-    let hash: String = row.try_get(1)?;
     Ok((
         sequence,
         hex::decode(hash).unwrap_or_else(|_| GENESIS.to_vec()),
@@ -62,20 +50,22 @@ pub async fn lock_head(tx: &mut Tx, scope: &str) -> Result<(i64, Vec<u8>)> {
 /// The root of an organization's tree, as its latest event in the log
 /// says; `None` when the log holds none of its events.
 pub async fn root_of(tx: &mut Tx, organization: &str) -> Result<Option<String>> {
-    let row = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT root_id FROM audit_events WHERE scope = $1 ORDER BY sequence DESC LIMIT 1",
     )
     .bind(organization)
     .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row| row.try_get(0).map_err(db_error)).transpose()
+    .await?)
 }
 
 /// Appends a sealed record: the row, its targets, the new head.
 pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
-    )))
+    sqlx::query(concat!(
+        "INSERT INTO audit_events (",
+        record_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22)"
+    ))
     .bind(&r.id)
     .bind(&r.scope)
     .bind(&r.root)
@@ -306,34 +296,33 @@ pub async fn page<'e, E: Executor<'e, Database = Any>>(
         }
     };
     let p = bind(&mut values, Value::Int(limit));
-    let columns = COLUMNS
-        .split(", ")
-        .map(|c| format!("e.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let from = if by_target {
         "audit_targets t JOIN audit_events e ON e.id = t.event_id"
     } else {
         "audit_events e"
     };
     let sql = format!(
-        "SELECT {columns} FROM {from} WHERE {} ORDER BY {order} LIMIT {p}",
-        clauses.join(" AND ")
+        concat!(
+            "SELECT ",
+            e_record_columns!(),
+            " FROM {} WHERE {} ORDER BY {} LIMIT {}"
+        ),
+        from,
+        clauses.join(" AND "),
+        order,
+        p
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // Built from the fixed fragments above and placeholder numbers only;
+    // every value is bound. One query per combination of filters keeps the
+    // planner on the index each combination needs.
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for value in values {
         query = match value {
             Value::Text(text) => query.bind(text),
             Value::Int(int) => query.bind(int),
         };
     }
-    query
-        .fetch_all(e)
-        .await?
-        .iter()
-        .map(record_from_row)
-        .collect::<std::result::Result<_, _>>()
-        .map_err(db_error)
+    Ok(query.fetch_all(e).await?)
 }
 
 /// One event by id, in `scope` (any scope when `None`).
@@ -342,16 +331,15 @@ pub async fn event<'e, E: Executor<'e, Database = Any>>(
     scope: Option<&str>,
     id: &str,
 ) -> Result<Option<AuditRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE id = $1 AND ($2 = '' OR scope = $2)"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_events WHERE id = $1 AND ($2 = '' OR scope = $2)"
+    ))
     .bind(id)
     .bind(scope.unwrap_or_default())
     .fetch_optional(e)
-    .await?
-    .map(|row| record_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The events of a chain from `first` to `last` sequence, at most `limit`.
@@ -362,31 +350,27 @@ pub async fn chain<'e, E: Executor<'e, Database = Any>>(
     last: i64,
     limit: i64,
 ) -> Result<Vec<AuditRecord>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_events WHERE scope = $1 AND sequence >= $2 AND sequence <= $3 ORDER BY sequence LIMIT $4"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM audit_events WHERE scope = $1 AND sequence >= $2 AND sequence <= $3 \
+         ORDER BY sequence LIMIT $4"
+    ))
     .bind(scope)
     .bind(first)
     .bind(last)
     .bind(limit)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(record_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }
 
 /// A chain's head sequence and hash (0 and the genesis hash when empty).
 pub async fn head<'e, E: Executor<'e, Database = Any>>(e: E, scope: &str) -> Result<(i64, String)> {
-    let row = sqlx::query("SELECT sequence, hash FROM audit_heads WHERE scope = $1")
+    let head = sqlx::query_as("SELECT sequence, hash FROM audit_heads WHERE scope = $1")
         .bind(scope)
         .fetch_optional(e)
         .await?;
-    match row {
-        Some(row) => Ok((row.try_get(0)?, row.try_get(1)?)),
-        None => Ok((0, hex::encode(GENESIS))),
-    }
+    Ok(head.unwrap_or_else(|| (0, hex::encode(GENESIS))))
 }
 
 /// The oldest sequence still kept in a chain, if any.
@@ -394,15 +378,16 @@ pub async fn first_kept<'e, E: Executor<'e, Database = Any>>(
     e: E,
     scope: &str,
 ) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT MIN(sequence) FROM audit_events WHERE scope = $1")
-        .bind(scope)
-        .fetch_one(e)
-        .await?;
-    row.try_get::<Option<i64>, _>(0).map_err(db_error)
+    Ok(
+        sqlx::query_scalar("SELECT MIN(sequence) FROM audit_events WHERE scope = $1")
+            .bind(scope)
+            .fetch_one(e)
+            .await?,
+    )
 }
 
 /// A signed checkpoint as stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CheckpointRow {
     pub id: String,
     pub scope: String,
@@ -413,30 +398,24 @@ pub struct CheckpointRow {
     pub signature: String,
     pub key_id: String,
     pub public_key: String,
+    #[sqlx(try_from = "Bit")]
     pub retention_cut: bool,
 }
 
-const CHECKPOINT_COLUMNS: &str = "id, scope, sequence, head_hash, created_at_us, signed_payload, signature, key_id, public_key, retention_cut";
-
-fn checkpoint_from_row(row: &AnyRow) -> std::result::Result<CheckpointRow, sqlx::Error> {
-    Ok(CheckpointRow {
-        id: row.try_get(0)?,
-        scope: row.try_get(1)?,
-        sequence: row.try_get(2)?,
-        head_hash: row.try_get(3)?,
-        created_at_us: row.try_get(4)?,
-        signed_payload: row.try_get(5)?,
-        signature: row.try_get(6)?,
-        key_id: row.try_get(7)?,
-        public_key: row.try_get(8)?,
-        retention_cut: row.try_get::<i64, _>(9)? != 0,
-    })
+/// The columns of a checkpoint row.
+macro_rules! checkpoint_columns {
+    () => {
+        "id, scope, sequence, head_hash, created_at_us, signed_payload, signature, key_id, \
+         public_key, retention_cut"
+    };
 }
 
 pub async fn insert_checkpoint(tx: &mut Tx, c: &CheckpointRow) -> Result<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    )))
+    sqlx::query(concat!(
+        "INSERT INTO audit_checkpoints (",
+        checkpoint_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    ))
     .bind(&c.id)
     .bind(&c.scope)
     .bind(c.sequence)
@@ -460,21 +439,19 @@ pub async fn checkpoints<'e, E: Executor<'e, Database = Any>>(
     before: (i64, &str),
     limit: i64,
 ) -> Result<Vec<CheckpointRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        checkpoint_columns!(),
+        " FROM audit_checkpoints WHERE scope = $1
            AND (sequence < $2 OR (sequence = $2 AND id < $3))
          ORDER BY sequence DESC, id DESC LIMIT $4"
-    )))
+    ))
     .bind(scope)
     .bind(before.0)
     .bind(before.1)
     .bind(limit)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(checkpoint_from_row)
-    .collect::<std::result::Result<_, _>>()
-    .map_err(db_error)
+    .await?)
 }
 
 pub async fn checkpoint<'e, E: Executor<'e, Database = Any>>(
@@ -482,16 +459,15 @@ pub async fn checkpoint<'e, E: Executor<'e, Database = Any>>(
     scope: &str,
     id: &str,
 ) -> Result<Option<CheckpointRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1 AND id = $2"
-    )))
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        checkpoint_columns!(),
+        " FROM audit_checkpoints WHERE scope = $1 AND id = $2"
+    ))
     .bind(scope)
     .bind(id)
     .fetch_optional(e)
-    .await?
-    .map(|row| checkpoint_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The chains whose head is past their newest checkpoint: (scope, head
@@ -500,18 +476,14 @@ pub async fn unchecked_heads<'e, E: Executor<'e, Database = Any>>(
     e: E,
     limit: i64,
 ) -> Result<Vec<(String, i64, String)>> {
-    sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT h.scope, h.sequence, h.hash FROM audit_heads h
          WHERE h.sequence > COALESCE((SELECT MAX(c.sequence) FROM audit_checkpoints c WHERE c.scope = h.scope), 0)
          ORDER BY h.scope LIMIT $1",
     )
     .bind(limit)
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-    .collect::<std::result::Result<_, sqlx::Error>>()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The newest retention-cut checkpoint of a chain, if events were purged.
@@ -519,16 +491,15 @@ pub async fn last_cut<'e, E: Executor<'e, Database = Any>>(
     e: E,
     scope: &str,
 ) -> Result<Option<CheckpointRow>> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints WHERE scope = $1 AND retention_cut = 1
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        checkpoint_columns!(),
+        " FROM audit_checkpoints WHERE scope = $1 AND retention_cut = 1
          ORDER BY sequence DESC LIMIT 1"
-    )))
+    ))
     .bind(scope)
     .fetch_optional(e)
-    .await?
-    .map(|row| checkpoint_from_row(&row))
-    .transpose()
-    .map_err(db_error)
+    .await?)
 }
 
 /// Audit's copy of the platform administrators.
@@ -552,18 +523,14 @@ pub async fn set_retention(tx: &mut Tx, root_id: &str, days: Option<i64>) -> Res
 pub async fn retained_scopes<'e, E: Executor<'e, Database = Any>>(
     e: E,
 ) -> Result<Vec<(String, i64)>> {
-    sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT h.scope, r.days FROM audit_heads h
          JOIN audit_events e ON e.scope = h.scope AND e.sequence = h.sequence
          JOIN audit_retention r ON r.root_id = e.root_id
          WHERE r.days IS NOT NULL",
     )
     .fetch_all(e)
-    .await?
-    .iter()
-    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-    .collect::<std::result::Result<_, sqlx::Error>>()
-    .map_err(db_error)
+    .await?)
 }
 
 /// The last sequence of a chain's prefix ingested before `cutoff_us`: the
@@ -573,15 +540,14 @@ pub async fn purgeable_through<'e, E: Executor<'e, Database = Any>>(
     scope: &str,
     cutoff_us: i64,
 ) -> Result<Option<i64>> {
-    let row = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT MAX(sequence) FROM audit_events WHERE scope = $1 AND ingested_at_us < $2
            AND sequence < COALESCE((SELECT MIN(sequence) FROM audit_events WHERE scope = $1 AND ingested_at_us >= $2), 9223372036854775807)",
     )
     .bind(scope)
     .bind(cutoff_us)
     .fetch_one(e)
-    .await?;
-    row.try_get::<Option<i64>, _>(0).map_err(db_error)
+    .await?)
 }
 
 /// Deletes a chain's events through `sequence`; returns how many.
