@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::accounts::{Accounts, ClientInfo, field_change, user_actor};
+use crate::error::Error as Refusal;
 use crate::secrets::{
     hash_api_key_secret, invalid_client_secret, new_client_secret, parse_client_secret,
     tokens_equal,
@@ -66,12 +67,7 @@ impl Accounts {
             .await?
             .ok_or_else(|| Error::not_found("user").with_domain("identity"))?;
         if !etag.is_empty() && etag != format!("\"{}\"", user.version) {
-            return Err(Error::new(
-                Code::Aborted,
-                "ETAG_MISMATCH",
-                "the user changed since it was read",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::EtagMismatch.into());
         }
         Ok(user)
     }
@@ -141,12 +137,7 @@ impl Accounts {
     ) -> Result<UserRow> {
         let admin = self.require_platform_admin(principal).await?;
         if admin.id == id && !enabled {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "CANNOT_DISABLE_SELF",
-                "administrators cannot disable themselves",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::CannotDisableSelf.into());
         }
         let user = self.user_for_admin(id, etag).await?;
         let mut tx = self.begin().await?;
@@ -208,12 +199,7 @@ impl Accounts {
     ) -> Result<UserRow> {
         let admin = self.require_platform_admin(principal).await?;
         if admin.id == id && deleted {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "CANNOT_DELETE_SELF",
-                "administrators cannot delete themselves",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::CannotDeleteSelf.into());
         }
         let user = self.user_for_admin(id, etag).await?;
         let mut tx = self.begin().await?;

@@ -16,7 +16,7 @@ use tenantry_kit::tenancy;
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::cache::Cache;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status};
 use crate::accounts::{Accounts, ClientInfo, timestamp, user_actor};
 use crate::api::{client_info, principal};
 use crate::directory::Holds;
+use crate::error::Error as Refusal;
 use crate::secrets::{
     hash_api_key_secret, hash_token, invalid_api_key, new_api_key, parse_api_key, tokens_equal,
 };
@@ -468,14 +469,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
             {
                 Holds::Yes => {}
                 Holds::No => {
-                    return Err(Error::new(
-                        Code::PermissionDenied,
-                        "PERMISSION_NOT_HELD",
-                        "a key cannot carry a permission its creator lacks",
-                    )
-                    .with_domain("identity")
-                    .with_violation(field, "is not held by the caller")
-                    .into());
+                    return Err(Refusal::PermissionNotHeld { field }.into());
                 }
                 Holds::Unknown => {
                     return Err(Error::invalid_field(field, "is not a known permission")

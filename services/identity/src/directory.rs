@@ -7,13 +7,15 @@
 //! answer UNIMPLEMENTED) reads as "no organizations yet", so sign-up and
 //! sign-in keep working.
 
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+
+use crate::error::Error as Refusal;
 
 /// A user's membership, as identity reports it in `Me`.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +61,7 @@ fn not_served(status: &tonic::Status) -> bool {
 }
 
 fn unavailable(what: &'static str, status: tonic::Status) -> Error {
-    Error::new(
-        Code::Unavailable,
-        "DEPENDENCY_UNAVAILABLE",
-        format!("{what} is unavailable"),
-    )
-    .with_domain("identity")
-    .with_source(anyhow::anyhow!("{}: {}", status.code(), status.message()))
+    Refusal::DependencyUnavailable { what, status }.into()
 }
 
 impl Directory {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod api_keys;
 pub mod directory;
 pub mod email;
+mod error;
 pub mod keys;
 pub mod mailer;
 pub mod password;

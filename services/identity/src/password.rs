@@ -26,12 +26,11 @@ use argon2::{
     PasswordVerifier as _, Version,
 };
 use serde::{Deserialize, Serialize};
-use tenantry_kit::{Code, Error};
+use tenantry_kit::Error;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
-/// The field that policy violations name.
-const FIELD: &str = "password";
+use crate::error::Error as Refusal;
 
 /// The ErrorInfo domain of every error from this module.
 const DOMAIN: &str = "identity";
@@ -198,52 +197,37 @@ pub fn check_policy(
     // three marks) of at most four bytes each into one character, so an
     // input of more than 16 bytes per allowed character cannot normalize
     // to an allowed length: rejected before paying for its normalization.
-    let too_long = || {
-        policy_error(
-            "PASSWORD_TOO_LONG",
-            "the password is too long",
-            format!("must be at most {} characters", options.max_length),
-        )
-        .with_metadata("max_length", options.max_length)
+    let too_long = || Refusal::PasswordTooLong {
+        max_length: options.max_length,
     };
     if password.len() > options.max_length.saturating_mul(16) {
-        return Err(too_long());
+        return Err(too_long().into());
     }
 
     let normalized = normalize_password(password);
     let length = normalized.chars().count();
     if length < options.min_length {
-        return Err(policy_error(
-            "PASSWORD_TOO_SHORT",
-            "the password is too short",
-            format!("must be at least {} characters", options.min_length),
-        )
-        .with_metadata("min_length", options.min_length));
+        return Err(Refusal::PasswordTooShort {
+            min_length: options.min_length,
+        }
+        .into());
     }
     if length > options.max_length {
-        return Err(too_long());
+        return Err(too_long().into());
     }
 
     // The list is lowercased, so "Password123!" and "PASSWORD123!" are as
     // guessable as "password123!": attackers try case variants first.
     let folded = normalized.to_lowercase();
     if COMMON_PASSWORDS.contains(folded.as_str()) {
-        return Err(policy_error(
-            "PASSWORD_TOO_COMMON",
-            "the password is too common",
-            "is a commonly used or breached password; choose another",
-        ));
+        return Err(Refusal::PasswordTooCommon.into());
     }
     if context
         .iter()
         .flat_map(|value| context_forms(value))
         .any(|value| value == folded)
     {
-        return Err(policy_error(
-            "PASSWORD_TOO_COMMON",
-            "the password is too common",
-            "must not be your email address or name",
-        ));
+        return Err(Refusal::PasswordIsPersonal.into());
     }
     if options.min_strength > 0 {
         // Strength is estimated on a prefix: the estimator's matching grows
@@ -257,15 +241,12 @@ pub fn check_policy(
                 .and_then(|feedback| feedback.warning())
                 .map(|warning| format!(" ({warning})"))
                 .unwrap_or_default();
-            return Err(policy_error(
-                "PASSWORD_TOO_WEAK",
-                "the password is too easy to guess",
-                format!(
-                    "is too easy to guess{hint}; a few uncommon words together make a strong password"
-                ),
-            )
-            .with_metadata("strength", score)
-            .with_metadata("min_strength", options.min_strength));
+            return Err(Refusal::PasswordTooWeak {
+                hint,
+                strength: score,
+                min_strength: options.min_strength,
+            }
+            .into());
         }
     }
     Ok(normalized)
@@ -296,12 +277,6 @@ fn context_forms(value: &str) -> Vec<String> {
         forms.push(value);
     }
     forms
-}
-
-fn policy_error(reason: &'static str, message: &str, description: impl Into<String>) -> Error {
-    Error::new(Code::InvalidArgument, reason, message)
-        .with_domain(DOMAIN)
-        .with_violation(FIELD, description)
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -501,6 +476,8 @@ fn internal(context: &'static str, cause: impl fmt::Display) -> Error {
 
 #[cfg(test)]
 mod tests {
+    use tenantry_kit::Code;
+
     use super::*;
 
     /// Cheap parameters: tests exercise the code, not the cost.

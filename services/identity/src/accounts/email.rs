@@ -83,13 +83,13 @@ impl Accounts {
             .filter(|row| {
                 row.purpose == purpose && row.used_at_us.is_none() && row.expires_at_us > now_us
             })
-            .ok_or_else(|| invalid_token("token"))?;
+            .ok_or(Refusal::TokenInvalid { field: "token" })?;
         let user = self
             .store()
             .user_by_id_for_update(tx, &row.user_id)
             .await?
             .filter(UserRow::is_active)
-            .ok_or_else(|| invalid_token("token"))?;
+            .ok_or(Refusal::TokenInvalid { field: "token" })?;
         Ok((row, user))
     }
 
@@ -110,7 +110,7 @@ impl Accounts {
             .pending_token(&mut tx, &hash, VERIFY_EMAIL, now)
             .await?;
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
-            return Err(invalid_token("token"));
+            return Err(Refusal::TokenInvalid { field: "token" }.into());
         }
         let email = row.payload;
         if user.pending_email.as_deref() == Some(email.as_str()) {
@@ -123,18 +123,7 @@ impl Accounts {
                     |q| q.bind(email.clone()).bind(now),
                 )
                 .await
-                .map_err(|error| {
-                    if error.code() == Code::AlreadyExists {
-                        Error::new(
-                            Code::AlreadyExists,
-                            "EMAIL_TAKEN",
-                            "an account with this email exists",
-                        )
-                        .with_domain("identity")
-                    } else {
-                        error
-                    }
-                })?;
+                .map_err(email_taken)?;
             let event = NewEvent::new(
                 "user",
                 user.id.clone(),
@@ -158,7 +147,7 @@ impl Accounts {
                 .await?;
         } else {
             // The address changed again since this link was sent.
-            return Err(invalid_token("token"));
+            return Err(Refusal::TokenInvalid { field: "token" }.into());
         }
         self.emit(
             &mut tx,
@@ -175,7 +164,7 @@ impl Accounts {
             .store()
             .user_by_id_for_update(&mut tx, &user.id)
             .await?
-            .ok_or_else(|| invalid_token("token"))?;
+            .ok_or(Refusal::TokenInvalid { field: "token" })?;
         self.commit(tx).await?;
         Ok(Verified {
             user,
@@ -244,12 +233,7 @@ impl Accounts {
             );
         }
         if self.store().user_by_email(&new_email).await?.is_some() {
-            return Err(Error::new(
-                Code::AlreadyExists,
-                "EMAIL_TAKEN",
-                "an account with this email exists",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::EmailTaken.into());
         }
         let mut tx = self.begin().await?;
         let pending = new_email.clone();
@@ -265,7 +249,7 @@ impl Accounts {
             .store()
             .user_by_id_for_update(&mut tx, &user.id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         self.commit(tx).await?;
         self.send(mail).await;
         Ok(updated)

@@ -73,7 +73,7 @@ impl Accounts {
                     .await?;
                     self.commit(tx).await?;
                 }
-                return Err(invalid_credentials());
+                return Err(Refusal::InvalidCredentials.into());
             }
         };
         self.store().clear_throttle(&account_key).await?;
@@ -226,13 +226,10 @@ impl Accounts {
         }
         if wait_us > 0 {
             let seconds = (wait_us as u64).div_ceil(1_000_000);
-            return Err(Error::new(
-                Code::ResourceExhausted,
-                "LOGIN_THROTTLED",
-                "too many failed attempts; retry later",
-            )
-            .with_domain("identity")
-            .with_retry_after(Duration::from_secs(seconds)));
+            return Err(Refusal::LoginThrottled {
+                retry_after: Duration::from_secs(seconds),
+            }
+            .into());
         }
         Ok(())
     }

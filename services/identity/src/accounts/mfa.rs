@@ -24,13 +24,13 @@ impl Accounts {
                     && row.expires_at_us > now
                     && row.attempts < MFA_ATTEMPTS
             })
-            .ok_or_else(|| invalid_token("mfa_token"))?;
+            .ok_or(Refusal::TokenInvalid { field: "mfa_token" })?;
         let user = self
             .store()
             .user_by_id_for_update(&mut tx, &challenge.user_id)
             .await?
             .filter(|user| user.is_active() && user.mfa_enabled())
-            .ok_or_else(|| invalid_token("mfa_token"))?;
+            .ok_or(Refusal::TokenInvalid { field: "mfa_token" })?;
         let accepted = self.check_factor(&mut tx, &user, &factor, now).await?;
         if !accepted {
             drop(tx);
@@ -50,15 +50,10 @@ impl Accounts {
             )
             .await?;
             self.commit(tx).await?;
-            return Err(Error::new(
-                Code::Unauthenticated,
-                "INVALID_MFA_CODE",
-                "the code is not valid",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::InvalidMfaCode.into());
         }
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
-            return Err(invalid_token("mfa_token"));
+            return Err(Refusal::TokenInvalid { field: "mfa_token" }.into());
         }
         self.commit(tx).await?;
         let organization: Option<String> =
@@ -195,12 +190,7 @@ impl Accounts {
     ) -> Result<Enrollment> {
         let user = self.user_principal(principal).await?;
         if user.mfa_enabled() {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "MFA_ALREADY_ENABLED",
-                "TOTP is already enabled",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::MfaAlreadyEnabled.into());
         }
         let secret = totp::TotpSecret::generate();
         let encoded = secret.to_base32();
@@ -248,23 +238,9 @@ impl Accounts {
             .as_deref()
             .filter(|_| user.pending_totp_expires_at_us.is_some_and(|e| e > now))
             .and_then(|stored| self.open_totp(&user.id, stored))
-            .ok_or_else(|| {
-                Error::new(
-                    Code::FailedPrecondition,
-                    "NO_PENDING_ENROLLMENT",
-                    "start TOTP enrollment first",
-                )
-                .with_domain("identity")
-            })?;
-        let step = totp::verify(&secret, code, now / 1_000_000, None).ok_or_else(|| {
-            Error::new(
-                Code::InvalidArgument,
-                "INVALID_MFA_CODE",
-                "the code is not valid",
-            )
-            .with_domain("identity")
-            .with_violation("code", "is not the current code")
-        })?;
+            .ok_or(Refusal::NoPendingEnrollment)?;
+        let step = totp::verify(&secret, code, now / 1_000_000, None)
+            .ok_or(Refusal::InvalidEnrollmentCode)?;
         let codes = crate::secrets::new_recovery_codes();
         let hashes: Vec<String> = codes
             .iter()
@@ -315,14 +291,14 @@ impl Accounts {
                 .store()
                 .session(&mut tx, session_id)
                 .await?
-                .ok_or_else(invalid_session)?;
+                .ok_or(Refusal::SessionInvalid)?;
             tokens = Some(self.issue(&mut tx, &user, &session, true).await?);
         }
         let user = self
             .store()
             .user_by_id_for_update(&mut tx, &user.id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         self.commit(tx).await?;
         Ok((user, codes, tokens))
     }
@@ -337,12 +313,7 @@ impl Accounts {
         let user = self.user_principal(principal).await?;
         self.reauthenticate(&user, password).await?;
         if !user.mfa_enabled() {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "MFA_NOT_ENABLED",
-                "TOTP is not enabled",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::MfaNotEnabled.into());
         }
         let mut tx = self.begin().await?;
         self.store()
@@ -373,7 +344,7 @@ impl Accounts {
             .store()
             .user_by_id_for_update(&mut tx, &user.id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         self.commit(tx).await?;
         Ok(user)
     }
@@ -388,12 +359,7 @@ impl Accounts {
         let user = self.user_principal(principal).await?;
         self.reauthenticate(&user, password).await?;
         if !user.mfa_enabled() {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "MFA_NOT_ENABLED",
-                "TOTP is not enabled",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::MfaNotEnabled.into());
         }
         let codes = crate::secrets::new_recovery_codes();
         let hashes: Vec<String> = codes

@@ -19,6 +19,7 @@ use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::directory::Directory;
 use crate::email::normalize_email;
+use crate::error::Error as Refusal;
 use crate::keys::KeyRing;
 use crate::mailer::{Mail, Mailer};
 use crate::password::{PasswordHasher, check_policy};
@@ -36,35 +37,6 @@ const ACCOUNT_EXISTS: &str = "account_exists";
 
 /// How many wrong codes an MFA challenge survives.
 const MFA_ATTEMPTS: i64 = 5;
-
-/// One error for every failed sign-in, whatever failed: no user enumeration.
-fn invalid_credentials() -> Error {
-    Error::new(
-        Code::Unauthenticated,
-        "INVALID_CREDENTIALS",
-        "invalid email or password",
-    )
-    .with_domain("identity")
-}
-
-fn invalid_token(field: &str) -> Error {
-    Error::new(
-        Code::InvalidArgument,
-        "TOKEN_INVALID",
-        "the token is invalid, used or expired",
-    )
-    .with_domain("identity")
-    .with_violation(field, "is invalid, used or expired")
-}
-
-pub(crate) fn invalid_session() -> Error {
-    Error::new(
-        Code::Unauthenticated,
-        "SESSION_INVALID",
-        "the session is invalid or has ended",
-    )
-    .with_domain("identity")
-}
 
 /// Where a call came from, for sessions, throttling and audit.
 #[derive(Debug, Clone, Default)]
@@ -197,6 +169,16 @@ enum Organization {
 
 fn micros(duration: Duration) -> i64 {
     duration.as_micros() as i64
+}
+
+/// A user's write refused for a unique key: its address is another
+/// account's (the id of a new user is fresh).
+fn email_taken(error: Error) -> Error {
+    if error.code() == Code::AlreadyExists {
+        Refusal::EmailTaken.into()
+    } else {
+        error
+    }
 }
 
 pub(crate) fn user_actor(user: &UserRow) -> events::Actor {

@@ -31,13 +31,7 @@ impl Accounts {
         } else {
             self.record_failure(&key, self.options().throttle.free_attempts_per_account)
                 .await?;
-            Err(Error::new(
-                Code::Unauthenticated,
-                "INVALID_CREDENTIALS",
-                "the current password is wrong",
-            )
-            .with_domain("identity")
-            .with_violation("current_password", "is wrong"))
+            Err(Refusal::WrongCurrentPassword.into())
         }
     }
 
@@ -186,7 +180,7 @@ impl Accounts {
         let password_hash = self.inner.hasher.hash(&new).await?;
         let mut tx = self.begin().await?;
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
-            return Err(invalid_token("token"));
+            return Err(Refusal::TokenInvalid { field: "token" }.into());
         }
         // The link proves the mailbox, like a verification link would.
         if user.email_verified_at_us.is_none() {

@@ -106,12 +106,12 @@ impl Accounts {
             .store()
             .refresh(&mut tx, &hash)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         let session = self
             .store()
             .session(&mut tx, &row.session_id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         let reused = row.rotated_at_us.is_some()
             || !self.store().rotate_refresh(&mut tx, &hash, now).await?;
         if reused {
@@ -130,20 +130,20 @@ impl Accounts {
                 tracing::warn!(session_id = %session.id, "refresh token reused; session revoked");
             }
             self.commit(tx).await?;
-            return Err(invalid_session());
+            return Err(Refusal::SessionInvalid.into());
         }
         if row.expires_at_us <= now
             || session.revoked_at_us.is_some()
             || session.expires_at_us <= now
         {
-            return Err(invalid_session());
+            return Err(Refusal::SessionInvalid.into());
         }
         let user = self
             .store()
             .user_by_id_for_update(&mut tx, &session.user_id)
             .await?
             .filter(UserRow::is_active)
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         self.store()
             .touch_session(
                 &mut tx,
@@ -229,7 +229,7 @@ impl Accounts {
         };
         let Some(session_id) = session_id else {
             return Err(if principal.is_some() || !refresh_token.is_empty() {
-                invalid_session()
+                Refusal::SessionInvalid.into()
             } else {
                 Error::unauthenticated("missing credentials").with_domain("identity")
             });
@@ -238,7 +238,7 @@ impl Accounts {
             .store()
             .session(&mut tx, &session_id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         let actor = self.actor_for(&mut tx, &session.user_id).await?;
         let reason = events::session_revoked::Reason::Logout;
         self.end_session(
@@ -311,26 +311,21 @@ impl Accounts {
     /// check the session is still live.
     pub async fn user_principal(&self, principal: &Principal) -> Result<UserRow> {
         if principal.kind != PrincipalKind::User {
-            return Err(Error::new(
-                Code::PermissionDenied,
-                "USER_REQUIRED",
-                "only a signed-in user may call this",
-            )
-            .with_domain("identity"));
+            return Err(Refusal::UserRequired.into());
         }
         let user = self
             .store()
             .user_by_id(&principal.id)
             .await?
             .filter(UserRow::is_active)
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         if let Some(session_id) = &principal.session_id
             && !self
                 .store()
                 .session_is_live(session_id, now_micros())
                 .await?
         {
-            return Err(invalid_session());
+            return Err(Refusal::SessionInvalid.into());
         }
         Ok(user)
     }
@@ -459,7 +454,10 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<Tokens> {
         let user = self.user_principal(principal).await?;
-        let session_id = principal.session_id.clone().ok_or_else(invalid_session)?;
+        let session_id = principal
+            .session_id
+            .clone()
+            .ok_or(Refusal::SessionInvalid)?;
         let member = self
             .inner
             .directory
@@ -475,24 +473,14 @@ impl Accounts {
             .store()
             .session(&mut tx, &session_id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         drop(tx);
         match self.inner.directory.sign_in_policy(organization).await? {
             Some(policy) if !policy.active => {
-                return Err(Error::new(
-                    Code::FailedPrecondition,
-                    "ORGANIZATION_DEACTIVATED",
-                    "the organization is deactivated",
-                )
-                .with_domain("identity"));
+                return Err(Refusal::OrganizationDeactivated.into());
             }
             Some(policy) if policy.require_mfa && !session.mfa => {
-                return Err(Error::new(
-                    Code::FailedPrecondition,
-                    "MFA_REQUIRED",
-                    "the organization requires MFA; sign in with MFA first",
-                )
-                .with_domain("identity"));
+                return Err(Refusal::MfaRequired.into());
             }
             _ => {}
         }
@@ -526,7 +514,7 @@ impl Accounts {
             .store()
             .session(&mut tx, &session.id)
             .await?
-            .ok_or_else(invalid_session)?;
+            .ok_or(Refusal::SessionInvalid)?;
         let tokens = self.issue(&mut tx, &user, &session, false).await?;
         self.commit(tx).await?;
         Ok(tokens)

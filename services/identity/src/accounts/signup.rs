@@ -151,7 +151,7 @@ impl Accounts {
         self.insert_new_user(&mut tx, &user, client)
             .await
             .map_err(|error| match error.code() {
-                Code::AlreadyExists => invalid_token("token"),
+                Code::AlreadyExists => Refusal::TokenInvalid { field: "token" }.into(),
                 _ => error,
             })?;
         self.store()
@@ -264,7 +264,9 @@ impl Accounts {
             .directory
             .lookup_invitation(invitation_token)
             .await?
-            .ok_or_else(|| invalid_token("invitation_token"))?;
+            .ok_or(Refusal::TokenInvalid {
+                field: "invitation_token",
+            })?;
         if normalize_email("email", &invitation.email).ok().as_deref() != Some(email.as_str()) {
             return Err(Error::invalid_field(
                 "email",
@@ -441,17 +443,9 @@ impl Accounts {
     }
 
     pub(super) async fn insert_user_row(&self, tx: &mut Write, user: &UserRow) -> Result<()> {
-        self.store().insert_user(tx, user).await.map_err(|error| {
-            if error.code() == Code::AlreadyExists {
-                Error::new(
-                    Code::AlreadyExists,
-                    "EMAIL_TAKEN",
-                    "an account with this email exists",
-                )
-                .with_domain("identity")
-            } else {
-                error
-            }
-        })
+        self.store()
+            .insert_user(tx, user)
+            .await
+            .map_err(email_taken)
     }
 }
