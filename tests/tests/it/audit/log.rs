@@ -1,0 +1,473 @@
+//! What is logged, once per organization, and who may read it; refusals
+//! with who and why.
+
+use super::*;
+
+#[tokio::test]
+async fn every_change_is_logged_once_per_organization_and_read_only_by_its_auditors() {
+    for storage in storages() {
+        let w = World::start(builder(storage)).await;
+        let root = w.user("root@example.com").await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let carol = w.user("carol@example.com").await;
+        let acme = w.organization(&ada, "Acme").await;
+        let project = w.project(&ada, &acme, "api").await;
+        tenantry_tests::people::join(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
+        // The owner's membership, the project and bob's membership.
+        let events = eventually("the changes in the log", || async {
+            let events = w
+                .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
+                .await
+                .ok()?
+                .audit_events;
+            let members = events
+                .iter()
+                .filter(|e| e.action == "organization.member.added")
+                .count();
+            let project = events.iter().any(|e| e.action == "project.created");
+            (members == 2 && project).then_some(events)
+        })
+        .await;
+
+        // Newest first, one chain without gaps, each event as it happened.
+        let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+        let mut expected: Vec<i64> = (1..=events.len() as i64).collect();
+        expected.reverse();
+        assert_eq!(sequences, expected);
+        let created = events
+            .iter()
+            .find(|e| e.action == "project.created")
+            .unwrap();
+        assert_eq!(created.actor.as_ref().unwrap().id, ada.id);
+        assert_eq!(
+            created.actor.as_ref().unwrap().kind,
+            pb::actor::Kind::User as i32
+        );
+        // Who did it, in words: the name the user had when they did it.
+        assert_eq!(
+            created.actor.as_ref().unwrap().display_name,
+            "ada@example.com"
+        );
+        assert_eq!(created.source, "organization");
+        assert_eq!(created.outcome, pb::Outcome::Success as i32);
+        assert!(created.targets.iter().any(|t| t.id == project));
+        assert_eq!(
+            created.metadata.as_ref().unwrap().fields["projectId"].kind,
+            Some(prost_types::value::Kind::StringValue(project.clone()))
+        );
+        assert_eq!(created.hash.len(), 32);
+        assert_eq!(created.organization, format!("organizations/{acme}"));
+        let one = w
+            .audit()
+            .get_audit_event(authed(
+                pb::GetAuditEventRequest {
+                    name: created.name.clone(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .audit_event
+            .unwrap();
+        assert_eq!(&one, created);
+        let verified = w.verify(&ada, &acme).await;
+        assert!(verified.ok, "{verified:?}");
+        assert!(verified.verified_count >= events.len() as i64);
+
+        // Filters.
+        let filtered = |filter: pb::AuditEventFilter| {
+            let w = &w;
+            let ada = &ada;
+            let acme = acme.clone();
+            async move {
+                w.list(ada, &format!("organizations/{acme}"), Some(filter), 100, "")
+                    .await
+            }
+        };
+        let members = filtered(pb::AuditEventFilter {
+            action_prefix: "organization.member.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(
+            !members.is_empty()
+                && members
+                    .iter()
+                    .all(|e| e.action.starts_with("organization.member."))
+        );
+        let exact = filtered(pb::AuditEventFilter {
+            action: "project.created".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert_eq!(exact.len(), 1);
+        let by_target = filtered(pb::AuditEventFilter {
+            target_id: project.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(by_target.iter().any(|e| e.action == "project.created"));
+        let by_actor = filtered(pb::AuditEventFilter {
+            actor_id: ada.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(
+            by_actor
+                .iter()
+                .all(|e| e.actor.as_ref().unwrap().id == ada.id)
+        );
+        let failures = filtered(pb::AuditEventFilter {
+            outcome: pb::Outcome::Failure as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(failures.is_empty());
+        let hour = |offset: i64| {
+            Some(prost_types::Timestamp {
+                seconds: now_secs() + offset * 3600,
+                nanos: 0,
+            })
+        };
+        let recent = filtered(pb::AuditEventFilter {
+            start_time: hour(-1),
+            end_time: hour(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(recent.len() >= events.len());
+        let ancient = filtered(pb::AuditEventFilter {
+            start_time: hour(-48),
+            end_time: hour(-24),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .audit_events;
+        assert!(ancient.is_empty());
+        let bad_range = filtered(pb::AuditEventFilter {
+            start_time: Some(prost_types::Timestamp {
+                seconds: 2_000_000_000,
+                nanos: 0,
+            }),
+            end_time: Some(prost_types::Timestamp {
+                seconds: 1_000_000_000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(bad_range.unwrap_err().code(), Code::InvalidArgument);
+
+        // Pages are stable under concurrent inserts.
+        let parent = format!("organizations/{acme}");
+        let first = w.list(&ada, &parent, None, 2, "").await.unwrap();
+        assert_eq!(first.audit_events.len(), 2);
+        let expected: Vec<i64> = (1..=first.audit_events[0].sequence).rev().collect();
+        w.project(&ada, &acme, "web").await;
+        w.until_logged(&ada, &acme, "project.created").await;
+        let mut paged: Vec<i64> = first.audit_events.iter().map(|e| e.sequence).collect();
+        let mut token = first.next_page_token.clone();
+        while !token.is_empty() {
+            let page = w.list(&ada, &parent, None, 2, &token).await.unwrap();
+            paged.extend(page.audit_events.iter().map(|e| e.sequence));
+            token = page.next_page_token;
+        }
+        assert_eq!(
+            paged, expected,
+            "later pages saw none of the new events and missed nothing"
+        );
+        let other_query = w
+            .list(
+                &ada,
+                &parent,
+                Some(pb::AuditEventFilter {
+                    action: "x".into(),
+                    ..Default::default()
+                }),
+                2,
+                &first.next_page_token,
+            )
+            .await;
+        assert_eq!(other_query.unwrap_err().code(), Code::InvalidArgument);
+        let mut tampered = first.next_page_token.clone();
+        tampered.replace_range(5..6, if &tampered[5..6] == "A" { "B" } else { "A" });
+        assert_eq!(
+            w.list(&ada, &parent, None, 2, &tampered)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::InvalidArgument
+        );
+
+        // Who may read: auditors (owner, admin); a member is denied, a
+        // stranger finds nothing; across organizations only platform
+        // administrators, and that read is itself logged.
+        assert_eq!(
+            w.list(&bob, &parent, None, 10, "")
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            w.list(&carol, &parent, None, 10, "")
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+        let stranger_get = w
+            .audit()
+            .get_audit_event(authed(
+                pb::GetAuditEventRequest {
+                    name: created.name.clone(),
+                },
+                &carol.token,
+            ))
+            .await;
+        assert_eq!(stranger_get.unwrap_err().code(), Code::NotFound);
+        assert_eq!(
+            w.list(&ada, "organizations/-", None, 10, "")
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied
+        );
+        let everywhere = eventually("billing... the platform admin reaching audit", || async {
+            w.list(&root, "organizations/-", None, 1000, "").await.ok()
+        })
+        .await;
+        assert!(
+            everywhere
+                .audit_events
+                .iter()
+                .any(|e| e.organization == format!("organizations/{acme}"))
+        );
+        let direct = w.list(&root, &parent, None, 10, "").await.unwrap();
+        assert!(
+            !direct.audit_events.is_empty(),
+            "administrators read any organization, audited"
+        );
+        // An export across organizations is such a read too.
+        let mut export = w
+            .audit()
+            .export_audit_events(authed(
+                pb::ExportAuditEventsRequest {
+                    parent: "organizations/-".into(),
+                    format: pb::ExportFormat::Jsonl as i32,
+                    ..Default::default()
+                },
+                &root.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        while export.message().await.unwrap().is_some() {}
+        eventually(
+            "the cross-organization reads in the instance log",
+            || async {
+                let instance = w
+                    .list(
+                        &root,
+                        "organizations/instance",
+                        Some(pb::AuditEventFilter {
+                            action: "audit.events.read_across_organizations".into(),
+                            ..Default::default()
+                        }),
+                        10,
+                        "",
+                    )
+                    .await
+                    .ok()?;
+                let methods: Vec<String> = instance
+                    .audit_events
+                    .iter()
+                    .filter(|e| e.actor.as_ref().unwrap().id == root.id)
+                    .filter_map(
+                        |e| match e.metadata.as_ref()?.fields.get("method")?.kind.clone() {
+                            Some(prost_types::value::Kind::StringValue(m)) => Some(m),
+                            _ => None,
+                        },
+                    )
+                    .collect();
+                (methods.iter().any(|m| m == "ListAuditEvents")
+                    && methods.iter().any(|m| m == "ExportAuditEvents"))
+                .then_some(())
+            },
+        )
+        .await;
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_in_the_log_with_who_and_why() {
+    for storage in storages() {
+        let w = World::start(builder(storage)).await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme").await;
+        tenantry_tests::people::join(
+            &w.sandbox,
+            &w.channel,
+            &ada.token,
+            &acme,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
+        let create = |user: &User, name: &str| {
+            let request = org::CreateProjectRequest {
+                parent: format!("organizations/{acme}"),
+                project: Some(org::Project {
+                    display_name: name.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let token = user.token.clone();
+            let channel = w.channel.clone();
+            async move {
+                org::project_service_client::ProjectServiceClient::new(channel)
+                    .create_project(authed(request, &token))
+                    .await
+            }
+        };
+        // A member may not create projects; the owner fills the plan (three).
+        let denied = create(&bob, "mine").await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        for name in ["one", "two", "three"] {
+            create(&ada, name).await.unwrap();
+        }
+        let over = create(&ada, "four").await.unwrap_err();
+        assert_eq!(over.code(), Code::ResourceExhausted);
+        // Seats too: ada and bob, three pending invitations fill FREE's five.
+        let mut invitations =
+            rbac_pb::invitation_service_client::InvitationServiceClient::new(w.channel.clone());
+        let invite = |email: &str| {
+            authed(
+                rbac_pb::CreateInvitationRequest {
+                    parent: format!("organizations/{acme}"),
+                    invitation: Some(rbac_pb::Invitation {
+                        email: email.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &ada.token,
+            )
+        };
+        // A member may not invite (rbac refuses and records it); a
+        // stranger is told nothing exists, and nothing is recorded.
+        let carol = w.user("carol@example.com").await;
+        for (who, code) in [(&carol, Code::NotFound), (&bob, Code::PermissionDenied)] {
+            let mut request = invite("g@example.com");
+            *request.metadata_mut() = authed((), &who.token).metadata().clone();
+            let refused = invitations.create_invitation(request).await.unwrap_err();
+            assert_eq!(refused.code(), code, "{refused:?}");
+        }
+        for email in ["c@example.com", "d@example.com", "e@example.com"] {
+            invitations.create_invitation(invite(email)).await.unwrap();
+        }
+        let no_seat = invitations
+            .create_invitation(invite("f@example.com"))
+            .await
+            .unwrap_err();
+        assert_eq!(no_seat.code(), Code::ResourceExhausted);
+
+        let refusals = eventually("the refusals in the log", || async {
+            let found: Vec<pb::AuditEvent> = w
+                .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
+                .await
+                .ok()?
+                .audit_events
+                .into_iter()
+                .filter(|e| e.action == "organization.request.denied")
+                .collect();
+            (found.len() == 4).then_some(found)
+        })
+        .await;
+        let field = |e: &pb::AuditEvent, key: &str| -> String {
+            match e
+                .metadata
+                .as_ref()
+                .and_then(|m| m.fields.get(key))
+                .and_then(|v| v.kind.clone())
+            {
+                Some(prost_types::value::Kind::StringValue(s)) => s,
+                _ => String::new(),
+            }
+        };
+        assert!(
+            refusals
+                .iter()
+                .all(|e| e.actor.as_ref().unwrap().id != carol.id),
+            "a stranger's NOT_FOUND is not recorded"
+        );
+        let invite_refused = refusals
+            .iter()
+            .find(|e| {
+                field(e, "action") == "organization.members.invite"
+                    && field(e, "reason") == "PERMISSION_DENIED"
+            })
+            .expect("bob's refused invitation");
+        assert_eq!(invite_refused.actor.as_ref().unwrap().id, bob.id);
+        assert_eq!(invite_refused.source, "rbac");
+        assert_eq!(field(invite_refused, "reason"), "PERMISSION_DENIED");
+        assert_eq!(
+            field(invite_refused, "permission"),
+            "organization.members.invite"
+        );
+        assert!(invite_refused.targets.iter().any(|t| t.id == acme));
+        let by_bob = refusals
+            .iter()
+            .find(|e| {
+                field(e, "action") == "project.create" && e.actor.as_ref().unwrap().id == bob.id
+            })
+            .expect("bob's refusal");
+        assert_eq!(by_bob.outcome, pb::Outcome::Denied as i32);
+        assert_eq!(field(by_bob, "action"), "project.create");
+        assert_eq!(field(by_bob, "reason"), "PERMISSION_DENIED");
+        assert!(by_bob.targets.iter().any(|t| t.id == acme));
+        let seat = refusals
+            .iter()
+            .find(|e| field(e, "metric") == "METRIC_MEMBERS")
+            .expect("the seat refusal");
+        assert_eq!(seat.actor.as_ref().unwrap().id, ada.id);
+        assert_eq!(seat.source, "rbac");
+        assert_eq!(field(seat, "limit"), "5");
+        let by_ada = refusals
+            .iter()
+            .find(|e| field(e, "metric") == "METRIC_PROJECTS")
+            .expect("ada's refusal");
+        assert_eq!(by_ada.actor.as_ref().unwrap().id, ada.id);
+        assert_eq!(by_ada.outcome, pb::Outcome::Denied as i32);
+        assert_eq!(field(by_ada, "reason"), "QUOTA_EXCEEDED");
+        assert_eq!(field(by_ada, "metric"), "METRIC_PROJECTS");
+        assert_eq!(field(by_ada, "limit"), "3");
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

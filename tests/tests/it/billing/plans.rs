@@ -1,0 +1,329 @@
+//! The plan catalog, custom plans and negotiated overrides.
+
+use super::*;
+
+#[tokio::test]
+async fn plans_come_from_the_catalog_and_platform_admins_add_custom_ones() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let mut tap = w.tap().await;
+        let root = w.user("root@example.com").await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme", None, None).await;
+
+        let listed = w
+            .plans()
+            .list_plans(authed(pb::ListPlansRequest::default(), &ada.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .plans;
+        let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "plans/free",
+                "plans/starter",
+                "plans/professional",
+                "plans/enterprise"
+            ]
+        );
+        assert_eq!(listed[0].limits.as_ref().unwrap().projects, Some(3));
+        assert_eq!(
+            listed[3].limits.as_ref().unwrap().projects,
+            None,
+            "enterprise is unlimited"
+        );
+        assert_eq!(listed[2].features.get("sso"), Some(&true));
+
+        let custom = pb::Plan {
+            display_name: "Acme negotiated".into(),
+            limits: Some(pb::PlanLimits {
+                projects: Some(40),
+                ..Default::default()
+            }),
+            currency_code: "USD".into(),
+            billing_interval: pb::BillingInterval::Monthly as i32,
+            base_price_minor_units: 50_000,
+            offered_to: format!("organizations/{acme}"),
+            ..Default::default()
+        };
+        let denied = w
+            .plans()
+            .create_plan(authed(
+                pb::CreatePlanRequest {
+                    plan: Some(custom.clone()),
+                    request_id: String::new(),
+                },
+                &ada.token,
+            ))
+            .await;
+        assert_status(denied, Code::PermissionDenied, "");
+        let bad = pb::Plan {
+            limits: Some(pb::PlanLimits {
+                projects: Some(-1),
+                ..Default::default()
+            }),
+            ..custom.clone()
+        };
+        let invalid = w
+            .plans()
+            .create_plan(authed(
+                pb::CreatePlanRequest {
+                    plan: Some(bad),
+                    request_id: String::new(),
+                },
+                &root.token,
+            ))
+            .await;
+        let status = assert_status(invalid, Code::InvalidArgument, "");
+        assert!(status.get_details_bad_request().is_some());
+
+        // Billing learns who the platform administrators are from identity.
+        let created = eventually("billing learning the platform admin", || async {
+            w.plans()
+                .create_plan(authed(
+                    pb::CreatePlanRequest {
+                        plan: Some(custom.clone()),
+                        request_id: "p-1".into(),
+                    },
+                    &root.token,
+                ))
+                .await
+                .ok()
+        })
+        .await
+        .into_inner()
+        .plan
+        .unwrap();
+        assert_eq!(created.tier, pb::PlanTier::Custom as i32);
+        tap.expect_about("billing.plan.created", &id(&created.name), EVENT_WAIT)
+            .await
+            .unwrap();
+        let replayed = w
+            .plans()
+            .create_plan(authed(
+                pb::CreatePlanRequest {
+                    plan: Some(custom.clone()),
+                    request_id: "p-1".into(),
+                },
+                &root.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .plan
+            .unwrap();
+        assert_eq!(
+            replayed.name, created.name,
+            "a replayed request id creates nothing"
+        );
+
+        // Offered to Acme: its owner sees it, anyone else gets NOT_FOUND.
+        let get = |user: &User| {
+            let request = authed(
+                pb::GetPlanRequest {
+                    name: created.name.clone(),
+                },
+                &user.token,
+            );
+            let mut plans = w.plans();
+            async move { plans.get_plan(request).await }
+        };
+        assert!(get(&ada).await.is_ok());
+        assert_status(get(&bob).await, Code::NotFound, "");
+        let bobs = w
+            .plans()
+            .list_plans(authed(pb::ListPlansRequest::default(), &bob.token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(bobs.plans.len(), 4);
+        let all = w
+            .plans()
+            .list_plans(authed(pb::ListPlansRequest::default(), &root.token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(all.plans.len(), 5, "the refused creates wrote nothing");
+
+        // Updates: custom plans by admins; built-in ones never.
+        let builtin = w
+            .plans()
+            .update_plan(authed(
+                pb::UpdatePlanRequest {
+                    plan: Some(pb::Plan {
+                        name: "plans/free".into(),
+                        limits: Some(pb::PlanLimits::default()),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["limits.projects".into()],
+                    }),
+                },
+                &root.token,
+            ))
+            .await;
+        assert_status(builtin, Code::FailedPrecondition, "BUILT_IN_PLAN");
+        let updated = w
+            .plans()
+            .update_plan(authed(
+                pb::UpdatePlanRequest {
+                    plan: Some(pb::Plan {
+                        name: created.name.clone(),
+                        limits: Some(pb::PlanLimits {
+                            projects: Some(60),
+                            ..Default::default()
+                        }),
+                        etag: created.etag.clone(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["limits.projects".into()],
+                    }),
+                },
+                &root.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .plan
+            .unwrap();
+        assert_eq!(updated.limits.unwrap().projects, Some(60));
+        tap.expect_about("billing.plan.updated", &id(&created.name), EVENT_WAIT)
+            .await
+            .unwrap();
+        let stale = w
+            .plans()
+            .update_plan(authed(
+                pb::UpdatePlanRequest {
+                    plan: Some(pb::Plan {
+                        name: created.name.clone(),
+                        display_name: "x".into(),
+                        etag: created.etag.clone(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec!["display_name".into()],
+                    }),
+                },
+                &root.token,
+            ))
+            .await;
+        assert_status(stale, Code::Aborted, "");
+        let unknown = w
+            .plans()
+            .get_plan(authed(
+                pb::GetPlanRequest {
+                    name: "plans/../free".into(),
+                },
+                &ada.token,
+            ))
+            .await;
+        assert_status(unknown, Code::InvalidArgument, "");
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn enterprise_overrides_are_negotiated_by_platform_admins_and_finance_manages_billing() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let mut tap = w.tap().await;
+        let root = w.user("root@example.com").await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let fin = w.user("fin@example.com").await;
+        let acme = w.organization(&ada, "Acme", None, None).await;
+        w.until_subscribed(&ada, &acme).await;
+        let workspace = w.organization_workspace(&ada, &acme).await;
+        let account = w.account(&ada, &workspace, None).await;
+
+        // Finance manages billing; an admin does not even see it.
+        w.add_member(&ada, &acme, &fin, &["roles/finance"]).await;
+        w.add_member(&ada, &acme, &bob, &["roles/admin"]).await;
+        eventually("fin's membership", || async {
+            w.subscription(&fin, &acme).await.ok()
+        })
+        .await;
+        eventually("bob's membership", || async {
+            match w.subscription(&bob, &acme).await {
+                Err(status) if status.code() == Code::PermissionDenied => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+        w.pay_with(&fin, &acme, &account).await;
+        let enterprise = w
+            .change_plan(&fin, &acme, "enterprise", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            enterprise.limits.unwrap().projects,
+            None,
+            "enterprise is unlimited"
+        );
+
+        let overrides = |user: &User, projects: i64| {
+            let request = authed(
+                pb::UpdateSubscriptionRequest {
+                    subscription: Some(pb::Subscription {
+                        name: format!("organizations/{acme}/subscription"),
+                        limit_overrides: Some(pb::PlanLimits {
+                            projects: Some(projects),
+                            ..Default::default()
+                        }),
+                        feature_overrides: [("sso".to_string(), false)].into_iter().collect(),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: vec![
+                            "limit_overrides.projects".into(),
+                            "feature_overrides".into(),
+                        ],
+                    }),
+                },
+                &user.token,
+            );
+            let mut client = w.subscriptions();
+            async move { client.update_subscription(request).await }
+        };
+        // The customer cannot negotiate with itself.
+        assert_status(overrides(&fin, 500).await, Code::PermissionDenied, "");
+        assert_status(overrides(&bob, 500).await, Code::PermissionDenied, "");
+        let negotiated = eventually("billing learning the platform admin", || async {
+            overrides(&root, 2).await.ok()
+        })
+        .await
+        .into_inner()
+        .subscription
+        .unwrap();
+        assert_eq!(negotiated.limits.unwrap().projects, Some(2));
+        assert_eq!(negotiated.features.get("sso"), Some(&false));
+        assert_eq!(negotiated.features.get("scim"), Some(&true));
+        tap.expect_about("billing.subscription.changed", &acme, EVENT_WAIT)
+            .await
+            .unwrap();
+        let check = w.check(&ada, &acme, pb::Metric::Projects, 1).await.unwrap();
+        assert_eq!(
+            (check.limit, check.source),
+            (Some(2), pb::LimitSource::SubscriptionOverride as i32)
+        );
+
+        // Overrides belong to ENTERPRISE and custom plans only.
+        w.change_plan(&fin, &acme, "starter", None).await.unwrap();
+        assert_status(
+            overrides(&root, 2).await,
+            Code::FailedPrecondition,
+            "OVERRIDES_NOT_ALLOWED",
+        );
+        let starter = w.subscription(&ada, &acme).await.unwrap();
+        assert_eq!(
+            starter.limits.unwrap().projects,
+            Some(10),
+            "a plan change drops the old plan's overrides"
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

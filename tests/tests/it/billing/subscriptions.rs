@@ -1,0 +1,369 @@
+//! Subscriptions: downgrades, trials and upgrades.
+
+use super::*;
+
+#[tokio::test]
+async fn downgrades_keep_everything_but_block_creation_and_trials_end() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let mut tap = w.tap().await;
+        let ada = w.user("ada@example.com").await;
+        let bob = w.user("bob@example.com").await;
+        let acme = w.organization(&ada, "Acme", None, None).await;
+        let free = w.until_subscribed(&ada, &acme).await;
+        assert_eq!(free.plan, "plans/free");
+        assert_eq!(free.state, pb::subscription::State::Active as i32);
+        tap.expect_about("billing.subscription.created", &acme, EVENT_WAIT)
+            .await
+            .unwrap();
+
+        // FREE allows three projects; the fourth is refused by the
+        // organization service, which asks billing first.
+        for n in 1..=3 {
+            w.create_project(&ada, &acme, &format!("p{n}"))
+                .await
+                .unwrap();
+            w.until_usage(&ada, &acme, pb::Metric::Projects, n).await;
+        }
+        let refused = assert_status(
+            w.create_project(&ada, &acme, "p4").await,
+            Code::ResourceExhausted,
+            "QUOTA_EXCEEDED",
+        );
+        assert_eq!(metadata(&refused, "limit"), "3");
+
+        // A paid plan needs an account; then the limit rises at once.
+        let workspace = w.organization_workspace(&ada, &acme).await;
+        let no_account = w.change_plan(&ada, &acme, "starter", None).await;
+        assert_status(
+            no_account,
+            Code::FailedPrecondition,
+            "BILLING_ACCOUNT_REQUIRED",
+        );
+        let account = w.account(&ada, &workspace, None).await;
+        let second = w.create_account(&ada, &workspace, None).await;
+        assert_status(second, Code::FailedPrecondition, "SINGLE_ACCOUNT_EXISTS");
+        let accounts = w
+            .accounts()
+            .list_billing_accounts(authed(
+                pb::ListBillingAccountsRequest {
+                    parent: workspace.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(accounts.billing_accounts.len(), 1);
+        w.pay_with(&ada, &acme, &account).await;
+        let starter = w.change_plan(&ada, &acme, "starter", None).await.unwrap();
+        assert_eq!(starter.limits.unwrap().projects, Some(10));
+        tap.expect_about("billing.subscription.changed", &acme, EVENT_WAIT)
+            .await
+            .unwrap();
+        for n in 4..=5 {
+            w.create_project(&ada, &acme, &format!("p{n}"))
+                .await
+                .unwrap();
+            w.until_usage(&ada, &acme, pb::Metric::Projects, n).await;
+        }
+
+        // Back to FREE: nothing is deleted, creation stops, and it says so.
+        let downgraded = w.change_plan(&ada, &acme, "free", None).await.unwrap();
+        assert_eq!(
+            downgraded.over_limit_metrics,
+            vec![pb::Metric::Projects as i32]
+        );
+        let exceeded = tap
+            .expect_about("billing.limit.exceeded", &acme, EVENT_WAIT)
+            .await
+            .unwrap();
+        assert_eq!(exceeded.organization_id, acme);
+        assert_status(
+            w.create_project(&ada, &acme, "p6").await,
+            Code::ResourceExhausted,
+            "QUOTA_EXCEEDED",
+        );
+        assert_eq!(w.usage(&ada, &acme, pb::Metric::Projects).await, (5, 5));
+        let check = w.check(&ada, &acme, pb::Metric::Projects, 0).await.unwrap();
+        assert!(!check.allowed, "usage above the limit refuses even zero");
+        assert_eq!(
+            (check.limit, check.used, check.remaining),
+            (Some(3), 5, Some(0))
+        );
+
+        // Members may not see or change billing.
+        w.add_member(&ada, &acme, &bob, &["roles/member"]).await;
+        eventually("bob's membership", || async {
+            match w.subscription(&bob, &acme).await {
+                Err(status) if status.code() == Code::PermissionDenied => Some(()),
+                _ => None,
+            }
+        })
+        .await;
+        assert_status(
+            w.change_plan(&bob, &acme, "starter", None).await,
+            Code::PermissionDenied,
+            "",
+        );
+        assert_eq!(
+            w.subscription(&ada, &acme).await.unwrap().plan,
+            "plans/free"
+        );
+
+        // Subscribe refuses a live subscription; after a cancellation a new
+        // one starts with the plan's trial.
+        let live = w
+            .subscriptions()
+            .subscribe(authed(
+                pb::SubscribeRequest {
+                    name: format!("organizations/{acme}/subscription"),
+                    plan: "plans/starter".into(),
+                    billing_account: account.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await;
+        assert_status(live, Code::AlreadyExists, "SUBSCRIPTION_EXISTS");
+        let canceled = w
+            .subscriptions()
+            .cancel_subscription(authed(
+                pb::CancelSubscriptionRequest {
+                    name: format!("organizations/{acme}/subscription"),
+                    immediately: true,
+                    etag: String::new(),
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(canceled.state, pb::subscription::State::Canceled as i32);
+        tap.expect_about("billing.subscription.canceled", &acme, EVENT_WAIT)
+            .await
+            .unwrap();
+        let trial = w
+            .subscriptions()
+            .subscribe(authed(
+                pb::SubscribeRequest {
+                    name: format!("organizations/{acme}/subscription"),
+                    plan: "plans/starter".into(),
+                    billing_account: account.name.clone(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(trial.state, pb::subscription::State::Trialing as i32);
+        let days = (trial.trial_end_time.unwrap().seconds - now_secs()) / 86_400;
+        assert!((13..=14).contains(&days), "a 14-day trial, got {days}");
+        w.create_project(&ada, &acme, "p6").await.unwrap();
+
+        // A child organization does not subscribe.
+        let child = w.organization(&ada, "Child", Some(&acme), None).await;
+        let child_subscribe = w
+            .subscriptions()
+            .subscribe(authed(
+                pb::SubscribeRequest {
+                    name: format!("organizations/{child}/subscription"),
+                    plan: "plans/free".into(),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await;
+        assert_status(
+            child_subscribe,
+            Code::FailedPrecondition,
+            "NOT_A_ROOT_ORGANIZATION",
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_free_organization_upgrades_in_one_call() {
+    for storage in storages() {
+        let w = World::start(storage).await;
+        let ada = w.user("ada@example.com").await;
+        let acme = w.organization(&ada, "Acme", None, None).await;
+        w.until_subscribed(&ada, &acme).await;
+        let workspace = w.organization_workspace(&ada, &acme).await;
+        let mut tap = w.tap().await;
+        let request = |account: Option<pb::BillingAccount>, existing: &str| pb::ChangePlanRequest {
+            name: format!("organizations/{acme}/subscription"),
+            plan: "plans/starter".into(),
+            request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a52".into(),
+            billing_account: existing.to_string(),
+            new_billing_account: account,
+            ..Default::default()
+        };
+        let new_account = pb::BillingAccount {
+            display_name: "Acme billing".into(),
+            currency_code: "USD".into(),
+            billing_email: "billing@acme.example".into(),
+            ..Default::default()
+        };
+        let accounts = || async {
+            w.accounts()
+                .list_billing_accounts(authed(
+                    pb::ListBillingAccountsRequest {
+                        parent: workspace.clone(),
+                        ..Default::default()
+                    },
+                    &ada.token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .billing_accounts
+        };
+
+        // Custom roles are a paid feature: on FREE, CreateRole says so in
+        // words and makes nothing; CheckFeature tells anyone who may read
+        // the organization, a stranger nothing.
+        let create_role = || async {
+            rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
+                .create_role(authed(
+                    rbac::CreateRoleRequest {
+                        parent: format!("organizations/{acme}"),
+                        role: Some(rbac::Role {
+                            display_name: "Auditor".into(),
+                            permissions: vec!["organization.read".into(), "audit.read".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &ada.token,
+                ))
+                .await
+        };
+        let feature = |token: &str, name: &str| {
+            authed(
+                pb::CheckFeatureRequest {
+                    organization: format!("organizations/{acme}"),
+                    feature: name.into(),
+                },
+                token,
+            )
+        };
+        let free = assert_status(
+            create_role().await,
+            Code::FailedPrecondition,
+            "FEATURE_NOT_INCLUDED",
+        );
+        assert!(
+            free.message()
+                .contains("Free plan does not include custom roles"),
+            "{free:?}"
+        );
+        let roles = rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
+            .list_roles(authed(
+                rbac::ListRolesRequest {
+                    parent: format!("organizations/{acme}"),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .roles;
+        assert!(roles.iter().all(|r| r.display_name != "Auditor"));
+        let on_free = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "custom_roles"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!on_free.included);
+        assert_eq!(on_free.plan, "plans/free");
+        let bad = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "Custom Roles"))
+            .await;
+        assert_status(bad, Code::InvalidArgument, "INVALID_ARGUMENT");
+        let stranger = w.user("mallory@example.com").await;
+        let hidden = w
+            .entitlements()
+            .check_feature(feature(&stranger.token, "custom_roles"))
+            .await;
+        assert_status(hidden, Code::NotFound, "NOT_FOUND");
+
+        // Both ways of naming the payer at once: refused, nothing made.
+        let both = w
+            .subscriptions()
+            .change_plan(authed(
+                request(
+                    Some(new_account.clone()),
+                    &format!("{workspace}/billingAccounts/x"),
+                ),
+                &ada.token,
+            ))
+            .await;
+        assert_status(both, Code::InvalidArgument, "INVALID_ARGUMENT");
+        assert!(accounts().await.is_empty());
+
+        // One call: the account is made in the workspace and pays.
+        let upgraded = w
+            .subscriptions()
+            .change_plan(authed(request(Some(new_account.clone()), ""), &ada.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(upgraded.plan, "plans/starter");
+        let made = accounts().await;
+        assert_eq!(made.len(), 1);
+        assert_eq!(upgraded.billing_account, made[0].name);
+        // A retry of the same call makes no second account and no change.
+        let again = w
+            .subscriptions()
+            .change_plan(authed(request(Some(new_account), ""), &ada.token))
+            .await
+            .unwrap()
+            .into_inner()
+            .subscription
+            .unwrap();
+        assert_eq!(again.etag, upgraded.etag);
+        assert_eq!(accounts().await.len(), 1);
+        // On STARTER, custom roles are there at once.
+        let on_starter = w
+            .entitlements()
+            .check_feature(feature(&ada.token, "custom_roles"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(on_starter.included);
+        assert_eq!(on_starter.plan, "plans/starter");
+        create_role().await.unwrap();
+
+        // Both are in the organization's log, each naming what it is about.
+        let wait = Duration::from_secs(15);
+        let created = tap.expect("billing.account.created", wait).await.unwrap();
+        assert_eq!(created.organization_id, acme);
+        assert_eq!(created.targets[0].r#type, "billing_account");
+        let changed = tap
+            .expect("billing.subscription.changed", wait)
+            .await
+            .unwrap();
+        assert_eq!(changed.organization_id, acme);
+        assert_eq!(
+            (
+                changed.targets[0].r#type.as_str(),
+                changed.targets[0].id.as_str()
+            ),
+            ("subscription", acme.as_str())
+        );
+        w.sandbox.shutdown().await.unwrap();
+    }
+}

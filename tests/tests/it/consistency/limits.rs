@@ -1,0 +1,266 @@
+//! Limits hold exactly, sequentially, concurrently and across replicas.
+
+use super::*;
+
+type Entitlements = billing::entitlement_service_client::EntitlementServiceClient<Channel>;
+
+/// A sandbox with billing whose FREE plan limits nothing, so that the
+/// limits under test are the ones the test sets.
+async fn billing_world(
+    storage: Storage,
+    bus: Bus,
+    internal_key: &str,
+) -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("plans.toml");
+    std::fs::write(
+        &catalog,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n",
+    )
+    .unwrap();
+    let key = internal_key.to_string();
+    let sandbox = Sandbox::builder()
+        .services(&[
+            ServiceKind::Identity,
+            ServiceKind::Organization,
+            ServiceKind::Rbac,
+            ServiceKind::Billing,
+        ])
+        .storage(storage)
+        .bus(bus)
+        .configure(move |config| {
+            config.billing.catalog_file = Some(catalog);
+            config.internal_key = Some(key);
+        })
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    (World { sandbox, channel }, dir)
+}
+
+impl World {
+    async fn set_limit(
+        &self,
+        owner: &User,
+        organization: &str,
+        metric: billing::Metric,
+        value: i64,
+    ) {
+        Entitlements::new(self.channel.clone())
+            .set_limit(authed(
+                billing::SetLimitRequest {
+                    organization: format!("organizations/{organization}"),
+                    metric: metric as i32,
+                    value,
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// Creates one of `metric` under `organization` through `channel`;
+    /// `Ok(false)` when the limit refused it.
+    async fn create_one(
+        channel: &Channel,
+        owner: &User,
+        organization: &str,
+        metric: billing::Metric,
+        member: Option<&User>,
+    ) -> bool {
+        let refused = |status: tonic::Status| {
+            assert_eq!(
+                status.code(),
+                tonic::Code::ResourceExhausted,
+                "only the limit may refuse: {status:?}"
+            );
+            false
+        };
+        let parent = format!("organizations/{organization}");
+        match metric {
+            billing::Metric::Projects => Projects::new(channel.clone())
+                .create_project(authed(
+                    org::CreateProjectRequest {
+                        parent,
+                        project: Some(org::Project {
+                            display_name: "P".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            billing::Metric::SubOrganizations => Orgs::new(channel.clone())
+                .create_organization(authed(
+                    org::CreateOrganizationRequest {
+                        organization: Some(org::Organization {
+                            display_name: "Child".into(),
+                            parent,
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                        ..Default::default()
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            // A pending invitation takes its seat.
+            billing::Metric::Members => Invitations::new(channel.clone())
+                .create_invitation(authed(
+                    rbac::CreateInvitationRequest {
+                        parent,
+                        invitation: Some(rbac::Invitation {
+                            email: member.unwrap().email.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |_| true),
+            _ => unreachable!("not a metric under test"),
+        }
+    }
+}
+
+/// How many of `attempts` creates succeed against `limit`, made by
+/// `workers` concurrent clients spread over `channels`.
+async fn creates_allowed(
+    channels: &[Channel],
+    owner: &User,
+    organization: &str,
+    metric: billing::Metric,
+    members: &[User],
+    attempts: usize,
+    workers: usize,
+) -> usize {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = (0..workers).map(|w| {
+        let channel = &channels[w % channels.len()];
+        let next = &next;
+        async move {
+            let mut allowed = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= attempts {
+                    return allowed;
+                }
+                let member = members.get(i);
+                if World::create_one(channel, owner, organization, metric, member).await {
+                    allowed += 1;
+                }
+            }
+        }
+    });
+    futures::future::join_all(work).await.into_iter().sum()
+}
+
+/// A limit of N lets exactly N in: one client creating one after another,
+/// and eight clients at once.
+#[tokio::test]
+async fn limits_hold_exactly_for_sequential_and_concurrent_creates() {
+    for storage in storages() {
+        let (w, _dir) = billing_world(storage, Bus::Local, &"44".repeat(32)).await;
+        let (ada, root) = w.sign_up("ada@example.com").await;
+        let mut people = Vec::new();
+        for i in 0..40 {
+            people.push(w.sign_up(&format!("p{i}@example.com")).await.0);
+        }
+        let channels = [w.channel.clone()];
+        for metric in [
+            billing::Metric::Projects,
+            billing::Metric::SubOrganizations,
+            billing::Metric::Members,
+        ] {
+            for (limit, attempts, workers) in [(3, 200, 1), (10, 40, 8)] {
+                let organization = w.organization(&ada, Some(&root)).await;
+                w.set_limit(&ada, &organization, metric, limit).await;
+                // The owner holds a seat already.
+                let room = if metric == billing::Metric::Members {
+                    limit - 1
+                } else {
+                    limit
+                };
+                let attempts = if metric == billing::Metric::Members {
+                    attempts.min(people.len())
+                } else {
+                    attempts
+                };
+                let allowed = creates_allowed(
+                    &channels,
+                    &ada,
+                    &organization,
+                    metric,
+                    &people,
+                    attempts,
+                    workers,
+                )
+                .await;
+                assert_eq!(
+                    allowed as i64, room,
+                    "{storage:?}: {metric:?} limit {limit} with {workers} client(s)"
+                );
+            }
+        }
+        w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// Creates through two organization and billing processes on one Postgres
+/// and one NATS stream still stop at the limit.
+#[tokio::test]
+async fn limits_hold_across_replicas() {
+    let (Some(_), Some(nats)) = (
+        storages().contains(&Storage::Postgres).then_some(()),
+        tenantry_testkit::nats_url(),
+    ) else {
+        return;
+    };
+    let key = "55".repeat(32);
+    let (w, dir) = billing_world(Storage::Postgres, Bus::Nats(nats), &key).await;
+    let first = format!("http://{}", w.sandbox.server.grpc_addr);
+    let (url, namespace) = w.sandbox.nats().unwrap();
+    let replica = tenantry_testkit::ServerProcess::start(
+        env!("CARGO_BIN_EXE_tenantry-process"),
+        "organization,billing",
+        &[
+            ("DATABASE_URL", w.sandbox.database.url.clone()),
+            ("NATS_URL", url.to_string()),
+            ("TENANTRY_NATS_NAMESPACE", namespace.to_string()),
+            ("TENANTRY_INTERNAL_KEY", key.clone()),
+            (
+                "TENANTRY_BILLING__CATALOG_FILE",
+                dir.path().join("plans.toml").display().to_string(),
+            ),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__RBAC", first),
+        ],
+    )
+    .await
+    .unwrap();
+    let other = tonic::transport::Endpoint::from_shared(replica.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (ada, root) = w.sign_up("ada@example.com").await;
+    let channels = [w.channel.clone(), other];
+    for metric in [billing::Metric::Projects, billing::Metric::SubOrganizations] {
+        for limit in [3, 10] {
+            let organization = w.organization(&ada, Some(&root)).await;
+            w.set_limit(&ada, &organization, metric, limit).await;
+            let allowed = creates_allowed(&channels, &ada, &organization, metric, &[], 40, 8).await;
+            assert_eq!(
+                allowed as i64, limit,
+                "{metric:?} limit {limit} across two replicas"
+            );
+        }
+    }
+    drop(replica);
+    w.sandbox.shutdown().await.unwrap();
+}

@@ -1,0 +1,328 @@
+//! What the edge puts in the audit log: StrictOps' journey and counted
+//! rate-limit bursts.
+
+use super::*;
+
+/// StrictOps, over REST as its customers' tools call it: the admin signs
+/// up (the organization comes with it), sees the tiers and starts on FREE;
+/// a customer joins by invitation and may not create projects; custom
+/// roles wait for a paid tier, which one call reaches; every answer carries
+/// its rate limit; and the audit log holds each step, refusals included.
+#[tokio::test]
+async fn strictops_signs_up_picks_a_tier_and_audits_everything() {
+    for storage in storages() {
+        let sandbox = start(storage, |_| {}).await;
+        let rest = Rest::new(sandbox.http_url());
+        let admin = sign_up(&rest, "admin@strictops.example", json!({})).await;
+        let org = admin.organization.clone();
+
+        // The tiers, and the one the organization starts on.
+        let plans = rest.ok("GET", "/v1/plans", Some(&admin.token), None).await;
+        let tiers: Vec<&str> = plans["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["tier"].as_str())
+            .collect();
+        for tier in [
+            "PLAN_TIER_FREE",
+            "PLAN_TIER_STARTER",
+            "PLAN_TIER_PROFESSIONAL",
+            "PLAN_TIER_ENTERPRISE",
+        ] {
+            assert!(tiers.contains(&tier), "{tier} in {tiers:?}");
+        }
+        let subscription = rest
+            .ok(
+                "GET",
+                &format!("/v1/{org}/subscription"),
+                Some(&admin.token),
+                None,
+            )
+            .await;
+        assert_eq!(subscription["subscription"]["plan"], "plans/free");
+
+        // A customer joins by invitation; customers do not create projects.
+        rest.ok(
+            "POST",
+            &format!("/v1/{org}/invitations"),
+            Some(&admin.token),
+            Some(json!({"email": "customer@client.example", "roles": ["roles/member"]})),
+        )
+        .await;
+        let token = sandbox
+            .mail_token("customer@client.example", "invitation")
+            .expect("the invitation was mailed");
+        let customer = sign_up(
+            &rest,
+            "customer@client.example",
+            json!({"invitationToken": token}),
+        )
+        .await;
+        assert_eq!(customer.organization, org);
+        let refused = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/projects"),
+                Some(&customer.token),
+                Some(json!({"displayName": "Mine"})),
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.text);
+        assert_eq!(count_projects(&rest, &org, &admin.token).await, 1);
+
+        // Custom roles wait for a paid tier; one call upgrades.
+        let role =
+            json!({"displayName": "Auditor", "permissions": ["organization.read", "audit.read"]});
+        let on_free = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/roles"),
+                Some(&admin.token),
+                Some(role.clone()),
+            )
+            .await;
+        assert_eq!(on_free.status, 400, "{}", on_free.text);
+        assert_eq!(on_free.reason().as_deref(), Some("FEATURE_NOT_INCLUDED"));
+        let upgraded = rest
+            .ok(
+                "POST",
+                &format!("/v1/{org}/subscription:changePlan"),
+                Some(&admin.token),
+                Some(json!({
+                    "plan": "plans/starter",
+                    "newBillingAccount": {
+                        "displayName": "StrictOps billing",
+                        "currencyCode": "USD",
+                        "billingEmail": "billing@strictops.example",
+                    },
+                })),
+            )
+            .await;
+        assert_eq!(upgraded["subscription"]["plan"], "plans/starter");
+        let created = rest
+            .call(
+                "POST",
+                &format!("/v1/{org}/roles"),
+                Some(&admin.token),
+                Some(role),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        // Every answer says where the caller stands against its limit.
+        assert!(created.header("ratelimit-limit").is_some());
+        assert!(created.header("ratelimit-remaining").is_some());
+
+        // The audit log holds every step, the customer's refusal included.
+        let wanted = [
+            "organization.created",
+            "organization.member.invited",
+            "organization.member.invitation_accepted",
+            "organization.request.denied",
+            "billing.subscription.changed",
+            "role.created",
+        ];
+        let mut actions: Vec<String> = Vec::new();
+        for _ in 0..400 {
+            let page = rest
+                .ok(
+                    "GET",
+                    &format!("/v1/{org}/auditEvents?pageSize=200"),
+                    Some(&admin.token),
+                    None,
+                )
+                .await;
+            actions = page["auditEvents"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| e["action"].as_str().map(str::to_string))
+                .collect();
+            if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
+                break;
+            }
+            // The log is fed by the event bus: it is allowed to be late.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        for action in wanted {
+            assert!(
+                actions.iter().any(|a| a == action),
+                "{action} in {actions:?}"
+            );
+        }
+        sandbox.shutdown().await.unwrap();
+    }
+}
+
+/// A field of an audit event's metadata, as text (64-bit numbers are JSON
+/// strings).
+fn metadata_field(event: &audit_pb::AuditEvent, field: &str) -> String {
+    use prost_types::value::Kind;
+    match event
+        .metadata
+        .as_ref()
+        .and_then(|m| m.fields.get(field))
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(Kind::StringValue(text)) => text.clone(),
+        Some(Kind::NumberValue(n)) => n.to_string(),
+        other => panic!("metadata `{field}`: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by_row() {
+    let catalog = tempfile::tempdir().unwrap();
+    let path = catalog.path().join("plans.toml");
+    std::fs::write(
+        &path,
+        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+         [plans.free.limits.rate_limits_per_minute]\nread = 5\nwrite = 600\nauth = 600\nexpensive = 60\n",
+    )
+    .unwrap();
+    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
+        config.billing.catalog_file = Some(path);
+        config.gateway.rate_limit_audit_window_secs = 1;
+    })
+    .await;
+    let rest = Rest::new(sandbox.http_url());
+    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+    let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+
+    // A burst of reads: five pass, the rest are refused.
+    let mut refused = 0u64;
+    for _ in 0..12 {
+        let reply = rest.call("GET", "/v1/me", Some(&ada.token), None).await;
+        match reply.status {
+            200 => {}
+            429 => refused += 1,
+            other => panic!("{other}: {}", reply.text),
+        }
+    }
+    assert!(refused >= 7, "{refused} refused");
+
+    // The log says so in a row or two (a window may close mid-burst), not
+    // a row per request; read over gRPC so reading spends no budget.
+    let audit =
+        audit_pb::audit_service_client::AuditServiceClient::new(sandbox.channel().await.unwrap());
+    let filter = audit_pb::AuditEventFilter {
+        action: "gateway.requests.rate_limited".into(),
+        ..Default::default()
+    };
+    let list = |token: String, parent: String| {
+        let mut audit = audit.clone();
+        let filter = filter.clone();
+        async move {
+            audit
+                .list_audit_events(authed(
+                    audit_pb::ListAuditEventsRequest {
+                        parent,
+                        page_size: 100,
+                        filter: Some(filter),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .audit_events
+        }
+    };
+    // Counts go out when their window closes (a second here) and reach
+    // the log through the event pipeline: both later by design.
+    let counted = |rows: &[audit_pb::AuditEvent]| -> u64 {
+        rows.iter()
+            .map(|e| metadata_field(e, "count").parse::<u64>().unwrap())
+            .sum()
+    };
+    let rows = eventually("every refusal counted in the log", || async {
+        let rows = list(ada.token.clone(), ada.organization.clone()).await;
+        assert!(
+            counted(&rows) <= refused,
+            "counted more than {refused} refused"
+        );
+        (counted(&rows) == refused).then_some(rows)
+    })
+    .await;
+    assert!((1..=2).contains(&rows.len()), "{} rows", rows.len());
+    for row in &rows {
+        let actor = row.actor.as_ref().unwrap();
+        assert_eq!(actor.id, ada.id);
+        assert_eq!(actor.display_name, "ada@example.com");
+        assert_eq!(row.outcome, audit_pb::Outcome::Denied as i32);
+        assert_eq!(metadata_field(row, "class"), "read");
+        assert_eq!(metadata_field(row, "limitPerMinute"), "5");
+        assert!(
+            row.targets
+                .iter()
+                .any(|t| format!("organizations/{}", t.id) == ada.organization),
+            "{:?}",
+            row.targets
+        );
+    }
+    assert!(
+        list(bob.token.clone(), bob.organization.clone())
+            .await
+            .is_empty(),
+        "another organization's log holds none of it"
+    );
+
+    // Only the gateway reports: a member's call is refused and writes
+    // nothing, a made-up edge credential is no credential.
+    let mut edge = audit_pb::edge_report_service_client::EdgeReportServiceClient::new(
+        sandbox.channel().await.unwrap(),
+    );
+    let now = prost_types::Timestamp {
+        seconds: 1_800_000_000,
+        nanos: 0,
+    };
+    let forged_burst = audit_pb::RateLimitedBurst {
+        id: "forged".into(),
+        organization_id: id(&bob.organization),
+        actor: rows[0]
+            .actor
+            .clone()
+            .map(|a| tenantry_proto::tenantry::events::v1::Actor {
+                kind: a.kind,
+                id: a.id,
+                display_name: a.display_name,
+            }),
+        class: "read".into(),
+        count: 1000,
+        limit_per_minute: 5,
+        window_start_time: Some(now),
+        window_end_time: Some(now),
+        ..Default::default()
+    };
+    let report = audit_pb::ReportRateLimitedRequest {
+        bursts: vec![forged_burst],
+    };
+    let denied = edge
+        .report_rate_limited(authed(report.clone(), &ada.token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 30;
+    let mut made_up = tonic::Request::new(report);
+    made_up.metadata_mut().insert(
+        tenantry_kit::auth::internal::HEADER,
+        format!("gateway.{expiry}.{}", "00".repeat(32))
+            .parse()
+            .unwrap(),
+    );
+    let unauthenticated = edge.report_rate_limited(made_up).await.unwrap_err();
+    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    assert!(
+        list(bob.token.clone(), bob.organization.clone())
+            .await
+            .is_empty(),
+        "nothing was written"
+    );
+    sandbox.shutdown().await.unwrap();
+}

@@ -1,0 +1,413 @@
+//! Platform administrators and service accounts.
+
+use super::*;
+
+#[tokio::test]
+async fn platform_admins_manage_users_and_others_cannot() {
+    let (sandbox, mut client) = admin_sandbox().await;
+    let root = sign_up(&mut client, "root@example.com").await;
+    assert!(root.user.unwrap().platform_admin);
+    let admin = root.tokens.unwrap().access_token;
+    let member = sign_up(&mut client, "member@example.com").await;
+    let member_user = member.user.unwrap();
+    let member_token = member.tokens.unwrap().access_token;
+
+    // A regular user may not list users, and another user's id is NOT_FOUND.
+    let denied = client
+        .list_users(authed(pb::ListUsersRequest::default(), &member_token))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let hidden = client
+        .get_user(authed(
+            pb::GetUserRequest {
+                name: "users/me".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    let foreign = client
+        .get_user(authed(
+            pb::GetUserRequest {
+                name: hidden.name.clone(),
+            },
+            &member_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.code(), Code::NotFound);
+
+    // Pages of one, with tokens bound to the query.
+    let first = client
+        .list_users(authed(
+            pb::ListUsersRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.users.len(), 1);
+    assert!(!first.next_page_token.is_empty());
+    let second = client
+        .list_users(authed(
+            pb::ListUsersRequest {
+                page_size: 1,
+                page_token: first.next_page_token.clone(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.users.len(), 1);
+    assert_ne!(second.users[0].name, first.users[0].name);
+    let other_query = client
+        .list_users(authed(
+            pb::ListUsersRequest {
+                page_size: 1,
+                page_token: first.next_page_token,
+                email: "m".into(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(other_query.code(), Code::InvalidArgument);
+
+    // A stale etag is ABORTED and changes nothing.
+    let stale = client
+        .disable_user(authed(
+            pb::DisableUserRequest {
+                name: member_user.name.clone(),
+                etag: "\"999\"".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted);
+    client
+        .me(authed(pb::MeRequest {}, &member_token))
+        .await
+        .unwrap();
+
+    // Disabling ends the member's sessions and sign-ins.
+    client
+        .disable_user(authed(
+            pb::DisableUserRequest {
+                name: member_user.name.clone(),
+                etag: member_user.etag.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .me(authed(pb::MeRequest {}, &member_token))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        login(&mut client, "member@example.com", PASSWORD)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    client
+        .enable_user(authed(
+            pb::EnableUserRequest {
+                name: member_user.name.clone(),
+                etag: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    into_tokens(
+        login(&mut client, "member@example.com", PASSWORD)
+            .await
+            .unwrap(),
+    );
+
+    // Soft delete and undelete.
+    client
+        .delete_user(authed(
+            pb::DeleteUserRequest {
+                name: member_user.name.clone(),
+                etag: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    login(&mut client, "member@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+    let restored = client
+        .undelete_user(authed(
+            pb::UndeleteUserRequest {
+                name: member_user.name.clone(),
+                etag: String::new(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(restored.state, pb::UserState::Active as i32);
+    into_tokens(
+        login(&mut client, "member@example.com", PASSWORD)
+            .await
+            .unwrap(),
+    );
+
+    // The bootstrap path grants the role straight in the database.
+    let db = sandbox.database.connect().await.unwrap();
+    let granted = tenantry_identity::admin::grant_platform_admin(&db, "member@example.com")
+        .await
+        .unwrap();
+    assert!(granted.platform_admin);
+    let missing = tenantry_identity::admin::grant_platform_admin(&db, "ghost@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tenantry_kit::Code::NotFound);
+    db.close().await;
+    sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn service_accounts_sign_in_with_client_credentials() {
+    type Accounts =
+        pb::service_account_service_client::ServiceAccountServiceClient<tonic::transport::Channel>;
+    let (sandbox, mut client) = admin_sandbox().await;
+    let admin = sign_up(&mut client, "root@example.com")
+        .await
+        .tokens
+        .unwrap()
+        .access_token;
+    let member = sign_up(&mut client, "dev@example.com")
+        .await
+        .tokens
+        .unwrap()
+        .access_token;
+    let mut accounts = Accounts::new(sandbox.channel().await.unwrap());
+
+    let denied = accounts
+        .create_service_account(authed(
+            pb::CreateServiceAccountRequest {
+                service_account: Some(pb::ServiceAccount {
+                    display_name: "deployer".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &member,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Creates are idempotent by request id: a replay answers the first
+    // account, and the first credential without its secret.
+    let create_account = || {
+        let mut accounts = accounts.clone();
+        let admin = admin.clone();
+        async move {
+            accounts
+                .create_service_account(authed(
+                    pb::CreateServiceAccountRequest {
+                        service_account: Some(pb::ServiceAccount {
+                            display_name: "deployer".into(),
+                            ..Default::default()
+                        }),
+                        request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a52".into(),
+                    },
+                    &admin,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .service_account
+                .unwrap()
+        }
+    };
+    let account = create_account().await;
+    assert_eq!(create_account().await.name, account.name);
+    let create_credential = || {
+        let mut accounts = accounts.clone();
+        let (admin, parent) = (admin.clone(), account.name.clone());
+        async move {
+            accounts
+                .create_service_account_credential(authed(
+                    pb::CreateServiceAccountCredentialRequest {
+                        parent,
+                        credential: Some(pb::ServiceAccountCredential {
+                            display_name: "ci".into(),
+                            ..Default::default()
+                        }),
+                        request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a53".into(),
+                    },
+                    &admin,
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let created = create_credential().await;
+    assert!(created.client_secret.starts_with("tsa_"));
+    let replayed = create_credential().await;
+    assert!(
+        replayed.client_secret.is_empty(),
+        "the secret is shown once"
+    );
+    assert_eq!(replayed.credential, created.credential);
+    let credential = created.credential.clone().unwrap();
+    assert_eq!(credential.display_name, "ci");
+    assert!(credential.created_by.starts_with("users/"));
+    let listed = accounts
+        .list_service_account_credentials(authed(
+            pb::ListServiceAccountCredentialsRequest {
+                parent: account.name.clone(),
+                ..Default::default()
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .credentials;
+    assert_eq!(listed.len(), 1, "one credential for the two calls");
+
+    let issued = accounts
+        .issue_service_account_token(pb::IssueServiceAccountTokenRequest {
+            client_id: credential.client_id.clone(),
+            client_secret: created.client_secret.clone(),
+            organization: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.service_account, account.name);
+    let jwks = client
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<_> = jwks
+        .keys
+        .into_iter()
+        .map(tenantry_kit::auth::JwkKey::from)
+        .collect();
+    let claims = KeySet::from_jwks(&keys)
+        .unwrap()
+        .verify(
+            &issued.access_token,
+            &Expectations::new("tenantry", "tenantry"),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    assert_eq!(claims.kind, PrincipalKind::ServiceAccount);
+    // The account says when it was last used.
+    let used = accounts
+        .get_service_account(authed(
+            pb::GetServiceAccountRequest {
+                name: account.name.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    assert!(used.last_used_time.is_some());
+    // A machine token is authenticated but is not a user.
+    let not_user = client
+        .me(authed(pb::MeRequest {}, &issued.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(not_user.code(), Code::PermissionDenied);
+
+    // Wrong secret, a typo (checksum) and a foreign client id all look alike.
+    let mut typo = created.client_secret.clone();
+    let last = typo.pop().unwrap();
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+    let (other_parts, other_secret) = tenantry_identity::secrets::new_client_secret();
+    for (client_id, secret) in [
+        (credential.client_id.clone(), typo),
+        (credential.client_id.clone(), other_secret.clone()),
+        (other_parts.id.clone(), other_secret),
+        (credential.client_id.clone(), String::new()),
+    ] {
+        let status = accounts
+            .issue_service_account_token(pb::IssueServiceAccountTokenRequest {
+                client_id,
+                client_secret: secret,
+                organization: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+
+    // A deleted credential stops working.
+    accounts
+        .delete_service_account_credential(authed(
+            pb::DeleteServiceAccountCredentialRequest {
+                name: credential.name.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    let revoked = accounts
+        .issue_service_account_token(pb::IssueServiceAccountTokenRequest {
+            client_id: credential.client_id,
+            client_secret: created.client_secret,
+            organization: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(revoked.code(), Code::Unauthenticated);
+
+    // Deleting with a stale etag changes nothing; with the current one it
+    // goes.
+    let stale = accounts
+        .delete_service_account(authed(
+            pb::DeleteServiceAccountRequest {
+                name: account.name.clone(),
+                etag: "\"1\"".into(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Code::Aborted, "{stale:?}");
+    accounts
+        .delete_service_account(authed(
+            pb::DeleteServiceAccountRequest {
+                name: account.name.clone(),
+                etag: used.etag.clone(),
+            },
+            &admin,
+        ))
+        .await
+        .unwrap();
+    sandbox.shutdown().await.unwrap();
+}

@@ -1,0 +1,252 @@
+//! TOTP: enrollment, MFA login, recovery codes, and secrets sealed at rest.
+
+use super::*;
+
+#[tokio::test]
+async fn totp_enrollment_mfa_login_and_recovery_codes() {
+    for storage in storages() {
+        let (sandbox, mut client) = sandbox(storage).await;
+        let signed_up = sign_up(&mut client, "mfa@example.com").await;
+        let access = signed_up.tokens.unwrap().access_token;
+
+        let enrollment = client
+            .enroll_totp(authed(pb::EnrollTotpRequest {}, &access))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(enrollment.otpauth_uri.starts_with("otpauth://totp/"));
+        assert_eq!(enrollment.digits, 6);
+        let secret = totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let wrong = client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: "000000".into(),
+                },
+                &access,
+            ))
+            .await;
+        if totp::code_at(&secret, now) != "000000" {
+            assert_eq!(wrong.unwrap_err().code(), Code::InvalidArgument);
+        }
+        let confirmed = client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: totp::code_at(&secret, now),
+                },
+                &access,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(confirmed.recovery_codes.len(), 10);
+        assert!(confirmed.user.unwrap().mfa_enabled);
+
+        // Sign-in now asks for the second factor.
+        let challenge = match login(&mut client, "mfa@example.com", PASSWORD)
+            .await
+            .unwrap()
+            .result
+        {
+            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+            other => panic!("expected an MFA challenge, got {other:?}"),
+        };
+        let bad = client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: challenge.mfa_token.clone(),
+                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                    "aaaa-aaaa-aaaa-aaaa".into(),
+                )),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(bad.code(), Code::Unauthenticated);
+        let code = confirmed.recovery_codes[0].clone();
+        let signed_in = client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: challenge.mfa_token.clone(),
+                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                    code.clone(),
+                )),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tokens
+            .unwrap();
+        assert!(signed_in.mfa_authenticated);
+        // The challenge and the recovery code are both single-use.
+        let replay = client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: challenge.mfa_token,
+                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                    code.clone(),
+                )),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(replay.code(), Code::InvalidArgument);
+        let second = match login(&mut client, "mfa@example.com", PASSWORD)
+            .await
+            .unwrap()
+            .result
+        {
+            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+            other => panic!("expected an MFA challenge, got {other:?}"),
+        };
+        let used_code = client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: second.mfa_token,
+                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(code)),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(used_code.code(), Code::Unauthenticated);
+
+        // Disabling needs the password.
+        let refused = client
+            .disable_totp(authed(
+                pb::DisableTotpRequest {
+                    current_password: "wrong password!!".into(),
+                },
+                &signed_in.access_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+        let disabled = client
+            .disable_totp(authed(
+                pb::DisableTotpRequest {
+                    current_password: PASSWORD.into(),
+                },
+                &signed_in.access_token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!disabled.user.unwrap().mfa_enabled);
+        sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn totp_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    for storage in storages() {
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .configure(sealing(&[("k1", 1)], "k1"))
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        // Ada enrolls and confirms; Bob only starts enrolling.
+        let ada = sign_up(&mut client, "ada@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let bob = sign_up(&mut client, "bob@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let ada_secret = client
+            .enroll_totp(authed(pb::EnrollTotpRequest {}, &ada))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let now = chrono::Utc::now().timestamp();
+        let ada_totp = totp::TotpSecret::from_base32(&ada_secret).unwrap();
+        client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: totp::code_at(&ada_totp, now),
+                },
+                &ada,
+            ))
+            .await
+            .unwrap();
+        let bob_secret = client
+            .enroll_totp(authed(pb::EnrollTotpRequest {}, &bob))
+            .await
+            .unwrap()
+            .into_inner()
+            .secret;
+        let stored = stored_totp(&sandbox).await;
+        assert_eq!(stored.len(), 2);
+        for (value, secret) in stored.iter().zip([&ada_secret, &bob_secret]) {
+            assert!(value.starts_with("sealed:v1:k1:"), "{value}");
+            assert!(
+                !value.contains(secret.as_str()),
+                "a secret is stored in clear"
+            );
+        }
+        if storage == Storage::Sqlite {
+            // The database file, its write-ahead log and anything beside.
+            for entry in std::fs::read_dir(sandbox.database.dir()).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains(&ada_secret) && !text.contains(&bob_secret));
+            }
+        }
+
+        // Rotation: a new current key; every secret is sealed again at start.
+        let stopped = sandbox.stop().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .resume(stopped)
+            .configure(sealing(&[("k1", 1), ("k2", 2)], "k2"))
+            .start()
+            .await
+            .unwrap();
+        for value in stored_totp(&sandbox).await {
+            assert!(value.starts_with("sealed:v1:k2:"), "{value}");
+        }
+        // The old key retired: both secrets still open.
+        let stopped = sandbox.stop().await.unwrap();
+        let sandbox = Sandbox::builder()
+            .storage(storage)
+            .resume(stopped)
+            .configure(sealing(&[("k2", 2)], "k2"))
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        let challenge = match login(&mut client, "ada@example.com", PASSWORD)
+            .await
+            .unwrap()
+            .result
+        {
+            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+            other => panic!("expected an MFA challenge, got {other:?}"),
+        };
+        // The next step's code: the one used to confirm is spent.
+        client
+            .complete_mfa_login(pb::CompleteMfaLoginRequest {
+                mfa_token: challenge.mfa_token,
+                factor: Some(pb::complete_mfa_login_request::Factor::TotpCode(
+                    totp::code_at(&ada_totp, now + 30),
+                )),
+            })
+            .await
+            .unwrap();
+        let bob = into_tokens(
+            login(&mut client, "bob@example.com", PASSWORD)
+                .await
+                .unwrap(),
+        )
+        .access_token;
+        let bob_totp = totp::TotpSecret::from_base32(&bob_secret).unwrap();
+        client
+            .confirm_totp(authed(
+                pb::ConfirmTotpRequest {
+                    code: totp::code_at(&bob_totp, chrono::Utc::now().timestamp()),
+                },
+                &bob,
+            ))
+            .await
+            .unwrap();
+        sandbox.shutdown().await.unwrap();
+    }
+}
