@@ -12,6 +12,7 @@ use tenantry_kit::permission::Permission;
 use serde::{Deserialize, Serialize};
 use tenantry_kit::auth::{Principal, PrincipalKind};
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_kit::page_token::page_size;
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -306,10 +307,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 caller.principal.organization.clone()
             }
             "" => None,
-            name => Some(
-                tenantry_kit::id::parse_name("organization", "organizations/{}", name)?[0]
-                    .to_string(),
-            ),
+            name => Some(OrganizationName::parse("organization", name)?.id),
         };
         may_ask(
             &caller.principal,
@@ -490,8 +488,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                 )
             })?
         } else {
-            tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?[0]
-                .to_string()
+            OrganizationName::parse("organization", &r.organization)?.id
         };
         // Nobody reads another tenant's relationships.
         if !self.0.serves(&caller, &organization) {
@@ -747,9 +744,7 @@ impl pb::authorization_service_server::AuthorizationService for AuthorizationApi
                     )
                 })?
             } else {
-                tenantry_kit::id::parse_name("organization", "organizations/{}", &r.organization)?
-                    [0]
-                .to_string()
+                OrganizationName::parse("organization", &r.organization)?.id
             };
             if !self.0.serves(&caller, &id) {
                 self.0

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::names::{ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -55,14 +56,25 @@ pub(crate) fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
     }
 }
 
-fn project_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, "organizations/{}/projects/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
+/// The pattern of a project grant's name, a kind kit does not name yet.
+const GRANT_PATTERN: &str = "organizations/{}/projects/{}/grants/{}";
+
+/// A project grant's name, parsed: the project and the grant's id.
+fn parse_grant_name(field: &str, name: &str) -> Result<(ProjectName, String)> {
+    let ids = parse_name(field, GRANT_PATTERN, name)?;
+    Ok((
+        ProjectName::new(ids[0].to_string(), ids[1].to_string()),
+        ids[2].to_string(),
+    ))
 }
 
-fn grant_ids(field: &str, name: &str) -> Result<(String, String, String)> {
-    let ids = parse_name(field, "organizations/{}/projects/{}/grants/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+/// A project grant's name.
+fn grant_name(g: &GrantRow) -> String {
+    format!(
+        "{}/grants/{}",
+        ProjectName::new(&g.organization_id, &g.project_id),
+        g.id
+    )
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,14 +92,14 @@ impl Core {
                     .await?
                     .is_none();
                 (
-                    Subject::User(format!("users/{u}")),
+                    Subject::User(UserName::new(u).to_string()),
                     external,
                     user.display_name,
                     user.email,
                 )
             }
             GrantSubject::Team(t) => (
-                Subject::Team(format!("organizations/{}/teams/{t}", g.organization_id)),
+                Subject::Team(TeamName::new(&g.organization_id, t).to_string()),
                 false,
                 self.peers
                     .team_display_name(caller, &g.organization_id, t)
@@ -102,10 +114,7 @@ impl Core {
             ),
         };
         Ok(pb::ProjectGrant {
-            name: format!(
-                "organizations/{}/projects/{}/grants/{}",
-                g.organization_id, g.project_id, g.id
-            ),
+            name: grant_name(g),
             subject: Some(subject),
             access_level: level_to(g.level) as i32,
             external,
@@ -122,10 +131,10 @@ impl Core {
     async fn project_access(
         &self,
         caller: &Caller,
-        organization_id: &str,
-        project_id: &str,
+        project: &ProjectName,
         permission: Permission,
     ) -> Result<()> {
+        let (organization_id, project_id) = (project.organization.as_str(), project.id.as_str());
         let (known, live) = {
             let index = self.index.read();
             (
@@ -168,16 +177,18 @@ impl Core {
         use pb::project_grant::Subject;
         match &input.subject {
             Some(Subject::User(name)) => {
-                let user = parse_name("project_grant.user", "users/{}", name)?[0].to_string();
+                let user = UserName::parse("project_grant.user", name)?.id;
                 // Someone outside the tree becomes an external user only by
                 // accepting an invitation to the project.
                 self.require_joined(organization_id, &user).await?;
                 Ok(GrantSubject::User(user))
             }
             Some(Subject::Team(name)) => {
-                let ids = parse_name("project_grant.team", "organizations/{}/teams/{}", name)?;
-                let team = ids[1].to_string();
-                if ids[0].to_string() != organization_id
+                let TeamName {
+                    organization,
+                    id: team,
+                } = TeamName::parse("project_grant.team", name)?;
+                if organization != organization_id
                     || !self.index.read().within("team", &team, organization_id)
                 {
                     return Err(Error::invalid_field(
@@ -212,18 +223,17 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     ) -> Result<Response<pb::CreateProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
-        let (organization_id, project_id) = project_ids("parent", &r.parent)?;
+        let project = ProjectName::parse("parent", &r.parent)?;
         let input = r
             .project_grant
             .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
         self.0
-            .project_access(
-                &caller,
-                &organization_id,
-                &project_id,
-                Permission::PROJECT_GRANTS_MANAGE,
-            )
+            .project_access(&caller, &project, Permission::PROJECT_GRANTS_MANAGE)
             .await?;
+        let ProjectName {
+            organization: organization_id,
+            id: project_id,
+        } = project;
         if let Some(id) = self
             .0
             .store
@@ -311,15 +321,11 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         request: Request<pb::GetProjectGrantRequest>,
     ) -> Result<Response<pb::GetProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (organization_id, project_id, id) = grant_ids("name", &request.get_ref().name)?;
+        let (project, id) = parse_grant_name("name", &request.get_ref().name)?;
         self.0
-            .project_access(
-                &caller,
-                &organization_id,
-                &project_id,
-                Permission::PROJECT_READ,
-            )
+            .project_access(&caller, &project, Permission::PROJECT_READ)
             .await?;
+        let project_id = project.id;
         let grant = self
             .0
             .store
@@ -337,15 +343,11 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     ) -> Result<Response<pb::ListProjectGrantsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (organization_id, project_id) = project_ids("parent", &r.parent)?;
+        let project = ProjectName::parse("parent", &r.parent)?;
         self.0
-            .project_access(
-                &caller,
-                &organization_id,
-                &project_id,
-                Permission::PROJECT_READ,
-            )
+            .project_access(&caller, &project, Permission::PROJECT_READ)
             .await?;
+        let project_id = project.id;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("grants|{project_id}|{}|{}", r.access_level, r.external_only);
         let after = self
@@ -390,7 +392,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let input = r
             .project_grant
             .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
-        let (organization_id, project_id, id) = grant_ids("project_grant.name", &input.name)?;
+        let (project, id) = parse_grant_name("project_grant.name", &input.name)?;
         let paths: Vec<&str> = r
             .update_mask
             .as_ref()
@@ -402,13 +404,12 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             );
         }
         self.0
-            .project_access(
-                &caller,
-                &organization_id,
-                &project_id,
-                Permission::PROJECT_GRANTS_MANAGE,
-            )
+            .project_access(&caller, &project, Permission::PROJECT_GRANTS_MANAGE)
             .await?;
+        let ProjectName {
+            organization: organization_id,
+            id: project_id,
+        } = project;
         let current = self
             .0
             .store
@@ -463,15 +464,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     ) -> Result<Response<pb::DeleteProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (organization_id, project_id, id) = grant_ids("name", &r.name)?;
+        let (project, id) = parse_grant_name("name", &r.name)?;
         self.0
-            .project_access(
-                &caller,
-                &organization_id,
-                &project_id,
-                Permission::PROJECT_GRANTS_MANAGE,
-            )
+            .project_access(&caller, &project, Permission::PROJECT_GRANTS_MANAGE)
             .await?;
+        let ProjectName {
+            organization: organization_id,
+            id: project_id,
+        } = project;
         let current = self
             .0
             .store

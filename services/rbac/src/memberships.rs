@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
+use tenantry_kit::names::{OrganizationName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::tenancy;
@@ -38,9 +39,21 @@ fn role_event(name: &str) -> events::Role {
     }
 }
 
+/// The pattern of a membership's name, a kind kit does not name yet.
+const MEMBERSHIP_PATTERN: &str = "organizations/{}/memberships/{}";
+
+/// A membership's name, parsed: the organization's id and the user's.
 fn membership_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, "organizations/{}/memberships/{}", name)?;
+    let ids = parse_name(field, MEMBERSHIP_PATTERN, name)?;
     Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+/// A membership's name.
+fn membership_name(organization_id: &str, user_id: &str) -> String {
+    format!(
+        "{}/memberships/{user_id}",
+        OrganizationName::new(organization_id)
+    )
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,11 +79,8 @@ impl Core {
     pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::Membership {
-            name: format!(
-                "organizations/{}/memberships/{}",
-                m.organization_id, m.user_id
-            ),
-            user: format!("users/{}", m.user_id),
+            name: membership_name(&m.organization_id, &m.user_id),
+            user: UserName::new(&m.user_id).to_string(),
             roles: m.roles.clone(),
             external: false,
             user_display_name: user.display_name,
@@ -78,7 +88,7 @@ impl Core {
             invitation: m
                 .invitation_id
                 .as_ref()
-                .map(|i| format!("organizations/{}/invitations/{i}", m.organization_id))
+                .map(|i| crate::invitations::invitation_name(&m.organization_id, i))
                 .unwrap_or_default(),
             create_time: Some(timestamp(m.created_at_us)),
             update_time: Some(timestamp(m.updated_at_us)),
@@ -128,11 +138,11 @@ impl Core {
         caller: &Caller,
         r: pb::CreateMembershipRequest,
     ) -> Result<(MembershipRow, i64)> {
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         let input = r
             .membership
             .ok_or_else(|| Error::invalid_field("membership", "is required"))?;
-        let user_id = parse_name("membership.user", "users/{}", &input.user)?[0].to_string();
+        let user_id = UserName::parse("membership.user", &input.user)?.id;
         self.authorize(
             caller,
             ("organization", &organization_id),
@@ -493,7 +503,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
     ) -> Result<Response<pb::ListMembershipsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         self.0
             .authorize(
                 &caller,
@@ -571,8 +581,8 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
                 {
                     let profile = self.0.store.user(&user).await?.unwrap_or_default();
                     memberships.push(pb::Membership {
-                        name: format!("organizations/{organization_id}/memberships/{user}"),
-                        user: format!("users/{user}"),
+                        name: membership_name(&organization_id, &user),
+                        user: UserName::new(&user).to_string(),
                         external: true,
                         user_display_name: profile.display_name,
                         user_email: profile.email,
@@ -622,7 +632,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         let r = request.get_ref();
         let user_id = match r.parent.as_str() {
             "users/me" => caller.principal.id.clone(),
-            parent => parse_name("parent", "users/{}", parent)?[0].to_string(),
+            parent => UserName::parse("parent", parent)?.id,
         };
         if !caller.is_internal() && caller.user() != Some(user_id.as_str()) {
             return Err(

@@ -6,6 +6,7 @@
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::names::OrganizationName;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
@@ -37,8 +38,13 @@ fn custom_to_proto(role: &RoleRow, holders: i32) -> pb::Role {
     }
 }
 
+/// The pattern of a custom role's name, a kind kit does not name yet (the
+/// store's `RoleRow::name` prints it).
+const ROLE_PATTERN: &str = "organizations/{}/roles/{}";
+
+/// A custom role's name, parsed: the organization's id and the role's.
 fn role_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, "organizations/{}/roles/{}", name)?;
+    let ids = parse_name(field, ROLE_PATTERN, name)?;
     Ok((ids[0].to_string(), ids[1].to_string()))
 }
 
@@ -158,7 +164,7 @@ impl pb::role_service_server::RoleService for RoleApi {
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         let input = r
             .role
             .ok_or_else(|| Error::invalid_field("role", "is required"))?;
@@ -277,7 +283,7 @@ impl pb::role_service_server::RoleService for RoleApi {
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         self.0
             .authorize(
                 &caller,

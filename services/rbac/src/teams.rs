@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
+use tenantry_kit::names::{TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -40,14 +41,21 @@ fn event_role(lead: bool) -> i32 {
     }
 }
 
-fn team_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, "organizations/{}/teams/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
+/// The pattern of a team member's name, a kind kit does not name yet.
+const MEMBER_PATTERN: &str = "organizations/{}/teams/{}/members/{}";
+
+/// A team member's name, parsed: the team and the user's id.
+fn parse_member_name(field: &str, name: &str) -> Result<(TeamName, String)> {
+    let ids = parse_name(field, MEMBER_PATTERN, name)?;
+    Ok((
+        TeamName::new(ids[0].to_string(), ids[1].to_string()),
+        ids[2].to_string(),
+    ))
 }
 
-fn member_ids(field: &str, name: &str) -> Result<(String, String, String)> {
-    let ids = parse_name(field, "organizations/{}/teams/{}/members/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string(), ids[2].to_string()))
+/// A team member's name.
+fn member_name(team: &TeamName, user_id: &str) -> String {
+    format!("{team}/members/{user_id}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,11 +65,8 @@ impl Core {
     async fn member_to_proto(&self, m: &TeamMemberRow) -> Result<pb::TeamMember> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::TeamMember {
-            name: format!(
-                "organizations/{}/teams/{}/members/{}",
-                m.organization_id, m.team_id, m.user_id
-            ),
-            user: format!("users/{}", m.user_id),
+            name: member_name(&TeamName::new(&m.organization_id, &m.team_id), &m.user_id),
+            user: UserName::new(&m.user_id).to_string(),
             role: role_of(m.lead) as i32,
             user_display_name: user.display_name,
             user_email: user.email,
@@ -76,20 +81,20 @@ impl Core {
     async fn team_access(
         &self,
         caller: &Caller,
-        organization_id: &str,
-        team_id: &str,
+        team: &TeamName,
         permission: Permission,
     ) -> Result<()> {
         let known = {
             let index = self.index.read();
-            index.node(TEAM, team_id).is_some() && index.within("team", team_id, organization_id)
+            index.node(TEAM, &team.id).is_some()
+                && index.within("team", &team.id, &team.organization)
         };
         if !known {
             return Err(Error::not_found("team").with_domain(NAME));
         }
         self.authorize(
             caller,
-            ("team", team_id),
+            ("team", &team.id),
             permission,
             Permission::TEAM_READ,
             "team",
@@ -116,19 +121,18 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
     ) -> Result<Response<pb::AddTeamMemberResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.into_inner();
-        let (organization_id, team_id) = team_ids("parent", &r.parent)?;
+        let team = TeamName::parse("parent", &r.parent)?;
         let input = r
             .team_member
             .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
-        let user_id = parse_name("team_member.user", "users/{}", &input.user)?[0].to_string();
+        let user_id = UserName::parse("team_member.user", &input.user)?.id;
         self.0
-            .team_access(
-                &caller,
-                &organization_id,
-                &team_id,
-                Permission::TEAM_MEMBERS_MANAGE,
-            )
+            .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)
             .await?;
+        let TeamName {
+            organization: organization_id,
+            id: team_id,
+        } = team;
         let lead = match input.role() {
             authz_pb::TeamRole::Lead => true,
             authz_pb::TeamRole::Member | authz_pb::TeamRole::Unspecified => false,
@@ -216,18 +220,18 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         request: Request<pb::GetTeamMemberRequest>,
     ) -> Result<Response<pb::GetTeamMemberResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (organization_id, team_id, user_id) = member_ids("name", &request.get_ref().name)?;
+        let (team, user_id) = parse_member_name("name", &request.get_ref().name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(&caller, &organization_id, &team_id, Permission::TEAM_READ)
+                .team_access(&caller, &team, Permission::TEAM_READ)
                 .await?;
         }
         let row = self
             .0
             .store
-            .team_member(&team_id, &user_id)
+            .team_member(&team.id, &user_id)
             .await?
-            .filter(|m| m.organization_id == organization_id)
+            .filter(|m| m.organization_id == team.organization)
             .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
         Ok(Response::new(pb::GetTeamMemberResponse {
             team_member: Some(self.0.member_to_proto(&row).await?),
@@ -240,19 +244,19 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
     ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (organization_id, team_id) = team_ids("parent", &r.parent)?;
+        let team = TeamName::parse("parent", &r.parent)?;
         self.0
-            .team_access(&caller, &organization_id, &team_id, Permission::TEAM_READ)
+            .team_access(&caller, &team, Permission::TEAM_READ)
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
-        let query = format!("team-members|{team_id}|{}", r.role);
+        let query = format!("team-members|{}|{}", team.id, r.role);
         let after = self
             .0
             .page_tokens
             .decode::<After>(query.as_bytes(), &r.page_token)?
             .map(|a| a.0)
             .unwrap_or_default();
-        let mut rows = self.0.store.team_members(&team_id, &after, 10_000).await?;
+        let mut rows = self.0.store.team_members(&team.id, &after, 10_000).await?;
         rows.retain(|m| match r.role() {
             authz_pb::TeamRole::Lead => m.lead,
             authz_pb::TeamRole::Member => !m.lead,
@@ -286,7 +290,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let input = r
             .team_member
             .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
-        let (organization_id, team_id, user_id) = member_ids("team_member.name", &input.name)?;
+        let (team, user_id) = parse_member_name("team_member.name", &input.name)?;
         let paths: Vec<&str> = r
             .update_mask
             .as_ref()
@@ -296,13 +300,12 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
         }
         self.0
-            .team_access(
-                &caller,
-                &organization_id,
-                &team_id,
-                Permission::TEAM_MEMBERS_MANAGE,
-            )
+            .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)
             .await?;
+        let TeamName {
+            organization: organization_id,
+            id: team_id,
+        } = team;
         let current = self
             .0
             .store
@@ -363,17 +366,16 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
     ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (organization_id, team_id, user_id) = member_ids("name", &r.name)?;
+        let (team, user_id) = parse_member_name("name", &r.name)?;
         if caller.user() != Some(user_id.as_str()) {
             self.0
-                .team_access(
-                    &caller,
-                    &organization_id,
-                    &team_id,
-                    Permission::TEAM_MEMBERS_MANAGE,
-                )
+                .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)
                 .await?;
         }
+        let TeamName {
+            organization: organization_id,
+            id: team_id,
+        } = team;
         let current = self
             .0
             .store

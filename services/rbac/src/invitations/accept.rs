@@ -256,9 +256,7 @@ impl Core {
                 )
                 .await,
             );
-            granted.push(format!(
-                "organizations/{organization_id}/projects/{project}"
-            ));
+            granted.push(ProjectName::new(organization_id, project).to_string());
         }
         Ok(granted)
     }

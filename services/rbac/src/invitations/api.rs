@@ -42,7 +42,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
     ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         self.0
             .authorize_invitation_read(&caller, &organization_id, "organization")
             .await?;
@@ -220,7 +220,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .ok_or(Refusal::InvitationNotFound)?;
         Ok(Response::new(pb::LookupInvitationResponse {
             preview: Some(pb::InvitationPreview {
-                organization: format!("organizations/{}", invitation.organization_id),
+                organization: OrganizationName::new(&invitation.organization_id).to_string(),
                 organization_display_name: invitation.organization_name.clone(),
                 email: invitation.email.clone(),
                 inviter_display_name: invitation.inviter_name.clone(),
@@ -231,10 +231,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
                     .projects
                     .iter()
                     .map(|(project, _)| {
-                        format!(
-                            "organizations/{}/projects/{project}",
-                            invitation.organization_id
-                        )
+                        ProjectName::new(&invitation.organization_id, project).to_string()
                     })
                     .collect(),
             }),

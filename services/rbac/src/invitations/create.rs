@@ -9,7 +9,7 @@ impl Core {
         caller: &Caller,
         r: pb::CreateInvitationRequest,
     ) -> Result<InvitationRow> {
-        let organization_id = parse_name("parent", "organizations/{}", &r.parent)?[0].to_string();
+        let organization_id = OrganizationName::parse("parent", &r.parent)?.id;
         let input = r
             .invitation
             .ok_or_else(|| Error::invalid_field("invitation", "is required"))?;
@@ -58,9 +58,11 @@ impl Core {
         let mut projects = Vec::new();
         for (i, project) in input.projects.iter().enumerate() {
             let field = format!("invitation.projects[{i}].project");
-            let project_ids = parse_name(&field, "organizations/{}/projects/{}", &project.project)?;
-            let project_id = project_ids[1].to_string();
-            if project_ids[0].to_string() != organization_id
+            let ProjectName {
+                organization,
+                id: project_id,
+            } = ProjectName::parse(&field, &project.project)?;
+            if organization != organization_id
                 || !self
                     .index
                     .read()
@@ -84,13 +86,11 @@ impl Core {
         }
         let mut teams = Vec::new();
         for (i, team) in input.teams.iter().enumerate() {
-            let team_ids = parse_name(
-                &format!("invitation.teams[{i}].team"),
-                "organizations/{}/teams/{}",
-                &team.team,
-            )?;
-            let team_id = team_ids[1].to_string();
-            if team_ids[0].to_string() != organization_id
+            let TeamName {
+                organization,
+                id: team_id,
+            } = TeamName::parse(&format!("invitation.teams[{i}].team"), &team.team)?;
+            if organization != organization_id
                 || !self.index.read().within("team", &team_id, &organization_id)
             {
                 return Err(Error::invalid_field(

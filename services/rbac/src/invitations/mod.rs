@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::names::{OrganizationName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::row::{Bit, JsonText, json};
@@ -128,6 +129,7 @@ macro_rules! invitation_columns {
          closed_at_us, created_at_us, updated_at_us, version, inviter_name, projects, external"
     };
 }
+
 impl InvitationRow {
     fn effective_state(&self, now_us: i64) -> pb::invitation::State {
         match self.state.as_str() {
@@ -141,17 +143,14 @@ impl InvitationRow {
 
     fn to_proto(&self, now_us: i64) -> pb::Invitation {
         pb::Invitation {
-            name: format!(
-                "organizations/{}/invitations/{}",
-                self.organization_id, self.id
-            ),
+            name: invitation_name(&self.organization_id, &self.id),
             email: self.email.clone(),
             roles: self.roles.clone(),
             teams: self
                 .teams
                 .iter()
                 .map(|(team, lead)| pb::InvitationTeam {
-                    team: format!("organizations/{}/teams/{team}", self.organization_id),
+                    team: TeamName::new(&self.organization_id, team).to_string(),
                     role: if *lead {
                         authz_pb::TeamRole::Lead
                     } else {
@@ -163,13 +162,13 @@ impl InvitationRow {
                 .projects
                 .iter()
                 .map(|(project, level)| pb::InvitationProject {
-                    project: format!("organizations/{}/projects/{project}", self.organization_id),
+                    project: ProjectName::new(&self.organization_id, project).to_string(),
                     access_level: crate::grants::level_to(*level) as i32,
                 })
                 .collect(),
             external: self.external,
             state: self.effective_state(now_us) as i32,
-            inviter: format!("users/{}", self.inviter_id),
+            inviter: UserName::new(&self.inviter_id).to_string(),
             inviter_display_name: self.inviter_name.clone(),
             expire_time: Some(timestamp(self.expires_at_us)),
             send_count: self.send_count as i32,
@@ -177,7 +176,7 @@ impl InvitationRow {
             accepted_by: self
                 .accepted_by
                 .as_ref()
-                .map(|u| format!("users/{u}"))
+                .map(|u| UserName::new(u).to_string())
                 .unwrap_or_default(),
             close_time: self.closed_at_us.map(timestamp),
             create_time: Some(timestamp(self.created_at_us)),
@@ -241,9 +240,22 @@ async fn update(tx: &mut Tx, i: &InvitationRow, expected: i64) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// The pattern of an invitation's name, a kind kit does not name yet.
+const INVITATION_PATTERN: &str = "organizations/{}/invitations/{}";
+
+/// An invitation's name, parsed: the organization's id and the
+/// invitation's.
 fn ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, "organizations/{}/invitations/{}", name)?;
+    let ids = parse_name(field, INVITATION_PATTERN, name)?;
     Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+/// An invitation's name.
+pub(crate) fn invitation_name(organization_id: &str, id: &str) -> String {
+    format!(
+        "{}/invitations/{id}",
+        OrganizationName::new(organization_id)
+    )
 }
 
 fn normalize_email(email: &str) -> Result<String> {

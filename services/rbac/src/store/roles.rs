@@ -1,6 +1,7 @@
 //! Custom roles.
 
 use tenantry_kit::error::Result;
+use tenantry_kit::names::OrganizationName;
 use tenantry_kit::row::{JsonText, json};
 
 use super::*;
@@ -22,7 +23,11 @@ pub struct RoleRow {
 impl RoleRow {
     /// The role's resource name, as memberships name it.
     pub fn name(&self) -> String {
-        format!("organizations/{}/roles/{}", self.organization_id, self.id)
+        format!(
+            "{}/roles/{}",
+            OrganizationName::new(&self.organization_id),
+            self.id
+        )
     }
 }
 
