@@ -3,6 +3,7 @@
 
 use tenantry_kit::auth::Principal;
 use tenantry_kit::error::Error;
+use tenantry_kit::names::{OrganizationName, UserName};
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -76,7 +77,7 @@ pub(crate) fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
 fn user_id_from_name(field: &str, name: &str, caller: &Principal) -> Result<String, Error> {
     match name {
         "users/me" => Ok(caller.id.clone()),
-        _ => Ok(tenantry_kit::id::parse_name(field, "users/{}", name)?[0].to_string()),
+        _ => Ok(UserName::parse(field, name)?.id),
     }
 }
 
@@ -90,7 +91,7 @@ pub fn user_to_proto(user: &UserRow) -> pb::User {
         pb::UserState::Active
     };
     pb::User {
-        name: format!("users/{}", user.id),
+        name: UserName::new(&user.id).to_string(),
         email: user.email.clone(),
         email_verified: user.email_verified_at_us.is_some(),
         pending_email: user.pending_email.clone().unwrap_or_default(),
@@ -125,12 +126,9 @@ fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
             .as_ref()
             .map(|_| timestamp(tokens.refresh_expires_at_us)),
         refresh_token: tokens.refresh_token.unwrap_or_default(),
-        user: format!("users/{}", tokens.user_id),
-        session: format!("users/{}/sessions/{}", tokens.user_id, tokens.session_id),
-        organization: tokens
-            .organization_id
-            .map(|o| format!("organizations/{o}"))
-            .unwrap_or_default(),
+        user: UserName::new(&tokens.user_id).to_string(),
+        session: session_name(&tokens.user_id, &tokens.session_id),
+        organization: organization_name_of(tokens.organization_id.as_deref()),
         mfa_authenticated: tokens.mfa,
         mfa_enrollment_required: tokens.mfa_pending,
     }
@@ -138,12 +136,8 @@ fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
 
 fn session_to_proto(session: &SessionRow, current: Option<&str>) -> pb::Session {
     pb::Session {
-        name: format!("users/{}/sessions/{}", session.user_id, session.id),
-        active_organization: session
-            .active_organization_id
-            .as_ref()
-            .map(|o| format!("organizations/{o}"))
-            .unwrap_or_default(),
+        name: session_name(&session.user_id, &session.id),
+        active_organization: organization_name_of(session.active_organization_id.as_deref()),
         device: session
             .user_agent
             .split(' ')
@@ -161,13 +155,11 @@ fn session_to_proto(session: &SessionRow, current: Option<&str>) -> pb::Session 
 }
 
 /// The organization id from an optional `organizations/{id}` field.
-fn optional_organization(field: &str, name: &str) -> Result<Option<String>, Error> {
+pub(crate) fn optional_organization(field: &str, name: &str) -> Result<Option<String>, Error> {
     if name.is_empty() {
         return Ok(None);
     }
-    Ok(Some(
-        tenantry_kit::id::parse_name(field, "organizations/{}", name)?[0].to_string(),
-    ))
+    Ok(Some(OrganizationName::parse(field, name)?.id))
 }
 
 fn required(field: &str, value: &str) -> Result<(), Error> {
@@ -178,9 +170,14 @@ fn required(field: &str, value: &str) -> Result<(), Error> {
 }
 
 /// `organizations/{id}` for an organization id, empty for none.
-fn organization_name_of(id: Option<String>) -> String {
-    id.map(|id| format!("organizations/{id}"))
+pub(crate) fn organization_name_of(id: Option<&str>) -> String {
+    id.map(|id| OrganizationName::new(id).to_string())
         .unwrap_or_default()
+}
+
+/// `users/{user}/sessions/{session}` (a kind of name kit's names lack).
+fn session_name(user_id: &str, session_id: &str) -> String {
+    format!("users/{user_id}/sessions/{session_id}")
 }
 
 #[tonic::async_trait]
@@ -205,7 +202,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             return Ok(Response::new(pb::SignUpResponse {
                 user: Some(user_to_proto(&user)),
                 tokens: Some(tokens_to_proto(tokens)),
-                organization: organization_name_of(organization),
+                organization: organization_name_of(organization.as_deref()),
                 verification_required: false,
             }));
         }
@@ -229,7 +226,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             } => pb::SignUpResponse {
                 user: Some(user_to_proto(&user)),
                 tokens: Some(tokens_to_proto(tokens)),
-                organization: organization_name_of(organization),
+                organization: organization_name_of(organization.as_deref()),
                 verification_required: false,
             },
             SignedUp::MailSent => pb::SignUpResponse {
@@ -250,7 +247,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let (tokens, organization) = match verified.session {
             Some((tokens, organization)) => (
                 Some(tokens_to_proto(tokens)),
-                organization_name_of(organization),
+                organization_name_of(organization.as_deref()),
             ),
             None => (None, String::new()),
         };
@@ -422,23 +419,18 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
                 .memberships
                 .into_iter()
                 .map(|m| pb::MembershipSummary {
-                    organization: format!("organizations/{}", m.organization_id),
+                    organization: OrganizationName::new(&m.organization_id).to_string(),
                     organization_display_name: m.display_name,
                     organization_slug: m.slug,
-                    root_organization: if m.root_organization_id.is_empty() {
-                        String::new()
-                    } else {
-                        format!("organizations/{}", m.root_organization_id)
-                    },
+                    root_organization: organization_name_of(
+                        Some(m.root_organization_id.as_str()).filter(|id| !id.is_empty()),
+                    ),
                     owner: m.roles.iter().any(|r| r == "roles/owner"),
                     roles: m.roles,
                     require_mfa: m.require_mfa,
                 })
                 .collect(),
-            active_organization: me
-                .active_organization
-                .map(|o| format!("organizations/{o}"))
-                .unwrap_or_default(),
+            active_organization: organization_name_of(me.active_organization.as_deref()),
             organization_created: me.organization_created,
         }))
     }
@@ -723,14 +715,11 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
     ) -> Result<Response<pb::SwitchOrganizationResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
-        let organization = tenantry_kit::id::parse_name(
-            "organization",
-            "organizations/{}",
-            &request.get_ref().organization,
-        )?;
+        let organization =
+            OrganizationName::parse("organization", &request.get_ref().organization)?;
         let tokens = self
             .accounts
-            .switch_organization(&caller, &organization[0].to_string(), &client)
+            .switch_organization(&caller, &organization.id, &client)
             .await?;
         Ok(Response::new(pb::SwitchOrganizationResponse {
             tokens: Some(tokens_to_proto(tokens)),
@@ -776,7 +765,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let client = client_info(&request);
         let caller = principal(&request)?;
         let name = request.into_inner().name;
-        let name = name.replacen("users/me/", &format!("users/{}/", caller.id), 1);
+        let name = name.replacen("users/me/", &format!("{}/", UserName::new(&caller.id)), 1);
         let ids = tenantry_kit::id::parse_name("name", "users/{}/sessions/{}", &name)?;
         if ids[0].to_string() != caller.id {
             return Err(Error::not_found("session").into());

@@ -18,6 +18,7 @@ use tenantry_kit::cache::Cache;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
+use tenantry_kit::names::{OrganizationName, ProjectName, TeamName, UserName};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_kit::write::Write;
@@ -73,28 +74,44 @@ fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
         pb::ApiKeyState::Active
     };
     pb::ApiKey {
-        name: format!("organizations/{}/apiKeys/{}", key.organization_id, key.id),
+        name: api_key_name(key),
         display_name: key.display_name.clone(),
-        team: key
-            .team_id
-            .as_ref()
-            .map(|t| format!("organizations/{}/teams/{t}", key.organization_id))
-            .unwrap_or_default(),
+        team: team_name(key),
         project: key
             .project_id
             .as_ref()
-            .map(|p| format!("organizations/{}/projects/{p}", key.organization_id))
+            .map(|p| ProjectName::new(&key.organization_id, p).to_string())
             .unwrap_or_default(),
         permissions: key.permissions.clone(),
         expire_time: key.expires_at_us.map(timestamp),
         key_prefix: format!("tnt_{}", key.key_id),
         state: state as i32,
-        created_by: format!("users/{}", key.created_by),
+        created_by: UserName::new(&key.created_by).to_string(),
         create_time: Some(timestamp(key.created_at_us)),
         last_used_time: key.last_used_at_us.map(timestamp),
         revoke_time: key.revoked_at_us.map(timestamp),
         revoked_by: String::new(),
     }
+}
+
+/// `organizations/{organization}/apiKeys/{key}` (a kind of name kit's
+/// names lack).
+fn api_key_name(key: &ApiKeyRow) -> String {
+    format!("organizations/{}/apiKeys/{}", key.organization_id, key.id)
+}
+
+/// The (organization, key) ids of an API key's name in request field `name`.
+fn api_key_ids(name: &str) -> Result<(String, String)> {
+    let ids = parse_name("name", "organizations/{}/apiKeys/{}", name)?;
+    Ok((ids[0].to_string(), ids[1].to_string()))
+}
+
+/// The name of a key's team, empty for a key of no team.
+fn team_name(key: &ApiKeyRow) -> String {
+    key.team_id
+        .as_ref()
+        .map(|t| TeamName::new(&key.organization_id, t).to_string())
+        .unwrap_or_default()
 }
 
 /// Where a key may act: its organization, one team of it, or one project.
@@ -109,28 +126,32 @@ impl Scope {
     /// The scope a request asks for; the team or project must be named
     /// under the parent organization.
     fn parse(organization: &str, spec: &pb::ApiKey) -> Result<Scope> {
-        let under = |field: &str, ids: &[uuid::Uuid]| -> Result<String> {
-            if ids[0].to_string() != organization {
+        let under = |field: &str, parent: String, id: String| -> Result<String> {
+            if parent != organization {
                 return Err(Error::invalid_field(
                     field,
                     "must belong to the parent organization",
                 ));
             }
-            Ok(ids[1].to_string())
+            Ok(id)
         };
         match (spec.team.is_empty(), spec.project.is_empty()) {
             (true, true) => Ok(Scope::Organization),
             (false, true) => {
-                let ids = parse_name("api_key.team", "organizations/{}/teams/{}", &spec.team)?;
-                Ok(Scope::Team(under("api_key.team", &ids)?))
+                let team = TeamName::parse("api_key.team", &spec.team)?;
+                Ok(Scope::Team(under(
+                    "api_key.team",
+                    team.organization,
+                    team.id,
+                )?))
             }
             (true, false) => {
-                let ids = parse_name(
+                let project = ProjectName::parse("api_key.project", &spec.project)?;
+                Ok(Scope::Project(under(
                     "api_key.project",
-                    "organizations/{}/projects/{}",
-                    &spec.project,
-                )?;
-                Ok(Scope::Project(under("api_key.project", &ids)?))
+                    project.organization,
+                    project.id,
+                )?))
             }
             (false, false) => Err(Error::invalid_field(
                 "api_key.project",
@@ -393,8 +414,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         let client = client_info(&request);
         let caller = principal(&request)?;
         let request = request.into_inner();
-        let organization =
-            parse_name("parent", "organizations/{}", &request.parent)?[0].to_string();
+        let organization = OrganizationName::parse("parent", &request.parent)?.id;
         let spec = request
             .api_key
             .ok_or_else(|| Error::invalid_field("api_key", "is required"))?;
@@ -565,17 +585,12 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         request: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::GetApiKeyResponse>, Status> {
         let caller = principal(&request)?;
-        let ids = parse_name(
-            "name",
-            "organizations/{}/apiKeys/{}",
-            &request.get_ref().name,
-        )?;
-        let organization = ids[0].to_string();
+        let (organization, id) = api_key_ids(&request.get_ref().name)?;
         self.manager(&caller, &organization).await?;
         let key = self
             .accounts
             .store()
-            .api_key(&organization, &ids[1].to_string())
+            .api_key(&organization, &id)
             .await?
             .ok_or_else(|| Error::not_found("api key"))?;
         Ok(Response::new(pb::GetApiKeyResponse {
@@ -589,8 +604,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         let caller = principal(&request)?;
         let request = request.into_inner();
-        let organization =
-            parse_name("parent", "organizations/{}", &request.parent)?[0].to_string();
+        let organization = OrganizationName::parse("parent", &request.parent)?.id;
         self.manager(&caller, &organization).await?;
         let size = page_size(request.page_size, 50, 1000)? as usize;
         let query = format!(
@@ -605,7 +619,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         let team = if request.team.is_empty() {
             None
         } else {
-            Some(parse_name("team", "organizations/{}/teams/{}", &request.team)?[1].to_string())
+            Some(TeamName::parse("team", &request.team)?.id)
         };
         // Filters apply after the read; read ahead until a page is full.
         let mut keys = Vec::new();
@@ -647,17 +661,12 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
-        let ids = parse_name(
-            "name",
-            "organizations/{}/apiKeys/{}",
-            &request.get_ref().name,
-        )?;
-        let organization = ids[0].to_string();
+        let (organization, id) = api_key_ids(&request.get_ref().name)?;
         let manager = self.manager(&caller, &organization).await?;
         let key = self
             .accounts
             .store()
-            .api_key(&organization, &ids[1].to_string())
+            .api_key(&organization, &id)
             .await?
             .ok_or_else(|| Error::not_found("api key"))?;
         let now = now_micros();
@@ -710,13 +719,9 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
                 nanos: 0,
             }),
             expire_time: Some(timestamp(expires)),
-            api_key: format!("organizations/{}/apiKeys/{}", key.organization_id, key.id),
-            organization: format!("organizations/{}", key.organization_id),
-            team: key
-                .team_id
-                .as_ref()
-                .map(|t| format!("organizations/{}/teams/{t}", key.organization_id))
-                .unwrap_or_default(),
+            api_key: api_key_name(&key),
+            organization: OrganizationName::new(&key.organization_id).to_string(),
+            team: team_name(&key),
             permissions: key.permissions,
         }))
     }

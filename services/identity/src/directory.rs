@@ -8,6 +8,7 @@
 //! sign-in keep working.
 
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::{OrganizationName, UserName};
 use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -64,6 +65,18 @@ fn unavailable(what: &'static str, status: tonic::Status) -> Error {
     Refusal::DependencyUnavailable { what, status }.into()
 }
 
+/// The id of an organization another service named in its answer. A
+/// malformed name is that service's fault, not the caller's: INTERNAL.
+fn answered_organization(name: &str) -> Result<String> {
+    OrganizationName::parse("organization", name)
+        .map(|name| name.id)
+        .map_err(|error| {
+            Error::internal(anyhow::anyhow!(
+                "a peer answered a malformed organization name: {error}"
+            ))
+        })
+}
+
 impl Directory {
     /// Clients of the three services (in this process or over the network).
     pub fn new(
@@ -92,7 +105,7 @@ impl Directory {
             self.billing.clone(),
         );
         let request = self.request(billing_pb::CheckQuotaRequest {
-            organization: format!("organizations/{organization_id}"),
+            organization: OrganizationName::new(organization_id).to_string(),
             metric: metric as i32,
             delta: 1,
             reservation_id: reservation.to_string(),
@@ -134,7 +147,7 @@ impl Directory {
         let mut client =
             rbac_pb::membership_service_client::MembershipServiceClient::new(self.rbac.clone());
         let request = self.request(rbac_pb::ListUserMembershipsRequest {
-            parent: format!("users/{user_id}"),
+            parent: UserName::new(user_id).to_string(),
             page_size: 1000,
             ..Default::default()
         });
@@ -164,7 +177,7 @@ impl Directory {
             self.organization.clone(),
         );
         let request = self.request(org_pb::GetOrganizationRequest {
-            name: format!("organizations/{organization_id}"),
+            name: OrganizationName::new(organization_id).to_string(),
         });
         match client.get_organization(request).await {
             Ok(response) => {
@@ -198,7 +211,7 @@ impl Directory {
             org_pb::CreateOrganizationRequest {
                 organization: Some(org_pb::Organization {
                     display_name: display_name.to_string(),
-                    owner: format!("users/{user_id}"),
+                    owner: UserName::new(user_id).to_string(),
                     ..Default::default()
                 }),
                 // One first organization per user, however often this is retried.
@@ -211,10 +224,11 @@ impl Directory {
             Ok(response) => {
                 // The caller's answer covers the organization's write too.
                 tenantry_kit::consistency::absorb(response.metadata());
-                Ok(response
+                response
                     .into_inner()
                     .organization
-                    .map(|o| o.name.trim_start_matches("organizations/").to_string()))
+                    .map(|o| answered_organization(&o.name))
+                    .transpose()
             }
             Err(status) if not_served(&status) => Ok(None),
             Err(status) => Err(unavailable("the organization service", status)),
@@ -313,16 +327,16 @@ impl Directory {
             token: token.to_string(),
         });
         match client.lookup_invitation(request).await {
-            Ok(response) => Ok(response
+            Ok(response) => response
                 .into_inner()
                 .preview
-                .map(|preview| InvitationPreview {
-                    organization_id: preview
-                        .organization
-                        .trim_start_matches("organizations/")
-                        .to_string(),
-                    email: preview.email,
-                })),
+                .map(|preview| {
+                    Ok(InvitationPreview {
+                        organization_id: answered_organization(&preview.organization)?,
+                        email: preview.email,
+                    })
+                })
+                .transpose(),
             Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
             Err(status) => Err(unavailable("the invitation service", status)),
         }

@@ -4,12 +4,13 @@
 
 use tenantry_kit::error::Error;
 use tenantry_kit::id::parse_name;
+use tenantry_kit::names::UserName;
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{Accounts, timestamp};
-use crate::api::{client_info, principal};
+use crate::api::{client_info, optional_organization, organization_name_of, principal};
 use crate::store::{CredentialRow, ServiceAccountRow};
 
 /// The handler.
@@ -21,10 +22,10 @@ pub struct ServiceAccountApi {
 
 fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
     pb::ServiceAccount {
-        name: format!("serviceAccounts/{}", account.id),
+        name: account_name(&account.id),
         display_name: account.display_name.clone(),
         description: account.description.clone(),
-        created_by: format!("users/{}", account.created_by),
+        created_by: UserName::new(&account.created_by).to_string(),
         create_time: Some(timestamp(account.created_at_us)),
         last_used_time: account.last_used_at_us.map(timestamp),
         etag: format!("\"{}\"", account.updated_at_us),
@@ -43,13 +44,19 @@ fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredenti
         created_by: if credential.created_by.is_empty() {
             String::new()
         } else {
-            format!("users/{}", credential.created_by)
+            UserName::new(&credential.created_by).to_string()
         },
         create_time: Some(timestamp(credential.created_at_us)),
         last_used_time: credential.last_used_at_us.map(timestamp),
     }
 }
 
+/// `serviceAccounts/{id}` (a kind of name kit's names lack).
+fn account_name(id: &str) -> String {
+    format!("serviceAccounts/{id}")
+}
+
+/// The id in `serviceAccounts/{id}`.
 fn account_id(field: &str, name: &str) -> Result<String, Error> {
     Ok(parse_name(field, "serviceAccounts/{}", name)?[0].to_string())
 }
@@ -212,14 +219,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         request: Request<pb::IssueServiceAccountTokenRequest>,
     ) -> Result<Response<pb::IssueServiceAccountTokenResponse>, Status> {
         let request = request.into_inner();
-        let organization = if request.organization.is_empty() {
-            None
-        } else {
-            Some(
-                parse_name("organization", "organizations/{}", &request.organization)?[0]
-                    .to_string(),
-            )
-        };
+        let organization = optional_organization("organization", &request.organization)?;
         let token = self
             .accounts
             .issue_service_token(&request.client_id, &request.client_secret, organization)
@@ -234,11 +234,8 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
                 nanos: 0,
             }),
             expire_time: Some(timestamp(token.expires_at_us)),
-            service_account: format!("serviceAccounts/{}", token.service_account_id),
-            organization: token
-                .organization_id
-                .map(|o| format!("organizations/{o}"))
-                .unwrap_or_default(),
+            service_account: account_name(&token.service_account_id),
+            organization: organization_name_of(token.organization_id.as_deref()),
         }))
     }
 }
