@@ -12,10 +12,11 @@ use tenantry_kit::names::{OrganizationName, ProjectName, TeamName};
 use tenantry_kit::page_token::page_size;
 
 use crate::access::{Caller, Object};
+use crate::error::Error as Refusal;
 use crate::quota::Metric;
 use crate::store::{ChildRow, Children, OrganizationRow};
 use crate::validate::{self, check_etag};
-use crate::{Core, NAME, not_found, precondition, slug_suffix};
+use crate::{Core, NAME, not_found, slug_suffix};
 use tenantry_kit::db::Savepoint;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
@@ -137,17 +138,6 @@ pub fn child_ids(kind: Children, field: &str, name: &str) -> Result<(String, Str
             (name.organization, name.id)
         }
     })
-}
-
-fn slug_taken(slug: &str) -> Error {
-    Error::new(
-        Code::AlreadyExists,
-        "SLUG_TAKEN",
-        "the slug is in use in the organization",
-    )
-    .with_domain(NAME)
-    .with_metadata("slug", slug)
-    .with_violation("slug", "is in use")
 }
 
 impl Core {
@@ -389,7 +379,10 @@ impl Core {
             .await?
         {
             if explicit_slug {
-                return Err(slug_taken(&row.slug));
+                return Err(Refusal::ChildSlugTaken {
+                    slug: row.slug.clone(),
+                }
+                .into());
             }
             row.slug = format!("{}-{}", row.slug, slug_suffix());
         }
@@ -407,7 +400,12 @@ impl Core {
                     savepoint.undo(&mut tx).await?;
                     row.slug = format!("{base}-{}", slug_suffix());
                 }
-                Err(e) if e.code() == Code::AlreadyExists => return Err(slug_taken(&row.slug)),
+                Err(e) if e.code() == Code::AlreadyExists => {
+                    return Err(Refusal::ChildSlugTaken {
+                        slug: row.slug.clone(),
+                    }
+                    .into());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -573,10 +571,7 @@ impl Core {
             )
             .await?;
         if current.deleted_at_us.is_some() {
-            return Err(precondition(
-                "DELETED",
-                format!("the {noun} is deleted; undelete it first"),
-            ));
+            return Err(Refusal::Deleted { noun }.into());
         }
         check_etag(input.etag, current.version)?;
         let mut next = current.clone();
@@ -623,19 +618,17 @@ impl Core {
                 )
                 .await?
         {
-            return Err(slug_taken(&next.slug));
+            return Err(Refusal::ChildSlugTaken {
+                slug: next.slug.clone(),
+            }
+            .into());
         }
         if !self
             .store
             .update_child(&mut tx, kind, &next, current.version)
             .await?
         {
-            return Err(Error::new(
-                Code::Aborted,
-                "CONCURRENT_UPDATE",
-                "the object changed during the request; read it again and retry",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::ConcurrentUpdate.into());
         }
         let changed = paths.iter().map(|p| p.to_string()).collect();
         Ok((tx, current, next, changed))
@@ -657,31 +650,18 @@ impl Core {
             .await?;
         check_etag(etag, current.version)?;
         if current.deleted_at_us.is_some() == delete {
-            return Err(precondition(
-                if delete {
-                    "ALREADY_DELETED"
-                } else {
-                    "NOT_DELETED"
-                },
-                if delete {
-                    format!("the {noun} is already deleted")
-                } else {
-                    format!("the {noun} is not deleted")
-                },
-            ));
+            return Err(match delete {
+                true => Refusal::AlreadyDeleted { noun },
+                false => Refusal::NotDeleted { noun },
+            }
+            .into());
         }
         if !delete && current.deleted_with.is_some() {
-            return Err(precondition(
-                "DELETED_WITH_ORGANIZATION",
-                format!("the {noun} was deleted along with its organization; undelete that one"),
-            ));
+            return Err(Refusal::DeletedWithOrganization { noun }.into());
         }
         let org = self.organization(&current.organization_id).await?;
         if !delete && org.is_deleted() {
-            return Err(precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is deleted; undelete it first",
-            ));
+            return Err(Refusal::OrganizationDeleted.into());
         }
         let now = now_micros();
         let mut next = current.clone();
@@ -694,10 +674,7 @@ impl Core {
             && kind == Children::Teams
             && self.store.projects_of_team(&mut tx, &current.id).await? > 0
         {
-            return Err(precondition(
-                "TEAM_OWNS_PROJECTS",
-                "the team owns live projects; move or delete them first",
-            ));
+            return Err(Refusal::TeamOwnsProjects.into());
         }
         if !delete
             && self
@@ -711,19 +688,17 @@ impl Core {
                 )
                 .await?
         {
-            return Err(slug_taken(&current.slug));
+            return Err(Refusal::ChildSlugTaken {
+                slug: current.slug.clone(),
+            }
+            .into());
         }
         if !self
             .store
             .update_child(&mut tx, kind, &next, current.version)
             .await?
         {
-            return Err(Error::new(
-                Code::Aborted,
-                "CONCURRENT_UPDATE",
-                "the object changed during the request; read it again and retry",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::ConcurrentUpdate.into());
         }
         Ok((tx, next))
     }

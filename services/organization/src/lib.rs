@@ -10,13 +10,15 @@
 //! - [`access`]: every permission question, asked of the rbac service;
 //!   [`quota`]: every quota question, asked of the billing service.
 //! - [`store`]: the rows and their SQL; [`schema`]: the migrations;
-//!   [`validate`]: input rules that need no storage.
+//!   [`validate`]: input rules that need no storage; `error`: the reasons
+//!   it refuses a request.
 //!
 //! Every change writes its domain event to the outbox in the same
 //! transaction (`organization.created`, `team.created`, …).
 
 pub mod access;
 pub mod children;
+mod error;
 pub mod organizations;
 pub mod ownership;
 pub mod projects;
@@ -33,7 +35,7 @@ use tenantry_kit::permission::Permission;
 use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::index::IndexSink;
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
@@ -328,11 +330,6 @@ impl Core {
 /// The NOT_FOUND of a missing (or hidden) object of `kind`.
 pub(crate) fn not_found(kind: &str) -> Error {
     Error::not_found(kind).with_domain(NAME)
-}
-
-/// The FAILED_PRECONDITION of a rule of the model.
-pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
 }
 
 /// One field's change, for events.

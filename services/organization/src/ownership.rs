@@ -8,7 +8,7 @@
 //! constant time.
 
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::names::{OrganizationName, OwnershipTransferName, UserName};
 use tenantry_kit::secret::{hash_token, new_token, tokens_equal};
@@ -17,8 +17,9 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 
 use crate::access::{Caller, Object};
+use crate::error::Error as Refusal;
 use crate::store::{OrganizationRow, TransferRow};
-use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+use crate::{Core, NAME, change, not_found, target, timestamp};
 use tenantry_kit::permission::Permission;
 
 const KIND: &str = "ownership transfer";
@@ -64,16 +65,6 @@ fn transfer_ids(name: &str) -> Result<(String, String)> {
     Ok((name.organization, name.id))
 }
 
-fn invalid_token() -> Error {
-    Error::new(
-        Code::InvalidArgument,
-        "INVALID_TRANSFER_TOKEN",
-        "the token is wrong, used or expired",
-    )
-    .with_domain(NAME)
-    .with_violation("token", "is wrong, used or expired")
-}
-
 impl Core {
     pub(crate) async fn start_transfer(
         &self,
@@ -95,19 +86,10 @@ impl Core {
         };
         let org = self.readable_organization(caller, &organization_id).await?;
         if !caller.is_user() || org.owner_id != caller.id() {
-            return Err(Error::new(
-                Code::PermissionDenied,
-                "OWNER_REQUIRED",
-                "only the organization's owner can transfer its ownership",
-            )
-            .with_domain(NAME)
-            .with_metadata("permission", Permission::ORGANIZATION_OWNERSHIP_TRANSFER));
+            return Err(Refusal::OwnerRequired.into());
         }
         if org.is_deleted() {
-            return Err(precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is deleted",
-            ));
+            return Err(Refusal::TransferOfDeletedOrganization.into());
         }
         crate::validate::check_etag(&request.etag, org.version)?;
         if target_id == caller.id() {
@@ -124,12 +106,7 @@ impl Core {
             .access
             .member(caller, &organization_id, &target_id)
             .await?
-            .ok_or_else(|| {
-                precondition(
-                    "TARGET_NOT_A_MEMBER",
-                    "ownership can only go to a member of the organization",
-                )
-            })?;
+            .ok_or(Refusal::TargetNotAMember)?;
 
         let now = now_micros();
         let token = new_token();
@@ -308,13 +285,10 @@ impl Core {
             || row.expires_at_us <= now
             || !tokens_equal(&row.token_hash, &hash_token(token))
         {
-            return Err(invalid_token());
+            return Err(Refusal::InvalidTransferToken.into());
         }
         if org.is_deleted() {
-            return Err(precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is deleted",
-            ));
+            return Err(Refusal::TransferOfDeletedOrganization.into());
         }
         if self
             .access
@@ -322,10 +296,7 @@ impl Core {
             .await?
             .is_none()
         {
-            return Err(precondition(
-                "TARGET_NOT_A_MEMBER",
-                "you are no longer a member of the organization",
-            ));
+            return Err(Refusal::NoLongerAMember.into());
         }
         let mut tx = self.begin().await?;
         if !self
@@ -333,7 +304,7 @@ impl Core {
             .end_transfer(&mut tx, &id, "accepted", now)
             .await?
         {
-            return Err(invalid_token());
+            return Err(Refusal::InvalidTransferToken.into());
         }
         let current = self
             .store
@@ -342,10 +313,7 @@ impl Core {
             .ok_or_else(|| not_found("organization"))?;
         if current.owner_id != row.from_user_id {
             // Ownership moved some other way since the transfer started.
-            return Err(precondition(
-                "OWNER_CHANGED",
-                "the organization has another owner now",
-            ));
+            return Err(Refusal::OwnerChanged.into());
         }
         let mut next = current.clone();
         next.owner_id = row.to_user_id.clone();
@@ -413,10 +381,7 @@ impl Core {
             Ending::Decline => "declined",
         };
         if row.expires_at_us <= now || !self.store.end_transfer(&mut tx, &id, state, now).await? {
-            return Err(precondition(
-                "TRANSFER_NOT_PENDING",
-                "the transfer is no longer pending",
-            ));
+            return Err(Refusal::TransferNotPending.into());
         }
         self.emit_canceled(&mut tx, caller, &org, &row, false)
             .await?;

@@ -15,9 +15,10 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
 use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_ids};
+use crate::error::Error as Refusal;
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag, etag};
-use crate::{Core, NAME, change, not_found, precondition, target, timestamp};
+use crate::{Core, change, not_found, target, timestamp};
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 
@@ -220,10 +221,7 @@ impl Core {
             )
             .await?;
         if manage && project.deleted_at_us.is_some() {
-            return Err(precondition(
-                "DELETED",
-                "the project is deleted; undelete it first",
-            ));
+            return Err(Refusal::Deleted { noun: "project" }.into());
         }
         Ok(project)
     }
@@ -245,17 +243,6 @@ impl Core {
             .ok_or_else(|| not_found("environment"))?;
         Ok((project, env))
     }
-}
-
-fn env_slug_taken(slug: &str) -> Error {
-    Error::new(
-        Code::AlreadyExists,
-        "SLUG_TAKEN",
-        "the project already has this environment",
-    )
-    .with_domain(NAME)
-    .with_metadata("slug", slug)
-    .with_violation("environment.slug", "is in use")
 }
 
 #[tonic::async_trait]
@@ -485,11 +472,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .await?;
         check_etag(&r.etag, row.version)?;
         if row.deleted_at_us.is_none() {
-            return Err(precondition(
-                "NOT_DELETED",
-                "only a soft-deleted project can be purged; delete it first",
-            )
-            .into());
+            return Err(Refusal::PurgeOfLiveProject.into());
         }
         if self
             .0
@@ -497,11 +480,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .project_in_use(&caller, &row.organization_id, &row.id)
             .await?
         {
-            return Err(precondition(
-                "PROJECT_IN_USE",
-                "the project still has access grants or resources; remove them first",
-            )
-            .into());
+            return Err(Refusal::ProjectInUse.into());
         }
         let mut tx = self.0.begin().await?;
         match self
@@ -512,7 +491,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         {
             Some(now) if now.version == row.version => {}
             _ => {
-                return Err(precondition("CONCURRENT_UPDATE", "the project changed; retry").into());
+                return Err(Refusal::Changed { noun: "project" }.into());
             }
         }
         self.0.store.purge_project(&mut tx, &row.id).await?;
@@ -587,7 +566,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .await
             .map_err(|e| {
                 if e.code() == Code::AlreadyExists {
-                    env_slug_taken(&env.slug)
+                    Refusal::EnvironmentSlugTaken {
+                        slug: env.slug.clone(),
+                    }
+                    .into()
                 } else {
                     e
                 }
@@ -709,13 +691,19 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .await
             .map_err(|e| {
                 if e.code() == Code::AlreadyExists {
-                    env_slug_taken(&next.slug)
+                    Refusal::EnvironmentSlugTaken {
+                        slug: next.slug.clone(),
+                    }
+                    .into()
                 } else {
                     e
                 }
             })?;
         if !updated {
-            return Err(precondition("CONCURRENT_UPDATE", "the environment changed; retry").into());
+            return Err(Refusal::Changed {
+                noun: "environment",
+            }
+            .into());
         }
         self.0
             .project_event(

@@ -111,7 +111,10 @@ impl Core {
                 .organization_slug_taken(&mut tx, &next.slug, &id)
                 .await?
         {
-            return Err(slug_taken(&next.slug));
+            return Err(Refusal::SlugTaken {
+                slug: next.slug.clone(),
+            }
+            .into());
         }
         self.store.update_organization(&mut tx, &next).await?;
         self.emit(
@@ -157,10 +160,7 @@ impl Core {
         let mut cascaded = Vec::new();
         if self.store.live_children(&mut tx, &id).await? > 0 {
             if !force {
-                return Err(precondition(
-                    "ORGANIZATION_NOT_EMPTY",
-                    "the organization has live child organizations, teams or projects; delete them first or set force",
-                ));
+                return Err(Refusal::OrganizationNotEmpty.into());
             }
             for mut child in self.store.descendants(&mut tx, &current).await? {
                 if child.is_deleted() {
@@ -220,24 +220,15 @@ impl Core {
             .await?;
         check_etag(given_etag, current.version)?;
         if !current.is_deleted() {
-            return Err(precondition(
-                "ORGANIZATION_NOT_DELETED",
-                "the organization is not deleted",
-            ));
+            return Err(Refusal::OrganizationNotDeleted.into());
         }
         if current.deleted_with.is_some() {
-            return Err(precondition(
-                "DELETED_WITH_ANCESTOR",
-                "the organization was deleted along with an ancestor; undelete that one",
-            ));
+            return Err(Refusal::DeletedWithAncestor.into());
         }
         if let Some(parent) = &current.parent_id
             && self.organization(parent).await?.is_deleted()
         {
-            return Err(precondition(
-                "PARENT_DELETED",
-                "the parent organization is deleted; undelete it first",
-            ));
+            return Err(Refusal::ParentDeleted.into());
         }
         let now = now_micros();
         let mut tx = self.begin().await?;
@@ -247,7 +238,10 @@ impl Core {
             .organization_slug_taken(&mut tx, &current.slug, &id)
             .await?
         {
-            return Err(slug_taken(&current.slug));
+            return Err(Refusal::SlugTaken {
+                slug: current.slug.clone(),
+            }
+            .into());
         }
         let mut restored = Vec::new();
         for mut child in self.store.descendants(&mut tx, &current).await? {
@@ -259,7 +253,10 @@ impl Core {
                 .organization_slug_taken(&mut tx, &child.slug, &child.id)
                 .await?
             {
-                return Err(slug_taken(&child.slug));
+                return Err(Refusal::SlugTaken {
+                    slug: child.slug.clone(),
+                }
+                .into());
             }
             child.deleted_at_us = None;
             child.purge_at_us = None;

@@ -121,10 +121,7 @@ impl Core {
         request: &pb::ListMyOrganizationsRequest,
     ) -> Result<(Vec<pb::MyOrganization>, String)> {
         if !caller.is_user() {
-            return Err(precondition(
-                "USER_REQUIRED",
-                "only a signed-in user has organizations of their own",
-            ));
+            return Err(Refusal::UserRequired.into());
         }
         let size = page_size(request.page_size, 50, 1000)? as usize;
         let query = format!("my|{}|{}", caller.id(), request.name_prefix);

@@ -26,13 +26,12 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::{Caller, Object};
+use crate::error::Error as Refusal;
 use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
 use crate::validate::{self, MAX_DEPTH, check_etag, etag};
-use crate::{
-    Core, NAME, ProjectVisibility, change, not_found, precondition, slug_suffix, target, timestamp,
-};
+use crate::{Core, NAME, ProjectVisibility, change, not_found, slug_suffix, target, timestamp};
 use tenantry_kit::db::Savepoint;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
@@ -142,30 +141,6 @@ fn event_kind(kind: &str) -> i32 {
     }
 }
 
-fn too_deep() -> Error {
-    precondition(
-        "TREE_TOO_DEEP",
-        format!("an organization tree is at most {MAX_DEPTH} levels deep"),
-    )
-    .with_metadata("max_depth", MAX_DEPTH)
-}
-
-fn concurrent_update() -> Error {
-    Error::new(
-        Code::Aborted,
-        "CONCURRENT_UPDATE",
-        "the object changed during the request; read it again and retry",
-    )
-    .with_domain(NAME)
-}
-
-fn slug_taken(slug: &str) -> Error {
-    Error::new(Code::AlreadyExists, "SLUG_TAKEN", "the slug is in use")
-        .with_domain(NAME)
-        .with_metadata("slug", slug)
-        .with_violation("slug", "is in use")
-}
-
 /// A cursor of the organization listing: the last id returned (or scanned).
 #[derive(Serialize, Deserialize)]
 struct After(String);
@@ -256,10 +231,7 @@ impl Core {
         self.authorize_organization(caller, &org, permission)
             .await?;
         if org.is_deleted() {
-            return Err(precondition(
-                "ORGANIZATION_DELETED",
-                "the organization is deleted; undelete it first",
-            ));
+            return Err(Refusal::OrganizationDeleted.into());
         }
         Ok(org)
     }
@@ -313,7 +285,7 @@ impl Core {
             .await?
             .ok_or_else(|| not_found(KIND))?;
         if now.version != read.version {
-            return Err(concurrent_update());
+            return Err(Refusal::ConcurrentUpdate.into());
         }
         Ok(now)
     }

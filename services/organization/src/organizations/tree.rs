@@ -142,13 +142,13 @@ impl Core {
                 .live_organization(caller, &parent_id, permission)
                 .await?;
             if parent.depth + 1 > MAX_DEPTH {
-                return Err(too_deep());
+                return Err(Refusal::TreeTooDeep { max: MAX_DEPTH }.into());
             }
             if kind == "department" && !self.departments_allowed(&parent).await? {
-                return Err(precondition(
-                    "DEPARTMENTS_DISABLED",
-                    "the organization has departments switched off",
-                ));
+                return Err(Refusal::DepartmentsDisabled {
+                    holder: "organization",
+                }
+                .into());
             }
             if let Err(error) = self
                 .quotas
@@ -225,7 +225,10 @@ impl Core {
             .await?
         {
             if explicit_slug {
-                return Err(slug_taken(&row.slug));
+                return Err(Refusal::SlugTaken {
+                    slug: row.slug.clone(),
+                }
+                .into());
             }
             row.slug = format!("{}-{}", row.slug, slug_suffix());
         }
@@ -260,7 +263,12 @@ impl Core {
                     savepoint.undo(&mut tx).await?;
                     row.slug = format!("{base}-{}", slug_suffix());
                 }
-                Err(e) if e.code() == Code::AlreadyExists => return Err(slug_taken(&row.slug)),
+                Err(e) if e.code() == Code::AlreadyExists => {
+                    return Err(Refusal::SlugTaken {
+                        slug: row.slug.clone(),
+                    }
+                    .into());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -355,31 +363,22 @@ impl Core {
             .live_organization(caller, &new_parent_id, permission)
             .await?;
         if org.parent_id.is_none() {
-            return Err(precondition(
-                "ROOT_CANNOT_MOVE",
-                "a root organization cannot be moved",
-            ));
+            return Err(Refusal::RootCannotMove.into());
         }
         if new_parent.root_id != org.root_id {
-            return Err(precondition(
-                "CROSS_TREE_MOVE",
-                "an organization moves only within its own tree",
-            ));
+            return Err(Refusal::CrossTreeMove.into());
         }
         if new_parent.path.starts_with(&org.path) {
-            return Err(precondition(
-                "MOVE_CYCLE",
-                "an organization cannot move under itself or one of its descendants",
-            ));
+            return Err(Refusal::MoveCycle.into());
         }
         if org.parent_id.as_deref() == Some(new_parent_id.as_str()) {
             return Ok(org);
         }
         if org.kind == "department" && !self.departments_allowed(&new_parent).await? {
-            return Err(precondition(
-                "DEPARTMENTS_DISABLED",
-                "the new parent has departments switched off",
-            ));
+            return Err(Refusal::DepartmentsDisabled {
+                holder: "new parent",
+            }
+            .into());
         }
         let now = now_micros();
         let mut tx = self.begin().await?;
@@ -389,7 +388,7 @@ impl Core {
         let height = subtree.iter().map(|d| d.depth).max().unwrap_or(org.depth) - org.depth;
         let new_depth = new_parent.depth + 1;
         if new_depth + height > MAX_DEPTH {
-            return Err(too_deep());
+            return Err(Refusal::TreeTooDeep { max: MAX_DEPTH }.into());
         }
         let new_path = format!("{}{}/", new_parent.path, org.id);
         self.store

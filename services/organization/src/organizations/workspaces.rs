@@ -215,14 +215,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
             .as_ref()
             .is_some_and(|m| m.paths.iter().any(|p| p == "billing_mode"))
         {
-            return Err(Error::new(
-                Code::InvalidArgument,
-                "BILLING_MODE_IMMUTABLE",
-                "a workspace's billing mode is fixed at creation",
-            )
-            .with_domain(NAME)
-            .with_violation("update_mask", "`billing_mode` cannot change")
-            .into());
+            return Err(Refusal::BillingModeImmutable.into());
         }
         validate::update_mask(request.update_mask.as_ref(), &["display_name"])?;
         validate::display_name("workspace.display_name", &input.display_name)?;
@@ -237,7 +230,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         let mut tx = core.begin().await?;
         match core.store.workspace_in(&mut tx, &current.id).await? {
             Some(now) if now.version == current.version => {}
-            _ => return Err(concurrent_update().into()),
+            _ => return Err(Refusal::ConcurrentUpdate.into()),
         }
         core.store.update_workspace(&mut tx, &next).await?;
         let mut event = tenantry_kit::outbox::NewEvent::new(
