@@ -58,14 +58,6 @@ impl Children {
         }
     }
 
-    /// The name pattern, such as `organizations/{}/teams/{}`.
-    pub fn pattern(self) -> &'static str {
-        match self {
-            Children::Teams => "organizations/{}/teams/{}",
-            Children::Projects => "organizations/{}/projects/{}",
-        }
-    }
-
     fn object(self, id: &str) -> Object<'_> {
         match self {
             Children::Teams => Object::Team(id),

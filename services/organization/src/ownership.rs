@@ -47,10 +47,7 @@ fn transfer_to_proto(row: &TransferRow, now_us: i64) -> pb::OwnershipTransfer {
         _ => pb::OwnershipTransferState::Unspecified,
     };
     pb::OwnershipTransfer {
-        name: format!(
-            "organizations/{}/ownershipTransfers/{}",
-            row.organization_id, row.id
-        ),
+        name: OwnershipTransferName::new(&row.organization_id, &row.id).to_string(),
         from_owner: UserName::new(&row.from_user_id).to_string(),
         to_owner: UserName::new(&row.to_user_id).to_string(),
         state: state as i32,

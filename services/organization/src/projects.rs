@@ -137,10 +137,7 @@ pub(crate) fn project_to_proto(row: &ChildRow) -> pb::Project {
 
 fn environment_to_proto(organization_id: &str, row: &EnvironmentRow) -> pb::Environment {
     pb::Environment {
-        name: format!(
-            "organizations/{organization_id}/projects/{}/environments/{}",
-            row.project_id, row.id
-        ),
+        name: EnvironmentName::new(organization_id, &row.project_id, &row.id).to_string(),
         slug: row.slug.clone(),
         display_name: row.display_name.clone(),
         create_time: Some(timestamp(row.created_at_us)),
