@@ -11,9 +11,10 @@
 //! read from the organization service, with the caller's token, and added.
 
 use tenantry_kit::access::Caller;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 
+use crate::error::Error as Refusal;
 use crate::store::{self, NodeRow};
 use crate::{Core, NAME, not_found};
 use tenantry_kit::permission::Permission;
@@ -179,7 +180,11 @@ impl Core {
                 .organization
                 .ok_or_else(|| not_found("organization")),
             Err(status) if status.code() == tonic::Code::NotFound => Err(not_found("organization")),
-            Err(status) => Err(dependency("the organization service", status)),
+            Err(status) => Err(Refusal::DependencyUnavailable {
+                what: "the organization service",
+                status,
+            }
+            .into()),
         }
     }
 
@@ -243,7 +248,11 @@ impl Core {
                     .billing_mode(),
             )),
             Err(status) if status.code() == tonic::Code::NotFound => Err(not_found("workspace")),
-            Err(status) => Err(dependency("the organization service", status)),
+            Err(status) => Err(Refusal::DependencyUnavailable {
+                what: "the organization service",
+                status,
+            }
+            .into()),
         }
     }
 }
@@ -255,15 +264,4 @@ pub(crate) fn mode_name(mode: org_pb::BillingMode) -> &'static str {
         org_pb::BillingMode::Pooled => "pooled",
         _ => "single",
     }
-}
-
-/// The UNAVAILABLE of a peer that could not answer.
-pub(crate) fn dependency(what: &str, status: tonic::Status) -> Error {
-    Error::new(
-        Code::Unavailable,
-        "DEPENDENCY_UNAVAILABLE",
-        format!("{what} is unavailable"),
-    )
-    .with_domain(NAME)
-    .with_source(anyhow::anyhow!("{}: {}", status.code(), status.message()))
 }

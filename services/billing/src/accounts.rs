@@ -19,9 +19,10 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Need;
 use crate::catalog::Limits;
+use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, caller, id_in, not_found, precondition, timestamp};
+use crate::{Core, caller, id_in, not_found, timestamp};
 
 const ACCOUNT_PATTERN: &str = "workspaces/{}/billingAccounts/{}";
 
@@ -253,19 +254,13 @@ impl BillingAccountApi {
                 if node.as_ref().is_none_or(|n| {
                     n.workspace_id != workspace_id || n.parent_id.is_some() || n.deleted
                 }) {
-                    return Err(precondition(
-                        "NOT_A_ROOT_OF_WORKSPACE",
-                        "the organization is not a top-level organization of this workspace",
-                    ));
+                    return Err(Refusal::NotARootOfWorkspace.into());
                 }
                 if existing
                     .iter()
                     .any(|a| a.organization_id.as_deref() == Some(organization))
                 {
-                    return Err(precondition(
-                        "ORGANIZATION_HAS_ACCOUNT",
-                        "the organization has a billing account already (ASSIGNED: one per top-level organization)",
-                    ));
+                    return Err(Refusal::OrganizationHasAccount.into());
                 }
             }
             (_, Some(_)) => {
@@ -275,10 +270,7 @@ impl BillingAccountApi {
                 ));
             }
             ("single", None) if !existing.is_empty() => {
-                return Err(precondition(
-                    "SINGLE_ACCOUNT_EXISTS",
-                    "a SINGLE workspace holds exactly one billing account",
-                ));
+                return Err(Refusal::SingleAccountExists.into());
             }
             _ => {}
         }

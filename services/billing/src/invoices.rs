@@ -4,25 +4,17 @@
 
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::Result;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
 use crate::catalog::Interval;
+use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, SubscriptionRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, NAME, caller, micros, timestamp};
-
-fn overflow() -> Error {
-    Error::new(
-        Code::OutOfRange,
-        "AMOUNT_OVERFLOW",
-        "an invoice amount does not fit in 64 bits",
-    )
-    .with_domain(NAME)
-}
+use crate::{Core, caller, micros, timestamp};
 
 /// A line charging `billable = max(quantity - included, 0)` units.
 fn line(
@@ -47,7 +39,9 @@ fn line(
         included_quantity: included,
         billable_quantity: billable,
         unit_price_minor_units: unit_price,
-        amount_minor_units: billable.checked_mul(unit_price).ok_or_else(overflow)?,
+        amount_minor_units: billable
+            .checked_mul(unit_price)
+            .ok_or(Refusal::AmountOverflow)?,
     })
 }
 
@@ -142,7 +136,7 @@ impl InvoiceApi {
         let total = lines
             .iter()
             .try_fold(0i64, |sum, l| sum.checked_add(l.amount_minor_units))
-            .ok_or_else(overflow)?;
+            .ok_or(Refusal::AmountOverflow)?;
         Ok(pb::InvoicePreview {
             billing_account: format!(
                 "workspaces/{}/billingAccounts/{}",

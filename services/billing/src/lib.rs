@@ -23,6 +23,7 @@ pub mod accounts;
 pub mod catalog;
 pub mod directory;
 pub mod entitlements;
+mod error;
 pub mod invoices;
 pub mod ledger;
 pub mod metric;
@@ -44,7 +45,7 @@ use tenantry_kit::access::{Caller, Checker};
 use tenantry_kit::cache::Cache;
 use tenantry_kit::configure_server;
 use tenantry_kit::db::Migration;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::peer::{Peer, PeerChannel};
@@ -355,11 +356,6 @@ pub(crate) fn id_in(field: &str, pattern: &str, name: &str) -> Result<String> {
 /// The NOT_FOUND of a missing (or hidden) object of `kind`.
 pub(crate) fn not_found(kind: &str) -> Error {
     Error::not_found(kind).with_domain(NAME)
-}
-
-/// The FAILED_PRECONDITION of a rule of the model.
-pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {
-    Error::new(Code::FailedPrecondition, reason, message).with_domain(NAME)
 }
 
 pub(crate) use tenantry_kit::db::timestamp;

@@ -6,8 +6,10 @@
 //! replicas, and usage recorded anywhere lands in the same period.
 
 use chrono::{Datelike, TimeZone, Utc};
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::Result;
 use tenantry_proto::tenantry::billing::v1 as pb;
+
+use crate::error::Error as Refusal;
 
 pub use pb::Metric;
 
@@ -25,13 +27,10 @@ pub const ALL: [Metric; 6] = [
 pub fn parse(field: &str, value: i32) -> Result<Metric> {
     match Metric::try_from(value) {
         Ok(metric) if metric != Metric::Unspecified => Ok(metric),
-        _ => Err(Error::new(
-            Code::InvalidArgument,
-            "UNKNOWN_METRIC",
-            format!("`{field}` is not a known metric"),
-        )
-        .with_domain(crate::NAME)
-        .with_violation(field, "must be a known metric")),
+        _ => Err(Refusal::UnknownMetric {
+            field: field.to_string(),
+        }
+        .into()),
     }
 }
 

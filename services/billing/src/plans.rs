@@ -13,7 +13,8 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Need;
 use crate::catalog::{Limits, Plan, PlanBody};
-use crate::{Core, caller, id_in, not_found, precondition};
+use crate::error::Error as Refusal;
+use crate::{Core, caller, id_in, not_found};
 
 const UPDATABLE: &[&str] = &[
     "display_name",
@@ -201,10 +202,7 @@ impl PlanApi {
         core.require_platform_admin(&caller).await?;
         let before = core.plan(id).await?.ok_or_else(|| not_found("plan"))?;
         if before.tier != pb::PlanTier::Custom {
-            return Err(precondition(
-                "BUILT_IN_PLAN",
-                "built-in plans come from the catalog file; edit it instead",
-            ));
+            return Err(Refusal::BuiltInPlan.into());
         }
         if !given.etag.is_empty() {
             check_etag(&given.etag, before.version)?;

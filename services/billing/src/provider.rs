@@ -13,9 +13,9 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 
-use crate::NAME;
+use crate::error::Error as Refusal;
 
 /// What a verified provider event asks billing to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,10 +106,6 @@ impl Stripe {
     }
 }
 
-fn unauthenticated(reason: &'static str, message: &str) -> Error {
-    Error::new(Code::Unauthenticated, reason, message).with_domain(NAME)
-}
-
 #[derive(Deserialize)]
 struct Envelope {
     id: String,
@@ -176,10 +172,7 @@ impl PaymentProvider for Stripe {
             }
         }
         let Some(timestamp) = timestamp else {
-            return Err(unauthenticated(
-                "BAD_SIGNATURE",
-                "the signature header has no timestamp",
-            ));
+            return Err(Refusal::SignatureWithoutTimestamp.into());
         };
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length works");
         mac.update(timestamp.to_string().as_bytes());
@@ -192,16 +185,10 @@ impl PaymentProvider for Stripe {
             any | candidate.as_slice().ct_eq(expected.as_slice()).unwrap_u8()
         });
         if matched == 0 {
-            return Err(unauthenticated(
-                "BAD_SIGNATURE",
-                "the signature does not match",
-            ));
+            return Err(Refusal::SignatureMismatch.into());
         }
         if now_secs.abs_diff(timestamp) > self.tolerance.as_secs() {
-            return Err(unauthenticated(
-                "TIMESTAMP_OUT_OF_TOLERANCE",
-                "the signed timestamp is outside the tolerance window",
-            ));
+            return Err(Refusal::TimestampOutOfTolerance.into());
         }
         let envelope: Envelope = serde_json::from_slice(payload)
             .map_err(|_| Error::invalid_field("payload", "is not a provider event"))?;

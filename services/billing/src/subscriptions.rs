@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::request::{check_etag, etag, update_mask};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -20,9 +20,10 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Need;
 use crate::catalog::{Limits, Plan};
+use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, NodeRow, SubscriptionRow, Tx};
-use crate::{Core, caller, id_in, not_found, precondition, timestamp};
+use crate::{Core, caller, id_in, not_found, timestamp};
 
 /// The state of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,10 +204,7 @@ impl Core {
     async fn root(&self, caller: &Caller, organization_id: &str) -> Result<NodeRow> {
         let node = self.node(caller, organization_id).await?;
         if node.parent_id.is_some() {
-            return Err(precondition(
-                "NOT_A_ROOT_ORGANIZATION",
-                "only root organizations subscribe; child organizations draw from their root's subscription",
-            ));
+            return Err(Refusal::NotARootOrganization.into());
         }
         Ok(node)
     }
@@ -222,10 +220,7 @@ impl Core {
             return Err(not_found("plan"));
         }
         if plan.archived {
-            return Err(precondition(
-                "PLAN_ARCHIVED",
-                "the plan is closed to new subscriptions",
-            ));
+            return Err(Refusal::PlanArchived.into());
         }
         Ok(plan)
     }
@@ -241,38 +236,27 @@ impl Core {
             if plan.body.is_free() {
                 return Ok(());
             }
-            return Err(precondition(
-                "BILLING_ACCOUNT_REQUIRED",
-                "a paid plan needs a billing account to pay for it",
-            ));
+            return Err(Refusal::BillingAccountRequired.into());
         };
         let account = store::account(self.store.pool(), &node.workspace_id, account_id)
             .await?
             .ok_or_else(|| not_found("billing account"))?;
         if account.state == "closed" {
-            return Err(precondition(
-                "BILLING_ACCOUNT_CLOSED",
-                "the billing account is closed",
-            ));
+            return Err(Refusal::BillingAccountClosed.into());
         }
         if account
             .organization_id
             .as_deref()
             .is_some_and(|o| o != node.id)
         {
-            return Err(precondition(
-                "BILLING_ACCOUNT_ASSIGNED_ELSEWHERE",
-                "in an ASSIGNED workspace an account pays only for its own organization",
-            ));
+            return Err(Refusal::BillingAccountAssignedElsewhere.into());
         }
         if !plan.body.is_free() && account.currency_code != plan.body.currency_code {
-            return Err(precondition(
-                "CURRENCY_MISMATCH",
-                format!(
-                    "the plan is priced in {} and the account pays in {}",
-                    plan.body.currency_code, account.currency_code
-                ),
-            ));
+            return Err(Refusal::CurrencyMismatch {
+                plan: plan.body.currency_code.clone(),
+                account: account.currency_code,
+            }
+            .into());
         }
         Ok(())
     }
@@ -391,12 +375,7 @@ impl SubscriptionApi {
         if let Some(existing) = &existing
             && state_at(existing, now) != State::Canceled
         {
-            return Err(Error::new(
-                Code::AlreadyExists,
-                "SUBSCRIPTION_EXISTS",
-                "the organization has a live subscription; use ChangePlan",
-            )
-            .with_domain(crate::NAME));
+            return Err(Refusal::SubscriptionExists.into());
         }
         let trial = plan.body.trial_days > 0 && !request.skip_trial;
         let s = SubscriptionRow {
@@ -508,10 +487,7 @@ impl SubscriptionApi {
             check_etag(&request.etag, before.version)?;
         }
         if state_at(&before, now) == State::Canceled {
-            return Err(precondition(
-                "SUBSCRIPTION_CANCELED",
-                "the subscription was canceled; Subscribe again",
-            ));
+            return Err(Refusal::SubscriptionCanceled.into());
         }
         let mut after = before.clone();
         let mut changed = Vec::new();
@@ -631,10 +607,7 @@ impl SubscriptionApi {
         if touches_overrides
             && !matches!(plan.tier, pb::PlanTier::Enterprise | pb::PlanTier::Custom)
         {
-            return Err(precondition(
-                "OVERRIDES_NOT_ALLOWED",
-                "only ENTERPRISE and custom plans take per-customer overrides",
-            ));
+            return Err(Refusal::OverridesNotAllowed.into());
         }
         let mut after = before.clone();
         for path in &paths {
@@ -705,10 +678,7 @@ impl SubscriptionApi {
             check_etag(&request.etag, before.version)?;
         }
         if state_at(&before, now) == State::Canceled {
-            return Err(precondition(
-                "SUBSCRIPTION_CANCELED",
-                "the subscription is canceled already",
-            ));
+            return Err(Refusal::SubscriptionCanceledAlready.into());
         }
         let mut after = before.clone();
         let end = if request.immediately {

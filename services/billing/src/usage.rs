@@ -6,16 +6,17 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::access::Caller;
 use tenantry_kit::auth::PrincipalKind;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
+use crate::error::Error as Refusal;
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, UsageRecordRow};
-use crate::{Core, NAME, caller, id_in, micros, timestamp};
+use crate::{Core, caller, id_in, micros, timestamp};
 
 /// The most one record may carry.
 const MAX_QUANTITY: i64 = 1_000_000_000;
@@ -33,26 +34,6 @@ fn record_view(r: &UsageRecordRow) -> pb::UsageRecord {
         recorded_by: r.recorded_by.clone(),
         create_time: Some(timestamp(r.created_at_us)),
     }
-}
-
-/// The ALREADY_EXISTS of a key reused for different usage, carrying the
-/// original.
-fn key_reused(original: &UsageRecordRow) -> Error {
-    Error::new(
-        Code::AlreadyExists,
-        "IDEMPOTENCY_KEY_REUSED",
-        "the idempotency key was used for different usage",
-    )
-    .with_domain(NAME)
-    .with_metadata(
-        "usage_record",
-        format!(
-            "organizations/{}/usageRecords/{}",
-            original.organization_id, original.id
-        ),
-    )
-    .with_metadata("metric", &original.metric)
-    .with_metadata("quantity", original.quantity)
 }
 
 /// A page cursor of records: (usage time, id), newest first.
@@ -73,16 +54,10 @@ impl UsageApi {
         let id = id_in("organization", "organizations/{}", &request.organization)?;
         let metric = metric::parse("metric", request.metric)?;
         if !metric::is_metered(metric) {
-            return Err(Error::new(
-                Code::InvalidArgument,
-                "METRIC_NOT_METERED",
-                format!(
-                    "{} follows events and cannot be recorded",
-                    metric.as_str_name()
-                ),
-            )
-            .with_domain(NAME)
-            .with_violation("metric", "must be a metered metric"));
+            return Err(Refusal::MetricNotMetered {
+                metric: metric.as_str_name(),
+            }
+            .into());
         }
         if !(1..=MAX_QUANTITY).contains(&request.quantity) {
             return Err(Error::invalid_field(
@@ -131,12 +106,7 @@ impl UsageApi {
             .values()
             .any(|(_, subtree)| subtree.checked_add(request.quantity).is_none())
         {
-            return Err(Error::new(
-                Code::OutOfRange,
-                "USAGE_OVERFLOW",
-                "the usage total would overflow",
-            )
-            .with_domain(NAME));
+            return Err(Refusal::UsageOverflow.into());
         }
         let record = UsageRecordRow {
             id: tenantry_kit::id::new_id().to_string(),
@@ -280,7 +250,17 @@ fn replay(
             replayed: true,
         })
     } else {
-        Err(key_reused(&original))
+        // The ALREADY_EXISTS of a key reused for different usage carries
+        // the original.
+        Err(Refusal::IdempotencyKeyReused {
+            usage_record: format!(
+                "organizations/{}/usageRecords/{}",
+                original.organization_id, original.id
+            ),
+            metric: original.metric,
+            quantity: original.quantity,
+        }
+        .into())
     }
 }
 
