@@ -18,7 +18,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 use tenantry::services::ServiceKind;
 use tenantry_proto::tenantry::audit::v1 as pb;
-use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 use tenantry_testkit::{
@@ -28,12 +27,9 @@ use tenantry_testkit::{
 use tonic::Code;
 use tonic::transport::Channel;
 
-type Audit = pb::audit_service_client::AuditServiceClient<Channel>;
-
-struct User {
-    id: String,
-    token: String,
-}
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_testkit::clients::{Audit, Grants, Invitations, Members, Orgs, Projects};
+use tenantry_testkit::people::{self, User};
 
 fn builder(storage: Storage) -> SandboxBuilder {
     Sandbox::builder().storage(storage).configure(|config| {
@@ -60,50 +56,11 @@ impl World {
     }
 
     async fn user(&self, email: &str) -> User {
-        let response =
-            identity_pb::identity_service_client::IdentityServiceClient::new(self.channel.clone())
-                .sign_up(identity_pb::SignUpRequest {
-                    email: email.into(),
-                    password: "correct horse battery staple".into(),
-                    display_name: email.into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-        User {
-            id: id(&response.user.unwrap().name),
-            token: response.tokens.unwrap().access_token,
-        }
+        people::sign_up(&self.channel, email, email).await.0
     }
 
     async fn login(&self, email: &str) -> User {
-        let response =
-            identity_pb::identity_service_client::IdentityServiceClient::new(self.channel.clone())
-                .login(identity_pb::LoginRequest {
-                    email: email.into(),
-                    password: "correct horse battery staple".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-        let Some(identity_pb::login_response::Result::Tokens(tokens)) = response.result else {
-            panic!("no tokens")
-        };
-        let me =
-            identity_pb::identity_service_client::IdentityServiceClient::new(self.channel.clone())
-                .me(authed(
-                    identity_pb::MeRequest::default(),
-                    &tokens.access_token,
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-        User {
-            id: id(&me.user.unwrap().name),
-            token: tokens.access_token,
-        }
+        people::log_in(&self.channel, email).await
     }
 
     async fn organization(&self, owner: &User, name: &str) -> String {

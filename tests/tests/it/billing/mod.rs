@@ -32,20 +32,6 @@ const SECRET: &str = "whsec_test_secret_for_billing";
 
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
-type Plans = pb::plan_service_client::PlanServiceClient<Channel>;
-
-type Accounts = pb::billing_account_service_client::BillingAccountServiceClient<Channel>;
-
-type Subscriptions = pb::subscription_service_client::SubscriptionServiceClient<Channel>;
-
-type Entitlements = pb::entitlement_service_client::EntitlementServiceClient<Channel>;
-
-type Usage = pb::usage_service_client::UsageServiceClient<Channel>;
-
-type Invoices = pb::invoice_service_client::InvoiceServiceClient<Channel>;
-
-type Webhooks = pb::provider_webhook_service_client::ProviderWebhookServiceClient<Channel>;
-
 fn reason(status: &tonic::Status) -> String {
     status
         .get_details_error_info()
@@ -74,9 +60,10 @@ fn assert_status<T: std::fmt::Debug>(
     status
 }
 
-struct User {
-    token: String,
-}
+use tenantry_testkit::clients::{
+    Accounts, Entitlements, Invoices, Plans, Subscriptions, Usage, Webhooks,
+};
+use tenantry_testkit::people::{self, User};
 
 struct World {
     sandbox: Sandbox,
@@ -113,22 +100,8 @@ impl World {
     }
 
     async fn user(&self, email: &str) -> User {
-        let response =
-            identity_pb::identity_service_client::IdentityServiceClient::new(self.channel.clone())
-                .sign_up(identity_pb::SignUpRequest {
-                    email: email.into(),
-                    password: "correct horse battery staple".into(),
-                    display_name: email.into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap()
-                .into_inner();
-        User {
-            token: response.tokens.unwrap().access_token,
-        }
+        people::sign_up(&self.channel, email, email).await.0
     }
-
     fn plans(&self) -> Plans {
         Plans::new(self.channel.clone())
     }

@@ -2,107 +2,132 @@
 
 use super::*;
 
-#[tokio::test]
-async fn plans_come_from_the_catalog_and_platform_admins_add_custom_ones() {
-    for storage in storages() {
+/// Acme, Ada's, with the event tap open; root a platform administrator and
+/// Bob a stranger to Acme.
+struct Catalog {
+    w: World,
+    tap: EventTap,
+    root: User,
+    ada: User,
+    bob: User,
+    acme: String,
+}
+
+impl Catalog {
+    async fn start(storage: Storage) -> Catalog {
         let w = World::start(storage).await;
-        let mut tap = w.tap().await;
+        let tap = w.tap().await;
         let root = w.user("root@example.com").await;
         let ada = w.user("ada@example.com").await;
         let bob = w.user("bob@example.com").await;
         let acme = w.organization(&ada, "Acme", None, None).await;
+        Catalog {
+            w,
+            tap,
+            root,
+            ada,
+            bob,
+            acme,
+        }
+    }
+}
 
-        let listed = w
-            .plans()
-            .list_plans(authed(pb::ListPlansRequest::default(), &ada.token))
-            .await
-            .unwrap()
-            .into_inner()
-            .plans;
-        let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "plans/free",
-                "plans/starter",
-                "plans/professional",
-                "plans/enterprise"
-            ]
-        );
-        assert_eq!(listed[0].limits.as_ref().unwrap().projects, Some(3));
-        assert_eq!(
-            listed[3].limits.as_ref().unwrap().projects,
-            None,
-            "enterprise is unlimited"
-        );
-        assert_eq!(listed[2].features.get("sso"), Some(&true));
+#[tokio::test]
+async fn plans_come_from_the_catalog_and_platform_admins_add_custom_ones() {
+    for storage in storages() {
+        let mut c = Catalog::start(storage).await;
+        let custom = the_catalog_lists_built_in_plans_and_refuses_bad_ones(&mut c).await;
+        let created = a_platform_admin_creates_a_custom_plan_once(&mut c, &custom).await;
+        an_offered_plan_is_seen_by_its_organization_only(&mut c, &created).await;
+        custom_plans_are_updated_by_admins_and_built_in_ones_never(&mut c, &created).await;
+        stale_and_unknown_updates_are_refused(&mut c, &created).await;
+        c.w.sandbox.shutdown().await.unwrap();
+    }
+}
 
-        let custom = pb::Plan {
-            display_name: "Acme negotiated".into(),
-            limits: Some(pb::PlanLimits {
-                projects: Some(40),
-                ..Default::default()
-            }),
-            currency_code: "USD".into(),
-            billing_interval: pb::BillingInterval::Monthly as i32,
-            base_price_minor_units: 50_000,
-            offered_to: format!("organizations/{acme}"),
-            ..Default::default()
-        };
-        let denied = w
-            .plans()
-            .create_plan(authed(
-                pb::CreatePlanRequest {
-                    plan: Some(custom.clone()),
-                    request_id: String::new(),
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(denied, Code::PermissionDenied, "");
-        let bad = pb::Plan {
-            limits: Some(pb::PlanLimits {
-                projects: Some(-1),
-                ..Default::default()
-            }),
-            ..custom.clone()
-        };
-        let invalid = w
-            .plans()
-            .create_plan(authed(
-                pb::CreatePlanRequest {
-                    plan: Some(bad),
-                    request_id: String::new(),
-                },
-                &root.token,
-            ))
-            .await;
-        let status = assert_status(invalid, Code::InvalidArgument, "");
-        assert!(status.get_details_bad_request().is_some());
-
-        // Billing learns who the platform administrators are from identity.
-        let created = eventually("billing learning the platform admin", || async {
-            w.plans()
-                .create_plan(authed(
-                    pb::CreatePlanRequest {
-                        plan: Some(custom.clone()),
-                        request_id: "p-1".into(),
-                    },
-                    &root.token,
-                ))
-                .await
-                .ok()
-        })
+async fn the_catalog_lists_built_in_plans_and_refuses_bad_ones(c: &mut Catalog) -> pb::Plan {
+    let Catalog {
+        w, root, ada, acme, ..
+    } = c;
+    let listed = w
+        .plans()
+        .list_plans(authed(pb::ListPlansRequest::default(), &ada.token))
         .await
+        .unwrap()
         .into_inner()
-        .plan
-        .unwrap();
-        assert_eq!(created.tier, pb::PlanTier::Custom as i32);
-        tap.expect_about("billing.plan.created", &id(&created.name), EVENT_WAIT)
-            .await
-            .unwrap();
-        let replayed = w
-            .plans()
+        .plans;
+    let names: Vec<&str> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "plans/free",
+            "plans/starter",
+            "plans/professional",
+            "plans/enterprise"
+        ]
+    );
+    assert_eq!(listed[0].limits.as_ref().unwrap().projects, Some(3));
+    assert_eq!(
+        listed[3].limits.as_ref().unwrap().projects,
+        None,
+        "enterprise is unlimited"
+    );
+    assert_eq!(listed[2].features.get("sso"), Some(&true));
+
+    let custom = pb::Plan {
+        display_name: "Acme negotiated".into(),
+        limits: Some(pb::PlanLimits {
+            projects: Some(40),
+            ..Default::default()
+        }),
+        currency_code: "USD".into(),
+        billing_interval: pb::BillingInterval::Monthly as i32,
+        base_price_minor_units: 50_000,
+        offered_to: format!("organizations/{acme}"),
+        ..Default::default()
+    };
+    let denied = w
+        .plans()
+        .create_plan(authed(
+            pb::CreatePlanRequest {
+                plan: Some(custom.clone()),
+                request_id: String::new(),
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(denied, Code::PermissionDenied, "");
+    let bad = pb::Plan {
+        limits: Some(pb::PlanLimits {
+            projects: Some(-1),
+            ..Default::default()
+        }),
+        ..custom.clone()
+    };
+    let invalid = w
+        .plans()
+        .create_plan(authed(
+            pb::CreatePlanRequest {
+                plan: Some(bad),
+                request_id: String::new(),
+            },
+            &root.token,
+        ))
+        .await;
+    let status = assert_status(invalid, Code::InvalidArgument, "");
+    assert!(status.get_details_bad_request().is_some());
+
+    custom
+}
+
+async fn a_platform_admin_creates_a_custom_plan_once(
+    c: &mut Catalog,
+    custom: &pb::Plan,
+) -> pb::Plan {
+    let Catalog { w, tap, root, .. } = c;
+    // Billing learns who the platform administrators are from identity.
+    let created = eventually("billing learning the platform admin", || async {
+        w.plans()
             .create_plan(authed(
                 pb::CreatePlanRequest {
                     plan: Some(custom.clone()),
@@ -111,119 +136,154 @@ async fn plans_come_from_the_catalog_and_platform_admins_add_custom_ones() {
                 &root.token,
             ))
             .await
-            .unwrap()
-            .into_inner()
-            .plan
-            .unwrap();
-        assert_eq!(
-            replayed.name, created.name,
-            "a replayed request id creates nothing"
+            .ok()
+    })
+    .await
+    .into_inner()
+    .plan
+    .unwrap();
+    assert_eq!(created.tier, pb::PlanTier::Custom as i32);
+    tap.expect_about("billing.plan.created", &id(&created.name), EVENT_WAIT)
+        .await
+        .unwrap();
+    let replayed = w
+        .plans()
+        .create_plan(authed(
+            pb::CreatePlanRequest {
+                plan: Some(custom.clone()),
+                request_id: "p-1".into(),
+            },
+            &root.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(
+        replayed.name, created.name,
+        "a replayed request id creates nothing"
+    );
+
+    created
+}
+
+async fn an_offered_plan_is_seen_by_its_organization_only(c: &mut Catalog, created: &pb::Plan) {
+    let Catalog {
+        w, root, ada, bob, ..
+    } = c;
+    // Offered to Acme: its owner sees it, anyone else gets NOT_FOUND.
+    let get = |user: &User| {
+        let request = authed(
+            pb::GetPlanRequest {
+                name: created.name.clone(),
+            },
+            &user.token,
         );
+        let mut plans = w.plans();
+        async move { plans.get_plan(request).await }
+    };
+    assert!(get(ada).await.is_ok());
+    assert_status(get(bob).await, Code::NotFound, "");
+    let bobs = w
+        .plans()
+        .list_plans(authed(pb::ListPlansRequest::default(), &bob.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(bobs.plans.len(), 4);
+    let all = w
+        .plans()
+        .list_plans(authed(pb::ListPlansRequest::default(), &root.token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(all.plans.len(), 5, "the refused creates wrote nothing");
+}
 
-        // Offered to Acme: its owner sees it, anyone else gets NOT_FOUND.
-        let get = |user: &User| {
-            let request = authed(
-                pb::GetPlanRequest {
+async fn custom_plans_are_updated_by_admins_and_built_in_ones_never(
+    c: &mut Catalog,
+    created: &pb::Plan,
+) {
+    let Catalog { w, tap, root, .. } = c;
+    // Updates: custom plans by admins; built-in ones never.
+    let builtin = w
+        .plans()
+        .update_plan(authed(
+            pb::UpdatePlanRequest {
+                plan: Some(pb::Plan {
+                    name: "plans/free".into(),
+                    limits: Some(pb::PlanLimits::default()),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["limits.projects".into()],
+                }),
+            },
+            &root.token,
+        ))
+        .await;
+    assert_status(builtin, Code::FailedPrecondition, "BUILT_IN_PLAN");
+    let updated = w
+        .plans()
+        .update_plan(authed(
+            pb::UpdatePlanRequest {
+                plan: Some(pb::Plan {
                     name: created.name.clone(),
-                },
-                &user.token,
-            );
-            let mut plans = w.plans();
-            async move { plans.get_plan(request).await }
-        };
-        assert!(get(&ada).await.is_ok());
-        assert_status(get(&bob).await, Code::NotFound, "");
-        let bobs = w
-            .plans()
-            .list_plans(authed(pb::ListPlansRequest::default(), &bob.token))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(bobs.plans.len(), 4);
-        let all = w
-            .plans()
-            .list_plans(authed(pb::ListPlansRequest::default(), &root.token))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(all.plans.len(), 5, "the refused creates wrote nothing");
+                    limits: Some(pb::PlanLimits {
+                        projects: Some(60),
+                        ..Default::default()
+                    }),
+                    etag: created.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["limits.projects".into()],
+                }),
+            },
+            &root.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(updated.limits.unwrap().projects, Some(60));
+    tap.expect_about("billing.plan.updated", &id(&created.name), EVENT_WAIT)
+        .await
+        .unwrap();
+}
 
-        // Updates: custom plans by admins; built-in ones never.
-        let builtin = w
-            .plans()
-            .update_plan(authed(
-                pb::UpdatePlanRequest {
-                    plan: Some(pb::Plan {
-                        name: "plans/free".into(),
-                        limits: Some(pb::PlanLimits::default()),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["limits.projects".into()],
-                    }),
-                },
-                &root.token,
-            ))
-            .await;
-        assert_status(builtin, Code::FailedPrecondition, "BUILT_IN_PLAN");
-        let updated = w
-            .plans()
-            .update_plan(authed(
-                pb::UpdatePlanRequest {
-                    plan: Some(pb::Plan {
-                        name: created.name.clone(),
-                        limits: Some(pb::PlanLimits {
-                            projects: Some(60),
-                            ..Default::default()
-                        }),
-                        etag: created.etag.clone(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["limits.projects".into()],
-                    }),
-                },
-                &root.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .plan
-            .unwrap();
-        assert_eq!(updated.limits.unwrap().projects, Some(60));
-        tap.expect_about("billing.plan.updated", &id(&created.name), EVENT_WAIT)
-            .await
-            .unwrap();
-        let stale = w
-            .plans()
-            .update_plan(authed(
-                pb::UpdatePlanRequest {
-                    plan: Some(pb::Plan {
-                        name: created.name.clone(),
-                        display_name: "x".into(),
-                        etag: created.etag.clone(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec!["display_name".into()],
-                    }),
-                },
-                &root.token,
-            ))
-            .await;
-        assert_status(stale, Code::Aborted, "");
-        let unknown = w
-            .plans()
-            .get_plan(authed(
-                pb::GetPlanRequest {
-                    name: "plans/../free".into(),
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(unknown, Code::InvalidArgument, "");
-        w.sandbox.shutdown().await.unwrap();
-    }
+async fn stale_and_unknown_updates_are_refused(c: &mut Catalog, created: &pb::Plan) {
+    let Catalog { w, root, ada, .. } = c;
+    let stale = w
+        .plans()
+        .update_plan(authed(
+            pb::UpdatePlanRequest {
+                plan: Some(pb::Plan {
+                    name: created.name.clone(),
+                    display_name: "x".into(),
+                    etag: created.etag.clone(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["display_name".into()],
+                }),
+            },
+            &root.token,
+        ))
+        .await;
+    assert_status(stale, Code::Aborted, "");
+    let unknown = w
+        .plans()
+        .get_plan(authed(
+            pb::GetPlanRequest {
+                name: "plans/../free".into(),
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(unknown, Code::InvalidArgument, "");
 }
 
 #[tokio::test]

@@ -24,33 +24,16 @@ use tenantry_tests::rest::Rest;
 use tonic::Code;
 use tonic::transport::Channel;
 
-type Identity = identity_pb::identity_service_client::IdentityServiceClient<Channel>;
-
-type Keys = identity_pb::api_key_service_client::ApiKeyServiceClient<Channel>;
-
-type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
-
-type Projects = org::project_service_client::ProjectServiceClient<Channel>;
-
-type Teams = org::team_service_client::TeamServiceClient<Channel>;
-
-type Members = rbac::membership_service_client::MembershipServiceClient<Channel>;
-
-type TeamMembers = rbac::team_member_service_client::TeamMemberServiceClient<Channel>;
-
-type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
-
-type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
-
 struct World {
     sandbox: Sandbox,
     channel: Channel,
 }
 
-struct User {
-    id: String,
-    token: String,
-}
+use tenantry_testkit::check::allowed;
+use tenantry_testkit::clients::{
+    Grants, Identity, Keys, Members, Orgs, Projects, TeamMembers, Teams,
+};
+use tenantry_testkit::people::{self, User};
 
 /// A key: its id, its secret, and an access token it was exchanged for.
 struct Key {
@@ -85,21 +68,7 @@ impl World {
     }
 
     async fn sign_up(&self, email: &str) -> (User, String) {
-        let response = Identity::new(self.channel.clone())
-            .sign_up(identity_pb::SignUpRequest {
-                email: email.into(),
-                password: "correct horse battery staple".into(),
-                display_name: "Tester".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let user = User {
-            id: id(&response.user.unwrap().name),
-            token: response.tokens.unwrap().access_token,
-        };
-        (user, id(&response.organization))
+        people::sign_up(&self.channel, email, "Tester").await
     }
 
     async fn project(&self, token: &str, organization: &str) -> Result<String, tonic::Status> {
@@ -230,42 +199,6 @@ impl World {
     async fn key_allowed(&self, key: &Key, object: (&str, &str), permission: &str) -> bool {
         key_allowed(&self.channel, key, object, permission).await
     }
-}
-
-/// Whether `subject` (type, id) may do `permission` on `object`, asked of
-/// the server behind `channel` with `token`, with no consistency
-/// requirement.
-async fn allowed(
-    channel: &Channel,
-    token: &str,
-    subject: (&str, &str),
-    object: (&str, &str),
-    permission: &str,
-) -> bool {
-    Authz::new(channel.clone())
-        .check_permission(authed(
-            authz::CheckPermissionRequest {
-                resource: Some(authz::ObjectReference {
-                    object_type: object.0.into(),
-                    object_id: object.1.into(),
-                }),
-                permission: permission.into(),
-                subject: Some(authz::SubjectReference {
-                    object: Some(authz::ObjectReference {
-                        object_type: subject.0.into(),
-                        object_id: subject.1.into(),
-                    }),
-                    optional_relation: String::new(),
-                }),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .permissionship()
-        == authz::Permissionship::Allowed
 }
 
 /// A check about a key, asked with its own token.

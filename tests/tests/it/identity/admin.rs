@@ -1,6 +1,7 @@
 //! Platform administrators and service accounts.
 
 use super::*;
+use tenantry_testkit::clients::ServiceAccounts;
 
 #[tokio::test]
 async fn platform_admins_manage_users_and_others_cannot() {
@@ -190,23 +191,58 @@ async fn platform_admins_manage_users_and_others_cannot() {
     sandbox.shutdown().await.unwrap();
 }
 
+/// A platform administrator and a member of an installation, each with a
+/// token, and the clients they call.
+struct Deployer {
+    sandbox: Sandbox,
+    client: Client,
+    admin: String,
+    member: String,
+    accounts: ServiceAccounts,
+}
+
+impl Deployer {
+    async fn start() -> Deployer {
+        let (sandbox, mut client) = admin_sandbox().await;
+        let admin = sign_up(&mut client, "root@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let member = sign_up(&mut client, "dev@example.com")
+            .await
+            .tokens
+            .unwrap()
+            .access_token;
+        let accounts = ServiceAccounts::new(sandbox.channel().await.unwrap());
+
+        Deployer {
+            sandbox,
+            client,
+            admin,
+            member,
+            accounts,
+        }
+    }
+}
+
 #[tokio::test]
 async fn service_accounts_sign_in_with_client_credentials() {
-    type Accounts =
-        pb::service_account_service_client::ServiceAccountServiceClient<tonic::transport::Channel>;
-    let (sandbox, mut client) = admin_sandbox().await;
-    let admin = sign_up(&mut client, "root@example.com")
-        .await
-        .tokens
-        .unwrap()
-        .access_token;
-    let member = sign_up(&mut client, "dev@example.com")
-        .await
-        .tokens
-        .unwrap()
-        .access_token;
-    let mut accounts = Accounts::new(sandbox.channel().await.unwrap());
+    let mut d = Deployer::start().await;
+    users_may_not_create_service_accounts(&mut d).await;
+    let (account, created) = creates_replay_by_their_request_id(&mut d).await;
+    let issued = a_credential_issues_a_verifiable_token(&mut d, &account, &created).await;
+    let used = the_account_says_when_it_was_last_used(&mut d, &account, &issued).await;
+    wrong_secrets_typos_and_foreign_ids_look_alike(&mut d, &created).await;
+    a_deleted_credential_stops_working(&mut d, &created).await;
+    deleting_needs_the_current_etag(&mut d, &account, &used).await;
+    d.sandbox.shutdown().await.unwrap();
+}
 
+async fn users_may_not_create_service_accounts(d: &mut Deployer) {
+    let Deployer {
+        member, accounts, ..
+    } = d;
     let denied = accounts
         .create_service_account(authed(
             pb::CreateServiceAccountRequest {
@@ -216,12 +252,22 @@ async fn service_accounts_sign_in_with_client_credentials() {
                 }),
                 request_id: String::new(),
             },
-            &member,
+            member,
         ))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+}
 
+async fn creates_replay_by_their_request_id(
+    d: &mut Deployer,
+) -> (
+    pb::ServiceAccount,
+    pb::CreateServiceAccountCredentialResponse,
+) {
+    let Deployer {
+        admin, accounts, ..
+    } = d;
     // Creates are idempotent by request id: a replay answers the first
     // account, and the first credential without its secret.
     let create_account = || {
@@ -280,13 +326,28 @@ async fn service_accounts_sign_in_with_client_credentials() {
     let credential = created.credential.clone().unwrap();
     assert_eq!(credential.display_name, "ci");
     assert!(credential.created_by.starts_with("users/"));
+    (account, created)
+}
+
+async fn a_credential_issues_a_verifiable_token(
+    d: &mut Deployer,
+    account: &pb::ServiceAccount,
+    created: &pb::CreateServiceAccountCredentialResponse,
+) -> pb::IssueServiceAccountTokenResponse {
+    let Deployer {
+        client,
+        admin,
+        accounts,
+        ..
+    } = d;
+    let credential = created.credential.clone().unwrap();
     let listed = accounts
         .list_service_account_credentials(authed(
             pb::ListServiceAccountCredentialsRequest {
                 parent: account.name.clone(),
                 ..Default::default()
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -323,13 +384,27 @@ async fn service_accounts_sign_in_with_client_credentials() {
         )
         .unwrap();
     assert_eq!(claims.kind, PrincipalKind::ServiceAccount);
+    issued
+}
+
+async fn the_account_says_when_it_was_last_used(
+    d: &mut Deployer,
+    account: &pb::ServiceAccount,
+    issued: &pb::IssueServiceAccountTokenResponse,
+) -> pb::ServiceAccount {
+    let Deployer {
+        client,
+        admin,
+        accounts,
+        ..
+    } = d;
     // The account says when it was last used.
     let used = accounts
         .get_service_account(authed(
             pb::GetServiceAccountRequest {
                 name: account.name.clone(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -344,6 +419,15 @@ async fn service_accounts_sign_in_with_client_credentials() {
         .unwrap_err();
     assert_eq!(not_user.code(), Code::PermissionDenied);
 
+    used
+}
+
+async fn wrong_secrets_typos_and_foreign_ids_look_alike(
+    d: &mut Deployer,
+    created: &pb::CreateServiceAccountCredentialResponse,
+) {
+    let Deployer { accounts, .. } = d;
+    let credential = created.credential.clone().unwrap();
     // Wrong secret, a typo (checksum) and a foreign client id all look alike.
     let mut typo = created.client_secret.clone();
     let last = typo.pop().unwrap();
@@ -365,27 +449,45 @@ async fn service_accounts_sign_in_with_client_credentials() {
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
     }
+}
 
+async fn a_deleted_credential_stops_working(
+    d: &mut Deployer,
+    created: &pb::CreateServiceAccountCredentialResponse,
+) {
+    let Deployer {
+        admin, accounts, ..
+    } = d;
+    let credential = created.credential.clone().unwrap();
     // A deleted credential stops working.
     accounts
         .delete_service_account_credential(authed(
             pb::DeleteServiceAccountCredentialRequest {
                 name: credential.name.clone(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap();
     let revoked = accounts
         .issue_service_account_token(pb::IssueServiceAccountTokenRequest {
             client_id: credential.client_id,
-            client_secret: created.client_secret,
+            client_secret: created.client_secret.clone(),
             organization: String::new(),
         })
         .await
         .unwrap_err();
     assert_eq!(revoked.code(), Code::Unauthenticated);
+}
 
+async fn deleting_needs_the_current_etag(
+    d: &mut Deployer,
+    account: &pb::ServiceAccount,
+    used: &pb::ServiceAccount,
+) {
+    let Deployer {
+        admin, accounts, ..
+    } = d;
     // Deleting with a stale etag changes nothing; with the current one it
     // goes.
     let stale = accounts
@@ -394,7 +496,7 @@ async fn service_accounts_sign_in_with_client_credentials() {
                 name: account.name.clone(),
                 etag: "\"1\"".into(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap_err();
@@ -405,9 +507,8 @@ async fn service_accounts_sign_in_with_client_credentials() {
                 name: account.name.clone(),
                 etag: used.etag.clone(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap();
-    sandbox.shutdown().await.unwrap();
 }
