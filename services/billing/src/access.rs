@@ -12,6 +12,7 @@
 
 use tenantry_kit::access::Caller;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::{OrganizationName, WorkspaceName};
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 
 use crate::error::Error as Refusal;
@@ -172,7 +173,7 @@ impl Core {
             self.organization.clone(),
         );
         let request = caller.on_behalf(org_pb::GetOrganizationRequest {
-            name: format!("organizations/{id}"),
+            name: OrganizationName::new(id).to_string(),
         });
         match client.get_organization(request).await {
             Ok(response) => response
@@ -237,7 +238,7 @@ impl Core {
             self.organization.clone(),
         );
         let request = caller.on_behalf(org_pb::GetWorkspaceRequest {
-            name: format!("workspaces/{id}"),
+            name: WorkspaceName::new(id).to_string(),
         });
         match client.get_workspace(request).await {
             Ok(response) => Ok(mode_name(

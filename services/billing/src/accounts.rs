@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::{OrganizationName, WorkspaceName};
 use tenantry_kit::request::{check_etag, etag, update_mask};
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::billing::v1 as pb;
@@ -21,10 +22,16 @@ use crate::access::Need;
 use crate::catalog::Limits;
 use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
-use crate::subscriptions::{State, state_at};
-use crate::{Core, caller, id_in, not_found, timestamp};
+use crate::subscriptions::{State, state_at, subscription_name};
+use crate::{Core, caller, not_found, timestamp};
 
+/// The pattern of a billing account's name: kit has no name type for it.
 const ACCOUNT_PATTERN: &str = "workspaces/{}/billingAccounts/{}";
+
+/// The resource name of a billing account.
+pub(crate) fn account_name(workspace_id: &str, id: &str) -> String {
+    format!("workspaces/{workspace_id}/billingAccounts/{id}")
+}
 
 /// The (workspace, account) ids of an account's resource name.
 pub(crate) fn account_ids(field: &str, name: &str) -> Result<(String, String)> {
@@ -58,17 +65,14 @@ fn state_to_pb(state: &str) -> pb::billing_account::State {
 
 fn view(account: &AccountRow, mode: &str) -> pb::BillingAccount {
     pb::BillingAccount {
-        name: format!(
-            "workspaces/{}/billingAccounts/{}",
-            account.workspace_id, account.id
-        ),
+        name: account_name(&account.workspace_id, &account.id),
         display_name: account.display_name.clone(),
         billing_mode: mode_to_pb(mode) as i32,
         currency_code: account.currency_code.clone(),
         organization: account
             .organization_id
             .as_ref()
-            .map(|o| format!("organizations/{o}"))
+            .map(|o| OrganizationName::new(o).to_string())
             .unwrap_or_default(),
         billing_email: account.billing_email.clone(),
         billing_address: account.billing_address.clone(),
@@ -192,7 +196,7 @@ impl BillingAccountApi {
         request: pb::CreateBillingAccountRequest,
     ) -> Result<pb::BillingAccount> {
         let core = &self.0;
-        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let workspace_id = WorkspaceName::parse("parent", &request.parent)?.id;
         let given = request
             .billing_account
             .ok_or_else(|| Error::invalid_field("billing_account", "is required"))?;
@@ -208,11 +212,7 @@ impl BillingAccountApi {
         tenantry_kit::request::request_id(&request.request_id)?;
         let organization = match given.organization.as_str() {
             "" => None,
-            name => Some(id_in(
-                "billing_account.organization",
-                "organizations/{}",
-                name,
-            )?),
+            name => Some(OrganizationName::parse("billing_account.organization", name)?.id),
         };
         core.authorize_workspace(
             &caller,
@@ -350,7 +350,7 @@ impl BillingAccountApi {
         request: pb::ListBillingAccountsRequest,
     ) -> Result<pb::ListBillingAccountsResponse> {
         let core = &self.0;
-        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let workspace_id = WorkspaceName::parse("parent", &request.parent)?.id;
         let size = tenantry_kit::page_token::page_size(request.page_size, 50, 100)?;
         let query = format!("ListBillingAccounts|{workspace_id}|{}", request.show_closed);
         let after: Option<After> = core
@@ -443,7 +443,7 @@ impl BillingAccountApi {
         request: pb::ListPoolContributionsRequest,
     ) -> Result<pb::ListPoolContributionsResponse> {
         let core = &self.0;
-        let workspace_id = id_in("parent", "workspaces/{}", &request.parent)?;
+        let workspace_id = WorkspaceName::parse("parent", &request.parent)?.id;
         let size = tenantry_kit::page_token::page_size(request.page_size, 50, 100)? as usize;
         let query = format!("ListPoolContributions|{workspace_id}");
         let offset: usize = core
@@ -468,7 +468,7 @@ impl BillingAccountApi {
                     && state_at(s, now) != State::Canceled
             }) {
                 let (plan, sub_limits) = core.subscription_limits(Some(s), now).await?;
-                names.push(format!("organizations/{}/subscription", s.organization_id));
+                names.push(subscription_name(&s.organization_id));
                 seats = seats
                     .saturating_add(plan.body.included_seats)
                     .saturating_add(s.extra_seats);
@@ -485,10 +485,7 @@ impl BillingAccountApi {
             .skip(offset)
             .take(size)
             .map(|(account, names, limits, seats)| pb::PoolContribution {
-                billing_account: format!(
-                    "workspaces/{}/billingAccounts/{}",
-                    account.workspace_id, account.id
-                ),
+                billing_account: account_name(&account.workspace_id, &account.id),
                 subscriptions: names.clone(),
                 contributed_limits: Some(limits.clone().unwrap_or_default().to_pb()),
                 contributed_seats: *seats,

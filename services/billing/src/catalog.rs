@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as pb;
 
 use crate::metric::Metric;
@@ -377,6 +378,21 @@ fn is_currency(code: &str) -> bool {
     code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())
 }
 
+/// The resource name of the plan `id` (`plans/{plan}`). Plan ids are not
+/// all UUIDs (the built-in plans are `free`, `starter`, …), so plans have
+/// no name type of their own in kit.
+pub fn plan_name(id: &str) -> String {
+    format!("plans/{id}")
+}
+
+/// The plan id of the plan name in request field `field`, or
+/// INVALID_ARGUMENT.
+pub(crate) fn plan_id<'a>(field: &str, name: &'a str) -> Result<&'a str> {
+    name.strip_prefix("plans/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(|| Error::invalid_field(field, "must look like `plans/{plan}`"))
+}
+
 /// A plan of the catalog with its identity and state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -394,7 +410,7 @@ impl Plan {
     pub fn to_pb(&self) -> pb::Plan {
         let body = &self.body;
         pb::Plan {
-            name: format!("plans/{}", self.id),
+            name: plan_name(&self.id),
             tier: self.tier as i32,
             display_name: body.display_name.clone(),
             description: body.description.clone(),
@@ -424,7 +440,7 @@ impl Plan {
             offered_to: self
                 .offered_to
                 .as_ref()
-                .map(|id| format!("organizations/{id}"))
+                .map(|id| OrganizationName::new(id).to_string())
                 .unwrap_or_default(),
             archived: self.archived,
             etag: tenantry_kit::request::etag(self.version),

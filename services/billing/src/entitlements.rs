@@ -12,17 +12,18 @@
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::catalog::{Limits, Plan};
+use crate::catalog::{Limits, Plan, plan_name};
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, LimitRow, NodeRow, SubscriptionRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, caller, id_in, timestamp};
+use crate::{Core, caller, timestamp};
 
 /// One limit considered for an effective limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,11 +43,11 @@ impl Candidate {
     fn to_pb(&self) -> pb::LimitCandidate {
         pb::LimitCandidate {
             source: self.source as i32,
-            organization: format!("organizations/{}", self.organization),
+            organization: OrganizationName::new(&self.organization).to_string(),
             plan: if self.plan.is_empty() {
                 String::new()
             } else {
-                format!("plans/{}", self.plan)
+                plan_name(&self.plan)
             },
             value: self.value,
             used: self.used,
@@ -101,7 +102,7 @@ impl Entitlement {
             reason: reason as i32,
             source: deciding.map_or(pb::LimitSource::None, |c| c.source) as i32,
             source_organization: deciding
-                .map(|c| format!("organizations/{}", c.organization))
+                .map(|c| OrganizationName::new(&c.organization).to_string())
                 .unwrap_or_default(),
         }
     }
@@ -113,7 +114,7 @@ impl Entitlement {
             value: deciding.and_then(|c| c.value),
             source: deciding.map_or(pb::LimitSource::None, |c| c.source) as i32,
             source_organization: deciding
-                .map(|c| format!("organizations/{}", c.organization))
+                .map(|c| OrganizationName::new(&c.organization).to_string())
                 .unwrap_or_default(),
             used: self.used,
             remaining: deciding.and_then(|c| c.headroom()).map(|h| h.max(0)),
@@ -475,10 +476,6 @@ impl Core {
 #[derive(Debug, Clone)]
 pub struct EntitlementApi(pub Core);
 
-fn organization_id(field: &str, name: &str) -> Result<String> {
-    id_in(field, "organizations/{}", name)
-}
-
 impl EntitlementApi {
     async fn set_limit(
         &self,
@@ -486,7 +483,7 @@ impl EntitlementApi {
         request: pb::SetLimitRequest,
     ) -> Result<pb::SetLimitResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metric = metric::parse("metric", request.metric)?;
         if request.value < 0 {
             return Err(Error::invalid_field("value", "must not be negative"));
@@ -532,7 +529,7 @@ impl EntitlementApi {
         }
         Ok(pb::SetLimitResponse {
             limit: Some(pb::OrganizationLimit {
-                organization: format!("organizations/{id}"),
+                organization: OrganizationName::new(&id).to_string(),
                 metric: metric as i32,
                 value: row.value,
                 set_by: row.set_by,
@@ -548,7 +545,7 @@ impl EntitlementApi {
         request: pb::ClearLimitRequest,
     ) -> Result<pb::ClearLimitResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metric = metric::parse("metric", request.metric)?;
         core.authorize(&caller, &[&id], Need::Manage, "organization")
             .await?;
@@ -583,7 +580,7 @@ impl EntitlementApi {
         request: pb::GetEffectiveLimitsRequest,
     ) -> Result<pb::GetEffectiveLimitsResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let mut metrics = Vec::new();
         for (i, value) in request.metrics.iter().enumerate() {
             metrics.push(metric::parse(&format!("metrics[{i}]"), *value)?);
@@ -608,7 +605,7 @@ impl EntitlementApi {
         request: pb::CheckQuotaRequest,
     ) -> Result<pb::CheckQuotaResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metric = metric::parse("metric", request.metric)?;
         if request.delta < 0 {
             return Err(Error::invalid_field("delta", "must not be negative"));
@@ -638,7 +635,7 @@ impl EntitlementApi {
         request: pb::ReleaseQuotaRequest,
     ) -> Result<pb::ReleaseQuotaResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metric = metric::parse("metric", request.metric)?;
         validate_reservation(metric, &request.reservation_id)?;
         core.authorize_reader(&caller, &id).await?;
@@ -689,7 +686,7 @@ impl EntitlementApi {
         request: pb::CheckFeatureRequest,
     ) -> Result<pb::CheckFeatureResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let feature = request.feature.as_str();
         let valid = (1..=64).contains(&feature.len())
             && feature
@@ -706,7 +703,7 @@ impl EntitlementApi {
         let (included, plan) = core.feature(&node, feature, now_micros()).await?;
         Ok(pb::CheckFeatureResponse {
             included,
-            plan: format!("plans/{}", plan.id),
+            plan: plan_name(&plan.id),
             plan_display_name: plan.body.display_name,
         })
     }
@@ -717,14 +714,14 @@ impl EntitlementApi {
         request: pb::GetRateLimitsRequest,
     ) -> Result<pb::GetRateLimitsResponse> {
         let core = &self.0;
-        let id = organization_id("organization", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         core.authorize_reader(&caller, &id).await?;
         let node = core.node(&caller, &id).await?;
         let mode = core.workspace_mode(&node.workspace_id).await?;
         let bound = core.plan_bound(&node, &mode, now_micros()).await?;
         Ok(pb::GetRateLimitsResponse {
             rate_limits_per_minute: bound.limits.rate_limits_per_minute.into_iter().collect(),
-            plan: format!("plans/{}", bound.plan_id),
+            plan: plan_name(&bound.plan_id),
         })
     }
 }

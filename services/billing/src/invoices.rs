@@ -9,11 +9,12 @@ use tenantry_proto::tenantry::billing::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::catalog::Interval;
+use crate::accounts::account_name;
+use crate::catalog::{Interval, plan_name};
 use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, SubscriptionRow};
-use crate::subscriptions::{State, state_at};
+use crate::subscriptions::{State, state_at, subscription_name};
 use crate::{Core, caller, micros, timestamp};
 
 /// A line charging `billable = max(quantity - included, 0)` units.
@@ -29,11 +30,8 @@ fn line(
     Ok(pb::InvoiceLine {
         kind: kind as i32,
         description,
-        subscription: format!(
-            "organizations/{}/subscription",
-            subscription.organization_id
-        ),
-        plan: format!("plans/{plan}"),
+        subscription: subscription_name(&subscription.organization_id),
+        plan: plan_name(plan),
         metric: metric as i32,
         quantity,
         included_quantity: included,
@@ -138,10 +136,7 @@ impl InvoiceApi {
             .try_fold(0i64, |sum, l| sum.checked_add(l.amount_minor_units))
             .ok_or(Refusal::AmountOverflow)?;
         Ok(pb::InvoicePreview {
-            billing_account: format!(
-                "workspaces/{}/billingAccounts/{}",
-                account.workspace_id, account.id
-            ),
+            billing_account: account_name(&account.workspace_id, &account.id),
             currency_code: account.currency_code,
             period_start_time: Some(timestamp(start)),
             period_end_time: Some(timestamp(end)),

@@ -347,12 +347,6 @@ pub(crate) fn system_actor() -> events::Actor {
     }
 }
 
-/// The first id of a resource name matching `pattern` (such as
-/// `organizations/{}`), or INVALID_ARGUMENT naming `field`.
-pub(crate) fn id_in(field: &str, pattern: &str, name: &str) -> Result<String> {
-    Ok(tenantry_kit::id::parse_name(field, pattern, name)?[0].to_string())
-}
-
 /// The NOT_FOUND of a missing (or hidden) object of `kind`.
 pub(crate) fn not_found(kind: &str) -> Error {
     Error::not_found(kind).with_domain(NAME)

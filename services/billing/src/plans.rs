@@ -6,15 +6,16 @@
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_kit::request::{check_etag, update_mask};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::catalog::{Limits, Plan, PlanBody};
+use crate::catalog::{Limits, Plan, PlanBody, plan_id};
 use crate::error::Error as Refusal;
-use crate::{Core, caller, id_in, not_found};
+use crate::{Core, caller, not_found};
 
 const UPDATABLE: &[&str] = &[
     "display_name",
@@ -59,17 +60,11 @@ impl Core {
 #[derive(Debug, Clone)]
 pub struct PlanApi(pub Core);
 
-fn plan_id(name: &str) -> Result<&str> {
-    name.strip_prefix("plans/")
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-        .ok_or_else(|| Error::invalid_field("name", "must look like `plans/{plan}`"))
-}
-
 impl PlanApi {
     async fn get(&self, caller: Caller, request: pb::GetPlanRequest) -> Result<pb::Plan> {
         let core = &self.0;
         let plan = core
-            .plan(plan_id(&request.name)?)
+            .plan(plan_id("name", &request.name)?)
             .await?
             .ok_or_else(|| not_found("plan"))?;
         if !core.may_see(&caller, &plan).await? {
@@ -132,7 +127,7 @@ impl PlanApi {
         tenantry_kit::request::request_id(&request.request_id)?;
         let offered_to = match given.offered_to.as_str() {
             "" => None,
-            name => Some(id_in("plan.offered_to", "organizations/{}", name)?),
+            name => Some(OrganizationName::parse("plan.offered_to", name)?.id),
         };
         core.require_platform_admin(&caller).await?;
         let now = now_micros();
@@ -195,8 +190,7 @@ impl PlanApi {
         let given = request
             .plan
             .ok_or_else(|| Error::invalid_field("plan", "is required"))?;
-        let id = plan_id(&given.name)
-            .map_err(|_| Error::invalid_field("plan.name", "must look like `plans/{plan}`"))?;
+        let id = plan_id("plan.name", &given.name)?;
         let paths = update_mask(request.update_mask.as_ref(), UPDATABLE)?;
         let wanted = PlanBody::from_pb(&given)?;
         core.require_platform_admin(&caller).await?;

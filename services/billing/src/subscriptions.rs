@@ -13,17 +13,19 @@ use std::collections::BTreeMap;
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::WorkspaceName;
 use tenantry_kit::request::{check_etag, etag, update_mask};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::catalog::{Limits, Plan};
+use crate::accounts::{account_name, optional_account_id};
+use crate::catalog::{Limits, Plan, plan_id, plan_name};
 use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, NodeRow, SubscriptionRow, Tx};
-use crate::{Core, caller, id_in, not_found, timestamp};
+use crate::{Core, caller, not_found, timestamp};
 
 /// The state of a subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,18 +87,18 @@ pub fn state_at(subscription: &SubscriptionRow, now_us: i64) -> State {
     stored
 }
 
-fn subscription_name(organization_id: &str) -> String {
+/// The pattern of a subscription's name: kit has no name type for it.
+const SUBSCRIPTION_PATTERN: &str = "organizations/{}/subscription";
+
+/// The resource name of a root organization's subscription.
+pub(crate) fn subscription_name(organization_id: &str) -> String {
     format!("organizations/{organization_id}/subscription")
 }
 
+/// The organization id of the subscription name in request field `field`,
+/// or INVALID_ARGUMENT.
 fn parse_subscription(field: &str, name: &str) -> Result<String> {
-    id_in(field, "organizations/{}/subscription", name)
-}
-
-fn plan_id<'a>(field: &str, name: &'a str) -> Result<&'a str> {
-    name.strip_prefix("plans/")
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-        .ok_or_else(|| Error::invalid_field(field, "must look like `plans/{plan}`"))
+    Ok(tenantry_kit::id::parse_name(field, SUBSCRIPTION_PATTERN, name)?[0].to_string())
 }
 
 /// A fresh FREE subscription of a root organization.
@@ -154,12 +156,12 @@ impl Core {
             .map_or(pb::PlanTier::Free, |p| p.tier);
         Ok(pb::Subscription {
             name: subscription_name(&s.organization_id),
-            plan: format!("plans/{shown_plan}"),
+            plan: plan_name(shown_plan),
             plan_tier: tier as i32,
             billing_account: s
                 .billing_account_id
                 .as_ref()
-                .map(|a| format!("workspaces/{}/billingAccounts/{a}", s.workspace_id))
+                .map(|a| account_name(&s.workspace_id, a))
                 .unwrap_or_default(),
             state: state.to_pb() as i32,
             extra_seats: s.extra_seats,
@@ -347,8 +349,7 @@ impl SubscriptionApi {
         if request.extra_seats < 0 {
             return Err(Error::invalid_field("extra_seats", "must not be negative"));
         }
-        let account_id =
-            crate::accounts::optional_account_id("billing_account", &request.billing_account)?;
+        let account_id = optional_account_id("billing_account", &request.billing_account)?;
         let node = core.root_for(&caller, &id, Need::Manage).await?;
         let plan = core.subscribable(plan_id, &id).await?;
         core.check_payer(&node, account_id.as_deref(), &plan)
@@ -443,8 +444,7 @@ impl SubscriptionApi {
                 "must not be set together with billing_account",
             ));
         }
-        let given_account =
-            crate::accounts::optional_account_id("billing_account", &request.billing_account)?;
+        let given_account = optional_account_id("billing_account", &request.billing_account)?;
         let node = core.root_for(&caller, &id, Need::Manage).await?;
         let plan = core.subscribable(plan_id, &id).await?;
         // The new account first: a refused plan change leaves it, and a retry
@@ -455,13 +455,13 @@ impl SubscriptionApi {
                     .create(
                         caller.clone(),
                         pb::CreateBillingAccountRequest {
-                            parent: format!("workspaces/{}", node.workspace_id),
+                            parent: WorkspaceName::new(&node.workspace_id).to_string(),
                             billing_account: Some(account),
                             request_id: request.request_id.clone(),
                         },
                     )
                     .await?;
-                crate::accounts::optional_account_id("new_billing_account", &created.name)?
+                optional_account_id("new_billing_account", &created.name)?
             }
             None => None,
         };
@@ -621,10 +621,8 @@ impl SubscriptionApi {
                         .collect()
                 }
                 "billing_account" => {
-                    after.billing_account_id = crate::accounts::optional_account_id(
-                        "subscription.billing_account",
-                        &given.billing_account,
-                    )?
+                    after.billing_account_id =
+                        optional_account_id("subscription.billing_account", &given.billing_account)?
                 }
                 "extra_seats" => after.extra_seats = given.extra_seats,
                 "limit_overrides.rate_limits_per_minute" => {

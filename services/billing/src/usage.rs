@@ -7,6 +7,7 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::auth::PrincipalKind;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -16,16 +17,21 @@ use crate::error::Error as Refusal;
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, UsageRecordRow};
-use crate::{Core, caller, id_in, micros, timestamp};
+use crate::{Core, caller, micros, timestamp};
 
 /// The most one record may carry.
 const MAX_QUANTITY: i64 = 1_000_000_000;
 /// How far in the future a usage time may be (clock skew).
 const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 
+/// The resource name of a usage record (kit has no name type for it).
+fn record_name(r: &UsageRecordRow) -> String {
+    format!("organizations/{}/usageRecords/{}", r.organization_id, r.id)
+}
+
 fn record_view(r: &UsageRecordRow) -> pb::UsageRecord {
     pb::UsageRecord {
-        name: format!("organizations/{}/usageRecords/{}", r.organization_id, r.id),
+        name: record_name(r),
         metric: metric::from_name(&r.metric).unwrap_or_default() as i32,
         quantity: r.quantity,
         idempotency_key: r.idempotency_key.clone(),
@@ -51,7 +57,7 @@ impl UsageApi {
         request: pb::RecordUsageRequest,
     ) -> Result<pb::RecordUsageResponse> {
         let core = &self.0;
-        let id = id_in("organization", "organizations/{}", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metric = metric::parse("metric", request.metric)?;
         if !metric::is_metered(metric) {
             return Err(Refusal::MetricNotMetered {
@@ -159,7 +165,7 @@ impl UsageApi {
         request: pb::ListUsageRecordsRequest,
     ) -> Result<pb::ListUsageRecordsResponse> {
         let core = &self.0;
-        let id = id_in("parent", "organizations/{}", &request.parent)?;
+        let id = OrganizationName::parse("parent", &request.parent)?.id;
         let size = tenantry_kit::page_token::page_size(request.page_size, 100, 1000)?;
         let metric = match request.metric {
             0 => None,
@@ -213,7 +219,7 @@ impl UsageApi {
         request: pb::GetUsageRequest,
     ) -> Result<pb::GetUsageResponse> {
         let core = &self.0;
-        let id = id_in("organization", "organizations/{}", &request.organization)?;
+        let id = OrganizationName::parse("organization", &request.organization)?.id;
         let metrics = match request.metric {
             0 => metric::ALL.to_vec(),
             value => vec![metric::parse("metric", value)?],
@@ -253,10 +259,7 @@ fn replay(
         // The ALREADY_EXISTS of a key reused for different usage carries
         // the original.
         Err(Refusal::IdempotencyKeyReused {
-            usage_record: format!(
-                "organizations/{}/usageRecords/{}",
-                original.organization_id, original.id
-            ),
+            usage_record: record_name(&original),
             metric: original.metric,
             quantity: original.quantity,
         }
