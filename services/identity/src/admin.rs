@@ -7,9 +7,10 @@ use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::events::v1 as events;
 
-use crate::accounts::{Accounts, ClientInfo, field_change, user_actor};
+use crate::accounts::{Accounts, ClientInfo, field_change, user_actor, valid_display_name};
 use crate::error::Error as Refusal;
 use crate::secrets::{
     hash_api_key_secret, invalid_client_secret, new_client_secret, parse_client_secret,
@@ -59,6 +60,19 @@ impl Accounts {
             .await
     }
 
+    /// Writes an event about `user`, done by the administrator `admin`.
+    async fn emit_by_admin<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Write,
+        admin: &UserRow,
+        user: &UserRow,
+        client: &ClientInfo,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(tx, ("user", &user.id), user_actor(admin), client, payload)
+            .await
+    }
+
     /// Loads a user for an administrative change, checking the etag.
     async fn user_for_admin(&self, id: &str, etag: &str) -> Result<UserRow> {
         let user = self
@@ -85,13 +99,7 @@ impl Accounts {
         if caller.id != id && !caller.platform_admin {
             return Err(Error::not_found("user").with_domain("identity"));
         }
-        let display_name = display_name.trim();
-        if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(
-                Error::invalid_field("user.display_name", "must be 1 to 200 characters")
-                    .with_domain("identity"),
-            );
-        }
+        let display_name = valid_display_name("user.display_name", display_name)?;
         let user = self.user_for_admin(id, etag).await?;
         let mut tx = self.begin().await?;
         let name = display_name.to_string();
@@ -116,13 +124,8 @@ impl Accounts {
             display_name,
         )]);
         self.append(&mut tx, event, client).await?;
-        let updated = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or_else(|| Error::not_found("user"))?;
-        self.commit(tx).await?;
-        Ok(updated)
+        self.commit_user(tx, &user.id, || Error::not_found("user"))
+            .await
     }
 
     /// Disables (`enabled = false`) or re-enables a user. Disabling ends
@@ -148,10 +151,10 @@ impl Accounts {
             })
             .await?;
         if enabled {
-            self.emit(
+            self.emit_by_admin(
                 &mut tx,
-                ("user", &user.id),
-                user_actor(&admin),
+                &admin,
+                &user,
                 client,
                 &events::UserEnabled {
                     user_id: user.id.clone(),
@@ -167,10 +170,10 @@ impl Accounts {
                 client,
             )
             .await?;
-            self.emit(
+            self.emit_by_admin(
                 &mut tx,
-                ("user", &user.id),
-                user_actor(&admin),
+                &admin,
+                &user,
                 client,
                 &events::UserDisabled {
                     user_id: user.id.clone(),
@@ -179,13 +182,8 @@ impl Accounts {
             )
             .await?;
         }
-        let updated = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or_else(|| Error::not_found("user"))?;
-        self.commit(tx).await?;
-        Ok(updated)
+        self.commit_user(tx, &user.id, || Error::not_found("user"))
+            .await
     }
 
     /// Soft-deletes (`deleted = true`) or restores a user.
@@ -218,10 +216,10 @@ impl Accounts {
                 client,
             )
             .await?;
-            self.emit(
+            self.emit_by_admin(
                 &mut tx,
-                ("user", &user.id),
-                user_actor(&admin),
+                &admin,
+                &user,
                 client,
                 &events::UserDeleted {
                     user_id: user.id.clone(),
@@ -238,10 +236,10 @@ impl Accounts {
                     |q| q,
                 )
                 .await?;
-            self.emit(
+            self.emit_by_admin(
                 &mut tx,
-                ("user", &user.id),
-                user_actor(&admin),
+                &admin,
+                &user,
                 client,
                 &events::UserUndeleted {
                     user_id: user.id.clone(),
@@ -249,13 +247,8 @@ impl Accounts {
             )
             .await?;
         }
-        let updated = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or_else(|| Error::not_found("user"))?;
-        self.commit(tx).await?;
-        Ok(updated)
+        self.commit_user(tx, &user.id, || Error::not_found("user"))
+            .await
     }
 
     // Service accounts.
@@ -279,14 +272,7 @@ impl Accounts {
         {
             return Ok(existing);
         }
-        let display_name = display_name.trim();
-        if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(Error::invalid_field(
-                "service_account.display_name",
-                "must be 1 to 200 characters",
-            )
-            .with_domain("identity"));
-        }
+        let display_name = valid_display_name("service_account.display_name", display_name)?;
         if description.chars().count() > 1000 {
             return Err(Error::invalid_field(
                 "service_account.description",

@@ -305,11 +305,10 @@ impl ApiKeyApi {
             return Err(invalid_api_key());
         }
         let directory = &self.accounts.inner.directory;
-        let member = directory
-            .memberships(&key.created_by)
-            .await?
-            .iter()
-            .any(|m| m.organization_id == key.organization_id);
+        let member = self
+            .accounts
+            .member_of(&key.created_by, &key.organization_id)
+            .await?;
         let in_team = match &key.team_id {
             Some(team) if member => {
                 directory

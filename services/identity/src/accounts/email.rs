@@ -32,10 +32,9 @@ impl Accounts {
                 },
             )
             .await?;
-        self.emit(
+        self.emit_user_event(
             tx,
-            ("user", &user.id),
-            user_actor(user),
+            user,
             client,
             &events::UserEmailVerificationRequested {
                 user_id: user.id.clone(),
@@ -149,10 +148,9 @@ impl Accounts {
             // The address changed again since this link was sent.
             return Err(Refusal::TokenInvalid { field: "token" }.into());
         }
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::UserEmailVerified {
                 user_id: user.id.clone(),
@@ -161,11 +159,10 @@ impl Accounts {
         )
         .await?;
         let user = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or(Refusal::TokenInvalid { field: "token" })?;
-        self.commit(tx).await?;
+            .commit_user(tx, &user.id, || {
+                Refusal::TokenInvalid { field: "token" }.into()
+            })
+            .await?;
         Ok(Verified {
             user,
             session: None,
@@ -182,13 +179,7 @@ impl Accounts {
         if !user.is_active() || user.email_verified_at_us.is_some() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        let mail = self
-            .start_verification(&mut tx, &user, &email, client)
-            .await?;
-        self.commit(tx).await?;
-        self.send(mail).await;
-        Ok(())
+        self.send_verification(&user, &email, client).await
     }
 
     /// Sends the signed-in caller's verification again: to the new address
@@ -205,9 +196,19 @@ impl Accounts {
             None if user.email_verified_at_us.is_none() => user.email.clone(),
             None => return Ok(()),
         };
+        self.send_verification(&user, &target, client).await
+    }
+
+    /// Writes a verification token for `email`, commits, and mails it.
+    async fn send_verification(
+        &self,
+        user: &UserRow,
+        email: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let mail = self
-            .start_verification(&mut tx, &user, &target, client)
+            .start_verification(&mut tx, user, email, client)
             .await?;
         self.commit(tx).await?;
         self.send(mail).await;
@@ -246,11 +247,8 @@ impl Accounts {
             .start_verification(&mut tx, &user, &new_email, client)
             .await?;
         let updated = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or(Refusal::SessionInvalid)?;
-        self.commit(tx).await?;
+            .commit_user(tx, &user.id, || Refusal::SessionInvalid.into())
+            .await?;
         self.send(mail).await;
         Ok(updated)
     }

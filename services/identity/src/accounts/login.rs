@@ -57,21 +57,8 @@ impl Accounts {
                     } else {
                         events::login_failed::Reason::InvalidCredentials
                     };
-                    let mut tx = self.begin().await?;
-                    self.emit(
-                        &mut tx,
-                        ("user", &user.id),
-                        user_actor(&user),
-                        client,
-                        &events::LoginFailed {
-                            user_id: user.id.clone(),
-                            email: email.clone(),
-                            reason: reason as i32,
-                            consecutive_failures: failures as i32,
-                        },
-                    )
-                    .await?;
-                    self.commit(tx).await?;
+                    self.record_failed_login(&user, &email, reason, failures, client)
+                        .await?;
                 }
                 return Err(Refusal::InvalidCredentials.into());
             }
@@ -122,6 +109,32 @@ impl Accounts {
         Ok(LoginOutcome::Tokens(tokens))
     }
 
+    /// Records a failed sign-in of `user` (tried with `email`), in a write of
+    /// its own.
+    pub(super) async fn record_failed_login(
+        &self,
+        user: &UserRow,
+        email: &str,
+        reason: events::login_failed::Reason,
+        consecutive_failures: i64,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        self.emit_user_event(
+            &mut tx,
+            user,
+            client,
+            &events::LoginFailed {
+                user_id: user.id.clone(),
+                email: email.to_string(),
+                reason: reason as i32,
+                consecutive_failures: consecutive_failures as i32,
+            },
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
     /// Opens a session for a user whose credentials were checked.
     pub(super) async fn sign_in(
         &self,
@@ -168,10 +181,9 @@ impl Accounts {
         session: &SessionRow,
         client: &ClientInfo,
     ) -> Result<()> {
-        self.emit(
+        self.emit_user_event(
             tx,
-            ("user", &user.id),
-            user_actor(user),
+            user,
             client,
             &events::LoginSucceeded {
                 user_id: user.id.clone(),
@@ -186,7 +198,7 @@ impl Accounts {
 
     /// Whether the user is a member of the organization, by rbac. A
     /// deployment without rbac (no memberships known) admits none.
-    pub(super) async fn member_of(&self, user_id: &str, organization: &str) -> Result<bool> {
+    pub(crate) async fn member_of(&self, user_id: &str, organization: &str) -> Result<bool> {
         Ok(self
             .inner
             .directory

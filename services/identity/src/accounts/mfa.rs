@@ -35,21 +35,9 @@ impl Accounts {
         if !accepted {
             drop(tx);
             self.store().fail_one_time(&hash).await?;
-            let mut tx = self.begin().await?;
-            self.emit(
-                &mut tx,
-                ("user", &user.id),
-                user_actor(&user),
-                client,
-                &events::LoginFailed {
-                    user_id: user.id.clone(),
-                    email: user.email.clone(),
-                    reason: events::login_failed::Reason::InvalidMfaCode as i32,
-                    consecutive_failures: (challenge.attempts + 1) as i32,
-                },
-            )
-            .await?;
-            self.commit(tx).await?;
+            let reason = events::login_failed::Reason::InvalidMfaCode;
+            self.record_failed_login(&user, &user.email, reason, challenge.attempts + 1, client)
+                .await?;
             return Err(Refusal::InvalidMfaCode.into());
         }
         if !self.store().use_one_time(&mut tx, &hash, now).await? {
@@ -103,10 +91,9 @@ impl Accounts {
                     .use_recovery_code(tx, &user.id, &hash_token(&normalized))
                     .await?;
                 if used {
-                    self.emit(
+                    self.emit_user_event(
                         tx,
-                        ("user", &user.id),
-                        user_actor(user),
+                        user,
                         &ClientInfo::default(),
                         &events::MfaRecoveryCodeUsed {
                             user_id: user.id.clone(),
@@ -204,10 +191,9 @@ impl Accounts {
                 |q| q.bind(self.seal_totp(&user.id, &encoded)).bind(expires),
             )
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::MfaEnrollmentStarted {
                 user_id: user.id.clone(),
@@ -241,12 +227,7 @@ impl Accounts {
             .ok_or(Refusal::NoPendingEnrollment)?;
         let step = totp::verify(&secret, code, now / 1_000_000, None)
             .ok_or(Refusal::InvalidEnrollmentCode)?;
-        let codes = crate::secrets::new_recovery_codes();
-        let hashes: Vec<String> = codes
-            .iter()
-            .filter_map(|c| crate::secrets::normalize_recovery_code(c))
-            .map(|c| hash_token(&c))
-            .collect();
+        let (codes, hashes) = recovery_codes();
         let mut tx = self.begin().await?;
         self.store()
             .update_user(
@@ -260,10 +241,9 @@ impl Accounts {
         self.store()
             .replace_recovery_codes(&mut tx, &user.id, &hashes)
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::MfaEnrolled {
                 user_id: user.id.clone(),
@@ -295,11 +275,8 @@ impl Accounts {
             tokens = Some(self.issue(&mut tx, &user, &session, true).await?);
         }
         let user = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or(Refusal::SessionInvalid)?;
-        self.commit(tx).await?;
+            .commit_user(tx, &user.id, || Refusal::SessionInvalid.into())
+            .await?;
         Ok((user, codes, tokens))
     }
 
@@ -310,11 +287,7 @@ impl Accounts {
         password: &str,
         client: &ClientInfo,
     ) -> Result<UserRow> {
-        let user = self.user_principal(principal).await?;
-        self.reauthenticate(&user, password).await?;
-        if !user.mfa_enabled() {
-            return Err(Refusal::MfaNotEnabled.into());
-        }
+        let user = self.reauthenticated_with_mfa(principal, password).await?;
         let mut tx = self.begin().await?;
         self.store()
             .update_user(
@@ -329,10 +302,9 @@ impl Accounts {
         self.store()
             .replace_recovery_codes(&mut tx, &user.id, &[])
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::MfaDisabled {
                 user_id: user.id.clone(),
@@ -340,13 +312,8 @@ impl Accounts {
             },
         )
         .await?;
-        let user = self
-            .store()
-            .user_by_id_for_update(&mut tx, &user.id)
-            .await?
-            .ok_or(Refusal::SessionInvalid)?;
-        self.commit(tx).await?;
-        Ok(user)
+        self.commit_user(tx, &user.id, || Refusal::SessionInvalid.into())
+            .await
     }
 
     /// Replaces the recovery codes (re-authentication required).
@@ -356,25 +323,15 @@ impl Accounts {
         password: &str,
         client: &ClientInfo,
     ) -> Result<Vec<String>> {
-        let user = self.user_principal(principal).await?;
-        self.reauthenticate(&user, password).await?;
-        if !user.mfa_enabled() {
-            return Err(Refusal::MfaNotEnabled.into());
-        }
-        let codes = crate::secrets::new_recovery_codes();
-        let hashes: Vec<String> = codes
-            .iter()
-            .filter_map(|c| crate::secrets::normalize_recovery_code(c))
-            .map(|c| hash_token(&c))
-            .collect();
+        let user = self.reauthenticated_with_mfa(principal, password).await?;
+        let (codes, hashes) = recovery_codes();
         let mut tx = self.begin().await?;
         self.store()
             .replace_recovery_codes(&mut tx, &user.id, &hashes)
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::MfaRecoveryCodesRegenerated {
                 user_id: user.id.clone(),
@@ -385,4 +342,30 @@ impl Accounts {
         self.commit(tx).await?;
         Ok(codes)
     }
+
+    /// The caller, re-authenticated with their current password, who has
+    /// TOTP on: what turning it off or replacing the recovery codes asks.
+    async fn reauthenticated_with_mfa(
+        &self,
+        principal: &Principal,
+        password: &str,
+    ) -> Result<UserRow> {
+        let user = self.user_principal(principal).await?;
+        self.reauthenticate(&user, password).await?;
+        if !user.mfa_enabled() {
+            return Err(Refusal::MfaNotEnabled.into());
+        }
+        Ok(user)
+    }
+}
+
+/// New recovery codes, as shown once, and their hashes, as stored.
+fn recovery_codes() -> (Vec<String>, Vec<String>) {
+    let codes = crate::secrets::new_recovery_codes();
+    let hashes = codes
+        .iter()
+        .filter_map(|c| crate::secrets::normalize_recovery_code(c))
+        .map(|c| hash_token(&c))
+        .collect();
+    (codes, hashes)
 }

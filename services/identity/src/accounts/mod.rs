@@ -234,6 +234,18 @@ impl Accounts {
         self.append(tx, event, client).await
     }
 
+    /// Writes an event of `user`'s own doing about their account in `tx`.
+    pub(crate) async fn emit_user_event<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Write,
+        user: &UserRow,
+        client: &ClientInfo,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(tx, ("user", &user.id), user_actor(user), client, payload)
+            .await
+    }
+
     /// Writes a prepared event (with field changes, say) in `tx`, stamped
     /// with the request it came from.
     pub(crate) async fn append(
@@ -254,10 +266,39 @@ impl Accounts {
         Ok(())
     }
 
+    /// Commits a write that changed a user and answers the user as it now
+    /// is; `gone` is the answer should the user have vanished meanwhile.
+    pub(crate) async fn commit_user(
+        &self,
+        mut tx: Write,
+        id: &str,
+        gone: fn() -> Error,
+    ) -> Result<UserRow> {
+        let user = self
+            .store()
+            .user_by_id_for_update(&mut tx, id)
+            .await?
+            .ok_or_else(gone)?;
+        self.commit(tx).await?;
+        Ok(user)
+    }
+
     /// A user by id, if it exists.
     pub async fn user(&self, id: &str) -> Result<Option<UserRow>> {
         self.store().user_by_id(id).await
     }
+}
+
+/// A display name as it is stored: trimmed, 1 to 200 characters;
+/// INVALID_ARGUMENT naming `field` otherwise.
+pub(crate) fn valid_display_name<'a>(field: &str, name: &'a str) -> Result<&'a str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(
+            Error::invalid_field(field, "must be 1 to 200 characters").with_domain("identity")
+        );
+    }
+    Ok(name)
 }
 
 /// One changed field, before and after, for audit. Never for secrets.

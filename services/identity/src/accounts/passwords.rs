@@ -6,13 +6,24 @@ impl Accounts {
     /// The password policy for an existing user's new password: the email,
     /// its local part and the display name are off limits.
     pub(super) fn new_password_policy(&self, user: &UserRow, password: &str) -> Result<String> {
-        let local_part = user.email.split('@').next().unwrap_or_default();
+        self.policy_for(password, &user.email, &user.display_name)
+            .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))
+    }
+
+    /// The password policy for the account with `email` and `display_name`:
+    /// the email, its local part and the name are off limits.
+    pub(super) fn policy_for(
+        &self,
+        password: &str,
+        email: &str,
+        display_name: &str,
+    ) -> Result<String> {
+        let local_part = email.split('@').next().unwrap_or_default();
         check_policy(
             password,
             &self.options().password,
-            &[&user.email, local_part, &user.display_name],
+            &[email, local_part, display_name],
         )
-        .map_err(|e| e.with_violation("new_password", "does not meet the password policy"))
     }
 
     /// Re-authenticates the caller with their current password (throttled
@@ -90,10 +101,9 @@ impl Accounts {
                 client,
             )
             .await?;
-        self.emit(
+        self.emit_user_event(
             tx,
-            ("user", &user.id),
-            user_actor(user),
+            user,
             client,
             &events::UserPasswordChanged {
                 user_id: user.id.clone(),
@@ -136,10 +146,9 @@ impl Accounts {
                 },
             )
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::UserPasswordResetRequested {
                 user_id: user.id.clone(),
@@ -196,10 +205,9 @@ impl Accounts {
         let revoked = self
             .set_password(&mut tx, &user, password_hash, None, client)
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::UserPasswordReset {
                 user_id: user.id.clone(),

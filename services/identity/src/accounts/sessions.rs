@@ -394,10 +394,9 @@ impl Accounts {
                     false,
                 )
                 .await?;
-            self.emit(
+            self.emit_user_event(
                 &mut tx,
-                ("user", &user.id),
-                user_actor(user),
+                user,
                 client,
                 &events::SessionOrganizationSwitched {
                     user_id: user.id.clone(),
@@ -458,14 +457,7 @@ impl Accounts {
             .session_id
             .clone()
             .ok_or(Refusal::SessionInvalid)?;
-        let member = self
-            .inner
-            .directory
-            .memberships(&user.id)
-            .await?
-            .iter()
-            .any(|m| m.organization_id == organization);
-        if !member {
+        if !self.member_of(&user.id, organization).await? {
             return Err(Error::not_found("organization").with_domain("identity"));
         }
         let mut tx = self.begin().await?;
@@ -497,10 +489,9 @@ impl Accounts {
                 |q| q.bind(org),
             )
             .await?;
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(&user),
+            &user,
             client,
             &events::SessionOrganizationSwitched {
                 user_id: user.id.clone(),

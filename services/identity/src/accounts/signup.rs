@@ -26,19 +26,8 @@ impl Accounts {
             )
             .with_domain("identity"));
         }
-        let display_name = display_name.trim();
-        if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(
-                Error::invalid_field("display_name", "must be 1 to 200 characters")
-                    .with_domain("identity"),
-            );
-        }
-        let local_part = email.split('@').next().unwrap_or_default();
-        let password = check_policy(
-            password,
-            &self.options().password,
-            &[&email, local_part, display_name],
-        )?;
+        let display_name = valid_display_name("display_name", display_name)?;
+        let password = self.policy_for(password, &email, display_name)?;
         // Hash before the transaction: it takes tens of milliseconds.
         let hash = self.inner.hasher.hash(&password).await?;
         let organization_name = organization_name
@@ -175,10 +164,9 @@ impl Accounts {
         user: &UserRow,
         client: &ClientInfo,
     ) -> Result<()> {
-        self.emit(
+        self.emit_user_event(
             tx,
-            ("user", &user.id),
-            user_actor(user),
+            user,
             client,
             &events::UserSignedUp {
                 user_id: user.id.clone(),
@@ -246,19 +234,8 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<(UserRow, Tokens, Option<String>)> {
         let email = normalize_email("email", email)?;
-        let display_name = display_name.trim();
-        if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(
-                Error::invalid_field("display_name", "must be 1 to 200 characters")
-                    .with_domain("identity"),
-            );
-        }
-        let local_part = email.split('@').next().unwrap_or_default();
-        let password = check_policy(
-            password,
-            &self.options().password,
-            &[&email, local_part, display_name],
-        )?;
+        let display_name = valid_display_name("display_name", display_name)?;
+        let password = self.policy_for(password, &email, display_name)?;
         let invitation = self
             .inner
             .directory
@@ -405,10 +382,9 @@ impl Accounts {
         if let Some(hash) = pending_hash {
             self.store().release_pending_sign_up(&mut tx, hash).await?;
         }
-        self.emit(
+        self.emit_user_event(
             &mut tx,
-            ("user", &user.id),
-            user_actor(user),
+            user,
             client,
             &events::UserDeleted {
                 user_id: user.id.clone(),
@@ -427,10 +403,9 @@ impl Accounts {
     ) -> Result<()> {
         self.insert_user_row(tx, user).await?;
         if user.platform_admin {
-            self.emit(
+            self.emit_user_event(
                 tx,
-                ("user", &user.id),
-                user_actor(user),
+                user,
                 client,
                 &events::PlatformAdminGranted {
                     user_id: user.id.clone(),
