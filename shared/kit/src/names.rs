@@ -96,6 +96,50 @@ resource_name!(
     /// `workspaces/{workspace}`.
     WorkspaceName = "workspaces/{}" { id }
 );
+resource_name!(
+    /// `users/{user}/sessions/{session}`.
+    SessionName = "users/{}/sessions/{}" { user, id }
+);
+resource_name!(
+    /// `organizations/{organization}/apiKeys/{key}`.
+    ApiKeyName = "organizations/{}/apiKeys/{}" { organization, id }
+);
+resource_name!(
+    /// `serviceAccounts/{account}`.
+    ServiceAccountName = "serviceAccounts/{}" { id }
+);
+resource_name!(
+    /// `serviceAccounts/{account}/credentials/{credential}`.
+    CredentialName = "serviceAccounts/{}/credentials/{}" { service_account, id }
+);
+resource_name!(
+    /// `organizations/{organization}/memberships/{user}`.
+    MembershipName = "organizations/{}/memberships/{}" { organization, user }
+);
+resource_name!(
+    /// `organizations/{organization}/teams/{team}/members/{user}`.
+    TeamMemberName = "organizations/{}/teams/{}/members/{}" { organization, team, user }
+);
+resource_name!(
+    /// `organizations/{organization}/invitations/{invitation}`.
+    InvitationName = "organizations/{}/invitations/{}" { organization, id }
+);
+resource_name!(
+    /// `organizations/{organization}/projects/{project}/grants/{grant}`.
+    ProjectGrantName = "organizations/{}/projects/{}/grants/{}" { organization, project, id }
+);
+resource_name!(
+    /// `organizations/{organization}/usageRecords/{record}`.
+    UsageRecordName = "organizations/{}/usageRecords/{}" { organization, id }
+);
+resource_name!(
+    /// `organizations/{organization}/auditEvents/{event}`.
+    AuditEventName = "organizations/{}/auditEvents/{}" { organization, id }
+);
+resource_name!(
+    /// `organizations/{organization}/auditCheckpoints/{checkpoint}`.
+    AuditCheckpointName = "organizations/{}/auditCheckpoints/{}" { organization, id }
+);
 
 #[cfg(test)]
 mod tests {
