@@ -2,9 +2,18 @@
 
 use super::*;
 
-#[tokio::test]
-async fn the_journey_runs_over_rest() {
-    for storage in storages() {
+/// Ada's organization and her Rocket project, made over REST; the
+/// creator's next call sees them.
+struct Journey {
+    sandbox: Sandbox,
+    rest: Rest,
+    ada: SignedUp,
+    org: String,
+    org_id: String,
+}
+
+impl Journey {
+    async fn start(storage: tenantry_testkit::Storage) -> Journey {
         let sandbox = start(storage, |_| {}).await;
         let rest = Rest::new(sandbox.http_url());
         let ada = sign_up(&rest, "ada@example.com", json!({})).await;
@@ -44,181 +53,239 @@ async fn the_journey_runs_over_rest() {
             .to_string();
         assert!(project.starts_with(&format!("{org}/projects/")));
 
-        // Invite Bob, who signs up with the invitation.
-        let invitation = rest
-            .ok(
-                "POST",
-                &format!("/v1/{org}/invitations"),
-                Some(&ada.token),
-                Some(json!({"email": "bob@example.com", "roles": ["roles/member"]})),
-            )
-            .await;
-        assert_eq!(invitation["invitation"]["state"], "STATE_PENDING");
-        assert_eq!(
-            invitation["invitation"]["inviterDisplayName"],
-            "ada@example.com"
-        );
-        let token = sandbox
-            .mail_token("bob@example.com", "invitation")
-            .expect("the invitation was mailed");
-        let bob = sign_up(&rest, "bob@example.com", json!({"invitationToken": token})).await;
-        assert_eq!(bob.organization, org);
-        let membership = format!("{org}/memberships/{}", bob.id);
-
-        // A role makes Bob able to create projects; removing it stops him.
-        let written = rest
-            .ok(
-                "PATCH",
-                &format!("/v1/{membership}?updateMask=roles"),
-                Some(&ada.token),
-                Some(json!({"roles": ["roles/member", "roles/admin"]})),
-            )
-            .await["writtenAt"]
-            .clone();
-        let answer = rest
-            .ok(
-                "POST",
-                "/v1/authz:check",
-                Some(&bob.token),
-                Some(check_body(&bob.id, &org_id, "project.create", &written)),
-            )
-            .await;
-        assert_eq!(
-            answer["permissionship"], "PERMISSIONSHIP_ALLOWED",
-            "{answer}"
-        );
-        let written = rest
-            .ok(
-                "PATCH",
-                &format!("/v1/{membership}?updateMask=roles"),
-                Some(&ada.token),
-                Some(json!({"roles": ["roles/member"]})),
-            )
-            .await["writtenAt"]
-            .clone();
-        let answer = rest
-            .ok(
-                "POST",
-                "/v1/authz:check",
-                Some(&bob.token),
-                Some(check_body(&bob.id, &org_id, "project.create", &written)),
-            )
-            .await;
-        assert_eq!(
-            answer["permissionship"], "PERMISSIONSHIP_DENIED",
-            "{answer}"
-        );
-
-        // The audit log tells the story, with the client's request id.
-        let mut events = Vec::new();
-        for _ in 0..400 {
-            let page = rest
-                .ok(
-                    "GET",
-                    &format!("/v1/{org}/auditEvents?pageSize=100"),
-                    Some(&ada.token),
-                    None,
-                )
-                .await;
-            events = page["auditEvents"].as_array().cloned().unwrap_or_default();
-            let updates = events
-                .iter()
-                .filter(|e| e["action"] == "organization.member.updated")
-                .count();
-            if updates >= 2 && events.iter().any(|e| e["action"] == "project.created") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        Journey {
+            sandbox,
+            rest,
+            ada,
+            org,
+            org_id,
         }
-        let project_created = events
-            .iter()
-            .find(|e| e["action"] == "project.created")
-            .expect("project.created is audited");
-        assert_eq!(
-            project_created["requestId"], "journey-project-1",
-            "{project_created}"
-        );
-        assert_eq!(
-            project_created["clientAddress"], "127.0.0.1",
-            "{project_created}"
-        );
-        assert!(
-            events
-                .iter()
-                .any(|e| e["action"] == "organization.member.invitation_accepted")
-        );
-        // Membership changes are found by the member (a nested filter in
-        // the query string).
-        let about_bob = rest
+    }
+}
+
+#[tokio::test]
+async fn the_journey_runs_over_rest() {
+    for storage in storages() {
+        let j = Journey::start(storage).await;
+        let (bob, membership) = bob_signs_up_with_the_invitation(&j).await;
+        a_role_lets_bob_create_projects_until_it_is_removed(&j, &bob, &membership).await;
+        let project_created = the_audit_log_tells_the_story(&j).await;
+        membership_changes_are_found_by_the_member(&j, &bob, &project_created).await;
+        a_server_stream_arrives_as_json_lines(&j).await;
+        identitys_keys_are_at_the_well_known_places(&j).await;
+        j.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn bob_signs_up_with_the_invitation(j: &Journey) -> (SignedUp, String) {
+    let Journey {
+        sandbox,
+        rest,
+        ada,
+        org,
+        ..
+    } = j;
+    // Invite Bob, who signs up with the invitation.
+    let invitation = rest
+        .ok(
+            "POST",
+            &format!("/v1/{org}/invitations"),
+            Some(&ada.token),
+            Some(json!({"email": "bob@example.com", "roles": ["roles/member"]})),
+        )
+        .await;
+    assert_eq!(invitation["invitation"]["state"], "STATE_PENDING");
+    assert_eq!(
+        invitation["invitation"]["inviterDisplayName"],
+        "ada@example.com"
+    );
+    let token = sandbox
+        .mail_token("bob@example.com", "invitation")
+        .expect("the invitation was mailed");
+    let bob = sign_up(rest, "bob@example.com", json!({"invitationToken": token})).await;
+    assert_eq!(bob.organization, *org);
+    let membership = format!("{org}/memberships/{}", bob.id);
+
+    (bob, membership)
+}
+
+async fn a_role_lets_bob_create_projects_until_it_is_removed(
+    j: &Journey,
+    bob: &SignedUp,
+    membership: &str,
+) {
+    let Journey {
+        rest, ada, org_id, ..
+    } = j;
+    // A role makes Bob able to create projects; removing it stops him.
+    let written = rest
+        .ok(
+            "PATCH",
+            &format!("/v1/{membership}?updateMask=roles"),
+            Some(&ada.token),
+            Some(json!({"roles": ["roles/member", "roles/admin"]})),
+        )
+        .await["writtenAt"]
+        .clone();
+    let answer = rest
+        .ok(
+            "POST",
+            "/v1/authz:check",
+            Some(&bob.token),
+            Some(check_body(&bob.id, org_id, "project.create", &written)),
+        )
+        .await;
+    assert_eq!(
+        answer["permissionship"], "PERMISSIONSHIP_ALLOWED",
+        "{answer}"
+    );
+    let written = rest
+        .ok(
+            "PATCH",
+            &format!("/v1/{membership}?updateMask=roles"),
+            Some(&ada.token),
+            Some(json!({"roles": ["roles/member"]})),
+        )
+        .await["writtenAt"]
+        .clone();
+    let answer = rest
+        .ok(
+            "POST",
+            "/v1/authz:check",
+            Some(&bob.token),
+            Some(check_body(&bob.id, org_id, "project.create", &written)),
+        )
+        .await;
+    assert_eq!(
+        answer["permissionship"], "PERMISSIONSHIP_DENIED",
+        "{answer}"
+    );
+}
+
+async fn the_audit_log_tells_the_story(j: &Journey) -> Value {
+    let Journey { rest, ada, org, .. } = j;
+    // The audit log tells the story, with the client's request id.
+    let mut events = Vec::new();
+    for _ in 0..400 {
+        let page = rest
             .ok(
                 "GET",
-                &format!(
-                    "/v1/{org}/auditEvents?filter.targetType=user&filter.targetId={}",
-                    bob.id
-                ),
+                &format!("/v1/{org}/auditEvents?pageSize=100"),
                 Some(&ada.token),
                 None,
             )
             .await;
-        let actions: Vec<&str> = about_bob["auditEvents"]
-            .as_array()
-            .unwrap()
+        events = page["auditEvents"].as_array().cloned().unwrap_or_default();
+        let updates = events
             .iter()
-            .filter_map(|e| e["action"].as_str())
-            .collect();
-        assert!(
-            actions.contains(&"organization.member.added")
-                && actions.contains(&"organization.member.updated"),
-            "{actions:?}"
-        );
-        // 64-bit integers travel as strings in proto3 JSON.
-        assert!(project_created["sequence"].is_string(), "{project_created}");
-
-        // A server stream arrives as newline-delimited JSON.
-        let export = rest
-            .call(
-                "POST",
-                &format!("/v1/{org}/auditEvents:export"),
-                Some(&ada.token),
-                Some(json!({"format": "EXPORT_FORMAT_JSONL"})),
-            )
-            .await;
-        assert_eq!(export.status, 200, "{}", export.text);
-        assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
-        let lines: Vec<Value> = export
-            .text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert!(
-            !lines.is_empty() && lines.iter().all(|l| l.get("error").is_none()),
-            "{}",
-            export.text
-        );
-
-        // Identity's keys, at the well-known places.
-        let jwks = rest.ok("GET", "/.well-known/jwks.json", None, None).await;
-        assert_eq!(jwks["keys"][0]["kty"], "OKP");
-        let discovery = rest
-            .ok("GET", "/.well-known/openid-configuration", None, None)
-            .await;
-        assert!(
-            discovery["jwks_uri"]
-                .as_str()
-                .unwrap()
-                .ends_with("/.well-known/jwks.json")
-        );
-        // The token endpoint is where tokens are refreshed.
-        assert!(
-            discovery["token_endpoint"]
-                .as_str()
-                .unwrap()
-                .ends_with("/v1/auth/refresh"),
-            "{discovery}"
-        );
-
-        sandbox.shutdown().await.unwrap();
+            .filter(|e| e["action"] == "organization.member.updated")
+            .count();
+        if updates >= 2 && events.iter().any(|e| e["action"] == "project.created") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let project_created = events
+        .iter()
+        .find(|e| e["action"] == "project.created")
+        .expect("project.created is audited");
+    assert_eq!(
+        project_created["requestId"], "journey-project-1",
+        "{project_created}"
+    );
+    assert_eq!(
+        project_created["clientAddress"], "127.0.0.1",
+        "{project_created}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "organization.member.invitation_accepted")
+    );
+    project_created.clone()
+}
+
+async fn membership_changes_are_found_by_the_member(
+    j: &Journey,
+    bob: &SignedUp,
+    project_created: &Value,
+) {
+    let Journey { rest, ada, org, .. } = j;
+    // Membership changes are found by the member (a nested filter in
+    // the query string).
+    let about_bob = rest
+        .ok(
+            "GET",
+            &format!(
+                "/v1/{org}/auditEvents?filter.targetType=user&filter.targetId={}",
+                bob.id
+            ),
+            Some(&ada.token),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = about_bob["auditEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"organization.member.added")
+            && actions.contains(&"organization.member.updated"),
+        "{actions:?}"
+    );
+    // 64-bit integers travel as strings in proto3 JSON.
+    assert!(project_created["sequence"].is_string(), "{project_created}");
+}
+
+async fn a_server_stream_arrives_as_json_lines(j: &Journey) {
+    let Journey { rest, ada, org, .. } = j;
+    // A server stream arrives as newline-delimited JSON.
+    let export = rest
+        .call(
+            "POST",
+            &format!("/v1/{org}/auditEvents:export"),
+            Some(&ada.token),
+            Some(json!({"format": "EXPORT_FORMAT_JSONL"})),
+        )
+        .await;
+    assert_eq!(export.status, 200, "{}", export.text);
+    assert_eq!(export.header("content-type"), Some("application/x-ndjson"));
+    let lines: Vec<Value> = export
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.get("error").is_none()),
+        "{}",
+        export.text
+    );
+}
+
+async fn identitys_keys_are_at_the_well_known_places(j: &Journey) {
+    let Journey { rest, .. } = j;
+    // Identity's keys, at the well-known places.
+    let jwks = rest.ok("GET", "/.well-known/jwks.json", None, None).await;
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    let discovery = rest
+        .ok("GET", "/.well-known/openid-configuration", None, None)
+        .await;
+    assert!(
+        discovery["jwks_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/.well-known/jwks.json")
+    );
+    // The token endpoint is where tokens are refreshed.
+    assert!(
+        discovery["token_endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/auth/refresh"),
+        "{discovery}"
+    );
 }
 
 /// The gRPC clients generated from the contracts, over gRPC-Web (HTTP/1.1)

@@ -114,9 +114,17 @@ async fn slugs_are_unique_and_request_ids_replay() {
     }
 }
 
-#[tokio::test]
-async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
-    for storage in storages() {
+/// Parent, Ada's, with seven children: organizations and departments in
+/// turn, oldest first.
+struct Parent {
+    w: World,
+    token: String,
+    root: pb::Organization,
+    children: Vec<pb::Organization>,
+}
+
+impl Parent {
+    async fn start(storage: Storage) -> Parent {
         let mut w = World::start(storage).await;
         let (ada, token) = w.user("ada@example.com").await;
         let root = w.root(&ada, &token, "Parent").await;
@@ -133,6 +141,30 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
                     .unwrap(),
             );
         }
+        Parent {
+            w,
+            token,
+            root,
+            children,
+        }
+    }
+}
+
+#[tokio::test]
+async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
+    for storage in storages() {
+        let mut p = Parent::start(storage).await;
+        pages_list_every_child_once_and_filters_select(&mut p).await;
+        wildcards_in_a_prefix_are_literal(&mut p).await;
+        a_token_of_another_query_or_tampered_with_is_refused(&mut p).await;
+        soft_deleted_children_show_only_when_asked_for(&mut p).await;
+        the_callers_own_organizations_list_with_roles(&mut p).await;
+        p.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn pages_list_every_child_once_and_filters_select(p: &mut Parent) {
+    let Parent { w, token, root, children } = p;
         let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
         let mut seen = Vec::new();
         let mut page_token = String::new();
@@ -181,6 +213,11 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
             .into_inner()
             .organizations;
         assert_eq!(prefixed.len(), 1);
+}
+
+async fn wildcards_in_a_prefix_are_literal(p: &mut Parent) {
+    let Parent { w, token, .. } = p;
+    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
         // Wildcards in a prefix are literal.
         let wildcard = w
             .orgs
@@ -194,6 +231,11 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
             .organizations;
         assert!(wildcard.is_empty());
 
+}
+
+async fn a_token_of_another_query_or_tampered_with_is_refused(p: &mut Parent) {
+    let Parent { w, token, root, .. } = p;
+    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
         // A token from another query, or tampered with, is refused.
         let first = w
             .orgs
@@ -231,6 +273,11 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
             .unwrap_err();
         assert_eq!(tampered.code(), Code::InvalidArgument);
 
+}
+
+async fn soft_deleted_children_show_only_when_asked_for(p: &mut Parent) {
+    let Parent { w, token, root, children } = p;
+    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
         // Soft-deleted children show only when asked for.
         let gone = &children[6];
         w.orgs
@@ -271,6 +318,10 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
                 .any(|o| o.name == gone.name && o.delete_time.is_some())
         );
 
+}
+
+async fn the_callers_own_organizations_list_with_roles(p: &mut Parent) {
+    let Parent { w, root, children, .. } = p;
         // The caller's own organizations, with roles, for switching.
         let (bob, bob_token) = w.user("bob@example.com").await;
         w.member(&bob, id(&children[0].name));
@@ -320,6 +371,4 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
             "Unit 0"
         );
         assert!(rest.next_page_token.is_empty());
-        w.sandbox.shutdown().await.unwrap();
-    }
 }

@@ -190,11 +190,20 @@ async fn trees_nest_ten_levels_move_within_their_root_and_emit_events() {
     }
 }
 
-#[tokio::test]
-async fn departments_settings_updates_and_etags() {
-    for storage in storages() {
+/// Flat Co, Ada's root, with the Research department; the event tap open.
+struct FlatCo {
+    w: World,
+    tap: EventTap,
+    ada: String,
+    token: String,
+    root: pb::Organization,
+    department: pb::Organization,
+}
+
+impl FlatCo {
+    async fn start(storage: Storage) -> FlatCo {
         let mut w = World::start(storage).await;
-        let mut tap = w.sandbox.event_tap().await.unwrap();
+        let tap = w.sandbox.event_tap().await.unwrap();
         let (ada, token) = w.user("ada@example.com").await;
         let root = w.root(&ada, &token, "Flat Co").await;
         let department = w
@@ -209,6 +218,31 @@ async fn departments_settings_updates_and_etags() {
             .unwrap();
         assert_eq!(department.kind, pb::OrganizationKind::Department as i32);
 
+        FlatCo {
+            w,
+            tap,
+            ada,
+            token,
+            root,
+            department,
+        }
+    }
+}
+
+#[tokio::test]
+async fn departments_settings_updates_and_etags() {
+    for storage in storages() {
+        let mut f = FlatCo::start(storage).await;
+        let updated = switching_departments_off_refuses_new_ones(&mut f).await;
+        a_sub_organization_is_still_allowed(&mut f).await;
+        stale_etags_and_bad_masks_write_nothing(&mut f, &updated).await;
+        deactivation_keeps_the_data_and_shows_in_the_state(&mut f).await;
+        f.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn switching_departments_off_refuses_new_ones(f: &mut FlatCo) -> pb::Organization {
+    let FlatCo { w, tap, ada, token, root, department } = f;
         // Switch departments off: new ones are refused (also below a
         // department, whose nearest organization decides), old ones stay.
         let updated = w
@@ -278,6 +312,11 @@ async fn departments_settings_updates_and_etags() {
             w.get(&token, &department.name).await.is_ok(),
             "existing departments stay readable"
         );
+    updated
+}
+
+async fn a_sub_organization_is_still_allowed(f: &mut FlatCo) {
+    let FlatCo { w, ada, token, root, .. } = f;
         // A sub-organization is still allowed.
         w.child(
             &ada,
@@ -288,6 +327,11 @@ async fn departments_settings_updates_and_etags() {
         )
         .await
         .unwrap();
+
+}
+
+async fn stale_etags_and_bad_masks_write_nothing(f: &mut FlatCo, updated: &pb::Organization) {
+    let FlatCo { w, token, root, .. } = f;
 
         // A stale etag is ABORTED; unknown and immutable mask paths are
         // INVALID_ARGUMENT; none of them write.
@@ -351,6 +395,10 @@ async fn departments_settings_updates_and_etags() {
         assert_eq!(now.etag, updated.etag, "nothing was written");
         assert!(now.metadata.is_empty());
 
+}
+
+async fn deactivation_keeps_the_data_and_shows_in_the_state(f: &mut FlatCo) {
+    let FlatCo { w, tap, token, root, .. } = f;
         // Deactivation keeps the data and is reported in the state.
         let deactivated = w
             .orgs
@@ -394,6 +442,4 @@ async fn departments_settings_updates_and_etags() {
         tap.expect("organization.reactivated", EVENT_WAIT)
             .await
             .unwrap();
-        w.sandbox.shutdown().await.unwrap();
-    }
 }
