@@ -108,24 +108,14 @@ impl Core {
                     return self.skip(tx).await;
                 };
                 let parent = (!e.parent_id.is_empty()).then(|| e.parent_id.clone());
-                self.store
-                    .upsert_node(
-                        &mut tx,
-                        &node(
-                            "organization",
-                            &e.organization_id,
-                            parent.clone(),
-                            &e.organization_id,
-                            e.inherit_access,
-                        ),
-                    )
-                    .await?;
-                changes.push(Change::Node {
-                    object_type: "organization".into(),
-                    id: e.organization_id.clone(),
+                let organization = node(
+                    "organization",
+                    &e.organization_id,
                     parent,
-                    inherit: e.inherit_access,
-                });
+                    &e.organization_id,
+                    e.inherit_access,
+                );
+                self.put_node(&mut tx, &mut changes, &organization).await?;
                 if e.projects_granted_only {
                     self.store
                         .set_projects_granted_only(&mut tx, &e.organization_id, true)
@@ -180,13 +170,7 @@ impl Core {
                     && current.inherit != e.inherit_access
                 {
                     current.inherit = e.inherit_access;
-                    self.store.upsert_node(&mut tx, &current).await?;
-                    changes.push(Change::Node {
-                        object_type: "organization".into(),
-                        id: current.id.clone(),
-                        parent: current.parent_id.clone(),
-                        inherit: current.inherit,
-                    });
+                    self.put_node(&mut tx, &mut changes, &current).await?;
                 }
                 if self
                     .store
@@ -209,13 +193,7 @@ impl Core {
                     .await?
                 {
                     current.parent_id = Some(e.new_parent_id.clone());
-                    self.store.upsert_node(&mut tx, &current).await?;
-                    changes.push(Change::Node {
-                        object_type: "organization".into(),
-                        id: current.id.clone(),
-                        parent: current.parent_id.clone(),
-                        inherit: current.inherit,
-                    });
+                    self.put_node(&mut tx, &mut changes, &current).await?;
                 }
             }
             events::OrganizationDeleted::EVENT_TYPE | events::OrganizationUndeleted::EVENT_TYPE => {
@@ -240,47 +218,27 @@ impl Core {
                 let Some(e) = decode::<events::TeamCreated>(&event) else {
                     return self.skip(tx).await;
                 };
-                self.store
-                    .upsert_node(
-                        &mut tx,
-                        &node(
-                            "team",
-                            &e.team_id,
-                            Some(e.organization_id.clone()),
-                            &e.organization_id,
-                            true,
-                        ),
-                    )
-                    .await?;
-                changes.push(Change::Node {
-                    object_type: "team".into(),
-                    id: e.team_id,
-                    parent: Some(e.organization_id),
-                    inherit: true,
-                });
+                let team = node(
+                    "team",
+                    &e.team_id,
+                    Some(e.organization_id.clone()),
+                    &e.organization_id,
+                    true,
+                );
+                self.put_node(&mut tx, &mut changes, &team).await?;
             }
             events::ProjectCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::ProjectCreated>(&event) else {
                     return self.skip(tx).await;
                 };
-                self.store
-                    .upsert_node(
-                        &mut tx,
-                        &node(
-                            "project",
-                            &e.project_id,
-                            Some(e.organization_id.clone()),
-                            &e.organization_id,
-                            true,
-                        ),
-                    )
-                    .await?;
-                changes.push(Change::Node {
-                    object_type: "project".into(),
-                    id: e.project_id,
-                    parent: Some(e.organization_id),
-                    inherit: true,
-                });
+                let project = node(
+                    "project",
+                    &e.project_id,
+                    Some(e.organization_id.clone()),
+                    &e.organization_id,
+                    true,
+                );
+                self.put_node(&mut tx, &mut changes, &project).await?;
             }
             events::TeamDeleted::EVENT_TYPE | events::TeamUndeleted::EVENT_TYPE => {
                 let id = if event.r#type == events::TeamDeleted::EVENT_TYPE {
@@ -609,6 +567,24 @@ impl Core {
     /// Commits the claim of an event rbac has nothing to do with.
     async fn skip(&self, tx: crate::store::Tx) -> tenantry_kit::error::Result<()> {
         Ok(tx.commit().await?)
+    }
+
+    /// Mirrors a node (new, moved or changed) and records the change the
+    /// index applies.
+    async fn put_node(
+        &self,
+        tx: &mut crate::store::Tx,
+        changes: &mut Vec<Change>,
+        node: &NodeRow,
+    ) -> tenantry_kit::error::Result<()> {
+        self.store.upsert_node(tx, node).await?;
+        changes.push(Change::Node {
+            object_type: node.object_type.clone(),
+            id: node.id.clone(),
+            parent: node.parent_id.clone(),
+            inherit: node.inherit,
+        });
+        Ok(())
     }
 
     async fn set_live(

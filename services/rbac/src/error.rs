@@ -183,6 +183,18 @@ fn index_field(error: &IndexError) -> &'static str {
 }
 
 impl Error {
+    /// Answers a write's unique violation (the database's ALREADY_EXISTS)
+    /// with this refusal; any other failure as it is.
+    pub(crate) fn on_conflict(self) -> impl FnOnce(KitError) -> KitError {
+        move |error| {
+            if error.code() == Code::AlreadyExists {
+                self.into()
+            } else {
+                error
+            }
+        }
+    }
+
     /// The code and the stable reason clients branch on.
     fn code_and_reason(&self) -> (Code, &'static str) {
         match self {

@@ -2,9 +2,8 @@
 //! external user who is not), a team of the project's organization, or
 //! everyone holding a role there; at viewer, contributor or admin level.
 
-use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::names::{ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
@@ -19,7 +18,7 @@ use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::{check_etag, etag};
 use crate::store::GrantRow;
-use crate::{Caller, Core, NAME, timestamp};
+use crate::{After, Caller, Core, NAME, timestamp};
 
 /// The `ProjectGrantService` handler.
 #[derive(Debug, Clone)]
@@ -76,9 +75,6 @@ fn grant_name(g: &GrantRow) -> String {
         g.id
     )
 }
-
-#[derive(Serialize, Deserialize)]
-struct After(String);
 
 impl Core {
     async fn grant_to_proto(&self, caller: &Caller, g: &GrantRow) -> Result<pb::ProjectGrant> {
@@ -167,6 +163,21 @@ impl Core {
             )
             .await
         }
+    }
+
+    /// A grant of a project the caller may act on with `permission`.
+    async fn accessible_grant(
+        &self,
+        caller: &Caller,
+        project: &ProjectName,
+        id: &str,
+        permission: Permission,
+    ) -> Result<GrantRow> {
+        self.project_access(caller, project, permission).await?;
+        self.store
+            .grant(&project.id, id)
+            .await?
+            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))
     }
 
     async fn grant_subject(
@@ -265,13 +276,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             .store
             .insert_grant(&mut tx, &grant)
             .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    Refusal::AlreadyGranted.into()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(Refusal::AlreadyGranted.on_conflict())?;
         self.0
             .store
             .remember(
@@ -322,16 +327,10 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     ) -> Result<Response<pb::GetProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let (project, id) = parse_grant_name("name", &request.get_ref().name)?;
-        self.0
-            .project_access(&caller, &project, Permission::PROJECT_READ)
-            .await?;
-        let project_id = project.id;
         let grant = self
             .0
-            .store
-            .grant(&project_id, &id)
-            .await?
-            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
+            .accessible_grant(&caller, &project, &id, Permission::PROJECT_READ)
+            .await?;
         Ok(Response::new(pb::GetProjectGrantResponse {
             project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
         }))
@@ -350,12 +349,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let project_id = project.id;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("grants|{project_id}|{}|{}", r.access_level, r.external_only);
-        let after = self
-            .0
-            .page_tokens
-            .decode::<After>(query.as_bytes(), &r.page_token)?
-            .map(|a| a.0)
-            .unwrap_or_default();
+        let after = self.0.page_start(&query, &r.page_token)?;
         let rows = self.0.store.grants(&project_id, &after, 10_000).await?;
         let mut project_grants = Vec::new();
         let mut last = None;
@@ -403,19 +397,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 Error::invalid_field("update_mask", "must be exactly `access_level`").into(),
             );
         }
-        self.0
-            .project_access(&caller, &project, Permission::PROJECT_GRANTS_MANAGE)
+        let current = self
+            .0
+            .accessible_grant(&caller, &project, &id, Permission::PROJECT_GRANTS_MANAGE)
             .await?;
         let ProjectName {
             organization: organization_id,
             id: project_id,
         } = project;
-        let current = self
-            .0
-            .store
-            .grant(&project_id, &id)
-            .await?
-            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
         check_etag(&input.etag, current.version)?;
         let level = level_from(input.access_level())?;
         let mut next = current.clone();
@@ -465,19 +454,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (project, id) = parse_grant_name("name", &r.name)?;
-        self.0
-            .project_access(&caller, &project, Permission::PROJECT_GRANTS_MANAGE)
+        let current = self
+            .0
+            .accessible_grant(&caller, &project, &id, Permission::PROJECT_GRANTS_MANAGE)
             .await?;
         let ProjectName {
             organization: organization_id,
             id: project_id,
         } = project;
-        let current = self
-            .0
-            .store
-            .grant(&project_id, &id)
-            .await?
-            .ok_or_else(|| Error::not_found("project grant").with_domain(NAME))?;
         check_etag(&r.etag, current.version)?;
         let mut tx = self.0.store.begin().await?;
         self.0.store.delete_grant(&mut tx, &id).await?;

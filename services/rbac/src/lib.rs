@@ -503,11 +503,46 @@ impl Core {
         Ok((page, next))
     }
 
+    /// Where a page of a list ordered by one key starts: after the key its
+    /// token holds (the token is bound to `query`); the first page starts
+    /// at the empty key.
+    pub(crate) fn page_start(&self, query: &str, page_token: &str) -> Result<String> {
+        Ok(self
+            .page_tokens
+            .decode::<After>(query.as_bytes(), page_token)?
+            .map(|a| a.0)
+            .unwrap_or_default())
+    }
+
+    /// Cuts `rows` (read one past the page when there is more) to a page of
+    /// `size`; returns the token of the next page, which starts after the
+    /// `key` of this page's last row, or nothing when this page is the last.
+    pub(crate) fn page_end<T>(
+        &self,
+        rows: &mut Vec<T>,
+        size: usize,
+        query: &str,
+        key: impl Fn(&T) -> &String,
+    ) -> String {
+        let more = rows.len() > size;
+        rows.truncate(size);
+        match (more, rows.last()) {
+            (true, Some(last)) => self
+                .page_tokens
+                .encode(query.as_bytes(), &After(key(last).clone())),
+            _ => String::new(),
+        }
+    }
+
     /// Whether an organization exists (as the tree mirror knows it).
     pub(crate) fn organization_known(&self, id: &str) -> bool {
         self.index.read().node(ORGANIZATION, id).is_some()
     }
 }
+
+/// The cursor of a list ordered by one key: the last key a page returned.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct After(pub(crate) String);
 
 fn target(kind: &str, id: &str) -> events::Target {
     events::Target {

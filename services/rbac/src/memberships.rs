@@ -6,7 +6,6 @@
 //! all their access at once: their roles, their teams in the organization
 //! and the project grants made to them there.
 
-use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
@@ -32,7 +31,9 @@ pub struct MembershipApi(pub Core);
 
 pub use tenantry_kit::request::{check_etag, etag};
 
-fn role_event(name: &str) -> events::Role {
+/// A role as events name it: its id (the last segment of its name) and
+/// its name.
+pub(crate) fn role_event(name: &str) -> events::Role {
     events::Role {
         role_id: name.rsplit('/').next().unwrap_or(name).to_string(),
         name: name.to_string(),
@@ -55,9 +56,6 @@ fn membership_name(organization_id: &str, user_id: &str) -> String {
         OrganizationName::new(organization_id)
     )
 }
-
-#[derive(Serialize, Deserialize)]
-struct After(String);
 
 impl Core {
     /// Refuses to add `user_id` directly to `organization_id` unless they
@@ -518,12 +516,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             "members|{organization_id}|{}|{}",
             r.role, r.include_external
         );
-        let mut after = self
-            .0
-            .page_tokens
-            .decode::<After>(query.as_bytes(), &r.page_token)?
-            .map(|a| a.0)
-            .unwrap_or_default();
+        let mut after = self.0.page_start(&query, &r.page_token)?;
         let mut found = Vec::new();
         loop {
             let batch = self
@@ -545,15 +538,9 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
                 break;
             }
         }
-        let more = found.len() > size;
-        found.truncate(size);
-        let next_page_token = match (more, found.last()) {
-            (true, Some(last)) => self
-                .0
-                .page_tokens
-                .encode(query.as_bytes(), &After(last.user_id.clone())),
-            _ => String::new(),
-        };
+        let next_page_token = self
+            .0
+            .page_end(&mut found, size, &query, |last| &last.user_id);
         let mut memberships = Vec::with_capacity(found.len());
         for m in &found {
             memberships.push(self.0.membership_to_proto(m).await?);
@@ -644,12 +631,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         }
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("user-members|{user_id}");
-        let after = self
-            .0
-            .page_tokens
-            .decode::<After>(query.as_bytes(), &r.page_token)?
-            .map(|a| a.0)
-            .unwrap_or_default();
+        let after = self.0.page_start(&query, &r.page_token)?;
         // One user's memberships across every tree: the filter on the user
         // is the wall here, and the check above decided who may ask.
         let mut rows = tenancy::system(self.0.store.user_memberships(
@@ -658,15 +640,9 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
             size as i64 + 1,
         ))
         .await?;
-        let more = rows.len() > size;
-        rows.truncate(size);
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => self
-                .0
-                .page_tokens
-                .encode(query.as_bytes(), &After(last.organization_id.clone())),
-            _ => String::new(),
-        };
+        let next_page_token = self
+            .0
+            .page_end(&mut rows, size, &query, |last| &last.organization_id);
         let mut memberships = Vec::with_capacity(rows.len());
         for m in &rows {
             memberships.push(self.0.membership_to_proto(m).await?);

@@ -4,7 +4,7 @@
 //! call.
 
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::names::OrganizationName;
 use tenantry_kit::permission::Permission;
@@ -212,13 +212,7 @@ impl pb::role_service_server::RoleService for RoleApi {
             .store
             .upsert_role(&mut tx, &role)
             .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    Refusal::RoleNameTaken.into()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(Refusal::RoleNameTaken.on_conflict())?;
         self.0
             .store
             .remember(
@@ -385,13 +379,7 @@ impl pb::role_service_server::RoleService for RoleApi {
             .store
             .upsert_role(&mut tx, &next)
             .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    Refusal::RoleNameTaken.into()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(Refusal::RoleNameTaken.on_conflict())?;
         let event = self
             .0
             .role_event(

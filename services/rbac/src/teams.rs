@@ -2,7 +2,6 @@
 //! team's members (and only them); organization admins manage every team.
 //! Only members of the team's organization can join it.
 
-use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::parse_name;
@@ -57,9 +56,6 @@ fn parse_member_name(field: &str, name: &str) -> Result<(TeamName, String)> {
 fn member_name(team: &TeamName, user_id: &str) -> String {
     format!("{team}/members/{user_id}")
 }
-
-#[derive(Serialize, Deserialize)]
-struct After(String);
 
 impl Core {
     async fn member_to_proto(&self, m: &TeamMemberRow) -> Result<pb::TeamMember> {
@@ -250,27 +246,16 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("team-members|{}|{}", team.id, r.role);
-        let after = self
-            .0
-            .page_tokens
-            .decode::<After>(query.as_bytes(), &r.page_token)?
-            .map(|a| a.0)
-            .unwrap_or_default();
+        let after = self.0.page_start(&query, &r.page_token)?;
         let mut rows = self.0.store.team_members(&team.id, &after, 10_000).await?;
         rows.retain(|m| match r.role() {
             authz_pb::TeamRole::Lead => m.lead,
             authz_pb::TeamRole::Member => !m.lead,
             authz_pb::TeamRole::Unspecified => true,
         });
-        let more = rows.len() > size;
-        rows.truncate(size);
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => self
-                .0
-                .page_tokens
-                .encode(query.as_bytes(), &After(last.user_id.clone())),
-            _ => String::new(),
-        };
+        let next_page_token = self
+            .0
+            .page_end(&mut rows, size, &query, |last| &last.user_id);
         let mut team_members = Vec::with_capacity(rows.len());
         for m in &rows {
             team_members.push(self.0.member_to_proto(m).await?);

@@ -172,10 +172,7 @@ impl Core {
                         roles: membership
                             .roles
                             .iter()
-                            .map(|r| events::Role {
-                                role_id: r.rsplit('/').next().unwrap_or(r).into(),
-                                name: r.clone(),
-                            })
+                            .map(|r| crate::memberships::role_event(r))
                             .collect(),
                         invitation_id: invitation.id.clone(),
                     },

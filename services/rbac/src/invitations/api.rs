@@ -48,12 +48,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             .await?;
         let size = page_size(r.page_size, 50, 1000)? as usize;
         let query = format!("invitations|{organization_id}|{}", r.state);
-        let mut after = self
-            .0
-            .page_tokens
-            .decode::<After>(query.as_bytes(), &r.page_token)?
-            .map(|a| a.0)
-            .unwrap_or_default();
+        let mut after = self.0.page_start(&query, &r.page_token)?;
         let now = now_micros();
         let mut found = Vec::new();
         loop {
@@ -69,15 +64,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
                 break;
             }
         }
-        let more = found.len() > size;
-        found.truncate(size);
-        let next_page_token = match (more, found.last()) {
-            (true, Some(last)) => self
-                .0
-                .page_tokens
-                .encode(query.as_bytes(), &After(last.id.clone())),
-            _ => String::new(),
-        };
+        let next_page_token = self.0.page_end(&mut found, size, &query, |last| &last.id);
         Ok(Response::new(pb::ListInvitationsResponse {
             invitations: found.iter().map(|i| i.to_proto(now)).collect(),
             next_page_token,
@@ -90,15 +77,10 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
     ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let current = self
+        let (current, now) = self
             .0
-            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
+            .pending_invitation(&caller, &r.name, &r.etag, "resent")
             .await?;
-        check_etag(&r.etag, current.version)?;
-        let now = now_micros();
-        if current.effective_state(now) != pb::invitation::State::Pending {
-            return Err(Refusal::InvitationNotPending { action: "resent" }.into());
-        }
         let interval = self.0.options.resend_interval_secs as i64 * 1_000_000;
         let wait = current.last_sent_at_us + interval - now;
         if wait > 0 || current.send_count >= i64::from(self.0.options.max_sends) {
@@ -147,15 +129,10 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
     ) -> Result<Response<pb::RevokeInvitationResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let current = self
+        let (current, now) = self
             .0
-            .managed_invitation(&caller, &r.name, Permission::ORGANIZATION_MEMBERS_INVITE)
+            .pending_invitation(&caller, &r.name, &r.etag, "revoked")
             .await?;
-        check_etag(&r.etag, current.version)?;
-        let now = now_micros();
-        if current.effective_state(now) != pb::invitation::State::Pending {
-            return Err(Refusal::InvitationNotPending { action: "revoked" }.into());
-        }
         let mut next = current.clone();
         next.state = "revoked".into();
         next.closed_at_us = Some(now);

@@ -180,13 +180,9 @@ impl Core {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        insert(&mut tx, &row).await.map_err(|e| {
-            if e.code() == Code::AlreadyExists {
-                Refusal::InvitationPending.into()
-            } else {
-                e
-            }
-        })?;
+        insert(&mut tx, &row)
+            .await
+            .map_err(Refusal::InvitationPending.on_conflict())?;
         self.store
             .remember(
                 &mut tx,
@@ -208,10 +204,7 @@ impl Core {
                     roles: row
                         .roles
                         .iter()
-                        .map(|r| events::Role {
-                            role_id: r.rsplit('/').next().unwrap_or(r).into(),
-                            name: r.clone(),
-                        })
+                        .map(|r| crate::memberships::role_event(r))
                         .collect(),
                     team_ids: row.teams.iter().map(|(t, _)| t.clone()).collect(),
                     invited_by: inviter,

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::{new_id, parse_name};
 use tenantry_kit::names::{OrganizationName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
@@ -278,9 +278,6 @@ fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct After(String);
-
 const MEMBERS_READ: Permission = Permission::ORGANIZATION_MEMBERS_READ;
 const MEMBERS_INVITE: Permission = Permission::ORGANIZATION_MEMBERS_INVITE;
 
@@ -415,6 +412,27 @@ impl Core {
         self.invitation(&organization_id, &id)
             .await?
             .ok_or_else(|| Error::not_found("invitation").with_domain(NAME))
+    }
+
+    /// A pending invitation the caller may invite with, at the etag they
+    /// sent, to be `action` (`resent`, `revoked`); and the time it was
+    /// found pending.
+    async fn pending_invitation(
+        &self,
+        caller: &Caller,
+        name: &str,
+        given_etag: &str,
+        action: &'static str,
+    ) -> Result<(InvitationRow, i64)> {
+        let current = self
+            .managed_invitation(caller, name, MEMBERS_INVITE)
+            .await?;
+        check_etag(given_etag, current.version)?;
+        let now = now_micros();
+        if current.effective_state(now) != pb::invitation::State::Pending {
+            return Err(Refusal::InvitationNotPending { action }.into());
+        }
+        Ok((current, now))
     }
 }
 

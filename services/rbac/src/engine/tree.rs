@@ -1,0 +1,125 @@
+//! Questions about the tree itself: roots, parents, and whether an object
+//! lies within an organization.
+
+use super::*;
+
+impl Index {
+    /// The id of the root of an organization's tree, if the organization
+    /// is known.
+    pub fn root_of(&self, organization: &str) -> Option<&str> {
+        let mut n = self.node(ORGANIZATION, organization)?;
+        while self.nodes[n as usize].parent != NONE {
+            n = self.nodes[n as usize].parent;
+        }
+        Some(self.keys[n as usize].1.as_ref())
+    }
+
+    /// The nearest organization at or above an object, and the object's
+    /// parent (type, id), if the object is known.
+    pub fn organization_of(&self, object_type: &str, id: &str) -> Option<&str> {
+        let mut n = self.node(self.schema.type_id(object_type)?, id)?;
+        loop {
+            let here = &self.nodes[n as usize];
+            if here.kind == ORGANIZATION {
+                return Some(self.keys[n as usize].1.as_ref());
+            }
+            if here.parent == NONE {
+                return None;
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The parent of an object, as (type name, id).
+    pub fn parent_of(&self, object_type: &str, id: &str) -> Option<(&str, &str)> {
+        let n = self.node(self.schema.type_id(object_type)?, id)?;
+        let parent = self.nodes[n as usize].parent;
+        if parent == NONE {
+            return None;
+        }
+        let (kind, key) = &self.keys[parent as usize];
+        Some((self.schema.resource_type(*kind).name.as_str(), key.as_ref()))
+    }
+
+    /// Whether an object is an organization's own or lies below it, live or
+    /// not (for reading relationships, which deleted objects still have).
+    pub fn under(&self, object_type: &str, id: &str, organization: &str) -> bool {
+        let (Some(kind), Some(org)) = (
+            self.schema.type_id(object_type),
+            self.node(ORGANIZATION, organization),
+        ) else {
+            return false;
+        };
+        let Some(mut n) = self.node(kind, id) else {
+            return false;
+        };
+        loop {
+            if n == org {
+                return true;
+            }
+            let parent = self.nodes[n as usize].parent;
+            if parent == NONE {
+                return false;
+            }
+            n = parent;
+        }
+    }
+
+    /// Whether an object is a live organization's own or lies below it.
+    pub fn within(&self, object_type: &str, id: &str, organization: &str) -> bool {
+        let (Some(kind), Some(org)) = (
+            self.schema.type_id(object_type),
+            self.node(ORGANIZATION, organization),
+        ) else {
+            return false;
+        };
+        let Some(mut n) = self.node(kind, id) else {
+            return false;
+        };
+        loop {
+            let here = &self.nodes[n as usize];
+            if !here.live {
+                return false;
+            }
+            if n == org {
+                return self.path_live(n);
+            }
+            if here.parent == NONE {
+                return false;
+            }
+            n = here.parent;
+        }
+    }
+
+    /// The ids of an organization and of every organization below it.
+    pub fn organizations_under(&self, organization: &str) -> Vec<&str> {
+        let Some(top) = self.node(ORGANIZATION, organization) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![top];
+        while let Some(n) = stack.pop() {
+            out.push(self.keys[n as usize].1.as_ref());
+            stack.extend(
+                self.children[n as usize]
+                    .iter()
+                    .filter(|c| self.nodes[**c as usize].kind == ORGANIZATION),
+            );
+        }
+        out
+    }
+
+    /// Whether a node and all its ancestors are live.
+    pub(super) fn path_live(&self, mut n: NodeId) -> bool {
+        loop {
+            let here = &self.nodes[n as usize];
+            if !here.live {
+                return false;
+            }
+            if here.parent == NONE {
+                return true;
+            }
+            n = here.parent;
+        }
+    }
+}
