@@ -2,11 +2,11 @@
 //! slug unique among the organization's live ones, a name and a
 //! description, and are soft-deleted and restored the same way. Their
 //! events differ, so each operation hands back the row and lets the caller
-//! write its own event before committing.
+//! write its own event before committing, or takes the event to write.
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::names::{OrganizationName, ProjectName, TeamName};
 use tenantry_kit::page_token::page_size;
@@ -16,10 +16,10 @@ use crate::error::Error as Refusal;
 use crate::quota::Metric;
 use crate::store::{ChildRow, Children, OrganizationRow};
 use crate::validate::{self, check_etag};
-use crate::{Core, NAME, not_found, slug_suffix};
-use tenantry_kit::db::Savepoint;
+use crate::{Core, NAME, NewRow, change, changed, not_found, slug_suffix, target};
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
+use tenantry_proto::tenantry::events::v1 as events;
 
 /// What a create of a team or project came to.
 #[derive(Debug)]
@@ -130,6 +130,21 @@ pub fn child_ids(kind: Children, field: &str, name: &str) -> Result<(String, Str
             (name.organization, name.id)
         }
     })
+}
+
+/// What an update changed in a team or project, for its event (a team has
+/// no owning team, so never a `team` change).
+pub(crate) fn child_changes(before: &ChildRow, after: &ChildRow) -> Vec<events::FieldChange> {
+    changed([
+        change("slug", &before.slug, &after.slug),
+        change("display_name", &before.display_name, &after.display_name),
+        change("description", &before.description, &after.description),
+        change(
+            "team",
+            before.team_id.as_deref().unwrap_or_default(),
+            after.team_id.as_deref().unwrap_or_default(),
+        ),
+    ])
 }
 
 impl Core {
@@ -378,28 +393,14 @@ impl Core {
             }
             row.slug = format!("{}-{}", row.slug, slug_suffix());
         }
-        // Two creates with one name at once both find the slug free: the
-        // loser of the unique index takes a suffix instead of failing.
-        let base = row.slug.clone();
-        for attempt in 0.. {
-            let savepoint = Savepoint::set(&mut tx).await?;
-            match self.store.insert_child(&mut tx, kind, &row).await {
-                Ok(()) => {
-                    savepoint.release(&mut tx).await?;
-                    break;
-                }
-                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
-                    savepoint.undo(&mut tx).await?;
-                    row.slug = format!("{base}-{}", slug_suffix());
-                }
-                Err(e) if e.code() == Code::AlreadyExists => {
-                    return Err(Refusal::ChildSlugTaken {
-                        slug: row.slug.clone(),
-                    }
-                    .into());
-                }
-                Err(e) => return Err(e),
+        if !self
+            .insert_with_free_slug(&mut tx, NewRow::Child(kind, &mut row), explicit_slug)
+            .await?
+        {
+            return Err(Refusal::ChildSlugTaken {
+                slug: row.slug.clone(),
             }
+            .into());
         }
         self.store
             .remember_request(&mut tx, &caller_name, method, request_id, &row.id)
@@ -598,37 +599,15 @@ impl Core {
         next.updated_at_us = now_micros();
         next.version += 1;
         let mut tx = self.begin().await?;
-        if next.slug != current.slug
-            && self
-                .store
-                .child_slug_taken(
-                    &mut tx,
-                    kind,
-                    &current.organization_id,
-                    &next.slug,
-                    &current.id,
-                )
-                .await?
-        {
-            return Err(Refusal::ChildSlugTaken {
-                slug: next.slug.clone(),
-            }
-            .into());
-        }
-        if !self
-            .store
-            .update_child(&mut tx, kind, &next, current.version)
-            .await?
-        {
-            return Err(Refusal::ConcurrentUpdate.into());
-        }
+        self.write_child(&mut tx, kind, &current, &next, next.slug != current.slug)
+            .await?;
         let changed = paths.iter().map(|p| p.to_string()).collect();
         Ok((tx, current, next, changed))
     }
 
     /// Soft-deletes (`delete = true`) or restores a team or project in an
     /// open transaction.
-    pub(crate) async fn set_child_deleted(
+    async fn write_child_deleted(
         &self,
         caller: &Caller,
         kind: Children,
@@ -668,31 +647,87 @@ impl Core {
         {
             return Err(Refusal::TeamOwnsProjects.into());
         }
-        if !delete
+        // A restored row takes its slug back, unless a live one took it.
+        self.write_child(&mut tx, kind, &current, &next, !delete)
+            .await?;
+        Ok((tx, next))
+    }
+
+    /// Soft-deletes (`delete = true`) or restores a team or project, writes
+    /// the event `payload` makes of the row, and commits.
+    pub(crate) async fn set_child_deleted<M: tenantry_proto::EventType>(
+        &self,
+        caller: &Caller,
+        kind: Children,
+        name: &str,
+        etag: &str,
+        delete: bool,
+        payload: impl FnOnce(&ChildRow) -> M,
+    ) -> Result<ChildRow> {
+        let (mut tx, row) = self
+            .write_child_deleted(caller, kind, name, etag, delete)
+            .await?;
+        self.child_event(&mut tx, caller, kind, &row, &payload(&row), Vec::new())
+            .await?;
+        self.commit(tx).await?;
+        Ok(row)
+    }
+
+    /// Writes `next` over `current`, as read at its version: ABORTED when
+    /// the row changed since, ALREADY_EXISTS when `check_slug` and a live
+    /// sibling holds `next`'s slug.
+    async fn write_child(
+        &self,
+        tx: &mut Write,
+        kind: Children,
+        current: &ChildRow,
+        next: &ChildRow,
+        check_slug: bool,
+    ) -> Result<()> {
+        if check_slug
             && self
                 .store
-                .child_slug_taken(
-                    &mut tx,
-                    kind,
-                    &current.organization_id,
-                    &current.slug,
-                    &current.id,
-                )
+                .child_slug_taken(tx, kind, &current.organization_id, &next.slug, &current.id)
                 .await?
         {
             return Err(Refusal::ChildSlugTaken {
-                slug: current.slug.clone(),
+                slug: next.slug.clone(),
             }
             .into());
         }
         if !self
             .store
-            .update_child(&mut tx, kind, &next, current.version)
+            .update_child(tx, kind, next, current.version)
             .await?
         {
             return Err(Refusal::ConcurrentUpdate.into());
         }
-        Ok((tx, next))
+        Ok(())
+    }
+
+    /// Writes the event of a change to a team or project, with the row as
+    /// the event's object and target.
+    pub(crate) async fn child_event<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Write,
+        caller: &Caller,
+        kind: Children,
+        row: &ChildRow,
+        payload: &M,
+        changes: Vec<events::FieldChange>,
+    ) -> Result<()> {
+        let noun = kind.noun();
+        let org = self.organization(&row.organization_id).await?;
+        self.emit(
+            tx,
+            caller,
+            (noun, &row.id),
+            (&row.organization_id, &org.root_id),
+            payload,
+            changes,
+            vec![target(noun, &row.id, &row.display_name)],
+        )
+        .await
     }
 }
 

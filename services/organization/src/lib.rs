@@ -34,8 +34,8 @@ use tenantry_kit::permission::Permission;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::configure_server;
-use tenantry_kit::db::Migration;
-use tenantry_kit::error::{Error, Result};
+use tenantry_kit::db::{Migration, Savepoint};
+use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::index::IndexSink;
 use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
@@ -345,6 +345,16 @@ pub(crate) fn change(
     }
 }
 
+/// The field changes that changed a value, for events.
+pub(crate) fn changed(
+    changes: impl IntoIterator<Item = events::FieldChange>,
+) -> Vec<events::FieldChange> {
+    changes
+        .into_iter()
+        .filter(|c| c.before != c.after)
+        .collect()
+}
+
 /// A target of an event.
 pub(crate) fn target(kind: &str, id: &str, name: &str) -> events::Target {
     events::Target {
@@ -359,4 +369,55 @@ pub(crate) use tenantry_kit::db::timestamp;
 /// A random suffix for a derived slug that collided.
 pub(crate) fn slug_suffix() -> String {
     tenantry_kit::id::new_id().simple().to_string()[26..].to_string()
+}
+
+/// A new row with a slug that must be free among the live rows of its kind.
+pub(crate) enum NewRow<'a> {
+    Organization(&'a mut store::OrganizationRow),
+    Child(store::Children, &'a mut store::ChildRow),
+}
+
+impl NewRow<'_> {
+    fn slug(&mut self) -> &mut String {
+        match self {
+            NewRow::Organization(row) => &mut row.slug,
+            NewRow::Child(_, row) => &mut row.slug,
+        }
+    }
+}
+
+impl Core {
+    /// Inserts a new row. Two creates with one name at once both find the
+    /// slug free: the loser of the unique index takes a suffix instead of
+    /// failing (up to three times), unless the caller chose the slug.
+    /// `Ok(false)` when the slug stays taken.
+    pub(crate) async fn insert_with_free_slug(
+        &self,
+        tx: &mut store::Tx,
+        mut row: NewRow<'_>,
+        explicit_slug: bool,
+    ) -> Result<bool> {
+        let base = row.slug().clone();
+        let mut attempt = 0;
+        loop {
+            let savepoint = Savepoint::set(tx).await?;
+            let inserted = match &row {
+                NewRow::Organization(org) => self.store.insert_organization(tx, org).await,
+                NewRow::Child(kind, child) => self.store.insert_child(tx, *kind, child).await,
+            };
+            match inserted {
+                Ok(()) => {
+                    savepoint.release(tx).await?;
+                    return Ok(true);
+                }
+                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
+                    savepoint.undo(tx).await?;
+                    *row.slug() = format!("{base}-{}", slug_suffix());
+                }
+                Err(e) if e.code() == Code::AlreadyExists => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            attempt += 1;
+        }
+    }
 }

@@ -204,11 +204,16 @@ impl Core {
         organization_id: &str,
         id: &str,
     ) -> Result<pb::OwnershipTransfer> {
+        let row = self.transfer_row(organization_id, id).await?;
+        Ok(transfer_to_proto(&row, now_micros()))
+    }
+
+    /// A transfer of an organization, or NOT_FOUND.
+    async fn transfer_row(&self, organization_id: &str, id: &str) -> Result<TransferRow> {
         let mut tx = self.begin().await?;
         let row = self.store.transfer(&mut tx, organization_id, id).await?;
         drop(tx);
-        row.map(|r| transfer_to_proto(&r, now_micros()))
-            .ok_or_else(|| not_found(KIND))
+        row.ok_or_else(|| not_found(KIND))
     }
 
     /// A transfer the caller may see: its two parties, and whoever manages
@@ -220,13 +225,7 @@ impl Core {
     ) -> Result<(OrganizationRow, TransferRow)> {
         let (organization_id, id) = transfer_ids(name)?;
         let org = self.readable_organization(caller, &organization_id).await?;
-        let mut tx = self.begin().await?;
-        let row = self
-            .store
-            .transfer(&mut tx, &organization_id, &id)
-            .await?
-            .ok_or_else(|| not_found(KIND))?;
-        drop(tx);
+        let row = self.transfer_row(&organization_id, &id).await?;
         let party =
             caller.is_user() && (caller.id() == row.from_user_id || caller.id() == row.to_user_id);
         if !party
@@ -267,13 +266,7 @@ impl Core {
         // rbac yet in every setup, but is always a member: the transfer
         // itself is what authorizes them, after the membership check.
         let org = self.organization(&organization_id).await?;
-        let mut tx = self.begin().await?;
-        let row = self
-            .store
-            .transfer(&mut tx, &organization_id, &id)
-            .await?
-            .ok_or_else(|| not_found(KIND))?;
-        drop(tx);
+        let row = self.transfer_row(&organization_id, &id).await?;
         if !caller.is_user() || caller.id() != row.to_user_id {
             return Err(not_found(KIND));
         }

@@ -14,13 +14,12 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_ids};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes, child_ids};
 use crate::error::Error as Refusal;
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag, etag};
-use crate::{Core, change, not_found, target, timestamp};
+use crate::{Core, change, changed, not_found, target, timestamp};
 use tenantry_kit::permission::Permission;
-use tenantry_kit::write::Write;
 
 /// The environments a project starts with.
 const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
@@ -146,6 +145,15 @@ fn environment_to_proto(organization_id: &str, row: &EnvironmentRow) -> pb::Envi
     }
 }
 
+/// The ALREADY_EXISTS of the environments' unique index as the refusal
+/// naming `slug`; other errors as they are.
+fn environment_slug_taken(slug: &str) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e.code() {
+        Code::AlreadyExists => Refusal::EnvironmentSlugTaken { slug: slug.into() }.into(),
+        _ => e,
+    }
+}
+
 fn event_environment(row: &EnvironmentRow) -> events::Environment {
     events::Environment {
         environment_id: row.id.clone(),
@@ -178,27 +186,6 @@ fn environment_ids(field: &str, name: &str) -> Result<(String, String, String)> 
 struct After(String);
 
 impl Core {
-    async fn project_event<M: tenantry_proto::EventType>(
-        &self,
-        tx: &mut Write,
-        caller: &Caller,
-        project: &ChildRow,
-        payload: &M,
-        changes: Vec<events::FieldChange>,
-    ) -> Result<()> {
-        let org = self.organization(&project.organization_id).await?;
-        self.emit(
-            tx,
-            caller,
-            ("project", &project.id),
-            (&project.organization_id, &org.root_id),
-            payload,
-            changes,
-            vec![target("project", &project.id, &project.display_name)],
-        )
-        .await
-    }
-
     /// A live project whose environments the caller may change (or read).
     async fn project_for_environments(
         &self,
@@ -358,23 +345,12 @@ impl pb::project_service_server::ProjectService for ProjectApi {
                 },
             )
             .await?;
-        let changes = vec![
-            change("slug", &before.slug, &after.slug),
-            change("display_name", &before.display_name, &after.display_name),
-            change("description", &before.description, &after.description),
-            change(
-                "team",
-                before.team_id.as_deref().unwrap_or_default(),
-                after.team_id.as_deref().unwrap_or_default(),
-            ),
-        ]
-        .into_iter()
-        .filter(|c| c.before != c.after)
-        .collect();
+        let changes = child_changes(&before, &after);
         self.0
-            .project_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Projects,
                 &after,
                 &events::ProjectUpdated {
                     project_id: after.id.clone(),
@@ -399,25 +375,17 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::DeleteProjectResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.get_ref();
-        let (mut tx, row) = self
+        let row = self
             .0
-            .set_child_deleted(&caller, Children::Projects, &r.name, &r.etag, true)
-            .await?;
-        self.0
-            .project_event(
-                &mut tx,
-                &caller,
-                &row,
-                &events::ProjectDeleted {
+            .set_child_deleted(&caller, Children::Projects, &r.name, &r.etag, true, |row| {
+                events::ProjectDeleted {
                     project_id: row.id.clone(),
                     organization_id: row.organization_id.clone(),
                     display_name: row.display_name.clone(),
                     purge_time: row.purge_at_us.map(timestamp),
-                },
-                Vec::new(),
-            )
+                }
+            })
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::DeleteProjectResponse {
             project: Some(project_to_proto(&row)),
         }))
@@ -429,23 +397,20 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::UndeleteProjectResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.get_ref();
-        let (mut tx, row) = self
+        let row = self
             .0
-            .set_child_deleted(&caller, Children::Projects, &r.name, &r.etag, false)
-            .await?;
-        self.0
-            .project_event(
-                &mut tx,
+            .set_child_deleted(
                 &caller,
-                &row,
-                &events::ProjectUndeleted {
+                Children::Projects,
+                &r.name,
+                &r.etag,
+                false,
+                |row| events::ProjectUndeleted {
                     project_id: row.id.clone(),
                     organization_id: row.organization_id.clone(),
                 },
-                Vec::new(),
             )
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::UndeleteProjectResponse {
             project: Some(project_to_proto(&row)),
         }))
@@ -493,9 +458,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
         }
         self.0.store.purge_project(&mut tx, &row.id).await?;
         self.0
-            .project_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Projects,
                 &row,
                 &events::ProjectPurged {
                     project_id: row.id.clone(),
@@ -561,16 +527,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .store
             .insert_environment(&mut tx, &env)
             .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    Refusal::EnvironmentSlugTaken {
-                        slug: env.slug.clone(),
-                    }
-                    .into()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(environment_slug_taken(&env.slug))?;
         self.0
             .store
             .remember_request(
@@ -582,9 +539,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             )
             .await?;
         self.0
-            .project_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Projects,
                 &project,
                 &events::EnvironmentAdded {
                     project_id: project.id.clone(),
@@ -686,16 +644,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .store
             .update_environment(&mut tx, &next, current.version)
             .await
-            .map_err(|e| {
-                if e.code() == Code::AlreadyExists {
-                    Refusal::EnvironmentSlugTaken {
-                        slug: next.slug.clone(),
-                    }
-                    .into()
-                } else {
-                    e
-                }
-            })?;
+            .map_err(environment_slug_taken(&next.slug))?;
         if !updated {
             return Err(Refusal::Changed {
                 noun: "environment",
@@ -703,9 +652,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             .into());
         }
         self.0
-            .project_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Projects,
                 &project,
                 &events::EnvironmentRenamed {
                     project_id: project.id.clone(),
@@ -714,13 +664,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
                     old_name: current.slug.clone(),
                     new_name: next.slug.clone(),
                 },
-                vec![
+                changed([
                     change("slug", &current.slug, &next.slug),
                     change("display_name", &current.display_name, &next.display_name),
-                ]
-                .into_iter()
-                .filter(|c| c.before != c.after)
-                .collect(),
+                ]),
             )
             .await?;
         self.0.commit(tx).await?;
@@ -751,9 +698,10 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             return Err(not_found("environment").into());
         }
         self.0
-            .project_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Projects,
                 &project,
                 &events::EnvironmentRemoved {
                     project_id: project.id.clone(),

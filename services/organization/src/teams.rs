@@ -9,10 +9,10 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{Created, ListQuery, NewChild, NewChildUpdate};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes};
 use crate::store::{ChildRow, Children};
 use crate::validate::etag;
-use crate::{Core, change, target, timestamp};
+use crate::{Core, target, timestamp};
 
 /// The `TeamService` handler.
 #[derive(Debug, Clone)]
@@ -39,29 +39,6 @@ fn fields(team: &pb::Team) -> NewChild {
         display_name: team.display_name.clone(),
         description: team.description.clone(),
         team_id: None,
-    }
-}
-
-impl Core {
-    async fn team_event<M: tenantry_proto::EventType>(
-        &self,
-        tx: &mut tenantry_kit::write::Write,
-        caller: &Caller,
-        team: &ChildRow,
-        payload: &M,
-        changes: Vec<events::FieldChange>,
-    ) -> Result<()> {
-        let org = self.organization(&team.organization_id).await?;
-        self.emit(
-            tx,
-            caller,
-            ("team", &team.id),
-            (&team.organization_id, &org.root_id),
-            payload,
-            changes,
-            vec![target("team", &team.id, &team.display_name)],
-        )
-        .await
     }
 }
 
@@ -181,18 +158,12 @@ impl pb::team_service_server::TeamService for TeamApi {
                 },
             )
             .await?;
-        let changes = vec![
-            change("slug", &before.slug, &after.slug),
-            change("display_name", &before.display_name, &after.display_name),
-            change("description", &before.description, &after.description),
-        ]
-        .into_iter()
-        .filter(|c| c.before != c.after)
-        .collect();
+        let changes = child_changes(&before, &after);
         self.0
-            .team_event(
+            .child_event(
                 &mut tx,
                 &caller,
+                Children::Teams,
                 &after,
                 &events::TeamUpdated {
                     team_id: after.id.clone(),
@@ -216,25 +187,17 @@ impl pb::team_service_server::TeamService for TeamApi {
     ) -> Result<Response<pb::DeleteTeamResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.get_ref();
-        let (mut tx, row) = self
+        let row = self
             .0
-            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, true)
-            .await?;
-        self.0
-            .team_event(
-                &mut tx,
-                &caller,
-                &row,
-                &events::TeamDeleted {
+            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, true, |row| {
+                events::TeamDeleted {
                     team_id: row.id.clone(),
                     organization_id: row.organization_id.clone(),
                     display_name: row.display_name.clone(),
                     purge_time: row.purge_at_us.map(timestamp),
-                },
-                Vec::new(),
-            )
+                }
+            })
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::DeleteTeamResponse {
             team: Some(team_to_proto(&row)),
         }))
@@ -246,23 +209,15 @@ impl pb::team_service_server::TeamService for TeamApi {
     ) -> Result<Response<pb::UndeleteTeamResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.get_ref();
-        let (mut tx, row) = self
+        let row = self
             .0
-            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, false)
-            .await?;
-        self.0
-            .team_event(
-                &mut tx,
-                &caller,
-                &row,
-                &events::TeamUndeleted {
+            .set_child_deleted(&caller, Children::Teams, &r.name, &r.etag, false, |row| {
+                events::TeamUndeleted {
                     team_id: row.id.clone(),
                     organization_id: row.organization_id.clone(),
-                },
-                Vec::new(),
-            )
+                }
+            })
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::UndeleteTeamResponse {
             team: Some(team_to_proto(&row)),
         }))

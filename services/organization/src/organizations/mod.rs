@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
-use tenantry_kit::error::{Code, Error, Result};
+use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::names::{OrganizationName, UserName, WorkspaceName};
 use tenantry_kit::page_token::page_size;
@@ -31,8 +31,9 @@ use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
 use crate::validate::{self, MAX_DEPTH, check_etag, etag};
-use crate::{Core, NAME, ProjectVisibility, change, not_found, slug_suffix, target, timestamp};
-use tenantry_kit::db::Savepoint;
+use crate::{
+    Core, NAME, NewRow, ProjectVisibility, change, not_found, slug_suffix, target, timestamp,
+};
 use tenantry_kit::permission::Permission;
 use tenantry_kit::write::Write;
 

@@ -249,28 +249,14 @@ impl Core {
             )
             .await?;
         }
-        // Two creates with one name at once both find the slug free: the
-        // loser of the unique index takes a suffix instead of failing.
-        let base = row.slug.clone();
-        for attempt in 0.. {
-            let savepoint = Savepoint::set(&mut tx).await?;
-            match self.store.insert_organization(&mut tx, &row).await {
-                Ok(()) => {
-                    savepoint.release(&mut tx).await?;
-                    break;
-                }
-                Err(e) if e.code() == Code::AlreadyExists && !explicit_slug && attempt < 3 => {
-                    savepoint.undo(&mut tx).await?;
-                    row.slug = format!("{base}-{}", slug_suffix());
-                }
-                Err(e) if e.code() == Code::AlreadyExists => {
-                    return Err(Refusal::SlugTaken {
-                        slug: row.slug.clone(),
-                    }
-                    .into());
-                }
-                Err(e) => return Err(e),
+        if !self
+            .insert_with_free_slug(&mut tx, NewRow::Organization(&mut row), explicit_slug)
+            .await?
+        {
+            return Err(Refusal::SlugTaken {
+                slug: row.slug.clone(),
             }
+            .into());
         }
         self.store
             .remember_request(
