@@ -164,211 +164,220 @@ async fn listings_filter_and_paginate_with_tokens_bound_to_the_query() {
 }
 
 async fn pages_list_every_child_once_and_filters_select(p: &mut Parent) {
-    let Parent { w, token, root, children } = p;
-        let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
-        let mut seen = Vec::new();
-        let mut page_token = String::new();
-        loop {
-            let page = w
-                .orgs
-                .list_organizations(list(pb::ListOrganizationsRequest {
-                    parent: root.name.clone(),
-                    page_size: 3,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                }))
-                .await
-                .unwrap()
-                .into_inner();
-            assert!(page.organizations.len() <= 3);
-            seen.extend(page.organizations.into_iter().map(|o| o.name));
-            if page.next_page_token.is_empty() {
-                break;
-            }
-            page_token = page.next_page_token;
-        }
-        let expected: Vec<String> = children.iter().map(|o| o.name.clone()).collect();
-        assert_eq!(seen, expected, "every child once, oldest first");
-
-        let departments = w
+    let Parent {
+        w,
+        token,
+        root,
+        children,
+    } = p;
+    let list = |request: pb::ListOrganizationsRequest| authed(request, token);
+    let mut seen = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = w
             .orgs
             .list_organizations(list(pb::ListOrganizationsRequest {
                 parent: root.name.clone(),
-                kind: pb::OrganizationKind::Department as i32,
+                page_size: 3,
+                page_token: page_token.clone(),
                 ..Default::default()
             }))
             .await
             .unwrap()
-            .into_inner()
-            .organizations;
-        assert_eq!(departments.len(), 3);
-        let prefixed = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                name_prefix: "unit 4".into(),
-                ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .organizations;
-        assert_eq!(prefixed.len(), 1);
+            .into_inner();
+        assert!(page.organizations.len() <= 3);
+        seen.extend(page.organizations.into_iter().map(|o| o.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let expected: Vec<String> = children.iter().map(|o| o.name.clone()).collect();
+    assert_eq!(seen, expected, "every child once, oldest first");
+
+    let departments = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            kind: pb::OrganizationKind::Department as i32,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert_eq!(departments.len(), 3);
+    let prefixed = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            name_prefix: "unit 4".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert_eq!(prefixed.len(), 1);
 }
 
 async fn wildcards_in_a_prefix_are_literal(p: &mut Parent) {
     let Parent { w, token, .. } = p;
-    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
-        // Wildcards in a prefix are literal.
-        let wildcard = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                name_prefix: "%".into(),
-                ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .organizations;
-        assert!(wildcard.is_empty());
-
+    let list = |request: pb::ListOrganizationsRequest| authed(request, token);
+    // Wildcards in a prefix are literal.
+    let wildcard = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            name_prefix: "%".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert!(wildcard.is_empty());
 }
 
 async fn a_token_of_another_query_or_tampered_with_is_refused(p: &mut Parent) {
     let Parent { w, token, root, .. } = p;
-    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
-        // A token from another query, or tampered with, is refused.
-        let first = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                parent: root.name.clone(),
-                page_size: 2,
-                ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner();
-        let other_query = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                parent: root.name.clone(),
-                page_size: 2,
-                kind: pb::OrganizationKind::Department as i32,
-                page_token: first.next_page_token.clone(),
-                ..Default::default()
-            }))
-            .await
-            .unwrap_err();
-        assert_eq!(other_query.code(), Code::InvalidArgument);
-        let mut tampered = first.next_page_token.clone();
-        tampered.replace_range(..1, if tampered.starts_with('A') { "B" } else { "A" });
-        let tampered = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                parent: root.name.clone(),
-                page_size: 2,
-                page_token: tampered,
-                ..Default::default()
-            }))
-            .await
-            .unwrap_err();
-        assert_eq!(tampered.code(), Code::InvalidArgument);
-
+    let list = |request: pb::ListOrganizationsRequest| authed(request, token);
+    // A token from another query, or tampered with, is refused.
+    let first = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            page_size: 2,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let other_query = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            page_size: 2,
+            kind: pb::OrganizationKind::Department as i32,
+            page_token: first.next_page_token.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(other_query.code(), Code::InvalidArgument);
+    let mut tampered = first.next_page_token.clone();
+    tampered.replace_range(..1, if tampered.starts_with('A') { "B" } else { "A" });
+    let tampered = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            page_size: 2,
+            page_token: tampered,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(tampered.code(), Code::InvalidArgument);
 }
 
 async fn soft_deleted_children_show_only_when_asked_for(p: &mut Parent) {
-    let Parent { w, token, root, children } = p;
-    let list = |request: pb::ListOrganizationsRequest| authed(request, &token);
-        // Soft-deleted children show only when asked for.
-        let gone = &children[6];
-        w.orgs
-            .delete_organization(authed(
-                pb::DeleteOrganizationRequest {
-                    name: gone.name.clone(),
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap();
-        let live = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                parent: root.name.clone(),
+    let Parent {
+        w,
+        token,
+        root,
+        children,
+    } = p;
+    let list = |request: pb::ListOrganizationsRequest| authed(request, token);
+    // Soft-deleted children show only when asked for.
+    let gone = &children[6];
+    w.orgs
+        .delete_organization(authed(
+            pb::DeleteOrganizationRequest {
+                name: gone.name.clone(),
                 ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .organizations;
-        assert_eq!(live.len(), 6);
-        let all = w
-            .orgs
-            .list_organizations(list(pb::ListOrganizationsRequest {
-                parent: root.name.clone(),
-                show_deleted: true,
-                ..Default::default()
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .organizations;
-        assert_eq!(all.len(), 7);
-        assert!(
-            all.iter()
-                .any(|o| o.name == gone.name && o.delete_time.is_some())
-        );
-
+            },
+            token,
+        ))
+        .await
+        .unwrap();
+    let live = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert_eq!(live.len(), 6);
+    let all = w
+        .orgs
+        .list_organizations(list(pb::ListOrganizationsRequest {
+            parent: root.name.clone(),
+            show_deleted: true,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .organizations;
+    assert_eq!(all.len(), 7);
+    assert!(
+        all.iter()
+            .any(|o| o.name == gone.name && o.delete_time.is_some())
+    );
 }
 
 async fn the_callers_own_organizations_list_with_roles(p: &mut Parent) {
-    let Parent { w, root, children, .. } = p;
-        // The caller's own organizations, with roles, for switching.
-        let (bob, bob_token) = w.user("bob@example.com").await;
-        w.member(&bob, id(&children[0].name));
-        w.member(&bob, id(&root.name));
-        let mine = w
-            .orgs
-            .list_my_organizations(authed(
-                pb::ListMyOrganizationsRequest {
-                    page_size: 1,
-                    ..Default::default()
-                },
-                &bob_token,
-            ))
-            .await
+    let Parent {
+        w, root, children, ..
+    } = p;
+    // The caller's own organizations, with roles, for switching.
+    let (bob, bob_token) = w.user("bob@example.com").await;
+    w.member(&bob, id(&children[0].name));
+    w.member(&bob, id(&root.name));
+    let mine = w
+        .orgs
+        .list_my_organizations(authed(
+            pb::ListMyOrganizationsRequest {
+                page_size: 1,
+                ..Default::default()
+            },
+            &bob_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mine.organizations.len(), 1);
+    assert_eq!(
+        mine.organizations[0]
+            .organization
+            .as_ref()
             .unwrap()
-            .into_inner();
-        assert_eq!(mine.organizations.len(), 1);
-        assert_eq!(
-            mine.organizations[0]
-                .organization
-                .as_ref()
-                .unwrap()
-                .display_name,
-            "Parent"
-        );
-        assert!(!mine.organizations[0].roles.is_empty());
-        assert!(!mine.organizations[0].owner);
-        let rest = w
-            .orgs
-            .list_my_organizations(authed(
-                pb::ListMyOrganizationsRequest {
-                    page_size: 1,
-                    page_token: mine.next_page_token,
-                    ..Default::default()
-                },
-                &bob_token,
-            ))
-            .await
+            .display_name,
+        "Parent"
+    );
+    assert!(!mine.organizations[0].roles.is_empty());
+    assert!(!mine.organizations[0].owner);
+    let rest = w
+        .orgs
+        .list_my_organizations(authed(
+            pb::ListMyOrganizationsRequest {
+                page_size: 1,
+                page_token: mine.next_page_token,
+                ..Default::default()
+            },
+            &bob_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        rest.organizations[0]
+            .organization
+            .as_ref()
             .unwrap()
-            .into_inner();
-        assert_eq!(
-            rest.organizations[0]
-                .organization
-                .as_ref()
-                .unwrap()
-                .display_name,
-            "Unit 0"
-        );
-        assert!(rest.next_page_token.is_empty());
+            .display_name,
+        "Unit 0"
+    );
+    assert!(rest.next_page_token.is_empty());
 }
