@@ -4,8 +4,8 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
-use tenantry_kit::names::{ProjectName, TeamName, UserName};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{ProjectGrantName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -55,25 +55,14 @@ pub(crate) fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
     }
 }
 
-/// The pattern of a project grant's name, a kind kit does not name yet.
-const GRANT_PATTERN: &str = "organizations/{}/projects/{}/grants/{}";
-
-/// A project grant's name, parsed: the project and the grant's id.
-fn parse_grant_name(field: &str, name: &str) -> Result<(ProjectName, String)> {
-    let ids = parse_name(field, GRANT_PATTERN, name)?;
-    Ok((
-        ProjectName::new(ids[0].to_string(), ids[1].to_string()),
-        ids[2].to_string(),
-    ))
-}
-
-/// A project grant's name.
-fn grant_name(g: &GrantRow) -> String {
-    format!(
-        "{}/grants/{}",
-        ProjectName::new(&g.organization_id, &g.project_id),
-        g.id
-    )
+/// A project grant's name as its project's name and its own id.
+fn project_and_grant(name: ProjectGrantName) -> (ProjectName, String) {
+    let ProjectGrantName {
+        organization,
+        project,
+        id,
+    } = name;
+    (ProjectName::new(organization, project), id)
 }
 
 impl Core {
@@ -110,7 +99,7 @@ impl Core {
             ),
         };
         Ok(pb::ProjectGrant {
-            name: grant_name(g),
+            name: ProjectGrantName::new(&g.organization_id, &g.project_id, &g.id).to_string(),
             subject: Some(subject),
             access_level: level_to(g.level) as i32,
             external,
@@ -326,7 +315,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         request: Request<pb::GetProjectGrantRequest>,
     ) -> Result<Response<pb::GetProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (project, id) = parse_grant_name("name", &request.get_ref().name)?;
+        let (project, id) =
+            project_and_grant(ProjectGrantName::parse("name", &request.get_ref().name)?);
         let grant = self
             .0
             .accessible_grant(&caller, &project, &id, Permission::PROJECT_READ)
@@ -386,7 +376,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let input = r
             .project_grant
             .ok_or_else(|| Error::invalid_field("project_grant", "is required"))?;
-        let (project, id) = parse_grant_name("project_grant.name", &input.name)?;
+        let (project, id) =
+            project_and_grant(ProjectGrantName::parse("project_grant.name", &input.name)?);
         let paths: Vec<&str> = r
             .update_mask
             .as_ref()
@@ -453,7 +444,7 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     ) -> Result<Response<pb::DeleteProjectGrantResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (project, id) = parse_grant_name("name", &r.name)?;
+        let (project, id) = project_and_grant(ProjectGrantName::parse("name", &r.name)?);
         let current = self
             .0
             .accessible_grant(&caller, &project, &id, Permission::PROJECT_GRANTS_MANAGE)

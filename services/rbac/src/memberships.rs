@@ -8,8 +8,7 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::parse_name;
-use tenantry_kit::names::{OrganizationName, UserName};
+use tenantry_kit::names::{InvitationName, MembershipName, OrganizationName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::tenancy;
@@ -40,23 +39,6 @@ pub(crate) fn role_event(name: &str) -> events::Role {
     }
 }
 
-/// The pattern of a membership's name, a kind kit does not name yet.
-const MEMBERSHIP_PATTERN: &str = "organizations/{}/memberships/{}";
-
-/// A membership's name, parsed: the organization's id and the user's.
-fn membership_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, MEMBERSHIP_PATTERN, name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
-}
-
-/// A membership's name.
-fn membership_name(organization_id: &str, user_id: &str) -> String {
-    format!(
-        "{}/memberships/{user_id}",
-        OrganizationName::new(organization_id)
-    )
-}
-
 impl Core {
     /// Refuses to add `user_id` directly to `organization_id` unless they
     /// joined its tree already (a member of one of its organizations, or an
@@ -77,7 +59,7 @@ impl Core {
     pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::Membership {
-            name: membership_name(&m.organization_id, &m.user_id),
+            name: MembershipName::new(&m.organization_id, &m.user_id).to_string(),
             user: UserName::new(&m.user_id).to_string(),
             roles: m.roles.clone(),
             external: false,
@@ -86,7 +68,7 @@ impl Core {
             invitation: m
                 .invitation_id
                 .as_ref()
-                .map(|i| crate::invitations::invitation_name(&m.organization_id, i))
+                .map(|i| InvitationName::new(&m.organization_id, i).to_string())
                 .unwrap_or_default(),
             create_time: Some(timestamp(m.created_at_us)),
             update_time: Some(timestamp(m.updated_at_us)),
@@ -260,7 +242,10 @@ impl Core {
     /// A membership the caller may see: their own, or any for those who may
     /// read the organization's members.
     async fn visible_membership(&self, caller: &Caller, name: &str) -> Result<MembershipRow> {
-        let (organization_id, user_id) = membership_ids("name", name)?;
+        let MembershipName {
+            organization: organization_id,
+            user: user_id,
+        } = MembershipName::parse("name", name)?;
         self.enter_tenant_of(&organization_id);
         let own = caller.user() == Some(user_id.as_str());
         if !own {
@@ -287,7 +272,10 @@ impl Core {
         let input = r
             .membership
             .ok_or_else(|| Error::invalid_field("membership", "is required"))?;
-        let (organization_id, user_id) = membership_ids("membership.name", &input.name)?;
+        let MembershipName {
+            organization: organization_id,
+            user: user_id,
+        } = MembershipName::parse("membership.name", &input.name)?;
         self.enter_tenant_of(&organization_id);
         let paths: Vec<&str> = r
             .update_mask
@@ -377,7 +365,10 @@ impl Core {
         name: &str,
         given_etag: &str,
     ) -> Result<i64> {
-        let (organization_id, user_id) = membership_ids("name", name)?;
+        let MembershipName {
+            organization: organization_id,
+            user: user_id,
+        } = MembershipName::parse("name", name)?;
         self.enter_tenant_of(&organization_id);
         let leaving = caller.user() == Some(user_id.as_str());
         if !leaving {
@@ -568,7 +559,7 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
                 {
                     let profile = self.0.store.user(&user).await?.unwrap_or_default();
                     memberships.push(pb::Membership {
-                        name: membership_name(&organization_id, &user),
+                        name: MembershipName::new(&organization_id, &user).to_string(),
                         user: UserName::new(&user).to_string(),
                         external: true,
                         user_display_name: profile.display_name,

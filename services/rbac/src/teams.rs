@@ -4,8 +4,7 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::parse_name;
-use tenantry_kit::names::{TeamName, UserName};
+use tenantry_kit::names::{TeamMemberName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -40,28 +39,11 @@ fn event_role(lead: bool) -> i32 {
     }
 }
 
-/// The pattern of a team member's name, a kind kit does not name yet.
-const MEMBER_PATTERN: &str = "organizations/{}/teams/{}/members/{}";
-
-/// A team member's name, parsed: the team and the user's id.
-fn parse_member_name(field: &str, name: &str) -> Result<(TeamName, String)> {
-    let ids = parse_name(field, MEMBER_PATTERN, name)?;
-    Ok((
-        TeamName::new(ids[0].to_string(), ids[1].to_string()),
-        ids[2].to_string(),
-    ))
-}
-
-/// A team member's name.
-fn member_name(team: &TeamName, user_id: &str) -> String {
-    format!("{team}/members/{user_id}")
-}
-
 impl Core {
     async fn member_to_proto(&self, m: &TeamMemberRow) -> Result<pb::TeamMember> {
         let user = self.store.user(&m.user_id).await?.unwrap_or_default();
         Ok(pb::TeamMember {
-            name: member_name(&TeamName::new(&m.organization_id, &m.team_id), &m.user_id),
+            name: TeamMemberName::new(&m.organization_id, &m.team_id, &m.user_id).to_string(),
             user: UserName::new(&m.user_id).to_string(),
             role: role_of(m.lead) as i32,
             user_display_name: user.display_name,
@@ -107,6 +89,16 @@ impl Core {
         self.event(caller, ("team", &m.team_id), &m.organization_id, payload)
             .await
     }
+}
+
+/// A team member's name as its team's name and its user's id.
+fn team_and_user(name: TeamMemberName) -> (TeamName, String) {
+    let TeamMemberName {
+        organization,
+        team,
+        user,
+    } = name;
+    (TeamName::new(organization, team), user)
 }
 
 #[tonic::async_trait]
@@ -216,7 +208,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         request: Request<pb::GetTeamMemberRequest>,
     ) -> Result<Response<pb::GetTeamMemberResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (team, user_id) = parse_member_name("name", &request.get_ref().name)?;
+        let (team, user_id) =
+            team_and_user(TeamMemberName::parse("name", &request.get_ref().name)?);
         if caller.user() != Some(user_id.as_str()) {
             self.0
                 .team_access(&caller, &team, Permission::TEAM_READ)
@@ -275,7 +268,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let input = r
             .team_member
             .ok_or_else(|| Error::invalid_field("team_member", "is required"))?;
-        let (team, user_id) = parse_member_name("team_member.name", &input.name)?;
+        let (team, user_id) =
+            team_and_user(TeamMemberName::parse("team_member.name", &input.name)?);
         let paths: Vec<&str> = r
             .update_mask
             .as_ref()
@@ -351,7 +345,7 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
     ) -> Result<Response<pb::RemoveTeamMemberResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
-        let (team, user_id) = parse_member_name("name", &r.name)?;
+        let (team, user_id) = team_and_user(TeamMemberName::parse("name", &r.name)?);
         if caller.user() != Some(user_id.as_str()) {
             self.0
                 .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)

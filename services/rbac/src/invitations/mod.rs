@@ -15,8 +15,8 @@
 use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
-use tenantry_kit::names::{OrganizationName, ProjectName, TeamName, UserName};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{InvitationName, OrganizationName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::row::{Bit, JsonText, json};
@@ -143,7 +143,7 @@ impl InvitationRow {
 
     fn to_proto(&self, now_us: i64) -> pb::Invitation {
         pb::Invitation {
-            name: invitation_name(&self.organization_id, &self.id),
+            name: InvitationName::new(&self.organization_id, &self.id).to_string(),
             email: self.email.clone(),
             roles: self.roles.clone(),
             teams: self
@@ -238,24 +238,6 @@ async fn update(tx: &mut Tx, i: &InvitationRow, expected: i64) -> Result<bool> {
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
-}
-
-/// The pattern of an invitation's name, a kind kit does not name yet.
-const INVITATION_PATTERN: &str = "organizations/{}/invitations/{}";
-
-/// An invitation's name, parsed: the organization's id and the
-/// invitation's.
-fn ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, INVITATION_PATTERN, name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
-}
-
-/// An invitation's name.
-pub(crate) fn invitation_name(organization_id: &str, id: &str) -> String {
-    format!(
-        "{}/invitations/{id}",
-        OrganizationName::new(organization_id)
-    )
 }
 
 fn normalize_email(email: &str) -> Result<String> {
@@ -395,7 +377,10 @@ impl Core {
         name: &str,
         permission: Permission,
     ) -> Result<InvitationRow> {
-        let (organization_id, id) = ids("name", name)?;
+        let InvitationName {
+            organization: organization_id,
+            id,
+        } = InvitationName::parse("name", name)?;
         if permission == MEMBERS_READ {
             self.authorize_invitation_read(caller, &organization_id, "invitation")
                 .await?;
