@@ -17,8 +17,8 @@ use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::cache::Cache;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
-use tenantry_kit::names::{OrganizationName, ProjectName, TeamName, UserName};
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{ApiKeyName, OrganizationName, ProjectName, TeamName, UserName};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_kit::write::Write;
@@ -74,7 +74,7 @@ fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
         pb::ApiKeyState::Active
     };
     pb::ApiKey {
-        name: api_key_name(key),
+        name: ApiKeyName::new(&key.organization_id, &key.id).to_string(),
         display_name: key.display_name.clone(),
         team: team_name(key),
         project: key
@@ -92,18 +92,6 @@ fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
         revoke_time: key.revoked_at_us.map(timestamp),
         revoked_by: String::new(),
     }
-}
-
-/// `organizations/{organization}/apiKeys/{key}` (a kind of name kit's
-/// names lack).
-fn api_key_name(key: &ApiKeyRow) -> String {
-    format!("organizations/{}/apiKeys/{}", key.organization_id, key.id)
-}
-
-/// The (organization, key) ids of an API key's name in request field `name`.
-fn api_key_ids(name: &str) -> Result<(String, String)> {
-    let ids = parse_name("name", "organizations/{}/apiKeys/{}", name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
 }
 
 /// The name of a key's team, empty for a key of no team.
@@ -584,7 +572,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
         request: Request<pb::GetApiKeyRequest>,
     ) -> Result<Response<pb::GetApiKeyResponse>, Status> {
         let caller = principal(&request)?;
-        let (organization, id) = api_key_ids(&request.get_ref().name)?;
+        let ApiKeyName { organization, id } = ApiKeyName::parse("name", &request.get_ref().name)?;
         self.manager(&caller, &organization).await?;
         let key = self
             .accounts
@@ -660,7 +648,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
-        let (organization, id) = api_key_ids(&request.get_ref().name)?;
+        let ApiKeyName { organization, id } = ApiKeyName::parse("name", &request.get_ref().name)?;
         let manager = self.manager(&caller, &organization).await?;
         let key = self
             .accounts
@@ -718,7 +706,7 @@ impl pb::api_key_service_server::ApiKeyService for ApiKeyApi {
                 nanos: 0,
             }),
             expire_time: Some(timestamp(expires)),
-            api_key: api_key_name(&key),
+            api_key: ApiKeyName::new(&key.organization_id, &key.id).to_string(),
             organization: OrganizationName::new(&key.organization_id).to_string(),
             team: team_name(&key),
             permissions: key.permissions,

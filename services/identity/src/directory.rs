@@ -8,7 +8,7 @@
 //! sign-in keep working.
 
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::{OrganizationName, UserName};
+use tenantry_kit::names::{MembershipName, OrganizationName, TeamMemberName, UserName};
 use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -75,6 +75,16 @@ fn answered_organization(name: &str) -> Result<String> {
                 "a peer answered a malformed organization name: {error}"
             ))
         })
+}
+
+/// A membership rbac named in its answer. A malformed name is rbac's
+/// fault, not the caller's: INTERNAL.
+fn answered_membership(name: &str) -> Result<MembershipName> {
+    MembershipName::parse("membership", name).map_err(|error| {
+        Error::internal(anyhow::anyhow!(
+            "a peer answered a malformed membership name: {error}"
+        ))
+    })
 }
 
 impl Directory {
@@ -152,19 +162,21 @@ impl Directory {
             ..Default::default()
         });
         match client.list_user_memberships(request).await {
-            Ok(response) => Ok(response
+            Ok(response) => response
                 .into_inner()
                 .memberships
                 .into_iter()
-                .map(|m| Membership {
-                    organization_id: m.name.split('/').nth(1).unwrap_or_default().to_string(),
-                    display_name: String::new(),
-                    slug: String::new(),
-                    root_organization_id: String::new(),
-                    roles: m.roles,
-                    require_mfa: false,
+                .map(|m| {
+                    Ok(Membership {
+                        organization_id: answered_membership(&m.name)?.organization,
+                        display_name: String::new(),
+                        slug: String::new(),
+                        root_organization_id: String::new(),
+                        roles: m.roles,
+                        require_mfa: false,
+                    })
                 })
-                .collect()),
+                .collect(),
             Err(status) if not_served(&status) => Ok(Vec::new()),
             Err(status) => Err(unavailable("the membership service", status)),
         }
@@ -309,7 +321,7 @@ impl Directory {
         let mut client =
             rbac_pb::team_member_service_client::TeamMemberServiceClient::new(self.rbac.clone());
         let request = self.request(rbac_pb::GetTeamMemberRequest {
-            name: format!("organizations/{organization_id}/teams/{team_id}/members/{user_id}"),
+            name: TeamMemberName::new(organization_id, team_id, user_id).to_string(),
         });
         match client.get_team_member(request).await {
             Ok(_) => Ok(true),

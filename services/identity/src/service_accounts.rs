@@ -3,8 +3,7 @@
 //! credentials.
 
 use tenantry_kit::error::Error;
-use tenantry_kit::id::parse_name;
-use tenantry_kit::names::UserName;
+use tenantry_kit::names::{CredentialName, ServiceAccountName, UserName};
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -22,7 +21,7 @@ pub struct ServiceAccountApi {
 
 fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
     pb::ServiceAccount {
-        name: account_name(&account.id),
+        name: ServiceAccountName::new(&account.id).to_string(),
         display_name: account.display_name.clone(),
         description: account.description.clone(),
         created_by: UserName::new(&account.created_by).to_string(),
@@ -34,10 +33,7 @@ fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
 
 fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredential {
     pb::ServiceAccountCredential {
-        name: format!(
-            "serviceAccounts/{}/credentials/{}",
-            credential.service_account_id, credential.id
-        ),
+        name: CredentialName::new(&credential.service_account_id, &credential.id).to_string(),
         client_id: credential.client_id.clone(),
         display_name: credential.display_name.clone(),
         expire_time: credential.expires_at_us.map(timestamp),
@@ -49,16 +45,6 @@ fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredenti
         create_time: Some(timestamp(credential.created_at_us)),
         last_used_time: credential.last_used_at_us.map(timestamp),
     }
-}
-
-/// `serviceAccounts/{id}` (a kind of name kit's names lack).
-fn account_name(id: &str) -> String {
-    format!("serviceAccounts/{id}")
-}
-
-/// The id in `serviceAccounts/{id}`.
-fn account_id(field: &str, name: &str) -> Result<String, Error> {
-    Ok(parse_name(field, "serviceAccounts/{}", name)?[0].to_string())
 }
 
 #[tonic::async_trait]
@@ -93,7 +79,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         request: Request<pb::GetServiceAccountRequest>,
     ) -> Result<Response<pb::GetServiceAccountResponse>, Status> {
         let caller = principal(&request)?;
-        let id = account_id("name", &request.get_ref().name)?;
+        let id = ServiceAccountName::parse("name", &request.get_ref().name)?.id;
         let account = self.accounts.service_account(&caller, &id).await?;
         Ok(Response::new(pb::GetServiceAccountResponse {
             service_account: Some(account_to_proto(&account)),
@@ -133,7 +119,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
     ) -> Result<Response<pb::DeleteServiceAccountResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
-        let id = account_id("name", &request.get_ref().name)?;
+        let id = ServiceAccountName::parse("name", &request.get_ref().name)?.id;
         self.accounts
             .delete_service_account(&caller, &id, &request.get_ref().etag, &client)
             .await?;
@@ -147,7 +133,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
         let client = client_info(&request);
         let caller = principal(&request)?;
         let request = request.into_inner();
-        let id = account_id("parent", &request.parent)?;
+        let id = ServiceAccountName::parse("parent", &request.parent)?.id;
         let credential = request.credential.unwrap_or_default();
         let expires = credential
             .expire_time
@@ -177,7 +163,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
     ) -> Result<Response<pb::ListServiceAccountCredentialsResponse>, Status> {
         let caller = principal(&request)?;
         let request = request.into_inner();
-        let id = account_id("parent", &request.parent)?;
+        let id = ServiceAccountName::parse("parent", &request.parent)?.id;
         let size = page_size(request.page_size, 50, 1000)? as usize;
         let query = format!("credentials|{id}");
         let offset: usize = self
@@ -203,13 +189,14 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
     ) -> Result<Response<pb::DeleteServiceAccountCredentialResponse>, Status> {
         let client = client_info(&request);
         let caller = principal(&request)?;
-        let ids = parse_name(
-            "name",
-            "serviceAccounts/{}/credentials/{}",
-            &request.get_ref().name,
-        )?;
+        let credential = CredentialName::parse("name", &request.get_ref().name)?;
         self.accounts
-            .delete_credential(&caller, &ids[0].to_string(), &ids[1].to_string(), &client)
+            .delete_credential(
+                &caller,
+                &credential.service_account,
+                &credential.id,
+                &client,
+            )
             .await?;
         Ok(Response::new(pb::DeleteServiceAccountCredentialResponse {}))
     }
@@ -234,7 +221,7 @@ impl pb::service_account_service_server::ServiceAccountService for ServiceAccoun
                 nanos: 0,
             }),
             expire_time: Some(timestamp(token.expires_at_us)),
-            service_account: account_name(&token.service_account_id),
+            service_account: ServiceAccountName::new(&token.service_account_id).to_string(),
             organization: organization_name_of(token.organization_id.as_deref()),
         }))
     }

@@ -593,12 +593,12 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         let caller = principal(&request)?;
         let name = request.into_inner().name;
         let name = name.replacen("users/me/", &format!("{}/", UserName::new(&caller.id)), 1);
-        let ids = tenantry_kit::id::parse_name("name", "users/{}/sessions/{}", &name)?;
-        if ids[0].to_string() != caller.id {
+        let session = SessionName::parse("name", &name)?;
+        if session.user != caller.id {
             return Err(Error::not_found("session").into());
         }
         self.accounts
-            .revoke_session(&caller, &ids[1].to_string(), &client)
+            .revoke_session(&caller, &session.id, &client)
             .await?;
         Ok(Response::new(pb::RevokeSessionResponse::default()))
     }

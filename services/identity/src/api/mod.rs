@@ -5,7 +5,7 @@
 
 use tenantry_kit::auth::Principal;
 use tenantry_kit::error::Error;
-use tenantry_kit::names::{OrganizationName, UserName};
+use tenantry_kit::names::{OrganizationName, SessionName, UserName};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Status};
@@ -131,7 +131,7 @@ fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
             .map(|_| timestamp(tokens.refresh_expires_at_us)),
         refresh_token: tokens.refresh_token.unwrap_or_default(),
         user: UserName::new(&tokens.user_id).to_string(),
-        session: session_name(&tokens.user_id, &tokens.session_id),
+        session: SessionName::new(&tokens.user_id, &tokens.session_id).to_string(),
         organization: organization_name_of(tokens.organization_id.as_deref()),
         mfa_authenticated: tokens.mfa,
         mfa_enrollment_required: tokens.mfa_pending,
@@ -140,7 +140,7 @@ fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
 
 fn session_to_proto(session: &SessionRow, current: Option<&str>) -> pb::Session {
     pb::Session {
-        name: session_name(&session.user_id, &session.id),
+        name: SessionName::new(&session.user_id, &session.id).to_string(),
         active_organization: organization_name_of(session.active_organization_id.as_deref()),
         device: session
             .user_agent
@@ -177,9 +177,4 @@ fn required(field: &str, value: &str) -> Result<(), Error> {
 pub(crate) fn organization_name_of(id: Option<&str>) -> String {
     id.map(|id| OrganizationName::new(id).to_string())
         .unwrap_or_default()
-}
-
-/// `users/{user}/sessions/{session}` (a kind of name kit's names lack).
-fn session_name(user_id: &str, session_id: &str) -> String {
-    format!("users/{user_id}/sessions/{session_id}")
 }
