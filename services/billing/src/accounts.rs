@@ -23,7 +23,7 @@ use crate::catalog::Limits;
 use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
 use crate::subscriptions::{State, state_at, subscription_name};
-use crate::{Core, caller, not_found, timestamp};
+use crate::{Core, not_found, serve, timestamp};
 
 /// The pattern of a billing account's name: kit has no name type for it.
 const ACCOUNT_PATTERN: &str = "workspaces/{}/billingAccounts/{}";
@@ -519,8 +519,8 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::CreateBillingAccountRequest>,
     ) -> std::result::Result<Response<pb::CreateBillingAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let billing_account = Some(self.create(caller, request.into_inner()).await?);
+        let billing_account =
+            Some(serve(request, |caller, request| self.create(caller, request)).await?);
         Ok(Response::new(pb::CreateBillingAccountResponse {
             billing_account,
         }))
@@ -530,8 +530,8 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::GetBillingAccountRequest>,
     ) -> std::result::Result<Response<pb::GetBillingAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let billing_account = Some(self.get(caller, request.into_inner()).await?);
+        let billing_account =
+            Some(serve(request, |caller, request| self.get(caller, request)).await?);
         Ok(Response::new(pb::GetBillingAccountResponse {
             billing_account,
         }))
@@ -541,9 +541,8 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::ListBillingAccountsRequest>,
     ) -> std::result::Result<Response<pb::ListBillingAccountsResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.list(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.list(caller, request)).await?,
         ))
     }
 
@@ -551,8 +550,8 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::UpdateBillingAccountRequest>,
     ) -> std::result::Result<Response<pb::UpdateBillingAccountResponse>, Status> {
-        let caller = caller(&request)?;
-        let billing_account = Some(self.update(caller, request.into_inner()).await?);
+        let billing_account =
+            Some(serve(request, |caller, request| self.update(caller, request)).await?);
         Ok(Response::new(pb::UpdateBillingAccountResponse {
             billing_account,
         }))
@@ -562,9 +561,8 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::ListPoolContributionsRequest>,
     ) -> std::result::Result<Response<pb::ListPoolContributionsResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.pool(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.pool(caller, request)).await?,
         ))
     }
 }

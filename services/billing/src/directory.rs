@@ -308,12 +308,11 @@ impl Core {
             let now = now_micros();
             let s = free_subscription(&node, now);
             store::save_subscription(tx, &s).await?;
-            self.emit(
+            self.emit_for_subscription(
                 tx,
                 system_actor(),
                 None,
-                ("subscription", &node.id),
-                Some((&node.id, &node.id)),
+                &node.id,
                 &events::SubscriptionCreated {
                     organization_id: node.id.clone(),
                     plan_id: s.plan_id.clone(),

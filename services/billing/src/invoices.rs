@@ -15,7 +15,7 @@ use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, SubscriptionRow};
 use crate::subscriptions::{State, state_at, subscription_name};
-use crate::{Core, caller, micros, timestamp};
+use crate::{Core, micros, serve, timestamp};
 
 /// A line charging `billable = max(quantity - included, 0)` units.
 fn line(
@@ -152,8 +152,8 @@ impl pb::invoice_service_server::InvoiceService for InvoiceApi {
         &self,
         request: Request<pb::PreviewInvoiceRequest>,
     ) -> std::result::Result<Response<pb::PreviewInvoiceResponse>, Status> {
-        let caller = caller(&request)?;
-        let invoice_preview = Some(self.preview(caller, request.into_inner()).await?);
+        let invoice_preview =
+            Some(serve(request, |caller, request| self.preview(caller, request)).await?);
         Ok(Response::new(pb::PreviewInvoiceResponse {
             invoice_preview,
         }))

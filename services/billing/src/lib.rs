@@ -55,7 +55,7 @@ use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::catalog::Plan;
 use crate::provider::PaymentProvider;
-use crate::store::{Store, Tx};
+use crate::store::{NodeRow, Store, Tx};
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
@@ -335,6 +335,47 @@ impl Core {
         self.outbox.append(tx, event).await?;
         Ok(())
     }
+
+    /// Appends an event of a caller's change at the organization `node`,
+    /// in its tree's log.
+    pub(crate) async fn emit_at<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Tx,
+        caller: &Caller,
+        node: &NodeRow,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            caller.actor(),
+            Some(&caller.request),
+            ("organization", &node.id),
+            Some((&node.id, &node.root_id)),
+            payload,
+        )
+        .await
+    }
+
+    /// Appends an event about the subscription of the root organization
+    /// `organization_id`, in that organization's log.
+    pub(crate) async fn emit_for_subscription<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Tx,
+        actor: events::Actor,
+        request: Option<&events::RequestContext>,
+        organization_id: &str,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            actor,
+            request,
+            ("subscription", organization_id),
+            Some((organization_id, organization_id)),
+            payload,
+        )
+        .await
+    }
 }
 
 /// The actor of changes billing makes on its own (webhooks, sweeps,
@@ -361,7 +402,15 @@ pub(crate) fn micros(time: &prost_types::Timestamp) -> i64 {
         .saturating_add(i64::from(time.nanos / 1_000))
 }
 
-/// The caller of a request.
-pub(crate) fn caller<T>(request: &tonic::Request<T>) -> Result<Caller> {
-    Caller::from_request(request)
+/// Answers a request with `handler`, given the request's caller and its
+/// message; a refusal becomes the request's status.
+pub(crate) async fn serve<R, T, F>(
+    request: tonic::Request<R>,
+    handler: impl FnOnce(Caller, R) -> F,
+) -> std::result::Result<T, tonic::Status>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let caller = Caller::from_request(&request)?;
+    Ok(handler(caller, request.into_inner()).await?)
 }

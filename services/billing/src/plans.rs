@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::access::Need;
 use crate::catalog::{Limits, Plan, PlanBody, plan_id};
 use crate::error::Error as Refusal;
-use crate::{Core, caller, not_found};
+use crate::{Core, not_found, serve};
 
 const UPDATABLE: &[&str] = &[
     "display_name",
@@ -268,8 +268,7 @@ impl pb::plan_service_server::PlanService for PlanApi {
         &self,
         request: Request<pb::GetPlanRequest>,
     ) -> std::result::Result<Response<pb::GetPlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let plan = Some(self.get(caller, request.into_inner()).await?);
+        let plan = Some(serve(request, |caller, request| self.get(caller, request)).await?);
         Ok(Response::new(pb::GetPlanResponse { plan }))
     }
 
@@ -277,9 +276,8 @@ impl pb::plan_service_server::PlanService for PlanApi {
         &self,
         request: Request<pb::ListPlansRequest>,
     ) -> std::result::Result<Response<pb::ListPlansResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.list(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.list(caller, request)).await?,
         ))
     }
 
@@ -287,8 +285,7 @@ impl pb::plan_service_server::PlanService for PlanApi {
         &self,
         request: Request<pb::CreatePlanRequest>,
     ) -> std::result::Result<Response<pb::CreatePlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let plan = Some(self.create(caller, request.into_inner()).await?);
+        let plan = Some(serve(request, |caller, request| self.create(caller, request)).await?);
         Ok(Response::new(pb::CreatePlanResponse { plan }))
     }
 
@@ -296,8 +293,7 @@ impl pb::plan_service_server::PlanService for PlanApi {
         &self,
         request: Request<pb::UpdatePlanRequest>,
     ) -> std::result::Result<Response<pb::UpdatePlanResponse>, Status> {
-        let caller = caller(&request)?;
-        let plan = Some(self.update(caller, request.into_inner()).await?);
+        let plan = Some(serve(request, |caller, request| self.update(caller, request)).await?);
         Ok(Response::new(pb::UpdatePlanResponse { plan }))
     }
 }

@@ -17,7 +17,7 @@ use crate::error::Error as Refusal;
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, UsageRecordRow};
-use crate::{Core, caller, micros, timestamp};
+use crate::{Core, micros, serve, timestamp};
 
 /// The most one record may carry.
 const MAX_QUANTITY: i64 = 1_000_000_000;
@@ -135,12 +135,10 @@ impl UsageApi {
             return replay(original, metric, request.quantity);
         }
         crate::ledger::count(&mut tx, &node, metric, period, request.quantity).await?;
-        core.emit(
+        core.emit_at(
             &mut tx,
-            caller.actor(),
-            Some(&caller.request),
-            ("organization", &id),
-            Some((&id, &node.root_id)),
+            &caller,
+            &node,
             &events::UsageRecorded {
                 usage_record_id: record.id.clone(),
                 organization_id: id.clone(),
@@ -273,9 +271,8 @@ impl pb::usage_service_server::UsageService for UsageApi {
         &self,
         request: Request<pb::RecordUsageRequest>,
     ) -> std::result::Result<Response<pb::RecordUsageResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.record(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.record(caller, request)).await?,
         ))
     }
 
@@ -283,9 +280,8 @@ impl pb::usage_service_server::UsageService for UsageApi {
         &self,
         request: Request<pb::ListUsageRecordsRequest>,
     ) -> std::result::Result<Response<pb::ListUsageRecordsResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.list(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.list(caller, request)).await?,
         ))
     }
 
@@ -293,7 +289,8 @@ impl pb::usage_service_server::UsageService for UsageApi {
         &self,
         request: Request<pb::GetUsageRequest>,
     ) -> std::result::Result<Response<pb::GetUsageResponse>, Status> {
-        let caller = caller(&request)?;
-        Ok(Response::new(self.get(caller, request.into_inner()).await?))
+        Ok(Response::new(
+            serve(request, |caller, request| self.get(caller, request)).await?,
+        ))
     }
 }

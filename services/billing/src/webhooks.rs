@@ -58,18 +58,35 @@ impl Core {
         s.version += 1;
         s.updated_at_us = now;
         store::save_subscription(tx, s).await?;
-        self.emit(
+        self.emit_for_subscription(
             tx,
             system_actor(),
             None,
-            ("subscription", &s.organization_id),
-            Some((&s.organization_id, &s.organization_id)),
+            &s.organization_id,
             &events::SubscriptionStateChanged {
                 organization_id: s.organization_id.clone(),
                 old_state: old.to_event() as i32,
                 new_state: state.to_event() as i32,
                 provider_event_id: provider_event_id.to_string(),
             },
+        )
+        .await
+    }
+
+    /// Appends an event billing makes on its own about a billing account.
+    async fn emit_for_account<M: tenantry_proto::EventType>(
+        &self,
+        tx: &mut Tx,
+        account_id: &str,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            system_actor(),
+            None,
+            ("billing_account", account_id),
+            None,
+            payload,
         )
         .await
     }
@@ -85,12 +102,9 @@ impl Core {
         account.version += 1;
         account.updated_at_us = now_micros();
         store::save_account(tx, account).await?;
-        self.emit(
+        self.emit_for_account(
             tx,
-            system_actor(),
-            None,
-            ("billing_account", &account.id),
-            None,
+            &account.id,
             &events::BillingAccountUpdated {
                 billing_account_id: account.id.clone(),
                 workspace_id: account.workspace_id.clone(),
@@ -166,21 +180,13 @@ impl Core {
             s.updated_at_us = now_micros();
             store::save_subscription(tx, &s).await?;
             if s.plan_id != before.plan_id {
-                let (_, limits) = self.subscription_limits(Some(&s), now_micros()).await?;
-                self.emit(
+                self.emit_changed(
                     tx,
                     system_actor(),
                     None,
-                    ("subscription", &s.organization_id),
-                    Some((&s.organization_id, &s.organization_id)),
-                    &events::SubscriptionChanged {
-                        organization_id: s.organization_id.clone(),
-                        old_plan_id: before.plan_id.clone(),
-                        new_plan_id: s.plan_id.clone(),
-                        limits: limits.to_events(),
-                        over_limit_metrics: Vec::new(),
-                        changed_fields: vec!["plan".into()],
-                    },
+                    &before.plan_id,
+                    &s,
+                    vec!["plan".into()],
                 )
                 .await?;
             }
@@ -191,12 +197,11 @@ impl Core {
             provider_state(&ps.status)
         };
         if deleted && state_at(&s, now_micros()) != State::Canceled {
-            self.emit(
+            self.emit_for_subscription(
                 tx,
                 system_actor(),
                 None,
-                ("subscription", &s.organization_id),
-                Some((&s.organization_id, &s.organization_id)),
+                &s.organization_id,
                 &events::SubscriptionCanceled {
                     organization_id: s.organization_id.clone(),
                     plan_id: s.plan_id.clone(),
@@ -247,15 +252,8 @@ impl Core {
             currency_code: invoice.currency_code.clone(),
         };
         if paid {
-            self.emit(
-                tx,
-                system_actor(),
-                None,
-                ("billing_account", &account.id),
-                None,
-                &payload_paid,
-            )
-            .await?;
+            self.emit_for_account(tx, &account.id, &payload_paid)
+                .await?;
         } else {
             let failed = events::InvoicePaymentFailed {
                 billing_account_id: payload_paid.billing_account_id,
@@ -263,15 +261,7 @@ impl Core {
                 amount_minor_units: payload_paid.amount_minor_units,
                 currency_code: payload_paid.currency_code,
             };
-            self.emit(
-                tx,
-                system_actor(),
-                None,
-                ("billing_account", &account.id),
-                None,
-                &failed,
-            )
-            .await?;
+            self.emit_for_account(tx, &account.id, &failed).await?;
         }
         Ok(true)
     }

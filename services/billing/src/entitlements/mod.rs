@@ -8,6 +8,11 @@
 //! headroom decides. A check reads the node, its ancestors' limits and
 //! counters, and the subscriptions behind the pool: a handful of indexed
 //! reads, no scans.
+//!
+//! This file holds how an entitlement is read and the reads of the API
+//! (effective limits, features, rate limits); [`limits`] sets and clears
+//! limits on organizations, [`quota`] checks quotas and holds what they
+//! allow until it is counted.
 
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
@@ -23,7 +28,7 @@ use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, LimitRow, NodeRow, SubscriptionRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, caller, timestamp};
+use crate::{Core, serve, timestamp};
 
 /// One limit considered for an effective limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -358,58 +363,6 @@ impl Core {
         }
     }
 
-    /// Checks the quota of `metric` at `node` for `delta` more and, when it
-    /// allows, reserves that much under `id` (the object about to be
-    /// created) until its event is counted, it is released, or
-    /// [`RESERVATION_TTL`] passes. Reservations of one tree (or pool) and
-    /// metric are taken one at a time, so two creates racing for the last
-    /// unit cannot both get it. Asking again for a live reservation, or for
-    /// an object already counted, allows without reserving twice.
-    pub(crate) async fn reserve(
-        &self,
-        node: &NodeRow,
-        metric: Metric,
-        delta: i64,
-        id: &str,
-    ) -> Result<pb::CheckQuotaResponse> {
-        let name = metric.as_str_name();
-        let now = now_micros();
-        let mode = self.workspace_mode(&node.workspace_id).await?;
-        let scope = Self::plan_scope(node, &mode);
-        let bound = self.plan_bound(node, &mode, now).await?;
-        let mut tx = self.store.begin().await?;
-        store::lock_quota(&mut tx, &scope, name).await?;
-        // Read on the transaction's own connection: on SQLite it holds the
-        // write lock, and waiting for another connection of the pool while
-        // other reservers hold them all would never end.
-        let upward = node.upward();
-        let mut scopes = upward.clone();
-        scopes.push(&scope);
-        let readings = store::readings(&mut *tx, &scopes, &upward, name, 0).await?;
-        let entitlement = &Self::entitlement(node, &bound, metric, &readings);
-        if store::reservation_exists(&mut tx, name, id).await?
-            || store::item(&mut tx, name, id).await?.is_some()
-        {
-            // Held (or counted) already: the answer of the first call.
-            return Ok(entitlement.check(0));
-        }
-        let answer = entitlement.check(delta);
-        if answer.allowed && delta > 0 {
-            store::reserve(
-                &mut tx,
-                id,
-                name,
-                &node.id,
-                delta,
-                &scopes,
-                now + RESERVATION_TTL.as_micros() as i64,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(answer)
-    }
-
     /// The entitlements of `metrics` at an organization, counted in the
     /// period that contains `at_us`. The plan bound and the first
     /// metric's readings are read concurrently.
@@ -452,12 +405,10 @@ impl Core {
                 && entitlement.deciding().is_some_and(|c| c.used > limit)
             {
                 let used = entitlement.deciding().map_or(0, |c| c.used);
-                self.emit(
+                self.emit_at(
                     tx,
-                    caller.actor(),
-                    Some(&caller.request),
-                    ("organization", &node.id),
-                    Some((&node.id, &node.root_id)),
+                    caller,
+                    node,
                     &events::LimitExceeded {
                         organization_id: node.id.clone(),
                         metric: entitlement.metric.as_str_name().to_string(),
@@ -477,103 +428,6 @@ impl Core {
 pub struct EntitlementApi(pub Core);
 
 impl EntitlementApi {
-    async fn set_limit(
-        &self,
-        caller: Caller,
-        request: pb::SetLimitRequest,
-    ) -> Result<pb::SetLimitResponse> {
-        let core = &self.0;
-        let id = OrganizationName::parse("organization", &request.organization)?.id;
-        let metric = metric::parse("metric", request.metric)?;
-        if request.value < 0 {
-            return Err(Error::invalid_field("value", "must not be negative"));
-        }
-        core.authorize(&caller, &[&id], Need::Manage, "organization")
-            .await?;
-        let node = core.node(&caller, &id).await?;
-        let now = now_micros();
-        let mut tx = core.store.begin().await?;
-        let old = store::limit(&mut tx, &id, metric.as_str_name()).await?;
-        let row = LimitRow {
-            organization_id: id.clone(),
-            metric: metric.as_str_name().to_string(),
-            value: request.value,
-            set_by: caller.resource_name(),
-            updated_at_us: now,
-        };
-        store::set_limit(&mut tx, &row).await?;
-        core.emit(
-            &mut tx,
-            caller.actor(),
-            Some(&caller.request),
-            ("organization", &id),
-            Some((&id, &node.root_id)),
-            &events::LimitSet {
-                organization_id: id.clone(),
-                metric: row.metric.clone(),
-                old_value: old.map(|l| l.value),
-                new_value: row.value,
-            },
-        )
-        .await?;
-        core.commit(tx).await?;
-        let effective = core.entitlements(&node, &[metric], now).await?;
-        if effective[0]
-            .limit()
-            .is_some_and(|limit| effective[0].used > limit)
-        {
-            let mut tx = core.store.begin().await?;
-            core.report_exceeded(&mut tx, &caller, &node, &effective)
-                .await?;
-            core.commit(tx).await?;
-        }
-        Ok(pb::SetLimitResponse {
-            limit: Some(pb::OrganizationLimit {
-                organization: OrganizationName::new(&id).to_string(),
-                metric: metric as i32,
-                value: row.value,
-                set_by: row.set_by,
-                update_time: Some(timestamp(now)),
-            }),
-            effective_limit: Some(effective[0].to_pb()),
-        })
-    }
-
-    async fn clear_limit(
-        &self,
-        caller: Caller,
-        request: pb::ClearLimitRequest,
-    ) -> Result<pb::ClearLimitResponse> {
-        let core = &self.0;
-        let id = OrganizationName::parse("organization", &request.organization)?.id;
-        let metric = metric::parse("metric", request.metric)?;
-        core.authorize(&caller, &[&id], Need::Manage, "organization")
-            .await?;
-        let node = core.node(&caller, &id).await?;
-        let mut tx = core.store.begin().await?;
-        if let Some(old) = store::limit(&mut tx, &id, metric.as_str_name()).await? {
-            store::clear_limit(&mut tx, &id, metric.as_str_name()).await?;
-            core.emit(
-                &mut tx,
-                caller.actor(),
-                Some(&caller.request),
-                ("organization", &id),
-                Some((&id, &node.root_id)),
-                &events::LimitCleared {
-                    organization_id: id.clone(),
-                    metric: old.metric,
-                    old_value: old.value,
-                },
-            )
-            .await?;
-            core.commit(tx).await?;
-        }
-        let effective = core.entitlements(&node, &[metric], now_micros()).await?;
-        Ok(pb::ClearLimitResponse {
-            effective_limit: Some(effective[0].to_pb()),
-        })
-    }
-
     async fn get_effective_limits(
         &self,
         caller: Caller,
@@ -599,87 +453,6 @@ impl EntitlementApi {
         })
     }
 
-    async fn check_quota(
-        &self,
-        caller: Caller,
-        request: pb::CheckQuotaRequest,
-    ) -> Result<pb::CheckQuotaResponse> {
-        let core = &self.0;
-        let id = OrganizationName::parse("organization", &request.organization)?.id;
-        let metric = metric::parse("metric", request.metric)?;
-        if request.delta < 0 {
-            return Err(Error::invalid_field("delta", "must not be negative"));
-        }
-        let reservation = request.reservation_id.trim();
-        if !reservation.is_empty() {
-            validate_reservation(metric, reservation)?;
-        }
-        core.authorize_reader(&caller, &id).await?;
-        let node = core.node(&caller, &id).await?;
-        if reservation.is_empty() {
-            let entitlement = core.entitlements(&node, &[metric], now_micros()).await?;
-            let answer = entitlement[0].check(request.delta);
-            metrics_count(metric, answer.allowed);
-            return Ok(answer);
-        }
-        let answer = core
-            .reserve(&node, metric, request.delta, reservation)
-            .await?;
-        metrics_count(metric, answer.allowed);
-        Ok(answer)
-    }
-
-    async fn release_quota(
-        &self,
-        caller: Caller,
-        request: pb::ReleaseQuotaRequest,
-    ) -> Result<pb::ReleaseQuotaResponse> {
-        let core = &self.0;
-        let id = OrganizationName::parse("organization", &request.organization)?.id;
-        let metric = metric::parse("metric", request.metric)?;
-        validate_reservation(metric, &request.reservation_id)?;
-        core.authorize_reader(&caller, &id).await?;
-        let mut tx = core.store.begin().await?;
-        // Only a reservation made in this organization: another tenant's ids
-        // are not for this caller to touch.
-        let released =
-            store::release(&mut tx, metric.as_str_name(), &request.reservation_id, &id).await?;
-        tx.commit().await?;
-        Ok(pb::ReleaseQuotaResponse { released })
-    }
-}
-
-/// How long a reservation holds when its create neither completes (its
-/// event settles it) nor fails (its service releases it): a process that
-/// died between the two. Generous, so that a bus outage shorter than this
-/// never lets a limit be exceeded; a lapsed reservation only ever frees
-/// room too late, never too early, unless the outage is longer.
-pub const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// A reservation names the object about to be created; only allocation
-/// metrics (counted from events) are reserved.
-fn validate_reservation(metric: Metric, id: &str) -> Result<()> {
-    if metric::is_metered(metric) {
-        return Err(Error::invalid_field(
-            "reservation_id",
-            "metered metrics are not reserved: their usage is recorded with RecordUsage",
-        ));
-    }
-    let valid = !id.is_empty()
-        && id.len() <= 200
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_:/.".contains(&b));
-    if !valid {
-        return Err(Error::invalid_field(
-            "reservation_id",
-            "must be 1 to 200 letters, digits or `-_:/.`",
-        ));
-    }
-    Ok(())
-}
-
-impl EntitlementApi {
     async fn check_feature(
         &self,
         caller: Caller,
@@ -726,24 +499,14 @@ impl EntitlementApi {
     }
 }
 
-fn metrics_count(metric: Metric, allowed: bool) {
-    metrics::counter!(
-        "tenantry_billing_quota_checks_total",
-        "metric" => metric.as_str_name(),
-        "allowed" => if allowed { "true" } else { "false" }
-    )
-    .increment(1);
-}
-
 #[tonic::async_trait]
 impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
     async fn set_limit(
         &self,
         request: Request<pb::SetLimitRequest>,
     ) -> std::result::Result<Response<pb::SetLimitResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.set_limit(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.set_limit(caller, request)).await?,
         ))
     }
 
@@ -751,9 +514,8 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::ClearLimitRequest>,
     ) -> std::result::Result<Response<pb::ClearLimitResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.clear_limit(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.clear_limit(caller, request)).await?,
         ))
     }
 
@@ -761,10 +523,11 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::GetEffectiveLimitsRequest>,
     ) -> std::result::Result<Response<pb::GetEffectiveLimitsResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.get_effective_limits(caller, request.into_inner())
-                .await?,
+            serve(request, |caller, request| {
+                self.get_effective_limits(caller, request)
+            })
+            .await?,
         ))
     }
 
@@ -772,9 +535,11 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::CheckFeatureRequest>,
     ) -> std::result::Result<Response<pb::CheckFeatureResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.check_feature(caller, request.into_inner()).await?,
+            serve(request, |caller, request| {
+                self.check_feature(caller, request)
+            })
+            .await?,
         ))
     }
 
@@ -782,9 +547,11 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::GetRateLimitsRequest>,
     ) -> std::result::Result<Response<pb::GetRateLimitsResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.get_rate_limits(caller, request.into_inner()).await?,
+            serve(request, |caller, request| {
+                self.get_rate_limits(caller, request)
+            })
+            .await?,
         ))
     }
 
@@ -792,9 +559,11 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::ReleaseQuotaRequest>,
     ) -> std::result::Result<Response<pb::ReleaseQuotaResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.release_quota(caller, request.into_inner()).await?,
+            serve(request, |caller, request| {
+                self.release_quota(caller, request)
+            })
+            .await?,
         ))
     }
 
@@ -802,9 +571,13 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::CheckQuotaRequest>,
     ) -> std::result::Result<Response<pb::CheckQuotaResponse>, Status> {
-        let caller = caller(&request)?;
         Ok(Response::new(
-            self.check_quota(caller, request.into_inner()).await?,
+            serve(request, |caller, request| self.check_quota(caller, request)).await?,
         ))
     }
 }
+
+mod limits;
+mod quota;
+
+pub use quota::RESERVATION_TTL;
