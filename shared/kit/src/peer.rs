@@ -113,8 +113,10 @@ impl LocalServer {
                 local_addr: None,
                 remote_addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))),
             });
+        // The caller's deadline holds as a channel's would hold it.
+        let timeout = deadline(request.headers()).map_or(CALL_TIMEOUT, |d| d.min(CALL_TIMEOUT));
         Box::pin(async move {
-            match tokio::time::timeout(CALL_TIMEOUT, server.oneshot(request)).await {
+            match tokio::time::timeout(timeout, server.oneshot(request)).await {
                 Ok(answer) => answer,
                 Err(_) => Err("the in-process call timed out".into()),
             }
@@ -123,6 +125,27 @@ impl LocalServer {
 }
 
 type CallResult = Result<http::Response<Body>, BoxError>;
+
+/// The deadline a request's `grpc-timeout` header sets (an integer of at
+/// most 8 digits and a unit: `H`ours, `M`inutes, `S`econds, `m`illis,
+/// `u`micros, `n`anos), as tonic's channel reads it.
+fn deadline(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
 /// A channel to another service, in this process or over the network.
 #[derive(Debug, Clone)]
@@ -253,6 +276,39 @@ mod tests {
             .unwrap()
             .expect("the call says where it came from");
         assert!(peer.ip().is_loopback());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_in_process_call_ends_at_the_callers_deadline() {
+        let server = LocalServer::default();
+        server.mount(tower::service_fn(|_: http::Request<Body>| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<_, Infallible>(tonic::Status::ok("late").into_http::<Body>())
+        }));
+        let mut client = IdentityServiceClient::new(PeerChannel::local(&server));
+        let mut request =
+            tonic::Request::new(tenantry_proto::tenantry::identity::v1::GetJwksRequest {});
+        request.set_timeout(Duration::from_millis(50));
+        let started = tokio::time::Instant::now();
+        assert!(client.get_jwks(request).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_request_deadline_is_read_as_grpc_spells_it() {
+        let read = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            deadline(&headers)
+        };
+        assert_eq!(read("2000m"), Some(Duration::from_secs(2)));
+        assert_eq!(read("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(read("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(read("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(read("123456789S"), None);
+        assert_eq!(read("S"), None);
+        assert_eq!(read("10x"), None);
+        assert_eq!(deadline(&http::HeaderMap::new()), None);
     }
 
     #[tokio::test]
