@@ -3,14 +3,23 @@
 
 use super::*;
 
-/// Altostrat's tree (organizations, teams and workspaces): a limit set on
-/// an organization binds its whole subtree, the most restrictive wins, and
-/// usage rolls up to the root.
-#[tokio::test]
-async fn altostrat_limits_bind_down_its_tree_and_usage_rolls_up() {
-    for storage in storages() {
+/// Altostrat's tree, Ada's: Root, Child and Grandchild; Bob's own root
+/// beside it; the event tap open.
+struct Altostrat {
+    w: World,
+    tap: EventTap,
+    ada: User,
+    bob: User,
+    root: String,
+    child: String,
+    grandchild: String,
+    bobs: String,
+}
+
+impl Altostrat {
+    async fn start(storage: Storage) -> Altostrat {
         let w = World::start(storage).await;
-        let mut tap = w.tap().await;
+        let tap = w.tap().await;
         let ada = w.user("ada@example.com").await;
         let bob = w.user("bob@example.com").await;
         let root = w.organization(&ada, "Root", None, None).await;
@@ -24,178 +33,250 @@ async fn altostrat_limits_bind_down_its_tree_and_usage_rolls_up() {
             (1, 1)
         );
 
-        // A limit on Child binds its whole subtree.
-        let set = w
-            .entitlements()
-            .set_limit(authed(
-                pb::SetLimitRequest {
-                    organization: format!("organizations/{child}"),
-                    metric: pb::Metric::Teams as i32,
-                    value: 1,
-                },
-                &ada.token,
-            ))
+        Altostrat {
+            w,
+            tap,
+            ada,
+            bob,
+            root,
+            child,
+            grandchild,
+            bobs,
+        }
+    }
+}
+
+/// Altostrat's tree (organizations, teams and workspaces): a limit set on
+/// an organization binds its whole subtree, the most restrictive wins, and
+/// usage rolls up to the root.
+#[tokio::test]
+async fn altostrat_limits_bind_down_its_tree_and_usage_rolls_up() {
+    for storage in storages() {
+        let mut a = Altostrat::start(storage).await;
+        a_limit_on_child_binds_its_whole_subtree(&mut a).await;
+        the_most_restrictive_limit_wins(&mut a).await;
+        a_limit_refuses_teams_below_it_until_cleared(&mut a).await;
+        bad_limits_write_nothing(&mut a).await;
+        soft_deleting_a_subtree_takes_it_out_of_its_ancestors(&mut a).await;
+        a.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn a_limit_on_child_binds_its_whole_subtree(a: &mut Altostrat) {
+    let Altostrat {
+        w,
+        tap,
+        ada,
+        root,
+        child,
+        grandchild,
+        ..
+    } = a;
+    // A limit on Child binds its whole subtree.
+    let set = w
+        .entitlements()
+        .set_limit(authed(
+            pb::SetLimitRequest {
+                organization: format!("organizations/{child}"),
+                metric: pb::Metric::Teams as i32,
+                value: 1,
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.effective_limit.unwrap().value, Some(1));
+    tap.expect_about("billing.limit.set", child, EVENT_WAIT)
+        .await
+        .unwrap();
+    w.create_team(ada, grandchild, "Core").await;
+    w.until_usage(ada, root, pb::Metric::Teams, 1).await;
+    assert_eq!(w.usage(ada, grandchild, pb::Metric::Teams).await, (1, 1));
+    assert_eq!(w.usage(ada, child, pb::Metric::Teams).await, (0, 1));
+    let denied = w
+        .check(ada, grandchild, pb::Metric::Teams, 1)
+        .await
+        .unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(
+        denied.reason,
+        pb::check_quota_response::Reason::LimitExceeded as i32
+    );
+    assert_eq!(denied.source, pb::LimitSource::Ancestor as i32);
+    assert_eq!(denied.source_organization, format!("organizations/{child}"));
+}
+
+async fn the_most_restrictive_limit_wins(a: &mut Altostrat) {
+    let Altostrat {
+        w, ada, grandchild, ..
+    } = a;
+    // A looser limit lower down changes nothing: the most restrictive wins.
+    w.entitlements()
+        .set_limit(authed(
+            pb::SetLimitRequest {
+                organization: format!("organizations/{grandchild}"),
+                metric: pb::Metric::Teams as i32,
+                value: 5,
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    let effective = w
+        .effective(ada, grandchild, pb::Metric::Teams)
+        .await
+        .unwrap();
+    assert_eq!(
+        (effective.value, effective.source),
+        (Some(1), pb::LimitSource::Ancestor as i32)
+    );
+    let sources: Vec<i32> = effective.candidates.iter().map(|c| c.source).collect();
+    assert_eq!(
+        sources,
+        [
+            pb::LimitSource::Organization as i32,
+            pb::LimitSource::Ancestor as i32,
+            pb::LimitSource::Plan as i32
+        ]
+    );
+}
+
+async fn a_limit_refuses_teams_below_it_until_cleared(a: &mut Altostrat) {
+    let Altostrat {
+        w,
+        tap,
+        ada,
+        child,
+        grandchild,
+        ..
+    } = a;
+    let refused = org::team_service_client::TeamServiceClient::new(w.channel.clone())
+        .create_team(authed(
+            org::CreateTeamRequest {
+                parent: format!("organizations/{grandchild}"),
+                team: Some(org::Team {
+                    display_name: "Two".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await;
+    let refused = assert_status(refused, Code::ResourceExhausted, "QUOTA_EXCEEDED");
+    assert_eq!(
+        metadata(&refused, "limit_organization"),
+        format!("organizations/{child}")
+    );
+    w.entitlements()
+        .clear_limit(authed(
+            pb::ClearLimitRequest {
+                organization: format!("organizations/{child}"),
+                metric: pb::Metric::Teams as i32,
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    tap.expect_about("billing.limit.cleared", child, EVENT_WAIT)
+        .await
+        .unwrap();
+    assert!(
+        w.check(ada, grandchild, pb::Metric::Teams, 1)
             .await
             .unwrap()
-            .into_inner();
-        assert_eq!(set.effective_limit.unwrap().value, Some(1));
-        tap.expect_about("billing.limit.set", &child, EVENT_WAIT)
-            .await
-            .unwrap();
-        w.create_team(&ada, &grandchild, "Core").await;
-        w.until_usage(&ada, &root, pb::Metric::Teams, 1).await;
-        assert_eq!(w.usage(&ada, &grandchild, pb::Metric::Teams).await, (1, 1));
-        assert_eq!(w.usage(&ada, &child, pb::Metric::Teams).await, (0, 1));
-        let denied = w
-            .check(&ada, &grandchild, pb::Metric::Teams, 1)
-            .await
-            .unwrap();
-        assert!(!denied.allowed);
-        assert_eq!(
-            denied.reason,
-            pb::check_quota_response::Reason::LimitExceeded as i32
-        );
-        assert_eq!(denied.source, pb::LimitSource::Ancestor as i32);
-        assert_eq!(denied.source_organization, format!("organizations/{child}"));
+            .allowed
+    );
+}
 
-        // A looser limit lower down changes nothing: the most restrictive wins.
-        w.entitlements()
-            .set_limit(authed(
-                pb::SetLimitRequest {
-                    organization: format!("organizations/{grandchild}"),
-                    metric: pb::Metric::Teams as i32,
-                    value: 5,
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
-        let effective = w
-            .effective(&ada, &grandchild, pb::Metric::Teams)
-            .await
-            .unwrap();
-        assert_eq!(
-            (effective.value, effective.source),
-            (Some(1), pb::LimitSource::Ancestor as i32)
-        );
-        let sources: Vec<i32> = effective.candidates.iter().map(|c| c.source).collect();
-        assert_eq!(
-            sources,
-            [
-                pb::LimitSource::Organization as i32,
-                pb::LimitSource::Ancestor as i32,
-                pb::LimitSource::Plan as i32
-            ]
-        );
-        let refused = org::team_service_client::TeamServiceClient::new(w.channel.clone())
-            .create_team(authed(
-                org::CreateTeamRequest {
-                    parent: format!("organizations/{grandchild}"),
-                    team: Some(org::Team {
-                        display_name: "Two".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await;
-        let refused = assert_status(refused, Code::ResourceExhausted, "QUOTA_EXCEEDED");
-        assert_eq!(
-            metadata(&refused, "limit_organization"),
-            format!("organizations/{child}")
-        );
-        w.entitlements()
-            .clear_limit(authed(
-                pb::ClearLimitRequest {
-                    organization: format!("organizations/{child}"),
-                    metric: pb::Metric::Teams as i32,
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
-        tap.expect_about("billing.limit.cleared", &child, EVENT_WAIT)
-            .await
-            .unwrap();
-        assert!(
-            w.check(&ada, &grandchild, pb::Metric::Teams, 1)
-                .await
-                .unwrap()
-                .allowed
-        );
+async fn bad_limits_write_nothing(a: &mut Altostrat) {
+    let Altostrat {
+        w,
+        ada,
+        bob,
+        child,
+        bobs,
+        ..
+    } = a;
+    // Bad input writes nothing.
+    let negative = w
+        .entitlements()
+        .set_limit(authed(
+            pb::SetLimitRequest {
+                organization: format!("organizations/{child}"),
+                metric: pb::Metric::Teams as i32,
+                value: -1,
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(negative, Code::InvalidArgument, "");
+    let unknown = w
+        .entitlements()
+        .set_limit(authed(
+            pb::SetLimitRequest {
+                organization: format!("organizations/{child}"),
+                metric: 99,
+                value: 1,
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(unknown, Code::InvalidArgument, "UNKNOWN_METRIC");
+    let foreign = w
+        .entitlements()
+        .set_limit(authed(
+            pb::SetLimitRequest {
+                organization: format!("organizations/{bobs}"),
+                metric: pb::Metric::Teams as i32,
+                value: 0,
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(foreign, Code::NotFound, "");
+    let bobs_limits = w.effective(bob, bobs, pb::Metric::Teams).await.unwrap();
+    assert_eq!(
+        bobs_limits.candidates.len(),
+        1,
+        "only the plan: ada's limit was not written"
+    );
+    assert_status(
+        w.check(ada, bobs, pb::Metric::Teams, 1).await,
+        Code::NotFound,
+        "",
+    );
+    assert_status(
+        w.check(ada, child, pb::Metric::Teams, -1).await,
+        Code::InvalidArgument,
+        "",
+    );
+}
 
-        // Bad input writes nothing.
-        let negative = w
-            .entitlements()
-            .set_limit(authed(
-                pb::SetLimitRequest {
-                    organization: format!("organizations/{child}"),
-                    metric: pb::Metric::Teams as i32,
-                    value: -1,
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(negative, Code::InvalidArgument, "");
-        let unknown = w
-            .entitlements()
-            .set_limit(authed(
-                pb::SetLimitRequest {
-                    organization: format!("organizations/{child}"),
-                    metric: 99,
-                    value: 1,
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(unknown, Code::InvalidArgument, "UNKNOWN_METRIC");
-        let foreign = w
-            .entitlements()
-            .set_limit(authed(
-                pb::SetLimitRequest {
-                    organization: format!("organizations/{bobs}"),
-                    metric: pb::Metric::Teams as i32,
-                    value: 0,
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(foreign, Code::NotFound, "");
-        let bobs_limits = w.effective(&bob, &bobs, pb::Metric::Teams).await.unwrap();
-        assert_eq!(
-            bobs_limits.candidates.len(),
-            1,
-            "only the plan: ada's limit was not written"
-        );
-        assert_status(
-            w.check(&ada, &bobs, pb::Metric::Teams, 1).await,
-            Code::NotFound,
-            "",
-        );
-        assert_status(
-            w.check(&ada, &child, pb::Metric::Teams, -1).await,
-            Code::InvalidArgument,
-            "",
-        );
-
-        // Soft-deleting Grandchild takes its subtree out of its ancestors.
-        org::organization_service_client::OrganizationServiceClient::new(w.channel.clone())
-            .delete_organization(authed(
-                org::DeleteOrganizationRequest {
-                    name: format!("organizations/{grandchild}"),
-                    force: true,
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
-        w.until_usage(&ada, &root, pb::Metric::Teams, 0).await;
-        w.until_usage(&ada, &root, pb::Metric::SubOrganizations, 1)
-            .await;
-        w.sandbox.shutdown().await.unwrap();
-    }
+async fn soft_deleting_a_subtree_takes_it_out_of_its_ancestors(a: &mut Altostrat) {
+    let Altostrat {
+        w,
+        ada,
+        root,
+        grandchild,
+        ..
+    } = a;
+    // Soft-deleting Grandchild takes its subtree out of its ancestors.
+    org::organization_service_client::OrganizationServiceClient::new(w.channel.clone())
+        .delete_organization(authed(
+            org::DeleteOrganizationRequest {
+                name: format!("organizations/{grandchild}"),
+                force: true,
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    w.until_usage(ada, root, pb::Metric::Teams, 0).await;
+    w.until_usage(ada, root, pb::Metric::SubOrganizations, 1)
+        .await;
 }
 
 /// Altostrat's billing modes: SINGLE, ASSIGNED and POOLED workspaces decide

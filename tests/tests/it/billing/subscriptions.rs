@@ -2,9 +2,17 @@
 
 use super::*;
 
-#[tokio::test]
-async fn downgrades_keep_everything_but_block_creation_and_trials_end() {
-    for storage in storages() {
+/// Acme, Ada's, subscribed to FREE; Bob signed up; the event tap open.
+struct Acme {
+    w: World,
+    tap: EventTap,
+    ada: User,
+    bob: User,
+    acme: String,
+}
+
+impl Acme {
+    async fn start(storage: Storage) -> Acme {
         let w = World::start(storage).await;
         let mut tap = w.tap().await;
         let ada = w.user("ada@example.com").await;
@@ -16,177 +24,223 @@ async fn downgrades_keep_everything_but_block_creation_and_trials_end() {
         tap.expect_about("billing.subscription.created", &acme, EVENT_WAIT)
             .await
             .unwrap();
-
-        // FREE allows three projects; the fourth is refused by the
-        // organization service, which asks billing first.
-        for n in 1..=3 {
-            w.create_project(&ada, &acme, &format!("p{n}"))
-                .await
-                .unwrap();
-            w.until_usage(&ada, &acme, pb::Metric::Projects, n).await;
+        Acme {
+            w,
+            tap,
+            ada,
+            bob,
+            acme,
         }
-        let refused = assert_status(
-            w.create_project(&ada, &acme, "p4").await,
-            Code::ResourceExhausted,
-            "QUOTA_EXCEEDED",
-        );
-        assert_eq!(metadata(&refused, "limit"), "3");
-
-        // A paid plan needs an account; then the limit rises at once.
-        let workspace = w.organization_workspace(&ada, &acme).await;
-        let no_account = w.change_plan(&ada, &acme, "starter", None).await;
-        assert_status(
-            no_account,
-            Code::FailedPrecondition,
-            "BILLING_ACCOUNT_REQUIRED",
-        );
-        let account = w.account(&ada, &workspace, None).await;
-        let second = w.create_account(&ada, &workspace, None).await;
-        assert_status(second, Code::FailedPrecondition, "SINGLE_ACCOUNT_EXISTS");
-        let accounts = w
-            .accounts()
-            .list_billing_accounts(authed(
-                pb::ListBillingAccountsRequest {
-                    parent: workspace.clone(),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(accounts.billing_accounts.len(), 1);
-        w.pay_with(&ada, &acme, &account).await;
-        let starter = w.change_plan(&ada, &acme, "starter", None).await.unwrap();
-        assert_eq!(starter.limits.unwrap().projects, Some(10));
-        tap.expect_about("billing.subscription.changed", &acme, EVENT_WAIT)
-            .await
-            .unwrap();
-        for n in 4..=5 {
-            w.create_project(&ada, &acme, &format!("p{n}"))
-                .await
-                .unwrap();
-            w.until_usage(&ada, &acme, pb::Metric::Projects, n).await;
-        }
-
-        // Back to FREE: nothing is deleted, creation stops, and it says so.
-        let downgraded = w.change_plan(&ada, &acme, "free", None).await.unwrap();
-        assert_eq!(
-            downgraded.over_limit_metrics,
-            vec![pb::Metric::Projects as i32]
-        );
-        let exceeded = tap
-            .expect_about("billing.limit.exceeded", &acme, EVENT_WAIT)
-            .await
-            .unwrap();
-        assert_eq!(exceeded.organization_id, acme);
-        assert_status(
-            w.create_project(&ada, &acme, "p6").await,
-            Code::ResourceExhausted,
-            "QUOTA_EXCEEDED",
-        );
-        assert_eq!(w.usage(&ada, &acme, pb::Metric::Projects).await, (5, 5));
-        let check = w.check(&ada, &acme, pb::Metric::Projects, 0).await.unwrap();
-        assert!(!check.allowed, "usage above the limit refuses even zero");
-        assert_eq!(
-            (check.limit, check.used, check.remaining),
-            (Some(3), 5, Some(0))
-        );
-
-        // Members may not see or change billing.
-        w.add_member(&ada, &acme, &bob, &["roles/member"]).await;
-        eventually("bob's membership", || async {
-            match w.subscription(&bob, &acme).await {
-                Err(status) if status.code() == Code::PermissionDenied => Some(()),
-                _ => None,
-            }
-        })
-        .await;
-        assert_status(
-            w.change_plan(&bob, &acme, "starter", None).await,
-            Code::PermissionDenied,
-            "",
-        );
-        assert_eq!(
-            w.subscription(&ada, &acme).await.unwrap().plan,
-            "plans/free"
-        );
-
-        // Subscribe refuses a live subscription; after a cancellation a new
-        // one starts with the plan's trial.
-        let live = w
-            .subscriptions()
-            .subscribe(authed(
-                pb::SubscribeRequest {
-                    name: format!("organizations/{acme}/subscription"),
-                    plan: "plans/starter".into(),
-                    billing_account: account.name.clone(),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(live, Code::AlreadyExists, "SUBSCRIPTION_EXISTS");
-        let canceled = w
-            .subscriptions()
-            .cancel_subscription(authed(
-                pb::CancelSubscriptionRequest {
-                    name: format!("organizations/{acme}/subscription"),
-                    immediately: true,
-                    etag: String::new(),
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .subscription
-            .unwrap();
-        assert_eq!(canceled.state, pb::subscription::State::Canceled as i32);
-        tap.expect_about("billing.subscription.canceled", &acme, EVENT_WAIT)
-            .await
-            .unwrap();
-        let trial = w
-            .subscriptions()
-            .subscribe(authed(
-                pb::SubscribeRequest {
-                    name: format!("organizations/{acme}/subscription"),
-                    plan: "plans/starter".into(),
-                    billing_account: account.name.clone(),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .subscription
-            .unwrap();
-        assert_eq!(trial.state, pb::subscription::State::Trialing as i32);
-        let days = (trial.trial_end_time.unwrap().seconds - now_secs()) / 86_400;
-        assert!((13..=14).contains(&days), "a 14-day trial, got {days}");
-        w.create_project(&ada, &acme, "p6").await.unwrap();
-
-        // A child organization does not subscribe.
-        let child = w.organization(&ada, "Child", Some(&acme), None).await;
-        let child_subscribe = w
-            .subscriptions()
-            .subscribe(authed(
-                pb::SubscribeRequest {
-                    name: format!("organizations/{child}/subscription"),
-                    plan: "plans/free".into(),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_status(
-            child_subscribe,
-            Code::FailedPrecondition,
-            "NOT_A_ROOT_ORGANIZATION",
-        );
-        w.sandbox.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn downgrades_keep_everything_but_block_creation_and_trials_end() {
+    for storage in storages() {
+        let mut a = Acme::start(storage).await;
+        free_allows_three_projects(&mut a).await;
+        let account = a_paid_plan_needs_an_account_and_raises_the_limit_at_once(&mut a).await;
+        back_on_free_nothing_is_deleted_and_creation_stops(&mut a).await;
+        members_may_not_see_or_change_billing(&mut a).await;
+        after_a_cancellation_a_new_subscription_starts_a_trial(&mut a, &account).await;
+        a_child_organization_does_not_subscribe(&mut a).await;
+        a.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn free_allows_three_projects(a: &mut Acme) {
+    let Acme { w, ada, acme, .. } = a;
+    // FREE allows three projects; the fourth is refused by the
+    // organization service, which asks billing first.
+    for n in 1..=3 {
+        w.create_project(ada, acme, &format!("p{n}")).await.unwrap();
+        w.until_usage(ada, acme, pb::Metric::Projects, n).await;
+    }
+    let refused = assert_status(
+        w.create_project(ada, acme, "p4").await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+    );
+    assert_eq!(metadata(&refused, "limit"), "3");
+}
+
+async fn a_paid_plan_needs_an_account_and_raises_the_limit_at_once(
+    a: &mut Acme,
+) -> pb::BillingAccount {
+    let Acme {
+        w, tap, ada, acme, ..
+    } = a;
+    // A paid plan needs an account; then the limit rises at once.
+    let workspace = w.organization_workspace(ada, acme).await;
+    let no_account = w.change_plan(ada, acme, "starter", None).await;
+    assert_status(
+        no_account,
+        Code::FailedPrecondition,
+        "BILLING_ACCOUNT_REQUIRED",
+    );
+    let account = w.account(ada, &workspace, None).await;
+    let second = w.create_account(ada, &workspace, None).await;
+    assert_status(second, Code::FailedPrecondition, "SINGLE_ACCOUNT_EXISTS");
+    let accounts = w
+        .accounts()
+        .list_billing_accounts(authed(
+            pb::ListBillingAccountsRequest {
+                parent: workspace.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(accounts.billing_accounts.len(), 1);
+    w.pay_with(ada, acme, &account).await;
+    let starter = w.change_plan(ada, acme, "starter", None).await.unwrap();
+    assert_eq!(starter.limits.unwrap().projects, Some(10));
+    tap.expect_about("billing.subscription.changed", acme, EVENT_WAIT)
+        .await
+        .unwrap();
+    for n in 4..=5 {
+        w.create_project(ada, acme, &format!("p{n}")).await.unwrap();
+        w.until_usage(ada, acme, pb::Metric::Projects, n).await;
+    }
+
+    account
+}
+
+async fn back_on_free_nothing_is_deleted_and_creation_stops(a: &mut Acme) {
+    let Acme {
+        w, tap, ada, acme, ..
+    } = a;
+    // Back to FREE: nothing is deleted, creation stops, and it says so.
+    let downgraded = w.change_plan(ada, acme, "free", None).await.unwrap();
+    assert_eq!(
+        downgraded.over_limit_metrics,
+        vec![pb::Metric::Projects as i32]
+    );
+    let exceeded = tap
+        .expect_about("billing.limit.exceeded", acme, EVENT_WAIT)
+        .await
+        .unwrap();
+    assert_eq!(exceeded.organization_id, *acme);
+    assert_status(
+        w.create_project(ada, acme, "p6").await,
+        Code::ResourceExhausted,
+        "QUOTA_EXCEEDED",
+    );
+    assert_eq!(w.usage(ada, acme, pb::Metric::Projects).await, (5, 5));
+    let check = w.check(ada, acme, pb::Metric::Projects, 0).await.unwrap();
+    assert!(!check.allowed, "usage above the limit refuses even zero");
+    assert_eq!(
+        (check.limit, check.used, check.remaining),
+        (Some(3), 5, Some(0))
+    );
+}
+
+async fn members_may_not_see_or_change_billing(a: &mut Acme) {
+    let Acme {
+        w, ada, bob, acme, ..
+    } = a;
+    // Members may not see or change billing.
+    w.add_member(ada, acme, bob, &["roles/member"]).await;
+    eventually("bob's membership", || async {
+        match w.subscription(bob, acme).await {
+            Err(status) if status.code() == Code::PermissionDenied => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert_status(
+        w.change_plan(bob, acme, "starter", None).await,
+        Code::PermissionDenied,
+        "",
+    );
+    assert_eq!(w.subscription(ada, acme).await.unwrap().plan, "plans/free");
+}
+
+async fn after_a_cancellation_a_new_subscription_starts_a_trial(
+    a: &mut Acme,
+    account: &pb::BillingAccount,
+) {
+    let Acme {
+        w, tap, ada, acme, ..
+    } = a;
+    // Subscribe refuses a live subscription; after a cancellation a new
+    // one starts with the plan's trial.
+    let live = w
+        .subscriptions()
+        .subscribe(authed(
+            pb::SubscribeRequest {
+                name: format!("organizations/{acme}/subscription"),
+                plan: "plans/starter".into(),
+                billing_account: account.name.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(live, Code::AlreadyExists, "SUBSCRIPTION_EXISTS");
+    let canceled = w
+        .subscriptions()
+        .cancel_subscription(authed(
+            pb::CancelSubscriptionRequest {
+                name: format!("organizations/{acme}/subscription"),
+                immediately: true,
+                etag: String::new(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(canceled.state, pb::subscription::State::Canceled as i32);
+    tap.expect_about("billing.subscription.canceled", acme, EVENT_WAIT)
+        .await
+        .unwrap();
+    let trial = w
+        .subscriptions()
+        .subscribe(authed(
+            pb::SubscribeRequest {
+                name: format!("organizations/{acme}/subscription"),
+                plan: "plans/starter".into(),
+                billing_account: account.name.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(trial.state, pb::subscription::State::Trialing as i32);
+    let days = (trial.trial_end_time.unwrap().seconds - now_secs()) / 86_400;
+    assert!((13..=14).contains(&days), "a 14-day trial, got {days}");
+    w.create_project(ada, acme, "p6").await.unwrap();
+}
+
+async fn a_child_organization_does_not_subscribe(a: &mut Acme) {
+    let Acme { w, ada, acme, .. } = a;
+    // A child organization does not subscribe.
+    let child = w.organization(ada, "Child", Some(acme), None).await;
+    let child_subscribe = w
+        .subscriptions()
+        .subscribe(authed(
+            pb::SubscribeRequest {
+                name: format!("organizations/{child}/subscription"),
+                plan: "plans/free".into(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(
+        child_subscribe,
+        Code::FailedPrecondition,
+        "NOT_A_ROOT_ORGANIZATION",
+    );
 }
 
 #[tokio::test]

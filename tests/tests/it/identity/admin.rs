@@ -3,19 +3,57 @@
 use super::*;
 use tenantry_testkit::clients::ServiceAccounts;
 
+/// An installation whose platform administrator is root; a member
+/// signed up beside them.
+struct Installation {
+    sandbox: Sandbox,
+    client: Client,
+    admin: String,
+    member_user: pb::User,
+    member_token: String,
+}
+
+impl Installation {
+    async fn start() -> Installation {
+        let (sandbox, mut client) = admin_sandbox().await;
+        let root = sign_up(&mut client, "root@example.com").await;
+        assert!(root.user.unwrap().platform_admin);
+        let admin = root.tokens.unwrap().access_token;
+        let member = sign_up(&mut client, "member@example.com").await;
+        let member_user = member.user.unwrap();
+        let member_token = member.tokens.unwrap().access_token;
+        Installation {
+            sandbox,
+            client,
+            admin,
+            member_user,
+            member_token,
+        }
+    }
+}
+
 #[tokio::test]
 async fn platform_admins_manage_users_and_others_cannot() {
-    let (sandbox, mut client) = admin_sandbox().await;
-    let root = sign_up(&mut client, "root@example.com").await;
-    assert!(root.user.unwrap().platform_admin);
-    let admin = root.tokens.unwrap().access_token;
-    let member = sign_up(&mut client, "member@example.com").await;
-    let member_user = member.user.unwrap();
-    let member_token = member.tokens.unwrap().access_token;
+    let mut i = Installation::start().await;
+    a_member_may_not_list_or_see_other_users(&mut i).await;
+    users_list_in_pages_bound_to_the_query(&mut i).await;
+    a_stale_etag_is_aborted_and_changes_nothing(&mut i).await;
+    disabling_ends_the_members_sessions_and_sign_ins(&mut i).await;
+    users_are_soft_deleted_and_undeleted(&mut i).await;
+    the_bootstrap_path_grants_the_role_in_the_database(&mut i).await;
+    i.sandbox.shutdown().await.unwrap();
+}
 
+async fn a_member_may_not_list_or_see_other_users(i: &mut Installation) {
+    let Installation {
+        client,
+        admin,
+        member_token,
+        ..
+    } = i;
     // A regular user may not list users, and another user's id is NOT_FOUND.
     let denied = client
-        .list_users(authed(pb::ListUsersRequest::default(), &member_token))
+        .list_users(authed(pb::ListUsersRequest::default(), member_token))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
@@ -24,7 +62,7 @@ async fn platform_admins_manage_users_and_others_cannot() {
             pb::GetUserRequest {
                 name: "users/me".into(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -36,12 +74,15 @@ async fn platform_admins_manage_users_and_others_cannot() {
             pb::GetUserRequest {
                 name: hidden.name.clone(),
             },
-            &member_token,
+            member_token,
         ))
         .await
         .unwrap_err();
     assert_eq!(foreign.code(), Code::NotFound);
+}
 
+async fn users_list_in_pages_bound_to_the_query(i: &mut Installation) {
+    let Installation { client, admin, .. } = i;
     // Pages of one, with tokens bound to the query.
     let first = client
         .list_users(authed(
@@ -49,7 +90,7 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 page_size: 1,
                 ..Default::default()
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -63,7 +104,7 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 page_token: first.next_page_token.clone(),
                 ..Default::default()
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -78,12 +119,21 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 email: "m".into(),
                 ..Default::default()
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap_err();
     assert_eq!(other_query.code(), Code::InvalidArgument);
+}
 
+async fn a_stale_etag_is_aborted_and_changes_nothing(i: &mut Installation) {
+    let Installation {
+        client,
+        admin,
+        member_user,
+        member_token,
+        ..
+    } = i;
     // A stale etag is ABORTED and changes nothing.
     let stale = client
         .disable_user(authed(
@@ -91,16 +141,25 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 name: member_user.name.clone(),
                 etag: "\"999\"".into(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
     client
-        .me(authed(pb::MeRequest {}, &member_token))
+        .me(authed(pb::MeRequest {}, member_token))
         .await
         .unwrap();
+}
 
+async fn disabling_ends_the_members_sessions_and_sign_ins(i: &mut Installation) {
+    let Installation {
+        client,
+        admin,
+        member_user,
+        member_token,
+        ..
+    } = i;
     // Disabling ends the member's sessions and sign-ins.
     client
         .disable_user(authed(
@@ -108,20 +167,20 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 name: member_user.name.clone(),
                 etag: member_user.etag.clone(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap();
     assert_eq!(
         client
-            .me(authed(pb::MeRequest {}, &member_token))
+            .me(authed(pb::MeRequest {}, member_token))
             .await
             .unwrap_err()
             .code(),
         Code::Unauthenticated
     );
     assert_eq!(
-        login(&mut client, "member@example.com", PASSWORD)
+        login(client, "member@example.com", PASSWORD)
             .await
             .unwrap_err()
             .code(),
@@ -133,16 +192,20 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 name: member_user.name.clone(),
                 etag: String::new(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap();
-    into_tokens(
-        login(&mut client, "member@example.com", PASSWORD)
-            .await
-            .unwrap(),
-    );
+    into_tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
+}
 
+async fn users_are_soft_deleted_and_undeleted(i: &mut Installation) {
+    let Installation {
+        client,
+        admin,
+        member_user,
+        ..
+    } = i;
     // Soft delete and undelete.
     client
         .delete_user(authed(
@@ -150,11 +213,11 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 name: member_user.name.clone(),
                 etag: String::new(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap();
-    login(&mut client, "member@example.com", PASSWORD)
+    login(client, "member@example.com", PASSWORD)
         .await
         .unwrap_err();
     let restored = client
@@ -163,7 +226,7 @@ async fn platform_admins_manage_users_and_others_cannot() {
                 name: member_user.name.clone(),
                 etag: String::new(),
             },
-            &admin,
+            admin,
         ))
         .await
         .unwrap()
@@ -171,12 +234,11 @@ async fn platform_admins_manage_users_and_others_cannot() {
         .user
         .unwrap();
     assert_eq!(restored.state, pb::UserState::Active as i32);
-    into_tokens(
-        login(&mut client, "member@example.com", PASSWORD)
-            .await
-            .unwrap(),
-    );
+    into_tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
+}
 
+async fn the_bootstrap_path_grants_the_role_in_the_database(i: &mut Installation) {
+    let Installation { sandbox, .. } = i;
     // The bootstrap path grants the role straight in the database.
     let db = sandbox.database.connect().await.unwrap();
     let granted = tenantry_identity::admin::grant_platform_admin(&db, "member@example.com")
@@ -188,7 +250,6 @@ async fn platform_admins_manage_users_and_others_cannot() {
         .unwrap_err();
     assert_eq!(missing.code(), tenantry_kit::Code::NotFound);
     db.close().await;
-    sandbox.shutdown().await.unwrap();
 }
 
 /// A platform administrator and a member of an installation, each with a
