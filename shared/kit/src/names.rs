@@ -133,6 +133,15 @@ resource_name!(
     UsageRecordName = "organizations/{}/usageRecords/{}" { organization, id }
 );
 resource_name!(
+    /// `organizations/{organization}/subscription`: an organization's one
+    /// subscription.
+    SubscriptionName = "organizations/{}/subscription" { organization }
+);
+resource_name!(
+    /// `workspaces/{workspace}/billingAccounts/{account}`.
+    BillingAccountName = "workspaces/{}/billingAccounts/{}" { workspace, id }
+);
+resource_name!(
     /// `organizations/{organization}/auditEvents/{event}`.
     AuditEventName = "organizations/{}/auditEvents/{}" { organization, id }
 );
@@ -159,6 +168,14 @@ mod tests {
             OrganizationName { id: ORG.into() }.to_string(),
             format!("organizations/{ORG}")
         );
+    }
+
+    #[test]
+    fn a_singleton_name_ends_in_its_literal() {
+        let text = format!("organizations/{ORG}/subscription");
+        let name = SubscriptionName::parse("name", &text).unwrap();
+        assert_eq!(name.organization, ORG);
+        assert_eq!(name.to_string(), text);
     }
 
     #[test]

@@ -105,6 +105,7 @@ macro_rules! json_containers {
 json_containers!(
     Vec<String>,
     BTreeMap<String, String>,
+    BTreeMap<String, bool>,
     HashMap<String, String>,
 );
 
