@@ -17,6 +17,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::chain::checkpoint_view;
+use crate::names::{AuditCheckpointName, AuditEventName, Parent};
 use crate::record::{AuditRecord, INSTANCE};
 use crate::store::{self, Cursor, Filter};
 use crate::{Core, NAME};
@@ -25,37 +26,6 @@ use crate::{Core, NAME};
 const CHUNK: usize = 1024 * 1024;
 /// How many events an export reads at a time.
 const EXPORT_BATCH: i64 = 500;
-
-/// Whose events a request reads.
-#[derive(Debug, Clone, PartialEq)]
-enum Parent {
-    Organization(String),
-    /// `organizations/-`: every organization.
-    Everywhere,
-    /// `organizations/instance`: events of no organization.
-    Instance,
-}
-
-impl Parent {
-    fn parse(field: &str, name: &str) -> Result<Parent> {
-        match name {
-            "organizations/-" => Ok(Parent::Everywhere),
-            "organizations/instance" => Ok(Parent::Instance),
-            _ => Ok(Parent::Organization(
-                tenantry_kit::id::parse_name(field, "organizations/{}", name)?[0].to_string(),
-            )),
-        }
-    }
-
-    /// The chain it reads; `None` for every chain.
-    fn scope(&self) -> Option<&str> {
-        match self {
-            Parent::Organization(id) => Some(id),
-            Parent::Instance => Some(INSTANCE),
-            Parent::Everywhere => None,
-        }
-    }
-}
 
 fn text_filter(field: &str, value: &str) -> Result<Option<String>> {
     if value.len() > 255 {
@@ -196,7 +166,7 @@ impl Core {
         let mut tx = self.db.begin().await?;
         let event = tenantry_kit::outbox::NewEvent::new(
             "audit_chain",
-            parent.scope().unwrap_or("-").to_string(),
+            parent.key().to_string(),
             caller.actor(),
             &events::AuditEventsReadAcrossOrganizations {
                 method: method.to_string(),
@@ -343,16 +313,9 @@ impl AuditApi {
         request: pb::GetAuditEventRequest,
     ) -> Result<pb::AuditEvent> {
         let core = &self.0;
-        let (parent_name, id) = request.name.rsplit_once("/auditEvents/").ok_or_else(|| {
-            Error::invalid_field(
-                "name",
-                "must look like `organizations/{organization}/auditEvents/{audit_event}`",
-            )
-        })?;
-        let parent = Parent::parse("name", parent_name)?;
-        tenantry_kit::id::parse_id("name", id)?;
+        let AuditEventName { parent, id } = AuditEventName::parse("name", &request.name)?;
         let privileged = core.authorize_read(&caller, &parent).await?;
-        let record = in_scope(&parent, store::event(core.db.pool(), parent.scope(), id))
+        let record = in_scope(&parent, store::event(core.db.pool(), parent.scope(), &id))
             .await?
             .ok_or_else(|| Error::not_found("audit event").with_domain(NAME))?;
         if privileged {
@@ -552,17 +515,9 @@ impl AuditApi {
         request: pb::GetAuditCheckpointRequest,
     ) -> Result<pb::AuditCheckpoint> {
         let core = &self.0;
-        let (parent_name, id) = request
-            .name
-            .rsplit_once("/auditCheckpoints/")
-            .ok_or_else(|| Error::invalid_field("name", "must look like `organizations/{organization}/auditCheckpoints/{audit_checkpoint}`"))?;
-        let parent = Parent::parse("name", parent_name)?;
-        let Some(scope) = parent.scope() else {
-            return Err(Error::invalid_field("name", "must name one organization"));
-        };
-        tenantry_kit::id::parse_id("name", id)?;
-        core.authorize_read(&caller, &parent).await?;
-        let row = store::checkpoint(core.db.pool(), scope, id)
+        let name = AuditCheckpointName::parse("name", &request.name)?;
+        core.authorize_read(&caller, &name.parent).await?;
+        let row = store::checkpoint(core.db.pool(), name.scope(), &name.id)
             .await?
             .ok_or_else(|| Error::not_found("audit checkpoint").with_domain(NAME))?;
         Ok(checkpoint_view(&row))
@@ -579,11 +534,7 @@ impl Core {
         filter: &Filter,
         count: i64,
     ) -> Result<()> {
-        let organization = match parent {
-            Parent::Organization(id) => id.clone(),
-            Parent::Instance => INSTANCE.to_string(),
-            Parent::Everywhere => "-".to_string(),
-        };
+        let organization = parent.key().to_string();
         let mut event = tenantry_kit::outbox::NewEvent::new(
             "audit_chain",
             organization.clone(),

@@ -11,6 +11,7 @@ use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
+use crate::names::{AuditCheckpointName, AuditEventName};
 use crate::record::GENESIS;
 use crate::store::{self, CheckpointRow, Tx};
 use crate::{Core, system_actor};
@@ -81,7 +82,7 @@ impl Signer {
 
 pub fn checkpoint_view(c: &CheckpointRow) -> pb::AuditCheckpoint {
     pb::AuditCheckpoint {
-        name: format!("organizations/{}/auditCheckpoints/{}", c.scope, c.id),
+        name: AuditCheckpointName::in_chain(&c.scope, &c.id).to_string(),
         sequence: c.sequence,
         head_hash: hex::decode(&c.head_hash).unwrap_or_default(),
         create_time: Some(tenantry_kit::db::timestamp(c.created_at_us)),
@@ -147,7 +148,7 @@ impl Core {
                 return Ok(answer);
             }
             for record in batch {
-                let name = format!("organizations/{scope}/auditEvents/{}", record.id);
+                let name = AuditEventName::in_chain(scope, &record.id).to_string();
                 if record.sequence != next {
                     broken(&mut answer, next, String::new(), Reason::SequenceGap);
                     return Ok(answer);

@@ -9,12 +9,14 @@
 //!   `VerifyChain` and checkpoints, with access by `audit.read`.
 //! - [`chain`]: verification, signed Ed25519 checkpoints of chain heads, and
 //!   retention by plan that keeps a checkpoint at each cut.
-//! - [`store`]: the rows and their SQL; [`schema`]: the migrations.
+//! - [`store`]: the rows and their SQL; [`schema`]: the migrations;
+//!   `names`: the log's resource names.
 
 pub mod api;
 pub mod chain;
 pub mod edge;
 pub mod ingest;
+mod names;
 pub mod record;
 pub mod schema;
 pub mod store;

@@ -13,9 +13,12 @@
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tenantry_kit::names::OrganizationName;
 use tenantry_kit::row::Bit;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
+
+use crate::names::AuditEventName;
 
 /// The scope of events that belong to no organization.
 pub const INSTANCE: &str = "instance";
@@ -260,11 +263,11 @@ impl AuditRecord {
             if id.is_empty() {
                 String::new()
             } else {
-                format!("organizations/{id}")
+                OrganizationName::new(id).to_string()
             }
         };
         pb::AuditEvent {
-            name: format!("organizations/{}/auditEvents/{}", self.scope, self.id),
+            name: AuditEventName::in_chain(&self.scope, &self.id).to_string(),
             organization: org(&self.scope),
             root_organization: org(&self.root),
             sequence: self.sequence,
