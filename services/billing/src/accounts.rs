@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::{OrganizationName, WorkspaceName};
+use tenantry_kit::names::{BillingAccountName, OrganizationName, SubscriptionName, WorkspaceName};
 use tenantry_kit::request::{check_etag, etag, update_mask};
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::billing::v1 as pb;
@@ -22,29 +22,15 @@ use crate::access::Need;
 use crate::catalog::Limits;
 use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
-use crate::subscriptions::{State, state_at, subscription_name};
+use crate::subscriptions::{State, state_at};
 use crate::{Core, not_found, serve, timestamp};
-
-/// The pattern of a billing account's name: kit has no name type for it.
-const ACCOUNT_PATTERN: &str = "workspaces/{}/billingAccounts/{}";
-
-/// The resource name of a billing account.
-pub(crate) fn account_name(workspace_id: &str, id: &str) -> String {
-    format!("workspaces/{workspace_id}/billingAccounts/{id}")
-}
-
-/// The (workspace, account) ids of an account's resource name.
-pub(crate) fn account_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = tenantry_kit::id::parse_name(field, ACCOUNT_PATTERN, name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
-}
 
 /// The account id of an optional account name (empty means none).
 pub(crate) fn optional_account_id(field: &str, name: &str) -> Result<Option<String>> {
     if name.is_empty() {
         return Ok(None);
     }
-    Ok(Some(account_ids(field, name)?.1))
+    Ok(Some(BillingAccountName::parse(field, name)?.id))
 }
 
 fn mode_to_pb(mode: &str) -> pb::BillingMode {
@@ -65,7 +51,7 @@ fn state_to_pb(state: &str) -> pb::billing_account::State {
 
 fn view(account: &AccountRow, mode: &str) -> pb::BillingAccount {
     pb::BillingAccount {
-        name: account_name(&account.workspace_id, &account.id),
+        name: BillingAccountName::new(&account.workspace_id, &account.id).to_string(),
         display_name: account.display_name.clone(),
         billing_mode: mode_to_pb(mode) as i32,
         currency_code: account.currency_code.clone(),
@@ -167,7 +153,10 @@ impl Core {
         field: &str,
         need: Need,
     ) -> Result<AccountRow> {
-        let (workspace_id, id) = account_ids(field, name)?;
+        let BillingAccountName {
+            workspace: workspace_id,
+            id,
+        } = BillingAccountName::parse(field, name)?;
         tenancy::enter(&workspace_id);
         let account = store::account(self.store.pool(), &workspace_id, &id).await?;
         // Authorize before answering, so "no such account" and "not yours"
@@ -468,7 +457,7 @@ impl BillingAccountApi {
                     && state_at(s, now) != State::Canceled
             }) {
                 let (plan, sub_limits) = core.subscription_limits(Some(s), now).await?;
-                names.push(subscription_name(&s.organization_id));
+                names.push(SubscriptionName::new(&s.organization_id).to_string());
                 seats = seats
                     .saturating_add(plan.body.included_seats)
                     .saturating_add(s.extra_seats);
@@ -485,7 +474,8 @@ impl BillingAccountApi {
             .skip(offset)
             .take(size)
             .map(|(account, names, limits, seats)| pb::PoolContribution {
-                billing_account: account_name(&account.workspace_id, &account.id),
+                billing_account: BillingAccountName::new(&account.workspace_id, &account.id)
+                    .to_string(),
                 subscriptions: names.clone(),
                 contributed_limits: Some(limits.clone().unwrap_or_default().to_pb()),
                 contributed_seats: *seats,

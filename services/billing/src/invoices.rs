@@ -5,16 +5,16 @@
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::Result;
+use tenantry_kit::names::{BillingAccountName, SubscriptionName};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::accounts::account_name;
 use crate::catalog::{Interval, plan_name};
 use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
 use crate::store::{self, SubscriptionRow};
-use crate::subscriptions::{State, state_at, subscription_name};
+use crate::subscriptions::{State, state_at};
 use crate::{Core, micros, serve, timestamp};
 
 /// A line charging `billable = max(quantity - included, 0)` units.
@@ -30,7 +30,7 @@ fn line(
     Ok(pb::InvoiceLine {
         kind: kind as i32,
         description,
-        subscription: subscription_name(&subscription.organization_id),
+        subscription: SubscriptionName::new(&subscription.organization_id).to_string(),
         plan: plan_name(plan),
         metric: metric as i32,
         quantity,
@@ -136,7 +136,8 @@ impl InvoiceApi {
             .try_fold(0i64, |sum, l| sum.checked_add(l.amount_minor_units))
             .ok_or(Refusal::AmountOverflow)?;
         Ok(pb::InvoicePreview {
-            billing_account: account_name(&account.workspace_id, &account.id),
+            billing_account: BillingAccountName::new(&account.workspace_id, &account.id)
+                .to_string(),
             currency_code: account.currency_code,
             period_start_time: Some(timestamp(start)),
             period_end_time: Some(timestamp(end)),

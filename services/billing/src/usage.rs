@@ -7,7 +7,7 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::auth::PrincipalKind;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::OrganizationName;
+use tenantry_kit::names::{OrganizationName, UsageRecordName};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -24,9 +24,9 @@ const MAX_QUANTITY: i64 = 1_000_000_000;
 /// How far in the future a usage time may be (clock skew).
 const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
 
-/// The resource name of a usage record (kit has no name type for it).
+/// The resource name of a usage record.
 fn record_name(r: &UsageRecordRow) -> String {
-    format!("organizations/{}/usageRecords/{}", r.organization_id, r.id)
+    UsageRecordName::new(&r.organization_id, &r.id).to_string()
 }
 
 fn record_view(r: &UsageRecordRow) -> pb::UsageRecord {

@@ -1,8 +1,5 @@
 //! Subscriptions.
 
-use sqlx::any::{AnyTypeInfo, AnyValueRef};
-use sqlx::error::BoxDynError;
-use sqlx::{Decode, Type};
 use tenantry_kit::error::Result;
 use tenantry_kit::row::JsonText;
 
@@ -21,7 +18,7 @@ pub struct SubscriptionRow {
     pub extra_seats: i64,
     #[sqlx(try_from = "JsonText")]
     pub limit_overrides: Limits,
-    #[sqlx(try_from = "FlagsJson")]
+    #[sqlx(try_from = "JsonText")]
     pub feature_overrides: BTreeMap<String, bool>,
     pub trial_end_us: Option<i64>,
     /// When a cancellation at the end of the period takes effect.
@@ -38,35 +35,6 @@ impl TryFrom<JsonText> for Limits {
 
     fn try_from(text: JsonText) -> std::result::Result<Limits, sqlx::Error> {
         text.parse()
-    }
-}
-
-/// Feature switches stored as JSON text. Kit converts JSON text into maps
-/// of strings only, and a map of flags is a foreign type billing cannot
-/// give that conversion, so it reads through this wrapper.
-struct FlagsJson(JsonText);
-
-impl Type<Any> for FlagsJson {
-    fn type_info() -> AnyTypeInfo {
-        <JsonText as Type<Any>>::type_info()
-    }
-
-    fn compatible(ty: &AnyTypeInfo) -> bool {
-        <JsonText as Type<Any>>::compatible(ty)
-    }
-}
-
-impl<'r> Decode<'r, Any> for FlagsJson {
-    fn decode(value: AnyValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
-        <JsonText as Decode<Any>>::decode(value).map(FlagsJson)
-    }
-}
-
-impl TryFrom<FlagsJson> for BTreeMap<String, bool> {
-    type Error = sqlx::Error;
-
-    fn try_from(flags: FlagsJson) -> std::result::Result<Self, sqlx::Error> {
-        flags.0.parse()
     }
 }
 

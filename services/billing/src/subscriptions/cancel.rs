@@ -9,7 +9,7 @@ impl SubscriptionApi {
         request: pb::CancelSubscriptionRequest,
     ) -> Result<pb::Subscription> {
         let core = &self.0;
-        let id = parse_subscription("name", &request.name)?;
+        let id = SubscriptionName::parse("name", &request.name)?.organization;
         let node = core.root_for(&caller, &id, Need::Manage).await?;
         let now = now_micros();
         let mut tx = core.store.begin().await?;

@@ -17,14 +17,14 @@ use std::collections::BTreeMap;
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::WorkspaceName;
+use tenantry_kit::names::{BillingAccountName, SubscriptionName, WorkspaceName};
 use tenantry_kit::request::{check_etag, etag, update_mask};
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
-use crate::accounts::{account_name, optional_account_id};
+use crate::accounts::optional_account_id;
 use crate::catalog::{Limits, Plan, plan_id, plan_name};
 use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
@@ -91,20 +91,6 @@ pub fn state_at(subscription: &SubscriptionRow, now_us: i64) -> State {
     stored
 }
 
-/// The pattern of a subscription's name: kit has no name type for it.
-const SUBSCRIPTION_PATTERN: &str = "organizations/{}/subscription";
-
-/// The resource name of a root organization's subscription.
-pub(crate) fn subscription_name(organization_id: &str) -> String {
-    format!("organizations/{organization_id}/subscription")
-}
-
-/// The organization id of the subscription name in request field `field`,
-/// or INVALID_ARGUMENT.
-fn parse_subscription(field: &str, name: &str) -> Result<String> {
-    Ok(tenantry_kit::id::parse_name(field, SUBSCRIPTION_PATTERN, name)?[0].to_string())
-}
-
 /// A fresh FREE subscription of a root organization.
 pub(crate) fn free_subscription(node: &NodeRow, now_us: i64) -> SubscriptionRow {
     SubscriptionRow {
@@ -162,13 +148,13 @@ impl Core {
             .await?
             .map_or(pb::PlanTier::Free, |p| p.tier);
         Ok(pb::Subscription {
-            name: subscription_name(&s.organization_id),
+            name: SubscriptionName::new(&s.organization_id).to_string(),
             plan: plan_name(shown_plan),
             plan_tier: tier as i32,
             billing_account: s
                 .billing_account_id
                 .as_ref()
-                .map(|a| account_name(&s.workspace_id, a))
+                .map(|a| BillingAccountName::new(&s.workspace_id, a).to_string())
                 .unwrap_or_default(),
             state: state.to_pb() as i32,
             extra_seats: s.extra_seats,
@@ -357,7 +343,7 @@ impl SubscriptionApi {
         request: pb::GetSubscriptionRequest,
     ) -> Result<pb::Subscription> {
         let core = &self.0;
-        let id = parse_subscription("name", &request.name)?;
+        let id = SubscriptionName::parse("name", &request.name)?.organization;
         let node = core.root_for(&caller, &id, Need::Read).await?;
         let s = store::subscription(core.store.pool(), &id)
             .await?

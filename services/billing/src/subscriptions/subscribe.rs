@@ -9,7 +9,7 @@ impl SubscriptionApi {
         request: pb::SubscribeRequest,
     ) -> Result<pb::Subscription> {
         let core = &self.0;
-        let id = parse_subscription("name", &request.name)?;
+        let id = SubscriptionName::parse("name", &request.name)?.organization;
         let plan_id = plan_id("plan", &request.plan)?;
         tenantry_kit::request::request_id(&request.request_id)?;
         if request.extra_seats < 0 {
@@ -97,7 +97,7 @@ impl SubscriptionApi {
         request: pb::ChangePlanRequest,
     ) -> Result<pb::Subscription> {
         let core = &self.0;
-        let id = parse_subscription("name", &request.name)?;
+        let id = SubscriptionName::parse("name", &request.name)?.organization;
         let plan_id = plan_id("plan", &request.plan)?;
         tenantry_kit::request::request_id(&request.request_id)?;
         if request.extra_seats.is_some_and(|n| n < 0) {

@@ -13,7 +13,7 @@ impl SubscriptionApi {
         let given = request
             .subscription
             .ok_or_else(|| Error::invalid_field("subscription", "is required"))?;
-        let id = parse_subscription("subscription.name", &given.name)?;
+        let id = SubscriptionName::parse("subscription.name", &given.name)?.organization;
         let paths = update_mask(
             request.update_mask.as_ref(),
             &[
