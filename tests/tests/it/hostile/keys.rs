@@ -132,9 +132,20 @@ async fn a_revoked_key_stops_on_the_next_call_also_through_the_gateway() {
     }
 }
 
-#[tokio::test]
-async fn scoped_keys_see_exactly_their_scope() {
-    for storage in storages() {
+/// Acme, Ada's: its default project, a team granted one more project, and
+/// another project beside them.
+struct Scopes {
+    w: World,
+    ada: User,
+    acme: String,
+    team: String,
+    teams_project: String,
+    other_project: String,
+    all: Vec<String>,
+}
+
+impl Scopes {
+    async fn start(storage: Storage) -> Scopes {
         let w = World::start(storage).await;
         let (ada, acme) = w.sign_up("ada@example.com").await;
         // A first organization starts with its default project.
@@ -197,118 +208,176 @@ async fn scoped_keys_see_exactly_their_scope() {
         .concat();
         all.sort();
 
-        // A team key reaches the team and the projects granted to it.
-        let team_key = w
-            .key(&ada, &acme, (&team, ""), &["project.read", "team.read"])
-            .await
-            .unwrap();
-        assert_eq!(
-            w.projects(&team_key.token, &acme).await,
-            Ok(vec![teams_project.clone()])
-        );
-        Teams::new(w.channel.clone())
-            .get_team(authed(
-                org::GetTeamRequest { name: team.clone() },
-                &team_key.token,
-            ))
-            .await
-            .unwrap();
-        assert!(
-            !w.key_allowed(&team_key, ("project", &other_project), "project.read")
-                .await
-        );
-        // A permission of a level above the scope is refused; nothing is made.
-        let above = w
-            .key(&ada, &acme, (&team, ""), &["organization.read"])
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(above.code(), Code::InvalidArgument, "{above:?}");
-
-        // An organization key reaches every project its owner reads.
-        let org_key = w
-            .key(&ada, &acme, ("", ""), &["project.read"])
-            .await
-            .unwrap();
-        assert_eq!(w.projects(&org_key.token, &acme).await, Ok(all));
-        let unreadable = Orgs::new(w.channel.clone())
-            .get_organization(authed(
-                org::GetOrganizationRequest {
-                    name: format!("organizations/{acme}"),
-                },
-                &org_key.token,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            unreadable.code(),
-            Code::NotFound,
-            "it does not carry organization.read"
-        );
-
-        // A project key reaches its project only.
-        let project_key = w
-            .key(
-                &ada,
-                &acme,
-                (
-                    "",
-                    &format!("organizations/{acme}/projects/{other_project}"),
-                ),
-                &["project.read"],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            w.projects(&project_key.token, &acme).await,
-            Ok(vec![other_project.clone()])
-        );
-        let beside = w
-            .key(
-                &ada,
-                &acme,
-                (
-                    "",
-                    &format!("organizations/{acme}/projects/{other_project}"),
-                ),
-                &["team.read"],
-            )
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(beside.code(), Code::InvalidArgument, "{beside:?}");
-        // Another tenant's project cannot be a scope.
-        let (eve, evil) = w.sign_up("eve@example.com").await;
-        let foreign = w
-            .key(
-                &eve,
-                &evil,
-                (
-                    "",
-                    &format!("organizations/{acme}/projects/{other_project}"),
-                ),
-                &["project.read"],
-            )
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(foreign.code(), Code::InvalidArgument, "{foreign:?}");
-        let hidden = w
-            .key(
-                &eve,
-                &evil,
-                (
-                    "",
-                    &format!("organizations/{evil}/projects/{other_project}"),
-                ),
-                &["project.read"],
-            )
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
-        w.sandbox.shutdown().await.unwrap();
+        Scopes {
+            w,
+            ada,
+            acme,
+            team,
+            teams_project,
+            other_project,
+            all,
+        }
     }
+}
+
+#[tokio::test]
+async fn scoped_keys_see_exactly_their_scope() {
+    for storage in storages() {
+        let s = Scopes::start(storage).await;
+        a_team_key_reaches_the_team_and_its_granted_projects(&s).await;
+        an_organization_key_reaches_every_project_its_owner_reads(&s).await;
+        a_project_key_reaches_its_project_only(&s).await;
+        another_tenants_project_cannot_be_a_scope(&s).await;
+        s.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn a_team_key_reaches_the_team_and_its_granted_projects(s: &Scopes) {
+    let Scopes {
+        w,
+        ada,
+        acme,
+        team,
+        teams_project,
+        other_project,
+        ..
+    } = s;
+    // A team key reaches the team and the projects granted to it.
+    let team_key = w
+        .key(ada, acme, (team, ""), &["project.read", "team.read"])
+        .await
+        .unwrap();
+    assert_eq!(
+        w.projects(&team_key.token, acme).await,
+        Ok(vec![teams_project.clone()])
+    );
+    Teams::new(w.channel.clone())
+        .get_team(authed(
+            org::GetTeamRequest { name: team.clone() },
+            &team_key.token,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !w.key_allowed(&team_key, ("project", other_project), "project.read")
+            .await
+    );
+}
+
+async fn an_organization_key_reaches_every_project_its_owner_reads(s: &Scopes) {
+    let Scopes {
+        w,
+        ada,
+        acme,
+        team,
+        all,
+        ..
+    } = s;
+    // A permission of a level above the scope is refused; nothing is made.
+    let above = w
+        .key(ada, acme, (team, ""), &["organization.read"])
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(above.code(), Code::InvalidArgument, "{above:?}");
+
+    // An organization key reaches every project its owner reads.
+    let org_key = w.key(ada, acme, ("", ""), &["project.read"]).await.unwrap();
+    assert_eq!(w.projects(&org_key.token, acme).await, Ok(all.clone()));
+    let unreadable = Orgs::new(w.channel.clone())
+        .get_organization(authed(
+            org::GetOrganizationRequest {
+                name: format!("organizations/{acme}"),
+            },
+            &org_key.token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unreadable.code(),
+        Code::NotFound,
+        "it does not carry organization.read"
+    );
+}
+
+async fn a_project_key_reaches_its_project_only(s: &Scopes) {
+    let Scopes {
+        w,
+        ada,
+        acme,
+        other_project,
+        ..
+    } = s;
+    // A project key reaches its project only.
+    let project_key = w
+        .key(
+            ada,
+            acme,
+            (
+                "",
+                &format!("organizations/{acme}/projects/{other_project}"),
+            ),
+            &["project.read"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.projects(&project_key.token, acme).await,
+        Ok(vec![other_project.clone()])
+    );
+    let beside = w
+        .key(
+            ada,
+            acme,
+            (
+                "",
+                &format!("organizations/{acme}/projects/{other_project}"),
+            ),
+            &["team.read"],
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(beside.code(), Code::InvalidArgument, "{beside:?}");
+}
+
+async fn another_tenants_project_cannot_be_a_scope(s: &Scopes) {
+    let Scopes {
+        w,
+        acme,
+        other_project,
+        ..
+    } = s;
+    // Another tenant's project cannot be a scope.
+    let (eve, evil) = w.sign_up("eve@example.com").await;
+    let foreign = w
+        .key(
+            &eve,
+            &evil,
+            (
+                "",
+                &format!("organizations/{acme}/projects/{other_project}"),
+            ),
+            &["project.read"],
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(foreign.code(), Code::InvalidArgument, "{foreign:?}");
+    let hidden = w
+        .key(
+            &eve,
+            &evil,
+            (
+                "",
+                &format!("organizations/{evil}/projects/{other_project}"),
+            ),
+            &["project.read"],
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(hidden.code(), Code::NotFound, "{hidden:?}");
 }
 
 /// `POST /v1/organizations/{organization}/projects` with an `X-Api-Key`.
