@@ -12,7 +12,7 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::names::{BillingAccountName, OrganizationName, SubscriptionName, WorkspaceName};
-use tenantry_kit::request::{check_etag, etag, update_mask};
+use tenantry_kit::request::{check_etag, update_mask};
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -20,10 +20,11 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Need;
 use crate::catalog::Limits;
+use crate::convert::account_view;
 use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, not_found, serve, timestamp};
+use crate::{Core, not_found, serve};
 
 /// The account id of an optional account name (empty means none).
 pub(crate) fn optional_account_id(field: &str, name: &str) -> Result<Option<String>> {
@@ -31,45 +32,6 @@ pub(crate) fn optional_account_id(field: &str, name: &str) -> Result<Option<Stri
         return Ok(None);
     }
     Ok(Some(BillingAccountName::parse(field, name)?.id))
-}
-
-fn mode_to_pb(mode: &str) -> pb::BillingMode {
-    match mode {
-        "assigned" => pb::BillingMode::Assigned,
-        "pooled" => pb::BillingMode::Pooled,
-        _ => pb::BillingMode::Single,
-    }
-}
-
-fn state_to_pb(state: &str) -> pb::billing_account::State {
-    match state {
-        "past_due" => pb::billing_account::State::PastDue,
-        "closed" => pb::billing_account::State::Closed,
-        _ => pb::billing_account::State::Active,
-    }
-}
-
-fn view(account: &AccountRow, mode: &str) -> pb::BillingAccount {
-    pb::BillingAccount {
-        name: BillingAccountName::new(&account.workspace_id, &account.id).to_string(),
-        display_name: account.display_name.clone(),
-        billing_mode: mode_to_pb(mode) as i32,
-        currency_code: account.currency_code.clone(),
-        organization: account
-            .organization_id
-            .as_ref()
-            .map(|o| OrganizationName::new(o).to_string())
-            .unwrap_or_default(),
-        billing_email: account.billing_email.clone(),
-        billing_address: account.billing_address.clone(),
-        tax_id: account.tax_id.clone(),
-        provider: account.provider.clone(),
-        provider_customer_id: account.provider_customer_id.clone(),
-        state: state_to_pb(&account.state) as i32,
-        etag: etag(account.version),
-        create_time: Some(timestamp(account.created_at_us)),
-        update_time: Some(timestamp(account.updated_at_us)),
-    }
 }
 
 /// Checks the fields people type.
@@ -227,7 +189,7 @@ impl BillingAccountApi {
             let account = store::account(core.store.pool(), &workspace_id, &id)
                 .await?
                 .ok_or_else(|| not_found("billing account"))?;
-            return Ok(view(&account, &mode));
+            return Ok(account_view(&account, &mode));
         }
         let existing =
             store::accounts(&mut *tx, &workspace_id, (i64::MIN, ""), false, 1000).await?;
@@ -318,7 +280,7 @@ impl BillingAccountApi {
         )
         .await?;
         core.commit(tx).await?;
-        Ok(view(&account, &mode))
+        Ok(account_view(&account, &mode))
     }
 
     async fn get(
@@ -330,7 +292,10 @@ impl BillingAccountApi {
         let account = core
             .account_for(&caller, &request.name, "name", Need::Read)
             .await?;
-        Ok(view(&account, &core.mode(&account.workspace_id).await?))
+        Ok(account_view(
+            &account,
+            &core.mode(&account.workspace_id).await?,
+        ))
     }
 
     async fn list(
@@ -368,7 +333,7 @@ impl BillingAccountApi {
             String::new()
         };
         Ok(pb::ListBillingAccountsResponse {
-            billing_accounts: rows.iter().map(|a| view(a, &mode)).collect(),
+            billing_accounts: rows.iter().map(|a| account_view(a, &mode)).collect(),
             next_page_token,
         })
     }
@@ -423,7 +388,7 @@ impl BillingAccountApi {
         )
         .await?;
         core.commit(tx).await?;
-        Ok(view(&after, &core.mode(&after.workspace_id).await?))
+        Ok(account_view(&after, &core.mode(&after.workspace_id).await?))
     }
 
     async fn pool(

@@ -9,7 +9,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as pb;
 
 use crate::metric::Metric;
@@ -144,40 +143,6 @@ impl Limits {
             }
         }
         Ok(())
-    }
-
-    pub fn from_pb(limits: &pb::PlanLimits) -> Limits {
-        Limits {
-            projects: limits.projects,
-            members: limits.members,
-            teams: limits.teams,
-            sub_organizations: limits.sub_organizations,
-            api_keys: limits.api_keys,
-            deployments_per_month: limits.deployments_per_month,
-            audit_retention_days: limits.audit_retention_days,
-            rate_limits_per_minute: limits
-                .rate_limits_per_minute
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-        }
-    }
-
-    pub fn to_pb(&self) -> pb::PlanLimits {
-        pb::PlanLimits {
-            projects: self.projects,
-            members: self.members,
-            teams: self.teams,
-            sub_organizations: self.sub_organizations,
-            api_keys: self.api_keys,
-            deployments_per_month: self.deployments_per_month,
-            audit_retention_days: self.audit_retention_days,
-            rate_limits_per_minute: self
-                .rate_limits_per_minute
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-        }
     }
 
     /// The limits as events carry them.
@@ -338,40 +303,6 @@ impl PlanBody {
                 .iter()
                 .all(|p| p.unit_price_minor_units == 0)
     }
-
-    pub fn from_pb(plan: &pb::Plan) -> Result<PlanBody> {
-        let trial_secs = plan.trial_period.as_ref().map(|d| d.seconds).unwrap_or(0);
-        if trial_secs % 86_400 != 0 || plan.trial_period.as_ref().is_some_and(|d| d.nanos != 0) {
-            return Err(Error::invalid_field(
-                "plan.trial_period",
-                "must be whole days from 0 to 365",
-            ));
-        }
-        Ok(PlanBody {
-            display_name: plan.display_name.clone(),
-            description: plan.description.clone(),
-            limits: Limits::from_pb(&plan.limits.clone().unwrap_or_default()),
-            features: plan.features.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            currency_code: plan.currency_code.clone(),
-            billing_interval: match plan.billing_interval() {
-                pb::BillingInterval::Yearly => Interval::Yearly,
-                _ => Interval::Monthly,
-            },
-            base_price_minor_units: plan.base_price_minor_units,
-            included_seats: plan.included_seats,
-            seat_price_minor_units: plan.seat_price_minor_units,
-            metered_prices: plan
-                .metered_prices
-                .iter()
-                .map(|p| MeteredPrice {
-                    metric: p.metric().as_str_name().to_string(),
-                    included_quantity: p.included_quantity,
-                    unit_price_minor_units: p.unit_price_minor_units,
-                })
-                .collect(),
-            trial_days: trial_secs / 86_400,
-        })
-    }
 }
 
 fn is_currency(code: &str) -> bool {
@@ -404,50 +335,6 @@ pub struct Plan {
     pub created_at_us: i64,
     pub updated_at_us: i64,
     pub version: i64,
-}
-
-impl Plan {
-    pub fn to_pb(&self) -> pb::Plan {
-        let body = &self.body;
-        pb::Plan {
-            name: plan_name(&self.id),
-            tier: self.tier as i32,
-            display_name: body.display_name.clone(),
-            description: body.description.clone(),
-            limits: Some(body.limits.to_pb()),
-            features: body.features.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            currency_code: body.currency_code.clone(),
-            billing_interval: match body.billing_interval {
-                Interval::Monthly => pb::BillingInterval::Monthly,
-                Interval::Yearly => pb::BillingInterval::Yearly,
-            } as i32,
-            base_price_minor_units: body.base_price_minor_units,
-            included_seats: body.included_seats,
-            seat_price_minor_units: body.seat_price_minor_units,
-            metered_prices: body
-                .metered_prices
-                .iter()
-                .map(|p| pb::MeteredPrice {
-                    metric: crate::metric::from_name(&p.metric).unwrap_or_default() as i32,
-                    included_quantity: p.included_quantity,
-                    unit_price_minor_units: p.unit_price_minor_units,
-                })
-                .collect(),
-            trial_period: (body.trial_days > 0).then(|| prost_types::Duration {
-                seconds: body.trial_days * 86_400,
-                nanos: 0,
-            }),
-            offered_to: self
-                .offered_to
-                .as_ref()
-                .map(|id| OrganizationName::new(id).to_string())
-                .unwrap_or_default(),
-            archived: self.archived,
-            etag: tenantry_kit::request::etag(self.version),
-            create_time: Some(tenantry_kit::db::timestamp(self.created_at_us)),
-            update_time: Some(tenantry_kit::db::timestamp(self.updated_at_us)),
-        }
-    }
 }
 
 /// The catalog file: built-in plans by id, each replacing the default.

@@ -21,6 +21,7 @@
 pub mod access;
 pub mod accounts;
 pub mod catalog;
+mod convert;
 pub mod directory;
 pub mod entitlements;
 mod error;

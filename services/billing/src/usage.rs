@@ -7,12 +7,13 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::auth::PrincipalKind;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::{OrganizationName, UsageRecordName};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
 
 use crate::access::Need;
+use crate::convert::{usage_record_name, usage_record_view};
 use crate::error::Error as Refusal;
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
@@ -23,24 +24,6 @@ use crate::{Core, micros, serve, timestamp};
 const MAX_QUANTITY: i64 = 1_000_000_000;
 /// How far in the future a usage time may be (clock skew).
 const FUTURE_SKEW_US: i64 = 5 * 60 * 1_000_000;
-
-/// The resource name of a usage record.
-fn record_name(r: &UsageRecordRow) -> String {
-    UsageRecordName::new(&r.organization_id, &r.id).to_string()
-}
-
-fn record_view(r: &UsageRecordRow) -> pb::UsageRecord {
-    pb::UsageRecord {
-        name: record_name(r),
-        metric: metric::from_name(&r.metric).unwrap_or_default() as i32,
-        quantity: r.quantity,
-        idempotency_key: r.idempotency_key.clone(),
-        usage_time: Some(timestamp(r.usage_at_us)),
-        period_start_time: Some(timestamp(r.period_us)),
-        recorded_by: r.recorded_by.clone(),
-        create_time: Some(timestamp(r.created_at_us)),
-    }
-}
 
 /// A page cursor of records: (usage time, id), newest first.
 #[derive(Debug, Serialize, Deserialize)]
@@ -152,7 +135,7 @@ impl UsageApi {
         .await?;
         core.commit(tx).await?;
         Ok(pb::RecordUsageResponse {
-            usage_record: Some(record_view(&record)),
+            usage_record: Some(usage_record_view(&record)),
             replayed: false,
         })
     }
@@ -206,7 +189,7 @@ impl UsageApi {
             String::new()
         };
         Ok(pb::ListUsageRecordsResponse {
-            usage_records: rows.iter().map(record_view).collect(),
+            usage_records: rows.iter().map(usage_record_view).collect(),
             next_page_token,
         })
     }
@@ -250,14 +233,14 @@ fn replay(
 ) -> Result<pb::RecordUsageResponse> {
     if original.metric == metric.as_str_name() && original.quantity == quantity {
         Ok(pb::RecordUsageResponse {
-            usage_record: Some(record_view(&original)),
+            usage_record: Some(usage_record_view(&original)),
             replayed: true,
         })
     } else {
         // The ALREADY_EXISTS of a key reused for different usage carries
         // the original.
         Err(Refusal::IdempotencyKeyReused {
-            usage_record: record_name(&original),
+            usage_record: usage_record_name(&original),
             metric: original.metric,
             quantity: original.quantity,
         }

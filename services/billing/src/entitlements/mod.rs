@@ -41,22 +41,9 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn headroom(&self) -> Option<i64> {
+    /// How much more the candidate allows, if it limits.
+    pub(crate) fn headroom(&self) -> Option<i64> {
         self.value.map(|v| v.saturating_sub(self.used))
-    }
-
-    fn to_pb(&self) -> pb::LimitCandidate {
-        pb::LimitCandidate {
-            source: self.source as i32,
-            organization: OrganizationName::new(&self.organization).to_string(),
-            plan: if self.plan.is_empty() {
-                String::new()
-            } else {
-                plan_name(&self.plan)
-            },
-            value: self.value,
-            used: self.used,
-        }
     }
 }
 
@@ -75,7 +62,7 @@ pub struct Entitlement {
 
 impl Entitlement {
     /// The candidate with the least headroom, if any limits.
-    fn deciding(&self) -> Option<&Candidate> {
+    pub(crate) fn deciding(&self) -> Option<&Candidate> {
         self.candidates
             .iter()
             .filter(|c| c.value.is_some())
@@ -109,21 +96,6 @@ impl Entitlement {
             source_organization: deciding
                 .map(|c| OrganizationName::new(&c.organization).to_string())
                 .unwrap_or_default(),
-        }
-    }
-
-    pub fn to_pb(&self) -> pb::EffectiveLimit {
-        let deciding = self.deciding();
-        pb::EffectiveLimit {
-            metric: self.metric as i32,
-            value: deciding.and_then(|c| c.value),
-            source: deciding.map_or(pb::LimitSource::None, |c| c.source) as i32,
-            source_organization: deciding
-                .map(|c| OrganizationName::new(&c.organization).to_string())
-                .unwrap_or_default(),
-            used: self.used,
-            remaining: deciding.and_then(|c| c.headroom()).map(|h| h.max(0)),
-            candidates: self.candidates.iter().map(Candidate::to_pb).collect(),
         }
     }
 

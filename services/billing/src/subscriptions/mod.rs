@@ -59,15 +59,6 @@ impl State {
         }
     }
 
-    fn to_pb(self) -> pb::subscription::State {
-        match self {
-            State::Trialing => pb::subscription::State::Trialing,
-            State::Active => pb::subscription::State::Active,
-            State::PastDue => pb::subscription::State::PastDue,
-            State::Canceled => pb::subscription::State::Canceled,
-        }
-    }
-
     pub fn to_event(self) -> events::SubscriptionState {
         match self {
             State::Trialing => events::SubscriptionState::Trialing,
