@@ -18,7 +18,7 @@ use tenantry_kit::cache::Cache;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
-use tenantry_kit::names::{ApiKeyName, OrganizationName, ProjectName, TeamName, UserName};
+use tenantry_kit::names::{ApiKeyName, OrganizationName, ProjectName, TeamName};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_kit::write::Write;
@@ -29,6 +29,7 @@ use tonic::{Request, Response, Status};
 
 use crate::accounts::{Accounts, ClientInfo, timestamp, user_actor};
 use crate::api::{client_info, principal};
+use crate::convert::{key_to_proto, team_name};
 use crate::directory::Holds;
 use crate::error::Error as Refusal;
 use crate::secrets::{
@@ -63,43 +64,6 @@ pub struct ApiKeyApi {
     pub accounts: Accounts,
     pub page_tokens: PageTokens,
     cache: Arc<Cache<String, Exchanged>>,
-}
-
-fn key_to_proto(key: &ApiKeyRow, now_us: i64) -> pb::ApiKey {
-    let state = if key.revoked_at_us.is_some() {
-        pb::ApiKeyState::Revoked
-    } else if key.expires_at_us.is_some_and(|e| e <= now_us) {
-        pb::ApiKeyState::Expired
-    } else {
-        pb::ApiKeyState::Active
-    };
-    pb::ApiKey {
-        name: ApiKeyName::new(&key.organization_id, &key.id).to_string(),
-        display_name: key.display_name.clone(),
-        team: team_name(key),
-        project: key
-            .project_id
-            .as_ref()
-            .map(|p| ProjectName::new(&key.organization_id, p).to_string())
-            .unwrap_or_default(),
-        permissions: key.permissions.clone(),
-        expire_time: key.expires_at_us.map(timestamp),
-        key_prefix: format!("tnt_{}", key.key_id),
-        state: state as i32,
-        created_by: UserName::new(&key.created_by).to_string(),
-        create_time: Some(timestamp(key.created_at_us)),
-        last_used_time: key.last_used_at_us.map(timestamp),
-        revoke_time: key.revoked_at_us.map(timestamp),
-        revoked_by: String::new(),
-    }
-}
-
-/// The name of a key's team, empty for a key of no team.
-fn team_name(key: &ApiKeyRow) -> String {
-    key.team_id
-        .as_ref()
-        .map(|t| TeamName::new(&key.organization_id, t).to_string())
-        .unwrap_or_default()
 }
 
 /// Where a key may act: its organization, one team of it, or one project.

@@ -5,13 +5,15 @@
 //! verifies them with.
 //!
 //! Shape: [`Options`] → [`build`] → [`Service::register`]. Domain logic lives
-//! in [`accounts`]; storage in [`store`]; the gRPC handler in [`api`].
+//! in [`accounts`]; storage in [`store`]; the gRPC handler in [`api`];
+//! how rows become resources in `convert`.
 //! [`api_keys`] and [`service_accounts`] serve the other two services.
 
 pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod api_keys;
+mod convert;
 pub mod directory;
 pub mod email;
 mod error;

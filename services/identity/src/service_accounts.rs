@@ -3,48 +3,20 @@
 //! credentials.
 
 use tenantry_kit::error::Error;
-use tenantry_kit::names::{CredentialName, ServiceAccountName, UserName};
+use tenantry_kit::names::{CredentialName, ServiceAccountName};
 use tenantry_kit::page_token::{PageTokens, page_size};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{Accounts, timestamp};
-use crate::api::{client_info, optional_organization, organization_name_of, principal};
-use crate::store::{CredentialRow, ServiceAccountRow};
+use crate::api::{client_info, optional_organization, principal};
+use crate::convert::{account_to_proto, credential_to_proto, organization_name_of};
 
 /// The handler.
 #[derive(Debug, Clone)]
 pub struct ServiceAccountApi {
     pub accounts: Accounts,
     pub page_tokens: PageTokens,
-}
-
-fn account_to_proto(account: &ServiceAccountRow) -> pb::ServiceAccount {
-    pb::ServiceAccount {
-        name: ServiceAccountName::new(&account.id).to_string(),
-        display_name: account.display_name.clone(),
-        description: account.description.clone(),
-        created_by: UserName::new(&account.created_by).to_string(),
-        create_time: Some(timestamp(account.created_at_us)),
-        last_used_time: account.last_used_at_us.map(timestamp),
-        etag: format!("\"{}\"", account.updated_at_us),
-    }
-}
-
-fn credential_to_proto(credential: &CredentialRow) -> pb::ServiceAccountCredential {
-    pb::ServiceAccountCredential {
-        name: CredentialName::new(&credential.service_account_id, &credential.id).to_string(),
-        client_id: credential.client_id.clone(),
-        display_name: credential.display_name.clone(),
-        expire_time: credential.expires_at_us.map(timestamp),
-        created_by: if credential.created_by.is_empty() {
-            String::new()
-        } else {
-            UserName::new(&credential.created_by).to_string()
-        },
-        create_time: Some(timestamp(credential.created_at_us)),
-        last_used_time: credential.last_used_at_us.map(timestamp),
-    }
 }
 
 #[tonic::async_trait]

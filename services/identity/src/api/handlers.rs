@@ -1,11 +1,15 @@
 //! The `IdentityService` RPCs: each parses its request, calls [`Accounts`]
 //! and converts the answer.
 
+use tenantry_kit::names::SessionName;
 use tenantry_kit::page_token::page_size;
 use tonic::Response;
 
 use super::*;
 use crate::accounts::{Factor, LoginOutcome, SignedUp};
+use crate::convert::{
+    membership_to_proto, organization_name_of, session_to_proto, tokens_to_proto, user_to_proto,
+};
 
 #[tonic::async_trait]
 impl pb::identity_service_server::IdentityService for IdentityApi {
@@ -245,17 +249,7 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
             memberships: me
                 .memberships
                 .into_iter()
-                .map(|m| pb::MembershipSummary {
-                    organization: OrganizationName::new(&m.organization_id).to_string(),
-                    organization_display_name: m.display_name,
-                    organization_slug: m.slug,
-                    root_organization: organization_name_of(
-                        Some(m.root_organization_id.as_str()).filter(|id| !id.is_empty()),
-                    ),
-                    owner: m.roles.iter().any(|r| r == "roles/owner"),
-                    roles: m.roles,
-                    require_mfa: m.require_mfa,
-                })
+                .map(membership_to_proto)
                 .collect(),
             active_organization: organization_name_of(me.active_organization.as_deref()),
             organization_created: me.organization_created,

@@ -1,18 +1,17 @@
 //! The `IdentityService` gRPC handler: converts requests, calls
 //! [`Accounts`], converts answers. No domain logic lives here. This file
-//! holds the handler's type, what it reads off a request and how rows
-//! become resources; `handlers` holds the RPCs.
+//! holds the handler's type and what it reads off a request; `handlers`
+//! holds the RPCs, and [`crate::convert`] how rows become resources.
 
 use tenantry_kit::auth::Principal;
 use tenantry_kit::error::Error;
-use tenantry_kit::names::{OrganizationName, SessionName, UserName};
+use tenantry_kit::names::{OrganizationName, UserName};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tonic::{Request, Status};
 
-use crate::accounts::{Accounts, ClientInfo, Tokens, timestamp};
+use crate::accounts::{Accounts, ClientInfo, timestamp};
 use crate::keys::KeyRing;
-use crate::store::{SessionRow, UserRow};
 
 mod handlers;
 
@@ -85,79 +84,6 @@ fn user_id_from_name(field: &str, name: &str, caller: &Principal) -> Result<Stri
     }
 }
 
-/// The user resource as clients see it.
-pub fn user_to_proto(user: &UserRow) -> pb::User {
-    let state = if user.deleted_at_us.is_some() {
-        pb::UserState::Deleted
-    } else if user.state == "disabled" {
-        pb::UserState::Disabled
-    } else {
-        pb::UserState::Active
-    };
-    pb::User {
-        name: UserName::new(&user.id).to_string(),
-        email: user.email.clone(),
-        email_verified: user.email_verified_at_us.is_some(),
-        pending_email: user.pending_email.clone().unwrap_or_default(),
-        display_name: user.display_name.clone(),
-        state: state as i32,
-        mfa_enabled: user.mfa_enabled(),
-        platform_admin: user.platform_admin,
-        create_time: Some(timestamp(user.created_at_us)),
-        update_time: Some(timestamp(user.updated_at_us)),
-        last_login_time: user.last_login_at_us.map(timestamp),
-        password_change_time: Some(timestamp(user.password_changed_at_us)),
-        delete_time: user.deleted_at_us.map(timestamp),
-        purge_time: None,
-        etag: format!("\"{}\"", user.version),
-        recovery_codes_remaining: user.recovery_codes_remaining as i32,
-    }
-}
-
-fn tokens_to_proto(tokens: Tokens) -> pb::AuthTokens {
-    let now = tenantry_kit::db::now_micros();
-    let expires_in = (tokens.access_expires_at_us - now).max(0);
-    pb::AuthTokens {
-        access_token: tokens.access_token,
-        token_type: "Bearer".into(),
-        expires_in: Some(prost_types::Duration {
-            seconds: expires_in / 1_000_000,
-            nanos: ((expires_in % 1_000_000) * 1000) as i32,
-        }),
-        expire_time: Some(timestamp(tokens.access_expires_at_us)),
-        refresh_token_expire_time: tokens
-            .refresh_token
-            .as_ref()
-            .map(|_| timestamp(tokens.refresh_expires_at_us)),
-        refresh_token: tokens.refresh_token.unwrap_or_default(),
-        user: UserName::new(&tokens.user_id).to_string(),
-        session: SessionName::new(&tokens.user_id, &tokens.session_id).to_string(),
-        organization: organization_name_of(tokens.organization_id.as_deref()),
-        mfa_authenticated: tokens.mfa,
-        mfa_enrollment_required: tokens.mfa_pending,
-    }
-}
-
-fn session_to_proto(session: &SessionRow, current: Option<&str>) -> pb::Session {
-    pb::Session {
-        name: SessionName::new(&session.user_id, &session.id).to_string(),
-        active_organization: organization_name_of(session.active_organization_id.as_deref()),
-        device: session
-            .user_agent
-            .split(' ')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-        user_agent: session.user_agent.clone(),
-        client_address: session.client_address.clone(),
-        mfa_authenticated: session.mfa,
-        current: current == Some(session.id.as_str()),
-        create_time: Some(timestamp(session.created_at_us)),
-        last_seen_time: Some(timestamp(session.last_seen_at_us)),
-        expire_time: Some(timestamp(session.expires_at_us)),
-    }
-}
-
 /// The organization id from an optional `organizations/{id}` field.
 pub(crate) fn optional_organization(field: &str, name: &str) -> Result<Option<String>, Error> {
     if name.is_empty() {
@@ -171,10 +97,4 @@ fn required(field: &str, value: &str) -> Result<(), Error> {
         return Err(Error::invalid_field(field, "is required").with_domain("identity"));
     }
     Ok(())
-}
-
-/// `organizations/{id}` for an organization id, empty for none.
-pub(crate) fn organization_name_of(id: Option<&str>) -> String {
-    id.map(|id| OrganizationName::new(id).to_string())
-        .unwrap_or_default()
 }
