@@ -8,52 +8,21 @@ use tenantry_kit::id::new_id;
 use tenantry_kit::names::{ProjectGrantName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
-use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::engine::{AccessLevel, Change, GrantSubject, PROJECT};
+use crate::convert::{event_subject, level_from, level_to};
+use crate::engine::{Change, GrantSubject, PROJECT};
 use crate::error::Error as Refusal;
 use crate::live::token;
-use crate::memberships::{check_etag, etag};
+use crate::memberships::check_etag;
 use crate::store::GrantRow;
-use crate::{After, Caller, Core, NAME, timestamp};
+use crate::{After, Caller, Core, NAME};
 
 /// The `ProjectGrantService` handler.
 #[derive(Debug, Clone)]
 pub struct ProjectGrantApi(pub Core);
-
-pub(crate) fn level_from(level: authz_pb::ProjectAccessLevel) -> Result<AccessLevel> {
-    match level {
-        authz_pb::ProjectAccessLevel::Viewer => Ok(AccessLevel::Viewer),
-        authz_pb::ProjectAccessLevel::Contributor => Ok(AccessLevel::Contributor),
-        authz_pb::ProjectAccessLevel::Admin => Ok(AccessLevel::Admin),
-        authz_pb::ProjectAccessLevel::Unspecified => Err(Error::invalid_field(
-            "project_grant.access_level",
-            "must be VIEWER, CONTRIBUTOR or ADMIN",
-        )),
-    }
-}
-
-pub(crate) fn level_to(level: AccessLevel) -> authz_pb::ProjectAccessLevel {
-    match level {
-        AccessLevel::Viewer => authz_pb::ProjectAccessLevel::Viewer,
-        AccessLevel::Contributor => authz_pb::ProjectAccessLevel::Contributor,
-        AccessLevel::Admin => authz_pb::ProjectAccessLevel::Admin,
-    }
-}
-
-pub(crate) fn event_subject(subject: &GrantSubject) -> events::GrantSubject {
-    use events::grant_subject::Subject;
-    events::GrantSubject {
-        subject: Some(match subject {
-            GrantSubject::User(u) => Subject::UserId(u.clone()),
-            GrantSubject::Team(t) => Subject::TeamId(t.clone()),
-            GrantSubject::Role(r) => Subject::RoleId(r.clone()),
-        }),
-    }
-}
 
 /// A project grant's name as its project's name and its own id.
 fn project_and_grant(name: ProjectGrantName) -> (ProjectName, String) {
@@ -66,51 +35,6 @@ fn project_and_grant(name: ProjectGrantName) -> (ProjectName, String) {
 }
 
 impl Core {
-    async fn grant_to_proto(&self, caller: &Caller, g: &GrantRow) -> Result<pb::ProjectGrant> {
-        use pb::project_grant::Subject;
-        let (subject, external, display, email) = match &g.subject {
-            GrantSubject::User(u) => {
-                let user = self.store.user(u).await?.unwrap_or_default();
-                let external = self
-                    .store
-                    .membership(&g.organization_id, u)
-                    .await?
-                    .is_none();
-                (
-                    Subject::User(UserName::new(u).to_string()),
-                    external,
-                    user.display_name,
-                    user.email,
-                )
-            }
-            GrantSubject::Team(t) => (
-                Subject::Team(TeamName::new(&g.organization_id, t).to_string()),
-                false,
-                self.peers
-                    .team_display_name(caller, &g.organization_id, t)
-                    .await,
-                String::new(),
-            ),
-            GrantSubject::Role(r) => (
-                Subject::Role(r.clone()),
-                false,
-                self.role_display_name(&g.organization_id, r).await?,
-                String::new(),
-            ),
-        };
-        Ok(pb::ProjectGrant {
-            name: ProjectGrantName::new(&g.organization_id, &g.project_id, &g.id).to_string(),
-            subject: Some(subject),
-            access_level: level_to(g.level) as i32,
-            external,
-            subject_display_name: display,
-            user_email: email,
-            create_time: Some(timestamp(g.created_at_us)),
-            update_time: Some(timestamp(g.updated_at_us)),
-            etag: etag(g.version),
-        })
-    }
-
     /// The project, if it is a live project of the organization the caller
     /// may act on with `permission`.
     async fn project_access(

@@ -16,6 +16,7 @@
 //! catches up before the answer carries the new revision as its token.
 
 pub mod authz;
+mod convert;
 pub mod directory;
 pub mod engine;
 mod error;

@@ -8,7 +8,7 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::{InvitationName, MembershipName, OrganizationName, UserName};
+use tenantry_kit::names::{MembershipName, OrganizationName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::tenancy;
@@ -16,11 +16,12 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::convert::role_event;
 use crate::engine::{Change, GrantSubject};
 use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::store::MembershipRow;
-use crate::{Caller, Core, NAME, timestamp};
+use crate::{Caller, Core, NAME};
 
 const OWNER: &str = "roles/owner";
 
@@ -29,15 +30,6 @@ const OWNER: &str = "roles/owner";
 pub struct MembershipApi(pub Core);
 
 pub use tenantry_kit::request::{check_etag, etag};
-
-/// A role as events name it: its id (the last segment of its name) and
-/// its name.
-pub(crate) fn role_event(name: &str) -> events::Role {
-    events::Role {
-        role_id: name.rsplit('/').next().unwrap_or(name).to_string(),
-        name: name.to_string(),
-    }
-}
 
 impl Core {
     /// Refuses to add `user_id` directly to `organization_id` unless they
@@ -54,26 +46,6 @@ impl Core {
             return Ok(());
         }
         Err(Refusal::UserNotFound.into())
-    }
-
-    pub(crate) async fn membership_to_proto(&self, m: &MembershipRow) -> Result<pb::Membership> {
-        let user = self.store.user(&m.user_id).await?.unwrap_or_default();
-        Ok(pb::Membership {
-            name: MembershipName::new(&m.organization_id, &m.user_id).to_string(),
-            user: UserName::new(&m.user_id).to_string(),
-            roles: m.roles.clone(),
-            external: false,
-            user_display_name: user.display_name,
-            user_email: user.email,
-            invitation: m
-                .invitation_id
-                .as_ref()
-                .map(|i| InvitationName::new(&m.organization_id, i).to_string())
-                .unwrap_or_default(),
-            create_time: Some(timestamp(m.created_at_us)),
-            update_time: Some(timestamp(m.updated_at_us)),
-            etag: etag(m.version),
-        })
     }
 
     /// Checks a list of roles for an organization: at least one, no

@@ -12,31 +12,18 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::convert::custom_to_proto;
 use crate::engine::schema::BUILT_IN_ROLES;
 use crate::engine::{Change, GrantSubject};
 use crate::error::Error as Refusal;
 use crate::live::token;
-use crate::memberships::{check_etag, etag};
+use crate::memberships::check_etag;
 use crate::store::{GrantRow, RoleRow};
-use crate::{Caller, Core, NAME, timestamp};
+use crate::{Caller, Core, NAME};
 
 /// The `RoleService` handler.
 #[derive(Debug, Clone)]
 pub struct RoleApi(pub Core);
-
-fn custom_to_proto(role: &RoleRow, holders: i32) -> pb::Role {
-    pb::Role {
-        name: role.name(),
-        display_name: role.display_name.clone(),
-        description: role.description.clone(),
-        permissions: role.permissions.clone(),
-        built_in: false,
-        member_count: holders,
-        create_time: Some(timestamp(role.created_at_us)),
-        update_time: Some(timestamp(role.updated_at_us)),
-        etag: etag(role.version),
-    }
-}
 
 /// The pattern of a custom role's name, a kind kit does not name yet (the
 /// store's `RoleRow::name` prints it).
@@ -64,25 +51,6 @@ impl Core {
             Err(_) => None,
         };
         Ok(custom.map_or_else(|| name.to_string(), |role| role.display_name))
-    }
-
-    fn built_in_to_proto(&self, name: &str) -> Option<pb::Role> {
-        let index = self.index.read();
-        let perms = index.schema().built_in_role(name)?;
-        let title = name.trim_start_matches("roles/");
-        Some(pb::Role {
-            name: name.to_string(),
-            display_name: format!("{}{}", title[..1].to_uppercase(), &title[1..]),
-            description: String::new(),
-            permissions: index
-                .schema()
-                .names(perms)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            built_in: true,
-            ..Default::default()
-        })
     }
 
     fn valid_permissions(&self, permissions: &[String]) -> Result<()> {

@@ -12,48 +12,19 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::convert::event_role;
 use crate::engine::{Change, TEAM};
 use crate::error::Error as Refusal;
 use crate::live::token;
-use crate::memberships::{check_etag, etag};
+use crate::memberships::check_etag;
 use crate::store::TeamMemberRow;
-use crate::{Caller, Core, NAME, timestamp};
+use crate::{Caller, Core, NAME};
 
 /// The `TeamMemberService` handler.
 #[derive(Debug, Clone)]
 pub struct TeamMemberApi(pub Core);
 
-fn role_of(lead: bool) -> authz_pb::TeamRole {
-    if lead {
-        authz_pb::TeamRole::Lead
-    } else {
-        authz_pb::TeamRole::Member
-    }
-}
-
-fn event_role(lead: bool) -> i32 {
-    if lead {
-        events::TeamRole::Lead as i32
-    } else {
-        events::TeamRole::Member as i32
-    }
-}
-
 impl Core {
-    async fn member_to_proto(&self, m: &TeamMemberRow) -> Result<pb::TeamMember> {
-        let user = self.store.user(&m.user_id).await?.unwrap_or_default();
-        Ok(pb::TeamMember {
-            name: TeamMemberName::new(&m.organization_id, &m.team_id, &m.user_id).to_string(),
-            user: UserName::new(&m.user_id).to_string(),
-            role: role_of(m.lead) as i32,
-            user_display_name: user.display_name,
-            user_email: user.email,
-            create_time: Some(timestamp(m.created_at_us)),
-            update_time: Some(timestamp(m.updated_at_us)),
-            etag: etag(m.version),
-        })
-    }
-
     /// The team, if it is a live team of the organization the caller may
     /// act on with `permission`.
     async fn team_access(

@@ -14,6 +14,7 @@ use tenantry_kit::error::{Error, Result};
 use tenantry_proto::tenantry::authz::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::convert::{object, permissionship, subject};
 use crate::engine::{Index, IndexError};
 use crate::error::Error as Refusal;
 use crate::live::token;
@@ -35,34 +36,6 @@ pub struct AuthorizationApi(pub Core);
 /// permissions) can tell them apart.
 fn index_error(error: IndexError) -> Error {
     Refusal::Index(error).into()
-}
-
-fn permissionship(allowed: bool) -> pb::Permissionship {
-    if allowed {
-        pb::Permissionship::Allowed
-    } else {
-        pb::Permissionship::Denied
-    }
-}
-
-/// The subject a caller may ask about, as (type, id).
-fn subject(reference: Option<&pb::SubjectReference>) -> Result<(&str, &str)> {
-    let object = reference
-        .and_then(|s| s.object.as_ref())
-        .ok_or_else(|| Error::invalid_field("subject", "is required"))?;
-    if object.object_id.is_empty() {
-        return Err(Error::invalid_field(
-            "subject.object.object_id",
-            "is required",
-        ));
-    }
-    match object.object_type.as_str() {
-        "user" | "api_key" | "service_account" => Ok((&object.object_type, &object.object_id)),
-        _ => Err(Error::invalid_field(
-            "subject.object.object_type",
-            "must be `user`, `api_key` or `service_account`",
-        )),
-    }
 }
 
 /// Refuses questions the caller may not ask: a user or API key asks about
@@ -103,17 +76,6 @@ pub(crate) fn session_live(index: &Index, principal: &Principal) -> bool {
         .session_id
         .as_deref()
         .is_none_or(|session| index.session_live(session))
-}
-
-fn object<'a>(
-    reference: Option<&'a pb::ObjectReference>,
-    field: &str,
-) -> Result<(&'a str, &'a str)> {
-    let object = reference.ok_or_else(|| Error::invalid_field(field, "is required"))?;
-    if object.object_type.is_empty() || object.object_id.is_empty() {
-        return Err(Error::invalid_field(field, "needs a type and an id"));
-    }
-    Ok((&object.object_type, &object.object_id))
 }
 
 impl Core {

@@ -172,7 +172,7 @@ impl Core {
                         roles: membership
                             .roles
                             .iter()
-                            .map(|r| crate::memberships::role_event(r))
+                            .map(|r| crate::convert::role_event(r))
                             .collect(),
                         invitation_id: invitation.id.clone(),
                     },
@@ -246,8 +246,8 @@ impl Core {
                         grant_id: grant.id.clone(),
                         project_id: project.clone(),
                         organization_id: organization_id.clone(),
-                        subject: Some(crate::grants::event_subject(&subject)),
-                        access_level: crate::grants::level_to(*level) as i32,
+                        subject: Some(crate::convert::event_subject(&subject)),
+                        access_level: crate::convert::level_to(*level) as i32,
                         external,
                     },
                 )

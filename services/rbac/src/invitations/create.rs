@@ -73,7 +73,7 @@ impl Core {
                     "must be a project of the organization",
                 ));
             }
-            let level = crate::grants::level_from(project.access_level()).map_err(|_| {
+            let level = crate::convert::level_from(project.access_level()).map_err(|_| {
                 Error::invalid_field(
                     format!("invitation.projects[{i}].access_level"),
                     "must be VIEWER, CONTRIBUTOR or ADMIN",
@@ -204,7 +204,7 @@ impl Core {
                     roles: row
                         .roles
                         .iter()
-                        .map(|r| crate::memberships::role_event(r))
+                        .map(|r| crate::convert::role_event(r))
                         .collect(),
                     team_ids: row.teams.iter().map(|(t, _)| t.clone()).collect(),
                     invited_by: inviter,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
-use tenantry_kit::names::{InvitationName, OrganizationName, ProjectName, TeamName, UserName};
+use tenantry_kit::names::{InvitationName, OrganizationName, ProjectName, TeamName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::row::{Bit, JsonText, json};
@@ -31,7 +31,7 @@ use tonic::{Request, Response, Status};
 use crate::engine::{AccessLevel, Change, GrantSubject};
 use crate::error::Error as Refusal;
 use crate::live::token;
-use crate::memberships::{check_etag, etag};
+use crate::memberships::check_etag;
 use crate::store::{GrantRow, MembershipRow, TeamMemberRow, Tx};
 use crate::{Caller, Core, NAME, timestamp};
 
@@ -128,62 +128,6 @@ macro_rules! invitation_columns {
          inviter_id, expires_at_us, lifetime_us, send_count, last_sent_at_us, accepted_by, \
          closed_at_us, created_at_us, updated_at_us, version, inviter_name, projects, external"
     };
-}
-
-impl InvitationRow {
-    fn effective_state(&self, now_us: i64) -> pb::invitation::State {
-        match self.state.as_str() {
-            "pending" if self.expires_at_us <= now_us => pb::invitation::State::Expired,
-            "pending" => pb::invitation::State::Pending,
-            "accepted" => pb::invitation::State::Accepted,
-            "revoked" => pb::invitation::State::Revoked,
-            _ => pb::invitation::State::Expired,
-        }
-    }
-
-    fn to_proto(&self, now_us: i64) -> pb::Invitation {
-        pb::Invitation {
-            name: InvitationName::new(&self.organization_id, &self.id).to_string(),
-            email: self.email.clone(),
-            roles: self.roles.clone(),
-            teams: self
-                .teams
-                .iter()
-                .map(|(team, lead)| pb::InvitationTeam {
-                    team: TeamName::new(&self.organization_id, team).to_string(),
-                    role: if *lead {
-                        authz_pb::TeamRole::Lead
-                    } else {
-                        authz_pb::TeamRole::Member
-                    } as i32,
-                })
-                .collect(),
-            projects: self
-                .projects
-                .iter()
-                .map(|(project, level)| pb::InvitationProject {
-                    project: ProjectName::new(&self.organization_id, project).to_string(),
-                    access_level: crate::grants::level_to(*level) as i32,
-                })
-                .collect(),
-            external: self.external,
-            state: self.effective_state(now_us) as i32,
-            inviter: UserName::new(&self.inviter_id).to_string(),
-            inviter_display_name: self.inviter_name.clone(),
-            expire_time: Some(timestamp(self.expires_at_us)),
-            send_count: self.send_count as i32,
-            last_send_time: Some(timestamp(self.last_sent_at_us)),
-            accepted_by: self
-                .accepted_by
-                .as_ref()
-                .map(|u| UserName::new(u).to_string())
-                .unwrap_or_default(),
-            close_time: self.closed_at_us.map(timestamp),
-            create_time: Some(timestamp(self.created_at_us)),
-            update_time: Some(timestamp(self.updated_at_us)),
-            etag: etag(self.version),
-        }
-    }
 }
 
 async fn insert(tx: &mut Tx, i: &InvitationRow) -> Result<()> {
