@@ -3,9 +3,15 @@
 
 use super::*;
 
-#[tokio::test]
-async fn an_edited_row_breaks_the_chain_checkpoints_are_signed_and_retention_keeps_it_verifiable() {
-    for storage in storages() {
+/// Acme, Ada's, with three projects in its log.
+struct Acme {
+    w: World,
+    ada: User,
+    acme: String,
+}
+
+impl Acme {
+    async fn start(storage: Storage) -> Acme {
         let w = World::start(builder(storage)).await;
         let ada = w.user("ada@example.com").await;
         let acme = w.organization(&ada, "Acme").await;
@@ -29,131 +35,149 @@ async fn an_edited_row_breaks_the_chain_checkpoints_are_signed_and_retention_kee
             (events.audit_events.len() == 3).then_some(())
         })
         .await;
+        Acme { w, ada, acme }
+    }
+}
 
-        // A signed checkpoint of the head, verifiable by anyone with it.
-        let checkpoint = eventually("a checkpoint", || async {
-            w.audit()
-                .list_audit_checkpoints(authed(
-                    pb::ListAuditCheckpointsRequest {
-                        parent: format!("organizations/{acme}"),
-                        ..Default::default()
-                    },
-                    &ada.token,
-                ))
-                .await
-                .ok()?
-                .into_inner()
-                .audit_checkpoints
-                .into_iter()
-                .next()
-        })
-        .await;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(
-            &checkpoint.public_key.clone().try_into().unwrap(),
-        )
-        .unwrap();
-        let signature = ed25519_dalek::Signature::from_slice(&checkpoint.signature).unwrap();
-        key.verify(&checkpoint.signed_payload, &signature).unwrap();
-        let payload = String::from_utf8(checkpoint.signed_payload.clone()).unwrap();
-        assert!(payload.starts_with(&format!(
-            "tenantry-audit-checkpoint-v1\n{acme}\n{}\n{}\n",
-            checkpoint.sequence,
-            hex::encode(&checkpoint.head_hash)
-        )));
-        let fetched = w
-            .audit()
-            .get_audit_checkpoint(authed(
-                pb::GetAuditCheckpointRequest {
-                    name: checkpoint.name.clone(),
+#[tokio::test]
+async fn an_edited_row_breaks_the_chain_checkpoints_are_signed_and_retention_keeps_it_verifiable() {
+    for storage in storages() {
+        let a = Acme::start(storage).await;
+        a_signed_checkpoint_of_the_head_verifies(&a).await;
+        let db = an_edited_row_breaks_the_chain_where_it_is(&a).await;
+        retention_keeps_what_is_left_verifiable(&a, db).await;
+        a.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn a_signed_checkpoint_of_the_head_verifies(a: &Acme) {
+    let Acme { w, ada, acme } = a;
+    // A signed checkpoint of the head, verifiable by anyone with it.
+    let checkpoint = eventually("a checkpoint", || async {
+        w.audit()
+            .list_audit_checkpoints(authed(
+                pb::ListAuditCheckpointsRequest {
+                    parent: format!("organizations/{acme}"),
+                    ..Default::default()
                 },
                 &ada.token,
             ))
             .await
-            .unwrap()
+            .ok()?
             .into_inner()
-            .audit_checkpoint
+            .audit_checkpoints
+            .into_iter()
+            .next()
+    })
+    .await;
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&checkpoint.public_key.clone().try_into().unwrap())
             .unwrap();
-        assert_eq!(fetched, checkpoint);
+    let signature = ed25519_dalek::Signature::from_slice(&checkpoint.signature).unwrap();
+    key.verify(&checkpoint.signed_payload, &signature).unwrap();
+    let payload = String::from_utf8(checkpoint.signed_payload.clone()).unwrap();
+    assert!(payload.starts_with(&format!(
+        "tenantry-audit-checkpoint-v1\n{acme}\n{}\n{}\n",
+        checkpoint.sequence,
+        hex::encode(&checkpoint.head_hash)
+    )));
+    let fetched = w
+        .audit()
+        .get_audit_checkpoint(authed(
+            pb::GetAuditCheckpointRequest {
+                name: checkpoint.name.clone(),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_checkpoint
+        .unwrap();
+    assert_eq!(fetched, checkpoint);
+}
 
-        // Edit one row behind the service's back: VerifyChain names it.
-        let db = w.sandbox.database.connect_as_operator().await.unwrap();
-        sqlx::query(
-            "UPDATE audit_events SET actor_name = 'Mallory' WHERE scope = $1 AND sequence = 3",
-        )
-        .bind(&acme)
+async fn an_edited_row_breaks_the_chain_where_it_is(a: &Acme) -> tenantry_kit::db::Database {
+    let Acme { w, ada, acme } = a;
+    // Edit one row behind the service's back: VerifyChain names it.
+    let db = w.sandbox.database.connect_as_operator().await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor_name = 'Mallory' WHERE scope = $1 AND sequence = 3")
+        .bind(acme)
         .execute(db.pool())
         .await
         .unwrap();
-        let broken = w.verify(&ada, &acme).await;
-        assert!(!broken.ok);
-        assert_eq!(broken.broken_sequence, 3);
-        assert_eq!(
-            broken.reason,
-            pb::verify_chain_response::Reason::HashMismatch as i32
-        );
-        assert!(
-            broken
-                .broken_audit_event
-                .starts_with(&format!("organizations/{acme}/auditEvents/"))
-        );
-        let before = w
-            .audit()
-            .verify_chain(authed(
-                pb::VerifyChainRequest {
-                    organization: format!("organizations/{acme}"),
-                    start_sequence: 1,
-                    end_sequence: 2,
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(before.ok && before.verified_count == 2);
-        let bad = w
-            .audit()
-            .verify_chain(authed(
-                pb::VerifyChainRequest {
-                    organization: format!("organizations/{acme}"),
-                    start_sequence: 5,
-                    end_sequence: 2,
-                },
-                &ada.token,
-            ))
-            .await;
-        assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+    let broken = w.verify(ada, acme).await;
+    assert!(!broken.ok);
+    assert_eq!(broken.broken_sequence, 3);
+    assert_eq!(
+        broken.reason,
+        pb::verify_chain_response::Reason::HashMismatch as i32
+    );
+    assert!(
+        broken
+            .broken_audit_event
+            .starts_with(&format!("organizations/{acme}/auditEvents/"))
+    );
+    let before = w
+        .audit()
+        .verify_chain(authed(
+            pb::VerifyChainRequest {
+                organization: format!("organizations/{acme}"),
+                start_sequence: 1,
+                end_sequence: 2,
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(before.ok && before.verified_count == 2);
+    let bad = w
+        .audit()
+        .verify_chain(authed(
+            pb::VerifyChainRequest {
+                organization: format!("organizations/{acme}"),
+                start_sequence: 5,
+                end_sequence: 2,
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+    db
+}
 
-        // Retention by plan (FREE: 7 days): events "ingested" 30 days ago
-        // are purged, a checkpoint marks the cut, and what is left verifies.
-        sqlx::query("UPDATE audit_events SET ingested_at_us = ingested_at_us - 2592000000000 WHERE scope = $1 AND sequence <= 3")
-            .bind(&acme)
+async fn retention_keeps_what_is_left_verifiable(a: &Acme, db: tenantry_kit::db::Database) {
+    let Acme { w, ada, acme } = a;
+    // Retention by plan (FREE: 7 days): events "ingested" 30 days ago
+    // are purged, a checkpoint marks the cut, and what is left verifies.
+    sqlx::query("UPDATE audit_events SET ingested_at_us = ingested_at_us - 2592000000000 WHERE scope = $1 AND sequence <= 3")
+            .bind(acme)
             .execute(db.pool())
             .await
             .unwrap();
-        let cut = eventually("the retention cut", || async {
-            w.audit()
-                .list_audit_checkpoints(authed(
-                    pb::ListAuditCheckpointsRequest {
-                        parent: format!("organizations/{acme}"),
-                        ..Default::default()
-                    },
-                    &ada.token,
-                ))
-                .await
-                .ok()?
-                .into_inner()
-                .audit_checkpoints
-                .into_iter()
-                .find(|c| c.retention_cut)
-        })
-        .await;
-        assert_eq!(cut.sequence, 3);
-        let rest = w.verify(&ada, &acme).await;
-        assert!(rest.ok, "{rest:?}");
-        assert_eq!(rest.start_sequence, 4);
-        w.until_logged(&ada, &acme, "audit.events.purged").await;
-        w.sandbox.shutdown().await.unwrap();
-    }
+    let cut = eventually("the retention cut", || async {
+        w.audit()
+            .list_audit_checkpoints(authed(
+                pb::ListAuditCheckpointsRequest {
+                    parent: format!("organizations/{acme}"),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .ok()?
+            .into_inner()
+            .audit_checkpoints
+            .into_iter()
+            .find(|c| c.retention_cut)
+    })
+    .await;
+    assert_eq!(cut.sequence, 3);
+    let rest = w.verify(ada, acme).await;
+    assert!(rest.ok, "{rest:?}");
+    assert_eq!(rest.start_sequence, 4);
+    w.until_logged(ada, acme, "audit.events.purged").await;
 }
 
 #[tokio::test]

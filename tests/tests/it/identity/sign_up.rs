@@ -7,161 +7,170 @@ use super::*;
 async fn sign_up_verify_login_me_refresh_reuse_logout() {
     for storage in storages() {
         let (sandbox, mut client) = sandbox(storage).await;
-        let signed_up = sign_up(&mut client, "Ada@Example.com").await;
-        let user = signed_up.user.unwrap();
-        assert_eq!(user.email, "ada@example.com", "emails are normalized");
-        assert!(!user.email_verified);
-
-        // A signed-in caller asks for the mail again without naming the
-        // address; without a token the address is needed.
-        let access = signed_up.tokens.clone().unwrap().access_token;
-        let before = mails_to(&sandbox, "ada@example.com", "verify_email").len();
-        client
-            .resend_verification(authed(
-                pb::ResendVerificationRequest {
-                    email: String::new(),
-                },
-                &access,
-            ))
-            .await
-            .unwrap();
-        assert_eq!(
-            mails_to(&sandbox, "ada@example.com", "verify_email").len(),
-            before + 1
-        );
-        let anonymous = client
-            .resend_verification(pb::ResendVerificationRequest {
-                email: String::new(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(anonymous.code(), Code::InvalidArgument);
-
-        // Verify the address with the mailed single-use token.
-        let token = sandbox
-            .mail_token("ada@example.com", "verify_email")
-            .expect("verification mail");
-        let verified = client
-            .verify_email(pb::VerifyEmailRequest {
-                token: token.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(verified.user.unwrap().email_verified);
-        let reused = client
-            .verify_email(pb::VerifyEmailRequest { token })
-            .await
-            .unwrap_err();
-        assert_eq!(reused.code(), Code::InvalidArgument);
-
-        let tokens = into_tokens(
-            login(&mut client, "ada@example.com", PASSWORD)
-                .await
-                .unwrap(),
-        );
-        assert_eq!(tokens.token_type, "Bearer");
-        let me = client
-            .me(authed(pb::MeRequest {}, &tokens.access_token))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(me.user.unwrap().email, "ada@example.com");
-
-        // The access token verifies against the published JWKS.
-        let jwks = client
-            .get_jwks(pb::GetJwksRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let keys: Vec<_> = jwks
-            .keys
-            .into_iter()
-            .map(tenantry_kit::auth::JwkKey::from)
-            .collect();
-        let claims = KeySet::from_jwks(&keys)
-            .unwrap()
-            .verify(
-                &tokens.access_token,
-                &Expectations::new("tenantry", "tenantry"),
-                chrono::Utc::now().timestamp(),
-            )
-            .unwrap();
-        assert_eq!(format!("users/{}", claims.sub), tokens.user);
-
-        // Refresh rotates the token; presenting the old one again ends the session.
-        let first_refresh = tokens.refresh_token.clone();
-        let rotated = client
-            .refresh(pb::RefreshRequest {
-                refresh_token: first_refresh.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .tokens
-            .unwrap();
-        assert_ne!(rotated.refresh_token, first_refresh);
-        let replay = client
-            .refresh(pb::RefreshRequest {
-                refresh_token: first_refresh,
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(replay.code(), Code::Unauthenticated);
-        let after_reuse = client
-            .refresh(pb::RefreshRequest {
-                refresh_token: rotated.refresh_token.clone(),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(
-            after_reuse.code(),
-            Code::Unauthenticated,
-            "the whole family is revoked"
-        );
-        let revoked_me = client
-            .me(authed(pb::MeRequest {}, &rotated.access_token))
-            .await
-            .unwrap_err();
-        assert_eq!(revoked_me.code(), Code::Unauthenticated);
-
-        // A new sign-in, then logout ends that session.
-        let tokens = into_tokens(
-            login(&mut client, "ada@example.com", PASSWORD)
-                .await
-                .unwrap(),
-        );
-        client
-            .logout(authed(
-                pb::LogoutRequest {
-                    refresh_token: String::new(),
-                },
-                &tokens.access_token,
-            ))
-            .await
-            .unwrap();
-        let after_logout = client
-            .refresh(pb::RefreshRequest {
-                refresh_token: tokens.refresh_token,
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(after_logout.code(), Code::Unauthenticated);
-
-        let events = event_types(&sandbox).await;
-        for expected in [
-            "identity.user.signed_up",
-            "identity.user.email_verification_requested",
-            "identity.user.email_verified",
-            "identity.login.succeeded",
-            "identity.session.revoked",
-        ] {
-            assert!(
-                events.iter().any(|e| e == expected),
-                "{expected} missing from {events:?}"
-            );
-        }
+        sign_up_normalizes_and_verification_is_single_use(&sandbox, &mut client).await;
+        let tokens = a_login_reaches_me_and_verifies_against_the_jwks(&mut client).await;
+        refresh_rotates_and_a_reuse_revokes_the_family(&mut client, &tokens).await;
+        logout_ends_the_session_and_each_step_is_an_event(&sandbox, &mut client).await;
         sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn sign_up_normalizes_and_verification_is_single_use(sandbox: &Sandbox, client: &mut Client) {
+    let signed_up = sign_up(client, "Ada@Example.com").await;
+    let user = signed_up.user.unwrap();
+    assert_eq!(user.email, "ada@example.com", "emails are normalized");
+    assert!(!user.email_verified);
+
+    // A signed-in caller asks for the mail again without naming the
+    // address; without a token the address is needed.
+    let access = signed_up.tokens.clone().unwrap().access_token;
+    let before = mails_to(sandbox, "ada@example.com", "verify_email").len();
+    client
+        .resend_verification(authed(
+            pb::ResendVerificationRequest {
+                email: String::new(),
+            },
+            &access,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        mails_to(sandbox, "ada@example.com", "verify_email").len(),
+        before + 1
+    );
+    let anonymous = client
+        .resend_verification(pb::ResendVerificationRequest {
+            email: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::InvalidArgument);
+
+    // Verify the address with the mailed single-use token.
+    let token = sandbox
+        .mail_token("ada@example.com", "verify_email")
+        .expect("verification mail");
+    let verified = client
+        .verify_email(pb::VerifyEmailRequest {
+            token: token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(verified.user.unwrap().email_verified);
+    let reused = client
+        .verify_email(pb::VerifyEmailRequest { token })
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::InvalidArgument);
+}
+
+async fn a_login_reaches_me_and_verifies_against_the_jwks(client: &mut Client) -> pb::AuthTokens {
+    let tokens = into_tokens(login(client, "ada@example.com", PASSWORD).await.unwrap());
+    assert_eq!(tokens.token_type, "Bearer");
+    let me = client
+        .me(authed(pb::MeRequest {}, &tokens.access_token))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.user.unwrap().email, "ada@example.com");
+
+    // The access token verifies against the published JWKS.
+    let jwks = client
+        .get_jwks(pb::GetJwksRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let keys: Vec<_> = jwks
+        .keys
+        .into_iter()
+        .map(tenantry_kit::auth::JwkKey::from)
+        .collect();
+    let claims = KeySet::from_jwks(&keys)
+        .unwrap()
+        .verify(
+            &tokens.access_token,
+            &Expectations::new("tenantry", "tenantry"),
+            chrono::Utc::now().timestamp(),
+        )
+        .unwrap();
+    assert_eq!(format!("users/{}", claims.sub), tokens.user);
+    tokens
+}
+
+async fn refresh_rotates_and_a_reuse_revokes_the_family(
+    client: &mut Client,
+    tokens: &pb::AuthTokens,
+) {
+    // Refresh rotates the token; presenting the old one again ends the session.
+    let first_refresh = tokens.refresh_token.clone();
+    let rotated = client
+        .refresh(pb::RefreshRequest {
+            refresh_token: first_refresh.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert_ne!(rotated.refresh_token, first_refresh);
+    let replay = client
+        .refresh(pb::RefreshRequest {
+            refresh_token: first_refresh,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), Code::Unauthenticated);
+    let after_reuse = client
+        .refresh(pb::RefreshRequest {
+            refresh_token: rotated.refresh_token.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        after_reuse.code(),
+        Code::Unauthenticated,
+        "the whole family is revoked"
+    );
+    let revoked_me = client
+        .me(authed(pb::MeRequest {}, &rotated.access_token))
+        .await
+        .unwrap_err();
+    assert_eq!(revoked_me.code(), Code::Unauthenticated);
+}
+
+async fn logout_ends_the_session_and_each_step_is_an_event(sandbox: &Sandbox, client: &mut Client) {
+    // A new sign-in, then logout ends that session.
+    let tokens = into_tokens(login(client, "ada@example.com", PASSWORD).await.unwrap());
+    client
+        .logout(authed(
+            pb::LogoutRequest {
+                refresh_token: String::new(),
+            },
+            &tokens.access_token,
+        ))
+        .await
+        .unwrap();
+    let after_logout = client
+        .refresh(pb::RefreshRequest {
+            refresh_token: tokens.refresh_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(after_logout.code(), Code::Unauthenticated);
+
+    let events = event_types(sandbox).await;
+    for expected in [
+        "identity.user.signed_up",
+        "identity.user.email_verification_requested",
+        "identity.user.email_verified",
+        "identity.login.succeeded",
+        "identity.session.revoked",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected} missing from {events:?}"
+        );
     }
 }
 
