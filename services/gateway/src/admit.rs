@@ -3,14 +3,13 @@
 //! headers it carries to the backend.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use tenantry_kit::{Code, Error};
 
 use crate::Gateway;
 use crate::credentials::EdgeCaller;
 use crate::edge::AccessInfo;
+use crate::error::Error as Refusal;
 use crate::errors::ApiError;
 use crate::limits::Decision;
 use crate::refusals::Refused;
@@ -81,20 +80,12 @@ pub async fn admit(
                 tenantry_kit::db::now_micros(),
             );
         }
-        let error = Error::new(
-            Code::ResourceExhausted,
-            "RATE_LIMITED",
-            format!(
-                "too many {} requests; retry in {} s",
-                class.as_str(),
-                decision.retry_after_secs
-            ),
-        )
-        .with_metadata("class", class.as_str())
-        .with_metadata("scope", decision.scope)
-        .with_metadata("limit_per_minute", decision.limit)
-        .with_retry_after(Duration::from_secs(decision.retry_after_secs));
-        let mut error = ApiError::edge(error);
+        let mut error = ApiError::from(Refusal::RateLimited {
+            class: class.as_str(),
+            scope: decision.scope,
+            limit_per_minute: decision.limit,
+            retry_after_secs: decision.retry_after_secs,
+        });
         error.headers = rate_headers(&decision, class);
         return Err(error);
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use tenantry_kit::{Code, Error};
+use tenantry_kit::Error;
 
 /// The domain of errors the gateway itself raises.
 pub const DOMAIN: &str = "gateway.tenantry";
@@ -176,17 +176,4 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 /// Errors the edge raises, by the same rules as the services'.
 pub fn unauthenticated(message: &str) -> ApiError {
     ApiError::edge(Error::unauthenticated(message.to_string()))
-}
-
-/// 413 for a body over the limit.
-pub fn too_large(limit: usize) -> ApiError {
-    ApiError::edge(
-        Error::new(
-            Code::InvalidArgument,
-            "BODY_TOO_LARGE",
-            format!("the request body is larger than {limit} bytes"),
-        )
-        .with_metadata("limit_bytes", limit),
-    )
-    .with_http(StatusCode::PAYLOAD_TOO_LARGE)
 }

@@ -21,6 +21,7 @@
 pub mod admit;
 pub mod credentials;
 pub mod edge;
+mod error;
 pub mod errors;
 pub mod limits;
 pub mod openapi;

@@ -9,13 +9,13 @@ use axum::extract::Request;
 use axum::response::{IntoResponse as _, Response};
 use bytes::Bytes;
 use futures::StreamExt as _;
-use http::{HeaderValue, StatusCode};
 use prost_reflect::DynamicMessage;
 
 use crate::Gateway;
 use crate::admit::{Admitted, admit, forward_headers, rate_headers};
 use crate::edge::AccessInfo;
-use crate::errors::{ApiError, too_large};
+use crate::error::Error as Refusal;
+use crate::errors::ApiError;
 use crate::routes::{BodyRule, Lookup, Route};
 use crate::upstream::DynamicCodec;
 use tenantry_kit::net::ClientAddress;
@@ -59,23 +59,18 @@ async fn serve(
                 .map(|m| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
-            let mut error = ApiError::edge(tenantry_kit::Error::new(
-                tenantry_kit::Code::Unimplemented,
-                "METHOD_NOT_ALLOWED",
-                format!("{} is not allowed here; use {allow}", parts.method),
-            ))
-            .with_http(StatusCode::METHOD_NOT_ALLOWED);
-            if let Ok(value) = HeaderValue::from_str(&allow) {
-                error = error.with_header(http::header::ALLOW, value);
+            return Err(Refusal::MethodNotAllowed {
+                method: parts.method.clone(),
+                allow,
             }
-            return Err(error);
+            .into());
         }
         Lookup::NotFound => {
-            return Err(ApiError::edge(tenantry_kit::Error::new(
-                tenantry_kit::Code::NotFound,
-                "NO_ROUTE",
-                format!("no route for {} {path}", parts.method),
-            )));
+            return Err(Refusal::NoRoute {
+                method: parts.method.clone(),
+                path: path.to_string(),
+            }
+            .into());
         }
     };
     info.route = format!("{} {}", route.http_method, route.template);
@@ -120,7 +115,7 @@ async fn read_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        return Err(too_large(limit));
+        return Err(Refusal::BodyTooLarge { limit }.into());
     }
     if !matches!(route.body, BodyRule::None)
         && let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
@@ -131,19 +126,14 @@ async fn read_body(
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err(ApiError::edge(tenantry_kit::Error::new(
-                tenantry_kit::Code::InvalidArgument,
-                "UNSUPPORTED_MEDIA_TYPE",
-                "send the body as application/json",
-            ))
-            .with_http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+            return Err(Refusal::UnsupportedMediaType.into());
         }
     }
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let too_big = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_big {
-            too_large(limit)
+            Refusal::BodyTooLarge { limit }.into()
         } else {
             ApiError::invalid("body", "could not be read")
         }
