@@ -2,7 +2,11 @@
 //! printed with `Display`. Kit's `OrganizationName` holds one organization;
 //! the log's names also say `organizations/instance` (the chain of events of
 //! no organization) and `organizations/-` (every organization), so its kinds
-//! live here.
+//! live here. Kit's `AuditEventName` and `AuditCheckpointName` name one
+//! organization's objects only, and their parse errors differ from the ones
+//! callers get here (the pattern spelled `{}` instead of `{organization}`,
+//! "is required" for an empty name, only canonical UUIDs as ids), so the
+//! log keeps its own.
 
 use std::fmt;
 
