@@ -16,7 +16,7 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::chain::checkpoint_view;
+use crate::convert::checkpoint_view;
 use crate::names::{AuditCheckpointName, AuditEventName, Parent};
 use crate::record::{AuditRecord, INSTANCE};
 use crate::store::{self, Cursor, Filter};

@@ -11,7 +11,7 @@ use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
-use crate::names::{AuditCheckpointName, AuditEventName};
+use crate::names::AuditEventName;
 use crate::record::GENESIS;
 use crate::store::{self, CheckpointRow, Tx};
 use crate::{Core, system_actor};
@@ -77,20 +77,6 @@ impl Signer {
             public_key: hex::encode(self.public_key()),
             retention_cut,
         }
-    }
-}
-
-pub fn checkpoint_view(c: &CheckpointRow) -> pb::AuditCheckpoint {
-    pb::AuditCheckpoint {
-        name: AuditCheckpointName::in_chain(&c.scope, &c.id).to_string(),
-        sequence: c.sequence,
-        head_hash: hex::decode(&c.head_hash).unwrap_or_default(),
-        create_time: Some(tenantry_kit::db::timestamp(c.created_at_us)),
-        signed_payload: c.signed_payload.as_bytes().to_vec(),
-        signature: hex::decode(&c.signature).unwrap_or_default(),
-        key_id: c.key_id.clone(),
-        public_key: hex::decode(&c.public_key).unwrap_or_default(),
-        retention_cut: c.retention_cut,
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod chain;
+mod convert;
 pub mod edge;
 pub mod ingest;
 mod names;

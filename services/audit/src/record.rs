@@ -1,5 +1,5 @@
-//! One audit event: made from a domain event, hashed into its chain, and
-//! shown in the API.
+//! One audit event: made from a domain event and hashed into its chain
+//! (`convert` shows it in the API).
 //!
 //! The hash of an event is SHA-256 over its previous event's hash (32
 //! bytes) followed by the canonical encoding of its stored fields: each of
@@ -13,12 +13,9 @@
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tenantry_kit::names::OrganizationName;
 use tenantry_kit::row::Bit;
 use tenantry_proto::tenantry::audit::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
-
-use crate::names::AuditEventName;
 
 /// The scope of events that belong to no organization.
 pub const INSTANCE: &str = "instance";
@@ -248,97 +245,6 @@ impl AuditRecord {
         self.sequence = sequence + 1;
         self.previous_hash = hex::encode(previous);
         self.hash = hex::encode(self.compute_hash(previous));
-    }
-
-    pub fn to_pb(&self) -> pb::AuditEvent {
-        let metadata: Option<prost_types::Struct> =
-            serde_json::from_str::<serde_json::Value>(&self.metadata)
-                .ok()
-                .and_then(|v| match json_to_prost(v) {
-                    prost_types::value::Kind::StructValue(s) => Some(s),
-                    _ => None,
-                });
-        let changes: Vec<StoredChange> = serde_json::from_str(&self.changes).unwrap_or_default();
-        let org = |id: &str| {
-            if id.is_empty() {
-                String::new()
-            } else {
-                OrganizationName::new(id).to_string()
-            }
-        };
-        pb::AuditEvent {
-            name: AuditEventName::in_chain(&self.scope, &self.id).to_string(),
-            organization: org(&self.scope),
-            root_organization: org(&self.root),
-            sequence: self.sequence,
-            occurred_at: Some(tenantry_kit::db::timestamp(self.occurred_at_us)),
-            ingest_time: Some(tenantry_kit::db::timestamp(self.ingested_at_us)),
-            actor: Some(pb::Actor {
-                kind: self.actor_kind,
-                id: self.actor_id.clone(),
-                display_name: self.actor_name.clone(),
-            }),
-            action: self.action.clone(),
-            source: self.source.clone(),
-            targets: self
-                .target_list()
-                .into_iter()
-                .map(|t| pb::Target {
-                    r#type: t.kind,
-                    id: t.id,
-                    name: t.name,
-                })
-                .collect(),
-            outcome: self.outcome,
-            client_address: self.client_address.clone(),
-            user_agent: self.user_agent.clone(),
-            request_id: self.request_id.clone(),
-            trace_id: self.trace_id.clone(),
-            changes: changes
-                .into_iter()
-                .map(|c| pb::FieldChange {
-                    field: c.field,
-                    before: c.before,
-                    after: c.after,
-                })
-                .collect(),
-            metadata,
-            metadata_truncated: self.metadata_truncated,
-            previous_hash: hex::decode(&self.previous_hash).unwrap_or_default(),
-            hash: hex::decode(&self.hash).unwrap_or_default(),
-        }
-    }
-}
-
-/// A JSON value as a protobuf `Value` kind.
-fn json_to_prost(value: serde_json::Value) -> prost_types::value::Kind {
-    use prost_types::value::Kind;
-    match value {
-        serde_json::Value::Null => Kind::NullValue(0),
-        serde_json::Value::Bool(b) => Kind::BoolValue(b),
-        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-        serde_json::Value::String(s) => Kind::StringValue(s),
-        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items
-                .into_iter()
-                .map(|v| prost_types::Value {
-                    kind: Some(json_to_prost(v)),
-                })
-                .collect(),
-        }),
-        serde_json::Value::Object(fields) => Kind::StructValue(prost_types::Struct {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        prost_types::Value {
-                            kind: Some(json_to_prost(v)),
-                        },
-                    )
-                })
-                .collect(),
-        }),
     }
 }
 
