@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod children;
+mod convert;
 mod error;
 pub mod organizations;
 pub mod ownership;

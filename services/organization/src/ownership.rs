@@ -17,6 +17,7 @@ use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 
 use crate::access::{Caller, Object};
+use crate::convert::transfer_to_proto;
 use crate::error::Error as Refusal;
 use crate::store::{OrganizationRow, TransferRow};
 use crate::{Core, NAME, change, not_found, target, timestamp};
@@ -35,26 +36,6 @@ pub enum Ending {
     Cancel,
     /// The target refuses it.
     Decline,
-}
-
-fn transfer_to_proto(row: &TransferRow, now_us: i64) -> pb::OwnershipTransfer {
-    let state = match row.state.as_str() {
-        "pending" if row.expires_at_us <= now_us => pb::OwnershipTransferState::Expired,
-        "pending" => pb::OwnershipTransferState::Pending,
-        "accepted" => pb::OwnershipTransferState::Accepted,
-        "cancelled" => pb::OwnershipTransferState::Cancelled,
-        "declined" => pb::OwnershipTransferState::Declined,
-        _ => pb::OwnershipTransferState::Unspecified,
-    };
-    pb::OwnershipTransfer {
-        name: OwnershipTransferName::new(&row.organization_id, &row.id).to_string(),
-        from_owner: UserName::new(&row.from_user_id).to_string(),
-        to_owner: UserName::new(&row.to_user_id).to_string(),
-        state: state as i32,
-        create_time: Some(timestamp(row.created_at_us)),
-        expire_time: Some(timestamp(row.expires_at_us)),
-        end_time: row.ended_at_us.map(timestamp),
-    }
 }
 
 fn transfer_ids(name: &str) -> Result<(String, String)> {

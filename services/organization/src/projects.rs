@@ -15,9 +15,10 @@ use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
 use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes, child_ids};
+use crate::convert::{environment_to_proto, project_to_proto};
 use crate::error::Error as Refusal;
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
-use crate::validate::{self, check_etag, etag};
+use crate::validate::{self, check_etag};
 use crate::{Core, change, changed, not_found, target, timestamp};
 use tenantry_kit::permission::Permission;
 
@@ -113,37 +114,6 @@ impl Core {
 /// The `ProjectService` handler.
 #[derive(Debug, Clone)]
 pub struct ProjectApi(pub Core);
-
-pub(crate) fn project_to_proto(row: &ChildRow) -> pb::Project {
-    pb::Project {
-        name: ProjectName::new(&row.organization_id, &row.id).to_string(),
-        slug: row.slug.clone(),
-        display_name: row.display_name.clone(),
-        description: row.description.clone(),
-        team: row
-            .team_id
-            .as_ref()
-            .map(|t| TeamName::new(&row.organization_id, t).to_string())
-            .unwrap_or_default(),
-        created_by: row.created_by.clone(),
-        create_time: Some(timestamp(row.created_at_us)),
-        update_time: Some(timestamp(row.updated_at_us)),
-        delete_time: row.deleted_at_us.map(timestamp),
-        purge_time: row.purge_at_us.map(timestamp),
-        etag: etag(row.version),
-    }
-}
-
-fn environment_to_proto(organization_id: &str, row: &EnvironmentRow) -> pb::Environment {
-    pb::Environment {
-        name: EnvironmentName::new(organization_id, &row.project_id, &row.id).to_string(),
-        slug: row.slug.clone(),
-        display_name: row.display_name.clone(),
-        create_time: Some(timestamp(row.created_at_us)),
-        update_time: Some(timestamp(row.updated_at_us)),
-        etag: etag(row.version),
-    }
-}
 
 /// The ALREADY_EXISTS of the environments' unique index as the refusal
 /// naming `slug`; other errors as they are.

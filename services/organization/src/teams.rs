@@ -3,35 +3,20 @@
 //! team itself.
 
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::names::{OrganizationName, TeamName};
+use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
 use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes};
-use crate::store::{ChildRow, Children};
-use crate::validate::etag;
+use crate::convert::team_to_proto;
+use crate::store::Children;
 use crate::{Core, target, timestamp};
 
 /// The `TeamService` handler.
 #[derive(Debug, Clone)]
 pub struct TeamApi(pub Core);
-
-fn team_to_proto(row: &ChildRow) -> pb::Team {
-    pb::Team {
-        name: TeamName::new(&row.organization_id, &row.id).to_string(),
-        slug: row.slug.clone(),
-        display_name: row.display_name.clone(),
-        description: row.description.clone(),
-        created_by: row.created_by.clone(),
-        create_time: Some(timestamp(row.created_at_us)),
-        update_time: Some(timestamp(row.updated_at_us)),
-        delete_time: row.deleted_at_us.map(timestamp),
-        purge_time: row.purge_at_us.map(timestamp),
-        etag: etag(row.version),
-    }
-}
 
 fn fields(team: &pb::Team) -> NewChild {
     NewChild {

@@ -2,6 +2,7 @@
 //! the flow in `tree`, `lifecycle`, `listing` or `crate::ownership`.
 
 use super::*;
+use crate::convert::{organization_to_proto, project_to_proto};
 use tenantry_kit::names::OrganizationName;
 
 #[tonic::async_trait]

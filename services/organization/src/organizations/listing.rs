@@ -2,6 +2,7 @@
 //! caller's own organizations across trees (`ListMyOrganizations`).
 
 use super::*;
+use crate::convert::organization_to_proto;
 use tenantry_kit::names::{OrganizationName, WorkspaceName};
 
 impl Core {

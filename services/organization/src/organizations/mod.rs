@@ -9,8 +9,8 @@
 //!
 //! One file per flow: `tree` (create, move, ancestry), `lifecycle` (update,
 //! delete, undelete, deactivate), `listing`, `workspaces`, and `handlers`
-//! (the RPCs); this one holds the conversions, errors and access helpers
-//! they share.
+//! (the RPCs); this one holds the errors and access helpers they share
+//! (the conversions are in `crate::convert`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
-use tenantry_kit::names::{OrganizationName, UserName, WorkspaceName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -27,10 +26,9 @@ use tonic::{Request, Response, Status};
 
 use crate::access::{Caller, Object};
 use crate::error::Error as Refusal;
-use crate::projects::project_to_proto;
 use crate::quota::Metric;
 use crate::store::{OrganizationFilter, OrganizationRow, WorkspaceRow};
-use crate::validate::{self, MAX_DEPTH, check_etag, etag};
+use crate::validate::{self, MAX_DEPTH, check_etag};
 use crate::{
     Core, NAME, NewRow, ProjectVisibility, change, not_found, slug_suffix, target, timestamp,
 };
@@ -46,84 +44,6 @@ pub struct OrganizationApi(pub Core);
 /// The `WorkspaceService` handler.
 #[derive(Debug, Clone)]
 pub struct WorkspaceApi(pub Core);
-
-/// The organization as clients see it.
-pub fn organization_to_proto(row: &OrganizationRow) -> pb::Organization {
-    let kind = if row.kind == "department" {
-        pb::OrganizationKind::Department
-    } else {
-        pb::OrganizationKind::Organization
-    };
-    let state = if row.state == "deactivated" {
-        pb::OrganizationState::Deactivated
-    } else {
-        pb::OrganizationState::Active
-    };
-    pb::Organization {
-        name: OrganizationName::new(&row.id).to_string(),
-        slug: row.slug.clone(),
-        display_name: row.display_name.clone(),
-        kind: kind as i32,
-        parent: row
-            .parent_id
-            .as_ref()
-            .map(|p| OrganizationName::new(p).to_string())
-            .unwrap_or_default(),
-        root: OrganizationName::new(&row.root_id).to_string(),
-        workspace: WorkspaceName::new(&row.workspace_id).to_string(),
-        depth: row.depth as i32,
-        inherit_access: Some(row.inherit_access),
-        settings: Some(pb::OrganizationSettings {
-            departments_enabled: Some(row.departments_enabled),
-            require_mfa: row.require_mfa,
-            allowed_email_domains: row.allowed_email_domains.clone(),
-            project_visibility: if row.projects_granted_only {
-                pb::ProjectVisibility::Granted
-            } else {
-                pb::ProjectVisibility::AllMembers
-            } as i32,
-        }),
-        metadata: row.metadata.clone().into_iter().collect(),
-        state: state as i32,
-        owner: UserName::new(&row.owner_id).to_string(),
-        created_by: row.created_by.clone(),
-        create_time: Some(timestamp(row.created_at_us)),
-        update_time: Some(timestamp(row.updated_at_us)),
-        delete_time: row.deleted_at_us.map(timestamp),
-        purge_time: row.purge_at_us.map(timestamp),
-        etag: etag(row.version),
-    }
-}
-
-fn workspace_to_proto(row: &WorkspaceRow) -> pb::Workspace {
-    pb::Workspace {
-        name: WorkspaceName::new(&row.id).to_string(),
-        display_name: row.display_name.clone(),
-        billing_mode: billing_mode_from_str(&row.billing_mode) as i32,
-        created_by: row.created_by.clone(),
-        create_time: Some(timestamp(row.created_at_us)),
-        update_time: Some(timestamp(row.updated_at_us)),
-        etag: etag(row.version),
-    }
-}
-
-fn billing_mode_from_str(mode: &str) -> pb::BillingMode {
-    match mode {
-        "single" => pb::BillingMode::Single,
-        "assigned" => pb::BillingMode::Assigned,
-        "pooled" => pb::BillingMode::Pooled,
-        _ => pb::BillingMode::Unspecified,
-    }
-}
-
-fn billing_mode_to_str(mode: pb::BillingMode) -> Option<&'static str> {
-    match mode {
-        pb::BillingMode::Single => Some("single"),
-        pb::BillingMode::Assigned => Some("assigned"),
-        pb::BillingMode::Pooled => Some("pooled"),
-        pb::BillingMode::Unspecified => None,
-    }
-}
 
 fn event_billing_mode(mode: &str) -> i32 {
     match mode {

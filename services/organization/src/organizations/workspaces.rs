@@ -3,6 +3,7 @@
 //! its roots, manages it.
 
 use super::*;
+use crate::convert::{billing_mode_to_str, workspace_to_proto};
 use tenantry_kit::names::WorkspaceName;
 
 impl Core {
