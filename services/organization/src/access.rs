@@ -11,10 +11,10 @@
 use tenantry_kit::access::Checker;
 use tenantry_kit::error::Result;
 use tenantry_kit::names::{OrganizationName, ProjectName, UserName};
+use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
-use tenantry_kit::peer::PeerChannel;
 
 pub use tenantry_kit::access::Caller;
 

@@ -11,8 +11,8 @@
 
 use tenantry_kit::error::{Code, Error, Result};
 use tenantry_kit::names::OrganizationName;
-use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_kit::peer::PeerChannel;
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
 
 pub use billing_pb::Metric;
 
