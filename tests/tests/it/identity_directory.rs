@@ -7,12 +7,10 @@
 use tenantry::services::ServiceKind;
 use tenantry_kit::auth::{Expectations, JwkKey, KeySet, PrincipalKind};
 use tenantry_proto::tenantry::identity::v1 as pb;
+use tenantry_testkit::clients::{Identity, Keys};
 use tenantry_testkit::standin::DirectoryStandIn;
 use tenantry_testkit::{Sandbox, authed};
 use tonic::Code;
-
-type Identity = pb::identity_service_client::IdentityServiceClient<tonic::transport::Channel>;
-type Keys = pb::api_key_service_client::ApiKeyServiceClient<tonic::transport::Channel>;
 
 async fn sign_up(identity: &mut Identity, email: &str) -> (String, String) {
     let response = identity
@@ -60,61 +58,108 @@ async fn identity_with_directory(rbac: &DirectoryStandIn) -> Sandbox {
         .unwrap()
 }
 
-#[tokio::test]
-async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
-    let rbac = DirectoryStandIn::default();
-    let sandbox = identity_with_directory(&rbac).await;
-    let channel = sandbox.channel().await.unwrap();
-    let mut identity = Identity::new(channel.clone());
-    let mut keys = Keys::new(channel);
+/// Organization's and rbac's stand-in with an organization in which the
+/// creator may create keys and read projects and the reader may read it;
+/// an outsider signed up too.
+struct Directory {
+    rbac: DirectoryStandIn,
+    sandbox: Sandbox,
+    identity: Identity,
+    keys: Keys,
+    org: String,
+    creator_token: String,
+    outsider_token: String,
+    reader_token: String,
+}
 
-    let org = tenantry_kit::id::new_id().to_string();
-    let (creator, creator_token) = sign_up(&mut identity, "creator@example.com").await;
-    let (_, outsider_token) = sign_up(&mut identity, "outsider@example.com").await;
-    let (reader, reader_token) = sign_up(&mut identity, "reader@example.com").await;
-    {
-        let mut directory = rbac.state();
-        directory.members.insert((creator.clone(), org.clone()));
-        directory.members.insert((reader.clone(), org.clone()));
-        directory
-            .grants
-            .insert((reader.clone(), org.clone(), "organization.read".to_string()));
-        for permission in ["organization.api_keys.create", "project.read"] {
+impl Directory {
+    async fn start() -> Directory {
+        let rbac = DirectoryStandIn::default();
+        let sandbox = identity_with_directory(&rbac).await;
+        let channel = sandbox.channel().await.unwrap();
+        let mut identity = Identity::new(channel.clone());
+        let keys = Keys::new(channel);
+
+        let org = tenantry_kit::id::new_id().to_string();
+        let (creator, creator_token) = sign_up(&mut identity, "creator@example.com").await;
+        let (_, outsider_token) = sign_up(&mut identity, "outsider@example.com").await;
+        let (reader, reader_token) = sign_up(&mut identity, "reader@example.com").await;
+        {
+            let mut directory = rbac.state();
+            directory.members.insert((creator.clone(), org.clone()));
+            directory.members.insert((reader.clone(), org.clone()));
             directory
                 .grants
-                .insert((creator.clone(), org.clone(), permission.to_string()));
+                .insert((reader.clone(), org.clone(), "organization.read".to_string()));
+            for permission in ["organization.api_keys.create", "project.read"] {
+                directory
+                    .grants
+                    .insert((creator.clone(), org.clone(), permission.to_string()));
+            }
+        }
+        Directory {
+            rbac,
+            sandbox,
+            identity,
+            keys,
+            org,
+            creator_token,
+            outsider_token,
+            reader_token,
         }
     }
+}
 
+#[tokio::test]
+async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
+    let mut d = Directory::start().await;
+    let (secret, key) = a_key_carries_only_what_its_creator_may_grant(&mut d).await;
+    a_key_exchanges_for_a_short_lived_token_served_hot(&mut d, &secret).await;
+    wrong_secrets_typos_and_garbage_are_unauthenticated(&mut d, &secret).await;
+    a_revoked_key_stops_at_once(&mut d, &key, secret.clone()).await;
+    a_key_stops_when_its_creator_leaves(&mut d).await;
+    listings_show_revoked_keys_only_when_asked(&mut d).await;
+    d.sandbox.shutdown().await.unwrap();
+}
+
+async fn a_key_carries_only_what_its_creator_may_grant(d: &mut Directory) -> (String, pb::ApiKey) {
+    let Directory {
+        keys,
+        org,
+        creator_token,
+        outsider_token,
+        reader_token,
+        ..
+    } = d;
     // A permission the creator lacks cannot go into a key; nothing is written.
     let too_much = keys
         .create_api_key(authed(
-            create(&org, &["project.read", "billing.manage"]),
-            &creator_token,
+            create(org, &["project.read", "billing.manage"]),
+            creator_token,
         ))
         .await
         .unwrap_err();
     assert_eq!(too_much.code(), Code::PermissionDenied);
     // Someone without the right to manage keys sees no organization at all.
     let outsider = keys
-        .create_api_key(authed(create(&org, &["project.read"]), &outsider_token))
+        .create_api_key(authed(create(org, &["project.read"]), outsider_token))
         .await
         .unwrap_err();
     assert_eq!(outsider.code(), Code::NotFound);
     // A member who reads the organization is told they may not.
     let reader = keys
-        .create_api_key(authed(create(&org, &["project.read"]), &reader_token))
+        .create_api_key(authed(create(org, &["project.read"]), reader_token))
         .await
         .unwrap_err();
     assert_eq!(reader.code(), Code::PermissionDenied, "{reader:?}");
     let bad = keys
-        .create_api_key(authed(create(&org, &["Project Read"]), &creator_token))
+        .create_api_key(authed(create(org, &["Project Read"]), creator_token))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 
     let created = keys
-        .create_api_key(authed(create(&org, &["project.read"]), &creator_token))
+        .create_api_key(authed(create(org, &["project.read"]), creator_token))
         .await
         .unwrap()
         .into_inner();
@@ -122,11 +167,20 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
     assert!(secret.starts_with("tnt_"), "{secret}");
     let key = created.api_key.unwrap();
     assert_eq!(key.state, pb::ApiKeyState::Active as i32);
+    (secret, key)
+}
 
+async fn a_key_exchanges_for_a_short_lived_token_served_hot(d: &mut Directory, secret: &str) {
+    let Directory {
+        identity,
+        keys,
+        org,
+        ..
+    } = d;
     // Exchange: a short-lived token for the key's organization and permissions.
     let exchanged = keys
         .authenticate_api_key(pb::AuthenticateApiKeyRequest {
-            secret: secret.clone(),
+            secret: secret.to_string(),
         })
         .await
         .unwrap()
@@ -152,20 +206,23 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
     // A hot key is served from the cache: the same token comes back.
     let again = keys
         .authenticate_api_key(pb::AuthenticateApiKeyRequest {
-            secret: secret.clone(),
+            secret: secret.to_string(),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.access_token, exchanged.access_token);
+}
 
+async fn wrong_secrets_typos_and_garbage_are_unauthenticated(d: &mut Directory, secret: &str) {
+    let Directory { keys, .. } = d;
     // A valid prefix with a wrong secret, a typo, garbage: all UNAUTHENTICATED.
     let (_, foreign) = tenantry_identity::secrets::new_api_key();
-    let mut typo = secret.clone();
+    let mut typo = secret.to_string();
     let last = typo.pop().unwrap();
     typo.push(if last == 'a' { 'b' } else { 'a' });
     let forged_secret = {
-        let parts = tenantry_identity::secrets::parse_api_key(&secret).unwrap();
+        let parts = tenantry_identity::secrets::parse_api_key(secret).unwrap();
         let (other, _) = tenantry_identity::secrets::new_api_key();
         format!("tnt_{}_{}", parts.id, other.secret)
     };
@@ -184,13 +241,20 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
             .unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{attempt}");
     }
+}
 
+async fn a_revoked_key_stops_at_once(d: &mut Directory, key: &pb::ApiKey, secret: String) {
+    let Directory {
+        keys,
+        creator_token,
+        ..
+    } = d;
     // Revoked keys stop at once on this replica.
     keys.revoke_api_key(authed(
         pb::RevokeApiKeyRequest {
             name: key.name.clone(),
         },
-        &creator_token,
+        creator_token,
     ))
     .await
     .unwrap();
@@ -199,10 +263,19 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
         .await
         .unwrap_err();
     assert_eq!(revoked.code(), Code::Unauthenticated);
+}
 
+async fn a_key_stops_when_its_creator_leaves(d: &mut Directory) {
+    let Directory {
+        rbac,
+        keys,
+        org,
+        creator_token,
+        ..
+    } = d;
     // A key stops working when its creator leaves the organization.
     let second = keys
-        .create_api_key(authed(create(&org, &["project.read"]), &creator_token))
+        .create_api_key(authed(create(org, &["project.read"]), creator_token))
         .await
         .unwrap()
         .into_inner();
@@ -214,7 +287,15 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
         .await
         .unwrap_err();
     assert_eq!(orphaned.code(), Code::Unauthenticated);
+}
 
+async fn listings_show_revoked_keys_only_when_asked(d: &mut Directory) {
+    let Directory {
+        keys,
+        org,
+        creator_token,
+        ..
+    } = d;
     // Listing shows both, the revoked one only with show_inactive.
     let active = keys
         .list_api_keys(authed(
@@ -222,7 +303,7 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
                 parent: format!("organizations/{org}"),
                 ..Default::default()
             },
-            &creator_token,
+            creator_token,
         ))
         .await
         .unwrap()
@@ -236,14 +317,13 @@ async fn api_keys_carry_a_subset_of_permissions_and_exchange_for_tokens() {
                 show_inactive: true,
                 ..Default::default()
             },
-            &creator_token,
+            creator_token,
         ))
         .await
         .unwrap()
         .into_inner()
         .api_keys;
     assert_eq!(all.len(), 2);
-    sandbox.shutdown().await.unwrap();
 }
 
 #[tokio::test]
