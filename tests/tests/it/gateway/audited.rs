@@ -3,6 +3,29 @@
 
 use super::*;
 
+/// StrictOps' admin, signed up over REST with the organization.
+struct StrictOps {
+    sandbox: Sandbox,
+    rest: Rest,
+    admin: SignedUp,
+    org: String,
+}
+
+impl StrictOps {
+    async fn start(storage: tenantry_testkit::Storage) -> StrictOps {
+        let sandbox = start(storage, |_| {}).await;
+        let rest = Rest::new(sandbox.http_url());
+        let admin = sign_up(&rest, "admin@strictops.example", json!({})).await;
+        let org = admin.organization.clone();
+        StrictOps {
+            sandbox,
+            rest,
+            admin,
+            org,
+        }
+    }
+}
+
 /// StrictOps, over REST as its customers' tools call it: the admin signs
 /// up (the organization comes with it), sees the tiers and starts on FREE;
 /// a customer joins by invitation and may not create projects; custom
@@ -11,147 +34,171 @@ use super::*;
 #[tokio::test]
 async fn strictops_signs_up_picks_a_tier_and_audits_everything() {
     for storage in storages() {
-        let sandbox = start(storage, |_| {}).await;
-        let rest = Rest::new(sandbox.http_url());
-        let admin = sign_up(&rest, "admin@strictops.example", json!({})).await;
-        let org = admin.organization.clone();
+        let s = StrictOps::start(storage).await;
+        the_tiers_are_listed_and_the_organization_starts_on_free(&s).await;
+        a_customer_joins_by_invitation_and_creates_no_projects(&s).await;
+        custom_roles_wait_for_a_paid_tier_that_one_call_reaches(&s).await;
+        the_audit_log_holds_every_step_refusals_included(&s).await;
+        s.sandbox.shutdown().await.unwrap();
+    }
+}
 
-        // The tiers, and the one the organization starts on.
-        let plans = rest.ok("GET", "/v1/plans", Some(&admin.token), None).await;
-        let tiers: Vec<&str> = plans["plans"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|p| p["tier"].as_str())
-            .collect();
-        for tier in [
-            "PLAN_TIER_FREE",
-            "PLAN_TIER_STARTER",
-            "PLAN_TIER_PROFESSIONAL",
-            "PLAN_TIER_ENTERPRISE",
-        ] {
-            assert!(tiers.contains(&tier), "{tier} in {tiers:?}");
-        }
-        let subscription = rest
+async fn the_tiers_are_listed_and_the_organization_starts_on_free(s: &StrictOps) {
+    let StrictOps {
+        rest, admin, org, ..
+    } = s;
+    // The tiers, and the one the organization starts on.
+    let plans = rest.ok("GET", "/v1/plans", Some(&admin.token), None).await;
+    let tiers: Vec<&str> = plans["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["tier"].as_str())
+        .collect();
+    for tier in [
+        "PLAN_TIER_FREE",
+        "PLAN_TIER_STARTER",
+        "PLAN_TIER_PROFESSIONAL",
+        "PLAN_TIER_ENTERPRISE",
+    ] {
+        assert!(tiers.contains(&tier), "{tier} in {tiers:?}");
+    }
+    let subscription = rest
+        .ok(
+            "GET",
+            &format!("/v1/{org}/subscription"),
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    assert_eq!(subscription["subscription"]["plan"], "plans/free");
+}
+
+async fn a_customer_joins_by_invitation_and_creates_no_projects(s: &StrictOps) {
+    let StrictOps {
+        sandbox,
+        rest,
+        admin,
+        org,
+    } = s;
+    // A customer joins by invitation; customers do not create projects.
+    rest.ok(
+        "POST",
+        &format!("/v1/{org}/invitations"),
+        Some(&admin.token),
+        Some(json!({"email": "customer@client.example", "roles": ["roles/member"]})),
+    )
+    .await;
+    let token = sandbox
+        .mail_token("customer@client.example", "invitation")
+        .expect("the invitation was mailed");
+    let customer = sign_up(
+        rest,
+        "customer@client.example",
+        json!({"invitationToken": token}),
+    )
+    .await;
+    assert_eq!(customer.organization, *org);
+    let refused = rest
+        .call(
+            "POST",
+            &format!("/v1/{org}/projects"),
+            Some(&customer.token),
+            Some(json!({"displayName": "Mine"})),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    assert_eq!(count_projects(rest, org, &admin.token).await, 1);
+}
+
+async fn custom_roles_wait_for_a_paid_tier_that_one_call_reaches(s: &StrictOps) {
+    let StrictOps {
+        rest, admin, org, ..
+    } = s;
+    // Custom roles wait for a paid tier; one call upgrades.
+    let role =
+        json!({"displayName": "Auditor", "permissions": ["organization.read", "audit.read"]});
+    let on_free = rest
+        .call(
+            "POST",
+            &format!("/v1/{org}/roles"),
+            Some(&admin.token),
+            Some(role.clone()),
+        )
+        .await;
+    assert_eq!(on_free.status, 400, "{}", on_free.text);
+    assert_eq!(on_free.reason().as_deref(), Some("FEATURE_NOT_INCLUDED"));
+    let upgraded = rest
+        .ok(
+            "POST",
+            &format!("/v1/{org}/subscription:changePlan"),
+            Some(&admin.token),
+            Some(json!({
+                "plan": "plans/starter",
+                "newBillingAccount": {
+                    "displayName": "StrictOps billing",
+                    "currencyCode": "USD",
+                    "billingEmail": "billing@strictops.example",
+                },
+            })),
+        )
+        .await;
+    assert_eq!(upgraded["subscription"]["plan"], "plans/starter");
+    let created = rest
+        .call(
+            "POST",
+            &format!("/v1/{org}/roles"),
+            Some(&admin.token),
+            Some(role),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    // Every answer says where the caller stands against its limit.
+    assert!(created.header("ratelimit-limit").is_some());
+    assert!(created.header("ratelimit-remaining").is_some());
+}
+
+async fn the_audit_log_holds_every_step_refusals_included(s: &StrictOps) {
+    let StrictOps {
+        rest, admin, org, ..
+    } = s;
+    // The audit log holds every step, the customer's refusal included.
+    let wanted = [
+        "organization.created",
+        "organization.member.invited",
+        "organization.member.invitation_accepted",
+        "organization.request.denied",
+        "billing.subscription.changed",
+        "role.created",
+    ];
+    let mut actions: Vec<String> = Vec::new();
+    for _ in 0..400 {
+        let page = rest
             .ok(
                 "GET",
-                &format!("/v1/{org}/subscription"),
+                &format!("/v1/{org}/auditEvents?pageSize=200"),
                 Some(&admin.token),
                 None,
             )
             .await;
-        assert_eq!(subscription["subscription"]["plan"], "plans/free");
-
-        // A customer joins by invitation; customers do not create projects.
-        rest.ok(
-            "POST",
-            &format!("/v1/{org}/invitations"),
-            Some(&admin.token),
-            Some(json!({"email": "customer@client.example", "roles": ["roles/member"]})),
-        )
-        .await;
-        let token = sandbox
-            .mail_token("customer@client.example", "invitation")
-            .expect("the invitation was mailed");
-        let customer = sign_up(
-            &rest,
-            "customer@client.example",
-            json!({"invitationToken": token}),
-        )
-        .await;
-        assert_eq!(customer.organization, org);
-        let refused = rest
-            .call(
-                "POST",
-                &format!("/v1/{org}/projects"),
-                Some(&customer.token),
-                Some(json!({"displayName": "Mine"})),
-            )
-            .await;
-        assert_eq!(refused.status, 403, "{}", refused.text);
-        assert_eq!(count_projects(&rest, &org, &admin.token).await, 1);
-
-        // Custom roles wait for a paid tier; one call upgrades.
-        let role =
-            json!({"displayName": "Auditor", "permissions": ["organization.read", "audit.read"]});
-        let on_free = rest
-            .call(
-                "POST",
-                &format!("/v1/{org}/roles"),
-                Some(&admin.token),
-                Some(role.clone()),
-            )
-            .await;
-        assert_eq!(on_free.status, 400, "{}", on_free.text);
-        assert_eq!(on_free.reason().as_deref(), Some("FEATURE_NOT_INCLUDED"));
-        let upgraded = rest
-            .ok(
-                "POST",
-                &format!("/v1/{org}/subscription:changePlan"),
-                Some(&admin.token),
-                Some(json!({
-                    "plan": "plans/starter",
-                    "newBillingAccount": {
-                        "displayName": "StrictOps billing",
-                        "currencyCode": "USD",
-                        "billingEmail": "billing@strictops.example",
-                    },
-                })),
-            )
-            .await;
-        assert_eq!(upgraded["subscription"]["plan"], "plans/starter");
-        let created = rest
-            .call(
-                "POST",
-                &format!("/v1/{org}/roles"),
-                Some(&admin.token),
-                Some(role),
-            )
-            .await;
-        assert_eq!(created.status, 200, "{}", created.text);
-        // Every answer says where the caller stands against its limit.
-        assert!(created.header("ratelimit-limit").is_some());
-        assert!(created.header("ratelimit-remaining").is_some());
-
-        // The audit log holds every step, the customer's refusal included.
-        let wanted = [
-            "organization.created",
-            "organization.member.invited",
-            "organization.member.invitation_accepted",
-            "organization.request.denied",
-            "billing.subscription.changed",
-            "role.created",
-        ];
-        let mut actions: Vec<String> = Vec::new();
-        for _ in 0..400 {
-            let page = rest
-                .ok(
-                    "GET",
-                    &format!("/v1/{org}/auditEvents?pageSize=200"),
-                    Some(&admin.token),
-                    None,
-                )
-                .await;
-            actions = page["auditEvents"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| e["action"].as_str().map(str::to_string))
-                .collect();
-            if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
-                break;
-            }
-            // The log is fed by the event bus: it is allowed to be late.
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        actions = page["auditEvents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e["action"].as_str().map(str::to_string))
+            .collect();
+        if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
+            break;
         }
-        for action in wanted {
-            assert!(
-                actions.iter().any(|a| a == action),
-                "{action} in {actions:?}"
-            );
-        }
-        sandbox.shutdown().await.unwrap();
+        // The log is fed by the event bus: it is allowed to be late.
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for action in wanted {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
     }
 }
 

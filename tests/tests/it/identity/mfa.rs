@@ -8,125 +8,152 @@ async fn totp_enrollment_mfa_login_and_recovery_codes() {
         let (sandbox, mut client) = sandbox(storage).await;
         let signed_up = sign_up(&mut client, "mfa@example.com").await;
         let access = signed_up.tokens.unwrap().access_token;
-
-        let enrollment = client
-            .enroll_totp(authed(pb::EnrollTotpRequest {}, &access))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(enrollment.otpauth_uri.starts_with("otpauth://totp/"));
-        assert_eq!(enrollment.digits, 6);
-        let secret = totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
-        let now = chrono::Utc::now().timestamp();
-        let wrong = client
-            .confirm_totp(authed(
-                pb::ConfirmTotpRequest {
-                    code: "000000".into(),
-                },
-                &access,
-            ))
+        let recovery_codes =
+            enrollment_is_confirmed_with_a_current_code(&mut client, &access).await;
+        let (code, signed_in) =
+            a_sign_in_asks_for_the_second_factor_and_takes_a_recovery_code_once(
+                &mut client,
+                &recovery_codes,
+            )
             .await;
-        if totp::code_at(&secret, now) != "000000" {
-            assert_eq!(wrong.unwrap_err().code(), Code::InvalidArgument);
-        }
-        let confirmed = client
-            .confirm_totp(authed(
-                pb::ConfirmTotpRequest {
-                    code: totp::code_at(&secret, now),
-                },
-                &access,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(confirmed.recovery_codes.len(), 10);
-        assert!(confirmed.user.unwrap().mfa_enabled);
-
-        // Sign-in now asks for the second factor.
-        let challenge = match login(&mut client, "mfa@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .result
-        {
-            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
-            other => panic!("expected an MFA challenge, got {other:?}"),
-        };
-        let bad = client
-            .complete_mfa_login(pb::CompleteMfaLoginRequest {
-                mfa_token: challenge.mfa_token.clone(),
-                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
-                    "aaaa-aaaa-aaaa-aaaa".into(),
-                )),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(bad.code(), Code::Unauthenticated);
-        let code = confirmed.recovery_codes[0].clone();
-        let signed_in = client
-            .complete_mfa_login(pb::CompleteMfaLoginRequest {
-                mfa_token: challenge.mfa_token.clone(),
-                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
-                    code.clone(),
-                )),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .tokens
-            .unwrap();
-        assert!(signed_in.mfa_authenticated);
-        // The challenge and the recovery code are both single-use.
-        let replay = client
-            .complete_mfa_login(pb::CompleteMfaLoginRequest {
-                mfa_token: challenge.mfa_token,
-                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
-                    code.clone(),
-                )),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(replay.code(), Code::InvalidArgument);
-        let second = match login(&mut client, "mfa@example.com", PASSWORD)
-            .await
-            .unwrap()
-            .result
-        {
-            Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
-            other => panic!("expected an MFA challenge, got {other:?}"),
-        };
-        let used_code = client
-            .complete_mfa_login(pb::CompleteMfaLoginRequest {
-                mfa_token: second.mfa_token,
-                factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(code)),
-            })
-            .await
-            .unwrap_err();
-        assert_eq!(used_code.code(), Code::Unauthenticated);
-
-        // Disabling needs the password.
-        let refused = client
-            .disable_totp(authed(
-                pb::DisableTotpRequest {
-                    current_password: "wrong password!!".into(),
-                },
-                &signed_in.access_token,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(refused.code(), Code::Unauthenticated);
-        let disabled = client
-            .disable_totp(authed(
-                pb::DisableTotpRequest {
-                    current_password: PASSWORD.into(),
-                },
-                &signed_in.access_token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!disabled.user.unwrap().mfa_enabled);
+        a_used_recovery_code_is_refused(&mut client, code).await;
+        disabling_needs_the_password(&mut client, &signed_in).await;
         sandbox.shutdown().await.unwrap();
     }
+}
+
+async fn enrollment_is_confirmed_with_a_current_code(
+    client: &mut Client,
+    access: &str,
+) -> Vec<String> {
+    let enrollment = client
+        .enroll_totp(authed(pb::EnrollTotpRequest {}, access))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(enrollment.otpauth_uri.starts_with("otpauth://totp/"));
+    assert_eq!(enrollment.digits, 6);
+    let secret = totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let wrong = client
+        .confirm_totp(authed(
+            pb::ConfirmTotpRequest {
+                code: "000000".into(),
+            },
+            access,
+        ))
+        .await;
+    if totp::code_at(&secret, now) != "000000" {
+        assert_eq!(wrong.unwrap_err().code(), Code::InvalidArgument);
+    }
+    let confirmed = client
+        .confirm_totp(authed(
+            pb::ConfirmTotpRequest {
+                code: totp::code_at(&secret, now),
+            },
+            access,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(confirmed.recovery_codes.len(), 10);
+    assert!(confirmed.user.unwrap().mfa_enabled);
+    confirmed.recovery_codes
+}
+
+async fn a_sign_in_asks_for_the_second_factor_and_takes_a_recovery_code_once(
+    client: &mut Client,
+    recovery_codes: &[String],
+) -> (String, pb::AuthTokens) {
+    // Sign-in now asks for the second factor.
+    let challenge = match login(client, "mfa@example.com", PASSWORD)
+        .await
+        .unwrap()
+        .result
+    {
+        Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+        other => panic!("expected an MFA challenge, got {other:?}"),
+    };
+    let bad = client
+        .complete_mfa_login(pb::CompleteMfaLoginRequest {
+            mfa_token: challenge.mfa_token.clone(),
+            factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                "aaaa-aaaa-aaaa-aaaa".into(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::Unauthenticated);
+    let code = recovery_codes[0].clone();
+    let signed_in = client
+        .complete_mfa_login(pb::CompleteMfaLoginRequest {
+            mfa_token: challenge.mfa_token.clone(),
+            factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                code.clone(),
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    assert!(signed_in.mfa_authenticated);
+    // The challenge and the recovery code are both single-use.
+    let replay = client
+        .complete_mfa_login(pb::CompleteMfaLoginRequest {
+            mfa_token: challenge.mfa_token,
+            factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(
+                code.clone(),
+            )),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), Code::InvalidArgument);
+    (code, signed_in)
+}
+
+async fn a_used_recovery_code_is_refused(client: &mut Client, code: String) {
+    let second = match login(client, "mfa@example.com", PASSWORD)
+        .await
+        .unwrap()
+        .result
+    {
+        Some(pb::login_response::Result::MfaChallenge(challenge)) => challenge,
+        other => panic!("expected an MFA challenge, got {other:?}"),
+    };
+    let used_code = client
+        .complete_mfa_login(pb::CompleteMfaLoginRequest {
+            mfa_token: second.mfa_token,
+            factor: Some(pb::complete_mfa_login_request::Factor::RecoveryCode(code)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(used_code.code(), Code::Unauthenticated);
+}
+
+async fn disabling_needs_the_password(client: &mut Client, signed_in: &pb::AuthTokens) {
+    // Disabling needs the password.
+    let refused = client
+        .disable_totp(authed(
+            pb::DisableTotpRequest {
+                current_password: "wrong password!!".into(),
+            },
+            &signed_in.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let disabled = client
+        .disable_totp(authed(
+            pb::DisableTotpRequest {
+                current_password: PASSWORD.into(),
+            },
+            &signed_in.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!disabled.user.unwrap().mfa_enabled);
 }
 
 #[tokio::test]
