@@ -2,116 +2,156 @@
 
 use super::*;
 
+/// Ada, signed up, with no organization of her own making yet.
+struct Ada {
+    w: World,
+    token: String,
+}
+
 #[tokio::test]
 async fn slugs_are_unique_and_request_ids_replay() {
     for storage in storages() {
-        let mut w = World::start(storage).await;
+        let w = World::start(storage).await;
         let (_, token) = w.user("ada@example.com").await;
-        let create = |slug: &str, request_id: &str| pb::CreateOrganizationRequest {
-            organization: Some(pb::Organization {
-                display_name: "Slugged".into(),
-                slug: slug.into(),
-                ..Default::default()
-            }),
-            request_id: request_id.into(),
-            ..Default::default()
-        };
-        let first = w
-            .orgs
-            .create_organization(authed(create("slugged", "req-1"), &token))
-            .await
-            .unwrap()
-            .into_inner()
-            .organization
-            .unwrap();
-        // The same request id answers with the same organization.
-        let replay = w
-            .orgs
-            .create_organization(authed(create("slugged", "req-1"), &token))
-            .await
-            .unwrap()
-            .into_inner()
-            .organization
-            .unwrap();
-        assert_eq!(replay.name, first.name);
-        let rows = w.organization_rows().await;
-
-        let duplicate = w
-            .orgs
-            .create_organization(authed(create("slugged", "req-2"), &token))
-            .await
-            .unwrap_err();
-        assert_eq!(duplicate.code(), Code::AlreadyExists);
-        for bad in [
-            "ab",
-            "Upper",
-            "1digit",
-            "trailing-",
-            "under_score",
-            "sp ace",
-        ] {
-            let error = w
-                .orgs
-                .create_organization(authed(create(bad, ""), &token))
-                .await
-                .unwrap_err();
-            assert_eq!(error.code(), Code::InvalidArgument, "{bad}");
-            let violations = error.get_details_bad_request().unwrap().field_violations;
-            assert_eq!(violations[0].field, "organization.slug");
-        }
-        let bad_request_id = w
-            .orgs
-            .create_organization(authed(create("fine-slug", "not a valid id!"), &token))
-            .await
-            .unwrap_err();
-        assert_eq!(bad_request_id.code(), Code::InvalidArgument);
-        let no_name = w
-            .orgs
-            .create_organization(authed(
-                pb::CreateOrganizationRequest {
-                    organization: Some(pb::Organization::default()),
-                    request_id: String::new(),
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(no_name.code(), Code::InvalidArgument);
-        assert_eq!(w.organization_rows().await, rows, "nothing was written");
-
-        // A derived slug that collides gets a suffix instead of failing.
-        let twin = w
-            .orgs
-            .create_organization(authed(create("", ""), &token))
-            .await
-            .unwrap()
-            .into_inner()
-            .organization
-            .unwrap();
-        assert!(twin.slug.starts_with("slugged-"), "{}", twin.slug);
-
-        // A user can create an organization only for themselves.
-        let (bob, _) = w.user("bob@example.com").await;
-        let for_bob = w
-            .orgs
-            .create_organization(authed(
-                pb::CreateOrganizationRequest {
-                    organization: Some(pb::Organization {
-                        display_name: "Not Mine".into(),
-                        owner: format!("users/{bob}"),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap_err();
-        assert_eq!(for_bob.code(), Code::InvalidArgument);
-        w.sandbox.shutdown().await.unwrap();
+        let mut a = Ada { w, token };
+        let rows = a_request_id_replays_and_a_slug_is_unique(&mut a).await;
+        bad_request_ids_and_missing_names_write_nothing(&mut a, rows).await;
+        a_derived_slug_gets_a_suffix_and_organizations_are_ones_own(&mut a).await;
+        a.w.sandbox.shutdown().await.unwrap();
     }
+}
+
+async fn a_request_id_replays_and_a_slug_is_unique(a: &mut Ada) -> i64 {
+    let Ada { w, token } = a;
+    let create = |slug: &str, request_id: &str| pb::CreateOrganizationRequest {
+        organization: Some(pb::Organization {
+            display_name: "Slugged".into(),
+            slug: slug.into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    let first = w
+        .orgs
+        .create_organization(authed(create("slugged", "req-1"), token))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    // The same request id answers with the same organization.
+    let replay = w
+        .orgs
+        .create_organization(authed(create("slugged", "req-1"), token))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert_eq!(replay.name, first.name);
+    let rows = w.organization_rows().await;
+
+    let duplicate = w
+        .orgs
+        .create_organization(authed(create("slugged", "req-2"), token))
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), Code::AlreadyExists);
+    for bad in [
+        "ab",
+        "Upper",
+        "1digit",
+        "trailing-",
+        "under_score",
+        "sp ace",
+    ] {
+        let error = w
+            .orgs
+            .create_organization(authed(create(bad, ""), token))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{bad}");
+        let violations = error.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, "organization.slug");
+    }
+    rows
+}
+
+async fn bad_request_ids_and_missing_names_write_nothing(a: &mut Ada, rows: i64) {
+    let Ada { w, token } = a;
+    let create = |slug: &str, request_id: &str| pb::CreateOrganizationRequest {
+        organization: Some(pb::Organization {
+            display_name: "Slugged".into(),
+            slug: slug.into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    let bad_request_id = w
+        .orgs
+        .create_organization(authed(create("fine-slug", "not a valid id!"), token))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_request_id.code(), Code::InvalidArgument);
+    let no_name = w
+        .orgs
+        .create_organization(authed(
+            pb::CreateOrganizationRequest {
+                organization: Some(pb::Organization::default()),
+                request_id: String::new(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(no_name.code(), Code::InvalidArgument);
+    assert_eq!(w.organization_rows().await, rows, "nothing was written");
+}
+
+async fn a_derived_slug_gets_a_suffix_and_organizations_are_ones_own(a: &mut Ada) {
+    let Ada { w, token } = a;
+    let create = |slug: &str, request_id: &str| pb::CreateOrganizationRequest {
+        organization: Some(pb::Organization {
+            display_name: "Slugged".into(),
+            slug: slug.into(),
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    // A derived slug that collides gets a suffix instead of failing.
+    let twin = w
+        .orgs
+        .create_organization(authed(create("", ""), token))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap();
+    assert!(twin.slug.starts_with("slugged-"), "{}", twin.slug);
+
+    // A user can create an organization only for themselves.
+    let (bob, _) = w.user("bob@example.com").await;
+    let for_bob = w
+        .orgs
+        .create_organization(authed(
+            pb::CreateOrganizationRequest {
+                organization: Some(pb::Organization {
+                    display_name: "Not Mine".into(),
+                    owner: format!("users/{bob}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+                ..Default::default()
+            },
+            token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(for_bob.code(), Code::InvalidArgument);
 }
 
 /// Parent, Ada's, with seven children: organizations and departments in

@@ -34,6 +34,15 @@ async fn the_tree_reaches_the_index_over_nats() {
     }
 }
 
+/// Acme, Ada's; Bob signed up, not in it.
+struct Acme {
+    w: World,
+    ada: User,
+    bob: User,
+    acme: org::Organization,
+    acme_id: String,
+}
+
 #[tokio::test]
 async fn watch_streams_membership_and_grant_changes_of_an_organization() {
     let w = World::start(Storage::Sqlite).await;
@@ -41,11 +50,36 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
     let bob = w.user("bob@example.com").await;
     let acme = w.organization(&ada, "Acme", None).await;
     let acme_id = id(&acme.name);
+    let a = Acme {
+        w,
+        ada,
+        bob,
+        acme,
+        acme_id,
+    };
+    let watch = a_membership_change_reaches_the_organizations_watch(&a).await;
+    let eve = another_organization_is_not_theirs_to_watch(&a).await;
+    let own = naming_none_a_caller_watches_its_tokens_organization(&a, &eve).await;
+    drop(watch);
+    drop(own);
+    a.w.sandbox.shutdown().await.unwrap();
+}
+
+async fn a_membership_change_reaches_the_organizations_watch(
+    a: &Acme,
+) -> tonic::Streaming<authz::WatchResponse> {
+    let Acme {
+        w,
+        ada,
+        bob,
+        acme,
+        acme_id,
+    } = a;
     let start = w
         .authz()
         .check_permission(authed(
             authz::CheckPermissionRequest {
-                resource: object("organization", &acme_id),
+                resource: object("organization", acme_id),
                 permission: "organization.read".into(),
                 subject: subject(&ada.id),
                 ..Default::default()
@@ -69,20 +103,25 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
         .await
         .unwrap()
         .into_inner();
-    w.add_member(&ada, &acme_id, &bob, &["roles/member"]).await;
+    w.add_member(ada, acme_id, bob, &["roles/member"]).await;
     let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
     let relationship = seen.updates[0].relationship.clone().unwrap();
-    assert_eq!(relationship.resource, object("organization", &acme_id));
+    assert_eq!(relationship.resource, object("organization", acme_id));
     assert_eq!(relationship.relation, "member");
     assert_eq!(
         relationship.subject.unwrap().object,
         object("user", &bob.id)
     );
     assert!(seen.changes_through.is_some());
+    watch
+}
+
+async fn another_organization_is_not_theirs_to_watch(a: &Acme) -> User {
+    let Acme { w, acme, .. } = a;
     // Someone else's organization is not theirs to watch.
     let eve = w.user("eve@example.com").await;
     let refused = w
@@ -97,6 +136,14 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::NotFound);
+    eve
+}
+
+async fn naming_none_a_caller_watches_its_tokens_organization(
+    a: &Acme,
+    eve: &User,
+) -> tonic::Streaming<authz::WatchResponse> {
+    let Acme { w, bob, .. } = a;
     // Naming none, a caller watches the organization its token is for.
     let eves = id(&Orgs::new(w.channel.clone())
         .list_my_organizations(authed(
@@ -117,7 +164,7 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
         .await
         .unwrap()
         .into_inner();
-    w.add_member(&eve, &eves, &bob, &["roles/member"]).await;
+    w.add_member(eve, &eves, bob, &["roles/member"]).await;
     let mine = tokio::time::timeout(Duration::from_secs(10), own.message())
         .await
         .unwrap()
@@ -127,9 +174,7 @@ async fn watch_streams_membership_and_grant_changes_of_an_organization() {
         mine.updates[0].relationship.clone().unwrap().resource,
         object("organization", &eves)
     );
-    drop(watch);
-    drop(own);
-    w.sandbox.shutdown().await.unwrap();
+    own
 }
 
 #[tokio::test]
