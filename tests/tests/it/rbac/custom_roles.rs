@@ -43,8 +43,10 @@ impl Acme {
 async fn custom_roles_teams_and_project_grants() {
     for storage in storages() {
         let a = Acme::start(storage).await;
-        a_custom_role_is_deleted_only_with_a_reassignment(&a).await;
-        a_granted_role_moves_its_grants_to_the_reassigned_role(&a).await;
+        let auditor = a_custom_role_is_made_and_held(&a).await;
+        a_held_role_is_deleted_only_with_a_reassignment(&a, &auditor).await;
+        let (release, rocket_name) = a_granted_role_is_deleted_only_with_a_reassignment(&a).await;
+        its_grants_move_to_the_role_it_was_reassigned_to(&a, &release, &rocket_name).await;
         let team = a_team_lead_manages_the_teams_members(&a).await;
         a_grant_to_the_team_reaches_its_members(&a, &team).await;
         let external = an_external_user_is_granted_a_project_by_invitation(&a).await;
@@ -55,7 +57,7 @@ async fn custom_roles_teams_and_project_grants() {
     }
 }
 
-async fn a_custom_role_is_deleted_only_with_a_reassignment(a: &Acme) {
+async fn a_custom_role_is_made_and_held(a: &Acme) -> pb::Role {
     let Acme {
         w,
         ada,
@@ -108,6 +110,18 @@ async fn a_custom_role_is_deleted_only_with_a_reassignment(a: &Acme) {
             .await
             .unwrap()
     );
+    auditor
+}
+
+async fn a_held_role_is_deleted_only_with_a_reassignment(a: &Acme, auditor: &pb::Role) {
+    let Acme {
+        w,
+        ada,
+        lee,
+        acme_id,
+        ..
+    } = a;
+    let mut roles = Roles::new(w.channel.clone());
     let in_use = roles
         .delete_role(authed(
             pb::DeleteRoleRequest {
@@ -153,7 +167,7 @@ async fn a_custom_role_is_deleted_only_with_a_reassignment(a: &Acme) {
     );
 }
 
-async fn a_granted_role_moves_its_grants_to_the_reassigned_role(a: &Acme) {
+async fn a_granted_role_is_deleted_only_with_a_reassignment(a: &Acme) -> (pb::Role, String) {
     let Acme {
         w,
         ada,
@@ -212,6 +226,16 @@ async fn a_granted_role_moves_its_grants_to_the_reassigned_role(a: &Acme) {
     let info = granted_role.get_details_error_info().unwrap();
     assert_eq!(info.reason, "ROLE_IN_USE");
     assert_eq!(info.metadata["grants"], "1");
+    (release, rocket_name)
+}
+
+async fn its_grants_move_to_the_role_it_was_reassigned_to(
+    a: &Acme,
+    release: &pb::Role,
+    rocket_name: &str,
+) {
+    let Acme { w, ada, .. } = a;
+    let mut roles = Roles::new(w.channel.clone());
     roles
         .delete_role(authed(
             pb::DeleteRoleRequest {
@@ -226,7 +250,7 @@ async fn a_granted_role_moves_its_grants_to_the_reassigned_role(a: &Acme) {
     let moved: Vec<(Option<pb::project_grant::Subject>, i32)> = Grants::new(w.channel.clone())
         .list_project_grants(authed(
             pb::ListProjectGrantsRequest {
-                parent: rocket_name.clone(),
+                parent: rocket_name.to_string(),
                 ..Default::default()
             },
             &ada.token,
