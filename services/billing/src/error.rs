@@ -115,10 +115,10 @@ impl Error {
             Error::PlanArchived => (Code::FailedPrecondition, "PLAN_ARCHIVED"),
             Error::BillingAccountRequired => (Code::FailedPrecondition, "BILLING_ACCOUNT_REQUIRED"),
             Error::BillingAccountClosed => (Code::FailedPrecondition, "BILLING_ACCOUNT_CLOSED"),
-            // On one line: the errors doc test reads each code and reason
-            // pair as written on one line, and rustfmt breaks one this long.
-            #[rustfmt::skip]
-            Error::BillingAccountAssignedElsewhere => (Code::FailedPrecondition, "BILLING_ACCOUNT_ASSIGNED_ELSEWHERE"),
+            Error::BillingAccountAssignedElsewhere => (
+                Code::FailedPrecondition,
+                "BILLING_ACCOUNT_ASSIGNED_ELSEWHERE",
+            ),
             Error::CurrencyMismatch { .. } => (Code::FailedPrecondition, "CURRENCY_MISMATCH"),
             Error::SubscriptionExists => (Code::AlreadyExists, "SUBSCRIPTION_EXISTS"),
             Error::SubscriptionCanceled | Error::SubscriptionCanceledAlready => {

@@ -48,6 +48,20 @@ fn reason_after(rest: &str, code_first: bool) -> Option<String> {
     is_reason.then(|| reason.to_string())
 }
 
+/// `text` with the whitespace that follows each `(` removed.
+fn without_space_after_parentheses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut after_parenthesis = false;
+    for c in text.chars() {
+        if after_parenthesis && c.is_whitespace() {
+            continue;
+        }
+        after_parenthesis = c == '(';
+        out.push(c);
+    }
+    out
+}
+
 fn reasons_in_code() -> BTreeSet<String> {
     let mut files = Vec::new();
     for dir in ["services", "shared/kit/src"] {
@@ -65,6 +79,9 @@ fn reasons_in_code() -> BTreeSet<String> {
         let text = std::fs::read_to_string(file).unwrap();
         // What unit tests construct is not an answer.
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        // rustfmt breaks a long `(Code::X, "REASON")` after its parenthesis.
+        let text = without_space_after_parentheses(text);
+        let text = text.as_str();
         for (call, code_first) in CALLS {
             for (at, _) in text.match_indices(call) {
                 if let Some(reason) = reason_after(&text[at + call.len()..], *code_first) {
