@@ -25,19 +25,8 @@ use tonic::transport::Channel;
 /// Iterations of every read-your-writes loop.
 const ITERATIONS: usize = 1000;
 
-type Authz = authz::authorization_service_client::AuthorizationServiceClient<Channel>;
-
-type Orgs = org::organization_service_client::OrganizationServiceClient<Channel>;
-
-type Projects = org::project_service_client::ProjectServiceClient<Channel>;
-
-type Grants = rbac::project_grant_service_client::ProjectGrantServiceClient<Channel>;
-
-type Members = rbac::membership_service_client::MembershipServiceClient<Channel>;
-
-type Invitations = rbac::invitation_service_client::InvitationServiceClient<Channel>;
-
-type Identity = identity_pb::identity_service_client::IdentityServiceClient<Channel>;
+use tenantry_testkit::clients::{Authz, Grants, Identity, Invitations, Members, Orgs, Projects};
+use tenantry_testkit::people;
 
 struct User {
     id: String,
@@ -69,22 +58,13 @@ impl World {
 
     /// Signs a user up; returns them with the organization they got.
     async fn sign_up(&self, email: &str) -> (User, String) {
-        let response = Identity::new(self.channel.clone())
-            .sign_up(identity_pb::SignUpRequest {
-                email: email.into(),
-                password: "correct horse battery staple".into(),
-                display_name: "Tester".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let (user, organization) = people::sign_up(&self.channel, email, "Tester").await;
         let user = User {
-            id: id(&response.user.unwrap().name),
+            id: user.id,
             email: email.into(),
-            token: response.tokens.unwrap().access_token,
+            token: user.token,
         };
-        (user, id(&response.organization))
+        (user, organization)
     }
 
     /// Whether `user` may do `permission` on the object, asked as the user
