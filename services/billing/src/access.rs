@@ -223,13 +223,18 @@ impl Core {
             deleted: false,
         };
         let mut tx = self.store.begin().await?;
-        // Only the transaction that adds the node counts its owner's seat:
-        // the event consumer may be learning the same node at this moment.
+        // Only the transaction that adds the node counts its owner's seat
+        // and starts a root on the FREE plan: the event consumer may be
+        // learning the same node at this moment.
         if crate::ledger::add_node(&mut tx, &node).await? {
             crate::ledger::owner_seat(&mut tx, id, organization.owner.trim_start_matches("users/"))
                 .await?;
+            if organization.parent.is_empty() {
+                self.start_on_free(&mut tx, &node).await?;
+            }
         }
         tx.commit().await?;
+        self.outbox.notify();
         Ok(store::node(self.store.pool(), id).await?.unwrap_or(node))
     }
 

@@ -303,28 +303,35 @@ impl Core {
             ledger::set_item(tx, Metric::SubOrganizations, &node.id, &parent.id, true).await?;
             return Ok(());
         }
-        // Every root organization starts on the FREE plan.
-        if store::subscription(&mut **tx, &node.id).await?.is_none() {
-            let now = now_micros();
-            let s = free_subscription(&node, now);
-            store::save_subscription(tx, &s).await?;
-            self.emit_for_subscription(
-                tx,
-                system_actor(),
-                None,
-                &node.id,
-                &events::SubscriptionCreated {
-                    organization_id: node.id.clone(),
-                    plan_id: s.plan_id.clone(),
-                    billing_account_id: String::new(),
-                    state: State::Active.to_event() as i32,
-                    trial_end_time: None,
-                    limits: self.free_plan().body.limits.to_events(),
-                },
-            )
-            .await?;
+        self.start_on_free(tx, &node).await
+    }
+
+    /// Every root organization starts on the FREE plan: its subscription is
+    /// made in the transaction that first records the root, whichever path
+    /// learns of it first (its event here, or a caller's request before
+    /// the event, see `access`), so a read right after the organization's
+    /// creation finds it.
+    pub(crate) async fn start_on_free(&self, tx: &mut Tx, node: &NodeRow) -> Result<()> {
+        if store::subscription(&mut **tx, &node.id).await?.is_some() {
+            return Ok(());
         }
-        Ok(())
+        let s = free_subscription(node, now_micros());
+        store::save_subscription(tx, &s).await?;
+        self.emit_for_subscription(
+            tx,
+            system_actor(),
+            None,
+            &node.id,
+            &events::SubscriptionCreated {
+                organization_id: node.id.clone(),
+                plan_id: s.plan_id.clone(),
+                billing_account_id: String::new(),
+                state: State::Active.to_event() as i32,
+                trial_end_time: None,
+                limits: self.free_plan().body.limits.to_events(),
+            },
+        )
+        .await
     }
 
     async fn organization_purged(&self, tx: &mut Tx, id: &str) -> Result<()> {

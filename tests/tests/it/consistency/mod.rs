@@ -25,7 +25,9 @@ use tonic::transport::Channel;
 /// Iterations of every read-your-writes loop.
 const ITERATIONS: usize = 1000;
 
-use tenantry_testkit::clients::{Authz, Grants, Identity, Invitations, Members, Orgs, Projects};
+use tenantry_testkit::clients::{
+    Authz, Grants, Identity, Invitations, Members, Orgs, Projects, Subscriptions,
+};
 use tenantry_testkit::people;
 
 struct User {

@@ -120,3 +120,52 @@ async fn removed_access_is_gone_at_once_even_with_the_bus_stopped() {
     nats.resume().await.unwrap();
     w.sandbox.shutdown().await.unwrap();
 }
+
+/// A new root organization's FREE subscription is read at once, even with
+/// the bus stopped: billing starts a root on FREE when it first learns of
+/// it, by the event or by the first request about it, whichever comes
+/// first.
+#[tokio::test]
+async fn a_new_organizations_subscription_is_there_at_once_even_with_the_bus_stopped() {
+    let mut nats = NatsServer::start().await.unwrap();
+    let sandbox = Sandbox::builder()
+        .bus(Bus::Nats(nats.url()))
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let (ada, _) = people::sign_up(&channel, "ada@example.com", "Ada").await;
+    nats.stop();
+    let acme = Orgs::new(channel.clone())
+        .create_organization(authed(
+            org::CreateOrganizationRequest {
+                organization: Some(org::Organization {
+                    display_name: "Acme".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .organization
+        .unwrap()
+        .name;
+    let subscription = Subscriptions::new(channel.clone())
+        .get_subscription(authed(
+            billing::GetSubscriptionRequest {
+                name: format!("{acme}/subscription"),
+            },
+            &ada.token,
+        ))
+        .await
+        .expect("the subscription of a new organization is there")
+        .into_inner()
+        .subscription
+        .unwrap();
+    assert_eq!(subscription.plan, "plans/free");
+    nats.resume().await.unwrap();
+    sandbox.shutdown().await.unwrap();
+}
