@@ -9,6 +9,8 @@ use crate::config::{Config, Overrides};
 use crate::services::{self, ServiceKind};
 use clap::{Args, Parser, Subcommand};
 
+mod serve;
+
 /// Tenantry: organizations, memberships, authorization, billing and audit for
 /// multi-tenant software, as gRPC services.
 ///
@@ -35,16 +37,7 @@ enum Command {
     ///
     /// On a signal the process stops accepting calls, reports NOT_SERVING,
     /// lets in-flight calls finish, then flushes the outbox relays.
-    Serve {
-        #[command(flatten)]
-        common: CommonArgs,
-        /// gRPC listen address for every service (port 0 picks a free port).
-        #[arg(long, value_name = "ADDR")]
-        grpc_addr: Option<String>,
-        /// HTTP listen address: gateway, /metrics, /healthz, /readyz.
-        #[arg(long, value_name = "ADDR")]
-        http_addr: Option<String>,
-    },
+    Serve(serve::ServeArgs),
     /// Apply the selected services' database migrations, then exit.
     Migrate {
         #[command(flatten)]
@@ -140,40 +133,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            common,
-            grpc_addr,
-            http_addr,
-        } => {
-            let mut overrides = common.overrides();
-            overrides.grpc_addr = grpc_addr;
-            overrides.http_addr = http_addr;
-            let password_on_command_line = overrides
-                .database_url
-                .as_deref()
-                .is_some_and(tenantry_kit::db::has_password);
-            let config = Config::load(cli.config.as_deref(), &overrides)?;
-            config.check_production(&common.services(), password_on_command_line)?;
-            // Listen before serving: a signal that arrives as soon as the
-            // server says it is serving must stop it cleanly, not kill it.
-            // A signal while the database or the bus is still awaited ends
-            // the wait as well.
-            let signals = Signals::listen()?;
-            let stop = tokio_util::sync::CancellationToken::new();
-            let on_signal = stop.clone();
-            tokio::spawn(async move {
-                signals.wait().await;
-                on_signal.cancel();
-            });
-            match crate::server::start_until(config, &common.services(), stop.clone()).await {
-                Ok(server) => server.wait().await,
-                Err(error) if stop.is_cancelled() => {
-                    tracing::info!("stopped before serving: {error:#}");
-                    Ok(())
-                }
-                Err(error) => Err(error),
-            }
-        }
+        Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
         Command::Admin(AdminCommand::Bootstrap { common, email }) => {
             let config = Config::load(cli.config.as_deref(), &common.overrides())?;
             tenantry_kit::telemetry::init(&config.log)?;
@@ -190,42 +150,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::migrate(&config, &common.services()).await?;
             tracing::info!("migrations applied");
             Ok(())
-        }
-    }
-}
-
-/// SIGTERM and SIGINT, listened for from the moment this is made.
-struct Signals {
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn listen() -> anyhow::Result<Signals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Signals {
-                term: signal(SignalKind::terminate())?,
-                interrupt: signal(SignalKind::interrupt())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Signals {})
-    }
-
-    async fn wait(mut self) {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = self.term.recv() => tracing::info!("received SIGTERM"),
-            _ = self.interrupt.recv() => tracing::info!("received SIGINT"),
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
