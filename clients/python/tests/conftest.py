@@ -18,7 +18,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional
 
 import pytest
 
@@ -33,6 +33,8 @@ class Server:
     grpc: str
     http: str
     data_dir: Path
+    binary: Path
+    env: Dict[str, str]
 
     def mail_token(self, to: str, kind: str) -> Optional[str]:
         """The token of the newest `kind` mail (`verify_email`, `invitation`, …) to `to`: the
@@ -94,7 +96,7 @@ def server() -> Iterator[Server]:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
         try:
             _wait_ready(process, http_addr, log)
-            yield Server(grpc_addr, http_addr, data)
+            yield Server(grpc_addr, http_addr, data, binary, env)
         finally:
             process.terminate()
             try:

@@ -3,6 +3,7 @@ and a project, a check right after the write, pagination, typed errors, API keys
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 
 import grpc
@@ -11,7 +12,8 @@ from conftest import PASSWORD, Server, sign_up
 
 import tenantry
 from tenantry.authz.v1 import authorization_pb2, relationship_pb2
-from tenantry.identity.v1 import api_key_pb2, identity_service_pb2, token_pb2
+from tenantry.billing.v1 import plan_pb2
+from tenantry.identity.v1 import api_key_pb2, identity_service_pb2, service_account_pb2, token_pb2
 from tenantry.organization.v1 import organization_pb2, organization_service_pb2, project_pb2
 
 ALLOWED = authorization_pb2.PERMISSIONSHIP_ALLOWED
@@ -169,3 +171,35 @@ def test_the_gateway_port_passes_grpc_through(server: Server) -> None:
         sign_up(gateway, server, "gus")
         org = create_org(gateway)
         assert check(gateway, me(gateway), "organization", org, "project.create") == ALLOWED
+
+
+def test_service_account_client_credentials(server: Server) -> None:
+    with tenantry.Client(server.grpc) as admin:
+        email = sign_up(admin, server, "root")
+        # The first platform administrator is made on the server's own database.
+        subprocess.run(
+            [str(server.binary), "admin", "bootstrap", "--data-dir", str(server.data_dir), "--email", email],
+            check=True,
+            capture_output=True,
+            env=server.env,
+        )
+        admin.login(email, PASSWORD)  # a token that carries the new role
+        account = admin.service_accounts.CreateServiceAccount(
+            service_account_pb2.CreateServiceAccountRequest(
+                service_account=service_account_pb2.ServiceAccount(display_name="billing-worker")
+            )
+        ).service_account
+        credential = admin.service_accounts.CreateServiceAccountCredential(
+            service_account_pb2.CreateServiceAccountCredentialRequest(
+                parent=account.name, credential=service_account_pb2.ServiceAccountCredential(display_name="ci")
+            )
+        )
+        client_id, secret = credential.credential.client_id, credential.client_secret
+
+    machine = tenantry.ServiceAccount(client_id, secret)
+    with tenantry.Client(server.grpc, credentials=machine) as worker:
+        plans = list(tenantry.paginate(worker.plans.ListPlans, plan_pb2.ListPlansRequest()))
+        assert {p.name for p in plans} >= {"plans/free"}
+    with tenantry.Client(server.grpc, credentials=tenantry.ServiceAccount(client_id, "wrong secret")) as wrong:
+        with pytest.raises(tenantry.Unauthenticated):
+            list(tenantry.paginate(wrong.plans.ListPlans, plan_pb2.ListPlansRequest()))

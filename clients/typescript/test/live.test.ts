@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import { randomUUID } from "node:crypto";
 import {
   ApiKey,
+  ServiceAccount,
   Code,
   TenantryClient,
   TenantryError,
@@ -186,4 +187,29 @@ test("an API key sent as x-api-key through the gateway (gRPC-Web)", async () => 
   });
   const { projects } = await keyed.projects.listProjects({ parent: org });
   assert.deepEqual(projects.map((p) => p.name), [project]);
+});
+
+test("a service account's client credentials get and renew its tokens", async () => {
+  const transport = grpcTransport(`http://${server.grpc}`);
+  const admin = new TenantryClient({ transport });
+  const email = `root.${randomUUID().slice(0, 10)}@example.com`;
+  await admin.signUp({ email, password: PASSWORD, displayName: "Root" });
+  await admin.verifyEmail(server.mailToken(email, "verify_email")!);
+  server.admin("bootstrap", "--email", email); // the first platform administrator
+  await admin.login(email, PASSWORD); // a token that carries the new role
+  const { serviceAccount } = await admin.serviceAccounts.createServiceAccount({
+    serviceAccount: { displayName: "billing-worker" },
+  });
+  const { credential, clientSecret } = await admin.serviceAccounts.createServiceAccountCredential({
+    parent: serviceAccount!.name,
+    credential: { displayName: "ci" },
+  });
+
+  const worker = new TenantryClient({ transport, credentials: new ServiceAccount(credential!.clientId, clientSecret) });
+  const plans = [];
+  for await (const plan of paginate(worker.plans.listPlans, {})) plans.push(plan.name);
+  assert.ok(plans.includes("plans/free"), plans.join());
+  const wrong = new TenantryClient({ transport, credentials: new ServiceAccount(credential!.clientId, "wrong") });
+  const refused = await rejection(wrong.plans.listPlans({}));
+  assert.equal(refused.code, Code.Unauthenticated);
 });

@@ -1,7 +1,7 @@
 // A real `tenantry serve` for the tests: free ports, a new data directory, embedded storage
 // and the in-process bus whatever the environment says; stopped by stop().
 // TENANTRY_BIN names the binary (default: the repository's target/debug/tenantry).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, openSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,6 +14,8 @@ export interface Server {
   grpc: string;
   http: string;
   dataDir: string;
+  /** Runs the server binary's other commands (`admin bootstrap`) on this server's data. */
+  admin(...args: string[]): void;
   mailToken(to: string, kind: string): string | undefined;
   stop(): Promise<void>;
 }
@@ -67,6 +69,9 @@ export async function startServer(): Promise<Server> {
     grpc,
     http,
     dataDir,
+    admin(...args) {
+      execFileSync(binary, ["admin", ...args, "--data-dir", dataDir], { env, stdio: "pipe" });
+    },
     mailToken(to, kind) {
       // The default mailer writes each mail as a file in <data_dir>/mail/.
       const dir = join(dataDir, "mail");
