@@ -186,3 +186,14 @@ async def test_async_client_retries_and_carries_tokens(script: tuple[Script, str
         "Bearer good-1",
     ]
     assert s.calls["GetOrganization"][-1][1][HEADER] == "r1"
+
+
+def test_future_runs_the_same_call_on_worker_threads(script: tuple[Script, str]) -> None:
+    s, addr = script
+    s.failures = 1
+    with tenantry.Client(addr, credentials=session(), retry=FAST) as client:
+        pending = client.organizations.GetOrganization.future(org_pb2.GetOrganizationRequest(name="organizations/f"))
+        assert pending.result(timeout=10).organization.name == "organizations/f"
+        failing = client.organizations.DeleteOrganization.future(org_pb2.DeleteOrganizationRequest(name="x"))
+        assert isinstance(failing.exception(timeout=10), tenantry.FailedPrecondition)
+    assert len(s.calls["GetOrganization"]) == 2

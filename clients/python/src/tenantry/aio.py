@@ -16,8 +16,8 @@ from google.protobuf import message
 from tenantry import errors
 from tenantry._calls import Attempts, Core
 from tenantry._stubs import AsyncStubs
-from tenantry.consistency import HEADER as CONSISTENCY_HEADER
 from tenantry.auth import Credentials, Metadata, Session
+from tenantry.consistency import HEADER as CONSISTENCY_HEADER
 from tenantry.identity.v1 import identity_service_pb2, identity_service_pb2_grpc, token_pb2
 from tenantry.pagination import pages_async, paginate_async
 from tenantry.retry import RetryPolicy

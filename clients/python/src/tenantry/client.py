@@ -5,7 +5,9 @@ safe calls on UNAVAILABLE, and typed errors."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent import futures
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Type
 
 import grpc
@@ -14,8 +16,8 @@ from google.protobuf import message
 from tenantry import errors
 from tenantry._calls import Attempts, Core
 from tenantry._stubs import Stubs
-from tenantry.consistency import HEADER as CONSISTENCY_HEADER
 from tenantry.auth import Credentials, Metadata, Session
+from tenantry.consistency import HEADER as CONSISTENCY_HEADER
 from tenantry.identity.v1 import identity_service_pb2, token_pb2
 from tenantry.retry import RetryPolicy
 
@@ -77,8 +79,16 @@ class _UnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg,unused
             _observe(core, call)
             return response, call
 
-    def future(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("use the asyncio client (tenantry.aio) for concurrent calls")
+    def future(  # type: ignore[override]
+        self,
+        request: Any,
+        timeout: Optional[float] = None,
+        metadata: Optional[Sequence[Tuple[str, Any]]] = None,
+        **kwargs: Any,
+    ) -> "futures.Future[Any]":
+        """Runs the call (with everything `__call__` does) on the client's worker threads.
+        For many concurrent calls, the asyncio client (tenantry.aio) is the better tool."""
+        return self._client._workers().submit(self, request, timeout, metadata, **kwargs)
 
 
 def _observe(core: Core, call: Any) -> None:
@@ -114,14 +124,27 @@ class _UnaryStream(grpc.UnaryStreamMultiCallable):  # type: ignore[type-arg,unus
             metadata=attempts.metadata(credential),
             **kwargs,
         )
-        return _stream(stream)
+        return _Stream(stream)
 
 
-def _stream(stream: Any) -> Iterator[Any]:
-    try:
-        yield from stream
-    except grpc.RpcError as error:
-        raise errors.from_rpc_error(error) from None
+class _Stream:
+    """The responses of a stream, raising `TenantryError`s; `cancel()`, `initial_metadata()`
+    and the rest of the call's methods pass through."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            return next(self._call)
+        except grpc.RpcError as error:
+            raise errors.from_rpc_error(error) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._call, name)
 
 
 class _Channel(grpc.Channel):
@@ -193,6 +216,8 @@ class Client(Stubs):
                 channel = grpc.insecure_channel(target, options=list(options))
         self._raw = channel
         self._core = Core(credentials, retry, timeout, consistency_token)
+        self._pool: Optional[futures.ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
         self._anonymous = _Channel(channel, self, authenticated=False)
         self.channel: grpc.Channel = _Channel(channel, self, authenticated=True)
         self._build_stubs(self.channel)
@@ -340,7 +365,15 @@ class Client(Stubs):
 
     # Lifetime.
 
+    def _workers(self) -> futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = futures.ThreadPoolExecutor(thread_name_prefix="tenantry")
+            return self._pool
+
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._raw.close()
 
     def __enter__(self) -> "Client":
