@@ -7,6 +7,7 @@ through the gateway's port."""
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Callable, Dict
 
 import pytest
@@ -103,5 +104,12 @@ def test_journey(server: Server, port: str) -> None:
                 counts[event.action] = counts.get(event.action, 0) + 1
             return counts if all(counts.get(k, 0) >= n for k, n in want.items()) else {}
 
-        until(f"the audit log to hold {want}", complete)
+        listed = until(f"the audit log to hold {want}", complete)
         assert a.audit.VerifyChain(audit_pb2.VerifyChainRequest(organization=org)).ok
+
+        # A server stream: the export, chunk by chunk, through the same credentials.
+        chunks = list(a.audit.ExportAuditEvents(audit_pb2.ExportAuditEventsRequest(parent=org)))
+        assert chunks and chunks[-1].last
+        assert sum(c.event_count for c in chunks) >= sum(listed.values())
+        with pytest.raises(tenantry.NotFound):
+            list(b.audit.ExportAuditEvents(audit_pb2.ExportAuditEventsRequest(parent=f"organizations/{uuid.uuid4()}")))

@@ -44,11 +44,15 @@ class Attempts:
         timeout: Optional[float],
         metadata: Optional[Sequence[Tuple[str, Any]]],
         authenticated: bool,
+        stream: bool = False,
     ) -> None:
         self.core = core
         self.request = with_request_id(request)
-        self.policy = core.retry if is_safe(path, self.request) else NO_RETRY
-        timeout = core.timeout if timeout is None else timeout
+        self.policy = NO_RETRY if stream or not is_safe(path, self.request) else core.retry
+        # The client's default timeout is for unary calls; a stream (Watch) lasts as long as
+        # the caller wants unless given a timeout of its own.
+        if timeout is None and not stream:
+            timeout = core.timeout
         self.deadline = None if timeout is None else time.monotonic() + timeout
         self.extra = tuple(metadata or ())
         caller_sent_credential = any(key in _CREDENTIAL_KEYS for key, _ in self.extra)

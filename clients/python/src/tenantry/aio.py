@@ -102,7 +102,7 @@ class _UnaryStream:
         kwargs: Any,
     ) -> AsyncIterator[Any]:
         core = self._client._core
-        attempts = Attempts(core, "", request, timeout, metadata, self._authenticated)
+        attempts = Attempts(core, "", request, timeout, metadata, self._authenticated, stream=True)
         credential = await self._client._credential_metadata(attempts.credentials)
         call = self._inner(
             attempts.request,

@@ -116,7 +116,7 @@ class _UnaryStream(grpc.UnaryStreamMultiCallable):  # type: ignore[type-arg,unus
         **kwargs: Any,
     ) -> Iterator[Any]:
         core = self._client._core
-        attempts = Attempts(core, "", request, timeout, metadata, self._authenticated)
+        attempts = Attempts(core, "", request, timeout, metadata, self._authenticated, stream=True)
         credential = self._client._credential_metadata(attempts.credentials)
         stream = self._inner(
             attempts.request,
