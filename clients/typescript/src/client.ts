@@ -219,11 +219,14 @@ export class TenantryClient {
 
   /** Every failure becomes a TenantryError with its google.rpc details decoded. */
   readonly #errors: Interceptor = (next) => async (req) => {
+    let res;
     try {
-      return await next(req);
+      res = await next(req);
     } catch (error) {
       throw toTenantryError(error);
     }
+    // A stream's failure arrives while it is read.
+    return res.stream ? { ...res, message: typedErrors(res.message) } : res;
   };
 
   /** UNAVAILABLE: safe unary calls are tried again with back-off (see retry.ts). */
@@ -285,6 +288,14 @@ export class TenantryClient {
       }
     }
   };
+}
+
+async function* typedErrors<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toTenantryError(error);
+  }
 }
 
 /** Creates a client; the same as `new TenantryClient(options)`. */

@@ -127,6 +127,19 @@ for (const [label, transport] of transports) {
       assert.equal(after.length, 3);
     });
 
+    test("a server stream carries the credentials, and its refusal is typed", async () => {
+      const client = await signedIn(transport(), "sam");
+      const org = await createOrg(client);
+      const chunks = [];
+      for await (const chunk of client.audit.exportAuditEvents({ parent: org })) chunks.push(chunk);
+      assert.ok(chunks.at(-1)?.last);
+      const stream = client.audit.exportAuditEvents({ parent: `organizations/${randomUUID()}` });
+      const refused = await rejection((async () => {
+        for await (const _ of stream) void _;
+      })());
+      assert.equal(refused.code, Code.NotFound);
+    });
+
     test("an API key works as the key's own principal", async () => {
       const client = await signedIn(transport(), "kay");
       const org = await createOrg(client);
