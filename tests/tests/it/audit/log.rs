@@ -410,151 +410,188 @@ async fn an_export_across_organizations_is_logged_too(a: &Acme) {
     .await;
 }
 
-#[tokio::test]
-async fn refusals_are_in_the_log_with_who_and_why() {
-    for storage in storages() {
+/// Acme, Ada's, with Bob as a member and Carol a stranger.
+struct Refusals {
+    w: World,
+    ada: User,
+    bob: User,
+    carol: User,
+    acme: String,
+}
+
+impl Refusals {
+    async fn start(storage: Storage) -> Refusals {
         let w = World::start(builder(storage)).await;
         let ada = w.user("ada@example.com").await;
         let bob = w.user("bob@example.com").await;
+        let carol = w.user("carol@example.com").await;
         let acme = w.organization(&ada, "Acme").await;
+        let member = ["roles/member"];
         tenantry_tests::people::join(
-            &w.sandbox,
-            &w.channel,
-            &ada.token,
-            &acme,
-            &bob.token,
-            &["roles/member"],
+            &w.sandbox, &w.channel, &ada.token, &acme, &bob.token, &member,
         )
         .await;
-        let create = |user: &User, name: &str| {
-            let request = org::CreateProjectRequest {
-                parent: format!("organizations/{acme}"),
-                project: Some(org::Project {
-                    display_name: name.into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let token = user.token.clone();
-            let channel = w.channel.clone();
-            async move {
-                org::project_service_client::ProjectServiceClient::new(channel)
-                    .create_project(authed(request, &token))
-                    .await
-            }
-        };
-        // A member may not create projects; the owner fills the plan (three).
-        let denied = create(&bob, "mine").await.unwrap_err();
-        assert_eq!(denied.code(), Code::PermissionDenied);
-        for name in ["one", "two", "three"] {
-            create(&ada, name).await.unwrap();
+        Refusals {
+            w,
+            ada,
+            bob,
+            carol,
+            acme,
         }
-        let over = create(&ada, "four").await.unwrap_err();
-        assert_eq!(over.code(), Code::ResourceExhausted);
-        // Seats too: ada and bob, three pending invitations fill FREE's five.
-        let mut invitations =
-            rbac_pb::invitation_service_client::InvitationServiceClient::new(w.channel.clone());
-        let invite = |email: &str| {
-            authed(
-                rbac_pb::CreateInvitationRequest {
-                    parent: format!("organizations/{acme}"),
-                    invitation: Some(rbac_pb::Invitation {
-                        email: email.into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                &ada.token,
-            )
-        };
-        // A member may not invite (rbac refuses and records it); a
-        // stranger is told nothing exists, and nothing is recorded.
-        let carol = w.user("carol@example.com").await;
-        for (who, code) in [(&carol, Code::NotFound), (&bob, Code::PermissionDenied)] {
-            let mut request = invite("g@example.com");
-            *request.metadata_mut() = authed((), &who.token).metadata().clone();
-            let refused = invitations.create_invitation(request).await.unwrap_err();
-            assert_eq!(refused.code(), code, "{refused:?}");
-        }
-        for email in ["c@example.com", "d@example.com", "e@example.com"] {
-            invitations.create_invitation(invite(email)).await.unwrap();
-        }
-        let no_seat = invitations
-            .create_invitation(invite("f@example.com"))
-            .await
-            .unwrap_err();
-        assert_eq!(no_seat.code(), Code::ResourceExhausted);
+    }
 
-        let refusals = eventually("the refusals in the log", || async {
-            let found: Vec<pb::AuditEvent> = w
-                .list(&ada, &format!("organizations/{acme}"), None, 1000, "")
-                .await
-                .ok()?
+    async fn create_project(&self, user: &User, name: &str) -> tonic::Status {
+        let request = org::CreateProjectRequest {
+            parent: format!("organizations/{}", self.acme),
+            project: Some(org::Project {
+                display_name: name.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut projects = Projects::new(self.w.channel.clone());
+        match projects.create_project(authed(request, &user.token)).await {
+            Ok(_) => tonic::Status::ok(""),
+            Err(status) => status,
+        }
+    }
+
+    async fn invite(&self, user: &User, email: &str) -> tonic::Status {
+        let request = rbac_pb::CreateInvitationRequest {
+            parent: format!("organizations/{}", self.acme),
+            invitation: Some(rbac_pb::Invitation {
+                email: email.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut invitations = Invitations::new(self.w.channel.clone());
+        match invitations
+            .create_invitation(authed(request, &user.token))
+            .await
+        {
+            Ok(_) => tonic::Status::ok(""),
+            Err(status) => status,
+        }
+    }
+
+    /// The four refusals recorded in Acme's log.
+    async fn recorded(&self) -> Vec<pb::AuditEvent> {
+        let acme = format!("organizations/{}", self.acme);
+        eventually("the refusals in the log", || async {
+            let page = self.w.list(&self.ada, &acme, None, 1000, "").await.ok()?;
+            let found: Vec<pb::AuditEvent> = page
                 .audit_events
                 .into_iter()
                 .filter(|e| e.action == "organization.request.denied")
                 .collect();
             (found.len() == 4).then_some(found)
         })
-        .await;
-        let field = |e: &pb::AuditEvent, key: &str| -> String {
-            match e
-                .metadata
-                .as_ref()
-                .and_then(|m| m.fields.get(key))
-                .and_then(|v| v.kind.clone())
-            {
-                Some(prost_types::value::Kind::StringValue(s)) => s,
-                _ => String::new(),
-            }
-        };
+        .await
+    }
+}
+
+/// A string field of an event's metadata, empty when absent.
+fn field(event: &pb::AuditEvent, key: &str) -> String {
+    let value = event.metadata.as_ref().and_then(|m| m.fields.get(key));
+    match value.and_then(|v| v.kind.clone()) {
+        Some(prost_types::value::Kind::StringValue(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn actor(event: &pb::AuditEvent) -> &str {
+    &event.actor.as_ref().unwrap().id
+}
+
+#[tokio::test]
+async fn refusals_are_in_the_log_with_who_and_why() {
+    for storage in storages() {
+        let r = Refusals::start(storage).await;
+        creates_are_refused_by_role_and_by_plan(&r).await;
+        invitations_are_refused_by_role_and_by_seats(&r).await;
+        let refusals = r.recorded().await;
         assert!(
-            refusals
-                .iter()
-                .all(|e| e.actor.as_ref().unwrap().id != carol.id),
+            refusals.iter().all(|e| actor(e) != r.carol.id),
             "a stranger's NOT_FOUND is not recorded"
         );
-        let invite_refused = refusals
-            .iter()
-            .find(|e| {
-                field(e, "action") == "organization.members.invite"
-                    && field(e, "reason") == "PERMISSION_DENIED"
-            })
-            .expect("bob's refused invitation");
-        assert_eq!(invite_refused.actor.as_ref().unwrap().id, bob.id);
-        assert_eq!(invite_refused.source, "rbac");
-        assert_eq!(field(invite_refused, "reason"), "PERMISSION_DENIED");
-        assert_eq!(
-            field(invite_refused, "permission"),
-            "organization.members.invite"
-        );
-        assert!(invite_refused.targets.iter().any(|t| t.id == acme));
-        let by_bob = refusals
-            .iter()
-            .find(|e| {
-                field(e, "action") == "project.create" && e.actor.as_ref().unwrap().id == bob.id
-            })
-            .expect("bob's refusal");
-        assert_eq!(by_bob.outcome, pb::Outcome::Denied as i32);
-        assert_eq!(field(by_bob, "action"), "project.create");
-        assert_eq!(field(by_bob, "reason"), "PERMISSION_DENIED");
-        assert!(by_bob.targets.iter().any(|t| t.id == acme));
-        let seat = refusals
-            .iter()
-            .find(|e| field(e, "metric") == "METRIC_MEMBERS")
-            .expect("the seat refusal");
-        assert_eq!(seat.actor.as_ref().unwrap().id, ada.id);
-        assert_eq!(seat.source, "rbac");
-        assert_eq!(field(seat, "limit"), "5");
-        let by_ada = refusals
-            .iter()
-            .find(|e| field(e, "metric") == "METRIC_PROJECTS")
-            .expect("ada's refusal");
-        assert_eq!(by_ada.actor.as_ref().unwrap().id, ada.id);
-        assert_eq!(by_ada.outcome, pb::Outcome::Denied as i32);
-        assert_eq!(field(by_ada, "reason"), "QUOTA_EXCEEDED");
-        assert_eq!(field(by_ada, "metric"), "METRIC_PROJECTS");
-        assert_eq!(field(by_ada, "limit"), "3");
-        w.sandbox.shutdown().await.unwrap();
+        a_refused_invitation_says_who_and_why(&r, &refusals);
+        a_refused_create_says_who_and_why(&r, &refusals);
+        quota_refusals_name_the_metric_and_the_limit(&r, &refusals);
+        r.w.sandbox.shutdown().await.unwrap();
     }
+}
+
+async fn creates_are_refused_by_role_and_by_plan(r: &Refusals) {
+    // A member may not create projects; the owner fills the plan (three).
+    let denied = r.create_project(&r.bob, "mine").await;
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    for name in ["one", "two", "three"] {
+        assert_eq!(r.create_project(&r.ada, name).await.code(), Code::Ok);
+    }
+    let over = r.create_project(&r.ada, "four").await;
+    assert_eq!(over.code(), Code::ResourceExhausted);
+}
+
+async fn invitations_are_refused_by_role_and_by_seats(r: &Refusals) {
+    // A member may not invite (rbac refuses and records it); a stranger is
+    // told nothing exists, and nothing is recorded.
+    for (who, code) in [(&r.carol, Code::NotFound), (&r.bob, Code::PermissionDenied)] {
+        let refused = r.invite(who, "g@example.com").await;
+        assert_eq!(refused.code(), code, "{refused:?}");
+    }
+    // Seats: ada and bob, three pending invitations fill FREE's five.
+    for email in ["c@example.com", "d@example.com", "e@example.com"] {
+        assert_eq!(r.invite(&r.ada, email).await.code(), Code::Ok);
+    }
+    let no_seat = r.invite(&r.ada, "f@example.com").await;
+    assert_eq!(no_seat.code(), Code::ResourceExhausted);
+}
+
+fn a_refused_invitation_says_who_and_why(r: &Refusals, refusals: &[pb::AuditEvent]) {
+    let invite_refused = refusals
+        .iter()
+        .find(|e| {
+            field(e, "action") == "organization.members.invite"
+                && field(e, "reason") == "PERMISSION_DENIED"
+        })
+        .expect("bob's refused invitation");
+    assert_eq!(actor(invite_refused), r.bob.id);
+    assert_eq!(invite_refused.source, "rbac");
+    assert_eq!(field(invite_refused, "reason"), "PERMISSION_DENIED");
+    assert_eq!(
+        field(invite_refused, "permission"),
+        "organization.members.invite"
+    );
+    assert!(invite_refused.targets.iter().any(|t| t.id == r.acme));
+}
+
+fn a_refused_create_says_who_and_why(r: &Refusals, refusals: &[pb::AuditEvent]) {
+    let by_bob = refusals
+        .iter()
+        .find(|e| field(e, "action") == "project.create" && actor(e) == r.bob.id)
+        .expect("bob's refusal");
+    assert_eq!(by_bob.outcome, pb::Outcome::Denied as i32);
+    assert_eq!(field(by_bob, "action"), "project.create");
+    assert_eq!(field(by_bob, "reason"), "PERMISSION_DENIED");
+    assert!(by_bob.targets.iter().any(|t| t.id == r.acme));
+}
+
+fn quota_refusals_name_the_metric_and_the_limit(r: &Refusals, refusals: &[pb::AuditEvent]) {
+    let seat = refusals
+        .iter()
+        .find(|e| field(e, "metric") == "METRIC_MEMBERS")
+        .expect("the seat refusal");
+    assert_eq!(actor(seat), r.ada.id);
+    assert_eq!(seat.source, "rbac");
+    assert_eq!(field(seat, "limit"), "5");
+    let by_ada = refusals
+        .iter()
+        .find(|e| field(e, "metric") == "METRIC_PROJECTS")
+        .expect("ada's refusal");
+    assert_eq!(actor(by_ada), r.ada.id);
+    assert_eq!(by_ada.outcome, pb::Outcome::Denied as i32);
+    assert_eq!(field(by_ada, "reason"), "QUOTA_EXCEEDED");
+    assert_eq!(field(by_ada, "metric"), "METRIC_PROJECTS");
+    assert_eq!(field(by_ada, "limit"), "3");
 }

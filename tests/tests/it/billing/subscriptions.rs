@@ -243,181 +243,201 @@ async fn a_child_organization_does_not_subscribe(a: &mut Acme) {
     );
 }
 
-#[tokio::test]
-async fn a_free_organization_upgrades_in_one_call() {
-    for storage in storages() {
+/// Acme on FREE, Ada's, its workspace without an account, the tap open.
+struct Upgrade {
+    w: World,
+    tap: EventTap,
+    ada: User,
+    acme: String,
+    workspace: String,
+}
+
+impl Upgrade {
+    async fn start(storage: Storage) -> Upgrade {
         let w = World::start(storage).await;
         let ada = w.user("ada@example.com").await;
         let acme = w.organization(&ada, "Acme", None, None).await;
         w.until_subscribed(&ada, &acme).await;
         let workspace = w.organization_workspace(&ada, &acme).await;
-        let mut tap = w.tap().await;
-        let request = |account: Option<pb::BillingAccount>, existing: &str| pb::ChangePlanRequest {
-            name: format!("organizations/{acme}/subscription"),
+        let tap = w.tap().await;
+        Upgrade {
+            w,
+            tap,
+            ada,
+            acme,
+            workspace,
+        }
+    }
+
+    /// ChangePlan to STARTER, paid by a new account, an existing one, or both.
+    async fn upgrade(
+        &self,
+        account: Option<pb::BillingAccount>,
+        existing: &str,
+    ) -> Result<pb::Subscription, tonic::Status> {
+        let request = pb::ChangePlanRequest {
+            name: format!("organizations/{}/subscription", self.acme),
             plan: "plans/starter".into(),
             request_id: "01937d1c-2d6c-7ae1-9a6b-3f1e0c2b4a52".into(),
             billing_account: existing.to_string(),
             new_billing_account: account,
             ..Default::default()
         };
-        let new_account = pb::BillingAccount {
-            display_name: "Acme billing".into(),
-            currency_code: "USD".into(),
-            billing_email: "billing@acme.example".into(),
+        let answer = self
+            .w
+            .subscriptions()
+            .change_plan(authed(request, &self.ada.token))
+            .await?;
+        Ok(answer.into_inner().subscription.unwrap())
+    }
+
+    async fn accounts(&self) -> Vec<pb::BillingAccount> {
+        let request = pb::ListBillingAccountsRequest {
+            parent: self.workspace.clone(),
             ..Default::default()
         };
-        let accounts = || async {
-            w.accounts()
-                .list_billing_accounts(authed(
-                    pb::ListBillingAccountsRequest {
-                        parent: workspace.clone(),
-                        ..Default::default()
-                    },
-                    &ada.token,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .billing_accounts
-        };
-
-        // Custom roles are a paid feature: on FREE, CreateRole says so in
-        // words and makes nothing; CheckFeature tells anyone who may read
-        // the organization, a stranger nothing.
-        let create_role = || async {
-            rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
-                .create_role(authed(
-                    rbac::CreateRoleRequest {
-                        parent: format!("organizations/{acme}"),
-                        role: Some(rbac::Role {
-                            display_name: "Auditor".into(),
-                            permissions: vec!["organization.read".into(), "audit.read".into()],
-                            ..Default::default()
-                        }),
-                        request_id: String::new(),
-                    },
-                    &ada.token,
-                ))
-                .await
-        };
-        let feature = |token: &str, name: &str| {
-            authed(
-                pb::CheckFeatureRequest {
-                    organization: format!("organizations/{acme}"),
-                    feature: name.into(),
-                },
-                token,
-            )
-        };
-        let free = assert_status(
-            create_role().await,
-            Code::FailedPrecondition,
-            "FEATURE_NOT_INCLUDED",
-        );
-        assert!(
-            free.message()
-                .contains("Free plan does not include custom roles"),
-            "{free:?}"
-        );
-        let roles = rbac::role_service_client::RoleServiceClient::new(w.channel.clone())
-            .list_roles(authed(
-                rbac::ListRolesRequest {
-                    parent: format!("organizations/{acme}"),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .roles;
-        assert!(roles.iter().all(|r| r.display_name != "Auditor"));
-        let on_free = w
-            .entitlements()
-            .check_feature(feature(&ada.token, "custom_roles"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(!on_free.included);
-        assert_eq!(on_free.plan, "plans/free");
-        let bad = w
-            .entitlements()
-            .check_feature(feature(&ada.token, "Custom Roles"))
+        let answer = self
+            .w
+            .accounts()
+            .list_billing_accounts(authed(request, &self.ada.token))
             .await;
-        assert_status(bad, Code::InvalidArgument, "INVALID_ARGUMENT");
-        let stranger = w.user("mallory@example.com").await;
-        let hidden = w
-            .entitlements()
-            .check_feature(feature(&stranger.token, "custom_roles"))
-            .await;
-        assert_status(hidden, Code::NotFound, "NOT_FOUND");
-
-        // Both ways of naming the payer at once: refused, nothing made.
-        let both = w
-            .subscriptions()
-            .change_plan(authed(
-                request(
-                    Some(new_account.clone()),
-                    &format!("{workspace}/billingAccounts/x"),
-                ),
-                &ada.token,
-            ))
-            .await;
-        assert_status(both, Code::InvalidArgument, "INVALID_ARGUMENT");
-        assert!(accounts().await.is_empty());
-
-        // One call: the account is made in the workspace and pays.
-        let upgraded = w
-            .subscriptions()
-            .change_plan(authed(request(Some(new_account.clone()), ""), &ada.token))
-            .await
-            .unwrap()
-            .into_inner()
-            .subscription
-            .unwrap();
-        assert_eq!(upgraded.plan, "plans/starter");
-        let made = accounts().await;
-        assert_eq!(made.len(), 1);
-        assert_eq!(upgraded.billing_account, made[0].name);
-        // A retry of the same call makes no second account and no change.
-        let again = w
-            .subscriptions()
-            .change_plan(authed(request(Some(new_account), ""), &ada.token))
-            .await
-            .unwrap()
-            .into_inner()
-            .subscription
-            .unwrap();
-        assert_eq!(again.etag, upgraded.etag);
-        assert_eq!(accounts().await.len(), 1);
-        // On STARTER, custom roles are there at once.
-        let on_starter = w
-            .entitlements()
-            .check_feature(feature(&ada.token, "custom_roles"))
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(on_starter.included);
-        assert_eq!(on_starter.plan, "plans/starter");
-        create_role().await.unwrap();
-
-        // Both are in the organization's log, each naming what it is about.
-        let wait = Duration::from_secs(15);
-        let created = tap.expect("billing.account.created", wait).await.unwrap();
-        assert_eq!(created.organization_id, acme);
-        assert_eq!(created.targets[0].r#type, "billing_account");
-        let changed = tap
-            .expect("billing.subscription.changed", wait)
-            .await
-            .unwrap();
-        assert_eq!(changed.organization_id, acme);
-        assert_eq!(
-            (
-                changed.targets[0].r#type.as_str(),
-                changed.targets[0].id.as_str()
-            ),
-            ("subscription", acme.as_str())
-        );
-        w.sandbox.shutdown().await.unwrap();
+        answer.unwrap().into_inner().billing_accounts
     }
+
+    fn roles(&self) -> rbac::role_service_client::RoleServiceClient<Channel> {
+        rbac::role_service_client::RoleServiceClient::new(self.w.channel.clone())
+    }
+
+    async fn create_role(
+        &self,
+    ) -> Result<tonic::Response<rbac::CreateRoleResponse>, tonic::Status> {
+        let role = rbac::Role {
+            display_name: "Auditor".into(),
+            permissions: vec!["organization.read".into(), "audit.read".into()],
+            ..Default::default()
+        };
+        let request = rbac::CreateRoleRequest {
+            parent: format!("organizations/{}", self.acme),
+            role: Some(role),
+            request_id: String::new(),
+        };
+        self.roles()
+            .create_role(authed(request, &self.ada.token))
+            .await
+    }
+
+    async fn feature(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> Result<pb::CheckFeatureResponse, tonic::Status> {
+        let request = pb::CheckFeatureRequest {
+            organization: format!("organizations/{}", self.acme),
+            feature: name.into(),
+        };
+        let answer = self
+            .w
+            .entitlements()
+            .check_feature(authed(request, token))
+            .await?;
+        Ok(answer.into_inner())
+    }
+}
+
+fn new_account() -> pb::BillingAccount {
+    pb::BillingAccount {
+        display_name: "Acme billing".into(),
+        currency_code: "USD".into(),
+        billing_email: "billing@acme.example".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_free_organization_upgrades_in_one_call() {
+    for storage in storages() {
+        let mut u = Upgrade::start(storage).await;
+        custom_roles_wait_for_a_paid_plan(&u).await;
+        check_feature_answers_readers_only(&u).await;
+        naming_the_payer_twice_is_refused_and_makes_nothing(&u).await;
+        one_call_makes_the_account_and_upgrades(&u).await;
+        the_account_and_the_change_are_in_the_log(&mut u).await;
+        u.w.sandbox.shutdown().await.unwrap();
+    }
+}
+
+async fn custom_roles_wait_for_a_paid_plan(u: &Upgrade) {
+    // Custom roles are a paid feature: on FREE, CreateRole says so in
+    // words and makes nothing.
+    let free = assert_status(
+        u.create_role().await,
+        Code::FailedPrecondition,
+        "FEATURE_NOT_INCLUDED",
+    );
+    assert!(
+        free.message()
+            .contains("Free plan does not include custom roles"),
+        "{free:?}"
+    );
+    let request = rbac::ListRolesRequest {
+        parent: format!("organizations/{}", u.acme),
+        ..Default::default()
+    };
+    let roles = u.roles().list_roles(authed(request, &u.ada.token)).await;
+    let roles = roles.unwrap().into_inner().roles;
+    assert!(roles.iter().all(|r| r.display_name != "Auditor"));
+}
+
+async fn check_feature_answers_readers_only(u: &Upgrade) {
+    // CheckFeature tells anyone who may read the organization, a stranger
+    // nothing.
+    let on_free = u.feature(&u.ada.token, "custom_roles").await.unwrap();
+    assert!(!on_free.included);
+    assert_eq!(on_free.plan, "plans/free");
+    let bad = u.feature(&u.ada.token, "Custom Roles").await;
+    assert_status(bad, Code::InvalidArgument, "INVALID_ARGUMENT");
+    let stranger = u.w.user("mallory@example.com").await;
+    let hidden = u.feature(&stranger.token, "custom_roles").await;
+    assert_status(hidden, Code::NotFound, "NOT_FOUND");
+}
+
+async fn naming_the_payer_twice_is_refused_and_makes_nothing(u: &Upgrade) {
+    let existing = format!("{}/billingAccounts/x", u.workspace);
+    let both = u.upgrade(Some(new_account()), &existing).await;
+    assert_status(both, Code::InvalidArgument, "INVALID_ARGUMENT");
+    assert!(u.accounts().await.is_empty());
+}
+
+async fn one_call_makes_the_account_and_upgrades(u: &Upgrade) {
+    // One call: the account is made in the workspace and pays.
+    let upgraded = u.upgrade(Some(new_account()), "").await.unwrap();
+    assert_eq!(upgraded.plan, "plans/starter");
+    let made = u.accounts().await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(upgraded.billing_account, made[0].name);
+    // A retry of the same call makes no second account and no change.
+    let again = u.upgrade(Some(new_account()), "").await.unwrap();
+    assert_eq!(again.etag, upgraded.etag);
+    assert_eq!(u.accounts().await.len(), 1);
+    // On STARTER, custom roles are there at once.
+    let on_starter = u.feature(&u.ada.token, "custom_roles").await.unwrap();
+    assert!(on_starter.included);
+    assert_eq!(on_starter.plan, "plans/starter");
+    u.create_role().await.unwrap();
+}
+
+async fn the_account_and_the_change_are_in_the_log(u: &mut Upgrade) {
+    // Both are in the organization's log, each naming what it is about.
+    let wait = Duration::from_secs(15);
+    let created = u.tap.expect("billing.account.created", wait).await.unwrap();
+    assert_eq!(created.organization_id, u.acme);
+    assert_eq!(created.targets[0].r#type, "billing_account");
+    let changed = u.tap.expect("billing.subscription.changed", wait);
+    let changed = changed.await.unwrap();
+    assert_eq!(changed.organization_id, u.acme);
+    let target = &changed.targets[0];
+    assert_eq!(
+        (target.r#type.as_str(), target.id.as_str()),
+        ("subscription", u.acme.as_str())
+    );
 }

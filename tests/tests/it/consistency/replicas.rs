@@ -3,159 +3,153 @@
 
 use super::*;
 
-/// Two rbac replicas on one Postgres: a caller's write through one shows on
-/// the other at once, with no token; a removal of access too, also to a
-/// caller that presents the write's token.
+/// Two rbac replicas on one Postgres: the in-process server and `other`,
+/// a process of its own; Ada and Bob signed up.
+struct Replicas {
+    w: World,
+    other: tonic::transport::Channel,
+    _replica: tenantry_testkit::ServerProcess,
+    ada: User,
+    bob: User,
+}
+
+impl Replicas {
+    async fn start() -> Replicas {
+        let key = "66".repeat(32);
+        let configured = key.clone();
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(Storage::Postgres)
+            .configure(move |config| config.internal_key = Some(configured))
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let first = format!("http://{}", sandbox.server.grpc_addr);
+        let environment = [
+            ("DATABASE_URL", sandbox.database.url.clone()),
+            ("TENANTRY_INTERNAL_KEY", key),
+            ("TENANTRY_PEERS__IDENTITY", first.clone()),
+            ("TENANTRY_PEERS__ORGANIZATION", first),
+        ];
+        let binary = env!("CARGO_BIN_EXE_tenantry-process");
+        let replica = tenantry_testkit::ServerProcess::start(binary, "rbac", &environment);
+        let replica = replica.await.unwrap();
+        let w = World { sandbox, channel };
+        let other = tonic::transport::Endpoint::from_shared(replica.url()).unwrap();
+        let other = other.connect().await.unwrap();
+        let (ada, _) = w.sign_up("ada@example.com").await;
+        let (bob, _) = w.sign_up("bob@example.com").await;
+        Replicas {
+            w,
+            other,
+            _replica: replica,
+            ada,
+            bob,
+        }
+    }
+
+    /// Bob joins Acme; the other replica lets him read the project at once.
+    async fn bob_joins(&self, acme: &str, project: &str) {
+        self.w.join(&self.ada, acme, &self.bob).await;
+        let read = ("project", project);
+        assert!(allowed(&self.other, &self.bob, read, "project.read", None).await);
+    }
+
+    /// The other replica denies Bob, asked without a token and with the
+    /// token of the write that removed his access.
+    async fn bob_is_denied(
+        &self,
+        object: (&str, &str),
+        permission: &str,
+        token: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    ) {
+        let (other, bob) = (&self.other, &self.bob);
+        assert!(!allowed(other, bob, object, permission, None).await);
+        assert!(!allowed(other, bob, object, permission, Some(token)).await);
+    }
+}
+
+/// A caller's write through one replica shows on the other at once, with
+/// no token; a removal of access too, also to a caller that presents the
+/// write's token.
 #[tokio::test]
 async fn every_replica_answers_from_the_callers_last_write() {
     if !storages().contains(&Storage::Postgres) {
         return;
     }
-    let key = "66".repeat(32);
-    let configured = key.clone();
-    let sandbox = Sandbox::builder()
-        .services(&[
-            ServiceKind::Identity,
-            ServiceKind::Organization,
-            ServiceKind::Rbac,
-        ])
-        .storage(Storage::Postgres)
-        .configure(move |config| config.internal_key = Some(configured))
-        .start()
-        .await
-        .unwrap();
-    let channel = sandbox.channel().await.unwrap();
-    let first = format!("http://{}", sandbox.server.grpc_addr);
-    let replica = tenantry_testkit::ServerProcess::start(
-        env!("CARGO_BIN_EXE_tenantry-process"),
-        "rbac",
-        &[
-            ("DATABASE_URL", sandbox.database.url.clone()),
-            ("TENANTRY_INTERNAL_KEY", key),
-            ("TENANTRY_PEERS__IDENTITY", first.clone()),
-            ("TENANTRY_PEERS__ORGANIZATION", first),
-        ],
-    )
-    .await
-    .unwrap();
-    let w = World { sandbox, channel };
-    let other = tonic::transport::Endpoint::from_shared(replica.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let (ada, _) = w.sign_up("ada@example.com").await;
-    let (bob, _) = w.sign_up("bob@example.com").await;
+    let r = Replicas::start().await;
+    creations_show_on_the_other_replica_at_once(&r).await;
+    let acme = r.w.organization(&r.ada, None).await;
+    let project = r.w.project(&r.ada, &acme).await;
+    a_removed_member_is_denied_at_once(&r, &acme, &project).await;
+    a_deleted_project_is_denied_at_once(&r, &acme, &project).await;
+    a_deleted_organization_is_denied_at_once(&r, &acme).await;
+    r.w.sandbox.shutdown().await.unwrap();
+}
+
+async fn creations_show_on_the_other_replica_at_once(r: &Replicas) {
+    let (w, ada) = (&r.w, &r.ada);
     for i in 0..ITERATIONS / 10 {
-        let acme = w.organization(&ada, None).await;
+        let acme = w.organization(ada, None).await;
+        let create = ("organization", acme.as_str());
         assert!(
-            allowed(
-                &other,
-                &ada,
-                ("organization", &acme),
-                "project.create",
-                None
-            )
-            .await,
+            allowed(&r.other, ada, create, "project.create", None).await,
             "{i}: the other replica denies the creator"
         );
-        let project = w.project(&ada, &acme).await;
+        let project = w.project(ada, &acme).await;
+        let read = ("project", project.as_str());
         assert!(
-            allowed(&other, &ada, ("project", &project), "project.read", None).await,
+            allowed(&r.other, ada, read, "project.read", None).await,
             "{i}: the other replica denies the project's creator"
         );
     }
+}
 
-    // Removals: bob loses access through the first replica; the second
-    // denies at once, asked by bob without a token and with the token.
-    let acme = w.organization(&ada, None).await;
-    let project = w.project(&ada, &acme).await;
-    let add = || async {
-        w.join(&ada, &acme, &bob).await;
-        assert!(allowed(&other, &bob, ("project", &project), "project.read", None).await);
+async fn a_removed_member_is_denied_at_once(r: &Replicas, acme: &str, project: &str) {
+    r.bob_joins(acme, project).await;
+    let request = rbac::DeleteMembershipRequest {
+        name: format!("organizations/{acme}/memberships/{}", r.bob.id),
+        etag: String::new(),
     };
-    add().await;
-    let removed = Members::new(w.channel.clone())
-        .delete_membership(authed(
-            rbac::DeleteMembershipRequest {
-                name: format!("organizations/{acme}/memberships/{}", bob.id),
-                etag: String::new(),
-            },
-            &ada.token,
-        ))
-        .await
-        .unwrap();
-    let token = removed.metadata().get(HEADER).unwrap().clone();
-    assert!(!allowed(&other, &bob, ("project", &project), "project.read", None).await);
-    assert!(
-        !allowed(
-            &other,
-            &bob,
-            ("project", &project),
-            "project.read",
-            Some(&token)
-        )
-        .await
-    );
+    let mut members = Members::new(r.w.channel.clone());
+    let removed = members.delete_membership(authed(request, &r.ada.token));
+    let removed = removed.await.unwrap();
+    let token = removed.metadata().get(HEADER).unwrap();
+    r.bob_is_denied(("project", project), "project.read", token)
+        .await;
+}
 
-    add().await;
-    let deleted = Projects::new(w.channel.clone())
-        .delete_project(authed(
-            org::DeleteProjectRequest {
-                name: format!("organizations/{acme}/projects/{project}"),
-                ..Default::default()
-            },
-            &ada.token,
-        ))
-        .await
-        .unwrap();
-    let token = deleted.metadata().get(HEADER).unwrap().clone();
-    assert!(!allowed(&other, &bob, ("project", &project), "project.read", None).await);
-    assert!(
-        !allowed(
-            &other,
-            &bob,
-            ("project", &project),
-            "project.read",
-            Some(&token)
-        )
-        .await
-    );
+async fn a_deleted_project_is_denied_at_once(r: &Replicas, acme: &str, project: &str) {
+    r.bob_joins(acme, project).await;
+    let request = org::DeleteProjectRequest {
+        name: format!("organizations/{acme}/projects/{project}"),
+        ..Default::default()
+    };
+    let mut projects = Projects::new(r.w.channel.clone());
+    let deleted = projects.delete_project(authed(request, &r.ada.token));
+    let deleted = deleted.await.unwrap();
+    let token = deleted.metadata().get(HEADER).unwrap();
+    r.bob_is_denied(("project", project), "project.read", token)
+        .await;
+}
 
-    let deleted = Orgs::new(w.channel.clone())
-        .delete_organization(authed(
-            org::DeleteOrganizationRequest {
-                name: format!("organizations/{acme}"),
-                force: true,
-                ..Default::default()
-            },
-            &ada.token,
-        ))
-        .await
-        .unwrap();
-    let token = deleted.metadata().get(HEADER).unwrap().clone();
-    assert!(
-        !allowed(
-            &other,
-            &bob,
-            ("organization", &acme),
-            "organization.read",
-            None
-        )
-        .await
-    );
-    assert!(
-        !allowed(
-            &other,
-            &bob,
-            ("organization", &acme),
-            "organization.read",
-            Some(&token)
-        )
-        .await
-    );
-    drop(replica);
-    w.sandbox.shutdown().await.unwrap();
+async fn a_deleted_organization_is_denied_at_once(r: &Replicas, acme: &str) {
+    let request = org::DeleteOrganizationRequest {
+        name: format!("organizations/{acme}"),
+        force: true,
+        ..Default::default()
+    };
+    let mut organizations = Orgs::new(r.w.channel.clone());
+    let deleted = organizations.delete_organization(authed(request, &r.ada.token));
+    let deleted = deleted.await.unwrap();
+    let token = deleted.metadata().get(HEADER).unwrap();
+    r.bob_is_denied(("organization", acme), "organization.read", token)
+        .await;
 }
 
 /// Two audit processes share one durable consumer; one is killed (-9)
