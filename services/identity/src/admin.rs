@@ -7,7 +7,7 @@ use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
-use tenantry_kit::write::Write;
+use tenantry_kit::outbox::NewEvent;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::accounts::{Accounts, ClientInfo, field_change, user_actor, valid_display_name};
@@ -28,6 +28,19 @@ pub struct ServiceToken {
     pub expires_at_us: i64,
     pub service_account_id: String,
     pub organization_id: Option<String>,
+}
+
+/// What an administrator does to a user's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Sign the user out everywhere and refuse their sign-ins.
+    Disable,
+    /// Let a disabled user sign in again.
+    Enable,
+    /// Soft-delete the user, signing them out everywhere.
+    Delete,
+    /// Restore a soft-deleted user.
+    Undelete,
 }
 
 fn not_admin() -> Error {
@@ -57,19 +70,6 @@ impl Accounts {
         self.require_platform_admin(principal).await?;
         self.store()
             .users(after_id, limit, email_prefix, show_deleted)
-            .await
-    }
-
-    /// Writes an event about `user`, done by the administrator `admin`.
-    async fn emit_by_admin<M: tenantry_proto::EventType>(
-        &self,
-        tx: &mut Write,
-        admin: &UserRow,
-        user: &UserRow,
-        client: &ClientInfo,
-        payload: &M,
-    ) -> Result<()> {
-        self.emit(tx, ("user", &user.id), user_actor(admin), client, payload)
             .await
     }
 
@@ -108,7 +108,7 @@ impl Accounts {
                 q.bind(name)
             })
             .await?;
-        let event = tenantry_kit::outbox::NewEvent::new(
+        let event = NewEvent::new(
             "user",
             user.id.clone(),
             user_actor(&caller),
@@ -128,125 +128,76 @@ impl Accounts {
             .await
     }
 
-    /// Disables (`enabled = false`) or re-enables a user. Disabling ends
-    /// every session at once.
-    pub async fn set_user_enabled(
+    /// Changes a user's standing. Disabling and deleting take the user away:
+    /// they end every session at once, and no administrator does them to
+    /// themselves.
+    pub async fn change_standing(
         &self,
         principal: &Principal,
         id: &str,
-        enabled: bool,
+        change: Standing,
         etag: &str,
         client: &ClientInfo,
     ) -> Result<UserRow> {
         let admin = self.require_platform_admin(principal).await?;
-        if admin.id == id && !enabled {
-            return Err(Refusal::CannotDisableSelf.into());
+        if admin.id == id {
+            match change {
+                Standing::Disable => return Err(Refusal::CannotDisableSelf.into()),
+                Standing::Delete => return Err(Refusal::CannotDeleteSelf.into()),
+                Standing::Enable | Standing::Undelete => {}
+            }
         }
         let user = self.user_for_admin(id, etag).await?;
         let mut tx = self.begin().await?;
-        let state = if enabled { "active" } else { "disabled" };
-        self.store()
-            .update_user(&mut tx, &user.id, user_update!("state = $3"), |q| {
-                q.bind(state)
-            })
-            .await?;
-        if enabled {
-            self.emit_by_admin(
-                &mut tx,
-                &admin,
-                &user,
-                client,
-                &events::UserEnabled {
-                    user_id: user.id.clone(),
-                },
-            )
-            .await?;
-        } else {
-            self.revoke_all(
-                &mut tx,
-                &user,
-                None,
-                events::session_revoked::Reason::Unspecified,
-                client,
-            )
-            .await?;
-            self.emit_by_admin(
-                &mut tx,
-                &admin,
-                &user,
-                client,
-                &events::UserDisabled {
-                    user_id: user.id.clone(),
-                    reason: String::new(),
-                },
-            )
-            .await?;
+        let (store, id) = (self.store(), user.id.as_str());
+        match change {
+            Standing::Disable | Standing::Enable => {
+                let state = if change == Standing::Enable {
+                    "active"
+                } else {
+                    "disabled"
+                };
+                let set_state = user_update!("state = $3");
+                store
+                    .update_user(&mut tx, id, set_state, |q| q.bind(state))
+                    .await?;
+            }
+            Standing::Delete => {
+                let now = now_micros();
+                let set_deleted = user_update!("deleted_at_us = $3");
+                store
+                    .update_user(&mut tx, id, set_deleted, |q| q.bind(now))
+                    .await?;
+            }
+            Standing::Undelete => {
+                let restore = user_update!("deleted_at_us = NULL");
+                store.update_user(&mut tx, id, restore, |q| q).await?;
+            }
         }
-        self.commit_user(tx, &user.id, || Error::not_found("user"))
-            .await
-    }
-
-    /// Soft-deletes (`deleted = true`) or restores a user.
-    pub async fn set_user_deleted(
-        &self,
-        principal: &Principal,
-        id: &str,
-        deleted: bool,
-        etag: &str,
-        client: &ClientInfo,
-    ) -> Result<UserRow> {
-        let admin = self.require_platform_admin(principal).await?;
-        if admin.id == id && deleted {
-            return Err(Refusal::CannotDeleteSelf.into());
-        }
-        let user = self.user_for_admin(id, etag).await?;
-        let mut tx = self.begin().await?;
-        if deleted {
-            let now = now_micros();
-            self.store()
-                .update_user(&mut tx, &user.id, user_update!("deleted_at_us = $3"), |q| {
-                    q.bind(now)
-                })
+        if matches!(change, Standing::Disable | Standing::Delete) {
+            let reason = events::session_revoked::Reason::Unspecified;
+            self.revoke_all(&mut tx, &user, None, reason, client)
                 .await?;
-            self.revoke_all(
-                &mut tx,
-                &user,
-                None,
-                events::session_revoked::Reason::Unspecified,
-                client,
-            )
-            .await?;
-            self.emit_by_admin(
-                &mut tx,
-                &admin,
-                &user,
-                client,
-                &events::UserDeleted {
-                    user_id: user.id.clone(),
+        }
+        let (user_id, actor) = (user.id.clone(), user_actor(&admin));
+        let event = match change {
+            Standing::Disable => {
+                let reason = String::new();
+                NewEvent::new("user", id, actor, &events::UserDisabled { user_id, reason })
+            }
+            Standing::Enable => NewEvent::new("user", id, actor, &events::UserEnabled { user_id }),
+            Standing::Delete => {
+                let deleted = events::UserDeleted {
+                    user_id,
                     purge_time: None,
-                },
-            )
-            .await?;
-        } else {
-            self.store()
-                .update_user(
-                    &mut tx,
-                    &user.id,
-                    user_update!("deleted_at_us = NULL"),
-                    |q| q,
-                )
-                .await?;
-            self.emit_by_admin(
-                &mut tx,
-                &admin,
-                &user,
-                client,
-                &events::UserUndeleted {
-                    user_id: user.id.clone(),
-                },
-            )
-            .await?;
-        }
+                };
+                NewEvent::new("user", id, actor, &deleted)
+            }
+            Standing::Undelete => {
+                NewEvent::new("user", id, actor, &events::UserUndeleted { user_id })
+            }
+        };
+        self.append(&mut tx, event, client).await?;
         self.commit_user(tx, &user.id, || Error::not_found("user"))
             .await
     }
@@ -571,7 +522,7 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
         kind: events::actor::Kind::System as i32,
         ..Default::default()
     };
-    let event = tenantry_kit::outbox::NewEvent::new(
+    let event = NewEvent::new(
         "user",
         user.id.clone(),
         system,

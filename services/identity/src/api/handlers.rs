@@ -7,9 +7,30 @@ use tonic::Response;
 
 use super::*;
 use crate::accounts::{Factor, LoginOutcome, SignedUp};
+use crate::admin::Standing;
 use crate::convert::{
     membership_to_proto, organization_name_of, session_to_proto, tokens_to_proto, user_to_proto,
 };
+
+impl IdentityApi {
+    /// Disable, enable, delete and undelete: an administrator's change to the
+    /// standing of the user `name`.
+    async fn change_standing<T>(
+        &self,
+        request: &Request<T>,
+        name: &str,
+        etag: &str,
+        change: Standing,
+    ) -> Result<Option<pb::User>, Status> {
+        let client = client_info(request);
+        let caller = principal(request)?;
+        let id = user_id_from_name("name", name, &caller)?;
+        let user = (self.accounts)
+            .change_standing(&caller, &id, change, etag, &client)
+            .await?;
+        Ok(Some(user_to_proto(&user)))
+    }
+}
 
 #[tonic::async_trait]
 impl pb::identity_service_server::IdentityService for IdentityApi {
@@ -445,68 +466,44 @@ impl pb::identity_service_server::IdentityService for IdentityApi {
         &self,
         request: Request<pb::DisableUserRequest>,
     ) -> Result<Response<pb::DisableUserResponse>, Status> {
-        let client = client_info(&request);
-        let caller = principal(&request)?;
-        let request = request.into_inner();
-        let id = user_id_from_name("name", &request.name, &caller)?;
+        let (name, etag) = (&request.get_ref().name, &request.get_ref().etag);
         let user = self
-            .accounts
-            .set_user_enabled(&caller, &id, false, &request.etag, &client)
+            .change_standing(&request, name, etag, Standing::Disable)
             .await?;
-        Ok(Response::new(pb::DisableUserResponse {
-            user: Some(user_to_proto(&user)),
-        }))
+        Ok(Response::new(pb::DisableUserResponse { user }))
     }
 
     async fn enable_user(
         &self,
         request: Request<pb::EnableUserRequest>,
     ) -> Result<Response<pb::EnableUserResponse>, Status> {
-        let client = client_info(&request);
-        let caller = principal(&request)?;
-        let request = request.into_inner();
-        let id = user_id_from_name("name", &request.name, &caller)?;
+        let (name, etag) = (&request.get_ref().name, &request.get_ref().etag);
         let user = self
-            .accounts
-            .set_user_enabled(&caller, &id, true, &request.etag, &client)
+            .change_standing(&request, name, etag, Standing::Enable)
             .await?;
-        Ok(Response::new(pb::EnableUserResponse {
-            user: Some(user_to_proto(&user)),
-        }))
+        Ok(Response::new(pb::EnableUserResponse { user }))
     }
 
     async fn delete_user(
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let client = client_info(&request);
-        let caller = principal(&request)?;
-        let request = request.into_inner();
-        let id = user_id_from_name("name", &request.name, &caller)?;
+        let (name, etag) = (&request.get_ref().name, &request.get_ref().etag);
         let user = self
-            .accounts
-            .set_user_deleted(&caller, &id, true, &request.etag, &client)
+            .change_standing(&request, name, etag, Standing::Delete)
             .await?;
-        Ok(Response::new(pb::DeleteUserResponse {
-            user: Some(user_to_proto(&user)),
-        }))
+        Ok(Response::new(pb::DeleteUserResponse { user }))
     }
 
     async fn undelete_user(
         &self,
         request: Request<pb::UndeleteUserRequest>,
     ) -> Result<Response<pb::UndeleteUserResponse>, Status> {
-        let client = client_info(&request);
-        let caller = principal(&request)?;
-        let request = request.into_inner();
-        let id = user_id_from_name("name", &request.name, &caller)?;
+        let (name, etag) = (&request.get_ref().name, &request.get_ref().etag);
         let user = self
-            .accounts
-            .set_user_deleted(&caller, &id, false, &request.etag, &client)
+            .change_standing(&request, name, etag, Standing::Undelete)
             .await?;
-        Ok(Response::new(pb::UndeleteUserResponse {
-            user: Some(user_to_proto(&user)),
-        }))
+        Ok(Response::new(pb::UndeleteUserResponse { user }))
     }
 
     async fn change_email(
