@@ -24,7 +24,7 @@ use crate::convert::account_view;
 use crate::error::Error as Refusal;
 use crate::store::{self, AccountRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, not_found, serve};
+use crate::{Core, not_found, respond, serve};
 
 /// The account id of an optional account name (empty means none).
 pub(crate) fn optional_account_id(field: &str, name: &str) -> Result<Option<String>> {
@@ -496,9 +496,7 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::ListBillingAccountsRequest>,
     ) -> std::result::Result<Response<pb::ListBillingAccountsResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.list(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.list(caller, r)).await
     }
 
     async fn update_billing_account(
@@ -516,8 +514,6 @@ impl pb::billing_account_service_server::BillingAccountService for BillingAccoun
         &self,
         request: Request<pb::ListPoolContributionsRequest>,
     ) -> std::result::Result<Response<pb::ListPoolContributionsResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.pool(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.pool(caller, r)).await
     }
 }

@@ -415,3 +415,14 @@ where
     let caller = Caller::from_request(&request)?;
     Ok(handler(caller, request.into_inner()).await?)
 }
+
+/// [`serve`] for a handler whose answer is the whole response message.
+pub(crate) async fn respond<R, T, F>(
+    request: tonic::Request<R>,
+    handler: impl FnOnce(Caller, R) -> F,
+) -> std::result::Result<tonic::Response<T>, tonic::Status>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    serve(request, handler).await.map(tonic::Response::new)
+}

@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::access::Need;
 use crate::catalog::{Limits, Plan, PlanBody, plan_id};
 use crate::error::Error as Refusal;
-use crate::{Core, not_found, serve};
+use crate::{Core, not_found, respond, serve};
 
 const UPDATABLE: &[&str] = &[
     "display_name",
@@ -276,9 +276,7 @@ impl pb::plan_service_server::PlanService for PlanApi {
         &self,
         request: Request<pb::ListPlansRequest>,
     ) -> std::result::Result<Response<pb::ListPlansResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.list(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.list(caller, r)).await
     }
 
     async fn create_plan(

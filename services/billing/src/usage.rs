@@ -18,7 +18,7 @@ use crate::error::Error as Refusal;
 use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, UsageRecordRow};
-use crate::{Core, micros, serve, timestamp};
+use crate::{Core, micros, respond, timestamp};
 
 /// The most one record may carry.
 const MAX_QUANTITY: i64 = 1_000_000_000;
@@ -254,26 +254,20 @@ impl pb::usage_service_server::UsageService for UsageApi {
         &self,
         request: Request<pb::RecordUsageRequest>,
     ) -> std::result::Result<Response<pb::RecordUsageResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.record(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.record(caller, r)).await
     }
 
     async fn list_usage_records(
         &self,
         request: Request<pb::ListUsageRecordsRequest>,
     ) -> std::result::Result<Response<pb::ListUsageRecordsResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.list(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.list(caller, r)).await
     }
 
     async fn get_usage(
         &self,
         request: Request<pb::GetUsageRequest>,
     ) -> std::result::Result<Response<pb::GetUsageResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.get(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.get(caller, r)).await
     }
 }

@@ -28,7 +28,7 @@ use crate::ledger::pool_scope;
 use crate::metric::{self, Metric};
 use crate::store::{self, LimitRow, NodeRow, SubscriptionRow};
 use crate::subscriptions::{State, state_at};
-use crate::{Core, serve, timestamp};
+use crate::{Core, respond, timestamp};
 
 /// One limit considered for an effective limit.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,20 +157,13 @@ impl Core {
         feature: &str,
         now_us: i64,
     ) -> Result<(bool, Plan)> {
-        let pool = self.store.pool();
         let mode = self.workspace_mode(&node.workspace_id).await?;
-        let subscriptions: Vec<SubscriptionRow> = if mode == "assigned" {
-            store::subscription(pool, &node.root_id)
-                .await?
+        // In a shared workspace, only subscriptions with an account count.
+        let subscriptions: Vec<SubscriptionRow> =
+            (self.bounding_subscriptions(node, &mode).await?)
                 .into_iter()
-                .collect()
-        } else {
-            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
-                .await?
-                .into_iter()
-                .filter(|s| s.billing_account_id.is_some())
-                .collect()
-        };
+                .filter(|s| mode == "assigned" || s.billing_account_id.is_some())
+                .collect();
         let mut applies = None;
         for subscription in &subscriptions {
             let (plan, _) = self.subscription_limits(Some(subscription), now_us).await?;
@@ -200,6 +193,26 @@ impl Core {
         }
     }
 
+    /// The subscriptions that may bound `node`'s plan, in one read: its
+    /// root's in an ASSIGNED workspace, every subscription of the pool (the
+    /// root's among them) otherwise.
+    async fn bounding_subscriptions(
+        &self,
+        node: &NodeRow,
+        mode: &str,
+    ) -> Result<Vec<SubscriptionRow>> {
+        let pool = self.store.pool();
+        if mode == "assigned" {
+            Ok(store::subscription(pool, &node.root_id)
+                .await?
+                .into_iter()
+                .collect())
+        } else {
+            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
+                .await
+        }
+    }
+
     /// The plan bound of `node`'s tree (in a workspace of `mode`).
     pub(crate) async fn plan_bound(
         &self,
@@ -207,18 +220,7 @@ impl Core {
         mode: &str,
         now_us: i64,
     ) -> Result<PlanBound> {
-        let pool = self.store.pool();
-        // One read: the root's subscription, or every subscription of the
-        // pool (the root's among them).
-        let subscriptions = if mode == "assigned" {
-            store::subscription(pool, &node.root_id)
-                .await?
-                .into_iter()
-                .collect()
-        } else {
-            store::subscriptions_by(pool, store::SubscriptionKey::Workspace, &node.workspace_id)
-                .await?
-        };
+        let subscriptions = self.bounding_subscriptions(node, mode).await?;
         let root = subscriptions
             .iter()
             .find(|s| s.organization_id == node.root_id);
@@ -477,75 +479,49 @@ impl pb::entitlement_service_server::EntitlementService for EntitlementApi {
         &self,
         request: Request<pb::SetLimitRequest>,
     ) -> std::result::Result<Response<pb::SetLimitResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.set_limit(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.set_limit(caller, r)).await
     }
 
     async fn clear_limit(
         &self,
         request: Request<pb::ClearLimitRequest>,
     ) -> std::result::Result<Response<pb::ClearLimitResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.clear_limit(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.clear_limit(caller, r)).await
     }
 
     async fn get_effective_limits(
         &self,
         request: Request<pb::GetEffectiveLimitsRequest>,
     ) -> std::result::Result<Response<pb::GetEffectiveLimitsResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| {
-                self.get_effective_limits(caller, request)
-            })
-            .await?,
-        ))
+        respond(request, |caller, r| self.get_effective_limits(caller, r)).await
     }
 
     async fn check_feature(
         &self,
         request: Request<pb::CheckFeatureRequest>,
     ) -> std::result::Result<Response<pb::CheckFeatureResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| {
-                self.check_feature(caller, request)
-            })
-            .await?,
-        ))
+        respond(request, |caller, r| self.check_feature(caller, r)).await
     }
 
     async fn get_rate_limits(
         &self,
         request: Request<pb::GetRateLimitsRequest>,
     ) -> std::result::Result<Response<pb::GetRateLimitsResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| {
-                self.get_rate_limits(caller, request)
-            })
-            .await?,
-        ))
+        respond(request, |caller, r| self.get_rate_limits(caller, r)).await
     }
 
     async fn release_quota(
         &self,
         request: Request<pb::ReleaseQuotaRequest>,
     ) -> std::result::Result<Response<pb::ReleaseQuotaResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| {
-                self.release_quota(caller, request)
-            })
-            .await?,
-        ))
+        respond(request, |caller, r| self.release_quota(caller, r)).await
     }
 
     async fn check_quota(
         &self,
         request: Request<pb::CheckQuotaRequest>,
     ) -> std::result::Result<Response<pb::CheckQuotaResponse>, Status> {
-        Ok(Response::new(
-            serve(request, |caller, request| self.check_quota(caller, request)).await?,
-        ))
+        respond(request, |caller, r| self.check_quota(caller, r)).await
     }
 }
 
