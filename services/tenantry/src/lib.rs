@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ephemeral;
 mod handover;
 mod late;
 pub mod server;

@@ -93,6 +93,10 @@ pub struct LogConfig {
     /// A `tracing` filter such as `info` or `info,tenantry_rbac=debug`.
     /// Default: `info`.
     pub level: String,
+    /// `stdout` (the default) or `stderr`: where log lines go. `serve
+    /// --ephemeral` logs to stderr, so that stdout carries only what a
+    /// script reads (the addresses it serves on).
+    pub stream: LogStream,
 }
 
 impl Default for LogConfig {
@@ -100,8 +104,20 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Json,
             level: "info".into(),
+            stream: LogStream::Stdout,
         }
     }
+}
+
+/// Where log lines are written.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// The process's standard output.
+    #[default]
+    Stdout,
+    /// The process's standard error.
+    Stderr,
 }
 
 /// How log lines are written.

@@ -25,7 +25,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::config::{LogConfig, LogFormat};
+use crate::config::{LogConfig, LogFormat, LogStream};
 
 /// Handles to the installed telemetry pipelines.
 #[derive(Clone)]
@@ -67,13 +67,18 @@ pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
     // whether or not a collector is configured.
     let (tracer_provider, exporting) = tracer_provider()?;
     let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("tenantry"));
+    let writer = match log.stream {
+        LogStream::Stdout => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout),
+        LogStream::Stderr => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    };
     let fmt_layer = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     };
     // The log level filters log output only; spans feed OpenTelemetry at
     // INFO whatever the log level, so traces never go dark with quiet logs.
@@ -383,6 +388,7 @@ mod tests {
         init(&LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+            stream: LogStream::Stdout,
         })
         .unwrap();
         let handler = tower::service_fn(|_request: http::Request<()>| async {
@@ -446,6 +452,7 @@ mod tests {
         init(&LogConfig {
             format: LogFormat::Text,
             level: "info".into(),
+            stream: LogStream::Stdout,
         })
         .unwrap();
         assert!(

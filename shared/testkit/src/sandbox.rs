@@ -95,6 +95,7 @@ impl SandboxBuilder {
             log: LogConfig {
                 format: LogFormat::Text,
                 level: std::env::var("TENANTRY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                ..LogConfig::default()
             },
             ..Config::default()
         };

@@ -18,6 +18,12 @@ pub(super) struct ServeArgs {
     /// HTTP listen address: gateway, /metrics, /healthz, /readyz.
     #[arg(long, value_name = "ADDR")]
     http_addr: Option<String>,
+    /// A throw-away instance for tests and CI: storage in a temporary
+    /// directory removed at exit, random keys, free ports (unless given),
+    /// sign-up without email verification, logs on stderr. Prints
+    /// `grpc=ADDR http=ADDR mail=DIR` on stdout once it serves.
+    #[arg(long, conflicts_with_all = ["data_dir", "database_url", "nats_url"])]
+    ephemeral: bool,
 }
 
 /// Serves until SIGTERM or SIGINT, then drains and flushes.
@@ -26,7 +32,12 @@ pub(super) async fn run(config_file: Option<&Path>, args: ServeArgs) -> anyhow::
         common,
         grpc_addr,
         http_addr,
+        ephemeral,
     } = args;
+    let explicit = crate::ephemeral::Explicit {
+        grpc_addr: grpc_addr.is_some(),
+        http_addr: http_addr.is_some(),
+    };
     let mut overrides = common.overrides();
     overrides.grpc_addr = grpc_addr;
     overrides.http_addr = http_addr;
@@ -35,7 +46,9 @@ pub(super) async fn run(config_file: Option<&Path>, args: ServeArgs) -> anyhow::
         .as_deref()
         .is_some_and(tenantry_kit::db::has_password);
     let config = Config::load(config_file, &overrides)?;
-    config.check_production(&common.services(), password_on_command_line)?;
+    if !ephemeral {
+        config.check_production(&common.services(), password_on_command_line)?;
+    }
     // Listen before serving: a signal that arrives as soon as the
     // server says it is serving must stop it cleanly, not kill it.
     // A signal while the database or the bus is still awaited ends
@@ -47,6 +60,9 @@ pub(super) async fn run(config_file: Option<&Path>, args: ServeArgs) -> anyhow::
         signals.wait().await;
         on_signal.cancel();
     });
+    if ephemeral {
+        return crate::ephemeral::serve(config, explicit, &common.services(), stop).await;
+    }
     match crate::server::start_until(config, &common.services(), stop.clone()).await {
         Ok(server) => server.wait().await,
         Err(error) if stop.is_cancelled() => {

@@ -1,0 +1,5 @@
+//! `tenantry serve --ephemeral` and `tenantry schema …` from the outside:
+//! the real binary, started the way a developer or a CI job starts it.
+
+mod ephemeral;
+mod process;
