@@ -87,22 +87,10 @@ impl ApiError {
 /// The `google.rpc.Status` details as JSON objects with `@type`. A detail
 /// of a type the gateway does not know keeps only its `@type`.
 fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
-    if encoded.is_empty() {
-        return Vec::new();
-    }
-    let Ok(status) = tenantry_proto::google::rpc::Status::decode(encoded) else {
-        return Vec::new();
-    };
-    status
-        .details
+    status_details(encoded)
         .into_iter()
         .map(|any| {
-            let name = any.type_url.rsplit('/').next().unwrap_or_default();
-            pool.get_message_by_name(name)
-                .and_then(|descriptor| {
-                    DynamicMessage::decode(descriptor, any.value.as_slice()).ok()
-                })
-                .and_then(|message| serde_json::to_value(&message).ok())
+            detail_json(pool, &any)
                 .map(|mut value| {
                     if let serde_json::Value::Object(fields) = &mut value {
                         fields.insert("@type".into(), any.type_url.clone().into());
@@ -112,6 +100,25 @@ fn details(pool: &DescriptorPool, encoded: &[u8]) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|| serde_json::json!({ "@type": any.type_url }))
         })
         .collect()
+}
+
+/// The details of an encoded `google.rpc.Status` (a status's
+/// `grpc-status-details-bin`); none when it does not decode.
+pub fn status_details(encoded: &[u8]) -> Vec<prost_types::Any> {
+    if encoded.is_empty() {
+        return Vec::new();
+    }
+    tenantry_proto::google::rpc::Status::decode(encoded)
+        .map(|status| status.details)
+        .unwrap_or_default()
+}
+
+/// A detail as proto3 JSON, when its type is in `pool`.
+pub fn detail_json(pool: &DescriptorPool, any: &prost_types::Any) -> Option<serde_json::Value> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let descriptor = pool.get_message_by_name(name)?;
+    let message = DynamicMessage::decode(descriptor, any.value.as_slice()).ok()?;
+    serde_json::to_value(&message).ok()
 }
 
 /// The HTTP status of an answer: its code's, except that a plan limit

@@ -4,6 +4,8 @@
 //!   ([`routes`], [`transcode`]) and forwarded as gRPC ([`upstream`]);
 //!   server streams answer newline-delimited JSON.
 //! - **gRPC-Web and plain gRPC** passthrough ([`proxy`]).
+//! - **Connect** (unary and server streams, JSON or protobuf, gzip) on
+//!   the methods' gRPC paths ([`connect`]).
 //! - **Authentication** at the edge ([`credentials`]): access tokens are
 //!   verified, API keys exchanged through identity and cached.
 //! - **Rate limits** per organization and endpoint class from the plan
@@ -19,6 +21,7 @@
 //! `/metrics`, `/healthz`, `/readyz`.
 
 pub mod admit;
+pub mod connect;
 pub mod credentials;
 pub mod edge;
 mod error;
@@ -350,7 +353,9 @@ pub fn api_router(gateway: Gateway) -> Router {
     }
 }
 
-/// gRPC and gRPC-Web by content type; everything else is REST.
+/// gRPC and gRPC-Web by content type; other calls to a method's gRPC path
+/// (`/package.Service/Method`) are Connect; everything else is REST (whose
+/// paths start with a version, never with a package).
 async fn dispatch(State(gateway): State<Gateway>, request: Request) -> Response {
     let grpc = request
         .headers()
@@ -359,6 +364,8 @@ async fn dispatch(State(gateway): State<Gateway>, request: Request) -> Response 
         .is_some_and(|v| v.starts_with("application/grpc"));
     if grpc {
         proxy::handle(gateway, request).await
+    } else if connect::is_method_path(&gateway, request.uri().path()) {
+        connect::handle(gateway, request).await
     } else {
         rest::handle(gateway, request).await
     }
@@ -415,6 +422,11 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header("x-grpc-web"),
                 header("x-user-agent"),
                 header("grpc-timeout"),
+                header("connect-protocol-version"),
+                header("connect-timeout-ms"),
+                header("connect-content-encoding"),
+                header("connect-accept-encoding"),
+                http::header::CONTENT_ENCODING,
                 header("traceparent"),
                 header("tracestate"),
                 header(tenantry_kit::consistency::HEADER),
@@ -425,6 +437,8 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header("grpc-status"),
                 header("grpc-message"),
                 header("grpc-status-details-bin"),
+                header("connect-content-encoding"),
+                http::header::CONTENT_ENCODING,
                 header("retry-after"),
                 header("ratelimit-limit"),
                 header("ratelimit-remaining"),

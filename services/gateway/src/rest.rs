@@ -101,22 +101,15 @@ async fn serve(
     Ok(response)
 }
 
-/// The body, refused early when `Content-Length` says it is too big, and
-/// cut off with 413 when it turns out to be.
+/// The body of a REST request: JSON when the route takes one, within the
+/// limit.
 async fn read_body(
     gateway: &Gateway,
     route: &Route,
     headers: &http::HeaderMap,
     body: Body,
 ) -> Result<Bytes, ApiError> {
-    let limit = gateway.inner.options.max_body_bytes;
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(Refusal::BodyTooLarge { limit }.into());
-    }
+    refuse_declared_too_large(gateway, headers)?;
     if !matches!(route.body, BodyRule::None)
         && let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
     {
@@ -129,6 +122,18 @@ async fn read_body(
             return Err(Refusal::UnsupportedMediaType.into());
         }
     }
+    read_limited(gateway, headers, body).await
+}
+
+/// A request body, refused early when `Content-Length` says it is larger
+/// than `max_body_bytes`, and cut off with 413 when it turns out to be.
+pub(crate) async fn read_limited(
+    gateway: &Gateway,
+    headers: &http::HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    refuse_declared_too_large(gateway, headers)?;
+    let limit = gateway.inner.options.max_body_bytes;
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let too_big = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
@@ -140,7 +145,20 @@ async fn read_body(
     })
 }
 
-fn grpc_request(
+fn refuse_declared_too_large(gateway: &Gateway, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let limit = gateway.inner.options.max_body_bytes;
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Refusal::BodyTooLarge { limit }.into());
+    }
+    Ok(())
+}
+
+/// A gRPC request carrying the forwarded headers and a deadline.
+pub(crate) fn grpc_request(
     message: DynamicMessage,
     headers: http::HeaderMap,
     deadline: Duration,
@@ -151,14 +169,15 @@ fn grpc_request(
     request
 }
 
-async fn client(
+/// A ready client of the backend serving `grpc_path`.
+pub(crate) async fn client(
     gateway: &Gateway,
-    route: &Route,
+    grpc_path: &str,
 ) -> Result<tonic::client::Grpc<tonic::transport::Channel>, ApiError> {
     let channel = gateway
         .inner
         .upstreams
-        .for_path(&route.grpc_path)
+        .for_path(grpc_path)
         .cloned()
         .ok_or_else(|| {
             ApiError::from_status(tonic::Status::unimplemented(
@@ -174,8 +193,9 @@ async fn client(
     Ok(grpc)
 }
 
-fn grpc_path(route: &Route) -> Result<http::uri::PathAndQuery, ApiError> {
-    http::uri::PathAndQuery::try_from(route.grpc_path.as_str())
+/// `grpc_path` as the path of an outgoing call.
+pub(crate) fn grpc_path(grpc_path: &str) -> Result<http::uri::PathAndQuery, ApiError> {
+    http::uri::PathAndQuery::try_from(grpc_path)
         .map_err(|e| ApiError::from_status(tonic::Status::internal(e.to_string())))
 }
 
@@ -186,11 +206,11 @@ async fn unary(
     headers: http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let deadline = Duration::from_secs(gateway.inner.options.timeout_secs);
-    let mut grpc = client(gateway, route).await?;
+    let mut grpc = client(gateway, &route.grpc_path).await?;
     let response = grpc
         .unary(
             grpc_request(message, headers, deadline),
-            grpc_path(route)?,
+            grpc_path(&route.grpc_path)?,
             DynamicCodec::new(route.method.output()),
         )
         .await
@@ -219,11 +239,11 @@ async fn stream(
     headers: http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let deadline = Duration::from_secs(gateway.inner.options.stream_timeout_secs);
-    let mut grpc = client(gateway, route).await?;
+    let mut grpc = client(gateway, &route.grpc_path).await?;
     let response = grpc
         .server_streaming(
             grpc_request(message, headers, deadline),
-            grpc_path(route)?,
+            grpc_path(&route.grpc_path)?,
             DynamicCodec::new(route.method.output()),
         )
         .await

@@ -73,6 +73,8 @@ pub struct Route {
 /// Every method a gateway knows, for classifying gRPC calls too.
 #[derive(Debug, Clone)]
 pub struct MethodInfo {
+    /// The RPC, for protocols that name it by path (gRPC, Connect).
+    pub descriptor: MethodDescriptor,
     /// The endpoint class.
     pub class: Class,
     /// Whether it can be called without credentials.
@@ -140,6 +142,7 @@ impl Routes {
                 methods.insert(
                     grpc_path.clone(),
                     MethodInfo {
+                        descriptor: method.clone(),
                         class,
                         public: is_public,
                     },

@@ -65,9 +65,15 @@ pub fn request(
     for (path, value) in bindings {
         set_path(&mut json, &input, path, value);
     }
+    from_json(input, Value::Object(json))
+}
+
+/// A message of type `input` from its proto3 JSON, unknown fields refused;
+/// an error names the field it is about.
+pub fn from_json(input: MessageDescriptor, json: Value) -> Result<DynamicMessage, ApiError> {
     let options = DeserializeOptions::new().deny_unknown_fields(true);
     let mut track = serde_path_to_error::Track::new();
-    let deserializer = serde_path_to_error::Deserializer::new(Value::Object(json), &mut track);
+    let deserializer = serde_path_to_error::Deserializer::new(json, &mut track);
     DynamicMessage::deserialize_with_options(input, deserializer, &options).map_err(|error| {
         let path = track.path().to_string();
         let message = error.to_string();

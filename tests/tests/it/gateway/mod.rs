@@ -9,6 +9,7 @@
 
 mod audited;
 mod bad_input;
+mod connect;
 mod journey;
 mod limits;
 mod openapi;
