@@ -13,6 +13,9 @@
 //! - **Refusals reported** ([`refusals`]): requests refused over an
 //!   organization's rate limit, counted per caller and window for the
 //!   organization's audit log.
+//! - **AuthZEN** ([`authzen`]): the OpenID Authorization API 1.0
+//!   (evaluation, evaluations, searches, metadata) over the authorization
+//!   service.
 //! - **OpenAPI** at `/openapi.json` and a page at `/docs` ([`openapi`]).
 //! - **Hygiene** ([`edge`]): request ids, client address, trace context,
 //!   access logs, CORS, body limits, timeouts.
@@ -21,6 +24,7 @@
 //! `/metrics`, `/healthz`, `/readyz`.
 
 pub mod admit;
+pub mod authzen;
 pub mod connect;
 pub mod credentials;
 pub mod edge;
@@ -98,6 +102,10 @@ pub struct Options {
     /// organization's rate limit are counted per caller and class before
     /// the count goes to the organization's audit log as one event.
     pub rate_limit_audit_window_secs: u64,
+    /// The URL clients reach the gateway at (`https://api.example.com`),
+    /// for documents that name endpoints (AuthZEN metadata). Unset: the
+    /// scheme `http` and the `Host` the request came with.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -123,6 +131,7 @@ impl Default for Options {
             trusted_proxies: Vec::new(),
             expensive_methods: vec!["/tenantry.audit.v1.AuditService/VerifyChain".into()],
             rate_limit_audit_window_secs: 60,
+            public_url: None,
         }
     }
 }
@@ -159,6 +168,14 @@ impl Options {
             if origin != "*" && http::HeaderValue::from_str(origin).is_err() {
                 anyhow::bail!("invalid configuration: `gateway.cors_origins`: `{origin}`");
             }
+        }
+        if let Some(url) = &self.public_url
+            && (!(url.starts_with("https://") || url.starts_with("http://"))
+                || url.contains(['?', '#']))
+        {
+            anyhow::bail!(
+                "invalid configuration: `gateway.public_url` must be an http:// or https:// URL without query or fragment"
+            );
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -340,6 +357,7 @@ pub fn api_router(gateway: Gateway) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi_json))
         .route("/docs", get(docs))
+        .merge(authzen::router())
         .fallback(dispatch)
         .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),

@@ -6,6 +6,7 @@
 //! gateway::`.
 
 mod audit;
+mod authzen;
 mod billing;
 mod consistency;
 mod deployment;
