@@ -372,3 +372,7 @@ impl Comments {
 /// The human page: renders `/openapi.json` in the browser, no external
 /// assets.
 pub const DOCS_PAGE: &str = include_str!("docs.html");
+/// The page's script: the operations, the credential, "Try it".
+pub const DOCS_SCRIPT: &str = include_str!("docs/docs.js");
+/// The page's style sheet.
+pub const DOCS_STYLE: &str = include_str!("docs/docs.css");

@@ -54,6 +54,25 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
     let page = rest.call("GET", "/docs", None, None).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/openapi.json"));
+    // Its script and style come from the binary, under a policy that
+    // allows no inline code and no other origin.
+    let policy = page.header("content-security-policy").unwrap().to_string();
+    assert!(
+        policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+        "{policy}"
+    );
+    for (asset, kind) in [
+        ("/docs/docs.js", "text/javascript"),
+        ("/docs/docs.css", "text/css"),
+    ] {
+        let reply = rest.call("GET", asset, None, None).await;
+        assert_eq!(reply.status, 200, "{asset}");
+        assert!(reply.header("content-type").unwrap().starts_with(kind));
+        assert!(
+            !reply.text.contains("https://"),
+            "{asset} loads nothing from elsewhere"
+        );
+    }
 
     // CORS: an allowed origin's preflight is answered; another is not.
     let preflight = |origin: &str| {
