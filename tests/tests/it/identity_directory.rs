@@ -9,28 +9,11 @@ use tenantry_kit::auth::{Expectations, JwkKey, KeySet, PrincipalKind};
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tenantry_testkit::clients::{Identity, Keys};
 use tenantry_testkit::standin::DirectoryStandIn;
-use tenantry_testkit::{Sandbox, authed};
+use tenantry_testkit::{Sandbox, authed, last_id, people};
 use tonic::Code;
 
-async fn sign_up(identity: &mut Identity, email: &str) -> (String, String) {
-    let response = identity
-        .sign_up(pb::SignUpRequest {
-            email: email.into(),
-            password: "correct horse battery staple".into(),
-            display_name: "Key Maker".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let id = response
-        .user
-        .unwrap()
-        .name
-        .trim_start_matches("users/")
-        .to_string();
-    (id, response.tokens.unwrap().access_token)
-}
+/// The display name the users of these tests sign up with.
+const NAME: &str = "Key Maker";
 
 fn create(org: &str, permissions: &[&str]) -> pb::CreateApiKeyRequest {
     pb::CreateApiKeyRequest {
@@ -77,24 +60,30 @@ impl Directory {
         let rbac = DirectoryStandIn::default();
         let sandbox = identity_with_directory(&rbac).await;
         let channel = sandbox.channel().await.unwrap();
-        let mut identity = Identity::new(channel.clone());
-        let keys = Keys::new(channel);
+        let identity = Identity::new(channel.clone());
+        let keys = Keys::new(channel.clone());
 
         let org = tenantry_kit::id::new_id().to_string();
-        let (creator, creator_token) = sign_up(&mut identity, "creator@example.com").await;
-        let (_, outsider_token) = sign_up(&mut identity, "outsider@example.com").await;
-        let (reader, reader_token) = sign_up(&mut identity, "reader@example.com").await;
+        let creator = people::sign_up(&channel, "creator@example.com", NAME)
+            .await
+            .0;
+        let outsider = people::sign_up(&channel, "outsider@example.com", NAME)
+            .await
+            .0;
+        let reader = people::sign_up(&channel, "reader@example.com", NAME)
+            .await
+            .0;
         {
             let mut directory = rbac.state();
-            directory.members.insert((creator.clone(), org.clone()));
-            directory.members.insert((reader.clone(), org.clone()));
+            directory.members.insert((creator.id.clone(), org.clone()));
+            directory.members.insert((reader.id.clone(), org.clone()));
             directory
                 .grants
-                .insert((reader.clone(), org.clone(), "organization.read".to_string()));
+                .insert((reader.id, org.clone(), "organization.read".to_string()));
             for permission in ["organization.api_keys.create", "project.read"] {
                 directory
                     .grants
-                    .insert((creator.clone(), org.clone(), permission.to_string()));
+                    .insert((creator.id.clone(), org.clone(), permission.to_string()));
             }
         }
         Directory {
@@ -103,9 +92,9 @@ impl Directory {
             identity,
             keys,
             org,
-            creator_token,
-            outsider_token,
-            reader_token,
+            creator_token: creator.token,
+            outsider_token: outsider.token,
+            reader_token: reader.token,
         }
     }
 }
@@ -339,7 +328,7 @@ async fn without_an_authorization_answer_nothing_is_written() {
     let refused = Identity::new(sandbox.channel().await.unwrap())
         .sign_up(pb::SignUpRequest {
             email: "early@example.com".into(),
-            password: "correct horse battery staple".into(),
+            password: people::PASSWORD.into(),
             display_name: "Early".into(),
             ..Default::default()
         })
@@ -353,9 +342,11 @@ async fn without_an_authorization_answer_nothing_is_written() {
     let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
-    let mut identity = Identity::new(channel.clone());
-    let mut keys = Keys::new(channel);
-    let (_, token) = sign_up(&mut identity, "early@example.com").await;
+    let mut keys = Keys::new(channel.clone());
+    let token = people::sign_up(&channel, "early@example.com", NAME)
+        .await
+        .0
+        .token;
     rbac.state().checks_unavailable = true;
     let org = tenantry_kit::id::new_id().to_string();
     let status = keys
@@ -387,27 +378,36 @@ async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
     let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
     let mut identity = Identity::new(channel.clone());
-    let (user, _) = sign_up(&mut identity, "strict@example.com").await;
+    let user = people::sign_up(&channel, "strict@example.com", NAME)
+        .await
+        .0;
     let org = tenantry_kit::id::new_id().to_string();
     {
         let mut directory = rbac.state();
-        directory.members.insert((user.clone(), org.clone()));
+        directory.members.insert((user.id.clone(), org.clone()));
         directory.require_mfa.insert(org.clone());
     }
+    let limited = the_sign_in_gives_a_token_that_may_only_enroll(&mut identity, &org).await;
+    enrolling_gives_full_tokens_in_the_organization(&mut identity, &limited, &org).await;
+    sandbox.shutdown().await.unwrap();
+}
 
+/// The sign-in into `org` answers a token with no organization in it, which
+/// may enroll MFA and nothing else.
+async fn the_sign_in_gives_a_token_that_may_only_enroll(
+    identity: &mut Identity,
+    org: &str,
+) -> String {
     let signed_in = identity
         .login(pb::LoginRequest {
             email: "strict@example.com".into(),
-            password: "correct horse battery staple".into(),
+            password: people::PASSWORD.into(),
             organization: format!("organizations/{org}"),
         })
         .await
         .unwrap()
         .into_inner();
-    let tokens = match signed_in.result {
-        Some(pb::login_response::Result::Tokens(tokens)) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    };
+    let tokens = people::tokens(signed_in);
     assert!(tokens.mfa_enrollment_required);
     assert_eq!(tokens.organization, "", "no token for the organization yet");
 
@@ -434,16 +434,23 @@ async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
         .await
         .unwrap_err();
     assert_eq!(switch.code(), Code::PermissionDenied);
+    limited
+}
 
+async fn enrolling_gives_full_tokens_in_the_organization(
+    identity: &mut Identity,
+    limited: &str,
+    org: &str,
+) {
     let enrollment = identity
-        .enroll_totp(authed(pb::EnrollTotpRequest {}, &limited))
+        .enroll_totp(authed(pb::EnrollTotpRequest {}, limited))
         .await
         .unwrap()
         .into_inner();
     let secret = tenantry_identity::totp::TotpSecret::from_base32(&enrollment.secret).unwrap();
     let code = tenantry_identity::totp::code_at(&secret, chrono::Utc::now().timestamp());
     let confirmed = identity
-        .confirm_totp(authed(pb::ConfirmTotpRequest { code }, &limited))
+        .confirm_totp(authed(pb::ConfirmTotpRequest { code }, limited))
         .await
         .unwrap()
         .into_inner();
@@ -465,8 +472,7 @@ async fn an_organization_that_requires_mfa_gets_no_token_until_mfa_is_set_up() {
         )
         .unwrap();
     assert!(claims.amr.iter().any(|m| m == "mfa"));
-    assert_eq!(claims.org.as_deref(), Some(org.as_str()));
-    sandbox.shutdown().await.unwrap();
+    assert_eq!(claims.org.as_deref(), Some(org));
 }
 
 #[tokio::test]
@@ -474,11 +480,32 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
     let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let mut identity = Identity::new(sandbox.channel().await.unwrap());
-    // Sign-up creates the first organization and signs into it.
+    let (user, tokens) =
+        sign_up_creates_the_first_organization_and_signs_into_it(&mut identity).await;
+    let (first, token) =
+        a_user_with_no_organization_gets_one_from_me(&rbac, &mut identity, &tokens).await;
+
+    let second = tenantry_kit::id::new_id().to_string();
+    rbac.state().members.insert((user, second.clone()));
+    let switched = switch(&mut identity, &token, &format!("organizations/{second}")).await;
+    assert_eq!(switched.organization, format!("organizations/{second}"));
+    assert!(
+        switched.refresh_token.is_empty(),
+        "the session keeps its refresh token"
+    );
+    let back = switch(&mut identity, &switched.access_token, &first).await;
+    assert_eq!(back.organization, first);
+    sandbox.shutdown().await.unwrap();
+}
+
+/// Answers the user's id and tokens.
+async fn sign_up_creates_the_first_organization_and_signs_into_it(
+    identity: &mut Identity,
+) -> (String, pb::AuthTokens) {
     let signed_up = identity
         .sign_up(pb::SignUpRequest {
             email: "first@example.com".into(),
-            password: "correct horse battery staple".into(),
+            password: people::PASSWORD.into(),
             display_name: "First".into(),
             organization_display_name: "Acme".into(),
             ..Default::default()
@@ -486,30 +513,31 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
         .await
         .unwrap()
         .into_inner();
-    let user = signed_up
-        .user
-        .unwrap()
-        .name
-        .trim_start_matches("users/")
-        .to_string();
+    let user = last_id(&signed_up.user.unwrap().name);
     let tokens = signed_up.tokens.unwrap();
     let first = signed_up.organization.clone();
     assert!(first.starts_with("organizations/"));
     assert_eq!(tokens.organization, first);
-    let token = tokens.access_token.clone();
     let me = identity
-        .me(authed(pb::MeRequest {}, &token))
+        .me(authed(pb::MeRequest {}, &tokens.access_token))
         .await
         .unwrap()
         .into_inner();
     assert!(!me.organization_created);
     assert_eq!(me.memberships.len(), 1);
     assert_eq!(me.active_organization, first);
+    (user, tokens)
+}
 
-    // A user with no organization at all gets one from Me.
+/// Answers the organization Me made and an access token in it.
+async fn a_user_with_no_organization_gets_one_from_me(
+    rbac: &DirectoryStandIn,
+    identity: &mut Identity,
+    tokens: &pb::AuthTokens,
+) -> (String, String) {
     rbac.state().members.clear();
     let me = identity
-        .me(authed(pb::MeRequest {}, &token))
+        .me(authed(pb::MeRequest {}, &tokens.access_token))
         .await
         .unwrap()
         .into_inner();
@@ -530,41 +558,23 @@ async fn me_creates_a_first_organization_and_users_switch_between_theirs() {
         .tokens
         .unwrap();
     assert_eq!(refreshed.organization, first);
-    let token = refreshed.access_token;
+    (first, refreshed.access_token)
+}
 
-    let second = tenantry_kit::id::new_id().to_string();
-    rbac.state().members.insert((user, second.clone()));
-    let switched = identity
+/// Switches the session of `token` to `organization`: its new tokens.
+async fn switch(identity: &mut Identity, token: &str, organization: &str) -> pb::AuthTokens {
+    identity
         .switch_organization(authed(
             pb::SwitchOrganizationRequest {
-                organization: format!("organizations/{second}"),
+                organization: organization.into(),
             },
-            &token,
+            token,
         ))
         .await
         .unwrap()
         .into_inner()
         .tokens
-        .unwrap();
-    assert_eq!(switched.organization, format!("organizations/{second}"));
-    assert!(
-        switched.refresh_token.is_empty(),
-        "the session keeps its refresh token"
-    );
-    let back = identity
-        .switch_organization(authed(
-            pb::SwitchOrganizationRequest {
-                organization: first.clone(),
-            },
-            &switched.access_token,
-        ))
-        .await
         .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
-    assert_eq!(back.organization, first);
-    sandbox.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -579,7 +589,7 @@ async fn signing_up_through_an_invitation_joins_the_inviting_organization() {
     );
     let request = |email: &str, token: &str| pb::SignUpRequest {
         email: email.into(),
-        password: "correct horse battery staple".into(),
+        password: people::PASSWORD.into(),
         display_name: "Guest".into(),
         invitation_token: token.into(),
         ..Default::default()
@@ -640,11 +650,11 @@ async fn team_keys_need_the_team_and_stop_when_the_creator_leaves_it() {
     let rbac = DirectoryStandIn::default();
     let sandbox = identity_with_directory(&rbac).await;
     let channel = sandbox.channel().await.unwrap();
-    let mut identity = Identity::new(channel.clone());
-    let mut keys = Keys::new(channel);
+    let mut keys = Keys::new(channel.clone());
     let org = tenantry_kit::id::new_id().to_string();
     let team = tenantry_kit::id::new_id().to_string();
-    let (creator, token) = sign_up(&mut identity, "lead@example.com").await;
+    let lead = people::sign_up(&channel, "lead@example.com", NAME).await.0;
+    let (creator, token) = (lead.id, lead.token);
     {
         let mut state = rbac.state();
         state.members.insert((creator.clone(), org.clone()));

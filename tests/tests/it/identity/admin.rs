@@ -196,7 +196,7 @@ async fn disabling_ends_the_members_sessions_and_sign_ins(i: &mut Installation) 
         ))
         .await
         .unwrap();
-    into_tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
+    people::tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
 }
 
 async fn users_are_soft_deleted_and_undeleted(i: &mut Installation) {
@@ -234,7 +234,7 @@ async fn users_are_soft_deleted_and_undeleted(i: &mut Installation) {
         .user
         .unwrap();
     assert_eq!(restored.state, pb::UserState::Active as i32);
-    into_tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
+    people::tokens(login(client, "member@example.com", PASSWORD).await.unwrap());
 }
 
 async fn the_bootstrap_path_grants_the_role_in_the_database(i: &mut Installation) {

@@ -11,74 +11,10 @@ async fn email_changes_take_effect_when_the_new_address_is_verified() {
         .unwrap()
         .access_token;
     sign_up(&mut client, "taken2@example.com").await;
-    let wrong = client
-        .change_email(authed(
-            pb::ChangeEmailRequest {
-                current_password: "wrong password!".into(),
-                new_email: "new@example.com".into(),
-            },
-            &access,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(wrong.code(), Code::Unauthenticated);
-    let taken = client
-        .change_email(authed(
-            pb::ChangeEmailRequest {
-                current_password: PASSWORD.into(),
-                new_email: "taken2@example.com".into(),
-            },
-            &access,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(taken.code(), Code::AlreadyExists);
-    let pending = client
-        .change_email(authed(
-            pb::ChangeEmailRequest {
-                current_password: PASSWORD.into(),
-                new_email: "New@Example.com".into(),
-            },
-            &access,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
-    assert_eq!(pending.email, "old@example.com");
-    assert_eq!(pending.pending_email, "new@example.com");
-    let token = sandbox
-        .mail_token("new@example.com", "verify_email")
-        .unwrap();
-    let user = client
-        .verify_email(pb::VerifyEmailRequest { token })
-        .await
-        .unwrap()
-        .into_inner()
-        .user
-        .unwrap();
-    assert_eq!(user.email, "new@example.com");
-    assert!(user.email_verified);
-    // The event records the change, before and after, for audit.
-    let db = sandbox.database.connect().await.unwrap();
-    let payload: Vec<u8> = sqlx::query(
-        "SELECT payload FROM tenantry_outbox WHERE subject = 'tenantry.events.identity.identity.user.email_changed'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap()
-    .get(0);
-    db.close().await;
-    let event =
-        <tenantry_proto::tenantry::events::v1::Event as prost::Message>::decode(payload.as_slice())
-            .unwrap();
-    assert_eq!(event.changes.len(), 1);
-    assert_eq!(event.changes[0].field, "email");
-    assert_eq!(event.changes[0].before, "old@example.com");
-    assert_eq!(event.changes[0].after, "new@example.com");
-    assert!(event.sequence > 1, "the user's earlier events come first");
-    into_tokens(
+    a_change_needs_the_password_and_a_free_address(&mut client, &access).await;
+    the_new_address_counts_once_verified(&sandbox, &mut client, &access).await;
+    the_event_records_the_change_before_and_after(&sandbox).await;
+    people::tokens(
         login(&mut client, "new@example.com", PASSWORD)
             .await
             .unwrap(),
@@ -96,6 +32,82 @@ async fn email_changes_take_effect_when_the_new_address_is_verified() {
         .unwrap_err();
     assert_eq!(stranger.code(), Code::NotFound);
     sandbox.shutdown().await.unwrap();
+}
+
+/// Asks to move the caller of `access` to `new_email`, proving it with
+/// `current_password`.
+async fn change_email(
+    client: &mut Client,
+    access: &str,
+    current_password: &str,
+    new_email: &str,
+) -> Result<pb::User, tonic::Status> {
+    client
+        .change_email(authed(
+            pb::ChangeEmailRequest {
+                current_password: current_password.into(),
+                new_email: new_email.into(),
+            },
+            access,
+        ))
+        .await
+        .map(|response| response.into_inner().user.unwrap())
+}
+
+async fn a_change_needs_the_password_and_a_free_address(client: &mut Client, access: &str) {
+    let wrong = change_email(client, access, "wrong password!", "new@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let taken = change_email(client, access, PASSWORD, "taken2@example.com")
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+}
+
+async fn the_new_address_counts_once_verified(
+    sandbox: &Sandbox,
+    client: &mut Client,
+    access: &str,
+) {
+    let pending = change_email(client, access, PASSWORD, "New@Example.com")
+        .await
+        .unwrap();
+    assert_eq!(pending.email, "old@example.com");
+    assert_eq!(pending.pending_email, "new@example.com");
+    let token = sandbox
+        .mail_token("new@example.com", "verify_email")
+        .unwrap();
+    let user = client
+        .verify_email(pb::VerifyEmailRequest { token })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap();
+    assert_eq!(user.email, "new@example.com");
+    assert!(user.email_verified);
+}
+
+/// The event records the change, before and after, for audit.
+async fn the_event_records_the_change_before_and_after(sandbox: &Sandbox) {
+    let db = sandbox.database.connect().await.unwrap();
+    let payload: Vec<u8> = sqlx::query(
+        "SELECT payload FROM tenantry_outbox WHERE subject = 'tenantry.events.identity.identity.user.email_changed'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap()
+    .get(0);
+    db.close().await;
+    let event =
+        <tenantry_proto::tenantry::events::v1::Event as prost::Message>::decode(payload.as_slice())
+            .unwrap();
+    assert_eq!(event.changes.len(), 1);
+    assert_eq!(event.changes[0].field, "email");
+    assert_eq!(event.changes[0].before, "old@example.com");
+    assert_eq!(event.changes[0].after, "new@example.com");
+    assert!(event.sequence > 1, "the user's earlier events come first");
 }
 
 #[tokio::test]

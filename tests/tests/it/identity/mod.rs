@@ -24,13 +24,13 @@ use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::identity::v1 as pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
+use tenantry_testkit::clients::Projects;
+use tenantry_testkit::people::{self, PASSWORD};
 use tenantry_testkit::{Sandbox, Storage, authed, storages};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 type Client = pb::identity_service_client::IdentityServiceClient<tonic::transport::Channel>;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 async fn sandbox(storage: Storage) -> (Sandbox, Client) {
     let sandbox = Sandbox::builder().storage(storage).start().await.unwrap();
@@ -64,13 +64,6 @@ async fn login(
         })
         .await
         .map(|r| r.into_inner())
-}
-
-fn into_tokens(response: pb::LoginResponse) -> pb::AuthTokens {
-    match response.result {
-        Some(pb::login_response::Result::Tokens(tokens)) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
 }
 
 async fn count(sandbox: &Sandbox, sql: &'static str) -> i64 {
@@ -124,7 +117,7 @@ async fn projects(
     token: &str,
     org: &str,
 ) -> Vec<org_pb::Project> {
-    org_pb::project_service_client::ProjectServiceClient::new(channel.clone())
+    Projects::new(channel.clone())
         .list_projects(authed(
             org_pb::ListProjectsRequest {
                 parent: org.to_string(),

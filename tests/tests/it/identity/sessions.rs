@@ -215,7 +215,7 @@ async fn password_reset_is_single_use_and_ends_every_session() {
         login(&mut client, "ken@example.com", PASSWORD)
             .await
             .unwrap_err();
-        into_tokens(
+        people::tokens(
             login(&mut client, "ken@example.com", new_password)
                 .await
                 .unwrap(),
@@ -231,7 +231,7 @@ async fn users_list_and_revoke_their_own_sessions_only() {
         .await
         .tokens
         .unwrap();
-    let second = into_tokens(
+    let second = people::tokens(
         login(&mut client, "sam@example.com", PASSWORD)
             .await
             .unwrap(),
@@ -296,7 +296,7 @@ async fn password_changes_need_the_current_password_and_end_other_sessions() {
         .await
         .tokens
         .unwrap();
-    let second = into_tokens(
+    let second = people::tokens(
         login(&mut client, "pat@example.com", PASSWORD)
             .await
             .unwrap(),
@@ -344,12 +344,12 @@ async fn logout_everywhere_ends_every_session_or_all_but_the_current_one() {
         .await
         .tokens
         .unwrap();
-    let second = into_tokens(
+    let second = people::tokens(
         login(&mut client, "many@example.com", PASSWORD)
             .await
             .unwrap(),
     );
-    let third = into_tokens(
+    let third = people::tokens(
         login(&mut client, "many@example.com", PASSWORD)
             .await
             .unwrap(),
