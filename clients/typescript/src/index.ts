@@ -1,9 +1,9 @@
 // @tenantry/client: Tenantry's contracts as Connect-ES clients, with sign-in and refresh,
 // API keys and service accounts, session consistency, pagination, retries and typed errors.
-// Browsers reach the gateway with gRPC-Web (webTransport); Node reaches the gRPC port with
-// gRPC (`@tenantry/client/node`). The generated messages and services are under
+// Browsers reach the gateway with gRPC-Web (webTransport) or the Connect protocol
+// (connectTransport); Node reaches the gRPC port with gRPC (`@tenantry/client/node`). The generated messages and services are under
 // `@tenantry/client/gen/tenantry/<service>/v1/<file>_pb.js`.
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { TransportFactory } from "./client.js";
 
 export { TenantryClient, createTenantryClient } from "./client.js";
@@ -22,4 +22,13 @@ export { Code } from "@connectrpc/connect";
 /** gRPC-Web through the gateway's HTTP port, e.g. `webTransport("https://tenantry.example.com")`. */
 export function webTransport(baseUrl: string): TransportFactory {
   return (interceptors) => createGrpcWebTransport({ baseUrl, interceptors });
+}
+
+/**
+ * The Connect protocol through the gateway's HTTP port: JSON by default (readable in a
+ * browser's network tab), protobuf with `{ binary: true }`.
+ */
+export function connectTransport(baseUrl: string, options: { binary?: boolean } = {}): TransportFactory {
+  return (interceptors) =>
+    createConnectTransport({ baseUrl, interceptors, useBinaryFormat: options.binary ?? false });
 }

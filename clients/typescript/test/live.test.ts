@@ -1,5 +1,5 @@
-// The client against a live server: gRPC from Node to the gRPC port, and gRPC-Web (the
-// browsers' transport, run here in Node) to the gateway's HTTP port.
+// The client against a live server: gRPC from Node to the gRPC port, and gRPC-Web and
+// Connect (the browsers' transports, run here in Node) to the gateway's HTTP port.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { randomUUID } from "node:crypto";
@@ -11,6 +11,7 @@ import {
   TenantryError,
   pages,
   paginate,
+  connectTransport,
   webTransport,
   type TransportFactory,
 } from "@tenantry/client";
@@ -76,6 +77,8 @@ async function rejection(promise: Promise<unknown>): Promise<TenantryError> {
 const transports: [string, () => TransportFactory][] = [
   ["gRPC (Node) on the gRPC port", () => grpcTransport(`http://${server.grpc}`)],
   ["gRPC-Web on the gateway's port", () => webTransport(`http://${server.http}`)],
+  ["Connect (JSON) on the gateway's port", () => connectTransport(`http://${server.http}`)],
+  ["Connect (protobuf) on the gateway's port", () => connectTransport(`http://${server.http}`, { binary: true })],
 ];
 
 for (const [label, transport] of transports) {
