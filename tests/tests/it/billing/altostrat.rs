@@ -2,6 +2,7 @@
 //! billing modes.
 
 use super::*;
+use tenantry_testkit::clients::Workspaces;
 
 /// Altostrat's tree, Ada's: Root, Child and Grandchild; Bob's own root
 /// beside it; the event tap open.
@@ -286,112 +287,119 @@ async fn altostrat_billing_modes_decide_accounts_and_pools_add_up() {
     for storage in storages() {
         let w = World::start(storage).await;
         let ada = w.user("ada@example.com").await;
-
-        // ASSIGNED: one account per top-level organization, named by it.
-        let assigned = w.workspace(&ada, org::BillingMode::Assigned).await;
-        let a1 = w.organization(&ada, "A1", None, Some(&assigned)).await;
-        let a2 = w.organization(&ada, "A2", None, Some(&assigned)).await;
-        eventually("the ASSIGNED workspace reaching billing", || async {
-            match w.create_account(&ada, &assigned, None).await {
-                Err(status) if status.code() == Code::InvalidArgument => Some(()),
-                _ => None,
-            }
-        })
-        .await;
-        let x1 = w.account(&ada, &assigned, Some(&a1)).await;
-        assert_eq!(x1.billing_mode, pb::BillingMode::Assigned as i32);
-        assert_status(
-            w.create_account(&ada, &assigned, Some(&a1)).await,
-            Code::FailedPrecondition,
-            "ORGANIZATION_HAS_ACCOUNT",
-        );
-        w.account(&ada, &assigned, Some(&a2)).await;
-        let listed = w
-            .accounts()
-            .list_billing_accounts(authed(
-                pb::ListBillingAccountsRequest {
-                    parent: assigned.clone(),
-                    page_size: 1,
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(listed.billing_accounts.len(), 1);
-        assert!(!listed.next_page_token.is_empty());
-
-        // POOLED: every contributor's subscriptions add up to one pool.
-        let pooled = w.workspace(&ada, org::BillingMode::Pooled).await;
-        let p1 = w.organization(&ada, "P1", None, Some(&pooled)).await;
-        let p2 = w.organization(&ada, "P2", None, Some(&pooled)).await;
-        let y1 = w.account(&ada, &pooled, None).await;
-        let y2 = w.account(&ada, &pooled, None).await;
-        w.until_subscribed(&ada, &p1).await;
-        w.until_subscribed(&ada, &p2).await;
-        w.pay_with(&ada, &p1, &y1).await;
-        w.change_plan(&ada, &p1, "starter", None).await.unwrap();
-        w.pay_with(&ada, &p2, &y2).await;
-        w.change_plan(&ada, &p2, "professional", None)
-            .await
-            .unwrap();
-        let pool = w
-            .accounts()
-            .list_pool_contributions(authed(
-                pb::ListPoolContributionsRequest {
-                    parent: pooled.clone(),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(pool.pool_limits.unwrap().projects, Some(110));
-        let shares: Vec<(i64, i32)> = pool
-            .pool_contributions
-            .iter()
-            .map(|c| (c.contributed_seats, c.seat_share_basis_points))
-            .collect();
-        assert_eq!(shares, [(5, 3333), (10, 6666)]);
-        assert_eq!(
-            pool.pool_contributions[0].subscriptions,
-            [format!("organizations/{p1}/subscription")]
-        );
-        let check = w.check(&ada, &p1, pb::Metric::Projects, 1).await.unwrap();
-        assert_eq!(
-            (check.limit, check.source),
-            (Some(110), pb::LimitSource::Plan as i32)
-        );
-        let single_only = w.create_account(&ada, &pooled, Some(&p1)).await;
-        assert_status(single_only, Code::InvalidArgument, "");
-
-        // The mode never changes.
-        let immutable =
-            org::workspace_service_client::WorkspaceServiceClient::new(w.channel.clone())
-                .update_workspace(authed(
-                    org::UpdateWorkspaceRequest {
-                        workspace: Some(org::Workspace {
-                            name: pooled.clone(),
-                            billing_mode: org::BillingMode::Single as i32,
-                            ..Default::default()
-                        }),
-                        update_mask: Some(prost_types::FieldMask {
-                            paths: vec!["billing_mode".into()],
-                        }),
-                    },
-                    &ada.token,
-                ))
-                .await;
-        assert_status(immutable, Code::InvalidArgument, "BILLING_MODE_IMMUTABLE");
-        assert_eq!(
-            w.create_account(&ada, &pooled, None)
-                .await
-                .unwrap()
-                .billing_mode,
-            pb::BillingMode::Pooled as i32
-        );
+        assigned_workspaces_have_an_account_per_top_level_organization(&w, &ada).await;
+        let pooled = pooled_subscriptions_add_up_to_one_pool(&w, &ada).await;
+        the_billing_mode_never_changes(&w, &ada, &pooled).await;
         w.sandbox.shutdown().await.unwrap();
     }
+}
+
+/// ASSIGNED: one account per top-level organization, named by it.
+async fn assigned_workspaces_have_an_account_per_top_level_organization(w: &World, ada: &User) {
+    let assigned = w.workspace(ada, org::BillingMode::Assigned).await;
+    let a1 = w.organization(ada, "A1", None, Some(&assigned)).await;
+    let a2 = w.organization(ada, "A2", None, Some(&assigned)).await;
+    eventually("the ASSIGNED workspace reaching billing", || async {
+        match w.create_account(ada, &assigned, None).await {
+            Err(status) if status.code() == Code::InvalidArgument => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    let x1 = w.account(ada, &assigned, Some(&a1)).await;
+    assert_eq!(x1.billing_mode, pb::BillingMode::Assigned as i32);
+    assert_status(
+        w.create_account(ada, &assigned, Some(&a1)).await,
+        Code::FailedPrecondition,
+        "ORGANIZATION_HAS_ACCOUNT",
+    );
+    w.account(ada, &assigned, Some(&a2)).await;
+    let listed = w
+        .accounts()
+        .list_billing_accounts(authed(
+            pb::ListBillingAccountsRequest {
+                parent: assigned.clone(),
+                page_size: 1,
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.billing_accounts.len(), 1);
+    assert!(!listed.next_page_token.is_empty());
+}
+
+/// POOLED: every contributor's subscriptions add up to one pool. Answers
+/// the pooled workspace.
+async fn pooled_subscriptions_add_up_to_one_pool(w: &World, ada: &User) -> String {
+    let pooled = w.workspace(ada, org::BillingMode::Pooled).await;
+    let p1 = w.organization(ada, "P1", None, Some(&pooled)).await;
+    let p2 = w.organization(ada, "P2", None, Some(&pooled)).await;
+    let y1 = w.account(ada, &pooled, None).await;
+    let y2 = w.account(ada, &pooled, None).await;
+    w.until_subscribed(ada, &p1).await;
+    w.until_subscribed(ada, &p2).await;
+    w.pay_with(ada, &p1, &y1).await;
+    w.change_plan(ada, &p1, "starter", None).await.unwrap();
+    w.pay_with(ada, &p2, &y2).await;
+    w.change_plan(ada, &p2, "professional", None).await.unwrap();
+    let pool = w
+        .accounts()
+        .list_pool_contributions(authed(
+            pb::ListPoolContributionsRequest {
+                parent: pooled.clone(),
+                ..Default::default()
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pool.pool_limits.unwrap().projects, Some(110));
+    let shares: Vec<(i64, i32)> = pool
+        .pool_contributions
+        .iter()
+        .map(|c| (c.contributed_seats, c.seat_share_basis_points))
+        .collect();
+    assert_eq!(shares, [(5, 3333), (10, 6666)]);
+    assert_eq!(
+        pool.pool_contributions[0].subscriptions,
+        [format!("organizations/{p1}/subscription")]
+    );
+    let check = w.check(ada, &p1, pb::Metric::Projects, 1).await.unwrap();
+    assert_eq!(
+        (check.limit, check.source),
+        (Some(110), pb::LimitSource::Plan as i32)
+    );
+    let single_only = w.create_account(ada, &pooled, Some(&p1)).await;
+    assert_status(single_only, Code::InvalidArgument, "");
+    pooled
+}
+
+async fn the_billing_mode_never_changes(w: &World, ada: &User, pooled: &str) {
+    let immutable = Workspaces::new(w.channel.clone())
+        .update_workspace(authed(
+            org::UpdateWorkspaceRequest {
+                workspace: Some(org::Workspace {
+                    name: pooled.to_string(),
+                    billing_mode: org::BillingMode::Single as i32,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["billing_mode".into()],
+                }),
+            },
+            &ada.token,
+        ))
+        .await;
+    assert_status(immutable, Code::InvalidArgument, "BILLING_MODE_IMMUTABLE");
+    assert_eq!(
+        w.create_account(ada, pooled, None)
+            .await
+            .unwrap()
+            .billing_mode,
+        pb::BillingMode::Pooled as i32
+    );
 }

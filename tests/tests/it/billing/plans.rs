@@ -286,104 +286,135 @@ async fn stale_and_unknown_updates_are_refused(c: &mut Catalog, created: &pb::Pl
     assert_status(unknown, Code::InvalidArgument, "");
 }
 
+/// The catalog's Acme on FREE with a billing account, and Fin signed up for
+/// its finance.
+struct Enterprise {
+    c: Catalog,
+    fin: User,
+    account: pb::BillingAccount,
+}
+
+impl Enterprise {
+    async fn start(storage: Storage) -> Enterprise {
+        let c = Catalog::start(storage).await;
+        let fin = c.w.user("fin@example.com").await;
+        c.w.until_subscribed(&c.ada, &c.acme).await;
+        let workspace = c.w.organization_workspace(&c.ada, &c.acme).await;
+        let account = c.w.account(&c.ada, &workspace, None).await;
+        Enterprise { c, fin, account }
+    }
+
+    /// `user` overrides Acme's project limit with `projects` and turns SSO off.
+    async fn overrides(
+        &self,
+        user: &User,
+        projects: i64,
+    ) -> Result<pb::UpdateSubscriptionResponse, tonic::Status> {
+        let request = authed(
+            pb::UpdateSubscriptionRequest {
+                subscription: Some(pb::Subscription {
+                    name: format!("organizations/{}/subscription", self.c.acme),
+                    limit_overrides: Some(pb::PlanLimits {
+                        projects: Some(projects),
+                        ..Default::default()
+                    }),
+                    feature_overrides: [("sso".to_string(), false)].into_iter().collect(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec![
+                        "limit_overrides.projects".into(),
+                        "feature_overrides".into(),
+                    ],
+                }),
+            },
+            &user.token,
+        );
+        let response = self.c.w.subscriptions().update_subscription(request).await;
+        response.map(tonic::Response::into_inner)
+    }
+}
+
 #[tokio::test]
 async fn enterprise_overrides_are_negotiated_by_platform_admins_and_finance_manages_billing() {
     for storage in storages() {
-        let w = World::start(storage).await;
-        let mut tap = w.tap().await;
-        let root = w.user("root@example.com").await;
-        let ada = w.user("ada@example.com").await;
-        let bob = w.user("bob@example.com").await;
-        let fin = w.user("fin@example.com").await;
-        let acme = w.organization(&ada, "Acme", None, None).await;
-        w.until_subscribed(&ada, &acme).await;
-        let workspace = w.organization_workspace(&ada, &acme).await;
-        let account = w.account(&ada, &workspace, None).await;
-
-        // Finance manages billing; an admin does not even see it.
-        w.add_member(&ada, &acme, &fin, &["roles/finance"]).await;
-        w.add_member(&ada, &acme, &bob, &["roles/admin"]).await;
-        eventually("fin's membership", || async {
-            w.subscription(&fin, &acme).await.ok()
-        })
-        .await;
-        eventually("bob's membership", || async {
-            match w.subscription(&bob, &acme).await {
-                Err(status) if status.code() == Code::PermissionDenied => Some(()),
-                _ => None,
-            }
-        })
-        .await;
-        w.pay_with(&fin, &acme, &account).await;
-        let enterprise = w
-            .change_plan(&fin, &acme, "enterprise", None)
-            .await
-            .unwrap();
-        assert_eq!(
-            enterprise.limits.unwrap().projects,
-            None,
-            "enterprise is unlimited"
-        );
-
-        let overrides = |user: &User, projects: i64| {
-            let request = authed(
-                pb::UpdateSubscriptionRequest {
-                    subscription: Some(pb::Subscription {
-                        name: format!("organizations/{acme}/subscription"),
-                        limit_overrides: Some(pb::PlanLimits {
-                            projects: Some(projects),
-                            ..Default::default()
-                        }),
-                        feature_overrides: [("sso".to_string(), false)].into_iter().collect(),
-                        ..Default::default()
-                    }),
-                    update_mask: Some(prost_types::FieldMask {
-                        paths: vec![
-                            "limit_overrides.projects".into(),
-                            "feature_overrides".into(),
-                        ],
-                    }),
-                },
-                &user.token,
-            );
-            let mut client = w.subscriptions();
-            async move { client.update_subscription(request).await }
-        };
-        // The customer cannot negotiate with itself.
-        assert_status(overrides(&fin, 500).await, Code::PermissionDenied, "");
-        assert_status(overrides(&bob, 500).await, Code::PermissionDenied, "");
-        let negotiated = eventually("billing learning the platform admin", || async {
-            overrides(&root, 2).await.ok()
-        })
-        .await
-        .into_inner()
-        .subscription
-        .unwrap();
-        assert_eq!(negotiated.limits.unwrap().projects, Some(2));
-        assert_eq!(negotiated.features.get("sso"), Some(&false));
-        assert_eq!(negotiated.features.get("scim"), Some(&true));
-        tap.expect_about("billing.subscription.changed", &acme, EVENT_WAIT)
-            .await
-            .unwrap();
-        let check = w.check(&ada, &acme, pb::Metric::Projects, 1).await.unwrap();
-        assert_eq!(
-            (check.limit, check.source),
-            (Some(2), pb::LimitSource::SubscriptionOverride as i32)
-        );
-
-        // Overrides belong to ENTERPRISE and custom plans only.
-        w.change_plan(&fin, &acme, "starter", None).await.unwrap();
-        assert_status(
-            overrides(&root, 2).await,
-            Code::FailedPrecondition,
-            "OVERRIDES_NOT_ALLOWED",
-        );
-        let starter = w.subscription(&ada, &acme).await.unwrap();
-        assert_eq!(
-            starter.limits.unwrap().projects,
-            Some(10),
-            "a plan change drops the old plan's overrides"
-        );
-        w.sandbox.shutdown().await.unwrap();
+        let mut e = Enterprise::start(storage).await;
+        finance_manages_billing_and_an_admin_does_not_see_it(&e).await;
+        only_a_platform_admin_negotiates_overrides(&mut e).await;
+        overrides_belong_to_enterprise_and_custom_plans_only(&e).await;
+        e.c.w.sandbox.shutdown().await.unwrap();
     }
+}
+
+async fn finance_manages_billing_and_an_admin_does_not_see_it(e: &Enterprise) {
+    let Catalog {
+        w, ada, bob, acme, ..
+    } = &e.c;
+    let fin = &e.fin;
+    // Finance manages billing; an admin does not even see it.
+    w.add_member(ada, acme, fin, &["roles/finance"]).await;
+    w.add_member(ada, acme, bob, &["roles/admin"]).await;
+    eventually("fin's membership", || async {
+        w.subscription(fin, acme).await.ok()
+    })
+    .await;
+    eventually("bob's membership", || async {
+        match w.subscription(bob, acme).await {
+            Err(status) if status.code() == Code::PermissionDenied => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    w.pay_with(fin, acme, &e.account).await;
+    let enterprise = w.change_plan(fin, acme, "enterprise", None).await.unwrap();
+    assert_eq!(
+        enterprise.limits.unwrap().projects,
+        None,
+        "enterprise is unlimited"
+    );
+}
+
+async fn only_a_platform_admin_negotiates_overrides(e: &mut Enterprise) {
+    // The customer cannot negotiate with itself.
+    assert_status(e.overrides(&e.fin, 500).await, Code::PermissionDenied, "");
+    assert_status(e.overrides(&e.c.bob, 500).await, Code::PermissionDenied, "");
+    let negotiated = eventually("billing learning the platform admin", || async {
+        e.overrides(&e.c.root, 2).await.ok()
+    })
+    .await
+    .subscription
+    .unwrap();
+    assert_eq!(negotiated.limits.unwrap().projects, Some(2));
+    assert_eq!(negotiated.features.get("sso"), Some(&false));
+    assert_eq!(negotiated.features.get("scim"), Some(&true));
+    let Catalog {
+        w, tap, ada, acme, ..
+    } = &mut e.c;
+    tap.expect_about("billing.subscription.changed", acme, EVENT_WAIT)
+        .await
+        .unwrap();
+    let check = w.check(ada, acme, pb::Metric::Projects, 1).await.unwrap();
+    assert_eq!(
+        (check.limit, check.source),
+        (Some(2), pb::LimitSource::SubscriptionOverride as i32)
+    );
+}
+
+async fn overrides_belong_to_enterprise_and_custom_plans_only(e: &Enterprise) {
+    let Catalog {
+        w, root, ada, acme, ..
+    } = &e.c;
+    // Overrides belong to ENTERPRISE and custom plans only.
+    w.change_plan(&e.fin, acme, "starter", None).await.unwrap();
+    assert_status(
+        e.overrides(root, 2).await,
+        Code::FailedPrecondition,
+        "OVERRIDES_NOT_ALLOWED",
+    );
+    let starter = w.subscription(ada, acme).await.unwrap();
+    assert_eq!(
+        starter.limits.unwrap().projects,
+        Some(10),
+        "a plan change drops the old plan's overrides"
+    );
 }
