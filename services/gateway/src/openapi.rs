@@ -37,6 +37,12 @@ pub fn document(pool: &DescriptorPool, routes: &Routes) -> Value {
             .or_default()
             .insert(route.http_method.as_str().to_ascii_lowercase(), operation);
     }
+    for (path, operation) in crate::authzen::openapi::operations() {
+        paths
+            .entry(path.to_string())
+            .or_default()
+            .insert("post".into(), operation);
+    }
     builder.drain();
     let mut schemas = serde_json::Map::new();
     schemas.insert("Error".into(), error_schema());

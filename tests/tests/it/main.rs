@@ -8,6 +8,7 @@
 mod audit;
 mod authzen;
 mod billing;
+mod client;
 mod consistency;
 mod deployment;
 mod errors_doc;

@@ -10,6 +10,7 @@
 
 pub mod decide;
 pub mod model;
+pub mod openapi;
 
 use std::time::Duration;
 

@@ -40,7 +40,15 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
         let name = piece.split('"').next().unwrap();
         assert!(schemas.contains_key(name), "unresolved $ref {name}");
     }
-    // As many operations as the gateway has routes.
+    // The AuthZEN endpoints are there to try, besides the routes.
+    let authzen = &paths["/access/v1/evaluations"]["post"];
+    assert_eq!(authzen["tags"][0], "AuthZEN");
+    assert!(
+        authzen["requestBody"]["content"]["application/json"]["schema"]["properties"]["options"]
+            .is_object()
+    );
+    // As many operations as the gateway has routes, and the five AuthZEN
+    // endpoints.
     let gateway_routes = tenantry_gateway::routes::Routes::from_pool(
         &tenantry_gateway::routes::pool().unwrap(),
         &Default::default(),
@@ -50,7 +58,7 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
     .all()
     .len();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(operations, gateway_routes);
+    assert_eq!(operations, gateway_routes + 5);
     let page = rest.call("GET", "/docs", None, None).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/openapi.json"));
