@@ -16,8 +16,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// `TENANTRY_*` environment variables that are not configuration keys: the
-/// command line's own (`TENANTRY_CONFIG`, `TENANTRY_SERVICES`).
-const NOT_CONFIG: &[&str] = &["config", "services"];
+/// command line's own (`TENANTRY_CONFIG`, `TENANTRY_SERVICES`, and the
+/// credentials of the commands that call a server, `TENANTRY_TOKEN`,
+/// `TENANTRY_CLIENT_ID`, `TENANTRY_CLIENT_SECRET`), which a CI job may set
+/// beside a `tenantry serve` it starts.
+const NOT_CONFIG: &[&str] = &["config", "services", "token", "client_id", "client_secret"];
 
 /// Prefix of the test suite's own `TENANTRY_TEST_*` variables.
 const TEST_PREFIX: &str = "test_";

@@ -9,6 +9,7 @@ use crate::config::{Config, Overrides};
 use crate::services::{self, ServiceKind};
 use clap::{Args, Parser, Subcommand};
 
+mod schema;
 mod serve;
 
 /// Tenantry: organizations, memberships, authorization, billing and audit for
@@ -46,6 +47,10 @@ enum Command {
     /// Instance administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Registered resource types as code: validate and test schema files
+    /// offline, diff and apply them against a server.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +126,12 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A command that printed its own report, with its own exit code.
+        Err(error) if error.is::<schema::Exit>() => ExitCode::from(
+            error
+                .downcast_ref::<schema::Exit>()
+                .map_or(1, |exit| exit.0),
+        ),
         Err(error) => {
             // Logging may not be set up yet (bad configuration), so the
             // reason goes to stderr as well.
@@ -134,6 +145,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
+        Command::Schema(command) => schema::run(command).await,
         Command::Admin(AdminCommand::Bootstrap { common, email }) => {
             let config = Config::load(cli.config.as_deref(), &common.overrides())?;
             tenantry_kit::telemetry::init(&config.log)?;
