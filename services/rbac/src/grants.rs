@@ -13,11 +13,11 @@ use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::convert::{event_subject, level_from, level_to};
-use crate::engine::{Change, GrantSubject, PROJECT};
+use crate::engine::{AccessLevel, Change, GrantSubject, PROJECT};
 use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::check_etag;
-use crate::store::GrantRow;
+use crate::store::{GrantRow, Tx};
 use crate::{After, Caller, Core, NAME};
 
 /// The `ProjectGrantService` handler.
@@ -139,6 +139,48 @@ impl Core {
     }
 }
 
+impl Core {
+    /// The grant `id` on `project` that the caller, who manages the
+    /// project's grants, is about to change, as of `etag`.
+    async fn grant_to_change(
+        &self,
+        caller: &Caller,
+        project: &ProjectName,
+        id: &str,
+        etag: &str,
+    ) -> Result<GrantRow> {
+        let current =
+            (self.accessible_grant(caller, project, id, Permission::PROJECT_GRANTS_MANAGE)).await?;
+        check_etag(etag, current.version)?;
+        Ok(current)
+    }
+
+    /// Writes a change to the grant `g` (`level` its access now, `None`
+    /// once revoked) and its event `payload`, and commits; the revision.
+    async fn write_grant<M: tenantry_proto::EventType>(
+        &self,
+        tx: Tx,
+        caller: &Caller,
+        g: &GrantRow,
+        level: Option<AccessLevel>,
+        payload: &M,
+    ) -> Result<i64> {
+        let event = (self.event(
+            caller,
+            ("project", &g.project_id),
+            &g.organization_id,
+            payload,
+        ))
+        .await;
+        let change = Change::ProjectGrant {
+            project: g.project_id.clone(),
+            subject: g.subject.clone(),
+            level,
+        };
+        self.write(tx, &[change], vec![event]).await
+    }
+}
+
 #[tonic::async_trait]
 impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
     async fn create_project_grant(
@@ -200,33 +242,16 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 &grant.id,
             )
             .await?;
-        let event = self
-            .0
-            .event(
-                &caller,
-                ("project", &project_id),
-                &organization_id,
-                &events::ProjectAccessGranted {
-                    grant_id: grant.id.clone(),
-                    project_id: project_id.clone(),
-                    organization_id: organization_id.clone(),
-                    subject: Some(event_subject(&subject)),
-                    access_level: level_to(level) as i32,
-                    external,
-                },
-            )
-            .await;
-        let revision = self
-            .0
-            .write(
-                tx,
-                &[Change::ProjectGrant {
-                    project: project_id,
-                    subject,
-                    level: Some(level),
-                }],
-                vec![event],
-            )
+        let event = events::ProjectAccessGranted {
+            grant_id: grant.id.clone(),
+            project_id: project_id.clone(),
+            organization_id: organization_id.clone(),
+            subject: Some(event_subject(&subject)),
+            access_level: level_to(level) as i32,
+            external,
+        };
+        let revision = (self.0)
+            .write_grant(tx, &caller, &grant, Some(level), &event)
             .await?;
         Ok(Response::new(pb::CreateProjectGrantResponse {
             project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
@@ -312,15 +337,13 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 Error::invalid_field("update_mask", "must be exactly `access_level`").into(),
             );
         }
-        let current = self
-            .0
-            .accessible_grant(&caller, &project, &id, Permission::PROJECT_GRANTS_MANAGE)
+        let current = (self.0)
+            .grant_to_change(&caller, &project, &id, &input.etag)
             .await?;
         let ProjectName {
             organization: organization_id,
             id: project_id,
         } = project;
-        check_etag(&input.etag, current.version)?;
         let level = level_from(input.access_level())?;
         let mut next = current.clone();
         next.level = level;
@@ -328,33 +351,16 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         next.version += 1;
         let mut tx = self.0.store.begin().await?;
         self.0.store.update_grant_level(&mut tx, &next).await?;
-        let event = self
-            .0
-            .event(
-                &caller,
-                ("project", &project_id),
-                &organization_id,
-                &events::ProjectAccessUpdated {
-                    grant_id: id,
-                    project_id: project_id.clone(),
-                    organization_id: organization_id.clone(),
-                    subject: Some(event_subject(&next.subject)),
-                    old_access_level: level_to(current.level) as i32,
-                    new_access_level: level_to(level) as i32,
-                },
-            )
-            .await;
-        let revision = self
-            .0
-            .write(
-                tx,
-                &[Change::ProjectGrant {
-                    project: project_id,
-                    subject: next.subject.clone(),
-                    level: Some(level),
-                }],
-                vec![event],
-            )
+        let event = events::ProjectAccessUpdated {
+            grant_id: id,
+            project_id: project_id.clone(),
+            organization_id: organization_id.clone(),
+            subject: Some(event_subject(&next.subject)),
+            old_access_level: level_to(current.level) as i32,
+            new_access_level: level_to(level) as i32,
+        };
+        let revision = (self.0)
+            .write_grant(tx, &caller, &next, Some(level), &event)
             .await?;
         Ok(Response::new(pb::UpdateProjectGrantResponse {
             project_grant: Some(self.0.grant_to_proto(&caller, &next).await?),
@@ -369,42 +375,23 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (project, id) = project_and_grant(ProjectGrantName::parse("name", &r.name)?);
-        let current = self
-            .0
-            .accessible_grant(&caller, &project, &id, Permission::PROJECT_GRANTS_MANAGE)
+        let current = (self.0)
+            .grant_to_change(&caller, &project, &id, &r.etag)
             .await?;
         let ProjectName {
             organization: organization_id,
             id: project_id,
         } = project;
-        check_etag(&r.etag, current.version)?;
         let mut tx = self.0.store.begin().await?;
         self.0.store.delete_grant(&mut tx, &id).await?;
-        let event = self
-            .0
-            .event(
-                &caller,
-                ("project", &project_id),
-                &organization_id,
-                &events::ProjectAccessRevoked {
-                    grant_id: id,
-                    project_id: project_id.clone(),
-                    organization_id: organization_id.clone(),
-                    subject: Some(event_subject(&current.subject)),
-                },
-            )
-            .await;
-        let revision = self
-            .0
-            .write(
-                tx,
-                &[Change::ProjectGrant {
-                    project: project_id,
-                    subject: current.subject,
-                    level: None,
-                }],
-                vec![event],
-            )
+        let event = events::ProjectAccessRevoked {
+            grant_id: id,
+            project_id: project_id.clone(),
+            organization_id: organization_id.clone(),
+            subject: Some(event_subject(&current.subject)),
+        };
+        let revision = (self.0)
+            .write_grant(tx, &caller, &current, None, &event)
             .await?;
         Ok(Response::new(pb::DeleteProjectGrantResponse {
             written_at: Some(token(revision)),

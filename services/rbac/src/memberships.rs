@@ -9,9 +9,11 @@
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::names::{MembershipName, OrganizationName, UserName};
+use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
 use tenantry_kit::tenancy;
+use tenantry_proto::tenantry::authz::v1::ZedToken;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -31,7 +33,49 @@ pub struct MembershipApi(pub Core);
 
 pub use tenantry_kit::request::{check_etag, etag};
 
+/// A membership's id in events: its organization's and its user's ids.
+fn membership_id(m: &MembershipRow) -> String {
+    format!("{}/{}", m.organization_id, m.user_id)
+}
+
+/// The event of a new membership; `invitation_id` is empty unless an
+/// invitation made it.
+pub(crate) fn membership_created(
+    m: &MembershipRow,
+    invitation_id: &str,
+) -> events::MembershipCreated {
+    events::MembershipCreated {
+        membership_id: membership_id(m),
+        organization_id: m.organization_id.clone(),
+        user_id: m.user_id.clone(),
+        user_display_name: String::new(),
+        roles: m.roles.iter().map(|r| role_event(r)).collect(),
+        invitation_id: invitation_id.to_string(),
+    }
+}
+
+/// What the authorization index learns from a membership as it now stands.
+pub(crate) fn membership_change(m: &MembershipRow) -> Change {
+    Change::Membership {
+        organization: m.organization_id.clone(),
+        user: m.user_id.clone(),
+        roles: m.roles.clone(),
+    }
+}
+
 impl Core {
+    /// The event `payload` about the membership `m`.
+    pub(crate) async fn membership_event<M: tenantry_proto::EventType>(
+        &self,
+        caller: &Caller,
+        m: &MembershipRow,
+        payload: &M,
+    ) -> NewEvent {
+        let id = membership_id(m);
+        self.event(caller, ("membership", &id), &m.organization_id, payload)
+            .await
+    }
+
     /// Refuses to add `user_id` directly to `organization_id` unless they
     /// joined its tree already (a member of one of its organizations, or an
     /// external user of one of its projects): nobody is made a member, or
@@ -181,32 +225,9 @@ impl Core {
                 &user_id,
             )
             .await?;
-        let membership_id = format!("{organization_id}/{user_id}");
-        let event = self
-            .event(
-                caller,
-                ("membership", &membership_id),
-                &organization_id,
-                &events::MembershipCreated {
-                    membership_id: membership_id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id: user_id.clone(),
-                    user_display_name: String::new(),
-                    roles: row.roles.iter().map(|r| role_event(r)).collect(),
-                    invitation_id: String::new(),
-                },
-            )
-            .await;
+        let event = (self.membership_event(caller, &row, &membership_created(&row, ""))).await;
         let revision = self
-            .write(
-                tx,
-                &[Change::Membership {
-                    organization: organization_id,
-                    user: user_id,
-                    roles: row.roles.clone(),
-                }],
-                vec![event],
-            )
+            .write(tx, &[membership_change(&row)], vec![event])
             .await?;
         Ok((row, revision))
     }
@@ -260,20 +281,9 @@ impl Core {
                 "must be exactly `roles`",
             ));
         }
-        self.authorize(
-            caller,
-            ("organization", &organization_id),
-            Permission::ORGANIZATION_MEMBERS_MANAGE,
-            Permission::ORGANIZATION_MEMBERS_READ,
-            "membership",
-        )
-        .await?;
         let current = self
-            .store
-            .membership(&organization_id, &user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
-        check_etag(&input.etag, current.version)?;
+            .membership_to_change(caller, (&organization_id, &user_id), &input.etag, false)
+            .await?;
         if current.roles.iter().any(|r| r == OWNER) {
             return Err(Refusal::OwnerMembership.into());
         }
@@ -295,20 +305,15 @@ impl Core {
             }
         }
         self.store.upsert_membership(&mut tx, &next).await?;
-        let membership_id = format!("{organization_id}/{user_id}");
+        let updated = events::MembershipUpdated {
+            membership_id: membership_id(&next),
+            organization_id,
+            user_id,
+            old_roles: current.roles.iter().map(|r| role_event(r)).collect(),
+            new_roles: next.roles.iter().map(|r| role_event(r)).collect(),
+        };
         let event = self
-            .event(
-                caller,
-                ("membership", &membership_id),
-                &organization_id,
-                &events::MembershipUpdated {
-                    membership_id: membership_id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id: user_id.clone(),
-                    old_roles: current.roles.iter().map(|r| role_event(r)).collect(),
-                    new_roles: next.roles.iter().map(|r| role_event(r)).collect(),
-                },
-            )
+            .membership_event(caller, &next, &updated)
             .await
             .with_changes(vec![events::FieldChange {
                 field: "roles".into(),
@@ -316,17 +321,50 @@ impl Core {
                 after: next.roles.join(","),
             }]);
         let revision = self
-            .write(
-                tx,
-                &[Change::Membership {
-                    organization: organization_id,
-                    user: user_id,
-                    roles: next.roles.clone(),
-                }],
-                vec![event],
-            )
+            .write(tx, &[membership_change(&next)], vec![event])
             .await?;
         Ok((next, revision))
+    }
+
+    /// What a create or update of a membership answers: the membership as
+    /// written, and the token of the write.
+    async fn membership_written(
+        &self,
+        (row, revision): (MembershipRow, i64),
+    ) -> Result<(Option<pb::Membership>, Option<ZedToken>)> {
+        Ok((
+            Some(self.membership_to_proto(&row).await?),
+            Some(token(revision)),
+        ))
+    }
+
+    /// The membership of `user_id` in `organization_id` that the caller is
+    /// about to change, as of `etag`: the caller manages the organization's
+    /// members, or it is their own (`own`).
+    async fn membership_to_change(
+        &self,
+        caller: &Caller,
+        (organization_id, user_id): (&str, &str),
+        etag: &str,
+        own: bool,
+    ) -> Result<MembershipRow> {
+        if !own {
+            self.authorize(
+                caller,
+                ("organization", organization_id),
+                Permission::ORGANIZATION_MEMBERS_MANAGE,
+                Permission::ORGANIZATION_MEMBERS_READ,
+                "membership",
+            )
+            .await?;
+        }
+        let current = self
+            .store
+            .membership(organization_id, user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
+        check_etag(etag, current.version)?;
+        Ok(current)
     }
 
     /// Removes a member (or lets a member leave) with all their access in
@@ -343,22 +381,9 @@ impl Core {
         } = MembershipName::parse("name", name)?;
         self.enter_tenant_of(&organization_id);
         let leaving = caller.user() == Some(user_id.as_str());
-        if !leaving {
-            self.authorize(
-                caller,
-                ("organization", &organization_id),
-                Permission::ORGANIZATION_MEMBERS_MANAGE,
-                Permission::ORGANIZATION_MEMBERS_READ,
-                "membership",
-            )
-            .await?;
-        }
         let current = self
-            .store
-            .membership(&organization_id, &user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("membership").with_domain(NAME))?;
-        check_etag(given_etag, current.version)?;
+            .membership_to_change(caller, (&organization_id, &user_id), given_etag, leaving)
+            .await?;
         if current.roles.iter().any(|r| r == OWNER) {
             return Err(Refusal::OwnerCannotLeave.into());
         }
@@ -403,26 +428,19 @@ impl Core {
                 });
             }
         }
-        let membership_id = format!("{organization_id}/{user_id}");
         let reason = if leaving {
             events::membership_deleted::Reason::Left
         } else {
             events::membership_deleted::Reason::Removed
         };
-        let event = self
-            .event(
-                caller,
-                ("membership", &membership_id),
-                &organization_id,
-                &events::MembershipDeleted {
-                    membership_id: membership_id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id,
-                    roles: current.roles.iter().map(|r| role_event(r)).collect(),
-                    reason: reason as i32,
-                },
-            )
-            .await;
+        let deleted = events::MembershipDeleted {
+            membership_id: membership_id(&current),
+            organization_id,
+            user_id,
+            roles: current.roles.iter().map(|r| role_event(r)).collect(),
+            reason: reason as i32,
+        };
+        let event = self.membership_event(caller, &current, &deleted).await;
         self.write(tx, &changes, vec![event]).await
     }
 }
@@ -434,13 +452,11 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         request: Request<pb::CreateMembershipRequest>,
     ) -> Result<Response<pb::CreateMembershipResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (row, revision) = self
-            .0
-            .create_membership(&caller, request.into_inner())
-            .await?;
+        let written = self.0.create_membership(&caller, request.into_inner());
+        let (membership, written_at) = self.0.membership_written(written.await?).await?;
         Ok(Response::new(pb::CreateMembershipResponse {
-            membership: Some(self.0.membership_to_proto(&row).await?),
-            written_at: Some(token(revision)),
+            membership,
+            written_at,
         }))
     }
 
@@ -552,13 +568,11 @@ impl pb::membership_service_server::MembershipService for MembershipApi {
         request: Request<pb::UpdateMembershipRequest>,
     ) -> Result<Response<pb::UpdateMembershipResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let (row, revision) = self
-            .0
-            .update_membership(&caller, request.into_inner())
-            .await?;
+        let written = self.0.update_membership(&caller, request.into_inner());
+        let (membership, written_at) = self.0.membership_written(written.await?).await?;
         Ok(Response::new(pb::UpdateMembershipResponse {
-            membership: Some(self.0.membership_to_proto(&row).await?),
-            written_at: Some(token(revision)),
+            membership,
+            written_at,
         }))
     }
 

@@ -17,7 +17,7 @@ use crate::engine::{Change, TEAM};
 use crate::error::Error as Refusal;
 use crate::live::token;
 use crate::memberships::check_etag;
-use crate::store::TeamMemberRow;
+use crate::store::{TeamMemberRow, Tx};
 use crate::{Caller, Core, NAME};
 
 /// The `TeamMemberService` handler.
@@ -51,14 +51,47 @@ impl Core {
         .await
     }
 
-    async fn team_event<M: tenantry_proto::EventType>(
+    /// The membership of `user_id` in `team` that the caller is about to
+    /// change, as of `etag`: the caller manages the team's members, or it
+    /// is their own (`own`).
+    async fn team_member_to_change(
         &self,
         caller: &Caller,
+        team: &TeamName,
+        user_id: &str,
+        etag: &str,
+        own: bool,
+    ) -> Result<TeamMemberRow> {
+        if !own {
+            self.team_access(caller, team, Permission::TEAM_MEMBERS_MANAGE)
+                .await?;
+        }
+        let current = self
+            .store
+            .team_member(&team.id, user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
+        check_etag(etag, current.version)?;
+        Ok(current)
+    }
+
+    /// Writes a change to `m`'s place in its team (`lead` its standing now,
+    /// `None` once it left) and its event, and commits; the revision.
+    async fn write_team_member<M: tenantry_proto::EventType>(
+        &self,
+        tx: Tx,
+        caller: &Caller,
         m: &TeamMemberRow,
+        lead: Option<bool>,
         payload: &M,
-    ) -> tenantry_kit::outbox::NewEvent {
-        self.event(caller, ("team", &m.team_id), &m.organization_id, payload)
-            .await
+    ) -> Result<i64> {
+        let event = (self.event(caller, ("team", &m.team_id), &m.organization_id, payload)).await;
+        let change = Change::TeamMember {
+            team: m.team_id.clone(),
+            user: m.user_id.clone(),
+            lead,
+        };
+        self.write(tx, &[change], vec![event]).await
     }
 }
 
@@ -143,29 +176,19 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
                 &user_id,
             )
             .await?;
-        let event = self
-            .0
-            .team_event(
-                &caller,
-                &row,
-                &events::TeamMemberAdded {
-                    team_id: team_id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id: user_id.clone(),
-                    role: event_role(lead),
-                },
-            )
-            .await;
         let revision = self
             .0
-            .write(
+            .write_team_member(
                 tx,
-                &[Change::TeamMember {
-                    team: team_id,
-                    user: user_id,
-                    lead: Some(lead),
-                }],
-                vec![event],
+                &caller,
+                &row,
+                Some(lead),
+                &events::TeamMemberAdded {
+                    team_id,
+                    organization_id,
+                    user_id,
+                    role: event_role(lead),
+                },
             )
             .await?;
         Ok(Response::new(pb::AddTeamMemberResponse {
@@ -249,20 +272,13 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         if paths != ["role"] {
             return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
         }
-        self.0
-            .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)
+        let current = (self.0)
+            .team_member_to_change(&caller, &team, &user_id, &input.etag, false)
             .await?;
         let TeamName {
             organization: organization_id,
             id: team_id,
         } = team;
-        let current = self
-            .0
-            .store
-            .team_member(&team_id, &user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
-        check_etag(&input.etag, current.version)?;
         let lead = match input.role() {
             authz_pb::TeamRole::Lead => true,
             authz_pb::TeamRole::Member => false,
@@ -278,30 +294,20 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         next.version += 1;
         let mut tx = self.0.store.begin().await?;
         self.0.store.upsert_team_member(&mut tx, &next).await?;
-        let event = self
+        let revision = self
             .0
-            .team_event(
+            .write_team_member(
+                tx,
                 &caller,
                 &next,
+                Some(lead),
                 &events::TeamMemberUpdated {
-                    team_id: team_id.clone(),
-                    organization_id: organization_id.clone(),
-                    user_id: user_id.clone(),
+                    team_id,
+                    organization_id,
+                    user_id,
                     old_role: event_role(current.lead),
                     new_role: event_role(lead),
                 },
-            )
-            .await;
-        let revision = self
-            .0
-            .write(
-                tx,
-                &[Change::TeamMember {
-                    team: team_id,
-                    user: user_id,
-                    lead: Some(lead),
-                }],
-                vec![event],
             )
             .await?;
         Ok(Response::new(pb::UpdateTeamMemberResponse {
@@ -317,49 +323,31 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (team, user_id) = team_and_user(TeamMemberName::parse("name", &r.name)?);
-        if caller.user() != Some(user_id.as_str()) {
-            self.0
-                .team_access(&caller, &team, Permission::TEAM_MEMBERS_MANAGE)
-                .await?;
-        }
+        let own = caller.user() == Some(user_id.as_str());
+        let current = (self.0)
+            .team_member_to_change(&caller, &team, &user_id, &r.etag, own)
+            .await?;
         let TeamName {
             organization: organization_id,
             id: team_id,
         } = team;
-        let current = self
-            .0
-            .store
-            .team_member(&team_id, &user_id)
-            .await?
-            .ok_or_else(|| Error::not_found("team member").with_domain(NAME))?;
-        check_etag(&r.etag, current.version)?;
         let mut tx = self.0.store.begin().await?;
         self.0
             .store
             .delete_team_member(&mut tx, &team_id, &user_id)
             .await?;
-        let event = self
-            .0
-            .team_event(
-                &caller,
-                &current,
-                &events::TeamMemberRemoved {
-                    team_id: team_id.clone(),
-                    organization_id,
-                    user_id: user_id.clone(),
-                },
-            )
-            .await;
         let revision = self
             .0
-            .write(
+            .write_team_member(
                 tx,
-                &[Change::TeamMember {
-                    team: team_id,
-                    user: user_id,
-                    lead: None,
-                }],
-                vec![event],
+                &caller,
+                &current,
+                None,
+                &events::TeamMemberRemoved {
+                    team_id,
+                    organization_id,
+                    user_id,
+                },
             )
             .await?;
         Ok(Response::new(pb::RemoveTeamMemberResponse {

@@ -88,38 +88,27 @@ impl Core {
         object: (&str, &str),
         permission: &str,
     ) -> Result<bool> {
-        let allowed = self.decide_for(index, principal, subject, object, permission)?;
-        Ok(allowed && session_live(index, principal))
-    }
-
-    fn decide_for(
-        &self,
-        index: &Index,
-        principal: &Principal,
-        subject: (&str, &str),
-        object: (&str, &str),
-        permission: &str,
-    ) -> Result<bool> {
-        match subject.0 {
+        let allowed = match subject.0 {
             "user" => index
                 .check_by_id(subject.1, object.0, object.1, permission)
-                .map_err(index_error),
+                .map_err(index_error)?,
             // An API key: what it carries, inside its scope, while its
             // owner holds it there (the index knows live keys only).
             "api_key" => {
                 let key = index
                     .check_key(subject.1, object.0, object.1, permission)
                     .map_err(index_error)?;
-                Ok(key && principal.kind == PrincipalKind::ApiKey)
+                key && principal.kind == PrincipalKind::ApiKey
             }
             // Service accounts hold no grants in the index yet.
             _ => {
                 index
                     .permission_bit(object.0, permission)
                     .map_err(index_error)?;
-                Ok(false)
+                false
             }
-        }
+        };
+        Ok(allowed && session_live(index, principal))
     }
 }
 

@@ -44,29 +44,17 @@ impl Index {
     /// Whether an object is an organization's own or lies below it, live or
     /// not (for reading relationships, which deleted objects still have).
     pub fn under(&self, object_type: &str, id: &str, organization: &str) -> bool {
-        let (Some(kind), Some(org)) = (
-            self.schema.type_id(object_type),
-            self.node(ORGANIZATION, organization),
-        ) else {
-            return false;
-        };
-        let Some(mut n) = self.node(kind, id) else {
-            return false;
-        };
-        loop {
-            if n == org {
-                return true;
-            }
-            let parent = self.nodes[n as usize].parent;
-            if parent == NONE {
-                return false;
-            }
-            n = parent;
-        }
+        self.lies_under(object_type, id, organization, false)
     }
 
     /// Whether an object is a live organization's own or lies below it.
     pub fn within(&self, object_type: &str, id: &str, organization: &str) -> bool {
+        self.lies_under(object_type, id, organization, true)
+    }
+
+    /// Walks up from an object to `organization`; with `live`, every node
+    /// on the way, the organization and its ancestors must be live.
+    fn lies_under(&self, object_type: &str, id: &str, organization: &str, live: bool) -> bool {
         let (Some(kind), Some(org)) = (
             self.schema.type_id(object_type),
             self.node(ORGANIZATION, organization),
@@ -78,11 +66,11 @@ impl Index {
         };
         loop {
             let here = &self.nodes[n as usize];
-            if !here.live {
+            if live && !here.live {
                 return false;
             }
             if n == org {
-                return self.path_live(n);
+                return !live || self.path_live(n);
             }
             if here.parent == NONE {
                 return false;

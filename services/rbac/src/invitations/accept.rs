@@ -2,6 +2,7 @@
 //! (membership or external grants, teams, projects).
 
 use super::*;
+use crate::memberships::{membership_change, membership_created};
 
 impl Core {
     pub(super) async fn accept_invitation(
@@ -127,11 +128,7 @@ impl Core {
             },
         };
         self.store.upsert_membership(tx, &membership).await?;
-        changes.push(Change::Membership {
-            organization: organization_id.clone(),
-            user: user_id.to_string(),
-            roles: membership.roles.clone(),
-        });
+        changes.push(membership_change(&membership));
         for (team, lead) in invitation.teams.iter() {
             // A team deleted since the invitation is skipped.
             if !self.index.read().within("team", team, &organization_id) {
@@ -157,28 +154,9 @@ impl Core {
                 lead: Some(*lead),
             });
         }
-        let membership_id = format!("{organization_id}/{user_id}");
         if membership.version == 1 {
-            events_out.push(
-                self.event(
-                    caller,
-                    ("membership", &membership_id),
-                    &organization_id,
-                    &events::MembershipCreated {
-                        membership_id: membership_id.clone(),
-                        organization_id: organization_id.clone(),
-                        user_id: user_id.to_string(),
-                        user_display_name: String::new(),
-                        roles: membership
-                            .roles
-                            .iter()
-                            .map(|r| crate::convert::role_event(r))
-                            .collect(),
-                        invitation_id: invitation.id.clone(),
-                    },
-                )
-                .await,
-            );
+            let created = membership_created(&membership, &invitation.id);
+            events_out.push(self.membership_event(caller, &membership, &created).await);
         }
         Ok(membership)
     }

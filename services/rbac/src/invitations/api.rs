@@ -2,6 +2,32 @@
 
 use super::*;
 
+impl Core {
+    /// Writes `next` over the invitation as read at `version`, with its
+    /// event `payload`, and commits.
+    async fn rewrite_invitation<M: tenantry_proto::EventType>(
+        &self,
+        caller: &Caller,
+        next: &InvitationRow,
+        version: i64,
+        payload: &M,
+    ) -> Result<()> {
+        let mut tx = self.store.begin().await?;
+        if !update(&mut tx, next, version).await? {
+            return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
+        }
+        let event = (self.event(
+            caller,
+            ("invitation", &next.id),
+            &next.organization_id,
+            payload,
+        ))
+        .await;
+        self.write(tx, &[], vec![event]).await?;
+        Ok(())
+    }
+}
+
 #[tonic::async_trait]
 impl pb::invitation_service_server::InvitationService for InvitationApi {
     async fn create_invitation(
@@ -98,25 +124,15 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         next.last_sent_at_us = now;
         next.updated_at_us = now;
         next.version += 1;
-        let mut tx = self.0.store.begin().await?;
-        if !update(&mut tx, &next, current.version).await? {
-            return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
-        }
-        let event = self
-            .0
-            .event(
-                &caller,
-                ("invitation", &next.id),
-                &next.organization_id,
-                &events::InvitationResent {
-                    invitation_id: next.id.clone(),
-                    organization_id: next.organization_id.clone(),
-                    email: next.email.clone(),
-                    expire_time: Some(timestamp(next.expires_at_us)),
-                },
-            )
-            .await;
-        self.0.write(tx, &[], vec![event]).await?;
+        let event = events::InvitationResent {
+            invitation_id: next.id.clone(),
+            organization_id: next.organization_id.clone(),
+            email: next.email.clone(),
+            expire_time: Some(timestamp(next.expires_at_us)),
+        };
+        (self.0)
+            .rewrite_invitation(&caller, &next, current.version, &event)
+            .await?;
         self.0.send_invitation(&next, &token).await;
         Ok(Response::new(pb::ResendInvitationResponse {
             invitation: Some(next.to_proto(now)),
@@ -138,24 +154,14 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         next.closed_at_us = Some(now);
         next.updated_at_us = now;
         next.version += 1;
-        let mut tx = self.0.store.begin().await?;
-        if !update(&mut tx, &next, current.version).await? {
-            return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
-        }
-        let event = self
-            .0
-            .event(
-                &caller,
-                ("invitation", &next.id),
-                &next.organization_id,
-                &events::InvitationRevoked {
-                    invitation_id: next.id.clone(),
-                    organization_id: next.organization_id.clone(),
-                    email: next.email.clone(),
-                },
-            )
-            .await;
-        self.0.write(tx, &[], vec![event]).await?;
+        let event = events::InvitationRevoked {
+            invitation_id: next.id.clone(),
+            organization_id: next.organization_id.clone(),
+            email: next.email.clone(),
+        };
+        (self.0)
+            .rewrite_invitation(&caller, &next, current.version, &event)
+            .await?;
         Ok(Response::new(pb::RevokeInvitationResponse {
             invitation: Some(next.to_proto(now)),
         }))

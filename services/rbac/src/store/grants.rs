@@ -104,17 +104,14 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<GrantRow>> {
-        Ok(sqlx::query_as(concat!(
+        let statement = concat!(
             "SELECT ",
             grant_columns!(),
             " FROM rbac_project_grants WHERE project_id = $1 AND id > $2
              ORDER BY id LIMIT $3"
-        ))
-        .bind(project_id)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        );
+        self.keyset_page(statement, (project_id, after_id), limit)
+            .await
     }
 
     /// Grants naming a subject (a user, team or role), in any project.

@@ -69,17 +69,14 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(concat!(
+        let statement = concat!(
             "SELECT ",
             membership_columns!(),
             " FROM rbac_memberships
              WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
-        ))
-        .bind(organization_id)
-        .bind(after_user)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        );
+        self.keyset_page(statement, (organization_id, after_user), limit)
+            .await
     }
 
     /// The organizations where a user is a member or holds a project grant.
@@ -101,17 +98,14 @@ impl Store {
         after_org: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(concat!(
+        let statement = concat!(
             "SELECT ",
             membership_columns!(),
             " FROM rbac_memberships
              WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT $3"
-        ))
-        .bind(user_id)
-        .bind(after_org)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        );
+        self.keyset_page(statement, (user_id, after_org), limit)
+            .await
     }
 
     pub async fn upsert_membership(&self, tx: &mut Tx, m: &MembershipRow) -> Result<()> {

@@ -41,6 +41,25 @@ impl Store {
         &self.db
     }
 
+    /// A page of rows in key order: `statement` selects the rows of key
+    /// `$1` after the cursor `$2`, at most `$3` of them.
+    async fn keyset_page<R>(
+        &self,
+        statement: &'static str,
+        (key, after): (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        Ok(sqlx::query_as(statement)
+            .bind(key)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await?)
+    }
+
     pub async fn begin(&self) -> Result<Tx> {
         self.db.begin().await
     }

@@ -45,17 +45,14 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<TeamMemberRow>> {
-        Ok(sqlx::query_as(concat!(
+        let statement = concat!(
             "SELECT ",
             team_member_columns!(),
             " FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
              ORDER BY user_id LIMIT $3"
-        ))
-        .bind(team_id)
-        .bind(after_user)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        );
+        self.keyset_page(statement, (team_id, after_user), limit)
+            .await
     }
 
     /// The teams of an organization a user is in.
