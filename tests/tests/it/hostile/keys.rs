@@ -401,6 +401,66 @@ async fn create_through_gateway(
     rest.send(request).await
 }
 
+/// A World on Postgres whose rbac has a second replica, a process of its
+/// own; Ada's Acme with Bob an admin in it.
+struct Replicas {
+    w: World,
+    replica: tenantry_testkit::ServerProcess,
+    other: Channel,
+    ada: User,
+    bob: User,
+    acme: String,
+}
+
+impl Replicas {
+    async fn start() -> Replicas {
+        let internal = "77".repeat(32);
+        let configured = internal.clone();
+        let sandbox = Sandbox::builder()
+            .services(&[
+                ServiceKind::Identity,
+                ServiceKind::Organization,
+                ServiceKind::Rbac,
+            ])
+            .storage(Storage::Postgres)
+            .configure(move |config| config.internal_key = Some(configured))
+            .start()
+            .await
+            .unwrap();
+        let channel = sandbox.channel().await.unwrap();
+        let first = format!("http://{}", sandbox.server.grpc_addr);
+        let replica = tenantry_testkit::ServerProcess::start(
+            env!("CARGO_BIN_EXE_tenantry-process"),
+            "rbac",
+            &[
+                ("DATABASE_URL", sandbox.database.url.clone()),
+                ("TENANTRY_INTERNAL_KEY", internal),
+                ("TENANTRY_PEERS__IDENTITY", first.clone()),
+                ("TENANTRY_PEERS__ORGANIZATION", first),
+            ],
+        )
+        .await
+        .unwrap();
+        let other = Channel::from_shared(replica.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let w = World { sandbox, channel };
+        let (ada, acme) = w.sign_up("ada@example.com").await;
+        let (bob, _) = w.sign_up("bob@example.com").await;
+        w.add_member(&ada, &acme, &bob, "admin").await;
+        Replicas {
+            w,
+            replica,
+            other,
+            ada,
+            bob,
+            acme,
+        }
+    }
+}
+
 /// Demoting a key's owner, promoting them back and revoking the key are
 /// each seen by the next check on another rbac replica, with no token.
 #[tokio::test]
@@ -408,97 +468,74 @@ async fn key_changes_reach_every_replica_before_the_write_returns() {
     if !storages().contains(&Storage::Postgres) {
         return;
     }
-    let internal = "77".repeat(32);
-    let configured = internal.clone();
-    let sandbox = Sandbox::builder()
-        .services(&[
-            ServiceKind::Identity,
-            ServiceKind::Organization,
-            ServiceKind::Rbac,
-        ])
-        .storage(Storage::Postgres)
-        .configure(move |config| config.internal_key = Some(configured))
-        .start()
-        .await
-        .unwrap();
-    let channel = sandbox.channel().await.unwrap();
-    let first = format!("http://{}", sandbox.server.grpc_addr);
-    let replica = tenantry_testkit::ServerProcess::start(
-        env!("CARGO_BIN_EXE_tenantry-process"),
-        "rbac",
-        &[
-            ("DATABASE_URL", sandbox.database.url.clone()),
-            ("TENANTRY_INTERNAL_KEY", internal),
-            ("TENANTRY_PEERS__IDENTITY", first.clone()),
-            ("TENANTRY_PEERS__ORGANIZATION", first),
-        ],
-    )
-    .await
-    .unwrap();
-    let other = Channel::from_shared(replica.url())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let w = World { sandbox, channel };
-    let (ada, acme) = w.sign_up("ada@example.com").await;
-    let (bob, _) = w.sign_up("bob@example.com").await;
-    w.add_member(&ada, &acme, &bob, "admin").await;
+    let r = Replicas::start().await;
     for round in 0..20 {
-        let key = w
-            .key(&bob, &acme, ("", ""), &["project.create"])
-            .await
-            .unwrap();
-        let create = ("organization", acme.as_str());
-        assert!(
-            key_allowed(&other, &key, create, "project.create").await,
-            "{round}"
-        );
-        w.set_roles(&ada, &acme, &bob, "member").await;
-        assert!(
-            !key_allowed(&other, &key, create, "project.create").await,
-            "{round}"
-        );
-        w.set_roles(&ada, &acme, &bob, "admin").await;
-        assert!(
-            key_allowed(&other, &key, create, "project.create").await,
-            "{round}"
-        );
-        Keys::new(w.channel.clone())
-            .revoke_api_key(authed(
-                identity_pb::RevokeApiKeyRequest {
-                    name: format!("organizations/{acme}/apiKeys/{}", key.id),
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
-        assert!(
-            !key_allowed(&other, &key, create, "project.create").await,
-            "{round}"
-        );
+        a_key_follows_its_owner_and_its_revocation_on_the_other_replica(&r, round).await;
     }
-    // A logout, seen by the other replica's next check.
-    let token = login(&w, "bob@example.com", "correct horse battery staple").await;
-    let asked = |token: String| {
-        let (other, bob, acme) = (other.clone(), bob.id.clone(), acme.clone());
-        async move {
-            allowed(
-                &other,
-                &token,
-                ("user", &bob),
-                ("organization", &acme),
-                "project.create",
-            )
-            .await
-        }
+    a_logout_is_seen_by_the_other_replicas_next_check(&r).await;
+    drop(r.replica);
+    r.w.sandbox.shutdown().await.unwrap();
+}
+
+async fn a_key_follows_its_owner_and_its_revocation_on_the_other_replica(r: &Replicas, round: u32) {
+    let Replicas {
+        w,
+        other,
+        ada,
+        bob,
+        acme,
+        ..
+    } = r;
+    let key = w
+        .key(bob, acme, ("", ""), &["project.create"])
+        .await
+        .unwrap();
+    let create = ("organization", acme.as_str());
+    assert!(
+        key_allowed(other, &key, create, "project.create").await,
+        "{round}"
+    );
+    w.set_roles(ada, acme, bob, "member").await;
+    assert!(
+        !key_allowed(other, &key, create, "project.create").await,
+        "{round}"
+    );
+    w.set_roles(ada, acme, bob, "admin").await;
+    assert!(
+        key_allowed(other, &key, create, "project.create").await,
+        "{round}"
+    );
+    Keys::new(w.channel.clone())
+        .revoke_api_key(authed(
+            identity_pb::RevokeApiKeyRequest {
+                name: format!("organizations/{acme}/apiKeys/{}", key.id),
+            },
+            &ada.token,
+        ))
+        .await
+        .unwrap();
+    assert!(
+        !key_allowed(other, &key, create, "project.create").await,
+        "{round}"
+    );
+}
+
+async fn a_logout_is_seen_by_the_other_replicas_next_check(r: &Replicas) {
+    let token = session(&r.w, "bob@example.com").await;
+    let asked = |token: String| async move {
+        allowed(
+            &r.other,
+            &token,
+            ("user", &r.bob.id),
+            ("organization", &r.acme),
+            "project.create",
+        )
+        .await
     };
     assert!(asked(token.clone()).await);
-    Identity::new(w.channel.clone())
+    Identity::new(r.w.channel.clone())
         .logout(authed(identity_pb::LogoutRequest::default(), &token))
         .await
         .unwrap();
     assert!(!asked(token).await, "the other replica honours the logout");
-    drop(replica);
-    w.sandbox.shutdown().await.unwrap();
 }

@@ -213,18 +213,9 @@ async fn key_allowed(channel: &Channel, key: &Key, object: (&str, &str), permiss
     .await
 }
 
-async fn login(w: &World, email: &str, password: &str) -> String {
-    let tokens = Identity::new(w.channel.clone())
-        .login(identity_pb::LoginRequest {
-            email: email.into(),
-            password: password.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let Some(identity_pb::login_response::Result::Tokens(tokens)) = tokens.result else {
-        panic!("no tokens");
-    };
-    tokens.access_token
+/// A new session of `email`'s, signed in with testkit's password: its
+/// access token.
+async fn session(w: &World, email: &str) -> String {
+    let response = people::login(&w.channel, email, people::PASSWORD).await;
+    people::tokens(response.unwrap()).access_token
 }

@@ -20,9 +20,8 @@ async fn an_ended_session_holds_nothing_on_the_next_call() {
     for storage in storages() {
         let w = World::start(storage).await;
         let (ada, acme) = w.sign_up("ada@example.com").await;
-        let password = "correct horse battery staple";
-        let second = login(&w, "ada@example.com", password).await;
-        let third = login(&w, "ada@example.com", password).await;
+        let second = session(&w, "ada@example.com").await;
+        let third = session(&w, "ada@example.com").await;
         assert!(may_create(&w, &ada.id, &ada.token, &acme).await);
 
         // Logout: that session's access token holds nothing at once, at
@@ -44,7 +43,7 @@ async fn an_ended_session_holds_nothing_on_the_next_call() {
         Identity::new(w.channel.clone())
             .change_password(authed(
                 identity_pb::ChangePasswordRequest {
-                    current_password: password.into(),
+                    current_password: people::PASSWORD.into(),
                     new_password: "another long passphrase entirely".into(),
                 },
                 &second,
