@@ -15,10 +15,12 @@ use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as org;
+use tenantry_testkit::clients::{Audit, Authz, Identity, Orgs, Subscriptions};
 use tenantry_testkit::{
     NatsServer, PostgresServer, ServerProcess, Storage, TestDatabase, authed, free_addr, nats_url,
     unique_name,
 };
+use tenantry_testkit::{check, people};
 use tenantry_tests::rest::Rest;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -40,13 +42,24 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         return;
     };
     let (_database, addrs, env) = split_deployment(&nats).await;
-    let gateway_http = addrs[5].1;
+    let processes = one_process_per_deployment(&addrs, &env).await;
 
-    // One process per Deployment: `serve --services <name>`.
-    let edge_env = edge_env(&env);
+    // The journey, through the gateway process.
+    let rest = Rest::new(format!("http://{}", addrs[position("gateway")].1));
+    let (token, org) = a_user_signs_up_and_creates_a_project(&rest).await;
+    events_cross_nats_to_billing_and_audit(&rest, &token, &org).await;
+    drop(processes);
+}
+
+/// One process per Deployment: `serve --services <name>`, each ready.
+async fn one_process_per_deployment(
+    addrs: &[(SocketAddr, SocketAddr)],
+    env: &[(&'static str, String)],
+) -> Vec<ServerProcess> {
+    let edge_env = edge_env(env);
     let mut processes = Vec::new();
-    for (name, (grpc_addr, http_addr)) in SERVICES.iter().zip(&addrs) {
-        let env = if *name == "gateway" { &edge_env } else { &env };
+    for (name, (grpc_addr, http_addr)) in SERVICES.iter().zip(addrs) {
+        let env = if *name == "gateway" { &edge_env } else { env };
         processes.push(
             ServerProcess::spawn_on(BINARY, name, *grpc_addr, *http_addr, env)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}")),
@@ -58,15 +71,18 @@ async fn each_service_in_its_own_process_serves_the_journey() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e:#}"));
     }
+    processes
+}
 
-    // The journey, through the gateway process.
-    let rest = Rest::new(format!("http://{gateway_http}"));
+/// Ada signs up, creates a project in her organization and may create
+/// more: her token and her organization.
+async fn a_user_signs_up_and_creates_a_project(rest: &Rest) -> (String, String) {
     let signed = rest
         .ok(
             "POST",
             "/v1/auth/signup",
             None,
-            Some(json!({"email": "ada@example.com", "password": "correct horse battery staple", "displayName": "Ada"})),
+            Some(json!({"email": "ada@example.com", "password": people::PASSWORD, "displayName": "Ada"})),
         )
         .await;
     let token = signed["tokens"]["accessToken"]
@@ -105,19 +121,18 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         )
         .await;
     assert_eq!(answer["permissionship"], "PERMISSIONSHIP_ALLOWED");
-    // Events crossed NATS: billing subscribed the organization, audit
-    // recorded the project.
-    rest.until_ok(
-        "GET",
-        &format!("/v1/{org}/subscription"),
-        Some(&token),
-        None,
-    )
-    .await;
+    (token, org)
+}
+
+/// Events crossed NATS: billing subscribed the organization, audit
+/// recorded the project.
+async fn events_cross_nats_to_billing_and_audit(rest: &Rest, token: &str, org: &str) {
+    rest.until_ok("GET", &format!("/v1/{org}/subscription"), Some(token), None)
+        .await;
     let mut audited = false;
     for _ in 0..200 {
         let page = rest
-            .ok("GET", &format!("/v1/{org}/auditEvents"), Some(&token), None)
+            .ok("GET", &format!("/v1/{org}/auditEvents"), Some(token), None)
             .await;
         if page["auditEvents"]
             .as_array()
@@ -129,7 +144,6 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(audited, "project.created reached the audit process");
-    drop(processes);
 }
 
 /// A fresh Postgres database, addresses for every service (gRPC, HTTP, in
@@ -250,10 +264,10 @@ async fn sign_up(
     process: &ServerProcess,
     email: &str,
 ) -> Result<identity::SignUpResponse, tonic::Status> {
-    identity::identity_service_client::IdentityServiceClient::new(channel(process).await)
+    Identity::new(channel(process).await)
         .sign_up(identity::SignUpRequest {
             email: email.into(),
-            password: "correct horse battery staple".into(),
+            password: people::PASSWORD.into(),
             display_name: "Cold".into(),
             ..Default::default()
         })
@@ -276,23 +290,23 @@ async fn authenticated_call(process: &ServerProcess, service: &str, token: &str)
     }
     let channel = channel(process).await;
     let result = match service {
-        "identity" => identity::identity_service_client::IdentityServiceClient::new(channel)
+        "identity" => Identity::new(channel)
             .me(authed(identity::MeRequest::default(), token))
             .await
             .map(drop),
-        "organization" => org::organization_service_client::OrganizationServiceClient::new(channel)
+        "organization" => Orgs::new(channel)
             .get_organization(authed(org::GetOrganizationRequest::default(), token))
             .await
             .map(drop),
-        "rbac" => authz::authorization_service_client::AuthorizationServiceClient::new(channel)
+        "rbac" => Authz::new(channel)
             .check_permission(authed(authz::CheckPermissionRequest::default(), token))
             .await
             .map(drop),
-        "billing" => billing::subscription_service_client::SubscriptionServiceClient::new(channel)
+        "billing" => Subscriptions::new(channel)
             .get_subscription(authed(billing::GetSubscriptionRequest::default(), token))
             .await
             .map(drop),
-        _ => audit::audit_service_client::AuditServiceClient::new(channel)
+        _ => Audit::new(channel)
             .list_audit_events(authed(audit::ListAuditEventsRequest::default(), token))
             .await
             .map(drop),
@@ -313,6 +327,35 @@ async fn cold_starts_in_any_order_keep_their_promises() {
     };
     let database = TestDatabase::new(Storage::Postgres).await.unwrap();
     for rotation in 0..SERVICES.len() {
+        let mut cold = ColdStart::new(&database.url, &nats, rotation);
+        for (step, name) in cold.order.clone().into_iter().enumerate() {
+            cold.start(name).await;
+            cold.ready_exactly_when_what_it_needs_is_up().await;
+            cold.a_sign_up_gets_its_organization_or_unavailable(step)
+                .await;
+            cold.no_process_refuses_a_valid_token(name).await;
+        }
+        cold.a_refused_sign_up_left_nothing_behind().await;
+    }
+}
+
+/// One cold start of the split services, one process at a time in `order`:
+/// what runs, and the sign-ups so far (their tokens, and the addresses of
+/// those refused).
+struct ColdStart {
+    order: Vec<&'static str>,
+    addrs: Vec<(SocketAddr, SocketAddr)>,
+    env: Vec<(&'static str, String)>,
+    edge: Vec<(&'static str, String)>,
+    running: Vec<Option<ServerProcess>>,
+    tokens: Vec<String>,
+    refused: Vec<String>,
+}
+
+impl ColdStart {
+    /// The `rotation`th order (each service first once and last once); the
+    /// first rotation runs the migration Job.
+    fn new(database_url: &str, nats: &str, rotation: usize) -> ColdStart {
         let order: Vec<&str> = (0..SERVICES.len())
             .map(|step| SERVICES[(rotation + step) % SERVICES.len()])
             .collect();
@@ -320,75 +363,103 @@ async fn cold_starts_in_any_order_keep_their_promises() {
             .iter()
             .map(|_| (free_addr().unwrap(), free_addr().unwrap()))
             .collect();
-        let env = deployment_env(&database.url, &nats, &addrs);
+        let env = deployment_env(database_url, nats, &addrs);
         if rotation == 0 {
             migrate(&env);
         }
         let edge = edge_env(&env);
-        let mut running: Vec<Option<ServerProcess>> = SERVICES.iter().map(|_| None).collect();
-        let mut tokens = Vec::new();
-        let mut refused = Vec::new();
-        for (step, name) in order.iter().enumerate() {
-            let index = position(name);
-            let process_env = if *name == "gateway" { &edge } else { &env };
-            let (grpc_addr, http_addr) = addrs[index];
-            let mut process =
-                ServerProcess::spawn_on(BINARY, name, grpc_addr, http_addr, process_env).unwrap();
-            process.wait_up().await.unwrap();
-            running[index] = Some(process);
+        ColdStart {
+            order,
+            addrs,
+            env,
+            edge,
+            running: SERVICES.iter().map(|_| None).collect(),
+            tokens: Vec::new(),
+            refused: Vec::new(),
+        }
+    }
 
-            let up: Vec<bool> = running.iter().map(Option::is_some).collect();
-            for (service, process) in SERVICES.iter().zip(&mut running) {
-                let Some(process) = process else { continue };
-                if needs(service).iter().all(|peer| up[position(peer)]) {
-                    process
-                        .wait_ready()
-                        .await
-                        .unwrap_or_else(|e| panic!("{service} in {order:?}: {e:#}"));
-                } else {
-                    assert!(
-                        !process.is_ready().await,
-                        "{service} ready before what it needs, in {order:?}"
-                    );
-                }
-            }
+    /// Starts `name` and waits until it answers at all.
+    async fn start(&mut self, name: &str) {
+        let index = position(name);
+        let process_env = if name == "gateway" {
+            &self.edge
+        } else {
+            &self.env
+        };
+        let (grpc_addr, http_addr) = self.addrs[index];
+        let mut process =
+            ServerProcess::spawn_on(BINARY, name, grpc_addr, http_addr, process_env).unwrap();
+        process.wait_up().await.unwrap();
+        self.running[index] = Some(process);
+    }
 
-            if let Some(identity) = &running[position("identity")] {
-                let email = format!("{}@example.com", unique_name(&format!("cold{step}")));
-                match sign_up(identity, &email).await {
-                    Ok(signed) => {
-                        assert!(
-                            signed.organization.starts_with("organizations/"),
-                            "a sign-up without its organization, in {order:?}"
-                        );
-                        tokens.push(signed.tokens.unwrap().access_token);
-                    }
-                    Err(status) => {
-                        assert_eq!(status.code(), Code::Unavailable, "{status:?} in {order:?}");
-                        refused.push(email);
-                    }
-                }
-            }
-            for token in &tokens {
-                for (service, process) in SERVICES.iter().zip(&running) {
-                    let Some(process) = process else { continue };
-                    assert_ne!(
-                        authenticated_call(process, service, token).await,
-                        Code::Unauthenticated,
-                        "{service} refused a valid token, in {order:?} after {name}"
-                    );
-                }
+    async fn ready_exactly_when_what_it_needs_is_up(&mut self) {
+        let order = &self.order;
+        let up: Vec<bool> = self.running.iter().map(Option::is_some).collect();
+        for (service, process) in SERVICES.iter().zip(&mut self.running) {
+            let Some(process) = process else { continue };
+            if needs(service).iter().all(|peer| up[position(peer)]) {
+                process
+                    .wait_ready()
+                    .await
+                    .unwrap_or_else(|e| panic!("{service} in {order:?}: {e:#}"));
+            } else {
+                assert!(
+                    !process.is_ready().await,
+                    "{service} ready before what it needs, in {order:?}"
+                );
             }
         }
-        // Everything runs: a refused sign-up left nothing behind.
-        let identity = running[position("identity")].as_ref().unwrap();
-        for email in &refused {
+    }
+
+    async fn a_sign_up_gets_its_organization_or_unavailable(&mut self, step: usize) {
+        let Some(identity) = &self.running[position("identity")] else {
+            return;
+        };
+        let order = &self.order;
+        let email = format!("{}@example.com", unique_name(&format!("cold{step}")));
+        match sign_up(identity, &email).await {
+            Ok(signed) => {
+                assert!(
+                    signed.organization.starts_with("organizations/"),
+                    "a sign-up without its organization, in {order:?}"
+                );
+                self.tokens.push(signed.tokens.unwrap().access_token);
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?} in {order:?}");
+                self.refused.push(email);
+            }
+        }
+    }
+
+    /// No process refuses a valid token as UNAUTHENTICATED, even while it
+    /// is starting; `name` is the one started last.
+    async fn no_process_refuses_a_valid_token(&self, name: &str) {
+        let order = &self.order;
+        for token in &self.tokens {
+            for (service, process) in SERVICES.iter().zip(&self.running) {
+                let Some(process) = process else { continue };
+                assert_ne!(
+                    authenticated_call(process, service, token).await,
+                    Code::Unauthenticated,
+                    "{service} refused a valid token, in {order:?} after {name}"
+                );
+            }
+        }
+    }
+
+    /// Everything runs: a refused sign-up left nothing behind.
+    async fn a_refused_sign_up_left_nothing_behind(&self) {
+        let identity = self.running[position("identity")].as_ref().unwrap();
+        for email in &self.refused {
             let signed = sign_up(identity, email).await.unwrap_or_else(|status| {
                 panic!("{email} was left behind by a refused sign-up: {status:?}")
             });
             assert!(signed.organization.starts_with("organizations/"));
         }
-        assert!(!tokens.is_empty() || !refused.is_empty());
+        assert!(!self.tokens.is_empty() || !self.refused.is_empty());
     }
 }
 
@@ -481,65 +552,74 @@ async fn a_removal_the_index_cannot_learn_fails_and_changes_nothing() {
         process.wait_ready().await.unwrap();
     }
 
-    let signed = sign_up(&identity, "ada@example.com").await.unwrap();
-    let token = signed.tokens.unwrap();
-    let user = signed.user.unwrap().name.replace("users/", "");
-    let organization = signed.organization.replace("organizations/", "");
-    let reads = |rbac: Channel| {
-        let (token, user, organization) = (&token.access_token, &user, &organization);
-        async move {
-            let answer = authz::authorization_service_client::AuthorizationServiceClient::new(rbac)
-                .check_permission(authed(
-                    authz::CheckPermissionRequest {
-                        resource: Some(authz::ObjectReference {
-                            object_type: "organization".into(),
-                            object_id: organization.clone(),
-                        }),
-                        permission: "organization.read".into(),
-                        subject: Some(authz::SubjectReference {
-                            object: Some(authz::ObjectReference {
-                                object_type: "user".into(),
-                                object_id: user.clone(),
-                            }),
-                            optional_relation: String::new(),
-                        }),
-                        ..Default::default()
-                    },
-                    token,
-                ))
-                .await;
-            matches!(answer, Ok(r) if r.get_ref().permissionship() == authz::Permissionship::Allowed)
-        }
-    };
-    assert!(reads(channel(&rbac).await).await);
+    let session = Session::sign_up(&identity).await;
+    assert!(session.reads(&rbac).await);
 
     rbac.kill();
-    let logout = |refresh_token: String| {
-        let identity = &identity;
-        async move {
-            identity::identity_service_client::IdentityServiceClient::new(channel(identity).await)
-                .logout(identity::LogoutRequest { refresh_token })
-                .await
-        }
-    };
-    let refused = logout(token.refresh_token.clone()).await.unwrap_err();
+    let refused = session.logout(&identity).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
 
     let mut rbac = start("rbac");
     rbac.wait_ready().await.unwrap();
     // Nothing changed: the session lives on.
     assert!(
-        reads(channel(&rbac).await).await,
+        session.reads(&rbac).await,
         "the refused logout ended the session"
     );
-    identity::identity_service_client::IdentityServiceClient::new(channel(&identity).await)
-        .me(authed(identity::MeRequest::default(), &token.access_token))
+    Identity::new(channel(&identity).await)
+        .me(authed(
+            identity::MeRequest::default(),
+            &session.token.access_token,
+        ))
         .await
         .unwrap();
 
-    logout(token.refresh_token.clone()).await.unwrap();
+    session.logout(&identity).await.unwrap();
     assert!(
-        !reads(channel(&rbac).await).await,
+        !session.reads(&rbac).await,
         "the session outlived its logout"
     );
+}
+
+/// Ada's session: her tokens, her id and her organization's.
+struct Session {
+    token: identity::AuthTokens,
+    user: String,
+    organization: String,
+}
+
+impl Session {
+    async fn sign_up(identity: &ServerProcess) -> Session {
+        let signed = sign_up(identity, "ada@example.com").await.unwrap();
+        Session {
+            token: signed.tokens.unwrap(),
+            user: signed.user.unwrap().name.replace("users/", ""),
+            organization: signed.organization.replace("organizations/", ""),
+        }
+    }
+
+    /// Whether `rbac` answers that Ada may read her organization; an error
+    /// (her session ended) answers no.
+    async fn reads(&self, rbac: &ServerProcess) -> bool {
+        let answer = Authz::new(channel(rbac).await)
+            .check_permission(authed(
+                authz::CheckPermissionRequest {
+                    resource: check::object("organization", &self.organization),
+                    permission: "organization.read".into(),
+                    subject: check::user(&self.user),
+                    ..Default::default()
+                },
+                &self.token.access_token,
+            ))
+            .await;
+        matches!(answer, Ok(r) if r.get_ref().permissionship() == authz::Permissionship::Allowed)
+    }
+
+    async fn logout(&self, identity: &ServerProcess) -> Result<(), tonic::Status> {
+        let refresh_token = self.token.refresh_token.clone();
+        Identity::new(channel(identity).await)
+            .logout(identity::LogoutRequest { refresh_token })
+            .await
+            .map(drop)
+    }
 }
