@@ -541,13 +541,16 @@ impl Core {
         Ok((found, next))
     }
 
-    /// Applies an update mask to a team or project in an open transaction.
-    pub(crate) async fn update_child(
+    /// Applies an update mask to a team or project, writes the event
+    /// `payload` makes of the row as updated and the changed fields, and
+    /// commits.
+    pub(crate) async fn update_child<M: tenantry_proto::EventType>(
         &self,
         caller: &Caller,
         kind: Children,
         input: NewChildUpdate<'_>,
-    ) -> Result<(Write, ChildRow, ChildRow, Vec<String>)> {
+        payload: impl FnOnce(&ChildRow, Vec<String>) -> M,
+    ) -> Result<ChildRow> {
         let noun = kind.noun();
         let allowed: &[&str] = match kind {
             Children::Teams => &["slug", "display_name", "description"],
@@ -602,7 +605,18 @@ impl Core {
         self.write_child(&mut tx, kind, &current, &next, next.slug != current.slug)
             .await?;
         let changed = paths.iter().map(|p| p.to_string()).collect();
-        Ok((tx, current, next, changed))
+        let changes = child_changes(&current, &next);
+        self.child_event(
+            &mut tx,
+            caller,
+            kind,
+            &next,
+            &payload(&next, changed),
+            changes,
+        )
+        .await?;
+        self.commit(tx).await?;
+        Ok(next)
     }
 
     /// Soft-deletes (`delete = true`) or restores a team or project in an

@@ -14,7 +14,7 @@ use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes, child_ids};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_ids};
 use crate::convert::{environment_to_proto, project_to_proto};
 use crate::error::Error as Refusal;
 use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
@@ -207,9 +207,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let project = r
-            .project
-            .ok_or_else(|| Error::invalid_field("project", "is required"))?;
+        let project = crate::validate::present("project", r.project)?;
         let parent = OrganizationName::parse("parent", &r.parent)?;
         let input = NewChild {
             slug: project.slug.clone(),
@@ -292,9 +290,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::UpdateProjectResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let project = r
-            .project
-            .ok_or_else(|| Error::invalid_field("project", "is required"))?;
+        let project = crate::validate::present("project", r.project)?;
         let (organization_id, _) = child_ids(Children::Projects, "project.name", &project.name)?;
         let values = NewChild {
             slug: project.slug.clone(),
@@ -302,7 +298,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             description: project.description.clone(),
             team_id: team_field(&project, Some(&organization_id))?,
         };
-        let (mut tx, before, after, changed_fields) = self
+        let after = self
             .0
             .update_child(
                 &caller,
@@ -313,27 +309,16 @@ impl pb::project_service_server::ProjectService for ProjectApi {
                     mask: r.update_mask.as_ref(),
                     fields: &values,
                 },
-            )
-            .await?;
-        let changes = child_changes(&before, &after);
-        self.0
-            .child_event(
-                &mut tx,
-                &caller,
-                Children::Projects,
-                &after,
-                &events::ProjectUpdated {
-                    project_id: after.id.clone(),
-                    organization_id: after.organization_id.clone(),
-                    owner_team_id: after.team_id.clone().unwrap_or_default(),
-                    slug: after.slug.clone(),
-                    display_name: after.display_name.clone(),
+                |row, changed_fields| events::ProjectUpdated {
+                    project_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                    owner_team_id: row.team_id.clone().unwrap_or_default(),
+                    slug: row.slug.clone(),
+                    display_name: row.display_name.clone(),
                     changed_fields,
                 },
-                changes,
             )
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::UpdateProjectResponse {
             project: Some(project_to_proto(&after)),
         }))
@@ -450,9 +435,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::CreateEnvironmentResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let input = r
-            .environment
-            .ok_or_else(|| Error::invalid_field("environment", "is required"))?;
+        let input = crate::validate::present("environment", r.environment)?;
         validate::request_id(&r.request_id)?;
         let (organization_id, project_id) = child_ids(Children::Projects, "parent", &r.parent)?;
         validate::short_slug("environment.slug", &input.slug)?;
@@ -590,9 +573,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
     ) -> Result<Response<pb::UpdateEnvironmentResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let input = r
-            .environment
-            .ok_or_else(|| Error::invalid_field("environment", "is required"))?;
+        let input = crate::validate::present("environment", r.environment)?;
         let paths = validate::update_mask(r.update_mask.as_ref(), &["slug", "display_name"])?;
         let (project, current) = self.0.environment(&caller, &input.name, true).await?;
         check_etag(&input.etag, current.version)?;

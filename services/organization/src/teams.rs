@@ -2,14 +2,14 @@
 //! and members) is the rbac service's business; this service keeps the
 //! team itself.
 
-use tenantry_kit::error::{Error, Result};
+use tenantry_kit::error::Result;
 use tenantry_kit::names::OrganizationName;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::access::Caller;
-use crate::children::{Created, ListQuery, NewChild, NewChildUpdate, child_changes};
+use crate::children::{Created, ListQuery, NewChild, NewChildUpdate};
 use crate::convert::team_to_proto;
 use crate::store::Children;
 use crate::{Core, target, timestamp};
@@ -35,9 +35,7 @@ impl pb::team_service_server::TeamService for TeamApi {
     ) -> Result<Response<pb::CreateTeamResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let team = r
-            .team
-            .ok_or_else(|| Error::invalid_field("team", "is required"))?;
+        let team = crate::validate::present("team", r.team)?;
         let (created, org) = self
             .0
             .create_child(
@@ -126,11 +124,9 @@ impl pb::team_service_server::TeamService for TeamApi {
     ) -> Result<Response<pb::UpdateTeamResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let r = request.into_inner();
-        let team = r
-            .team
-            .ok_or_else(|| Error::invalid_field("team", "is required"))?;
+        let team = crate::validate::present("team", r.team)?;
         let values = fields(&team);
-        let (mut tx, before, after, changed_fields) = self
+        let after = self
             .0
             .update_child(
                 &caller,
@@ -141,26 +137,15 @@ impl pb::team_service_server::TeamService for TeamApi {
                     mask: r.update_mask.as_ref(),
                     fields: &values,
                 },
-            )
-            .await?;
-        let changes = child_changes(&before, &after);
-        self.0
-            .child_event(
-                &mut tx,
-                &caller,
-                Children::Teams,
-                &after,
-                &events::TeamUpdated {
-                    team_id: after.id.clone(),
-                    organization_id: after.organization_id.clone(),
-                    slug: after.slug.clone(),
-                    display_name: after.display_name.clone(),
+                |row, changed_fields| events::TeamUpdated {
+                    team_id: row.id.clone(),
+                    organization_id: row.organization_id.clone(),
+                    slug: row.slug.clone(),
+                    display_name: row.display_name.clone(),
                     changed_fields,
                 },
-                changes,
             )
             .await?;
-        self.0.commit(tx).await?;
         Ok(Response::new(pb::UpdateTeamResponse {
             team: Some(team_to_proto(&after)),
         }))

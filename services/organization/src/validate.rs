@@ -157,6 +157,12 @@ pub fn email_domains(field: &str, domains: &[String]) -> Result<Vec<String>> {
     Ok(normalized)
 }
 
+/// A message field the request must carry; INVALID_ARGUMENT naming
+/// `field` when it is missing.
+pub fn present<T>(field: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| Error::invalid_field(field, "is required"))
+}
+
 pub use tenantry_kit::request::{check_etag, etag, request_id, update_mask};
 
 #[cfg(test)]

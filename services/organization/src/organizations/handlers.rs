@@ -5,6 +5,19 @@ use super::*;
 use crate::convert::{organization_to_proto, project_to_proto};
 use tenantry_kit::names::OrganizationName;
 
+impl OrganizationApi {
+    /// Cancels or declines the ownership transfer a request names.
+    async fn end_transfer<T>(
+        &self,
+        request: &Request<T>,
+        name: &str,
+        ending: crate::ownership::Ending,
+    ) -> Result<Option<pb::OwnershipTransfer>, Status> {
+        let caller = Caller::from_request(request)?;
+        Ok(Some(self.0.end_transfer(&caller, name, ending).await?))
+    }
+}
+
 #[tonic::async_trait]
 impl pb::organization_service_server::OrganizationService for OrganizationApi {
     async fn create_organization(
@@ -13,9 +26,7 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let request = request.into_inner();
-        let organization = request
-            .organization
-            .ok_or_else(|| Error::invalid_field("organization", "is required"))?;
+        let organization = crate::validate::present("organization", request.organization)?;
         let row = self
             .0
             .create_organization_or_release(&caller, organization, &request.request_id)
@@ -63,9 +74,7 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let request = request.into_inner();
-        let organization = request
-            .organization
-            .ok_or_else(|| Error::invalid_field("organization", "is required"))?;
+        let organization = crate::validate::present("organization", request.organization)?;
         let row = self
             .0
             .update_organization(&caller, organization, request.update_mask)
@@ -209,17 +218,11 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
         &self,
         request: Request<pb::CancelOwnershipTransferRequest>,
     ) -> Result<Response<pb::CancelOwnershipTransferResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let transfer = self
-            .0
-            .end_transfer(
-                &caller,
-                &request.get_ref().name,
-                crate::ownership::Ending::Cancel,
-            )
-            .await?;
+        let ending = crate::ownership::Ending::Cancel;
+        let name = &request.get_ref().name;
+        let ownership_transfer = self.end_transfer(&request, name, ending).await?;
         Ok(Response::new(pb::CancelOwnershipTransferResponse {
-            ownership_transfer: Some(transfer),
+            ownership_transfer,
         }))
     }
 
@@ -227,17 +230,11 @@ impl pb::organization_service_server::OrganizationService for OrganizationApi {
         &self,
         request: Request<pb::DeclineOwnershipTransferRequest>,
     ) -> Result<Response<pb::DeclineOwnershipTransferResponse>, Status> {
-        let caller = Caller::from_request(&request)?;
-        let transfer = self
-            .0
-            .end_transfer(
-                &caller,
-                &request.get_ref().name,
-                crate::ownership::Ending::Decline,
-            )
-            .await?;
+        let ending = crate::ownership::Ending::Decline;
+        let name = &request.get_ref().name;
+        let ownership_transfer = self.end_transfer(&request, name, ending).await?;
         Ok(Response::new(pb::DeclineOwnershipTransferResponse {
-            ownership_transfer: Some(transfer),
+            ownership_transfer,
         }))
     }
 }

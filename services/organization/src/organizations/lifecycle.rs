@@ -6,6 +6,32 @@ use super::*;
 use tenantry_kit::names::OrganizationName;
 
 impl Core {
+    /// Writes `next`, an organization's new state, with the event `payload`
+    /// about it (and the fields it changed), and commits.
+    async fn commit_organization<M: tenantry_proto::EventType>(
+        &self,
+        mut tx: Write,
+        caller: &Caller,
+        next: &OrganizationRow,
+        payload: &M,
+        changes: Vec<events::FieldChange>,
+    ) -> Result<()> {
+        self.store.update_organization(&mut tx, next).await?;
+        let id = &next.id;
+        let targets = vec![target(KIND, id, &next.display_name)];
+        (self.emit(
+            &mut tx,
+            caller,
+            (KIND, id),
+            (id, &next.root_id),
+            payload,
+            changes,
+            targets,
+        ))
+        .await?;
+        self.commit(tx).await
+    }
+
     pub(super) async fn update_organization(
         &self,
         caller: &Caller,
@@ -116,28 +142,19 @@ impl Core {
             }
             .into());
         }
-        self.store.update_organization(&mut tx, &next).await?;
-        self.emit(
-            &mut tx,
-            caller,
-            (KIND, &id),
-            (&id, &next.root_id),
-            &events::OrganizationUpdated {
-                organization_id: id.clone(),
-                slug: next.slug.clone(),
-                display_name: next.display_name.clone(),
-                inherit_access: next.inherit_access,
-                require_mfa: next.require_mfa,
-                departments_enabled: next.departments_enabled,
-                allowed_email_domains: next.allowed_email_domains.clone(),
-                changed_fields,
-                projects_granted_only: next.projects_granted_only,
-            },
-            changes,
-            vec![target(KIND, &id, &next.display_name)],
-        )
-        .await?;
-        self.commit(tx).await?;
+        let event = events::OrganizationUpdated {
+            organization_id: id.clone(),
+            slug: next.slug.clone(),
+            display_name: next.display_name.clone(),
+            inherit_access: next.inherit_access,
+            require_mfa: next.require_mfa,
+            departments_enabled: next.departments_enabled,
+            allowed_email_domains: next.allowed_email_domains.clone(),
+            changed_fields,
+            projects_granted_only: next.projects_granted_only,
+        };
+        self.commit_organization(tx, caller, &next, &event, changes)
+            .await?;
         Ok(next)
     }
 
@@ -186,25 +203,16 @@ impl Core {
         next.deleted_with = None;
         next.updated_at_us = now;
         next.version += 1;
-        self.store.update_organization(&mut tx, &next).await?;
-        self.emit(
-            &mut tx,
-            caller,
-            (KIND, &id),
-            (&id, &next.root_id),
-            &events::OrganizationDeleted {
-                organization_id: id.clone(),
-                parent_id: next.parent_id.clone().unwrap_or_default(),
-                kind: event_kind(&next.kind),
-                display_name: next.display_name.clone(),
-                cascaded_organization_ids: cascaded,
-                purge_time: Some(timestamp(purge_at)),
-            },
-            Vec::new(),
-            vec![target(KIND, &id, &next.display_name)],
-        )
-        .await?;
-        self.commit(tx).await?;
+        let event = events::OrganizationDeleted {
+            organization_id: id.clone(),
+            parent_id: next.parent_id.clone().unwrap_or_default(),
+            kind: event_kind(&next.kind),
+            display_name: next.display_name.clone(),
+            cascaded_organization_ids: cascaded,
+            purge_time: Some(timestamp(purge_at)),
+        };
+        self.commit_organization(tx, caller, &next, &event, Vec::new())
+            .await?;
         Ok(next)
     }
 
@@ -276,22 +284,13 @@ impl Core {
         next.purge_at_us = None;
         next.updated_at_us = now;
         next.version += 1;
-        self.store.update_organization(&mut tx, &next).await?;
-        self.emit(
-            &mut tx,
-            caller,
-            (KIND, &id),
-            (&id, &next.root_id),
-            &events::OrganizationUndeleted {
-                organization_id: id.clone(),
-                parent_id: next.parent_id.clone().unwrap_or_default(),
-                cascaded_organization_ids: restored,
-            },
-            Vec::new(),
-            vec![target(KIND, &id, &next.display_name)],
-        )
-        .await?;
-        self.commit(tx).await?;
+        let event = events::OrganizationUndeleted {
+            organization_id: id.clone(),
+            parent_id: next.parent_id.clone().unwrap_or_default(),
+            cascaded_organization_ids: restored,
+        };
+        self.commit_organization(tx, caller, &next, &event, Vec::new())
+            .await?;
         Ok(next)
     }
 

@@ -121,9 +121,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
     ) -> Result<Response<pb::CreateWorkspaceResponse>, Status> {
         let caller = Caller::from_request(&request)?;
         let request = request.into_inner();
-        let workspace = request
-            .workspace
-            .ok_or_else(|| Error::invalid_field("workspace", "is required"))?;
+        let workspace = crate::validate::present("workspace", request.workspace)?;
         let row = self
             .0
             .create_workspace(&caller, workspace, &request.request_id)
@@ -208,9 +206,7 @@ impl pb::workspace_service_server::WorkspaceService for WorkspaceApi {
         let caller = Caller::from_request(&request)?;
         let core = &self.0;
         let request = request.into_inner();
-        let input = request
-            .workspace
-            .ok_or_else(|| Error::invalid_field("workspace", "is required"))?;
+        let input = crate::validate::present("workspace", request.workspace)?;
         if request
             .update_mask
             .as_ref()
