@@ -98,6 +98,19 @@ async fn in_scope<F: std::future::Future>(parent: &Parent, read: F) -> F::Output
 }
 
 impl Core {
+    /// A page of `parent`'s events that pass `filter`, from `cursor`, read
+    /// in `parent`'s tenant scope.
+    async fn events_page(
+        &self,
+        parent: &Parent,
+        filter: &Filter,
+        cursor: &Cursor,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        let read = store::page(self.db.pool(), parent.scope(), filter, cursor, limit);
+        in_scope(parent, read).await
+    }
+
     /// Succeeds when the caller may read `parent`'s events, answering
     /// whether only a platform administrator's privilege allowed it (such
     /// reads are themselves audited). One chain's read enters its tenant
@@ -275,17 +288,7 @@ impl AuditApi {
                 ));
             }
         };
-        let mut rows = in_scope(
-            &parent,
-            store::page(
-                core.db.pool(),
-                parent.scope(),
-                &filter,
-                &cursor,
-                i64::from(size) + 1,
-            ),
-        )
-        .await?;
+        let mut rows = (core.events_page(&parent, &filter, &cursor, i64::from(size) + 1)).await?;
         let next_page_token = if rows.len() > size as usize {
             rows.truncate(size as usize);
             let last = rows.last().expect("a full page");
@@ -359,17 +362,9 @@ impl AuditApi {
             };
             let (mut in_chunk, mut total) = (0i64, 0i64);
             loop {
-                let batch = match in_scope(
-                    &parent,
-                    store::page(
-                        core.db.pool(),
-                        parent.scope(),
-                        &filter,
-                        &cursor,
-                        EXPORT_BATCH,
-                    ),
-                )
-                .await
+                let batch = match core
+                    .events_page(&parent, &filter, &cursor, EXPORT_BATCH)
+                    .await
                 {
                     Ok(batch) => batch,
                     Err(error) => {
@@ -573,16 +568,26 @@ fn caller<T>(request: &Request<T>) -> Result<Caller> {
     Caller::from_request(request)
 }
 
+/// Answers a request with `handler`, given the request's caller and its
+/// message, when the handler's answer is the whole response message.
+async fn respond<R, T, F>(
+    request: Request<R>,
+    handler: impl FnOnce(Caller, R) -> F,
+) -> std::result::Result<Response<T>, Status>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let caller = caller(&request)?;
+    Ok(Response::new(handler(caller, request.into_inner()).await?))
+}
+
 #[tonic::async_trait]
 impl pb::audit_service_server::AuditService for AuditApi {
     async fn list_audit_events(
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> std::result::Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.list(caller, request.into_inner()).await?,
-        ))
+        respond(request, |caller, r| self.list(caller, r)).await
     }
 
     async fn get_audit_event(
@@ -601,30 +606,21 @@ impl pb::audit_service_server::AuditService for AuditApi {
         Response<tonic::codegen::BoxStream<pb::ExportAuditEventsResponse>>,
         Status,
     > {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.export(caller, request.into_inner()).await?,
-        ))
+        respond(request, |caller, r| self.export(caller, r)).await
     }
 
     async fn verify_chain(
         &self,
         request: Request<pb::VerifyChainRequest>,
     ) -> std::result::Result<Response<pb::VerifyChainResponse>, Status> {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.verify(caller, request.into_inner()).await?,
-        ))
+        respond(request, |caller, r| self.verify(caller, r)).await
     }
 
     async fn list_audit_checkpoints(
         &self,
         request: Request<pb::ListAuditCheckpointsRequest>,
     ) -> std::result::Result<Response<pb::ListAuditCheckpointsResponse>, Status> {
-        let caller = caller(&request)?;
-        Ok(Response::new(
-            self.checkpoints(caller, request.into_inner()).await?,
-        ))
+        respond(request, |caller, r| self.checkpoints(caller, r)).await
     }
 
     async fn get_audit_checkpoint(
