@@ -70,12 +70,15 @@ impl pb::schema_service_server::SchemaService for SchemaApi {
         // Try it on a copy of the schema first: a bad definition writes
         // nothing.
         let mut probe = self.0.index.read().schema().clone();
-        probe.register(&definition).map_err(|e| match e {
-            SchemaError::BuiltIn(_) => Refusal::TypeBuiltIn(e).into(),
-            SchemaError::ParentChanged(_) => Refusal::ParentChanged(e).into(),
-            SchemaError::Full => Refusal::SchemaFull(e).into(),
-            _ => Error::invalid_field("resource_type", e.to_string()),
-        })?;
+        probe
+            .check_contract(&definition)
+            .and_then(|()| probe.register(&definition))
+            .map_err(|e| match e {
+                SchemaError::BuiltIn(_) => Refusal::TypeBuiltIn(e).into(),
+                SchemaError::ParentChanged(_) => Refusal::ParentChanged(e).into(),
+                SchemaError::Full => Refusal::SchemaFull(e).into(),
+                _ => Error::invalid_field("resource_type", e.to_string()),
+            })?;
         let stored = self.0.stored_type(&definition.name).await?;
         if let Some((registered_by, _, _, version)) = &stored {
             if !owns(&caller, registered_by) {

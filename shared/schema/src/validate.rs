@@ -10,12 +10,8 @@ use tenantry_rbac::engine::{self, AccessLevel, Grantor, SchemaError, TypeDefinit
 use crate::diagnostic::{Diagnostics, Pos, Report};
 use crate::file::{GrantSpec, Level, SchemaFile, TeamRoleSpec, TypeSpec};
 
-/// The built-in types a registered type may hang under, with their parents.
-const BUILT_IN: &[(&str, Option<&str>)] = &[
-    ("organization", None),
-    ("team", Some("organization")),
-    ("project", Some("organization")),
-];
+/// The built-in types a registered type may hang under.
+const BUILT_IN: &[&str] = &["organization", "team", "project"];
 
 /// The most permissions one type may define (the contract's limit).
 const MAX_TYPE_PERMISSIONS: usize = 64;
@@ -52,7 +48,6 @@ pub fn validate(file: &Path, parsed: &SchemaFile) -> Result<Schema, Diagnostics>
         Some(order) => order,
         None => return report.finish(unreachable_schema()),
     };
-    check_grant_scopes(&mut report, parsed);
     let mut engine = engine::Schema::built_in();
     let mut definitions = Vec::new();
     let mut refused: Vec<&str> = Vec::new();
@@ -63,7 +58,10 @@ pub fn validate(file: &Path, parsed: &SchemaFile) -> Result<Schema, Diagnostics>
             continue;
         }
         let definition = definition_of(spec);
-        if let Err(error) = engine.register(&definition) {
+        let registered = engine
+            .check_contract(&definition)
+            .and_then(|()| engine.register(&definition));
+        if let Err(error) = registered {
             report.error(position_of(spec, &error), error.to_string());
             refused.push(&spec.name.value);
             continue;
@@ -93,13 +91,7 @@ fn check_shapes(report: &mut Report, parsed: &SchemaFile) {
     for spec in &parsed.types {
         let name = spec.name.value.as_str();
         let at = Pos::of_spanned(&spec.name);
-        if !valid_type_name(name) {
-            report.error(
-                at,
-                format!("`{name}` is not a valid type name: 3 to 64 characters, lowercase letters, digits and `_`, starting with a letter and not ending with `_`"),
-            );
-        }
-        if BUILT_IN.iter().any(|(b, _)| *b == name) {
+        if BUILT_IN.contains(&name) {
             report.error(at, format!("`{name}` is a built-in type"));
         }
         if let Some(first) = types.insert(name, at) {
@@ -142,15 +134,6 @@ fn check_shapes(report: &mut Report, parsed: &SchemaFile) {
                     ),
                 );
             }
-            match &permission.description {
-                Some(d) if !d.value.trim().is_empty() => {}
-                _ => report.error(
-                    p_at,
-                    format!(
-                        "permission `{p}` needs a `description` (the permission catalog shows it)"
-                    ),
-                ),
-            }
             check_length(report, permission.description.as_ref(), "description", 1000);
         }
     }
@@ -170,17 +153,6 @@ fn check_length(
             format!("`{key}` must be at most {most} characters"),
         );
     }
-}
-
-/// `^[a-z][a-z0-9_]{1,62}[a-z0-9]$`, the contract's type names.
-fn valid_type_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (3..=64).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
-        && *bytes.last().expect("not empty") != b'_'
 }
 
 /// The file's types, each after its parent; a cycle is reported at every
@@ -224,68 +196,6 @@ fn parents_first<'a>(report: &mut Report, parsed: &'a SchemaFile) -> Option<Vec<
         order.extend(chain.into_iter().rev());
     }
     Some(order)
-}
-
-/// The types above `name`, nearest first (built-in ones included); `None`
-/// when the chain does not reach `organization` (the engine says why).
-fn ancestors<'a>(parsed: &'a SchemaFile, name: &'a str) -> Option<Vec<&'a str>> {
-    let mut found = Vec::new();
-    let mut at = name;
-    while found.len() <= parsed.types.len() + BUILT_IN.len() {
-        let parent = parsed
-            .types
-            .iter()
-            .find(|t| t.name.value == at)
-            .map(|t| t.parent.value.as_str())
-            .or_else(|| {
-                BUILT_IN
-                    .iter()
-                    .find(|(b, _)| *b == at)
-                    .and_then(|(_, p)| *p)
-            });
-        match parent {
-            Some(p) => {
-                found.push(p);
-                at = p;
-            }
-            None => break,
-        }
-    }
-    (found.last() == Some(&"organization")).then_some(found)
-}
-
-/// Access levels need a project above the type, team roles a team: the
-/// contract refuses them otherwise (there would be nobody to hold them).
-fn check_grant_scopes(report: &mut Report, parsed: &SchemaFile) {
-    for spec in &parsed.types {
-        let Some(above) = ancestors(parsed, &spec.name.value) else {
-            continue;
-        };
-        for permission in &spec.permissions {
-            for grant in &permission.granted_by {
-                let needs = match grant.value {
-                    GrantSpec::AccessLevel(_) => "project",
-                    GrantSpec::TeamRole(_) => "team",
-                    _ => continue,
-                };
-                if !above.contains(&needs) {
-                    report.error(
-                        Pos::of_spanned(grant),
-                        format!(
-                            "`{}` is not under a {needs}, so no {needs} {} can grant `{}`",
-                            spec.name.value,
-                            if needs == "project" {
-                                "access level"
-                            } else {
-                                "role"
-                            },
-                            permission.name.value
-                        ),
-                    );
-                }
-            }
-        }
-    }
 }
 
 /// A type as the engine (and `RegisterResourceType`) takes it.
@@ -364,7 +274,28 @@ fn position_of(spec: &TypeSpec, error: &SchemaError) -> Pos {
         SchemaError::UnknownParentPermission(q) => {
             grant_named(&|g| matches!(g, GrantSpec::ParentPermission(p) if p == q))
         }
-        SchemaError::BadName(_) | SchemaError::BuiltIn(_) | SchemaError::Full => None,
+        SchemaError::NoDescription(name) => spec
+            .permissions
+            .iter()
+            .find(|p| &p.name.value == name)
+            .map(|p| Pos::of_spanned(&p.name)),
+        SchemaError::GrantOutOfScope {
+            permission, needs, ..
+        } => spec
+            .permissions
+            .iter()
+            .filter(|p| &p.name.value == permission)
+            .flat_map(|p| &p.granted_by)
+            .find(|g| match g.value {
+                GrantSpec::AccessLevel(_) => *needs == "project",
+                GrantSpec::TeamRole(_) => *needs == "team",
+                _ => false,
+            })
+            .map(Pos::of_spanned),
+        SchemaError::BadName(_)
+        | SchemaError::NameOutsideContract(_)
+        | SchemaError::BuiltIn(_)
+        | SchemaError::Full => None,
     };
     found.unwrap_or_else(|| Pos::of_spanned(&spec.name))
 }

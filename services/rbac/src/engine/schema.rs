@@ -174,6 +174,19 @@ pub enum SchemaError {
     UnknownParentPermission(String),
     #[error("the deployment has no room for more permissions (at most 128)")]
     Full,
+    #[error(
+        "`{0}` is not a valid type name: 3 to 64 characters, lowercase letters, digits and `_`, starting with a letter and not ending with `_`"
+    )]
+    NameOutsideContract(String),
+    #[error("permission `{0}` needs a `description` (the permission catalog shows it)")]
+    NoDescription(String),
+    #[error("`{kind}` is not under a {needs}, so no {needs} {grantor} can grant `{permission}`")]
+    GrantOutOfScope {
+        kind: String,
+        permission: String,
+        needs: &'static str,
+        grantor: &'static str,
+    },
 }
 
 /// A resource type.
@@ -265,6 +278,60 @@ impl Schema {
         let team_member = schema.perms_of(TEAM_MEMBER);
         schema.team_roles = [team_member, team_member | schema.perms_of(TEAM_LEAD_ADDS)];
         schema
+    }
+
+    /// The contract's rules for a new registration that [`Schema::register`]
+    /// leaves alone, because types stored before a rule existed must still
+    /// load: the name's pattern, a description for every permission, and
+    /// access levels only under a project, team roles only under a team
+    /// (nobody could hold them elsewhere). Call it before `register` for
+    /// what a client sends.
+    pub fn check_contract(&self, definition: &TypeDefinition) -> Result<(), SchemaError> {
+        let name = definition.name.as_str();
+        let bytes = name.as_bytes();
+        let valid = (3..=64).contains(&bytes.len())
+            && bytes[0].is_ascii_lowercase()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+            && bytes.last() != Some(&b'_');
+        if !valid {
+            return Err(SchemaError::NameOutsideContract(name.to_string()));
+        }
+        let above = self.ancestors_of(&definition.parent_type);
+        for permission in &definition.permissions {
+            if permission.description.trim().is_empty() {
+                return Err(SchemaError::NoDescription(permission.name.clone()));
+            }
+            for grantor in &permission.granted_by {
+                let (needs, grantor, kind) = match grantor {
+                    Grantor::AccessLevel(_) => ("project", "access level", PROJECT),
+                    Grantor::TeamRole(_) => ("team", "role", TEAM),
+                    _ => continue,
+                };
+                // An unknown parent is `register`'s refusal, said better.
+                if !above.is_empty() && !above.contains(&kind) {
+                    return Err(SchemaError::GrantOutOfScope {
+                        kind: name.to_string(),
+                        permission: permission.name.clone(),
+                        needs,
+                        grantor,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The type `parent` and every type above it (empty if unknown).
+    fn ancestors_of(&self, parent: &str) -> Vec<TypeId> {
+        let mut found = Vec::new();
+        let mut at = self.type_id(parent);
+        while let Some(id) = at.filter(|id| !found.contains(id)) {
+            found.push(id);
+            at = self.types[id as usize].parent;
+        }
+        found
     }
 
     /// Registers (or updates) a type: its permissions get bits, and the

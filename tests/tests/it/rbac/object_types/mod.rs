@@ -176,6 +176,7 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
         let t = Tenants::start(storage).await;
         lookups_and_watches_stay_in_the_callers_organization(&t).await;
         users_and_bad_definitions_register_nothing(&t).await;
+        definitions_outside_the_contract_register_nothing(&t).await;
         validating_registers_nothing_and_registering_describes(&t).await;
         the_permission_catalog_tells_registered_from_built_in(&t).await;
         a_type_is_kept_from_other_services_and_by_its_roles(&t).await;
@@ -333,6 +334,61 @@ async fn users_and_bad_definitions_register_nothing(t: &Tenants) {
         .await
         .unwrap_err();
     assert_eq!(kept.code(), Code::FailedPrecondition, "{kept:?}");
+}
+
+/// What the contract refuses and the engine alone would take: a name
+/// outside its pattern, a permission with no description, an access level
+/// where no project is above, a team role where no team is. Each answers
+/// INVALID_ARGUMENT saying which, and no type is registered.
+async fn definitions_outside_the_contract_register_nothing(t: &Tenants) {
+    use authz::permission_grant::Grantor;
+    let mut schema = Schema::new(t.w.channel.clone());
+    let under = |parent: &str, grantor: Grantor| authz::ResourceType {
+        name: "resourceTypes/runbook".into(),
+        parent_type: parent.into(),
+        permissions: vec![authz::PermissionDefinition {
+            name: "runbook.run".into(),
+            description: "run a runbook".into(),
+            granted_by: vec![authz::PermissionGrant {
+                grantor: Some(grantor),
+            }],
+        }],
+        ..Default::default()
+    };
+    let level = Grantor::ProjectAccessLevel(authz::ProjectAccessLevel::Viewer as i32);
+    let lead = Grantor::TeamRole(authz::TeamRole::Lead as i32);
+    let mut undescribed = under("project", level.clone());
+    undescribed.permissions[0].description = " ".into();
+    let cases = [
+        (under("organization", level), "is not under a project"),
+        (under("project", lead), "is not under a team"),
+        (undescribed, "needs a `description`"),
+        (
+            authz::ResourceType {
+                name: "resourceTypes/runbook_".into(),
+                permissions: vec![authz::PermissionDefinition {
+                    name: "runbook_.run".into(),
+                    ..under("project", Grantor::Role("roles/member".into())).permissions[0].clone()
+                }],
+                ..under("project", Grantor::Role("roles/member".into()))
+            },
+            "is not a valid type name",
+        ),
+    ];
+    for (broken, says) in cases {
+        let name = broken.name.clone();
+        let request = authz::RegisterResourceTypeRequest {
+            resource_type: Some(broken),
+            validate_only: false,
+        };
+        let error = schema.register_resource_type(authed(request, &t.service));
+        let error = error.await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{name}: {error:?}");
+        assert!(error.message().contains(says), "{name}: {error:?}");
+        let request = authz::GetResourceTypeRequest { name };
+        let absent = schema.get_resource_type(authed(request, &t.service)).await;
+        assert_eq!(absent.unwrap_err().code(), Code::NotFound);
+    }
 }
 
 async fn validating_registers_nothing_and_registering_describes(t: &Tenants) {
