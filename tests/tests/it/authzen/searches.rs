@@ -28,6 +28,12 @@ pub(super) async fn subjects_resources_and_actions_are_found(f: &Fixture) {
     assert!(!found.contains(&f.eve.projects[0]), "{all}");
     assert_eq!(all["page"]["count"], found.len());
     assert_eq!(all["page"]["next_token"], "");
+    // The `organization` property narrows the search to that subtree: all
+    // of Ada's projects are in hers.
+    let mut scoped = body.clone();
+    scoped["resource"]["properties"] = json!({"organization": ada.organization});
+    let within = f.ok("search/resource", scoped).await;
+    assert_eq!(ids(&within, "id"), found, "{within}");
     let mut paged = body.clone();
     paged["page"] = json!({"limit": 1});
     let first = f.ok("search/resource", paged.clone()).await;
