@@ -8,6 +8,7 @@ use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::id::new_id;
 use tenantry_kit::outbox::NewEvent;
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::accounts::{Accounts, ClientInfo, field_change, user_actor, valid_display_name};
@@ -204,6 +205,35 @@ impl Accounts {
 
     // Service accounts.
 
+    /// The service account `id`; NOT_FOUND when there is none.
+    async fn existing_service_account(&self, id: &str) -> Result<ServiceAccountRow> {
+        self.store()
+            .service_account(id)
+            .await?
+            .ok_or_else(|| Error::not_found("service account").with_domain("identity"))
+    }
+
+    /// Writes the event `payload` about the service account `id`, done by
+    /// `admin`, and commits.
+    async fn commit_service_account<M: tenantry_proto::EventType>(
+        &self,
+        mut tx: Write,
+        admin: &UserRow,
+        id: &str,
+        client: &ClientInfo,
+        payload: &M,
+    ) -> Result<()> {
+        self.emit(
+            &mut tx,
+            ("service_account", id),
+            user_actor(admin),
+            client,
+            payload,
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
     /// Creates a service account.
     pub async fn create_service_account(
         &self,
@@ -246,19 +276,13 @@ impl Accounts {
         self.store()
             .insert_service_account(&mut tx, &account)
             .await?;
-        self.emit(
-            &mut tx,
-            ("service_account", &account.id),
-            user_actor(&admin),
-            client,
-            &events::ServiceAccountCreated {
-                service_account_id: account.id.clone(),
-                display_name: account.display_name.clone(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        self.commit(tx).await?;
+        let event = events::ServiceAccountCreated {
+            service_account_id: account.id.clone(),
+            display_name: account.display_name.clone(),
+            ..Default::default()
+        };
+        self.commit_service_account(tx, &admin, &account.id, client, &event)
+            .await?;
         Ok(account)
     }
 
@@ -269,10 +293,7 @@ impl Accounts {
         id: &str,
     ) -> Result<ServiceAccountRow> {
         self.require_platform_admin(principal).await?;
-        self.store()
-            .service_account(id)
-            .await?
-            .ok_or_else(|| Error::not_found("service account").with_domain("identity"))
+        self.existing_service_account(id).await
     }
 
     /// Service accounts in id order, after a cursor.
@@ -296,27 +317,17 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let admin = self.require_platform_admin(principal).await?;
-        let account = self
-            .store()
-            .service_account(id)
-            .await?
-            .ok_or_else(|| Error::not_found("service account").with_domain("identity"))?;
+        let account = self.existing_service_account(id).await?;
         tenantry_kit::request::check_etag(etag, account.updated_at_us)?;
         let mut tx = self.begin().await?;
         if !self.store().delete_service_account(&mut tx, id).await? {
             return Err(Error::not_found("service account").with_domain("identity"));
         }
-        self.emit(
-            &mut tx,
-            ("service_account", id),
-            user_actor(&admin),
-            client,
-            &events::ServiceAccountDeleted {
-                service_account_id: id.to_string(),
-            },
-        )
-        .await?;
-        self.commit(tx).await
+        let event = events::ServiceAccountDeleted {
+            service_account_id: id.to_string(),
+        };
+        self.commit_service_account(tx, &admin, id, client, &event)
+            .await
     }
 
     /// Creates client credentials; the secret is returned once, stored hashed.
@@ -343,14 +354,7 @@ impl Accounts {
             )
             .with_domain("identity"));
         }
-        if self
-            .store()
-            .service_account(service_account_id)
-            .await?
-            .is_none()
-        {
-            return Err(Error::not_found("service account").with_domain("identity"));
-        }
+        self.existing_service_account(service_account_id).await?;
         if let Some(request_id) = &request_id
             && let Some(existing) = self
                 .store()
@@ -380,19 +384,13 @@ impl Accounts {
         };
         let mut tx = self.begin().await?;
         self.store().insert_credential(&mut tx, &credential).await?;
-        self.emit(
-            &mut tx,
-            ("service_account", service_account_id),
-            user_actor(&admin),
-            client,
-            &events::ServiceAccountCredentialCreated {
-                service_account_id: service_account_id.to_string(),
-                credential_id: credential.id.clone(),
-                expire_time: expires_at_us.map(crate::accounts::timestamp),
-            },
-        )
-        .await?;
-        self.commit(tx).await?;
+        let event = events::ServiceAccountCredentialCreated {
+            service_account_id: service_account_id.to_string(),
+            credential_id: credential.id.clone(),
+            expire_time: expires_at_us.map(crate::accounts::timestamp),
+        };
+        self.commit_service_account(tx, &admin, service_account_id, client, &event)
+            .await?;
         Ok((credential, secret))
     }
 
@@ -403,14 +401,7 @@ impl Accounts {
         service_account_id: &str,
     ) -> Result<Vec<CredentialRow>> {
         self.require_platform_admin(principal).await?;
-        if self
-            .store()
-            .service_account(service_account_id)
-            .await?
-            .is_none()
-        {
-            return Err(Error::not_found("service account").with_domain("identity"));
-        }
+        self.existing_service_account(service_account_id).await?;
         self.store().credentials(service_account_id).await
     }
 
@@ -431,18 +422,12 @@ impl Accounts {
         {
             return Err(Error::not_found("credential").with_domain("identity"));
         }
-        self.emit(
-            &mut tx,
-            ("service_account", service_account_id),
-            user_actor(&admin),
-            client,
-            &events::ServiceAccountCredentialRevoked {
-                service_account_id: service_account_id.to_string(),
-                credential_id: id.to_string(),
-            },
-        )
-        .await?;
-        self.commit(tx).await
+        let event = events::ServiceAccountCredentialRevoked {
+            service_account_id: service_account_id.to_string(),
+            credential_id: id.to_string(),
+        };
+        self.commit_service_account(tx, &admin, service_account_id, client, &event)
+            .await
     }
 
     /// Exchanges client credentials for a short-lived access token. Every

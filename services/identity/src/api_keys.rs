@@ -78,38 +78,36 @@ impl Scope {
     /// The scope a request asks for; the team or project must be named
     /// under the parent organization.
     fn parse(organization: &str, spec: &pb::ApiKey) -> Result<Scope> {
-        let under = |field: &str, parent: String, id: String| -> Result<String> {
-            if parent != organization {
-                return Err(Error::invalid_field(
-                    field,
-                    "must belong to the parent organization",
-                ));
-            }
-            Ok(id)
-        };
-        match (spec.team.is_empty(), spec.project.is_empty()) {
-            (true, true) => Ok(Scope::Organization),
-            (false, true) => {
-                let team = TeamName::parse("api_key.team", &spec.team)?;
-                Ok(Scope::Team(under(
-                    "api_key.team",
-                    team.organization,
-                    team.id,
-                )?))
-            }
-            (true, false) => {
-                let project = ProjectName::parse("api_key.project", &spec.project)?;
-                Ok(Scope::Project(under(
-                    "api_key.project",
-                    project.organization,
-                    project.id,
-                )?))
-            }
-            (false, false) => Err(Error::invalid_field(
-                "api_key.project",
-                "give a team or a project, not both",
-            )),
+        let (field, parent, id, scope): (_, _, _, fn(String) -> Scope) =
+            match (spec.team.is_empty(), spec.project.is_empty()) {
+                (true, true) => return Ok(Scope::Organization),
+                (false, true) => {
+                    let team = TeamName::parse("api_key.team", &spec.team)?;
+                    ("api_key.team", team.organization, team.id, Scope::Team)
+                }
+                (true, false) => {
+                    let project = ProjectName::parse("api_key.project", &spec.project)?;
+                    (
+                        "api_key.project",
+                        project.organization,
+                        project.id,
+                        Scope::Project,
+                    )
+                }
+                (false, false) => {
+                    return Err(Error::invalid_field(
+                        "api_key.project",
+                        "give a team or a project, not both",
+                    ));
+                }
+            };
+        if parent != organization {
+            return Err(Error::invalid_field(
+                field,
+                "must belong to the parent organization",
+            ));
         }
+        Ok(scope(id))
     }
 
     /// The object the scope is, as (type, id).

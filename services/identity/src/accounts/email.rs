@@ -14,23 +14,12 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<Mail> {
         let now = now_micros();
-        let token = new_token();
         let expires = now + micros(self.options().verification_ttl());
         self.store()
             .expire_one_time(tx, &user.id, VERIFY_EMAIL, now)
             .await?;
-        self.store()
-            .insert_one_time(
-                tx,
-                &NewOneTime {
-                    token_hash: &hash_token(&token),
-                    user_id: &user.id,
-                    purpose: VERIFY_EMAIL,
-                    payload: email,
-                    now_us: now,
-                    expires_at_us: expires,
-                },
-            )
+        let token = self
+            .issue_one_time(tx, (&user.id, VERIFY_EMAIL), email, (now, expires))
             .await?;
         self.emit_user_event(
             tx,
@@ -137,12 +126,7 @@ impl Accounts {
             self.append(&mut tx, event, client).await?;
         } else if user.email == email {
             self.store()
-                .update_user(
-                    &mut tx,
-                    &user.id,
-                    user_update!("email_verified_at_us = $3"),
-                    |q| q.bind(now),
-                )
+                .set_email_verified(&mut tx, &user.id, now)
                 .await?;
         } else {
             // The address changed again since this link was sent.

@@ -80,22 +80,11 @@ impl Accounts {
 
         if user.mfa_enabled() {
             let now = now_micros();
-            let token = new_token();
             let expires = now + micros(Duration::from_secs(300));
             let payload = serde_json::json!({ "organization": organization }).to_string();
             let mut tx = self.begin().await?;
-            self.store()
-                .insert_one_time(
-                    &mut tx,
-                    &NewOneTime {
-                        token_hash: &hash_token(&token),
-                        user_id: &user.id,
-                        purpose: MFA_LOGIN,
-                        payload: &payload,
-                        now_us: now,
-                        expires_at_us: expires,
-                    },
-                )
+            let token = self
+                .issue_one_time(&mut tx, (&user.id, MFA_LOGIN), &payload, (now, expires))
                 .await?;
             self.commit(tx).await?;
             return Ok(LoginOutcome::MfaRequired {

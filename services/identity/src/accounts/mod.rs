@@ -234,6 +234,28 @@ impl Accounts {
         self.append(tx, event, client).await
     }
 
+    /// Writes a new single-use token of `purpose` for a user, carrying
+    /// `payload`, from `now` until `expires`; the token.
+    pub(crate) async fn issue_one_time(
+        &self,
+        tx: &mut Write,
+        (user_id, purpose): (&str, &str),
+        payload: &str,
+        (now, expires): (i64, i64),
+    ) -> Result<String> {
+        let token = new_token();
+        let one_time = NewOneTime {
+            token_hash: &hash_token(&token),
+            user_id,
+            purpose,
+            payload,
+            now_us: now,
+            expires_at_us: expires,
+        };
+        self.store().insert_one_time(tx, &one_time).await?;
+        Ok(token)
+    }
+
     /// Writes an event of `user`'s own doing about their account in `tx`.
     pub(crate) async fn emit_user_event<M: tenantry_proto::EventType>(
         &self,

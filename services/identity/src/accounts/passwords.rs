@@ -127,24 +127,13 @@ impl Accounts {
             return Ok(());
         };
         let now = now_micros();
-        let token = new_token();
         let expires = now + micros(self.options().reset_ttl());
         let mut tx = self.begin().await?;
         self.store()
             .expire_one_time(&mut tx, &user.id, RESET_PASSWORD, now)
             .await?;
-        self.store()
-            .insert_one_time(
-                &mut tx,
-                &NewOneTime {
-                    token_hash: &hash_token(&token),
-                    user_id: &user.id,
-                    purpose: RESET_PASSWORD,
-                    payload: "",
-                    now_us: now,
-                    expires_at_us: expires,
-                },
-            )
+        let token = self
+            .issue_one_time(&mut tx, (&user.id, RESET_PASSWORD), "", (now, expires))
             .await?;
         self.emit_user_event(
             &mut tx,
@@ -194,12 +183,7 @@ impl Accounts {
         // The link proves the mailbox, like a verification link would.
         if user.email_verified_at_us.is_none() {
             self.store()
-                .update_user(
-                    &mut tx,
-                    &user.id,
-                    user_update!("email_verified_at_us = $3"),
-                    |q| q.bind(now),
-                )
+                .set_email_verified(&mut tx, &user.id, now)
                 .await?;
         }
         let revoked = self

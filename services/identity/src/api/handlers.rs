@@ -25,7 +25,8 @@ impl IdentityApi {
         let client = client_info(request);
         let caller = principal(request)?;
         let id = user_id_from_name("name", name, &caller)?;
-        let user = (self.accounts)
+        let user = self
+            .accounts
             .change_standing(&caller, &id, change, etag, &client)
             .await?;
         Ok(Some(user_to_proto(&user)))

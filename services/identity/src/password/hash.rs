@@ -218,91 +218,61 @@ mod tests {
 
     use super::*;
 
+    /// `password` hashed, which must not fail.
+    async fn hashed(hasher: &PasswordHasher, password: &str) -> String {
+        hasher.hash(password).await.expect("hash")
+    }
+
+    /// `password` verified against `phc`, which must not fail.
+    async fn verified(hasher: &PasswordHasher, password: &str, phc: &str) -> Verification {
+        hasher.verify(password, phc).await.expect("verify")
+    }
+
+    /// The verification the tests expect.
+    fn outcome(matches: bool, needs_rehash: bool) -> Verification {
+        Verification {
+            matches,
+            needs_rehash,
+        }
+    }
+
     #[tokio::test]
     async fn hash_and_verify_roundtrip() {
         let hasher = PasswordHasher::new(&cheap()).expect("hasher");
-        let phc = hasher
-            .hash("correct horse battery staple")
-            .await
-            .expect("hash");
+        let phc = hashed(&hasher, "correct horse battery staple").await;
         assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{phc}");
         assert!(!phc.contains("correct"));
 
-        let right = hasher
-            .verify("correct horse battery staple", &phc)
-            .await
-            .expect("verify");
-        assert_eq!(
-            right,
-            Verification {
-                matches: true,
-                needs_rehash: false
-            }
-        );
-        let wrong = hasher
-            .verify("correct horse battery stapler", &phc)
-            .await
-            .expect("verify");
-        assert_eq!(
-            wrong,
-            Verification {
-                matches: false,
-                needs_rehash: false
-            }
-        );
+        let right = verified(&hasher, "correct horse battery staple", &phc).await;
+        assert_eq!(right, outcome(true, false));
+        let wrong = verified(&hasher, "correct horse battery stapler", &phc).await;
+        assert_eq!(wrong, outcome(false, false));
 
         // Verification normalizes like the policy does: full-width matches.
-        let phc = hasher
-            .hash("password verified at work")
-            .await
-            .expect("hash");
-        let typed = hasher
-            .verify("ｐａｓｓｗｏｒｄ verified at work", &phc)
-            .await
-            .expect("verify");
+        let phc = hashed(&hasher, "password verified at work").await;
+        let typed = verified(&hasher, "ｐａｓｓｗｏｒｄ verified at work", &phc).await;
         assert!(typed.matches);
         // Far beyond any allowed length fails without a hash.
-        let huge = hasher
-            .verify(&"x".repeat(1 << 20), &phc)
-            .await
-            .expect("verify");
+        let huge = verified(&hasher, &"x".repeat(1 << 20), &phc).await;
         assert!(!huge.matches);
 
         // Salts are random: the same password hashes differently.
-        let first = hasher
-            .hash("correct horse battery staple")
-            .await
-            .expect("hash");
-        let again = hasher
-            .hash("correct horse battery staple")
-            .await
-            .expect("hash");
+        let first = hashed(&hasher, "correct horse battery staple").await;
+        let again = hashed(&hasher, "correct horse battery staple").await;
         assert_ne!(first, again);
     }
 
     #[tokio::test]
     async fn changed_parameters_ask_for_a_rehash() {
         let old = PasswordHasher::new(&cheap()).expect("hasher");
-        let phc = old
-            .hash("correct horse battery staple")
-            .await
-            .expect("hash");
+        let phc = hashed(&old, "correct horse battery staple").await;
         let new = PasswordHasher::new(&PasswordOptions {
             iterations: 2,
             ..cheap()
         })
         .expect("hasher");
-        let outcome = new
-            .verify("correct horse battery staple", &phc)
-            .await
-            .expect("verify");
-        assert_eq!(
-            outcome,
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
+        let rehash = verified(&new, "correct horse battery staple", &phc).await;
+        assert_eq!(rehash, outcome(true, true));
 
         // Another argon2 variant is verified, and upgraded to argon2id.
         let argon2i = Argon2::new(
@@ -313,17 +283,8 @@ mod tests {
         .hash_password(b"correct horse battery staple")
         .expect("hash")
         .to_string();
-        let outcome = old
-            .verify("correct horse battery staple", &argon2i)
-            .await
-            .expect("verify");
-        assert_eq!(
-            outcome,
-            Verification {
-                matches: true,
-                needs_rehash: true
-            }
-        );
+        let rehash = verified(&old, "correct horse battery staple", &argon2i).await;
+        assert_eq!(rehash, outcome(true, true));
     }
 
     #[tokio::test]

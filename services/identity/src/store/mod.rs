@@ -27,6 +27,40 @@ pub use tokens::{NewOneTime, OneTimeRow};
 pub use users::UserRow;
 pub(crate) use users::user_update;
 
+/// The row of a token (refresh or single-use) whose hash is `$1` in
+/// `statement`, read in `tx`.
+async fn by_token_hash<R>(
+    tx: &mut Tx,
+    statement: &'static str,
+    token_hash: &str,
+) -> Result<Option<R>>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(statement)
+        .bind(token_hash)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Uses a token once: `statement` stamps the time `$2` on the token whose
+/// hash is `$1` unless it was used. False when another request used it
+/// first (a concurrent replay).
+async fn use_once(
+    tx: &mut Tx,
+    statement: &'static str,
+    token_hash: &str,
+    now_us: i64,
+) -> Result<bool> {
+    let rows = sqlx::query(statement)
+        .bind(token_hash)
+        .bind(now_us)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(rows == 1)
+}
+
 /// The identity tables.
 #[derive(Debug, Clone)]
 pub struct Store {

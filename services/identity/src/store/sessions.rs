@@ -194,27 +194,16 @@ impl Store {
     }
 
     pub async fn refresh(&self, tx: &mut Tx, token_hash: &str) -> Result<Option<RefreshRow>> {
-        Ok(sqlx::query_as(
-            "SELECT session_id, expires_at_us, rotated_at_us FROM identity_refresh_tokens
-             WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut **tx)
-        .await?)
+        let statement = "SELECT session_id, expires_at_us, rotated_at_us
+             FROM identity_refresh_tokens WHERE token_hash = $1";
+        by_token_hash(tx, statement, token_hash).await
     }
 
     /// Marks a refresh token used. Returns false when another request used
     /// it first (a concurrent replay).
     pub async fn rotate_refresh(&self, tx: &mut Tx, token_hash: &str, now_us: i64) -> Result<bool> {
-        let rows = sqlx::query(
-            "UPDATE identity_refresh_tokens SET rotated_at_us = $2
-             WHERE token_hash = $1 AND rotated_at_us IS NULL",
-        )
-        .bind(token_hash)
-        .bind(now_us)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        Ok(rows == 1)
+        let statement = "UPDATE identity_refresh_tokens SET rotated_at_us = $2
+             WHERE token_hash = $1 AND rotated_at_us IS NULL";
+        use_once(tx, statement, token_hash, now_us).await
     }
 }

@@ -45,27 +45,16 @@ impl Store {
     }
 
     pub async fn one_time(&self, tx: &mut Tx, token_hash: &str) -> Result<Option<OneTimeRow>> {
-        Ok(sqlx::query_as(
-            "SELECT user_id, purpose, payload, attempts, expires_at_us, used_at_us
-             FROM identity_one_time_tokens WHERE token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&mut **tx)
-        .await?)
+        let statement = "SELECT user_id, purpose, payload, attempts, expires_at_us, used_at_us
+             FROM identity_one_time_tokens WHERE token_hash = $1";
+        by_token_hash(tx, statement, token_hash).await
     }
 
     /// Consumes a single-use token. Returns false if it was already used.
     pub async fn use_one_time(&self, tx: &mut Tx, token_hash: &str, now_us: i64) -> Result<bool> {
-        let rows = sqlx::query(
-            "UPDATE identity_one_time_tokens SET used_at_us = $2
-             WHERE token_hash = $1 AND used_at_us IS NULL",
-        )
-        .bind(token_hash)
-        .bind(now_us)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        Ok(rows == 1)
+        let statement = "UPDATE identity_one_time_tokens SET used_at_us = $2
+             WHERE token_hash = $1 AND used_at_us IS NULL";
+        use_once(tx, statement, token_hash, now_us).await
     }
 
     /// Counts a failed attempt against a token (MFA step).

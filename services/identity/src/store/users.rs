@@ -148,6 +148,13 @@ impl Store {
         Ok(())
     }
 
+    /// Records that the user proved their mailbox at `now_us`.
+    pub async fn set_email_verified(&self, tx: &mut Tx, id: &str, now_us: i64) -> Result<()> {
+        let statement = user_update!("email_verified_at_us = $3");
+        self.update_user(tx, id, statement, |q| q.bind(now_us))
+            .await
+    }
+
     /// Every stored TOTP secret, enrolled or pending: (user id, secret,
     /// pending secret), as stored (sealed, or in clear from before sealing).
     pub async fn totp_secrets(&self) -> Result<Vec<(String, Option<String>, Option<String>)>> {
