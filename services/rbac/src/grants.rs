@@ -8,6 +8,7 @@ use tenantry_kit::id::new_id;
 use tenantry_kit::names::{ProjectGrantName, ProjectName, TeamName, UserName};
 use tenantry_kit::page_token::page_size;
 use tenantry_kit::permission::Permission;
+use tenantry_proto::tenantry::authz::v1::ZedToken;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -149,10 +150,25 @@ impl Core {
         id: &str,
         etag: &str,
     ) -> Result<GrantRow> {
-        let current =
-            (self.accessible_grant(caller, project, id, Permission::PROJECT_GRANTS_MANAGE)).await?;
+        let current = self
+            .accessible_grant(caller, project, id, Permission::PROJECT_GRANTS_MANAGE)
+            .await?;
         check_etag(etag, current.version)?;
         Ok(current)
+    }
+
+    /// What a create or update of a grant answers: the grant as written,
+    /// and the token of the write.
+    async fn grant_written(
+        &self,
+        caller: &Caller,
+        g: &GrantRow,
+        revision: i64,
+    ) -> Result<(Option<pb::ProjectGrant>, Option<ZedToken>)> {
+        Ok((
+            Some(self.grant_to_proto(caller, g).await?),
+            Some(token(revision)),
+        ))
     }
 
     /// Writes a change to the grant `g` (`level` its access now, `None`
@@ -165,13 +181,14 @@ impl Core {
         level: Option<AccessLevel>,
         payload: &M,
     ) -> Result<i64> {
-        let event = (self.event(
-            caller,
-            ("project", &g.project_id),
-            &g.organization_id,
-            payload,
-        ))
-        .await;
+        let event = self
+            .event(
+                caller,
+                ("project", &g.project_id),
+                &g.organization_id,
+                payload,
+            )
+            .await;
         let change = Change::ProjectGrant {
             project: g.project_id.clone(),
             subject: g.subject.clone(),
@@ -250,12 +267,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             access_level: level_to(level) as i32,
             external,
         };
-        let revision = (self.0)
+        let revision = self
+            .0
             .write_grant(tx, &caller, &grant, Some(level), &event)
             .await?;
+        let (project_grant, written_at) = self.0.grant_written(&caller, &grant, revision).await?;
         Ok(Response::new(pb::CreateProjectGrantResponse {
-            project_grant: Some(self.0.grant_to_proto(&caller, &grant).await?),
-            written_at: Some(token(revision)),
+            project_grant,
+            written_at,
         }))
     }
 
@@ -337,7 +356,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
                 Error::invalid_field("update_mask", "must be exactly `access_level`").into(),
             );
         }
-        let current = (self.0)
+        let current = self
+            .0
             .grant_to_change(&caller, &project, &id, &input.etag)
             .await?;
         let ProjectName {
@@ -359,12 +379,14 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             old_access_level: level_to(current.level) as i32,
             new_access_level: level_to(level) as i32,
         };
-        let revision = (self.0)
+        let revision = self
+            .0
             .write_grant(tx, &caller, &next, Some(level), &event)
             .await?;
+        let (project_grant, written_at) = self.0.grant_written(&caller, &next, revision).await?;
         Ok(Response::new(pb::UpdateProjectGrantResponse {
-            project_grant: Some(self.0.grant_to_proto(&caller, &next).await?),
-            written_at: Some(token(revision)),
+            project_grant,
+            written_at,
         }))
     }
 
@@ -375,7 +397,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
         let caller = self.0.caller(&request).await?;
         let r = request.get_ref();
         let (project, id) = project_and_grant(ProjectGrantName::parse("name", &r.name)?);
-        let current = (self.0)
+        let current = self
+            .0
             .grant_to_change(&caller, &project, &id, &r.etag)
             .await?;
         let ProjectName {
@@ -390,7 +413,8 @@ impl pb::project_grant_service_server::ProjectGrantService for ProjectGrantApi {
             organization_id: organization_id.clone(),
             subject: Some(event_subject(&current.subject)),
         };
-        let revision = (self.0)
+        let revision = self
+            .0
             .write_grant(tx, &caller, &current, None, &event)
             .await?;
         Ok(Response::new(pb::DeleteProjectGrantResponse {

@@ -225,7 +225,9 @@ impl Core {
                 &user_id,
             )
             .await?;
-        let event = (self.membership_event(caller, &row, &membership_created(&row, ""))).await;
+        let event = self
+            .membership_event(caller, &row, &membership_created(&row, ""))
+            .await;
         let revision = self
             .write(tx, &[membership_change(&row)], vec![event])
             .await?;

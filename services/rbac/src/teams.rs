@@ -75,6 +75,16 @@ impl Core {
         Ok(current)
     }
 
+    /// What an add or update of a team member answers: the member as
+    /// written, and the token of the write.
+    async fn team_member_written(
+        &self,
+        m: &TeamMemberRow,
+        revision: i64,
+    ) -> Result<(Option<pb::TeamMember>, Option<authz_pb::ZedToken>)> {
+        Ok((Some(self.member_to_proto(m).await?), Some(token(revision))))
+    }
+
     /// Writes a change to `m`'s place in its team (`lead` its standing now,
     /// `None` once it left) and its event, and commits; the revision.
     async fn write_team_member<M: tenantry_proto::EventType>(
@@ -85,7 +95,9 @@ impl Core {
         lead: Option<bool>,
         payload: &M,
     ) -> Result<i64> {
-        let event = (self.event(caller, ("team", &m.team_id), &m.organization_id, payload)).await;
+        let event = self
+            .event(caller, ("team", &m.team_id), &m.organization_id, payload)
+            .await;
         let change = Change::TeamMember {
             team: m.team_id.clone(),
             user: m.user_id.clone(),
@@ -191,9 +203,10 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
                 },
             )
             .await?;
+        let (team_member, written_at) = self.0.team_member_written(&row, revision).await?;
         Ok(Response::new(pb::AddTeamMemberResponse {
-            team_member: Some(self.0.member_to_proto(&row).await?),
-            written_at: Some(token(revision)),
+            team_member,
+            written_at,
         }))
     }
 
@@ -272,7 +285,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         if paths != ["role"] {
             return Err(Error::invalid_field("update_mask", "must be exactly `role`").into());
         }
-        let current = (self.0)
+        let current = self
+            .0
             .team_member_to_change(&caller, &team, &user_id, &input.etag, false)
             .await?;
         let TeamName {
@@ -310,9 +324,10 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
                 },
             )
             .await?;
+        let (team_member, written_at) = self.0.team_member_written(&next, revision).await?;
         Ok(Response::new(pb::UpdateTeamMemberResponse {
-            team_member: Some(self.0.member_to_proto(&next).await?),
-            written_at: Some(token(revision)),
+            team_member,
+            written_at,
         }))
     }
 
@@ -324,7 +339,8 @@ impl pb::team_member_service_server::TeamMemberService for TeamMemberApi {
         let r = request.get_ref();
         let (team, user_id) = team_and_user(TeamMemberName::parse("name", &r.name)?);
         let own = caller.user() == Some(user_id.as_str());
-        let current = (self.0)
+        let current = self
+            .0
             .team_member_to_change(&caller, &team, &user_id, &r.etag, own)
             .await?;
         let TeamName {

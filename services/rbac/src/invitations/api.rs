@@ -16,13 +16,14 @@ impl Core {
         if !update(&mut tx, next, version).await? {
             return Err(Refusal::ConcurrentUpdate { kind: "invitation" }.into());
         }
-        let event = (self.event(
-            caller,
-            ("invitation", &next.id),
-            &next.organization_id,
-            payload,
-        ))
-        .await;
+        let event = self
+            .event(
+                caller,
+                ("invitation", &next.id),
+                &next.organization_id,
+                payload,
+            )
+            .await;
         self.write(tx, &[], vec![event]).await?;
         Ok(())
     }
@@ -130,7 +131,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             email: next.email.clone(),
             expire_time: Some(timestamp(next.expires_at_us)),
         };
-        (self.0)
+        self.0
             .rewrite_invitation(&caller, &next, current.version, &event)
             .await?;
         self.0.send_invitation(&next, &token).await;
@@ -159,7 +160,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
             organization_id: next.organization_id.clone(),
             email: next.email.clone(),
         };
-        (self.0)
+        self.0
             .rewrite_invitation(&caller, &next, current.version, &event)
             .await?;
         Ok(Response::new(pb::RevokeInvitationResponse {

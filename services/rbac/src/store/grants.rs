@@ -85,6 +85,14 @@ pub(super) fn subject_parts(subject: &GrantSubject) -> (&'static str, &str) {
     }
 }
 
+/// A project's grants in id order, after a grant.
+const GRANTS_ON_PROJECT: &str = concat!(
+    "SELECT ",
+    grant_columns!(),
+    " FROM rbac_project_grants WHERE project_id = $1 AND id > $2
+     ORDER BY id LIMIT $3"
+);
+
 impl Store {
     pub async fn grant(&self, project_id: &str, id: &str) -> Result<Option<GrantRow>> {
         Ok(sqlx::query_as(concat!(
@@ -104,13 +112,7 @@ impl Store {
         after_id: &str,
         limit: i64,
     ) -> Result<Vec<GrantRow>> {
-        let statement = concat!(
-            "SELECT ",
-            grant_columns!(),
-            " FROM rbac_project_grants WHERE project_id = $1 AND id > $2
-             ORDER BY id LIMIT $3"
-        );
-        self.keyset_page(statement, (project_id, after_id), limit)
+        self.keyset_page(GRANTS_ON_PROJECT, (project_id, after_id), limit)
             .await
     }
 

@@ -26,40 +26,57 @@ macro_rules! membership_columns {
 }
 pub(super) use membership_columns;
 
+/// An organization's memberships in user order, after a user.
+const MEMBERSHIPS_OF_ORGANIZATION: &str = concat!(
+    "SELECT ",
+    membership_columns!(),
+    " FROM rbac_memberships
+     WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
+);
+
+/// A user's memberships in organization order, after an organization.
+const MEMBERSHIPS_OF_USER: &str = concat!(
+    "SELECT ",
+    membership_columns!(),
+    " FROM rbac_memberships
+     WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT $3"
+);
+
+/// The membership of `user_id` in `organization_id`, read through `e`
+/// (the pool, or a transaction).
+async fn membership_on<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+    organization_id: &str,
+    user_id: &str,
+) -> Result<Option<MembershipRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        membership_columns!(),
+        " FROM rbac_memberships WHERE organization_id = $1 AND user_id = $2"
+    ))
+    .bind(organization_id)
+    .bind(user_id)
+    .fetch_optional(e)
+    .await?)
+}
+
 impl Store {
     pub async fn membership(
         &self,
         organization_id: &str,
         user_id: &str,
     ) -> Result<Option<MembershipRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM rbac_memberships
-             WHERE organization_id = $1 AND user_id = $2"
-        ))
-        .bind(organization_id)
-        .bind(user_id)
-        .fetch_optional(self.db.pool())
-        .await?)
+        membership_on(self.db.pool(), organization_id, user_id).await
     }
 
+    /// The membership, read in `tx`.
     pub async fn membership_in(
         &self,
         tx: &mut Tx,
         organization_id: &str,
         user_id: &str,
     ) -> Result<Option<MembershipRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM rbac_memberships
-             WHERE organization_id = $1 AND user_id = $2"
-        ))
-        .bind(organization_id)
-        .bind(user_id)
-        .fetch_optional(&mut **tx)
-        .await?)
+        membership_on(&mut **tx, organization_id, user_id).await
     }
 
     /// Members of an organization after `after_user`, by user id.
@@ -69,14 +86,12 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        let statement = concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM rbac_memberships
-             WHERE organization_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
-        );
-        self.keyset_page(statement, (organization_id, after_user), limit)
-            .await
+        self.keyset_page(
+            MEMBERSHIPS_OF_ORGANIZATION,
+            (organization_id, after_user),
+            limit,
+        )
+        .await
     }
 
     /// The organizations where a user is a member or holds a project grant.
@@ -98,13 +113,7 @@ impl Store {
         after_org: &str,
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        let statement = concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM rbac_memberships
-             WHERE user_id = $1 AND organization_id > $2 ORDER BY organization_id LIMIT $3"
-        );
-        self.keyset_page(statement, (user_id, after_org), limit)
+        self.keyset_page(MEMBERSHIPS_OF_USER, (user_id, after_org), limit)
             .await
     }
 

@@ -26,6 +26,14 @@ macro_rules! team_member_columns {
 }
 pub(super) use team_member_columns;
 
+/// A team's members in user order, after a user.
+const MEMBERS_OF_TEAM: &str = concat!(
+    "SELECT ",
+    team_member_columns!(),
+    " FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
+     ORDER BY user_id LIMIT $3"
+);
+
 impl Store {
     pub async fn team_member(&self, team_id: &str, user_id: &str) -> Result<Option<TeamMemberRow>> {
         Ok(sqlx::query_as(concat!(
@@ -45,13 +53,7 @@ impl Store {
         after_user: &str,
         limit: i64,
     ) -> Result<Vec<TeamMemberRow>> {
-        let statement = concat!(
-            "SELECT ",
-            team_member_columns!(),
-            " FROM rbac_team_members WHERE team_id = $1 AND user_id > $2
-             ORDER BY user_id LIMIT $3"
-        );
-        self.keyset_page(statement, (team_id, after_user), limit)
+        self.keyset_page(MEMBERS_OF_TEAM, (team_id, after_user), limit)
             .await
     }
 
