@@ -619,16 +619,17 @@ impl Core {
         Ok(next)
     }
 
-    /// Soft-deletes (`delete = true`) or restores a team or project in an
-    /// open transaction.
-    async fn write_child_deleted(
+    /// Soft-deletes (`delete = true`) or restores a team or project, writes
+    /// the event `payload` makes of the row, and commits.
+    pub(crate) async fn set_child_deleted<M: tenantry_proto::EventType>(
         &self,
         caller: &Caller,
         kind: Children,
         name: &str,
         etag: &str,
         delete: bool,
-    ) -> Result<(Write, ChildRow)> {
+        payload: impl FnOnce(&ChildRow) -> M,
+    ) -> Result<ChildRow> {
         let noun = kind.noun();
         let current = self
             .child(caller, kind, name, "name", Some(kind.delete_permission()))
@@ -664,27 +665,10 @@ impl Core {
         // A restored row takes its slug back, unless a live one took it.
         self.write_child(&mut tx, kind, &current, &next, !delete)
             .await?;
-        Ok((tx, next))
-    }
-
-    /// Soft-deletes (`delete = true`) or restores a team or project, writes
-    /// the event `payload` makes of the row, and commits.
-    pub(crate) async fn set_child_deleted<M: tenantry_proto::EventType>(
-        &self,
-        caller: &Caller,
-        kind: Children,
-        name: &str,
-        etag: &str,
-        delete: bool,
-        payload: impl FnOnce(&ChildRow) -> M,
-    ) -> Result<ChildRow> {
-        let (mut tx, row) = self
-            .write_child_deleted(caller, kind, name, etag, delete)
-            .await?;
-        self.child_event(&mut tx, caller, kind, &row, &payload(&row), Vec::new())
+        self.child_event(&mut tx, caller, kind, &next, &payload(&next), Vec::new())
             .await?;
         self.commit(tx).await?;
-        Ok(row)
+        Ok(next)
     }
 
     /// Writes `next` over `current`, as read at its version: ABORTED when

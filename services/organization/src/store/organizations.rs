@@ -98,9 +98,26 @@ pub struct OrganizationFilter {
     pub show_deleted: bool,
 }
 
+/// Binds an organization's settings and standing, the run of columns its
+/// insert and its update share: inherit_access, departments_enabled,
+/// require_mfa, allowed_email_domains, metadata, state, owner_id.
+fn bind_settings<'q>(
+    query: sqlx::query::Query<'q, Any, AnyArguments>,
+    org: &'q OrganizationRow,
+) -> sqlx::query::Query<'q, Any, AnyArguments> {
+    query
+        .bind(i64::from(org.inherit_access))
+        .bind(i64::from(org.departments_enabled))
+        .bind(i64::from(org.require_mfa))
+        .bind(json(&org.allowed_email_domains))
+        .bind(json(&org.metadata))
+        .bind(&org.state)
+        .bind(&org.owner_id)
+}
+
 impl Store {
     pub async fn insert_organization(&self, tx: &mut Tx, org: &OrganizationRow) -> Result<()> {
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO org_organizations (id, slug, display_name, kind, parent_id, root_id,
                 workspace_id, path, depth, inherit_access, departments_enabled, require_mfa,
                 allowed_email_domains, metadata, state, owner_id, created_by, created_at_us,
@@ -116,21 +133,15 @@ impl Store {
         .bind(&org.root_id)
         .bind(&org.workspace_id)
         .bind(&org.path)
-        .bind(org.depth)
-        .bind(i64::from(org.inherit_access))
-        .bind(i64::from(org.departments_enabled))
-        .bind(i64::from(org.require_mfa))
-        .bind(json(&org.allowed_email_domains))
-        .bind(json(&org.metadata))
-        .bind(&org.state)
-        .bind(&org.owner_id)
-        .bind(&org.created_by)
-        .bind(org.created_at_us)
-        .bind(org.updated_at_us)
-        .bind(org.version)
-        .bind(i64::from(org.projects_granted_only))
-        .execute(&mut **tx)
-        .await?;
+        .bind(org.depth);
+        bind_settings(query, org)
+            .bind(&org.created_by)
+            .bind(org.created_at_us)
+            .bind(org.updated_at_us)
+            .bind(org.version)
+            .bind(i64::from(org.projects_granted_only))
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
@@ -246,7 +257,7 @@ impl Store {
 
     /// Writes the mutable fields of an organization and bumps its version.
     pub async fn update_organization(&self, tx: &mut Tx, org: &OrganizationRow) -> Result<()> {
-        sqlx::query(
+        let query = sqlx::query(
             "UPDATE org_organizations SET slug = $2, display_name = $3, inherit_access = $4,
                 departments_enabled = $5, require_mfa = $6, allowed_email_domains = $7,
                 metadata = $8, state = $9, owner_id = $10, updated_at_us = $11,
@@ -256,22 +267,16 @@ impl Store {
         )
         .bind(&org.id)
         .bind(&org.slug)
-        .bind(&org.display_name)
-        .bind(i64::from(org.inherit_access))
-        .bind(i64::from(org.departments_enabled))
-        .bind(i64::from(org.require_mfa))
-        .bind(json(&org.allowed_email_domains))
-        .bind(json(&org.metadata))
-        .bind(&org.state)
-        .bind(&org.owner_id)
-        .bind(org.updated_at_us)
-        .bind(org.deleted_at_us)
-        .bind(org.purge_at_us)
-        .bind(&org.deleted_with)
-        .bind(org.version)
-        .bind(i64::from(org.projects_granted_only))
-        .execute(&mut **tx)
-        .await?;
+        .bind(&org.display_name);
+        bind_settings(query, org)
+            .bind(org.updated_at_us)
+            .bind(org.deleted_at_us)
+            .bind(org.purge_at_us)
+            .bind(&org.deleted_with)
+            .bind(org.version)
+            .bind(i64::from(org.projects_granted_only))
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
