@@ -288,7 +288,9 @@ impl AuditApi {
                 ));
             }
         };
-        let mut rows = (core.events_page(&parent, &filter, &cursor, i64::from(size) + 1)).await?;
+        let mut rows = core
+            .events_page(&parent, &filter, &cursor, i64::from(size) + 1)
+            .await?;
         let next_page_token = if rows.len() > size as usize {
             rows.truncate(size as usize);
             let last = rows.last().expect("a full page");

@@ -19,7 +19,7 @@ impl Core {
         self.store.update_organization(&mut tx, next).await?;
         let id = &next.id;
         let targets = vec![target(KIND, id, &next.display_name)];
-        (self.emit(
+        self.emit(
             &mut tx,
             caller,
             (KIND, id),
@@ -27,7 +27,7 @@ impl Core {
             payload,
             changes,
             targets,
-        ))
+        )
         .await?;
         self.commit(tx).await
     }
