@@ -40,24 +40,7 @@ impl Root {
             )
             .await
             .unwrap();
-        let team = w
-            .teams
-            .create_team(authed(
-                pb::CreateTeamRequest {
-                    parent: unit.name.clone(),
-                    team: Some(pb::Team {
-                        display_name: "Unit Team".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .team
-            .unwrap();
+        let team = w.team(&token, &unit.name, "Unit Team").await;
         Root {
             w,
             tap,
@@ -251,29 +234,10 @@ async fn undelete_restores_it_all(r: &mut Root, deleted: &pb::Organization) {
 #[tokio::test]
 async fn objects_past_their_purge_time_are_purged_for_good() {
     for storage in storages() {
-        let rbac = DirectoryStandIn::default();
-        let url = rbac.start().await.unwrap();
-        let sandbox = Sandbox::builder()
-            .services(&[ServiceKind::Identity, ServiceKind::Organization])
-            .storage(storage)
-            .configure(move |config| {
-                config.peers.rbac = Some(url.clone());
-                config.peers.billing = Some(url);
-                config.organization.purge_interval_secs = 1;
-            })
-            .start()
-            .await
-            .unwrap();
-        let channel = sandbox.channel().await.unwrap();
-        let mut w = World {
-            orgs: Orgs::new(channel.clone()),
-            teams: Teams::new(channel.clone()),
-            projects: Projects::new(channel.clone()),
-            workspaces: Workspaces::new(channel.clone()),
-            channel,
-            rbac,
-            sandbox,
+        let purging = |config: &mut tenantry::config::Config| {
+            config.organization.purge_interval_secs = 1;
         };
+        let mut w = World::with(storage, purging).await;
         let mut tap = w.sandbox.event_tap().await.unwrap();
         let (ada, token) = w.user("ada@example.com").await;
         let root = w.root(&ada, &token, "Root").await;
@@ -287,24 +251,7 @@ async fn objects_past_their_purge_time_are_purged_for_good() {
             )
             .await
             .unwrap();
-        let team = w
-            .teams
-            .create_team(authed(
-                pb::CreateTeamRequest {
-                    parent: doomed.name.clone(),
-                    team: Some(pb::Team {
-                        display_name: "Crew".into(),
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .team
-            .unwrap();
+        let team = w.team(&token, &doomed.name, "Crew").await;
         w.orgs
             .delete_organization(authed(
                 pb::DeleteOrganizationRequest {
@@ -316,19 +263,7 @@ async fn objects_past_their_purge_time_are_purged_for_good() {
             ))
             .await
             .unwrap();
-        // Thirty days pass: the purge times move into the past.
-        {
-            let db = w.sandbox.database.connect_as_operator().await.unwrap();
-            for table in ["org_organizations", "org_teams"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL"
-                )))
-                .execute(db.pool())
-                .await
-                .unwrap();
-            }
-            db.close().await;
-        }
+        thirty_days_pass(&w).await;
         let purged_team = tap.expect("team.purged", EVENT_WAIT).await.unwrap();
         assert_eq!(purged_team.aggregate_id, id(&team.name));
         let purged = tap.expect("organization.purged", EVENT_WAIT).await.unwrap();
@@ -339,4 +274,18 @@ async fn objects_past_their_purge_time_are_purged_for_good() {
         assert!(w.get(&token, &root.name).await.is_ok());
         w.sandbox.shutdown().await.unwrap();
     }
+}
+
+/// Thirty days pass: the purge times of what is deleted move into the past.
+async fn thirty_days_pass(w: &World) {
+    let db = w.sandbox.database.connect_as_operator().await.unwrap();
+    for table in ["org_organizations", "org_teams"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL"
+        )))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    db.close().await;
 }

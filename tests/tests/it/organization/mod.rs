@@ -60,6 +60,14 @@ struct World {
 
 impl World {
     async fn start(storage: Storage) -> World {
+        World::with(storage, |_| {}).await
+    }
+
+    /// A world whose configuration `change` adjusts further.
+    async fn with(
+        storage: Storage,
+        change: impl FnOnce(&mut tenantry::config::Config) + Send + 'static,
+    ) -> World {
         let rbac = DirectoryStandIn::default();
         let url = rbac.start().await.unwrap();
         let sandbox = Sandbox::builder()
@@ -68,6 +76,7 @@ impl World {
             .configure(move |config| {
                 config.peers.rbac = Some(url.clone());
                 config.peers.billing = Some(url);
+                change(config);
             })
             .start()
             .await
@@ -167,6 +176,27 @@ impl World {
             .unwrap();
         self.grant(user, id(&org.name), ORG_PERMISSIONS);
         Ok(org)
+    }
+
+    /// Creates the team `name` in the organization `parent` as `token`.
+    async fn team(&mut self, token: &str, parent: &str, name: &str) -> pb::Team {
+        self.teams
+            .create_team(authed(
+                pb::CreateTeamRequest {
+                    parent: parent.into(),
+                    team: Some(pb::Team {
+                        display_name: name.into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+                token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .team
+            .unwrap()
     }
 
     async fn get(&mut self, token: &str, name: &str) -> Result<pb::Organization, tonic::Status> {
