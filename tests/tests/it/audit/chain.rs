@@ -180,6 +180,21 @@ async fn retention_keeps_what_is_left_verifiable(a: &Acme, db: tenantry_kit::db:
     w.until_logged(ada, acme, "audit.events.purged").await;
 }
 
+/// The services that write what audit ingests.
+const WRITERS: [ServiceKind; 4] = [
+    ServiceKind::Identity,
+    ServiceKind::Organization,
+    ServiceKind::Rbac,
+    ServiceKind::Billing,
+];
+
+/// The writers and audit.
+fn everything() -> Vec<ServiceKind> {
+    let mut everything = WRITERS.to_vec();
+    everything.push(ServiceKind::Audit);
+    everything
+}
+
 #[tokio::test]
 async fn nothing_is_lost_or_doubled_while_the_audit_consumer_or_the_bus_is_down() {
     let mut cases: Vec<(Storage, Option<NatsServer>)> =
@@ -189,84 +204,95 @@ async fn nothing_is_lost_or_doubled_while_the_audit_consumer_or_the_bus_is_down(
     }
     for (storage, mut nats) in cases {
         let bus = nats.as_ref().map_or(Bus::Local, |n| Bus::Nats(n.url()));
-        let writers = [
-            ServiceKind::Identity,
-            ServiceKind::Organization,
-            ServiceKind::Rbac,
-            ServiceKind::Billing,
-        ];
-        let mut everything = writers.to_vec();
-        everything.push(ServiceKind::Audit);
-
-        // 1. Everything runs.
-        let w = World::start(builder(storage).bus(bus.clone()).services(&everything)).await;
-        let ada = w.user("ada@example.com").await;
-        let acme = w.organization(&ada, "Acme").await;
-        w.project(&ada, &acme, "one").await;
-        w.until_logged(&ada, &acme, "project.created").await;
-        let stopped = w.sandbox.stop().await.unwrap();
-
-        // 2. Audit is down; the others keep writing (on NATS, the bus goes
-        // down too for a while).
-        let w = World::start(builder(storage).services(&writers).resume(stopped)).await;
-        let ada = w.login("ada@example.com").await;
-        if let Some(nats) = nats.as_mut() {
-            nats.stop();
-        }
-        for name in ["two", "three"] {
-            w.project(&ada, &acme, name).await;
-        }
-        if let Some(nats) = nats.as_mut() {
-            nats.resume().await.unwrap();
-        }
-        let bob = w.user("bob@example.com").await;
-        let _ = bob;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let stopped = w.sandbox.stop().await.unwrap();
-
-        // 3. Audit is back: every event arrives, once, in order.
-        let w = World::start(builder(storage).services(&everything).resume(stopped)).await;
-        let ada = w.login("ada@example.com").await;
-        let expected = written_ids(&w.sandbox).await;
-        let audited = eventually("every event in the log", || async {
-            let audited = audited_ids(&w.sandbox).await;
-            let ids: HashSet<String> = audited.iter().map(|a| a.0.clone()).collect();
-            expected.is_subset(&ids).then_some(audited)
-        })
-        .await;
-        let unique: HashSet<&String> = audited.iter().map(|a| &a.0).collect();
-        assert_eq!(unique.len(), audited.len(), "nothing doubled");
-        let projects = w
-            .list(
-                &ada,
-                &format!("organizations/{acme}"),
-                Some(pb::AuditEventFilter {
-                    action: "project.created".into(),
-                    ..Default::default()
-                }),
-                100,
-                "",
-            )
-            .await
-            .unwrap()
-            .audit_events;
-        let names: Vec<String> = projects
-            .iter()
-            .rev()
-            .map(|e| {
-                e.metadata.as_ref().unwrap().fields["displayName"]
-                    .kind
-                    .clone()
-                    .map(|k| match k {
-                        prost_types::value::Kind::StringValue(s) => s,
-                        _ => String::new(),
-                    })
-                    .unwrap_or_default()
-            })
-            .collect();
-        assert_eq!(names, ["one", "two", "three"], "in order");
-        let verified = w.verify(&ada, &acme).await;
-        assert!(verified.ok, "{verified:?}");
-        w.sandbox.shutdown().await.unwrap();
+        let (stopped, acme) = everything_runs(builder(storage).bus(bus)).await;
+        let stopped =
+            the_others_write_while_audit_is_down(storage, stopped, &acme, &mut nats).await;
+        every_event_arrives_once_in_order(storage, stopped, &acme).await;
     }
+}
+
+/// 1. Everything runs: Ada's Acme and its first project are logged.
+async fn everything_runs(builder: SandboxBuilder) -> (tenantry_testkit::Stopped, String) {
+    let w = World::start(builder.services(&everything())).await;
+    let ada = w.user("ada@example.com").await;
+    let acme = w.organization(&ada, "Acme").await;
+    w.project(&ada, &acme, "one").await;
+    w.until_logged(&ada, &acme, "project.created").await;
+    (w.sandbox.stop().await.unwrap(), acme)
+}
+
+/// 2. Audit is down; the others keep writing (on NATS, the bus goes down
+/// too for a while).
+async fn the_others_write_while_audit_is_down(
+    storage: Storage,
+    stopped: tenantry_testkit::Stopped,
+    acme: &str,
+    nats: &mut Option<NatsServer>,
+) -> tenantry_testkit::Stopped {
+    let w = World::start(builder(storage).services(&WRITERS).resume(stopped)).await;
+    let ada = w.login("ada@example.com").await;
+    if let Some(nats) = nats.as_mut() {
+        nats.stop();
+    }
+    for name in ["two", "three"] {
+        w.project(&ada, acme, name).await;
+    }
+    if let Some(nats) = nats.as_mut() {
+        nats.resume().await.unwrap();
+    }
+    let bob = w.user("bob@example.com").await;
+    let _ = bob;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.sandbox.stop().await.unwrap()
+}
+
+/// 3. Audit is back: every event arrives, once, in order.
+async fn every_event_arrives_once_in_order(
+    storage: Storage,
+    stopped: tenantry_testkit::Stopped,
+    acme: &str,
+) {
+    let w = World::start(builder(storage).services(&everything()).resume(stopped)).await;
+    let ada = w.login("ada@example.com").await;
+    let expected = written_ids(&w.sandbox).await;
+    let audited = eventually("every event in the log", || async {
+        let audited = audited_ids(&w.sandbox).await;
+        let ids: HashSet<String> = audited.iter().map(|a| a.0.clone()).collect();
+        expected.is_subset(&ids).then_some(audited)
+    })
+    .await;
+    let unique: HashSet<&String> = audited.iter().map(|a| &a.0).collect();
+    assert_eq!(unique.len(), audited.len(), "nothing doubled");
+    let created = pb::AuditEventFilter {
+        action: "project.created".into(),
+        ..Default::default()
+    };
+    let projects = w
+        .list(
+            &ada,
+            &format!("organizations/{acme}"),
+            Some(created),
+            100,
+            "",
+        )
+        .await
+        .unwrap()
+        .audit_events;
+    let names: Vec<String> = projects.iter().rev().map(display_name).collect();
+    assert_eq!(names, ["one", "two", "three"], "in order");
+    let verified = w.verify(&ada, acme).await;
+    assert!(verified.ok, "{verified:?}");
+    w.sandbox.shutdown().await.unwrap();
+}
+
+/// The display name an event's metadata records.
+fn display_name(event: &pb::AuditEvent) -> String {
+    event.metadata.as_ref().unwrap().fields["displayName"]
+        .kind
+        .clone()
+        .map(|k| match k {
+            prost_types::value::Kind::StringValue(s) => s,
+            _ => String::new(),
+        })
+        .unwrap_or_default()
 }

@@ -2,9 +2,17 @@
 
 use super::*;
 
-#[tokio::test]
-async fn exports_stream_jsonl_and_csv_in_bounded_chunks() {
-    for storage in storages() {
+/// Acme, Ada's, with three projects in the log; Bob a stranger to it.
+struct Exports {
+    w: World,
+    ada: User,
+    bob: User,
+    acme: String,
+    logged: Vec<pb::AuditEvent>,
+}
+
+impl Exports {
+    async fn start(storage: Storage) -> Exports {
         let w = World::start(builder(storage)).await;
         let ada = w.user("ada@example.com").await;
         let bob = w.user("bob@example.com").await;
@@ -26,66 +34,93 @@ async fn exports_stream_jsonl_and_csv_in_bounded_chunks() {
                 .then_some(events)
         })
         .await;
-        let export = |format: pb::ExportFormat, user: &User| {
-            let request = authed(
-                pb::ExportAuditEventsRequest {
-                    parent: format!("organizations/{acme}"),
-                    filter: None,
-                    format: format as i32,
-                },
-                &user.token,
-            );
-            let mut client = w.audit();
-            async move {
-                let mut stream = client.export_audit_events(request).await?.into_inner();
-                let mut chunks = Vec::new();
-                while let Some(chunk) = stream.message().await? {
-                    chunks.push(chunk);
-                }
-                Ok::<_, tonic::Status>(chunks)
-            }
-        };
-        let jsonl = export(pb::ExportFormat::Jsonl, &ada).await.unwrap();
-        assert!(jsonl.last().unwrap().last);
-        assert!(
-            jsonl
-                .iter()
-                .all(|c| c.content_type == "application/jsonl" && c.data.len() <= 1024 * 1024)
+        Exports {
+            w,
+            ada,
+            bob,
+            acme,
+            logged,
+        }
+    }
+
+    /// Acme's whole log in `format`, exported by `user`: every chunk.
+    async fn export(
+        &self,
+        format: pb::ExportFormat,
+        user: &User,
+    ) -> Result<Vec<pb::ExportAuditEventsResponse>, tonic::Status> {
+        let request = authed(
+            pb::ExportAuditEventsRequest {
+                parent: format!("organizations/{}", self.acme),
+                filter: None,
+                format: format as i32,
+            },
+            &user.token,
         );
-        let text: String = jsonl
-            .iter()
-            .map(|c| String::from_utf8(c.data.clone()).unwrap())
-            .collect();
-        let lines: Vec<serde_json::Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert!(lines.len() >= logged.len());
+        let mut stream = self
+            .w
+            .audit()
+            .export_audit_events(request)
+            .await?
+            .into_inner();
+        let mut chunks = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            chunks.push(chunk);
+        }
+        Ok(chunks)
+    }
+}
+
+/// The text of every chunk, in order.
+fn text(chunks: &[pb::ExportAuditEventsResponse]) -> String {
+    chunks
+        .iter()
+        .map(|c| String::from_utf8(c.data.clone()).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn exports_stream_jsonl_and_csv_in_bounded_chunks() {
+    for storage in storages() {
+        let e = Exports::start(storage).await;
+        jsonl_streams_oldest_first_in_bounded_chunks(&e).await;
+        let csv = text(&e.export(pb::ExportFormat::Csv, &e.ada).await.unwrap());
+        assert!(csv.starts_with("id,organization,sequence,"));
+        assert!(csv.lines().count() > e.logged.len());
         assert_eq!(
-            lines[0]["sequence"], "1",
-            "oldest first; 64-bit integers as strings"
-        );
-        assert_eq!(
-            jsonl.iter().map(|c| c.event_count).sum::<i64>(),
-            lines.len() as i64
-        );
-        let csv = export(pb::ExportFormat::Csv, &ada).await.unwrap();
-        let text: String = csv
-            .iter()
-            .map(|c| String::from_utf8(c.data.clone()).unwrap())
-            .collect();
-        assert!(text.starts_with("id,organization,sequence,"));
-        assert!(text.lines().count() > logged.len());
-        assert_eq!(
-            export(pb::ExportFormat::Jsonl, &bob)
+            e.export(pb::ExportFormat::Jsonl, &e.bob)
                 .await
                 .unwrap_err()
                 .code(),
             Code::NotFound
         );
-        w.until_logged(&ada, &acme, "audit.events.exported").await;
-        w.sandbox.shutdown().await.unwrap();
+        e.w.until_logged(&e.ada, &e.acme, "audit.events.exported")
+            .await;
+        e.w.sandbox.shutdown().await.unwrap();
     }
+}
+
+async fn jsonl_streams_oldest_first_in_bounded_chunks(e: &Exports) {
+    let jsonl = e.export(pb::ExportFormat::Jsonl, &e.ada).await.unwrap();
+    assert!(jsonl.last().unwrap().last);
+    assert!(
+        jsonl
+            .iter()
+            .all(|c| c.content_type == "application/jsonl" && c.data.len() <= 1024 * 1024)
+    );
+    let lines: Vec<serde_json::Value> = text(&jsonl)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= e.logged.len());
+    assert_eq!(
+        lines[0]["sequence"], "1",
+        "oldest first; 64-bit integers as strings"
+    );
+    assert_eq!(
+        jsonl.iter().map(|c| c.event_count).sum::<i64>(),
+        lines.len() as i64
+    );
 }
 
 /// Acme, Ada's, its creation in the log.
