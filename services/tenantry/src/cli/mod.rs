@@ -9,6 +9,7 @@ use crate::config::{Config, Overrides};
 use crate::services::{self, ServiceKind};
 use clap::{Args, Parser, Subcommand};
 
+mod remote;
 mod schema;
 mod serve;
 
@@ -27,6 +28,9 @@ struct Cli {
     /// A TOML configuration file.
     #[arg(long, global = true, env = "TENANTRY_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+
+    #[command(flatten)]
+    remote: remote::Globals,
 
     #[command(subcommand)]
     command: Command,
@@ -51,6 +55,8 @@ enum Command {
     /// offline, diff and apply them against a server.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
+    #[command(flatten)]
+    Remote(remote::Command),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +132,12 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // A remote command printed its error in words already.
+        Err(error) if error.is::<remote::Exit>() => ExitCode::from(
+            error
+                .downcast_ref::<remote::Exit>()
+                .map_or(2, |exit| exit.0),
+        ),
         // A command that printed its own report, with its own exit code.
         Err(error) if error.is::<schema::Exit>() => ExitCode::from(
             error
@@ -146,6 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
         Command::Schema(command) => schema::run(command).await,
+        Command::Remote(command) => {
+            remote::run(cli.remote, command, <Cli as clap::CommandFactory>::command).await
+        }
         Command::Admin(AdminCommand::Bootstrap { common, email }) => {
             let config = Config::load(cli.config.as_deref(), &common.overrides())?;
             tenantry_kit::telemetry::init(&config.log)?;

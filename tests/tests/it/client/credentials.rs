@@ -40,16 +40,19 @@ async fn an_api_key_is_exchanged_and_a_wrong_one_is_refused_in_words() {
         parent: organization.clone(),
         ..Default::default()
     };
-    let projects = keyed.projects().list_projects(listing.clone()).await.unwrap();
+    let projects = keyed
+        .projects()
+        .list_projects(listing.clone())
+        .await
+        .unwrap();
     assert!(!projects.into_inner().projects.is_empty());
 
     let forged = Client::builder(endpoint(&sandbox))
         .credentials(Credentials::ApiKey(format!("{secret}x")))
         .build()
         .unwrap();
-    let refused = tenantry_client::Error::from(
-        forged.projects().list_projects(listing).await.unwrap_err(),
-    );
+    let refused =
+        tenantry_client::Error::from(forged.projects().list_projects(listing).await.unwrap_err());
     assert!(refused.is_unauthenticated(), "{refused:?}");
     assert_eq!(refused.reason(), Some(CREDENTIALS_REJECTED));
     assert!(refused.to_string().contains("API key"), "{refused}");
@@ -78,7 +81,11 @@ async fn a_session_refreshes_before_and_after_its_token_stops_working() {
         refresh_token: tokens.refresh_token.clone(),
         expire_time: Some(SystemTime::UNIX_EPOCH),
     });
-    expired.identity().me(identity::MeRequest::default()).await.unwrap();
+    expired
+        .identity()
+        .me(identity::MeRequest::default())
+        .await
+        .unwrap();
     let renewed = seen.lock().unwrap().last().cloned().expect("a refresh");
     assert_ne!(renewed.refresh_token, tokens.refresh_token, "rotated");
 
@@ -88,7 +95,11 @@ async fn a_session_refreshes_before_and_after_its_token_stops_working() {
         refresh_token: renewed.refresh_token.clone(),
         expire_time: None,
     });
-    refused.identity().me(identity::MeRequest::default()).await.unwrap();
+    refused
+        .identity()
+        .me(identity::MeRequest::default())
+        .await
+        .unwrap();
     assert_eq!(seen.lock().unwrap().len(), 2);
 
     // The spent refresh token is refused, in words.
@@ -98,22 +109,36 @@ async fn a_session_refreshes_before_and_after_its_token_stops_working() {
         expire_time: Some(SystemTime::UNIX_EPOCH),
     });
     let error = tenantry_client::Error::from(
-        stale.identity().me(identity::MeRequest::default()).await.unwrap_err(),
+        stale
+            .identity()
+            .me(identity::MeRequest::default())
+            .await
+            .unwrap_err(),
     );
     assert!(error.is_unauthenticated(), "{error:?}");
-    assert!(error.to_string().contains("could not be refreshed"), "{error}");
+    assert!(
+        error.to_string().contains("could not be refreshed"),
+        "{error}"
+    );
     sandbox.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn an_unreachable_endpoint_is_named() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let client = Client::builder(format!("http://{port}"))
         .retry_policy(tenantry_client::RetryPolicy::none())
         .build()
         .unwrap();
     let error = tenantry_client::Error::from(
-        client.identity().get_jwks(identity::GetJwksRequest::default()).await.unwrap_err(),
+        client
+            .identity()
+            .get_jwks(identity::GetJwksRequest::default())
+            .await
+            .unwrap_err(),
     );
     assert!(error.is_unreachable(), "{error:?}");
     assert!(error.to_string().contains(&port.to_string()), "{error}");

@@ -32,7 +32,11 @@ async fn errors_carry_their_reason_and_fields() {
         ..Default::default()
     };
     let taken = tenantry_client::Error::from(
-        client.projects().create_project(attempt("web")).await.unwrap_err(),
+        client
+            .projects()
+            .create_project(attempt("web"))
+            .await
+            .unwrap_err(),
     );
     assert_eq!(taken.code(), tonic::Code::AlreadyExists);
     assert_eq!(taken.reason(), Some("SLUG_TAKEN"));
@@ -40,11 +44,18 @@ async fn errors_carry_their_reason_and_fields() {
     assert!(taken.to_string().contains("SLUG_TAKEN"), "{taken}");
 
     let malformed = tenantry_client::Error::from(
-        client.projects().create_project(attempt("Not A Slug!")).await.unwrap_err(),
+        client
+            .projects()
+            .create_project(attempt("Not A Slug!"))
+            .await
+            .unwrap_err(),
     );
     assert_eq!(malformed.code(), tonic::Code::InvalidArgument);
     assert!(
-        malformed.field_violations().iter().any(|v| v.field.ends_with("slug")),
+        malformed
+            .field_violations()
+            .iter()
+            .any(|v| v.field.ends_with("slug")),
         "{malformed:?}"
     );
     assert_eq!(count().await, before, "nothing was written");

@@ -10,7 +10,11 @@ async fn a_listing_streams_every_page() {
     let mut made = Vec::new();
     // The FREE plan allows three projects: the default one and these two.
     for n in 0..2 {
-        made.push(create_project(&client, &organization, &format!("p{n}")).await.name);
+        made.push(
+            create_project(&client, &organization, &format!("p{n}"))
+                .await
+                .name,
+        );
     }
     let listed: Vec<String> = client
         .list_projects(organization::ListProjectsRequest {

@@ -49,7 +49,11 @@ async fn sign_up_verify_create_and_check_at_once() {
             .unwrap();
         let written = client.consistency_token().expect("writes answer a token");
         let project = create_project(&client, &created.name, "loom").await;
-        assert_ne!(client.consistency_token(), Some(written), "the newest is kept");
+        assert_ne!(
+            client.consistency_token(),
+            Some(written),
+            "the newest is kept"
+        );
         assert!(may_read(&client, &user, &id(&project.name)).await);
 
         // Another client (another process, say) sees the write at once when
