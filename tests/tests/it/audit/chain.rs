@@ -211,7 +211,7 @@ async fn nothing_is_lost_or_doubled_while_the_audit_consumer_or_the_bus_is_down(
     }
 }
 
-/// 1. Everything runs: Ada's Acme and its first project are logged.
+/// First everything runs: Ada's Acme and its first project are logged.
 async fn everything_runs(builder: SandboxBuilder) -> (tenantry_testkit::Stopped, String) {
     let w = World::start(builder.services(&everything())).await;
     let ada = w.user("ada@example.com").await;
@@ -221,8 +221,8 @@ async fn everything_runs(builder: SandboxBuilder) -> (tenantry_testkit::Stopped,
     (w.sandbox.stop().await.unwrap(), acme)
 }
 
-/// 2. Audit is down; the others keep writing (on NATS, the bus goes down
-/// too for a while).
+/// Then audit is down; the others keep writing (on NATS, the bus goes
+/// down too for a while).
 async fn the_others_write_while_audit_is_down(
     storage: Storage,
     stopped: tenantry_testkit::Stopped,
@@ -246,7 +246,7 @@ async fn the_others_write_while_audit_is_down(
     w.sandbox.stop().await.unwrap()
 }
 
-/// 3. Audit is back: every event arrives, once, in order.
+/// Audit is back: every event arrives, once, in order.
 async fn every_event_arrives_once_in_order(
     storage: Storage,
     stopped: tenantry_testkit::Stopped,
