@@ -55,7 +55,7 @@ pub(super) async fn subjects_resources_and_actions_are_found(f: &Fixture) {
             }),
         )
         .await;
-    assert_eq!(ids(&found, "id"), [ada.id.clone()], "{found}");
+    assert_eq!(ids(&found, "id"), std::slice::from_ref(&ada.id), "{found}");
     assert_eq!(found["results"][0]["type"], "user");
     // Actions: what Ada may do to it, the owner's whole set.
     let found = f
