@@ -4,6 +4,7 @@
 
 mod check;
 mod contexts;
+mod relationships;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -159,7 +159,7 @@ fn print_trace(trace: &authz::PermissionTrace, depth: usize) {
 /// `tenantry check-bulk`.
 #[derive(Debug, Args)]
 pub struct CheckBulkArgs {
-    /// A file of `RESOURCE PERMISSION SUBJECT` lines (`#` starts a comment;
+    /// A file of `RESOURCE PERMISSION SUBJECT` lines (a line starting with `#` is a comment;
     /// `-` reads stdin).
     file: String,
     #[command(flatten)]
@@ -239,14 +239,13 @@ pub fn read_lines(file: &str) -> anyhow::Result<Vec<(usize, String)>> {
     let mut lines = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let line = line?;
-        let line = line
-            .split('#')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let line = if line.is_empty() { continue } else { line };
-        lines.push((index + 1, line));
+        // `#` starts a comment only at the start of a line: it also
+        // separates a subject's relation.
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        lines.push((index + 1, line.to_string()));
     }
     Ok(lines)
 }
