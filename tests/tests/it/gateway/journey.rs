@@ -1,6 +1,10 @@
 //! The sign-up-to-project journey over REST and over gRPC-Web.
 
 use super::*;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::identity::v1 as identity;
+use tenantry_proto::tenantry::organization::v1 as org_pb;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
 
 /// Ada's organization and her Rocket project, made over REST; the
 /// creator's next call sees them.
@@ -288,57 +292,103 @@ async fn identitys_keys_are_at_the_well_known_places(j: &Journey) {
     );
 }
 
+/// The gRPC-Web client service: generated clients over HTTP/1.1 through
+/// the gateway.
+type Web = tonic_web::GrpcWebClientService<
+    Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        tonic_web::GrpcWebCall<tonic::body::Body>,
+    >,
+>;
+
+/// A server on SQLite reached over gRPC-Web, and Ada signed up through it.
+struct GrpcWeb {
+    sandbox: Sandbox,
+    web: Web,
+    origin: http::Uri,
+    ada: String,
+    org: String,
+}
+
+impl GrpcWeb {
+    async fn start(storage: tenantry_testkit::Storage) -> GrpcWeb {
+        let sandbox = start(storage, |_| {}).await;
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        let web = tower::ServiceBuilder::new()
+            .layer(tonic_web::GrpcWebClientLayer::new())
+            .service(http);
+        let origin: http::Uri = sandbox.http_url().parse().unwrap();
+        let mut g = GrpcWeb {
+            sandbox,
+            web,
+            origin,
+            ada: String::new(),
+            org: String::new(),
+        };
+        let signed = g.sign_up("ada@example.com", "Ada", String::new()).await;
+        g.ada = signed.tokens.unwrap().access_token;
+        let _ada_id = id(&signed.user.unwrap().name);
+        g.org = signed.organization;
+        g
+    }
+
+    /// A generated client over gRPC-Web, e.g.
+    /// `g.client(ProjectServiceClient::with_origin)`.
+    fn client<C>(&self, with_origin: fn(Web, http::Uri) -> C) -> C {
+        with_origin(self.web.clone(), self.origin.clone())
+    }
+
+    async fn sign_up(
+        &self,
+        email: &str,
+        display_name: &str,
+        invitation_token: String,
+    ) -> identity::SignUpResponse {
+        self.client(identity::identity_service_client::IdentityServiceClient::with_origin)
+            .sign_up(identity::SignUpRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                display_name: display_name.into(),
+                invitation_token,
+                ..Default::default()
+            })
+            .await
+            .expect("sign-up over gRPC-Web")
+            .into_inner()
+    }
+
+    fn checks(&self) -> authz::authorization_service_client::AuthorizationServiceClient<Web> {
+        self.client(authz::authorization_service_client::AuthorizationServiceClient::with_origin)
+    }
+}
+
 /// The gRPC clients generated from the contracts, over gRPC-Web (HTTP/1.1)
 /// through the gateway, and over plain gRPC through its port.
 #[tokio::test]
 async fn the_journey_runs_over_grpc_web() {
-    use tenantry_proto::tenantry::authz::v1 as authz;
-    use tenantry_proto::tenantry::identity::v1 as identity;
-    use tenantry_proto::tenantry::organization::v1 as org_pb;
-    use tenantry_proto::tenantry::rbac::v1 as rbac;
+    let g = GrpcWeb::start(tenantry_testkit::Storage::Sqlite).await;
+    ada_creates_a_project_over_grpc_web(&g).await;
+    let (bob_id, bob_token) = bob_signs_up_with_an_invitation_over_grpc_web(&g).await;
+    a_role_set_over_plain_grpc_lets_bob_create_projects(&g, &bob_id, &bob_token).await;
+    unauthenticated_calls_stop_at_the_edge_with_a_grpc_status(&g).await;
+    g.sandbox.shutdown().await.unwrap();
+}
 
-    let sandbox = start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
-    let http = Client::builder(TokioExecutor::new()).build_http();
-    let web = tower::ServiceBuilder::new()
-        .layer(tonic_web::GrpcWebClientLayer::new())
-        .service(http);
-    let origin: http::Uri = sandbox.http_url().parse().unwrap();
-
-    let mut accounts = identity::identity_service_client::IdentityServiceClient::with_origin(
-        web.clone(),
-        origin.clone(),
-    );
-    let signed = accounts
-        .sign_up(identity::SignUpRequest {
-            email: "ada@example.com".into(),
-            password: PASSWORD.into(),
-            display_name: "Ada".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("sign-up over gRPC-Web")
-        .into_inner();
-    let ada = signed.tokens.unwrap().access_token;
-    let ada_id = id(&signed.user.unwrap().name);
-    let org = signed.organization;
-
-    let mut projects = org_pb::project_service_client::ProjectServiceClient::with_origin(
-        web.clone(),
-        origin.clone(),
-    );
+async fn ada_creates_a_project_over_grpc_web(g: &GrpcWeb) {
+    let mut projects = g.client(org_pb::project_service_client::ProjectServiceClient::with_origin);
     let mut project = None;
     for _ in 0..400 {
         match projects
             .create_project(authed(
                 org_pb::CreateProjectRequest {
-                    parent: org.clone(),
+                    parent: g.org.clone(),
                     project: Some(org_pb::Project {
                         display_name: "Rocket".into(),
                         ..Default::default()
                     }),
                     ..Default::default()
                 },
-                &ada,
+                &g.ada,
             ))
             .await
         {
@@ -350,15 +400,14 @@ async fn the_journey_runs_over_grpc_web() {
         }
     }
     assert!(project.is_some(), "CreateProject over gRPC-Web");
+}
 
-    let mut invitations = rbac::invitation_service_client::InvitationServiceClient::with_origin(
-        web.clone(),
-        origin.clone(),
-    );
-    invitations
+/// Bob's id and access token.
+async fn bob_signs_up_with_an_invitation_over_grpc_web(g: &GrpcWeb) -> (String, String) {
+    g.client(rbac::invitation_service_client::InvitationServiceClient::with_origin)
         .create_invitation(authed(
             rbac::CreateInvitationRequest {
-                parent: org.clone(),
+                parent: g.org.clone(),
                 invitation: Some(rbac::Invitation {
                     email: "bob@example.com".into(),
                     roles: vec!["roles/member".into()],
@@ -366,27 +415,23 @@ async fn the_journey_runs_over_grpc_web() {
                 }),
                 ..Default::default()
             },
-            &ada,
+            &g.ada,
         ))
         .await
         .unwrap();
-    let token = sandbox.mail_token("bob@example.com", "invitation").unwrap();
-    let bob = accounts
-        .sign_up(identity::SignUpRequest {
-            email: "bob@example.com".into(),
-            password: PASSWORD.into(),
-            display_name: "Bob".into(),
-            invitation_token: token,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let token = g.sandbox.mail_token("bob@example.com", "invitation");
+    let bob = g.sign_up("bob@example.com", "Bob", token.unwrap()).await;
     let bob_token = bob.tokens.unwrap().access_token;
-    let bob_id = id(&bob.user.unwrap().name);
+    (id(&bob.user.unwrap().name), bob_token)
+}
 
+async fn a_role_set_over_plain_grpc_lets_bob_create_projects(
+    g: &GrpcWeb,
+    bob_id: &str,
+    bob_token: &str,
+) {
     // Plain gRPC through the gateway's port (HTTP/2 without TLS).
-    let channel = tonic::transport::Endpoint::from_shared(sandbox.http_url())
+    let channel = tonic::transport::Endpoint::from_shared(g.sandbox.http_url())
         .unwrap()
         .connect()
         .await
@@ -394,7 +439,7 @@ async fn the_journey_runs_over_grpc_web() {
     let mut members = rbac::membership_service_client::MembershipServiceClient::new(channel);
     let set_roles = |roles: Vec<&str>| rbac::UpdateMembershipRequest {
         membership: Some(rbac::Membership {
-            name: format!("{org}/memberships/{bob_id}"),
+            name: format!("{}/memberships/{bob_id}", g.org),
             roles: roles.into_iter().map(str::to_string).collect(),
             ..Default::default()
         }),
@@ -402,10 +447,7 @@ async fn the_journey_runs_over_grpc_web() {
             paths: vec!["roles".into()],
         }),
     };
-    let mut checks = authz::authorization_service_client::AuthorizationServiceClient::with_origin(
-        web.clone(),
-        origin.clone(),
-    );
+    let mut checks = g.checks();
     for (roles, expected) in [
         (
             vec!["roles/member", "roles/admin"],
@@ -414,44 +456,50 @@ async fn the_journey_runs_over_grpc_web() {
         (vec!["roles/member"], authz::Permissionship::Denied),
     ] {
         let written = members
-            .update_membership(authed(set_roles(roles), &ada))
+            .update_membership(authed(set_roles(roles), &g.ada))
             .await
             .unwrap()
             .into_inner()
             .written_at;
-        let answer = checks
-            .check_permission(authed(
-                authz::CheckPermissionRequest {
-                    consistency: Some(authz::Consistency {
-                        requirement: written.map(authz::consistency::Requirement::AtLeastAsFresh),
-                    }),
-                    resource: Some(authz::ObjectReference {
-                        object_type: "organization".into(),
-                        object_id: id(&org),
-                    }),
-                    permission: "project.create".into(),
-                    subject: Some(authz::SubjectReference {
-                        object: Some(authz::ObjectReference {
-                            object_type: "user".into(),
-                            object_id: bob_id.clone(),
-                        }),
-                        ..Default::default()
-                    }),
-                    with_tracing: false,
-                },
-                &bob_token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let check = can_create_projects(&g.org, bob_id, written);
+        let answer = checks.check_permission(authed(check, bob_token));
+        let answer = answer.await.unwrap().into_inner();
         assert_eq!(answer.permissionship(), expected);
     }
+}
+
+/// May `user` create projects in `org`, as fresh as `written`?
+fn can_create_projects(
+    org: &str,
+    user: &str,
+    written: Option<authz::ZedToken>,
+) -> authz::CheckPermissionRequest {
+    authz::CheckPermissionRequest {
+        consistency: Some(authz::Consistency {
+            requirement: written.map(authz::consistency::Requirement::AtLeastAsFresh),
+        }),
+        resource: Some(authz::ObjectReference {
+            object_type: "organization".into(),
+            object_id: id(org),
+        }),
+        permission: "project.create".into(),
+        subject: Some(authz::SubjectReference {
+            object: Some(authz::ObjectReference {
+                object_type: "user".into(),
+                object_id: user.to_string(),
+            }),
+            ..Default::default()
+        }),
+        with_tracing: false,
+    }
+}
+
+async fn unauthenticated_calls_stop_at_the_edge_with_a_grpc_status(g: &GrpcWeb) {
     // Unauthenticated calls stop at the edge, with a gRPC status.
-    let refused = checks
+    let refused = g
+        .checks()
         .check_permission(authz::CheckPermissionRequest::default())
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
-    let _ = ada_id;
-    sandbox.shutdown().await.unwrap();
 }
