@@ -218,29 +218,84 @@ fn metadata_field(event: &audit_pb::AuditEvent, field: &str) -> String {
     }
 }
 
+/// A server on SQLite whose free plan allows five reads a minute, with
+/// rate-limit counts sent each second; Ada and Bob signed up, each with an
+/// organization of their own.
+struct Bursts {
+    sandbox: Sandbox,
+    rest: Rest,
+    audit: audit_pb::audit_service_client::AuditServiceClient<tonic::transport::Channel>,
+    ada: SignedUp,
+    bob: SignedUp,
+    _catalog: tempfile::TempDir,
+}
+
+impl Bursts {
+    async fn start(storage: tenantry_testkit::Storage) -> Bursts {
+        let catalog = tempfile::tempdir().unwrap();
+        let path = catalog.path().join("plans.toml");
+        std::fs::write(
+            &path,
+            "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+             [plans.free.limits.rate_limits_per_minute]\nread = 5\nwrite = 600\nauth = 600\nexpensive = 60\n",
+        )
+        .unwrap();
+        let sandbox = start(storage, move |config| {
+            config.billing.catalog_file = Some(path);
+            config.gateway.rate_limit_audit_window_secs = 1;
+        })
+        .await;
+        let rest = Rest::new(sandbox.http_url());
+        let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+        let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+        // Read over gRPC so reading spends no budget.
+        let channel = sandbox.channel().await.unwrap();
+        let audit = audit_pb::audit_service_client::AuditServiceClient::new(channel);
+        Bursts {
+            sandbox,
+            rest,
+            audit,
+            ada,
+            bob,
+            _catalog: catalog,
+        }
+    }
+
+    /// The rate-limit rows in the log of `whose` organization.
+    async fn rate_limited(&self, whose: &SignedUp) -> Vec<audit_pb::AuditEvent> {
+        let filter = audit_pb::AuditEventFilter {
+            action: "gateway.requests.rate_limited".into(),
+            ..Default::default()
+        };
+        let request = audit_pb::ListAuditEventsRequest {
+            parent: whose.organization.clone(),
+            page_size: 100,
+            filter: Some(filter),
+            ..Default::default()
+        };
+        let mut audit = self.audit.clone();
+        let listed = audit.list_audit_events(authed(request, &whose.token));
+        listed.await.unwrap().into_inner().audit_events
+    }
+}
+
 #[tokio::test]
 async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by_row() {
-    let catalog = tempfile::tempdir().unwrap();
-    let path = catalog.path().join("plans.toml");
-    std::fs::write(
-        &path,
-        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
-         [plans.free.limits.rate_limits_per_minute]\nread = 5\nwrite = 600\nauth = 600\nexpensive = 60\n",
-    )
-    .unwrap();
-    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
-        config.billing.catalog_file = Some(path);
-        config.gateway.rate_limit_audit_window_secs = 1;
-    })
-    .await;
-    let rest = Rest::new(sandbox.http_url());
-    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
-    let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+    let b = Bursts::start(tenantry_testkit::Storage::Sqlite).await;
+    let refused = a_burst_of_reads_is_refused_past_the_limit(&b).await;
+    let rows = the_log_counts_the_refusals_in_a_row_or_two(&b, refused).await;
+    let forged = forged_report(&b.bob, &rows[0]);
+    a_members_report_is_refused_and_writes_nothing(&b, forged.clone()).await;
+    a_made_up_edge_credential_is_no_credential(&b, forged).await;
+    b.sandbox.shutdown().await.unwrap();
+}
 
+/// How many of the burst were refused.
+async fn a_burst_of_reads_is_refused_past_the_limit(b: &Bursts) -> u64 {
     // A burst of reads: five pass, the rest are refused.
     let mut refused = 0u64;
     for _ in 0..12 {
-        let reply = rest.call("GET", "/v1/me", Some(&ada.token), None).await;
+        let reply = b.rest.call("GET", "/v1/me", Some(&b.ada.token), None).await;
         match reply.status {
             200 => {}
             429 => refused += 1,
@@ -248,35 +303,16 @@ async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by
         }
     }
     assert!(refused >= 7, "{refused} refused");
+    refused
+}
 
+async fn the_log_counts_the_refusals_in_a_row_or_two(
+    b: &Bursts,
+    refused: u64,
+) -> Vec<audit_pb::AuditEvent> {
+    let ada = &b.ada;
     // The log says so in a row or two (a window may close mid-burst), not
-    // a row per request; read over gRPC so reading spends no budget.
-    let audit =
-        audit_pb::audit_service_client::AuditServiceClient::new(sandbox.channel().await.unwrap());
-    let filter = audit_pb::AuditEventFilter {
-        action: "gateway.requests.rate_limited".into(),
-        ..Default::default()
-    };
-    let list = |token: String, parent: String| {
-        let mut audit = audit.clone();
-        let filter = filter.clone();
-        async move {
-            audit
-                .list_audit_events(authed(
-                    audit_pb::ListAuditEventsRequest {
-                        parent,
-                        page_size: 100,
-                        filter: Some(filter),
-                        ..Default::default()
-                    },
-                    &token,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .audit_events
-        }
-    };
+    // a row per request.
     // Counts go out when their window closes (a second here) and reach
     // the log through the event pipeline: both later by design.
     let counted = |rows: &[audit_pb::AuditEvent]| -> u64 {
@@ -285,7 +321,7 @@ async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by
             .sum()
     };
     let rows = eventually("every refusal counted in the log", || async {
-        let rows = list(ada.token.clone(), ada.organization.clone()).await;
+        let rows = b.rate_limited(ada).await;
         assert!(
             counted(&rows) <= refused,
             "counted more than {refused} refused"
@@ -310,25 +346,26 @@ async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by
         );
     }
     assert!(
-        list(bob.token.clone(), bob.organization.clone())
-            .await
-            .is_empty(),
+        b.rate_limited(&b.bob).await.is_empty(),
         "another organization's log holds none of it"
     );
+    rows
+}
 
-    // Only the gateway reports: a member's call is refused and writes
-    // nothing, a made-up edge credential is no credential.
-    let mut edge = audit_pb::edge_report_service_client::EdgeReportServiceClient::new(
-        sandbox.channel().await.unwrap(),
-    );
+/// A report of a thousand refusals in `victim`'s organization, by the
+/// actor of a real row.
+fn forged_report(
+    victim: &SignedUp,
+    row: &audit_pb::AuditEvent,
+) -> audit_pb::ReportRateLimitedRequest {
     let now = prost_types::Timestamp {
         seconds: 1_800_000_000,
         nanos: 0,
     };
     let forged_burst = audit_pb::RateLimitedBurst {
         id: "forged".into(),
-        organization_id: id(&bob.organization),
-        actor: rows[0]
+        organization_id: id(&victim.organization),
+        actor: row
             .actor
             .clone()
             .map(|a| tenantry_proto::tenantry::events::v1::Actor {
@@ -343,14 +380,36 @@ async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by
         window_end_time: Some(now),
         ..Default::default()
     };
-    let report = audit_pb::ReportRateLimitedRequest {
+    audit_pb::ReportRateLimitedRequest {
         bursts: vec![forged_burst],
-    };
-    let denied = edge
-        .report_rate_limited(authed(report.clone(), &ada.token))
+    }
+}
+
+async fn edge_reports(
+    b: &Bursts,
+) -> audit_pb::edge_report_service_client::EdgeReportServiceClient<tonic::transport::Channel> {
+    let channel = b.sandbox.channel().await.unwrap();
+    audit_pb::edge_report_service_client::EdgeReportServiceClient::new(channel)
+}
+
+async fn a_members_report_is_refused_and_writes_nothing(
+    b: &Bursts,
+    report: audit_pb::ReportRateLimitedRequest,
+) {
+    // Only the gateway reports: a member's call is refused and writes
+    // nothing.
+    let denied = edge_reports(b)
+        .await
+        .report_rate_limited(authed(report, &b.ada.token))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}
+
+async fn a_made_up_edge_credential_is_no_credential(
+    b: &Bursts,
+    report: audit_pb::ReportRateLimitedRequest,
+) {
     let expiry = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -363,13 +422,10 @@ async fn rate_limited_bursts_reach_the_organization_audit_log_counted_not_row_by
             .parse()
             .unwrap(),
     );
-    let unauthenticated = edge.report_rate_limited(made_up).await.unwrap_err();
-    assert_eq!(unauthenticated.code(), tonic::Code::Unauthenticated);
+    let edge = edge_reports(b).await.report_rate_limited(made_up).await;
+    assert_eq!(edge.unwrap_err().code(), tonic::Code::Unauthenticated);
     assert!(
-        list(bob.token.clone(), bob.organization.clone())
-            .await
-            .is_empty(),
+        b.rate_limited(&b.bob).await.is_empty(),
         "nothing was written"
     );
-    sandbox.shutdown().await.unwrap();
 }
