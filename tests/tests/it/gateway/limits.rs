@@ -3,25 +3,65 @@
 
 use super::*;
 
+/// A server on SQLite whose free plan allows thirty reads a minute and
+/// whose gateway six auth calls a minute from one address; Ada and Bob
+/// signed up, each with an organization of their own.
+struct Plan {
+    sandbox: Sandbox,
+    rest: Rest,
+    ada: SignedUp,
+    bob: SignedUp,
+    _catalog: tempfile::TempDir,
+}
+
+impl Plan {
+    async fn start(storage: tenantry_testkit::Storage) -> Plan {
+        // A FREE plan with a read limit of 30 a minute.
+        let catalog = tempfile::tempdir().unwrap();
+        let path = catalog.path().join("plans.toml");
+        std::fs::write(
+            &path,
+            "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
+             [plans.free.limits.rate_limits_per_minute]\nread = 30\nwrite = 600\nauth = 600\nexpensive = 60\n",
+        )
+        .unwrap();
+        let sandbox = start(storage, move |config| {
+            config.gateway.auth_per_address_per_minute = 6;
+            config.billing.catalog_file = Some(path);
+        })
+        .await;
+        let rest = Rest::new(sandbox.http_url());
+        let ada = sign_up(&rest, "ada@example.com", json!({})).await;
+        let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+        Plan {
+            sandbox,
+            rest,
+            ada,
+            bob,
+            _catalog: catalog,
+        }
+    }
+
+    /// One read, as `who`.
+    async fn read_me(&self, who: &SignedUp) -> tenantry_tests::rest::Reply {
+        self.rest
+            .call("GET", "/v1/me", Some(&who.token), None)
+            .await
+    }
+}
+
 #[tokio::test]
 async fn rate_limits_follow_the_plan_answer_429_and_recover() {
-    // A FREE plan with a read limit of 30 a minute.
-    let catalog = tempfile::tempdir().unwrap();
-    let path = catalog.path().join("plans.toml");
-    std::fs::write(
-        &path,
-        "[plans.free]\ndisplay_name = \"Free\"\ncurrency_code = \"USD\"\n\
-         [plans.free.limits.rate_limits_per_minute]\nread = 30\nwrite = 600\nauth = 600\nexpensive = 60\n",
-    )
-    .unwrap();
-    let sandbox = start(tenantry_testkit::Storage::Sqlite, move |config| {
-        config.gateway.auth_per_address_per_minute = 6;
-        config.billing.catalog_file = Some(path);
-    })
-    .await;
-    let rest = Rest::new(sandbox.http_url());
-    let ada = sign_up(&rest, "ada@example.com", json!({})).await;
-    let bob = sign_up(&rest, "bob@example.com", json!({})).await;
+    let p = Plan::start(tenantry_testkit::Storage::Sqlite).await;
+    the_plan_reaches_billing_and_strangers_do_not_see_it(&p).await;
+    let retry = reads_over_the_limit_answer_429_with_when_to_retry(&p).await;
+    each_organization_has_its_own_budget_and_reads_recover(&p, retry).await;
+    a_burst_of_sign_ins_from_one_address_is_cut_off(&p).await;
+    p.sandbox.shutdown().await.unwrap();
+}
+
+async fn the_plan_reaches_billing_and_strangers_do_not_see_it(p: &Plan) {
+    let Plan { rest, ada, bob, .. } = p;
     // The plan reaches billing with the organization's event.
     let limits = format!("/v1/{}/rateLimits", ada.organization);
     let mut read = Value::Null;
@@ -39,12 +79,16 @@ async fn rate_limits_follow_the_plan_answer_429_and_recover() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(read, "30");
+}
+
+/// The Retry-After of the refusal, in seconds.
+async fn reads_over_the_limit_answer_429_with_when_to_retry(p: &Plan) -> u64 {
     // Let the reads spent above (at most 2 a 100 ms) come back.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut denied = None;
     for sent in 1..=40 {
-        let reply = rest.call("GET", "/v1/me", Some(&ada.token), None).await;
+        let reply = p.read_me(&p.ada).await;
         if reply.status == 429 {
             denied = Some((sent, reply));
             break;
@@ -75,28 +119,24 @@ async fn rate_limits_follow_the_plan_answer_429_and_recover() {
             .iter()
             .any(|d| d["@type"] == "type.googleapis.com/google.rpc.RetryInfo")
     );
+    retry
+}
 
+async fn each_organization_has_its_own_budget_and_reads_recover(p: &Plan, retry: u64) {
     // Bob's organization has its own budget.
-    assert_eq!(
-        rest.call("GET", "/v1/me", Some(&bob.token), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(p.read_me(&p.bob).await.status, 200);
 
     // After Retry-After, Ada reads again.
     tokio::time::sleep(Duration::from_secs(retry)).await;
-    assert_eq!(
-        rest.call("GET", "/v1/me", Some(&ada.token), None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(p.read_me(&p.ada).await.status, 200);
+}
 
+async fn a_burst_of_sign_ins_from_one_address_is_cut_off(p: &Plan) {
     // Sign-in is limited per client address too (two sign-ups so far).
     let mut refused = false;
     for _ in 0..10 {
-        let login = rest
+        let login = p
+            .rest
             .call(
                 "POST",
                 "/v1/auth/login",
@@ -112,7 +152,6 @@ async fn rate_limits_follow_the_plan_answer_429_and_recover() {
         assert_eq!(login.status, 401, "{}", login.text);
     }
     assert!(refused, "a burst of sign-ins from one address is cut off");
-    sandbox.shutdown().await.unwrap();
 }
 
 #[tokio::test]
