@@ -267,6 +267,38 @@ impl Sandbox {
             .map(|(url, namespace)| (url.as_str(), namespace.as_str()))
     }
 
+    /// The environment of a process that runs beside this sandbox as
+    /// another Deployment of the same installation would: the same database
+    /// (and NATS stream), the internal key the sandbox was configured with
+    /// (if any), and this sandbox as the address of each of `peers`.
+    pub fn environment_beside(
+        &self,
+        internal_key: Option<&str>,
+        peers: &[ServiceKind],
+    ) -> Vec<(&'static str, String)> {
+        let mut environment = vec![("DATABASE_URL", self.database.url.clone())];
+        if let Some((url, namespace)) = self.nats() {
+            environment.push(("NATS_URL", url.to_string()));
+            environment.push(("TENANTRY_NATS_NAMESPACE", namespace.to_string()));
+        }
+        if let Some(key) = internal_key {
+            environment.push(("TENANTRY_INTERNAL_KEY", key.to_string()));
+        }
+        let address = format!("http://{}", self.server.grpc_addr);
+        for peer in peers {
+            let variable = match peer {
+                ServiceKind::Identity => "TENANTRY_PEERS__IDENTITY",
+                ServiceKind::Organization => "TENANTRY_PEERS__ORGANIZATION",
+                ServiceKind::Rbac => "TENANTRY_PEERS__RBAC",
+                ServiceKind::Billing => "TENANTRY_PEERS__BILLING",
+                ServiceKind::Audit => "TENANTRY_PEERS__AUDIT",
+                ServiceKind::Gateway => continue,
+            };
+            environment.push((variable, address.clone()));
+        }
+        environment
+    }
+
     /// Shuts the server down gracefully.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.server.shutdown().await

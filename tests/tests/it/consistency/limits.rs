@@ -223,26 +223,14 @@ async fn limits_hold_across_replicas() {
     };
     let key = "55".repeat(32);
     let (w, dir) = billing_world(Storage::Postgres, Bus::Nats(nats), &key).await;
-    let first = format!("http://{}", w.sandbox.server.grpc_addr);
-    let (url, namespace) = w.sandbox.nats().unwrap();
-    let replica = tenantry_testkit::ServerProcess::start(
-        env!("CARGO_BIN_EXE_tenantry-process"),
-        "organization,billing",
-        &[
-            ("DATABASE_URL", w.sandbox.database.url.clone()),
-            ("NATS_URL", url.to_string()),
-            ("TENANTRY_NATS_NAMESPACE", namespace.to_string()),
-            ("TENANTRY_INTERNAL_KEY", key.clone()),
-            (
-                "TENANTRY_BILLING__CATALOG_FILE",
-                dir.path().join("plans.toml").display().to_string(),
-            ),
-            ("TENANTRY_PEERS__IDENTITY", first.clone()),
-            ("TENANTRY_PEERS__RBAC", first),
-        ],
-    )
-    .await
-    .unwrap();
+    let peers = [ServiceKind::Identity, ServiceKind::Rbac];
+    let mut environment = w.sandbox.environment_beside(Some(&key), &peers);
+    let catalog = dir.path().join("plans.toml").display().to_string();
+    environment.push(("TENANTRY_BILLING__CATALOG_FILE", catalog));
+    let binary = env!("CARGO_BIN_EXE_tenantry-process");
+    let replica =
+        tenantry_testkit::ServerProcess::start(binary, "organization,billing", &environment);
+    let replica = replica.await.unwrap();
     let other = tonic::transport::Endpoint::from_shared(replica.url())
         .unwrap()
         .connect()

@@ -29,13 +29,8 @@ impl Replicas {
             .await
             .unwrap();
         let channel = sandbox.channel().await.unwrap();
-        let first = format!("http://{}", sandbox.server.grpc_addr);
-        let environment = [
-            ("DATABASE_URL", sandbox.database.url.clone()),
-            ("TENANTRY_INTERNAL_KEY", key),
-            ("TENANTRY_PEERS__IDENTITY", first.clone()),
-            ("TENANTRY_PEERS__ORGANIZATION", first),
-        ];
+        let peers = [ServiceKind::Identity, ServiceKind::Organization];
+        let environment = sandbox.environment_beside(Some(&key), &peers);
         let binary = env!("CARGO_BIN_EXE_tenantry-process");
         let replica = tenantry_testkit::ServerProcess::start(binary, "rbac", &environment);
         let replica = replica.await.unwrap();
@@ -178,17 +173,12 @@ async fn a_killed_consumer_holds_the_others_up_for_the_ack_wait_only() {
         .await
         .unwrap();
     let channel = sandbox.channel().await.unwrap();
-    let first = format!("http://{}", sandbox.server.grpc_addr);
-    let (url, namespace) = sandbox.nats().unwrap();
-    let env = [
-        ("DATABASE_URL", sandbox.database.url.clone()),
-        ("NATS_URL", url.to_string()),
-        ("TENANTRY_NATS_NAMESPACE", namespace.to_string()),
-        ("TENANTRY_INTERNAL_KEY", key),
-        ("TENANTRY_PEERS__IDENTITY", first.clone()),
-        ("TENANTRY_PEERS__RBAC", first.clone()),
-        ("TENANTRY_PEERS__ORGANIZATION", first),
+    let peers = [
+        ServiceKind::Identity,
+        ServiceKind::Rbac,
+        ServiceKind::Organization,
     ];
+    let env = sandbox.environment_beside(Some(&key), &peers);
     let binary = env!("CARGO_BIN_EXE_tenantry-process");
     let doomed = tenantry_testkit::ServerProcess::start(binary, "audit", &env)
         .await

@@ -428,19 +428,11 @@ impl Replicas {
             .await
             .unwrap();
         let channel = sandbox.channel().await.unwrap();
-        let first = format!("http://{}", sandbox.server.grpc_addr);
-        let replica = tenantry_testkit::ServerProcess::start(
-            env!("CARGO_BIN_EXE_tenantry-process"),
-            "rbac",
-            &[
-                ("DATABASE_URL", sandbox.database.url.clone()),
-                ("TENANTRY_INTERNAL_KEY", internal),
-                ("TENANTRY_PEERS__IDENTITY", first.clone()),
-                ("TENANTRY_PEERS__ORGANIZATION", first),
-            ],
-        )
-        .await
-        .unwrap();
+        let peers = [ServiceKind::Identity, ServiceKind::Organization];
+        let environment = sandbox.environment_beside(Some(&internal), &peers);
+        let binary = env!("CARGO_BIN_EXE_tenantry-process");
+        let replica = tenantry_testkit::ServerProcess::start(binary, "rbac", &environment);
+        let replica = replica.await.unwrap();
         let other = Channel::from_shared(replica.url())
             .unwrap()
             .connect()

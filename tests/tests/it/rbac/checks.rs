@@ -306,20 +306,13 @@ async fn two_rbac_processes_on_one_postgres_agree_after_at_least_as_fresh() {
         return;
     }
     let w = World::start(Storage::Postgres).await;
-    let first = format!("http://{}", w.sandbox.server.grpc_addr);
     // A second rbac: the real program in a process of its own, configured
     // as a Deployment would be, on the same Postgres.
-    let replica = tenantry_testkit::ServerProcess::start(
-        env!("CARGO_BIN_EXE_tenantry-process"),
-        "rbac",
-        &[
-            ("DATABASE_URL", w.sandbox.database.url.clone()),
-            ("TENANTRY_PEERS__IDENTITY", first.clone()),
-            ("TENANTRY_PEERS__ORGANIZATION", first),
-        ],
-    )
-    .await
-    .unwrap();
+    let peers = [ServiceKind::Identity, ServiceKind::Organization];
+    let environment = w.sandbox.environment_beside(None, &peers);
+    let binary = env!("CARGO_BIN_EXE_tenantry-process");
+    let replica = tenantry_testkit::ServerProcess::start(binary, "rbac", &environment);
+    let replica = replica.await.unwrap();
     let other = Authz::new(
         tonic::transport::Endpoint::from_shared(replica.url())
             .unwrap()
