@@ -2,14 +2,49 @@
 
 use super::*;
 
+/// A server that allows one browser origin, app.example.com.
+struct Docs {
+    sandbox: Sandbox,
+    rest: Rest,
+}
+
+impl Docs {
+    async fn start(storage: tenantry_testkit::Storage) -> Docs {
+        let sandbox = start(storage, |config| {
+            config.gateway.cors_origins = vec!["https://app.example.com".into()];
+        })
+        .await;
+        let rest = Rest::new(sandbox.http_url());
+        Docs { sandbox, rest }
+    }
+
+    /// A browser's CORS preflight from `origin`, for a GET with a token.
+    async fn preflight(&self, origin: &str) -> tenantry_tests::rest::Reply {
+        let request = self
+            .rest
+            .request("OPTIONS", "/v1/me", None)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.rest.send(request).await
+    }
+}
+
 #[tokio::test]
 async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
-    let sandbox = start(tenantry_testkit::Storage::Sqlite, |config| {
-        config.gateway.cors_origins = vec!["https://app.example.com".into()];
-    })
-    .await;
-    let rest = Rest::new(sandbox.http_url());
-    let spec = rest.ok("GET", "/openapi.json", None, None).await;
+    let d = Docs::start(tenantry_testkit::Storage::Sqlite).await;
+    let spec = the_spec_names_bodies_methods_classes_and_streams(&d).await;
+    every_reference_resolves_and_every_route_is_an_operation(&spec);
+    the_docs_page_loads_nothing_from_elsewhere(&d).await;
+    cors_answers_only_allowed_origins_and_request_ids_are_made(&d).await;
+    d.sandbox.shutdown().await.unwrap();
+}
+
+/// The OpenAPI document.
+async fn the_spec_names_bodies_methods_classes_and_streams(d: &Docs) -> Value {
+    let spec = d.rest.ok("GET", "/openapi.json", None, None).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec["paths"].as_object().unwrap();
     assert!(
@@ -33,6 +68,11 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
             .unwrap(),
         "application/x-ndjson"
     );
+    spec
+}
+
+fn every_reference_resolves_and_every_route_is_an_operation(spec: &Value) {
+    let paths = spec["paths"].as_object().unwrap();
     // Every reference resolves.
     let schemas = spec["components"]["schemas"].as_object().unwrap();
     let text = spec.to_string();
@@ -59,7 +99,10 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
     .len();
     let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
     assert_eq!(operations, gateway_routes + 5);
-    let page = rest.call("GET", "/docs", None, None).await;
+}
+
+async fn the_docs_page_loads_nothing_from_elsewhere(d: &Docs) {
+    let page = d.rest.call("GET", "/docs", None, None).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/openapi.json"));
     // Its script and style come from the binary, under a policy that
@@ -73,7 +116,7 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
         ("/docs/docs.js", "text/javascript"),
         ("/docs/docs.css", "text/css"),
     ] {
-        let reply = rest.call("GET", asset, None, None).await;
+        let reply = d.rest.call("GET", asset, None, None).await;
         assert_eq!(reply.status, 200, "{asset}");
         assert!(reply.header("content-type").unwrap().starts_with(kind));
         assert!(
@@ -81,25 +124,18 @@ async fn openapi_describes_every_route_and_cors_answers_allowed_origins() {
             "{asset} loads nothing from elsewhere"
         );
     }
+}
 
+async fn cors_answers_only_allowed_origins_and_request_ids_are_made(d: &Docs) {
     // CORS: an allowed origin's preflight is answered; another is not.
-    let preflight = |origin: &str| {
-        rest.request("OPTIONS", "/v1/me", None)
-            .header("origin", origin)
-            .header("access-control-request-method", "GET")
-            .header("access-control-request-headers", "authorization")
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    };
-    let allowed = rest.send(preflight("https://app.example.com")).await;
+    let allowed = d.preflight("https://app.example.com").await;
     assert_eq!(
         allowed.header("access-control-allow-origin"),
         Some("https://app.example.com")
     );
-    let other = rest.send(preflight("https://evil.example.com")).await;
+    let other = d.preflight("https://evil.example.com").await;
     assert_eq!(other.header("access-control-allow-origin"), None);
     // Request ids: generated when absent, echoed when sane.
-    let reply = rest.call("GET", "/v1/auth/jwks", None, None).await;
+    let reply = d.rest.call("GET", "/v1/auth/jwks", None, None).await;
     assert!(reply.header("x-request-id").is_some_and(|v| v.len() >= 32));
-    sandbox.shutdown().await.unwrap();
 }
