@@ -2,9 +2,11 @@
 //! sandbox: contexts in an owner-only file, login, output formats, and the
 //! exit codes scripts rely on.
 
+mod billing;
 mod check;
 mod contexts;
 mod relationships;
+mod service_accounts;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -54,9 +56,29 @@ fn code(output: &Output) -> i32 {
 /// A sandbox, a user signed up on it, and a configuration directory whose
 /// current context is signed in as that user (through `tenantry login`).
 async fn signed_in(email: &str) -> (Sandbox, people::User, String, tempfile::TempDir) {
-    let sandbox = Sandbox::builder().start().await.unwrap();
+    signed_in_on(Sandbox::builder().start().await.unwrap(), email).await
+}
+
+/// [`signed_in`] on a sandbox the test configured.
+async fn signed_in_on(
+    sandbox: Sandbox,
+    email: &str,
+) -> (Sandbox, people::User, String, tempfile::TempDir) {
     let channel = sandbox.channel().await.unwrap();
     let (user, organization) = people::sign_up(&channel, email, "Ada").await;
+    let config = context(&sandbox);
+    let login = tenantry(
+        config.path(),
+        &["login", "--email", email, "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code(&login), 0, "{}", stderr(&login));
+    (sandbox, user, organization, config)
+}
+
+/// A configuration directory whose current context points at `sandbox`,
+/// with no credential yet.
+fn context(sandbox: &Sandbox) -> tempfile::TempDir {
     let config = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{}", sandbox.server.grpc_addr);
     let set = tenantry(
@@ -65,11 +87,15 @@ async fn signed_in(email: &str) -> (Sandbox, people::User, String, tempfile::Tem
         "",
     );
     assert_eq!(code(&set), 0, "{}", stderr(&set));
-    let login = tenantry(
-        config.path(),
-        &["login", "--email", email, "--password-stdin"],
-        &format!("{PASSWORD}\n"),
-    );
-    assert_eq!(code(&login), 0, "{}", stderr(&login));
-    (sandbox, user, organization, config)
+    config
+}
+
+/// Runs the CLI with `-o json` and parses its answer; the command must
+/// succeed.
+fn json(config: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["-o", "json"];
+    all.extend_from_slice(args);
+    let output = tenantry(config, &all, "");
+    assert_eq!(code(&output), 0, "{args:?}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
 }

@@ -1,7 +1,8 @@
 //! The commands that call a Tenantry deployment through its public gRPC
 //! contracts (with `tenantry-client`), as `zed` and `fga` do: contexts and
 //! sign-in, the everyday objects, authorization checks and relationships,
-//! and the audit log. Each command group is a module; every command prints
+//! the audit log, service accounts, roles, and plans, subscriptions, usage
+//! and limits. Each command group is a module; every command prints
 //! in the global `--output` format and ends with an exit code from
 //! [`exit`].
 
@@ -107,6 +108,24 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(objects::AuditCommand),
+    /// Service accounts and their client credentials (platform
+    /// administrators).
+    #[command(subcommand, alias = "service-account", alias = "sa")]
+    ServiceAccounts(objects::ServiceAccountsCommand),
+    /// Roles of an organization, and custom roles.
+    #[command(subcommand, alias = "role")]
+    Roles(objects::RolesCommand),
+    /// The plan catalog.
+    #[command(subcommand, alias = "plan")]
+    Plans(objects::PlansCommand),
+    /// A root organization's subscription.
+    #[command(subcommand)]
+    Subscription(objects::SubscriptionCommand),
+    /// An organization's usage per metric in the current billing period.
+    Usage(objects::UsageArgs),
+    /// The limits that apply to an organization, per metric, and where each
+    /// comes from.
+    Limits(objects::LimitsArgs),
     /// Print a shell completion script: `tenantry completions bash >
     /// /etc/bash_completion.d/tenantry`.
     Completions {
@@ -172,6 +191,14 @@ async fn remote(format: Format, client: &Client, command: Command) -> anyhow::Re
         Command::Invitations(command) => objects::invitations(format, client, command).await,
         Command::ApiKeys(command) => objects::api_keys(format, client, command).await,
         Command::Audit(command) => objects::audit(format, client, command).await,
+        Command::ServiceAccounts(command) => {
+            objects::service_accounts(format, client, command).await
+        }
+        Command::Roles(command) => objects::roles(format, client, command).await,
+        Command::Plans(command) => objects::plans(format, client, command).await,
+        Command::Subscription(command) => objects::subscription(format, client, command).await,
+        Command::Usage(args) => objects::usage(format, client, args).await,
+        Command::Limits(args) => objects::limits(format, client, args).await,
         Command::Context(_) | Command::Login(_) | Command::Logout | Command::Completions { .. } => {
             unreachable!("handled without a connection")
         }

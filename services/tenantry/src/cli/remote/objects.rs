@@ -1,6 +1,7 @@
 //! The everyday objects: organizations (with a tree view), projects,
-//! teams, members and their roles, invitations, API keys, and the audit
-//! log. Each command is one call of the contract (or a listing streamed
+//! teams, members and their roles, invitations, API keys; and in
+//! submodules the audit log, service accounts, custom roles, and plans,
+//! subscriptions, usage and limits. Each command is one call of the contract (or a listing streamed
 //! over every page); objects are named by id or by resource name.
 
 use clap::{Args, Subcommand};
@@ -12,8 +13,16 @@ use tenantry_client::{Client, Error};
 use super::output::{self, Format};
 
 mod audit_log;
+mod billing;
+mod roles;
+mod service_accounts;
 
 pub use audit_log::{AuditCommand, audit};
+pub use billing::{
+    LimitsArgs, PlansCommand, SubscriptionCommand, UsageArgs, limits, plans, subscription, usage,
+};
+pub use roles::{RolesCommand, roles};
+pub use service_accounts::{ServiceAccountsCommand, service_accounts};
 
 const ORG_COLUMNS: &[&str] = &["name", "slug", "displayName", "kind", "state"];
 
