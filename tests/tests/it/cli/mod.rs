@@ -6,6 +6,7 @@ mod billing;
 mod check;
 mod contexts;
 mod relationships;
+mod roundtrip;
 mod service_accounts;
 
 use std::io::Write as _;
