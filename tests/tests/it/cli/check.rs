@@ -7,8 +7,28 @@ use super::*;
 async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
     let (sandbox, ada, organization, config) = signed_in("ada@example.com").await;
     let path = config.path();
+    let resource = a_new_project_is_readable_by_its_creator(path, &ada, &organization);
+    let grace = a_finance_member_is_denied(&sandbox, path, &organization, &resource).await;
+    users_ask_only_about_themselves(path, &resource, &grace);
+    each_failure_has_a_code_of_its_own(path, &resource, &ada);
+    another_organization_is_refused(path);
+    sandbox.shutdown().await.unwrap();
+}
 
-    // A project created by the CLI is readable by its creator at once.
+/// `tenantry check RESOURCE project.read SUBJECT EXTRA…`.
+fn check(path: &Path, resource: &str, subject: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["check", resource, "project.read", subject];
+    args.extend_from_slice(extra);
+    tenantry(path, &args, "")
+}
+
+/// A project created by the CLI is readable by its creator at once; the
+/// project's `type:id`.
+fn a_new_project_is_readable_by_its_creator(
+    path: &Path,
+    ada: &people::User,
+    organization: &str,
+) -> String {
     let created = tenantry(
         path,
         &[
@@ -17,7 +37,7 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
             "projects",
             "create",
             "-O",
-            &organization,
+            organization,
             "Web",
         ],
         "",
@@ -26,23 +46,28 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
     let project: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
     let project = tenantry_testkit::last_id(project["name"].as_str().unwrap());
     let resource = format!("project:{project}");
-    let check = |subject: &str, extra: &[&str]| {
-        let mut args = vec!["check", &resource, "project.read", subject];
-        args.extend_from_slice(extra);
-        tenantry(path, &args, "")
-    };
-    let allowed = check(&format!("user:{}", ada.id), &["--explain"]);
+    let allowed = check(path, &resource, &format!("user:{}", ada.id), &["--explain"]);
     assert_eq!(code(&allowed), 0, "{}", stderr(&allowed));
     assert!(stdout(&allowed).starts_with("allowed"));
-    // Grace is invited with the finance role (billing only) and signs up
-    // with her own credentials: she holds no project access.
+    resource
+}
+
+/// Grace is invited with the finance role (billing only) and signs up
+/// with her own credentials: she holds no project access, and asking as
+/// herself she is denied (exit code 1).
+async fn a_finance_member_is_denied(
+    sandbox: &Sandbox,
+    path: &Path,
+    organization: &str,
+    resource: &str,
+) -> people::User {
     let invited = tenantry(
         path,
         &[
             "invitations",
             "create",
             "-O",
-            &organization,
+            organization,
             "grace@example.com",
             "--role",
             "roles/finance",
@@ -53,28 +78,37 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
     let token = sandbox
         .mail_token("grace@example.com", "invitation")
         .expect("an invitation mail");
-    let grace = join_with(&sandbox, &token).await;
-    let grace_subject = format!("user:{}", grace.id);
+    let grace = join_with(sandbox, &token).await;
+    let subject = format!("user:{}", grace.id);
     let denied = check(
-        &grace_subject,
+        path,
+        resource,
+        &subject,
         &["--consistency", "full", "--token", &grace.token],
     );
     assert_eq!(code(&denied), 1, "{}", stderr(&denied));
     assert!(stdout(&denied).starts_with("denied"));
-    // Users ask only about themselves: Ada asking about Grace is refused.
-    let refused = check(&grace_subject, &[]);
+    grace
+}
+
+/// Ada asking about Grace is refused (exit code 5).
+fn users_ask_only_about_themselves(path: &Path, resource: &str, grace: &people::User) {
+    let refused = check(path, resource, &format!("user:{}", grace.id), &[]);
     assert_eq!(code(&refused), 5, "{}", stderr(&refused));
     assert!(stderr(&refused).contains("PERMISSION_DENIED"));
+}
 
-    // Bad input, bad credentials, and no server, each in words.
-    let malformed = check("nobody", &[]);
+/// Bad input, bad credentials, and no server, each in words.
+fn each_failure_has_a_code_of_its_own(path: &Path, resource: &str, ada: &people::User) {
+    let ada = format!("user:{}", ada.id);
+    let malformed = check(path, resource, "nobody", &[]);
     assert_eq!(code(&malformed), 6);
     assert!(
         stderr(&malformed).contains("type:id"),
         "{}",
         stderr(&malformed)
     );
-    let forged = check(&format!("user:{}", ada.id), &["--token", "forged"]);
+    let forged = check(path, resource, &ada, &["--token", "forged"]);
     assert_eq!(code(&forged), 4);
     assert!(
         stderr(&forged).contains("tenantry login"),
@@ -86,7 +120,7 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
         .local_addr()
         .unwrap();
     let endpoint = format!("http://{dead}");
-    let unreachable = check(&format!("user:{}", ada.id), &["--endpoint", &endpoint]);
+    let unreachable = check(path, resource, &ada, &["--endpoint", &endpoint]);
     assert_eq!(code(&unreachable), 3);
     assert!(
         stderr(&unreachable).contains(&dead.to_string()),
@@ -94,8 +128,10 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
         stderr(&unreachable)
     );
     assert!(!stderr(&unreachable).contains("panicked"));
+}
 
-    // A call the caller may not make: another user's organization.
+/// A call the caller may not make: another user's organization.
+fn another_organization_is_refused(path: &Path) {
     let foreign = tenantry(
         path,
         &[
@@ -107,7 +143,6 @@ async fn check_exit_codes_tell_allowed_denied_and_each_failure() {
         "",
     );
     assert!(matches!(code(&foreign), 5 | 7), "{}", stderr(&foreign));
-    sandbox.shutdown().await.unwrap();
 }
 
 /// Signs Grace up with an invitation token: she joins that organization.
