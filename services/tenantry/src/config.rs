@@ -102,6 +102,8 @@ pub struct Config {
     pub audit: tenantry_audit::Options,
     /// Gateway options.
     pub gateway: tenantry_gateway::Options,
+    /// Admin console options (served with the gateway at `/console`).
+    pub console: tenantry_console::Options,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
             billing: Default::default(),
             audit: Default::default(),
             gateway: Default::default(),
+            console: Default::default(),
         }
     }
 }

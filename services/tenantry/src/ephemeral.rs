@@ -102,6 +102,7 @@ impl Ephemeral {
         config.sealing_keys = [("ephemeral".to_string(), random_key())].into();
         config.sealing_key_id = Some("ephemeral".into());
         config.audit.checkpoint_key = Some(random_key());
+        config.console.key = Some(random_key());
         config.identity.verify_before_sign_in = false;
         config.log.stream = LogStream::Stderr;
         config.validate()?;
@@ -154,6 +155,7 @@ mod tests {
             &config.page_token_key,
             &config.internal_key,
             &config.edge_key,
+            &config.console.key,
         ] {
             assert_eq!(key.as_deref().map(str::len), Some(64));
         }

@@ -375,7 +375,20 @@ pub async fn start_until(
                 },
             )
             .await?;
-            tenantry_gateway::api_router(gateway)
+            let api = tenantry_gateway::api_router(gateway);
+            match config.console.enabled {
+                // The console calls the services as the signed-in user,
+                // through the same channels and layers as any client.
+                true => tenantry_console::router(
+                    &config.console,
+                    tenantry_console::Deps {
+                        key: shared_key(&config, "console_key", config.console.key.as_deref())?,
+                        peers: peer_directory.clone(),
+                    },
+                )?
+                .merge(api),
+                false => api,
+            }
         } else {
             axum::Router::new()
         });
