@@ -11,6 +11,7 @@ mod billing;
 mod cli;
 mod client;
 mod consistency;
+mod console;
 mod deployment;
 mod errors_doc;
 mod gateway;
