@@ -2,6 +2,8 @@
 //! to their parents by the services that own them, and the stream of
 //! parent-link changes a watcher follows from a revision.
 
+use std::collections::HashMap;
+
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as pb;
@@ -29,6 +31,34 @@ fn event_ref(object_type: &str, id: &str) -> Option<events::ObjectRef> {
         r#type: object_type.into(),
         id: id.into(),
     })
+}
+
+/// An object (type, id).
+type Object = (String, String);
+
+/// An object a write has attached: its parent and the organization that
+/// holds it (empty when read from the index, not yet looked up).
+#[derive(Debug, Clone)]
+struct Attached {
+    parent: Object,
+    organization: String,
+}
+
+/// What one write has done to an object so far: attached it to `parent`,
+/// or deleted it (`None`), in `organization`.
+#[derive(Debug, Clone)]
+struct Touched {
+    parent: Option<Object>,
+    organization: String,
+}
+
+/// What one write has done to each object it touched so far.
+type Batch = HashMap<Object, Touched>;
+
+/// A row change of one write, in the updates' order.
+enum Stored {
+    Upsert(NodeRow),
+    Delete(Object),
 }
 
 impl Core {
@@ -133,9 +163,13 @@ impl Core {
             ));
         }
         let mut changes = Vec::with_capacity(updates.len());
-        let mut rows = Vec::new();
-        let mut deletions = Vec::new();
+        let mut stored = Vec::new();
         let mut written = Vec::new();
+        // What this write has done so far to each object it touched: its
+        // parent and organization, or `None` once deleted. A later update
+        // sees it as the index will, so a parent and its child may come in
+        // one write (an import), in that order.
+        let mut batch: Batch = HashMap::new();
         for (i, update) in updates.iter().enumerate() {
             let field = format!("updates[{i}]");
             let relationship = update
@@ -204,23 +238,51 @@ impl Core {
                 .filter(|o| *o != pb::relationship_update::Operation::Unspecified)
                 .ok_or_else(|| Error::invalid_field(format!("{field}.operation"), "is required"))?;
             // Both where it goes and where it is now must be the caller's.
-            let organization = self
-                .may_write_under(
-                    caller,
-                    &subject.object_type,
-                    &subject.object_id,
-                    "the parent",
-                )
-                .await?;
-            let existing = self
-                .index
-                .read()
-                .parent_of(&resource.object_type, &resource.object_id)
-                .map(|(t, id)| (t.to_string(), id.to_string()));
-            if let Some((old_type, old_parent)) = &existing {
-                let old_organization = self
-                    .may_write_under(caller, old_type, old_parent, "the current parent")
-                    .await?;
+            let parent = (subject.object_type.clone(), subject.object_id.clone());
+            let deleting = operation == pb::relationship_update::Operation::Delete;
+            let organization = match batch.get(&parent) {
+                // A child may still be deleted under a parent this write
+                // deleted before it; nothing is attached to one.
+                Some(earlier) if earlier.parent.is_some() || deleting => {
+                    earlier.organization.clone()
+                }
+                Some(_) => {
+                    return Err(Refusal::ObjectNotFound {
+                        field: "the parent".into(),
+                    }
+                    .into());
+                }
+                None => {
+                    self.may_write_under(caller, &parent.0, &parent.1, "the parent")
+                        .await?
+                }
+            };
+            let key = (resource.object_type.clone(), resource.object_id.clone());
+            let existing = match batch.get(&key) {
+                Some(earlier) => earlier.parent.clone().map(|parent| Attached {
+                    parent,
+                    organization: earlier.organization.clone(),
+                }),
+                None => {
+                    let index = self.index.read();
+                    let found = index.parent_of(&key.0, &key.1);
+                    found.map(|(t, id)| Attached {
+                        parent: (t.to_string(), id.to_string()),
+                        organization: String::new(),
+                    })
+                }
+            };
+            if let Some(Attached {
+                parent: (old_type, old_parent),
+                organization: known,
+            }) = &existing
+            {
+                let old_organization = if known.is_empty() {
+                    self.may_write_under(caller, old_type, old_parent, "the current parent")
+                        .await?
+                } else {
+                    known.clone()
+                };
                 let index = self.index.read();
                 if index.root_of(&old_organization) != index.root_of(&organization) {
                     return Err(Refusal::CrossTenantMove.into());
@@ -235,22 +297,32 @@ impl Core {
                 }
                 pb::relationship_update::Operation::Delete => {
                     if existing.is_some() {
-                        deletions.push((resource.object_type.clone(), resource.object_id.clone()));
+                        stored.push(Stored::Delete(key.clone()));
                         changes.push(Change::RemoveNode {
                             object_type: resource.object_type.clone(),
                             id: resource.object_id.clone(),
                         });
                     }
+                    let touched = Touched {
+                        parent: None,
+                        organization: organization.clone(),
+                    };
+                    batch.insert(key, touched);
                 }
                 _ => {
-                    rows.push(NodeRow {
+                    let touched = Touched {
+                        parent: Some(parent),
+                        organization: organization.clone(),
+                    };
+                    batch.insert(key, touched);
+                    stored.push(Stored::Upsert(NodeRow {
                         object_type: resource.object_type.clone(),
                         id: resource.object_id.clone(),
                         parent_id: Some(subject.object_id.clone()),
                         organization_id: organization.clone(),
                         inherit: true,
                         live: true,
-                    });
+                    }));
                     changes.push(Change::Node {
                         object_type: resource.object_type.clone(),
                         id: resource.object_id.clone(),
@@ -275,15 +347,21 @@ impl Core {
         }
         self.preconditions_hold(caller, preconditions).await?;
         let mut tx = self.store.begin().await?;
-        for row in &rows {
-            self.store.upsert_node(&mut tx, row).await?;
+        // In the updates' order, as the index applies them.
+        for row in &stored {
+            match row {
+                Stored::Upsert(row) => self.store.upsert_node(&mut tx, row).await?,
+                Stored::Delete((object_type, id)) => {
+                    self.store.delete_node(&mut tx, object_type, id).await?
+                }
+            }
         }
-        for (object_type, id) in &deletions {
-            self.store.delete_node(&mut tx, object_type, id).await?;
-        }
-        let organization = rows
-            .first()
-            .map(|r| r.organization_id.clone())
+        let organization = stored
+            .iter()
+            .find_map(|row| match row {
+                Stored::Upsert(row) => Some(row.organization_id.clone()),
+                Stored::Delete(_) => None,
+            })
             .unwrap_or_default();
         let mut event = tenantry_kit::outbox::NewEvent::new(
             "relationships",

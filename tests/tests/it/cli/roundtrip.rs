@@ -92,13 +92,13 @@ fn exported(config: &Path, organization: &str) -> Vec<String> {
     lines
 }
 
-/// `relationships import` of `text` from a file: one line per write, as a
-/// parent must exist before the write that attaches a child to it.
+/// `relationships import` of `text` from a file, in one write: a parent
+/// and the child attached to it after it may come in the same batch.
 fn import(config: &Path, file: &str, text: &str) {
     let file = config.join(file);
     std::fs::write(&file, text).unwrap();
     let file = file.to_str().unwrap();
-    let args = ["relationships", "import", file, "--batch-size", "1"];
+    let args = ["relationships", "import", file];
     let imported = tenantry(config, &args, "");
     assert_eq!(code(&imported), 0, "{}", stderr(&imported));
 }

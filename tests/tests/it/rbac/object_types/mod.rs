@@ -189,6 +189,7 @@ async fn services_register_types_and_attach_their_objects_in_their_organization(
         another_tenants_relationships_are_out_of_every_filter(&t).await;
         what_lives_in_a_project_keeps_it_from_being_purged(&t).await;
         relationships_are_read_in_pages(&t).await;
+        a_parent_and_its_child_come_in_one_write(&t).await;
         t.w.sandbox.shutdown().await.unwrap();
     }
 }

@@ -500,3 +500,81 @@ pub(super) async fn relationships_are_read_in_pages(t: &Tenants) {
     assert_eq!(seen, ids, "every relationship once, in order");
     assert_eq!(pages, 3);
 }
+
+/// An import writes a parent and its child in one write, in that order;
+/// an object deleted and attached again in one write stays attached, in
+/// the index and in the store alike.
+pub(super) async fn a_parent_and_its_child_come_in_one_write(t: &Tenants) {
+    use authz::permission_grant::Grantor;
+    let release = authz::ResourceType {
+        name: "resourceTypes/release".into(),
+        parent_type: "deployment".into(),
+        permissions: vec![authz::PermissionDefinition {
+            name: "release.read".into(),
+            description: "see a release".into(),
+            granted_by: vec![authz::PermissionGrant {
+                grantor: Some(Grantor::ParentPermission("deployment.read".into())),
+            }],
+        }],
+        ..Default::default()
+    };
+    let request = authz::RegisterResourceTypeRequest {
+        resource_type: Some(release),
+        validate_only: false,
+    };
+    let mut schema = Schema::new(t.w.channel.clone());
+    schema
+        .register_resource_type(authed(request, &t.service))
+        .await
+        .unwrap();
+    // Rocket is gone by now (purged above): a project of its own.
+    let launchpad = t.w.project(&t.ada, &t.acme_id, "Launchpad").await;
+    let link = |operation, kind: &str, id: &str, parent_kind: &str, parent: &str| {
+        parent_link(operation, kind, id, parent_kind, parent)
+    };
+    let written = t
+        .write(
+            vec![
+                link(Operation::Create, "deployment", "d9", "project", &launchpad),
+                link(Operation::Create, "release", "r9", "deployment", "d9"),
+                link(Operation::Delete, "release", "r9", "deployment", "d9"),
+                link(Operation::Touch, "release", "r9", "deployment", "d9"),
+            ],
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .into_inner()
+        .written_at;
+    let at = fresh(&written);
+    let read =
+        t.w.check(&t.bob, "release", "r9", "release.read", at.clone());
+    assert!(read.await.unwrap(), "the release is attached under d9");
+    let request = authz::ReadRelationshipsRequest {
+        consistency: at,
+        relationship_filter: Some(authz::RelationshipFilter {
+            resource_type: "release".into(),
+            ..Default::default()
+        }),
+        organization: t.acme.name.clone(),
+        ..Default::default()
+    };
+    let mut authz = t.w.authz();
+    let stored = authz
+        .read_relationships(authed(request, &t.ada.token))
+        .await;
+    let stored = stored.unwrap().into_inner().relationships;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    // A parent and its child go in one write too, the parent first.
+    let written = t.write(
+        vec![
+            link(Operation::Delete, "deployment", "d9", "project", &launchpad),
+            link(Operation::Delete, "release", "r9", "deployment", "d9"),
+        ],
+        Vec::new(),
+    );
+    let written = written.await.unwrap().into_inner().written_at;
+    let gone =
+        t.w.check(&t.bob, "release", "r9", "release.read", fresh(&written));
+    assert!(!gone.await.unwrap(), "the release is gone with d9");
+}
