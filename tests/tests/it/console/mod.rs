@@ -9,6 +9,7 @@
 mod forged;
 mod headers;
 mod next;
+mod verify;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, header};
