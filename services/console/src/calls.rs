@@ -25,6 +25,20 @@ pub struct Failure {
     pub signed_out: bool,
 }
 
+impl Failure {
+    /// A refused sign-in (wrong password or code): identity's own words,
+    /// not "your session has ended".
+    pub fn of_credentials(status: tonic::Status) -> Failure {
+        match status.code() {
+            tonic::Code::Unauthenticated => Failure {
+                message: status.message().to_string(),
+                ..Failure::default()
+            },
+            _ => status.into(),
+        }
+    }
+}
+
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Failure {
         use tonic::Code;

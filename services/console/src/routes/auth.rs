@@ -83,7 +83,12 @@ pub async fn sign_in(console: Shared, headers: HeaderMap, body: Bytes) -> Respon
         }
         Ok(None) => unreachable_answer(&console, &headers, &state),
         Err(status) => {
-            let body = sign_in_form(&state, &next, &input.email, Some(&status.into()));
+            let body = sign_in_form(
+                &state,
+                &next,
+                &input.email,
+                Some(&Failure::of_credentials(status)),
+            );
             console.pre_session(&headers, &state, StatusCode::UNAUTHORIZED, "Sign in", body)
         }
     }
@@ -168,7 +173,7 @@ pub async fn mfa(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
         }
         Ok(None) => unreachable_answer(&console, &headers, &state),
         Err(status) => {
-            let body = mfa_form(&state, &next, Some(&status.into()));
+            let body = mfa_form(&state, &next, Some(&Failure::of_credentials(status)));
             console.pre_session(
                 &headers,
                 &state,

@@ -17,6 +17,14 @@ use crate::pages::{csrf, failure};
 
 const PAGE_SIZE: i32 = 20;
 
+/// The pages of a user who belongs to no organization yet.
+fn no_organization() -> Markup {
+    html! {
+        p.empty { "You belong to no organization yet. Accept an invitation from the mail \
+                   you were sent, or ask an administrator to invite you." }
+    }
+}
+
 fn path(uri: &Uri) -> String {
     uri.path_and_query()
         .map(|p| p.as_str().to_string())
@@ -40,6 +48,9 @@ pub async fn overview(console: Shared, headers: HeaderMap, uri: Uri) -> Response
 }
 
 async fn overview_body(console: &Console, signed: &Signed) -> Result<Markup, Failure> {
+    if signed.tokens().organization.is_empty() {
+        return Ok(no_organization());
+    }
     let name = signed.tokens().organization.clone();
     let org = organization::organization_service_client::OrganizationServiceClient::new(
         console.organization.clone(),
@@ -99,6 +110,9 @@ async fn projects_body(
     page_token: &str,
     error: Option<&Failure>,
 ) -> Result<Markup, Failure> {
+    if signed.tokens().organization.is_empty() {
+        return Ok(no_organization());
+    }
     let listed = organization::project_service_client::ProjectServiceClient::new(
         console.organization.clone(),
     )
@@ -247,6 +261,9 @@ async fn members_body(
     signed: &Signed,
     page_token: &str,
 ) -> Result<Markup, Failure> {
+    if signed.tokens().organization.is_empty() {
+        return Ok(no_organization());
+    }
     let listed =
         rbac::membership_service_client::MembershipServiceClient::new(console.rbac.clone())
             .list_memberships(signed.request(rbac::ListMembershipsRequest {
@@ -295,6 +312,9 @@ async fn invitations_body(
     signed: &Signed,
     error: Option<&Failure>,
 ) -> Result<Markup, Failure> {
+    if signed.tokens().organization.is_empty() {
+        return Ok(no_organization());
+    }
     let listed =
         rbac::invitation_service_client::InvitationServiceClient::new(console.rbac.clone())
             .list_invitations(signed.request(rbac::ListInvitationsRequest {
