@@ -93,6 +93,10 @@ async fn a_wrong_password_is_refused_in_words() {
         .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(answer.body.contains(r#"role="alert""#), "{}", answer.body);
-    assert!(!answer.body.contains("session has ended"), "{}", answer.body);
+    assert!(
+        !answer.body.contains("session has ended"),
+        "{}",
+        answer.body
+    );
     assert_eq!(browser.get("/console/").await.status, StatusCode::SEE_OTHER);
 }
