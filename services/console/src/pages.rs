@@ -2,6 +2,8 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use tenantry_kit::permission::Permission;
+
 use crate::calls::Failure;
 
 /// The stylesheet, served under a name that changes with its content so
@@ -21,11 +23,65 @@ pub fn style_path() -> &'static str {
 /// The organization switcher and the signed-in user's actions.
 pub struct Nav {
     pub email: String,
+    /// The user's resource name (`users/…`), for the pages about them.
+    #[allow(dead_code)]
+    pub user: String,
     pub active: String,
     /// (organization name, display name) of every membership.
     pub organizations: Vec<(String, String)>,
     pub csrf: String,
+    /// What the user may do in the active organization.
+    pub allowed: Vec<Permission>,
 }
+
+impl Nav {
+    fn may(&self, permission: Permission) -> bool {
+        self.allowed.contains(&permission)
+    }
+}
+
+/// The sections of the navigation bar: path, label, and the permission on
+/// the organization that shows it (none: always shown).
+const SECTIONS: &[(&str, &str, Option<Permission>)] = &[
+    ("/console/", "Overview", None),
+    (
+        "/console/organization",
+        "Organization",
+        Some(Permission::ORGANIZATION_READ),
+    ),
+    (
+        "/console/projects",
+        "Projects",
+        Some(Permission::PROJECT_READ),
+    ),
+    (
+        "/console/members",
+        "Members",
+        Some(Permission::ORGANIZATION_MEMBERS_READ),
+    ),
+    (
+        "/console/roles",
+        "Roles",
+        Some(Permission::ORGANIZATION_MEMBERS_READ),
+    ),
+    (
+        "/console/invitations",
+        "Invitations",
+        Some(Permission::ORGANIZATION_MEMBERS_INVITE),
+    ),
+    (
+        "/console/api-keys",
+        "API keys",
+        Some(Permission::ORGANIZATION_API_KEYS_CREATE),
+    ),
+    (
+        "/console/billing",
+        "Billing",
+        Some(Permission::BILLING_READ),
+    ),
+    ("/console/audit", "Audit log", Some(Permission::AUDIT_READ)),
+    ("/console/account", "Account", None),
+];
 
 /// A whole page.
 pub fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
@@ -52,10 +108,9 @@ pub fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
 fn nav_bar(nav: &Nav) -> Markup {
     html! {
         nav aria-label="Main" {
-            a href="/console/" { "Overview" }
-            a href="/console/projects" { "Projects" }
-            a href="/console/members" { "Members" }
-            a href="/console/invitations" { "Invitations" }
+            @for (path, label, needs) in SECTIONS {
+                @if needs.is_none_or(|p| nav.may(p)) { a href=(path) { (label) } }
+            }
         }
         form.switch method="post" action="/console/switch" {
             input type="hidden" name="csrf" value=(nav.csrf);
@@ -93,4 +148,19 @@ pub fn failure(failure: Option<&Failure>) -> Markup {
 /// A hidden CSRF field.
 pub fn csrf(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// A hidden request id: a form submitted twice creates one thing (the
+/// services answer a repeated request id with the first result).
+pub fn request_id() -> Markup {
+    html! { input type="hidden" name="request_id" value=(uuid::Uuid::now_v7().to_string()); }
+}
+
+/// A "Next page" link to `path` with `page_token`, when there is a next page.
+pub fn next_page(path: &str, page_token: &str) -> Markup {
+    html! {
+        @if !page_token.is_empty() {
+            p { a href={ (path) "?" (serde_urlencoded::to_string([("page_token", page_token)]).unwrap_or_default()) } { "Next page" } }
+        }
+    }
 }

@@ -10,10 +10,22 @@ use serde::Deserialize;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
 
-use super::{Console, Shared, forbidden, form, tokens_of};
+use super::{Console, Posted, Shared, Signed, forbidden, form, tokens_of};
 use crate::calls::{Failure, as_user};
 use crate::pages::{self, csrf, failure};
 use crate::session::{State, safe_next, same_origin};
+
+pub fn routes() -> axum::Router<std::sync::Arc<Console>> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-in/mfa", get(mfa_page).post(mfa))
+        .route("/console/sign-up", get(sign_up_page).post(sign_up))
+        .route("/console/verify", get(verify))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/sign-out-everywhere", post(sign_out_everywhere))
+        .route("/console/switch", post(switch))
+}
 
 #[derive(Deserialize, Default)]
 pub struct Next {
@@ -298,37 +310,19 @@ pub async fn verify(console: Shared, headers: HeaderMap, Query(q): Query<VerifyQ
     }
 }
 
+/// A form with nothing but its CSRF token.
 #[derive(Deserialize)]
-pub struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
+pub struct Nothing {}
+
+pub async fn sign_out(console: Shared, posted: Posted<Nothing>) -> Response {
+    end_session(&console, posted.signed, false).await
 }
 
-pub async fn sign_out(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
-    end_session(console, headers, body, false).await
+pub async fn sign_out_everywhere(console: Shared, posted: Posted<Nothing>) -> Response {
+    end_session(&console, posted.signed, true).await
 }
 
-pub async fn sign_out_everywhere(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
-    end_session(console, headers, body, true).await
-}
-
-async fn end_session(
-    console: Shared,
-    headers: HeaderMap,
-    body: Bytes,
-    everywhere: bool,
-) -> Response {
-    let input: CsrfOnly = match form(&body) {
-        Ok(input) => input,
-        Err(refusal) => return refusal,
-    };
-    let signed = match console
-        .signed_post(&headers, &input.csrf, "/console/")
-        .await
-    {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+async fn end_session(console: &Console, signed: Signed, everywhere: bool) -> Response {
     let tokens = signed.tokens();
     let ended = match everywhere {
         true => console
@@ -355,12 +349,12 @@ async fn end_session(
     if let Err(status) = ended {
         let failure: Failure = status.into();
         if !failure.signed_out {
-            return console.failed(&signed, "/console/", "Sign out", failure);
+            return console.failed(&signed, "Sign out", failure);
         }
     }
     // A new session: the old CSRF secret goes with the old tokens.
     console.with_cookie(
-        &headers,
+        &signed.headers,
         &State::fresh(),
         Redirect::to("/console/sign-in").into_response(),
     )
@@ -368,48 +362,35 @@ async fn end_session(
 
 #[derive(Deserialize)]
 pub struct SwitchForm {
-    #[serde(default)]
-    csrf: String,
     organization: String,
 }
 
-pub async fn switch(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
-    let input: SwitchForm = match form(&body) {
-        Ok(input) => input,
-        Err(refusal) => return refusal,
-    };
-    let mut signed = match console
-        .signed_post(&headers, &input.csrf, "/console/")
-        .await
-    {
-        Ok(signed) => signed,
-        Err(refusal) => return refusal,
-    };
+pub async fn switch(console: Shared, posted: Posted<SwitchForm>) -> Response {
+    let Posted { mut signed, form } = posted;
     let answer = console
         .identity()
         .switch_organization(signed.request(identity::SwitchOrganizationRequest {
-            organization: input.organization,
+            organization: form.organization,
         }))
         .await;
     match answer.map(|a| a.into_inner().tokens) {
         Ok(Some(tokens)) => {
             signed.state.tokens = Some(tokens_of(tokens));
             console.with_cookie(
-                &headers,
+                &signed.headers,
                 &signed.state,
                 Redirect::to("/console/").into_response(),
             )
         }
         Ok(None) => console.failed(
             &signed,
-            "/console/",
             "Switch organization",
             Failure {
                 message: "Identity issued no tokens.".into(),
                 ..Failure::default()
             },
         ),
-        Err(status) => console.failed(&signed, "/console/", "Switch organization", status.into()),
+        Err(status) => console.failed(&signed, "Switch organization", status.into()),
     }
 }
 

@@ -6,17 +6,23 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
-mod org;
+mod invitations;
+mod members;
+mod overview;
+mod projects;
 
 use std::sync::Arc;
 
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use maud::Markup;
 use tenantry_kit::peer::{Peer, PeerChannel};
+use tenantry_kit::permission::Permission;
+use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity;
-use tenantry_proto::tenantry::organization::v1 as organization;
 
 use crate::calls::{Failure, as_user};
 use crate::pages::{self, Nav};
@@ -60,36 +66,29 @@ pub fn router(console: Arc<Console>) -> axum::Router {
             "/console",
             get(|| async { Redirect::permanent("/console/") }),
         )
-        .route("/console/", get(org::overview))
         .route("/console/static/{file}", get(stylesheet))
-        .route(
-            "/console/sign-in",
-            get(auth::sign_in_page).post(auth::sign_in),
-        )
-        .route("/console/sign-in/mfa", get(auth::mfa_page).post(auth::mfa))
-        .route(
-            "/console/sign-up",
-            get(auth::sign_up_page).post(auth::sign_up),
-        )
-        .route("/console/verify", get(auth::verify))
-        .route("/console/sign-out", post(auth::sign_out))
-        .route(
-            "/console/sign-out-everywhere",
-            post(auth::sign_out_everywhere),
-        )
-        .route("/console/switch", post(auth::switch))
-        .route(
-            "/console/projects",
-            get(org::projects).post(org::create_project),
-        )
-        .route("/console/projects/delete", post(org::delete_project))
-        .route("/console/members", get(org::members))
-        .route(
-            "/console/invitations",
-            get(org::invitations).post(org::create_invitation),
-        )
-        .route("/console/invitations/revoke", post(org::revoke_invitation))
+        .merge(auth::routes())
+        .merge(overview::routes())
+        .merge(projects::routes())
+        .merge(members::routes())
+        .merge(invitations::routes())
         .with_state(console)
+}
+
+/// Lists show this many rows a page.
+pub const PAGE_SIZE: i32 = 20;
+
+/// `?page_token=` of a paginated list.
+#[derive(serde::Deserialize, Default)]
+pub struct PageQuery {
+    #[serde(default)]
+    pub page_token: String,
+}
+
+/// A form naming one resource (`name`): delete, revoke, resend.
+#[derive(serde::Deserialize)]
+pub struct NameForm {
+    pub name: String,
 }
 
 async fn stylesheet(uri: http::Uri) -> Response {
@@ -123,6 +122,8 @@ pub struct Signed {
     pub state: State,
     renewed: bool,
     headers: HeaderMap,
+    /// The page to come back to after signing in again.
+    path: String,
 }
 
 impl Signed {
@@ -136,6 +137,111 @@ impl Signed {
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         as_user(message, &self.tokens().access)
     }
+
+    /// The organization the session acts in (`organizations/…`), if any.
+    pub fn organization(&self) -> Option<&str> {
+        Some(self.tokens().organization.as_str()).filter(|o| !o.is_empty())
+    }
+}
+
+/// A signed-in page's request: the session and the navigation bar, which
+/// knows what the user may do in the active organization. Extracted from
+/// the request; a request without a session is answered by a redirect to
+/// sign in and come back.
+pub struct View {
+    pub signed: Signed,
+    pub nav: Nav,
+}
+
+impl View {
+    /// Whether the user holds `permission` on the active organization, as
+    /// authorization answered when the page was built. The page hides what
+    /// this denies; the services still decide every call.
+    pub fn may(&self, permission: Permission) -> bool {
+        self.nav.allowed.contains(&permission)
+    }
+
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        self.signed.request(message)
+    }
+
+    pub fn organization(&self) -> Option<&str> {
+        self.signed.organization()
+    }
+
+    pub fn csrf(&self) -> &str {
+        &self.signed.state.csrf
+    }
+}
+
+impl FromRequestParts<Arc<Console>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Signed, Response> {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/console/".into());
+        console.signed_in(&parts.headers, &path).await
+    }
+}
+
+impl FromRequestParts<Arc<Console>> for View {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<View, Response> {
+        let signed = Signed::from_request_parts(parts, console).await?;
+        console.view(signed).await
+    }
+}
+
+/// A form POSTed by a signed-in user: the session (its CSRF token right,
+/// sent from a page of this host) and the form. Anything else is answered
+/// before the handler runs: 403 for a forged or stale form, 400 for one
+/// that cannot be read, a redirect to sign in (and back to the page the
+/// form was on) for a session that has ended.
+pub struct Posted<T> {
+    pub signed: Signed,
+    pub form: T,
+}
+
+/// The largest form the console reads.
+const FORM_LIMIT: usize = 64 * 1024;
+
+impl<T: serde::de::DeserializeOwned> FromRequest<Arc<Console>> for Posted<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, console: &Arc<Console>) -> Result<Self, Response> {
+        #[derive(serde::Deserialize)]
+        struct Csrf {
+            #[serde(default)]
+            csrf: String,
+        }
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
+            (StatusCode::PAYLOAD_TOO_LARGE, "the form is too large").into_response()
+        })?;
+        let Csrf { csrf } = form(&body)?;
+        let back = came_from(&parts.headers).unwrap_or_else(|| parts.uri.path().to_string());
+        let signed = console.signed_post(&parts.headers, &csrf, &back).await?;
+        let form = form(&body)?;
+        Ok(Posted { signed, form })
+    }
+}
+
+/// The console page a form was sent from (its `Referer`), to come back to.
+fn came_from(headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let path = referer.split_once("://")?.1;
+    let path = &path[path.find('/')?..];
+    Some(crate::session::safe_next(Some(path)))
 }
 
 impl Console {
@@ -148,30 +254,26 @@ impl Console {
         };
         let tokens = state.tokens.as_ref().expect("filtered on tokens");
         let now = chrono::Utc::now().timestamp();
-        if tokens.access_expires > now + 5 {
-            return Ok(Signed {
-                state,
-                renewed: false,
-                headers: headers.clone(),
-            });
-        }
-        let refreshed = self
-            .identity()
-            .refresh(identity::RefreshRequest {
-                refresh_token: tokens.refresh.clone(),
-            })
-            .await;
-        match refreshed.ok().and_then(|r| r.into_inner().tokens) {
-            Some(fresh) => {
-                state.tokens = Some(tokens_of(fresh));
-                Ok(Signed {
-                    state,
-                    renewed: true,
-                    headers: headers.clone(),
+        let mut renewed = false;
+        if tokens.access_expires <= now + 5 {
+            let refreshed = self
+                .identity()
+                .refresh(identity::RefreshRequest {
+                    refresh_token: tokens.refresh.clone(),
                 })
-            }
-            None => Err(to_sign_in(path)),
+                .await;
+            let Some(fresh) = refreshed.ok().and_then(|r| r.into_inner().tokens) else {
+                return Err(to_sign_in(path));
+            };
+            state.tokens = Some(tokens_of(fresh));
+            renewed = true;
         }
+        Ok(Signed {
+            state,
+            renewed,
+            headers: headers.clone(),
+            path: path.to_string(),
+        })
     }
 
     /// The session of a POST: signed in, its CSRF token right, sent from a
@@ -207,6 +309,11 @@ impl Console {
         }
     }
 
+    /// After a POST that worked: back to `to` (POST, redirect, GET).
+    pub fn done(&self, signed: &Signed, to: &str) -> Response {
+        self.answer(signed, Redirect::to(to))
+    }
+
     fn with_cookie(&self, headers: &HeaderMap, state: &State, mut response: Response) -> Response {
         if let Ok(value) = HeaderValue::from_str(&self.sessions.write(headers, state)) {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -214,69 +321,139 @@ impl Console {
         response
     }
 
-    /// The navigation bar of a signed-in page: the user from `Me`, the
-    /// switcher from the organizations the user belongs to.
+    /// A signed-in page's view: the navigation bar (the user from `Me`,
+    /// with every organization they belong to) and what the user may do in
+    /// the active organization, in one bulk check.
+    pub async fn view(&self, signed: Signed) -> Result<View, Response> {
+        match self.nav(&signed).await {
+            Ok(nav) => Ok(View { signed, nav }),
+            Err(failure) => Err(self.failed(&signed, "Console", failure)),
+        }
+    }
+
     async fn nav(&self, signed: &Signed) -> Result<Nav, Failure> {
         let me = self
             .identity()
             .me(signed.request(identity::MeRequest {}))
             .await?
             .into_inner();
-        let mine = organization::organization_service_client::OrganizationServiceClient::new(
-            self.organization.clone(),
-        )
-        .list_my_organizations(signed.request(organization::ListMyOrganizationsRequest {
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
+        let user = me.user.unwrap_or_default();
+        let allowed = match signed.organization() {
+            Some(organization) => self.allowed(signed, &user.name, organization).await?,
+            None => Vec::new(),
+        };
         Ok(Nav {
-            email: me.user.map(|u| u.email).unwrap_or_default(),
+            email: user.email,
+            user: user.name,
             active: signed.tokens().organization.clone(),
-            organizations: mine
-                .organizations
+            organizations: me
+                .memberships
                 .into_iter()
-                .filter_map(|mine| mine.organization)
-                .map(|org| {
-                    let display = match org.display_name.is_empty() {
-                        true => org.slug,
-                        false => org.display_name,
+                .map(|m| {
+                    let display = match m.organization_display_name.is_empty() {
+                        true => m.organization_slug,
+                        false => m.organization_display_name,
                     };
-                    (org.name, display)
+                    (m.organization, display)
                 })
                 .collect(),
             csrf: signed.state.csrf.clone(),
+            allowed,
         })
+    }
+
+    /// The organization-level permissions `user` holds on `organization`.
+    async fn allowed(
+        &self,
+        signed: &Signed,
+        user: &str,
+        organization: &str,
+    ) -> Result<Vec<Permission>, Failure> {
+        let id = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
+        let items = ORGANIZATION_PERMISSIONS
+            .iter()
+            .map(|permission| authz::CheckBulkPermissionsRequestItem {
+                resource: Some(authz::ObjectReference {
+                    object_type: "organization".into(),
+                    object_id: id(organization),
+                }),
+                permission: permission.as_str().into(),
+                subject: Some(authz::SubjectReference {
+                    object: Some(authz::ObjectReference {
+                        object_type: "user".into(),
+                        object_id: id(user),
+                    }),
+                    optional_relation: String::new(),
+                }),
+            })
+            .collect();
+        let answer =
+            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
+                .check_bulk_permissions(signed.request(authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items,
+                }))
+                .await?
+                .into_inner();
+        Ok(ORGANIZATION_PERMISSIONS
+            .iter()
+            .zip(answer.pairs)
+            .filter(|(_, pair)| {
+                matches!(
+                    &pair.response,
+                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                        if item.permissionship == authz::Permissionship::Allowed as i32
+                )
+            })
+            .map(|(permission, _)| *permission)
+            .collect())
     }
 
     /// A signed-in page: the navigation bar and `body`, or where a failed
     /// call leads (sign-in when the session is gone).
-    async fn render(
-        &self,
-        signed: &Signed,
-        path: &str,
-        title: &str,
-        body: Result<Markup, Failure>,
-    ) -> Response {
-        let nav = match self.nav(signed).await {
-            Ok(nav) => nav,
-            Err(failure) => return self.failed(signed, path, title, failure),
-        };
+    pub fn render(&self, view: &View, title: &str, body: Result<Markup, Failure>) -> Response {
         let body = match body {
             Ok(body) => body,
-            Err(failure) if failure.signed_out => return to_sign_in(path),
+            Err(failure) if failure.signed_out => return to_sign_in(&view.signed.path),
             Err(failure) => pages::failure(Some(&failure)),
         };
         self.answer(
-            signed,
-            Html(pages::page(title, Some(&nav), body).into_string()),
+            &view.signed,
+            Html(pages::page(title, Some(&view.nav), body).into_string()),
         )
     }
 
-    fn failed(&self, signed: &Signed, path: &str, title: &str, failure: Failure) -> Response {
+    /// A failed POST shown on its page again: `body` renders the page with
+    /// the failure next to its form.
+    pub async fn refused<F>(
+        &self,
+        signed: Signed,
+        title: &str,
+        failure: Failure,
+        body: F,
+    ) -> Response
+    where
+        F: AsyncFnOnce(&View, &Failure) -> Result<Markup, Failure>,
+    {
         if failure.signed_out {
-            return to_sign_in(path);
+            return to_sign_in(&signed.path);
+        }
+        let view = match self.view(signed).await {
+            Ok(view) => view,
+            Err(answer) => return answer,
+        };
+        let page = body(&view, &failure).await;
+        let mut response = self.render(&view, title, page);
+        *response.status_mut() = match failure.request_id {
+            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+            None => StatusCode::BAD_REQUEST,
+        };
+        response
+    }
+
+    fn failed(&self, signed: &Signed, title: &str, failure: Failure) -> Response {
+        if failure.signed_out {
+            return to_sign_in(&signed.path);
         }
         let status = match failure.request_id {
             Some(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -286,6 +463,27 @@ impl Console {
         self.answer(signed, (status, Html(body.into_string())))
     }
 }
+
+/// The organization-level permissions the console asks about for every
+/// page, to show only what the user may do.
+const ORGANIZATION_PERMISSIONS: &[Permission] = &[
+    Permission::ORGANIZATION_READ,
+    Permission::ORGANIZATION_SETTINGS_MANAGE,
+    Permission::ORGANIZATION_MEMBERS_READ,
+    Permission::ORGANIZATION_MEMBERS_INVITE,
+    Permission::ORGANIZATION_MEMBERS_MANAGE,
+    Permission::ORGANIZATION_TEAMS_CREATE,
+    Permission::ORGANIZATION_DEPARTMENTS_CREATE,
+    Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE,
+    Permission::ORGANIZATION_API_KEYS_CREATE,
+    Permission::ORGANIZATION_DELETE,
+    Permission::ORGANIZATION_OWNERSHIP_TRANSFER,
+    Permission::BILLING_READ,
+    Permission::BILLING_MANAGE,
+    Permission::PROJECT_CREATE,
+    Permission::AUDIT_READ,
+    Permission::PROJECT_READ,
+];
 
 /// Tokens as the cookie keeps them.
 fn tokens_of(tokens: identity::AuthTokens) -> Tokens {
@@ -316,8 +514,8 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, Html(body.into_string())).into_response()
 }
 
-/// A form body (URL-encoded), or 400.
+/// A form body (URL-encoded; a repeated field fills a list), or 400.
 fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_urlencoded::from_bytes(body)
+    serde_html_form::from_bytes(body)
         .map_err(|_| (StatusCode::BAD_REQUEST, "the form could not be read").into_response())
 }
