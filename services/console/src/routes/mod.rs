@@ -5,11 +5,17 @@
 // per request straight to the client: its size costs nothing.
 #![allow(clippy::result_large_err)]
 
+mod audit;
+mod accept;
+mod account;
 mod auth;
+mod billing;
 mod invitations;
+mod keys;
 mod members;
 mod overview;
 mod projects;
+mod recover;
 
 use std::sync::Arc;
 
@@ -68,10 +74,16 @@ pub fn router(console: Arc<Console>) -> axum::Router {
         )
         .route("/console/static/{file}", get(stylesheet))
         .merge(auth::routes())
+        .merge(account::routes())
+        .merge(recover::routes())
+        .merge(accept::routes())
         .merge(overview::routes())
         .merge(projects::routes())
         .merge(members::routes())
         .merge(invitations::routes())
+        .merge(keys::routes())
+        .merge(billing::routes())
+        .merge(audit::routes())
         .with_state(console)
 }
 
