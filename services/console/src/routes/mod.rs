@@ -8,6 +8,8 @@
 mod audit;
 mod accept;
 mod account;
+mod accept;
+mod account;
 mod auth;
 mod billing;
 mod invitations;
@@ -15,6 +17,7 @@ mod keys;
 mod members;
 mod overview;
 mod projects;
+mod recover;
 mod recover;
 
 use std::sync::Arc;
@@ -74,6 +77,9 @@ pub fn router(console: Arc<Console>) -> axum::Router {
         )
         .route("/console/static/{file}", get(stylesheet))
         .merge(auth::routes())
+        .merge(account::routes())
+        .merge(recover::routes())
+        .merge(accept::routes())
         .merge(account::routes())
         .merge(recover::routes())
         .merge(accept::routes())

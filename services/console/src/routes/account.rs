@@ -1,0 +1,8 @@
+//! TODO
+use std::sync::Arc;
+
+use super::Console;
+
+pub fn routes() -> axum::Router<Arc<Console>> {
+    axum::Router::new()
+}
