@@ -5,20 +5,19 @@
 // per request straight to the client: its size costs nothing.
 #![allow(clippy::result_large_err)]
 
+mod accept;
+mod account;
 mod audit;
-mod accept;
-mod account;
-mod accept;
-mod account;
 mod auth;
 mod billing;
 mod invitations;
 mod keys;
 mod members;
 mod overview;
+mod project;
 mod projects;
 mod recover;
-mod recover;
+mod roles;
 
 use std::sync::Arc;
 
@@ -80,13 +79,12 @@ pub fn router(console: Arc<Console>) -> axum::Router {
         .merge(account::routes())
         .merge(recover::routes())
         .merge(accept::routes())
-        .merge(account::routes())
-        .merge(recover::routes())
-        .merge(accept::routes())
         .merge(overview::routes())
         .merge(projects::routes())
         .merge(members::routes())
         .merge(invitations::routes())
+        .merge(project::routes())
+        .merge(roles::routes())
         .merge(keys::routes())
         .merge(billing::routes())
         .merge(audit::routes())
