@@ -13,11 +13,13 @@ mod billing;
 mod invitations;
 mod keys;
 mod members;
+mod organization;
 mod overview;
 mod project;
 mod projects;
 mod recover;
 mod roles;
+mod teams;
 
 use std::sync::Arc;
 
@@ -88,6 +90,8 @@ pub fn router(console: Arc<Console>) -> axum::Router {
         .merge(keys::routes())
         .merge(billing::routes())
         .merge(audit::routes())
+        .merge(organization::routes())
+        .merge(teams::routes())
         .with_state(console)
 }
 
@@ -423,6 +427,56 @@ impl Console {
             })
             .map(|(permission, _)| *permission)
             .collect())
+    }
+
+    /// Whether the viewing user holds each permission on each object
+    /// (`(object_type, object_id, permission)`, such as `("team", id,
+    /// Permission::TEAM_MEMBERS_MANAGE)`), in one bulk check: for pages
+    /// about one object, where `view.may` (the organization only) does not
+    /// say. Hiding only: the services still decide. A failed check hides
+    /// everything.
+    #[allow(dead_code)] // until a page uses it
+    pub async fn may_on(&self, view: &View, checks: &[(&str, &str, Permission)]) -> Vec<bool> {
+        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
+        let items = checks
+            .iter()
+            .map(
+                |(object_type, object_id, permission)| authz::CheckBulkPermissionsRequestItem {
+                    resource: Some(authz::ObjectReference {
+                        object_type: object_type.to_string(),
+                        object_id: object_id.to_string(),
+                    }),
+                    permission: permission.as_str().into(),
+                    subject: Some(authz::SubjectReference {
+                        object: Some(authz::ObjectReference {
+                            object_type: "user".into(),
+                            object_id: user.to_string(),
+                        }),
+                        optional_relation: String::new(),
+                    }),
+                },
+            )
+            .collect();
+        let answer =
+            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
+                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items,
+                }))
+                .await;
+        let pairs = answer.map(|a| a.into_inner().pairs).unwrap_or_default();
+        let mut allowed: Vec<bool> = pairs
+            .iter()
+            .map(|pair| {
+                matches!(
+                    &pair.response,
+                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                        if item.permissionship == authz::Permissionship::Allowed as i32
+                )
+            })
+            .collect();
+        allowed.resize(checks.len(), false);
+        allowed
     }
 
     /// A signed-in page: the navigation bar and `body`, or where a failed
