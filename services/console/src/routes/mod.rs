@@ -389,13 +389,53 @@ impl Console {
         user: &str,
         organization: &str,
     ) -> Result<Vec<Permission>, Failure> {
+        self.held(
+            signed,
+            user,
+            "organization",
+            organization,
+            ORGANIZATION_PERMISSIONS,
+        )
+        .await
+    }
+
+    /// Which of `permissions` the signed-in user holds on one object
+    /// (`object_type`, and its resource name or id), in one bulk check:
+    /// what a page about that object shows (its project's grant and delete
+    /// buttons). The services still decide every call.
+    #[allow(dead_code)] // until the project page uses it
+    pub async fn may_on(
+        &self,
+        view: &View,
+        object_type: &str,
+        object: &str,
+        permissions: &[Permission],
+    ) -> Result<Vec<Permission>, Failure> {
+        self.held(
+            &view.signed,
+            &view.nav.user,
+            object_type,
+            object,
+            permissions,
+        )
+        .await
+    }
+
+    async fn held(
+        &self,
+        signed: &Signed,
+        user: &str,
+        object_type: &str,
+        object: &str,
+        permissions: &[Permission],
+    ) -> Result<Vec<Permission>, Failure> {
         let id = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
-        let items = ORGANIZATION_PERMISSIONS
+        let items = permissions
             .iter()
             .map(|permission| authz::CheckBulkPermissionsRequestItem {
                 resource: Some(authz::ObjectReference {
-                    object_type: "organization".into(),
-                    object_id: id(organization),
+                    object_type: object_type.into(),
+                    object_id: id(object),
                 }),
                 permission: permission.as_str().into(),
                 subject: Some(authz::SubjectReference {
@@ -415,7 +455,7 @@ impl Console {
                 }))
                 .await?
                 .into_inner();
-        Ok(ORGANIZATION_PERMISSIONS
+        Ok(permissions
             .iter()
             .zip(answer.pairs)
             .filter(|(_, pair)| {
@@ -427,56 +467,6 @@ impl Console {
             })
             .map(|(permission, _)| *permission)
             .collect())
-    }
-
-    /// Whether the viewing user holds each permission on each object
-    /// (`(object_type, object_id, permission)`, such as `("team", id,
-    /// Permission::TEAM_MEMBERS_MANAGE)`), in one bulk check: for pages
-    /// about one object, where `view.may` (the organization only) does not
-    /// say. Hiding only: the services still decide. A failed check hides
-    /// everything.
-    #[allow(dead_code)] // until a page uses it
-    pub async fn may_on(&self, view: &View, checks: &[(&str, &str, Permission)]) -> Vec<bool> {
-        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
-        let items = checks
-            .iter()
-            .map(
-                |(object_type, object_id, permission)| authz::CheckBulkPermissionsRequestItem {
-                    resource: Some(authz::ObjectReference {
-                        object_type: object_type.to_string(),
-                        object_id: object_id.to_string(),
-                    }),
-                    permission: permission.as_str().into(),
-                    subject: Some(authz::SubjectReference {
-                        object: Some(authz::ObjectReference {
-                            object_type: "user".into(),
-                            object_id: user.to_string(),
-                        }),
-                        optional_relation: String::new(),
-                    }),
-                },
-            )
-            .collect();
-        let answer =
-            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
-                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
-                    consistency: None,
-                    items,
-                }))
-                .await;
-        let pairs = answer.map(|a| a.into_inner().pairs).unwrap_or_default();
-        let mut allowed: Vec<bool> = pairs
-            .iter()
-            .map(|pair| {
-                matches!(
-                    &pair.response,
-                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
-                        if item.permissionship == authz::Permissionship::Allowed as i32
-                )
-            })
-            .collect();
-        allowed.resize(checks.len(), false);
-        allowed
     }
 
     /// A signed-in page: the navigation bar and `body`, or where a failed
