@@ -33,6 +33,7 @@ use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity;
+use tenantry_proto::tenantry::organization::v1 as organization_pb;
 
 use crate::calls::{Failure, as_user};
 use crate::pages::{self, Nav};
@@ -46,6 +47,7 @@ pub struct Console {
     organization: PeerChannel,
     rbac: PeerChannel,
     billing: PeerChannel,
+    audit: PeerChannel,
 }
 
 type Shared = axum::extract::State<Arc<Console>>;
@@ -62,6 +64,7 @@ impl Console {
             organization: deps.peers.channel(Peer::Organization)?,
             rbac: deps.peers.channel(Peer::Rbac)?,
             billing: deps.peers.channel(Peer::Billing)?,
+            audit: deps.peers.channel(Peer::Audit)?,
         })
     }
 
@@ -358,106 +361,89 @@ impl Console {
             .await?
             .into_inner();
         let user = me.user.unwrap_or_default();
-        let allowed = match signed.organization() {
-            Some(organization) => self.allowed(signed, &user.name, organization).await?,
-            None => Vec::new(),
-        };
+        let (organizations, allowed) = tokio::join!(
+            self.my_organizations(signed),
+            self.allowed(signed, &user.name)
+        );
         Ok(Nav {
             email: user.email,
             user: user.name,
             active: signed.tokens().organization.clone(),
-            organizations: me
-                .memberships
-                .into_iter()
-                .map(|m| {
-                    let display = match m.organization_display_name.is_empty() {
-                        true => m.organization_slug,
-                        false => m.organization_display_name,
-                    };
-                    (m.organization, display)
-                })
-                .collect(),
+            organizations: organizations?,
             csrf: signed.state.csrf.clone(),
-            allowed,
+            allowed: allowed?,
         })
     }
 
-    /// The organization-level permissions `user` holds on `organization`.
-    async fn allowed(
-        &self,
-        signed: &Signed,
-        user: &str,
-        organization: &str,
-    ) -> Result<Vec<Permission>, Failure> {
-        self.held(
-            signed,
-            user,
-            "organization",
-            organization,
-            ORGANIZATION_PERMISSIONS,
+    /// (name, display name) of every organization the user belongs to, for
+    /// the switcher.
+    async fn my_organizations(&self, signed: &Signed) -> Result<Vec<(String, String)>, Failure> {
+        let mine = organization_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
         )
-        .await
+        .list_my_organizations(signed.request(organization_pb::ListMyOrganizationsRequest {
+            page_size: 100,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+        Ok(mine
+            .organizations
+            .into_iter()
+            .filter_map(|mine| mine.organization)
+            .map(|org| {
+                let display = match org.display_name.is_empty() {
+                    true => org.slug,
+                    false => org.display_name,
+                };
+                (org.name, display)
+            })
+            .collect())
     }
 
-    /// Which of `permissions` the signed-in user holds on one object
-    /// (`object_type`, and its resource name or id), in one bulk check:
-    /// what a page about that object shows (its project's grant and delete
-    /// buttons). The services still decide every call.
-    #[allow(dead_code)] // until the project page uses it
-    pub async fn may_on(
-        &self,
-        view: &View,
-        object_type: &str,
-        object: &str,
-        permissions: &[Permission],
-    ) -> Result<Vec<Permission>, Failure> {
-        self.held(
-            &view.signed,
-            &view.nav.user,
-            object_type,
-            object,
-            permissions,
-        )
-        .await
-    }
-
-    async fn held(
-        &self,
-        signed: &Signed,
-        user: &str,
-        object_type: &str,
-        object: &str,
-        permissions: &[Permission],
-    ) -> Result<Vec<Permission>, Failure> {
-        let id = |name: &str| name.rsplit('/').next().unwrap_or_default().to_string();
-        let items = permissions
+    /// The organization-level permissions `user` holds on the active
+    /// organization, and [`Permission::PROJECT_READ`] when they may read at
+    /// least one of its projects (a finance user reads none: no projects in
+    /// their navigation).
+    async fn allowed(&self, signed: &Signed, user: &str) -> Result<Vec<Permission>, Failure> {
+        let Some(organization) = signed.organization() else {
+            return Ok(Vec::new());
+        };
+        let subject = || authz::SubjectReference {
+            object: Some(authz::ObjectReference {
+                object_type: "user".into(),
+                object_id: last_segment(user).into(),
+            }),
+            optional_relation: String::new(),
+        };
+        let items = ORGANIZATION_PERMISSIONS
             .iter()
             .map(|permission| authz::CheckBulkPermissionsRequestItem {
                 resource: Some(authz::ObjectReference {
-                    object_type: object_type.into(),
-                    object_id: id(object),
+                    object_type: "organization".into(),
+                    object_id: last_segment(organization).into(),
                 }),
                 permission: permission.as_str().into(),
-                subject: Some(authz::SubjectReference {
-                    object: Some(authz::ObjectReference {
-                        object_type: "user".into(),
-                        object_id: id(user),
-                    }),
-                    optional_relation: String::new(),
-                }),
+                subject: Some(subject()),
             })
             .collect();
-        let answer =
-            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
-                .check_bulk_permissions(signed.request(authz::CheckBulkPermissionsRequest {
-                    consistency: None,
-                    items,
-                }))
-                .await?
-                .into_inner();
-        Ok(permissions
+        let (mut bulk, mut lookup) = (self.authorization(), self.authorization());
+        let checks = bulk.check_bulk_permissions(signed.request(authz::CheckBulkPermissionsRequest {
+                consistency: None,
+                items,
+            }));
+        let projects = lookup.lookup_resources(signed.request(authz::LookupResourcesRequest {
+                resource_type: "project".into(),
+                permission: Permission::PROJECT_READ.as_str().into(),
+                subject: Some(subject()),
+                organization: organization.into(),
+                page_size: 1,
+                ..Default::default()
+            }));
+        let (checks, projects) = tokio::join!(checks, projects);
+        let mut allowed: Vec<Permission> = ORGANIZATION_PERMISSIONS
             .iter()
-            .zip(answer.pairs)
+            .zip(checks?.into_inner().pairs)
             .filter(|(_, pair)| {
                 matches!(
                     &pair.response,
@@ -466,7 +452,66 @@ impl Console {
                 )
             })
             .map(|(permission, _)| *permission)
-            .collect())
+            .collect();
+        if !projects?.into_inner().resource_ids.is_empty() {
+            allowed.push(Permission::PROJECT_READ);
+        }
+        Ok(allowed)
+    }
+
+    fn authorization(
+        &self,
+    ) -> authz::authorization_service_client::AuthorizationServiceClient<PeerChannel> {
+        authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
+    }
+
+    /// Whether the viewing user holds each permission on each object
+    /// (`(object_type, object_id, permission)`, such as `("team", id,
+    /// Permission::TEAM_MEMBERS_MANAGE)`), in one bulk check: for pages
+    /// about one object, where `view.may` (the organization only) does not
+    /// say. Hiding only: the services still decide. A failed check hides
+    /// everything.
+    pub async fn may_on(&self, view: &View, checks: &[(&str, &str, Permission)]) -> Vec<bool> {
+        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
+        let items = checks
+            .iter()
+            .map(
+                |(object_type, object_id, permission)| authz::CheckBulkPermissionsRequestItem {
+                    resource: Some(authz::ObjectReference {
+                        object_type: object_type.to_string(),
+                        object_id: object_id.to_string(),
+                    }),
+                    permission: permission.as_str().into(),
+                    subject: Some(authz::SubjectReference {
+                        object: Some(authz::ObjectReference {
+                            object_type: "user".into(),
+                            object_id: user.to_string(),
+                        }),
+                        optional_relation: String::new(),
+                    }),
+                },
+            )
+            .collect();
+        let answer =
+            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
+                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items,
+                }))
+                .await;
+        let pairs = answer.map(|a| a.into_inner().pairs).unwrap_or_default();
+        let mut allowed: Vec<bool> = pairs
+            .iter()
+            .map(|pair| {
+                matches!(
+                    &pair.response,
+                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                        if item.permissionship == authz::Permissionship::Allowed as i32
+                )
+            })
+            .collect();
+        allowed.resize(checks.len(), false);
+        allowed
     }
 
     /// A signed-in page: the navigation bar and `body`, or where a failed
@@ -542,8 +587,12 @@ const ORGANIZATION_PERMISSIONS: &[Permission] = &[
     Permission::BILLING_MANAGE,
     Permission::PROJECT_CREATE,
     Permission::AUDIT_READ,
-    Permission::PROJECT_READ,
 ];
+
+/// The id at the end of a resource name (`organizations/{id}` → `{id}`).
+fn last_segment(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or_default()
+}
 
 /// Tokens as the cookie keeps them.
 fn tokens_of(tokens: identity::AuthTokens) -> Tokens {
