@@ -1,11 +1,339 @@
-//! Stub: filled in by the organization area.
+//! One team's page: its members, leads marked; adding, changing and
+//! removing them for whoever may (an administrator, or a lead of this
+//! team: the rbac service decides, and the page asks it about this team).
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{Path, Query};
+use axum::response::Response;
+use axum::routing::{get, post};
+use maud::{Markup, html};
+use serde::Deserialize;
+use tenantry_kit::peer::PeerChannel;
+use tenantry_kit::permission::Permission;
+use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::organization::v1 as organization;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
 
-use super::Console;
+use super::overview::{list_members, no_organization};
+use super::{Console, PAGE_SIZE, PageQuery, Posted, Shared, Signed, View};
+use crate::calls::Failure;
+use crate::pages::{csrf, failure, next_page, request_id};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
+        .route("/console/teams/{team}", get(team_page))
+        .route("/console/teams/{team}/members", post(add_member))
+        .route("/console/teams/{team}/members/role", post(change_role))
+        .route("/console/teams/{team}/members/remove", post(remove_member))
+}
+
+impl Console {
+    fn team_member_service(
+        &self,
+    ) -> rbac::team_member_service_client::TeamMemberServiceClient<PeerChannel> {
+        rbac::team_member_service_client::TeamMemberServiceClient::new(self.rbac.clone())
+    }
+
+    /// Which of `permissions` the viewer holds on `team` (its id), in one
+    /// bulk check. A failed check allows nothing: the page then hides the
+    /// forms, and the services decide anyway.
+    async fn may_on_team(&self, view: &View, team: &str, permissions: &[Permission]) -> Vec<bool> {
+        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
+        let items = permissions
+            .iter()
+            .map(|permission| authz::CheckBulkPermissionsRequestItem {
+                resource: Some(authz::ObjectReference {
+                    object_type: "team".into(),
+                    object_id: team.into(),
+                }),
+                permission: permission.as_str().into(),
+                subject: Some(authz::SubjectReference {
+                    object: Some(authz::ObjectReference {
+                        object_type: "user".into(),
+                        object_id: user.into(),
+                    }),
+                    optional_relation: String::new(),
+                }),
+            })
+            .collect();
+        let pairs =
+            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
+                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
+                    consistency: None,
+                    items,
+                }))
+                .await
+                .map(|a| a.into_inner().pairs)
+                .unwrap_or_default();
+        let mut allowed: Vec<bool> = pairs
+            .iter()
+            .map(|pair| {
+                matches!(
+                    &pair.response,
+                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                        if item.permissionship == authz::Permissionship::Allowed as i32
+                )
+            })
+            .collect();
+        allowed.resize(permissions.len(), false);
+        allowed
+    }
+}
+
+/// The team's resource name in the active organization.
+fn team_name(signed: &Signed, team: &str) -> String {
+    format!("{}/teams/{team}", signed.tokens().organization)
+}
+
+async fn team_page(
+    console: Shared,
+    view: View,
+    Path(team): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let body = team_body(&console, &view, &team, &q.page_token, None).await;
+    console.render(&view, "Team", body)
+}
+
+async fn team_body(
+    console: &Console,
+    view: &View,
+    id: &str,
+    page_token: &str,
+    error: Option<&Failure>,
+) -> Result<Markup, Failure> {
+    if view.organization().is_none() {
+        return Ok(no_organization());
+    }
+    let name = team_name(&view.signed, id);
+    let team = console
+        .team_service()
+        .get_team(view.request(organization::GetTeamRequest { name: name.clone() }))
+        .await?
+        .into_inner()
+        .team
+        .unwrap_or_default();
+    let listed = console
+        .team_member_service()
+        .list_team_members(view.request(rbac::ListTeamMembersRequest {
+            parent: name.clone(),
+            page_size: PAGE_SIZE,
+            page_token: page_token.into(),
+            ..Default::default()
+        }))
+        .await?
+        .into_inner();
+    let may = console
+        .may_on_team(view, id, &[Permission::TEAM_MEMBERS_MANAGE])
+        .await;
+    let manage = may[0];
+    let path = format!("/console/teams/{id}");
+    Ok(html! {
+        h2 { (team.display_name) }
+        @if !team.description.is_empty() { p { (team.description) } }
+        p.small { a href="/console/organization" { "Back to the organization" } }
+        (failure(error))
+        h2 { "Members" }
+        @if listed.team_members.is_empty() {
+            p.empty { "No members yet." @if manage { " Add the first one below." } }
+        } @else {
+            table {
+                thead { tr { th { "Name" } th { "Email" } th { "Role" } @if manage { th { span.small { "Actions" } } } } }
+                tbody {
+                    @for member in &listed.team_members {
+                        (member_row(view, &path, member, manage))
+                    }
+                }
+            }
+        }
+        (next_page(&path, &listed.next_page_token))
+        @if manage { (add_form(console, view, &path, &listed.team_members).await) }
+    })
+}
+
+fn is_lead(member: &rbac::TeamMember) -> bool {
+    member.role() == authz::TeamRole::Lead
+}
+
+fn member_row(view: &View, path: &str, member: &rbac::TeamMember, manage: bool) -> Markup {
+    let who = match member.user_email.is_empty() {
+        true => member.user.clone(),
+        false => member.user_email.clone(),
+    };
+    let lead = is_lead(member);
+    html! {
+        tr {
+            td { (member.user_display_name) }
+            td { (who) }
+            td { @if lead { strong.lead { "Lead" } } @else { "Member" } }
+            @if manage {
+                td.actions {
+                    form.inline method="post" action={ (path) "/members/role" } {
+                        (csrf(view.csrf()))
+                        input type="hidden" name="name" value=(member.name);
+                        input type="hidden" name="etag" value=(member.etag);
+                        input type="hidden" name="role" value=(if lead { "member" } else { "lead" });
+                        button.secondary type="submit" aria-label={ (if lead { "Make member: " } else { "Make lead: " }) (who) } {
+                            (if lead { "Make member" } else { "Make lead" })
+                        }
+                    }
+                    form.inline method="post" action={ (path) "/members/remove" } {
+                        (csrf(view.csrf()))
+                        input type="hidden" name="name" value=(member.name);
+                        button.danger type="submit" aria-label={ "Remove " (who) " from the team" } { "Remove" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The add form: the organization's members not yet in the team (as far
+/// as the first page of each says).
+async fn add_form(
+    console: &Console,
+    view: &View,
+    path: &str,
+    in_team: &[rbac::TeamMember],
+) -> Markup {
+    let members = list_members(console, &view.signed).await;
+    let candidates: Vec<&rbac::Membership> = members
+        .iter()
+        .filter(|m| !in_team.iter().any(|t| t.user == m.user))
+        .collect();
+    html! {
+        h2 { "Add a member" }
+        @if candidates.is_empty() {
+            p.empty { "Every member of the organization you can see is in this team. "
+                a href="/console/invitations" { "Invite someone" } " to the organization first." }
+        } @else {
+            form.card method="post" action={ (path) "/members" } {
+                (csrf(view.csrf()))
+                (request_id())
+                div.field {
+                    label for="user" { "Member" }
+                    select #user name="user" required {
+                        @for member in &candidates { option value=(member.user) { (member.user_email) } }
+                    }
+                }
+                div.field {
+                    label for="role" { "Role" }
+                    select #role name="role" {
+                        option value="member" selected { "Member" }
+                        option value="lead" { "Lead" }
+                    }
+                }
+                button type="submit" { "Add to team" }
+            }
+        }
+    }
+}
+
+fn role(value: &str) -> authz::TeamRole {
+    match value {
+        "lead" => authz::TeamRole::Lead,
+        _ => authz::TeamRole::Member,
+    }
+}
+
+#[derive(Deserialize)]
+struct AddForm {
+    user: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    request_id: String,
+}
+
+async fn add_member(
+    console: Shared,
+    Path(team): Path<String>,
+    posted: Posted<AddForm>,
+) -> Response {
+    let Posted { signed, form } = posted;
+    let added = console
+        .team_member_service()
+        .add_team_member(signed.request(rbac::AddTeamMemberRequest {
+            parent: team_name(&signed, &team),
+            team_member: Some(rbac::TeamMember {
+                user: form.user,
+                role: role(&form.role) as i32,
+                ..Default::default()
+            }),
+            request_id: form.request_id,
+        }))
+        .await;
+    after(&console, signed, &team, added.map(drop)).await
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    name: String,
+    #[serde(default)]
+    etag: String,
+    role: String,
+}
+
+async fn change_role(
+    console: Shared,
+    Path(team): Path<String>,
+    posted: Posted<RoleForm>,
+) -> Response {
+    let Posted { signed, form } = posted;
+    let changed = console
+        .team_member_service()
+        .update_team_member(signed.request(rbac::UpdateTeamMemberRequest {
+            team_member: Some(rbac::TeamMember {
+                name: form.name,
+                etag: form.etag,
+                role: role(&form.role) as i32,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["role".into()],
+            }),
+        }))
+        .await;
+    after(&console, signed, &team, changed.map(drop)).await
+}
+
+#[derive(Deserialize)]
+struct RemoveForm {
+    name: String,
+}
+
+async fn remove_member(
+    console: Shared,
+    Path(team): Path<String>,
+    posted: Posted<RemoveForm>,
+) -> Response {
+    let Posted { signed, form } = posted;
+    let removed = console
+        .team_member_service()
+        .remove_team_member(signed.request(rbac::RemoveTeamMemberRequest {
+            name: form.name,
+            etag: String::new(),
+        }))
+        .await;
+    after(&console, signed, &team, removed.map(drop)).await
+}
+
+async fn after(
+    console: &Console,
+    signed: Signed,
+    team: &str,
+    outcome: Result<(), tonic::Status>,
+) -> Response {
+    match outcome {
+        Ok(()) => console.done(&signed, &format!("/console/teams/{team}")),
+        Err(status) => {
+            console
+                .refused(signed, "Team", status.into(), async |view, failure| {
+                    team_body(console, view, team, "", Some(failure)).await
+                })
+                .await
+        }
+    }
 }
