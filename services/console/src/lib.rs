@@ -70,10 +70,11 @@ pub fn router(options: &Options, deps: Deps) -> anyhow::Result<axum::Router> {
 }
 
 /// Content security policy of every console answer: nothing but the
-/// console's own stylesheet and images, forms posting only to the console,
-/// never framed.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// console's own stylesheet, images and script (the copy button of secrets
+/// shown once; never inline), forms posting only to the console, never
+/// framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;

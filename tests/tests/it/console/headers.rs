@@ -16,8 +16,8 @@ async fn the_cookie_is_http_only_lax_and_scoped_to_the_console() {
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     assert_eq!(
         page.headers[header::CONTENT_SECURITY_POLICY],
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     assert_eq!(page.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(page.headers[header::REFERRER_POLICY], "same-origin");
