@@ -22,13 +22,10 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/projects/delete", post(delete_project))
 }
 
-impl Console {
-    fn projects(
-        &self,
-    ) -> organization::project_service_client::ProjectServiceClient<tenantry_kit::peer::PeerChannel>
-    {
-        organization::project_service_client::ProjectServiceClient::new(self.organization.clone())
-    }
+fn project_client(
+    console: &Console,
+) -> organization::project_service_client::ProjectServiceClient<tenantry_kit::peer::PeerChannel> {
+    organization::project_service_client::ProjectServiceClient::new(console.organization.clone())
 }
 
 async fn projects(console: Shared, view: View, Query(q): Query<PageQuery>) -> Response {
@@ -45,8 +42,7 @@ async fn projects_body(
     let Some(parent) = view.organization() else {
         return Ok(no_organization());
     };
-    let listed = console
-        .projects()
+    let listed = project_client(console)
         .list_projects(view.request(organization::ListProjectsRequest {
             parent: parent.into(),
             page_size: PAGE_SIZE,
@@ -73,10 +69,12 @@ async fn projects_body(
                 tbody {
                     @for project in &listed.projects {
                         tr {
-                            td { (project.display_name) }
+                            td { a href={ "/console/projects/" (id_of(&project.name)) } { (project.display_name) } }
                             td { code { (project.slug) } }
                             td {
-                                form method="post" action="/console/projects/delete" {
+                                a href={ "/console/projects/" (id_of(&project.name)) } aria-label={ "Access to " (project.display_name) } { "Access" }
+                                " "
+                                form.inline method="post" action="/console/projects/delete" {
                                     (csrf(view.csrf()))
                                     input type="hidden" name="name" value=(project.name);
                                     button.danger type="submit" aria-label={ "Delete " (project.display_name) } { "Delete" }
@@ -100,8 +98,7 @@ struct ProjectForm {
 
 async fn create_project(console: Shared, posted: Posted<ProjectForm>) -> Response {
     let Posted { signed, form } = posted;
-    let created = console
-        .projects()
+    let created = project_client(&console)
         .create_project(signed.request(organization::CreateProjectRequest {
             parent: signed.tokens().organization.clone(),
             project: Some(organization::Project {
@@ -117,14 +114,15 @@ async fn create_project(console: Shared, posted: Posted<ProjectForm>) -> Respons
 
 async fn delete_project(console: Shared, posted: Posted<NameForm>) -> Response {
     let Posted { signed, form } = posted;
-    let deleted = console
-        .projects()
-        .delete_project(signed.request(organization::DeleteProjectRequest {
-            name: form.name,
-            ..Default::default()
-        }))
-        .await;
-    after(&console, signed, deleted.map(drop)).await
+    match super::project::delete_ungranted(&console, &signed, form.name).await {
+        Ok(()) => console.done(&signed, "/console/projects"),
+        Err(failure) => refused(&console, signed, failure).await,
+    }
+}
+
+/// The last segment of a resource name: the id in a page's path.
+fn id_of(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or_default()
 }
 
 async fn after(
@@ -134,12 +132,14 @@ async fn after(
 ) -> Response {
     match outcome {
         Ok(()) => console.done(&signed, "/console/projects"),
-        Err(status) => {
-            console
-                .refused(signed, "Projects", status.into(), async |view, failure| {
-                    projects_body(console, view, "", Some(failure)).await
-                })
-                .await
-        }
+        Err(status) => refused(console, signed, status.into()).await,
     }
+}
+
+async fn refused(console: &Console, signed: super::Signed, failure: Failure) -> Response {
+    console
+        .refused(signed, "Projects", failure, async |view, failure| {
+            projects_body(console, view, "", Some(failure)).await
+        })
+        .await
 }
