@@ -22,6 +22,9 @@ pub fn routes() -> axum::Router<std::sync::Arc<Console>> {
         .route("/console/sign-in/mfa", get(mfa_page).post(mfa))
         .route("/console/sign-up", get(sign_up_page).post(sign_up))
         .route("/console/verify", get(verify))
+        // Where identity's mail links when `[identity.mailer] link_base_url`
+        // is the console's URL (`…/console`).
+        .route("/console/verify-email", get(verify))
         .route("/console/sign-out", post(sign_out))
         .route("/console/sign-out-everywhere", post(sign_out_everywhere))
         .route("/console/switch", post(switch))
@@ -57,6 +60,7 @@ fn sign_in_form(state: &State, next: &str, email: &str, error: Option<&Failure>)
             div.field { label for="password" { "Password" } input #password type="password" name="password" autocomplete="current-password" required; }
             button type="submit" { "Sign in" }
         }
+        p { a href="/console/forgot-password" { "Forgot your password?" } }
         p { "No account yet? " a href="/console/sign-up" { "Sign up" } "." }
     }
 }
@@ -80,6 +84,7 @@ pub async fn sign_in(console: Shared, headers: HeaderMap, body: Bytes) -> Respon
         .await;
     match answer.map(|a| a.into_inner().result) {
         Ok(Some(identity::login_response::Result::Tokens(tokens))) => {
+            let next = landing(&tokens, &next);
             state.tokens = Some(tokens_of(console.settle(tokens).await));
             state.mfa_token = None;
             console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
@@ -120,7 +125,7 @@ fn unreachable_answer(console: &Console, headers: &HeaderMap, state: &State) -> 
     )
 }
 
-fn failure_page(error: &Failure) -> maud::Markup {
+pub(super) fn failure_page(error: &Failure) -> maud::Markup {
     html! { (failure(Some(error))) p { a href="/console/sign-in" { "Back to sign in" } } }
 }
 
@@ -290,8 +295,9 @@ pub async fn verify(console: Shared, headers: HeaderMap, Query(q): Query<VerifyQ
         .await;
     match answer.map(|a| a.into_inner().tokens) {
         Ok(Some(tokens)) if !tokens.access_token.is_empty() => {
+            let next = landing(&tokens, "/console/");
             state.tokens = Some(tokens_of(console.settle(tokens).await));
-            console.with_cookie(&headers, &state, Redirect::to("/console/").into_response())
+            console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
         }
         Ok(_) => {
             let body = html! { p { "Your address is confirmed. " a href="/console/sign-in" { "Sign in" } "." } };
@@ -390,7 +396,19 @@ pub async fn switch(console: Shared, posted: Posted<SwitchForm>) -> Response {
                 ..Failure::default()
             },
         ),
+        Err(status) if super::account::mfa_required(&status) => {
+            console.done(&signed, super::account::ENROL)
+        }
         Err(status) => console.failed(&signed, "Switch organization", status.into()),
+    }
+}
+
+/// Where a sign-in lands: `next`, unless the organization requires a second
+/// factor the user has not set up (the tokens may then only enrol one).
+fn landing(tokens: &identity::AuthTokens, next: &str) -> String {
+    match tokens.mfa_enrollment_required {
+        true => super::account::ENROL.to_string(),
+        false => next.to_string(),
     }
 }
 
@@ -399,8 +417,8 @@ impl Console {
     /// console switches into the first organization the user belongs to
     /// (the switcher changes it). A user of no organization keeps the
     /// tokens as they are, and the pages say so.
-    async fn settle(&self, tokens: identity::AuthTokens) -> identity::AuthTokens {
-        if !tokens.organization.is_empty() {
+    pub(super) async fn settle(&self, tokens: identity::AuthTokens) -> identity::AuthTokens {
+        if !tokens.organization.is_empty() || tokens.mfa_enrollment_required {
             return tokens;
         }
         let mine = organization::organization_service_client::OrganizationServiceClient::new(
@@ -438,14 +456,14 @@ impl Console {
 
     /// The session of a POST before sign-in: it must carry the cookie's
     /// CSRF secret and come from this host.
-    fn pre_post(&self, headers: &HeaderMap, csrf: &str) -> Option<State> {
+    pub(super) fn pre_post(&self, headers: &HeaderMap, csrf: &str) -> Option<State> {
         let state = self.sessions.read(headers)?;
         (same_origin(headers) && state.csrf_matches(csrf)).then_some(state)
     }
 
     /// A page before sign-in, with the session's cookie (its CSRF secret
     /// is what the page's form carries).
-    fn pre_session(
+    pub(super) fn pre_session(
         &self,
         headers: &HeaderMap,
         state: &State,

@@ -348,6 +348,11 @@ impl Console {
     /// with every organization they belong to) and what the user may do in
     /// the active organization, in one bulk check.
     pub async fn view(&self, signed: Signed) -> Result<View, Response> {
+        // A session that may only enrol a second factor is sent to do so.
+        if account::enrolment_only(signed.tokens()) && !signed.path.starts_with("/console/account")
+        {
+            return Err(self.done(&signed, account::ENROL));
+        }
         match self.nav(&signed).await {
             Ok(nav) => Ok(View { signed, nav }),
             Err(failure) => Err(self.failed(&signed, "Console", failure)),
@@ -428,18 +433,19 @@ impl Console {
             })
             .collect();
         let (mut bulk, mut lookup) = (self.authorization(), self.authorization());
-        let checks = bulk.check_bulk_permissions(signed.request(authz::CheckBulkPermissionsRequest {
+        let checks =
+            bulk.check_bulk_permissions(signed.request(authz::CheckBulkPermissionsRequest {
                 consistency: None,
                 items,
             }));
         let projects = lookup.lookup_resources(signed.request(authz::LookupResourcesRequest {
-                resource_type: "project".into(),
-                permission: Permission::PROJECT_READ.as_str().into(),
-                subject: Some(subject()),
-                organization: organization.into(),
-                page_size: 1,
-                ..Default::default()
-            }));
+            resource_type: "project".into(),
+            permission: Permission::PROJECT_READ.as_str().into(),
+            subject: Some(subject()),
+            organization: organization.into(),
+            page_size: 1,
+            ..Default::default()
+        }));
         let (checks, projects) = tokio::join!(checks, projects);
         let mut allowed: Vec<Permission> = ORGANIZATION_PERMISSIONS
             .iter()
