@@ -163,7 +163,7 @@ async fn project_body(
         return Ok(no_organization());
     };
     let name = project_name(parent, id);
-    let project = projects(&console)
+    let project = projects(console)
         .get_project(view.request(organization::GetProjectRequest { name: name.clone() }))
         .await?
         .into_inner()
@@ -181,7 +181,7 @@ async fn project_body(
         .zip(held)
         .filter_map(|(p, held)| held.then_some(p))
         .collect();
-    let grants = grants(&console)
+    let grants = grants(console)
         .list_project_grants(view.request(rbac::ListProjectGrantsRequest {
             parent: name.clone(),
             page_size: PAGE_SIZE,
@@ -349,7 +349,7 @@ async fn environments(
     manage: bool,
     error: Option<&Failure>,
 ) -> Result<Markup, Failure> {
-    let listed = projects(&console)
+    let listed = projects(console)
         .list_environments(view.request(organization::ListEnvironmentsRequest {
             parent: project.into(),
             page_size: 100,
@@ -550,7 +550,7 @@ pub(super) async fn delete_ungranted(
     signed: &Signed,
     name: String,
 ) -> Result<(), Failure> {
-    let grants = grants(&console)
+    let grants = grants(console)
         .list_project_grants(signed.request(rbac::ListProjectGrantsRequest {
             parent: name.clone(),
             page_size: 1,
@@ -564,7 +564,7 @@ pub(super) async fn delete_ungranted(
                 ..Failure::default()
             });
     }
-    projects(&console)
+    projects(console)
         .delete_project(signed.request(organization::DeleteProjectRequest {
             name,
             ..Default::default()
