@@ -6,6 +6,7 @@
 //! By concern: the cookie and the security headers, forged posts, where
 //! signing in leads.
 
+mod access;
 mod forged;
 mod headers;
 mod next;

@@ -1,0 +1,391 @@
+//! Access through the console: a project granted to a member is the only
+//! one they see (and revoking hides it), a granted project is not deleted,
+//! custom roles show in the permission matrix and a plain member may make
+//! neither a role nor an invitation, a double-submitted form creates one
+//! project, and a resend keeps one pending invitation.
+
+use tenantry_proto::tenantry::billing::v1 as billing;
+use tenantry_proto::tenantry::identity::v1 as identity;
+use tenantry_proto::tenantry::organization::v1 as organization;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
+use tenantry_testkit::clients::{Identity, Invitations, Orgs, Projects, Subscriptions};
+use tenantry_testkit::{authed, people};
+use tonic::transport::Channel;
+
+use super::*;
+
+/// Ada's organization, made by signing up at the console: her browser,
+/// her token and the organization's name for reading back over gRPC.
+struct Acme {
+    sandbox: Sandbox,
+    channel: Channel,
+    ada: Browser,
+    token: String,
+    org: String,
+}
+
+impl Acme {
+    async fn start(
+        storage: tenantry_testkit::Storage,
+        change: impl FnOnce(&mut tenantry::config::Config) + Send + 'static,
+    ) -> Acme {
+        let sandbox = start(storage, change).await;
+        let channel = sandbox.channel().await.unwrap();
+        let mut ada = Browser::new(&sandbox);
+        ada.sign_up("ada@example.com").await;
+        let token = people::log_in(&channel, "ada@example.com").await.token;
+        let mine = Orgs::new(channel.clone())
+            .list_my_organizations(authed(
+                organization::ListMyOrganizationsRequest::default(),
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let org = mine.organizations[0].organization.clone().unwrap().name;
+        Acme {
+            sandbox,
+            channel,
+            ada,
+            token,
+            org,
+        }
+    }
+
+    /// Someone invited at the console as a member, who accepted: their
+    /// browser (signed in, acting in Acme) and their user name.
+    async fn member(&mut self, email: &str) -> (Browser, String) {
+        let csrf = self.ada.get("/console/invitations").await.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("role", "roles/member"),
+        ];
+        let sent = self.ada.post("/console/invitations", &form).await;
+        assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+        // Signing up with the mailed token accepts it (and verifies the
+        // address it was mailed to).
+        let token = self.sandbox.mail_token(email, "invitation").unwrap();
+        let signed_up = Identity::new(self.channel.clone())
+            .sign_up(identity::SignUpRequest {
+                email: email.into(),
+                password: PASSWORD.into(),
+                display_name: "Bob".into(),
+                invitation_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let user = signed_up.user.unwrap().name;
+        let mut browser = Browser::new(&self.sandbox);
+        let csrf = browser.get("/console/sign-in").await.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", "/console/"),
+        ];
+        let signed_in = browser.post("/console/sign-in", &form).await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.body
+        );
+        let csrf = browser.get("/console/").await.csrf();
+        let form = [("csrf", csrf.as_str()), ("organization", self.org.as_str())];
+        let switched = browser.post("/console/switch", &form).await;
+        assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.body);
+        (browser, user)
+    }
+
+    /// Creates a project at the console; its id.
+    async fn project(&mut self, name: &str) -> String {
+        let page = self.ada.get("/console/projects").await;
+        let form = [
+            ("csrf", page.csrf()),
+            ("display_name", name.to_string()),
+            ("request_id", uuid()),
+        ];
+        let created = self.ada.post("/console/projects", &pairs(&form)).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+        let found = self
+            .projects()
+            .await
+            .into_iter()
+            .find(|p| p.display_name == name);
+        found.unwrap().name.rsplit('/').next().unwrap().to_string()
+    }
+
+    /// The organization's projects, as Ada reads them over gRPC.
+    async fn projects(&self) -> Vec<organization::Project> {
+        let request = organization::ListProjectsRequest {
+            parent: self.org.clone(),
+            page_size: 100,
+            ..Default::default()
+        };
+        let mut client = Projects::new(self.channel.clone());
+        let listed = client.list_projects(authed(request, &self.token));
+        listed.await.unwrap().into_inner().projects
+    }
+
+    /// Members see only the projects granted to them.
+    async fn granted_only(&self) {
+        let request = organization::UpdateOrganizationRequest {
+            organization: Some(organization::Organization {
+                name: self.org.clone(),
+                settings: Some(organization::OrganizationSettings {
+                    project_visibility: organization::ProjectVisibility::Granted as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["settings.project_visibility".into()],
+            }),
+            ..Default::default()
+        };
+        let mut client = Orgs::new(self.channel.clone());
+        let updated = client.update_organization(authed(request, &self.token));
+        updated.await.unwrap();
+    }
+
+    /// Custom roles need a paid plan: Starter, paid by a new account.
+    async fn upgrade(&self) {
+        let request = billing::ChangePlanRequest {
+            name: format!("{}/subscription", self.org),
+            plan: "plans/starter".into(),
+            request_id: uuid(),
+            new_billing_account: Some(billing::BillingAccount {
+                display_name: "Acme billing".into(),
+                currency_code: "USD".into(),
+                billing_email: "billing@acme.example".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut client = Subscriptions::new(self.channel.clone());
+        let changed = client.change_plan(authed(request, &self.token));
+        changed.await.unwrap();
+    }
+}
+
+fn uuid() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn pairs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    form.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The resource names in a page's hidden `name` fields that contain
+/// `part` (`/grants/`: the grants a project page shows), in order.
+fn hidden_names(body: &str, part: &str) -> Vec<String> {
+    body.match_indices(r#"name="name" value=""#)
+        .map(|(at, m)| body[at + m.len()..].split('"').next().unwrap().to_string())
+        .filter(|name| name.contains(part))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_granted_project_is_the_members_only_one_until_revoked() {
+    for storage in tenantry_testkit::storages() {
+        let mut a = Acme::start(storage, |_| {}).await;
+        a.granted_only().await;
+        let granted = a.project("Granted").await;
+        a.project("Hidden").await;
+        let (mut bob, bob_user) = a.member("bob@example.com").await;
+        let page = format!("/console/projects/{granted}");
+
+        // Ada grants Bob viewer access on one project at its page.
+        let csrf = a.ada.get(&page).await.csrf();
+        let form = [
+            ("csrf", csrf.clone()),
+            ("subject", format!("user:{bob_user}")),
+            ("level", "PROJECT_ACCESS_LEVEL_VIEWER".into()),
+            ("request_id", uuid()),
+        ];
+        let grant = a.ada.post(&format!("{page}/grants"), &pairs(&form)).await;
+        assert_eq!(grant.status, StatusCode::SEE_OTHER, "{}", grant.body);
+        let shown = a.ada.get(&page).await.body;
+        assert!(
+            shown.contains("bob@example.com") && shown.contains("Viewer"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"aria-label="Revoke access of bob@example.com""#));
+
+        let listed = bob.get("/console/projects").await.body;
+        assert!(listed.contains("Granted"), "{listed}");
+        assert!(!listed.contains("Hidden"), "{listed}");
+
+        // While Bob holds it, the project is not deleted: the button is
+        // disabled with the reason, and a forced post is refused.
+        assert!(shown.contains("cannot be deleted while anyone holds a grant"));
+        let delete = [("csrf", csrf.as_str())];
+        let refused = a.ada.post(&format!("{page}/delete"), &delete).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(
+            refused.body.contains("still has grants"),
+            "{}",
+            refused.body
+        );
+        let forced = [
+            ("csrf", csrf.clone()),
+            ("name", format!("{}/projects/{granted}", a.org)),
+        ];
+        let refused = a
+            .ada
+            .post("/console/projects/delete", &pairs(&forced))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(
+            a.projects()
+                .await
+                .iter()
+                .any(|p| p.display_name == "Granted")
+        );
+
+        // Revoked, Bob sees no project; then the project may go.
+        let names = hidden_names(&shown, "/grants/");
+        assert_eq!(names.len(), 1, "{shown}");
+        let revoke = [("csrf", csrf.as_str()), ("name", names[0].as_str())];
+        let revoked = a.ada.post(&format!("{page}/grants/revoke"), &revoke).await;
+        assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+        let listed = bob.get("/console/projects").await.body;
+        assert!(
+            !listed.contains("Granted") && !listed.contains("Hidden"),
+            "{listed}"
+        );
+        let deleted = a.ada.post(&format!("{page}/delete"), &delete).await;
+        assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+        assert!(
+            !a.projects()
+                .await
+                .iter()
+                .any(|p| p.display_name == "Granted")
+        );
+        a.sandbox.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_custom_role_shows_in_the_matrix_and_a_member_makes_none() {
+    let mut a = Acme::start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+    let (mut bob, _) = a.member("bob@example.com").await;
+    let role = |csrf: String| {
+        [
+            ("csrf", csrf),
+            ("display_name", "Auditor".to_string()),
+            ("description", "Reads the log".to_string()),
+            ("permission", "audit.read".to_string()),
+            ("permission", "project.read".to_string()),
+            ("request_id", uuid()),
+        ]
+    };
+
+    // On the free plan the service refuses in its own words.
+    let csrf = a.ada.get("/console/roles").await.csrf();
+    let free = a
+        .ada
+        .post("/console/roles", &pairs(&role(csrf.clone())))
+        .await;
+    assert_eq!(free.status, StatusCode::BAD_REQUEST, "{}", free.body);
+    assert!(
+        free.body.contains("does not include custom roles"),
+        "{}",
+        free.body
+    );
+
+    a.upgrade().await;
+    let made = a.ada.post("/console/roles", &pairs(&role(csrf))).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let matrix = a.ada.get("/console/roles").await.body;
+    for cell in [
+        "Auditor has audit.read",
+        "Auditor has project.read",
+        "Auditor lacks billing.read",
+    ] {
+        assert!(matrix.contains(cell), "{cell}: {matrix}");
+    }
+    assert!(matrix.contains("Owner has organization.delete"), "{matrix}");
+
+    // Bob, a plain member, sees no create form; posting it anyway, and an
+    // invitation, is refused and writes nothing.
+    let page = bob.get("/console/roles").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("Create role"), "{}", page.body);
+    let mut forged = role(page.csrf());
+    forged[1].1 = "Sneaky".into();
+    let refused = bob.post("/console/roles", &pairs(&forged)).await;
+    assert!(refused.status.is_client_error(), "{}", refused.body);
+    let invite = [
+        ("csrf", page.csrf()),
+        ("email", "eve@example.com".into()),
+        ("request_id", uuid()),
+    ];
+    let refused = bob.post("/console/invitations", &pairs(&invite)).await;
+    assert!(refused.status.is_client_error(), "{}", refused.body);
+    assert!(!a.ada.get("/console/roles").await.body.contains("Sneaky"));
+    assert!(
+        !a.ada
+            .get("/console/invitations")
+            .await
+            .body
+            .contains("eve@example.com")
+    );
+    a.sandbox.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation() {
+    // Resends wait a minute by default; this test resends at once.
+    let mut a = Acme::start(tenantry_testkit::Storage::Sqlite, |config| {
+        config.rbac.resend_interval_secs = 0;
+    })
+    .await;
+    let csrf = a.ada.get("/console/projects").await.csrf();
+    let form = [
+        ("csrf", csrf.clone()),
+        ("display_name", "Twice".into()),
+        ("request_id", uuid()),
+    ];
+    for _ in 0..2 {
+        let created = a.ada.post("/console/projects", &pairs(&form)).await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    }
+    let twice = a
+        .projects()
+        .await
+        .into_iter()
+        .filter(|p| p.display_name == "Twice");
+    assert_eq!(twice.count(), 1);
+
+    let form = [
+        ("csrf", csrf.clone()),
+        ("email", "carol@example.com".into()),
+        ("role", "roles/member".into()),
+        ("role", "roles/finance".into()),
+        ("request_id", uuid()),
+    ];
+    let sent = a.ada.post("/console/invitations", &pairs(&form)).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let pending = a.ada.get("/console/invitations").await.body;
+    assert!(pending.contains("Member, Finance"), "{pending}");
+    let name = hidden_names(&pending, "/invitations/").remove(0);
+    let resend = [("csrf", csrf.as_str()), ("name", name.as_str())];
+    let resent = a.ada.post("/console/invitations/resend", &resend).await;
+    assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.body);
+    assert!(a.ada.get("/console/invitations").await.body.contains("2×"));
+    let request = rbac::ListInvitationsRequest {
+        parent: a.org.clone(),
+        state: rbac::invitation::State::Pending as i32,
+        ..Default::default()
+    };
+    let mut client = Invitations::new(a.channel.clone());
+    let listed = client.list_invitations(authed(request, &a.token));
+    let listed = listed.await.unwrap().into_inner().invitations;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].email, "carol@example.com");
+    a.sandbox.shutdown().await.unwrap();
+}
