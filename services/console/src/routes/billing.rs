@@ -48,17 +48,20 @@ impl Clients {
 }
 
 async fn page(console: Shared, view: View) -> Response {
-    if !view.may(Permission::BILLING_READ) {
-        let body = Ok(html! {
-            p.error role="alert" { "You may not see this organization's billing: it needs the "
-                code { "billing.read" } " permission, which the Owner and Finance roles have. Ask an owner if you need it." }
-        });
-        let mut answer = console.render(&view, "Billing", body);
-        *answer.status_mut() = StatusCode::FORBIDDEN;
-        return answer;
-    }
     let body = body(&console, &view, None).await;
-    console.render(&view, "Billing", body)
+    let mut answer = console.render(&view, "Billing", body);
+    if !view.may(Permission::BILLING_READ) && answer.status() == StatusCode::OK {
+        *answer.status_mut() = StatusCode::FORBIDDEN;
+    }
+    answer
+}
+
+/// What a user without `billing.read` sees instead of the page.
+fn not_yours() -> Markup {
+    html! {
+        p.error role="alert" { "You may not see this organization's billing: it needs the "
+            code { "billing.read" } " permission, which the Owner and Finance roles have. Ask an owner if you need it." }
+    }
 }
 
 /// The subscription's name for an organization.
@@ -70,6 +73,9 @@ async fn body(console: &Console, view: &View, error: Option<&Failure>) -> Result
     let Some(organization) = view.organization() else {
         return Ok(no_organization());
     };
+    if !view.may(Permission::BILLING_READ) {
+        return Ok(html! { (failure(error)) (not_yours()) });
+    }
     let mut clients = Clients::of(console);
     // No subscription is the free plan (billing's fallback), not a failure.
     let subscription = match clients
@@ -364,7 +370,11 @@ async fn switch(console: &Console, signed: &Signed, form: PlanForm) -> Result<()
         match subscribed {
             Ok(answer) => etag = answer.into_inner().subscription.unwrap_or_default().etag,
             // A live subscription already (another tab): change it.
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {}
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists
+                ) => {}
             Err(status) => return Err(status),
         }
         if form.plan == "plans/free" {

@@ -176,8 +176,18 @@ async fn keys_body(
             team: q.team.clone(),
             show_inactive: !q.show_inactive.is_empty(),
         }))
-        .await?
-        .into_inner();
+        .await;
+    let listed = match listed {
+        Ok(listed) => listed.into_inner(),
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            return Ok(html! {
+                (failure(error))
+                p.error role="alert" { "You may not see or manage this organization's API keys: it needs the "
+                    code { "organization.api_keys.create" } " permission. Ask an owner or an administrator if you need a key." }
+            });
+        }
+        Err(status) => return Err(status.into()),
+    };
     let scope_of = |key: &identity::ApiKey| -> String {
         match (key.team.as_str(), key.project.as_str()) {
             ("", "") => "Organization".into(),

@@ -7,8 +7,11 @@
 //! signing in leads.
 
 mod access;
+mod audit;
+mod billing;
 mod forged;
 mod headers;
+mod keys;
 mod next;
 mod verify;
 

@@ -1,0 +1,143 @@
+//! The audit log at /console/audit: the events of what was done at the
+//! console, filters narrowing them, the export of the filtered events as a
+//! download, the chain's verification, and refusals in words.
+
+use super::keys::{Org, create_key};
+use super::*;
+use tenantry_proto::tenantry::audit::v1 as audit;
+use tenantry_testkit::clients::Audit;
+use tenantry_testkit::{authed, eventually};
+
+/// A key created and revoked at the console, and both events ingested by
+/// the audit service (which reads them from the bus, a moment later).
+async fn key_made_and_revoked() -> Org {
+    let mut org = Org::start().await;
+    let created = create_key(&mut org.ada, "ci", &["project.read"]).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let key = org.keys().await.remove(0);
+    let csrf = created.csrf();
+    let form = [("csrf", csrf.as_str()), ("name", key.name.as_str())];
+    let revoked = org.ada.post("/console/api-keys/revoke", &form).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let (channel, token, parent) = (org.channel.clone(), org.owner.token.clone(), org.name());
+    eventually("the revocation in the audit log", || {
+        let (channel, token, parent) = (channel.clone(), token.clone(), parent.clone());
+        async move {
+            let listed = Audit::new(channel)
+                .list_audit_events(authed(
+                    audit::ListAuditEventsRequest {
+                        parent,
+                        page_size: 100,
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .ok()?
+                .into_inner();
+            let actions: Vec<_> = listed
+                .audit_events
+                .iter()
+                .map(|e| e.action.as_str())
+                .collect();
+            (actions.contains(&"identity.api_key.created")
+                && actions.contains(&"identity.api_key.revoked"))
+            .then_some(())
+        }
+    })
+    .await;
+    org
+}
+
+#[tokio::test]
+async fn the_log_lists_the_events_and_filters_narrow_them() {
+    let mut org = key_made_and_revoked().await;
+    let all = org.ada.get("/console/audit").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(
+        all.body.contains("identity.api_key.created"),
+        "{}",
+        all.body
+    );
+    assert!(all.body.contains("identity.api_key.revoked"));
+    assert!(all.body.contains("Ada"), "the actor");
+
+    let revoked = org
+        .ada
+        .get("/console/audit?action=identity.api_key.revoked")
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.body.contains("identity.api_key.revoked"));
+    assert!(
+        !revoked
+            .body
+            .contains("<code>identity.api_key.created</code>"),
+        "{}",
+        revoked.body
+    );
+
+    let keys = org.ada.get("/console/audit?action=identity.api_key.").await;
+    assert!(keys.body.contains("<code>identity.api_key.created</code>"));
+    assert!(keys.body.contains("<code>identity.api_key.revoked</code>"));
+    assert!(!keys.body.contains("<code>project.created</code>"));
+
+    let future = org.ada.get("/console/audit?from=2999-01-01").await;
+    assert_eq!(future.status, StatusCode::OK);
+    assert!(future.body.contains("No events match"), "{}", future.body);
+
+    let bad = org.ada.get("/console/audit?from=yesterday").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("must be a date"), "{}", bad.body);
+}
+
+#[tokio::test]
+async fn the_export_holds_the_filtered_events_and_the_chain_verifies() {
+    let mut org = key_made_and_revoked().await;
+    let export = org
+        .ada
+        .get("/console/audit/export?action=identity.api_key.created&format=jsonl")
+        .await;
+    assert_eq!(export.status, StatusCode::OK, "{}", export.body);
+    let disposition = export.headers[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap();
+    assert!(disposition.starts_with("attachment;"), "{disposition}");
+    let lines: Vec<&str> = export.body.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{}", export.body);
+    assert!(lines[0].contains("identity.api_key.created"));
+
+    let csv = org.ada.get("/console/audit/export?format=csv").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(csv.body.contains("identity.api_key.revoked"));
+
+    let verified = org.ada.get("/console/audit/verify").await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert!(
+        verified.body.contains("Chain verified up to event"),
+        "{}",
+        verified.body
+    );
+}
+
+#[tokio::test]
+async fn a_member_is_refused_the_log_and_its_export_in_words() {
+    let mut org = Org::start().await;
+    let overview = org.bob.get("/console/").await;
+    assert!(!overview.body.contains(r#"href="/console/audit""#));
+    for path in [
+        "/console/audit",
+        "/console/audit/export?format=csv",
+        "/console/audit/verify",
+    ] {
+        let page = org.bob.get(path).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}: {}", page.body);
+        assert!(page.body.contains("audit.read"), "{path}: {}", page.body);
+        assert!(page.headers.get(header::CONTENT_DISPOSITION).is_none());
+    }
+}

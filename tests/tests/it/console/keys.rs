@@ -1,0 +1,273 @@
+//! API keys at /console/api-keys: the secret shown once and working as a
+//! credential, revocation refusing the key at once, and a member without
+//! `organization.api_keys.create` refused with nothing written. Also the
+//! fixture of the billing and audit pages' tests: an owner and a member of
+//! one organization, each signed in at the console.
+
+use super::*;
+use tenantry_proto::tenantry::identity::v1 as identity;
+use tenantry_proto::tenantry::organization::v1 as organization;
+use tenantry_testkit::authed;
+use tenantry_testkit::clients::{Keys, Projects};
+use tenantry_testkit::people::{self, User};
+use tonic::transport::Channel;
+
+/// How the page links the console's one script.
+const SCRIPT_TAG: &str = r#"<script src=""#;
+
+/// An organization with its owner (Ada) and a member (Bob, role `member`),
+/// each signed in at the console in the organization.
+pub(super) struct Org {
+    /// Kept: the services run while it lives.
+    _sandbox: Sandbox,
+    pub channel: Channel,
+    pub owner: User,
+    /// The organization's id.
+    pub id: String,
+    pub ada: Browser,
+    pub bob: Browser,
+}
+
+impl Org {
+    pub(super) async fn start() -> Org {
+        let sandbox = start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+        let channel = sandbox.channel().await.unwrap();
+        let (owner, id) = people::sign_up(&channel, "ada@example.com", "Ada").await;
+        let (bob, _) = people::sign_up(&channel, "bob@example.com", "Bob").await;
+        tenantry_tests::people::join(
+            &sandbox,
+            &channel,
+            &owner.token,
+            &id,
+            &bob.token,
+            &["roles/member"],
+        )
+        .await;
+        let ada = signed_in(&sandbox, "ada@example.com", &id).await;
+        let bob = signed_in(&sandbox, "bob@example.com", &id).await;
+        Org {
+            _sandbox: sandbox,
+            channel,
+            owner,
+            id,
+            ada,
+            bob,
+        }
+    }
+
+    pub(super) fn name(&self) -> String {
+        format!("organizations/{}", self.id)
+    }
+
+    /// The organization's keys, active or not, as the owner lists them.
+    pub(super) async fn keys(&self) -> Vec<identity::ApiKey> {
+        Keys::new(self.channel.clone())
+            .list_api_keys(authed(
+                identity::ListApiKeysRequest {
+                    parent: self.name(),
+                    page_size: 100,
+                    show_inactive: true,
+                    ..Default::default()
+                },
+                &self.owner.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .api_keys
+    }
+}
+
+/// A browser signed in as `email` and switched into `organization` (its id).
+async fn signed_in(sandbox: &Sandbox, email: &str, organization: &str) -> Browser {
+    let mut browser = Browser::new(sandbox);
+    let csrf = browser.get("/console/sign-in").await.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("email", email),
+        ("password", PASSWORD),
+    ];
+    let answer = browser.post("/console/sign-in", &form).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    let csrf = browser.get("/console/").await.csrf();
+    let name = format!("organizations/{organization}");
+    let form = [("csrf", csrf.as_str()), ("organization", name.as_str())];
+    let answer = browser.post("/console/switch", &form).await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    browser
+}
+
+/// The hidden request id of the page's first form that has one.
+pub(super) fn request_id(page: &Answer) -> String {
+    let start = page
+        .body
+        .find(r#"name="request_id" value=""#)
+        .expect("a create form")
+        + 25;
+    page.body[start..].split('"').next().unwrap().to_string()
+}
+
+/// The value of the read-only field `id` (a secret shown once).
+fn field_value(page: &Answer, id: &str) -> Option<String> {
+    let at = page.body.find(&format!(r#"id="{id}""#))?;
+    let rest = &page.body[at..];
+    let start = rest.find(r#"value=""#)? + 7;
+    Some(rest[start..].split('"').next()?.to_string())
+}
+
+/// Creates a key named `name` through the console form; the answer page.
+pub(super) async fn create_key(browser: &mut Browser, name: &str, permissions: &[&str]) -> Answer {
+    let page = browser.get("/console/api-keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let (csrf, id) = (page.csrf(), request_id(&page));
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", name),
+        ("scope", ""),
+        ("expires", "30"),
+    ];
+    form.extend(permissions.iter().map(|p| ("permissions", *p)));
+    browser.post("/console/api-keys", &form).await
+}
+
+/// Exchanges a key's secret for a token and lists projects with it.
+async fn projects_with(
+    channel: &Channel,
+    secret: &str,
+    parent: &str,
+) -> Result<usize, tonic::Code> {
+    let token = Keys::new(channel.clone())
+        .authenticate_api_key(identity::AuthenticateApiKeyRequest {
+            secret: secret.into(),
+        })
+        .await
+        .map_err(|s| s.code())?
+        .into_inner()
+        .access_token;
+    let listed = Projects::new(channel.clone())
+        .list_projects(authed(
+            organization::ListProjectsRequest {
+                parent: parent.into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .map_err(|s| s.code())?;
+    Ok(listed.into_inner().projects.len())
+}
+
+#[tokio::test]
+async fn a_key_is_shown_once_works_and_stops_at_once_when_revoked() {
+    let mut org = Org::start().await;
+    let created = create_key(&mut org.ada, "ci", &["organization.read", "project.read"]).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let secret = field_value(&created, "new-secret").expect("the secret on the page");
+    assert!(secret.starts_with("tnt_"), "{secret}");
+    assert!(created.body.contains("shown only this once"));
+    assert!(
+        created.body.contains(SCRIPT_TAG),
+        "the copy button's script"
+    );
+    assert!(
+        created.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("no-store")
+    );
+
+    // The secret is a credential.
+    assert_eq!(
+        projects_with(&org.channel, &secret, &org.name()).await,
+        Ok(1)
+    );
+
+    // The list shows the key, never the secret again.
+    let list = org.ada.get("/console/api-keys").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("ci") && list.body.contains("project.read"));
+    assert!(!list.body.contains(&secret));
+    assert!(list.body.contains(r#"aria-label="Revoke ci""#));
+
+    // Revoked: refused at once.
+    let key = org.keys().await.remove(0);
+    let csrf = list.csrf();
+    let form = [("csrf", csrf.as_str()), ("name", key.name.as_str())];
+    let revoked = org.ada.post("/console/api-keys/revoke", &form).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    assert_eq!(
+        projects_with(&org.channel, &secret, &org.name()).await,
+        Err(tonic::Code::Unauthenticated)
+    );
+    let shown = org.ada.get("/console/api-keys?show_inactive=on").await;
+    assert!(shown.body.contains("Revoked"), "{}", shown.body);
+}
+
+#[tokio::test]
+async fn the_script_is_served_at_its_hashed_path_and_the_policy_allows_only_it() {
+    let mut org = Org::start().await;
+    let page = org.ada.get("/console/api-keys").await;
+    let csp = page.headers[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let created = create_key(&mut org.ada, "deploy", &["project.read"]).await;
+    let tag = SCRIPT_TAG;
+    let start = created.body.find(tag).expect("the script tag") + tag.len();
+    let path = created.body[start..].split('"').next().unwrap().to_string();
+    let script = org.ada.get(&path).await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(
+        script.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.body.contains("clipboard"));
+    assert!(!created.body.contains("<script>"), "no inline script");
+}
+
+#[tokio::test]
+async fn a_member_without_the_permission_is_refused_and_nothing_is_written() {
+    let mut org = Org::start().await;
+    let overview = org.bob.get("/console/").await;
+    assert!(
+        !overview.body.contains(r#"href="/console/api-keys""#),
+        "no link for a member"
+    );
+    let page = org.bob.get("/console/api-keys").await;
+    assert!(!page.body.contains("Create API key"), "{}", page.body);
+
+    let csrf = overview.csrf();
+    let id = uuid::Uuid::now_v7().to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", "sneaky"),
+        ("permissions", "project.read"),
+    ];
+    let refused = org.bob.post("/console/api-keys", &form).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
+    assert!(
+        refused.body.contains("organization.api_keys.create"),
+        "{}",
+        refused.body
+    );
+    assert!(org.keys().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_key_without_permissions_is_refused_next_to_the_form() {
+    let mut org = Org::start().await;
+    let refused = create_key(&mut org.ada, "empty", &[]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
+    assert!(refused.body.contains("Create API key"), "the form again");
+    assert!(!refused.body.contains("new-secret"));
+    assert!(org.keys().await.is_empty(), "nothing was written");
+}
