@@ -8,7 +8,7 @@ use super::*;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
 use tenantry_testkit::authed;
-use tenantry_testkit::clients::{Keys, Projects};
+use tenantry_testkit::clients::{Keys, Projects, ServiceAccounts};
 use tenantry_testkit::people::{self, User};
 use tonic::transport::Channel;
 
@@ -30,7 +30,14 @@ pub(super) struct Org {
 
 impl Org {
     pub(super) async fn start() -> Org {
-        let sandbox = start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+        Org::start_with(|_| {}).await
+    }
+
+    /// As [`Org::start`], with a change to the configuration.
+    pub(super) async fn start_with(
+        change: impl FnOnce(&mut tenantry::config::Config) + Send + 'static,
+    ) -> Org {
+        let sandbox = start(tenantry_testkit::Storage::Sqlite, change).await;
         let channel = sandbox.channel().await.unwrap();
         let (owner, id) = people::sign_up(&channel, "ada@example.com", "Ada").await;
         let (bob, _) = people::sign_up(&channel, "bob@example.com", "Bob").await;
@@ -270,4 +277,119 @@ async fn a_key_without_permissions_is_refused_next_to_the_form() {
     assert!(refused.body.contains("Create API key"), "the form again");
     assert!(!refused.body.contains("new-secret"));
     assert!(org.keys().await.is_empty(), "nothing was written");
+}
+
+#[tokio::test]
+async fn a_double_submit_creates_one_key_and_shows_no_second_secret() {
+    let mut org = Org::start().await;
+    let page = org.ada.get("/console/api-keys").await;
+    let (csrf, id) = (page.csrf(), request_id(&page));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", "twice"),
+        ("permissions", "project.read"),
+    ];
+    let first = org.ada.post("/console/api-keys", &form).await;
+    assert!(
+        field_value(&first, "new-secret").is_some(),
+        "{}",
+        first.body
+    );
+    let second = org.ada.post("/console/api-keys", &form).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert!(field_value(&second, "new-secret").is_none());
+    assert!(second.body.contains("earlier submit"), "{}", second.body);
+    assert_eq!(org.keys().await.len(), 1, "one key");
+}
+
+/// The service accounts, as the platform administrator lists them.
+async fn service_accounts(org: &Org) -> Vec<identity::ServiceAccount> {
+    ServiceAccounts::new(org.channel.clone())
+        .list_service_accounts(authed(
+            identity::ListServiceAccountsRequest::default(),
+            &org.owner.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .service_accounts
+}
+
+#[tokio::test]
+async fn a_platform_administrator_makes_a_service_account_and_its_secret() {
+    let mut org = Org::start_with(|config| {
+        config.identity.platform_admins = vec!["ada@example.com".into()];
+    })
+    .await;
+    let page = org.ada.get("/console/service-accounts").await;
+    assert!(
+        page.body.contains("No service accounts yet"),
+        "{}",
+        page.body
+    );
+    let (csrf, id) = (page.csrf(), request_id(&page));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", "deployer"),
+        ("description", "ships builds"),
+    ];
+    let created = org.ada.post("/console/service-accounts", &form).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let account = service_accounts(&org).await.remove(0);
+
+    let list = org.ada.get("/console/service-accounts").await;
+    let id = request_id(&list);
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("name", account.name.as_str()),
+    ];
+    let secret = org
+        .ada
+        .post("/console/service-accounts/secret", &form)
+        .await;
+    assert_eq!(secret.status, StatusCode::OK, "{}", secret.body);
+    let client_secret = field_value(&secret, "new-client-secret").expect("the secret");
+    let start = secret.body.find("Client id</dt><dd><code>").unwrap() + 24;
+    let client_id = secret.body[start..].split('<').next().unwrap().to_string();
+    let issued = ServiceAccounts::new(org.channel.clone())
+        .issue_service_account_token(identity::IssueServiceAccountTokenRequest {
+            client_id,
+            client_secret,
+            organization: String::new(),
+        })
+        .await;
+    assert!(issued.is_ok(), "{issued:?}");
+
+    let form = [("csrf", csrf.as_str()), ("name", account.name.as_str())];
+    let deleted = org
+        .ada
+        .post("/console/service-accounts/delete", &form)
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert!(service_accounts(&org).await.is_empty());
+}
+
+#[tokio::test]
+async fn service_accounts_are_for_platform_administrators_only() {
+    let mut org = Org::start().await;
+    let page = org.ada.get("/console/service-accounts").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("only platform administrators"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let id = uuid::Uuid::now_v7().to_string();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", "sneaky"),
+    ];
+    let refused = org.ada.post("/console/service-accounts", &form).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
 }
