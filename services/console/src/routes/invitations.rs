@@ -72,7 +72,8 @@ async fn invitations_body(
             fieldset {
                 legend { "Roles" }
                 p.small { "None ticked: Member." }
-                @for (i, role) in roles.iter().enumerate() {
+                // Ownership moves by transfer, never by invitation.
+                @for (i, role) in roles.iter().enumerate().filter(|(_, r)| r.name != super::members::OWNER) {
                     div.check {
                         input type="checkbox" id={ "invite-role-" (i) } name="role" value=(role.name);
                         label for={ "invite-role-" (i) } { (role.display_name) }

@@ -112,8 +112,15 @@ fn member_actions(
 ) -> Markup {
     let key = member.name.rsplit('/').next().unwrap_or_default();
     let who = &member.user_email;
+    // The owner role moves only by an ownership transfer (the service
+    // refuses it here), so it is not offered, and the owner's roles are
+    // not edited here.
+    let owner = member.roles.iter().any(|r| r == OWNER);
     html! {
         (failure(error))
+        @if owner {
+            p.small { "The owner's roles change only by transferring the ownership." }
+        } @else {
         details open[error.is_some()] {
             summary { "Change roles" span.sr-only { " of " (who) } }
             form method="post" action="/console/members/roles" {
@@ -122,7 +129,7 @@ fn member_actions(
                 input type="hidden" name="etag" value=(member.etag);
                 fieldset {
                     legend { "Roles of " (who) }
-                    @for (i, role) in roles.iter().enumerate() {
+                    @for (i, role) in roles.iter().enumerate().filter(|(_, r)| r.name != OWNER) {
                         div.check {
                             input type="checkbox" id={ "member-" (key) "-role-" (i) } name="role" value=(role.name)
                                 checked[member.roles.contains(&role.name)];
@@ -133,6 +140,7 @@ fn member_actions(
                 button type="submit" aria-label={ "Save roles of " (who) } { "Save roles" }
             }
         }
+        }
         form method="post" action="/console/members/remove" {
             (csrf(view.csrf()))
             input type="hidden" name="name" value=(member.name);
@@ -140,6 +148,9 @@ fn member_actions(
         }
     }
 }
+
+/// The built-in owner role.
+pub(super) const OWNER: &str = "roles/owner";
 
 #[derive(Deserialize)]
 struct RolesForm {

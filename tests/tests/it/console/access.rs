@@ -20,6 +20,8 @@ struct Acme {
     sandbox: Sandbox,
     channel: Channel,
     ada: Browser,
+    /// Ada's user id and token.
+    id: String,
     token: String,
     org: String,
 }
@@ -33,7 +35,7 @@ impl Acme {
         let channel = sandbox.channel().await.unwrap();
         let mut ada = Browser::new(&sandbox);
         ada.sign_up("ada@example.com").await;
-        let token = people::log_in(&channel, "ada@example.com").await.token;
+        let people::User { id, token } = people::log_in(&channel, "ada@example.com").await;
         let mine = Orgs::new(channel.clone())
             .list_my_organizations(authed(
                 organization::ListMyOrganizationsRequest::default(),
@@ -47,6 +49,7 @@ impl Acme {
             sandbox,
             channel,
             ada,
+            id,
             token,
             org,
         }
@@ -116,6 +119,10 @@ impl Acme {
             .into_iter()
             .find(|p| p.display_name == name);
         found.unwrap().name.rsplit('/').next().unwrap().to_string()
+    }
+
+    async fn has_project(&self, name: &str) -> bool {
+        self.projects().await.iter().any(|p| p.display_name == name)
     }
 
     /// The organization's projects, as Ada reads them over gRPC.
@@ -198,75 +205,171 @@ async fn a_granted_project_is_the_members_only_one_until_revoked() {
         let (mut bob, bob_user) = a.member("bob@example.com").await;
         let page = format!("/console/projects/{granted}");
 
-        // Ada grants Bob viewer access on one project at its page.
-        let csrf = a.ada.get(&page).await.csrf();
-        let form = [
-            ("csrf", csrf.clone()),
-            ("subject", format!("user:{bob_user}")),
-            ("level", "PROJECT_ACCESS_LEVEL_VIEWER".into()),
-            ("request_id", uuid()),
-        ];
-        let grant = a.ada.post(&format!("{page}/grants"), &pairs(&form)).await;
-        assert_eq!(grant.status, StatusCode::SEE_OTHER, "{}", grant.body);
-        let shown = a.ada.get(&page).await.body;
-        assert!(
-            shown.contains("bob@example.com") && shown.contains("Viewer"),
-            "{shown}"
-        );
-        assert!(shown.contains(r#"aria-label="Revoke access of bob@example.com""#));
-
+        let shown = ada_grants_bob_one_project(&mut a, &page, &bob_user).await;
         let listed = bob.get("/console/projects").await.body;
         assert!(listed.contains("Granted"), "{listed}");
         assert!(!listed.contains("Hidden"), "{listed}");
-
-        // While Bob holds it, the project is not deleted: the button is
-        // disabled with the reason, and a forced post is refused.
-        assert!(shown.contains("cannot be deleted while anyone holds a grant"));
-        let delete = [("csrf", csrf.as_str())];
-        let refused = a.ada.post(&format!("{page}/delete"), &delete).await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
-        assert!(
-            refused.body.contains("still has grants"),
-            "{}",
-            refused.body
-        );
-        let forced = [
-            ("csrf", csrf.clone()),
-            ("name", format!("{}/projects/{granted}", a.org)),
-        ];
-        let refused = a
-            .ada
-            .post("/console/projects/delete", &pairs(&forced))
-            .await;
-        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
-        assert!(
-            a.projects()
-                .await
-                .iter()
-                .any(|p| p.display_name == "Granted")
-        );
-
-        // Revoked, Bob sees no project; then the project may go.
-        let names = hidden_names(&shown, "/grants/");
-        assert_eq!(names.len(), 1, "{shown}");
-        let revoke = [("csrf", csrf.as_str()), ("name", names[0].as_str())];
-        let revoked = a.ada.post(&format!("{page}/grants/revoke"), &revoke).await;
-        assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
-        let listed = bob.get("/console/projects").await.body;
-        assert!(
-            !listed.contains("Granted") && !listed.contains("Hidden"),
-            "{listed}"
-        );
-        let deleted = a.ada.post(&format!("{page}/delete"), &delete).await;
-        assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
-        assert!(
-            !a.projects()
-                .await
-                .iter()
-                .any(|p| p.display_name == "Granted")
-        );
+        a_granted_project_is_not_deleted(&mut a, &page, &shown, &granted).await;
+        revoking_hides_it_and_lets_it_go(&mut a, &mut bob, &page, &shown).await;
         a.sandbox.shutdown().await.unwrap();
     }
+}
+
+/// Ada grants Bob viewer access on one project at its page; the page.
+async fn ada_grants_bob_one_project(a: &mut Acme, page: &str, bob_user: &str) -> String {
+    let csrf = a.ada.get(page).await.csrf();
+    let form = [
+        ("csrf", csrf),
+        ("subject", format!("user:{bob_user}")),
+        ("level", "PROJECT_ACCESS_LEVEL_VIEWER".into()),
+        ("request_id", uuid()),
+    ];
+    let grant = a.ada.post(&format!("{page}/grants"), &pairs(&form)).await;
+    assert_eq!(grant.status, StatusCode::SEE_OTHER, "{}", grant.body);
+    let shown = a.ada.get(page).await.body;
+    assert!(
+        shown.contains("bob@example.com") && shown.contains("Viewer"),
+        "{shown}"
+    );
+    assert!(shown.contains(r#"aria-label="Revoke access of bob@example.com""#));
+    shown
+}
+
+/// While anyone holds a grant the project is not deleted: the button is
+/// disabled with the reason, and a forced post (from its page or the
+/// list) is refused with the project still there.
+async fn a_granted_project_is_not_deleted(a: &mut Acme, page: &str, shown: &str, id: &str) {
+    assert!(shown.contains("cannot be deleted while anyone holds a grant"));
+    let csrf = a.ada.get(page).await.csrf();
+    let delete = [("csrf", csrf.as_str())];
+    let refused = a.ada.post(&format!("{page}/delete"), &delete).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("still has grants"),
+        "{}",
+        refused.body
+    );
+    let forced = [
+        ("csrf", csrf.clone()),
+        ("name", format!("{}/projects/{id}", a.org)),
+    ];
+    let refused = a
+        .ada
+        .post("/console/projects/delete", &pairs(&forced))
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(a.has_project("Granted").await);
+}
+
+/// Revoked, Bob sees no project; then the project may go.
+async fn revoking_hides_it_and_lets_it_go(
+    a: &mut Acme,
+    bob: &mut Browser,
+    page: &str,
+    shown: &str,
+) {
+    let names = hidden_names(shown, "/grants/");
+    assert_eq!(names.len(), 1, "{shown}");
+    let csrf = a.ada.get(page).await.csrf();
+    let revoke = [("csrf", csrf.as_str()), ("name", names[0].as_str())];
+    let revoked = a.ada.post(&format!("{page}/grants/revoke"), &revoke).await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER, "{}", revoked.body);
+    let listed = bob.get("/console/projects").await.body;
+    assert!(
+        !listed.contains("Granted") && !listed.contains("Hidden"),
+        "{listed}"
+    );
+    let empty = a.ada.get(page).await.body;
+    assert!(
+        empty.contains("Nobody has been granted this project yet"),
+        "{empty}"
+    );
+    let deleted = a
+        .ada
+        .post(&format!("{page}/delete"), &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert!(!a.has_project("Granted").await);
+}
+
+#[tokio::test]
+async fn members_roles_change_and_the_owner_stays() {
+    let mut a = Acme::start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+    let (_, bob_user) = a.member("bob@example.com").await;
+    let bob = format!(
+        "{}/memberships/{}",
+        a.org,
+        bob_user.trim_start_matches("users/")
+    );
+    let ada = format!("{}/memberships/{}", a.org, a.id);
+    let page = a.ada.get("/console/members").await;
+    assert!(
+        page.body
+            .contains(r#"aria-label="Save roles of bob@example.com""#)
+    );
+    assert!(
+        page.body
+            .contains("roles change only by transferring the ownership")
+    );
+    let csrf = page.csrf();
+
+    // Bob gets Member and Finance.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", bob.as_str()),
+        ("role", "roles/member"),
+        ("role", "roles/finance"),
+    ];
+    let changed = a.ada.post("/console/members/roles", &form).await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    assert!(
+        a.ada
+            .get("/console/members")
+            .await
+            .body
+            .contains("Member, Finance")
+    );
+
+    // No role at all is refused, and Bob keeps both.
+    let none = [("csrf", csrf.as_str()), ("name", bob.as_str())];
+    let refused = a.ada.post("/console/members/roles", &none).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        a.ada
+            .get("/console/members")
+            .await
+            .body
+            .contains("Member, Finance")
+    );
+
+    // The owner cannot leave: the service's words, and Ada stays.
+    let leave = [("csrf", csrf.as_str()), ("name", ada.as_str())];
+    let refused = a.ada.post("/console/members/remove", &leave).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("transfer the ownership first"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        a.ada
+            .get("/console/members")
+            .await
+            .body
+            .contains("ada@example.com")
+    );
+
+    let remove = [("csrf", csrf.as_str()), ("name", bob.as_str())];
+    let removed = a.ada.post("/console/members/remove", &remove).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert!(
+        !a.ada
+            .get("/console/members")
+            .await
+            .body
+            .contains("bob@example.com")
+    );
+    a.sandbox.shutdown().await.unwrap();
 }
 
 #[tokio::test]
