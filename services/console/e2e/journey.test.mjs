@@ -5,37 +5,22 @@
 // for the navigation or the element it needs.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { base, launch, person, shot as save, submit as go } from "./lib.mjs";
 
-const base = process.env.CONSOLE_URL;
-const shots = process.env.SCREENSHOT_DIR;
 let browser;
 let page;
 
 before(async () => {
-  assert.ok(base, "CONSOLE_URL names the server (run.sh sets it)");
-  mkdirSync(shots, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run",
-    ],
-  });
-  page = await browser.newPage({ viewport: { width: 1100, height: 760 } });
+  browser = await launch();
+  page = await person(browser);
 });
 
 after(async () => {
   await browser?.close();
 });
 
-const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-
-async function submit(button) {
-  await Promise.all([page.waitForNavigation(), button.click()]);
-}
+const shot = (name) => save(page, name);
+const submit = (control) => go(page, control);
 
 const email = `ada+${Date.now()}@example.com`;
 const password = "correct horse battery staple";

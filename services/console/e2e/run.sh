@@ -25,6 +25,7 @@ trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || 
 read -r line <&"${SERVER[0]}"
 http=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' <<<"$line")
 [[ -n $http ]] || { echo "run.sh: the server said: $line" >&2; exit 1; }
+export MAIL_DIR=$(sed -n 's/.*mail=\([^ ]*\).*/\1/p' <<<"$line")
 
 export CONSOLE_URL="http://$http"
 export SCREENSHOT_DIR=${SCREENSHOT_DIR:-$root/target/console-screenshots}
