@@ -104,6 +104,7 @@ async fn overview_body(
     let plan = plan(console, view, name).await;
     Ok(html! {
         (about(&org, plan, &members))
+        p.small { "Your user id: " code { (view.nav.user) } }
         (settings::section(view, &org, error))
         (ownership::section(console, view, &org, &members, transfer, error).await)
         (lifecycle::delete(view, &org, error))

@@ -190,32 +190,46 @@ fn member_row(view: &View, path: &str, member: &rbac::TeamMember, manage: bool) 
     }
 }
 
-/// The add form: the organization's members not yet in the team (as far
-/// as the first page of each says).
+/// The add form: a pick of the organization's members not yet in the team
+/// (as far as the first page of each says). A lead who may not read the
+/// organization's members (no call lists them to a plain member) types the
+/// user's resource name instead, which the overview shows each user.
 async fn add_form(
     console: &Console,
     view: &View,
     path: &str,
     in_team: &[rbac::TeamMember],
 ) -> Markup {
-    let members = list_members(console, &view.signed).await;
+    let readable = view.may(Permission::ORGANIZATION_MEMBERS_READ);
+    let members = match readable {
+        true => list_members(console, &view.signed).await,
+        false => Vec::new(),
+    };
     let candidates: Vec<&rbac::Membership> = members
         .iter()
         .filter(|m| !in_team.iter().any(|t| t.user == m.user))
         .collect();
     html! {
         h2 { "Add a member" }
-        @if candidates.is_empty() {
-            p.empty { "Every member of the organization you can see is in this team. "
+        @if readable && candidates.is_empty() {
+            p.empty { "Every member of the organization is in this team. "
                 a href="/console/invitations" { "Invite someone" } " to the organization first." }
         } @else {
             form.card method="post" action={ (path) "/members" } {
                 (csrf(view.csrf()))
                 (request_id())
-                div.field {
-                    label for="user" { "Member" }
-                    select #user name="user" required {
-                        @for member in &candidates { option value=(member.user) { (member.user_email) } }
+                @if readable {
+                    div.field {
+                        label for="user" { "Member" }
+                        select #user name="user" required {
+                            @for member in &candidates { option value=(member.user) { (member.user_email) } }
+                        }
+                    }
+                } @else {
+                    div.field {
+                        label for="user" { "Member's user id" }
+                        input #user name="user" placeholder="users/…" required aria-describedby="user_help";
+                        span.small #user_help { "A member of the organization; each member sees their user id on the overview." }
                     }
                 }
                 div.field {
@@ -228,6 +242,16 @@ async fn add_form(
                 button type="submit" { "Add to team" }
             }
         }
+    }
+}
+
+/// `users/{id}` from a picked member or a typed id (with or without the
+/// `users/` prefix).
+fn user_name(typed: &str) -> String {
+    let typed = typed.trim();
+    match typed.starts_with("users/") {
+        true => typed.to_string(),
+        false => format!("users/{typed}"),
     }
 }
 
@@ -258,7 +282,7 @@ async fn add_member(
         .add_team_member(signed.request(rbac::AddTeamMemberRequest {
             parent: team_name(&signed, &team),
             team_member: Some(rbac::TeamMember {
-                user: form.user,
+                user: user_name(&form.user),
                 role: role(&form.role) as i32,
                 ..Default::default()
             }),

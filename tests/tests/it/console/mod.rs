@@ -13,6 +13,8 @@ mod forged;
 mod headers;
 mod keys;
 mod next;
+mod organization;
+mod teams;
 mod verify;
 
 use bytes::Bytes;

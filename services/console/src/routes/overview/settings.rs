@@ -91,12 +91,17 @@ pub(super) fn section(view: &View, org: &organization::Organization, error: Refu
     }
 }
 
-/// The words the service said about one field, next to it.
+/// The words the service said about one field (or an entry of it, such
+/// as `field[2]`), next to it.
 pub(crate) fn field_error(failure: Option<&Failure>, field: &str) -> Markup {
+    let about = |name: &str| {
+        name.strip_prefix(field)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+    };
     html! {
         @if let Some(failure) = failure {
             @for (name, why) in &failure.fields {
-                @if name == field { span.field-error { (why) } }
+                @if about(name) { span.field-error { (why) } }
             }
         }
     }
