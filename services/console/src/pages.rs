@@ -164,3 +164,28 @@ pub fn next_page(path: &str, page_token: &str) -> Markup {
         }
     }
 }
+
+/// A time as the pages show it, in UTC; "—" when unset.
+pub fn when(time: Option<&prost_types::Timestamp>) -> Markup {
+    let at = time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0));
+    html! {
+        @match at {
+            Some(at) => time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) },
+            None => "—",
+        }
+    }
+}
+
+/// A "Next page" link to `path` keeping the `query` pairs of the list.
+pub fn next_with(path: &str, query: &[(&str, &str)], page_token: &str) -> Markup {
+    let mut pairs: Vec<(&str, &str)> = query
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .copied()
+        .collect();
+    pairs.push(("page_token", page_token));
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    html! {
+        @if !page_token.is_empty() { p { a href={ (path) "?" (query) } { "Next page" } } }
+    }
+}

@@ -17,11 +17,10 @@ use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::audit::v1 as audit;
 
-use super::keys::{next_with, when};
 use super::overview::no_organization;
 use super::{Console, PAGE_SIZE, Shared, View};
 use crate::calls::Failure;
-use crate::pages::failure;
+use crate::pages::{failure, next_with, when};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
@@ -267,9 +266,12 @@ fn event_row(event: &audit::AuditEvent) -> Markup {
             td { (when(event.occurred_at.as_ref())) }
             td {
                 @if actor.display_name.is_empty() { (kind) } @else { (actor.display_name) }
-                @if !actor.id.is_empty() { br; span.small { (kind) " " code { (actor.id) } } }
+                @if !actor.id.is_empty() {
+                    br;
+                    span.small { (kind) " " a href={ "/console/audit?" (query("actor", &actor.id)) } title="Only this actor's events" { code { (actor.id) } } }
+                }
             }
-            td { code { (event.action) } }
+            td { a href={ "/console/audit?" (query("action", &event.action)) } title="Only this action" { code { (event.action) } } }
             td {
                 @for target in &event.targets {
                     div { (target.r#type) " " @if target.name.is_empty() { code { (target.id) } } @else { (target.name) " " span.small { code { (target.id) } } } }
@@ -278,6 +280,11 @@ fn event_row(event: &audit::AuditEvent) -> Markup {
             td { (result) }
         }
     }
+}
+
+/// A one-filter query.
+fn query(name: &str, value: &str) -> String {
+    serde_urlencoded::to_string([(name, value)]).unwrap_or_default()
 }
 
 /// The filtered events as a download: the audit service's export, streamed

@@ -15,11 +15,10 @@ use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::billing::v1 as billing;
 
-use super::keys::when;
 use super::overview::no_organization;
 use super::{Console, Posted, Shared, Signed, View};
 use crate::calls::Failure;
-use crate::pages::{csrf, failure, request_id};
+use crate::pages::{csrf, failure, request_id, when};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new().route("/console/billing", get(page).post(change_plan))

@@ -1,16 +1,18 @@
-//! API keys (list, create with the secret shown once, revoke) and the
-//! deployment's service accounts (list, create, client secrets, delete).
-//! A new secret is rendered straight into the answer of the POST that made
-//! it — never redirected, never in a URL or cookie — and the answer is not
-//! stored (every console answer is `no-store`).
+//! API keys: list, create with the secret shown once, revoke. A new
+//! secret is rendered straight into the answer of the POST that made it —
+//! never redirected, never in a URL or cookie — and the answer is not
+//! stored (every console answer is `no-store`). The deployment's service
+//! accounts, the other machine credentials, are in `accounts`.
+
+mod accounts;
+mod secret;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Query;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use http::header;
 use maud::{Markup, html};
 use serde::Deserialize;
 use tenantry_kit::peer::PeerChannel;
@@ -19,108 +21,24 @@ use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
 
 use super::overview::no_organization;
-use super::{Console, NameForm, PAGE_SIZE, PageQuery, Posted, Shared, Signed, View};
+use super::{Console, NameForm, PAGE_SIZE, Posted, Shared, Signed, View};
 use crate::calls::Failure;
-use crate::pages::{csrf, failure, request_id};
+use crate::pages::{csrf, failure, next_with, request_id, when};
 
 pub fn routes() -> Router<Arc<Console>> {
     Router::new()
         .route("/console/api-keys", get(keys).post(create_key))
         .route("/console/api-keys/revoke", post(revoke_key))
-        .route(
-            "/console/service-accounts",
-            get(accounts).post(create_account),
-        )
-        .route("/console/service-accounts/delete", post(delete_account))
-        .route("/console/service-accounts/secret", post(create_secret))
-        .route(script_path(), get(script))
+        .merge(accounts::routes())
+        .merge(secret::routes())
 }
 
-// Free functions, not methods of `Console`: other pages add methods there.
+// A free function, not a method of `Console`: other pages add methods there.
 fn api_keys(
     console: &Console,
 ) -> identity::api_key_service_client::ApiKeyServiceClient<PeerChannel> {
     identity::api_key_service_client::ApiKeyServiceClient::new(console.identity.clone())
 }
-
-fn service_accounts(
-    console: &Console,
-) -> identity::service_account_service_client::ServiceAccountServiceClient<PeerChannel> {
-    identity::service_account_service_client::ServiceAccountServiceClient::new(
-        console.identity.clone(),
-    )
-}
-
-// ---- the copy button's script ----
-
-/// The copy buttons' script: the only script of the console, served like
-/// the stylesheet under a name that changes with its content. Without it
-/// the secret is still selectable text in a read-only field.
-const SCRIPT: &str = include_str!("../console.js");
-
-/// The script's path, with its content's hash.
-pub fn script_path() -> &'static str {
-    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(SCRIPT.as_bytes());
-        format!("/console/static/console-{}.js", &hex::encode(hash)[..16])
-    })
-}
-
-async fn script() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        SCRIPT,
-    )
-        .into_response()
-}
-
-/// A secret shown once: read-only, selectable, with a copy button the
-/// script reveals.
-fn secret_once(id: &str, label: &str, secret: &str) -> Markup {
-    html! {
-        div.field.secret {
-            label for=(id) { (label) }
-            input id=(id) type="text" readonly value=(secret) autocomplete="off" spellcheck="false";
-            button.secondary type="button" data-copy=(id) hidden aria-label={ "Copy " (label) } { "Copy" }
-            span.small role="status" aria-live="polite" data-copied=(id) {}
-        }
-        script src=(script_path()) {}
-    }
-}
-
-// ---- shared bits ----
-
-/// A time as the pages show it, in UTC; "—" when unset.
-pub fn when(time: Option<&prost_types::Timestamp>) -> Markup {
-    let at = time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0));
-    html! {
-        @match at {
-            Some(at) => time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M UTC")) },
-            None => "—",
-        }
-    }
-}
-
-/// A "Next page" link to `path` keeping the `query` pairs of the list.
-pub fn next_with(path: &str, query: &[(&str, &str)], page_token: &str) -> Markup {
-    let mut pairs: Vec<(&str, &str)> = query
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .copied()
-        .collect();
-    pairs.push(("page_token", page_token));
-    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    html! {
-        @if !page_token.is_empty() { p { a href={ (path) "?" (query) } { "Next page" } } }
-    }
-}
-
-// ---- API keys ----
 
 #[derive(Deserialize, Default)]
 struct KeysQuery {
@@ -296,7 +214,7 @@ fn create_form(view: &View, teams: &[(String, String)], error: Option<&Failure>)
             fieldset {
                 legend { "Permissions" }
                 p.small { "A key carries at most what you hold yourself, in its scope." }
-                @for (i, permission) in Permission::ALL.iter().enumerate() {
+                @for (i, permission) in Permission::ALL.iter().enumerate().filter(|(_, p)| offered(view, **p)) {
                     div.check {
                         input type="checkbox" id={ "permission-" (i) } name="permissions" value=(permission.as_str());
                         label for={ "permission-" (i) } { code { (permission.as_str()) } " — " (permission.description()) }
@@ -312,6 +230,16 @@ fn create_form(view: &View, teams: &[(String, String)], error: Option<&Failure>)
             button type="submit" { "Create API key" }
         }
     }
+}
+
+/// Whether the form offers `permission`: not an organization-level one the
+/// user lacks (the service would refuse it). The page asked about those
+/// already; permissions of teams and projects are the service's to judge.
+fn offered(view: &View, permission: Permission) -> bool {
+    let asked = super::ORGANIZATION_PERMISSIONS.contains(&permission)
+        // (The page asks about this one across the organization's projects.)
+        && permission != Permission::PROJECT_READ;
+    !asked || view.may(permission)
 }
 
 #[derive(Deserialize)]
@@ -376,7 +304,7 @@ async fn create_key(console: Shared, posted: Posted<KeyForm>) -> Response {
                 p { "This key was created by an earlier submit of the same form; its secret was shown then and cannot be shown again. Revoke it and create another if it was lost." }
             } @else {
                 p { strong { "Copy the secret now: it is shown only this once." } " Send it as " code { "x-api-key" } " or exchange it for a token." }
-                (secret_once("new-secret", "Secret", &created.secret))
+                (secret::secret_once("new-secret", "Secret", &created.secret))
             }
         }
     };
@@ -428,178 +356,4 @@ async fn revoke_key(console: Shared, posted: Posted<NameForm>) -> Response {
         Ok(_) => console.done(&signed, "/console/api-keys"),
         Err(status) => key_refused(&console, signed, status.into()).await,
     }
-}
-
-// ---- service accounts ----
-
-async fn accounts(console: Shared, view: View, Query(q): Query<PageQuery>) -> Response {
-    let body = accounts_body(&console, &view, &q.page_token, None, None).await;
-    console.render(&view, "Service accounts", body)
-}
-
-async fn accounts_body(
-    console: &Console,
-    view: &View,
-    page_token: &str,
-    error: Option<&Failure>,
-    created: Option<Markup>,
-) -> Result<Markup, Failure> {
-    let listed = service_accounts(console)
-        .list_service_accounts(view.request(identity::ListServiceAccountsRequest {
-            page_size: PAGE_SIZE,
-            page_token: page_token.into(),
-        }))
-        .await;
-    let listed = match listed {
-        Ok(listed) => listed.into_inner(),
-        Err(status) if status.code() == tonic::Code::PermissionDenied => {
-            return Ok(html! {
-                (failure(error))
-                p.empty { "Service accounts belong to the whole deployment: only platform administrators see and manage them. "
-                          "For a credential of this organization, create an " a href="/console/api-keys" { "API key" } "." }
-            });
-        }
-        Err(status) => return Err(status.into()),
-    };
-    Ok(html! {
-        @if let Some(created) = created { (created) }
-        p.small { "Machine identities of the deployment's own services. They sign in with a client id and a client secret." }
-        h2 { "Create a service account" }
-        (failure(error))
-        form.card method="post" action="/console/service-accounts" {
-            (csrf(view.csrf()))
-            (request_id())
-            div.field { label for="sa_name" { "Service account name" } input #sa_name name="display_name" required maxlength="200"; }
-            div.field { label for="sa_description" { "Description" } input #sa_description name="description" maxlength="1000"; }
-            button type="submit" { "Create service account" }
-        }
-        h2 { "Service accounts" }
-        @if listed.service_accounts.is_empty() {
-            p.empty { "No service accounts yet. Create one with the form above." }
-        } @else {
-            div.scroll { table {
-                thead { tr { th { "Name" } th { "Description" } th { "Created" } th { "Last used" } th { span.small { "Actions" } } } }
-                tbody {
-                    @for account in &listed.service_accounts {
-                        tr {
-                            td { (account.display_name) br; code.small { (account.name) } }
-                            td { (account.description) }
-                            td { (when(account.create_time.as_ref())) }
-                            td { @if account.last_used_time.is_some() { (when(account.last_used_time.as_ref())) } @else { "Never" } }
-                            td.actions {
-                                form method="post" action="/console/service-accounts/secret" {
-                                    (csrf(view.csrf()))
-                                    (request_id())
-                                    input type="hidden" name="name" value=(account.name);
-                                    button.secondary type="submit" aria-label={ "Create a client secret for " (account.display_name) } { "Create client secret" }
-                                }
-                                form method="post" action="/console/service-accounts/delete" {
-                                    (csrf(view.csrf()))
-                                    input type="hidden" name="name" value=(account.name);
-                                    button.danger type="submit" aria-label={ "Delete " (account.display_name) } { "Delete" }
-                                }
-                            }
-                        }
-                    }
-                }
-            } }
-        }
-        (crate::pages::next_page("/console/service-accounts", &listed.next_page_token))
-    })
-}
-
-#[derive(Deserialize)]
-struct AccountForm {
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    request_id: String,
-}
-
-async fn create_account(console: Shared, posted: Posted<AccountForm>) -> Response {
-    let Posted { signed, form } = posted;
-    let created = service_accounts(&console)
-        .create_service_account(signed.request(identity::CreateServiceAccountRequest {
-            service_account: Some(identity::ServiceAccount {
-                display_name: form.display_name,
-                description: form.description,
-                ..Default::default()
-            }),
-            request_id: form.request_id,
-        }))
-        .await;
-    match created {
-        Ok(_) => console.done(&signed, "/console/service-accounts"),
-        Err(status) => account_refused(&console, signed, status.into()).await,
-    }
-}
-
-async fn delete_account(console: Shared, posted: Posted<NameForm>) -> Response {
-    let Posted { signed, form } = posted;
-    let deleted = service_accounts(&console)
-        .delete_service_account(signed.request(identity::DeleteServiceAccountRequest {
-            name: form.name,
-            etag: String::new(),
-        }))
-        .await;
-    match deleted {
-        Ok(_) => console.done(&signed, "/console/service-accounts"),
-        Err(status) => account_refused(&console, signed, status.into()).await,
-    }
-}
-
-#[derive(Deserialize)]
-struct SecretForm {
-    name: String,
-    #[serde(default)]
-    request_id: String,
-}
-
-async fn create_secret(console: Shared, posted: Posted<SecretForm>) -> Response {
-    let Posted { signed, form } = posted;
-    let created = service_accounts(&console)
-        .create_service_account_credential(signed.request(
-            identity::CreateServiceAccountCredentialRequest {
-                parent: form.name.clone(),
-                credential: Some(identity::ServiceAccountCredential::default()),
-                request_id: form.request_id,
-            },
-        ))
-        .await;
-    let created = match created {
-        Ok(created) => created.into_inner(),
-        Err(status) => return account_refused(&console, signed, status.into()).await,
-    };
-    let credential = created.credential.unwrap_or_default();
-    let shown = html! {
-        section.card.created aria-labelledby="created-heading" {
-            h2 #created-heading { "Client secret created for " code { (form.name) } }
-            dl { dt { "Client id" } dd { code { (credential.client_id) } } }
-            @if created.client_secret.is_empty() {
-                p { "This credential was created by an earlier submit of the same form; its secret was shown then and cannot be shown again." }
-            } @else {
-                p { strong { "Copy the client secret now: it is shown only this once." } }
-                (secret_once("new-client-secret", "Client secret", &created.client_secret))
-            }
-        }
-    };
-    let view = match console.view(signed).await {
-        Ok(view) => view,
-        Err(answer) => return answer,
-    };
-    let body = accounts_body(&console, &view, "", None, Some(shown)).await;
-    console.render(&view, "Service accounts", body)
-}
-
-async fn account_refused(console: &Console, signed: Signed, failure: Failure) -> Response {
-    console
-        .refused(
-            signed,
-            "Service accounts",
-            failure,
-            async |view, failure| accounts_body(console, view, "", Some(failure), None).await,
-        )
-        .await
 }
