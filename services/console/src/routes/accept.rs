@@ -85,10 +85,14 @@ async fn page(console: Shared, headers: HeaderMap, Query(q): Query<TokenQuery>) 
     let preview = console.preview(&q.token).await;
     match console.signed_in(&headers, &path).await {
         Ok(signed) => {
-            let status = status_of(&preview);
-            let body = signed_in_body(&signed.state, &q.token, &preview, None);
-            let response = (status, axum::response::Html(page_of(body).into_string()));
-            private(console.answer(&signed, response))
+            let view = match console.view(signed).await {
+                Ok(view) => view,
+                Err(answer) => return answer,
+            };
+            let body = signed_in_body(&view.signed.state, &q.token, &preview, None);
+            let mut response = console.render(&view, TITLE, Ok(body));
+            *response.status_mut() = status_of(&preview);
+            private(response)
         }
         Err(_) => {
             let state = console.any_session(&headers);
@@ -99,10 +103,6 @@ async fn page(console: Shared, headers: HeaderMap, Query(q): Query<TokenQuery>) 
 }
 
 const TITLE: &str = "Accept invitation";
-
-fn page_of(body: Markup) -> Markup {
-    crate::pages::page(TITLE, None, body)
-}
 
 fn status_of<T>(preview: &Result<T, Failure>) -> StatusCode {
     match preview {
@@ -268,9 +268,14 @@ async fn refused(
         None => StatusCode::BAD_REQUEST,
     };
     let preview = console.preview(token).await;
-    let body = signed_in_body(&signed.state, token, &preview, Some(&failure));
-    let response = (code, axum::response::Html(page_of(body).into_string()));
-    private(console.answer(&signed, response))
+    let view = match console.view(signed).await {
+        Ok(view) => view,
+        Err(answer) => return answer,
+    };
+    let body = signed_in_body(&view.signed.state, token, &preview, Some(&failure));
+    let mut response = console.render(&view, TITLE, Ok(body));
+    *response.status_mut() = code;
+    private(response)
 }
 
 #[derive(Deserialize)]
@@ -307,8 +312,10 @@ async fn sign_up(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
     match answer.map(|a| a.into_inner()) {
         Ok(signed_up) => match signed_up.tokens.filter(|t| !t.access_token.is_empty()) {
             Some(tokens) => {
-                state.tokens = Some(tokens_of(console.settle(tokens).await));
-                console.with_cookie(&headers, &state, Redirect::to("/console/").into_response())
+                let (tokens, enrol) = console.settle(tokens).await;
+                state.tokens = Some(tokens_of(tokens));
+                let next = super::auth::landing(enrol, "/console/");
+                console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
             }
             None => {
                 let body = html! { p { "Your account is created. " a href="/console/sign-in" { "Sign in" } "." } };

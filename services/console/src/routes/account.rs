@@ -23,7 +23,7 @@ use crate::session::Tokens;
 pub use totp::mfa_required;
 
 /// Where a user who must set up two-factor authentication is sent.
-pub const ENROL: &str = "/console/account#two-factor";
+pub const ENROL: &str = "/console/account?mfa=required#two-factor";
 
 const PATH: &str = "/console/account";
 const TITLE: &str = "Account";
@@ -67,6 +67,10 @@ struct AccountQuery {
     done: String,
     #[serde(default)]
     page_token: String,
+    /// `required`: the user was sent here because an organization requires
+    /// a second factor (identity refused the organization for that).
+    #[serde(default)]
+    mfa: String,
 }
 
 /// Which of the page's forms a failure belongs next to.
@@ -111,12 +115,14 @@ async fn account_body(
         })
         .collect();
     let only_enrol = enrolment_only(view.signed.tokens());
+    let required =
+        !user.mfa_enabled && (only_enrol || q.mfa == "required" || !requiring.is_empty());
     Ok(html! {
-        @if !requiring.is_empty() {
+        @if required {
             div.notice role="alert" {
-                p { "Your organization requires two-factor authentication ("
-                    (requiring.join(", "))
-                    "). Set it up below to keep working there." }
+                p { "Your organization requires two-factor authentication"
+                    @if !requiring.is_empty() { " (" (requiring.join(", ")) ")" }
+                    ". Set it up below to keep working there." }
             }
         }
         (done(&q.done))

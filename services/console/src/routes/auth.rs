@@ -84,8 +84,9 @@ pub async fn sign_in(console: Shared, headers: HeaderMap, body: Bytes) -> Respon
         .await;
     match answer.map(|a| a.into_inner().result) {
         Ok(Some(identity::login_response::Result::Tokens(tokens))) => {
-            let next = landing(&tokens, &next);
-            state.tokens = Some(tokens_of(console.settle(tokens).await));
+            let (tokens, enrol) = console.settle(tokens).await;
+            let next = landing(enrol, &next);
+            state.tokens = Some(tokens_of(tokens));
             state.mfa_token = None;
             console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
         }
@@ -184,7 +185,9 @@ pub async fn mfa(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
         .await;
     match answer.map(|a| a.into_inner().tokens) {
         Ok(Some(tokens)) => {
-            state.tokens = Some(tokens_of(console.settle(tokens).await));
+            let (tokens, enrol) = console.settle(tokens).await;
+            let next = landing(enrol, &next);
+            state.tokens = Some(tokens_of(tokens));
             state.mfa_token = None;
             console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
         }
@@ -295,8 +298,9 @@ pub async fn verify(console: Shared, headers: HeaderMap, Query(q): Query<VerifyQ
         .await;
     match answer.map(|a| a.into_inner().tokens) {
         Ok(Some(tokens)) if !tokens.access_token.is_empty() => {
-            let next = landing(&tokens, "/console/");
-            state.tokens = Some(tokens_of(console.settle(tokens).await));
+            let (tokens, enrol) = console.settle(tokens).await;
+            let next = landing(enrol, "/console/");
+            state.tokens = Some(tokens_of(tokens));
             console.with_cookie(&headers, &state, Redirect::to(&next).into_response())
         }
         Ok(_) => {
@@ -404,9 +408,9 @@ pub async fn switch(console: Shared, posted: Posted<SwitchForm>) -> Response {
 }
 
 /// Where a sign-in lands: `next`, unless the organization requires a second
-/// factor the user has not set up (the tokens may then only enrol one).
-fn landing(tokens: &identity::AuthTokens, next: &str) -> String {
-    match tokens.mfa_enrollment_required {
+/// factor the user has not set up.
+pub(super) fn landing(enrol: bool, next: &str) -> String {
+    match enrol {
         true => super::account::ENROL.to_string(),
         false => next.to_string(),
     }
@@ -416,10 +420,19 @@ impl Console {
     /// Tokens that act in an organization: a sign-in names none, so the
     /// console switches into the first organization the user belongs to
     /// (the switcher changes it). A user of no organization keeps the
-    /// tokens as they are, and the pages say so.
-    pub(super) async fn settle(&self, tokens: identity::AuthTokens) -> identity::AuthTokens {
-        if !tokens.organization.is_empty() || tokens.mfa_enrollment_required {
-            return tokens;
+    /// tokens as they are, and the pages say so. True besides when the
+    /// organization requires a second factor the user has not set up: the
+    /// tokens then act in none (or may only enrol one), and the user is
+    /// sent to enrol.
+    pub(super) async fn settle(
+        &self,
+        tokens: identity::AuthTokens,
+    ) -> (identity::AuthTokens, bool) {
+        if tokens.mfa_enrollment_required {
+            return (tokens, true);
+        }
+        if !tokens.organization.is_empty() {
+            return (tokens, false);
         }
         let mine = organization::organization_service_client::OrganizationServiceClient::new(
             self.organization.clone(),
@@ -437,7 +450,7 @@ impl Console {
             .and_then(|m| m.into_inner().organizations.into_iter().next())
             .and_then(|m| m.organization);
         let Some(first) = first else {
-            return tokens;
+            return (tokens, false);
         };
         let switched = self
             .identity()
@@ -448,9 +461,10 @@ impl Console {
                 &tokens.access_token,
             ))
             .await;
-        match switched.ok().and_then(|s| s.into_inner().tokens) {
-            Some(switched) => switched,
-            None => tokens,
+        match switched.map(|s| s.into_inner().tokens) {
+            Ok(Some(switched)) => (switched, false),
+            Err(status) => (tokens, super::account::mfa_required(&status)),
+            Ok(None) => (tokens, false),
         }
     }
 

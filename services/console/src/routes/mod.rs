@@ -366,6 +366,18 @@ impl Console {
             .await?
             .into_inner();
         let user = me.user.unwrap_or_default();
+        // A session that may only enrol a second factor may call nothing
+        // else: its bar names the user and no organization.
+        if account::enrolment_only(signed.tokens()) {
+            return Ok(Nav {
+                email: user.email,
+                user: user.name,
+                active: String::new(),
+                organizations: Vec::new(),
+                csrf: signed.state.csrf.clone(),
+                allowed: Vec::new(),
+            });
+        }
         let (organizations, allowed) = tokio::join!(
             self.my_organizations(signed),
             self.allowed(signed, &user.name)

@@ -7,12 +7,15 @@
 //! signing in leads.
 
 mod access;
+mod accept;
+mod account;
 mod audit;
 mod billing;
 mod forged;
 mod headers;
 mod keys;
 mod next;
+mod recover;
 mod organization;
 mod teams;
 mod verify;

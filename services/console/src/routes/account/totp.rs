@@ -172,7 +172,7 @@ async fn confirm(console: Shared, posted: Posted<ConfirmForm>) -> Response {
             let confirmed = confirmed.into_inner();
             if let Some(tokens) = confirmed.tokens.filter(|t| !t.access_token.is_empty()) {
                 let refresh = signed.tokens().refresh.clone();
-                let mut tokens = tokens_of(console.settle(tokens).await);
+                let mut tokens = tokens_of(console.settle(tokens).await.0);
                 if tokens.refresh.is_empty() {
                     tokens.refresh = refresh;
                 }
