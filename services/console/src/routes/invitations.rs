@@ -97,7 +97,7 @@ async fn invitations_body(
         @if listed.invitations.is_empty() {
             p.empty { "No pending invitations. Invite a teammate with the form above." }
         } @else {
-            table {
+            table.stack {
                 thead { tr { th { "Email" } th { "Roles" } th { "Sent" } th { span.small { "Actions" } } } }
                 tbody {
                     @for invitation in &listed.invitations {

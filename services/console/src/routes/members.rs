@@ -70,7 +70,7 @@ async fn members_body(
         @if let Some((_, failure)) = error.filter(|(at, _)| !listed.memberships.iter().any(|m| m.name == *at)) {
             (crate::pages::failure(Some(failure)))
         }
-        table {
+        table.stack {
             thead { tr { th { "Name" } th { "Email" } th { "Roles" } @if manage { th { span.small { "Actions" } } } } }
             tbody {
                 @for member in &members {
@@ -88,7 +88,7 @@ async fn members_body(
         @if !external.is_empty() {
             h2 { "External users" }
             p.small { "Not members: they hold grants on some projects only. Revoke their access on each project's page." }
-            table {
+            table.stack {
                 thead { tr { th { "Name" } th { "Email" } th { "Kind" } } }
                 tbody {
                     @for user in &external {

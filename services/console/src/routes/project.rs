@@ -248,7 +248,7 @@ fn subject(grant: &rbac::ProjectGrant) -> (&'static str, String) {
 
 fn grant_table(view: &View, path: &str, grants: &[rbac::ProjectGrant], manage: bool) -> Markup {
     html! {
-        table {
+        table.stack {
             thead { tr { th { "Who" } th { "Kind" } th { "Access" } @if manage { th { span.small { "Actions" } } } } }
             tbody {
                 @for grant in grants {
@@ -362,7 +362,7 @@ async fn environments(
         @if listed.environments.is_empty() {
             p.empty { "No environments." @if manage { " Add one with the form below." } }
         } @else {
-            table {
+            table.stack {
                 thead { tr { th { "Name" } th { "Slug" } @if manage { th { span.small { "Actions" } } } } }
                 tbody {
                     @for environment in &listed.environments {
