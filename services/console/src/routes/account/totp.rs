@@ -109,8 +109,8 @@ fn enrol_body(view: &View, secret: &Secret, error: Option<&Failure>) -> Markup {
             li { "Open your authenticator app and add an account by scanning this code:" }
         }
         div.card.qr { (qr(&secret.uri)) }
-        p { "Or enter this key by hand: " code.secret { (secret.text) } }
-        details { summary { "Setup link (otpauth URI)" } p { code.secret { (secret.uri) } } }
+        p { "Or enter this key by hand: " code.key { (secret.text) } }
+        details { summary { "Setup link (otpauth URI)" } p { code.key { (secret.uri) } } }
         (failure(error))
         form.card method="post" action="/console/account/totp/confirm" {
             (csrf(view.csrf()))
