@@ -179,7 +179,7 @@ fn custom_role(
             p.small { (role.member_count) " member(s) hold this role." }
             (failure(error))
             @if manage {
-                details {
+                details open[error.is_some()] {
                     summary { "Edit " (role.display_name) }
                     form.card method="post" action="/console/roles/edit" {
                         (csrf(view.csrf()))

@@ -412,6 +412,7 @@ async fn a_custom_role_shows_in_the_matrix_and_a_member_makes_none() {
         assert!(matrix.contains(cell), "{cell}: {matrix}");
     }
     assert!(matrix.contains("Owner has organization.delete"), "{matrix}");
+    a_custom_role_is_edited_then_deleted(&mut a).await;
 
     // Bob, a plain member, sees no create form; posting it anyway, and an
     // invitation, is refused and writes nothing.
@@ -491,4 +492,29 @@ async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation()
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].email, "carol@example.com");
     a.sandbox.shutdown().await.unwrap();
+}
+
+/// Auditor loses project.read by an edit, then goes (nobody holds it).
+async fn a_custom_role_is_edited_then_deleted(a: &mut Acme) {
+    let page = a.ada.get("/console/roles").await;
+    let name = hidden_names(&page.body, "/roles/").remove(0);
+    let csrf = page.csrf();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", name.as_str()),
+        ("display_name", "Auditor"),
+        ("permission", "audit.read"),
+    ];
+    let edited = a.ada.post("/console/roles/edit", &form).await;
+    assert_eq!(edited.status, StatusCode::SEE_OTHER, "{}", edited.body);
+    let matrix = a.ada.get("/console/roles").await.body;
+    assert!(matrix.contains("Auditor lacks project.read"), "{matrix}");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", name.as_str()),
+        ("reassign_to", ""),
+    ];
+    let deleted = a.ada.post("/console/roles/delete", &form).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert!(!a.ada.get("/console/roles").await.body.contains("Auditor"));
 }
