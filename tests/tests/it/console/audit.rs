@@ -5,7 +5,8 @@
 use super::keys::{Org, create_key};
 use super::*;
 use tenantry_proto::tenantry::audit::v1 as audit;
-use tenantry_testkit::clients::Audit;
+use tenantry_proto::tenantry::organization::v1 as organization;
+use tenantry_testkit::clients::{Audit, Projects};
 use tenantry_testkit::{authed, eventually};
 
 /// A key created and revoked at the console, and both events ingested by
@@ -49,6 +50,23 @@ async fn key_made_and_revoked() -> Org {
     org
 }
 
+/// The id of the organization's default project.
+async fn default_project(org: &Org) -> String {
+    let listed = Projects::new(org.channel.clone())
+        .list_projects(authed(
+            organization::ListProjectsRequest {
+                parent: org.name(),
+                ..Default::default()
+            },
+            &org.owner.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let name = &listed.projects[0].name;
+    name.rsplit('/').next().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn the_log_lists_the_events_and_filters_narrow_them() {
     let mut org = key_made_and_revoked().await;
@@ -80,6 +98,16 @@ async fn the_log_lists_the_events_and_filters_narrow_them() {
     assert!(keys.body.contains("<code>identity.api_key.created</code>"));
     assert!(keys.body.contains("<code>identity.api_key.revoked</code>"));
     assert!(!keys.body.contains("<code>project.created</code>"));
+
+    // Targets: the default project's own events only.
+    let project = default_project(&org).await;
+    let about = org
+        .ada
+        .get(&format!("/console/audit?target=project:{project}"))
+        .await;
+    assert!(!about.body.contains("No events match"), "{}", about.body);
+    assert!(about.body.contains(&project));
+    assert!(!about.body.contains("<code>identity.api_key.created</code>"));
 
     let future = org.ada.get("/console/audit?from=2999-01-01").await;
     assert_eq!(future.status, StatusCode::OK);

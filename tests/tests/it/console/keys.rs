@@ -5,10 +5,12 @@
 //! one organization, each signed in at the console.
 
 use super::*;
+use tenantry_proto::tenantry::authz::v1 as authz;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
+use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::authed;
-use tenantry_testkit::clients::{Keys, Projects, ServiceAccounts};
+use tenantry_testkit::clients::{Keys, Projects, ServiceAccounts, TeamMembers, Teams};
 use tenantry_testkit::people::{self, User};
 use tonic::transport::Channel;
 
@@ -392,4 +394,81 @@ async fn service_accounts_are_for_platform_administrators_only() {
     let refused = org.ada.post("/console/service-accounts", &form).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
+}
+
+/// A team of the organization (`organizations/…/teams/…`) led by the owner.
+async fn team_led_by_owner(org: &Org, display_name: &str) -> String {
+    let team = Teams::new(org.channel.clone())
+        .create_team(authed(
+            organization::CreateTeamRequest {
+                parent: org.name(),
+                team: Some(organization::Team {
+                    display_name: display_name.into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+            &org.owner.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .team
+        .unwrap()
+        .name;
+    let lead = rbac::TeamMember {
+        user: format!("users/{}", org.owner.id),
+        role: authz::TeamRole::Lead as i32,
+        ..Default::default()
+    };
+    TeamMembers::new(org.channel.clone())
+        .add_team_member(authed(
+            rbac::AddTeamMemberRequest {
+                parent: team.clone(),
+                team_member: Some(lead),
+                request_id: String::new(),
+            },
+            &org.owner.token,
+        ))
+        .await
+        .unwrap();
+    team
+}
+
+#[tokio::test]
+async fn a_team_key_is_listed_with_its_team_and_the_team_filter_narrows_the_list() {
+    let mut org = Org::start().await;
+    let team = team_led_by_owner(&org, "Platform").await;
+    let org_key = create_key(&mut org.ada, "whole-org", &["project.read"]).await;
+    assert_eq!(org_key.status, StatusCode::OK, "{}", org_key.body);
+
+    let page = org.ada.get("/console/api-keys").await;
+    assert!(
+        page.body
+            .contains(&format!(r#"<option value="{team}">Team Platform"#))
+    );
+    let (csrf, id) = (page.csrf(), request_id(&page));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("request_id", id.as_str()),
+        ("display_name", "team-bot"),
+        ("scope", team.as_str()),
+        ("permissions", "team.read"),
+        ("expires", ""),
+    ];
+    let created = org.ada.post("/console/api-keys", &form).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert!(field_value(&created, "new-secret").is_some());
+    let keys = org.keys().await;
+    let key = keys.iter().find(|k| k.display_name == "team-bot").unwrap();
+    assert_eq!(key.team, team);
+    assert!(key.expire_time.is_none());
+
+    let all = org.ada.get("/console/api-keys").await;
+    assert!(all.body.contains("<td>Team Platform</td>"), "{}", all.body);
+    assert!(all.body.contains("<td>Organization</td>"));
+    let query = serde_urlencoded_pairs(&[("team", &team)]);
+    let only_team = org.ada.get(&format!("/console/api-keys?{query}")).await;
+    assert!(only_team.body.contains("team-bot"));
+    assert!(!only_team.body.contains("whole-org"), "{}", only_team.body);
 }
