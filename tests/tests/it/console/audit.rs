@@ -5,8 +5,9 @@
 use super::keys::{Org, create_key};
 use super::*;
 use tenantry_proto::tenantry::audit::v1 as audit;
+use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
-use tenantry_testkit::clients::{Audit, Projects};
+use tenantry_testkit::clients::{Audit, Keys, Projects};
 use tenantry_testkit::{authed, eventually};
 
 /// A key created and revoked at the console, and both events ingested by
@@ -168,4 +169,85 @@ async fn a_member_is_refused_the_log_and_its_export_in_words() {
         assert!(page.body.contains("audit.read"), "{path}: {}", page.body);
         assert!(page.headers.get(header::CONTENT_DISPOSITION).is_none());
     }
+}
+
+/// Creates and revokes `pairs` keys as the owner, through the API.
+async fn churn_keys(org: &Org, pairs: usize) {
+    let mut keys = Keys::new(org.channel.clone());
+    for n in 0..pairs {
+        let key = identity::ApiKey {
+            display_name: format!("churn-{n}"),
+            permissions: vec!["project.read".into()],
+            ..Default::default()
+        };
+        let request = identity::CreateApiKeyRequest {
+            parent: org.name(),
+            api_key: Some(key),
+            request_id: String::new(),
+        };
+        let created = keys
+            .create_api_key(authed(request, &org.owner.token))
+            .await
+            .unwrap()
+            .into_inner();
+        let name = created.api_key.unwrap().name;
+        let request = identity::RevokeApiKeyRequest { name };
+        keys.revoke_api_key(authed(request, &org.owner.token))
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pages_follow_each_other_and_keep_the_filters() {
+    let mut org = Org::start().await;
+    churn_keys(&org, 12).await;
+    let (channel, token, parent) = (org.channel.clone(), org.owner.token.clone(), org.name());
+    eventually("24 key events in the audit log", || {
+        let (channel, token, parent) = (channel.clone(), token.clone(), parent.clone());
+        async move {
+            let filter = audit::AuditEventFilter {
+                action_prefix: "identity.api_key.".into(),
+                ..Default::default()
+            };
+            let request = audit::ListAuditEventsRequest {
+                parent,
+                page_size: 100,
+                filter: Some(filter),
+                ..Default::default()
+            };
+            let listed = Audit::new(channel)
+                .list_audit_events(authed(request, &token))
+                .await
+                .ok()?;
+            (listed.into_inner().audit_events.len() == 24).then_some(())
+        }
+    })
+    .await;
+    let first = org.ada.get("/console/audit?action=identity.api_key.").await;
+    assert_eq!(
+        first.body.matches("<tr>").count(),
+        1 + 20,
+        "a header and 20 rows"
+    );
+    let link = first.body.find(">Next page<").expect("a next page");
+    let start = first.body[..link].rfind(r#"href=""#).unwrap() + 6;
+    let next = first.body[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        next.contains("action=identity.api_key.") && next.contains("page_token="),
+        "{next}"
+    );
+    let second = org.ada.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(
+        second.body.matches("<tr>").count(),
+        1 + 4,
+        "{}",
+        second.body
+    );
+    assert!(!second.body.contains(">Next page<"));
 }
