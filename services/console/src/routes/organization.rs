@@ -15,7 +15,7 @@ use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::organization::v1 as organization;
 
 use super::overview::no_organization;
-use super::{Console, PAGE_SIZE, Posted, Shared, Signed, View};
+use super::{Console, NameForm, PAGE_SIZE, Posted, Shared, Signed, View};
 use crate::calls::Failure;
 use crate::pages::{csrf, failure, request_id};
 
@@ -24,6 +24,11 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/organization", get(tree))
         .route("/console/organization/children", post(create_child))
         .route("/console/organization/teams", post(create_team))
+        .route(
+            "/console/organization/children/undelete",
+            post(undelete_child),
+        )
+        .route("/console/organization/teams/undelete", post(undelete_team))
 }
 
 impl Console {
@@ -85,10 +90,14 @@ async fn tree_body(
         .await
         .map(|a| a.into_inner().ancestors)
         .unwrap_or_default();
-    let (kids, next) = children(console, view, name, &q.page_token).await?;
+    // Deleted children stay listed (marked, with a way back) until purged.
+    let (kids, next) = children(console, view, name, &q.page_token, true).await?;
     let mut grandchildren = Vec::new();
     for child in &kids {
-        grandchildren.push(children(console, view, &child.name, "").await?);
+        grandchildren.push(match child.delete_time {
+            Some(_) => Default::default(),
+            None => children(console, view, &child.name, "", false).await?,
+        });
     }
     let teams = console
         .team_service()
@@ -96,6 +105,7 @@ async fn tree_body(
             parent: name.into(),
             page_size: PAGE_SIZE,
             page_token: q.teams_page_token.clone(),
+            show_deleted: true,
             ..Default::default()
         }))
         .await?
@@ -117,7 +127,7 @@ async fn tree_body(
         }
         (create_child_forms(view, &org, error))
         h2 { "Teams" }
-        (teams_list(&teams.teams))
+        (teams_list(view, &teams.teams))
         @if !teams.next_page_token.is_empty() {
             p { a href={ "/console/organization?" (query("teams_page_token", &teams.next_page_token)) } { "More teams" } }
         }
@@ -129,12 +139,14 @@ fn query(key: &str, token: &str) -> String {
     serde_urlencoded::to_string([(key, token)]).unwrap_or_default()
 }
 
-/// One page of the live children of `parent`, and the next page's token.
+/// One page of the children of `parent` (the deleted ones too when
+/// `deleted`), and the next page's token.
 async fn children(
     console: &Console,
     view: &View,
     parent: &str,
     page_token: &str,
+    deleted: bool,
 ) -> Result<(Vec<organization::Organization>, String), Failure> {
     let listed = console
         .org_service()
@@ -142,6 +154,7 @@ async fn children(
             parent: parent.into(),
             page_size: PAGE_SIZE,
             page_token: page_token.into(),
+            show_deleted: deleted,
             ..Default::default()
         }))
         .await?
@@ -233,7 +246,16 @@ fn node(view: &View, org: &organization::Organization) -> Markup {
     html! {
         span.node {
             (org.display_name) " " span.small { "(" (kind(org)) ")" }
-            @if org.name == view.nav.active {
+            @if org.delete_time.is_some() {
+                " " span.small { "deleted" }
+                @if may_restore(view) {
+                    form.inline method="post" action="/console/organization/children/undelete" {
+                        (csrf(view.csrf()))
+                        input type="hidden" name="name" value=(org.name);
+                        button.secondary type="submit" aria-label={ "Undelete " (org.display_name) } { "Undelete" }
+                    }
+                }
+            } @else if org.name == view.nav.active {
             } @else if member {
                 form.inline method="post" action="/console/switch" {
                     (csrf(view.csrf()))
@@ -294,7 +316,14 @@ fn create_child_forms(view: &View, org: &organization::Organization, error: Refu
     }
 }
 
-fn teams_list(teams: &[organization::Team]) -> Markup {
+/// Whether the page offers to restore deleted children: to whoever may
+/// create them (the service decides who may restore).
+fn may_restore(view: &View) -> bool {
+    view.may(Permission::ORGANIZATION_SUBORGANIZATIONS_CREATE)
+        || view.may(Permission::ORGANIZATION_DEPARTMENTS_CREATE)
+}
+
+fn teams_list(view: &View, teams: &[organization::Team]) -> Markup {
     html! {
         @if teams.is_empty() {
             p.empty { "No teams yet." }
@@ -302,8 +331,19 @@ fn teams_list(teams: &[organization::Team]) -> Markup {
             ul.teams {
                 @for team in teams {
                     li {
-                        a href={ "/console/teams/" (team.name.rsplit('/').next().unwrap_or_default()) } { (team.display_name) }
-                        @if !team.description.is_empty() { " " span.small { "— " (team.description) } }
+                        @if team.delete_time.is_some() {
+                            (team.display_name) " " span.small { "deleted" }
+                            @if view.may(Permission::ORGANIZATION_TEAMS_CREATE) {
+                                form.inline method="post" action="/console/organization/teams/undelete" {
+                                    (csrf(view.csrf()))
+                                    input type="hidden" name="name" value=(team.name);
+                                    button.secondary type="submit" aria-label={ "Undelete team " (team.display_name) } { "Undelete" }
+                                }
+                            }
+                        } @else {
+                            a href={ "/console/teams/" (team.name.rsplit('/').next().unwrap_or_default()) } { (team.display_name) }
+                            @if !team.description.is_empty() { " " span.small { "— " (team.description) } }
+                        }
                     }
                 }
             }
@@ -387,6 +427,30 @@ async fn create_team(console: Shared, posted: Posted<TeamForm>) -> Response {
         }))
         .await;
     after(&console, signed, Part::Team, created.map(drop)).await
+}
+
+async fn undelete_child(console: Shared, posted: Posted<NameForm>) -> Response {
+    let Posted { signed, form } = posted;
+    let restored = console
+        .org_service()
+        .undelete_organization(signed.request(organization::UndeleteOrganizationRequest {
+            name: form.name,
+            etag: String::new(),
+        }))
+        .await;
+    after(&console, signed, Part::Child, restored.map(drop)).await
+}
+
+async fn undelete_team(console: Shared, posted: Posted<NameForm>) -> Response {
+    let Posted { signed, form } = posted;
+    let restored = console
+        .team_service()
+        .undelete_team(signed.request(organization::UndeleteTeamRequest {
+            name: form.name,
+            etag: String::new(),
+        }))
+        .await;
+    after(&console, signed, Part::Team, restored.map(drop)).await
 }
 
 async fn after(

@@ -27,6 +27,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/teams/{team}/members", post(add_member))
         .route("/console/teams/{team}/members/role", post(change_role))
         .route("/console/teams/{team}/members/remove", post(remove_member))
+        .route("/console/teams/{team}/delete", post(delete_team))
 }
 
 impl Console {
@@ -126,9 +127,13 @@ async fn team_body(
         .await?
         .into_inner();
     let may = console
-        .may_on_team(view, id, &[Permission::TEAM_MEMBERS_MANAGE])
+        .may_on_team(
+            view,
+            id,
+            &[Permission::TEAM_MEMBERS_MANAGE, Permission::TEAM_MANAGE],
+        )
         .await;
-    let manage = may[0];
+    let (manage, manage_team) = (may[0], may[1]);
     let path = format!("/console/teams/{id}");
     Ok(html! {
         h2 { (team.display_name) }
@@ -150,6 +155,15 @@ async fn team_body(
         }
         (next_page(&path, &listed.next_page_token))
         @if manage { (add_form(console, view, &path, &listed.team_members).await) }
+        @if manage_team {
+            h2 { "Delete team" }
+            form.card method="post" action={ (path) "/delete" } {
+                (csrf(view.csrf()))
+                input type="hidden" name="etag" value=(team.etag);
+                p.small { "Its members lose what the team was granted. It can be restored from the organization page until it is purged." }
+                button.danger type="submit" aria-label={ "Delete team " (team.display_name) } { "Delete team" }
+            }
+        }
     })
 }
 
@@ -342,6 +356,31 @@ async fn remove_member(
         }))
         .await;
     after(&console, signed, &team, removed.map(drop)).await
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    etag: String,
+}
+
+async fn delete_team(
+    console: Shared,
+    Path(team): Path<String>,
+    posted: Posted<DeleteForm>,
+) -> Response {
+    let Posted { signed, form } = posted;
+    let deleted = console
+        .team_service()
+        .delete_team(signed.request(organization::DeleteTeamRequest {
+            name: team_name(&signed, &team),
+            etag: form.etag,
+        }))
+        .await;
+    match deleted {
+        Ok(_) => console.done(&signed, "/console/organization"),
+        Err(status) => after(&console, signed, &team, Err(status)).await,
+    }
 }
 
 async fn after(

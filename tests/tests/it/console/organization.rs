@@ -174,7 +174,7 @@ async fn a_member_reads_the_settings_and_their_forged_form_is_refused() {
 #[tokio::test]
 async fn sub_organizations_departments_and_teams_appear_in_the_tree() {
     let (sandbox, channel) = world().await;
-    let (mut owner, _) = founder(&sandbox, &channel, "owner@tree.example").await;
+    let (mut owner, org) = founder(&sandbox, &channel, "owner@tree.example").await;
     let tree = "/console/organization";
     for (to, kind, name) in [
         (
@@ -203,6 +203,35 @@ async fn sub_organizations_departments_and_teams_appear_in_the_tree() {
     // The founder owns what they created, so may switch into it.
     assert!(
         page.contains(r#"aria-label="Switch to Subsidiary""#),
+        "{page}"
+    );
+
+    // A sub-organization deleted from inside leaves its parent's tree
+    // (ListOrganizations answers a user no deleted organization, even with
+    // show_deleted: their read is checked on the deleted one itself).
+    let subsidiary = switch_target(&page, "Subsidiary");
+    let to_subsidiary = [("organization", subsidiary.as_str())];
+    let switched = owner.submit(tree, "/console/switch", &to_subsidiary).await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.body);
+    assert!(
+        owner
+            .browser
+            .get("/console/")
+            .await
+            .body
+            .contains("Sub-organization")
+    );
+    let deleted = owner
+        .submit("/console/", "/console/organization/delete", &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    let parent = format!("organizations/{org}");
+    owner
+        .submit("/console/", "/console/switch", &[("organization", &parent)])
+        .await;
+    let page = owner.browser.get(tree).await.body;
+    assert!(
+        page.contains("Research") && !page.contains("Subsidiary"),
         "{page}"
     );
 
@@ -334,6 +363,18 @@ async fn ownership_passes_to_a_member_who_accepts_with_the_mailed_token() {
     let page = owner.browser.get("/console/").await.body;
     assert!(!page.contains("Start transfer"), "{page}");
     assert!(page.contains(heir_email));
+}
+
+/// The organization the tree's switch button for `name` switches to.
+fn switch_target(tree: &str, name: &str) -> String {
+    let button = tree
+        .find(&format!(r#"aria-label="Switch to {name}""#))
+        .unwrap();
+    let start = tree[..button]
+        .rfind(r#"name="organization" value=""#)
+        .unwrap()
+        + 27;
+    tree[start..].split('"').next().unwrap().to_string()
 }
 
 /// A percent-decoded query value.

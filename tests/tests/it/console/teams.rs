@@ -1,7 +1,7 @@
 //! A team's page: an administrator adds, promotes and removes members; a
 //! lead manages their own team's members and no other team's.
 
-use super::organization::{founder, joiner, world};
+use super::organization::{Person, founder, joiner, world};
 use super::*;
 
 const TREE: &str = "/console/organization";
@@ -20,17 +20,38 @@ fn row(email: &str) -> String {
     format!("<td>{email}</td>")
 }
 
+/// Creates teams named `names` as `owner`; their pages' paths.
+async fn teams(owner: &mut Person, names: &[&str]) -> Vec<String> {
+    for name in names {
+        let form = [("display_name", *name), ("request_id", "")];
+        let created = owner
+            .submit(TREE, "/console/organization/teams", &form)
+            .await;
+        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    }
+    let tree = owner.browser.get(TREE).await.body;
+    names.iter().map(|name| team_path(&tree, name)).collect()
+}
+
+/// `by` adds `who` to the team at `team` with `role`, through its form.
+async fn add(by: &mut Person, team: &str, who: &Person, role: &str) -> Answer {
+    let user = format!("users/{}", who.user.id);
+    let form = [("user", user.as_str()), ("role", role), ("request_id", "")];
+    by.submit(team, &format!("{team}/members"), &form).await
+}
+
 #[tokio::test]
 async fn a_team_lead_manages_their_own_team_and_no_other() {
     let (sandbox, channel) = world().await;
     let (mut owner, org) = founder(&sandbox, &channel, "owner@teams.example").await;
+    let member = "roles/member";
     let mut lead = joiner(
         &sandbox,
         &channel,
         &owner,
         &org,
         "lead@teams.example",
-        "roles/member",
+        member,
     )
     .await;
     let dev = joiner(
@@ -39,75 +60,39 @@ async fn a_team_lead_manages_their_own_team_and_no_other() {
         &owner,
         &org,
         "dev@teams.example",
-        "roles/member",
+        member,
     )
     .await;
-    for name in ["Alpha", "Beta"] {
-        let form = [("display_name", name), ("request_id", "")];
-        let created = owner
-            .submit(TREE, "/console/organization/teams", &form)
-            .await;
-        assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    }
-    let tree = owner.browser.get(TREE).await.body;
-    let (alpha, beta) = (team_path(&tree, "Alpha"), team_path(&tree, "Beta"));
+    let paths = teams(&mut owner, &["Alpha", "Beta"]).await;
+    let (alpha, beta) = (&paths[0], &paths[1]);
 
-    let lead_user = format!("users/{}", lead.user.id);
-    let form = [
-        ("user", lead_user.as_str()),
-        ("role", "lead"),
-        ("request_id", ""),
-    ];
-    let added = owner
-        .submit(&alpha, &format!("{alpha}/members"), &form)
-        .await;
+    let added = add(&mut owner, alpha, &lead, "lead").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
-    let page = owner.browser.get(&alpha).await.body;
-    assert!(
-        page.contains(&row(&lead.email)) && page.contains(r#"<strong class="lead">Lead</strong>"#),
-        "{page}"
-    );
+    let page = owner.browser.get(alpha).await.body;
+    assert!(page.contains(&row(&lead.email)), "{page}");
+    assert!(page.contains(r#"<strong class="lead">Lead</strong>"#));
 
     // The lead adds a member to their own team.
-    let page = lead.browser.get(&alpha).await;
+    let page = lead.browser.get(alpha).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains("Add to team"), "{}", page.body);
-    let dev_user = format!("users/{}", dev.user.id);
-    let form = [
-        ("user", dev_user.as_str()),
-        ("role", "member"),
-        ("request_id", ""),
-    ];
-    let added = lead
-        .submit(&alpha, &format!("{alpha}/members"), &form)
-        .await;
+    let added = add(&mut lead, alpha, &dev, "member").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
-    assert!(
-        lead.browser
-            .get(&alpha)
-            .await
-            .body
-            .contains(&row(&dev.email))
-    );
+    let page = lead.browser.get(alpha).await.body;
+    assert!(page.contains(&row(&dev.email)), "{page}");
 
     // Another team: no form, and a forged one is refused with nothing added.
-    let page = lead.browser.get(&beta).await;
+    let page = lead.browser.get(beta).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(!page.body.contains("Add to team"), "{}", page.body);
-    let refused = lead.submit(&beta, &format!("{beta}/members"), &form).await;
+    let refused = add(&mut lead, beta, &dev, "member").await;
     assert!(refused.status.is_client_error(), "{}", refused.status);
-    assert!(
-        !owner
-            .browser
-            .get(&beta)
-            .await
-            .body
-            .contains(&row(&dev.email))
-    );
+    let page = owner.browser.get(beta).await.body;
+    assert!(!page.contains(&row(&dev.email)), "{page}");
 }
 
 #[tokio::test]
-async fn an_administrator_promotes_and_removes_a_team_member() {
+async fn an_administrator_promotes_removes_deletes_and_restores() {
     let (sandbox, channel) = world().await;
     let (mut owner, org) = founder(&sandbox, &channel, "owner@crew.example").await;
     let dev = joiner(
@@ -119,33 +104,18 @@ async fn an_administrator_promotes_and_removes_a_team_member() {
         "roles/member",
     )
     .await;
-    let form = [("display_name", "Crew"), ("request_id", "")];
-    owner
-        .submit(TREE, "/console/organization/teams", &form)
-        .await;
-    let crew = team_path(&owner.browser.get(TREE).await.body, "Crew");
+    let crew = teams(&mut owner, &["Crew"]).await.remove(0);
     let empty = owner.browser.get(&crew).await.body;
     assert!(empty.contains("No members yet."), "{empty}");
 
-    let dev_user = format!("users/{}", dev.user.id);
-    let form = [
-        ("user", dev_user.as_str()),
-        ("role", "member"),
-        ("request_id", ""),
-    ];
-    let added = owner.submit(&crew, &format!("{crew}/members"), &form).await;
+    let added = add(&mut owner, &crew, &dev, "member").await;
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
     let page = owner.browser.get(&crew).await.body;
-    assert!(
-        page.contains(&format!(r#"aria-label="Make lead: {}""#, dev.email)),
-        "{page}"
-    );
+    let make_lead = format!(r#"aria-label="Make lead: {}""#, dev.email);
+    assert!(page.contains(&make_lead), "{page}");
 
-    let member = format!(
-        "organizations/{org}/teams/{}/members/{}",
-        crew.rsplit('/').next().unwrap(),
-        dev.user.id
-    );
+    let id = crew.rsplit('/').next().unwrap();
+    let member = format!("organizations/{org}/teams/{id}/members/{}", dev.user.id);
     let promote = [("name", member.as_str()), ("role", "lead")];
     let promoted = owner
         .submit(&crew, &format!("{crew}/members/role"), &promote)
@@ -157,12 +127,9 @@ async fn an_administrator_promotes_and_removes_a_team_member() {
         "{page}"
     );
 
+    let remove = [("name", member.as_str())];
     let removed = owner
-        .submit(
-            &crew,
-            &format!("{crew}/members/remove"),
-            &[("name", member.as_str())],
-        )
+        .submit(&crew, &format!("{crew}/members/remove"), &remove)
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
     let page = owner.browser.get(&crew).await.body;
@@ -170,4 +137,19 @@ async fn an_administrator_promotes_and_removes_a_team_member() {
         page.contains("No members yet.") && !page.contains(&row(&dev.email)),
         "{page}"
     );
+
+    // Deleted, the team leaves the tree's links with a way back.
+    let deleted = owner.submit(&crew, &format!("{crew}/delete"), &[]).await;
+    assert_eq!(deleted.location(), TREE, "{}", deleted.body);
+    let tree = owner.browser.get(TREE).await.body;
+    assert!(!tree.contains(&format!(r#"href="{crew}""#)), "{tree}");
+    assert!(tree.contains(r#"aria-label="Undelete team Crew""#));
+    let name = format!("organizations/{org}/teams/{id}");
+    let undelete = [("name", name.as_str())];
+    let restored = owner
+        .submit(TREE, "/console/organization/teams/undelete", &undelete)
+        .await;
+    assert_eq!(restored.status, StatusCode::SEE_OTHER, "{}", restored.body);
+    let tree = owner.browser.get(TREE).await.body;
+    assert!(tree.contains(&format!(r#"href="{crew}""#)), "{tree}");
 }
