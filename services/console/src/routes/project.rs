@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/projects/{id}", get(project))
         .route("/console/projects/{id}/grants", post(grant))
         .route("/console/projects/{id}/grants/revoke", post(revoke))
+        .route("/console/projects/{id}/grants/level", post(change_level))
         .route("/console/projects/{id}/external", post(invite_external))
         .route(
             "/console/projects/{id}/environments",
@@ -260,7 +261,26 @@ fn grant_table(view: &View, path: &str, grants: &[rbac::ProjectGrant], manage: b
                             @else if kind == "User" { " " span.badge.member { "member" } }
                         }
                         td { (kind) }
-                        td { (level_label(grant.access_level)) }
+                        td {
+                            @if manage {
+                                @let key = grant.name.rsplit('/').next().unwrap_or_default();
+                                form.inline method="post" action={ (path) "/grants/level" } {
+                                    (csrf(view.csrf()))
+                                    input type="hidden" name="name" value=(grant.name);
+                                    input type="hidden" name="etag" value=(grant.etag);
+                                    label.sr-only for={ "level-" (key) } { "Access level of " (who) }
+                                    select id={ "level-" (key) } name="level" {
+                                        @for (level, text) in LEVELS {
+                                            option value=(level.as_str_name()) selected[level as i32 == grant.access_level] { (text) }
+                                        }
+                                    }
+                                    " "
+                                    button.secondary type="submit" aria-label={ "Change access of " (who) } { "Change" }
+                                }
+                            } @else {
+                                (level_label(grant.access_level))
+                            }
+                        }
                         @if manage {
                             td {
                                 form method="post" action={ (path) "/grants/revoke" } {
@@ -445,6 +465,36 @@ async fn revoke(
         }))
         .await;
     after(&console, signed, &id, Form::Grant, revoked.map(drop)).await
+}
+
+#[derive(Deserialize)]
+struct LevelForm {
+    name: String,
+    #[serde(default)]
+    etag: String,
+    level: String,
+}
+
+async fn change_level(
+    console: Shared,
+    Path(ProjectId(id)): Path<ProjectId>,
+    posted: Posted<LevelForm>,
+) -> Response {
+    let Posted { signed, form } = posted;
+    let changed = grants(&console)
+        .update_project_grant(signed.request(rbac::UpdateProjectGrantRequest {
+            project_grant: Some(rbac::ProjectGrant {
+                name: form.name,
+                etag: form.etag,
+                access_level: level_of(&form.level),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["access_level".into()],
+            }),
+        }))
+        .await;
+    after(&console, signed, &id, Form::Grant, changed.map(drop)).await
 }
 
 #[derive(Deserialize)]
