@@ -79,7 +79,7 @@ async fn keys_body(
     console: &Console,
     view: &View,
     q: &KeysQuery,
-    error: Option<&Failure>,
+    refused: Option<(&Failure, &KeyForm)>,
     created: Option<Markup>,
 ) -> Result<Markup, Failure> {
     let Some(parent) = view.organization() else {
@@ -99,7 +99,7 @@ async fn keys_body(
         Ok(listed) => listed.into_inner(),
         Err(status) if status.code() == tonic::Code::PermissionDenied => {
             return Ok(html! {
-                (failure(error))
+                (failure(refused.map(|r| r.0)))
                 p.error role="alert" { "You may not see or manage this organization's API keys: it needs the "
                     code { "organization.api_keys.create" } " permission. Ask an owner or an administrator if you need a key." }
             });
@@ -124,7 +124,7 @@ async fn keys_body(
         p.small { "Keys act for the organization or one team with the permissions you give them. "
                   a href="/console/service-accounts" { "Service accounts" } " are managed by platform administrators." }
         @if view.may(Permission::ORGANIZATION_API_KEYS_CREATE) {
-            (create_form(view, &teams, error))
+            (create_form(view, &teams, refused))
         }
         h2 { "Keys" }
         form.filters method="get" action="/console/api-keys" {
@@ -194,21 +194,30 @@ const LIFETIMES: &[(&str, &str)] = &[
     ("365", "1 year"),
 ];
 
-fn create_form(view: &View, teams: &[(String, String)], error: Option<&Failure>) -> Markup {
-    // The service's field violations name permissions by index; the page
-    // names them by the permission itself.
+/// The create form; after a refusal, the refusal and the values sent.
+fn create_form(
+    view: &View,
+    teams: &[(String, String)],
+    refused: Option<(&Failure, &KeyForm)>,
+) -> Markup {
+    let (error, sent) = (refused.map(|r| r.0), refused.map(|r| r.1));
+    let name = sent.map_or("", |f| f.display_name.as_str());
+    let scope = sent.map_or("", |f| f.scope.as_str());
+    let expires = sent.map_or("", |f| f.expires.as_str());
+    let chosen =
+        |p: &Permission| sent.is_some_and(|f| f.permissions.iter().any(|c| c == p.as_str()));
     html! {
         h2 { "Create an API key" }
         (failure(error))
         form.card method="post" action="/console/api-keys" {
             (csrf(view.csrf()))
             (request_id())
-            div.field { label for="display_name" { "Key name" } input #display_name name="display_name" required maxlength="200"; }
+            div.field { label for="display_name" { "Key name" } input #display_name name="display_name" value=(name) required maxlength="200"; }
             div.field {
                 label for="scope" { "Scope" }
                 select #scope name="scope" {
                     option value="" { "The whole organization" }
-                    @for (name, display) in teams { option value=(name) { "Team " (display) } }
+                    @for (team, display) in teams { option value=(team) selected[team == scope] { "Team " (display) } }
                 }
             }
             fieldset {
@@ -216,7 +225,7 @@ fn create_form(view: &View, teams: &[(String, String)], error: Option<&Failure>)
                 p.small { "A key carries at most what you hold yourself, in its scope." }
                 @for (i, permission) in Permission::ALL.iter().enumerate().filter(|(_, p)| offered(view, **p)) {
                     div.check {
-                        input type="checkbox" id={ "permission-" (i) } name="permissions" value=(permission.as_str());
+                        input type="checkbox" id={ "permission-" (i) } name="permissions" value=(permission.as_str()) checked[chosen(permission)];
                         label for={ "permission-" (i) } { code { (permission.as_str()) } " — " (permission.description()) }
                     }
                 }
@@ -224,7 +233,7 @@ fn create_form(view: &View, teams: &[(String, String)], error: Option<&Failure>)
             div.field {
                 label for="expires" { "Expires" }
                 select #expires name="expires" {
-                    @for (value, label) in LIFETIMES { option value=(value) { (label) } }
+                    @for (value, label) in LIFETIMES { option value=(value) selected[*value == expires] { (label) } }
                 }
             }
             button type="submit" { "Create API key" }
@@ -242,7 +251,7 @@ fn offered(view: &View, permission: Permission) -> bool {
     !asked || view.may(permission)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 struct KeyForm {
     #[serde(default)]
     display_name: String,
@@ -266,16 +275,12 @@ async fn create_key(console: Shared, posted: Posted<KeyForm>) -> Response {
                 nanos: 0,
             }),
             _ => {
-                return key_refused(
-                    &console,
-                    signed,
-                    field_failure("expires", "choose one of the offered lifetimes"),
-                )
-                .await;
+                let failure = field_failure("expires", "choose one of the offered lifetimes");
+                return key_refused(&console, signed, failure, &form).await;
             }
         },
     };
-    let permissions = form.permissions.clone();
+    let sent = form.clone();
     let created = api_keys(&console)
         .create_api_key(signed.request(identity::CreateApiKeyRequest {
             parent: signed.tokens().organization.clone(),
@@ -292,8 +297,8 @@ async fn create_key(console: Shared, posted: Posted<KeyForm>) -> Response {
     let created = match created {
         Ok(created) => created.into_inner(),
         Err(status) => {
-            let failure = named_permissions(status.into(), &permissions);
-            return key_refused(&console, signed, failure).await;
+            let failure = named_permissions(status.into(), &sent.permissions);
+            return key_refused(&console, signed, failure, &sent).await;
         }
     };
     let key = created.api_key.unwrap_or_default();
@@ -303,7 +308,7 @@ async fn create_key(console: Shared, posted: Posted<KeyForm>) -> Response {
             @if created.secret.is_empty() {
                 p { "This key was created by an earlier submit of the same form; its secret was shown then and cannot be shown again. Revoke it and create another if it was lost." }
             } @else {
-                p { strong { "Copy the secret now: it is shown only this once." } " Send it as " code { "x-api-key" } " or exchange it for a token." }
+                p { strong { "Copy the secret now: it is shown only this once." } " Send it to the API as the " code { "X-Api-Key" } " header (or " code { "Authorization: Bearer" } ")." }
                 (secret::secret_once("new-secret", "Secret", &created.secret))
             }
         }
@@ -316,10 +321,16 @@ async fn create_key(console: Shared, posted: Posted<KeyForm>) -> Response {
     console.render(&view, "API keys", body)
 }
 
-async fn key_refused(console: &Console, signed: Signed, failure: Failure) -> Response {
+async fn key_refused(
+    console: &Console,
+    signed: Signed,
+    failure: Failure,
+    sent: &KeyForm,
+) -> Response {
     console
         .refused(signed, "API keys", failure, async |view, failure| {
-            keys_body(console, view, &KeysQuery::default(), Some(failure), None).await
+            let refused = Some((failure, sent));
+            keys_body(console, view, &KeysQuery::default(), refused, None).await
         })
         .await
 }
@@ -354,6 +365,15 @@ async fn revoke_key(console: Shared, posted: Posted<NameForm>) -> Response {
         .await;
     match revoked {
         Ok(_) => console.done(&signed, "/console/api-keys"),
-        Err(status) => key_refused(&console, signed, status.into()).await,
+        Err(status) => {
+            let failure = status.into();
+            console
+                .refused(signed, "API keys", failure, async |view, failure| {
+                    keys_body(&console, view, &KeysQuery::default(), None, None)
+                        .await
+                        .map(|list| html! { (crate::pages::failure(Some(failure))) (list) })
+                })
+                .await
+        }
     }
 }

@@ -277,6 +277,7 @@ async fn a_key_without_permissions_is_refused_next_to_the_form() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
     assert!(refused.body.contains("Create API key"), "the form again");
+    assert!(refused.body.contains(r#"value="empty""#), "with what was sent");
     assert!(!refused.body.contains("new-secret"));
     assert!(org.keys().await.is_empty(), "nothing was written");
 }
