@@ -65,7 +65,7 @@ async fn invitations_body(
     };
     Ok(html! {
         (failure(error))
-        form.card method="post" action="/console/invitations" {
+        form.card method="post" action="/console/invitations" aria-label="Send an invitation" {
             (csrf(view.csrf()))
             (request_id())
             div.field { label for="email" { "Email" } input #email type="email" name="email" required; }

@@ -123,7 +123,7 @@ fn member_actions(
         } @else {
         details open[error.is_some()] {
             summary { "Change roles" span.sr-only { " of " (who) } }
-            form method="post" action="/console/members/roles" {
+            form method="post" action="/console/members/roles" aria-label={ "Roles of " (who) } {
                 (csrf(view.csrf()))
                 input type="hidden" name="name" value=(member.name);
                 input type="hidden" name="etag" value=(member.etag);

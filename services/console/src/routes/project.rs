@@ -321,7 +321,7 @@ async fn grant_form(
     Ok(html! {
         h2 { "Grant access" }
         (failure(error))
-        form.card method="post" action={ (path) "/grants" } {
+        form.card method="post" action={ (path) "/grants" } aria-label="Grant access" {
             (csrf(view.csrf()))
             (request_id())
             div.field {
@@ -351,7 +351,7 @@ fn external_form(view: &View, path: &str, error: Option<&Failure>) -> Markup {
         h2 { "Invite an external user" }
         p.small { "Someone outside the organization gets this project only, with no membership and no seat, once they accept the invitation mailed to them." }
         (failure(error))
-        form.card method="post" action={ (path) "/external" } {
+        form.card method="post" action={ (path) "/external" } aria-label="Invite an external user" {
             (csrf(view.csrf()))
             (request_id())
             div.field { label for="external-email" { "External user's email" } input #external-email type="email" name="email" required; }
@@ -405,7 +405,7 @@ async fn environments(
         }
         @if !listed.next_page_token.is_empty() { p.small { "Only the first 100 environments are shown." } }
         @if manage {
-            form.card method="post" action={ (path) "/environments" } {
+            form.card method="post" action={ (path) "/environments" } aria-label="Add an environment" {
                 (csrf(view.csrf()))
                 (request_id())
                 div.field { label for="environment-slug" { "Environment slug" } input #environment-slug name="slug" required placeholder="staging"; }

@@ -100,7 +100,7 @@ async fn roles_body(
         @if manage {
             h2 { "Create a custom role" }
             (failure(create_error))
-            form.card method="post" action="/console/roles" {
+            form.card method="post" action="/console/roles" aria-label="Create a custom role" {
                 (csrf(view.csrf()))
                 (request_id())
                 (role_fields("new", None, create_error))
@@ -181,7 +181,7 @@ fn custom_role(
             @if manage {
                 details open[error.is_some()] {
                     summary { "Edit " (role.display_name) }
-                    form.card method="post" action="/console/roles/edit" {
+                    form.card method="post" action="/console/roles/edit" aria-label={ "Edit " (role.display_name) } {
                         (csrf(view.csrf()))
                         input type="hidden" name="name" value=(role.name);
                         input type="hidden" name="etag" value=(role.etag);
@@ -189,7 +189,7 @@ fn custom_role(
                         button type="submit" aria-label={ "Save " (role.display_name) } { "Save role" }
                     }
                 }
-                form.card method="post" action="/console/roles/delete" {
+                form.card method="post" action="/console/roles/delete" aria-label={ "Delete " (role.display_name) } {
                     (csrf(view.csrf()))
                     input type="hidden" name="name" value=(role.name);
                     div.field {
@@ -222,18 +222,18 @@ fn role_fields(key: &str, role: Option<&rbac::Role>, error: Option<&Failure>) ->
     };
     html! {
         div.field {
-            label for={ "role-name-" (key) } { "Role name" }
+            label for={ "role-name-" (key) } { "Role name" @if let Some(r) = role { span.sr-only { " of " (r.display_name) } } }
             input id={ "role-name-" (key) } name="display_name" required maxlength="100"
                 value=[role.map(|r| &r.display_name)];
             @if let Some(why) = field_error("display_name") { span.field-error { (why) } }
         }
         div.field {
-            label for={ "role-description-" (key) } { "Description (optional)" }
+            label for={ "role-description-" (key) } { "Description (optional)" @if let Some(r) = role { span.sr-only { " of " (r.display_name) } } }
             input id={ "role-description-" (key) } name="description" maxlength="1000"
                 value=[role.map(|r| &r.description)];
         }
         fieldset {
-            legend { "Permissions" }
+            legend { "Permissions" @if let Some(r) = role { span.sr-only { " of " (r.display_name) } } }
             @if let Some(why) = field_error("permissions") { span.field-error { (why) } }
             @for (i, permission) in Permission::ALL.iter().enumerate() {
                 div.check {
