@@ -246,6 +246,33 @@ async fn sub_organizations_departments_and_teams_appear_in_the_tree() {
 }
 
 #[tokio::test]
+async fn a_sub_organization_stops_inheriting_access_from_its_parent() {
+    let (sandbox, channel) = world().await;
+    let (mut owner, _) = founder(&sandbox, &channel, "owner@inherit.example").await;
+    let tree = "/console/organization";
+    let form = [("display_name", "Branch"), ("kind", "organization")];
+    owner
+        .submit(tree, "/console/organization/children", &form)
+        .await;
+    let branch = switch_target(&owner.browser.get(tree).await.body, "Branch");
+    owner
+        .submit(tree, "/console/switch", &[("organization", &branch)])
+        .await;
+    let checked = r#"name="inherit_access" value="on" checked"#;
+    assert!(owner.browser.get("/console/").await.body.contains(checked));
+
+    let mut form = settings("Branch", "", true);
+    form.push(("child", "on"));
+    let saved = owner.submit("/console/", "/console/settings", &form).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let page = owner.browser.get("/console/").await.body;
+    assert!(
+        page.contains(r#"name="inherit_access""#) && !page.contains(checked),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn with_departments_off_their_form_is_hidden_and_the_service_refuses_one() {
     let (sandbox, channel) = world().await;
     let (mut owner, _) = founder(&sandbox, &channel, "owner@nodept.example").await;
@@ -363,6 +390,57 @@ async fn ownership_passes_to_a_member_who_accepts_with_the_mailed_token() {
     let page = owner.browser.get("/console/").await.body;
     assert!(!page.contains("Start transfer"), "{page}");
     assert!(page.contains(heir_email));
+}
+
+#[tokio::test]
+async fn a_cancelled_transfer_cannot_be_accepted() {
+    let (sandbox, channel) = world().await;
+    let (mut owner, org) = founder(&sandbox, &channel, "owner@cancel.example").await;
+    let heir_email = "heir@cancel.example";
+    let mut heir = joiner(&sandbox, &channel, &owner, &org, heir_email, "roles/member").await;
+    let target = format!("users/{}", heir.user.id);
+    let form = [("new_owner", target.as_str()), ("request_id", "")];
+    let started = owner
+        .submit("/console/", "/console/ownership/transfer", &form)
+        .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let shown = started.location().to_string();
+    let transfer = decode(shown.split("transfer=").nth(1).unwrap());
+
+    let cancel = [("name", transfer.as_str())];
+    let cancelled = owner
+        .submit(&shown, "/console/ownership/cancel", &cancel)
+        .await;
+    assert_eq!(
+        cancelled.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        cancelled.body
+    );
+    let page = owner.browser.get(&shown).await.body;
+    assert!(
+        page.contains("Cancelled") && !page.contains("Cancel transfer"),
+        "{page}"
+    );
+
+    let token = sandbox
+        .mail_token(heir_email, "ownership_transfer")
+        .unwrap();
+    let accept = [("name", transfer.as_str()), ("token", token.as_str())];
+    let refused = heir
+        .submit("/console/", "/console/ownership/accept", &accept)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    let page = heir.browser.get("/console/").await.body;
+    assert!(!page.contains("You own this organization"), "{page}");
+    assert!(
+        owner
+            .browser
+            .get("/console/")
+            .await
+            .body
+            .contains("You own this organization")
+    );
 }
 
 /// The organization the tree's switch button for `name` switches to.

@@ -59,8 +59,16 @@ pub(super) fn section(view: &View, org: &organization::Organization, error: Refu
                     label for="departments_enabled" { "Allow departments" }
                 }
                 div.check {
-                    input #require_mfa type="checkbox" name="require_mfa" value="on" checked[settings.require_mfa];
+                    input #require_mfa type="checkbox" name="require_mfa" value="on" checked[settings.require_mfa] aria-describedby="require_mfa_help";
                     label for="require_mfa" { "Require two-factor authentication for every member" }
+                }
+                span.small #require_mfa_help { "A member without it can then only enrol it before using this organization." }
+                @if !org.parent.is_empty() {
+                    input type="hidden" name="child" value="on";
+                    div.check {
+                        input #inherit_access type="checkbox" name="inherit_access" value="on" checked[org.inherit_access.unwrap_or(true)];
+                        label for="inherit_access" { "Roles granted on parent organizations apply here too" }
+                    }
                 }
                 fieldset {
                     legend { "Projects members see" }
@@ -84,6 +92,9 @@ pub(super) fn section(view: &View, org: &organization::Organization, error: Refu
                     dt { "Departments" } dd { (if departments { "Allowed" } else { "Not allowed" }) }
                     dt { "Two-factor authentication" } dd { (if settings.require_mfa { "Required for every member" } else { "Not required" }) }
                     dt { "Projects members see" } dd { (if granted { "Only projects granted to them" } else { "Every project" }) }
+                    @if !org.parent.is_empty() {
+                        dt { "Access from parent organizations" } dd { (if org.inherit_access.unwrap_or(true) { "Inherited" } else { "Not inherited" }) }
+                    }
                 }
                 p.small { "Only an administrator may change these." }
             }
@@ -118,6 +129,10 @@ struct SettingsForm {
     require_mfa: Option<String>,
     #[serde(default)]
     project_visibility: String,
+    /// Set when the organization has a parent: the form then carries
+    /// `inherit_access` (a root has no ancestors to inherit from).
+    child: Option<String>,
+    inherit_access: Option<String>,
 }
 
 async fn update(console: Shared, posted: Posted<SettingsForm>) -> Response {
@@ -134,12 +149,17 @@ async fn update(console: Shared, posted: Posted<SettingsForm>) -> Response {
         .filter(|d| !d.is_empty())
         .map(str::to_string)
         .collect();
+    let mut paths: Vec<String> = MASK.iter().map(|p| p.to_string()).collect();
+    if form.child.is_some() {
+        paths.push("inherit_access".into());
+    }
     let updated = console
         .org_service()
         .update_organization(signed.request(organization::UpdateOrganizationRequest {
             organization: Some(organization::Organization {
                 name: signed.tokens().organization.clone(),
                 display_name: form.display_name,
+                inherit_access: Some(form.inherit_access.is_some()),
                 etag: form.etag,
                 settings: Some(organization::OrganizationSettings {
                     departments_enabled: Some(form.departments_enabled.is_some()),
@@ -149,9 +169,7 @@ async fn update(console: Shared, posted: Posted<SettingsForm>) -> Response {
                 }),
                 ..Default::default()
             }),
-            update_mask: Some(prost_types::FieldMask {
-                paths: MASK.iter().map(|p| p.to_string()).collect(),
-            }),
+            update_mask: Some(prost_types::FieldMask { paths }),
         }))
         .await;
     match updated {
