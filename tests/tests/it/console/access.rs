@@ -532,7 +532,31 @@ async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation()
     let listed = listed.await.unwrap().into_inner().invitations;
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].email, "carol@example.com");
+    an_external_user_is_invited_to_one_project(&mut a).await;
     a.sandbox.shutdown().await.unwrap();
+}
+
+/// From a project's page, an outsider is invited to that project only:
+/// the pending invitation is marked external and gives no role.
+async fn an_external_user_is_invited_to_one_project(a: &mut Acme) {
+    let id = a.project("Shared").await;
+    let page = format!("/console/projects/{id}");
+    let csrf = a.ada.get(&page).await.csrf();
+    let form = [
+        ("csrf", csrf),
+        ("email", "guest@client.example".into()),
+        ("level", "PROJECT_ACCESS_LEVEL_VIEWER".into()),
+        ("request_id", uuid()),
+    ];
+    let invited = a.ada.post(&format!("{page}/external"), &pairs(&form)).await;
+    assert_eq!(invited.status, StatusCode::SEE_OTHER, "{}", invited.body);
+    let pending = a.ada.get("/console/invitations").await.body;
+    let row = &pending[pending.find("guest@client.example").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains(">external<") && row.contains("1 project"),
+        "{row}"
+    );
 }
 
 /// Auditor loses project.read by an edit, then goes (nobody holds it).
