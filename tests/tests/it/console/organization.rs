@@ -88,8 +88,11 @@ impl Person {
     }
 }
 
+/// A server on Postgres when one is configured, else on SQLite: the
+/// console only calls the services, so one storage is enough for its pages.
 pub(super) async fn world() -> (Sandbox, Channel) {
-    let sandbox = start(tenantry_testkit::Storage::Sqlite, |_| {}).await;
+    let storage = tenantry_testkit::storages().pop().unwrap();
+    let sandbox = start(storage, |_| {}).await;
     let channel = sandbox.channel().await.unwrap();
     (sandbox, channel)
 }
