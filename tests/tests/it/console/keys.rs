@@ -20,8 +20,7 @@ const SCRIPT_TAG: &str = r#"<script src=""#;
 /// An organization with its owner (Ada) and a member (Bob, role `member`),
 /// each signed in at the console in the organization.
 pub(super) struct Org {
-    /// Kept: the services run while it lives.
-    _sandbox: Sandbox,
+    pub sandbox: Sandbox,
     pub channel: Channel,
     pub owner: User,
     /// The organization's id.
@@ -55,7 +54,7 @@ impl Org {
         let ada = signed_in(&sandbox, "ada@example.com", &id).await;
         let bob = signed_in(&sandbox, "bob@example.com", &id).await;
         Org {
-            _sandbox: sandbox,
+            sandbox,
             channel,
             owner,
             id,
@@ -167,6 +166,21 @@ async fn projects_with(
     Ok(listed.into_inner().projects.len())
 }
 
+/// The status of the gateway's REST list of projects with the key sent as
+/// `X-Api-Key` (and no session).
+async fn rest_with(org: &Org, secret: &str) -> StatusCode {
+    let path = format!("/v1/{}/projects", org.name());
+    let key = [(
+        header::HeaderName::from_static("x-api-key"),
+        secret.to_string(),
+    )];
+    let mut browser = Browser::new(&org.sandbox);
+    browser
+        .send(Method::GET, &path, Vec::new(), &key)
+        .await
+        .status
+}
+
 #[tokio::test]
 async fn a_key_is_shown_once_works_and_stops_at_once_when_revoked() {
     let mut org = Org::start().await;
@@ -186,11 +200,13 @@ async fn a_key_is_shown_once_works_and_stops_at_once_when_revoked() {
             .contains("no-store")
     );
 
-    // The secret is a credential.
+    // The secret is a credential: exchanged over gRPC, or sent to the
+    // gateway's REST API as `X-Api-Key`.
     assert_eq!(
         projects_with(&org.channel, &secret, &org.name()).await,
         Ok(1)
     );
+    assert_eq!(rest_with(&org, &secret).await, StatusCode::OK);
 
     // The list shows the key, never the secret again.
     let list = org.ada.get("/console/api-keys").await;
@@ -208,6 +224,13 @@ async fn a_key_is_shown_once_works_and_stops_at_once_when_revoked() {
     assert_eq!(
         projects_with(&org.channel, &secret, &org.name()).await,
         Err(tonic::Code::Unauthenticated)
+    );
+    // (The gateway may still hold the token it exchanged the key for; the
+    // services refuse it then as if the organization were not there.)
+    let after = rest_with(&org, &secret).await;
+    assert!(
+        matches!(after, StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND),
+        "{after}"
     );
     let shown = org.ada.get("/console/api-keys?show_inactive=on").await;
     assert!(shown.body.contains("Revoked"), "{}", shown.body);
@@ -277,7 +300,10 @@ async fn a_key_without_permissions_is_refused_next_to_the_form() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
     assert!(refused.body.contains("Create API key"), "the form again");
-    assert!(refused.body.contains(r#"value="empty""#), "with what was sent");
+    assert!(
+        refused.body.contains(r#"value="empty""#),
+        "with what was sent"
+    );
     assert!(!refused.body.contains("new-secret"));
     assert!(org.keys().await.is_empty(), "nothing was written");
 }
