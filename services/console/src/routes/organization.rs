@@ -217,7 +217,10 @@ fn here(
         li aria-current="true" {
             strong { (org.display_name) } " " span.small { "(" (kind(org)) ", you are here)" }
             @if below.is_empty() {
-                p.empty { "No sub-organizations or departments yet." }
+                p.empty {
+                    "No sub-organizations or departments yet."
+                    @if may_restore(view) { " Create one with the forms below." }
+                }
             } @else {
                 ul {
                     @for (child, theirs, more) in below {
@@ -326,7 +329,10 @@ fn may_restore(view: &View) -> bool {
 fn teams_list(view: &View, teams: &[organization::Team]) -> Markup {
     html! {
         @if teams.is_empty() {
-            p.empty { "No teams yet." }
+            p.empty {
+                "No teams yet."
+                @if view.may(Permission::ORGANIZATION_TEAMS_CREATE) { " Create the first one below." }
+            }
         } @else {
             ul.teams {
                 @for team in teams {
