@@ -9,6 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
+use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
 
 use super::overview::no_organization;
@@ -63,8 +64,10 @@ async fn invitations_body(
             .find(|r| r.name == name)
             .map_or(name.to_string(), |r| r.display_name.clone())
     };
+    let invite = view.may(Permission::ORGANIZATION_MEMBERS_INVITE);
     Ok(html! {
         (failure(error))
+        @if invite {
         form.card method="post" action="/console/invitations" aria-label="Send an invitation" {
             (csrf(view.csrf()))
             (request_id())
@@ -93,12 +96,13 @@ async fn invitations_body(
             }
             button type="submit" { "Send invitation" }
         }
+        }
         h2 { "Pending" }
         @if listed.invitations.is_empty() {
-            p.empty { "No pending invitations. Invite a teammate with the form above." }
+            p.empty { "No pending invitations." @if invite { " Invite a teammate with the form above." } }
         } @else {
             table.stack {
-                thead { tr { th { "Email" } th { "Roles" } th { "Sent" } th { span.small { "Actions" } } } }
+                thead { tr { th { "Email" } th { "Roles" } th { "Sent" } @if invite { th { span.small { "Actions" } } } } }
                 tbody {
                     @for invitation in &listed.invitations {
                         tr {
@@ -107,8 +111,8 @@ async fn invitations_body(
                                 @if invitation.external { span.badge.external { "external" } " " (invitation.projects.len()) " project(s)" }
                                 @else { (invitation.roles.iter().map(|r| role_name(r)).collect::<Vec<_>>().join(", ")) }
                             }
-                            td { (invitation.send_count) "×" }
-                            td {
+                            td { (invitation.send_count) " time(s)" }
+                            @if invite { td {
                                 form.inline method="post" action="/console/invitations/resend" {
                                     (csrf(view.csrf()))
                                     input type="hidden" name="name" value=(invitation.name);
@@ -120,7 +124,7 @@ async fn invitations_body(
                                     input type="hidden" name="name" value=(invitation.name);
                                     button.danger type="submit" aria-label={ "Revoke " (invitation.email) } { "Revoke" }
                                 }
-                            }
+                            } }
                         }
                     }
                 }

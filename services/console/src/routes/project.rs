@@ -307,17 +307,21 @@ async fn grant_form(
     parent: &str,
     error: Option<&Failure>,
 ) -> Result<Markup, Failure> {
+    // A project admin who is not an organization admin may not list the
+    // members, teams or roles: the form then offers what they may see.
     let members = memberships(console)
         .list_memberships(view.request(rbac::ListMembershipsRequest {
             parent: parent.into(),
             page_size: 200,
             ..Default::default()
         }))
-        .await?
-        .into_inner()
-        .memberships;
-    let teams = team_choices(console, view, parent).await?;
-    let roles = all_roles(console, view, parent).await?;
+        .await
+        .map(|r| r.into_inner().memberships)
+        .unwrap_or_default();
+    let teams = team_choices(console, view, parent)
+        .await
+        .unwrap_or_default();
+    let roles = all_roles(console, view, parent).await.unwrap_or_default();
     Ok(html! {
         h2 { "Grant access" }
         (failure(error))
@@ -327,17 +331,17 @@ async fn grant_form(
             div.field {
                 label for="subject" { "Who" }
                 select #subject name="subject" required {
-                    optgroup label="Members" {
+                    @if !members.is_empty() { optgroup label="Members" {
                         @for m in &members { option value={ "user:" (m.user) } { (m.user_email) } }
-                    }
+                    } }
                     @if !teams.is_empty() {
                         optgroup label="Teams" {
                             @for t in &teams { option value={ "team:" (t.name) } { (t.display_name) } }
                         }
                     }
-                    optgroup label="Everyone holding the role" {
+                    @if !roles.is_empty() { optgroup label="Everyone holding the role" {
                         @for r in &roles { option value={ "role:" (r.name) } { (r.display_name) } }
-                    }
+                    } }
                 }
             }
             (level_select("level", "Access level"))

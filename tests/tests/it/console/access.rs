@@ -521,7 +521,7 @@ async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation()
     let resend = [("csrf", csrf.as_str()), ("name", name.as_str())];
     let resent = a.ada.post("/console/invitations/resend", &resend).await;
     assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.body);
-    assert!(a.ada.get("/console/invitations").await.body.contains("2×"));
+    assert!(a.ada.get("/console/invitations").await.body.contains("2 time(s)"));
     let request = rbac::ListInvitationsRequest {
         parent: a.org.clone(),
         state: rbac::invitation::State::Pending as i32,
