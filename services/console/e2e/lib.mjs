@@ -25,7 +25,10 @@ export async function launch() {
 /** A new browser context (its own cookies: another person) and its page. */
 export async function person(browser) {
   const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
-  return context.newPage();
+  const page = await context.newPage();
+  // Every page of the console answers in well under a second here.
+  page.setDefaultTimeout(10_000);
+  return page;
 }
 
 export const shot = (page, name) =>

@@ -27,8 +27,10 @@ pub struct MailerOptions {
     pub kind: MailerKind,
     /// The sender address. Default: `Tenantry <no-reply@tenantry.local>`.
     pub from: String,
-    /// Base URL of the web console; links in messages point there.
-    /// Default: `http://127.0.0.1:8080`.
+    /// Base URL of the web console; links in messages point there
+    /// (`<base>/verify-email?token=…`, `/reset-password`,
+    /// `/invitations/accept`: pages of the console). Default:
+    /// `http://127.0.0.1:8080/console`, the console of a local server.
     pub link_base_url: String,
     /// SMTP relay settings, used when `kind = "smtp"`.
     pub smtp: SmtpOptions,
@@ -39,7 +41,7 @@ impl Default for MailerOptions {
         MailerOptions {
             kind: MailerKind::Log,
             from: "Tenantry <no-reply@tenantry.local>".into(),
-            link_base_url: "http://127.0.0.1:8080".into(),
+            link_base_url: "http://127.0.0.1:8080/console".into(),
             smtp: SmtpOptions::default(),
         }
     }
