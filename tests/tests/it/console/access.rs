@@ -8,7 +8,7 @@ use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
-use tenantry_testkit::clients::{Identity, Invitations, Orgs, Projects, Subscriptions};
+use tenantry_testkit::clients::{Identity, Invitations, Orgs, Projects, Subscriptions, Teams};
 use tenantry_testkit::{authed, people};
 use tonic::transport::Channel;
 
@@ -521,7 +521,13 @@ async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation()
     let resend = [("csrf", csrf.as_str()), ("name", name.as_str())];
     let resent = a.ada.post("/console/invitations/resend", &resend).await;
     assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.body);
-    assert!(a.ada.get("/console/invitations").await.body.contains("2 time(s)"));
+    assert!(
+        a.ada
+            .get("/console/invitations")
+            .await
+            .body
+            .contains("2 time(s)")
+    );
     let request = rbac::ListInvitationsRequest {
         parent: a.org.clone(),
         state: rbac::invitation::State::Pending as i32,
@@ -533,6 +539,7 @@ async fn a_double_submit_creates_one_project_and_a_resend_keeps_one_invitation()
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].email, "carol@example.com");
     an_external_user_is_invited_to_one_project(&mut a).await;
+    an_invitation_brings_its_team(&mut a).await;
     a.sandbox.shutdown().await.unwrap();
 }
 
@@ -582,4 +589,47 @@ async fn a_custom_role_is_edited_then_deleted(a: &mut Acme) {
     let deleted = a.ada.post("/console/roles/delete", &form).await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
     assert!(!a.ada.get("/console/roles").await.body.contains("Auditor"));
+}
+
+/// A team ticked on the invitation form is in the invitation.
+async fn an_invitation_brings_its_team(a: &mut Acme) {
+    let request = organization::CreateTeamRequest {
+        parent: a.org.clone(),
+        team: Some(organization::Team {
+            display_name: "Ops".into(),
+            ..Default::default()
+        }),
+        request_id: uuid(),
+    };
+    let mut teams = Teams::new(a.channel.clone());
+    let created = teams.create_team(authed(request, &a.token)).await.unwrap();
+    let team = created.into_inner().team.unwrap().name;
+    let page = a.ada.get("/console/invitations").await;
+    assert!(
+        page.body.contains(&format!(r#"value="{team}""#)),
+        "{}",
+        page.body
+    );
+    let form = [
+        ("csrf", page.csrf()),
+        ("email", "dave@example.com".into()),
+        ("team", team.clone()),
+        ("request_id", uuid()),
+    ];
+    let sent = a.ada.post("/console/invitations", &pairs(&form)).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    let request = rbac::ListInvitationsRequest {
+        parent: a.org.clone(),
+        ..Default::default()
+    };
+    let mut client = Invitations::new(a.channel.clone());
+    let listed = client.list_invitations(authed(request, &a.token));
+    let listed = listed.await.unwrap().into_inner().invitations;
+    let dave = listed
+        .iter()
+        .find(|i| i.email == "dave@example.com")
+        .unwrap();
+    assert_eq!(dave.teams.len(), 1, "{dave:?}");
+    assert_eq!(dave.teams[0].team, team);
+    assert_eq!(dave.roles, ["roles/member"]);
 }
