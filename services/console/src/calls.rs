@@ -23,6 +23,28 @@ pub struct Failure {
     pub request_id: Option<String>,
     /// The session is gone (expired or revoked): sign in again.
     pub signed_out: bool,
+    /// The service's answer, for the page's status code.
+    pub code: Option<tonic::Code>,
+}
+
+impl Failure {
+    /// The HTTP status of a page showing this failure: 503 (with the
+    /// request id) for the server's own faults, 403 for a refusal of
+    /// permission, 404 for what does not exist (or may not be known), 409
+    /// for a stale form, 400 for the rest (bad input, a rule of the
+    /// product).
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        if self.request_id.is_some() {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        match self.code {
+            Some(tonic::Code::PermissionDenied) => StatusCode::FORBIDDEN,
+            Some(tonic::Code::NotFound) => StatusCode::NOT_FOUND,
+            Some(tonic::Code::Aborted) => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
 }
 
 impl Failure {
@@ -42,7 +64,8 @@ impl Failure {
 impl From<tonic::Status> for Failure {
     fn from(status: tonic::Status) -> Failure {
         use tonic::Code;
-        match status.code() {
+        let code = Some(status.code());
+        let failure = match status.code() {
             Code::Unauthenticated => Failure {
                 message: "Your session has ended; sign in again.".into(),
                 signed_out: true,
@@ -73,6 +96,7 @@ impl From<tonic::Status> for Failure {
                     ..Failure::default()
                 }
             }
-        }
+        };
+        Failure { code, ..failure }
     }
 }

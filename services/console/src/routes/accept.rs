@@ -263,10 +263,7 @@ async fn refused(
     if failure.signed_out {
         return Redirect::to("/console/sign-in").into_response();
     }
-    let code = match failure.request_id {
-        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-        None => StatusCode::BAD_REQUEST,
-    };
+    let code = failure.status();
     let preview = console.preview(token).await;
     let view = match console.view(signed).await {
         Ok(view) => view,
@@ -331,10 +328,7 @@ async fn sign_up(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
             {
                 failure = not_valid();
             }
-            let code = match failure.request_id {
-                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-                None => StatusCode::BAD_REQUEST,
-            };
+            let code = failure.status();
             let back = format!(
                 "{PATH}?{}",
                 serde_urlencoded::to_string([("token", input.token.as_str())]).unwrap_or_default()

@@ -325,10 +325,7 @@ async fn export(console: Shared, view: View, Query(filters): Query<Filters>) -> 
             let failure = Failure::from(status);
             let body = Ok(html! { (filter_form(&filters, Some(&failure))) });
             let mut answer = console.render(&view, "Audit log", body);
-            *answer.status_mut() = match failure.request_id {
-                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-                None => StatusCode::BAD_REQUEST,
-            };
+            *answer.status_mut() = failure.status();
             return answer;
         }
     };

@@ -535,14 +535,17 @@ impl Console {
     /// A signed-in page: the navigation bar and `body`, or where a failed
     /// call leads (sign-in when the session is gone).
     pub fn render(&self, view: &View, title: &str, body: Result<Markup, Failure>) -> Response {
-        let body = match body {
-            Ok(body) => body,
+        let (status, body) = match body {
+            Ok(body) => (StatusCode::OK, body),
             Err(failure) if failure.signed_out => return to_sign_in(&view.signed.path),
-            Err(failure) => pages::failure(Some(&failure)),
+            Err(failure) => (failure.status(), pages::failure(Some(&failure))),
         };
         self.answer(
             &view.signed,
-            Html(pages::page(title, Some(&view.nav), body).into_string()),
+            (
+                status,
+                Html(pages::page(title, Some(&view.nav), body).into_string()),
+            ),
         )
     }
 
@@ -567,10 +570,7 @@ impl Console {
         };
         let page = body(&view, &failure).await;
         let mut response = self.render(&view, title, page);
-        *response.status_mut() = match failure.request_id {
-            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-            None => StatusCode::BAD_REQUEST,
-        };
+        *response.status_mut() = failure.status();
         response
     }
 
@@ -578,10 +578,7 @@ impl Console {
         if failure.signed_out {
             return to_sign_in(&signed.path);
         }
-        let status = match failure.request_id {
-            Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-            None => StatusCode::BAD_REQUEST,
-        };
+        let status = failure.status();
         let body = pages::page(title, None, pages::failure(Some(&failure)));
         self.answer(signed, (status, Html(body.into_string())))
     }

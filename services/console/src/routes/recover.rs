@@ -89,10 +89,7 @@ async fn forgot(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
         }
         Err(status) => {
             let failure = Failure::from(status);
-            let status = match failure.request_id {
-                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-                None => StatusCode::BAD_REQUEST,
-            };
+            let status = failure.status();
             let body = forgot_form(&state, &input.email, Some(&failure));
             console.pre_session(&headers, &state, status, "Reset your password", body)
         }
@@ -169,10 +166,7 @@ async fn reset(console: Shared, headers: HeaderMap, body: Bytes) -> Response {
         }
         Err(status) => {
             let failure = refused_reset(status);
-            let code = match failure.request_id {
-                Some(_) => StatusCode::SERVICE_UNAVAILABLE,
-                None => StatusCode::BAD_REQUEST,
-            };
+            let code = failure.status();
             let body = reset_form(&state, &input.token, Some(&failure));
             console.pre_session(&headers, &state, code, "Set a new password", body)
         }

@@ -4,11 +4,10 @@
 //! neither a role nor an invitation, a double-submitted form creates one
 //! project, and a resend keeps one pending invitation.
 
-use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
-use tenantry_testkit::clients::{Identity, Invitations, Orgs, Projects, Subscriptions, Teams};
+use tenantry_testkit::clients::{Identity, Invitations, Orgs, Projects, Teams};
 use tenantry_testkit::{authed, people};
 use tonic::transport::Channel;
 
@@ -151,7 +150,6 @@ impl Acme {
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["settings.project_visibility".into()],
             }),
-            ..Default::default()
         };
         let mut client = Orgs::new(self.channel.clone());
         let updated = client.update_organization(authed(request, &self.token));
@@ -160,21 +158,7 @@ impl Acme {
 
     /// Custom roles need a paid plan: Starter, paid by a new account.
     async fn upgrade(&self) {
-        let request = billing::ChangePlanRequest {
-            name: format!("{}/subscription", self.org),
-            plan: "plans/starter".into(),
-            request_id: uuid(),
-            new_billing_account: Some(billing::BillingAccount {
-                display_name: "Acme billing".into(),
-                currency_code: "USD".into(),
-                billing_email: "billing@acme.example".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let mut client = Subscriptions::new(self.channel.clone());
-        let changed = client.change_plan(authed(request, &self.token));
-        changed.await.unwrap();
+        upgrade_to_starter(self.channel.clone(), &self.token, &self.org).await;
     }
 }
 

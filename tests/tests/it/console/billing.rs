@@ -112,7 +112,7 @@ async fn a_member_cannot_change_the_plan_and_nothing_changes() {
         ("currency_code", "USD"),
     ];
     let refused = org.bob.post("/console/billing", &form).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
     assert!(refused.body.contains("billing.read"), "{}", refused.body);
     assert_eq!(plan(&org).await, "plans/free", "nothing changed");

@@ -283,7 +283,7 @@ async fn a_member_without_the_permission_is_refused_and_nothing_is_written() {
         ("permissions", "project.read"),
     ];
     let refused = org.bob.post("/console/api-keys", &form).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
     assert!(
         refused.body.contains("organization.api_keys.create"),
@@ -419,7 +419,7 @@ async fn service_accounts_are_for_platform_administrators_only() {
         ("display_name", "sneaky"),
     ];
     let refused = org.ada.post("/console/service-accounts", &form).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains(r#"role="alert""#), "{}", refused.body);
 }
 

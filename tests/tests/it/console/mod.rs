@@ -6,8 +6,8 @@
 //! By concern: the cookie and the security headers, forged posts, where
 //! signing in leads.
 
-mod access;
 mod accept;
+mod access;
 mod account;
 mod audit;
 mod billing;
@@ -15,8 +15,8 @@ mod forged;
 mod headers;
 mod keys;
 mod next;
-mod recover;
 mod organization;
+mod recover;
 mod teams;
 mod verify;
 
@@ -179,4 +179,25 @@ fn encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Moves `organization` to the Starter plan (custom roles, 20 API keys),
+/// paid by a new billing account, through billing's API as `token`.
+async fn upgrade_to_starter(channel: tonic::transport::Channel, token: &str, organization: &str) {
+    use tenantry_proto::tenantry::billing::v1 as billing;
+    let request = billing::ChangePlanRequest {
+        name: format!("{organization}/subscription"),
+        plan: "plans/starter".into(),
+        request_id: uuid::Uuid::now_v7().to_string(),
+        new_billing_account: Some(billing::BillingAccount {
+            display_name: "Acme billing".into(),
+            currency_code: "USD".into(),
+            billing_email: "billing@acme.example".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut client = tenantry_testkit::clients::Subscriptions::new(channel);
+    let changed = client.change_plan(tenantry_testkit::authed(request, token));
+    changed.await.unwrap();
 }
