@@ -194,6 +194,23 @@ test("the audit log lists all of it, and its chain verifies", async () => {
   await shot(member, "org-20-account");
 });
 
+test("the pages work by keyboard and at phone width", async () => {
+  await open(admin, "Members");
+  await admin.keyboard.press("Tab");
+  const focused = await admin.evaluate(() => document.activeElement?.textContent?.trim());
+  assert.equal(focused, "Skip to content", "the first Tab reaches the skip link");
+  await admin.keyboard.press("Enter");
+  assert.equal(await admin.evaluate(() => document.activeElement?.id), "content");
+  await admin.setViewportSize({ width: 390, height: 760 });
+  for (const section of ["Members", "Projects", "Billing", "Audit log"]) {
+    await open(admin, section);
+    const wide = await admin.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390 + 1, `${section} fits a phone's width (${wide}px)`);
+    await shot(admin, `org-phone-${section.toLowerCase().replace(" ", "-")}`);
+  }
+  await admin.setViewportSize({ width: 1100, height: 760 });
+});
+
 /** `text` matched literally in a regular expression. */
 function escape(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -95,11 +95,12 @@ pub fn page(title: &str, nav: Option<&Nav>, body: Markup) -> Markup {
                 link rel="stylesheet" href=(style_path());
             }
             body {
+                a.skip href="#content" { "Skip to content" }
                 header.bar {
                     a.brand href="/console/" { "Tenantry" }
                     @if let Some(nav) = nav { (nav_bar(nav)) }
                 }
-                main { h1 { (title) } (body) }
+                main #content tabindex="-1" { h1 { (title) } (body) }
             }
         }
     }
