@@ -121,7 +121,7 @@ impl InvoiceApi {
                     pb::invoice_line::Kind::MeteredUsage,
                     format!(
                         "{} above the {} included",
-                        metric.as_str_name(),
+                        capitalized(tenantry_kit::quota::metric_words(metric).1),
                         price.included_quantity
                     ),
                     &s,
@@ -158,5 +158,14 @@ impl pb::invoice_service_server::InvoiceService for InvoiceApi {
         Ok(Response::new(pb::PreviewInvoiceResponse {
             invoice_preview,
         }))
+    }
+}
+
+/// "deployments a month" → "Deployments a month", for an invoice line.
+fn capitalized(words: &str) -> String {
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

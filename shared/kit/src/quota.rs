@@ -6,10 +6,10 @@ use tenantry_proto::tenantry::billing::v1 as billing_pb;
 
 use crate::error::{Code, Error};
 
-/// A refused quota in words: "the plan allows 3 projects; 3 are in use".
-fn in_words(metric: billing_pb::Metric, answer: &billing_pb::CheckQuotaResponse) -> String {
+/// A metric in words, singular and plural: ("project", "projects").
+pub fn metric_words(metric: billing_pb::Metric) -> (&'static str, &'static str) {
     use billing_pb::Metric as M;
-    let (one, many) = match metric {
+    match metric {
         M::Projects => ("project", "projects"),
         M::Members => ("seat", "seats (members and pending invitations)"),
         M::Teams => ("team", "teams"),
@@ -17,7 +17,12 @@ fn in_words(metric: billing_pb::Metric, answer: &billing_pb::CheckQuotaResponse)
         M::ApiKeys => ("active API key", "active API keys"),
         M::Deployments => ("deployment a month", "deployments a month"),
         M::Unspecified => ("unit", "units"),
-    };
+    }
+}
+
+/// A refused quota in words: "the plan allows 3 projects; 3 are in use".
+fn in_words(metric: billing_pb::Metric, answer: &billing_pb::CheckQuotaResponse) -> String {
+    let (one, many) = metric_words(metric);
     let whose = match answer.source() {
         billing_pb::LimitSource::SubscriptionOverride => "the subscription's negotiated limit",
         billing_pb::LimitSource::Organization => "the organization's own limit",
