@@ -426,22 +426,16 @@ impl Console {
         let Some(organization) = signed.organization() else {
             return Ok(Vec::new());
         };
-        let subject = || authz::SubjectReference {
-            object: Some(authz::ObjectReference {
-                object_type: "user".into(),
-                object_id: last_segment(user).into(),
-            }),
-            optional_relation: String::new(),
-        };
+        let user_id = last_segment(user);
         let items = ORGANIZATION_PERMISSIONS
             .iter()
-            .map(|permission| authz::CheckBulkPermissionsRequestItem {
-                resource: Some(authz::ObjectReference {
-                    object_type: "organization".into(),
-                    object_id: last_segment(organization).into(),
-                }),
-                permission: permission.as_str().into(),
-                subject: Some(subject()),
+            .map(|permission| {
+                check_item(
+                    "organization",
+                    last_segment(organization),
+                    *permission,
+                    user_id,
+                )
             })
             .collect();
         let (mut bulk, mut lookup) = (self.authorization(), self.authorization());
@@ -453,23 +447,17 @@ impl Console {
         let projects = lookup.lookup_resources(signed.request(authz::LookupResourcesRequest {
             resource_type: "project".into(),
             permission: Permission::PROJECT_READ.as_str().into(),
-            subject: Some(subject()),
+            subject: Some(user_subject(user_id)),
             organization: organization.into(),
             page_size: 1,
             ..Default::default()
         }));
         let (checks, projects) = tokio::join!(checks, projects);
+        let held = allowed_pairs(&checks?.into_inner().pairs);
         let mut allowed: Vec<Permission> = ORGANIZATION_PERMISSIONS
             .iter()
-            .zip(checks?.into_inner().pairs)
-            .filter(|(_, pair)| {
-                matches!(
-                    &pair.response,
-                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
-                        if item.permissionship == authz::Permissionship::Allowed as i32
-                )
-            })
-            .map(|(permission, _)| *permission)
+            .zip(held)
+            .filter_map(|(permission, held)| held.then_some(*permission))
             .collect();
         if !projects?.into_inner().resource_ids.is_empty() {
             allowed.push(Permission::PROJECT_READ);
@@ -490,44 +478,23 @@ impl Console {
     /// say. Hiding only: the services still decide. A failed check hides
     /// everything.
     pub async fn may_on(&self, view: &View, checks: &[(&str, &str, Permission)]) -> Vec<bool> {
-        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
+        let user = last_segment(&view.nav.user);
         let items = checks
             .iter()
-            .map(
-                |(object_type, object_id, permission)| authz::CheckBulkPermissionsRequestItem {
-                    resource: Some(authz::ObjectReference {
-                        object_type: object_type.to_string(),
-                        object_id: object_id.to_string(),
-                    }),
-                    permission: permission.as_str().into(),
-                    subject: Some(authz::SubjectReference {
-                        object: Some(authz::ObjectReference {
-                            object_type: "user".into(),
-                            object_id: user.to_string(),
-                        }),
-                        optional_relation: String::new(),
-                    }),
-                },
-            )
-            .collect();
-        let answer =
-            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
-                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
-                    consistency: None,
-                    items,
-                }))
-                .await;
-        let pairs = answer.map(|a| a.into_inner().pairs).unwrap_or_default();
-        let mut allowed: Vec<bool> = pairs
-            .iter()
-            .map(|pair| {
-                matches!(
-                    &pair.response,
-                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
-                        if item.permissionship == authz::Permissionship::Allowed as i32
-                )
+            .map(|(object_type, object_id, permission)| {
+                check_item(object_type, object_id, *permission, user)
             })
             .collect();
+        let answer = self
+            .authorization()
+            .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
+                consistency: None,
+                items,
+            }))
+            .await;
+        let mut allowed = answer
+            .map(|a| allowed_pairs(&a.into_inner().pairs))
+            .unwrap_or_default();
         allowed.resize(checks.len(), false);
         allowed
     }
@@ -603,6 +570,48 @@ const ORGANIZATION_PERMISSIONS: &[Permission] = &[
     Permission::PROJECT_CREATE,
     Permission::AUDIT_READ,
 ];
+
+/// One item of a bulk check: may user `user_id` do `permission` on the
+/// object?
+fn check_item(
+    object_type: &str,
+    object_id: &str,
+    permission: Permission,
+    user_id: &str,
+) -> authz::CheckBulkPermissionsRequestItem {
+    authz::CheckBulkPermissionsRequestItem {
+        resource: Some(authz::ObjectReference {
+            object_type: object_type.into(),
+            object_id: object_id.into(),
+        }),
+        permission: permission.as_str().into(),
+        subject: Some(user_subject(user_id)),
+    }
+}
+
+fn user_subject(user_id: &str) -> authz::SubjectReference {
+    authz::SubjectReference {
+        object: Some(authz::ObjectReference {
+            object_type: "user".into(),
+            object_id: user_id.into(),
+        }),
+        optional_relation: String::new(),
+    }
+}
+
+/// Whether each pair of a bulk answer allows (an item in error does not).
+fn allowed_pairs(pairs: &[authz::CheckBulkPermissionsPair]) -> Vec<bool> {
+    pairs
+        .iter()
+        .map(|pair| {
+            matches!(
+                &pair.response,
+                Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                    if item.permissionship == authz::Permissionship::Allowed as i32
+            )
+        })
+        .collect()
+}
 
 /// The id at the end of a resource name (`organizations/{id}` → `{id}`).
 fn last_segment(name: &str) -> &str {

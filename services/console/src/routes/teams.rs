@@ -41,45 +41,8 @@ impl Console {
     /// bulk check. A failed check allows nothing: the page then hides the
     /// forms, and the services decide anyway.
     async fn may_on_team(&self, view: &View, team: &str, permissions: &[Permission]) -> Vec<bool> {
-        let user = view.nav.user.rsplit('/').next().unwrap_or_default();
-        let items = permissions
-            .iter()
-            .map(|permission| authz::CheckBulkPermissionsRequestItem {
-                resource: Some(authz::ObjectReference {
-                    object_type: "team".into(),
-                    object_id: team.into(),
-                }),
-                permission: permission.as_str().into(),
-                subject: Some(authz::SubjectReference {
-                    object: Some(authz::ObjectReference {
-                        object_type: "user".into(),
-                        object_id: user.into(),
-                    }),
-                    optional_relation: String::new(),
-                }),
-            })
-            .collect();
-        let pairs =
-            authz::authorization_service_client::AuthorizationServiceClient::new(self.rbac.clone())
-                .check_bulk_permissions(view.request(authz::CheckBulkPermissionsRequest {
-                    consistency: None,
-                    items,
-                }))
-                .await
-                .map(|a| a.into_inner().pairs)
-                .unwrap_or_default();
-        let mut allowed: Vec<bool> = pairs
-            .iter()
-            .map(|pair| {
-                matches!(
-                    &pair.response,
-                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
-                        if item.permissionship == authz::Permissionship::Allowed as i32
-                )
-            })
-            .collect();
-        allowed.resize(permissions.len(), false);
-        allowed
+        let checks: Vec<_> = permissions.iter().map(|p| ("team", team, *p)).collect();
+        self.may_on(view, &checks).await
     }
 }
 
