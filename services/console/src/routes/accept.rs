@@ -36,20 +36,13 @@ pub fn routes() -> axum::Router<Arc<Console>> {
 }
 
 impl Console {
-    fn invitation_links(
-        &self,
-    ) -> rbac::invitation_service_client::InvitationServiceClient<tenantry_kit::peer::PeerChannel>
-    {
-        rbac::invitation_service_client::InvitationServiceClient::new(self.rbac.clone())
-    }
-
     /// What the invitation gives, or why the token is refused.
     async fn preview(&self, token: &str) -> Result<rbac::InvitationPreview, Failure> {
         if token.is_empty() {
             return Err(not_valid());
         }
         let answer = self
-            .invitation_links()
+            .invitation_service()
             .lookup_invitation(rbac::LookupInvitationRequest {
                 token: token.to_string(),
             })
@@ -214,7 +207,7 @@ pub struct AcceptForm {
 async fn accept(console: Shared, posted: Posted<AcceptForm>) -> Response {
     let Posted { mut signed, form } = posted;
     let answer = console
-        .invitation_links()
+        .invitation_service()
         .accept_invitation(signed.request(rbac::AcceptInvitationRequest {
             token: form.token.clone(),
         }))

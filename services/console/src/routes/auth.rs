@@ -434,17 +434,16 @@ impl Console {
         if !tokens.organization.is_empty() {
             return (tokens, false);
         }
-        let mine = organization::organization_service_client::OrganizationServiceClient::new(
-            self.organization.clone(),
-        )
-        .list_my_organizations(as_user(
-            organization::ListMyOrganizationsRequest {
-                page_size: 1,
-                ..Default::default()
-            },
-            &tokens.access_token,
-        ))
-        .await;
+        let mine = self
+            .org_service()
+            .list_my_organizations(as_user(
+                organization::ListMyOrganizationsRequest {
+                    page_size: 1,
+                    ..Default::default()
+                },
+                &tokens.access_token,
+            ))
+            .await;
         let first = mine
             .ok()
             .and_then(|m| m.into_inner().organizations.into_iter().next())

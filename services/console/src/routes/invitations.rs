@@ -27,12 +27,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/invitations/revoke", post(revoke_invitation))
 }
 
-fn invitation_client(
-    console: &Console,
-) -> rbac::invitation_service_client::InvitationServiceClient<tenantry_kit::peer::PeerChannel> {
-    rbac::invitation_service_client::InvitationServiceClient::new(console.rbac.clone())
-}
-
 async fn invitations(console: Shared, view: View, Query(q): Query<PageQuery>) -> Response {
     let body = invitations_body(&console, &view, &q.page_token, None).await;
     console.render(&view, "Invitations", body)
@@ -47,7 +41,8 @@ async fn invitations_body(
     let Some(parent) = view.organization() else {
         return Ok(no_organization());
     };
-    let listed = invitation_client(console)
+    let listed = console
+        .invitation_service()
         .list_invitations(view.request(rbac::ListInvitationsRequest {
             parent: parent.into(),
             page_size: PAGE_SIZE,
@@ -147,7 +142,8 @@ struct InvitationForm {
 
 async fn create_invitation(console: Shared, posted: Posted<InvitationForm>) -> Response {
     let Posted { signed, form } = posted;
-    let created = invitation_client(&console)
+    let created = console
+        .invitation_service()
         .create_invitation(
             signed.request(rbac::CreateInvitationRequest {
                 parent: signed.tokens().organization.clone(),
@@ -174,7 +170,8 @@ async fn create_invitation(console: Shared, posted: Posted<InvitationForm>) -> R
 
 async fn resend_invitation(console: Shared, posted: Posted<NameForm>) -> Response {
     let Posted { signed, form } = posted;
-    let resent = invitation_client(&console)
+    let resent = console
+        .invitation_service()
         .resend_invitation(signed.request(rbac::ResendInvitationRequest {
             name: form.name,
             ..Default::default()
@@ -185,7 +182,8 @@ async fn resend_invitation(console: Shared, posted: Posted<NameForm>) -> Respons
 
 async fn revoke_invitation(console: Shared, posted: Posted<NameForm>) -> Response {
     let Posted { signed, form } = posted;
-    let revoked = invitation_client(&console)
+    let revoked = console
+        .invitation_service()
         .revoke_invitation(signed.request(rbac::RevokeInvitationRequest {
             name: form.name,
             ..Default::default()

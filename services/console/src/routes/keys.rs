@@ -58,7 +58,8 @@ async fn keys(console: Shared, view: View, Query(q): Query<KeysQuery>) -> Respon
 /// The teams of the organization (first 100), for the scope choice:
 /// (name, display name). A caller who may not list them sees none.
 async fn teams(console: &Console, view: &View, parent: &str) -> Vec<(String, String)> {
-    organization::team_service_client::TeamServiceClient::new(console.organization.clone())
+    console
+        .team_service()
         .list_teams(view.request(organization::ListTeamsRequest {
             parent: parent.into(),
             page_size: 100,

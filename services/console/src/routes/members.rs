@@ -9,7 +9,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
-use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
 
@@ -23,12 +22,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/members", get(members))
         .route("/console/members/roles", post(change_roles))
         .route("/console/members/remove", post(remove_member))
-}
-
-pub(super) fn memberships(
-    console: &Console,
-) -> rbac::membership_service_client::MembershipServiceClient<PeerChannel> {
-    rbac::membership_service_client::MembershipServiceClient::new(console.rbac.clone())
 }
 
 async fn members(console: Shared, view: View, Query(q): Query<PageQuery>) -> Response {
@@ -45,7 +38,8 @@ async fn members_body(
     let Some(parent) = view.organization() else {
         return Ok(no_organization());
     };
-    let listed = memberships(console)
+    let listed = console
+        .membership_service()
         .list_memberships(view.request(rbac::ListMembershipsRequest {
             parent: parent.into(),
             page_size: PAGE_SIZE,
@@ -164,7 +158,8 @@ struct RolesForm {
 async fn change_roles(console: Shared, posted: Posted<RolesForm>) -> Response {
     let Posted { signed, form } = posted;
     let name = form.name.clone();
-    let changed = memberships(&console)
+    let changed = console
+        .membership_service()
         .update_membership(signed.request(rbac::UpdateMembershipRequest {
             membership: Some(rbac::Membership {
                 name: form.name,
@@ -183,7 +178,8 @@ async fn change_roles(console: Shared, posted: Posted<RolesForm>) -> Response {
 async fn remove_member(console: Shared, posted: Posted<NameForm>) -> Response {
     let Posted { signed, form } = posted;
     let name = form.name.clone();
-    let removed = memberships(&console)
+    let removed = console
+        .membership_service()
         .delete_membership(signed.request(rbac::DeleteMembershipRequest {
             name: form.name,
             ..Default::default()

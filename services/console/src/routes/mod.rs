@@ -32,8 +32,10 @@ use maud::Markup;
 use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as organization_pb;
+use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 
 use crate::calls::{Failure, as_user};
 use crate::pages::{self, Nav};
@@ -66,6 +68,48 @@ impl Console {
             billing: deps.peers.channel(Peer::Billing)?,
             audit: deps.peers.channel(Peer::Audit)?,
         })
+    }
+
+    pub(super) fn org_service(
+        &self,
+    ) -> organization_pb::organization_service_client::OrganizationServiceClient<PeerChannel> {
+        organization_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
+        )
+    }
+
+    pub(super) fn team_service(
+        &self,
+    ) -> organization_pb::team_service_client::TeamServiceClient<PeerChannel> {
+        organization_pb::team_service_client::TeamServiceClient::new(self.organization.clone())
+    }
+
+    pub(super) fn project_service(
+        &self,
+    ) -> organization_pb::project_service_client::ProjectServiceClient<PeerChannel> {
+        organization_pb::project_service_client::ProjectServiceClient::new(
+            self.organization.clone(),
+        )
+    }
+
+    pub(super) fn membership_service(
+        &self,
+    ) -> rbac_pb::membership_service_client::MembershipServiceClient<PeerChannel> {
+        rbac_pb::membership_service_client::MembershipServiceClient::new(self.rbac.clone())
+    }
+
+    pub(super) fn invitation_service(
+        &self,
+    ) -> rbac_pb::invitation_service_client::InvitationServiceClient<PeerChannel> {
+        rbac_pb::invitation_service_client::InvitationServiceClient::new(self.rbac.clone())
+    }
+
+    pub(super) fn subscription_service(
+        &self,
+    ) -> billing_pb::subscription_service_client::SubscriptionServiceClient<PeerChannel> {
+        billing_pb::subscription_service_client::SubscriptionServiceClient::new(
+            self.billing.clone(),
+        )
     }
 
     fn identity(&self) -> identity::identity_service_client::IdentityServiceClient<PeerChannel> {
@@ -395,15 +439,14 @@ impl Console {
     /// (name, display name) of every organization the user belongs to, for
     /// the switcher.
     async fn my_organizations(&self, signed: &Signed) -> Result<Vec<(String, String)>, Failure> {
-        let mine = organization_pb::organization_service_client::OrganizationServiceClient::new(
-            self.organization.clone(),
-        )
-        .list_my_organizations(signed.request(organization_pb::ListMyOrganizationsRequest {
-            page_size: 100,
-            ..Default::default()
-        }))
-        .await?
-        .into_inner();
+        let mine = self
+            .org_service()
+            .list_my_organizations(signed.request(organization_pb::ListMyOrganizationsRequest {
+                page_size: 100,
+                ..Default::default()
+            }))
+            .await?
+            .into_inner();
         Ok(mine
             .organizations
             .into_iter()

@@ -10,7 +10,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
-use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::organization::v1 as organization;
 
@@ -29,14 +28,6 @@ pub fn routes() -> Router<Arc<Console>> {
             post(undelete_child),
         )
         .route("/console/organization/teams/undelete", post(undelete_team))
-}
-
-impl Console {
-    pub(super) fn team_service(
-        &self,
-    ) -> organization::team_service_client::TeamServiceClient<PeerChannel> {
-        organization::team_service_client::TeamServiceClient::new(self.organization.clone())
-    }
 }
 
 /// The two lists' pages: children and teams page apart.

@@ -14,7 +14,6 @@ use axum::response::Response;
 use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
-use tenantry_kit::peer::PeerChannel;
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::organization::v1 as organization;
@@ -37,16 +36,6 @@ pub fn no_organization() -> Markup {
     html! {
         p.empty { "You belong to no organization yet. Accept an invitation from the mail \
                    you were sent, or ask an administrator to invite you." }
-    }
-}
-
-impl Console {
-    pub(super) fn org_service(
-        &self,
-    ) -> organization::organization_service_client::OrganizationServiceClient<PeerChannel> {
-        organization::organization_service_client::OrganizationServiceClient::new(
-            self.organization.clone(),
-        )
     }
 }
 
@@ -122,7 +111,8 @@ async fn overview_body(
 /// The plan is billing's to tell; a member who may not read it sees the
 /// rest of the overview.
 async fn plan(console: &Console, view: &View, name: &str) -> Option<String> {
-    billing::subscription_service_client::SubscriptionServiceClient::new(console.billing.clone())
+    console
+        .subscription_service()
         .get_subscription(view.request(billing::GetSubscriptionRequest {
             name: format!("{name}/subscription"),
         }))
@@ -146,7 +136,8 @@ pub(super) async fn list_members(console: &Console, signed: &Signed) -> Vec<rbac
     let Some(parent) = signed.organization() else {
         return Vec::new();
     };
-    rbac::membership_service_client::MembershipServiceClient::new(console.rbac.clone())
+    console
+        .membership_service()
         .list_memberships(signed.request(rbac::ListMembershipsRequest {
             parent: parent.into(),
             page_size: 200,

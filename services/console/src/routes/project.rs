@@ -16,7 +16,6 @@ use tenantry_proto::tenantry::authz::v1::ProjectAccessLevel;
 use tenantry_proto::tenantry::organization::v1 as organization;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
 
-use super::members::memberships;
 use super::overview::no_organization;
 use super::roles::all_roles;
 use super::{Console, NameForm, PAGE_SIZE, PageQuery, Posted, Shared, Signed, View};
@@ -49,35 +48,22 @@ fn grants(
     rbac::project_grant_service_client::ProjectGrantServiceClient::new(console.rbac.clone())
 }
 
-fn invitations(
-    console: &Console,
-) -> rbac::invitation_service_client::InvitationServiceClient<PeerChannel> {
-    rbac::invitation_service_client::InvitationServiceClient::new(console.rbac.clone())
-}
-
-fn projects(
-    console: &Console,
-) -> organization::project_service_client::ProjectServiceClient<PeerChannel> {
-    organization::project_service_client::ProjectServiceClient::new(console.organization.clone())
-}
-
 /// The organization's teams (the first 200: enough for a form's choices).
 pub(super) async fn team_choices(
     console: &Console,
     view: &View,
     parent: &str,
 ) -> Result<Vec<organization::Team>, Failure> {
-    Ok(
-        organization::team_service_client::TeamServiceClient::new(console.organization.clone())
-            .list_teams(view.request(organization::ListTeamsRequest {
-                parent: parent.into(),
-                page_size: 200,
-                ..Default::default()
-            }))
-            .await?
-            .into_inner()
-            .teams,
-    )
+    Ok(console
+        .team_service()
+        .list_teams(view.request(organization::ListTeamsRequest {
+            parent: parent.into(),
+            page_size: 200,
+            ..Default::default()
+        }))
+        .await?
+        .into_inner()
+        .teams)
 }
 
 /// The levels a grant gives, lowest first.
@@ -164,7 +150,8 @@ async fn project_body(
         return Ok(no_organization());
     };
     let name = project_name(parent, id);
-    let project = projects(console)
+    let project = console
+        .project_service()
         .get_project(view.request(organization::GetProjectRequest { name: name.clone() }))
         .await?
         .into_inner()
@@ -309,7 +296,8 @@ async fn grant_form(
 ) -> Result<Markup, Failure> {
     // A project admin who is not an organization admin may not list the
     // members, teams or roles: the form then offers what they may see.
-    let members = memberships(console)
+    let members = console
+        .membership_service()
         .list_memberships(view.request(rbac::ListMembershipsRequest {
             parent: parent.into(),
             page_size: 200,
@@ -373,7 +361,8 @@ async fn environments(
     manage: bool,
     error: Option<&Failure>,
 ) -> Result<Markup, Failure> {
-    let listed = projects(console)
+    let listed = console
+        .project_service()
         .list_environments(view.request(organization::ListEnvironmentsRequest {
             parent: project.into(),
             page_size: 100,
@@ -516,7 +505,8 @@ async fn invite_external(
 ) -> Response {
     let Posted { signed, form } = posted;
     let organization = signed.tokens().organization.clone();
-    let invited = invitations(&console)
+    let invited = console
+        .invitation_service()
         .create_invitation(signed.request(rbac::CreateInvitationRequest {
             parent: organization.clone(),
             invitation: Some(rbac::Invitation {
@@ -550,7 +540,8 @@ async fn create_environment(
     posted: Posted<EnvironmentForm>,
 ) -> Response {
     let Posted { signed, form } = posted;
-    let created = projects(&console)
+    let created = console
+        .project_service()
         .create_environment(signed.request(organization::CreateEnvironmentRequest {
             parent: project_name(&signed.tokens().organization, &id),
             environment: Some(organization::Environment {
@@ -570,7 +561,8 @@ async fn delete_environment(
     posted: Posted<NameForm>,
 ) -> Response {
     let Posted { signed, form } = posted;
-    let deleted = projects(&console)
+    let deleted = console
+        .project_service()
         .delete_environment(signed.request(organization::DeleteEnvironmentRequest {
             name: form.name,
             ..Default::default()
@@ -618,7 +610,8 @@ pub(super) async fn delete_ungranted(
                 ..Failure::default()
             });
     }
-    projects(console)
+    console
+        .project_service()
         .delete_project(signed.request(organization::DeleteProjectRequest {
             name,
             ..Default::default()

@@ -22,12 +22,6 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/console/projects/delete", post(delete_project))
 }
 
-fn project_client(
-    console: &Console,
-) -> organization::project_service_client::ProjectServiceClient<tenantry_kit::peer::PeerChannel> {
-    organization::project_service_client::ProjectServiceClient::new(console.organization.clone())
-}
-
 async fn projects(console: Shared, view: View, Query(q): Query<PageQuery>) -> Response {
     let body = projects_body(&console, &view, &q.page_token, None).await;
     console.render(&view, "Projects", body)
@@ -42,7 +36,8 @@ async fn projects_body(
     let Some(parent) = view.organization() else {
         return Ok(no_organization());
     };
-    let listed = project_client(console)
+    let listed = console
+        .project_service()
         .list_projects(view.request(organization::ListProjectsRequest {
             parent: parent.into(),
             page_size: PAGE_SIZE,
@@ -98,7 +93,8 @@ struct ProjectForm {
 
 async fn create_project(console: Shared, posted: Posted<ProjectForm>) -> Response {
     let Posted { signed, form } = posted;
-    let created = project_client(&console)
+    let created = console
+        .project_service()
         .create_project(signed.request(organization::CreateProjectRequest {
             parent: signed.tokens().organization.clone(),
             project: Some(organization::Project {
