@@ -188,9 +188,9 @@ impl Core {
             },
         )
         .with_request(caller.request.clone());
-        self.outbox.append(&mut tx, event).await?;
+        let written = self.outbox.append(&mut tx, event).await?;
         tx.commit().await?;
-        self.outbox.notify();
+        self.outbox.committed(&[written]).await;
         Ok(())
     }
 
@@ -559,9 +559,9 @@ impl Core {
             event = event.in_organization(id, &root);
         }
         let mut tx = self.db.begin().await?;
-        self.outbox.append(&mut tx, event).await?;
+        let written = self.outbox.append(&mut tx, event).await?;
         tx.commit().await?;
-        self.outbox.notify();
+        self.outbox.committed(&[written]).await;
         Ok(())
     }
 }

@@ -253,9 +253,9 @@ impl Core {
             if scope != crate::record::INSTANCE {
                 event = event.in_organization(&scope, &last.root);
             }
-            self.outbox.append(&mut tx, event).await?;
+            let written = self.outbox.append(&mut tx, event).await?;
             tx.commit().await?;
-            self.outbox.notify();
+            self.outbox.committed(&[written]).await;
             purged += count;
         }
         Ok(purged)

@@ -145,9 +145,9 @@ impl Core {
             id: organization,
             name: String::new(),
         }];
-        self.outbox.append(&mut tx, event).await?;
+        let written = self.outbox.append(&mut tx, event).await?;
         tx.commit().await?;
-        self.outbox.notify();
+        self.outbox.committed(&[written]).await;
         Ok(true)
     }
 }

@@ -16,6 +16,7 @@ pub mod api;
 pub mod chain;
 mod convert;
 pub mod edge;
+pub mod feed;
 pub mod ingest;
 mod names;
 pub mod record;
@@ -167,8 +168,7 @@ pub struct Service {
 /// ingest, checkpoints and retention.
 pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
     options.validate()?;
-    let outbox = Outbox::new(NAME);
-    ctx.spawn_relay(&outbox);
+    let outbox = ctx.outbox(NAME)?;
     let core = Core {
         db: ctx.db.clone(),
         checker: Checker::new(ctx.channel(Peer::Rbac)?, NAME),
@@ -200,6 +200,11 @@ impl Service {
             audit_pb::edge_report_service_server::EdgeReportServiceServer::new(
                 edge::EdgeReportApi(self.core.clone())
             )
+        ));
+        routes.add(configure_server!(
+            audit_pb::audit_feed_service_server::AuditFeedServiceServer::new(feed::AuditFeedApi(
+                self.core.clone()
+            ))
         ));
     }
 

@@ -222,7 +222,7 @@ impl Core {
             path: format!("{}{id}/", parent.map(|p| p.path.as_str()).unwrap_or("/")),
             deleted: false,
         };
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         // Only the transaction that adds the node counts its owner's seat
         // and starts a root on the FREE plan: the event consumer may be
         // learning the same node at this moment.
@@ -233,8 +233,7 @@ impl Core {
                 self.start_on_free(&mut tx, &node).await?;
             }
         }
-        tx.commit().await?;
-        self.outbox.notify();
+        self.commit(tx).await?;
         Ok(store::node(self.store.pool(), id).await?.unwrap_or(node))
     }
 

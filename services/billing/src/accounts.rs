@@ -175,10 +175,10 @@ impl BillingAccountApi {
         .await?;
         let mode = core.mode(&workspace_id).await?;
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         if let Some(id) = store::REQUESTS
             .replayed(
-                &mut *tx,
+                &mut **tx,
                 &caller.resource_name(),
                 "CreateBillingAccount",
                 &request.request_id,
@@ -192,7 +192,7 @@ impl BillingAccountApi {
             return Ok(account_view(&account, &mode));
         }
         let existing =
-            store::accounts(&mut *tx, &workspace_id, (i64::MIN, ""), false, 1000).await?;
+            store::accounts(&mut **tx, &workspace_id, (i64::MIN, ""), false, 1000).await?;
         match (mode.as_str(), &organization) {
             ("assigned", None) => {
                 return Err(Error::invalid_field(
@@ -201,7 +201,7 @@ impl BillingAccountApi {
                 ));
             }
             ("assigned", Some(organization)) => {
-                let node = store::node(&mut *tx, organization).await?;
+                let node = store::node(&mut **tx, organization).await?;
                 if node.as_ref().is_none_or(|n| {
                     n.workspace_id != workspace_id || n.parent_id.is_some() || n.deleted
                 }) {
@@ -256,7 +256,7 @@ impl BillingAccountApi {
         // belongs to none of them alone.
         let logged_in = match &organization {
             Some(organization) => Some(organization.clone()),
-            None => match store::workspace_roots(&mut *tx, &workspace_id)
+            None => match store::workspace_roots(&mut **tx, &workspace_id)
                 .await?
                 .as_slice()
             {
@@ -355,8 +355,8 @@ impl BillingAccountApi {
         let before = core
             .account_for(&caller, &given.name, "billing_account.name", Need::Manage)
             .await?;
-        let mut tx = core.store.begin().await?;
-        let current = store::account(&mut *tx, &before.workspace_id, &before.id)
+        let mut tx = core.begin().await?;
+        let current = store::account(&mut **tx, &before.workspace_id, &before.id)
             .await?
             .ok_or_else(|| not_found("billing account"))?;
         if !given.etag.is_empty() {

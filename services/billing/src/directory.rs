@@ -11,8 +11,10 @@
 use prost::Name;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::follow::BILLING_FOLLOWS;
 use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
 use tenantry_kit::service::ServiceContext;
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::ledger::{self, Counts};
@@ -28,14 +30,16 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
     let bus = ctx.bus.clone();
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
-        let filters: Vec<String> = [
-            subject_for("organization", ">"),
-            subject_for("rbac", "organization.member.>"),
-            subject_for("identity", "identity.api_key.>"),
-        ]
-        .into_iter()
-        .chain(tenantry_kit::admins::EVENT_TYPES.map(|t| subject_for("identity", t)))
-        .collect();
+        // Exactly what writers hand billing directly (`BillingFeedService`).
+        let filters: Vec<String> = BILLING_FOLLOWS
+            .iter()
+            .map(|(source, prefix)| match prefix {
+                // A prefix of whole tokens takes everything under it; a
+                // full type only itself.
+                p if p.is_empty() || p.ends_with('.') => subject_for(source, &format!("{p}>")),
+                p => subject_for(source, p),
+            })
+            .collect();
         let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
             let core = core.clone();
             async move {
@@ -76,7 +80,7 @@ impl Core {
     }
 
     async fn apply_any_event(&self, event: events::Event) -> Result<()> {
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         if !claim_event(&mut tx, CONSUMER, &event.id).await? {
             return Ok(());
         }
@@ -261,7 +265,15 @@ impl Core {
             if event.r#type.ends_with(".purged") {
                 ledger::drop_item(&mut tx, metric, &id).await?;
             } else {
-                ledger::set_item(&mut tx, metric, &id, &organization, live).await?;
+                // The item's own events are ordered by their sequence (a
+                // membership's id is `<organization>/<user>`, its item
+                // `membership:<organization>/<user>`).
+                let own = id
+                    .rsplit_once(':')
+                    .map_or(id.as_str(), |(_, object)| object)
+                    == event.aggregate_id;
+                let version = own.then_some(event.sequence as i64);
+                ledger::set_item_at(&mut tx, metric, &id, &organization, live, version).await?;
             }
         }
         self.commit(tx).await
@@ -269,7 +281,7 @@ impl Core {
 
     async fn organization_created(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         p: &events::OrganizationCreated,
     ) -> Result<()> {
         let parent = if p.parent_id.is_empty() {
@@ -278,9 +290,16 @@ impl Core {
             // The organization service announces a parent before its
             // children, so a missing parent is a delivery still to come:
             // failing makes the consumer retry this event later.
-            Some(store::node(&mut **tx, &p.parent_id).await?.ok_or_else(|| {
-                Error::unavailable("the parent organization", anyhow::anyhow!("not seen yet"))
-            })?)
+            Some(
+                store::node(tx.connection(), &p.parent_id)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::unavailable(
+                            "the parent organization",
+                            anyhow::anyhow!("not seen yet"),
+                        )
+                    })?,
+            )
         };
         let node = NodeRow {
             id: p.organization_id.clone(),
@@ -311,8 +330,11 @@ impl Core {
     /// learns of it first (its event here, or a caller's request before
     /// the event, see `access`), so a read right after the organization's
     /// creation finds it.
-    pub(crate) async fn start_on_free(&self, tx: &mut Tx, node: &NodeRow) -> Result<()> {
-        if store::subscription(&mut **tx, &node.id).await?.is_some() {
+    pub(crate) async fn start_on_free(&self, tx: &mut Write, node: &NodeRow) -> Result<()> {
+        if store::subscription(tx.connection(), &node.id)
+            .await?
+            .is_some()
+        {
             return Ok(());
         }
         let s = free_subscription(node, now_micros());
@@ -334,8 +356,8 @@ impl Core {
         .await
     }
 
-    async fn organization_purged(&self, tx: &mut Tx, id: &str) -> Result<()> {
-        let Some(node) = store::node(&mut **tx, id).await? else {
+    async fn organization_purged(&self, tx: &mut Write, id: &str) -> Result<()> {
+        let Some(node) = store::node(tx.connection(), id).await? else {
             return Ok(());
         };
         if !node.deleted {
@@ -343,7 +365,7 @@ impl Core {
         }
         ledger::drop_item(tx, Metric::SubOrganizations, id).await?;
         store::purge_node(tx, id).await?;
-        if let Some(mut s) = store::subscription(&mut **tx, id).await?
+        if let Some(mut s) = store::subscription(tx.connection(), id).await?
             && state_at(&s, now_micros()) != State::Canceled
         {
             self.set_state(tx, &mut s, State::Canceled, "").await?;

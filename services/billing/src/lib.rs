@@ -25,6 +25,7 @@ mod convert;
 pub mod directory;
 pub mod entitlements;
 mod error;
+pub mod feed;
 pub mod invoices;
 pub mod ledger;
 pub mod metric;
@@ -51,12 +52,13 @@ use tenantry_kit::outbox::{NewEvent, Outbox};
 use tenantry_kit::page_token::PageTokens;
 use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::service::{GrpcRoutes, ServiceContext};
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 
 use crate::catalog::Plan;
 use crate::provider::PaymentProvider;
-use crate::store::{NodeRow, Store, Tx};
+use crate::store::{NodeRow, Store};
 
 /// The service's name: the source of its events and the key of its
 /// migrations.
@@ -188,8 +190,7 @@ pub struct Service {
 /// the event consumer and the sweeper.
 pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
     options.validate()?;
-    let outbox = Outbox::new(NAME);
-    ctx.spawn_relay(&outbox);
+    let outbox = ctx.outbox(NAME)?;
     let providers = options
         .providers
         .iter()
@@ -254,6 +255,11 @@ impl Service {
             ))
         ));
         routes.add(configure_server!(
+            billing_pb::billing_feed_service_server::BillingFeedServiceServer::new(
+                feed::BillingFeedApi(core.clone())
+            )
+        ));
+        routes.add(configure_server!(
             billing_pb::provider_webhook_service_server::ProviderWebhookServiceServer::new(
                 webhooks::ProviderWebhookApi(core)
             )
@@ -300,10 +306,15 @@ impl Core {
         &self.catalog[0]
     }
 
-    /// Commits a transaction that wrote events, and wakes the relay.
-    pub(crate) async fn commit(&self, tx: Tx) -> Result<()> {
+    /// Begins a write: a transaction whose events go to the outbox and,
+    /// once it commits, to the audit log.
+    pub(crate) async fn begin(&self) -> Result<Write> {
+        Ok(Write::new(self.store.begin().await?, &self.outbox, None))
+    }
+
+    /// Commits a write: the relay wakes and the audit log has its events.
+    pub(crate) async fn commit(&self, tx: Write) -> Result<()> {
         tx.commit().await?;
-        self.outbox.notify();
         Ok(())
     }
 
@@ -312,7 +323,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn emit<M: tenantry_proto::EventType>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         actor: events::Actor,
         request: Option<&events::RequestContext>,
         aggregate: (&'static str, &str),
@@ -333,7 +344,7 @@ impl Core {
         if let Some(request) = request {
             event = event.with_request(request.clone());
         }
-        self.outbox.append(tx, event).await?;
+        tx.emit(event).await?;
         Ok(())
     }
 
@@ -341,7 +352,7 @@ impl Core {
     /// in its tree's log.
     pub(crate) async fn emit_at<M: tenantry_proto::EventType>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         caller: &Caller,
         node: &NodeRow,
         payload: &M,
@@ -361,7 +372,7 @@ impl Core {
     /// `organization_id`, in that organization's log.
     pub(crate) async fn emit_for_subscription<M: tenantry_proto::EventType>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         actor: events::Actor,
         request: Option<&events::RequestContext>,
         organization_id: &str,

@@ -131,10 +131,10 @@ impl PlanApi {
         };
         core.require_platform_admin(&caller).await?;
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         if let Some(id) = crate::store::REQUESTS
             .replayed(
-                &mut *tx,
+                &mut **tx,
                 &caller.resource_name(),
                 "CreatePlan",
                 &request.request_id,
@@ -242,7 +242,7 @@ impl PlanApi {
         after.body.validate("plan")?;
         after.version += 1;
         after.updated_at_us = now_micros();
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         crate::store::save_plan(&mut tx, &after).await?;
         core.emit(
             &mut tx,

@@ -183,6 +183,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: "SELECT 1;",
         postgres: V3_POSTGRES,
     },
+    Migration {
+        version: 4,
+        description: "items remember the last of their own events applied, so an older one arriving late changes nothing",
+        sqlite: "ALTER TABLE billing_items ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
+        postgres: "ALTER TABLE billing_items ADD COLUMN version BIGINT NOT NULL DEFAULT 0;",
+    },
 ];
 
 /// The tenant policies (see `tenantry_kit::tenancy`). Billing's tenant is a

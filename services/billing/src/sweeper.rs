@@ -44,14 +44,14 @@ impl Core {
         let now = now_micros();
         // Reservations whose create neither completed nor was released
         // (readings already ignore them): their rows go.
-        let mut tx = self.store.begin().await?;
+        let mut tx = self.begin().await?;
         store::drop_lapsed_reservations(&mut tx, now).await?;
         tx.commit().await?;
         let due = store::due_subscriptions(self.store.pool(), now).await?;
         let mut changed = 0;
         for candidate in due {
-            let mut tx = self.store.begin().await?;
-            let Some(mut s) = store::subscription(&mut *tx, &candidate.organization_id).await?
+            let mut tx = self.begin().await?;
+            let Some(mut s) = store::subscription(&mut **tx, &candidate.organization_id).await?
             else {
                 continue;
             };

@@ -79,13 +79,13 @@ impl UsageApi {
         }
         let node = core.node(&caller, &id).await?;
         let period = metric::period_of(metric, usage_at);
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         if let Some(original) = store::record_by_key(&mut tx, &id, key).await? {
             return replay(original, metric, request.quantity);
         }
         let pool = pool_scope(&node.workspace_id);
         let totals = store::counters(
-            &mut *tx,
+            &mut **tx,
             &[&node.root_id, &pool],
             metric.as_str_name(),
             period,
@@ -111,7 +111,7 @@ impl UsageApi {
         if !store::insert_record(&mut tx, &record).await? {
             // Another call took the key between our read and our insert.
             drop(tx);
-            let mut tx = core.store.begin().await?;
+            let mut tx = core.begin().await?;
             let original = store::record_by_key(&mut tx, &id, key)
                 .await?
                 .ok_or_else(|| Error::internal(anyhow::anyhow!("usage record vanished")))?;

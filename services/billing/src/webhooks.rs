@@ -5,6 +5,7 @@
 //! PAST_DUE, which refuses creation until an invoice is paid.
 
 use std::sync::Arc;
+use tenantry_kit::write::Write;
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
@@ -38,7 +39,7 @@ impl Core {
     /// Moves a subscription to `state`, with its event.
     pub(crate) async fn set_state(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         s: &mut SubscriptionRow,
         state: State,
         provider_event_id: &str,
@@ -76,7 +77,7 @@ impl Core {
     /// Appends an event billing makes on its own about a billing account.
     async fn emit_for_account<M: tenantry_proto::EventType>(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         account_id: &str,
         payload: &M,
     ) -> Result<()> {
@@ -93,7 +94,7 @@ impl Core {
 
     async fn save_account_state(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         account: &mut AccountRow,
         state: &str,
         field: &str,
@@ -141,7 +142,7 @@ impl Core {
 
     async fn apply_subscription(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         provider: &str,
         event_id: &str,
         ps: &ProviderSubscription,
@@ -217,7 +218,7 @@ impl Core {
 
     async fn apply_invoice(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         provider: &str,
         event_id: &str,
         invoice: &ProviderInvoice,
@@ -237,8 +238,12 @@ impl Core {
                 .await?;
         }
         let now = now_micros();
-        for mut s in
-            store::subscriptions_by(&mut **tx, store::SubscriptionKey::Account, &account.id).await?
+        for mut s in store::subscriptions_by(
+            tx.connection(),
+            store::SubscriptionKey::Account,
+            &account.id,
+        )
+        .await?
         {
             let current = state_at(&s, now);
             if current == from || (!paid && current == State::Trialing) {
@@ -298,7 +303,7 @@ impl ProviderWebhookApi {
         provider: Arc<dyn PaymentProvider>,
         event: ProviderEvent,
     ) -> Result<pb::HandleProviderEventResponse> {
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         let first = store::claim_provider_event(
             &mut tx,
             provider.id(),

@@ -215,7 +215,7 @@ pub struct Service {
 pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
     options.validate()?;
     let store = Store::new(ctx.db.clone());
-    let outbox = Outbox::new(NAME);
+    let outbox = ctx.outbox(NAME)?;
     let rotation = Duration::from_secs(options.key_rotation_days * 24 * 3600);
     let keys = KeyRing::load(store.clone(), rotation, options.access_token_ttl()).await?;
     spawn_key_refresher(ctx, keys.clone());
@@ -245,7 +245,6 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     if resealed > 0 {
         tracing::info!(resealed, "sealed stored TOTP secrets with the current key");
     }
-    ctx.spawn_relay(&outbox);
     let service_accounts = service_accounts::ServiceAccountApi {
         accounts: accounts.clone(),
         page_tokens: ctx.page_tokens.clone(),

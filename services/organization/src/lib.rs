@@ -154,8 +154,7 @@ pub struct Service {
 /// Builds the service and starts its background work (the outbox relay).
 pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
     options.validate()?;
-    let outbox = Outbox::new(NAME);
-    ctx.spawn_relay(&outbox);
+    let outbox = ctx.outbox(NAME)?;
     let core = Core {
         store: Store::new(ctx.db.clone()),
         access: Access::new(ctx.channel(Peer::Rbac)?),

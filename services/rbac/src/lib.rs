@@ -133,8 +133,7 @@ pub struct Service {
 /// the organization and identity events, relays the outbox.
 pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Service> {
     options.validate()?;
-    let outbox = Outbox::new(NAME);
-    ctx.spawn_relay(&outbox);
+    let outbox = ctx.outbox(NAME)?;
     let store = Store::new(ctx.db.clone());
     let index = LiveIndex::load(store.clone()).await?;
     index.spawn_follower(ctx.shutdown.clone(), &ctx.tasks);
@@ -374,11 +373,14 @@ impl Core {
         } else {
             Some(self.store.log(&mut tx, changes).await?)
         };
+        let mut written = Vec::with_capacity(events.len());
         for event in events {
-            self.outbox.append(&mut tx, event).await?;
+            written.push(self.outbox.append(&mut tx, event).await?);
         }
         tx.commit().await?;
-        self.outbox.notify();
+        // Billing counts memberships and the audit log shows them: both
+        // take the events now, for the caller's next read.
+        self.outbox.committed(&written).await;
         // The write is done: if this replica cannot catch up right now, its
         // follower will, and a check with this token waits for that. Failing
         // here would invite a retry of a write that already happened.
@@ -438,9 +440,9 @@ impl Core {
         event.targets = vec![target("organization", organization_id)];
         let recorded = async {
             let mut tx = self.store.begin().await?;
-            self.outbox.append(&mut tx, event).await?;
+            let written = self.outbox.append(&mut tx, event).await?;
             tx.commit().await?;
-            self.outbox.notify();
+            self.outbox.committed(&[written]).await;
             Ok::<_, Error>(())
         }
         .await;

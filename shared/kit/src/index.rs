@@ -19,15 +19,13 @@
 //! names the last of them: a check carrying it waits for that event, and
 //! fails closed when it does not come.
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::InternalKey;
 use crate::consistency::Token;
+use crate::follow::{Failure, Handover, internal_request};
 
 /// The events the index follows: (emitting service, event-type prefix).
 /// rbac's bus consumer subscribes to exactly these.
@@ -45,30 +43,13 @@ pub fn followed(event: &events::Event) -> bool {
         .any(|(source, prefix)| event.source == *source && event.r#type.starts_with(prefix))
 }
 
-/// Most events one call carries (the service's limit).
-const BATCH: usize = 1000;
-/// Most events kept for a retry while the index is unreachable; older ones
-/// are left to the bus (their tokens still name them).
-const MAX_QUEUED: usize = 10_000;
-/// How long one delivery may take.
-const TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Why a delivery did not happen.
-#[derive(Debug)]
-enum Failure {
-    /// The peer serves no index (a deployment without rbac).
-    NoIndex,
-    /// Anything else: the index is unreachable or failed.
-    Other(anyhow::Error),
-}
-
 /// A service's deliveries to the index.
 #[derive(Debug)]
 pub struct IndexSink {
     channel: crate::peer::PeerChannel,
     key: InternalKey,
     service: &'static str,
-    queue: tokio::sync::Mutex<VecDeque<events::Event>>,
+    handover: Handover<i64>,
 }
 
 impl IndexSink {
@@ -83,39 +64,31 @@ impl IndexSink {
             channel,
             key,
             service,
-            queue: tokio::sync::Mutex::default(),
+            handover: Handover::default(),
         }
     }
 
     /// Delivers the followed ones of `written` (after anything still queued)
     /// and returns the token that covers them.
-    pub async fn deliver(&self, written: Vec<events::Event>) -> Token {
-        let mut mine: Vec<events::Event> = written.into_iter().filter(followed).collect();
+    pub async fn deliver(&self, written: &[events::Event]) -> Token {
+        let mine: Vec<events::Event> = written.iter().filter(|e| followed(e)).cloned().collect();
         let Some(last) = mine.last().map(|e| e.id.clone()) else {
             return Token::default();
         };
-        let mut queue = self.queue.lock().await;
-        queue.extend(mine.drain(..));
-        match self.flush(&mut queue).await {
+        self.handover.push(mine);
+        match self.handover.flush(|batch| self.send(batch)).await {
             Ok(revision) => Token::at(revision),
             // A deployment that runs no authorization index has nothing to
             // keep current and no check to protect.
-            Err(Failure::NoIndex) => {
-                queue.clear();
-                Token::default()
-            }
+            Err(Failure::Absent) => Token::default(),
             Err(Failure::Other(error)) => {
                 metrics::counter!("tenantry_index_deliveries_failed_total", "service" => self.service)
                     .increment(1);
                 tracing::warn!(
                     service = self.service,
-                    queued = queue.len(),
                     error = %error,
                     "handing events to the authorization index failed; they follow by the bus"
                 );
-                while queue.len() > MAX_QUEUED {
-                    queue.pop_front();
-                }
                 Token {
                     revision: 0,
                     pending_event: Some(last),
@@ -133,7 +106,7 @@ impl IndexSink {
     /// that transaction's own locks (one SQLite file holds every service).
     pub async fn reachable(&self) -> crate::error::Result<()> {
         match self.send(Vec::new()).await {
-            Ok(_) | Err(Failure::NoIndex) => Ok(()),
+            Ok(_) | Err(Failure::Absent) => Ok(()),
             Err(Failure::Other(error)) => {
                 metrics::counter!("tenantry_index_deliveries_failed_total", "service" => self.service)
                     .increment(1);
@@ -151,47 +124,22 @@ impl IndexSink {
         }
     }
 
-    /// Sends every queued event, in order; leaves what was not applied.
-    async fn flush(&self, queue: &mut VecDeque<events::Event>) -> Result<i64, Failure> {
-        let mut revision = 0;
-        while !queue.is_empty() {
-            let batch: Vec<events::Event> = queue.iter().take(BATCH).cloned().collect();
-            revision = self.send(batch).await?;
-            let sent = BATCH.min(queue.len());
-            queue.drain(..sent);
-        }
-        Ok(revision)
-    }
-
     /// One `ApplyEvents` call; the revision that covers `batch`.
     async fn send(&self, batch: Vec<events::Event>) -> Result<i64, Failure> {
-        let mut request = tonic::Request::new(authz_pb::ApplyEventsRequest { events: batch });
-        request.set_timeout(TIMEOUT);
-        let credential = self
-            .key
-            .credential(self.service, chrono::Utc::now().timestamp());
-        let credential = credential
-            .parse()
-            .map_err(|_| Failure::Other(anyhow::anyhow!("unusable internal credential")))?;
-        request
-            .metadata_mut()
-            .insert(crate::auth::internal::HEADER, credential);
-        crate::telemetry::inject_metadata(request.metadata_mut());
+        let request = internal_request(
+            &self.key,
+            self.service,
+            authz_pb::ApplyEventsRequest { events: batch },
+        )?;
         let mut client =
             authz_pb::index_service_client::IndexServiceClient::new(self.channel.clone());
-        let applied = match client.apply_events(request).await {
-            Ok(response) => response.into_inner().applied_at.unwrap_or_default(),
-            Err(status) if status.code() == tonic::Code::Unimplemented => {
-                return Err(Failure::NoIndex);
-            }
-            Err(status) => {
-                return Err(Failure::Other(anyhow::anyhow!(
-                    "{:?}: {}",
-                    status.code(),
-                    status.message()
-                )));
-            }
-        };
+        let applied = client
+            .apply_events(request)
+            .await
+            .map_err(Failure::from_status)?
+            .into_inner()
+            .applied_at
+            .unwrap_or_default();
         Token::parse(&applied.token)
             .map(|token| token.revision)
             .map_err(|_| Failure::Other(anyhow::anyhow!("the index answered a malformed token")))
@@ -199,23 +147,15 @@ impl IndexSink {
 
     /// Retries queued deliveries every second until `shutdown`.
     pub async fn run_retries(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-            let mut queue = self.queue.lock().await;
-            if queue.is_empty() {
-                continue;
-            }
-            match self.flush(&mut queue).await {
-                Ok(_) => {}
-                Err(Failure::NoIndex) => queue.clear(),
-                Err(Failure::Other(error)) => {
+        self.handover
+            .retry(shutdown, || async {
+                if let Err(Failure::Other(error)) =
+                    self.handover.flush(|batch| self.send(batch)).await
+                {
                     tracing::debug!(service = self.service, %error, "retrying index delivery failed");
                 }
-            }
-        }
+            })
+            .await;
     }
 }
 

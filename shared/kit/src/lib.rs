@@ -25,6 +25,7 @@ pub mod config;
 pub mod consistency;
 pub mod db;
 pub mod error;
+pub mod follow;
 pub mod id;
 pub mod index;
 pub mod names;

@@ -27,6 +27,7 @@ use crate::bus::{BusMessage, EventBus, SUBJECT_PREFIX};
 use crate::config::OutboxConfig;
 use crate::db::{Backend, Database, Migration, now_micros};
 use crate::error::Result;
+use crate::follow::Followers;
 use crate::id::new_id;
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -183,6 +184,7 @@ pub fn refusal(action: &str, error: &crate::error::Error) -> Option<events::Requ
 pub struct Outbox {
     service: &'static str,
     written: Arc<Notify>,
+    followers: Option<Followers>,
 }
 
 impl Outbox {
@@ -191,7 +193,14 @@ impl Outbox {
         Outbox {
             service,
             written: Arc::new(Notify::new()),
+            followers: None,
         }
+    }
+
+    /// This outbox, handing what it commits to `followers` as well.
+    pub fn with_followers(mut self, followers: Followers) -> Self {
+        self.followers = Some(followers);
+        self
     }
 
     /// Creates the outbox tables (shared by every service of a database).
@@ -266,6 +275,19 @@ impl Outbox {
     /// Wakes this process's relay after a commit.
     pub fn notify(&self) {
         self.written.notify_one();
+    }
+
+    /// After the commit of `written`: wakes the relay and hands the events
+    /// to the read models that follow them (billing's counters, the audit
+    /// log), so that the writer's next read shows them. Never fails: a
+    /// follower that does not answer learns them by the bus.
+    pub async fn committed(&self, written: &[events::Event]) {
+        self.notify();
+        if let Some(followers) = &self.followers
+            && !written.is_empty()
+        {
+            followers.deliver(written).await;
+        }
     }
 
     /// A relay publishing this outbox's events from `db` to `bus`.

@@ -17,6 +17,7 @@ use tonic::server::NamedService;
 use crate::bus::EventBus;
 use crate::config::OutboxConfig;
 use crate::db::Database;
+use crate::follow::Followers;
 use crate::index::IndexSink;
 use crate::outbox::Outbox;
 use crate::page_token::PageTokens;
@@ -90,11 +91,22 @@ impl ServiceContext {
         self.peers.channel(peer)
     }
 
-    /// Starts the relay of `outbox` as a background task; it flushes what is
-    /// pending when the process shuts down.
-    pub fn spawn_relay(&self, outbox: &Outbox) {
+    /// The outbox of `service`: its relay runs as a background task (and
+    /// flushes what is pending when the process shuts down), and what it
+    /// commits goes to the followers (billing, audit) as well, retried in
+    /// the background until shutdown.
+    pub fn outbox(&self, service: &'static str) -> anyhow::Result<Outbox> {
+        let followers = Followers::new(
+            |peer| self.peers.channel(peer),
+            self.internal_key.clone(),
+            service,
+        )?;
+        self.tasks
+            .spawn(followers.clone().run_retries(self.shutdown.clone()));
+        let outbox = Outbox::new(service).with_followers(followers);
         let relay = outbox.relay(self.db.clone(), self.bus.clone(), self.outbox.clone());
         self.tasks.spawn(relay.run(self.shutdown.clone()));
+        Ok(outbox)
     }
 
     /// The delivery of `service`'s writes to the authorization index (for

@@ -60,6 +60,11 @@ impl Write {
         Ok(self.written.last().expect("just pushed"))
     }
 
+    /// The transaction's connection, for a query in this write.
+    pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+
     /// The events emitted so far.
     pub fn events(&self) -> &[events::Event] {
         &self.written
@@ -85,11 +90,16 @@ impl Write {
             index.reachable().await?;
         }
         self.tx.commit().await?;
-        self.outbox.notify();
-        let token = match (&self.index, self.written.is_empty()) {
-            (Some(index), false) => index.deliver(self.written).await,
-            _ => Token::default(),
+        // The index and the followers (billing, audit) take the events at
+        // once, so that the caller's next call sees them wherever it goes.
+        let written = &self.written;
+        let to_index = async {
+            match (&self.index, written.is_empty()) {
+                (Some(index), false) => index.deliver(written).await,
+                _ => Token::default(),
+            }
         };
+        let (token, ()) = tokio::join!(to_index, self.outbox.committed(written));
         consistency::record_write(&token);
         Ok(token)
     }

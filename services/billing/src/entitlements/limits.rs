@@ -18,7 +18,7 @@ impl EntitlementApi {
             .await?;
         let node = core.node(&caller, &id).await?;
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         let old = store::limit(&mut tx, &id, metric.as_str_name()).await?;
         let row = LimitRow {
             organization_id: id.clone(),
@@ -46,7 +46,7 @@ impl EntitlementApi {
             .limit()
             .is_some_and(|limit| effective[0].used > limit)
         {
-            let mut tx = core.store.begin().await?;
+            let mut tx = core.begin().await?;
             core.report_exceeded(&mut tx, &caller, &node, &effective)
                 .await?;
             core.commit(tx).await?;
@@ -74,7 +74,7 @@ impl EntitlementApi {
         core.authorize(&caller, &[&id], Need::Manage, "organization")
             .await?;
         let node = core.node(&caller, &id).await?;
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         if let Some(old) = store::limit(&mut tx, &id, metric.as_str_name()).await? {
             store::clear_limit(&mut tx, &id, metric.as_str_name()).await?;
             core.emit_at(

@@ -18,6 +18,7 @@ use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::names::OrganizationName;
+use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::billing::v1 as pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tonic::{Request, Response, Status};
@@ -369,7 +370,7 @@ impl Core {
     /// `node` is now above its effective limit.
     pub(crate) async fn report_exceeded(
         &self,
-        tx: &mut store::Tx,
+        tx: &mut Write,
         caller: &Caller,
         node: &NodeRow,
         entitlements: &[Entitlement],

@@ -95,6 +95,24 @@ pub async fn set_item(
     organization_id: &str,
     live: bool,
 ) -> Result<()> {
+    set_item_at(tx, metric, item_id, organization_id, live, None).await
+}
+
+/// [`set_item`] by the item's own event at position `version` of its
+/// history (`None`: a change that is not one of the item's events). The
+/// same event reaches billing by two paths (its writer and the bus), and
+/// writers on several replicas hand theirs over independently, so an
+/// older event of an item can arrive after a newer one: it changes
+/// nothing then (a project's late `created` must not count it again after
+/// its `deleted`).
+pub async fn set_item_at(
+    tx: &mut Tx,
+    metric: Metric,
+    item_id: &str,
+    organization_id: &str,
+    live: bool,
+    version: Option<i64>,
+) -> Result<()> {
     let name = metric.as_str_name();
     // An item stays where it was first seen; whoever is adding that
     // organization right now must see this item, or this must see it added.
@@ -102,15 +120,26 @@ pub async fn set_item(
         .await?
         .map(|item| item.organization_id);
     store::lock_organization(tx, home.as_deref().unwrap_or(organization_id)).await?;
+    let current = store::item(tx, name, item_id).await?;
+    let known = current.as_ref().map_or(0, |item| item.version);
+    if version.is_some_and(|v| v <= known) {
+        return Ok(());
+    }
     // The item is counted from now on: what its create reserved ends here,
     // in the same transaction, so usage never counts it twice or not at all.
     store::settle(tx, name, item_id).await?;
-    let current = store::item(tx, name, item_id).await?;
     let was_live = current.as_ref().is_some_and(|item| item.live);
     let organization = current
         .map(|item| item.organization_id)
         .unwrap_or_else(|| organization_id.to_string());
-    store::put_item(tx, name, item_id, &organization, live).await?;
+    store::put_item(
+        tx,
+        name,
+        item_id,
+        &organization,
+        (live, version.unwrap_or(known)),
+    )
+    .await?;
     if was_live != live
         && let Some(node) = store::node(&mut **tx, &organization).await?
     {

@@ -363,3 +363,56 @@ async fn an_item_and_its_organization_arriving_at_once_count_once() {
         .await
         .unwrap();
 }
+
+/// An item's events can arrive out of order (two writers hand them over
+/// independently, and the bus brings them again): an older one than what
+/// was applied changes nothing, a newer one applies, and changes that are
+/// not the item's own events leave its position alone.
+#[tokio::test]
+async fn an_items_older_event_arriving_late_changes_nothing() {
+    let (_dir, db) = database().await;
+    let node = NodeRow {
+        id: "o1".into(),
+        parent_id: None,
+        root_id: "o1".into(),
+        workspace_id: WORKSPACE.into(),
+        path: "/o1/".into(),
+        deleted: false,
+    };
+    let projects = |db: &Database| {
+        let db = db.clone();
+        async move {
+            let counters = store::counters(db.pool(), &["o1"], Metric::Projects.as_str_name(), 0)
+                .await
+                .unwrap();
+            counters.get("o1").map_or(0, |c| c.0)
+        }
+    };
+    let apply = |live: bool, version: Option<i64>| {
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            set_item_at(&mut tx, Metric::Projects, "p1", "o1", live, version)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let mut tx = db.begin().await.unwrap();
+    add_node(&mut tx, &node).await.unwrap();
+    tx.commit().await.unwrap();
+    // Deleted (2) arrives before created (1): the project never counts.
+    apply(false, Some(2)).await;
+    apply(true, Some(1)).await;
+    assert_eq!(projects(&db).await, 0, "a late creation after the deletion");
+    // Undeleted (3) counts it again; its deletion's copy (2) does not undo
+    // that, a change from elsewhere does not move its position.
+    apply(true, Some(3)).await;
+    apply(false, Some(2)).await;
+    assert_eq!(projects(&db).await, 1, "undeleted");
+    apply(false, None).await;
+    apply(true, Some(3)).await;
+    assert_eq!(projects(&db).await, 0, "the same event again");
+    apply(true, Some(4)).await;
+    assert_eq!(projects(&db).await, 1, "a newer event");
+}

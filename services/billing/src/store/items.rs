@@ -13,12 +13,15 @@ pub struct ItemRow {
     /// Whether the item counts.
     #[sqlx(try_from = "Bit")]
     pub live: bool,
+    /// The position, in the item's own event history, of the last event
+    /// that set `live` (0: none of its own events yet).
+    pub version: i64,
 }
 
 /// An item's organization and whether it counts.
 pub async fn item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<Option<ItemRow>> {
     Ok(sqlx::query_as(
-        "SELECT organization_id, live FROM billing_items WHERE metric = $1 AND item_id = $2",
+        "SELECT organization_id, live, version FROM billing_items WHERE metric = $1 AND item_id = $2",
     )
     .bind(metric)
     .bind(item_id)
@@ -42,16 +45,18 @@ pub async fn put_item(
     metric: &str,
     item_id: &str,
     organization_id: &str,
-    live: bool,
+    (live, version): (bool, i64),
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO billing_items (metric, item_id, organization_id, live) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (metric, item_id) DO UPDATE SET live = excluded.live",
+        "INSERT INTO billing_items (metric, item_id, organization_id, live, version)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (metric, item_id) DO UPDATE SET live = excluded.live, version = excluded.version",
     )
     .bind(metric)
     .bind(item_id)
     .bind(organization_id)
     .bind(live as i64)
+    .bind(version)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -12,8 +12,8 @@ impl SubscriptionApi {
         let id = SubscriptionName::parse("name", &request.name)?.organization;
         let node = core.root_for(&caller, &id, Need::Manage).await?;
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
-        let before = store::subscription(&mut *tx, &id)
+        let mut tx = core.begin().await?;
+        let before = store::subscription(&mut **tx, &id)
             .await?
             .ok_or_else(|| not_found("subscription"))?;
         if !request.etag.is_empty() {

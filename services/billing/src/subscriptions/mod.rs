@@ -13,6 +13,7 @@
 //! (UpdateSubscription) and [`cancel`] (CancelSubscription).
 
 use std::collections::BTreeMap;
+use tenantry_kit::write::Write;
 
 use tenantry_kit::access::Caller;
 use tenantry_kit::db::now_micros;
@@ -28,7 +29,7 @@ use crate::accounts::optional_account_id;
 use crate::catalog::{Limits, Plan, plan_id, plan_name};
 use crate::error::Error as Refusal;
 use crate::metric::{self, Metric};
-use crate::store::{self, NodeRow, SubscriptionRow, Tx};
+use crate::store::{self, NodeRow, SubscriptionRow};
 use crate::{Core, not_found, serve, timestamp};
 
 /// The state of a subscription.
@@ -251,7 +252,7 @@ impl Core {
     /// event.
     async fn save_changed(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         caller: &Caller,
         before: &SubscriptionRow,
         after: &SubscriptionRow,
@@ -273,7 +274,7 @@ impl Core {
     /// `old_plan_id` to `after`, with the limits `after` gives.
     pub(crate) async fn emit_changed(
         &self,
-        tx: &mut Tx,
+        tx: &mut Write,
         actor: events::Actor,
         request: Option<&events::RequestContext>,
         old_plan_id: &str,
@@ -314,7 +315,7 @@ impl Core {
                 .filter_map(|m| Metric::try_from(*m).ok())
                 .collect();
             let entitlements = self.entitlements(node, &metrics, now_micros()).await?;
-            let mut tx = self.store.begin().await?;
+            let mut tx = self.begin().await?;
             self.report_exceeded(&mut tx, caller, node, &entitlements)
                 .await?;
             self.commit(tx).await?;

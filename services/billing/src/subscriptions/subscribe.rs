@@ -21,10 +21,10 @@ impl SubscriptionApi {
         core.check_payer(&node, account_id.as_deref(), &plan)
             .await?;
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
+        let mut tx = core.begin().await?;
         if store::REQUESTS
             .replayed(
-                &mut *tx,
+                &mut **tx,
                 &caller.resource_name(),
                 "Subscribe",
                 &request.request_id,
@@ -38,7 +38,7 @@ impl SubscriptionApi {
                 .ok_or_else(|| not_found("subscription"))?;
             return core.subscription_view(&node, &s).await;
         }
-        let existing = store::subscription(&mut *tx, &id).await?;
+        let existing = store::subscription(&mut **tx, &id).await?;
         if let Some(existing) = &existing
             && state_at(existing, now) != State::Canceled
         {
@@ -131,13 +131,13 @@ impl SubscriptionApi {
             None => None,
         };
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
-        let before = store::subscription(&mut *tx, &id)
+        let mut tx = core.begin().await?;
+        let before = store::subscription(&mut **tx, &id)
             .await?
             .ok_or_else(|| not_found("subscription"))?;
         if store::REQUESTS
             .replayed(
-                &mut *tx,
+                &mut **tx,
                 &caller.resource_name(),
                 "ChangePlan",
                 &request.request_id,

@@ -56,8 +56,8 @@ impl SubscriptionApi {
             core.root_for(&caller, &id, Need::Manage).await?
         };
         let now = now_micros();
-        let mut tx = core.store.begin().await?;
-        let before = store::subscription(&mut *tx, &id)
+        let mut tx = core.begin().await?;
+        let before = store::subscription(&mut **tx, &id)
             .await?
             .ok_or_else(|| not_found("subscription"))?;
         if !given.etag.is_empty() {
