@@ -68,20 +68,18 @@ async fn the_changes_are_logged_once_in_one_chain(a: &Acme) -> Vec<pb::AuditEven
         ..
     } = a;
     // The owner's membership, the project and bob's membership.
-    let events = eventually("the changes in the log", || async {
-        let events = w
-            .list(ada, &format!("organizations/{acme}"), None, 1000, "")
-            .await
-            .ok()?
-            .audit_events;
-        let members = events
-            .iter()
-            .filter(|e| e.action == "organization.member.added")
-            .count();
-        let project = events.iter().any(|e| e.action == "project.created");
-        (members == 2 && project).then_some(events)
-    })
-    .await;
+    // The log reads its writers' writes: no waiting.
+    let events = w
+        .list(ada, &format!("organizations/{acme}"), None, 1000, "")
+        .await
+        .expect("the log")
+        .audit_events;
+    let members = events
+        .iter()
+        .filter(|e| e.action == "organization.member.added")
+        .count();
+    assert_eq!(members, 2, "the owner's and bob's memberships");
+    assert!(events.iter().any(|e| e.action == "project.created"));
 
     // Newest first, one chain without gaps, each event as it happened.
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
@@ -259,7 +257,7 @@ async fn pages_are_stable_under_concurrent_inserts(a: &Acme) {
     assert_eq!(first.audit_events.len(), 2);
     let expected: Vec<i64> = (1..=first.audit_events[0].sequence).rev().collect();
     w.project(ada, acme, "web").await;
-    w.until_logged(ada, acme, "project.created").await;
+    w.logged_with(ada, acme, "project.created").await;
     let mut paged: Vec<i64> = first.audit_events.iter().map(|e| e.sequence).collect();
     let mut token = first.next_page_token.clone();
     while !token.is_empty() {
@@ -375,39 +373,35 @@ async fn an_export_across_organizations_is_logged_too(a: &Acme) {
         .unwrap()
         .into_inner();
     while export.message().await.unwrap().is_some() {}
-    eventually(
-        "the cross-organization reads in the instance log",
-        || async {
-            let instance = w
-                .list(
-                    root,
-                    "organizations/instance",
-                    Some(pb::AuditEventFilter {
-                        action: "audit.events.read_across_organizations".into(),
-                        ..Default::default()
-                    }),
-                    10,
-                    "",
-                )
-                .await
-                .ok()?;
-            let methods: Vec<String> = instance
-                .audit_events
-                .iter()
-                .filter(|e| e.actor.as_ref().unwrap().id == root.id)
-                .filter_map(
-                    |e| match e.metadata.as_ref()?.fields.get("method")?.kind.clone() {
-                        Some(prost_types::value::Kind::StringValue(m)) => Some(m),
-                        _ => None,
-                    },
-                )
-                .collect();
-            (methods.iter().any(|m| m == "ListAuditEvents")
-                && methods.iter().any(|m| m == "ExportAuditEvents"))
-            .then_some(())
-        },
-    )
-    .await;
+    let instance = w
+        .list(
+            root,
+            "organizations/instance",
+            Some(pb::AuditEventFilter {
+                action: "audit.events.read_across_organizations".into(),
+                ..Default::default()
+            }),
+            10,
+            "",
+        )
+        .await
+        .expect("the instance log");
+    let methods: Vec<String> = instance
+        .audit_events
+        .iter()
+        .filter(|e| e.actor.as_ref().unwrap().id == root.id)
+        .filter_map(
+            |e| match e.metadata.as_ref()?.fields.get("method")?.kind.clone() {
+                Some(prost_types::value::Kind::StringValue(m)) => Some(m),
+                _ => None,
+            },
+        )
+        .collect();
+    assert!(
+        methods.iter().any(|m| m == "ListAuditEvents")
+            && methods.iter().any(|m| m == "ExportAuditEvents"),
+        "the cross-organization reads in the instance log: {methods:?}"
+    );
 }
 
 /// Acme, Ada's, with Bob as a member and Carol a stranger.
@@ -478,16 +472,18 @@ impl Refusals {
     /// The four refusals recorded in Acme's log.
     async fn recorded(&self) -> Vec<pb::AuditEvent> {
         let acme = format!("organizations/{}", self.acme);
-        eventually("the refusals in the log", || async {
-            let page = self.w.list(&self.ada, &acme, None, 1000, "").await.ok()?;
-            let found: Vec<pb::AuditEvent> = page
-                .audit_events
-                .into_iter()
-                .filter(|e| e.action == "organization.request.denied")
-                .collect();
-            (found.len() == 4).then_some(found)
-        })
-        .await
+        let page = self
+            .w
+            .list(&self.ada, &acme, None, 1000, "")
+            .await
+            .expect("the log");
+        let found: Vec<pb::AuditEvent> = page
+            .audit_events
+            .into_iter()
+            .filter(|e| e.action == "organization.request.denied")
+            .collect();
+        assert_eq!(found.len(), 4, "the refusals in the log");
+        found
     }
 }
 

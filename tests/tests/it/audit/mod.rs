@@ -132,17 +132,19 @@ impl World {
             .into_inner())
     }
 
-    /// Every event of an organization, newest first, once `action` is in.
-    async fn until_logged(&self, user: &User, org_id: &str, action: &str) -> Vec<pb::AuditEvent> {
-        eventually(&format!("{action} in the log"), || async {
-            let events = self
-                .list(user, &format!("organizations/{org_id}"), None, 1000, "")
-                .await
-                .ok()?
-                .audit_events;
-            events.iter().any(|e| e.action == action).then_some(events)
-        })
-        .await
+    /// Every event of an organization, newest first, `action` among them:
+    /// the log reads its writers' writes, with no waiting.
+    async fn logged_with(&self, user: &User, org_id: &str, action: &str) -> Vec<pb::AuditEvent> {
+        let events = self
+            .list(user, &format!("organizations/{org_id}"), None, 1000, "")
+            .await
+            .expect("the log")
+            .audit_events;
+        assert!(
+            events.iter().any(|e| e.action == action),
+            "{action} in the log"
+        );
+        events
     }
 
     async fn verify(&self, user: &User, org_id: &str) -> pb::VerifyChainResponse {

@@ -448,7 +448,7 @@ async fn the_log_shows_each_step_and_who_did_it(r: &Rollbar) {
         "project.deleted",
         "project.purged",
     ] {
-        let log = w.until_logged(ada, acme, action).await;
+        let log = w.logged_with(ada, acme, action).await;
         let event = log
             .iter()
             .find(|e| e.action == action)

@@ -27,7 +27,7 @@ impl Altostrat {
         let child = w.organization(&ada, "Child", Some(&root), None).await;
         let grandchild = w.organization(&ada, "Grandchild", Some(&child), None).await;
         let bobs = w.organization(&bob, "Bob's", None, None).await;
-        w.until_usage(&ada, &root, pb::Metric::SubOrganizations, 2)
+        w.assert_usage(&ada, &root, pb::Metric::SubOrganizations, 2)
             .await;
         assert_eq!(
             w.usage(&ada, &child, pb::Metric::SubOrganizations).await,
@@ -92,7 +92,7 @@ async fn a_limit_on_child_binds_its_whole_subtree(a: &mut Altostrat) {
         .await
         .unwrap();
     w.create_team(ada, grandchild, "Core").await;
-    w.until_usage(ada, root, pb::Metric::Teams, 1).await;
+    w.assert_usage(ada, root, pb::Metric::Teams, 1).await;
     assert_eq!(w.usage(ada, grandchild, pb::Metric::Teams).await, (1, 1));
     assert_eq!(w.usage(ada, child, pb::Metric::Teams).await, (0, 1));
     let denied = w
@@ -275,8 +275,8 @@ async fn soft_deleting_a_subtree_takes_it_out_of_its_ancestors(a: &mut Altostrat
         ))
         .await
         .unwrap();
-    w.until_usage(ada, root, pb::Metric::Teams, 0).await;
-    w.until_usage(ada, root, pb::Metric::SubOrganizations, 1)
+    w.assert_usage(ada, root, pb::Metric::Teams, 0).await;
+    w.assert_usage(ada, root, pb::Metric::SubOrganizations, 1)
         .await;
 }
 
@@ -299,13 +299,13 @@ async fn assigned_workspaces_have_an_account_per_top_level_organization(w: &Worl
     let assigned = w.workspace(ada, org::BillingMode::Assigned).await;
     let a1 = w.organization(ada, "A1", None, Some(&assigned)).await;
     let a2 = w.organization(ada, "A2", None, Some(&assigned)).await;
-    eventually("the ASSIGNED workspace reaching billing", || async {
-        match w.create_account(ada, &assigned, None).await {
-            Err(status) if status.code() == Code::InvalidArgument => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    // Billing knows the workspace from its creation on: ASSIGNED wants
+    // the organization an account pays for.
+    assert_status(
+        w.create_account(ada, &assigned, None).await,
+        Code::InvalidArgument,
+        "",
+    );
     let x1 = w.account(ada, &assigned, Some(&a1)).await;
     assert_eq!(x1.billing_mode, pb::BillingMode::Assigned as i32);
     assert_status(
@@ -339,8 +339,8 @@ async fn pooled_subscriptions_add_up_to_one_pool(w: &World, ada: &User) -> Strin
     let p2 = w.organization(ada, "P2", None, Some(&pooled)).await;
     let y1 = w.account(ada, &pooled, None).await;
     let y2 = w.account(ada, &pooled, None).await;
-    w.until_subscribed(ada, &p1).await;
-    w.until_subscribed(ada, &p2).await;
+    w.subscribed(ada, &p1).await;
+    w.subscribed(ada, &p2).await;
     w.pay_with(ada, &p1, &y1).await;
     w.change_plan(ada, &p1, "starter", None).await.unwrap();
     w.pay_with(ada, &p2, &y2).await;

@@ -165,9 +165,9 @@ async fn seats_count_members_and_pending_invitations(m: &mut Metering) {
         w, ada, bob, root, ..
     } = m;
     // Seats: members plus pending invitations, from rbac's events.
-    w.until_usage(ada, root, pb::Metric::Members, 2).await; // ada in Root and in Child
+    w.assert_usage(ada, root, pb::Metric::Members, 2).await; // ada in Root and in Child
     w.add_member(ada, root, bob, &["roles/member"]).await;
-    w.until_usage(ada, root, pb::Metric::Members, 3).await;
+    w.assert_usage(ada, root, pb::Metric::Members, 3).await;
     let invitation =
         rbac::invitation_service_client::InvitationServiceClient::new(w.channel.clone())
             .create_invitation(authed(
@@ -205,7 +205,7 @@ async fn seats_count_members_and_pending_invitations(m: &mut Metering) {
         ))
         .await
         .unwrap();
-    w.until_usage(ada, root, pb::Metric::Members, 3).await;
+    w.assert_usage(ada, root, pb::Metric::Members, 3).await;
 }
 
 async fn the_free_plans_five_seats_fill_and_the_next_is_refused(m: &mut Metering) -> Option<User> {
@@ -217,7 +217,7 @@ async fn the_free_plans_five_seats_fill_and_the_next_is_refused(m: &mut Metering
         w.add_member(ada, root, &user, &["roles/member"]).await;
         erin = Some(user);
     }
-    w.until_usage(ada, root, pb::Metric::Members, 5).await;
+    w.assert_usage(ada, root, pb::Metric::Members, 5).await;
     let refused = rbac::invitation_service_client::InvitationServiceClient::new(w.channel.clone())
         .create_invitation(authed(
             rbac::CreateInvitationRequest {
@@ -283,6 +283,6 @@ async fn an_external_user_takes_no_seat(m: &mut Metering, erin: Option<User>) {
         ))
         .await
         .unwrap();
-    w.until_usage(ada, root, pb::Metric::Members, 4).await;
+    w.assert_usage(ada, root, pb::Metric::Members, 4).await;
     assert_eq!(w.usage(ada, root, pb::Metric::Members).await, (3, 4));
 }

@@ -277,13 +277,11 @@ impl World {
         (usage.own_quantity, usage.subtree_quantity)
     }
 
-    /// Waits until billing counts `subtree` of `metric` at the organization.
-    async fn until_usage(&self, user: &User, org_id: &str, metric: pb::Metric, subtree: i64) {
-        eventually(
-            &format!("{} usage {subtree}", metric.as_str_name()),
-            || async { (self.usage(user, org_id, metric).await.1 == subtree).then_some(()) },
-        )
-        .await;
+    /// Asserts that billing counts `subtree` of `metric` at the
+    /// organization: usage follows the writes that change it, at once.
+    async fn assert_usage(&self, user: &User, org_id: &str, metric: pb::Metric, subtree: i64) {
+        let usage = self.usage(user, org_id, metric).await.1;
+        assert_eq!(usage, subtree, "{} usage", metric.as_str_name());
     }
 
     async fn check(
@@ -327,12 +325,11 @@ impl World {
             .unwrap())
     }
 
-    /// The root's FREE subscription, once billing made it.
-    async fn until_subscribed(&self, user: &User, org_id: &str) -> pb::Subscription {
-        eventually("the FREE subscription", || async {
-            self.subscription(user, org_id).await.ok()
-        })
-        .await
+    /// The root's FREE subscription, there from the root's creation on.
+    async fn subscribed(&self, user: &User, org_id: &str) -> pb::Subscription {
+        self.subscription(user, org_id)
+            .await
+            .expect("the FREE subscription")
     }
 
     async fn create_account(
@@ -365,22 +362,17 @@ impl World {
             .unwrap())
     }
 
-    /// Creates an account once billing knows the workspace (its creation
-    /// travels as an event).
+    /// Creates an account; billing knows the workspace from its creation
+    /// on.
     async fn account(
         &self,
         user: &User,
         workspace: &str,
         organization: Option<&str>,
     ) -> pb::BillingAccount {
-        eventually("the workspace reaching billing", || async {
-            match self.create_account(user, workspace, organization).await {
-                Ok(account) => Some(account),
-                Err(status) if status.code() == Code::NotFound => None,
-                Err(status) => panic!("{status:?}"),
-            }
-        })
-        .await
+        self.create_account(user, workspace, organization)
+            .await
+            .expect("the billing account")
     }
 
     async fn pay_with(&self, user: &User, org_id: &str, account: &pb::BillingAccount) {

@@ -298,7 +298,7 @@ impl Enterprise {
     async fn start(storage: Storage) -> Enterprise {
         let c = Catalog::start(storage).await;
         let fin = c.w.user("fin@example.com").await;
-        c.w.until_subscribed(&c.ada, &c.acme).await;
+        c.w.subscribed(&c.ada, &c.acme).await;
         let workspace = c.w.organization_workspace(&c.ada, &c.acme).await;
         let account = c.w.account(&c.ada, &workspace, None).await;
         Enterprise { c, fin, account }
@@ -354,17 +354,11 @@ async fn finance_manages_billing_and_an_admin_does_not_see_it(e: &Enterprise) {
     // Finance manages billing; an admin does not even see it.
     w.add_member(ada, acme, fin, &["roles/finance"]).await;
     w.add_member(ada, acme, bob, &["roles/admin"]).await;
-    eventually("fin's membership", || async {
-        w.subscription(fin, acme).await.ok()
-    })
-    .await;
-    eventually("bob's membership", || async {
-        match w.subscription(bob, acme).await {
-            Err(status) if status.code() == Code::PermissionDenied => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    // Billing follows the memberships at once.
+    w.subscription(fin, acme)
+        .await
+        .expect("finance reads billing");
+    assert_status(w.subscription(bob, acme).await, Code::PermissionDenied, "");
     w.pay_with(fin, acme, &e.account).await;
     let enterprise = w.change_plan(fin, acme, "enterprise", None).await.unwrap();
     assert_eq!(

@@ -18,7 +18,7 @@ impl Acme {
         let tap = w.tap().await;
         let ada = w.user("ada@example.com").await;
         let acme = w.organization(&ada, "Acme", None, None).await;
-        w.until_subscribed(&ada, &acme).await;
+        w.subscribed(&ada, &acme).await;
         let workspace = w.organization_workspace(&ada, &acme).await;
         let account = w.account(&ada, &workspace, None).await;
         w.pay_with(&ada, &acme, &account).await;

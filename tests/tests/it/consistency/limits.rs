@@ -3,6 +3,8 @@
 use super::*;
 
 type Entitlements = billing::entitlement_service_client::EntitlementServiceClient<Channel>;
+type Keys = tenantry_testkit::clients::Keys;
+type Usage = tenantry_testkit::clients::Usage;
 
 /// A sandbox with billing whose FREE plan limits nothing, so that the
 /// limits under test are the ones the test sets.
@@ -60,22 +62,22 @@ impl World {
             .unwrap();
     }
 
-    /// Creates one of `metric` under `organization` through `channel`;
-    /// `Ok(false)` when the limit refused it.
+    /// Creates one of `metric` under `organization` through `channel`: its
+    /// name, or `None` when the limit refused it.
     async fn create_one(
         channel: &Channel,
         owner: &User,
         organization: &str,
         metric: billing::Metric,
         member: Option<&User>,
-    ) -> bool {
+    ) -> Option<String> {
         let refused = |status: tonic::Status| {
             assert_eq!(
                 status.code(),
                 tonic::Code::ResourceExhausted,
                 "only the limit may refuse: {status:?}"
             );
-            false
+            None
         };
         let parent = format!("organizations/{organization}");
         match metric {
@@ -92,7 +94,9 @@ impl World {
                     &owner.token,
                 ))
                 .await
-                .map_or_else(refused, |_| true),
+                .map_or_else(refused, |r| {
+                    Some(r.into_inner().project.unwrap_or_default().name)
+                }),
             billing::Metric::SubOrganizations => Orgs::new(channel.clone())
                 .create_organization(authed(
                     org::CreateOrganizationRequest {
@@ -107,7 +111,9 @@ impl World {
                     &owner.token,
                 ))
                 .await
-                .map_or_else(refused, |_| true),
+                .map_or_else(refused, |r| {
+                    Some(r.into_inner().organization.unwrap_or_default().name)
+                }),
             // A pending invitation takes its seat.
             billing::Metric::Members => Invitations::new(channel.clone())
                 .create_invitation(authed(
@@ -122,8 +128,159 @@ impl World {
                     &owner.token,
                 ))
                 .await
-                .map_or_else(refused, |_| true),
+                .map_or_else(refused, |r| {
+                    Some(r.into_inner().invitation.unwrap_or_default().name)
+                }),
+            billing::Metric::ApiKeys => Keys::new(channel.clone())
+                .create_api_key(authed(
+                    identity_pb::CreateApiKeyRequest {
+                        parent,
+                        api_key: Some(identity_pb::ApiKey {
+                            display_name: "K".into(),
+                            permissions: vec!["project.read".into()],
+                            ..Default::default()
+                        }),
+                        request_id: String::new(),
+                    },
+                    &owner.token,
+                ))
+                .await
+                .map_or_else(refused, |r| {
+                    Some(r.into_inner().api_key.unwrap_or_default().name)
+                }),
             _ => unreachable!("not a metric under test"),
+        }
+    }
+
+    /// Removes what [`create_one`](Self::create_one) made, through
+    /// `channel`: deletes the project or organization, revokes the
+    /// invitation or key.
+    async fn remove_one(channel: &Channel, owner: &User, metric: billing::Metric, name: &str) {
+        let name = name.to_string();
+        let token = &owner.token;
+        match metric {
+            billing::Metric::Projects => {
+                let request = org::DeleteProjectRequest {
+                    name,
+                    etag: String::new(),
+                };
+                Projects::new(channel.clone())
+                    .delete_project(authed(request, token))
+                    .await
+                    .map(drop)
+            }
+            billing::Metric::SubOrganizations => {
+                let request = org::DeleteOrganizationRequest {
+                    name,
+                    ..Default::default()
+                };
+                Orgs::new(channel.clone())
+                    .delete_organization(authed(request, token))
+                    .await
+                    .map(drop)
+            }
+            billing::Metric::Members => {
+                let request = rbac::RevokeInvitationRequest {
+                    name,
+                    etag: String::new(),
+                };
+                Invitations::new(channel.clone())
+                    .revoke_invitation(authed(request, token))
+                    .await
+                    .map(drop)
+            }
+            billing::Metric::ApiKeys => {
+                let request = identity_pb::RevokeApiKeyRequest { name };
+                Keys::new(channel.clone())
+                    .revoke_api_key(authed(request, token))
+                    .await
+                    .map(drop)
+            }
+            _ => unreachable!("not a metric under test"),
+        }
+        .unwrap_or_else(|status| panic!("removing {metric:?}: {status:?}"));
+    }
+
+    /// What billing counts of `metric` at `organization`, as `GetUsage`
+    /// answers it through `channel`.
+    async fn used(
+        channel: &Channel,
+        owner: &User,
+        organization: &str,
+        metric: billing::Metric,
+    ) -> i64 {
+        Usage::new(channel.clone())
+            .get_usage(authed(
+                billing::GetUsageRequest {
+                    organization: format!("organizations/{organization}"),
+                    metric: metric as i32,
+                    ..Default::default()
+                },
+                &owner.token,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .usages
+            .remove(0)
+            .own_quantity
+    }
+}
+
+/// At a limit of 3, what one write removes is free for the caller's very
+/// next create: a deleted project, organization, revoked invitation or
+/// key gives its unit back before the removal answers — through the same
+/// process or, on `channels[1]`, another one — and usage says so at once.
+async fn a_removal_frees_its_unit_at_once(w: &World, channels: &[Channel], what: &str) {
+    let (ada, root) = w.sign_up(&format!("ada-{what}@example.com")).await;
+    let mut people = Vec::new();
+    for i in 0..12 {
+        people.push(w.sign_up(&format!("q{i}-{what}@example.com")).await.0);
+    }
+    for metric in [
+        billing::Metric::Projects,
+        billing::Metric::SubOrganizations,
+        billing::Metric::Members,
+        billing::Metric::ApiKeys,
+    ] {
+        let organization = w.organization(&ada, Some(&root)).await;
+        w.set_limit(&ada, &organization, metric, 3).await;
+        // The owner holds a seat already.
+        let room = if metric == billing::Metric::Members {
+            2
+        } else {
+            3
+        };
+        let mut people = people.iter();
+        let mut live = Vec::new();
+        for _ in 0..room {
+            let made = World::create_one(&channels[0], &ada, &organization, metric, people.next());
+            live.push(made.await.expect("room under the limit"));
+        }
+        let over = World::create_one(&channels[0], &ada, &organization, metric, people.next());
+        assert!(over.await.is_none(), "{what}: {metric:?} over the limit");
+        // The other process serves organizations (and billing) only.
+        let remover = match metric {
+            billing::Metric::Projects | billing::Metric::SubOrganizations => {
+                channels.last().unwrap()
+            }
+            _ => &channels[0],
+        };
+        for round in 0..8 {
+            World::remove_one(remover, &ada, metric, &live.remove(0)).await;
+            let used = World::used(&channels[0], &ada, &organization, metric).await;
+            assert_eq!(
+                used,
+                room - 1 + (metric == billing::Metric::Members) as i64,
+                "{what}: {metric:?} usage after removal {round}"
+            );
+            let again = World::create_one(&channels[0], &ada, &organization, metric, people.next());
+            let again = again.await;
+            assert!(
+                again.is_some(),
+                "{what}: {metric:?} refused right after removal {round}"
+            );
+            live.extend(again);
         }
     }
 }
@@ -151,7 +308,8 @@ async fn creates_allowed(
                     return allowed;
                 }
                 let member = members.get(i);
-                if World::create_one(channel, owner, organization, metric, member).await {
+                let made = World::create_one(channel, owner, organization, metric, member).await;
+                if made.is_some() {
                     allowed += 1;
                 }
             }
@@ -207,6 +365,7 @@ async fn limits_hold_exactly_for_sequential_and_concurrent_creates() {
                 );
             }
         }
+        a_removal_frees_its_unit_at_once(&w, &channels, &format!("{storage:?}")).await;
         w.sandbox.shutdown().await.unwrap();
     }
 }
@@ -249,6 +408,7 @@ async fn limits_hold_across_replicas() {
             );
         }
     }
+    a_removal_frees_its_unit_at_once(&w, &channels, "replicas").await;
     drop(replica);
     w.sandbox.shutdown().await.unwrap();
 }

@@ -8,6 +8,7 @@
 //! By concern: API keys, sessions, another tenant's names, invitations, and
 //! row-level security on Postgres.
 
+mod feeds;
 mod invitations;
 mod keys;
 mod names;
