@@ -1,5 +1,6 @@
 """The typed stub of every public service, as attributes of the clients. (Internal
-services — IndexService, EdgeReportService, ProviderWebhookService — are left out; build
+services — IndexService, BillingFeedService, AuditFeedService, EdgeReportService,
+ProviderWebhookService — are left out; build
 their stubs on `client.channel` if you need them.)"""
 
 from __future__ import annotations
