@@ -182,6 +182,48 @@ impl Directory {
         }
     }
 
+    /// The user's memberships with each organization's names, root and
+    /// sign-in policy, as the organization service lists them to the user
+    /// (`user_token`, a short token of theirs); `None` while it does not
+    /// serve them.
+    pub async fn my_organizations(&self, user_token: &str) -> Result<Option<Vec<Membership>>> {
+        let mut client = org_pb::organization_service_client::OrganizationServiceClient::new(
+            self.organization.clone(),
+        );
+        let mut summaries = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = org_pb::ListMyOrganizationsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let page = match client
+                .list_my_organizations(self.request_as(request, user_token))
+                .await
+            {
+                Ok(response) => response.into_inner(),
+                Err(status) if not_served(&status) => return Ok(None),
+                Err(status) => return Err(unavailable("the organization service", status)),
+            };
+            for mine in page.organizations {
+                let organization = mine.organization.unwrap_or_default();
+                summaries.push(Membership {
+                    organization_id: answered_organization(&organization.name)?,
+                    root_organization_id: answered_organization(&organization.root)?,
+                    require_mfa: organization.settings.is_some_and(|s| s.require_mfa),
+                    display_name: organization.display_name,
+                    slug: organization.slug,
+                    roles: mine.roles,
+                });
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(Some(summaries));
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     /// The organization's sign-in policy; `None` when it does not exist (or
     /// the organization service does not serve it yet).
     pub async fn sign_in_policy(&self, organization_id: &str) -> Result<Option<SignInPolicy>> {

@@ -334,7 +334,7 @@ impl Accounts {
     /// gets a first one, as at a first sign-in.
     pub async fn me(&self, principal: &Principal, client: &ClientInfo) -> Result<MeView> {
         let user = self.user_principal(principal).await?;
-        let mut memberships = self.inner.directory.memberships(&user.id).await?;
+        let mut memberships = self.summaries(&user).await?;
         let mut active_organization = principal.organization.clone();
         let mut organization_created = false;
         if memberships.is_empty() && !principal.mfa_pending {
@@ -346,7 +346,7 @@ impl Accounts {
                 .await?
             {
                 organization_created = true;
-                memberships = self.inner.directory.memberships(&user.id).await?;
+                memberships = self.summaries(&user).await?;
                 self.enter_first_organization(&user, principal, &organization, client)
                     .await?;
                 active_organization = Some(organization);
@@ -358,6 +358,17 @@ impl Accounts {
             active_organization,
             organization_created,
         })
+    }
+
+    /// The user's memberships as `Me` shows them: with the organizations'
+    /// names and policies, or only ids and roles while the organization
+    /// service does not serve them.
+    async fn summaries(&self, user: &UserRow) -> Result<Vec<crate::directory::Membership>> {
+        let token = self.short_user_token(user);
+        match self.inner.directory.my_organizations(&token).await? {
+            Some(summaries) => Ok(summaries),
+            None => self.inner.directory.memberships(&user.id).await,
+        }
     }
 
     /// Makes the organization `Me` just created for a user who had none the

@@ -440,3 +440,62 @@ async fn signing_keys_rotate_and_old_tokens_keep_verifying() {
         db.close().await;
     }
 }
+
+/// `Me` names each of the caller's organizations as the console's switcher
+/// shows them: display name, slug, root, roles, ownership, and whether it
+/// requires MFA of its members.
+#[tokio::test]
+async fn me_names_each_organization_with_its_root_roles_and_policy() {
+    let (sandbox, mut identity) = sandbox(Storage::Sqlite).await;
+    let signed_up = sign_up(&mut identity, "ada@example.com").await;
+    let token = signed_up.tokens.unwrap().access_token;
+    let root = signed_up.organization;
+    let department = org_pb::organization_service_client::OrganizationServiceClient::new(
+        sandbox.channel().await.unwrap(),
+    )
+    .create_organization(authed(
+        org_pb::CreateOrganizationRequest {
+            organization: Some(org_pb::Organization {
+                display_name: "Difference Engine".into(),
+                slug: "difference-engine".into(),
+                parent: root.clone(),
+                settings: Some(org_pb::OrganizationSettings {
+                    require_mfa: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        &token,
+    ))
+    .await
+    .unwrap()
+    .into_inner()
+    .organization
+    .unwrap();
+
+    let me = identity
+        .me(authed(pb::MeRequest {}, &token))
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = |name: &str| {
+        me.memberships
+            .iter()
+            .find(|m| m.organization == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", me.memberships))
+            .clone()
+    };
+    let first = summary(&root);
+    assert!(!first.organization_display_name.is_empty() && !first.organization_slug.is_empty());
+    assert_eq!(first.root_organization, root);
+    assert!(first.owner && first.roles.contains(&"roles/owner".to_string()));
+    assert!(!first.require_mfa);
+    let below = summary(&department.name);
+    assert_eq!(below.organization_display_name, "Difference Engine");
+    assert_eq!(below.organization_slug, "difference-engine");
+    assert_eq!(below.root_organization, root, "a department names its root");
+    assert!(below.require_mfa, "the department requires MFA");
+    sandbox.shutdown().await.unwrap();
+}
