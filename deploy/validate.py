@@ -1,8 +1,21 @@
 """Helpers of deploy/validate.sh (run with the venv's Python).
 
-  validate.py render-helm CHART VALUES... --out FILE [--set-json JSON]
+  validate.py render-helm CHART VALUES... --out FILE [--set-json JSON] [--set EXPR]
       renders the chart offline (Helm's Go SDK via helm-python-sdk) as the
-      release `tenantry`, into one multi-document YAML file
+      release `tenantry`, into one multi-document YAML file; --set takes
+      `helm --set` syntax
+  validate.py reject-helm CHART VALUES... [--set-json JSON] [--set EXPR] --expect TEXT
+      fails unless rendering with these values fails (values schema or a
+      template's own check) with an error containing TEXT
+  validate.py check-options CHART RENDERED.yaml VALUES...
+      fails unless every optional setting the values turn on (scheduling,
+      pull secrets, extraEnv / extraEnvFrom, per-service resources, Ingress,
+      HTTPRoute) reached the objects it belongs to, and checks the HTTPRoute
+      (a CRD kubernetes-validate has no schema for) structurally
+  validate.py check-helm-readme CHART
+      fails unless the values table of CHART/README.md documents every key of
+      values.yaml and values.schema.json, nothing else, with the defaults of
+      values.yaml
   validate.py lint-helm CHART VALUES... --kube-version vX.Y.Z
       `helm lint --strict`; fails on any warning or error
   validate.py metrics REPO
@@ -59,12 +72,22 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def render_helm(args: argparse.Namespace) -> int:
+def cli_values(args: argparse.Namespace) -> dict:
+    """The values files, then --set-json, then --set, as helm merges them."""
     import helm_python as helm
 
     values = load_values(args.values)
     for extra in args.set_json or []:
         values = deep_merge(values, json.loads(extra))
+    for expression in args.set or []:
+        values = deep_merge(values, helm.parse_set_string(expression))
+    return values
+
+
+def render_helm(args: argparse.Namespace) -> int:
+    import helm_python as helm
+
+    values = cli_values(args)
     with helm.Chart.load(args.chart) as chart:
         chart.validate_schema(chart.merge_values(values))
         rendered = chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
@@ -78,6 +101,25 @@ def render_helm(args: argparse.Namespace) -> int:
     Path(args.out).write_text(yaml.safe_dump_all(docs, sort_keys=False))
     print(f"rendered {len(docs)} objects from {args.chart}")
     return 0
+
+
+def reject_helm(args: argparse.Namespace) -> int:
+    import helm_python as helm
+
+    values = cli_values(args)
+    try:
+        with helm.Chart.load(args.chart) as chart:
+            chart.validate_schema(chart.merge_values(values))
+            chart.render(values=values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    except helm.HelmError as error:
+        message = " ".join(str(error).split())
+        if args.expect.lower() in message.lower():
+            print(f"refused as expected: {message}")
+            return 0
+        print(f"refused, but not for the expected reason ({args.expect!r}): {message}")
+        return 1
+    print(f"accepted values that should have been refused: {json.dumps(values)}")
+    return 1
 
 
 def lint_helm(args: argparse.Namespace) -> int:
@@ -96,6 +138,263 @@ def lint_helm(args: argparse.Namespace) -> int:
         print(f"[ERROR] {error}")
     print(f"helm lint: {report.get('total_charts_linted', 0)} chart(s), {'FAILED' if failed else 'ok'}")
     return 1 if failed else 0
+
+
+SCHEDULING = ("nodeSelector", "tolerations", "affinity", "priorityClassName", "imagePullSecrets")
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+
+
+def expected_extra_env(values: dict, service: str) -> list[dict]:
+    """What the chart appends to a service's env: the top-level extraEnv, a
+    service's own entry replacing one of the same name, then the service's."""
+    own = values["services"][service].get("extraEnv") or []
+    names = {entry["name"] for entry in own}
+    return [e for e in values.get("extraEnv") or [] if e["name"] not in names] + list(own)
+
+
+def check_options(args: argparse.Namespace) -> int:
+    import helm_python as helm
+
+    with helm.Chart.load(args.chart) as chart:
+        defaults = chart.values
+        values = chart.merge_values(load_values(args.values))
+    objects = [doc for doc in yaml.safe_load_all(Path(args.rendered).read_text()) if doc]
+    problems: list[str] = []
+
+    def need(condition, problem: str) -> None:
+        if not condition:
+            problems.append(problem)
+
+    def of_kind(kind: str) -> dict[str, dict]:
+        return {
+            (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component", o["metadata"]["name"]): o
+            for o in objects
+            if o["kind"] == kind
+        }
+
+    # Values that leave an option off would make the checks below vacuous.
+    for key in SCHEDULING + ("extraEnv", "extraEnvFrom"):
+        need(values.get(key), f"values: {key} is not set, nothing to check")
+    need(values["ingress"]["enabled"] and values["httpRoute"]["enabled"], "values: ingress or httpRoute not enabled")
+    need(values["migration"]["enabled"], "values: migration not enabled (its Job is checked too)")
+    services = values["services"]
+    need(any(s.get("extraEnv") for s in services.values()), "values: no services.<name>.extraEnv")
+    need(any(s.get("extraEnvFrom") for s in services.values()), "values: no services.<name>.extraEnvFrom")
+    changed = [n for n, s in services.items() if s["resources"] != defaults["services"][n]["resources"]]
+    need(changed, "values: no services.<name>.resources differs from the chart's default")
+
+    deployments = of_kind("Deployment")
+    jobs = of_kind("Job")
+    need(set(deployments) == set(services), f"Deployments {sorted(deployments)} != services {sorted(services)}")
+    need("migrate" in jobs, "no migration Job")
+    config_maps = [o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"]
+
+    # Scheduling and pull secrets: on every pod, the migration Job's too.
+    for component, obj in [*deployments.items(), *jobs.items()]:
+        pod = obj["spec"]["template"]["spec"]
+        for key in SCHEDULING:
+            need(pod.get(key) == values[key], f"{obj['kind']}/{obj['metadata']['name']}: {key} is {pod.get(key)!r}")
+
+    for name, obj in sorted(deployments.items()):
+        where = f"Deployment/{obj['metadata']['name']}"
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        env = container.get("env", [])
+        names = [e["name"] for e in env]
+        need(len(names) == len(set(names)), f"{where}: an env name twice: {names}")
+        extra = expected_extra_env(values, name)
+        need(env[len(env) - len(extra) :] == extra, f"{where}: env does not end with extraEnv {[e['name'] for e in extra]}")
+        need(
+            any("secretKeyRef" in (e.get("valueFrom") or {}) for e in extra),
+            f"{where}: no extraEnv entry takes its value from a Secret",
+        )
+        env_from = container.get("envFrom", [])
+        wanted = (values.get("extraEnvFrom") or []) + (services[name].get("extraEnvFrom") or [])
+        need(
+            len(env_from) == 1 + len(wanted)
+            and env_from[0].get("configMapRef", {}).get("name") in config_maps
+            and env_from[1:] == wanted,
+            f"{where}: envFrom is {env_from}, not the ConfigMap then {wanted}",
+        )
+        need(container.get("resources") == services[name]["resources"], f"{where}: resources are not services.{name}.resources")
+    for obj in jobs.values():
+        container = obj["spec"]["template"]["spec"]["containers"][0]
+        extra_names = {e["name"] for e in values.get("extraEnv") or []}
+        need(
+            not extra_names & {e["name"] for e in container.get("env", [])} and "envFrom" not in container,
+            f"Job/{obj['metadata']['name']}: got extraEnv or envFrom (only the services do)",
+        )
+
+    # The edge: Ingress and HTTPRoute lead to the gateway's Service, port http.
+    gateway = of_kind("Service").get("gateway")
+    need(gateway, "no gateway Service")
+    http_port = next((p for p in (gateway or {}).get("spec", {}).get("ports", []) if p["name"] == "http"), None)
+    need(http_port, "the gateway Service has no port named http")
+    # -1: no backend can match a port that is not there.
+    http_number = (http_port or {}).get("port", -1)
+    gateway_name = (gateway or {}).get("metadata", {}).get("name")
+    ingresses = [o for o in objects if o["kind"] == "Ingress"]
+    need(len(ingresses) == 1, f"{len(ingresses)} Ingresses, not 1")
+    for ingress in ingresses:
+        spec = ingress["spec"]
+        where = f"Ingress/{ingress['metadata']['name']}"
+        wanted = values["ingress"]
+        need(spec.get("ingressClassName") == (wanted["className"] or None), f"{where}: ingressClassName")
+        need(spec.get("tls") == (wanted["tls"] or None), f"{where}: tls is not ingress.tls")
+        need(ingress["metadata"].get("annotations") == (wanted["annotations"] or None), f"{where}: annotations")
+        rules = spec.get("rules", [])
+        need([r.get("host") for r in rules] == [h.get("host") for h in wanted["hosts"]], f"{where}: hosts")
+        for rule, host in zip(rules, wanted["hosts"]):
+            paths = rule["http"]["paths"]
+            expected = [(p["path"], p.get("pathType", "Prefix")) for p in host.get("paths") or [{"path": "/"}]]
+            need([(p["path"], p["pathType"]) for p in paths] == expected, f"{where}: paths of {rule.get('host')}")
+            for path in paths:
+                backend = path["backend"]["service"]
+                need(
+                    backend["name"] == gateway_name
+                    and ((backend["port"].get("name") == "http" and http_port is not None) or backend["port"].get("number") == http_number),
+                    f"{where}: backend {backend} is not {gateway_name}:http",
+                )
+    routes = [o for o in objects if o["kind"] == "HTTPRoute"]
+    need(len(routes) == 1, f"{len(routes)} HTTPRoutes, not 1")
+    for route in routes:
+        where = f"HTTPRoute/{route['metadata']['name']}"
+        spec = route.get("spec") or {}
+        wanted = values["httpRoute"]
+        need(route.get("apiVersion") == GATEWAY_API, f"{where}: apiVersion {route.get('apiVersion')}, not {GATEWAY_API}")
+        need(set(route) <= {"apiVersion", "kind", "metadata", "spec"}, f"{where}: unexpected top-level fields")
+        need(set(spec) <= {"parentRefs", "hostnames", "rules"}, f"{where}: unknown spec fields {sorted(spec)}")
+        need(spec.get("parentRefs") and spec["parentRefs"] == wanted["parentRefs"], f"{where}: parentRefs are not httpRoute.parentRefs")
+        for ref in spec.get("parentRefs") or []:
+            need(isinstance(ref.get("name"), str) and ref["name"], f"{where}: a parentRef without a name")
+        need(spec.get("hostnames") == (wanted["hostnames"] or None), f"{where}: hostnames are not httpRoute.hostnames")
+        for hostname in spec.get("hostnames") or []:
+            need(re.fullmatch(r"(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", hostname), f"{where}: hostname {hostname!r}")
+        need(route["metadata"].get("annotations") == (wanted["annotations"] or None), f"{where}: annotations")
+        rules = spec.get("rules") or []
+        need(rules, f"{where}: no rules")
+        for rule in rules:
+            for match in rule.get("matches") or []:
+                path = match.get("path") or {}
+                need(path.get("type") in ("PathPrefix", "Exact", "RegularExpression"), f"{where}: path match type {path.get('type')}")
+                need(str(path.get("value", "/")).startswith("/"), f"{where}: path match value {path.get('value')}")
+            refs = rule.get("backendRefs") or []
+            need(refs, f"{where}: a rule without backendRefs")
+            for ref in refs:
+                need(
+                    ref.get("group", "") == "" and ref.get("kind", "Service") == "Service",
+                    f"{where}: backendRef {ref} is not a core Service",
+                )
+                need(
+                    ref.get("name") == gateway_name and ref.get("port") == http_number,
+                    f"{where}: backendRef {ref} is not {gateway_name}:{http_number}",
+                )
+    if problems:
+        print("chart options that did not land:")
+        for problem in problems:
+            print("  " + problem)
+        return 1
+    print(
+        f"options landed: scheduling and pull secrets on {len(deployments) + len(jobs)} pod templates; extraEnv, "
+        f"extraEnvFrom and resources on {len(deployments)} Deployments (own resources: {', '.join(changed)}); "
+        f"Ingress and HTTPRoute to {gateway_name}:{http_number}"
+    )
+    return 0
+
+
+README_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|([^|]*)\|([^|]*)\|(.*)\|\s*$")
+SERVICE_KEY = "services.<name>."
+
+
+def value_paths(node, prefix: str = "") -> dict[str, object]:
+    """Every key of a values tree, dotted, with its value."""
+    out: dict[str, object] = {}
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            out[path] = value
+            out.update(value_paths(value, path + "."))
+    return out
+
+
+def schema_paths(schema: dict, root: dict, prefix: str = "") -> dict[str, bool]:
+    """Every property of the values schema, dotted: {path: has sub-properties}."""
+    if "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[1]]
+    out: dict[str, bool] = {}
+    for key, sub in (schema.get("properties") or {}).items():
+        resolved = root["definitions"][sub["$ref"].rsplit("/", 1)[1]] if "$ref" in sub else sub
+        out[prefix + key] = bool(resolved.get("properties"))
+        out.update(schema_paths(sub, root, f"{prefix}{key}."))
+    return out
+
+
+def check_helm_readme(args: argparse.Namespace) -> int:
+    chart = Path(args.chart)
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    schema = json.loads((chart / "values.schema.json").read_text())
+    service_names = sorted(values["services"])
+    in_values = value_paths(values)
+    # `global` is Helm's, for subcharts: not the chart's to document.
+    in_schema = {k: v for k, v in schema_paths(schema, schema).items() if k != "global" and not k.startswith("global.")}
+    leaves = {k for k, v in in_values.items() if not isinstance(v, dict) or not v}
+    leaves |= {k for k, has_children in in_schema.items() if not has_children}
+
+    rows: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    readme = (chart / "README.md").read_text().splitlines()
+    in_table = False
+    for number, line in enumerate(readme, 1):
+        # The table under the header `| Key | Type | Default | Description |`, up to its end.
+        if re.fullmatch(r"\|\s*Key\s*\|\s*Type\s*\|\s*Default\s*\|\s*Description\s*\|", line.strip()):
+            in_table = True
+            continue
+        if in_table and not line.startswith("|"):
+            in_table = False
+        match = README_ROW.match(line) if in_table else None
+        if not match:
+            continue
+        key, _type, default = match.group(1), match.group(2).strip(), match.group(3).strip()
+        if key in rows:
+            problems.append(f"README.md:{number}: `{key}` twice")
+        rows[key] = (default, f"README.md:{number}")
+    if not rows:
+        problems.append("README.md: no values table (rows `| `key` | type | default | description |`)")
+
+    documented: set[str] = set()
+    for key, (default, where) in rows.items():
+        expanded = [key.replace(SERVICE_KEY, f"services.{n}.") for n in service_names] if key.startswith(SERVICE_KEY) else [key]
+        for path in expanded:
+            if path not in in_values and path not in in_schema:
+                problems.append(f"{where}: `{key}` is neither in values.yaml nor in values.schema.json (stale?)")
+                break
+            documented.add(path)
+        else:
+            literal = re.fullmatch(r"`([^`]*)`", default)
+            if literal:
+                wanted = yaml.safe_load(literal.group(1))
+                for path in expanded:
+                    if in_values.get(path) != wanted:
+                        problems.append(f"{where}: `{key}` default {default} but values.yaml has {json.dumps(in_values.get(path))}")
+                        break
+            elif not key.startswith(SERVICE_KEY):
+                problems.append(f"{where}: `{key}`: the default must be a `literal` (values.yaml has {json.dumps(in_values.get(key))})")
+    for path in sorted(documented):
+        if any(path.startswith(other + ".") for other in documented):
+            problems.append(f"`{path}` is documented along with a key above it")
+    missing = sorted(
+        leaf for leaf in leaves if not any(leaf == d or leaf.startswith(d + ".") for d in documented)
+    )
+    generic = sorted({re.sub(r"^services\.[^.]+\.", SERVICE_KEY, m) for m in missing})
+    for key in generic:
+        example = json.dumps(in_values.get(key.replace(SERVICE_KEY, f"services.{service_names[0]}."), None))
+        problems.append(f"README.md: `{key}` is not documented; a row: | `{key}` | … | `{example}` | … |")
+    if problems:
+        print("the chart's README.md and its values disagree:")
+        for problem in problems:
+            print("  " + problem)
+        return 1
+    print(f"README.md documents {len(rows)} keys covering all {len(leaves)} keys of values.yaml and values.schema.json")
+    return 0
 
 
 def normalize(obj: dict) -> dict:
@@ -310,7 +609,23 @@ def main() -> int:
     p.add_argument("values", nargs="*")
     p.add_argument("--out", required=True)
     p.add_argument("--set-json", action="append")
+    p.add_argument("--set", action="append")
     p.set_defaults(run=render_helm)
+    p = sub.add_parser("reject-helm")
+    p.add_argument("chart")
+    p.add_argument("values", nargs="*")
+    p.add_argument("--set-json", action="append")
+    p.add_argument("--set", action="append")
+    p.add_argument("--expect", required=True)
+    p.set_defaults(run=reject_helm)
+    p = sub.add_parser("check-options")
+    p.add_argument("chart")
+    p.add_argument("rendered")
+    p.add_argument("values", nargs="*")
+    p.set_defaults(run=check_options)
+    p = sub.add_parser("check-helm-readme")
+    p.add_argument("chart")
+    p.set_defaults(run=check_helm_readme)
     p = sub.add_parser("lint-helm")
     p.add_argument("chart")
     p.add_argument("values", nargs="*")

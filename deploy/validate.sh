@@ -2,9 +2,12 @@
 # Validates everything under deploy/ without a cluster, Docker or network
 # (once its venv exists): yamllint; every kustomize overlay rendered and
 # checked with `kubernetes-validate --strict`; the Helm chart linted,
-# rendered and checked the same way, and compared object by object with the
-# kustomize production overlay; the alert rules and the dashboard checked
-# against the metrics the code records (and with promtool when installed).
+# rendered and checked the same way, compared object by object with the
+# kustomize production overlay, rendered with every option on (each option
+# looked for where it belongs), refusing misspelled or conflicting values,
+# its README's values table checked against values.yaml; the alert rules and
+# the dashboard checked against the metrics the code records (and with
+# promtool when installed).
 #
 #   bash deploy/validate.sh            # no stdin needed; exits non-zero on any failure
 #   bash deploy/validate.sh --smoke    # also run the rendered production overlay here
@@ -28,7 +31,7 @@ SMOKE=${DEPLOY_SMOKE:-0}
 for arg in "$@"; do
   case "$arg" in
     --smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -156,6 +159,32 @@ check "kubernetes-validate helm (minimal)" kube_validate "$OUT/helm-minimal.yaml
 check "helm render (production values + serviceMonitor)" render production-servicemonitor "$PRODUCTION" \
   --set-json '{"serviceMonitor":{"enabled":true}}'
 check "kubernetes-validate helm (production + serviceMonitor)" kube_validate "$OUT/helm-production-servicemonitor.yaml"
+# Every optional setting on (deploy/helm/tenantry/ci/all-options-values.yaml,
+# on top of production): rendered, validated, and each setting found where
+# it belongs. The HTTPRoute is a CRD kubernetes-validate only warns about:
+# check-options checks it structurally.
+ALL_OPTIONS=$CHART/ci/all-options-values.yaml
+check "helm lint --strict (all options)" "$PY" deploy/validate.py lint-helm "$CHART" "$PRODUCTION" "$ALL_OPTIONS" --kube-version "v$first_version"
+check "helm render (all options)" render all-options "$PRODUCTION" "$ALL_OPTIONS"
+check "kubernetes-validate helm (all options)" kube_validate "$OUT/helm-all-options.yaml"
+check "helm (all options): every option landed, HTTPRoute well-formed" \
+  "$PY" deploy/validate.py check-options "$CHART" "$OUT/helm-all-options.yaml" "$PRODUCTION" "$ALL_OPTIONS"
+# What must not render: a misspelled key (the schema is strict), an extraEnv
+# entry that is not an EnvVar, a name the chart sets, an edge without a target.
+reject() { # EXPECTED [--set EXPR | --set-json JSON]…
+  local expected=$1
+  shift
+  "$PY" deploy/validate.py reject-helm "$CHART" "$@" --expect "$expected"
+}
+check "helm refuses --set nodeSelectr.x=y" reject "'nodeSelectr' not allowed" --set nodeSelectr.x=y
+check "helm refuses --set ingress.hostz[0].host=x" reject "'hostz' not allowed" --set 'ingress.hostz[0].host=x'
+check "helm refuses an extraEnv entry with a misspelled secretKeyRef" reject "'secretKeyRefs' not allowed" \
+  --set-json '{"extraEnv":[{"name":"X","valueFrom":{"secretKeyRefs":{"name":"s","key":"k"}}}]}'
+check "helm refuses extraEnv naming a variable the chart sets" reject "DATABASE_URL is set by the chart" \
+  --set-json '{"services":{"rbac":{"extraEnv":[{"name":"DATABASE_URL","value":"postgres://x"}]}}}'
+check "helm refuses an Ingress without hosts" reject "minItems" --set ingress.enabled=true
+check "helm refuses an HTTPRoute without parentRefs" reject "minItems" --set httpRoute.enabled=true
+check "chart README.md documents every value, with its default" "$PY" deploy/validate.py check-helm-readme "$CHART"
 check "helm (production values) = kustomize overlays/production" \
   "$PY" deploy/validate.py compare "$OUT/kustomize-production.yaml" "$OUT/helm-production.yaml"
 check "helm (+ serviceMonitor) = kustomize production + components/servicemonitor" \

@@ -89,6 +89,84 @@ mailers: [identity, organization, rbac]
       key: {{ .key }}
 {{- end -}}
 
+{{/* The chart's own env entries of one service's container:
+(dict "ctx" $ "name" "rbac" "fullname" $fullname "secret" $secret). */}}
+{{- define "tenantry.env" -}}
+- name: OTEL_SERVICE_NAME
+  value: {{ $.fullname }}-{{ $.name }}
+{{- /* The edge holds no storage credentials: the gateway alone opens no database and no bus. */}}
+{{- if ne $.name "gateway" }}
+{{ include "tenantry.secretEnv" (dict "name" "DATABASE_URL" "key" "database-url" "secret" $.secret) }}
+{{ include "tenantry.secretEnv" (dict "name" "NATS_URL" "key" "nats-url" "secret" $.secret) }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_PAGE_TOKEN_KEY" "key" "page-token-key" "secret" $.secret) }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_INTERNAL_KEY" "key" "internal-key" "secret" $.secret) }}
+{{- end }}
+{{- if eq $.name "identity" }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_SEALING_KEYS__PRIMARY" "key" "sealing-key" "secret" $.secret) }}
+{{- end }}
+{{- if eq $.name "audit" }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_AUDIT__CHECKPOINT_KEY" "key" "audit-checkpoint-key" "secret" $.secret) }}
+{{- end }}
+{{- /* The gateway reports what it refused at the edge to audit with a key of its own. */}}
+{{- if or (eq $.name "gateway") (eq $.name "audit") }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_EDGE_KEY" "key" "edge-key" "secret" $.secret) }}
+{{- end }}
+{{- if and (eq $.name "gateway") $.ctx.Values.gateway.redis.enabled }}
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_GATEWAY__REDIS_URL" "key" "redis-url" "secret" $.secret) }}
+{{- end }}
+{{- if and (eq $.name "billing") $.ctx.Values.billing.stripe.enabled }}
+- name: TENANTRY_BILLING__PROVIDERS__STRIPE__KIND
+  value: stripe
+{{ include "tenantry.secretEnv" (dict "name" "TENANTRY_BILLING__PROVIDERS__STRIPE__WEBHOOK_SECRET" "key" "stripe-webhook-secret" "secret" $.secret) }}
+{{- end }}
+{{- end -}}
+
+{{/* The user's env entries of one service's container, top-level extraEnv
+then services.<name>.extraEnv, a service's entry replacing a top-level one
+of the same name: (dict "ctx" $ "name" "rbac" "env" <the chart's entries>).
+Fails on a name the chart sets: Kubernetes would keep the later one of two
+silently, and server-side apply refuses the pair. */}}
+{{- define "tenantry.extraEnv" -}}
+{{- $own := (index .ctx.Values.services .name).extraEnv | default list -}}
+{{- $ownNames := list -}}
+{{- range $own }}{{ $ownNames = append $ownNames .name }}{{ end -}}
+{{- $extra := list -}}
+{{- range .ctx.Values.extraEnv }}{{ if not (has .name $ownNames) }}{{ $extra = append $extra . }}{{ end }}{{ end -}}
+{{- $extra = concat $extra $own -}}
+{{- $taken := list -}}
+{{- range (.env | fromYamlArray) }}{{ $taken = append $taken .name }}{{ end -}}
+{{- $seen := list -}}
+{{- range $extra -}}
+{{- if has .name $taken -}}
+{{- fail (printf "extraEnv: %s is set by the chart for %s (from existingSecret or the values); set it there instead" .name $.name) -}}
+{{- end -}}
+{{- if has .name $seen -}}
+{{- fail (printf "extraEnv: %s is listed twice for %s" .name $.name) -}}
+{{- end -}}
+{{- $seen = append $seen .name -}}
+{{- end -}}
+{{- with $extra }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+
+{{/* Where the pods run: nodeSelector, tolerations, affinity, priorityClassName. */}}
+{{- define "tenantry.scheduling" -}}
+{{- with .Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{- define "tenantry.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 65532
