@@ -501,9 +501,20 @@ MACRO = re.compile(r"\b(?:metrics::)?(counter|histogram|gauge)!\(")
 TARGET_LABELS = {"namespace", "job", "pod", "instance", "service", "container", "endpoint"}
 
 
+CATALOG_ROW = re.compile(r"^\| `([a-z_:][a-z0-9_:]*)` \| (counter|gauge|histogram) \| ([^|]*) \|")
+
+
 def code_metrics(repo: Path) -> dict[str, tuple[str, set[str]]]:
-    """{name: (kind, labels)} from every metrics macro under shared/ and services/."""
+    """{name: (kind, labels)} from every metrics macro under shared/ and services/,
+    and from the metrics table of deploy/README.md (the code's catalog, which a Rust
+    test keeps equal to it): process metrics come from a collector, not a macro."""
     found: dict[str, tuple[str, set[str]]] = {}
+    for line in (repo / "deploy/README.md").read_text().splitlines():
+        row = CATALOG_ROW.match(line)
+        if row:
+            # A label is a name outside the parentheses that list its values.
+            labels = set(re.findall(r"`([a-z_][a-z0-9_]*)`", re.sub(r"\([^()]*\)", "", row.group(3))))
+            found[row.group(1)] = (row.group(2), labels)
     for path in sorted([*repo.glob("shared/**/*.rs"), *repo.glob("services/**/*.rs")]):
         text = path.read_text()
         for match in MACRO.finditer(text):

@@ -162,6 +162,7 @@ pub async fn start_until(
     stop: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
     let telemetry = telemetry::init(&config.log)?;
+    telemetry::record_build_info(env!("CARGO_PKG_VERSION"), env!("TENANTRY_COMMIT"));
     // Bind both ports before anything else, so a port in use fails the
     // start cleanly.
     let grpc_listener = bind("grpc_addr", config.grpc_addr).await?;

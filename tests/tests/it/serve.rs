@@ -236,7 +236,72 @@ async fn operational_endpoints_answer_and_count_calls() {
         metrics.contains("tenantry_db_pool_connections{state=\"max\"}"),
         "{metrics}"
     );
+    every_metric_is_described_and_in_the_catalog(&metrics);
+    // What the process runs, and the process and its runtime themselves.
+    let build = metrics
+        .lines()
+        .find(|line| line.starts_with("tenantry_build_info{"))
+        .unwrap_or_else(|| panic!("no build info in\n{metrics}"));
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        build.contains(&version) && build.contains("commit=\"") && build.ends_with(" 1"),
+        "{build}"
+    );
+    // (CPU time counts whole seconds, and the global queue may be empty.)
+    for (family, positive) in [
+        ("process_resident_memory_bytes", true),
+        ("process_open_fds", true),
+        ("process_start_time_seconds", true),
+        ("process_cpu_seconds_total", false),
+        ("tenantry_tokio_workers", true),
+        ("tenantry_tokio_alive_tasks", true),
+        ("tenantry_tokio_global_queue_depth", false),
+    ] {
+        let sample = metrics
+            .lines()
+            .find(|line| line.starts_with(&format!("{family} ")))
+            .unwrap_or_else(|| panic!("{family} missing from\n{metrics}"));
+        let value: f64 = sample.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(value > 0.0 || (!positive && value == 0.0), "{sample}");
+    }
     sandbox.shutdown().await.unwrap();
+}
+
+/// Every family in the exposition has its `# HELP` and `# TYPE`, both as
+/// the metrics catalog says, and no sample belongs to a family the catalog
+/// does not know.
+fn every_metric_is_described_and_in_the_catalog(metrics: &str) {
+    use tenantry_kit::telemetry::catalog;
+    let mut described = std::collections::BTreeMap::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap();
+            described.insert(name.to_string(), help.to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            let doc = catalog::find(name).unwrap_or_else(|| panic!("{name} is not in the catalog"));
+            assert_eq!(kind, doc.kind.as_str(), "{name}'s type");
+            assert_eq!(
+                described.get(name),
+                Some(&catalog::help_text(doc)),
+                "{name} has its HELP before its TYPE"
+            );
+        } else if !line.is_empty() {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| {
+                    name.strip_suffix(suffix)
+                        .filter(|f| catalog::find(f).is_some())
+                })
+                .unwrap_or(name);
+            assert!(
+                catalog::find(family).is_some(),
+                "{name} is not in the catalog"
+            );
+        }
+    }
+    assert!(described.len() > 10, "{metrics}");
 }
 
 #[tokio::test]

@@ -6,7 +6,11 @@
 //!   [`GrpcTelemetryLayer`] and written into outgoing calls by
 //!   [`inject_trace_context`].
 //! - Metrics: the `metrics` facade with a Prometheus recorder; the binary
-//!   serves [`Telemetry::render_metrics`] at `/metrics`.
+//!   serves [`Telemetry::render_metrics`] at `/metrics`. Every metric is in
+//!   [`catalog`], which gives each its `# HELP`; process and runtime
+//!   metrics are read at each scrape.
+
+pub mod catalog;
 
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -98,6 +102,7 @@ pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
     let prometheus = recorder.handle();
     if metrics::set_global_recorder(recorder).is_ok() {
         spawn_upkeep(prometheus.clone());
+        catalog::describe_all();
     }
 
     let telemetry = Telemetry {
@@ -156,8 +161,10 @@ fn tracer_provider() -> anyhow::Result<(SdkTracerProvider, bool)> {
 }
 
 impl Telemetry {
-    /// The Prometheus text exposition of every metric recorded so far.
+    /// The Prometheus text exposition of every metric recorded so far, with
+    /// the process's and the async runtime's read now.
     pub fn render_metrics(&self) -> String {
+        record_process_and_runtime();
         self.prometheus.render()
     }
 
@@ -168,6 +175,29 @@ impl Telemetry {
         {
             tracing::warn!(%error, "flushing traces at shutdown failed");
         }
+    }
+}
+
+/// Records `tenantry_build_info` for this process: the release and the
+/// source revision it was built from.
+pub fn record_build_info(version: &'static str, commit: &'static str) {
+    metrics::gauge!("tenantry_build_info", "version" => version, "commit" => commit).set(1.0);
+}
+
+/// Reads the process's CPU, memory, file descriptors and threads (the
+/// names client_golang gives them) and the async runtime's workers and
+/// queues, for a scrape.
+fn record_process_and_runtime() {
+    static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
+    PROCESS
+        .get_or_init(metrics_process::Collector::default)
+        .collect();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let runtime = runtime.metrics();
+        metrics::gauge!("tenantry_tokio_workers").set(runtime.num_workers() as f64);
+        metrics::gauge!("tenantry_tokio_alive_tasks").set(runtime.num_alive_tasks() as f64);
+        metrics::gauge!("tenantry_tokio_global_queue_depth")
+            .set(runtime.global_queue_depth() as f64);
     }
 }
 
