@@ -226,8 +226,25 @@ impl Config {
         services: &[ServiceKind],
         password_on_command_line: bool,
     ) -> anyhow::Result<()> {
-        if self.mode != Mode::Production {
+        let problems = self.production_problems(services, password_on_command_line);
+        if problems.is_empty() {
             return Ok(());
+        }
+        anyhow::bail!(
+            "unsafe configuration for `mode = \"production\"`:\n  - {}",
+            problems.join("\n  - ")
+        )
+    }
+
+    /// What [`check_production`](Self::check_production) refuses, each
+    /// problem on its own; empty outside production mode.
+    pub fn production_problems(
+        &self,
+        services: &[ServiceKind],
+        password_on_command_line: bool,
+    ) -> Vec<String> {
+        if self.mode != Mode::Production {
+            return Vec::new();
         }
         let mut problems = Vec::new();
         // A gateway alone opens no database and no bus.
@@ -274,7 +291,9 @@ impl Config {
                 "`audit.checkpoint_key` is unset: a generated key signs checkpoints nobody can verify later; set TENANTRY_AUDIT__CHECKPOINT_KEY (from a Secret)".to_string(),
             );
         }
-        if (services.contains(&ServiceKind::Identity) || services.contains(&ServiceKind::Gateway))
+        // Only identity writes it (into its discovery documents); a
+        // gateway has `gateway.public_url` of its own.
+        if services.contains(&ServiceKind::Identity)
             && self.identity.public_base_url
                 == tenantry_identity::Options::default().public_base_url
         {
@@ -287,13 +306,43 @@ impl Config {
                 "`nats_url` is unset while the services run in separate processes; set NATS_URL=nats://…".to_string(),
             );
         }
-        if problems.is_empty() {
-            return Ok(());
+        // Development assumes an unset peer runs in this process; in a
+        // split deployment that is never so, and every call to it (the
+        // token keys first) would fail after the start.
+        for peer in self.missing_peers(services) {
+            problems.push(format!(
+                "`peers.{peer}` is unset, but this process calls the {peer} service and does not run it; set TENANTRY_PEERS__{}=http://<{peer} host>:50051",
+                peer.name().to_uppercase()
+            ));
         }
-        anyhow::bail!(
-            "unsafe configuration for `mode = \"production\"`:\n  - {}",
-            problems.join("\n  - ")
-        )
+        problems
+    }
+
+    /// The services the given ones call (identity for its token keys
+    /// included) that run elsewhere and have no `[peers]` address.
+    pub fn missing_peers(&self, services: &[ServiceKind]) -> Vec<ServiceKind> {
+        let mut needed: Vec<ServiceKind> = services
+            .iter()
+            .flat_map(|kind| kind.peers().iter().copied())
+            .chain(std::iter::once(ServiceKind::Identity))
+            .filter(|kind| !services.contains(kind))
+            .collect();
+        needed.sort();
+        needed.dedup();
+        needed.retain(|kind| self.peer(*kind).is_none());
+        needed
+    }
+
+    /// The configured address of `kind`'s service.
+    fn peer(&self, kind: ServiceKind) -> Option<&String> {
+        match kind {
+            ServiceKind::Identity => self.peers.identity.as_ref(),
+            ServiceKind::Organization => self.peers.organization.as_ref(),
+            ServiceKind::Rbac => self.peers.rbac.as_ref(),
+            ServiceKind::Billing => self.peers.billing.as_ref(),
+            ServiceKind::Audit => self.peers.audit.as_ref(),
+            ServiceKind::Gateway => None,
+        }
     }
 
     /// Loads and validates the configuration.
@@ -303,8 +352,76 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks values that parse but make no sense, naming the key.
+    /// Checks values that parse but make no sense, naming the key; every
+    /// problem at once.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let problems = self.problems();
+        match problems.as_slice() {
+            [] => Ok(()),
+            [one] => anyhow::bail!("{one}"),
+            _ => anyhow::bail!("{}", problems.join("\n")),
+        }
+    }
+
+    /// Every value that parses but makes no sense, each naming its key.
+    /// A service's options report their first problem.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut check = |result: anyhow::Result<()>| {
+            if let Err(error) = result {
+                problems.push(format!("{error:#}"));
+            }
+        };
+        check(self.validate_transport());
+        check(self.validate_keys());
+        for proxy in self.trusted_proxies.iter().flatten() {
+            check(
+                tenantry_kit::net::Cidr::parse(proxy)
+                    .map(|_| ())
+                    .map_err(|e| anyhow::anyhow!("invalid configuration: `trusted_proxies`: {e}")),
+            );
+        }
+        check(self.auth.validate());
+        for (key, url) in [
+            ("peers.identity", &self.peers.identity),
+            ("peers.organization", &self.peers.organization),
+            ("peers.rbac", &self.peers.rbac),
+            ("peers.billing", &self.peers.billing),
+            ("peers.audit", &self.peers.audit),
+        ] {
+            if let Some(url) = url {
+                check(
+                    if url.starts_with("http://") || url.starts_with("https://") {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!(
+                            "invalid configuration: `{key}` must be an http:// or https:// URL"
+                        ))
+                    },
+                );
+            }
+        }
+        check(self.identity.validate());
+        check(self.organization.validate());
+        check(self.rbac.validate());
+        check(self.billing.validate());
+        check(self.audit.validate());
+        check(self.gateway.validate());
+        if self.database.max_connections == 0 {
+            check(Err(anyhow::anyhow!(
+                "invalid configuration: `database.max_connections` must be at least 1"
+            )));
+        }
+        if self.outbox.batch_size == 0 || self.outbox.poll_interval_ms == 0 {
+            check(Err(anyhow::anyhow!(
+                "invalid configuration: `outbox.batch_size` and `outbox.poll_interval_ms` must be positive"
+            )));
+        }
+        problems
+    }
+
+    /// The database and bus settings.
+    fn validate_transport(&self) -> anyhow::Result<()> {
         if let Some(url) = &self.database_url {
             anyhow::ensure!(
                 url.starts_with("postgres://")
@@ -324,6 +441,11 @@ impl Config {
             (200..=60_000).contains(&self.nats_ack_wait_ms),
             "invalid configuration: `nats_ack_wait_ms` must be from 200 to 60000"
         );
+        Ok(())
+    }
+
+    /// The shared secrets and the sealing keys.
+    fn validate_keys(&self) -> anyhow::Result<()> {
         let sealing = self
             .sealing_keys
             .iter()
@@ -353,39 +475,6 @@ impl Config {
                 "invalid configuration: `sealing_key_id` must name the current key when `sealing_keys` has several"
             ),
         }
-        for proxy in self.trusted_proxies.iter().flatten() {
-            tenantry_kit::net::Cidr::parse(proxy)
-                .map_err(|e| anyhow::anyhow!("invalid configuration: `trusted_proxies`: {e}"))?;
-        }
-        self.auth.validate()?;
-        for (key, url) in [
-            ("peers.identity", &self.peers.identity),
-            ("peers.organization", &self.peers.organization),
-            ("peers.rbac", &self.peers.rbac),
-            ("peers.billing", &self.peers.billing),
-            ("peers.audit", &self.peers.audit),
-        ] {
-            if let Some(url) = url {
-                anyhow::ensure!(
-                    url.starts_with("http://") || url.starts_with("https://"),
-                    "invalid configuration: `{key}` must be an http:// or https:// URL"
-                );
-            }
-        }
-        self.identity.validate()?;
-        self.organization.validate()?;
-        self.rbac.validate()?;
-        self.billing.validate()?;
-        self.audit.validate()?;
-        self.gateway.validate()?;
-        anyhow::ensure!(
-            self.database.max_connections > 0,
-            "invalid configuration: `database.max_connections` must be at least 1"
-        );
-        anyhow::ensure!(
-            self.outbox.batch_size > 0 && self.outbox.poll_interval_ms > 0,
-            "invalid configuration: `outbox.batch_size` and `outbox.poll_interval_ms` must be positive"
-        );
         Ok(())
     }
 
@@ -401,6 +490,107 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Everything production mode asks of any process, so that a test sees
+    /// only the rule it is about.
+    fn production() -> Config {
+        let key = "ab".repeat(32);
+        Config {
+            mode: Mode::Production,
+            database_url: Some("postgres://db/tenantry".into()),
+            nats_url: Some("nats://nats:4222".into()),
+            page_token_key: Some(key.clone()),
+            internal_key: Some(key.clone()),
+            edge_key: Some(key.clone()),
+            sealing_keys: [("k1".to_string(), key.clone())].into(),
+            audit: tenantry_audit::Options {
+                checkpoint_key: Some(key),
+                ..Default::default()
+            },
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_split_process_whose_peers_are_unset() {
+        let mut config = production();
+        let problems = config.production_problems(&[ServiceKind::Audit], false);
+        // Audit calls rbac, and every service but identity fetches its
+        // token keys from identity.
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("TENANTRY_PEERS__IDENTITY"),
+            "{problems:?}"
+        );
+        assert!(problems[1].contains("`peers.rbac`"), "{problems:?}");
+        config.peers.identity = Some("http://identity:50051".into());
+        config.peers.rbac = Some("http://rbac:50051".into());
+        assert!(
+            config
+                .check_production(&[ServiceKind::Audit], false)
+                .is_ok()
+        );
+        // A gateway alone calls every service.
+        assert_eq!(
+            config.missing_peers(&[ServiceKind::Gateway]),
+            [
+                ServiceKind::Organization,
+                ServiceKind::Billing,
+                ServiceKind::Audit
+            ]
+        );
+        // All in one process needs no peers; development assumes them here.
+        assert!(config.missing_peers(&ServiceKind::ALL).is_empty());
+        config.mode = Mode::Development;
+        config.peers = PeersConfig::default();
+        assert!(
+            config
+                .check_production(&[ServiceKind::Audit], false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn production_asks_for_the_public_base_url_only_where_identity_runs() {
+        let mut config = production();
+        config.peers = PeersConfig {
+            identity: Some("http://identity:50051".into()),
+            organization: Some("http://organization:50051".into()),
+            rbac: Some("http://rbac:50051".into()),
+            billing: Some("http://billing:50051".into()),
+            audit: Some("http://audit:50051".into()),
+            ..PeersConfig::default()
+        };
+        assert!(
+            config
+                .check_production(&[ServiceKind::Gateway], false)
+                .is_ok()
+        );
+        let error = config
+            .check_production(&[ServiceKind::Identity], false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("identity.public_base_url"), "{error}");
+        config.identity.public_base_url = "https://api.example.com".into();
+        assert!(
+            config
+                .check_production(&[ServiceKind::Identity], false)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut config = Config::default();
+        config.nats_ack_wait_ms = 5;
+        config.database.max_connections = 0;
+        config.organization.purge_after_days = 0;
+        assert_eq!(config.problems().len(), 3, "{:?}", config.problems());
+        let error = config.validate().unwrap_err().to_string();
+        for key in ["nats_ack_wait_ms", "max_connections", "purge_after_days"] {
+            assert!(error.contains(key), "{error}");
+        }
+    }
 
     #[test]
     fn production_trusts_no_forwarded_address_it_was_not_told_to() {

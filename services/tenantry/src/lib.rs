@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod ephemeral;
+pub mod explain;
 mod handover;
 mod late;
 pub mod server;

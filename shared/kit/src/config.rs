@@ -16,11 +16,28 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// `TENANTRY_*` environment variables that are not configuration keys: the
-/// command line's own (`TENANTRY_CONFIG`, `TENANTRY_SERVICES`, and the
-/// credentials of the commands that call a server, `TENANTRY_TOKEN`,
-/// `TENANTRY_CLIENT_ID`, `TENANTRY_CLIENT_SECRET`), which a CI job may set
-/// beside a `tenantry serve` it starts.
-const NOT_CONFIG: &[&str] = &["config", "services", "token", "client_id", "client_secret"];
+/// command line's own (`TENANTRY_CONFIG`, `TENANTRY_SERVICES`, and those of
+/// the commands that call a server: `TENANTRY_CONFIG_DIR`,
+/// `TENANTRY_CONTEXT`, `TENANTRY_ENDPOINT`, `TENANTRY_OUTPUT`,
+/// `TENANTRY_ORGANIZATION` and the credentials `TENANTRY_TOKEN`,
+/// `TENANTRY_API_KEY`, `TENANTRY_CLIENT_ID`, `TENANTRY_CLIENT_SECRET`),
+/// which a CI job may set beside a `tenantry serve` it starts. The
+/// `[organization]` table is still set key by key
+/// (`TENANTRY_ORGANIZATION__PURGE_AFTER_DAYS`): only the bare name is not
+/// configuration.
+const NOT_CONFIG: &[&str] = &[
+    "config",
+    "services",
+    "config_dir",
+    "context",
+    "endpoint",
+    "output",
+    "organization",
+    "token",
+    "api_key",
+    "client_id",
+    "client_secret",
+];
 
 /// Prefix of the test suite's own `TENANTRY_TEST_*` variables.
 const TEST_PREFIX: &str = "test_";
@@ -251,6 +268,9 @@ mod tests {
         assert!(!is_config_key("TEST_DATABASE_URL"));
         assert!(!is_config_key("SERVICES"));
         assert!(!is_config_key("config"));
+        assert!(!is_config_key("CONFIG_DIR"));
+        assert!(!is_config_key("ORGANIZATION"));
+        assert!(is_config_key("ORGANIZATION__PURGE_AFTER_DAYS"));
         assert!(is_config_key("GRPC_ADDR"));
     }
 

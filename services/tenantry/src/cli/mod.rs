@@ -9,6 +9,7 @@ use crate::config::{Config, Overrides};
 use crate::services::{self, ServiceKind};
 use clap::{Args, Parser, Subcommand};
 
+mod config;
 mod remote;
 mod schema;
 mod serve;
@@ -19,9 +20,12 @@ mod serve;
 /// Configuration comes from built-in defaults, then the TOML file given with
 /// --config, then TENANTRY_* environment variables (`__` separates nested
 /// keys: TENANTRY_LOG__LEVEL=debug; DATABASE_URL and NATS_URL are read too),
-/// then these flags. With no configuration at all, `tenantry serve` keeps its
-/// data in ./.tenantry (SQLite), uses the in-process bus, serves gRPC on
-/// 127.0.0.1:50051 and HTTP on 127.0.0.1:8080.
+/// then these flags. Every key has a variable: `tenantry config explain`
+/// lists them all with their types, defaults and meanings, and `tenantry
+/// config check` validates a configuration without starting. With no
+/// configuration at all, `tenantry serve` keeps its data in ./.tenantry
+/// (SQLite), uses the in-process bus, serves gRPC on 127.0.0.1:50051 and
+/// HTTP on 127.0.0.1:8080.
 #[derive(Debug, Parser)]
 #[command(name = "tenantry", version, propagate_version = true)]
 struct Cli {
@@ -51,6 +55,10 @@ enum Command {
     /// Instance administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Every configuration key explained, and a configuration checked
+    /// without starting.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Registered resource types as code: validate and test schema files
     /// offline, diff and apply them against a server.
     #[command(subcommand)]
@@ -158,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
         Command::Schema(command) => schema::run(command).await,
+        Command::Config(command) => config::run(cli.config.as_deref(), command),
         Command::Remote(command) => {
             remote::run(cli.remote, command, <Cli as clap::CommandFactory>::command).await
         }

@@ -4,6 +4,7 @@
 
 mod billing;
 mod check;
+mod config;
 mod contexts;
 mod relationships;
 mod roundtrip;
