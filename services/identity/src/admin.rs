@@ -1,8 +1,6 @@
 //! Instance administration: platform administrators manage any user and the
 //! service accounts (machine identities) of internal services.
 
-use std::time::Duration;
-
 use tenantry_kit::auth::{Claims, Principal, PrincipalKind};
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
@@ -18,9 +16,6 @@ use crate::secrets::{
     tokens_equal,
 };
 use crate::store::{CredentialRow, ServiceAccountRow, UserRow, user_update};
-
-/// Lifetime of service-account access tokens.
-const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(900);
 
 /// A freshly minted service-account token.
 #[derive(Debug, Clone)]
@@ -459,7 +454,12 @@ impl Accounts {
             .ok_or_else(invalid_client_secret)?;
         self.store().touch_credential(&credential.id, now).await?;
         let auth = &self.inner.auth;
-        let exp = (now + SERVICE_TOKEN_TTL.as_micros() as i64) / 1_000_000;
+        // As long as a user's access token (`access_token_ttl_secs`): it
+        // cannot be revoked either. A service renews it by asking again
+        // with its client credentials, as the client library does before
+        // it expires; there is no refresh token to keep.
+        let ttl = self.options().access_token_ttl();
+        let exp = (now + ttl.as_micros() as i64) / 1_000_000;
         let claims = Claims {
             iss: auth.issuer.clone(),
             aud: auth.audience.clone(),
@@ -496,10 +496,48 @@ pub async fn grant_platform_admin(db: &tenantry_kit::db::Database, email: &str) 
         .user_by_email(&email)
         .await?
         .ok_or_else(|| Error::not_found("user").with_domain("identity"))?;
+    grant(&store, &user.id).await
+}
+
+/// Grants the role to every address of `identity.platform_admins` that
+/// already has an account without it, at identity's start: the address
+/// may have signed up before it was configured, and an operator without
+/// database access (a Kubernetes deployment) makes an administrator by
+/// setting the variable and restarting. Addresses without an account get
+/// the role when they sign up. The users granted it now.
+pub async fn grant_configured_platform_admins(
+    db: &tenantry_kit::db::Database,
+    emails: &[String],
+) -> Result<Vec<UserRow>> {
+    let store = crate::store::Store::new(db.clone());
+    let mut granted = Vec::new();
+    for email in emails {
+        let email = crate::email::normalize_email("identity.platform_admins", email)?;
+        let Some(user) = store.user_by_email(&email).await? else {
+            continue;
+        };
+        if user.platform_admin || user.deleted_at_us.is_some() {
+            continue;
+        }
+        let user = grant(&store, &user.id).await?;
+        granted.push(user);
+    }
+    Ok(granted)
+}
+
+/// Makes the user a platform administrator with its event, once: the row
+/// is read again under the write lock, so that replicas starting together
+/// grant it (and emit `PlatformAdminGranted`) once between them.
+async fn grant(store: &crate::store::Store, user_id: &str) -> Result<UserRow> {
+    let mut tx = store.begin().await?;
+    let user = store
+        .user_by_id_for_update(&mut tx, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user").with_domain("identity"))?;
     if user.platform_admin {
+        tx.commit().await?;
         return Ok(user);
     }
-    let mut tx = store.begin().await?;
     store
         .update_user(&mut tx, &user.id, user_update!("platform_admin = 1"), |q| q)
         .await?;

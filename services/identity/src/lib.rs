@@ -57,7 +57,8 @@ pub const MIGRATIONS: &[Migration] = schema::MIGRATIONS;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Options {
-    /// Lifetime of access tokens, in seconds. Default: 900 (15 minutes).
+    /// Lifetime of access tokens, users' and service accounts' alike, in
+    /// seconds. Default: 900 (15 minutes).
     pub access_token_ttl_secs: u64,
     /// Lifetime of each refresh token, in seconds. Default: 2592000 (30 days).
     pub refresh_token_ttl_secs: u64,
@@ -81,7 +82,9 @@ pub struct Options {
     /// The issuer shown in authenticator apps. Default: `Tenantry`.
     pub totp_issuer: String,
     /// Emails of platform administrators, granted the instance-level role at
-    /// sign-up. Default: none.
+    /// sign-up, and at every start of identity to those that already have
+    /// an account (once, with the `PlatformAdminGranted` event). Default:
+    /// none.
     pub platform_admins: Vec<String>,
     /// The public base URL of the gateway, for discovery documents. Default:
     /// `http://127.0.0.1:8080`.
@@ -175,6 +178,13 @@ impl Options {
             self.access_token_ttl_secs <= 3600,
             "invalid configuration: `identity.access_token_ttl_secs` must be at most 3600: access tokens cannot be revoked"
         );
+        // Checked here, not first at start, so that `tenantry config
+        // check` names a mistyped address.
+        for admin in &self.platform_admins {
+            email::normalize_email("identity.platform_admins", admin).map_err(|e| {
+                anyhow::anyhow!("invalid configuration: {} (`{admin}`)", e.message())
+            })?;
+        }
         self.mailer.validate("identity.mailer")?;
         self.password.validate()
     }
@@ -244,6 +254,15 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         .map_err(|e| anyhow::anyhow!("sealing stored TOTP secrets: {e}"))?;
     if resealed > 0 {
         tracing::info!(resealed, "sealed stored TOTP secrets with the current key");
+    }
+    let granted = admin::grant_configured_platform_admins(&ctx.db, &options.platform_admins)
+        .await
+        .map_err(|e| anyhow::anyhow!("granting `identity.platform_admins` their role: {e}"))?;
+    for user in granted {
+        tracing::info!(
+            user = %user.id,
+            "granted the platform administrator role to an address of `identity.platform_admins`"
+        );
     }
     let service_accounts = service_accounts::ServiceAccountApi {
         accounts: accounts.clone(),

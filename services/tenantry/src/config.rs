@@ -581,8 +581,10 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let mut config = Config::default();
-        config.nats_ack_wait_ms = 5;
+        let mut config = Config {
+            nats_ack_wait_ms: 5,
+            ..Config::default()
+        };
         config.database.max_connections = 0;
         config.organization.purge_after_days = 0;
         assert_eq!(config.problems().len(), 3, "{:?}", config.problems());

@@ -1,8 +1,10 @@
 //! Credentials: an API key exchanged for tokens, a session refreshed before
-//! and after its access token stops working, and the words of a refusal.
+//! and after its access token stops working, a service account's client
+//! credentials exchanged again as each token expires, and the words of a
+//! refusal.
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::*;
 use tenantry_client::pb::identity::v1 as identity;
@@ -120,6 +122,102 @@ async fn a_session_refreshes_before_and_after_its_token_stops_working() {
         error.to_string().contains("could not be refreshed"),
         "{error}"
     );
+    sandbox.shutdown().await.unwrap();
+}
+
+/// A service holds client credentials, not a refresh token: the client
+/// exchanges them again whenever its token is about to expire, so a
+/// service stays signed in for as long as its credential lives.
+#[tokio::test]
+async fn a_service_account_client_stays_signed_in_across_token_expiry() {
+    let sandbox = Sandbox::builder()
+        .configure(|config| {
+            config.identity.platform_admins = vec!["root@example.com".into()];
+            // Tokens that expire within the test, and no grace after.
+            config.identity.access_token_ttl_secs = 2;
+            config.auth.leeway_secs = 0;
+        })
+        .start()
+        .await
+        .unwrap();
+    let (root, _) = signed_up(&sandbox, "root@example.com").await;
+    let account = root
+        .service_accounts()
+        .create_service_account(identity::CreateServiceAccountRequest {
+            service_account: Some(identity::ServiceAccount {
+                display_name: "billing-sync".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service_account
+        .unwrap();
+    let created = root
+        .service_accounts()
+        .create_service_account_credential(identity::CreateServiceAccountCredentialRequest {
+            parent: account.name,
+            credential: Some(identity::ServiceAccountCredential {
+                display_name: "prod".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let client_id = created.credential.unwrap().client_id;
+    let client_secret = created.client_secret;
+    let service = Client::builder(endpoint(&sandbox))
+        .credentials(Credentials::ClientCredentials {
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            organization: String::new(),
+        })
+        .build()
+        .unwrap();
+    let plans = |client: &Client| {
+        let client = client.clone();
+        async move {
+            client
+                .plans()
+                .list_plans(tenantry_client::pb::billing::v1::ListPlansRequest::default())
+                .await
+                .map_err(tenantry_client::Error::from)
+        }
+    };
+    plans(&service).await.unwrap();
+
+    // A token lives `access_token_ttl_secs` and comes without a refresh
+    // token; the server refuses it once it expired.
+    let issued = client(&sandbox)
+        .service_accounts()
+        .issue_service_account_token(identity::IssueServiceAccountTokenRequest {
+            client_id,
+            client_secret,
+            organization: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let lifetime = issued.expire_time.unwrap().seconds - tenantry_testkit::now_secs();
+    assert!((0..=2).contains(&lifetime), "{lifetime}");
+    let fixed = Client::builder(endpoint(&sandbox))
+        .credentials(Credentials::AccessToken(issued.access_token))
+        .build()
+        .unwrap();
+    plans(&fixed).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let expired = plans(&fixed).await.unwrap_err();
+    assert!(expired.is_unauthenticated(), "{expired:?}");
+    // The client built from the credentials exchanges them again.
+    plans(&service)
+        .await
+        .expect("a new token after the old one expired");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    plans(&service).await.expect("and after the next one");
     sandbox.shutdown().await.unwrap();
 }
 

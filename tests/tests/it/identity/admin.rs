@@ -573,3 +573,49 @@ async fn deleting_needs_the_current_etag(
         .await
         .unwrap();
 }
+
+/// An address added to `identity.platform_admins` after it signed up gets
+/// the role when identity next starts, with its event, once: the way to
+/// make an administrator where nobody reaches the database (an
+/// environment variable and a rollout).
+#[tokio::test]
+async fn configured_platform_admins_who_signed_up_before_get_the_role_at_start() {
+    let (sandbox, mut client) = sandbox(Storage::Sqlite).await;
+    let ops = sign_up(&mut client, "ops@example.com").await;
+    assert!(!ops.user.unwrap().platform_admin);
+    let configured = |config: &mut tenantry::config::Config| {
+        config.identity.platform_admins = vec!["Ops@Example.com".into()];
+    };
+    let granted = |types: Vec<String>| {
+        types
+            .iter()
+            .filter(|t| t.ends_with("platform_admin_granted"))
+            .count()
+    };
+    let mut sandbox = sandbox;
+    for _restart in 0..2 {
+        let stopped = sandbox.stop().await.unwrap();
+        sandbox = Sandbox::builder()
+            .resume(stopped)
+            .configure(configured)
+            .start()
+            .await
+            .unwrap();
+        let mut client = Client::new(sandbox.channel().await.unwrap());
+        let token = people::tokens(
+            login(&mut client, "ops@example.com", PASSWORD)
+                .await
+                .unwrap(),
+        )
+        .access_token;
+        let users = client
+            .list_users(authed(pb::ListUsersRequest::default(), &token))
+            .await
+            .expect("a platform administrator lists users")
+            .into_inner();
+        assert!(users.users.iter().any(|u| u.platform_admin));
+        // Granted once, however often identity starts.
+        assert_eq!(granted(event_types(&sandbox).await), 1);
+    }
+    sandbox.shutdown().await.unwrap();
+}
