@@ -10,6 +10,7 @@
 mod altostrat;
 mod metering;
 mod plans;
+mod runbook;
 mod subscriptions;
 mod webhooks;
 

@@ -114,3 +114,24 @@ fn config_check_applies_the_production_rules_of_the_chosen_services() {
     let all = config(&["check", &path]);
     assert_eq!(reported(&all).len(), 1, "{}", stdout(&all));
 }
+
+#[test]
+fn config_check_reads_the_plan_catalog_and_the_administrators_addresses() {
+    let (_catalog_dir, catalog) = file("[plans.gold]\ndisplay_name = \"Gold\"\n");
+    let (_dir, path) = file(&format!(
+        "[billing]\ncatalog_file = \"{catalog}\"\n\
+         [identity]\nplatform_admins = [\"not-an-address\"]\n"
+    ));
+    let output = config(&["check", &path]);
+    assert_eq!(code(&output), 1, "{}", stderr(&output));
+    let problems = reported(&output);
+    assert_eq!(problems.len(), 2, "{}", stdout(&output));
+    assert!(
+        problems[0].contains("`identity.platform_admins`: must contain an @ (`not-an-address`)"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("`gold` is not a built-in plan"),
+        "{problems:?}"
+    );
+}
