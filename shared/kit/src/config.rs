@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 /// `TENANTRY_CONTEXT`, `TENANTRY_ENDPOINT`, `TENANTRY_OUTPUT`,
 /// `TENANTRY_ORGANIZATION` and the credentials `TENANTRY_TOKEN`,
 /// `TENANTRY_API_KEY`, `TENANTRY_CLIENT_ID`, `TENANTRY_CLIENT_SECRET`),
-/// which a CI job may set beside a `tenantry serve` it starts. The
+/// which a CI job may set beside a `tenantry serve` it starts; and
+/// `TENANTRY_COMMIT`, the commit a build records (cargo hands a build
+/// script's variables to the programs and tests it runs, and an image
+/// build may leave it in the environment). The
 /// `[organization]` table is still set key by key
 /// (`TENANTRY_ORGANIZATION__PURGE_AFTER_DAYS`): only the bare name is not
 /// configuration.
@@ -37,6 +40,7 @@ const NOT_CONFIG: &[&str] = &[
     "api_key",
     "client_id",
     "client_secret",
+    "commit",
 ];
 
 /// Prefix of the test suite's own `TENANTRY_TEST_*` variables.
@@ -269,6 +273,7 @@ mod tests {
         assert!(!is_config_key("SERVICES"));
         assert!(!is_config_key("config"));
         assert!(!is_config_key("CONFIG_DIR"));
+        assert!(!is_config_key("COMMIT"));
         assert!(!is_config_key("ORGANIZATION"));
         assert!(is_config_key("ORGANIZATION__PURGE_AFTER_DAYS"));
         assert!(is_config_key("GRPC_ADDR"));
