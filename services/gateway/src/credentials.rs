@@ -41,7 +41,7 @@ pub struct EdgeCaller {
 pub struct EdgeAuth {
     jwks: Arc<JwksCache>,
     expect: Expectations,
-    identity: tonic::transport::Channel,
+    identity: crate::upstream::Upstream,
     cache: Arc<Cache<[u8; 32], Exchanged>>,
 }
 
@@ -62,7 +62,7 @@ impl EdgeAuth {
     pub fn new(
         jwks: Arc<JwksCache>,
         expect: Expectations,
-        identity: tonic::transport::Channel,
+        identity: crate::upstream::Upstream,
     ) -> Self {
         EdgeAuth {
             jwks,

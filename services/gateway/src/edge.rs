@@ -96,15 +96,21 @@ pub async fn middleware(
     // The path only: query strings may carry tokens (verification links).
     let path = request.uri().path().to_string();
     let parent = tenantry_kit::telemetry::parent_context(request.headers());
+    // Named by its route template once routing has found it (semantic
+    // conventions: `{method} {route}`), never by the raw path.
     let span = tracing::info_span!(
         "http",
-        http.method = %method,
+        otel.name = %method,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
         url.path = %path,
         request_id = ?request_id,
-        otel.kind = "server",
     );
     let _ = span.set_parent(parent);
-    let response = next.run(request).instrument(span).await;
+    let response = next.run(request).instrument(span.clone()).await;
 
     let elapsed = started.elapsed();
     let info = response
@@ -124,6 +130,7 @@ pub async fn middleware(
     } else {
         info.route.clone()
     };
+    record_route(&span, &method, &info.route, status);
     metrics::counter!(
         "tenantry_gateway_requests_total",
         "route" => route.clone(),
@@ -148,6 +155,27 @@ pub async fn middleware(
         "request"
     );
     response
+}
+
+/// Names the request's span by its route (a REST template such as
+/// `POST /v1/{parent=organizations/*}/projects`, or a gRPC method) and
+/// records its status; a 5xx marks it failed.
+fn record_route(span: &tracing::Span, method: &http::Method, route: &str, status: u16) {
+    if !route.is_empty() {
+        // A REST route already names its method.
+        let template = route.strip_prefix(&format!("{method} ")).unwrap_or(route);
+        span.record("http.route", template);
+        // Renamed on the started span itself: a recorded `otel.name` only
+        // names a span not yet started.
+        use opentelemetry::trace::TraceContextExt as _;
+        span.context()
+            .span()
+            .update_name(format!("{method} {template}"));
+    }
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
 }
 
 #[cfg(test)]

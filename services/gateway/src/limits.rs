@@ -193,7 +193,7 @@ pub struct Limiter {
     redis: Option<Arc<RedisStore>>,
     /// Each organization's limits, until it is time to ask billing again.
     plans: Arc<Cache<String, PlanLimits>>,
-    billing: tonic::transport::Channel,
+    billing: crate::upstream::Upstream,
     settings: LimitSettings,
 }
 
@@ -210,7 +210,7 @@ impl Limiter {
     pub async fn new(
         settings: LimitSettings,
         redis_url: Option<&str>,
-        billing: tonic::transport::Channel,
+        billing: crate::upstream::Upstream,
     ) -> anyhow::Result<Limiter> {
         let redis = match redis_url {
             Some(url) => {

@@ -19,10 +19,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::upstream::Upstream;
 use tenantry_kit::auth::{Claims, InternalKey, Principal, internal};
 use tenantry_proto::tenantry::audit::v1 as audit_pb;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 /// Most (organization, caller, class) windows open at once; refusals for
 /// more are counted in a metric only.
@@ -228,7 +228,7 @@ fn push_closed(closed: &mut Vec<audit_pb::RateLimitedBurst>, burst: audit_pb::Ra
 /// windows still open, once.
 pub async fn report(
     refusals: Arc<Refusals>,
-    audit: Channel,
+    audit: Upstream,
     key: InternalKey,
     stop: CancellationToken,
 ) {
@@ -261,7 +261,7 @@ pub async fn report(
 
 /// Sends `bursts` in batches; on a failure, gives back what was not taken.
 async fn send(
-    audit: &Channel,
+    audit: &Upstream,
     key: &InternalKey,
     mut bursts: Vec<audit_pb::RateLimitedBurst>,
 ) -> Result<(), Vec<audit_pb::RateLimitedBurst>> {

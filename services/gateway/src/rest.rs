@@ -173,7 +173,7 @@ pub(crate) fn grpc_request(
 pub(crate) async fn client(
     gateway: &Gateway,
     grpc_path: &str,
-) -> Result<tonic::client::Grpc<tonic::transport::Channel>, ApiError> {
+) -> Result<tonic::client::Grpc<crate::upstream::Upstream>, ApiError> {
     let channel = gateway
         .inner
         .upstreams

@@ -7,17 +7,22 @@ use std::time::Duration;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tenantry_kit::service::Peers;
+use tenantry_kit::telemetry::spans::TracedClient;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
+
+/// A channel to a backend: every call a client span (the parent of the
+/// backend's server span).
+pub type Upstream = TracedClient<Channel>;
 
 /// A channel per backend service.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    identity: Channel,
-    organization: Channel,
-    rbac: Channel,
-    billing: Channel,
-    audit: Channel,
+    identity: Upstream,
+    organization: Upstream,
+    rbac: Upstream,
+    billing: Upstream,
+    audit: Upstream,
 }
 
 impl Upstreams {
@@ -34,7 +39,7 @@ impl Upstreams {
 
     /// The channel serving a gRPC path (`/tenantry.rbac.v1.…/Method`);
     /// `None` outside Tenantry's packages.
-    pub fn for_path(&self, grpc_path: &str) -> Option<&Channel> {
+    pub fn for_path(&self, grpc_path: &str) -> Option<&Upstream> {
         let package = grpc_path.strip_prefix("/tenantry.")?;
         let service = package.split('.').next()?;
         match service {
@@ -49,30 +54,37 @@ impl Upstreams {
     }
 
     /// The identity service.
-    pub fn identity(&self) -> Channel {
+    pub fn identity(&self) -> Upstream {
         self.identity.clone()
     }
 
     /// The billing service.
-    pub fn billing(&self) -> Channel {
+    pub fn billing(&self) -> Upstream {
         self.billing.clone()
     }
 
     /// The audit service.
-    pub fn audit(&self) -> Channel {
+    pub fn audit(&self) -> Upstream {
         self.audit.clone()
     }
 }
 
 /// No overall timeout on the channel: each call carries its own deadline,
 /// and streams (exports) may run long.
-fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(Endpoint::from_shared(url.to_string())?
+fn channel(url: &str) -> anyhow::Result<Upstream> {
+    let endpoint = Endpoint::from_shared(url.to_string())?;
+    let address = endpoint
+        .uri()
+        .authority()
+        .map_or("", |a| a.as_str())
+        .to_string();
+    let channel = endpoint
         .connect_timeout(Duration::from_secs(3))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
-        .connect_lazy())
+        .connect_lazy();
+    Ok(TracedClient::new(channel, &address))
 }
 
 /// Encodes and decodes `DynamicMessage`s of a given output type.

@@ -74,6 +74,10 @@ impl Database {
                 redact_url(url)
             );
         };
+        crate::telemetry::spans::set_database_system(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        });
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid `database_url` {}: {e}", redact_url(url)))?;

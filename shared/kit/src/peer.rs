@@ -154,19 +154,22 @@ pub struct PeerChannel(Route);
 #[derive(Debug, Clone)]
 enum Route {
     Local(LocalServer),
-    Remote(Channel),
+    /// A channel and the address it reaches (`host:port`).
+    Remote(Channel, std::sync::Arc<str>),
 }
 
 impl PeerChannel {
     /// A channel to the service at `url` (`http://host:port`), connected
     /// lazily, with the timeouts every service uses for its peers.
     pub fn remote(url: &str) -> anyhow::Result<PeerChannel> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_string())?
+        let endpoint = tonic::transport::Endpoint::from_shared(url.to_string())?;
+        let address = endpoint.uri().authority().map_or("", |a| a.as_str()).into();
+        let channel = endpoint
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(PeerChannel(Route::Remote(channel)))
+        Ok(PeerChannel(Route::Remote(channel, address)))
     }
 
     /// A channel to a service of this process.
@@ -188,15 +191,21 @@ impl Service<http::Request<Body>> for PeerChannel {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match &mut self.0 {
             Route::Local(_) => Poll::Ready(Ok(())),
-            Route::Remote(channel) => channel.poll_ready(cx).map_err(Into::into),
+            Route::Remote(channel, _) => channel.poll_ready(cx).map_err(Into::into),
         }
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        // Every call to a peer is a client span, the parent of the peer's.
+        let mut request = request;
         match &mut self.0 {
-            Route::Local(server) => server.call(request),
-            Route::Remote(channel) => {
-                let call = channel.call(request);
+            Route::Local(server) => {
+                let span = crate::telemetry::spans::client_call(&mut request, "");
+                Box::pin(crate::telemetry::spans::traced(span, server.call(request)))
+            }
+            Route::Remote(channel, address) => {
+                let span = crate::telemetry::spans::client_call(&mut request, address);
+                let call = crate::telemetry::spans::traced(span, channel.call(request));
                 Box::pin(async move { call.await.map_err(Into::into) })
             }
         }

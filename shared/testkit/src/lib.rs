@@ -21,6 +21,7 @@ mod storage;
 
 pub mod check;
 pub mod clients;
+pub mod otlp;
 pub mod people;
 pub mod smtp;
 pub mod standin;

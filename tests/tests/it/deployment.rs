@@ -7,7 +7,6 @@
 //! are set (CI sets both).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use serde_json::json;
 use tenantry_proto::tenantry::audit::v1 as audit;
@@ -16,6 +15,7 @@ use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_testkit::clients::{Audit, Authz, Identity, Orgs, Subscriptions};
+use tenantry_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 use tenantry_testkit::{
     NatsServer, PostgresServer, ServerProcess, Storage, TestDatabase, authed, free_addr, nats_url,
     unique_name,
@@ -42,26 +42,41 @@ async fn each_service_in_its_own_process_serves_the_journey() {
         return;
     };
     let (_database, addrs, env) = split_deployment(&nats).await;
-    let processes = one_process_per_deployment(&addrs, &env).await;
+    let traces = OtlpReceiver::start().await.unwrap();
+    let processes = one_process_per_deployment(&addrs, &env, Some(&traces)).await;
 
     // The journey, through the gateway process.
     let rest = Rest::new(format!("http://{}", addrs[position("gateway")].1));
     let (token, org) = a_user_signs_up_and_creates_a_project(&rest).await;
     events_cross_nats_to_billing_and_audit(&rest, &token, &org).await;
-    drop(processes);
+    // Stopped as Kubernetes stops them: each flushes its spans on the way.
+    for process in processes {
+        assert!(process.terminate().unwrap().success());
+    }
+    one_trace_runs_from_the_gateway_through_the_services(&traces.spans());
 }
 
-/// One process per Deployment: `serve --services <name>`, each ready.
+/// One process per Deployment: `serve --services <name>`, each ready, each
+/// exporting its spans to `traces` when given.
 async fn one_process_per_deployment(
     addrs: &[(SocketAddr, SocketAddr)],
     env: &[(&'static str, String)],
+    traces: Option<&OtlpReceiver>,
 ) -> Vec<ServerProcess> {
     let edge_env = edge_env(env);
     let mut processes = Vec::new();
     for (name, (grpc_addr, http_addr)) in SERVICES.iter().zip(addrs) {
-        let env = if *name == "gateway" { &edge_env } else { env };
+        let mut env = if *name == "gateway" {
+            edge_env.clone()
+        } else {
+            env.to_vec()
+        };
+        if let Some(traces) = traces {
+            env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", traces.endpoint.clone()));
+            env.push(("OTEL_SERVICE_NAME", format!("tenantry-{name}")));
+        }
         processes.push(
-            ServerProcess::spawn_on(BINARY, name, *grpc_addr, *http_addr, env)
+            ServerProcess::spawn_on(BINARY, name, *grpc_addr, *http_addr, &env)
                 .unwrap_or_else(|e| panic!("{name}: {e:#}")),
         );
     }
@@ -124,26 +139,109 @@ async fn a_user_signs_up_and_creates_a_project(rest: &Rest) -> (String, String) 
     (token, org)
 }
 
-/// Events crossed NATS: billing subscribed the organization, audit
-/// recorded the project.
+/// The other processes know what the write did when it answered: billing
+/// subscribed the organization, audit recorded the project (each write
+/// hands its events to them; NATS carries them too).
 async fn events_cross_nats_to_billing_and_audit(rest: &Rest, token: &str, org: &str) {
-    rest.until_ok("GET", &format!("/v1/{org}/subscription"), Some(token), None)
+    rest.ok("GET", &format!("/v1/{org}/subscription"), Some(token), None)
         .await;
-    let mut audited = false;
-    for _ in 0..200 {
-        let page = rest
-            .ok("GET", &format!("/v1/{org}/auditEvents"), Some(token), None)
-            .await;
-        if page["auditEvents"]
-            .as_array()
-            .is_some_and(|events| events.iter().any(|e| e["action"] == "project.created"))
-        {
-            audited = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(audited, "project.created reached the audit process");
+    let page = rest
+        .ok("GET", &format!("/v1/{org}/auditEvents"), Some(token), None)
+        .await;
+    let audited = page["auditEvents"]
+        .as_array()
+        .is_some_and(|events| events.iter().any(|e| e["action"] == "project.created"));
+    assert!(audited, "project.created reached the audit process: {page}");
+}
+
+/// The spans of the project's creation, as a tracing backend would show
+/// them: the gateway's HTTP span named by its route, its client span, the
+/// organization process's server span under it, that process's call to
+/// rbac and rbac's span under it, and the statements, each with the
+/// attributes of the OpenTelemetry conventions.
+fn one_trace_runs_from_the_gateway_through_the_services(spans: &[ReceivedSpan]) {
+    const SERVER: i32 = 2;
+    const CLIENT: i32 = 3;
+    let find =
+        |what: &str, pick: &dyn Fn(&ReceivedSpan) -> bool| -> ReceivedSpan {
+            spans.iter().find(|s| pick(s)).cloned().unwrap_or_else(|| {
+                panic!("no {what} among {} spans: {:#?}", spans.len(), names(spans))
+            })
+        };
+    let http = find("gateway HTTP span", &|s| {
+        s.service == "tenantry-gateway"
+            && s.kind == SERVER
+            && s.name == "POST /v1/{parent=organizations/*}/projects"
+            && s.attribute("http.response.status_code") == "200"
+    });
+    assert_eq!(
+        http.attribute("http.route"),
+        "/v1/{parent=organizations/*}/projects"
+    );
+    assert_eq!(http.attribute("http.request.method"), "POST");
+    assert_eq!(http.attribute("http.response.status_code"), "200");
+    const CREATE: &str = "tenantry.organization.v1.ProjectService/CreateProject";
+    let to_organization = find("gateway client span", &|s| {
+        s.service == "tenantry-gateway"
+            && s.kind == CLIENT
+            && s.name == CREATE
+            && s.trace_id == http.trace_id
+    });
+    assert_eq!(to_organization.parent_span_id, http.span_id);
+    let served = find("organization server span", &|s| {
+        s.service == "tenantry-organization" && s.kind == SERVER && s.name == CREATE
+    });
+    assert_eq!(served.trace_id, http.trace_id, "one trace across processes");
+    assert_eq!(served.parent_span_id, to_organization.span_id);
+    assert_eq!(served.attribute("rpc.system"), "grpc");
+    assert_eq!(
+        served.attribute("rpc.service"),
+        "tenantry.organization.v1.ProjectService"
+    );
+    assert_eq!(served.attribute("rpc.method"), "CreateProject");
+    assert_eq!(served.attribute("rpc.grpc.status_code"), "0");
+    assert_ne!(served.status, 2, "an OK call is no error");
+    // The organization process asks rbac (another process) on the way.
+    let to_rbac = find("organization → rbac client span", &|s| {
+        s.service == "tenantry-organization"
+            && s.kind == CLIENT
+            && s.parent_span_id == served.span_id
+            && s.attribute("rpc.service").starts_with("tenantry.authz.v1.")
+    });
+    assert!(!to_rbac.attribute("server.address").is_empty());
+    let in_rbac = find("rbac server span", &|s| {
+        s.service == "tenantry-rbac" && s.kind == SERVER && s.parent_span_id == to_rbac.span_id
+    });
+    assert_eq!(in_rbac.trace_id, http.trace_id);
+    assert_eq!(in_rbac.name, to_rbac.name);
+    // Its statements, named by operation and table, values never shown.
+    let statement = find("a statement of the creation", &|s| {
+        s.service == "tenantry-organization"
+            && s.trace_id == http.trace_id
+            && s.attribute("db.operation.name") == "INSERT"
+    });
+    assert_eq!(statement.kind, CLIENT);
+    assert_eq!(statement.attribute("db.system.name"), "postgresql");
+    assert!(statement.name.starts_with("INSERT "), "{}", statement.name);
+    assert!(
+        spans
+            .iter()
+            .all(|s| !s.attributes.contains_key("db.statement")
+                && !s.attributes.contains_key("db.query.text"))
+    );
+    // No span is named after a raw path.
+    assert!(
+        spans.iter().all(|s| !s.name.contains("organizations/0")),
+        "{:#?}",
+        names(spans)
+    );
+}
+
+fn names(spans: &[ReceivedSpan]) -> Vec<String> {
+    spans
+        .iter()
+        .map(|s| format!("{} {} {}", s.service, s.kind, s.name))
+        .collect()
 }
 
 /// A fresh Postgres database, addresses for every service (gRPC, HTTP, in

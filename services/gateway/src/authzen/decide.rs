@@ -13,25 +13,25 @@
 
 use std::time::Duration;
 
+use crate::upstream::Upstream;
 use http::HeaderMap;
 use serde_json::{Map, Value, json};
 use tenantry_proto::tenantry::authz::v1 as pb;
-use tonic::transport::Channel;
 
 use super::model::{Batch, Evaluation, Search, Semantic};
 use crate::errors::http_status;
 
 /// A policy decision point over the authorization service, for one call.
 pub struct Pdp {
-    authz: pb::authorization_service_client::AuthorizationServiceClient<Channel>,
-    schema: pb::schema_service_client::SchemaServiceClient<Channel>,
+    authz: pb::authorization_service_client::AuthorizationServiceClient<Upstream>,
+    schema: pb::schema_service_client::SchemaServiceClient<Upstream>,
     headers: HeaderMap,
     deadline: Duration,
 }
 
 impl Pdp {
     /// Calls the service on `channel` with the forwarded `headers`.
-    pub fn new(channel: Channel, headers: HeaderMap, deadline: Duration) -> Pdp {
+    pub fn new(channel: Upstream, headers: HeaderMap, deadline: Duration) -> Pdp {
         Pdp {
             authz: pb::authorization_service_client::AuthorizationServiceClient::new(
                 channel.clone(),

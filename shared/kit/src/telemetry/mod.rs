@@ -11,6 +11,7 @@
 //!   metrics are read at each scrape.
 
 pub mod catalog;
+pub mod spans;
 
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
@@ -87,9 +88,18 @@ pub fn init(log: &LogConfig) -> anyhow::Result<Telemetry> {
     // The log level filters log output only; spans feed OpenTelemetry at
     // INFO whatever the log level, so traces never go dark with quiet logs.
     // A second subscriber in the same process (tests) is not an error.
+    // While traces are exported, each database statement becomes a span
+    // too (sqlx describes its statements at DEBUG for this layer alone).
+    let database_spans = exporting.then(|| {
+        spans::DatabaseSpans::new(&tracer_provider).with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("sqlx::query", tracing::Level::DEBUG),
+        )
+    });
     let _ = tracing_subscriber::registry()
         .with(fmt_layer.with_filter(filter))
         .with(otel_layer.with_filter(LevelFilter::INFO))
+        .with(database_spans)
         .try_init();
 
     let recorder = PrometheusBuilder::new()
@@ -320,8 +330,9 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = method_label(request.uri().path());
         let parent = parent_context(request.headers());
-        let span = tracing::info_span!("grpc", rpc.method = method, otel.kind = "server");
+        let span = spans::server_span(method);
         let _ = span.set_parent(parent);
+        let recorder = span.clone();
         // Take the service that was driven to readiness; leave a fresh clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -335,6 +346,7 @@ where
                     Ok(response) => status_label(response.headers().get("grpc-status")),
                     Err(_) => "transport",
                 };
+                spans::record_status(&recorder, code.parse().ok(), true);
                 metrics::counter!(
                     "tenantry_grpc_requests_total",
                     "method" => method,
