@@ -9,5 +9,6 @@ pub mod ephemeral;
 pub mod explain;
 mod handover;
 mod late;
+mod secrets;
 pub mod server;
 pub mod services;

@@ -3,13 +3,12 @@
 //! graceful shutdown that drains calls before it flushes the outboxes.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use std::sync::Arc;
 
-use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, InternalKey, JwksCache, JwksSource};
+use tenantry_kit::auth::{AuthLayer, GrpcJwksSource, JwksCache, JwksSource};
 use tenantry_kit::bus;
 use tenantry_kit::consistency::ConsistencyLayer;
 use tenantry_kit::db::Database;
@@ -30,6 +29,7 @@ use tonic_health::ServingStatus;
 use crate::config::Config;
 use crate::handover;
 use crate::late::{self, Late};
+use crate::secrets;
 use crate::services::ServiceKind;
 
 /// A started process. Dropping it does not stop it: call
@@ -188,14 +188,14 @@ pub async fn start_until(
     // no database and no bus, so the edge holds none of their credentials.
     let keeps_state = services.iter().any(|s| *s != ServiceKind::Gateway);
     let internal_key = match keeps_state {
-        true => Some(internal_key(&config)?),
+        true => Some(secrets::internal_key(&config)?),
         false => None,
     };
     // Only the gateway (which reports what it refused) and the audit
     // service (which records it) hold the edge key.
     let edge_key =
         match services.contains(&ServiceKind::Gateway) || services.contains(&ServiceKind::Audit) {
-            true => Some(edge_key(&config)?),
+            true => Some(secrets::edge_key(&config)?),
             false => None,
         };
 
@@ -275,14 +275,14 @@ pub async fn start_until(
                 db: db.clone(),
                 bus: bus.clone(),
                 outbox: config.outbox.clone(),
-                page_tokens: PageTokens::new(page_token_key(&config)?),
+                page_tokens: PageTokens::new(secrets::page_token_key(&config)?),
                 internal_key: internal_key
                     .clone()
                     .context("a process with storage has the internal key")?,
                 // Only identity keeps reversible secrets: no other process
                 // needs (or generates) the sealing keys.
                 sealer: match services.contains(&ServiceKind::Identity) {
-                    true => Some(Arc::new(sealer(&config)?)),
+                    true => Some(Arc::new(secrets::sealer(&config)?)),
                     false => None,
                 },
                 shutdown: background.clone(),
@@ -383,7 +383,11 @@ pub async fn start_until(
                 true => tenantry_console::router(
                     &config.console,
                     tenantry_console::Deps {
-                        key: shared_key(&config, "console_key", config.console.key.as_deref())?,
+                        key: secrets::shared_key(
+                            &config,
+                            "console_key",
+                            config.console.key.as_deref(),
+                        )?,
                         peers: peer_directory.clone(),
                     },
                 )?
@@ -709,104 +713,4 @@ async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
             anyhow::anyhow!("cannot listen on `{key}` = {addr}: {error}")
         }
     })
-}
-
-/// The page-token key: configured, or generated once and kept in the data
-/// directory so tokens survive restarts.
-fn page_token_key(config: &Config) -> anyhow::Result<[u8; 32]> {
-    shared_key(config, "page_token_key", config.page_token_key.as_deref())
-}
-
-/// The internal key: configured, or generated once into the data directory
-/// (processes sharing the data directory share it).
-fn internal_key(config: &Config) -> anyhow::Result<InternalKey> {
-    shared_key(config, "internal_key", config.internal_key.as_deref()).map(InternalKey::new)
-}
-
-/// The edge key: configured, or generated once into the data directory.
-fn edge_key(config: &Config) -> anyhow::Result<InternalKey> {
-    shared_key(config, "edge_key", config.edge_key.as_deref()).map(InternalKey::new)
-}
-
-/// A key every replica must share: configured as hex under `name`, or
-/// generated once and kept in the data directory as `<name>` with `.key`.
-fn shared_key(config: &Config, name: &str, configured: Option<&str>) -> anyhow::Result<[u8; 32]> {
-    if let Some(hex_key) = configured {
-        return decode_key(hex_key).with_context(|| format!("invalid configuration: `{name}`"));
-    }
-    if config
-        .database_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("postgres"))
-    {
-        tracing::warn!(
-            key = name,
-            "a shared key is not set; other replicas will not share it"
-        );
-    }
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory `data_dir` = {}",
-            config.data_dir.display()
-        )
-    })?;
-    let file = match name {
-        // The name this file had before the other keys existed.
-        "page_token_key" => "page_token.key".to_string(),
-        other => format!("{other}.key"),
-    };
-    let path = config.data_dir.join(file);
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return decode_key(text.trim()).with_context(|| format!("{} is corrupt", path.display()));
-    }
-    let key: [u8; 32] = rand::random();
-    write_secret(&path, &hex::encode(key))?;
-    Ok(key)
-}
-
-/// The keys that seal secrets at rest: the configured ones, or one
-/// generated into `data_dir`.
-fn sealer(config: &Config) -> anyhow::Result<tenantry_kit::seal::Sealer> {
-    if config.sealing_keys.is_empty() {
-        let key = shared_key(config, "sealing_key", None)?;
-        return tenantry_kit::seal::Sealer::new("local", &[("local".to_string(), key)].into());
-    }
-    let mut keys = std::collections::BTreeMap::new();
-    for (id, hex_key) in &config.sealing_keys {
-        keys.insert(
-            id.clone(),
-            decode_key(hex_key)
-                .with_context(|| format!("invalid configuration: `sealing_keys.{id}`"))?,
-        );
-    }
-    let current = match &config.sealing_key_id {
-        Some(id) => id.clone(),
-        None => keys.keys().next().cloned().unwrap_or_default(),
-    };
-    tenantry_kit::seal::Sealer::new(&current, &keys)
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
-}
-
-fn decode_key(hex_key: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes = hex::decode(hex_key).context("must be hex")?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("must be 32 bytes (64 hex digits)"))
-}
-
-fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
 }
