@@ -1,9 +1,10 @@
 //! `AuditFeedService`: every service hands the log the events of its
 //! writes before those writes return (see `tenantry_kit::follow`), so that
-//! the writer's next read of the log shows them. Each event goes through
-//! the same [`Core::ingest`] as the bus consumer, claimed under the same
-//! consumer name in the transaction that appends it: whichever path comes
-//! first appends it, the other finds it claimed.
+//! the writer's next read of the log shows them. A call's events go through
+//! the same code as the bus consumer's ([`Core::ingest_all`]), in one
+//! transaction, each claimed under the same consumer name as it is
+//! appended: whichever path comes first appends it, the other finds it
+//! claimed.
 
 use tenantry_kit::follow::admit;
 use tenantry_proto::tenantry::audit::v1 as pb;
@@ -22,9 +23,7 @@ impl pb::audit_feed_service_server::AuditFeedService for AuditFeedApi {
         request: Request<pb::ApplyEventsRequest>,
     ) -> Result<Response<pb::ApplyEventsResponse>, Status> {
         let events = admit(request, |r| r.events, (NAME, "audit.feed.apply"))?;
-        for event in events {
-            self.0.ingest(event).await?;
-        }
+        self.0.ingest_all(events).await?;
         Ok(Response::new(pb::ApplyEventsResponse {}))
     }
 }

@@ -51,33 +51,54 @@ fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
 impl Core {
     /// Appends one event to its chain (once, however often it arrives).
     pub async fn ingest(&self, event: events::Event) -> Result<()> {
-        // The log takes in every tenant's events.
-        tenancy::system(self.append_event(event)).await
+        self.ingest_all(vec![event]).await
     }
 
-    async fn append_event(&self, event: events::Event) -> Result<()> {
-        // Checkpoints are the log's own statements about itself; logging
-        // them would move the head they just signed.
-        if event.r#type == events::AuditCheckpointCreated::EVENT_TYPE {
-            return Ok(());
-        }
+    /// Appends `events` (a writer's batch) to their chains in one
+    /// transaction: each once, in the batch's order within its chain. The
+    /// chains' heads are taken in the order of their names, so two batches
+    /// never wait for each other's heads in a circle.
+    pub async fn ingest_all(&self, events: Vec<events::Event>) -> Result<()> {
+        // The log takes in every tenant's events.
+        tenancy::system(self.append_events(events)).await
+    }
+
+    async fn append_events(&self, events: Vec<events::Event>) -> Result<()> {
+        let now = now_micros();
+        let mut records: Vec<(events::Event, AuditRecord)> = events
+            .into_iter()
+            // Checkpoints are the log's own statements about itself;
+            // logging them would move the head they just signed.
+            .filter(|event| event.r#type != events::AuditCheckpointCreated::EVENT_TYPE)
+            .map(|event| {
+                let record = AuditRecord::from_event(
+                    &self.descriptors,
+                    &event,
+                    self.options.max_metadata_bytes,
+                    now,
+                );
+                (event, record)
+            })
+            .collect();
+        // Stable: within a chain, the batch's order stays.
+        records.sort_by(|a, b| a.1.scope.cmp(&b.1.scope));
         let mut tx = self.db.begin().await?;
-        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
-            return Ok(());
+        let mut sources = Vec::with_capacity(records.len());
+        for (event, mut record) in records {
+            if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+                continue;
+            }
+            self.learn(&mut tx, &event).await?;
+            let (sequence, previous) = store::lock_head(&mut tx, &record.scope).await?;
+            record.seal(sequence, &previous);
+            store::append(&mut tx, &record).await?;
+            sources.push(event.source);
         }
-        self.learn(&mut tx, &event).await?;
-        let mut record = AuditRecord::from_event(
-            &self.descriptors,
-            &event,
-            self.options.max_metadata_bytes,
-            now_micros(),
-        );
-        let (sequence, previous) = store::lock_head(&mut tx, &record.scope).await?;
-        record.seal(sequence, &previous);
-        store::append(&mut tx, &record).await?;
         tx.commit().await?;
-        metrics::counter!("tenantry_audit_events_ingested_total", "source" => event.source.clone())
-            .increment(1);
+        for source in sources {
+            metrics::counter!("tenantry_audit_events_ingested_total", "source" => source)
+                .increment(1);
+        }
         Ok(())
     }
 

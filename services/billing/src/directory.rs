@@ -74,50 +74,61 @@ impl Core {
     /// Applies one event; events billing does not count are claimed and
     /// ignored.
     pub async fn apply_event(&self, event: events::Event) -> Result<()> {
-        // Events come from every tenant; what they say was authorized where
-        // they were written.
-        tenantry_kit::tenancy::system(self.apply_any_event(event)).await
+        self.apply_events(vec![event]).await
     }
 
-    async fn apply_any_event(&self, event: events::Event) -> Result<()> {
-        let mut tx = self.begin().await?;
-        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+    /// Applies `events`, in order, in one transaction (a writer's batch:
+    /// one commit instead of one per event). Either all of them apply or
+    /// none does, and the batch comes again.
+    pub async fn apply_events(&self, events: Vec<events::Event>) -> Result<()> {
+        // Events come from every tenant; what they say was authorized where
+        // they were written.
+        tenantry_kit::tenancy::system(async {
+            let mut tx = self.begin().await?;
+            for event in events {
+                self.apply_any_event(&mut tx, event).await?;
+            }
+            self.commit(tx).await
+        })
+        .await
+    }
+
+    async fn apply_any_event(&self, tx: &mut Write, event: events::Event) -> Result<()> {
+        if !claim_event(tx, CONSUMER, &event.id).await? {
             return Ok(());
         }
         let item = |metric: Metric, prefix: &str, id: &str| (metric, format!("{prefix}{id}"));
-        store::PLATFORM_ADMINS.apply(&mut tx, &event).await?;
+        store::PLATFORM_ADMINS.apply(tx, &event).await?;
         let mut change: Option<((Metric, String), String, bool)> = None;
         match event.r#type.as_str() {
             events::WorkspaceCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::WorkspaceCreated>(&event) {
-                    store::insert_workspace(&mut tx, &p.workspace_id, mode(p.billing_mode()))
-                        .await?;
+                    store::insert_workspace(tx, &p.workspace_id, mode(p.billing_mode())).await?;
                 }
             }
             events::OrganizationCreated::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationCreated>(&event) {
-                    self.organization_created(&mut tx, &p).await?;
+                    self.organization_created(tx, &p).await?;
                 }
             }
             events::OrganizationMoved::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationMoved>(&event) {
-                    moved(&mut tx, &p.organization_id, &p.new_parent_id).await?;
+                    moved(tx, &p.organization_id, &p.new_parent_id).await?;
                 }
             }
             events::OrganizationDeleted::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationDeleted>(&event) {
-                    set_deleted(&mut tx, &p.organization_id, true).await?;
+                    set_deleted(tx, &p.organization_id, true).await?;
                 }
             }
             events::OrganizationUndeleted::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationUndeleted>(&event) {
-                    set_deleted(&mut tx, &p.organization_id, false).await?;
+                    set_deleted(tx, &p.organization_id, false).await?;
                 }
             }
             events::OrganizationPurged::EVENT_TYPE => {
                 if let Some(p) = decode::<events::OrganizationPurged>(&event) {
-                    self.organization_purged(&mut tx, &p.organization_id)
-                        .await?;
+                    self.organization_purged(tx, &p.organization_id).await?;
                 }
             }
             events::TeamCreated::EVENT_TYPE
@@ -172,7 +183,7 @@ impl Core {
                     if !p.invitation_id.is_empty() {
                         // The pending seat becomes a member's seat.
                         let (metric, id) = item(Metric::Members, "invitation:", &p.invitation_id);
-                        ledger::set_item(&mut tx, metric, &id, &p.organization_id, false).await?;
+                        ledger::set_item(tx, metric, &id, &p.organization_id, false).await?;
                     }
                     change = Some((
                         item(Metric::Members, "membership:", &p.membership_id),
@@ -229,7 +240,7 @@ impl Core {
                 // the invitee was a member already, or joined as external.
                 if let Some(p) = decode::<events::InvitationAccepted>(&event) {
                     let (metric, member) = item(Metric::Members, "membership:", &p.membership_id);
-                    let counted = store::item(&mut tx, metric.as_str_name(), &member)
+                    let counted = store::item(tx, metric.as_str_name(), &member)
                         .await?
                         .is_some_and(|item| item.live);
                     if p.membership_id.is_empty() || counted {
@@ -263,7 +274,7 @@ impl Core {
         }
         if let Some(((metric, id), organization, live)) = change {
             if event.r#type.ends_with(".purged") {
-                ledger::drop_item(&mut tx, metric, &id).await?;
+                ledger::drop_item(tx, metric, &id).await?;
             } else {
                 // The item's own events are ordered by their sequence (a
                 // membership's id is `<organization>/<user>`, its item
@@ -273,10 +284,10 @@ impl Core {
                     .map_or(id.as_str(), |(_, object)| object)
                     == event.aggregate_id;
                 let version = own.then_some(event.sequence as i64);
-                ledger::set_item_at(&mut tx, metric, &id, &organization, live, version).await?;
+                ledger::set_item_at(tx, metric, &id, &organization, live, version).await?;
             }
         }
-        self.commit(tx).await
+        Ok(())
     }
 
     async fn organization_created(

@@ -1,10 +1,10 @@
 //! `BillingFeedService`: the services that own what plans count hand
 //! billing the events of their writes before those writes return (see
 //! `tenantry_kit::follow`), so that usage and quota decisions follow them
-//! at once. Each event goes through the same [`Core::apply_event`] as the
-//! bus consumer, claimed under the same consumer name in the transaction of
-//! its effect: whichever path comes first counts it, the other finds it
-//! claimed.
+//! at once. A call's events go through the same code as the bus consumer's
+//! (`Core::apply_events`), in one transaction, each claimed under the same
+//! consumer name with its effect: whichever path comes first counts it, the
+//! other finds it claimed.
 
 use tenantry_kit::follow::admit;
 use tenantry_proto::tenantry::billing::v1 as pb;
@@ -23,9 +23,7 @@ impl pb::billing_feed_service_server::BillingFeedService for BillingFeedApi {
         request: Request<pb::ApplyEventsRequest>,
     ) -> Result<Response<pb::ApplyEventsResponse>, Status> {
         let events = admit(request, |r| r.events, (NAME, "billing.feed.apply"))?;
-        for event in events {
-            self.0.apply_event(event).await?;
-        }
+        self.0.apply_events(events).await?;
         Ok(Response::new(pb::ApplyEventsResponse {}))
     }
 }
