@@ -364,10 +364,11 @@ impl Followers {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn event(source: &str, kind: &str) -> events::Event {
+    /// An event of `kind` from `source`, for tests of what follows what.
+    pub(crate) fn event(source: &str, kind: &str) -> events::Event {
         events::Event {
             source: source.into(),
             r#type: kind.into(),

@@ -162,14 +162,7 @@ impl IndexSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn event(source: &str, kind: &str) -> events::Event {
-        events::Event {
-            source: source.into(),
-            r#type: kind.into(),
-            ..Default::default()
-        }
-    }
+    use crate::follow::tests::event;
 
     #[test]
     fn the_index_follows_the_tree_and_users_only() {
