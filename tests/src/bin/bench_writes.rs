@@ -22,23 +22,32 @@
 //! cargo run -p tenantry-tests --bin bench-writes -- --smoke   # CI
 //! ```
 //!
-//! Measured on a 2-core machine shared with a CI run (load average about
-//! 3), SQLite, two runs (p50 / p99 ms at one client; writes/s at 16):
+//! Measured on a 2-core machine (other work running), SQLite, 200 writes
+//! of each kind at one client and 25 by each of 16 clients, two runs each,
+//! alternating (p50 / p99 ms at one client; writes/s at 16). "Answer
+//! first" is the server that answered before billing's counters and the
+//! audit log had the write's events; "read model first" hands them over
+//! (one transaction per batch in each) before it answers, so the caller's
+//! next `GetUsage`, `CheckQuota` or `ListAuditEvents` sees the write:
 //!
 //! ```text
-//!                       1 client: p50    p99   CPU µs/write   16 clients: writes/s
-//! CreateOrganization         6.5–6.8  93–115         12,200                  85
-//! CreateProject              6.1–6.4  74–111         11,000–12,000      139–145
-//! CreateMembership           5.0–6.3  39–42          7,300–9,000        178–185
+//!                     answer first                read model first
+//!                     p50      p99      w/s@16    p50        p99      w/s@16
+//! CreateOrganization  5.0–5.2  27–42    131–155   11.2–11.4  36–38    120–136
+//! CreateProject       5.0–5.1  112–134  181–217   6.5–6.7    22–23    221–271
+//! CreateMembership    3.9–4.0  37–38    294–340   5.2–5.3    14–16    246–258
 //! ```
 //!
-//! Postgres (same machine, same time): p50 21.7 / 26.2 / 15.1 ms, p99
-//! 33 / 63 / 27 ms at one client; 53 / 71 / 101 writes/s at 16.
+//! The hand-over costs the single client 1–6 ms at the median and saves
+//! it 20–110 ms at the 99th percentile: the followers' work no longer runs
+//! after the answer, in the way of the next write.
+//!
+//! Postgres (an earlier, answer-first build): p50 21.7 / 26.2 / 15.1 ms,
+//! p99 33 / 63 / 27 ms at one client; 53 / 71 / 101 writes/s at 16.
 //!
 //! The server spends more CPU per write than the write's own latency: the
-//! answer comes before the event's followers (rbac's, billing's and
-//! audit's consumers, the outbox relay, the local bus) have done their
-//! part, and their work delays the next write. A CreateProject (with its
+//! outbox relay, the local bus and the consumers that find each event
+//! already applied still run after the answer. A CreateProject (with its
 //! three default environments) runs about 70 SQLite statements in all,
 //! each a round trip to sqlx's worker thread; two thirds of the server's
 //! CPU is the kernel switching those threads (`perf record -g -p PID`).
