@@ -345,9 +345,13 @@ impl Followers {
     }
 
     /// Hands `written` (committed) to every follower that takes some of it,
-    /// all at once, and returns when each has answered or failed.
+    /// one after the other (each applies them in a write of its own; at
+    /// once they would only queue for the same database, each holding a
+    /// connection), and returns when each has answered or failed.
     pub async fn deliver(&self, written: &[events::Event]) {
-        futures::future::join_all(self.0.iter().map(|sink| sink.deliver(written))).await;
+        for sink in self.0.iter() {
+            sink.deliver(written).await;
+        }
     }
 
     /// Retries queued deliveries every second until `shutdown`.

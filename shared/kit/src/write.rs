@@ -90,16 +90,16 @@ impl Write {
             index.reachable().await?;
         }
         self.tx.commit().await?;
-        // The index and the followers (billing, audit) take the events at
-        // once, so that the caller's next call sees them wherever it goes.
-        let written = &self.written;
-        let to_index = async {
-            match (&self.index, written.is_empty()) {
-                (Some(index), false) => index.deliver(written).await,
-                _ => Token::default(),
-            }
+        // The index, then the followers (billing, audit), take the events
+        // before the answer, so that the caller's next call sees them
+        // wherever it goes. One after the other: each is a write of its
+        // own, and on SQLite all of them queue for one write lock, each
+        // holding a connection of the pool while it waits.
+        let token = match (&self.index, self.written.is_empty()) {
+            (Some(index), false) => index.deliver(&self.written).await,
+            _ => Token::default(),
         };
-        let (token, ()) = tokio::join!(to_index, self.outbox.committed(written));
+        self.outbox.committed(&self.written).await;
         consistency::record_write(&token);
         Ok(token)
     }
