@@ -254,7 +254,11 @@ impl Core {
                 event = event.in_organization(&scope, &last.root);
             }
             let written = self.outbox.append(&mut tx, event).await?;
+            // The log's statement of the cut enters its chain with the cut
+            // itself: no reader sees one without the other.
+            let sources = self.append_in(&mut tx, vec![written.clone()]).await?;
             tx.commit().await?;
+            crate::ingest::count_ingested(sources);
             self.outbox.committed(&[written]).await;
             purged += count;
         }

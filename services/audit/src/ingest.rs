@@ -64,6 +64,22 @@ impl Core {
     }
 
     async fn append_events(&self, events: Vec<events::Event>) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let sources = self.append_in(&mut tx, events).await?;
+        tx.commit().await?;
+        count_ingested(sources);
+        Ok(())
+    }
+
+    /// Appends `events` to their chains in `tx` (see [`ingest_all`]): the
+    /// sources of those appended, for [`count_ingested`] once `tx` commits.
+    ///
+    /// [`ingest_all`]: Self::ingest_all
+    pub(crate) async fn append_in(
+        &self,
+        tx: &mut store::Tx,
+        events: Vec<events::Event>,
+    ) -> Result<Vec<String>> {
         let now = now_micros();
         let mut records: Vec<(events::Event, AuditRecord)> = events
             .into_iter()
@@ -82,24 +98,18 @@ impl Core {
             .collect();
         // Stable: within a chain, the batch's order stays.
         records.sort_by(|a, b| a.1.scope.cmp(&b.1.scope));
-        let mut tx = self.db.begin().await?;
         let mut sources = Vec::with_capacity(records.len());
         for (event, mut record) in records {
-            if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+            if !claim_event(tx, CONSUMER, &event.id).await? {
                 continue;
             }
-            self.learn(&mut tx, &event).await?;
-            let (sequence, previous) = store::lock_head(&mut tx, &record.scope).await?;
+            self.learn(tx, &event).await?;
+            let (sequence, previous) = store::lock_head(tx, &record.scope).await?;
             record.seal(sequence, &previous);
-            store::append(&mut tx, &record).await?;
+            store::append(tx, &record).await?;
             sources.push(event.source);
         }
-        tx.commit().await?;
-        for source in sources {
-            metrics::counter!("tenantry_audit_events_ingested_total", "source" => source)
-                .increment(1);
-        }
-        Ok(())
+        Ok(sources)
     }
 
     /// What reading needs from the stream besides the log itself.
@@ -128,4 +138,11 @@ fn retention(limits: &[events::LimitValue]) -> Option<i64> {
         .iter()
         .find(|l| l.metric == "audit_retention_days")
         .and_then(|l| l.value)
+}
+
+/// Counts appended events by the service that emitted them.
+pub(crate) fn count_ingested(sources: Vec<String>) {
+    for source in sources {
+        metrics::counter!("tenantry_audit_events_ingested_total", "source" => source).increment(1);
+    }
 }
