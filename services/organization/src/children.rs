@@ -114,6 +114,51 @@ pub struct NewChild {
     pub team_id: Option<String>,
 }
 
+impl NewChild {
+    /// Checks the fields, naming each bad one under `prefix` (`team`,
+    /// `project`, or `records[3]` for an import).
+    pub(crate) fn check(&self, prefix: &str) -> Result<()> {
+        validate::display_name(&format!("{prefix}.display_name"), &self.display_name)?;
+        validate::description(&format!("{prefix}.description"), &self.description)?;
+        if !self.slug.is_empty() {
+            validate::short_slug(&format!("{prefix}.slug"), &self.slug)?;
+        }
+        Ok(())
+    }
+
+    /// The row of a new team or project `id` of an organization, before
+    /// its slug is known to be free (an empty slug is derived from the
+    /// name).
+    pub(crate) fn into_row(
+        self,
+        kind: Children,
+        organization_id: &str,
+        id: String,
+        created_by: String,
+        now_us: i64,
+    ) -> ChildRow {
+        ChildRow {
+            id,
+            organization_id: organization_id.to_string(),
+            team_id: self.team_id,
+            slug: if self.slug.is_empty() {
+                validate::slug_from(&self.display_name, kind.noun(), 1)
+            } else {
+                self.slug
+            },
+            display_name: self.display_name,
+            description: self.description,
+            created_by,
+            created_at_us: now_us,
+            updated_at_us: now_us,
+            deleted_at_us: None,
+            purge_at_us: None,
+            deleted_with: None,
+            version: 1,
+        }
+    }
+}
+
 /// A cursor of team and project listings.
 #[derive(Serialize, Deserialize)]
 struct After(String);
@@ -266,13 +311,7 @@ impl Core {
     ) -> Result<(Created, OrganizationRow)> {
         validate::request_id(request_id)?;
         let organization_id = &parent.id;
-        let noun = kind.noun();
-        validate::display_name(&format!("{noun}.display_name"), &input.display_name)?;
-        validate::description(&format!("{noun}.description"), &input.description)?;
-        let explicit_slug = !input.slug.is_empty();
-        if explicit_slug {
-            validate::short_slug(&format!("{noun}.slug"), &input.slug)?;
-        }
+        input.check(kind.noun())?;
         let org = self
             .live_organization(caller, organization_id, kind.create_permission())
             .await?;
@@ -346,31 +385,10 @@ impl Core {
         input: NewChild,
         request_id: &str,
     ) -> Result<Created> {
-        let noun = kind.noun();
-        let explicit_slug = !input.slug.is_empty();
         let method = kind.method();
         let caller_name = caller.resource_name();
-        let organization_id = organization_id.to_string();
-        let now = now_micros();
-        let mut row = ChildRow {
-            id,
-            organization_id: organization_id.clone(),
-            team_id: input.team_id.clone(),
-            slug: if explicit_slug {
-                input.slug.clone()
-            } else {
-                validate::slug_from(&input.display_name, noun, 1)
-            },
-            display_name: input.display_name,
-            description: input.description,
-            created_by: caller_name.clone(),
-            created_at_us: now,
-            updated_at_us: now,
-            deleted_at_us: None,
-            purge_at_us: None,
-            deleted_with: None,
-            version: 1,
-        };
+        let explicit_slug = !input.slug.is_empty();
+        let mut row = input.into_row(kind, organization_id, id, caller_name.clone(), now_micros());
         let mut tx = self.begin().await?;
         if let Some(id) = self
             .store
@@ -378,34 +396,50 @@ impl Core {
             .await?
         {
             drop(tx);
-            return self.replayed_child(kind, &organization_id, &id).await;
+            return self.replayed_child(kind, &row.organization_id, &id).await;
         }
-        if self
-            .store
-            .child_slug_taken(&mut tx, kind, &organization_id, &row.slug, "")
-            .await?
-        {
-            if explicit_slug {
-                return Err(Refusal::ChildSlugTaken {
-                    slug: row.slug.clone(),
-                }
-                .into());
-            }
-            row.slug = format!("{}-{}", row.slug, slug_suffix());
-        }
-        if !self
-            .insert_with_free_slug(&mut tx, NewRow::Child(kind, &mut row), explicit_slug)
-            .await?
-        {
-            return Err(Refusal::ChildSlugTaken {
-                slug: row.slug.clone(),
-            }
-            .into());
-        }
+        self.insert_new_child(&mut tx, kind, &mut row, explicit_slug, "slug")
+            .await?;
         self.store
             .remember_request(&mut tx, &caller_name, method, request_id, &row.id)
             .await?;
         Ok(Created::New { write: tx, row })
+    }
+
+    /// Inserts a new team or project in `tx`: a derived slug that a live
+    /// sibling holds takes a suffix, a chosen one is refused (`SLUG_TAKEN`,
+    /// its violation naming `slug_field`).
+    pub(crate) async fn insert_new_child(
+        &self,
+        tx: &mut Write,
+        kind: Children,
+        row: &mut ChildRow,
+        explicit_slug: bool,
+        slug_field: &str,
+    ) -> Result<()> {
+        let slug_taken = |slug: &str| {
+            Refusal::ChildSlugTaken {
+                slug: slug.to_string(),
+            }
+            .into_kit(slug_field)
+        };
+        if self
+            .store
+            .child_slug_taken(tx, kind, &row.organization_id, &row.slug, "")
+            .await?
+        {
+            if explicit_slug {
+                return Err(slug_taken(&row.slug));
+            }
+            row.slug = format!("{}-{}", row.slug, slug_suffix());
+        }
+        if !self
+            .insert_with_free_slug(tx, NewRow::Child(kind, &mut *row), explicit_slug)
+            .await?
+        {
+            return Err(slug_taken(&row.slug));
+        }
+        Ok(())
     }
 
     /// What an earlier create with the same request id made.

@@ -185,12 +185,34 @@ impl Error {
 
 impl From<Error> for KitError {
     fn from(error: Error) -> KitError {
-        let (code, reason) = error.code_and_reason();
-        let kit = KitError::new(code, reason, error.to_string()).with_domain(crate::NAME);
-        match error {
+        error.into_kit("slug")
+    }
+}
+
+impl Error {
+    /// The refusal as the kit error about record `record` of an import
+    /// (`records[3]`): a slug refusal's violation names `records[3].slug`,
+    /// any other refusal gets a violation naming the record.
+    pub(crate) fn at(self, record: &str) -> KitError {
+        match self {
+            Error::SlugTaken { .. } | Error::ChildSlugTaken { .. } => {
+                self.into_kit(&format!("{record}.slug"))
+            }
+            other => {
+                let message = other.to_string();
+                other.into_kit("slug").with_violation(record, message)
+            }
+        }
+    }
+
+    /// The kit error, with a slug refusal's violation naming `slug_field`.
+    pub(crate) fn into_kit(self, slug_field: &str) -> KitError {
+        let (code, reason) = self.code_and_reason();
+        let kit = KitError::new(code, reason, self.to_string()).with_domain(crate::NAME);
+        match self {
             Error::SlugTaken { slug } | Error::ChildSlugTaken { slug } => kit
                 .with_metadata("slug", slug)
-                .with_violation("slug", "is in use"),
+                .with_violation(slug_field, "is in use"),
             Error::EnvironmentSlugTaken { slug } => kit
                 .with_metadata("slug", slug)
                 .with_violation("environment.slug", "is in use"),

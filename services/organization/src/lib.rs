@@ -7,6 +7,8 @@
 //!   a mailed single-use token.
 //! - [`teams`] and [`projects`]: what organizations contain, sharing the
 //!   life cycle in [`children`].
+//! - `records`: the internal `OrganizationRecordsService`, the service's
+//!   part of a bulk import or export.
 //! - [`access`]: every permission question, asked of the rbac service;
 //!   [`quota`]: every quota question, asked of the billing service.
 //! - [`store`]: the rows and their SQL; [`schema`]: the migrations;
@@ -25,6 +27,7 @@ pub mod ownership;
 pub mod projects;
 pub mod purger;
 pub mod quota;
+mod records;
 pub mod schema;
 pub mod store;
 pub mod teams;
@@ -45,6 +48,7 @@ use tenantry_kit::service::{GrpcRoutes, ServiceContext};
 use tenantry_kit::tenancy;
 use tenantry_kit::write::Write;
 use tenantry_mail::{Mailer, MailerOptions};
+use tenantry_proto::tenantry::bulk::v1 as bulk_pb;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::organization::v1 as organization_pb;
 
@@ -194,7 +198,12 @@ impl Service {
         ));
         routes.add(configure_server!(
             organization_pb::project_service_server::ProjectServiceServer::new(
-                projects::ProjectApi(core)
+                projects::ProjectApi(core.clone())
+            )
+        ));
+        routes.add(configure_server!(
+            bulk_pb::organization_records_service_server::OrganizationRecordsServiceServer::new(
+                records::OrganizationRecordsApi(core)
             )
         ));
     }

@@ -21,6 +21,7 @@ use crate::store::{ChildRow, Children, EnvironmentRow, OrganizationRow};
 use crate::validate::{self, check_etag};
 use crate::{Core, change, changed, not_found, target, timestamp};
 use tenantry_kit::permission::Permission;
+use tenantry_kit::write::Write;
 
 /// The environments a project starts with.
 const DEFAULT_ENVIRONMENTS: &[&str] = &["dev", "staging", "production"];
@@ -43,6 +44,23 @@ impl Core {
                 return Ok((row, environments));
             }
         };
+        let environments = self
+            .project_created(&mut tx, caller, &row, org, default_environments)
+            .await?;
+        self.commit(tx).await?;
+        Ok((row, environments))
+    }
+
+    /// Completes a project just inserted in `org`: its default environments
+    /// (when asked for) and `project.created`, which lists them.
+    pub(crate) async fn project_created(
+        &self,
+        tx: &mut Write,
+        caller: &Caller,
+        row: &ChildRow,
+        org: &OrganizationRow,
+        default_environments: bool,
+    ) -> Result<Vec<EnvironmentRow>> {
         let mut environments = Vec::new();
         if default_environments {
             for slug in DEFAULT_ENVIRONMENTS {
@@ -55,12 +73,12 @@ impl Core {
                     updated_at_us: row.created_at_us,
                     version: 1,
                 };
-                self.store.insert_environment(&mut tx, &env).await?;
+                self.store.insert_environment(tx, &env).await?;
                 environments.push(env);
             }
         }
         self.emit(
-            &mut tx,
+            tx,
             caller,
             ("project", &row.id),
             (&org.id, &org.root_id),
@@ -76,8 +94,7 @@ impl Core {
             vec![target("project", &row.id, &row.display_name)],
         )
         .await?;
-        self.commit(tx).await?;
-        Ok((row, environments))
+        Ok(environments)
     }
 
     /// Creates the installation's default project
@@ -131,15 +148,21 @@ fn event_environment(row: &EnvironmentRow) -> events::Environment {
     }
 }
 
-/// The team id in a project's `team` field, if set.
-fn team_field(project: &pb::Project, organization_id: Option<&str>) -> Result<Option<String>> {
+/// The team id in a project's `team` field, if set, naming the field
+/// under `prefix` (`project`, or `records[3]` for an import).
+pub(crate) fn team_field(
+    prefix: &str,
+    project: &pb::Project,
+    organization_id: Option<&str>,
+) -> Result<Option<String>> {
     if project.team.is_empty() {
         return Ok(None);
     }
-    let team = TeamName::parse("project.team", &project.team)?;
+    let field = format!("{prefix}.team");
+    let team = TeamName::parse(&field, &project.team)?;
     if organization_id.is_some_and(|o| o != team.organization) {
         return Err(Error::invalid_field(
-            "project.team",
+            field,
             "must be a team of the project's organization",
         ));
     }
@@ -213,7 +236,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             slug: project.slug.clone(),
             display_name: project.display_name.clone(),
             description: project.description.clone(),
-            team_id: team_field(&project, Some(&parent.id))?,
+            team_id: team_field("project", &project, Some(&parent.id))?,
         };
         let (created, org) = self
             .0
@@ -296,7 +319,7 @@ impl pb::project_service_server::ProjectService for ProjectApi {
             slug: project.slug.clone(),
             display_name: project.display_name.clone(),
             description: project.description.clone(),
-            team_id: team_field(&project, Some(&organization_id))?,
+            team_id: team_field("project", &project, Some(&organization_id))?,
         };
         let after = self
             .0

@@ -11,8 +11,36 @@ use tonic::{Request, Response, Status};
 use crate::access::Caller;
 use crate::children::{Created, ListQuery, NewChild, NewChildUpdate};
 use crate::convert::team_to_proto;
-use crate::store::Children;
+use crate::store::{ChildRow, Children, OrganizationRow};
 use crate::{Core, target, timestamp};
+use tenantry_kit::write::Write;
+
+impl Core {
+    /// Emits `team.created` for a team just inserted in `org`.
+    pub(crate) async fn team_created(
+        &self,
+        tx: &mut Write,
+        caller: &Caller,
+        row: &ChildRow,
+        org: &OrganizationRow,
+    ) -> Result<()> {
+        self.emit(
+            tx,
+            caller,
+            ("team", &row.id),
+            (&org.id, &org.root_id),
+            &events::TeamCreated {
+                team_id: row.id.clone(),
+                organization_id: org.id.clone(),
+                slug: row.slug.clone(),
+                display_name: row.display_name.clone(),
+            },
+            Vec::new(),
+            vec![target("team", &row.id, &row.display_name)],
+        )
+        .await
+    }
+}
 
 /// The `TeamService` handler.
 #[derive(Debug, Clone)]
@@ -48,22 +76,7 @@ impl pb::team_service_server::TeamService for TeamApi {
             .await?;
         let row = created.row().clone();
         if let Created::New { write: mut tx, .. } = created {
-            self.0
-                .emit(
-                    &mut tx,
-                    &caller,
-                    ("team", &row.id),
-                    (&org.id, &org.root_id),
-                    &events::TeamCreated {
-                        team_id: row.id.clone(),
-                        organization_id: org.id.clone(),
-                        slug: row.slug.clone(),
-                        display_name: row.display_name.clone(),
-                    },
-                    Vec::new(),
-                    vec![target("team", &row.id, &row.display_name)],
-                )
-                .await?;
+            self.0.team_created(&mut tx, &caller, &row, &org).await?;
             self.0.commit(tx).await?;
         }
         Ok(Response::new(pb::CreateTeamResponse {

@@ -103,15 +103,16 @@ impl Core {
                     }
                     "settings.require_mfa" => next.require_mfa = settings.require_mfa,
                     "settings.project_visibility" => {
-                        next.projects_granted_only = match projects_granted_only(&settings)? {
-                            Some(granted_only) => granted_only,
-                            // Unset is reset to the default: the parent's
-                            // setting, or the installation's for a root.
-                            None => {
-                                self.default_granted_only(current.parent_id.as_deref())
-                                    .await?
-                            }
-                        };
+                        next.projects_granted_only =
+                            match projects_granted_only("organization", &settings)? {
+                                Some(granted_only) => granted_only,
+                                // Unset is reset to the default: the parent's
+                                // setting, or the installation's for a root.
+                                None => {
+                                    self.default_granted_only(current.parent_id.as_deref())
+                                        .await?
+                                }
+                            };
                     }
                     _ => {
                         next.allowed_email_domains = validate::email_domains(

@@ -76,6 +76,8 @@ mod listing;
 mod tree;
 mod workspaces;
 
+pub(crate) use tree::{NewOrganization, departments_allowed_under, root_workspace};
+
 impl Core {
     /// A live or deleted organization, or NOT_FOUND. Its row says which
     /// tree the request is in, so it is read in every tenant (one query,
@@ -213,14 +215,17 @@ impl Core {
 }
 
 /// The project visibility a request sets: `None` when unset; a value the
-/// contract does not define is refused.
-fn projects_granted_only(settings: &pb::OrganizationSettings) -> Result<Option<bool>> {
+/// contract does not define is refused, naming the field under `prefix`.
+fn projects_granted_only(
+    prefix: &str,
+    settings: &pb::OrganizationSettings,
+) -> Result<Option<bool>> {
     match pb::ProjectVisibility::try_from(settings.project_visibility) {
         Ok(pb::ProjectVisibility::Unspecified) => Ok(None),
         Ok(pb::ProjectVisibility::AllMembers) => Ok(Some(false)),
         Ok(pb::ProjectVisibility::Granted) => Ok(Some(true)),
         Err(_) => Err(Error::invalid_field(
-            "organization.settings.project_visibility",
+            format!("{prefix}.settings.project_visibility"),
             "must be ALL_MEMBERS or GRANTED",
         )),
     }

@@ -18,14 +18,9 @@ impl Core {
             .await?;
         let by_id: HashMap<&str, &OrganizationRow> =
             ancestors.iter().map(|a| (a.id.as_str(), a)).collect();
-        for id in parent.ancestor_ids().iter().rev() {
-            if let Some(ancestor) = by_id.get(id)
-                && ancestor.kind == "organization"
-            {
-                return Ok(ancestor.departments_enabled);
-            }
-        }
-        Ok(true)
+        Ok(departments_allowed_under(parent, |id| {
+            by_id.get(id).copied()
+        }))
     }
 
     /// Creates an organization with the given new `id`. A child's quota
@@ -66,46 +61,17 @@ impl Core {
             }
             owner
         };
-        validate::display_name("organization.display_name", &input.display_name)?;
-        let explicit_slug = !input.slug.is_empty();
-        if explicit_slug {
-            validate::organization_slug("organization.slug", &input.slug)?;
-        }
-        let kind = match input.kind() {
-            pb::OrganizationKind::Department => "department",
-            _ => "organization",
-        };
-        let settings = input.settings.clone().unwrap_or_default();
-        let domains = validate::email_domains(
-            "organization.settings.allowed_email_domains",
-            &settings.allowed_email_domains,
-        )?;
-        let metadata: BTreeMap<String, String> = input.metadata.clone().into_iter().collect();
-        validate::metadata("organization.metadata", &metadata)?;
-        let granted_only = projects_granted_only(&settings)?;
+        let fields = NewOrganization::parse("organization", &input)?;
+        let kind = fields.kind;
 
         let now = now_micros();
         let mut new_workspace = None;
-        let (parent, workspace_id, root_id, path, depth) = if input.parent.is_empty() {
-            if kind == "department" {
-                return Err(Error::invalid_field(
-                    "organization.kind",
-                    "a root is always an organization",
-                ));
-            }
+        let (parent, workspace_id) = if input.parent.is_empty() {
             if !(caller.is_user() || caller.is_internal()) {
                 return Err(Error::permission_denied("organization.create").with_domain(NAME));
             }
             let workspace_id = if input.workspace.is_empty() {
-                let ws = WorkspaceRow {
-                    id: new_id().to_string(),
-                    display_name: input.display_name.clone(),
-                    billing_mode: "single".into(),
-                    created_by: UserName::new(&owner_id).to_string(),
-                    created_at_us: now,
-                    updated_at_us: now,
-                    version: 1,
-                };
+                let ws = root_workspace(&fields.display_name, &owner_id, now);
                 let ws_id = ws.id.clone();
                 new_workspace = Some(ws);
                 ws_id
@@ -124,7 +90,7 @@ impl Core {
                 }
                 ws_id
             };
-            (None, workspace_id, id.clone(), format!("/{id}/"), 1)
+            (None, workspace_id)
         } else {
             if !input.workspace.is_empty() {
                 return Err(Error::invalid_field(
@@ -159,52 +125,20 @@ impl Core {
                     .await;
                 return Err(error);
             }
-            let path = format!("{}{id}/", parent.path);
-            (
-                Some(parent.clone()),
-                parent.workspace_id.clone(),
-                parent.root_id.clone(),
-                path,
-                parent.depth + 1,
-            )
+            let workspace_id = parent.workspace_id.clone();
+            (Some(parent), workspace_id)
         };
 
-        let mut row = OrganizationRow {
-            id: id.clone(),
-            slug: if explicit_slug {
-                input.slug.clone()
-            } else {
-                validate::slug_from(&input.display_name, "org", 3)
-            },
-            display_name: input.display_name.clone(),
-            kind: kind.into(),
-            parent_id: parent.as_ref().map(|p| p.id.clone()),
-            root_id,
+        let explicit_slug = fields.slug.is_some();
+        let mut row = self.new_organization_row(
+            id,
+            fields,
+            parent.as_ref(),
             workspace_id,
-            path,
-            depth,
-            inherit_access: parent.is_none() || input.inherit_access.unwrap_or(true),
-            departments_enabled: settings.departments_enabled.unwrap_or(true),
-            require_mfa: settings.require_mfa,
-            // Unset: a child sees as its parent does, a root as the
-            // installation says.
-            projects_granted_only: match (granted_only, &parent) {
-                (Some(granted_only), _) => granted_only,
-                (None, Some(parent)) => parent.projects_granted_only,
-                (None, None) => self.options.project_visibility == ProjectVisibility::Granted,
-            },
-            allowed_email_domains: domains,
-            metadata,
-            state: "active".into(),
-            owner_id: owner_id.clone(),
-            created_by: caller_name.clone(),
-            created_at_us: now,
-            updated_at_us: now,
-            deleted_at_us: None,
-            purge_at_us: None,
-            deleted_with: None,
-            version: 1,
-        };
+            owner_id,
+            caller_name.clone(),
+            now,
+        );
 
         // A new root starts a tree: the request's scope takes it in, so the
         // write can see (and the policy admit) its first row.
@@ -219,45 +153,15 @@ impl Core {
             drop(tx);
             return self.organization(&existing).await;
         }
-        if self
-            .store
-            .organization_slug_taken(&mut tx, &row.slug, "")
-            .await?
-        {
-            if explicit_slug {
-                return Err(Refusal::SlugTaken {
-                    slug: row.slug.clone(),
-                }
-                .into());
-            }
-            row.slug = format!("{}-{}", row.slug, slug_suffix());
-        }
-        if let Some(ws) = &new_workspace {
-            self.store.insert_workspace(&mut tx, ws).await?;
-            self.emit(
-                &mut tx,
-                caller,
-                ("workspace", &ws.id),
-                (&row.id, &row.root_id),
-                &events::WorkspaceCreated {
-                    workspace_id: ws.id.clone(),
-                    display_name: ws.display_name.clone(),
-                    billing_mode: event_billing_mode(&ws.billing_mode),
-                },
-                Vec::new(),
-                vec![target("workspace", &ws.id, &ws.display_name)],
-            )
-            .await?;
-        }
-        if !self
-            .insert_with_free_slug(&mut tx, NewRow::Organization(&mut row), explicit_slug)
-            .await?
-        {
-            return Err(Refusal::SlugTaken {
-                slug: row.slug.clone(),
-            }
-            .into());
-        }
+        self.insert_new_organization(
+            &mut tx,
+            caller,
+            &mut row,
+            explicit_slug,
+            new_workspace.as_ref(),
+            "slug",
+        )
+        .await?;
         self.store
             .remember_request(
                 &mut tx,
@@ -267,28 +171,6 @@ impl Core {
                 &row.id,
             )
             .await?;
-        self.emit(
-            &mut tx,
-            caller,
-            (KIND, &row.id),
-            (&row.id, &row.root_id),
-            &events::OrganizationCreated {
-                organization_id: row.id.clone(),
-                parent_id: row.parent_id.clone().unwrap_or_default(),
-                root_id: row.root_id.clone(),
-                workspace_id: row.workspace_id.clone(),
-                kind: event_kind(&row.kind),
-                depth: row.depth as i32,
-                slug: row.slug.clone(),
-                display_name: row.display_name.clone(),
-                inherit_access: row.inherit_access,
-                owner_user_id: row.owner_id.clone(),
-                projects_granted_only: row.projects_granted_only,
-            },
-            Vec::new(),
-            vec![target(KIND, &row.id, &row.display_name)],
-        )
-        .await?;
         self.commit(tx).await?;
         Ok(row)
     }
@@ -435,5 +317,238 @@ impl Core {
             .zip(readable)
             .filter_map(|(o, ok)| ok.then_some(o))
             .collect())
+    }
+}
+
+/// The client's fields of a new organization, checked: what creating one
+/// (`CreateOrganization`, or an import) takes from the request, beside
+/// its id, parent, owner and workspace.
+#[derive(Debug, Clone)]
+pub(crate) struct NewOrganization {
+    pub display_name: String,
+    /// The slug the client chose; `None` derives one from the name.
+    pub slug: Option<String>,
+    /// `organization` or `department`.
+    pub kind: &'static str,
+    /// As asked; a root always inherits (it has nothing to inherit from).
+    pub inherit_access: bool,
+    pub departments_enabled: bool,
+    pub require_mfa: bool,
+    pub allowed_email_domains: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+    /// `None` when the request leaves project visibility unset.
+    pub projects_granted_only: Option<bool>,
+}
+
+impl NewOrganization {
+    /// Checks the fields of `input`, naming each bad one under `prefix`
+    /// (`organization` for `CreateOrganization`, `records[3]` for an
+    /// import). A root must be of kind organization.
+    pub(crate) fn parse(prefix: &str, input: &pb::Organization) -> Result<NewOrganization> {
+        validate::display_name(&format!("{prefix}.display_name"), &input.display_name)?;
+        let explicit_slug = !input.slug.is_empty();
+        if explicit_slug {
+            validate::organization_slug(&format!("{prefix}.slug"), &input.slug)?;
+        }
+        let kind = match input.kind() {
+            pb::OrganizationKind::Department => "department",
+            _ => "organization",
+        };
+        let settings = input.settings.clone().unwrap_or_default();
+        let allowed_email_domains = validate::email_domains(
+            &format!("{prefix}.settings.allowed_email_domains"),
+            &settings.allowed_email_domains,
+        )?;
+        let metadata: BTreeMap<String, String> = input.metadata.clone().into_iter().collect();
+        validate::metadata(&format!("{prefix}.metadata"), &metadata)?;
+        let projects_granted_only = projects_granted_only(prefix, &settings)?;
+        if input.parent.is_empty() && kind == "department" {
+            return Err(Error::invalid_field(
+                format!("{prefix}.kind"),
+                "a root is always an organization",
+            ));
+        }
+        Ok(NewOrganization {
+            display_name: input.display_name.clone(),
+            slug: explicit_slug.then(|| input.slug.clone()),
+            kind,
+            inherit_access: input.inherit_access.unwrap_or(true),
+            departments_enabled: settings.departments_enabled.unwrap_or(true),
+            require_mfa: settings.require_mfa,
+            allowed_email_domains,
+            metadata,
+            projects_granted_only,
+        })
+    }
+}
+
+/// The SINGLE workspace a new root gets when it names none, billed to its
+/// owner.
+pub(crate) fn root_workspace(display_name: &str, owner_id: &str, now_us: i64) -> WorkspaceRow {
+    WorkspaceRow {
+        id: new_id().to_string(),
+        display_name: display_name.to_string(),
+        billing_mode: "single".into(),
+        created_by: UserName::new(owner_id).to_string(),
+        created_at_us: now_us,
+        updated_at_us: now_us,
+        version: 1,
+    }
+}
+
+/// Whether departments may be created under `parent`: the nearest
+/// organization of kind `organization` at or above it decides (none: they
+/// may). `ancestor` finds a row of `parent`'s ancestors by id.
+pub(crate) fn departments_allowed_under<'a>(
+    parent: &'a OrganizationRow,
+    ancestor: impl Fn(&str) -> Option<&'a OrganizationRow>,
+) -> bool {
+    if parent.kind == "organization" {
+        return parent.departments_enabled;
+    }
+    for id in parent.ancestor_ids().iter().rev() {
+        if let Some(ancestor) = ancestor(id)
+            && ancestor.kind == "organization"
+        {
+            return ancestor.departments_enabled;
+        }
+    }
+    true
+}
+
+impl Core {
+    /// The row of a new organization `id` under `parent` (a root when
+    /// `None`), before its slug is known to be free.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_organization_row(
+        &self,
+        id: String,
+        fields: NewOrganization,
+        parent: Option<&OrganizationRow>,
+        workspace_id: String,
+        owner_id: String,
+        created_by: String,
+        now_us: i64,
+    ) -> OrganizationRow {
+        let (root_id, path, depth) = match parent {
+            Some(parent) => (
+                parent.root_id.clone(),
+                format!("{}{id}/", parent.path),
+                parent.depth + 1,
+            ),
+            None => (id.clone(), format!("/{id}/"), 1),
+        };
+        OrganizationRow {
+            slug: fields
+                .slug
+                .unwrap_or_else(|| validate::slug_from(&fields.display_name, "org", 3)),
+            display_name: fields.display_name,
+            kind: fields.kind.into(),
+            parent_id: parent.map(|p| p.id.clone()),
+            root_id,
+            workspace_id,
+            path,
+            depth,
+            inherit_access: parent.is_none() || fields.inherit_access,
+            departments_enabled: fields.departments_enabled,
+            require_mfa: fields.require_mfa,
+            // Unset: a child sees as its parent does, a root as the
+            // installation says.
+            projects_granted_only: match (fields.projects_granted_only, parent) {
+                (Some(granted_only), _) => granted_only,
+                (None, Some(parent)) => parent.projects_granted_only,
+                (None, None) => self.options.project_visibility == ProjectVisibility::Granted,
+            },
+            allowed_email_domains: fields.allowed_email_domains,
+            metadata: fields.metadata,
+            state: "active".into(),
+            owner_id,
+            created_by,
+            created_at_us: now_us,
+            updated_at_us: now_us,
+            deleted_at_us: None,
+            purge_at_us: None,
+            deleted_with: None,
+            version: 1,
+            id,
+        }
+    }
+
+    /// Writes a new organization in `tx` with its events: its new workspace
+    /// first when it has one (`workspace.created`), then the row, its slug
+    /// made free when derived (a suffix) or refused when chosen
+    /// (`SLUG_TAKEN`, its violation naming `slug_field`), then
+    /// `organization.created`.
+    pub(crate) async fn insert_new_organization(
+        &self,
+        tx: &mut Write,
+        caller: &Caller,
+        row: &mut OrganizationRow,
+        explicit_slug: bool,
+        new_workspace: Option<&WorkspaceRow>,
+        slug_field: &str,
+    ) -> Result<()> {
+        let slug_taken = |slug: &str| {
+            Refusal::SlugTaken {
+                slug: slug.to_string(),
+            }
+            .into_kit(slug_field)
+        };
+        if self
+            .store
+            .organization_slug_taken(tx, &row.slug, "")
+            .await?
+        {
+            if explicit_slug {
+                return Err(slug_taken(&row.slug));
+            }
+            row.slug = format!("{}-{}", row.slug, slug_suffix());
+        }
+        if let Some(ws) = new_workspace {
+            self.store.insert_workspace(tx, ws).await?;
+            self.emit(
+                tx,
+                caller,
+                ("workspace", &ws.id),
+                (&row.id, &row.root_id),
+                &events::WorkspaceCreated {
+                    workspace_id: ws.id.clone(),
+                    display_name: ws.display_name.clone(),
+                    billing_mode: event_billing_mode(&ws.billing_mode),
+                },
+                Vec::new(),
+                vec![target("workspace", &ws.id, &ws.display_name)],
+            )
+            .await?;
+        }
+        if !self
+            .insert_with_free_slug(tx, NewRow::Organization(&mut *row), explicit_slug)
+            .await?
+        {
+            return Err(slug_taken(&row.slug));
+        }
+        self.emit(
+            tx,
+            caller,
+            (KIND, &row.id),
+            (&row.id, &row.root_id),
+            &events::OrganizationCreated {
+                organization_id: row.id.clone(),
+                parent_id: row.parent_id.clone().unwrap_or_default(),
+                root_id: row.root_id.clone(),
+                workspace_id: row.workspace_id.clone(),
+                kind: event_kind(&row.kind),
+                depth: row.depth as i32,
+                slug: row.slug.clone(),
+                display_name: row.display_name.clone(),
+                inherit_access: row.inherit_access,
+                owner_user_id: row.owner_id.clone(),
+                projects_granted_only: row.projects_granted_only,
+            },
+            Vec::new(),
+            vec![target(KIND, &row.id, &row.display_name)],
+        )
+        .await?;
+        Ok(())
     }
 }

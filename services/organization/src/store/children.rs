@@ -130,6 +130,63 @@ impl Store {
             .await?)
     }
 
+    /// Teams or projects by id, of any organization, in no particular
+    /// order, read inside a write transaction (deleted ones too).
+    pub async fn children_by_id_in(
+        &self,
+        tx: &mut Tx,
+        kind: Children,
+        ids: &[&str],
+    ) -> Result<Vec<ChildRow>> {
+        let select = match kind {
+            Children::Teams => concat!("SELECT ", team_columns!(), " FROM org_teams WHERE 1 = 1"),
+            Children::Projects => concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM org_projects WHERE 1 = 1"
+            ),
+        };
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            // Dynamic only in its placeholder list, built from a count.
+            let sql = format!("{select}{}", in_list("id", chunk.len(), 1));
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let chunk_rows: Vec<ChildRow> = query.fetch_all(&mut **tx).await?;
+            rows.extend(chunk_rows);
+        }
+        Ok(rows)
+    }
+
+    /// Live teams or projects of every organization after `after_id`, by
+    /// id: a page of an export.
+    pub async fn live_children_after(
+        &self,
+        kind: Children,
+        after_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ChildRow>> {
+        let sql = match kind {
+            Children::Teams => concat!(
+                "SELECT ",
+                team_columns!(),
+                " FROM org_teams WHERE deleted_at_us IS NULL AND id > $1 ORDER BY id LIMIT $2"
+            ),
+            Children::Projects => concat!(
+                "SELECT ",
+                project_columns!(),
+                " FROM org_projects WHERE deleted_at_us IS NULL AND id > $1 ORDER BY id LIMIT $2"
+            ),
+        };
+        Ok(sqlx::query_as(sql)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(self.db.pool())
+            .await?)
+    }
+
     /// Teams or projects of an organization after `after_id`, oldest first;
     /// projects can be limited to one owning team.
     #[allow(clippy::too_many_arguments)]

@@ -191,6 +191,55 @@ impl Store {
         Ok(rows)
     }
 
+    /// Organizations by id, in no particular order, read inside a write
+    /// transaction (deleted ones too).
+    pub async fn organizations_by_id_in(
+        &self,
+        tx: &mut Tx,
+        ids: &[&str],
+    ) -> Result<Vec<OrganizationRow>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            // Dynamic only in its placeholder list, built from a count.
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    organization_columns!(),
+                    " FROM org_organizations WHERE 1 = 1{}"
+                ),
+                in_list("id", chunk.len(), 1)
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let chunk_rows: Vec<OrganizationRow> = query.fetch_all(&mut **tx).await?;
+            rows.extend(chunk_rows);
+        }
+        Ok(rows)
+    }
+
+    /// Live organizations of every tree after `(depth, id)`, by depth then
+    /// id (parents before their children): a page of an export.
+    pub async fn live_organizations_after(
+        &self,
+        after: (i64, &str),
+        limit: i64,
+    ) -> Result<Vec<OrganizationRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            organization_columns!(),
+            " FROM org_organizations
+             WHERE deleted_at_us IS NULL AND (depth > $1 OR (depth = $1 AND id > $2))
+             ORDER BY depth, id LIMIT $3"
+        ))
+        .bind(after.0)
+        .bind(after.1)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
     /// Organizations matching `filter` after `after_id`, oldest first.
     pub async fn organizations(
         &self,
