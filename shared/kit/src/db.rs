@@ -404,6 +404,26 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// `rows` groups of `columns` numbered placeholders, for a multi-row
+/// `VALUES` list: `placeholders(2, 2)` is `($1, $2), ($3, $4)`.
+pub fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", row * columns + column + 1));
+        }
+        out.push(')');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +439,11 @@ mod tests {
             redact_url("sqlite://.tenantry/t.db"),
             "sqlite://.tenantry/t.db"
         );
+    }
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
     }
 }

@@ -60,6 +60,17 @@ impl Write {
         Ok(self.written.last().expect("just pushed"))
     }
 
+    /// Appends `events` to the outbox in this write's transaction, in a few
+    /// multi-row statements (see [`Outbox::append_all`]).
+    pub async fn emit_all(&mut self, events: Vec<NewEvent>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let envelopes = self.outbox.append_all(&mut self.tx, events).await?;
+        self.written.extend(envelopes);
+        Ok(())
+    }
+
     /// The transaction's connection, for a query in this write.
     pub fn connection(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
