@@ -4,8 +4,8 @@
 //! ownership transfers), and users' names and emails from identity.
 //!
 //! One durable consumer, idempotent by event id: each event is applied in
-//! its own transaction together with its claim, its change-log entry and
-//! any event rbac emits in turn.
+//! a transaction together with its claim, its change-log entry and any
+//! event rbac emits in turn (a writer's `ApplyEvents` batch shares one).
 
 use prost::Name;
 use tenantry_kit::db::now_micros;
@@ -74,22 +74,56 @@ fn role(role_id: &str) -> events::Role {
     }
 }
 
+/// What applying events changes: the index's changes and the events rbac
+/// emits in turn, written together when the batch commits.
+#[derive(Default)]
+struct Effects {
+    changes: Vec<Change>,
+    emitted: Vec<NewEvent>,
+}
+
 impl Core {
     /// Applies one event; events rbac does not care about are claimed and
     /// ignored.
     pub async fn apply_event(&self, event: events::Event) -> tenantry_kit::error::Result<()> {
-        // Events come from every tenant; what they say was authorized where
-        // they were written.
-        tenancy::system(self.apply_any_event(event)).await
+        self.apply_events(vec![event]).await
     }
 
-    async fn apply_any_event(&self, event: events::Event) -> tenantry_kit::error::Result<()> {
-        let mut tx = self.store.begin().await?;
-        if !claim_event(&mut tx, CONSUMER, &event.id).await? {
+    /// Applies `events` in order, in one transaction with their claims,
+    /// their change-log entry and what rbac emits in turn: a writer's batch
+    /// (an import hands a thousand at a time) costs one commit, not one per
+    /// event. If one fails, none is applied, and the whole batch is tried
+    /// again.
+    pub async fn apply_events(&self, events: Vec<events::Event>) -> tenantry_kit::error::Result<()> {
+        // Events come from every tenant; what they say was authorized where
+        // they were written.
+        tenancy::system(async {
+            let mut tx = self.store.begin().await?;
+            let mut effects = Effects::default();
+            for event in events {
+                self.apply_in(&mut tx, event, &mut effects).await?;
+            }
+            if effects.changes.is_empty() && effects.emitted.is_empty() {
+                tx.commit().await?;
+                return Ok(());
+            }
+            self.write(tx, &effects.changes, effects.emitted).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Applies one event in `tx`, unless an earlier delivery claimed it.
+    async fn apply_in(
+        &self,
+        tx: &mut crate::store::Tx,
+        event: events::Event,
+        effects: &mut Effects,
+    ) -> tenantry_kit::error::Result<()> {
+        if !claim_event(tx, CONSUMER, &event.id).await? {
             return Ok(());
         }
-        let mut changes = Vec::new();
-        let mut emitted = Vec::new();
+        let Effects { changes, emitted } = effects;
         let node = |object_type: &str,
                     id: &str,
                     parent: Option<String>,
@@ -105,7 +139,7 @@ impl Core {
         match event.r#type.as_str() {
             events::OrganizationCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationCreated>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let parent = (!e.parent_id.is_empty()).then(|| e.parent_id.clone());
                 let organization = node(
@@ -115,10 +149,10 @@ impl Core {
                     &e.organization_id,
                     e.inherit_access,
                 );
-                self.put_node(&mut tx, &mut changes, &organization).await?;
+                self.put_node(tx, changes, &organization).await?;
                 if e.projects_granted_only {
                     self.store
-                        .set_projects_granted_only(&mut tx, &e.organization_id, true)
+                        .set_projects_granted_only(tx, &e.organization_id, true)
                         .await?;
                     changes.push(Change::ProjectVisibility {
                         organization: e.organization_id.clone(),
@@ -136,7 +170,7 @@ impl Core {
                     updated_at_us: now,
                     version: 1,
                 };
-                self.store.upsert_membership(&mut tx, &membership).await?;
+                self.store.upsert_membership(tx, &membership).await?;
                 changes.push(Change::Membership {
                     organization: e.organization_id.clone(),
                     user: e.owner_user_id.clone(),
@@ -161,20 +195,20 @@ impl Core {
             }
             events::OrganizationUpdated::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationUpdated>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 if let Some(mut current) = self
                     .store
-                    .node(&mut tx, "organization", &e.organization_id)
+                    .node(tx, "organization", &e.organization_id)
                     .await?
                     && current.inherit != e.inherit_access
                 {
                     current.inherit = e.inherit_access;
-                    self.put_node(&mut tx, &mut changes, &current).await?;
+                    self.put_node(tx, changes, &current).await?;
                 }
                 if self
                     .store
-                    .set_projects_granted_only(&mut tx, &e.organization_id, e.projects_granted_only)
+                    .set_projects_granted_only(tx, &e.organization_id, e.projects_granted_only)
                     .await?
                 {
                     changes.push(Change::ProjectVisibility {
@@ -185,38 +219,38 @@ impl Core {
             }
             events::OrganizationMoved::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationMoved>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 if let Some(mut current) = self
                     .store
-                    .node(&mut tx, "organization", &e.organization_id)
+                    .node(tx, "organization", &e.organization_id)
                     .await?
                 {
                     current.parent_id = Some(e.new_parent_id.clone());
-                    self.put_node(&mut tx, &mut changes, &current).await?;
+                    self.put_node(tx, changes, &current).await?;
                 }
             }
             events::OrganizationDeleted::EVENT_TYPE | events::OrganizationUndeleted::EVENT_TYPE => {
                 let live = event.r#type == events::OrganizationUndeleted::EVENT_TYPE;
                 let (id, cascaded) = if live {
                     let Some(e) = decode::<events::OrganizationUndeleted>(&event) else {
-                        return self.skip(tx).await;
+                        return Ok(());
                     };
                     (e.organization_id, e.cascaded_organization_ids)
                 } else {
                     let Some(e) = decode::<events::OrganizationDeleted>(&event) else {
-                        return self.skip(tx).await;
+                        return Ok(());
                     };
                     (e.organization_id, e.cascaded_organization_ids)
                 };
                 for id in std::iter::once(id).chain(cascaded) {
-                    self.set_live(&mut tx, &mut changes, "organization", &id, live)
+                    self.set_live(tx, changes, "organization", &id, live)
                         .await?;
                 }
             }
             events::TeamCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::TeamCreated>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let team = node(
                     "team",
@@ -225,11 +259,11 @@ impl Core {
                     &e.organization_id,
                     true,
                 );
-                self.put_node(&mut tx, &mut changes, &team).await?;
+                self.put_node(tx, changes, &team).await?;
             }
             events::ProjectCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::ProjectCreated>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let project = node(
                     "project",
@@ -238,7 +272,7 @@ impl Core {
                     &e.organization_id,
                     true,
                 );
-                self.put_node(&mut tx, &mut changes, &project).await?;
+                self.put_node(tx, changes, &project).await?;
             }
             events::TeamDeleted::EVENT_TYPE | events::TeamUndeleted::EVENT_TYPE => {
                 let id = if event.r#type == events::TeamDeleted::EVENT_TYPE {
@@ -247,11 +281,11 @@ impl Core {
                     decode::<events::TeamUndeleted>(&event).map(|e| e.team_id)
                 };
                 let Some(id) = id else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 self.set_live(
-                    &mut tx,
-                    &mut changes,
+                    tx,
+                    changes,
                     "team",
                     &id,
                     event.r#type == events::TeamUndeleted::EVENT_TYPE,
@@ -265,11 +299,11 @@ impl Core {
                     decode::<events::ProjectUndeleted>(&event).map(|e| e.project_id)
                 };
                 let Some(id) = id else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 self.set_live(
-                    &mut tx,
-                    &mut changes,
+                    tx,
+                    changes,
                     "project",
                     &id,
                     event.r#type == events::ProjectUndeleted::EVENT_TYPE,
@@ -278,13 +312,13 @@ impl Core {
             }
             events::ProjectPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::ProjectPurged>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
-                for grant in self.store.project_grants_in(&mut tx, &e.project_id).await? {
-                    self.store.delete_grant(&mut tx, &grant.id).await?;
+                for grant in self.store.project_grants_in(tx, &e.project_id).await? {
+                    self.store.delete_grant(tx, &grant.id).await?;
                 }
                 self.store
-                    .delete_node(&mut tx, "project", &e.project_id)
+                    .delete_node(tx, "project", &e.project_id)
                     .await?;
                 changes.push(Change::RemoveNode {
                     object_type: "project".into(),
@@ -293,23 +327,23 @@ impl Core {
             }
             events::OrganizationPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::OrganizationPurged>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let org = e.organization_id;
-                for member in self.store.memberships_in(&mut tx, &org).await? {
-                    self.store.delete_membership(&mut tx, &org, &member).await?;
+                for member in self.store.memberships_in(tx, &org).await? {
+                    self.store.delete_membership(tx, &org, &member).await?;
                     changes.push(Change::Membership {
                         organization: org.clone(),
                         user: member,
                         roles: Vec::new(),
                     });
                 }
-                for role in self.store.roles_in(&mut tx, &org).await? {
-                    self.store.delete_role(&mut tx, &role.id).await?;
+                for role in self.store.roles_in(tx, &org).await? {
+                    self.store.delete_role(tx, &role.id).await?;
                     changes.push(Change::RemoveRole { name: role.name() });
                 }
                 self.store
-                    .delete_node(&mut tx, "organization", &org)
+                    .delete_node(tx, "organization", &org)
                     .await?;
                 changes.push(Change::RemoveNode {
                     object_type: "organization".into(),
@@ -318,24 +352,24 @@ impl Core {
             }
             events::TeamPurged::EVENT_TYPE => {
                 let Some(e) = decode::<events::TeamPurged>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
-                for member in self.store.team_members_in(&mut tx, &e.team_id).await? {
+                for member in self.store.team_members_in(tx, &e.team_id).await? {
                     self.store
-                        .delete_team_member(&mut tx, &e.team_id, &member.user_id)
+                        .delete_team_member(tx, &e.team_id, &member.user_id)
                         .await?;
                 }
                 for grant in self
                     .store
                     .grants_to(
-                        &mut tx,
+                        tx,
                         &crate::engine::GrantSubject::Team(e.team_id.clone()),
                     )
                     .await?
                 {
-                    self.store.delete_grant(&mut tx, &grant.id).await?;
+                    self.store.delete_grant(tx, &grant.id).await?;
                 }
-                self.store.delete_node(&mut tx, "team", &e.team_id).await?;
+                self.store.delete_node(tx, "team", &e.team_id).await?;
                 changes.push(Change::RemoveNode {
                     object_type: "team".into(),
                     id: e.team_id,
@@ -343,7 +377,7 @@ impl Core {
             }
             events::OwnershipTransferred::EVENT_TYPE => {
                 let Some(e) = decode::<events::OwnershipTransferred>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let now = now_micros();
                 for (user, from, to) in [
@@ -352,7 +386,7 @@ impl Core {
                 ] {
                     let mut membership = self
                         .store
-                        .membership_in(&mut tx, &e.organization_id, user)
+                        .membership_in(tx, &e.organization_id, user)
                         .await?
                         .unwrap_or(MembershipRow {
                             organization_id: e.organization_id.clone(),
@@ -372,7 +406,7 @@ impl Core {
                     membership.roles.insert(0, to.to_string());
                     membership.updated_at_us = now;
                     membership.version += 1;
-                    self.store.upsert_membership(&mut tx, &membership).await?;
+                    self.store.upsert_membership(tx, &membership).await?;
                     changes.push(Change::Membership {
                         organization: e.organization_id.clone(),
                         user: user.clone(),
@@ -400,7 +434,7 @@ impl Core {
             // forgets it when it is revoked, before identity answers.
             events::ApiKeyCreated::EVENT_TYPE => {
                 let Some(e) = decode::<events::ApiKeyCreated>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let scope = if !e.project_id.is_empty() {
                     KeyScope::Project(e.project_id)
@@ -416,28 +450,28 @@ impl Core {
                     scope,
                     permissions: e.permissions,
                 };
-                self.store.upsert_api_key(&mut tx, &key).await?;
+                self.store.upsert_api_key(tx, &key).await?;
                 changes.push(key);
             }
             events::ApiKeyRevoked::EVENT_TYPE => {
                 let Some(e) = decode::<events::ApiKeyRevoked>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
-                self.store.delete_api_key(&mut tx, &e.api_key_id).await?;
+                self.store.delete_api_key(tx, &e.api_key_id).await?;
                 changes.push(Change::RemoveApiKey { id: e.api_key_id });
             }
             // The access tokens of an ended session hold nothing from
             // now on; identity refuses them itself.
             events::SessionRevoked::EVENT_TYPE => {
                 let Some(e) = decode::<events::SessionRevoked>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let at_us = event.occurred_at.as_ref().map_or_else(now_micros, |t| {
                     t.seconds * 1_000_000 + i64::from(t.nanos) / 1000
                 });
                 let until_us = at_us + SESSION_TOKENS_OUTLIVE.as_micros() as i64;
                 self.store
-                    .end_session(&mut tx, &e.session_id, at_us, until_us)
+                    .end_session(tx, &e.session_id, at_us, until_us)
                     .await?;
                 changes.push(Change::SessionEnded {
                     id: e.session_id,
@@ -447,11 +481,11 @@ impl Core {
             }
             events::UserSignedUp::EVENT_TYPE => {
                 let Some(e) = decode::<events::UserSignedUp>(&event) else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 self.store
                     .upsert_user(
-                        &mut tx,
+                        tx,
                         &UserRow {
                             id: e.user_id,
                             email: e.email,
@@ -469,13 +503,13 @@ impl Core {
                     decode::<events::UserEnabled>(&event).map(|e| e.user_id)
                 };
                 let Some(user_id) = user_id else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 // A disabled user holds nothing at once, on every replica.
                 let active = self
                     .store
                     .set_inactive(
-                        &mut tx,
+                        tx,
                         &user_id,
                         InactiveReason::Disabled,
                         event.r#type == events::UserDisabled::EVENT_TYPE,
@@ -507,11 +541,11 @@ impl Core {
                     _ => decode::<events::UserUndeleted>(&event).map(|e| e.user_id),
                 };
                 let Some(user_id) = user_id else {
-                    return self.skip(tx).await;
+                    return Ok(());
                 };
                 let mut user = self
                     .store
-                    .user_in(&mut tx, &user_id)
+                    .user_in(tx, &user_id)
                     .await?
                     .unwrap_or(UserRow {
                         id: user_id.clone(),
@@ -539,14 +573,14 @@ impl Core {
                     events::UserDeleted::EVENT_TYPE => user.deleted = true,
                     _ => user.deleted = false,
                 }
-                self.store.upsert_user(&mut tx, &user).await?;
+                self.store.upsert_user(tx, &user).await?;
                 if matches!(
                     event.r#type.as_str(),
                     events::UserDeleted::EVENT_TYPE | events::UserUndeleted::EVENT_TYPE
                 ) {
                     let active = self
                         .store
-                        .set_inactive(&mut tx, &user.id, InactiveReason::Deleted, user.deleted)
+                        .set_inactive(tx, &user.id, InactiveReason::Deleted, user.deleted)
                         .await?;
                     changes.push(Change::UserActive {
                         user: user.id.clone(),
@@ -554,19 +588,9 @@ impl Core {
                     });
                 }
             }
-            _ => return self.skip(tx).await,
+            _ => {}
         }
-        if changes.is_empty() && emitted.is_empty() {
-            tx.commit().await?;
-            return Ok(());
-        }
-        self.write(tx, &changes, emitted).await?;
         Ok(())
-    }
-
-    /// Commits the claim of an event rbac has nothing to do with.
-    async fn skip(&self, tx: crate::store::Tx) -> tenantry_kit::error::Result<()> {
-        Ok(tx.commit().await?)
     }
 
     /// Mirrors a node (new, moved or changed) and records the change the

@@ -1,8 +1,8 @@
 //! `IndexService`: the other services hand the index the events of their
 //! writes before those writes return (see `tenantry_kit::index`).
 //!
-//! Each event goes through the same [`Core::apply_event`] as the bus
-//! consumer, claimed by the same consumer name in the same transaction as
+//! The events go through the same [`Core::apply_events`] as the bus
+//! consumer's, claimed by the same consumer name in the same transaction as
 //! its effect: whichever path comes first applies it, the other finds it
 //! claimed. The answer is a revision this replica has applied and that
 //! covers every event of the call, whichever path applied it.
@@ -51,9 +51,7 @@ impl pb::index_service_server::IndexService for IndexApi {
                 applied_at: Some(token(self.0.index.applied())),
             }));
         }
-        for event in events {
-            self.0.apply_event(event).await?;
-        }
+        self.0.apply_events(events).await?;
         // An event the bus consumer claimed first is in the store, maybe not
         // yet in this replica's index: catch up to everything stored.
         self.0.index.catch_up().await?;
