@@ -26,6 +26,7 @@ pub mod invitations;
 pub mod live;
 pub mod memberships;
 pub mod peers;
+mod records;
 pub mod roles;
 pub mod schema;
 pub mod store;
@@ -200,6 +201,11 @@ impl Service {
                 core.clone()
             ))
         ));
+        routes.add(configure_server!(
+            tenantry_proto::tenantry::bulk::v1::membership_records_service_server::MembershipRecordsServiceServer::new(
+                records::RecordsApi(core.clone())
+            )
+        ));
     }
 
     /// The service's outbox.
@@ -373,10 +379,11 @@ impl Core {
         } else {
             Some(self.store.log(&mut tx, changes).await?)
         };
-        let mut written = Vec::with_capacity(events.len());
-        for event in events {
-            written.push(self.outbox.append(&mut tx, event).await?);
-        }
+        let written = if events.is_empty() {
+            Vec::new()
+        } else {
+            self.outbox.append_all(&mut tx, events).await?
+        };
         tx.commit().await?;
         // Billing counts memberships and the audit log shows them: both
         // take the events now, for the caller's next read.
@@ -405,9 +412,20 @@ impl Core {
         organization_id: &str,
         payload: &M,
     ) -> NewEvent {
-        let mut event = NewEvent::new(aggregate.0, aggregate.1, caller.actor(), payload)
-            .in_organization(organization_id, self.root_of(organization_id))
-            .with_request(caller.request.clone());
+        self.event_as(caller.actor(), aggregate, organization_id, payload)
+            .with_request(caller.request.clone())
+    }
+
+    /// A new event from `actor` about an organization.
+    pub(crate) fn event_as<M: tenantry_proto::EventType>(
+        &self,
+        actor: events::Actor,
+        aggregate: (&'static str, &str),
+        organization_id: &str,
+        payload: &M,
+    ) -> NewEvent {
+        let mut event = NewEvent::new(aggregate.0, aggregate.1, actor, payload)
+            .in_organization(organization_id, self.root_of(organization_id));
         // What audit searches by: the changed object, and for a membership
         // (`<organization>/<user>`) the member too.
         event.targets = vec![target(aggregate.0, aggregate.1)];

@@ -14,6 +14,6 @@ mod types;
 
 pub(crate) use authz::{object, permissionship, subject};
 pub(crate) use grants::{event_subject, level_from, level_to};
-pub(crate) use members::{event_role, role_event};
+pub(crate) use members::{event_role, role_event, role_of};
 pub(crate) use roles::custom_to_proto;
 pub(crate) use types::{definition_from, type_view};

@@ -14,6 +14,7 @@ pub type Tx = Transaction<'static, Any>;
 mod changes;
 mod grants;
 mod memberships;
+mod records;
 mod roles;
 mod team_members;
 mod tree;

@@ -1,0 +1,227 @@
+//! What a bulk import reads and writes many rows at a time, and the pages
+//! an export reads.
+
+use std::collections::HashSet;
+
+use sqlx::Row;
+use tenantry_kit::db::placeholders;
+use tenantry_kit::error::Result;
+use tenantry_kit::row::json;
+
+use super::grants::grant_columns;
+use super::memberships::membership_columns;
+use super::team_members::team_member_columns;
+use super::*;
+
+/// Ids per `IN (…)` list and rows per multi-row `INSERT`: well under both
+/// backends' limits on bound parameters.
+const CHUNK: usize = 500;
+
+/// `$1, $2, …, $n`.
+fn list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Those of `users` that rbac has heard of from identity.
+    pub async fn known_users(&self, tx: &mut Tx, users: &[&str]) -> Result<HashSet<String>> {
+        self.ids_in(tx, "SELECT id FROM rbac_users WHERE id IN", users)
+            .await
+    }
+
+    /// The (organization, user) pairs of every membership of `users`.
+    pub async fn memberships_of(
+        &self,
+        tx: &mut Tx,
+        users: &[&str],
+    ) -> Result<HashSet<(String, String)>> {
+        self.pairs_in(
+            tx,
+            "SELECT organization_id, user_id FROM rbac_memberships WHERE user_id IN",
+            users,
+        )
+        .await
+    }
+
+    /// The (team, user) pairs of every member of `teams`.
+    pub async fn members_of_teams(
+        &self,
+        tx: &mut Tx,
+        teams: &[&str],
+    ) -> Result<HashSet<(String, String)>> {
+        self.pairs_in(
+            tx,
+            "SELECT team_id, user_id FROM rbac_team_members WHERE team_id IN",
+            teams,
+        )
+        .await
+    }
+
+    /// Every grant on `projects`.
+    pub async fn grants_on(&self, tx: &mut Tx, projects: &[&str]) -> Result<Vec<GrantRow>> {
+        let mut rows = Vec::new();
+        for chunk in projects.chunks(CHUNK) {
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    grant_columns!(),
+                    " FROM rbac_project_grants WHERE project_id IN ({})"
+                ),
+                list(chunk.len())
+            );
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            rows.extend(query.fetch_all(&mut **tx).await?);
+        }
+        Ok(rows)
+    }
+
+    /// Inserts new memberships, many to a statement.
+    pub async fn insert_memberships(&self, tx: &mut Tx, rows: &[MembershipRow]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                concat!(
+                    "INSERT INTO rbac_memberships (",
+                    membership_columns!(),
+                    ") VALUES {}"
+                ),
+                placeholders(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                query = query
+                    .bind(&m.organization_id)
+                    .bind(&m.user_id)
+                    .bind(json(&m.roles))
+                    .bind(&m.invitation_id)
+                    .bind(m.created_at_us)
+                    .bind(m.updated_at_us)
+                    .bind(m.version);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts new team members, many to a statement.
+    pub async fn insert_team_members(&self, tx: &mut Tx, rows: &[TeamMemberRow]) -> Result<()> {
+        for chunk in rows.chunks(CHUNK) {
+            let sql = format!(
+                concat!(
+                    "INSERT INTO rbac_team_members (",
+                    team_member_columns!(),
+                    ") VALUES {}"
+                ),
+                placeholders(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                query = query
+                    .bind(&m.team_id)
+                    .bind(&m.organization_id)
+                    .bind(&m.user_id)
+                    .bind(i64::from(m.lead))
+                    .bind(m.created_at_us)
+                    .bind(m.updated_at_us)
+                    .bind(m.version);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Memberships after (`organization`, `user`), in that order.
+    pub async fn memberships_after(
+        &self,
+        (organization, user): (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<MembershipRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            membership_columns!(),
+            " FROM rbac_memberships
+             WHERE organization_id > $1 OR (organization_id = $1 AND user_id > $2)
+             ORDER BY organization_id, user_id LIMIT $3"
+        ))
+        .bind(organization)
+        .bind(user)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    /// Team members after (`team`, `user`), in that order.
+    pub async fn team_members_after(
+        &self,
+        (team, user): (&str, &str),
+        limit: i64,
+    ) -> Result<Vec<TeamMemberRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            team_member_columns!(),
+            " FROM rbac_team_members
+             WHERE team_id > $1 OR (team_id = $1 AND user_id > $2)
+             ORDER BY team_id, user_id LIMIT $3"
+        ))
+        .bind(team)
+        .bind(user)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    /// Project grants after the grant `after`, in id order.
+    pub async fn grants_after(&self, after: &str, limit: i64) -> Result<Vec<GrantRow>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM rbac_project_grants WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await?)
+    }
+
+    /// The first column of `select` (ending in `IN`) over `ids`.
+    async fn ids_in(&self, tx: &mut Tx, select: &str, ids: &[&str]) -> Result<HashSet<String>> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!("{select} ({})", list(chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                found.insert(row.try_get(0)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The first two columns of `select` (ending in `IN`) over `ids`.
+    async fn pairs_in(
+        &self,
+        tx: &mut Tx,
+        select: &str,
+        ids: &[&str],
+    ) -> Result<HashSet<(String, String)>> {
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!("{select} ({})", list(chunk.len()));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                found.insert((row.try_get(0)?, row.try_get(1)?));
+            }
+        }
+        Ok(found)
+    }
+}
