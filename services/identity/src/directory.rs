@@ -13,6 +13,7 @@ use tenantry_kit::peer::{Peer, PeerChannel};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
+use tenantry_proto::tenantry::bulk::v1 as bulk_pb;
 use tenantry_proto::tenantry::organization::v1 as org_pb;
 use tenantry_proto::tenantry::rbac::v1 as rbac_pb;
 
@@ -37,6 +38,21 @@ pub struct SignInPolicy {
     /// Whether members need MFA to get a token for it.
     pub require_mfa: bool,
 }
+
+/// The services that hold the records of an import besides identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOwner {
+    /// Organizations, teams and projects.
+    Organization,
+    /// Memberships, team members and project grants.
+    Rbac,
+}
+
+/// Pages of exported records.
+pub type RecordPages = futures::stream::BoxStream<
+    'static,
+    std::result::Result<Vec<bulk_pb::Record>, tonic::Status>,
+>;
 
 /// Produces the bearer token identity presents to other services.
 pub type TokenSource = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
@@ -136,6 +152,73 @@ impl Directory {
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         self.request_as(message, &(self.token)())
+    }
+
+    /// Hands a batch of an import to the service that owns its records
+    /// (organization or rbac). Their refusals reach the importer as they
+    /// are: they name the record.
+    pub async fn import_records(
+        &self,
+        owner: RecordOwner,
+        batch: bulk_pb::RecordBatch,
+    ) -> std::result::Result<bulk_pb::ImportCounts, tonic::Status> {
+        let counts = match owner {
+            RecordOwner::Organization => {
+                bulk_pb::organization_records_service_client::OrganizationRecordsServiceClient::new(
+                    self.organization.clone(),
+                )
+                .import_organization_records(self.request(
+                    bulk_pb::ImportOrganizationRecordsRequest { batch: Some(batch) },
+                ))
+                .await?
+                .into_inner()
+                .counts
+            }
+            RecordOwner::Rbac => {
+                bulk_pb::membership_records_service_client::MembershipRecordsServiceClient::new(
+                    self.rbac.clone(),
+                )
+                .import_membership_records(self.request(bulk_pb::ImportMembershipRecordsRequest {
+                    batch: Some(batch),
+                }))
+                .await?
+                .into_inner()
+                .counts
+            }
+        };
+        Ok(counts.unwrap_or_default())
+    }
+
+    /// The records `owner` exports, a page at a time.
+    pub async fn export_records(
+        &self,
+        owner: RecordOwner,
+    ) -> std::result::Result<RecordPages, tonic::Status> {
+        use futures::StreamExt as _;
+        Ok(match owner {
+            RecordOwner::Organization => {
+                bulk_pb::organization_records_service_client::OrganizationRecordsServiceClient::new(
+                    self.organization.clone(),
+                )
+                .export_organization_records(
+                    self.request(bulk_pb::ExportOrganizationRecordsRequest {}),
+                )
+                .await?
+                .into_inner()
+                .map(|page| page.map(|page| page.records))
+                .boxed()
+            }
+            RecordOwner::Rbac => {
+                bulk_pb::membership_records_service_client::MembershipRecordsServiceClient::new(
+                    self.rbac.clone(),
+                )
+                .export_membership_records(self.request(bulk_pb::ExportMembershipRecordsRequest {}))
+                .await?
+                .into_inner()
+                .map(|page| page.map(|page| page.records))
+                .boxed()
+            }
+        })
     }
 
     /// A request made with `bearer`: identity's own token, or a short one of

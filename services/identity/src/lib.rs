@@ -13,6 +13,7 @@ pub mod accounts;
 pub mod admin;
 pub mod api;
 pub mod api_keys;
+pub mod bulk;
 mod convert;
 pub mod directory;
 pub mod email;
@@ -215,6 +216,7 @@ impl Options {
 pub struct Service {
     outbox: Outbox,
     api: api::IdentityApi,
+    bulk: bulk::BulkApi,
     service_accounts: service_accounts::ServiceAccountApi,
     api_keys: api_keys::ApiKeyApi,
     keys: KeyRing,
@@ -269,6 +271,9 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
         page_tokens: ctx.page_tokens.clone(),
     };
     let api_keys = api_keys::ApiKeyApi::new(accounts.clone(), ctx.page_tokens.clone());
+    let bulk = bulk::BulkApi {
+        accounts: accounts.clone(),
+    };
     let api = api::IdentityApi {
         accounts,
         keys: keys.clone(),
@@ -279,6 +284,7 @@ pub async fn build(ctx: &ServiceContext, options: &Options) -> anyhow::Result<Se
     Ok(Service {
         outbox,
         api,
+        bulk,
         service_accounts,
         api_keys,
         keys,
@@ -351,6 +357,11 @@ impl Service {
         ));
         routes.add(configure_server!(
             identity_pb::api_key_service_server::ApiKeyServiceServer::new(self.api_keys.clone())
+        ));
+        routes.add(configure_server!(
+            tenantry_proto::tenantry::bulk::v1::bulk_service_server::BulkServiceServer::new(
+                self.bulk.clone()
+            )
         ));
         routes.add(configure_server!(
             identity_pb::service_account_service_server::ServiceAccountServiceServer::new(

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use tenantry_proto::tenantry::{audit, authz, billing, identity, organization, rbac};
+use tenantry_proto::tenantry::{audit, authz, billing, bulk, identity, organization, rbac};
 
 pub use consistency::ConsistencyToken;
 pub use credentials::{Credentials, Session, SessionListener};
@@ -421,6 +421,8 @@ impl Client {
         invoices => billing::v1::invoice_service_client::InvoiceServiceClient<Transport>;
         /// The audit log.
         audit => audit::v1::audit_service_client::AuditServiceClient<Transport>;
+        /// Bulk import and export (platform administrators).
+        bulk => bulk::v1::bulk_service_client::BulkServiceClient<Transport>;
     }
 }
 

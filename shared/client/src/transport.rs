@@ -4,14 +4,14 @@
 //! back (a newer consistency token), and failed attempts sent again where
 //! [`retry`](crate::retry) allows.
 //!
-//! Requests are unary in every Tenantry contract (responses may stream), so
-//! a request's body is one small message: it is buffered, which is what
-//! lets an attempt be repeated.
+//! Requests are unary in every Tenantry contract but the bulk import
+//! (responses may stream), so a request's body is one small message: it is
+//! buffered, which is what lets an attempt be repeated. An import's stream
+//! goes through as it comes, once: it cannot be sent again.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use http_body_util::{BodyExt as _, Full};
 use tonic::body::Body;
@@ -22,6 +22,9 @@ use crate::consistency::{ConsistencyToken, HEADER};
 use crate::credentials::Auth;
 use crate::error::{Error, UNREACHABLE};
 use crate::retry::{Failure, RetryPolicy, may_retry};
+
+/// The methods whose requests stream: sent as they come, never repeated.
+const STREAMED: &[&str] = &["/tenantry.bulk.v1.BulkService/Import"];
 
 /// A tonic channel with Tenantry's credentials, session consistency and
 /// retries. Cheap to clone; clones share the connection and the state.
@@ -72,6 +75,9 @@ impl Transport {
         let shared = &self.shared;
         let path = request.uri().path().to_string();
         let (parts, body) = request.into_parts();
+        if STREAMED.contains(&path.as_str()) {
+            return self.send_once(parts, body).await;
+        }
         let body = body
             .collect()
             .await
@@ -85,7 +91,7 @@ impl Transport {
                 Some(auth) => auth.bearer().await.map_err(tonic::Status::from)?,
                 None => None,
             };
-            let request = self.attempt(&parts, &body, bearer.as_deref());
+            let request = self.attempt(&parts, Body::new(Full::new(body.clone())), bearer.as_deref());
             let may_repeat = attempt < shared.retry.max_attempts;
             match shared.channel.clone().oneshot(request).await {
                 Ok(response) => {
@@ -142,15 +148,39 @@ impl Transport {
         }
     }
 
+    /// Sends a streamed request as it comes, in one attempt.
+    async fn send_once(
+        self,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> Result<http::Response<Body>, tonic::Status> {
+        let shared = &self.shared;
+        let bearer = match &shared.auth {
+            Some(auth) => auth.bearer().await.map_err(tonic::Status::from)?,
+            None => None,
+        };
+        let request = self.attempt(&parts, body, bearer.as_deref());
+        let response = shared
+            .channel
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|error| tonic::Status::from(unreachable(&shared.endpoint, &error)))?;
+        if let Some(token) = response.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
+            shared.consistency.observe(token);
+        }
+        Ok(response)
+    }
+
     /// One attempt's request: the caller's headers, plus the credential and
     /// the consistency token unless the caller set them on the request.
     fn attempt(
         &self,
         parts: &http::request::Parts,
-        body: &Bytes,
+        body: Body,
         bearer: Option<&str>,
     ) -> http::Request<Body> {
-        let mut request = http::Request::new(Body::new(Full::new(body.clone())));
+        let mut request = http::Request::new(body);
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;

@@ -190,6 +190,7 @@ pub(crate) fn user_actor(user: &UserRow) -> events::Actor {
 }
 
 mod email;
+mod import;
 mod login;
 mod mfa;
 mod passwords;

@@ -101,29 +101,16 @@ impl PasswordHasher {
     /// costing a hash. An unparsable or unsupported stored hash is an
     /// INTERNAL error: the stored data is broken, not the request.
     pub async fn verify(&self, password: &str, phc: &str) -> Result<Verification, Error> {
-        let stored = PasswordHash::new(phc)
-            .map_err(|e| internal("the stored password hash is not a PHC string", e))?;
-        // Checked up front, so broken data is an error before it costs a
-        // hash; argon2 would otherwise answer "no match" for a missing output.
-        Algorithm::try_from(stored.algorithm.as_str())
-            .map_err(|e| internal("the stored password hash is not argon2", e))?;
-        if stored.salt.is_none() || stored.hash.is_none() {
-            return Err(Error::internal(anyhow!(
-                "the stored password hash lacks its salt or output"
-            ))
-            .with_domain(DOMAIN));
+        // An account without a password (imported, to set one by a reset)
+        // matches none, in the time a wrong password takes.
+        if phc.is_empty() {
+            self.verify_dummy(password).await;
+            return Ok(Verification {
+                matches: false,
+                needs_rehash: false,
+            });
         }
-        let stored_params = Params::try_from(&stored)
-            .map_err(|e| internal("the stored password hash is unusable", e))?;
-        if stored_params.m_cost() > MAX_MEMORY_KIB
-            || stored_params.t_cost() > MAX_ITERATIONS
-            || stored_params.p_cost() > MAX_PARALLELISM
-        {
-            return Err(Error::internal(anyhow!(
-                "the stored password hash's cost exceeds the allowed maximum"
-            ))
-            .with_domain(DOMAIN));
-        }
+        let (stored, stored_params) = parse_stored(phc)?;
         let needs_rehash = self.differs(&stored, &stored_params);
         if password.len() > self.inner.max_password_bytes {
             return Ok(Verification {
@@ -210,6 +197,43 @@ impl PasswordHasher {
 /// come from argon2, the PHC parser and tokio and never hold the password.
 fn internal(context: &'static str, cause: impl fmt::Display) -> Error {
     Error::internal(anyhow!("{context}: {cause}")).with_domain(DOMAIN)
+}
+
+/// A stored PHC string and its argon2 parameters, checked for what
+/// verifying needs: argon2, a salt and an output, costs within the allowed
+/// maximum. INTERNAL otherwise: stored data is broken, not a request.
+fn parse_stored(phc: &str) -> Result<(PasswordHash, Params), Error> {
+    let stored = PasswordHash::new(phc)
+        .map_err(|e| internal("the stored password hash is not a PHC string", e))?;
+    // Checked up front, so broken data is an error before it costs a hash;
+    // argon2 would otherwise answer "no match" for a missing output.
+    Algorithm::try_from(stored.algorithm.as_str())
+        .map_err(|e| internal("the stored password hash is not argon2", e))?;
+    if stored.salt.is_none() || stored.hash.is_none() {
+        return Err(
+            Error::internal(anyhow!("the stored password hash lacks its salt or output"))
+                .with_domain(DOMAIN),
+        );
+    }
+    let params = Params::try_from(&stored)
+        .map_err(|e| internal("the stored password hash is unusable", e))?;
+    if params.m_cost() > MAX_MEMORY_KIB
+        || params.t_cost() > MAX_ITERATIONS
+        || params.p_cost() > MAX_PARALLELISM
+    {
+        return Err(Error::internal(anyhow!(
+            "the stored password hash's cost exceeds the allowed maximum"
+        ))
+        .with_domain(DOMAIN));
+    }
+    Ok((stored, params))
+}
+
+/// Whether `phc` is a password hash this deployment can verify, for a
+/// hash brought in by an import: argon2 in PHC form, with a salt and an
+/// output, at costs within the allowed maximum.
+pub fn verifiable(phc: &str) -> bool {
+    parse_stored(phc).is_ok()
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ const OUTPUT_LEN: usize = Params::DEFAULT_OUTPUT_LEN;
 mod hash;
 mod policy;
 
-pub use hash::{PasswordHasher, Verification};
+pub use hash::{PasswordHasher, Verification, verifiable};
 pub use policy::{check_policy, normalize_password};
 
 /// Password policy and hashing cost (the `[identity.password]` table).

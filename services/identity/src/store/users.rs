@@ -73,6 +73,10 @@ macro_rules! user_update {
 }
 pub(crate) use user_update;
 
+/// Rows per multi-row statement, and values per `IN (…)` list: well under
+/// both backends' limits on bound parameters.
+const BATCH: usize = 500;
+
 impl Store {
     pub async fn insert_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
         sqlx::query(
@@ -94,6 +98,62 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Inserts new users, many to a statement (an import's).
+    pub async fn insert_users(&self, tx: &mut Tx, users: &[UserRow]) -> Result<()> {
+        for chunk in users.chunks(BATCH) {
+            let sql = format!(
+                "INSERT INTO identity_users (id, email, display_name, password_hash, state,
+                    platform_admin, password_changed_at_us, created_at_us, updated_at_us,
+                    version, email_verified_at_us)
+                 VALUES {}",
+                tenantry_kit::db::placeholders(chunk.len(), 11)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for user in chunk {
+                query = query
+                    .bind(&user.id)
+                    .bind(&user.email)
+                    .bind(&user.display_name)
+                    .bind(&user.password_hash)
+                    .bind(&user.state)
+                    .bind(i64::from(user.platform_admin))
+                    .bind(user.password_changed_at_us)
+                    .bind(user.created_at_us)
+                    .bind(user.updated_at_us)
+                    .bind(user.version)
+                    .bind(user.email_verified_at_us);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// The (id, email) of every user, deleted or not, with one of `ids`
+    /// or one of `emails`.
+    pub async fn users_with_ids_or_emails(
+        &self,
+        tx: &mut Tx,
+        ids: &[&str],
+        emails: &[&str],
+    ) -> Result<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for (column, values) in [("id", ids), ("email", emails)] {
+            for chunk in values.chunks(BATCH) {
+                let list = (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!("SELECT id, email FROM identity_users WHERE {column} IN ({list})");
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for value in chunk {
+                    query = query.bind(*value);
+                }
+                found.extend(query.fetch_all(&mut **tx).await?);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<UserRow>> {
