@@ -8,6 +8,7 @@
 mod audit;
 mod authzen;
 mod billing;
+mod bulk;
 mod cli;
 mod client;
 mod consistency;
