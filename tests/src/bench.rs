@@ -172,3 +172,17 @@ pub fn timing(smoke: bool, duration_secs: Option<f64>) -> anyhow::Result<(Durati
     };
     Ok((measure, warmup))
 }
+
+/// A schema of its own in the Postgres database at `url`.
+pub async fn fresh_schema(url: &str) -> anyhow::Result<String> {
+    let db = tenantry_kit::db::Database::connect(url, &Default::default()).await?;
+    let schema = format!("bench_{}", tenantry_kit::id::new_id().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(db.pool())
+        .await?;
+    db.close().await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}

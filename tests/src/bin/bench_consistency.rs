@@ -29,7 +29,9 @@ use tenantry_proto::tenantry::identity::v1 as identity;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::{ServerProcess, authed};
-use tenantry_tests::bench::{connect, histogram, print_table, rate, warm_then_measure};
+use tenantry_tests::bench::{
+    connect, fresh_schema, histogram, print_table, rate, warm_then_measure,
+};
 use tonic::transport::Channel;
 
 /// The consistency header, as clients send it back.
@@ -269,20 +271,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     drop(replica);
     drop(server);
     Ok(())
-}
-
-/// A schema of its own in the Postgres database at `url`.
-async fn fresh_schema(url: &str) -> anyhow::Result<String> {
-    let db = tenantry_kit::db::Database::connect(url, &Default::default()).await?;
-    let schema = format!("bench_{}", tenantry_kit::id::new_id().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(db.pool())
-        .await?;
-    db.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{url}{separator}options=-c%20search_path%3D{schema}"
-    ))
 }
 
 async fn sign_up(channel: &Channel, name: &str) -> anyhow::Result<User> {

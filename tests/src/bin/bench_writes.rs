@@ -66,7 +66,7 @@ use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::clients::{Identity, Invitations, Members, Orgs, Projects};
 use tenantry_testkit::people::{PASSWORD, User, sign_up};
 use tenantry_testkit::{ServerProcess, authed, last_id};
-use tenantry_tests::bench::{Run, connect, histogram, ms, print_table, rate};
+use tenantry_tests::bench::{Run, connect, fresh_schema, histogram, ms, print_table, rate};
 use tonic::transport::Channel;
 
 #[derive(Debug, Parser)]
@@ -392,20 +392,6 @@ fn unique(name: &str) -> String {
         "{name}-{}@bench.example",
         tenantry_kit::id::new_id().simple()
     )
-}
-
-/// A schema of its own in the Postgres database at `url`.
-async fn fresh_schema(url: &str) -> anyhow::Result<String> {
-    let db = tenantry_kit::db::Database::connect(url, &Default::default()).await?;
-    let schema = format!("bench_{}", tenantry_kit::id::new_id().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(db.pool())
-        .await?;
-    db.close().await;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    Ok(format!(
-        "{url}{separator}options=-c%20search_path%3D{schema}"
-    ))
 }
 
 /// A new user who signed up through `owner`'s invitation to `organization`.

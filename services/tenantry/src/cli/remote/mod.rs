@@ -7,6 +7,7 @@
 //! [`exit`].
 
 mod authz;
+mod bulk;
 mod context;
 mod exit;
 mod login;
@@ -126,6 +127,13 @@ pub enum Command {
     /// The limits that apply to an organization, per metric, and where each
     /// comes from.
     Limits(objects::LimitsArgs),
+    /// Import users, organizations, teams, projects, memberships, team
+    /// members and project grants from a file of records (platform
+    /// administrators).
+    Import(bulk::ImportArgs),
+    /// Export every record of the deployment, in an order `import` takes
+    /// (platform administrators).
+    Export(bulk::ExportArgs),
     /// Print a shell completion script: `tenantry completions bash >
     /// /etc/bash_completion.d/tenantry`.
     Completions {
@@ -198,6 +206,8 @@ async fn remote(format: Format, client: &Client, command: Command) -> anyhow::Re
         Command::Plans(command) => objects::plans(format, client, command).await,
         Command::Subscription(command) => objects::subscription(format, client, command).await,
         Command::Usage(args) => objects::usage(format, client, args).await,
+        Command::Import(args) => bulk::import(format, client, args).await,
+        Command::Export(args) => bulk::export(client, args).await,
         Command::Limits(args) => objects::limits(format, client, args).await,
         Command::Context(_) | Command::Login(_) | Command::Logout | Command::Completions { .. } => {
             unreachable!("handled without a connection")

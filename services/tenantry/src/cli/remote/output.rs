@@ -24,7 +24,8 @@ pub enum Format {
     Yaml,
 }
 
-fn pool() -> &'static DescriptorPool {
+/// Tenantry's contracts, for messages as JSON.
+pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
         DescriptorPool::decode(tenantry_proto::FILE_DESCRIPTOR_SET)
