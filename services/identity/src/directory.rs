@@ -49,10 +49,8 @@ pub enum RecordOwner {
 }
 
 /// Pages of exported records.
-pub type RecordPages = futures::stream::BoxStream<
-    'static,
-    std::result::Result<Vec<bulk_pb::Record>, tonic::Status>,
->;
+pub type RecordPages =
+    futures::stream::BoxStream<'static, std::result::Result<Vec<bulk_pb::Record>, tonic::Status>>;
 
 /// Produces the bearer token identity presents to other services.
 pub type TokenSource = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
@@ -167,9 +165,9 @@ impl Directory {
                 bulk_pb::organization_records_service_client::OrganizationRecordsServiceClient::new(
                     self.organization.clone(),
                 )
-                .import_organization_records(self.request(
-                    bulk_pb::ImportOrganizationRecordsRequest { batch: Some(batch) },
-                ))
+                .import_organization_records(
+                    self.request(bulk_pb::ImportOrganizationRecordsRequest { batch: Some(batch) }),
+                )
                 .await?
                 .into_inner()
                 .counts
@@ -178,9 +176,9 @@ impl Directory {
                 bulk_pb::membership_records_service_client::MembershipRecordsServiceClient::new(
                     self.rbac.clone(),
                 )
-                .import_membership_records(self.request(bulk_pb::ImportMembershipRecordsRequest {
-                    batch: Some(batch),
-                }))
+                .import_membership_records(
+                    self.request(bulk_pb::ImportMembershipRecordsRequest { batch: Some(batch) }),
+                )
                 .await?
                 .into_inner()
                 .counts

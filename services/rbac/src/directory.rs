@@ -94,7 +94,10 @@ impl Core {
     /// (an import hands a thousand at a time) costs one commit, not one per
     /// event. If one fails, none is applied, and the whole batch is tried
     /// again.
-    pub async fn apply_events(&self, events: Vec<events::Event>) -> tenantry_kit::error::Result<()> {
+    pub async fn apply_events(
+        &self,
+        events: Vec<events::Event>,
+    ) -> tenantry_kit::error::Result<()> {
         // Events come from every tenant; what they say was authorized where
         // they were written.
         tenancy::system(async {
@@ -317,9 +320,7 @@ impl Core {
                 for grant in self.store.project_grants_in(tx, &e.project_id).await? {
                     self.store.delete_grant(tx, &grant.id).await?;
                 }
-                self.store
-                    .delete_node(tx, "project", &e.project_id)
-                    .await?;
+                self.store.delete_node(tx, "project", &e.project_id).await?;
                 changes.push(Change::RemoveNode {
                     object_type: "project".into(),
                     id: e.project_id,
@@ -342,9 +343,7 @@ impl Core {
                     self.store.delete_role(tx, &role.id).await?;
                     changes.push(Change::RemoveRole { name: role.name() });
                 }
-                self.store
-                    .delete_node(tx, "organization", &org)
-                    .await?;
+                self.store.delete_node(tx, "organization", &org).await?;
                 changes.push(Change::RemoveNode {
                     object_type: "organization".into(),
                     id: org,
@@ -361,10 +360,7 @@ impl Core {
                 }
                 for grant in self
                     .store
-                    .grants_to(
-                        tx,
-                        &crate::engine::GrantSubject::Team(e.team_id.clone()),
-                    )
+                    .grants_to(tx, &crate::engine::GrantSubject::Team(e.team_id.clone()))
                     .await?
                 {
                     self.store.delete_grant(tx, &grant.id).await?;
@@ -543,14 +539,10 @@ impl Core {
                 let Some(user_id) = user_id else {
                     return Ok(());
                 };
-                let mut user = self
-                    .store
-                    .user_in(tx, &user_id)
-                    .await?
-                    .unwrap_or(UserRow {
-                        id: user_id.clone(),
-                        ..UserRow::default()
-                    });
+                let mut user = self.store.user_in(tx, &user_id).await?.unwrap_or(UserRow {
+                    id: user_id.clone(),
+                    ..UserRow::default()
+                });
                 match event.r#type.as_str() {
                     events::UserEmailVerified::EVENT_TYPE => {
                         if let Some(e) = decode::<events::UserEmailVerified>(&event) {

@@ -80,7 +80,10 @@ fn parse(index: i64, record: pb::Record, now: i64) -> Result<Item> {
             }
             let roles_field = field(index, "membership.roles");
             if m.roles.is_empty() {
-                return Err(Error::invalid_field(roles_field, "must name at least one role"));
+                return Err(Error::invalid_field(
+                    roles_field,
+                    "must name at least one role",
+                ));
             }
             for (i, role) in m.roles.iter().enumerate() {
                 let at = format!("{roles_field}[{i}]");
@@ -136,8 +139,7 @@ fn parse(index: i64, record: pb::Record, now: i64) -> Result<Item> {
         Some(Kind::ProjectGrant(g)) => {
             use rbac_pb::project_grant::Subject;
             let name = ProjectGrantName::parse(&field(index, "project_grant.name"), &g.name)?;
-            let level = level_from(g.access_level())
-                .map_err(|_| invalid_level(index))?;
+            let level = level_from(g.access_level()).map_err(|_| invalid_level(index))?;
             let subject = match &g.subject {
                 Some(Subject::User(user)) => GrantSubject::User(
                     UserName::parse(&field(index, "project_grant.user"), user)?.id,
@@ -256,7 +258,10 @@ impl Core {
         }));
         let mut grants: HashMap<String, Vec<GrantRow>> = HashMap::new();
         for grant in self.store.grants_on(&mut tx, &projects).await? {
-            grants.entry(grant.project_id.clone()).or_default().push(grant);
+            grants
+                .entry(grant.project_id.clone())
+                .or_default()
+                .push(grant);
         }
 
         let mut new_memberships = Vec::new();
@@ -472,7 +477,9 @@ fn grant_record(g: GrantRow) -> Kind {
     use rbac_pb::project_grant::Subject;
     let subject = match g.subject {
         GrantSubject::User(user) => Subject::User(UserName::new(user).to_string()),
-        GrantSubject::Team(team) => Subject::Team(TeamName::new(&g.organization_id, team).to_string()),
+        GrantSubject::Team(team) => {
+            Subject::Team(TeamName::new(&g.organization_id, team).to_string())
+        }
         GrantSubject::Role(role) => Subject::Role(role),
     };
     Kind::ProjectGrant(rbac_pb::ProjectGrant {
@@ -564,9 +571,15 @@ mod tests {
     fn a_record_is_refused_with_its_place_in_the_stream() {
         assert!(refusal(membership(&[])).contains("records[7].membership.roles"));
         assert!(refusal(membership(&["roles/owner"])).contains("records[7].membership.roles[0]"));
-        assert!(refusal(membership(&["roles/admin", "roles/admin"])).contains("records[7].membership.roles[1]"));
+        assert!(
+            refusal(membership(&["roles/admin", "roles/admin"]))
+                .contains("records[7].membership.roles[1]")
+        );
         assert!(refusal(membership(&["roles/pilot"])).contains("not a built-in role"));
         assert!(refusal(pb::Record::default()).contains("records[7]"));
-        assert!(matches!(parse(0, membership(&["roles/admin"]), 0), Ok(Item::Membership(_))));
+        assert!(matches!(
+            parse(0, membership(&["roles/admin"]), 0),
+            Ok(Item::Membership(_))
+        ));
     }
 }

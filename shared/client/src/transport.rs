@@ -91,7 +91,11 @@ impl Transport {
                 Some(auth) => auth.bearer().await.map_err(tonic::Status::from)?,
                 None => None,
             };
-            let request = self.attempt(&parts, Body::new(Full::new(body.clone())), bearer.as_deref());
+            let request = self.attempt(
+                &parts,
+                Body::new(Full::new(body.clone())),
+                bearer.as_deref(),
+            );
             let may_repeat = attempt < shared.retry.max_attempts;
             match shared.channel.clone().oneshot(request).await {
                 Ok(response) => {

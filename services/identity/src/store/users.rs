@@ -145,7 +145,8 @@ impl Store {
                     .map(|i| format!("${i}"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                let sql = format!("SELECT id, email FROM identity_users WHERE {column} IN ({list})");
+                let sql =
+                    format!("SELECT id, email FROM identity_users WHERE {column} IN ({list})");
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for value in chunk {
                     query = query.bind(*value);
