@@ -10,7 +10,7 @@
 use prost::Name;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::Result;
-use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
+use tenantry_kit::outbox::{claim_events, run_consumer, subject_for};
 use tenantry_kit::service::ServiceContext;
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -98,17 +98,28 @@ impl Core {
             .collect();
         // Stable: within a chain, the batch's order stays.
         records.sort_by(|a, b| a.1.scope.cmp(&b.1.scope));
+        let ids: Vec<&str> = records.iter().map(|(event, _)| event.id.as_str()).collect();
+        let claimed = claim_events(tx, CONSUMER, &ids).await?;
         let mut sources = Vec::with_capacity(records.len());
+        let mut sealed: Vec<AuditRecord> = Vec::with_capacity(records.len());
+        // The head of the chain being sealed: (scope, sequence, hash).
+        let mut head: Option<(String, i64, Vec<u8>)> = None;
         for (event, mut record) in records {
-            if !claim_event(tx, CONSUMER, &event.id).await? {
+            if !claimed.contains(&event.id) {
                 continue;
             }
             self.learn(tx, &event).await?;
-            let (sequence, previous) = store::lock_head(tx, &record.scope).await?;
+            let (sequence, previous) = match head.take() {
+                Some((scope, sequence, hash)) if scope == record.scope => (sequence, hash),
+                _ => store::lock_head(tx, &record.scope).await?,
+            };
             record.seal(sequence, &previous);
-            store::append(tx, &record).await?;
+            let hash = hex::decode(&record.hash).unwrap_or_default();
+            head = Some((record.scope.clone(), record.sequence, hash));
+            sealed.push(record);
             sources.push(event.source);
         }
+        store::append(tx, &sealed).await?;
         Ok(sources)
     }
 

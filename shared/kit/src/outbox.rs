@@ -598,6 +598,32 @@ pub async fn claim_event(
     Ok(inserted == 1)
 }
 
+/// [`claim_event`] for many events in a few statements: the ids of those
+/// `consumer` had not processed yet (now claimed), for a batch's effects.
+pub async fn claim_events(
+    tx: &mut Transaction<'static, Any>,
+    consumer: &str,
+    event_ids: &[&str],
+) -> Result<std::collections::HashSet<String>> {
+    let mut claimed = std::collections::HashSet::with_capacity(event_ids.len());
+    let now = now_micros();
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO tenantry_consumed_events (consumer, event_id, consumed_at_us)
+             VALUES {} ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+            crate::db::placeholders(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(consumer).bind(*id).bind(now);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            claimed.insert(row.try_get::<String, _>(0)?);
+        }
+    }
+    Ok(claimed)
+}
+
 /// Delivers events from the durable consumer `name` to `handle` until
 /// `shutdown`, one at a time and in order. An event is acknowledged only
 /// after `handle` returned `Ok`; on an error the same event is retried with

@@ -17,57 +17,79 @@ pub async fn root_of(tx: &mut Tx, organization: &str) -> Result<Option<String>> 
     .await?)
 }
 
-/// Appends a sealed record: the row, its targets, the new head.
-pub async fn append(tx: &mut Tx, r: &AuditRecord) -> Result<()> {
-    sqlx::query(concat!(
-        "INSERT INTO audit_events (",
-        record_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22)"
-    ))
-    .bind(&r.id)
-    .bind(&r.scope)
-    .bind(&r.root)
-    .bind(r.sequence)
-    .bind(r.occurred_at_us)
-    .bind(r.ingested_at_us)
-    .bind(i64::from(r.actor_kind))
-    .bind(&r.actor_id)
-    .bind(&r.actor_name)
-    .bind(&r.action)
-    .bind(&r.source)
-    .bind(&r.targets)
-    .bind(i64::from(r.outcome))
-    .bind(&r.client_address)
-    .bind(&r.user_agent)
-    .bind(&r.request_id)
-    .bind(&r.trace_id)
-    .bind(&r.changes)
-    .bind(&r.metadata)
-    .bind(r.metadata_truncated as i64)
-    .bind(&r.previous_hash)
-    .bind(&r.hash)
-    .execute(&mut **tx)
-    .await?;
-    for target in r.target_list() {
-        sqlx::query(
-            "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (event_id, target_type, target_id) DO NOTHING",
-        )
-        .bind(&r.id)
-        .bind(&r.scope)
-        .bind(r.sequence)
-        .bind(&target.kind)
-        .bind(&target.id)
-        .execute(&mut **tx)
-        .await?;
+/// Rows per multi-row statement: 22 columns each, well under both
+/// backends' limits on bound parameters.
+const ROWS: usize = 400;
+
+/// Appends sealed records (rows and targets) in a few multi-row
+/// statements; each chain's head moves to its last record.
+pub async fn append(tx: &mut Tx, records: &[AuditRecord]) -> Result<()> {
+    for chunk in records.chunks(ROWS) {
+        let sql = format!(
+            concat!("INSERT INTO audit_events (", record_columns!(), ") VALUES {}"),
+            tenantry_kit::db::placeholders(chunk.len(), 22)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            query = query
+                .bind(&r.id)
+                .bind(&r.scope)
+                .bind(&r.root)
+                .bind(r.sequence)
+                .bind(r.occurred_at_us)
+                .bind(r.ingested_at_us)
+                .bind(i64::from(r.actor_kind))
+                .bind(&r.actor_id)
+                .bind(&r.actor_name)
+                .bind(&r.action)
+                .bind(&r.source)
+                .bind(&r.targets)
+                .bind(i64::from(r.outcome))
+                .bind(&r.client_address)
+                .bind(&r.user_agent)
+                .bind(&r.request_id)
+                .bind(&r.trace_id)
+                .bind(&r.changes)
+                .bind(&r.metadata)
+                .bind(r.metadata_truncated as i64)
+                .bind(&r.previous_hash)
+                .bind(&r.hash);
+        }
+        query.execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE audit_heads SET sequence = $2, hash = $3 WHERE scope = $1")
-        .bind(&r.scope)
-        .bind(r.sequence)
-        .bind(&r.hash)
-        .execute(&mut **tx)
-        .await?;
+    let targets: Vec<(&AuditRecord, crate::record::StoredTarget)> = records
+        .iter()
+        .flat_map(|r| r.target_list().into_iter().map(move |t| (r, t)))
+        .collect();
+    for chunk in targets.chunks(ROWS) {
+        let sql = format!(
+            "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id)
+             VALUES {} ON CONFLICT (event_id, target_type, target_id) DO NOTHING",
+            tenantry_kit::db::placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (r, target) in chunk {
+            query = query
+                .bind(&r.id)
+                .bind(&r.scope)
+                .bind(r.sequence)
+                .bind(&target.kind)
+                .bind(&target.id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    // Records come chain by chain: each chain's last one is its head.
+    for (i, r) in records.iter().enumerate() {
+        if records.get(i + 1).is_some_and(|next| next.scope == r.scope) {
+            continue;
+        }
+        sqlx::query("UPDATE audit_heads SET sequence = $2, hash = $3 WHERE scope = $1")
+            .bind(&r.scope)
+            .bind(r.sequence)
+            .bind(&r.hash)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
