@@ -71,13 +71,13 @@ fn from_owner(owner: RecordOwner, status: Status) -> Status {
     status
 }
 
-/// The records of one message, cut into runs of one owner, each with the
-/// index of its first record in the stream.
-fn runs(
-    first: i64,
-    records: Vec<pb::Record>,
-) -> Result<Vec<(Option<RecordOwner>, i64, Vec<pb::Record>)>, Error> {
-    let mut runs: Vec<(Option<RecordOwner>, i64, Vec<pb::Record>)> = Vec::new();
+/// Records of one owner (`None`: identity) in a row, with the index of the
+/// first in the stream.
+type Run = (Option<RecordOwner>, i64, Vec<pb::Record>);
+
+/// The records of one message, cut into runs of one owner.
+fn runs(first: i64, records: Vec<pb::Record>) -> Result<Vec<Run>, Error> {
+    let mut runs: Vec<Run> = Vec::new();
     for (i, record) in records.into_iter().enumerate() {
         let index = first + i as i64;
         let owner = owner(index, &record)?;
