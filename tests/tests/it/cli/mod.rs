@@ -3,6 +3,7 @@
 //! exit codes scripts rely on.
 
 mod billing;
+mod bulk;
 mod check;
 mod config;
 mod contexts;
