@@ -99,13 +99,13 @@ impl Core {
         // Stable: within a chain, the batch's order stays.
         records.sort_by(|a, b| a.1.scope.cmp(&b.1.scope));
         let ids: Vec<&str> = records.iter().map(|(event, _)| event.id.as_str()).collect();
-        let claimed = claim_events(tx, CONSUMER, &ids).await?;
+        let mut claimed = claim_events(tx, CONSUMER, &ids).await?;
         let mut sources = Vec::with_capacity(records.len());
         let mut sealed: Vec<AuditRecord> = Vec::with_capacity(records.len());
         // The head of the chain being sealed: (scope, sequence, hash).
         let mut head: Option<(String, i64, Vec<u8>)> = None;
         for (event, mut record) in records {
-            if !claimed.contains(&event.id) {
+            if !claimed.remove(&event.id) {
                 continue;
             }
             self.learn(tx, &event).await?;

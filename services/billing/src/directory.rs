@@ -12,7 +12,7 @@ use prost::Name;
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
 use tenantry_kit::follow::BILLING_FOLLOWS;
-use tenantry_kit::outbox::{claim_event, run_consumer, subject_for};
+use tenantry_kit::outbox::{claim_events, run_consumer, subject_for};
 use tenantry_kit::service::ServiceContext;
 use tenantry_kit::write::Write;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -85,18 +85,22 @@ impl Core {
         // they were written.
         tenantry_kit::tenancy::system(async {
             let mut tx = self.begin().await?;
+            // Claimed together: an event another path counted first is
+            // skipped, the others counted in this transaction.
+            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            let mut claimed = claim_events(&mut tx, CONSUMER, &ids).await?;
             for event in events {
-                self.apply_any_event(&mut tx, event).await?;
+                if claimed.remove(&event.id) {
+                    self.apply_claimed(&mut tx, event).await?;
+                }
             }
             self.commit(tx).await
         })
         .await
     }
 
-    async fn apply_any_event(&self, tx: &mut Write, event: events::Event) -> Result<()> {
-        if !claim_event(tx, CONSUMER, &event.id).await? {
-            return Ok(());
-        }
+    /// Counts one claimed event.
+    async fn apply_claimed(&self, tx: &mut Write, event: events::Event) -> Result<()> {
         let item = |metric: Metric, prefix: &str, id: &str| (metric, format!("{prefix}{id}"));
         store::PLATFORM_ADMINS.apply(tx, &event).await?;
         let mut change: Option<((Metric, String), String, bool)> = None;

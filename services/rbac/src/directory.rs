@@ -9,7 +9,7 @@
 
 use prost::Name;
 use tenantry_kit::db::now_micros;
-use tenantry_kit::outbox::{NewEvent, claim_event, run_consumer};
+use tenantry_kit::outbox::{NewEvent, claim_events, run_consumer};
 use tenantry_kit::service::ServiceContext;
 use tenantry_kit::tenancy;
 use tenantry_proto::tenantry::events::v1 as events;
@@ -102,9 +102,13 @@ impl Core {
         // they were written.
         tenancy::system(async {
             let mut tx = self.store.begin().await?;
+            let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+            let mut claimed = claim_events(&mut tx, CONSUMER, &ids).await?;
             let mut effects = Effects::default();
             for event in events {
-                self.apply_in(&mut tx, event, &mut effects).await?;
+                if claimed.remove(&event.id) {
+                    self.apply_in(&mut tx, event, &mut effects).await?;
+                }
             }
             if effects.changes.is_empty() && effects.emitted.is_empty() {
                 tx.commit().await?;
@@ -116,16 +120,13 @@ impl Core {
         .await
     }
 
-    /// Applies one event in `tx`, unless an earlier delivery claimed it.
+    /// Applies one claimed event in `tx`.
     async fn apply_in(
         &self,
         tx: &mut crate::store::Tx,
         event: events::Event,
         effects: &mut Effects,
     ) -> tenantry_kit::error::Result<()> {
-        if !claim_event(tx, CONSUMER, &event.id).await? {
-            return Ok(());
-        }
         let Effects { changes, emitted } = effects;
         let node = |object_type: &str,
                     id: &str,

@@ -510,3 +510,56 @@ async fn cleanup(nats: Option<NatsBus>) {
         bus.delete_stream().await.unwrap();
     }
 }
+
+/// A batch appended in multi-row statements numbers each aggregate's events
+/// on from where one-by-one appends left them, in the batch's order; a
+/// batch of claims claims each event once.
+#[tokio::test]
+async fn a_batch_continues_each_aggregates_sequence_and_claims_each_event_once() {
+    for storage in storages() {
+        let h = Harness::new(storage).await;
+        h.write("a", "one", true).await;
+        let event = |aggregate: &str| {
+            NewEvent::new(
+                "widget",
+                aggregate,
+                events::Actor::default(),
+                &events::TeamUpdated {
+                    team_id: aggregate.into(),
+                    ..Default::default()
+                },
+            )
+        };
+        let mut tx = h.db.begin().await.unwrap();
+        let written = h
+            .outbox
+            .append_all(
+                &mut tx,
+                vec![event("a"), event("b"), event("a"), event("b"), event("c")],
+            )
+            .await
+            .unwrap();
+        let sequences: Vec<(String, u64)> = written
+            .iter()
+            .map(|e| (e.aggregate_id.clone(), e.sequence))
+            .collect();
+        assert_eq!(
+            sequences,
+            [("a", 2), ("b", 1), ("a", 3), ("b", 2), ("c", 1)].map(|(a, s)| (a.to_string(), s))
+        );
+        let ids: Vec<&str> = written.iter().map(|e| e.id.as_str()).collect();
+        let claimed = outbox::claim_events(&mut tx, CONSUMER, &ids[..3])
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        let again = outbox::claim_events(&mut tx, CONSUMER, &ids).await.unwrap();
+        assert_eq!(again.len(), 2, "only the two not claimed before");
+        tx.commit().await.unwrap();
+        let rows: i64 = sqlx::query("SELECT COUNT(*) FROM tenantry_outbox")
+            .fetch_one(h.db.pool())
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 6);
+    }
+}

@@ -26,7 +26,11 @@ const ROWS: usize = 400;
 pub async fn append(tx: &mut Tx, records: &[AuditRecord]) -> Result<()> {
     for chunk in records.chunks(ROWS) {
         let sql = format!(
-            concat!("INSERT INTO audit_events (", record_columns!(), ") VALUES {}"),
+            concat!(
+                "INSERT INTO audit_events (",
+                record_columns!(),
+                ") VALUES {}"
+            ),
             tenantry_kit::db::placeholders(chunk.len(), 22)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
