@@ -89,18 +89,30 @@ impl Core {
             // skipped, the others counted in this transaction.
             let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
             let mut claimed = claim_events(&mut tx, CONSUMER, &ids).await?;
+            let mut pending = Vec::new();
             for event in events {
                 if claimed.remove(&event.id) {
-                    self.apply_claimed(&mut tx, event).await?;
+                    self.apply_claimed(&mut tx, event, &mut pending).await?;
                 }
             }
+            ledger::set_items(&mut tx, pending).await?;
             self.commit(tx).await
         })
         .await
     }
 
-    /// Counts one claimed event.
-    async fn apply_claimed(&self, tx: &mut Write, event: events::Event) -> Result<()> {
+    /// Counts one claimed event. A change of an item's standing joins
+    /// `pending`, counted with the changes next to it; any other effect
+    /// counts what is pending first, so every event sees those before it.
+    async fn apply_claimed(
+        &self,
+        tx: &mut Write,
+        event: events::Event,
+        pending: &mut Vec<ledger::ItemChange>,
+    ) -> Result<()> {
+        if !only_item_changes(&event) {
+            ledger::set_items(tx, std::mem::take(pending)).await?;
+        }
         let item = |metric: Metric, prefix: &str, id: &str| (metric, format!("{prefix}{id}"));
         store::PLATFORM_ADMINS.apply(tx, &event).await?;
         let mut change: Option<((Metric, String), String, bool)> = None;
@@ -186,8 +198,15 @@ impl Core {
                 if let Some(p) = decode::<events::MembershipCreated>(&event) {
                     if !p.invitation_id.is_empty() {
                         // The pending seat becomes a member's seat.
-                        let (metric, id) = item(Metric::Members, "invitation:", &p.invitation_id);
-                        ledger::set_item(tx, metric, &id, &p.organization_id, false).await?;
+                        let (metric, item_id) =
+                            item(Metric::Members, "invitation:", &p.invitation_id);
+                        pending.push(ledger::ItemChange {
+                            metric,
+                            item_id,
+                            organization_id: p.organization_id.clone(),
+                            live: false,
+                            version: None,
+                        });
                     }
                     change = Some((
                         item(Metric::Members, "membership:", &p.membership_id),
@@ -288,7 +307,13 @@ impl Core {
                     .map_or(id.as_str(), |(_, object)| object)
                     == event.aggregate_id;
                 let version = own.then_some(event.sequence as i64);
-                ledger::set_item_at(tx, metric, &id, &organization, live, version).await?;
+                pending.push(ledger::ItemChange {
+                    metric,
+                    item_id: id,
+                    organization_id: organization,
+                    live,
+                    version,
+                });
             }
         }
         Ok(())
@@ -438,4 +463,26 @@ pub(crate) async fn moved(tx: &mut Tx, id: &str, new_parent_id: &str) -> Result<
         ledger::set_item(tx, Metric::SubOrganizations, id, new_parent_id, true).await?;
     }
     Ok(())
+}
+
+/// Whether all `event` does here is change items' standing (which
+/// [`ledger::set_items`] counts in a batch): no other row it writes or
+/// reads depends on the items before it.
+fn only_item_changes(event: &events::Event) -> bool {
+    matches!(
+        event.r#type.as_str(),
+        events::TeamCreated::EVENT_TYPE
+            | events::TeamUndeleted::EVENT_TYPE
+            | events::TeamDeleted::EVENT_TYPE
+            | events::ProjectCreated::EVENT_TYPE
+            | events::ProjectUndeleted::EVENT_TYPE
+            | events::ProjectDeleted::EVENT_TYPE
+            | events::MembershipCreated::EVENT_TYPE
+            | events::MembershipDeleted::EVENT_TYPE
+            | events::InvitationCreated::EVENT_TYPE
+            | events::InvitationRevoked::EVENT_TYPE
+            | events::InvitationExpired::EVENT_TYPE
+            | events::ApiKeyCreated::EVENT_TYPE
+            | events::ApiKeyRevoked::EVENT_TYPE
+    )
 }

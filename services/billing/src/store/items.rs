@@ -70,3 +70,61 @@ pub async fn delete_item(tx: &mut Tx, metric: &str, item_id: &str) -> Result<()>
         .await?;
     Ok(())
 }
+
+/// Items per statement: well under both backends' limits on bound
+/// parameters.
+const ITEMS: usize = 500;
+
+/// The items of `metric` among `item_ids` that exist, by id.
+pub async fn items_of(
+    tx: &mut Tx,
+    metric: &str,
+    item_ids: &[&str],
+) -> Result<std::collections::HashMap<String, ItemRow>> {
+    let mut found = std::collections::HashMap::with_capacity(item_ids.len());
+    for chunk in item_ids.chunks(ITEMS) {
+        let sql = format!(
+            "SELECT item_id, organization_id, live, version FROM billing_items
+             WHERE metric = $1 AND item_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut query =
+            sqlx::query_as::<_, (String, String, i64, i64)>(sqlx::AssertSqlSafe(sql)).bind(metric);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        for (id, organization_id, live, version) in query.fetch_all(&mut **tx).await? {
+            let row = ItemRow {
+                organization_id,
+                live: live != 0,
+                version,
+            };
+            found.insert(id, row);
+        }
+    }
+    Ok(found)
+}
+
+/// [`put_item`] for many items of `metric`, many to a statement.
+pub async fn put_items(tx: &mut Tx, metric: &str, items: &[(&str, &ItemRow)]) -> Result<()> {
+    for chunk in items.chunks(ITEMS) {
+        let sql = format!(
+            "INSERT INTO billing_items (metric, item_id, organization_id, live, version)
+             VALUES {}
+             ON CONFLICT (metric, item_id) DO UPDATE SET live = excluded.live,
+                version = excluded.version",
+            tenantry_kit::db::placeholders(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (id, item) in chunk {
+            query = query
+                .bind(metric)
+                .bind(*id)
+                .bind(&item.organization_id)
+                .bind(item.live as i64)
+                .bind(item.version);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -107,6 +107,24 @@ pub async fn settle(tx: &mut Tx, metric: &str, id: &str) -> Result<bool> {
     )
 }
 
+/// [`settle`] for many ids of `metric`, a few statements for all.
+pub async fn settle_all(tx: &mut Tx, metric: &str, ids: &[&str]) -> Result<()> {
+    for chunk in ids.chunks(500) {
+        for table in ["billing_reservation_scopes", "billing_reservations"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE metric = $1 AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(metric);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Releases the reservation `id` of `metric` made in `organization_id`
 /// (a failed create). Returns whether there was one.
 pub async fn release(tx: &mut Tx, metric: &str, id: &str, organization_id: &str) -> Result<bool> {

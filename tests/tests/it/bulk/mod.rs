@@ -12,6 +12,7 @@ use argon2::PasswordHasher as _;
 use futures::TryStreamExt as _;
 use tenantry_proto::tenantry::audit::v1 as audit;
 use tenantry_proto::tenantry::authz::v1 as authz;
+use tenantry_proto::tenantry::billing::v1 as billing;
 use tenantry_proto::tenantry::bulk::v1 as bulk;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
@@ -175,6 +176,30 @@ async fn decisions(channel: &Channel, user: &User, objects: &[(&str, String, &st
             other => panic!("a check failed: {other:?}"),
         })
         .collect()
+}
+
+/// How much of `metric` `organization` uses itself, as its owner reads it.
+async fn usage(
+    channel: &Channel,
+    owner: &User,
+    organization: &str,
+    metric: billing::Metric,
+) -> i64 {
+    tenantry_testkit::clients::Usage::new(channel.clone())
+        .get_usage(authed(
+            billing::GetUsageRequest {
+                organization: format!("organizations/{organization}"),
+                metric: metric as i32,
+                ..Default::default()
+            },
+            &owner.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .usages
+        .remove(0)
+        .own_quantity
 }
 
 /// The audit events of `organization`, as its owner reads them.
@@ -425,6 +450,23 @@ async fn an_exported_deployment_imports_into_a_fresh_one_and_decides_the_same() 
                 decisions(&from, before, &probes).await,
                 "{email} is allowed exactly what they were"
             );
+        }
+
+        // Billing counts the same seats and projects.
+        let ada_before = &acme.people[0].1;
+        let ada_after = people::log_in(&to, "ada@example.com").await;
+        for metric in [
+            billing::Metric::Members,
+            billing::Metric::Projects,
+            billing::Metric::Teams,
+        ] {
+            for organization in &acme.organizations {
+                assert_eq!(
+                    usage(&to, &ada_after, organization, metric).await,
+                    usage(&from, ada_before, organization, metric).await,
+                    "{metric:?} of {organization}"
+                );
+            }
         }
 
         // The log holds the import, by the administrator, in a chain that
