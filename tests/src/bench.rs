@@ -186,3 +186,18 @@ pub async fn fresh_schema(url: &str) -> anyhow::Result<String> {
         "{url}{separator}options=-c%20search_path%3D{schema}"
     ))
 }
+
+/// A plan catalog whose limits never refuse a benchmark's writes (the
+/// quota is still checked and held, and usage still counted).
+pub const UNLIMITED_PLANS: &str = r#"
+[plans.free]
+display_name = "Bench"
+currency_code = "USD"
+included_seats = 1000000
+[plans.free.limits]
+projects = 1000000
+members = 1000000
+teams = 1000000
+sub_organizations = 1000000
+api_keys = 1000000
+"#;

@@ -404,9 +404,23 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// `rows` groups of `columns` numbered placeholders, for a multi-row
-/// `VALUES` list: `placeholders(2, 2)` is `($1, $2), ($3, $4)`.
-pub fn placeholders(rows: usize, columns: usize) -> String {
+impl Backend {
+    /// The backend of an open connection.
+    pub fn of(connection: &sqlx::AnyConnection) -> Backend {
+        if connection.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// `rows` groups of `columns` placeholders, for a multi-row `VALUES` list
+/// that is the statement's only parameters: `$1, $2, …` on Postgres, and on
+/// SQLite anonymous `?`, which SQLite binds by position (it looks each
+/// named or numbered one up in a list, which makes a statement of
+/// thousands of parameters quadratic to bind).
+pub fn values(backend: Backend, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -417,7 +431,10 @@ pub fn placeholders(rows: usize, columns: usize) -> String {
             if column > 0 {
                 out.push_str(", ");
             }
-            out.push_str(&format!("${}", row * columns + column + 1));
+            match backend {
+                Backend::Postgres => out.push_str(&format!("${}", row * columns + column + 1)),
+                Backend::Sqlite => out.push('?'),
+            }
         }
         out.push(')');
     }
@@ -442,8 +459,9 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_number_rows_then_columns() {
-        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
-        assert_eq!(placeholders(1, 3), "($1, $2, $3)");
+    fn values_number_rows_then_columns_on_postgres_and_are_anonymous_on_sqlite() {
+        assert_eq!(values(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values(Backend::Postgres, 1, 3), "($1, $2, $3)");
+        assert_eq!(values(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }

@@ -291,7 +291,7 @@ impl Outbox {
                  DO UPDATE SET last_sequence = tenantry_outbox_aggregates.last_sequence
                      + excluded.last_sequence
                  RETURNING aggregate_type, aggregate_id, last_sequence",
-                crate::db::placeholders(chunk.len(), 3)
+                crate::db::values(Backend::of(tx), chunk.len(), 3)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for ((aggregate_type, aggregate_id), count) in chunk {
@@ -327,7 +327,7 @@ impl Outbox {
             let sql = format!(
                 "INSERT INTO tenantry_outbox (service, event_id, subject, payload, created_at_us)
                  VALUES {}",
-                crate::db::placeholders(chunk.len(), 5)
+                crate::db::values(Backend::of(tx), chunk.len(), 5)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for envelope in chunk {
@@ -611,7 +611,7 @@ pub async fn claim_events(
         let sql = format!(
             "INSERT INTO tenantry_consumed_events (consumer, event_id, consumed_at_us)
              VALUES {} ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            crate::db::placeholders(chunk.len(), 3)
+            crate::db::values(Backend::of(tx), chunk.len(), 3)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {

@@ -34,7 +34,7 @@ use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::clients::{Audit, Members};
 use tenantry_testkit::people::sign_up;
 use tenantry_testkit::{ServerProcess, authed};
-use tenantry_tests::bench::{connect, fresh_schema, print_table, rate};
+use tenantry_tests::bench::{UNLIMITED_PLANS, connect, fresh_schema, print_table, rate};
 use tonic::transport::Channel;
 
 use bulk::record::Kind;
@@ -70,21 +70,6 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .block_on(run(args))?;
     Ok(std::process::ExitCode::SUCCESS)
 }
-
-/// Plans whose limits never refuse (an import records usage, it does not
-/// enforce it; this keeps later writes possible).
-const CATALOG: &str = r#"
-[plans.free]
-display_name = "Bench"
-currency_code = "USD"
-included_seats = 1000000
-[plans.free.limits]
-projects = 1000000
-members = 1000000
-teams = 1000000
-sub_organizations = 1000000
-api_keys = 1000000
-"#;
 
 const ROOT: &str = "root@bench.example";
 /// Owners of the first organizations get a password, to check the result
@@ -203,7 +188,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?.display().to_string();
     let dir = tempfile::tempdir()?;
     let catalog = dir.path().join("plans.toml");
-    std::fs::write(&catalog, CATALOG)?;
+    std::fs::write(&catalog, UNLIMITED_PLANS)?;
     let mut env: Vec<(&str, String)> = vec![
         ("TENANTRY_INTERNAL_KEY", "88".repeat(32)),
         (

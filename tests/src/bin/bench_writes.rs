@@ -66,7 +66,9 @@ use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::clients::{Identity, Invitations, Members, Orgs, Projects};
 use tenantry_testkit::people::{PASSWORD, User, sign_up};
 use tenantry_testkit::{ServerProcess, authed, last_id};
-use tenantry_tests::bench::{Run, connect, fresh_schema, histogram, ms, print_table, rate};
+use tenantry_tests::bench::{
+    Run, UNLIMITED_PLANS, connect, fresh_schema, histogram, ms, print_table, rate,
+};
 use tonic::transport::Channel;
 
 #[derive(Debug, Parser)]
@@ -107,20 +109,6 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// Plans whose limits never refuse: the quota is still checked and held.
-const CATALOG: &str = r#"
-[plans.free]
-display_name = "Bench"
-currency_code = "USD"
-included_seats = 1000000
-[plans.free.limits]
-projects = 1000000
-members = 1000000
-teams = 1000000
-sub_organizations = 1000000
-api_keys = 1000000
-"#;
-
 /// What the writers share.
 struct Setup {
     channels: Vec<Channel>,
@@ -139,7 +127,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let binary = std::env::current_exe()?.display().to_string();
     let dir = tempfile::tempdir()?;
     let catalog = dir.path().join("plans.toml");
-    std::fs::write(&catalog, CATALOG)?;
+    std::fs::write(&catalog, UNLIMITED_PLANS)?;
     let mut env: Vec<(&str, String)> = vec![
         ("TENANTRY_INTERNAL_KEY", "88".repeat(32)),
         (

@@ -31,7 +31,7 @@ pub async fn append(tx: &mut Tx, records: &[AuditRecord]) -> Result<()> {
                 record_columns!(),
                 ") VALUES {}"
             ),
-            tenantry_kit::db::placeholders(chunk.len(), 22)
+            tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), chunk.len(), 22)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
@@ -69,7 +69,7 @@ pub async fn append(tx: &mut Tx, records: &[AuditRecord]) -> Result<()> {
         let sql = format!(
             "INSERT INTO audit_targets (event_id, scope, sequence, target_type, target_id)
              VALUES {} ON CONFLICT (event_id, target_type, target_id) DO NOTHING",
-            tenantry_kit::db::placeholders(chunk.len(), 5)
+            tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), chunk.len(), 5)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (r, target) in chunk {

@@ -113,7 +113,7 @@ pub async fn put_items(tx: &mut Tx, metric: &str, items: &[(&str, &ItemRow)]) ->
              VALUES {}
              ON CONFLICT (metric, item_id) DO UPDATE SET live = excluded.live,
                 version = excluded.version",
-            tenantry_kit::db::placeholders(chunk.len(), 5)
+            tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), chunk.len(), 5)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (id, item) in chunk {

@@ -17,57 +17,44 @@ fn field(index: i64, name: &str) -> String {
     format!("records[{index}].{name}")
 }
 
-/// A user record, checked as sign-up checks what it is given.
-fn parse(index: i64, record: bulk_pb::Record, now: i64) -> Result<UserRow> {
-    let Some(bulk_pb::record::Kind::User(user)) = record.kind else {
-        return Err(Error::invalid_field(
-            format!("records[{index}]"),
-            "is not a user record",
-        ));
-    };
-    let id = UserName::parse(&field(index, "user.name"), &user.name)?.id;
-    let email = normalize_email(&field(index, "user.email"), &user.email)?;
-    let display_name =
-        valid_display_name(&field(index, "user.display_name"), &user.display_name)?.to_string();
-    let state = match user.state() {
-        pb::UserState::Unspecified | pb::UserState::Active => "active",
-        pb::UserState::Disabled => "disabled",
-        pb::UserState::Deleted => {
+impl Accounts {
+    /// A user record, checked as sign-up checks what it is given, as the
+    /// row sign-up would write (with the record's id, never a platform
+    /// administrator).
+    fn imported_user(&self, index: i64, record: bulk_pb::Record, now: i64) -> Result<UserRow> {
+        let Some(bulk_pb::record::Kind::User(user)) = record.kind else {
             return Err(Error::invalid_field(
-                field(index, "user.state"),
-                "a deleted user is not imported",
+                format!("records[{index}]"),
+                "is not a user record",
+            ));
+        };
+        let id = UserName::parse(&field(index, "user.name"), &user.name)?.id;
+        let email = normalize_email(&field(index, "user.email"), &user.email)?;
+        let display_name =
+            valid_display_name(&field(index, "user.display_name"), &user.display_name)?;
+        let state = match user.state() {
+            pb::UserState::Unspecified | pb::UserState::Active => "active",
+            pb::UserState::Disabled => "disabled",
+            pb::UserState::Deleted => {
+                return Err(Error::invalid_field(
+                    field(index, "user.state"),
+                    "a deleted user is not imported",
+                ));
+            }
+        };
+        if !record.password_hash.is_empty() && !crate::password::verifiable(&record.password_hash) {
+            return Err(Error::invalid_field(
+                field(index, "password_hash"),
+                "must be an argon2 hash in PHC form, at costs this deployment allows",
             ));
         }
-    };
-    if !record.password_hash.is_empty() && !crate::password::verifiable(&record.password_hash) {
-        return Err(Error::invalid_field(
-            field(index, "password_hash"),
-            "must be an argon2 hash in PHC form, at costs this deployment allows",
-        ));
+        let mut row = self.new_user(email, display_name, record.password_hash, now);
+        row.id = id;
+        row.platform_admin = false;
+        row.state = state.into();
+        row.email_verified_at_us = user.email_verified.then_some(now);
+        Ok(row)
     }
-    Ok(UserRow {
-        id,
-        email,
-        display_name,
-        password_hash: record.password_hash,
-        email_verified_at_us: user.email_verified.then_some(now),
-        pending_email: None,
-        state: state.into(),
-        deleted_at_us: None,
-        platform_admin: false,
-        totp_secret: None,
-        totp_enabled_at_us: None,
-        totp_last_step: None,
-        pending_totp_secret: None,
-        pending_totp_expires_at_us: None,
-        last_login_at_us: None,
-        last_organization_id: None,
-        password_changed_at_us: now,
-        created_at_us: now,
-        updated_at_us: now,
-        version: 1,
-        recovery_codes_remaining: 0,
-    })
 }
 
 impl Accounts {
@@ -86,7 +73,7 @@ impl Accounts {
         let users = records
             .into_iter()
             .enumerate()
-            .map(|(i, record)| parse(first + i as i64, record, now))
+            .map(|(i, record)| self.imported_user(first + i as i64, record, now))
             .collect::<Result<Vec<_>>>()?;
         let mut tx = self.begin().await?;
         let ids: Vec<&str> = users.iter().map(|u| u.id.as_str()).collect();

@@ -315,7 +315,6 @@ mod tests {
     async fn malformed_hashes_are_errors() {
         let hasher = PasswordHasher::new(&cheap()).expect("hasher");
         for phc in [
-            "",
             "not a phc string",
             "$argon2id$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ",
             "$argon2id$v=19$m=1024,t=1,p=1,x=2$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
@@ -328,6 +327,25 @@ mod tests {
                 .expect_err(phc);
             assert_eq!(error.code(), Code::Internal, "{phc}");
             assert!(!format!("{error:?}").contains("correct horse"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_account_without_a_password_matches_none_and_imports_take_only_usable_hashes() {
+        let hasher = PasswordHasher::new(&cheap()).expect("hasher");
+        let none = hasher
+            .verify("correct horse battery staple", "")
+            .await
+            .expect("no password is no match, not an error");
+        assert_eq!(none, outcome(false, false));
+        let good = hasher.hash("correct horse battery staple").await.unwrap();
+        assert!(verifiable(&good));
+        for phc in [
+            "",
+            "$2b$12$notargon2",
+            "$argon2id$v=19$m=4294967295,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
+            assert!(!verifiable(phc), "{phc}");
         }
     }
 

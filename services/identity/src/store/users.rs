@@ -108,7 +108,7 @@ impl Store {
                     platform_admin, password_changed_at_us, created_at_us, updated_at_us,
                     version, email_verified_at_us)
                  VALUES {}",
-                tenantry_kit::db::placeholders(chunk.len(), 11)
+                tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), chunk.len(), 11)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for user in chunk {
@@ -141,12 +141,9 @@ impl Store {
         let mut found = Vec::new();
         for (column, values) in [("id", ids), ("email", emails)] {
             for chunk in values.chunks(BATCH) {
-                let list = (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql =
-                    format!("SELECT id, email FROM identity_users WHERE {column} IN ({list})");
+                let list =
+                    tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), 1, chunk.len());
+                let sql = format!("SELECT id, email FROM identity_users WHERE {column} IN {list}");
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for value in chunk {
                     query = query.bind(*value);

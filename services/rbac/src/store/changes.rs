@@ -85,15 +85,20 @@ impl Store {
         )
         .fetch_one(&mut **tx)
         .await?;
-        for (position, change) in changes.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO rbac_changes (revision, position, change) VALUES ($1, $2, $3)",
-            )
-            .bind(revision)
-            .bind(position as i64)
-            .bind(json(change))
-            .execute(&mut **tx)
-            .await?;
+        // Many to a statement: an import's revision holds a thousand.
+        for (chunk_index, chunk) in changes.chunks(500).enumerate() {
+            let sql = format!(
+                "INSERT INTO rbac_changes (revision, position, change) VALUES {}",
+                tenantry_kit::db::values(tenantry_kit::db::Backend::of(tx), chunk.len(), 3)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, change) in chunk.iter().enumerate() {
+                query = query
+                    .bind(revision)
+                    .bind((chunk_index * 500 + i) as i64)
+                    .bind(json(change));
+            }
+            query.execute(&mut **tx).await?;
         }
         if self.shared() {
             // Delivered at commit to every replica listening: they apply the

@@ -3,8 +3,7 @@
 
 use std::collections::HashSet;
 
-use sqlx::Row;
-use tenantry_kit::db::placeholders;
+use tenantry_kit::db::{Backend, values};
 use tenantry_kit::error::Result;
 use tenantry_kit::row::json;
 
@@ -17,19 +16,13 @@ use super::*;
 /// backends' limits on bound parameters.
 const CHUNK: usize = 500;
 
-/// `$1, $2, …, $n`.
-fn list(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Store {
     /// Those of `users` that rbac has heard of from identity.
     pub async fn known_users(&self, tx: &mut Tx, users: &[&str]) -> Result<HashSet<String>> {
-        self.ids_in(tx, "SELECT id FROM rbac_users WHERE id IN", users)
-            .await
+        let rows: Vec<(String,)> = self
+            .rows_in(tx, "SELECT id FROM rbac_users WHERE id IN", users)
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The (organization, user) pairs of every membership of `users`.
@@ -38,12 +31,14 @@ impl Store {
         tx: &mut Tx,
         users: &[&str],
     ) -> Result<HashSet<(String, String)>> {
-        self.pairs_in(
-            tx,
-            "SELECT organization_id, user_id FROM rbac_memberships WHERE user_id IN",
-            users,
-        )
-        .await
+        let rows: Vec<(String, String)> = self
+            .rows_in(
+                tx,
+                "SELECT organization_id, user_id FROM rbac_memberships WHERE user_id IN",
+                users,
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The (team, user) pairs of every member of `teams`.
@@ -52,33 +47,28 @@ impl Store {
         tx: &mut Tx,
         teams: &[&str],
     ) -> Result<HashSet<(String, String)>> {
-        self.pairs_in(
-            tx,
-            "SELECT team_id, user_id FROM rbac_team_members WHERE team_id IN",
-            teams,
-        )
-        .await
+        let rows: Vec<(String, String)> = self
+            .rows_in(
+                tx,
+                "SELECT team_id, user_id FROM rbac_team_members WHERE team_id IN",
+                teams,
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Every grant on `projects`.
     pub async fn grants_on(&self, tx: &mut Tx, projects: &[&str]) -> Result<Vec<GrantRow>> {
-        let mut rows = Vec::new();
-        for chunk in projects.chunks(CHUNK) {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    grant_columns!(),
-                    " FROM rbac_project_grants WHERE project_id IN ({})"
-                ),
-                list(chunk.len())
-            );
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            rows.extend(query.fetch_all(&mut **tx).await?);
-        }
-        Ok(rows)
+        self.rows_in(
+            tx,
+            concat!(
+                "SELECT ",
+                grant_columns!(),
+                " FROM rbac_project_grants WHERE project_id IN"
+            ),
+            projects,
+        )
+        .await
     }
 
     /// Inserts new memberships, many to a statement.
@@ -90,7 +80,7 @@ impl Store {
                     membership_columns!(),
                     ") VALUES {}"
                 ),
-                placeholders(chunk.len(), 7)
+                values(Backend::of(tx), chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -117,7 +107,7 @@ impl Store {
                     team_member_columns!(),
                     ") VALUES {}"
                 ),
-                placeholders(chunk.len(), 7)
+                values(Backend::of(tx), chunk.len(), 7)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -138,41 +128,41 @@ impl Store {
     /// Memberships after (`organization`, `user`), in that order.
     pub async fn memberships_after(
         &self,
-        (organization, user): (&str, &str),
+        after: (&str, &str),
         limit: i64,
     ) -> Result<Vec<MembershipRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            membership_columns!(),
-            " FROM rbac_memberships
-             WHERE organization_id > $1 OR (organization_id = $1 AND user_id > $2)
-             ORDER BY organization_id, user_id LIMIT $3"
-        ))
-        .bind(organization)
-        .bind(user)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        self.keyset_page(
+            concat!(
+                "SELECT ",
+                membership_columns!(),
+                " FROM rbac_memberships
+                 WHERE organization_id > $1 OR (organization_id = $1 AND user_id > $2)
+                 ORDER BY organization_id, user_id LIMIT $3"
+            ),
+            after,
+            limit,
+        )
+        .await
     }
 
     /// Team members after (`team`, `user`), in that order.
     pub async fn team_members_after(
         &self,
-        (team, user): (&str, &str),
+        after: (&str, &str),
         limit: i64,
     ) -> Result<Vec<TeamMemberRow>> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            team_member_columns!(),
-            " FROM rbac_team_members
-             WHERE team_id > $1 OR (team_id = $1 AND user_id > $2)
-             ORDER BY team_id, user_id LIMIT $3"
-        ))
-        .bind(team)
-        .bind(user)
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?)
+        self.keyset_page(
+            concat!(
+                "SELECT ",
+                team_member_columns!(),
+                " FROM rbac_team_members
+                 WHERE team_id > $1 OR (team_id = $1 AND user_id > $2)
+                 ORDER BY team_id, user_id LIMIT $3"
+            ),
+            after,
+            limit,
+        )
+        .await
     }
 
     /// Project grants after the grant `after`, in id order.
@@ -188,39 +178,19 @@ impl Store {
         .await?)
     }
 
-    /// The first column of `select` (ending in `IN`) over `ids`.
-    async fn ids_in(&self, tx: &mut Tx, select: &str, ids: &[&str]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
+    /// The rows `select` (ending in `IN`) finds for `ids`.
+    async fn rows_in<R>(&self, tx: &mut Tx, select: &str, ids: &[&str]) -> Result<Vec<R>>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let mut found = Vec::new();
         for chunk in ids.chunks(CHUNK) {
-            let sql = format!("{select} ({})", list(chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let sql = format!("{select} {}", values(Backend::of(tx), 1, chunk.len()));
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for id in chunk {
                 query = query.bind(*id);
             }
-            for row in query.fetch_all(&mut **tx).await? {
-                found.insert(row.try_get(0)?);
-            }
-        }
-        Ok(found)
-    }
-
-    /// The first two columns of `select` (ending in `IN`) over `ids`.
-    async fn pairs_in(
-        &self,
-        tx: &mut Tx,
-        select: &str,
-        ids: &[&str],
-    ) -> Result<HashSet<(String, String)>> {
-        let mut found = HashSet::new();
-        for chunk in ids.chunks(CHUNK) {
-            let sql = format!("{select} ({})", list(chunk.len()));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                found.insert((row.try_get(0)?, row.try_get(1)?));
-            }
+            found.extend(query.fetch_all(&mut **tx).await?);
         }
         Ok(found)
     }

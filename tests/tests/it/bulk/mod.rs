@@ -117,6 +117,18 @@ fn tenants(records: Vec<bulk::Record>, skipped: &BTreeSet<String>) -> Vec<bulk::
         .collect()
 }
 
+/// The organizations `owner` owns among `records`.
+fn owned_by(records: &[bulk::Record], owner: &User) -> BTreeSet<String> {
+    let owner = format!("users/{}", owner.id);
+    records
+        .iter()
+        .filter_map(|r| match &r.kind {
+            Some(Kind::Organization(o)) if o.owner == owner => Some(id(&o.name)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One `PASSWORD` hash for every imported user, so that each signs in
 /// as they did before.
 fn with_passwords(records: Vec<bulk::Record>) -> Vec<bulk::Record> {
@@ -398,15 +410,7 @@ async fn an_exported_deployment_imports_into_a_fresh_one_and_decides_the_same() 
         let exported = export(&from, &root.token).await;
         // The administrator's own organizations stay behind: the fresh
         // deployment has its own administrator.
-        let own: BTreeSet<String> = exported
-            .iter()
-            .filter_map(|r| match &r.kind {
-                Some(Kind::Organization(o)) if o.owner == format!("users/{}", root.id) => {
-                    Some(id(&o.name))
-                }
-                _ => None,
-            })
-            .collect();
+        let own = owned_by(&exported, &root);
         let records = tenants(exported, &own);
         assert!(
             records
@@ -428,17 +432,9 @@ async fn an_exported_deployment_imports_into_a_fresh_one_and_decides_the_same() 
         );
 
         // The same records, and the same decisions for everyone.
-        let own_there: BTreeSet<String> = export(&to, &new_root.token)
-            .await
-            .iter()
-            .filter_map(|r| match &r.kind {
-                Some(Kind::Organization(o)) if o.owner == format!("users/{}", new_root.id) => {
-                    Some(id(&o.name))
-                }
-                _ => None,
-            })
-            .collect();
-        let again = tenants(export(&to, &new_root.token).await, &own_there);
+        let there = export(&to, &new_root.token).await;
+        let own_there = owned_by(&there, &new_root);
+        let again = tenants(there, &own_there);
         let set = |records: &[bulk::Record]| records.iter().map(content).collect::<BTreeSet<_>>();
         assert_eq!(set(&again), set(&records));
         let probes = probes(&acme);
