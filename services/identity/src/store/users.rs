@@ -79,25 +79,7 @@ const BATCH: usize = 500;
 
 impl Store {
     pub async fn insert_user(&self, tx: &mut Tx, user: &UserRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO identity_users (id, email, display_name, password_hash, state,
-                platform_admin, password_changed_at_us, created_at_us, updated_at_us, version,
-                email_verified_at_us)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(&user.state)
-        .bind(i64::from(user.platform_admin))
-        .bind(user.password_changed_at_us)
-        .bind(user.created_at_us)
-        .bind(user.updated_at_us)
-        .bind(user.email_verified_at_us)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        self.insert_users(tx, std::slice::from_ref(user)).await
     }
 
     /// Inserts new users, many to a statement (an import's).

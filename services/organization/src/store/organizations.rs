@@ -170,25 +170,8 @@ impl Store {
 
     /// Organizations by id, in no particular order.
     pub async fn organizations_by_id(&self, ids: &[&str]) -> Result<Vec<OrganizationRow>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            // Dynamic only in its placeholder list, built from a count.
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    organization_columns!(),
-                    " FROM org_organizations WHERE 1 = 1{}"
-                ),
-                in_list("id", chunk.len(), 1)
-            );
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            let chunk_rows: Vec<OrganizationRow> = query.fetch_all(self.db.pool()).await?;
-            rows.extend(chunk_rows);
-        }
-        Ok(rows)
+        let mut connection = self.db.pool().acquire().await?;
+        organizations_by_id_on(&mut connection, ids).await
     }
 
     /// Organizations by id, in no particular order, read inside a write
@@ -198,25 +181,7 @@ impl Store {
         tx: &mut Tx,
         ids: &[&str],
     ) -> Result<Vec<OrganizationRow>> {
-        let mut rows = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            // Dynamic only in its placeholder list, built from a count.
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    organization_columns!(),
-                    " FROM org_organizations WHERE 1 = 1{}"
-                ),
-                in_list("id", chunk.len(), 1)
-            );
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            let chunk_rows: Vec<OrganizationRow> = query.fetch_all(&mut **tx).await?;
-            rows.extend(chunk_rows);
-        }
-        Ok(rows)
+        organizations_by_id_on(tx, ids).await
     }
 
     /// Live organizations of every tree after `(depth, id)`, by depth then
@@ -483,6 +448,32 @@ fn bind_filter<'q>(
         .bind(like_prefix(&filter.name_prefix))
         .bind(i64::from(filter.show_deleted))
         .bind(limit)
+}
+
+/// Organizations by id, read on `connection` (the pool's, or a write's).
+async fn organizations_by_id_on(
+    connection: &mut sqlx::AnyConnection,
+    ids: &[&str],
+) -> Result<Vec<OrganizationRow>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        // Dynamic only in its placeholder list, built from a count.
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                organization_columns!(),
+                " FROM org_organizations WHERE 1 = 1{}"
+            ),
+            in_list("id", chunk.len(), 1)
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        let chunk_rows: Vec<OrganizationRow> = query.fetch_all(&mut *connection).await?;
+        rows.extend(chunk_rows);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
