@@ -21,6 +21,9 @@ pub struct ServerProcess {
     data_dir: TempDir,
 }
 
+/// The file in a process's data directory that holds its logs.
+const LOG_FILE: &str = "process.log";
+
 impl ServerProcess {
     /// Runs `binary serve --services <services>` on free ports with a data
     /// directory of its own and `envs` added to the environment, and waits
@@ -58,10 +61,11 @@ impl ServerProcess {
         envs: &[(&str, String)],
     ) -> anyhow::Result<ServerProcess> {
         let dir = tempfile::tempdir()?;
-        // Logs go to stdout: shown when TENANTRY_TEST_LOG asks for them.
+        // Logs go to stdout when TENANTRY_TEST_LOG asks for them, and
+        // otherwise (warnings and errors) to a file a failing test can show.
         let logs = match std::env::var_os("TENANTRY_TEST_LOG") {
             Some(_) => Stdio::inherit(),
-            None => Stdio::null(),
+            None => std::fs::File::create(dir.path().join(LOG_FILE))?.into(),
         };
         let child = Command::new(binary)
             .args(["serve", "--services", services])
@@ -87,6 +91,12 @@ impl ServerProcess {
             http_addr,
             data_dir: dir,
         })
+    }
+
+    /// What the process logged (warnings and errors), for a failing test's
+    /// message; empty when TENANTRY_TEST_LOG sends the logs to stdout.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join(LOG_FILE)).unwrap_or_default()
     }
 
     /// The token in the newest mail of `kind` this process sent to `to`

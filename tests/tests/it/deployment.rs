@@ -526,7 +526,12 @@ impl ColdStart {
                 self.tokens.push(signed.tokens.unwrap().access_token);
             }
             Err(status) => {
-                assert_eq!(status.code(), Code::Unavailable, "{status:?} in {order:?}");
+                assert_eq!(
+                    status.code(),
+                    Code::Unavailable,
+                    "{status:?} in {order:?}\n{}",
+                    self.logs()
+                );
                 self.refused.push(email);
             }
         }
@@ -548,12 +553,25 @@ impl ColdStart {
         }
     }
 
+    /// What every running process logged, for a failure's message.
+    fn logs(&self) -> String {
+        SERVICES
+            .iter()
+            .zip(&self.running)
+            .filter_map(|(service, process)| Some((service, process.as_ref()?.log())))
+            .map(|(service, log)| format!("--- {service} ---\n{log}"))
+            .collect()
+    }
+
     /// Everything runs: a refused sign-up left nothing behind.
     async fn a_refused_sign_up_left_nothing_behind(&self) {
         let identity = self.running[position("identity")].as_ref().unwrap();
         for email in &self.refused {
             let signed = sign_up(identity, email).await.unwrap_or_else(|status| {
-                panic!("{email} was left behind by a refused sign-up: {status:?}")
+                panic!(
+                    "{email} was left behind by a refused sign-up: {status:?}\n{}",
+                    self.logs()
+                )
             });
             assert!(signed.organization.starts_with("organizations/"));
         }
