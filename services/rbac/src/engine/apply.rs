@@ -1,7 +1,5 @@
-//! How the index changes: each [`Change`] applied in revision order, and
-//! the derived maps (direct grants, role members) kept current with it.
-
-use std::collections::hash_map::Entry;
+//! How the index changes: each [`Change`] applied in revision order, with
+//! the reverse lists (a node's holders, a team's projects) kept current.
 
 use super::*;
 
@@ -100,10 +98,6 @@ impl Index {
             } => {
                 let n = self.node_or_insert(ORGANIZATION, organization);
                 self.nodes[n as usize].granted_only = *granted_only;
-                let members = self.org_members.get(&n).cloned().unwrap_or_default();
-                for u in members {
-                    self.refresh_direct(u, n);
-                }
             }
             Change::Live {
                 object_type,
@@ -123,7 +117,7 @@ impl Index {
             Change::RegisterType { definition } => {
                 let kind = self.schema.register(definition)?;
                 while self.ids.len() <= kind as usize {
-                    self.ids.push(FxHashMap::default());
+                    self.ids.push(Handles::default());
                 }
                 // Built-in roles, levels and team roles may carry new bits;
                 // custom roles may imply some.
@@ -133,10 +127,7 @@ impl Index {
                 for i in schema::BUILT_IN_ROLES.len()..self.role_perms.len() {
                     self.role_perms[i] = self.schema.close(self.role_perms[i]);
                 }
-                let keys: Vec<(SubjectId, NodeId)> = self.direct.keys().copied().collect();
-                for (u, n) in keys {
-                    self.refresh_direct(u, n);
-                }
+                self.project_scoped = self.schema.project_scoped();
                 let api_keys: Vec<Box<str>> = self.api_keys.keys().cloned().collect();
                 for id in api_keys {
                     let perms = self.key_perms(&self.api_keys[&id].names);
@@ -154,26 +145,20 @@ impl Index {
                     .permissions(permissions.iter().map(String::as_str))
                     .map_err(|p| IndexError::UnknownPermission(p.to_string()))?;
                 let perms = self.schema.close(perms);
-                let role = match self.role_ids.get(name.as_str()) {
-                    Some(&r) => {
-                        self.role_perms[r as usize] = perms;
-                        r
-                    }
+                match self.role_ids.get(name.as_str()) {
+                    Some(&r) => self.role_perms[r as usize] = perms,
                     None => {
                         let r = self.role_perms.len() as RoleId;
                         self.role_ids.insert(name.as_str().into(), r);
                         self.role_perms.push(perms);
-                        r
                     }
-                };
-                self.refresh_role(role);
+                }
             }
             Change::RemoveRole { name } => {
                 if let Some(&role) = self.role_ids.get(name.as_str()) {
                     // The id stays reserved (no reuse while grants may name
                     // it); it grants nothing from now on.
                     self.role_perms[role as usize] = 0;
-                    self.refresh_role(role);
                 }
             }
             Change::Membership {
@@ -181,50 +166,37 @@ impl Index {
                 user,
                 roles,
             } => {
-                let roles: Vec<RoleId> = roles
-                    .iter()
-                    .map(|r| self.role_id(r))
-                    .collect::<Result<_, _>>()?;
+                // Roles are resolved before anything changes: an unknown
+                // one refuses the whole change.
+                let (held, many) = match roles.as_slice() {
+                    [] => (None, None),
+                    [a] => (Some(Held::Roles([self.role_id(a)?, NO_ROLE])), None),
+                    [a, b] => (
+                        Some(Held::Roles([self.role_id(a)?, self.role_id(b)?])),
+                        None,
+                    ),
+                    many => {
+                        let ids = many
+                            .iter()
+                            .map(|r| self.role_id(r))
+                            .collect::<Result<Box<[RoleId]>, _>>()?;
+                        (Some(Held::ManyRoles), Some(ids))
+                    }
+                };
                 let org = self.node_or_insert(ORGANIZATION, organization);
                 let u = self.subject_or_insert(user);
-                if roles.is_empty() {
-                    if self.members.remove(&(u, org)).is_some() {
-                        self.relationships -= 1;
-                    }
-                    if let Some(list) = self.org_members.get_mut(&org) {
-                        list.retain(|m| *m != u);
-                    }
-                } else {
-                    if self.members.insert((u, org), roles).is_none() {
-                        self.relationships += 1;
-                    }
-                    let list = self.org_members.entry(org).or_default();
-                    if !list.contains(&u) {
-                        list.push(u);
-                    }
-                }
-                self.refresh_direct(u, org);
+                match many {
+                    Some(ids) => self.many_roles.insert((u, org), ids),
+                    None => self.many_roles.remove(&(u, org)),
+                };
+                let existed = self.hold(u, org, held);
+                self.count(existed, held.is_some());
             }
             Change::TeamMember { team, user, lead } => {
                 let t = self.node_or_insert(TEAM, team);
                 let u = self.subject_or_insert(user);
-                match lead {
-                    Some(lead) => {
-                        if self.team_roles.insert((u, t), *lead).is_none() {
-                            self.relationships += 1;
-                        }
-                        push_unique(self.user_teams.entry(u).or_default(), t);
-                    }
-                    None => {
-                        if self.team_roles.remove(&(u, t)).is_some() {
-                            self.relationships -= 1;
-                        }
-                        if let Some(teams) = self.user_teams.get_mut(&u) {
-                            remove_value(teams, t);
-                        }
-                    }
-                }
-                self.refresh_direct(u, t);
+                let existed = self.hold(u, t, lead.map(|lead| Held::Team { lead }));
+                self.count(existed, lead.is_some());
             }
             Change::ProjectGrant {
                 project,
@@ -235,12 +207,8 @@ impl Index {
                 match subject {
                     GrantSubject::User(user) => {
                         let u = self.subject_or_insert(user);
-                        let existed = match level {
-                            Some(level) => self.user_grants.insert((u, p), *level).is_some(),
-                            None => self.user_grants.remove(&(u, p)).is_some(),
-                        };
+                        let existed = self.hold(u, p, level.map(Held::Grant));
                         self.count(existed, level.is_some());
-                        self.refresh_direct(u, p);
                     }
                     GrantSubject::Team(team) => {
                         let t = self.node_or_insert(TEAM, team);
@@ -290,75 +258,33 @@ impl Index {
         }
     }
 
-    /// Recomputes what a user holds directly at a node from its sources.
-    fn refresh_direct(&mut self, u: SubjectId, n: NodeId) {
-        let perms = match self.nodes[n as usize].kind {
-            ORGANIZATION => {
-                // Where members see only their granted projects, the member
-                // role's project permissions come from grants alone.
-                let hidden = match self.nodes[n as usize].granted_only {
-                    true => self.schema.project_scoped(),
-                    false => 0,
-                };
-                self.members
-                    .get(&(u, n))
-                    .map(|roles| {
-                        roles.iter().fold(0, |a, r| {
-                            let perms = self.role_perms[*r as usize];
-                            a | if *r == MEMBER_ROLE {
-                                perms & !hidden
-                            } else {
-                                perms
-                            }
-                        })
-                    })
-                    .unwrap_or(0)
+    /// Sets what `u` holds at `n` (`None` removes it), keeping the node's
+    /// holders in step; answers whether `u` held something there before.
+    fn hold(&mut self, u: SubjectId, n: NodeId, held: Option<Held>) -> bool {
+        let kind = self.nodes[n as usize].kind;
+        let list = &mut self.holdings[u as usize];
+        match (position(list, kind, n), held) {
+            (Ok(i), Some(held)) => {
+                list[i].held = held;
+                true
             }
-            TEAM => self
-                .team_roles
-                .get(&(u, n))
-                .map(|lead| self.schema.team_role(*lead))
-                .unwrap_or(0),
-            PROJECT => self
-                .user_grants
-                .get(&(u, n))
-                .map(|level| self.schema.access_level(*level))
-                .unwrap_or(0),
-            _ => 0,
-        };
-        match self.direct.entry((u, n)) {
-            Entry::Occupied(mut e) if perms != 0 => {
-                e.insert(perms);
+            (Ok(i), None) => {
+                list.remove(i);
+                self.holders[n as usize].retain(|x| *x != u);
+                true
             }
-            Entry::Occupied(e) => {
-                e.remove();
-                if let Some(nodes) = self.user_nodes.get_mut(&u) {
-                    remove_value(nodes, n);
-                }
-                if let Some(users) = self.node_subjects.get_mut(&n) {
-                    users.retain(|x| *x != u);
-                }
+            (Err(i), Some(held)) => {
+                // Lists grow one entry at a time: a subject holds a few
+                // things, and the allocator's size classes leave room in
+                // place, where doubling would waste a third on average.
+                list.reserve_exact(1);
+                list.insert(i, Holding { node: n, held });
+                let holders = &mut self.holders[n as usize];
+                holders.reserve_exact(1);
+                holders.push(u);
+                false
             }
-            Entry::Vacant(e) if perms != 0 => {
-                e.insert(perms);
-                self.user_nodes.entry(u).or_default().push(n);
-                self.node_subjects.entry(n).or_default().push(u);
-            }
-            Entry::Vacant(_) => {}
-        }
-    }
-
-    /// Recomputes every membership holding `role`, and the bits of the
-    /// project grants to it.
-    fn refresh_role(&mut self, role: RoleId) {
-        let holders: Vec<(SubjectId, NodeId)> = self
-            .members
-            .iter()
-            .filter(|(_, roles)| roles.contains(&role))
-            .map(|(k, _)| *k)
-            .collect();
-        for (u, n) in holders {
-            self.refresh_direct(u, n);
+            (Err(_), None) => false,
         }
     }
 
@@ -372,28 +298,23 @@ impl Index {
         for child in std::mem::take(&mut self.children[n as usize]) {
             self.nodes[child as usize].parent = NONE;
         }
-        let subjects: Vec<(SubjectId, NodeId)> = self
-            .direct
-            .keys()
-            .filter(|(_, node)| *node == n)
-            .copied()
-            .collect();
-        self.members.retain(|(_, node), _| *node != n);
-        self.team_roles.retain(|(_, node), _| *node != n);
-        self.user_grants.retain(|(_, node), _| *node != n);
-        for (u, node) in subjects {
-            self.refresh_direct(u, node);
+        // What anyone held here goes with it.
+        for u in std::mem::take(&mut self.holders[n as usize]) {
+            let list = &mut self.holdings[u as usize];
+            if let Ok(i) = position(list, node.kind, n) {
+                list.remove(i);
+                self.relationships -= 1;
+            }
+            self.many_roles.remove(&(u, n));
         }
-        for teams in self.user_teams.values_mut() {
-            remove_value(teams, n);
-        }
+        let grants = self.team_grants.len() + self.role_grants.len();
         self.team_grants.retain(|(t, p), _| *t != n && *p != n);
+        self.role_grants.retain(|(_, p), _| *p != n);
+        self.relationships -= grants - self.team_grants.len() - self.role_grants.len();
         self.team_projects.remove(&n);
         for list in self.team_projects.values_mut() {
             remove_value(list, n);
         }
-        self.role_grants.retain(|(_, p), _| *p != n);
-        self.org_members.remove(&n);
         self.project_teams.remove(&n);
         for teams in self.project_teams.values_mut() {
             remove_value(teams, n);
@@ -404,8 +325,9 @@ impl Index {
         // The node's id may be reused: a key scoped to it dies with it.
         self.api_keys
             .retain(|_, key| key.scope != n && key.organization != n);
-        let (kind, id) = self.keys[n as usize].clone();
-        self.ids[kind as usize].remove(&id);
+        let id = self.keys[n as usize].clone();
+        let keys = &self.keys;
+        self.ids[node.kind as usize].remove(&id, |n| &keys[n as usize]);
         self.nodes[n as usize].live = false;
         self.free.push(n);
     }

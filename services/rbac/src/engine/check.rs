@@ -34,7 +34,7 @@ impl Index {
             if !here.live {
                 return false;
             }
-            let held = self.direct.get(&(user, n)).is_some_and(|p| p & bit != 0)
+            let held = self.direct(user, n, here.kind) & bit != 0
                 || (here.kind == PROJECT && self.project_grants(user, n, here.parent) & bit != 0);
             if held {
                 // A grant counts only while everything above is live: a
@@ -53,25 +53,36 @@ impl Index {
     #[inline]
     fn project_grants(&self, user: SubjectId, project: NodeId, organization: NodeId) -> Perms {
         let mut perms = 0;
-        if let Some(teams) = self.user_teams.get(&user) {
-            for team in teams {
-                if let Some(level) = self.team_grants.get(&(*team, project))
-                    && self.nodes[*team as usize].live
+        if !self.team_grants.is_empty() {
+            for team in self.teams_of(user) {
+                if let Some(level) = self.team_grants.get(&(team, project))
+                    && self.nodes[team as usize].live
                 {
                     perms |= self.schema.access_level(*level);
                 }
             }
         }
-        if organization != NONE
-            && let Some(roles) = self.members.get(&(user, organization))
+        if !self.role_grants.is_empty()
+            && organization != NONE
+            && let Some(membership) = self.holding(user, organization, ORGANIZATION)
         {
-            for role in roles {
+            for role in self.roles_held(user, membership) {
                 if let Some(level) = self.role_grants.get(&(*role, project)) {
                     perms |= self.schema.access_level(*level);
                 }
             }
         }
         perms
+    }
+
+    /// The teams a user is a member of: one run of their holdings.
+    pub(super) fn teams_of(&self, user: SubjectId) -> impl Iterator<Item = NodeId> + '_ {
+        let list = &self.holdings[user as usize];
+        let first = list.partition_point(|h| h.held.kind() < TEAM);
+        list[first..]
+            .iter()
+            .take_while(|h| h.held.kind() == TEAM)
+            .map(|h| h.node)
     }
 
     /// A check by ids, as the API asks it: unknown objects and subjects are
@@ -171,13 +182,13 @@ impl Index {
         let mut hidden_from_members = None;
         loop {
             let here = &self.nodes[n as usize];
-            let (kind, key) = &self.keys[n as usize];
-            let mut held = self.direct.get(&(u, n)).copied().unwrap_or(0);
+            let key = &self.keys[n as usize];
+            let mut held = self.direct(u, n, here.kind);
             if here.kind == PROJECT {
                 held |= self.project_grants(u, n, here.parent);
             }
             trace.steps.push((
-                self.schema.resource_type(*kind).name.clone(),
+                self.schema.resource_type(here.kind).name.clone(),
                 key.to_string(),
                 self.schema
                     .names(held)

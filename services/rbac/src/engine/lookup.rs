@@ -38,37 +38,30 @@ impl Index {
             return Ok(Vec::new());
         };
         let mut found: FxHashSet<NodeId> = FxHashSet::default();
-        let mut starts: Vec<NodeId> = Vec::new();
-        if let Some(nodes) = self.user_nodes.get(&u) {
-            for &n in nodes {
-                if self.direct.get(&(u, n)).is_some_and(|p| p & bit != 0) {
-                    starts.push(n);
-                }
-            }
-        }
+        let holdings = &self.holdings[u as usize];
+        let mut starts: Vec<NodeId> = holdings
+            .iter()
+            .filter(|at| self.perms_of(u, at) & bit != 0)
+            .map(|at| at.node)
+            .collect();
         if kind != ORGANIZATION && kind != TEAM {
             // Projects (and what lies below them) reached through teams and
             // roles.
-            if let Some(teams) = self.user_teams.get(&u) {
-                for team in teams.iter().filter(|t| self.nodes[**t as usize].live) {
-                    for &p in self.team_projects.get(team).into_iter().flatten() {
-                        if self
-                            .team_grants
-                            .get(&(*team, p))
-                            .is_some_and(|l| self.schema.access_level(*l) & bit != 0)
-                        {
-                            starts.push(p);
-                        }
+            for team in self.teams_of(u).filter(|t| self.nodes[*t as usize].live) {
+                for &p in self.team_projects.get(&team).into_iter().flatten() {
+                    if self
+                        .team_grants
+                        .get(&(team, p))
+                        .is_some_and(|l| self.schema.access_level(*l) & bit != 0)
+                    {
+                        starts.push(p);
                     }
                 }
             }
-            for &n in self.user_nodes.get(&u).into_iter().flatten() {
-                if self.nodes[n as usize].kind != ORGANIZATION {
-                    continue;
-                }
-                for role in self.members.get(&(u, n)).into_iter().flatten() {
+            for membership in holdings.iter().filter(|h| h.held.kind() == ORGANIZATION) {
+                for role in self.roles_held(u, membership) {
                     for &p in self.role_projects.get(role).into_iter().flatten() {
-                        if self.nodes[p as usize].parent == n
+                        if self.nodes[p as usize].parent == membership.node
                             && self
                                 .role_grants
                                 .get(&(*role, p))
@@ -103,7 +96,7 @@ impl Index {
         }
         let mut ids: Vec<&str> = found
             .into_iter()
-            .map(|n| self.keys[n as usize].1.as_ref())
+            .map(|n| self.keys[n as usize].as_ref())
             .collect();
         ids.sort_unstable();
         Ok(ids)
@@ -126,11 +119,9 @@ impl Index {
         let mut candidates: FxHashSet<SubjectId> = FxHashSet::default();
         let mut at = n;
         loop {
-            for list in [self.node_subjects.get(&at), self.org_members.get(&at)] {
-                candidates.extend(list.into_iter().flatten());
-            }
+            candidates.extend(&self.holders[at as usize]);
             for team in self.project_teams.get(&at).into_iter().flatten() {
-                candidates.extend(self.node_subjects.get(team).into_iter().flatten());
+                candidates.extend(&self.holders[*team as usize]);
             }
             let parent = self.nodes[at as usize].parent;
             if parent == NONE {
@@ -157,10 +148,9 @@ impl Index {
             .iter()
             .map(|(name, id)| (*id, name.as_ref()))
             .collect();
-        self.members
-            .get(&(u, n))
-            .into_iter()
-            .flatten()
+        self.holding(u, n, ORGANIZATION)
+            .map_or(&[][..], |membership| self.roles_held(u, membership))
+            .iter()
             .filter_map(|r| names.get(r).map(|n| n.to_string()))
             .collect()
     }

@@ -25,12 +25,14 @@ pub mod schema;
 
 mod apply;
 mod check;
+mod handles;
 mod lookup;
 mod tree;
 
 #[cfg(test)]
 mod reference;
 
+use handles::Handles;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +192,32 @@ impl<'de> Deserialize<'de> for AccessLevel {
     }
 }
 
+/// What a subject holds directly at one node. Its variant follows the
+/// node's type: roles in an organization, a role in a team, a grant on a
+/// project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// One or two roles in an organization (the second [`NO_ROLE`] when
+    /// there is one): nearly every membership, held inline.
+    Roles([RoleId; 2]),
+    /// Three roles or more, listed in `Index::many_roles`.
+    ManyRoles,
+    /// A team member; leads hold more.
+    Team { lead: bool },
+    /// A project grant to the user.
+    Grant(AccessLevel),
+}
+
+/// One entry of a subject's holdings: 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Holding {
+    node: NodeId,
+    held: Held,
+}
+
+/// The second role of a membership that holds one.
+const NO_ROLE: RoleId = u32::MAX;
+
 #[derive(Debug, Clone, Copy)]
 struct Node {
     kind: TypeId,
@@ -216,40 +244,39 @@ pub struct Trace {
 pub struct Index {
     schema: Schema,
     nodes: Vec<Node>,
-    ids: Vec<FxHashMap<Box<str>, NodeId>>,
-    keys: Vec<(TypeId, Box<str>)>,
+    /// Per type, the nodes by id; `keys` holds each node's id.
+    ids: Vec<Handles>,
+    keys: Vec<Box<str>>,
     children: Vec<Vec<NodeId>>,
     free: Vec<NodeId>,
-    subjects: FxHashMap<Box<str>, SubjectId>,
+    /// The subjects by id; `subject_names` holds each subject's id.
+    subjects: Handles,
     /// Users who are disabled or deleted.
     inactive: FxHashSet<SubjectId>,
     subject_names: Vec<Box<str>>,
     role_ids: FxHashMap<Box<str>, RoleId>,
     role_perms: Vec<Perms>,
-    /// (user, organization) → roles held there.
-    members: FxHashMap<(SubjectId, NodeId), Vec<RoleId>>,
-    /// (user, node) → permission bits held directly there.
-    direct: FxHashMap<(SubjectId, NodeId), Perms>,
-    /// user → nodes with a `direct` entry.
-    user_nodes: FxHashMap<SubjectId, Vec<NodeId>>,
-    /// (user, team) → lead?
-    team_roles: FxHashMap<(SubjectId, NodeId), bool>,
-    /// user → teams.
-    user_teams: FxHashMap<SubjectId, Vec<NodeId>>,
-    /// (user, project) → level.
-    user_grants: FxHashMap<(SubjectId, NodeId), AccessLevel>,
+    /// subject → what it holds directly, one entry per node, sorted by
+    /// (node type, node): a membership's roles, a team role, a project
+    /// grant. Derived permission bits are not stored: they are computed at
+    /// check time from the roles (a few loads), so nothing needs
+    /// refreshing when a role, the schema or a visibility setting changes.
+    holdings: Vec<Vec<Holding>>,
+    /// The roles of memberships that hold three or more.
+    many_roles: FxHashMap<(SubjectId, NodeId), Box<[RoleId]>>,
+    /// node → the subjects holding something there (`holdings` reversed).
+    holders: Vec<Vec<SubjectId>>,
     /// (team, project) → level.
     team_grants: FxHashMap<(NodeId, NodeId), AccessLevel>,
     team_projects: FxHashMap<NodeId, Vec<NodeId>>,
     /// (role, project) → level.
     role_grants: FxHashMap<(RoleId, NodeId), AccessLevel>,
     role_projects: FxHashMap<RoleId, Vec<NodeId>>,
-    /// Reverse indexes for `subjects_with`: node → users with a direct
-    /// entry there; organization → members (whatever their roles grant);
     /// project → teams granted on it.
-    node_subjects: FxHashMap<NodeId, Vec<SubjectId>>,
-    org_members: FxHashMap<NodeId, Vec<SubjectId>>,
     project_teams: FxHashMap<NodeId, Vec<NodeId>>,
+    /// The permissions of projects and of the types below them: what the
+    /// member role does not carry where members see only granted projects.
+    project_scoped: Perms,
     /// API keys by id.
     api_keys: FxHashMap<Box<str>, ApiKeyEntry>,
     /// Ended sessions whose access tokens may still be presented, with when
@@ -293,7 +320,8 @@ impl Index {
     pub fn new() -> Index {
         let schema = Schema::built_in();
         let mut index = Index {
-            ids: vec![FxHashMap::default(); 3],
+            ids: vec![Handles::default(); 3],
+            project_scoped: schema.project_scoped(),
             schema,
             ..Index::default()
         };
@@ -332,12 +360,16 @@ impl Index {
 
     /// A node's compact id, if it exists.
     pub fn node(&self, object_type: TypeId, id: &str) -> Option<NodeId> {
-        self.ids.get(object_type as usize)?.get(id).copied()
+        let keys = &self.keys;
+        self.ids
+            .get(object_type as usize)?
+            .find(id, |n| &keys[n as usize])
     }
 
     /// A subject's compact id, if it holds anything.
     pub fn subject(&self, id: &str) -> Option<SubjectId> {
-        self.subjects.get(id).copied()
+        let names = &self.subject_names;
+        self.subjects.find(id, |s| &names[s as usize])
     }
 
     /// Whether a session may still act: its access tokens hold nothing once
@@ -355,12 +387,14 @@ impl Index {
     }
 
     fn subject_or_insert(&mut self, id: &str) -> SubjectId {
-        if let Some(&s) = self.subjects.get(id) {
+        if let Some(s) = self.subject(id) {
             return s;
         }
         let s = self.subject_names.len() as SubjectId;
-        self.subjects.insert(id.into(), s);
         self.subject_names.push(id.into());
+        let names = &self.subject_names;
+        self.subjects.insert(id, s, |s| &names[s as usize]);
+        self.holdings.push(Vec::new());
         s
     }
 
@@ -378,18 +412,21 @@ impl Index {
         let n = match self.free.pop() {
             Some(n) => {
                 self.nodes[n as usize] = node;
-                self.keys[n as usize] = (kind, id.into());
+                self.keys[n as usize] = id.into();
                 self.children[n as usize].clear();
+                self.holders[n as usize].clear();
                 n
             }
             None => {
                 self.nodes.push(node);
-                self.keys.push((kind, id.into()));
+                self.keys.push(id.into());
                 self.children.push(Vec::new());
+                self.holders.push(Vec::new());
                 (self.nodes.len() - 1) as NodeId
             }
         };
-        self.ids[kind as usize].insert(id.into(), n);
+        let keys = &self.keys;
+        self.ids[kind as usize].insert(id, n, |n| &keys[n as usize]);
         n
     }
 
@@ -398,6 +435,74 @@ impl Index {
             .get(name)
             .copied()
             .ok_or_else(|| IndexError::UnknownRole(name.to_string()))
+    }
+
+    /// What `user` holds directly at `node` (of type `kind`), if anything.
+    #[inline]
+    fn holding(&self, user: SubjectId, node: NodeId, kind: TypeId) -> Option<&Holding> {
+        let list = self.holdings.get(user as usize)?;
+        position(list, kind, node).ok().map(|i| &list[i])
+    }
+
+    /// The roles a membership holds.
+    fn roles_held<'a>(&'a self, user: SubjectId, at: &'a Holding) -> &'a [RoleId] {
+        match &at.held {
+            Held::Roles(roles) if roles[1] == NO_ROLE => &roles[..1],
+            Held::Roles(roles) => roles,
+            Held::ManyRoles => self.many_roles.get(&(user, at.node)).map_or(&[], |r| r),
+            Held::Team { .. } | Held::Grant(_) => &[],
+        }
+    }
+
+    /// The permission bits a holding gives its subject at its node. Where
+    /// an organization shows members only their granted projects, the
+    /// member role carries no project permissions there.
+    #[inline]
+    fn perms_of(&self, user: SubjectId, at: &Holding) -> Perms {
+        match at.held {
+            Held::Team { lead } => self.schema.team_role(lead),
+            Held::Grant(level) => self.schema.access_level(level),
+            Held::Roles(_) | Held::ManyRoles => {
+                let hidden = match self.nodes[at.node as usize].granted_only {
+                    true => self.project_scoped,
+                    false => 0,
+                };
+                self.roles_held(user, at).iter().fold(0, |perms, &role| {
+                    let held = self.role_perms[role as usize];
+                    perms
+                        | match role {
+                            MEMBER_ROLE => held & !hidden,
+                            _ => held,
+                        }
+                })
+            }
+        }
+    }
+
+    /// The bits `user` holds directly at `node` (of type `kind`).
+    #[inline]
+    fn direct(&self, user: SubjectId, node: NodeId, kind: TypeId) -> Perms {
+        self.holding(user, node, kind)
+            .map_or(0, |at| self.perms_of(user, at))
+    }
+}
+
+/// Where (`Ok`) or where to insert (`Err`) a node's entry in a holdings
+/// list, sorted by (node type, node): a subject's teams are one run.
+#[inline]
+fn position(list: &[Holding], kind: TypeId, node: NodeId) -> Result<usize, usize> {
+    list.binary_search_by(|h| (h.held.kind(), h.node).cmp(&(kind, node)))
+}
+
+impl Held {
+    /// The type of the nodes this holding can be at.
+    #[inline]
+    fn kind(self) -> TypeId {
+        match self {
+            Held::Roles(_) | Held::ManyRoles => ORGANIZATION,
+            Held::Team { .. } => TEAM,
+            Held::Grant(_) => PROJECT,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ impl Index {
         while self.nodes[n as usize].parent != NONE {
             n = self.nodes[n as usize].parent;
         }
-        Some(self.keys[n as usize].1.as_ref())
+        Some(self.keys[n as usize].as_ref())
     }
 
     /// The nearest organization at or above an object, and the object's
@@ -21,7 +21,7 @@ impl Index {
         loop {
             let here = &self.nodes[n as usize];
             if here.kind == ORGANIZATION {
-                return Some(self.keys[n as usize].1.as_ref());
+                return Some(self.keys[n as usize].as_ref());
             }
             if here.parent == NONE {
                 return None;
@@ -37,8 +37,9 @@ impl Index {
         if parent == NONE {
             return None;
         }
-        let (kind, key) = &self.keys[parent as usize];
-        Some((self.schema.resource_type(*kind).name.as_str(), key.as_ref()))
+        let kind = self.nodes[parent as usize].kind;
+        let key = &self.keys[parent as usize];
+        Some((self.schema.resource_type(kind).name.as_str(), key.as_ref()))
     }
 
     /// Whether an object is an organization's own or lies below it, live or
@@ -87,7 +88,7 @@ impl Index {
         let mut out = Vec::new();
         let mut stack = vec![top];
         while let Some(n) = stack.pop() {
-            out.push(self.keys[n as usize].1.as_ref());
+            out.push(self.keys[n as usize].as_ref());
             stack.extend(
                 self.children[n as usize]
                     .iter()

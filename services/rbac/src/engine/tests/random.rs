@@ -135,7 +135,8 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
     for _ in 0..rng.random_range(0..16) {
         let user = users[rng.random_range(0..users.len())].clone();
         let org = orgs[rng.random_range(0..orgs.len())].clone();
-        let held: Vec<String> = (0..rng.random_range(1..3))
+        // Up to four roles: memberships with three or more are held apart.
+        let held: Vec<String> = (0..rng.random_range(1..5))
             .map(|_| roles[rng.random_range(0..roles.len())].clone())
             .collect();
         changes.push(Change::Membership {
@@ -213,6 +214,53 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
             subject,
             level: Some(level),
         });
+    }
+    // Churn: some memberships change their roles, some team members leave,
+    // some user grants are withdrawn, and some are given again.
+    let memberships: Vec<(String, String)> = facts.memberships.keys().cloned().collect();
+    for (org, user) in memberships {
+        if rng.random_bool(0.3) {
+            let held: Vec<String> = (0..rng.random_range(1..5))
+                .map(|_| roles[rng.random_range(0..roles.len())].clone())
+                .collect();
+            changes.push(Change::Membership {
+                organization: org.clone(),
+                user: user.clone(),
+                roles: held.clone(),
+            });
+            facts.memberships.insert((org, user), held);
+        }
+    }
+    let members: Vec<(String, String)> = facts.team_members.keys().cloned().collect();
+    for (team, user) in members {
+        if rng.random_bool(0.3) {
+            changes.push(Change::TeamMember {
+                team: team.clone(),
+                user: user.clone(),
+                lead: None,
+            });
+            facts.team_members.remove(&(team, user));
+        }
+    }
+    let grants: Vec<(String, String)> = facts.user_grants.keys().cloned().collect();
+    for (project, user) in grants {
+        if rng.random_bool(0.3) {
+            changes.push(Change::ProjectGrant {
+                project: project.clone(),
+                subject: GrantSubject::User(user.clone()),
+                level: None,
+            });
+            facts.user_grants.remove(&(project.clone(), user.clone()));
+            if rng.random_bool(0.5) {
+                let level = LEVELS[rng.random_range(0..3)];
+                changes.push(Change::ProjectGrant {
+                    project: project.clone(),
+                    subject: GrantSubject::User(user.clone()),
+                    level: Some(level),
+                });
+                facts.user_grants.insert((project, user), level);
+            }
+        }
     }
     // A disabled user holds nothing, whatever their grants; some come back.
     for user in &users {
