@@ -16,7 +16,7 @@ use tenantry_proto::tenantry::authz::v1 as authz_pb;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Index;
+use crate::engine::{Change, Index};
 use crate::error::Error as Refusal;
 use crate::store::Store;
 
@@ -62,6 +62,14 @@ pub struct LiveIndex {
     fence: std::sync::atomic::AtomicI64,
 }
 
+/// The index a snapshot's changes build; a stored change that does not
+/// apply is logged and skipped.
+fn built(changes: &[Change]) -> Index {
+    Index::from_changes(changes, |_, error| {
+        tracing::warn!(%error, "a stored change does not apply; skipped");
+    })
+}
+
 impl LiveIndex {
     /// Loads the index from the store. With a shared store the replica
     /// registers first (as still loading, so writes fence it instead of
@@ -79,12 +87,7 @@ impl LiveIndex {
             store.heartbeat(&replica, LOADING).await?;
         }
         let (revision, changes) = store.snapshot().await?;
-        let mut index = Index::new();
-        for change in &changes {
-            if let Err(error) = index.apply(change) {
-                tracing::warn!(%error, "a stored change does not apply; skipped");
-            }
-        }
+        let index = built(&changes);
         tracing::info!(
             revision,
             objects = index.objects(),
@@ -320,12 +323,7 @@ impl LiveIndex {
     async fn reload(&self) -> Result<()> {
         // The index holds every tenant.
         let (revision, changes) = tenantry_kit::tenancy::system(self.store.snapshot()).await?;
-        let mut index = Index::new();
-        for change in &changes {
-            if let Err(error) = index.apply(change) {
-                tracing::warn!(%error, "a stored change does not apply; skipped");
-            }
-        }
+        let index = built(&changes);
         *self
             .index
             .write()

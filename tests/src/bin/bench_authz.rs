@@ -277,10 +277,11 @@ fn in_process(args: &Args) -> anyhow::Result<()> {
     let generated = started.elapsed();
     let before = rss_bytes();
     let started = Instant::now();
-    let mut index = Index::new();
-    for change in &world.changes {
-        index.apply(change)?;
-    }
+    let mut failed = None;
+    let index = Index::from_changes(&world.changes, |change, error| {
+        failed.get_or_insert(format!("{change:?}: {error}"));
+    });
+    anyhow::ensure!(failed.is_none(), "a change did not apply: {failed:?}");
     let built = started.elapsed();
     let after = rss_bytes();
     let relationships = index.relationships();

@@ -87,11 +87,10 @@ impl Index {
                 if here.kind == kind {
                     found.insert(n);
                 }
-                for &child in &self.children[n as usize] {
-                    if self.nodes[child as usize].inherit {
-                        stack.push(child);
-                    }
-                }
+                stack.extend(
+                    self.children(n)
+                        .filter(|child| self.nodes[*child as usize].inherit),
+                );
             }
         }
         let mut ids: Vec<&str> = found
@@ -119,9 +118,9 @@ impl Index {
         let mut candidates: FxHashSet<SubjectId> = FxHashSet::default();
         let mut at = n;
         loop {
-            candidates.extend(&self.holders[at as usize]);
+            candidates.extend(self.holders[at as usize].iter());
             for team in self.project_teams.get(&at).into_iter().flatten() {
-                candidates.extend(&self.holders[*team as usize]);
+                candidates.extend(self.holders[*team as usize].iter());
             }
             let parent = self.nodes[at as usize].parent;
             if parent == NONE {

@@ -11,7 +11,7 @@
 //! node denies everything at and below it. No allocation on that path.
 //!
 //! A lookup goes **down**: from each node where the subject holds anything,
-//! through the subtree (children lists), skipping subtrees that do not
+//! through the subtree (children linked through the nodes), skipping subtrees that do not
 //! inherit, collecting objects of the wanted type where the bit is set.
 //!
 //! The index is changed only through [`Change`]s, in revision order: the
@@ -197,10 +197,9 @@ impl<'de> Deserialize<'de> for AccessLevel {
 /// project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Held {
-    /// One or two roles in an organization (the second [`NO_ROLE`] when
-    /// there is one): nearly every membership, held inline.
-    Roles([RoleId; 2]),
-    /// Three roles or more, listed in `Index::many_roles`.
+    /// One role in an organization: nearly every membership, held inline.
+    Role(RoleId),
+    /// Two roles or more, listed in `Index::many_roles`.
     ManyRoles,
     /// A team member; leads hold more.
     Team { lead: bool },
@@ -208,20 +207,25 @@ enum Held {
     Grant(AccessLevel),
 }
 
-/// One entry of a subject's holdings: 16 bytes.
+/// One entry of a subject's holdings: most of the index's memory, so kept
+/// at 12 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Holding {
     node: NodeId,
     held: Held,
 }
 
-/// The second role of a membership that holds one.
-const NO_ROLE: RoleId = u32::MAX;
+const _: () = assert!(std::mem::size_of::<Holding>() == 12);
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
     kind: TypeId,
     parent: NodeId,
+    /// The children, as a list threaded through them (`NONE` ends it): no
+    /// list of its own for each of the millions of leaves.
+    first_child: NodeId,
+    next_sibling: NodeId,
+    previous_sibling: NodeId,
     inherit: bool,
     live: bool,
     /// On organizations: members see only the projects granted to them.
@@ -247,7 +251,6 @@ pub struct Index {
     /// Per type, the nodes by id; `keys` holds each node's id.
     ids: Vec<Handles>,
     keys: Vec<Box<str>>,
-    children: Vec<Vec<NodeId>>,
     free: Vec<NodeId>,
     /// The subjects by id; `subject_names` holds each subject's id.
     subjects: Handles,
@@ -261,11 +264,12 @@ pub struct Index {
     /// grant. Derived permission bits are not stored: they are computed at
     /// check time from the roles (a few loads), so nothing needs
     /// refreshing when a role, the schema or a visibility setting changes.
-    holdings: Vec<Vec<Holding>>,
-    /// The roles of memberships that hold three or more.
+    /// Lists are many and short, so each is kept at its exact length.
+    holdings: Vec<Box<[Holding]>>,
+    /// The roles of memberships that hold two or more.
     many_roles: FxHashMap<(SubjectId, NodeId), Box<[RoleId]>>,
     /// node → the subjects holding something there (`holdings` reversed).
-    holders: Vec<Vec<SubjectId>>,
+    holders: Vec<Box<[SubjectId]>>,
     /// (team, project) → level.
     team_grants: FxHashMap<(NodeId, NodeId), AccessLevel>,
     team_projects: FxHashMap<NodeId, Vec<NodeId>>,
@@ -336,6 +340,21 @@ impl Index {
         index
     }
 
+    /// An index built from a snapshot's changes. A change that does not
+    /// apply is skipped and handed to `skipped` with why.
+    pub fn from_changes<'a>(
+        changes: impl IntoIterator<Item = &'a Change>,
+        mut skipped: impl FnMut(&'a Change, IndexError),
+    ) -> Index {
+        let mut index = Index::new();
+        for change in changes {
+            if let Err(error) = index.apply(change) {
+                skipped(change, error);
+            }
+        }
+        index
+    }
+
     /// The schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
@@ -394,7 +413,7 @@ impl Index {
         self.subject_names.push(id.into());
         let names = &self.subject_names;
         self.subjects.insert(id, s, |s| &names[s as usize]);
-        self.holdings.push(Vec::new());
+        self.holdings.push(Box::default());
         s
     }
 
@@ -405,6 +424,9 @@ impl Index {
         let node = Node {
             kind,
             parent: NONE,
+            first_child: NONE,
+            next_sibling: NONE,
+            previous_sibling: NONE,
             inherit: true,
             live: true,
             granted_only: false,
@@ -413,15 +435,13 @@ impl Index {
             Some(n) => {
                 self.nodes[n as usize] = node;
                 self.keys[n as usize] = id.into();
-                self.children[n as usize].clear();
-                self.holders[n as usize].clear();
+                self.holders[n as usize] = Box::default();
                 n
             }
             None => {
                 self.nodes.push(node);
                 self.keys.push(id.into());
-                self.children.push(Vec::new());
-                self.holders.push(Vec::new());
+                self.holders.push(Box::default());
                 (self.nodes.len() - 1) as NodeId
             }
         };
@@ -447,8 +467,7 @@ impl Index {
     /// The roles a membership holds.
     fn roles_held<'a>(&'a self, user: SubjectId, at: &'a Holding) -> &'a [RoleId] {
         match &at.held {
-            Held::Roles(roles) if roles[1] == NO_ROLE => &roles[..1],
-            Held::Roles(roles) => roles,
+            Held::Role(role) => std::slice::from_ref(role),
             Held::ManyRoles => self.many_roles.get(&(user, at.node)).map_or(&[], |r| r),
             Held::Team { .. } | Held::Grant(_) => &[],
         }
@@ -462,7 +481,7 @@ impl Index {
         match at.held {
             Held::Team { lead } => self.schema.team_role(lead),
             Held::Grant(level) => self.schema.access_level(level),
-            Held::Roles(_) | Held::ManyRoles => {
+            Held::Role(_) | Held::ManyRoles => {
                 let hidden = match self.nodes[at.node as usize].granted_only {
                     true => self.project_scoped,
                     false => 0,
@@ -499,7 +518,7 @@ impl Held {
     #[inline]
     fn kind(self) -> TypeId {
         match self {
-            Held::Roles(_) | Held::ManyRoles => ORGANIZATION,
+            Held::Role(_) | Held::ManyRoles => ORGANIZATION,
             Held::Team { .. } => TEAM,
             Held::Grant(_) => PROJECT,
         }

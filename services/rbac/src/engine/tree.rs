@@ -90,12 +90,20 @@ impl Index {
         while let Some(n) = stack.pop() {
             out.push(self.keys[n as usize].as_ref());
             stack.extend(
-                self.children[n as usize]
-                    .iter()
-                    .filter(|c| self.nodes[**c as usize].kind == ORGANIZATION),
+                self.children(n)
+                    .filter(|c| self.nodes[*c as usize].kind == ORGANIZATION),
             );
         }
         out
+    }
+
+    /// A node's children, newest first.
+    pub(super) fn children(&self, n: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        let first = self.nodes[n as usize].first_child;
+        std::iter::successors((first != NONE).then_some(first), |&c| {
+            let next = self.nodes[c as usize].next_sibling;
+            (next != NONE).then_some(next)
+        })
     }
 
     /// Whether a node and all its ancestors are live.

@@ -215,6 +215,25 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
             level: Some(level),
         });
     }
+    // Some teams and projects move to another organization (the index
+    // threads children through their siblings: unlinking in the middle of
+    // a list must keep the rest reachable).
+    for (kind, id) in &children {
+        if rng.random_bool(0.25) {
+            let org = orgs[rng.random_range(0..orgs.len())].clone();
+            changes.push(Change::Node {
+                object_type: kind.to_string(),
+                id: id.clone(),
+                parent: Some(org.clone()),
+                inherit: true,
+            });
+            let object = facts
+                .objects
+                .get_mut(&(kind.to_string(), id.clone()))
+                .unwrap();
+            object.0 = Some(org);
+        }
+    }
     // Churn: some memberships change their roles, some team members leave,
     // some user grants are withdrawn, and some are given again.
     let memberships: Vec<(String, String)> = facts.memberships.keys().cloned().collect();
