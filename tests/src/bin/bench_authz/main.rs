@@ -6,11 +6,15 @@
 //!    after reading the store), its memory per relationship, single-check
 //!    latency for allowed and denied answers at the deepest level, and
 //!    `lookup` for a user who can reach 10k projects.
-//! 2. **Over gRPC on loopback**: `CheckPermission` (an allowed check at the
-//!    tenth level, as the calling user, bearer token verified by the auth
-//!    layer) against `grpc.health.v1.Health/Check` (the transport floor: an
-//!    empty unary RPC on the same server) at concurrency 1, 4 and 16; and
-//!    `CheckBulkPermissions` of 100 checks against a single check.
+//! 2. **Over gRPC on loopback**: `CheckPermission` and
+//!    `CheckBulkPermissions` of ten (an allowed check at the tenth level, as
+//!    the calling user, bearer token verified by the auth layer) against the
+//!    **transport floor** — a bare tonic server with the same contract that
+//!    answers from a hash map with no authentication or other layers
+//!    (`floor.rs`) — at concurrency 1, 8 and 64, each client on its own
+//!    connection, with the ratios Tenantry ÷ floor; the same server's empty
+//!    RPC, with and without the bearer header, shows where the difference
+//!    goes; then `CheckBulkPermissions` of 100 checks against a single check.
 //!
 //! The gRPC part runs on a small tree written through the real APIs: a
 //! check's cost depends on the depth of the tree and the subject's grants,
@@ -23,7 +27,11 @@
 //! cargo run -p tenantry-tests --bin bench-authz -- --smoke   # CI: just keep it working
 //! ```
 
+mod floor;
+
 use std::time::{Duration, Instant};
+
+use floor::Floor;
 
 // The allocator the `tenantry` binary uses, so in-process numbers compare.
 #[global_allocator]
@@ -520,90 +528,77 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
         "\n2. Over gRPC on loopback ({place}; {seconds} s per row; a {}-byte bearer token)\n",
         token.len()
     );
-    let bare = bare_health_server().await?;
+    // The floor answers what Tenantry answers, with the token it answered.
+    let sample = authz::authorization_service_client::AuthorizationServiceClient::new(
+        connect(&url, 1).await?.remove(0),
+    )
+    .check_permission(authed(check_request(&user, &project), &token))
+    .await?
+    .into_inner();
+    let floor = Floor::new(&check_request(&user, &project), sample.checked_at)
+        .serve()
+        .await?;
+    let question = Question {
+        user: &user,
+        project: &project,
+        warmup,
+        measure,
+    };
     let mut rows = Vec::new();
-    for concurrency in [1usize, 4, 16] {
-        // The same empty RPC on a bare tonic server (no auth, telemetry or
-        // other layers) in this process: what the stack itself adds.
-        let clients: Vec<HealthClient<Channel>> = connect(&bare, concurrency)
-            .await?
-            .into_iter()
-            .map(HealthClient::new)
-            .collect();
-        let bare_run = warm_then_measure(warmup, measure, clients, |mut client, _, _| async move {
-            client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            Ok(())
-        })
-        .await?;
-        rows.push(vec![
-            format!("bare tonic Health/Check, c={concurrency}"),
-            rate(bare_run.per_second()),
-            bare_run.quantile_us(0.5).to_string(),
-            bare_run.quantile_us(0.99).to_string(),
-        ]);
-        let health: Vec<HealthClient<Channel>> = connect(&url, concurrency)
-            .await?
-            .into_iter()
-            .map(HealthClient::new)
-            .collect();
-        let floor = warm_then_measure(warmup, measure, health, |mut client, _, _| async move {
-            client
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await?;
-            Ok(())
-        })
-        .await?;
-        // The same empty RPC carrying the same bearer header as the checks
-        // (health is public, so the header is only carried, not verified):
-        // what the token costs the transport alone.
-        let health: Vec<HealthClient<Channel>> = connect(&url, concurrency)
-            .await?
-            .into_iter()
-            .map(HealthClient::new)
-            .collect();
-        let bearer = token.clone();
-        let with_header = warm_then_measure(warmup, measure, health, move |mut client, _, _| {
-            let request = authed(
-                HealthCheckRequest {
-                    service: String::new(),
-                },
-                &bearer,
-            );
-            async move {
-                client.check(request).await?;
-                Ok(())
+    for concurrency in [1usize, 8, 64] {
+        for items in [1, 10] {
+            let floor_run = question.ask(&floor, None, concurrency, items).await?;
+            let run = question.ask(&url, Some(&token), concurrency, items).await?;
+            let rpc = match items {
+                1 => "CheckPermission".to_string(),
+                n => format!("CheckBulkPermissions of {n}"),
+            };
+            for (name, run) in [("floor", &floor_run), ("Tenantry", &run)] {
+                rows.push(vec![
+                    format!("{rpc}, c={concurrency}, {name}"),
+                    rate(run.per_second() * items as f64),
+                    run.quantile_us(0.5).to_string(),
+                    run.quantile_us(0.99).to_string(),
+                ]);
             }
-        })
-        .await?;
-        let checkers: Vec<_> = connect(&url, concurrency)
-            .await?
-            .into_iter()
-            .map(authz::authorization_service_client::AuthorizationServiceClient::new)
-            .collect();
-        let (u, t, p) = (user.clone(), token.clone(), project.clone());
-        let checks = warm_then_measure(warmup, measure, checkers, move |mut client, _, _| {
-            let request = authed(check_request(&u, &p), &t);
-            async move {
-                let answer = client.check_permission(request).await?.into_inner();
-                anyhow::ensure!(
-                    answer.permissionship() == authz::Permissionship::Allowed,
-                    "denied"
-                );
-                Ok(())
-            }
-        })
-        .await?;
-        for (name, run) in [
-            ("Health/Check (floor)", &floor),
-            ("Health/Check + bearer header", &with_header),
-            ("CheckPermission", &checks),
-        ] {
+            rows.push(vec![
+                "  Tenantry ÷ floor".into(),
+                format!("{:.2}", run.per_second() / floor_run.per_second()),
+                format!(
+                    "{:.2}",
+                    run.quantile_us(0.5) as f64 / floor_run.quantile_us(0.5).max(1) as f64
+                ),
+                format!(
+                    "{:.2}",
+                    run.quantile_us(0.99) as f64 / floor_run.quantile_us(0.99).max(1) as f64
+                ),
+            ]);
+        }
+        // Where the difference goes: the same server's empty RPC, bare and
+        // carrying the same bearer header as the checks (health is public,
+        // so the header is only carried, not verified).
+        for bearer in [None, Some(token.as_str())] {
+            let clients: Vec<HealthClient<Channel>> = connect(&url, concurrency)
+                .await?
+                .into_iter()
+                .map(HealthClient::new)
+                .collect();
+            let bearer = bearer.map(str::to_string);
+            let name = match bearer {
+                None => "Health/Check on Tenantry's port",
+                Some(_) => "  the same with the bearer header",
+            };
+            let run = warm_then_measure(warmup, measure, clients, move |mut client, _, _| {
+                let request = HealthCheckRequest {
+                    service: String::new(),
+                };
+                let request = with_bearer(request, bearer.as_deref());
+                async move {
+                    client.check(request).await?;
+                    Ok(())
+                }
+            })
+            .await?;
             rows.push(vec![
                 format!("{name}, c={concurrency}"),
                 rate(run.per_second()),
@@ -611,20 +606,8 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
                 run.quantile_us(0.99).to_string(),
             ]);
         }
-        rows.push(vec![
-            format!("  ratio, c={concurrency}"),
-            format!("{:.2}", checks.per_second() / floor.per_second()),
-            format!(
-                "{:.2}",
-                checks.quantile_us(0.5) as f64 / floor.quantile_us(0.5).max(1) as f64
-            ),
-            format!(
-                "{:.2}",
-                checks.quantile_us(0.99) as f64 / floor.quantile_us(0.99).max(1) as f64
-            ),
-        ]);
     }
-    print_table(&["unary RPC", "calls/s", "p50 µs", "p99 µs"], &rows);
+    print_table(&["unary RPC", "checks/s", "p50 µs", "p99 µs"], &rows);
 
     let single: Vec<_> = connect(&url, 1)
         .await?
@@ -703,18 +686,91 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A tonic server with nothing but the health service, on a free port.
-async fn bare_health_server() -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (_reporter, service) = tonic_health::server::health_reporter();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .tcp_nodelay(true)
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    Ok(format!("http://{addr}"))
+/// `request`, with `token` as its bearer when given.
+fn with_bearer<T>(request: T, token: Option<&str>) -> tonic::Request<T> {
+    match token {
+        Some(token) => authed(request, token),
+        None => tonic::Request::new(request),
+    }
+}
+
+/// One check asked over and over, of Tenantry or of the floor.
+struct Question<'a> {
+    user: &'a str,
+    project: &'a str,
+    warmup: Duration,
+    measure: Duration,
+}
+
+impl Question<'_> {
+    /// Asks the check at `url` from `concurrency` clients, each on its own
+    /// connection, `items` checks per call (one: CheckPermission; more:
+    /// CheckBulkPermissions), with `token` as the bearer when given. Every
+    /// answer must allow.
+    async fn ask(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        concurrency: usize,
+        items: usize,
+    ) -> anyhow::Result<tenantry_tests::bench::Run> {
+        let clients: Vec<_> = connect(url, concurrency)
+            .await?
+            .into_iter()
+            .map(authz::authorization_service_client::AuthorizationServiceClient::new)
+            .collect();
+        let single = check_request(self.user, self.project);
+        let bulk = authz::CheckBulkPermissionsRequest {
+            consistency: None,
+            items: vec![
+                authz::CheckBulkPermissionsRequestItem {
+                    resource: single.resource.clone(),
+                    permission: single.permission.clone(),
+                    subject: single.subject.clone(),
+                };
+                items
+            ],
+        };
+        let token = token.map(str::to_string);
+        warm_then_measure(
+            self.warmup,
+            self.measure,
+            clients,
+            move |mut client, _, _| {
+                let (single, bulk) = (
+                    with_bearer(single.clone(), token.as_deref()),
+                    with_bearer(bulk.clone(), token.as_deref()),
+                );
+                async move {
+                    let allowed = if items == 1 {
+                        client
+                            .check_permission(single)
+                            .await?
+                            .into_inner()
+                            .permissionship()
+                            == authz::Permissionship::Allowed
+                    } else {
+                        let pairs = client
+                            .check_bulk_permissions(bulk)
+                            .await?
+                            .into_inner()
+                            .pairs;
+                        pairs.len() == items
+                            && pairs.iter().all(|pair| {
+                                matches!(
+                                    &pair.response,
+                                    Some(authz::check_bulk_permissions_pair::Response::Item(item))
+                                        if item.permissionship() == authz::Permissionship::Allowed
+                                )
+                            })
+                    };
+                    anyhow::ensure!(allowed, "a check was not allowed");
+                    Ok(())
+                }
+            },
+        )
+        .await
+    }
 }
 
 fn uuid_simple() -> String {
