@@ -28,6 +28,17 @@ impl Run {
     pub fn quantile_us(&self, q: f64) -> u64 {
         self.latency_us.value_at_quantile(q)
     }
+
+    /// A table row: `name`, the rate of `items` per call (calls/s for one),
+    /// p50 and p99 in microseconds.
+    pub fn row(&self, name: impl Into<String>, items: usize) -> Vec<String> {
+        vec![
+            name.into(),
+            rate(self.per_second() * items as f64),
+            self.quantile_us(0.5).to_string(),
+            self.quantile_us(0.99).to_string(),
+        ]
+    }
 }
 
 /// A histogram of 1 to 10^11 units, three significant digits.

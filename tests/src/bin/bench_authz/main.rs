@@ -47,7 +47,7 @@ use tenantry_proto::tenantry::identity::v1 as identity_pb;
 use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_rbac::engine::{AccessLevel, Change, GrantSubject, Index, PROJECT};
 use tenantry_testkit::{Sandbox, authed};
-use tenantry_tests::bench::{connect, histogram, ms, print_table, rate, warm_then_measure};
+use tenantry_tests::bench::{connect, histogram, ms, print_table, warm_then_measure};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -554,12 +554,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
                 n => format!("CheckBulkPermissions of {n}"),
             };
             for (name, run) in [("floor", &floor_run), ("Tenantry", &run)] {
-                rows.push(vec![
-                    format!("{rpc}, c={concurrency}, {name}"),
-                    rate(run.per_second() * items as f64),
-                    run.quantile_us(0.5).to_string(),
-                    run.quantile_us(0.99).to_string(),
-                ]);
+                rows.push(run.row(format!("{rpc}, c={concurrency}, {name}"), items));
             }
             rows.push(vec![
                 "  Tenantry ÷ floor".into(),
@@ -599,12 +594,7 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
                 }
             })
             .await?;
-            rows.push(vec![
-                format!("{name}, c={concurrency}"),
-                rate(run.per_second()),
-                run.quantile_us(0.5).to_string(),
-                run.quantile_us(0.99).to_string(),
-            ]);
+            rows.push(run.row(format!("{name}, c={concurrency}"), 1));
         }
     }
     print_table(&["unary RPC", "checks/s", "p50 µs", "p99 µs"], &rows);
@@ -657,18 +647,8 @@ async fn over_grpc(args: &Args) -> anyhow::Result<()> {
     print_table(
         &["c=1", "calls/s", "p50 µs", "p99 µs"],
         &[
-            vec![
-                "CheckPermission".into(),
-                rate(one.per_second()),
-                one.quantile_us(0.5).to_string(),
-                one.quantile_us(0.99).to_string(),
-            ],
-            vec![
-                "CheckBulkPermissions, 100 checks".into(),
-                rate(bulk.per_second()),
-                bulk.quantile_us(0.5).to_string(),
-                bulk.quantile_us(0.99).to_string(),
-            ],
+            one.row("CheckPermission", 1),
+            bulk.row("CheckBulkPermissions, 100 checks", 1),
             vec![
                 "  bulk p99 / single p99".into(),
                 String::new(),
