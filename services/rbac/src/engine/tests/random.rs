@@ -132,10 +132,12 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
         facts.roles.insert(name.clone(), permissions);
         roles.push(name);
     }
-    for _ in 0..rng.random_range(0..16) {
-        let user = users[rng.random_range(0..users.len())].clone();
-        let org = orgs[rng.random_range(0..orgs.len())].clone();
-        // Up to four roles: memberships with three or more are held apart.
+    // A membership with one to four roles (two or more are held apart).
+    let join = |rng: &mut StdRng,
+                changes: &mut Vec<Change>,
+                facts: &mut Facts,
+                org: String,
+                user: String| {
         let held: Vec<String> = (0..rng.random_range(1..5))
             .map(|_| roles[rng.random_range(0..roles.len())].clone())
             .collect();
@@ -145,6 +147,11 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
             roles: held.clone(),
         });
         facts.memberships.insert((org, user), held);
+    };
+    for _ in 0..rng.random_range(0..16) {
+        let user = users[rng.random_range(0..users.len())].clone();
+        let org = orgs[rng.random_range(0..orgs.len())].clone();
+        join(&mut rng, &mut changes, &mut facts, org, user);
     }
     // Visibility switched after the members joined, both ways.
     for org in &orgs {
@@ -239,15 +246,7 @@ pub(super) fn random_world(seed: u64) -> (Vec<Change>, Facts, Vec<String>) {
     let memberships: Vec<(String, String)> = facts.memberships.keys().cloned().collect();
     for (org, user) in memberships {
         if rng.random_bool(0.3) {
-            let held: Vec<String> = (0..rng.random_range(1..5))
-                .map(|_| roles[rng.random_range(0..roles.len())].clone())
-                .collect();
-            changes.push(Change::Membership {
-                organization: org.clone(),
-                user: user.clone(),
-                roles: held.clone(),
-            });
-            facts.memberships.insert((org, user), held);
+            join(&mut rng, &mut changes, &mut facts, org, user);
         }
     }
     let members: Vec<(String, String)> = facts.team_members.keys().cloned().collect();
