@@ -25,6 +25,7 @@ pub mod otlp;
 pub mod people;
 pub mod smtp;
 pub mod standin;
+pub mod usage;
 
 pub use nats::{NatsServer, nats_url};
 pub use postgres::PostgresServer;

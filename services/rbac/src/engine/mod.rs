@@ -2,17 +2,19 @@
 //! compact ids, answering without touching the database.
 //!
 //! A check walks **up** from the object to its root (at most ten
-//! organization levels plus a team or project), and at each node looks up
-//! the subject's permission bits there in a hash map keyed by two `u32`s:
-//! the roles of a membership (folded into one bitset), a team role, a
-//! project grant to the user, and, at a project, the grants to the user's
-//! teams and to the user's roles in the project's organization. An
-//! organization with `inherit = false` stops the walk above it; a deleted
-//! node denies everything at and below it. No allocation on that path.
+//! organization levels plus a team or project), and at each node finds
+//! what the subject holds there by a binary search in the subject's sorted
+//! holdings: a membership's roles (their bits folded at check time), a
+//! team role, a project grant to the user; and, at a project, the grants
+//! to the user's teams and to the user's roles in the project's
+//! organization. An organization with `inherit = false` stops the walk
+//! above it; a deleted node denies everything at and below it. No
+//! allocation on that path.
 //!
 //! A lookup goes **down**: from each node where the subject holds anything,
-//! through the subtree (children linked through the nodes), skipping subtrees that do not
-//! inherit, collecting objects of the wanted type where the bit is set.
+//! through the subtree (children are linked through the nodes), skipping
+//! subtrees that do not inherit, collecting objects of the wanted type
+//! where the bit is set.
 //!
 //! The index is changed only through [`Change`]s, in revision order: the
 //! same changes rebuild it from the store at start and keep it current

@@ -18,6 +18,7 @@ use tenantry_proto::tenantry::organization::v1 as org;
 use tenantry_proto::tenantry::rbac::v1 as rbac;
 use tenantry_testkit::clients::{Audit, Authz, Grants, Orgs, Projects, TeamMembers, Teams};
 use tenantry_testkit::people::{self, PASSWORD, User};
+use tenantry_testkit::usage::own_usage;
 use tenantry_testkit::{Sandbox, Storage, authed, last_id as id, storages};
 use tonic::transport::Channel;
 
@@ -188,30 +189,6 @@ async fn decisions(channel: &Channel, user: &User, objects: &[(&str, String, &st
             other => panic!("a check failed: {other:?}"),
         })
         .collect()
-}
-
-/// How much of `metric` `organization` uses itself, as its owner reads it.
-async fn usage(
-    channel: &Channel,
-    owner: &User,
-    organization: &str,
-    metric: billing::Metric,
-) -> i64 {
-    tenantry_testkit::clients::Usage::new(channel.clone())
-        .get_usage(authed(
-            billing::GetUsageRequest {
-                organization: format!("organizations/{organization}"),
-                metric: metric as i32,
-                ..Default::default()
-            },
-            &owner.token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .usages
-        .remove(0)
-        .own_quantity
 }
 
 /// The audit events of `organization`, as its owner reads them.
@@ -458,8 +435,8 @@ async fn an_exported_deployment_imports_into_a_fresh_one_and_decides_the_same() 
         ] {
             for organization in &acme.organizations {
                 assert_eq!(
-                    usage(&to, &ada_after, organization, metric).await,
-                    usage(&from, ada_before, organization, metric).await,
+                    own_usage(&to, &ada_after.token, organization, metric).await,
+                    own_usage(&from, &ada_before.token, organization, metric).await,
                     "{metric:?} of {organization}"
                 );
             }

@@ -4,7 +4,6 @@ use super::*;
 
 type Entitlements = billing::entitlement_service_client::EntitlementServiceClient<Channel>;
 type Keys = tenantry_testkit::clients::Keys;
-type Usage = tenantry_testkit::clients::Usage;
 
 /// A sandbox with billing whose FREE plan limits nothing, so that the
 /// limits under test are the ones the test sets.
@@ -209,21 +208,7 @@ impl World {
         organization: &str,
         metric: billing::Metric,
     ) -> i64 {
-        Usage::new(channel.clone())
-            .get_usage(authed(
-                billing::GetUsageRequest {
-                    organization: format!("organizations/{organization}"),
-                    metric: metric as i32,
-                    ..Default::default()
-                },
-                &owner.token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .usages
-            .remove(0)
-            .own_quantity
+        tenantry_testkit::usage::own_usage(channel, &owner.token, organization, metric).await
     }
 }
 

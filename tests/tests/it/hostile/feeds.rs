@@ -7,7 +7,7 @@ use prost::Message;
 use tenantry_proto::tenantry::audit::v1 as audit_pb;
 use tenantry_proto::tenantry::billing::v1 as billing_pb;
 use tenantry_proto::tenantry::events::v1 as events;
-use tenantry_testkit::clients::{Audit, Usage};
+use tenantry_testkit::clients::Audit;
 
 use super::*;
 
@@ -52,22 +52,13 @@ async fn a_tenant_cannot_feed_the_index_billing_or_the_log() {
         .await;
         let (ada, acme) = w.sign_up("ada@example.com").await;
         let project = w.project(&ada.token, &acme).await.unwrap();
-        let projects_used = || async {
-            Usage::new(w.channel.clone())
-                .get_usage(authed(
-                    billing_pb::GetUsageRequest {
-                        organization: format!("organizations/{acme}"),
-                        metric: billing_pb::Metric::Projects as i32,
-                        ..Default::default()
-                    },
-                    &ada.token,
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-                .usages
-                .remove(0)
-                .own_quantity
+        let projects_used = || {
+            tenantry_testkit::usage::own_usage(
+                &w.channel,
+                &ada.token,
+                &acme,
+                billing_pb::Metric::Projects,
+            )
         };
         let before = projects_used().await;
         let forged = forged_deletion(&acme, &project);
