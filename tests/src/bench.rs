@@ -189,7 +189,7 @@ pub async fn fresh_schema(url: &str) -> anyhow::Result<String> {
     let db = tenantry_kit::db::Database::connect(url, &Default::default()).await?;
     let schema = format!("bench_{}", tenantry_kit::id::new_id().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     db.close().await;
     let separator = if url.contains('?') { '&' } else { '?' };

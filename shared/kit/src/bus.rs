@@ -84,7 +84,7 @@ impl Delivery {
                 )
                 .bind(position)
                 .bind(&consumer)
-                .execute(db.pool())
+                .execute(db.writer())
                 .await?;
                 Ok(())
             }
@@ -252,7 +252,7 @@ impl EventBus for LocalBus {
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         let position: i64 =
             sqlx::query("SELECT position FROM tenantry_bus_consumers WHERE name = $1")

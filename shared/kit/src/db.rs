@@ -30,7 +30,11 @@ pub enum Backend {
 /// A pool of connections to the service's database.
 #[derive(Clone)]
 pub struct Database {
+    /// Reads (on Postgres, everything).
     pool: AnyPool,
+    /// Writes: on SQLite, the one connection that writes; on Postgres, the
+    /// same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// The URL it was opened with (a secret: it may carry a password).
     url: std::sync::Arc<str>,
@@ -81,58 +85,38 @@ impl Database {
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid `database_url` {}: {e}", redact_url(url)))?;
-        let max_connections = match backend {
-            // SQLite has one writer; a few readers are plenty.
-            Backend::Sqlite => config.max_connections.min(5),
-            Backend::Postgres => config.max_connections,
+        let (pool, writer) = match backend {
+            // SQLite has one writer at a time. It gets a pool of its own:
+            // writers queue there, each holding no connection while it
+            // waits, and the readers (read-only, beside the writer in WAL
+            // mode) never wait on the write lock. So a write that reads
+            // through the pool while its transaction is open always finds
+            // a reader free, where a shared pool could be held entirely by
+            // writers waiting for that very transaction.
+            Backend::Sqlite => {
+                // The writer first: it creates the file and turns on WAL.
+                let writer = pool_options(backend, config, 1, Access::ReadWrite)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(|e| unreachable(url, e))?;
+                let readers = config.max_connections.clamp(2, 5) - 1;
+                let readers = pool_options(backend, config, readers, Access::ReadOnly)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| unreachable(url, e))?;
+                (readers, writer)
+            }
+            Backend::Postgres => {
+                let pool = pool_options(backend, config, config.max_connections, Access::ReadWrite)
+                    .connect_with(options)
+                    .await
+                    .map_err(|e| unreachable(url, e))?;
+                (pool.clone(), pool)
+            }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(config.acquire_timeout())
-            // On Postgres, setting the tenant scope on each acquire tests
-            // the connection as the default ping would: a broken one fails
-            // the hook and is replaced.
-            .test_before_acquire(backend == Backend::Sqlite)
-            .after_connect(move |conn, _meta| {
-                // Read here, in the acquiring task (sqlx runs the hooks in
-                // the caller's future, not a task of its own).
-                let scope = crate::tenancy::setting();
-                Box::pin(async move {
-                    match backend {
-                        // WAL lets readers run beside the writer; the busy
-                        // timeout queues writers instead of failing them.
-                        Backend::Sqlite => {
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-                            )
-                            .await?;
-                        }
-                        Backend::Postgres => set_scope(conn, scope).await?,
-                    }
-                    Ok(())
-                })
-            })
-            .before_acquire(move |conn, _meta| {
-                // SQLite has no row-level security: nothing to read or set.
-                let scope = (backend == Backend::Postgres).then(crate::tenancy::setting);
-                Box::pin(async move {
-                    if let Some(scope) = scope {
-                        set_scope(conn, scope).await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                crate::startup::Unreachable(format!(
-                    "cannot connect to the database at {}: {e}",
-                    redact_url(url)
-                ))
-            })?;
         Ok(Database {
             pool,
+            writer,
             backend,
             url: url.into(),
         })
@@ -144,9 +128,17 @@ impl Database {
         &self.url
     }
 
-    /// The connection pool.
+    /// The pool to read with. On SQLite its connections are read-only:
+    /// writes go through [`begin`](Self::begin) or [`writer`](Self::writer).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for a write outside a transaction (one statement that
+    /// commits on its own). On SQLite that is the one writing connection,
+    /// which writers take in turn; on Postgres, the pool.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Publishes the pool's state every `every` until `stop`:
@@ -158,10 +150,18 @@ impl Database {
         every: std::time::Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        let max = self.pool.options().get_max_connections();
+        // On SQLite, the readers and the writer together.
+        let pools = match self.backend {
+            Backend::Sqlite => vec![&self.pool, &self.writer],
+            Backend::Postgres => vec![&self.pool],
+        };
+        let max: u32 = pools
+            .iter()
+            .map(|p| p.options().get_max_connections())
+            .sum();
         loop {
-            let size = self.pool.size();
-            let idle = self.pool.num_idle() as u32;
+            let size: u32 = pools.iter().map(|p| p.size()).sum();
+            let idle = pools.iter().map(|p| p.num_idle() as u32).sum::<u32>();
             metrics::gauge!("tenantry_db_pool_connections", "state" => "idle").set(f64::from(idle));
             metrics::gauge!("tenantry_db_pool_connections", "state" => "in_use")
                 .set(f64::from(size.saturating_sub(idle)));
@@ -201,13 +201,14 @@ impl Database {
         self.backend
     }
 
-    /// Begins a read-write transaction. On SQLite it takes the write lock at
-    /// once (`BEGIN IMMEDIATE`), so two writers queue on the busy timeout
-    /// instead of deadlocking on a lock upgrade.
+    /// Begins a read-write transaction. On SQLite it waits its turn for the
+    /// writing connection, then takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so a writer of another process sharing the file queues
+    /// on the busy timeout instead of deadlocking on a lock upgrade.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
         .map_err(db_error)
     }
@@ -215,7 +216,7 @@ impl Database {
     /// Applies `service`'s pending migrations, each in its own transaction.
     /// On Postgres an advisory lock serializes replicas migrating at once.
     pub async fn migrate(&self, service: &str, migrations: &[Migration]) -> anyhow::Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_lock(hashtext(current_schema()), $1)")
                 .bind(advisory_key(&["migrations"]))
@@ -296,6 +297,7 @@ impl Database {
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Whether the database answers a trivial query within `timeout`.
@@ -305,6 +307,73 @@ impl Database {
             Ok(Ok(_))
         )
     }
+}
+
+/// Whether a pool's connections may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// The options of a pool of `size` connections on `backend`.
+fn pool_options(
+    backend: Backend,
+    config: &DatabaseConfig,
+    size: u32,
+    access: Access,
+) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(config.acquire_timeout())
+        // On Postgres, setting the tenant scope on each acquire tests
+        // the connection as the default ping would: a broken one fails
+        // the hook and is replaced.
+        .test_before_acquire(backend == Backend::Sqlite)
+        .after_connect(move |conn, _meta| {
+            // Read here, in the acquiring task (sqlx runs the hooks in
+            // the caller's future, not a task of its own).
+            let scope = crate::tenancy::setting();
+            Box::pin(async move {
+                match backend {
+                    // WAL lets readers run beside the writer; the busy
+                    // timeout queues writers of other processes sharing
+                    // the file instead of failing them. A reader that
+                    // tries to write fails at once, so a write that
+                    // bypasses the writer's queue shows in every test.
+                    Backend::Sqlite => {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                        if access == Access::ReadOnly {
+                            conn.execute("PRAGMA query_only = ON;").await?;
+                        }
+                    }
+                    Backend::Postgres => set_scope(conn, scope).await?,
+                }
+                Ok(())
+            })
+        })
+        .before_acquire(move |conn, _meta| {
+            // SQLite has no row-level security: nothing to read or set.
+            let scope = (backend == Backend::Postgres).then(crate::tenancy::setting);
+            Box::pin(async move {
+                if let Some(scope) = scope {
+                    set_scope(conn, scope).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
+/// The start-up error of a database that cannot be reached.
+fn unreachable(url: &str, error: sqlx::Error) -> crate::startup::Unreachable {
+    crate::startup::Unreachable(format!(
+        "cannot connect to the database at {}: {error}",
+        redact_url(url)
+    ))
 }
 
 /// Gives a Postgres connection the tenant scope of the task acquiring it
@@ -463,5 +532,82 @@ mod tests {
         assert_eq!(values(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
         assert_eq!(values(Backend::Postgres, 1, 3), "($1, $2, $3)");
         assert_eq!(values(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
+
+    /// SQLite with the fewest connections: one reader, one writer, and a
+    /// short wait for either.
+    async fn tight_sqlite(dir: &std::path::Path) -> Database {
+        let config = DatabaseConfig {
+            max_connections: 1,
+            acquire_timeout_secs: 1,
+        };
+        let db = Database::connect(&crate::config::sqlite_url(dir), &config)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY)")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        db
+    }
+
+    async fn count(db: &Database) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM t")
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_a_write_reads_beside_its_open_transaction_while_writers_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = tight_sqlite(dir.path()).await;
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id) VALUES ('a')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // Writers waiting for their turn hold no connection...
+        let queued: Vec<_> = (0..4)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut tx = db.begin().await.unwrap();
+                    sqlx::query("INSERT INTO t (id) VALUES ($1)")
+                        .bind(format!("q{i}"))
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // ...so the open transaction still reads through the pool (it sees
+        // what is committed, not its own insert).
+        assert_eq!(count(&db).await, 0);
+        tx.commit().await.unwrap();
+        for writer in queued {
+            writer.await.unwrap();
+        }
+        assert_eq!(count(&db).await, 5);
+    }
+
+    #[tokio::test]
+    async fn on_sqlite_the_reading_pool_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = tight_sqlite(dir.path()).await;
+        let refused = sqlx::query("INSERT INTO t (id) VALUES ('a')")
+            .execute(db.pool())
+            .await;
+        assert!(refused.is_err(), "{refused:?}");
+        assert_eq!(count(&db).await, 0);
+        sqlx::query("INSERT INTO t (id) VALUES ('a')")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        assert_eq!(count(&db).await, 1);
     }
 }

@@ -548,7 +548,7 @@ impl Relay {
         for position in positions {
             query = query.bind(*position);
         }
-        query.execute(self.db.pool()).await?;
+        query.execute(self.db.writer()).await?;
         Ok(())
     }
 
@@ -558,7 +558,7 @@ impl Relay {
             sqlx::query("DELETE FROM tenantry_outbox WHERE service = $1 AND published_at_us < $2")
                 .bind(self.outbox.service)
                 .bind(cutoff)
-                .execute(self.db.pool())
+                .execute(self.db.writer())
                 .await;
         if let Err(error) = result {
             tracing::warn!(%error, "deleting published outbox rows failed");

@@ -279,16 +279,16 @@ async fn main() -> anyhow::Result<()> {
         .to_string();
     for sql in generate_sql(args.postgres, generated, &measured) {
         sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .context("generating rows")?;
     }
     if args.postgres {
         sqlx::query("ANALYZE audit_events")
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
         sqlx::query("ANALYZE audit_targets")
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
     }
     println!(

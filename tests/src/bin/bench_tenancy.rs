@@ -140,10 +140,10 @@ async fn seed(operator: &Database, tenants: u32) -> anyhow::Result<()> {
     ] {
         sqlx::query(statement)
             .bind(i64::from(tenants))
-            .execute(operator.pool())
+            .execute(operator.writer())
             .await?;
     }
-    sqlx::query("ANALYZE").execute(operator.pool()).await?;
+    sqlx::query("ANALYZE").execute(operator.writer()).await?;
     Ok(())
 }
 

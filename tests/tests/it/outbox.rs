@@ -61,7 +61,7 @@ impl Harness {
              CREATE TABLE effects ({delivered}, event_id TEXT NOT NULL,
                                    aggregate_id TEXT NOT NULL, sequence BIGINT NOT NULL);"
         )))
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .unwrap();
         Harness {

@@ -136,7 +136,7 @@ impl Store {
         sqlx::query("UPDATE identity_api_keys SET last_used_at_us = $2 WHERE id = $1")
             .bind(id)
             .bind(now_us)
-            .execute(self.db.pool())
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }

@@ -121,7 +121,7 @@ impl Store {
         .bind(failures)
         .bind(blocked_until_us)
         .bind(tenantry_kit::db::now_micros())
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -129,7 +129,7 @@ impl Store {
     pub async fn clear_throttle(&self, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM identity_login_throttle WHERE throttle_key = $1")
             .bind(key)
-            .execute(self.db.pool())
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -153,7 +153,7 @@ impl Store {
         .bind(kid)
         .bind(seed_hex)
         .bind(now_us)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }

@@ -226,7 +226,7 @@ impl Store {
         )
         .bind(id)
         .bind(now_us)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }

@@ -63,7 +63,7 @@ impl Store {
             "UPDATE identity_one_time_tokens SET attempts = attempts + 1 WHERE token_hash = $1",
         )
         .bind(token_hash)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }

@@ -225,7 +225,7 @@ impl Store {
         .bind(before.1)
         .bind(after.0)
         .bind(after.1)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }

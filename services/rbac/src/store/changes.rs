@@ -130,7 +130,7 @@ impl Store {
         )
         .bind(id)
         .bind(applied)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.writer())
         .await?;
         if let Some(fence) = fence {
             return Ok(fence);
@@ -142,7 +142,7 @@ impl Store {
         )
         .bind(id)
         .bind(applied)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?;
         Ok(0)
     }
@@ -152,7 +152,7 @@ impl Store {
         sqlx::query("UPDATE rbac_replicas SET applied = $2 WHERE id = $1 AND applied < $2")
             .bind(id)
             .bind(revision)
-            .execute(self.db.pool())
+            .execute(self.db.writer())
             .await?;
         Ok(())
     }
@@ -187,7 +187,7 @@ impl Store {
         )
         .bind(id)
         .bind(revision)
-        .fetch_optional(self.db.pool())
+        .fetch_optional(self.db.writer())
         .await?;
         Ok(set_at.unwrap_or(0))
     }
@@ -208,7 +208,7 @@ impl Store {
             "DELETE FROM rbac_replicas WHERE seen_at_us < (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT - $1",
         )
         .bind(age.as_micros() as i64)
-        .execute(self.db.pool())
+        .execute(self.db.writer())
         .await?
         .rows_affected())
     }

@@ -101,7 +101,7 @@ async fn an_edited_row_breaks_the_chain_where_it_is(a: &Acme) -> tenantry_kit::d
     let db = w.sandbox.database.connect_as_operator().await.unwrap();
     sqlx::query("UPDATE audit_events SET actor_name = 'Mallory' WHERE scope = $1 AND sequence = 3")
         .bind(acme)
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .unwrap();
     let broken = w.verify(ada, acme).await;
@@ -151,7 +151,7 @@ async fn retention_keeps_what_is_left_verifiable(a: &Acme, db: tenantry_kit::db:
     // are purged, a checkpoint marks the cut, and what is left verifies.
     sqlx::query("UPDATE audit_events SET ingested_at_us = ingested_at_us - 2592000000000 WHERE scope = $1 AND sequence <= 3")
             .bind(acme)
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .unwrap();
     // The retention job runs by itself: wait for its cut, which enters the

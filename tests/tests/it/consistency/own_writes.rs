@@ -169,3 +169,60 @@ async fn a_new_organizations_subscription_is_there_at_once_even_with_the_bus_sto
     nats.resume().await.unwrap();
     sandbox.shutdown().await.unwrap();
 }
+
+/// On SQLite one connection writes at a time, while writes also read
+/// (their organization, the caller's grants) before they commit. With one
+/// reading and one writing connection for the whole server — every
+/// service, its relays and its consumers — writes still never wait on one
+/// another: a writer waits its turn holding nothing, and the writer reads
+/// beside its own transaction.
+#[tokio::test]
+async fn writes_that_read_as_they_write_never_wait_on_each_other() {
+    let sandbox = Sandbox::builder()
+        .configure(|config| {
+            config.database.max_connections = 1;
+            config.database.acquire_timeout_secs = 2;
+        })
+        .start()
+        .await
+        .unwrap();
+    let channel = sandbox.channel().await.unwrap();
+    let w = World { sandbox, channel };
+    let (ada, _) = w.sign_up("ada@example.com").await;
+    let (bob, _) = w.sign_up("bob@example.com").await;
+    let acme = w.organization(&ada, None).await;
+    let team_org = w.organization(&ada, Some(&acme)).await;
+    w.join(&ada, &acme, &bob).await;
+    // Many writers at once, on every service's tables: sign-ups (an
+    // account, an organization, its project, its owner, its plan) beside
+    // projects (within the free plan's limit).
+    let emails: Vec<_> = (0..6).map(|i| format!("u{i}@example.com")).collect();
+    let (signed_up, projects) = tokio::join!(
+        futures::future::join_all(emails.iter().map(|email| w.sign_up(email))),
+        futures::future::join_all((0..2).map(|_| w.project(&ada, &team_org))),
+    );
+    for (user, organization) in &signed_up {
+        assert!(
+            w.allowed(user, ("organization", organization), "project.create")
+                .await
+        );
+    }
+    for project in &projects {
+        Projects::new(w.channel.clone())
+            .delete_project(authed(
+                org::DeleteProjectRequest {
+                    name: format!("organizations/{team_org}/projects/{project}"),
+                    ..Default::default()
+                },
+                &ada.token,
+            ))
+            .await
+            .unwrap();
+        assert!(!w.allowed(&bob, ("project", project), "project.read").await);
+    }
+    assert!(
+        w.allowed(&bob, ("organization", &acme), "organization.read")
+            .await
+    );
+    w.sandbox.shutdown().await.unwrap();
+}

@@ -415,7 +415,7 @@ async fn signing_keys_rotate_and_old_tokens_keep_verifying() {
         let aged = tenantry_kit::db::now_micros() - 31 * 24 * 3_600_000_000;
         sqlx::query("UPDATE identity_signing_keys SET created_at_us = $1")
             .bind(aged)
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .unwrap();
         ring.refresh().await.unwrap();

@@ -283,7 +283,7 @@ async fn thirty_days_pass(w: &World) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE {table} SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL"
         )))
-        .execute(db.pool())
+        .execute(db.writer())
         .await
         .unwrap();
     }

@@ -261,7 +261,7 @@ async fn a_purged_organization_takes_its_memberships_with_it() {
     {
         let db = w.sandbox.database.connect_as_operator().await.unwrap();
         sqlx::query("UPDATE org_organizations SET purge_at_us = 1 WHERE deleted_at_us IS NOT NULL")
-            .execute(db.pool())
+            .execute(db.writer())
             .await
             .unwrap();
         db.close().await;
