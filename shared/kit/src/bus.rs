@@ -64,19 +64,29 @@ enum Acker {
         db: Database,
         consumer: String,
         position: i64,
+        /// Whether the acknowledgement is stored: only the last of a batch
+        /// read at once is (one write per batch, not per message). A
+        /// restart in the middle of a batch hands its first messages over
+        /// again, which consumers' claims make harmless, as after a lost
+        /// acknowledgement on NATS.
+        stored: bool,
     },
     Nats(Box<async_nats::jetstream::Message>),
 }
 
 impl Delivery {
     /// Confirms the message was processed; it will not be delivered to this
-    /// consumer again. Until then it is redelivered after a restart.
+    /// consumer again, except (on the local bus) after a restart in the
+    /// middle of the batch it was read with. Until then it is redelivered
+    /// after a restart.
     pub async fn ack(self) -> anyhow::Result<()> {
         match self.acker {
+            Acker::Local { stored: false, .. } => Ok(()),
             Acker::Local {
                 db,
                 consumer,
                 position,
+                stored: true,
             } => {
                 sqlx::query(
                     "UPDATE tenantry_bus_consumers SET position = $1
@@ -107,6 +117,18 @@ pub trait Subscription: Send {
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     /// Stores `message` on the bus; returns once the bus acknowledged it.
     async fn publish(&self, message: &BusMessage) -> anyhow::Result<()>;
+
+    /// Stores `messages` in order, stopping at the first failure: how many
+    /// were stored, with the failure if any. One by one unless the bus
+    /// stores a batch at once.
+    async fn publish_all(&self, messages: &[BusMessage]) -> (usize, Option<anyhow::Error>) {
+        for (stored, message) in messages.iter().enumerate() {
+            if let Err(error) = self.publish(message).await {
+                return (stored, Some(error));
+            }
+        }
+        (messages.len(), None)
+    }
 
     /// Opens (creating if needed) the durable consumer `name`, receiving every
     /// message whose subject matches one of `filters`, from where it last
@@ -209,11 +231,12 @@ impl LocalBus {
     pub async fn migrate(db: &Database) -> anyhow::Result<()> {
         db.migrate("bus", LOCAL_BUS_MIGRATIONS).await
     }
-}
 
-#[async_trait]
-impl EventBus for LocalBus {
-    async fn publish(&self, message: &BusMessage) -> anyhow::Result<()> {
+    /// Stores `messages` in one transaction and wakes the subscribers.
+    async fn store(&self, messages: &[BusMessage]) -> anyhow::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.db.begin().await?;
         if self.db.backend() == Backend::Postgres {
             // Publishers take turns so positions become visible in order:
@@ -223,21 +246,39 @@ impl EventBus for LocalBus {
                 .execute(&mut *tx)
                 .await?;
         }
-        // A second publish of the same event id is a no-op, like JetStream's
-        // duplicate window.
-        sqlx::query(
-            "INSERT INTO tenantry_bus_messages (subject, event_id, payload, stored_at_us)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&message.subject)
-        .bind(&message.event_id)
-        .bind(message.payload.to_vec())
-        .bind(now_micros())
-        .execute(&mut *tx)
-        .await?;
+        let now = now_micros();
+        for message in messages {
+            // A second publish of the same event id is a no-op, like
+            // JetStream's duplicate window.
+            sqlx::query(
+                "INSERT INTO tenantry_bus_messages (subject, event_id, payload, stored_at_us)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&message.subject)
+            .bind(&message.event_id)
+            .bind(message.payload.to_vec())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.published.notify_waiters();
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EventBus for LocalBus {
+    async fn publish(&self, message: &BusMessage) -> anyhow::Result<()> {
+        self.store(std::slice::from_ref(message)).await
+    }
+
+    /// The whole batch in one transaction: all of it or none.
+    async fn publish_all(&self, messages: &[BusMessage]) -> (usize, Option<anyhow::Error>) {
+        match self.store(messages).await {
+            Ok(()) => (messages.len(), None),
+            Err(error) => (0, Some(error)),
+        }
     }
 
     async fn subscribe(
@@ -293,6 +334,7 @@ impl Subscription for LocalSubscription {
                         db: self.bus.db.clone(),
                         consumer: self.name.clone(),
                         position,
+                        stored: self.pending.is_empty(),
                     },
                 });
             }
@@ -591,7 +633,60 @@ impl Subscription for NatsSubscription {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_matches;
+    use super::*;
+
+    fn message(i: usize) -> BusMessage {
+        BusMessage {
+            subject: format!("tenantry.events.test.{i}"),
+            event_id: format!("e{i}"),
+            payload: Bytes::from(vec![i as u8]),
+        }
+    }
+
+    async fn local_bus(dir: &std::path::Path) -> LocalBus {
+        let db = Database::connect(&crate::config::sqlite_url(dir), &Default::default())
+            .await
+            .unwrap();
+        LocalBus::migrate(&db).await.unwrap();
+        LocalBus::new(db)
+    }
+
+    async fn next_id(subscription: &mut Box<dyn Subscription>) -> (String, Delivery) {
+        let delivery = subscription.next().await.unwrap();
+        (delivery.message.event_id.clone(), delivery)
+    }
+
+    /// A batch is stored at once (a repeated event id once), and a consumer
+    /// stores its position with the last message of what it read together:
+    /// a restart in the middle of a batch hands that batch over again, one
+    /// after its end hands over only what is new.
+    #[tokio::test]
+    async fn the_local_bus_stores_batches_at_once_and_positions_per_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = local_bus(dir.path()).await;
+        let batch: Vec<_> = (0..3).map(message).chain([message(0)]).collect();
+        assert_eq!(bus.publish_all(&batch).await.0, 4);
+        let filters = ["tenantry.events.>".to_string()];
+
+        let mut consumer = bus.subscribe("c", &filters).await.unwrap();
+        let (first, delivery) = next_id(&mut consumer).await;
+        assert_eq!(first, "e0");
+        delivery.ack().await.unwrap();
+        drop(consumer);
+        let mut consumer = bus.subscribe("c", &filters).await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let (id, delivery) = next_id(&mut consumer).await;
+            seen.push(id);
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(seen, ["e0", "e1", "e2"]);
+        drop(consumer);
+
+        bus.publish(&message(3)).await.unwrap();
+        let mut consumer = bus.subscribe("c", &filters).await.unwrap();
+        assert_eq!(next_id(&mut consumer).await.0, "e3");
+    }
 
     #[test]
     fn wildcards_match_like_nats() {

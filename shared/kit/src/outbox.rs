@@ -508,22 +508,19 @@ impl Relay {
         };
         metrics::gauge!("tenantry_outbox_oldest_pending_seconds", "service" => self.outbox.service)
             .set(oldest_us as f64 / 1e6);
-        let mut published = Vec::with_capacity(rows.len());
-        let mut failure = None;
+        let mut messages = Vec::with_capacity(rows.len());
         for row in &rows {
-            let message = BusMessage {
+            messages.push(BusMessage {
                 event_id: row.try_get(1)?,
                 subject: row.try_get(2)?,
                 payload: Bytes::from(row.try_get::<Vec<u8>, _>(3)?),
-            };
-            match self.bus.publish(&message).await {
-                Ok(()) => published.push(row.try_get::<i64, _>(0)?),
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
-            }
+            });
         }
+        let (stored, failure) = self.bus.publish_all(&messages).await;
+        let published = rows[..stored]
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
         self.mark_published(&published).await?;
         metrics::counter!("tenantry_outbox_published_total", "service" => self.outbox.service)
             .increment(published.len() as u64);

@@ -140,6 +140,19 @@ impl World {
             .unwrap();
         id(&project.name)
     }
+
+    async fn delete_project(&self, user: &User, organization: &str, project: &str) {
+        Projects::new(self.channel.clone())
+            .delete_project(authed(
+                org::DeleteProjectRequest {
+                    name: format!("organizations/{organization}/projects/{project}"),
+                    ..Default::default()
+                },
+                &user.token,
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 /// Whether `user` may do `permission` on the object, asked as the user of

@@ -85,16 +85,7 @@ async fn removed_access_is_gone_at_once_even_with_the_bus_stopped() {
 
     nats.stop();
     // A deleted project: nobody reads it any more.
-    Projects::new(w.channel.clone())
-        .delete_project(authed(
-            org::DeleteProjectRequest {
-                name: format!("organizations/{team_org}/projects/{project}"),
-                ..Default::default()
-            },
-            &ada.token,
-        ))
-        .await
-        .unwrap();
+    w.delete_project(&ada, &team_org, &project).await;
     assert!(!w.allowed(&bob, ("project", &project), "project.read").await);
     assert!(!w.allowed(&ada, ("project", &project), "project.read").await);
     // A deleted organization: its subtree goes with it.
@@ -208,16 +199,7 @@ async fn writes_that_read_as_they_write_never_wait_on_each_other() {
         );
     }
     for project in &projects {
-        Projects::new(w.channel.clone())
-            .delete_project(authed(
-                org::DeleteProjectRequest {
-                    name: format!("organizations/{team_org}/projects/{project}"),
-                    ..Default::default()
-                },
-                &ada.token,
-            ))
-            .await
-            .unwrap();
+        w.delete_project(&ada, &team_org, project).await;
         assert!(!w.allowed(&bob, ("project", project), "project.read").await);
     }
     assert!(
