@@ -106,7 +106,7 @@ pub fn keys() -> Vec<Key> {
         Key::new("log.format", "`json` \\| `text`", "one JSON object per line, or text for humans"),
         Key::new("log.level", "filter", "a `tracing` filter such as `info,tenantry_rbac=debug`"),
         Key::new("log.stream", "`stdout` \\| `stderr`", "where log lines go (`serve --ephemeral` logs to stderr)"),
-        Key::new("database.max_connections", "integer (≥ 1)", "most connections per pool").default_is("`10` (SQLite: one writing and at most 4 reading)"),
+        Key::new("database.max_connections", "integer (≥ 1)", "most connections per process, half of them for writes").default_is("`10` (SQLite: one writing and at most 4 reading)"),
         Key::new("database.acquire_timeout_secs", "integer", "wait for a connection before answering UNAVAILABLE"),
         Key::new("outbox.poll_interval_ms", "integer (≥ 1)", "how often the relay looks for events written by other processes; writes in this process wake it at once"),
         Key::new("outbox.batch_size", "integer (≥ 1)", "most events published per relay round"),

@@ -158,8 +158,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// Most connections per pool. Default: 10 (SQLite: one writing
-    /// connection and at most 4 reading).
+    /// Most connections, half of them for writes. Default: 10 (SQLite:
+    /// one writing connection and at most 4 reading).
     pub max_connections: u32,
     /// How long to wait for a connection, in seconds, before answering
     /// UNAVAILABLE. Default: 5.

@@ -30,10 +30,10 @@ pub enum Backend {
 /// A pool of connections to the service's database.
 #[derive(Clone)]
 pub struct Database {
-    /// Reads (on Postgres, everything).
+    /// Reads.
     pool: AnyPool,
-    /// Writes: on SQLite, the one connection that writes; on Postgres, the
-    /// same pool as `pool`.
+    /// Transactions and other writes: on SQLite, the one connection that
+    /// writes.
     writer: AnyPool,
     backend: Backend,
     /// The URL it was opened with (a secret: it may carry a password).
@@ -85,35 +85,32 @@ impl Database {
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid `database_url` {}: {e}", redact_url(url)))?;
-        let (pool, writer) = match backend {
-            // SQLite has one writer at a time. It gets a pool of its own:
-            // writers queue there, each holding no connection while it
-            // waits, and the readers (read-only, beside the writer in WAL
-            // mode) never wait on the write lock. So a write that reads
-            // through the pool while its transaction is open always finds
-            // a reader free, where a shared pool could be held entirely by
-            // writers waiting for that very transaction.
-            Backend::Sqlite => {
-                // The writer first: it creates the file and turns on WAL.
-                let writer = pool_options(backend, config, 1, Access::ReadWrite)
-                    .connect_with(options.clone())
-                    .await
-                    .map_err(|e| unreachable(url, e))?;
-                let readers = config.max_connections.clamp(2, 5) - 1;
-                let readers = pool_options(backend, config, readers, Access::ReadOnly)
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| unreachable(url, e))?;
-                (readers, writer)
-            }
+        // Writers get a pool of their own: a writer waiting for its turn
+        // holds no connection, and a write that reads through the reading
+        // pool while its transaction is open always finds a reader (reads
+        // never wait on writers), where one shared pool could be held
+        // entirely by transactions each waiting for a connection to read.
+        let (writers, readers) = match backend {
+            // SQLite writes one at a time: one writing connection, and
+            // readers (read-only, beside the writer in WAL mode).
+            Backend::Sqlite => (1, config.max_connections.clamp(2, 5) - 1),
             Backend::Postgres => {
-                let pool = pool_options(backend, config, config.max_connections, Access::ReadWrite)
-                    .connect_with(options)
-                    .await
-                    .map_err(|e| unreachable(url, e))?;
-                (pool.clone(), pool)
+                let writers = (config.max_connections / 2).max(1);
+                (
+                    writers,
+                    config.max_connections.saturating_sub(writers).max(1),
+                )
             }
         };
+        // The writer first: on SQLite it creates the file and turns on WAL.
+        let writer = pool_options(backend, config, writers, Access::ReadWrite)
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        let pool = pool_options(backend, config, readers, Access::ReadOnly)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(url, e))?;
         Ok(Database {
             pool,
             writer,
@@ -128,15 +125,16 @@ impl Database {
         &self.url
     }
 
-    /// The pool to read with. On SQLite its connections are read-only:
-    /// writes go through [`begin`](Self::begin) or [`writer`](Self::writer).
+    /// The pool to read with, outside a transaction. Writes go through
+    /// [`begin`](Self::begin) or [`writer`](Self::writer) (on SQLite these
+    /// connections are read-only).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// The pool for a write outside a transaction (one statement that
     /// commits on its own). On SQLite that is the one writing connection,
-    /// which writers take in turn; on Postgres, the pool.
+    /// which writers take in turn.
     pub fn writer(&self) -> &AnyPool {
         &self.writer
     }
@@ -150,11 +148,8 @@ impl Database {
         every: std::time::Duration,
         stop: tokio_util::sync::CancellationToken,
     ) {
-        // On SQLite, the readers and the writer together.
-        let pools = match self.backend {
-            Backend::Sqlite => vec![&self.pool, &self.writer],
-            Backend::Postgres => vec![&self.pool],
-        };
+        // The readers and the writers together.
+        let pools = [&self.pool, &self.writer];
         let max: u32 = pools
             .iter()
             .map(|p| p.options().get_max_connections())

@@ -421,12 +421,13 @@ impl Relay {
         let service = self.outbox.service;
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut backoff = poll;
-        let mut leader = None;
+        let mut session = None;
+        let mut leading = false;
         loop {
-            if self.db.backend() == Backend::Postgres && leader.is_none() {
-                leader = self.try_lead().await;
+            if self.db.backend() == Backend::Postgres && !leading {
+                leading = self.try_lead(&mut session).await;
             }
-            let is_leader = self.db.backend() == Backend::Sqlite || leader.is_some();
+            let is_leader = self.db.backend() == Backend::Sqlite || leading;
             let wait = if !is_leader {
                 poll
             } else {
@@ -445,9 +446,10 @@ impl Relay {
                             error = format!("{error:#}"),
                             "outbox relay failed to publish"
                         );
-                        if leader.is_some() && !self.db.is_healthy(Duration::from_secs(2)).await {
+                        if leading && !self.db.is_healthy(Duration::from_secs(2)).await {
                             // The lock's connection may be gone with the database.
-                            leader = None;
+                            session = None;
+                            leading = false;
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         backoff
@@ -472,20 +474,31 @@ impl Relay {
 
     /// On Postgres only one replica of a service relays at a time (so events
     /// of one aggregate are never published by two relays at once). The
-    /// session-level advisory lock lives as long as the returned connection.
-    async fn try_lead(&self) -> Option<sqlx::pool::PoolConnection<Any>> {
-        let mut conn = self.db.pool().acquire().await.ok()?;
+    /// session-level advisory lock lives as long as `session`: a connection
+    /// of its own, outside the pools, which it would otherwise hold for
+    /// good. Whether this relay leads now.
+    async fn try_lead(&self, session: &mut Option<sqlx::AnyConnection>) -> bool {
+        use sqlx::Connection as _;
+        if session.is_none() {
+            *session = sqlx::AnyConnection::connect(self.db.url()).await.ok();
+        }
+        let Some(conn) = session.as_mut() else {
+            return false;
+        };
         let key = crate::db::advisory_key(&["outbox", self.outbox.service]);
-        let locked: bool =
-            sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)")
-                .bind(key)
-                .fetch_one(&mut *conn)
-                .await
-                .ok()?
-                .try_get(0)
-                .ok()?;
-        // A connection that does not hold the lock goes back to the pool.
-        locked.then_some(conn)
+        let locked = sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)")
+            .bind(key)
+            .fetch_one(conn)
+            .await
+            .and_then(|row| row.try_get::<bool, _>(0));
+        match locked {
+            Ok(locked) => locked,
+            Err(_) => {
+                // A broken session is replaced at the next try.
+                *session = None;
+                false
+            }
+        }
     }
 
     /// Publishes up to one batch of pending events, in order, stopping at

@@ -68,14 +68,15 @@ impl ServerProcess {
             None => std::fs::File::create(dir.path().join(LOG_FILE))?.into(),
         };
         let mut command = Command::new(binary);
-        // A process of one service gets a small pool: tests run side by
+        // A process of one service gets small pools (two writing, two
+        // reading, besides its relay's own connection): tests run side by
         // side against one PostgreSQL (100 connections by default), and a
         // deployment test runs six processes; at the default 10 each, two
         // such tests and a sandbox can exhaust the server, and then every
         // pool times out. Processes of several services keep the default
         // their background tasks need. `envs` may set another size.
         if !services.contains(',') {
-            command.env("TENANTRY_DATABASE__MAX_CONNECTIONS", "5");
+            command.env("TENANTRY_DATABASE__MAX_CONNECTIONS", "4");
         }
         let child = command
             .args(["serve", "--services", services])

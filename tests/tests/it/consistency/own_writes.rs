@@ -161,15 +161,22 @@ async fn a_new_organizations_subscription_is_there_at_once_even_with_the_bus_sto
     sandbox.shutdown().await.unwrap();
 }
 
-/// On SQLite one connection writes at a time, while writes also read
-/// (their organization, the caller's grants) before they commit. With one
-/// reading and one writing connection for the whole server — every
-/// service, its relays and its consumers — writes still never wait on one
-/// another: a writer waits its turn holding nothing, and the writer reads
-/// beside its own transaction.
+/// Writes also read (their organization, the caller's grants) before they
+/// commit. With one reading and one writing connection for the whole
+/// server — every service, its relays and its consumers — writes still
+/// never wait on one another: a writer waits its turn holding nothing, and
+/// reads beside its own transaction. (On SQLite one connection writes at a
+/// time in any case.)
 #[tokio::test]
 async fn writes_that_read_as_they_write_never_wait_on_each_other() {
+    for storage in storages() {
+        writes_never_wait_on_each_other(storage).await;
+    }
+}
+
+async fn writes_never_wait_on_each_other(storage: Storage) {
     let sandbox = Sandbox::builder()
+        .storage(storage)
         .configure(|config| {
             config.database.max_connections = 1;
             config.database.acquire_timeout_secs = 2;
