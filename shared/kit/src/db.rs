@@ -38,6 +38,18 @@ pub struct Database {
     backend: Backend,
     /// The URL it was opened with (a secret: it may carry a password).
     url: std::sync::Arc<str>,
+    /// Postgres session-level advisory locks this process holds while it
+    /// runs (outbox relays' leadership), all on one connection of their
+    /// own: held there, they take nothing from the pools.
+    leases: std::sync::Arc<tokio::sync::Mutex<Leases>>,
+}
+
+/// The connection holding the process's leases, and how many times it was
+/// replaced (a lease taken on an earlier one is gone).
+#[derive(Default)]
+struct Leases {
+    session: Option<sqlx::AnyConnection>,
+    generation: u64,
 }
 
 /// One schema change, in both SQL dialects.
@@ -116,6 +128,7 @@ impl Database {
             writer,
             backend,
             url: url.into(),
+            leases: Default::default(),
         })
     }
 
@@ -289,6 +302,45 @@ impl Database {
         Ok(())
     }
 
+    /// Takes the Postgres session-level advisory lock `key` (in this
+    /// schema) for as long as the process runs, unless another session
+    /// holds it: the lease's generation when taken, for
+    /// [`holds_lease`](Self::holds_lease).
+    pub async fn try_lease(&self, key: i32) -> Option<u64> {
+        use sqlx::Connection as _;
+        let mut leases = self.leases.lock().await;
+        if leases.session.is_none() {
+            leases.session = sqlx::AnyConnection::connect(&self.url).await.ok();
+        }
+        let session = leases.session.as_mut()?;
+        let locked = sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)")
+            .bind(key)
+            .fetch_one(session)
+            .await
+            .and_then(|row| row.try_get::<bool, _>(0));
+        match locked {
+            Ok(true) => Some(leases.generation),
+            Ok(false) => None,
+            Err(_) => {
+                drop_session(&mut leases);
+                None
+            }
+        }
+    }
+
+    /// Whether a lease taken at `generation` still holds: false once the
+    /// leases' connection was dropped.
+    pub async fn holds_lease(&self, generation: u64) -> bool {
+        let leases = self.leases.lock().await;
+        leases.session.is_some() && leases.generation == generation
+    }
+
+    /// Gives every lease up (its connection may be gone with the database):
+    /// holders learn it from [`holds_lease`](Self::holds_lease).
+    pub async fn drop_leases(&self) {
+        drop_session(&mut *self.leases.lock().await);
+    }
+
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -302,6 +354,11 @@ impl Database {
             Ok(Ok(_))
         )
     }
+}
+
+fn drop_session(leases: &mut Leases) {
+    leases.session = None;
+    leases.generation += 1;
 }
 
 /// Whether a pool's connections may write.

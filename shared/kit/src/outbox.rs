@@ -421,13 +421,12 @@ impl Relay {
         let service = self.outbox.service;
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut backoff = poll;
-        let mut session = None;
-        let mut leading = false;
+        let mut leading = None;
         loop {
-            if self.db.backend() == Backend::Postgres && !leading {
-                leading = self.try_lead(&mut session).await;
-            }
-            let is_leader = self.db.backend() == Backend::Sqlite || leading;
+            let is_leader = match self.db.backend() {
+                Backend::Sqlite => true,
+                Backend::Postgres => self.lead(&mut leading).await,
+            };
             let wait = if !is_leader {
                 poll
             } else {
@@ -446,10 +445,9 @@ impl Relay {
                             error = format!("{error:#}"),
                             "outbox relay failed to publish"
                         );
-                        if leading && !self.db.is_healthy(Duration::from_secs(2)).await {
-                            // The lock's connection may be gone with the database.
-                            session = None;
-                            leading = false;
+                        if leading.is_some() && !self.db.is_healthy(Duration::from_secs(2)).await {
+                            // The lease's connection may be gone with the database.
+                            self.db.drop_leases().await;
                         }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         backoff
@@ -473,32 +471,21 @@ impl Relay {
     }
 
     /// On Postgres only one replica of a service relays at a time (so events
-    /// of one aggregate are never published by two relays at once). The
-    /// session-level advisory lock lives as long as `session`: a connection
-    /// of its own, outside the pools, which it would otherwise hold for
-    /// good. Whether this relay leads now.
-    async fn try_lead(&self, session: &mut Option<sqlx::AnyConnection>) -> bool {
-        use sqlx::Connection as _;
-        if session.is_none() {
-            *session = sqlx::AnyConnection::connect(self.db.url()).await.ok();
+    /// of one aggregate are never published by two relays at once): the
+    /// one holding the service's lease, a session-level advisory lock on
+    /// the process's lease connection (outside the pools, which it would
+    /// otherwise hold for good). Whether this relay leads now.
+    async fn lead(&self, leading: &mut Option<u64>) -> bool {
+        if let Some(generation) = *leading
+            && !self.db.holds_lease(generation).await
+        {
+            *leading = None;
         }
-        let Some(conn) = session.as_mut() else {
-            return false;
-        };
-        let key = crate::db::advisory_key(&["outbox", self.outbox.service]);
-        let locked = sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()), $1)")
-            .bind(key)
-            .fetch_one(conn)
-            .await
-            .and_then(|row| row.try_get::<bool, _>(0));
-        match locked {
-            Ok(locked) => locked,
-            Err(_) => {
-                // A broken session is replaced at the next try.
-                *session = None;
-                false
-            }
+        if leading.is_none() {
+            let key = crate::db::advisory_key(&["outbox", self.outbox.service]);
+            *leading = self.db.try_lease(key).await;
         }
+        leading.is_some()
     }
 
     /// Publishes up to one batch of pending events, in order, stopping at

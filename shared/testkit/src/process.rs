@@ -69,7 +69,7 @@ impl ServerProcess {
         };
         let mut command = Command::new(binary);
         // A process of one service gets small pools (two writing, two
-        // reading, besides its relay's own connection): tests run side by
+        // reading, besides the one holding its relay's leadership): tests run side by
         // side against one PostgreSQL (100 connections by default), and a
         // deployment test runs six processes; at the default 10 each, two
         // such tests and a sandbox can exhaust the server, and then every
