@@ -50,6 +50,8 @@ pub struct Database {
 struct Leases {
     session: Option<sqlx::AnyConnection>,
     generation: u64,
+    /// Closed with the database: no lease is taken any more.
+    closed: bool,
 }
 
 /// One schema change, in both SQL dialects.
@@ -309,6 +311,9 @@ impl Database {
     pub async fn try_lease(&self, key: i32) -> Option<u64> {
         use sqlx::Connection as _;
         let mut leases = self.leases.lock().await;
+        if leases.closed {
+            return None;
+        }
         if leases.session.is_none() {
             leases.session = sqlx::AnyConnection::connect(&self.url).await.ok();
         }
@@ -341,8 +346,14 @@ impl Database {
         drop_session(&mut *self.leases.lock().await);
     }
 
-    /// Closes the pool, waiting for connections in use to come back.
+    /// Gives the leases up and closes the pools, waiting for connections in
+    /// use to come back.
     pub async fn close(&self) {
+        {
+            let mut leases = self.leases.lock().await;
+            leases.closed = true;
+            drop_session(&mut leases);
+        }
         self.pool.close().await;
         self.writer.close().await;
     }
