@@ -100,10 +100,11 @@ impl SandboxBuilder {
             ..Config::default()
         };
         config.outbox.poll_interval_ms = 50;
-        // Tests run side by side against one PostgreSQL (100 connections):
-        // four writing and four reading (and one holding the relays'
-        // leadership) keep a sandbox under ten.
-        config.database.max_connections = 8;
+        // Tests run side by side against one PostgreSQL (100 connections),
+        // and a test's sandbox lives as long as the test: two writing and
+        // two reading (and one holding the relays' leadership) keep a
+        // sandbox at five.
+        config.database.max_connections = 4;
         // Cheap password hashing, for tests only: the defaults cost tens of
         // milliseconds per hash by design.
         config.identity.password.memory_kib = 1024;
