@@ -430,15 +430,17 @@ async fn a_relay_restarted_mid_flight_loses_nothing() {
             let (stop_consumer, consumer) = harness.consume(bus.clone(), None);
             harness.wait_for_effects(10).await;
             harness.assert_exactly_once_in_order().await;
+
+            stop_consumer.cancel();
+            consumer.await.unwrap().unwrap();
+            // The relay marks what the bus took once the bus acknowledged it,
+            // which may be after a consumer applied it: stopped, it has.
+            stop_relay.cancel();
+            relay.await.unwrap();
             assert_eq!(
                 outbox::pending_count(&harness.db, "widgets").await.unwrap(),
                 0
             );
-
-            stop_consumer.cancel();
-            consumer.await.unwrap().unwrap();
-            stop_relay.cancel();
-            relay.await.unwrap();
             cleanup(nats_bus).await;
         }
     }
