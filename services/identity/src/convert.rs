@@ -3,6 +3,7 @@
 //! memberships, API keys, service accounts and their credentials) become
 //! the resources clients see. The handlers call these.
 
+use tenantry_kit::names::BuiltInRole;
 use tenantry_kit::names::{
     ApiKeyName, CredentialName, OrganizationName, ProjectName, ServiceAccountName, SessionName,
     TeamName, UserName,
@@ -171,7 +172,7 @@ pub(crate) fn membership_to_proto(m: Membership) -> pb::MembershipSummary {
         root_organization: organization_name_of(
             Some(m.root_organization_id.as_str()).filter(|id| !id.is_empty()),
         ),
-        owner: m.roles.iter().any(|r| r == "roles/owner"),
+        owner: m.roles.iter().any(|r| BuiltInRole::Owner.is(r)),
         roles: m.roles,
         require_mfa: m.require_mfa,
     }

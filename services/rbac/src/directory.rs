@@ -9,6 +9,7 @@
 
 use prost::Name;
 use tenantry_kit::db::now_micros;
+use tenantry_kit::names::BuiltInRole;
 use tenantry_kit::outbox::{NewEvent, claim_events, run_consumer};
 use tenantry_kit::service::ServiceContext;
 use tenantry_kit::tenancy;
@@ -168,7 +169,7 @@ impl Core {
                 let membership = MembershipRow {
                     organization_id: e.organization_id.clone(),
                     user_id: e.owner_user_id.clone(),
-                    roles: vec!["roles/owner".into()],
+                    roles: vec![BuiltInRole::Owner.name().into()],
                     invitation_id: None,
                     created_at_us: now,
                     updated_at_us: now,
@@ -190,7 +191,7 @@ impl Core {
                             organization_id: e.organization_id.clone(),
                             user_id: e.owner_user_id.clone(),
                             user_display_name: String::new(),
-                            roles: vec![role("roles/owner")],
+                            roles: vec![role(BuiltInRole::Owner.name())],
                             invitation_id: String::new(),
                         },
                     )
@@ -378,8 +379,12 @@ impl Core {
                 };
                 let now = now_micros();
                 for (user, from, to) in [
-                    (&e.old_owner_user_id, "roles/owner", "roles/admin"),
-                    (&e.new_owner_user_id, "", "roles/owner"),
+                    (
+                        &e.old_owner_user_id,
+                        BuiltInRole::Owner.name(),
+                        BuiltInRole::Admin.name(),
+                    ),
+                    (&e.new_owner_user_id, "", BuiltInRole::Owner.name()),
                 ] {
                     let mut membership = self
                         .store
@@ -397,7 +402,7 @@ impl Core {
                     let old_roles = membership.roles.clone();
                     membership.roles.retain(|r| r != from && r != to);
                     // The owner role says it all; an owner keeps no other.
-                    if to == "roles/owner" {
+                    if BuiltInRole::Owner.is(to) {
                         membership.roles.clear();
                     }
                     membership.roles.insert(0, to.to_string());

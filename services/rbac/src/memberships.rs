@@ -8,6 +8,7 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
+use tenantry_kit::names::BuiltInRole;
 use tenantry_kit::names::{MembershipName, OrganizationName, UserName};
 use tenantry_kit::outbox::NewEvent;
 use tenantry_kit::page_token::page_size;
@@ -25,7 +26,7 @@ use crate::live::token;
 use crate::store::MembershipRow;
 use crate::{Caller, Core, NAME};
 
-const OWNER: &str = "roles/owner";
+const OWNER: &str = BuiltInRole::Owner.name();
 
 /// The `MembershipService` handler.
 #[derive(Debug, Clone)]
@@ -118,7 +119,7 @@ impl Core {
                 }
                 .into());
             }
-            let built_in = crate::engine::schema::BUILT_IN_ROLES.contains(&role.as_str());
+            let built_in = BuiltInRole::of(role).is_some();
             if !built_in && !custom.iter().any(|c| c.name() == *role) {
                 return Err(Error::invalid_field(
                     format!("{field}[{i}]"),

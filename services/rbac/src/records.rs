@@ -8,6 +8,7 @@
 //! it is, so that an import can run again or resume anywhere.
 
 use std::collections::{HashMap, HashSet};
+use tenantry_kit::names::BuiltInRole;
 
 use futures::StreamExt as _;
 use tenantry_kit::auth::Principal;
@@ -90,13 +91,13 @@ fn parse(index: i64, record: pb::Record, now: i64) -> Result<Item> {
                 if m.roles[..i].contains(role) {
                     return Err(Error::invalid_field(at, "is named twice"));
                 }
-                if role == "roles/owner" {
+                if BuiltInRole::Owner.is(role) {
                     return Err(Error::invalid_field(
                         at,
                         "an organization's owner comes with its organization record",
                     ));
                 }
-                if !crate::engine::schema::BUILT_IN_ROLES.contains(&role.as_str()) {
+                if BuiltInRole::of(role).is_none() {
                     return Err(Error::invalid_field(
                         at,
                         format!("`{role}` is not a built-in role"),
@@ -155,9 +156,7 @@ fn parse(index: i64, record: pb::Record, now: i64) -> Result<Item> {
                     GrantSubject::Team(team.id)
                 }
                 Some(Subject::Role(role)) => {
-                    if !crate::engine::schema::BUILT_IN_ROLES.contains(&role.as_str())
-                        || role == "roles/owner"
-                    {
+                    if BuiltInRole::of(role).is_none_or(|r| r == BuiltInRole::Owner) {
                         return Err(Error::invalid_field(
                             field(index, "project_grant.role"),
                             format!("`{role}` is not a built-in role other than the owner's"),
@@ -414,7 +413,7 @@ impl Core {
                     let records = rows
                         .into_iter()
                         .filter_map(|mut m| {
-                            m.roles.retain(|r| r != "roles/owner");
+                            m.roles.retain(|r| !BuiltInRole::Owner.is(r));
                             (!m.roles.is_empty()).then(|| {
                                 record(Kind::Membership(rbac_pb::Membership {
                                     name: MembershipName::new(&m.organization_id, &m.user_id)

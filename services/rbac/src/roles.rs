@@ -5,8 +5,8 @@
 
 use tenantry_kit::db::now_micros;
 use tenantry_kit::error::{Error, Result};
-use tenantry_kit::id::{new_id, parse_name};
-use tenantry_kit::names::OrganizationName;
+use tenantry_kit::id::new_id;
+use tenantry_kit::names::{CustomRoleName, OrganizationName};
 use tenantry_kit::permission::Permission;
 use tenantry_proto::tenantry::events::v1 as events;
 use tenantry_proto::tenantry::rbac::v1 as pb;
@@ -25,16 +25,6 @@ use crate::{Caller, Core, NAME};
 #[derive(Debug, Clone)]
 pub struct RoleApi(pub Core);
 
-/// The pattern of a custom role's name, a kind kit does not name yet (the
-/// store's `RoleRow::name` prints it).
-const ROLE_PATTERN: &str = "organizations/{}/roles/{}";
-
-/// A custom role's name, parsed: the organization's id and the role's.
-fn role_ids(field: &str, name: &str) -> Result<(String, String)> {
-    let ids = parse_name(field, ROLE_PATTERN, name)?;
-    Ok((ids[0].to_string(), ids[1].to_string()))
-}
-
 impl Core {
     /// A role's name as people read it: `Member` for `roles/member`, a
     /// custom role's display name; the resource name if it is gone.
@@ -46,8 +36,8 @@ impl Core {
         if let Some(role) = self.built_in_to_proto(name) {
             return Ok(role.display_name);
         }
-        let custom = match role_ids("role", name) {
-            Ok((_, id)) => self.store.role(organization_id, &id).await?,
+        let custom = match CustomRoleName::parse("role", name) {
+            Ok(role) => self.store.role(organization_id, &role.id).await?,
             Err(_) => None,
         };
         Ok(custom.map_or_else(|| name.to_string(), |role| role.display_name))
@@ -89,7 +79,10 @@ impl Core {
         name: &str,
         permission: Permission,
     ) -> Result<RoleRow> {
-        let (organization_id, id) = role_ids("name", name)?;
+        let CustomRoleName {
+            organization: organization_id,
+            id,
+        } = CustomRoleName::parse("name", name)?;
         self.authorize(
             caller,
             ("organization", &organization_id),

@@ -150,6 +150,109 @@ resource_name!(
     AuditCheckpointName = "organizations/{}/auditCheckpoints/{}" { organization, id }
 );
 
+resource_name!(
+    /// `organizations/{organization}/roles/{role}`: an organization's
+    /// custom role.
+    CustomRoleName = "organizations/{}/roles/{}" { organization, id }
+);
+
+/// The built-in roles, from most to least powerful: owner ⊇ admin ⊇
+/// member; finance stands apart (billing only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BuiltInRole {
+    /// `roles/owner`: everything, and the one who may transfer ownership.
+    Owner,
+    /// `roles/admin`: runs the organization.
+    Admin,
+    /// `roles/member`: reads and uses.
+    Member,
+    /// `roles/finance`: billing.
+    Finance,
+}
+
+impl BuiltInRole {
+    /// Every built-in role, most powerful first (the index's role ids).
+    pub const ALL: [BuiltInRole; 4] = [
+        BuiltInRole::Owner,
+        BuiltInRole::Admin,
+        BuiltInRole::Member,
+        BuiltInRole::Finance,
+    ];
+
+    /// The role's resource name, `roles/{role}`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BuiltInRole::Owner => "roles/owner",
+            BuiltInRole::Admin => "roles/admin",
+            BuiltInRole::Member => "roles/member",
+            BuiltInRole::Finance => "roles/finance",
+        }
+    }
+
+    /// The built-in role named `name`, if it is one.
+    pub fn of(name: &str) -> Option<BuiltInRole> {
+        BuiltInRole::ALL
+            .into_iter()
+            .find(|role| role.name() == name)
+    }
+
+    /// Whether `name` is this role's name.
+    pub fn is(self, name: &str) -> bool {
+        self.name() == name
+    }
+}
+
+impl fmt::Display for BuiltInRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A role a membership or grant names: built in, or an organization's own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoleName {
+    /// `roles/{role}`.
+    BuiltIn(BuiltInRole),
+    /// `organizations/{organization}/roles/{role}`.
+    Custom(CustomRoleName),
+}
+
+impl RoleName {
+    /// Parses the role name in request field `field`; INVALID_ARGUMENT
+    /// naming the field and both shapes otherwise.
+    pub fn parse(field: &str, name: &str) -> Result<RoleName> {
+        if let Some(role) = BuiltInRole::of(name) {
+            return Ok(RoleName::BuiltIn(role));
+        }
+        CustomRoleName::parse(field, name)
+            .map(RoleName::Custom)
+            .map_err(|_| {
+                Error::invalid_field(
+                    field,
+                    "must be a built-in role (`roles/owner`, `roles/admin`, `roles/member`, \
+                     `roles/finance`) or `organizations/{organization}/roles/{role}`",
+                )
+            })
+    }
+}
+
+impl fmt::Display for RoleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoleName::BuiltIn(role) => role.fmt(f),
+            RoleName::Custom(name) => name.fmt(f),
+        }
+    }
+}
+
+impl FromStr for RoleName {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<RoleName> {
+        RoleName::parse("role", name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +279,25 @@ mod tests {
         let name = SubscriptionName::parse("name", &text).unwrap();
         assert_eq!(name.organization, ORG);
         assert_eq!(name.to_string(), text);
+    }
+
+    #[test]
+    fn a_role_is_built_in_or_an_organizations_own() {
+        for role in BuiltInRole::ALL {
+            assert_eq!(BuiltInRole::of(role.name()), Some(role));
+            assert_eq!(
+                RoleName::parse("role", role.name()).unwrap(),
+                RoleName::BuiltIn(role)
+            );
+        }
+        let text = format!("organizations/{ORG}/roles/{PRJ}");
+        let custom = RoleName::parse("role", &text).unwrap();
+        assert_eq!(custom, RoleName::Custom(CustomRoleName::new(ORG, PRJ)));
+        assert_eq!(custom.to_string(), text);
+        for bad in ["roles/pilot", "roles/", "owner", "organizations/x/roles/y"] {
+            let error = RoleName::parse("membership.roles[0]", bad).unwrap_err();
+            assert!(error.message().contains("`membership.roles[0]`"), "{bad}");
+        }
     }
 
     #[test]

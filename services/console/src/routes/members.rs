@@ -144,7 +144,7 @@ fn member_actions(
 }
 
 /// The built-in owner role.
-pub(super) const OWNER: &str = "roles/owner";
+pub(super) const OWNER: &str = tenantry_kit::names::BuiltInRole::Owner.name();
 
 #[derive(Deserialize)]
 struct RolesForm {

@@ -2,6 +2,7 @@
 //! API key) holds a permission, and the walk behind it for a debug trace.
 
 use super::*;
+use tenantry_kit::names::BuiltInRole;
 
 impl Index {
     /// Resolves a (type, permission) pair to its bit, refusing unknown
@@ -210,7 +211,10 @@ impl Index {
             if here.granted_only
                 && bit & self.schema.project_scoped() != 0
                 && hidden_from_members.is_none()
-                && self.roles_of(user, key).iter().any(|r| r == "roles/member")
+                && self
+                    .roles_of(user, key)
+                    .iter()
+                    .any(|r| BuiltInRole::Member.is(r))
             {
                 hidden_from_members = Some(format!(
                     "organization {key} shows members only the projects granted to them"

@@ -331,7 +331,10 @@ impl Index {
             schema,
             ..Index::default()
         };
-        debug_assert_eq!(schema::BUILT_IN_ROLES[MEMBER_ROLE as usize], "roles/member");
+        debug_assert_eq!(
+            schema::BUILT_IN_ROLES[MEMBER_ROLE as usize],
+            tenantry_kit::names::BuiltInRole::Member.name()
+        );
         for role in schema::BUILT_IN_ROLES {
             let perms = index.schema.built_in_role(role).expect("built in");
             index

@@ -5,6 +5,7 @@
 //! property test.
 
 use std::collections::{BTreeMap, BTreeSet};
+use tenantry_kit::names::BuiltInRole;
 
 use super::schema::{AccessLevel, Perms, Schema};
 
@@ -109,7 +110,7 @@ impl Facts {
             if member == user {
                 let perms = roles.iter().fold(0, |a, r| {
                     let perms = self.role_perms(schema, r);
-                    if r == "roles/member" && self.granted_only.contains(org) {
+                    if BuiltInRole::Member.is(r) && self.granted_only.contains(org) {
                         a | (perms & !project_perms)
                     } else {
                         a | perms

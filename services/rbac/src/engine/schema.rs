@@ -7,6 +7,7 @@
 //! before it reaches the index.
 
 use rustc_hash::FxHashMap as HashMap;
+use tenantry_kit::names::BuiltInRole;
 use tenantry_kit::permission::Permission;
 
 /// A set of permissions: bit `i` is the permission with index `i`.
@@ -60,13 +61,12 @@ const PROJECT_PERMISSIONS: &[Permission] = &[
     Permission::PROJECT_DELETE,
 ];
 
-/// The built-in roles, from most to least powerful, and what each adds.
-/// owner ⊇ admin ⊇ member; finance stands apart (billing only).
+/// The built-in roles' names in the index's order ([`BuiltInRole::ALL`]).
 pub const BUILT_IN_ROLES: &[&str] = &[
-    "roles/owner",
-    "roles/admin",
-    "roles/member",
-    "roles/finance",
+    BuiltInRole::Owner.name(),
+    BuiltInRole::Admin.name(),
+    BuiltInRole::Member.name(),
+    BuiltInRole::Finance.name(),
 ];
 
 const MEMBER: &[Permission] = &[
@@ -616,10 +616,10 @@ mod tests {
         let role = |name| schema.built_in_role(name).unwrap();
         let has = |role: Perms, permission| role & schema.permission(permission).unwrap() != 0;
         let (owner, admin, member, finance) = (
-            role("roles/owner"),
-            role("roles/admin"),
-            role("roles/member"),
-            role("roles/finance"),
+            role(BuiltInRole::Owner.name()),
+            role(BuiltInRole::Admin.name()),
+            role(BuiltInRole::Member.name()),
+            role(BuiltInRole::Finance.name()),
         );
         assert_eq!(owner & admin, admin, "owner includes admin");
         assert_eq!(admin & member, member, "admin includes member");

@@ -2,6 +2,7 @@
 //! token.
 
 use super::*;
+use tenantry_kit::names::BuiltInRole;
 
 impl Core {
     pub(super) async fn create_invitation(
@@ -47,7 +48,7 @@ impl Core {
             }
             Vec::new()
         } else if input.roles.is_empty() {
-            vec!["roles/member".to_string()]
+            vec![BuiltInRole::Member.name().to_string()]
         } else {
             input.roles.clone()
         };

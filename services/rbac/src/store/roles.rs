@@ -1,7 +1,7 @@
 //! Custom roles.
 
 use tenantry_kit::error::Result;
-use tenantry_kit::names::OrganizationName;
+use tenantry_kit::names::CustomRoleName;
 use tenantry_kit::row::{JsonText, json};
 
 use super::*;
@@ -23,11 +23,7 @@ pub struct RoleRow {
 impl RoleRow {
     /// The role's resource name, as memberships name it.
     pub fn name(&self) -> String {
-        format!(
-            "{}/roles/{}",
-            OrganizationName::new(&self.organization_id),
-            self.id
-        )
+        CustomRoleName::new(&self.organization_id, &self.id).to_string()
     }
 }
 

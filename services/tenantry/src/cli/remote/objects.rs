@@ -384,7 +384,7 @@ pub enum MembersCommand {
         /// The user (id or `users/{id}`).
         user: String,
         /// A role such as `roles/member` (repeatable).
-        #[arg(long = "role", default_value = "roles/member")]
+        #[arg(long = "role", default_value = tenantry_kit::names::BuiltInRole::Member.name())]
         roles: Vec<String>,
     },
     /// Replace a membership's roles.
@@ -490,7 +490,7 @@ pub enum InvitationsCommand {
         /// The address to invite.
         email: String,
         /// A role (repeatable).
-        #[arg(long = "role", default_value = "roles/member")]
+        #[arg(long = "role", default_value = tenantry_kit::names::BuiltInRole::Member.name())]
         roles: Vec<String>,
     },
     /// Send an invitation's mail again.
