@@ -26,9 +26,18 @@ export function webTransport(baseUrl: string): TransportFactory {
 
 /**
  * The Connect protocol through the gateway's HTTP port: JSON by default (readable in a
- * browser's network tab), protobuf with `{ binary: true }`.
+ * browser's network tab), protobuf with `{ binary: true }`. Reads the contracts mark free of
+ * side effects (gets, lists, checks, lookups) go as GET unless `{ httpGet: false }`.
  */
-export function connectTransport(baseUrl: string, options: { binary?: boolean } = {}): TransportFactory {
+export function connectTransport(
+  baseUrl: string,
+  options: { binary?: boolean; httpGet?: boolean } = {},
+): TransportFactory {
   return (interceptors) =>
-    createConnectTransport({ baseUrl, interceptors, useBinaryFormat: options.binary ?? false });
+    createConnectTransport({
+      baseUrl,
+      interceptors,
+      useBinaryFormat: options.binary ?? false,
+      useHttpGet: options.httpGet ?? true,
+    });
 }

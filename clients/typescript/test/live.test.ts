@@ -229,3 +229,23 @@ test("a service account's client credentials get and renew its tokens", async ()
   const refused = await rejection(wrong.plans.listPlans({}));
   assert.equal(refused.code, Code.Unauthenticated);
 });
+
+test("Connect sends the reads the contracts mark free of side effects as GET, writes as POST", async () => {
+  const sent: string[] = [];
+  const realFetch = globalThis.fetch;
+  globalThis.fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    sent.push(`${init?.method ?? "GET"} ${url.pathname.split(".").pop()}`);
+    return realFetch(input, init);
+  };
+  try {
+    const client = await signedIn(connectTransport(`http://${server.http}`), "gus");
+    const org = await createOrg(client);
+    assert.equal(await check(client, "organization", org, "project.create"), Permissionship.ALLOWED);
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  assert.ok(sent.includes("POST OrganizationService/CreateOrganization"), sent.join());
+  assert.ok(sent.includes("GET AuthorizationService/CheckPermission"), sent.join());
+  assert.ok(sent.includes("POST IdentityService/Me"), "Me may create an organization: never GET");
+});

@@ -79,6 +79,9 @@ pub struct MethodInfo {
     pub class: Class,
     /// Whether it can be called without credentials.
     pub public: bool,
+    /// Whether the contract marks it free of side effects
+    /// (`idempotency_level = NO_SIDE_EFFECTS`): Connect may call it with GET.
+    pub no_side_effects: bool,
 }
 
 /// What looking a request up found.
@@ -92,6 +95,16 @@ pub enum Lookup<'a> {
     MethodNotAllowed(Vec<Method>),
     /// No route.
     NotFound,
+}
+
+/// Whether a method's options say `idempotency_level = NO_SIDE_EFFECTS`.
+fn has_no_side_effects(method: &MethodDescriptor) -> bool {
+    use prost_types::method_options::IdempotencyLevel;
+    method
+        .options()
+        .get_field_by_name("idempotency_level")
+        .and_then(|level| level.as_enum_number())
+        == Some(IdempotencyLevel::NoSideEffects as i32)
 }
 
 /// The route table.
@@ -145,6 +158,7 @@ impl Routes {
                         descriptor: method.clone(),
                         class,
                         public: is_public,
+                        no_side_effects: has_no_side_effects(&method),
                     },
                 );
                 for rule in rules {

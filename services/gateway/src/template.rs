@@ -319,6 +319,12 @@ fn split_top_level(body: &str) -> Vec<&str> {
 
 /// Percent-decodes text to UTF-8; `None` when it is not valid.
 pub(crate) fn decode(raw: &str) -> Option<String> {
+    String::from_utf8(decode_bytes(raw)?).ok()
+}
+
+/// Decodes percent escapes into bytes, which need not be UTF-8 (a binary
+/// message in a query); `None` for a malformed escape.
+pub(crate) fn decode_bytes(raw: &str) -> Option<Vec<u8>> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -333,7 +339,7 @@ pub(crate) fn decode(raw: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// Decodes a captured segment and refuses what no id can be.

@@ -8,6 +8,10 @@
 //!
 //! Unary: the body is the message (gzip with `Content-Encoding`); the
 //! answer is the message, or a Connect error with the code's HTTP status.
+//! Methods the contracts mark `NO_SIDE_EFFECTS` (gets, lists, checks,
+//! lookups) also take GET with the message in the query; their answers
+//! say `Cache-Control: private, no-store`, as a decision must follow the
+//! caller's writes.
 //! Streams: the body is one enveloped message; the answer is 200 with an
 //! envelope per message and an end-of-stream envelope carrying the error,
 //! if any, and the trailers.
@@ -34,7 +38,7 @@ use crate::rest::{client, grpc_path, grpc_request, read_limited};
 use crate::routes::MethodInfo;
 use crate::upstream::DynamicCodec;
 use tenantry_kit::net::ClientAddress;
-use wire::{Codec, Compression, Shape};
+use wire::{Codec, Compression, GetQuery, Shape};
 
 /// Whether a request names a method of the contracts by its path (and is
 /// therefore a Connect call, unless its content type says gRPC).
@@ -55,32 +59,67 @@ pub async fn handle(gateway: Gateway, request: Request) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(Shape::of);
-    let mut response = match (method, request.method() == Method::POST, shape) {
-        (None, ..) => StatusCode::NOT_FOUND.into_response(),
-        (Some(_), false, _) => {
-            // GET is for methods marked free of side effects; none is.
-            let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-            response
+    let verb = request.method().clone();
+    let mut response = match (method, shape) {
+        (None, _) => StatusCode::NOT_FOUND.into_response(),
+        (Some(method), _) if verb == Method::GET && takes_get(&method) => {
+            let call = unary(&gateway, &method, &path, Carrier::Query, request, &mut info);
+            match call.await {
+                Ok(mut response) => {
+                    // The answer is the caller's and must follow their
+                    // writes: no cache may keep it.
+                    response.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static("private, no-store"),
+                    );
+                    response
+                }
+                Err(error) => error::unary_response(&gateway.inner.pool, error),
+            }
         }
-        (Some(method), true, Some(Shape::Unary(codec)))
-            if !method.descriptor.is_server_streaming() =>
-        {
-            match unary(&gateway, &method, &path, codec, request, &mut info).await {
+        (Some(method), _) if verb != Method::POST => method_not_allowed(&method),
+        (Some(method), Some(Shape::Unary(codec))) if !method.descriptor.is_server_streaming() => {
+            let call = unary(
+                &gateway,
+                &method,
+                &path,
+                Carrier::Body(codec),
+                request,
+                &mut info,
+            );
+            match call.await {
                 Ok(response) => response,
                 Err(error) => error::unary_response(&gateway.inner.pool, error),
             }
         }
-        (Some(method), true, Some(Shape::Streaming(codec)))
+        (Some(method), Some(Shape::Streaming(codec)))
             if method.descriptor.is_server_streaming() =>
         {
             stream(&gateway, &method, &path, codec, request, &mut info).await
         }
-        (Some(method), true, _) => unsupported_media_type(&method),
+        (Some(method), _) => unsupported_media_type(&method),
     };
     response.extensions_mut().insert(info);
+    response
+}
+
+/// Whether Connect may call a method with GET: a unary method the
+/// contract marks free of side effects.
+fn takes_get(method: &MethodInfo) -> bool {
+    method.no_side_effects && !method.descriptor.is_server_streaming()
+}
+
+/// 405 naming the HTTP methods the method takes.
+fn method_not_allowed(method: &MethodInfo) -> Response {
+    let allow = if takes_get(method) {
+        "GET, POST"
+    } else {
+        "POST"
+    };
+    let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }
 
@@ -135,14 +174,13 @@ fn ask(headers: &HeaderMap, cap: Duration, prefix: &str) -> Result<Ask, ApiError
     })
 }
 
-/// Admits the caller and reads the body (decompressed).
-async fn admitted_body(
+/// Admits the caller; the headers to forward with the call.
+async fn admitted(
     gateway: &Gateway,
     method: &MethodInfo,
-    request: Request,
+    parts: &http::request::Parts,
     info: &mut AccessInfo,
-) -> Result<(Admitted, HeaderMap, Bytes), ApiError> {
-    let (parts, body) = request.into_parts();
+) -> Result<(Admitted, HeaderMap), ApiError> {
     let client = ClientAddress::of(&parts.extensions);
     let admitted = admit(
         gateway,
@@ -153,24 +191,64 @@ async fn admitted_body(
         info,
     )
     .await?;
-    let body = read_limited(gateway, &parts.headers, body).await?;
     let forwarded = forward_headers(&parts.headers, &admitted.caller, client);
+    Ok((admitted, forwarded))
+}
+
+/// Admits the caller and reads the body (still compressed).
+async fn admitted_body(
+    gateway: &Gateway,
+    method: &MethodInfo,
+    request: Request,
+    info: &mut AccessInfo,
+) -> Result<(Admitted, HeaderMap, Bytes), ApiError> {
+    let (parts, body) = request.into_parts();
+    let (admitted, forwarded) = admitted(gateway, method, &parts, info).await?;
+    let body = read_limited(gateway, &parts.headers, body).await?;
     Ok((admitted, forwarded, body))
+}
+
+/// Where a unary call's message is.
+enum Carrier {
+    /// A POST's body, in the content type's codec and `Content-Encoding`.
+    Body(Codec),
+    /// A GET's query (`encoding`, `compression`, `message`, `base64`).
+    Query,
 }
 
 async fn unary(
     gateway: &Gateway,
     method: &MethodInfo,
     path: &str,
-    codec: Codec,
+    carrier: Carrier,
     request: Request,
     info: &mut AccessInfo,
 ) -> Result<Response, ApiError> {
     let cap = Duration::from_secs(gateway.inner.options.timeout_secs);
-    let ask = ask(request.headers(), cap, "")?;
-    let (admitted, forwarded, body) = admitted_body(gateway, method, request, info).await?;
     let limit = gateway.inner.options.max_body_bytes;
-    let body = ask.request.decompress(body, limit)?;
+    let ask = ask(request.headers(), cap, "")?;
+    let (codec, compression, body, admitted, forwarded) = match carrier {
+        Carrier::Body(codec) => {
+            let (admitted, forwarded, body) = admitted_body(gateway, method, request, info).await?;
+            (codec, ask.request, body, admitted, forwarded)
+        }
+        Carrier::Query => {
+            let query = GetQuery::parse(request.uri().query())?;
+            if query.message.len() > limit {
+                return Err(crate::error::Error::BodyTooLarge { limit }.into());
+            }
+            let (parts, _) = request.into_parts();
+            let (admitted, forwarded) = admitted(gateway, method, &parts, info).await?;
+            (
+                query.codec,
+                query.compression,
+                query.message,
+                admitted,
+                forwarded,
+            )
+        }
+    };
+    let body = compression.decompress(body, limit)?;
     let message = codec.decode(method.descriptor.input(), &body)?;
     let mut grpc = client(gateway, path).await?;
     let call = grpc.unary(

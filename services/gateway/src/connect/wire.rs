@@ -174,6 +174,89 @@ impl Compression {
     }
 }
 
+/// A unary call made with GET: what the query says in place of a POST's
+/// content type, `Content-Encoding` and body
+/// (`?connect=v1&encoding=json&message=…[&base64=1][&compression=gzip]`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct GetQuery {
+    /// `encoding`: the message's codec.
+    pub codec: Codec,
+    /// `compression`: how the message is compressed.
+    pub compression: Compression,
+    /// `message`, percent- and (with `base64=1`) base64-decoded; still
+    /// compressed.
+    pub message: Bytes,
+}
+
+impl GetQuery {
+    /// Reads a GET call's query. Parameters other than the protocol's are
+    /// ignored (a cache-busting one, say); the protocol's each appear once.
+    pub fn parse(query: Option<&str>) -> Result<GetQuery, ApiError> {
+        let mut found: [Option<Vec<u8>>; 5] = Default::default();
+        const NAMES: [&str; 5] = ["connect", "encoding", "message", "base64", "compression"];
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let Some(slot) = NAMES.iter().position(|known| *known == name) else {
+                continue;
+            };
+            let value = crate::template::decode_bytes(&value.replace('+', " "))
+                .ok_or_else(|| ApiError::invalid(name, "is not valid percent-encoding"))?;
+            if found[slot].replace(value).is_some() {
+                return Err(ApiError::invalid(name, "must appear once"));
+            }
+        }
+        let [connect, encoding, message, base64, compression] = found;
+        let text = |name: &str, value: &Option<Vec<u8>>| -> Result<Option<String>, ApiError> {
+            value
+                .as_ref()
+                .map(|v| String::from_utf8(v.clone()))
+                .transpose()
+                .map_err(|_| ApiError::invalid(name, "is not valid UTF-8"))
+        };
+        if let Some(version) = text("connect", &connect)?
+            && version != "v1"
+        {
+            return Err(ApiError::invalid("connect", "must be v1"));
+        }
+        let codec = match text("encoding", &encoding)?.as_deref() {
+            Some("json") => Codec::Json,
+            Some("proto") => Codec::Proto,
+            Some(_) => return Err(ApiError::invalid("encoding", "must be json or proto")),
+            None => return Err(ApiError::invalid("encoding", "is required")),
+        };
+        let compression = text("compression", &compression)?;
+        let compression = Compression::named(compression.as_deref()).ok_or_else(|| {
+            ApiError::from_status(tonic::Status::unimplemented(format!(
+                "unknown compression; use one of {ACCEPTED}"
+            )))
+        })?;
+        let message = message.ok_or_else(|| ApiError::invalid("message", "is required"))?;
+        let message = match text("base64", &base64)?.as_deref() {
+            None | Some("0") => message,
+            Some("1") => {
+                use base64::Engine as _;
+                base64::engine::GeneralPurpose::new(
+                    &base64::alphabet::URL_SAFE,
+                    base64::engine::GeneralPurposeConfig::new()
+                        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+                )
+                .decode(&message)
+                .map_err(|_| ApiError::invalid("message", "is not valid URL-safe base64"))?
+            }
+            Some(_) => return Err(ApiError::invalid("base64", "must be 0 or 1")),
+        };
+        Ok(GetQuery {
+            codec,
+            compression,
+            message: message.into(),
+        })
+    }
+}
+
 /// An envelope's flag: the message is compressed.
 pub const FLAG_COMPRESSED: u8 = 0b01;
 /// An envelope's flag: this is the end-of-stream message.
@@ -310,6 +393,59 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_get_query_carries_the_message_and_how_it_is_encoded() {
+        let json = GetQuery::parse(Some(
+            "connect=v1&encoding=json&message=%7B%22a%22%3A+1%7D&cb=9",
+        ));
+        assert_eq!(
+            json.unwrap(),
+            GetQuery {
+                codec: Codec::Json,
+                compression: Compression::Identity,
+                message: Bytes::from_static(b"{\"a\": 1}"),
+            }
+        );
+        // Binary, base64 without padding, and gzip: the bytes come back whole.
+        let packed = Compression::Gzip.compress(vec![0xff, 0x00, 0x2b]);
+        use base64::Engine as _;
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&packed);
+        let query = format!("encoding=proto&base64=1&compression=gzip&message={text}");
+        let proto = GetQuery::parse(Some(&query)).unwrap();
+        assert_eq!(
+            (proto.codec, proto.compression),
+            (Codec::Proto, Compression::Gzip)
+        );
+        assert_eq!(proto.message.as_ref(), packed.as_slice());
+        // Percent-encoded binary needs no base64.
+        let raw = GetQuery::parse(Some("encoding=proto&message=%FF%00%2B")).unwrap();
+        assert_eq!(raw.message.as_ref(), &[0xff, 0x00, 0x2b]);
+    }
+
+    #[test]
+    fn a_get_query_missing_or_repeating_a_parameter_is_refused_by_name() {
+        for (query, field) in [
+            ("message=%7B%7D", "encoding"),
+            ("encoding=json", "message"),
+            ("encoding=xml&message=", "encoding"),
+            ("connect=v2&encoding=json&message=", "connect"),
+            ("encoding=json&encoding=json&message=", "encoding"),
+            ("encoding=json&message=%zz", "message"),
+            ("encoding=proto&base64=1&message=***", "message"),
+            ("encoding=proto&base64=2&message=", "base64"),
+        ] {
+            let refused = GetQuery::parse(Some(query)).unwrap_err();
+            assert_eq!(refused.http, http::StatusCode::BAD_REQUEST, "{query}");
+            let message = refused.status.message();
+            assert!(
+                message.contains(&format!("`{field}`")),
+                "{query}: {message}"
+            );
+        }
+        let unknown = GetQuery::parse(Some("encoding=json&message=&compression=br")).unwrap_err();
+        assert_eq!(unknown.status.code(), tonic::Code::Unimplemented);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Calls that succeed: unary JSON and protobuf, server streams.
 
 use super::*;
+use base64::Engine as _;
 use prost::Message as _;
 use tenantry_gateway::connect::wire::envelope;
 use tenantry_proto::tenantry::authz::v1 as authz_pb;
@@ -83,6 +84,65 @@ pub(super) async fn unary_proto_with_gzip_both_ways(f: &Fixture) {
     let bytes = Compression::Gzip.decompress(answer.body, 1 << 20).unwrap();
     let response = authz_pb::CheckPermissionResponse::decode(bytes).unwrap();
     assert_eq!(response.permissionship(), authz_pb::Permissionship::Allowed);
+}
+
+/// Percent-encodes every byte but the unreserved ones, as a query value.
+fn percent_encoded(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Reads marked free of side effects take GET: Ada's check in JSON with
+/// her write's token, and her projects in gzipped, base64 protobuf; the
+/// answers are the POST ones and no cache may keep them. Eve's GET of
+/// Ada's organization is the same NOT_FOUND as her POST.
+pub(super) async fn reads_also_take_get_with_the_message_in_the_query(f: &Fixture, token: &str) {
+    let Fixture { ada, eve, .. } = f;
+    let check = json!({
+        "resource": {"objectType": "organization", "objectId": id(&ada.organization)},
+        "permission": "project.create",
+        "subject": {"object": {"objectType": "user", "objectId": ada.id}},
+    });
+    let query = format!(
+        "connect=v1&encoding=json&message={}",
+        percent_encoded(check.to_string().as_bytes())
+    );
+    let headers = [(tenantry_kit::consistency::HEADER, token)];
+    let answer = f.get(CHECK, &query, Some(&ada.token), &headers).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.json()["permissionship"], "PERMISSIONSHIP_ALLOWED");
+    assert_eq!(answer.header("cache-control"), Some("private, no-store"));
+    assert!(answer.header("ratelimit-limit").is_some());
+
+    let list = tenantry_proto::tenantry::organization::v1::ListProjectsRequest {
+        parent: ada.organization.clone(),
+        ..Default::default()
+    };
+    let packed = Compression::Gzip.compress(list.encode_to_vec());
+    let message = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(packed);
+    let query = format!("encoding=proto&base64=1&compression=gzip&message={message}");
+    let answer = f
+        .get(LIST_PROJECTS, &query, Some(&ada.token), &headers)
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(answer.header("content-type"), Some("application/proto"));
+    let listed =
+        tenantry_proto::tenantry::organization::v1::ListProjectsResponse::decode(answer.body)
+            .unwrap();
+    assert!(listed.projects.iter().any(|p| p.display_name == "Rocket"));
+
+    let name = json!({"name": ada.organization}).to_string();
+    let query = format!("encoding=json&message={}", percent_encoded(name.as_bytes()));
+    let hidden = f.get(GET_ORGANIZATION, &query, Some(&eve.token), &[]).await;
+    assert_eq!(hidden.status, 404, "{:?}", hidden.body);
+    assert_eq!(hidden.json()["code"], "not_found");
 }
 
 /// Ada exports her audit log as a Connect stream, in JSON and in gzipped

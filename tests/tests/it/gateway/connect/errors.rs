@@ -155,12 +155,60 @@ pub(super) async fn bad_calls_are_refused_and_write_nothing(f: &Fixture, before:
     let headers = [("content-type", "application/connect+json")];
     let export = f.call(EXPORT, Some(&ada.token), &headers, two).await;
     assert_eq!(stream_error(&export)["code"], "invalid_argument");
-    // Only POST.
+    // GET only for reads: not for a write, nor a stream.
     let get = f
         .rest
         .call("GET", &format!("/{CREATE_PROJECT}"), Some(&ada.token), None)
         .await;
     assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    let query = "encoding=json&message=%7B%7D";
+    let get = f.get(CREATE_PROJECT, query, Some(&ada.token), &[]).await;
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    let get = f.get(EXPORT, query, Some(&ada.token), &[]).await;
+    assert_eq!((get.status, get.header("allow")), (405, Some("POST")));
+    let put = f
+        .send("PUT", &format!("/{CHECK}"), Some(&ada.token), &[], vec![])
+        .await;
+    assert_eq!((put.status, put.header("allow")), (405, Some("GET, POST")));
+    // A GET read names what its query lacks, and one without credentials
+    // is unauthenticated.
+    let answer = f
+        .get(LIST_PROJECTS, "message=%7B%7D", Some(&ada.token), &[])
+        .await;
+    assert_eq!(error_of(&answer).1, "invalid_argument");
+    assert!(
+        answer.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("`encoding`")
+    );
+    let answer = f
+        .get(
+            LIST_PROJECTS,
+            "encoding=json&message=%7B",
+            Some(&ada.token),
+            &[],
+        )
+        .await;
+    assert_eq!(error_of(&answer).1, "invalid_argument");
+    let answer = f
+        .get(
+            LIST_PROJECTS,
+            "encoding=json&compression=br&message=",
+            Some(&ada.token),
+            &[],
+        )
+        .await;
+    assert_eq!(error_of(&answer).1, "unimplemented");
+    let parent = json!({"parent": ada.organization}).to_string();
+    let query = format!(
+        "encoding=json&message={}",
+        base64::engine::general_purpose::URL_SAFE.encode(parent)
+    );
+    let anonymous = f
+        .get(LIST_PROJECTS, &format!("{query}&base64=1"), None, &[])
+        .await;
+    assert_eq!(error_of(&anonymous).1, "unauthenticated");
     assert_eq!(
         calls::projects_of(f, ada).await,
         before,

@@ -1,5 +1,5 @@
 //! Connect through the gateway's HTTP port with a plain HTTP client:
-//! unary calls in JSON and protobuf (gzip both ways), server streams with
+//! unary calls in JSON and protobuf (gzip both ways), reads with GET, server streams with
 //! their end-of-stream message, and errors in Connect's form with the
 //! services' reasons; bad calls write nothing.
 
@@ -70,7 +70,31 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Raw {
-        let mut request = self.rest.request("POST", &format!("/{method}"), token);
+        self.send("POST", &format!("/{method}"), token, headers, body)
+            .await
+    }
+
+    /// A Connect GET: `/{method}?{query}`, the message in the query.
+    async fn get(
+        &self,
+        method: &str,
+        query: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Raw {
+        let path = format!("/{method}?{query}");
+        self.send("GET", &path, token, headers, Vec::new()).await
+    }
+
+    async fn send(
+        &self,
+        verb: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Raw {
+        let mut request = self.rest.request(verb, path, token);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -111,6 +135,7 @@ async fn connect_calls_go_through_the_gateway() {
         let written = calls::unary_json_creates_and_checks(&f).await;
         calls::unary_proto_with_gzip_both_ways(&f).await;
         calls::a_server_stream_ends_with_its_end_of_stream_message(&f, &written).await;
+        calls::reads_also_take_get_with_the_message_in_the_query(&f, &written).await;
         let before = calls::projects_of(&f, &f.ada).await;
         errors::errors_carry_connect_codes_and_reasons(&f).await;
         errors::bad_calls_are_refused_and_write_nothing(&f, before).await;
