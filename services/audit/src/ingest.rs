@@ -30,9 +30,13 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
     let shutdown = ctx.shutdown.clone();
     ctx.tasks.spawn(async move {
         let filters = SOURCES.iter().map(|s| subject_for(s, ">")).collect();
-        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |events| {
             let core = core.clone();
-            async move { core.ingest(event).await.map_err(|e| anyhow::anyhow!("{e}")) }
+            async move {
+                core.ingest_all(events)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            }
         })
         .await;
         if let Err(error) = result {
@@ -49,11 +53,6 @@ fn decode<M: Name + Default>(event: &events::Event) -> Option<M> {
 }
 
 impl Core {
-    /// Appends one event to its chain (once, however often it arrives).
-    pub async fn ingest(&self, event: events::Event) -> Result<()> {
-        self.ingest_all(vec![event]).await
-    }
-
     /// Appends `events` (a writer's batch) to their chains in one
     /// transaction: each once, in the batch's order within its chain. The
     /// chains' heads are taken in the order of their names, so two batches

@@ -40,10 +40,10 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
                 p => subject_for(source, p),
             })
             .collect();
-        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |events| {
             let core = core.clone();
             async move {
-                core.apply_event(event)
+                core.apply_events(events)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
@@ -71,12 +71,6 @@ fn mode(mode: events::WorkspaceBillingMode) -> &'static str {
 }
 
 impl Core {
-    /// Applies one event; events billing does not count are claimed and
-    /// ignored.
-    pub async fn apply_event(&self, event: events::Event) -> Result<()> {
-        self.apply_events(vec![event]).await
-    }
-
     /// Applies `events`, in order, in one transaction (a writer's batch:
     /// one commit instead of one per event). Either all of them apply or
     /// none does, and the batch comes again.

@@ -38,10 +38,10 @@ pub fn spawn(ctx: &ServiceContext, core: Core) {
                 tenantry_kit::outbox::subject_for(source, &format!("{prefix}>"))
             })
             .collect();
-        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |event| {
+        let result = run_consumer(bus, CONSUMER.into(), filters, shutdown, move |events| {
             let core = core.clone();
             async move {
-                core.apply_event(event)
+                core.apply_events(events)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             }
@@ -84,12 +84,6 @@ struct Effects {
 }
 
 impl Core {
-    /// Applies one event; events rbac does not care about are claimed and
-    /// ignored.
-    pub async fn apply_event(&self, event: events::Event) -> tenantry_kit::error::Result<()> {
-        self.apply_events(vec![event]).await
-    }
-
     /// Applies `events` in order, in one transaction with their claims,
     /// their change-log entry and what rbac emits in turn: a writer's batch
     /// (an import hands a thousand at a time) costs one commit, not one per

@@ -110,6 +110,14 @@ impl Delivery {
 pub trait Subscription: Send {
     /// The next message, waiting for one if none is pending.
     async fn next(&mut self) -> anyhow::Result<Delivery>;
+
+    /// The next message if it is already here, without waiting: what a
+    /// consumer adds to a batch. `None` by default, as where the bus hands
+    /// out one message at a time (NATS, one unacknowledged message per
+    /// durable consumer, for order across replicas).
+    fn ready(&mut self) -> Option<Delivery> {
+        None
+    }
 }
 
 /// Publishes events and creates durable consumers.
@@ -327,16 +335,8 @@ struct LocalSubscription {
 impl Subscription for LocalSubscription {
     async fn next(&mut self) -> anyhow::Result<Delivery> {
         loop {
-            if let Some((position, message)) = self.pending.pop_front() {
-                return Ok(Delivery {
-                    message,
-                    acker: Acker::Local {
-                        db: self.bus.db.clone(),
-                        consumer: self.name.clone(),
-                        position,
-                        stored: self.pending.is_empty(),
-                    },
-                });
+            if let Some(delivery) = self.ready() {
+                return Ok(delivery);
             }
             // Register for wake-ups before reading, so a publish between the
             // read and the wait is not missed.
@@ -366,6 +366,19 @@ impl Subscription for LocalSubscription {
                 let _ = tokio::time::timeout(self.bus.poll_interval, published).await;
             }
         }
+    }
+
+    fn ready(&mut self) -> Option<Delivery> {
+        let (position, message) = self.pending.pop_front()?;
+        Some(Delivery {
+            message,
+            acker: Acker::Local {
+                db: self.bus.db.clone(),
+                consumer: self.name.clone(),
+                position,
+                stored: self.pending.is_empty(),
+            },
+        })
     }
 }
 
@@ -683,6 +696,32 @@ mod tests {
         assert_eq!(seen, ["e0", "e1", "e2"]);
         drop(consumer);
 
+        bus.publish(&message(3)).await.unwrap();
+        let mut consumer = bus.subscribe("c", &filters).await.unwrap();
+        assert_eq!(next_id(&mut consumer).await.0, "e3");
+    }
+
+    /// What a consumer batches: the messages read with the one it waited
+    /// for, without waiting again; acknowledging the batch stores its end.
+    #[tokio::test]
+    async fn a_local_consumer_takes_what_is_already_read_as_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = local_bus(dir.path()).await;
+        let batch: Vec<_> = (0..3).map(message).collect();
+        bus.publish_all(&batch).await;
+        let filters = ["tenantry.events.>".to_string()];
+        let mut consumer = bus.subscribe("c", &filters).await.unwrap();
+        let mut deliveries = vec![consumer.next().await.unwrap()];
+        deliveries.extend(std::iter::from_fn(|| consumer.ready()));
+        let ids: Vec<_> = deliveries
+            .iter()
+            .map(|d| d.message.event_id.clone())
+            .collect();
+        assert_eq!(ids, ["e0", "e1", "e2"]);
+        assert!(consumer.ready().is_none(), "nothing more is waiting");
+        for delivery in deliveries {
+            delivery.ack().await.unwrap();
+        }
         bus.publish(&message(3)).await.unwrap();
         let mut consumer = bus.subscribe("c", &filters).await.unwrap();
         assert_eq!(next_id(&mut consumer).await.0, "e3");

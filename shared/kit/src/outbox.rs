@@ -621,10 +621,16 @@ pub async fn claim_events(
     Ok(claimed)
 }
 
+/// The most events a consumer hands its handler at once.
+const CONSUMER_BATCH: usize = 256;
+
 /// Delivers events from the durable consumer `name` to `handle` until
-/// `shutdown`, one at a time and in order. An event is acknowledged only
-/// after `handle` returned `Ok`; on an error the same event is retried with
-/// back-off, so a failing handler delays delivery and never drops it.
+/// `shutdown`, in order, in batches: the next event, and up to
+/// [`CONSUMER_BATCH`] in all of those the bus already holds, so a backlog
+/// costs the handler one transaction per batch rather than one per event.
+/// The batch is acknowledged only after `handle` returned `Ok`; on an
+/// error the same batch is retried with back-off, so a failing handler
+/// delays delivery and never drops an event.
 pub async fn run_consumer<F, Fut>(
     bus: Arc<dyn EventBus>,
     name: String,
@@ -633,17 +639,17 @@ pub async fn run_consumer<F, Fut>(
     mut handle: F,
 ) -> anyhow::Result<()>
 where
-    F: FnMut(events::Event) -> Fut + Send,
+    F: FnMut(Vec<events::Event>) -> Fut + Send,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let name = name.as_str();
     let mut subscription = bus.subscribe(name, &filters).await?;
     loop {
-        let delivery = tokio::select! {
+        let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             delivery = subscription.next() => delivery,
         };
-        let delivery = match delivery {
+        let first = match first {
             Ok(delivery) => delivery,
             Err(error) => {
                 tracing::warn!(
@@ -655,40 +661,50 @@ where
                 continue;
             }
         };
-        let event = match events::Event::decode(delivery.message.payload.clone()) {
-            Ok(event) => event,
-            Err(error) => {
+        let mut deliveries = vec![first];
+        while deliveries.len() < CONSUMER_BATCH
+            && let Some(delivery) = subscription.ready()
+        {
+            deliveries.push(delivery);
+        }
+        let mut batch = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            match events::Event::decode(delivery.message.payload.clone()) {
+                Ok(event) => batch.push(event),
                 // A message that is not an event can never be processed:
-                // acknowledge it so it does not block the ones behind it.
-                tracing::error!(consumer = name, event_id = %delivery.message.event_id, %error, "dropping an undecodable bus message");
-                delivery.ack().await?;
-                continue;
-            }
-        };
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match handle(event.clone()).await {
-                Ok(()) => break,
+                // it is acknowledged with the batch so it does not block
+                // the ones behind it.
                 Err(error) => {
-                    tracing::warn!(consumer = name, event_id = %event.id, error = format!("{error:#}"), "event handler failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    tracing::error!(consumer = name, event_id = %delivery.message.event_id, %error, "dropping an undecodable bus message")
                 }
             }
         }
+        let occurred_at = batch.last().and_then(|event| event.occurred_at);
+        if !batch.is_empty() {
+            let mut backoff = Duration::from_millis(50);
+            while let Err(error) = handle(batch.clone()).await {
+                let first_id = &batch[0].id;
+                tracing::warn!(consumer = name, event_id = %first_id, events = batch.len(), error = format!("{error:#}"), "event handler failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
         // The bus lag as this consumer sees it: from the change to its effect.
-        if let Some(at) = &event.occurred_at {
+        if let Some(at) = occurred_at {
             let occurred_us = at.seconds * 1_000_000 + i64::from(at.nanos) / 1_000;
             let lag_us = (crate::db::now_micros() - occurred_us).max(0);
             metrics::gauge!("tenantry_consumer_lag_seconds", "consumer" => name.to_string())
                 .set(lag_us as f64 / 1e6);
         }
-        if let Err(error) = delivery.ack().await {
-            // The event will come again; the handler's claim makes that harmless.
-            tracing::warn!(consumer = name, event_id = %event.id, error = format!("{error:#}"), "acknowledging failed");
+        for delivery in deliveries {
+            let event_id = delivery.message.event_id.clone();
+            if let Err(error) = delivery.ack().await {
+                // The event will come again; the handler's claim makes that harmless.
+                tracing::warn!(consumer = name, %event_id, error = format!("{error:#}"), "acknowledging failed");
+            }
         }
     }
 }

@@ -143,25 +143,29 @@ impl Harness {
             CONSUMER.to_string(),
             vec!["tenantry.events.>".to_string()],
             stop.clone(),
-            move |event: events::Event| {
+            move |batch: Vec<events::Event>| {
                 let db = db.clone();
                 let handled = handled.clone();
                 async move {
-                    let mut tx = db.begin().await?;
-                    if claim_event(&mut tx, CONSUMER, &event.id).await? {
-                        sqlx::query(
-                            "INSERT INTO effects (event_id, aggregate_id, sequence) VALUES ($1, $2, $3)",
-                        )
-                        .bind(&event.id)
-                        .bind(&event.aggregate_id)
-                        .bind(event.sequence as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    let count = handled.fetch_add(1, Ordering::SeqCst) + 1;
-                    if crash_after == Some(count) {
-                        panic!("simulated consumer crash before the ack");
+                    // One transaction per event, so a crash can fall
+                    // between two of a batch's effects.
+                    for event in batch {
+                        let mut tx = db.begin().await?;
+                        if claim_event(&mut tx, CONSUMER, &event.id).await? {
+                            sqlx::query(
+                                "INSERT INTO effects (event_id, aggregate_id, sequence) VALUES ($1, $2, $3)",
+                            )
+                            .bind(&event.id)
+                            .bind(&event.aggregate_id)
+                            .bind(event.sequence as i64)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        tx.commit().await?;
+                        let count = handled.fetch_add(1, Ordering::SeqCst) + 1;
+                        if crash_after == Some(count) {
+                            panic!("simulated consumer crash before the ack");
+                        }
                     }
                     Ok(())
                 }
