@@ -230,27 +230,38 @@ impl Core {
         self.check_places(first, &items)?;
 
         let mut tx = self.store.begin().await?;
-        let users: Vec<&str> = items
-            .iter()
-            .map(|item| match item {
-                Item::Membership(m) => m.user_id.as_str(),
-                Item::TeamMember(m) => m.user_id.as_str(),
-                Item::Grant(g) => match &g.subject {
-                    GrantSubject::User(user) => user.as_str(),
-                    _ => "",
-                },
-            })
-            .filter(|user| !user.is_empty())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let users: Vec<&str> = unique(items.iter().filter_map(|item| match item {
+            Item::Membership(m) => Some(m.user_id.as_str()),
+            Item::TeamMember(m) => Some(m.user_id.as_str()),
+            Item::Grant(g) => match &g.subject {
+                GrantSubject::User(user) => Some(user.as_str()),
+                _ => None,
+            },
+        }));
         let known_users = self.store.known_users(&mut tx, &users).await?;
-        let mut memberships = self.store.memberships_of(&mut tx, &users).await?;
-        let teams: Vec<&str> = unique(items.iter().filter_map(|item| match item {
-            Item::TeamMember(m) => Some(m.team_id.as_str()),
+        // The memberships and team members the batch names that exist
+        // already: what makes a record "existing", a team member's
+        // membership, or a grant to an outsider.
+        let membership_pairs = unique(items.iter().filter_map(|item| match item {
+            Item::Membership(m) => Some((m.organization_id.as_str(), m.user_id.as_str())),
+            Item::TeamMember(m) => Some((m.organization_id.as_str(), m.user_id.as_str())),
+            Item::Grant(g) => match &g.subject {
+                GrantSubject::User(user) => Some((g.organization_id.as_str(), user.as_str())),
+                _ => None,
+            },
+        }));
+        let mut memberships = self
+            .store
+            .existing_memberships(&mut tx, &membership_pairs)
+            .await?;
+        let team_pairs = unique(items.iter().filter_map(|item| match item {
+            Item::TeamMember(m) => Some((m.team_id.as_str(), m.user_id.as_str())),
             _ => None,
         }));
-        let mut team_members = self.store.members_of_teams(&mut tx, &teams).await?;
+        let mut team_members = self
+            .store
+            .existing_team_members(&mut tx, &team_pairs)
+            .await?;
         let projects: Vec<&str> = unique(items.iter().filter_map(|item| match item {
             Item::Grant(g) => Some(g.project_id.as_str()),
             _ => None,
@@ -498,7 +509,7 @@ enum Cursor {
 }
 
 /// The distinct values of `values`.
-fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+fn unique<T: Eq + std::hash::Hash>(values: impl Iterator<Item = T>) -> Vec<T> {
     values.collect::<HashSet<_>>().into_iter().collect()
 }
 

@@ -602,20 +602,56 @@ pub async fn claim_events(
     consumer: &str,
     event_ids: &[&str],
 ) -> Result<std::collections::HashSet<String>> {
+    let backend = Backend::of(tx);
     let mut claimed = std::collections::HashSet::with_capacity(event_ids.len());
     let now = now_micros();
     for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
+        let insert = format!(
             "INSERT INTO tenantry_consumed_events (consumer, event_id, consumed_at_us)
-             VALUES {} ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            crate::db::values(Backend::of(tx), chunk.len(), 3)
+             VALUES {} ON CONFLICT (consumer, event_id) DO NOTHING",
+            crate::db::values(backend, chunk.len(), 3)
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(consumer).bind(*id).bind(now);
-        }
-        for row in query.fetch_all(&mut **tx).await? {
-            claimed.insert(row.try_get::<String, _>(0)?);
+        match backend {
+            // Concurrent claimers wait on each other's rows: the insert
+            // itself says which it took.
+            Backend::Postgres => {
+                let mut query =
+                    sqlx::query(sqlx::AssertSqlSafe(format!("{insert} RETURNING event_id")));
+                for id in chunk {
+                    query = query.bind(consumer).bind(*id).bind(now);
+                }
+                for row in query.fetch_all(&mut **tx).await? {
+                    claimed.insert(row.try_get::<String, _>(0)?);
+                }
+            }
+            // The transaction holds the write lock from its start
+            // (`BEGIN IMMEDIATE`), so no one claims between the read and the
+            // insert; reading the few claimed already spares every new one
+            // a row sent back from sqlx's worker thread, as RETURNING does.
+            Backend::Sqlite => {
+                let mut done = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                    "SELECT event_id FROM tenantry_consumed_events
+                     WHERE consumer = ? AND event_id IN {}",
+                    crate::db::values(backend, 1, chunk.len())
+                )))
+                .bind(consumer);
+                for id in chunk {
+                    done = done.bind(*id);
+                }
+                let done: std::collections::HashSet<String> =
+                    done.fetch_all(&mut **tx).await?.into_iter().collect();
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(insert));
+                for id in chunk {
+                    query = query.bind(consumer).bind(*id).bind(now);
+                }
+                query.execute(&mut **tx).await?;
+                claimed.extend(
+                    chunk
+                        .iter()
+                        .filter(|id| !done.contains(**id))
+                        .map(|id| id.to_string()),
+                );
+            }
         }
     }
     Ok(claimed)

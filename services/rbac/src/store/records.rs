@@ -17,44 +17,81 @@ use super::*;
 const CHUNK: usize = 500;
 
 impl Store {
-    /// Those of `users` that rbac has heard of from identity.
+    /// Those of `users` that rbac has heard of from identity. Counted
+    /// first: on SQLite every row read crosses to sqlx's worker thread and
+    /// back, and in an import all of them are known but for a mistake.
     pub async fn known_users(&self, tx: &mut Tx, users: &[&str]) -> Result<HashSet<String>> {
+        let mut counted = 0;
+        for chunk in users.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT COUNT(*) FROM rbac_users WHERE id IN {}",
+                values(Backend::of(tx), 1, chunk.len())
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            counted += query.fetch_one(&mut **tx).await?;
+        }
+        if counted == users.len() as i64 {
+            return Ok(users.iter().map(|id| id.to_string()).collect());
+        }
         let rows: Vec<(String,)> = self
             .rows_in(tx, "SELECT id FROM rbac_users WHERE id IN", users)
             .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// The (organization, user) pairs of every membership of `users`.
-    pub async fn memberships_of(
+    /// Those of the (organization, user) `pairs` that are memberships.
+    pub async fn existing_memberships(
         &self,
         tx: &mut Tx,
-        users: &[&str],
+        pairs: &[(&str, &str)],
     ) -> Result<HashSet<(String, String)>> {
-        let rows: Vec<(String, String)> = self
-            .rows_in(
-                tx,
-                "SELECT organization_id, user_id FROM rbac_memberships WHERE user_id IN",
-                users,
-            )
-            .await?;
-        Ok(rows.into_iter().collect())
+        self.pairs_in(
+            tx,
+            "SELECT organization_id, user_id FROM rbac_memberships \
+             WHERE (organization_id, user_id) IN",
+            pairs,
+        )
+        .await
     }
 
-    /// The (team, user) pairs of every member of `teams`.
-    pub async fn members_of_teams(
+    /// Those of the (team, user) `pairs` that are team members.
+    pub async fn existing_team_members(
         &self,
         tx: &mut Tx,
-        teams: &[&str],
+        pairs: &[(&str, &str)],
     ) -> Result<HashSet<(String, String)>> {
-        let rows: Vec<(String, String)> = self
-            .rows_in(
-                tx,
-                "SELECT team_id, user_id FROM rbac_team_members WHERE team_id IN",
-                teams,
-            )
-            .await?;
-        Ok(rows.into_iter().collect())
+        self.pairs_in(
+            tx,
+            "SELECT team_id, user_id FROM rbac_team_members WHERE (team_id, user_id) IN",
+            pairs,
+        )
+        .await
+    }
+
+    /// The pairs `select` (ending in `(a, b) IN`) finds among `pairs`: only
+    /// those that exist come back, so a batch of new rows reads none.
+    async fn pairs_in(
+        &self,
+        tx: &mut Tx,
+        select: &str,
+        pairs: &[(&str, &str)],
+    ) -> Result<HashSet<(String, String)>> {
+        let mut found = HashSet::new();
+        for chunk in pairs.chunks(CHUNK) {
+            let sql = format!(
+                "{select} (VALUES {})",
+                values(Backend::of(tx), chunk.len(), 2)
+            );
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for (a, b) in chunk {
+                query = query.bind(*a).bind(*b);
+            }
+            found.extend(query.fetch_all(&mut **tx).await?);
+        }
+        Ok(found)
     }
 
     /// Every grant on `projects`.

@@ -170,36 +170,25 @@ pub(super) async fn bad_calls_are_refused_and_write_nothing(f: &Fixture, before:
         .send("PUT", &format!("/{CHECK}"), Some(&ada.token), &[], vec![])
         .await;
     assert_eq!((put.status, put.header("allow")), (405, Some("GET, POST")));
-    // A GET read names what its query lacks, and one without credentials
-    // is unauthenticated.
-    let answer = f
-        .get(LIST_PROJECTS, "message=%7B%7D", Some(&ada.token), &[])
-        .await;
-    assert_eq!(error_of(&answer).1, "invalid_argument");
-    assert!(
-        answer.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("`encoding`")
-    );
-    let answer = f
-        .get(
-            LIST_PROJECTS,
-            "encoding=json&message=%7B",
-            Some(&ada.token),
-            &[],
-        )
-        .await;
-    assert_eq!(error_of(&answer).1, "invalid_argument");
-    let answer = f
-        .get(
-            LIST_PROJECTS,
+    // A GET read says what its query lacks or gets wrong.
+    for (query, code, said) in [
+        ("message=%7B%7D", "invalid_argument", "`encoding`"),
+        ("encoding=json&message=%7B", "invalid_argument", "JSON"),
+        (
             "encoding=json&compression=br&message=",
-            Some(&ada.token),
-            &[],
-        )
-        .await;
-    assert_eq!(error_of(&answer).1, "unimplemented");
+            "unimplemented",
+            "compression",
+        ),
+    ] {
+        let answer = f.get(LIST_PROJECTS, query, Some(&ada.token), &[]).await;
+        assert_eq!(error_of(&answer).1, code, "{query}");
+        let message = answer.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains(said), "{query}: {message}");
+    }
+    // And one without credentials is unauthenticated.
     let parent = json!({"parent": ada.organization}).to_string();
     let query = format!(
         "encoding=json&message={}",
