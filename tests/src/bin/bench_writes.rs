@@ -45,6 +45,19 @@
 //! Postgres (an earlier, answer-first build): p50 21.7 / 26.2 / 15.1 ms,
 //! p99 33 / 63 / 27 ms at one client; 53 / 71 / 101 writes/s at 16.
 //!
+//! Later, a quieter machine, the build before and after bus consumers took
+//! batches and SQLite claims stopped returning rows (two runs each,
+//! alternating; p50 / p99 ms at one client, writes/s at 16, server CPU
+//! µs per write at one client):
+//!
+//! ```text
+//!                     before                              after
+//!                     p50      p99    w/s@16   CPU          p50      p99    w/s@16   CPU
+//! CreateOrganization  7.3–8.1  18     274      9,100–9,600  6.8–7.5  14–17  300–311  8,300–9,300
+//! CreateProject       4.5–4.7  11–13  432–446  6,150–6,800  3.8      10–11  514–549  5,050–5,150
+//! CreateMembership    3.7–4.0  9–10   365–392  4,800–4,900  3.7      10     401–405  4,750–4,850
+//! ```
+//!
 //! The server spends more CPU per write than the write's own latency: the
 //! outbox relay, the local bus and the consumers that find each event
 //! already applied still run after the answer. A CreateProject (with its
