@@ -356,9 +356,8 @@ impl Index {
         // The node's id may be reused: a key scoped to it dies with it.
         self.api_keys
             .retain(|_, key| key.scope != n && key.organization != n);
-        let id = self.keys[n as usize].clone();
         let keys = &self.keys;
-        self.ids[node.kind as usize].remove(&id, |n| &keys[n as usize]);
+        self.ids[node.kind as usize].remove(keys.get(n), |n| keys.get(n));
         self.nodes[n as usize].live = false;
         self.free.push(n);
     }

@@ -183,7 +183,7 @@ impl Index {
         let mut hidden_from_members = None;
         loop {
             let here = &self.nodes[n as usize];
-            let key = &self.keys[n as usize];
+            let key = self.keys.get(n);
             let mut held = self.direct(u, n, here.kind);
             if here.kind == PROJECT {
                 held |= self.project_grants(u, n, here.parent);

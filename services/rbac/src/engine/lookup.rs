@@ -16,7 +16,7 @@ impl Index {
         let Some(key) = self.api_keys.get(key).filter(|k| k.perms & bit != 0) else {
             return Ok(Vec::new());
         };
-        let owner = &self.subject_names[key.owner as usize];
+        let owner = self.subject_names.get(key.owner);
         Ok(self
             .lookup(owner, object_type, permission)?
             .into_iter()
@@ -93,10 +93,7 @@ impl Index {
                 );
             }
         }
-        let mut ids: Vec<&str> = found
-            .into_iter()
-            .map(|n| self.keys[n as usize].as_ref())
-            .collect();
+        let mut ids: Vec<&str> = found.into_iter().map(|n| self.keys.get(n)).collect();
         ids.sort_unstable();
         Ok(ids)
     }
@@ -131,7 +128,7 @@ impl Index {
         let mut users: Vec<&str> = candidates
             .into_iter()
             .filter(|&u| self.active(u) && self.check(u, n, bit))
-            .map(|u| self.subject_names[u as usize].as_ref())
+            .map(|u| self.subject_names.get(u))
             .collect();
         users.sort_unstable();
         Ok(users)

@@ -29,12 +29,14 @@ mod apply;
 mod check;
 mod handles;
 mod lookup;
+mod names;
 mod tree;
 
 #[cfg(test)]
 mod reference;
 
 use handles::Handles;
+use names::Names;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -252,13 +254,13 @@ pub struct Index {
     nodes: Vec<Node>,
     /// Per type, the nodes by id; `keys` holds each node's id.
     ids: Vec<Handles>,
-    keys: Vec<Box<str>>,
+    keys: Names,
     free: Vec<NodeId>,
     /// The subjects by id; `subject_names` holds each subject's id.
     subjects: Handles,
     /// Users who are disabled or deleted.
     inactive: FxHashSet<SubjectId>,
-    subject_names: Vec<Box<str>>,
+    subject_names: Names,
     role_ids: FxHashMap<Box<str>, RoleId>,
     role_perms: Vec<Perms>,
     /// subject → what it holds directly, one entry per node, sorted by
@@ -387,13 +389,13 @@ impl Index {
         let keys = &self.keys;
         self.ids
             .get(object_type as usize)?
-            .find(id, |n| &keys[n as usize])
+            .find(id, |n| keys.get(n))
     }
 
     /// A subject's compact id, if it holds anything.
     pub fn subject(&self, id: &str) -> Option<SubjectId> {
         let names = &self.subject_names;
-        self.subjects.find(id, |s| &names[s as usize])
+        self.subjects.find(id, |s| names.get(s))
     }
 
     /// Whether a session may still act: its access tokens hold nothing once
@@ -415,9 +417,9 @@ impl Index {
             return s;
         }
         let s = self.subject_names.len() as SubjectId;
-        self.subject_names.push(id.into());
+        self.subject_names.push(id);
         let names = &self.subject_names;
-        self.subjects.insert(id, s, |s| &names[s as usize]);
+        self.subjects.insert(id, s, |s| names.get(s));
         self.holdings.push(Box::default());
         s
     }
@@ -439,19 +441,19 @@ impl Index {
         let n = match self.free.pop() {
             Some(n) => {
                 self.nodes[n as usize] = node;
-                self.keys[n as usize] = id.into();
+                self.keys.set(n, id);
                 self.holders[n as usize] = Box::default();
                 n
             }
             None => {
                 self.nodes.push(node);
-                self.keys.push(id.into());
+                self.keys.push(id);
                 self.holders.push(Box::default());
                 (self.nodes.len() - 1) as NodeId
             }
         };
         let keys = &self.keys;
-        self.ids[kind as usize].insert(id, n, |n| &keys[n as usize]);
+        self.ids[kind as usize].insert(id, n, |n| keys.get(n));
         n
     }
 

@@ -11,7 +11,7 @@ impl Index {
         while self.nodes[n as usize].parent != NONE {
             n = self.nodes[n as usize].parent;
         }
-        Some(self.keys[n as usize].as_ref())
+        Some(self.keys.get(n))
     }
 
     /// The nearest organization at or above an object, and the object's
@@ -21,7 +21,7 @@ impl Index {
         loop {
             let here = &self.nodes[n as usize];
             if here.kind == ORGANIZATION {
-                return Some(self.keys[n as usize].as_ref());
+                return Some(self.keys.get(n));
             }
             if here.parent == NONE {
                 return None;
@@ -38,8 +38,8 @@ impl Index {
             return None;
         }
         let kind = self.nodes[parent as usize].kind;
-        let key = &self.keys[parent as usize];
-        Some((self.schema.resource_type(kind).name.as_str(), key.as_ref()))
+        let key = self.keys.get(parent);
+        Some((self.schema.resource_type(kind).name.as_str(), key))
     }
 
     /// Whether an object is an organization's own or lies below it, live or
@@ -88,7 +88,7 @@ impl Index {
         let mut out = Vec::new();
         let mut stack = vec![top];
         while let Some(n) = stack.pop() {
-            out.push(self.keys[n as usize].as_ref());
+            out.push(self.keys.get(n));
             stack.extend(
                 self.children(n)
                     .filter(|c| self.nodes[*c as usize].kind == ORGANIZATION),

@@ -305,7 +305,7 @@ fn in_process(args: &Args) -> anyhow::Result<()> {
             format!("{:.2}", built.as_secs_f64()),
             format!("{:.0}", after.saturating_sub(before) as f64 / 1048576.0),
             format!(
-                "{:.0}",
+                "{:.1}",
                 after.saturating_sub(before) as f64 / relationships.max(1) as f64
             ),
         ]],
