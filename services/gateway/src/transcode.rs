@@ -264,7 +264,13 @@ fn query_value(field: &FieldDescriptor, value: &str) -> Option<Value> {
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space, so
 /// it goes before the percent escapes, where `%2B` is a literal `+`).
 pub fn decode_form(raw: &str) -> Option<String> {
-    crate::template::decode(&raw.replace('+', " "))
+    String::from_utf8(decode_form_bytes(raw)?).ok()
+}
+
+/// [`decode_form`] into bytes, which need not be UTF-8 (a binary message
+/// in a Connect GET's query).
+pub fn decode_form_bytes(raw: &str) -> Option<Vec<u8>> {
+    crate::template::decode_bytes(&raw.replace('+', " "))
 }
 
 #[cfg(test)]

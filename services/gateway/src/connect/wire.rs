@@ -203,7 +203,7 @@ impl GetQuery {
             let Some(slot) = NAMES.iter().position(|known| *known == name) else {
                 continue;
             };
-            let value = crate::template::decode_bytes(&value.replace('+', " "))
+            let value = crate::transcode::decode_form_bytes(value)
                 .ok_or_else(|| ApiError::invalid(name, "is not valid percent-encoding"))?;
             if found[slot].replace(value).is_some() {
                 return Err(ApiError::invalid(name, "must appear once"));

@@ -21,19 +21,11 @@ impl Store {
     /// first: on SQLite every row read crosses to sqlx's worker thread and
     /// back, and in an import all of them are known but for a mistake.
     pub async fn known_users(&self, tx: &mut Tx, users: &[&str]) -> Result<HashSet<String>> {
-        let mut counted = 0;
-        for chunk in users.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT COUNT(*) FROM rbac_users WHERE id IN {}",
-                values(Backend::of(tx), 1, chunk.len())
-            );
-            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(*id);
-            }
-            counted += query.fetch_one(&mut **tx).await?;
-        }
-        if counted == users.len() as i64 {
+        // One count per chunk of ids.
+        let counts: Vec<(i64,)> = self
+            .rows_in(tx, "SELECT COUNT(*) FROM rbac_users WHERE id IN", users)
+            .await?;
+        if counts.iter().map(|(count,)| count).sum::<i64>() == users.len() as i64 {
             return Ok(users.iter().map(|id| id.to_string()).collect());
         }
         let rows: Vec<(String,)> = self
